@@ -1,0 +1,149 @@
+"""The ``activestream`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from scorer.strategies import DEFAULT_STRATEGY, NAMES, RANDOM
+
+
+def _print_table(report: dict[str, Any], every: int = 5) -> None:
+    names = list(report["strategies"])
+    curves = {n: dict((x, y) for x, y in report["strategies"][n]["curve"]) for n in names}
+    xs = sorted({x for c in curves.values() for x in c})
+    shown = [x for i, x in enumerate(xs) if i % every == 0 or x == xs[-1]]
+    head = f"{'labels':>7} | " + " | ".join(f"{n:>16}" for n in names)
+    print(f"\nLearning curve ({report['metric']} on the held-out test split, mean over seeds)")
+    print(head)
+    print("-" * len(head))
+    for x in shown:
+        print(f"{x:>7} | " + " | ".join(f"{curves[n].get(x, float('nan')):>16.4f}" for n in names))
+
+
+def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
+    print(f"\nfull-data {report['metric']}: {report['full_data_score']:.4f}; target (95%): {report['target']:.4f}")
+    for name, e in report["strategies"].items():
+        print(f"  {name:>16}: labels to target {e['labels_to_target']} (per seed {e['per_seed_labels_to_target']}), "
+              f"AUC {e['auc']:.4f}, score at budget {e['score_at_budget']:.4f}")
+    for name, c in report["comparison"].items():
+        sv = c["label_savings"]
+        hs = c["annotation_hours_saved"]
+        print(f"\n{name} vs random: label savings {('%.1f%%' % (100 * sv)) if sv is not None else 'n/a (target not reached)'}"
+              f"; annotation hours saved {('%.2f' % hs) if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
+              f"; score at budget {c['score_at_budget']:.4f} vs {c['random_score_at_budget']:.4f}")
+        aa = report["strategies"][name].get("auto_accept")
+        if aa:
+            rp = aa["realized_precision"]
+            print(f"auto-accept at >= {aa['target_precision']:.0%} estimated precision: {aa['share']:.1%} of the still-unlabeled items"
+                  + (f" (realized precision {rp:.3f})" if rp is not None else " (no threshold reached the target on the labeled data)"))
+
+
+def _sim_config(args: argparse.Namespace, strategies: list[str]) -> Any:
+    from activestream.simulate import SimConfig
+
+    return SimConfig(
+        budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
+        strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
+        workers=args.workers, test_size=args.test_size,
+    )
+
+
+def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], report_path: Path) -> dict[str, Any]:
+    from activestream.plot import plot_report
+    from activestream.redis_server import redis_url
+    from activestream.simulate import simulate
+
+    cfg = _sim_config(args, strategies)
+    t0 = time.perf_counter()
+    print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}")
+    with redis_url(args.redis_url) as url:
+        report = simulate(ds, cfg, url, progress=not args.no_progress)
+    report["wall_seconds"] = time.perf_counter() - t0
+    _print_table(report)
+    _print_summary(report, cfg.seconds_per_label)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2))
+    png = plot_report(report, report_path.with_suffix(".png"))
+    print(f"\nreport: {report_path}  plot: {png}  ({report['wall_seconds']:.1f} s)")
+    return report
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from activestream.datasets import digits
+
+    _run_simulation(digits(), args, [DEFAULT_STRATEGY, RANDOM], Path(args.report))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from activestream.datasets import DatasetError, load
+
+    try:
+        ds = load(args.data, args.label_column)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    strategies = args.strategy or [DEFAULT_STRATEGY, RANDOM]
+    if args.metric is None:
+        args.metric = "micro_f1" if ds.task == "multilabel" else "accuracy"
+    try:
+        _run_simulation(ds, args, strategies, Path(args.report))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) -> None:
+    p.add_argument("--budget", type=int, default=budget, help="labels per campaign (default %(default)s)")
+    p.add_argument("--batch", type=int, default=10, help="labels per round; one retrain per round (default %(default)s)")
+    p.add_argument("--init", type=int, default=20, help="seed labels before the first model (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default %(default)s)")
+    p.add_argument("--seconds-per-label", type=float, default=30.0, help="labeling time for hours saved (default %(default)s)")
+    p.add_argument("--test-size", type=float, default=0.3, help="held-out test share (default %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="parallel campaign processes (default %(default)s)")
+    p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
+    p.add_argument("--report", default=report, help="JSON report path; a PNG plot is written beside it (default %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="activestream", description="Streaming active learning: rank, label, retrain, prove the savings.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="replay scikit-learn digits: default strategy vs random, learning curves and savings")
+    _add_sim_options(p, budget=400, report="reports/demo.json")
+    p.set_defaults(func=cmd_demo, metric="accuracy")
+
+    p = sub.add_parser("simulate", help="estimate label savings on your own labeled dataset")
+    p.add_argument("--data", required=True, help="CSV, CSV.gz, Parquet or NPZ file")
+    p.add_argument("--label-column", action="append", required=True,
+                   help="label column; repeat it, or give a shared prefix, for multi-label 0/1 columns")
+    p.add_argument("--strategy", action="append", choices=NAMES, help=f"repeatable (default: {DEFAULT_STRATEGY} and random)")
+    p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
+                   help="default: accuracy (multi-class), micro_f1 (multi-label)")
+    _add_sim_options(p, budget=300, report="reports/simulate.json")
+    p.set_defaults(func=cmd_simulate)
+
+    from activestream import services
+
+    services.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

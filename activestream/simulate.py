@@ -1,0 +1,334 @@
+"""Replay a labeled dataset through the real scorer, queue and retrainer with a simulated labeler.
+
+Each (strategy, seed) campaign gets its own in-process bus and Redis namespace; the
+labels are hidden behind a simulated labeler that leases the top of the queue,
+answers from the ground truth, and submits through the labeling service. Scores are
+always measured on a held-out test split that is never offered for labeling.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import KFold, train_test_split
+
+from activestream.datasets import Dataset
+from activestream.report import Curve, auc, hours_saved, labels_to_target, mean_curve, savings
+from labeling.service import LabelService
+from retrainer.service import Retrainer
+from retrainer.trainer import NotEnoughClasses, Trainer
+from schemas import Item
+from scorer.autoaccept import accepted, calibrate_threshold
+from scorer.keys import QueueKeys
+from scorer.queue import RankedQueue
+from scorer.service import Scorer
+from scorer.strategies import DEFAULT_STRATEGY, RANDOM, Strategy
+from streams.memory import InMemoryBus
+from streams.topics import Topics
+
+log = logging.getLogger("activestream.simulate")
+
+METRICS = ("accuracy", "macro_f1", "micro_f1")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How a simulated campaign runs.
+
+    Parameters
+    ----------
+    budget : labels to spend per campaign (including the ``init`` seed labels).
+    batch : labels per round (one retrain per round).
+    init : first labels, taken before any model exists (cold start order).
+    seeds : seeds; each has its own train/test split and seed labels.
+    strategies : strategies to compare (``random`` is the control).
+    metric : ``accuracy``, ``macro_f1`` or ``micro_f1``.
+    test_size : share held out for scoring, never offered for labeling.
+    target_fraction : the target is this share of the full-data score.
+    seconds_per_label : labeling time, for the hours-saved figure.
+    holdout_fraction : share of labels the retrainer keeps for its no-regression check.
+    auto_accept_precision : precision the auto-accept threshold is calibrated to.
+    workers : campaigns run in parallel processes (1 = in this process).
+    """
+
+    budget: int = 300
+    batch: int = 10
+    init: int = 20
+    seeds: tuple[int, ...] = (0, 1, 2)
+    strategies: tuple[str, ...] = (DEFAULT_STRATEGY, RANDOM)
+    metric: str = "accuracy"
+    test_size: float = 0.3
+    target_fraction: float = 0.95
+    seconds_per_label: float = 30.0
+    holdout_fraction: float = 0.0
+    auto_accept_precision: float = 0.99
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"--metric: unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        for s in self.strategies:
+            Strategy(s)  # raises on an unknown name
+        if self.budget < self.init or self.init < 1 or self.batch < 1:
+            raise ValueError("need budget >= init >= 1 and batch >= 1")
+
+
+@dataclass
+class CampaignResult:
+    strategy: str
+    seed: int
+    curve: Curve
+    full_data_score: float
+    seconds: float
+    auto_accept: dict[str, Any] = field(default_factory=dict)
+    dead_letters: int = 0
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score(ds: Dataset, metric: str, y_true_idx: np.ndarray, pred_idx: np.ndarray) -> float:
+    """Metric of index-coded predictions: (n,) class indices, or (n, n_labels) 0/1 for multi-label."""
+    if metric == "accuracy":
+        return float(accuracy_score(y_true_idx, pred_idx))
+    average = "macro" if metric == "macro_f1" else "micro"
+    if ds.task == "multilabel":
+        return float(f1_score(y_true_idx, pred_idx, average=average, zero_division=0))
+    return float(f1_score(y_true_idx, pred_idx, average=average, labels=np.arange(len(ds.classes)), zero_division=0))
+
+
+def predict_idx(ds: Dataset, probas: np.ndarray, model_classes: Sequence[object]) -> np.ndarray:
+    """Map a model's probabilities over its own classes to the dataset's index coding."""
+    index = {c: i for i, c in enumerate(ds.classes)}
+    cols = np.array([index[c] for c in model_classes])
+    if ds.task == "multilabel":
+        out = np.zeros((len(probas), len(ds.classes)), dtype=np.int64)
+        out[:, cols] = probas >= 0.5
+        return out
+    return cols[probas.argmax(axis=1)]  # type: ignore[no-any-return]
+
+
+def full_data_score(ds: Dataset, train: np.ndarray, test: np.ndarray, metric: str) -> float:
+    """The same model trained on every training label, scored on the test split."""
+    heads = Trainer(task=ds.task, full_refit_every=1, max_iter=1000).fit(ds.X[train], ds.label_values(train))
+    return score(ds, metric, ds.y[test], predict_idx(ds, heads.predict_proba(ds.X[test]), heads.classes))
+
+
+# --------------------------------------------------------------------------- one campaign
+
+
+def split(ds: Dataset, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Train (offered for labeling) / test (never offered) indices, stratified when possible."""
+    idx = np.arange(len(ds.X))
+    strat = ds.y if ds.task == "multiclass" and np.bincount(ds.y).min() >= 2 else None
+    train, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
+    return np.sort(train), np.sort(test)
+
+
+def run_campaign(
+    ds: Dataset,
+    strategy: str,
+    seed: int,
+    cfg: SimConfig,
+    redis_client: redis.Redis,
+    *,
+    on_round: Callable[[], None] | None = None,
+) -> CampaignResult:
+    """Run one simulated labeling campaign through the real services."""
+    t0 = time.perf_counter()
+    train, test = split(ds, seed, cfg.test_size)
+    full = full_data_score(ds, train, test, cfg.metric)
+    bus = InMemoryBus()
+    topics = Topics()
+    queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim:{strategy}:{seed}:{id(bus)}"))
+    queue.clear()
+    scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
+    retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction)
+    labeling = LabelService(queue, bus, topics)
+    try:
+        for i in train:
+            bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
+        scorer.run(burst=True, timeout=0.0)
+
+        def evaluate() -> float:
+            if scorer.model is None:  # no model yet: what a user would get is the majority label
+                seen = np.array([ds.y[int(i)] for i in retrainer.training.items], dtype=object)
+                if ds.task == "multilabel" or len(seen) == 0:
+                    pred = np.zeros_like(ds.y[test]) if ds.task == "multilabel" else np.zeros(len(test), dtype=int)
+                else:
+                    vals, counts = np.unique(seen.astype(int), return_counts=True)
+                    pred = np.full(len(test), vals[counts.argmax()])
+                return score(ds, cfg.metric, ds.y[test], pred)
+            probas = scorer.model.predict_proba_many(ds.X[test])
+            return score(ds, cfg.metric, ds.y[test], predict_idx(ds, probas, scorer.classes))
+
+        curve: Curve = []
+        spent = 0
+        while spent < cfg.budget:
+            k = cfg.init if spent == 0 else min(cfg.batch, cfg.budget - spent)
+            leased = labeling.lease(k, "simulated-labeler")
+            if not leased:
+                break
+            for entry in leased:
+                i = int(entry.id)
+                if ds.task == "multilabel":
+                    labeling.submit(entry.id, labeler_id="simulated-labeler", labels=ds.label_values([i])[0], seconds=cfg.seconds_per_label, source="simulated")
+                else:
+                    labeling.submit(entry.id, labeler_id="simulated-labeler", label=ds.label_values([i])[0], seconds=cfg.seconds_per_label, source="simulated")
+            spent += len(leased)
+            retrainer.run(burst=True, timeout=0.0)
+            scorer.poll_models(0.0)
+            curve.append((spent, evaluate()))
+            if on_round is not None:
+                on_round()
+        result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters)
+        if ds.task == "multiclass" and scorer.model is not None:
+            result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg)
+        return result
+    finally:
+        queue.clear()
+
+
+def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: RankedQueue, cfg: SimConfig) -> dict[str, Any]:
+    """Calibrate on out-of-fold predictions over the labeled set; apply to the unlabeled pool."""
+    ids = sorted(retrainer.training.items, key=int)
+    idx = np.array([int(i) for i in ids])
+    X, yv = ds.X[idx], ds.label_values(idx)
+    conf = np.zeros(len(idx))
+    correct = np.zeros(len(idx), dtype=bool)
+    covered = np.zeros(len(idx), dtype=bool)
+    for tr, te in KFold(5, shuffle=True, random_state=0).split(X):
+        try:
+            heads = Trainer(task="multiclass", full_refit_every=1).fit(X[tr], [yv[j] for j in tr])
+        except NotEnoughClasses:
+            continue
+        p = heads.predict_proba(X[te])
+        conf[te] = p.max(axis=1)
+        correct[te] = [heads.classes[a] == yv[j] for a, j in zip(p.argmax(axis=1), te, strict=True)]
+        covered[te] = True
+    t = calibrate_threshold(conf[covered], correct[covered], target_precision=cfg.auto_accept_precision)
+    pool_ids, Xp = [], []
+    for chunk_ids, chunk_X in queue.iter_pending():
+        pool_ids += chunk_ids
+        Xp.append(chunk_X)
+    if not pool_ids or scorer.model is None:
+        return {"threshold": t, "share": 0.0, "realized_precision": None, "n_unlabeled": 0}
+    probas = scorer.model.predict_proba_many(np.vstack(Xp))
+    mask = accepted(probas, t)
+    pred = predict_idx(ds, probas, scorer.classes)
+    truth = ds.y[np.array([int(i) for i in pool_ids])]
+    realized = float((pred[mask] == truth[mask]).mean()) if mask.any() else None
+    return {"threshold": t, "share": float(mask.mean()), "realized_precision": realized, "n_unlabeled": len(pool_ids)}
+
+
+# --------------------------------------------------------------------------- many campaigns
+
+
+def _worker(args: tuple[Dataset, str, int, SimConfig, str]) -> CampaignResult:
+    ds, strategy, seed, cfg, url = args
+    logging.getLogger("activestream").setLevel(logging.WARNING)
+    return run_campaign(ds, strategy, seed, cfg, redis.Redis.from_url(url))
+
+
+def simulate(ds: Dataset, cfg: SimConfig, redis_url: str, *, progress: bool = True) -> dict[str, Any]:
+    """Run every (strategy, seed) campaign and build the report.
+
+    Returns
+    -------
+    ``{"dataset", "metric", "full_data_score", "target", "config", "strategies": {NAME: {...}}, "comparison"}``.
+    """
+    jobs = [(ds, s, seed, cfg, redis_url) for s in cfg.strategies for seed in cfg.seeds]
+    results: list[CampaignResult] = []
+    bar = _bar(len(jobs) * _rounds(cfg), progress)
+    if cfg.workers > 1:
+        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+            for res in pool.imap_unordered(_worker, jobs):
+                results.append(res)
+                bar.update(_rounds(cfg))
+    else:
+        client = redis.Redis.from_url(redis_url)
+        for _, s, seed, _, _ in jobs:
+            results.append(run_campaign(ds, s, seed, cfg, client, on_round=lambda: bar.update(1)))
+    bar.close()
+    return build_report(ds, cfg, results)
+
+
+def _rounds(cfg: SimConfig) -> int:
+    return 1 + int(np.ceil((cfg.budget - cfg.init) / cfg.batch))
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="round", desc="simulating", leave=False)
+
+
+def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult]) -> dict[str, Any]:
+    """The JSON report: curves averaged over seeds, labels to target, AUC, savings vs random."""
+    by_seed_full = {r.seed: r.full_data_score for r in results}
+    full = float(np.mean(list(by_seed_full.values())))
+    target = cfg.target_fraction * full
+    strategies: dict[str, Any] = {}
+    for name in cfg.strategies:
+        runs = sorted((r for r in results if r.strategy == name), key=lambda r: r.seed)
+        curve = mean_curve([r.curve for r in runs])
+        per_seed_targets = [labels_to_target(r.curve, cfg.target_fraction * r.full_data_score) for r in runs]
+        entry: dict[str, Any] = {
+            "curve": [[x, round(y, 6)] for x, y in curve],
+            "per_seed": [[[x, round(y, 6)] for x, y in r.curve] for r in runs],
+            "seeds": [r.seed for r in runs],
+            "labels_to_target": labels_to_target(curve, target),
+            "per_seed_labels_to_target": per_seed_targets,
+            "auc": auc(curve),
+            "final_score": curve[-1][1] if curve else None,
+            "score_at_budget": curve[-1][1] if curve else None,
+            "wall_seconds": float(sum(r.seconds for r in runs)),
+        }
+        aa = [r.auto_accept for r in runs if r.auto_accept]
+        if aa:
+            entry["auto_accept"] = {
+                "target_precision": cfg.auto_accept_precision,
+                "share": float(np.mean([a["share"] for a in aa])),
+                "thresholds": [a["threshold"] for a in aa],
+                "realized_precision": _mean_or_none([a["realized_precision"] for a in aa]),
+            }
+        strategies[name] = entry
+    comparison: dict[str, Any] = {}
+    if RANDOM in strategies:
+        base = strategies[RANDOM]["labels_to_target"]
+        for name, entry in strategies.items():
+            if name == RANDOM:
+                continue
+            comparison[name] = {
+                "labels_to_target": entry["labels_to_target"],
+                "random_labels_to_target": base,
+                "label_savings": savings(entry["labels_to_target"], base),
+                "annotation_hours_saved": hours_saved(entry["labels_to_target"], base, cfg.seconds_per_label),
+                "score_at_budget": entry["score_at_budget"],
+                "random_score_at_budget": strategies[RANDOM]["score_at_budget"],
+            }
+    return {
+        "dataset": ds.name,
+        "task": ds.task,
+        "n_items": len(ds.X),
+        "n_features": int(ds.X.shape[1]),
+        "metric": cfg.metric,
+        "full_data_score": full,
+        "target": target,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "strategies": strategies,
+        "comparison": comparison,
+    }
+
+
+def _mean_or_none(vals: Sequence[float | None]) -> float | None:
+    keep = [v for v in vals if v is not None]
+    return float(np.mean(keep)) if keep else None

@@ -1,0 +1,1 @@
+"""Labeler side: lease the top items, submit labels (idempotent), skip."""

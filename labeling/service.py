@@ -1,0 +1,151 @@
+"""Lease / submit / skip over the ranked queue; accepted labels go to the labels topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from schemas import Label
+from scorer.queue import Leased, RankedQueue
+from streams.bus import Bus
+from streams.topics import Topics
+
+log = logging.getLogger("activestream.labeling")
+
+# (ids, scores (m,), features (m, d), k) -> indices of the k to lease
+BatchSelector = Callable[[list[str], np.ndarray, np.ndarray, int], Sequence[int]]
+
+
+class UnknownItem(KeyError):
+    """A label for an item the queue does not hold and that came without features."""
+
+
+def top_k(ids: list[str], scores: np.ndarray, features: np.ndarray, k: int) -> list[int]:
+    """The default batch: the ``k`` best-scored candidates (they arrive best first)."""
+    return list(range(min(k, len(ids))))
+
+
+class LabelService:
+    """What a labeler (person, UI, API or simulator) does with the queue.
+
+    Parameters
+    ----------
+    queue : the ranked queue.
+    bus, topics : where accepted labels are published.
+    lease_ttl : seconds before an unlabeled leased item returns to the queue.
+    max_skips : an item skipped this often leaves the queue (counted as dropped).
+    select_batch : picks which of the top candidates form a leased batch.
+    oversample : candidates considered per leased item (for diversity-aware selectors).
+    """
+
+    def __init__(
+        self,
+        queue: RankedQueue,
+        bus: Bus,
+        topics: Topics,
+        *,
+        lease_ttl: float = 300.0,
+        max_skips: int = 3,
+        select_batch: BatchSelector = top_k,
+        oversample: int = 1,
+    ) -> None:
+        self.queue = queue
+        self.bus = bus
+        self.topics = topics
+        self.lease_ttl = lease_ttl
+        self.max_skips = max_skips
+        self.select_batch = select_batch
+        self.oversample = max(1, oversample)
+
+    def lease(self, k: int, labeler_id: str, *, now: float | None = None) -> list[Leased]:
+        """Lease up to ``k`` of the best pending items to ``labeler_id``."""
+        now = time.time() if now is None else now
+        self.queue.expire_leases(now)
+        out: list[Leased] = []
+        for _ in range(3):  # another labeler may claim some candidates first: retry
+            want = k - len(out)
+            if want <= 0:
+                break
+            cands = self.queue.top(want * self.oversample + 16 * (self.oversample > 1))
+            if not cands:
+                break
+            skipped = self.queue.skipped_by(labeler_id, [c for c, _ in cands])
+            cands = [c for c, s in zip(cands, skipped, strict=True) if not s]
+            if not cands:
+                break
+            ids = [c for c, _ in cands]
+            scores = np.array([s for _, s in cands])
+            if self.oversample > 1:
+                feats = self.queue.features_of(ids)
+                X = np.vstack([f if f is not None else np.zeros_like(next(x for x in feats if x is not None)) for f in feats])
+                chosen = [ids[i] for i in self.select_batch(ids, scores, X, want)]
+            else:
+                chosen = ids[:want]
+            claimed = self.queue.claim(chosen, labeler_id, self.lease_ttl, now)
+            if not claimed:
+                continue
+            cids = [c for c, _ in claimed]
+            feats_c = self.queue.features_of(cids)
+            metas = self.queue.metadata_of(cids)
+            for (cid, score), f, md in zip(claimed, feats_c, metas, strict=True):
+                out.append(Leased(cid, score, f, now + self.lease_ttl, md))
+        return out
+
+    def submit(
+        self,
+        item_id: str,
+        *,
+        labeler_id: str,
+        label: str | int | None = None,
+        labels: Sequence[str | int] | None = None,
+        seconds: float = 0.0,
+        label_id: str | None = None,
+        features: np.ndarray | None = None,
+        source: str = "human",
+    ) -> bool:
+        """Accept a label. Returns ``False`` (and changes nothing) for a label id already accepted.
+
+        The label is published (with the item's features, so the retrainer needs no
+        other store) before the item leaves the queue: a crash in between leaves the
+        item leased, its lease expires, and nothing is lost.
+
+        Raises
+        ------
+        ValueError
+            When neither or both of ``label`` and ``labels`` are given.
+        UnknownItem
+            When the queue does not know the item and no ``features`` were given.
+        """
+        if (label is None) == (labels is None):
+            raise ValueError(f"item {item_id!r}: give exactly one of 'label' or 'labels'")
+        label_id = label_id or uuid.uuid4().hex
+        if self.queue.is_label_id_known(label_id):
+            return False
+        if features is None:
+            (features,) = self.queue.features_of([item_id])
+            if features is None:
+                raise UnknownItem(f"item {item_id!r}: not in the queue (already labeled, dropped or never scored) and no features given")
+        record = Label(
+            item_id=item_id,
+            label_id=label_id,
+            labeler_id=labeler_id,
+            label=label,
+            labels=tuple(labels) if labels is not None else None,
+            seconds=seconds,
+            features=features,
+            source=source,
+        )
+        self.bus.publish(self.topics.labels, record.encode(), key=item_id.encode())
+        self.bus.flush()
+        return self.queue.mark_labeled(item_id, label_id)
+
+    def skip(self, item_id: str, labeler_id: str) -> int:
+        """Hand a leased item back (not offered to this labeler again).
+
+        Returns its skip count, 0 if it was dropped after ``max_skips``, -1 if unknown.
+        """
+        return self.queue.skip(item_id, labeler_id, self.max_skips)

@@ -1,0 +1,1 @@
+"""Incremental retrainer: labels topic -> scikit-learn -> ONNX -> validated model versions."""

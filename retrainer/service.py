@@ -1,0 +1,255 @@
+"""The retrainer loop: labels topic -> training set -> fit -> ONNX -> validate -> models topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+from prometheus_client import CollectorRegistry
+
+from retrainer.export import PROBABILITIES, to_onnx
+from retrainer.metrics import RetrainerMetrics
+from retrainer.trainer import NotEnoughClasses, Trainer
+from retrainer.training_set import TrainingSet, arrays
+from retrainer.validate import check_outputs, holdout_accuracy, no_regression
+from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
+from streams.bus import Bus
+from streams.topics import MODEL_KEY, Topics
+
+log = logging.getLogger("activestream.retrainer")
+
+
+def _session(onnx_bytes: bytes) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _predict(sess: ort.InferenceSession, X: np.ndarray) -> np.ndarray:
+    name = sess.get_inputs()[0].name
+    return np.asarray(sess.run([PROBABILITIES], {name: np.ascontiguousarray(X, dtype=np.float32)})[0], dtype=np.float64)
+
+
+class Retrainer:
+    """Turns labels into validated model versions.
+
+    Its training set is rebuilt from the labels topic on every start (a group-less
+    reader from the beginning), so a restart neither loses a label nor counts one twice.
+
+    Parameters
+    ----------
+    bus, topics : where labels come from and model versions go.
+    task : ``"multiclass"``, ``"multilabel"`` or ``"auto"`` (from the first label).
+    retrain_every : retrain after this many new labels ...
+    retrain_interval : ... or this many seconds after an unused label arrived.
+    full_refit_every : every N-th version is fitted from scratch instead of warm-started.
+    holdout_fraction : share of labeled items kept for the no-regression check.
+    tolerance : largest held-out accuracy drop a new version may have.
+    min_holdout : the regression check needs at least this many held-out items.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        *,
+        task: str = "auto",
+        retrain_every: int = 10,
+        retrain_interval: float = 30.0,
+        full_refit_every: int = 10,
+        holdout_fraction: float = 0.1,
+        tolerance: float = 0.05,
+        min_holdout: int = 20,
+        C: float = 1.0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.task = task
+        self.retrain_every = retrain_every
+        self.retrain_interval = retrain_interval
+        self.tolerance = tolerance
+        self.min_holdout = min_holdout
+        self.metrics = RetrainerMetrics.create(registry or CollectorRegistry())
+        self.training = TrainingSet(holdout_fraction)
+        self._full_refit_every = full_refit_every
+        self._C = C
+        self._trainer: Trainer | None = None
+        self._labels = bus.consumer([topics.labels], None)
+        self._unused = 0
+        self._first_unused_at: float | None = None
+        self.version = 0
+        self._live: ort.InferenceSession | None = None
+        self._live_classes: tuple[object, ...] = ()
+        self.published: list[ModelVersion] = []
+        self.last_error: str | None = None
+        self._load_latest_version()
+
+    def _load_latest_version(self) -> None:
+        reader = self.bus.consumer([self.topics.models], None)
+        newest: ModelVersion | None = None
+        while True:
+            msgs = reader.consume(1000, 0.5)
+            if not msgs:
+                break
+            for m in msgs:
+                try:
+                    mv = decode_model_version(m.value)
+                except DecodeError:
+                    continue
+                if newest is None or mv.version > newest.version:
+                    newest = mv
+        reader.close()
+        if newest is not None:
+            self.version = newest.version
+            if newest.onnx is not None:
+                self._live = _session(newest.onnx)
+                self._live_classes = newest.classes
+            self.metrics.model_version.set(self.version)
+
+    # ------------------------------------------------------------------ labels
+    def ingest(self, timeout: float = 0.1, max_messages: int = 10_000) -> int:
+        """Fold waiting labels into the training set. Returns messages consumed."""
+        msgs = self._labels.consume(max_messages, timeout)
+        for m in msgs:
+            key = m.key.decode(errors="replace") if m.key is not None else None
+            try:
+                label = decode_label(m.value, key=key)
+                if label.features is None:
+                    raise DecodeError(label.item_id, "features_b64", "missing: the retrainer needs the item's features")
+            except DecodeError as err:
+                self._dead_letter(m.value, err)
+                continue
+            self._fold(label)
+        return len(msgs)
+
+    def _fold(self, label: Label) -> None:
+        if self.task == "auto":
+            self.task = "multilabel" if label.labels is not None else "multiclass"
+        if (label.labels is not None) != (self.task == "multilabel"):
+            want = "'labels' (a label set)" if self.task == "multilabel" else "'label' (one class)"
+            self._dead_letter(label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}"))
+            return
+        status = self.training.add(label)
+        if status == "duplicate":
+            self.metrics.labels_duplicate.inc()
+            return
+        self.metrics.labels_received.inc()
+        self.metrics.training_set_size.set(len(self.training))
+        self._unused += 1
+        if self._first_unused_at is None:
+            self._first_unused_at = time.monotonic()
+
+    def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
+        dl = DeadLetter.from_error(self.topics.labels, payload, err)
+        log.warning("dead letter from %s: %s", self.topics.labels, err)
+        self.bus.publish(self.topics.dead_letters, dl.encode(), key=(err.item_id or "").encode() or None)
+        self.bus.flush()
+        self.metrics.dead_letters.labels(reason=dl.reason_code).inc()
+
+    # ------------------------------------------------------------------ training
+    def due(self) -> bool:
+        """A retrain is due after ``retrain_every`` new labels or ``retrain_interval`` seconds."""
+        if self._unused == 0:
+            return False
+        if self._unused >= self.retrain_every:
+            return True
+        return self._first_unused_at is not None and time.monotonic() - self._first_unused_at >= self.retrain_interval
+
+    def retrain(self) -> ModelVersion | None:
+        """Fit, export, validate and publish a new version; ``None`` when it cannot or must not go live."""
+        t0 = time.perf_counter()
+        self._unused, self._first_unused_at = 0, None
+        train, hold = self.training.split()
+        task = self.task if self.task != "auto" else "multiclass"
+        if self._trainer is None:
+            self._trainer = Trainer(task=task, C=self._C, full_refit_every=self._full_refit_every)
+        X, y = arrays(train, task)
+        try:
+            if len(train) < 2:
+                raise NotEnoughClasses(f"{len(train)} training label(s) so far")
+            heads = self._trainer.fit(X, y)
+        except NotEnoughClasses as exc:
+            self.last_error = str(exc)
+            log.info("not retraining yet: %s", exc)
+            return None
+        onnx_bytes = to_onnx(heads)
+        sess = _session(onnx_bytes)
+        X_check = X[: min(len(X), 256)]
+        problem = check_outputs(_predict(sess, X_check), len(X_check), len(heads.classes), task)
+        metrics: dict[str, float] = {"n_train": float(len(train)), "n_holdout": float(len(hold))}
+        if problem is None and hold:
+            Xh, yh = arrays(hold, task)
+            cand = holdout_accuracy(_predict(sess, Xh), heads.classes, yh, task)
+            metrics["holdout_accuracy"] = cand
+            if self._live is not None and len(hold) >= self.min_holdout:
+                live = self._live_accuracy(Xh, yh, task)
+                metrics["live_holdout_accuracy"] = live
+                if not no_regression(cand, live, self.tolerance):
+                    problem = f"held-out accuracy {cand:.3f} is below the live model's {live:.3f} by more than {self.tolerance}"
+        if problem is not None:
+            self.last_error = problem
+            reason = problem.split(" ")[0]
+            self.metrics.models_rejected.labels(reason=reason).inc()
+            log.warning("candidate rejected: %s", problem)
+            return None
+        self.version += 1
+        metrics["train_seconds"] = time.perf_counter() - t0
+        mv = ModelVersion(
+            version=self.version,
+            onnx=onnx_bytes,
+            sha256=ModelVersion.digest(onnx_bytes),
+            classes=heads.classes,
+            task=task,
+            metrics=metrics,
+            n_labels=len(self.training),
+            label_ids_digest=self.training.digest(),
+        )
+        self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
+        self.bus.flush()
+        self._live, self._live_classes = sess, heads.classes
+        self.published.append(mv)
+        self.last_error = None
+        self.metrics.model_version.set(self.version)
+        self.metrics.retrain_duration.observe(time.perf_counter() - t0)
+        log.info("published model v%d (%d labels, %.3fs)", self.version, len(self.training), time.perf_counter() - t0)
+        return mv
+
+    def _live_accuracy(self, Xh: np.ndarray, yh: list[object], task: str) -> float:
+        assert self._live is not None
+        return holdout_accuracy(_predict(self._live, Xh), self._live_classes, yh, task)
+
+    # ------------------------------------------------------------------ loop
+    def step(self, timeout: float = 0.1) -> int:
+        """Ingest waiting labels and retrain when due. Returns label messages consumed."""
+        n = self.ingest(timeout)
+        if self.due():
+            self.retrain()
+        return n
+
+    def run(
+        self,
+        *,
+        burst: bool = False,
+        max_messages: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        timeout: float = 0.2,
+    ) -> int:
+        """Retrain until stopped; ``burst=True`` drains the labels, retrains if any are unused, returns."""
+        total = 0
+        while True:
+            if should_stop is not None and should_stop():
+                break
+            n = self.step(timeout)
+            total += n
+            if burst and n == 0:
+                if self._unused:
+                    self.retrain()
+                break
+            if max_messages is not None and total >= max_messages:
+                break
+        return total

@@ -1,0 +1,158 @@
+"""Fitting linear heads with scikit-learn, warm-started between versions.
+
+The fitted model is kept as plain arrays (:class:`LinearHeads`) so exporting it to
+ONNX and checking it are pure functions of numbers, not of estimator objects.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+LabelValue = str | int
+
+
+class NotEnoughClasses(ValueError):
+    """The labels seen so far hold fewer than two classes: nothing to separate yet."""
+
+
+def sort_classes(values: Sequence[LabelValue]) -> tuple[LabelValue, ...]:
+    """Distinct labels in a stable order that also works for mixed str/int labels."""
+    return tuple(sorted(set(values), key=lambda v: (isinstance(v, str), v)))
+
+
+@dataclass(frozen=True)
+class LinearHeads:
+    """Standardize, then ``n_members`` linear heads; softmax (multi-class) or sigmoid (multi-label).
+
+    Parameters
+    ----------
+    mean, scale : (n_features,) standardization.
+    W : (n_members, n_features, n_outputs) weights.
+    b : (n_members, n_outputs) biases.
+    classes : (n_outputs,) class labels (multi-class) or label names (multi-label).
+    task : ``"multiclass"`` or ``"multilabel"``.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
+    classes: tuple[LabelValue, ...]
+    task: str = "multiclass"
+
+    @property
+    def n_features(self) -> int:
+        return int(self.mean.shape[0])
+
+    def member_probas(self, X: np.ndarray) -> np.ndarray:
+        """``X : (n, n_features) -> (n_members, n, n_outputs)`` probabilities (numpy reference)."""
+        Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        logits = np.einsum("nd,mdk->mnk", Z, self.W) + self.b[:, None, :]
+        if self.task == "multilabel":
+            return 1.0 / (1.0 + np.exp(-logits))  # type: ignore[no-any-return]
+        logits -= logits.max(axis=2, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=2, keepdims=True)  # type: ignore[no-any-return]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``X : (n, n_features) -> (n, n_outputs)``: the members' mean probabilities."""
+        return self.member_probas(X).mean(axis=0)  # type: ignore[no-any-return]
+
+
+def _standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    return mean, scale
+
+
+class Trainer:
+    """Fits :class:`LinearHeads` on the current training set, warm-starting from the last fit.
+
+    Parameters
+    ----------
+    task : ``"multiclass"`` or ``"multilabel"``.
+    C : inverse L2 strength of the logistic regressions.
+    full_refit_every : every N-th fit starts from scratch (warm starts drift on a moving scaler).
+    max_iter : optimizer iterations per fit (warm starts converge in few).
+    """
+
+    def __init__(self, *, task: str = "multiclass", C: float = 1.0, full_refit_every: int = 10, max_iter: int = 200) -> None:
+        self.task = task
+        self.C = C
+        self.full_refit_every = full_refit_every
+        self.max_iter = max_iter
+        self.n_fits = 0
+        self._models: dict[object, LogisticRegression] = {}
+        self._classes: tuple[LabelValue, ...] = ()
+
+    def _estimator(self, key: object, warm: bool) -> LogisticRegression:
+        est = self._models.get(key) if warm else None
+        if est is None:
+            est = LogisticRegression(C=self.C, max_iter=self.max_iter, warm_start=True)
+            self._models[key] = est
+        return est
+
+    def fit(self, X: np.ndarray, y: Sequence[LabelValue] | Sequence[Sequence[LabelValue]]) -> LinearHeads:
+        """Fit on all of ``X : (n, n_features)`` with labels ``y`` (classes, or label sets).
+
+        Raises
+        ------
+        NotEnoughClasses
+            For a multi-class task whose labels hold a single class.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        mean, scale = _standardize(X)
+        Z = (X - mean) / scale
+        full = self.n_fits % max(1, self.full_refit_every) == 0
+        with warnings.catch_warnings():
+            # A capped iteration count is deliberate: warm starts finish the job next time.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if self.task == "multilabel":
+                heads = self._fit_multilabel(Z, y, full)  # type: ignore[arg-type]
+            else:
+                heads = self._fit_multiclass(Z, y, full)  # type: ignore[arg-type]
+        W, b, classes = heads
+        self.n_fits += 1
+        return LinearHeads(mean, scale, W[None], b[None], classes, self.task)
+
+    def _fit_multiclass(self, Z: np.ndarray, y: Sequence[LabelValue], full: bool) -> tuple[np.ndarray, np.ndarray, tuple[LabelValue, ...]]:
+        classes = sort_classes(y)
+        if len(classes) < 2:
+            raise NotEnoughClasses(f"labels hold a single class ({classes[0]!r}) so far" if classes else "no labels yet")
+        warm = not full and classes == self._classes
+        self._classes = classes
+        index = {c: i for i, c in enumerate(classes)}
+        yi = np.array([index[v] for v in y])
+        est = self._estimator("mc", warm)
+        est.fit(Z, yi)
+        if len(classes) == 2:  # sklearn keeps one row for binary problems
+            W = np.stack([np.zeros(Z.shape[1]), est.coef_[0]], axis=1)
+            b = np.array([0.0, est.intercept_[0]])
+        else:
+            W, b = est.coef_.T.copy(), est.intercept_.copy()
+        return W, b, classes
+
+    def _fit_multilabel(self, Z: np.ndarray, y: Sequence[Sequence[LabelValue]], full: bool) -> tuple[np.ndarray, np.ndarray, tuple[LabelValue, ...]]:
+        names = sort_classes([v for row in y for v in row])
+        if not names:
+            raise NotEnoughClasses("no positive label in any label set yet")
+        Y = np.array([[name in set(row) for name in names] for row in y], dtype=np.int64)
+        W = np.zeros((Z.shape[1], len(names)))
+        b = np.zeros(len(names))
+        for j, name in enumerate(names):
+            col = Y[:, j]
+            if col.min() == col.max():  # one class seen for this label: a constant head
+                p = np.clip(col.mean(), 0.02, 0.98)
+                b[j] = np.log(p / (1 - p))
+                continue
+            est = self._estimator(("ml", name), not full)
+            est.fit(Z, col)
+            W[:, j], b[j] = est.coef_[0], est.intercept_[0]
+        return W, b, names

@@ -1,0 +1,506 @@
+"""Typed message records for every topic, with JSON encode/decode.
+
+Each record mirrors a JSON Schema file in ``schemas/json/`` (the contract users
+read); ``decode_*`` validates by hand rather than with ``jsonschema`` because it
+runs once per streamed message and must name the item, the field and the reason
+when it rejects one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ITEM_SCHEMA = "item.v1"
+QUEUE_ENTRY_SCHEMA = "queue_entry.v1"
+LABEL_SCHEMA = "label.v1"
+MODEL_VERSION_SCHEMA = "model_version.v1"
+DEAD_LETTER_SCHEMA = "dead_letter.v1"
+
+
+class DecodeError(ValueError):
+    """A message that does not fit its contract.
+
+    Parameters
+    ----------
+    item_id : the id of the offending item, or ``None`` when it has none.
+    field : the offending field (dotted path), or ``None`` for the whole message.
+    reason : what is wrong, in words.
+    """
+
+    def __init__(self, item_id: str | None, field: str | None, reason: str) -> None:
+        self.item_id = item_id
+        self.field = field
+        self.reason = reason
+        where = f"item {item_id!r}" if item_id is not None else "item <no id>"
+        what = f"field {field!r}" if field is not None else "message"
+        super().__init__(f"{where}: {what}: {reason}")
+
+
+def _loads(payload: bytes | str, item_id_hint: str | None = None) -> dict[str, Any]:
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(item_id_hint, None, f"not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise DecodeError(item_id_hint, None, f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _dumps(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _item_id(obj: Mapping[str, Any], key: str = "id") -> str:
+    raw = obj.get(key)
+    if raw is None:
+        raise DecodeError(None, key, "missing")
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise DecodeError(None, key, f"expected a string or integer, got {type(raw).__name__}")
+    text = str(raw)
+    if not text or len(text) > 512:
+        raise DecodeError(None, key, "must be 1 to 512 characters")
+    return text
+
+
+# --------------------------------------------------------------------------- items
+
+
+@dataclass(frozen=True)
+class Item:
+    """A raw item to be scored.
+
+    Parameters
+    ----------
+    id : unique item id (the Kafka key and the queue member).
+    features : (n_features,) float32 vector.
+    metadata : free-form JSON object carried along untouched.
+    """
+
+    id: str
+    features: np.ndarray
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def encode(self, *, binary: bool = False) -> bytes:
+        """JSON bytes; ``binary=True`` packs features as base64 float32 (faster to decode)."""
+        obj: dict[str, Any] = {"schema": ITEM_SCHEMA, "id": self.id}
+        vec = np.asarray(self.features, dtype="<f4")
+        if binary:
+            obj["features_b64"] = base64.b64encode(vec.tobytes()).decode()
+        else:
+            obj["features"] = [float(v) for v in vec]
+        if self.metadata:
+            obj["metadata"] = self.metadata
+        return _dumps(obj)
+
+
+def decode_item(
+    payload: bytes | str,
+    *,
+    n_features: int | None = None,
+    feature_names: Sequence[str] | None = None,
+    key: str | None = None,
+) -> Item:
+    """Decode and validate one raw item.
+
+    Parameters
+    ----------
+    payload : the message value.
+    n_features : expected vector length; ``None`` accepts any non-empty length.
+    feature_names : order used to turn a named-field record into a vector.
+    key : the message key, used to name the item when the payload has no readable id.
+
+    Raises
+    ------
+    DecodeError
+        Naming the item, the field and the reason.
+    """
+    obj = _loads(payload, key)
+    try:
+        item_id = _item_id(obj)
+    except DecodeError as exc:
+        raise DecodeError(key, exc.field, exc.reason) from None
+    if "features_b64" in obj:
+        try:
+            raw = base64.b64decode(obj["features_b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise DecodeError(item_id, "features_b64", "not valid base64") from None
+        if len(raw) % 4:
+            raise DecodeError(item_id, "features_b64", "length is not a multiple of 4 bytes")
+        vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    elif "features" in obj:
+        vec = _feature_vector(item_id, obj["features"], feature_names)
+    else:
+        raise DecodeError(item_id, "features", "missing")
+    if vec.size == 0:
+        raise DecodeError(item_id, "features", "empty")
+    if n_features is not None and vec.size != n_features:
+        raise DecodeError(item_id, "features", f"expected {n_features} values, got {vec.size}")
+    bad = ~np.isfinite(vec)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({vec[pos]})")
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise DecodeError(item_id, "metadata", "expected a JSON object")
+    return Item(item_id, vec, metadata)
+
+
+def _feature_vector(
+    item_id: str, raw: Any, feature_names: Sequence[str] | None
+) -> np.ndarray:
+    if isinstance(raw, dict):
+        if feature_names is None:
+            raise DecodeError(item_id, "features", "named fields given but no feature_names configured")
+        values = []
+        for name in feature_names:
+            if name not in raw:
+                raise DecodeError(item_id, f"features.{name}", "missing")
+            values.append(raw[name])
+        raw = values
+    if not isinstance(raw, list):
+        raise DecodeError(item_id, "features", f"expected a list of numbers, got {type(raw).__name__}")
+    for pos, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, int | float) or v is None:
+            raise DecodeError(item_id, f"features[{pos}]", f"not a number ({v!r})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({v})")
+    return np.asarray(raw, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- queue entries
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """An item offered to labelers, as served by the lease API and the queue topic.
+
+    Parameters
+    ----------
+    id : item id.
+    score : informativeness (higher means label it sooner).
+    model_version : version that produced the score (0 before any model).
+    features : (n_features,) float32 vector, for labelers and the label record.
+    lease_expires_at : UNIX time after which the item returns to the queue.
+    """
+
+    id: str
+    score: float
+    model_version: int
+    features: np.ndarray | None = None
+    lease_expires_at: float | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {
+            "schema": QUEUE_ENTRY_SCHEMA,
+            "id": self.id,
+            "score": float(self.score),
+            "model_version": int(self.model_version),
+        }
+        if self.features is not None:
+            obj["features"] = [float(v) for v in np.asarray(self.features, dtype=np.float32)]
+        if self.lease_expires_at is not None:
+            obj["lease_expires_at"] = float(self.lease_expires_at)
+        if self.metadata:
+            obj["metadata"] = self.metadata
+        return _dumps(obj)
+
+
+def decode_queue_entry(payload: bytes | str) -> QueueEntry:
+    obj = _loads(payload)
+    item_id = _item_id(obj)
+    score = obj.get("score")
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise DecodeError(item_id, "score", "expected a number")
+    version = obj.get("model_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise DecodeError(item_id, "model_version", "expected an integer")
+    feats = obj.get("features")
+    vec = _feature_vector(item_id, feats, None) if feats is not None else None
+    return QueueEntry(
+        item_id, float(score), version, vec, obj.get("lease_expires_at"), obj.get("metadata") or {}
+    )
+
+
+# --------------------------------------------------------------------------- labels
+
+LabelValue = str | int
+
+
+@dataclass(frozen=True)
+class Label:
+    """A human (or auto-accepted) label for one item.
+
+    Parameters
+    ----------
+    item_id : the labeled item.
+    label : the class for single-label items, else ``None``.
+    labels : the label set for multi-label items, else ``None``.
+    labeler_id : who labeled it.
+    seconds : time the labeler spent.
+    label_id : idempotence key: a second submit with the same id changes nothing.
+    features : (n_features,) float32 vector, attached by the labeling service so the
+        retrainer can rebuild its training set from the labels topic alone.
+    """
+
+    item_id: str
+    label_id: str
+    labeler_id: str
+    label: LabelValue | None = None
+    labels: tuple[LabelValue, ...] | None = None
+    seconds: float = 0.0
+    features: np.ndarray | None = None
+    source: str = "human"
+    ts: float = dataclasses.field(default_factory=time.time)
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {
+            "schema": LABEL_SCHEMA,
+            "item_id": self.item_id,
+            "label_id": self.label_id,
+            "labeler_id": self.labeler_id,
+            "seconds": float(self.seconds),
+            "source": self.source,
+            "ts": float(self.ts),
+        }
+        if self.labels is not None:
+            obj["labels"] = list(self.labels)
+        else:
+            obj["label"] = self.label
+        if self.features is not None:
+            vec = np.asarray(self.features, dtype="<f4")
+            obj["features_b64"] = base64.b64encode(vec.tobytes()).decode()
+        return _dumps(obj)
+
+
+def _label_value(item_id: str, fieldname: str, v: Any) -> LabelValue:
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise DecodeError(item_id, fieldname, f"expected a string or integer class, got {v!r}")
+    return v
+
+
+def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
+    """Decode and validate one label message.
+
+    Raises
+    ------
+    DecodeError
+        Naming the item, the field and the reason.
+    """
+    obj = _loads(payload, key)
+    try:
+        item_id = _item_id(obj, "item_id")
+    except DecodeError as exc:
+        raise DecodeError(key, exc.field, exc.reason) from None
+    label_id = obj.get("label_id")
+    if not isinstance(label_id, str) or not label_id:
+        raise DecodeError(item_id, "label_id", "missing or not a string")
+    labeler = obj.get("labeler_id")
+    if not isinstance(labeler, str) or not labeler:
+        raise DecodeError(item_id, "labeler_id", "missing or not a string")
+    label: LabelValue | None = None
+    labels: tuple[LabelValue, ...] | None = None
+    if "labels" in obj:
+        raw = obj["labels"]
+        if not isinstance(raw, list):
+            raise DecodeError(item_id, "labels", "expected a list")
+        labels = tuple(_label_value(item_id, f"labels[{i}]", v) for i, v in enumerate(raw))
+    elif "label" in obj:
+        label = _label_value(item_id, "label", obj["label"])
+    else:
+        raise DecodeError(item_id, "label", "missing (give 'label' or 'labels')")
+    seconds = obj.get("seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise DecodeError(item_id, "seconds", "expected a non-negative number")
+    features = None
+    if "features_b64" in obj:
+        try:
+            raw_bytes = base64.b64decode(obj["features_b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise DecodeError(item_id, "features_b64", "not valid base64") from None
+        features = np.frombuffer(raw_bytes, dtype="<f4").astype(np.float32)
+        if not np.isfinite(features).all():
+            raise DecodeError(item_id, "features_b64", "holds a non-finite number")
+    elif "features" in obj:
+        features = _feature_vector(item_id, obj["features"], None)
+    return Label(
+        item_id=item_id,
+        label_id=label_id,
+        labeler_id=labeler,
+        label=label,
+        labels=labels,
+        seconds=float(seconds),
+        features=features,
+        source=str(obj.get("source", "human")),
+        ts=float(obj.get("ts", time.time())),
+    )
+
+
+# --------------------------------------------------------------------------- model versions
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained model published to the scorers.
+
+    Parameters
+    ----------
+    version : monotonically increasing version number.
+    onnx : the ONNX model bytes (or ``None`` when ``artifact_uri`` points to them).
+    sha256 : hex digest of the ONNX bytes; scorers refuse a mismatch.
+    classes : class labels in the order of the model's probability columns.
+    task : ``"multiclass"`` or ``"multilabel"``.
+    metrics : validation figures (held-out score, n_labels, ...).
+    """
+
+    version: int
+    onnx: bytes | None
+    sha256: str
+    classes: tuple[LabelValue, ...]
+    task: str = "multiclass"
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    artifact_uri: str | None = None
+    n_labels: int = 0
+    label_ids_digest: str = ""
+    created_at: float = dataclasses.field(default_factory=time.time)
+
+    @staticmethod
+    def digest(onnx: bytes) -> str:
+        return hashlib.sha256(onnx).hexdigest()
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {
+            "schema": MODEL_VERSION_SCHEMA,
+            "version": self.version,
+            "sha256": self.sha256,
+            "classes": list(self.classes),
+            "task": self.task,
+            "metrics": self.metrics,
+            "n_labels": self.n_labels,
+            "label_ids_digest": self.label_ids_digest,
+            "created_at": self.created_at,
+        }
+        if self.onnx is not None:
+            obj["onnx_b64"] = base64.b64encode(self.onnx).decode()
+        if self.artifact_uri is not None:
+            obj["artifact_uri"] = self.artifact_uri
+        return _dumps(obj)
+
+
+def decode_model_version(payload: bytes | str) -> ModelVersion:
+    """Decode a model version and check its sha256 when the bytes are inline."""
+    obj = _loads(payload)
+    version = obj.get("version")
+    vid = f"model v{version}"
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise DecodeError(vid, "version", "expected a positive integer")
+    sha = obj.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise DecodeError(vid, "sha256", "expected 64 hex characters")
+    onnx = None
+    if "onnx_b64" in obj:
+        try:
+            onnx = base64.b64decode(obj["onnx_b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise DecodeError(vid, "onnx_b64", "not valid base64") from None
+        if ModelVersion.digest(onnx) != sha:
+            raise DecodeError(vid, "sha256", "does not match the ONNX bytes")
+    elif not obj.get("artifact_uri"):
+        raise DecodeError(vid, "onnx_b64", "missing (give 'onnx_b64' or 'artifact_uri')")
+    classes = obj.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise DecodeError(vid, "classes", "expected a non-empty list")
+    task = obj.get("task", "multiclass")
+    if task not in ("multiclass", "multilabel"):
+        raise DecodeError(vid, "task", f"unknown task {task!r}")
+    return ModelVersion(
+        version=version,
+        onnx=onnx,
+        sha256=sha,
+        classes=tuple(classes),
+        task=task,
+        metrics=dict(obj.get("metrics") or {}),
+        artifact_uri=obj.get("artifact_uri"),
+        n_labels=int(obj.get("n_labels", 0)),
+        label_ids_digest=str(obj.get("label_ids_digest", "")),
+        created_at=float(obj.get("created_at", 0.0)),
+    )
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected message, kept with the reason it was rejected.
+
+    Parameters
+    ----------
+    source : the topic (or input) it came from.
+    reason : why it was rejected.
+    payload : the original bytes.
+    item_id, field : what and where, when known.
+    """
+
+    source: str
+    reason: str
+    payload: bytes
+    item_id: str | None = None
+    field: str | None = None
+    ts: float = dataclasses.field(default_factory=time.time)
+
+    @classmethod
+    def from_error(cls, source: str, payload: bytes, err: DecodeError) -> DeadLetter:
+        return cls(source, err.reason, payload, err.item_id, err.field)
+
+    @property
+    def reason_code(self) -> str:
+        """A short label for metrics: the field (without index) or ``message``."""
+        if self.field is None:
+            return "message"
+        return self.field.split("[")[0].split(".")[0]
+
+    def encode(self) -> bytes:
+        try:
+            text = self.payload.decode()
+            body: dict[str, Any] = {"payload": text}
+        except UnicodeDecodeError:
+            body = {"payload_b64": base64.b64encode(self.payload).decode()}
+        return _dumps(
+            {
+                "schema": DEAD_LETTER_SCHEMA,
+                "source": self.source,
+                "reason": self.reason,
+                "item_id": self.item_id,
+                "field": self.field,
+                "ts": self.ts,
+                **body,
+            }
+        )
+
+
+def decode_dead_letter(payload: bytes | str) -> DeadLetter:
+    obj = _loads(payload)
+    if "payload_b64" in obj:
+        raw = base64.b64decode(obj["payload_b64"])
+    else:
+        raw = str(obj.get("payload", "")).encode()
+    return DeadLetter(
+        source=str(obj.get("source")),
+        reason=str(obj.get("reason")),
+        payload=raw,
+        item_id=obj.get("item_id"),
+        field=obj.get("field"),
+        ts=float(obj.get("ts", 0.0)),
+    )

@@ -1,0 +1,1 @@
+"""Stream scorer: ONNX probabilities -> uncertainty scores -> Redis ranked queue."""

@@ -1,0 +1,102 @@
+"""Named scoring strategies: ``(probas, ids) -> scores`` with higher = label sooner.
+
+A strategy is a pure function of the model's probabilities (and, for the random
+control, of the item ids and a seed), so the scorer can apply it per item as items
+stream in and again to every pending item when a new model version arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scorer import uncertainty
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def random_scores(ids: Sequence[str], seed: int, salt: int = 0) -> np.ndarray:
+    """Deterministic uniform scores in ``[0, 1)`` from a hash of (seed, salt, id).
+
+    Parameters
+    ----------
+    ids : (n,) item ids.
+    seed : run seed; ``salt`` varies the order between model versions.
+
+    Returns
+    -------
+    (n,) scores; the same id, seed and salt always give the same score, so a
+    redelivered item gets the same place in the queue.
+    """
+    out = np.empty(len(ids))
+    prefix = f"{seed}:{salt}:".encode()
+    for i, item_id in enumerate(ids):
+        h = hashlib.blake2b(prefix + item_id.encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(h, "little") / 2.0**64
+    return out
+
+
+_MULTICLASS: dict[str, ScoreFn] = {
+    "least_confidence": uncertainty.least_confidence,
+    "margin": uncertainty.margin,
+    "entropy": uncertainty.entropy,
+}
+
+_MULTILABEL: dict[str, ScoreFn] = {
+    # Every multi-class strategy falls back to the mean binary entropy for sigmoid heads.
+    "least_confidence": uncertainty.multilabel_mean_entropy,
+    "margin": uncertainty.multilabel_mean_entropy,
+    "entropy": uncertainty.multilabel_mean_entropy,
+    "mean_entropy": uncertainty.multilabel_mean_entropy,
+    "max_entropy": uncertainty.multilabel_max_entropy,
+}
+
+DEFAULT_STRATEGY = "margin"
+RANDOM = "random"
+NAMES = (*_MULTICLASS, "mean_entropy", "max_entropy", RANDOM)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named strategy bound to a seed.
+
+    Parameters
+    ----------
+    name : one of :data:`NAMES`.
+    seed : seed of the random control and of cold-start ordering.
+    """
+
+    name: str = DEFAULT_STRATEGY
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in NAMES:
+            raise ValueError(f"unknown strategy {self.name!r}; choose one of {', '.join(NAMES)}")
+
+    def score(
+        self, probas: np.ndarray | None, ids: Sequence[str], *, task: str = "multiclass", version: int = 0
+    ) -> np.ndarray:
+        """Scores for ``ids``.
+
+        Parameters
+        ----------
+        probas : (n, n_classes) probabilities, or ``None`` before any model exists
+            (cold start: a seeded random order, so the first labels are an unbiased sample).
+        ids : (n,) item ids.
+        task : ``"multiclass"`` or ``"multilabel"``.
+        version : live model version (re-salts the random order on each version).
+
+        Returns
+        -------
+        (n,) float64 scores, higher = label sooner.
+        """
+        if probas is None or self.name == RANDOM:
+            return random_scores(ids, self.seed, version if self.name == RANDOM else 0)
+        table = _MULTILABEL if task == "multilabel" else _MULTICLASS
+        fn = table.get(self.name)
+        if fn is None:
+            raise ValueError(f"strategy {self.name!r} does not apply to {task} models")
+        return np.asarray(fn(probas), dtype=np.float64)

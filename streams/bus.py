@@ -1,0 +1,84 @@
+"""The ``Bus`` port: publish, consume a batch, commit after processing.
+
+Shaped after confluent-kafka's model so the Kafka adapter is a thin wrapper:
+``Consumer.consume(num_messages, timeout)`` returns a batch; the caller processes
+it, writes its results, and only then calls ``commit(batch)``. A consumer that
+closes (or dies) without committing gets the same messages redelivered to the next
+member of its group: at-least-once, so every write downstream must be idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed record.
+
+    Parameters
+    ----------
+    topic, partition, offset : where it sits in the log.
+    key : the record key (the item id for items, queue entries and labels).
+    value : the payload bytes.
+    timestamp : producer time, UNIX seconds.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float = 0.0
+
+
+class Consumer(Protocol):
+    """A member of a consumer group (or a group-less reader)."""
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]:
+        """Return up to ``max_messages`` records, waiting at most ``timeout`` seconds.
+
+        Called by a service loop; an empty list means nothing arrived in time.
+        """
+        ...
+
+    def commit(self, messages: Sequence[Message]) -> None:
+        """Mark ``messages`` processed. Called only after their results were written."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group; uncommitted messages go to the next member."""
+        ...
+
+
+class Bus(Protocol):
+    """Publish to and consume from named topics."""
+
+    def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Queue one record for sending (buffered until ``flush``)."""
+        ...
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until every published record is acknowledged; raise if any failed."""
+        ...
+
+    def consumer(
+        self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
+    ) -> Consumer:
+        """A consumer of ``topics``.
+
+        ``group=None`` gives a group-less reader that starts at the beginning (or the
+        end, with ``from_beginning=False``) and never commits: used to rebuild state
+        from a log, and by every scorer to see every model version.
+        """
+        ...
+
+    def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create the topics that do not exist yet."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources."""
+        ...

@@ -1,0 +1,127 @@
+"""In-process ``Bus`` for the embedded default: one process, same contract as Kafka.
+
+Topics are append-only lists split into partitions by key hash; groups keep
+committed offsets; a consumer's position starts at its group's committed offset,
+so closing without committing redelivers, exactly as with Kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+from streams.bus import Message
+
+
+class InMemoryBus:
+    """Thread-safe in-process topics with consumer-group offsets.
+
+    Parameters
+    ----------
+    partitions : partitions per topic (keys are hashed onto them, like Kafka).
+    """
+
+    def __init__(self, partitions: int = 1) -> None:
+        self.partitions = partitions
+        self._logs: dict[str, list[list[Message]]] = {}
+        self._committed: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._cond = threading.Condition()
+
+    # -- producer side
+    def _log(self, topic: str) -> list[list[Message]]:
+        if topic not in self._logs:
+            self._logs[topic] = [[] for _ in range(self.partitions)]
+        return self._logs[topic]
+
+    def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        with self._cond:
+            log = self._log(topic)
+            part = zlib.crc32(key) % self.partitions if key is not None else 0
+            msgs = log[part]
+            msgs.append(Message(topic, part, len(msgs), key, value, time.time()))
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        return None  # appends are synchronous
+
+    def ensure_topics(self, topics: Sequence[str]) -> None:
+        with self._cond:
+            for t in topics:
+                self._log(t)
+
+    def close(self) -> None:
+        return None
+
+    # -- consumer side
+    def consumer(
+        self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True
+    ) -> InMemoryConsumer:
+        return InMemoryConsumer(self, list(topics), group, from_beginning)
+
+    def messages(self, topic: str) -> list[Message]:
+        """Every record of ``topic`` across partitions (for tests and reports)."""
+        with self._cond:
+            return [m for part in self._log(topic) for m in part]
+
+    def lag(self, topic: str, group: str) -> int:
+        """Records not yet committed by ``group``."""
+        with self._cond:
+            return sum(
+                len(part) - self._committed[(group, topic, p)]
+                for p, part in enumerate(self._log(topic))
+            )
+
+
+class InMemoryConsumer:
+    """A consumer over an :class:`InMemoryBus`; see :class:`streams.bus.Consumer`."""
+
+    def __init__(
+        self, bus: InMemoryBus, topics: list[str], group: str | None, from_beginning: bool
+    ) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._pos: dict[tuple[str, int], int] = {}
+        with bus._cond:
+            for t in topics:
+                for p, part in enumerate(bus._log(t)):
+                    if group is not None:
+                        self._pos[(t, p)] = bus._committed[(group, t, p)]
+                    else:
+                        self._pos[(t, p)] = 0 if from_beginning else len(part)
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        with self._bus._cond:
+            while True:
+                out = self._take(max_messages)
+                remaining = deadline - time.monotonic()
+                if out or remaining <= 0:
+                    return out
+                self._bus._cond.wait(remaining)
+
+    def _take(self, max_messages: int) -> list[Message]:
+        out: list[Message] = []
+        for t in self._topics:
+            for p, part in enumerate(self._bus._log(t)):
+                pos = self._pos.get((t, p), 0)
+                take = part[pos : pos + (max_messages - len(out))]
+                out.extend(take)
+                self._pos[(t, p)] = pos + len(take)
+                if len(out) >= max_messages:
+                    return out
+        return out
+
+    def commit(self, messages: Sequence[Message]) -> None:
+        if self._group is None:
+            return
+        with self._bus._cond:
+            for m in messages:
+                k = (self._group, m.topic, m.partition)
+                self._bus._committed[k] = max(self._bus._committed[k], m.offset + 1)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,59 @@
+"""Every topic name, built under one configurable prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ITEMS = "items"
+QUEUE = "queue"
+LABELS = "labels"
+MODELS = "models"
+DEAD_LETTERS = "deadletter"
+AUTO_LABELS = "autolabels"
+
+ALL = (ITEMS, QUEUE, LABELS, MODELS, DEAD_LETTERS, AUTO_LABELS)
+
+# Consumer groups: scorers share items; every scorer reads every model version.
+SCORER_GROUP = "scorer"
+RETRAINER_GROUP = "retrainer"
+DISPATCHER_GROUP = "dispatcher"
+
+# The models topic is keyed by this constant so compaction keeps the newest version.
+MODEL_KEY = b"model"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Fully qualified topic names, ``{prefix}.{name}``."""
+
+    prefix: str = "activestream"
+
+    def name(self, short: str) -> str:
+        return f"{self.prefix}.{short}"
+
+    @property
+    def items(self) -> str:
+        return self.name(ITEMS)
+
+    @property
+    def queue(self) -> str:
+        return self.name(QUEUE)
+
+    @property
+    def labels(self) -> str:
+        return self.name(LABELS)
+
+    @property
+    def models(self) -> str:
+        return self.name(MODELS)
+
+    @property
+    def dead_letters(self) -> str:
+        return self.name(DEAD_LETTERS)
+
+    @property
+    def auto_labels(self) -> str:
+        return self.name(AUTO_LABELS)
+
+    def all(self) -> list[str]:
+        return [self.name(t) for t in ALL]
