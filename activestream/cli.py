@@ -34,8 +34,8 @@ def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
     for name, c in report["comparison"].items():
         sv = c["label_savings"]
         hs = c["annotation_hours_saved"]
-        print(f"\n{name} vs random: label savings {('%.1f%%' % (100 * sv)) if sv is not None else 'n/a (target not reached)'}"
-              f"; annotation hours saved {('%.2f' % hs) if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
+        print(f"\n{name} vs random: label savings {f'{100 * sv:.1f}%' if sv is not None else 'n/a (target not reached)'}"
+              f"; annotation hours saved {f'{hs:.2f}' if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
               f"; score at budget {c['score_at_budget']:.4f} vs {c['random_score_at_budget']:.4f}")
         aa = report["strategies"][name].get("auto_accept")
         if aa:

@@ -62,16 +62,20 @@ class LocalRedis:
             "--dir", self.data_dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "no", "--loglevel", "warning",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._log_path = os.path.join(self.data_dir, "redis-server.log")
+        with open(self._log_path, "wb") as log_file:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 client.ping()
+                client.close()
                 return self
             except redis.ConnectionError:
                 if self.proc.poll() is not None:
-                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    with open(self._log_path, "rb") as fh:
+                        err = fh.read().decode(errors="replace")
                     raise RuntimeError(f"redis-server exited: {err}") from None
                 if time.monotonic() > deadline:
                     self.stop()

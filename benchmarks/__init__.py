@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print and write JSON (speed, memory, active-learning quality vs the peers)."""

@@ -1,0 +1,89 @@
+"""``activestream simulate`` and ``demo`` end to end (real redis-server, real services in-process)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.datasets import make_classification, make_multilabel_classification
+
+from activestream.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def write_csv(path: Path, X: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+    header = [f"f{j}" for j in range(X.shape[1])] + list(cols)
+    lines = [",".join(header)]
+    for i, row in enumerate(X):
+        lines.append(",".join([f"{v:.6g}" for v in row] + [str(c[i]) for c in cols.values()]))
+    text = "\n".join(lines) + "\n"
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+
+
+def run(args: list[str], redis_url: str, tmp_path: Path) -> dict:
+    report = tmp_path / "report.json"
+    code = main([*args, "--report", str(report), "--redis-url", redis_url, "--no-progress", "--workers", "1"])
+    assert code == 0
+    assert report.with_suffix(".png").stat().st_size > 1000
+    return json.loads(report.read_text())
+
+
+def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: str) -> None:
+    X, y = make_classification(n_samples=600, n_features=8, weights=[0.93], random_state=0)
+    path = tmp_path / "rare.csv.gz"
+    write_csv(path, X, {"target": np.where(y == 1, "rare", "common")})
+    rep = run(["simulate", "--data", str(path), "--label-column", "target", "--budget", "60", "--batch", "10", "--init", "5", "--seeds", "2"],
+              redis_url, tmp_path)
+    assert rep["dataset"] == "rare.csv.gz" and rep["metric"] == "accuracy" and 0.8 < rep["full_data_score"] <= 1.0
+    for name in ("margin", "random"):
+        entry = rep["strategies"][name]
+        assert [x for x, _ in entry["curve"]] == [5, 15, 25, 35, 45, 55, 60]
+        assert len(entry["per_seed"]) == 2
+        assert {"labels_to_target", "auc", "final_score"} <= set(entry)
+        assert all(0.0 <= s <= 1.0 for _, s in entry["curve"])
+
+
+def test_simulate_multilabel_by_prefix_from_parquet(tmp_path: Path, redis_url: str) -> None:
+    X, Y = make_multilabel_classification(n_samples=400, n_features=10, n_classes=4, random_state=0)
+    cols = {f"f{j}": X[:, j] for j in range(10)} | {f"tag_{k}": Y[:, k] for k in range(4)}
+    path = tmp_path / "ml.parquet"
+    pq.write_table(pa.table(cols), path)
+    rep = run(["simulate", "--data", str(path), "--label-column", "tag_", "--budget", "50", "--seeds", "1", "--metric", "macro_f1"],
+              redis_url, tmp_path)
+    assert rep["task"] == "multilabel" and rep["metric"] == "macro_f1"
+    assert rep["strategies"]["margin"]["final_score"] > 0.3
+
+
+def test_simulate_npz_with_explicit_strategies(tmp_path: Path, redis_url: str) -> None:
+    X, y = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=1)
+    path = tmp_path / "d.npz"
+    np.savez(path, X=X, y=y)
+    rep = run(["simulate", "--data", str(path), "--label-column", "y", "--budget", "40", "--seeds", "1",
+               "--strategy", "entropy", "--strategy", "least_confidence", "--strategy", "random"], redis_url, tmp_path)
+    assert set(rep["strategies"]) == {"entropy", "least_confidence", "random"}
+    assert set(rep["comparison"]) == {"entropy", "least_confidence"}
+
+
+def test_simulate_reports_bad_files_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    assert main(["simulate", "--data", str(path), "--label-column", "label"]) == 2
+    assert "column 'label': not found" in capsys.readouterr().err
+    assert main(["simulate", "--data", str(tmp_path / "missing.csv"), "--label-column", "y"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rep = run(["demo", "--budget", "60", "--seeds", "1"], redis_url, tmp_path)
+    out = capsys.readouterr().out
+    assert "Learning curve" in out and "label savings" in out
+    assert rep["dataset"] == "sklearn digits" and "margin" in rep["comparison"]

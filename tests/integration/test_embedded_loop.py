@@ -1,0 +1,176 @@
+"""End to end on the embedded default: in-process bus + a real redis-server."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import redis
+from sklearn.datasets import load_digits
+
+from labeling.service import LabelService, UnknownItem
+from retrainer.service import Retrainer
+from schemas import Item, decode_dead_letter
+from scorer.keys import QueueKeys
+from scorer.queue import RankedQueue
+from scorer.service import Scorer
+from scorer.strategies import Strategy
+from scorer.uncertainty import margin
+from streams.memory import InMemoryBus
+from streams.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+class Loop:
+    def __init__(self, client: redis.Redis, namespace: str, **retrainer_kw: object) -> None:
+        self.bus = InMemoryBus()
+        self.topics = Topics("t")
+        self.queue = RankedQueue(client, QueueKeys(namespace))
+        self.scorer = Scorer(self.bus, self.queue, self.topics, strategy=Strategy("margin"), batch_size=256)
+        self.retrainer = Retrainer(self.bus, self.topics, retrain_every=10, holdout_fraction=0.0, **retrainer_kw)  # type: ignore[arg-type]
+        self.labeling = LabelService(self.queue, self.bus, self.topics, lease_ttl=60)
+
+    def produce(self, X: np.ndarray, start: int = 0) -> None:
+        for i, x in enumerate(X, start):
+            self.bus.publish(self.topics.items, Item(str(i), x).encode(), key=str(i).encode())
+
+    def label(self, k: int, y: np.ndarray) -> None:
+        for e in self.labeling.lease(k, "ann"):
+            self.labeling.submit(e.id, labeler_id="ann", label=int(y[int(e.id)]), label_id=f"L-{e.id}")
+
+    def cycle(self) -> None:
+        self.retrainer.run(burst=True, timeout=0.0)
+        self.scorer.poll_models()
+
+
+@pytest.fixture
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    d = load_digits()
+    return d.data.astype(np.float32), d.target
+
+
+def test_full_loop(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    pool, test = np.arange(0, 1200), np.arange(1200, 1797)
+    loop = Loop(redis_client, namespace)
+    loop.produce(X[pool])
+    assert loop.scorer.run(burst=True, timeout=0.0) == 1200
+    assert loop.queue.depth() == 1200 and loop.scorer.model is None
+
+    # Cold start: a first batch before any model.
+    loop.label(20, y)
+    loop.cycle()
+    assert loop.scorer.model_version == 1
+
+    # The queue is ranked by uncertainty under the live model.
+    ranking = loop.queue.ranking()
+    ids = [i for i, _ in ranking]
+    expected = margin(loop.scorer.model.predict_proba_many(X[[int(i) for i in ids]]))
+    np.testing.assert_allclose([s for _, s in ranking], expected, atol=1e-6)
+    assert all(a >= b for a, b in zip(expected, expected[1:], strict=False))
+
+    # The model improves as labels arrive, and each new version re-ranks what is pending.
+    accs = [(loop.scorer.model.predict_proba_many(X[test]).argmax(1) == y[test]).mean()]
+    before = dict(ranking)
+    for _ in range(8):
+        loop.label(10, y)
+        loop.cycle()
+        accs.append((loop.scorer.model.predict_proba_many(X[test]).argmax(1) == y[test]).mean())
+    assert loop.scorer.model_version == 9
+    after = dict(loop.queue.ranking())
+    common = [i for i in after if i in before]
+    assert len(common) > 1000
+    assert sum(before[i] != after[i] for i in common) > 0.9 * len(common)
+    fresh = margin(loop.scorer.model.predict_proba_many(X[[int(i) for i in common]]))
+    np.testing.assert_allclose([after[i] for i in common], fresh, atol=1e-6)
+    assert accs[-1] > accs[0] + 0.1, accs
+    assert accs[-1] > 0.85
+    assert loop.queue.n_labeled() == 100 and len(loop.retrainer.training) == 100
+
+
+def test_expired_lease_returns_item(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = digits
+    loop = Loop(redis_client, namespace)
+    loop.labeling.lease_ttl = 5.0
+    loop.produce(X[:50])
+    loop.scorer.run(burst=True, timeout=0.0)
+    (first,) = loop.labeling.lease(1, "ann", now=1000.0)
+    assert loop.queue.score_of(first.id) is None and loop.queue.depth() == 49
+    assert loop.labeling.lease(1, "other", now=1002.0)[0].id != first.id  # still leased
+    again = loop.labeling.lease(50, "other", now=1006.0)  # expired: back in the queue
+    assert first.id in [e.id for e in again]
+
+
+def test_duplicate_label_counted_once(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    loop.produce(X[:40])
+    loop.scorer.run(burst=True, timeout=0.0)
+    leased = loop.labeling.lease(20, "ann")
+    for e in leased:
+        assert loop.labeling.submit(e.id, labeler_id="ann", label=int(y[int(e.id)]), label_id=f"L-{e.id}") is True
+    # A labeler's retry, and a replay of the same message on the topic: neither counts twice.
+    e0 = leased[0]
+    assert loop.labeling.submit(e0.id, labeler_id="ann", label=int(y[int(e0.id)]), label_id=f"L-{e0.id}") is False
+    loop.bus.publish(loop.topics.labels, loop.bus.messages(loop.topics.labels)[0].value)
+    loop.cycle()
+    assert len(loop.retrainer.training) == 20
+    assert loop.retrainer.published[-1].n_labels == 20
+    assert loop.retrainer.metrics.labels_duplicate._value.get() == 1
+    assert loop.queue.n_labeled() == 20
+    with pytest.raises(UnknownItem, match="not in the queue"):
+        loop.labeling.submit(e0.id, labeler_id="ann", label=1, label_id="fresh-id")
+
+
+def test_bad_items_go_to_dead_letters_and_the_stream_goes_on(
+    redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, _ = digits
+    loop = Loop(redis_client, namespace)
+    loop.produce(X[:30])
+    loop.scorer.run(burst=True, timeout=0.0)
+    before = dict(loop.queue.ranking())
+    bad = [
+        (b"not json at all", b"k-1"),
+        (json.dumps({"features": X[0].tolist()}).encode(), None),
+        (json.dumps({"id": "short", "features": [1.0, 2.0]}).encode(), b"short"),
+        (b'{"id": "nan-item", "features": [' + b", ".join([b"NaN"] + [b"1"] * 63) + b"]}", b"nan-item"),
+    ]
+    for value, key in bad:
+        loop.bus.publish(loop.topics.items, value, key=key)
+    loop.produce(X[30:40], start=30)
+    loop.scorer.run(burst=True, timeout=0.0)
+
+    dls = [decode_dead_letter(m.value) for m in loop.bus.messages(loop.topics.dead_letters)]
+    assert [(d.item_id, d.field) for d in dls] == [("k-1", None), (None, "id"), ("short", "features"), ("nan-item", "features[0]")]
+    assert "not valid JSON" in dls[0].reason and "expected 64 values, got 2" in dls[2].reason
+    assert "not a finite number" in dls[3].reason and dls[0].payload == b"not json at all"
+    assert loop.scorer.dead_letters == 4
+    counted = {
+        s.labels["reason"]: s.value
+        for metric in loop.scorer.metrics.dead_letters.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert counted == {"message": 1, "id": 1, "features": 2}
+    after = dict(loop.queue.ranking())
+    assert set(before) <= set(after) and len(after) == 40  # nothing already queued was lost
+    assert loop.bus.lag(loop.topics.items, "scorer") == 0  # and the offsets moved past the bad ones
+
+
+def test_restarted_retrainer_rebuilds_from_the_log(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    loop.produce(X[:200])
+    loop.scorer.run(burst=True, timeout=0.0)
+    loop.label(30, y)
+    loop.cycle()
+    v1 = loop.retrainer.published[-1]
+    fresh = Retrainer(loop.bus, loop.topics, retrain_every=10, holdout_fraction=0.0)
+    assert fresh.version == v1.version
+    loop.label(10, y)
+    fresh.run(burst=True, timeout=0.0)
+    v2 = fresh.published[-1]
+    assert v2.version == v1.version + 1 and v2.n_labels == 40

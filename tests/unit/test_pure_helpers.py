@@ -1,0 +1,95 @@
+"""Validation, auto-accept calibration, report maths, training set, settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from activestream.config import Settings
+from activestream.report import auc, hours_saved, labels_to_target, mean_curve, savings
+from retrainer.training_set import TrainingSet, in_holdout
+from retrainer.validate import check_outputs, holdout_accuracy, no_regression
+from schemas import Label
+from scorer.autoaccept import accepted, calibrate_threshold
+
+
+def test_check_outputs() -> None:
+    ok = np.array([[0.2, 0.8], [0.5, 0.5]])
+    assert check_outputs(ok, 2, 2, "multiclass") is None
+    assert "shape" in check_outputs(ok, 3, 2, "multiclass")
+    assert "NaN" in check_outputs(np.array([[np.nan, 1.0], [0.5, 0.5]]), 2, 2, "multiclass")
+    assert "sum" in check_outputs(np.array([[0.2, 0.2], [0.5, 0.5]]), 2, 2, "multiclass")
+    assert check_outputs(np.array([[0.2, 0.2], [0.5, 0.9]]), 2, 2, "multilabel") is None
+
+
+def test_holdout_accuracy_and_regression_gate() -> None:
+    p = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    assert holdout_accuracy(p, ("a", "b"), ["a", "b", "b"], "multiclass") == pytest.approx(2 / 3)
+    assert holdout_accuracy(np.array([[0.9, 0.2]]), ("x", "y"), [("x",)], "multilabel") == 1.0
+    assert no_regression(0.80, 0.84, 0.05) and not no_regression(0.78, 0.84, 0.05)
+    assert no_regression(float("nan"), 0.9, 0.01)
+
+
+def test_calibrate_threshold_hand_computed() -> None:
+    conf = np.array([0.99, 0.98, 0.97, 0.96, 0.90, 0.80])
+    correct = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
+    # precision of top-j: 1, 1, 1, .75, .8, .667 -> target 1.0 with support >= 2 -> top 3 -> t = 0.97
+    assert calibrate_threshold(conf, correct, target_precision=1.0, min_support=2) == 0.97
+    assert calibrate_threshold(conf, correct, target_precision=0.8, min_support=5) == 0.90
+    assert calibrate_threshold(conf, correct, target_precision=0.99) is None  # needs 100 items by default
+    mask = accepted(np.array([[0.98, 0.02], [0.6, 0.4]]), 0.97)
+    assert mask.tolist() == [True, False]
+    assert not accepted(np.array([[0.99, 0.01]]), None).any()
+
+
+def test_calibrate_never_cuts_inside_a_tie() -> None:
+    conf = np.array([0.9, 0.9, 0.9])
+    correct = np.array([True, True, False])
+    assert calibrate_threshold(conf, correct, target_precision=1.0, min_support=1) is None
+
+
+def test_report_maths() -> None:
+    a = [(20, 0.5), (30, 0.8), (40, 0.9)]
+    b = [(20, 0.7), (30, 0.9)]
+    m = mean_curve([a, b])
+    assert m == [(20, 0.6), (30, pytest.approx(0.85)), (40, pytest.approx(0.9))]
+    assert labels_to_target(a, 0.8) == 30 and labels_to_target(a, 0.95) is None
+    assert auc([(0, 0.0), (10, 1.0)]) == pytest.approx(0.5)
+    assert savings(50, 100) == 0.5 and savings(None, 100) is None
+    assert hours_saved(50, 100, 36.0) == pytest.approx(0.5)
+
+
+def test_training_set_dedupes_label_ids_and_keeps_latest_label() -> None:
+    ts = TrainingSet()
+    f = np.zeros(2, dtype=np.float32)
+    assert ts.add(Label("i", "L1", "a", label=1, features=f)) == "new"
+    assert ts.add(Label("i", "L1", "a", label=1, features=f)) == "duplicate"
+    assert ts.add(Label("i", "L2", "b", label=2, features=f)) == "updated"
+    assert len(ts) == 1 and ts.items["i"].label == 2
+    d1 = ts.digest()
+    ts.add(Label("j", "L3", "b", label=2, features=f))
+    assert ts.digest() != d1
+
+
+def test_holdout_is_deterministic_and_proportional() -> None:
+    ids = [str(i) for i in range(10000)]
+    share = np.mean([in_holdout(i, 0.1) for i in ids])
+    assert 0.08 < share < 0.12
+    assert [in_holdout(i, 0.1) for i in ids[:50]] == [in_holdout(i, 0.1) for i in ids[:50]]
+    assert not any(in_holdout(i, 0.0) for i in ids[:100])
+
+
+def test_settings_from_env() -> None:
+    env = {
+        "REDIS_URL": "redis://r:6379/0",
+        "ACTIVESTREAM_BATCH_SIZE": "64",
+        "ACTIVESTREAM_TOLERANCE": "0.1",
+        "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
+        "ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    }
+    s = Settings.from_env(env, strategy="entropy", namespace=None)
+    assert s.redis_url == "redis://r:6379/0" and s.batch_size == 64 and s.tolerance == 0.1
+    assert s.kafka_bootstrap_servers == "k:9092" and s.kafka_config == {"security.protocol": "SASL_SSL"}
+    assert s.strategy == "entropy" and s.namespace == "default"
+    with pytest.raises(ValueError, match="ACTIVESTREAM_BATCH_SIZE"):
+        Settings.from_env({"ACTIVESTREAM_BATCH_SIZE": "many"})

@@ -1,0 +1,126 @@
+"""Message contracts: round trips, schema conformance, and errors that name item, field and reason."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+from schemas import (
+    SCHEMA_NAMES,
+    DeadLetter,
+    DecodeError,
+    Item,
+    Label,
+    ModelVersion,
+    QueueEntry,
+    decode_dead_letter,
+    decode_item,
+    decode_label,
+    decode_model_version,
+    decode_queue_entry,
+    json_schema,
+)
+
+
+def validate(payload: bytes, name: str) -> None:
+    jsonschema.validate(json.loads(payload), json_schema(name))
+
+
+def test_every_schema_file_is_valid_json_schema() -> None:
+    for name in SCHEMA_NAMES:
+        jsonschema.Draft202012Validator.check_schema(json_schema(name))
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_item_round_trip(binary: bool) -> None:
+    item = Item("a1", np.array([1.5, -2.0, 0.0], dtype=np.float32), {"src": "cam-1"})
+    payload = item.encode(binary=binary)
+    validate(payload, "item.v1")
+    back = decode_item(payload, n_features=3)
+    assert back.id == "a1" and back.metadata == {"src": "cam-1"}
+    np.testing.assert_array_equal(back.features, item.features)
+
+
+def test_named_field_item() -> None:
+    payload = json.dumps({"id": 7, "features": {"b": 2, "a": 1}}).encode()
+    validate(payload, "item.v1")
+    item = decode_item(payload, feature_names=["a", "b"])
+    assert item.id == "7"
+    np.testing.assert_array_equal(item.features, [1, 2])
+    with pytest.raises(DecodeError, match=r"item '7': field 'features.c': missing"):
+        decode_item(payload, feature_names=["a", "c"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "item_id", "field", "reason"),
+    [
+        (b"{not json", None, None, "not valid JSON"),
+        (b"[1, 2]", None, None, "expected a JSON object"),
+        (b'{"features": [1, 2, 3]}', None, "id", "missing"),
+        (b'{"id": "x", "features": [1, 2]}', "x", "features", "expected 3 values, got 2"),
+        (b'{"id": "x", "features": [1, NaN, 3]}', "x", "features[1]", "not a finite number"),
+        (b'{"id": "x", "features": [1, "a", 3]}', "x", "features[1]", "not a number"),
+        (b'{"id": "x"}', "x", "features", "missing"),
+        (b'{"id": "x", "features_b64": "!!"}', "x", "features_b64", "not valid base64"),
+    ],
+)
+def test_bad_items_name_item_field_reason(payload: bytes, item_id: str | None, field: str | None, reason: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_item(payload, n_features=3)
+    err = info.value
+    assert err.item_id == item_id and err.field == field and reason in err.reason
+    assert reason in str(err)
+    if item_id:
+        assert repr(item_id) in str(err)
+
+
+def test_key_names_item_without_readable_id() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_item(b"garbage", key="k-9")
+    assert info.value.item_id == "k-9" and "item 'k-9'" in str(info.value)
+
+
+def test_label_round_trip_single_and_multi() -> None:
+    one = Label("i1", "L1", "ann", label=3, seconds=4.5, features=np.array([1.0, 2.0], dtype=np.float32))
+    validate(one.encode(), "label.v1")
+    back = decode_label(one.encode())
+    assert (back.item_id, back.label_id, back.label, back.seconds) == ("i1", "L1", 3, 4.5)
+    np.testing.assert_array_equal(back.features, [1.0, 2.0])
+    multi = Label("i2", "L2", "ann", labels=("cat", "dog"))
+    validate(multi.encode(), "label.v1")
+    assert decode_label(multi.encode()).labels == ("cat", "dog")
+
+
+def test_bad_label() -> None:
+    with pytest.raises(DecodeError, match="field 'label_id'"):
+        decode_label(b'{"item_id": "a", "labeler_id": "x", "label": 1}')
+    with pytest.raises(DecodeError, match="field 'label'"):
+        decode_label(b'{"item_id": "a", "labeler_id": "x", "label_id": "l"}')
+    with pytest.raises(DecodeError, match="field 'seconds'"):
+        decode_label(b'{"item_id": "a", "labeler_id": "x", "label_id": "l", "label": 1, "seconds": -1}')
+
+
+def test_model_version_round_trip_and_sha_check() -> None:
+    blob = b"\x08\x01onnx-bytes"
+    mv = ModelVersion(3, blob, ModelVersion.digest(blob), ("a", "b"), metrics={"holdout_accuracy": 0.9}, n_labels=12)
+    validate(mv.encode(), "model_version.v1")
+    back = decode_model_version(mv.encode())
+    assert back.onnx == blob and back.classes == ("a", "b") and back.version == 3 and back.n_labels == 12
+    tampered = json.loads(mv.encode())
+    tampered["sha256"] = "0" * 64
+    with pytest.raises(DecodeError, match="does not match"):
+        decode_model_version(json.dumps(tampered))
+
+
+def test_queue_entry_and_dead_letter_round_trip() -> None:
+    qe = QueueEntry("q", 0.7, 2, np.array([1.0], dtype=np.float32), 123.0)
+    validate(qe.encode(), "queue_entry.v1")
+    back = decode_queue_entry(qe.encode())
+    assert (back.id, back.score, back.model_version, back.lease_expires_at) == ("q", 0.7, 2, 123.0)
+    dl = DeadLetter.from_error("t.items", b"\xff\x00", DecodeError("x", "features[2]", "not a finite number"))
+    validate(dl.encode(), "dead_letter.v1")
+    back_dl = decode_dead_letter(dl.encode())
+    assert back_dl.payload == b"\xff\x00" and back_dl.item_id == "x" and dl.reason_code == "features"
