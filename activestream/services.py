@@ -1,11 +1,385 @@
-"""Service subcommands (distributed mode): added by the distributed-mode work."""
+"""Service subcommands for the distributed mode: each component a process on Kafka + Redis."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from activestream.config import Settings
+
+log = logging.getLogger("activestream.services")
+
+
+class Stop:
+    """Set by SIGTERM / SIGINT; loops poll it and exit cleanly (offsets committed, consumers closed)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    over = {k: getattr(args, k, None) for k in ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")}
+    return Settings.from_env(**over)
+
+
+def make_bus(settings: Settings) -> Any:
+    """The Kafka bus for a service process (services need a broker: see ``activestream up``)."""
+    if not settings.kafka_bootstrap_servers:
+        raise SystemExit("error: set KAFKA_BOOTSTRAP_SERVERS (or --kafka-bootstrap-servers), or start a local stack with `activestream up`")
+    from streams.kafka import KafkaBus
+
+    return KafkaBus(
+        settings.kafka_bootstrap_servers,
+        config=dict(settings.kafka_config),
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+    )
+
+
+def make_queue(settings: Settings) -> Any:
+    import redis
+
+    from scorer.keys import QueueKeys
+    from scorer.queue import RankedQueue
+
+    if not settings.redis_url:
+        raise SystemExit("error: set REDIS_URL (or --redis-url), or start a local stack with `activestream up`")
+    return RankedQueue(redis.Redis.from_url(settings.redis_url), QueueKeys(settings.namespace))
+
+
+def _serve_metrics(service: str, registry: Any, port: int | None) -> Any:
+    from activestream.httpserver import Health, serve
+
+    health = Health(service)
+    server = serve(registry, health, port or 0)
+    print(f"{service}: metrics on http://127.0.0.1:{server.server_port}/metrics and /healthz", flush=True)
+    return health
+
+
+def _loop(step: Callable[[], int], health: Any, stop: Stop, *, burst: bool, max_messages: int | None, every: Callable[[], None] | None = None) -> int:
+    total = 0
+    while not stop():
+        n = step()
+        total += n
+        health.tick(processed=total)
+        if every is not None:
+            every()
+        if burst and n == 0:
+            break
+        if max_messages is not None and total >= max_messages:
+            break
+    return total
+
+
+# --------------------------------------------------------------------------- scorer
+
+
+def cmd_scorer(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from activestream.httpserver import periodic
+    from scorer.service import Scorer
+    from scorer.strategies import Strategy
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    stop = Stop()
+    bus = make_bus(s)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    registry = CollectorRegistry()
+    scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features, registry=registry)
+    health = _serve_metrics("scorer", registry, s.metrics_port)
+    scorer.poll_models(3.0)  # start on the newest model, if there is one
+
+    def gauges() -> None:
+        scorer.refresh_gauges()
+        lag = getattr(scorer._items, "lag", None)
+        if lag is not None:
+            scorer.metrics.consumer_lag.labels(topic=topics.items).set(lag())
+        health.tick(model_version=scorer.model_version, dead_letters=scorer.dead_letters)
+
+    try:
+        n = _loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges))
+        print(f"scorer: consumed {n} item messages; model v{scorer.model_version}", flush=True)
+    finally:
+        scorer.close()
+        bus.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- retrainer
+
+
+def cmd_retrainer(args: argparse.Namespace) -> int:
+    if args.engine == "faust":
+        from retrainer.faust_app import run_faust_retrainer
+
+        return run_faust_retrainer(settings_from(args), args)
+    from prometheus_client import CollectorRegistry
+
+    from retrainer.service import Retrainer
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    stop = Stop()
+    bus = make_bus(s)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    registry = CollectorRegistry()
+    rt = Retrainer(
+        bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
+        holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
+    )
+    health = _serve_metrics("retrainer", registry, s.metrics_port)
+    rt.rebuild(2.0)
+    print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
+    try:
+        def step() -> int:
+            n = rt.step(0.5)
+            health.tick(model_version=rt.version, training_set=len(rt.training), last_error=rt.last_error)
+            return n
+
+        _loop(step, health, stop, burst=args.burst, max_messages=args.max_messages)
+        if args.burst and rt.due():
+            rt.retrain()
+        print(f"retrainer: {len(rt.training)} labels, model v{rt.version}", flush=True)
+    finally:
+        bus.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- dispatcher
+
+
+def cmd_dispatcher(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from labeling.dispatcher import Dispatcher
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    stop = Stop()
+    bus = make_bus(s)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    registry = CollectorRegistry()
+    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
+                   ack_timeout=args.ack_timeout, registry=registry)
+    health = _serve_metrics("dispatcher", registry, s.metrics_port)
+    try:
+        _loop(lambda: d.step(0.5), health, stop, burst=args.burst, max_messages=None)
+    finally:
+        bus.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- produce / label
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from activestream.producer import encode_row, read_items
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    bus = make_bus(s)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    n = 0
+    try:
+        rows = read_items(args.file, id_column=args.id_column, exclude=args.exclude or ())
+        for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
+            iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
+            bus.publish(topics.items, encode_row(iid, feats, md), key=iid.encode())
+            n += 1
+        bus.flush()
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bus.close()
+    print(f"produced {n} items to {topics.items}", flush=True)
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from labeling.terminal import label_from_topic, prompt_answer
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    bus = make_bus(s)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    answer: Any = prompt_answer
+    if args.answers:
+        truth = _answers(args.answers, args.id_column, args.label_column)
+
+        def answer(item_id: str, features: Any, metadata: Any) -> Any:
+            return truth.get(item_id)
+
+    try:
+        n = label_from_topic(bus, topics, answer, labeler_id=args.labeler_id, group=args.group, max_items=args.max_items,
+                             idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label)
+    finally:
+        bus.close()
+    print(f"published {n} labels to {topics.labels}", flush=True)
+    return 0
+
+
+def _answers(path: str, id_column: str, label_column: str) -> dict[str, Any]:
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(path)
+    ids = table.column(id_column).to_pylist()
+    labels = table.column(label_column).to_pylist()
+    return {str(i): v for i, v in zip(ids, labels, strict=True)}
+
+
+# --------------------------------------------------------------------------- local stack
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start Kafka (KRaft, Maven Central jars), Redis (AOF) and the services; stop them all on Ctrl-C."""
+    from activestream.redis_server import LocalRedis
+
+    stop = Stop()
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    kafka = redis_server = None
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            from activestream.local_kafka import LocalKafka
+
+            print("starting Apache Kafka (KRaft) ...", flush=True)
+            kafka = LocalKafka(port=args.kafka_port).start()
+            bootstrap = kafka.bootstrap_servers
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_server = LocalRedis(args.redis_port, appendonly=True, data_dir=str(state / "redis")).start()
+            redis_url = redis_server.url
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}
+        exe = [sys.executable, "-m", "activestream.cli"]
+        ports = {"scorer": args.metrics_base_port, "retrainer": args.metrics_base_port + 1, "dispatcher": args.metrics_base_port + 2}
+        for name in ("scorer", "retrainer", "dispatcher"):
+            if name in args.without:
+                continue
+            logf = (state / f"{name}.log").open("ab")
+            children.append(subprocess.Popen([*exe, name, "--metrics-port", str(ports[name])], env=env, stdout=logf, stderr=subprocess.STDOUT))
+        print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
+        for name, port in ports.items():
+            if name not in args.without:
+                print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
+        if args.env_file:
+            Path(args.env_file).write_text(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}\n")
+        print("stack is up; Ctrl-C stops it", flush=True)
+        while not stop():
+            for c in children:
+                if c.poll() is not None:
+                    print(f"a service exited with code {c.returncode}; see the logs in {state}", flush=True)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            try:
+                c.wait(15)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        if redis_server is not None:
+            redis_server.stop()
+        if kafka is not None:
+            kafka.stop()
+        print("stack stopped", flush=True)
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kafka-bootstrap-servers", default=None, help="default: KAFKA_BOOTSTRAP_SERVERS")
+    p.add_argument("--redis-url", default=None, help="default: REDIS_URL")
+    p.add_argument("--topic-prefix", default=None, help="default: ACTIVESTREAM_TOPIC_PREFIX or 'activestream'")
+    p.add_argument("--namespace", default=None, help="Redis key namespace (default: ACTIVESTREAM_NAMESPACE or 'default')")
+
+
+def _loop_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics-port", type=int, default=None, help="port for /metrics and /healthz (default: any free port)")
+    p.add_argument("--burst", action="store_true", help="drain what is waiting, then exit")
+    p.add_argument("--max-messages", type=int, default=None, help="exit after this many messages")
 
 
 def add_parsers(sub: Any) -> None:
-    """Register service subcommands on the ``activestream`` parser."""
-    _ = (sub, argparse)
+    """Register the service subcommands on the ``activestream`` parser."""
+    p = sub.add_parser("scorer", help="score the items topic into the Redis queue; hot-swap models and re-rank")
+    _common(p)
+    _loop_opts(p)
+    p.add_argument("--strategy", default=None, help="scoring strategy (default: ACTIVESTREAM_STRATEGY or margin)")
+    p.add_argument("--batch-size", type=int, default=None, help="items per micro-batch")
+    p.set_defaults(func=cmd_scorer)
+
+    p = sub.add_parser("retrainer", help="retrain on the labels topic and publish validated model versions")
+    _common(p)
+    _loop_opts(p)
+    p.add_argument("--engine", choices=("confluent", "faust"), default="confluent", help="confluent-kafka loop or a faust-streaming app")
+    p.set_defaults(func=cmd_retrainer)
+
+    p = sub.add_parser("dispatcher", help="move top-ranked items to the queue topic for labelers that consume a topic")
+    _common(p)
+    _loop_opts(p)
+    p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
+    p.add_argument("--max-outstanding", type=int, default=100, help="most items out with labelers at once")
+    p.add_argument("--ack-timeout", type=float, default=300.0, help="seconds before an unlabeled item returns to the queue")
+    p.set_defaults(func=cmd_dispatcher)
+
+    p = sub.add_parser("produce", help="push a CSV / CSV.gz / JSONL / Parquet file to the items topic")
+    _common(p)
+    p.add_argument("file")
+    p.add_argument("--id-column", default="id", help="item id column (default: %(default)s; row number when absent)")
+    p.add_argument("--id-prefix", default="row-", help="prefix of row-number ids")
+    p.add_argument("--exclude", action="append", help="columns that are not features (repeatable), e.g. the label")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("label", help="label items from the queue topic in the terminal (or from an answers file)")
+    _common(p)
+    p.add_argument("--labeler-id", default=os.environ.get("USER", "labeler"))
+    p.add_argument("--group", default="labelers", help="consumer group of the labelers")
+    p.add_argument("--max-items", type=int, default=None)
+    p.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without work")
+    p.add_argument("--seconds-per-label", type=float, default=0.0)
+    p.add_argument("--answers", default=None, help="CSV with the true labels: label automatically (a simulated labeler)")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--label-column", default="label")
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("up", help="local stack without Docker: Kafka (KRaft), Redis and the services; Ctrl-C stops all")
+    p.add_argument("--state-dir", default=".activestream", help="logs and Redis AOF (default: %(default)s)")
+    p.add_argument("--kafka-port", type=int, default=None)
+    p.add_argument("--redis-port", type=int, default=None)
+    p.add_argument("--metrics-base-port", type=int, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
+    p.add_argument("--without", action="append", default=[], choices=("scorer", "retrainer", "dispatcher"), help="do not start this service")
+    p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS and REDIS_URL here once up")
+    p.set_defaults(func=cmd_up)

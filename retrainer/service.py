@@ -116,16 +116,32 @@ class Retrainer:
         """Fold waiting labels into the training set. Returns messages consumed."""
         msgs = self._labels.consume(max_messages, timeout)
         for m in msgs:
-            key = m.key.decode(errors="replace") if m.key is not None else None
-            try:
-                label = decode_label(m.value, key=key)
-                if label.features is None:
-                    raise DecodeError(label.item_id, "features_b64", "missing: the retrainer needs the item's features")
-            except DecodeError as err:
-                self._dead_letter(m.value, err)
-                continue
-            self._fold(label)
+            self.fold_payload(m.value, m.key)
         return len(msgs)
+
+    def fold_payload(self, value: bytes, key: bytes | None = None) -> bool:
+        """Decode one labels-topic message and fold it in; bad ones go to the dead letters.
+
+        Used by :meth:`ingest` and by the faust-streaming agent. Returns whether it was valid.
+        """
+        try:
+            label = decode_label(value, key=key.decode(errors="replace") if key is not None else None)
+            if label.features is None:
+                raise DecodeError(label.item_id, "features_b64", "missing: the retrainer needs the item's features")
+        except DecodeError as err:
+            self._dead_letter(value, err)
+            return False
+        self._fold(label)
+        return True
+
+    def rebuild(self, idle: float = 1.0) -> int:
+        """Fold the whole labels log read so far (start-up); returns messages read."""
+        total = 0
+        while True:
+            n = self.ingest(idle)
+            total += n
+            if n == 0:
+                return total
 
     def _fold(self, label: Label) -> None:
         if self.task == "auto":

@@ -71,6 +71,15 @@ class QueueKeys:
         """SET of items ``labeler_id`` skipped (not offered to them again)."""
         return self._k(f"skipped_by:{labeler_id}")
 
+    def owned(self, owner: str) -> str:
+        """SET of items currently leased to ``owner`` (a labeler or a dispatcher group)."""
+        return self._k(f"owned:{owner}")
+
+    @property
+    def owned_prefix(self) -> str:
+        """Prefix of the ``owned`` sets, for scripts that find the owner at run time."""
+        return self._k("owned:")
+
     @property
     def dropped(self) -> str:
         """SET of items that left the queue unlabeled (skipped too often)."""

@@ -36,21 +36,33 @@ end
 return added
 """
 
-_EXPIRE = """
--- KEYS: leased, pending, lease_owner, last_score ; ARGV: now
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+# The per-owner sets are found at run time from the lease owner (single-node Redis;
+# a Redis Cluster deployment would need hash tags on the namespace).
+_RELEASE_OWNER = """
+local function release_owner(owner_hash, owned_prefix, id)
+  local owner = redis.call('HGET', owner_hash, id)
+  if owner then
+    redis.call('SREM', owned_prefix .. owner, id)
+    redis.call('HDEL', owner_hash, id)
+  end
+end
+"""
+
+_EXPIRE = _RELEASE_OWNER + """
+-- KEYS: leased, pending, lease_owner, last_score ; ARGV: now, owned_prefix, limit
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local s = redis.call('HGET', KEYS[4], id) or '0'
   redis.call('ZADD', KEYS[2], s, id)
-  redis.call('HDEL', KEYS[3], id)
+  release_owner(KEYS[3], ARGV[2], id)
   redis.call('HDEL', KEYS[4], id)
 end
 return #due
 """
 
 _CLAIM = """
--- KEYS: pending, leased, lease_owner, last_score ; ARGV: expires_at, labeler, ids...
+-- KEYS: pending, leased, lease_owner, last_score, owned ; ARGV: expires_at, labeler, ids...
 local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -60,6 +72,7 @@ for i = 3, #ARGV do
     redis.call('ZADD', KEYS[2], ARGV[1], id)
     redis.call('HSET', KEYS[3], id, ARGV[2])
     redis.call('HSET', KEYS[4], id, s)
+    redis.call('SADD', KEYS[5], id)
     table.insert(out, id)
     table.insert(out, s)
   end
@@ -67,14 +80,14 @@ end
 return out
 """
 
-_MARK_LABELED = """
+_MARK_LABELED = _RELEASE_OWNER + """
 -- KEYS: label_ids, pending, leased, lease_owner, last_score, labeled, enqueued, features, metadata, skips
--- ARGV: label_id, item_id
+-- ARGV: label_id, item_id, owned_prefix
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 local id = ARGV[2]
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
+release_owner(KEYS[4], ARGV[3], id)
 redis.call('HDEL', KEYS[5], id)
 redis.call('SADD', KEYS[6], id)
 redis.call('ZREM', KEYS[7], id)
@@ -84,15 +97,15 @@ redis.call('HDEL', KEYS[10], id)
 return 1
 """
 
-_SKIP = """
+_SKIP = _RELEASE_OWNER + """
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, enqueued, features, metadata
--- ARGV: item_id, max_skips
+-- ARGV: item_id, max_skips, owned_prefix
 local id = ARGV[1]
 local s = redis.call('HGET', KEYS[4], id)
 if not s then s = redis.call('ZSCORE', KEYS[2], id) end
 if not s then return -1 end
 redis.call('ZREM', KEYS[1], id)
-redis.call('HDEL', KEYS[3], id)
+release_owner(KEYS[3], ARGV[3], id)
 redis.call('HDEL', KEYS[4], id)
 redis.call('SADD', KEYS[6], id)
 local n = redis.call('HINCRBY', KEYS[5], id, 1)
@@ -229,7 +242,12 @@ class RankedQueue:
         """Return every item whose lease has run out to the queue at its old score."""
         now = time.time() if now is None else now
         keys = [self.k.leased, self.k.pending, self.k.lease_owner, self.k.last_score]
-        return int(self._expire(keys=keys, args=[now]))
+        total = 0
+        while True:  # bounded batches keep each script call short
+            n = int(self._expire(keys=keys, args=[now, self.k.owned_prefix, 5000]))
+            total += n
+            if n < 5000:
+                return total
 
     def top(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` highest-scored pending items, best first (read-only)."""
@@ -245,7 +263,7 @@ class RankedQueue:
         if not ids:
             return []
         now = time.time() if now is None else now
-        keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score]
+        keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id)]
         flat = self._claim(keys=keys, args=[now + ttl, labeler_id, *ids])
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
@@ -271,13 +289,13 @@ class RankedQueue:
         """Take the item out of the queue for good. False if ``label_id`` was seen before."""
         k = self.k
         keys = [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.enqueued, k.features, k.metadata, k.skips]
-        return bool(self._mark(keys=keys, args=[label_id, item_id]))
+        return bool(self._mark(keys=keys, args=[label_id, item_id, k.owned_prefix]))
 
     def skip(self, item_id: str, labeler_id: str, max_skips: int) -> int:
         """Hand a leased item back. Returns its skip count, 0 if it was dropped, -1 if unknown."""
         k = self.k
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.enqueued, k.features, k.metadata]
-        return int(self._skip(keys=keys, args=[item_id, max_skips]))
+        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix]))
 
     # ----------------------------------------------------------------- observation
     def depth(self) -> int:
@@ -286,6 +304,10 @@ class RankedQueue:
 
     def n_leased(self) -> int:
         return int(self.r.zcard(self.k.leased))
+
+    def n_leased_by(self, owner: str) -> int:
+        """Items currently leased to ``owner``."""
+        return int(self.r.scard(self.k.owned(owner)))
 
     def n_labeled(self) -> int:
         return int(self.r.scard(self.k.labeled))

@@ -15,7 +15,7 @@ from scorer.metrics import ScorerMetrics
 from scorer.model import OnnxClassifier
 from scorer.queue import RankedQueue
 from scorer.strategies import Strategy
-from streams.bus import Bus, Message
+from streams.bus import Bus, Message, Record
 from streams.topics import SCORER_GROUP, Topics
 
 log = logging.getLogger("activestream.scorer")
@@ -88,7 +88,7 @@ class Scorer:
             try:
                 mv = decode_model_version(m.value)
             except DecodeError as err:
-                self._dead_letter(m, err)
+                self.bus.publish_and_commit(None, [self._dead_letter(m, err)], [])
                 continue
             if mv.version > self.model_version and (newest is None or mv.version > newest.version):
                 newest = mv
@@ -98,7 +98,8 @@ class Scorer:
             model = load_model_version(newest)
         except Exception as exc:  # a broken model must not stop scoring
             log.error("model v%s rejected: %s", newest.version, exc)
-            self._dead_letter_raw(self.topics.models, newest.encode()[:4096], DecodeError(f"model v{newest.version}", "onnx_b64", str(exc)))
+            err = DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
+            self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], err)], [])
             return False
         self.swap(model, newest.version, newest.task, newest.classes)
         return True
@@ -149,6 +150,7 @@ class Scorer:
         ids: list[str] = []
         vecs: list[np.ndarray] = []
         metas: list[dict[str, object]] = []
+        dead: list[Record] = []
         seen: set[str] = set()
         for m in msgs:
             key = m.key.decode(errors="replace") if m.key is not None else None
@@ -157,12 +159,12 @@ class Scorer:
                     self.n_features = self._queue_n_features()
                 item = decode_item(m.value, n_features=self.n_features, feature_names=self.feature_names, key=key)
             except DecodeError as err:
-                self._dead_letter(m, err)
+                dead.append(self._dead_letter(m, err))
                 continue
             if self.n_features is None:
                 self.n_features = self.queue.ensure_n_features(item.features.size)
                 if item.features.size != self.n_features:
-                    self._dead_letter(m, DecodeError(item.id, "features", f"expected {self.n_features} values, got {item.features.size}"))
+                    dead.append(self._dead_letter(m, DecodeError(item.id, "features", f"expected {self.n_features} values, got {item.features.size}")))
                     continue
             if item.id in seen:  # the same id twice in one batch: the first wins, like the queue
                 continue
@@ -175,20 +177,25 @@ class Scorer:
             added = self.queue.add(ids, self.score(X, ids), X, metas)
             self.metrics.items_enqueued.inc(added)
             self.metrics.items_scored.inc(len(ids))
-        self.bus.flush()  # dead letters are durable before the offsets move
-        self._items.commit(msgs)
+        # The queue write above is idempotent; dead letters and offsets move together.
+        self.bus.publish_and_commit(self._items, dead, msgs)
         self.metrics.scoring_latency.observe(time.perf_counter() - t0)
         return len(msgs)
 
-    def _dead_letter(self, m: Message, err: DecodeError) -> None:
-        self._dead_letter_raw(m.topic, m.value, err)
+    def _dead_letter(self, m: Message, err: DecodeError) -> Record:
+        return self._dead_letter_raw(m.topic, m.value, err)
 
-    def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError) -> None:
+    def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError) -> Record:
         dl = DeadLetter.from_error(source, payload, err)
         log.warning("dead letter from %s: %s", source, err)
-        self.bus.publish(self.topics.dead_letters, dl.encode(), key=(err.item_id or "").encode() or None)
         self.metrics.dead_letters.labels(source=source, reason=dl.reason_code).inc()
         self.dead_letters += 1
+        return Record(self.topics.dead_letters, dl.encode(), (err.item_id or "").encode() or None)
+
+    def close(self) -> None:
+        """Leave the consumer group (uncommitted work is redelivered to the others)."""
+        self._items.close()
+        self._models.close()
 
     # ------------------------------------------------------------------ loop
     def refresh_gauges(self) -> None:

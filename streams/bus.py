@@ -34,6 +34,15 @@ class Message:
     timestamp: float = 0.0
 
 
+@dataclass(frozen=True)
+class Record:
+    """One record to publish: ``(topic, value, key)``."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+
+
 class Consumer(Protocol):
     """A member of a consumer group (or a group-less reader)."""
 
@@ -72,6 +81,18 @@ class Bus(Protocol):
         ``group=None`` gives a group-less reader that starts at the beginning (or the
         end, with ``from_beginning=False``) and never commits: used to rebuild state
         from a log, and by every scorer to see every model version.
+        """
+        ...
+
+    def publish_and_commit(
+        self, consumer: Consumer | None, records: Sequence[Record], messages: Sequence[Message]
+    ) -> None:
+        """Publish ``records`` and commit ``messages`` on ``consumer`` as one step.
+
+        Called by a service once a consumed batch is fully processed, with the records
+        that batch produced (e.g. its dead letters). A transactional adapter makes the
+        two atomic, so a crash can neither lose those records nor publish them twice;
+        otherwise it flushes the records, then commits.
         """
         ...
 

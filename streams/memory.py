@@ -13,7 +13,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 
-from streams.bus import Message
+from streams.bus import Consumer, Message, Record
 
 
 class InMemoryBus:
@@ -28,7 +28,7 @@ class InMemoryBus:
         self.partitions = partitions
         self._logs: dict[str, list[list[Message]]] = {}
         self._committed: dict[tuple[str, str, int], int] = defaultdict(int)
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())
 
     # -- producer side
     def _log(self, topic: str) -> list[list[Message]]:
@@ -46,6 +46,13 @@ class InMemoryBus:
 
     def flush(self, timeout: float = 30.0) -> None:
         return None  # appends are synchronous
+
+    def publish_and_commit(self, consumer: Consumer | None, records: Sequence[Record], messages: Sequence[Message]) -> None:
+        with self._cond:  # one lock: atomic with respect to every other client of this bus
+            for r in records:
+                self.publish(r.topic, r.value, r.key)
+            if consumer is not None:
+                consumer.commit(messages)
 
     def ensure_topics(self, topics: Sequence[str]) -> None:
         with self._cond:

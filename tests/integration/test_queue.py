@@ -74,3 +74,16 @@ def test_iter_pending_and_oldest_age(queue: RankedQueue) -> None:
     np.testing.assert_array_equal(seen["i7"], [21, 22, 23])
     assert queue.oldest_age(now=130.0) == 30.0
     assert queue.ensure_n_features(3) == 3 and queue.ensure_n_features(5) == 3
+
+
+def test_owner_counts_follow_leases(queue: RankedQueue) -> None:
+    queue.add(["a", "b", "c"], np.array([0.3, 0.2, 0.1]), feats(3))
+    queue.claim(["a", "b"], "grp", ttl=10, now=0.0)
+    queue.claim(["c"], "other", ttl=100, now=0.0)
+    assert queue.n_leased_by("grp") == 2 and queue.n_leased_by("other") == 1
+    queue.mark_labeled("a", "L-a")
+    assert queue.n_leased_by("grp") == 1
+    queue.expire_leases(now=50.0)
+    assert queue.n_leased_by("grp") == 0 and queue.n_leased_by("other") == 1
+    queue.skip("c", "other", max_skips=3)
+    assert queue.n_leased_by("other") == 0

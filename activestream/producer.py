@@ -1,0 +1,60 @@
+"""``activestream produce FILE``: CSV / JSONL / Parquet rows -> the items topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas import Item
+
+
+def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str]) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
+    import pyarrow as pa
+
+    if path.name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    else:
+        import pyarrow.csv as pacsv
+
+        table = pacsv.read_csv(path)
+    numeric = [
+        c for c in table.column_names
+        if c != id_column and c not in exclude
+        and (pa.types.is_integer(table.column(c).type) or pa.types.is_floating(table.column(c).type))
+    ]
+    if not numeric:
+        raise ValueError(f"{path}: no numeric feature column")
+    X = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in numeric])
+    ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
+    for i in range(len(X)):
+        yield (str(ids[i]) if ids is not None else None), X[i], {}
+
+
+def _jsonl_rows(path: Path, id_column: str | None) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+    with path.open() as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            yield (str(obj[id_column]) if id_column and id_column in obj else None), obj.get("features"), obj.get("metadata") or {}
+
+
+def read_items(path: str | Path, *, id_column: str | None = "id", exclude: Sequence[str] = ()) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+    """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file."""
+    p = Path(path)
+    if p.name.endswith((".jsonl", ".ndjson")):
+        return _jsonl_rows(p, id_column)
+    return _table_rows(p, id_column, exclude)
+
+
+def encode_row(item_id: str, features: Any, metadata: dict[str, Any]) -> bytes:
+    """One items-topic payload; float vectors go binary (fast to decode), other shapes as given."""
+    if isinstance(features, np.ndarray):
+        return Item(item_id, features, metadata).encode(binary=True)
+    return json.dumps({"schema": "item.v1", "id": item_id, "features": features, "metadata": metadata}).encode()

@@ -1,0 +1,106 @@
+"""Dispatcher: feeds labelers who consume a topic from the top of the Redis queue.
+
+It keeps at most ``max_outstanding`` items leased to the labeler group at once, so
+what they see was ranked by a recent model; an item not labeled within
+``ack_timeout`` returns to the queue (its lease expires) and is dispatched again.
+Labels arriving on the labels topic acknowledge their items.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from schemas import DecodeError, QueueEntry, decode_label
+from scorer.queue import RankedQueue
+from streams.bus import Bus
+from streams.topics import DISPATCHER_GROUP, Topics
+
+log = logging.getLogger("activestream.dispatcher")
+
+DISPATCHED = "activestream_dispatched"  # _total added by prometheus-client
+ACKED = "activestream_dispatch_acked"
+OUTSTANDING = "activestream_dispatch_outstanding"
+
+
+class Dispatcher:
+    """Moves top-ranked items to the queue topic and acknowledges them from the labels topic.
+
+    Parameters
+    ----------
+    queue : the ranked queue.
+    bus, topics : the queue topic (out) and labels topic (acks in).
+    labeler_group : the lease owner standing for every labeler consuming the queue topic.
+    max_outstanding : most items out at once.
+    ack_timeout : seconds before an unlabeled dispatched item returns to the queue.
+    """
+
+    def __init__(
+        self,
+        queue: RankedQueue,
+        bus: Bus,
+        topics: Topics,
+        *,
+        labeler_group: str = "labelers",
+        max_outstanding: int = 100,
+        ack_timeout: float = 300.0,
+        registry: CollectorRegistry | None = None,
+        group: str = DISPATCHER_GROUP,
+    ) -> None:
+        self.queue = queue
+        self.bus = bus
+        self.topics = topics
+        self.owner = f"dispatch:{labeler_group}"
+        self.max_outstanding = max_outstanding
+        self.ack_timeout = ack_timeout
+        self._labels = bus.consumer([topics.labels], group)
+        reg = registry or CollectorRegistry()
+        self.dispatched = Counter(DISPATCHED, "Items sent to the queue topic", registry=reg)
+        self.acked = Counter(ACKED, "Dispatched items acknowledged by a label", registry=reg)
+        self.outstanding = Gauge(OUTSTANDING, "Items out with labelers", registry=reg)
+
+    def acknowledge(self, timeout: float = 0.1) -> int:
+        """Mark items labeled from the labels topic (idempotent by label id). Returns labels read."""
+        msgs = self._labels.consume(1000, timeout)
+        for m in msgs:
+            try:
+                label = decode_label(m.value)
+            except DecodeError:
+                continue  # the retrainer dead-letters bad labels; nothing to acknowledge here
+            if self.queue.mark_labeled(label.item_id, label.label_id):
+                self.acked.inc()
+        self._labels.commit(msgs)
+        return len(msgs)
+
+    def dispatch(self, now: float | None = None) -> int:
+        """Top up the labelers to ``max_outstanding``. Returns items sent."""
+        now = time.time() if now is None else now
+        self.queue.expire_leases(now)
+        room = self.max_outstanding - self.queue.n_leased_by(self.owner)
+        if room <= 0:
+            self.outstanding.set(self.max_outstanding - room)
+            return 0
+        cands = [i for i, _ in self.queue.top(room)]
+        claimed = self.queue.claim(cands, self.owner, self.ack_timeout, now)
+        if claimed:
+            ids = [i for i, _ in claimed]
+            version = int(self.queue.get_meta("model_version") or 0)
+            for (item_id, score), feats, md in zip(claimed, self.queue.features_of(ids), self.queue.metadata_of(ids), strict=True):
+                entry = QueueEntry(item_id, score, version, feats, now + self.ack_timeout, md)
+                self.bus.publish(self.topics.queue, entry.encode(), key=item_id.encode())
+            self.bus.flush()
+            self.dispatched.inc(len(claimed))
+        self.outstanding.set(self.queue.n_leased_by(self.owner))
+        return len(claimed)
+
+    def step(self, timeout: float = 0.1) -> int:
+        return self.acknowledge(timeout) + self.dispatch()
+
+    def run(self, *, burst: bool = False, should_stop: Callable[[], bool] | None = None, timeout: float = 0.2) -> None:
+        """Dispatch until stopped; ``burst=True`` returns once nothing moved."""
+        while not (should_stop is not None and should_stop()):
+            if self.step(timeout) == 0 and burst:
+                return

@@ -1,0 +1,69 @@
+"""``activestream label``: a terminal labeler that consumes the queue topic and publishes labels."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from schemas import DecodeError, Label, decode_queue_entry
+from streams.bus import Bus
+from streams.topics import Topics
+
+Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | None"]
+
+
+def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> str | int | None:
+    """Ask a person on the terminal; an empty answer skips the item."""
+    shown = ", ".join(f"{v:.3g}" for v in (features or [])[:12])
+    print(f"\nitem {item_id}  metadata={metadata}  features=[{shown}{', ...' if features and len(features) > 12 else ''}]")
+    text = input("label (empty = skip): ").strip()
+    if not text:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def label_from_topic(
+    bus: Bus,
+    topics: Topics,
+    answer: Answer,
+    *,
+    labeler_id: str,
+    group: str = "labelers",
+    max_items: int | None = None,
+    idle_timeout: float | None = None,
+    seconds_per_label: float = 0.0,
+) -> int:
+    """Label queue-topic entries with ``answer`` until ``max_items`` or ``idle_timeout`` s without work.
+
+    Returns labels published. Each queue message is committed after its label is flushed.
+    """
+    consumer = bus.consumer([topics.queue], group)
+    done = 0
+    idle = 0.0
+    try:
+        while max_items is None or done < max_items:
+            msgs = consumer.consume(1, 0.5)
+            if not msgs:
+                idle += 0.5
+                if idle_timeout is not None and idle >= idle_timeout:
+                    break
+                continue
+            idle = 0.0
+            m = msgs[0]
+            try:
+                entry = decode_queue_entry(m.value)
+            except DecodeError as err:
+                print(f"skipping a bad queue entry: {err}")
+                consumer.commit(msgs)
+                continue
+            feats = entry.features.tolist() if entry.features is not None else None
+            value = answer(entry.id, feats, entry.metadata)
+            if value is not None:
+                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds_per_label, features=entry.features)
+                bus.publish(topics.labels, label.encode(), key=entry.id.encode())
+                bus.flush()
+                done += 1
+            consumer.commit(msgs)
+    finally:
+        consumer.close()
+    return done
