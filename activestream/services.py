@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(**over)
 
 
-def make_bus(settings: Settings) -> Any:
-    """The Kafka bus for a service process (services need a broker: see ``activestream up``)."""
+def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Any:
+    """The Kafka bus for a service process (services need a broker: see ``activestream up``).
+
+    ``transactional_name`` gives the bus a transactional id unique to this process, so a
+    batch's dead letters and its offsets commit together.
+    """
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("error: set KAFKA_BOOTSTRAP_SERVERS (or --kafka-bootstrap-servers), or start a local stack with `activestream up`")
     from streams.kafka import KafkaBus
@@ -49,6 +54,7 @@ def make_bus(settings: Settings) -> Any:
         config=dict(settings.kafka_config),
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
+        transactional_id=f"{settings.topic_prefix}-{transactional_name}-{os.getpid()}-{uuid.uuid4().hex[:8]}" if transactional_name else None,
     )
 
 
@@ -100,13 +106,13 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 
     s = settings_from(args)
     stop = Stop()
-    bus = make_bus(s)
+    bus = make_bus(s, transactional_name="scorer")
     topics = Topics(s.topic_prefix)
     bus.ensure_topics(topics.all())
     registry = CollectorRegistry()
     scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features, registry=registry)
     health = _serve_metrics("scorer", registry, s.metrics_port)
-    scorer.poll_models(3.0)  # start on the newest model, if there is one
+    scorer.poll_models(to_end=True)  # start on the newest model, if there is one
 
     def gauges() -> None:
         scorer.refresh_gauges()
@@ -148,7 +154,7 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
     )
     health = _serve_metrics("retrainer", registry, s.metrics_port)
-    rt.rebuild(2.0)
+    rt.rebuild()
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
     try:
         def step() -> int:

@@ -152,7 +152,7 @@ def run_campaign(
     queue.clear()
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction)
-    labeling = LabelService(queue, bus, topics)
+    labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics)
     try:
         for i in train:
             bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
@@ -195,6 +195,21 @@ def run_campaign(
         return result
     finally:
         queue.clear()
+
+
+def make_label_service(strategy: Strategy, queue: RankedQueue, bus: InMemoryBus, topics: Topics) -> LabelService:
+    """A labeling service whose leased batches follow the strategy's batch mode."""
+    from scorer import selection
+
+    if strategy.batch_mode == "top":
+        return LabelService(queue, bus, topics)
+    fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
+    prefilter = 10
+
+    def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
+        return fn(scores, X, k, seed=strategy.seed, prefilter=prefilter)
+
+    return LabelService(queue, bus, topics, select_batch=select, oversample=prefilter)
 
 
 def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: RankedQueue, cfg: SimConfig) -> dict[str, Any]:

@@ -92,17 +92,13 @@ class Retrainer:
     def _load_latest_version(self) -> None:
         reader = self.bus.consumer([self.topics.models], None)
         newest: ModelVersion | None = None
-        while True:
-            msgs = reader.consume(1000, 0.5)
-            if not msgs:
-                break
-            for m in msgs:
-                try:
-                    mv = decode_model_version(m.value)
-                except DecodeError:
-                    continue
-                if newest is None or mv.version > newest.version:
-                    newest = mv
+        for m in reader.read_to_end(60.0):
+            try:
+                mv = decode_model_version(m.value)
+            except DecodeError:
+                continue
+            if newest is None or mv.version > newest.version:
+                newest = mv
         reader.close()
         if newest is not None:
             self.version = newest.version
@@ -134,14 +130,12 @@ class Retrainer:
         self._fold(label)
         return True
 
-    def rebuild(self, idle: float = 1.0) -> int:
-        """Fold the whole labels log read so far (start-up); returns messages read."""
-        total = 0
-        while True:
-            n = self.ingest(idle)
-            total += n
-            if n == 0:
-                return total
+    def rebuild(self, timeout: float = 120.0) -> int:
+        """Fold the labels log up to its current end (start-up); returns messages read."""
+        msgs = self._labels.read_to_end(timeout)
+        for m in msgs:
+            self.fold_payload(m.value, m.key)
+        return len(msgs)
 
     def _fold(self, label: Label) -> None:
         if self.task == "auto":

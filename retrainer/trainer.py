@@ -22,8 +22,9 @@ class NotEnoughClasses(ValueError):
 
 
 def sort_classes(values: Sequence[LabelValue]) -> tuple[LabelValue, ...]:
-    """Distinct labels in a stable order that also works for mixed str/int labels."""
-    return tuple(sorted(set(values), key=lambda v: (isinstance(v, str), v)))
+    """Distinct labels (numpy scalars made plain Python) in a stable order, also for mixed str/int labels."""
+    plain = {v.item() if isinstance(v, np.generic) else v for v in values}
+    return tuple(sorted(plain, key=lambda v: (isinstance(v, str), v)))
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Trainer:
         warm = not full and classes == self._classes
         self._classes = classes
         index = {c: i for i, c in enumerate(classes)}
-        yi = np.array([index[v] for v in y])
+        yi = np.array([index[v.item() if isinstance(v, np.generic) else v] for v in y])
         est = self._estimator("mc", warm)
         est.fit(Z, yi)
         if len(classes) == 2:  # sklearn keeps one row for binary problems
@@ -143,7 +144,8 @@ class Trainer:
         names = sort_classes([v for row in y for v in row])
         if not names:
             raise NotEnoughClasses("no positive label in any label set yet")
-        Y = np.array([[name in set(row) for name in names] for row in y], dtype=np.int64)
+        rows = [{v.item() if isinstance(v, np.generic) else v for v in row} for row in y]
+        Y = np.array([[name in row for name in names] for row in rows], dtype=np.int64)
         W = np.zeros((Z.shape[1], len(names)))
         b = np.zeros(len(names))
         for j, name in enumerate(names):

@@ -80,9 +80,12 @@ class Scorer:
         self.dead_letters = 0
 
     # ------------------------------------------------------------------ models
-    def poll_models(self, timeout: float = 0.0) -> bool:
-        """Load the newest model version waiting on the models topic; re-rank if one was loaded."""
-        msgs = self._models.consume(1000, timeout)
+    def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
+        """Load the newest model version waiting on the models topic; re-rank if one was loaded.
+
+        ``to_end=True`` (at start-up) reads the whole models log as it stands first.
+        """
+        msgs = self._models.read_to_end(max(timeout, 30.0)) if to_end else self._models.consume(1000, timeout)
         newest: ModelVersion | None = None
         for m in msgs:
             try:

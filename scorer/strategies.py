@@ -59,13 +59,17 @@ RANDOM = "random"
 NAMES = (*_MULTICLASS, "mean_entropy", "max_entropy", RANDOM)
 
 
+BATCH_MODES = ("top", "kmeans", "kcenter")
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A named strategy bound to a seed.
 
     Parameters
     ----------
-    name : one of :data:`NAMES`.
+    name : a score name from :data:`NAMES`, optionally ``+kmeans`` or ``+kcenter`` for a
+        diverse leased batch (e.g. ``margin+kmeans``).
     seed : seed of the random control and of cold-start ordering.
     """
 
@@ -73,8 +77,19 @@ class Strategy:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.name not in NAMES:
-            raise ValueError(f"unknown strategy {self.name!r}; choose one of {', '.join(NAMES)}")
+        base, _, batch = self.name.partition("+")
+        if base not in NAMES:
+            raise ValueError(f"unknown strategy {self.name!r}; choose one of {', '.join(NAMES)} (optionally +{'/+'.join(BATCH_MODES[1:])})")
+        if batch and batch not in BATCH_MODES:
+            raise ValueError(f"unknown batch mode {batch!r} in {self.name!r}; choose one of {', '.join(BATCH_MODES)}")
+
+    @property
+    def score_name(self) -> str:
+        return self.name.partition("+")[0]
+
+    @property
+    def batch_mode(self) -> str:
+        return self.name.partition("+")[2] or "top"
 
     def score(
         self, probas: np.ndarray | None, ids: Sequence[str], *, task: str = "multiclass", version: int = 0
@@ -93,10 +108,10 @@ class Strategy:
         -------
         (n,) float64 scores, higher = label sooner.
         """
-        if probas is None or self.name == RANDOM:
-            return random_scores(ids, self.seed, version if self.name == RANDOM else 0)
+        if probas is None or self.score_name == RANDOM:
+            return random_scores(ids, self.seed, version if self.score_name == RANDOM else 0)
         table = _MULTILABEL if task == "multilabel" else _MULTICLASS
-        fn = table.get(self.name)
+        fn = table.get(self.score_name)
         if fn is None:
             raise ValueError(f"strategy {self.name!r} does not apply to {task} models")
         return np.asarray(fn(probas), dtype=np.float64)

@@ -53,6 +53,10 @@ class Consumer(Protocol):
         """
         ...
 
+    def read_to_end(self, timeout: float = 10.0) -> list[Message]:
+        """Every record up to the end of the log as it stood when called (start-up replays)."""
+        ...
+
     def commit(self, messages: Sequence[Message]) -> None:
         """Mark ``messages`` processed. Called only after their results were written."""
         ...

@@ -122,6 +122,10 @@ class InMemoryConsumer:
                     return out
         return out
 
+    def read_to_end(self, timeout: float = 10.0) -> list[Message]:
+        with self._bus._cond:
+            return self._take(10**12)
+
     def commit(self, messages: Sequence[Message]) -> None:
         if self._group is None:
             return

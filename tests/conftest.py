@@ -7,7 +7,6 @@ service fails the run instead of skipping.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,8 +16,7 @@ import redis
 
 from activestream.redis_server import LocalRedis
 
-if importlib.util.find_spec("tests.kafka_fixtures") is not None:  # TODO(lead): unconditional once it lands
-    pytest_plugins = ["tests.kafka_fixtures"]
+pytest_plugins = ["tests.kafka_fixtures"]
 
 
 def require_services() -> bool:

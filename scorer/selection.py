@@ -1,0 +1,82 @@
+"""Batch selection among the top candidates: diversity so a leased batch is not k near-copies.
+
+Pure functions over ``scores : (m,)`` and ``X : (m, n_features)`` of the ``m`` best
+candidates (best first); each returns the indices of the ``k`` to lease.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def top_k(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0) -> list[int]:
+    """The ``k`` best-scored candidates."""
+    return list(np.argsort(-np.asarray(scores), kind="stable")[:k])
+
+
+def _standardize(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    return (X - X.mean(axis=0)) / sd  # type: ignore[no-any-return]
+
+
+def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10) -> list[int]:
+    """Diverse mini-batch selection (Zhdanov, 2019): cluster the ``prefilter * k`` best candidates
+    into ``k`` clusters weighted by score and take the candidate nearest each centroid.
+
+    Parameters
+    ----------
+    scores : (m,) informativeness of the candidates.
+    X : (m, n_features) their features (or embeddings).
+    k : batch size.
+    prefilter : candidates considered per batch slot.
+
+    Returns
+    -------
+    ``k`` distinct indices (fewer if ``m < k``).
+    """
+    from sklearn.cluster import KMeans
+
+    s = np.asarray(scores, dtype=np.float64)
+    m = len(s)
+    if m <= k:
+        return list(range(m))
+    cand = np.argsort(-s, kind="stable")[: min(m, prefilter * k)]
+    Z = _standardize(X[cand])
+    w = s[cand] - s[cand].min() + 1e-6
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed, max_iter=50).fit(Z, sample_weight=w)
+    chosen: list[int] = []
+    taken = np.zeros(len(cand), dtype=bool)
+    d = ((Z[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)  # (c, k)
+    for j in range(k):
+        order = np.argsort(d[:, j])
+        for i in order:
+            if not taken[i]:
+                taken[i] = True
+                chosen.append(int(cand[i]))
+                break
+    return chosen
+
+
+def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10) -> list[int]:
+    """Greedy k-center over the ``prefilter * k`` best candidates, starting from the best one.
+
+    Each next pick is the candidate farthest from those already picked, with distances
+    weighted by score so informative outliers are preferred over uninformative ones.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    m = len(s)
+    if m <= k:
+        return list(range(m))
+    cand = np.argsort(-s, kind="stable")[: min(m, prefilter * k)]
+    Z = _standardize(X[cand])
+    w = s[cand] - s[cand].min() + 1e-6
+    w = w / w.max()
+    chosen = [0]
+    dmin = ((Z - Z[0]) ** 2).sum(axis=1)
+    for _ in range(k - 1):
+        pick = int(np.argmax(dmin * w))
+        chosen.append(pick)
+        dmin = np.minimum(dmin, ((Z - Z[pick]) ** 2).sum(axis=1))
+    return [int(cand[i]) for i in chosen]

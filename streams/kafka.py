@@ -1,0 +1,455 @@
+"""The Kafka adapter of the ``Bus`` port, on confluent-kafka (librdkafka).
+
+Same contract as :class:`streams.memory.InMemoryBus`: ``consume`` returns a batch,
+``commit`` marks it processed after its results were written, and a consumer that
+closes without committing leaves its records to the next member of its group
+(at-least-once). Offsets are never committed automatically.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streams.bus import Consumer, Message, Record
+
+log = logging.getLogger("activestream.kafka")
+
+# Commit failures that only mean "the group moved on": the records are redelivered to
+# whoever owns the partitions now, which at-least-once already allows.
+_REBALANCE_ERRORS = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "_ASSIGNMENT_LOST")
+# Consumer errors that are reported but recovered from by librdkafka itself.
+_TRANSIENT_ERRORS = ("_MAX_POLL_EXCEEDED", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT")
+
+
+def _ck() -> Any:
+    """Import confluent_kafka on first use, so the embedded mode never needs it."""
+    try:
+        import confluent_kafka
+        import confluent_kafka.admin  # noqa: F401 - a submodule, not imported by the package
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("streams.kafka.KafkaBus needs confluent-kafka: pip install confluent-kafka") from exc
+    return confluent_kafka
+
+
+def _codes(names: Sequence[str]) -> frozenset[int]:
+    err = _ck().KafkaError
+    return frozenset(getattr(err, n) for n in names if hasattr(err, n))
+
+
+def default_topic_config(topic: str) -> dict[str, str]:
+    """Per-topic settings ``ensure_topics`` creates a topic with.
+
+    ``*.models`` is compacted: it is keyed by ``MODEL_KEY``, so compaction keeps the
+    newest version forever, where time retention (7 days by default) would one day
+    leave a newly started scorer without any model. ``*.labels`` keeps every record:
+    the retrainer rebuilds its training set from that log, and labels are paid for.
+    """
+    if topic.endswith(".models"):
+        return {"cleanup.policy": "compact"}
+    if topic.endswith(".labels"):
+        return {"retention.ms": "-1"}
+    return {}
+
+
+class KafkaBus:
+    """A :class:`streams.bus.Bus` on an Apache Kafka cluster.
+
+    Parameters
+    ----------
+    bootstrap_servers : ``host:port[,host:port...]``.
+    config : extra librdkafka settings (SASL, TLS, ...) given to the producer, every
+        consumer and the admin client alike; they override this class's defaults.
+    partitions : partitions of the topics ``ensure_topics`` creates.
+    replication_factor : replicas of the topics ``ensure_topics`` creates.
+    client_id : ``client.id``, and the prefix of group-less readers' throwaway group ids.
+    transactional_id : when set, :meth:`publish_and_commit` runs as one Kafka transaction
+        (records + consumer offsets): a crash can neither lose nor duplicate the records a
+        batch produced. Must be unique per running process.
+
+    Notes
+    -----
+    Topics are not created on publish (brokers should run with
+    ``auto.create.topics.enable=false``): call :meth:`ensure_topics` first.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        config: Mapping[str, str] | None = None,
+        partitions: int = 2,
+        replication_factor: int = 1,
+        client_id: str = "activestream",
+        transactional_id: str | None = None,
+    ) -> None:
+        ck = _ck()
+        self.transactional_id = transactional_id
+        self._txn_producer: Any = None
+        self.bootstrap_servers = bootstrap_servers
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.client_id = client_id
+        self.base_config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "client.id": client_id, **(config or {})}
+        self._errors: list[str] = []
+        self._errors_lock = threading.Lock()
+        self._producer = ck.Producer(
+            {
+                # Idempotent + acks=all: retries never duplicate or reorder a partition's records.
+                "enable.idempotence": True,
+                "acks": "all",
+                # A few ms of batching: large throughput gain, latency well under a consume timeout.
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                # Same key -> partition mapping as Java clients (Kafka Streams, Connect, aiokafka).
+                "partitioner": "murmur2_random",
+                **self.base_config,
+            }
+        )
+        self._admin_client: Any = None
+
+    # -- producer side
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        # Runs inside poll()/flush() on the caller's thread.
+        if err is not None:
+            with self._errors_lock:
+                self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
+
+    def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Queue one record; :meth:`flush` waits for it and reports failures.
+
+        When librdkafka's local queue is full, serve delivery reports until there is room.
+        """
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)  # serve delivery callbacks without waiting
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged by all in-sync replicas.
+
+        Raises
+        ------
+        RuntimeError
+            If any delivery failed since the last flush, or records remain after ``timeout``.
+        """
+        remaining = self._producer.flush(timeout)
+        with self._errors_lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            shown = "; ".join(errors[:5])
+            raise RuntimeError(f"{len(errors)} Kafka deliveries failed: {shown}")
+        if remaining:
+            raise RuntimeError(f"{remaining} Kafka records still undelivered after {timeout}s")
+
+    # -- transactions
+    def _txn(self) -> Any:
+        if self._txn_producer is None:
+            ck = _ck()
+            self._txn_producer = ck.Producer(
+                {"transactional.id": self.transactional_id, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                 "compression.type": "lz4", "partitioner": "murmur2_random", **self.base_config}
+            )
+            self._txn_producer.init_transactions(30.0)
+        return self._txn_producer
+
+    def publish_and_commit(self, consumer: Consumer | None, records: Sequence[Record], messages: Sequence[Message]) -> None:
+        """Publish ``records`` and commit ``messages`` on ``consumer`` together.
+
+        With a ``transactional_id`` both happen in one Kafka transaction (consumers of the
+        records read committed data only, librdkafka's default); otherwise the records are
+        flushed first, then the offsets committed (a crash in between republishes them).
+        """
+        if self.transactional_id is None:
+            for r in records:
+                self.publish(r.topic, r.value, r.key)
+            if records:
+                self.flush()
+            if consumer is not None:
+                consumer.commit(messages)
+            return
+        ck = _ck()
+        prod = self._txn()
+        group_consumer = consumer if isinstance(consumer, KafkaConsumer) and consumer.group is not None else None
+        offsets = group_consumer.next_offsets(messages) if group_consumer is not None else []
+        if not records and not offsets:
+            return
+        prod.begin_transaction()
+        try:
+            for r in records:
+                while True:
+                    try:
+                        prod.produce(r.topic, value=r.value, key=r.key)
+                        break
+                    except BufferError:
+                        prod.poll(0.1)
+            if offsets:
+                prod.send_offsets_to_transaction(offsets, group_consumer._c.consumer_group_metadata(), 30.0)  # type: ignore[union-attr]
+            prod.commit_transaction(30.0)
+        except ck.KafkaException as exc:
+            err = exc.args[0]
+            log.warning("Kafka transaction aborted (%s); the batch will be redelivered", err.str())
+            if err.txn_requires_abort():
+                prod.abort_transaction(30.0)
+            elif not err.retriable():
+                raise
+            return
+        if group_consumer is not None:
+            group_consumer.mark_committed(offsets)
+
+    # -- admin side
+    def _admin(self) -> Any:
+        if self._admin_client is None:
+            self._admin_client = _ck().admin.AdminClient(dict(self.base_config))
+        return self._admin_client
+
+    def ensure_topics(self, topics: Sequence[str], timeout: float = 30.0) -> None:
+        """Create the topics that do not exist yet and wait until they have leaders.
+
+        Idempotent; a topic created concurrently by another process counts as created.
+        """
+        ck = _ck()
+        wanted = list(dict.fromkeys(topics))
+        if not wanted:
+            return
+        admin = self._admin()
+        existing = admin.list_topics(timeout=timeout).topics
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            new = [ck.admin.NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor, config=default_topic_config(t)) for t in missing]
+            for topic, fut in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).items():
+                try:
+                    fut.result()
+                except ck.KafkaException as exc:
+                    if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise RuntimeError(f"cannot create Kafka topic {topic}: {exc.args[0].str()}") from exc
+        self._wait_for_leaders(wanted, timeout)
+
+    def _wait_for_leaders(self, topics: list[str], timeout: float) -> None:
+        # CreateTopics returns before every partition has a leader; consumers assigned a
+        # leaderless partition would silently fetch nothing for a while.
+        deadline = time.monotonic() + timeout
+        while True:
+            md = self._admin().list_topics(timeout=timeout).topics
+            pending = [t for t in topics if t not in md or md[t].error is not None or not md[t].partitions or any(p.leader < 0 for p in md[t].partitions.values())]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kafka topics not ready after {timeout}s: {pending}")
+            time.sleep(0.05)
+
+    def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]:
+        """Partition ids of ``topic``; raises ``RuntimeError`` when it does not exist."""
+        md = self._admin().list_topics(topic, timeout=timeout).topics.get(topic)
+        if md is None or md.error is not None or not md.partitions:
+            why = md.error.str() if md is not None and md.error is not None else "no such topic"
+            raise RuntimeError(f"Kafka topic {topic!r} is not available ({why}); call ensure_topics first")
+        return sorted(md.partitions)
+
+    # -- consumer side
+    def consumer(self, topics: Sequence[str], group: str | None, *, from_beginning: bool = True) -> KafkaConsumer:
+        """A group member (``group``) or a group-less reader (``None``); see :class:`KafkaConsumer`."""
+        return KafkaConsumer(self, list(topics), group, from_beginning=from_beginning)
+
+    def lag(self, topic: str, group: str, timeout: float = 10.0) -> int:
+        """Records of ``topic`` not yet committed by ``group`` (as ``InMemoryBus.lag``)."""
+        ck = _ck()
+        probe = ck.Consumer({**self.base_config, "group.id": group, "enable.auto.commit": False})
+        try:  # a consumer that never subscribes does not join (or disturb) the group
+            tps = [ck.TopicPartition(topic, p) for p in self.partitions_of(topic, timeout)]
+            total = 0
+            for tp in probe.committed(tps, timeout=timeout):
+                low, high = probe.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                total += high - (tp.offset if tp.offset >= 0 else low)
+            return total
+        finally:
+            probe.close()
+
+    def messages(self, topic: str, timeout: float = 10.0) -> list[Message]:
+        """Every record of ``topic`` now in the log (for tests and reports)."""
+        reader = self.consumer([topic], None)
+        try:
+            return reader.read_to_end(timeout)
+        finally:
+            reader.close()
+
+    def close(self) -> None:
+        """Flush, then release the producer and the admin client."""
+        try:
+            self.flush()
+        finally:
+            for prod in (self._producer, self._txn_producer):
+                closer = getattr(prod, "close", None)  # Producer.close() exists since confluent-kafka 2.6
+                if closer is not None:
+                    closer()
+            self._admin_client = None
+
+
+class KafkaConsumer:
+    """One confluent-kafka consumer behind the :class:`streams.bus.Consumer` protocol.
+
+    With a ``group`` it subscribes (the group balances partitions across members and
+    stores committed offsets); auto-commit is off, so only :meth:`commit` moves the
+    group forward. With ``group=None`` it assigns every partition itself, starting at the
+    beginning (or the end with ``from_beginning=False``): no group join, so it reads
+    at once, and it never commits. Partitions added to a topic later are not seen.
+    """
+
+    def __init__(self, bus: KafkaBus, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
+        ck = _ck()
+        self._ck = ck
+        self.topics = topics
+        self.group = group
+        self._closed = False
+        self._committed: dict[tuple[str, int], int] = {}
+        self._rebalance_codes = _codes(_REBALANCE_ERRORS)
+        self._transient_codes = _codes(_TRANSIENT_ERRORS)
+        conf: dict[str, Any] = {
+            **bus.base_config,
+            # group-less readers still need some group.id for librdkafka; a unique one never collides.
+            "group.id": group if group is not None else f"{bus.client_id}-reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+        self._c = ck.Consumer(conf)
+        if group is not None:
+            self._c.subscribe(topics)
+        else:
+            tps = [ck.TopicPartition(t, p, ck.OFFSET_BEGINNING) for t in topics for p in bus.partitions_of(t)]
+            if not from_beginning:
+                # Resolve "the end" now, not at the first fetch: records published after this
+                # constructor returns are then always seen (as with InMemoryBus).
+                for tp in tps:
+                    tp.offset = self._c.get_watermark_offsets(tp, timeout=10.0, cached=False)[1]
+            self._c.assign(tps)
+
+    def consume(self, max_messages: int, timeout: float) -> list[Message]:
+        """Return up to ``max_messages`` records, waiting at most ``timeout`` seconds.
+
+        Returns as soon as at least one record is available (plus whatever else is
+        already fetched), like ``InMemoryConsumer``; ``Consumer.consume(n, timeout)``
+        alone would wait out the whole timeout unless ``n`` records arrive.
+        """
+        if max_messages <= 0 or self._closed:
+            return []
+        deadline = time.monotonic() + timeout
+        out: list[Message] = []
+        while not out:
+            # poll() also drives the group join right after subscribe, so a first call
+            # with a long enough timeout waits for the assignment and then the records.
+            msg = self._c.poll(max(0.0, deadline - time.monotonic()))
+            if msg is None:
+                return []
+            out = self._convert([msg])
+            if not out and time.monotonic() >= deadline:
+                return []
+        if len(out) < max_messages:
+            out.extend(self._convert(self._c.consume(max_messages - len(out), 0)))
+        return out
+
+    def _convert(self, raw: list[Any]) -> list[Message]:
+        out: list[Message] = []
+        for m in raw:
+            err = m.error()
+            if err is not None:
+                code = err.code()
+                if code == self._ck.KafkaError._PARTITION_EOF:
+                    continue
+                if code in self._transient_codes and not err.fatal():
+                    log.warning("Kafka consumer %s: %s (recovering)", self.group, err.str())
+                    continue
+                raise self._ck.KafkaException(err)
+            ts_type, ts = m.timestamp()
+            out.append(
+                Message(
+                    topic=m.topic(),
+                    partition=m.partition(),
+                    offset=m.offset(),
+                    key=m.key(),
+                    value=m.value() or b"",  # a tombstone (None) reads as empty bytes
+                    timestamp=ts / 1000.0 if ts_type != self._ck.TIMESTAMP_NOT_AVAILABLE else 0.0,
+                )
+            )
+        return out
+
+    def commit(self, messages: Sequence[Message]) -> None:
+        """Commit, synchronously, the offset after the highest of ``messages`` per partition.
+
+        No-op for group-less readers. A commit the group rejects because it rebalanced
+        is logged and dropped: the new owner of those partitions gets the records again.
+        """
+        if self.group is None or not messages or self._closed:
+            return
+        nxt: dict[tuple[str, int], int] = {}
+        for m in messages:
+            k = (m.topic, m.partition)
+            nxt[k] = max(nxt.get(k, 0), m.offset + 1)
+        # Never move a partition backwards (a late commit of an older batch), like InMemoryBus.
+        tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in nxt.items() if o > self._committed.get((t, p), -1)]
+        if not tps:
+            return
+        try:
+            done = self._c.commit(offsets=tps, asynchronous=False)
+        except self._ck.KafkaException as exc:
+            err = exc.args[0]
+            if err.code() in self._rebalance_codes:
+                log.warning("Kafka commit for group %s dropped (%s); the records will be redelivered", self.group, err.str())
+                return
+            raise
+        failed = [tp for tp in done or [] if tp.error is not None]
+        if failed:
+            raise self._ck.KafkaException(failed[0].error)
+        for tp in tps:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def next_offsets(self, messages: Sequence[Message]) -> list[Any]:
+        """``TopicPartition`` offsets just past ``messages`` (never behind what was committed)."""
+        nxt: dict[tuple[str, int], int] = {}
+        for m in messages:
+            k = (m.topic, m.partition)
+            nxt[k] = max(nxt.get(k, 0), m.offset + 1)
+        return [self._ck.TopicPartition(t, p, o) for (t, p), o in nxt.items() if o > self._committed.get((t, p), -1)]
+
+    def mark_committed(self, tps: Sequence[Any]) -> None:
+        for tp in tps:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def lag(self, timeout: float = 10.0) -> int:
+        """Records after this consumer's position, summed over its assigned partitions."""
+        total = 0
+        for tp in self._c.position(self._c.assignment()):
+            low, high = self._c.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            total += high - (tp.offset if tp.offset >= 0 else low)
+        return total
+
+    def read_to_end(self, timeout: float = 10.0) -> list[Message]:
+        """Consume until every assigned partition reaches the high watermark seen at the start."""
+        deadline = time.monotonic() + timeout
+        ends = {}
+        for tp in self._c.assignment():
+            low, high = self._c.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            if high > low:
+                ends[(tp.topic, tp.partition)] = high
+        out: list[Message] = []
+        seen: dict[tuple[str, int], int] = {}
+        while any(seen.get(k, -1) + 1 < end for k, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {len(out)} records of {self.topics} before the {timeout}s timeout")
+            for m in self.consume(10_000, min(0.5, max(0.0, deadline - time.monotonic()))):
+                out.append(m)
+                seen[(m.topic, m.partition)] = m.offset
+        return out
+
+    def close(self) -> None:
+        """Leave the group without committing; uncommitted records go to the next member."""
+        if not self._closed:
+            self._closed = True
+            self._c.close()

@@ -1,0 +1,235 @@
+"""The one contract every ``Bus`` adapter must pass: InMemoryBus and KafkaBus alike.
+
+The Kafka cases need a real broker (``tests/kafka_fixtures.py``) and are marked
+``kafka``; the in-memory cases run everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from streams.bus import Consumer, Message
+from streams.memory import InMemoryBus
+from streams.topics import Topics
+
+# Kafka needs a group join (and a rebalance when a member leaves) before records flow.
+WAIT = 30.0
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
+def bus_topics(request: pytest.FixtureRequest) -> tuple[Any, Topics]:
+    if request.param == "memory":
+        return InMemoryBus(partitions=2), Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
+    # Resolved only for the Kafka case, so the in-memory cases need no broker.
+    return request.getfixturevalue("kafka_bus")
+
+
+@pytest.fixture
+def bus(bus_topics: tuple[Any, Topics]) -> Any:
+    return bus_topics[0]
+
+
+@pytest.fixture
+def topic(bus_topics: tuple[Any, Topics]) -> str:
+    bus, topics = bus_topics
+    bus.ensure_topics([topics.items])
+    return topics.items
+
+
+def group() -> str:
+    return f"g-{uuid.uuid4().hex[:8]}"
+
+
+def publish(bus: Any, topic: str, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
+    sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(start, start + n)]
+    for key, value in sent:
+        bus.publish(topic, value, key=key)
+    bus.flush()
+    return sent
+
+
+def drain(consumer: Consumer, n: int, timeout: float = WAIT, batch: int = 100) -> list[Message]:
+    """Consume until ``n`` records arrived (or ``timeout``); fails on more than ``n``."""
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out.extend(consumer.consume(batch, 0.5))
+    assert len(out) == n, f"expected {n} records, got {len(out)}"
+    return out
+
+
+def nothing_more(consumer: Consumer, wait: float = 1.0) -> None:
+    assert consumer.consume(100, wait) == []
+
+
+def pairs(msgs: list[Message]) -> set[tuple[bytes | None, bytes]]:
+    return {(m.key, m.value) for m in msgs}
+
+
+def test_round_trip_with_keys(bus: Any, topic: str) -> None:
+    sent = publish(bus, topic, 10)
+    # Two more records under one key: same partition, in publish order.
+    bus.publish(topic, b"first", key=b"same")
+    bus.publish(topic, b"second", key=b"same")
+    bus.flush()
+    c = bus.consumer([topic], group())
+    try:
+        got = drain(c, 12)
+    finally:
+        c.close()
+    assert pairs(got) == set(sent) | {(b"same", b"first"), (b"same", b"second")}
+    assert all(m.topic == topic and m.offset >= 0 and m.timestamp > 0 for m in got)
+    same = [m for m in got if m.key == b"same"]
+    assert [m.value for m in same] == [b"first", b"second"]
+    assert same[0].partition == same[1].partition and same[0].offset < same[1].offset
+
+
+def test_batches_respect_max_messages(bus: Any, topic: str) -> None:
+    publish(bus, topic, 10)
+    c = bus.consumer([topic], group())
+    try:
+        got: list[Message] = []
+        deadline = time.monotonic() + WAIT
+        while len(got) < 10 and time.monotonic() < deadline:
+            batch = c.consume(3, 0.5)
+            assert len(batch) <= 3
+            got.extend(batch)
+        assert len(got) == 10
+        assert c.consume(0, 0.1) == []
+    finally:
+        c.close()
+
+
+def test_commit_then_new_member_resumes_after_committed_offset(bus: Any, topic: str) -> None:
+    sent = publish(bus, topic, 10)
+    g = group()
+    c1 = bus.consumer([topic], g)
+    try:
+        first: list[Message] = []
+        deadline = time.monotonic() + WAIT
+        while not first and time.monotonic() < deadline:
+            first = c1.consume(4, 0.5)
+        assert 1 <= len(first) <= 4
+        c1.commit(first)
+        c1.commit(first)  # committing again is harmless
+    finally:
+        c1.close()
+    c2 = bus.consumer([topic], g)
+    try:
+        rest = drain(c2, 10 - len(first))
+        nothing_more(c2)
+    finally:
+        c2.close()
+    assert pairs(rest) == set(sent) - pairs(first)
+
+
+def test_close_without_commit_redelivers_to_next_member(bus: Any, topic: str) -> None:
+    sent = publish(bus, topic, 5)
+    g = group()
+    c1 = bus.consumer([topic], g)
+    try:
+        assert pairs(drain(c1, 5)) == set(sent)
+    finally:
+        c1.close()  # processed, never committed
+    c2 = bus.consumer([topic], g)
+    try:
+        assert pairs(drain(c2, 5)) == set(sent)  # at-least-once: all of them again
+    finally:
+        c2.close()
+
+
+def test_groupless_reader_sees_everything_and_commits_nothing(bus: Any, topic: str) -> None:
+    sent = publish(bus, topic, 5)
+    r1 = bus.consumer([topic], None)
+    try:
+        got = drain(r1, 5)
+        r1.commit(got)  # a no-op for readers
+    finally:
+        r1.close()
+    assert pairs(got) == set(sent)
+    r2 = bus.consumer([topic], None)
+    try:
+        assert pairs(drain(r2, 5)) == set(sent)
+    finally:
+        r2.close()
+
+
+def test_groupless_reader_from_end_sees_only_new_records(bus: Any, topic: str) -> None:
+    publish(bus, topic, 3)
+    r = bus.consumer([topic], None, from_beginning=False)
+    try:
+        nothing_more(r, 0.5)
+        new = publish(bus, topic, 2, start=100)
+        assert pairs(drain(r, 2)) == set(new)
+    finally:
+        r.close()
+
+
+def test_two_groups_each_see_every_record(bus: Any, topic: str) -> None:
+    sent = publish(bus, topic, 6)
+    a, b = bus.consumer([topic], group()), bus.consumer([topic], group())
+    try:
+        assert pairs(drain(a, 6)) == set(sent)
+        assert pairs(drain(b, 6)) == set(sent)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_one_consumer_reads_several_topics(bus_topics: tuple[Any, Topics]) -> None:
+    bus, topics = bus_topics
+    bus.ensure_topics([topics.items, topics.labels])
+    bus.publish(topics.items, b"i", key=b"1")
+    bus.publish(topics.labels, b"l", key=b"1")
+    bus.flush()
+    c = bus.consumer([topics.items, topics.labels], group())
+    try:
+        assert {(m.topic, m.value) for m in drain(c, 2)} == {(topics.items, b"i"), (topics.labels, b"l")}
+    finally:
+        c.close()
+
+
+def test_ensure_topics_is_idempotent(bus_topics: tuple[Any, Topics]) -> None:
+    bus, topics = bus_topics
+    names = topics.all()
+    bus.ensure_topics(names)
+    bus.ensure_topics(names)
+    bus.ensure_topics([*names, names[0]])
+    bus.ensure_topics([])
+    bus.publish(topics.models, b"m", key=b"model")  # models may be compacted: keyed
+    bus.flush()
+    r = bus.consumer([topics.models], None)
+    try:
+        assert [m.value for m in drain(r, 1)] == [b"m"]
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("grp", ["group", None])
+def test_consume_times_out_with_empty_list(bus: Any, topic: str, grp: str | None) -> None:
+    c = bus.consumer([topic], group() if grp else None)
+    try:
+        t0 = time.monotonic()
+        assert c.consume(10, 0.5) == []
+        elapsed = time.monotonic() - t0
+        assert 0.4 <= elapsed < 5.0
+    finally:
+        c.close()
+
+
+def test_consume_returns_without_waiting_out_the_timeout(bus: Any, topic: str) -> None:
+    """A batch comes back as soon as records are there, not after the full timeout."""
+    publish(bus, topic, 3)
+    r = bus.consumer([topic], None)
+    try:
+        drain(r, 3)
+        publish(bus, topic, 1, start=10)
+        t0 = time.monotonic()
+        got = r.consume(100, 10.0)
+        assert len(got) == 1 and time.monotonic() - t0 < 5.0
+    finally:
+        r.close()
