@@ -50,7 +50,7 @@ def _sim_config(args: argparse.Namespace, strategies: list[str]) -> Any:
     return SimConfig(
         budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
-        workers=args.workers, test_size=args.test_size,
+        workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels,
     )
 
 
@@ -73,6 +73,16 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     png = plot_report(report, report_path.with_suffix(".png"))
     print(f"\nreport: {report_path}  plot: {png}  ({report['wall_seconds']:.1f} s)")
     return report
+
+
+def _strategy_name(text: str) -> str:
+    from scorer.strategies import Strategy
+
+    try:
+        Strategy(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -109,6 +119,8 @@ def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) ->
     p.add_argument("--seconds-per-label", type=float, default=30.0, help="labeling time for hours saved (default %(default)s)")
     p.add_argument("--test-size", type=float, default=0.3, help="held-out test share (default %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="parallel campaign processes (default %(default)s)")
+    p.add_argument("--explore", type=float, default=0.0, help="share of each batch picked at random: the random-control slice (default %(default)s)")
+    p.add_argument("--curriculum-labels", type=int, default=None, help="easy-to-hard schedule over this many labels (default: off)")
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
     p.add_argument("--report", default=report, help="JSON report path; a PNG plot is written beside it (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -127,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="CSV, CSV.gz, Parquet or NPZ file")
     p.add_argument("--label-column", action="append", required=True,
                    help="label column; repeat it, or give a shared prefix, for multi-label 0/1 columns")
-    p.add_argument("--strategy", action="append", choices=NAMES, help=f"repeatable (default: {DEFAULT_STRATEGY} and random)")
+    p.add_argument("--strategy", action="append", type=_strategy_name,
+                   help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches (default: {DEFAULT_STRATEGY} and random)")
     p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
     _add_sim_options(p, budget=300, report="reports/simulate.json")

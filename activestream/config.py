@@ -30,6 +30,8 @@ class Settings:
     seed: int = 0
     batch_size: int = 1000
     n_features: int | None = None
+    explore: float = 0.05
+    curriculum_labels: int | None = None
     lease_ttl: float = 300.0
     max_skips: int = 3
     retrain_every: int = 10

@@ -196,6 +196,34 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- labeler API
+
+
+def cmd_labeler_api(args: argparse.Namespace) -> int:
+    from activestream.simulate import make_label_service
+    from labeling.api import serve
+    from scorer.strategies import Strategy
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    stop = Stop()
+    bus = make_bus(s)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    service = make_label_service(Strategy(s.strategy, s.seed), make_queue(s), bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels)
+    service.lease_ttl = s.lease_ttl
+    service.max_skips = s.max_skips
+    server = serve(service, args.port, args.host)
+    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status)", flush=True)
+    try:
+        while not stop():
+            time.sleep(0.5)
+    finally:
+        server.shutdown()
+        bus.close()
+    return 0
+
+
 # --------------------------------------------------------------------------- produce / label
 
 
@@ -359,6 +387,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--max-outstanding", type=int, default=100, help="most items out with labelers at once")
     p.add_argument("--ack-timeout", type=float, default=300.0, help="seconds before an unlabeled item returns to the queue")
     p.set_defaults(func=cmd_dispatcher)
+
+    p = sub.add_parser("labeler-api", help="HTTP API for labelers and UIs: lease top-k, submit labels, skip")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter) shapes leased batches")
+    p.set_defaults(func=cmd_labeler_api)
 
     p = sub.add_parser("produce", help="push a CSV / CSV.gz / JSONL / Parquet file to the items topic")
     _common(p)

@@ -57,6 +57,8 @@ class SimConfig:
     holdout_fraction : share of labels the retrainer keeps for its no-regression check.
     auto_accept_precision : precision the auto-accept threshold is calibrated to.
     workers : campaigns run in parallel processes (1 = in this process).
+    explore : share of each leased batch drawn at random (the random-control slice).
+    curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
     """
 
     budget: int = 300
@@ -71,6 +73,8 @@ class SimConfig:
     holdout_fraction: float = 0.0
     auto_accept_precision: float = 0.99
     workers: int = 1
+    explore: float = 0.0
+    curriculum_labels: int | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -90,6 +94,7 @@ class CampaignResult:
     seconds: float
     auto_accept: dict[str, Any] = field(default_factory=dict)
     dead_letters: int = 0
+    stop: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -152,7 +157,8 @@ def run_campaign(
     queue.clear()
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction)
-    labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics)
+    explore = 0.0 if strategy == RANDOM else cfg.explore
+    labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics, explore=explore, curriculum_labels=cfg.curriculum_labels)
     try:
         for i in train:
             bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
@@ -180,16 +186,19 @@ def run_campaign(
             for entry in leased:
                 i = int(entry.id)
                 if ds.task == "multilabel":
-                    labeling.submit(entry.id, labeler_id="simulated-labeler", labels=ds.label_values([i])[0], seconds=cfg.seconds_per_label, source="simulated")
+                    labeling.submit(entry.id, labeler_id="simulated-labeler", labels=ds.label_values([i])[0], seconds=cfg.seconds_per_label,
+                                    source="simulated", control=entry.control)
                 else:
-                    labeling.submit(entry.id, labeler_id="simulated-labeler", label=ds.label_values([i])[0], seconds=cfg.seconds_per_label, source="simulated")
+                    labeling.submit(entry.id, labeler_id="simulated-labeler", label=ds.label_values([i])[0], seconds=cfg.seconds_per_label,
+                                    source="simulated", control=entry.control)
             spent += len(leased)
             retrainer.run(burst=True, timeout=0.0)
             scorer.poll_models(0.0)
             curve.append((spent, evaluate()))
             if on_round is not None:
                 on_round()
-        result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters)
+        result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
+                                stop=retrainer.campaign.status.as_dict())
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg)
         return result
@@ -197,19 +206,22 @@ def run_campaign(
         queue.clear()
 
 
-def make_label_service(strategy: Strategy, queue: RankedQueue, bus: InMemoryBus, topics: Topics) -> LabelService:
+def make_label_service(
+    strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None
+) -> LabelService:
     """A labeling service whose leased batches follow the strategy's batch mode."""
     from scorer import selection
 
+    opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "seed": strategy.seed}
     if strategy.batch_mode == "top":
-        return LabelService(queue, bus, topics)
+        return LabelService(queue, bus, topics, **opts)
     fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
     prefilter = 10
 
     def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
         return fn(scores, X, k, seed=strategy.seed, prefilter=prefilter)
 
-    return LabelService(queue, bus, topics, select_batch=select, oversample=prefilter)
+    return LabelService(queue, bus, topics, select_batch=select, oversample=prefilter, **opts)
 
 
 def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: RankedQueue, cfg: SimConfig) -> dict[str, Any]:
@@ -307,6 +319,7 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
             "score_at_budget": curve[-1][1] if curve else None,
             "wall_seconds": float(sum(r.seconds for r in runs)),
         }
+        entry["stop_rules"] = [r.stop for r in runs]
         aa = [r.auto_accept for r in runs if r.auto_accept]
         if aa:
             entry["auto_accept"] = {

@@ -40,6 +40,12 @@ class LabelService:
     max_skips : an item skipped this often leaves the queue (counted as dropped).
     select_batch : picks which of the top candidates form a leased batch.
     oversample : candidates considered per leased item (for diversity-aware selectors).
+    explore : share of leased items drawn uniformly at random from the whole queue. They
+        are flagged ``control``: an unbiased sample that keeps exploring and lets the
+        system measure, live, how good the model really is (and calibrate auto-accept).
+    curriculum_labels : easy-to-hard schedule: the first leases come from the confident
+        end of the queue, moving to its uncertain head linearly over this many labels.
+    seed : seed of the exploration draws.
     """
 
     def __init__(
@@ -52,6 +58,9 @@ class LabelService:
         max_skips: int = 3,
         select_batch: BatchSelector = top_k,
         oversample: int = 1,
+        explore: float = 0.0,
+        curriculum_labels: int | None = None,
+        seed: int = 0,
     ) -> None:
         self.queue = queue
         self.bus = bus
@@ -60,17 +69,24 @@ class LabelService:
         self.max_skips = max_skips
         self.select_batch = select_batch
         self.oversample = max(1, oversample)
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"explore must be in [0, 1], got {explore}")
+        self.explore = explore
+        self.curriculum_labels = curriculum_labels
+        self._rng = np.random.default_rng(seed)
+        self._explore_credit = 0.0
 
     def lease(self, k: int, labeler_id: str, *, now: float | None = None) -> list[Leased]:
         """Lease up to ``k`` of the best pending items to ``labeler_id``."""
         now = time.time() if now is None else now
         self.queue.expire_leases(now)
-        out: list[Leased] = []
+        out = self._lease_control(self._n_control(k), labeler_id, now)
+        offset = self._curriculum_offset(k)
         for _ in range(3):  # another labeler may claim some candidates first: retry
             want = k - len(out)
             if want <= 0:
                 break
-            cands = self.queue.top(want * self.oversample + 16 * (self.oversample > 1))
+            cands = self.queue.top(want * self.oversample + 16 * (self.oversample > 1), offset)
             if not cands:
                 break
             skipped = self.queue.skipped_by(labeler_id, [c for c, _ in cands])
@@ -95,6 +111,38 @@ class LabelService:
                 out.append(Leased(cid, score, f, now + self.lease_ttl, md))
         return out
 
+    def _n_control(self, k: int) -> int:
+        # Credit carries over between leases, so small batches still get their exact share.
+        self._explore_credit += k * self.explore
+        n = min(k, int(self._explore_credit))
+        self._explore_credit -= n
+        return n
+
+    def _lease_control(self, n: int, labeler_id: str, now: float) -> list[Leased]:
+        out: list[Leased] = []
+        for _ in range(n * 3):
+            if len(out) >= n:
+                break
+            depth = self.queue.depth()
+            if depth == 0:
+                break
+            (cand,) = self.queue.top(1, int(self._rng.integers(depth))) or [(None, 0.0)]
+            if cand is None:
+                continue
+            claimed = self.queue.claim([cand], labeler_id, self.lease_ttl, now)
+            for cid, score in claimed:
+                (f,) = self.queue.features_of([cid])
+                (md,) = self.queue.metadata_of([cid])
+                out.append(Leased(cid, score, f, now + self.lease_ttl, md, control=True))
+        return out
+
+    def _curriculum_offset(self, k: int) -> int:
+        """Rank to start leasing from: the confident tail first, the uncertain head at the end."""
+        if not self.curriculum_labels:
+            return 0
+        progress = min(1.0, self.queue.n_labeled() / self.curriculum_labels)
+        return int((1.0 - progress) * max(0, self.queue.depth() - k * self.oversample))
+
     def submit(
         self,
         item_id: str,
@@ -106,6 +154,7 @@ class LabelService:
         label_id: str | None = None,
         features: np.ndarray | None = None,
         source: str = "human",
+        control: bool = False,
     ) -> bool:
         """Accept a label. Returns ``False`` (and changes nothing) for a label id already accepted.
 
@@ -138,6 +187,7 @@ class LabelService:
             seconds=seconds,
             features=features,
             source=source,
+            control=control,
         )
         self.bus.publish(self.topics.labels, record.encode(), key=item_id.encode())
         self.bus.flush()

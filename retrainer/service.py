@@ -10,8 +10,10 @@ import numpy as np
 import onnxruntime as ort
 from prometheus_client import CollectorRegistry
 
+from retrainer.campaign import CampaignMonitor
 from retrainer.export import PROBABILITIES, to_onnx
 from retrainer.metrics import RetrainerMetrics
+from retrainer.stopping import StopRules
 from retrainer.trainer import NotEnoughClasses, Trainer
 from retrainer.training_set import TrainingSet, arrays
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
@@ -66,6 +68,9 @@ class Retrainer:
         min_holdout: int = 20,
         C: float = 1.0,
         registry: CollectorRegistry | None = None,
+        stop_rules: StopRules | None = None,
+        auto_accept_precision: float = 0.99,
+        stop_set_size: int = 1000,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -87,6 +92,8 @@ class Retrainer:
         self._live_classes: tuple[object, ...] = ()
         self.published: list[ModelVersion] = []
         self.last_error: str | None = None
+        self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size)
+        self._stop_items = bus.consumer([topics.items], None)
         self._load_latest_version()
 
     def _load_latest_version(self) -> None:
@@ -144,6 +151,9 @@ class Retrainer:
             want = "'labels' (a label set)" if self.task == "multilabel" else "'label' (one class)"
             self._dead_letter(label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}"))
             return
+        if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
+            live = self._live
+            self.campaign.observe_control(label, (lambda X: _predict(live, X)) if live is not None else None, self._live_classes)
         status = self.training.add(label)
         if status == "duplicate":
             self.metrics.labels_duplicate.inc()
@@ -208,6 +218,15 @@ class Retrainer:
             log.warning("candidate rejected: %s", problem)
             return None
         self.version += 1
+        if len(self.campaign.stop_set) < self.campaign.stop_set_size:
+            self.campaign.add_stop_items([m.value for m in self._stop_items.consume(self.campaign.stop_set_size, 0.0)])
+        score = metrics.get("holdout_accuracy", self.campaign.control_accuracy)
+        facts = self.campaign.on_version(self.version, len(self.training), lambda Z: _predict(sess, Z), score, task)
+        for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
+            if facts[name] is not None:
+                metrics[name] = float(facts[name])
+        metrics["n_control"] = float(facts["n_control"])
+        metrics["stop"] = float(self.campaign.status.should_stop)
         metrics["train_seconds"] = time.perf_counter() - t0
         mv = ModelVersion(
             version=self.version,

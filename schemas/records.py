@@ -263,6 +263,7 @@ class Label:
     features: np.ndarray | None = None
     source: str = "human"
     ts: float = dataclasses.field(default_factory=time.time)
+    control: bool = False
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {
@@ -278,6 +279,8 @@ class Label:
             obj["labels"] = list(self.labels)
         else:
             obj["label"] = self.label
+        if self.control:
+            obj["control"] = True
         if self.features is not None:
             vec = np.asarray(self.features, dtype="<f4")
             obj["features_b64"] = base64.b64encode(vec.tobytes()).decode()
@@ -344,6 +347,7 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         features=features,
         source=str(obj.get("source", "human")),
         ts=float(obj.get("ts", time.time())),
+        control=bool(obj.get("control", False)),
     )
 
 

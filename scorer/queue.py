@@ -143,6 +143,7 @@ class Leased:
     features: np.ndarray | None
     expires_at: float
     metadata: dict[str, Any]
+    control: bool = False  # picked uniformly at random (the random-control slice)
 
 
 class RankedQueue:
@@ -249,9 +250,9 @@ class RankedQueue:
             if n < 5000:
                 return total
 
-    def top(self, n: int) -> list[tuple[str, float]]:
-        """The ``n`` highest-scored pending items, best first (read-only)."""
-        return [(m.decode(), s) for m, s in self.r.zrevrange(self.k.pending, 0, n - 1, withscores=True)]
+    def top(self, n: int, offset: int = 0) -> list[tuple[str, float]]:
+        """The ``n`` highest-scored pending items after skipping ``offset``, best first (read-only)."""
+        return [(m.decode(), s) for m, s in self.r.zrevrange(self.k.pending, offset, offset + n - 1, withscores=True)]
 
     def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
         if not ids:

@@ -43,6 +43,9 @@ _MULTICLASS: dict[str, ScoreFn] = {
     "least_confidence": uncertainty.least_confidence,
     "margin": uncertainty.margin,
     "entropy": uncertainty.entropy,
+    # The multi-label aggregations reduce to plain entropy for a softmax model.
+    "mean_entropy": uncertainty.entropy,
+    "max_entropy": uncertainty.entropy,
 }
 
 _MULTILABEL: dict[str, ScoreFn] = {

@@ -149,3 +149,22 @@ def mutual_information(member_probas: np.ndarray) -> np.ndarray:
         raise ValueError(f"member_probas must be 3-D (members, samples, classes), got {m.shape}")
     mean_h = np.mean([entropy(mp) for mp in m], axis=0)
     return np.maximum(entropy(m.mean(axis=0)) - mean_h, 0.0)
+
+
+def label_cardinality_inconsistency(probas: np.ndarray, mean_cardinality: float, threshold: float = 0.5) -> np.ndarray:
+    """How far the predicted label count strays from the labeled data's mean cardinality.
+
+    (Li & Guo, 2013: label cardinality inconsistency.) Items predicted with many more or
+    fewer labels than is typical are likely mis-modeled.
+
+    Parameters
+    ----------
+    probas : (n_samples, n_labels) sigmoid probabilities.
+    mean_cardinality : mean number of labels per labeled item.
+
+    Returns
+    -------
+    (n_samples,) ``|#{p >= threshold} - mean_cardinality|``.
+    """
+    p = _check(probas)
+    return np.abs((p >= threshold).sum(axis=1) - mean_cardinality).astype(np.float64)  # type: ignore[no-any-return]

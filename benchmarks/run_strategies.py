@@ -1,0 +1,168 @@
+"""Learning curves of our strategies on the benchmark suites, next to random and the peers.
+
+Runs :func:`activestream.simulate.simulate` (the real scorer, queue, labeling service and
+retrainer) for each suite and strategy with the suite's protocol, then joins the peers'
+own implementations measured by ``benchmarks/run_peers.py`` (``results/peers.json``).
+
+    python benchmarks/run_strategies.py --suites digits,breast_cancer,synthetic10,multilabel8 \\
+        --strategies margin+kmeans,margin,random --seeds 3 --out benchmarks/results/strategies.json
+
+Writes the JSON, a markdown table (``.md`` beside it) and one PNG of curves per suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activestream.redis_server import redis_url
+from activestream.report import Curve, auc, labels_to_target
+from activestream.simulate import SimConfig, simulate
+from benchmarks.suites import SUITES
+
+
+def _curve(entry: dict[str, Any]) -> Curve:
+    return [(int(x), float(y)) for x, y in entry["curve"]]
+
+
+def run_suite(name: str, strategies: list[str], seeds: int, workers: int, url: str) -> dict[str, Any]:
+    suite = SUITES[name]
+    ds = suite.load()
+    strategies = [s for s in strategies if not (ds.task == "multilabel" and s.partition("+")[0] in ("margin", "least_confidence"))] or strategies
+    cfg = SimConfig(
+        budget=suite.budget, batch=suite.batch, init=suite.init, seeds=tuple(range(seeds)), strategies=tuple(strategies),
+        metric=suite.metric, test_size=suite.test_size, target_fraction=0.99, workers=workers,
+    )
+    t0 = time.perf_counter()
+    rep = simulate(ds, cfg, url, progress=False)
+    full = rep["full_data_score"]
+    out: dict[str, Any] = {"full_data_score": full, "metric": suite.metric, "budget": suite.budget, "wall_seconds": time.perf_counter() - t0, "strategies": {}}
+    for s, e in rep["strategies"].items():
+        c = _curve(e)
+        out["strategies"][s] = {
+            "curve": e["curve"],
+            "per_seed": e["per_seed"],
+            "labels_to_95": labels_to_target(c, 0.95 * full),
+            "labels_to_99": labels_to_target(c, 0.99 * full),
+            "auc": auc(c),
+            "final_score": e["final_score"],
+            "wall_seconds": e["wall_seconds"],
+        }
+    return out
+
+
+def summarize(results: dict[str, Any], peers: dict[str, Any], default: str) -> dict[str, Any]:
+    """Ratios to random (labels to 99%, a missed target counts as the budget) and AUC vs the best peer."""
+    summary: dict[str, Any] = {"per_suite": {}}
+    ratios = []
+    for name, res in results.items():
+        st = res["strategies"]
+        if default not in st or "random" not in st:
+            continue
+        budget = res["budget"]
+        d99 = st[default]["labels_to_99"]
+        r99 = st["random"]["labels_to_99"]
+        ratio = (d99 if d99 is not None else budget) / (r99 if r99 is not None else budget)
+        ratios.append(ratio)
+        best_peer = None
+        if name in peers:
+            real = {p: v for p, v in peers[name].items() if p != "control_random"}
+            if real:
+                best = max(real, key=lambda p: real[p]["auc"])
+                best_peer = {"name": best, "auc": real[best]["auc"], "labels_to_99": real[best]["labels_to_99"]}
+        summary["per_suite"][name] = {
+            "default_labels_to_99": d99, "random_labels_to_99": r99, "ratio_to_random": ratio,
+            "default_auc": st[default]["auc"], "best_peer": best_peer,
+            "auc_ge_best_peer": None if best_peer is None else st[default]["auc"] >= best_peer["auc"],
+        }
+    summary["mean_ratio_to_random"] = float(np.mean(ratios)) if ratios else None
+    summary["max_ratio_to_random"] = float(np.max(ratios)) if ratios else None
+    return summary
+
+
+def markdown(results: dict[str, Any], peers: dict[str, Any], summary: dict[str, Any], default: str) -> str:
+    lines = [f"# Strategy benchmark (default: `{default}`)", "",
+             "Labels to reach 95% / 99% of the full-data score (mean curve over seeds; '—' = not within the budget), "
+             "area under the learning curve, final score. Rows marked *peer* are the peers' own implementations "
+             "(modAL, scikit-activeml) run by `benchmarks/run_peers.py` under the same split, seed labels, model, batch and budget.", ""]
+    for name, res in results.items():
+        lines += [f"## {name} (budget {res['budget']}, {res['metric']}, full-data {res['full_data_score']:.4f})", "",
+                  "| strategy | labels to 95% | labels to 99% | AUC | final | wall s |", "|---|---|---|---|---|---|"]
+        rows = [(s, e, "") for s, e in res["strategies"].items()]
+        rows += [(p, e, " *peer*") for p, e in peers.get(name, {}).items() if p != "control_random"]
+        for s, e, tag in sorted(rows, key=lambda r: -r[1]["auc"]):
+            fmt = lambda v: "—" if v is None else str(v)  # noqa: E731
+            lines.append(f"| {s}{tag} | {fmt(e['labels_to_95'])} | {fmt(e['labels_to_99'])} | {e['auc']:.4f} | {e['final_score']:.4f} | {e['wall_seconds']:.1f} |")
+        lines.append("")
+    lines += ["## Summary", "", "| suite | default labels to 99% | random | ratio | default AUC | best peer (AUC) | AUC ≥ best peer |", "|---|---|---|---|---|---|---|"]
+    for name, s in summary["per_suite"].items():
+        bp = s["best_peer"]
+        lines.append(f"| {name} | {s['default_labels_to_99']} | {s['random_labels_to_99']} | {s['ratio_to_random']:.2f} | {s['default_auc']:.4f} | "
+                     + (f"{bp['name']} ({bp['auc']:.4f})" if bp else "—") + f" | {s['auc_ge_best_peer']} |")
+    if summary["mean_ratio_to_random"] is not None:
+        lines += ["", f"Mean ratio to random: **{summary['mean_ratio_to_random']:.2f}** (max {summary['max_ratio_to_random']:.2f})."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], peers: dict[str, Any], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, res in results.items():
+        fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+        for s, e in res["strategies"].items():
+            ax.plot([x for x, _ in e["curve"]], [y for _, y in e["curve"]], label=s, linewidth=2 if s != "random" else 1.5)
+        for p, e in peers.get(name, {}).items():
+            if p != "control_random":
+                ax.plot([x for x, _ in e["curve"]], [y for _, y in e["curve"]], label=f"{p} (peer)", linestyle="--", linewidth=1)
+        ax.axhline(0.99 * res["full_data_score"], color="grey", linestyle=":", label="99% of full data")
+        ax.set_title(f"{name}: learning curves")
+        ax.set_xlabel("labels")
+        ax.set_ylabel(res["metric"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out_dir / f"curves_{name}.png")
+        plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suites", default="digits,breast_cancer,synthetic10,multilabel8")
+    ap.add_argument("--strategies", default="margin+kmeans,margin,entropy,random")
+    ap.add_argument("--default", default=None, help="strategy judged against the targets (default: the first)")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--peers", default="benchmarks/results/peers.json")
+    ap.add_argument("--out", default="benchmarks/results/strategies.json")
+    args = ap.parse_args()
+    strategies = args.strategies.split(",")
+    default = args.default or strategies[0]
+    peers_path = Path(args.peers)
+    peers = {k: v for k, v in json.loads(peers_path.read_text()).items() if k not in ("full_data_score", "meta")} if peers_path.exists() else {}
+    results: dict[str, Any] = {}
+    with redis_url() as url:
+        for name in args.suites.split(","):
+            results[name] = run_suite(name, strategies, args.seeds, args.workers, url)
+            r = results[name]
+            print(f"{name}: full {r['full_data_score']:.4f} ({r['wall_seconds']:.0f}s)")
+            for s, e in r["strategies"].items():
+                print(f"  {s:>24}: l95={e['labels_to_95']} l99={e['labels_to_99']} auc={e['auc']:.4f} final={e['final_score']:.4f}")
+    summary = summarize(results, peers, default)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"default": default, "summary": summary, "results": results}, indent=1))
+    out.with_suffix(".md").write_text(markdown(results, peers, summary, default))
+    plot(results, peers, out.parent)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

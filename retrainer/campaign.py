@@ -1,0 +1,97 @@
+"""Campaign monitoring in the retrainer: random-control accuracy, auto-accept calibration, stop rules.
+
+- Labels flagged ``control`` (drawn uniformly at random by the labeling service) are
+  scored by the live model *before* it trains on them: an unbiased, prequential
+  estimate of its accuracy, and (confidence, correct) pairs to calibrate the
+  auto-accept threshold on.
+- Each new version predicts a fixed stop set (items sampled from the items topic), so
+  the stable-predictions rule can compare consecutive versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
+from schemas import DecodeError, Label, decode_item
+from scorer.autoaccept import calibrate_threshold
+
+Predict = Callable[[np.ndarray], np.ndarray]  # (n, d) -> (n, k) probabilities
+
+
+@dataclass
+class CampaignMonitor:
+    """Tracks what a labeling campaign needs to decide when humans can stop.
+
+    Parameters
+    ----------
+    rules : stop rules.
+    target_precision : precision the auto-accept threshold is calibrated to.
+    stop_set_size : items of the items topic kept to compare consecutive versions.
+    """
+
+    rules: StopRules = field(default_factory=StopRules)
+    target_precision: float = 0.99
+    stop_set_size: int = 1000
+    control_conf: list[float] = field(default_factory=list)
+    control_correct: list[bool] = field(default_factory=list)
+    stop_set: list[np.ndarray] = field(default_factory=list)
+    history: list[VersionRecord] = field(default_factory=list)
+    status: CampaignStatus = field(default_factory=CampaignStatus)
+    _frozen: np.ndarray | None = None
+
+    def add_stop_items(self, payloads: Sequence[bytes]) -> None:
+        """Grow the stop set from raw items-topic payloads (invalid ones are ignored here)."""
+        for p in payloads:
+            if len(self.stop_set) >= self.stop_set_size:
+                return
+            try:
+                self.stop_set.append(decode_item(p).features)
+            except DecodeError:
+                continue
+
+    def observe_control(self, label: Label, predict: Predict | None, classes: Sequence[object]) -> None:
+        """Score a control label with the live model before training on it (multi-class only)."""
+        if predict is None or label.features is None or label.label is None or not classes:
+            return
+        p = predict(label.features[None, :])[0]
+        self.control_conf.append(float(p.max()))
+        self.control_correct.append(classes[int(p.argmax())] == label.label)
+
+    @property
+    def control_accuracy(self) -> float | None:
+        return float(np.mean(self.control_correct)) if self.control_correct else None
+
+    def auto_accept_threshold(self) -> float | None:
+        """Lowest confidence whose control-labeled predictions reach the target precision."""
+        if not self.control_conf:
+            return None
+        return calibrate_threshold(np.array(self.control_conf), np.array(self.control_correct), target_precision=self.target_precision)
+
+    def on_version(self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass") -> dict[str, Any]:
+        """Record a published version; returns the facts to publish with it.
+
+        The stop set is frozen at the first version, so every version predicts the same items.
+        """
+        if self._frozen is None and self.stop_set:
+            self._frozen = np.vstack(self.stop_set)
+        if self._frozen is None:
+            preds = np.zeros(0, dtype=int)
+        elif task == "multilabel":  # every (item, label) decision counts
+            preds = (predict(self._frozen) >= 0.5).astype(int).ravel()
+        else:
+            preds = predict(self._frozen).argmax(axis=1)
+        self.history.append(VersionRecord(version, n_labels, preds, score))
+        self.status = evaluate(self.history, self.rules, n_labels)
+        facts: dict[str, Any] = {
+            "control_accuracy": self.control_accuracy,
+            "n_control": len(self.control_correct),
+            "auto_accept_threshold": self.auto_accept_threshold(),
+            "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
+            "stop": self.status.as_dict(),
+        }
+        return facts

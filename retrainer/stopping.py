@@ -1,0 +1,116 @@
+"""Stop criteria for a labeling campaign (pure functions over the history of model versions).
+
+Four rules, each reporting whether (and at which version / label count) it fired:
+
+- **budget**: the labels spent reached the budget;
+- **stable predictions** (Bloodgood & Vijay-Shanker, 2009): Cohen's kappa between the
+  predictions of consecutive versions on a fixed stop set stays >= ``kappa`` for
+  ``window`` versions in a row;
+- **plateau**: the estimated score improved by less than ``min_gain`` over the last
+  ``window`` versions;
+- **target**: the estimated score reached ``target_score``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa between two label vectors ``(n,)`` (1.0 when both are constant and equal).
+
+    >>> float(cohen_kappa(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])))
+    0.5
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"kappa needs two (n,) vectors, got {a.shape} and {b.shape}")
+    if len(a) == 0:
+        return float("nan")
+    labels = np.union1d(a, b)
+    index = {v: i for i, v in enumerate(labels.tolist())}
+    ia = np.array([index[v] for v in a.tolist()])
+    ib = np.array([index[v] for v in b.tolist()])
+    k = len(labels)
+    conf = np.zeros((k, k))
+    np.add.at(conf, (ia, ib), 1.0)
+    n = conf.sum()
+    po = np.trace(conf) / n
+    pe = float((conf.sum(axis=0) * conf.sum(axis=1)).sum() / n**2)
+    if pe >= 1.0:
+        return 1.0 if po >= 1.0 else 0.0
+    return float((po - pe) / (1.0 - pe))
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """Thresholds of the stop rules (``None`` turns a rule off)."""
+
+    budget: int | None = None
+    kappa: float | None = 0.99
+    window: int = 3
+    min_gain: float | None = 0.002
+    plateau_window: int = 5
+    target_score: float | None = None
+
+
+@dataclass
+class VersionRecord:
+    """What the rules need to know of one model version."""
+
+    version: int
+    n_labels: int
+    predictions: np.ndarray  # (n_stop,) hard predictions on the stop set
+    score: float | None = None  # estimated score (held-out / control labels), if known
+
+
+@dataclass
+class CampaignStatus:
+    """Which rules fired, and when (the first version and label count they fired at)."""
+
+    fired: dict[str, dict[str, float]] = field(default_factory=dict)
+    kappas: list[float] = field(default_factory=list)
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(self.fired)
+
+    def as_dict(self) -> dict[str, object]:
+        first = min(self.fired.items(), key=lambda kv: kv[1]["n_labels"])[0] if self.fired else None
+        return {"should_stop": self.should_stop, "first": first, "fired": self.fired, "last_kappa": self.kappas[-1] if self.kappas else None}
+
+
+def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: int) -> CampaignStatus:
+    """Replay the rules over ``history`` (oldest first) and report what fired when."""
+    status = CampaignStatus()
+
+    def fire(name: str, rec: VersionRecord | None, n_labels: int) -> None:
+        if name not in status.fired:
+            status.fired[name] = {"version": float(rec.version if rec else 0), "n_labels": float(n_labels)}
+
+    streak = 0
+    for i, rec in enumerate(history):
+        if i > 0:
+            prev = history[i - 1].predictions
+            # A changed output space (a new class or label appeared) is not stability.
+            kap = cohen_kappa(prev, rec.predictions) if prev.shape == rec.predictions.shape and len(prev) else 0.0
+            status.kappas.append(kap)
+            streak = streak + 1 if rules.kappa is not None and kap >= rules.kappa else 0
+            if rules.kappa is not None and streak >= rules.window:
+                fire("stable_predictions", rec, rec.n_labels)
+        scores = [h.score for h in history[: i + 1] if h.score is not None]
+        if rules.target_score is not None and rec.score is not None and rec.score >= rules.target_score:
+            fire("target_score", rec, rec.n_labels)
+        if rules.min_gain is not None and len(scores) > rules.plateau_window:
+            recent = scores[-(rules.plateau_window + 1) :]
+            if max(recent[1:]) - recent[0] < rules.min_gain:
+                fire("plateau", rec, rec.n_labels)
+        if rules.budget is not None and rec.n_labels >= rules.budget:
+            fire("budget", rec, rec.n_labels)
+    if rules.budget is not None and labels_spent >= rules.budget:
+        fire("budget", history[-1] if history else None, labels_spent)
+    return status
