@@ -290,6 +290,29 @@ def _answers(path: str, id_column: str, label_column: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- local stack
 
 
+def _start_services(args: argparse.Namespace, env: dict[str, str], state: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
+    exe = [sys.executable, "-m", "activestream.cli"]
+    ports = {"scorer": args.metrics_base_port, "retrainer": args.metrics_base_port + 1, "dispatcher": args.metrics_base_port + 2}
+    children = []
+    for name, port in ports.items():
+        if name in args.without:
+            continue
+        with (state / f"{name}.log").open("ab") as logf:  # the child keeps its own handle
+            children.append(subprocess.Popen([*exe, name, "--metrics-port", str(port)], env=env, stdout=logf, stderr=subprocess.STDOUT))
+    return children, {n: p for n, p in ports.items() if n not in args.without}
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for c in children:
+        if c.poll() is None:
+            c.terminate()
+    for c in children:
+        try:
+            c.wait(15)
+        except subprocess.TimeoutExpired:
+            c.kill()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start Kafka (KRaft, Maven Central jars), Redis (AOF) and the services; stop them all on Ctrl-C."""
     from activestream.redis_server import LocalRedis
@@ -297,7 +320,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = Stop()
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    kafka = redis_server = None
+    kafka: Any = None
+    redis_server: Any = None
     children: list[subprocess.Popen[bytes]] = []
     try:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -311,37 +335,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not redis_url:
             redis_server = LocalRedis(args.redis_port, appendonly=True, data_dir=str(state / "redis")).start()
             redis_url = redis_server.url
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}
-        exe = [sys.executable, "-m", "activestream.cli"]
-        ports = {"scorer": args.metrics_base_port, "retrainer": args.metrics_base_port + 1, "dispatcher": args.metrics_base_port + 2}
-        for name in ("scorer", "retrainer", "dispatcher"):
-            if name in args.without:
-                continue
-            logf = (state / f"{name}.log").open("ab")
-            children.append(subprocess.Popen([*exe, name, "--metrics-port", str(ports[name])], env=env, stdout=logf, stderr=subprocess.STDOUT))
+        children, ports = _start_services(args, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
         print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
         for name, port in ports.items():
-            if name not in args.without:
-                print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
+            print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
         if args.env_file:
             Path(args.env_file).write_text(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}\n")
         print("stack is up; Ctrl-C stops it", flush=True)
         while not stop():
-            for c in children:
-                if c.poll() is not None:
-                    print(f"a service exited with code {c.returncode}; see the logs in {state}", flush=True)
-                    return 1
+            if any(c.poll() is not None for c in children):
+                print(f"a service exited; see the logs in {state}", flush=True)
+                return 1
             time.sleep(0.5)
         return 0
     finally:
-        for c in children:
-            if c.poll() is None:
-                c.terminate()
-        for c in children:
-            try:
-                c.wait(15)
-            except subprocess.TimeoutExpired:
-                c.kill()
+        _stop_all(children)
         if redis_server is not None:
             redis_server.stop()
         if kafka is not None:

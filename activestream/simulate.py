@@ -30,7 +30,7 @@ from scorer.autoaccept import accepted, calibrate_threshold
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
 from scorer.service import Scorer
-from scorer.strategies import DEFAULT_STRATEGY, RANDOM, Strategy
+from scorer.strategies import DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
 from streams.memory import InMemoryBus
 from streams.topics import Topics
 
@@ -156,7 +156,9 @@ def run_campaign(
     queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim:{strategy}:{seed}:{id(bus)}"))
     queue.clear()
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
-    retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction)
+    strat = Strategy(strategy, seed)
+    retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
+                          n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1)
     explore = 0.0 if strategy == RANDOM else cfg.explore
     labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics, explore=explore, curriculum_labels=cfg.curriculum_labels)
     try:

@@ -30,13 +30,12 @@ def _curve(entry: dict[str, Any]) -> Curve:
     return [(int(x), float(y)) for x, y in entry["curve"]]
 
 
-def run_suite(name: str, strategies: list[str], seeds: int, workers: int, url: str) -> dict[str, Any]:
+def run_suite(name: str, strategies: list[str], seeds: int, workers: int, url: str, explore: float = 0.0) -> dict[str, Any]:
     suite = SUITES[name]
     ds = suite.load()
-    strategies = [s for s in strategies if not (ds.task == "multilabel" and s.partition("+")[0] in ("margin", "least_confidence"))] or strategies
     cfg = SimConfig(
         budget=suite.budget, batch=suite.batch, init=suite.init, seeds=tuple(range(seeds)), strategies=tuple(strategies),
-        metric=suite.metric, test_size=suite.test_size, target_fraction=0.99, workers=workers,
+        metric=suite.metric, test_size=suite.test_size, target_fraction=0.99, workers=workers, explore=explore,
     )
     t0 = time.perf_counter()
     rep = simulate(ds, cfg, url, progress=False)
@@ -140,6 +139,7 @@ def main() -> None:
     ap.add_argument("--default", default=None, help="strategy judged against the targets (default: the first)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--explore", type=float, default=0.0, help="random-control share of each batch (not for random)")
     ap.add_argument("--peers", default="benchmarks/results/peers.json")
     ap.add_argument("--out", default="benchmarks/results/strategies.json")
     args = ap.parse_args()
@@ -150,7 +150,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     with redis_url() as url:
         for name in args.suites.split(","):
-            results[name] = run_suite(name, strategies, args.seeds, args.workers, url)
+            results[name] = run_suite(name, strategies, args.seeds, args.workers, url, args.explore)
             r = results[name]
             print(f"{name}: full {r['full_data_score']:.4f} ({r['wall_seconds']:.0f}s)")
             for s, e in r["strategies"].items():
@@ -158,7 +158,7 @@ def main() -> None:
     summary = summarize(results, peers, default)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"default": default, "summary": summary, "results": results}, indent=1))
+    out.write_text(json.dumps({"default": default, "explore": args.explore, "summary": summary, "results": results}, indent=1))
     out.with_suffix(".md").write_text(markdown(results, peers, summary, default))
     plot(results, peers, out.parent)
     print(json.dumps(summary, indent=1))

@@ -52,6 +52,7 @@ class Retrainer:
     holdout_fraction : share of labeled items kept for the no-regression check.
     tolerance : largest held-out accuracy drop a new version may have.
     min_holdout : the regression check needs at least this many held-out items.
+    n_members : ensemble heads per version (see :class:`retrainer.trainer.Trainer`).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class Retrainer:
         stop_rules: StopRules | None = None,
         auto_accept_precision: float = 0.99,
         stop_set_size: int = 1000,
+        n_members: int = 1,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -83,6 +85,7 @@ class Retrainer:
         self.training = TrainingSet(holdout_fraction)
         self._full_refit_every = full_refit_every
         self._C = C
+        self._n_members = n_members
         self._trainer: Trainer | None = None
         self._labels = bus.consumer([topics.labels], None)
         self._unused = 0
@@ -187,7 +190,7 @@ class Retrainer:
         train, hold = self.training.split()
         task = self.task if self.task != "auto" else "multiclass"
         if self._trainer is None:
-            self._trainer = Trainer(task=task, C=self._C, full_refit_every=self._full_refit_every)
+            self._trainer = Trainer(task=task, C=self._C, full_refit_every=self._full_refit_every, n_members=self._n_members)
         X, y = arrays(train, task)
         try:
             if len(train) < 2:

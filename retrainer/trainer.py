@@ -82,16 +82,24 @@ class Trainer:
     C : inverse L2 strength of the logistic regressions.
     full_refit_every : every N-th fit starts from scratch (warm starts drift on a moving scaler).
     max_iter : optimizer iterations per fit (warm starts converge in few).
+    n_members : heads in the ensemble; member 0 sees every label, the others bootstrap
+        resamples of them (their disagreement feeds vote entropy and BALD).
+    seed : seed of the bootstrap resamples.
     """
 
-    def __init__(self, *, task: str = "multiclass", C: float = 1.0, full_refit_every: int = 10, max_iter: int = 200) -> None:
+    def __init__(
+        self, *, task: str = "multiclass", C: float = 1.0, full_refit_every: int = 10, max_iter: int = 200, n_members: int = 1, seed: int = 0
+    ) -> None:
         self.task = task
+        self.n_members = max(1, n_members)
+        self.seed = seed
         self.C = C
         self.full_refit_every = full_refit_every
         self.max_iter = max_iter
         self.n_fits = 0
         self._models: dict[object, LogisticRegression] = {}
         self._classes: tuple[LabelValue, ...] = ()
+        self._est_classes: dict[int, tuple[LabelValue, ...]] = {}
 
     def _estimator(self, key: object, warm: bool) -> LogisticRegression:
         est = self._models.get(key) if warm else None
@@ -112,26 +120,43 @@ class Trainer:
         mean, scale = _standardize(X)
         Z = (X - mean) / scale
         full = self.n_fits % max(1, self.full_refit_every) == 0
+        rng = np.random.default_rng((self.seed, self.n_fits))
+        Ws, bs = [], []
+        classes: tuple[LabelValue, ...] = ()
         with warnings.catch_warnings():
             # A capped iteration count is deliberate: warm starts finish the job next time.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            if self.task == "multilabel":
-                heads = self._fit_multilabel(Z, y, full)  # type: ignore[arg-type]
-            else:
-                heads = self._fit_multiclass(Z, y, full)  # type: ignore[arg-type]
-        W, b, classes = heads
+            for member in range(self.n_members):
+                idx = np.arange(len(Z)) if member == 0 else rng.integers(0, len(Z), len(Z))
+                ym = [y[i] for i in idx]
+                if self.task == "multilabel":
+                    W, b, names = self._fit_multilabel(Z[idx], ym, full, member)  # type: ignore[arg-type]
+                    if member and names != classes:  # a resample missed a label: realign on the full label set
+                        W, b = _align(W, b, names, classes)
+                else:
+                    if member and len(set(ym)) < len(classes):  # a resample lost a class: reuse member 0
+                        W, b = Ws[0], bs[0]
+                    else:
+                        W, b, names = self._fit_multiclass(Z[idx], ym, full, member)  # type: ignore[arg-type]
+                if member == 0:
+                    classes = names
+                Ws.append(W)
+                bs.append(b)
         self.n_fits += 1
-        return LinearHeads(mean, scale, W[None], b[None], classes, self.task)
+        return LinearHeads(mean, scale, np.stack(Ws), np.stack(bs), classes, self.task)
 
-    def _fit_multiclass(self, Z: np.ndarray, y: Sequence[LabelValue], full: bool) -> tuple[np.ndarray, np.ndarray, tuple[LabelValue, ...]]:
+    def _fit_multiclass(self, Z: np.ndarray, y: Sequence[LabelValue], full: bool, member: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[LabelValue, ...]]:
         classes = sort_classes(y)
         if len(classes) < 2:
             raise NotEnoughClasses(f"labels hold a single class ({classes[0]!r}) so far" if classes else "no labels yet")
-        warm = not full and classes == self._classes
-        self._classes = classes
+        # Warm-start only an estimator last fitted on exactly these classes (sklearn needs the same shape).
+        warm = not full and self._est_classes.get(member) == classes
+        self._est_classes[member] = classes
+        if member == 0:
+            self._classes = classes
         index = {c: i for i, c in enumerate(classes)}
         yi = np.array([index[v.item() if isinstance(v, np.generic) else v] for v in y])
-        est = self._estimator("mc", warm)
+        est = self._estimator(("mc", member), warm)
         est.fit(Z, yi)
         if len(classes) == 2:  # sklearn keeps one row for binary problems
             W = np.stack([np.zeros(Z.shape[1]), est.coef_[0]], axis=1)
@@ -140,7 +165,9 @@ class Trainer:
             W, b = est.coef_.T.copy(), est.intercept_.copy()
         return W, b, classes
 
-    def _fit_multilabel(self, Z: np.ndarray, y: Sequence[Sequence[LabelValue]], full: bool) -> tuple[np.ndarray, np.ndarray, tuple[LabelValue, ...]]:
+    def _fit_multilabel(
+        self, Z: np.ndarray, y: Sequence[Sequence[LabelValue]], full: bool, member: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, tuple[LabelValue, ...]]:
         names = sort_classes([v for row in y for v in row])
         if not names:
             raise NotEnoughClasses("no positive label in any label set yet")
@@ -154,7 +181,18 @@ class Trainer:
                 p = np.clip(col.mean(), 0.02, 0.98)
                 b[j] = np.log(p / (1 - p))
                 continue
-            est = self._estimator(("ml", name), not full)
+            est = self._estimator(("ml", name, member), not full)
             est.fit(Z, col)
             W[:, j], b[j] = est.coef_[0], est.intercept_[0]
         return W, b, names
+
+
+def _align(W: np.ndarray, b: np.ndarray, names: tuple[LabelValue, ...], target: tuple[LabelValue, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Re-order heads fitted on ``names`` onto ``target``; missing labels get a never-head."""
+    W2 = np.zeros((W.shape[0], len(target)))
+    b2 = np.full(len(target), -4.0)  # sigmoid(-4) ~ 0.02: a label this resample never saw
+    pos = {n: i for i, n in enumerate(names)}
+    for j, n in enumerate(target):
+        if n in pos:
+            W2[:, j], b2[j] = W[:, pos[n]], b[pos[n]]
+    return W2, b2

@@ -54,7 +54,7 @@ class VariableUncertainty:
         conf = np.asarray(confidence, dtype=np.float64)
         adm = np.asarray(admitted, dtype=bool)
         decay = 1.0 / self.window
-        for c, a in zip(conf, adm, strict=True):
+        for _c, a in zip(conf, adm, strict=True):
             within = self.spent < self.budget
             self.spent = (1 - decay) * self.spent + decay * float(a)
             # The threshold only moves while there is budget: a refusal for lack of

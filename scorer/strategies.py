@@ -57,9 +57,16 @@ _MULTILABEL: dict[str, ScoreFn] = {
     "max_entropy": uncertainty.multilabel_max_entropy,
 }
 
+# Committee strategies: scored on each ensemble member's probabilities (members, n, k).
+_COMMITTEE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "vote_entropy": uncertainty.vote_entropy,
+    "bald": uncertainty.mutual_information,
+}
+
 DEFAULT_STRATEGY = "margin"
 RANDOM = "random"
-NAMES = (*_MULTICLASS, "mean_entropy", "max_entropy", RANDOM)
+NAMES = (*dict.fromkeys([*_MULTICLASS, "mean_entropy", "max_entropy"]), *_COMMITTEE, RANDOM)
+ENSEMBLE_MEMBERS = 5  # heads trained for a committee strategy
 
 
 BATCH_MODES = ("top", "kmeans", "kcenter")
@@ -91,11 +98,22 @@ class Strategy:
         return self.name.partition("+")[0]
 
     @property
+    def needs_members(self) -> bool:
+        """Whether the scorer must pass each ensemble member's probabilities."""
+        return self.score_name in _COMMITTEE
+
+    @property
     def batch_mode(self) -> str:
         return self.name.partition("+")[2] or "top"
 
     def score(
-        self, probas: np.ndarray | None, ids: Sequence[str], *, task: str = "multiclass", version: int = 0
+        self,
+        probas: np.ndarray | None,
+        ids: Sequence[str],
+        *,
+        task: str = "multiclass",
+        version: int = 0,
+        members: np.ndarray | None = None,
     ) -> np.ndarray:
         """Scores for ``ids``.
 
@@ -106,6 +124,8 @@ class Strategy:
         ids : (n,) item ids.
         task : ``"multiclass"`` or ``"multilabel"``.
         version : live model version (re-salts the random order on each version).
+        members : (n_members, n, n_classes) member probabilities, for committee strategies;
+            without them (a single-head model) those fall back to the entropy of ``probas``.
 
         Returns
         -------
@@ -113,6 +133,11 @@ class Strategy:
         """
         if probas is None or self.score_name == RANDOM:
             return random_scores(ids, self.seed, version if self.score_name == RANDOM else 0)
+        if self.needs_members:
+            if members is not None and members.shape[0] > 1 and task == "multiclass":
+                return np.asarray(_COMMITTEE[self.score_name](members), dtype=np.float64)
+            table_fb = _MULTILABEL if task == "multilabel" else _MULTICLASS
+            return np.asarray(table_fb["entropy"](probas), dtype=np.float64)
         table = _MULTILABEL if task == "multilabel" else _MULTICLASS
         fn = table.get(self.score_name)
         if fn is None:

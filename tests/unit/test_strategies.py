@@ -37,3 +37,16 @@ def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         Strategy("nope")
     assert "random" in NAMES
+
+
+def test_committee_strategies_use_members_and_fall_back() -> None:
+    members = np.array([[[0.9, 0.1], [0.5, 0.5]], [[0.1, 0.9], [0.5, 0.5]]])  # (m=2, n=2, k=2)
+    mean = members.mean(axis=0)
+    bald = Strategy("bald+kmeans")
+    assert bald.needs_members and bald.batch_mode == "kmeans"
+    s = bald.score(mean, ["a", "b"], members=members)
+    assert s[0] > 0.3 and s[1] == pytest.approx(0.0)  # disagreement, not noise, is what BALD rewards
+    # Without members (a single-head model) it scores like entropy.
+    np.testing.assert_allclose(bald.score(mean, ["a", "b"]), [np.log(2), np.log(2)])
+    ve = Strategy("vote_entropy").score(mean, ["a", "b"], members=members)
+    assert ve[0] == pytest.approx(np.log(2)) and ve[1] == 0.0

@@ -95,3 +95,23 @@ def test_logits_output_is_softmaxed() -> None:
     blob = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
     p = OnnxClassifier(blob).predict_proba_many(np.array([[0.0, 0.0, np.log(2)]], dtype=np.float32))
     np.testing.assert_allclose(p, [[0.25, 0.25, 0.5]], atol=1e-6)
+
+
+def test_bootstrap_ensemble_members_disagree_and_export() -> None:
+    d = load_digits()
+    heads = Trainer(n_members=4, seed=1).fit(d.data[:150], list(d.target[:150]))
+    assert heads.W.shape == (4, 64, 10) and heads.classes == tuple(range(10))
+    m = OnnxClassifier(to_onnx(heads))
+    members = m.run(d.data[300:340].astype(np.float32), ["member_probabilities"])[0]
+    assert members.shape == (40, 4, 10)
+    assert np.abs(members[:, 0] - members[:, 1]).max() > 1e-3  # bootstrap heads differ
+    np.testing.assert_allclose(m.predict_proba_many(d.data[300:340].astype(np.float32)), members.mean(axis=1), atol=1e-5)
+
+
+def test_multilabel_ensemble_aligns_label_sets() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = [("a",) if x[0] > 0 else ("b",) for x in X]
+    y[0] = ("a", "rare")
+    heads = Trainer(task="multilabel", n_members=3, seed=0).fit(X, y)
+    assert heads.W.shape == (3, 4, 3) and heads.classes == ("a", "b", "rare")

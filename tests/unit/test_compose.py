@@ -1,0 +1,218 @@
+"""docker-compose.yml, deploy/prometheus.yml and the Dockerfile: the stack a user with Docker starts.
+
+No Docker engine is needed. The compose file is read with PyYAML when it is installed,
+else through ``docker compose config --format json`` when the compose CLI is there, else
+these tests skip; ``deploy/prometheus.yml`` needs PyYAML. What is checked: the services,
+the single-node KRaft settings of Kafka, Redis' append-only file, the health checks, and
+that Prometheus scrapes exactly the services that serve ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+APP_SERVICES = {"scorer": 2, "retrainer": 1, "dispatcher": 1}  # service -> replicas
+METRICS_PORT = "9310"
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        return None
+    return yaml
+
+
+def _compose_cli() -> list[str] | None:
+    for cmd in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(cmd[0]) is None:
+            continue
+        try:
+            ok = subprocess.run([*cmd, "version"], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return cmd
+    return None
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    yaml = _yaml()
+    if yaml is not None:
+        return yaml.safe_load(COMPOSE.read_text())
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("neither PyYAML nor the docker compose CLI is installed")
+    import json
+
+    out = subprocess.run([*cli, "-f", str(COMPOSE), "config", "--format", "json", "--no-interpolate"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> dict[str, Any]:
+    yaml = _yaml()
+    if yaml is None:
+        pytest.skip("PyYAML is not installed")
+    return yaml.safe_load(PROMETHEUS.read_text())
+
+
+def env(service: dict[str, Any]) -> dict[str, str]:
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):  # ["KEY=value", ...]
+        raw = dict(item.split("=", 1) for item in raw)
+    return {k: str(v) for k, v in raw.items()}
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """target -> source, from the short (``src:dst[:ro]``) or the long form."""
+    out = {}
+    for v in service.get("volumes") or []:
+        if isinstance(v, str):
+            src, dst = v.split(":")[:2]
+        else:
+            src, dst = v.get("source", ""), v["target"]
+        out[dst] = src
+    return out
+
+
+def published_ports(service: dict[str, Any]) -> set[str]:
+    out = set()
+    for p in service.get("ports") or []:
+        out.add(str(p).split(":")[-1] if not isinstance(p, dict) else str(p["target"]))
+    return out
+
+
+def listeners(value: str) -> dict[str, tuple[str, str]]:
+    """``NAME://host:port,...`` -> {NAME: (host, port)}."""
+    out = {}
+    for part in value.split(","):
+        name, addr = part.split("://")
+        host, port = addr.rsplit(":", 1)
+        out[name] = (host, port)
+    return out
+
+
+def test_compose_config_is_valid() -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("the docker compose CLI is not installed")
+    out = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_services_and_replicas(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"kafka", "redis", "prometheus", *APP_SERVICES}
+    for name, replicas in APP_SERVICES.items():
+        svc = services[name]
+        assert svc.get("deploy", {}).get("replicas", 1) == replicas, name
+        assert svc["build"], name
+        assert "container_name" not in svc, f"{name}: a fixed container name forbids replicas"
+        cmd = [str(c) for c in svc["command"]]
+        assert cmd[0] == name
+        assert cmd[cmd.index("--metrics-port") + 1] == METRICS_PORT
+        assert METRICS_PORT in [str(p) for p in svc.get("expose", [])]
+
+
+def test_services_reach_kafka_and_redis(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    kafka_env = env(services["kafka"])
+    advertised = listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"])
+    internal = advertised[kafka_env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    for name in APP_SERVICES:
+        svc = services[name]
+        e = env(svc)
+        assert e["KAFKA_BOOTSTRAP_SERVERS"] == f"kafka:{internal[1]}" and internal[0] == "kafka", name
+        assert re.fullmatch(r"redis://redis:6379(/\d+)?", e["REDIS_URL"]), name
+        deps = svc["depends_on"]
+        assert deps["kafka"]["condition"] == "service_healthy"
+        assert deps["redis"]["condition"] == "service_healthy"
+        test = " ".join(str(t) for t in svc["healthcheck"]["test"])
+        assert f"127.0.0.1:{METRICS_PORT}/healthz" in test, name
+    for name in ("kafka", "redis"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_retrainer_runs_on_faust_by_default(compose: dict[str, Any]) -> None:
+    cmd = [str(c) for c in compose["services"]["retrainer"]["command"]]
+    engine = cmd[cmd.index("--engine") + 1]
+    assert engine in ("faust", "${RETRAINER_ENGINE:-faust}")
+
+
+def test_kafka_is_single_node_kraft(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert re.fullmatch(r"apache/kafka:3\.9\.\d+", kafka["image"])
+    e = env(kafka)
+    assert set(e["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    node = e["KAFKA_NODE_ID"]
+    own = listeners(e["KAFKA_LISTENERS"])
+    controller = e["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in own
+    assert e["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{node}@kafka:{own[controller][1]}"
+    protocols = dict(p.split(":") for p in e["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(own) <= set(protocols)
+    advertised = listeners(e["KAFKA_ADVERTISED_LISTENERS"])
+    assert controller not in advertised
+    for name, (_, port) in advertised.items():
+        assert own[name][1] == port, f"{name} is advertised on another port than it listens on"
+    assert e["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert e[key] == "1", key
+    assert e["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", e["CLUSTER_ID"])
+    assert mounts(kafka)[e["KAFKA_LOG_DIRS"]] in compose["volumes"], "the log dir is on a named volume"
+    # Host clients use the listener advertised as localhost, published on the same port.
+    host = [(n, p) for n, (h, p) in advertised.items() if h == "localhost"]
+    assert host and host[0][1] in published_ports(kafka)
+
+
+def test_redis_keeps_an_append_only_file(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert re.fullmatch(r"redis:7(\.[\w.-]+)?(-alpine)?", redis["image"])
+    cmd = [str(c) for c in redis["command"]] if isinstance(redis["command"], list) else redis["command"].split()
+    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert mounts(redis)["/data"] in compose["volumes"]
+
+
+def test_prometheus_scrapes_every_service(compose: dict[str, Any], prometheus: dict[str, Any]) -> None:
+    prom = compose["services"]["prometheus"]
+    assert prom["image"].startswith("prom/prometheus")
+    source = mounts(prom)["/etc/prometheus/prometheus.yml"]
+    assert Path(source).name == "prometheus.yml" and Path(source).parent.name == "deploy"
+    targets: dict[str, set[str]] = {}
+    for job in prometheus["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        for sd in job.get("dns_sd_configs", []):
+            assert sd.get("type", "SRV") == "A" and str(sd["port"]) == METRICS_PORT, job["job_name"]
+            targets.setdefault(job["job_name"], set()).update(sd["names"])
+        for sc in job.get("static_configs", []):
+            targets.setdefault(job["job_name"], set()).update(t.rsplit(":", 1)[0] for t in sc["targets"])
+    assert targets == {name: {name} for name in APP_SERVICES}
+
+
+def test_dockerfile_installs_the_faust_extra() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    assert 'pip install ".[faust]"' in text
+    assert re.search(r'^ENTRYPOINT \["activestream"\]', text, re.M)
+    assert not re.search(r"openjdk|default-jre|temurin", text, re.I), "the image needs no Java"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("faust-streaming") for d in extras["faust"])
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
