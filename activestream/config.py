@@ -41,6 +41,7 @@ class Settings:
     tolerance: float = 0.05
     seconds_per_label: float = 30.0
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     kafka_config: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

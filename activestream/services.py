@@ -69,12 +69,12 @@ def make_queue(settings: Settings) -> Any:
     return RankedQueue(redis.Redis.from_url(settings.redis_url), QueueKeys(settings.namespace))
 
 
-def _serve_metrics(service: str, registry: Any, port: int | None) -> Any:
+def _serve_metrics(service: str, registry: Any, port: int | None, host: str = "127.0.0.1") -> Any:
     from activestream.httpserver import Health, serve
 
     health = Health(service)
-    server = serve(registry, health, port or 0)
-    print(f"{service}: metrics on http://127.0.0.1:{server.server_port}/metrics and /healthz", flush=True)
+    server = serve(registry, health, port or 0, host)
+    print(f"{service}: metrics on http://{host}:{server.server_port}/metrics and /healthz", flush=True)
     return health
 
 
@@ -111,7 +111,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     bus.ensure_topics(topics.all())
     registry = CollectorRegistry()
     scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features, registry=registry)
-    health = _serve_metrics("scorer", registry, s.metrics_port)
+    health = _serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     scorer.poll_models(to_end=True)  # start on the newest model, if there is one
 
     def gauges() -> None:
@@ -153,7 +153,7 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
         holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
     )
-    health = _serve_metrics("retrainer", registry, s.metrics_port)
+    health = _serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
     rt.rebuild()
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
     try:
@@ -188,7 +188,7 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                    ack_timeout=args.ack_timeout, registry=registry)
-    health = _serve_metrics("dispatcher", registry, s.metrics_port)
+    health = _serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     try:
         _loop(lambda: d.step(0.5), health, stop, burst=args.burst, max_messages=None)
     finally:

@@ -18,7 +18,7 @@ from retrainer.trainer import NotEnoughClasses, Trainer
 from retrainer.training_set import TrainingSet, arrays
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
-from streams.bus import Bus
+from streams.bus import Bus, Consumer
 from streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger("activestream.retrainer")
@@ -96,7 +96,9 @@ class Retrainer:
         self.published: list[ModelVersion] = []
         self.last_error: str | None = None
         self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size)
-        self._stop_items = bus.consumer([topics.items], None)
+        self._replaying = False
+        self._latest_digest = ""
+        self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._load_latest_version()
 
     def _load_latest_version(self) -> None:
@@ -112,6 +114,7 @@ class Retrainer:
         reader.close()
         if newest is not None:
             self.version = newest.version
+            self._latest_digest = newest.label_ids_digest
             if newest.onnx is not None:
                 self._live = _session(newest.onnx)
                 self._live_classes = newest.classes
@@ -141,10 +144,21 @@ class Retrainer:
         return True
 
     def rebuild(self, timeout: float = 120.0) -> int:
-        """Fold the labels log up to its current end (start-up); returns messages read."""
+        """Fold the labels log up to its current end (start-up); returns messages read.
+
+        Bad labels met again here were dead-lettered when first read, so they are only
+        counted; and when the newest published version was trained on exactly these
+        labels, no retrain is due.
+        """
         msgs = self._labels.read_to_end(timeout)
-        for m in msgs:
-            self.fold_payload(m.value, m.key)
+        self._replaying = True
+        try:
+            for m in msgs:
+                self.fold_payload(m.value, m.key)
+        finally:
+            self._replaying = False
+        if self._latest_digest and self.training.digest() == self._latest_digest:
+            self._unused, self._first_unused_at = 0, None
         return len(msgs)
 
     def _fold(self, label: Label) -> None:
@@ -168,6 +182,9 @@ class Retrainer:
             self._first_unused_at = time.monotonic()
 
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
+        if self._replaying:
+            log.info("bad label met again while rebuilding (dead-lettered when first read): %s", err)
+            return
         dl = DeadLetter.from_error(self.topics.labels, payload, err)
         log.warning("dead letter from %s: %s", self.topics.labels, err)
         self.bus.publish(self.topics.dead_letters, dl.encode(), key=(err.item_id or "").encode() or None)
@@ -221,8 +238,11 @@ class Retrainer:
             log.warning("candidate rejected: %s", problem)
             return None
         self.version += 1
-        if len(self.campaign.stop_set) < self.campaign.stop_set_size:
+        if self._stop_items is not None:
             self.campaign.add_stop_items([m.value for m in self._stop_items.consume(self.campaign.stop_set_size, 0.0)])
+            if len(self.campaign.stop_set) >= self.campaign.stop_set_size:
+                self._stop_items.close()  # full: stop prefetching the items topic
+                self._stop_items = None
         score = metrics.get("holdout_accuracy", self.campaign.control_accuracy)
         facts = self.campaign.on_version(self.version, len(self.training), lambda Z: _predict(sess, Z), score, task)
         for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
