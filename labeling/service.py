@@ -126,10 +126,10 @@ class LabelService:
             depth = self.queue.depth()
             if depth == 0:
                 break
-            (cand,) = self.queue.top(1, int(self._rng.integers(depth))) or [(None, 0.0)]
-            if cand is None:
+            picked = self.queue.top(1, int(self._rng.integers(depth)))
+            if not picked:
                 continue
-            claimed = self.queue.claim([cand], labeler_id, self.lease_ttl, now)
+            claimed = self.queue.claim([picked[0][0]], labeler_id, self.lease_ttl, now)
             for cid, score in claimed:
                 (f,) = self.queue.features_of([cid])
                 (md,) = self.queue.metadata_of([cid])

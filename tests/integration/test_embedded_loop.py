@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from labeling.service import LabelService, UnknownItem
 from retrainer.service import Retrainer
-from schemas import Item, decode_dead_letter
+from schemas import Item, decode_dead_letter, decode_label
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
 from scorer.service import Scorer
@@ -174,3 +174,29 @@ def test_restarted_retrainer_rebuilds_from_the_log(redis_client: redis.Redis, na
     fresh.run(burst=True, timeout=0.0)
     v2 = fresh.published[-1]
     assert v2.version == v1.version + 1 and v2.n_labels == 40
+
+
+def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    n = 1000
+    queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
+    bus, topics = InMemoryBus(), Topics("x")
+    svc = LabelService(queue, bus, topics, explore=0.25, seed=1)
+    leased = [e for _ in range(8) for e in svc.lease(10, "ann")]
+    control = [e for e in leased if e.control]
+    assert len(control) == 20  # exactly a quarter, carried over between batches
+    assert all(e.score >= 0.9 for e in leased if not e.control)  # the rest come from the head of the queue
+    assert np.mean([e.score for e in control]) < 0.8  # the control slice is spread over the whole queue
+    svc.submit(control[0].id, labeler_id="ann", label=1, control=True)
+    assert decode_label(bus.messages(topics.labels)[0].value).control is True
+
+    cur = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "c")), bus, topics, curriculum_labels=100)
+    cur.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
+    first = cur.lease(10, "ann")
+    assert max(e.score for e in first) < 0.05  # the easy (confident) end first
+    for e in first:
+        cur.submit(e.id, labeler_id="ann", label=0)
+    for _ in range(9):
+        for e in cur.lease(10, "ann"):
+            cur.submit(e.id, labeler_id="ann", label=0)
+    assert min(e.score for e in cur.lease(10, "ann")) > 0.95  # then the uncertain head
