@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
+
 ENV_PREFIX = "ACTIVESTREAM_"
 
 
@@ -26,11 +28,11 @@ class Settings:
     namespace: str = "default"
     partitions: int = 2
     replication_factor: int = 1
-    strategy: str = "margin"
+    strategy: str = DEFAULT_STRATEGY
     seed: int = 0
     batch_size: int = 1000
     n_features: int | None = None
-    explore: float = 0.05
+    explore: float = DEFAULT_EXPLORE
     curriculum_labels: int | None = None
     lease_ttl: float = 300.0
     max_skips: int = 3

@@ -30,7 +30,7 @@ from scorer.autoaccept import accepted, calibrate_threshold
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
 from scorer.service import Scorer
-from scorer.strategies import DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
+from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
 from streams.memory import InMemoryBus
 from streams.topics import Topics
 
@@ -73,7 +73,7 @@ class SimConfig:
     holdout_fraction: float = 0.0
     auto_accept_precision: float = 0.99
     workers: int = 1
-    explore: float = 0.0
+    explore: float = DEFAULT_EXPLORE
     curriculum_labels: int | None = None
 
     def __post_init__(self) -> None:

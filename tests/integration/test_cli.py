@@ -13,6 +13,7 @@ import pytest
 from sklearn.datasets import make_classification, make_multilabel_classification
 
 from activestream.cli import main
+from scorer.strategies import DEFAULT_STRATEGY
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: 
     rep = run(["simulate", "--data", str(path), "--label-column", "target", "--budget", "60", "--batch", "10", "--init", "5", "--seeds", "2"],
               redis_url, tmp_path)
     assert rep["dataset"] == "rare.csv.gz" and rep["metric"] == "accuracy" and 0.8 < rep["full_data_score"] <= 1.0
-    for name in ("margin", "random"):
+    for name in (DEFAULT_STRATEGY, "random"):
         entry = rep["strategies"][name]
         assert [x for x, _ in entry["curve"]] == [5, 15, 25, 35, 45, 55, 60]
         assert len(entry["per_seed"]) == 2
@@ -60,7 +61,7 @@ def test_simulate_multilabel_by_prefix_from_parquet(tmp_path: Path, redis_url: s
     rep = run(["simulate", "--data", str(path), "--label-column", "tag_", "--budget", "50", "--seeds", "1", "--metric", "macro_f1"],
               redis_url, tmp_path)
     assert rep["task"] == "multilabel" and rep["metric"] == "macro_f1"
-    assert rep["strategies"]["margin"]["final_score"] > 0.3
+    assert rep["strategies"][DEFAULT_STRATEGY]["final_score"] > 0.3
 
 
 def test_simulate_npz_with_explicit_strategies(tmp_path: Path, redis_url: str) -> None:
@@ -86,4 +87,4 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     rep = run(["demo", "--budget", "60", "--seeds", "1"], redis_url, tmp_path)
     out = capsys.readouterr().out
     assert "Learning curve" in out and "label savings" in out
-    assert rep["dataset"] == "sklearn digits" and "margin" in rep["comparison"]
+    assert rep["dataset"] == "sklearn digits" and DEFAULT_STRATEGY in rep["comparison"]
