@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scorer.strategies import DEFAULT_STRATEGY, NAMES, RANDOM
+from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, NAMES, RANDOM
 
 
 def _print_table(report: dict[str, Any], every: int = 5) -> None:
@@ -119,7 +119,7 @@ def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) ->
     p.add_argument("--seconds-per-label", type=float, default=30.0, help="labeling time for hours saved (default %(default)s)")
     p.add_argument("--test-size", type=float, default=0.3, help="held-out test share (default %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="parallel campaign processes (default %(default)s)")
-    p.add_argument("--explore", type=float, default=0.0, help="share of each batch picked at random: the random-control slice (default %(default)s)")
+    p.add_argument("--explore", type=float, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
     p.add_argument("--curriculum-labels", type=int, default=None, help="easy-to-hard schedule over this many labels (default: off)")
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
     p.add_argument("--report", default=report, help="JSON report path; a PNG plot is written beside it (default %(default)s)")
