@@ -167,7 +167,7 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str]) -> Dataset
 def _impute(p: Path, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
     bad = ~np.isfinite(X)
     if bad.any():
-        for j in np.flatnonzero(bad.any(axis=0)):
+        for j in (int(v) for v in np.flatnonzero(bad.any(axis=0))):
             col = X[:, j]
             ok = np.isfinite(col)
             if not ok.any():

@@ -187,11 +187,12 @@ def run_campaign(
                 break
             for entry in leased:
                 i = int(entry.id)
+                answer: Any = ds.label_values([i])[0]
                 if ds.task == "multilabel":
-                    labeling.submit(entry.id, labeler_id="simulated-labeler", labels=ds.label_values([i])[0], seconds=cfg.seconds_per_label,
+                    labeling.submit(entry.id, labeler_id="simulated-labeler", labels=answer, seconds=cfg.seconds_per_label,
                                     source="simulated", control=entry.control)
                 else:
-                    labeling.submit(entry.id, labeler_id="simulated-labeler", label=ds.label_values([i])[0], seconds=cfg.seconds_per_label,
+                    labeling.submit(entry.id, labeler_id="simulated-labeler", label=answer, seconds=cfg.seconds_per_label,
                                     source="simulated", control=entry.control)
             spent += len(leased)
             retrainer.run(burst=True, timeout=0.0)

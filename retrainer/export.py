@@ -8,6 +8,8 @@ which skl2onnx has no converter for; the scorer still loads any skl2onnx model.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -37,7 +39,7 @@ def to_onnx(heads: LinearHeads) -> bytes:
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_members"),
     ]
     act = "Sigmoid" if heads.task == "multilabel" else "Softmax"
-    act_attrs = {} if act == "Sigmoid" else {"axis": 2}
+    act_attrs: dict[str, Any] = {} if act == "Sigmoid" else {"axis": 2}
     nodes = [
         helper.make_node("Sub", [INPUT, "mean"], ["centered"]),
         helper.make_node("Mul", ["centered", "inv_scale"], ["z"]),

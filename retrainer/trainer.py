@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -108,7 +109,7 @@ class Trainer:
             self._models[key] = est
         return est
 
-    def fit(self, X: np.ndarray, y: Sequence[LabelValue] | Sequence[Sequence[LabelValue]]) -> LinearHeads:
+    def fit(self, X: np.ndarray, y: Sequence[Any]) -> LinearHeads:
         """Fit on all of ``X : (n, n_features)`` with labels ``y`` (classes, or label sets).
 
         Raises
@@ -121,7 +122,8 @@ class Trainer:
         Z = (X - mean) / scale
         full = self.n_fits % max(1, self.full_refit_every) == 0
         rng = np.random.default_rng((self.seed, self.n_fits))
-        Ws, bs = [], []
+        Ws: list[np.ndarray] = []
+        bs: list[np.ndarray] = []
         classes: tuple[LabelValue, ...] = ()
         with warnings.catch_warnings():
             # A capped iteration count is deliberate: warm starts finish the job next time.

@@ -45,7 +45,8 @@ class TrainingSet:
 
     def split(self) -> tuple[list[Label], list[Label]]:
         """``(train, holdout)`` label lists, in a stable (item id) order."""
-        train, hold = [], []
+        train: list[Label] = []
+        hold: list[Label] = []
         for item_id in sorted(self.items):
             (hold if in_holdout(item_id, self.holdout_fraction) else train).append(self.items[item_id])
         return train, hold

@@ -40,8 +40,8 @@ def holdout_accuracy(probas: np.ndarray, classes: Sequence[object], y: Sequence[
     if len(y) == 0:
         return float("nan")
     if task == "multilabel":
-        truth = np.array([[c in set(row) for c in classes] for row in y], dtype=np.int64)  # type: ignore[arg-type]
-        return float((predict_labels(probas, classes, task) == truth).mean())
+        truth = np.array([[c in set(row) for c in classes] for row in y], dtype=np.int64)  # type: ignore[call-overload]
+        return float(np.mean(np.asarray(predict_labels(probas, classes, task)) == truth))
     pred = predict_labels(probas, classes, task)
     return float(np.mean([p == t for p, t in zip(pred, y, strict=True)]))
 
