@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration lint typecheck kafka-jars up down clean
+.PHONY: install demo test test-unit test-integration lint up bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,13 @@ test-integration: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Local distributed stack without Docker: Kafka (KRaft) + Redis + scorer, retrainer, dispatcher.
+up: $(STAMP)
+	$(BIN)/activestream up
+
+bench: $(STAMP)
+	$(BIN)/activestream bench throughput --json benchmarks/results/throughput.json
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache *.egg-info
