@@ -102,3 +102,19 @@ def test_campaign_monitor_calibrates_on_control_labels() -> None:
     assert facts["n_control"] == 200 and facts["kappa_previous"] is None
     facts = mon.on_version(2, 210, predict, 0.9)
     assert facts["kappa_previous"] == 1.0 and facts["stop"]["fired"]["stable_predictions"]["n_labels"] == 210
+
+
+def test_router_auto_accepts_and_holds_the_budget() -> None:
+    from scorer.routing import Router
+
+    p = np.array([[0.995, 0.005], [0.6, 0.4], [0.55, 0.45], [0.9, 0.1]])
+    r = Router(auto_threshold=0.99).route(p)
+    assert r.auto.tolist() == [True, False, False, False] and r.queue.tolist() == [False, True, True, True]
+    assert not Router(auto_threshold=0.99).route(p, task="multilabel").auto.any()
+    assert Router().route(None).queue.tolist() == []
+    budgeted = Router(budget=VariableUncertainty(budget=0.5, theta=0.7, step=0.0))
+    routes = budgeted.route(p)
+    assert routes.queue.tolist() == [False, True, True, False] and routes.refused.tolist() == [True, False, False, True]
+    budgeted.update(p, routes)
+    assert budgeted.budget is not None and budgeted.budget.spent > 0
+    assert (routes.queue ^ routes.auto ^ routes.refused).all()

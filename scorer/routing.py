@@ -1,0 +1,61 @@
+"""Where a scored item goes: the labeling queue, the auto-labeled output, or nowhere (over budget).
+
+Pure decisions over a batch's probabilities; the scorer writes the results and only
+then calls :meth:`Router.update` (the select / update split of scikit-activeml's budget
+managers), so a redelivered batch is decided the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scorer.budget import VariableUncertainty
+
+
+@dataclass
+class Routes:
+    """Masks over a batch, ``(n,)`` each; exactly one is true per item."""
+
+    queue: np.ndarray
+    auto: np.ndarray
+    refused: np.ndarray
+
+
+@dataclass
+class Router:
+    """Routes scored items.
+
+    Parameters
+    ----------
+    auto_threshold : confidence at or above which a multi-class prediction needs no human
+        (calibrated by the retrainer to the target precision; ``None`` = never).
+    budget : stream budget manager; ``None`` admits every other item to the queue.
+    """
+
+    auto_threshold: float | None = None
+    budget: VariableUncertainty | None = None
+
+    def route(self, probas: np.ndarray | None, task: str = "multiclass") -> Routes:
+        """Decide for ``probas : (n, k)`` (``None`` before any model: everything to the queue)."""
+        if probas is None or len(probas) == 0:
+            n = 0 if probas is None else len(probas)
+            return Routes(np.ones(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+        conf = probas.max(axis=1)
+        auto = np.zeros(len(conf), dtype=bool)
+        if self.auto_threshold is not None and task == "multiclass":
+            auto = conf >= self.auto_threshold
+        queue = ~auto
+        if self.budget is not None and queue.any():
+            admit = np.zeros(len(conf), dtype=bool)
+            admit[queue] = self.budget.query(conf[queue])
+            queue = admit
+        return Routes(queue, auto, ~queue & ~auto)
+
+    def update(self, probas: np.ndarray | None, routes: Routes) -> None:
+        """Advance the budget once the batch's writes succeeded."""
+        if self.budget is None or probas is None or len(probas) == 0:
+            return
+        candidates = ~routes.auto
+        self.budget.update(probas.max(axis=1)[candidates], routes.queue[candidates])
