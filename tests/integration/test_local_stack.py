@@ -1,0 +1,51 @@
+"""`activestream up`: the local stack starts every service and stops them all cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from activestream.redis_server import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+
+def health(port: int) -> dict:
+    try:
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3).read())  # noqa: S310 - loopback
+    except OSError:
+        return {}
+
+
+def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
+    base = free_port()  # the services take this port and the next two
+    env_file = tmp_path / "stack.env"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_TOPIC_PREFIX": f"up{base}"}
+    with (tmp_path / "up.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(tmp_path / "state"), "--env-file", str(env_file),
+             "--metrics-base-port", str(base)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not (env_file.exists() and all(health(base + i).get("ok") for i in range(3))):
+            assert proc.poll() is None, (tmp_path / "up.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
+            time.sleep(0.5)
+        assert f"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}" in env_file.read_text()
+        assert {health(base + i)["service"] for i in range(3)} == {"scorer", "retrainer", "dispatcher"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0
+    assert "stack stopped" in (tmp_path / "up.log").read_text()
+    assert all(health(base + i) == {} for i in range(3))  # every service is gone
