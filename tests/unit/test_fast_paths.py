@@ -1,0 +1,82 @@
+"""The scorer's fast paths give exactly what the plain paths give: batch item decoding, CRC-64."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import DecodeError, Item, decode_item
+from schemas.records import decode_items
+from scorer.queue import crc64
+
+_POLY = 0x95AC9329AC4BC9B5
+
+
+def crc64_reference(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ _POLY if crc & 1 else crc >> 1
+    return crc
+
+
+def test_crc64_matches_redis_check_value_and_a_bitwise_reference() -> None:
+    assert crc64(b"123456789") == 0xE9C6D914C4B8D9CA  # Redis's crc64.c test vector
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 8, 1023, 1024, 1025, 5000):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert crc64(data) == crc64_reference(data), n
+
+
+def _expected(payloads: list[bytes], n_features: int | None) -> tuple[list[tuple[int, str, list[float], dict]], list[tuple[int, str | None, str | None, str]]]:
+    ok, bad = [], []
+    dim = n_features
+    for i, p in enumerate(payloads):
+        try:
+            item = decode_item(p, n_features=dim, key=f"k{i}")
+        except DecodeError as e:
+            bad.append((i, e.item_id, e.field, e.reason))
+            continue
+        if dim is None:
+            dim = item.features.size
+        ok.append((i, item.id, item.features.tolist(), item.metadata))
+    return ok, bad
+
+
+_ids = st.one_of(st.text(min_size=1, max_size=12), st.sampled_from(["a", 'q"uote', "back\\slash", "ctl\x01", "x" * 513, "ünï", "\u2028"]))
+_vectors = st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=0, max_size=5)
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> bytes:
+    item_id = draw(_ids)
+    vec = np.array(draw(_vectors), dtype=np.float32)
+    kind = draw(st.sampled_from(["binary", "binary", "list", "metadata", "garbled-b64", "odd-bytes", "not-json", "int-id"]))
+    if kind == "binary":
+        return Item(item_id, vec).encode(binary=True)
+    if kind == "list":
+        return json.dumps({"id": item_id, "features": [float(v) for v in vec if np.isfinite(v)]}).encode()
+    if kind == "metadata":
+        return Item(item_id, vec, {"m": 1}).encode(binary=True)
+    if kind == "garbled-b64":
+        return b'{"schema":"item.v1","id":"g","features_b64":"' + base64.b64encode(vec.tobytes())[:-1] + b'=="}'
+    if kind == "odd-bytes":
+        return b'{"schema":"item.v1","id":"o","features_b64":"' + base64.b64encode(b"\x00" * 5) + b'"}'
+    if kind == "int-id":
+        return json.dumps({"id": 7, "features": [1.0, 2.0]}).encode()
+    return b"{nope"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(payloads(), min_size=0, max_size=12), st.sampled_from([None, 2, 3]))
+def test_decode_items_equals_decode_item_one_by_one(batch: list[bytes], n_features: int | None) -> None:
+    got = decode_items(batch, n_features=n_features, keys=[f"k{i}" for i in range(len(batch))])
+    ok, bad = _expected(batch, n_features)
+    assert [(i, x, f.tolist(), m) for i, x, f, m in zip(got.index, got.ids, got.features, got.metadata, strict=True)] == ok
+    assert [(i, e.item_id, e.field, e.reason) for i, e in got.errors] == bad
+    assert got.features.dtype == np.float32
