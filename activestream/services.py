@@ -102,7 +102,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     from activestream.httpserver import periodic
     from scorer.service import Scorer
     from scorer.strategies import Strategy
-    from streams.topics import Topics
+    from streams.topics import SCORER_GROUP, Topics
 
     s = settings_from(args)
     stop = Stop()
@@ -110,7 +110,9 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     topics = Topics(s.topic_prefix)
     bus.ensure_topics(topics.all())
     registry = CollectorRegistry()
-    scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features, registry=registry)
+    # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
+    scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features,
+                    registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}")
     health = _serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     scorer.poll_models(to_end=True)  # start on the newest model, if there is one
 
@@ -178,7 +180,7 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from labeling.dispatcher import Dispatcher
-    from streams.topics import Topics
+    from streams.topics import DISPATCHER_GROUP, Topics
 
     s = settings_from(args)
     stop = Stop()
@@ -186,7 +188,7 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
     topics = Topics(s.topic_prefix)
     bus.ensure_topics(topics.all())
     registry = CollectorRegistry()
-    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
+    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding, group=f"{s.topic_prefix}.{DISPATCHER_GROUP}",
                    ack_timeout=args.ack_timeout, registry=registry)
     health = _serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     try:

@@ -308,7 +308,7 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
             with lf.open("wb") as fh:
                 # Not --burst: a burst scorer exits on its first empty poll, before the items are released.
                 ps.append(subprocess.Popen(_cli("scorer", "--batch-size", str(batch)), env=env, stdout=fh, stderr=subprocess.STDOUT))
-        ready = _wait(lambda: _group_ready(sv, SCORER_GROUP, Topics(prefix).items, procs), 120)
+        ready = _wait(lambda: _group_ready(sv, f"{prefix}.{SCORER_GROUP}", Topics(prefix).items, procs), 120)
         release(60)
         cpu0, redis0 = _machine_cpu(), _redis_cpu(q.r)
         t_start = time.perf_counter()

@@ -44,6 +44,27 @@ def _codes(names: Sequence[str]) -> frozenset[int]:
     return frozenset(getattr(err, n) for n in names if hasattr(err, n))
 
 
+# Right after a topic is created, a partition's leader can still answer "not leader" for
+# a moment even though the metadata already names it: retry those until the timeout.
+_WATERMARK_RETRY = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART", "_TIMED_OUT", "_TRANSPORT")
+
+
+def watermarks(client: Any, tp: Any, timeout: float) -> tuple[int, int]:
+    """``(low, high)`` offsets of ``tp`` from the broker, retrying transient errors until ``timeout``."""
+    ck = _ck()
+    retry = _codes(_WATERMARK_RETRY)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = client.get_watermark_offsets(tp, timeout=max(0.5, deadline - time.monotonic()), cached=False)
+            return int(low), int(high)
+        except ck.KafkaException as exc:
+            err = exc.args[0]
+            if (err.code() not in retry and not err.retriable()) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def default_topic_config(topic: str) -> dict[str, str]:
     """Per-topic settings ``ensure_topics`` creates a topic with.
 
@@ -278,7 +299,7 @@ class KafkaBus:
             tps = [ck.TopicPartition(topic, p) for p in self.partitions_of(topic, timeout)]
             total = 0
             for tp in probe.committed(tps, timeout=timeout):
-                low, high = probe.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                low, high = watermarks(probe, tp, timeout)
                 total += high - (tp.offset if tp.offset >= 0 else low)
             return total
         finally:
@@ -371,7 +392,7 @@ class KafkaConsumer:
                 # Resolve "the end" now, not at the first fetch: records published after this
                 # constructor returns are then always seen (as with InMemoryBus).
                 for tp in tps:
-                    tp.offset = self._c.get_watermark_offsets(tp, timeout=10.0, cached=False)[1]
+                    tp.offset = watermarks(self._c, tp, 10.0)[1]
             self._c.assign(tps)
 
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
@@ -503,7 +524,7 @@ class KafkaConsumer:
         for tp in self._c.position(self._c.assignment()):
             low, high = self._c.get_watermark_offsets(tp, cached=True)
             if high < 0 or (tp.offset < 0 and low < 0):
-                low, high = self._c.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                low, high = watermarks(self._c, tp, timeout)
             total += high - (tp.offset if tp.offset >= 0 else low)
         return total
 
@@ -512,7 +533,7 @@ class KafkaConsumer:
         deadline = time.monotonic() + timeout
         ends = {}
         for tp in self._c.assignment():
-            low, high = self._c.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            low, high = watermarks(self._c, tp, timeout)
             if high > low:
                 ends[(tp.topic, tp.partition)] = high
         out: list[Message] = []

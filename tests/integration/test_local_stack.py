@@ -25,8 +25,24 @@ def health(port: int) -> dict:
         return {}
 
 
+def three_free_ports() -> int:
+    import socket
+
+    for _ in range(50):
+        base = free_port()
+        try:
+            with socket.socket() as a, socket.socket() as b, socket.socket() as c:
+                a.bind(("127.0.0.1", base))
+                b.bind(("127.0.0.1", base + 1))
+                c.bind(("127.0.0.1", base + 2))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no three consecutive free ports")
+
+
 def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
-    base = free_port()  # the services take this port and the next two
+    base = three_free_ports()  # the services take this port and the next two
     env_file = tmp_path / "stack.env"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_TOPIC_PREFIX": f"up{base}"}
     with (tmp_path / "up.log").open("wb") as log:
