@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from schemas import DeadLetter, DecodeError, ModelVersion, decode_model_version
+from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_model_version
 from schemas.records import decode_items
+from scorer.budget import VariableUncertainty, admission_rate
 from scorer.metrics import ScorerMetrics
 from scorer.model import OnnxClassifier
 from scorer.queue import PendingAdd, RankedQueue
+from scorer.routing import Router
 from scorer.strategies import Strategy
 from streams.bus import Bus, Message, Record
 from streams.topics import SCORER_GROUP, Topics
@@ -82,6 +84,11 @@ class Scorer:
     feature_names : order for named-field items.
     registry : Prometheus registry for this process's metrics.
     group : consumer group shared by all scorer processes (they split the partitions).
+    auto_accept : route items the live model is confident enough about (its version's
+        ``auto_accept_threshold``, calibrated on random-control labels) to the auto-labels
+        topic instead of the queue.
+    labels_per_hour : stream budget: admit to the queue only as many items as labelers can
+        label (variable uncertainty over the measured arrival rate); ``None`` admits all.
     commit_interval : seconds between offset commits while items stream in. Offsets are
         committed only after the queue writes of every batch they cover succeeded; a batch
         with dead letters commits at once (with them, atomically on a transactional bus),
@@ -101,6 +108,8 @@ class Scorer:
         registry: CollectorRegistry | None = None,
         group: str = SCORER_GROUP,
         commit_interval: float = COMMIT_INTERVAL_SECONDS,
+        auto_accept: bool = True,
+        labels_per_hour: float | None = None,
     ) -> None:
         self.bus = bus
         self.queue = queue
@@ -124,6 +133,14 @@ class Scorer:
         self._inflight: _Inflight | None = None
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
+        # Auto-accept (threshold from each model version) and the stream budget, if any.
+        self.auto_accept = auto_accept
+        self.labels_per_hour = labels_per_hour
+        self.router = Router(budget=VariableUncertainty(budget=1.0) if labels_per_hour else None)
+        self._arrival_rate = 0.0  # items/s, exponentially weighted over batches
+        self._last_batch_at: float | None = None
+        self.auto_accepted = 0
+        self.refused = 0
 
     # ------------------------------------------------------------------ models
     def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
@@ -150,6 +167,8 @@ class Scorer:
             err = DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
             self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], err)], [])
             return False
+        threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
+        self.router.auto_threshold = float(threshold) if threshold is not None else None
         self.swap(model, newest.version, newest.task, newest.classes)
         return True
 
@@ -191,6 +210,10 @@ class Scorer:
 
     def score(self, X: np.ndarray, ids: Sequence[str]) -> np.ndarray:
         """Scores for ``X : (n, n_features)`` under the live model and strategy -> ``(n,)``."""
+        return self.score_and_probas(X, ids)[0]
+
+    def score_and_probas(self, X: np.ndarray, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(scores (n,), probas (n, k) or None before any model)``."""
         members = None
         if self.model is None:
             probas = None
@@ -200,7 +223,7 @@ class Scorer:
             probas = members.mean(axis=0)
         else:
             probas = self.model.predict_proba_many(X)
-        return self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members)
+        return self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members), probas
 
     # ------------------------------------------------------------------ items
     def _queue_n_features(self) -> int | None:
@@ -243,13 +266,38 @@ class Scorer:
         if len(set(ids)) < len(ids):  # the same id twice in one batch: the first wins, like the queue
             keep = sorted({item_id: j for j, item_id in reversed(list(enumerate(ids)))}.values())
             ids, X, metas = [ids[j] for j in keep], X[keep], [metas[j] for j in keep]
-        scores = self.score(X, ids) if ids else np.zeros(0)
+        scores, probas = self.score_and_probas(X, ids) if ids else (np.zeros(0), None)
+        if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
+            ids, X, metas, scores, extra = self._route(ids, X, metas, scores, probas, t0)
+            dead = dead + extra
         # Pipelined: the previous batch's write ran in Redis while this one was decoded and
         # scored; confirm it (and commit per the policy) before sending this one, in order.
         self._finish_write()
         pending = self.queue.add_nowait(ids, scores, X, metas) if ids else None
         self._inflight = _Inflight(pending, dead, commit_msgs, len(ids), t0)
         return len(values)
+
+    def _route(
+        self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], scores: np.ndarray, probas: np.ndarray, now: float
+    ) -> tuple[list[str], np.ndarray, list[dict[str, object]], np.ndarray, list[Record]]:
+        """Keep what goes to the queue; auto-labels become records that commit with the offsets."""
+        if self.router.budget is not None and self.labels_per_hour:
+            if self._last_batch_at is not None and now > self._last_batch_at:
+                rate = len(ids) / (now - self._last_batch_at)
+                self._arrival_rate = rate if self._arrival_rate == 0 else 0.9 * self._arrival_rate + 0.1 * rate
+            self._last_batch_at = now
+            self.router.budget.budget = admission_rate(self.labels_per_hour, self._arrival_rate * 3600.0)
+        routes = self.router.route(probas, self.task)
+        self.router.update(probas, routes)
+        records = []
+        for j in np.flatnonzero(routes.auto):
+            label = Label(ids[j], f"auto:{ids[j]}:v{self.model_version}", f"auto:v{self.model_version}",
+                          label=self.classes[int(probas[j].argmax())], features=X[j], source="auto")  # type: ignore[arg-type]
+            records.append(Record(self.topics.auto_labels, label.encode(), ids[j].encode()))
+        self.auto_accepted += int(routes.auto.sum())
+        self.refused += int(routes.refused.sum())
+        keep = np.flatnonzero(routes.queue)
+        return [ids[j] for j in keep], X[keep], [metas[j] for j in keep], scores[keep], records
 
     def _finish_write(self) -> None:
         w, self._inflight = self._inflight, None

@@ -200,3 +200,40 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
         for e in cur.lease(10, "ann"):
             cur.submit(e.id, labeler_id="ann", label=0)
     assert min(e.score for e in cur.lease(10, "ann")) > 0.95  # then the uncertain head
+
+
+def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    from retrainer.export import to_onnx
+    from retrainer.trainer import Trainer
+    from schemas import ModelVersion
+    from scorer.budget import VariableUncertainty
+    from scorer.routing import Router
+    from streams.topics import MODEL_KEY
+
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    heads = Trainer().fit(X[:600], list(y[:600]))
+    blob = to_onnx(heads)
+    mv = ModelVersion(1, blob, ModelVersion.digest(blob), heads.classes, metrics={"auto_accept_threshold": 0.95})
+    loop.bus.publish(loop.topics.models, mv.encode(), key=MODEL_KEY)
+    loop.scorer.poll_models()
+    assert loop.scorer.router.auto_threshold == 0.95
+    loop.produce(X[600:800], start=600)
+    loop.scorer.run(burst=True, timeout=0.0)
+    autos = [decode_label(m.value) for m in loop.bus.messages(loop.topics.auto_labels)]
+    conf = heads.predict_proba(X[600:800]).max(axis=1)
+    assert len(autos) == int((conf >= 0.95).sum()) > 0
+    assert loop.queue.depth() == 200 - len(autos)  # the rest went to humans
+    assert all(a.source == "auto" and a.label == heads.classes[int(heads.predict_proba(X[int(a.item_id)][None]).argmax())] for a in autos)
+
+    # A labels-per-hour budget far below the arrival rate admits only a small share.
+    budgeted = Loop(redis_client, namespace + "b")
+    budgeted.scorer.labels_per_hour = 3600.0  # 1 label/s
+    budgeted.scorer.router = Router(budget=VariableUncertainty(budget=1.0))
+    budgeted.bus.publish(budgeted.topics.models, mv.encode(), key=MODEL_KEY)
+    budgeted.scorer.poll_models()
+    budgeted.produce(X[:1500])
+    budgeted.scorer.run(burst=True, timeout=0.0)
+    admitted = budgeted.queue.depth()
+    assert budgeted.scorer.refused > 0 and admitted + budgeted.scorer.refused + budgeted.scorer.auto_accepted == 1500
+    assert admitted < 1500 * 0.5
