@@ -21,6 +21,13 @@ def _standardize(X: np.ndarray) -> np.ndarray:
     return (X - X.mean(axis=0)) / sd  # type: ignore[no-any-return]
 
 
+def _candidates(scores: np.ndarray, X: np.ndarray, k: int, prefilter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``prefilter * k`` best candidates: ``(indices (c,), standardized X (c, d), positive weights (c,))``."""
+    s = np.asarray(scores, dtype=np.float64)
+    cand = np.argsort(-s, kind="stable")[: min(len(s), prefilter * k)]
+    return cand, _standardize(X[cand]), s[cand] - s[cand].min() + 1e-6
+
+
 def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10) -> list[int]:
     """Diverse mini-batch selection (Zhdanov, 2019): cluster the ``prefilter * k`` best candidates
     into ``k`` clusters weighted by score and take the candidate nearest each centroid.
@@ -38,13 +45,9 @@ def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
     """
     from sklearn.cluster import KMeans
 
-    s = np.asarray(scores, dtype=np.float64)
-    m = len(s)
-    if m <= k:
-        return list(range(m))
-    cand = np.argsort(-s, kind="stable")[: min(m, prefilter * k)]
-    Z = _standardize(X[cand])
-    w = s[cand] - s[cand].min() + 1e-6
+    if len(scores) <= k:
+        return list(range(len(scores)))
+    cand, Z, w = _candidates(scores, X, k, prefilter)
     km = KMeans(n_clusters=k, n_init=1, random_state=seed, max_iter=50).fit(Z, sample_weight=w)
     chosen: list[int] = []
     taken = np.zeros(len(cand), dtype=bool)
@@ -65,13 +68,9 @@ def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
     Each next pick is the candidate farthest from those already picked, with distances
     weighted by score so informative outliers are preferred over uninformative ones.
     """
-    s = np.asarray(scores, dtype=np.float64)
-    m = len(s)
-    if m <= k:
-        return list(range(m))
-    cand = np.argsort(-s, kind="stable")[: min(m, prefilter * k)]
-    Z = _standardize(X[cand])
-    w = s[cand] - s[cand].min() + 1e-6
+    if len(scores) <= k:
+        return list(range(len(scores)))
+    cand, Z, w = _candidates(scores, X, k, prefilter)
     w = w / w.max()
     chosen = [0]
     dmin = ((Z - Z[0]) ** 2).sum(axis=1)
