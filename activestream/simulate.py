@@ -23,10 +23,11 @@ from sklearn.model_selection import KFold, train_test_split
 from activestream.datasets import Dataset
 from activestream.report import Curve, auc, hours_saved, labels_to_target, mean_curve, savings
 from labeling.service import LabelService
+from retrainer.calibration import calibrate_threshold
 from retrainer.service import Retrainer
 from retrainer.trainer import NotEnoughClasses, Trainer
 from schemas import Item
-from scorer.autoaccept import accepted, calibrate_threshold
+from scorer.autoaccept import accepted
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
 from scorer.service import Scorer

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from retrainer.calibration import calibrate_threshold
 from retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from schemas import DecodeError, Label, decode_item
-from scorer.autoaccept import calibrate_threshold
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (n, d) -> (n, k) probabilities
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scorer.autoaccept import accepted
 from scorer.budget import VariableUncertainty
 
 
@@ -43,9 +44,7 @@ class Router:
             n = 0 if probas is None else len(probas)
             return Routes(np.ones(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
         conf = probas.max(axis=1)
-        auto = np.zeros(len(conf), dtype=bool)
-        if self.auto_threshold is not None and task == "multiclass":
-            auto = conf >= self.auto_threshold
+        auto = accepted(probas, self.auto_threshold) if task == "multiclass" else np.zeros(len(conf), dtype=bool)
         queue = ~auto
         if self.budget is not None and queue.any():
             admit = np.zeros(len(conf), dtype=bool)

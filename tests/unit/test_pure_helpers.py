@@ -7,10 +7,11 @@ import pytest
 
 from activestream.config import Settings
 from activestream.report import auc, hours_saved, labels_to_target, mean_curve, savings
+from retrainer.calibration import calibrate_threshold
 from retrainer.training_set import TrainingSet, in_holdout
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from schemas import Label
-from scorer.autoaccept import accepted, calibrate_threshold
+from scorer.autoaccept import accepted
 
 
 def test_check_outputs() -> None:
