@@ -58,6 +58,17 @@ def make_bus(settings: Settings, *, transactional_name: str | None = None) -> An
     )
 
 
+def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Settings, Any, Any]:
+    """Settings, the Kafka bus and the topic names for a service, with every topic created."""
+    from streams.topics import Topics
+
+    s = settings_from(args)
+    bus = make_bus(s, transactional_name=transactional_name)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    return s, bus, topics
+
+
 def make_queue(settings: Settings) -> Any:
     import redis
 
@@ -102,13 +113,10 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     from activestream.httpserver import periodic
     from scorer.service import Scorer
     from scorer.strategies import Strategy
-    from streams.topics import SCORER_GROUP, Topics
+    from streams.topics import SCORER_GROUP
 
-    s = settings_from(args)
     stop = Stop()
-    bus = make_bus(s, transactional_name="scorer")
-    topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    s, bus, topics = connect(args, transactional_name="scorer")
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
     scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features,
@@ -143,13 +151,9 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from retrainer.service import Retrainer
-    from streams.topics import Topics
 
-    s = settings_from(args)
     stop = Stop()
-    bus = make_bus(s)
-    topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    s, bus, topics = connect(args)
     registry = CollectorRegistry()
     rt = Retrainer(
         bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
@@ -180,13 +184,10 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from labeling.dispatcher import Dispatcher
-    from streams.topics import DISPATCHER_GROUP, Topics
+    from streams.topics import DISPATCHER_GROUP
 
-    s = settings_from(args)
     stop = Stop()
-    bus = make_bus(s)
-    topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    s, bus, topics = connect(args)
     registry = CollectorRegistry()
     d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding, group=f"{s.topic_prefix}.{DISPATCHER_GROUP}",
                    ack_timeout=args.ack_timeout, registry=registry)
@@ -205,13 +206,9 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
     from activestream.simulate import make_label_service
     from labeling.api import serve
     from scorer.strategies import Strategy
-    from streams.topics import Topics
 
-    s = settings_from(args)
     stop = Stop()
-    bus = make_bus(s)
-    topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    s, bus, topics = connect(args)
     service = make_label_service(Strategy(s.strategy, s.seed), make_queue(s), bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels)
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
@@ -233,12 +230,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from activestream.producer import encode_row, read_items
-    from streams.topics import Topics
 
-    s = settings_from(args)
-    bus = make_bus(s)
-    topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    s, bus, topics = connect(args)
     n = 0
     try:
         rows = read_items(args.file, id_column=args.id_column, exclude=args.exclude or ())
@@ -258,12 +251,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_label(args: argparse.Namespace) -> int:
     from labeling.terminal import label_from_topic, prompt_answer
-    from streams.topics import Topics
 
-    s = settings_from(args)
-    bus = make_bus(s)
-    topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    s, bus, topics = connect(args)
     answer: Any = prompt_answer
     if args.answers:
         truth = _answers(args.answers, args.id_column, args.label_column)
