@@ -187,7 +187,7 @@ class Retrainer:
             return
         dl = DeadLetter.from_error(self.topics.labels, payload, err)
         log.warning("dead letter from %s: %s", self.topics.labels, err)
-        self.bus.publish(self.topics.dead_letters, dl.encode(), key=(err.item_id or "").encode() or None)
+        self.bus.publish(self.topics.dead_letters, dl.encode(), key=dl.key)
         self.bus.flush()
         self.metrics.dead_letters.labels(reason=dl.reason_code).inc()
 

@@ -628,6 +628,11 @@ class DeadLetter:
         return cls(source, err.reason, payload, err.item_id, err.field)
 
     @property
+    def key(self) -> bytes | None:
+        """Record key on the dead-letter topic: the item id, when there is one."""
+        return self.item_id.encode() if self.item_id else None
+
+    @property
     def reason_code(self) -> str:
         """A short label for metrics: the field (without index) or ``message``."""
         if self.field is None:

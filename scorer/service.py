@@ -332,7 +332,7 @@ class Scorer:
         log.warning("dead letter from %s: %s", source, err)
         self.metrics.dead_letters.labels(source=source, reason=dl.reason_code).inc()
         self.dead_letters += 1
-        return Record(self.topics.dead_letters, dl.encode(), (err.item_id or "").encode() or None)
+        return Record(self.topics.dead_letters, dl.encode(), dl.key)
 
     def close(self) -> None:
         """Commit what was written, then leave the consumer group (the rest is redelivered to the others)."""
