@@ -222,6 +222,8 @@ class Retrainer:
         X_check = X[: min(len(X), 256)]
         problem = check_outputs(_predict(sess, X_check), len(X_check), len(heads.classes), task)
         metrics: dict[str, float] = {"n_train": float(len(train)), "n_holdout": float(len(hold))}
+        if task == "multilabel":  # the scorer's multi-label strategy weighs atypical label counts
+            metrics["label_cardinality"] = float(np.mean([len(labels) for labels in y]))  # type: ignore[arg-type]
         if problem is None and hold:
             Xh, yh = arrays(hold, task)
             cand = holdout_accuracy(_predict(sess, Xh), heads.classes, yh, task)

@@ -125,6 +125,7 @@ class Scorer:
         self.model: OnnxClassifier | None = None
         self.model_version = 0
         self.task = "multiclass"
+        self.label_cardinality: float | None = None  # multi-label models publish it; their default strategy uses it
         self.classes: tuple[object, ...] = ()
         self.dead_letters = 0
         self._rerank_due = False
@@ -169,6 +170,8 @@ class Scorer:
             return False
         threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
         self.router.auto_threshold = float(threshold) if threshold is not None else None
+        cardinality = newest.metrics.get("label_cardinality")
+        self.label_cardinality = float(cardinality) if cardinality is not None else None
         self.swap(model, newest.version, newest.task, newest.classes)
         return True
 
@@ -223,7 +226,9 @@ class Scorer:
             probas = members.mean(axis=0)
         else:
             probas = self.model.predict_proba_many(X)
-        return self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members), probas
+        scores = self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members,
+                                     label_cardinality=self.label_cardinality)
+        return scores, probas
 
     # ------------------------------------------------------------------ items
     def _queue_n_features(self) -> int | None:

@@ -49,7 +49,10 @@ _MULTICLASS: dict[str, ScoreFn] = {
 }
 
 _MULTILABEL: dict[str, ScoreFn] = {
-    # Every multi-class strategy falls back to the mean binary entropy for sigmoid heads.
+    # The multi-class strategies fall back to the mean binary entropy for sigmoid heads,
+    # except "margin" (the default's base) when the model carries its training set's label
+    # cardinality: then it is Li & Guo's uncertainty x cardinality inconsistency, see
+    # Strategy.score.
     "least_confidence": uncertainty.multilabel_mean_entropy,
     "margin": uncertainty.multilabel_mean_entropy,
     "entropy": uncertainty.multilabel_mean_entropy,
@@ -118,6 +121,7 @@ class Strategy:
         task: str = "multiclass",
         version: int = 0,
         members: np.ndarray | None = None,
+        label_cardinality: float | None = None,
     ) -> np.ndarray:
         """Scores for ``ids``.
 
@@ -130,6 +134,9 @@ class Strategy:
         version : live model version (re-salts the random order on each version).
         members : (n_members, n, n_classes) member probabilities, for committee strategies;
             without them (a single-head model) those fall back to the entropy of ``probas``.
+        label_cardinality : mean labels per labeled item (multi-label models publish it as
+            ``metrics["label_cardinality"]``); with it, multi-label ``margin`` scores by
+            :func:`scorer.uncertainty.multilabel_adaptive`, without it by the mean entropy.
 
         Returns
         -------
@@ -142,6 +149,8 @@ class Strategy:
                 return np.asarray(_COMMITTEE[self.score_name](members), dtype=np.float64)
             table_fb = _MULTILABEL if task == "multilabel" else _MULTICLASS
             return np.asarray(table_fb["entropy"](probas), dtype=np.float64)
+        if task == "multilabel" and self.score_name == "margin" and label_cardinality is not None:
+            return np.asarray(uncertainty.multilabel_adaptive(probas, label_cardinality), dtype=np.float64)
         table = _MULTILABEL if task == "multilabel" else _MULTICLASS
         fn = table.get(self.score_name)
         if fn is None:

@@ -237,3 +237,26 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
     admitted = budgeted.queue.depth()
     assert budgeted.scorer.refused > 0 and admitted + budgeted.scorer.refused + budgeted.scorer.auto_accepted == 1500
     assert admitted < 1500 * 0.5
+
+
+def test_multilabel_queue_ranked_by_uncertainty_and_cardinality(redis_client: redis.Redis, namespace: str) -> None:
+    from sklearn.datasets import make_multilabel_classification
+
+    from scorer.uncertainty import multilabel_adaptive
+
+    X, Y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=4, n_labels=2, random_state=3)
+    loop = Loop(redis_client, namespace)
+    loop.produce(X.astype(np.float32))
+    loop.scorer.run(burst=True, timeout=0.0)
+    for e in loop.labeling.lease(40, "ann"):
+        tags = [f"t{k}" for k in np.flatnonzero(Y[int(e.id)])]
+        loop.labeling.submit(e.id, labeler_id="ann", labels=tags, label_id=f"L-{e.id}")
+    loop.cycle()
+    labeled = loop.retrainer.published[-1]
+    want_card = float(np.mean([len(lab.labels or ()) for lab in loop.retrainer.training.items.values()]))
+    assert labeled.metrics["label_cardinality"] == pytest.approx(want_card)
+    assert loop.scorer.label_cardinality == pytest.approx(want_card)
+    ranking = loop.queue.ranking()
+    ids = [int(i) for i, _ in ranking]
+    expected = multilabel_adaptive(loop.scorer.model.predict_proba_many(X[ids].astype(np.float32)), want_card)
+    np.testing.assert_allclose([s for _, s in ranking], expected, atol=1e-6)

@@ -50,3 +50,18 @@ def test_committee_strategies_use_members_and_fall_back() -> None:
     np.testing.assert_allclose(bald.score(mean, ["a", "b"]), [np.log(2), np.log(2)])
     ve = Strategy("vote_entropy").score(mean, ["a", "b"], members=members)
     assert ve[0] == pytest.approx(np.log(2)) and ve[1] == 0.0
+
+
+def test_multilabel_margin_weighs_cardinality_inconsistency_when_the_model_gives_it() -> None:
+    # Same per-label uncertainty (mean binary entropy) for both items; item 1 is predicted
+    # with 3 labels where labeled items carry 1 on average, item 0 with 1.
+    p = np.array([[0.8, 0.2, 0.2], [0.8, 0.8, 0.8]])
+    s = Strategy("margin")
+    plain = s.score(p, ["a", "b"], task="multilabel")
+    np.testing.assert_allclose(plain[0], plain[1])
+    weighted = s.score(p, ["a", "b"], task="multilabel", label_cardinality=1.0)
+    assert weighted[1] > weighted[0]
+    # Other names keep the mean entropy; multi-class ignores the cardinality.
+    np.testing.assert_allclose(Strategy("entropy").score(p, ["a", "b"], task="multilabel", label_cardinality=1.0), plain)
+    mc = np.array([[0.6, 0.4], [0.9, 0.1]])
+    np.testing.assert_allclose(s.score(mc, ["a", "b"], label_cardinality=1.0), s.score(mc, ["a", "b"]))

@@ -97,3 +97,15 @@ def test_uniform_is_maximal(k: int, data: st.DataObject) -> None:
     uniform = np.full((1, k), 1.0 / k)
     for fn in (u.least_confidence, u.margin, u.entropy):
         assert fn(uniform)[0] >= fn(p).max() - 1e-9
+
+
+def test_multilabel_adaptive_by_hand() -> None:
+    from scorer.uncertainty import binary_entropy, multilabel_adaptive
+
+    p = np.array([[0.9, 0.6], [0.1, 0.2]])
+    u = binary_entropy(p).mean(axis=1)
+    c = np.abs((p >= 0.5).sum(axis=1) - 1.0) + 1e-3  # predicted counts 2 and 0, labeled mean 1
+    np.testing.assert_allclose(multilabel_adaptive(p, 1.0), np.sqrt(u * c))
+    np.testing.assert_allclose(multilabel_adaptive(p, 1.0, beta=1.0), u)  # beta 1: uncertainty alone
+    with pytest.raises(ValueError, match="beta"):
+        multilabel_adaptive(p, 1.0, beta=1.5)
