@@ -53,8 +53,12 @@ def read_items(path: str | Path, *, id_column: str | None = "id", exclude: Seque
     return _table_rows(p, id_column, exclude)
 
 
-def encode_row(item_id: str, features: Any, metadata: dict[str, Any]) -> bytes:
-    """One items-topic payload; float vectors go binary (fast to decode), other shapes as given."""
+def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bool = False) -> bytes:
+    """One items-topic payload; float vectors go binary (fast to decode), other shapes as given.
+
+    ``raw=True`` writes float vectors without metadata in the raw layout
+    (:data:`schemas.records.RAW_ITEM_MAGIC`), the fastest to decode.
+    """
     if isinstance(features, np.ndarray):
-        return Item(item_id, features, metadata).encode(binary=True)
+        return Item(item_id, features, metadata).encode(binary=True, raw=raw and not metadata)
     return json.dumps({"schema": "item.v1", "id": item_id, "features": features, "metadata": metadata}).encode()

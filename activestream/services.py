@@ -237,7 +237,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         rows = read_items(args.file, id_column=args.id_column, exclude=args.exclude or ())
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
-            bus.publish(topics.items, encode_row(iid, feats, md), key=iid.encode())
+            bus.publish(topics.items, encode_row(iid, feats, md, raw=args.raw), key=iid.encode())
             n += 1
         bus.flush()
     except (ValueError, OSError) as exc:
@@ -400,6 +400,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--id-column", default="id", help="item id column (default: %(default)s; row number when absent)")
     p.add_argument("--id-prefix", default="row-", help="prefix of row-number ids")
     p.add_argument("--exclude", action="append", help="columns that are not features (repeatable), e.g. the label")
+    p.add_argument("--raw", action="store_true",
+                   help="write float vectors without metadata in the raw binary layout (fastest for the scorer to decode; "
+                        "the default is JSON with base64 features, which other consumers of the topic can read)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_produce)
 

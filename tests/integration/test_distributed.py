@@ -141,7 +141,7 @@ def test_pipeline_end_to_end(stack: Stack, kafka_bus_factory: Callable[..., obje
     write_items_csv(csv, X[:600], y[:600], ids)
     stack.start("scorer", "--batch-size", "100")
     stack.start("retrainer")
-    out = stack.run("produce", str(csv), "--exclude", "label", "--no-progress")
+    out = stack.run("produce", str(csv), "--exclude", "label", "--raw", "--no-progress")  # the raw layout, end to end
     assert "produced 600 items" in out
     try:
         wait_for(lambda: stack.queue.depth() == 600, 90, what="600 items in the queue")

@@ -6,11 +6,12 @@ import base64
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import DecodeError, Item, decode_item
-from schemas.records import decode_items
+from schemas.records import RAW_ITEM_MAGIC, decode_items
 from scorer.queue import crc64
 
 _POLY = 0x95AC9329AC4BC9B5
@@ -56,7 +57,18 @@ _vectors = st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), mi
 def payloads(draw: st.DrawFn) -> bytes:
     item_id = draw(_ids)
     vec = np.array(draw(_vectors), dtype=np.float32)
-    kind = draw(st.sampled_from(["binary", "binary", "list", "metadata", "garbled-b64", "odd-bytes", "not-json", "int-id"]))
+    kind = draw(st.sampled_from(["binary", "binary", "list", "metadata", "garbled-b64", "odd-bytes", "not-json", "int-id",
+                                 "raw", "raw", "raw-truncated", "raw-count", "raw-utf8"]))
+    ident = item_id.encode()
+    raw = RAW_ITEM_MAGIC + len(ident).to_bytes(2, "little") + ident + vec.size.to_bytes(4, "little") + vec.astype("<f4").tobytes()
+    if kind == "raw":  # built by hand: the encoder would refuse the over-long ids the decoder must reject
+        return raw
+    if kind == "raw-truncated":
+        return raw[: draw(st.integers(0, len(raw) - 1))]
+    if kind == "raw-count":
+        return raw + b"\x00\x00"
+    if kind == "raw-utf8":
+        return RAW_ITEM_MAGIC + b"\x01\x00\xff" + (1).to_bytes(4, "little") + b"\x00\x00\x80?"
     if kind == "binary":
         return Item(item_id, vec).encode(binary=True)
     if kind == "list":
@@ -80,3 +92,22 @@ def test_decode_items_equals_decode_item_one_by_one(batch: list[bytes], n_featur
     assert [(i, x, f.tolist(), m) for i, x, f, m in zip(got.index, got.ids, got.features, got.metadata, strict=True)] == ok
     assert [(i, e.item_id, e.field, e.reason) for i, e in got.errors] == bad
     assert got.features.dtype == np.float32
+
+
+def test_raw_items_round_trip_and_name_what_is_wrong() -> None:
+    x = np.array([0.5, -2.0, 3.25], dtype=np.float32)
+    p = Item("item-1", x).encode(raw=True)
+    assert p.startswith(RAW_ITEM_MAGIC) and len(p) == 4 + 2 + 6 + 4 + 12
+    got = decode_item(p)
+    assert got.id == "item-1" and got.features.tolist() == x.tolist() and got.metadata == {}
+    batch = decode_items([p, Item("item-2", x).encode(binary=True), p[:-3]], keys=["k0", "k1", "k2"])
+    assert batch.ids == ["item-1", "item-2"]
+    assert [(i, e.item_id, e.field) for i, e in batch.errors] == [(2, "item-1", "features")]
+    with pytest.raises(DecodeError) as err:
+        decode_item(p[:9], key="key-9")
+    assert (err.value.item_id, err.value.field) == ("key-9", "payload")
+    with pytest.raises(DecodeError) as err:
+        decode_item(p, n_features=4)
+    assert (err.value.item_id, err.value.field, err.value.reason) == ("item-1", "features", "expected 4 values, got 3")
+    with pytest.raises(ValueError, match="no metadata"):
+        Item("m", x, {"a": 1}).encode(raw=True)
