@@ -611,6 +611,16 @@ class PendingAdd:
         return added
 
 
+def _members(raw: Any) -> list[str]:
+    """Sorted-set members as returned by redis-py (bytes) -> str (its stubs type replies loosely)."""
+    return [m.decode() for m in raw]
+
+
+def _scored(raw: Any) -> list[tuple[str, float]]:
+    """``(member, score)`` pairs of a ``WITHSCORES`` reply -> ``[(str, float)]``."""
+    return [(m.decode(), float(sc)) for m, sc in raw]
+
+
 class RankedQueue:
     """Redis-backed ranked queue for one namespace.
 
@@ -733,7 +743,7 @@ class RankedQueue:
 
     def pending_ids(self) -> list[str]:
         """Every pending item id (any order)."""
-        return [m.decode() for m in self.r.zrange(self.k.pending, 0, -1)]
+        return _members(self.r.zrange(self.k.pending, 0, -1))
 
     def _read_segments(self, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list[_Segment]:
         pipe = self.r.pipeline(transaction=False)
@@ -773,7 +783,7 @@ class RankedQueue:
         """Yield ``(ids, features (m, n_features) float32)`` for every pending item, in chunks."""
         widths = self._segment_widths()
         dtype = self._read_dtype()
-        leased = {m.decode() for m in self.r.zrange(self.k.leased, 0, -1)}
+        leased = set(_members(self.r.zrange(self.k.leased, 0, -1)))
         ids: list[str] = []
         rows: list[np.ndarray] = []
         for seg in self._segment_stream(widths, dtype):
@@ -927,7 +937,7 @@ class RankedQueue:
         self.r.hset(self.k.meta, mapping={k: str(v) for k, v in fields.items()})
 
     def get_meta(self, name: str) -> str | None:
-        v = self.r.hget(self.k.meta, name)
+        v: Any = self.r.hget(self.k.meta, name)
         return v.decode() if v is not None else None
 
     def ranked_version(self) -> int:
@@ -953,7 +963,7 @@ class RankedQueue:
 
     def top(self, n: int, offset: int = 0) -> list[tuple[str, float]]:
         """The ``n`` highest-scored pending items after skipping ``offset``, best first (read-only)."""
-        return [(m.decode(), s) for m, s in self.r.zrevrange(self.k.pending, offset, offset + n - 1, withscores=True)]
+        return _scored(self.r.zrevrange(self.k.pending, offset, offset + n - 1, withscores=True))
 
     def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
         if not ids:
@@ -1026,12 +1036,12 @@ class RankedQueue:
 
     def ranking(self) -> list[tuple[str, float]]:
         """Every pending item with its score, best first."""
-        return [(m.decode(), s) for m, s in self.r.zrevrange(self.k.pending, 0, -1, withscores=True)]
+        return _scored(self.r.zrevrange(self.k.pending, 0, -1, withscores=True))
 
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds since the oldest unlabeled item was enqueued (0 when empty)."""
         now = time.time() if now is None else now
-        first = self.r.zrange(self.k.segment_time, 0, 0, withscores=True)
+        first = _scored(self.r.zrange(self.k.segment_time, 0, 0, withscores=True))
         return max(0.0, now - first[0][1]) if first else 0.0
 
     def clear(self) -> None:

@@ -165,8 +165,8 @@ class Scorer:
             model = load_model_version(newest)
         except Exception as exc:  # a broken model must not stop scoring
             log.error("model v%s rejected: %s", newest.version, exc)
-            err = DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
-            self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], err)], [])
+            rejected = DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
+            self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], rejected)], [])
             return False
         threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
         self.router.auto_threshold = float(threshold) if threshold is not None else None
