@@ -210,6 +210,9 @@ def run_campaign(
         queue.clear()
 
 
+DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representativeness (``+density``)
+
+
 def make_label_service(
     strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None
 ) -> LabelService:
@@ -219,8 +222,20 @@ def make_label_service(
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "seed": strategy.seed}
     if strategy.batch_mode == "top":
         return LabelService(queue, bus, topics, **opts)
-    fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
     prefilter = 10
+    if strategy.batch_mode == "density":
+        rng = np.random.default_rng((strategy.seed, 7))
+
+        def dense(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
+            # A fresh uniform sample of the queue per lease: representativeness of what is pending now.
+            depth = queue.depth()
+            ranks: list[int] = rng.choice(depth, size=min(depth, DENSITY_REFERENCE), replace=False).tolist() if depth else []
+            ref = [f for f in queue.features_of(queue.members_at(ranks)) if f is not None]
+            R = np.vstack(ref) if ref else np.zeros((0, X.shape[1]), dtype=np.float32)
+            return selection.density_weighted(scores, X, k, reference=R, prefilter=prefilter, seed=strategy.seed)
+
+        return LabelService(queue, bus, topics, select_batch=dense, oversample=prefilter, **opts)
+    fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
 
     def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
         return fn(scores, X, k, seed=strategy.seed, prefilter=prefilter)

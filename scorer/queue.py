@@ -965,6 +965,17 @@ class RankedQueue:
         """The ``n`` highest-scored pending items after skipping ``offset``, best first (read-only)."""
         return _scored(self.r.zrevrange(self.k.pending, offset, offset + n - 1, withscores=True))
 
+    def members_at(self, ranks: Sequence[int]) -> list[str]:
+        """Pending ids at the given ranks (0 = best; one round trip; ranks past the end are left out).
+
+        A seeded caller gets a reproducible sample of the queue, e.g. the reference set of
+        density weighting (``ZRANDMEMBER`` would not be reproducible).
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for r in ranks:
+            pipe.zrevrange(self.k.pending, int(r), int(r))
+        return [m for reply in pipe.execute() for m in _members(reply)]
+
     def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
         if not ids:
             return []

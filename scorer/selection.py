@@ -79,3 +79,45 @@ def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
         chosen.append(pick)
         dmin = np.minimum(dmin, ((Z - Z[pick]) ** 2).sum(axis=1))
     return [int(cand[i]) for i in chosen]
+
+
+def density_weighted(
+    scores: np.ndarray, X: np.ndarray, k: int, *, reference: np.ndarray, beta: float = 1.0, prefilter: int = 10, seed: int = 0
+) -> list[int]:
+    """Information density (Settles & Craven, 2008): informativeness times representativeness.
+
+    Among the ``prefilter * k`` best candidates, each score is multiplied by the candidate's
+    mean RBF similarity to a sample of the whole queue raised to ``beta``, so an uncertain
+    item in a dense region outranks an equally uncertain outlier; the ``k`` best are taken.
+
+    Parameters
+    ----------
+    scores : (m,) informativeness of the candidates.
+    X : (m, n_features) their features.
+    k : batch size.
+    reference : (r, n_features) features of a uniform sample of the pending items; it
+        also fixes the standardization and the RBF width (median squared distance).
+    beta : weight of representativeness (0 = plain scores).
+
+    Returns
+    -------
+    ``k`` distinct indices (fewer if ``m < k``).
+    """
+    if len(scores) <= k:
+        return list(range(len(scores)))
+    cand, _, _ = _candidates(scores, X, k, prefilter)
+    # The scores themselves (all strategies' are >= 0), not shifted to the candidates' minimum:
+    # a product must not zero out the last candidate.
+    w = np.maximum(np.asarray(scores, dtype=np.float64)[cand], 0.0) + 1e-12
+    R = np.asarray(reference, dtype=np.float64)
+    if len(R) < 2:  # nothing to measure density against: plain scores
+        return [int(c) for c in cand[:k]]
+    mu, sd = R.mean(axis=0), R.std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    Zc, Zr = (np.asarray(X, dtype=np.float64)[cand] - mu) / sd, (R - mu) / sd
+    d2 = (Zc**2).sum(axis=1)[:, None] - 2.0 * Zc @ Zr.T + (Zr**2).sum(axis=1)[None, :]  # (c, r)
+    d2 = np.maximum(d2, 0.0)
+    width = float(np.median(d2)) or 1.0
+    density = np.exp(-d2 / width).mean(axis=1)
+    order = np.argsort(-(w * density**beta), kind="stable")[:k]
+    return [int(cand[i]) for i in order]

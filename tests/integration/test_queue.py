@@ -28,6 +28,7 @@ def test_add_ranks_and_is_idempotent(queue: RankedQueue) -> None:
     assert queue.depth() == 3
     assert queue.metadata_of(["b", "a"]) == [{"t": 1}, {}]
     np.testing.assert_array_equal(queue.features_of(["c"])[0], [6, 7, 8])
+    assert queue.members_at([2, 0, 7]) == ["a", "b"]  # by rank, best first; past the end left out
 
 
 def test_claim_expire_and_rescore(queue: RankedQueue) -> None:

@@ -118,3 +118,17 @@ def test_router_auto_accepts_and_holds_the_budget() -> None:
     budgeted.update(p, routes)
     assert budgeted.budget is not None and budgeted.budget.spent > 0
     assert (routes.queue ^ routes.auto ^ routes.refused).all()
+
+
+def test_density_weighting_prefers_uncertain_items_in_dense_regions() -> None:
+    from scorer.selection import density_weighted
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0.0, 1.0, size=(300, 2))  # the queue: one blob around the origin
+    # Candidates 0-2 are outliers, 3-5 sit in the blob; the outliers score slightly higher.
+    X = np.array([[8.0, 8.0], [-8.0, 7.0], [9.0, -8.0], [0.1, 0.0], [-0.2, 0.1], [0.0, -0.3]])
+    scores = np.array([0.90, 0.89, 0.88, 0.80, 0.79, 0.78])
+    assert sorted(density_weighted(scores, X, 3, reference=reference)) == [3, 4, 5]
+    assert density_weighted(scores, X, 3, reference=reference, beta=0.0) == [0, 1, 2]  # beta 0: the scores alone
+    assert density_weighted(scores, X, 3, reference=reference[:1]) == [0, 1, 2]  # no sample to weigh by
+    assert density_weighted(scores[:2], X[:2], 3, reference=reference) == [0, 1]
