@@ -142,14 +142,26 @@ def main() -> None:
     ap.add_argument("--explore", type=float, default=0.0, help="random-control share of each batch (not for random)")
     ap.add_argument("--peers", default="benchmarks/results/peers.json")
     ap.add_argument("--out", default="benchmarks/results/strategies.json")
+    ap.add_argument("--reuse", action="append", default=[], metavar="JSON",
+                    help="an earlier output of this script: its suites are taken from it instead of run again "
+                         "(repeatable; lets suites run as separate jobs and be tabled together)")
     args = ap.parse_args()
     strategies = args.strategies.split(",")
     default = args.default or strategies[0]
     peers_path = Path(args.peers)
     peers = {k: v for k, v in json.loads(peers_path.read_text()).items() if k not in ("full_data_score", "meta")} if peers_path.exists() else {}
+    reused: dict[str, Any] = {}
+    for path in args.reuse:
+        earlier = json.loads(Path(path).read_text())
+        if earlier.get("explore") != args.explore:
+            raise SystemExit(f"{path} was run with explore {earlier.get('explore')}, not {args.explore}")
+        reused.update(earlier["results"])
     results: dict[str, Any] = {}
     with redis_url() as url:
         for name in args.suites.split(","):
+            if name in reused:
+                results[name] = reused[name]
+                continue
             results[name] = run_suite(name, strategies, args.seeds, args.workers, url, args.explore)
             r = results[name]
             print(f"{name}: full {r['full_data_score']:.4f} ({r['wall_seconds']:.0f}s)")
