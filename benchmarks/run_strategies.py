@@ -90,7 +90,9 @@ def markdown(results: dict[str, Any], peers: dict[str, Any], summary: dict[str, 
              "area under the learning curve, final score. Rows marked *peer* are the peers' own implementations "
              "(modAL, scikit-activeml) run by `benchmarks/run_peers.py` under the same split, seed labels, model, batch and budget.", ""]
     for name, res in results.items():
-        lines += [f"## {name} (budget {res['budget']}, {res['metric']}, full-data {res['full_data_score']:.4f})", "",
+        n_seeds = {len(e["per_seed"]) for e in res["strategies"].values()}
+        lines += [f"## {name} (budget {res['budget']}, {res['metric']}, full-data {res['full_data_score']:.4f}, "
+                  f"seeds: {'/'.join(str(n) for n in sorted(n_seeds))})", "",
                   "| strategy | labels to 95% | labels to 99% | AUC | final | wall s |", "|---|---|---|---|---|---|"]
         rows = [(s, e, "") for s, e in res["strategies"].items()]
         rows += [(p, e, " *peer*") for p, e in peers.get(name, {}).items() if p != "control_random"]
@@ -144,7 +146,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/strategies.json")
     ap.add_argument("--reuse", action="append", default=[], metavar="JSON",
                     help="an earlier output of this script: its suites are taken from it instead of run again "
-                         "(repeatable; lets suites run as separate jobs and be tabled together)")
+                         "(repeatable; runs of the same suite under the same protocol add their strategies to one table)")
     args = ap.parse_args()
     strategies = args.strategies.split(",")
     default = args.default or strategies[0]
@@ -155,7 +157,13 @@ def main() -> None:
         earlier = json.loads(Path(path).read_text())
         if earlier.get("explore") != args.explore:
             raise SystemExit(f"{path} was run with explore {earlier.get('explore')}, not {args.explore}")
-        reused.update(earlier["results"])
+        for name, res in earlier["results"].items():
+            if name not in reused:
+                reused[name] = res
+            elif (reused[name]["budget"], reused[name]["full_data_score"]) != (res["budget"], res["full_data_score"]):
+                raise SystemExit(f"{path}: {name} was run under another protocol (budget, seeds or split differ)")
+            else:  # the same suite and protocol, other strategies: one table
+                reused[name]["strategies"].update(res["strategies"])
     results: dict[str, Any] = {}
     with redis_url() as url:
         for name in args.suites.split(","):
