@@ -9,7 +9,7 @@ is always reachable in principle.
 Usage::
 
     python benchmarks/measure_budgets.py --suites digits,breast_cancer,synthetic10,multilabel8 \\
-        --seeds 3 --workers 2 --out benchmarks/results/budgets.json
+        --workers 2 --out benchmarks/results/budgets.json
 
 Copy the printed budgets into ``SUITES`` in ``benchmarks/suites.py``.
 """
@@ -31,9 +31,10 @@ from activestream.simulate import SimConfig, simulate, split  # noqa: E402
 from benchmarks.suites import SUITES  # noqa: E402
 
 
-def measure(name: str, seeds: int, workers: int, url: str, target_fraction: float = 0.99) -> dict[str, object]:
-    """Run random over the whole pool for ``seeds`` seeds; labels to 95% / 99% of the full-data score."""
+def measure(name: str, seeds: int | None, workers: int, url: str, target_fraction: float = 0.99) -> dict[str, object]:
+    """Run random over the whole pool for ``seeds`` seeds (``None``: the suite's count); labels to 95% / 99% of the full-data score."""
     suite = SUITES[name]
+    seeds = seeds or suite.seeds
     ds = suite.load()
     pool = len(split(ds, 0, suite.test_size)[0])
     cfg = SimConfig(
@@ -62,7 +63,7 @@ def measure(name: str, seeds: int, workers: int, url: str, target_fraction: floa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--suites", default=",".join(SUITES))
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: each suite's own count)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/budgets.json"))
     args = p.parse_args(argv)

@@ -16,7 +16,7 @@ of the mean full-data score (``activestream.report.labels_to_target``); ``auc`` 
 Needs the peers' libraries (``benchmarks/requirements-peers.txt``), e.g.::
 
     .venv-bench/bin/python benchmarks/run_peers.py --datasets digits,breast_cancer,synthetic10 \\
-        --seeds 3 --workers 2 --out benchmarks/results/peers.json
+        --workers 2 --out benchmarks/results/peers.json
 """
 
 from __future__ import annotations
@@ -93,10 +93,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run(datasets: list[str], peers: list[str], seeds: int, workers: int, features: str, budget: int | None) -> dict[str, Any]:
-    """Run every (dataset, peer, seed) job and build the JSON report."""
+def run(datasets: list[str], peers: list[str], seeds: int | None, workers: int, features: str, budget: int | None) -> dict[str, Any]:
+    """Run every (dataset, peer, seed) job and build the JSON report (``seeds=None``: each suite's own count)."""
     budgets = {d: budget or SUITES[d].budget for d in datasets}
-    jobs: list[Job] = [(d, p, s, budgets[d], features, workers > 1) for d in datasets for p in peers for s in range(seeds)]
+    n_seeds = {d: seeds or SUITES[d].seeds for d in datasets}
+    jobs: list[Job] = [(d, p, s, budgets[d], features, workers > 1) for d in datasets for p in peers for s in range(n_seeds[d])]
     jobs.sort(key=lambda j: -budgets[j[0]] * _COST.get(j[1], 1.0))
     results: list[PeerRun] = []
     by_job: dict[tuple[str, str, int], PeerRun] = {}
@@ -118,14 +119,14 @@ def run(datasets: list[str], peers: list[str], seeds: int, workers: int, feature
     report: dict[str, Any] = {}
     fulls: dict[str, float] = {}
     for d in datasets:
-        full = float(np.mean([by_job[(d, peers[0], s)].full_data_score for s in range(seeds)]))
+        full = float(np.mean([by_job[(d, peers[0], s)].full_data_score for s in range(n_seeds[d])]))
         fulls[d] = full
-        report[d] = {p: summarize([by_job[(d, p, s)] for s in range(seeds)], full) for p in peers}
+        report[d] = {p: summarize([by_job[(d, p, s)] for s in range(n_seeds[d])], full) for p in peers}
     report["full_data_score"] = fulls
     report["meta"] = {
         "protocol": {d: {"budget": budgets[d], **{k: v for k, v in asdict(SUITES[d]).items() if k in ("init", "batch", "test_size", "metric")}} for d in datasets},
         "random_labels_to_99_simulator": {d: SUITES[d].random_labels_to_99 for d in datasets},
-        "seeds": list(range(seeds)),
+        "seeds": {d: list(range(n_seeds[d])) for d in datasets},
         "features": features,
         "model": "make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)), refit on every label after each batch",
         "control": f"{CONTROL}: our random order in this harness (not a peer)",
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default=",".join(MULTICLASS), help=f"comma-separated, from {', '.join(MULTICLASS)}")
     p.add_argument("--peers", default=",".join((*PEERS, CONTROL)), help=f"comma-separated, from {', '.join(NAMES)}")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: each suite's own count)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (one job = one dataset, peer and seed)")
     p.add_argument("--features", choices=("standardized", "raw"), default="standardized", help="what the peers' queries see")
     p.add_argument("--budget", type=int, default=None, help="override every suite's recommended budget (quick checks)")

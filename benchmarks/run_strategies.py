@@ -5,7 +5,7 @@ retrainer) for each suite and strategy with the suite's protocol, then joins the
 own implementations measured by ``benchmarks/run_peers.py`` (``results/peers.json``).
 
     python benchmarks/run_strategies.py --suites digits,breast_cancer,synthetic10,multilabel8 \\
-        --strategies margin+kmeans,margin,random --seeds 3 --out benchmarks/results/strategies.json
+        --strategies margin+kcenter,margin,random --explore 0.1 --out benchmarks/results/strategies.json
 
 Writes the JSON, a markdown table (``.md`` beside it) and one PNG of curves per suite.
 """
@@ -30,8 +30,9 @@ def _curve(entry: dict[str, Any]) -> Curve:
     return [(int(x), float(y)) for x, y in entry["curve"]]
 
 
-def run_suite(name: str, strategies: list[str], seeds: int, workers: int, url: str, explore: float = 0.0) -> dict[str, Any]:
+def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int, url: str, explore: float = 0.0) -> dict[str, Any]:
     suite = SUITES[name]
+    seeds = seeds or suite.seeds
     ds = suite.load()
     cfg = SimConfig(
         budget=suite.budget, batch=suite.batch, init=suite.init, seeds=tuple(range(seeds)), strategies=tuple(strategies),
@@ -139,7 +140,7 @@ def main() -> None:
     ap.add_argument("--suites", default="digits,breast_cancer,synthetic10,multilabel8")
     ap.add_argument("--strategies", default="margin+kmeans,margin,entropy,random")
     ap.add_argument("--default", default=None, help="strategy judged against the targets (default: the first)")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: each suite's own count)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--explore", type=float, default=0.0, help="random-control share of each batch (not for random)")
     ap.add_argument("--peers", default="benchmarks/results/peers.json")
