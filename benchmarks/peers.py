@@ -72,16 +72,27 @@ MODAL = {
     "modal_least_confidence": "uncertainty_sampling",
     "modal_entropy": "entropy_sampling",
 }
+# modAL's own multi-label strategies (modAL.multilabel), on one-vs-rest logistic regressions:
+# the same independent sigmoid heads as our Trainer's multi-label model. Its max_loss and
+# mean_max_loss are left out: under modAL 0.4.2.1 they read `classes_` from the ActiveLearner,
+# which has none (AttributeError through modAL's own query API).
+MODAL_MULTILABEL = {
+    "modal_ml_min_confidence": "min_confidence",
+    "modal_ml_avg_confidence": "avg_confidence",
+    "modal_ml_max_score": "max_score",
+    "modal_ml_avg_score": "avg_score",
+}
 SKACTIVEML = {
     "skactiveml_falcun": "Falcun",
     "skactiveml_clue": "Clue",
     "skactiveml_typiclust": "TypiClust",
 }
 PEERS: tuple[str, ...] = (*MODAL, *SKACTIVEML)
+MULTILABEL_PEERS: tuple[str, ...] = tuple(MODAL_MULTILABEL)
 CONTROL = "control_random"
 """Not a peer: our own random order (``random_scores`` re-salted each round) in this harness,
 to check that the harness reproduces the simulator's random curve."""
-NAMES: tuple[str, ...] = (*PEERS, CONTROL)
+NAMES: tuple[str, ...] = (*PEERS, *MULTILABEL_PEERS, CONTROL)
 
 
 @dataclass
@@ -106,8 +117,13 @@ class PeerRun:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def make_model() -> Pipeline:
-    """The model of our ``Trainer`` as a scikit-learn pipeline: standardize, then multinomial LR."""
+def make_model(task: str = "multiclass") -> Pipeline:
+    """The model of our ``Trainer`` as a scikit-learn pipeline: standardize, then multinomial LR
+    (``task="multilabel"``: one binary LR per label)."""
+    if task == "multilabel":
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=1.0, max_iter=1000)))
     return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
 
 
@@ -155,11 +171,13 @@ class _Peer:
 
 
 class _ModalPeer(_Peer):
-    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, strategy: str) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, strategy: str, task: str = "multiclass") -> None:
+        import modAL.multilabel
         import modAL.uncertainty
 
         super().__init__(X, y, n_classes, seed)
-        self.strategy = getattr(modAL.uncertainty, strategy)
+        self.task = task
+        self.strategy = getattr(modAL.multilabel if task == "multilabel" else modAL.uncertainty, strategy)
         self.learner: Any = None
 
     def _fit(self, new: np.ndarray) -> None:
@@ -167,11 +185,13 @@ class _ModalPeer(_Peer):
             from modAL.models import ActiveLearner
 
             idx = np.flatnonzero(self.labeled)
-            self.learner = ActiveLearner(estimator=make_model(), query_strategy=self.strategy, X_training=self.X[idx], y_training=self.y[idx])
+            self.learner = ActiveLearner(estimator=make_model(self.task), query_strategy=self.strategy, X_training=self.X[idx], y_training=self.y[idx])
         else:
             self.learner.teach(self.X[new], self.y[new])  # appends, then refits on every label
 
     def predict_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.task == "multilabel":  # one column per label, in label order
+            return self.learner.predict_proba(X), np.arange(self.y.shape[1])
         return self.learner.predict_proba(X), self.learner.estimator.classes_
 
     def query(self, k: int) -> np.ndarray:
@@ -219,17 +239,20 @@ class _SkactivemlPeer(_Peer):
 
 
 class _RandomControl(_Peer):
-    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, ids: list[str]) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, ids: list[str], task: str = "multiclass") -> None:
         super().__init__(X, y, n_classes, seed)
         self.ids = ids
+        self.task = task
         self.model: Pipeline | None = None
 
     def _fit(self, new: np.ndarray) -> None:
         idx = np.flatnonzero(self.labeled)
-        self.model = make_model().fit(self.X[idx], self.y[idx])
+        self.model = make_model(self.task).fit(self.X[idx], self.y[idx])
 
     def predict_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.model is not None
+        if self.task == "multilabel":
+            return self.model.predict_proba(X), np.arange(self.y.shape[1])
         return self.model.predict_proba(X), self.model.classes_
 
     def query(self, k: int) -> np.ndarray:
@@ -238,13 +261,17 @@ class _RandomControl(_Peer):
         return pool[np.argsort(-s, kind="stable")[:k]]
 
 
-def _make_peer(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, ids: list[str]) -> _Peer:
+def _make_peer(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, ids: list[str], task: str = "multiclass") -> _Peer:
+    if (name in MULTILABEL_PEERS) != (task == "multilabel") and name != CONTROL:
+        raise ValueError(f"peer {name!r} does not apply to {task} datasets")
     if name in MODAL:
         return _ModalPeer(X, y, n_classes, seed, MODAL[name])
+    if name in MODAL_MULTILABEL:
+        return _ModalPeer(X, y, n_classes, seed, MODAL_MULTILABEL[name], task)
     if name in SKACTIVEML:
         return _SkactivemlPeer(X, y, n_classes, seed, SKACTIVEML[name])
     if name == CONTROL:
-        return _RandomControl(X, y, n_classes, seed, ids)
+        return _RandomControl(X, y, n_classes, seed, ids, task)
     raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(NAMES)}")
 
 
@@ -282,8 +309,6 @@ def run_peer_detailed(
     features: str = "standardized",
 ) -> PeerRun:
     """Run one peer for one seed; see :func:`run_peer`. Also returns the full-data score and timings."""
-    if ds.task != "multiclass":
-        raise ValueError(f"{ds.name}: the peers' harness covers multi-class datasets only (got {ds.task})")
     if budget < init or init < 1 or batch < 1:
         raise ValueError("need budget >= init >= 1 and batch >= 1")
     train, test = split(ds, seed, test_size)
@@ -297,7 +322,7 @@ def run_peer_detailed(
         warnings.simplefilter("ignore", ConvergenceWarning)
         t0 = time.perf_counter()
         q_seconds = 0.0
-        peer = _make_peer(peer_name, Xp, yp, len(ds.classes), seed, [str(i) for i in train])
+        peer = _make_peer(peer_name, Xp, yp, len(ds.classes), seed, [str(i) for i in train], ds.task)
 
         def evaluate() -> float:
             if not peer.has_model:  # what simulate() scores before any model exists

@@ -38,8 +38,13 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 import numpy as np  # noqa: E402
 
 from activestream.report import auc, labels_to_target, mean_curve  # noqa: E402
-from benchmarks.peers import CONTROL, NAMES, PEERS, PeerRun, run_peer_detailed  # noqa: E402
-from benchmarks.suites import MULTICLASS, SUITES  # noqa: E402
+from benchmarks.peers import CONTROL, MULTILABEL_PEERS, NAMES, PeerRun, run_peer_detailed  # noqa: E402
+from benchmarks.suites import SUITES  # noqa: E402
+
+
+def applies(dataset: str, peer: str) -> bool:
+    """Whether ``peer`` runs on ``dataset``: multi-label strategies on multi-label suites only, and the reverse."""
+    return peer == CONTROL or (peer in MULTILABEL_PEERS) == (SUITES[dataset].task == "multilabel")
 
 # Rough relative cost, to start the long jobs first so two workers finish together.
 _COST = {"skactiveml_typiclust": 3.0, "skactiveml_clue": 2.0}
@@ -97,7 +102,8 @@ def run(datasets: list[str], peers: list[str], seeds: int | None, workers: int, 
     """Run every (dataset, peer, seed) job and build the JSON report (``seeds=None``: each suite's own count)."""
     budgets = {d: budget or SUITES[d].budget for d in datasets}
     n_seeds = {d: seeds or SUITES[d].seeds for d in datasets}
-    jobs: list[Job] = [(d, p, s, budgets[d], features, workers > 1) for d in datasets for p in peers for s in range(n_seeds[d])]
+    peers_of = {d: [p for p in peers if applies(d, p)] for d in datasets}
+    jobs: list[Job] = [(d, p, s, budgets[d], features, workers > 1) for d in datasets for p in peers_of[d] for s in range(n_seeds[d])]
     jobs.sort(key=lambda j: -budgets[j[0]] * _COST.get(j[1], 1.0))
     results: list[PeerRun] = []
     by_job: dict[tuple[str, str, int], PeerRun] = {}
@@ -119,9 +125,9 @@ def run(datasets: list[str], peers: list[str], seeds: int | None, workers: int, 
     report: dict[str, Any] = {}
     fulls: dict[str, float] = {}
     for d in datasets:
-        full = float(np.mean([by_job[(d, peers[0], s)].full_data_score for s in range(n_seeds[d])]))
+        full = float(np.mean([by_job[(d, peers_of[d][0], s)].full_data_score for s in range(n_seeds[d])]))
         fulls[d] = full
-        report[d] = {p: summarize([by_job[(d, p, s)] for s in range(n_seeds[d])], full) for p in peers}
+        report[d] = {p: summarize([by_job[(d, p, s)] for s in range(n_seeds[d])], full) for p in peers_of[d]}
     report["full_data_score"] = fulls
     report["meta"] = {
         "protocol": {d: {"budget": budgets[d], **{k: v for k, v in asdict(SUITES[d]).items() if k in ("init", "batch", "test_size", "metric")}} for d in datasets},
@@ -144,7 +150,7 @@ def print_table(report: dict[str, Any], datasets: list[str], peers: list[str]) -
         ref = report["meta"]["random_labels_to_99_simulator"][d]
         print(f"{d:14s} full-data {report['full_data_score'][d]:.4f}; budget {report['meta']['protocol'][d]['budget']}; "
               f"our simulator's random reaches 99% at {ref}")
-        for p in peers:
+        for p in report[d]:
             e = report[d][p]
             print(f"{'':14s} {p:24s} {_fmt(e['labels_to_95']):>5s} {_fmt(e['labels_to_99']):>5s} {e['auc']:7.4f} "
                   f"{e['final_score']:7.4f} {e['wall_seconds']:8.1f}")
@@ -156,8 +162,8 @@ def _fmt(v: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", default=",".join(MULTICLASS), help=f"comma-separated, from {', '.join(MULTICLASS)}")
-    p.add_argument("--peers", default=",".join((*PEERS, CONTROL)), help=f"comma-separated, from {', '.join(NAMES)}")
+    p.add_argument("--datasets", default=",".join(SUITES), help=f"comma-separated, from {', '.join(SUITES)}")
+    p.add_argument("--peers", default=",".join(NAMES), help=f"comma-separated, from {', '.join(NAMES)} (each runs where it applies)")
     p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: each suite's own count)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (one job = one dataset, peer and seed)")
     p.add_argument("--features", choices=("standardized", "raw"), default="standardized", help="what the peers' queries see")
@@ -167,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets.split(",")
     peers = args.peers.split(",")
     for d in datasets:
-        if d not in MULTICLASS:
-            p.error(f"--datasets: {d!r} is not a multi-class suite ({', '.join(MULTICLASS)})")
+        if d not in SUITES:
+            p.error(f"--datasets: unknown {d!r} ({', '.join(SUITES)})")
     for name in peers:
         if name not in NAMES:
             p.error(f"--peers: unknown {name!r} ({', '.join(NAMES)})")

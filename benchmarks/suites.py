@@ -95,6 +95,7 @@ class Suite:
         (``None``: not reached within the pool).
     init, batch, test_size : seed labels, labels per round, held-out share.
     seeds : campaigns (seeds 0..seeds-1) every strategy, peer and the budget are measured over.
+    task : ``"multiclass"`` or ``"multilabel"`` (what the dataset's labels are; picks the peers).
     """
 
     name: str
@@ -106,6 +107,7 @@ class Suite:
     batch: int = 10
     test_size: float = 0.3
     seeds: int = 10
+    task: str = "multiclass"
 
 
 # Budgets measured by benchmarks/measure_budgets.py in the product venv (numpy 2.4.6,
@@ -128,10 +130,10 @@ SUITES: dict[str, Suite] = {
     "digits": Suite("digits", digits, budget=640, random_labels_to_99=640),
     "breast_cancer": Suite("breast_cancer", breast_cancer, budget=90, random_labels_to_99=90, seeds=30),
     "synthetic10": Suite("synthetic10", synthetic10, budget=1370, random_labels_to_99=1370),
-    "multilabel8": Suite("multilabel8", multilabel8, budget=640, metric="micro_f1", random_labels_to_99=640),
+    "multilabel8": Suite("multilabel8", multilabel8, budget=640, metric="micro_f1", random_labels_to_99=640, task="multilabel"),
 }
 
-MULTICLASS = ("digits", "breast_cancer", "synthetic10")
+MULTICLASS = tuple(name for name, s in SUITES.items() if s.task == "multiclass")
 
 
 def load(name: str) -> Dataset:
