@@ -50,7 +50,7 @@ def _sim_config(args: argparse.Namespace, strategies: list[str]) -> Any:
     return SimConfig(
         budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
-        workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels,
+        workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
     )
 
 
@@ -121,6 +121,8 @@ def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) ->
     p.add_argument("--workers", type=int, default=2, help="parallel campaign processes (default %(default)s)")
     p.add_argument("--explore", type=float, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
     p.add_argument("--curriculum-labels", type=int, default=None, help="easy-to-hard schedule over this many labels (default: off)")
+    p.add_argument("--cold-start", choices=("random", "representative"), default="random",
+                   help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
     p.add_argument("--report", default=report, help="JSON report path; a PNG plot is written beside it (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

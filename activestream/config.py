@@ -34,6 +34,7 @@ class Settings:
     n_features: int | None = None
     explore: float = DEFAULT_EXPLORE
     curriculum_labels: int | None = None
+    cold_start: str = "random"  # or "representative": first labels from k-means centroids of the queue
     auto_accept: int = 1  # 0 turns off routing confident items to the auto-labels topic
     labels_per_hour: float | None = None  # stream budget for queue admission (None: admit all)
     lease_ttl: float = 300.0

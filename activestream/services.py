@@ -209,7 +209,8 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
 
     stop = Stop()
     s, bus, topics = connect(args)
-    service = make_label_service(Strategy(s.strategy, s.seed), make_queue(s), bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels)
+    service = make_label_service(Strategy(s.strategy, s.seed), make_queue(s), bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels,
+                                 cold_start=s.cold_start)
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
     server = serve(service, args.port, args.host)

@@ -60,6 +60,7 @@ class SimConfig:
     workers : campaigns run in parallel processes (1 = in this process).
     explore : share of each leased batch drawn at random (the random-control slice).
     curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
+    cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
     """
 
     budget: int = 300
@@ -76,6 +77,7 @@ class SimConfig:
     workers: int = 1
     explore: float = DEFAULT_EXPLORE
     curriculum_labels: int | None = None
+    cold_start: str = "random"
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -161,7 +163,10 @@ def run_campaign(
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1)
     explore = 0.0 if strategy == RANDOM else cfg.explore
-    labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics, explore=explore, curriculum_labels=cfg.curriculum_labels)
+    # The random baseline stays random from its first label.
+    cold_start = "random" if strategy == RANDOM else cfg.cold_start
+    labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics, explore=explore, curriculum_labels=cfg.curriculum_labels,
+                                  cold_start=cold_start)
     try:
         for i in train:
             bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
@@ -214,12 +219,13 @@ DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representati
 
 
 def make_label_service(
-    strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None
+    strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None,
+    cold_start: str = "random",
 ) -> LabelService:
     """A labeling service whose leased batches follow the strategy's batch mode."""
     from scorer import selection
 
-    opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "seed": strategy.seed}
+    opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
     if strategy.batch_mode == "top":
         return LabelService(queue, bus, topics, **opts)
     prefilter = 10

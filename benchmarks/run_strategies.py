@@ -30,13 +30,14 @@ def _curve(entry: dict[str, Any]) -> Curve:
     return [(int(x), float(y)) for x, y in entry["curve"]]
 
 
-def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int, url: str, explore: float = 0.0) -> dict[str, Any]:
+def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int, url: str, explore: float = 0.0,
+              cold_start: str = "random") -> dict[str, Any]:
     suite = SUITES[name]
     seeds = seeds or suite.seeds
     ds = suite.load()
     cfg = SimConfig(
         budget=suite.budget, batch=suite.batch, init=suite.init, seeds=tuple(range(seeds)), strategies=tuple(strategies),
-        metric=suite.metric, test_size=suite.test_size, target_fraction=0.99, workers=workers, explore=explore,
+        metric=suite.metric, test_size=suite.test_size, target_fraction=0.99, workers=workers, explore=explore, cold_start=cold_start,
     )
     t0 = time.perf_counter()
     rep = simulate(ds, cfg, url, progress=False)
@@ -44,7 +45,8 @@ def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int,
     out: dict[str, Any] = {"full_data_score": full, "metric": suite.metric, "budget": suite.budget, "wall_seconds": time.perf_counter() - t0, "strategies": {}}
     for s, e in rep["strategies"].items():
         c = _curve(e)
-        out["strategies"][s] = {
+        key = s if cold_start == "random" or s == "random" else f"{s} ({cold_start} cold start)"
+        out["strategies"][key] = {
             "curve": e["curve"],
             "per_seed": e["per_seed"],
             "labels_to_95": labels_to_target(c, 0.95 * full),
@@ -143,6 +145,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: each suite's own count)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--explore", type=float, default=0.0, help="random-control share of each batch (not for random)")
+    ap.add_argument("--cold-start", choices=("random", "representative"), default="random",
+                    help="first labels of the non-random strategies (rows are tagged when not random)")
     ap.add_argument("--peers", default="benchmarks/results/peers.json")
     ap.add_argument("--out", default="benchmarks/results/strategies.json")
     ap.add_argument("--reuse", action="append", default=[], metavar="JSON",
@@ -171,7 +175,7 @@ def main() -> None:
             if name in reused:
                 results[name] = reused[name]
                 continue
-            results[name] = run_suite(name, strategies, args.seeds, args.workers, url, args.explore)
+            results[name] = run_suite(name, strategies, args.seeds, args.workers, url, args.explore, args.cold_start)
             r = results[name]
             print(f"{name}: full {r['full_data_score']:.4f} ({r['wall_seconds']:.0f}s)")
             for s, e in r["strategies"].items():

@@ -20,6 +20,10 @@ log = logging.getLogger("activestream.labeling")
 BatchSelector = Callable[[list[str], np.ndarray, np.ndarray, int], Sequence[int]]
 
 
+COLD_STARTS = ("random", "representative")
+COLD_START_SAMPLE = 2000  # queue items clustered for a representative cold-start batch
+
+
 class UnknownItem(KeyError):
     """A label for an item the queue does not hold and that came without features."""
 
@@ -45,6 +49,9 @@ class LabelService:
         system measure, live, how good the model really is (and calibrate auto-accept).
     curriculum_labels : easy-to-hard schedule: the first leases come from the confident
         end of the queue, moving to its uncertain head linearly over this many labels.
+    cold_start : what is leased before the first model is live: ``"random"`` (the queue's
+        seeded random order: an unbiased sample) or ``"representative"`` (the items nearest
+        the k-means centroids of a sample of the queue: one per region of feature space).
     seed : seed of the exploration draws.
     """
 
@@ -60,6 +67,7 @@ class LabelService:
         oversample: int = 1,
         explore: float = 0.0,
         curriculum_labels: int | None = None,
+        cold_start: str = "random",
         seed: int = 0,
     ) -> None:
         self.queue = queue
@@ -73,6 +81,10 @@ class LabelService:
             raise ValueError(f"explore must be in [0, 1], got {explore}")
         self.explore = explore
         self.curriculum_labels = curriculum_labels
+        if cold_start not in COLD_STARTS:
+            raise ValueError(f"cold_start must be one of {', '.join(COLD_STARTS)}, got {cold_start!r}")
+        self.cold_start = cold_start
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._explore_credit = 0.0
 
@@ -81,6 +93,8 @@ class LabelService:
         now = time.time() if now is None else now
         self.queue.expire_leases(now)
         out = self._lease_control(self._n_control(k), labeler_id, now)
+        if self.cold_start == "representative" and len(out) < k and self.queue.get_meta("model_version") in (None, "0"):
+            out += self._lease_representative(k - len(out), labeler_id, now)
         offset = self._curriculum_offset(k)
         for _ in range(3):  # another labeler may claim some candidates first: retry
             want = k - len(out)
@@ -135,6 +149,29 @@ class LabelService:
                 (md,) = self.queue.metadata_of([cid])
                 out.append(Leased(cid, score, f, now + self.lease_ttl, md, control=True))
         return out
+
+    def _lease_representative(self, n: int, labeler_id: str, now: float) -> list[Leased]:
+        """Cold start: the ``n`` items nearest the k-means centroids of a seeded sample of the queue."""
+        from scorer.selection import weighted_kmeans
+
+        depth = self.queue.depth()
+        if depth == 0:
+            return []
+        ranks = self._rng.choice(depth, size=min(depth, COLD_START_SAMPLE), replace=False).tolist()
+        ids = self.queue.members_at(ranks)
+        feats = self.queue.features_of(ids)
+        rows = [(i, f) for i, f in zip(ids, feats, strict=True) if f is not None]
+        if not rows:
+            return []
+        ids = [i for i, _ in rows]
+        X = np.vstack([f for _, f in rows])
+        # Equal scores: plain k-means over the whole sample (prefilter covers every row).
+        picks = weighted_kmeans(np.ones(len(ids)), X, n, seed=self.seed, prefilter=-(-len(ids) // max(1, n)))
+        claimed = self.queue.claim([ids[i] for i in picks], labeler_id, self.lease_ttl, now)
+        cids = [c for c, _ in claimed]
+        feats_c = self.queue.features_of(cids)
+        metas = self.queue.metadata_of(cids)
+        return [Leased(cid, score, f, now + self.lease_ttl, md) for (cid, score), f, md in zip(claimed, feats_c, metas, strict=True)]
 
     def _curriculum_offset(self, k: int) -> int:
         """Rank to start leasing from: the confident tail first, the uncertain head at the end."""

@@ -202,6 +202,22 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
     assert min(e.score for e in cur.lease(10, "ann")) > 0.95  # then the uncertain head
 
 
+def test_representative_cold_start_covers_the_clusters_until_a_model_is_live(redis_client: redis.Redis, namespace: str) -> None:
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    # 600 items in 3 tight blobs; the (random cold-start) scores favour blob 0 entirely.
+    X = np.vstack([c + rng.normal(0.0, 0.5, size=(200, 2)) for c in centers]).astype(np.float32)
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{k}" for k in range(600)], np.r_[np.full(200, 0.9), np.full(400, 0.1)] + rng.uniform(0, 0.01, 600), X)
+    svc = LabelService(queue, InMemoryBus(), Topics("x"), cold_start="representative", seed=3)
+    first = svc.lease(3, "ann")
+    assert sorted(int(e.id[1:]) // 200 for e in first) == [0, 1, 2]  # one per blob, not the 3 best scores
+    queue.set_meta(model_version=1)  # a model is live: leases follow the ranking again
+    assert all(int(e.id[1:]) < 200 for e in svc.lease(3, "ann"))
+    with pytest.raises(ValueError, match="cold_start"):
+        LabelService(queue, InMemoryBus(), Topics("x"), cold_start="clever")
+
+
 def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
     from retrainer.export import to_onnx
     from retrainer.trainer import Trainer
