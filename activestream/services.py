@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,15 +294,17 @@ def _start_services(args: argparse.Namespace, env: dict[str, str], state: Path) 
     return children, {n: p for n, p in ports.items() if n not in args.without}
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+def stop_processes(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM every child, then give each ``timeout`` seconds before SIGKILL (and reap it)."""
     for c in children:
         if c.poll() is None:
             c.terminate()
     for c in children:
         try:
-            c.wait(15)
+            c.wait(timeout)
         except subprocess.TimeoutExpired:
             c.kill()
+            c.wait()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -341,7 +343,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         return 0
     finally:
-        _stop_all(children)
+        stop_processes(children)
         if redis_server is not None:
             redis_server.stop()
         if kafka is not None:

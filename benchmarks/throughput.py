@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from activestream.services import stop_processes
 from retrainer.export import to_onnx
 from retrainer.trainer import LinearHeads, Trainer
 from schemas import Item, Label, ModelVersion
@@ -334,14 +335,7 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
                 break
             time.sleep(0.01)
         cpu1, redis1 = _machine_cpu(), _redis_cpu(q.r)
-        for p in ps:
-            p.terminate()
-        for p in ps:
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(ps, timeout=60)
         texts = [lf.read_text(errors="replace") for lf in logs]
     consumed = [int(m.group(1)) for t in texts for m in [re.search(r"consumed (\d+) item messages", t)] if m]
     first = next((s for s in samples if s[1] > 0), samples[-1])
@@ -552,13 +546,7 @@ def _label_run(sv: Services, bus: Any, cfg: BenchConfig, data: Synthetic, n_labe
                     failures += 1
                 time.sleep(float(rng.uniform(0.1, 0.3)))
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs, timeout=30)
             tails = _tails(tmp) if failures else ""
     q.clear()
     _delete_topics(bus, prefix)
