@@ -234,10 +234,7 @@ def make_label_service(
 
         def dense(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
             # A fresh uniform sample of the queue per lease: representativeness of what is pending now.
-            depth = queue.depth()
-            ranks: list[int] = rng.choice(depth, size=min(depth, DENSITY_REFERENCE), replace=False).tolist() if depth else []
-            ref = [f for f in queue.features_of(queue.members_at(ranks)) if f is not None]
-            R = np.vstack(ref) if ref else np.zeros((0, X.shape[1]), dtype=np.float32)
+            _, R = queue.sample(DENSITY_REFERENCE, rng)
             return selection.density_weighted(scores, X, k, reference=R, prefilter=prefilter, seed=strategy.seed)
 
         return LabelService(queue, bus, topics, select_batch=dense, oversample=prefilter, **opts)

@@ -115,15 +115,17 @@ class LabelService:
                 chosen = [ids[i] for i in self.select_batch(ids, scores, X, want)]
             else:
                 chosen = ids[:want]
-            claimed = self.queue.claim(chosen, labeler_id, self.lease_ttl, now)
-            if not claimed:
-                continue
-            cids = [c for c, _ in claimed]
-            feats_c = self.queue.features_of(cids)
-            metas = self.queue.metadata_of(cids)
-            for (cid, score), f, md in zip(claimed, feats_c, metas, strict=True):
-                out.append(Leased(cid, score, f, now + self.lease_ttl, md))
+            out += self._claim(chosen, labeler_id, now)
         return out
+
+    def _claim(self, ids: list[str], labeler_id: str, now: float, *, control: bool = False) -> list[Leased]:
+        """Lease those of ``ids`` still pending, with their features and metadata."""
+        claimed = self.queue.claim(ids, labeler_id, self.lease_ttl, now)
+        cids = [c for c, _ in claimed]
+        feats = self.queue.features_of(cids)
+        metas = self.queue.metadata_of(cids)
+        return [Leased(cid, score, f, now + self.lease_ttl, md, control=control)
+                for (cid, score), f, md in zip(claimed, feats, metas, strict=True)]
 
     def _n_control(self, k: int) -> int:
         # Credit carries over between leases, so small batches still get their exact share.
@@ -143,35 +145,19 @@ class LabelService:
             picked = self.queue.top(1, int(self._rng.integers(depth)))
             if not picked:
                 continue
-            claimed = self.queue.claim([picked[0][0]], labeler_id, self.lease_ttl, now)
-            for cid, score in claimed:
-                (f,) = self.queue.features_of([cid])
-                (md,) = self.queue.metadata_of([cid])
-                out.append(Leased(cid, score, f, now + self.lease_ttl, md, control=True))
+            out += self._claim([picked[0][0]], labeler_id, now, control=True)
         return out
 
     def _lease_representative(self, n: int, labeler_id: str, now: float) -> list[Leased]:
         """Cold start: the ``n`` items nearest the k-means centroids of a seeded sample of the queue."""
         from scorer.selection import weighted_kmeans
 
-        depth = self.queue.depth()
-        if depth == 0:
+        ids, X = self.queue.sample(COLD_START_SAMPLE, self._rng)
+        if not ids:
             return []
-        ranks = self._rng.choice(depth, size=min(depth, COLD_START_SAMPLE), replace=False).tolist()
-        ids = self.queue.members_at(ranks)
-        feats = self.queue.features_of(ids)
-        rows = [(i, f) for i, f in zip(ids, feats, strict=True) if f is not None]
-        if not rows:
-            return []
-        ids = [i for i, _ in rows]
-        X = np.vstack([f for _, f in rows])
         # Equal scores: plain k-means over the whole sample (prefilter covers every row).
         picks = weighted_kmeans(np.ones(len(ids)), X, n, seed=self.seed, prefilter=-(-len(ids) // max(1, n)))
-        claimed = self.queue.claim([ids[i] for i in picks], labeler_id, self.lease_ttl, now)
-        cids = [c for c, _ in claimed]
-        feats_c = self.queue.features_of(cids)
-        metas = self.queue.metadata_of(cids)
-        return [Leased(cid, score, f, now + self.lease_ttl, md) for (cid, score), f, md in zip(claimed, feats_c, metas, strict=True)]
+        return self._claim([ids[i] for i in picks], labeler_id, now)
 
     def _curriculum_offset(self, k: int) -> int:
         """Rank to start leasing from: the confident tail first, the uncertain head at the end."""

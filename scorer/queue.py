@@ -976,6 +976,16 @@ class RankedQueue:
             pipe.zrevrange(self.k.pending, int(r), int(r))
         return [m for reply in pipe.execute() for m in _members(reply)]
 
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+        """Up to ``n`` pending items drawn uniformly by ``rng`` (reproducible): ``(ids, (m, n_features) float32)``."""
+        depth = self.depth()
+        ranks: list[int] = rng.choice(depth, size=min(depth, n), replace=False).tolist() if depth else []
+        ids = self.members_at(ranks)
+        rows = [(i, f) for i, f in zip(ids, self.features_of(ids), strict=True) if f is not None]
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return [i for i, _ in rows], np.vstack([f for _, f in rows])
+
     def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
         if not ids:
             return []
