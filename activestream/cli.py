@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", action="append", required=True,
                    help="label column; repeat it, or give a shared prefix, for multi-label 0/1 columns")
     p.add_argument("--strategy", action="append", type=_strategy_name,
-                   help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness (default: {DEFAULT_STRATEGY} and random)")
+                   help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness, +falcun for FALCUN (default: {DEFAULT_STRATEGY} and random)")
     p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
     _add_sim_options(p, budget=300, report="reports/simulate.json")

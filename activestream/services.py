@@ -394,7 +394,7 @@ def add_parsers(sub: Any) -> None:
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter) shapes leased batches")
+    p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
     p.set_defaults(func=cmd_labeler_api)
 
     p = sub.add_parser("produce", help="push a CSV / CSV.gz / JSONL / Parquet file to the items topic")

@@ -30,7 +30,7 @@ from schemas import Item
 from scorer.autoaccept import accepted
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
-from scorer.service import Scorer
+from scorer.service import LiveModel, Scorer
 from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
 from streams.memory import InMemoryBus
 from streams.topics import Topics
@@ -215,6 +215,7 @@ def run_campaign(
         queue.clear()
 
 
+FALCUN_CANDIDATES = 100  # queue-head candidates per leased item for ``+falcun``
 DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representativeness (``+density``)
 
 
@@ -222,7 +223,11 @@ def make_label_service(
     strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None,
     cold_start: str = "random",
 ) -> LabelService:
-    """A labeling service whose leased batches follow the strategy's batch mode."""
+    """A labeling service whose leased batches follow the strategy's batch mode.
+
+    For ``+falcun`` it follows the models topic on ``bus`` itself: FALCUN needs the live
+    model's probabilities of the candidates, which the queue does not keep.
+    """
     from scorer import selection
 
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
@@ -238,6 +243,18 @@ def make_label_service(
             return selection.density_weighted(scores, X, k, reference=R, prefilter=prefilter, seed=strategy.seed)
 
         return LabelService(queue, bus, topics, select_batch=dense, oversample=prefilter, **opts)
+    if strategy.batch_mode == "falcun":
+        live = LiveModel(bus, topics)
+        live.refresh(to_end=True)  # a labeler API started after the first model must not lease blind
+        leases = iter(range(1 << 62))
+
+        def sampled(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
+            P = live.probas(X)
+            if P is None:  # before a model the scores are the cold-start order
+                return list(range(min(k, len(ids))))
+            return selection.falcun(scores, P, k, seed=strategy.seed * 1_000_003 + next(leases))
+
+        return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, **opts)
     fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
 
     def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:

@@ -121,3 +121,52 @@ def density_weighted(
     density = np.exp(-d2 / width).mean(axis=1)
     order = np.argsort(-(w * density**beta), kind="stable")[:k]
     return [int(cand[i]) for i in order]
+
+
+def falcun(scores: np.ndarray, probas: np.ndarray, k: int, *, gamma: float = 10.0, seed: int = 0) -> list[int]:
+    """FALCUN (Gilhuber et al., 2024): uncertainty plus diversity in probability space, sampled.
+
+    The first pick is drawn with probability proportional to ``(2 u)**gamma``; each next one
+    to ``(u + d)**gamma`` where ``d`` is the candidate's L1 distance in probability space to
+    the nearest item already picked, min-max normalized over the candidates. Sampling (not
+    arg-max) keeps a batch from piling into one ambiguous region; ``gamma`` sets how greedy.
+
+    Parameters
+    ----------
+    scores : (m,) uncertainties of the candidates; scaled to ``[0, 1]`` by their maximum
+        when they exceed 1.
+    probas : (m, n_classes) the live model's probabilities for them.
+    k : batch size.
+    gamma : sharpness (0 = uniform, large = greedy).
+    seed : seed of the draws.
+
+    Returns
+    -------
+    ``k`` distinct indices (fewer if ``m < k``).
+    """
+    u = np.maximum(np.asarray(scores, dtype=np.float64), 0.0)
+    if u.max(initial=0.0) > 1.0:
+        u = u / u.max()
+    P = np.asarray(probas, dtype=np.float64)
+    m = len(u)
+    if m <= k:
+        return list(range(m))
+    rng = np.random.default_rng(seed)
+    dist = u.copy()
+    taken = np.zeros(m, dtype=bool)
+    chosen: list[int] = []
+    for _ in range(k):
+        if chosen:
+            dist = np.minimum(dist, np.abs(P - P[chosen[-1]]).sum(axis=1))
+            lo, span = dist.min(), dist.max() - dist.min()
+            dist = (dist - lo) / span if span > 0 else dist - lo
+        rel = (u + dist) ** gamma
+        rel[taken] = 0.0
+        total = rel.sum()
+        if not total > 0:  # every relevance underflowed: uniform over what is left
+            rel = (~taken).astype(np.float64)
+            total = rel.sum()
+        pick = int(rng.choice(m, p=rel / total))
+        taken[pick] = True
+        chosen.append(pick)
+    return chosen

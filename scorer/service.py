@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,61 @@ def load_model_version(mv: ModelVersion) -> OnnxClassifier:
             raise ValueError(f"model v{mv.version}: artifact sha256 does not match")
     kind = "sigmoid" if mv.task == "multilabel" else "probabilities"
     return OnnxClassifier(data, output_kind=kind)
+
+
+def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVersion | None, list[tuple[Message, DecodeError]]]:
+    """The newest model version among ``msgs`` that is newer than version ``above`` (else ``None``),
+    and the messages that are not model versions, with why."""
+    newest: ModelVersion | None = None
+    bad: list[tuple[Message, DecodeError]] = []
+    for m in msgs:
+        try:
+            mv = decode_model_version(m.value)
+        except DecodeError as err:
+            bad.append((m, err))
+            continue
+        if mv.version > above and (newest is None or mv.version > newest.version):
+            newest = mv
+    return newest, bad
+
+
+class LiveModel:
+    """Follows the models topic and keeps the newest version loaded, for a process that reads
+    the queue but does not rank it: the labeler API needs the live model's probabilities for
+    ``+falcun`` batches. Bad model messages are the scorer's to dead-letter; here they are skipped.
+
+    Thread-safe: the labeler API leases from several request threads.
+    """
+
+    def __init__(self, bus: Bus, topics: Topics) -> None:
+        self._models = bus.consumer([topics.models], None)
+        self._lock = threading.Lock()
+        self.model: OnnxClassifier | None = None
+        self.version = 0
+
+    def refresh(self, timeout: float = 0.0, *, to_end: bool = False) -> int:
+        """Load the newest version published since the last call; returns the live version.
+
+        ``to_end=True`` (at start-up) reads the whole models log as it stands first.
+        """
+        with self._lock:
+            msgs = self._models.read_to_end(max(timeout, 30.0)) if to_end else self._models.consume(1000, timeout)
+            newest, _ = newest_model_version(msgs, self.version)
+            if newest is not None:
+                try:
+                    self.model, self.version = load_model_version(newest), newest.version
+                except Exception as exc:  # the scorer rejects (and reports) it too
+                    log.error("model v%s not loaded: %s", newest.version, exc)
+            return self.version
+
+    def probas(self, X: np.ndarray) -> np.ndarray | None:
+        """``(m, n_classes)`` probabilities of the newest version for ``X : (m, d)``; ``None`` before any."""
+        self.refresh()
+        model = self.model
+        return None if model is None else model.predict_proba_many(X)
+
+    def close(self) -> None:
+        self._models.close()
 
 
 class Scorer:
@@ -150,15 +206,9 @@ class Scorer:
         ``to_end=True`` (at start-up) reads the whole models log as it stands first.
         """
         msgs = self._models.read_to_end(max(timeout, 30.0)) if to_end else self._models.consume(1000, timeout)
-        newest: ModelVersion | None = None
-        for m in msgs:
-            try:
-                mv = decode_model_version(m.value)
-            except DecodeError as err:
-                self.bus.publish_and_commit(None, [self._dead_letter(m, err)], [])
-                continue
-            if mv.version > self.model_version and (newest is None or mv.version > newest.version):
-                newest = mv
+        newest, bad = newest_model_version(msgs, self.model_version)
+        for m, err in bad:
+            self.bus.publish_and_commit(None, [self._dead_letter(m, err)], [])
         if newest is None:
             return False
         try:

@@ -76,7 +76,7 @@ NAMES = (*dict.fromkeys([*_MULTICLASS, "mean_entropy", "max_entropy"]), *_COMMIT
 ENSEMBLE_MEMBERS = 5  # heads trained for a committee strategy
 
 
-BATCH_MODES = ("top", "kmeans", "kcenter", "density")
+BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ class Strategy:
     Parameters
     ----------
     name : a score name from :data:`NAMES`, optionally ``+kmeans`` or ``+kcenter`` for a
-        diverse leased batch (e.g. ``margin+kmeans``) or ``+density`` to weigh the scores by
-        representativeness (information density) when a batch is leased.
+        diverse leased batch (e.g. ``margin+kmeans``), ``+density`` to weigh the scores by
+        representativeness (information density) when a batch is leased, or ``+falcun`` to
+        sample the batch by uncertainty plus diversity in probability space (FALCUN).
     seed : seed of the random control and of cold-start ordering.
     """
 

@@ -69,9 +69,9 @@ def test_simulate_npz_with_explicit_strategies(tmp_path: Path, redis_url: str) -
     path = tmp_path / "d.npz"
     np.savez(path, X=X, y=y)
     rep = run(["simulate", "--data", str(path), "--label-column", "y", "--budget", "40", "--seeds", "1",
-               "--strategy", "entropy", "--strategy", "least_confidence", "--strategy", "margin+density", "--strategy", "random"], redis_url, tmp_path)
-    assert set(rep["strategies"]) == {"entropy", "least_confidence", "margin+density", "random"}
-    assert set(rep["comparison"]) == {"entropy", "least_confidence", "margin+density"}
+               "--strategy", "entropy", "--strategy", "least_confidence", "--strategy", "margin+density", "--strategy", "margin+falcun", "--strategy", "random"], redis_url, tmp_path)
+    assert set(rep["strategies"]) == {"entropy", "least_confidence", "margin+density", "margin+falcun", "random"}
+    assert set(rep["comparison"]) == {"entropy", "least_confidence", "margin+density", "margin+falcun"}
 
 
 def test_simulate_reports_bad_files_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

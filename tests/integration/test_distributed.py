@@ -19,6 +19,7 @@ import redis
 from sklearn.datasets import load_digits
 
 from activestream.redis_server import free_port
+from activestream.simulate import FALCUN_CANDIDATES, make_label_service
 from labeling.service import LabelService
 from retrainer.export import to_onnx
 from retrainer.trainer import Trainer
@@ -27,6 +28,8 @@ from schemas import Item, Label, ModelVersion, decode_dead_letter, decode_model_
 from scorer.keys import QueueKeys
 from scorer.model import OnnxClassifier
 from scorer.queue import RankedQueue
+from scorer.selection import falcun as select_falcun
+from scorer.strategies import Strategy
 from scorer.uncertainty import margin
 from streams.topics import MODEL_KEY, Topics
 
@@ -165,6 +168,17 @@ def test_pipeline_end_to_end(stack: Stack, kafka_bus_factory: Callable[..., obje
 
         wait_for(ranked_by_v1, 30, what="queue re-ranked by the newest model")
 
+        # A +falcun labeler follows the models topic itself (the queue keeps no probabilities):
+        # its first batch is FALCUN's seeded draw over the head under that model.
+        falcun = make_label_service(Strategy("margin+falcun", 0), stack.queue, bus, stack.topics)
+        head = stack.queue.top(10 * FALCUN_CANDIDATES + 16)
+        Xh = np.vstack(stack.queue.features_of([i for i, _ in head]))
+        expected = [head[j][0] for j in select_falcun(np.array([s for _, s in head]), model.predict_proba_many(Xh), 10, seed=0)]
+        leased = falcun.lease(10, "falcun")
+        assert sorted(e.id for e in leased) == sorted(expected)
+        for e in leased:  # hand them back for the dispatcher below
+            falcun.skip(e.id, "falcun")
+
         # Labelers that consume the queue topic: dispatcher + terminal labeler answering from a file.
         stack.start("dispatcher", "--max-outstanding", "10", "--ack-timeout", "60")
         out = stack.run("label", "--answers", str(csv), "--max-items", "20", "--labeler-id", "bot", timeout=120)
@@ -173,6 +187,7 @@ def test_pipeline_end_to_end(stack: Stack, kafka_bus_factory: Callable[..., obje
         wait_for(lambda: any(m.n_labels == 50 for m in read_models(bus, stack.topics)), 90, what="a version trained on 50 labels")
         newest = max(read_models(bus, stack.topics), key=lambda m: m.version)
         wait_for(lambda: stack.queue.get_meta("model_version") == str(newest.version), 60, what="scorer on the newest model")
+
     except AssertionError:
         print(stack.logs())
         raise

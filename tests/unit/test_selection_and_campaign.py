@@ -132,3 +132,19 @@ def test_density_weighting_prefers_uncertain_items_in_dense_regions() -> None:
     assert density_weighted(scores, X, 3, reference=reference, beta=0.0) == [0, 1, 2]  # beta 0: the scores alone
     assert density_weighted(scores, X, 3, reference=reference[:1]) == [0, 1, 2]  # no sample to weigh by
     assert density_weighted(scores[:2], X[:2], 3, reference=reference) == [0, 1]
+
+
+def test_falcun_spreads_a_batch_over_probability_space() -> None:
+    from scorer.selection import falcun
+
+    # 40 near-identical ambiguous items between classes 0 and 1, and 10 between classes 1 and 2
+    # that are a little less uncertain: sampled uncertainty plus distance covers both groups.
+    P = np.vstack([np.tile([0.5, 0.5, 0.0], (40, 1)), np.tile([0.0, 0.55, 0.45], (10, 1))])
+    u = np.r_[np.full(40, 1.0), np.full(10, 0.9)]
+    picks = [falcun(u, P, 4, seed=s) for s in range(20)]
+    assert all(len(set(p)) == 4 for p in picks)
+    assert sum(any(i >= 40 for i in p) for p in picks) >= 18  # almost every batch reaches the second group
+    assert falcun(u, P, 4, seed=3) == falcun(u, P, 4, seed=3)  # seeded
+    assert falcun(u[:3], P[:3], 5) == [0, 1, 2]
+    # Uncertainties beyond 1 (e.g. multi-label scores) are rescaled, not rejected.
+    assert len(set(falcun(u * 5, P, 4, seed=0))) == 4
