@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from benchmarks.suites import SUITES
 
 
 def _curve(entry: dict[str, Any]) -> Curve:
-    return [(int(x), float(y)) for x, y in entry["curve"]]
+    return _pairs(entry["curve"])
 
 
 def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int, url: str, explore: float = 0.0,
@@ -58,6 +59,22 @@ def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int,
     return out
 
 
+def paired_difference(ours: list[Any], theirs: list[Any]) -> dict[str, float] | None:
+    """Per-seed AUC of ``ours`` minus ``theirs`` (same split and seed labels per seed): mean and standard error.
+
+    How much of a gap between two strategies is the seeds' noise: each seed's curves share
+    the split and seed labels, so their difference is much less noisy than either AUC.
+    """
+    if len(ours) != len(theirs) or len(ours) < 2:
+        return None
+    d = np.array([auc(_pairs(a)) - auc(_pairs(b)) for a, b in zip(ours, theirs, strict=True)])
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+
+
+def _pairs(curve: list[Any]) -> Curve:
+    return [(int(x), float(y)) for x, y in curve]
+
+
 def summarize(results: dict[str, Any], peers: dict[str, Any], default: str) -> dict[str, Any]:
     """Ratios to random (labels to 99%, a missed target counts as the budget) and AUC vs the best peer."""
     summary: dict[str, Any] = {"per_suite": {}}
@@ -77,6 +94,7 @@ def summarize(results: dict[str, Any], peers: dict[str, Any], default: str) -> d
             if real:
                 best = max(real, key=lambda p: real[p]["auc"])
                 best_peer = {"name": best, "auc": real[best]["auc"], "labels_to_99": real[best]["labels_to_99"]}
+            best_peer["paired_auc_difference"] = paired_difference(st[default]["per_seed"], real[best]["per_seed"])
         summary["per_suite"][name] = {
             "default_labels_to_99": d99, "random_labels_to_99": r99, "ratio_to_random": ratio,
             "default_auc": st[default]["auc"], "best_peer": best_peer,
@@ -103,11 +121,16 @@ def markdown(results: dict[str, Any], peers: dict[str, Any], summary: dict[str, 
             fmt = lambda v: "—" if v is None else str(v)  # noqa: E731
             lines.append(f"| {s}{tag} | {fmt(e['labels_to_95'])} | {fmt(e['labels_to_99'])} | {e['auc']:.4f} | {e['final_score']:.4f} | {e['wall_seconds']:.1f} |")
         lines.append("")
-    lines += ["## Summary", "", "| suite | default labels to 99% | random | ratio | default AUC | best peer (AUC) | AUC ≥ best peer |", "|---|---|---|---|---|---|---|"]
+    lines += ["## Summary", "", "| suite | default labels to 99% | random | ratio | default AUC | best peer (AUC) | AUC ≥ best peer "
+              "| per-seed AUC difference (± s.e.) |", "|---|---|---|---|---|---|---|---|"]
     for name, s in summary["per_suite"].items():
         bp = s["best_peer"]
+        diff = bp.get("paired_auc_difference") if bp else None
         lines.append(f"| {name} | {s['default_labels_to_99']} | {s['random_labels_to_99']} | {s['ratio_to_random']:.2f} | {s['default_auc']:.4f} | "
-                     + (f"{bp['name']} ({bp['auc']:.4f})" if bp else "—") + f" | {s['auc_ge_best_peer']} |")
+                     + (f"{bp['name']} ({bp['auc']:.4f})" if bp else "—") + f" | {s['auc_ge_best_peer']} | "
+                     + (f"{diff['mean']:+.4f} ± {diff['se']:.4f}" if diff else "—") + " |")
+    lines += ["", "The last column pairs each seed's default curve with the best peer's (same split, same seed labels): "
+              "a gap within about two standard errors is within the noise of this many seeds."]
     if summary["mean_ratio_to_random"] is not None:
         lines += ["", f"Mean ratio to random: **{summary['mean_ratio_to_random']:.2f}** (max {summary['max_ratio_to_random']:.2f})."]
     return "\n".join(lines) + "\n"
@@ -165,7 +188,8 @@ def main() -> None:
         for name, res in earlier["results"].items():
             if name not in reused:
                 reused[name] = res
-            elif (reused[name]["budget"], reused[name]["full_data_score"]) != (res["budget"], res["full_data_score"]):
+            elif reused[name]["budget"] != res["budget"] or not math.isclose(reused[name]["full_data_score"], res["full_data_score"], rel_tol=1e-9):
+                # (the full-data score may differ in its last bit between processes: BLAS summation order)
                 raise SystemExit(f"{path}: {name} was run under another protocol (budget, seeds or split differ)")
             else:  # the same suite and protocol, other strategies: one table
                 reused[name]["strategies"].update(res["strategies"])
