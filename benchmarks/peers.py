@@ -201,7 +201,7 @@ class _ModalPeer(_Peer):
 
 
 class _SkactivemlPeer(_Peer):
-    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, strategy: str) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, strategy: str, query_seed_offset: int = 0) -> None:
         import skactiveml.pool
         from skactiveml.classifier import SklearnClassifier
         from skactiveml.utils import MISSING_LABEL
@@ -209,10 +209,11 @@ class _SkactivemlPeer(_Peer):
         super().__init__(X, y, n_classes, seed)
         self.name = strategy
         cls = getattr(skactiveml.pool, strategy)
+        qseed = seed + query_seed_offset  # the strategy's own draws (Falcun samples, Clue and TypiClust cluster)
         if strategy == "Clue":  # its KMeans gets no seed from the strategy: give it one
-            self.qs = cls(random_state=seed, cluster_algo_dict={"random_state": seed}, missing_label=MISSING_LABEL)
+            self.qs = cls(random_state=qseed, cluster_algo_dict={"random_state": qseed}, missing_label=MISSING_LABEL)
         else:  # TypiClust passes its random_state on to KMeans itself
-            self.qs = cls(random_state=seed, missing_label=MISSING_LABEL)
+            self.qs = cls(random_state=qseed, missing_label=MISSING_LABEL)
         self.clf = SklearnClassifier(make_model(), classes=np.arange(n_classes), missing_label=MISSING_LABEL, random_state=seed)
         self.y_query = np.full(len(X), MISSING_LABEL, dtype=float)
 
@@ -261,7 +262,9 @@ class _RandomControl(_Peer):
         return pool[np.argsort(-s, kind="stable")[:k]]
 
 
-def _make_peer(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, ids: list[str], task: str = "multiclass") -> _Peer:
+def _make_peer(
+    name: str, X: np.ndarray, y: np.ndarray, n_classes: int, seed: int, ids: list[str], task: str = "multiclass", query_seed_offset: int = 0
+) -> _Peer:
     if (name in MULTILABEL_PEERS) != (task == "multilabel") and name != CONTROL:
         raise ValueError(f"peer {name!r} does not apply to {task} datasets")
     if name in MODAL:
@@ -269,7 +272,7 @@ def _make_peer(name: str, X: np.ndarray, y: np.ndarray, n_classes: int, seed: in
     if name in MODAL_MULTILABEL:
         return _ModalPeer(X, y, n_classes, seed, MODAL_MULTILABEL[name], task)
     if name in SKACTIVEML:
-        return _SkactivemlPeer(X, y, n_classes, seed, SKACTIVEML[name])
+        return _SkactivemlPeer(X, y, n_classes, seed, SKACTIVEML[name], query_seed_offset)
     if name == CONTROL:
         return _RandomControl(X, y, n_classes, seed, ids, task)
     raise ValueError(f"unknown peer {name!r}; choose one of {', '.join(NAMES)}")
@@ -307,8 +310,13 @@ def run_peer_detailed(
     metric: str = "accuracy",
     *,
     features: str = "standardized",
+    query_seed_offset: int = 0,
 ) -> PeerRun:
-    """Run one peer for one seed; see :func:`run_peer`. Also returns the full-data score and timings."""
+    """Run one peer for one seed; see :func:`run_peer`. Also returns the full-data score and timings.
+
+    ``query_seed_offset`` moves the seed of the scikit-activeml strategies' own random draws
+    (not the split, seed labels or model): how much of a stochastic peer's score is its luck.
+    """
     if budget < init or init < 1 or batch < 1:
         raise ValueError("need budget >= init >= 1 and batch >= 1")
     train, test = split(ds, seed, test_size)
@@ -322,7 +330,7 @@ def run_peer_detailed(
         warnings.simplefilter("ignore", ConvergenceWarning)
         t0 = time.perf_counter()
         q_seconds = 0.0
-        peer = _make_peer(peer_name, Xp, yp, len(ds.classes), seed, [str(i) for i in train], ds.task)
+        peer = _make_peer(peer_name, Xp, yp, len(ds.classes), seed, [str(i) for i in train], ds.task, query_seed_offset)
 
         def evaluate() -> float:
             if not peer.has_model:  # what simulate() scores before any model exists

@@ -49,7 +49,7 @@ def applies(dataset: str, peer: str) -> bool:
 # Rough relative cost, to start the long jobs first so two workers finish together.
 _COST = {"skactiveml_typiclust": 3.0, "skactiveml_clue": 2.0}
 
-Job = tuple[str, str, int, int, str, bool]
+Job = tuple[str, str, int, int, str, bool, int]
 
 
 def _job(args: Job) -> tuple[Job, PeerRun]:
@@ -57,15 +57,17 @@ def _job(args: Job) -> tuple[Job, PeerRun]:
 
 
 def _run_job(args: Job) -> PeerRun:
-    suite_name, peer, seed, budget, features, single_thread = args
+    suite_name, peer, seed, budget, features, single_thread, offset = args
     suite = SUITES[suite_name]
     ds = suite.load()
     if single_thread:  # one BLAS/OpenMP thread per worker: the workers already fill the cores
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):
-            return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features)
-    return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features)
+            return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features,
+                                     query_seed_offset=offset)
+    return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features,
+                             query_seed_offset=offset)
 
 
 def summarize(runs: list[PeerRun], full: float) -> dict[str, Any]:
@@ -98,12 +100,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run(datasets: list[str], peers: list[str], seeds: int | None, workers: int, features: str, budget: int | None) -> dict[str, Any]:
+def run(
+    datasets: list[str], peers: list[str], seeds: int | None, workers: int, features: str, budget: int | None, query_seed_offset: int = 0
+) -> dict[str, Any]:
     """Run every (dataset, peer, seed) job and build the JSON report (``seeds=None``: each suite's own count)."""
     budgets = {d: budget or SUITES[d].budget for d in datasets}
     n_seeds = {d: seeds or SUITES[d].seeds for d in datasets}
     peers_of = {d: [p for p in peers if applies(d, p)] for d in datasets}
-    jobs: list[Job] = [(d, p, s, budgets[d], features, workers > 1) for d in datasets for p in peers_of[d] for s in range(n_seeds[d])]
+    jobs: list[Job] = [(d, p, s, budgets[d], features, workers > 1, query_seed_offset) for d in datasets for p in peers_of[d] for s in range(n_seeds[d])]
     jobs.sort(key=lambda j: -budgets[j[0]] * _COST.get(j[1], 1.0))
     results: list[PeerRun] = []
     by_job: dict[tuple[str, str, int], PeerRun] = {}
@@ -134,6 +138,7 @@ def run(datasets: list[str], peers: list[str], seeds: int | None, workers: int, 
         "random_labels_to_99_simulator": {d: SUITES[d].random_labels_to_99 for d in datasets},
         "seeds": {d: list(range(n_seeds[d])) for d in datasets},
         "features": features,
+        "query_seed_offset": query_seed_offset,
         "model": "make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)), refit on every label after each batch",
         "control": f"{CONTROL}: our random order in this harness (not a peer)",
         "workers": workers,
@@ -168,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="parallel processes (one job = one dataset, peer and seed)")
     p.add_argument("--features", choices=("standardized", "raw"), default="standardized", help="what the peers' queries see")
     p.add_argument("--budget", type=int, default=None, help="override every suite's recommended budget (quick checks)")
+    p.add_argument("--query-seed-offset", type=int, default=0,
+                   help="added to each seed for the scikit-activeml strategies' own draws only (a second draw of a stochastic peer)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/peers.json"))
     args = p.parse_args(argv)
     datasets = args.datasets.split(",")
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in peers:
         if name not in NAMES:
             p.error(f"--peers: unknown {name!r} ({', '.join(NAMES)})")
-    report = run(datasets, peers, args.seeds, args.workers, args.features, args.budget)
+    report = run(datasets, peers, args.seeds, args.workers, args.features, args.budget, args.query_seed_offset)
     print_table(report, datasets, peers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
