@@ -14,7 +14,7 @@ from retrainer.service import Retrainer
 from schemas import Item, decode_dead_letter, decode_label
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
-from scorer.service import Scorer
+from scorer.service import LiveModel, Scorer
 from scorer.strategies import Strategy
 from scorer.uncertainty import margin
 from streams.memory import InMemoryBus
@@ -158,6 +158,30 @@ def test_bad_items_go_to_dead_letters_and_the_stream_goes_on(
     after = dict(loop.queue.ranking())
     assert set(before) <= set(after) and len(after) == 40  # nothing already queued was lost
     assert loop.bus.lag(loop.topics.items, "scorer") == 0  # and the offsets moved past the bad ones
+
+
+def test_live_model_follows_the_newest_version_and_skips_bad_messages(
+    redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    live = LiveModel(loop.bus, loop.topics)  # a +falcun labeler's view of the models topic
+    assert live.refresh() == 0 and live.probas(X[:3]) is None
+    loop.produce(X[:300])
+    loop.scorer.run(burst=True, timeout=0.0)
+    loop.bus.publish(loop.topics.models, b"not a model version")
+    loop.label(20, y)
+    loop.cycle()
+    loop.label(10, y)
+    loop.cycle()
+    assert loop.scorer.model_version == 2
+    assert live.refresh() == 2  # the garbage skipped, the newest of the two versions loaded
+    assert loop.scorer.model is not None
+    np.testing.assert_allclose(live.probas(X[:5]), loop.scorer.model.predict_proba_many(X[:5]), atol=1e-6)
+    late = LiveModel(loop.bus, loop.topics)  # started after the versions: reads the log to its end
+    assert late.refresh(to_end=True) == 2
+    live.close()
+    late.close()
 
 
 def test_restarted_retrainer_rebuilds_from_the_log(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
