@@ -209,8 +209,9 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
 
     stop = Stop()
     s, bus, topics = connect(args)
+    # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
     service = make_label_service(Strategy(s.strategy, s.seed), make_queue(s), bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels,
-                                 cold_start=s.cold_start)
+                                 cold_start=s.cold_start, entropy=uuid.uuid4().int)
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
     server = serve(service, args.port, args.host)
@@ -220,6 +221,7 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     finally:
         server.shutdown()
+        service.close()
         bus.close()
     return 0
 

@@ -216,19 +216,22 @@ def run_campaign(
 
 
 FALCUN_CANDIDATES = 100  # queue-head candidates per leased item for ``+falcun``
+FALCUN_MAX_CANDIDATES = 10_000  # its cost grows with candidates x k: cap it for big leases
 DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representativeness (``+density``)
 
 
 def make_label_service(
     strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None,
-    cold_start: str = "random",
+    cold_start: str = "random", entropy: int | None = None,
 ) -> LabelService:
     """A labeling service whose leased batches follow the strategy's batch mode.
 
     For ``+falcun`` it follows the models topic on ``bus`` itself: FALCUN needs the live
-    model's probabilities of the candidates, which the queue does not keep.
+    model's probabilities of the candidates, which the queue does not keep. Its draws are
+    seeded by the strategy's seed and ``entropy``: give each labeler process its own (the
+    labeler API does) so replicas and restarts do not repeat each other's batches.
     """
-    from scorer import selection
+    from scorer import selection, uncertainty
 
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
     if strategy.batch_mode == "top":
@@ -246,15 +249,27 @@ def make_label_service(
     if strategy.batch_mode == "falcun":
         live = LiveModel(bus, topics)
         live.refresh(to_end=True)  # a labeler API started after the first model must not lease blind
-        leases = iter(range(1 << 62))
+        draws = np.random.default_rng(strategy.seed if entropy is None else [strategy.seed, entropy])
 
         def sampled(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
-            P = live.probas(X)
-            if P is None:  # before a model the scores are the cold-start order
-                return list(range(min(k, len(ids))))
-            return selection.falcun(scores, P, k, seed=strategy.seed * 1_000_003 + next(leases))
+            if int(queue.get_meta("model_version") or 0) > live.version:
+                live.refresh(2.0)  # the scorer already ranks by a newer version: catch up first
+            top = list(range(min(k, len(ids))))
+            cur = live.live
+            if cur is None:  # before a model the scores are the cold-start order
+                return top
+            if cur.model.n_features not in (None, X.shape[1]):
+                log.warning("model v%d expects %s features, queued items have %d: leasing the top %d", cur.version, cur.model.n_features, X.shape[1], k)
+                return top
+            try:
+                P = cur.model.predict_proba_many(X)
+            except Exception:  # a lease must not fail on a model the scorer would also reject
+                log.exception("model v%d could not score the candidates: leasing the top %d", cur.version, k)
+                return top
+            return selection.falcun(uncertainty.falcun_uncertainty(P, cur.task), P, k, seed=int(draws.integers(2**63)))
 
-        return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, **opts)
+        return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, max_candidates=FALCUN_MAX_CANDIDATES,
+                            on_close=live.close, **opts)
     fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
 
     def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:

@@ -93,8 +93,8 @@ def summarize(results: dict[str, Any], peers: dict[str, Any], default: str) -> d
             real = {p: v for p, v in peers[name].items() if p != "control_random"}
             if real:
                 best = max(real, key=lambda p: real[p]["auc"])
-                best_peer = {"name": best, "auc": real[best]["auc"], "labels_to_99": real[best]["labels_to_99"]}
-            best_peer["paired_auc_difference"] = paired_difference(st[default]["per_seed"], real[best]["per_seed"])
+                best_peer = {"name": best, "auc": real[best]["auc"], "labels_to_99": real[best]["labels_to_99"],
+                             "paired_auc_difference": paired_difference(st[default]["per_seed"], real[best]["per_seed"])}
         summary["per_suite"][name] = {
             "default_labels_to_99": d99, "random_labels_to_99": r99, "ratio_to_random": ratio,
             "default_auc": st[default]["auc"], "best_peer": best_peer,

@@ -53,6 +53,9 @@ class LabelService:
         seeded random order: an unbiased sample) or ``"representative"`` (the items nearest
         the k-means centroids of a sample of the queue: one per region of feature space).
     seed : seed of the exploration draws.
+    max_candidates : cap on the candidates fetched for ``select_batch`` per lease (the cost
+        of a selector can grow with their number times ``k``).
+    on_close : releases what ``select_batch`` holds (e.g. a consumer of the models topic).
     """
 
     def __init__(
@@ -69,6 +72,8 @@ class LabelService:
         curriculum_labels: int | None = None,
         cold_start: str = "random",
         seed: int = 0,
+        max_candidates: int | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.queue = queue
         self.bus = bus
@@ -87,6 +92,13 @@ class LabelService:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._explore_credit = 0.0
+        self.max_candidates = max_candidates
+        self._on_close = on_close
+
+    def close(self) -> None:
+        """Release what the batch selector holds."""
+        if self._on_close is not None:
+            self._on_close()
 
     def lease(self, k: int, labeler_id: str, *, now: float | None = None) -> list[Leased]:
         """Lease up to ``k`` of the best pending items to ``labeler_id``."""
@@ -100,7 +112,10 @@ class LabelService:
             want = k - len(out)
             if want <= 0:
                 break
-            cands = self.queue.top(want * self.oversample + 16 * (self.oversample > 1), offset)
+            n = want * self.oversample + 16 * (self.oversample > 1)
+            if self.max_candidates is not None:
+                n = min(n, max(self.max_candidates, want))
+            cands = self.queue.top(n, offset)
             if not cands:
                 break
             skipped = self.queue.skipped_by(labeler_id, [c for c, _ in cands])

@@ -133,8 +133,8 @@ def falcun(scores: np.ndarray, probas: np.ndarray, k: int, *, gamma: float = 10.
 
     Parameters
     ----------
-    scores : (m,) uncertainties of the candidates; scaled to ``[0, 1]`` by their maximum
-        when they exceed 1.
+    scores : (m,) uncertainties of the candidates in ``[0, 1]`` (clipped to it), e.g.
+        :func:`scorer.uncertainty.falcun_uncertainty`.
     probas : (m, n_classes) the live model's probabilities for them.
     k : batch size.
     gamma : sharpness (0 = uniform, large = greedy).
@@ -144,9 +144,7 @@ def falcun(scores: np.ndarray, probas: np.ndarray, k: int, *, gamma: float = 10.
     -------
     ``k`` distinct indices (fewer if ``m < k``).
     """
-    u = np.maximum(np.asarray(scores, dtype=np.float64), 0.0)
-    if u.max(initial=0.0) > 1.0:
-        u = u / u.max()
+    u = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
     P = np.asarray(probas, dtype=np.float64)
     m = len(u)
     if m <= k:
@@ -160,13 +158,14 @@ def falcun(scores: np.ndarray, probas: np.ndarray, k: int, *, gamma: float = 10.
             dist = np.minimum(dist, np.abs(P - P[chosen[-1]]).sum(axis=1))
             lo, span = dist.min(), dist.max() - dist.min()
             dist = (dist - lo) / span if span > 0 else dist - lo
-        rel = (u + dist) ** gamma
-        rel[taken] = 0.0
-        total = rel.sum()
-        if not total > 0:  # every relevance underflowed: uniform over what is left
-            rel = (~taken).astype(np.float64)
-            total = rel.sum()
-        pick = int(rng.choice(m, p=rel / total))
+        # (u + d)**gamma, in log space so a large gamma neither overflows nor underflows
+        with np.errstate(divide="ignore"):
+            log_rel = gamma * np.log(u + dist) if gamma > 0 else np.zeros(m)
+        log_rel[taken] = -np.inf
+        if np.isneginf(log_rel).all():  # nothing relevant left: uniform over what is not taken
+            log_rel = np.where(taken, -np.inf, 0.0)
+        rel = np.exp(log_rel - log_rel.max())
+        pick = int(rng.choice(m, p=rel / rel.sum()))
         taken[pick] = True
         chosen.append(pick)
     return chosen

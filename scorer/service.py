@@ -87,6 +87,16 @@ def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVers
     return newest, bad
 
 
+@dataclass(frozen=True)
+class LiveVersion:
+    """A loaded model version and what scoring with it needs."""
+
+    model: OnnxClassifier
+    version: int
+    task: str
+    label_cardinality: float | None
+
+
 class LiveModel:
     """Follows the models topic and keeps the newest version loaded, for a process that reads
     the queue but does not rank it: the labeler API needs the live model's probabilities for
@@ -98,29 +108,33 @@ class LiveModel:
     def __init__(self, bus: Bus, topics: Topics) -> None:
         self._models = bus.consumer([topics.models], None)
         self._lock = threading.Lock()
-        self.model: OnnxClassifier | None = None
-        self.version = 0
+        self.live: LiveVersion | None = None
+        self._seen = 0  # newest version read, loaded or not: a version that failed to load is not retried
+
+    @property
+    def version(self) -> int:
+        """The loaded version (0 before any)."""
+        live = self.live
+        return 0 if live is None else live.version
 
     def refresh(self, timeout: float = 0.0, *, to_end: bool = False) -> int:
-        """Load the newest version published since the last call; returns the live version.
+        """Load the newest version published since the last call; returns the loaded version.
 
         ``to_end=True`` (at start-up) reads the whole models log as it stands first.
         """
         with self._lock:
             msgs = self._models.read_to_end(max(timeout, 30.0)) if to_end else self._models.consume(1000, timeout)
-            newest, _ = newest_model_version(msgs, self.version)
+            newest, _ = newest_model_version(msgs, self._seen)
             if newest is not None:
+                self._seen = newest.version
                 try:
-                    self.model, self.version = load_model_version(newest), newest.version
+                    model = load_model_version(newest)
                 except Exception as exc:  # the scorer rejects (and reports) it too
                     log.error("model v%s not loaded: %s", newest.version, exc)
+                else:
+                    cardinality = newest.metrics.get("label_cardinality")
+                    self.live = LiveVersion(model, newest.version, newest.task, None if cardinality is None else float(cardinality))
             return self.version
-
-    def probas(self, X: np.ndarray) -> np.ndarray | None:
-        """``(m, n_classes)`` probabilities of the newest version for ``X : (m, d)``; ``None`` before any."""
-        self.refresh()
-        model = self.model
-        return None if model is None else model.predict_proba_many(X)
 
     def close(self) -> None:
         self._models.close()

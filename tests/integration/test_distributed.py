@@ -30,7 +30,7 @@ from scorer.model import OnnxClassifier
 from scorer.queue import RankedQueue
 from scorer.selection import falcun as select_falcun
 from scorer.strategies import Strategy
-from scorer.uncertainty import margin
+from scorer.uncertainty import falcun_uncertainty, margin
 from streams.topics import MODEL_KEY, Topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -173,11 +173,14 @@ def test_pipeline_end_to_end(stack: Stack, kafka_bus_factory: Callable[..., obje
         falcun = make_label_service(Strategy("margin+falcun", 0), stack.queue, bus, stack.topics)
         head = stack.queue.top(10 * FALCUN_CANDIDATES + 16)
         Xh = np.vstack(stack.queue.features_of([i for i, _ in head]))
-        expected = [head[j][0] for j in select_falcun(np.array([s for _, s in head]), model.predict_proba_many(Xh), 10, seed=0)]
+        P = model.predict_proba_many(Xh)
+        first_draw = int(np.random.default_rng(0).integers(2**63))  # the service's first lease seed (strategy seed 0)
+        expected = [head[j][0] for j in select_falcun(falcun_uncertainty(P), P, 10, seed=first_draw)]
         leased = falcun.lease(10, "falcun")
         assert sorted(e.id for e in leased) == sorted(expected)
         for e in leased:  # hand them back for the dispatcher below
             falcun.skip(e.id, "falcun")
+        falcun.close()
 
         # Labelers that consume the queue topic: dispatcher + terminal labeler answering from a file.
         stack.start("dispatcher", "--max-outstanding", "10", "--ack-timeout", "60")

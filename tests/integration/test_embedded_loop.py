@@ -9,14 +9,16 @@ import pytest
 import redis
 from sklearn.datasets import load_digits
 
+from activestream.simulate import FALCUN_CANDIDATES, make_label_service
 from labeling.service import LabelService, UnknownItem
 from retrainer.service import Retrainer
 from schemas import Item, decode_dead_letter, decode_label
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
+from scorer.selection import falcun
 from scorer.service import LiveModel, Scorer
 from scorer.strategies import Strategy
-from scorer.uncertainty import margin
+from scorer.uncertainty import falcun_uncertainty, margin
 from streams.memory import InMemoryBus
 from streams.topics import Topics
 
@@ -166,7 +168,7 @@ def test_live_model_follows_the_newest_version_and_skips_bad_messages(
     X, y = digits
     loop = Loop(redis_client, namespace)
     live = LiveModel(loop.bus, loop.topics)  # a +falcun labeler's view of the models topic
-    assert live.refresh() == 0 and live.probas(X[:3]) is None
+    assert live.refresh() == 0 and live.live is None
     loop.produce(X[:300])
     loop.scorer.run(burst=True, timeout=0.0)
     loop.bus.publish(loop.topics.models, b"not a model version")
@@ -177,11 +179,36 @@ def test_live_model_follows_the_newest_version_and_skips_bad_messages(
     assert loop.scorer.model_version == 2
     assert live.refresh() == 2  # the garbage skipped, the newest of the two versions loaded
     assert loop.scorer.model is not None
-    np.testing.assert_allclose(live.probas(X[:5]), loop.scorer.model.predict_proba_many(X[:5]), atol=1e-6)
+    assert live.live is not None and live.live.task == "multiclass"
+    np.testing.assert_allclose(live.live.model.predict_proba_many(X[:5]), loop.scorer.model.predict_proba_many(X[:5]), atol=1e-6)
     late = LiveModel(loop.bus, loop.topics)  # started after the versions: reads the log to its end
     assert late.refresh(to_end=True) == 2
     live.close()
     late.close()
+
+
+def test_falcun_batches_are_drawn_by_the_live_model(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    loop.produce(X[:500])
+    loop.scorer.run(burst=True, timeout=0.0)
+    svc = make_label_service(Strategy("margin+falcun", 5), loop.queue, loop.bus, loop.topics)
+    head = [i for i, _ in loop.queue.top(20)]
+    cold = svc.lease(20, "a")  # no model yet: the queue's cold-start order
+    assert sorted(e.id for e in cold) == sorted(head)
+    for e in cold:
+        svc.submit(e.id, labeler_id="a", label=int(y[int(e.id)]))
+    loop.cycle()
+    assert loop.scorer.model is not None and loop.scorer.model_version == 1
+
+    ids = [i for i, _ in loop.queue.top(10 * FALCUN_CANDIDATES + 16)]
+    P = loop.scorer.model.predict_proba_many(np.vstack(loop.queue.features_of(ids)))
+    seed = int(np.random.default_rng(5).integers(2**63))  # the service's first draw (strategy seed 5)
+    expected = [ids[j] for j in falcun(falcun_uncertainty(P), P, 10, seed=seed)]
+    leased = svc.lease(10, "a")
+    assert sorted(e.id for e in leased) == sorted(expected)
+    assert sorted(expected) != sorted(ids[:10])  # a sampled, spread batch, not the plain top 10
+    svc.close()
 
 
 def test_restarted_retrainer_rebuilds_from_the_log(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:

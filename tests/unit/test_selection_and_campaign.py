@@ -146,5 +146,23 @@ def test_falcun_spreads_a_batch_over_probability_space() -> None:
     assert sum(any(i >= 40 for i in p) for p in picks) >= 18  # almost every batch reaches the second group
     assert falcun(u, P, 4, seed=3) == falcun(u, P, 4, seed=3)  # seeded
     assert falcun(u[:3], P[:3], 5) == [0, 1, 2]
-    # Uncertainties beyond 1 (e.g. multi-label scores) are rescaled, not rejected.
-    assert len(set(falcun(u * 5, P, 4, seed=0))) == 4
+    assert falcun(u * 5, P, 4, seed=1) == falcun(np.ones(50), P, 4, seed=1)  # clipped to [0, 1]
+
+
+def test_falcun_is_greedy_on_uncertainty_plus_normalized_distance_for_a_large_gamma() -> None:
+    from scorer.selection import falcun
+
+    rng = np.random.default_rng(4)
+    P = rng.dirichlet(np.ones(4), size=60)
+    u = 1.0 - np.abs(np.diff(np.sort(P, axis=1)[:, -2:], axis=1))[:, 0]  # 1 - margin
+    # The reference procedure by hand: d starts as u; after each pick, d = min(d, L1 to it), min-max scaled.
+    d, chosen = u.copy(), []
+    for _ in range(6):
+        if chosen:
+            d = np.minimum(d, np.abs(P - P[chosen[-1]]).sum(axis=1))
+            d = (d - d.min()) / (d.max() - d.min())
+        rel = u + d
+        rel[chosen] = -1.0
+        chosen.append(int(np.argmax(rel)))
+    assert falcun(u, P, 6, gamma=1e5, seed=0) == chosen
+    assert len(set(falcun(np.zeros(60), np.zeros((60, 4)), 6, seed=0))) == 6  # nothing relevant: uniform, still distinct
