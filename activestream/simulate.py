@@ -231,7 +231,7 @@ def make_label_service(
     seeded by the strategy's seed and ``entropy``: give each labeler process its own (the
     labeler API does) so replicas and restarts do not repeat each other's batches.
     """
-    from scorer import selection, uncertainty
+    from scorer import selection
 
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
     if strategy.batch_mode == "top":
@@ -266,7 +266,10 @@ def make_label_service(
             except Exception:  # a lease must not fail on a model the scorer would also reject
                 log.exception("model v%d could not score the candidates: leasing the top %d", cur.version, k)
                 return top
-            return selection.falcun(uncertainty.falcun_uncertainty(P, cur.task), P, k, seed=int(draws.integers(2**63)))
+            # The strategy's own scores under this version, scaled to [0, 1] over the candidates
+            # (FALCUN's uncertainty is 1 - margin; Li & Guo's multi-label score is unbounded).
+            u = strategy.score(P, ids, task=cur.task, version=cur.version, label_cardinality=cur.label_cardinality)
+            return selection.falcun(u / u.max() if u.max() > 0 else u, P, k, seed=int(draws.integers(2**63)))
 
         return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, max_candidates=FALCUN_MAX_CANDIDATES,
                             on_close=live.close, **opts)

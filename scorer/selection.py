@@ -133,8 +133,8 @@ def falcun(scores: np.ndarray, probas: np.ndarray, k: int, *, gamma: float = 10.
 
     Parameters
     ----------
-    scores : (m,) uncertainties of the candidates in ``[0, 1]`` (clipped to it), e.g.
-        :func:`scorer.uncertainty.falcun_uncertainty`.
+    scores : (m,) uncertainties of the candidates in ``[0, 1]`` (clipped to it); FALCUN's
+        own is ``1 - margin``.
     probas : (m, n_classes) the live model's probabilities for them.
     k : batch size.
     gamma : sharpness (0 = uniform, large = greedy).

@@ -104,15 +104,6 @@ def multilabel_mean_entropy(probas: np.ndarray) -> np.ndarray:
     return binary_entropy(p).mean(axis=1)
 
 
-def falcun_uncertainty(probas: np.ndarray, task: str = "multiclass") -> np.ndarray:
-    """The uncertainty FALCUN samples by, in ``[0, 1]`` whatever the queue is ranked by.
-
-    ``(n_samples, n_classes) -> (n_samples,)``: :func:`margin` for softmax heads (FALCUN's
-    own choice), :func:`multilabel_mean_entropy` (bits) for sigmoid heads.
-    """
-    return multilabel_mean_entropy(probas) if task == "multilabel" else margin(probas)
-
-
 def multilabel_max_entropy(probas: np.ndarray) -> np.ndarray:
     """Largest binary entropy over labels: ``(n_samples, n_labels) -> (n_samples,)``."""
     p = _check(probas)

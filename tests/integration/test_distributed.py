@@ -30,7 +30,7 @@ from scorer.model import OnnxClassifier
 from scorer.queue import RankedQueue
 from scorer.selection import falcun as select_falcun
 from scorer.strategies import Strategy
-from scorer.uncertainty import falcun_uncertainty, margin
+from scorer.uncertainty import margin
 from streams.topics import MODEL_KEY, Topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -175,7 +175,7 @@ def test_pipeline_end_to_end(stack: Stack, kafka_bus_factory: Callable[..., obje
         Xh = np.vstack(stack.queue.features_of([i for i, _ in head]))
         P = model.predict_proba_many(Xh)
         first_draw = int(np.random.default_rng(0).integers(2**63))  # the service's first lease seed (strategy seed 0)
-        expected = [head[j][0] for j in select_falcun(falcun_uncertainty(P), P, 10, seed=first_draw)]
+        expected = [head[j][0] for j in select_falcun(margin(P) / margin(P).max(), P, 10, seed=first_draw)]
         leased = falcun.lease(10, "falcun")
         assert sorted(e.id for e in leased) == sorted(expected)
         for e in leased:  # hand them back for the dispatcher below
