@@ -50,6 +50,7 @@ def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int,
         out["strategies"][key] = {
             "curve": e["curve"],
             "per_seed": e["per_seed"],
+            "seeds": e["seeds"],
             "labels_to_95": labels_to_target(c, 0.95 * full),
             "labels_to_99": labels_to_target(c, 0.99 * full),
             "auc": auc(c),
@@ -59,14 +60,18 @@ def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int,
     return out
 
 
-def paired_difference(ours: list[Any], theirs: list[Any]) -> dict[str, float] | None:
-    """Per-seed AUC of ``ours`` minus ``theirs`` (same split and seed labels per seed): mean and standard error.
+def paired_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float] | None:
+    """Per-seed AUC of ``ours`` minus ``theirs`` (result entries with ``per_seed`` curves, same split
+    and seed labels per seed): mean and standard error; ``None`` unless both ran the same seeds.
 
     How much of a gap between two strategies is the seeds' noise: each seed's curves share
     the split and seed labels, so their difference is much less noisy than either AUC.
     """
-    if len(ours) != len(theirs) or len(ours) < 2:
+    ours_seeds = ours.get("seeds", list(range(len(ours["per_seed"]))))  # older results: seeds 0..n-1 in order
+    theirs_seeds = theirs.get("seeds", list(range(len(theirs["per_seed"]))))
+    if ours_seeds != theirs_seeds or len(ours_seeds) < 2:
         return None
+    ours, theirs = ours["per_seed"], theirs["per_seed"]
     d = np.array([auc(_pairs(a)) - auc(_pairs(b)) for a, b in zip(ours, theirs, strict=True)])
     return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
 
@@ -94,7 +99,7 @@ def summarize(results: dict[str, Any], peers: dict[str, Any], default: str) -> d
             if real:
                 best = max(real, key=lambda p: real[p]["auc"])
                 best_peer = {"name": best, "auc": real[best]["auc"], "labels_to_99": real[best]["labels_to_99"],
-                             "paired_auc_difference": paired_difference(st[default]["per_seed"], real[best]["per_seed"])}
+                             "paired_auc_difference": paired_difference(st[default], real[best])}
         summary["per_suite"][name] = {
             "default_labels_to_99": d99, "random_labels_to_99": r99, "ratio_to_random": ratio,
             "default_auc": st[default]["auc"], "best_peer": best_peer,
