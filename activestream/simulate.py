@@ -22,7 +22,7 @@ from sklearn.model_selection import KFold, train_test_split
 
 from activestream.datasets import Dataset
 from activestream.report import Curve, auc, hours_saved, labels_to_target, mean_curve, savings
-from labeling.service import LabelService
+from labeling.service import LabelService, top_k
 from retrainer.calibration import calibrate_threshold
 from retrainer.service import Retrainer
 from retrainer.trainer import NotEnoughClasses, Trainer
@@ -254,7 +254,7 @@ def make_label_service(
         def sampled(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
             if int(queue.get_meta("model_version") or 0) > live.version:
                 live.refresh(2.0)  # the scorer already ranks by a newer version: catch up first
-            top = list(range(min(k, len(ids))))
+            top = top_k(ids, scores, X, k)
             cur = live.live
             if cur is None:  # before a model the scores are the cold-start order
                 return top

@@ -22,6 +22,7 @@ Needs the peers' libraries (``benchmarks/requirements-peers.txt``), e.g.::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import platform
@@ -60,14 +61,12 @@ def _run_job(args: Job) -> PeerRun:
     suite_name, peer, seed, budget, features, single_thread, offset = args
     suite = SUITES[suite_name]
     ds = suite.load()
-    if single_thread:  # one BLAS/OpenMP thread per worker: the workers already fill the cores
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=1):
-            return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features,
-                                     query_seed_offset=offset)
-    return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features,
-                             query_seed_offset=offset)
+    # One BLAS/OpenMP thread per worker: the workers already fill the cores.
+    with threadpool_limits(limits=1) if single_thread else contextlib.nullcontext():
+        return run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric, features=features,
+                                 query_seed_offset=offset)
 
 
 def summarize(runs: list[PeerRun], full: float) -> dict[str, Any]:

@@ -21,10 +21,15 @@ def _standardize(X: np.ndarray) -> np.ndarray:
     return (X - X.mean(axis=0)) / sd  # type: ignore[no-any-return]
 
 
+def _best(scores: np.ndarray, k: int, prefilter: int) -> np.ndarray:
+    """Indices ``(c,)`` of the ``prefilter * k`` best-scored candidates, best first."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[: min(len(scores), prefilter * k)]
+
+
 def _candidates(scores: np.ndarray, X: np.ndarray, k: int, prefilter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``prefilter * k`` best candidates: ``(indices (c,), standardized X (c, d), positive weights (c,))``."""
     s = np.asarray(scores, dtype=np.float64)
-    cand = np.argsort(-s, kind="stable")[: min(len(s), prefilter * k)]
+    cand = _best(s, k, prefilter)
     return cand, _standardize(X[cand]), s[cand] - s[cand].min() + 1e-6
 
 
@@ -105,7 +110,7 @@ def density_weighted(
     """
     if len(scores) <= k:
         return list(range(len(scores)))
-    cand, _, _ = _candidates(scores, X, k, prefilter)
+    cand = _best(scores, k, prefilter)
     # The scores themselves (all strategies' are >= 0), not shifted to the candidates' minimum:
     # a product must not zero out the last candidate.
     w = np.maximum(np.asarray(scores, dtype=np.float64)[cand], 0.0) + 1e-12

@@ -87,6 +87,12 @@ def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVers
     return newest, bad
 
 
+def label_cardinality(mv: ModelVersion) -> float | None:
+    """Mean labels per labeled item a multi-label version was trained on (``None`` if it does not say)."""
+    value = mv.metrics.get("label_cardinality")
+    return None if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class LiveVersion:
     """A loaded model version and what scoring with it needs."""
@@ -132,8 +138,7 @@ class LiveModel:
                 except Exception as exc:  # the scorer rejects (and reports) it too
                     log.error("model v%s not loaded: %s", newest.version, exc)
                 else:
-                    cardinality = newest.metrics.get("label_cardinality")
-                    self.live = LiveVersion(model, newest.version, newest.task, None if cardinality is None else float(cardinality))
+                    self.live = LiveVersion(model, newest.version, newest.task, label_cardinality(newest))
             return self.version
 
     def close(self) -> None:
@@ -234,8 +239,7 @@ class Scorer:
             return False
         threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
         self.router.auto_threshold = float(threshold) if threshold is not None else None
-        cardinality = newest.metrics.get("label_cardinality")
-        self.label_cardinality = float(cardinality) if cardinality is not None else None
+        self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
         return True
 
