@@ -49,8 +49,9 @@ class LabelService:
         system measure, live, how good the model really is (and calibrate auto-accept).
     curriculum_labels : easy-to-hard schedule: the first leases come from the confident
         end of the queue, moving to its uncertain head linearly over this many labels.
-    cold_start : what is leased before the first model is live: ``"random"`` (the queue's
-        seeded random order: an unbiased sample) or ``"representative"`` (the items nearest
+    cold_start : what is leased before the first model is live (no control slice, batch
+        selection or curriculum then: there is no ranking yet): ``"random"`` (the head of the
+        queue's seeded random order, as it is: an unbiased sample) or ``"representative"`` (the items nearest
         the k-means centroids of a sample of the queue: one per region of feature space).
     seed : seed of the exploration draws.
     max_candidates : cap on the candidates fetched for ``select_batch`` per lease (the cost
@@ -104,15 +105,21 @@ class LabelService:
         """Lease up to ``k`` of the best pending items to ``labeler_id``."""
         now = time.time() if now is None else now
         self.queue.expire_leases(now)
-        out = self._lease_control(self._n_control(k), labeler_id, now)
-        if self.cold_start == "representative" and len(out) < k and self.queue.get_meta("model_version") in (None, "0"):
-            out += self._lease_representative(k - len(out), labeler_id, now)
-        offset = self._curriculum_offset(k)
+        # Before the first model the queue is in a seeded random order, not ranked: there is
+        # nothing to explore against, select among or schedule, so a cold lease takes its head
+        # as it is (or the representative picks). Every strategy then starts from the same
+        # unbiased first labels, the seed labels the benchmark gives the peers too.
+        cold = self.queue.get_meta("model_version") in (None, "0")
+        out = [] if cold else self._lease_control(self._n_control(k), labeler_id, now)
+        if cold and self.cold_start == "representative":
+            out += self._lease_representative(k, labeler_id, now)
+        offset = 0 if cold else self._curriculum_offset(k)
+        oversample = 1 if cold else self.oversample
         for _ in range(3):  # another labeler may claim some candidates first: retry
             want = k - len(out)
             if want <= 0:
                 break
-            n = want * self.oversample + 16 * (self.oversample > 1)
+            n = want * oversample + 16 * (oversample > 1)
             if self.max_candidates is not None:
                 n = min(n, max(self.max_candidates, want))
             cands = self.queue.top(n, offset)
@@ -124,7 +131,7 @@ class LabelService:
                 break
             ids = [c for c, _ in cands]
             scores = np.array([s for _, s in cands])
-            if self.oversample > 1:
+            if oversample > 1:
                 feats = self.queue.features_of(ids)
                 X = np.vstack([f if f is not None else np.zeros_like(next(x for x in feats if x is not None)) for f in feats])
                 chosen = [ids[i] for i in self.select_batch(ids, scores, X, want)]

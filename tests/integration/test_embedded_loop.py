@@ -231,6 +231,7 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     n = 1000
     queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
+    queue.set_meta(model_version=1)  # ranked by a model: a cold queue has no control slice or curriculum
     bus, topics = InMemoryBus(), Topics("x")
     svc = LabelService(queue, bus, topics, explore=0.25, seed=1)
     leased = [e for _ in range(8) for e in svc.lease(10, "ann")]
@@ -243,6 +244,7 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
 
     cur = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "c")), bus, topics, curriculum_labels=100)
     cur.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
+    cur.queue.set_meta(model_version=1)
     first = cur.lease(10, "ann")
     assert max(e.score for e in first) < 0.05  # the easy (confident) end first
     for e in first:
@@ -251,6 +253,20 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
         for e in cur.lease(10, "ann"):
             cur.submit(e.id, labeler_id="ann", label=0)
     assert min(e.score for e in cur.lease(10, "ann")) > 0.95  # then the uncertain head
+
+
+def test_cold_lease_is_the_head_of_the_random_order_for_every_strategy(redis_client: redis.Redis, namespace: str) -> None:
+    # Before the first model, neither the control slice nor k-center batching may change the
+    # first labels: every strategy (and every peer in the benchmark) starts from the same ones.
+    rng = np.random.default_rng(5)
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{k}" for k in range(300)], rng.uniform(size=300), rng.normal(size=(300, 4)).astype(np.float32))
+    head = [c for c, _ in queue.top(20)]
+    svc = make_label_service(Strategy("margin+kcenter", 0), queue, InMemoryBus(), Topics("x"), explore=0.5)
+    first = svc.lease(20, "ann")
+    assert [e.id for e in first] == head and not any(e.control for e in first)
+    queue.set_meta(model_version=1)  # ranked from now on: half the next batch is the control slice
+    assert sum(e.control for e in svc.lease(10, "ann")) == 5
 
 
 def test_representative_cold_start_covers_the_clusters_until_a_model_is_live(redis_client: redis.Redis, namespace: str) -> None:
