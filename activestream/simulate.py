@@ -58,7 +58,8 @@ class SimConfig:
     holdout_fraction : share of labels the retrainer keeps for its no-regression check.
     auto_accept_precision : precision the auto-accept threshold is calibrated to.
     workers : campaigns run in parallel processes (1 = in this process).
-    explore : share of each leased batch drawn at random (the random-control slice).
+    explore : share of each leased batch drawn at random (the random-control slice; from the
+        first model on, the seed labels are the queue's random order for every strategy).
     curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
     cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
     """

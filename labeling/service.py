@@ -44,15 +44,18 @@ class LabelService:
     max_skips : an item skipped this often leaves the queue (counted as dropped).
     select_batch : picks which of the top candidates form a leased batch.
     oversample : candidates considered per leased item (for diversity-aware selectors).
-    explore : share of leased items drawn uniformly at random from the whole queue. They
-        are flagged ``control``: an unbiased sample that keeps exploring and lets the
-        system measure, live, how good the model really is (and calibrate auto-accept).
-    curriculum_labels : easy-to-hard schedule: the first leases come from the confident
-        end of the queue, moving to its uncertain head linearly over this many labels.
-    cold_start : what is leased before the first model is live (no control slice, batch
-        selection or curriculum then: there is no ranking yet): ``"random"`` (the head of the
-        queue's seeded random order, as it is: an unbiased sample) or ``"representative"`` (the items nearest
-        the k-means centroids of a sample of the queue: one per region of feature space).
+    explore : share of leased items (once a model has ranked the queue) drawn uniformly at
+        random from the whole queue. They are flagged ``control``: an unbiased sample that
+        keeps exploring and lets the system measure, live, how good the model really is
+        (and calibrate auto-accept).
+    curriculum_labels : easy-to-hard schedule: the first leases after the cold start come
+        from the confident end of the queue, moving to its uncertain head linearly over
+        this many labels.
+    cold_start : what is leased until a first model has ranked the queue (no control slice,
+        batch selection or curriculum then: there is no ranking yet): ``"random"`` (the head
+        of the queue's seeded random order, as it is: an unbiased sample) or
+        ``"representative"`` (the items nearest the k-means centroids of a sample of the
+        queue: one per region of feature space).
     seed : seed of the exploration draws.
     max_candidates : cap on the candidates fetched for ``select_batch`` per lease (the cost
         of a selector can grow with their number times ``k``).
@@ -109,9 +112,11 @@ class LabelService:
         # nothing to explore against, select among or schedule, so a cold lease takes its head
         # as it is (or the representative picks). Every strategy then starts from the same
         # unbiased first labels, the seed labels the benchmark gives the peers too.
-        cold = self.queue.get_meta("model_version") in (None, "0")
+        # (ranked_version, not model_version: it is set by the same atomic swap that installs
+        # the first model's ranking, so a lease during that re-rank still counts as cold.)
+        cold = self.queue.ranked_version() == 0
         out = [] if cold else self._lease_control(self._n_control(k), labeler_id, now)
-        if cold and self.cold_start == "representative":
+        if cold and self.cold_start == "representative" and k > 0:
             out += self._lease_representative(k, labeler_id, now)
         offset = 0 if cold else self._curriculum_offset(k)
         oversample = 1 if cold else self.oversample

@@ -231,7 +231,7 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     n = 1000
     queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
-    queue.set_meta(model_version=1)  # ranked by a model: a cold queue has no control slice or curriculum
+    queue.set_meta(ranked_version=1)  # ranked by a model: a cold queue has no control slice or curriculum
     bus, topics = InMemoryBus(), Topics("x")
     svc = LabelService(queue, bus, topics, explore=0.25, seed=1)
     leased = [e for _ in range(8) for e in svc.lease(10, "ann")]
@@ -244,7 +244,7 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
 
     cur = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "c")), bus, topics, curriculum_labels=100)
     cur.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
-    cur.queue.set_meta(model_version=1)
+    cur.queue.set_meta(ranked_version=1)
     first = cur.lease(10, "ann")
     assert max(e.score for e in first) < 0.05  # the easy (confident) end first
     for e in first:
@@ -265,7 +265,7 @@ def test_cold_lease_is_the_head_of_the_random_order_for_every_strategy(redis_cli
     svc = make_label_service(Strategy("margin+kcenter", 0), queue, InMemoryBus(), Topics("x"), explore=0.5)
     first = svc.lease(20, "ann")
     assert [e.id for e in first] == head and not any(e.control for e in first)
-    queue.set_meta(model_version=1)  # ranked from now on: half the next batch is the control slice
+    queue.set_meta(ranked_version=1)  # ranked from now on: half the next batch is the control slice
     assert sum(e.control for e in svc.lease(10, "ann")) == 5
 
 
@@ -277,9 +277,10 @@ def test_representative_cold_start_covers_the_clusters_until_a_model_is_live(red
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add([f"i{k}" for k in range(600)], np.r_[np.full(200, 0.9), np.full(400, 0.1)] + rng.uniform(0, 0.01, 600), X)
     svc = LabelService(queue, InMemoryBus(), Topics("x"), cold_start="representative", seed=3)
+    assert svc.lease(0, "ann") == []
     first = svc.lease(3, "ann")
     assert sorted(int(e.id[1:]) // 200 for e in first) == [0, 1, 2]  # one per blob, not the 3 best scores
-    queue.set_meta(model_version=1)  # a model is live: leases follow the ranking again
+    queue.set_meta(ranked_version=1)  # a model has ranked the queue: leases follow the ranking again
     assert all(int(e.id[1:]) < 200 for e in svc.lease(3, "ann"))
     with pytest.raises(ValueError, match="cold_start"):
         LabelService(queue, InMemoryBus(), Topics("x"), cold_start="clever")
