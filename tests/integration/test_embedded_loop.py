@@ -269,6 +269,32 @@ def test_cold_lease_is_the_head_of_the_random_order_for_every_strategy(redis_cli
     assert sum(e.control for e in svc.lease(10, "ann")) == 5
 
 
+def test_a_lease_during_the_first_rerank_is_still_cold(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    # The scorer records the new model version before its re-rank runs; until the swap that
+    # installs the ranking, the queue is still in its random order and a lease must treat it so.
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    loop.produce(X[:400])
+    loop.scorer.run(burst=True, timeout=0.0)
+    loop.label(20, y)
+    other = make_label_service(Strategy("margin+kcenter", 0), loop.queue, loop.bus, loop.topics, explore=0.5)
+    seen: dict[str, object] = {}
+    rerank = loop.queue.rerank
+
+    def leasing_rerank(*args: object, **kw: object) -> int | None:
+        head = [c for c, _ in loop.queue.top(10)]
+        seen["version"] = loop.queue.get_meta("model_version")
+        seen["leased"] = other.lease(10, "bob")
+        seen["head"] = head
+        return rerank(*args, **kw)  # type: ignore[arg-type]
+
+    loop.queue.rerank = leasing_rerank  # type: ignore[method-assign]
+    loop.cycle()
+    leased = seen["leased"]
+    assert seen["version"] == "1" and loop.queue.ranked_version() == 1
+    assert [e.id for e in leased] == seen["head"] and not any(e.control for e in leased)  # type: ignore[attr-defined]
+
+
 def test_representative_cold_start_covers_the_clusters_until_a_model_is_live(redis_client: redis.Redis, namespace: str) -> None:
     rng = np.random.default_rng(0)
     centers = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
