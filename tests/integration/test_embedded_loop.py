@@ -38,6 +38,11 @@ class Loop:
         for i, x in enumerate(X, start):
             self.bus.publish(self.topics.items, Item(str(i), x).encode(), key=str(i).encode())
 
+    def enqueue(self, X: np.ndarray, start: int = 0) -> int:
+        """Publish ``X (n, d)`` as items ``start..`` and let the scorer queue them; returns items queued."""
+        self.produce(X, start)
+        return int(self.scorer.run(burst=True, timeout=0.0))
+
     def label(self, k: int, y: np.ndarray) -> None:
         for e in self.labeling.lease(k, "ann"):
             self.labeling.submit(e.id, labeler_id="ann", label=int(y[int(e.id)]), label_id=f"L-{e.id}")
@@ -57,8 +62,7 @@ def test_full_loop(redis_client: redis.Redis, namespace: str, digits: tuple[np.n
     X, y = digits
     pool, test = np.arange(0, 1200), np.arange(1200, 1797)
     loop = Loop(redis_client, namespace)
-    loop.produce(X[pool])
-    assert loop.scorer.run(burst=True, timeout=0.0) == 1200
+    assert loop.enqueue(X[pool]) == 1200
     assert loop.queue.depth() == 1200 and loop.scorer.model is None
 
     # Cold start: a first batch before any model.
@@ -96,8 +100,7 @@ def test_expired_lease_returns_item(redis_client: redis.Redis, namespace: str, d
     X, _ = digits
     loop = Loop(redis_client, namespace)
     loop.labeling.lease_ttl = 5.0
-    loop.produce(X[:50])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:50])
     (first,) = loop.labeling.lease(1, "ann", now=1000.0)
     assert loop.queue.score_of(first.id) is None and loop.queue.depth() == 49
     assert loop.labeling.lease(1, "other", now=1002.0)[0].id != first.id  # still leased
@@ -108,8 +111,7 @@ def test_expired_lease_returns_item(redis_client: redis.Redis, namespace: str, d
 def test_duplicate_label_counted_once(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
     loop = Loop(redis_client, namespace)
-    loop.produce(X[:40])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:40])
     leased = loop.labeling.lease(20, "ann")
     for e in leased:
         assert loop.labeling.submit(e.id, labeler_id="ann", label=int(y[int(e.id)]), label_id=f"L-{e.id}") is True
@@ -131,8 +133,7 @@ def test_bad_items_go_to_dead_letters_and_the_stream_goes_on(
 ) -> None:
     X, _ = digits
     loop = Loop(redis_client, namespace)
-    loop.produce(X[:30])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:30])
     before = dict(loop.queue.ranking())
     bad = [
         (b"not json at all", b"k-1"),
@@ -142,8 +143,7 @@ def test_bad_items_go_to_dead_letters_and_the_stream_goes_on(
     ]
     for value, key in bad:
         loop.bus.publish(loop.topics.items, value, key=key)
-    loop.produce(X[30:40], start=30)
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[30:40], start=30)
 
     dls = [decode_dead_letter(m.value) for m in loop.bus.messages(loop.topics.dead_letters)]
     assert [(d.item_id, d.field) for d in dls] == [("k-1", None), (None, "id"), ("short", "features"), ("nan-item", "features[0]")]
@@ -169,8 +169,7 @@ def test_live_model_follows_the_newest_version_and_skips_bad_messages(
     loop = Loop(redis_client, namespace)
     live = LiveModel(loop.bus, loop.topics)  # a +falcun labeler's view of the models topic
     assert live.refresh() == 0 and live.live is None
-    loop.produce(X[:300])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:300])
     loop.bus.publish(loop.topics.models, b"not a model version")
     loop.label(20, y)
     loop.cycle()
@@ -190,8 +189,7 @@ def test_live_model_follows_the_newest_version_and_skips_bad_messages(
 def test_falcun_batches_are_drawn_by_the_live_model(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
     loop = Loop(redis_client, namespace)
-    loop.produce(X[:500])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:500])
     svc = make_label_service(Strategy("margin+falcun", 5), loop.queue, loop.bus, loop.topics)
     head = [i for i, _ in loop.queue.top(20)]
     cold = svc.lease(20, "a")  # no model yet: the queue's cold-start order
@@ -214,8 +212,7 @@ def test_falcun_batches_are_drawn_by_the_live_model(redis_client: redis.Redis, n
 def test_restarted_retrainer_rebuilds_from_the_log(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
     loop = Loop(redis_client, namespace)
-    loop.produce(X[:200])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:200])
     loop.label(30, y)
     loop.cycle()
     v1 = loop.retrainer.published[-1]
@@ -274,8 +271,7 @@ def test_a_lease_during_the_first_rerank_is_still_cold(redis_client: redis.Redis
     # installs the ranking, the queue is still in its random order and a lease must treat it so.
     X, y = digits
     loop = Loop(redis_client, namespace)
-    loop.produce(X[:400])
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[:400])
     loop.label(20, y)
     other = make_label_service(Strategy("margin+kcenter", 0), loop.queue, loop.bus, loop.topics, explore=0.5)
     seen: dict[str, object] = {}
@@ -328,8 +324,7 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
     loop.bus.publish(loop.topics.models, mv.encode(), key=MODEL_KEY)
     loop.scorer.poll_models()
     assert loop.scorer.router.auto_threshold == 0.95
-    loop.produce(X[600:800], start=600)
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X[600:800], start=600)
     autos = [decode_label(m.value) for m in loop.bus.messages(loop.topics.auto_labels)]
     conf = heads.predict_proba(X[600:800]).max(axis=1)
     assert len(autos) == int((conf >= 0.95).sum()) > 0
@@ -356,8 +351,7 @@ def test_multilabel_queue_ranked_by_uncertainty_and_cardinality(redis_client: re
 
     X, Y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=4, n_labels=2, random_state=3)
     loop = Loop(redis_client, namespace)
-    loop.produce(X.astype(np.float32))
-    loop.scorer.run(burst=True, timeout=0.0)
+    loop.enqueue(X.astype(np.float32))
     for e in loop.labeling.lease(40, "ann"):
         tags = [f"t{k}" for k in np.flatnonzero(Y[int(e.id)])]
         loop.labeling.submit(e.id, labeler_id="ann", labels=tags, label_id=f"L-{e.id}")
