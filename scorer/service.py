@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ log = logging.getLogger("activestream.scorer")
 
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05
+MAX_INFLIGHT = 3  # micro-batch writes sent to Redis but not yet confirmed
 # Offsets are committed at most this often while items stream in (a commit is a broker round
 # trip: one per 1000-item batch cost a third of the scorer's time). A crash redelivers at
 # most this much, and every queue write is idempotent.
@@ -206,7 +209,7 @@ class Scorer:
         self._rerank_due = False
         self._rerank_tried = 0.0
         self.commit_interval = commit_interval
-        self._inflight: _Inflight | None = None
+        self._inflight: deque[_Inflight] = deque()  # oldest first
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
         # Auto-accept (threshold from each model version) and the stream budget, if any.
@@ -343,11 +346,14 @@ class Scorer:
         if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
             ids, X, metas, scores, extra = self._route(ids, X, metas, scores, probas, t0)
             dead = dead + extra
-        # Pipelined: the previous batch's write ran in Redis while this one was decoded and
-        # scored; confirm it (and commit per the policy) before sending this one, in order.
-        self._finish_write()
+        # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
+        # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
+        # queued when it finishes a batch instead of idling for the round trip; the oldest
+        # are confirmed (and committed per the policy) first, in order.
+        while len(self._inflight) >= MAX_INFLIGHT:
+            self._finish_oldest()
         pending = self.queue.add_nowait(ids, scores, X, metas) if ids else None
-        self._inflight = _Inflight(pending, dead, commit_msgs, len(ids), t0)
+        self._inflight.append(_Inflight(pending, dead, commit_msgs, len(ids), t0))
         return len(values)
 
     def _route(
@@ -373,17 +379,34 @@ class Scorer:
         return [ids[j] for j in keep], X[keep], [metas[j] for j in keep], scores[keep], records
 
     def _finish_write(self) -> None:
-        w, self._inflight = self._inflight, None
-        if w is None:
-            return
+        while self._inflight:
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        w = self._inflight.popleft()
         if w.pending is not None:
-            self.metrics.items_enqueued.inc(w.pending.result())
+            try:
+                added = w.pending.result()
+            except BaseException:
+                self._abandon_inflight()
+                raise
+            self.metrics.items_enqueued.inc(added)
             self.metrics.items_scored.inc(w.n_scored)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
         if w.dead or time.monotonic() - self._last_commit >= self.commit_interval:
             self._commit(w.dead)
         self.metrics.scoring_latency.observe(time.perf_counter() - w.t0)
+
+    def _abandon_inflight(self) -> None:
+        # A write failed: nothing sent after it may ever commit, or its offsets would move
+        # past the failed batch's items. Read the later replies (to free their connections)
+        # and forget them; all of it is redelivered, and queue writes are idempotent.
+        while self._inflight:
+            w = self._inflight.popleft()
+            if w.pending is not None:
+                with contextlib.suppress(Exception):
+                    w.pending.result()
 
     def _commit(self, dead: list[Record]) -> None:
         # The queue writes are idempotent and done; dead letters and offsets move together.

@@ -12,7 +12,7 @@ from schemas import Item
 from scorer.keys import QueueKeys
 from scorer.model import OnnxClassifier
 from scorer.queue import RankedQueue
-from scorer.service import Scorer
+from scorer.service import MAX_INFLIGHT, Scorer
 from scorer.strategies import Strategy
 from scorer.uncertainty import margin
 from streams.memory import InMemoryBus
@@ -31,30 +31,43 @@ def make(redis_client: redis.Redis, namespace: str, n: int, **kw: object) -> tup
 
 
 def test_offsets_follow_the_writes(redis_client: redis.Redis, namespace: str) -> None:
-    bus, topics, queue, scorer, _ = make(redis_client, namespace, 300, commit_interval=3600.0)
-    assert scorer.score_items(0.0) == 100
-    assert queue.depth() in (0, 100) and bus.lag(topics.items, "scorer") == 300  # sent, not confirmed: nothing committed
-    assert scorer.score_items(0.0) == 100
-    assert queue.depth() >= 100 and bus.lag(topics.items, "scorer") == 300  # confirmed, commit deferred
+    n = 100 * (MAX_INFLIGHT + 2)
+    bus, topics, queue, scorer, _ = make(redis_client, namespace, n, commit_interval=0.0)
+    for _ in range(MAX_INFLIGHT):
+        assert scorer.score_items(0.0) == 100
+    assert bus.lag(topics.items, "scorer") == n  # all sent, none confirmed: nothing committed
+    assert scorer.score_items(0.0) == 100  # one too many in flight: the oldest is confirmed first
+    assert queue.depth() >= 100 and bus.lag(topics.items, "scorer") == n - 100
     scorer.flush()
-    assert queue.depth() == 200 and bus.lag(topics.items, "scorer") == 100
+    assert queue.depth() == n - 100 and bus.lag(topics.items, "scorer") == 100
     assert scorer.run(burst=True, timeout=0.0) == 100
-    assert queue.depth() == 300 and bus.lag(topics.items, "scorer") == 0
+    assert queue.depth() == n and bus.lag(topics.items, "scorer") == 0
 
 
-def test_a_failed_write_commits_nothing(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    bus, topics, queue, scorer, _ = make(redis_client, namespace, 200, commit_interval=0.0)
-    scorer.score_items(0.0)
+def test_commits_wait_for_the_interval(redis_client: redis.Redis, namespace: str) -> None:
+    bus, topics, queue, scorer, _ = make(redis_client, namespace, 100 * (MAX_INFLIGHT + 1), commit_interval=3600.0)
+    for _ in range(MAX_INFLIGHT + 1):
+        scorer.score_items(0.0)
+    assert queue.depth() >= 100 and bus.lag(topics.items, "scorer") == 100 * (MAX_INFLIGHT + 1)  # confirmed, commit deferred
+    scorer.flush()
+    assert bus.lag(topics.items, "scorer") == 0
+
+
+def test_a_failed_write_commits_nothing_from_there_on(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus, topics, queue, scorer, _ = make(redis_client, namespace, 300, commit_interval=0.0)
 
     class Broken:
         def result(self) -> int:
             raise redis.ConnectionError("Redis went away")
 
-    monkeypatch.setattr(queue, "add_nowait", lambda *a, **k: Broken())
+    real = queue.add_nowait
+    writes = iter([real, lambda *a, **k: Broken(), real])  # batch 2's write fails, batch 3's would not
+    monkeypatch.setattr(queue, "add_nowait", lambda *a, **k: next(writes)(*a, **k))
     with pytest.raises(redis.ConnectionError):
-        scorer.score_items(0.0)  # confirms batch 1 (commits it), sends batch 2
-        scorer.score_items(0.0)  # confirming batch 2 fails
-    assert bus.lag(topics.items, "scorer") == 100  # batch 2 stays uncommitted: redelivered
+        for _ in range(4):
+            scorer.score_items(0.0)  # batch 1 is confirmed and committed, then confirming batch 2 fails
+    scorer.flush()  # e.g. on close: batch 3 (if it was sent) must not commit past batch 2
+    assert bus.lag(topics.items, "scorer") == 200  # batches 2 and 3 are redelivered
 
 
 def test_new_model_reranks_after_the_writes_in_flight(redis_client: redis.Redis, namespace: str) -> None:
