@@ -29,7 +29,11 @@ log = logging.getLogger("activestream.scorer")
 
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05
-MAX_INFLIGHT = 3  # micro-batch writes sent to Redis but not yet confirmed
+# Micro-batch writes sent to Redis but not yet confirmed. They travel on separate connections,
+# so Redis may run them out of order: when the same item id comes twice within that many
+# batches, either copy may be the one kept (a redelivered copy is the same item; ids are meant
+# to be unique per item). Offsets still commit strictly in order, after confirmation.
+MAX_INFLIGHT = 3
 # Offsets are committed at most this often while items stream in (a commit is a broker round
 # trip: one per 1000-item batch cost a third of the scorer's time). A crash redelivers at
 # most this much, and every queue write is idempotent.
@@ -210,6 +214,7 @@ class Scorer:
         self._rerank_tried = 0.0
         self.commit_interval = commit_interval
         self._inflight: deque[_Inflight] = deque()  # oldest first
+        self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
         # Auto-accept (threshold from each model version) and the stream budget, if any.
@@ -311,6 +316,8 @@ class Scorer:
 
         Returns the number of messages consumed.
         """
+        if self._write_failed:
+            raise RuntimeError("a queue write or commit failed earlier; restart the scorer (everything after the last commit is redelivered)")
         columns = getattr(self._items, "consume_values", None)  # the Kafka adapter's column batches: no Message per record
         if columns is not None:
             vb = columns(self.batch_size, timeout)
@@ -383,13 +390,14 @@ class Scorer:
             self._finish_oldest()
 
     def _finish_oldest(self) -> None:
-        w = self._inflight.popleft()
+        w = self._inflight[0]
+        try:
+            added = w.pending.result() if w.pending is not None else 0
+        except BaseException:  # (an interrupt too: this batch is not known to be written)
+            self._abandon_inflight()
+            raise
+        self._inflight.popleft()
         if w.pending is not None:
-            try:
-                added = w.pending.result()
-            except BaseException:
-                self._abandon_inflight()
-                raise
             self.metrics.items_enqueued.inc(added)
             self.metrics.items_scored.inc(w.n_scored)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
@@ -399,19 +407,30 @@ class Scorer:
         self.metrics.scoring_latency.observe(time.perf_counter() - w.t0)
 
     def _abandon_inflight(self) -> None:
-        # A write failed: nothing sent after it may ever commit, or its offsets would move
-        # past the failed batch's items. Read the later replies (to free their connections)
-        # and forget them; all of it is redelivered, and queue writes are idempotent.
-        while self._inflight:
-            w = self._inflight.popleft()
+        # A write failed: from here on nothing may commit, or offsets would move past the
+        # failed batch's items (the consumer has already read beyond them). Forget every write
+        # in flight first, then read their replies only to free the connections; a restart
+        # redelivers everything after the last commit, and queue writes are idempotent.
+        self._write_failed = True
+        abandoned, self._inflight = self._inflight, deque()
+        for w in abandoned:
             if w.pending is not None:
                 with contextlib.suppress(Exception):
                     w.pending.result()
 
     def _commit(self, dead: list[Record]) -> None:
+        if self._write_failed:
+            log.warning("not committing: a queue write or commit failed; a restarted scorer gets everything after the last commit again")
+            return
         # The queue writes are idempotent and done; dead letters and offsets move together.
         if self._uncommitted or dead:
-            self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
+            try:
+                self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
+            except BaseException:
+                # Its dead letters and offsets did not go out together: commit nothing more
+                # (close() must not commit those offsets without the dead letters).
+                self._write_failed = True
+                raise
             self._uncommitted.clear()
         self._last_commit = time.monotonic()
 

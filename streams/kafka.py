@@ -19,6 +19,10 @@ from streams.bus import Consumer, Message, Record
 
 log = logging.getLogger("activestream.kafka")
 
+
+class CommitAborted(RuntimeError):
+    """A transactional publish-and-commit was aborted: nothing of it took effect."""
+
 _new = object.__new__
 _setattr = object.__setattr__
 
@@ -228,12 +232,14 @@ class KafkaBus:
             prod.commit_transaction(30.0)
         except ck.KafkaException as exc:
             err = exc.args[0]
-            log.warning("Kafka transaction aborted (%s); the batch will be redelivered", err.str())
             if err.txn_requires_abort():
                 prod.abort_transaction(30.0)
             elif not err.retriable():
                 raise
-            return
+            # Nothing was published or committed, but this consumer has read past the batch:
+            # carrying on would let a later commit skip it. Raise, so the service restarts and
+            # the batch is redelivered (from the last committed offsets) with its records.
+            raise CommitAborted(f"Kafka transaction aborted ({err.str()}); restart to get the batch again") from exc
         if group_consumer is not None:
             group_consumer.mark_committed(offsets)
 

@@ -68,6 +68,31 @@ def test_a_failed_write_commits_nothing_from_there_on(redis_client: redis.Redis,
             scorer.score_items(0.0)  # batch 1 is confirmed and committed, then confirming batch 2 fails
     scorer.flush()  # e.g. on close: batch 3 (if it was sent) must not commit past batch 2
     assert bus.lag(topics.items, "scorer") == 200  # batches 2 and 3 are redelivered
+    with pytest.raises(RuntimeError, match="restart the scorer"):
+        scorer.score_items(0.0)  # it consumed past batch 2: carrying on would commit past it
+
+
+def test_an_interrupt_while_abandoning_commits_nothing_after_the_failure(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus, topics, queue, scorer, _ = make(redis_client, namespace, 400, commit_interval=0.0)
+
+    class Broken:
+        def result(self) -> int:
+            raise redis.ConnectionError("Redis went away")
+
+    class Interrupted:
+        def result(self) -> int:
+            raise KeyboardInterrupt  # e.g. Ctrl-C while a hung Redis is read back
+
+    real = queue.add_nowait
+    writes = iter([real, lambda *a, **k: Broken(), lambda *a, **k: Interrupted(), real])
+    monkeypatch.setattr(queue, "add_nowait", lambda *a, **k: next(writes)(*a, **k))
+    with pytest.raises((KeyboardInterrupt, redis.ConnectionError)):
+        for _ in range(5):
+            scorer.score_items(0.0)
+    scorer.close()  # flushes: only batch 1 is known to be written
+    assert bus.lag(topics.items, "scorer") == 300
 
 
 def test_new_model_reranks_after_the_writes_in_flight(redis_client: redis.Redis, namespace: str) -> None:
@@ -83,3 +108,24 @@ def test_new_model_reranks_after_the_writes_in_flight(redis_client: redis.Redis,
     want = margin(model.predict_proba_many(X))
     assert [ranking[f"i{i}"] for i in range(250)] == pytest.approx(want.tolist())
     assert scorer.rerank() == 0  # already ranked by this version (e.g. after a restart)
+
+
+def test_a_failed_commit_is_not_retried_without_its_dead_letters(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus, topics, queue, scorer, _ = make(redis_client, namespace, 100, commit_interval=0.0)
+    bus.publish(topics.items, b"not an item", key=b"bad")  # batch 2: a dead letter
+    assert scorer.score_items(0.0) == 100
+    scorer.flush()
+    assert bus.lag(topics.items, "scorer") == 1
+
+    def aborted(*a: object, **k: object) -> None:
+        raise RuntimeError("transaction aborted")
+
+    monkeypatch.setattr(bus, "publish_and_commit", aborted)
+    with pytest.raises(RuntimeError, match="aborted"):
+        scorer.score_items(0.0)
+        scorer.flush()  # the dead letter and its offset go out together, or not at all
+    monkeypatch.undo()
+    scorer.close()  # must not commit the offset without the dead letter
+    assert bus.lag(topics.items, "scorer") == 1 and not bus.messages(topics.dead_letters)
