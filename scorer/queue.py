@@ -577,10 +577,11 @@ ScoreFn = Callable[[Sequence[str], np.ndarray], np.ndarray]
 class PendingAdd:
     """Enqueue scripts sent to Redis whose replies are read by :meth:`result` (see ``RankedQueue.add_nowait``)."""
 
-    def __init__(self, queue: RankedQueue, conn: Any, calls: list[tuple[list[str], list[Any]]]) -> None:
+    def __init__(self, queue: RankedQueue, conn: Any, calls: list[tuple[list[str], list[Any]]], *, release: bool = True) -> None:
         self._queue = queue
         self._conn = conn
         self._calls = calls
+        self._release = release  # False: the caller's own connection (see RankedQueue.writer), kept open
         self._added: int | None = None if conn is not None else 0
 
     def result(self) -> int:
@@ -598,10 +599,11 @@ class PendingAdd:
                 except redis.ResponseError as exc:
                     error = error or exc
         except BaseException:
-            conn.disconnect()
+            conn.disconnect()  # (a shared writer reconnects on its next command)
             raise
         finally:
-            pool.release(conn)
+            if self._release:
+                pool.release(conn)
             self._conn = None
         for keys, args in retry:
             added += int(self._queue._add(keys=keys, args=args))
@@ -692,12 +694,18 @@ class RankedQueue:
         metadata: Sequence[dict[str, Any]] | None = None,
         *,
         now: float | None = None,
+        conn: Any | None = None,
     ) -> PendingAdd:
         """Send :meth:`add`'s writes and return at once; ``.result()`` waits for Redis.
 
         Lets the scorer prepare its next micro-batch while Redis runs this one. The
         writes are on the wire when this returns; until ``.result()`` they may not have
         run yet, so commit nothing that depends on them before it.
+
+        ``conn`` (from :meth:`writer`) sends them on that connection instead of a pooled
+        one: several writes in flight on one connection run in the order they were sent
+        (on separate connections Redis may run a later, smaller one first), so the first
+        write of an id still wins. Read their ``.result()`` in the same order.
         """
         n = len(ids)
         if n == 0:
@@ -731,15 +739,25 @@ class RankedQueue:
                 args += md_args[lo:hi]
             calls.append((keys, args))
         pool = self.r.connection_pool
-        conn = pool.get_connection()
+        shared = conn is not None
+        if conn is None:
+            conn = pool.get_connection()
         try:
             for k, a in calls:
                 conn.send_command("EVALSHA", self._add.sha, len(k), *k, *a)
         except BaseException:
             conn.disconnect()
-            pool.release(conn)
+            if not shared:
+                pool.release(conn)
             raise
-        return PendingAdd(self, conn, calls)
+        return PendingAdd(self, conn, calls, release=not shared)
+
+    def writer(self) -> Any:
+        """A connection of its own for :meth:`add_nowait` (give it back with :meth:`release_writer`)."""
+        return self.r.connection_pool.get_connection()
+
+    def release_writer(self, conn: Any) -> None:
+        self.r.connection_pool.release(conn)
 
     def pending_ids(self) -> list[str]:
         """Every pending item id (any order)."""

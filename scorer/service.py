@@ -29,10 +29,8 @@ log = logging.getLogger("activestream.scorer")
 
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05
-# Micro-batch writes sent to Redis but not yet confirmed. They travel on separate connections,
-# so Redis may run them out of order: when the same item id comes twice within that many
-# batches, either copy may be the one kept (a redelivered copy is the same item; ids are meant
-# to be unique per item). Offsets still commit strictly in order, after confirmation.
+# Micro-batch writes sent to Redis but not yet confirmed. They share one connection, so Redis
+# runs them in the order sent (the first write of an id wins, as with one in flight).
 MAX_INFLIGHT = 3
 # Offsets are committed at most this often while items stream in (a commit is a broker round
 # trip: one per 1000-item batch cost a third of the scorer's time). A crash redelivers at
@@ -215,6 +213,7 @@ class Scorer:
         self.commit_interval = commit_interval
         self._inflight: deque[_Inflight] = deque()  # oldest first
         self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
+        self._writer: object | None = None  # the one Redis connection every queue write goes out on, in order
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
         # Auto-accept (threshold from each model version) and the stream budget, if any.
@@ -359,7 +358,9 @@ class Scorer:
         # are confirmed (and committed per the policy) first, in order.
         while len(self._inflight) >= MAX_INFLIGHT:
             self._finish_oldest()
-        pending = self.queue.add_nowait(ids, scores, X, metas) if ids else None
+        if ids and self._writer is None:
+            self._writer = self.queue.writer()
+        pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer) if ids else None
         self._inflight.append(_Inflight(pending, dead, commit_msgs, len(ids), t0))
         return len(values)
 
@@ -454,6 +455,9 @@ class Scorer:
         try:
             self.flush()
         finally:
+            if self._writer is not None:
+                self.queue.release_writer(self._writer)
+                self._writer = None
             self._items.close()
             self._models.close()
 

@@ -138,6 +138,26 @@ def test_add_is_first_write_wins_and_pipelines(queue: RankedQueue) -> None:
     assert queue.add([], np.zeros(0), np.zeros((0, 4))) == 0
 
 
+def test_writes_in_flight_on_one_writer_run_in_order(queue: RankedQueue) -> None:
+    import threading
+    import time
+
+    # Redis busy on another client: both writes below arrive before either runs. On separate
+    # connections the later, smaller one often ran first (1 run in 3 here, 9 in 10 in a
+    # review's script); on one writer they run as sent.
+    busy = threading.Thread(target=queue.r.execute_command, args=("DEBUG", "SLEEP", "0.3"))
+    busy.start()
+    time.sleep(0.05)
+    w = queue.writer()
+    ids = ["x"] + [f"i{k}" for k in range(5000)]
+    first = queue.add_nowait(ids, np.full(len(ids), 0.1), feats(len(ids)), conn=w)
+    second = queue.add_nowait(["x"], np.array([0.9]), feats(1), conn=w)
+    assert first.result() == 5001 and second.result() == 0  # the first write of "x" wins
+    busy.join()
+    assert dict(queue.ranking())["x"] == 0.1
+    queue.release_writer(w)
+
+
 def test_float16_features(redis_client: redis.Redis, namespace: str) -> None:
     q16 = RankedQueue(redis_client, QueueKeys(namespace), feature_dtype="float16")
     X = np.array([[0.1, 1e6, -3.25]], dtype=np.float32)
