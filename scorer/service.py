@@ -398,9 +398,8 @@ class Scorer:
             self._abandon_inflight()
             raise
         self._inflight.popleft()
-        if w.pending is not None:
-            self.metrics.items_enqueued.inc(added)
-            self.metrics.items_scored.inc(w.n_scored)
+        self.metrics.items_enqueued.inc(added)
+        self.metrics.items_scored.inc(w.n_scored)  # (0 for a batch without valid items: no write)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
         if w.dead or time.monotonic() - self._last_commit >= self.commit_interval:

@@ -19,12 +19,13 @@ from streams.bus import Consumer, Message, Record
 
 log = logging.getLogger("activestream.kafka")
 
+_new = object.__new__
+_setattr = object.__setattr__
+
 
 class CommitAborted(RuntimeError):
     """A transactional publish-and-commit was aborted: nothing of it took effect."""
 
-_new = object.__new__
-_setattr = object.__setattr__
 
 # Commit failures that only mean "the group moved on": the records are redelivered to
 # whoever owns the partitions now, which at-least-once already allows.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import redis
@@ -139,9 +142,6 @@ def test_add_is_first_write_wins_and_pipelines(queue: RankedQueue) -> None:
 
 
 def test_writes_in_flight_on_one_writer_run_in_order(queue: RankedQueue) -> None:
-    import threading
-    import time
-
     # Redis busy on another client: both writes below arrive before either runs. On separate
     # connections the later, smaller one often ran first (1 run in 3 here, 9 in 10 in a
     # review's script); on one writer they run as sent.
