@@ -276,7 +276,7 @@ class Scorer:
             self._rerank_due = False
             return 0
         t0 = time.perf_counter()
-        n = self.queue.rerank(lambda ids, X: self.score(X, ids), version=self.model_version)
+        n = self.queue.rerank(lambda ids, X: self._rerank_scores(X, ids), version=self.model_version)
         self._rerank_due = n is None
         self._rerank_tried = time.monotonic()
         if n is None:
@@ -285,6 +285,20 @@ class Scorer:
         self.metrics.rerank_seconds.observe(time.perf_counter() - t0)
         log.info("re-ranked %d pending items with model v%d in %.3fs", n, self.model_version, time.perf_counter() - t0)
         return n
+
+    def _rerank_scores(self, X: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        """:meth:`score` for a re-rank: an item the model cannot score (non-finite output) goes last.
+
+        It was accepted (e.g. before any model, when it got a random score), so it stays
+        queued rather than blocking every re-rank; ``-1`` is below every strategy's scores.
+        """
+        scores = self.score(X, ids)
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            first = ids[int(np.flatnonzero(bad)[0])]
+            log.warning("model v%d gives %d pending item(s) non-finite scores (e.g. %s): ranked last", self.model_version, int(bad.sum()), first)
+            scores = np.where(bad, -1.0, scores)
+        return scores
 
     def score(self, X: np.ndarray, ids: Sequence[str]) -> np.ndarray:
         """Scores for ``X : (n, n_features)`` under the live model and strategy -> ``(n,)``."""
@@ -342,13 +356,20 @@ class Scorer:
                 got = batch.features.shape[1]
                 errors = sorted(errors + [(i, DecodeError(item_id, "features", f"expected {self.n_features} values, got {got}"))
                                           for i, item_id in zip(batch.index, batch.ids, strict=True)], key=lambda e: e[0])
-                batch.ids, batch.features, batch.metadata = [], batch.features[:0], []
-        dead = [self._dead_letter(message_at(i), err) for i, err in errors]
-        ids, X, metas = batch.ids, batch.features, batch.metadata
+                batch.ids, batch.features, batch.metadata, batch.index = [], batch.features[:0], [], []
+        ids, X, metas, index = batch.ids, batch.features, batch.metadata, batch.index
         if len(set(ids)) < len(ids):  # the same id twice in one batch: the first wins, like the queue
             keep = sorted({item_id: j for j, item_id in reversed(list(enumerate(ids)))}.values())
-            ids, X, metas = [ids[j] for j in keep], X[keep], [metas[j] for j in keep]
+            ids, X, metas, index = [ids[j] for j in keep], X[keep], [metas[j] for j in keep], [index[j] for j in keep]
         scores, probas = self.score_and_probas(X, ids) if ids else (np.zeros(0), None)
+        bad = ~np.isfinite(scores) if probas is None else ~(np.isfinite(scores) & np.isfinite(probas).all(axis=1))
+        if bad.any():  # finite features the model still overflows on (e.g. 3e38): one item must not stop the stream
+            reason = f"model v{self.model_version} gives non-finite probabilities for these values (too large for float32 arithmetic?)"
+            errors = sorted(errors + [(index[j], DecodeError(ids[j], "features", reason)) for j in np.flatnonzero(bad)], key=lambda e: e[0])
+            ok = np.flatnonzero(~bad)
+            ids, X, metas, scores = [ids[j] for j in ok], X[ok], [metas[j] for j in ok], scores[ok]
+            probas = probas[ok] if probas is not None else None
+        dead = [self._dead_letter(message_at(i), err) for i, err in errors]
         if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
             ids, X, metas, scores, extra = self._route(ids, X, metas, scores, probas, t0)
             dead = dead + extra

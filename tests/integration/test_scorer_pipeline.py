@@ -8,7 +8,7 @@ import redis
 
 from retrainer.export import to_onnx
 from retrainer.trainer import Trainer
-from schemas import Item
+from schemas import Item, decode_dead_letter
 from scorer.keys import QueueKeys
 from scorer.model import OnnxClassifier
 from scorer.queue import RankedQueue
@@ -129,3 +129,29 @@ def test_a_failed_commit_is_not_retried_without_its_dead_letters(
     monkeypatch.undo()
     scorer.close()  # must not commit the offset without the dead letter
     assert bus.lag(topics.items, "scorer") == 1 and not bus.messages(topics.dead_letters)
+
+
+def test_an_item_the_model_overflows_on_is_a_dead_letter_not_a_stuck_stream(redis_client: redis.Redis, namespace: str) -> None:
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 99)
+    huge = np.array([3e38, -3e38] + [1.0] * 6, dtype=np.float32)  # finite, so the schema accepts it
+    bus.publish(topics.items, Item("huge", huge).encode(binary=True), key=b"huge")
+    heads = Trainer().fit(X, list((X[:, 0] > 0).astype(int)))
+    model = OnnxClassifier(to_onnx(heads))
+    assert not np.isfinite(model.predict_proba_many(huge[None, :])).all()
+    scorer.swap(model, 1)
+    assert scorer.run(burst=True, timeout=0.0) == 100
+    assert queue.depth() == 99 and bus.lag(topics.items, "scorer") == 0
+    (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
+    assert (dl.item_id, dl.field) == ("huge", "features") and "non-finite probabilities" in dl.reason
+
+
+def test_a_pending_item_the_new_model_overflows_on_is_ranked_last(redis_client: redis.Redis, namespace: str) -> None:
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 99)
+    huge = np.array([3e38, -3e38] + [1.0] * 6, dtype=np.float32)
+    bus.publish(topics.items, Item("huge", huge).encode(binary=True), key=b"huge")
+    scorer.run(burst=True, timeout=0.0)  # no model yet: random scores, all 100 queued
+    assert queue.depth() == 100
+    model = OnnxClassifier(to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int)))))
+    assert scorer.swap(model, 1) == 100  # the re-rank goes through instead of failing on every attempt
+    ranking = queue.ranking()
+    assert queue.ranked_version() == 1 and ranking[-1] == ("huge", -1.0)
