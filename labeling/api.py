@@ -3,7 +3,8 @@
     GET  /lease?k=10&labeler=ann       -> {"items": [queue_entry.v1, ...]}
     POST /labels  {"item_id", "label" | "labels", "labeler_id", "seconds", "label_id"}
                                         -> {"accepted": true | false (duplicate label id)}
-    POST /skip    {"item_id", "labeler_id"} -> {"skips": n}  (0: dropped, -1: unknown)
+    POST /skip    {"item_id", "labeler_id"} -> {"skips": n}  (0: dropped, -1: unknown; each
+                                        labeler counts once; an item leased to someone else: 400)
     GET  /status                        -> queue depth, leased, labeled, model version
 
 Errors are 400 with ``{"error": "..."}`` naming the item and the field.
@@ -71,7 +72,10 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
     if method == "POST" and path == "/skip":
         item = str(_field(body, "item_id", (str, int), None))
         labeler = _field(body, "labeler_id", (str,), item)
-        return {"skips": service.skip(item, labeler)}
+        skips = service.skip(item, labeler)
+        if skips == -2:
+            raise BadRequest(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
+        return {"skips": skips}
     if method == "GET" and path == "/status":
         q = service.queue
         return {"pending": q.depth(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(q.get_meta("model_version") or 0)}

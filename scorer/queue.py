@@ -204,16 +204,27 @@ return 1
 _SKIP = _RELEASE_OWNER + _KILL_ROW + """
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
 --       seg_live, seg_time, seg_width, rerank_lock, rerank_removed
--- ARGV: item_id, max_skips, owned_prefix, seg_prefix
+-- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id
+-- Only the lease holder hands a leased item back (-2 for anyone else); a pending item may be
+-- skipped by anyone it could be offered to. Each labeler counts once towards max_skips, so a
+-- retried skip changes nothing.
 local id = ARGV[1]
+local leased = redis.call('ZSCORE', KEYS[1], id)
+if leased and redis.call('HGET', KEYS[3], id) ~= ARGV[5] then return -2 end
 local s = redis.call('HGET', KEYS[4], id)
 if not s then s = redis.call('ZSCORE', KEYS[2], id) end
 if not s then return -1 end
-redis.call('ZREM', KEYS[1], id)
-release_owner(KEYS[3], ARGV[3], id)
-redis.call('HDEL', KEYS[4], id)
-redis.call('SADD', KEYS[6], id)
-local n = redis.call('HINCRBY', KEYS[5], id, 1)
+if leased then
+  redis.call('ZREM', KEYS[1], id)
+  release_owner(KEYS[3], ARGV[3], id)
+  redis.call('HDEL', KEYS[4], id)
+end
+local n
+if redis.call('SADD', KEYS[6], id) == 1 then
+  n = redis.call('HINCRBY', KEYS[5], id, 1)
+else
+  n = tonumber(redis.call('HGET', KEYS[5], id) or '0')
+end
 if n >= tonumber(ARGV[2]) then
   redis.call('ZREM', KEYS[2], id)
   redis.call('SADD', KEYS[7], id)
@@ -1046,11 +1057,15 @@ class RankedQueue:
         return bool(self._mark(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix]))
 
     def skip(self, item_id: str, labeler_id: str, max_skips: int) -> int:
-        """Hand a leased item back. Returns its skip count, 0 if it was dropped, -1 if unknown."""
+        """Hand a leased item back (or pass on a pending one).
+
+        Returns its skip count (each labeler counts once, so a retry changes nothing), 0 if
+        it was dropped, -1 if unknown, -2 if it is leased to another labeler (left as it is).
+        """
         k = self.k
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed]
-        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix]))
+        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id]))
 
     # ----------------------------------------------------------------- observation
     def depth(self) -> int:

@@ -53,17 +53,20 @@ def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
     if len(scores) <= k:
         return list(range(len(scores)))
     cand, Z, w = _candidates(scores, X, k, prefilter)
-    km = KMeans(n_clusters=k, n_init=1, random_state=seed, max_iter=50).fit(Z, sample_weight=w)
+    n_clusters = min(k, len(np.unique(Z, axis=0)))  # copies cannot make more clusters than distinct rows
+    km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed, max_iter=50).fit(Z, sample_weight=w)
     chosen: list[int] = []
     taken = np.zeros(len(cand), dtype=bool)
-    d = ((Z[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)  # (c, k)
-    for j in range(k):
+    d = ((Z[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)  # (c, n_clusters)
+    for j in range(n_clusters):
         order = np.argsort(d[:, j])
         for i in order:
             if not taken[i]:
                 taken[i] = True
                 chosen.append(int(cand[i]))
                 break
+    # Fewer clusters than k: the rest are the best-scored candidates not taken (best first).
+    chosen += [int(cand[i]) for i in np.flatnonzero(~taken)[: k - len(chosen)]]
     return chosen
 
 
@@ -79,10 +82,12 @@ def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
     w = w / w.max()
     chosen = [0]
     dmin = ((Z - Z[0]) ** 2).sum(axis=1)
+    dmin[0] = -np.inf  # never picked twice, even when the rest are copies of a pick (all at distance 0)
     for _ in range(k - 1):
-        pick = int(np.argmax(dmin * w))
+        pick = int(np.argmax(dmin * w))  # ties (e.g. all copies): the best-scored, candidates are best first
         chosen.append(pick)
         dmin = np.minimum(dmin, ((Z - Z[pick]) ** 2).sum(axis=1))
+        dmin[pick] = -np.inf
     return [int(cand[i]) for i in chosen]
 
 

@@ -239,6 +239,15 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
     svc.submit(control[0].id, labeler_id="ann", label=1, control=True)
     assert decode_label(bus.messages(topics.labels)[0].value).control is True
 
+    # A labeler who skipped the head of the queue still gets the next items (the lease reads on past them).
+    head = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "h")), bus, topics, explore=0.0)
+    head.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
+    head.queue.set_meta(ranked_version=1)
+    for e in head.lease(30, "cat"):
+        head.skip(e.id, "cat")
+    assert [e.score for e in head.lease(10, "cat")] == pytest.approx([r / n for r in range(969, 959, -1)])
+    assert [e.score for e in head.lease(1, "dan")] == pytest.approx([0.999])  # others still get the head
+
     cur = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "c")), bus, topics, curriculum_labels=100)
     cur.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
     cur.queue.set_meta(ranked_version=1)

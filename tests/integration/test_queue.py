@@ -65,6 +65,16 @@ def test_skip_hands_back_then_drops(queue: RankedQueue) -> None:
     assert queue.skip("nope", "x", 2) == -1
 
 
+def test_skip_is_the_lease_holders_and_counts_each_labeler_once(queue: RankedQueue) -> None:
+    queue.add(["a", "b"], np.array([0.5, 0.4]), feats(2))
+    queue.claim(["a"], "ann", ttl=10)
+    assert queue.skip("a", "mallory", max_skips=2) == -2  # not theirs: ann keeps the lease
+    assert queue.n_leased_by("ann") == 1 and queue.skipped_by("mallory", ["a"]) == [False]
+    assert [queue.skip("a", "ann", max_skips=2) for _ in range(3)] == [1, 1, 1]  # a retried skip is one opinion
+    assert queue.score_of("a") == 0.5 and queue.n_leased() == 0
+    assert queue.skip("b", "bob", max_skips=1) == 0  # a pending item: anyone it could be offered to
+
+
 def test_iter_pending_and_oldest_age(queue: RankedQueue) -> None:
     queue.add([f"i{k}" for k in range(2500)], np.zeros(2500), feats(2500), now=100.0)
     seen = {}

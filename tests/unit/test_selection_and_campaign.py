@@ -35,6 +35,16 @@ def test_selection_handles_small_pools() -> None:
     assert k_center_greedy(s[:3], X[:3], 5) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("fn", [weighted_kmeans, k_center_greedy])
+def test_copies_give_distinct_picks_best_scored_first(fn) -> None:
+    X = np.repeat(np.eye(3), 10, axis=0)  # 30 candidates, only 3 distinct rows
+    s = np.linspace(1.0, 0.5, 30)
+    picked = fn(s, X, 5, prefilter=6)
+    assert len(set(picked)) == 5
+    if fn is k_center_greedy:  # the three rows, then the best-scored copies
+        assert picked == [0, 10, 20, 1, 2]
+
+
 def test_cohen_kappa_hand_computed() -> None:
     # po = 3/4; pe = (2/4*3/4 + 2/4*1/4) = 0.5 -> kappa = 0.5
     assert cohen_kappa(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])) == pytest.approx(0.5)
