@@ -13,13 +13,16 @@ Errors are 400 with ``{"error": "..."}`` naming the item and the field.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from labeling.service import LabelService, UnknownItem
+from labeling.service import InvalidLabel, LabelService, UnknownItem
 from schemas import QueueEntry
+
+log = logging.getLogger(__name__)
 
 
 class BadRequest(ValueError):
@@ -66,7 +69,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         try:
             ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=float(seconds), label_id=label_id,
                                 control=bool(body.get("control", False)))
-        except UnknownItem as exc:
+        except (UnknownItem, InvalidLabel) as exc:
             raise BadRequest(str(exc).strip("'\"")) from None
         return {"accepted": ok}
     if method == "POST" and path == "/skip":
@@ -113,6 +116,9 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> Threadin
                     self._reply(200, handle(service, method, url.path, parse_qs(url.query), body))
             except BadRequest as exc:
                 self._reply(400, {"error": str(exc)})
+            except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
+                log.exception("%s %s failed", method, url.path)
+                self._reply(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
 
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             self._dispatch("GET")

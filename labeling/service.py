@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from schemas import Label
+from schemas import DecodeError, Label, decode_label
 from scorer.queue import Leased, RankedQueue
 from streams.bus import Bus
 from streams.topics import Topics
@@ -26,6 +27,10 @@ COLD_START_SAMPLE = 2000  # queue items clustered for a representative cold-star
 
 class UnknownItem(KeyError):
     """A label for an item the queue does not hold and that came without features."""
+
+
+class InvalidLabel(ValueError):
+    """A label the retrainer would refuse (its message names the item, the field and the reason)."""
 
 
 def top_k(ids: list[str], scores: np.ndarray, features: np.ndarray, k: int) -> list[int]:
@@ -227,13 +232,17 @@ class LabelService:
 
         Raises
         ------
-        ValueError
-            When neither or both of ``label`` and ``labels`` are given.
+        InvalidLabel
+            When neither or both of ``label`` and ``labels`` are given, or the label would
+            not pass the retrainer's checks (e.g. negative ``seconds``, an empty labeler id,
+            a label that is neither a string nor an integer); nothing is published then.
         UnknownItem
             When the queue does not know the item and no ``features`` were given.
         """
         if (label is None) == (labels is None):
-            raise ValueError(f"item {item_id!r}: give exactly one of 'label' or 'labels'")
+            raise InvalidLabel(f"item {item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise InvalidLabel(f"item {item_id!r}: field 'seconds': expected a non-negative finite number, got {seconds!r}")
         label_id = label_id or uuid.uuid4().hex
         if self.queue.is_label_id_known(label_id):
             return False
@@ -252,7 +261,12 @@ class LabelService:
             source=source,
             control=control,
         )
-        self.bus.publish(self.topics.labels, record.encode(), key=item_id.encode())
+        payload = record.encode()
+        try:  # refuse now what the retrainer would dead-letter, while the item is still queued
+            decode_label(payload)
+        except DecodeError as exc:
+            raise InvalidLabel(str(exc)) from None
+        self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()
         return self.queue.mark_labeled(item_id, label_id)
 

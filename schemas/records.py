@@ -73,6 +73,8 @@ def _item_id(obj: Mapping[str, Any], key: str = "id") -> str:
     return text
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 # --------------------------------------------------------------------------- items
 
 
@@ -410,6 +412,10 @@ def _feature_vector(
             raise DecodeError(item_id, f"features[{pos}]", f"not a number ({v!r})")
         if isinstance(v, float) and not math.isfinite(v):
             raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({v})")
+        # Features are float32: 1e39 or a 400-digit integer is valid JSON but no finite float32.
+        if not -_FLOAT32_MAX <= v <= _FLOAT32_MAX:
+            shown = f"{v:.3e}" if isinstance(v, float) or abs(v) < 10**300 else f"an integer of {len(str(abs(v)))} digits"
+            raise DecodeError(item_id, f"features[{pos}]", f"not a finite float32 number ({shown})")
     return np.asarray(raw, dtype=np.float32)
 
 

@@ -63,10 +63,16 @@ def test_lease_submit_skip_status(api) -> None:
         ({"item_id": "c", "labeler_id": "x"}, "item 'c': field 'label'"),
         ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": "slow"}, "item 'c': field 'seconds'"),
         ({"item_id": "zz", "label": 1, "labeler_id": "x"}, "item 'zz': not in the queue"),
+        # Labels the retrainer would dead-letter are refused while the item is still queued.
+        ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": -1}, "item 'c': field 'seconds'"),
+        ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": float("nan")}, "item 'c': field 'seconds'"),
+        ({"item_id": "c", "label": 1, "labeler_id": ""}, "item 'c': field 'labeler_id'"),
+        ({"item_id": "c", "labels": [1.5], "labeler_id": "x"}, "item 'c': field 'labels[0]'"),
     ],
 )
 def test_bad_requests_name_item_and_field(api, body: dict, message: str) -> None:
-    base, *_ = api
+    base, bus, topics, queue = api
     code, reply = call(f"{base}/labels", body)
     assert code == 400 and message in reply["error"]
+    assert queue.depth() == 3 and not bus.messages(topics.labels)  # nothing published, nothing left the queue
     assert call(f"{base}/lease?k=many&labeler=a")[0] == 400

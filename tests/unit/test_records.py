@@ -63,6 +63,8 @@ def test_named_field_item() -> None:
         (b'{"id": "x", "features": [1, 2]}', "x", "features", "expected 3 values, got 2"),
         (b'{"id": "x", "features": [1, NaN, 3]}', "x", "features[1]", "not a finite number"),
         (b'{"id": "x", "features": [1, "a", 3]}', "x", "features[1]", "not a number"),
+        (b'{"id": "x", "features": [1, 2, 1e39]}', "x", "features[2]", "not a finite float32 number"),
+        (b'{"id": "x", "features": [1, 2, 1' + b"0" * 400 + b']}', "x", "features[2]", "an integer of 401 digits"),
         (b'{"id": "x"}', "x", "features", "missing"),
         (b'{"id": "x", "features_b64": "!!"}', "x", "features_b64", "not valid base64"),
     ],
