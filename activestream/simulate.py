@@ -197,10 +197,10 @@ def run_campaign(
                 answer: Any = ds.label_values([i])[0]
                 if ds.task == "multilabel":
                     labeling.submit(entry.id, labeler_id="simulated-labeler", labels=answer, seconds=cfg.seconds_per_label,
-                                    source="simulated", control=entry.control)
+                                    source="simulated")
                 else:
                     labeling.submit(entry.id, labeler_id="simulated-labeler", label=answer, seconds=cfg.seconds_per_label,
-                                    source="simulated", control=entry.control)
+                                    source="simulated")
             spent += len(leased)
             retrainer.run(burst=True, timeout=0.0)
             scorer.poll_models(0.0)

@@ -67,8 +67,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         seconds = _field(body, "seconds", (int, float), item, required=False) or 0.0
         label_id = _field(body, "label_id", (str,), item, required=False)
         try:
-            ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=float(seconds), label_id=label_id,
-                                control=bool(body.get("control", False)))
+            ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=float(seconds), label_id=label_id)
         except (UnknownItem, InvalidLabel) as exc:
             raise BadRequest(str(exc).strip("'\"")) from None
         return {"accepted": ok}

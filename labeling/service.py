@@ -167,6 +167,8 @@ class LabelService:
         """Lease those of ``ids`` still pending, with their features and metadata."""
         claimed = self.queue.claim(ids, labeler_id, self.lease_ttl, now)
         cids = [c for c, _ in claimed]
+        # The server, not the client, knows which leases were control picks (see submit).
+        self.queue.set_control(cids, labeler_id if control else None)
         feats = self.queue.features_of(cids)
         metas = self.queue.metadata_of(cids)
         return [Leased(cid, score, f, now + self.lease_ttl, md, control=control)
@@ -222,7 +224,6 @@ class LabelService:
         label_id: str | None = None,
         features: np.ndarray | None = None,
         source: str = "human",
-        control: bool = False,
     ) -> bool:
         """Accept a label. Returns ``False`` (and changes nothing) for a label id already accepted.
 
@@ -246,6 +247,9 @@ class LabelService:
         label_id = label_id or uuid.uuid4().hex
         if self.queue.is_label_id_known(label_id):
             return False
+        # A control label is one for an item this labeler was leased as a random-control pick:
+        # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
+        control = self.queue.control_holder(item_id) == labeler_id
         if features is None:
             (features,) = self.queue.features_of([item_id])
             if features is None:
@@ -268,7 +272,10 @@ class LabelService:
             raise InvalidLabel(str(exc)) from None
         self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()
-        return self.queue.mark_labeled(item_id, label_id)
+        marked = self.queue.mark_labeled(item_id, label_id)
+        if control:
+            self.queue.set_control([item_id], None)
+        return marked
 
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).

@@ -33,6 +33,11 @@ class QueueKeys:
         return self._k("lease_owner")
 
     @property
+    def control(self) -> str:
+        """HASH item id -> labeler id it was leased to as a random-control pick (their label is control)."""
+        return self._k("control")
+
+    @property
     def last_score(self) -> str:
         """HASH item id -> score it had when leased (restored when the lease expires)."""
         return self._k("last_score")

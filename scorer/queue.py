@@ -1015,6 +1015,20 @@ class RankedQueue:
             return [], np.zeros((0, 0), dtype=np.float32)
         return [i for i, _ in rows], np.vstack([f for _, f in rows])
 
+    def set_control(self, ids: Sequence[str], labeler_id: str | None) -> None:
+        """Record ``ids`` as leased to ``labeler_id`` as random-control picks (``None``: as ranked picks)."""
+        if not ids:
+            return
+        if labeler_id is None:
+            self.r.hdel(self.k.control, *ids)
+        else:
+            self.r.hset(self.k.control, mapping=dict.fromkeys(ids, labeler_id))
+
+    def control_holder(self, item_id: str) -> str | None:
+        """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
+        holder = self.r.hget(self.k.control, item_id)
+        return holder.decode() if holder is not None else None  # type: ignore[union-attr]
+
     def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
         if not ids:
             return []

@@ -236,8 +236,11 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
     assert len(control) == 20  # exactly a quarter, carried over between batches
     assert all(e.score >= 0.9 for e in leased if not e.control)  # the rest come from the head of the queue
     assert np.mean([e.score for e in control]) < 0.8  # the control slice is spread over the whole queue
-    svc.submit(control[0].id, labeler_id="ann", label=1, control=True)
-    assert decode_label(bus.messages(topics.labels)[0].value).control is True
+    # The server records which leases were control: the client need not (and cannot) say so.
+    svc.submit(control[0].id, labeler_id="ann", label=1)
+    ranked = next(e for e in leased if not e.control)
+    svc.submit(ranked.id, labeler_id="ann", label=1)
+    assert [decode_label(m.value).control for m in bus.messages(topics.labels)] == [True, False]
 
     # A labeler who skipped the head of the queue still gets the next items (the lease reads on past them).
     head = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "h")), bus, topics, explore=0.0)
