@@ -41,6 +41,7 @@ class CampaignMonitor:
     control_correct: list[bool] = field(default_factory=list)
     stop_set: list[np.ndarray] = field(default_factory=list)
     history: list[VersionRecord] = field(default_factory=list)
+    class_codes: dict[object, int] = field(default_factory=dict)  # class value -> code, fixed when first seen
     status: CampaignStatus = field(default_factory=CampaignStatus)
     _frozen: np.ndarray | None = None
 
@@ -72,10 +73,14 @@ class CampaignMonitor:
             return None
         return calibrate_threshold(np.array(self.control_conf), np.array(self.control_correct), target_precision=self.target_precision)
 
-    def on_version(self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass") -> dict[str, Any]:
+    def on_version(
+        self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = ()
+    ) -> dict[str, Any]:
         """Record a published version; returns the facts to publish with it.
 
         The stop set is frozen at the first version, so every version predicts the same items.
+        ``classes`` are the version's class values in output order: predictions are compared
+        as classes, not output positions (a new class shifts the positions of the others).
         """
         if self._frozen is None and self.stop_set:
             self._frozen = np.vstack(self.stop_set)
@@ -85,6 +90,9 @@ class CampaignMonitor:
             preds = (predict(self._frozen) >= 0.5).astype(int).ravel()
         else:
             preds = predict(self._frozen).argmax(axis=1)
+            if classes:
+                codes = np.array([self.class_codes.setdefault(c, len(self.class_codes)) for c in classes])
+                preds = codes[preds]
         self.history.append(VersionRecord(version, n_labels, preds, score))
         self.status = evaluate(self.history, self.rules, n_labels)
         facts: dict[str, Any] = {

@@ -246,7 +246,7 @@ class Retrainer:
                 self._stop_items.close()  # full: stop prefetching the items topic
                 self._stop_items = None
         score = metrics.get("holdout_accuracy", self.campaign.control_accuracy)
-        facts = self.campaign.on_version(self.version, len(self.training), lambda Z: _predict(sess, Z), score, task)
+        facts = self.campaign.on_version(self.version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes)
         for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
             if facts[name] is not None:
                 metrics[name] = float(facts[name])

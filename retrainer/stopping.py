@@ -96,7 +96,8 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
     for i, rec in enumerate(history):
         if i > 0:
             prev = history[i - 1].predictions
-            # A changed output space (a new class or label appeared) is not stability.
+            # A changed multi-label output space (a new label) is not stability; multi-class
+            # predictions are class codes (CampaignMonitor.on_version), comparable across versions.
             kap = cohen_kappa(prev, rec.predictions) if prev.shape == rec.predictions.shape and len(prev) else 0.0
             status.kappas.append(kap)
             streak = streak + 1 if rules.kappa is not None and kap >= rules.kappa else 0

@@ -13,6 +13,18 @@ import numpy as np
 
 from scorer.autoaccept import accepted
 from scorer.budget import VariableUncertainty
+from scorer.uncertainty import multilabel_mean_entropy
+
+
+def confidence(probas: np.ndarray, task: str = "multiclass") -> np.ndarray:
+    """How sure the model is of each item, in ``[0, 1]``: ``(n, k) -> (n,)``.
+
+    The top class probability for a softmax model; for sigmoid heads ``1 -`` the mean binary
+    entropy, so an item whose heads are all sure (near 0 or 1) is confident, whichever side.
+    """
+    if task == "multilabel":
+        return 1.0 - multilabel_mean_entropy(probas)  # type: ignore[no-any-return]
+    return probas.max(axis=1)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -43,7 +55,7 @@ class Router:
         if probas is None or len(probas) == 0:
             n = 0 if probas is None else len(probas)
             return Routes(np.ones(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
-        conf = probas.max(axis=1)
+        conf = confidence(probas, task)
         auto = accepted(probas, self.auto_threshold) if task == "multiclass" else np.zeros(len(conf), dtype=bool)
         queue = ~auto
         if self.budget is not None and queue.any():
@@ -52,9 +64,9 @@ class Router:
             queue = admit
         return Routes(queue, auto, ~queue & ~auto)
 
-    def update(self, probas: np.ndarray | None, routes: Routes) -> None:
+    def update(self, probas: np.ndarray | None, routes: Routes, task: str = "multiclass") -> None:
         """Advance the budget once the batch's writes succeeded."""
         if self.budget is None or probas is None or len(probas) == 0:
             return
         candidates = ~routes.auto
-        self.budget.update(probas.max(axis=1)[candidates], routes.queue[candidates])
+        self.budget.update(confidence(probas, task)[candidates], routes.queue[candidates])

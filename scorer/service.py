@@ -396,7 +396,7 @@ class Scorer:
             self._last_batch_at = now
             self.router.budget.budget = admission_rate(self.labels_per_hour, self._arrival_rate * 3600.0)
         routes = self.router.route(probas, self.task)
-        self.router.update(probas, routes)
+        self.router.update(probas, routes, self.task)
         records = []
         for j in np.flatnonzero(routes.auto):
             label = Label(ids[j], f"auto:{ids[j]}:v{self.model_version}", f"auto:v{self.model_version}",

@@ -114,6 +114,37 @@ def test_campaign_monitor_calibrates_on_control_labels() -> None:
     assert facts["kappa_previous"] == 1.0 and facts["stop"]["fired"]["stable_predictions"]["n_labels"] == 210
 
 
+def test_stable_predictions_compare_classes_not_output_positions() -> None:
+    mon = CampaignMonitor(rules=StopRules(kappa=0.99, window=1, min_gain=None), stop_set_size=4)
+    mon.add_stop_items([Item(str(i), np.array([float(i), 0.0])).encode() for i in range(4)])
+
+    def onehot(cols: list[int], k: int):
+        return lambda X: np.eye(k)[cols]
+
+    mon.on_version(1, 20, onehot([0, 0, 1, 1], 2), None, classes=("a", "c"))  # a a c c
+    facts = mon.on_version(2, 30, onehot([0, 0, 1, 1], 3), None, classes=("a", "b", "c"))  # a a b b: same positions
+    assert facts["kappa_previous"] < 0.99 and "stable_predictions" not in facts["stop"]["fired"]
+    facts = mon.on_version(3, 40, onehot([0, 0, 1, 1], 3), None, classes=("a", "b", "c"))
+    assert facts["kappa_previous"] == 1.0
+
+
+def test_multilabel_budget_prefers_unsure_heads_to_sure_negatives() -> None:
+    from scorer.budget import VariableUncertainty
+    from scorer.routing import Router, confidence
+
+    sure_none, unsure, sure_all = np.full((1, 4), 0.01), np.full((1, 4), 0.5), np.full((1, 4), 0.99)
+    conf = confidence(np.vstack([sure_none, unsure, sure_all]), "multilabel")
+    assert conf[1] == pytest.approx(0.0) and conf[0] == pytest.approx(conf[2]) and conf[0] > 0.9
+    router = Router(budget=VariableUncertainty(budget=0.3))
+    admitted = {"none": 0, "unsure": 0}
+    for _ in range(300):
+        for name, p in (("none", sure_none), ("unsure", unsure)):
+            routes = router.route(p, "multilabel")
+            router.update(p, routes, "multilabel")
+            admitted[name] += int(routes.queue[0])
+    assert admitted["unsure"] > 5 * max(1, admitted["none"])
+
+
 def test_router_auto_accepts_and_holds_the_budget() -> None:
     from scorer.routing import Router
 
