@@ -55,13 +55,22 @@ class CampaignMonitor:
             except DecodeError:
                 continue
 
-    def observe_control(self, label: Label, predict: Predict | None, classes: Sequence[object]) -> None:
-        """Score a control label with the live model before training on it (multi-class only)."""
+    def observe_control(self, label: Label, predict: Predict | None, classes: Sequence[object]) -> tuple[float, bool] | None:
+        """Score a control label with the live model before training on it (multi-class only).
+
+        Returns the ``(confidence, correct)`` pair recorded, or ``None`` (no model yet).
+        """
         if predict is None or label.features is None or label.label is None or not classes:
-            return
+            return None
         p = predict(label.features[None, :])[0]
-        self.control_conf.append(float(p.max()))
-        self.control_correct.append(classes[int(p.argmax())] == label.label)
+        pair = (float(p.max()), bool(classes[int(p.argmax())] == label.label))
+        self.record_control(*pair)
+        return pair
+
+    def record_control(self, confidence: float, correct: bool) -> None:
+        """Add one control observation made earlier (e.g. read back from the control log)."""
+        self.control_conf.append(confidence)
+        self.control_correct.append(correct)
 
     @property
     def control_accuracy(self) -> float | None:

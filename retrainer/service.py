@@ -11,6 +11,7 @@ import onnxruntime as ort
 from prometheus_client import CollectorRegistry
 
 from retrainer.campaign import CampaignMonitor
+from retrainer.control_log import ControlObservation
 from retrainer.export import PROBABILITIES, to_onnx
 from retrainer.metrics import RetrainerMetrics
 from retrainer.stopping import StopRules
@@ -99,7 +100,10 @@ class Retrainer:
         self._replaying = False
         self._latest_digest = ""
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
+        self._live_published_at = 0.0  # when the live version was published (see _fold)
+        self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
         self._load_latest_version()
+        self._load_control_log()
 
     def _load_latest_version(self) -> None:
         reader = self.bus.consumer([self.topics.models], None)
@@ -118,7 +122,19 @@ class Retrainer:
             if newest.onnx is not None:
                 self._live = _session(newest.onnx)
                 self._live_classes = newest.classes
+                self._live_published_at = newest.created_at
             self.metrics.model_version.set(self.version)
+
+    def _load_control_log(self) -> None:
+        reader = self.bus.consumer([self.topics.control], None)
+        for m in reader.read_to_end(60.0):
+            try:
+                obs = ControlObservation.decode(m.value)
+            except ValueError as exc:
+                log.warning("control log: skipped a record: %s", exc)
+                continue
+            self._observed[obs.label_id] = obs
+        reader.close()
 
     # ------------------------------------------------------------------ labels
     def ingest(self, timeout: float = 0.1, max_messages: int = 10_000) -> int:
@@ -169,8 +185,7 @@ class Retrainer:
             self._dead_letter(label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}"))
             return
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
-            live = self._live
-            self.campaign.observe_control(label, (lambda X: _predict(live, X)) if live is not None else None, self._live_classes)
+            self._observe_control(label)
         status = self.training.add(label)
         if status == "duplicate":
             self.metrics.labels_duplicate.inc()
@@ -180,6 +195,29 @@ class Retrainer:
         self._unused += 1
         if self._first_unused_at is None:
             self._first_unused_at = time.monotonic()
+
+    def _observe_control(self, label: Label) -> None:
+        """Calibration data: how the live model did on a control label it has not trained on.
+
+        The first observation of each label is logged (``topics.control``); a replay after a
+        restart takes it from there, because the live model may have trained on the label
+        since. A replayed label without one is observed now only if it was made after the live
+        version was published (so that version cannot have trained on it).
+        """
+        seen = self._observed.get(label.label_id)
+        if seen is not None:
+            self.campaign.record_control(seen.confidence, seen.correct)
+            return
+        live = self._live
+        if live is None or (self._replaying and label.ts <= self._live_published_at):
+            return
+        pair = self.campaign.observe_control(label, lambda X: _predict(live, X), self._live_classes)
+        if pair is None:
+            return
+        obs = ControlObservation(label.label_id, pair[0], pair[1], self.version)
+        self._observed[label.label_id] = obs
+        self.bus.publish(self.topics.control, obs.encode(), key=label.label_id.encode())
+        self.bus.flush()
 
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
         if self._replaying:
@@ -265,7 +303,7 @@ class Retrainer:
         )
         self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
         self.bus.flush()
-        self._live, self._live_classes = sess, heads.classes
+        self._live, self._live_classes, self._live_published_at = sess, heads.classes, mv.created_at
         self.published.append(mv)
         self.last_error = None
         self.metrics.model_version.set(self.version)

@@ -74,11 +74,11 @@ def default_topic_config(topic: str) -> dict[str, str]:
     """Per-topic settings ``ensure_topics`` creates a topic with.
 
     ``*.models`` is compacted: it is keyed by ``MODEL_KEY``, so compaction keeps the
-    newest version forever, where time retention (7 days by default) would one day
+    newest version forever (``*.control``, keyed by label id, is compacted too), where time retention (7 days by default) would one day
     leave a newly started scorer without any model. ``*.labels`` keeps every record:
     the retrainer rebuilds its training set from that log, and labels are paid for.
     """
-    if topic.endswith(".models"):
+    if topic.endswith((".models", ".control")):  # (control: keyed by label id, one record each)
         return {"cleanup.policy": "compact"}
     if topic.endswith(".labels"):
         return {"retention.ms": "-1"}

@@ -10,8 +10,9 @@ LABELS = "labels"
 MODELS = "models"
 DEAD_LETTERS = "deadletter"
 AUTO_LABELS = "autolabels"
+CONTROL = "control"  # the retrainer's first observation of each control label (retrainer.control_log)
 
-ALL = (ITEMS, QUEUE, LABELS, MODELS, DEAD_LETTERS, AUTO_LABELS)
+ALL = (ITEMS, QUEUE, LABELS, MODELS, DEAD_LETTERS, AUTO_LABELS, CONTROL)
 
 # Consumer groups: scorers share items; every scorer reads every model version.
 SCORER_GROUP = "scorer"
@@ -54,6 +55,10 @@ class Topics:
     @property
     def auto_labels(self) -> str:
         return self.name(AUTO_LABELS)
+
+    @property
+    def control(self) -> str:
+        return self.name(CONTROL)
 
     def all(self) -> list[str]:
         return [self.name(t) for t in ALL]
