@@ -245,11 +245,18 @@ return {redis.call('HGET', KEYS[3], 'segseq') or '0', redis.call('HGET', KEYS[3]
 """
 
 _RERANK_SWAP = """
--- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old
+-- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score
 -- ARGV: token, segseq at the snapshot, seg_prefix, version ('' for none)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then redis.call('DEL', KEYS[2]); return -1 end
--- Leased, labeled or dropped since the snapshot: out.
-for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do redis.call('ZREM', KEYS[2], id) end
+-- Leased: out, but an expired or skipped lease hands the item back at the new model's score.
+for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  local s = redis.call('ZSCORE', KEYS[2], id)
+  if s then
+    redis.call('HSET', KEYS[9], id, s)
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+-- Labeled or dropped since the snapshot: out.
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do redis.call('ZREM', KEYS[2], id) end
 -- Enqueued since the snapshot (segments it did not see): in, at the score they have now.
 local snap, late = tonumber(ARGV[2]), 0
@@ -888,7 +895,8 @@ class RankedQueue:
                     self._zadd_chunks(tmp, members, starts[order], lengths[order], scores[order], ttl_ms)
                 stats["restore_s"] = clock() - t1
             t1 = clock()
-            ranked = int(self._rerank_swap(keys=[k.rerank_lock, tmp, k.pending, k.leased, k.rerank_removed, k.segment_width, k.meta, k.rerank_old],
+            ranked = int(self._rerank_swap(keys=[k.rerank_lock, tmp, k.pending, k.leased, k.rerank_removed, k.segment_width, k.meta, k.rerank_old,
+                                               k.last_score],
                                          args=[token, segseq, k.segment_prefix, "" if version is None else version]))
             stats["swap_s"] = clock() - t1
         except BaseException:

@@ -59,7 +59,8 @@ def test_rerank_rescores_pending_keeps_leases_and_labels_out_and_is_idempotent(q
     assert queue.ranking() == before  # same scores: nothing moves
     # Leases still expire back into the queue, labels still land, features are still there.
     assert queue.expire_leases(now=2000.0) == 5
-    assert queue.score_of(leased[0]) == 0.0  # back at the score it was leased with
+    # Back at the score the newest re-rank gave it, not the one it was leased with (0.0).
+    assert queue.score_of(leased[0]) == pytest.approx(float(feats(1, start=int(leased[0][1:]))[0, 0]))
     np.testing.assert_allclose(queue.features_of(["i500"])[0], feats(1, start=500)[0])
     assert queue.features_of([ids[15], "nope"]) == [None, None]
     assert queue.add([ids[15], ids[41]], np.ones(2), feats(2)) == 0  # labeled and dropped stay out
@@ -87,6 +88,8 @@ def test_rerank_takes_in_what_changes_while_it_runs(queue: RankedQueue) -> None:
     assert "late-2" not in ranking and "i102" not in ranking  # labeled meanwhile
     assert "i100" not in ranking and queue.lease_expiry("i100") is not None  # leased meanwhile
     assert ranking["i0"] == pytest.approx(0.0) and ranking["i1"] == pytest.approx(float(feats(1, start=1)[0, 0]))  # returned, re-scored
+    assert queue.skip("i100", "bob", max_skips=3) == 1  # handed back: at the new model's score
+    assert queue.score_of("i100") == pytest.approx(float(feats(1, start=100)[0, 0]))
 
 
 def test_one_rerank_at_a_time(queue: RankedQueue) -> None:
