@@ -75,6 +75,53 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     return report
 
 
+def _count(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _share(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {v}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v >= 0.0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
+def _writable(report: Path) -> str | None:
+    """Why ``report`` cannot be written (checked before a long run), or ``None``."""
+    import os
+
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--report {report}: {exc.strerror or exc}"
+    target = report if report.exists() else report.parent
+    if report.is_dir() or not os.access(target, os.W_OK):
+        return f"--report {report}: not writable"
+    return None
+
+
 def _strategy_name(text: str) -> str:
     from scorer.strategies import Strategy
 
@@ -88,6 +135,10 @@ def _strategy_name(text: str) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from activestream.datasets import digits
 
+    problem = _writable(Path(args.report))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     _run_simulation(digits(), args, [DEFAULT_STRATEGY, RANDOM], Path(args.report))
     return 0
 
@@ -96,9 +147,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from activestream.datasets import DatasetError, load
 
     try:
-        ds = load(args.data, args.label_column)
+        ds = load(args.data, args.label_column, exclude=[args.id_column, *(args.exclude or ())])
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = _writable(Path(args.report))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     strategies = args.strategy or [DEFAULT_STRATEGY, RANDOM]
     if args.metric is None:
@@ -112,15 +167,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) -> None:
-    p.add_argument("--budget", type=int, default=budget, help="labels per campaign (default %(default)s)")
-    p.add_argument("--batch", type=int, default=10, help="labels per round; one retrain per round (default %(default)s)")
-    p.add_argument("--init", type=int, default=20, help="seed labels before the first model (default %(default)s)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default %(default)s)")
-    p.add_argument("--seconds-per-label", type=float, default=30.0, help="labeling time for hours saved (default %(default)s)")
-    p.add_argument("--test-size", type=float, default=0.3, help="held-out test share (default %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="parallel campaign processes (default %(default)s)")
-    p.add_argument("--explore", type=float, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
-    p.add_argument("--curriculum-labels", type=int, default=None, help="easy-to-hard schedule over this many labels (default: off)")
+    p.add_argument("--budget", type=_count, default=budget, help="labels per campaign (default %(default)s)")
+    p.add_argument("--batch", type=_count, default=10, help="labels per round; one retrain per round (default %(default)s)")
+    p.add_argument("--init", type=_count, default=20, help="seed labels before the first model (default %(default)s)")
+    p.add_argument("--seeds", type=_count, default=3, help="number of seeds (default %(default)s)")
+    p.add_argument("--seconds-per-label", type=_seconds, default=30.0, help="labeling time for hours saved (default %(default)s)")
+    p.add_argument("--test-size", type=_share, default=0.3, help="held-out test share (default %(default)s)")
+    p.add_argument("--workers", type=_count, default=2, help="parallel campaign processes (default %(default)s)")
+    p.add_argument("--explore", type=_share, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
+    p.add_argument("--curriculum-labels", type=_count, default=None, help="easy-to-hard schedule over this many labels (default: off)")
     p.add_argument("--cold-start", choices=("random", "representative"), default="random",
                    help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
@@ -145,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness, +falcun for FALCUN (default: {DEFAULT_STRATEGY} and random)")
     p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
+    p.add_argument("--id-column", default="id", help="row id column, left out of the features when present (default: %(default)s)")
+    p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
     _add_sim_options(p, budget=300, report="reports/simulate.json")
     p.set_defaults(func=cmd_simulate)
 

@@ -32,6 +32,7 @@ class Settings:
     seed: int = 0
     batch_size: int = 1000
     n_features: int | None = None
+    feature_names: str | None = None  # comma-separated order of named-field item features
     explore: float = DEFAULT_EXPLORE
     curriculum_labels: int | None = None
     cold_start: str = "random"  # or "representative": first labels from k-means centroids of the queue

@@ -69,7 +69,7 @@ def digits() -> Dataset:
     return from_arrays("sklearn digits", d.data, d.target)
 
 
-def load(path: str | Path, label_columns: Sequence[str]) -> Dataset:
+def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[str] = ("id",)) -> Dataset:
     """Load a labeled file.
 
     Parameters
@@ -78,6 +78,8 @@ def load(path: str | Path, label_columns: Sequence[str]) -> Dataset:
     label_columns : one column (multi-class); several 0/1 columns, or one prefix shared
         by several columns (multi-label). For NPZ: the label array's name (default ``y``)
         and the features come from ``X``.
+    exclude : columns that are not features, when present (by default the ``id`` column,
+        which ``activestream produce`` also leaves out: a row id can leak the label).
 
     Raises
     ------
@@ -90,17 +92,22 @@ def load(path: str | Path, label_columns: Sequence[str]) -> Dataset:
     name = p.name
     if name.endswith(".npz"):
         return _load_npz(p, label_columns)
-    if name.endswith((".csv", ".csv.gz")):
-        import pyarrow.csv as pacsv
+    import pyarrow as pa
 
-        table = pacsv.read_csv(p)
-    elif name.endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
+    try:
+        if name.endswith((".csv", ".csv.gz")):
+            import pyarrow.csv as pacsv
 
-        table = pq.read_table(p)
-    else:
-        raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
-    return _from_table(p, table, label_columns)
+            table = pacsv.read_csv(p)
+        elif name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(p)
+        else:
+            raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
+    except (pa.ArrowException, OSError) as exc:  # empty, ragged or not really CSV / Parquet
+        raise DatasetError(f"{p}: cannot be read: {exc}") from None
+    return _from_table(p, table, label_columns, exclude)
 
 
 def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
@@ -114,10 +121,18 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
     X, y = data[xkey], data[ykey]
     if X.ndim != 2 or len(X) != len(y):
         raise DatasetError(f"{p}: 'X' must be (n, n_features) and {ykey!r} must have n rows")
+    if not np.issubdtype(X.dtype, np.number):
+        raise DatasetError(f"{p}: 'X' must be numeric, got {X.dtype}")
+    if y.ndim == 2 and (not np.issubdtype(y.dtype, np.number) or not np.isin(y, (0, 1)).all()):
+        raise DatasetError(f"{p}: {ykey!r} is 2-D, so multi-label: it must hold only 0/1")
+    if y.ndim not in (1, 2):
+        raise DatasetError(f"{p}: {ykey!r} must be (n,) classes or (n, n_labels) 0/1, got shape {y.shape}")
+    if y.ndim == 1 and np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
+        raise DatasetError(f"{p}: {ykey!r}: has missing labels (NaN)")
     return _finish(from_arrays(p.name, _impute(p, X.astype(np.float32), [f"X[:, {j}]" for j in range(X.shape[1])]), y))
 
 
-def _from_table(p: Path, table: object, label_columns: Sequence[str]) -> Dataset:
+def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: Sequence[str] = ()) -> Dataset:
     import pyarrow as pa
 
     assert isinstance(table, pa.Table)
@@ -136,7 +151,7 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str]) -> Dataset
     features = []
     names = []
     for c in cols:
-        if c in chosen:
+        if c in chosen or c in exclude:
             continue
         arr = table.column(c)
         if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)):

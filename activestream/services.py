@@ -35,8 +35,20 @@ class Stop:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings for a service; a bad value stops it with one line naming the setting."""
+    from scorer.strategies import Strategy
+
     over = {k: getattr(args, k, None) for k in ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")}
-    return Settings.from_env(**over)
+    try:
+        s = Settings.from_env(**over)
+        Strategy(s.strategy)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if s.cold_start not in ("random", "representative"):
+        raise SystemExit(f"error: setting ACTIVESTREAM_COLD_START={s.cold_start!r}: expected 'random' or 'representative'")
+    if not 0.0 <= s.explore <= 1.0:
+        raise SystemExit(f"error: setting ACTIVESTREAM_EXPLORE={s.explore!r}: expected a share in [0, 1]")
+    return s
 
 
 def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Any:
@@ -120,7 +132,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
     scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features,
-                    registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
+                    feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None, registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
     health = _serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     scorer.poll_models(to_end=True)  # start on the newest model, if there is one
 
@@ -202,6 +214,24 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- labeler API
 
 
+def _queue_gauges(queue: Any) -> Any:
+    """A registry whose gauges read the queue's state from Redis at scrape time."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry()
+    for name, fn, doc in (
+        ("activestream_labeler_api_pending_items", queue.depth, "items waiting in the queue"),
+        ("activestream_labeler_api_leased_items", queue.n_leased, "items out with labelers"),
+        ("activestream_labeler_api_labeled_items", queue.n_labeled, "items labeled so far"),
+    ):
+        Gauge(name, doc, registry=registry).set_function(_as_float(fn))
+    return registry
+
+
+def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
+    return lambda: float(fn())
+
+
 def cmd_labeler_api(args: argparse.Namespace) -> int:
     from activestream.simulate import make_label_service
     from labeling.api import serve
@@ -216,8 +246,10 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
     service.max_skips = s.max_skips
     server = serve(service, args.port, args.host)
     print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status)", flush=True)
+    health = _serve_metrics("labeler-api", _queue_gauges(service.queue), s.metrics_port, s.metrics_host)
     try:
         while not stop():
+            health.tick()
             time.sleep(0.5)
     finally:
         server.shutdown()
@@ -374,7 +406,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("scorer", help="score the items topic into the Redis queue; hot-swap models and re-rank")
     _common(p)
     _loop_opts(p)
-    p.add_argument("--strategy", default=None, help="scoring strategy (default: ACTIVESTREAM_STRATEGY or margin)")
+    p.add_argument("--strategy", default=None, help="scoring strategy (default: ACTIVESTREAM_STRATEGY or margin+kcenter)")
     p.add_argument("--batch-size", type=int, default=None, help="items per micro-batch")
     p.set_defaults(func=cmd_scorer)
 

@@ -83,6 +83,38 @@ def test_simulate_reports_bad_files_clearly(tmp_path: Path, capsys: pytest.Captu
     assert "no such file" in capsys.readouterr().err
 
 
+def test_simulate_refuses_bad_files_and_options_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b,label\n1,2,x\n3\n")
+    assert main(["simulate", "--data", str(ragged), "--label-column", "label"]) == 2
+    assert "ragged.csv: cannot be read" in capsys.readouterr().err
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    npz = tmp_path / "bad.npz"
+    np.savez(npz, X=X, y=np.where(y == 1, np.nan, 0.0))
+    assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
+    assert "missing labels" in capsys.readouterr().err
+    np.savez(npz, X=X, y=np.column_stack([y, 2 * y]))
+    assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
+    assert "only 0/1" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    write_csv(good, X, {"label": y})
+    assert main(["simulate", "--data", str(good), "--label-column", "label", "--report", str(good / "r.json")]) == 2
+    assert "--report" in capsys.readouterr().err
+    for bad in (["--seeds", "0"], ["--seconds-per-label", "-1"], ["--explore", "1.5"]):
+        with pytest.raises(SystemExit):
+            main(["simulate", "--data", str(good), "--label-column", "label", *bad])
+        assert bad[0] in capsys.readouterr().err
+
+
+def test_simulate_leaves_the_id_column_out_of_the_features(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = make_classification(n_samples=200, n_features=5, flip_y=0.3, random_state=0)
+    order = np.argsort(y, kind="stable")  # rows sorted by class: a row id would give the label away
+    path = tmp_path / "sorted.csv"
+    write_csv(path, X[order], {"id": np.arange(200), "label": y[order], "note_id": np.arange(200)})
+    run(["simulate", "--data", str(path), "--label-column", "label", "--exclude", "note_id", "--budget", "30", "--seeds", "1"], redis_url, tmp_path)
+    assert "200 items, 5 features" in capsys.readouterr().out
+
+
 def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     rep = run(["demo", "--budget", "60", "--seeds", "1"], redis_url, tmp_path)
     out = capsys.readouterr().out

@@ -94,3 +94,23 @@ def test_settings_from_env() -> None:
     assert s.strategy == "entropy" and s.namespace == "default"
     with pytest.raises(ValueError, match="ACTIVESTREAM_BATCH_SIZE"):
         Settings.from_env({"ACTIVESTREAM_BATCH_SIZE": "many"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ACTIVESTREAM_EXPLORE": "abc"}, "ACTIVESTREAM_EXPLORE='abc': expected a number"),
+        ({"ACTIVESTREAM_EXPLORE": "1.5"}, "ACTIVESTREAM_EXPLORE=1.5: expected a share"),
+        ({"ACTIVESTREAM_STRATEGY": "foo"}, "unknown strategy 'foo'"),
+        ({"ACTIVESTREAM_COLD_START": "kmeans"}, "ACTIVESTREAM_COLD_START='kmeans'"),
+    ],
+)
+def test_a_bad_setting_stops_a_service_with_one_line(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    import argparse
+
+    from activestream.services import settings_from
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(".", r"\.")):
+        settings_from(argparse.Namespace())
