@@ -75,37 +75,24 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     return report
 
 
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+def _bounded(kind: type, low: float, high: float, what: str) -> Any:
+    """An argparse type: a ``kind`` (int or float) in ``[low, high]``, else one line saying ``what``."""
+
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return v
+
+    return parse
 
 
-def _share(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {v}")
-    return v
-
-
-def _seconds(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (v >= 0.0 and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return v
+_count = _bounded(int, 1, float("inf"), "at least 1")
+_share = _bounded(float, 0.0, 1.0, "in [0, 1]")
+_seconds = _bounded(float, 0.0, 1e12, "a finite number >= 0")
 
 
 def _writable(report: Path) -> str | None:
