@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +36,36 @@ def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str]) -> It
         yield (str(ids[i]) if ids is not None else None), X[i], {}
 
 
-def _jsonl_rows(path: Path, id_column: str | None) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+def _jsonl_rows(path: Path, id_column: str | None, on_error: Callable[[str], None] | None) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
     with path.open() as fh:
-        for line in fh:
+        for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            obj = json.loads(line)
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+            except ValueError as exc:
+                problem = f"{path}:{lineno}: {exc}"
+                if on_error is None:
+                    raise ValueError(problem) from None
+                on_error(problem)
+                continue
             yield (str(obj[id_column]) if id_column and id_column in obj else None), obj.get("features"), obj.get("metadata") or {}
 
 
-def read_items(path: str | Path, *, id_column: str | None = "id", exclude: Sequence[str] = ()) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
-    """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file."""
+def read_items(
+    path: str | Path, *, id_column: str | None = "id", exclude: Sequence[str] = (), on_error: Callable[[str], None] | None = None
+) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+    """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file.
+
+    A JSONL line that is not a JSON object is passed to ``on_error`` as ``"FILE:LINE: reason"``
+    and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
+    scorer, which dead-letters a bad item with its id, field and reason.
+    """
     p = Path(path)
     if p.name.endswith((".jsonl", ".ndjson")):
-        return _jsonl_rows(p, id_column)
+        return _jsonl_rows(p, id_column, on_error)
     return _table_rows(p, id_column, exclude)
 
 

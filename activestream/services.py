@@ -268,8 +268,14 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     s, bus, topics = connect(args)
     n = 0
+    skipped: list[str] = []
+
+    def skip(problem: str) -> None:  # a malformed line is reported and skipped; the rest still goes out
+        print(f"skipped {problem}", file=sys.stderr)
+        skipped.append(problem)
+
     try:
-        rows = read_items(args.file, id_column=args.id_column, exclude=args.exclude or ())
+        rows = read_items(args.file, id_column=args.id_column, exclude=args.exclude or (), on_error=skip)
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
             bus.publish(topics.items, encode_row(iid, feats, md, raw=args.raw), key=iid.encode())
@@ -280,8 +286,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
         return 2
     finally:
         bus.close()
-    print(f"produced {n} items to {topics.items}", flush=True)
-    return 0
+    print(f"produced {n} items to {topics.items}" + (f"; skipped {len(skipped)} malformed line(s)" if skipped else ""), flush=True)
+    return 1 if skipped else 0
 
 
 def cmd_label(args: argparse.Namespace) -> int:
@@ -305,12 +311,21 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def _answers(path: str, id_column: str, label_column: str) -> dict[str, Any]:
+    """Item id -> label from a CSV; ids are read as text (``001`` stays ``001``)."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    table = pacsv.read_csv(path)
-    ids = table.column(id_column).to_pylist()
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={id_column: pa.string()}))
+    except (pa.ArrowException, OSError) as exc:
+        raise SystemExit(f"error: --answers {path}: cannot be read: {exc}") from None
+    for col in (id_column, label_column):
+        if col not in table.column_names:
+            raise SystemExit(f"error: --answers {path}: column {col!r}: not found (columns: {', '.join(table.column_names[:20])})")
     labels = table.column(label_column).to_pylist()
-    return {str(i): v for i, v in zip(ids, labels, strict=True)}
+    if any(isinstance(v, float) for v in labels):
+        raise SystemExit(f"error: --answers {path}: column {label_column!r}: labels must be integers or strings, not floats")
+    return dict(zip(table.column(id_column).to_pylist(), labels, strict=True))
 
 
 # --------------------------------------------------------------------------- local stack

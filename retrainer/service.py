@@ -102,6 +102,7 @@ class Retrainer:
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._live_published_at = 0.0  # when the live version was published (see _fold)
         self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
+        self._label_kind: type | None = None  # int or str, fixed by the first label
         self._load_latest_version()
         self._load_control_log()
 
@@ -183,6 +184,16 @@ class Retrainer:
         if (label.labels is not None) != (self.task == "multilabel"):
             want = "'labels' (a label set)" if self.task == "multilabel" else "'label' (one class)"
             self._dead_letter(label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}"))
+            return
+        values = label.labels if label.labels is not None else (label.label,)
+        kinds = {type(v) for v in values}
+        if self._label_kind is None and len(kinds) == 1:
+            self._label_kind = kinds.pop()
+        elif self._label_kind is not None and kinds - {self._label_kind}:
+            # 1 and "1" would become two classes (a terminal labeler sends ints, an HTTP client may send strings)
+            field = "labels" if label.labels is not None else "label"
+            want = "integers" if self._label_kind is int else "strings"
+            self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}"))
             return
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label)

@@ -114,3 +114,21 @@ def test_a_bad_setting_stops_a_service_with_one_line(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(k, v)
     with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(".", r"\.")):
         settings_from(argparse.Namespace())
+
+
+def test_produce_reads_rows_and_names_the_file_and_line_of_a_bad_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from activestream.producer import read_items
+
+    csv = tmp_path / "items.csv"
+    csv.write_text("id,a,b,label\nx1,1.5,2,cat\nx2,3,4,dog\n")
+    rows = list(read_items(csv, exclude=["label"]))
+    assert [r[0] for r in rows] == ["x1", "x2"] and np.array_equal(rows[0][1], np.array([1.5, 2.0], dtype=np.float32))
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_text('{"id": "a", "features": [1, 2]}\n{"id": "b", features: [1]}\n[1, 2]\n\n{"id": "c", "features": [3, 4]}\n')
+    problems: list[str] = []
+    assert [r[0] for r in read_items(jsonl, on_error=problems.append)] == ["a", "c"]  # the good rows around them still go out
+    assert problems[0].startswith(f"{jsonl}:2: ") and problems[1] == f"{jsonl}:3: expected a JSON object, got list"
+    with pytest.raises(ValueError, match="items.jsonl:2: "):
+        list(read_items(jsonl))
