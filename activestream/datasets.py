@@ -121,9 +121,9 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
     X, y = data[xkey], data[ykey]
     if X.ndim != 2 or len(X) != len(y):
         raise DatasetError(f"{p}: 'X' must be (n, n_features) and {ykey!r} must have n rows")
-    if not np.issubdtype(X.dtype, np.number):
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise DatasetError(f"{p}: 'X' must be numeric, got {X.dtype}")
-    if y.ndim == 2 and (not np.issubdtype(y.dtype, np.number) or not np.isin(y, (0, 1)).all()):
+    if y.ndim == 2 and (not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or not np.isin(y, (0, 1)).all()):
         raise DatasetError(f"{p}: {ykey!r} is 2-D, so multi-label: it must hold only 0/1")
     if y.ndim not in (1, 2):
         raise DatasetError(f"{p}: {ykey!r} must be (n,) classes or (n, n_labels) 0/1, got shape {y.shape}")

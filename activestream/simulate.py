@@ -270,7 +270,13 @@ def make_label_service(
             # The strategy's own scores under this version, scaled to [0, 1] over the candidates
             # (FALCUN's uncertainty is 1 - margin; Li & Guo's multi-label score is unbounded).
             u = strategy.score(P, ids, task=cur.task, version=cur.version, label_cardinality=cur.label_cardinality)
-            return selection.falcun(u / u.max() if u.max() > 0 else u, P, k, seed=int(draws.integers(2**63)))
+            ok = np.flatnonzero(np.isfinite(P).all(axis=1) & np.isfinite(u))
+            if len(ok) == 0:
+                return top
+            # Candidates the model cannot score (features it overflows on; the scorer ranks them last) sit out.
+            P, u = P[ok], u[ok]
+            picks = selection.falcun(u / u.max() if u.max() > 0 else u, P, k, seed=int(draws.integers(2**63)))
+            return [int(ok[i]) for i in picks]
 
         return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, max_candidates=FALCUN_MAX_CANDIDATES,
                             on_close=live.close, **opts)

@@ -69,7 +69,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         try:
             ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=float(seconds), label_id=label_id)
         except (UnknownItem, InvalidLabel) as exc:
-            raise BadRequest(str(exc).strip("'\"")) from None
+            raise BadRequest(str(exc.args[0]) if exc.args else str(exc)) from None  # (a KeyError's str() adds quotes)
         return {"accepted": ok}
     if method == "POST" and path == "/skip":
         item = str(_field(body, "item_id", (str, int), None))

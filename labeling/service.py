@@ -167,12 +167,32 @@ class LabelService:
         """Lease those of ``ids`` still pending, with their features and metadata."""
         claimed = self.queue.claim(ids, labeler_id, self.lease_ttl, now)
         cids = [c for c, _ in claimed]
-        # The server, not the client, knows which leases were control picks (see submit).
-        self.queue.set_control(cids, labeler_id if control else None)
+        if control:  # the server, not the client, knows which leases were control picks (see submit)
+            self.queue.set_control(cids, labeler_id)
         feats = self.queue.features_of(cids)
         metas = self.queue.metadata_of(cids)
         return [Leased(cid, score, f, now + self.lease_ttl, md, control=control)
                 for (cid, score), f, md in zip(claimed, feats, metas, strict=True)]
+
+    def _check_campaign_shape(self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None) -> None:
+        """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings.
+
+        The first accepted label fixes both (kept with the queue); the retrainer dead-letters
+        anything else, so it is refused here, while the item is still queued.
+        """
+        field = "labels" if labels is not None else "label"
+        values = list(labels) if labels is not None else [label]
+        kinds = {"integers" if isinstance(v, int) else "strings" for v in values}
+        if len(kinds) > 1:
+            raise InvalidLabel(f"item {item_id!r}: field 'labels': mixes integers and strings ({values!r})")
+        held = self.queue.agree_meta("label_field", field)
+        if held != field:
+            raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's answers come as {held!r}")
+        if kinds:
+            kind = kinds.pop()
+            held = self.queue.agree_meta("label_kind", kind)
+            if held != kind:
+                raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's labels are {held}; got {values!r}")
 
     def _n_control(self, k: int) -> int:
         # Credit carries over between leases, so small batches still get their exact share.
@@ -270,12 +290,10 @@ class LabelService:
             decode_label(payload)
         except DecodeError as exc:
             raise InvalidLabel(str(exc)) from None
+        self._check_campaign_shape(item_id, label, labels)
         self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()
-        marked = self.queue.mark_labeled(item_id, label_id)
-        if control:
-            self.queue.set_control([item_id], None)
-        return marked
+        return self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
 
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).

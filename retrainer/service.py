@@ -189,10 +189,10 @@ class Retrainer:
         kinds = {type(v) for v in values}
         if self._label_kind is None and len(kinds) == 1:
             self._label_kind = kinds.pop()
-        elif self._label_kind is not None and kinds - {self._label_kind}:
+        elif len(kinds) > 1 or (self._label_kind is not None and kinds - {self._label_kind}):
             # 1 and "1" would become two classes (a terminal labeler sends ints, an HTTP client may send strings)
             field = "labels" if label.labels is not None else "label"
-            want = "integers" if self._label_kind is int else "strings"
+            want = "of one type" if self._label_kind is None else "integers" if self._label_kind is int else "strings"
             self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}"))
             return
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:

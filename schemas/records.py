@@ -73,8 +73,6 @@ def _item_id(obj: Mapping[str, Any], key: str = "id") -> str:
     return text
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 # --------------------------------------------------------------------------- items
 
 
@@ -396,7 +394,9 @@ def decode_items(
 def _feature_vector(
     item_id: str, raw: Any, feature_names: Sequence[str] | None
 ) -> np.ndarray:
+    names = None
     if isinstance(raw, dict):
+        names = list(feature_names or ())
         if feature_names is None:
             raise DecodeError(item_id, "features", "named fields given but no feature_names configured")
         values = []
@@ -412,11 +412,29 @@ def _feature_vector(
             raise DecodeError(item_id, f"features[{pos}]", f"not a number ({v!r})")
         if isinstance(v, float) and not math.isfinite(v):
             raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({v})")
-        # Features are float32: 1e39 or a 400-digit integer is valid JSON but no finite float32.
-        if not -_FLOAT32_MAX <= v <= _FLOAT32_MAX:
-            shown = f"{v:.3e}" if isinstance(v, float) or abs(v) < 10**300 else f"an integer of {len(str(abs(v)))} digits"
-            raise DecodeError(item_id, f"features[{pos}]", f"not a finite float32 number ({shown})")
-    return np.asarray(raw, dtype=np.float32)
+    # Features are float32: 1e39 or a 400-digit integer is valid JSON but no finite float32
+    # (checked on the whole vector: a per-value range check would slow every JSON item).
+    try:
+        with np.errstate(over="ignore"):
+            out = np.asarray(raw, dtype=np.float64).astype(np.float32)
+        overflow = np.flatnonzero(~np.isfinite(out))
+    except OverflowError:  # an integer beyond float64
+        out, overflow = np.zeros(0, dtype=np.float32), np.array([next(i for i, v in enumerate(raw) if not _fits_float(v))])
+    if len(overflow):
+        pos = int(overflow[0])
+        v = raw[pos]
+        shown = f"{v:.3e}" if _fits_float(v) else f"an integer of {len(str(abs(v)))} digits"
+        field = f"features.{names[pos]}" if names is not None else f"features[{pos}]"
+        raise DecodeError(item_id, field, f"not a finite float32 number ({shown})")
+    return out
+
+
+def _fits_float(v: float) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- queue entries

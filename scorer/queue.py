@@ -166,7 +166,8 @@ return #due
 """
 
 _CLAIM = """
--- KEYS: pending, leased, lease_owner, last_score, owned ; ARGV: expires_at, labeler, ids...
+-- KEYS: pending, leased, lease_owner, last_score, owned, control ; ARGV: expires_at, labeler, ids...
+-- (a new lease is not a control pick unless the labeling service records it as one after this)
 local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -177,6 +178,7 @@ for i = 3, #ARGV do
     redis.call('HSET', KEYS[3], id, ARGV[2])
     redis.call('HSET', KEYS[4], id, s)
     redis.call('SADD', KEYS[5], id)
+    redis.call('HDEL', KEYS[6], id)
     table.insert(out, id)
     table.insert(out, s)
   end
@@ -186,10 +188,11 @@ return out
 
 _MARK_LABELED = _RELEASE_OWNER + _KILL_ROW + """
 -- KEYS: label_ids, pending, leased, lease_owner, last_score, labeled, featloc, metadata, skips,
---       seg_live, seg_time, seg_width, rerank_lock, rerank_removed
+--       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control
 -- ARGV: label_id, item_id, owned_prefix, seg_prefix
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 local id = ARGV[2]
+redis.call('HDEL', KEYS[15], id)
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
 release_owner(KEYS[4], ARGV[3], id)
@@ -203,7 +206,7 @@ return 1
 
 _SKIP = _RELEASE_OWNER + _KILL_ROW + """
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
---       seg_live, seg_time, seg_width, rerank_lock, rerank_removed
+--       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control
 -- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id
 -- Only the lease holder hands a leased item back (-2 for anyone else); a pending item may be
 -- skipped by anyone it could be offered to. Each labeler counts once towards max_skips, so a
@@ -218,6 +221,7 @@ if leased then
   redis.call('ZREM', KEYS[1], id)
   release_owner(KEYS[3], ARGV[3], id)
   redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[15], id)
 end
 local n
 if redis.call('SADD', KEYS[6], id) == 1 then
@@ -230,6 +234,7 @@ if n >= tonumber(ARGV[2]) then
   redis.call('SADD', KEYS[7], id)
   kill_row(KEYS[8], KEYS[10], KEYS[11], KEYS[12], ARGV[4], KEYS[13], KEYS[14], id)
   redis.call('HDEL', KEYS[9], id)
+  redis.call('HDEL', KEYS[15], id)
   return 0
 end
 redis.call('ZADD', KEYS[2], s, id)
@@ -977,6 +982,14 @@ class RankedQueue:
         v: Any = self.r.hget(self.k.meta, name)
         return v.decode() if v is not None else None
 
+    def agree_meta(self, name: str, value: str) -> str:
+        """Set ``name`` to ``value`` unless it is set already; the value it holds either way."""
+        pipe = self.r.pipeline()
+        pipe.hsetnx(self.k.meta, name, value)
+        pipe.hget(self.k.meta, name)
+        _, held = pipe.execute()
+        return held.decode()  # type: ignore[no-any-return]
+
     def ranked_version(self) -> int:
         """Model version whose scores the whole queue was last re-ranked with (0: none yet)."""
         return int(self.get_meta("ranked_version") or 0)
@@ -1023,13 +1036,9 @@ class RankedQueue:
             return [], np.zeros((0, 0), dtype=np.float32)
         return [i for i, _ in rows], np.vstack([f for _, f in rows])
 
-    def set_control(self, ids: Sequence[str], labeler_id: str | None) -> None:
-        """Record ``ids`` as leased to ``labeler_id`` as random-control picks (``None``: as ranked picks)."""
-        if not ids:
-            return
-        if labeler_id is None:
-            self.r.hdel(self.k.control, *ids)
-        else:
+    def set_control(self, ids: Sequence[str], labeler_id: str) -> None:
+        """Record ``ids``, just claimed by ``labeler_id``, as random-control picks (a claim clears it)."""
+        if ids:
             self.r.hset(self.k.control, mapping=dict.fromkeys(ids, labeler_id))
 
     def control_holder(self, item_id: str) -> str | None:
@@ -1047,7 +1056,7 @@ class RankedQueue:
         if not ids:
             return []
         now = time.time() if now is None else now
-        keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id)]
+        keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id), self.k.control]
         flat = self._claim(keys=keys, args=[now + ttl, labeler_id, *ids])
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
@@ -1075,7 +1084,7 @@ class RankedQueue:
         """Take the item out of the queue for good. False if ``label_id`` was seen before."""
         k = self.k
         keys = [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
-                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed]
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control]
         return bool(self._mark(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix]))
 
     def skip(self, item_id: str, labeler_id: str, max_skips: int) -> int:
@@ -1086,7 +1095,7 @@ class RankedQueue:
         """
         k = self.k
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
-                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed]
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control]
         return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id]))
 
     # ----------------------------------------------------------------- observation

@@ -93,6 +93,10 @@ def test_simulate_refuses_bad_files_and_options_before_running(tmp_path: Path, c
     np.savez(npz, X=X, y=np.where(y == 1, np.nan, 0.0))
     assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
     assert "missing labels" in capsys.readouterr().err
+    np.savez(npz, X=X > 0, y=np.column_stack([y, 1 - y]).astype(bool))  # booleans are 0/1
+    from activestream.datasets import load
+
+    assert load(npz, ["y"]).task == "multilabel"
     np.savez(npz, X=X, y=np.column_stack([y, 2 * y]))
     assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
     assert "only 0/1" in capsys.readouterr().err

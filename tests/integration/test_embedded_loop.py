@@ -209,6 +209,21 @@ def test_falcun_batches_are_drawn_by_the_live_model(redis_client: redis.Redis, n
     svc.close()
 
 
+def test_falcun_leases_leave_out_items_the_model_cannot_score(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    loop = Loop(redis_client, namespace)
+    huge = np.where(np.arange(X.shape[1]) % 2, 3e38, -3e38).astype(X.dtype)  # finite, but the model overflows on it
+    loop.enqueue(np.vstack([X[:100], huge[None, :]]))  # before any model: all queued
+    svc = make_label_service(Strategy("margin+falcun", 5), loop.queue, loop.bus, loop.topics)
+    for i in range(30):
+        svc.submit(str(i), labeler_id="a", label=int(y[i]))
+    loop.cycle()
+    assert loop.queue.ranked_version() == 1 and loop.queue.score_of("100") == -1.0  # ranked last
+    leased = svc.lease(10, "a")  # the whole queue is the candidate window: "100" among them
+    assert len(leased) == 10 and "100" not in {e.id for e in leased}
+    svc.close()
+
+
 def test_restarted_retrainer_rebuilds_from_the_log(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
     loop = Loop(redis_client, namespace)

@@ -75,6 +75,17 @@ def test_skip_is_the_lease_holders_and_counts_each_labeler_once(queue: RankedQue
     assert queue.skip("b", "bob", max_skips=1) == 0  # a pending item: anyone it could be offered to
 
 
+def test_a_control_record_lasts_as_long_as_its_lease(queue: RankedQueue) -> None:
+    queue.add(["x", "y", "z"], np.array([0.5, 0.4, 0.3]), feats(3))
+    queue.claim(["x", "y", "z"], "ann", ttl=10, now=0.0)
+    queue.set_control(["x", "y", "z"], "ann")
+    assert queue.expire_leases(now=100.0) == 3 and queue.control_holder("x") == "ann"  # a late label still counts
+    queue.claim(["x"], "dispatcher", ttl=10)  # any new claim: not a control pick unless recorded again
+    assert queue.skip("y", "ann", max_skips=1) == 0  # dropped
+    queue.mark_labeled("z", "Lz")
+    assert [queue.control_holder(i) for i in "xyz"] == [None, None, None]
+
+
 def test_iter_pending_and_oldest_age(queue: RankedQueue) -> None:
     queue.add([f"i{k}" for k in range(2500)], np.zeros(2500), feats(2500), now=100.0)
     seen = {}

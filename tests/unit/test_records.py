@@ -126,3 +126,8 @@ def test_queue_entry_and_dead_letter_round_trip() -> None:
     validate(dl.encode(), "dead_letter.v1")
     back_dl = decode_dead_letter(dl.encode())
     assert back_dl.payload == b"\xff\x00" and back_dl.item_id == "x" and dl.reason_code == "features"
+
+
+def test_float32_extremes_are_accepted_as_numpy_prints_them() -> None:
+    item = decode_item(b'{"id": "x", "features": [3.4028235e+38, -3.4028235e+38, 1e-45]}', n_features=3)
+    assert np.isfinite(item.features).all() and item.features[0] == np.finfo(np.float32).max

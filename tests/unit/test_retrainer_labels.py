@@ -20,3 +20,13 @@ def test_a_label_of_another_type_than_the_campaigns_is_a_dead_letter() -> None:
     assert len(r.training) == 2  # "1" would have become a third class beside 1
     (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
     assert (dl.item_id, dl.field) == ("b", "label") and "labels are integers" in dl.reason
+
+
+def test_a_label_set_mixing_types_is_a_dead_letter() -> None:
+    bus, topics = InMemoryBus(), Topics("m")
+    r = Retrainer(bus, topics, task="multilabel", retrain_every=10**9)
+    lab = Label("a", "L1", "ann", labels=(1, "1"), features=np.zeros(3, dtype=np.float32))
+    bus.publish(topics.labels, lab.encode(), key=b"a")
+    r.ingest(0.0)
+    (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
+    assert len(r.training) == 0 and dl.field == "labels" and "of one type" in dl.reason
