@@ -25,6 +25,7 @@ from activestream.redis_server import redis_url
 from activestream.report import Curve, auc, labels_to_target
 from activestream.simulate import SimConfig, simulate
 from benchmarks.suites import SUITES
+from scorer.strategies import DEFAULT_EXPLORE
 
 
 def _curve(entry: dict[str, Any]) -> Curve:
@@ -32,18 +33,19 @@ def _curve(entry: dict[str, Any]) -> Curve:
 
 
 def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int, url: str, explore: float = 0.0,
-              cold_start: str = "random") -> dict[str, Any]:
+              cold_start: str = "random", budget: int | None = None) -> dict[str, Any]:
     suite = SUITES[name]
     seeds = seeds or suite.seeds
+    budget = budget or suite.budget
     ds = suite.load()
     cfg = SimConfig(
-        budget=suite.budget, batch=suite.batch, init=suite.init, seeds=tuple(range(seeds)), strategies=tuple(strategies),
+        budget=budget, batch=suite.batch, init=suite.init, seeds=tuple(range(seeds)), strategies=tuple(strategies),
         metric=suite.metric, test_size=suite.test_size, target_fraction=0.99, workers=workers, explore=explore, cold_start=cold_start,
     )
     t0 = time.perf_counter()
     rep = simulate(ds, cfg, url, progress=False)
     full = rep["full_data_score"]
-    out: dict[str, Any] = {"full_data_score": full, "metric": suite.metric, "budget": suite.budget, "wall_seconds": time.perf_counter() - t0, "strategies": {}}
+    out: dict[str, Any] = {"full_data_score": full, "metric": suite.metric, "budget": budget, "wall_seconds": time.perf_counter() - t0, "strategies": {}}
     for s, e in rep["strategies"].items():
         c = _curve(e)
         key = s if cold_start == "random" or s == "random" else f"{s} ({cold_start} cold start)"
@@ -172,7 +174,9 @@ def main() -> None:
     ap.add_argument("--default", default=None, help="strategy judged against the targets (default: the first)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: each suite's own count)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--explore", type=float, default=0.0, help="random-control share of each batch (not for random)")
+    ap.add_argument("--budget", type=int, default=None,
+                    help="override the suites' budget (e.g. where random reaches 99%% over more seeds: benchmarks/measure_budgets.py --seeds)")
+    ap.add_argument("--explore", type=float, default=DEFAULT_EXPLORE, help="random-control share of each batch (not for random; default: the product's)")
     ap.add_argument("--cold-start", choices=("random", "representative"), default="random",
                     help="first labels of the non-random strategies (rows are tagged when not random)")
     ap.add_argument("--peers", default="benchmarks/results/peers.json")
@@ -204,7 +208,7 @@ def main() -> None:
             if name in reused:
                 results[name] = reused[name]
                 continue
-            results[name] = run_suite(name, strategies, args.seeds, args.workers, url, args.explore, args.cold_start)
+            results[name] = run_suite(name, strategies, args.seeds, args.workers, url, args.explore, args.cold_start, args.budget)
             r = results[name]
             print(f"{name}: full {r['full_data_score']:.4f} ({r['wall_seconds']:.0f}s)")
             for s, e in r["strategies"].items():
