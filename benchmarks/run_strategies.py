@@ -28,6 +28,21 @@ from benchmarks.suites import SUITES
 from scorer.strategies import DEFAULT_EXPLORE
 
 
+def truncated(res: dict[str, Any], budget: int) -> dict[str, Any]:
+    """A suite's results as if run with the smaller ``budget`` (campaigns do not depend on it)."""
+    full = res["full_data_score"]
+    out = {**res, "budget": budget, "strategies": {}}
+    for s, e in res["strategies"].items():
+        per_seed = [[p for p in c if p[0] <= budget] for c in e["per_seed"]]
+        curve = [p for p in e["curve"] if p[0] <= budget]
+        if curve[-1][0] != budget:
+            raise SystemExit(f"{s}: no point at {budget} labels to truncate to")
+        c = _pairs(curve)
+        out["strategies"][s] = {**e, "curve": curve, "per_seed": per_seed, "labels_to_95": labels_to_target(c, 0.95 * full),
+                                "labels_to_99": labels_to_target(c, 0.99 * full), "auc": auc(c), "final_score": curve[-1][1]}
+    return out
+
+
 def _curve(entry: dict[str, Any]) -> Curve:
     return _pairs(entry["curve"])
 
@@ -195,6 +210,8 @@ def main() -> None:
         if earlier.get("explore") != args.explore:
             raise SystemExit(f"{path} was run with explore {earlier.get('explore')}, not {args.explore}")
         for name, res in earlier["results"].items():
+            if args.budget is not None and res["budget"] > args.budget:
+                res = truncated(res, args.budget)  # a campaign's curve up to a smaller budget is a prefix of it
             if name not in reused:
                 reused[name] = res
             elif reused[name]["budget"] != res["budget"] or not math.isclose(reused[name]["full_data_score"], res["full_data_score"], rel_tol=1e-9):
