@@ -28,19 +28,21 @@ from benchmarks.suites import SUITES
 from scorer.strategies import DEFAULT_EXPLORE
 
 
+def _truncate_entry(e: dict[str, Any], budget: int, full: float) -> dict[str, Any]:
+    """One strategy's (or peer's) results up to ``budget`` labels: a campaign's curve is a prefix of a longer one."""
+    curve = [p for p in e["curve"] if p[0] <= budget]
+    if not curve or curve[-1][0] != budget:
+        raise SystemExit(f"no point at {budget} labels to truncate to")
+    c = _pairs(curve)
+    return {**e, "curve": curve, "per_seed": [[p for p in ps if p[0] <= budget] for ps in e["per_seed"]],
+            "labels_to_95": labels_to_target(c, 0.95 * full), "labels_to_99": labels_to_target(c, 0.99 * full),
+            "auc": auc(c), "final_score": curve[-1][1]}
+
+
 def truncated(res: dict[str, Any], budget: int) -> dict[str, Any]:
     """A suite's results as if run with the smaller ``budget`` (campaigns do not depend on it)."""
     full = res["full_data_score"]
-    out = {**res, "budget": budget, "strategies": {}}
-    for s, e in res["strategies"].items():
-        per_seed = [[p for p in c if p[0] <= budget] for c in e["per_seed"]]
-        curve = [p for p in e["curve"] if p[0] <= budget]
-        if curve[-1][0] != budget:
-            raise SystemExit(f"{s}: no point at {budget} labels to truncate to")
-        c = _pairs(curve)
-        out["strategies"][s] = {**e, "curve": curve, "per_seed": per_seed, "labels_to_95": labels_to_target(c, 0.95 * full),
-                                "labels_to_99": labels_to_target(c, 0.99 * full), "auc": auc(c), "final_score": curve[-1][1]}
-    return out
+    return {**res, "budget": budget, "strategies": {s: _truncate_entry(e, budget, full) for s, e in res["strategies"].items()}}
 
 
 def _curve(entry: dict[str, Any]) -> Curve:
@@ -203,7 +205,11 @@ def main() -> None:
     strategies = args.strategies.split(",")
     default = args.default or strategies[0]
     peers_path = Path(args.peers)
-    peers = {k: v for k, v in json.loads(peers_path.read_text()).items() if k not in ("full_data_score", "meta")} if peers_path.exists() else {}
+    peers_doc = json.loads(peers_path.read_text()) if peers_path.exists() else {}
+    peers = {k: v for k, v in peers_doc.items() if k not in ("full_data_score", "meta")}
+    if args.budget is not None:  # peers run with a larger budget: compare over the same labels
+        peers = {d: {p: _truncate_entry(e, args.budget, peers_doc["full_data_score"][d]) if e["curve"][-1][0] > args.budget else e
+                     for p, e in ps.items()} for d, ps in peers.items()}
     reused: dict[str, Any] = {}
     for path in args.reuse:
         earlier = json.loads(Path(path).read_text())
