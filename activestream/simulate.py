@@ -8,6 +8,7 @@ always measured on a held-out test split that is never offered for labeling.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import time
@@ -213,6 +214,11 @@ def run_campaign(
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg)
         return result
     finally:
+        # Give back the scorer's writer connection and the selector's model reader: a process
+        # running many campaigns on one client would otherwise run out of pooled connections.
+        with contextlib.suppress(Exception):
+            scorer.close()
+        labeling.close()
         queue.clear()
 
 

@@ -391,3 +391,17 @@ def test_multilabel_queue_ranked_by_uncertainty_and_cardinality(redis_client: re
     ids = [int(i) for i, _ in ranking]
     expected = multilabel_adaptive(loop.scorer.model.predict_proba_many(X[ids].astype(np.float32)), want_card)
     np.testing.assert_allclose([s for _, s in ranking], expected, atol=1e-6)
+
+
+def test_many_campaigns_on_one_client_give_their_connections_back(redis_url: str) -> None:
+    from sklearn.datasets import make_classification
+
+    from activestream.datasets import from_arrays
+    from activestream.simulate import SimConfig, run_campaign
+
+    X, y = make_classification(n_samples=120, n_features=6, random_state=0)
+    ds = from_arrays("small", X, y)
+    client = redis.Redis.from_url(redis_url, max_connections=6)  # (redis-py's default pool holds 100)
+    cfg = SimConfig(budget=40, batch=10, init=20, seeds=(0,), strategies=("margin+kcenter",), workers=1)
+    for seed in range(8):  # each campaign used to keep the scorer's writer connection
+        assert run_campaign(ds, "margin+falcun" if seed % 2 else "margin+kcenter", seed, cfg, client).curve[-1][0] == 40
