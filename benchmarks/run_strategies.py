@@ -38,9 +38,13 @@ def _truncate_entry(e: dict[str, Any], budget: int, full: float) -> dict[str, An
     if not curve or curve[-1][0] != budget:
         raise SystemExit(f"no point at {budget} labels to truncate to")
     c = _pairs(curve)
-    return {**e, "curve": curve, "per_seed": [[p for p in ps if p[0] <= budget] for ps in e["per_seed"]],
-            "labels_to_95": labels_to_target(c, 0.95 * full), "labels_to_99": labels_to_target(c, 0.99 * full),
-            "auc": auc(c), "final_score": curve[-1][1]}
+    per_seed = [[p for p in ps if p[0] <= budget] for ps in e["per_seed"]]
+    out = {**e, "curve": curve, "per_seed": per_seed, "labels_to_95": labels_to_target(c, 0.95 * full),
+           "labels_to_99": labels_to_target(c, 0.99 * full), "auc": auc(c), "final_score": curve[-1][1],
+           "truncated_from": e["curve"][-1][0]}  # (wall times stay those of the longer run)
+    if "per_seed_labels_to_99" in e:
+        out["per_seed_labels_to_99"] = [labels_to_target(_pairs(ps), 0.99 * full) for ps in per_seed]
+    return out
 
 
 def truncated(res: dict[str, Any], budget: int) -> dict[str, Any]:
@@ -212,6 +216,10 @@ def main() -> None:
     peers_doc = json.loads(peers_path.read_text()) if peers_path.exists() else {}
     peers = {k: v for k, v in peers_doc.items() if k not in ("full_data_score", "meta")}
     if args.budget is not None:  # peers run with a larger budget: compare over the same labels
+        peers = {d: ps for d, ps in peers.items() if d in args.suites.split(",")}  # (--budget is one number: the suites run now)
+        short = sorted({d for d, ps in peers.items() for e in ps.values() if e["curve"][-1][0] < args.budget})
+        if short:
+            raise SystemExit(f"{peers_path}: the peers of {', '.join(short)} ran to fewer than {args.budget} labels; run them to it")
         peers = {d: {p: _truncate_entry(e, args.budget, peers_doc["full_data_score"][d]) if e["curve"][-1][0] > args.budget else e
                      for p, e in ps.items()} for d, ps in peers.items()}
     reused: dict[str, Any] = {}
@@ -220,8 +228,12 @@ def main() -> None:
         if earlier.get("explore") != args.explore:
             raise SystemExit(f"{path} was run with explore {earlier.get('explore')}, not {args.explore}")
         for name, res in earlier["results"].items():
+            if name not in args.suites.split(","):
+                continue
             if args.budget is not None and res["budget"] > args.budget:
                 res = truncated(res, args.budget)  # a campaign's curve up to a smaller budget is a prefix of it
+            elif args.budget is not None and res["budget"] < args.budget:
+                raise SystemExit(f"{path}: {name} ran to {res['budget']} labels, fewer than --budget {args.budget}")
             if name not in reused:
                 reused[name] = res
             elif reused[name]["budget"] != res["budget"] or not math.isclose(reused[name]["full_data_score"], res["full_data_score"], rel_tol=1e-9):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from schemas import DecodeError, Label, decode_label
+from schemas.records import coerce_label_value
 from scorer.queue import Leased, RankedQueue
 from streams.bus import Bus
 from streams.topics import Topics
@@ -177,8 +178,10 @@ class LabelService:
     def _check_campaign_shape(self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None) -> None:
         """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings.
 
-        The first accepted label fixes both (kept with the queue); the retrainer dead-letters
-        anything else, so it is refused here, while the item is still queued.
+        The first accepted label fixes both (kept with the queue). A value of the other type
+        that converts (``"3"`` for 3) is accepted, and the retrainer converts it; one that
+        does not (``"cat"`` where labels are integers) would be dead-lettered there, so it
+        is refused here, while the item is still queued.
         """
         field = "labels" if labels is not None else "label"
         values = list(labels) if labels is not None else [label]
@@ -191,7 +194,8 @@ class LabelService:
         if kinds:
             kind = kinds.pop()
             held = self.queue.agree_meta("label_kind", kind)
-            if held != kind:
+            # "3" in an integer campaign is the class 3 (the retrainer converts it); "cat" is refused.
+            if held != kind and any(coerce_label_value(v, held) is None for v in values):  # type: ignore[arg-type]
                 raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's labels are {held}; got {values!r}")
 
     def _n_control(self, k: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from retrainer.trainer import NotEnoughClasses, Trainer
 from retrainer.training_set import TrainingSet, arrays
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
+from schemas.records import coerce_label_value
 from streams.bus import Bus, Consumer
 from streams.topics import MODEL_KEY, Topics
 
@@ -187,14 +189,22 @@ class Retrainer:
             return
         values = label.labels if label.labels is not None else (label.label,)
         kinds = {type(v) for v in values}
-        if self._label_kind is None and len(kinds) == 1:
-            self._label_kind = kinds.pop()
-        elif len(kinds) > 1 or (self._label_kind is not None and kinds - {self._label_kind}):
-            # 1 and "1" would become two classes (a terminal labeler sends ints, an HTTP client may send strings)
-            field = "labels" if label.labels is not None else "label"
-            want = "of one type" if self._label_kind is None else "integers" if self._label_kind is int else "strings"
-            self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}"))
+        field = "labels" if label.labels is not None else "label"
+        if len(kinds) > 1:
+            self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"mixes integers and strings: {values!r}"))
             return
+        if self._label_kind is None and kinds:
+            self._label_kind = kinds.pop()
+        elif self._label_kind is not None and kinds and kinds != {self._label_kind}:
+            # 1 and "1" would become two classes (a terminal labeler sends ints, a UI may send
+            # strings): take the campaign's type when the value converts, else refuse it.
+            want = "integers" if self._label_kind is int else "strings"
+            coerced = [coerce_label_value(v, want) for v in values]  # type: ignore[arg-type]
+            if any(c is None for c in coerced):
+                self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}"))
+                return
+            done = [c for c in coerced if c is not None]
+            label = dataclasses.replace(label, labels=tuple(done)) if label.labels is not None else dataclasses.replace(label, label=done[0])
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label)
         status = self.training.add(label)

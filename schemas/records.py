@@ -497,6 +497,20 @@ def decode_queue_entry(payload: bytes | str) -> QueueEntry:
 LabelValue = str | int
 
 
+def coerce_label_value(value: LabelValue, kind: str) -> LabelValue | None:
+    """``value`` as the campaign's label type (``"integers"`` or ``"strings"``), or ``None`` if it cannot be.
+
+    A terminal labeler types ``3`` (an integer) where a UI may send ``"3"``: both mean the
+    same class, so neither is refused; ``"cat"`` in an integer campaign is.
+    """
+    if kind == "strings":
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-") else None
+
+
 @dataclass(frozen=True)
 class Label:
     """A human (or auto-accepted) label for one item.

@@ -405,3 +405,17 @@ def test_many_campaigns_on_one_client_give_their_connections_back(redis_url: str
     cfg = SimConfig(budget=40, batch=10, init=20, seeds=(0,), strategies=("margin+kcenter",), workers=1)
     for seed in range(8):  # each campaign used to keep the scorer's writer connection
         assert run_campaign(ds, "margin+falcun" if seed % 2 else "margin+kcenter", seed, cfg, client).curve[-1][0] == 40
+
+
+def test_labels_take_the_campaigns_type_or_are_refused_while_queued(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.service import InvalidLabel
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b", "c"], np.array([0.3, 0.2, 0.1]), np.zeros((3, 2), dtype=np.float32))
+    bus, topics = InMemoryBus(), Topics("k")
+    svc = LabelService(queue, bus, topics)
+    assert svc.submit("a", labeler_id="ann", label=3)  # the first label: this campaign's classes are integers
+    assert svc.submit("b", labeler_id="bob", label="4")  # converts: the retrainer folds it as 4
+    with pytest.raises(InvalidLabel, match="item 'c': field 'label': this campaign's labels are integers"):
+        svc.submit("c", labeler_id="bob", label="cat")
+    assert queue.depth() == 1 and len(bus.messages(topics.labels)) == 2  # "c" is still queued, nothing published for it

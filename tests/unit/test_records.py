@@ -131,3 +131,10 @@ def test_queue_entry_and_dead_letter_round_trip() -> None:
 def test_float32_extremes_are_accepted_as_numpy_prints_them() -> None:
     item = decode_item(b'{"id": "x", "features": [3.4028235e+38, -3.4028235e+38, 1e-45]}', n_features=3)
     assert np.isfinite(item.features).all() and item.features[0] == np.finfo(np.float32).max
+
+
+def test_label_values_convert_to_the_campaigns_type_when_they_can() -> None:
+    from schemas.records import coerce_label_value
+
+    assert [coerce_label_value(v, "integers") for v in (3, "3", " -7 ", "cat", "3-", "--3", "", "1.5")] == [3, 3, -7, None, None, None, None, None]
+    assert [coerce_label_value(v, "strings") for v in (3, "cat")] == ["3", "cat"]
