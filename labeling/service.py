@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from schemas import DecodeError, Label, decode_label
-from schemas.records import coerce_label_value
+from schemas.records import coerce_label_value, label_kinds
 from scorer.queue import Leased, RankedQueue
 from streams.bus import Bus
 from streams.topics import Topics
@@ -166,10 +166,9 @@ class LabelService:
 
     def _claim(self, ids: list[str], labeler_id: str, now: float, *, control: bool = False) -> list[Leased]:
         """Lease those of ``ids`` still pending, with their features and metadata."""
-        claimed = self.queue.claim(ids, labeler_id, self.lease_ttl, now)
+        # The server, not the client, records which leases are control picks (see submit).
+        claimed = self.queue.claim(ids, labeler_id, self.lease_ttl, now, control=control)
         cids = [c for c, _ in claimed]
-        if control:  # the server, not the client, knows which leases were control picks (see submit)
-            self.queue.set_control(cids, labeler_id)
         feats = self.queue.features_of(cids)
         metas = self.queue.metadata_of(cids)
         return [Leased(cid, score, f, now + self.lease_ttl, md, control=control)
@@ -185,7 +184,7 @@ class LabelService:
         """
         field = "labels" if labels is not None else "label"
         values = list(labels) if labels is not None else [label]
-        kinds = {"integers" if isinstance(v, int) else "strings" for v in values}
+        kinds = label_kinds(values)  # type: ignore[arg-type]
         if len(kinds) > 1:
             raise InvalidLabel(f"item {item_id!r}: field 'labels': mixes integers and strings ({values!r})")
         held = self.queue.agree_meta("label_field", field)

@@ -10,7 +10,7 @@ published once, keyed by label id, to a compacted topic, and read back on start-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ControlObservation:
     version: int
 
     def encode(self) -> bytes:
-        return json.dumps({"label_id": self.label_id, "confidence": self.confidence, "correct": self.correct, "version": self.version}).encode()
+        return json.dumps(asdict(self)).encode()
 
     @classmethod
     def decode(cls, payload: bytes) -> ControlObservation:

@@ -20,7 +20,7 @@ from retrainer.trainer import NotEnoughClasses, Trainer
 from retrainer.training_set import TrainingSet, arrays
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
-from schemas.records import coerce_label_value
+from schemas.records import coerce_label_value, label_kinds
 from streams.bus import Bus, Consumer
 from streams.topics import MODEL_KEY, Topics
 
@@ -104,7 +104,7 @@ class Retrainer:
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._live_published_at = 0.0  # when the live version was published (see _fold)
         self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
-        self._label_kind: type | None = None  # int or str, fixed by the first label
+        self._label_kind: str | None = None  # "integers" or "strings", fixed by the first label
         self._load_latest_version()
         self._load_control_log()
 
@@ -188,7 +188,7 @@ class Retrainer:
             self._dead_letter(label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}"))
             return
         values = label.labels if label.labels is not None else (label.label,)
-        kinds = {type(v) for v in values}
+        kinds = label_kinds(values)  # type: ignore[arg-type]
         field = "labels" if label.labels is not None else "label"
         if len(kinds) > 1:
             self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"mixes integers and strings: {values!r}"))
@@ -198,7 +198,7 @@ class Retrainer:
         elif self._label_kind is not None and kinds and kinds != {self._label_kind}:
             # 1 and "1" would become two classes (a terminal labeler sends ints, a UI may send
             # strings): take the campaign's type when the value converts, else refuse it.
-            want = "integers" if self._label_kind is int else "strings"
+            want = self._label_kind
             coerced = [coerce_label_value(v, want) for v in values]  # type: ignore[arg-type]
             if any(c is None for c in coerced):
                 self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}"))

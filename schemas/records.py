@@ -497,6 +497,11 @@ def decode_queue_entry(payload: bytes | str) -> QueueEntry:
 LabelValue = str | int
 
 
+def label_kinds(values: Sequence[LabelValue]) -> set[str]:
+    """The label types among ``values``: a subset of ``{"integers", "strings"}``."""
+    return {"integers" if isinstance(v, int) else "strings" for v in values}
+
+
 def coerce_label_value(value: LabelValue, kind: str) -> LabelValue | None:
     """``value`` as the campaign's label type (``"integers"`` or ``"strings"``), or ``None`` if it cannot be.
 

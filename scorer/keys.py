@@ -36,8 +36,8 @@ class QueueKeys:
     def control(self) -> str:
         """HASH item id -> labeler id it was leased to as a random-control pick (their label is control).
 
-        Cleared by any new claim (the labeling service then records control picks again), by
-        the holder's skip, by a drop and by the item's label.
+        Set or cleared by every claim (a control pick or not), cleared by the holder's skip, a
+        drop and the item's label.
         """
         return self._k("control")
 

@@ -166,10 +166,10 @@ return #due
 """
 
 _CLAIM = """
--- KEYS: pending, leased, lease_owner, last_score, owned, control ; ARGV: expires_at, labeler, ids...
--- (a new lease is not a control pick unless the labeling service records it as one after this)
+-- KEYS: pending, leased, lease_owner, last_score, owned, control ; ARGV: expires_at, labeler, control ('1'/'0'), ids...
+-- (every claim records whether it is a random-control pick: a new lease replaces the old record)
 local out = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   local s = redis.call('ZSCORE', KEYS[1], id)
   if s then
@@ -178,7 +178,7 @@ for i = 3, #ARGV do
     redis.call('HSET', KEYS[3], id, ARGV[2])
     redis.call('HSET', KEYS[4], id, s)
     redis.call('SADD', KEYS[5], id)
-    redis.call('HDEL', KEYS[6], id)
+    if ARGV[3] == '1' then redis.call('HSET', KEYS[6], id, ARGV[2]) else redis.call('HDEL', KEYS[6], id) end
     table.insert(out, id)
     table.insert(out, s)
   end
@@ -1036,11 +1036,6 @@ class RankedQueue:
             return [], np.zeros((0, 0), dtype=np.float32)
         return [i for i, _ in rows], np.vstack([f for _, f in rows])
 
-    def set_control(self, ids: Sequence[str], labeler_id: str) -> None:
-        """Record ``ids``, just claimed by ``labeler_id``, as random-control picks (a claim clears it)."""
-        if ids:
-            self.r.hset(self.k.control, mapping=dict.fromkeys(ids, labeler_id))
-
     def control_holder(self, item_id: str) -> str | None:
         """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
         holder = self.r.hget(self.k.control, item_id)
@@ -1051,13 +1046,16 @@ class RankedQueue:
             return []
         return [bool(v) for v in self.r.smismember(self.k.skipped_by(labeler_id), list(ids))]
 
-    def claim(self, ids: Sequence[str], labeler_id: str, ttl: float, now: float | None = None) -> list[tuple[str, float]]:
-        """Atomically lease those of ``ids`` still pending; returns ``(id, score)`` claimed."""
+    def claim(self, ids: Sequence[str], labeler_id: str, ttl: float, now: float | None = None, *, control: bool = False) -> list[tuple[str, float]]:
+        """Atomically lease those of ``ids`` still pending; returns ``(id, score)`` claimed.
+
+        ``control`` records them as random-control picks of ``labeler_id`` (see :meth:`control_holder`).
+        """
         if not ids:
             return []
         now = time.time() if now is None else now
         keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id), self.k.control]
-        flat = self._claim(keys=keys, args=[now + ttl, labeler_id, *ids])
+        flat = self._claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", *ids])
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def features_of(self, ids: Sequence[str]) -> list[np.ndarray | None]:

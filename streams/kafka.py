@@ -74,11 +74,12 @@ def default_topic_config(topic: str) -> dict[str, str]:
     """Per-topic settings ``ensure_topics`` creates a topic with.
 
     ``*.models`` is compacted: it is keyed by ``MODEL_KEY``, so compaction keeps the
-    newest version forever (``*.control``, keyed by label id, is compacted too), where time retention (7 days by default) would one day
-    leave a newly started scorer without any model. ``*.labels`` keeps every record:
+    newest version forever, where time retention (7 days by default) would one day
+    leave a newly started scorer without any model; ``*.control`` (one record per label
+    id, read back by a restarted retrainer) is compacted for the same reason. ``*.labels`` keeps every record:
     the retrainer rebuilds its training set from that log, and labels are paid for.
     """
-    if topic.endswith((".models", ".control")):  # (control: keyed by label id, one record each)
+    if topic.endswith((".models", ".control")):
         return {"cleanup.policy": "compact"}
     if topic.endswith(".labels"):
         return {"retention.ms": "-1"}

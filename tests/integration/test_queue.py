@@ -77,8 +77,7 @@ def test_skip_is_the_lease_holders_and_counts_each_labeler_once(queue: RankedQue
 
 def test_a_control_record_lasts_as_long_as_its_lease(queue: RankedQueue) -> None:
     queue.add(["x", "y", "z"], np.array([0.5, 0.4, 0.3]), feats(3))
-    queue.claim(["x", "y", "z"], "ann", ttl=10, now=0.0)
-    queue.set_control(["x", "y", "z"], "ann")
+    queue.claim(["x", "y", "z"], "ann", ttl=10, now=0.0, control=True)
     assert queue.expire_leases(now=100.0) == 3 and queue.control_holder("x") == "ann"  # a late label still counts
     queue.claim(["x"], "dispatcher", ttl=10)  # any new claim: not a control pick unless recorded again
     assert queue.skip("y", "ann", max_skips=1) == 0  # dropped
