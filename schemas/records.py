@@ -313,6 +313,41 @@ def _check_fast(fast: list[tuple[int, str, bytes]], d: int | None, errors: dict[
     return good
 
 
+def _decode_uniform_raw(payloads: Sequence[bytes | str], n_features: int | None) -> ItemBatch | None:
+    """A batch of valid raw items that all share one length and one id length, as one matrix.
+
+    What a producer of fixed-width ids and vectors sends (``activestream produce --raw``):
+    the batch is joined into one buffer and read through a structured view, with no
+    per-item slicing. Returns ``None`` unless every payload is such an item and valid
+    (right length, UTF-8 id, finite values); :func:`decode_items` then takes the general
+    path, which names what is wrong with each.
+    """
+    first = payloads[0] if payloads else None
+    if not isinstance(first, bytes) or len(first) < 10 or not first.startswith(RAW_ITEM_MAGIC):
+        return None
+    size, id_len = len(first), int.from_bytes(first[4:6], "little")
+    d, rem = divmod(size - 10 - id_len, 4)
+    if rem or d <= 0 or id_len == 0 or (n_features is not None and d != n_features):
+        return None
+    if any(not isinstance(p, bytes) or len(p) != size for p in payloads):
+        return None
+    layout = np.dtype([("magic", "V4"), ("id_len", "<u2"), ("id", f"V{id_len}"), ("n", "<u4"), ("x", "<f4", (d,))])
+    rows = np.frombuffer(b"".join(payloads), dtype=layout)  # type: ignore[arg-type]
+    X = np.ascontiguousarray(rows["x"], dtype=np.float32)
+    if (rows["magic"] != np.void(RAW_ITEM_MAGIC)).any() or (rows["id_len"] != id_len).any() or (rows["n"] != d).any():
+        return None
+    if not np.isfinite(X).all():
+        return None
+    blob = rows["id"].tobytes()
+    try:
+        ids = [blob[i : i + id_len].decode() for i in range(0, len(blob), id_len)]
+    except UnicodeDecodeError:
+        return None
+    if id_len > 512 and any(len(i) > 512 for i in ids):  # 1 to 512 characters, as decode_item checks
+        return None
+    return ItemBatch(ids, X, [{} for _ in ids], list(range(len(ids))), [])
+
+
 def decode_items(
     payloads: Sequence[bytes | str],
     *,
@@ -322,8 +357,9 @@ def decode_items(
 ) -> ItemBatch:
     """Decode and validate a batch of raw items: what :func:`decode_item` does to each, faster.
 
-    Canonical binary items (``Item(...).encode(binary=True)`` without metadata) are split
-    with bytes methods and validated as one matrix; every other payload goes through
+    A batch of raw items of one size is read as one structured array; canonical binary
+    items (``Item(...).encode(binary=True)`` without metadata) are split with bytes
+    methods and validated as one matrix; every other payload goes through
     :func:`decode_item`. Accepted items, their values and every rejection (item, field,
     reason) are the same as :func:`decode_item` gives one payload at a time.
 
@@ -335,6 +371,9 @@ def decode_items(
     feature_names : order used to turn named-field records into vectors.
     keys : (n,) message keys, naming items whose payload has no readable id.
     """
+    uniform = _decode_uniform_raw(payloads, n_features)
+    if uniform is not None:
+        return uniform
     fast: list[tuple[int, str, bytes]] = []
     rest: list[int] = []
     for pos, p in enumerate(payloads):

@@ -111,3 +111,59 @@ def test_raw_items_round_trip_and_name_what_is_wrong() -> None:
     assert (err.value.item_id, err.value.field, err.value.reason) == ("item-1", "features", "expected 4 values, got 3")
     with pytest.raises(ValueError, match="no metadata"):
         Item("m", x, {"a": 1}).encode(raw=True)
+
+
+@st.composite
+def uniform_raw_batches(draw: st.DrawFn) -> list[bytes]:
+    """Raw items of one size, half of them all valid, the rest with one defect in one item."""
+    kind_of_id = draw(st.sampled_from(["ascii1", "ascii12", "ascii513", "e-acute257"]))
+    dim = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 6))
+    ascii_ids = st.text(alphabet="aZ0-\x00", min_size=1, max_size=1)
+    out = []
+    for _ in range(n):
+        if kind_of_id == "e-acute257":  # 514 bytes but 257 characters: valid
+            ident = ("\u00e9" * 257).encode()
+        else:
+            size = {"ascii1": 1, "ascii12": 12, "ascii513": 513}[kind_of_id]
+            ident = "".join(draw(st.lists(ascii_ids, min_size=size, max_size=size))).encode()
+        vec = np.array(draw(st.lists(st.floats(-1e6, 1e6, width=32), min_size=dim, max_size=dim)), dtype="<f4")
+        out.append(RAW_ITEM_MAGIC + len(ident).to_bytes(2, "little") + ident + dim.to_bytes(4, "little") + vec.tobytes())
+    defect = draw(st.sampled_from([None, None, None, "nan", "inf", "count", "magic", "id-len", "utf8"]))
+    if defect is not None:
+        at = draw(st.integers(0, n - 1))
+        p = bytearray(out[at])
+        id_end = 6 + int.from_bytes(p[4:6], "little")
+        if defect in ("nan", "inf"):
+            p[id_end + 4 : id_end + 8] = np.array([np.nan if defect == "nan" else -np.inf], dtype="<f4").tobytes()
+        elif defect == "count":  # the same size, but the header claims another length
+            p[id_end : id_end + 4] = (dim + 1).to_bytes(4, "little")
+        elif defect == "magic":
+            p[3] = 2
+        elif defect == "id-len":  # the same size, the id length field off by one
+            p[4:6] = (id_end - 7).to_bytes(2, "little")
+        else:
+            p[6] = 0xFF
+        out[at] = bytes(p)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(uniform_raw_batches(), st.sampled_from([None, 1, 2]))
+def test_uniform_raw_batches_decode_as_one_by_one(batch: list[bytes], n_features: int | None) -> None:
+    got = decode_items(batch, n_features=n_features, keys=[f"k{i}" for i in range(len(batch))])
+    ok, bad = _expected(batch, n_features)
+    assert [(i, x, f.tolist(), m) for i, x, f, m in zip(got.index, got.ids, got.features, got.metadata, strict=True)] == ok
+    assert [(i, e.item_id, e.field, e.reason) for i, e in got.errors] == bad
+    assert got.features.dtype == np.float32 and got.features.flags.c_contiguous
+
+
+def test_a_batch_of_one_size_takes_the_one_matrix_path() -> None:
+    from schemas import records
+
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    batch = [Item(f"id-{i}", x).encode(raw=True) for i, x in enumerate(X)]
+    uniform = records._decode_uniform_raw(batch, 3)
+    assert uniform is not None and uniform.ids == ["id-0", "id-1", "id-2", "id-3"] and uniform.features.tolist() == X.tolist()
+    assert records._decode_uniform_raw(batch, 4) is None  # wrong length: the general path words the error
+    assert records._decode_uniform_raw(batch[:2] + [Item("id-10", X[2]).encode(raw=True)], 3) is None  # sizes differ
