@@ -234,7 +234,9 @@ class LabelService:
         if not self.curriculum_labels:
             return 0
         progress = min(1.0, self.queue.n_labeled() / self.curriculum_labels)
-        return int((1.0 - progress) * max(0, self.queue.depth() - k * self.oversample))
+        # Ranks among the scored items only: the ones no model could score sit below them
+        # at -1 and are neither easy nor hard, so the easy end starts above them.
+        return int((1.0 - progress) * max(0, self.queue.n_scored() - k * self.oversample))
 
     def submit(
         self,

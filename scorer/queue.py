@@ -1101,6 +1101,10 @@ class RankedQueue:
         """Items waiting (not leased)."""
         return int(self.r.zcard(self.k.pending))
 
+    def n_scored(self) -> int:
+        """Items waiting with a score of 0 or more: all but the ones the live model could not score (-1)."""
+        return int(self.r.zcount(self.k.pending, 0, "+inf"))
+
     def n_leased(self) -> int:
         return int(self.r.zcard(self.k.leased))
 

@@ -268,9 +268,11 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
 
     cur = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "c")), bus, topics, curriculum_labels=100)
     cur.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
+    # Items the live model could not score are ranked -1 (Scorer._rerank_scores): not the easy end.
+    cur.queue.add([f"u{k}" for k in range(30)], np.full(30, -1.0), np.zeros((30, 2), dtype=np.float32))
     cur.queue.set_meta(ranked_version=1)
     first = cur.lease(10, "ann")
-    assert max(e.score for e in first) < 0.05  # the easy (confident) end first
+    assert 0 <= min(e.score for e in first) and max(e.score for e in first) < 0.05  # the easy (confident) end first
     for e in first:
         cur.submit(e.id, labeler_id="ann", label=0)
     for _ in range(9):
