@@ -51,6 +51,7 @@ import numpy as np
 import redis
 
 from activestream.services import stop_processes
+from benchmarks.consume_only import machine_cpu
 from retrainer.export import to_onnx
 from retrainer.trainer import LinearHeads, Trainer
 from schemas import Item, Label, ModelVersion
@@ -236,7 +237,9 @@ def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersi
             del txn
             runs = [consume_only(sv, topics.items, n, cfg.batch_size) for _ in range(2)]
             res["consume_only"] = {**max(runs, key=lambda r: r["items_per_s"] or 0.0), "runs": [r["items_per_s"] for r in runs]}
-            log(f"    consume-only: {res['consume_only']['items_per_s']:,.0f} items/s (best of {', '.join(f'{r:,.0f}' for r in res['consume_only']['runs'])})")
+            busy = res["consume_only"].get("machine_cpu_busy_fraction")
+            log(f"    consume-only: {res['consume_only']['items_per_s']:,.0f} items/s (best of {', '.join(f'{r:,.0f}' for r in res['consume_only']['runs'])}"
+                + (f"; machine CPU {busy:.0%} busy)" if busy is not None else ")"))
             _delete_topics(bus, prefix)
             for procs in (1, 2):
                 prefix = _prefix(f"s{procs}")
@@ -324,7 +327,7 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
                 ps.append(subprocess.Popen(_cli("scorer", "--batch-size", str(batch)), env=env, stdout=fh, stderr=subprocess.STDOUT))
         ready = _wait(lambda: _group_ready(sv, f"{prefix}.{SCORER_GROUP}", Topics(prefix).items, procs), 120)
         release(60)
-        cpu0, redis0 = _machine_cpu(), _redis_cpu(q.r)
+        cpu0, redis0 = machine_cpu(), _redis_cpu(q.r)
         t_start = time.perf_counter()
         samples: list[tuple[float, int]] = []
         deadline = time.monotonic() + 600
@@ -334,7 +337,7 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
             if d >= n or any(p.poll() is not None for p in ps):
                 break
             time.sleep(0.01)
-        cpu1, redis1 = _machine_cpu(), _redis_cpu(q.r)
+        cpu1, redis1 = machine_cpu(), _redis_cpu(q.r)
         stop_processes(ps, timeout=60)
         texts = [lf.read_text(errors="replace") for lf in logs]
     consumed = [int(m.group(1)) for t in texts for m in [re.search(r"consumed (\d+) item messages", t)] if m]
@@ -355,16 +358,6 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
     if q.depth() < n:
         res["log_tail"] = [t[-2000:] for t in texts]
     return res
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies over every core, from /proc/stat (zeros where there is none)."""
-    try:
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-    except OSError:
-        return 0.0, 0.0
-    return float(sum(v) - v[3] - v[4]), float(sum(v))
 
 
 def _redis_cpu(client: redis.Redis) -> float:
