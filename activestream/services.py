@@ -12,9 +12,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activestream.config import Settings
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from retrainer.service import Retrainer
+    from streams.bus import Bus
+    from streams.topics import Topics
 
 log = logging.getLogger("activestream.services")
 
@@ -155,6 +162,22 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- retrainer
 
 
+def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorRegistry) -> Retrainer:
+    """The retrainer service's core from the settings (both engines).
+
+    A committee strategy (``bald``, ``vote_entropy``) gets the ensemble it needs: with one
+    head its scores would be plain entropy.
+    """
+    from retrainer.service import Retrainer
+    from scorer.strategies import ENSEMBLE_MEMBERS, Strategy
+
+    return Retrainer(
+        bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
+        holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
+        n_members=ENSEMBLE_MEMBERS if Strategy(s.strategy, s.seed).needs_members else 1, n_features=s.n_features,
+    )
+
+
 def cmd_retrainer(args: argparse.Namespace) -> int:
     if args.engine == "faust":
         from retrainer.faust_app import run_faust_retrainer
@@ -162,15 +185,10 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
         return run_faust_retrainer(settings_from(args), args)
     from prometheus_client import CollectorRegistry
 
-    from retrainer.service import Retrainer
-
     stop = Stop()
     s, bus, topics = connect(args)
     registry = CollectorRegistry()
-    rt = Retrainer(
-        bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
-        holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
-    )
+    rt = make_retrainer(bus, topics, s, registry)
     health = _serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
     rt.rebuild()
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
@@ -181,7 +199,7 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
             return n
 
         _loop(step, health, stop, burst=args.burst, max_messages=args.max_messages)
-        if args.burst and rt.due():
+        if args.burst and rt.unused:  # drained: whatever is new goes into a version now
             rt.retrain()
         print(f"retrainer: {len(rt.training)} labels, model v{rt.version}", flush=True)
     finally:

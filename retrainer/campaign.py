@@ -45,13 +45,17 @@ class CampaignMonitor:
     status: CampaignStatus = field(default_factory=CampaignStatus)
     _frozen: np.ndarray | None = None
 
-    def add_stop_items(self, payloads: Sequence[bytes]) -> None:
-        """Grow the stop set from raw items-topic payloads (invalid ones are ignored here)."""
+    def add_stop_items(self, payloads: Sequence[bytes], n_features: int | None = None) -> None:
+        """Grow the stop set from raw items-topic payloads.
+
+        Invalid ones, and ones of another length than ``n_features`` (the models'), are
+        ignored here: the scorer dead-letters them.
+        """
         for p in payloads:
             if len(self.stop_set) >= self.stop_set_size:
                 return
             try:
-                self.stop_set.append(decode_item(p).features)
+                self.stop_set.append(decode_item(p, n_features=n_features).features)
             except DecodeError:
                 continue
 

@@ -233,8 +233,7 @@ def run_faust_retrainer(settings: Settings, args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from activestream.httpserver import Health, serve
-    from activestream.services import make_bus
-    from retrainer.service import Retrainer
+    from activestream.services import make_bus, make_retrainer
     from streams.topics import Topics
 
     early = _EarlyStop()
@@ -243,11 +242,7 @@ def run_faust_retrainer(settings: Settings, args: argparse.Namespace) -> int:
         topics = Topics(settings.topic_prefix)
         bus.ensure_topics(topics.all())
         registry = CollectorRegistry()
-        core = Retrainer(
-            bus, topics, retrain_every=settings.retrain_every, retrain_interval=settings.retrain_interval,
-            full_refit_every=settings.full_refit_every, holdout_fraction=settings.holdout_fraction, tolerance=settings.tolerance,
-            registry=registry,
-        )
+        core = make_retrainer(bus, topics, settings, registry)
         health = Health("retrainer")
         server = serve(registry, health, settings.metrics_port or 0, host=getattr(settings, "metrics_host", None) or "127.0.0.1")
         print(f"retrainer: metrics on http://127.0.0.1:{server.server_port}/metrics and /healthz", flush=True)
@@ -261,7 +256,7 @@ def run_faust_retrainer(settings: Settings, args: argparse.Namespace) -> int:
         health.tick(model_version=core.version, training_set=len(core.training), last_error=core.last_error, engine="faust")
         code = 0
         if args.burst:
-            if core.due():
+            if core.unused:  # drained by the rebuild: whatever is new goes into a version now
                 core.retrain()
         elif not early.requested:
             early.restore()

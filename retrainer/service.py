@@ -56,6 +56,9 @@ class Retrainer:
     tolerance : largest held-out accuracy drop a new version may have.
     min_holdout : the regression check needs at least this many held-out items.
     n_members : ensemble heads per version (see :class:`retrainer.trainer.Trainer`).
+    n_features : feature vector length every label must have; ``None`` takes the first
+        accepted label's (a label of another length is dead-lettered, like an item the
+        scorer refuses).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Retrainer:
         auto_accept_precision: float = 0.99,
         stop_set_size: int = 1000,
         n_members: int = 1,
+        n_features: int | None = None,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -105,6 +109,7 @@ class Retrainer:
         self._live_published_at = 0.0  # when the live version was published (see _fold)
         self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
         self._label_kind: str | None = None  # "integers" or "strings", fixed by the first label
+        self.n_features = n_features  # else fixed by the first label
         self._load_latest_version()
         self._load_control_log()
 
@@ -181,6 +186,10 @@ class Retrainer:
         return len(msgs)
 
     def _fold(self, label: Label) -> None:
+        size = label.features.size if label.features is not None else 0
+        if self.n_features is not None and size != self.n_features:
+            self._dead_letter(label.encode(), DecodeError(label.item_id, "features", f"expected {self.n_features} values, got {size}"))
+            return
         if self.task == "auto":
             self.task = "multilabel" if label.labels is not None else "multiclass"
         if (label.labels is not None) != (self.task == "multilabel"):
@@ -205,6 +214,8 @@ class Retrainer:
                 return
             done = [c for c in coerced if c is not None]
             label = dataclasses.replace(label, labels=tuple(done)) if label.labels is not None else dataclasses.replace(label, label=done[0])
+        if self.n_features is None:
+            self.n_features = size
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label)
         status = self.training.add(label)
@@ -251,6 +262,11 @@ class Retrainer:
         self.metrics.dead_letters.labels(reason=dl.reason_code).inc()
 
     # ------------------------------------------------------------------ training
+    @property
+    def unused(self) -> int:
+        """Labels folded in since the last retrain (or since a start whose labels no version was trained on)."""
+        return self._unused
+
     def due(self) -> bool:
         """A retrain is due after ``retrain_every`` new labels or ``retrain_interval`` seconds."""
         if self._unused == 0:
@@ -298,14 +314,14 @@ class Retrainer:
             self.metrics.models_rejected.labels(reason=reason).inc()
             log.warning("candidate rejected: %s", problem)
             return None
-        self.version += 1
+        version = self.version + 1  # taken only once the version is published
         if self._stop_items is not None:
-            self.campaign.add_stop_items([m.value for m in self._stop_items.consume(self.campaign.stop_set_size, 0.0)])
+            self.campaign.add_stop_items([m.value for m in self._stop_items.consume(self.campaign.stop_set_size, 0.0)], n_features=X.shape[1])
             if len(self.campaign.stop_set) >= self.campaign.stop_set_size:
                 self._stop_items.close()  # full: stop prefetching the items topic
                 self._stop_items = None
         score = metrics.get("holdout_accuracy", self.campaign.control_accuracy)
-        facts = self.campaign.on_version(self.version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes)
+        facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes)
         for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
             if facts[name] is not None:
                 metrics[name] = float(facts[name])
@@ -313,7 +329,7 @@ class Retrainer:
         metrics["stop"] = float(self.campaign.status.should_stop)
         metrics["train_seconds"] = time.perf_counter() - t0
         mv = ModelVersion(
-            version=self.version,
+            version=version,
             onnx=onnx_bytes,
             sha256=ModelVersion.digest(onnx_bytes),
             classes=heads.classes,
@@ -324,6 +340,7 @@ class Retrainer:
         )
         self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
         self.bus.flush()
+        self.version = version
         self._live, self._live_classes, self._live_published_at = sess, heads.classes, mv.created_at
         self.published.append(mv)
         self.last_error = None

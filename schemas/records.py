@@ -649,11 +649,15 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
             raw_bytes = base64.b64decode(obj["features_b64"], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise DecodeError(item_id, "features_b64", "not valid base64") from None
+        if len(raw_bytes) % 4:
+            raise DecodeError(item_id, "features_b64", "length is not a multiple of 4 bytes")
         features = np.frombuffer(raw_bytes, dtype="<f4").astype(np.float32)
         if not np.isfinite(features).all():
             raise DecodeError(item_id, "features_b64", "holds a non-finite number")
     elif "features" in obj:
         features = _feature_vector(item_id, obj["features"], None)
+    if features is not None and features.size == 0:
+        raise DecodeError(item_id, "features", "empty")
     return Label(
         item_id=item_id,
         label_id=label_id,

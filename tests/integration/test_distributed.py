@@ -284,6 +284,21 @@ def test_retrainer_restart_keeps_every_label_once(
         raise
 
 
+@pytest.mark.parametrize("engine", ["confluent", "faust"])
+def test_a_burst_retrainer_publishes_a_version_on_fewer_labels_than_retrain_every(
+    engine: str, stack: Stack, kafka_bus_factory: Callable[..., object], digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = digits
+    bus = kafka_bus_factory(prefix=stack.prefix)
+    bus.ensure_topics(stack.topics.all())
+    for i in range(6):  # retrain_every is 10: a drained log still goes into a version in burst mode
+        bus.publish(stack.topics.labels, Label(f"i{i}", f"L{i}", "ann", label=int(y[i]), features=X[i]).encode(), key=f"i{i}".encode())
+    bus.flush()
+    p = stack.start("retrainer", "--engine", engine, "--burst")
+    assert p.wait(180) == 0, stack.logs()
+    assert [m.n_labels for m in read_models(bus, stack.topics)] == [6], stack.logs()
+
+
 def test_two_scorers_share_partitions_and_converge(
     stack: Stack, kafka_bus_factory: Callable[..., object], digits: tuple[np.ndarray, np.ndarray]
 ) -> None:

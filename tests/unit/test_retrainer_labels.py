@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from retrainer.service import Retrainer
-from schemas import Label, decode_dead_letter
+from schemas import Item, Label, decode_dead_letter, decode_model_version
 from streams.memory import InMemoryBus
 from streams.topics import Topics
 
@@ -33,3 +33,54 @@ def test_a_label_set_mixing_types_is_a_dead_letter() -> None:
     r.ingest(0.0)
     (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
     assert len(r.training) == 0 and dl.field == "labels" and "mixes integers and strings" in dl.reason
+
+
+def test_labels_with_unusable_features_are_dead_letters_and_training_goes_on() -> None:
+    bus, topics = InMemoryBus(), Topics("f")
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=4)
+    rng = np.random.default_rng(0)
+    good = [Label(str(i), f"L{i}", "ann", label=i % 2, features=rng.normal(size=3).astype(np.float32)) for i in range(4)]
+    short = b'{"item_id":"x","label_id":"LX","labeler_id":"ann","label":1,"features_b64":"AAAA"}'  # 3 bytes: no float32 vector
+    empty = b'{"item_id":"e","label_id":"LE","labeler_id":"ann","label":1,"features":[]}'
+    longer = Label("w", "LW", "ann", label=1, features=np.zeros(5, dtype=np.float32))  # 5 values where the campaign has 3
+    for payload in (good[0].encode(), short, empty, longer.encode(), *(g.encode() for g in good[1:])):
+        bus.publish(topics.labels, payload)
+    r.step(0.0)
+    dead = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
+    assert [(d.item_id, d.field) for d in dead] == [("x", "features_b64"), ("e", "features"), ("w", "features")]
+    assert "expected 3 values, got 5" in dead[2].reason
+    assert r.version == 1 and len(r.training) == 4
+    # A restart replays the same log: it must not crash either (and dead-letters nothing twice).
+    again = Retrainer(bus, topics, task="multiclass", retrain_every=4)
+    again.rebuild(0.0)
+    again.run(burst=True, timeout=0.0)
+    assert len(again.training) == 4 and len(bus.messages(topics.dead_letters)) == 3
+
+
+def test_an_item_of_another_length_stays_out_of_the_stop_set_and_versions_stay_consecutive() -> None:
+    bus, topics = InMemoryBus(), Topics("s")
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        bus.publish(topics.items, Item(str(i), rng.normal(size=3).astype(np.float32)).encode())
+    bus.publish(topics.items, Item("bad", np.zeros(4, dtype=np.float32)).encode())  # the scorer dead-letters it
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=4)
+    for batch in range(2):
+        for j in range(4):
+            lab = Label(f"{batch}-{j}", f"L{batch}-{j}", "ann", label=j % 2, features=rng.normal(size=3).astype(np.float32))
+            bus.publish(topics.labels, lab.encode())
+        r.step(0.0)
+    assert len(r.campaign.stop_set) == 5
+    assert [decode_model_version(m.value).version for m in bus.messages(topics.models)] == [1, 2] and r.version == 2
+
+
+def test_the_service_retrainer_trains_the_committee_a_committee_strategy_scores_with() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from activestream.config import Settings
+    from activestream.services import make_retrainer
+    from scorer.strategies import ENSEMBLE_MEMBERS
+
+    bus, topics = InMemoryBus(), Topics("c")
+    for strategy, members in (("bald", ENSEMBLE_MEMBERS), ("vote_entropy", ENSEMBLE_MEMBERS), ("margin", 1)):
+        rt = make_retrainer(bus, topics, Settings.from_env({}, strategy=strategy, n_features=3), CollectorRegistry())
+        assert (rt._n_members, rt.n_features) == (members, 3), strategy
