@@ -298,7 +298,10 @@ class LabelService:
         self._check_campaign_shape(item_id, label, labels)
         self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()
-        return self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
+        # The label id was new when it went out: accepted, even if a dispatcher reading the
+        # labels topic marked the item first (mark_labeled then finds the id known).
+        self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
+        return True
 
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).
