@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from activestream import argtypes
 from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, NAMES, RANDOM
 
 
@@ -75,26 +76,6 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     return report
 
 
-def _bounded(kind: type, low: float, high: float, what: str) -> Any:
-    """An argparse type: a ``kind`` (int or float) in ``[low, high]``, else one line saying ``what``."""
-
-    def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not low <= v <= high:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return v
-
-    return parse
-
-
-_count = _bounded(int, 1, float("inf"), "at least 1")
-_share = _bounded(float, 0.0, 1.0, "in [0, 1]")
-_seconds = _bounded(float, 0.0, 1e12, "a finite number >= 0")
-
-
 def _writable(report: Path) -> str | None:
     """Why ``report`` cannot be written (checked before a long run), or ``None``."""
     import os
@@ -154,15 +135,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) -> None:
-    p.add_argument("--budget", type=_count, default=budget, help="labels per campaign (default %(default)s)")
-    p.add_argument("--batch", type=_count, default=10, help="labels per round; one retrain per round (default %(default)s)")
-    p.add_argument("--init", type=_count, default=20, help="seed labels before the first model (default %(default)s)")
-    p.add_argument("--seeds", type=_count, default=3, help="number of seeds (default %(default)s)")
-    p.add_argument("--seconds-per-label", type=_seconds, default=30.0, help="labeling time for hours saved (default %(default)s)")
-    p.add_argument("--test-size", type=_share, default=0.3, help="held-out test share (default %(default)s)")
-    p.add_argument("--workers", type=_count, default=2, help="parallel campaign processes (default %(default)s)")
-    p.add_argument("--explore", type=_share, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
-    p.add_argument("--curriculum-labels", type=_count, default=None, help="easy-to-hard schedule over this many labels (default: off)")
+    p.add_argument("--budget", type=argtypes.count, default=budget, help="labels per campaign (default %(default)s)")
+    p.add_argument("--batch", type=argtypes.count, default=10, help="labels per round; one retrain per round (default %(default)s)")
+    p.add_argument("--init", type=argtypes.count, default=20, help="seed labels before the first model (default %(default)s)")
+    p.add_argument("--seeds", type=argtypes.count, default=3, help="number of seeds (default %(default)s)")
+    p.add_argument("--seconds-per-label", type=argtypes.seconds, default=30.0, help="labeling time for hours saved (default %(default)s)")
+    p.add_argument("--test-size", type=argtypes.open_share, default=0.3, help="held-out test share (default %(default)s)")
+    p.add_argument("--workers", type=argtypes.count, default=2, help="parallel campaign processes (default %(default)s)")
+    p.add_argument("--explore", type=argtypes.share, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
+    p.add_argument("--curriculum-labels", type=argtypes.count, default=None, help="easy-to-hard schedule over this many labels (default: off)")
     p.add_argument("--cold-start", choices=("random", "representative"), default="random",
                    help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")

@@ -19,16 +19,23 @@ class Health:
         self.service = service
         self.stale_after = stale_after
         self.last_tick = time.monotonic()
+        self.problem: str | None = None
         self.facts: dict[str, Any] = {}
 
     def tick(self, **facts: Any) -> None:
         self.last_tick = time.monotonic()
+        self.problem = None
         self.facts.update(facts)
+
+    def down(self, problem: str) -> None:
+        """Unhealthy (503) until the next :meth:`tick`, saying why: the loop runs but cannot do its work."""
+        self.problem = problem
 
     def status(self) -> tuple[int, dict[str, Any]]:
         age = time.monotonic() - self.last_tick
-        ok = age < self.stale_after
-        return (200 if ok else 503), {"service": self.service, "ok": ok, "last_tick_seconds_ago": round(age, 3), **self.facts}
+        ok = age < self.stale_after and self.problem is None
+        extra = {"problem": self.problem} if self.problem is not None else {}
+        return (200 if ok else 503), {"service": self.service, "ok": ok, "last_tick_seconds_ago": round(age, 3), **extra, **self.facts}
 
 
 def serve(registry: CollectorRegistry, health: Health, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
@@ -37,7 +44,10 @@ def serve(registry: CollectorRegistry, health: Health, port: int, host: str = "1
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.startswith("/metrics"):
-                body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+                try:
+                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+                except Exception as exc:  # noqa: BLE001 - e.g. a gauge reading an unreachable Redis
+                    body, ctype, code = f"metrics unavailable: {type(exc).__name__}: {exc}\n".encode(), "text/plain", 503
             elif self.path.startswith("/healthz"):
                 code, payload = health.status()
                 body, ctype = json.dumps(payload).encode(), "application/json"

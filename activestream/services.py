@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from activestream import argtypes
 from activestream.config import Settings
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def connect(args: argparse.Namespace, *, transactional_name: str | None = None) 
     return s, bus, topics
 
 
-def make_queue(settings: Settings) -> Any:
+def make_queue(settings: Settings, *, socket_timeout: float | None = None) -> Any:
+    """The Redis queue; ``socket_timeout`` bounds each Redis call (``None``: wait as long as it takes)."""
     import redis
 
     from scorer.keys import QueueKeys
@@ -96,7 +98,7 @@ def make_queue(settings: Settings) -> Any:
 
     if not settings.redis_url:
         raise SystemExit("error: set REDIS_URL (or --redis-url), or start a local stack with `activestream up`")
-    return RankedQueue(redis.Redis.from_url(settings.redis_url), QueueKeys(settings.namespace))
+    return RankedQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout), QueueKeys(settings.namespace))
 
 
 def _serve_metrics(service: str, registry: Any, port: int | None, host: str = "127.0.0.1") -> Any:
@@ -258,16 +260,23 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
     stop = Stop()
     s, bus, topics = connect(args)
     # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
-    service = make_label_service(Strategy(s.strategy, s.seed), make_queue(s), bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels,
+    # A request waits at most 30 s for Redis (then 500), instead of holding the API forever.
+    queue = make_queue(s, socket_timeout=30.0)
+    service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels,
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int)
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
     server = serve(service, args.port, args.host)
     print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status)", flush=True)
     health = _serve_metrics("labeler-api", _queue_gauges(service.queue), s.metrics_port, s.metrics_host)
+    probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
     try:
         while not stop():
-            health.tick()
+            try:
+                probe.ping()
+                health.tick()
+            except Exception as exc:  # noqa: BLE001 - any failure to reach Redis makes the API unhealthy
+                health.down(f"redis: {type(exc).__name__}: {exc}")
             time.sleep(0.5)
     finally:
         server.shutdown()
@@ -480,9 +489,9 @@ def add_parsers(sub: Any) -> None:
     _common(p)
     p.add_argument("--labeler-id", default=os.environ.get("USER", "labeler"))
     p.add_argument("--group", default="labelers", help="consumer group of the labelers")
-    p.add_argument("--max-items", type=int, default=None)
-    p.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without work")
-    p.add_argument("--seconds-per-label", type=float, default=0.0)
+    p.add_argument("--max-items", type=argtypes.count, default=None)
+    p.add_argument("--idle-timeout", type=argtypes.seconds, default=None, help="exit after this many seconds without work")
+    p.add_argument("--seconds-per-label", type=argtypes.seconds, default=0.0)
     p.add_argument("--answers", default=None, help="CSV with the true labels: label automatically (a simulated labeler)")
     p.add_argument("--id-column", default="id")
     p.add_argument("--label-column", default="label")

@@ -302,7 +302,8 @@ def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: Ranke
     conf = np.zeros(len(idx))
     correct = np.zeros(len(idx), dtype=bool)
     covered = np.zeros(len(idx), dtype=bool)
-    for tr, te in KFold(5, shuffle=True, random_state=0).split(X):
+    folds = KFold(min(5, len(idx)), shuffle=True, random_state=0).split(X) if len(idx) >= 2 else []  # a tiny budget: no calibration
+    for tr, te in folds:
         try:
             heads = Trainer(task="multiclass", full_refit_every=1).fit(X[tr], [yv[j] for j in tr])
         except NotEnoughClasses:

@@ -7,7 +7,8 @@
                                         labeler counts once; an item leased to someone else: 400)
     GET  /status                        -> queue depth, leased, labeled, model version
 
-Errors are 400 with ``{"error": "..."}`` naming the item and the field.
+Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 404 for an unknown
+route, 405 for another method, 413 for a body over 1 MiB, 500 (details in the server's log).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ log = logging.getLogger(__name__)
 
 
 class BadRequest(ValueError):
-    """A request the API refuses, with the reason."""
+    """A request the API refuses, with the reason (HTTP 400)."""
+
+
+class NotFound(BadRequest):
+    """No such route (HTTP 404)."""
+
+
+class TooLarge(BadRequest):
+    """A body over :data:`MAX_BODY_BYTES` (HTTP 413)."""
 
 
 def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str | None, required: bool = True) -> Any:
@@ -65,9 +74,13 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         if (label is None) == (labels is None):
             raise BadRequest(f"item {item!r}: field 'label': give exactly one of 'label' or 'labels'")
         seconds = _field(body, "seconds", (int, float), item, required=False) or 0.0
+        try:
+            seconds = float(seconds)
+        except OverflowError:
+            raise BadRequest(f"item {item!r}: field 'seconds': too large") from None
         label_id = _field(body, "label_id", (str,), item, required=False)
         try:
-            ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=float(seconds), label_id=label_id)
+            ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=seconds, label_id=label_id)
         except (UnknownItem, InvalidLabel) as exc:
             raise BadRequest(str(exc.args[0]) if exc.args else str(exc)) from None  # (a KeyError's str() adds quotes)
         return {"accepted": ok}
@@ -81,7 +94,36 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
     if method == "GET" and path == "/status":
         q = service.queue
         return {"pending": q.depth(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(q.get_meta("model_version") or 0)}
-    raise BadRequest(f"no route {method} {path}")
+    raise NotFound(f"no route {method} {path}")
+
+
+# Request bodies are small JSON objects (one label); anything larger is refused unread.
+MAX_BODY_BYTES = 1 << 20
+# A client that sends or reads nothing for this long is dropped (it holds one thread, no lock).
+CLIENT_TIMEOUT_SECONDS = 30.0
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
+    """The request's JSON object. Raises :class:`BadRequest` (or :class:`TooLarge`) saying what is wrong."""
+    raw_length = handler.headers.get("Content-Length") or "0"
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise BadRequest(f"header 'Content-Length': not an integer ({raw_length[:40]!r})") from None
+    if length < 0:
+        raise BadRequest("header 'Content-Length': negative")
+    if length > MAX_BODY_BYTES:
+        raise TooLarge(f"body: {length} bytes, the limit is {MAX_BODY_BYTES}")
+    raw = handler.rfile.read(length)
+    try:
+        body = json.loads(raw.decode("utf-8") if raw else "{}")
+    except UnicodeDecodeError:
+        raise BadRequest("body: not UTF-8") from None
+    except (ValueError, RecursionError) as exc:  # (JSONDecodeError is a ValueError; so is a 5000-digit number)
+        raise BadRequest(f"body: not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body: expected a JSON object")
+    return body
 
 
 def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
@@ -89,6 +131,8 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> Threadin
     lock = threading.Lock()  # one labeling service, many request threads
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT_SECONDS
+
         def _reply(self, code: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
             self.send_response(code)
@@ -99,31 +143,39 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> Threadin
 
         def _dispatch(self, method: str) -> None:
             url = urlparse(self.path)
-            body: dict[str, Any] = {}
-            if method == "POST":
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError as exc:
-                    self._reply(400, {"error": f"body: not valid JSON ({exc})"})
-                    return
-                if not isinstance(body, dict):
-                    self._reply(400, {"error": "body: expected a JSON object"})
-                    return
             try:
-                with lock:
-                    self._reply(200, handle(service, method, url.path, parse_qs(url.query), body))
+                body = _read_body(self) if method == "POST" else {}
+                with lock:  # the answer is computed under the lock and sent after it: a slow client holds no one up
+                    payload = handle(service, method, url.path, parse_qs(url.query), body)
+            except TooLarge as exc:
+                self.close_connection = True  # the body was not read
+                self._reply(413, {"error": str(exc)})
+                return
+            except NotFound as exc:
+                self._reply(404, {"error": str(exc)})
+                return
             except BadRequest as exc:
                 self._reply(400, {"error": str(exc)})
+                return
             except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
-                log.exception("%s %s failed", method, url.path)
-                self._reply(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+                log.exception("%s %s failed", method, url.path)  # the details stay in the server's log
+                self._reply(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
+                return
+            self._reply(200, payload)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             self._dispatch("GET")
 
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             self._dispatch("POST")
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server's own errors (unsupported method, malformed request line) as JSON too
+            self.close_connection = True
+            try:
+                self._reply(405 if code == 501 else code, {"error": f"{self.command or 'request'}: {message or 'not supported'}"})
+            except OSError:
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return

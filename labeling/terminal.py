@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str
     text = input("label (empty = skip): ").strip()
     if not text:
         return None
-    return int(text) if text.lstrip("-").isdigit() else text
+    return int(text) if re.fullmatch(r"-?[0-9]{1,4000}", text) else text  # ("²".isdigit() is true; int("²") fails)
 
 
 def label_from_topic(

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -552,7 +553,8 @@ def coerce_label_value(value: LabelValue, kind: str) -> LabelValue | None:
     if isinstance(value, int):
         return value
     text = value.strip()
-    return int(text) if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-") else None
+    # ASCII digits only: "²".isdigit() is true, but int("²") raises
+    return int(text) if re.fullmatch(r"-?[0-9]{1,4000}", text) else None
 
 
 @dataclass(frozen=True)

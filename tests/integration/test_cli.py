@@ -104,7 +104,7 @@ def test_simulate_refuses_bad_files_and_options_before_running(tmp_path: Path, c
     write_csv(good, X, {"label": y})
     assert main(["simulate", "--data", str(good), "--label-column", "label", "--report", str(good / "r.json")]) == 2
     assert "--report" in capsys.readouterr().err
-    for bad in (["--seeds", "0"], ["--seconds-per-label", "-1"], ["--explore", "1.5"]):
+    for bad in (["--seeds", "0"], ["--seconds-per-label", "-1"], ["--explore", "1.5"], ["--test-size", "0"], ["--test-size", "1"]):
         with pytest.raises(SystemExit):
             main(["simulate", "--data", str(good), "--label-column", "label", *bad])
         assert bad[0] in capsys.readouterr().err
@@ -124,3 +124,16 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "Learning curve" in out and "label savings" in out
     assert rep["dataset"] == "sklearn digits" and DEFAULT_STRATEGY in rep["comparison"]
+
+
+def test_demo_on_a_budget_smaller_than_the_calibration_folds(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rep = run(["demo", "--budget", "4", "--init", "4", "--seeds", "1"], redis_url, tmp_path)  # 4 labels, 5 folds
+    assert "no threshold reached the target" in capsys.readouterr().out
+    assert rep["strategies"][DEFAULT_STRATEGY]["auto_accept"]["share"] == 0.0
+
+
+def test_label_refuses_options_that_would_make_every_label_a_dead_letter(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in (["--seconds-per-label", "-1"], ["--seconds-per-label", "nan"], ["--max-items", "-3"]):
+        with pytest.raises(SystemExit):
+            main(["label", *bad])
+        assert bad[0] in capsys.readouterr().err

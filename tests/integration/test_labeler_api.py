@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -72,6 +74,7 @@ def test_lease_submit_skip_status(api) -> None:
         ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": float("nan")}, "item 'c': field 'seconds'"),
         ({"item_id": "c", "label": 1, "labeler_id": ""}, "item 'c': field 'labeler_id'"),
         ({"item_id": "c", "labels": [1.5], "labeler_id": "x"}, "item 'c': field 'labels[0]'"),
+        ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": 10**400}, "item 'c': field 'seconds': too large"),
     ],
 )
 def test_bad_requests_name_item_and_field(api, body: dict, message: str) -> None:
@@ -80,3 +83,83 @@ def test_bad_requests_name_item_and_field(api, body: dict, message: str) -> None
     assert code == 400 and message in reply["error"]
     assert queue.depth() == 3 and not bus.messages(topics.labels)  # nothing published, nothing left the queue
     assert call(f"{base}/lease?k=many&labeler=a")[0] == 400
+
+
+def raw_request(base: str, head: str, body: bytes = b"") -> tuple[int, dict]:
+    """Send ``head`` (request line and headers, CRLF-joined) and ``body`` as they are; read the JSON reply."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head.encode() + b"\r\n\r\n" + body)
+        s.shutdown(socket.SHUT_WR)
+        reply = b"".join(iter(lambda: s.recv(65536), b""))
+    status, _, rest = reply.partition(b"\r\n")
+    return int(status.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "code", "message"),
+    [
+        ("POST /labels HTTP/1.1\r\nContent-Length: 14", b'{"item_id":"\xff"}'[:14], 400, "not UTF-8"),
+        ("POST /labels HTTP/1.1\r\nContent-Length: 200000", b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
+        ("POST /labels HTTP/1.1\r\nContent-Length: 5020", b'{"label": ' + b"9" * 5000 + b"}" + b" " * 9, 400, "not valid JSON"),
+        ("POST /labels HTTP/1.1\r\nContent-Length: abc", b"", 400, "'Content-Length': not an integer"),
+        ("POST /labels HTTP/1.1\r\nContent-Length: -1", b"{}", 400, "'Content-Length': negative"),
+        ("POST /labels HTTP/1.1\r\nContent-Length: 1000000000000000", b"{}", 413, "the limit is"),
+        ("GET /nope HTTP/1.1", b"", 404, "no route GET /nope"),
+        ("PUT /labels HTTP/1.1\r\nContent-Length: 0", b"", 405, "PUT"),
+    ],
+)
+def test_malformed_requests_get_a_json_error_and_the_server_serves_on(api, head: str, body: bytes, code: int, message: str) -> None:
+    base, bus, topics, queue = api
+    got, reply = raw_request(base, head, body)
+    assert (got, message in reply["error"]) == (code, True), reply
+    assert call(f"{base}/status")[1]["pending"] == 3
+
+
+def test_a_digit_that_is_no_integer_is_refused_not_a_500(api) -> None:
+    base, bus, topics, queue = api
+    assert call(f"{base}/labels", {"item_id": "a", "label": 1, "labeler_id": "ann"})[1] == {"accepted": True}  # an integer campaign
+    code, reply = call(f"{base}/labels", {"item_id": "b", "label": "\u00b2", "labeler_id": "ann"})  # "²".isdigit() is true
+    assert code == 400 and "item 'b': field 'label'" in reply["error"]
+    assert call(f"{base}/labels", {"item_id": "b", "label": " 7 ", "labeler_id": "ann"})[1] == {"accepted": True}
+
+
+def test_a_client_that_does_not_read_its_reply_holds_no_one_up(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    n = 1000
+    X = np.random.default_rng(0).random((n, 512)).astype(np.float32)  # ~20 characters a value: a lease of all is ~10 MB of JSON,
+    queue.add([f"i{k}" for k in range(n)], np.linspace(0, 1, n), X)   # more than the socket buffers hold
+    server = serve(LabelService(queue, InMemoryBus(), Topics("slow")), 0)
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as stuck:
+            stuck.sendall(b"GET /lease?k=1000&labeler=slow HTTP/1.1\r\n\r\n")  # and never reads the reply
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            code, status = call(f"{base}/status")
+            assert code == 200 and status["leased"] == n and time.monotonic() - t0 < 5
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_label_is_accepted_even_when_a_dispatcher_acknowledges_it_first(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.dispatcher import Dispatcher
+
+    class RacingBus(InMemoryBus):
+        """A dispatcher consuming the labels topic gets each label in before the submit marks it."""
+
+        dispatcher: Dispatcher | None = None
+
+        def flush(self, timeout: float = 30.0) -> None:
+            if self.dispatcher is not None:
+                self.dispatcher.acknowledge(0.0)
+
+    bus, topics = RacingBus(), Topics("race")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
+    bus.dispatcher = Dispatcher(queue, bus, topics)
+    service = LabelService(queue, bus, topics)
+    assert service.submit("a", labeler_id="ann", label=1, label_id="L1") is True
+    assert queue.is_labeled("a") and service.submit("a", labeler_id="ann", label=1, label_id="L1") is False  # a true repeat
+    assert len(bus.messages(topics.labels)) == 1

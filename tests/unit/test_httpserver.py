@@ -1,0 +1,48 @@
+"""The services' /healthz and /metrics endpoint (no external services)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from activestream.httpserver import Health, serve
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_healthz_says_what_is_down_and_metrics_that_cannot_be_read_are_a_503() -> None:
+    registry = CollectorRegistry()
+    reachable = {"redis": True}
+
+    def depth() -> float:
+        if not reachable["redis"]:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        return 3.0
+
+    Gauge("pending_items", "items waiting", registry=registry).set_function(depth)
+    health = Health("labeler-api")
+    server = serve(registry, health, 0)
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert get(f"{base}/healthz")[0] == 200 and b"pending_items 3.0" in get(f"{base}/metrics")[1]
+        reachable["redis"] = False
+        health.down("redis: ConnectionError: Error 111")  # the service loop's probe failed
+        code, body = get(f"{base}/healthz")
+        assert code == 503 and json.loads(body)["problem"].startswith("redis:")
+        code, body = get(f"{base}/metrics")
+        assert code == 503 and b"ConnectionError" in body
+        reachable["redis"] = True
+        health.tick()  # the next probe succeeded
+        assert get(f"{base}/healthz")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
