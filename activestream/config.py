@@ -10,6 +10,9 @@ from typing import Any
 from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
 
 ENV_PREFIX = "ACTIVESTREAM_"
+# ACTIVESTREAM_KAFKA_* names that are not librdkafka settings: the broker address (a field)
+# and the local broker's jar directory (activestream.local_kafka.LIBS_ENV).
+NOT_KAFKA_CONFIG = (ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "KAFKA_LIBS")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Settings:
         kafka = {
             k[len(ENV_PREFIX + "KAFKA_") :].lower().replace("_", "."): v
             for k, v in env.items()
-            if k.startswith(ENV_PREFIX + "KAFKA_") and k != ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS"
+            if k.startswith(ENV_PREFIX + "KAFKA_") and k not in NOT_KAFKA_CONFIG
         }
         values["kafka_config"] = kafka
         base = cls(**values)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from activestream.config import Settings
+from activestream.local_kafka import LIBS_ENV
 from activestream.report import auc, hours_saved, labels_to_target, mean_curve, savings
 from retrainer.calibration import calibrate_threshold
 from retrainer.training_set import TrainingSet, in_holdout
@@ -87,6 +88,7 @@ def test_settings_from_env() -> None:
         "ACTIVESTREAM_TOLERANCE": "0.1",
         "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
         "ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        LIBS_ENV: "/opt/kafka-jars",  # the local broker's jars, not a librdkafka setting ("libs" would fail every client)
     }
     s = Settings.from_env(env, strategy="entropy", namespace=None)
     assert s.redis_url == "redis://r:6379/0" and s.batch_size == 64 and s.tolerance == 0.1
