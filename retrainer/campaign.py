@@ -87,13 +87,16 @@ class CampaignMonitor:
         return calibrate_threshold(np.array(self.control_conf), np.array(self.control_correct), target_precision=self.target_precision)
 
     def on_version(
-        self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = ()
+        self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = (),
+        score_items: int | None = None,
     ) -> dict[str, Any]:
         """Record a published version; returns the facts to publish with it.
 
         The stop set is frozen at the first version, so every version predicts the same items.
         ``classes`` are the version's class values in output order: predictions are compared
         as classes, not output positions (a new class shifts the positions of the others).
+        ``score_items`` is how many labeled items ``score`` was estimated on (see
+        :class:`retrainer.stopping.StopRules` ``min_score_items``).
         """
         if self._frozen is None and self.stop_set:
             self._frozen = np.vstack(self.stop_set)
@@ -106,7 +109,7 @@ class CampaignMonitor:
             if classes:
                 codes = np.array([self.class_codes.setdefault(c, len(self.class_codes)) for c in classes])
                 preds = codes[preds]
-        self.history.append(VersionRecord(version, n_labels, preds, score))
+        self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
         self.status = evaluate(self.history, self.rules, n_labels)
         facts: dict[str, Any] = {
             "control_accuracy": self.control_accuracy,

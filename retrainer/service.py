@@ -320,8 +320,13 @@ class Retrainer:
             if len(self.campaign.stop_set) >= self.campaign.stop_set_size:
                 self._stop_items.close()  # full: stop prefetching the items topic
                 self._stop_items = None
-        score = metrics.get("holdout_accuracy", self.campaign.control_accuracy)
-        facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes)
+        score: float | None
+        if "holdout_accuracy" in metrics:
+            score, score_items = metrics["holdout_accuracy"], len(hold)
+        else:
+            score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
+        facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
+                                         score_items=score_items)
         for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
             if facts[name] is not None:
                 metrics[name] = float(facts[name])

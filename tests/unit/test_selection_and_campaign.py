@@ -70,6 +70,17 @@ def test_stop_rules_fire_in_order() -> None:
     assert evaluate(hist, StopRules(budget=60), 60).fired["budget"]["n_labels"] == 60
 
 
+def test_score_rules_ignore_scores_estimated_on_a_handful_of_items() -> None:
+    # 6 control labels all answered right read as a flat 1.0: no plateau and no target from that.
+    preds = np.array([0, 1])
+    few = [VersionRecord(v, 10 * v, preds, 1.0, score_items=6) for v in range(1, 9)]
+    rules = StopRules(kappa=None, min_gain=0.002, plateau_window=5, target_score=0.95)
+    assert not evaluate(few, rules, 80).fired
+    enough = [VersionRecord(v, 10 * v, preds, 1.0, score_items=150) for v in range(1, 9)]
+    fired = evaluate(enough, rules, 80).fired
+    assert fired["plateau"]["n_labels"] == 60 and fired["target_score"]["n_labels"] == 10
+
+
 def test_variable_uncertainty_holds_the_budget() -> None:
     rng = np.random.default_rng(1)
     vu = VariableUncertainty(budget=0.1, step=0.05)
