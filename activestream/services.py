@@ -266,7 +266,12 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int)
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
-    server = serve(service, args.port, args.host)
+    try:
+        server = serve(service, args.port, args.host)
+    except OSError as exc:  # e.g. the port is taken
+        service.close()
+        bus.close()
+        raise SystemExit(f"error: labeler API on {args.host}:{args.port}: {exc.strerror or exc}") from None
     print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status)", flush=True)
     health = _serve_metrics("labeler-api", _queue_gauges(service.queue), s.metrics_port, s.metrics_host)
     probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
@@ -470,6 +475,7 @@ def add_parsers(sub: Any) -> None:
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--metrics-port", type=int, default=None, help="port for /metrics and /healthz (default: any free port)")
     p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
     p.set_defaults(func=cmd_labeler_api)
 

@@ -163,3 +163,20 @@ def test_a_label_is_accepted_even_when_a_dispatcher_acknowledges_it_first(redis_
     assert service.submit("a", labeler_id="ann", label=1, label_id="L1") is True
     assert queue.is_labeled("a") and service.submit("a", labeler_id="ann", label=1, label_id="L1") is False  # a true repeat
     assert len(bus.messages(topics.labels)) == 1
+
+
+def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
+    service = LabelService(queue, InMemoryBus(), Topics("ttl"))
+    service.lease_ttl = 0.3
+    server = serve(service, 0)
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert len(call(f"{base}/lease?k=1&labeler=ann")[1]["items"]) == 1
+        assert call(f"{base}/status")[1]["leased"] == 1
+        time.sleep(0.5)
+        assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 0, "model_version": 0}
+    finally:
+        server.shutdown()
+        server.server_close()
