@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from retrainer.stopping import StopRules
 from retrainer.trainer import NotEnoughClasses, Trainer
 from retrainer.training_set import TrainingSet, arrays
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
-from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
+from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_dead_letter, decode_label, decode_model_version
 from schemas.records import coerce_label_value, label_kinds
 from streams.bus import Bus, Consumer
 from streams.topics import MODEL_KEY, Topics
@@ -104,6 +105,7 @@ class Retrainer:
         self.last_error: str | None = None
         self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size)
         self._replaying = False
+        self._dead_before: set[bytes] = set()  # digests of label payloads dead-lettered before this start (see rebuild)
         self._latest_digest = ""
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._live_published_at = 0.0  # when the live version was published (see _fold)
@@ -170,11 +172,13 @@ class Retrainer:
     def rebuild(self, timeout: float = 120.0) -> int:
         """Fold the labels log up to its current end (start-up); returns messages read.
 
-        Bad labels met again here were dead-lettered when first read, so they are only
-        counted; and when the newest published version was trained on exactly these
-        labels, no retrain is due.
+        A bad label is dead-lettered here unless the dead-letters topic holds it already
+        (it was read before the restart): one that arrived while no retrainer ran gets
+        its dead letter, and none is sent twice. When the newest published version was
+        trained on exactly these labels, no retrain is due.
         """
         msgs = self._labels.read_to_end(timeout)
+        self._dead_before = self._dead_lettered_labels(timeout)
         self._replaying = True
         try:
             for m in msgs:
@@ -251,10 +255,27 @@ class Retrainer:
         self.bus.publish(self.topics.control, obs.encode(), key=label.label_id.encode())
         self.bus.flush()
 
+    def _dead_lettered_labels(self, timeout: float) -> set[bytes]:
+        """Digests of the label payloads the dead-letters topic holds already."""
+        reader = self.bus.consumer([self.topics.dead_letters], None)
+        seen = set()
+        for m in reader.read_to_end(timeout):
+            try:
+                dl = decode_dead_letter(m.value)
+            except DecodeError:
+                continue
+            if dl.source == self.topics.labels:
+                seen.add(hashlib.sha256(dl.payload).digest())
+        reader.close()
+        return seen
+
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
         if self._replaying:
-            log.info("bad label met again while rebuilding (dead-lettered when first read): %s", err)
-            return
+            digest = hashlib.sha256(payload).digest()
+            if digest in self._dead_before:
+                log.info("bad label met again while rebuilding (dead-lettered when first read): %s", err)
+                return
+            self._dead_before.add(digest)  # one dead letter per bad payload
         dl = DeadLetter.from_error(self.topics.labels, payload, err)
         log.warning("dead letter from %s: %s", self.topics.labels, err)
         self.bus.publish(self.topics.dead_letters, dl.encode(), key=dl.key)

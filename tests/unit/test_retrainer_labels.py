@@ -84,3 +84,17 @@ def test_the_service_retrainer_trains_the_committee_a_committee_strategy_scores_
     for strategy, members in (("bald", ENSEMBLE_MEMBERS), ("vote_entropy", ENSEMBLE_MEMBERS), ("margin", 1)):
         rt = make_retrainer(bus, topics, Settings.from_env({}, strategy=strategy, n_features=3), CollectorRegistry())
         assert (rt._n_members, rt.n_features) == (members, 3), strategy
+
+
+def test_bad_labels_sent_while_no_retrainer_ran_are_dead_lettered_once() -> None:
+    bus, topics = InMemoryBus(), Topics("d")
+    x = np.zeros(3, dtype=np.float32)
+    bus.publish(topics.labels, Label("a", "L1", "ann", label=1, features=x).encode())
+    bus.publish(topics.labels, b'{"item_id":"b","label_id":"L2","labeler_id":"ann","label":1}')  # no features
+    bus.publish(topics.labels, Label("c", "L3", "ann", label="cat", features=x).encode())  # not an integer
+    first = Retrainer(bus, topics, task="multiclass", retrain_every=10**9)
+    first.rebuild(0.0)  # the retrainer starts after they were sent: it never read them live
+    dead = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
+    assert sorted((d.item_id, d.field) for d in dead) == [("b", "features_b64"), ("c", "label")]
+    Retrainer(bus, topics, task="multiclass", retrain_every=10**9).rebuild(0.0)  # a restart sends none of them again
+    assert len(bus.messages(topics.dead_letters)) == 2
