@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,25 @@ class CampaignMonitor:
     history: list[VersionRecord] = field(default_factory=list)
     class_codes: dict[object, int] = field(default_factory=dict)  # class value -> code, fixed when first seen
     status: CampaignStatus = field(default_factory=CampaignStatus)
+    earlier: dict[str, dict[str, float]] = field(default_factory=dict)  # rules fired before a restart (see restore)
     _frozen: np.ndarray | None = None
+
+    def restore(self, metrics: Mapping[str, float]) -> None:
+        """Take back the rules that had fired, from the newest published version's ``metrics``.
+
+        A restarted retrainer starts a new history (the rules replay it), so without this a
+        campaign that was told to stop would be told to go on.
+        """
+        for key, value in metrics.items():
+            m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
+            if m:
+                self.earlier.setdefault(m.group(1), {})[m.group(2)] = float(value)
+        self.status.fired.update(self.earlier)
+
+    @staticmethod
+    def fired_metrics(status: CampaignStatus) -> dict[str, float]:
+        """The fired rules as model-version metrics (what :meth:`restore` reads back)."""
+        return {f"stop_{name}_{k}": v for name, at in status.fired.items() for k, v in at.items()}
 
     def add_stop_items(self, payloads: Sequence[bytes], n_features: int | None = None) -> None:
         """Grow the stop set from raw items-topic payloads.
@@ -111,6 +130,7 @@ class CampaignMonitor:
                 preds = codes[preds]
         self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
         self.status = evaluate(self.history, self.rules, n_labels)
+        self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
         facts: dict[str, Any] = {
             "control_accuracy": self.control_accuracy,
             "n_control": len(self.control_correct),

@@ -129,6 +129,7 @@ class Retrainer:
         if newest is not None:
             self.version = newest.version
             self._latest_digest = newest.label_ids_digest
+            self.campaign.restore(newest.metrics)
             if newest.onnx is not None:
                 self._live = _session(newest.onnx)
                 self._live_classes = newest.classes
@@ -353,6 +354,7 @@ class Retrainer:
                 metrics[name] = float(facts[name])
         metrics["n_control"] = float(facts["n_control"])
         metrics["stop"] = float(self.campaign.status.should_stop)
+        metrics.update(self.campaign.fired_metrics(self.campaign.status))  # which rules, when: a restart reads them back
         metrics["train_seconds"] = time.perf_counter() - t0
         mv = ModelVersion(
             version=version,

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from retrainer.service import Retrainer
-from schemas import Label
+from schemas import Item, Label, decode_model_version
 from streams.memory import InMemoryBus
 from streams.topics import Topics
 
@@ -45,3 +45,32 @@ def test_a_restart_does_not_rescore_control_labels_with_a_model_trained_on_them(
     assert len(restarted.campaign.control_correct) == 430
     assert restarted.campaign.control_correct[:400] == first.campaign.control_correct
     assert len(bus.messages(topics.control)) == 430
+
+
+def test_a_stop_rule_that_fired_still_holds_after_a_restart() -> None:
+    from retrainer.stopping import StopRules
+
+    bus, topics = InMemoryBus(), Topics("stop")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    for i in range(20):
+        bus.publish(topics.items, Item(str(i), X[i]).encode())
+    rules = StopRules(kappa=-1.0, window=1, min_gain=None)  # fires at the second version, whatever the predictions
+
+    def label(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            bus.publish(topics.labels, Label(str(i), f"L{i}", "ann", label=int(y[i]), features=X[i]).encode())
+
+    first = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules)
+    for lo in (0, 10):
+        label(lo, lo + 10)
+        first.run(burst=True, timeout=0.0)
+    assert first.version == 2 and first.campaign.status.fired["stable_predictions"]["n_labels"] == 20
+    again = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules)
+    again.rebuild(0.0)
+    label(20, 30)
+    again.run(burst=True, timeout=0.0)  # its first version: no previous one in its own history to compare with
+    assert again.version == 3 and again.campaign.status.fired["stable_predictions"] == {"version": 2.0, "n_labels": 20.0}
+    newest = decode_model_version(bus.messages(topics.models)[-1].value)
+    assert newest.metrics["stop"] == 1.0 and newest.metrics["stop_stable_predictions_n_labels"] == 20.0
