@@ -48,7 +48,6 @@ class Settings:
     full_refit_every: int = 10
     holdout_fraction: float = 0.1
     tolerance: float = 0.05
-    seconds_per_label: float = 30.0
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     kafka_config: Mapping[str, str] = field(default_factory=dict)
