@@ -239,7 +239,7 @@ def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersi
             res["consume_only"] = {**max(runs, key=lambda r: r["items_per_s"] or 0.0), "runs": [r["items_per_s"] for r in runs]}
             busy = res["consume_only"].get("machine_cpu_busy_fraction")
             log(f"    consume-only: {res['consume_only']['items_per_s']:,.0f} items/s (best of {', '.join(f'{r:,.0f}' for r in res['consume_only']['runs'])}"
-                + (f"; machine CPU {busy:.0%} busy)" if busy is not None else ")"))
+                + (f"; machine CPU {busy:.0%} busy, this consumer {res['consume_only']['process_cpu_cores']:.2f} cores)" if busy is not None else ")"))
             _delete_topics(bus, prefix)
             for procs in (1, 2):
                 prefix = _prefix(f"s{procs}")

