@@ -1,10 +1,11 @@
 """Where one scorer's time goes, with the queue write and without it (an experiment, not the product).
 
 Needs the phase timers of ``o1_write_upper_bound.patch`` (see ``README.md`` here): apply it to
-a scratch clone and run this with that clone first on ``PYTHONPATH``::
+a scratch clone and run this with that clone first on ``PYTHONPATH`` (and ``PYTHONSAFEPATH=1``,
+so that ``python -m`` in the scorer processes does not put the current directory first)::
 
     git clone -q . /tmp/o1 && git -C /tmp/o1 apply benchmarks/experiments/o1_write_upper_bound.patch
-    PYTHONPATH=/tmp/o1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/experiments/scorer_phases.py 2000000
+    PYTHONSAFEPATH=1 PYTHONPATH=/tmp/o1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/experiments/scorer_phases.py 2000000
 
 Starts its own Kafka broker and redis-server (or uses ``KAFKA_BOOTSTRAP_SERVERS`` /
 ``REDIS_URL``), produces N raw 128-d items to a 2-partition topic, then times one
