@@ -3,7 +3,9 @@
 It keeps at most ``max_outstanding`` items leased to the labeler group at once, so
 what they see was ranked by a recent model; an item not labeled within
 ``ack_timeout`` returns to the queue (its lease expires) and is dispatched again.
-Labels arriving on the labels topic acknowledge their items.
+Labels arriving on the labels topic acknowledge their items; a skip on the skips topic
+hands its item back at once, counts towards ``max_skips`` for that labeler, and the item is
+not dispatched to the group again (labelers of the API may still get it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from schemas import DecodeError, QueueEntry, decode_label
+from schemas import DecodeError, QueueEntry, decode_label, decode_skip
 from scorer.queue import RankedQueue
 from streams.bus import Bus
 from streams.topics import DISPATCHER_GROUP, Topics
@@ -23,6 +25,7 @@ log = logging.getLogger("activestream.dispatcher")
 
 DISPATCHED = "activestream_dispatched"  # _total added by prometheus-client
 ACKED = "activestream_dispatch_acked"
+SKIPPED = "activestream_dispatch_skipped"
 OUTSTANDING = "activestream_dispatch_outstanding"
 
 
@@ -36,6 +39,7 @@ class Dispatcher:
     labeler_group : the lease owner standing for every labeler consuming the queue topic.
     max_outstanding : most items out at once.
     ack_timeout : seconds before an unlabeled dispatched item returns to the queue.
+    max_skips : an item skipped by this many different labelers leaves the queue.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class Dispatcher:
         ack_timeout: float = 300.0,
         registry: CollectorRegistry | None = None,
         group: str = DISPATCHER_GROUP,
+        max_skips: int = 3,
     ) -> None:
         self.queue = queue
         self.bus = bus
@@ -56,16 +61,21 @@ class Dispatcher:
         self.owner = f"dispatch:{labeler_group}"
         self.max_outstanding = max_outstanding
         self.ack_timeout = ack_timeout
-        self._labels = bus.consumer([topics.labels], group)
+        self.max_skips = max_skips
+        self._labels = bus.consumer([topics.labels, topics.skips], group)
         reg = registry or CollectorRegistry()
         self.dispatched = Counter(DISPATCHED, "Items sent to the queue topic", registry=reg)
         self.acked = Counter(ACKED, "Dispatched items acknowledged by a label", registry=reg)
+        self.skipped = Counter(SKIPPED, "Dispatched items a labeler passed on", registry=reg)
         self.outstanding = Gauge(OUTSTANDING, "Items out with labelers", registry=reg)
 
     def acknowledge(self, timeout: float = 0.1) -> int:
-        """Mark items labeled from the labels topic (idempotent by label id). Returns labels read."""
+        """Mark items labeled (idempotent by label id) or skipped, from the labels and skips topics. Returns records read."""
         msgs = self._labels.consume(1000, timeout)
         for m in msgs:
+            if m.topic == self.topics.skips:
+                self._skipped(m.value)
+                continue
             try:
                 label = decode_label(m.value)
             except DecodeError:
@@ -75,6 +85,17 @@ class Dispatcher:
         self._labels.commit(msgs)
         return len(msgs)
 
+    def _skipped(self, payload: bytes) -> None:
+        try:
+            skip = decode_skip(payload)
+        except DecodeError as err:
+            log.warning("ignored a bad skip record: %s", err)
+            return
+        # Only while the group holds the lease: a stale skip (the lease expired and someone else
+        # has the item) changes nothing (-2); a retried one counts once (the queue's rule).
+        if self.queue.skip(skip.item_id, skip.labeler_id, self.max_skips, holder=self.owner) >= 0:
+            self.skipped.inc()
+
     def dispatch(self, now: float | None = None) -> int:
         """Top up the labelers to ``max_outstanding``. Returns items sent."""
         now = time.time() if now is None else now
@@ -83,7 +104,7 @@ class Dispatcher:
         if room <= 0:
             self.outstanding.set(self.max_outstanding - room)
             return 0
-        cands = [i for i, _ in self.queue.top(room)]
+        cands = [i for i, _ in self.queue.top_for(self.owner, room)]  # not what the group passed on
         claimed = self.queue.claim(cands, self.owner, self.ack_timeout, now)
         if claimed:
             ids = [i for i, _ in claimed]

@@ -133,7 +133,7 @@ class LabelService:
             n = want * oversample + 16 * (oversample > 1)
             if self.max_candidates is not None:
                 n = min(n, max(self.max_candidates, want))
-            cands = self._not_skipped(n, offset, labeler_id)
+            cands = self.queue.top_for(labeler_id, n, offset)
             if not cands:
                 break
             ids = [c for c, _ in cands]
@@ -146,23 +146,6 @@ class LabelService:
                 chosen = ids[:want]
             out += self._claim(chosen, labeler_id, now)
         return out
-
-    def _not_skipped(self, n: int, offset: int, labeler_id: str) -> list[tuple[str, float]]:
-        """The best ``n`` pending items from rank ``offset`` on that ``labeler_id`` has not skipped.
-
-        Reads on past the ones they skipped, so a labeler who skipped the head of the
-        queue still gets items while others are pending.
-        """
-        out: list[tuple[str, float]] = []
-        while len(out) < n:
-            page = max(n - len(out), 64)
-            cands = self.queue.top(page, offset)
-            offset += len(cands)
-            skipped = self.queue.skipped_by(labeler_id, [c for c, _ in cands])
-            out += [c for c, s in zip(cands, skipped, strict=True) if not s]
-            if len(cands) < page:  # the end of the queue
-                break
-        return out[:n]
 
     def _claim(self, ids: list[str], labeler_id: str, now: float, *, control: bool = False) -> list[Leased]:
         """Lease those of ``ids`` still pending, with their features and metadata."""

@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 
-from schemas import DecodeError, Label, decode_queue_entry
+from schemas import DecodeError, Label, Skip, decode_queue_entry
 from streams.bus import Bus
 from streams.topics import Topics
 
@@ -62,8 +62,10 @@ def label_from_topic(
             if value is not None:
                 label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds_per_label, features=entry.features)
                 bus.publish(topics.labels, label.encode(), key=entry.id.encode())
-                bus.flush()
                 done += 1
+            else:  # passed on: the dispatcher hands it back and counts the skip
+                bus.publish(topics.skips, Skip(entry.id, labeler_id).encode(), key=entry.id.encode())
+            bus.flush()
             consumer.commit(msgs)
     finally:
         consumer.close()

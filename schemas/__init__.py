@@ -12,20 +12,23 @@ from schemas.records import (
     LABEL_SCHEMA,
     MODEL_VERSION_SCHEMA,
     QUEUE_ENTRY_SCHEMA,
+    SKIP_SCHEMA,
     DeadLetter,
     DecodeError,
     Item,
     Label,
     ModelVersion,
     QueueEntry,
+    Skip,
     decode_dead_letter,
     decode_item,
     decode_label,
     decode_model_version,
     decode_queue_entry,
+    decode_skip,
 )
 
-SCHEMA_NAMES = (ITEM_SCHEMA, QUEUE_ENTRY_SCHEMA, LABEL_SCHEMA, MODEL_VERSION_SCHEMA, DEAD_LETTER_SCHEMA)
+SCHEMA_NAMES = (ITEM_SCHEMA, QUEUE_ENTRY_SCHEMA, LABEL_SCHEMA, MODEL_VERSION_SCHEMA, DEAD_LETTER_SCHEMA, SKIP_SCHEMA)
 
 
 def json_schema(name: str) -> dict[str, Any]:
@@ -42,10 +45,12 @@ __all__ = [
     "Label",
     "ModelVersion",
     "QueueEntry",
+    "Skip",
     "decode_dead_letter",
     "decode_item",
     "decode_label",
     "decode_model_version",
     "decode_queue_entry",
+    "decode_skip",
     "json_schema",
 ]

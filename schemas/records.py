@@ -27,6 +27,7 @@ QUEUE_ENTRY_SCHEMA = "queue_entry.v1"
 LABEL_SCHEMA = "label.v1"
 MODEL_VERSION_SCHEMA = "model_version.v1"
 DEAD_LETTER_SCHEMA = "dead_letter.v1"
+SKIP_SCHEMA = "skip.v1"
 
 
 class DecodeError(ValueError):
@@ -530,6 +531,43 @@ def decode_queue_entry(payload: bytes | str) -> QueueEntry:
     return QueueEntry(
         item_id, float(score), version, vec, obj.get("lease_expires_at"), obj.get("metadata") or {}
     )
+
+
+# --------------------------------------------------------------------------- skips
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A labeler passing on an item it was sent on the queue topic (the dispatcher hands it back).
+
+    Parameters
+    ----------
+    item_id : the item passed on.
+    labeler_id : who passed on it (each labeler counts once towards the queue's ``max_skips``).
+    """
+
+    item_id: str
+    labeler_id: str
+    ts: float = dataclasses.field(default_factory=time.time)
+
+    def encode(self) -> bytes:
+        return _dumps({"schema": SKIP_SCHEMA, "item_id": self.item_id, "labeler_id": self.labeler_id, "ts": float(self.ts)})
+
+
+def decode_skip(payload: bytes | str, *, key: str | None = None) -> Skip:
+    """Decode and validate one skip record; :class:`DecodeError` names the item, the field and the reason."""
+    obj = _loads(payload, key)
+    try:
+        item_id = _item_id(obj, "item_id")
+    except DecodeError as exc:
+        raise DecodeError(key, exc.field, exc.reason) from None
+    labeler = obj.get("labeler_id")
+    if not isinstance(labeler, str) or not labeler:
+        raise DecodeError(item_id, "labeler_id", "missing or not a string")
+    ts = obj.get("ts", time.time())
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise DecodeError(item_id, "ts", "expected a number")
+    return Skip(item_id, labeler, float(ts))
 
 
 # --------------------------------------------------------------------------- labels

@@ -11,8 +11,9 @@ MODELS = "models"
 DEAD_LETTERS = "deadletter"
 AUTO_LABELS = "autolabels"
 CONTROL = "control"  # the retrainer's first observation of each control label (retrainer.control_log)
+SKIPS = "skips"  # labelers on the queue topic passing on an item (the dispatcher hands it back)
 
-ALL = (ITEMS, QUEUE, LABELS, MODELS, DEAD_LETTERS, AUTO_LABELS, CONTROL)
+ALL = (ITEMS, QUEUE, LABELS, MODELS, DEAD_LETTERS, AUTO_LABELS, CONTROL, SKIPS)
 
 # Consumer groups: scorers share items; every scorer reads every model version.
 SCORER_GROUP = "scorer"
@@ -59,6 +60,10 @@ class Topics:
     @property
     def control(self) -> str:
         return self.name(CONTROL)
+
+    @property
+    def skips(self) -> str:
+        return self.name(SKIPS)
 
     def all(self) -> list[str]:
         return [self.name(t) for t in ALL]

@@ -180,3 +180,28 @@ def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, na
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_next(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.dispatcher import Dispatcher
+    from labeling.terminal import label_from_topic
+
+    bus, topics = InMemoryBus(), Topics("skip")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["hard", "easy", "next"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32))
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=1, max_skips=2)
+    shown: list[str] = []
+
+    def answer(item_id: str, features: object, metadata: object) -> int | None:
+        shown.append(item_id)
+        return None if item_id == "hard" else 1  # passes on "hard", labels the rest
+
+    for _ in range(3):
+        dispatcher.step(0.0)
+        label_from_topic(bus, topics, answer, labeler_id="ann", max_items=1, idle_timeout=0.5)
+        dispatcher.acknowledge(0.0)
+    assert shown == ["hard", "easy", "next"]  # "hard" came back at once, and not to this group again
+    assert queue.score_of("hard") == 0.9 and queue.n_leased() == 0 and queue.is_labeled("easy") and queue.is_labeled("next")
+    assert dispatcher.skipped._value.get() == 1  # type: ignore[attr-defined]
+    # The skip counted for ann: an API labeler still gets "hard", and a second labeler's skip drops it (max_skips 2).
+    assert queue.skip("hard", "bob", max_skips=2) == 0 and queue.depth() == 0

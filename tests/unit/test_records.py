@@ -138,3 +138,17 @@ def test_label_values_convert_to_the_campaigns_type_when_they_can() -> None:
 
     assert [coerce_label_value(v, "integers") for v in (3, "3", " -7 ", "cat", "3-", "--3", "", "1.5")] == [3, 3, -7, None, None, None, None, None]
     assert [coerce_label_value(v, "strings") for v in (3, "cat")] == ["3", "cat"]
+
+
+def test_skip_round_trip_and_errors() -> None:
+    from schemas import Skip, decode_skip
+
+    payload = Skip("i-7", "ann", ts=5.0).encode()
+    validate(payload, "skip.v1")
+    assert decode_skip(payload) == Skip("i-7", "ann", 5.0)
+    with pytest.raises(DecodeError) as err:
+        decode_skip(b'{"item_id": "i-7"}')
+    assert (err.value.item_id, err.value.field) == ("i-7", "labeler_id")
+    with pytest.raises(DecodeError) as err:
+        decode_skip(b'{"labeler_id": "ann"}', key="k1")
+    assert (err.value.item_id, err.value.field) == ("k1", "item_id")
