@@ -554,16 +554,27 @@ class Skip:
         return _dumps({"schema": SKIP_SCHEMA, "item_id": self.item_id, "labeler_id": self.labeler_id, "ts": float(self.ts)})
 
 
-def decode_skip(payload: bytes | str, *, key: str | None = None) -> Skip:
-    """Decode and validate one skip record; :class:`DecodeError` names the item, the field and the reason."""
+def _about_item(payload: bytes | str, key: str | None) -> tuple[dict[str, Any], str]:
+    """The JSON object of a record about an item (label, skip) and its ``item_id`` (the key names it if unreadable)."""
     obj = _loads(payload, key)
     try:
-        item_id = _item_id(obj, "item_id")
+        return obj, _item_id(obj, "item_id")
     except DecodeError as exc:
         raise DecodeError(key, exc.field, exc.reason) from None
-    labeler = obj.get("labeler_id")
-    if not isinstance(labeler, str) or not labeler:
-        raise DecodeError(item_id, "labeler_id", "missing or not a string")
+
+
+def _text(obj: Mapping[str, Any], item_id: str, name: str) -> str:
+    """A required non-empty string field."""
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise DecodeError(item_id, name, "missing or not a string")
+    return value
+
+
+def decode_skip(payload: bytes | str, *, key: str | None = None) -> Skip:
+    """Decode and validate one skip record; :class:`DecodeError` names the item, the field and the reason."""
+    obj, item_id = _about_item(payload, key)
+    labeler = _text(obj, item_id, "labeler_id")
     ts = obj.get("ts", time.time())
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         raise DecodeError(item_id, "ts", "expected a number")
@@ -658,17 +669,9 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
     DecodeError
         Naming the item, the field and the reason.
     """
-    obj = _loads(payload, key)
-    try:
-        item_id = _item_id(obj, "item_id")
-    except DecodeError as exc:
-        raise DecodeError(key, exc.field, exc.reason) from None
-    label_id = obj.get("label_id")
-    if not isinstance(label_id, str) or not label_id:
-        raise DecodeError(item_id, "label_id", "missing or not a string")
-    labeler = obj.get("labeler_id")
-    if not isinstance(labeler, str) or not labeler:
-        raise DecodeError(item_id, "labeler_id", "missing or not a string")
+    obj, item_id = _about_item(payload, key)
+    label_id = _text(obj, item_id, "label_id")
+    labeler = _text(obj, item_id, "labeler_id")
     label: LabelValue | None = None
     labels: tuple[LabelValue, ...] | None = None
     if "labels" in obj:
