@@ -98,7 +98,8 @@ def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[st
         if name.endswith((".csv", ".csv.gz")):
             import pyarrow.csv as pacsv
 
-            table = pacsv.read_csv(p)
+            # "", NA, NULL, ... in a text column are missing values, not a class named "" or "NA"
+            table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         elif name.endswith((".parquet", ".pq")):
             import pyarrow.parquet as pq
 
@@ -148,6 +149,10 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: S
             if not pref:
                 raise DatasetError(f"{p}: column {lc!r}: not found (columns: {', '.join(cols[:20])})")
             chosen += pref
+    for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
+        missing = table.column(c).null_count
+        if missing:
+            raise DatasetError(f"{p}: column {c!r}: {missing} missing label(s); drop those rows or fill them in")
     features = []
     names = []
     for c in cols:

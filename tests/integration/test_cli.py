@@ -137,3 +137,30 @@ def test_label_refuses_options_that_would_make_every_label_a_dead_letter(capsys:
         with pytest.raises(SystemExit):
             main(["label", *bad])
         assert bad[0] in capsys.readouterr().err
+
+
+def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from activestream.datasets import DatasetError, load
+
+    X, y = make_classification(n_samples=60, n_features=3, n_informative=2, n_redundant=0, random_state=0)
+    labels = np.where(y == 1, "cat", "dog").astype(object)
+    labels[[3, 7, 11]] = ""  # blank cells
+    csv = tmp_path / "blank.csv"
+    write_csv(csv, X, {"label": labels})
+    with pytest.raises(DatasetError, match=r"column 'label': 3 missing label"):
+        load(csv, ["label"])
+    labels[[3, 7, 11]] = "NA"
+    write_csv(csv, X, {"label": labels})
+    with pytest.raises(DatasetError, match=r"column 'label': 3 missing label"):
+        load(csv, ["label"])
+    # A categorical Parquet column: to_numpy() would fill its nulls with a class.
+    cats = pa.array(["a", "b", None] * 20).dictionary_encode()
+    pq.write_table(pa.table({"f0": X[:, 0], "f1": X[:, 1], "label": cats}), tmp_path / "cat.parquet")
+    with pytest.raises(DatasetError, match=r"column 'label': 20 missing label"):
+        load(tmp_path / "cat.parquet", ["label"])
+    labels[[3, 7, 11]] = "cat"
+    write_csv(csv, X, {"label": labels})
+    assert load(csv, ["label"]).classes == ("cat", "dog")
