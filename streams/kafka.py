@@ -537,7 +537,12 @@ class KafkaConsumer:
         return total
 
     def read_to_end(self, timeout: float = 10.0) -> list[Message]:
-        """Consume until every assigned partition reaches the high watermark seen at the start."""
+        """Consume until every assigned partition reaches the high watermark seen at the start.
+
+        Done when the consumer's position (the next offset it would fetch) is there, not when a
+        record at ``high - 1`` came: on a topic written in transactions (the scorer's dead
+        letters and auto-labels) the last offset is a commit marker, never delivered as a record.
+        """
         deadline = time.monotonic() + timeout
         ends = {}
         for tp in self._c.assignment():
@@ -546,7 +551,15 @@ class KafkaConsumer:
                 ends[(tp.topic, tp.partition)] = high
         out: list[Message] = []
         seen: dict[tuple[str, int], int] = {}
-        while any(seen.get(k, -1) + 1 < end for k, end in ends.items()):
+
+        def behind() -> list[tuple[str, int]]:
+            todo = [k for k, end in ends.items() if seen.get(k, -1) + 1 < end]
+            if not todo:
+                return []
+            at = {(tp.topic, tp.partition): tp.offset for tp in self._c.position([self._ck.TopicPartition(t, p) for t, p in todo])}
+            return [k for k in todo if at.get(k, -1) < ends[k]]  # (a negative position: nothing fetched yet)
+
+        while behind():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"read {len(out)} records of {self.topics} before the {timeout}s timeout")
             for m in self.consume(10_000, min(0.5, max(0.0, deadline - time.monotonic()))):

@@ -233,3 +233,21 @@ def test_consume_returns_without_waiting_out_the_timeout(bus: Any, topic: str) -
         assert len(got) == 1 and time.monotonic() - t0 < 5.0
     finally:
         r.close()
+
+
+@pytest.mark.kafka
+def test_read_to_end_returns_on_a_topic_written_in_transactions(kafka_bus: tuple[Any, Topics], kafka_bus_factory: Any) -> None:
+    # The scorer writes dead letters in transactions: each leaves a commit marker as the last
+    # offset, which is never delivered as a record. The retrainer reads that topic to its end.
+    from streams.bus import Record
+
+    plain, topics = kafka_bus
+    plain.ensure_topics([topics.dead_letters])
+    txn = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"t-{uuid.uuid4().hex[:8]}")
+    for i in range(3):
+        txn.publish_and_commit(None, [Record(topics.dead_letters, f"dl{i}".encode(), b"k")], [])
+    reader = plain.consumer([topics.dead_letters], None)
+    t0 = time.monotonic()
+    got = reader.read_to_end(20.0)
+    reader.close()
+    assert sorted(m.value for m in got) == [b"dl0", b"dl1", b"dl2"] and time.monotonic() - t0 < 15
