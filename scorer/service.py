@@ -239,6 +239,9 @@ class Scorer:
             return False
         try:
             model = load_model_version(newest)
+            mismatch = self._feature_mismatch(model)
+            if mismatch is not None:  # refused before anything of it (auto-accept threshold, cardinality) applies
+                raise ValueError(mismatch)
         except Exception as exc:  # a broken model must not stop scoring
             log.error("model v%s rejected: %s", newest.version, exc)
             rejected = DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
@@ -252,9 +255,9 @@ class Scorer:
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:
         """Make ``model`` live and re-rank every pending item with it. Returns items re-ranked."""
-        known = self.n_features or self._queue_n_features()
-        if model.n_features is not None and known is not None and model.n_features != known:
-            log.error("model v%s expects %s features, items have %s: not loaded", version, model.n_features, known)
+        mismatch = self._feature_mismatch(model)
+        if mismatch is not None:
+            log.error("model v%s %s: not loaded", version, mismatch)
             return 0
         self.flush()  # what was scored with the old model is in the queue before the re-rank reads it
         self.model, self.model_version, self.task, self.classes = model, version, task, tuple(classes)
@@ -263,6 +266,13 @@ class Scorer:
         self.metrics.model_version.set(version)
         self.queue.set_meta(model_version=version)
         return self.rerank()
+
+    def _feature_mismatch(self, model: OnnxClassifier) -> str | None:
+        """Why ``model`` cannot score these items (its input length is not theirs), or ``None``."""
+        known = self.n_features or self._queue_n_features()
+        if model.n_features is not None and known is not None and model.n_features != known:
+            return f"expects {model.n_features} features, items have {known}"
+        return None
 
     def rerank(self) -> int:
         """Re-score every pending item with the live model and swap the new ranking in.

@@ -155,3 +155,35 @@ def test_a_pending_item_the_new_model_overflows_on_is_ranked_last(redis_client: 
     assert scorer.swap(model, 1) == 100  # the re-rank goes through instead of failing on every attempt
     ranking = queue.ranking()
     assert queue.ranked_version() == 1 and ranking[-1] == ("huge", -1.0)
+
+
+def test_a_refused_model_changes_nothing_and_is_a_dead_letter(redis_client: redis.Redis, namespace: str) -> None:
+    from schemas import ModelVersion
+    from streams.topics import MODEL_KEY
+
+    bus, topics = InMemoryBus(), Topics("refused")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = list((X[:, 0] > 0).astype(int))
+
+    def version(v: int, Xf: np.ndarray, threshold: float | None) -> bytes:
+        blob = to_onnx(Trainer().fit(Xf, y))
+        metrics = {} if threshold is None else {"auto_accept_threshold": threshold}
+        return ModelVersion(version=v, onnx=blob, sha256=ModelVersion.digest(blob), classes=(0, 1), metrics=metrics).encode()
+
+    scorer = Scorer(bus, queue, topics, batch_size=100)
+    try:
+        bus.publish(topics.models, version(1, X, None), MODEL_KEY)  # 8 features, no auto-accept yet
+        scorer.poll_models(0.0)
+        bus.publish(topics.models, version(2, X[:, :5], 0.0), MODEL_KEY)  # 5 features: refused, with a threshold that accepts all
+        assert scorer.poll_models(0.0) is False
+        assert (scorer.model_version, scorer.router.auto_threshold) == (1, None)
+        (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
+        assert dl.item_id == "model v2" and "expects 5 features, items have 8" in dl.reason
+        for i in range(100):
+            bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+        scorer.run(burst=True, timeout=0.0)
+        assert queue.depth() == 100 and not bus.messages(topics.auto_labels)  # v1's routing: every item queued
+    finally:
+        scorer.close()
