@@ -40,9 +40,31 @@ def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
               f"; score at budget {c['score_at_budget']:.4f} vs {c['random_score_at_budget']:.4f}")
         aa = report["strategies"][name].get("auto_accept")
         if aa:
-            rp = aa["realized_precision"]
-            print(f"auto-accept at >= {aa['target_precision']:.0%} estimated precision: {aa['share']:.1%} of the still-unlabeled items"
-                  + (f" (realized precision {rp:.3f})" if rp is not None else " (no threshold reached the target on the labeled data)"))
+            print(_auto_accept_lines(aa))
+
+
+def _pct(v: float | None) -> str:
+    return f"{100 * v:.1f}%" if v is not None else "n/a"
+
+
+def _auto_accept_lines(aa: dict[str, Any]) -> str:
+    """The auto-accept figures: as the deployed system would apply it, then the estimate from all labeled items."""
+    if aa["share"] is None:
+        return "auto-accept: n/a (no item was left unlabeled)"
+    dep = aa["deployed"]
+    thresholds = [t for t in dep["thresholds"] if t is not None]
+    n_control = ", ".join(str(n) for n in dep["n_control"])
+    deployed = (f"{_pct(dep['share'])} of the still-unlabeled items (threshold in {len(thresholds)} of {len(dep['thresholds'])} seeds, "
+                f"from {n_control} random-control labels; it needs at least 100)")
+    if dep["realized_precision"] is not None:
+        deployed += f", realized precision {dep['realized_precision']:.3f}"
+    none = sum(t is None for t in aa["thresholds"])
+    rp = aa["realized_precision"]
+    estimate = (f"{_pct(aa['share'])} (per seed {', '.join(_pct(v) for v in aa['shares'])}"
+                + (f"; no threshold reached the target in {none} of {len(aa['thresholds'])} seeds" if none else "")
+                + (f"; realized precision {rp:.3f}" if rp is not None else "") + ")")
+    return (f"auto-accept at >= {aa['target_precision']:.0%} precision, as deployed: {deployed}\n"
+            f"auto-accept estimated from all labeled items (5-fold out-of-fold): {estimate}")
 
 
 def _sim_config(args: argparse.Namespace, strategies: list[str]) -> Any:

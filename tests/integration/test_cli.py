@@ -124,6 +124,11 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "Learning curve" in out and "label savings" in out
     assert rep["dataset"] == "sklearn digits" and DEFAULT_STRATEGY in rep["comparison"]
+    # Auto-accept as the deployed system would apply it (a threshold from >= 100 control labels: none in 60 labels),
+    # and apart from it the estimate from all labeled items, per seed.
+    aa = rep["strategies"][DEFAULT_STRATEGY]["auto_accept"]
+    assert aa["deployed"]["thresholds"] == [None] and aa["deployed"]["share"] == 0.0 and aa["deployed"]["n_control"][0] < 100
+    assert len(aa["shares"]) == 1 and "as deployed: 0.0%" in out and "estimated from all labeled items" in out
 
 
 def test_demo_on_a_budget_smaller_than_the_calibration_folds(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
