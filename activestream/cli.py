@@ -35,9 +35,17 @@ def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
     for name, c in report["comparison"].items():
         sv = c["label_savings"]
         hs = c["annotation_hours_saved"]
-        print(f"\n{name} vs random: label savings {f'{100 * sv:.1f}%' if sv is not None else 'n/a (target not reached)'}"
-              f"; annotation hours saved {f'{hs:.2f}' if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
-              f"; score at budget {c['score_at_budget']:.4f} vs {c['random_score_at_budget']:.4f}")
+        if sv is not None:
+            saved = f"label savings {100 * sv:.1f}%; annotation hours saved {f'{hs:.2f}' if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
+        elif c.get("label_savings_at_least") is not None:
+            saved = (f"label savings at least {100 * c['label_savings_at_least']:.1f}% and annotation hours saved at least "
+                     f"{c['annotation_hours_saved_at_least']:.2f} at {seconds_per_label:g} s/label (random did not reach the target "
+                     f"in {c['random_labels_spent']} labels; {name} needed {c['labels_to_target']})")
+        elif c["random_labels_to_target"] is not None:
+            saved = f"label savings n/a: {name} did not reach the target within the budget, random did in {c['random_labels_to_target']} labels"
+        else:
+            saved = "label savings n/a: neither reached the target within the budget"
+        print(f"\n{name} vs random: {saved}; score at budget {c['score_at_budget']:.4f} vs {c['random_score_at_budget']:.4f}")
         aa = report["strategies"][name].get("auto_accept")
         if aa:
             print(_auto_accept_lines(aa))

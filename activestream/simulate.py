@@ -438,6 +438,13 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
                 "score_at_budget": entry["score_at_budget"],
                 "random_score_at_budget": strategies[RANDOM]["score_at_budget"],
             }
+            spent = strategies[RANDOM]["curve"][-1][0] if strategies[RANDOM]["curve"] else None
+            if base is None and entry["labels_to_target"] is not None and spent:
+                # Random did not reach the target within the labels it was given: it needs more
+                # than those, so the savings are at least what that many would give.
+                comparison[name]["label_savings_at_least"] = savings(entry["labels_to_target"], spent)
+                comparison[name]["annotation_hours_saved_at_least"] = hours_saved(entry["labels_to_target"], spent, cfg.seconds_per_label)
+                comparison[name]["random_labels_spent"] = spent
     return {
         "dataset": ds.name,
         "task": ds.task,

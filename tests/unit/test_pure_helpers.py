@@ -134,3 +134,21 @@ def test_produce_reads_rows_and_names_the_file_and_line_of_a_bad_one(tmp_path) -
     assert problems[0].startswith(f"{jsonl}:2: ") and problems[1] == f"{jsonl}:3: expected a JSON object, got list"
     with pytest.raises(ValueError, match="items.jsonl:2: "):
         list(read_items(jsonl))
+
+
+def test_the_summary_says_which_side_missed_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import _print_summary
+
+    def report(ours: int | None, random: int | None, **extra: object) -> dict:
+        entry = {"labels_to_target": None, "per_seed_labels_to_target": [], "auc": 0.5, "score_at_budget": 0.9}
+        return {"metric": "accuracy", "full_data_score": 0.95, "target": 0.9,
+                "strategies": {"ours": {**entry, "labels_to_target": ours}, "random": {**entry, "labels_to_target": random}},
+                "comparison": {"ours": {"labels_to_target": ours, "random_labels_to_target": random, "label_savings": None,
+                                        "annotation_hours_saved": None, "score_at_budget": 0.9, "random_score_at_budget": 0.8, **extra}}}
+
+    _print_summary(report(None, 40), 30.0)
+    assert "ours did not reach the target within the budget, random did in 40 labels" in capsys.readouterr().out
+    _print_summary(report(60, None, label_savings_at_least=0.4, annotation_hours_saved_at_least=1 / 3, random_labels_spent=100), 30.0)
+    assert "label savings at least 40.0% and annotation hours saved at least 0.33" in capsys.readouterr().out
+    _print_summary(report(None, None), 30.0)
+    assert "neither reached the target" in capsys.readouterr().out
