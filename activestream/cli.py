@@ -32,6 +32,8 @@ def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
     for name, e in report["strategies"].items():
         print(f"  {name:>16}: labels to target {e['labels_to_target']} (per seed {e['per_seed_labels_to_target']}), "
               f"AUC {e['auc']:.4f}, score at budget {e['score_at_budget']:.4f}")
+        if e.get("stop_rules"):
+            print(f"  {'':>16}  stop rule that fired first, per seed: {_first_stops(e['stop_rules'])}")
     for name, c in report["comparison"].items():
         sv = c["label_savings"]
         hs = c["annotation_hours_saved"]
@@ -49,6 +51,15 @@ def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
         aa = report["strategies"][name].get("auto_accept")
         if aa:
             print(_auto_accept_lines(aa))
+
+
+def _first_stops(per_seed: list[dict[str, Any]]) -> str:
+    """``"stable_predictions at 230 labels, budget at 400 labels"``: each seed's first stop rule."""
+    out = []
+    for st in per_seed:
+        first = st.get("first")
+        out.append(f"{first} at {int(st['fired'][first]['n_labels'])} labels" if first else "none")
+    return ", ".join(out)
 
 
 def _pct(v: float | None) -> str:

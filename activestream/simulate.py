@@ -26,6 +26,7 @@ from activestream.report import Curve, auc, hours_saved, labels_to_target, mean_
 from labeling.service import LabelService, top_k
 from retrainer.calibration import calibrate_threshold
 from retrainer.service import Retrainer
+from retrainer.stopping import StopRules
 from retrainer.trainer import NotEnoughClasses, Trainer
 from schemas import Item
 from scorer.autoaccept import accepted
@@ -163,7 +164,7 @@ def run_campaign(
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
-                          n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1)
+                          n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget))
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start

@@ -129,6 +129,9 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     aa = rep["strategies"][DEFAULT_STRATEGY]["auto_accept"]
     assert aa["deployed"]["thresholds"] == [None] and aa["deployed"]["share"] == 0.0 and aa["deployed"]["n_control"][0] < 100
     assert len(aa["shares"]) == 1 and "as deployed: 0.0%" in out and "estimated from all labeled items" in out
+    # The budget is a stop rule too: some rule fired by the end of every campaign, and the summary says which.
+    (stop,) = rep["strategies"][DEFAULT_STRATEGY]["stop_rules"]
+    assert stop["should_stop"] and stop["fired"]["budget"]["n_labels"] == 60 and "stop rule that fired first, per seed:" in out
 
 
 def test_demo_on_a_budget_smaller_than_the_calibration_folds(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
