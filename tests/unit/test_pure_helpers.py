@@ -152,3 +152,17 @@ def test_the_summary_says_which_side_missed_the_target(capsys: pytest.CaptureFix
     assert "label savings at least 40.0% and annotation hours saved at least 0.33" in capsys.readouterr().out
     _print_summary(report(None, None), 30.0)
     assert "neither reached the target" in capsys.readouterr().out
+
+
+def test_macro_f1_leaves_out_classes_neither_in_the_split_nor_predicted() -> None:
+    from types import SimpleNamespace
+
+    from activestream.simulate import score
+
+    three = SimpleNamespace(task="multiclass", classes=(0, 1, 2))
+    y = np.array([0, 1, 0, 1])  # class 2 is not in this test split
+    assert score(three, "macro_f1", y, y) == 1.0  # a perfect model (was 2/3: class 2 counted as F1 = 0)
+    assert score(three, "macro_f1", y, np.array([0, 1, 2, 1])) == pytest.approx((2 / 3 + 1 + 0) / 3)  # predicting it is an error
+    labels = SimpleNamespace(task="multilabel", classes=("a", "b", "c"))
+    Y = np.array([[1, 0, 0], [0, 1, 0]])
+    assert score(labels, "macro_f1", Y, Y) == 1.0 and score(labels, "micro_f1", Y, Y) == 1.0
