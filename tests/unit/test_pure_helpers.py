@@ -166,3 +166,15 @@ def test_macro_f1_leaves_out_classes_neither_in_the_split_nor_predicted() -> Non
     labels = SimpleNamespace(task="multilabel", classes=("a", "b", "c"))
     Y = np.array([[1, 0, 0], [0, 1, 0]])
     assert score(labels, "macro_f1", Y, Y) == 1.0 and score(labels, "micro_f1", Y, Y) == 1.0
+
+
+def test_benchmark_summary_flags_a_default_that_missed_the_target() -> None:
+    from benchmarks.run_strategies import markdown, summarize
+
+    entry = {"labels_to_95": 300, "auc": 0.9, "final_score": 0.95, "wall_seconds": 1.0, "per_seed": [[[20, 0.5]]]}
+    results = {"digits": {"budget": 700, "metric": "accuracy", "full_data_score": 0.97,
+                          "strategies": {"ours": {**entry, "labels_to_99": None}, "random": {**entry, "labels_to_99": 700}}}}
+    summary = summarize(results, {}, "ours")
+    assert summary["max_ratio_to_random"] == 1.0 and summary["default_missed"] == ["digits"]
+    text = markdown(results, {}, summary, "ours")
+    assert "1.00 or more (not reached)" in text and "did not reach 99% within the budget on: digits" in text
