@@ -29,6 +29,11 @@ def _print_table(report: dict[str, Any], every: int = 5) -> None:
 
 def _print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
     print(f"\nfull-data {report['metric']}: {report['full_data_score']:.4f}; target (95%): {report['target']:.4f}")
+    budget = report.get("config", {}).get("budget")
+    spent = [e["curve"][-1][0] for e in report["strategies"].values() if e.get("curve")]
+    if budget is not None and spent and max(spent) < budget:
+        print(f"note: the unlabeled pool ran out at {max(spent)} labels, below the budget of {budget}: "
+              "'score at budget' is the score with every training item labeled")
     for name, e in report["strategies"].items():
         print(f"  {name:>16}: labels to target {e['labels_to_target']} (per seed {e['per_seed_labels_to_target']}), "
               f"AUC {e['auc']:.4f}, score at budget {e['score_at_budget']:.4f}")

@@ -134,6 +134,17 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     assert stop["should_stop"] and stop["fired"]["budget"]["n_labels"] == 60 and "stop rule that fired first, per seed:" in out
 
 
+def test_a_budget_beyond_the_pool_is_said_to_be_capped(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = make_classification(n_samples=80, n_features=4, random_state=0)
+    path = tmp_path / "small.csv"
+    write_csv(path, X, {"label": y})
+    rep = run(["simulate", "--data", str(path), "--label-column", "label", "--budget", "200", "--seeds", "1"], redis_url, tmp_path)
+    out = capsys.readouterr().out
+    assert "the unlabeled pool ran out at 56 labels, below the budget of 200" in out  # 80 items, 30% held out
+    assert "auto-accept: n/a (no item was left unlabeled)" in out
+    assert rep["strategies"][DEFAULT_STRATEGY]["curve"][-1][0] == 56
+
+
 def test_demo_on_a_budget_smaller_than_the_calibration_folds(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     rep = run(["demo", "--budget", "4", "--init", "4", "--seeds", "1"], redis_url, tmp_path)  # 4 labels, 5 folds
     assert "no threshold reached the target" in capsys.readouterr().out
