@@ -95,9 +95,9 @@ class InMemoryConsumer:
         with bus._cond:
             for t in topics:
                 for p, part in enumerate(bus._log(t)):
-                    if group is not None:
+                    if group is not None and (group, t, p) in bus._committed:  # the group's committed offset
                         self._pos[(t, p)] = bus._committed[(group, t, p)]
-                    else:
+                    else:  # none yet: the start or the end, like Kafka's auto.offset.reset
                         self._pos[(t, p)] = 0 if from_beginning else len(part)
 
     def consume(self, max_messages: int, timeout: float) -> list[Message]:

@@ -169,6 +169,17 @@ def test_groupless_reader_from_end_sees_only_new_records(bus: Any, topic: str) -
         r.close()
 
 
+def test_a_new_group_from_the_end_sees_only_new_records(bus: Any, topic: str) -> None:
+    publish(bus, topic, 3)
+    c = bus.consumer([topic], group(), from_beginning=False)
+    try:
+        nothing_more(c, 5.0 if not isinstance(bus, InMemoryBus) else 0.5)  # (Kafka: joined and assigned, at the end)
+        new = publish(bus, topic, 2, start=100)
+        assert pairs(drain(c, 2)) == set(new)
+    finally:
+        c.close()
+
+
 def test_two_groups_each_see_every_record(bus: Any, topic: str) -> None:
     sent = publish(bus, topic, 6)
     a, b = bus.consumer([topic], group()), bus.consumer([topic], group())
