@@ -23,6 +23,11 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
+# How often a group-less reader (the retrainer's labels log, every model reader) looks for
+# partitions added to its topics: one metadata request each time.
+PARTITION_CHECK_SECONDS = 10.0
+
+
 class CommitAborted(RuntimeError):
     """A transactional publish-and-commit was aborted: nothing of it took effect."""
 
@@ -366,7 +371,8 @@ class KafkaConsumer:
     stores committed offsets); auto-commit is off, so only :meth:`commit` moves the
     group forward. With ``group=None`` it assigns every partition itself, starting at the
     beginning (or the end with ``from_beginning=False``): no group join, so it reads
-    at once, and it never commits. Partitions added to a topic later are not seen.
+    at once, and it never commits. It looks for partitions added to its topics every
+    ``PARTITION_CHECK_SECONDS`` and reads them from their first record.
     """
 
     def __init__(self, bus: KafkaBus, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
@@ -402,6 +408,24 @@ class KafkaConsumer:
                 for tp in tps:
                     tp.offset = watermarks(self._c, tp, 10.0)[1]
             self._c.assign(tps)
+            self._held = {(tp.topic, tp.partition) for tp in tps}
+        self._next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
+
+    def _take_new_partitions(self) -> None:
+        """A group-less reader adds the partitions created on its topics since it started (all their records are new)."""
+        self._next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
+        new = []
+        for t in self.topics:
+            try:
+                md = self._c.list_topics(t, timeout=1.0).topics.get(t)
+            except self._ck.KafkaException:
+                return  # the broker is away: next time
+            if md is not None and md.error is None:
+                new += [self._ck.TopicPartition(t, p, self._ck.OFFSET_BEGINNING) for p in sorted(md.partitions) if (t, p) not in self._held]
+        if new:
+            self._c.incremental_assign(new)
+            self._held.update((tp.topic, tp.partition) for tp in new)
+            log.info("Kafka reader of %s: reading %d partition(s) added since it started", self.topics, len(new))
 
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
         """Return up to ``max_messages`` records, waiting at most ``timeout`` seconds.
@@ -428,6 +452,8 @@ class KafkaConsumer:
     def _poll(self, max_messages: int, timeout: float) -> list[Any]:
         if max_messages <= 0 or self._closed:
             return []
+        if self.group is None and time.monotonic() >= self._next_partition_check:
+            self._take_new_partitions()
         deadline = time.monotonic() + timeout
         out: list[Any] = []
         while not out:

@@ -262,3 +262,28 @@ def test_read_to_end_returns_on_a_topic_written_in_transactions(kafka_bus: tuple
     got = reader.read_to_end(20.0)
     reader.close()
     assert sorted(m.value for m in got) == [b"dl0", b"dl1", b"dl2"] and time.monotonic() - t0 < 15
+
+
+@pytest.mark.kafka
+def test_a_groupless_reader_reads_partitions_added_later(kafka_bus: tuple[Any, Topics], kafka_bus_factory: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The retrainer's labels reader runs for weeks: labels on a partition added meanwhile must reach it.
+    from confluent_kafka.admin import NewPartitions
+
+    import streams.kafka
+
+    monkeypatch.setattr(streams.kafka, "PARTITION_CHECK_SECONDS", 0.5, raising=False)
+    bus, topics = kafka_bus
+    bus.ensure_topics([topics.labels])  # 2 partitions
+    reader = bus.consumer([topics.labels], None)
+    try:
+        first = publish(bus, topics.labels, 4)
+        assert pairs(drain(reader, 4)) == set(first)
+        for f in bus._admin().create_partitions([NewPartitions(topics.labels, 4)]).values():
+            f.result(30)
+        fresh = kafka_bus_factory(prefix=topics.prefix)  # a producer that knows the 4 partitions
+        later = publish(fresh, topics.labels, 40, start=100)
+        got = drain(reader, 40)
+        assert pairs(got) == set(later) and {m.partition for m in got} >= {2, 3}
+    finally:
+        reader.close()
