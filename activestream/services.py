@@ -215,13 +215,13 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
 def cmd_dispatcher(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
-    from labeling.dispatcher import Dispatcher
-    from streams.topics import DISPATCHER_GROUP
+    from labeling.dispatcher import Dispatcher, consumer_group
 
     stop = Stop()
     s, bus, topics = connect(args)
     registry = CollectorRegistry()
-    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding, group=f"{s.topic_prefix}.{DISPATCHER_GROUP}",
+    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
+                   group=consumer_group(s.topic_prefix, args.labeler_group),
                    ack_timeout=args.ack_timeout, registry=registry, max_skips=s.max_skips)
     health = _serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     try:

@@ -4,8 +4,9 @@ It keeps at most ``max_outstanding`` items leased to the labeler group at once, 
 what they see was ranked by a recent model; an item not labeled within
 ``ack_timeout`` returns to the queue (its lease expires) and is dispatched again.
 Labels arriving on the labels topic acknowledge their items; a skip on the skips topic
-hands its item back at once, counts towards ``max_skips`` for that labeler, and the item is
-not dispatched to the group again (labelers of the API may still get it).
+hands its item back at once and counts towards ``max_skips`` for that labeler; the group is
+sent other work first and gets the item again after ``ack_timeout``, so another of its
+labelers may label it or skip it too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ DISPATCHED = "activestream_dispatched"  # _total added by prometheus-client
 ACKED = "activestream_dispatch_acked"
 SKIPPED = "activestream_dispatch_skipped"
 OUTSTANDING = "activestream_dispatch_outstanding"
+
+
+def consumer_group(topic_prefix: str, labeler_group: str) -> str:
+    """The Kafka consumer group of the dispatchers serving ``labeler_group``.
+
+    One per labeler group: a dispatcher must get the skips of its own labelers (it holds their
+    leases; another group's dispatcher would refuse them). Every label reaches each group's
+    dispatchers, and marking an item labeled twice is harmless.
+    """
+    return f"{topic_prefix}.{DISPATCHER_GROUP}.{labeler_group}"
 
 
 class Dispatcher:
@@ -104,7 +115,9 @@ class Dispatcher:
         if room <= 0:
             self.outstanding.set(self.max_outstanding - room)
             return 0
-        cands = [i for i, _ in self.queue.top_for(self.owner, room)]  # not what the group passed on
+        # What the group passed on comes back after ack_timeout: other work first.
+        self.queue.forget_passed(self.owner, before=now - self.ack_timeout)
+        cands = [i for i, _ in self.queue.top_for(self.owner, room, passed_since=now - self.ack_timeout)]
         claimed = self.queue.claim(cands, self.owner, self.ack_timeout, now)
         if claimed:
             ids = [i for i, _ in claimed]

@@ -111,6 +111,10 @@ class QueueKeys:
         """SET of items ``labeler_id`` skipped (not offered to them again)."""
         return self._k(f"skipped_by:{labeler_id}")
 
+    def passed(self, holder: str) -> str:
+        """ZSET item id -> when a labeler of the group ``holder`` (a dispatcher's lease) passed on it."""
+        return self._k(f"passed:{holder}")
+
     def owned(self, owner: str) -> str:
         """SET of items currently leased to ``owner`` (a labeler or a dispatcher group)."""
         return self._k(f"owned:{owner}")

@@ -206,16 +206,16 @@ return 1
 
 _SKIP = _RELEASE_OWNER + _KILL_ROW + """
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
---       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, skipped_by (holder)
--- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id, holder
+--       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, passed (holder)
+-- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id, holder, now
 -- Only the lease holder hands a leased item back (-2 for anyone else); a pending item may be
 -- skipped by anyone it could be offered to. Each labeler counts once towards max_skips, so a
 -- retried skip changes nothing. A holder other than the labeler (the dispatcher's group lease)
--- passes on the item too: it is not offered to that holder again.
+-- records when its labeler passed on the item, so the group gets other work first.
 local id = ARGV[1]
 local leased = redis.call('ZSCORE', KEYS[1], id)
 if leased and redis.call('HGET', KEYS[3], id) ~= ARGV[6] then return -2 end
-if ARGV[6] ~= ARGV[5] and (leased or redis.call('ZSCORE', KEYS[2], id)) then redis.call('SADD', KEYS[16], id) end
+if ARGV[6] ~= ARGV[5] and (leased or redis.call('ZSCORE', KEYS[2], id)) then redis.call('ZADD', KEYS[16], ARGV[7], id) end
 local s = redis.call('HGET', KEYS[4], id)
 if not s then s = redis.call('ZSCORE', KEYS[2], id) end
 if not s then return -1 end
@@ -1043,22 +1043,33 @@ class RankedQueue:
         holder = self.r.hget(self.k.control, item_id)
         return holder.decode() if holder is not None else None  # type: ignore[union-attr]
 
-    def top_for(self, labeler_id: str, n: int, offset: int = 0) -> list[tuple[str, float]]:
+    def top_for(self, labeler_id: str, n: int, offset: int = 0, *, passed_since: float | None = None) -> list[tuple[str, float]]:
         """The best ``n`` pending items from rank ``offset`` on that ``labeler_id`` has not skipped.
 
         Reads on past the ones they skipped, so a labeler who skipped the head of the queue
-        still gets items while others are pending.
+        still gets items while others are pending. With ``passed_since`` (for a labeler
+        group: the dispatcher), it leaves out only what one of the group passed on since then:
+        the group gets the item again later, so another of its labelers may label it or skip it.
         """
         out: list[tuple[str, float]] = []
         while len(out) < n:
             page = max(n - len(out), 64)
             cands = self.top(page, offset)
             offset += len(cands)
-            skipped = self.skipped_by(labeler_id, [c for c, _ in cands])
+            ids = [c for c, _ in cands]
+            if passed_since is None:
+                skipped = self.skipped_by(labeler_id, ids)
+            else:
+                when = self.r.zmscore(self.k.passed(labeler_id), ids) if ids else []
+                skipped = [w is not None and w >= passed_since for w in when]
             out += [c for c, s in zip(cands, skipped, strict=True) if not s]
             if len(cands) < page:  # the end of the queue
                 break
         return out[:n]
+
+    def forget_passed(self, holder: str, before: float) -> None:
+        """Drop the records of what ``holder``'s labelers passed on before ``before`` (see :meth:`top_for`)."""
+        self.r.zremrangebyscore(self.k.passed(holder), "-inf", f"({before}")
 
     def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
         if not ids:
@@ -1104,21 +1115,22 @@ class RankedQueue:
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control]
         return bool(self._mark(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix]))
 
-    def skip(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None) -> int:
+    def skip(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None, now: float | None = None) -> int:
         """Hand a leased item back (or pass on a pending one).
 
-        ``holder`` is who must hold the lease of a leased item (default ``labeler_id``); a
-        different holder, e.g. the dispatcher's lease for a labeler group, passes on the item
-        too, and :meth:`top_for` no longer offers it to that holder.
+        ``holder`` is who must hold the lease of a leased item (default ``labeler_id``). A
+        different holder, e.g. the dispatcher's lease for a labeler group, records when
+        (``now``) one of its labelers passed on the item: see ``passed_since`` of :meth:`top_for`.
 
         Returns its skip count (each labeler counts once, so a retry changes nothing), 0 if
         it was dropped, -1 if unknown, -2 if it is leased to another labeler (left as it is).
         """
         k = self.k
         holder = labeler_id if holder is None else holder
+        now = time.time() if now is None else now
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
-                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.skipped_by(holder)]
-        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder]))
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.passed(holder)]
+        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now]))
 
     # ----------------------------------------------------------------- observation
     def depth(self) -> int:

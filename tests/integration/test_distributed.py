@@ -329,3 +329,29 @@ def test_two_scorers_share_partitions_and_converge(
     except AssertionError:
         print(stack.logs())
         raise
+
+
+def test_dispatchers_of_two_labeler_groups_each_get_their_labelers_skips(
+    kafka_bus_factory: Callable[..., object], redis_url: str, namespace: str
+) -> None:
+    from labeling.dispatcher import Dispatcher, consumer_group
+    from schemas import Skip
+    from scorer.keys import QueueKeys
+    from scorer.queue import RankedQueue
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    topics = Topics(prefix)
+    bus = kafka_bus_factory(prefix=prefix, partitions=2)
+    bus.ensure_topics(topics.all())  # type: ignore[attr-defined]
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    queue.add([f"i{k}" for k in range(16)], np.linspace(1, 0, 16), np.eye(16, dtype=np.float32))
+    x, y = (Dispatcher(queue, bus, topics, labeler_group=g, max_outstanding=8, group=consumer_group(prefix, g)) for g in ("x", "y"))  # type: ignore[arg-type]
+    assert x.dispatch() == 8 and y.dispatch() == 8
+    for k in range(8):  # x's labelers pass on everything x sent them
+        bus.publish(topics.skips, Skip(f"i{k}", f"ann{k}").encode(), key=f"i{k}".encode())  # type: ignore[attr-defined]
+    bus.flush()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while queue.n_leased_by("dispatch:x") and time.monotonic() < deadline:
+        x.acknowledge(0.5)
+        y.acknowledge(0.5)
+    assert queue.n_leased_by("dispatch:x") == 0 and queue.n_leased_by("dispatch:y") == 8 and queue.depth() == 8

@@ -7,7 +7,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -122,6 +122,7 @@ def test_a_digit_that_is_no_integer_is_refused_not_a_500(api) -> None:
     code, reply = call(f"{base}/labels", {"item_id": "b", "label": "\u00b2", "labeler_id": "ann"})  # "²".isdigit() is true
     assert code == 400 and "item 'b': field 'label'" in reply["error"]
     assert call(f"{base}/labels", {"item_id": "b", "label": " 7 ", "labeler_id": "ann"})[1] == {"accepted": True}
+    assert call(f"{base}/labels", {"item_id": "c", "label": "\uff13", "labeler_id": "ann"})[1] == {"accepted": True}  # a fullwidth 3 is 3
 
 
 def test_a_client_that_does_not_read_its_reply_holds_no_one_up(redis_client: redis.Redis, namespace: str) -> None:
@@ -189,19 +190,25 @@ def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_nex
     bus, topics = InMemoryBus(), Topics("skip")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["hard", "easy", "next"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32))
-    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=1, max_skips=2)
-    shown: list[str] = []
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=1, max_skips=2, ack_timeout=60.0)
+    shown: list[tuple[str, str]] = []
 
-    def answer(item_id: str, features: object, metadata: object) -> int | None:
-        shown.append(item_id)
-        return None if item_id == "hard" else 1  # passes on "hard", labels the rest
+    def labeler(name: str) -> Callable[..., int | None]:
+        def answer(item_id: str, features: object, metadata: object) -> int | None:
+            shown.append((name, item_id))
+            return None if item_id == "hard" else 1  # everyone passes on "hard" and labels the rest
+        return answer
 
-    for _ in range(3):
-        dispatcher.step(0.0)
-        label_from_topic(bus, topics, answer, labeler_id="ann", max_items=1, idle_timeout=0.5)
+    def turn(name: str, now: float) -> None:
+        dispatcher.dispatch(now)
+        label_from_topic(bus, topics, labeler(name), labeler_id=name, max_items=1, idle_timeout=0.5)
         dispatcher.acknowledge(0.0)
-    assert shown == ["hard", "easy", "next"]  # "hard" came back at once, and not to this group again
-    assert queue.score_of("hard") == 0.9 and queue.n_leased() == 0 and queue.is_labeled("easy") and queue.is_labeled("next")
-    assert dispatcher.skipped._value.get() == 1  # type: ignore[attr-defined]
-    # The skip counted for ann: an API labeler still gets "hard", and a second labeler's skip drops it (max_skips 2).
-    assert queue.skip("hard", "bob", max_skips=2) == 0 and queue.depth() == 0
+
+    t0 = time.time()
+    turn("ann", t0)
+    turn("ann", t0 + 1)  # "hard" came back at once, but the group gets other work first
+    assert shown == [("ann", "hard"), ("ann", "easy")] and queue.score_of("hard") == 0.9 and queue.n_leased() == 0
+    turn("bob", t0 + 61)  # after ack_timeout the group gets it again: a second labeler passes on it too
+    assert shown[-1] == ("bob", "hard") and queue.score_of("hard") is None and queue.depth() == 1  # dropped (max_skips 2)
+    turn("bob", t0 + 62)
+    assert shown[-1] == ("bob", "next") and queue.depth() == 0 and dispatcher.skipped._value.get() == 2  # type: ignore[attr-defined]
