@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 
 from schemas import DecodeError, Label, Skip, decode_queue_entry
+from schemas.records import int_label
 from streams.bus import Bus
 from streams.topics import Topics
 
@@ -20,7 +20,8 @@ def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str
     text = input("label (empty = skip): ").strip()
     if not text:
         return None
-    return int(text) if re.fullmatch(r"-?[0-9]{1,4000}", text) else text  # ("²".isdigit() is true; int("²") fails)
+    number = int_label(text)
+    return number if number is not None else text
 
 
 def label_from_topic(

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -601,9 +600,18 @@ def coerce_label_value(value: LabelValue, kind: str) -> LabelValue | None:
         return value if isinstance(value, str) else str(value)
     if isinstance(value, int):
         return value
-    text = value.strip()
-    # ASCII digits only: "²".isdigit() is true, but int("²") raises
-    return int(text) if re.fullmatch(r"-?[0-9]{1,4000}", text) else None
+    return int_label(value)
+
+
+def int_label(text: str) -> int | None:
+    """``text`` as an integer class if it is one (``" 3"``, ``"-2"``, ``"３"``), else ``None``.
+
+    Decimal digits of any script, as ``int()`` reads them; not ``"²"`` (``isdigit()`` is true
+    for it, but ``int("²")`` raises) and not more than 4000 digits (``int()``'s limit).
+    """
+    t = text.strip()
+    digits = t[1:] if t.startswith("-") else t
+    return int(t) if digits.isdecimal() and len(digits) <= 4000 else None
 
 
 @dataclass(frozen=True)

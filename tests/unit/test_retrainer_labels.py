@@ -98,3 +98,11 @@ def test_bad_labels_sent_while_no_retrainer_ran_are_dead_lettered_once() -> None
     assert sorted((d.item_id, d.field) for d in dead) == [("b", "features_b64"), ("c", "label")]
     Retrainer(bus, topics, task="multiclass", retrain_every=10**9).rebuild(0.0)  # a restart sends none of them again
     assert len(bus.messages(topics.dead_letters)) == 2
+
+
+def test_integer_labels_in_any_script_are_integers_and_superscripts_are_not() -> None:
+    from schemas.records import coerce_label_value, int_label
+
+    assert [int_label(t) for t in ("3", " -2 ", "\uff13", "\u0663")] == [3, -2, 3, 3]  # ASCII, fullwidth, Arabic-Indic
+    assert [int_label(t) for t in ("\u00b2", "cat", "", "-", "--5", "1" * 4001)] == [None] * 6
+    assert coerce_label_value("\uff13", "integers") == 3 and coerce_label_value("\u00b2", "integers") is None
