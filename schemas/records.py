@@ -167,6 +167,17 @@ def _split_raw(payload: bytes, key: str | None) -> tuple[str, bytes]:
     return item_id, raw
 
 
+def _b64_features(item_id: str, text: Any) -> np.ndarray:
+    """A ``features_b64`` field as float32 values; :class:`DecodeError` if it is not base64 of whole float32s."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise DecodeError(item_id, "features_b64", "not valid base64") from None
+    if len(raw) % 4:
+        raise DecodeError(item_id, "features_b64", "length is not a multiple of 4 bytes")
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
 def _checked_item(item_id: str, vec: np.ndarray, n_features: int | None, metadata: Any) -> Item:
     """The item after the checks every layout shares: length, finiteness, metadata type."""
     if vec.size == 0:
@@ -212,13 +223,7 @@ def decode_item(
     except DecodeError as exc:
         raise DecodeError(key, exc.field, exc.reason) from None
     if "features_b64" in obj:
-        try:
-            raw = base64.b64decode(obj["features_b64"], validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            raise DecodeError(item_id, "features_b64", "not valid base64") from None
-        if len(raw) % 4:
-            raise DecodeError(item_id, "features_b64", "length is not a multiple of 4 bytes")
-        vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        vec = _b64_features(item_id, obj["features_b64"])
     elif "features" in obj:
         vec = _feature_vector(item_id, obj["features"], feature_names)
     else:
@@ -696,13 +701,7 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         raise DecodeError(item_id, "seconds", "expected a non-negative number")
     features = None
     if "features_b64" in obj:
-        try:
-            raw_bytes = base64.b64decode(obj["features_b64"], validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            raise DecodeError(item_id, "features_b64", "not valid base64") from None
-        if len(raw_bytes) % 4:
-            raise DecodeError(item_id, "features_b64", "length is not a multiple of 4 bytes")
-        features = np.frombuffer(raw_bytes, dtype="<f4").astype(np.float32)
+        features = _b64_features(item_id, obj["features_b64"])
         if not np.isfinite(features).all():
             raise DecodeError(item_id, "features_b64", "holds a non-finite number")
     elif "features" in obj:
