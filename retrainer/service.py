@@ -22,7 +22,7 @@ from retrainer.training_set import TrainingSet, arrays
 from retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_dead_letter, decode_label, decode_model_version
 from schemas.records import coerce_label_value, label_kinds
-from streams.bus import Bus, Consumer
+from streams.bus import Bus, Consumer, Message
 from streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger("activestream.retrainer")
@@ -115,17 +115,23 @@ class Retrainer:
         self._load_latest_version()
         self._load_control_log()
 
+    def _read_log(self, topic: str, timeout: float) -> list[Message]:
+        """Every record of ``topic`` now in the log (a group-less reader, closed after)."""
+        reader = self.bus.consumer([topic], None)
+        try:
+            return reader.read_to_end(timeout)
+        finally:
+            reader.close()
+
     def _load_latest_version(self) -> None:
-        reader = self.bus.consumer([self.topics.models], None)
         newest: ModelVersion | None = None
-        for m in reader.read_to_end(60.0):
+        for m in self._read_log(self.topics.models, 60.0):
             try:
                 mv = decode_model_version(m.value)
             except DecodeError:
                 continue
             if newest is None or mv.version > newest.version:
                 newest = mv
-        reader.close()
         if newest is not None:
             self.version = newest.version
             self._latest_digest = newest.label_ids_digest
@@ -137,15 +143,13 @@ class Retrainer:
             self.metrics.model_version.set(self.version)
 
     def _load_control_log(self) -> None:
-        reader = self.bus.consumer([self.topics.control], None)
-        for m in reader.read_to_end(60.0):
+        for m in self._read_log(self.topics.control, 60.0):
             try:
                 obs = ControlObservation.decode(m.value)
             except ValueError as exc:
                 log.warning("control log: skipped a record: %s", exc)
                 continue
             self._observed[obs.label_id] = obs
-        reader.close()
 
     # ------------------------------------------------------------------ labels
     def ingest(self, timeout: float = 0.1, max_messages: int = 10_000) -> int:
@@ -258,16 +262,14 @@ class Retrainer:
 
     def _dead_lettered_labels(self, timeout: float) -> set[bytes]:
         """Digests of the label payloads the dead-letters topic holds already."""
-        reader = self.bus.consumer([self.topics.dead_letters], None)
         seen = set()
-        for m in reader.read_to_end(timeout):
+        for m in self._read_log(self.topics.dead_letters, timeout):
             try:
                 dl = decode_dead_letter(m.value)
             except DecodeError:
                 continue
             if dl.source == self.topics.labels:
                 seen.add(hashlib.sha256(dl.payload).digest())
-        reader.close()
         return seen
 
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
