@@ -442,8 +442,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", default=None, help="Redis key namespace (default: ACTIVESTREAM_NAMESPACE or 'default')")
 
 
-def _loop_opts(p: argparse.ArgumentParser) -> None:
+def _metrics_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-port", type=int, default=None, help="port for /metrics and /healthz (default: any free port)")
+
+
+def _loop_opts(p: argparse.ArgumentParser) -> None:
+    _metrics_opt(p)
     p.add_argument("--burst", action="store_true", help="drain what is waiting, then exit")
     p.add_argument("--max-messages", type=int, default=None, help="exit after this many messages")
 
@@ -475,7 +479,7 @@ def add_parsers(sub: Any) -> None:
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--metrics-port", type=int, default=None, help="port for /metrics and /healthz (default: any free port)")
+    _metrics_opt(p)
     p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
     p.set_defaults(func=cmd_labeler_api)
 
