@@ -412,19 +412,10 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
                 # the labeled items (not only the random-control ones), applied to the live model.
                 # The mean counts a seed without a threshold as 0 (see "shares").
                 "method": "5-fold out-of-fold predictions over all labeled items",
-                "share": _mean_or_none([a["share"] for a in aa]),
-                "shares": [a["share"] for a in aa],
-                "thresholds": [a["threshold"] for a in aa],
-                "realized_precision": _mean_or_none([a["realized_precision"] for a in aa]),
+                **_over_seeds(aa),
                 # As deployed: the retrainer's own threshold, from random-control labels only
                 # (it needs at least 100 of them, so short campaigns have none).
-                "deployed": {
-                    "share": _mean_or_none([d["share"] for d in dep]),
-                    "shares": [d["share"] for d in dep],
-                    "thresholds": [d["threshold"] for d in dep],
-                    "n_control": [d["n_control"] for d in dep],
-                    "realized_precision": _mean_or_none([d["realized_precision"] for d in dep]),
-                },
+                "deployed": {**_over_seeds(dep), "n_control": [d["n_control"] for d in dep]},
             }
         strategies[name] = entry
     comparison: dict[str, Any] = {}
@@ -459,6 +450,16 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
         "strategies": strategies,
         "comparison": comparison,
+    }
+
+
+def _over_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One auto-accept figure's seeds (``threshold``, ``share``, ``realized_precision`` each) side by side, and their means."""
+    return {
+        "share": _mean_or_none([r["share"] for r in per_seed]),
+        "shares": [r["share"] for r in per_seed],
+        "thresholds": [r["threshold"] for r in per_seed],
+        "realized_precision": _mean_or_none([r["realized_precision"] for r in per_seed]),
     }
 
 
