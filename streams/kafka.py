@@ -576,21 +576,17 @@ class KafkaConsumer:
             if high > low:
                 ends[(tp.topic, tp.partition)] = high
         out: list[Message] = []
-        seen: dict[tuple[str, int], int] = {}
 
-        def behind() -> list[tuple[str, int]]:
-            todo = [k for k, end in ends.items() if seen.get(k, -1) + 1 < end]
-            if not todo:
-                return []
-            at = {(tp.topic, tp.partition): tp.offset for tp in self._c.position([self._ck.TopicPartition(t, p) for t, p in todo])}
-            return [k for k in todo if at.get(k, -1) < ends[k]]  # (a negative position: nothing fetched yet)
+        def behind() -> bool:
+            if not ends:
+                return False
+            at = self._c.position([self._ck.TopicPartition(t, p) for t, p in ends])
+            return any(tp.offset < ends[(tp.topic, tp.partition)] for tp in at)  # (a negative position: nothing read yet)
 
         while behind():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"read {len(out)} records of {self.topics} before the {timeout}s timeout")
-            for m in self.consume(10_000, min(0.5, max(0.0, deadline - time.monotonic()))):
-                out.append(m)
-                seen[(m.topic, m.partition)] = m.offset
+            out += self.consume(10_000, min(0.5, max(0.0, deadline - time.monotonic())))
         return out
 
     def close(self) -> None:
