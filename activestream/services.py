@@ -363,24 +363,77 @@ def _answers(path: str, id_column: str, label_column: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- local stack
 
 
-def _start_services(args: argparse.Namespace, env: dict[str, str], state: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
+# A service that exits is started again after this delay, doubled for each exit in a row
+# up to the cap (Compose's `restart: unless-stopped` backs off the same way); one that ran
+# for RESTART_RESET_SECONDS counts as healthy and starts the next count from the beginning.
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+RESTART_RESET_SECONDS = 60.0
+
+
+def restart_delay(previous: float | None, ran_for: float) -> float:
+    """Seconds to wait before starting again a service that ran ``ran_for`` seconds and exited.
+
+    ``previous`` is the delay before its last start (None: it never was restarted).
+    """
+    if previous is None or ran_for >= RESTART_RESET_SECONDS:
+        return RESTART_FIRST_DELAY
+    return min(2 * previous, RESTART_MAX_DELAY)
+
+
+class Supervised:
+    """One service of the local stack: its process, started again whenever it exits."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name, self.argv, self.env, self.log_path = name, argv, env, log_path
+        self.restarts = 0
+        self.delay: float | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.start_at: float | None = None  # when to start it again; None while it runs
+        self.start()
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as logf:  # the child keeps its own handle
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT)
+        self.started, self.start_at = time.monotonic(), None
+
+    def check(self, *, restart: bool) -> str | None:
+        """Start the service again if it exited and its delay is over; say what happened, if anything."""
+        now = time.monotonic()
+        if self.start_at is not None:
+            if now >= self.start_at:
+                self.restarts += 1
+                self.start()
+                return f"{self.name} started again (restart {self.restarts})"
+            return None
+        assert self.proc is not None
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if not restart:
+            return f"{self.name} exited with code {code}"
+        self.delay = restart_delay(self.delay, now - self.started)
+        self.start_at = now + self.delay
+        return f"{self.name} exited with code {code} after {now - self.started:.0f} s; starting it again in {self.delay:.0f} s"
+
+
+def _start_services(args: argparse.Namespace, env: dict[str, str], state: Path) -> tuple[list[Supervised], dict[str, int]]:
     exe = [sys.executable, "-m", "activestream.cli"]
     ports = {"scorer": args.metrics_base_port, "retrainer": args.metrics_base_port + 1, "dispatcher": args.metrics_base_port + 2}
-    children = []
-    for name, port in ports.items():
-        if name in args.without:
-            continue
-        with (state / f"{name}.log").open("ab") as logf:  # the child keeps its own handle
-            children.append(subprocess.Popen([*exe, name, "--metrics-port", str(port)], env=env, stdout=logf, stderr=subprocess.STDOUT))
-    return children, {n: p for n, p in ports.items() if n not in args.without}
+    ports = {n: p for n, p in ports.items() if n not in args.without}
+    services = [Supervised(name, [*exe, name, "--metrics-port", str(port)], env, state / f"{name}.log") for name, port in ports.items()]
+    return services, ports
 
 
-def stop_processes(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+def stop_processes(children: Sequence[subprocess.Popen[bytes] | None], timeout: float = 15.0) -> None:
     """SIGTERM every child, then give each ``timeout`` seconds before SIGKILL (and reap it)."""
     for c in children:
-        if c.poll() is None:
+        if c is not None and c.poll() is None:
             c.terminate()
     for c in children:
+        if c is None:
+            continue
         try:
             c.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -389,7 +442,12 @@ def stop_processes(children: Sequence[subprocess.Popen[bytes]], timeout: float =
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start Kafka (KRaft, Maven Central jars), Redis (AOF) and the services; stop them all on Ctrl-C."""
+    """Start Kafka (KRaft, Maven Central jars), Redis (AOF) and the services; stop them all on Ctrl-C.
+
+    A service that exits is started again (after 1 s, doubling to 30 s while it keeps
+    exiting), as Compose's ``restart: unless-stopped`` does; ``--no-restart`` stops the
+    stack instead.
+    """
     from activestream.redis_server import LocalRedis
 
     stop = Stop()
@@ -397,7 +455,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     kafka: Any = None
     redis_server: Any = None
-    children: list[subprocess.Popen[bytes]] = []
+    services: list[Supervised] = []
     try:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -410,7 +468,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not redis_url:
             redis_server = LocalRedis(args.redis_port, appendonly=True, data_dir=str(state / "redis")).start()
             redis_url = redis_server.url
-        children, ports = _start_services(args, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
+        services, ports = _start_services(args, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
         print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
         for name, port in ports.items():
             print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
@@ -418,13 +476,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             Path(args.env_file).write_text(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}\n")
         print("stack is up; Ctrl-C stops it", flush=True)
         while not stop():
-            if any(c.poll() is not None for c in children):
-                print(f"a service exited; see the logs in {state}", flush=True)
-                return 1
+            for svc in services:
+                event = svc.check(restart=not args.no_restart)
+                if event is not None:
+                    print(f"{event} (log: {svc.log_path})", flush=True)
+                    if args.no_restart:
+                        return 1
             time.sleep(0.5)
         return 0
     finally:
-        stop_processes(children)
+        stop_processes([svc.proc for svc in services])
         if redis_server is not None:
             redis_server.stop()
         if kafka is not None:
@@ -514,4 +575,5 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--metrics-base-port", type=int, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
     p.add_argument("--without", action="append", default=[], choices=("scorer", "retrainer", "dispatcher"), help="do not start this service")
     p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS and REDIS_URL here once up")
+    p.add_argument("--no-restart", action="store_true", help="stop the whole stack when a service exits (default: start it again, backing off)")
     p.set_defaults(func=cmd_up)

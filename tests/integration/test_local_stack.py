@@ -1,4 +1,4 @@
-"""`activestream up`: the local stack starts every service and stops them all cleanly."""
+"""`activestream up`: the local stack starts every service, starts again one that dies, and stops them all cleanly."""
 
 from __future__ import annotations
 
@@ -41,6 +41,24 @@ def three_free_ports() -> int:
     raise RuntimeError("no three consecutive free ports")
 
 
+def children_of(pid: int) -> dict[str, int]:
+    """The service name (``activestream.cli <name>``) -> pid of each child of ``pid``."""
+    out = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"activestream.cli" in argv:
+            out[argv[argv.index(b"activestream.cli") + 1].decode()] = int(child)
+    return out
+
+
+def wait_for(cond, what: str, log: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"{what}\n{log.read_text()}"
+        time.sleep(0.5)
+
+
 def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
     base = three_free_ports()  # the services take this port and the next two
     env_file = tmp_path / "stack.env"
@@ -51,17 +69,25 @@ def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp
              "--metrics-base-port", str(base)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+    up_log = tmp_path / "up.log"
     try:
-        deadline = time.monotonic() + 90
-        while not (env_file.exists() and all(health(base + i).get("ok") for i in range(3))):
-            assert proc.poll() is None, (tmp_path / "up.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
-            time.sleep(0.5)
+        wait_for(lambda: env_file.exists() and all(health(base + i).get("ok") for i in range(3)), "the stack never came up", up_log, proc)
         assert f"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}" in env_file.read_text()
         assert {health(base + i)["service"] for i in range(3)} == {"scorer", "retrainer", "dispatcher"}
+
+        # A service that dies is started again (Compose's restart: unless-stopped); the others keep running.
+        before = children_of(proc.pid)
+        assert set(before) == {"scorer", "retrainer", "dispatcher"}
+        os.kill(before["scorer"], signal.SIGKILL)
+        wait_for(lambda: "scorer started again (restart 1)" in up_log.read_text(), "the scorer was not started again", up_log, proc)
+        wait_for(lambda: health(base).get("ok"), "the restarted scorer never became healthy", up_log, proc)
+        after = children_of(proc.pid)
+        assert after["scorer"] != before["scorer"]
+        assert (after["retrainer"], after["dispatcher"]) == (before["retrainer"], before["dispatcher"])
+        assert "scorer exited with code -9" in up_log.read_text()
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
     assert code == 0
-    assert "stack stopped" in (tmp_path / "up.log").read_text()
+    assert "stack stopped" in up_log.read_text()
     assert all(health(base + i) == {} for i in range(3))  # every service is gone

@@ -178,3 +178,13 @@ def test_benchmark_summary_flags_a_default_that_missed_the_target() -> None:
     assert summary["max_ratio_to_random"] == 1.0 and summary["default_missed"] == ["digits"]
     text = markdown(results, {}, summary, "ours")
     assert "1.00 or more (not reached)" in text and "did not reach 99% within the budget on: digits" in text
+
+
+def test_up_backs_off_a_service_that_keeps_exiting_and_forgives_one_that_ran() -> None:
+    from activestream.services import RESTART_MAX_DELAY, RESTART_RESET_SECONDS, restart_delay
+
+    delays = [restart_delay(None, 0.5)]
+    for _ in range(7):
+        delays.append(restart_delay(delays[-1], 0.5))
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, RESTART_MAX_DELAY, RESTART_MAX_DELAY, RESTART_MAX_DELAY]
+    assert restart_delay(16.0, RESTART_RESET_SECONDS) == 1.0  # it ran long enough: a new failure, not the same one
