@@ -16,6 +16,7 @@ MODEL_VERSION = "activestream_scorer_model_version"
 RERANK_SECONDS = "activestream_rerank_seconds"
 DEAD_LETTERS = "activestream_dead_letters_total"
 CONSUMER_LAG = "activestream_consumer_lag"
+COMMIT_REWINDS = "activestream_scorer_commit_rewinds_total"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ScorerMetrics:
     rerank_seconds: Histogram
     dead_letters: Counter
     consumer_lag: Gauge
+    commit_rewinds: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ScorerMetrics:
@@ -45,4 +47,7 @@ class ScorerMetrics:
             rerank_seconds=Histogram(RERANK_SECONDS, "Seconds to re-rank the queue after a new model", registry=registry),
             dead_letters=Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected messages", ["source", "reason"], registry=registry),
             consumer_lag=Gauge(CONSUMER_LAG, "Messages not yet consumed", ["topic"], registry=registry),
+            commit_rewinds=Counter(COMMIT_REWINDS.removesuffix("_total"),
+                                   "Rolled-back commits (e.g. a rebalance during a transaction) after which the scorer read again from its committed offsets",
+                                   registry=registry),
         )

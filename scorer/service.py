@@ -22,7 +22,7 @@ from scorer.model import OnnxClassifier
 from scorer.queue import PendingAdd, RankedQueue
 from scorer.routing import Router
 from scorer.strategies import Strategy
-from streams.bus import Bus, Message, Record
+from streams.bus import Bus, CommitAborted, Message, Record
 from streams.topics import SCORER_GROUP, Topics
 
 log = logging.getLogger("activestream.scorer")
@@ -213,6 +213,7 @@ class Scorer:
         self.commit_interval = commit_interval
         self._inflight: deque[_Inflight] = deque()  # oldest first
         self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
+        self.rewinds = 0  # rolled-back commits recovered from by reading again (see _rewind)
         self._writer: object | None = None  # the one Redis connection every queue write goes out on, in order
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
@@ -355,6 +356,7 @@ class Scorer:
         if not values:
             self.flush()
             return 0
+        rewinds = self.rewinds
         t0 = time.perf_counter()
         if self.n_features is None:
             self.n_features = self._queue_n_features()
@@ -389,6 +391,8 @@ class Scorer:
         # are confirmed (and committed per the policy) first, in order.
         while len(self._inflight) >= MAX_INFLIGHT:
             self._finish_oldest()
+        if self.rewinds != rewinds:  # a commit failed and the consumer went back: this batch comes again
+            return len(values)
         if ids and self._writer is None:
             self._writer = self.queue.writer()
         pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer) if ids else None
@@ -443,6 +447,10 @@ class Scorer:
         # in flight first, then read their replies only to free the connections; a restart
         # redelivers everything after the last commit, and queue writes are idempotent.
         self._write_failed = True
+        self._drop_inflight()
+
+    def _drop_inflight(self) -> None:
+        """Forget every write in flight (none of them will commit); read their replies only to free the connections."""
         abandoned, self._inflight = self._inflight, deque()
         for w in abandoned:
             if w.pending is not None:
@@ -457,12 +465,36 @@ class Scorer:
         if self._uncommitted or dead:
             try:
                 self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
+            except CommitAborted as exc:
+                if not exc.rolled_back:
+                    self._write_failed = True
+                    raise
+                self._rewind(exc)
+                return
             except BaseException:
                 # Its dead letters and offsets did not go out together: commit nothing more
                 # (close() must not commit those offsets without the dead letters).
                 self._write_failed = True
                 raise
             self._uncommitted.clear()
+        self._last_commit = time.monotonic()
+
+    def _rewind(self, exc: CommitAborted) -> None:
+        # The transaction was rolled back (e.g. the group rebalanced under it): none of its
+        # dead letters, auto-labels or offsets took effect. Everything read since the last
+        # commit is read again: forget what waits to be committed, let the writes in flight
+        # finish without committing them (they are idempotent and will be redone), and send
+        # the consumer back to the committed offsets. score_items drops the batch it holds.
+        log.warning("scorer commit rolled back (%s); reading again from the last committed offsets", exc)
+        self._uncommitted.clear()
+        self._drop_inflight()
+        try:
+            self._items.rewind()
+        except BaseException:
+            self._write_failed = True  # still past the rolled-back batch: only a restart is safe
+            raise
+        self.rewinds += 1
+        self.metrics.commit_rewinds.inc()
         self._last_commit = time.monotonic()
 
     def flush(self) -> None:

@@ -43,6 +43,19 @@ class Record:
     key: bytes | None = None
 
 
+class CommitAborted(RuntimeError):
+    """A transactional publish-and-commit failed: none of its records or offsets took effect.
+
+    ``rolled_back`` is true when the transaction was aborted and the producer is ready for
+    the next one (e.g. the group rebalanced under it); the caller can then go back to its
+    committed offsets and carry on. Otherwise the transaction's state is unknown: restart.
+    """
+
+    def __init__(self, message: str, *, rolled_back: bool) -> None:
+        super().__init__(message)
+        self.rolled_back = rolled_back
+
+
 class Consumer(Protocol):
     """A member of a consumer group (or a group-less reader)."""
 
@@ -59,6 +72,14 @@ class Consumer(Protocol):
 
     def commit(self, messages: Sequence[Message]) -> None:
         """Mark ``messages`` processed. Called only after their results were written."""
+        ...
+
+    def rewind(self) -> None:
+        """Go back to the group's committed offsets: what was read since comes again.
+
+        After a failed commit, so that nothing read past it is skipped by a later commit.
+        A group-less reader has nothing to go back to.
+        """
         ...
 
     def close(self) -> None:

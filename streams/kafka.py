@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.bus import Consumer, Message, Record
+from streams.bus import CommitAborted, Consumer, Message, Record
 
 log = logging.getLogger("activestream.kafka")
 
@@ -26,10 +26,6 @@ _setattr = object.__setattr__
 # How often a group-less reader (the retrainer's labels log, every model reader) looks for
 # partitions added to its topics: one metadata request each time.
 PARTITION_CHECK_SECONDS = 10.0
-
-
-class CommitAborted(RuntimeError):
-    """A transactional publish-and-commit was aborted: nothing of it took effect."""
 
 
 # Commit failures that only mean "the group moved on": the records are redelivered to
@@ -241,12 +237,13 @@ class KafkaBus:
             err = exc.args[0]
             if err.txn_requires_abort():
                 prod.abort_transaction(30.0)
-            elif not err.retriable():
+                # Nothing was published or committed, but this consumer has read past the
+                # batch: carrying on from there would let a later commit skip it. The caller
+                # rewinds to the committed offsets (Consumer.rewind) or restarts.
+                raise CommitAborted(f"Kafka transaction aborted ({err.str()}); the batch must be read again", rolled_back=True) from exc
+            if not err.retriable():
                 raise
-            # Nothing was published or committed, but this consumer has read past the batch:
-            # carrying on would let a later commit skip it. Raise, so the service restarts and
-            # the batch is redelivered (from the last committed offsets) with its records.
-            raise CommitAborted(f"Kafka transaction aborted ({err.str()}); restart to get the batch again") from exc
+            raise CommitAborted(f"Kafka transaction failed ({err.str()}); restart to get the batch again", rolled_back=False) from exc
         if group_consumer is not None:
             group_consumer.mark_committed(offsets)
 
@@ -380,6 +377,7 @@ class KafkaConsumer:
         self._ck = ck
         self.topics = topics
         self.group = group
+        self._from_beginning = from_beginning
         self._closed = False
         self._committed: dict[tuple[str, int], int] = {}
         self._rebalance_codes = _codes(_REBALANCE_ERRORS)
@@ -532,6 +530,23 @@ class KafkaConsumer:
             raise self._ck.KafkaException(failed[0].error)
         for tp in tps:
             self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def rewind(self, timeout: float = 10.0) -> None:
+        """Go back to the group's committed offset on every partition this consumer holds.
+
+        What was read since the last commit comes again (records prefetched from before
+        are dropped by the seek). A group-less reader has nothing to go back to.
+        """
+        if self.group is None:
+            return
+        held = self._c.assignment()
+        if not held:
+            return
+        reset = self._ck.OFFSET_BEGINNING if self._from_beginning else self._ck.OFFSET_END
+        for tp in self._c.committed(held, timeout=timeout):
+            if tp.offset < 0:  # nothing committed yet: where auto.offset.reset starts
+                tp.offset = reset
+            self._c.seek(tp)
 
     def next_offsets(self, messages: Sequence[Message]) -> list[Any]:
         """``TopicPartition`` offsets just past ``messages`` (never behind what was committed)."""

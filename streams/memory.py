@@ -91,6 +91,7 @@ class InMemoryConsumer:
         self._bus = bus
         self._topics = topics
         self._group = group
+        self._from_beginning = from_beginning
         self._pos: dict[tuple[str, int], int] = {}
         with bus._cond:
             for t in topics:
@@ -125,6 +126,13 @@ class InMemoryConsumer:
     def read_to_end(self, timeout: float = 10.0) -> list[Message]:
         with self._bus._cond:
             return self._take(10**12)
+
+    def rewind(self) -> None:
+        if self._group is None:
+            return
+        with self._bus._cond:
+            for t, p in self._pos:
+                self._pos[(t, p)] = self._bus._committed.get((self._group, t, p), 0 if self._from_beginning else len(self._bus._log(t)[p]))
 
     def commit(self, messages: Sequence[Message]) -> None:
         if self._group is None:

@@ -287,3 +287,77 @@ def test_a_groupless_reader_reads_partitions_added_later(kafka_bus: tuple[Any, T
         assert pairs(got) == set(later) and {m.partition for m in got} >= {2, 3}
     finally:
         reader.close()
+
+
+def test_rewind_goes_back_to_the_committed_offsets(bus: Any, topic: str) -> None:
+    # After a rolled-back commit the scorer reads again everything after the last commit.
+    sent = publish(bus, topic, 10)
+    c = bus.consumer([topic], group())
+    try:
+        got = drain(c, 10)
+        done = got[:4]
+        c.commit(done)
+        last = {}
+        for m in done:
+            last[m.partition] = max(last.get(m.partition, -1), m.offset)
+        again = [m for m in got if m.offset > last.get(m.partition, -1)]
+        c.rewind()
+        assert pairs(drain(c, len(again))) == pairs(again)
+        nothing_more(c)
+    finally:
+        c.close()
+    assert pairs(got) == set(sent)
+
+
+@pytest.mark.kafka
+def test_a_transaction_on_a_stale_group_generation_rolls_back_and_the_next_one_works(
+    kafka_bus: tuple[Any, Topics], kafka_bus_factory: Any
+) -> None:
+    # A rebalance between reading a batch and committing it in a transaction: the broker refuses
+    # offsets sent with the old generation. Nothing of the transaction may show, the error must
+    # say it was rolled back (the scorer then rewinds and carries on), and the producer must
+    # take the next transaction.
+    from streams.bus import CommitAborted, Record
+
+    plain, topics = kafka_bus
+    plain.ensure_topics([topics.items, topics.dead_letters])
+    publish(plain, topics.items, 10)
+    txn = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"t-{uuid.uuid4().hex[:8]}")
+    g = group()
+    c1 = txn.consumer([topics.items], g)
+    c2 = None
+    try:
+        got = drain(c1, 10)
+        stale = c1._c.consumer_group_metadata()
+        c2 = txn.consumer([topics.items], g)  # joins: the group moves to a new generation
+        deadline = time.monotonic() + WAIT
+        while not c2._c.assignment():
+            assert time.monotonic() < deadline, "the second member never got partitions"
+            c1.consume(10, 0.2)
+            c2.consume(10, 0.2)
+
+        class StaleMember:  # c1 as it was before the rebalance
+            def __init__(self, real: Any) -> None:
+                self._real = real
+
+            def consumer_group_metadata(self) -> Any:
+                return stale
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._real, name)
+
+        real_c, c1._c = c1._c, StaleMember(c1._c)
+        with pytest.raises(CommitAborted) as err:
+            txn.publish_and_commit(c1, [Record(topics.dead_letters, b"dl-stale", b"k")], got)
+        assert err.value.rolled_back, err.value
+        c1._c = real_c
+        txn.publish_and_commit(None, [Record(topics.dead_letters, b"dl-next", b"k")], [])
+        reader = plain.consumer([topics.dead_letters], None)
+        try:
+            assert [m.value for m in reader.read_to_end(20.0)] == [b"dl-next"]
+        finally:
+            reader.close()
+    finally:
+        c1.close()
+        if c2 is not None:
+            c2.close()

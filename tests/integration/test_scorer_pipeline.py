@@ -15,6 +15,7 @@ from scorer.queue import RankedQueue
 from scorer.service import MAX_INFLIGHT, Scorer
 from scorer.strategies import Strategy
 from scorer.uncertainty import margin
+from streams.bus import CommitAborted
 from streams.memory import InMemoryBus
 from streams.topics import Topics
 
@@ -129,6 +130,46 @@ def test_a_failed_commit_is_not_retried_without_its_dead_letters(
     monkeypatch.undo()
     scorer.close()  # must not commit the offset without the dead letter
     assert bus.lag(topics.items, "scorer") == 1 and not bus.messages(topics.dead_letters)
+
+
+def test_a_rolled_back_commit_reads_again_from_the_committed_offsets(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebalance during the transaction that carries a batch's dead letters and offsets rolls
+    # it back. The scorer must carry on (not stop), and at no moment may the committed offset
+    # be past a bad item whose dead letter is not out: a crash then would lose it.
+    bus, topics, queue = InMemoryBus(partitions=2), Topics("p"), RankedQueue(redis_client, QueueKeys(namespace))
+    X = np.random.default_rng(0).standard_normal((900, 8)).astype(np.float32)
+    for i in range(900):
+        if i % 40 == 7:  # every 100-item batch carries dead letters: every commit is a transaction
+            bus.publish(topics.items, b"not an item", key=f"b{i}".encode())
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    bad_at = {(m.partition, m.offset): m.key.decode() for m in bus.messages(topics.items) if m.value == b"not an item"}  # type: ignore[union-attr]
+    assert {p for p, _ in bad_at} == {0, 1}
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100, commit_interval=0.0)
+    real, calls = bus.publish_and_commit, []
+
+    def flaky(consumer: object, records: list, messages: list) -> None:
+        calls.append(len(records))
+        if len(calls) == 3:  # the third transaction: batches after it are already in flight
+            raise CommitAborted("Kafka transaction aborted (ILLEGAL_GENERATION); the batch must be read again", rolled_back=True)
+        real(consumer, records, messages)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bus, "publish_and_commit", flaky)
+
+    def dead_letter_ids() -> list[str]:
+        return [decode_dead_letter(m.value).item_id for m in bus.messages(topics.dead_letters)]
+
+    for _ in range(40):
+        scorer.score_items(0.0)
+        committed = [bus._committed[("scorer", topics.items, p)] for p in range(2)]
+        missing = {item for (p, offset), item in bad_at.items() if offset < committed[p]} - set(dead_letter_ids())
+        assert not missing, f"offsets committed past {sorted(missing)} without their dead letters"
+    scorer.close()
+    assert scorer.rewinds == 1 and len(calls) > 3
+    assert bus.lag(topics.items, "scorer") == 0
+    assert sorted(dead_letter_ids()) == sorted(bad_at.values())  # each once: none lost, none twice
+    assert queue.depth() == 900
 
 
 def test_an_item_the_model_overflows_on_is_a_dead_letter_not_a_stuck_stream(redis_client: redis.Redis, namespace: str) -> None:

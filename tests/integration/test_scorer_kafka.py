@@ -1,0 +1,92 @@
+"""The scorer against a real broker: a transaction the group refused is read again, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+
+from schemas import Item, decode_dead_letter
+from scorer.keys import QueueKeys
+from scorer.queue import RankedQueue
+from scorer.service import Scorer
+from scorer.strategies import Strategy
+from streams.topics import Topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+
+class StaleOnce:
+    """The scorer's librdkafka consumer, except that its next transaction carries an old group generation."""
+
+    def __init__(self, real: Any, stale: Any) -> None:
+        self._real, self._stale = real, stale
+
+    def consumer_group_metadata(self) -> Any:
+        stale, self._stale = self._stale, None
+        return stale if stale is not None else self._real.consumer_group_metadata()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_commit_refused_after_a_rebalance_is_read_again(kafka_bus_factory: Any, redis_client: redis.Redis, namespace: str) -> None:
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
+    bus = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"scorer-{uuid.uuid4().hex[:8]}")
+    bus.ensure_topics(topics.all())
+    X = np.random.default_rng(0).standard_normal((600, 8)).astype(np.float32)
+    good: list[str] = []
+    bad: list[str] = []
+
+    def publish(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            if i % 40 == 7:  # most batches carry a dead letter: their commits are transactions
+                bus.publish(topics.items, b"not an item", key=f"b{i}".encode())
+                bad.append(f"b{i}")
+            bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+            good.append(f"i{i}")
+        bus.flush()
+
+    publish(0, 200)
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    group = f"scorer-{uuid.uuid4().hex[:8]}"
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=50, commit_interval=0.0, group=group)
+    other = None
+    try:
+        deadline = time.monotonic() + 30
+        while scorer.score_items(0.5) == 0:  # joined the group, first batch read
+            assert time.monotonic() < deadline, "the scorer never got a batch"
+        items = scorer._items
+        stale = items._c.consumer_group_metadata()
+        # A second member joins (a new generation), reads without committing, and leaves again.
+        other = bus.consumer([topics.items], group)
+        deadline = time.monotonic() + 30
+        while not other._c.assignment():
+            assert time.monotonic() < deadline, "the second member never got partitions"
+            scorer.score_items(0.2)
+            other.consume(10, 0.2)  # (what it reads goes back to the scorer when it leaves)
+        other.close()
+        other = None
+        items._c = StaleOnce(items._c, stale)  # the next transaction is the one the rebalance overtook
+        publish(200, 600)
+        deadline = time.monotonic() + 60
+        while bus.lag(topics.items, group) > 0 or scorer.rewinds == 0:
+            assert time.monotonic() < deadline, f"lag {bus.lag(topics.items, group)}, rewinds {scorer.rewinds}"
+            scorer.score_items(0.2)
+            scorer.flush()
+    finally:
+        if other is not None:
+            other.close()
+        scorer.close()
+    assert scorer.rewinds == 1
+    assert sorted(i for i, _ in queue.ranking()) == sorted(good)
+    reader = bus.consumer([topics.dead_letters], None)
+    try:
+        dead = sorted(decode_dead_letter(m.value).item_id for m in reader.read_to_end(20.0))
+    finally:
+        reader.close()
+    assert dead == sorted(bad)  # each once: the refused transaction's dead letters came again, no more
