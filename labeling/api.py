@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from labeling.service import InvalidLabel, LabelService, UnknownItem
+from labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from schemas import QueueEntry
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ class NotFound(BadRequest):
 
 class TooLarge(BadRequest):
     """A body over :data:`MAX_BODY_BYTES` (HTTP 413)."""
+
+
+class Conflict(BadRequest):
+    """The item's lease is another labeler's (HTTP 409)."""
 
 
 def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str | None, required: bool = True) -> Any:
@@ -81,6 +85,8 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         label_id = _field(body, "label_id", (str,), item, required=False)
         try:
             ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=seconds, label_id=label_id)
+        except LeasedToAnother as exc:
+            raise Conflict(str(exc)) from None
         except (UnknownItem, InvalidLabel) as exc:
             raise BadRequest(str(exc.args[0]) if exc.args else str(exc)) from None  # (a KeyError's str() adds quotes)
         return {"accepted": ok}
@@ -89,7 +95,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         labeler = _field(body, "labeler_id", (str,), item)
         skips = service.skip(item, labeler)
         if skips == -2:
-            raise BadRequest(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
+            raise Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
         return {"skips": skips}
     if method == "GET" and path == "/status":
         q = service.queue
@@ -154,6 +160,9 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> Threadin
                 return
             except NotFound as exc:
                 self._reply(404, {"error": str(exc)})
+                return
+            except Conflict as exc:
+                self._reply(409, {"error": str(exc)})
                 return
             except BadRequest as exc:
                 self._reply(400, {"error": str(exc)})

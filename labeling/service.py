@@ -34,6 +34,10 @@ class InvalidLabel(ValueError):
     """A label the retrainer would refuse (its message names the item, the field and the reason)."""
 
 
+class LeasedToAnother(ValueError):
+    """A label or skip for an item whose lease another labeler holds (nothing changes)."""
+
+
 def top_k(ids: list[str], scores: np.ndarray, features: np.ndarray, k: int) -> list[int]:
     """The default batch: the ``k`` best-scored candidates (they arrive best first)."""
     return list(range(min(k, len(ids))))
@@ -247,6 +251,9 @@ class LabelService:
             a label that is neither a string nor an integer); nothing is published then.
         UnknownItem
             When the queue does not know the item and no ``features`` were given.
+        LeasedToAnother
+            When another labeler (or labeler group) holds the item's lease and it has not run
+            out: their work would be thrown away. A pending item takes anyone's label.
         """
         if (label is None) == (labels is None):
             raise InvalidLabel(f"item {item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
@@ -255,6 +262,10 @@ class LabelService:
         label_id = label_id or uuid.uuid4().hex
         if self.queue.is_label_id_known(label_id):
             return False
+        holder = self.queue.lease_holder(item_id)
+        if holder is not None and holder != labeler_id:
+            raise LeasedToAnother(f"item {item_id!r}: field 'labeler_id': {labeler_id!r} does not hold its lease (another labeler does, "
+                                  f"until it is labeled, skipped or runs out)")
         # A control label is one for an item this labeler was leased as a random-control pick:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
         control = self.queue.control_holder(item_id) == labeler_id

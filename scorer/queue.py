@@ -1105,6 +1105,16 @@ class RankedQueue:
     def lease_expiry(self, item_id: str) -> float | None:
         return self.r.zscore(self.k.leased, item_id)  # type: ignore[return-value]
 
+    def lease_holder(self, item_id: str, now: float | None = None) -> str | None:
+        """Who holds the item's lease, if it is leased and the lease has not run out at ``now``."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zscore(self.k.leased, item_id)
+        pipe.hget(self.k.lease_owner, item_id)
+        expiry, owner = pipe.execute()
+        if expiry is None or owner is None or expiry <= (time.time() if now is None else now):
+            return None
+        return owner.decode()  # type: ignore[no-any-return]
+
     def is_label_id_known(self, label_id: str) -> bool:
         return bool(self.r.sismember(self.k.label_ids, label_id))
 

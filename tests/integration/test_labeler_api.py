@@ -62,6 +62,24 @@ def test_lease_submit_skip_status(api) -> None:
     assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 1, "model_version": 0}
 
 
+def test_only_the_lease_holder_labels_or_skips_a_leased_item(api) -> None:
+    base, bus, topics, queue = api
+    assert [i["id"] for i in call(f"{base}/lease?k=1&labeler=ann")[1]["items"]] == ["a"]
+    code, reply = call(f"{base}/labels", {"item_id": "a", "label": "dog", "labeler_id": "bob"})
+    assert code == 409 and reply["error"].startswith("item 'a': field 'labeler_id': 'bob' does not hold its lease")
+    code, reply = call(f"{base}/skip", {"item_id": "a", "labeler_id": "bob"})
+    assert code == 409 and "'bob' does not hold its lease" in reply["error"]
+    assert not bus.messages(topics.labels) and queue.lease_holder("a") == "ann"  # ann's work still counts
+    assert call(f"{base}/labels", {"item_id": "a", "label": "cat", "labeler_id": "ann"}) == (200, {"accepted": True})
+    # A pending item takes anyone's label (e.g. a UI labeling by id), and a lease that ran out is no one's.
+    assert call(f"{base}/labels", {"item_id": "b", "label": "cat", "labeler_id": "bob"}) == (200, {"accepted": True})
+    queue.claim(["c"], "ann", ttl=0.05)
+    time.sleep(0.1)
+    assert queue.lease_holder("c") is None
+    assert call(f"{base}/labels", {"item_id": "c", "label": "dog", "labeler_id": "bob"}) == (200, {"accepted": True})
+    assert [decode_label(m.value).labeler_id for m in bus.messages(topics.labels)] == ["ann", "bob", "bob"]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
