@@ -43,7 +43,9 @@ def _truncate_entry(e: dict[str, Any], budget: int, full: float) -> dict[str, An
            "labels_to_99": labels_to_target(c, 0.99 * full), "auc": auc(c), "final_score": curve[-1][1],
            "truncated_from": e["curve"][-1][0]}  # (wall times stay those of the longer run)
     if "per_seed_labels_to_99" in e:
-        out["per_seed_labels_to_99"] = [labels_to_target(_pairs(ps), 0.99 * full) for ps in per_seed]
+        # Each seed's figure was measured against its own run's full-data score (run_peers);
+        # the truncated curve is a prefix, so a seed that got there within the budget keeps it.
+        out["per_seed_labels_to_99"] = [n if n is not None and n <= budget else None for n in e["per_seed_labels_to_99"]]
     return out
 
 

@@ -188,3 +188,14 @@ def test_up_backs_off_a_service_that_keeps_exiting_and_forgives_one_that_ran() -
         delays.append(restart_delay(delays[-1], 0.5))
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, RESTART_MAX_DELAY, RESTART_MAX_DELAY, RESTART_MAX_DELAY]
     assert restart_delay(16.0, RESTART_RESET_SECONDS) == 1.0  # it ran long enough: a new failure, not the same one
+
+
+def test_truncating_a_benchmark_keeps_each_seeds_own_target() -> None:
+    from benchmarks.run_strategies import _truncate_entry
+
+    # Seed 0's full-data score is 0.80 (99%: 0.792), seed 1's 1.00 (99%: 0.99); their mean is 0.90.
+    per_seed = [[[10, 0.70], [20, 0.795], [30, 0.80]], [[10, 0.80], [20, 0.90], [30, 0.99]]]
+    entry = {"curve": [[10, 0.75], [20, 0.8475], [30, 0.895]], "per_seed": per_seed, "per_seed_labels_to_99": [20, 30]}
+    out = _truncate_entry(entry, 20, full=0.90)
+    assert out["per_seed_labels_to_99"] == [20, None]  # seed 1 got there only at 30 labels
+    assert out["curve"] == entry["curve"][:2] and out["truncated_from"] == 30
