@@ -816,6 +816,13 @@ def decode_model_version(payload: bytes | str) -> ModelVersion:
 # --------------------------------------------------------------------------- dead letters
 
 
+# A dead letter keeps at most this much of the rejected message: the whole of any item a
+# producer means to send, while a dead letter of a huge junk record still fits the broker's
+# default 1 MB record limit (base64 adds a third). Otherwise the broker refuses the dead
+# letter, the transaction carrying it fails, and the stream stops at that record for good.
+MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A rejected message, kept with the reason it was rejected.
@@ -852,11 +859,14 @@ class DeadLetter:
         return self.field.split("[")[0].split(".")[0]
 
     def encode(self) -> bytes:
+        kept = self.payload[:MAX_DEAD_LETTER_PAYLOAD]
         try:
-            text = self.payload.decode()
+            text = kept.decode()
             body: dict[str, Any] = {"payload": text}
-        except UnicodeDecodeError:
-            body = {"payload_b64": base64.b64encode(self.payload).decode()}
+        except UnicodeDecodeError:  # (a cut through a multi-byte character lands here too)
+            body = {"payload_b64": base64.b64encode(kept).decode()}
+        if len(kept) < len(self.payload):
+            body["payload_bytes"] = len(self.payload)
         return _dumps(
             {
                 "schema": DEAD_LETTER_SCHEMA,

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +54,33 @@ class _Keys(Sequence[str | None]):
 
 
 @dataclass
+class _Counts:
+    """What micro-batches add to the scorer's counters: applied when their offsets commit.
+
+    A batch whose commit is rolled back is read and counted again; counting it at scoring
+    time would count it twice.
+    """
+
+    scored: int = 0
+    auto_accepted: int = 0
+    refused: int = 0
+    dead: list[tuple[str, str]] = field(default_factory=list)  # (source, reason code) per dead letter
+
+    def add(self, other: _Counts) -> None:
+        self.scored += other.scored
+        self.auto_accepted += other.auto_accepted
+        self.refused += other.refused
+        self.dead += other.dead
+
+
+@dataclass
 class _Inflight:
     """A micro-batch whose queue write was sent to Redis but not yet confirmed."""
 
     pending: PendingAdd | None
     dead: list[Record]
     msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
-    n_scored: int
+    counts: _Counts
     t0: float
 
 
@@ -214,6 +234,7 @@ class Scorer:
         self._inflight: deque[_Inflight] = deque()  # oldest first
         self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
         self.rewinds = 0  # rolled-back commits recovered from by reading again (see _rewind)
+        self._uncounted = _Counts()  # of the batches written but not yet committed
         self._writer: object | None = None  # the one Redis connection every queue write goes out on, in order
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
@@ -381,10 +402,12 @@ class Scorer:
             ok = np.flatnonzero(~bad)
             ids, X, metas, scores = [ids[j] for j in ok], X[ok], [metas[j] for j in ok], scores[ok]
             probas = probas[ok] if probas is not None else None
-        dead = [self._dead_letter(message_at(i), err) for i, err in errors]
+        counts = _Counts()
+        dead = [self._dead_letter(message_at(i), err, counts) for i, err in errors]
         if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
-            ids, X, metas, scores, extra = self._route(ids, X, metas, scores, probas, t0)
+            ids, X, metas, scores, extra = self._route(ids, X, metas, scores, probas, t0, counts)
             dead = dead + extra
+        counts.scored = len(ids)
         # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
         # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
         # queued when it finishes a batch instead of idling for the round trip; the oldest
@@ -396,11 +419,12 @@ class Scorer:
         if ids and self._writer is None:
             self._writer = self.queue.writer()
         pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer) if ids else None
-        self._inflight.append(_Inflight(pending, dead, commit_msgs, len(ids), t0))
+        self._inflight.append(_Inflight(pending, dead, commit_msgs, counts, t0))
         return len(values)
 
     def _route(
-        self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], scores: np.ndarray, probas: np.ndarray, now: float
+        self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], scores: np.ndarray, probas: np.ndarray, now: float,
+        counts: _Counts,
     ) -> tuple[list[str], np.ndarray, list[dict[str, object]], np.ndarray, list[Record]]:
         """Keep what goes to the queue; auto-labels become records that commit with the offsets."""
         if self.router.budget is not None and self.labels_per_hour:
@@ -416,8 +440,8 @@ class Scorer:
             label = Label(ids[j], f"auto:{ids[j]}:v{self.model_version}", f"auto:v{self.model_version}",
                           label=self.classes[int(probas[j].argmax())], features=X[j], source="auto")  # type: ignore[arg-type]
             records.append(Record(self.topics.auto_labels, label.encode(), ids[j].encode()))
-        self.auto_accepted += int(routes.auto.sum())
-        self.refused += int(routes.refused.sum())
+        counts.auto_accepted += int(routes.auto.sum())
+        counts.refused += int(routes.refused.sum())
         keep = np.flatnonzero(routes.queue)
         return [ids[j] for j in keep], X[keep], [metas[j] for j in keep], scores[keep], records
 
@@ -433,8 +457,8 @@ class Scorer:
             self._abandon_inflight()
             raise
         self._inflight.popleft()
-        self.metrics.items_enqueued.inc(added)
-        self.metrics.items_scored.inc(w.n_scored)  # (0 for a batch without valid items: no write)
+        self.metrics.items_enqueued.inc(added)  # (a fact about Redis, whatever becomes of the offsets)
+        self._uncounted.add(w.counts)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
         if w.dead or time.monotonic() - self._last_commit >= self.commit_interval:
@@ -450,12 +474,12 @@ class Scorer:
         self._drop_inflight()
 
     def _drop_inflight(self) -> None:
-        """Forget every write in flight (none of them will commit); read their replies only to free the connections."""
+        """Forget every write in flight (none of them will commit); read their replies to free the connections."""
         abandoned, self._inflight = self._inflight, deque()
         for w in abandoned:
             if w.pending is not None:
                 with contextlib.suppress(Exception):
-                    w.pending.result()
+                    self.metrics.items_enqueued.inc(w.pending.result())  # what did land stays in the queue
 
     def _commit(self, dead: list[Record]) -> None:
         if self._write_failed:
@@ -466,7 +490,7 @@ class Scorer:
             try:
                 self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
             except CommitAborted as exc:
-                if not exc.rolled_back:
+                if not (exc.rolled_back and exc.group_moved):  # anything else fails the same way on every retry
                     self._write_failed = True
                     raise
                 self._rewind(exc)
@@ -477,16 +501,27 @@ class Scorer:
                 self._write_failed = True
                 raise
             self._uncommitted.clear()
+        self._count(self._uncounted)
+        self._uncounted = _Counts()
         self._last_commit = time.monotonic()
 
+    def _count(self, c: _Counts) -> None:
+        self.metrics.items_scored.inc(c.scored)
+        self.auto_accepted += c.auto_accepted
+        self.refused += c.refused
+        for source, reason in c.dead:
+            self.metrics.dead_letters.labels(source=source, reason=reason).inc()
+        self.dead_letters += len(c.dead)
+
     def _rewind(self, exc: CommitAborted) -> None:
-        # The transaction was rolled back (e.g. the group rebalanced under it): none of its
+        # The transaction was rolled back because the group rebalanced under it: none of its
         # dead letters, auto-labels or offsets took effect. Everything read since the last
         # commit is read again: forget what waits to be committed, let the writes in flight
         # finish without committing them (they are idempotent and will be redone), and send
         # the consumer back to the committed offsets. score_items drops the batch it holds.
         log.warning("scorer commit rolled back (%s); reading again from the last committed offsets", exc)
         self._uncommitted.clear()
+        self._uncounted = _Counts()
         self._drop_inflight()
         try:
             self._items.rewind()
@@ -502,14 +537,17 @@ class Scorer:
         self._finish_write()
         self._commit([])
 
-    def _dead_letter(self, m: Message, err: DecodeError) -> Record:
-        return self._dead_letter_raw(m.topic, m.value, err)
+    def _dead_letter(self, m: Message, err: DecodeError, counts: _Counts | None = None) -> Record:
+        return self._dead_letter_raw(m.topic, m.value, err, counts)
 
-    def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError) -> Record:
+    def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError, counts: _Counts | None = None) -> Record:
+        """The dead-letter record; it is counted in ``counts`` (its batch's, counted at commit) or at once."""
         dl = DeadLetter.from_error(source, payload, err)
         log.warning("dead letter from %s: %s", source, err)
-        self.metrics.dead_letters.labels(source=source, reason=dl.reason_code).inc()
-        self.dead_letters += 1
+        if counts is None:
+            self._count(_Counts(dead=[(source, dl.reason_code)]))
+        else:
+            counts.dead.append((source, dl.reason_code))
         return Record(self.topics.dead_letters, dl.encode(), dl.key)
 
     def close(self) -> None:

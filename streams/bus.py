@@ -46,14 +46,17 @@ class Record:
 class CommitAborted(RuntimeError):
     """A transactional publish-and-commit failed: none of its records or offsets took effect.
 
-    ``rolled_back`` is true when the transaction was aborted and the producer is ready for
-    the next one (e.g. the group rebalanced under it); the caller can then go back to its
-    committed offsets and carry on. Otherwise the transaction's state is unknown: restart.
+    ``rolled_back``: the transaction was aborted and the producer is ready for the next one.
+    ``group_moved``: it failed because the consumer group moved on under it (a rebalance:
+    the broker refused offsets sent with the old generation or member id). Only then does
+    reading again from the committed offsets help; any other failure (a record the broker
+    refuses for good, say) would fail the same way again, so the caller must stop.
     """
 
-    def __init__(self, message: str, *, rolled_back: bool) -> None:
+    def __init__(self, message: str, *, rolled_back: bool, group_moved: bool = False) -> None:
         super().__init__(message)
         self.rolled_back = rolled_back
+        self.group_moved = group_moved
 
 
 class Consumer(Protocol):
@@ -78,7 +81,10 @@ class Consumer(Protocol):
         """Go back to the group's committed offsets: what was read since comes again.
 
         After a failed commit, so that nothing read past it is skipped by a later commit.
-        A group-less reader has nothing to go back to.
+        Where the group has committed nothing yet, back to where a new member would start
+        (the beginning, or for ``from_beginning=False`` the end: records read before the
+        first commit of such a consumer are not read again). A group-less reader has
+        nothing to go back to.
         """
         ...
 

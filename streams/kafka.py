@@ -238,9 +238,11 @@ class KafkaBus:
             if err.txn_requires_abort():
                 prod.abort_transaction(30.0)
                 # Nothing was published or committed, but this consumer has read past the
-                # batch: carrying on from there would let a later commit skip it. The caller
-                # rewinds to the committed offsets (Consumer.rewind) or restarts.
-                raise CommitAborted(f"Kafka transaction aborted ({err.str()}); the batch must be read again", rolled_back=True) from exc
+                # batch: carrying on from there would let a later commit skip it. After a
+                # rebalance the caller rewinds to the committed offsets (Consumer.rewind);
+                # after anything else it must stop (the same batch would fail again).
+                moved = err.code() in _codes(_REBALANCE_ERRORS)
+                raise CommitAborted(f"Kafka transaction aborted ({err.str()})", rolled_back=True, group_moved=moved) from exc
             if not err.retriable():
                 raise
             raise CommitAborted(f"Kafka transaction failed ({err.str()}); restart to get the batch again", rolled_back=False) from exc
@@ -534,8 +536,8 @@ class KafkaConsumer:
     def rewind(self, timeout: float = 10.0) -> None:
         """Go back to the group's committed offset on every partition this consumer holds.
 
-        What was read since the last commit comes again (records prefetched from before
-        are dropped by the seek). A group-less reader has nothing to go back to.
+        See :meth:`streams.bus.Consumer.rewind`. Records prefetched from before are dropped
+        by the seek; a partition with no commit goes where ``auto.offset.reset`` starts.
         """
         if self.group is None:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import redis
 
 from schemas import Item, decode_dead_letter
+from schemas.records import MAX_DEAD_LETTER_PAYLOAD
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
 from scorer.service import Scorer
@@ -90,3 +92,64 @@ def test_a_commit_refused_after_a_rebalance_is_read_again(kafka_bus_factory: Any
     finally:
         reader.close()
     assert dead == sorted(bad)  # each once: the refused transaction's dead letters came again, no more
+
+
+def _scorer_over(bus: Any, topics: Topics, redis_client: redis.Redis, namespace: str, junk: bytes, n: int = 200) -> Scorer:
+    X = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    for i in range(n):
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+        if i == n // 2:
+            bus.publish(topics.items, junk, key=b"junk")
+    bus.flush()
+    return Scorer(bus, RankedQueue(redis_client, QueueKeys(namespace)), topics, strategy=Strategy("margin"), batch_size=50,
+                  commit_interval=0.0, group=f"scorer-{uuid.uuid4().hex[:8]}")
+
+
+def test_a_huge_junk_record_is_a_dead_letter_and_the_stream_goes_on(kafka_bus_factory: Any, redis_client: redis.Redis, namespace: str) -> None:
+    # 900 kB of junk fits the items topic; as a base64 dead letter in full it would not fit the
+    # dead-letter topic's 1 MB limit, the transaction would fail, and so would every retry.
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
+    bus = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"scorer-{uuid.uuid4().hex[:8]}")
+    bus.ensure_topics(topics.all())
+    junk = np.random.default_rng(1).bytes(900_000)
+    scorer = _scorer_over(bus, topics, redis_client, namespace, junk)
+    try:
+        deadline = time.monotonic() + 60
+        while scorer.queue.depth() < 200 or bus.lag(topics.items, scorer._items.group) > 0:
+            assert time.monotonic() < deadline, f"depth {scorer.queue.depth()}"
+            scorer.step(0.2)
+            scorer.flush()
+    finally:
+        scorer.close()
+    reader = bus.consumer([topics.dead_letters], None)
+    try:
+        (dl,) = reader.read_to_end(20.0)
+    finally:
+        reader.close()
+    assert json.loads(dl.value)["payload_bytes"] == len(junk) and decode_dead_letter(dl.value).payload == junk[:MAX_DEAD_LETTER_PAYLOAD]
+
+
+def test_a_dead_letter_the_broker_refuses_for_good_stops_the_scorer(kafka_bus_factory: Any, redis_client: redis.Redis, namespace: str) -> None:
+    # Not a rebalance: reading the batch again would fail the same way, forever, while the
+    # scorer looked busy. It must stop (and say why) instead.
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from streams.bus import CommitAborted
+
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
+    bus = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"scorer-{uuid.uuid4().hex[:8]}")
+    bus.ensure_topics(topics.all())
+    limit = ConfigResource(ConfigResource.Type.TOPIC, topics.dead_letters,
+                           incremental_configs=[ConfigEntry("max.message.bytes", "4096", incremental_operation=AlterConfigOpType.SET)])
+    for f in bus._admin().incremental_alter_configs([limit]).values():
+        f.result(30)
+    scorer = _scorer_over(bus, topics, redis_client, namespace, np.random.default_rng(2).bytes(20_000))  # (incompressible)
+    try:
+        with pytest.raises(CommitAborted, match="(?i)too large"):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                scorer.step(0.2)
+                scorer.flush()
+        assert scorer.rewinds == 0
+    finally:
+        scorer.close()

@@ -152,7 +152,7 @@ def test_a_rolled_back_commit_reads_again_from_the_committed_offsets(
     def flaky(consumer: object, records: list, messages: list) -> None:
         calls.append(len(records))
         if len(calls) == 3:  # the third transaction: batches after it are already in flight
-            raise CommitAborted("Kafka transaction aborted (ILLEGAL_GENERATION); the batch must be read again", rolled_back=True)
+            raise CommitAborted("Kafka transaction aborted (ILLEGAL_GENERATION)", rolled_back=True, group_moved=True)
         real(consumer, records, messages)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bus, "publish_and_commit", flaky)
@@ -170,6 +170,9 @@ def test_a_rolled_back_commit_reads_again_from_the_committed_offsets(
     assert bus.lag(topics.items, "scorer") == 0
     assert sorted(dead_letter_ids()) == sorted(bad_at.values())  # each once: none lost, none twice
     assert queue.depth() == 900
+    # The batches read twice are counted once: counters move when offsets commit.
+    assert scorer.dead_letters == len(bad_at) == scorer.metrics.dead_letters.labels(source=topics.items, reason="message")._value.get()
+    assert scorer.metrics.items_scored._value.get() == 900 == scorer.metrics.items_enqueued._value.get()
 
 
 def test_an_item_the_model_overflows_on_is_a_dead_letter_not_a_stuck_stream(redis_client: redis.Redis, namespace: str) -> None:

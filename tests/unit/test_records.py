@@ -152,3 +152,17 @@ def test_skip_round_trip_and_errors() -> None:
     with pytest.raises(DecodeError) as err:
         decode_skip(b'{"labeler_id": "ann"}', key="k1")
     assert (err.value.item_id, err.value.field) == ("k1", "item_id")
+
+
+def test_a_dead_letter_keeps_a_bounded_part_of_a_huge_message() -> None:
+    # A 2 MB junk record must not make a dead letter the broker refuses (its 1 MB default).
+    from schemas.records import MAX_DEAD_LETTER_PAYLOAD
+
+    junk = bytes(range(256)) * (2 * 1024 * 1024 // 256)
+    dl = DeadLetter.from_error("t.items", junk, DecodeError(None, None, "not valid JSON"))
+    out = dl.encode()
+    validate(out, "dead_letter.v1")
+    assert len(out) < 1_000_000 and json.loads(out)["payload_bytes"] == len(junk)
+    assert decode_dead_letter(out).payload == junk[:MAX_DEAD_LETTER_PAYLOAD]
+    small = DeadLetter.from_error("t.items", b"{bad", DecodeError(None, None, "not valid JSON")).encode()
+    assert "payload_bytes" not in json.loads(small) and decode_dead_letter(small).payload == b"{bad"
