@@ -240,7 +240,7 @@ def _queue_gauges(queue: Any) -> Any:
 
     registry = CollectorRegistry()
     for name, fn, doc in (
-        ("activestream_labeler_api_pending_items", queue.depth, "items waiting in the queue"),
+        ("activestream_labeler_api_pending_items", queue.n_waiting, "items waiting in the queue (expired leases included)"),
         ("activestream_labeler_api_leased_items", queue.n_leased, "items out with labelers"),
         ("activestream_labeler_api_labeled_items", queue.n_labeled, "items labeled so far"),
     ):

@@ -161,7 +161,7 @@ def run_campaign(
     full = full_data_score(ds, train, test, cfg.metric)
     bus = InMemoryBus()
     topics = Topics()
-    queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim:{strategy}:{seed}:{id(bus)}"))
+    queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim-{strategy}-{seed}-{id(bus)}"))
     queue.clear()
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
     strat = Strategy(strategy, seed)

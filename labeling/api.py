@@ -99,8 +99,8 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         return {"skips": skips}
     if method == "GET" and path == "/status":
         q = service.queue
-        q.expire_leases()  # an expired lease is pending again, whether or not anyone leased since
-        return {"pending": q.depth(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(q.get_meta("model_version") or 0)}
+        # (an expired lease counts as pending, whether or not anyone leased since)
+        return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(q.get_meta("model_version") or 0)}
     raise NotFound(f"no route {method} {path}")
 
 

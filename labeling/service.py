@@ -200,7 +200,7 @@ class LabelService:
             if depth == 0:
                 break
             picked = self.queue.top(1, int(self._rng.integers(depth)))
-            if not picked:
+            if not picked or self.queue.skipped_by(labeler_id, [picked[0][0]])[0]:  # (never offered again once skipped)
                 continue
             out += self._claim([picked[0][0]], labeler_id, now, control=True)
         return out
@@ -210,6 +210,8 @@ class LabelService:
         from scorer.selection import weighted_kmeans
 
         ids, X = self.queue.sample(COLD_START_SAMPLE, self._rng)
+        keep = [j for j, skipped in enumerate(self.queue.skipped_by(labeler_id, ids)) if not skipped]
+        ids, X = [ids[j] for j in keep], X[keep]
         if not ids:
             return []
         # Equal scores: plain k-means over the whole sample (prefilter covers every row).
@@ -303,4 +305,5 @@ class LabelService:
         Returns its skip count (each labeler counts once), 0 if it was dropped after
         ``max_skips``, -1 if unknown, -2 if it is leased to another labeler (nothing changes).
         """
+        self.queue.expire_leases()  # a lease that ran out is no one's: anyone may pass on the item
         return self.queue.skip(item_id, labeler_id, self.max_skips)

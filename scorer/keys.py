@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "activestream"
+NAMESPACE_FORBIDDEN = ":*?[]\\"  # the key separator and glob characters
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,13 @@ class QueueKeys:
 
     namespace: str = "default"
     prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        # ':' separates the parts of a key: with it, one namespace's keys would sit inside
+        # another's ("camp" would own "camp:eu"'s) and clearing one would wipe the other.
+        bad = sorted(set(self.namespace) & set(NAMESPACE_FORBIDDEN))
+        if not self.namespace or bad:
+            raise ValueError(f"namespace {self.namespace!r}: must be non-empty and hold none of {NAMESPACE_FORBIDDEN!r} (has {''.join(bad)!r})")
 
     def _k(self, name: str) -> str:
         return f"{self.prefix}:{self.namespace}:{name}"
@@ -108,8 +116,18 @@ class QueueKeys:
         return self._k("skips")
 
     def skipped_by(self, labeler_id: str) -> str:
-        """SET of items ``labeler_id`` skipped (not offered to them again)."""
-        return self._k(f"skipped_by:{labeler_id}")
+        """SET of items ``labeler_id`` skipped (not offered to them again) that are still in the queue."""
+        return self.skipped_by_prefix + labeler_id
+
+    @property
+    def skipped_by_prefix(self) -> str:
+        """Prefix of the ``skipped_by`` sets, for scripts that find the labeler at run time."""
+        return self._k("skipped_by:")
+
+    @property
+    def skippers_prefix(self) -> str:
+        """Prefix of the per-item SETs of the labelers who skipped it (``skippers:<item id>``)."""
+        return self._k("skippers:")
 
     def passed(self, holder: str) -> str:
         """ZSET item id -> when a labeler of the group ``holder`` (a dispatcher's lease) passed on it."""

@@ -186,13 +186,25 @@ end
 return out
 """
 
-_MARK_LABELED = _RELEASE_OWNER + _KILL_ROW + """
+# An item that leaves for good takes its skip records with it: who skipped it (a set per
+# skipped item) tells which labelers' skipped_by sets hold it, so none of them grows forever.
+_FORGET_SKIPS = """
+local function forget_skips(skips, skippers_prefix, skipped_by_prefix, id)
+  local who = skippers_prefix .. id
+  for _, labeler in ipairs(redis.call('SMEMBERS', who)) do redis.call('SREM', skipped_by_prefix .. labeler, id) end
+  redis.call('DEL', who)
+  redis.call('HDEL', skips, id)
+end
+"""
+
+_MARK_LABELED = _RELEASE_OWNER + _KILL_ROW + _FORGET_SKIPS + """
 -- KEYS: label_ids, pending, leased, lease_owner, last_score, labeled, featloc, metadata, skips,
---       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control
--- ARGV: label_id, item_id, owned_prefix, seg_prefix
+--       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, dropped
+-- ARGV: label_id, item_id, owned_prefix, seg_prefix, skippers_prefix, skipped_by_prefix
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 local id = ARGV[2]
 redis.call('HDEL', KEYS[15], id)
+redis.call('SREM', KEYS[16], id)  -- labeled after all (e.g. from a labeler who had it before the drop)
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
 release_owner(KEYS[4], ARGV[3], id)
@@ -200,14 +212,14 @@ redis.call('HDEL', KEYS[5], id)
 redis.call('SADD', KEYS[6], id)
 kill_row(KEYS[7], KEYS[10], KEYS[11], KEYS[12], ARGV[4], KEYS[13], KEYS[14], id)
 redis.call('HDEL', KEYS[8], id)
-redis.call('HDEL', KEYS[9], id)
+forget_skips(KEYS[9], ARGV[5], ARGV[6], id)
 return 1
 """
 
-_SKIP = _RELEASE_OWNER + _KILL_ROW + """
+_SKIP = _RELEASE_OWNER + _KILL_ROW + _FORGET_SKIPS + """
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
 --       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, passed (holder)
--- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id, holder, now
+-- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id, holder, now, skippers_prefix, skipped_by_prefix
 -- Only the lease holder hands a leased item back (-2 for anyone else); a pending item may be
 -- skipped by anyone it could be offered to. Each labeler counts once towards max_skips, so a
 -- retried skip changes nothing. A holder other than the labeler (the dispatcher's group lease)
@@ -227,6 +239,7 @@ if leased then
 end
 local n
 if redis.call('SADD', KEYS[6], id) == 1 then
+  redis.call('SADD', ARGV[8] .. id, ARGV[5])
   n = redis.call('HINCRBY', KEYS[5], id, 1)
 else
   n = tonumber(redis.call('HGET', KEYS[5], id) or '0')
@@ -237,6 +250,7 @@ if n >= tonumber(ARGV[2]) then
   kill_row(KEYS[8], KEYS[10], KEYS[11], KEYS[12], ARGV[4], KEYS[13], KEYS[14], id)
   redis.call('HDEL', KEYS[9], id)
   redis.call('HDEL', KEYS[15], id)
+  forget_skips(KEYS[5], ARGV[8], ARGV[9], id)
   return 0
 end
 redis.call('ZADD', KEYS[2], s, id)
@@ -636,6 +650,11 @@ class PendingAdd:
             raise error
         self._added = added
         return added
+
+
+def _glob_literal(text: str) -> str:
+    """``text`` as a Redis glob pattern that matches only itself (``*?[]\\`` escaped)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _members(raw: Any) -> list[str]:
@@ -1122,8 +1141,8 @@ class RankedQueue:
         """Take the item out of the queue for good. False if ``label_id`` was seen before."""
         k = self.k
         keys = [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
-                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control]
-        return bool(self._mark(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix]))
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.dropped]
+        return bool(self._mark(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix]))
 
     def skip(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None, now: float | None = None) -> int:
         """Hand a leased item back (or pass on a pending one).
@@ -1140,19 +1159,34 @@ class RankedQueue:
         now = time.time() if now is None else now
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.passed(holder)]
-        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now]))
+        return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now,
+                                               k.skippers_prefix, k.skipped_by_prefix]))
 
     # ----------------------------------------------------------------- observation
     def depth(self) -> int:
-        """Items waiting (not leased)."""
+        """Items in the pending sorted set (not counting leases that ran out but are not yet returned)."""
         return int(self.r.zcard(self.k.pending))
+
+    def n_waiting(self, now: float | None = None) -> int:
+        """Items waiting for a labeler: pending ones, and leased ones whose lease has run out.
+
+        Read-only (for gauges): an expired lease is returned to the pending set only by the
+        next lease or :meth:`expire_leases`, which may be a while when labelers are idle.
+        """
+        now = time.time() if now is None else now
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zcard(self.k.pending)
+        pipe.zcount(self.k.leased, "-inf", now)
+        pending, expired = pipe.execute()
+        return int(pending) + int(expired)
 
     def n_scored(self) -> int:
         """Items waiting with a score of 0 or more: all but the ones the live model could not score (-1)."""
         return int(self.r.zcount(self.k.pending, 0, "+inf"))
 
-    def n_leased(self) -> int:
-        return int(self.r.zcard(self.k.leased))
+    def n_leased(self, now: float | None = None) -> int:
+        """Items out with labelers: leases that have not run out at ``now``."""
+        return int(self.r.zcount(self.k.leased, f"({time.time() if now is None else now}", "+inf"))
 
     def n_leased_by(self, owner: str) -> int:
         """Items currently leased to ``owner``."""
@@ -1179,7 +1213,7 @@ class RankedQueue:
 
     def clear(self) -> None:
         """Delete every key of this namespace."""
-        keys = list(self.r.scan_iter(match=f"{self.k.prefix}:{self.k.namespace}:*", count=1000))
+        keys = list(self.r.scan_iter(match=_glob_literal(f"{self.k.prefix}:{self.k.namespace}:") + "*", count=1000))
         for lo in range(0, len(keys), 1000):
             self.r.unlink(*keys[lo : lo + 1000])
         self._dtype = None

@@ -563,7 +563,7 @@ class Scorer:
 
     # ------------------------------------------------------------------ loop
     def refresh_gauges(self) -> None:
-        self.metrics.queue_depth.set(self.queue.depth())
+        self.metrics.queue_depth.set(self.queue.n_waiting())  # (leases that ran out count as waiting)
         self.metrics.leased.set(self.queue.n_leased())
         self.metrics.oldest_pending_age.set(self.queue.oldest_age())
 

@@ -230,3 +230,26 @@ def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_nex
     assert shown[-1] == ("bob", "hard") and queue.score_of("hard") is None and queue.depth() == 1  # dropped (max_skips 2)
     turn("bob", t0 + 62)
     assert shown[-1] == ("bob", "next") and queue.depth() == 0 and dispatcher.skipped._value.get() == 2  # type: ignore[attr-defined]
+
+
+def test_random_control_and_representative_picks_skip_what_the_labeler_passed_on(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    ids = [f"i{j}" for j in range(6)]
+    queue.add(ids, np.linspace(0.1, 0.6, 6), np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32))
+    for i in ids[:5]:  # ann passed on all but one
+        assert queue.skip(i, "ann", max_skips=3) == 1
+    cold = LabelService(queue, InMemoryBus(), Topics("c"), cold_start="representative", seed=0)
+    assert [e.id for e in cold.lease(3, "ann")] == ["i5"]
+    queue.expire_leases(now=time.time() + 10_000)
+    queue.set_meta(ranked_version=1)
+    control = LabelService(queue, InMemoryBus(), Topics("c"), explore=1.0, seed=0)
+    assert [(e.id, e.control) for e in control.lease(3, "ann")] == [("i5", True)]
+    assert len(control.lease(3, "bob")) == 3  # bob passed on nothing
+
+
+def test_a_lease_that_ran_out_is_no_ones_to_skip(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.5]), np.ones((1, 3), dtype=np.float32))
+    queue.claim(["a"], "ann", ttl=0.05)
+    time.sleep(0.1)
+    assert LabelService(queue, InMemoryBus(), Topics("s"), max_skips=3).skip("a", "bob") == 1

@@ -34,7 +34,7 @@ def test_add_ranks_and_is_idempotent(queue: RankedQueue) -> None:
 def test_claim_expire_and_rescore(queue: RankedQueue) -> None:
     queue.add(["a", "b", "c"], np.array([0.1, 0.9, 0.5]), feats(3))
     got = queue.claim(["b", "zzz"], "ann", ttl=10, now=1000.0)
-    assert got == [("b", 0.9)] and queue.depth() == 2 and queue.n_leased() == 1
+    assert got == [("b", 0.9)] and queue.depth() == 2 and queue.n_leased(now=1000.0) == 1
     assert queue.claim(["b"], "other", ttl=10, now=1000.0) == []  # already leased
     queue.rescore(["a", "b", "c"], np.array([0.8, 0.1, 0.2]))  # XX: leased b is not re-added
     assert queue.depth() == 2 and queue.score_of("a") == 0.8
@@ -108,3 +108,45 @@ def test_owner_counts_follow_leases(queue: RankedQueue) -> None:
     assert queue.n_leased_by("grp") == 0 and queue.n_leased_by("other") == 1
     queue.skip("c", "other", max_skips=3)
     assert queue.n_leased_by("other") == 0
+
+
+def test_waiting_and_leased_counts_treat_a_lease_that_ran_out_as_waiting(queue: RankedQueue) -> None:
+    # Gauges read these while labelers are idle: no one has returned the expired lease yet.
+    queue.add(["a", "b"], np.array([0.1, 0.9]), feats(2))
+    queue.claim(["b"], "ann", ttl=10, now=1000.0)
+    assert (queue.n_waiting(now=1005.0), queue.n_leased(now=1005.0)) == (1, 1)
+    assert (queue.n_waiting(now=1011.0), queue.n_leased(now=1011.0)) == (2, 0)
+    assert queue.depth() == 1  # read-only: still in the leased set until it is returned
+
+
+def test_an_item_that_leaves_takes_its_skip_records_with_it(queue: RankedQueue) -> None:
+    ids = [f"i{j}" for j in range(40)]
+    queue.add(ids, np.linspace(0.0, 1.0, 40), feats(40))
+    for j, i in enumerate(ids):
+        if j % 2:  # dropped after 3 labelers passed
+            for who in ("ann", "bob", "cy"):
+                queue.skip(i, who, max_skips=3)
+        else:  # passed once, then labeled
+            queue.skip(i, "ann", max_skips=3)
+            assert queue.mark_labeled(i, f"L{j}")
+    r, k = queue.r, queue.k
+    assert queue.depth() == 0 and queue.n_labeled() == 20 and r.scard(k.dropped) == 20
+    assert r.hlen(k.skips) == 0 and [r.scard(k.skipped_by(w)) for w in ("ann", "bob", "cy")] == [0, 0, 0]
+    assert not list(r.scan_iter(match=k.skippers_prefix + "*"))
+    # A label that comes after the drop (someone had the item before) moves it to labeled.
+    assert queue.mark_labeled("i1", "L-late") and r.sismember(k.labeled, "i1") and not r.sismember(k.dropped, "i1")
+
+
+def test_clear_deletes_its_own_namespace_only(redis_client: redis.Redis) -> None:
+    # A namespace with ':' would own another's keys ("camp" would clear "camp:eu"), one with glob
+    # characters would not match itself: both are refused.
+    for bad in ("camp:eu", "camp[1]", "a*", ""):
+        with pytest.raises(ValueError, match="namespace"):
+            QueueKeys(bad)
+    mine, other = RankedQueue(redis_client, QueueKeys("camp")), RankedQueue(redis_client, QueueKeys("camp-eu"))
+    for q in (mine, other):
+        q.clear()
+        q.add(["a"], np.array([0.5]), feats(1))
+    mine.clear()
+    assert (mine.depth(), other.depth()) == (0, 1) and other.features_of(["a"])[0] is not None
+    other.clear()

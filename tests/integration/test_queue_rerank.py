@@ -52,7 +52,7 @@ def test_rerank_rescores_pending_keeps_leases_and_labels_out_and_is_idempotent(q
     want = {i: float(feats(1, start=int(i[1:]))[0, 0]) for i in ids if i not in gone and i not in leased[:5]}
     assert dict(queue.ranking()) == pytest.approx(want)
     assert [i for i, _ in queue.ranking()][:3] == ["i999", "i998", "i997"]  # best first
-    assert queue.n_leased() == 5 and {i: queue.lease_expiry(i) for i in leased[:5]} == expiry
+    assert queue.n_leased(now=1000.0) == 5 and {i: queue.lease_expiry(i) for i in leased[:5]} == expiry
     assert queue.ranked_version() == 7
     before = queue.ranking()
     assert queue.rerank(first_column, version=8) == len(before)
