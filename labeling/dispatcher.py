@@ -118,7 +118,7 @@ class Dispatcher:
         # What the group passed on comes back after ack_timeout: other work first.
         self.queue.forget_passed(self.owner, before=now - self.ack_timeout)
         cands = [i for i, _ in self.queue.top_for(self.owner, room, passed_since=now - self.ack_timeout)]
-        claimed = self.queue.claim(cands, self.owner, self.ack_timeout, now)
+        claimed = self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)  # (room may be stale: another dispatcher)
         if claimed:
             ids = [i for i, _ in claimed]
             version = int(self.queue.get_meta("model_version") or 0)

@@ -222,7 +222,9 @@ class LabelService:
         """Rank to start leasing from: the confident tail first, the uncertain head at the end."""
         if not self.curriculum_labels:
             return 0
-        progress = min(1.0, self.queue.n_labeled() / self.curriculum_labels)
+        # Counted from the first ranking: the cold start's labels were not picked by difficulty.
+        done = self.queue.n_labeled() - int(self.queue.get_meta("cold_start_labels") or 0)
+        progress = min(1.0, max(0, done) / self.curriculum_labels)
         # Ranks among the scored items only: the ones no model could score sit below them
         # at -1 and are neither easy nor hard, so the easy end starts above them.
         return int((1.0 - progress) * max(0, self.queue.n_scored() - k * self.oversample))
@@ -264,13 +266,12 @@ class LabelService:
         label_id = label_id or uuid.uuid4().hex
         if self.queue.is_label_id_known(label_id):
             return False
-        holder = self.queue.lease_holder(item_id)
-        if holder is not None and holder != labeler_id:
-            raise LeasedToAnother(f"item {item_id!r}: field 'labeler_id': {labeler_id!r} does not hold its lease (another labeler does, "
-                                  f"until it is labeled, skipped or runs out)")
         # A control label is one for an item this labeler was leased as a random-control pick:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
         control = self.queue.control_holder(item_id) == labeler_id
+        now = time.time()
+        self.queue.expire_leases(now)
+        self._check_holder(item_id, labeler_id, now)
         if features is None:
             (features,) = self.queue.features_of([item_id])
             if features is None:
@@ -292,12 +293,23 @@ class LabelService:
         except DecodeError as exc:
             raise InvalidLabel(str(exc)) from None
         self._check_campaign_shape(item_id, label, labels)
+        # A pending item is leased to this labeler while its label goes out: a dispatcher or
+        # another API process cannot lease it in between (mark_labeled would end their lease
+        # and the item would be labeled twice). Only now: a refused label leaves it queued.
+        self.queue.claim([item_id], labeler_id, self.lease_ttl, now)
+        self._check_holder(item_id, labeler_id, now)
         self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()
         # The label id was new when it went out: accepted, even if a dispatcher reading the
         # labels topic marked the item first (mark_labeled then finds the id known).
         self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
         return True
+
+    def _check_holder(self, item_id: str, labeler_id: str, now: float) -> None:
+        holder = self.queue.lease_holder(item_id, now)
+        if holder is not None and holder != labeler_id:
+            raise LeasedToAnother(f"item {item_id!r}: field 'labeler_id': {labeler_id!r} does not hold its lease (another labeler does, "
+                                  f"until it is labeled, skipped or runs out)")
 
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).

@@ -166,11 +166,13 @@ return #due
 """
 
 _CLAIM = """
--- KEYS: pending, leased, lease_owner, last_score, owned, control ; ARGV: expires_at, labeler, control ('1'/'0'), ids...
+-- KEYS: pending, leased, lease_owner, last_score, owned, control
+-- ARGV: expires_at, labeler, control ('1'/'0'), most items the labeler may hold (-1: no limit), ids...
 -- (every claim records whether it is a random-control pick: a new lease replaces the old record)
-local out = {}
-for i = 4, #ARGV do
+local out, cap = {}, tonumber(ARGV[4])
+for i = 5, #ARGV do
   local id = ARGV[i]
+  if cap >= 0 and redis.call('SCARD', KEYS[5]) >= cap then break end
   local s = redis.call('ZSCORE', KEYS[1], id)
   if s then
     redis.call('ZREM', KEYS[1], id)
@@ -266,7 +268,7 @@ return {redis.call('HGET', KEYS[3], 'segseq') or '0', redis.call('HGET', KEYS[3]
 """
 
 _RERANK_SWAP = """
--- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score
+-- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score, labeled
 -- ARGV: token, segseq at the snapshot, seg_prefix, version ('' for none)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then redis.call('DEL', KEYS[2]); return -1 end
 -- Leased: out, but an expired or skipped lease hands the item back at the new model's score.
@@ -310,7 +312,11 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 else
   redis.call('UNLINK', KEYS[3])
 end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[7], 'ranked_version', ARGV[4]) end
+if ARGV[4] ~= '' then
+  -- The first ranking ends the cold start: the labels so far are its (curriculum counts from here).
+  redis.call('HSETNX', KEYS[7], 'cold_start_labels', redis.call('SCARD', KEYS[10]))
+  redis.call('HSET', KEYS[7], 'ranked_version', ARGV[4])
+end
 redis.call('DEL', KEYS[1], KEYS[5])
 return redis.call('ZCARD', KEYS[3])
 """
@@ -922,7 +928,7 @@ class RankedQueue:
                 stats["restore_s"] = clock() - t1
             t1 = clock()
             ranked = int(self._rerank_swap(keys=[k.rerank_lock, tmp, k.pending, k.leased, k.rerank_removed, k.segment_width, k.meta, k.rerank_old,
-                                               k.last_score],
+                                               k.last_score, k.labeled],
                                          args=[token, segseq, k.segment_prefix, "" if version is None else version]))
             stats["swap_s"] = clock() - t1
         except BaseException:
@@ -1095,16 +1101,21 @@ class RankedQueue:
             return []
         return [bool(v) for v in self.r.smismember(self.k.skipped_by(labeler_id), list(ids))]
 
-    def claim(self, ids: Sequence[str], labeler_id: str, ttl: float, now: float | None = None, *, control: bool = False) -> list[tuple[str, float]]:
+    def claim(
+        self, ids: Sequence[str], labeler_id: str, ttl: float, now: float | None = None, *, control: bool = False, max_held: int | None = None
+    ) -> list[tuple[str, float]]:
         """Atomically lease those of ``ids`` still pending; returns ``(id, score)`` claimed.
 
         ``control`` records them as random-control picks of ``labeler_id`` (see :meth:`control_holder`).
+        ``max_held`` stops claiming once ``labeler_id`` holds that many leases, checked in the
+        same script: two dispatchers of one labeler group cannot overshoot it together.
         """
         if not ids:
             return []
         now = time.time() if now is None else now
         keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id), self.k.control]
-        flat = self._claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", *ids])
+        cap = -1 if max_held is None else max_held
+        flat = self._claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", cap, *ids])
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def features_of(self, ids: Sequence[str]) -> list[np.ndarray | None]:

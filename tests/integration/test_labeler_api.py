@@ -253,3 +253,45 @@ def test_a_lease_that_ran_out_is_no_ones_to_skip(redis_client: redis.Redis, name
     queue.claim(["a"], "ann", ttl=0.05)
     time.sleep(0.1)
     assert LabelService(queue, InMemoryBus(), Topics("s"), max_skips=3).skip("a", "bob") == 1
+
+
+def test_a_label_holds_its_item_while_it_goes_out(redis_client: redis.Redis, namespace: str) -> None:
+    # A dispatcher (or another labeler-api) leasing the item while ann's label is being published
+    # would lose its lease to mark_labeled, and the item would be labeled twice.
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.5]), np.ones((1, 3), dtype=np.float32))
+    raced: list[list[tuple[str, float]]] = []
+
+    class RacingBus(InMemoryBus):
+        def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+            raced.append(queue.claim(["a"], "dispatch:labelers", 60))
+            super().publish(topic, value, key)
+
+    assert LabelService(queue, RacingBus(), Topics("r")).submit("a", labeler_id="ann", label=1)
+    assert raced == [[]] and queue.n_leased_by("dispatch:labelers") == 0 and queue.is_labeled("a")
+
+
+def test_two_dispatchers_of_one_group_keep_to_max_outstanding_together(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeling.dispatcher import Dispatcher
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
+    bus, topics = InMemoryBus(), Topics("d")
+    first, second = (Dispatcher(queue, bus, topics, max_outstanding=3) for _ in range(2))
+    monkeypatch.setattr(queue, "n_leased_by", lambda owner: 0)  # both read the room before either claims
+    assert first.dispatch() + second.dispatch() == 3
+    assert len(bus.messages(topics.queue)) == 3 and queue.r.scard(queue.k.owned("dispatch:labelers")) == 3
+
+
+def test_the_curriculum_starts_after_the_cold_start(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    ids = [f"i{j}" for j in range(30)]
+    queue.add(ids, np.zeros(30), np.arange(30, dtype=np.float32).reshape(30, 1) * np.ones((1, 3), dtype=np.float32))
+    svc = LabelService(queue, InMemoryBus(), Topics("cur"), curriculum_labels=10)
+    for e in svc.lease(10, "ann"):  # the cold start: 10 labels before any model
+        svc.submit(e.id, labeler_id="ann", label=0)
+    queue.rerank(lambda ids, X: np.asarray(X[:, 0], dtype=np.float64), version=1)  # uncertainty = the first feature
+    (first,) = svc.lease(1, "ann")
+    assert first.score == min(s for _, s in queue.ranking() + [(first.id, first.score)])  # the easy end, not the head
