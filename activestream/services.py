@@ -222,7 +222,7 @@ def cmd_dispatcher(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                    group=consumer_group(s.topic_prefix, args.labeler_group),
-                   ack_timeout=args.ack_timeout, registry=registry, max_skips=s.max_skips)
+                   ack_timeout=args.ack_timeout, registry=registry, max_skips=s.max_skips, explore=s.explore)
     health = _serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     try:
         _loop(lambda: d.step(0.5), health, stop, burst=args.burst, max_messages=None)

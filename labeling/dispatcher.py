@@ -3,6 +3,9 @@
 It keeps at most ``max_outstanding`` items leased to the labeler group at once, so
 what they see was ranked by a recent model; an item not labeled within
 ``ack_timeout`` returns to the queue (its lease expires) and is dispatched again.
+Once a model has ranked the queue, an ``explore`` share of what it sends is drawn uniformly
+from the whole queue, flagged ``"control": true`` in the entry's metadata (the labeler copies
+the flag into its label): the random-control slice the API's leases have too.
 Labels arriving on the labels topic acknowledge their items; a skip on the skips topic
 hands its item back at once and counts towards ``max_skips`` for that labeler; the group is
 sent other work first and gets the item again after ``ack_timeout``, so another of its
@@ -15,8 +18,10 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from labeling.service import ControlPicker
 from schemas import DecodeError, QueueEntry, decode_label, decode_skip
 from scorer.queue import RankedQueue
 from streams.bus import Bus
@@ -51,6 +56,8 @@ class Dispatcher:
     max_outstanding : most items out at once.
     ack_timeout : seconds before an unlabeled dispatched item returns to the queue.
     max_skips : an item skipped by this many different labelers leaves the queue.
+    explore : share of dispatched items drawn uniformly at random as control picks (see module doc).
+    seed : seed of those draws (None: fresh entropy, so dispatchers of one group draw differently).
     """
 
     def __init__(
@@ -65,6 +72,8 @@ class Dispatcher:
         registry: CollectorRegistry | None = None,
         group: str = DISPATCHER_GROUP,
         max_skips: int = 3,
+        explore: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         self.queue = queue
         self.bus = bus
@@ -73,6 +82,7 @@ class Dispatcher:
         self.max_outstanding = max_outstanding
         self.ack_timeout = ack_timeout
         self.max_skips = max_skips
+        self.control = ControlPicker(queue, explore, np.random.default_rng(seed))
         self._labels = bus.consumer([topics.labels, topics.skips], group)
         reg = registry or CollectorRegistry()
         self.dispatched = Counter(DISPATCHED, "Items sent to the queue topic", registry=reg)
@@ -117,13 +127,16 @@ class Dispatcher:
             return 0
         # What the group passed on comes back after ack_timeout: other work first.
         self.queue.forget_passed(self.owner, before=now - self.ack_timeout)
-        cands = [i for i, _ in self.queue.top_for(self.owner, room, passed_since=now - self.ack_timeout)]
-        claimed = self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)  # (room may be stale: another dispatcher)
+        # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
+        n_control = 0 if self.queue.ranked_version() == 0 else self.control.count(room)  # (no ranking yet: no control slice)
+        control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
+        cands = [i for i, _ in self.queue.top_for(self.owner, room - len(control), passed_since=now - self.ack_timeout)] if room > len(control) else []
+        claimed = control + self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
         if claimed:
             ids = [i for i, _ in claimed]
             version = int(self.queue.get_meta("model_version") or 0)
-            for (item_id, score), feats, md in zip(claimed, self.queue.features_of(ids), self.queue.metadata_of(ids), strict=True):
-                entry = QueueEntry(item_id, score, version, feats, now + self.ack_timeout, md)
+            for j, ((item_id, score), feats, md) in enumerate(zip(claimed, self.queue.features_of(ids), self.queue.metadata_of(ids), strict=True)):
+                entry = QueueEntry(item_id, score, version, feats, now + self.ack_timeout, {**md, "control": True} if j < len(control) else md)
                 self.bus.publish(self.topics.queue, entry.encode(), key=item_id.encode())
             self.bus.flush()
             self.dispatched.inc(len(claimed))

@@ -38,6 +38,52 @@ class LeasedToAnother(ValueError):
     """A label or skip for an item whose lease another labeler holds (nothing changes)."""
 
 
+class ControlPicker:
+    """The random-control slice: a share of leased items drawn uniformly from the whole queue.
+
+    They are an unbiased sample of what waits: the retrainer scores their labels with the
+    live model before training on them (live accuracy, the auto-accept calibration set). Used
+    by the labeler API's leases and by the dispatcher's, so topic labelers get the slice too.
+
+    Parameters
+    ----------
+    queue : the ranked queue.
+    explore : share of leased items drawn at random, in [0, 1].
+    rng : the draws' generator (seeded: reproducible campaigns).
+    """
+
+    def __init__(self, queue: RankedQueue, explore: float, rng: np.random.Generator) -> None:
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"explore must be in [0, 1], got {explore}")
+        self.queue = queue
+        self.explore = explore
+        self._rng = rng
+        self._credit = 0.0
+
+    def count(self, k: int) -> int:
+        """How many of ``k`` items to lease are control picks."""
+        # Credit carries over between leases, so small batches still get their exact share.
+        self._credit += k * self.explore
+        n = min(k, int(self._credit))
+        self._credit -= n
+        return n
+
+    def pick(self, n: int, holder: str, ttl: float, now: float, *, max_held: int | None = None) -> list[tuple[str, float]]:
+        """Lease up to ``n`` uniformly drawn pending items to ``holder`` as control picks (never one it passed on)."""
+        out: list[tuple[str, float]] = []
+        for _ in range(n * 3):  # (a draw may hit an item just leased by someone else, or one passed on)
+            if len(out) >= n:
+                break
+            depth = self.queue.depth()
+            if depth == 0:
+                break
+            picked = self.queue.top(1, int(self._rng.integers(depth)))
+            if not picked or self.queue.skipped_by(holder, [picked[0][0]])[0]:
+                continue
+            out += self.queue.claim([picked[0][0]], holder, ttl, now, control=True, max_held=max_held)
+        return out
+
+
 def top_k(ids: list[str], scores: np.ndarray, features: np.ndarray, k: int) -> list[int]:
     """The default batch: the ``k`` best-scored candidates (they arrive best first)."""
     return list(range(min(k, len(ids))))
@@ -96,16 +142,13 @@ class LabelService:
         self.max_skips = max_skips
         self.select_batch = select_batch
         self.oversample = max(1, oversample)
-        if not 0.0 <= explore <= 1.0:
-            raise ValueError(f"explore must be in [0, 1], got {explore}")
-        self.explore = explore
         self.curriculum_labels = curriculum_labels
         if cold_start not in COLD_STARTS:
             raise ValueError(f"cold_start must be one of {', '.join(COLD_STARTS)}, got {cold_start!r}")
         self.cold_start = cold_start
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-        self._explore_credit = 0.0
+        self.control = ControlPicker(queue, explore, self._rng)
         self.max_candidates = max_candidates
         self._on_close = on_close
 
@@ -125,7 +168,7 @@ class LabelService:
         # (ranked_version, not model_version: it is set by the same atomic swap that installs
         # the first model's ranking, so a lease during that re-rank still counts as cold.)
         cold = self.queue.ranked_version() == 0
-        out = [] if cold else self._lease_control(self._n_control(k), labeler_id, now)
+        out = [] if cold else self._leased(self.control.pick(self.control.count(k), labeler_id, self.lease_ttl, now), now, control=True)
         if cold and self.cold_start == "representative" and k > 0:
             out += self._lease_representative(k, labeler_id, now)
         offset = 0 if cold else self._curriculum_offset(k)
@@ -151,10 +194,12 @@ class LabelService:
             out += self._claim(chosen, labeler_id, now)
         return out
 
-    def _claim(self, ids: list[str], labeler_id: str, now: float, *, control: bool = False) -> list[Leased]:
+    def _claim(self, ids: list[str], labeler_id: str, now: float) -> list[Leased]:
         """Lease those of ``ids`` still pending, with their features and metadata."""
+        return self._leased(self.queue.claim(ids, labeler_id, self.lease_ttl, now), now)
+
+    def _leased(self, claimed: list[tuple[str, float]], now: float, *, control: bool = False) -> list[Leased]:
         # The server, not the client, records which leases are control picks (see submit).
-        claimed = self.queue.claim(ids, labeler_id, self.lease_ttl, now, control=control)
         cids = [c for c, _ in claimed]
         feats = self.queue.features_of(cids)
         metas = self.queue.metadata_of(cids)
@@ -183,27 +228,6 @@ class LabelService:
             # "3" in an integer campaign is the class 3 (the retrainer converts it); "cat" is refused.
             if held != kind and any(coerce_label_value(v, held) is None for v in values):  # type: ignore[arg-type]
                 raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's labels are {held}; got {values!r}")
-
-    def _n_control(self, k: int) -> int:
-        # Credit carries over between leases, so small batches still get their exact share.
-        self._explore_credit += k * self.explore
-        n = min(k, int(self._explore_credit))
-        self._explore_credit -= n
-        return n
-
-    def _lease_control(self, n: int, labeler_id: str, now: float) -> list[Leased]:
-        out: list[Leased] = []
-        for _ in range(n * 3):
-            if len(out) >= n:
-                break
-            depth = self.queue.depth()
-            if depth == 0:
-                break
-            picked = self.queue.top(1, int(self._rng.integers(depth)))
-            if not picked or self.queue.skipped_by(labeler_id, [picked[0][0]])[0]:  # (never offered again once skipped)
-                continue
-            out += self._claim([picked[0][0]], labeler_id, now, control=True)
-        return out
 
     def _lease_representative(self, n: int, labeler_id: str, now: float) -> list[Leased]:
         """Cold start: the ``n`` items nearest the k-means centroids of a seeded sample of the queue."""

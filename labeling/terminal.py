@@ -61,7 +61,8 @@ def label_from_topic(
             feats = entry.features.tolist() if entry.features is not None else None
             value = answer(entry.id, feats, entry.metadata)
             if value is not None:
-                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds_per_label, features=entry.features)
+                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds_per_label, features=entry.features,
+                              control=entry.metadata.get("control") is True)  # (the dispatcher's random-control picks)
                 bus.publish(topics.labels, label.encode(), key=entry.id.encode())
                 done += 1
             else:  # passed on: the dispatcher hands it back and counts the skip

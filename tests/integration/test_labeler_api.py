@@ -15,7 +15,7 @@ import redis
 
 from labeling.api import serve
 from labeling.service import LabelService
-from schemas import decode_label
+from schemas import decode_label, decode_queue_entry
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
 from streams.memory import InMemoryBus
@@ -295,3 +295,27 @@ def test_the_curriculum_starts_after_the_cold_start(redis_client: redis.Redis, n
     queue.rerank(lambda ids, X: np.asarray(X[:, 0], dtype=np.float64), version=1)  # uncertainty = the first feature
     (first,) = svc.lease(1, "ann")
     assert first.score == min(s for _, s in queue.ranking() + [(first.id, first.score)])  # the easy end, not the head
+
+
+def test_topic_labelers_get_the_random_control_slice_and_their_labels_say_so(redis_client: redis.Redis, namespace: str) -> None:
+    # Without it, a deployment whose labelers all read the queue topic never has control
+    # labels: no live accuracy estimate and no auto-accept calibration.
+    from labeling.dispatcher import Dispatcher
+    from labeling.terminal import label_from_topic
+
+    bus, topics = InMemoryBus(), Topics("ctl")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(40)], np.linspace(0.0, 1.0, 40), np.ones((40, 3), dtype=np.float32))
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=10, explore=0.3, seed=0)
+    assert dispatcher.dispatch() == 10  # cold (nothing ranked yet): no control slice
+    queue.expire_leases(now=time.time() + 10_000)
+    queue.set_meta(ranked_version=1)
+    assert dispatcher.dispatch(time.time() + 10_000) == 10
+    entries = [decode_queue_entry(m.value) for m in bus.messages(topics.queue)]
+    assert [e.metadata.get("control", False) for e in entries].count(True) == 3 and not any(e.metadata for e in entries[:10])
+    ranked = {e.id for e in entries[10:] if not e.metadata}
+    assert ranked == {f"i{j}" for j in range(33, 40)}  # the rest is the head of the ranking
+    assert label_from_topic(bus, topics, lambda *a: 1, labeler_id="ann", max_items=20, idle_timeout=0.5) == 20
+    labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    controls = {e.id for e in entries[10:] if e.metadata.get("control")}
+    assert {lab.item_id for lab in labels if lab.control} == controls
