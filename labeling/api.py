@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
+from labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
 from schemas import QueueEntry
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
             raise BadRequest("query: give labeler=<id> and 1 <= k <= 1000")
         version = int(service.queue.get_meta("model_version") or 0)
         items = [
-            json.loads(QueueEntry(e.id, e.score, version, e.features, e.expires_at, {**e.metadata, **({"control": True} if e.control else {})}).encode())
+            json.loads(QueueEntry(e.id, e.score, version, e.features, e.expires_at, control_flagged(e.metadata, e.control)).encode())
             for e in service.lease(k, labeler)
         ]
         return {"items": items}

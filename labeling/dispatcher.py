@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from labeling.service import ControlPicker
+from labeling.service import ControlPicker, control_flagged
 from schemas import DecodeError, QueueEntry, decode_label, decode_skip
 from scorer.queue import RankedQueue
 from streams.bus import Bus
@@ -129,14 +129,15 @@ class Dispatcher:
         self.queue.forget_passed(self.owner, before=now - self.ack_timeout)
         # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
         n_control = 0 if self.queue.ranked_version() == 0 else self.control.count(room)  # (no ranking yet: no control slice)
-        control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
+        control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding,
+                                    passed_since=now - self.ack_timeout)
         cands = [i for i, _ in self.queue.top_for(self.owner, room - len(control), passed_since=now - self.ack_timeout)] if room > len(control) else []
         claimed = control + self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
         if claimed:
             ids = [i for i, _ in claimed]
             version = int(self.queue.get_meta("model_version") or 0)
             for j, ((item_id, score), feats, md) in enumerate(zip(claimed, self.queue.features_of(ids), self.queue.metadata_of(ids), strict=True)):
-                entry = QueueEntry(item_id, score, version, feats, now + self.ack_timeout, {**md, "control": True} if j < len(control) else md)
+                entry = QueueEntry(item_id, score, version, feats, now + self.ack_timeout, control_flagged(md, j < len(control)))
                 self.bus.publish(self.topics.queue, entry.encode(), key=item_id.encode())
             self.bus.flush()
             self.dispatched.inc(len(claimed))

@@ -7,6 +7,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,8 +69,14 @@ class ControlPicker:
         self._credit -= n
         return n
 
-    def pick(self, n: int, holder: str, ttl: float, now: float, *, max_held: int | None = None) -> list[tuple[str, float]]:
-        """Lease up to ``n`` uniformly drawn pending items to ``holder`` as control picks (never one it passed on)."""
+    def pick(
+        self, n: int, holder: str, ttl: float, now: float, *, max_held: int | None = None, passed_since: float | None = None
+    ) -> list[tuple[str, float]]:
+        """Lease up to ``n`` uniformly drawn pending items to ``holder`` as control picks.
+
+        Never one it passed on (for a labeler group, ``passed_since``: since then; see
+        :meth:`scorer.queue.RankedQueue.top_for`).
+        """
         out: list[tuple[str, float]] = []
         for _ in range(n * 3):  # (a draw may hit an item just leased by someone else, or one passed on)
             if len(out) >= n:
@@ -78,10 +85,22 @@ class ControlPicker:
             if depth == 0:
                 break
             picked = self.queue.top(1, int(self._rng.integers(depth)))
-            if not picked or self.queue.skipped_by(holder, [picked[0][0]])[0]:
+            if not picked or self.queue.passed_on(holder, [picked[0][0]], passed_since)[0]:
                 continue
             out += self.queue.claim([picked[0][0]], holder, ttl, now, control=True, max_held=max_held)
         return out
+
+
+def control_flagged(metadata: dict[str, Any], control: bool) -> dict[str, Any]:
+    """An item's metadata as a labeler sees it: ``"control": true`` on random-control picks only.
+
+    The producer's own ``control`` key is dropped: a labeler that copies the flag into its
+    label (the terminal labeler) must not turn a ranked pick into a control label.
+    """
+    out = {k: v for k, v in metadata.items() if k != "control"}
+    if control:
+        out["control"] = True
+    return out
 
 
 def top_k(ids: list[str], scores: np.ndarray, features: np.ndarray, k: int) -> list[int]:
@@ -316,12 +335,17 @@ class LabelService:
             decode_label(payload)
         except DecodeError as exc:
             raise InvalidLabel(str(exc)) from None
-        self._check_campaign_shape(item_id, label, labels)
         # A pending item is leased to this labeler while its label goes out: a dispatcher or
         # another API process cannot lease it in between (mark_labeled would end their lease
-        # and the item would be labeled twice). Only now: a refused label leaves it queued.
-        self.queue.claim([item_id], labeler_id, self.lease_ttl, now)
-        self._check_holder(item_id, labeler_id, now)
+        # and the item would be labeled twice). A label refused from here on hands it back.
+        claimed = bool(self.queue.claim([item_id], labeler_id, self.lease_ttl, now))
+        try:
+            self._check_holder(item_id, labeler_id, now)  # (lost a race for it: nothing changed)
+            self._check_campaign_shape(item_id, label, labels)  # (the campaign's first label fixes its shape)
+        except (LeasedToAnother, InvalidLabel):
+            if claimed:
+                self.queue.unclaim(item_id, labeler_id)
+            raise
         self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()
         # The label id was new when it went out: accepted, even if a dispatcher reading the

@@ -863,6 +863,9 @@ class DeadLetter:
         try:
             text = kept.decode()
             body: dict[str, Any] = {"payload": text}
+            # JSON escapes a control byte into 6 (\u0000): such text goes as base64 (4 per 3) instead.
+            if len(json.dumps(text)) > 4 * len(kept) // 3 + 8:
+                body = {"payload_b64": base64.b64encode(kept).decode()}
         except UnicodeDecodeError:  # (a cut through a multi-byte character lands here too)
             body = {"payload_b64": base64.b64encode(kept).decode()}
         if len(kept) < len(self.payload):

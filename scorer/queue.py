@@ -165,6 +165,19 @@ end
 return #due
 """
 
+_RETURN = _RELEASE_OWNER + """
+-- KEYS: leased, pending, lease_owner, last_score, control ; ARGV: item_id, holder, owned_prefix
+-- Hands a leased item back as if never leased (no skip counted); only its holder may. 1 if returned.
+local id = ARGV[1]
+if not redis.call('ZSCORE', KEYS[1], id) or redis.call('HGET', KEYS[3], id) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], id)
+redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[4], id) or '0', id)
+release_owner(KEYS[3], ARGV[3], id)
+redis.call('HDEL', KEYS[4], id)
+redis.call('HDEL', KEYS[5], id)
+return 1
+"""
+
 _CLAIM = """
 -- KEYS: pending, leased, lease_owner, last_score, owned, control
 -- ARGV: expires_at, labeler, control ('1'/'0'), most items the labeler may hold (-1: no limit), ids...
@@ -697,6 +710,7 @@ class RankedQueue:
         self._features = client.register_script(_FEATURES)
         self._expire = client.register_script(_EXPIRE)
         self._claim = client.register_script(_CLAIM)
+        self._return = client.register_script(_RETURN)
         self._mark = client.register_script(_MARK_LABELED)
         self._skip = client.register_script(_SKIP)
         self._rerank_begin = client.register_script(_RERANK_BEGIN)
@@ -1081,16 +1095,18 @@ class RankedQueue:
             page = max(n - len(out), 64)
             cands = self.top(page, offset)
             offset += len(cands)
-            ids = [c for c, _ in cands]
-            if passed_since is None:
-                skipped = self.skipped_by(labeler_id, ids)
-            else:
-                when = self.r.zmscore(self.k.passed(labeler_id), ids) if ids else []
-                skipped = [w is not None and w >= passed_since for w in when]
+            skipped = self.passed_on(labeler_id, [c for c, _ in cands], passed_since)
             out += [c for c, s in zip(cands, skipped, strict=True) if not s]
             if len(cands) < page:  # the end of the queue
                 break
         return out[:n]
+
+    def passed_on(self, labeler_id: str, ids: Sequence[str], passed_since: float | None = None) -> list[bool]:
+        """Whether ``labeler_id`` skipped each of ``ids`` (for a labeler group, ``passed_since``: passed on since then)."""
+        if passed_since is None:
+            return self.skipped_by(labeler_id, ids)
+        when = self.r.zmscore(self.k.passed(labeler_id), list(ids)) if ids else []
+        return [w is not None and w >= passed_since for w in when]
 
     def forget_passed(self, holder: str, before: float) -> None:
         """Drop the records of what ``holder``'s labelers passed on before ``before`` (see :meth:`top_for`)."""
@@ -1117,6 +1133,11 @@ class RankedQueue:
         cap = -1 if max_held is None else max_held
         flat = self._claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", cap, *ids])
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def unclaim(self, item_id: str, holder: str) -> bool:
+        """Hand back ``holder``'s lease of ``item_id`` untouched (no skip counted). False if it is not theirs."""
+        keys = [self.k.leased, self.k.pending, self.k.lease_owner, self.k.last_score, self.k.control]
+        return bool(self._return(keys=keys, args=[item_id, holder, self.k.owned_prefix]))
 
     def features_of(self, ids: Sequence[str]) -> list[np.ndarray | None]:
         """Stored features (float32) of ``ids``; ``None`` for unknown, labeled or dropped items."""

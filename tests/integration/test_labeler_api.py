@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from labeling.api import serve
-from labeling.service import LabelService
+from labeling.service import InvalidLabel, LabelService
 from schemas import decode_label, decode_queue_entry
 from scorer.keys import QueueKeys
 from scorer.queue import RankedQueue
@@ -319,3 +319,45 @@ def test_topic_labelers_get_the_random_control_slice_and_their_labels_say_so(red
     labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
     controls = {e.id for e in entries[10:] if e.metadata.get("control")}
     assert {lab.item_id for lab in labels if lab.control} == controls
+
+
+def test_a_producers_control_key_does_not_make_a_control_label(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.dispatcher import Dispatcher
+    from labeling.terminal import label_from_topic
+
+    bus, topics = InMemoryBus(), Topics("md")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.5]), np.ones((1, 3), dtype=np.float32), [{"control": True, "src": "cam"}])
+    assert Dispatcher(queue, bus, topics, max_outstanding=5).dispatch() == 1
+    (m,) = bus.messages(topics.queue)
+    assert decode_queue_entry(m.value).metadata == {"src": "cam"}
+    label_from_topic(bus, topics, lambda *a: 1, labeler_id="ann", max_items=1, idle_timeout=0.5)
+    assert [decode_label(x.value).control for x in bus.messages(topics.labels)] == [False]
+
+
+def test_the_dispatchers_control_picks_leave_out_what_the_group_just_passed_on(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.dispatcher import Dispatcher
+
+    bus, topics = InMemoryBus(), Topics("pass")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b", "c"], np.array([0.1, 0.2, 0.3]), np.ones((3, 3), dtype=np.float32))
+    queue.set_meta(ranked_version=1)
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=1, max_skips=10, ack_timeout=60.0, explore=1.0, seed=0)
+    t0 = time.time()
+    sent: list[str] = []
+    for step in range(3):  # each item sent is passed on at once
+        dispatcher.dispatch(t0 + step)
+        item = decode_queue_entry(bus.messages(topics.queue)[-1].value).id
+        sent.append(item)
+        assert queue.skip(item, f"l{step}", 10, holder=dispatcher.owner, now=t0 + step) >= 1
+    assert sorted(sent) == ["a", "b", "c"]  # within ack_timeout, never the same one again
+
+
+def test_a_refused_label_leaves_its_item_queued(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.5, 0.4]), np.ones((2, 3), dtype=np.float32))
+    svc = LabelService(queue, InMemoryBus(), Topics("ref"))
+    assert svc.submit("a", labeler_id="ann", label=1)  # the campaign takes one class per item
+    with pytest.raises(InvalidLabel, match="answers come as 'label'"):
+        svc.submit("b", labeler_id="ann", labels=[1])
+    assert queue.score_of("b") == 0.4 and queue.n_leased() == 0 and queue.lease_holder("b") is None

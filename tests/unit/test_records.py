@@ -164,5 +164,8 @@ def test_a_dead_letter_keeps_a_bounded_part_of_a_huge_message() -> None:
     validate(out, "dead_letter.v1")
     assert len(out) < 1_000_000 and json.loads(out)["payload_bytes"] == len(junk)
     assert decode_dead_letter(out).payload == junk[:MAX_DEAD_LETTER_PAYLOAD]
+    for text_junk in (b"\x00" * 900_000, "\u00e9".encode() * 450_000):  # valid UTF-8 that JSON escapes 3-6 fold
+        out = DeadLetter.from_error("t.items", text_junk, DecodeError(None, None, "not valid JSON")).encode()
+        assert len(out) < 400_000 and decode_dead_letter(out).payload == text_junk[:MAX_DEAD_LETTER_PAYLOAD]
     small = DeadLetter.from_error("t.items", b"{bad", DecodeError(None, None, "not valid JSON")).encode()
     assert "payload_bytes" not in json.loads(small) and decode_dead_letter(small).payload == b"{bad"
