@@ -101,17 +101,30 @@ def _sim_config(args: argparse.Namespace, strategies: list[str]) -> Any:
     )
 
 
-def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], report_path: Path) -> dict[str, Any]:
+def _fail(problem: str) -> int:
+    """Print ``problem`` as the one ``error:`` line of a refused command; its exit status (2: usage or data error)."""
+    print(f"error: {problem}", file=sys.stderr)
+    return 2
+
+
+def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], report_path: Path) -> int:
+    """Check the options, run every campaign, print the summary and write the report and its plot."""
     from activestream.plot import plot_report
     from activestream.redis_server import redis_url
     from activestream.simulate import simulate
 
-    cfg = _sim_config(args, strategies)
+    try:
+        cfg = _sim_config(args, strategies)
+    except ValueError as exc:
+        return _fail(str(exc))
     t0 = time.perf_counter()
     print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
           f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}")
-    with redis_url(args.redis_url) as url:
-        report = simulate(ds, cfg, url, progress=not args.no_progress)
+    try:
+        with redis_url(args.redis_url) as url:
+            report = simulate(ds, cfg, url, progress=not args.no_progress)
+    except ValueError as exc:  # what the data allows only shows in a campaign (e.g. a split it cannot make)
+        return _fail(str(exc))
     report["wall_seconds"] = time.perf_counter() - t0
     _print_table(report)
     _print_summary(report, cfg.seconds_per_label)
@@ -119,7 +132,7 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     report_path.write_text(json.dumps(report, indent=2))
     png = plot_report(report, report_path.with_suffix(".png"))
     print(f"\nreport: {report_path}  plot: {png}  ({report['wall_seconds']:.1f} s)")
-    return report
+    return 0
 
 
 def _writable(report: Path) -> str | None:
@@ -151,10 +164,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     problem = _writable(Path(args.report))
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    _run_simulation(digits(), args, [DEFAULT_STRATEGY, RANDOM], Path(args.report))
-    return 0
+        return _fail(problem)
+    return _run_simulation(digits(), args, [DEFAULT_STRATEGY, RANDOM], Path(args.report))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -163,21 +174,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         ds = load(args.data, args.label_column, exclude=[args.id_column, *(args.exclude or ())])
     except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     problem = _writable(Path(args.report))
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return _fail(problem)
     strategies = args.strategy or [DEFAULT_STRATEGY, RANDOM]
     if args.metric is None:
         args.metric = "micro_f1" if ds.task == "multilabel" else "accuracy"
-    try:
-        _run_simulation(ds, args, strategies, Path(args.report))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return _run_simulation(ds, args, strategies, Path(args.report))
 
 
 def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) -> None:

@@ -87,8 +87,11 @@ class SimConfig:
             raise ValueError(f"--metric: unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         for s in self.strategies:
             Strategy(s)  # raises on an unknown name
-        if self.budget < self.init or self.init < 1 or self.batch < 1:
-            raise ValueError("need budget >= init >= 1 and batch >= 1")
+        for flag, value in (("--init", self.init), ("--batch", self.batch)):
+            if value < 1:
+                raise ValueError(f"{flag} {value}: must be at least 1")
+        if self.budget < self.init:  # the seed labels alone would overspend the budget
+            raise ValueError(f"--budget {self.budget} is below --init {self.init}")
 
 
 @dataclass
