@@ -110,7 +110,7 @@ def _fail(problem: str) -> int:
 def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], report_path: Path) -> int:
     """Check the options, run every campaign, print the summary and write the report and its plot."""
     from activestream.plot import plot_report
-    from activestream.redis_server import redis_url
+    from activestream.redis_server import RedisUnavailable, redis_url
     from activestream.simulate import simulate
 
     try:
@@ -123,7 +123,7 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     try:
         with redis_url(args.redis_url) as url:
             report = simulate(ds, cfg, url, progress=not args.no_progress)
-    except ValueError as exc:  # what the data allows only shows in a campaign (e.g. a split it cannot make)
+    except (ValueError, RedisUnavailable) as exc:  # ValueError: what the data allows only shows in a campaign
         return _fail(str(exc))
     report["wall_seconds"] = time.perf_counter() - t0
     _print_table(report)

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import redis
 
@@ -96,11 +97,51 @@ class LocalRedis:
             self._tmp = None
 
 
+class RedisUnavailable(RuntimeError):
+    """The Redis a command was pointed at cannot be used; the message names where its URL came from and why."""
+
+
+def _shown(url: str) -> str:
+    """``url`` with its password masked, fit for an error message."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
+def check_redis(url: str, source: str, timeout: float = 5.0) -> None:
+    """Raise :class:`RedisUnavailable` unless ``url`` parses and its Redis answers a PING.
+
+    ``source`` says where the URL came from (``--redis-url``, ``REDIS_URL``): checked once,
+    before any campaign starts, so a bad URL is one line instead of a failure in every worker.
+    """
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    except ValueError as exc:  # not a redis://, rediss:// or unix:// URL, a bad port, ...
+        raise RedisUnavailable(f"{source} {_shown(url)}: {exc}") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # refused, unknown host, wrong password, no such db
+        raise RedisUnavailable(f"{source} {_shown(url)}: cannot reach Redis: {exc}") from None
+    finally:
+        client.close()
+
+
 @contextlib.contextmanager
-def redis_url(url: str | None = None) -> Iterator[str]:
-    """Yield ``url`` (or ``REDIS_URL``) if given, else start a local redis-server for the block."""
+def redis_url(url: str | None = None, *, flag: str = "--redis-url") -> Iterator[str]:
+    """Yield ``url`` (or ``REDIS_URL``) if given, else start a local redis-server for the block.
+
+    Raises
+    ------
+    RedisUnavailable
+        When the given Redis cannot be reached, naming ``flag`` or ``REDIS_URL``.
+    """
+    source = flag if url else "REDIS_URL"
     url = url or os.environ.get("REDIS_URL")
     if url:
+        check_redis(url, source)
         yield url
         return
     server = LocalRedis().start()

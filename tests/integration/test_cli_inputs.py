@@ -32,3 +32,25 @@ def test_a_budget_below_init_names_both_flags(command: str, good_csv: Path, tmp_
     data = ["--data", str(good_csv), "--label-column", "label"] if command == "simulate" else []
     assert main([command, *data, "--budget", "10", "--report", str(tmp_path / "r.json")]) == 2
     assert one_error_line(capsys) == "error: --budget 10 is below --init 20"
+
+
+def test_an_unreachable_redis_is_one_line_naming_the_flag(good_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.redis_server import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    args = ["simulate", "--data", str(good_csv), "--label-column", "label", "--budget", "30", "--seeds", "1", "--no-progress",
+            "--report", str(tmp_path / "r.json")]
+    assert main([*args, "--redis-url", url]) == 2  # (two workers: the error came back from the pool as a RemoteTraceback)
+    err = one_error_line(capsys)
+    assert err.startswith(f"error: --redis-url {url}: cannot reach Redis: ") and "refused" in err
+
+
+def test_a_bad_redis_url_in_the_environment_names_redis_url(good_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REDIS_URL", "notaurl")
+    assert main(["demo", "--no-progress", "--report", str(tmp_path / "r.json")]) == 2
+    assert one_error_line(capsys).startswith("error: REDIS_URL notaurl: Redis URL must specify one of the following schemes")
+    monkeypatch.setenv("REDIS_URL", "redis://:s3cret@127.0.0.1:1/0")  # a password is not printed
+    assert main(["demo", "--no-progress", "--report", str(tmp_path / "r.json")]) == 2
+    err = one_error_line(capsys)
+    assert err.startswith("error: REDIS_URL redis://:***@127.0.0.1:1/0: cannot reach Redis: ") and "s3cret" not in err
