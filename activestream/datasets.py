@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,15 +112,34 @@ def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[st
     return _from_table(p, table, label_columns, exclude)
 
 
+def _npz_array(p: Path, data: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """Array ``key`` of an open NPZ; an object array (it would need pickle) or a damaged member names both."""
+    try:
+        return np.asarray(data[key])
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
+            raise DatasetError(f"{p}: array {key!r}: holds Python objects (dtype object), which are not read; save it as numbers or strings") from None
+        raise DatasetError(f"{p}: array {key!r}: cannot be read: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{p}: array {key!r}: cannot be read: {exc}") from None
+
+
 def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
-    data = np.load(p, allow_pickle=False)
-    xkey = "X" if "X" in data else "features" if "features" in data else None
-    if xkey is None:
-        raise DatasetError(f"{p}: needs a feature array named 'X' (found {sorted(data.files)})")
     ykey = label_columns[0] if label_columns else "y"
-    if ykey not in data:
-        raise DatasetError(f"{p}: no label array {ykey!r} (found {sorted(data.files)})")
-    X, y = data[xkey], data[ykey]
+    with p.open("rb") as fh:  # (our handle: np.load leaves its own open when the zip is damaged)
+        if fh.read(2) != b"PK":  # a zip; else numpy takes it for a pickle and says so
+            raise DatasetError(f"{p}: not an NPZ archive (np.savez writes one)")
+        fh.seek(0)
+        try:
+            data = np.load(fh, allow_pickle=False)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{p}: cannot be read: {exc}") from None
+        xkey = "X" if "X" in data else "features" if "features" in data else None
+        if xkey is None:
+            raise DatasetError(f"{p}: needs a feature array named 'X' (found {sorted(data.files)})")
+        if ykey not in data:
+            raise DatasetError(f"{p}: no label array {ykey!r} (found {sorted(data.files)})")
+        X, y = _npz_array(p, data, xkey), _npz_array(p, data, ykey)
     if X.ndim != 2 or len(X) != len(y):
         raise DatasetError(f"{p}: 'X' must be (n, n_features) and {ykey!r} must have n rows")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
