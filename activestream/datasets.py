@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,7 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: S
 
     assert isinstance(table, pa.Table)
     cols = table.column_names
+    check_unique_columns(p, cols)
     if not label_columns:
         raise DatasetError(f"{p}: give --label-column")
     chosen: list[str] = []
@@ -197,11 +199,31 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: S
         else:
             y = y.astype(str)
         return _finish(from_arrays(p.name, X, y))
-    Y = np.column_stack([np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in chosen])
-    if np.isnan(Y).any() or not np.isin(Y, (0, 1)).all():
-        raise DatasetError(f"{p}: multi-label columns {chosen}: must hold only 0/1")
+    Y = np.column_stack([_binary_column(p, table.column(c), c) for c in chosen])
     ds = from_arrays(p.name, X, Y)
     return _finish(Dataset(ds.name, ds.X, ds.y, tuple(chosen), "multilabel"))
+
+
+def check_unique_columns(p: Path, names: Sequence[str]) -> None:
+    """Refuse a header that repeats a column name: which of them a flag or a feature means would be a guess."""
+    for name, n in Counter(names).items():
+        if n > 1:
+            raise DatasetError(f"{p}: column {name!r} appears {n} times in the header; column names must be unique")
+
+
+def _binary_column(p: Path, arr: object, name: str) -> np.ndarray:
+    """A multi-label column as (n,) 0/1 floats; anything else (``yes``, 2, NaN) names the column and a value found."""
+    import pyarrow as pa
+
+    assert isinstance(arr, pa.ChunkedArray)
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
+        values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = np.flatnonzero(~np.isin(values, (0, 1)))
+    else:  # text such as yes/no: which text means 1 is not ours to guess
+        values, bad = np.zeros(len(arr)), np.arange(len(arr))
+    if len(bad):
+        raise DatasetError(f"{p}: multi-label column {name!r}: must hold only 0/1 (found {arr[int(bad[0])].as_py()!r})")
+    return values
 
 
 def _impute(p: Path, X: np.ndarray, names: Sequence[str]) -> np.ndarray:

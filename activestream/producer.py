@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from activestream.datasets import check_unique_columns
 from schemas import Item
 
 
@@ -23,6 +24,7 @@ def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str]) -> It
         import pyarrow.csv as pacsv
 
         table = pacsv.read_csv(path)
+    check_unique_columns(path, table.column_names)
     numeric = [
         c for c in table.column_names
         if c != id_column and c not in exclude

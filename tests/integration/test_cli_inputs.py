@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.datasets import make_classification
@@ -54,3 +57,33 @@ def test_a_bad_redis_url_in_the_environment_names_redis_url(good_csv: Path, tmp_
     assert main(["demo", "--no-progress", "--report", str(tmp_path / "r.json")]) == 2
     err = one_error_line(capsys)
     assert err.startswith("error: REDIS_URL redis://:***@127.0.0.1:1/0: cannot reach Redis: ") and "s3cret" not in err
+
+
+@pytest.fixture
+def produce(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, list[Any]]]:
+    """``activestream produce ARGS`` on an in-memory bus: its exit status and the items it published."""
+    from activestream import services
+    from streams.memory import InMemoryBus
+    from streams.topics import Topics
+
+    bus = InMemoryBus()
+
+    def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Any, Any, Topics]:
+        return services.settings_from(args), bus, Topics()
+
+    monkeypatch.setattr(services, "connect", connect)
+
+    def run(*argv: str) -> tuple[int, list[Any]]:
+        return main(["produce", "--no-progress", *argv]), bus.messages(Topics().items)
+
+    return run
+
+
+def test_duplicate_column_names_are_one_line_in_simulate_and_produce(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,label\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(30)))
+    assert main(["simulate", "--data", str(path), "--label-column", "label"]) == 2
+    assert one_error_line(capsys) == f"error: {path}: column 'a' appears 2 times in the header; column names must be unique"
+    assert produce(str(path), "--exclude", "label") == (2, [])
+    assert one_error_line(capsys) == f"error: {path}: column 'a' appears 2 times in the header; column names must be unique"

@@ -40,3 +40,23 @@ def test_an_object_array_in_an_npz_names_the_file_and_the_array(tmp_path: Path, 
     np.savez(path, **arrays)
     with pytest.raises(DatasetError, match=rf"obj\.npz: array '{name}': holds Python objects \(dtype object\), which are not read"):
         load(path, ["y"])
+
+
+def test_yes_no_multilabel_columns_are_refused_as_not_0_1(tmp_path: Path) -> None:
+    X, y = iris_like()
+    path = tmp_path / "yesno.csv"
+    rows = [f"{a:.4f},{b:.4f},{'yes' if c else 'no'},{'yes' if c == 2 else 'no'}" for (a, b, _), c in zip(X, y, strict=True)]
+    path.write_text("f0,f1,tag_a,tag_b\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DatasetError, match=r"yesno\.csv: multi-label column 'tag_a': must hold only 0/1 \(found '(yes|no)'\)"):
+        load(path, ["tag_"])
+
+
+def test_duplicate_column_names_are_refused_by_simulate_and_produce(tmp_path: Path) -> None:
+    from activestream.producer import read_items
+
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,b,label\n" + "".join(f"{i},{-i},{i % 3},{i % 2}\n" for i in range(30)))
+    with pytest.raises(DatasetError, match=r"dup\.csv: column 'a' appears 2 times in the header"):
+        load(path, ["label"])
+    with pytest.raises(ValueError, match=r"dup\.csv: column 'a' appears 2 times in the header"):
+        list(read_items(path, exclude=["label"]))
