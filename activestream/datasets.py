@@ -8,8 +8,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("activestream.datasets")
 
@@ -77,8 +81,8 @@ def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[st
     Parameters
     ----------
     path : ``.csv``, ``.csv.gz``, ``.parquet`` or ``.npz``.
-    label_columns : one column (multi-class); several 0/1 columns, or one prefix shared
-        by several columns (multi-label). For NPZ: the label array's name (default ``y``)
+    label_columns : one column (multi-class); several 0/1 columns, one prefix shared
+        by several columns, or one Parquet column of label lists (multi-label). For NPZ: the label array's name (default ``y``)
         and the features come from ``X``.
     exclude : columns that are not features, when present (by default the ``id`` column,
         which ``activestream produce`` also leaves out: a row id can leak the label).
@@ -189,6 +193,9 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: S
     if not features:
         raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
     X = _impute(p, np.column_stack(features).astype(np.float32), names)
+    if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
+        Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
+        return _finish(Dataset(p.name, X, Y, label_names, "multilabel"))
     if len(chosen) == 1:
         y = table.column(chosen[0]).to_numpy(zero_copy_only=False)
         if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
@@ -211,11 +218,31 @@ def check_unique_columns(p: Path, names: Sequence[str]) -> None:
             raise DatasetError(f"{p}: column {name!r} appears {n} times in the header; column names must be unique")
 
 
-def _binary_column(p: Path, arr: object, name: str) -> np.ndarray:
+def _is_list(typ: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ))
+
+
+def _label_lists(p: Path, arr: pa.ChunkedArray, name: str) -> tuple[np.ndarray, tuple[object, ...]]:
+    """A column of label lists (``["a", "c"]`` per row) as (n, n_labels) 0/1, one label per distinct value, and those values."""
+    rows = arr.to_pylist()
+    for i, row in enumerate(rows):
+        if any(v is None for v in row):
+            raise DatasetError(f"{p}: column {name!r}: row {i}: a missing value inside a label list")
+    rows = [[_py(v) for v in row] for row in rows]
+    names = tuple(sorted({v for row in rows for v in row}, key=lambda v: (isinstance(v, str), v)))
+    index = {v: j for j, v in enumerate(names)}
+    Y = np.zeros((len(rows), len(names)), dtype=np.int64)
+    for i, row in enumerate(rows):
+        Y[i, [index[v] for v in row]] = 1
+    return Y, names
+
+
+def _binary_column(p: Path, arr: pa.ChunkedArray, name: str) -> np.ndarray:
     """A multi-label column as (n,) 0/1 floats; anything else (``yes``, 2, NaN) names the column and a value found."""
     import pyarrow as pa
 
-    assert isinstance(arr, pa.ChunkedArray)
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
         values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
         bad = np.flatnonzero(~np.isin(values, (0, 1)))

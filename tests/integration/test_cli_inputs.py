@@ -87,3 +87,22 @@ def test_duplicate_column_names_are_one_line_in_simulate_and_produce(tmp_path: P
     assert one_error_line(capsys) == f"error: {path}: column 'a' appears 2 times in the header; column names must be unique"
     assert produce(str(path), "--exclude", "label") == (2, [])
     assert one_error_line(capsys) == f"error: {path}: column 'a' appears 2 times in the header; column names must be unique"
+
+
+def test_simulate_runs_multilabel_from_a_column_of_label_lists(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(n_samples=200, n_features=5, n_classes=3, random_state=0)
+    tags = [[name for name, on in zip(("cat", "dog", "owl"), row, strict=True) if on] for row in Y]
+    path = tmp_path / "tags.parquet"
+    pq.write_table(pa.table({**{f"f{j}": X[:, j] for j in range(5)}, "tags": tags}), path)
+    report = tmp_path / "r.json"
+    assert main(["simulate", "--data", str(path), "--label-column", "tags", "--budget", "30", "--seeds", "1", "--workers", "1",
+                 "--no-progress", "--redis-url", redis_url, "--report", str(report)]) == 0
+    assert "200 items, 5 features, 3 labels" in capsys.readouterr().out
+    rep = json.loads(report.read_text())
+    assert rep["task"] == "multilabel" and rep["metric"] == "micro_f1"

@@ -60,3 +60,20 @@ def test_duplicate_column_names_are_refused_by_simulate_and_produce(tmp_path: Pa
         load(path, ["label"])
     with pytest.raises(ValueError, match=r"dup\.csv: column 'a' appears 2 times in the header"):
         list(read_items(path, exclude=["label"]))
+
+
+def test_a_parquet_column_of_label_lists_is_multilabel_with_one_label_per_value(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X, _ = iris_like()
+    rng = np.random.default_rng(1)
+    tags = [[t for t in "cab" if rng.random() < 0.4] for _ in range(len(X))]
+    path = tmp_path / "tags.parquet"
+    pq.write_table(pa.table({"f0": X[:, 0], "f1": X[:, 1], "tags": tags}), path)
+    ds = load(path, ["tags"])
+    assert ds.task == "multilabel" and ds.classes == ("a", "b", "c")  # was multiclass: each combination a class
+    assert ds.label_values(range(len(X))) == [tuple(sorted(t)) for t in tags]
+    pq.write_table(pa.table({"f0": X[:, 0], "tags": [[*t, None] if i == 4 else t for i, t in enumerate(tags)]}), path)
+    with pytest.raises(DatasetError, match=r"tags\.parquet: column 'tags': row 4: a missing value inside a label list"):
+        load(path, ["tags"])
