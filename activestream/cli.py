@@ -13,6 +13,8 @@ from typing import Any
 from activestream import argtypes
 from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, NAMES, RANDOM
 
+log = logging.getLogger("activestream.cli")
+
 
 def _print_table(report: dict[str, Any], every: int = 5) -> None:
     names = list(report["strategies"])
@@ -170,11 +172,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from activestream.datasets import DatasetError, load
+    from activestream.simulate import single_row_classes
 
     try:
         ds = load(args.data, args.label_column, exclude=[args.id_column, *(args.exclude or ())])
     except DatasetError as exc:
         return _fail(str(exc))
+    for c in single_row_classes(ds):
+        log.warning("%s: column %r: class %r has a single row: it stays in the labeling pool (never in the test split)", args.data, args.label_column[0], c)
     problem = _writable(Path(args.report))
     if problem:
         return _fail(problem)

@@ -141,12 +141,26 @@ def full_data_score(ds: Dataset, train: np.ndarray, test: np.ndarray, metric: st
 # --------------------------------------------------------------------------- one campaign
 
 
+def single_row_classes(ds: Dataset) -> list[object]:
+    """The classes with a single row, which :func:`split` keeps out of the test split."""
+    if ds.task != "multiclass":
+        return []
+    return [ds.classes[int(c)] for c in np.flatnonzero(np.bincount(ds.y) == 1)]
+
+
 def split(ds: Dataset, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Train (offered for labeling) / test (never offered) indices, stratified when possible."""
+    """Train (offered for labeling) / test (never offered) indices, stratified by class (multi-class).
+
+    A class with a single row stays on the training side: held out, no model could learn it
+    (and with two classes the full-data model would see one class only).
+    """
     idx = np.arange(len(ds.X))
-    strat = ds.y if ds.task == "multiclass" and np.bincount(ds.y).min() >= 2 else None
-    train, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)
-    return np.sort(train), np.sort(test)
+    if ds.task != "multiclass":
+        train, test = train_test_split(idx, test_size=test_size, random_state=seed)
+        return np.sort(train), np.sort(test)
+    lone = np.bincount(ds.y)[ds.y] == 1
+    train, test = train_test_split(idx[~lone], test_size=test_size, random_state=seed, stratify=ds.y[~lone])
+    return np.sort(np.concatenate([train, idx[lone]])), np.sort(test)
 
 
 def run_campaign(

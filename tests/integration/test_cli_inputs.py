@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
@@ -106,3 +107,16 @@ def test_simulate_runs_multilabel_from_a_column_of_label_lists(tmp_path: Path, r
     assert "200 items, 5 features, 3 labels" in capsys.readouterr().out
     rep = json.loads(report.read_text())
     assert rep["task"] == "multilabel" and rep["metric"] == "micro_f1"
+
+
+def test_a_class_with_a_single_row_stays_in_the_labeling_pool(tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    X, _ = make_classification(n_samples=200, n_features=4, random_state=0)
+    from sklearn.model_selection import train_test_split
+
+    y = np.zeros(200, dtype=int)
+    y[train_test_split(np.arange(200), test_size=0.3, random_state=0)[1][0]] = 1  # one row of class 1, where seed 0's plain split holds it out
+    path = tmp_path / "lone.csv"
+    path.write_text("f0,f1,f2,f3,label\n" + "".join(",".join([*(f"{v:.5g}" for v in row), str(c)]) + "\n" for row, c in zip(X, y, strict=True)))
+    assert main(["simulate", "--data", str(path), "--label-column", "label", "--budget", "30", "--seeds", "3", "--workers", "1",
+                 "--no-progress", "--redis-url", redis_url, "--report", str(tmp_path / "r.json")]) == 0
+    assert f"{path}: column 'label': class 1 has a single row: it stays in the labeling pool (never in the test split)" in caplog.messages
