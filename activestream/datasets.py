@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,15 +75,18 @@ def digits() -> Dataset:
     return from_arrays("sklearn digits", d.data, d.target)
 
 
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
 def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[str] = ("id",)) -> Dataset:
     """Load a labeled file.
 
     Parameters
     ----------
-    path : ``.csv``, ``.csv.gz``, ``.parquet`` or ``.npz``.
-    label_columns : one column (multi-class); several 0/1 columns, one prefix shared
-        by several columns, or one Parquet column of label lists (multi-label). For NPZ: the label array's name (default ``y``)
-        and the features come from ``X``.
+    path : ``.csv``, ``.csv.gz``, ``.parquet`` (``.pq``) or ``.npz``.
+    label_columns : one column (multi-class); several 0/1 columns, one prefix shared by
+        several columns, or one Parquet column of label lists (multi-label). For NPZ: the
+        label array's name (default ``y``) and the features come from ``X``.
     exclude : columns that are not features, when present (by default the ``id`` column,
         which ``activestream produce`` also leaves out: a row id can leak the label).
 
@@ -95,26 +98,78 @@ def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[st
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such file")
-    name = p.name
-    if name.endswith(".npz"):
+    if p.name.lower().endswith(".npz"):
         return _load_npz(p, label_columns)
+    if not p.name.lower().endswith(TABLE_SUFFIXES):
+        raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
+    return _from_table(p, read_table(p), label_columns, exclude)
+
+
+def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
+    """A CSV / CSV.gz / Parquet file (by its extension, any case) as an Arrow table.
+
+    ``text_columns`` are read as strings, not numbers (ids: ``001`` stays ``001``).
+
+    Raises
+    ------
+    DatasetError
+        Naming the file: empty, ragged, not really CSV / Parquet, or a column name repeated.
+    """
     import pyarrow as pa
 
+    name = p.name.lower()
     try:
-        if name.endswith((".csv", ".csv.gz")):
-            import pyarrow.csv as pacsv
-
-            # "", NA, NULL, ... in a text column are missing values, not a class named "" or "NA"
-            table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-        elif name.endswith((".parquet", ".pq")):
+        if name.endswith((".parquet", ".pq")):
             import pyarrow.parquet as pq
 
             table = pq.read_table(p)
         else:
-            raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
-    except (pa.ArrowException, OSError) as exc:  # empty, ragged or not really CSV / Parquet
+            import pyarrow.csv as pacsv
+
+            # "", NA, NULL, ... in a text column are missing values, not a class named "" or "NA"
+            opts = pacsv.ConvertOptions(strings_can_be_null=True, column_types={c: pa.string() for c in text_columns})
+            with pa.input_stream(str(p), compression="gzip" if name.endswith(".gz") else None) as stream:
+                table = pacsv.read_csv(stream, convert_options=opts)
+    except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"{p}: cannot be read: {exc}") from None
-    return _from_table(p, table, label_columns, exclude)
+    check_unique_columns(p, table.column_names)
+    return table
+
+
+def _is_numeric(typ: pa.DataType) -> bool:
+    """Integer, floating point or boolean (a 0/1 feature)."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ))
+
+
+def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str]:
+    """The feature columns of ``table``: every numeric or boolean column not in ``skip`` (labels, id, excluded).
+
+    ``simulate`` and ``produce`` both choose features here, so a model trained in one sees
+    the columns the other sends; one warning names the columns left out.
+    """
+    names, left_out = [], []
+    for c in table.column_names:
+        if c in skip:
+            continue
+        typ = table.column(c).type
+        if _is_numeric(typ):
+            names.append(c)
+        else:
+            left_out.append(f"{c!r} ({typ})")
+    if left_out:
+        log.warning("%s: column(s) %s are not numeric: left out of the features", p, ", ".join(left_out))
+    return names
+
+
+def feature_matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
+    """(n, len(names)) float64 of those columns; booleans are 0/1 and a missing value is NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return np.column_stack([np.asarray(pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+                            for c in names])
 
 
 def _npz_array(p: Path, data: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
@@ -158,12 +213,8 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
     return _finish(from_arrays(p.name, _impute(p, X.astype(np.float32), [f"X[:, {j}]" for j in range(X.shape[1])]), y))
 
 
-def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: Sequence[str] = ()) -> Dataset:
-    import pyarrow as pa
-
-    assert isinstance(table, pa.Table)
+def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude: Sequence[str] = ()) -> Dataset:
     cols = table.column_names
-    check_unique_columns(p, cols)
     if not label_columns:
         raise DatasetError(f"{p}: give --label-column")
     chosen: list[str] = []
@@ -179,20 +230,10 @@ def _from_table(p: Path, table: object, label_columns: Sequence[str], exclude: S
         missing = table.column(c).null_count
         if missing:
             raise DatasetError(f"{p}: column {c!r}: {missing} missing label(s); drop those rows or fill them in")
-    features = []
-    names = []
-    for c in cols:
-        if c in chosen or c in exclude:
-            continue
-        arr = table.column(c)
-        if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)):
-            log.warning("%s: column %r is not numeric (%s): left out of the features", p, c, arr.type)
-            continue
-        features.append(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64))
-        names.append(c)
-    if not features:
+    names = feature_columns(p, table, {*chosen, *exclude})
+    if not names:
         raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
-    X = _impute(p, np.column_stack(features).astype(np.float32), names)
+    X = _impute(p, feature_matrix(table, names).astype(np.float32), names)
     if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
         return _finish(Dataset(p.name, X, Y, label_names, "multilabel"))
@@ -241,9 +282,7 @@ def _label_lists(p: Path, arr: pa.ChunkedArray, name: str) -> tuple[np.ndarray, 
 
 def _binary_column(p: Path, arr: pa.ChunkedArray, name: str) -> np.ndarray:
     """A multi-label column as (n,) 0/1 floats; anything else (``yes``, 2, NaN) names the column and a value found."""
-    import pyarrow as pa
-
-    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
+    if _is_numeric(arr.type):
         values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
         bad = np.flatnonzero(~np.isin(values, (0, 1)))
     else:  # text such as yes/no: which text means 1 is not ours to guess

@@ -9,30 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from activestream.datasets import check_unique_columns
+from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table
 from schemas import Item
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str]) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
-    import pyarrow as pa
-
-    if path.name.endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-    else:
-        import pyarrow.csv as pacsv
-
-        table = pacsv.read_csv(path)
-    check_unique_columns(path, table.column_names)
-    numeric = [
-        c for c in table.column_names
-        if c != id_column and c not in exclude
-        and (pa.types.is_integer(table.column(c).type) or pa.types.is_floating(table.column(c).type))
-    ]
-    if not numeric:
-        raise ValueError(f"{path}: no numeric feature column")
-    X = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in numeric])
+    table = read_table(path)
+    names = feature_columns(path, table, {*exclude, *([id_column] if id_column else [])})
+    if not names:
+        raise DatasetError(f"{path}: no numeric feature column")
+    X = feature_matrix(table, names).astype(np.float32)
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
     for i in range(len(X)):
         yield (str(ids[i]) if ids is not None else None), X[i], {}
@@ -61,13 +49,21 @@ def read_items(
 ) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
     """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file.
 
+    A table's features are the columns ``simulate`` takes (:func:`activestream.datasets.feature_columns`).
     A JSONL line that is not a JSON object is passed to ``on_error`` as ``"FILE:LINE: reason"``
     and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
     scorer, which dead-letters a bad item with its id, field and reason.
+
+    Raises
+    ------
+    DatasetError
+        (a ``ValueError``) naming the file: another extension, or a table that cannot be read.
     """
     p = Path(path)
-    if p.name.endswith((".jsonl", ".ndjson")):
+    if p.name.lower().endswith(JSONL_SUFFIXES):
         return _jsonl_rows(p, id_column, on_error)
+    if not p.name.lower().endswith(TABLE_SUFFIXES):  # (a .json array or an .npz is not CSV)
+        raise DatasetError(f"{p}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq")
     return _table_rows(p, id_column, exclude)
 
 

@@ -120,3 +120,15 @@ def test_a_class_with_a_single_row_stays_in_the_labeling_pool(tmp_path: Path, re
     assert main(["simulate", "--data", str(path), "--label-column", "label", "--budget", "30", "--seeds", "3", "--workers", "1",
                  "--no-progress", "--redis-url", redis_url, "--report", str(tmp_path / "r.json")]) == 0
     assert f"{path}: column 'label': class 1 has a single row: it stays in the labeling pool (never in the test split)" in caplog.messages
+
+
+def test_produce_names_the_file_it_cannot_read(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert produce(str(empty)) == (2, [])
+    assert one_error_line(capsys) == f"error: {empty}: cannot be read: Empty CSV file"
+    array = tmp_path / "items.json"
+    array.write_text('[{"id": "a", "features": [1, 2]}]')
+    assert produce(str(array)) == (2, [])
+    assert one_error_line(capsys) == f"error: {array}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"

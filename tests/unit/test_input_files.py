@@ -77,3 +77,49 @@ def test_a_parquet_column_of_label_lists_is_multilabel_with_one_label_per_value(
     pq.write_table(pa.table({"f0": X[:, 0], "tags": [[*t, None] if i == 4 else t for i, t in enumerate(tags)]}), path)
     with pytest.raises(DatasetError, match=r"tags\.parquet: column 'tags': row 4: a missing value inside a label list"):
         load(path, ["tags"])
+
+
+def test_simulate_and_produce_take_the_same_feature_columns_and_name_the_ones_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from activestream.producer import read_items
+
+    X, y = iris_like(40)
+    path = tmp_path / "mixed.csv"
+    rows = [f"{i},{a:.4f},{'true' if b > 0 else 'false'},note {i},{c:.4f},{k}" for i, ((a, b, c), k) in enumerate(zip(X, y, strict=True))]
+    path.write_text("id,a,flag,txt,c,label\n" + "\n".join(rows) + "\n")
+    ds = load(path, ["label"])
+    produced = np.array([features for _, features, _ in read_items(path, exclude=["label"])])
+    assert ds.X.shape == (40, 3) and np.array_equal(produced, ds.X)  # a, flag (a bool is a feature in both), c
+    left_out = f"{path}: column(s) 'txt' (string) are not numeric: left out of the features"
+    assert caplog.messages.count(left_out) == 2  # once for each
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.csv", "", "cannot be read: Empty CSV file"),
+        ("ragged.csv", "a,b\n1,2\n3\n", "cannot be read: CSV parse error"),
+        ("items.npz", "a,b\n1,2\n", "unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"),
+        ("items.json", '{"id": 1}', "unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"),
+        ("fake.parquet", "a,b\n1,2\n", "cannot be read: "),
+    ],
+)
+def test_produce_names_the_file_in_every_file_error(tmp_path: Path, name: str, content: str, reason: str) -> None:
+    from activestream.producer import read_items
+
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError) as caught:
+        list(read_items(path))
+    assert str(caught.value).startswith(f"{path}: {reason}")
+
+
+def test_produce_reads_an_upper_case_extension(tmp_path: Path) -> None:
+    from activestream.producer import read_items
+
+    path = tmp_path / "ITEMS.CSV"
+    path.write_text("id,a,b\nx,1,2\n")
+    assert [r[0] for r in read_items(path)] == ["x"]
+    X, y = iris_like()
+    with (tmp_path / "D.NPZ").open("wb") as fh:  # (np.savez would add .npz)
+        np.savez(fh, X=X, y=y)
+    assert load(tmp_path / "D.NPZ", ["y"]).X.shape == (60, 3)
