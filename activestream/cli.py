@@ -175,7 +175,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from activestream.simulate import single_row_classes
 
     try:
-        ds = load(args.data, args.label_column, exclude=[args.id_column, *(args.exclude or ())])
+        # --id-column's default ("id") may be absent; a column the user named must exist.
+        ds = load(args.data, args.label_column, exclude=args.exclude or (), id_column=args.id_column or "id",
+                  id_required=args.id_column is not None)
     except DatasetError as exc:
         return _fail(str(exc))
     for c in single_row_classes(ds):
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness, +falcun for FALCUN (default: {DEFAULT_STRATEGY} and random)")
     p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
-    p.add_argument("--id-column", default="id", help="row id column, left out of the features when present (default: %(default)s)")
+    p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
     p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
     _add_sim_options(p, budget=300, report="reports/simulate.json")
     p.set_defaults(func=cmd_simulate)

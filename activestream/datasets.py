@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import zipfile
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,7 +79,9 @@ def digits() -> Dataset:
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
-def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[str] = ("id",)) -> Dataset:
+def load(
+    path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[str] = (), id_column: str | None = "id", id_required: bool = False
+) -> Dataset:
     """Load a labeled file.
 
     Parameters
@@ -87,8 +90,10 @@ def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[st
     label_columns : one column (multi-class); several 0/1 columns, one prefix shared by
         several columns, or one Parquet column of label lists (multi-label). For NPZ: the
         label array's name (default ``y``) and the features come from ``X``.
-    exclude : columns that are not features, when present (by default the ``id`` column,
-        which ``activestream produce`` also leaves out: a row id can leak the label).
+    exclude : columns that are not features; each must exist (a typo would leave a label
+        column among the features).
+    id_column : the row id column, left out of the features when present, as ``activestream
+        produce`` does (a row id can leak the label); ``id_required``: it must exist.
 
     Raises
     ------
@@ -99,10 +104,16 @@ def load(path: str | Path, label_columns: Sequence[str], *, exclude: Sequence[st
     if not p.exists():
         raise DatasetError(f"{p}: no such file")
     if p.name.lower().endswith(".npz"):
+        if exclude or id_required:  # (the features are the array X: nothing to leave out)
+            raise DatasetError(f"{p}: --exclude and --id-column name table columns; an NPZ's features are its array 'X'")
         return _load_npz(p, label_columns)
     if not p.name.lower().endswith(TABLE_SUFFIXES):
         raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
-    return _from_table(p, read_table(p), label_columns, exclude)
+    table = read_table(p)
+    require_columns(p, table.column_names, "--exclude", exclude)
+    if id_required and id_column is not None:
+        require_columns(p, table.column_names, "--id-column", [id_column])
+    return _from_table(p, table, label_columns, [*exclude, *([id_column] if id_column else [])])
 
 
 def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
@@ -134,6 +145,19 @@ def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
         raise DatasetError(f"{p}: cannot be read: {exc}") from None
     check_unique_columns(p, table.column_names)
     return table
+
+
+def require_columns(p: Path, columns: Sequence[str], flag: str, names: Iterable[str]) -> None:
+    """Refuse a column named with ``flag`` that ``columns`` lacks, naming the closest ones (any case) as a hint."""
+    by_lower: dict[str, list[str]] = {}
+    for c in columns:
+        by_lower.setdefault(c.lower(), []).append(c)
+    for name in names:
+        if name in columns:
+            continue
+        close = [c for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6) for c in by_lower[m]]
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"columns: {', '.join(columns[:20])}"
+        raise DatasetError(f"{p}: {flag} {name!r}: no such column ({hint})")
 
 
 def _is_numeric(typ: pa.DataType) -> bool:

@@ -9,14 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table
+from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
 from schemas import Item
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
-def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str]) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
+def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
     table = read_table(path)
+    require_columns(path, table.column_names, "--exclude", exclude)
+    if id_required and id_column:
+        require_columns(path, table.column_names, "--id-column", [id_column])
     names = feature_columns(path, table, {*exclude, *([id_column] if id_column else [])})
     if not names:
         raise DatasetError(f"{path}: no numeric feature column")
@@ -45,10 +48,13 @@ def _jsonl_rows(path: Path, id_column: str | None, on_error: Callable[[str], Non
 
 
 def read_items(
-    path: str | Path, *, id_column: str | None = "id", exclude: Sequence[str] = (), on_error: Callable[[str], None] | None = None
+    path: str | Path, *, id_column: str | None = "id", id_required: bool = False, exclude: Sequence[str] = (),
+    on_error: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
     """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file.
 
+    ``exclude`` names columns that are not features (each must exist, or a typo would send a
+    label as a feature); ``id_column`` may be absent (ids are then ``None``) unless ``id_required``.
     A table's features are the columns ``simulate`` takes (:func:`activestream.datasets.feature_columns`).
     A JSONL line that is not a JSON object is passed to ``on_error`` as ``"FILE:LINE: reason"``
     and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
@@ -61,10 +67,12 @@ def read_items(
     """
     p = Path(path)
     if p.name.lower().endswith(JSONL_SUFFIXES):
+        if exclude:
+            raise DatasetError(f"{p}: --exclude names table columns; a JSONL item's features are its 'features' field")
         return _jsonl_rows(p, id_column, on_error)
     if not p.name.lower().endswith(TABLE_SUFFIXES):  # (a .json array or an .npz is not CSV)
         raise DatasetError(f"{p}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq")
-    return _table_rows(p, id_column, exclude)
+    return _table_rows(p, id_column, exclude, id_required)
 
 
 def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bool = False) -> bytes:

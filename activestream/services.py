@@ -307,7 +307,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
         skipped.append(problem)
 
     try:
-        rows = read_items(args.file, id_column=args.id_column, exclude=args.exclude or (), on_error=skip)
+        # The parser's default --id-column is "id", which may be absent; another name must exist.
+        rows = read_items(args.file, id_column=args.id_column, id_required=args.id_column != "id", exclude=args.exclude or (), on_error=skip)
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
             bus.publish(topics.items, encode_row(iid, feats, md, raw=args.raw), key=iid.encode())

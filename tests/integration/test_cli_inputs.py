@@ -132,3 +132,17 @@ def test_produce_names_the_file_it_cannot_read(tmp_path: Path, produce: Callable
     array.write_text('[{"id": "a", "features": [1, 2]}]')
     assert produce(str(array)) == (2, [])
     assert one_error_line(capsys) == f"error: {array}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"
+
+
+def test_an_explicit_id_or_exclude_column_that_is_absent_is_one_line(good_csv: Path, tmp_path: Path,
+                                                                     produce: Callable[..., tuple[int, list[Any]]],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    simulate = ["simulate", "--data", str(good_csv), "--label-column", "label", "--report", str(tmp_path / "r.json")]
+    assert main([*simulate, "--id-column", "ID"]) == 2
+    assert one_error_line(capsys) == f"error: {good_csv}: --id-column 'ID': no such column (columns: f0, f1, f2, f3, label)"
+    assert main([*simulate, "--exclude", "F0"]) == 2
+    assert one_error_line(capsys) == f"error: {good_csv}: --exclude 'F0': no such column (did you mean 'f0'?)"
+    assert produce(str(good_csv), "--exclude", "lable") == (2, [])
+    assert one_error_line(capsys) == f"error: {good_csv}: --exclude 'lable': no such column (did you mean 'label'?)"
+    assert produce(str(good_csv), "--exclude", "label", "--id-column", "row") == (2, [])
+    assert one_error_line(capsys).startswith(f"error: {good_csv}: --id-column 'row': no such column")

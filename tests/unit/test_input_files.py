@@ -123,3 +123,25 @@ def test_produce_reads_an_upper_case_extension(tmp_path: Path) -> None:
     with (tmp_path / "D.NPZ").open("wb") as fh:  # (np.savez would add .npz)
         np.savez(fh, X=X, y=y)
     assert load(tmp_path / "D.NPZ", ["y"]).X.shape == (60, 3)
+
+
+def test_an_excluded_or_id_column_given_but_absent_is_refused_with_close_matches(tmp_path: Path) -> None:
+    from activestream.producer import read_items
+
+    X, y = iris_like()
+    path = tmp_path / "items.csv"
+    path.write_text("id,a,b,Label\n" + "".join(f"{i},{a:.4f},{b:.4f},{k}\n" for i, ((a, b, _), k) in enumerate(zip(X, y, strict=True))))
+    # A typo would have left the label among the features.
+    with pytest.raises(DatasetError, match=r"items\.csv: --exclude 'lable': no such column \(did you mean 'Label'\?\)"):
+        list(read_items(path, exclude=["lable"]))
+    with pytest.raises(DatasetError, match=r"items\.csv: --id-column 'ID': no such column \(did you mean 'id'\?\)"):
+        list(read_items(path, id_column="ID", id_required=True, exclude=["Label"]))
+    with pytest.raises(DatasetError, match=r"items\.csv: --exclude 'zzz': no such column \(columns: id, a, b, Label\)"):
+        load(path, ["Label"], exclude=["zzz"])
+    with pytest.raises(DatasetError, match=r"items\.csv: --id-column 'ID': no such column \(did you mean 'id'\?\)"):
+        load(path, ["Label"], id_column="ID", id_required=True)
+    assert load(path, ["Label"], exclude=["b"]).X.shape == (60, 1)  # a; the default id column is left out
+    no_id = tmp_path / "no_id.csv"
+    no_id.write_text("a,b,Label\n" + "".join(f"{a:.4f},{b:.4f},{k}\n" for (a, b, _), k in zip(X, y, strict=True)))
+    assert load(no_id, ["Label"]).X.shape == (60, 2)  # the default id column may be absent
+    assert [r[0] for r in read_items(no_id, exclude=["Label"])][:2] == [None, None]
