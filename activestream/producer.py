@@ -15,8 +15,23 @@ from schemas import Item
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
-def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
-    table = read_table(path)
+def _report(problem: str, on_error: Callable[[str], None] | None) -> None:
+    """A row that cannot go out: to ``on_error`` (which skips it), else ``ValueError``."""
+    if on_error is None:
+        raise ValueError(problem)
+    on_error(problem)
+
+
+def _id_text(value: object) -> str | None:
+    """An id as text, ``None`` when it is missing (null, empty)."""
+    text = None if value is None else str(value)
+    return text if text and text.strip() else None
+
+
+def _table_rows(
+    path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool, on_error: Callable[[str], None] | None
+) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
+    table = read_table(path, text_columns=[id_column] if id_column else [])  # ids as text: "001" stays "001"
     require_columns(path, table.column_names, "--exclude", exclude)
     if id_required and id_column:
         require_columns(path, table.column_names, "--id-column", [id_column])
@@ -25,11 +40,18 @@ def _table_rows(path: Path, id_column: str | None, exclude: Sequence[str], id_re
         raise DatasetError(f"{path}: no numeric feature column")
     X = feature_matrix(table, names).astype(np.float32)
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
+    csv = not path.name.lower().endswith((".parquet", ".pq"))
     for i in range(len(X)):
-        yield (str(ids[i]) if ids is not None else None), X[i], {}
+        item_id = _id_text(ids[i]) if ids is not None else None
+        if ids is not None and item_id is None:  # (CSV: line 1 is the header, one line per row)
+            _report(f"{path}:{i + 2}: no id in column {id_column!r}" if csv else f"{path}: row {i + 1}: no id in column {id_column!r}", on_error)
+            continue
+        yield item_id, X[i], {}
 
 
-def _jsonl_rows(path: Path, id_column: str | None, on_error: Callable[[str], None] | None) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+def _jsonl_rows(
+    path: Path, id_column: str | None, id_required: bool, on_error: Callable[[str], None] | None
+) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
     with path.open() as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -38,13 +60,18 @@ def _jsonl_rows(path: Path, id_column: str | None, on_error: Callable[[str], Non
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                item_id = None
+                if id_column and (id_column in obj or id_required):  # (no such field at all: a row-number id)
+                    value = obj.get(id_column)
+                    if isinstance(value, dict | list | bool):
+                        raise ValueError(f"field {id_column!r}: expected a string or a number, got {type(value).__name__}")
+                    item_id = _id_text(value)
+                    if item_id is None:
+                        raise ValueError(f"no id in field {id_column!r}")
             except ValueError as exc:
-                problem = f"{path}:{lineno}: {exc}"
-                if on_error is None:
-                    raise ValueError(problem) from None
-                on_error(problem)
+                _report(f"{path}:{lineno}: {exc}", on_error)
                 continue
-            yield (str(obj[id_column]) if id_column and id_column in obj else None), obj.get("features"), obj.get("metadata") or {}
+            yield item_id, obj.get("features"), obj.get("metadata") or {}
 
 
 def read_items(
@@ -55,9 +82,10 @@ def read_items(
 
     ``exclude`` names columns that are not features (each must exist, or a typo would send a
     label as a feature); ``id_column`` may be absent (ids are then ``None``) unless ``id_required``.
-    A table's features are the columns ``simulate`` takes (:func:`activestream.datasets.feature_columns`).
-    A JSONL line that is not a JSON object is passed to ``on_error`` as ``"FILE:LINE: reason"``
-    and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
+    Ids are read as text (``001`` stays ``001``). A table's features are the columns ``simulate``
+    takes (:func:`activestream.datasets.feature_columns`). A JSONL line that is not a JSON object,
+    and a row whose id is null or empty, is passed to ``on_error`` as ``"FILE:LINE: reason"``
+    (Parquet: ``"FILE: row N: reason"``) and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
     scorer, which dead-letters a bad item with its id, field and reason.
 
     Raises
@@ -69,10 +97,10 @@ def read_items(
     if p.name.lower().endswith(JSONL_SUFFIXES):
         if exclude:
             raise DatasetError(f"{p}: --exclude names table columns; a JSONL item's features are its 'features' field")
-        return _jsonl_rows(p, id_column, on_error)
+        return _jsonl_rows(p, id_column, id_required, on_error)
     if not p.name.lower().endswith(TABLE_SUFFIXES):  # (a .json array or an .npz is not CSV)
         raise DatasetError(f"{p}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq")
-    return _table_rows(p, id_column, exclude, id_required)
+    return _table_rows(p, id_column, exclude, id_required, on_error)
 
 
 def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bool = False) -> bytes:

@@ -301,8 +301,10 @@ def cmd_produce(args: argparse.Namespace) -> int:
     s, bus, topics = connect(args)
     n = 0
     skipped: list[str] = []
+    seen: set[str] = set()
+    repeated = 0
 
-    def skip(problem: str) -> None:  # a malformed line is reported and skipped; the rest still goes out
+    def skip(problem: str) -> None:  # a malformed line or a row without an id is reported and skipped; the rest still goes out
         print(f"skipped {problem}", file=sys.stderr)
         skipped.append(problem)
 
@@ -311,6 +313,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
         rows = read_items(args.file, id_column=args.id_column, id_required=args.id_column != "id", exclude=args.exclude or (), on_error=skip)
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
+            if iid in seen:
+                repeated += 1
+            seen.add(iid)
             bus.publish(topics.items, encode_row(iid, feats, md, raw=args.raw), key=iid.encode())
             n += 1
         bus.flush()
@@ -319,7 +324,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
         return 2
     finally:
         bus.close()
-    print(f"produced {n} items to {topics.items}" + (f"; skipped {len(skipped)} malformed line(s)" if skipped else ""), flush=True)
+    if repeated:  # the queue is keyed by id: a repeat is taken for a redelivery of the first
+        print(f"warning: {args.file}: {repeated} row(s) repeat an earlier id; the queue keeps one item per id", file=sys.stderr)
+    print(f"produced {n} items to {topics.items}" + (f"; skipped {len(skipped)} row(s)" if skipped else ""), flush=True)
     return 1 if skipped else 0
 
 

@@ -146,3 +146,19 @@ def test_an_explicit_id_or_exclude_column_that_is_absent_is_one_line(good_csv: P
     assert one_error_line(capsys) == f"error: {good_csv}: --exclude 'lable': no such column (did you mean 'label'?)"
     assert produce(str(good_csv), "--exclude", "label", "--id-column", "row") == (2, [])
     assert one_error_line(capsys).startswith(f"error: {good_csv}: --id-column 'row': no such column")
+
+
+def test_produce_keeps_id_text_skips_rows_without_one_and_counts_repeated_ids(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.services import _answers
+
+    items = tmp_path / "items.csv"
+    items.write_text("id,a,label\n001,1.5,cat\n001,2.5,cat\n,3.5,dog\n002,4.5,dog\n")
+    code, published = produce(str(items), "--exclude", "label")
+    err = capsys.readouterr().err
+    assert code == 1 and [m.key for m in published] == [b"001", b"001", b"002"]
+    assert f"skipped {items}:4: no id in column 'id'" in err
+    assert f"warning: {items}: 1 row(s) repeat an earlier id; the queue keeps one item per id" in err
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,label\n001,cat\n002,dog\n")
+    assert set(_answers(str(answers), "id", "label")) == {m.key.decode() for m in published}  # a labeler's answers now match

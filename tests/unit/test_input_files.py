@@ -145,3 +145,34 @@ def test_an_excluded_or_id_column_given_but_absent_is_refused_with_close_matches
     no_id.write_text("a,b,Label\n" + "".join(f"{a:.4f},{b:.4f},{k}\n" for (a, b, _), k in zip(X, y, strict=True)))
     assert load(no_id, ["Label"]).X.shape == (60, 2)  # the default id column may be absent
     assert [r[0] for r in read_items(no_id, exclude=["Label"])][:2] == [None, None]
+
+
+def test_produce_reads_ids_as_text_and_reports_a_row_without_one(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from activestream.producer import read_items
+
+    csv = tmp_path / "items.csv"
+    csv.write_text("id,a,b\n001,1,2\n,3,4\n002,5,6\n")
+    problems: list[str] = []
+    assert [r[0] for r in read_items(csv, on_error=problems.append)] == ["001", "002"]  # leading zeros kept (was "1", "2")
+    assert problems == [f"{csv}:3: no id in column 'id'"]  # (was published as the id "None")
+    with pytest.raises(ValueError, match=r"items\.csv:3: no id in column 'id'"):
+        list(read_items(csv))
+    table = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"id": [7, None, 9], "a": [1.0, 2.0, 3.0]}), table)
+    problems.clear()
+    assert [r[0] for r in read_items(table, on_error=problems.append)] == ["7", "9"]
+    assert problems == [f"{table}: row 2: no id in column 'id'"]
+    jsonl = tmp_path / "items.jsonl"
+    lines = ['{"id": "001", "features": [1]}', '{"id": null, "features": [2]}', '{"id": "", "features": [3]}',
+             '{"features": [4]}', '{"id": 5, "features": [5]}', '{"id": [6], "features": [6]}']
+    jsonl.write_text("\n".join(lines) + "\n")
+    problems.clear()
+    assert [r[0] for r in read_items(jsonl, on_error=problems.append)] == ["001", None, "5"]  # no "id" field: a row-number id
+    assert problems == [f"{jsonl}:2: no id in field 'id'", f"{jsonl}:3: no id in field 'id'",
+                        f"{jsonl}:6: field 'id': expected a string or a number, got list"]
+    problems.clear()
+    assert [r[0] for r in read_items(jsonl, id_column="id", id_required=True, on_error=problems.append)] == ["001", "5"]
+    assert f"{jsonl}:4: no id in field 'id'" in problems  # a field the user named must be there
