@@ -52,11 +52,15 @@ def _table_rows(
 def _jsonl_rows(
     path: Path, id_column: str | None, id_required: bool, on_error: Callable[[str], None] | None
 ) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+    with path.open("rb") as fh:  # decoded line by line: one bad byte costs its line, not the run
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             try:
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # (a BOM may open the file)
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not UTF-8 text: {exc.reason} at byte {exc.start + 1} of the line") from None
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError(f"expected a JSON object, got {type(obj).__name__}")

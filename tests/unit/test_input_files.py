@@ -176,3 +176,13 @@ def test_produce_reads_ids_as_text_and_reports_a_row_without_one(tmp_path: Path)
     problems.clear()
     assert [r[0] for r in read_items(jsonl, id_column="id", id_required=True, on_error=problems.append)] == ["001", "5"]
     assert f"{jsonl}:4: no id in field 'id'" in problems  # a field the user named must be there
+
+
+def test_a_jsonl_line_that_is_not_utf8_is_reported_and_skipped(tmp_path: Path) -> None:
+    from activestream.producer import read_items
+
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "features": [1]}\n{"id": "caf\xe9", "features": [2]}\n{"id": "c", "features": [3]}\n')
+    problems: list[str] = []
+    assert [r[0] for r in read_items(path, on_error=problems.append)] == ["a", "c"]  # (was: the whole run aborted)
+    assert problems == [f"{path}:2: not UTF-8 text: invalid continuation byte at byte 12 of the line"]
