@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -13,6 +14,41 @@ ENV_PREFIX = "ACTIVESTREAM_"
 # ACTIVESTREAM_KAFKA_* names that are not librdkafka settings: the broker address (a field)
 # and the local broker's jar directory (activestream.local_kafka.LIBS_ENV).
 NOT_KAFKA_CONFIG = (ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "KAFKA_LIBS")
+
+
+def _at_least(low: int) -> tuple[Callable[[float], bool], str]:
+    return (lambda v: v >= low), f"an integer >= {low}"
+
+
+# What each numeric setting may be: a test and the words for it. A value outside (NaN included)
+# would fail later, far from its cause: a batch of 0 reads nothing, a lease of -5 s expires at once.
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "partitions": _at_least(1),
+    "replication_factor": _at_least(1),
+    "seed": _at_least(0),
+    "batch_size": _at_least(1),
+    "n_features": _at_least(1),
+    "explore": ((lambda v: 0 <= v <= 1), "a share in [0, 1]"),
+    "curriculum_labels": _at_least(1),
+    "auto_accept": ((lambda v: v in (0, 1)), "0 or 1"),
+    "labels_per_hour": ((lambda v: math.isfinite(v) and v > 0), "a finite number > 0"),
+    "lease_ttl": ((lambda v: math.isfinite(v) and v > 0), "a finite number of seconds > 0"),
+    "max_skips": _at_least(1),
+    "retrain_every": _at_least(1),
+    "retrain_interval": ((lambda v: math.isfinite(v) and v >= 0), "a finite number of seconds >= 0"),
+    "full_refit_every": _at_least(1),
+    "holdout_fraction": ((lambda v: 0 <= v < 1), "a share in [0, 1)"),
+    "tolerance": ((lambda v: 0 <= v <= 1), "an accuracy drop in [0, 1]"),
+    "metrics_port": ((lambda v: 0 <= v <= 65535), "a port in [0, 65535] (0: any free port)"),
+}
+
+
+def out_of_range(name: str, value: Any) -> str | None:
+    """What setting ``name`` must be when ``value`` is not that, else ``None`` (also for ``None``: unset)."""
+    if value is None or name not in RANGES:
+        return None
+    inside, what = RANGES[name]
+    return None if inside(value) else what
 
 
 @dataclass(frozen=True)
@@ -67,6 +103,9 @@ class Settings:
                 raw = env.get("KAFKA_BOOTSTRAP_SERVERS")
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f.name, f.type, raw)
+                problem = out_of_range(f.name, values[f.name])
+                if problem:
+                    raise ValueError(f"setting {ENV_PREFIX + f.name.upper()}={raw}: expected {problem}")
         kafka = {
             k[len(ENV_PREFIX + "KAFKA_") :].lower().replace("_", "."): v
             for k, v in env.items()
@@ -74,7 +113,12 @@ class Settings:
         }
         values["kafka_config"] = kafka
         base = cls(**values)
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for name, value in given.items():  # (the services' flags: --batch-size, --metrics-port, ...)
+            problem = out_of_range(name, value)
+            if problem:
+                raise ValueError(f"--{name.replace('_', '-')} {value}: expected {problem}")
+        return replace(base, **given)
 
 
 def _coerce(name: str, typ: Any, raw: str) -> Any:
@@ -85,5 +129,5 @@ def _coerce(name: str, typ: Any, raw: str) -> Any:
         if "float" in t:
             return float(raw)
     except ValueError:
-        raise ValueError(f"setting {ENV_PREFIX + name.upper()}={raw!r}: expected a number") from None
+        raise ValueError(f"setting {ENV_PREFIX + name.upper()}={raw!r}: expected {'an integer' if 'int' in t else 'a number'}") from None
     return raw
