@@ -141,6 +141,8 @@ def _writable(report: Path) -> str | None:
     """Why ``report`` cannot be written (checked before a long run), or ``None``."""
     import os
 
+    if report.suffix.lower() == ".png":  # the plot goes to report.with_suffix(".png"): the report itself
+        return f"--report {report}: the plot would be written over it; give a .json path"
     try:
         report.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

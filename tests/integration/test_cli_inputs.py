@@ -162,3 +162,12 @@ def test_produce_keeps_id_text_skips_rows_without_one_and_counts_repeated_ids(tm
     answers = tmp_path / "answers.csv"
     answers.write_text("id,label\n001,cat\n002,dog\n")
     assert set(_answers(str(answers), "id", "label")) == {m.key.decode() for m in published}  # a labeler's answers now match
+
+
+@pytest.mark.parametrize("name", ["out.png", "OUT.PNG"])
+def test_a_report_path_the_plot_would_overwrite_is_refused(name: str, good_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / name
+    assert main(["demo", "--report", str(report)]) == 2
+    assert one_error_line(capsys) == f"error: --report {report}: the plot would be written over it; give a .json path"
+    assert main(["simulate", "--data", str(good_csv), "--label-column", "label", "--report", str(report)]) == 2
+    assert one_error_line(capsys) == f"error: --report {report}: the plot would be written over it; give a .json path"
