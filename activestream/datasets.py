@@ -334,4 +334,7 @@ def _finish(ds: Dataset) -> Dataset:
         raise DatasetError(f"{ds.name}: only {len(ds.X)} rows; simulation needs at least 20")
     if ds.task == "multiclass" and len(ds.classes) < 2:
         raise DatasetError(f"{ds.name}: the label column holds a single class")
+    if ds.task == "multilabel" and not ds.y.any():  # no label to learn: the retrainer would wait for one forever
+        names = ", ".join(repr(c) for c in ds.classes)
+        raise DatasetError(f"{ds.name}: multi-label columns {names}: every value is 0 (no row has a label)")
     return ds

@@ -186,3 +186,11 @@ def test_a_jsonl_line_that_is_not_utf8_is_reported_and_skipped(tmp_path: Path) -
     problems: list[str] = []
     assert [r[0] for r in read_items(path, on_error=problems.append)] == ["a", "c"]  # (was: the whole run aborted)
     assert problems == [f"{path}:2: not UTF-8 text: invalid continuation byte at byte 12 of the line"]
+
+
+def test_multilabel_columns_that_are_all_zero_are_refused_when_loaded(tmp_path: Path) -> None:
+    X, _ = iris_like()
+    path = tmp_path / "zeros.csv"
+    path.write_text("f0,f1,tag_a,tag_b\n" + "".join(f"{a:.4f},{b:.4f},0,0\n" for a, b, _ in X))
+    with pytest.raises(DatasetError, match=r"zeros\.csv: multi-label columns 'tag_a', 'tag_b': every value is 0"):
+        load(path, ["tag_"])  # (was: "no positive label in any label set yet", after the campaigns had started)
