@@ -113,10 +113,11 @@ def _run_simulation(ds: Any, args: argparse.Namespace, strategies: list[str], re
     """Check the options, run every campaign, print the summary and write the report and its plot."""
     from activestream.plot import plot_report
     from activestream.redis_server import RedisUnavailable, redis_url
-    from activestream.simulate import simulate
+    from activestream.simulate import check_split, simulate
 
     try:
         cfg = _sim_config(args, strategies)
+        check_split(ds, cfg)
     except ValueError as exc:
         return _fail(str(exc))
     t0 = time.perf_counter()
@@ -187,7 +188,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     problem = _writable(Path(args.report))
     if problem:
         return _fail(problem)
-    strategies = args.strategy or [DEFAULT_STRATEGY, RANDOM]
+    strategies = list(dict.fromkeys(args.strategy or [DEFAULT_STRATEGY, RANDOM]))  # a repeat would run twice and merge its seeds
     if args.metric is None:
         args.metric = "micro_f1" if ds.task == "multilabel" else "accuracy"
     return _run_simulation(ds, args, strategies, Path(args.report))

@@ -163,6 +163,15 @@ def split(ds: Dataset, seed: int, test_size: float) -> tuple[np.ndarray, np.ndar
     return np.sort(np.concatenate([train, idx[lone]])), np.sort(test)
 
 
+def check_split(ds: Dataset, cfg: SimConfig) -> None:
+    """Raise ``ValueError`` naming ``--test-size`` when a seed's :func:`split` cannot be made (checked before any campaign)."""
+    for seed in cfg.seeds:
+        try:
+            split(ds, seed, cfg.test_size)
+        except ValueError as exc:  # scikit-learn's reason: an empty side, or fewer rows than classes
+            raise ValueError(f"--test-size {cfg.test_size:g} cannot split the {len(ds.X)} rows of {ds.name}: {exc}") from None
+
+
 def run_campaign(
     ds: Dataset,
     strategy: str,

@@ -171,3 +171,20 @@ def test_a_report_path_the_plot_would_overwrite_is_refused(name: str, good_csv: 
     assert one_error_line(capsys) == f"error: --report {report}: the plot would be written over it; give a .json path"
     assert main(["simulate", "--data", str(good_csv), "--label-column", "label", "--report", str(report)]) == 2
     assert one_error_line(capsys) == f"error: --report {report}: the plot would be written over it; give a .json path"
+
+
+def test_a_repeated_strategy_runs_once(good_csv: Path, tmp_path: Path, redis_url: str) -> None:
+    import json
+
+    report = tmp_path / "r.json"
+    assert main(["simulate", "--data", str(good_csv), "--label-column", "label", "--strategy", "margin", "--strategy", "random",
+                 "--strategy", "margin", "--budget", "30", "--seeds", "1", "--workers", "1", "--no-progress", "--redis-url", redis_url,
+                 "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert list(rep["strategies"]) == ["margin", "random"] and rep["strategies"]["margin"]["seeds"] == [0]  # (was [0, 0]: run twice)
+
+
+def test_a_test_size_too_small_to_split_names_the_flag(good_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--data", str(good_csv), "--label-column", "label", "--test-size", "0.01", "--report", str(tmp_path / "r.json")]) == 2
+    err = one_error_line(capsys)
+    assert err.startswith("error: --test-size 0.01 cannot split the 100 rows of good.csv: ") and "number of classes = 2" in err
