@@ -44,6 +44,7 @@ class Stop:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings for a service; a bad value stops it with one line naming the setting."""
+    from scorer.keys import QueueKeys
     from scorer.strategies import Strategy
 
     over = {k: getattr(args, k, None) for k in ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")}
@@ -54,8 +55,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"error: {exc}") from None
     if s.cold_start not in ("random", "representative"):
         raise SystemExit(f"error: setting ACTIVESTREAM_COLD_START={s.cold_start!r}: expected 'random' or 'representative'")
-    if not 0.0 <= s.explore <= 1.0:
-        raise SystemExit(f"error: setting ACTIVESTREAM_EXPLORE={s.explore!r}: expected a share in [0, 1]")
+    try:
+        QueueKeys(s.namespace)
+    except ValueError as exc:
+        raise SystemExit(f"error: setting ACTIVESTREAM_NAMESPACE (or --namespace): {exc}") from None
     return s
 
 
@@ -310,7 +313,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     try:
         # The parser's default --id-column is "id", which may be absent; another name must exist.
-        rows = read_items(args.file, id_column=args.id_column, id_required=args.id_column != "id", exclude=args.exclude or (), on_error=skip)
+        rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip)
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
             if iid in seen:
@@ -518,7 +521,7 @@ def _metrics_opt(p: argparse.ArgumentParser) -> None:
 def _loop_opts(p: argparse.ArgumentParser) -> None:
     _metrics_opt(p)
     p.add_argument("--burst", action="store_true", help="drain what is waiting, then exit")
-    p.add_argument("--max-messages", type=int, default=None, help="exit after this many messages")
+    p.add_argument("--max-messages", type=argtypes.count, default=None, help="exit after this many messages")
 
 
 def add_parsers(sub: Any) -> None:
@@ -540,14 +543,14 @@ def add_parsers(sub: Any) -> None:
     _common(p)
     _loop_opts(p)
     p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
-    p.add_argument("--max-outstanding", type=int, default=100, help="most items out with labelers at once")
-    p.add_argument("--ack-timeout", type=float, default=300.0, help="seconds before an unlabeled item returns to the queue")
+    p.add_argument("--max-outstanding", type=argtypes.count, default=100, help="most items out with labelers at once")
+    p.add_argument("--ack-timeout", type=argtypes.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue")
     p.set_defaults(func=cmd_dispatcher)
 
     p = sub.add_parser("labeler-api", help="HTTP API for labelers and UIs: lease top-k, submit labels, skip")
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=argtypes.port, default=8080)
     _metrics_opt(p)
     p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
     p.set_defaults(func=cmd_labeler_api)
@@ -555,7 +558,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("produce", help="push a CSV / CSV.gz / JSONL / Parquet file to the items topic")
     _common(p)
     p.add_argument("file")
-    p.add_argument("--id-column", default="id", help="item id column (default: %(default)s; row number when absent)")
+    p.add_argument("--id-column", default=None, help="item id column (default: id; row number when absent, and an error when given and absent)")
     p.add_argument("--id-prefix", default="row-", help="prefix of row-number ids")
     p.add_argument("--exclude", action="append", help="columns that are not features (repeatable), e.g. the label")
     p.add_argument("--raw", action="store_true",
@@ -578,9 +581,9 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("up", help="local stack without Docker: Kafka (KRaft), Redis and the services; Ctrl-C stops all")
     p.add_argument("--state-dir", default=".activestream", help="logs and Redis AOF (default: %(default)s)")
-    p.add_argument("--kafka-port", type=int, default=None)
-    p.add_argument("--redis-port", type=int, default=None)
-    p.add_argument("--metrics-base-port", type=int, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
+    p.add_argument("--kafka-port", type=argtypes.port, default=None)
+    p.add_argument("--redis-port", type=argtypes.port, default=None)
+    p.add_argument("--metrics-base-port", type=argtypes.port, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
     p.add_argument("--without", action="append", default=[], choices=("scorer", "retrainer", "dispatcher"), help="do not start this service")
     p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS and REDIS_URL here once up")
     p.add_argument("--no-restart", action="store_true", help="stop the whole stack when a service exits (default: start it again, backing off)")

@@ -146,6 +146,10 @@ def test_an_explicit_id_or_exclude_column_that_is_absent_is_one_line(good_csv: P
     assert one_error_line(capsys) == f"error: {good_csv}: --exclude 'lable': no such column (did you mean 'label'?)"
     assert produce(str(good_csv), "--exclude", "label", "--id-column", "row") == (2, [])
     assert one_error_line(capsys).startswith(f"error: {good_csv}: --id-column 'row': no such column")
+    assert produce(str(good_csv), "--exclude", "label", "--id-column", "id") == (2, [])  # given, so meant: not row numbers
+    assert one_error_line(capsys).startswith(f"error: {good_csv}: --id-column 'id': no such column")
+    code, published = produce(str(good_csv), "--exclude", "label")  # the default may be absent: row numbers
+    assert code == 0 and published and published[0].key == b"row-0"
 
 
 def test_produce_keeps_id_text_skips_rows_without_one_and_counts_repeated_ids(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],

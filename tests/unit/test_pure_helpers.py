@@ -128,6 +128,7 @@ def test_settings_from_env() -> None:
         ({"ACTIVESTREAM_SEED": "-1"}, "setting ACTIVESTREAM_SEED=-1: expected an integer >= 0"),
         ({"ACTIVESTREAM_AUTO_ACCEPT": "2"}, "setting ACTIVESTREAM_AUTO_ACCEPT=2: expected 0 or 1"),
         ({"ACTIVESTREAM_EXPLORE": "nan"}, "setting ACTIVESTREAM_EXPLORE=nan: expected a share in [0, 1]"),
+        ({"ACTIVESTREAM_NAMESPACE": "camp:eu"}, "setting ACTIVESTREAM_NAMESPACE (or --namespace): namespace 'camp:eu': must be non-empty"),
     ],
 )
 def test_a_bad_setting_stops_a_service_with_one_line(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
@@ -244,3 +245,21 @@ def test_truncating_a_benchmark_keeps_each_seeds_own_target() -> None:
     out = _truncate_entry(entry, 20, full=0.90)
     assert out["per_seed_labels_to_99"] == [20, None]  # seed 1 got there only at 30 labels
     assert out["curve"] == entry["curve"][:2] and out["truncated_from"] == 30
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dispatcher", "--max-outstanding", "0"], "argument --max-outstanding: must be at least 1, got 0"),
+        (["dispatcher", "--ack-timeout", "-5"], "argument --ack-timeout: must be a finite number of seconds > 0, got -5"),
+        (["scorer", "--max-messages", "0"], "argument --max-messages: must be at least 1, got 0"),
+        (["labeler-api", "--port", "99999"], "argument --port: must be a port in [0, 65535] (0: any free port), got 99999"),
+        (["up", "--metrics-base-port", "-1"], "argument --metrics-base-port: must be a port in [0, 65535] (0: any free port), got -1"),
+    ],
+)
+def test_service_flags_out_of_range_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
