@@ -183,8 +183,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                   id_required=args.id_column is not None)
     except DatasetError as exc:
         return _fail(str(exc))
-    for c in single_row_classes(ds):
-        log.warning("%s: column %r: class %r has a single row: it stays in the labeling pool (never in the test split)", args.data, args.label_column[0], c)
+    lone = single_row_classes(ds)
+    if lone and len(lone) == len(ds.classes):
+        return _fail(f"{args.data}: column {args.label_column[0]!r}: every row has a class of its own ({len(lone)} classes): "
+                     "nothing to learn or test (an id column?)")
+    if lone:
+        shown = ", ".join(repr(c) for c in lone[:5]) + (", ..." if len(lone) > 5 else "")
+        log.warning("%s: column %r: %d class(es) with a single row (%s) stay in the labeling pool (never in the test split)",
+                    args.data, args.label_column[0], len(lone), shown)
     problem = _writable(Path(args.report))
     if problem:
         return _fail(problem)

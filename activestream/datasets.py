@@ -76,7 +76,8 @@ def digits() -> Dataset:
     return from_arrays("sklearn digits", d.data, d.target)
 
 
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.lz4", ".parquet", ".pq")
+_CSV_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 
 
 def load(
@@ -137,13 +138,30 @@ def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
         else:
             import pyarrow.csv as pacsv
 
-            # "", NA, NULL, ... in a text column are missing values, not a class named "" or "NA"
-            opts = pacsv.ConvertOptions(strings_can_be_null=True, column_types={c: pa.string() for c in text_columns})
-            with pa.input_stream(str(p), compression="gzip" if name.endswith(".gz") else None) as stream:
+            opts = pacsv.ConvertOptions(strings_can_be_null=False, column_types={c: pa.string() for c in text_columns})
+            with pa.input_stream(str(p), compression=_CSV_COMPRESSION.get(p.suffix.lower())) as stream:
                 table = pacsv.read_csv(stream, convert_options=opts)
+            table = _nulls_in_strings(table, keep=text_columns, tokens=opts.null_values)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"{p}: cannot be read: {exc}") from None
     check_unique_columns(p, table.column_names)
+    return table
+
+
+def _nulls_in_strings(table: pa.Table, keep: Collection[str], tokens: Sequence[str]) -> pa.Table:
+    """CSV cells "", NA, NULL, ... of a string column (a label) as missing values, not a class named "NA".
+
+    The ``keep`` columns (ids) keep them as text: NA is Namibia's code; an empty id is
+    still missing (the producer checks).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    null_tokens = pa.array(list(tokens), type=pa.string())
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if name not in keep and pa.types.is_string(col.type):
+            table = table.set_column(i, name, pc.if_else(pc.is_in(col, value_set=null_tokens), pa.scalar(None, pa.string()), col))
     return table
 
 
@@ -192,7 +210,8 @@ def feature_matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return np.column_stack([np.asarray(pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # safe=False: an int64 above 2**53 (a nanosecond timestamp, a hash) rounds, as numpy's conversion does
+    return np.column_stack([np.asarray(pc.cast(table.column(c), pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
                             for c in names])
 
 
@@ -294,8 +313,8 @@ def _label_lists(p: Path, arr: pa.ChunkedArray, name: str) -> tuple[np.ndarray, 
     rows = arr.to_pylist()
     for i, row in enumerate(rows):
         if any(v is None for v in row):
-            raise DatasetError(f"{p}: column {name!r}: row {i}: a missing value inside a label list")
-    rows = [[_py(v) for v in row] for row in rows]
+            raise DatasetError(f"{p}: column {name!r}: row {i + 1}: a missing value inside a label list")
+    rows = [[str(v) if isinstance(v, bool) else _py(v) for v in row] for row in rows]  # (True -> 'True', as a bool label column)
     names = tuple(sorted({v for row in rows for v in row}, key=lambda v: (isinstance(v, str), v)))
     index = {v: j for j, v in enumerate(names)}
     Y = np.zeros((len(rows), len(names)), dtype=np.int64)

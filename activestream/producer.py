@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ import numpy as np
 
 from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
 from schemas import Item
+
+log = logging.getLogger(__name__)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -23,8 +27,8 @@ def _report(problem: str, on_error: Callable[[str], None] | None) -> None:
 
 
 def _id_text(value: object) -> str | None:
-    """An id as text, ``None`` when it is missing (null, empty)."""
-    text = None if value is None else str(value)
+    """An id as text, ``None`` when it is missing (null, empty, a float NaN)."""
+    text = None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     return text if text and text.strip() else None
 
 
@@ -40,11 +44,10 @@ def _table_rows(
         raise DatasetError(f"{path}: no numeric feature column")
     X = feature_matrix(table, names).astype(np.float32)
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
-    csv = not path.name.lower().endswith((".parquet", ".pq"))
     for i in range(len(X)):
         item_id = _id_text(ids[i]) if ids is not None else None
-        if ids is not None and item_id is None:  # (CSV: line 1 is the header, one line per row)
-            _report(f"{path}:{i + 2}: no id in column {id_column!r}" if csv else f"{path}: row {i + 1}: no id in column {id_column!r}", on_error)
+        if ids is not None and item_id is None:  # (a row, not a line: blank lines and quoted line breaks do not count)
+            _report(f"{path}: row {i + 1}: no id in column {id_column!r}", on_error)
             continue
         yield item_id, X[i], {}
 
@@ -99,11 +102,11 @@ def read_items(
     """
     p = Path(path)
     if p.name.lower().endswith(JSONL_SUFFIXES):
-        if exclude:
-            raise DatasetError(f"{p}: --exclude names table columns; a JSONL item's features are its 'features' field")
+        if exclude:  # (harmless: nothing else in a JSONL item is a feature)
+            log.warning("%s: --exclude ignored: a JSONL item's features are its 'features' field", p)
         return _jsonl_rows(p, id_column, id_required, on_error)
     if not p.name.lower().endswith(TABLE_SUFFIXES):  # (a .json array or an .npz is not CSV)
-        raise DatasetError(f"{p}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq")
+        raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
     return _table_rows(p, id_column, exclude, id_required, on_error)
 
 

@@ -119,7 +119,14 @@ def test_a_class_with_a_single_row_stays_in_the_labeling_pool(tmp_path: Path, re
     path.write_text("f0,f1,f2,f3,label\n" + "".join(",".join([*(f"{v:.5g}" for v in row), str(c)]) + "\n" for row, c in zip(X, y, strict=True)))
     assert main(["simulate", "--data", str(path), "--label-column", "label", "--budget", "30", "--seeds", "3", "--workers", "1",
                  "--no-progress", "--redis-url", redis_url, "--report", str(tmp_path / "r.json")]) == 0
-    assert f"{path}: column 'label': class 1 has a single row: it stays in the labeling pool (never in the test split)" in caplog.messages
+    assert f"{path}: column 'label': 1 class(es) with a single row (1) stay in the labeling pool (never in the test split)" in caplog.messages
+
+
+def test_a_label_with_a_class_per_row_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "unique.csv"
+    path.write_text("f0,label\n" + "".join(f"{i / 10},row-{i}\n" for i in range(40)))
+    assert main(["simulate", "--data", str(path), "--label-column", "label", "--report", str(tmp_path / "r.json")]) == 2
+    assert one_error_line(capsys) == f"error: {path}: column 'label': every row has a class of its own (40 classes): nothing to learn or test (an id column?)"
 
 
 def test_produce_names_the_file_it_cannot_read(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
@@ -131,7 +138,7 @@ def test_produce_names_the_file_it_cannot_read(tmp_path: Path, produce: Callable
     array = tmp_path / "items.json"
     array.write_text('[{"id": "a", "features": [1, 2]}]')
     assert produce(str(array)) == (2, [])
-    assert one_error_line(capsys) == f"error: {array}: unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"
+    assert one_error_line(capsys) == f"error: {array}: unsupported file type; use .csv, .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, .parquet, .pq, .jsonl, .ndjson"
 
 
 def test_an_explicit_id_or_exclude_column_that_is_absent_is_one_line(good_csv: Path, tmp_path: Path,
@@ -161,7 +168,7 @@ def test_produce_keeps_id_text_skips_rows_without_one_and_counts_repeated_ids(tm
     code, published = produce(str(items), "--exclude", "label")
     err = capsys.readouterr().err
     assert code == 1 and [m.key for m in published] == [b"001", b"001", b"002"]
-    assert f"skipped {items}:4: no id in column 'id'" in err
+    assert f"skipped {items}: row 3: no id in column 'id'" in err
     assert f"warning: {items}: 1 row(s) repeat an earlier id; the queue keeps one item per id" in err
     answers = tmp_path / "answers.csv"
     answers.write_text("id,label\n001,cat\n002,dog\n")

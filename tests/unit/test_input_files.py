@@ -75,7 +75,7 @@ def test_a_parquet_column_of_label_lists_is_multilabel_with_one_label_per_value(
     assert ds.task == "multilabel" and ds.classes == ("a", "b", "c")  # was multiclass: each combination a class
     assert ds.label_values(range(len(X))) == [tuple(sorted(t)) for t in tags]
     pq.write_table(pa.table({"f0": X[:, 0], "tags": [[*t, None] if i == 4 else t for i, t in enumerate(tags)]}), path)
-    with pytest.raises(DatasetError, match=r"tags\.parquet: column 'tags': row 4: a missing value inside a label list"):
+    with pytest.raises(DatasetError, match=r"tags\.parquet: column 'tags': row 5: a missing value inside a label list"):
         load(path, ["tags"])
 
 
@@ -98,8 +98,8 @@ def test_simulate_and_produce_take_the_same_feature_columns_and_name_the_ones_le
     [
         ("empty.csv", "", "cannot be read: Empty CSV file"),
         ("ragged.csv", "a,b\n1,2\n3\n", "cannot be read: CSV parse error"),
-        ("items.npz", "a,b\n1,2\n", "unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"),
-        ("items.json", '{"id": 1}', "unsupported file type; use .csv, .csv.gz, .jsonl, .ndjson, .parquet or .pq"),
+        ("items.npz", "a,b\n1,2\n", "unsupported file type; use .csv, .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, .parquet, .pq, .jsonl, .ndjson"),
+        ("items.json", '{"id": 1}', "unsupported file type; use .csv, .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, .parquet, .pq, .jsonl, .ndjson"),
         ("fake.parquet", "a,b\n1,2\n", "cannot be read: "),
     ],
 )
@@ -157,8 +157,8 @@ def test_produce_reads_ids_as_text_and_reports_a_row_without_one(tmp_path: Path)
     csv.write_text("id,a,b\n001,1,2\n,3,4\n002,5,6\n")
     problems: list[str] = []
     assert [r[0] for r in read_items(csv, on_error=problems.append)] == ["001", "002"]  # leading zeros kept (was "1", "2")
-    assert problems == [f"{csv}:3: no id in column 'id'"]  # (was published as the id "None")
-    with pytest.raises(ValueError, match=r"items\.csv:3: no id in column 'id'"):
+    assert problems == [f"{csv}: row 2: no id in column 'id'"]  # (was published as the id "None")
+    with pytest.raises(ValueError, match=r"items\.csv: row 2: no id in column 'id'"):
         list(read_items(csv))
     table = tmp_path / "items.parquet"
     pq.write_table(pa.table({"id": [7, None, 9], "a": [1.0, 2.0, 3.0]}), table)
@@ -194,3 +194,41 @@ def test_multilabel_columns_that_are_all_zero_are_refused_when_loaded(tmp_path: 
     path.write_text("f0,f1,tag_a,tag_b\n" + "".join(f"{a:.4f},{b:.4f},0,0\n" for a, b, _ in X))
     with pytest.raises(DatasetError, match=r"zeros\.csv: multi-label columns 'tag_a', 'tag_b': every value is 0"):
         load(path, ["tag_"])  # (was: "no positive label in any label set yet", after the campaigns had started)
+
+
+def test_inputs_a_review_found_refused_after_the_rework_still_load(tmp_path: Path) -> None:
+    import bz2
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from activestream.producer import read_items
+
+    # A 64-bit timestamp column is a feature (rounded to float64, as numpy does), not an error.
+    big = tmp_path / "big.csv"
+    big.write_text("ts_ns,f0,label\n" + "".join(f"{1700000000123456789 + i * 1000003},{i % 7},{i % 2}\n" for i in range(40)))
+    ds = load(big, ["label"])
+    assert ds.X.shape == (40, 2) and float(ds.X[0, 0]) == pytest.approx(1.7e18, rel=1e-6)
+    # Ids that read like CSV nulls are ids (NA is Namibia); an empty one is missing; so is a float NaN id.
+    countries = tmp_path / "countries.csv"
+    countries.write_text("id,f0\nUS,1\nNA,2\nnan,3\nNULL,4\n,5\n\nDE,6\n")
+    problems: list[str] = []
+    assert [r[0] for r in read_items(countries, on_error=problems.append)] == ["US", "NA", "nan", "NULL", "DE"]
+    assert problems == [f"{countries}: row 5: no id in column 'id'"]  # (rows, not lines: the blank line does not count)
+    nan_ids = tmp_path / "nan_ids.parquet"
+    pq.write_table(pa.table({"id": [1.5, float("nan")], "a": [1.0, 2.0]}), nan_ids)
+    problems.clear()
+    assert [r[0] for r in read_items(nan_ids, on_error=problems.append)] == ["1.5"] and problems == [f"{nan_ids}: row 2: no id in column 'id'"]
+    # ... while an NA label is still a missing label, not a class named "NA".
+    na_label = tmp_path / "na_label.csv"
+    na_label.write_text("f0,label\n1,a\n2,NA\n")
+    with pytest.raises(DatasetError, match="missing"):
+        load(na_label, ["label"])
+    # Compressed CSV besides .gz, by extension.
+    packed = tmp_path / "big.csv.bz2"
+    packed.write_bytes(bz2.compress(big.read_bytes()))
+    assert load(packed, ["label"]).X.shape == (40, 2)
+    # Booleans in a label list are named as a bool label column's are, and the labeling service takes them.
+    flags = tmp_path / "flags.parquet"
+    pq.write_table(pa.table({"f0": np.arange(30) / 30, "tags": [[True], [False, True], [False]] * 10}), flags)
+    assert load(flags, ["tags"]).classes == ("False", "True")

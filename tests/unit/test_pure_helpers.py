@@ -120,11 +120,11 @@ def test_settings_from_env() -> None:
         ({"ACTIVESTREAM_FULL_REFIT_EVERY": "0"}, "setting ACTIVESTREAM_FULL_REFIT_EVERY=0: expected an integer >= 1"),
         ({"ACTIVESTREAM_MAX_SKIPS": "0"}, "setting ACTIVESTREAM_MAX_SKIPS=0: expected an integer >= 1"),
         ({"ACTIVESTREAM_N_FEATURES": "0"}, "setting ACTIVESTREAM_N_FEATURES=0: expected an integer >= 1"),
-        ({"ACTIVESTREAM_LABELS_PER_HOUR": "nan"}, "setting ACTIVESTREAM_LABELS_PER_HOUR=nan: expected a finite number > 0"),
-        ({"ACTIVESTREAM_LABELS_PER_HOUR": "-3"}, "setting ACTIVESTREAM_LABELS_PER_HOUR=-3: expected a finite number > 0"),
+        ({"ACTIVESTREAM_LABELS_PER_HOUR": "nan"}, "setting ACTIVESTREAM_LABELS_PER_HOUR=nan: expected a finite number >= 0 (0: admit every item)"),
+        ({"ACTIVESTREAM_LABELS_PER_HOUR": "-3"}, "setting ACTIVESTREAM_LABELS_PER_HOUR=-3: expected a finite number >= 0 (0: admit every item)"),
         ({"ACTIVESTREAM_METRICS_PORT": "99999"}, "setting ACTIVESTREAM_METRICS_PORT=99999: expected a port in [0, 65535] (0: any free port)"),
         ({"ACTIVESTREAM_TOLERANCE": "-1"}, "setting ACTIVESTREAM_TOLERANCE=-1: expected an accuracy drop in [0, 1]"),
-        ({"ACTIVESTREAM_CURRICULUM_LABELS": "-1"}, "setting ACTIVESTREAM_CURRICULUM_LABELS=-1: expected an integer >= 1"),
+        ({"ACTIVESTREAM_CURRICULUM_LABELS": "-1"}, "setting ACTIVESTREAM_CURRICULUM_LABELS=-1: expected an integer >= 0 (0: off)"),
         ({"ACTIVESTREAM_SEED": "-1"}, "setting ACTIVESTREAM_SEED=-1: expected an integer >= 0"),
         ({"ACTIVESTREAM_AUTO_ACCEPT": "2"}, "setting ACTIVESTREAM_AUTO_ACCEPT=2: expected 0 or 1"),
         ({"ACTIVESTREAM_EXPLORE": "nan"}, "setting ACTIVESTREAM_EXPLORE=nan: expected a share in [0, 1]"),
@@ -159,9 +159,11 @@ def test_a_bad_flag_value_stops_a_service_with_one_line_naming_the_flag(flags: d
 
 def test_settings_at_the_ends_of_their_ranges_are_taken() -> None:
     env = {"ACTIVESTREAM_HOLDOUT_FRACTION": "0", "ACTIVESTREAM_METRICS_PORT": "0", "ACTIVESTREAM_TOLERANCE": "1", "ACTIVESTREAM_SEED": "0",
-           "ACTIVESTREAM_AUTO_ACCEPT": "0", "ACTIVESTREAM_RETRAIN_INTERVAL": "0", "ACTIVESTREAM_BATCH_SIZE": "1", "ACTIVESTREAM_EXPLORE": "1"}
+           "ACTIVESTREAM_AUTO_ACCEPT": "0", "ACTIVESTREAM_RETRAIN_INTERVAL": "0", "ACTIVESTREAM_BATCH_SIZE": "1", "ACTIVESTREAM_EXPLORE": "1",
+           "ACTIVESTREAM_LABELS_PER_HOUR": "0", "ACTIVESTREAM_CURRICULUM_LABELS": "0"}  # (0: off, as the services read them)
     s = Settings.from_env(env, metrics_port=65535)
     assert (s.holdout_fraction, s.metrics_port, s.tolerance, s.auto_accept, s.batch_size, s.explore) == (0.0, 65535, 1.0, 0, 1, 1.0)
+    assert (s.labels_per_hour, s.curriculum_labels) == (0, 0)
 
 
 def test_produce_reads_rows_and_names_the_file_and_line_of_a_bad_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
