@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
+from schemas import DecodeError as SchemaError
 from schemas import Item
+from schemas.records import b64_features
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,16 @@ def _jsonl_rows(
                     item_id = _id_text(value)
                     if item_id is None:
                         raise ValueError(f"no id in field {id_column!r}")
+                features = obj.get("features")
+                if features is None and "features_b64" in obj:  # (the items topic's other layout: base64 float32)
+                    features = b64_features(str(item_id), obj["features_b64"])
+            except SchemaError as exc:
+                _report(f"{path}:{lineno}: field {exc.field!r}: {exc.reason}", on_error)
+                continue
             except ValueError as exc:
                 _report(f"{path}:{lineno}: {exc}", on_error)
                 continue
-            yield item_id, obj.get("features"), obj.get("metadata") or {}
+            yield item_id, features, obj.get("metadata") or {}
 
 
 def read_items(

@@ -167,7 +167,7 @@ def _split_raw(payload: bytes, key: str | None) -> tuple[str, bytes]:
     return item_id, raw
 
 
-def _b64_features(item_id: str, text: Any) -> np.ndarray:
+def b64_features(item_id: str, text: Any) -> np.ndarray:
     """A ``features_b64`` field as float32 values; :class:`DecodeError` if it is not base64 of whole float32s."""
     try:
         raw = base64.b64decode(text, validate=True)
@@ -223,7 +223,7 @@ def decode_item(
     except DecodeError as exc:
         raise DecodeError(key, exc.field, exc.reason) from None
     if "features_b64" in obj:
-        vec = _b64_features(item_id, obj["features_b64"])
+        vec = b64_features(item_id, obj["features_b64"])
     elif "features" in obj:
         vec = _feature_vector(item_id, obj["features"], feature_names)
     else:
@@ -701,7 +701,7 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         raise DecodeError(item_id, "seconds", "expected a non-negative number")
     features = None
     if "features_b64" in obj:
-        features = _b64_features(item_id, obj["features_b64"])
+        features = b64_features(item_id, obj["features_b64"])
         if not np.isfinite(features).all():
             raise DecodeError(item_id, "features_b64", "holds a non-finite number")
     elif "features" in obj:

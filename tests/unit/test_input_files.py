@@ -232,3 +232,19 @@ def test_inputs_a_review_found_refused_after_the_rework_still_load(tmp_path: Pat
     flags = tmp_path / "flags.parquet"
     pq.write_table(pa.table({"f0": np.arange(30) / 30, "tags": [[True], [False, True], [False]] * 10}), flags)
     assert load(flags, ["tags"]).classes == ("False", "True")
+
+
+def test_produce_sends_a_jsonl_items_features_b64(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from activestream.producer import read_items
+
+    x = np.array([0.5, -2.0, 3.25], dtype="<f4")
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps({"id": "a", "features_b64": base64.b64encode(x.tobytes()).decode()}) + "\n"
+                    + json.dumps({"id": "b", "features_b64": "not base64!"}) + "\n")
+    problems: list[str] = []
+    rows = list(read_items(path, on_error=problems.append))
+    assert [r[0] for r in rows] == ["a"] and np.array_equal(rows[0][1], x)  # (was sent as "features": null)
+    assert problems == [f"{path}:2: field 'features_b64': not valid base64"]
