@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo, metric="accuracy")
 
     p = sub.add_parser("simulate", help="estimate label savings on your own labeled dataset")
-    p.add_argument("--data", required=True, help="CSV, CSV.gz, Parquet or NPZ file")
+    p.add_argument("--data", required=True, help="CSV (plain, .gz, .bz2, .zst, .lz4), Parquet or NPZ file")
     p.add_argument("--label-column", action="append", required=True,
                    help="label column; repeat it, or give a shared prefix, for multi-label 0/1 columns")
     p.add_argument("--strategy", action="append", type=_strategy_name,

@@ -109,7 +109,7 @@ def load(
             raise DatasetError(f"{p}: --exclude and --id-column name table columns; an NPZ's features are its array 'X'")
         return _load_npz(p, label_columns)
     if not p.name.lower().endswith(TABLE_SUFFIXES):
-        raise DatasetError(f"{p}: unknown format (use .csv, .csv.gz, .parquet or .npz)")
+        raise DatasetError(f"{p}: unknown format (use {', '.join(TABLE_SUFFIXES)} or .npz)")
     table = read_table(p)
     require_columns(p, table.column_names, "--exclude", exclude)
     if id_required and id_column is not None:
@@ -157,11 +157,12 @@ def _nulls_in_strings(table: pa.Table, keep: Collection[str], tokens: Sequence[s
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    null_tokens = pa.array(list(tokens), type=pa.string())
+    textual = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)  # (binary: not UTF-8)
     for i, name in enumerate(table.column_names):
         col = table.column(i)
-        if name not in keep and pa.types.is_string(col.type):
-            table = table.set_column(i, name, pc.if_else(pc.is_in(col, value_set=null_tokens), pa.scalar(None, pa.string()), col))
+        if name not in keep and any(is_type(col.type) for is_type in textual):
+            null_tokens = pa.array(list(tokens), type=col.type)
+            table = table.set_column(i, name, pc.if_else(pc.is_in(col, value_set=null_tokens), pa.scalar(None, col.type), col))
     return table
 
 

@@ -224,6 +224,10 @@ def test_inputs_a_review_found_refused_after_the_rework_still_load(tmp_path: Pat
     na_label.write_text("f0,label\n1,a\n2,NA\n")
     with pytest.raises(DatasetError, match="missing"):
         load(na_label, ["label"])
+    latin1 = tmp_path / "latin1.csv"  # (not UTF-8: pyarrow reads the column as binary)
+    latin1.write_bytes(b"f0,label\n" + b"".join(b"%d,%s\n" % (i, [b"caf\xe9", b"NA", b""][i % 3]) for i in range(30)))
+    with pytest.raises(DatasetError, match="20 missing label"):
+        load(latin1, ["label"])
     # Compressed CSV besides .gz, by extension.
     packed = tmp_path / "big.csv.bz2"
     packed.write_bytes(bz2.compress(big.read_bytes()))
