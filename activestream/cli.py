@@ -188,7 +188,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return _fail(f"{args.data}: column {args.label_column[0]!r}: every row has a class of its own ({len(lone)} classes): "
                      "nothing to learn or test (an id column?)")
     if lone:
-        shown = ", ".join(repr(c) for c in lone[:5]) + (", ..." if len(lone) > 5 else "")
+        shown = ", ".join(str(c) for c in lone[:5]) + (", ..." if len(lone) > 5 else "")  # (str: no np.str_('...') reprs)
         log.warning("%s: column %r: %d class(es) with a single row (%s) stay in the labeling pool (never in the test split)",
                     args.data, args.label_column[0], len(lone), shown)
     problem = _writable(Path(args.report))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import zipfile
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
@@ -309,13 +310,22 @@ def _is_list(typ: pa.DataType) -> bool:
     return bool(pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ))
 
 
+def _list_label(v: object) -> object:
+    """A label-list value named as the same value in a label column: True -> 'True', 1.0 -> 1."""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else str(v)
+    return _py(v)
+
+
 def _label_lists(p: Path, arr: pa.ChunkedArray, name: str) -> tuple[np.ndarray, tuple[object, ...]]:
     """A column of label lists (``["a", "c"]`` per row) as (n, n_labels) 0/1, one label per distinct value, and those values."""
     rows = arr.to_pylist()
     for i, row in enumerate(rows):
-        if any(v is None for v in row):
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in row):
             raise DatasetError(f"{p}: column {name!r}: row {i + 1}: a missing value inside a label list")
-    rows = [[str(v) if isinstance(v, bool) else _py(v) for v in row] for row in rows]  # (True -> 'True', as a bool label column)
+    rows = [[_list_label(v) for v in row] for row in rows]
     names = tuple(sorted({v for row in rows for v in row}, key=lambda v: (isinstance(v, str), v)))
     index = {v: j for j, v in enumerate(names)}
     Y = np.zeros((len(rows), len(names)), dtype=np.int64)

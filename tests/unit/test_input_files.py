@@ -236,6 +236,13 @@ def test_inputs_a_review_found_refused_after_the_rework_still_load(tmp_path: Pat
     flags = tmp_path / "flags.parquet"
     pq.write_table(pa.table({"f0": np.arange(30) / 30, "tags": [[True], [False, True], [False]] * 10}), flags)
     assert load(flags, ["tags"]).classes == ("False", "True")
+    # Floats in a label list are named as in a label column (1.0 is the class 1); a NaN in one is missing.
+    floats = tmp_path / "floats.parquet"
+    pq.write_table(pa.table({"f0": np.arange(30) / 30, "tags": [[1.0], [2.0, 1.0], [2.5]] * 10}), floats)
+    assert load(floats, ["tags"]).classes == (1, 2, "2.5")
+    pq.write_table(pa.table({"f0": np.arange(30) / 30, "tags": [[1.0], [float("nan")], [2.0]] * 10}), floats)
+    with pytest.raises(DatasetError, match="row 2: a missing value inside a label list"):
+        load(floats, ["tags"])
 
 
 def test_produce_sends_a_jsonl_items_features_b64(tmp_path: Path) -> None:
