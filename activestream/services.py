@@ -312,7 +312,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         skipped.append(problem)
 
     try:
-        # The parser's default --id-column is "id", which may be absent; another name must exist.
+        # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.
         rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip)
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
@@ -399,7 +399,7 @@ class Supervised:
         self.name, self.argv, self.env, self.log_path = name, argv, env, log_path
         self.restarts = 0
         self.delay: float | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes]  # (set by start)
         self.started = 0.0
         self.start_at: float | None = None  # when to start it again; None while it runs
         self.start()
@@ -418,7 +418,6 @@ class Supervised:
                 self.start()
                 return f"{self.name} started again (restart {self.restarts})"
             return None
-        assert self.proc is not None
         code = self.proc.poll()
         if code is None:
             return None
@@ -437,14 +436,12 @@ def _start_services(args: argparse.Namespace, env: dict[str, str], state: Path) 
     return services, ports
 
 
-def stop_processes(children: Sequence[subprocess.Popen[bytes] | None], timeout: float = 15.0) -> None:
+def stop_processes(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
     """SIGTERM every child, then give each ``timeout`` seconds before SIGKILL (and reap it)."""
     for c in children:
-        if c is not None and c.poll() is None:
+        if c.poll() is None:
             c.terminate()
     for c in children:
-        if c is None:
-            continue
         try:
             c.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -126,12 +126,12 @@ class Dispatcher:
             self.outstanding.set(self.max_outstanding - room)
             return 0
         # What the group passed on comes back after ack_timeout: other work first.
-        self.queue.forget_passed(self.owner, before=now - self.ack_timeout)
-        # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
+        passed_since = now - self.ack_timeout
+        self.queue.forget_passed(self.owner, before=passed_since)
         n_control = 0 if self.queue.ranked_version() == 0 else self.control.count(room)  # (no ranking yet: no control slice)
-        control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding,
-                                    passed_since=now - self.ack_timeout)
-        cands = [i for i, _ in self.queue.top_for(self.owner, room - len(control), passed_since=now - self.ack_timeout)] if room > len(control) else []
+        # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
+        control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding, passed_since=passed_since)
+        cands = [i for i, _ in self.queue.top_for(self.owner, room - len(control), passed_since=passed_since)] if room > len(control) else []
         claimed = control + self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
         if claimed:
             ids = [i for i, _ in claimed]

@@ -152,28 +152,29 @@ local function release_owner(owner_hash, owned_prefix, id)
 end
 """
 
-_EXPIRE = _RELEASE_OWNER + """
+# A lease ends without a label or skip: the item goes back to the queue at the score it had.
+_HAND_BACK = _RELEASE_OWNER + """
+local function hand_back(leased, pending, lease_owner, last_score, owned_prefix, id)
+  redis.call('ZREM', leased, id)
+  redis.call('ZADD', pending, redis.call('HGET', last_score, id) or '0', id)
+  release_owner(lease_owner, owned_prefix, id)
+  redis.call('HDEL', last_score, id)
+end
+"""
+
+_EXPIRE = _HAND_BACK + """
 -- KEYS: leased, pending, lease_owner, last_score ; ARGV: now, owned_prefix, limit
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[1], id)
-  local s = redis.call('HGET', KEYS[4], id) or '0'
-  redis.call('ZADD', KEYS[2], s, id)
-  release_owner(KEYS[3], ARGV[2], id)
-  redis.call('HDEL', KEYS[4], id)
-end
+for _, id in ipairs(due) do hand_back(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], id) end
 return #due
 """
 
-_RETURN = _RELEASE_OWNER + """
+_RETURN = _HAND_BACK + """
 -- KEYS: leased, pending, lease_owner, last_score, control ; ARGV: item_id, holder, owned_prefix
 -- Hands a leased item back as if never leased (no skip counted); only its holder may. 1 if returned.
 local id = ARGV[1]
 if not redis.call('ZSCORE', KEYS[1], id) or redis.call('HGET', KEYS[3], id) ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], id)
-redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[4], id) or '0', id)
-release_owner(KEYS[3], ARGV[3], id)
-redis.call('HDEL', KEYS[4], id)
+hand_back(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], id)
 redis.call('HDEL', KEYS[5], id)
 return 1
 """

@@ -95,11 +95,14 @@ class InMemoryConsumer:
         self._pos: dict[tuple[str, int], int] = {}
         with bus._cond:
             for t in topics:
-                for p, part in enumerate(bus._log(t)):
-                    if group is not None and (group, t, p) in bus._committed:  # the group's committed offset
-                        self._pos[(t, p)] = bus._committed[(group, t, p)]
-                    else:  # none yet: the start or the end, like Kafka's auto.offset.reset
-                        self._pos[(t, p)] = 0 if from_beginning else len(part)
+                for p in range(len(bus._log(t))):
+                    self._pos[(t, p)] = self._start(t, p)
+
+    def _start(self, topic: str, partition: int) -> int:
+        """Where reading starts: the group's committed offset, else the start or the end (Kafka's auto.offset.reset)."""
+        if self._group is not None and (self._group, topic, partition) in self._bus._committed:
+            return self._bus._committed[(self._group, topic, partition)]
+        return 0 if self._from_beginning else len(self._bus._log(topic)[partition])
 
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
         deadline = time.monotonic() + timeout
@@ -132,7 +135,7 @@ class InMemoryConsumer:
             return
         with self._bus._cond:
             for t, p in self._pos:
-                self._pos[(t, p)] = self._bus._committed.get((self._group, t, p), 0 if self._from_beginning else len(self._bus._log(t)[p]))
+                self._pos[(t, p)] = self._start(t, p)
 
     def commit(self, messages: Sequence[Message]) -> None:
         if self._group is None:
