@@ -88,7 +88,7 @@ def load(
 
     Parameters
     ----------
-    path : ``.csv``, ``.csv.gz``, ``.parquet`` (``.pq``) or ``.npz``.
+    path : one of :data:`TABLE_SUFFIXES` (CSV, compressed or not; Parquet) or ``.npz``.
     label_columns : one column (multi-class); several 0/1 columns, one prefix shared by
         several columns, or one Parquet column of label lists (multi-label). For NPZ: the
         label array's name (default ``y``) and the features come from ``X``.
@@ -119,7 +119,7 @@ def load(
 
 
 def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
-    """A CSV / CSV.gz / Parquet file (by its extension, any case) as an Arrow table.
+    """A CSV (plain or compressed) or Parquet file, by its extension in any case, as an Arrow table.
 
     ``text_columns`` are read as strings, not numbers (ids: ``001`` stays ``001``).
 

@@ -100,7 +100,7 @@ def read_items(
     Ids are read as text (``001`` stays ``001``). A table's features are the columns ``simulate``
     takes (:func:`activestream.datasets.feature_columns`). A JSONL line that is not a JSON object,
     and a row whose id is null or empty, is passed to ``on_error`` as ``"FILE:LINE: reason"``
-    (Parquet: ``"FILE: row N: reason"``) and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
+    (CSV and Parquet: ``"FILE: row N: reason"``) and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
     scorer, which dead-letters a bad item with its id, field and reason.
 
     Raises

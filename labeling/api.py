@@ -4,11 +4,12 @@
     POST /labels  {"item_id", "label" | "labels", "labeler_id", "seconds", "label_id"}
                                         -> {"accepted": true | false (duplicate label id)}
     POST /skip    {"item_id", "labeler_id"} -> {"skips": n}  (0: dropped, -1: unknown; each
-                                        labeler counts once; an item leased to someone else: 400)
+                                        labeler counts once; an item leased to someone else: 409)
     GET  /status                        -> queue depth, leased, labeled, model version
 
 Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 404 for an unknown
-route, 405 for another method, 413 for a body over 1 MiB, 500 (details in the server's log).
+route, 405 for another method, 409 for a label or skip of an item another labeler holds, 413
+for a body over 1 MiB, 500 (details in the server's log).
 """
 
 from __future__ import annotations
