@@ -23,6 +23,7 @@ def bounded(kind: type, low: float, high: float, what: str, *, open_ends: bool =
 
 
 count = bounded(int, 1, float("inf"), "at least 1")
+count_or_off = bounded(int, 0, float("inf"), "an integer >= 0 (0: off)")
 share = bounded(float, 0.0, 1.0, "in [0, 1]")
 open_share = bounded(float, 0.0, 1.0, "strictly between 0 and 1", open_ends=True)
 seconds = bounded(float, 0.0, 1e12, "a finite number >= 0")

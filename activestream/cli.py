@@ -209,7 +209,8 @@ def _add_sim_options(p: argparse.ArgumentParser, *, budget: int, report: str) ->
     p.add_argument("--test-size", type=argtypes.open_share, default=0.3, help="held-out test share (default %(default)s)")
     p.add_argument("--workers", type=argtypes.count, default=2, help="parallel campaign processes (default %(default)s)")
     p.add_argument("--explore", type=argtypes.share, default=DEFAULT_EXPLORE, help="share of each batch picked at random: the random-control slice (default %(default)s)")
-    p.add_argument("--curriculum-labels", type=argtypes.count, default=None, help="easy-to-hard schedule over this many labels (default: off)")
+    p.add_argument("--curriculum-labels", type=argtypes.count_or_off, default=None,
+                   help="easy-to-hard schedule over this many labels (default and 0: off, as ACTIVESTREAM_CURRICULUM_LABELS)")
     p.add_argument("--cold-start", choices=("random", "representative"), default="random",
                    help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")

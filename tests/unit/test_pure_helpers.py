@@ -265,3 +265,14 @@ def test_service_flags_out_of_range_are_one_line(argv: list[str], message: str, 
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_curriculum_labels_flag_takes_zero_as_off_like_its_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["simulate", "--data", "x.csv", "--label-column", "y", "--curriculum-labels", "0"]).curriculum_labels == 0  # ACTIVESTREAM_CURRICULUM_LABELS=0 is off too
+    assert parser.parse_args(["demo", "--curriculum-labels", "40"]).curriculum_labels == 40
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--data", "x.csv", "--label-column", "y", "--curriculum-labels", "-1"])
+    assert "must be an integer >= 0 (0: off), got -1" in capsys.readouterr().err
