@@ -43,10 +43,13 @@ class LocalRedis:
     ----------
     port : port to bind (a free one by default).
     appendonly : turn on AOF persistence (off for throwaway runs).
+    binary : the server to run (default :func:`redis_server_binary`; any RESP server that
+        takes redis-server's flags, e.g. valkey-server, for experiments).
     """
 
-    def __init__(self, port: int | None = None, *, appendonly: bool = False, data_dir: str | None = None) -> None:
+    def __init__(self, port: int | None = None, *, appendonly: bool = False, data_dir: str | None = None, binary: str | None = None) -> None:
         self.port = port or free_port()
+        self.binary = binary
         self.appendonly = appendonly
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="activestream-redis-")
         self.data_dir = data_dir or self._tmp.name  # type: ignore[union-attr]
@@ -59,7 +62,7 @@ class LocalRedis:
     def start(self, timeout: float = 10.0) -> LocalRedis:
         os.makedirs(self.data_dir, exist_ok=True)
         cmd = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary or redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", self.data_dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "no", "--loglevel", "warning",
         ]

