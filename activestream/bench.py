@@ -51,3 +51,6 @@ def add_throughput_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=None, help="items per scorer throughput run (default 400000)")
     p.add_argument("--batch-size", type=int, default=None, help="scorer micro-batch (default 1000, the service default)")
     p.add_argument("--label-samples", type=int, default=None, help="labels timed per training-set size (default 25)")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="sample each scorer process with py-spy while it fills the queue: raw stacks (flamegraph input) to DIR, "
+                        "its top functions in the report")

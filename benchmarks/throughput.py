@@ -51,6 +51,7 @@ import numpy as np
 import redis
 
 from activestream.services import stop_processes
+from benchmarks import profiling
 from benchmarks.consume_only import machine_cpu
 from retrainer.export import to_onnx
 from retrainer.trainer import LinearHeads, Trainer
@@ -89,6 +90,7 @@ class BenchConfig:
     memory_items: int = 100_000
     seed: int = 0
     sections: tuple[str, ...] = ("memory", "scorer", "rerank", "label")
+    profile_dir: str | None = None  # py-spy each scorer process while it fills the queue (raw stacks here)
 
     @classmethod
     def quick(cls, **over: Any) -> BenchConfig:
@@ -248,11 +250,15 @@ def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersi
                 bus.publish(topics.models, mv.encode(), key=MODEL_KEY)
                 bus.flush()
                 txn, _ = _produce_held(sv, topics.items, payloads, keys)
-                run = run_scorers(sv, prefix, procs, n, cfg.batch_size, release=txn.commit_transaction)
+                profile = Path(cfg.profile_dir) / f"scorer-{wire}-{procs}p" if cfg.profile_dir else None
+                run = run_scorers(sv, prefix, procs, n, cfg.batch_size, release=txn.commit_transaction, profile=profile)
                 del txn
                 res[f"scorers_{procs}"] = run
                 log(f"    {procs} scorer process(es): {run['items_per_s']:,.0f} items/s (per process: {run['consumed_per_process']}; "
                     f"machine CPU {run['machine_cpu_busy_fraction']:.0%} busy, Redis {run['redis_cpu_seconds_per_1k_items'] * 1000:.1f} ms CPU per 1k items)")
+                for prof in run.get("profile", []):
+                    head = ", ".join(f"{f} {v:.0%}" for f, v in prof.get("self", [])[:5])
+                    log(f"      py-spy {prof['file']}: {prof.get('samples', 0)} samples; most self time: {head or prof.get('error')}")
                 RankedQueue(redis.Redis.from_url(sv.redis_url), QueueKeys(prefix)).clear()
                 _delete_topics(bus, prefix)
             del payloads
@@ -312,8 +318,13 @@ def _group_ready(sv: Services, group: str, topic: str, members: int) -> bool:
     return desc.state == ConsumerGroupState.STABLE and len(holding) == members
 
 
-def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, release: Callable[[float], None]) -> dict[str, Any]:
-    """``procs`` ``activestream scorer --burst`` processes on a held topic; release it; watch the queue fill."""
+def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, release: Callable[[float], None],
+                profile: Path | None = None) -> dict[str, Any]:
+    """``procs`` ``activestream scorer`` processes on a held topic; release it; watch the queue fill.
+
+    With ``profile``, py-spy samples each process from the release until the queue is full;
+    the raw stacks go to ``<profile>-<i>.txt`` and the top functions into the result.
+    """
     from streams.topics import SCORER_GROUP
 
     q = RankedQueue(redis.Redis.from_url(sv.redis_url), QueueKeys(prefix))
@@ -326,6 +337,11 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
                 # Not --burst: a burst scorer exits on its first empty poll, before the items are released.
                 ps.append(subprocess.Popen(_cli("scorer", "--batch-size", str(batch)), env=env, stdout=fh, stderr=subprocess.STDOUT))
         ready = _wait(lambda: _group_ready(sv, f"{prefix}.{SCORER_GROUP}", Topics(prefix).items, procs), 120)
+        spies = []
+        if profile is not None:
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            spies = [(profile.with_name(f"{profile.name}-{i}.txt"), profiling.start(p.pid, profile.with_name(f"{profile.name}-{i}.txt")))
+                     for i, p in enumerate(ps)]
         release(60)
         cpu0, redis0 = machine_cpu(), _redis_cpu(q.r)
         t_start = time.perf_counter()
@@ -338,6 +354,11 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
                 break
             time.sleep(0.01)
         cpu1, redis1 = machine_cpu(), _redis_cpu(q.r)
+        profiles = []
+        for path, spy in spies:
+            err = profiling.stop(spy)
+            summary = profiling.summarize(path.read_text()) if err is None and path.exists() else {"error": err}
+            profiles.append({"file": str(path), **summary})
         stop_processes(ps, timeout=60)
         texts = [lf.read_text(errors="replace") for lf in logs]
     consumed = [int(m.group(1)) for t in texts for m in [re.search(r"consumed (\d+) item messages", t)] if m]
@@ -355,6 +376,8 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
         "machine_cpu_busy_fraction": (cpu1[0] - cpu0[0]) / max(1e-9, cpu1[1] - cpu0[1]),
         "redis_cpu_seconds_per_1k_items": 1000 * (redis1 - redis0) / max(1, q.depth()),
     }
+    if profiles:
+        res["profile"] = profiles
     if q.depth() < n:
         res["log_tail"] = [t[-2000:] for t in texts]
     return res
@@ -754,6 +777,11 @@ def run_cli(args: argparse.Namespace) -> int:
         over["batch_size"] = args.batch_size
     if args.label_samples:
         over["label_samples"] = args.label_samples
+    if args.profile:
+        if profiling.py_spy() is None:
+            print("--profile needs py-spy: pip install py-spy (the project's dev extra has it)", file=sys.stderr)
+            return 2
+        over["profile_dir"] = args.profile
     cfg = BenchConfig.quick(**over) if args.quick else BenchConfig(**over)
     report = run(cfg, log=lambda s: print(s, flush=True))
     print()

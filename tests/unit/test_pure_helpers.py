@@ -276,3 +276,24 @@ def test_curriculum_labels_flag_takes_zero_as_off_like_its_setting(capsys: pytes
     with pytest.raises(SystemExit):
         parser.parse_args(["simulate", "--data", "x.csv", "--label-column", "y", "--curriculum-labels", "-1"])
     assert "must be an integer >= 0 (0: off), got -1" in capsys.readouterr().err
+
+
+def test_py_spy_stacks_add_up_by_function() -> None:
+    from benchmarks.profiling import summarize
+
+    raw = "\n".join([
+        "<module> (activestream/cli.py:9);run (scorer/service.py:600);score_items (scorer/service.py:380);consume (streams/kafka.py:50) 6",
+        "<module> (activestream/cli.py:9);run (scorer/service.py:600);score_items (scorer/service.py:391);run (onnxruntime/session.py:220) 3",
+        "<module> (activestream/cli.py:9);run (scorer/service.py:600);score_items (scorer/service.py:402) 1",
+        "not a stack line",
+        "",
+    ])
+    out = summarize(raw, top=2)
+    assert out["samples"] == 10
+    # Lines of one function add up; the innermost frame gets the self time.
+    assert out["self"] == [["consume (streams/kafka.py)", 0.6], ["run (onnxruntime/session.py)", 0.3]]
+    # Inclusive: every function on a stack once; two functions named run in different files stay apart.
+    total = dict(map(tuple, summarize(raw, top=10)["total"]))
+    assert total == {"<module> (activestream/cli.py)": 1.0, "run (scorer/service.py)": 1.0, "score_items (scorer/service.py)": 1.0,
+                     "consume (streams/kafka.py)": 0.6, "run (onnxruntime/session.py)": 0.3}
+    assert summarize("")["self"] == [] and summarize("")["samples"] == 0
