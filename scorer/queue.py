@@ -634,14 +634,24 @@ ScoreFn = Callable[[Sequence[str], np.ndarray], np.ndarray]
 
 
 class PendingAdd:
-    """Enqueue scripts sent to Redis whose replies are read by :meth:`result` (see ``RankedQueue.add_nowait``)."""
+    """Enqueue scripts sent to Redis whose replies are read by :meth:`result` (see ``RankedQueue.add_nowait``).
 
-    def __init__(self, queue: RankedQueue, conn: Any, calls: list[tuple[list[str], list[Any]]], *, release: bool = True) -> None:
+    Attributes
+    ----------
+    known : after :meth:`result`, one flag per id of ``add_nowait``'s ``check``: whether the
+        queue had already taken that id (pending, leased, labeled or dropped) when the check ran.
+    """
+
+    def __init__(
+        self, queue: RankedQueue, conn: Any, calls: list[tuple[list[str], list[Any]]], *, release: bool = True, n_checked: int = 0,
+    ) -> None:
         self._queue = queue
         self._conn = conn
         self._calls = calls
         self._release = release  # False: the caller's own connection (see RankedQueue.writer), kept open
+        self._n_checked = n_checked  # ids in the HMGET sent before the scripts (0: none sent)
         self._added: int | None = None if conn is not None else 0
+        self.known: list[bool] = []
 
     def result(self) -> int:
         """Wait for Redis; the number of items newly added. Raises what the scripts raised."""
@@ -650,6 +660,8 @@ class PendingAdd:
         pool, conn = self._queue.r.connection_pool, self._conn
         added, retry, error = 0, [], None
         try:
+            if self._n_checked:  # its reply comes first: it was sent first
+                self.known = [loc is not None for loc in conn.read_response()]  # '' (a tombstone) is known too
             for call in self._calls:
                 try:
                     added += int(conn.read_response())
@@ -760,6 +772,7 @@ class RankedQueue:
         *,
         now: float | None = None,
         conn: Any | None = None,
+        check: Sequence[str] = (),
     ) -> PendingAdd:
         """Send :meth:`add`'s writes and return at once; ``.result()`` waits for Redis.
 
@@ -771,10 +784,36 @@ class RankedQueue:
         one: several writes in flight on one connection run in the order they were sent
         (on separate connections Redis may run a later, smaller one first), so the first
         write of an id still wins. Read their ``.result()`` in the same order.
+
+        ``check`` : ids (none of them in ``ids``) to look up in the same round trip, just
+        before these writes and after every earlier one on ``conn``; ``.known`` tells,
+        after ``.result()``, which of them the queue had already taken.
         """
         n = len(ids)
-        if n == 0:
+        if n == 0 and not check:
             return PendingAdd(self, None, [])
+        calls = self._add_calls(ids, scores, features, metadata, now) if n else []
+        pool = self.r.connection_pool
+        shared = conn is not None
+        if conn is None:
+            conn = pool.get_connection()
+        try:
+            if check:
+                conn.send_command("HMGET", self.k.featloc, *check)
+            for k, a in calls:
+                conn.send_command("EVALSHA", self._add.sha, len(k), *k, *a)
+        except BaseException:
+            conn.disconnect()
+            if not shared:
+                pool.release(conn)
+            raise
+        return PendingAdd(self, conn, calls, release=not shared, n_checked=len(check))
+
+    def _add_calls(
+        self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray, metadata: Sequence[dict[str, Any]] | None, now: float | None,
+    ) -> list[tuple[list[str], list[Any]]]:
+        """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``_CHUNK`` items."""
+        n = len(ids)
         now = time.time() if now is None else now
         sc = np.ascontiguousarray(scores, dtype="<f8").reshape(-1)
         if len(sc) != n or not np.isfinite(sc).all():
@@ -803,19 +842,7 @@ class RankedQueue:
             if md_args:
                 args += md_args[lo:hi]
             calls.append((keys, args))
-        pool = self.r.connection_pool
-        shared = conn is not None
-        if conn is None:
-            conn = pool.get_connection()
-        try:
-            for k, a in calls:
-                conn.send_command("EVALSHA", self._add.sha, len(k), *k, *a)
-        except BaseException:
-            conn.disconnect()
-            if not shared:
-                pool.release(conn)
-            raise
-        return PendingAdd(self, conn, calls, release=not shared)
+        return calls
 
     def writer(self) -> Any:
         """A connection of its own for :meth:`add_nowait` (give it back with :meth:`release_writer`)."""

@@ -79,6 +79,7 @@ class _Inflight:
 
     pending: PendingAdd | None
     dead: list[Record]
+    auto: dict[str, Record]  # item id -> its auto-label, unless the queue turns out to have the item already
     msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
     counts: _Counts
     t0: float
@@ -186,7 +187,7 @@ class Scorer:
     group : consumer group shared by all scorer processes (they split the partitions).
     auto_accept : route items the live model is confident enough about (its version's
         ``auto_accept_threshold``, calibrated on random-control labels) to the auto-labels
-        topic instead of the queue.
+        topic instead of the queue (unless the queue already has the item: the first write wins).
     labels_per_hour : stream budget: admit to the queue only as many items as labelers can
         label (variable uncertainty over the measured arrival rate); ``None`` admits all.
     commit_interval : seconds between offset commits while items stream in. Offsets are
@@ -404,9 +405,9 @@ class Scorer:
             probas = probas[ok] if probas is not None else None
         counts = _Counts()
         dead = [self._dead_letter(message_at(i), err, counts) for i, err in errors]
+        auto: dict[str, Record] = {}
         if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
-            ids, X, metas, scores, extra = self._route(ids, X, metas, scores, probas, t0, counts)
-            dead = dead + extra
+            ids, X, metas, scores, auto = self._route(ids, X, metas, scores, probas, t0, counts)
         counts.scored = len(ids)
         # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
         # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
@@ -416,17 +417,20 @@ class Scorer:
             self._finish_oldest()
         if self.rewinds != rewinds:  # a commit failed and the consumer went back: this batch comes again
             return len(values)
-        if ids and self._writer is None:
+        if (ids or auto) and self._writer is None:
             self._writer = self.queue.writer()
-        pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer) if ids else None
-        self._inflight.append(_Inflight(pending, dead, commit_msgs, counts, t0))
+        # The auto-accepted ids are looked up in the queue in the same round trip, after every
+        # earlier write: one this batch's first read queued (before a rolled-back commit or a
+        # crash, under a model that did not accept it) stays queued and is not auto-labeled too.
+        pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto)) if ids or auto else None
+        self._inflight.append(_Inflight(pending, dead, auto, commit_msgs, counts, t0))
         return len(values)
 
     def _route(
         self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], scores: np.ndarray, probas: np.ndarray, now: float,
         counts: _Counts,
-    ) -> tuple[list[str], np.ndarray, list[dict[str, object]], np.ndarray, list[Record]]:
-        """Keep what goes to the queue; auto-labels become records that commit with the offsets."""
+    ) -> tuple[list[str], np.ndarray, list[dict[str, object]], np.ndarray, dict[str, Record]]:
+        """Keep what goes to the queue; auto-labels become records (by item id) that commit with the offsets."""
         if self.router.budget is not None and self.labels_per_hour:
             if self._last_batch_at is not None and now > self._last_batch_at:
                 rate = len(ids) / (now - self._last_batch_at)
@@ -435,11 +439,11 @@ class Scorer:
             self.router.budget.budget = admission_rate(self.labels_per_hour, self._arrival_rate * 3600.0)
         routes = self.router.route(probas, self.task)
         self.router.update(probas, routes, self.task)
-        records = []
+        records: dict[str, Record] = {}
         for j in np.flatnonzero(routes.auto):
             label = Label(ids[j], f"auto:{ids[j]}:v{self.model_version}", f"auto:v{self.model_version}",
                           label=self.classes[int(probas[j].argmax())], features=X[j], source="auto")  # type: ignore[arg-type]
-            records.append(Record(self.topics.auto_labels, label.encode(), ids[j].encode()))
+            records[ids[j]] = Record(self.topics.auto_labels, label.encode(), ids[j].encode())
         counts.auto_accepted += int(routes.auto.sum())
         counts.refused += int(routes.refused.sum())
         keep = np.flatnonzero(routes.queue)
@@ -458,12 +462,30 @@ class Scorer:
             raise
         self._inflight.popleft()
         self.metrics.items_enqueued.inc(added)  # (a fact about Redis, whatever becomes of the offsets)
+        records = w.dead + self._auto_labels(w)
         self._uncounted.add(w.counts)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
-        if w.dead or time.monotonic() - self._last_commit >= self.commit_interval:
-            self._commit(w.dead)
+        if records or time.monotonic() - self._last_commit >= self.commit_interval:
+            self._commit(records)
         self.metrics.scoring_latency.observe(time.perf_counter() - w.t0)
+
+    def _auto_labels(self, w: _Inflight) -> list[Record]:
+        """The auto-labels of a confirmed batch, less those of items the queue already had.
+
+        Such an item was queued by an earlier read of the batch whose commit did not happen
+        (rolled back, or a crash) under a model that did not accept it: the queue's first
+        write wins, so it stays queued and counts as scored, not auto-accepted.
+        """
+        if not w.auto:
+            return []
+        assert w.pending is not None
+        known = w.pending.known
+        if not any(known):
+            return list(w.auto.values())
+        w.counts.auto_accepted -= sum(known)
+        w.counts.scored += sum(known)
+        return [record for record, queued in zip(w.auto.values(), known, strict=True) if not queued]
 
     def _abandon_inflight(self) -> None:
         # A write failed: from here on nothing may commit, or offsets would move past the

@@ -31,6 +31,22 @@ def test_add_ranks_and_is_idempotent(queue: RankedQueue) -> None:
     assert queue.members_at([2, 0, 7]) == ["a", "b"]  # by rank, best first; past the end left out
 
 
+def test_add_nowait_checks_ids_after_the_writes_before_it_on_its_connection(queue: RankedQueue) -> None:
+    queue.add(["gone"], np.array([0.5]), feats(1))
+    assert queue.mark_labeled("gone", "L1")  # labeled: a tombstone, known for good
+    conn = queue.writer()
+    try:
+        first = queue.add_nowait(["a", "b"], np.array([0.1, 0.2]), feats(2), conn=conn)
+        second = queue.add_nowait(["c"], np.array([0.3]), feats(1), conn=conn, check=["a", "gone", "new"])
+        only_check = queue.add_nowait([], np.zeros(0), feats(0), conn=conn, check=["c", "new"])
+        assert (first.result(), first.known) == (2, [])
+        assert (second.result(), second.known) == (1, [True, True, False])  # "a" was sent first, so it counts
+        assert (only_check.result(), only_check.known) == (0, [True, False])
+    finally:
+        queue.release_writer(conn)
+    assert sorted(queue.pending_ids()) == ["a", "b", "c"]
+
+
 def test_claim_expire_and_rescore(queue: RankedQueue) -> None:
     queue.add(["a", "b", "c"], np.array([0.1, 0.9, 0.5]), feats(3))
     got = queue.claim(["b", "zzz"], "ann", ttl=10, now=1000.0)

@@ -231,3 +231,70 @@ def test_a_refused_model_changes_nothing_and_is_a_dead_letter(redis_client: redi
         assert queue.depth() == 100 and not bus.messages(topics.auto_labels)  # v1's routing: every item queued
     finally:
         scorer.close()
+
+
+def _model_version(v: int, X: np.ndarray, threshold: float | None) -> bytes:
+    """A model version message for 8-feature items (``threshold``: its auto_accept_threshold)."""
+    from schemas import ModelVersion
+
+    blob = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
+    metrics = {} if threshold is None else {"auto_accept_threshold": threshold}
+    return ModelVersion(version=v, onnx=blob, sha256=ModelVersion.digest(blob), classes=(0, 1), metrics=metrics).encode()
+
+
+def _queued_and_auto_labeled(bus: InMemoryBus, topics: Topics, queue: RankedQueue) -> tuple[set[str], list[str]]:
+    from schemas import decode_label
+
+    queued = set(queue.pending_ids())
+    return queued, [decode_label(m.value).item_id for m in bus.messages(topics.auto_labels)]
+
+
+def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_second_read(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The queue writes are not part of the transaction that commits the offsets. A batch queued
+    # under a model without auto-accept, rolled back, then read again after a model whose
+    # threshold accepts it went live, must not be auto-labeled too: the queue's first write wins.
+    from streams.topics import MODEL_KEY
+
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 200, commit_interval=3600.0)
+    bus.publish(topics.models, _model_version(1, X, None), MODEL_KEY)
+    scorer.poll_models(0.0)
+    assert scorer.score_items(0.0) == 100  # i0..i99 queued by v1, offsets not committed yet
+    real, aborted = bus.publish_and_commit, []
+
+    def flaky(consumer: object, records: list, messages: list) -> None:
+        if consumer is not None and not aborted:
+            aborted.append(len(messages))
+            raise CommitAborted("Kafka transaction aborted (ILLEGAL_GENERATION)", rolled_back=True, group_moved=True)
+        real(consumer, records, messages)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bus, "publish_and_commit", flaky)
+    bus.publish(topics.models, _model_version(2, X, 0.0), MODEL_KEY)  # accepts every item
+    scorer.run(burst=True, timeout=0.0)  # swap (its flush's commit is rolled back), then i0..i199 again
+    scorer.close()
+    assert aborted and scorer.rewinds == 1 and bus.lag(topics.items, "scorer") == 0
+    queued, auto = _queued_and_auto_labeled(bus, topics, queue)
+    assert queued == {f"i{i}" for i in range(100)}
+    assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))  # only the items never queued
+    assert scorer.auto_accepted == 100 and scorer.metrics.items_scored._value.get() == 100
+
+
+def test_an_item_queued_before_a_restart_is_not_auto_labeled_after_it(redis_client: redis.Redis, namespace: str) -> None:
+    # A crash between the queue write and the offset commit redelivers the batch; a model that
+    # auto-accepts it went live meanwhile. The restarted scorer must leave it to the queue.
+    from streams.topics import MODEL_KEY
+
+    bus, topics, queue, first, X = make(redis_client, namespace, 200, commit_interval=3600.0)
+    assert first.score_items(0.0) == 100  # no model: i0..i99 queued at random scores
+    first._finish_write()  # written to Redis; the crash comes before the commit
+    assert queue.depth() == 100 and bus.lag(topics.items, "scorer") == 200
+    bus.publish(topics.models, _model_version(1, X, 0.0), MODEL_KEY)
+    restarted = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100)
+    restarted.poll_models(to_end=True)
+    restarted.run(burst=True, timeout=0.0)
+    restarted.close()
+    queued, auto = _queued_and_auto_labeled(bus, topics, queue)
+    assert queued == {f"i{i}" for i in range(100)}
+    assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))
+    assert restarted.auto_accepted == 100
