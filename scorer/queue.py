@@ -22,7 +22,6 @@ Storage, per namespace (key names in :mod:`scorer.keys`):
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
@@ -31,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, overload
 
+import anycrc
 import numpy as np
 import redis
 
@@ -364,101 +364,19 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 _RDB_TYPE_ZSET_2 = 5
 _RDB_VERSION = 8  # the oldest RDB version with ZSET_2 (Redis 4.0): every later server loads it
-_CRC64_POLY = 0x95AC9329AC4BC9B5  # 0xad93d23594c935a9 (Jones), bit-reversed: Redis's crc64
-_CRC_LANE = 1024  # bytes per lane (a multiple of 8)
-
-
-def _crc_tables() -> np.ndarray:
-    """(8, 256): the byte table and its slicing-by-8 companions (table k: byte then k zero bytes)."""
-    t0 = np.zeros(256, dtype=np.uint64)
-    for b in range(256):
-        c = b
-        for _ in range(8):
-            c = (c >> 1) ^ _CRC64_POLY if c & 1 else c >> 1
-        t0[b] = c
-    tables = [t0]
-    for _ in range(7):
-        tables.append((tables[-1] >> np.uint64(8)) ^ t0[tables[-1] & np.uint64(0xFF)])
-    return np.stack(tables)
-
-
-_CRC_TABLES = _crc_tables()
-_CRC_TABLE = _CRC_TABLES[0]
-
-
-def _gf2_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return ((a.astype(np.int64) @ b.astype(np.int64)) & 1).astype(np.uint8)
-
-
-def _byte_tables(m: np.ndarray) -> np.ndarray:
-    """(8, 256) tables applying the 64x64 GF(2) matrix ``m`` to a register byte by byte."""
-    weights = np.uint64(1) << np.arange(64, dtype=np.uint64)
-    cols = (m.astype(np.uint64) * weights[:, None]).sum(axis=0, dtype=np.uint64)  # column j as a register value
-    v = np.arange(256)
-    tables = np.zeros((8, 256), dtype=np.uint64)
-    for b in range(8):
-        for bit in range(8):
-            tables[b] ^= np.where((v >> bit) & 1, cols[8 * b + bit], np.uint64(0))
-    return tables
-
-
-@functools.lru_cache(maxsize=4)
-def _shift_tables(nbytes: int, levels: int) -> list[np.ndarray]:
-    """Tables for "append ``nbytes * 2**i`` zero bytes" (i < levels): combining lane CRCs."""
-    one = np.zeros((64, 64), dtype=np.uint8)  # one zero byte: column j = register (1 << j) after it
-    for j in range(64):
-        s = 1 << j
-        s = int(_CRC_TABLE[s & 0xFF]) ^ (s >> 8)
-        one[:, j] = [(s >> i) & 1 for i in range(64)]
-    power, base, n = np.eye(64, dtype=np.uint8), one, nbytes
-    while n:
-        if n & 1:
-            power = _gf2_mul(base, power)
-        base = _gf2_mul(base, base)
-        n >>= 1
-    out = []
-    for _ in range(levels):
-        out.append(_byte_tables(power))
-        power = _gf2_mul(power, power)
-    return out
+_REDIS_CRC64 = anycrc.Model("CRC64-REDIS")  # Jones polynomial, reflected, init 0: Redis's crc64.c
 
 
 def crc64(data: bytes | np.ndarray) -> int:
-    """Redis's CRC-64 (Jones polynomial, reflected, init 0), vectorized with numpy.
+    """Redis's CRC-64 of ``data`` (what DUMP puts in its payload's footer and RESTORE checks).
 
-    The data is cut into equal lanes (zero-padded in front, which leaves a CRC with
-    init 0 unchanged) whose CRCs are computed side by side, 8 bytes a step
-    (slicing-by-8), then folded pairwise with precomputed "append n zero bytes"
-    tables. About 20x a byte loop in Python: ~0.1 s for the 20 MB of a million members.
+    anycrc's C implementation: ~1.5 ms for the 22 MB payload of a million members, where the
+    numpy slicing-by-8 version this replaced took ~90 ms.
 
     >>> hex(crc64(b"123456789"))
     '0xe9c6d914c4b8d9ca'
     """
-    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
-    n = len(buf)
-    lanes = max(1, -(-n // _CRC_LANE))
-    lanes = 1 << (lanes - 1).bit_length()
-    padded = np.zeros(lanes * _CRC_LANE, dtype=np.uint8)
-    padded[lanes * _CRC_LANE - n :] = buf
-    words = np.ascontiguousarray(padded.view("<u8").reshape(lanes, _CRC_LANE // 8).T)  # (steps, lanes)
-    s = np.zeros(lanes, dtype=np.uint64)
-    ff = np.uint64(0xFF)
-    shifts = [np.uint64(8 * b) for b in range(8)]
-    t = _CRC_TABLES
-    for w in words:
-        s ^= w
-        s = (t[7][s & ff] ^ t[6][(s >> shifts[1]) & ff] ^ t[5][(s >> shifts[2]) & ff] ^ t[4][(s >> shifts[3]) & ff]
-             ^ t[3][(s >> shifts[4]) & ff] ^ t[2][(s >> shifts[5]) & ff] ^ t[1][(s >> shifts[6]) & ff] ^ t[0][s >> shifts[7]])
-    tables = _shift_tables(_CRC_LANE, max(1, (lanes - 1).bit_length()))
-    level = 0
-    while len(s) > 1:
-        left, tl = s[0::2], tables[level]
-        shifted = tl[0][left & ff]
-        for b in range(1, 8):
-            shifted ^= tl[b][(left >> shifts[b]) & ff]
-        s = shifted ^ s[1::2]
-        level += 1
-    return int(s[0])
+    return int(_REDIS_CRC64.calc(data))
 
 
 def _rdb_len(n: int) -> bytes:
