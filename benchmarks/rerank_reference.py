@@ -11,16 +11,20 @@ ONNX); the timed part is ``classifier_margin(model, X)`` (``predict_proba``, the
 top-2 difference) and ``np.argsort`` of the margins: the ranking an in-memory pool-based
 active learner would compute after a model update. It prints one JSON object.
 
-modAL-python does not install next to scikit-learn >= 1.8 (the product's venv); with
-``.venv-bench`` (which has it) the script imports ``modAL.uncertainty.classifier_margin``.
-Without modAL it uses :func:`classifier_margin` below, a line-for-line copy of modAL
-0.4.2's (``predict_proba``, ``np.partition(-proba, 1, axis=1)``, ``-part[:, 0] + part[:, 1]``).
+modAL-python is not installed in the product's venv: ``.venv-bench`` has it, pinned with
+scikit-learn 1.7.2, because its ``ActiveLearner`` breaks on scikit-learn >= 1.8 (which the
+product venv has). ``classifier_margin`` does not use what broke, so ``--modal-from DIR``
+(``.venv-bench``'s site-packages) appends DIR to the path: modAL (pure Python) then runs on
+this interpreter's scikit-learn and numpy, which come first. Without modAL the script uses
+:func:`classifier_margin` below, a line-for-line copy of modAL 0.4.2's (``predict_proba``,
+``np.partition(-proba, 1, axis=1)``, ``-part[:, 0] + part[:, 1]``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 
@@ -41,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--modal-from", default=None, metavar="DIR", help="a site-packages holding modAL-python, searched after this venv's")
     args = ap.parse_args(argv)
+    if args.modal_from:
+        sys.path.append(args.modal_from)
     try:
         import importlib.metadata as md
 
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import sklearn
 
     print(json.dumps({"seconds": min(times), "all_seconds": times, "n": len(X), "impl": impl, "sklearn": sklearn.__version__,
-                      "numpy": np.__version__, "first": int(order[0])}))
+                      "numpy": np.__version__, "first": int(order[0]), "modal_from": args.modal_from}))
     return 0
 
 

@@ -448,8 +448,10 @@ def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[
         q.clear()
         res["reference"] = reference(X, X_train[:1500], y_train[:1500])
         ref = res["reference"]
+        pinned = ref.get("modal_pinned_sklearn") or {}
         log(f"  reference {n:,}: {ref['seconds']:.3f}s ({ref['impl']}, scikit-learn {ref['sklearn']}); "
-            f"re-implementation under this venv's scikit-learn {ref['reimplementation'].get('sklearn')}: {ref['reimplementation']['seconds']:.3f}s")
+            f"re-implementation under this venv's scikit-learn {ref['reimplementation'].get('sklearn')}: {ref['reimplementation']['seconds']:.3f}s"
+            + (f"; modAL under its pinned scikit-learn {pinned.get('sklearn')}: {pinned['seconds']:.3f}s" if pinned else ""))
         out[str(n)] = res
         del X
     return out
@@ -470,22 +472,37 @@ def _check_rerank(q: RankedQueue, X: np.ndarray, scorer: Any, leased: set[str], 
 
 
 def reference(X: np.ndarray, X_train: np.ndarray, y_train: np.ndarray) -> dict[str, Any]:
-    """The in-memory reference on the same matrix: modAL itself when ``.venv-bench`` has it, else the re-implementation.
+    """The in-memory reference on the same matrix: modAL's ``classifier_margin`` + argsort under this venv's scikit-learn.
 
-    Both are measured when both can run: modAL-python (which needs scikit-learn < 1.8) in
-    ``.venv-bench``, and the line-for-line re-implementation of its ``classifier_margin``
-    under this venv's scikit-learn.
+    modAL-python comes from ``.venv-bench`` (see ``rerank_reference.py``); without it, the
+    line-for-line re-implementation runs instead. Also measured, for context: the
+    re-implementation here, and modAL in ``.venv-bench`` itself, whose pinned scikit-learn
+    1.7.2 computes in float64 and is slower.
     """
     script = str(ROOT / "benchmarks" / "rerank_reference.py")
+    site = _site_packages(BENCH_PYTHON) if BENCH_PYTHON.exists() else None
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
         path = Path(tmp) / "data.npz"
         np.savez(path, X=X, X_train=X_train, y_train=y_train)
         reimpl = _run_json([sys.executable, script, str(path)])
-        modal = _run_json([str(BENCH_PYTHON), script, str(path)]) if BENCH_PYTHON.exists() else None
-    if modal is not None and "modAL-python" not in str(modal.get("impl", "")):
-        modal = None
-    primary = modal or reimpl
-    return {"seconds": primary["seconds"], "impl": primary["impl"], "sklearn": primary.get("sklearn"), "modal": modal, "reimplementation": reimpl}
+        here = _run_json([sys.executable, script, str(path), "--modal-from", site]) if site else None
+        pinned = _run_json([str(BENCH_PYTHON), script, str(path)]) if site else None
+    if here is not None and "modAL-python" not in str(here.get("impl", "")):
+        here = None
+    if pinned is not None and "modAL-python" not in str(pinned.get("impl", "")):
+        pinned = None
+    primary = here or reimpl
+    return {"seconds": primary["seconds"], "impl": primary["impl"], "sklearn": primary.get("sklearn"), "modal": here,
+            "modal_pinned_sklearn": pinned, "reimplementation": reimpl}
+
+
+def _site_packages(python: Path) -> str | None:
+    """The directory ``python`` imports modAL from, if it has modAL."""
+    p = subprocess.run([str(python), "-c", "import modAL, os; print(os.path.dirname(os.path.dirname(modAL.__file__)))"],
+                       capture_output=True, text=True, timeout=120, check=False)
+    if p.returncode != 0:
+        return None
+    return p.stdout.strip() or None
 
 
 def _run_json(cmd: list[str]) -> dict[str, Any]:
@@ -686,6 +703,10 @@ def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
         h["rerank_reference_reimplementation_impl"] = f"{reimpl['impl']} (scikit-learn {reimpl.get('sklearn')})"
         h["rerank_1m_vs_reference"] = h["rerank_1m_s"] / h["rerank_reference_1m_s"]
         h["rerank_1m_vs_reimplementation"] = h["rerank_1m_s"] / reimpl["seconds"]
+        pinned = rr[big]["reference"].get("modal_pinned_sklearn")
+        if pinned:
+            h["rerank_reference_modal_pinned_sklearn_1m_s"] = pinned["seconds"]
+            h["rerank_1m_vs_modal_pinned_sklearn"] = h["rerank_1m_s"] / pinned["seconds"]
         h["rerank_sizes"] = [int(small), int(big)]
     lb = sec.get("label")
     if lb:
@@ -744,11 +765,12 @@ def table(report: dict[str, Any]) -> str:
         ("ONNX-only ceiling (items/s)", f(report.get("onnx_only_items_per_s")), "", ""),
         ("re-rank 100k pending (s)", f(report.get("rerank_100k_s")), "", ""),
         ("re-rank 1M pending (s)", f(report.get("rerank_1m_s")), "", ""),
-        ("in-memory reference 1M: modAL (s)", f(report.get("rerank_reference_1m_s")), "", ""),
+        (f"in-memory reference 1M: {str(report.get('rerank_reference_impl', 'n/a')).split(' + ')[0]} (s)", f(report.get("rerank_reference_1m_s")), "", ""),
         ("re-rank 1M / reference", f(report.get("rerank_1m_vs_reference")), "<= 2.0", met("rerank_1m_vs_reference")),
         ("re-implementation, this venv's scikit-learn, 1M (s)", f(report.get("rerank_reference_reimplementation_1m_s")), "", ""),
         ("re-rank 1M / re-implementation", f(report.get("rerank_1m_vs_reimplementation")), "(<= 2.0)",
          "" if report.get("rerank_1m_vs_reimplementation") is None else ("met" if report["rerank_1m_vs_reimplementation"] <= 2 else "MISSED")),
+        ("modAL under its pinned scikit-learn 1.7.2 (float64), 1M (s)", f(report.get("rerank_reference_modal_pinned_sklearn_1m_s")), "", ""),
         ("label -> live p50, 10k labels (s)", f(report.get("label_to_live_p50_s")), "", ""),
         ("label -> live p99, 10k labels (s)", f(report.get("label_to_live_p99_s")), "<= 2.0", met("label_to_live_p99_s")),
         ("Redis bytes / pending item (float32)", f(report.get("redis_bytes_per_pending_item")), "", ""),
