@@ -40,6 +40,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "holdout_fraction": ((lambda v: 0 <= v < 1), "a share in [0, 1)"),
     "tolerance": ((lambda v: 0 <= v <= 1), "an accuracy drop in [0, 1]"),
     "metrics_port": ((lambda v: 0 <= v <= 65535), "a port in [0, 65535] (0: any free port)"),
+    "rerank_cache_mb": _at_least(0),
 }
 
 
@@ -77,6 +78,7 @@ class Settings:
     cold_start: str = "random"  # or "representative": first labels from k-means centroids of the queue
     auto_accept: int = 1  # 0 turns off routing confident items to the auto-labels topic
     labels_per_hour: float | None = None  # stream budget for queue admission (None: admit all)
+    rerank_cache_mb: int = 1024  # the scorer's copy of the queue's feature segments for re-ranks (0: off)
     lease_ttl: float = 300.0
     max_skips: int = 3
     retrain_every: int = 10

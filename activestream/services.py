@@ -92,8 +92,12 @@ def connect(args: argparse.Namespace, *, transactional_name: str | None = None) 
     return s, bus, topics
 
 
-def make_queue(settings: Settings, *, socket_timeout: float | None = None) -> Any:
-    """The Redis queue; ``socket_timeout`` bounds each Redis call (``None``: wait as long as it takes)."""
+def make_queue(settings: Settings, *, socket_timeout: float | None = None, segment_cache: bool = False) -> Any:
+    """The Redis queue; ``socket_timeout`` bounds each Redis call (``None``: wait as long as it takes).
+
+    ``segment_cache``: keep the feature segments a re-rank reads for the next one, up to
+    ``settings.rerank_cache_mb`` (the scorer's queue: it re-ranks).
+    """
     import redis
 
     from scorer.keys import QueueKeys
@@ -101,7 +105,9 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None) -> An
 
     if not settings.redis_url:
         raise SystemExit("error: set REDIS_URL (or --redis-url), or start a local stack with `activestream up`")
-    return RankedQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout), QueueKeys(settings.namespace))
+    cache = settings.rerank_cache_mb * 2**20 if segment_cache else 0
+    return RankedQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout), QueueKeys(settings.namespace),
+                       segment_cache_bytes=cache)
 
 
 def _serve_metrics(service: str, registry: Any, port: int | None, host: str = "127.0.0.1") -> Any:
@@ -143,7 +149,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     s, bus, topics = connect(args, transactional_name="scorer")
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
-    scorer = Scorer(bus, make_queue(s), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features,
+    scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features,
                     feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None, registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
     health = _serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     scorer.poll_models(to_end=True)  # start on the newest model, if there is one

@@ -34,7 +34,8 @@ class OnnxClassifier:
     output_kind : ``"probabilities"``, ``"logits"`` (softmax applied), ``"sigmoid"``
         (independent multi-label probabilities, returned as they are), or ``"auto"``
         (logits when rows do not already look like probabilities).
-    threads : onnxruntime intra-op threads (1 keeps small batches fast and predictable).
+    threads : onnxruntime intra-op threads (1 keeps small batches fast and predictable;
+        more pay off on large inputs, e.g. a re-rank: see :meth:`with_threads`).
     """
 
     def __init__(
@@ -49,10 +50,13 @@ class OnnxClassifier:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - declared dependency
             raise ImportError("the scorer needs onnxruntime: pip install onnxruntime") from exc
+        self._model, self.threads = model, threads
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if threads > 1:  # its pool's threads sleep between runs instead of spinning on cores others need
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -79,6 +83,12 @@ class OnnxClassifier:
         self._zipmap = outs[output].type.startswith("seq(map")
         self.output_kind = output_kind
         self.output_names = list(outs)
+
+    def with_threads(self, threads: int) -> OnnxClassifier:
+        """The same model and output in a session with ``threads`` intra-op threads (self if already so)."""
+        if threads == self.threads:
+            return self
+        return OnnxClassifier(self._model, output=self._output, output_kind=self.output_kind, threads=threads)
 
     def run(self, X: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
         """Raw outputs by name for ``X : (n, n_features)``."""

@@ -273,12 +273,17 @@ redis.call('ZADD', KEYS[2], s, id)
 return n
 """
 
+# The epoch names this incarnation of the queue's segments: clear() deletes the meta hash,
+# segment numbers start again from 1, and a new epoch tells a re-rank's segment cache that
+# its copies are of segments that no longer exist.
 _RERANK_BEGIN = """
 -- KEYS: rerank_lock, rerank_removed, meta, seg_width ; ARGV: token, ttl_ms
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 redis.call('DEL', KEYS[2])
+local t = redis.call('TIME')
+redis.call('HSETNX', KEYS[3], 'epoch', t[1] .. '.' .. t[2])
 return {redis.call('HGET', KEYS[3], 'segseq') or '0', redis.call('HGET', KEYS[3], 'feature_dtype') or 'float32',
-        redis.call('HGETALL', KEYS[4])}
+        redis.call('HGETALL', KEYS[4]), redis.call('HGET', KEYS[3], 'epoch')}
 """
 
 _RERANK_SWAP = """
@@ -520,11 +525,16 @@ def _parse_segment(seq: int, width: int, dtype: np.dtype, feat: bytes | None, id
     starts = np.cumsum(lengths) - lengths
     id_bytes = np.frombuffer(ids, dtype=np.uint8, offset=4 + 2 * n)
     X = np.frombuffer(feat, dtype=dtype).reshape(n, width // dtype.itemsize)
+    return _Segment(seq, X, id_bytes, starts, lengths, _alive(n, dead))
+
+
+def _alive(n: int, dead: bytes | None) -> np.ndarray:
+    """(n,) bool: the rows a segment's dead-row bitmap does not mark."""
     alive = np.ones(n, dtype=bool)
     if dead:
         bits = np.unpackbits(np.frombuffer(dead, dtype=np.uint8))[:n].astype(bool)  # SETBIT 0 is the first byte's MSB
         alive[: len(bits)] = ~bits
-    return _Segment(seq, X, id_bytes, starts, lengths, alive)
+    return alive
 
 
 @dataclass(frozen=True)
@@ -628,15 +638,26 @@ class RankedQueue:
         float16 halves their memory (values are rounded to ~3 significant digits and
         clipped to +-65504); the first writer fixes it for the namespace, and every reader
         gets float32 back either way.
+    segment_cache_bytes : keep up to this many bytes of the feature segments a
+        :meth:`rerank` reads, so the next one reads only new segments and which rows died
+        (a segment's rows never change; a cleared queue starts a new epoch). 0: off.
     """
 
-    def __init__(self, client: redis.Redis, keys: QueueKeys | None = None, *, feature_dtype: str | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: QueueKeys | None = None, *, feature_dtype: str | None = None, segment_cache_bytes: int = 0,
+    ) -> None:
         if feature_dtype is not None and feature_dtype not in FEATURE_DTYPES:
             raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
         self.r = client
         self.k = keys or QueueKeys()
         self.feature_dtype = feature_dtype
         self._dtype: np.dtype | None = None
+        # Segments a re-rank read, kept for the next one (their rows and ids never change; only
+        # which rows are dead does, and that is read each time). Off at 0.
+        self.segment_cache_bytes = segment_cache_bytes
+        self._cache: dict[int, _Segment] = {}
+        self._cache_epoch: str | None = None
+        self._cache_used = 0
         self._add = client.register_script(_ADD)
         self._features = client.register_script(_FEATURES)
         self._expire = client.register_script(_EXPIRE)
@@ -787,18 +808,54 @@ class RankedQueue:
                 out.append(seg)
         return out
 
-    def _segment_stream(self, widths: dict[int, int], dtype: np.dtype) -> Iterator[_Segment]:
+    def _read_cached(self, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list[_Segment]:
+        """:meth:`_read_segments`, reading only the dead-row bitmaps of segments in the cache."""
+        have = [q for q in seqs if q in self._cache]
+        pipe = self.r.pipeline(transaction=False)
+        for q in have:
+            pipe.exists(self.k.segment_ids(q))  # gone: freed with its last live row since the snapshot
+            pipe.get(self.k.segment_dead(q))
+        raw = pipe.execute() if have else []
+        alive = {q: _alive(len(self._cache[q].starts), raw[2 * j + 1]) for j, q in enumerate(have) if raw[2 * j]}
+        fresh = {seg.seq: seg for seg in self._read_segments([q for q in seqs if q not in alive], widths, dtype)}
+        for seg in fresh.values():
+            size = seg.X.nbytes + seg.ids.nbytes
+            if self._cache_used + size <= self.segment_cache_bytes:
+                self._cache[seg.seq] = seg
+                self._cache_used += size
+        out = []
+        for q in seqs:  # in order; a segment freed since the snapshot is in neither
+            if q in fresh:
+                out.append(fresh[q])
+            elif q in alive:
+                c = self._cache[q]
+                out.append(_Segment(q, c.X, c.ids, c.starts, c.lengths, alive[q]))
+        return out
+
+    def _sync_cache(self, epoch: str | None, widths: dict[int, int]) -> bool:
+        """Drop cached segments of another epoch, or no longer listed; whether to use the cache."""
+        if not self.segment_cache_bytes or epoch is None:
+            return False
+        if epoch != self._cache_epoch:
+            self._cache, self._cache_epoch, self._cache_used = {}, epoch, 0
+        for q in [q for q in self._cache if q not in widths]:
+            seg = self._cache.pop(q)
+            self._cache_used -= seg.X.nbytes + seg.ids.nbytes
+        return True
+
+    def _segment_stream(self, widths: dict[int, int], dtype: np.dtype, *, cached: bool = False) -> Iterator[_Segment]:
         """Every listed segment, read ahead on a second connection while the caller works."""
         seqs = sorted(widths)
         groups = [seqs[i : i + _SEGMENTS_PER_FETCH] for i in range(0, len(seqs), _SEGMENTS_PER_FETCH)]
         if not groups:
             return
+        read = self._read_cached if cached else self._read_segments
         with ThreadPoolExecutor(1, thread_name_prefix="queue-read") as pool:
-            fut = pool.submit(self._read_segments, groups[0], widths, dtype)
+            fut = pool.submit(read, groups[0], widths, dtype)
             for nxt in [*groups[1:], None]:
                 got = fut.result()
                 if nxt is not None:
-                    fut = pool.submit(self._read_segments, nxt, widths, dtype)
+                    fut = pool.submit(read, nxt, widths, dtype)
                 yield from got
 
     def _segment_widths(self) -> dict[int, int]:
@@ -869,9 +926,11 @@ class RankedQueue:
         t0 = clock()
         stats: dict[str, float] = {}
         try:
-            segseq, dtype_name, flat = int(snap[0]), snap[1].decode(), snap[2]
+            segseq, dtype_name, flat, epoch = int(snap[0]), snap[1].decode(), snap[2], snap[3].decode()
             widths = {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-            members, starts, lengths, scores = self._score_segments(score, widths, np.dtype(dtype_name).newbyteorder("<"), stats)
+            cached = self._sync_cache(epoch, widths)
+            stats["cached_segments"] = float(len(self._cache)) if cached else 0.0
+            members, starts, lengths, scores = self._score_segments(score, widths, np.dtype(dtype_name).newbyteorder("<"), stats, cached=cached)
             stats["read_and_score_s"] = clock() - t0
             if len(scores):
                 t1 = clock()
@@ -900,7 +959,7 @@ class RankedQueue:
         return None if ranked < 0 else ranked
 
     def _score_segments(
-        self, score: ScoreFn, widths: dict[int, int], dtype: np.dtype, stats: dict[str, float]
+        self, score: ScoreFn, widths: dict[int, int], dtype: np.dtype, stats: dict[str, float], *, cached: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Score every live row: ``(id bytes, starts, lengths, scores)`` over all of them.
 
@@ -935,7 +994,7 @@ class RankedQueue:
             group.clear()
 
         rows = 0
-        for seg in self._segment_stream(widths, dtype):
+        for seg in self._segment_stream(widths, dtype, cached=cached):
             if not seg.alive.any():
                 continue
             if group and seg.X.shape[1] != group[0].X.shape[1]:

@@ -36,6 +36,8 @@ MAX_INFLIGHT = 3
 # trip: one per 1000-item batch cost a third of the scorer's time). A crash redelivers at
 # most this much, and every queue write is idempotent.
 COMMIT_INTERVAL_SECONDS = 0.2
+# onnxruntime threads for a re-rank (a whole queue at once, in ~2,000-row blocks).
+RERANK_THREADS = 2
 
 
 class _Keys(Sequence[str | None]):
@@ -190,6 +192,8 @@ class Scorer:
         topic instead of the queue (unless the queue already has the item: the first write wins).
     labels_per_hour : stream budget: admit to the queue only as many items as labelers can
         label (variable uncertainty over the measured arrival rate); ``None`` admits all.
+    rerank_threads : onnxruntime threads of the session a re-rank scores the whole queue in
+        (the live session keeps one, which suits micro-batches).
     commit_interval : seconds between offset commits while items stream in. Offsets are
         committed only after the queue writes of every batch they cover succeeded; a batch
         with dead letters commits at once (with them, atomically on a transactional bus),
@@ -211,6 +215,7 @@ class Scorer:
         commit_interval: float = COMMIT_INTERVAL_SECONDS,
         auto_accept: bool = True,
         labels_per_hour: float | None = None,
+        rerank_threads: int = RERANK_THREADS,
     ) -> None:
         self.bus = bus
         self.queue = queue
@@ -231,6 +236,8 @@ class Scorer:
         self.dead_letters = 0
         self._rerank_due = False
         self._rerank_tried = 0.0
+        self.rerank_threads = rerank_threads
+        self._rerank_model: tuple[OnnxClassifier, OnnxClassifier] | None = None  # (live model, its re-rank session)
         self.commit_interval = commit_interval
         self._inflight: deque[_Inflight] = deque()  # oldest first
         self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
@@ -309,7 +316,12 @@ class Scorer:
             self._rerank_due = False
             return 0
         t0 = time.perf_counter()
-        n = self.queue.rerank(lambda ids, X: self._rerank_scores(X, ids), version=self.model_version)
+        # A session of its own with more threads: the re-rank scores the whole queue at once,
+        # while the live session stays single-threaded for micro-batches.
+        if self._rerank_model is None or self._rerank_model[0] is not self.model:
+            self._rerank_model = (self.model, self.model.with_threads(self.rerank_threads))
+        model = self._rerank_model[1]
+        n = self.queue.rerank(lambda ids, X: self._rerank_scores(X, ids, model), version=self.model_version)
         self._rerank_due = n is None
         self._rerank_tried = time.monotonic()
         if n is None:
@@ -319,13 +331,13 @@ class Scorer:
         log.info("re-ranked %d pending items with model v%d in %.3fs", n, self.model_version, time.perf_counter() - t0)
         return n
 
-    def _rerank_scores(self, X: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+    def _rerank_scores(self, X: np.ndarray, ids: Sequence[str], model: OnnxClassifier | None = None) -> np.ndarray:
         """:meth:`score` for a re-rank: an item the model cannot score (non-finite output) goes last.
 
         It was accepted (e.g. before any model, when it got a random score), so it stays
         queued rather than blocking every re-rank; ``-1`` is below every strategy's scores.
         """
-        scores = self.score(X, ids)
+        scores = self.score_and_probas(X, ids, model)[0]
         bad = ~np.isfinite(scores)
         if bad.any():
             first = ids[int(np.flatnonzero(bad)[0])]
@@ -337,17 +349,18 @@ class Scorer:
         """Scores for ``X : (n, n_features)`` under the live model and strategy -> ``(n,)``."""
         return self.score_and_probas(X, ids)[0]
 
-    def score_and_probas(self, X: np.ndarray, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(scores (n,), probas (n, k) or None before any model)``."""
+    def score_and_probas(self, X: np.ndarray, ids: Sequence[str], model: OnnxClassifier | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(scores (n,), probas (n, k) or None before any model)``; ``model``: a session of the live model to run it in."""
         members = None
-        if self.model is None:
+        model = model or self.model
+        if model is None:
             probas = None
-        elif self.strategy.needs_members and "member_probabilities" in self.model.output_names:
-            (raw,) = self.model.run(X, ["member_probabilities"])  # (n, members, k)
+        elif self.strategy.needs_members and "member_probabilities" in model.output_names:
+            (raw,) = model.run(X, ["member_probabilities"])  # (n, members, k)
             members = np.asarray(raw, dtype=np.float64).transpose(1, 0, 2)
             probas = members.mean(axis=0)
         else:
-            probas = self.model.predict_proba_many(X)
+            probas = model.predict_proba_many(X)
         scores = self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members,
                                      label_cardinality=self.label_cardinality)
         return scores, probas

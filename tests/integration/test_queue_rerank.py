@@ -189,3 +189,54 @@ def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[in
     order = np.argsort(-scores)
     redis_client.restore("dumped", 0, zset_dump(buf, starts[order], lens[order], scores[order]), replace=True)
     assert dict(redis_client.zrange("dumped", 0, -1, withscores=True)) == dict(zip(members, scores.tolist(), strict=True))
+
+
+def test_a_rerank_with_the_segment_cache_reads_each_segment_once_and_ranks_as_without(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cached = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=1 << 20)
+    plain = RankedQueue(redis_client, QueueKeys(namespace))
+    ids = fill(cached, 1000)  # 4 segments of 250
+    read: list[int] = []
+    real = RankedQueue._read_segments
+
+    def spy(self: RankedQueue, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list:
+        read.extend(seqs)
+        return real(self, seqs, widths, dtype)
+
+    monkeypatch.setattr(RankedQueue, "_read_segments", spy)
+    assert cached.rerank(first_column, version=1) == 1000 and sorted(read) == [1, 2, 3, 4]
+    # Rows die (labeled; all of segment 2: freed), a lease, and a new segment since.
+    for i in ids[250:500] + ids[7:9]:
+        cached.mark_labeled(i, f"L-{i}")
+    cached.claim([ids[20]], "ann", ttl=100)
+    cached.add([f"n{k}" for k in range(50)], np.zeros(50), feats(50, start=2000))
+    read.clear()
+    n = cached.rerank(lambda i, X: -first_column(i, X), version=2)
+    assert read == [5]  # only the new segment's rows; the others' dead rows were read afresh
+    assert cached.last_rerank["cached_segments"] == 3.0 and sorted(cached._cache) == [1, 3, 4, 5]  # 2 was freed: dropped
+    with_cache = cached.ranking()
+    assert n == len(with_cache) == 1000 - 252 - 1 + 50 and ids[8] not in dict(with_cache) and ids[300] not in dict(with_cache)
+    assert plain.rerank(first_column, version=3) == n  # the same queue, read without a cache: the same items
+    assert sorted(i for i, _ in plain.ranking()) == sorted(i for i, _ in with_cache)
+    assert dict(cached.ranking()) == dict(plain.ranking())
+
+
+def test_the_segment_cache_forgets_a_cleared_queue(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=1 << 20)
+    fill(queue, 500)
+    queue.rerank(first_column, version=1)
+    queue.clear()  # segment numbers start again from 1 ...
+    ids = [f"i{k}" for k in range(500)]
+    queue.add(ids, np.zeros(500), -feats(500))  # ... with other rows under them
+    queue.rerank(first_column, version=1)
+    assert dict(queue.ranking()) == pytest.approx({i: -float(feats(1, start=k)[0, 0]) for k, i in enumerate(ids)})
+
+
+def test_the_segment_cache_keeps_to_its_budget(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=250 * 16 + 250 * 4)  # one segment: rows + ids
+    fill(queue, 1000)
+    queue.rerank(first_column, version=1)
+    assert len(queue._cache) == 1 and queue._cache_used <= queue.segment_cache_bytes
+    assert queue.rerank(lambda i, X: -first_column(i, X), version=2) == 1000
+    assert [i for i, _ in queue.ranking()][:2] == ["i0", "i1"]
