@@ -10,8 +10,9 @@ Apache Kafka (KRaft, :class:`activestream.local_kafka.LocalKafka`) and a redis-s
 reference it is compared with, measured in the same run (``DESIGN.md``: compare ratios
 measured together; the development machine is shared and noisy):
 
-1. **scorer**: items/s of ``activestream scorer --burst`` processes (the production
-   path: transactional Kafka bus, ONNX, the Redis queue), 128-d float32 ``features_b64``
+1. **scorer**: items/s of ``activestream scorer`` processes (the production path:
+   transactional Kafka bus, ONNX, the Redis queue; not ``--burst``, which would exit on
+   its first empty poll, before the held items are released), 128-d float32 ``features_b64``
    items, beside the *consume-only* ceiling (confluent-kafka consuming the same kind of
    topic, touching each value, nothing else) and the *ONNX-only* ceiling (the model on
    in-memory batches). Rates are steady-state: items landed in Redis between 10% and 90%
