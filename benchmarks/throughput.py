@@ -137,6 +137,17 @@ SECTIONS = ("memory", "scorer", "rerank", "label")
 KAFKA_SECTIONS = frozenset({"scorer", "label"})  # the others need only Redis
 
 
+def parse_sections(text: str | None) -> tuple[str, ...]:
+    """``--sections`` as a tuple (all of :data:`SECTIONS` for ``None``); ``ValueError`` names any unknown one."""
+    if text is None:
+        return SECTIONS
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in names if s not in SECTIONS]
+    if unknown or not names:
+        raise ValueError(f"unknown section(s) {','.join(unknown) or repr(text)}: choose from {','.join(SECTIONS)}")
+    return names
+
+
 @dataclass
 class Services:
     bootstrap: str | None  # None: no section asked for needs Kafka, none was started
@@ -700,6 +711,10 @@ def bench_memory(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[
 
 
 def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every section of ``cfg.sections`` in turn; one that raises is reported as ``{"error": ...}`` and the others still run."""
+    unknown = [s for s in cfg.sections if s not in SECTIONS]
+    if unknown:  # before any service starts or section runs
+        raise ValueError(f"unknown section(s) {','.join(unknown)}: choose from {','.join(SECTIONS)}")
     t_run = time.perf_counter()
     data = Synthetic(cfg.n_features, cfg.n_classes, cfg.seed)
     X0 = data.X(2000)
@@ -722,7 +737,11 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         for name in cfg.sections:
             log(f"[{name}]")
             t0 = time.perf_counter()
-            report["sections"][name] = sections[name]()
+            try:
+                report["sections"][name] = sections[name]()
+            except Exception as exc:  # the other sections' results still get written
+                report["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"  {name} failed: {type(exc).__name__}: {str(exc)[:2000]}")
             report["sections"][name]["section_seconds"] = time.perf_counter() - t0
     report["env"]["loadavg_end"] = os.getloadavg()
     report["wall_seconds"] = time.perf_counter() - t_run
@@ -730,10 +749,15 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     return report
 
 
+def _done(sec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A section's (or a size's) result, ``None`` if it is missing or failed."""
+    return sec if sec and "error" not in sec else None
+
+
 def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
     """The top-level figures (the issue's names) and which targets are met."""
     h: dict[str, Any] = {}
-    sc = sec.get("scorer")
+    sc = _done(sec.get("scorer"))
     if sc:
         # The headline is the raw layout, the one to use for throughput; the JSON figures beside it.
         for wire, tag in (("raw", ""), ("json", "json_")):
@@ -746,7 +770,7 @@ def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
             h[f"scorer_{tag}vs_consume_only"] = one / ceiling if one and ceiling else None
         h["scorer_layout"] = WIRES["raw"]
         h["onnx_only_items_per_s"] = sc["onnx_only"]["items_per_s"]
-    rr = sec.get("rerank")
+    rr = _done(sec.get("rerank"))
     if rr:
         small, big = (str(s) for s in (cfg.rerank_sizes[0], cfg.rerank_sizes[-1]))
         h["rerank_100k_s"] = rr[small]["seconds"]
@@ -765,13 +789,13 @@ def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
             h["rerank_reference_modal_pinned_sklearn_1m_s"] = pinned["seconds"]
             h["rerank_1m_vs_modal_pinned_sklearn"] = h["rerank_1m_s"] / pinned["seconds"]
         h["rerank_sizes"] = [int(small), int(big)]
-    lb = sec.get("label")
+    lb = _done(sec.get("label"))
     if lb:
         big = str(cfg.label_sizes[-1])
         h["label_to_live_p50_s"] = lb[big]["p50_s"]
         h["label_to_live_p99_s"] = lb[big]["p99_s"]
         h["label_to_live_by_labels"] = {k: {"p50_s": v["p50_s"], "p99_s": v["p99_s"]} for k, v in lb.items() if k.isdigit()}
-    mem = sec.get("memory")
+    mem = _done(sec.get("memory"))
     if mem:
         h["redis_bytes_per_pending_item"] = mem["float32"]["bytes_per_item"]
         h["redis_bytes_per_pending_item_float16"] = mem["float16"]["bytes_per_item"]
@@ -851,8 +875,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_cli(args: argparse.Namespace) -> int:
     over: dict[str, Any] = {}
-    if args.sections:
-        over["sections"] = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    if args.sections is not None:
+        try:
+            over["sections"] = parse_sections(args.sections)
+        except ValueError as exc:
+            print(f"error: --sections: {exc}", file=sys.stderr)
+            return 2
     if args.items:
         over["scorer_items"] = args.items
     if args.batch_size:

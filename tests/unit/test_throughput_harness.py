@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,37 @@ import pytest
 from benchmarks import throughput as tp
 
 
+def test_sections_are_checked_before_anything_runs() -> None:
+    assert tp.parse_sections(None) == tp.SECTIONS
+    assert tp.parse_sections(" memory, rerank,memory ") == ("memory", "rerank")
+    with pytest.raises(ValueError, match="Rerank") as err:
+        tp.parse_sections("memory,Rerank")
+    assert "memory,scorer,rerank,label" in str(err.value)
+    with pytest.raises(ValueError):
+        tp.parse_sections(",")
+
+
+def _args(**over: Any) -> argparse.Namespace:
+    from activestream.bench import add_throughput_arguments
+
+    ap = argparse.ArgumentParser()
+    add_throughput_arguments(ap)
+    return argparse.Namespace(**{**vars(ap.parse_args([])), **over})
+
+
+def test_an_unknown_section_is_one_line_and_exit_2_before_services_start(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def no_services(**_: Any) -> Any:
+        raise AssertionError("services started")
+
+    monkeypatch.setattr(tp, "services", no_services)
+    assert tp.run_cli(_args(sections="memory,Rerank", quick=True)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Rerank" in err
+    with pytest.raises(ValueError, match="Rerank"):
+        tp.run(tp.BenchConfig(sections=("memory", "Rerank")), log=lambda s: None)
+
+
 def _fake_services(asked: list[bool]) -> Any:
     @contextlib.contextmanager
     def services(kafka_needed: bool = True) -> Iterator[tp.Services]:
@@ -18,6 +50,20 @@ def _fake_services(asked: list[bool]) -> Any:
         yield tp.Services("broker:9092" if kafka_needed else None, "redis://nowhere", {"kafka": "fake", "redis": "fake"})
 
     return services
+
+
+def test_a_section_that_raises_is_reported_and_the_others_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tp, "services", _fake_services([]))
+
+    def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError("redis went away")
+
+    monkeypatch.setattr(tp, "bench_rerank", broken)
+    monkeypatch.setattr(tp, "bench_memory", lambda *_: dict(MEMORY))
+    report = tp.run(tp.BenchConfig(sections=("rerank", "memory")), log=lambda s: None)
+    assert report["sections"]["rerank"]["error"] == "RuntimeError: redis went away"
+    assert report["redis_bytes_per_pending_item"] == 700.0
+    assert "rerank_1m_s" not in report
 
 
 MEMORY = {"float32": {"bytes_per_item": 700.0}, "float16": {"bytes_per_item": 450.0}}
