@@ -296,10 +296,12 @@ def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersi
             txn.commit_transaction(60)
             del txn
             runs = [consume_only(sv, topics.items, n, cfg.batch_size) for _ in range(2)]
-            res["consume_only"] = {**max(runs, key=lambda r: r["items_per_s"] or 0.0), "runs": [r["items_per_s"] for r in runs]}
-            busy = res["consume_only"].get("machine_cpu_busy_fraction")
-            log(f"    consume-only: {res['consume_only']['items_per_s']:,.0f} items/s (best of {', '.join(f'{r:,.0f}' for r in res['consume_only']['runs'])}"
-                + (f"; machine CPU {busy:.0%} busy, this consumer {res['consume_only']['process_cpu_cores']:.2f} cores)" if busy is not None else ")"))
+            res["consume_only"] = best_run(runs)
+            co = res["consume_only"]
+            busy, cores = co.get("machine_cpu_busy_fraction"), co.get("process_cpu_cores")
+            log(f"    consume-only: {_num(co.get('items_per_s'), ',.0f')} items/s (best of {', '.join(_num(r, ',.0f') for r in co['runs'])}"
+                + (f"; machine CPU {busy:.0%} busy, this consumer {_num(cores, '.2f')} cores)" if busy is not None else ")")
+                + (f"; failed: {co['error'][-300:]}" if co.get("error") else ""))
             _delete_topics(bus, prefix)
             for procs in (1, 2):
                 prefix = _prefix(f"s{procs}")
@@ -312,8 +314,9 @@ def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersi
                 run = run_scorers(sv, prefix, procs, n, cfg.batch_size, release=txn.commit_transaction, profile=profile)
                 del txn
                 res[f"scorers_{procs}"] = run
-                log(f"    {procs} scorer process(es): {run['items_per_s']:,.0f} items/s (per process: {run['consumed_per_process']}; "
-                    f"machine CPU {run['machine_cpu_busy_fraction']:.0%} busy, Redis {run['redis_cpu_seconds_per_1k_items'] * 1000:.1f} ms CPU per 1k items)")
+                log(f"    {procs} scorer process(es): {_num(run['items_per_s'], ',.0f')} items/s (per process: {run['consumed_per_process']}; "
+                    f"machine CPU {run['machine_cpu_busy_fraction']:.0%} busy, Redis {run['redis_cpu_seconds_per_1k_items'] * 1000:.1f} ms CPU per 1k items)"
+                    + (f"; queued {run['queued']:,} of {n:,}, see log_tail" if "log_tail" in run else ""))
                 for prof in run.get("profile", []):
                     head = ", ".join(f"{f} {v:.0%}" for f, v in prof.get("self", [])[:5])
                     log(f"      py-spy {prof['file']}: {prof.get('samples', 0)} samples; most self time: {head or prof.get('error')}")
@@ -326,6 +329,25 @@ def bench_scorer(sv: Services, cfg: BenchConfig, data: Synthetic, mv: ModelVersi
     out["onnx_only"] = onnx_only(model, X[: min(n, 200_000)], cfg.batch_size)
     log(f"  ONNX-only: {out['onnx_only']['items_per_s']:,.0f} items/s")
     return out
+
+
+def best_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of the consume-only runs, with every run's items/s under ``runs``.
+
+    A run that failed (``_run_json``'s ``{error, impl, seconds}``) has no ``items_per_s``;
+    when none has one, the result keeps the errors and ``items_per_s`` is ``None``.
+    """
+    rates = [r.get("items_per_s") for r in runs]
+    ok = [r for r in runs if r.get("items_per_s") is not None]
+    if ok:
+        return {**max(ok, key=lambda r: float(r["items_per_s"])), "runs": rates}
+    why = [str(r["error"]) if "error" in r else f"no steady rate (consumed {r.get('consumed')})" for r in runs]
+    return {"items_per_s": None, "runs": rates, "error": "\n".join(why), "failed_runs": runs}
+
+
+def _num(v: Any, spec: str) -> str:
+    """``v`` formatted with ``spec``, ``n/a`` for ``None`` (a run that produced no figure)."""
+    return "n/a" if v is None else format(v, spec)
 
 
 def _produce_held(sv: Services, topic: str, payloads: list[bytes], keys: list[bytes]) -> tuple[Any, float]:
@@ -436,7 +458,7 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
     }
     if profiles:
         res["profile"] = profiles
-    if q.depth() < n:
+    if q.depth() < n or res["items_per_s"] is None:
         res["log_tail"] = [t[-2000:] for t in texts]
     return res
 
@@ -568,10 +590,17 @@ def _site_packages(python: Path) -> str | None:
 
 
 def _run_json(cmd: list[str]) -> dict[str, Any]:
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    """The JSON object a benchmark script prints last; ``{error, seconds: nan, impl}`` when it fails."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return {"error": f"timed out after {exc.timeout}s", "seconds": float("nan"), "impl": cmd[0]}
     if p.returncode != 0:
         return {"error": p.stderr[-2000:], "seconds": float("nan"), "impl": cmd[0]}
-    return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    except (IndexError, ValueError):
+        return {"error": f"no JSON result: {p.stdout[-1000:]!r} {p.stderr[-1000:]}", "seconds": float("nan"), "impl": cmd[0]}
 
 
 # --------------------------------------------------------------------------- 3. label -> live model
@@ -806,6 +835,7 @@ def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
         "label_to_live_p99_s": (h.get("label_to_live_p99_s"), lambda v: v <= 2.0),
         "two_scorers_speedup": (h.get("two_scorers_speedup"), lambda v: v >= 1.7),
     }
+    checks = {k: (_finite(v), ok) for k, (v, ok) in checks.items()}  # NaN: a reference run that failed, no verdict
     h["targets"] = {k: {"target": TARGETS[k], "value": v, "met": None if v is None else bool(ok(v))} for k, (v, ok) in checks.items()}
     return h
 
@@ -899,9 +929,32 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"\n{report['wall_seconds']:.0f}s in all; load average {report['env']['loadavg_start']} -> {report['env']['loadavg_end']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+        Path(args.json).write_text(to_json(report) + "\n")
         print(f"report: {args.json}")
     return 0
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Strict JSON: NaN and infinities (a failed run's seconds) become ``null``."""
+    return json.dumps(_strict(report), indent=2, default=_jsonable, allow_nan=False)
+
+
+def _finite(v: Any) -> Any:
+    """``v``, or ``None`` for a NaN / infinite float."""
+    return None if isinstance(v, float | np.floating) and not np.isfinite(v) else v
+
+
+def _strict(o: Any) -> Any:
+    """``o`` with numpy scalars and arrays turned into Python values and NaN / infinities into ``None``."""
+    if isinstance(o, np.ndarray):
+        o = o.tolist()
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_strict(v) for v in o]
+    return _finite(o)
 
 
 def _jsonable(o: Any) -> Any:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks import throughput as tp
@@ -80,6 +82,17 @@ def test_kafka_is_asked_for_only_by_the_sections_that_use_it(monkeypatch: pytest
     assert asked == [False, True]
 
 
+def test_nan_is_written_as_null() -> None:
+    report = {"a": float("nan"), "b": [np.float64("inf"), 1.5, np.float32(2.0)], "c": {"d": (np.nan, np.int64(3))},
+              "e": np.array([1.0, np.nan])}
+    text = tp.to_json(report)
+
+    def refuse(c: str) -> None:
+        raise ValueError(c)
+
+    assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5, 2.0], "c": {"d": [None, 3]}, "e": [1.0, None]}
+
+
 def test_scorer_processes_get_no_inherited_settings() -> None:
     base = {"PATH": "/bin", "ACTIVESTREAM_STRATEGY": "random", "ACTIVESTREAM_LABELS_PER_HOUR": "10", "ACTIVESTREAM_HOLDOUT_FRACTION": "0.5",
             "ACTIVESTREAM_REDIS_URL": "redis://elsewhere", "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS": "elsewhere:9092",
@@ -90,3 +103,11 @@ def test_scorer_processes_get_no_inherited_settings() -> None:
     external = tp.child_env(base, bootstrap="b:9092", redis_url="redis://r", kafka_external=True)
     assert external["ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"  # what reaching that broker needs
     assert "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS" not in external and "ACTIVESTREAM_STRATEGY" not in external
+
+
+def test_failed_consume_only_runs_are_reported_not_raised() -> None:
+    failed = {"error": "Traceback ... KafkaException", "seconds": float("nan"), "impl": "python"}
+    best = tp.best_run([failed, dict(failed)])
+    assert best["items_per_s"] is None and "KafkaException" in best["error"] and best["runs"] == [None, None]
+    assert tp.best_run([failed, {"items_per_s": 5.0, "consumed": 10}]) == {"items_per_s": 5.0, "consumed": 10, "runs": [None, 5.0]}
+    assert tp._num(None, ",.0f") == "n/a" and tp._num(1234.5, ",.0f") == "1,234"
