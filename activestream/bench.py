@@ -46,8 +46,8 @@ def add_parsers(sub: Any) -> None:
 def add_throughput_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``bench throughput`` (shared with ``python benchmarks/throughput.py``)."""
     p.add_argument("--json", default=None, help="write the report here (one JSON object)")
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the whole suite (~2 min)")
-    p.add_argument("--sections", default=None, help="comma-separated subset of memory,scorer,rerank,label (default: all)")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the whole suite (~2 min); the report says \"quick\": true and gives no target verdicts")
+    p.add_argument("--sections", default=None, help="comma-separated subset of memory,scorer,rerank,label (default: all; Kafka starts only for scorer and label)")
     p.add_argument("--items", type=int, default=None, help="items per scorer throughput run (default 400000)")
     p.add_argument("--batch-size", type=int, default=None, help="scorer micro-batch (default 1000, the service default)")
     p.add_argument("--label-samples", type=int, default=None, help="labels timed per training-set size (default 25)")

@@ -93,6 +93,37 @@ def test_nan_is_written_as_null() -> None:
     assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5, 2.0], "c": {"d": [None, 3]}, "e": [1.0, None]}
 
 
+def _report(quick: bool, **over: Any) -> dict[str, Any]:
+    cfg = tp.BenchConfig.quick_config() if quick else tp.BenchConfig()
+    small, big = (str(n) for n in cfg.rerank_sizes)
+    ref = {"seconds": 0.5, "impl": "modAL-python + argsort", "sklearn": "1.5", "reimplementation": {"seconds": 0.5, "impl": "re", "sklearn": "1.5"}}
+    label = {"p50_s": 0.4, "p99_s": 3.0, "failures": 0, **over}
+    sections = {"rerank": {small: {"seconds": 0.2, "reference": ref}, big: {"seconds": 1.5, "first_seconds": 2.0, "reference": ref}},
+                "label": {str(n): dict(label) for n in cfg.label_sizes}}
+    return {"quick": quick, **tp.headline(sections, cfg)}
+
+
+def test_a_quick_report_names_its_sizes_and_gives_no_verdict() -> None:
+    report = _report(quick=True)
+    assert all(t["met"] is None for t in report["targets"].values())
+    for t in report["targets"].values():  # the table's own rule, whatever the targets say
+        t["met"] = False
+    text = tp.table(report)
+    assert "MISSED" not in text and "| met |" not in text
+    assert "| label -> live p99, 1k labels (s) | 3.000 | <= 2.0 | quick: no verdict |" in text.splitlines()
+    assert "re-rank 20k pending" in text and "re-rank 100k pending" in text and "re-rank 100k / reference" in text
+    assert "1M" not in text and "10k" not in text and "label -> live p99, 1k labels" in text
+
+
+def test_a_full_report_keeps_its_sizes_and_verdicts() -> None:
+    report = _report(quick=False)
+    assert report["targets"]["label_to_live_p99_s"]["met"] is False
+    assert report["targets"]["rerank_1m_vs_reference"]["met"] is False  # 1.5 / 0.5
+    text = tp.table(report)
+    assert "re-rank 100k pending" in text and "re-rank 1M pending" in text and "label -> live p99, 10k labels" in text
+    assert "MISSED" in text and "quick" not in text
+
+
 def test_scorer_processes_get_no_inherited_settings() -> None:
     base = {"PATH": "/bin", "ACTIVESTREAM_STRATEGY": "random", "ACTIVESTREAM_LABELS_PER_HOUR": "10", "ACTIVESTREAM_HOLDOUT_FRACTION": "0.5",
             "ACTIVESTREAM_REDIS_URL": "redis://elsewhere", "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS": "elsewhere:9092",
