@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import throughput as tp
+from retrainer.training_set import in_holdout
 
 
 def test_sections_are_checked_before_anything_runs() -> None:
@@ -122,6 +123,29 @@ def test_a_full_report_keeps_its_sizes_and_verdicts() -> None:
     text = tp.table(report)
     assert "re-rank 100k pending" in text and "re-rank 1M pending" in text and "label -> live p99, 10k labels" in text
     assert "MISSED" in text and "quick" not in text
+
+
+def test_failed_label_samples_fail_the_target_and_say_so() -> None:
+    report = _report(quick=False, p99_s=None, failures=2)
+    assert report["label_to_live_failures"] == 2
+    assert report["targets"]["label_to_live_p99_s"]["met"] is False
+    assert "failed (2 timed label(s)" in tp.table(report)
+
+
+def test_timed_labels_are_on_items_the_retrainer_trains_on() -> None:
+    ids = tp.training_item_ids(25, 0.1)
+    assert len(ids) == 25 == len(set(ids))
+    assert not any(in_holdout(i, 0.1) for i in ids)
+    assert "new-3" not in ids and "new-7" not in ids  # held out by the retrainer at 10%
+    assert tp.training_item_ids(3, 0.0) == ["new-0", "new-1", "new-2"]
+
+
+def test_a_failed_sample_is_not_dropped_from_the_percentiles() -> None:
+    ok = [0.1, 0.2, 0.3, 0.4]
+    assert tp.percentile_or_none(ok, 0, 99) == pytest.approx(float(np.percentile(ok, 99)))
+    assert tp.percentile_or_none(ok, 1, 99) is None
+    assert tp.percentile_or_none(ok, 1, 50) == pytest.approx(0.3)
+    assert tp.percentile_or_none([], 3, 50) is None and tp.percentile_or_none([], 0, 50) is None
 
 
 def test_scorer_processes_get_no_inherited_settings() -> None:
