@@ -91,6 +91,13 @@ class QueueKeys:
         return self._k("seg_live")
 
     @property
+    def segment_token(self) -> str:
+        """HASH segment -> the server time it was written at: what a re-rank's segment cache
+        checks its copy against (a segment number can name other rows after a Redis rollback).
+        Entries of freed segments are pruned by re-ranks."""
+        return self._k("seg_token")
+
+    @property
     def segment_time(self) -> str:
         """ZSET segment -> enqueue time of its items (the oldest live one gives the queue's age)."""
         return self._k("seg_time")

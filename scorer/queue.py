@@ -63,7 +63,7 @@ end
 """
 
 _ADD = """
--- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata
+-- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata, seg_token
 -- ARGV: now, seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
 --       ids blob (uint32 n, n uint16 lengths, the ids), scores (n little-endian doubles),
 --       then n ids, then (if has_metadata) n JSON objects or ''
@@ -118,6 +118,8 @@ redis.call('SET', prefix .. seq .. ':f', data)
 redis.call('SET', prefix .. seq .. ':i', blob)
 redis.call('HSET', KEYS[4], seq, added)
 redis.call('HSET', KEYS[6], seq, rb)
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[8], seq, t[1] .. '.' .. t[2])
 redis.call('ZADD', KEYS[5], now, seq)
 return added
 """
@@ -287,7 +289,7 @@ return {redis.call('HGET', KEYS[3], 'segseq') or '0', redis.call('HGET', KEYS[3]
 """
 
 _RERANK_SWAP = """
--- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score, labeled
+-- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score, labeled, seg_token
 -- ARGV: token, segseq at the snapshot, seg_prefix, version ('' for none)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then redis.call('DEL', KEYS[2]); return -1 end
 -- Leased: out, but an expired or skipped lease hands the item back at the new model's score.
@@ -320,6 +322,10 @@ for _, seq in ipairs(redis.call('HKEYS', KEYS[6])) do
       end
     end
   end
+end
+-- Tokens of segments freed since the last re-rank (freeing one leaves its token): dropped.
+for _, seq in ipairs(redis.call('HKEYS', KEYS[11])) do
+  if redis.call('HEXISTS', KEYS[6], seq) == 0 then redis.call('HDEL', KEYS[11], seq) end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -528,6 +534,15 @@ def _parse_segment(seq: int, width: int, dtype: np.dtype, feat: bytes | None, id
     return _Segment(seq, X, id_bytes, starts, lengths, _alive(n, dead))
 
 
+_NO_ROWS = np.zeros(0, dtype=bool)  # a cached segment's liveness is read afresh each time
+
+
+def _cached_size(seg: _Segment) -> int:
+    """Bytes a cached segment holds: its rows and its whole ids blob (lengths table included),
+    which its arrays are views of, plus the row offsets and lengths."""
+    return seg.X.nbytes + len(seg.ids.base if isinstance(seg.ids.base, bytes) else seg.ids) + seg.starts.nbytes + seg.lengths.nbytes
+
+
 def _alive(n: int, dead: bytes | None) -> np.ndarray:
     """(n,) bool: the rows a segment's dead-row bitmap does not mark."""
     alive = np.ones(n, dtype=bool)
@@ -586,15 +601,13 @@ class PendingAdd:
         if self._added is not None:
             return self._added
         pool, conn = self._queue.r.connection_pool, self._conn
-        added, retry, error = 0, [], None
+        added, error = 0, None
         try:
             if self._n_checked:  # its reply comes first: it was sent first
                 self.known = [loc is not None for loc in conn.read_response()]  # '' (a tombstone) is known too
-            for call in self._calls:
+            for _ in self._calls:
                 try:
                     added += int(conn.read_response())
-                except redis.exceptions.NoScriptError:  # first use on this server: load it, run it again
-                    retry.append(call)
                 except redis.ResponseError as exc:
                     error = error or exc
         except BaseException:
@@ -604,8 +617,6 @@ class PendingAdd:
             if self._release:
                 pool.release(conn)
             self._conn = None
-        for keys, args in retry:
-            added += int(self._queue._add(keys=keys, args=args))
         if error is not None:
             raise error
         self._added = added
@@ -655,7 +666,7 @@ class RankedQueue:
         # Segments a re-rank read, kept for the next one (their rows and ids never change; only
         # which rows are dead does, and that is read each time). Off at 0.
         self.segment_cache_bytes = segment_cache_bytes
-        self._cache: dict[int, _Segment] = {}
+        self._cache: dict[int, tuple[bytes, _Segment]] = {}  # seq -> (its token, its rows and ids)
         self._cache_epoch: str | None = None
         self._cache_used = 0
         self._add = client.register_script(_ADD)
@@ -739,8 +750,12 @@ class RankedQueue:
         try:
             if check:
                 conn.send_command("HMGET", self.k.featloc, *check)
+            # EVAL, not EVALSHA: a server without the script cached (new, restarted, flushed)
+            # would answer NOSCRIPT and the write would have to run again later, after writes
+            # and checks sent behind it, out of order. The 3 kB script per micro-batch is
+            # noise next to its rows.
             for k, a in calls:
-                conn.send_command("EVALSHA", self._add.sha, len(k), *k, *a)
+                conn.send_command("EVAL", _ADD, len(k), *k, *a)
         except BaseException:
             conn.disconnect()
             if not shared:
@@ -766,7 +781,8 @@ class RankedQueue:
         md_args: list[str] | None = None
         if metadata is not None and any(metadata):
             md_args = [json.dumps(md) if md else "" for md in metadata]
-        keys = [self.k.pending, self.k.featloc, self.k.meta, self.k.segment_live, self.k.segment_time, self.k.segment_width, self.k.metadata]
+        keys = [self.k.pending, self.k.featloc, self.k.meta, self.k.segment_live, self.k.segment_time, self.k.segment_width, self.k.metadata,
+                self.k.segment_token]
         raw_ids = [i.encode() for i in ids]
         lens = np.fromiter(map(len, raw_ids), dtype=np.int64, count=n)
         if lens.max() > 0xFFFF:
@@ -809,28 +825,42 @@ class RankedQueue:
         return out
 
     def _read_cached(self, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list[_Segment]:
-        """:meth:`_read_segments`, reading only the dead-row bitmaps of segments in the cache."""
-        have = [q for q in seqs if q in self._cache]
+        """:meth:`_read_segments` through the cache: a cached segment costs its dead-row bitmap.
+
+        Each segment's token (the server time it was written at) is read with it: a cached
+        copy is used only while the token matches, since after a Redis rollback (a crash
+        with AOF every second, a failover) a segment number can name other rows. A segment
+        without a token (freed since the snapshot, or written before tokens) is not cached.
+        """
+        k = self.k
         pipe = self.r.pipeline(transaction=False)
-        for q in have:
-            pipe.exists(self.k.segment_ids(q))  # gone: freed with its last live row since the snapshot
-            pipe.get(self.k.segment_dead(q))
-        raw = pipe.execute() if have else []
-        alive = {q: _alive(len(self._cache[q].starts), raw[2 * j + 1]) for j, q in enumerate(have) if raw[2 * j]}
-        fresh = {seg.seq: seg for seg in self._read_segments([q for q in seqs if q not in alive], widths, dtype)}
+        for q in seqs:
+            pipe.hget(k.segment_token, q)
+            pipe.get(k.segment_dead(q))
+        raw = pipe.execute()
+        tokens = {q: raw[2 * j] for j, q in enumerate(seqs)}
+        dead = {q: raw[2 * j + 1] for j, q in enumerate(seqs)}
+        hit = {q for q in seqs if q in self._cache and tokens[q] is not None and tokens[q] == self._cache[q][0]}
+        for q in seqs:
+            if q in self._cache and q not in hit:  # its segment was freed or replaced: the copy is of nothing now
+                self._uncache(q)
+        fresh = {seg.seq: seg for seg in self._read_segments([q for q in seqs if q not in hit], widths, dtype)}
         for seg in fresh.values():
-            size = seg.X.nbytes + seg.ids.nbytes
-            if self._cache_used + size <= self.segment_cache_bytes:
-                self._cache[seg.seq] = seg
+            size = _cached_size(seg)
+            if tokens[seg.seq] is not None and self._cache_used + size <= self.segment_cache_bytes:
+                self._cache[seg.seq] = (tokens[seg.seq], _Segment(seg.seq, seg.X, seg.ids, seg.starts, seg.lengths, _NO_ROWS))
                 self._cache_used += size
         out = []
         for q in seqs:  # in order; a segment freed since the snapshot is in neither
             if q in fresh:
                 out.append(fresh[q])
-            elif q in alive:
-                c = self._cache[q]
-                out.append(_Segment(q, c.X, c.ids, c.starts, c.lengths, alive[q]))
+            elif q in hit:
+                c = self._cache[q][1]
+                out.append(_Segment(q, c.X, c.ids, c.starts, c.lengths, _alive(len(c.starts), dead[q])))
         return out
+
+    def _uncache(self, seq: int) -> None:
+        self._cache_used -= _cached_size(self._cache.pop(seq)[1])
 
     def _sync_cache(self, epoch: str | None, widths: dict[int, int]) -> bool:
         """Drop cached segments of another epoch, or no longer listed; whether to use the cache."""
@@ -839,8 +869,7 @@ class RankedQueue:
         if epoch != self._cache_epoch:
             self._cache, self._cache_epoch, self._cache_used = {}, epoch, 0
         for q in [q for q in self._cache if q not in widths]:
-            seg = self._cache.pop(q)
-            self._cache_used -= seg.X.nbytes + seg.ids.nbytes
+            self._uncache(q)
         return True
 
     def _segment_stream(self, widths: dict[int, int], dtype: np.dtype, *, cached: bool = False) -> Iterator[_Segment]:
@@ -947,7 +976,7 @@ class RankedQueue:
                 stats["restore_s"] = clock() - t1
             t1 = clock()
             ranked = int(self._rerank_swap(keys=[k.rerank_lock, tmp, k.pending, k.leased, k.rerank_removed, k.segment_width, k.meta, k.rerank_old,
-                                               k.last_score, k.labeled],
+                                               k.last_score, k.labeled, k.segment_token],
                                          args=[token, segseq, k.segment_prefix, "" if version is None else version]))
             stats["swap_s"] = clock() - t1
         except BaseException:

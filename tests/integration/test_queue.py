@@ -166,3 +166,19 @@ def test_clear_deletes_its_own_namespace_only(redis_client: redis.Redis) -> None
     mine.clear()
     assert (mine.depth(), other.depth()) == (0, 1) and other.features_of(["a"])[0] is not None
     other.clear()
+
+
+def test_writes_on_a_writer_run_in_order_on_a_server_without_the_script(redis_client: redis.Redis, namespace: str) -> None:
+    # A new or restarted server has no scripts cached: the enqueue must not come back NOSCRIPT
+    # and run again later, behind a check (or a write) sent after it on the same connection.
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    redis_client.script_flush()
+    w = queue.writer()
+    try:
+        first = queue.add_nowait(["a"], np.array([0.5]), np.zeros((1, 4), np.float32), conn=w)
+        second = queue.add_nowait([], np.zeros(0), np.zeros((0, 4), np.float32), conn=w, check=["a"])
+        assert first.result() == 1
+        second.result()
+    finally:
+        queue.release_writer(w)
+    assert queue.pending_ids() == ["a"] and second.known == [True]
