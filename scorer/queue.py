@@ -755,7 +755,7 @@ class RankedQueue:
             # and checks sent behind it, out of order. The 3 kB script per micro-batch is
             # noise next to its rows.
             for k, a in calls:
-                conn.send_command("EVAL", _ADD, len(k), *k, *a)
+                conn.send_command("EVAL", self._add.script, len(k), *k, *a)
         except BaseException:
             conn.disconnect()
             if not shared:
