@@ -76,6 +76,12 @@ class QueueKeys:
         """STRING: the ids of a segment's rows: uint32 count, uint16 lengths, then the UTF-8 ids."""
         return f"{self.segment_prefix}{seq}:i"
 
+    def segment_token(self, seq: int | str) -> str:
+        """STRING: the server time the segment was written at, what a re-rank's segment cache
+        checks its copy against (after a Redis rollback or a clear() a segment number can name
+        other rows). Freed with the segment."""
+        return f"{self.segment_prefix}{seq}:t"
+
     def segment_dead(self, seq: int | str) -> str:
         """STRING bitmap: bit ``row`` set once that row's item is labeled or dropped."""
         return f"{self.segment_prefix}{seq}:d"
@@ -89,13 +95,6 @@ class QueueKeys:
     def segment_live(self) -> str:
         """HASH segment -> rows whose item is pending or leased; the segment is freed at 0."""
         return self._k("seg_live")
-
-    @property
-    def segment_token(self) -> str:
-        """HASH segment -> the server time it was written at: what a re-rank's segment cache
-        checks its copy against (a segment number can name other rows after a Redis rollback).
-        Entries of freed segments are pruned by re-ranks."""
-        return self._k("seg_token")
 
     @property
     def segment_time(self) -> str:

@@ -9,7 +9,8 @@ Storage, per namespace (key names in :mod:`scorer.keys`):
 - ``pending`` (ZSET id -> score) is the queue; ``leased`` (ZSET id -> expiry) holds the
   items out with labelers.
 - Features live in *segments*: each enqueue batch writes its new items' rows as one
-  string (``seg:<n>:f``) and their ids as another (``seg:<n>:i``), and ``featloc``
+  string (``seg:<n>:f``), their ids as another (``seg:<n>:i``) and the server time it
+  was written at as a token (``seg:<n>:t``), and ``featloc``
   maps an id to ``"<n>:<row>"``. A re-rank reads a million rows with a thousand GETs
   instead of a million HGET fields; rows of labeled or dropped items are marked in a
   bitmap (``seg:<n>:d``) and a segment is freed with its last live row.
@@ -49,7 +50,7 @@ local function kill_row(featloc, seg_live, seg_time, seg_width, seg_prefix, lock
     local seq = string.sub(loc, 1, sep - 1)
     local row = tonumber(string.sub(loc, sep + 1))
     if redis.call('HINCRBY', seg_live, seq, -1) <= 0 then
-      redis.call('DEL', seg_prefix .. seq .. ':f', seg_prefix .. seq .. ':i', seg_prefix .. seq .. ':d')
+      redis.call('DEL', seg_prefix .. seq .. ':f', seg_prefix .. seq .. ':i', seg_prefix .. seq .. ':d', seg_prefix .. seq .. ':t')
       redis.call('HDEL', seg_live, seq)
       redis.call('HDEL', seg_width, seq)
       redis.call('ZREM', seg_time, seq)
@@ -63,7 +64,7 @@ end
 """
 
 _ADD = """
--- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata, seg_token
+-- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata
 -- ARGV: now, seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
 --       ids blob (uint32 n, n uint16 lengths, the ids), scores (n little-endian doubles),
 --       then n ids, then (if has_metadata) n JSON objects or ''
@@ -119,7 +120,7 @@ redis.call('SET', prefix .. seq .. ':i', blob)
 redis.call('HSET', KEYS[4], seq, added)
 redis.call('HSET', KEYS[6], seq, rb)
 local t = redis.call('TIME')
-redis.call('HSET', KEYS[8], seq, t[1] .. '.' .. t[2])
+redis.call('SET', prefix .. seq .. ':t', t[1] .. '.' .. t[2])
 redis.call('ZADD', KEYS[5], now, seq)
 return added
 """
@@ -275,21 +276,16 @@ redis.call('ZADD', KEYS[2], s, id)
 return n
 """
 
-# The epoch names this incarnation of the queue's segments: clear() deletes the meta hash,
-# segment numbers start again from 1, and a new epoch tells a re-rank's segment cache that
-# its copies are of segments that no longer exist.
 _RERANK_BEGIN = """
 -- KEYS: rerank_lock, rerank_removed, meta, seg_width ; ARGV: token, ttl_ms
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 redis.call('DEL', KEYS[2])
-local t = redis.call('TIME')
-redis.call('HSETNX', KEYS[3], 'epoch', t[1] .. '.' .. t[2])
 return {redis.call('HGET', KEYS[3], 'segseq') or '0', redis.call('HGET', KEYS[3], 'feature_dtype') or 'float32',
-        redis.call('HGETALL', KEYS[4]), redis.call('HGET', KEYS[3], 'epoch')}
+        redis.call('HGETALL', KEYS[4])}
 """
 
 _RERANK_SWAP = """
--- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score, labeled, seg_token
+-- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score, labeled
 -- ARGV: token, segseq at the snapshot, seg_prefix, version ('' for none)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then redis.call('DEL', KEYS[2]); return -1 end
 -- Leased: out, but an expired or skipped lease hands the item back at the new model's score.
@@ -322,10 +318,6 @@ for _, seq in ipairs(redis.call('HKEYS', KEYS[6])) do
       end
     end
   end
-end
--- Tokens of segments freed since the last re-rank (freeing one leaves its token): dropped.
-for _, seq in ipairs(redis.call('HKEYS', KEYS[11])) do
-  if redis.call('HEXISTS', KEYS[6], seq) == 0 then redis.call('HDEL', KEYS[11], seq) end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -651,7 +643,8 @@ class RankedQueue:
         gets float32 back either way.
     segment_cache_bytes : keep up to this many bytes of the feature segments a
         :meth:`rerank` reads, so the next one reads only new segments and which rows died
-        (a segment's rows never change; a cleared queue starts a new epoch). 0: off.
+        (a segment's rows never change; a copy is used only while the segment's token
+        matches, so a segment number that names other rows is read afresh). 0: off.
     """
 
     def __init__(
@@ -667,7 +660,6 @@ class RankedQueue:
         # which rows are dead does, and that is read each time). Off at 0.
         self.segment_cache_bytes = segment_cache_bytes
         self._cache: dict[int, tuple[bytes, _Segment]] = {}  # seq -> (its token, its rows and ids)
-        self._cache_epoch: str | None = None
         self._cache_used = 0
         self._add = client.register_script(_ADD)
         self._features = client.register_script(_FEATURES)
@@ -781,8 +773,7 @@ class RankedQueue:
         md_args: list[str] | None = None
         if metadata is not None and any(metadata):
             md_args = [json.dumps(md) if md else "" for md in metadata]
-        keys = [self.k.pending, self.k.featloc, self.k.meta, self.k.segment_live, self.k.segment_time, self.k.segment_width, self.k.metadata,
-                self.k.segment_token]
+        keys = [self.k.pending, self.k.featloc, self.k.meta, self.k.segment_live, self.k.segment_time, self.k.segment_width, self.k.metadata]
         raw_ids = [i.encode() for i in ids]
         lens = np.fromiter(map(len, raw_ids), dtype=np.int64, count=n)
         if lens.max() > 0xFFFF:
@@ -829,13 +820,14 @@ class RankedQueue:
 
         Each segment's token (the server time it was written at) is read with it: a cached
         copy is used only while the token matches, since after a Redis rollback (a crash
-        with AOF every second, a failover) a segment number can name other rows. A segment
-        without a token (freed since the snapshot, or written before tokens) is not cached.
+        with AOF every second, a failover) or a clear() a segment number can name other rows.
+        A segment without a token (freed since the snapshot, or written before tokens) is not
+        cached.
         """
         k = self.k
         pipe = self.r.pipeline(transaction=False)
         for q in seqs:
-            pipe.hget(k.segment_token, q)
+            pipe.get(k.segment_token(q))
             pipe.get(k.segment_dead(q))
         raw = pipe.execute()
         tokens = {q: raw[2 * j] for j, q in enumerate(seqs)}
@@ -862,12 +854,10 @@ class RankedQueue:
     def _uncache(self, seq: int) -> None:
         self._cache_used -= _cached_size(self._cache.pop(seq)[1])
 
-    def _sync_cache(self, epoch: str | None, widths: dict[int, int]) -> bool:
-        """Drop cached segments of another epoch, or no longer listed; whether to use the cache."""
-        if not self.segment_cache_bytes or epoch is None:
+    def _sync_cache(self, widths: dict[int, int]) -> bool:
+        """Drop cached segments no longer listed (freed); whether to use the cache."""
+        if not self.segment_cache_bytes:
             return False
-        if epoch != self._cache_epoch:
-            self._cache, self._cache_epoch, self._cache_used = {}, epoch, 0
         for q in [q for q in self._cache if q not in widths]:
             self._uncache(q)
         return True
@@ -955,9 +945,9 @@ class RankedQueue:
         t0 = clock()
         stats: dict[str, float] = {}
         try:
-            segseq, dtype_name, flat, epoch = int(snap[0]), snap[1].decode(), snap[2], snap[3].decode()
+            segseq, dtype_name, flat = int(snap[0]), snap[1].decode(), snap[2]
             widths = {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
-            cached = self._sync_cache(epoch, widths)
+            cached = self._sync_cache(widths)
             stats["cached_segments"] = float(len(self._cache)) if cached else 0.0
             members, starts, lengths, scores = self._score_segments(score, widths, np.dtype(dtype_name).newbyteorder("<"), stats, cached=cached)
             stats["read_and_score_s"] = clock() - t0
@@ -976,7 +966,7 @@ class RankedQueue:
                 stats["restore_s"] = clock() - t1
             t1 = clock()
             ranked = int(self._rerank_swap(keys=[k.rerank_lock, tmp, k.pending, k.leased, k.rerank_removed, k.segment_width, k.meta, k.rerank_old,
-                                               k.last_score, k.labeled, k.segment_token],
+                                               k.last_score, k.labeled],
                                          args=[token, segseq, k.segment_prefix, "" if version is None else version]))
             stats["swap_s"] = clock() - t1
         except BaseException:

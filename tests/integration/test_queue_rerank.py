@@ -124,7 +124,7 @@ def test_segments_are_freed_with_their_last_row(queue: RankedQueue, redis_client
     for i in ids[:10]:
         queue.mark_labeled(i, f"L-{i}")
     segs = sorted(k.decode() for k in redis_client.scan_iter(match=f"{queue.k.segment_prefix}*"))
-    assert len(segs) == 2 and all(s.startswith(queue.k.segment_prefix + "2:") for s in segs)  # segment 1 is gone
+    assert segs == [queue.k.segment_features(2), queue.k.segment_ids(2), queue.k.segment_token(2)]  # segment 1 is gone
     assert queue.oldest_age(now=1e12) > 0
     for i in ids[10:]:
         queue.mark_labeled(i, f"L-{i}")
@@ -253,8 +253,8 @@ def test_the_segment_cache_rereads_a_segment_number_that_names_other_rows(redis_
     lost = ids[500:]
     redis_client.hset(k.meta, "segseq", 2)
     for seq in (3, 4):
-        redis_client.delete(k.segment_features(seq), k.segment_ids(seq), k.segment_dead(seq))
-        for key in (k.segment_width, k.segment_live, k.segment_token):
+        redis_client.delete(k.segment_features(seq), k.segment_ids(seq), k.segment_dead(seq), k.segment_token(seq))
+        for key in (k.segment_width, k.segment_live):
             redis_client.hdel(key, seq)
         redis_client.zrem(k.segment_time, seq)
     redis_client.hdel(k.featloc, *lost)
