@@ -428,8 +428,8 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
         spies = []
         if profile is not None:
             profile.parent.mkdir(parents=True, exist_ok=True)
-            spies = [(profile.with_name(f"{profile.name}-{i}.txt"), profiling.start(p.pid, profile.with_name(f"{profile.name}-{i}.txt")))
-                     for i, p in enumerate(ps)]
+            paths = [profile.with_name(f"{profile.name}-{i}.txt") for i in range(len(ps))]
+            spies = [(path, profiling.start(p.pid, path)) for path, p in zip(paths, ps, strict=True)]
         release(60)
         cpu0, redis0 = machine_cpu(), _redis_cpu(q.r)
         t_start = time.perf_counter()
@@ -577,15 +577,17 @@ def reference(X: np.ndarray, X_train: np.ndarray, y_train: np.ndarray) -> dict[s
         path = Path(tmp) / "data.npz"
         np.savez(path, X=X, X_train=X_train, y_train=y_train)
         reimpl = _run_json([sys.executable, script, str(path)])
-        here = _run_json([sys.executable, script, str(path), "--modal-from", site]) if site else None
-        pinned = _run_json([str(BENCH_PYTHON), script, str(path)]) if site else None
-    if here is not None and "modAL-python" not in str(here.get("impl", "")):
-        here = None
-    if pinned is not None and "modAL-python" not in str(pinned.get("impl", "")):
-        pinned = None
+        here = _modal_run([sys.executable, script, str(path), "--modal-from", site]) if site else None
+        pinned = _modal_run([str(BENCH_PYTHON), script, str(path)]) if site else None
     primary = here or reimpl
     return {"seconds": primary["seconds"], "impl": primary["impl"], "sklearn": primary.get("sklearn"), "modal": here,
             "modal_pinned_sklearn": pinned, "reimplementation": reimpl}
+
+
+def _modal_run(cmd: list[str]) -> dict[str, Any] | None:
+    """:func:`_run_json` of a reference run that should use modAL; None if it did not (it fell back or failed)."""
+    res = _run_json(cmd)
+    return res if "modAL-python" in str(res.get("impl", "")) else None
 
 
 def _site_packages(python: Path) -> str | None:
