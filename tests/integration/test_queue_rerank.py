@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import redis
 
+import scorer.queue
 from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue, zset_dump
+from scorer.queue import RankedQueue, argsort_best_first, zset_dump
 
 pytestmark = pytest.mark.integration
 
@@ -175,8 +176,11 @@ def test_float16_features(redis_client: redis.Redis, namespace: str) -> None:
     assert RankedQueue(redis_client, QueueKeys(namespace)).add(["b"], np.array([0.5]), X) == 1  # unset: follows the namespace
 
 
+@pytest.mark.parametrize("halves", [False, True], ids=["one-sort", "two-halves"])
 @pytest.mark.parametrize("lengths", [(1, 5, 63), (64, 300, 16384, 70000), (0, 2, 2)])
-def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[int, ...]) -> None:
+def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[int, ...], halves: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if halves:  # as a large re-rank sorts: each half of the scores on its own thread
+        monkeypatch.setattr(scorer.queue, "_PARALLEL_SORT_MIN", 2)
     rng = np.random.default_rng(sum(lengths))
     members = [bytes([k % 251 + 1]) * ln + str(k).encode() for k, ln in enumerate(lengths * 40)]
     members += ["ünï-çødé-✓".encode()]
@@ -186,7 +190,8 @@ def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[in
     buf = np.frombuffer(b"".join(members), dtype=np.uint8)
     lens = np.array([len(m) for m in members])
     starts = np.cumsum(lens) - lens
-    order = np.argsort(-scores)
+    order = argsort_best_first(scores)
+    assert (np.diff(scores[order]) <= 0).all() and sorted(order.tolist()) == list(range(len(scores)))
     redis_client.restore("dumped", 0, zset_dump(buf, starts[order], lens[order], scores[order]), replace=True)
     assert dict(redis_client.zrange("dumped", 0, -1, withscores=True)) == dict(zip(members, scores.tolist(), strict=True))
 
