@@ -20,6 +20,8 @@ OPSET = 18
 INPUT = "features"
 PROBABILITIES = "probabilities"
 MEMBER_PROBABILITIES = "member_probabilities"
+# Largest members-averaging matrix (m * k * k float32) the graph holds; above it, a ReduceMean.
+_AVERAGE_MATRIX_MAX_BYTES = 1 << 16
 
 
 def to_onnx(heads: LinearHeads) -> bytes:
@@ -30,17 +32,12 @@ def to_onnx(heads: LinearHeads) -> bytes:
     """
     m, d, k = heads.W.shape
     w_all = np.ascontiguousarray(heads.W.transpose(1, 0, 2).reshape(d, m * k), dtype=np.float32)
-    # The members' mean as a MatMul by stacked identities / m: onnxruntime's ReduceMean over the
-    # middle axis took as long as the rest of the graph (0.07 s of 0.14 s per million rows).
-    average = np.tile(np.eye(k, dtype=np.float32), (m, 1)) / np.float32(m)  # (m * k, k)
     inits = [
         numpy_helper.from_array(heads.mean.astype(np.float32), "mean"),
         numpy_helper.from_array((1.0 / heads.scale).astype(np.float32), "inv_scale"),
         numpy_helper.from_array(w_all, "W"),
         numpy_helper.from_array(heads.b.reshape(m * k).astype(np.float32), "b"),
         numpy_helper.from_array(np.array([-1, m, k], dtype=np.int64), "shape_nmk"),
-        numpy_helper.from_array(np.array([-1, m * k], dtype=np.int64), "shape_n_mk"),
-        numpy_helper.from_array(average, "member_average"),
     ]
     act = "Sigmoid" if heads.task == "multilabel" else "Softmax"
     act_attrs: dict[str, Any] = {} if act == "Sigmoid" else {"axis": 2}
@@ -51,9 +48,28 @@ def to_onnx(heads: LinearHeads) -> bytes:
         helper.make_node("Add", ["zw", "b"], ["logits_flat"]),
         helper.make_node("Reshape", ["logits_flat", "shape_nmk"], ["logits"]),
         helper.make_node(act, ["logits"], [MEMBER_PROBABILITIES], **act_attrs),
-        helper.make_node("Reshape", [MEMBER_PROBABILITIES, "shape_n_mk"], ["member_probabilities_flat"]),
-        helper.make_node("MatMul", ["member_probabilities_flat", "member_average"], [PROBABILITIES]),
     ]
+    # The members' mean. onnxruntime's ReduceMean over the middle axis took as long as the rest
+    # of the graph (0.07 s of 0.14 s per million rows), so one member is just reshaped and a few
+    # are averaged by a MatMul with stacked identities / m, as long as that (m * k, k) matrix is
+    # small: it grows with k squared, and a model is published inline on Kafka (1 MB at most by
+    # default), so with many classes the members' mean stays a ReduceMean.
+    if m == 1:
+        inits.append(numpy_helper.from_array(np.array([-1, k], dtype=np.int64), "shape_nk"))
+        nodes.append(helper.make_node("Reshape", [MEMBER_PROBABILITIES, "shape_nk"], [PROBABILITIES]))
+    elif m * k * k * 4 <= _AVERAGE_MATRIX_MAX_BYTES:
+        average = np.tile(np.eye(k, dtype=np.float32), (m, 1)) / np.float32(m)  # (m * k, k)
+        inits += [
+            numpy_helper.from_array(np.array([-1, m * k], dtype=np.int64), "shape_n_mk"),
+            numpy_helper.from_array(average, "member_average"),
+        ]
+        nodes += [
+            helper.make_node("Reshape", [MEMBER_PROBABILITIES, "shape_n_mk"], ["member_probabilities_flat"]),
+            helper.make_node("MatMul", ["member_probabilities_flat", "member_average"], [PROBABILITIES]),
+        ]
+    else:
+        inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_members"))
+        nodes.append(helper.make_node("ReduceMean", [MEMBER_PROBABILITIES, "axis_members"], [PROBABILITIES], keepdims=0))
     graph = helper.make_graph(
         nodes,
         "activestream_linear_heads",

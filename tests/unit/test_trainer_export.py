@@ -71,6 +71,27 @@ def test_ensemble_graph_outputs_members() -> None:
     np.testing.assert_allclose(members.transpose(1, 0, 2), heads.member_probas(X), atol=1e-5)
 
 
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+@pytest.mark.parametrize(("n_members", "n_outputs"), [(1, 1), (1, 2), (1, 300), (3, 1), (5, 10), (3, 300)])
+def test_graph_size_grows_with_the_weights_not_the_square_of_the_outputs(task: str, n_members: int, n_outputs: int) -> None:
+    # Models are published inline on Kafka (librdkafka refuses messages over 1 MB by default): a
+    # (m * k, k) matrix averaging the members made a 300-class graph many times the size of its weights.
+    rng = np.random.default_rng(n_members * n_outputs)
+    d = 16
+    W = rng.normal(size=(n_members, d, n_outputs)) * 3
+    heads = LinearHeads(rng.normal(size=d), rng.uniform(0.5, 2.0, size=d), W, rng.normal(size=(n_members, n_outputs)),
+                        tuple(range(n_outputs)), task)
+    blob = to_onnx(heads)
+    assert len(blob) <= 4 * (W.size + n_members * n_outputs + 2 * d) + (1 << 16) + 4096
+    m = OnnxClassifier(blob, output_kind="sigmoid" if task == "multilabel" else "probabilities")
+    for n in (0, 1, 33):
+        X = rng.normal(size=(n, d)).astype(np.float32) * 4
+        members, mean = m.run(X, ["member_probabilities", "probabilities"])
+        assert members.shape == (n, n_members, n_outputs) and mean.shape == (n, n_outputs) and mean.dtype == np.float32
+        np.testing.assert_allclose(mean, members.mean(axis=1), atol=1e-6)
+        np.testing.assert_allclose(mean, heads.predict_proba(X), atol=1e-5)
+
+
 def test_loads_any_skl2onnx_classifier() -> None:
     skl2onnx = pytest.importorskip("skl2onnx")
     from skl2onnx.common.data_types import FloatTensorType
