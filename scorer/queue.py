@@ -600,11 +600,11 @@ class PendingAdd:
     """
 
     def __init__(
-        self, queue: RankedQueue, conn: Any, calls: list[tuple[list[str], list[Any]]], *, release: bool = True, n_checked: int = 0,
+        self, queue: RankedQueue, conn: Any, n_calls: int, *, release: bool = True, n_checked: int = 0,
     ) -> None:
         self._queue = queue
         self._conn = conn
-        self._calls = calls
+        self._n_calls = n_calls  # script replies to read (the calls and their rows are not kept)
         self._release = release  # False: the caller's own connection (see RankedQueue.writer), kept open
         self._n_checked = n_checked  # ids in the HMGET sent before the scripts (0: none sent)
         self._added: int | None = None if conn is not None else 0
@@ -619,7 +619,7 @@ class PendingAdd:
         try:
             if self._n_checked:  # its reply comes first: it was sent first
                 self.known = [loc is not None for loc in conn.read_response()]  # '' (a tombstone) is known too
-            for _ in self._calls:
+            for _ in range(self._n_calls):
                 try:
                     added += int(conn.read_response())
                 except redis.ResponseError as exc:
@@ -755,7 +755,7 @@ class RankedQueue:
         """
         n = len(ids)
         if n == 0 and not check:
-            return PendingAdd(self, None, [])
+            return PendingAdd(self, None, 0)
         calls = self._add_calls(ids, scores, features, metadata, now) if n else []
         pool = self.r.connection_pool
         shared = conn is not None
@@ -775,7 +775,7 @@ class RankedQueue:
             if not shared:
                 pool.release(conn)
             raise
-        return PendingAdd(self, conn, calls, release=not shared, n_checked=len(check))
+        return PendingAdd(self, conn, len(calls), release=not shared, n_checked=len(check))
 
     def _add_calls(
         self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray, metadata: Sequence[dict[str, Any]] | None, now: float | None,
@@ -823,16 +823,23 @@ class RankedQueue:
         """Every pending item id (any order)."""
         return _members(self.r.zrange(self.k.pending, 0, -1))
 
-    def _read_segments(self, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list[_Segment]:
+    def _read_segments(
+        self, seqs: list[int], widths: dict[int, int], dtype: np.dtype, dead: dict[int, bytes | None] | None = None,
+    ) -> list[_Segment]:
+        """The listed segments, in one pipelined round trip; ``dead``: their dead-row bitmaps,
+        when the caller has read them already (they are not fetched again)."""
+        per = 3 if dead is None else 2
         pipe = self.r.pipeline(transaction=False)
         for seq in seqs:
             pipe.get(self.k.segment_features(seq))
             pipe.get(self.k.segment_ids(seq))
-            pipe.get(self.k.segment_dead(seq))
+            if dead is None:
+                pipe.get(self.k.segment_dead(seq))
         raw = pipe.execute()
         out = []
         for j, seq in enumerate(seqs):
-            seg = _parse_segment(seq, widths[seq], dtype, *raw[3 * j : 3 * j + 3])
+            feat, ids, *bitmap = raw[per * j : per * j + per]
+            seg = _parse_segment(seq, widths[seq], dtype, feat, ids, bitmap[0] if dead is None else dead[seq])
             if seg is not None:
                 out.append(seg)
         return out
@@ -858,7 +865,7 @@ class RankedQueue:
         for q in seqs:
             if q in self._cache and q not in hit:  # its segment was freed or replaced: the copy is of nothing now
                 self._uncache(q)
-        fresh = {seg.seq: seg for seg in self._read_segments([q for q in seqs if q not in hit], widths, dtype)}
+        fresh = {seg.seq: seg for seg in self._read_segments([q for q in seqs if q not in hit], widths, dtype, dead)}
         for seg in fresh.values():
             size = _cached_size(seg)
             if tokens[seg.seq] is not None and self._cache_used + size <= self.segment_cache_bytes:

@@ -36,7 +36,7 @@ MAX_INFLIGHT = 3
 # trip: one per 1000-item batch cost a third of the scorer's time). A crash redelivers at
 # most this much, and every queue write is idempotent.
 COMMIT_INTERVAL_SECONDS = 0.2
-# onnxruntime threads for a re-rank (a whole queue at once, in ~2,000-row blocks).
+# onnxruntime threads for a re-rank (a whole queue at once, in ~8,000-row blocks).
 RERANK_THREADS = 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -205,9 +206,9 @@ def test_a_rerank_with_the_segment_cache_reads_each_segment_once_and_ranks_as_wi
     read: list[int] = []
     real = RankedQueue._read_segments
 
-    def spy(self: RankedQueue, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list:
+    def spy(self: RankedQueue, seqs: list[int], widths: dict[int, int], dtype: np.dtype, *args: Any) -> list:
         read.extend(seqs)
-        return real(self, seqs, widths, dtype)
+        return real(self, seqs, widths, dtype, *args)
 
     monkeypatch.setattr(RankedQueue, "_read_segments", spy)
     assert cached.rerank(first_column, version=1) == 1000 and sorted(read) == [1, 2, 3, 4]
