@@ -15,7 +15,6 @@ labelers may label it or skip it too.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -119,7 +118,7 @@ class Dispatcher:
 
     def dispatch(self, now: float | None = None) -> int:
         """Top up the labelers to ``max_outstanding``. Returns items sent."""
-        now = time.time() if now is None else now
+        now = self.queue.now() if now is None else now
         self.queue.expire_leases(now)
         room = self.max_outstanding - self.queue.n_leased_by(self.owner)
         if room <= 0:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -178,7 +177,7 @@ class LabelService:
 
     def lease(self, k: int, labeler_id: str, *, now: float | None = None) -> list[Leased]:
         """Lease up to ``k`` of the best pending items to ``labeler_id``."""
-        now = time.time() if now is None else now
+        now = self.queue.now() if now is None else now
         self.queue.expire_leases(now)
         # Before the first model the queue is in a seeded random order, not ranked: there is
         # nothing to explore against, select among or schedule, so a cold lease takes its head
@@ -312,7 +311,7 @@ class LabelService:
         # A control label is one for an item this labeler was leased as a random-control pick:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
         control = self.queue.control_holder(item_id) == labeler_id
-        now = time.time()
+        now = self.queue.now()
         self.queue.expire_leases(now)
         self._check_holder(item_id, labeler_id, now)
         if features is None:

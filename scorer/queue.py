@@ -65,7 +65,7 @@ end
 
 _ADD = """
 -- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata
--- ARGV: now, seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
+-- ARGV: now ('': Redis's time), seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
 --       ids blob (uint32 n, n uint16 lengths, the ids), scores (n little-endian doubles),
 --       then n ids, then (if has_metadata) n JSON objects or ''
 local now, prefix, rb, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -121,6 +121,7 @@ redis.call('HSET', KEYS[4], seq, added)
 redis.call('HSET', KEYS[6], seq, rb)
 local t = redis.call('TIME')
 redis.call('SET', prefix .. seq .. ':t', t[1] .. '.' .. t[2])
+if now == '' then now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end  -- (the queue's clock: Redis's)
 redis.call('ZADD', KEYS[5], now, seq)
 return added
 """
@@ -782,7 +783,6 @@ class RankedQueue:
     ) -> list[tuple[list[str], list[Any]]]:
         """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``_CHUNK`` items."""
         n = len(ids)
-        now = time.time() if now is None else now
         sc = np.ascontiguousarray(scores, dtype="<f8").reshape(-1)
         if len(sc) != n or not np.isfinite(sc).all():
             raise ValueError("add() needs one finite score per item")
@@ -805,7 +805,7 @@ class RankedQueue:
         for lo in range(0, n, _CHUNK):
             hi = min(n, lo + _CHUNK)
             blob = (hi - lo).to_bytes(4, "little") + lens16[lo:hi].tobytes() + b"".join(raw_ids[lo:hi])
-            args: list[Any] = [now, self.k.segment_prefix, rb, hi - lo, rows[lo:hi].tobytes(), "1" if md_args else "0", dtype.name, blob,
+            args: list[Any] = ["" if now is None else now, self.k.segment_prefix, rb, hi - lo, rows[lo:hi].tobytes(), "1" if md_args else "0", dtype.name, blob,
                                sc[lo:hi].tobytes(), *raw_ids[lo:hi]]
             if md_args:
                 args += md_args[lo:hi]
@@ -1094,9 +1094,20 @@ class RankedQueue:
         return int(self.r.hget(self.k.meta, "n_features") or n)
 
     # ----------------------------------------------------------------- labeler side
+    def now(self) -> float:
+        """The queue's clock: Redis's time, in UNIX seconds (one round trip).
+
+        Lease expiries, passes and enqueue times are written by one host and compared by
+        another (labeling API, dispatchers, scorers). Each host's own clock would let a
+        host running ahead expire the others' leases early; the one Redis is the clock they
+        share. Every ``now`` left out of this class's methods is this one.
+        """
+        sec, usec = self.r.time()
+        return float(sec) + usec / 1e6
+
     def expire_leases(self, now: float | None = None) -> int:
         """Return every item whose lease has run out to the queue at its old score."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         keys = [self.k.leased, self.k.pending, self.k.lease_owner, self.k.last_score]
         total = 0
         while True:  # bounded batches keep each script call short
@@ -1181,7 +1192,7 @@ class RankedQueue:
         """
         if not ids:
             return []
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id), self.k.control]
         cap = -1 if max_held is None else max_held
         flat = self._claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", cap, *ids])
@@ -1215,7 +1226,7 @@ class RankedQueue:
         pipe.zscore(self.k.leased, item_id)
         pipe.hget(self.k.lease_owner, item_id)
         expiry, owner = pipe.execute()
-        if expiry is None or owner is None or expiry <= (time.time() if now is None else now):
+        if expiry is None or owner is None or expiry <= (self.now() if now is None else now):
             return None
         return owner.decode()  # type: ignore[no-any-return]
 
@@ -1241,7 +1252,7 @@ class RankedQueue:
         """
         k = self.k
         holder = labeler_id if holder is None else holder
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.passed(holder)]
         return int(self._skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now,
@@ -1258,7 +1269,7 @@ class RankedQueue:
         Read-only (for gauges): an expired lease is returned to the pending set only by the
         next lease or :meth:`expire_leases`, which may be a while when labelers are idle.
         """
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         pipe = self.r.pipeline(transaction=True)
         pipe.zcard(self.k.pending)
         pipe.zcount(self.k.leased, "-inf", now)
@@ -1271,7 +1282,7 @@ class RankedQueue:
 
     def n_leased(self, now: float | None = None) -> int:
         """Items out with labelers: leases that have not run out at ``now``."""
-        return int(self.r.zcount(self.k.leased, f"({time.time() if now is None else now}", "+inf"))
+        return int(self.r.zcount(self.k.leased, f"({self.now() if now is None else now}", "+inf"))
 
     def n_leased_by(self, owner: str) -> int:
         """Items currently leased to ``owner``."""
@@ -1292,7 +1303,7 @@ class RankedQueue:
 
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds since the oldest unlabeled item was enqueued (0 when empty)."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         first = _scored(self.r.zrange(self.k.segment_time, 0, 0, withscores=True))
         return max(0.0, now - first[0][1]) if first else 0.0
 

@@ -361,3 +361,32 @@ def test_a_refused_label_leaves_its_item_queued(redis_client: redis.Redis, names
     with pytest.raises(InvalidLabel, match="answers come as 'label'"):
         svc.submit("b", labeler_id="ann", labels=[1])
     assert queue.score_of("b") == 0.4 and queue.n_leased() == 0 and queue.lease_holder("b") is None
+
+
+def test_a_host_whose_clock_runs_ahead_neither_takes_nor_extends_others_leases(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Leases are timed by the queue's clock (Redis's), not each host's: a labeling API or a
+    # dispatcher on a host an hour ahead must not expire ann's 60 s lease as if it had run out.
+    from labeling.dispatcher import Dispatcher
+    from labeling.service import LeasedToAnother
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b", "c"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32))
+    (a,) = LabelService(queue, InMemoryBus(), Topics("clock"), lease_ttl=60).lease(1, "ann")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    ahead = LabelService(RankedQueue(redis_client, QueueKeys(namespace)), InMemoryBus(), Topics("clock"), lease_ttl=60)
+    (b,) = ahead.lease(1, "bob")
+    assert (a.id, b.id) == ("a", "b") and queue.lease_holder("a") == "ann"
+    with pytest.raises(LeasedToAnother):
+        ahead.submit("a", labeler_id="bob", label=1)
+    bus, topics = InMemoryBus(), Topics("clock")
+    assert Dispatcher(RankedQueue(redis_client, QueueKeys(namespace)), bus, topics, ack_timeout=60).dispatch() == 1
+    assert [decode_queue_entry(m.value).id for m in bus.messages(topics.queue)] == ["c"]
+    # Every lease ends 60 s after the shared clock's now, whichever host granted it.
+    server_now = queue.now()
+    assert abs(server_now - real_time()) < 5
+    for item_id in "abc":
+        expiry = queue.lease_expiry(item_id)
+        assert expiry is not None and 50 < expiry - server_now <= 60

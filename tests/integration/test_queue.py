@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import redis
@@ -111,6 +113,17 @@ def test_iter_pending_and_oldest_age(queue: RankedQueue) -> None:
     np.testing.assert_array_equal(seen["i7"], [21, 22, 23])
     assert queue.oldest_age(now=130.0) == 30.0
     assert queue.ensure_n_features(3) == 3 and queue.ensure_n_features(5) == 3
+
+
+def test_times_default_to_redis_clock_not_the_hosts(queue: RankedQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scorer enqueues and an ops gauge or labeler reads on other hosts: with a host an hour
+    # ahead, the queue's own clock must still say the item is fresh and the lease still held.
+    queue.add(["a", "b"], np.zeros(2), feats(2))
+    queue.claim(["b"], "ann", ttl=60)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    assert queue.oldest_age() < 60 and queue.n_leased() == 1 and queue.n_waiting() == 1 and queue.lease_holder("b") == "ann"
+    assert queue.expire_leases() == 0 and queue.skip("b", "bob", max_skips=3) == -2
 
 
 def test_owner_counts_follow_leases(queue: RankedQueue) -> None:
