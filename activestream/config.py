@@ -81,6 +81,7 @@ class Settings:
     rerank_cache_mb: int = 1024  # the scorer's copy of the queue's feature segments for re-ranks (0: off)
     lease_ttl: float = 300.0
     max_skips: int = 3
+    labeler_tokens: str | None = None  # labeler API: a file of '<token> <labeler id>' lines (None: any labeler id is taken)
     retrain_every: int = 10
     retrain_interval: float = 30.0
     full_refit_every: int = 10

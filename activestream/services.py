@@ -264,10 +264,18 @@ def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
 def cmd_labeler_api(args: argparse.Namespace) -> int:
     from activestream.simulate import make_label_service
     from labeling.api import serve
+    from labeling.auth import TokenFileError, load_tokens
     from scorer.strategies import Strategy
 
     stop = Stop()
     s, bus, topics = connect(args)
+    try:
+        tokens = load_tokens(s.labeler_tokens) if s.labeler_tokens else None
+    except TokenFileError as exc:
+        bus.close()
+        raise SystemExit(f"error: ACTIVESTREAM_LABELER_TOKENS: {exc}") from None
+    if tokens is None:
+        log.warning("labeler API without ACTIVESTREAM_LABELER_TOKENS: it takes the labeler id each request names")
     # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
     # A request waits at most 30 s for Redis (then 500), instead of holding the API forever.
     queue = make_queue(s, socket_timeout=30.0)
@@ -276,12 +284,13 @@ def cmd_labeler_api(args: argparse.Namespace) -> int:
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
     try:
-        server = serve(service, args.port, args.host)
+        server = serve(service, args.port, args.host, tokens)
     except OSError as exc:  # e.g. the port is taken
         service.close()
         bus.close()
         raise SystemExit(f"error: labeler API on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status)", flush=True)
+    access = f"{len(tokens)} labeler token(s)" if tokens is not None else "no tokens"
+    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status; {access})", flush=True)
     health = _serve_metrics("labeler-api", _queue_gauges(service.queue), s.metrics_port, s.metrics_host)
     probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
     try:

@@ -7,9 +7,14 @@
                                         labeler counts once; an item leased to someone else: 409)
     GET  /status                        -> queue depth, leased, labeled, model version
 
-Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 404 for an unknown
-route, 405 for another method, 409 for a label or skip of an item another labeler holds, 413
-for a body over 1 MiB, 500 (details in the server's log).
+With a tokens file (:mod:`labeling.auth`) every route but ``/status`` needs
+``Authorization: Bearer <token>``, and the labeler is the token's: ``labeler`` /
+``labeler_id`` may be left out, and naming another labeler is refused.
+
+Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 401 without a known
+token, 403 for a request naming another labeler than its token's, 404 for an unknown route,
+405 for another method, 409 for a label or skip of an item another labeler holds, 413 for a
+body over 1 MiB, 500 (details in the server's log).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from labeling.auth import LabelerTokens
 from labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
 from schemas import QueueEntry
 
@@ -43,6 +49,32 @@ class Conflict(BadRequest):
     """The item's lease is another labeler's (HTTP 409)."""
 
 
+class Unauthorized(BadRequest):
+    """No known bearer token, where the API has tokens (HTTP 401)."""
+
+
+class Forbidden(BadRequest):
+    """A request naming another labeler than its token's (HTTP 403)."""
+
+
+# The HTTP status of each refusal; any other BadRequest is a 400.
+_STATUS: dict[type[BadRequest], int] = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413}
+
+
+def _labeler(given: str | None, caller: str | None, where: str) -> str:
+    """The labeler a request acts for: its token's (``caller``) if the API has tokens, else the one it names.
+
+    ``where`` names the field in errors, e.g. ``"item 'a': field 'labeler_id'"``.
+    """
+    if caller is None:
+        if not given:
+            raise BadRequest(f"{where}: missing")
+        return given
+    if given not in (None, "", caller):
+        raise Forbidden(f"{where}: {given!r} is not the labeler of this request's token")
+    return caller
+
+
 def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str | None, required: bool = True) -> Any:
     v = body.get(name)
     if v is None:
@@ -54,16 +86,22 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str |
     return v
 
 
-def handle(service: LabelService, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> dict[str, Any]:
-    """Route one request (pure of HTTP, so it is easy to test). Raises :class:`BadRequest`."""
+def handle(
+    service: LabelService, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any], caller: str | None = None
+) -> dict[str, Any]:
+    """Route one request (pure of HTTP, so it is easy to test). Raises :class:`BadRequest`.
+
+    ``caller`` : the labeler of the request's token, when the API has tokens.
+    """
     if method == "GET" and path == "/lease":
         try:
             k = int(query.get("k", ["10"])[0])
         except ValueError:
             raise BadRequest("query 'k': expected an integer") from None
-        labeler = query.get("labeler", [""])[0]
-        if not labeler or not 1 <= k <= 1000:
+        given = query.get("labeler", [""])[0]
+        if (not given and caller is None) or not 1 <= k <= 1000:
             raise BadRequest("query: give labeler=<id> and 1 <= k <= 1000")
+        labeler = _labeler(given, caller, "query 'labeler'")
         version = int(service.queue.get_meta("model_version") or 0)
         items = [
             json.loads(QueueEntry(e.id, e.score, version, e.features, e.expires_at, control_flagged(e.metadata, e.control)).encode())
@@ -73,7 +111,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
     if method == "POST" and path == "/labels":
         item = _field(body, "item_id", (str, int), None)
         item = str(item)
-        labeler = _field(body, "labeler_id", (str,), item)
+        labeler = _labeler(_field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
         label = _field(body, "label", (str, int), item, required=False)
         labels = _field(body, "labels", (list,), item, required=False)
         if (label is None) == (labels is None):
@@ -93,7 +131,7 @@ def handle(service: LabelService, method: str, path: str, query: dict[str, list[
         return {"accepted": ok}
     if method == "POST" and path == "/skip":
         item = str(_field(body, "item_id", (str, int), None))
-        labeler = _field(body, "labeler_id", (str,), item)
+        labeler = _labeler(_field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
         skips = service.skip(item, labeler)
         if skips == -2:
             raise Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
@@ -134,16 +172,18 @@ def _read_body(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
     return body
 
 
-def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve the API on a daemon thread (port 0 = any free port)."""
+def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: LabelerTokens | None = None) -> ThreadingHTTPServer:
+    """Serve the API on a daemon thread (port 0 = any free port); with ``tokens``, only to their holders."""
     lock = threading.Lock()  # one labeling service, many request threads
 
     class Handler(BaseHTTPRequestHandler):
         timeout = CLIENT_TIMEOUT_SECONDS
 
-        def _reply(self, code: int, payload: dict[str, Any]) -> None:
+        def _reply(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -152,21 +192,20 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1") -> Threadin
         def _dispatch(self, method: str) -> None:
             url = urlparse(self.path)
             try:
+                caller = None
+                if tokens is not None and url.path != "/status":  # (before the body: a stranger's is not read)
+                    caller = tokens.labeler(self.headers.get("Authorization"))
+                    if caller is None:
+                        raise Unauthorized("header 'Authorization': expected 'Bearer <token>' with a token of this API's tokens file")
                 body = _read_body(self) if method == "POST" else {}
                 with lock:  # the answer is computed under the lock and sent after it: a slow client holds no one up
-                    payload = handle(service, method, url.path, parse_qs(url.query), body)
-            except TooLarge as exc:
-                self.close_connection = True  # the body was not read
-                self._reply(413, {"error": str(exc)})
-                return
-            except NotFound as exc:
-                self._reply(404, {"error": str(exc)})
-                return
-            except Conflict as exc:
-                self._reply(409, {"error": str(exc)})
-                return
+                    payload = handle(service, method, url.path, parse_qs(url.query), body, caller)
             except BadRequest as exc:
-                self._reply(400, {"error": str(exc)})
+                code = _STATUS.get(type(exc), 400)
+                if code in (401, 413):
+                    self.close_connection = True  # the body was not read
+                extra = {"WWW-Authenticate": 'Bearer realm="activestream"'} if code == 401 else None
+                self._reply(code, {"error": str(exc)}, extra)
                 return
             except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
                 log.exception("%s %s failed", method, url.path)  # the details stay in the server's log

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -355,3 +356,36 @@ def test_dispatchers_of_two_labeler_groups_each_get_their_labelers_skips(
         x.acknowledge(0.5)
         y.acknowledge(0.5)
     assert queue.n_leased_by("dispatch:x") == 0 and queue.n_leased_by("dispatch:y") == 8 and queue.depth() == 8
+
+
+def test_the_labeler_api_service_with_a_tokens_file(stack: Stack, kafka_bus_factory: Callable[..., object]) -> None:
+    from schemas import decode_label
+
+    stack.queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
+    (stack.tmp / "tokens.txt").write_text("ann-0123456789abcdef ann\n")
+    port = free_port()
+    stack.start("labeler-api", "--port", str(port), ACTIVESTREAM_LABELER_TOKENS=str(stack.tmp / "tokens.txt"))
+
+    def lease(token: str | None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/lease?k=1", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+        except OSError:  # not listening yet
+            return 0, {}
+
+    assert wait_for(lambda: lease(None)[0] == 401, 60, what="the labeler API to refuse a request without a token"), stack.logs()
+    code, reply = lease("ann-0123456789abcdef")
+    assert code == 200 and [i["id"] for i in reply["items"]] == ["a"] and stack.queue.lease_holder("a") == "ann"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/labels", data=json.dumps({"item_id": "a", "label": 3}).encode(), method="POST",
+                                 headers={"Authorization": "Bearer ann-0123456789abcdef"})
+    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+        assert json.loads(r.read()) == {"accepted": True}
+    reader = kafka_bus_factory(prefix=stack.prefix).consumer([stack.topics.labels], None)  # type: ignore[attr-defined]
+    labels = [decode_label(m.value) for m in reader.consume(1, 20.0) + reader.consume(10, 2.0)]
+    reader.close()
+    assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("a", "ann", 3)]
+    assert "labeler API on http://127.0.0.1" in stack.logs() and "1 labeler token(s)" in stack.logs()

@@ -390,3 +390,46 @@ def test_a_host_whose_clock_runs_ahead_neither_takes_nor_extends_others_leases(
     for item_id in "abc":
         expiry = queue.lease_expiry(item_id)
         assert expiry is not None and 50 < expiry - server_now <= 60
+
+
+def test_with_tokens_the_labeler_is_the_tokens_and_strangers_get_401(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.auth import parse_tokens
+
+    bus, topics = InMemoryBus(), Topics("auth")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b", "c", "d"], np.array([0.9, 0.7, 0.5, 0.1]), np.eye(4, dtype=np.float32))
+    tokens = parse_tokens("# labelers\nann-0123456789abcdef ann\nbob-0123456789abcdef bob\n")
+    server = serve(LabelService(queue, bus, topics, max_skips=2), 0, tokens=tokens)
+    base = f"http://127.0.0.1:{server.server_port}"
+
+    def as_(token: str | None, path: str, body: dict | None = None) -> tuple[int, dict]:
+        req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode() if body is not None else None,
+                                     method="POST" if body is not None else "GET", headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            assert e.code != 401 or e.headers["WWW-Authenticate"].startswith("Bearer")
+            return e.code, json.loads(e.read())
+
+    try:
+        for token in (None, "ann-0123456789abcdeX"):
+            code, reply = as_(token, "/lease?k=1&labeler=ann")
+            assert code == 401 and reply["error"].startswith("header 'Authorization'")
+        # Made-up labeler ids cannot drop a pending item: each skip needs a token, and counts as its labeler.
+        assert as_(None, "/skip", {"item_id": "d", "labeler_id": "x1"})[0] == 401
+        assert as_("bob-0123456789abcdef", "/skip", {"item_id": "d", "labeler_id": "x1"})[0] == 403
+        assert as_("bob-0123456789abcdef", "/skip", {"item_id": "d"}) == (200, {"skips": 1})
+        assert as_("bob-0123456789abcdef", "/skip", {"item_id": "d", "labeler_id": "bob"}) == (200, {"skips": 1})
+        code, reply = as_("ann-0123456789abcdef", "/lease?k=1")
+        assert code == 200 and [i["id"] for i in reply["items"]] == ["a"] and queue.lease_holder("a") == "ann"
+        code, reply = as_("ann-0123456789abcdef", "/lease?k=1&labeler=bob")
+        assert code == 403 and reply["error"] == "query 'labeler': 'bob' is not the labeler of this request's token"
+        assert as_("bob-0123456789abcdef", "/labels", {"item_id": "a", "label": 1})[0] == 409  # ann's lease
+        assert as_("ann-0123456789abcdef", "/labels", {"item_id": "a", "label": 1, "labeler_id": "bob"})[0] == 403
+        assert as_("ann-0123456789abcdef", "/labels", {"item_id": "a", "label": 1}) == (200, {"accepted": True})
+        assert [decode_label(m.value).labeler_id for m in bus.messages(topics.labels)] == ["ann"]
+        assert as_(None, "/status")[0] == 200  # (read-only counts stay open, for dashboards and probes)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,83 @@
+"""Labeler tokens: who a request to the labeler API comes from.
+
+Without tokens the API takes the labeler id a request names, so anyone who can reach it can
+label, or skip an item under a few made-up ids until it is dropped. With a tokens file each
+request carries ``Authorization: Bearer <token>`` and the labeler id is the token's.
+
+The file has one ``<token> <labeler id>`` per line; blank lines and lines starting with
+``#`` are ignored. A labeler may have several tokens (e.g. one per device).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+# Shorter tokens could be guessed by a client trying them against the API.
+MIN_TOKEN_CHARS = 16
+
+
+class TokenFileError(ValueError):
+    """A tokens file the API will not start with (the message names the line)."""
+
+
+def _digest(token: str) -> bytes:
+    # Looked up by digest, so the time a lookup takes says nothing about a stored token's prefix.
+    return hashlib.sha256(token.encode()).digest()
+
+
+class LabelerTokens:
+    """Maps bearer tokens to labeler ids.
+
+    Parameters
+    ----------
+    tokens : token -> labeler id.
+    """
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        self._by_digest = {_digest(t): labeler for t, labeler in tokens.items()}
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def labeler(self, authorization: str | None) -> str | None:
+        """The labeler id of an ``Authorization`` header's bearer token; ``None`` if it has none or an unknown one."""
+        if not authorization:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._by_digest.get(_digest(token.strip()))
+
+
+def parse_tokens(text: str, source: str = "tokens file") -> LabelerTokens:
+    """Read ``<token> <labeler id>`` lines. Raises :class:`TokenFileError` naming the line and what is wrong."""
+    tokens: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise TokenFileError(f"{source}, line {n}: expected '<token> <labeler id>', got {len(parts)} field(s)")
+        token, labeler = parts
+        if len(token) < MIN_TOKEN_CHARS:
+            raise TokenFileError(f"{source}, line {n}: token shorter than {MIN_TOKEN_CHARS} characters (labeler {labeler!r})")
+        if token in tokens:
+            raise TokenFileError(f"{source}, line {n}: the token of labeler {labeler!r} is already given to {tokens[token]!r}")
+        tokens[token] = labeler
+    if not tokens:
+        raise TokenFileError(f"{source}: no tokens (an empty file would lock every labeler out)")
+    return LabelerTokens(tokens)
+
+
+def load_tokens(path: str) -> LabelerTokens:
+    """:func:`parse_tokens` of the file at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise TokenFileError(f"tokens file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise TokenFileError(f"tokens file {path}: not UTF-8") from None
+    return parse_tokens(text, f"tokens file {path}")

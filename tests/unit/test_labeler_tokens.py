@@ -1,0 +1,45 @@
+"""Reading the labeler API's tokens file and its bearer tokens (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labeling.auth import TokenFileError, load_tokens, parse_tokens
+
+
+def test_tokens_map_bearer_headers_to_labelers() -> None:
+    tokens = parse_tokens("# who labels\n\nann-0123456789abcdef ann\n  ann-phone-0123456789 ann  \nbob-0123456789abcdef bob\n")
+    assert len(tokens) == 3
+    assert tokens.labeler("Bearer ann-0123456789abcdef") == "ann"
+    assert tokens.labeler("bearer  ann-phone-0123456789 ") == "ann"
+    assert tokens.labeler("Bearer bob-0123456789abcdef") == "bob"
+    for header in (None, "", "Bearer", "Bearer ", "Basic ann-0123456789abcdef", "ann-0123456789abcdef", "Bearer ann-0123456789abcdeX"):
+        assert tokens.labeler(header) is None, header
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ann-0123456789abcdef\n", "line 1: expected '<token> <labeler id>', got 1 field(s)"),
+        ("# x\nann-0123456789abcdef ann extra\n", "line 2: expected '<token> <labeler id>', got 3 field(s)"),
+        ("short ann\n", "line 1: token shorter than 16 characters (labeler 'ann')"),
+        ("same-0123456789abcdef ann\nsame-0123456789abcdef bob\n", "line 2: the token of labeler 'bob' is already given to 'ann'"),
+        ("# nobody yet\n\n", "no tokens (an empty file would lock every labeler out)"),
+    ],
+)
+def test_a_bad_tokens_file_names_the_line_and_the_reason(text: str, message: str) -> None:
+    with pytest.raises(TokenFileError) as err:
+        parse_tokens(text, "tokens.txt")
+    assert str(err.value).startswith("tokens.txt") and str(err.value).endswith(message)
+
+
+def test_a_missing_or_binary_tokens_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TokenFileError, match=r"tokens file .*nope\.txt: No such file or directory"):
+        load_tokens(str(tmp_path / "nope.txt"))
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(TokenFileError, match=r"bin\.txt: not UTF-8"):
+        load_tokens(str(tmp_path / "bin.txt"))
+    (tmp_path / "ok.txt").write_text("ann-0123456789abcdef ann\n")
+    assert load_tokens(str(tmp_path / "ok.txt")).labeler("Bearer ann-0123456789abcdef") == "ann"
