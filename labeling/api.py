@@ -5,7 +5,8 @@
                                         -> {"accepted": true | false (duplicate label id)}
     POST /skip    {"item_id", "labeler_id"} -> {"skips": n}  (0: dropped, -1: unknown; each
                                         labeler counts once; an item leased to someone else: 409)
-    GET  /status                        -> queue depth, leased, labeled, model version
+    GET  /status                        -> queue depth, leased, labeled, model version, classes, task
+    GET  /                              -> a labeling page (HTML) that uses the routes above
 
 With a tokens file (:mod:`labeling.auth`) every route but ``/status`` needs
 ``Authorization: Bearer <token>``, and the labeler is the token's: ``labeler`` /
@@ -23,6 +24,7 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -86,6 +88,16 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str |
     return v
 
 
+def _caller(tokens: LabelerTokens | None, path: str, authorization: str | None) -> str | None:
+    """The labeler of the request's token (``None`` when the API has no tokens or for ``/status``). Raises :class:`Unauthorized`."""
+    if tokens is None or path == "/status":
+        return None
+    caller = tokens.labeler(authorization)
+    if caller is None:
+        raise Unauthorized("header 'Authorization': expected 'Bearer <token>' with a token of this API's tokens file")
+    return caller
+
+
 def handle(
     service: LabelService, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any], caller: str | None = None
 ) -> dict[str, Any]:
@@ -139,9 +151,14 @@ def handle(
     if method == "GET" and path == "/status":
         q = service.queue
         # (an expired lease counts as pending, whether or not anyone leased since)
-        return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(q.get_meta("model_version") or 0)}
+        meta = q.get_meta_fields("model_version", "classes", "task")
+        return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
+                "classes": json.loads(meta["classes"] or "[]"), "task": meta["task"] or "multiclass"}
     raise NotFound(f"no route {method} {path}")
 
+
+# The labeling page served at / (labeling/ui.html; it calls the routes above from the browser).
+PAGE = files("labeling").joinpath("ui.html").read_bytes()
 
 # Request bodies are small JSON objects (one label); anything larger is refused unread.
 MAX_BODY_BYTES = 1 << 20
@@ -180,23 +197,24 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: Lab
         timeout = CLIENT_TIMEOUT_SECONDS
 
         def _reply(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+            self._send(code, json.dumps(payload).encode(), "application/json", headers)
+
+        def _send(self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(code)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
         def _dispatch(self, method: str) -> None:
             url = urlparse(self.path)
+            if method == "GET" and url.path in ("/", "/index.html"):  # (the page holds no data: no token needed)
+                self._send(200, PAGE, "text/html; charset=utf-8", {"Cache-Control": "no-cache"})
+                return
             try:
-                caller = None
-                if tokens is not None and url.path != "/status":  # (before the body: a stranger's is not read)
-                    caller = tokens.labeler(self.headers.get("Authorization"))
-                    if caller is None:
-                        raise Unauthorized("header 'Authorization': expected 'Bearer <token>' with a token of this API's tokens file")
+                caller = _caller(tokens, url.path, self.headers.get("Authorization"))  # (before the body: a stranger's is not read)
                 body = _read_body(self) if method == "POST" else {}
                 with lock:  # the answer is computed under the lock and sent after it: a slow client holds no one up
                     payload = handle(service, method, url.path, parse_qs(url.query), body, caller)

@@ -1076,6 +1076,11 @@ class RankedQueue:
         v: Any = self.r.hget(self.k.meta, name)
         return v.decode() if v is not None else None
 
+    def get_meta_fields(self, *names: str) -> dict[str, str | None]:
+        """Several meta fields in one round trip (``None`` for unset ones)."""
+        values: list[Any] = self.r.hmget(self.k.meta, list(names))
+        return {n: v.decode() if v is not None else None for n, v in zip(names, values, strict=True)}
+
     def agree_meta(self, name: str, value: str) -> str:
         """Set ``name`` to ``value`` unless it is set already; the value it holds either way."""
         pipe = self.r.pipeline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -294,7 +295,8 @@ class Scorer:
         if model.n_features is not None and self.n_features is None:
             self.n_features = model.n_features
         self.metrics.model_version.set(version)
-        self.queue.set_meta(model_version=version)
+        # (the labeling page shows the live model's classes as answer buttons)
+        self.queue.set_meta(model_version=version, classes=json.dumps(list(self.classes), default=str), task=task)
         return self.rerank()
 
     def _feature_mismatch(self, model: OnnxClassifier) -> str | None:

@@ -59,7 +59,7 @@ def test_lease_submit_skip_status(api) -> None:
     assert code == 400 and "field 'labels': this campaign's answers come as 'label'" in reply["error"]
     assert len(bus.messages(topics.labels)) == 1 and queue.n_leased() == 1  # b is still ann's to label
     assert call(f"{base}/skip", {"item_id": "b", "labeler_id": "ann"})[1] == {"skips": 1}
-    assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 1, "model_version": 0}
+    assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 1, "model_version": 0, "classes": [], "task": "multiclass"}
 
 
 def test_only_the_lease_holder_labels_or_skips_a_leased_item(api) -> None:
@@ -195,7 +195,7 @@ def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, na
         assert len(call(f"{base}/lease?k=1&labeler=ann")[1]["items"]) == 1
         assert call(f"{base}/status")[1]["leased"] == 1
         time.sleep(0.5)
-        assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 0, "model_version": 0}
+        assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 0, "model_version": 0, "classes": [], "task": "multiclass"}
     finally:
         server.shutdown()
         server.server_close()
@@ -433,3 +433,44 @@ def test_with_tokens_the_labeler_is_the_tokens_and_strangers_get_401(redis_clien
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client: redis.Redis, namespace: str) -> None:
+    # The page's own script, run by Node with a small fake DOM against this live API: what a
+    # labeler in a browser does, down to the requests it makes.
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from labeling.auth import parse_tokens
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js to run the page's script")
+    bus, topics = InMemoryBus(), Topics("page")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    metadata = [{"image": "https://example.org/cat.png", "note": "<b>not html</b>"}, {}, {}, {}, {}]
+    queue.add([f"i{j}" for j in range(5)], np.linspace(0.9, 0.5, 5), np.eye(5, dtype=np.float32), metadata)
+    queue.set_meta(model_version=3, ranked_version=3, classes=json.dumps([0, 1, 2]), task="multiclass")
+    server = serve(LabelService(queue, bus, topics, max_skips=3), 0, tokens=parse_tokens("ann-0123456789abcdef ann\n"))
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/", timeout=10)  # noqa: S310 - loopback
+        assert page.headers["Content-Type"].startswith("text/html")
+        out = subprocess.run([node, str(Path(__file__).with_name("labeling_page_runner.mjs")), f"http://127.0.0.1:{server.server_port}",
+                              "ann-0123456789abcdef"], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["loginFirst"] and "header 'Authorization'" in seen["messages"][0]
+    assert seen["shown"] == ["i0", "i1", "i2", "i3"] and seen["stillShown"] == "i2"
+    assert seen["buttons"] == ["[1] 0", "[2] 1", "[3] 2"] and seen["counts"].endswith("model v3")
+    assert seen["metadata"] == {"image": {"tag": "IMG", "text": "", "src": "https://example.org/cat.png"},
+                                "note": {"tag": "SPAN", "text": "<b>not html</b>", "src": None}}
+    assert "field 'label': this campaign's labels are integers" in seen["messages"][1]
+    labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("i0", "ann", 1), ("i2", "ann", 2)]
+    assert all(0 <= lab.seconds < 30 for lab in labels)
+    assert queue.skipped_by("ann", ["i1"]) == [True] and queue.lease_holder("i3") == "ann"
+    assert seen["stored"] == {"activestream.labeler": "", "activestream.token": "ann-0123456789abcdef"}

@@ -102,7 +102,8 @@ def test_new_model_reranks_after_the_writes_in_flight(redis_client: redis.Redis,
     y = (X[:, 0] > 0).astype(int)
     heads = Trainer().fit(X, list(y))
     model = OnnxClassifier(to_onnx(heads))
-    assert scorer.swap(model, 1) == 100
+    assert scorer.swap(model, 1, "multiclass", [0, 1]) == 100
+    assert queue.get_meta_fields("classes", "task") == {"classes": "[0, 1]", "task": "multiclass"}  # (for the labeling page)
     scorer.run(burst=True, timeout=0.0)
     ranking = dict(queue.ranking())
     assert len(ranking) == 250 and queue.ranked_version() == 1

@@ -1,0 +1,101 @@
+// Runs the labeler API's page (its <script>) in Node against a live API, with a small fake
+// DOM, and labels the way a person would: token, a class button, the "s" key, a typed answer.
+// Usage: node labeling_page_runner.mjs BASE_URL TOKEN ; prints what it saw as JSON.
+import vm from "node:vm";
+
+const [base, token] = process.argv.slice(2);
+
+class El {
+  constructor(tag, id = "") {
+    this.tagName = tag.toUpperCase();
+    this.id = id;
+    this.children = [];
+    this.listeners = {};
+    this.hidden = false;
+    this.value = "";
+    this.className = "";
+    this.ownText = "";
+  }
+  get textContent() { return this.ownText + this.children.map((c) => c.textContent).join(""); }
+  set textContent(t) { this.ownText = String(t); this.children = []; }
+  appendChild(c) { this.children.push(c); return c; }
+  append(...cs) { this.children.push(...cs); }
+  replaceChildren(...cs) { this.ownText = ""; this.children = cs; }
+  addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); }
+  dispatch(type, event = {}) {
+    const e = { target: this, preventDefault() { this.defaultPrevented = true; }, ...event };
+    for (const fn of this.listeners[type] || []) fn(e);
+    return e;
+  }
+  click() { this.dispatch("click"); }
+  find(pred) { return [this, ...this.children.flatMap((c) => c.find(pred))].filter(pred); }
+}
+
+const html = await (await fetch(base + "/")).text();
+const script = html.match(/<script>([\s\S]*)<\/script>/)[1];
+const byId = {};
+for (const m of html.matchAll(/<(\w+)[^>]*\sid="([^"]+)"([^>]*)>/g)) {
+  byId[m[2]] = new El(m[1], m[2]);
+  if (/\shidden/.test(m[0])) byId[m[2]].hidden = true;
+}
+const body = new El("body");
+const document = {
+  getElementById: (id) => byId[id] || null,
+  createElement: (tag) => new El(tag),
+  listeners: {},
+  addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); },
+};
+const store = new Map();
+const localStorage = { getItem: (k) => (store.has(k) ? store.get(k) : null), setItem: (k, v) => store.set(k, String(v)), removeItem: (k) => store.delete(k) };
+const context = vm.createContext({ document, localStorage, fetch: (path, opts) => fetch(base + path, opts), setTimeout, crypto, console });
+vm.runInContext(script, context);
+
+async function until(what, cond, ms = 10000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting for " + what + "; message: " + byId.message.textContent);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+const shownId = () => byId["item-id"].textContent.replace(/^item /, "");
+const seen = { loginFirst: !byId.login.hidden && byId.work.hidden, shown: [], messages: [] };
+
+// A first visit: no labeler stored, so the login form; a wrong token is refused.
+byId.token.value = "not-a-token-of-this-api";
+byId.start.click();
+await until("the login again after a wrong token", () => byId.message.textContent.includes("Authorization"));
+seen.messages.push(byId.message.textContent);
+byId.token.value = token;
+byId.start.click();
+await until("an item", () => !byId.work.hidden && shownId());
+seen.shown.push(shownId());
+seen.buttons = byId.classes.children.map((b) => b.textContent);
+const md = byId.metadata.children;
+seen.metadata = {};
+for (let i = 0; i < md.length; i += 2) {
+  const v = md[i + 1].children[0];
+  seen.metadata[md[i].textContent] = { tag: v.tagName, text: v.textContent, src: v.src || null };
+}
+seen.counts = byId.counts.textContent;
+
+// Second class's button: a label; then the "s" key: a skip.
+byId.classes.children[1].click();
+await until("the next item after a label", () => shownId() !== seen.shown.at(-1));
+seen.shown.push(shownId());
+for (const fn of document.listeners.keydown) fn({ key: "s", target: body });
+await until("the next item after a skip", () => shownId() !== seen.shown.at(-1));
+seen.shown.push(shownId());
+
+// A typed answer the campaign refuses stays on the item with the reason; a good one goes.
+byId.answer.value = "cat";
+byId.free.dispatch("submit");
+await until("the refusal", () => byId.message.textContent.includes("field"));
+seen.messages.push(byId.message.textContent);
+seen.stillShown = shownId();
+byId.answer.value = "2";
+byId.free.dispatch("submit");
+await until("the next item after a typed label", () => shownId() !== seen.stillShown);
+seen.shown.push(shownId());
+seen.stored = Object.fromEntries(store);
+console.log(JSON.stringify(seen));
+process.exit(0);
