@@ -21,9 +21,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
+ALERTS = ROOT / "deploy" / "alerts.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-APP_SERVICES = {"scorer": 2, "retrainer": 1, "dispatcher": 1}  # service -> replicas
+APP_SERVICES = {"scorer": 2, "retrainer": 1, "dispatcher": 1, "labeler-api": 1}  # service -> replicas
 METRICS_PORT = "9310"
 
 
@@ -216,3 +217,53 @@ def test_dockerfile_installs_the_faust_extra() -> None:
     assert any(d.startswith("faust-streaming") for d in extras["faust"])
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored
+
+
+def test_the_labeling_page_is_published_on_this_host_only(compose: dict[str, Any]) -> None:
+    api = compose["services"]["labeler-api"]
+    cmd = [str(c) for c in api["command"]]
+    port = cmd[cmd.index("--port") + 1]
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"  # (inside the container: for the published port)
+    ports = [p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p['published']}:{p['target']}" for p in api["ports"]]
+    assert ports == [f"127.0.0.1:{port}:{port}"]
+    assert "ACTIVESTREAM_LABELER_TOKENS" in env(api)
+
+
+def _exported_metrics() -> set[str]:
+    """Every metric name the services register (the ``activestream_*`` literals of their code)."""
+    names: set[str] = set()
+    for package in ("scorer", "retrainer", "labeling", "activestream", "streams"):
+        for path in (ROOT / package).rglob("*.py"):
+            names.update(re.findall(r'"(activestream_[a-z_]+)"', path.read_text()))
+    return names
+
+
+def test_alerts_are_loaded_and_name_only_metrics_the_services_export(compose: dict[str, Any], prometheus: dict[str, Any]) -> None:
+    import yaml
+
+    prom = compose["services"]["prometheus"]
+    mounted = mounts(prom)
+    assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"] and Path(mounted["/etc/prometheus/alerts.yml"]).name == "alerts.yml"
+    exported = _exported_metrics()
+    assert {"activestream_scorer_model_version", "activestream_oldest_pending_age_seconds"} <= exported  # (the scan finds them)
+    rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    assert len({r["alert"] for r in rules}) == len(rules) >= 5
+    jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
+    for rule in rules:
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning") and rule["annotations"]["summary"], rule["alert"]
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+        for metric in re.findall(r"\b(activestream_[a-z_]+)", rule["expr"]):
+            base = re.sub(r"_(bucket|sum|count)$", "", metric)
+            assert metric in exported or base in exported, f"{rule['alert']}: no service exports {metric}"
+        for job in re.findall(r'job=~?"([^"]+)"', rule["expr"]):
+            assert set(job.split("|")) <= jobs, f"{rule['alert']}: {job} is not a scrape job"
+
+
+def test_alerts_parse_with_prometheus_own_rule_parser() -> None:
+    # deploy/promcheck: Prometheus's rulefmt and PromQL parser, as `promtool check rules` uses them.
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("needs Go to build deploy/promcheck")
+    out = subprocess.run([go, "run", ".", str(ALERTS)], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.startswith("OK"), out.stdout + out.stderr
