@@ -1,9 +1,11 @@
 // Runs the labeler API's page (its <script>) in Node against a live API, with a small fake
 // DOM, and labels the way a person would: token, a class button, the "s" key, a typed answer.
 // Usage: node labeling_page_runner.mjs BASE_URL TOKEN ; prints what it saw as JSON.
+//        node labeling_page_runner.mjs BASE_URL --name LABELER ; an API without tokens and a
+//        multi-label model: the labeler's name, two class toggles and Submit.
 import vm from "node:vm";
 
-const [base, token] = process.argv.slice(2);
+const [base, token, name] = process.argv.slice(2);
 
 class El {
   constructor(tag, id = "") {
@@ -59,6 +61,24 @@ async function until(what, cond, ms = 10000) {
 }
 const shownId = () => byId["item-id"].textContent.replace(/^item /, "");
 const seen = { loginFirst: !byId.login.hidden && byId.work.hidden, shown: [], messages: [] };
+
+if (token === "--name") {
+  byId.labeler.value = name;
+  byId.start.click();
+  await until("an item", () => !byId.work.hidden && shownId());
+  seen.shown.push(shownId());
+  byId.classes.children[0].click();
+  byId.classes.children[2].click();
+  byId.classes.children[0].click();
+  byId.classes.children[0].click();
+  seen.on = byId.classes.children.map((b) => b.className);
+  byId.free.dispatch("submit");
+  await until("the next item after the labels", () => shownId() !== seen.shown.at(-1));
+  seen.shown.push(shownId());
+  seen.stored = Object.fromEntries(store);
+  console.log(JSON.stringify(seen));
+  process.exit(0);
+}
 
 // A first visit: no labeler stored, so the login form; a wrong token is refused.
 byId.token.value = "not-a-token-of-this-api";

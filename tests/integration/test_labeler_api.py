@@ -474,3 +474,30 @@ def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client:
     assert all(0 <= lab.seconds < 30 for lab in labels)
     assert queue.skipped_by("ann", ["i1"]) == [True] and queue.lease_holder("i3") == "ann"
     assert seen["stored"] == {"activestream.labeler": "", "activestream.token": "ann-0123456789abcdef"}
+
+
+def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_client: redis.Redis, namespace: str) -> None:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js to run the page's script")
+    bus, topics = InMemoryBus(), Topics("page-ml")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["x", "y"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
+    queue.set_meta(model_version=1, ranked_version=1, classes=json.dumps(["sky", "sea", "sand"]), task="multilabel")
+    server = serve(LabelService(queue, bus, topics), 0)
+    try:
+        out = subprocess.run([node, str(Path(__file__).with_name("labeling_page_runner.mjs")), f"http://127.0.0.1:{server.server_port}",
+                              "--name", "bob"], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["shown"] == ["x", "y"] and seen["on"] == ["on", "", "on"]  # (the first class toggled three times)
+    (lab,) = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    assert (lab.item_id, lab.labeler_id, lab.label, lab.labels) == ("x", "bob", None, ("sky", "sand"))
+    assert queue.lease_holder("y") == "bob" and seen["stored"] == {"activestream.labeler": "bob", "activestream.token": ""}
