@@ -61,6 +61,9 @@ def parse_tokens(text: str, source: str = "tokens file") -> LabelerTokens:
         if len(parts) != 2:
             raise TokenFileError(f"{source}, line {n}: expected '<token> <labeler id>', got {len(parts)} field(s)")
         token, labeler = parts
+        if not (token.isascii() and token.isprintable()):
+            # (HTTP headers arrive as ISO-8859-1: a client sending this token's UTF-8 would never match it)
+            raise TokenFileError(f"{source}, line {n}: token has characters other than printable ASCII (labeler {labeler!r})")
         if len(token) < MIN_TOKEN_CHARS:
             raise TokenFileError(f"{source}, line {n}: token shorter than {MIN_TOKEN_CHARS} characters (labeler {labeler!r})")
         if token in tokens:

@@ -25,6 +25,7 @@ def test_tokens_map_bearer_headers_to_labelers() -> None:
         ("ann-0123456789abcdef\n", "line 1: expected '<token> <labeler id>', got 1 field(s)"),
         ("# x\nann-0123456789abcdef ann extra\n", "line 2: expected '<token> <labeler id>', got 3 field(s)"),
         ("short ann\n", "line 1: token shorter than 16 characters (labeler 'ann')"),
+        ("zo\u00eb-0123456789abcdef zoe\n", "line 1: token has characters other than printable ASCII (labeler 'zoe')"),
         ("same-0123456789abcdef ann\nsame-0123456789abcdef bob\n", "line 2: the token of labeler 'bob' is already given to 'ann'"),
         ("# nobody yet\n\n", "no tokens (an empty file would lock every labeler out)"),
     ],
