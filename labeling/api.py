@@ -88,9 +88,9 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str |
     return v
 
 
-def _caller(tokens: LabelerTokens | None, path: str, authorization: str | None) -> str | None:
-    """The labeler of the request's token (``None`` when the API has no tokens or for ``/status``). Raises :class:`Unauthorized`."""
-    if tokens is None or path == "/status":
+def _caller(tokens: LabelerTokens | None, method: str, path: str, authorization: str | None) -> str | None:
+    """The labeler of the request's token (``None`` when the API has no tokens or for ``GET /status``). Raises :class:`Unauthorized`."""
+    if tokens is None or (method == "GET" and path == "/status"):
         return None
     caller = tokens.labeler(authorization)
     if caller is None:
@@ -110,10 +110,9 @@ def handle(
             k = int(query.get("k", ["10"])[0])
         except ValueError:
             raise BadRequest("query 'k': expected an integer") from None
-        given = query.get("labeler", [""])[0]
-        if (not given and caller is None) or not 1 <= k <= 1000:
-            raise BadRequest("query: give labeler=<id> and 1 <= k <= 1000")
-        labeler = _labeler(given, caller, "query 'labeler'")
+        if not 1 <= k <= 1000:
+            raise BadRequest(f"query 'k': expected 1 <= k <= 1000, got {k}")
+        labeler = _labeler(query.get("labeler", [""])[0], caller, "query 'labeler'")
         version = int(service.queue.get_meta("model_version") or 0)
         items = [
             json.loads(QueueEntry(e.id, e.score, version, e.features, e.expires_at, control_flagged(e.metadata, e.control)).encode())
@@ -214,7 +213,8 @@ def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: Lab
                 self._send(200, PAGE, "text/html; charset=utf-8", {"Cache-Control": "no-cache"})
                 return
             try:
-                caller = _caller(tokens, url.path, self.headers.get("Authorization"))  # (before the body: a stranger's is not read)
+                # Before the body: a stranger's is not read. Only GET /status is open (POST /status would read one, for a 404).
+                caller = _caller(tokens, method, url.path, self.headers.get("Authorization"))
                 body = _read_body(self) if method == "POST" else {}
                 with lock:  # the answer is computed under the lock and sent after it: a slow client holds no one up
                     payload = handle(service, method, url.path, parse_qs(url.query), body, caller)

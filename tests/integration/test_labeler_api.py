@@ -501,3 +501,39 @@ def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_clie
     (lab,) = [decode_label(m.value) for m in bus.messages(topics.labels)]
     assert (lab.item_id, lab.labeler_id, lab.label, lab.labels) == ("x", "bob", None, ("sky", "sand"))
     assert queue.lease_holder("y") == "bob" and seen["stored"] == {"activestream.labeler": "bob", "activestream.token": ""}
+
+
+def test_a_bad_lease_query_names_its_field_with_or_without_tokens(api) -> None:
+    base = api[0]
+    assert call(f"{base}/lease?k=5") == (400, {"error": "query 'labeler': missing"})
+    assert call(f"{base}/lease?k=0&labeler=ann") == (400, {"error": "query 'k': expected 1 <= k <= 1000, got 0"})
+    assert call(f"{base}/lease?k=x&labeler=ann") == (400, {"error": "query 'k': expected an integer"})
+
+
+def test_with_tokens_only_get_status_is_open(redis_client: redis.Redis, namespace: str) -> None:
+    from labeling.auth import parse_tokens
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.9]), np.eye(1, dtype=np.float32))
+    server = serve(LabelService(queue, InMemoryBus(), Topics("auth")), 0, tokens=parse_tokens("ann-0123456789abcdef ann\n"))
+    base = f"http://127.0.0.1:{server.server_port}"
+
+    def request(path: str, body: dict | None, token: str | None) -> tuple[int, dict]:
+        req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode() if body is not None else None,
+                                     method="POST" if body is not None else "GET", headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    try:
+        assert request("/status", None, None)[0] == 200
+        # Another method on /status is no read-only count: a stranger's body is not read for it.
+        assert request("/status", {"x": 1}, None)[0] == 401
+        assert request("/status", {"x": 1}, "ann-0123456789abcdef")[0] == 404
+        # With a token the labeler is not needed; a bad k says so, not "give labeler=".
+        assert request("/lease?k=0", None, "ann-0123456789abcdef") == (400, {"error": "query 'k': expected 1 <= k <= 1000, got 0"})
+    finally:
+        server.shutdown()
+        server.server_close()
