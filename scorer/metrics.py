@@ -17,6 +17,8 @@ RERANK_SECONDS = "activestream_rerank_seconds"
 DEAD_LETTERS = "activestream_dead_letters_total"
 CONSUMER_LAG = "activestream_consumer_lag"
 COMMIT_REWINDS = "activestream_scorer_commit_rewinds_total"
+ITEMS_AUTO_ACCEPTED = "activestream_items_auto_accepted_total"
+ITEMS_OVER_BUDGET = "activestream_items_over_budget_total"
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,14 @@ class ScorerMetrics:
     dead_letters: Counter
     consumer_lag: Gauge
     commit_rewinds: Counter
+    items_auto_accepted: Counter
+    items_over_budget: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ScorerMetrics:
         buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
         return cls(
-            items_scored=Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored", registry=registry),
+            items_scored=Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored for the queue (not auto-accepted, not over budget)", registry=registry),
             items_enqueued=Counter(ITEMS_ENQUEUED.removesuffix("_total"), "Items newly added to the queue", registry=registry),
             scoring_latency=Histogram(SCORING_LATENCY, "Seconds to score one micro-batch end to end", buckets=buckets, registry=registry),
             queue_depth=Gauge(QUEUE_DEPTH, "Items waiting in the queue", registry=registry),
@@ -50,4 +54,9 @@ class ScorerMetrics:
             commit_rewinds=Counter(COMMIT_REWINDS.removesuffix("_total"),
                                    "Rolled-back commits (e.g. a rebalance during a transaction) after which the scorer read again from its committed offsets",
                                    registry=registry),
+            # With items_scored, the share auto-accepted and the share the stream budget turned away.
+            items_auto_accepted=Counter(ITEMS_AUTO_ACCEPTED.removesuffix("_total"),
+                                        "Items whose prediction was confident enough to need no human (sent to the autolabels topic)", registry=registry),
+            items_over_budget=Counter(ITEMS_OVER_BUDGET.removesuffix("_total"),
+                                      "Items neither queued nor auto-labeled: over the stream budget (ACTIVESTREAM_LABELS_PER_HOUR)", registry=registry),
         )

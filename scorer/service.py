@@ -544,6 +544,8 @@ class Scorer:
 
     def _count(self, c: _Counts) -> None:
         self.metrics.items_scored.inc(c.scored)
+        self.metrics.items_auto_accepted.inc(c.auto_accepted)
+        self.metrics.items_over_budget.inc(c.refused)
         self.auto_accepted += c.auto_accepted
         self.refused += c.refused
         for source, reason in c.dead:

@@ -370,6 +370,8 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
     budgeted.scorer.run(burst=True, timeout=0.0)
     admitted = budgeted.queue.depth()
     assert budgeted.scorer.refused > 0 and admitted + budgeted.scorer.refused + budgeted.scorer.auto_accepted == 1500
+    m = budgeted.scorer.metrics
+    assert (m.items_over_budget._value.get(), m.items_auto_accepted._value.get()) == (budgeted.scorer.refused, budgeted.scorer.auto_accepted)
     assert admitted < 1500 * 0.5
 
 

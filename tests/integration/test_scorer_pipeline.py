@@ -279,6 +279,7 @@ def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_s
     assert queued == {f"i{i}" for i in range(100)}
     assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))  # only the items never queued
     assert scorer.auto_accepted == 100 and scorer.metrics.items_scored._value.get() == 100
+    assert scorer.metrics.items_auto_accepted._value.get() == 100  # (counted once, though read twice)
 
 
 def test_an_item_queued_before_a_restart_is_not_auto_labeled_after_it(redis_client: redis.Redis, namespace: str) -> None:

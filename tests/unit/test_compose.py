@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
 ALERTS = ROOT / "deploy" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "activestream.json"
 DOCKERFILE = ROOT / "Dockerfile"
 
 APP_SERVICES = {"scorer": 2, "retrainer": 1, "dispatcher": 1, "labeler-api": 1}  # service -> replicas
@@ -119,7 +120,7 @@ def test_compose_config_is_valid() -> None:
 
 def test_services_and_replicas(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "prometheus", *APP_SERVICES}
+    assert set(services) == {"kafka", "redis", "prometheus", "grafana", *APP_SERVICES}
     for name, replicas in APP_SERVICES.items():
         svc = services[name]
         assert svc.get("deploy", {}).get("replicas", 1) == replicas, name
@@ -229,13 +230,38 @@ def test_the_labeling_page_is_published_on_this_host_only(compose: dict[str, Any
     assert "ACTIVESTREAM_LABELER_TOKENS" in env(api)
 
 
-def _exported_metrics() -> set[str]:
-    """Every metric name the services register (the ``activestream_*`` literals of their code)."""
+def _exposed_metrics() -> set[str]:
+    """Every series name the services expose on /metrics, from their own registries."""
+    from prometheus_client import CollectorRegistry
+
+    from activestream.services import _queue_gauges
+    from labeling.dispatcher import Dispatcher
+    from retrainer.metrics import RetrainerMetrics
+    from scorer.metrics import ScorerMetrics
+    from streams.memory import InMemoryBus
+    from streams.topics import Topics
+
+    class Idle:  # what the labeler API's gauges read at scrape time
+        def n_waiting(self) -> int:
+            return 0
+
+        n_leased = n_labeled = n_waiting
+
+    # A family with labels has no sample before its first label value: name its series by type.
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    registries = [_queue_gauges(Idle())]
+    for build in (ScorerMetrics.create, RetrainerMetrics.create, lambda reg: Dispatcher(Idle(), InMemoryBus(), Topics("m"), registry=reg)):  # type: ignore[arg-type]
+        registries.append(CollectorRegistry())
+        build(registries[-1])
     names: set[str] = set()
-    for package in ("scorer", "retrainer", "labeling", "activestream", "streams"):
-        for path in (ROOT / package).rglob("*.py"):
-            names.update(re.findall(r'"(activestream_[a-z_]+)"', path.read_text()))
+    for registry in registries:
+        for family in registry.collect():
+            names |= {sample.name for sample in family.samples} | {family.name + s for s in suffixes.get(family.type, ("",))}
     return names
+
+
+def _unknown_metrics(expr: str, exposed: set[str]) -> set[str]:
+    return set(re.findall(r"\b(activestream_[a-z_]+)", expr)) - exposed
 
 
 def test_alerts_are_loaded_and_name_only_metrics_the_services_export(compose: dict[str, Any], prometheus: dict[str, Any]) -> None:
@@ -244,8 +270,8 @@ def test_alerts_are_loaded_and_name_only_metrics_the_services_export(compose: di
     prom = compose["services"]["prometheus"]
     mounted = mounts(prom)
     assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"] and Path(mounted["/etc/prometheus/alerts.yml"]).name == "alerts.yml"
-    exported = _exported_metrics()
-    assert {"activestream_scorer_model_version", "activestream_oldest_pending_age_seconds"} <= exported  # (the scan finds them)
+    exposed = _exposed_metrics()
+    assert {"activestream_scorer_model_version", "activestream_dispatch_skipped_total", "activestream_labeler_api_pending_items"} <= exposed
     rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
     assert len({r["alert"] for r in rules}) == len(rules) >= 5
     jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
@@ -253,17 +279,43 @@ def test_alerts_are_loaded_and_name_only_metrics_the_services_export(compose: di
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning") and rule["annotations"]["summary"], rule["alert"]
         assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
-        for metric in re.findall(r"\b(activestream_[a-z_]+)", rule["expr"]):
-            base = re.sub(r"_(bucket|sum|count)$", "", metric)
-            assert metric in exported or base in exported, f"{rule['alert']}: no service exports {metric}"
+        assert not _unknown_metrics(rule["expr"], exposed), f"{rule['alert']}: no service exposes {_unknown_metrics(rule['expr'], exposed)}"
         for job in re.findall(r'job=~?"([^"]+)"', rule["expr"]):
             assert set(job.split("|")) <= jobs, f"{rule['alert']}: {job} is not a scrape job"
 
 
-def test_alerts_parse_with_prometheus_own_rule_parser() -> None:
+def test_alerts_and_dashboard_parse_with_prometheus_own_parsers() -> None:
     # deploy/promcheck: Prometheus's rulefmt and PromQL parser, as `promtool check rules` uses them.
     go = shutil.which("go")
     if go is None:
         pytest.skip("needs Go to build deploy/promcheck")
-    out = subprocess.run([go, "run", ".", str(ALERTS)], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0 and out.stdout.startswith("OK"), out.stdout + out.stderr
+    out = subprocess.run([go, "run", ".", str(ALERTS), str(DASHBOARD)], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.count("OK") == 2, out.stdout + out.stderr
+
+
+def test_grafana_shows_the_dashboard_from_the_compose_prometheus(compose: dict[str, Any]) -> None:
+    import json
+
+    import yaml
+
+    grafana = compose["services"]["grafana"]
+    mounted = mounts(grafana)
+    provisioning = ROOT / mounted["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    prom_port = str(compose["services"]["prometheus"]["ports"][0]).split(":")[-1]
+    assert source["type"] == "prometheus" and source["url"] == f"http://prometheus:{prom_port}"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "activestream.yml").read_text())["providers"]
+    assert ROOT / mounted[provider["options"]["path"]] == DASHBOARD.parent
+    assert env(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == f"{provider['options']['path']}/{DASHBOARD.name}"
+    assert [str(p) for p in grafana["ports"]] == ["127.0.0.1:3000:3000"]
+    dashboard = json.loads(DASHBOARD.read_text())
+    exposed = _exposed_metrics()
+    targets = [(p["title"], t) for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(targets) >= 15
+    for title, target in targets:
+        assert target["datasource"]["uid"] == source["uid"], title
+        assert not _unknown_metrics(target["expr"], exposed), f"{title}: no service exposes {_unknown_metrics(target['expr'], exposed)}"
+    shown = " ".join(t["expr"] for _, t in targets)
+    for what in ("activestream_items_auto_accepted_total", "activestream_queue_depth", "activestream_oldest_pending_age_seconds",
+                 "activestream_scorer_model_version", "activestream_consumer_lag"):  # throughput, queue depth and age, model lag
+        assert what in shown, what
