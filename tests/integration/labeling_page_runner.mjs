@@ -3,6 +3,10 @@
 // Usage: node labeling_page_runner.mjs BASE_URL TOKEN ; prints what it saw as JSON.
 //        node labeling_page_runner.mjs BASE_URL --name LABELER ; an API without tokens and a
 //        multi-label model: the labeler's name, two class toggles and Submit.
+//        node labeling_page_runner.mjs BASE_URL --races LABELER ; an API without tokens: an empty
+//        lease then a failed one before the items come, double presses, modifier keys, a typed
+//        class name that looks like a number, and a skip and a label of items whose lease ran
+//        out and went to another labeler.
 import vm from "node:vm";
 
 const [base, token, name] = process.argv.slice(2);
@@ -49,7 +53,22 @@ const document = {
 };
 const store = new Map();
 const localStorage = { getItem: (k) => (store.has(k) ? store.get(k) : null), setItem: (k, v) => store.set(k, String(v)), removeItem: (k) => store.delete(k) };
-const context = vm.createContext({ document, localStorage, fetch: (path, opts) => fetch(base + path, opts), setTimeout, crypto, console });
+// --races: the page's first lease answers "nothing", its second fails as a dropped connection
+// would; the page's 5 s wait is cut to 50 ms. Every real lease reply is kept.
+let leases = 0;
+const leased = [];
+async function pageFetch(path, opts) {
+  if (token === "--races" && path.startsWith("/lease")) {
+    leases += 1;
+    if (leases === 1) return new Response(JSON.stringify({ items: [] }), { status: 200 });
+    if (leases === 2) throw new TypeError("fetch failed");
+  }
+  const reply = await fetch(base + path, opts);
+  if (path.startsWith("/lease") && reply.ok) leased.push(...(await reply.clone().json()).items);
+  return reply;
+}
+const pageSetTimeout = (fn, ms) => setTimeout(fn, token === "--races" && ms >= 5000 ? 50 : ms);
+const context = vm.createContext({ document, localStorage, fetch: pageFetch, setTimeout: pageSetTimeout, clearTimeout, performance, crypto, console });
 vm.runInContext(script, context);
 
 async function until(what, cond, ms = 10000) {
@@ -76,6 +95,53 @@ if (token === "--name") {
   await until("the next item after the labels", () => shownId() !== seen.shown.at(-1));
   seen.shown.push(shownId());
   seen.stored = Object.fromEntries(store);
+  console.log(JSON.stringify(seen));
+  process.exit(0);
+}
+
+if (token === "--races") {
+  const settle = () => new Promise((r) => setTimeout(r, 300)); // (time for a second request, if one went)
+  const key = (e) => { for (const fn of document.listeners.keydown) fn({ target: body, ...e }); };
+  byId.labeler.value = name;
+  byId.start.click();
+  await until("an item after an empty and a failed lease", () => !byId.work.hidden && shownId());
+  seen.leases = leases;
+  seen.shown.push(shownId());
+  // A double click on a class: one label, and the next item, not the one after.
+  byId.classes.children[0].click();
+  byId.classes.children[0].click();
+  await until("the next item after a label", () => shownId() !== seen.shown.at(-1));
+  await settle();
+  seen.shown.push(shownId());
+  // Ctrl+S (save the page), Alt+1 and a held-down key are not answers.
+  key({ key: "s", ctrlKey: true });
+  key({ key: "s", metaKey: true });
+  key({ key: "1", altKey: true });
+  key({ key: "s", repeat: true });
+  await settle();
+  seen.shown.push(shownId());
+  // "s" twice quickly: one skip, the next item.
+  key({ key: "s" });
+  key({ key: "s" });
+  await until("the next item after a skip", () => shownId() !== seen.shown.at(-1));
+  await settle();
+  seen.shown.push(shownId());
+  // A typed class name that looks like a number is the class, a string.
+  byId.answer.value = " 02 ";
+  byId.free.dispatch("submit");
+  await until("the next item after a typed label", () => shownId() !== seen.shown.at(-1));
+  seen.shown.push(shownId());
+  // The page's leases run out and another labeler takes the items: "s" and a class move on.
+  const ends = Math.max(...leased.map((i) => i.lease_expires_at));
+  while (Date.now() / 1000 < ends + 0.3) await new Promise((r) => setTimeout(r, 50));
+  seen.taken = (await (await fetch(base + "/lease?k=100&labeler=zed")).json()).items.map((i) => i.id);
+  key({ key: "s" });
+  await until("the next item after a refused skip", () => shownId() !== seen.shown.at(-1), 3000);
+  seen.shown.push(shownId());
+  seen.messages.push(byId.message.textContent);
+  byId.classes.children[1].click();
+  await until("the end of the batch after a refused label", () => byId.work.hidden, 3000);
+  seen.messages.push(byId.message.textContent);
   console.log(JSON.stringify(seen));
   process.exit(0);
 }
@@ -117,5 +183,9 @@ byId.free.dispatch("submit");
 await until("the next item after a typed label", () => shownId() !== seen.stillShown);
 seen.shown.push(shownId());
 seen.stored = Object.fromEntries(store);
+// Switch labeler: the next person at this screen is not signed in with ann's token.
+byId.logout.click();
+await until("the login", () => !byId.login.hidden);
+seen.tokenAfterLogout = byId.token.value;
 console.log(JSON.stringify(seen));
 process.exit(0);

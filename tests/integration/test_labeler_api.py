@@ -474,6 +474,7 @@ def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client:
     assert all(0 <= lab.seconds < 30 for lab in labels)
     assert queue.skipped_by("ann", ["i1"]) == [True] and queue.lease_holder("i3") == "ann"
     assert seen["stored"] == {"activestream.labeler": "", "activestream.token": "ann-0123456789abcdef"}
+    assert seen["tokenAfterLogout"] == ""  # (Switch labeler: the next person is not signed in as ann)
 
 
 def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_client: redis.Redis, namespace: str) -> None:
@@ -537,3 +538,43 @@ def test_with_tokens_only_get_status_is_open(redis_client: redis.Redis, namespac
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_labeling_page_under_double_presses_failures_and_lost_leases(redis_client: redis.Redis, namespace: str) -> None:
+    # What a hurried labeler and a flaky network do to the page: an empty lease and then a
+    # failed one before the items come (the page keeps looking), a class clicked twice and "s"
+    # pressed twice (one answer each, and the next item, not the one after: no item is jumped
+    # over while still leased), Ctrl+S and held keys (not answers), a class named "02" typed
+    # (the class, not the number 2), and after the page's leases ran out and another labeler
+    # took its items, "s" and a class (both move on, saying why).
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js to run the page's script")
+    bus, topics = InMemoryBus(), Topics("page-races")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    ids = [f"x{j}" for j in range(6)]
+    queue.add(ids, np.linspace(0.9, 0.4, 6), np.eye(6, dtype=np.float32))
+    queue.set_meta(model_version=1, ranked_version=1, classes=json.dumps(["a", "b", "02"]), task="multiclass")
+    service = LabelService(queue, bus, topics, lease_ttl=4.0)
+    server = serve(service, 0)
+    try:
+        out = subprocess.run([node, str(Path(__file__).with_name("labeling_page_runner.mjs")), f"http://127.0.0.1:{server.server_port}",
+                              "--races", "cy"], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["leases"] == 3
+    assert seen["shown"] == ["x0", "x1", "x1", "x2", "x3", "x4"]
+    assert set(seen["taken"]) >= {"x3", "x4", "x5"}
+    assert all("does not hold its lease" in m for m in seen["messages"]), seen["messages"]
+    assert "Nothing to label" in seen["messages"][1]
+    labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("x0", "cy", "a"), ("x2", "cy", "02")]
+    assert queue.skipped_by("cy", ["x1", "x2", "x3", "x4"]) == [True, False, False, False]
+
