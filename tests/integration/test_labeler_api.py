@@ -578,3 +578,31 @@ def test_the_labeling_page_under_double_presses_failures_and_lost_leases(redis_c
     assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("x0", "cy", "a"), ("x2", "cy", "02")]
     assert queue.skipped_by("cy", ["x1", "x2", "x3", "x4"]) == [True, False, False, False]
 
+
+def test_the_page_comes_with_a_content_security_policy(api) -> None:
+    # Defence in depth for a page that shows producers' metadata: only its own script and
+    # style run (by hash), requests go to this API only, no framing (clickjacking a labeler).
+    import base64
+    import hashlib
+    import re
+
+    with urllib.request.urlopen(f"{api[0]}/", timeout=10) as r:  # noqa: S310 - loopback
+        html, headers = r.read().decode(), r.headers
+    csp = {d.split()[0]: d.split()[1:] for d in headers["Content-Security-Policy"].split(";") if d.strip()}
+
+    def sha(pattern: str) -> str:
+        (text,) = re.findall(pattern, html, re.S)
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    assert csp["default-src"] == ["'none'"] and csp["script-src"] == [sha(r"<script>(.*?)</script>")]
+    assert csp["style-src"] == [sha(r"<style>(.*?)</style>")] and csp["connect-src"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"] and csp["base-uri"] == ["'none'"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("classes", ["not json", '{"a": 1}', "3"])
+def test_status_survives_classes_that_are_not_a_list(api, classes: str) -> None:
+    # (the labeling page reads /status before each item: a 500 there stops every labeler)
+    base, _bus, _topics, queue = api
+    queue.set_meta(model_version=2, classes=classes, task="multiclass")
+    assert call(f"{base}/status") == (200, {"pending": 3, "leased": 0, "labeled": 0, "model_version": 2, "classes": [], "task": "multiclass"})
