@@ -285,12 +285,15 @@ def test_alerts_are_loaded_and_name_only_metrics_the_services_export(compose: di
 
 
 def test_alerts_and_dashboard_parse_with_prometheus_own_parsers() -> None:
-    # deploy/promcheck: Prometheus's rulefmt and PromQL parser, as `promtool check rules` uses them.
+    # deploy/promcheck: Prometheus's rulefmt and PromQL parser, as `promtool check rules` uses them;
+    # its go test evaluates each alert with Prometheus's PromQL engine on made-up series.
     go = shutil.which("go")
     if go is None:
         pytest.skip("needs Go to build deploy/promcheck")
     out = subprocess.run([go, "run", ".", str(ALERTS), str(DASHBOARD)], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.count("OK") == 2, out.stdout + out.stderr
+    out = subprocess.run([go, "test", "."], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_grafana_shows_the_dashboard_from_the_compose_prometheus(compose: dict[str, Any]) -> None:
@@ -319,3 +322,17 @@ def test_grafana_shows_the_dashboard_from_the_compose_prometheus(compose: dict[s
     for what in ("activestream_items_auto_accepted_total", "activestream_queue_depth", "activestream_oldest_pending_age_seconds",
                  "activestream_scorer_model_version", "activestream_consumer_lag"):  # throughput, queue depth and age, model lag
         assert what in shown, what
+
+
+def test_an_exited_container_is_alerted_with_the_replicas_compose_runs(compose: dict[str, Any]) -> None:
+    # Prometheus finds the services by DNS, which drops an exited container: 'up == 0' never sees
+    # it, so ActivestreamServiceMissing counts targets against the replicas compose runs.
+    import yaml
+
+    (rule,) = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if r["alert"] == "ActivestreamServiceMissing"]
+    expr = " ".join(rule["expr"].split())
+    for service in APP_SERVICES:
+        replicas = compose["services"][service].get("deploy", {}).get("replicas", 1)
+        assert f'absent(up{{job="{service}"}})' in expr, service
+        if replicas > 1:
+            assert f'count by (job) (up{{job="{service}"}}) < {replicas}' in expr, service
