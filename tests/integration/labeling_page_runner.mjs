@@ -51,8 +51,11 @@ const document = {
   listeners: {},
   addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); },
 };
+const storage = (map) => ({ getItem: (k) => (map.has(k) ? map.get(k) : null), setItem: (k, v) => map.set(k, String(v)), removeItem: (k) => map.delete(k) });
 const store = new Map();
-const localStorage = { getItem: (k) => (store.has(k) ? store.get(k) : null), setItem: (k, v) => store.set(k, String(v)), removeItem: (k) => store.delete(k) };
+const session = new Map();
+const localStorage = storage(store);
+const sessionStorage = storage(session);
 // --races: the page's first lease answers "nothing", its second fails as a dropped connection
 // would; the page's 5 s wait is cut to 50 ms. Every real lease reply is kept.
 let leases = 0;
@@ -68,7 +71,7 @@ async function pageFetch(path, opts) {
   return reply;
 }
 const pageSetTimeout = (fn, ms) => setTimeout(fn, token === "--races" && ms >= 5000 ? 50 : ms);
-const context = vm.createContext({ document, localStorage, fetch: pageFetch, setTimeout: pageSetTimeout, clearTimeout, performance, crypto, console });
+const context = vm.createContext({ document, localStorage, sessionStorage, fetch: pageFetch, setTimeout: pageSetTimeout, clearTimeout, performance, crypto, console });
 vm.runInContext(script, context);
 
 async function until(what, cond, ms = 10000) {
@@ -95,6 +98,7 @@ if (token === "--name") {
   await until("the next item after the labels", () => shownId() !== seen.shown.at(-1));
   seen.shown.push(shownId());
   seen.stored = Object.fromEntries(store);
+  seen.session = Object.fromEntries(session);
   console.log(JSON.stringify(seen));
   process.exit(0);
 }
@@ -183,6 +187,7 @@ byId.free.dispatch("submit");
 await until("the next item after a typed label", () => shownId() !== seen.stillShown);
 seen.shown.push(shownId());
 seen.stored = Object.fromEntries(store);
+seen.session = Object.fromEntries(session);
 // Switch labeler: the next person at this screen is not signed in with ann's token.
 byId.logout.click();
 await until("the login", () => !byId.login.hidden);
