@@ -8,8 +8,8 @@
     GET  /status                        -> queue depth, leased, labeled, model version, classes, task
     GET  /                              -> a labeling page (HTML) that uses the routes above
 
-With a tokens file (:mod:`labeling.auth`) every route but ``/status`` needs
-``Authorization: Bearer <token>``, and the labeler is the token's: ``labeler`` /
+With a tokens file (:mod:`labeling.auth`) every route but ``GET /status`` and the page
+(``GET /``, which holds no data) needs ``Authorization: Bearer <token>``, and the labeler is the token's: ``labeler`` /
 ``labeler_id`` may be left out, and naming another labeler is refused.
 
 Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 401 without a known
