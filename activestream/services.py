@@ -149,8 +149,13 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     s, bus, topics = connect(args, transactional_name="scorer")
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
-    scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size, n_features=s.n_features,
-                    feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None, registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
+    try:
+        scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
+                        n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
+                        registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
+    except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
+        bus.close()
+        raise SystemExit(f"error: scorer: {exc}") from None
     health = _serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     scorer.poll_models(to_end=True)  # start on the newest model, if there is one
 

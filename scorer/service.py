@@ -223,6 +223,13 @@ class Scorer:
         self.topics = topics
         self.strategy = strategy or Strategy()
         self.batch_size = batch_size
+        if n_features is not None:
+            # Recorded for the namespace (a scorer without the setting enforces it too); a
+            # namespace already holding items of another width would mix widths in one queue.
+            held = queue.ensure_n_features(n_features)
+            if held != n_features:
+                raise ValueError(f"n_features={n_features}, but this queue namespace holds items of {held} features (fixed by its first items): "
+                                 "use another ACTIVESTREAM_NAMESPACE, or leave ACTIVESTREAM_N_FEATURES unset")
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
         self.metrics = ScorerMetrics.create(registry or CollectorRegistry())
@@ -339,6 +346,12 @@ class Scorer:
         It was accepted (e.g. before any model, when it got a random score), so it stays
         queued rather than blocking every re-rank; ``-1`` is below every strategy's scores.
         """
+        live = model if model is not None else self.model
+        width = live.n_features if live is not None else None
+        if width is not None and X.shape[1] != width:  # (items written under another n_features setting)
+            log.warning("model v%d reads %d features; %d pending item(s) have %d (e.g. %s): ranked last", self.model_version, width, len(X),
+                        X.shape[1], ids[0] if len(ids) else "?")
+            return np.full(len(X), -1.0)
         scores = self.score_and_probas(X, ids, model)[0]
         bad = ~np.isfinite(scores)
         if bad.any():

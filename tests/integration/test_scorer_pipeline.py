@@ -300,3 +300,25 @@ def test_an_item_queued_before_a_restart_is_not_auto_labeled_after_it(redis_clie
     assert queued == {f"i{i}" for i in range(100)}
     assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))
     assert restarted.auto_accepted == 100
+
+
+def test_a_rerank_ranks_last_the_items_the_model_cannot_read(redis_client: redis.Redis, namespace: str) -> None:
+    # Items of another width in the queue (written by a scorer configured with another
+    # ACTIVESTREAM_N_FEATURES) must not make every re-rank fail, and with it every model swap.
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 100)
+    scorer.run(burst=True, timeout=0.0)
+    queue.add(["odd"], np.array([0.99]), np.ones((1, 5), dtype=np.float32))
+    model = OnnxClassifier(to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int)))))
+    assert scorer.swap(model, 1) == 101 and queue.ranked_version() == 1
+    assert queue.score_of("odd") == -1.0 and min(s for i, s in queue.ranking() if i != "odd") >= 0
+
+
+def test_a_scorer_refuses_a_feature_count_its_namespace_does_not_hold(redis_client: redis.Redis, namespace: str) -> None:
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 100)
+    scorer.run(burst=True, timeout=0.0)  # the first items fix 8 features for the namespace
+    with pytest.raises(ValueError, match=r"n_features=5, but this queue namespace holds items of 8 features"):
+        Scorer(bus, queue, topics, n_features=5)
+    assert Scorer(bus, queue, topics, n_features=8).n_features == 8
+    fresh = RankedQueue(redis_client, QueueKeys(namespace + "-new"))
+    Scorer(bus, fresh, topics, n_features=5)
+    assert fresh.get_meta("n_features") == "5"  # recorded: a scorer without the setting enforces it too
