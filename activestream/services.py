@@ -521,6 +521,49 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("stack stopped", flush=True)
 
 
+# --------------------------------------------------------------------------- queue (ops)
+
+
+def queue_info(queue: Any) -> dict[str, Any]:
+    """What an operator checks first about a namespace's queue: counts, widths, model versions."""
+    import json
+
+    meta = queue.get_meta_fields("n_features", "feature_dtype", "model_version", "ranked_version", "classes", "task", "label_kind")
+    return {
+        "namespace": queue.k.namespace,
+        "pending": queue.depth(),
+        "leased": queue.n_leased(),
+        "labeled": queue.n_labeled(),
+        "oldest_pending_age_s": round(queue.oldest_age(), 3),
+        "n_features": int(meta["n_features"]) if meta["n_features"] else None,
+        "feature_dtype": meta["feature_dtype"],
+        "stored_widths": queue.stored_widths(),  # more than one: items of another width are pending
+        "model_version": int(meta["model_version"] or 0),
+        "ranked_version": int(meta["ranked_version"] or 0),
+        "task": meta["task"],
+        "classes": json.loads(meta["classes"]) if meta["classes"] else [],
+        "label_kind": meta["label_kind"],
+    }
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    import json
+
+    s = settings_from(args)
+    queue = make_queue(s, socket_timeout=30.0)
+    if args.action == "info":
+        print(json.dumps(queue_info(queue), indent=2))
+        return 0
+    info = queue_info(queue)
+    if not args.yes:
+        print(f"error: `queue clear` deletes every key of namespace {s.namespace!r} ({info['pending']} pending, {info['leased']} leased, "
+              f"{info['labeled']} labeled items; labels on the labels topic are kept); add --yes to do it", file=sys.stderr)
+        return 2
+    queue.clear()
+    print(f"cleared namespace {s.namespace!r}: {info['pending']} pending, {info['leased']} leased, {info['labeled']} labeled items")
+    return 0
+
+
 # --------------------------------------------------------------------------- parsers
 
 
@@ -571,6 +614,13 @@ def add_parsers(sub: Any) -> None:
     _metrics_opt(p)
     p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
     p.set_defaults(func=cmd_labeler_api)
+
+    p = sub.add_parser("queue", help="ops: a namespace's queue as JSON (info), or delete it (clear --yes)")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--redis-url", default=None, help="default: REDIS_URL")
+    p.add_argument("--namespace", default=None, help="Redis key namespace (default: ACTIVESTREAM_NAMESPACE or 'default')")
+    p.add_argument("--yes", action="store_true", help="clear: really delete the namespace's keys")
+    p.set_defaults(func=cmd_queue)
 
     p = sub.add_parser("produce", help="push a CSV / CSV.gz / JSONL / Parquet file to the items topic")
     _common(p)

@@ -906,6 +906,11 @@ class RankedQueue:
                     fut = pool.submit(read, nxt, widths, dtype)
                 yield from got
 
+    def stored_widths(self) -> list[int]:
+        """The feature counts of the rows stored for pending and leased items (one, unless widths were mixed)."""
+        itemsize = self._read_dtype().itemsize
+        return sorted({w // itemsize for w in self._segment_widths().values()})
+
     def _segment_widths(self) -> dict[int, int]:
         return {int(s): int(w) for s, w in self.r.hgetall(self.k.segment_width).items()}
 

@@ -183,3 +183,27 @@ def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
     labels[[3, 7, 11]] = "cat"
     write_csv(csv, X, {"label": labels})
     assert load(csv, ["label"]).classes == ("cat", "dog")
+
+
+def test_queue_info_and_clear(redis_url: str, namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import redis
+
+    from scorer.keys import QueueKeys
+    from scorer.queue import RankedQueue
+
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    queue.add(["a", "b", "c"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32))
+    queue.add(["odd"], np.array([0.2]), np.ones((1, 5), dtype=np.float32))  # another width, e.g. another n_features setting
+    queue.ensure_n_features(3)
+    queue.claim(["a"], "ann", ttl=60)
+    queue.set_meta(model_version=2, classes=json.dumps(["x", "y"]), task="multiclass")
+    assert main(["queue", "info", "--redis-url", redis_url, "--namespace", namespace]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {k: info[k] for k in ("namespace", "pending", "leased", "labeled", "n_features", "stored_widths", "model_version", "classes")} == {
+        "namespace": namespace, "pending": 3, "leased": 1, "labeled": 0, "n_features": 3, "stored_widths": [3, 5], "model_version": 2,
+        "classes": ["x", "y"]}
+    assert main(["queue", "clear", "--redis-url", redis_url, "--namespace", namespace]) == 2  # not without --yes
+    assert "add --yes" in capsys.readouterr().err and queue.depth() == 3
+    assert main(["queue", "clear", "--yes", "--redis-url", redis_url, "--namespace", namespace]) == 0
+    assert "3 pending, 1 leased" in capsys.readouterr().out
+    assert queue.depth() == 0 and queue.get_meta("n_features") is None and queue.stored_widths() == []
