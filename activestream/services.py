@@ -269,13 +269,13 @@ def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
 def cmd_labeler_api(args: argparse.Namespace) -> int:
     from activestream.simulate import make_label_service
     from labeling.api import serve
-    from labeling.auth import TokenFileError, load_tokens
+    from labeling.auth import TokenFile, TokenFileError
     from scorer.strategies import Strategy
 
     stop = Stop()
     s, bus, topics = connect(args)
     try:
-        tokens = load_tokens(s.labeler_tokens) if s.labeler_tokens else None
+        tokens = TokenFile(s.labeler_tokens) if s.labeler_tokens else None  # (read again when the file changes)
     except TokenFileError as exc:
         bus.close()
         raise SystemExit(f"error: ACTIVESTREAM_LABELER_TOKENS: {exc}") from None

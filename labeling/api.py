@@ -31,7 +31,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from labeling.auth import LabelerTokens
+from labeling.auth import LabelerTokens, TokenFile
 from labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
 from schemas import QueueEntry
 
@@ -91,7 +91,7 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str |
     return v
 
 
-def _caller(tokens: LabelerTokens | None, method: str, path: str, authorization: str | None) -> str | None:
+def _caller(tokens: LabelerTokens | TokenFile | None, method: str, path: str, authorization: str | None) -> str | None:
     """The labeler of the request's token (``None`` when the API has no tokens or for ``GET /status``). Raises :class:`Unauthorized`."""
     if tokens is None or (method == "GET" and path == "/status"):
         return None
@@ -222,7 +222,7 @@ def _read_body(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
     return body
 
 
-def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: LabelerTokens | None = None) -> ThreadingHTTPServer:
+def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: LabelerTokens | TokenFile | None = None) -> ThreadingHTTPServer:
     """Serve the API on a daemon thread (port 0 = any free port); with ``tokens``, only to their holders."""
     lock = threading.Lock()  # one labeling service, many request threads
 

@@ -5,13 +5,20 @@ label, or skip an item under a few made-up ids until it is dropped. With a token
 request carries ``Authorization: Bearer <token>`` and the labeler id is the token's.
 
 The file has one ``<token> <labeler id>`` per line; blank lines and lines starting with
-``#`` are ignored. A labeler may have several tokens (e.g. one per device).
+``#`` are ignored. A labeler may have several tokens (e.g. one per device). The API reads
+the file again when it changes (:class:`TokenFile`): a labeler is added or revoked without
+a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import threading
 from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
 
 # Shorter tokens could be guessed by a client trying them against the API.
 MIN_TOKEN_CHARS = 16
@@ -84,3 +91,49 @@ def load_tokens(path: str) -> LabelerTokens:
     except UnicodeDecodeError:
         raise TokenFileError(f"tokens file {path}: not UTF-8") from None
     return parse_tokens(text, f"tokens file {path}")
+
+
+class TokenFile:
+    """The tokens of a file, read again when the file changes (size or modification time).
+
+    A change that does not parse (or a file gone) keeps the tokens read before, with an
+    error in the log: a half-written edit must not lock every labeler out, nor let anyone in.
+
+    Parameters
+    ----------
+    path : the tokens file; it must parse now (:class:`TokenFileError` otherwise).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._tokens = load_tokens(path)
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _current(self) -> LabelerTokens:
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return self._tokens
+        with self._lock:
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._tokens = load_tokens(self.path)
+                    log.info("labeler tokens re-read from %s: %d token(s)", self.path, len(self._tokens))
+                except TokenFileError as exc:
+                    log.error("%s; keeping the %d token(s) read before", exc, len(self._tokens))
+        return self._tokens
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def labeler(self, authorization: str | None) -> str | None:
+        """As :meth:`LabelerTokens.labeler`, with the file as it is now."""
+        return self._current().labeler(authorization)

@@ -389,3 +389,8 @@ def test_the_labeler_api_service_with_a_tokens_file(stack: Stack, kafka_bus_fact
     reader.close()
     assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("a", "ann", 3)]
     assert "labeler API on http://127.0.0.1" in stack.logs() and "1 labeler token(s)" in stack.logs()
+    # A labeler added to the file while the service runs gets in without a restart.
+    assert lease("bob-0123456789abcdef")[0] == 401
+    (stack.tmp / "tokens.txt").write_text("ann-0123456789abcdef ann\nbob-0123456789abcdef bob\n")
+    code, reply = lease("bob-0123456789abcdef")
+    assert code == 200 and [i["id"] for i in reply["items"]] == ["b"] and stack.queue.lease_holder("b") == "bob"

@@ -44,3 +44,28 @@ def test_a_missing_or_binary_tokens_file_is_a_clear_error(tmp_path: Path) -> Non
         load_tokens(str(tmp_path / "bin.txt"))
     (tmp_path / "ok.txt").write_text("ann-0123456789abcdef ann\n")
     assert load_tokens(str(tmp_path / "ok.txt")).labeler("Bearer ann-0123456789abcdef") == "ann"
+
+
+def test_the_tokens_file_is_read_again_when_it_changes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    from labeling.auth import TokenFile
+
+    path = tmp_path / "tokens.txt"
+    path.write_text("ann-0123456789abcdef ann\n")
+    tokens = TokenFile(str(path))
+
+    def rewrite(text: str) -> None:  # (a new mtime even within the filesystem's timestamp granularity)
+        before = os.stat(path).st_mtime_ns
+        path.write_text(text)
+        os.utime(path, ns=(before + 10**9, before + 10**9))
+
+    assert tokens.labeler("Bearer ann-0123456789abcdef") == "ann" and len(tokens) == 1
+    rewrite("bob-0123456789abcdef bob\n")  # ann revoked, bob added: no restart
+    assert tokens.labeler("Bearer ann-0123456789abcdef") is None and tokens.labeler("Bearer bob-0123456789abcdef") == "bob"
+    rewrite("bob-0123456789abcdef bob\nhalf-written")  # a bad edit keeps what was read before
+    assert tokens.labeler("Bearer bob-0123456789abcdef") == "bob" and "keeping the 1 token(s) read before" in caplog.text
+    path.unlink()
+    assert tokens.labeler("Bearer bob-0123456789abcdef") == "bob" and "No such file" in caplog.text
+    with pytest.raises(TokenFileError):
+        TokenFile(str(path))  # (at start the file must parse: the service stops naming the problem)
