@@ -322,3 +322,30 @@ def test_a_scorer_refuses_a_feature_count_its_namespace_does_not_hold(redis_clie
     fresh = RankedQueue(redis_client, QueueKeys(namespace + "-new"))
     Scorer(bus, fresh, topics, n_features=5)
     assert fresh.get_meta("n_features") == "5"  # recorded: a scorer without the setting enforces it too
+
+
+def test_a_rerank_ranks_last_the_items_a_model_of_unnamed_width_cannot_read(redis_client: redis.Redis, namespace: str) -> None:
+    # A model whose input width is symbolic (n_features None) reads the namespace's width:
+    # an item of another width must go last, not fail the re-rank and the swap with it.
+    import onnx
+
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 100)
+    scorer.run(burst=True, timeout=0.0)
+    queue.add(["odd"], np.array([0.99]), np.ones((1, 5), dtype=np.float32))
+    graph = onnx.load_from_string(to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int)))))
+    graph.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "n_features"
+    model = OnnxClassifier(graph.SerializeToString())
+    assert model.n_features is None
+    assert scorer.swap(model, 1) == 101 and queue.ranked_version() == 1
+    assert queue.score_of("odd") == -1.0 and min(s for i, s in queue.ranking() if i != "odd") >= 0
+
+
+def test_a_scorer_refuses_a_feature_count_its_namespace_holds_items_of_another_without_recording_it(redis_client: redis.Redis, namespace: str) -> None:
+    # Items written without the width recorded (a scorer given n_features before it recorded
+    # it, or RankedQueue.add): their stored rows say what the namespace holds.
+    bus, topics, queue = InMemoryBus(), Topics("p"), RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.5, 0.4]), np.ones((2, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"n_features=5, but this queue namespace holds items of 8 features"):
+        Scorer(bus, queue, topics, n_features=5)
+    assert queue.get_meta("n_features") is None  # not recorded by the scorer refused
+    assert Scorer(bus, queue, topics, n_features=8).n_features == 8 and queue.get_meta("n_features") == "8"
