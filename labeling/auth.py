@@ -94,7 +94,7 @@ def load_tokens(path: str) -> LabelerTokens:
 
 
 class TokenFile:
-    """The tokens of a file, read again when the file changes (size or modification time).
+    """The tokens of a file, read again when the file changes (size, modification time, or the file itself).
 
     A change that does not parse (or a file gone) keeps the tokens read before, with an
     error in the log: a half-written edit must not lock every labeler out, nor let anyone in.
@@ -110,12 +110,15 @@ class TokenFile:
         self._stamp = self._stat()
         self._tokens = load_tokens(path)
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, int, int, int] | None:
         try:
             st = os.stat(self.path)
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        # The inode too: a file replaced atomically (renamed over, or a Kubernetes secret's
+        # symlink swap) by one of the same size within the filesystem's timestamp granularity
+        # (1 s or 2 s on some) would otherwise keep a revoked token valid.
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _current(self) -> LabelerTokens:
         stamp = self._stat()

@@ -69,3 +69,23 @@ def test_the_tokens_file_is_read_again_when_it_changes(tmp_path: Path, caplog: p
     assert tokens.labeler("Bearer bob-0123456789abcdef") == "bob" and "No such file" in caplog.text
     with pytest.raises(TokenFileError):
         TokenFile(str(path))  # (at start the file must parse: the service stops naming the problem)
+
+
+def test_a_tokens_file_replaced_with_one_of_the_same_size_and_mtime_is_read_again(tmp_path: Path) -> None:
+    # An atomic replace (write a new file, rename it over: editors, config management,
+    # Kubernetes' mounted secrets) of a token by another of the same length, within the
+    # filesystem's timestamp granularity (1 s or 2 s on some), must still revoke the old one.
+    import os
+
+    from labeling.auth import TokenFile
+
+    path = tmp_path / "tokens.txt"
+    path.write_text("ann-0123456789abcdef ann\n")
+    tokens = TokenFile(str(path))
+    assert tokens.labeler("Bearer ann-0123456789abcdef") == "ann"
+    new = tmp_path / "tokens.txt.new"
+    new.write_text("bob-0123456789abcdef bob\n")
+    st = os.stat(path)
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, path)
+    assert tokens.labeler("Bearer ann-0123456789abcdef") is None and tokens.labeler("Bearer bob-0123456789abcdef") == "bob"
