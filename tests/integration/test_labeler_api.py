@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
 
 from labeling.api import serve
+from labeling.auth import LabelerTokens, parse_tokens
 from labeling.service import InvalidLabel, LabelService
 from schemas import decode_label, decode_queue_entry
 from scorer.keys import QueueKeys
@@ -24,24 +28,46 @@ from streams.topics import Topics
 pytestmark = pytest.mark.integration
 
 
+@contextlib.contextmanager
+def serving(service: LabelService, tokens: LabelerTokens | None = None) -> Iterator[str]:
+    """The API on a free port for the ``with`` block: its base URL."""
+    server = serve(service, 0, tokens=tokens)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def api(redis_client: redis.Redis, namespace: str) -> Iterator[tuple[str, InMemoryBus, Topics, RankedQueue]]:
     bus, topics = InMemoryBus(), Topics("api")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b", "c"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32), [{"url": "x"}, {}, {}])
-    server = serve(LabelService(queue, bus, topics), 0)
-    yield f"http://127.0.0.1:{server.server_port}", bus, topics, queue
-    server.shutdown()
-    server.server_close()
+    with serving(LabelService(queue, bus, topics)) as base:
+        yield base, bus, topics, queue
 
 
-def call(url: str, body: dict | None = None) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method="POST" if body is not None else "GET")
+def call(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    """GET ``url`` (POST with a JSON ``body``), as the holder of ``token`` if given: ``(status, JSON reply)``."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method="POST" if body is not None else "GET",
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
+        assert e.code != 401 or e.headers["WWW-Authenticate"].startswith("Bearer")
         return e.code, json.loads(e.read())
+
+
+PAGE_RUNNER = Path(__file__).with_name("labeling_page_runner.mjs")
+
+
+def run_script(*cmd: str, timeout: float = 60) -> dict:
+    """Run a page driver (Node) and return the JSON it printed of what it saw."""
+    out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def test_lease_submit_skip_status(api) -> None:
@@ -148,18 +174,13 @@ def test_a_client_that_does_not_read_its_reply_holds_no_one_up(redis_client: red
     n = 1000
     X = np.random.default_rng(0).random((n, 512)).astype(np.float32)  # ~20 characters a value: a lease of all is ~10 MB of JSON,
     queue.add([f"i{k}" for k in range(n)], np.linspace(0, 1, n), X)   # more than the socket buffers hold
-    server = serve(LabelService(queue, InMemoryBus(), Topics("slow")), 0)
-    base = f"http://127.0.0.1:{server.server_port}"
-    try:
-        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as stuck:
+    with serving(LabelService(queue, InMemoryBus(), Topics("slow"))) as base:
+        with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10) as stuck:
             stuck.sendall(b"GET /lease?k=1000&labeler=slow HTTP/1.1\r\n\r\n")  # and never reads the reply
             time.sleep(1.0)
             t0 = time.monotonic()
             code, status = call(f"{base}/status")
             assert code == 200 and status["leased"] == n and time.monotonic() - t0 < 5
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_label_is_accepted_even_when_a_dispatcher_acknowledges_it_first(redis_client: redis.Redis, namespace: str) -> None:
@@ -189,16 +210,11 @@ def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, na
     queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
     service = LabelService(queue, InMemoryBus(), Topics("ttl"))
     service.lease_ttl = 0.3
-    server = serve(service, 0)
-    base = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with serving(service) as base:
         assert len(call(f"{base}/lease?k=1&labeler=ann")[1]["items"]) == 1
         assert call(f"{base}/status")[1]["leased"] == 1
         time.sleep(0.5)
         assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 0, "model_version": 0, "classes": [], "task": "multiclass"}
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_next(redis_client: redis.Redis, namespace: str) -> None:
@@ -393,26 +409,15 @@ def test_a_host_whose_clock_runs_ahead_neither_takes_nor_extends_others_leases(
 
 
 def test_with_tokens_the_labeler_is_the_tokens_and_strangers_get_401(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.auth import parse_tokens
-
     bus, topics = InMemoryBus(), Topics("auth")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b", "c", "d"], np.array([0.9, 0.7, 0.5, 0.1]), np.eye(4, dtype=np.float32))
     tokens = parse_tokens("# labelers\nann-0123456789abcdef ann\nbob-0123456789abcdef bob\n")
-    server = serve(LabelService(queue, bus, topics, max_skips=2), 0, tokens=tokens)
-    base = f"http://127.0.0.1:{server.server_port}"
+    with serving(LabelService(queue, bus, topics, max_skips=2), tokens) as base:
 
-    def as_(token: str | None, path: str, body: dict | None = None) -> tuple[int, dict]:
-        req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode() if body is not None else None,
-                                     method="POST" if body is not None else "GET", headers={"Authorization": f"Bearer {token}"} if token else {})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            assert e.code != 401 or e.headers["WWW-Authenticate"].startswith("Bearer")
-            return e.code, json.loads(e.read())
+        def as_(token: str | None, path: str, body: dict | None = None) -> tuple[int, dict]:
+            return call(base + path, body, token)
 
-    try:
         for token in (None, "ann-0123456789abcdeX"):
             code, reply = as_(token, "/lease?k=1&labeler=ann")
             assert code == 401 and reply["error"].startswith("header 'Authorization'")
@@ -430,35 +435,20 @@ def test_with_tokens_the_labeler_is_the_tokens_and_strangers_get_401(redis_clien
         assert as_("ann-0123456789abcdef", "/labels", {"item_id": "a", "label": 1}) == (200, {"accepted": True})
         assert [decode_label(m.value).labeler_id for m in bus.messages(topics.labels)] == ["ann"]
         assert as_(None, "/status")[0] == 200  # (read-only counts stay open, for dashboards and probes)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client: redis.Redis, namespace: str, node: str) -> None:
     # The page's own script, run by Node with a small fake DOM against this live API: what a
     # labeler in a browser does, down to the requests it makes.
-    import subprocess
-    from pathlib import Path
-
-    from labeling.auth import parse_tokens
-
     bus, topics = InMemoryBus(), Topics("page")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     metadata = [{"image": "https://example.org/cat.png", "note": "<b>not html</b>"}, {}, {}, {}, {}]
     queue.add([f"i{j}" for j in range(5)], np.linspace(0.9, 0.5, 5), np.eye(5, dtype=np.float32), metadata)
     queue.set_meta(model_version=3, ranked_version=3, classes=json.dumps([0, 1, 2]), task="multiclass")
-    server = serve(LabelService(queue, bus, topics, max_skips=3), 0, tokens=parse_tokens("ann-0123456789abcdef ann\n"))
-    try:
-        page = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/", timeout=10)  # noqa: S310 - loopback
-        assert page.headers["Content-Type"].startswith("text/html")
-        out = subprocess.run([node, str(Path(__file__).with_name("labeling_page_runner.mjs")), f"http://127.0.0.1:{server.server_port}",
-                              "ann-0123456789abcdef"], capture_output=True, text=True, timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout)
+    with serving(LabelService(queue, bus, topics, max_skips=3), parse_tokens("ann-0123456789abcdef ann\n")) as base:
+        with urllib.request.urlopen(f"{base}/", timeout=10) as page:  # noqa: S310 - loopback
+            assert page.headers["Content-Type"].startswith("text/html")
+        seen = run_script(node, str(PAGE_RUNNER), base, "ann-0123456789abcdef")
     assert seen["loginFirst"] and "header 'Authorization'" in seen["messages"][0]
     assert seen["shown"] == ["i0", "i1", "i2", "i3"] and seen["stillShown"] == "i2"
     assert seen["buttons"] == ["[1] 0", "[2] 1", "[3] 2"] and seen["counts"].endswith("model v3")
@@ -474,22 +464,12 @@ def test_the_labeling_page_leases_labels_and_skips_through_the_api(redis_client:
 
 
 def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_client: redis.Redis, namespace: str, node: str) -> None:
-    import subprocess
-    from pathlib import Path
-
     bus, topics = InMemoryBus(), Topics("page-ml")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["x", "y"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
     queue.set_meta(model_version=1, ranked_version=1, classes=json.dumps(["sky", "sea", "sand"]), task="multilabel")
-    server = serve(LabelService(queue, bus, topics), 0)
-    try:
-        out = subprocess.run([node, str(Path(__file__).with_name("labeling_page_runner.mjs")), f"http://127.0.0.1:{server.server_port}",
-                              "--name", "bob"], capture_output=True, text=True, timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout)
+    with serving(LabelService(queue, bus, topics)) as base:
+        seen = run_script(node, str(PAGE_RUNNER), base, "--name", "bob")
     assert seen["shown"] == ["x", "y"] and seen["on"] == ["on", "", "on"]  # (the first class toggled three times)
     (lab,) = [decode_label(m.value) for m in bus.messages(topics.labels)]
     assert (lab.item_id, lab.labeler_id, lab.label, lab.labels) == ("x", "bob", None, ("sky", "sand"))
@@ -504,32 +484,19 @@ def test_a_bad_lease_query_names_its_field_with_or_without_tokens(api) -> None:
 
 
 def test_with_tokens_only_get_status_is_open(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.auth import parse_tokens
-
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a"], np.array([0.9]), np.eye(1, dtype=np.float32))
-    server = serve(LabelService(queue, InMemoryBus(), Topics("auth")), 0, tokens=parse_tokens("ann-0123456789abcdef ann\n"))
-    base = f"http://127.0.0.1:{server.server_port}"
+    with serving(LabelService(queue, InMemoryBus(), Topics("auth")), parse_tokens("ann-0123456789abcdef ann\n")) as base:
 
-    def request(path: str, body: dict | None, token: str | None) -> tuple[int, dict]:
-        req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode() if body is not None else None,
-                                     method="POST" if body is not None else "GET", headers={"Authorization": f"Bearer {token}"} if token else {})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        def request(path: str, body: dict | None, token: str | None) -> tuple[int, dict]:
+            return call(base + path, body, token)
 
-    try:
         assert request("/status", None, None)[0] == 200
         # Another method on /status is no read-only count: a stranger's body is not read for it.
         assert request("/status", {"x": 1}, None)[0] == 401
         assert request("/status", {"x": 1}, "ann-0123456789abcdef")[0] == 404
         # With a token the labeler is not needed; a bad k says so, not "give labeler=".
         assert request("/lease?k=0", None, "ann-0123456789abcdef") == (400, {"error": "query 'k': expected 1 <= k <= 1000, got 0"})
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_labeling_page_under_double_presses_failures_and_lost_leases(redis_client: redis.Redis, namespace: str, node: str) -> None:
@@ -539,24 +506,13 @@ def test_the_labeling_page_under_double_presses_failures_and_lost_leases(redis_c
     # over while still leased), Ctrl+S and held keys (not answers), a class named "02" typed
     # (the class, not the number 2), and after the page's leases ran out and another labeler
     # took its items, "s" and a class (both move on, saying why).
-    import subprocess
-    from pathlib import Path
-
     bus, topics = InMemoryBus(), Topics("page-races")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     ids = [f"x{j}" for j in range(6)]
     queue.add(ids, np.linspace(0.9, 0.4, 6), np.eye(6, dtype=np.float32))
     queue.set_meta(model_version=1, ranked_version=1, classes=json.dumps(["a", "b", "02"]), task="multiclass")
-    service = LabelService(queue, bus, topics, lease_ttl=4.0)
-    server = serve(service, 0)
-    try:
-        out = subprocess.run([node, str(Path(__file__).with_name("labeling_page_runner.mjs")), f"http://127.0.0.1:{server.server_port}",
-                              "--races", "cy"], capture_output=True, text=True, timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout)
+    with serving(LabelService(queue, bus, topics, lease_ttl=4.0)) as base:
+        seen = run_script(node, str(PAGE_RUNNER), base, "--races", "cy")
     assert seen["leases"] == 3
     assert seen["shown"] == ["x0", "x1", "x1", "x2", "x3", "x4"]
     assert set(seen["taken"]) >= {"x3", "x4", "x5"}
@@ -599,26 +555,14 @@ def test_status_survives_classes_that_are_not_a_list(api, classes: str) -> None:
 def test_the_labeling_page_in_a_real_browser(redis_client: redis.Redis, namespace: str, node: str, chromium: str) -> None:
     # Chromium, not a fake DOM: the page's Content-Security-Policy must let its own script and
     # style run (nothing in the console) while producer metadata stays text.
-    import subprocess
-    from pathlib import Path
-
-    from labeling.auth import parse_tokens
-
     bus, topics = InMemoryBus(), Topics("browser")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     pixel = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
     metadata = [{"image": pixel, "note": "<b>x</b><script>alert(1)</script>"}, {}, {}, {}, {}]
     queue.add([f"i{j}" for j in range(5)], np.linspace(0.9, 0.5, 5), np.eye(5, dtype=np.float32), metadata)
     queue.set_meta(model_version=3, ranked_version=3, classes=json.dumps([0, 1, 2]), task="multiclass")
-    server = serve(LabelService(queue, bus, topics), 0, tokens=parse_tokens("ann-0123456789abcdef ann\n"))
-    try:
-        out = subprocess.run([node, str(Path(__file__).parents[1] / "browser" / "labeling_page.mjs"), f"http://127.0.0.1:{server.server_port}",
-                              "ann-0123456789abcdef", chromium], capture_output=True, text=True, timeout=120)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert out.returncode == 0, out.stderr[-3000:]
-    seen = json.loads(out.stdout)
+    with serving(LabelService(queue, bus, topics), parse_tokens("ann-0123456789abcdef ann\n")) as base:
+        seen = run_script(node, str(Path(__file__).parents[1] / "browser" / "labeling_page.mjs"), base, "ann-0123456789abcdef", chromium, timeout=120)
     assert "script-src 'sha256-" in seen["csp"] and seen["shown"] == ["i0", "i1", "i2", "i3"]
     assert seen["image"] == 1 and seen["metadata"][1] == "<span>&lt;b&gt;x&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;</span>"
     assert seen["buttons"] == ["[1] 0", "[2] 1", "[3] 2"] and "field 'label'" in seen["refused"]
