@@ -228,11 +228,10 @@ class Scorer:
             # namespace already holding items of another width would mix widths in one queue.
             # Items written with no width recorded (a scorer given n_features did not record
             # it before, nor does RankedQueue.add) are judged by the rows they stored.
-            stored = queue.stored_widths() if queue.get_meta("n_features") is None else []
-            held = queue.ensure_n_features(n_features) if not stored or n_features in stored else None
+            stored = queue.stored_widths() if self._queue_n_features() is None else []
+            held = " or ".join(map(str, stored)) if stored and n_features not in stored else queue.ensure_n_features(n_features)
             if held != n_features:
-                what = held if held is not None else " or ".join(map(str, stored))
-                raise ValueError(f"n_features={n_features}, but this queue namespace holds items of {what} features (fixed by its first items): "
+                raise ValueError(f"n_features={n_features}, but this queue namespace holds items of {held} features (fixed by its first items): "
                                  "use another ACTIVESTREAM_NAMESPACE, or leave ACTIVESTREAM_N_FEATURES unset")
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
@@ -336,7 +335,7 @@ class Scorer:
         model = self._rerank_model[1]
         # The width the model reads: its input's, else (a symbolic input width) the namespace's.
         width = self.model.n_features or self.n_features or self._queue_n_features()
-        n = self.queue.rerank(lambda ids, X: self._rerank_scores(X, ids, model, width=width), version=self.model_version)
+        n = self.queue.rerank(lambda ids, X: self._rerank_scores(X, ids, model, width), version=self.model_version)
         self._rerank_due = n is None
         self._rerank_tried = time.monotonic()
         if n is None:
@@ -346,16 +345,13 @@ class Scorer:
         log.info("re-ranked %d pending items with model v%d in %.3fs", n, self.model_version, time.perf_counter() - t0)
         return n
 
-    def _rerank_scores(self, X: np.ndarray, ids: Sequence[str], model: OnnxClassifier | None = None, *, width: int | None = None) -> np.ndarray:
+    def _rerank_scores(self, X: np.ndarray, ids: Sequence[str], model: OnnxClassifier, width: int | None) -> np.ndarray:
         """:meth:`score` for a re-rank: an item the model cannot score (non-finite output) goes last.
 
         It was accepted (e.g. before any model, when it got a random score), so it stays
         queued rather than blocking every re-rank; ``-1`` is below every strategy's scores.
-        So does a row of another width than ``width`` (default: the model's input width).
+        So does a row of another width than ``width``, the features the model reads (``None``: unknown).
         """
-        live = model if model is not None else self.model
-        if width is None:
-            width = live.n_features if live is not None else None
         if width is not None and X.shape[1] != width:  # (items written under another n_features setting)
             log.warning("model v%d reads %d features; %d pending item(s) have %d (e.g. %s): ranked last", self.model_version, width, len(X),
                         X.shape[1], ids[0] if len(ids) else "?")
