@@ -526,7 +526,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def queue_info(queue: Any) -> dict[str, Any]:
     """What an operator checks first about a namespace's queue: counts, widths, model versions."""
-    import json
+    from labeling.api import meta_classes
 
     meta = queue.get_meta_fields("n_features", "feature_dtype", "model_version", "ranked_version", "classes", "task", "label_kind")
     return {
@@ -541,7 +541,7 @@ def queue_info(queue: Any) -> dict[str, Any]:
         "model_version": int(meta["model_version"] or 0),
         "ranked_version": int(meta["ranked_version"] or 0),
         "task": meta["task"],
-        "classes": json.loads(meta["classes"]) if meta["classes"] else [],
+        "classes": meta_classes(meta["classes"]),
         "label_kind": meta["label_kind"],
     }
 

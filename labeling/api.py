@@ -155,16 +155,16 @@ def handle(
         # (an expired lease counts as pending, whether or not anyone leased since)
         meta = q.get_meta_fields("model_version", "classes", "task")
         return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
-                "classes": _classes(meta["classes"]), "task": meta["task"] or "multiclass"}
+                "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass"}
     raise NotFound(f"no route {method} {path}")
 
 
-def _classes(raw: str | None) -> list[Any]:
+def meta_classes(raw: str | None) -> list[Any]:
     """The live model's classes from the queue's meta: ``[]`` when unset or not a JSON list (not a 500 for every page)."""
     try:
         classes = json.loads(raw or "[]")
     except ValueError:
-        log.warning("queue meta 'classes' is not JSON (%.80r): /status gives no classes", raw)
+        log.warning("queue meta 'classes' is not JSON (%.80r): taken as no classes", raw)
         return []
     return classes if isinstance(classes, list) else []
 
