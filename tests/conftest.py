@@ -9,7 +9,6 @@ real browser, Go for ``deploy/promcheck``), fails the run instead of skipping.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -17,33 +16,15 @@ import pytest
 import redis
 
 from activestream.redis_server import LocalRedis
+from tests.availability import program, unavailable
 
 pytest_plugins = ["tests.kafka_fixtures"]
-
-
-def require_services() -> bool:
-    return os.environ.get("ACTIVESTREAM_REQUIRE_SERVICES") == "1"
-
-
-def unavailable(reason: str) -> None:
-    if require_services():
-        pytest.fail(f"required service unavailable: {reason}")
-    pytest.skip(reason)
-
-
-def _program(name: str, needed_for: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if require_services():
-            pytest.fail(f"required program missing: {name} ({needed_for})")
-        pytest.skip(f"needs {name} ({needed_for})")
-    return path
 
 
 @pytest.fixture(scope="session")
 def node() -> str:
     """Node.js, which runs the labeling page's script."""
-    return _program("node", "to run the labeling page's script")
+    return program("node", "to run the labeling page's script")
 
 
 @pytest.fixture(scope="session")
@@ -59,16 +40,14 @@ def chromium() -> str:
     from pathlib import Path
 
     if not (Path(__file__).parent / "browser" / "node_modules" / "playwright-core").is_dir():
-        if require_services():
-            pytest.fail("required program missing: playwright-core (npm ci --prefix tests/browser)")
-        pytest.skip("needs playwright-core (npm ci --prefix tests/browser)")
-    return _program("chromium", "to show the labeling page in a real browser")
+        unavailable("needs playwright-core (npm ci --prefix tests/browser)", "program")
+    return program("chromium", "to show the labeling page in a real browser")
 
 
 @pytest.fixture(scope="session")
 def go() -> str:
     """Go, which builds deploy/promcheck (Prometheus's own rule and PromQL parsers)."""
-    return _program("go", "to build deploy/promcheck")
+    return program("go", "to build deploy/promcheck")
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,7 @@ from typing import Any
 import pytest
 
 from streams.topics import Topics
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ACTIVESTREAM_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"required service unavailable: {reason}")
-    pytest.skip(reason)
+from tests.availability import unavailable
 
 
 def _answers(bootstrap: str, timeout: float = 10.0) -> str | None:
@@ -76,7 +71,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if env:
         why = _answers(env)
         if why is not None:
-            _unavailable(f"KAFKA_BOOTSTRAP_SERVERS={env} does not answer: {why}")
+            unavailable(f"KAFKA_BOOTSTRAP_SERVERS={env} does not answer: {why}")
         yield env
         return
 
@@ -104,7 +99,7 @@ def kafka_bootstrap() -> Iterator[str]:
             finally:
                 kafka.stop()
             return
-    _unavailable("no Kafka broker: " + "; ".join(reasons))
+    unavailable("no Kafka broker: " + "; ".join(reasons))
 
 
 @pytest.fixture
