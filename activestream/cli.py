@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from activestream import argtypes
-from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, NAMES, RANDOM
+from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, NAMES, RANDOM
 
-log = logging.getLogger("activestream.cli")
+log = logging.getLogger(__name__)
 
 
 def _print_table(report: dict[str, Any], every: int = 5) -> None:
@@ -155,7 +155,7 @@ def _writable(report: Path) -> str | None:
 
 
 def _strategy_name(text: str) -> str:
-    from scorer.strategies import Strategy
+    from activestream.scorer.strategies import Strategy
 
     try:
         Strategy(text)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
+from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
 
 ENV_PREFIX = "ACTIVESTREAM_"
 # ACTIVESTREAM_KAFKA_* names that are not librdkafka settings: the broker address (a field)

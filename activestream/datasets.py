@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-log = logging.getLogger("activestream.datasets")
+log = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):

@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 
 from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
-from schemas import DecodeError as SchemaError
-from schemas import Item
-from schemas.records import b64_features
+from activestream.schemas import DecodeError as SchemaError
+from activestream.schemas import Item, b64_features
 
 log = logging.getLogger(__name__)
 

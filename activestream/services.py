@@ -20,11 +20,11 @@ from activestream.config import Settings
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from retrainer.service import Retrainer
-    from streams.bus import Bus
-    from streams.topics import Topics
+    from activestream.retrainer.service import Retrainer
+    from activestream.streams.bus import Bus
+    from activestream.streams.topics import Topics
 
-log = logging.getLogger("activestream.services")
+log = logging.getLogger(__name__)
 
 
 class Stop:
@@ -44,8 +44,8 @@ class Stop:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings for a service; a bad value stops it with one line naming the setting."""
-    from scorer.keys import QueueKeys
-    from scorer.strategies import Strategy
+    from activestream.rankedqueue import QueueKeys
+    from activestream.scorer.strategies import Strategy
 
     over = {k: getattr(args, k, None) for k in ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")}
     try:
@@ -70,7 +70,7 @@ def make_bus(settings: Settings, *, transactional_name: str | None = None) -> An
     """
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("error: set KAFKA_BOOTSTRAP_SERVERS (or --kafka-bootstrap-servers), or start a local stack with `activestream up`")
-    from streams.kafka import KafkaBus
+    from activestream.streams.kafka import KafkaBus
 
     return KafkaBus(
         settings.kafka_bootstrap_servers,
@@ -83,7 +83,7 @@ def make_bus(settings: Settings, *, transactional_name: str | None = None) -> An
 
 def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Settings, Any, Any]:
     """Settings, the Kafka bus and the topic names for a service, with every topic created."""
-    from streams.topics import Topics
+    from activestream.streams.topics import Topics
 
     s = settings_from(args)
     bus = make_bus(s, transactional_name=transactional_name)
@@ -100,8 +100,7 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None, segme
     """
     import redis
 
-    from scorer.keys import QueueKeys
-    from scorer.queue import RankedQueue
+    from activestream.rankedqueue import QueueKeys, RankedQueue
 
     if not settings.redis_url:
         raise SystemExit("error: set REDIS_URL (or --redis-url), or start a local stack with `activestream up`")
@@ -141,9 +140,9 @@ def cmd_scorer(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from activestream.httpserver import periodic
-    from scorer.service import Scorer
-    from scorer.strategies import Strategy
-    from streams.topics import SCORER_GROUP
+    from activestream.scorer.service import Scorer
+    from activestream.scorer.strategies import Strategy
+    from activestream.streams.topics import SCORER_GROUP
 
     stop = Stop()
     s, bus, topics = connect(args, transactional_name="scorer")
@@ -184,8 +183,8 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
     A committee strategy (``bald``, ``vote_entropy``) gets the ensemble it needs: with one
     head its scores would be plain entropy.
     """
-    from retrainer.service import Retrainer
-    from scorer.strategies import ENSEMBLE_MEMBERS, Strategy
+    from activestream.retrainer.service import Retrainer
+    from activestream.scorer.strategies import ENSEMBLE_MEMBERS, Strategy
 
     return Retrainer(
         bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
@@ -196,7 +195,7 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
 
 def cmd_retrainer(args: argparse.Namespace) -> int:
     if args.engine == "faust":
-        from retrainer.faust_app import run_faust_retrainer
+        from activestream.retrainer.faust_app import run_faust_retrainer
 
         return run_faust_retrainer(settings_from(args), args)
     from prometheus_client import CollectorRegistry
@@ -229,7 +228,7 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
 def cmd_dispatcher(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
-    from labeling.dispatcher import Dispatcher, consumer_group
+    from activestream.labeling.dispatcher import Dispatcher, consumer_group
 
     stop = Stop()
     s, bus, topics = connect(args)
@@ -267,10 +266,10 @@ def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
 
 
 def cmd_labeler_api(args: argparse.Namespace) -> int:
+    from activestream.labeling.api import serve
+    from activestream.labeling.auth import TokenFile, TokenFileError
+    from activestream.scorer.strategies import Strategy
     from activestream.simulate import make_label_service
-    from labeling.api import serve
-    from labeling.auth import TokenFile, TokenFileError
-    from scorer.strategies import Strategy
 
     stop = Stop()
     s, bus, topics = connect(args)
@@ -354,7 +353,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from labeling.terminal import label_from_topic, prompt_answer
+    from activestream.labeling.terminal import label_from_topic, prompt_answer
 
     s, bus, topics = connect(args)
     answer: Any = prompt_answer
@@ -526,7 +525,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def queue_info(queue: Any) -> dict[str, Any]:
     """What an operator checks first about a namespace's queue: counts, widths, model versions."""
-    from labeling.api import meta_classes
+    from activestream.labeling.api import meta_classes
 
     meta = queue.get_meta_fields("n_features", "feature_dtype", "model_version", "ranked_version", "classes", "task", "label_kind")
     return {

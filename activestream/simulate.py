@@ -22,22 +22,21 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold, train_test_split
 
 from activestream.datasets import Dataset
+from activestream.labeling.service import LabelService, top_k
+from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.report import Curve, auc, hours_saved, labels_to_target, mean_curve, savings
-from labeling.service import LabelService, top_k
-from retrainer.calibration import calibrate_threshold
-from retrainer.service import Retrainer
-from retrainer.stopping import StopRules
-from retrainer.trainer import NotEnoughClasses, Trainer
-from schemas import Item
-from scorer.autoaccept import accepted
-from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue
-from scorer.service import LiveModel, Scorer
-from scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
-from streams.memory import InMemoryBus
-from streams.topics import Topics
+from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.service import Retrainer
+from activestream.retrainer.stopping import StopRules
+from activestream.retrainer.trainer import NotEnoughClasses, Trainer
+from activestream.schemas import Item
+from activestream.scorer.autoaccept import accepted
+from activestream.scorer.service import LiveModel, Scorer
+from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
-log = logging.getLogger("activestream.simulate")
+log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "macro_f1", "micro_f1")
 
@@ -267,7 +266,7 @@ def make_label_service(
     seeded by the strategy's seed and ``entropy``: give each labeler process its own (the
     labeler API does) so replicas and restarts do not repeat each other's batches.
     """
-    from scorer import selection
+    from activestream.labeling import selection
 
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
     if strategy.batch_mode == "top":

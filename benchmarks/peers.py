@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from activestream.scorer.strategies import random_scores
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -65,7 +66,6 @@ from sklearn.preprocessing import StandardScaler
 from activestream.datasets import Dataset
 from activestream.report import Curve
 from activestream.simulate import full_data_score, predict_idx, score, split
-from scorer.strategies import random_scores
 
 MODAL = {
     "modal_margin": "margin_sampling",

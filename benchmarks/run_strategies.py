@@ -24,12 +24,12 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from activestream.scorer.strategies import DEFAULT_EXPLORE  # noqa: E402
 
 from activestream.redis_server import redis_url  # noqa: E402
 from activestream.report import Curve, auc, labels_to_target  # noqa: E402
 from activestream.simulate import SimConfig, simulate  # noqa: E402
 from benchmarks.suites import SUITES  # noqa: E402
-from scorer.strategies import DEFAULT_EXPLORE  # noqa: E402
 
 
 def _truncate_entry(e: dict[str, Any], budget: int, full: float) -> dict[str, Any]:

@@ -60,20 +60,19 @@ from typing import Any
 
 import numpy as np
 import redis
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.retrainer.export import to_onnx
+from activestream.retrainer.trainer import LinearHeads, Trainer
+from activestream.retrainer.training_set import TrainingSet, in_holdout
+from activestream.schemas import Item, Label, ModelVersion, decode_model_version
+from activestream.scorer.model import OnnxClassifier
+from activestream.scorer.uncertainty import margin
+from activestream.streams.topics import MODEL_KEY, Topics
 
 from activestream.config import ENV_PREFIX, NOT_KAFKA_CONFIG, Settings
 from activestream.services import stop_processes
 from benchmarks import profiling
 from benchmarks.consume_only import machine_cpu
-from retrainer.export import to_onnx
-from retrainer.trainer import LinearHeads, Trainer
-from retrainer.training_set import TrainingSet, in_holdout
-from schemas import Item, Label, ModelVersion, decode_model_version
-from scorer.keys import QueueKeys
-from scorer.model import OnnxClassifier
-from scorer.queue import RankedQueue
-from scorer.uncertainty import margin
-from streams.topics import MODEL_KEY, Topics
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
@@ -214,7 +213,7 @@ def services(kafka_needed: bool = True) -> Iterator[Services]:
 
 
 def _bus(sv: Services, partitions: int = 2) -> Any:
-    from streams.kafka import KafkaBus
+    from activestream.streams.kafka import KafkaBus
 
     return KafkaBus(sv.kafka, partitions=partitions, client_id=f"bench-{uuid.uuid4().hex[:6]}")
 
@@ -413,7 +412,7 @@ def run_scorers(sv: Services, prefix: str, procs: int, n: int, batch: int, relea
     With ``profile``, py-spy samples each process from the release until the queue is full;
     the raw stacks go to ``<profile>-<i>.txt`` and the top functions into the result.
     """
-    from streams.topics import SCORER_GROUP
+    from activestream.streams.topics import SCORER_GROUP
 
     q = RankedQueue(redis.Redis.from_url(sv.redis_url), QueueKeys(prefix))
     env = _env(sv, prefix)
@@ -492,9 +491,9 @@ def onnx_only(model: OnnxClassifier, X: np.ndarray, batch: int, repeats: int = 7
 
 
 def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[[str], None]) -> dict[str, Any]:
-    from scorer.service import Scorer
-    from scorer.strategies import Strategy
-    from streams.memory import InMemoryBus
+    from activestream.scorer.service import Scorer
+    from activestream.scorer.strategies import Strategy
+    from activestream.streams.memory import InMemoryBus
 
     client = redis.Redis.from_url(sv.redis_url)
     X_train = data.X(2000)

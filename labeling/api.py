@@ -31,9 +31,9 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from labeling.auth import LabelerTokens, TokenFile
-from labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
-from schemas import QueueEntry
+from activestream.labeling.auth import LabelerTokens, TokenFile
+from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
+from activestream.schemas import QueueEntry
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def meta_classes(raw: str | None) -> list[Any]:
 
 
 # The labeling page served at / (labeling/ui.html; it calls the routes above from the browser).
-PAGE = files("labeling").joinpath("ui.html").read_bytes()
+PAGE = files(__package__).joinpath("ui.html").read_bytes()
 
 
 def _page_headers(page: bytes) -> dict[str, str]:

@@ -18,15 +18,14 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+from activestream.labeling.service import ControlPicker, control_flagged
+from activestream.rankedqueue import RankedQueue
+from activestream.schemas import DecodeError, QueueEntry, decode_label, decode_skip
+from activestream.streams.bus import Bus
+from activestream.streams.topics import DISPATCHER_GROUP, Topics
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from labeling.service import ControlPicker, control_flagged
-from schemas import DecodeError, QueueEntry, decode_label, decode_skip
-from scorer.queue import RankedQueue
-from streams.bus import Bus
-from streams.topics import DISPATCHER_GROUP, Topics
-
-log = logging.getLogger("activestream.dispatcher")
+log = logging.getLogger(__name__)
 
 DISPATCHED = "activestream_dispatched"  # _total added by prometheus-client
 ACKED = "activestream_dispatch_acked"

@@ -9,14 +9,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from activestream.rankedqueue import Leased, RankedQueue
+from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
+from activestream.streams.bus import Bus
+from activestream.streams.topics import Topics
 
-from schemas import DecodeError, Label, decode_label
-from schemas.records import coerce_label_value, label_kinds
-from scorer.queue import Leased, RankedQueue
-from streams.bus import Bus
-from streams.topics import Topics
-
-log = logging.getLogger("activestream.labeling")
+log = logging.getLogger(__name__)
 
 # (ids, scores (m,), features (m, d), k) -> indices of the k to lease
 BatchSelector = Callable[[list[str], np.ndarray, np.ndarray, int], Sequence[int]]
@@ -74,7 +72,7 @@ class ControlPicker:
         """Lease up to ``n`` uniformly drawn pending items to ``holder`` as control picks.
 
         Never one it passed on (for a labeler group, ``passed_since``: since then; see
-        :meth:`scorer.queue.RankedQueue.top_for`).
+        :meth:`rankedqueue.queue.RankedQueue.top_for`).
         """
         out: list[tuple[str, float]] = []
         for _ in range(n * 3):  # (a draw may hit an item just leased by someone else, or one passed on)
@@ -249,7 +247,7 @@ class LabelService:
 
     def _lease_representative(self, n: int, labeler_id: str, now: float) -> list[Leased]:
         """Cold start: the ``n`` items nearest the k-means centroids of a seeded sample of the queue."""
-        from scorer.selection import weighted_kmeans
+        from activestream.labeling.selection import weighted_kmeans
 
         ids, X = self.queue.sample(COLD_START_SAMPLE, self._rng)
         keep = [j for j, skipped in enumerate(self.queue.skipped_by(labeler_id, ids)) if not skipped]

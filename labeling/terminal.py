@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from schemas import DecodeError, Label, Skip, decode_queue_entry
-from schemas.records import int_label
-from streams.bus import Bus
-from streams.topics import Topics
+from activestream.schemas import DecodeError, Label, Skip, decode_queue_entry, int_label
+from activestream.streams.bus import Bus
+from activestream.streams.topics import Topics
 
 Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | None"]
 

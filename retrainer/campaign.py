@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from retrainer.calibration import calibrate_threshold
-from retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
-from schemas import DecodeError, Label, decode_item
+from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
+from activestream.schemas import DecodeError, Label, decode_item
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (n, d) -> (n, k) probabilities
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from activestream.config import Settings
 
-log = logging.getLogger("activestream.retrainer.faust")
+log = logging.getLogger(__name__)
 
 #: Largest micro-batch the agent folds at once, and how long it waits to fill one.
 TAKE_MAX = 500
@@ -230,11 +230,11 @@ def run_faust_retrainer(settings: Settings, args: argparse.Namespace) -> int:
     ``--max-messages N``: stop after the agent consumed N label messages after the rebuild.
     """
     _faust()  # fail early, before any broker work, when faust-streaming is missing
+    from activestream.streams.topics import Topics
     from prometheus_client import CollectorRegistry
 
     from activestream.httpserver import Health, serve
     from activestream.services import make_bus, make_retrainer
-    from streams.topics import Topics
 
     early = _EarlyStop()
     bus = make_bus(settings)

@@ -10,22 +10,30 @@ from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
+from activestream.retrainer.campaign import CampaignMonitor
+from activestream.retrainer.control_log import ControlObservation
+from activestream.retrainer.export import PROBABILITIES, to_onnx
+from activestream.retrainer.metrics import RetrainerMetrics
+from activestream.retrainer.stopping import StopRules
+from activestream.retrainer.trainer import NotEnoughClasses, Trainer
+from activestream.retrainer.training_set import TrainingSet, arrays
+from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
+from activestream.schemas import (
+    DeadLetter,
+    DecodeError,
+    Label,
+    ModelVersion,
+    coerce_label_value,
+    decode_dead_letter,
+    decode_label,
+    decode_model_version,
+    label_kinds,
+)
+from activestream.streams.bus import Bus, Consumer, Message
+from activestream.streams.topics import MODEL_KEY, Topics
 from prometheus_client import CollectorRegistry
 
-from retrainer.campaign import CampaignMonitor
-from retrainer.control_log import ControlObservation
-from retrainer.export import PROBABILITIES, to_onnx
-from retrainer.metrics import RetrainerMetrics
-from retrainer.stopping import StopRules
-from retrainer.trainer import NotEnoughClasses, Trainer
-from retrainer.training_set import TrainingSet, arrays
-from retrainer.validate import check_outputs, holdout_accuracy, no_regression
-from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_dead_letter, decode_label, decode_model_version
-from schemas.records import coerce_label_value, label_kinds
-from streams.bus import Bus, Consumer, Message
-from streams.topics import MODEL_KEY, Topics
-
-log = logging.getLogger("activestream.retrainer")
+log = logging.getLogger(__name__)
 
 
 def _session(onnx_bytes: bytes) -> ort.InferenceSession:

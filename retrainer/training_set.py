@@ -6,8 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from schemas import Label
+from activestream.schemas import Label
 
 
 def in_holdout(item_id: str, fraction: float) -> bool:

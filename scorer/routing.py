@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from scorer.autoaccept import accepted
-from scorer.budget import VariableUncertainty
-from scorer.uncertainty import multilabel_mean_entropy
+from activestream.scorer.autoaccept import accepted
+from activestream.scorer.budget import VariableUncertainty
+from activestream.scorer.uncertainty import multilabel_mean_entropy
 
 
 def confidence(probas: np.ndarray, task: str = "multiclass") -> np.ndarray:

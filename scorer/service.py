@@ -13,20 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from activestream.rankedqueue import PendingAdd, RankedQueue
+from activestream.schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_items, decode_model_version
+from activestream.scorer.budget import VariableUncertainty, admission_rate
+from activestream.scorer.metrics import ScorerMetrics
+from activestream.scorer.model import OnnxClassifier
+from activestream.scorer.routing import Router
+from activestream.scorer.strategies import Strategy
+from activestream.streams.bus import Bus, CommitAborted, Message, Record
+from activestream.streams.topics import SCORER_GROUP, Topics
 from prometheus_client import CollectorRegistry
 
-from schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_model_version
-from schemas.records import decode_items
-from scorer.budget import VariableUncertainty, admission_rate
-from scorer.metrics import ScorerMetrics
-from scorer.model import OnnxClassifier
-from scorer.queue import PendingAdd, RankedQueue
-from scorer.routing import Router
-from scorer.strategies import Strategy
-from streams.bus import Bus, CommitAborted, Message, Record
-from streams.topics import SCORER_GROUP, Topics
-
-log = logging.getLogger("activestream.scorer")
+log = logging.getLogger(__name__)
 
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05

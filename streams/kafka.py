@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.bus import CommitAborted, Consumer, Message, Record
+from activestream.streams.bus import CommitAborted, Consumer, Message, Record
 
-log = logging.getLogger("activestream.kafka")
+log = logging.getLogger(__name__)
 
 _new = object.__new__
 _setattr = object.__setattr__

@@ -13,7 +13,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 
-from streams.bus import Consumer, Message, Record
+from activestream.streams.bus import Consumer, Message, Record
 
 
 class InMemoryBus:

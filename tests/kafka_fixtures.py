@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from activestream.streams.topics import Topics
 
-from streams.topics import Topics
 from tests.availability import unavailable
 
 
@@ -109,7 +109,7 @@ def kafka_bus(kafka_bootstrap: str) -> Iterator[tuple[Any, Topics]]:
     No topic is created up front (tests call ``bus.ensure_topics`` for what they use);
     every topic under the prefix is deleted afterwards, so a shared broker stays tidy.
     """
-    from streams.kafka import KafkaBus
+    from activestream.streams.kafka import KafkaBus
 
     topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
     bus = KafkaBus(kafka_bootstrap, partitions=2, client_id=f"test-{topics.prefix}")
@@ -130,7 +130,7 @@ def kafka_bus_factory(kafka_bootstrap: str) -> Iterator[Callable[..., Any]]:
     bus is used with) only names the client; topics are not created or deleted here,
     since they may belong to processes that outlive this fixture's teardown.
     """
-    from streams.kafka import KafkaBus
+    from activestream.streams.kafka import KafkaBus
 
     buses: list[Any] = []
 

@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 import redis
+from activestream.rankedqueue import QueueKeys
+from activestream.rankedqueue.queue import _ADD, RankedQueue
 
 from activestream.redis_server import LocalRedis
-from scorer.keys import QueueKeys
-from scorer.queue import _ADD, RankedQueue
 
 VARIANTS = {
     "current": _ADD,

@@ -20,9 +20,10 @@ import subprocess
 import sys
 import time
 
+from activestream.schemas import Item
+from activestream.streams.topics import MODEL_KEY, Topics
+
 from benchmarks.throughput import Synthetic, _bus, _cli, _env, _prefix, _produce_held, fit_version, services
-from schemas.records import Item
-from streams.topics import MODEL_KEY, Topics
 
 
 def main(argv: list[str]) -> int:

@@ -11,10 +11,9 @@ import uuid
 from typing import Any
 
 import pytest
-
-from streams.bus import Consumer, Message
-from streams.memory import InMemoryBus
-from streams.topics import Topics
+from activestream.streams.bus import Consumer, Message
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
 # Kafka needs a group join (and a rebalance when a member leaves) before records flow.
 WAIT = 30.0
@@ -250,7 +249,7 @@ def test_consume_returns_without_waiting_out_the_timeout(bus: Any, topic: str) -
 def test_read_to_end_returns_on_a_topic_written_in_transactions(kafka_bus: tuple[Any, Topics], kafka_bus_factory: Any) -> None:
     # The scorer writes dead letters in transactions: each leaves a commit marker as the last
     # offset, which is never delivered as a record. The retrainer reads that topic to its end.
-    from streams.bus import Record
+    from activestream.streams.bus import Record
 
     plain, topics = kafka_bus
     plain.ensure_topics([topics.dead_letters])
@@ -268,11 +267,10 @@ def test_read_to_end_returns_on_a_topic_written_in_transactions(kafka_bus: tuple
 def test_a_groupless_reader_reads_partitions_added_later(kafka_bus: tuple[Any, Topics], kafka_bus_factory: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # The retrainer's labels reader runs for weeks: labels on a partition added meanwhile must reach it.
+    from activestream.streams import kafka as kafka_module
     from confluent_kafka.admin import NewPartitions
 
-    import streams.kafka
-
-    monkeypatch.setattr(streams.kafka, "PARTITION_CHECK_SECONDS", 0.5, raising=False)
+    monkeypatch.setattr(kafka_module, "PARTITION_CHECK_SECONDS", 0.5, raising=False)
     bus, topics = kafka_bus
     bus.ensure_topics([topics.labels])  # 2 partitions
     reader = bus.consumer([topics.labels], None)
@@ -317,7 +315,7 @@ def test_a_transaction_on_a_stale_group_generation_rolls_back_and_the_next_one_w
     # offsets sent with the old generation. Nothing of the transaction may show, the error must
     # say it was rolled back (the scorer then rewinds and carries on), and the producer must
     # take the next transaction.
-    from streams.bus import CommitAborted, Record
+    from activestream.streams.bus import CommitAborted, Record
 
     plain, topics = kafka_bus
     plain.ensure_topics([topics.items, topics.dead_letters])

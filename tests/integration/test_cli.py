@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from activestream.scorer.strategies import DEFAULT_STRATEGY
 from sklearn.datasets import make_classification, make_multilabel_classification
 
 from activestream.cli import main
-from scorer.strategies import DEFAULT_STRATEGY
 
 pytestmark = pytest.mark.integration
 
@@ -187,9 +187,7 @@ def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
 
 def test_queue_info_and_clear(redis_url: str, namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
     import redis
-
-    from scorer.keys import QueueKeys
-    from scorer.queue import RankedQueue
+    from activestream.rankedqueue import QueueKeys, RankedQueue
 
     queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
     queue.add(["a", "b", "c"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32))

@@ -63,9 +63,10 @@ def test_a_bad_redis_url_in_the_environment_names_redis_url(good_csv: Path, tmp_
 @pytest.fixture
 def produce(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, list[Any]]]:
     """``activestream produce ARGS`` on an in-memory bus: its exit status and the items it published."""
+    from activestream.streams.memory import InMemoryBus
+    from activestream.streams.topics import Topics
+
     from activestream import services
-    from streams.memory import InMemoryBus
-    from streams.topics import Topics
 
     bus = InMemoryBus()
 

@@ -17,22 +17,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from activestream.labeling.selection import falcun as select_falcun
+from activestream.labeling.service import LabelService
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.retrainer.export import to_onnx
+from activestream.retrainer.trainer import Trainer
+from activestream.retrainer.training_set import TrainingSet
+from activestream.schemas import Item, Label, ModelVersion, decode_dead_letter, decode_model_version
+from activestream.scorer.model import OnnxClassifier
+from activestream.scorer.strategies import Strategy
+from activestream.scorer.uncertainty import margin
+from activestream.streams.topics import MODEL_KEY, Topics
 from sklearn.datasets import load_digits
 
 from activestream.redis_server import free_port
 from activestream.simulate import FALCUN_CANDIDATES, make_label_service
-from labeling.service import LabelService
-from retrainer.export import to_onnx
-from retrainer.trainer import Trainer
-from retrainer.training_set import TrainingSet
-from schemas import Item, Label, ModelVersion, decode_dead_letter, decode_model_version
-from scorer.keys import QueueKeys
-from scorer.model import OnnxClassifier
-from scorer.queue import RankedQueue
-from scorer.selection import falcun as select_falcun
-from scorer.strategies import Strategy
-from scorer.uncertainty import margin
-from streams.topics import MODEL_KEY, Topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -335,10 +334,9 @@ def test_two_scorers_share_partitions_and_converge(
 def test_dispatchers_of_two_labeler_groups_each_get_their_labelers_skips(
     kafka_bus_factory: Callable[..., object], redis_url: str, namespace: str
 ) -> None:
-    from labeling.dispatcher import Dispatcher, consumer_group
-    from schemas import Skip
-    from scorer.keys import QueueKeys
-    from scorer.queue import RankedQueue
+    from activestream.labeling.dispatcher import Dispatcher, consumer_group
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+    from activestream.schemas import Skip
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
     topics = Topics(prefix)
@@ -359,7 +357,7 @@ def test_dispatchers_of_two_labeler_groups_each_get_their_labelers_skips(
 
 
 def test_the_labeler_api_service_with_a_tokens_file(stack: Stack, kafka_bus_factory: Callable[..., object]) -> None:
-    from schemas import decode_label
+    from activestream.schemas import decode_label
 
     stack.queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
     (stack.tmp / "tokens.txt").write_text("ann-0123456789abcdef ann\n")

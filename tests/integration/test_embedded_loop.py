@@ -7,20 +7,19 @@ import json
 import numpy as np
 import pytest
 import redis
+from activestream.labeling.selection import falcun
+from activestream.labeling.service import LabelService, UnknownItem
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.retrainer.service import Retrainer
+from activestream.schemas import Item, decode_dead_letter, decode_label
+from activestream.scorer.service import LiveModel, Scorer
+from activestream.scorer.strategies import Strategy
+from activestream.scorer.uncertainty import margin
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 from sklearn.datasets import load_digits
 
 from activestream.simulate import FALCUN_CANDIDATES, make_label_service
-from labeling.service import LabelService, UnknownItem
-from retrainer.service import Retrainer
-from schemas import Item, decode_dead_letter, decode_label
-from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue
-from scorer.selection import falcun
-from scorer.service import LiveModel, Scorer
-from scorer.strategies import Strategy
-from scorer.uncertainty import margin
-from streams.memory import InMemoryBus
-from streams.topics import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -338,12 +337,12 @@ def test_representative_cold_start_covers_the_clusters_until_a_model_is_live(red
 
 
 def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]) -> None:
-    from retrainer.export import to_onnx
-    from retrainer.trainer import Trainer
-    from schemas import ModelVersion
-    from scorer.budget import VariableUncertainty
-    from scorer.routing import Router
-    from streams.topics import MODEL_KEY
+    from activestream.retrainer.export import to_onnx
+    from activestream.retrainer.trainer import Trainer
+    from activestream.schemas import ModelVersion
+    from activestream.scorer.budget import VariableUncertainty
+    from activestream.scorer.routing import Router
+    from activestream.streams.topics import MODEL_KEY
 
     X, y = digits
     loop = Loop(redis_client, namespace)
@@ -376,9 +375,8 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
 
 
 def test_multilabel_queue_ranked_by_uncertainty_and_cardinality(redis_client: redis.Redis, namespace: str) -> None:
+    from activestream.scorer.uncertainty import multilabel_adaptive
     from sklearn.datasets import make_multilabel_classification
-
-    from scorer.uncertainty import multilabel_adaptive
 
     X, Y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=4, n_labels=2, random_state=3)
     loop = Loop(redis_client, namespace)
@@ -412,7 +410,7 @@ def test_many_campaigns_on_one_client_give_their_connections_back(redis_url: str
 
 
 def test_labels_take_the_campaigns_type_or_are_refused_while_queued(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.service import InvalidLabel
+    from activestream.labeling.service import InvalidLabel
 
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b", "c"], np.array([0.3, 0.2, 0.1]), np.zeros((3, 2), dtype=np.float32))

@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-
-from labeling.api import serve
-from labeling.auth import LabelerTokens, parse_tokens
-from labeling.service import InvalidLabel, LabelService
-from schemas import decode_label, decode_queue_entry
-from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue
-from streams.memory import InMemoryBus
-from streams.topics import Topics
+from activestream.labeling.api import serve
+from activestream.labeling.auth import LabelerTokens, parse_tokens
+from activestream.labeling.service import InvalidLabel, LabelService
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.schemas import decode_label, decode_queue_entry
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +182,7 @@ def test_a_client_that_does_not_read_its_reply_holds_no_one_up(redis_client: red
 
 
 def test_a_label_is_accepted_even_when_a_dispatcher_acknowledges_it_first(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.dispatcher import Dispatcher
+    from activestream.labeling.dispatcher import Dispatcher
 
     class RacingBus(InMemoryBus):
         """A dispatcher consuming the labels topic gets each label in before the submit marks it."""
@@ -218,8 +216,8 @@ def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, na
 
 
 def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_next(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.dispatcher import Dispatcher
-    from labeling.terminal import label_from_topic
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.terminal import label_from_topic
 
     bus, topics = InMemoryBus(), Topics("skip")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
@@ -290,7 +288,7 @@ def test_a_label_holds_its_item_while_it_goes_out(redis_client: redis.Redis, nam
 def test_two_dispatchers_of_one_group_keep_to_max_outstanding_together(
     redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labeling.dispatcher import Dispatcher
+    from activestream.labeling.dispatcher import Dispatcher
 
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
@@ -316,8 +314,8 @@ def test_the_curriculum_starts_after_the_cold_start(redis_client: redis.Redis, n
 def test_topic_labelers_get_the_random_control_slice_and_their_labels_say_so(redis_client: redis.Redis, namespace: str) -> None:
     # Without it, a deployment whose labelers all read the queue topic never has control
     # labels: no live accuracy estimate and no auto-accept calibration.
-    from labeling.dispatcher import Dispatcher
-    from labeling.terminal import label_from_topic
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.terminal import label_from_topic
 
     bus, topics = InMemoryBus(), Topics("ctl")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
@@ -338,8 +336,8 @@ def test_topic_labelers_get_the_random_control_slice_and_their_labels_say_so(red
 
 
 def test_a_producers_control_key_does_not_make_a_control_label(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.dispatcher import Dispatcher
-    from labeling.terminal import label_from_topic
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.terminal import label_from_topic
 
     bus, topics = InMemoryBus(), Topics("md")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
@@ -352,7 +350,7 @@ def test_a_producers_control_key_does_not_make_a_control_label(redis_client: red
 
 
 def test_the_dispatchers_control_picks_leave_out_what_the_group_just_passed_on(redis_client: redis.Redis, namespace: str) -> None:
-    from labeling.dispatcher import Dispatcher
+    from activestream.labeling.dispatcher import Dispatcher
 
     bus, topics = InMemoryBus(), Topics("pass")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
@@ -384,8 +382,8 @@ def test_a_host_whose_clock_runs_ahead_neither_takes_nor_extends_others_leases(
 ) -> None:
     # Leases are timed by the queue's clock (Redis's), not each host's: a labeling API or a
     # dispatcher on a host an hour ahead must not expire ann's 60 s lease as if it had run out.
-    from labeling.dispatcher import Dispatcher
-    from labeling.service import LeasedToAnother
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.service import LeasedToAnother
 
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b", "c"], np.array([0.9, 0.5, 0.1]), np.eye(3, dtype=np.float32))

@@ -7,9 +7,7 @@ import time
 import numpy as np
 import pytest
 import redis
-
-from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue
+from activestream.rankedqueue import QueueKeys, RankedQueue
 
 pytestmark = pytest.mark.integration
 

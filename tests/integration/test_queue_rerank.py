@@ -6,13 +6,12 @@ import threading
 import time
 from typing import Any
 
+from activestream.rankedqueue import queue as queue_module
 import numpy as np
 import pytest
 import redis
-
-import scorer.queue
-from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue, argsort_best_first, zset_dump
+from activestream.rankedqueue import QueueKeys
+from activestream.rankedqueue.queue import RankedQueue, argsort_best_first, zset_dump
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +180,7 @@ def test_float16_features(redis_client: redis.Redis, namespace: str) -> None:
 @pytest.mark.parametrize("lengths", [(1, 5, 63), (64, 300, 16384, 70000), (0, 2, 2)])
 def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[int, ...], halves: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if halves:  # as a large re-rank sorts: each half of the scores on its own thread
-        monkeypatch.setattr(scorer.queue, "_PARALLEL_SORT_MIN", 2)
+        monkeypatch.setattr(queue_module, "_PARALLEL_SORT_MIN", 2)
     rng = np.random.default_rng(sum(lengths))
     members = [bytes([k % 251 + 1]) * ln + str(k).encode() for k, ln in enumerate(lengths * 40)]
     members += ["ünï-çødé-✓".encode()]

@@ -10,14 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-
-from schemas import Item, decode_dead_letter
-from schemas.records import MAX_DEAD_LETTER_PAYLOAD
-from scorer.keys import QueueKeys
-from scorer.queue import RankedQueue
-from scorer.service import Scorer
-from scorer.strategies import Strategy
-from streams.topics import Topics
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.schemas import MAX_DEAD_LETTER_PAYLOAD, Item, decode_dead_letter
+from activestream.scorer.service import Scorer
+from activestream.scorer.strategies import Strategy
+from activestream.streams.topics import Topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -115,8 +112,8 @@ def test_a_huge_junk_record_is_a_dead_letter_and_the_stream_goes_on(kafka_bus_fa
     scorer = _scorer_over(bus, topics, redis_client, namespace, junk)
     try:
         deadline = time.monotonic() + 60
-        while scorer.queue.depth() < 200 or bus.lag(topics.items, scorer._items.group) > 0:
-            assert time.monotonic() < deadline, f"depth {scorer.queue.depth()}"
+        while rankedqueue.queue.depth() < 200 or bus.lag(topics.items, scorer._items.group) > 0:
+            assert time.monotonic() < deadline, f"depth {rankedqueue.queue.depth()}"
             scorer.step(0.2)
             scorer.flush()
     finally:
@@ -132,9 +129,8 @@ def test_a_huge_junk_record_is_a_dead_letter_and_the_stream_goes_on(kafka_bus_fa
 def test_a_dead_letter_the_broker_refuses_for_good_stops_the_scorer(kafka_bus_factory: Any, redis_client: redis.Redis, namespace: str) -> None:
     # Not a rebalance: reading the batch again would fail the same way, forever, while the
     # scorer looked busy. It must stop (and say why) instead.
+    from activestream.streams.bus import CommitAborted
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
-
-    from streams.bus import CommitAborted
 
     topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
     bus = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"scorer-{uuid.uuid4().hex[:8]}")

@@ -5,19 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import redis
-
-from retrainer.export import to_onnx
-from retrainer.trainer import Trainer
-from schemas import Item, decode_dead_letter
-from scorer.keys import QueueKeys
-from scorer.model import OnnxClassifier
-from scorer.queue import RankedQueue
-from scorer.service import MAX_INFLIGHT, Scorer
-from scorer.strategies import Strategy
-from scorer.uncertainty import margin
-from streams.bus import CommitAborted
-from streams.memory import InMemoryBus
-from streams.topics import Topics
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.retrainer.export import to_onnx
+from activestream.retrainer.trainer import Trainer
+from activestream.schemas import Item, decode_dead_letter
+from activestream.scorer.model import OnnxClassifier
+from activestream.scorer.service import MAX_INFLIGHT, Scorer
+from activestream.scorer.strategies import Strategy
+from activestream.scorer.uncertainty import margin
+from activestream.streams.bus import CommitAborted
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -203,8 +201,8 @@ def test_a_pending_item_the_new_model_overflows_on_is_ranked_last(redis_client: 
 
 
 def test_a_refused_model_changes_nothing_and_is_a_dead_letter(redis_client: redis.Redis, namespace: str) -> None:
-    from schemas import ModelVersion
-    from streams.topics import MODEL_KEY
+    from activestream.schemas import ModelVersion
+    from activestream.streams.topics import MODEL_KEY
 
     bus, topics = InMemoryBus(), Topics("refused")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
@@ -236,7 +234,7 @@ def test_a_refused_model_changes_nothing_and_is_a_dead_letter(redis_client: redi
 
 def _model_version(v: int, X: np.ndarray, threshold: float | None) -> bytes:
     """A model version message for 8-feature items (``threshold``: its auto_accept_threshold)."""
-    from schemas import ModelVersion
+    from activestream.schemas import ModelVersion
 
     blob = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
     metrics = {} if threshold is None else {"auto_accept_threshold": threshold}
@@ -244,7 +242,7 @@ def _model_version(v: int, X: np.ndarray, threshold: float | None) -> bytes:
 
 
 def _queued_and_auto_labeled(bus: InMemoryBus, topics: Topics, queue: RankedQueue) -> tuple[set[str], list[str]]:
-    from schemas import decode_label
+    from activestream.schemas import decode_label
 
     queued = set(queue.pending_ids())
     return queued, [decode_label(m.value).item_id for m in bus.messages(topics.auto_labels)]
@@ -256,7 +254,7 @@ def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_s
     # The queue writes are not part of the transaction that commits the offsets. A batch queued
     # under a model without auto-accept, rolled back, then read again after a model whose
     # threshold accepts it went live, must not be auto-labeled too: the queue's first write wins.
-    from streams.topics import MODEL_KEY
+    from activestream.streams.topics import MODEL_KEY
 
     bus, topics, queue, scorer, X = make(redis_client, namespace, 200, commit_interval=3600.0)
     bus.publish(topics.models, _model_version(1, X, None), MODEL_KEY)
@@ -285,7 +283,7 @@ def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_s
 def test_an_item_queued_before_a_restart_is_not_auto_labeled_after_it(redis_client: redis.Redis, namespace: str) -> None:
     # A crash between the queue write and the offset commit redelivers the batch; a model that
     # auto-accepts it went live meanwhile. The restarted scorer must leave it to the queue.
-    from streams.topics import MODEL_KEY
+    from activestream.streams.topics import MODEL_KEY
 
     bus, topics, queue, first, X = make(redis_client, namespace, 200, commit_interval=3600.0)
     assert first.score_items(0.0) == 100  # no model: i0..i99 queued at random scores

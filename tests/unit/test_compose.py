@@ -235,14 +235,14 @@ def test_the_labeling_page_is_published_on_this_host_only(compose: dict[str, Any
 
 def _exposed_metrics() -> set[str]:
     """Every series name the services expose on /metrics, from their own registries."""
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.retrainer.metrics import RetrainerMetrics
+    from activestream.scorer.metrics import ScorerMetrics
+    from activestream.streams.memory import InMemoryBus
+    from activestream.streams.topics import Topics
     from prometheus_client import CollectorRegistry
 
     from activestream.services import _queue_gauges
-    from labeling.dispatcher import Dispatcher
-    from retrainer.metrics import RetrainerMetrics
-    from scorer.metrics import ScorerMetrics
-    from streams.memory import InMemoryBus
-    from streams.topics import Topics
 
     class Idle:  # what the labeler API's gauges read at scrape time
         def n_waiting(self) -> int:

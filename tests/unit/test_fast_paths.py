@@ -7,12 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from activestream.rankedqueue.queue import crc64
+from activestream.schemas import RAW_ITEM_MAGIC, DecodeError, Item, decode_item, decode_items
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from schemas import DecodeError, Item, decode_item
-from schemas.records import RAW_ITEM_MAGIC, decode_items
-from scorer.queue import crc64
 
 _POLY = 0x95AC9329AC4BC9B5
 
@@ -159,7 +157,7 @@ def test_uniform_raw_batches_decode_as_one_by_one(batch: list[bytes], n_features
 
 
 def test_a_batch_of_one_size_takes_the_one_matrix_path() -> None:
-    from schemas import records
+    from activestream.schemas import records
 
     X = np.arange(12, dtype=np.float32).reshape(4, 3)
     batch = [Item(f"id-{i}", x).encode(raw=True) for i, x in enumerate(X)]

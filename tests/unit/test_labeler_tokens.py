@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from labeling.auth import TokenFileError, load_tokens, parse_tokens
+from activestream.labeling.auth import TokenFileError, load_tokens, parse_tokens
 
 
 def test_tokens_map_bearer_headers_to_labelers() -> None:
@@ -49,7 +48,7 @@ def test_a_missing_or_binary_tokens_file_is_a_clear_error(tmp_path: Path) -> Non
 def test_the_tokens_file_is_read_again_when_it_changes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import os
 
-    from labeling.auth import TokenFile
+    from activestream.labeling.auth import TokenFile
 
     path = tmp_path / "tokens.txt"
     path.write_text("ann-0123456789abcdef ann\n")
@@ -77,7 +76,7 @@ def test_a_tokens_file_replaced_with_one_of_the_same_size_and_mtime_is_read_agai
     # filesystem's timestamp granularity (1 s or 2 s on some), must still revoke the old one.
     import os
 
-    from labeling.auth import TokenFile
+    from activestream.labeling.auth import TokenFile
 
     path = tmp_path / "tokens.txt"
     path.write_text("ann-0123456789abcdef ann\n")

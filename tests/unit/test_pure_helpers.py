@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.training_set import TrainingSet, in_holdout
+from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
+from activestream.schemas import Label
+from activestream.scorer.autoaccept import accepted
 
 from activestream.config import Settings
 from activestream.local_kafka import LIBS_ENV
 from activestream.report import auc, hours_saved, labels_to_target, mean_curve, savings
-from retrainer.calibration import calibrate_threshold
-from retrainer.training_set import TrainingSet, in_holdout
-from retrainer.validate import check_outputs, holdout_accuracy, no_regression
-from schemas import Label
-from scorer.autoaccept import accepted
 
 
 def test_check_outputs() -> None:

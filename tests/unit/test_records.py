@@ -7,8 +7,7 @@ import json
 import jsonschema
 import numpy as np
 import pytest
-
-from schemas import (
+from activestream.schemas import (
     SCHEMA_NAMES,
     DeadLetter,
     DecodeError,
@@ -134,14 +133,14 @@ def test_float32_extremes_are_accepted_as_numpy_prints_them() -> None:
 
 
 def test_label_values_convert_to_the_campaigns_type_when_they_can() -> None:
-    from schemas.records import coerce_label_value
+    from activestream.schemas import coerce_label_value
 
     assert [coerce_label_value(v, "integers") for v in (3, "3", " -7 ", "cat", "3-", "--3", "", "1.5")] == [3, 3, -7, None, None, None, None, None]
     assert [coerce_label_value(v, "strings") for v in (3, "cat")] == ["3", "cat"]
 
 
 def test_skip_round_trip_and_errors() -> None:
-    from schemas import Skip, decode_skip
+    from activestream.schemas import Skip, decode_skip
 
     payload = Skip("i-7", "ann", ts=5.0).encode()
     validate(payload, "skip.v1")
@@ -156,7 +155,7 @@ def test_skip_round_trip_and_errors() -> None:
 
 def test_a_dead_letter_keeps_a_bounded_part_of_a_huge_message() -> None:
     # A 2 MB junk record must not make a dead letter the broker refuses (its 1 MB default).
-    from schemas.records import MAX_DEAD_LETTER_PAYLOAD
+    from activestream.schemas import MAX_DEAD_LETTER_PAYLOAD
 
     junk = bytes(range(256)) * (2 * 1024 * 1024 // 256)
     dl = DeadLetter.from_error("t.items", junk, DecodeError(None, None, "not valid JSON"))

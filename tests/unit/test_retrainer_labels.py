@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from retrainer.service import Retrainer
-from schemas import Item, Label, decode_dead_letter, decode_model_version
-from streams.memory import InMemoryBus
-from streams.topics import Topics
+from activestream.retrainer.service import Retrainer
+from activestream.schemas import Item, Label, decode_dead_letter, decode_model_version
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
 
 def test_a_label_of_the_other_type_takes_the_campaigns_or_is_a_dead_letter() -> None:
@@ -74,11 +73,11 @@ def test_an_item_of_another_length_stays_out_of_the_stop_set_and_versions_stay_c
 
 
 def test_the_service_retrainer_trains_the_committee_a_committee_strategy_scores_with() -> None:
+    from activestream.scorer.strategies import ENSEMBLE_MEMBERS
     from prometheus_client import CollectorRegistry
 
     from activestream.config import Settings
     from activestream.services import make_retrainer
-    from scorer.strategies import ENSEMBLE_MEMBERS
 
     bus, topics = InMemoryBus(), Topics("c")
     for strategy, members in (("bald", ENSEMBLE_MEMBERS), ("vote_entropy", ENSEMBLE_MEMBERS), ("margin", 1)):
@@ -101,7 +100,7 @@ def test_bad_labels_sent_while_no_retrainer_ran_are_dead_lettered_once() -> None
 
 
 def test_integer_labels_in_any_script_are_integers_and_superscripts_are_not() -> None:
-    from schemas.records import coerce_label_value, int_label
+    from activestream.schemas import coerce_label_value, int_label
 
     assert [int_label(t) for t in ("3", " -2 ", "\uff13", "\u0663")] == [3, -2, 3, 3]  # ASCII, fullwidth, Arabic-Indic
     assert [int_label(t) for t in ("\u00b2", "cat", "", "-", "--5", "1" * 4001)] == [None] * 6

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from retrainer.service import Retrainer
-from schemas import Item, Label, decode_model_version
-from streams.memory import InMemoryBus
-from streams.topics import Topics
+from activestream.retrainer.service import Retrainer
+from activestream.schemas import Item, Label, decode_model_version
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
 
 def labels(rng: np.random.Generator, w: np.ndarray, n: int, start: int, control: bool) -> list[Label]:
@@ -48,7 +47,7 @@ def test_a_restart_does_not_rescore_control_labels_with_a_model_trained_on_them(
 
 
 def test_a_stop_rule_that_fired_still_holds_after_a_restart() -> None:
-    from retrainer.stopping import StopRules
+    from activestream.retrainer.stopping import StopRules
 
     bus, topics = InMemoryBus(), Topics("stop")
     rng = np.random.default_rng(3)

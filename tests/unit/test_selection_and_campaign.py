@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from retrainer.campaign import CampaignMonitor
-from retrainer.stopping import StopRules, VersionRecord, cohen_kappa, evaluate
-from schemas import Item, Label
-from scorer.budget import VariableUncertainty, admission_rate
-from scorer.selection import k_center_greedy, top_k, weighted_kmeans
-from scorer.uncertainty import label_cardinality_inconsistency
+from activestream.labeling.selection import k_center_greedy, top_k, weighted_kmeans
+from activestream.retrainer.campaign import CampaignMonitor
+from activestream.retrainer.stopping import StopRules, VersionRecord, cohen_kappa, evaluate
+from activestream.schemas import Item, Label
+from activestream.scorer.budget import VariableUncertainty, admission_rate
+from activestream.scorer.uncertainty import label_cardinality_inconsistency
 
 
 def two_blobs() -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +139,8 @@ def test_stable_predictions_compare_classes_not_output_positions() -> None:
 
 
 def test_multilabel_budget_prefers_unsure_heads_to_sure_negatives() -> None:
-    from scorer.budget import VariableUncertainty
-    from scorer.routing import Router, confidence
+    from activestream.scorer.budget import VariableUncertainty
+    from activestream.scorer.routing import Router, confidence
 
     sure_none, unsure, sure_all = np.full((1, 4), 0.01), np.full((1, 4), 0.5), np.full((1, 4), 0.99)
     conf = confidence(np.vstack([sure_none, unsure, sure_all]), "multilabel")
@@ -157,7 +156,7 @@ def test_multilabel_budget_prefers_unsure_heads_to_sure_negatives() -> None:
 
 
 def test_router_auto_accepts_and_holds_the_budget() -> None:
-    from scorer.routing import Router
+    from activestream.scorer.routing import Router
 
     p = np.array([[0.995, 0.005], [0.6, 0.4], [0.55, 0.45], [0.9, 0.1]])
     r = Router(auto_threshold=0.99).route(p)
@@ -173,7 +172,7 @@ def test_router_auto_accepts_and_holds_the_budget() -> None:
 
 
 def test_density_weighting_prefers_uncertain_items_in_dense_regions() -> None:
-    from scorer.selection import density_weighted
+    from activestream.labeling.selection import density_weighted
 
     rng = np.random.default_rng(0)
     reference = rng.normal(0.0, 1.0, size=(300, 2))  # the queue: one blob around the origin
@@ -187,7 +186,7 @@ def test_density_weighting_prefers_uncertain_items_in_dense_regions() -> None:
 
 
 def test_falcun_spreads_a_batch_over_probability_space() -> None:
-    from scorer.selection import falcun
+    from activestream.labeling.selection import falcun
 
     # 40 near-identical ambiguous items between classes 0 and 1, and 10 between classes 1 and 2
     # that are a little less uncertain: sampled uncertainty plus distance covers both groups.
@@ -202,7 +201,7 @@ def test_falcun_spreads_a_batch_over_probability_space() -> None:
 
 
 def test_falcun_is_greedy_on_uncertainty_plus_normalized_distance_for_a_large_gamma() -> None:
-    from scorer.selection import falcun
+    from activestream.labeling.selection import falcun
 
     rng = np.random.default_rng(4)
     P = rng.dirichlet(np.ones(4), size=60)

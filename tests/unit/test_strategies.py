@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from scorer.strategies import NAMES, Strategy, random_scores
+from activestream.scorer.strategies import NAMES, Strategy, random_scores
 
 
 def test_random_scores_deterministic_and_uniform() -> None:

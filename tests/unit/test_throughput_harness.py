@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from activestream.retrainer.training_set import in_holdout
 
 from benchmarks import throughput as tp
-from retrainer.training_set import in_holdout
 
 
 def test_sections_are_checked_before_anything_runs() -> None:

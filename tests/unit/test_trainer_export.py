@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from activestream.retrainer.export import to_onnx
+from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
+from activestream.scorer.model import OnnxClassifier
 from sklearn.datasets import load_breast_cancer, load_digits
-
-from retrainer.export import to_onnx
-from retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
-from scorer.model import OnnxClassifier
 
 
 def test_multiclass_export_matches_reference() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from activestream.scorer import uncertainty as u
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from scorer import uncertainty as u
 
 P = np.array(
     [
@@ -100,7 +99,7 @@ def test_uniform_is_maximal(k: int, data: st.DataObject) -> None:
 
 
 def test_multilabel_adaptive_by_hand() -> None:
-    from scorer.uncertainty import binary_entropy, multilabel_adaptive
+    from activestream.scorer.uncertainty import binary_entropy, multilabel_adaptive
 
     p = np.array([[0.9, 0.6], [0.1, 0.2]])
     u = binary_entropy(p).mean(axis=1)

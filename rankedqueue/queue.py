@@ -4,7 +4,7 @@ Like arq's ``ArqRedis.enqueue_job``, every write is a small server-side script s
 it is atomic and idempotent: adding an item that is already pending, leased,
 labeled or dropped changes nothing, which is what makes Kafka redelivery harmless.
 
-Storage, per namespace (key names in :mod:`scorer.keys`):
+Storage, per namespace (key names in :mod:`rankedqueue.keys`):
 
 - ``pending`` (ZSET id -> score) is the queue; ``leased`` (ZSET id -> expiry) holds the
   items out with labelers.
@@ -34,8 +34,7 @@ from typing import Any, overload
 import anycrc
 import numpy as np
 import redis
-
-from scorer.keys import QueueKeys
+from activestream.rankedqueue.keys import QueueKeys
 
 # --------------------------------------------------------------------------- scripts
 
