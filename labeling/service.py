@@ -72,7 +72,7 @@ class ControlPicker:
         """Lease up to ``n`` uniformly drawn pending items to ``holder`` as control picks.
 
         Never one it passed on (for a labeler group, ``passed_since``: since then; see
-        :meth:`rankedqueue.queue.RankedQueue.top_for`).
+        :meth:`activestream.rankedqueue.RankedQueue.top_for`).
         """
         out: list[tuple[str, float]] = []
         for _ in range(n * 3):  # (a draw may hit an item just leased by someone else, or one passed on)

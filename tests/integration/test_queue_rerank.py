@@ -6,11 +6,11 @@ import threading
 import time
 from typing import Any
 
-from activestream.rankedqueue import queue as queue_module
 import numpy as np
 import pytest
 import redis
 from activestream.rankedqueue import QueueKeys
+from activestream.rankedqueue import queue as queue_module
 from activestream.rankedqueue.queue import RankedQueue, argsort_best_first, zset_dump
 
 pytestmark = pytest.mark.integration

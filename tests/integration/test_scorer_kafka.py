@@ -112,8 +112,8 @@ def test_a_huge_junk_record_is_a_dead_letter_and_the_stream_goes_on(kafka_bus_fa
     scorer = _scorer_over(bus, topics, redis_client, namespace, junk)
     try:
         deadline = time.monotonic() + 60
-        while rankedqueue.queue.depth() < 200 or bus.lag(topics.items, scorer._items.group) > 0:
-            assert time.monotonic() < deadline, f"depth {rankedqueue.queue.depth()}"
+        while scorer.queue.depth() < 200 or bus.lag(topics.items, scorer._items.group) > 0:
+            assert time.monotonic() < deadline, f"depth {scorer.queue.depth()}"
             scorer.step(0.2)
             scorer.flush()
     finally:
