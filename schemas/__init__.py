@@ -1,4 +1,12 @@
-"""Versioned message contracts for every topic (JSON Schema files + typed records)."""
+"""Versioned message contracts for every topic (JSON Schema files + typed records).
+
+Each record mirrors a JSON Schema file in ``schemas/json/`` (the contract users read) and
+has a module of its own (``item``, ``queue_entry``, ``label``, ``skip``, ``model_version``,
+``dead_letter``); the item's wire formats are in ``wire_json``, ``wire_b64`` and
+``wire_raw``, the batch decoder in ``batch``. ``decode_*`` validates by hand rather than
+with ``jsonschema`` because it runs once per streamed message and must name the item, the
+field and the reason (:class:`DecodeError`) when it rejects one.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +14,17 @@ import json
 from importlib import resources
 from typing import Any
 
-from activestream.schemas.records import (
-    DEAD_LETTER_SCHEMA,
-    ITEM_SCHEMA,
-    LABEL_SCHEMA,
-    MAX_DEAD_LETTER_PAYLOAD,
-    MODEL_VERSION_SCHEMA,
-    QUEUE_ENTRY_SCHEMA,
-    RAW_ITEM_MAGIC,
-    SKIP_SCHEMA,
-    DeadLetter,
-    DecodeError,
-    Item,
-    Label,
-    ModelVersion,
-    QueueEntry,
-    Skip,
-    b64_features,
-    coerce_label_value,
-    decode_dead_letter,
-    decode_item,
-    decode_items,
-    decode_label,
-    decode_model_version,
-    decode_queue_entry,
-    decode_skip,
-    int_label,
-    label_kinds,
-)
+from activestream.schemas.batch import decode_items
+from activestream.schemas.dead_letter import DEAD_LETTER_SCHEMA, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, decode_dead_letter
+from activestream.schemas.errors import DecodeError
+from activestream.schemas.fields import coerce_label_value, int_label, label_kinds
+from activestream.schemas.item import ITEM_SCHEMA, Item, decode_item
+from activestream.schemas.label import LABEL_SCHEMA, Label, decode_label
+from activestream.schemas.model_version import MODEL_VERSION_SCHEMA, ModelVersion, decode_model_version
+from activestream.schemas.queue_entry import QUEUE_ENTRY_SCHEMA, QueueEntry, decode_queue_entry
+from activestream.schemas.skip import SKIP_SCHEMA, Skip, decode_skip
+from activestream.schemas.wire_b64 import b64_features
+from activestream.schemas.wire_raw import RAW_ITEM_MAGIC
 
 SCHEMA_NAMES = (ITEM_SCHEMA, QUEUE_ENTRY_SCHEMA, LABEL_SCHEMA, MODEL_VERSION_SCHEMA, DEAD_LETTER_SCHEMA, SKIP_SCHEMA)
 

@@ -1,0 +1,124 @@
+"""The label record (``label.v1``): a human (or auto-accepted) answer for one item."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from activestream.schemas.codec import dump_object
+from activestream.schemas.errors import DecodeError
+from activestream.schemas.fields import LabelValue, about_item, required_text
+from activestream.schemas.wire_b64 import b64_features
+from activestream.schemas.wire_json import feature_vector
+
+LABEL_SCHEMA = "label.v1"
+
+
+@dataclass(frozen=True)
+class Label:
+    """A human (or auto-accepted) label for one item.
+
+    Parameters
+    ----------
+    item_id : the labeled item.
+    label : the class for single-label items, else ``None``.
+    labels : the label set for multi-label items, else ``None``.
+    labeler_id : who labeled it.
+    seconds : time the labeler spent.
+    label_id : idempotence key: a second submit with the same id changes nothing.
+    features : (n_features,) float32 vector, attached by the labeling service so the
+        retrainer can rebuild its training set from the labels topic alone.
+    """
+
+    item_id: str
+    label_id: str
+    labeler_id: str
+    label: LabelValue | None = None
+    labels: tuple[LabelValue, ...] | None = None
+    seconds: float = 0.0
+    features: np.ndarray | None = None
+    source: str = "human"
+    ts: float = dataclasses.field(default_factory=time.time)
+    control: bool = False
+
+    def encode(self) -> bytes:
+        """JSON bytes; the features, if any, go as base64 float32 (``features_b64``)."""
+        obj: dict[str, Any] = {
+            "schema": LABEL_SCHEMA,
+            "item_id": self.item_id,
+            "label_id": self.label_id,
+            "labeler_id": self.labeler_id,
+            "seconds": float(self.seconds),
+            "source": self.source,
+            "ts": float(self.ts),
+        }
+        if self.labels is not None:
+            obj["labels"] = list(self.labels)
+        else:
+            obj["label"] = self.label
+        if self.control:
+            obj["control"] = True
+        if self.features is not None:
+            vec = np.asarray(self.features, dtype="<f4")
+            obj["features_b64"] = base64.b64encode(vec.tobytes()).decode()
+        return dump_object(obj)
+
+
+def _label_value(item_id: str, fieldname: str, v: Any) -> LabelValue:
+    """``v`` if it is a class (a string or an integer, not a bool), else :class:`DecodeError`."""
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise DecodeError(item_id, fieldname, f"expected a string or integer class, got {v!r}")
+    return v
+
+
+def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
+    """Decode and validate one label message.
+
+    Raises
+    ------
+    DecodeError
+        Naming the item, the field and the reason.
+    """
+    obj, item_id = about_item(payload, key)
+    label_id = required_text(obj, item_id, "label_id")
+    labeler = required_text(obj, item_id, "labeler_id")
+    label: LabelValue | None = None
+    labels: tuple[LabelValue, ...] | None = None
+    if "labels" in obj:
+        raw = obj["labels"]
+        if not isinstance(raw, list):
+            raise DecodeError(item_id, "labels", "expected a list")
+        labels = tuple(_label_value(item_id, f"labels[{i}]", v) for i, v in enumerate(raw))
+    elif "label" in obj:
+        label = _label_value(item_id, "label", obj["label"])
+    else:
+        raise DecodeError(item_id, "label", "missing (give 'label' or 'labels')")
+    seconds = obj.get("seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise DecodeError(item_id, "seconds", "expected a non-negative number")
+    features = None
+    if "features_b64" in obj:
+        features = b64_features(item_id, obj["features_b64"])
+        if not np.isfinite(features).all():
+            raise DecodeError(item_id, "features_b64", "holds a non-finite number")
+    elif "features" in obj:
+        features = feature_vector(item_id, obj["features"], None)
+    if features is not None and features.size == 0:
+        raise DecodeError(item_id, "features", "empty")
+    return Label(
+        item_id=item_id,
+        label_id=label_id,
+        labeler_id=labeler,
+        label=label,
+        labels=labels,
+        seconds=float(seconds),
+        features=features,
+        source=str(obj.get("source", "human")),
+        ts=float(obj.get("ts", time.time())),
+        control=bool(obj.get("control", False)),
+    )
