@@ -18,12 +18,13 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from activestream.labeling.service import ControlPicker, control_flagged
 from activestream.rankedqueue import RankedQueue
 from activestream.schemas import DecodeError, QueueEntry, decode_label, decode_skip
 from activestream.streams.bus import Bus
-from activestream.streams.topics import DISPATCHER_GROUP, Topics
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from activestream.streams.topics import DISPATCHER_GROUP, LABELERS_GROUP, Topics
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def consumer_group(topic_prefix: str, labeler_group: str) -> str:
     leases; another group's dispatcher would refuse them). Every label reaches each group's
     dispatchers, and marking an item labeled twice is harmless.
     """
-    return f"{topic_prefix}.{DISPATCHER_GROUP}.{labeler_group}"
+    return Topics(topic_prefix).group(DISPATCHER_GROUP, labeler_group)
 
 
 class Dispatcher:
@@ -56,6 +57,7 @@ class Dispatcher:
     max_skips : an item skipped by this many different labelers leaves the queue.
     explore : share of dispatched items drawn uniformly at random as control picks (see module doc).
     seed : seed of those draws (None: fresh entropy, so dispatchers of one group draw differently).
+    group : its consumer group on the labels and skips topics; ``None``: ``{prefix}.dispatcher.{labeler_group}``.
     """
 
     def __init__(
@@ -64,11 +66,11 @@ class Dispatcher:
         bus: Bus,
         topics: Topics,
         *,
-        labeler_group: str = "labelers",
+        labeler_group: str = LABELERS_GROUP,
         max_outstanding: int = 100,
         ack_timeout: float = 300.0,
         registry: CollectorRegistry | None = None,
-        group: str = DISPATCHER_GROUP,
+        group: str | None = None,
         max_skips: int = 3,
         explore: float = 0.0,
         seed: int | None = None,
@@ -81,7 +83,7 @@ class Dispatcher:
         self.ack_timeout = ack_timeout
         self.max_skips = max_skips
         self.control = ControlPicker(queue, explore, np.random.default_rng(seed))
-        self._labels = bus.consumer([topics.labels, topics.skips], group)
+        self._labels = bus.consumer([topics.labels, topics.skips], group or topics.group(DISPATCHER_GROUP, labeler_group))
         reg = registry or CollectorRegistry()
         self.dispatched = Counter(DISPATCHED, "Items sent to the queue topic", registry=reg)
         self.acked = Counter(ACKED, "Dispatched items acknowledged by a label", registry=reg)

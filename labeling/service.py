@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
 from activestream.rankedqueue import Leased, RankedQueue
 from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
 from activestream.streams.bus import Bus

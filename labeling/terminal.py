@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from activestream.schemas import DecodeError, Label, Skip, decode_queue_entry, int_label
 from activestream.streams.bus import Bus
-from activestream.streams.topics import Topics
+from activestream.streams.topics import LABELERS_GROUP, Topics
 
 Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | None"]
 
@@ -29,7 +29,7 @@ def label_from_topic(
     answer: Answer,
     *,
     labeler_id: str,
-    group: str = "labelers",
+    group: str | None = None,
     max_items: int | None = None,
     idle_timeout: float | None = None,
     seconds_per_label: float = 0.0,
@@ -38,7 +38,7 @@ def label_from_topic(
 
     Returns labels published. Each queue message is committed after its label is flushed.
     """
-    consumer = bus.consumer([topics.queue], group)
+    consumer = bus.consumer([topics.queue], group or topics.group(LABELERS_GROUP))
     done = 0
     idle = 0.0
     try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from activestream.scorer.autoaccept import accepted
-from activestream.scorer.budget import VariableUncertainty
+from activestream.scorer.budget import VariableUncertainty, admission_rate
 from activestream.scorer.uncertainty import multilabel_mean_entropy
 
 
@@ -48,6 +49,21 @@ class Router:
 
     auto_threshold: float | None = None
     budget: VariableUncertainty | None = None
+    arrival_rate: float = 0.0  # items/s, exponentially weighted over batches
+    last_batch_at: float | None = None
+
+    def observe_arrivals(self, n: int, now: float, labels_per_hour: float) -> None:
+        """Hold the stream budget to ``labels_per_hour`` over the arrival rate measured so far.
+
+        Called once per scored batch of ``n`` items, at ``now`` (monotonic seconds).
+        """
+        if self.budget is None:
+            return
+        if self.last_batch_at is not None and now > self.last_batch_at:
+            rate = n / (now - self.last_batch_at)
+            self.arrival_rate = rate if self.arrival_rate == 0 else 0.9 * self.arrival_rate + 0.1 * rate
+        self.last_batch_at = now
+        self.budget.budget = admission_rate(labels_per_hour, self.arrival_rate * 3600.0)
 
     def route(self, probas: np.ndarray | None, task: str = "multiclass") -> Routes:
         """Decide for ``probas : (n, k)`` (``None`` before any model: everything to the queue)."""

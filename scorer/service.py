@@ -5,24 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from activestream.rankedqueue import PendingAdd, RankedQueue
-from activestream.schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_items, decode_model_version
-from activestream.scorer.budget import VariableUncertainty, admission_rate
+from prometheus_client import CollectorRegistry
+
+from activestream.rankedqueue import RankedQueue
+from activestream.schemas import DeadLetter, DecodeError, Label, decode_items
+from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys
+from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics
 from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.routing import Router
+from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
+from activestream.scorer.versions import label_cardinality, load_model_version, newest_model_version
 from activestream.streams.bus import Bus, CommitAborted, Message, Record
 from activestream.streams.topics import SCORER_GROUP, Topics
-from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -39,138 +40,6 @@ COMMIT_INTERVAL_SECONDS = 0.2
 RERANK_THREADS = 2
 
 
-class _Keys(Sequence[str | None]):
-    """Message keys as text, decoded only for the payloads that need one (those without a readable id)."""
-
-    def __init__(self, key_at: Callable[[int], bytes | None], n: int) -> None:
-        self._key_at = key_at
-        self._n = n
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, i: int) -> str | None:  # type: ignore[override]
-        key = self._key_at(i)
-        return key.decode(errors="replace") if key is not None else None
-
-
-@dataclass
-class _Counts:
-    """What micro-batches add to the scorer's counters: applied when their offsets commit.
-
-    A batch whose commit is rolled back is read and counted again; counting it at scoring
-    time would count it twice.
-    """
-
-    scored: int = 0
-    auto_accepted: int = 0
-    refused: int = 0
-    dead: list[tuple[str, str]] = field(default_factory=list)  # (source, reason code) per dead letter
-
-    def add(self, other: _Counts) -> None:
-        self.scored += other.scored
-        self.auto_accepted += other.auto_accepted
-        self.refused += other.refused
-        self.dead += other.dead
-
-
-@dataclass
-class _Inflight:
-    """A micro-batch whose queue write was sent to Redis but not yet confirmed."""
-
-    pending: PendingAdd | None
-    dead: list[Record]
-    auto: dict[str, Record]  # item id -> its auto-label, unless the queue turns out to have the item already
-    msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
-    counts: _Counts
-    t0: float
-
-
-def load_model_version(mv: ModelVersion) -> OnnxClassifier:
-    """Open a model version's ONNX bytes (inline or from its artifact path)."""
-    data = mv.onnx
-    if data is None:
-        assert mv.artifact_uri is not None
-        data = Path(mv.artifact_uri.removeprefix("file://")).read_bytes()
-        if ModelVersion.digest(data) != mv.sha256:
-            raise ValueError(f"model v{mv.version}: artifact sha256 does not match")
-    kind = "sigmoid" if mv.task == "multilabel" else "probabilities"
-    return OnnxClassifier(data, output_kind=kind)
-
-
-def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVersion | None, list[tuple[Message, DecodeError]]]:
-    """The newest model version among ``msgs`` that is newer than version ``above`` (else ``None``),
-    and the messages that are not model versions, with why."""
-    newest: ModelVersion | None = None
-    bad: list[tuple[Message, DecodeError]] = []
-    for m in msgs:
-        try:
-            mv = decode_model_version(m.value)
-        except DecodeError as err:
-            bad.append((m, err))
-            continue
-        if mv.version > above and (newest is None or mv.version > newest.version):
-            newest = mv
-    return newest, bad
-
-
-def label_cardinality(mv: ModelVersion) -> float | None:
-    """Mean labels per labeled item a multi-label version was trained on (``None`` if it does not say)."""
-    value = mv.metrics.get("label_cardinality")
-    return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class LiveVersion:
-    """A loaded model version and what scoring with it needs."""
-
-    model: OnnxClassifier
-    version: int
-    task: str
-    label_cardinality: float | None
-
-
-class LiveModel:
-    """Follows the models topic and keeps the newest version loaded, for a process that reads
-    the queue but does not rank it: the labeler API needs the live model's probabilities for
-    ``+falcun`` batches. Bad model messages are the scorer's to dead-letter; here they are skipped.
-
-    Thread-safe: the labeler API leases from several request threads.
-    """
-
-    def __init__(self, bus: Bus, topics: Topics) -> None:
-        self._models = bus.consumer([topics.models], None)
-        self._lock = threading.Lock()
-        self.live: LiveVersion | None = None
-        self._seen = 0  # newest version read, loaded or not: a version that failed to load is not retried
-
-    @property
-    def version(self) -> int:
-        """The loaded version (0 before any)."""
-        live = self.live
-        return 0 if live is None else live.version
-
-    def refresh(self, timeout: float = 0.0, *, to_end: bool = False) -> int:
-        """Load the newest version published since the last call; returns the loaded version.
-
-        ``to_end=True`` (at start-up) reads the whole models log as it stands first.
-        """
-        with self._lock:
-            msgs = self._models.read_to_end(max(timeout, 30.0)) if to_end else self._models.consume(1000, timeout)
-            newest, _ = newest_model_version(msgs, self._seen)
-            if newest is not None:
-                self._seen = newest.version
-                try:
-                    model = load_model_version(newest)
-                except Exception as exc:  # the scorer rejects (and reports) it too
-                    log.error("model v%s not loaded: %s", newest.version, exc)
-                else:
-                    self.live = LiveVersion(model, newest.version, newest.task, label_cardinality(newest))
-            return self.version
-
-    def close(self) -> None:
-        self._models.close()
-
 
 class Scorer:
     """Scores items as they stream in and keeps the queue ranked by the live model.
@@ -185,7 +54,8 @@ class Scorer:
     n_features : expected feature dimension (else taken from the model or the first item).
     feature_names : order for named-field items.
     registry : Prometheus registry for this process's metrics.
-    group : consumer group shared by all scorer processes (they split the partitions).
+    group : consumer group shared by all scorer processes (they split the partitions);
+        ``None``: ``{prefix}.scorer``.
     auto_accept : route items the live model is confident enough about (its version's
         ``auto_accept_threshold``, calibrated on random-control labels) to the auto-labels
         topic instead of the queue (unless the queue already has the item: the first write wins).
@@ -210,7 +80,7 @@ class Scorer:
         n_features: int | None = None,
         feature_names: Sequence[str] | None = None,
         registry: CollectorRegistry | None = None,
-        group: str = SCORER_GROUP,
+        group: str | None = None,
         commit_interval: float = COMMIT_INTERVAL_SECONDS,
         auto_accept: bool = True,
         labels_per_hour: float | None = None,
@@ -234,7 +104,7 @@ class Scorer:
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
         self.metrics = ScorerMetrics.create(registry or CollectorRegistry())
-        self._items = bus.consumer([topics.items], group)
+        self._items = bus.consumer([topics.items], group or topics.group(SCORER_GROUP))
         # Group-less: every scorer sees every model version, from the first.
         self._models = bus.consumer([topics.models], None)
         self.model: OnnxClassifier | None = None
@@ -248,10 +118,10 @@ class Scorer:
         self.rerank_threads = rerank_threads
         self._rerank_model: tuple[OnnxClassifier, OnnxClassifier] | None = None  # (live model, its re-rank session)
         self.commit_interval = commit_interval
-        self._inflight: deque[_Inflight] = deque()  # oldest first
+        self._inflight: deque[InflightBatch] = deque()  # oldest first
         self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
         self.rewinds = 0  # rolled-back commits recovered from by reading again (see _rewind)
-        self._uncounted = _Counts()  # of the batches written but not yet committed
+        self._uncounted = BatchCounts()  # of the batches written but not yet committed
         self._writer: object | None = None  # the one Redis connection every queue write goes out on, in order
         self._uncommitted: dict[tuple[str, int], Message] = {}
         self._last_commit = time.monotonic()
@@ -259,8 +129,6 @@ class Scorer:
         self.auto_accept = auto_accept
         self.labels_per_hour = labels_per_hour
         self.router = Router(budget=VariableUncertainty(budget=1.0) if labels_per_hour else None)
-        self._arrival_rate = 0.0  # items/s, exponentially weighted over batches
-        self._last_batch_at: float | None = None
         self.auto_accepted = 0
         self.refused = 0
 
@@ -333,7 +201,11 @@ class Scorer:
         model = self._rerank_model[1]
         # The width the model reads: its input's, else (a symbolic input width) the namespace's.
         width = self.model.n_features or self.n_features or self._queue_n_features()
-        n = self.queue.rerank(lambda ids, X: self._rerank_scores(X, ids, model, width), version=self.model_version)
+        def scores(ids: Sequence[str], X: np.ndarray) -> np.ndarray:
+            return rerank_scores(X, ids, model, self.strategy, width=width, task=self.task, version=self.model_version,
+                                 label_cardinality=self.label_cardinality)
+
+        n = self.queue.rerank(scores, version=self.model_version)
         self._rerank_due = n is None
         self._rerank_tried = time.monotonic()
         if n is None:
@@ -343,44 +215,14 @@ class Scorer:
         log.info("re-ranked %d pending items with model v%d in %.3fs", n, self.model_version, time.perf_counter() - t0)
         return n
 
-    def _rerank_scores(self, X: np.ndarray, ids: Sequence[str], model: OnnxClassifier, width: int | None) -> np.ndarray:
-        """:meth:`score` for a re-rank: an item the model cannot score (non-finite output) goes last.
-
-        It was accepted (e.g. before any model, when it got a random score), so it stays
-        queued rather than blocking every re-rank; ``-1`` is below every strategy's scores.
-        So does a row of another width than ``width``, the features the model reads (``None``: unknown).
-        """
-        if width is not None and X.shape[1] != width:  # (items written under another n_features setting)
-            log.warning("model v%d reads %d features; %d pending item(s) have %d (e.g. %s): ranked last", self.model_version, width, len(X),
-                        X.shape[1], ids[0] if len(ids) else "?")
-            return np.full(len(X), -1.0)
-        scores = self.score_and_probas(X, ids, model)[0]
-        bad = ~np.isfinite(scores)
-        if bad.any():
-            first = ids[int(np.flatnonzero(bad)[0])]
-            log.warning("model v%d gives %d pending item(s) non-finite scores (e.g. %s): ranked last", self.model_version, int(bad.sum()), first)
-            scores = np.where(bad, -1.0, scores)
-        return scores
-
     def score(self, X: np.ndarray, ids: Sequence[str]) -> np.ndarray:
         """Scores for ``X : (n, n_features)`` under the live model and strategy -> ``(n,)``."""
         return self.score_and_probas(X, ids)[0]
 
     def score_and_probas(self, X: np.ndarray, ids: Sequence[str], model: OnnxClassifier | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """``(scores (n,), probas (n, k) or None before any model)``; ``model``: a session of the live model to run it in."""
-        members = None
-        model = model or self.model
-        if model is None:
-            probas = None
-        elif self.strategy.needs_members and "member_probabilities" in model.output_names:
-            (raw,) = model.run(X, ["member_probabilities"])  # (n, members, k)
-            members = np.asarray(raw, dtype=np.float64).transpose(1, 0, 2)
-            probas = members.mean(axis=0)
-        else:
-            probas = model.predict_proba_many(X)
-        scores = self.strategy.score(probas, ids, task=self.task, version=self.model_version, members=members,
-                                     label_cardinality=self.label_cardinality)
-        return scores, probas
+        return score_and_probas(X, ids, model or self.model, self.strategy, task=self.task, version=self.model_version,
+                                label_cardinality=self.label_cardinality)
 
     # ------------------------------------------------------------------ items
     def _queue_n_features(self) -> int | None:
@@ -394,17 +236,8 @@ class Scorer:
         """
         if self._write_failed:
             raise RuntimeError("a queue write or commit failed earlier; restart the scorer (everything after the last commit is redelivered)")
-        columns = getattr(self._items, "consume_values", None)  # the Kafka adapter's column batches: no Message per record
-        if columns is not None:
-            vb = columns(self.batch_size, timeout)
-            values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
-        else:
-            msgs = self._items.consume(self.batch_size, timeout)
-            values, commit_msgs, message_at = [m.value for m in msgs], msgs, msgs.__getitem__
-
-            def key_at(i: int) -> bytes | None:
-                return msgs[i].key
-
+        vb = self._items.consume_values(self.batch_size, timeout)  # columns: the Kafka adapter builds no Message per record
+        values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
         if not values:
             self.flush()
             return 0
@@ -412,7 +245,7 @@ class Scorer:
         t0 = time.perf_counter()
         if self.n_features is None:
             self.n_features = self._queue_n_features()
-        batch = decode_items(values, n_features=self.n_features, feature_names=self.feature_names, keys=_Keys(key_at, len(values)))
+        batch = decode_items(values, n_features=self.n_features, feature_names=self.feature_names, keys=MessageKeys(key_at, len(values)))
         errors = batch.errors
         if self.n_features is None and batch.ids:  # the first items ever: they fix the dimension
             self.n_features = self.queue.ensure_n_features(batch.features.shape[1])
@@ -433,7 +266,7 @@ class Scorer:
             ok = np.flatnonzero(~bad)
             ids, X, metas, scores = [ids[j] for j in ok], X[ok], [metas[j] for j in ok], scores[ok]
             probas = probas[ok] if probas is not None else None
-        counts = _Counts()
+        counts = BatchCounts()
         dead = [self._dead_letter(message_at(i), err, counts) for i, err in errors]
         auto: dict[str, Record] = {}
         if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
@@ -453,20 +286,16 @@ class Scorer:
         # earlier write: one this batch's first read queued (before a rolled-back commit or a
         # crash, under a model that did not accept it) stays queued and is not auto-labeled too.
         pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto)) if ids or auto else None
-        self._inflight.append(_Inflight(pending, dead, auto, commit_msgs, counts, t0))
+        self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0))
         return len(values)
 
     def _route(
         self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], scores: np.ndarray, probas: np.ndarray, now: float,
-        counts: _Counts,
+        counts: BatchCounts,
     ) -> tuple[list[str], np.ndarray, list[dict[str, object]], np.ndarray, dict[str, Record]]:
         """Keep what goes to the queue; auto-labels become records (by item id) that commit with the offsets."""
-        if self.router.budget is not None and self.labels_per_hour:
-            if self._last_batch_at is not None and now > self._last_batch_at:
-                rate = len(ids) / (now - self._last_batch_at)
-                self._arrival_rate = rate if self._arrival_rate == 0 else 0.9 * self._arrival_rate + 0.1 * rate
-            self._last_batch_at = now
-            self.router.budget.budget = admission_rate(self.labels_per_hour, self._arrival_rate * 3600.0)
+        if self.labels_per_hour:
+            self.router.observe_arrivals(len(ids), now, self.labels_per_hour)
         routes = self.router.route(probas, self.task)
         self.router.update(probas, routes, self.task)
         records: dict[str, Record] = {}
@@ -500,7 +329,7 @@ class Scorer:
             self._commit(records)
         self.metrics.scoring_latency.observe(time.perf_counter() - w.t0)
 
-    def _auto_labels(self, w: _Inflight) -> list[Record]:
+    def _auto_labels(self, w: InflightBatch) -> list[Record]:
         """The auto-labels of a confirmed batch, less those of items the queue already had.
 
         Such an item was queued by an earlier read of the batch whose commit did not happen
@@ -554,10 +383,10 @@ class Scorer:
                 raise
             self._uncommitted.clear()
         self._count(self._uncounted)
-        self._uncounted = _Counts()
+        self._uncounted = BatchCounts()
         self._last_commit = time.monotonic()
 
-    def _count(self, c: _Counts) -> None:
+    def _count(self, c: BatchCounts) -> None:
         self.metrics.items_scored.inc(c.scored)
         self.metrics.items_auto_accepted.inc(c.auto_accepted)
         self.metrics.items_over_budget.inc(c.refused)
@@ -575,7 +404,7 @@ class Scorer:
         # the consumer back to the committed offsets. score_items drops the batch it holds.
         log.warning("scorer commit rolled back (%s); reading again from the last committed offsets", exc)
         self._uncommitted.clear()
-        self._uncounted = _Counts()
+        self._uncounted = BatchCounts()
         self._drop_inflight()
         try:
             self._items.rewind()
@@ -591,15 +420,15 @@ class Scorer:
         self._finish_write()
         self._commit([])
 
-    def _dead_letter(self, m: Message, err: DecodeError, counts: _Counts | None = None) -> Record:
+    def _dead_letter(self, m: Message, err: DecodeError, counts: BatchCounts | None = None) -> Record:
         return self._dead_letter_raw(m.topic, m.value, err, counts)
 
-    def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError, counts: _Counts | None = None) -> Record:
+    def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError, counts: BatchCounts | None = None) -> Record:
         """The dead-letter record; it is counted in ``counts`` (its batch's, counted at commit) or at once."""
         dl = DeadLetter.from_error(source, payload, err)
         log.warning("dead letter from %s: %s", source, err)
         if counts is None:
-            self._count(_Counts(dead=[(source, dl.reason_code)]))
+            self._count(BatchCounts(dead=[(source, dl.reason_code)]))
         else:
             counts.dead.append((source, dl.reason_code))
         return Record(self.topics.dead_letters, dl.encode(), dl.key)
@@ -616,6 +445,10 @@ class Scorer:
             self._models.close()
 
     # ------------------------------------------------------------------ loop
+    def lag(self) -> int:
+        """Item records after this scorer's position on its partitions (the consumer-lag gauge)."""
+        return self._items.lag()
+
     def refresh_gauges(self) -> None:
         self.metrics.queue_depth.set(self.queue.n_waiting())  # (leases that ran out count as waiting)
         self.metrics.leased.set(self.queue.n_leased())

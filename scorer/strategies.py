@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from activestream.scorer import uncertainty
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]

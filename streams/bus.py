@@ -59,6 +59,24 @@ class CommitAborted(RuntimeError):
         self.group_moved = group_moved
 
 
+class Columns(Protocol):
+    """A consumed batch as columns, for a hot loop that needs only the values.
+
+    ``values`` : the records' values in consumption order; ``last`` : the last record of each
+    partition (commit them to commit the batch). ``key(i)`` and ``message(i)`` read one record's
+    key or whole message on demand (e.g. for a dead letter).
+    """
+
+    values: list[bytes]
+    last: list[Message]
+
+    def __len__(self) -> int: ...
+
+    def key(self, i: int) -> bytes | None: ...
+
+    def message(self, i: int) -> Message: ...
+
+
 class Consumer(Protocol):
     """A member of a consumer group (or a group-less reader)."""
 
@@ -69,8 +87,17 @@ class Consumer(Protocol):
         """
         ...
 
+    def consume_values(self, max_messages: int, timeout: float) -> Columns:
+        """:meth:`consume` as columns: called by the scorer's hot loop, which needs no
+        :class:`Message` per record (the Kafka adapter skips building them)."""
+        ...
+
     def read_to_end(self, timeout: float = 10.0) -> list[Message]:
         """Every record up to the end of the log as it stood when called (start-up replays)."""
+        ...
+
+    def lag(self) -> int:
+        """Records after this consumer's position on what it reads: called by gauges."""
         ...
 
     def commit(self, messages: Sequence[Message]) -> None:
@@ -125,6 +152,14 @@ class Bus(Protocol):
         two atomic, so a crash can neither lose those records nor publish them twice;
         otherwise it flushes the records, then commits.
         """
+        ...
+
+    def lag(self, topic: str, group: str) -> int:
+        """Records of ``topic`` not yet committed by ``group`` (ops gauges and tests)."""
+        ...
+
+    def messages(self, topic: str) -> list[Message]:
+        """Every record of ``topic`` now in the log (reports, tests)."""
         ...
 
     def ensure_topics(self, topics: Sequence[str]) -> None:

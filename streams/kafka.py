@@ -1,94 +1,28 @@
 """The Kafka adapter of the ``Bus`` port, on confluent-kafka (librdkafka).
 
-Same contract as :class:`streams.memory.InMemoryBus`: ``consume`` returns a batch,
+Same contract as :class:`activestream.streams.memory.InMemoryBus`: ``consume`` returns a batch,
 ``commit`` marks it processed after its results were written, and a consumer that
 closes without committing leaves its records to the next member of its group
-(at-least-once). Offsets are never committed automatically.
+(at-least-once). Offsets are never committed automatically. The consumer is
+:mod:`activestream.streams.kafka_consumer`; client helpers are in :mod:`activestream.streams.kafka_client`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from activestream.streams.bus import CommitAborted, Consumer, Message, Record
+from activestream.streams.kafka_client import REBALANCE_ERRORS, confluent, default_topic_config, error_codes, watermarks
+from activestream.streams.kafka_consumer import KafkaConsumer, ValueBatch
 
-log = logging.getLogger(__name__)
-
-_new = object.__new__
-_setattr = object.__setattr__
-
-
-# How often a group-less reader (the retrainer's labels log, every model reader) looks for
-# partitions added to its topics: one metadata request each time.
-PARTITION_CHECK_SECONDS = 10.0
-
-
-# Commit failures that only mean "the group moved on": the records are redelivered to
-# whoever owns the partitions now, which at-least-once already allows.
-_REBALANCE_ERRORS = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "_ASSIGNMENT_LOST")
-# Consumer errors that are reported but recovered from by librdkafka itself.
-_TRANSIENT_ERRORS = ("_MAX_POLL_EXCEEDED", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT")
-
-
-def _ck() -> Any:
-    """Import confluent_kafka on first use, so the embedded mode never needs it."""
-    try:
-        import confluent_kafka
-        import confluent_kafka.admin  # noqa: F401 - a submodule, not imported by the package
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("streams.kafka.KafkaBus needs confluent-kafka: pip install confluent-kafka") from exc
-    return confluent_kafka
-
-
-def _codes(names: Sequence[str]) -> frozenset[int]:
-    err = _ck().KafkaError
-    return frozenset(getattr(err, n) for n in names if hasattr(err, n))
-
-
-# Right after a topic is created, a partition's leader can still answer "not leader" for
-# a moment even though the metadata already names it: retry those until the timeout.
-_WATERMARK_RETRY = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART", "_TIMED_OUT", "_TRANSPORT")
-
-
-def watermarks(client: Any, tp: Any, timeout: float) -> tuple[int, int]:
-    """``(low, high)`` offsets of ``tp`` from the broker, retrying transient errors until ``timeout``."""
-    ck = _ck()
-    retry = _codes(_WATERMARK_RETRY)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            low, high = client.get_watermark_offsets(tp, timeout=max(0.5, deadline - time.monotonic()), cached=False)
-            return int(low), int(high)
-        except ck.KafkaException as exc:
-            err = exc.args[0]
-            if (err.code() not in retry and not err.retriable()) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def default_topic_config(topic: str) -> dict[str, str]:
-    """Per-topic settings ``ensure_topics`` creates a topic with.
-
-    ``*.models`` is compacted: it is keyed by ``MODEL_KEY``, so compaction keeps the
-    newest version forever, where time retention (7 days by default) would one day
-    leave a newly started scorer without any model; ``*.control`` (one record per label
-    id, read back by a restarted retrainer) is compacted for the same reason. ``*.labels`` keeps every record:
-    the retrainer rebuilds its training set from that log, and labels are paid for.
-    """
-    if topic.endswith((".models", ".control")):
-        return {"cleanup.policy": "compact"}
-    if topic.endswith(".labels"):
-        return {"retention.ms": "-1"}
-    return {}
+__all__ = ["KafkaBus", "KafkaConsumer", "ValueBatch", "default_topic_config", "watermarks"]
 
 
 class KafkaBus:
-    """A :class:`streams.bus.Bus` on an Apache Kafka cluster.
+    """A :class:`activestream.streams.bus.Bus` on an Apache Kafka cluster.
 
     Parameters
     ----------
@@ -118,7 +52,7 @@ class KafkaBus:
         client_id: str = "activestream",
         transactional_id: str | None = None,
     ) -> None:
-        ck = _ck()
+        ck = confluent()
         self.transactional_id = transactional_id
         self._txn_producer: Any = None
         self.bootstrap_servers = bootstrap_servers
@@ -183,7 +117,7 @@ class KafkaBus:
     # -- transactions
     def _txn(self) -> Any:
         if self._txn_producer is None:
-            ck = _ck()
+            ck = confluent()
             self._txn_producer = ck.Producer(
                 {"transactional.id": self.transactional_id, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
                  "compression.type": "lz4", "partitioner": "murmur2_random",
@@ -215,7 +149,7 @@ class KafkaBus:
             if consumer is not None:
                 consumer.commit(messages)
             return
-        ck = _ck()
+        ck = confluent()
         prod = self._txn()
         group_consumer = consumer if isinstance(consumer, KafkaConsumer) and consumer.group is not None else None
         offsets = group_consumer.next_offsets(messages) if group_consumer is not None else []
@@ -231,7 +165,7 @@ class KafkaBus:
                     except BufferError:
                         prod.poll(0.1)
             if offsets:
-                prod.send_offsets_to_transaction(offsets, group_consumer._c.consumer_group_metadata(), 30.0)  # type: ignore[union-attr]
+                prod.send_offsets_to_transaction(offsets, group_consumer.group_metadata(), 30.0)  # type: ignore[union-attr]
             prod.commit_transaction(30.0)
         except ck.KafkaException as exc:
             err = exc.args[0]
@@ -241,7 +175,7 @@ class KafkaBus:
                 # batch: carrying on from there would let a later commit skip it. After a
                 # rebalance the caller rewinds to the committed offsets (Consumer.rewind);
                 # after anything else it must stop (the same batch would fail again).
-                moved = err.code() in _codes(_REBALANCE_ERRORS)
+                moved = err.code() in error_codes(REBALANCE_ERRORS)
                 raise CommitAborted(f"Kafka transaction aborted ({err.str()})", rolled_back=True, group_moved=moved) from exc
             if not err.retriable():
                 raise
@@ -252,7 +186,7 @@ class KafkaBus:
     # -- admin side
     def _admin(self) -> Any:
         if self._admin_client is None:
-            self._admin_client = _ck().admin.AdminClient(dict(self.base_config))
+            self._admin_client = confluent().admin.AdminClient(dict(self.base_config))
         return self._admin_client
 
     def ensure_topics(self, topics: Sequence[str], timeout: float = 30.0) -> None:
@@ -260,7 +194,7 @@ class KafkaBus:
 
         Idempotent; a topic created concurrently by another process counts as created.
         """
-        ck = _ck()
+        ck = confluent()
         wanted = list(dict.fromkeys(topics))
         if not wanted:
             return
@@ -305,7 +239,7 @@ class KafkaBus:
 
     def lag(self, topic: str, group: str, timeout: float = 10.0) -> int:
         """Records of ``topic`` not yet committed by ``group`` (as ``InMemoryBus.lag``)."""
-        ck = _ck()
+        ck = confluent()
         probe = ck.Consumer({**self.base_config, "group.id": group, "enable.auto.commit": False})
         try:  # a consumer that never subscribes does not join (or disturb) the group
             tps = [ck.TopicPartition(topic, p) for p in self.partitions_of(topic, timeout)]
@@ -335,279 +269,3 @@ class KafkaBus:
                 if closer is not None:
                     closer()
             self._admin_client = None
-
-
-class ValueBatch:
-    """A consumed batch as columns (:meth:`KafkaConsumer.consume_values`).
-
-    Parameters
-    ----------
-    values : (n,) record values, in consumption order.
-    raw : (n,) the client's records, for the rare record needed whole.
-    last : the last record of each partition: pass them to ``commit`` to commit the batch.
-    """
-
-    def __init__(self, values: list[bytes], raw: list[Any], last: list[Message], to_message: Any) -> None:
-        self.values = values
-        self.last = last
-        self._raw = raw
-        self._to_message = to_message
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def key(self, i: int) -> bytes | None:
-        return self._raw[i].key()  # type: ignore[no-any-return]
-
-    def message(self, i: int) -> Message:
-        return self._to_message(self._raw[i])  # type: ignore[no-any-return]
-
-
-class KafkaConsumer:
-    """One confluent-kafka consumer behind the :class:`streams.bus.Consumer` protocol.
-
-    With a ``group`` it subscribes (the group balances partitions across members and
-    stores committed offsets); auto-commit is off, so only :meth:`commit` moves the
-    group forward. With ``group=None`` it assigns every partition itself, starting at the
-    beginning (or the end with ``from_beginning=False``): no group join, so it reads
-    at once, and it never commits. It looks for partitions added to its topics every
-    ``PARTITION_CHECK_SECONDS`` and reads them from their first record.
-    """
-
-    def __init__(self, bus: KafkaBus, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
-        ck = _ck()
-        self._ck = ck
-        self.topics = topics
-        self.group = group
-        self._from_beginning = from_beginning
-        self._closed = False
-        self._committed: dict[tuple[str, int], int] = {}
-        self._rebalance_codes = _codes(_REBALANCE_ERRORS)
-        self._transient_codes = _codes(_TRANSIENT_ERRORS)
-        conf: dict[str, Any] = {
-            # librdkafka (>= 2.4) waits this long before fetching again once its local queue
-            # is full; its 1000 ms default starves any consumer slower than the broker (every
-            # scorer): the queue drains long before the next fetch. Measured on a scorer-like
-            # loop (3 us of work per record): 120k records/s at 1000 ms, 275k at 20 ms.
-            "fetch.queue.backoff.ms": 20,
-            **bus.base_config,
-            # group-less readers still need some group.id for librdkafka; a unique one never collides.
-            "group.id": group if group is not None else f"{bus.client_id}-reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-        }
-        self._c = ck.Consumer(conf)
-        if group is not None:
-            self._c.subscribe(topics)
-        else:
-            tps = [ck.TopicPartition(t, p, ck.OFFSET_BEGINNING) for t in topics for p in bus.partitions_of(t)]
-            if not from_beginning:
-                # Resolve "the end" now, not at the first fetch: records published after this
-                # constructor returns are then always seen (as with InMemoryBus).
-                for tp in tps:
-                    tp.offset = watermarks(self._c, tp, 10.0)[1]
-            self._c.assign(tps)
-            self._held = {(tp.topic, tp.partition) for tp in tps}
-        self._next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
-
-    def _take_new_partitions(self) -> None:
-        """A group-less reader adds the partitions created on its topics since it started (all their records are new)."""
-        self._next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
-        new = []
-        for t in self.topics:
-            try:
-                md = self._c.list_topics(t, timeout=1.0).topics.get(t)
-            except self._ck.KafkaException:
-                return  # the broker is away: next time
-            if md is not None and md.error is None:
-                new += [self._ck.TopicPartition(t, p, self._ck.OFFSET_BEGINNING) for p in sorted(md.partitions) if (t, p) not in self._held]
-        if new:
-            self._c.incremental_assign(new)
-            self._held.update((tp.topic, tp.partition) for tp in new)
-            log.info("Kafka reader of %s: reading %d partition(s) added since it started", self.topics, len(new))
-
-    def consume(self, max_messages: int, timeout: float) -> list[Message]:
-        """Return up to ``max_messages`` records, waiting at most ``timeout`` seconds.
-
-        Returns as soon as at least one record is available (plus whatever else is
-        already fetched), like ``InMemoryConsumer``; ``Consumer.consume(n, timeout)``
-        alone would wait out the whole timeout unless ``n`` records arrive.
-        """
-        return [self._message(m) for m in self._poll(max_messages, timeout)]
-
-    def consume_values(self, max_messages: int, timeout: float) -> ValueBatch:
-        """:meth:`consume` as columns, for a hot loop that needs only values (and keys on errors).
-
-        Skips building a :class:`Message` per record: the batch keeps the raw records
-        (``value(i)``, ``key(i)``, ``message(i)`` read one on demand) and, for
-        :meth:`commit`, the last record of each partition.
-        """
-        raw = self._poll(max_messages, timeout)
-        last: dict[tuple[str, int], Any] = {}
-        for m in raw:
-            last[(m.topic(), m.partition())] = m
-        return ValueBatch([m.value() or b"" for m in raw], raw, [self._message(m) for m in last.values()], self._message)
-
-    def _poll(self, max_messages: int, timeout: float) -> list[Any]:
-        if max_messages <= 0 or self._closed:
-            return []
-        if self.group is None and time.monotonic() >= self._next_partition_check:
-            self._take_new_partitions()
-        deadline = time.monotonic() + timeout
-        out: list[Any] = []
-        while not out:
-            # poll() also drives the group join right after subscribe, so a first call
-            # with a long enough timeout waits for the assignment and then the records.
-            msg = self._c.poll(max(0.0, deadline - time.monotonic()))
-            if msg is None:
-                return []
-            out = self._valid([msg])
-            if not out and time.monotonic() >= deadline:
-                return []
-        if len(out) < max_messages:
-            out.extend(self._valid(self._c.consume(max_messages - len(out), 0)))
-        return out
-
-    def _valid(self, raw: list[Any]) -> list[Any]:
-        """``raw`` without end-of-partition and transient-error events; raises on real errors."""
-        if all(m.error() is None for m in raw):
-            return raw
-        out = []
-        for m in raw:
-            err = m.error()
-            if err is None:
-                out.append(m)
-                continue
-            code = err.code()
-            if code == self._ck.KafkaError._PARTITION_EOF:
-                continue
-            if code in self._transient_codes and not err.fatal():
-                log.warning("Kafka consumer %s: %s (recovering)", self.group, err.str())
-                continue
-            raise self._ck.KafkaException(err)
-        return out
-
-    def _message(self, m: Any) -> Message:
-        # A Message built without the dataclass __init__ (frozen: six object.__setattr__
-        # calls): same fields, same equality and hash, less than half the cost per record.
-        ts_type, ts = m.timestamp()
-        msg = _new(Message)
-        _setattr(msg, "__dict__", {
-            "topic": m.topic(),
-            "partition": m.partition(),
-            "offset": m.offset(),
-            "key": m.key(),
-            "value": m.value() or b"",  # a tombstone (None) reads as empty bytes
-            "timestamp": ts / 1000.0 if ts_type != self._ck.TIMESTAMP_NOT_AVAILABLE else 0.0,
-        })
-        return msg
-
-    def commit(self, messages: Sequence[Message]) -> None:
-        """Commit, synchronously, the offset after the highest of ``messages`` per partition.
-
-        No-op for group-less readers. A commit the group rejects because it rebalanced
-        is logged and dropped: the new owner of those partitions gets the records again.
-        """
-        if self.group is None or not messages or self._closed:
-            return
-        nxt: dict[tuple[str, int], int] = {}
-        for m in messages:
-            k = (m.topic, m.partition)
-            nxt[k] = max(nxt.get(k, 0), m.offset + 1)
-        # Never move a partition backwards (a late commit of an older batch), like InMemoryBus.
-        tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in nxt.items() if o > self._committed.get((t, p), -1)]
-        if not tps:
-            return
-        try:
-            done = self._c.commit(offsets=tps, asynchronous=False)
-        except self._ck.KafkaException as exc:
-            err = exc.args[0]
-            if err.code() in self._rebalance_codes:
-                log.warning("Kafka commit for group %s dropped (%s); the records will be redelivered", self.group, err.str())
-                return
-            raise
-        failed = [tp for tp in done or [] if tp.error is not None]
-        if failed:
-            raise self._ck.KafkaException(failed[0].error)
-        for tp in tps:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
-
-    def rewind(self, timeout: float = 10.0) -> None:
-        """Go back to the group's committed offset on every partition this consumer holds.
-
-        See :meth:`streams.bus.Consumer.rewind`. Records prefetched from before are dropped
-        by the seek; a partition with no commit goes where ``auto.offset.reset`` starts.
-        """
-        if self.group is None:
-            return
-        held = self._c.assignment()
-        if not held:
-            return
-        reset = self._ck.OFFSET_BEGINNING if self._from_beginning else self._ck.OFFSET_END
-        for tp in self._c.committed(held, timeout=timeout):
-            if tp.offset < 0:  # nothing committed yet: where auto.offset.reset starts
-                tp.offset = reset
-            self._c.seek(tp)
-
-    def next_offsets(self, messages: Sequence[Message]) -> list[Any]:
-        """``TopicPartition`` offsets just past ``messages`` (never behind what was committed)."""
-        nxt: dict[tuple[str, int], int] = {}
-        for m in messages:
-            k = (m.topic, m.partition)
-            nxt[k] = max(nxt.get(k, 0), m.offset + 1)
-        return [self._ck.TopicPartition(t, p, o) for (t, p), o in nxt.items() if o > self._committed.get((t, p), -1)]
-
-    def mark_committed(self, tps: Sequence[Any]) -> None:
-        for tp in tps:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
-
-    def lag(self, timeout: float = 10.0) -> int:
-        """Records after this consumer's position, summed over its assigned partitions.
-
-        Uses the high watermark every fetch response carries (librdkafka's cached one):
-        asking the broker instead queues behind the consumer's own long-poll fetches on
-        the same connection and blocked the caller ~0.5 s per partition (a scorer spent
-        two thirds of its time there). The broker is asked only for a partition with no
-        fetch and no position yet.
-        """
-        total = 0
-        for tp in self._c.position(self._c.assignment()):
-            low, high = self._c.get_watermark_offsets(tp, cached=True)
-            if high < 0 or (tp.offset < 0 and low < 0):
-                low, high = watermarks(self._c, tp, timeout)
-            total += high - (tp.offset if tp.offset >= 0 else low)
-        return total
-
-    def read_to_end(self, timeout: float = 10.0) -> list[Message]:
-        """Consume until every assigned partition reaches the high watermark seen at the start.
-
-        Done when the consumer's position (the next offset it would fetch) is there, not when a
-        record at ``high - 1`` came: on a topic written in transactions (the scorer's dead
-        letters and auto-labels) the last offset is a commit marker, never delivered as a record.
-        """
-        deadline = time.monotonic() + timeout
-        ends = {}
-        for tp in self._c.assignment():
-            low, high = watermarks(self._c, tp, timeout)
-            if high > low:
-                ends[(tp.topic, tp.partition)] = high
-        out: list[Message] = []
-
-        def behind() -> bool:
-            if not ends:
-                return False
-            at = self._c.position([self._ck.TopicPartition(t, p) for t, p in ends])
-            return any(tp.offset < ends[(tp.topic, tp.partition)] for tp in at)  # (a negative position: nothing read yet)
-
-        while behind():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"read {len(out)} records of {self.topics} before the {timeout}s timeout")
-            out += self.consume(10_000, min(0.5, max(0.0, deadline - time.monotonic())))
-        return out
-
-    def close(self) -> None:
-        """Leave the group without committing; uncommitted records go to the next member."""
-        if not self._closed:
-            self._closed = True
-            self._c.close()

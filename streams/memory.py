@@ -30,6 +30,25 @@ class InMemoryBus:
         self._committed: dict[tuple[str, str, int], int] = defaultdict(int)
         self._cond = threading.Condition(threading.RLock())
 
+    # -- shared with InMemoryConsumer: one lock, the logs and the committed offsets
+    @property
+    def cond(self) -> threading.Condition:
+        """The lock (and wake-up) every client of this bus takes."""
+        return self._cond
+
+    def committed(self, group: str, topic: str, partition: int) -> int | None:
+        """``group``'s committed offset on a partition, ``None`` before its first commit."""
+        return self._committed.get((group, topic, partition))
+
+    def store_offset(self, group: str, topic: str, partition: int, offset: int) -> None:
+        """Commit ``offset`` for ``group`` (never backwards, like Kafka consumers here)."""
+        k = (group, topic, partition)
+        self._committed[k] = max(self._committed[k], offset)
+
+    def partition_log(self, topic: str) -> list[list[Message]]:
+        """The partitions of ``topic`` (created empty on first use). Call with :attr:`cond` held."""
+        return self._log(topic)
+
     # -- producer side
     def _log(self, topic: str) -> list[list[Message]]:
         if topic not in self._logs:
@@ -82,8 +101,29 @@ class InMemoryBus:
             )
 
 
+class MessageColumns:
+    """:meth:`InMemoryConsumer.consume_values`' batch: see :class:`activestream.streams.bus.Columns`."""
+
+    def __init__(self, msgs: list[Message]) -> None:
+        self.msgs = msgs
+        self.values = [m.value for m in msgs]
+        last: dict[tuple[str, int], Message] = {}
+        for m in msgs:
+            last[(m.topic, m.partition)] = m
+        self.last = list(last.values())
+
+    def __len__(self) -> int:
+        return len(self.msgs)
+
+    def key(self, i: int) -> bytes | None:
+        return self.msgs[i].key
+
+    def message(self, i: int) -> Message:
+        return self.msgs[i]
+
+
 class InMemoryConsumer:
-    """A consumer over an :class:`InMemoryBus`; see :class:`streams.bus.Consumer`."""
+    """A consumer over an :class:`InMemoryBus`; see :class:`activestream.streams.bus.Consumer`."""
 
     def __init__(
         self, bus: InMemoryBus, topics: list[str], group: str | None, from_beginning: bool
@@ -93,31 +133,35 @@ class InMemoryConsumer:
         self._group = group
         self._from_beginning = from_beginning
         self._pos: dict[tuple[str, int], int] = {}
-        with bus._cond:
+        with bus.cond:
             for t in topics:
-                for p in range(len(bus._log(t))):
+                for p in range(len(bus.partition_log(t))):
                     self._pos[(t, p)] = self._start(t, p)
 
     def _start(self, topic: str, partition: int) -> int:
         """Where reading starts: the group's committed offset, else the start or the end (Kafka's auto.offset.reset)."""
-        if self._group is not None and (self._group, topic, partition) in self._bus._committed:
-            return self._bus._committed[(self._group, topic, partition)]
-        return 0 if self._from_beginning else len(self._bus._log(topic)[partition])
+        committed = self._bus.committed(self._group, topic, partition) if self._group is not None else None
+        if committed is not None:
+            return committed
+        return 0 if self._from_beginning else len(self._bus.partition_log(topic)[partition])
 
     def consume(self, max_messages: int, timeout: float) -> list[Message]:
         deadline = time.monotonic() + timeout
-        with self._bus._cond:
+        with self._bus.cond:
             while True:
                 out = self._take(max_messages)
                 remaining = deadline - time.monotonic()
                 if out or remaining <= 0:
                     return out
-                self._bus._cond.wait(remaining)
+                self._bus.cond.wait(remaining)
+
+    def consume_values(self, max_messages: int, timeout: float) -> MessageColumns:
+        return MessageColumns(self.consume(max_messages, timeout))
 
     def _take(self, max_messages: int) -> list[Message]:
         out: list[Message] = []
         for t in self._topics:
-            for p, part in enumerate(self._bus._log(t)):
+            for p, part in enumerate(self._bus.partition_log(t)):
                 pos = self._pos.get((t, p), 0)
                 take = part[pos : pos + (max_messages - len(out))]
                 out.extend(take)
@@ -127,23 +171,26 @@ class InMemoryConsumer:
         return out
 
     def read_to_end(self, timeout: float = 10.0) -> list[Message]:
-        with self._bus._cond:
+        with self._bus.cond:
             return self._take(10**12)
+
+    def lag(self) -> int:
+        with self._bus.cond:
+            return sum(len(part) - self._pos.get((t, p), 0) for t in self._topics for p, part in enumerate(self._bus.partition_log(t)))
 
     def rewind(self) -> None:
         if self._group is None:
             return
-        with self._bus._cond:
+        with self._bus.cond:
             for t, p in self._pos:
                 self._pos[(t, p)] = self._start(t, p)
 
     def commit(self, messages: Sequence[Message]) -> None:
         if self._group is None:
             return
-        with self._bus._cond:
+        with self._bus.cond:
             for m in messages:
-                k = (self._group, m.topic, m.partition)
-                self._bus._committed[k] = max(self._bus._committed[k], m.offset + 1)
+                self._bus.store_offset(self._group, m.topic, m.partition, m.offset + 1)
 
     def close(self) -> None:
         return None

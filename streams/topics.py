@@ -15,10 +15,12 @@ SKIPS = "skips"  # labelers on the queue topic passing on an item (the dispatche
 
 ALL = (ITEMS, QUEUE, LABELS, MODELS, DEAD_LETTERS, AUTO_LABELS, CONTROL, SKIPS)
 
-# Consumer groups: scorers share items; every scorer reads every model version.
-SCORER_GROUP = "scorer"
-RETRAINER_GROUP = "retrainer"
-DISPATCHER_GROUP = "dispatcher"
+# Consumer groups: the roles below, each named ``{prefix}.{role}[.{qualifier}]`` by
+# :meth:`Topics.group`, so one prefix holds a deployment's topics and groups alike.
+SCORER_GROUP = "scorer"  # scorers share the items topic's partitions
+RETRAINER_GROUP = "retrainer"  # the faust retrainer (the plain one reads the labels log group-less)
+DISPATCHER_GROUP = "dispatcher"  # qualified by the labeler group it serves
+LABELERS_GROUP = "labelers"  # labelers reading the queue topic; also the default labeler group's name
 
 # The models topic is keyed by this constant so compaction keeps the newest version.
 MODEL_KEY = b"model"
@@ -32,6 +34,10 @@ class Topics:
 
     def name(self, short: str) -> str:
         return f"{self.prefix}.{short}"
+
+    def group(self, role: str, *qualifiers: str) -> str:
+        """The consumer group id of ``role`` (e.g. ``SCORER_GROUP``): ``{prefix}.{role}[.{qualifier}...]``."""
+        return ".".join((self.prefix, role, *qualifiers))
 
     @property
     def items(self) -> str:

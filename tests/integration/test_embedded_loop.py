@@ -7,19 +7,20 @@ import json
 import numpy as np
 import pytest
 import redis
+from sklearn.datasets import load_digits
+
+from activestream.labeling.live_model import LiveModel
 from activestream.labeling.selection import falcun
 from activestream.labeling.service import LabelService, UnknownItem
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.service import Retrainer
 from activestream.schemas import Item, decode_dead_letter, decode_label
-from activestream.scorer.service import LiveModel, Scorer
+from activestream.scorer.service import Scorer
 from activestream.scorer.strategies import Strategy
 from activestream.scorer.uncertainty import margin
+from activestream.simulate import FALCUN_CANDIDATES, make_label_service
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
-from sklearn.datasets import load_digits
-
-from activestream.simulate import FALCUN_CANDIDATES, make_label_service
 
 pytestmark = pytest.mark.integration
 
@@ -267,7 +268,7 @@ def test_exploration_share_and_curriculum(redis_client: redis.Redis, namespace: 
 
     cur = LabelService(RankedQueue(redis_client, QueueKeys(namespace + "c")), bus, topics, curriculum_labels=100)
     cur.queue.add([f"i{k}" for k in range(n)], np.arange(n, dtype=float) / n, np.zeros((n, 2), dtype=np.float32))
-    # Items the live model could not score are ranked -1 (Scorer._rerank_scores): not the easy end.
+    # Items the live model could not score are ranked -1 (activestream.scorer.scoring.rerank_scores): not the easy end.
     cur.queue.add([f"u{k}" for k in range(30)], np.full(30, -1.0), np.zeros((30, 2), dtype=np.float32))
     cur.queue.set_meta(ranked_version=1)
     first = cur.lease(10, "ann")
@@ -375,8 +376,9 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
 
 
 def test_multilabel_queue_ranked_by_uncertainty_and_cardinality(redis_client: redis.Redis, namespace: str) -> None:
-    from activestream.scorer.uncertainty import multilabel_adaptive
     from sklearn.datasets import make_multilabel_classification
+
+    from activestream.scorer.uncertainty import multilabel_adaptive
 
     X, Y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=4, n_labels=2, random_state=3)
     loop = Loop(redis_client, namespace)

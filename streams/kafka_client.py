@@ -1,0 +1,68 @@
+"""confluent-kafka essentials shared by the Kafka bus and its consumers: the lazy import,
+error-code sets, watermarks with retries, and the per-topic settings topics are created with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+# Commit failures that only mean "the group moved on": the records are redelivered to
+# whoever owns the partitions now, which at-least-once already allows.
+REBALANCE_ERRORS = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "_ASSIGNMENT_LOST")
+# Consumer errors that are reported but recovered from by librdkafka itself.
+TRANSIENT_ERRORS = ("_MAX_POLL_EXCEEDED", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT")
+
+
+def confluent() -> Any:
+    """Import confluent_kafka on first use, so the embedded mode never needs it."""
+    try:
+        import confluent_kafka
+        import confluent_kafka.admin  # noqa: F401 - a submodule, not imported by the package
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("activestream.streams.kafka needs confluent-kafka: pip install confluent-kafka") from exc
+    return confluent_kafka
+
+
+def error_codes(names: Sequence[str]) -> frozenset[int]:
+    """librdkafka error codes of ``names`` (those this client version knows)."""
+    err = confluent().KafkaError
+    return frozenset(getattr(err, n) for n in names if hasattr(err, n))
+
+
+
+# Right after a topic is created, a partition's leader can still answer "not leader" for
+# a moment even though the metadata already names it: retry those until the timeout.
+_WATERMARK_RETRY = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART", "_TIMED_OUT", "_TRANSPORT")
+
+
+def watermarks(client: Any, tp: Any, timeout: float) -> tuple[int, int]:
+    """``(low, high)`` offsets of ``tp`` from the broker, retrying transient errors until ``timeout``."""
+    ck = confluent()
+    retry = error_codes(_WATERMARK_RETRY)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = client.get_watermark_offsets(tp, timeout=max(0.5, deadline - time.monotonic()), cached=False)
+            return int(low), int(high)
+        except ck.KafkaException as exc:
+            err = exc.args[0]
+            if (err.code() not in retry and not err.retriable()) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def default_topic_config(topic: str) -> dict[str, str]:
+    """Per-topic settings ``ensure_topics`` creates a topic with.
+
+    ``*.models`` is compacted: it is keyed by ``MODEL_KEY``, so compaction keeps the
+    newest version forever, where time retention (7 days by default) would one day
+    leave a newly started scorer without any model; ``*.control`` (one record per label
+    id, read back by a restarted retrainer) is compacted for the same reason. ``*.labels`` keeps every record:
+    the retrainer rebuilds its training set from that log, and labels are paid for.
+    """
+    if topic.endswith((".models", ".control")):
+        return {"cleanup.policy": "compact"}
+    if topic.endswith(".labels"):
+        return {"retention.ms": "-1"}
+    return {}
