@@ -1,0 +1,94 @@
+"""mkdocs hook: the configuration reference, generated from ``activestream.config.Settings``.
+
+Replaces ``<!-- generated: settings -->`` with one table row per ``Settings`` field: its
+environment variable, default, allowed values (``activestream.config.RANGES``) and the
+description below. The build fails when a field has no description or a description names
+a field that no longer exists, so the page cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from activestream import config
+
+MARKER = "<!-- generated: settings -->"
+
+# What each Settings field means, keyed by field name.
+DESCRIPTIONS: dict[str, str] = {
+    "redis_url": "the Redis holding the queue; services: required; `simulate` / `demo`: `REDIS_URL` if set, "
+    "else a local redis-server they start",
+    "kafka_bootstrap_servers": "Kafka for the distributed mode; services: required; `simulate` / `demo`: an in-process bus",
+    "topic_prefix": "topic names are `{prefix}.items`, `{prefix}.labels`, ...",
+    "namespace": "Redis key namespace (one per campaign); no `:` (one namespace's keys would sit inside another's) "
+    "or glob characters `*?[]\\`",
+    "partitions": "partitions of the topics the services create",
+    "replication_factor": "replication factor of the topics the services create",
+    "strategy": "scoring strategy and batch mode (`bald` / `vote_entropy`: the retrainer trains a 5-head committee)",
+    "seed": "seed of the strategy's random parts (random scores, the control slice, batch sampling)",
+    "batch_size": "scorer micro-batch",
+    "n_features": "feature vector length, recorded for the namespace (in Redis); unset: the first valid item ever queued "
+    "fixes it, and items of another length are dead letters. Set it so that a stray first item cannot: a scorer "
+    "started with a length the namespace does not hold stops with an error naming both (`activestream queue info` "
+    "shows what a namespace holds; `queue clear --yes` starts it afresh). A re-rank ranks last any pending item the "
+    "model cannot read (another width), rather than failing",
+    "feature_names": "comma-separated field order for items whose `features` is a named-field record "
+    "(`{\"age\": 41, ...}`); without it such items are dead letters",
+    "explore": "random-control share of leased batches and of what the dispatcher sends",
+    "curriculum_labels": "easy-to-hard schedule length for the labeler API (unset or 0: off)",
+    "cold_start": "first labels before any model: `random` or `representative`",
+    "auto_accept": "`0`: the scorer queues every item instead of routing confident ones to the `autolabels` topic",
+    "labels_per_hour": "stream budget: the scorer admits only as many items as labelers can label (unset or 0: off; "
+    "see the campaign controls)",
+    "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (a segment "
+    "never changes; each carries a token checked on every use, so a Redis rollback or a cleared queue is read afresh) "
+    "up to this many MiB, held between re-ranks, so the next re-rank after a model update reads only which rows died; "
+    "1M items of 128 float32 take ~540 MiB (0: off, every re-rank reads every segment)",
+    "lease_ttl": "seconds before a leased, unlabeled item returns to the queue (timed by Redis's clock, as are passes "
+    "and enqueue times, so hosts whose clocks disagree still agree on who holds what)",
+    "max_skips": "an item skipped by this many different labelers leaves the queue",
+    "labeler_tokens": "labeler API: a file of `<token> <labeler id>` lines; requests then need "
+    "`Authorization: Bearer <token>` and act for its labeler; read again when the file changes "
+    "(unset: any labeler id a request names is taken)",
+    "retrain_every": "retrain after this many new labels ...",
+    "retrain_interval": "... or this many seconds after an unused label",
+    "full_refit_every": "every N-th version is fitted from scratch instead of warm-started",
+    "holdout_fraction": "share of labeled items kept to check a new version does not regress",
+    "tolerance": "largest held-out accuracy drop a new version may have",
+    "metrics_port": "port of `/metrics` and `/healthz` (unset: any free port, printed at start)",
+    "metrics_host": "address `/metrics` and `/healthz` listen on (`0.0.0.0` in containers)",
+    "kafka_config": "passed to librdkafka as `<key>` (`_` becomes `.`), e.g. SASL/TLS settings: "
+    "`ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL`",
+}
+
+# Fields not read from plain ACTIVESTREAM_<NAME> (see Settings.from_env).
+ENV_NAMES: dict[str, str] = {
+    "redis_url": "`REDIS_URL` or `ACTIVESTREAM_REDIS_URL`",
+    "kafka_bootstrap_servers": "`KAFKA_BOOTSTRAP_SERVERS` or `ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS`",
+    "kafka_config": "`ACTIVESTREAM_KAFKA_<KEY>`",
+}
+
+
+def _default(f: dataclasses.Field) -> str:
+    if f.default_factory is not dataclasses.MISSING:  # kafka_config: an empty mapping
+        return "(none)"
+    return "(unset)" if f.default is None else f"`{f.default}`"
+
+
+def settings_table() -> str:
+    names = [f.name for f in dataclasses.fields(config.Settings)]
+    undocumented = [n for n in names if n not in DESCRIPTIONS]
+    stale = sorted((set(DESCRIPTIONS) | set(ENV_NAMES)) - set(names))
+    if undocumented or stale:
+        raise ValueError(f"docs/hooks/settings.py: Settings fields without a description: {undocumented}; "
+                         f"descriptions of fields that no longer exist: {stale}")
+    rows = ["| setting | default | allowed | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(config.Settings):
+        env = ENV_NAMES.get(f.name, f"`{config.ENV_PREFIX}{f.name.upper()}`")
+        allowed = config.RANGES[f.name][1] if f.name in config.RANGES else ""
+        rows.append(f"| {env} | {_default(f)} | {allowed} | {DESCRIPTIONS[f.name]} |")
+    return "\n".join(rows)
+
+
+def on_page_markdown(markdown: str, **kwargs: object) -> str:
+    return markdown.replace(MARKER, settings_table()) if MARKER in markdown else markdown
