@@ -1,11 +1,54 @@
-"""Every Redis key of the ranked queue, under ``{prefix}:{namespace}:``."""
+"""Keys and constants of the ranked queue, in one place (like arq's ``constants.py``).
+
+Every Redis key lives under ``{prefix}:{namespace}:`` (:class:`QueueKeys`); the tuning
+constants below bound how much one script call or one round trip carries. The Lua scripts
+(``lua/*.lua``) get their keys from these names through ``KEYS``/``ARGV``; the ``meta`` hash
+field names they spell out themselves are the ``META_*`` ones here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 DEFAULT_PREFIX = "activestream"
 NAMESPACE_FORBIDDEN = ":*?[]\\"  # the key separator and glob characters
+
+# --------------------------------------------------------------------------- stored features
+
+FEATURE_DTYPES = ("float32", "float16")
+DEFAULT_FEATURE_DTYPE = "float32"  # what a namespace stores when no writer chose (also the scripts' default)
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # float16 rows are clipped to +-this before the cast
+MAX_ID_BYTES = 0xFFFF  # a segment's ids blob stores each id's length as a uint16
+
+# --------------------------------------------------------------------------- fields of the ``meta`` hash
+
+META_FEATURE_DTYPE = "feature_dtype"  # fixed by the first writer of a namespace
+META_SEGSEQ = "segseq"  # the last segment number handed out
+META_N_FEATURES = "n_features"  # the feature width every scorer enforces (first one wins)
+META_RANKED_VERSION = "ranked_version"  # model version of the last bulk re-rank
+META_COLD_START_LABELS = "cold_start_labels"  # labels there were at the first re-rank
+
+# --------------------------------------------------------------------------- batch sizes
+
+# Items per enqueue script call (one segment each): bounds how long one call blocks Redis.
+ADD_CHUNK = 5000
+# Leases returned per expire script call: keeps each call short.
+EXPIRE_BATCH = 5000
+# Members per ZADD of a client-side bulk write (rescore, the re-rank's fallback without RESTORE).
+ZADD_CHUNK = 10_000
+# A bulk re-rank scores segments one by one, small ones gathered up to this many rows
+# (~8k rows per model call was fastest here: 1k-row calls cost 35% more, 16k-row ones 45%).
+RERANK_MIN_ROWS = 8192
+# Segments fetched per pipelined round trip.
+SEGMENTS_PER_FETCH = 64
+# Below this many scores a re-rank sorts them on one thread.
+PARALLEL_SORT_MIN = 100_000
+# Candidates read per page when looking past what a labeler skipped (top_for).
+TOP_FOR_PAGE = 64
+# Keys per SCAN page and per UNLINK when clearing a namespace.
+CLEAR_BATCH = 1000
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,22 @@ import time
 
 import numpy as np
 import redis
-from activestream.rankedqueue import QueueKeys
-from activestream.rankedqueue.queue import _ADD, RankedQueue
 
-from activestream.redis_server import LocalRedis
+from activestream.devstack.redis_server import LocalRedis
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.rankedqueue.scripts import script_source
 
+ADD = script_source("add")  # the product's enqueue script (lua/add.lua)
 VARIANTS = {
-    "current": _ADD,
-    "no HSETNX": _ADD.replace("if redis.call('HSETNX', KEYS[2], id, loc_prefix .. added) == 1 then", "if true then"),
-    "no ZADD": _ADD.replace("redis.call('ZADD', KEYS[1], unpack(zargs))", "local _ = 0"),
+    "current": ADD,
+    "no HSETNX": ADD.replace("if redis.call('HSETNX', KEYS[2], id, loc_prefix .. added) == 1 then", "if true then"),
+    "no ZADD": ADD.replace("redis.call('ZADD', KEYS[1], unpack(zargs))", "local _ = 0"),
 }
 VARIANTS["neither"] = VARIANTS["no HSETNX"].replace("redis.call('ZADD', KEYS[1], unpack(zargs))", "local _ = 0")
 
 
 def main(batch: int = 1000, batches: int = 300, repeats: int = 2, binary: str | None = None) -> int:
-    assert all(v != _ADD for k, v in VARIANTS.items() if k != "current"), "the enqueue script changed: update the variants"
+    assert all(v != ADD for k, v in VARIANTS.items() if k != "current"), "the enqueue script changed: update the variants"
     srv = LocalRedis(binary=binary).start()
     try:
         r = redis.Redis.from_url(srv.url)
@@ -52,7 +53,7 @@ def main(batch: int = 1000, batches: int = 300, repeats: int = 2, binary: str | 
                 r.flushall()
                 r.config_resetstat()
                 q = RankedQueue(r, QueueKeys(f"v{len(name)}"))
-                q._add = r.register_script(src)
+                q.scripts.add = r.register_script(src)  # what add_nowait sends with EVAL
                 c0, t0 = cpu(), time.perf_counter()
                 for b in range(batches):
                     q.add([f"item-{b:03d}{i:04d}" for i in range(batch)], rng.random(batch), X)

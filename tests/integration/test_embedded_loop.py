@@ -9,6 +9,7 @@ import pytest
 import redis
 from sklearn.datasets import load_digits
 
+from activestream.labeling.factory import FALCUN_CANDIDATES, make_label_service
 from activestream.labeling.live_model import LiveModel
 from activestream.labeling.selection import falcun
 from activestream.labeling.service import LabelService, UnknownItem
@@ -18,9 +19,8 @@ from activestream.schemas import Item, decode_dead_letter, decode_label
 from activestream.scorer.service import Scorer
 from activestream.scorer.strategies import Strategy
 from activestream.scorer.uncertainty import margin
-from activestream.simulate import FALCUN_CANDIDATES, make_label_service
 from activestream.streams.memory import InMemoryBus
-from activestream.streams.topics import Topics
+from activestream.streams.topics import SCORER_GROUP, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +159,7 @@ def test_bad_items_go_to_dead_letters_and_the_stream_goes_on(
     assert counted == {"message": 1, "id": 1, "features": 2}
     after = dict(loop.queue.ranking())
     assert set(before) <= set(after) and len(after) == 40  # nothing already queued was lost
-    assert loop.bus.lag(loop.topics.items, "scorer") == 0  # and the offsets moved past the bad ones
+    assert loop.bus.lag(loop.topics.items, loop.topics.group(SCORER_GROUP)) == 0  # and the offsets moved past the bad ones
 
 
 def test_live_model_follows_the_newest_version_and_skips_bad_messages(
@@ -400,8 +400,8 @@ def test_multilabel_queue_ranked_by_uncertainty_and_cardinality(redis_client: re
 def test_many_campaigns_on_one_client_give_their_connections_back(redis_url: str) -> None:
     from sklearn.datasets import make_classification
 
-    from activestream.datasets import from_arrays
-    from activestream.simulate import SimConfig, run_campaign
+    from activestream.simulation.campaign import SimConfig, run_campaign
+    from activestream.simulation.datasets import from_arrays
 
     X, y = make_classification(n_samples=120, n_features=6, random_state=0)
     ds = from_arrays("small", X, y)

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import redis
+
 from activestream.rankedqueue import QueueKeys, RankedQueue
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from activestream.rankedqueue import QueueKeys
-from activestream.rankedqueue import queue as queue_module
-from activestream.rankedqueue.queue import RankedQueue, argsort_best_first, zset_dump
+
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.rankedqueue.dump import argsort_best_first, zset_dump
+from activestream.rankedqueue.keys import PARALLEL_SORT_MIN
+from activestream.rankedqueue.segments import SegmentReader
 
 pytestmark = pytest.mark.integration
 
@@ -178,9 +180,8 @@ def test_float16_features(redis_client: redis.Redis, namespace: str) -> None:
 
 @pytest.mark.parametrize("halves", [False, True], ids=["one-sort", "two-halves"])
 @pytest.mark.parametrize("lengths", [(1, 5, 63), (64, 300, 16384, 70000), (0, 2, 2)])
-def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[int, ...], halves: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    if halves:  # as a large re-rank sorts: each half of the scores on its own thread
-        monkeypatch.setattr(queue_module, "_PARALLEL_SORT_MIN", 2)
+def test_zset_dump_restores_exactly(redis_client: redis.Redis, namespace: str, lengths: tuple[int, ...], halves: bool) -> None:
+    parallel_min = 2 if halves else PARALLEL_SORT_MIN  # halves: as a large re-rank sorts, each half of the scores on its own thread
     rng = np.random.default_rng(sum(lengths))
     members = [bytes([k % 251 + 1]) * ln + str(k).encode() for k, ln in enumerate(lengths * 40)]
     members += ["ünï-çødé-✓".encode()]
@@ -190,10 +191,11 @@ def test_zset_dump_restores_exactly(redis_client: redis.Redis, lengths: tuple[in
     buf = np.frombuffer(b"".join(members), dtype=np.uint8)
     lens = np.array([len(m) for m in members])
     starts = np.cumsum(lens) - lens
-    order = argsort_best_first(scores)
+    order = argsort_best_first(scores, parallel_min=parallel_min)
     assert (np.diff(scores[order]) <= 0).all() and sorted(order.tolist()) == list(range(len(scores)))
-    redis_client.restore("dumped", 0, zset_dump(buf, starts[order], lens[order], scores[order]), replace=True)
-    assert dict(redis_client.zrange("dumped", 0, -1, withscores=True)) == dict(zip(members, scores.tolist(), strict=True))
+    key = f"{namespace}:dumped"  # (the fixture deletes the namespace's keys afterwards)
+    redis_client.restore(key, 0, zset_dump(buf, starts[order], lens[order], scores[order]), replace=True)
+    assert dict(redis_client.zrange(key, 0, -1, withscores=True)) == dict(zip(members, scores.tolist(), strict=True))
 
 
 def test_a_rerank_with_the_segment_cache_reads_each_segment_once_and_ranks_as_without(
@@ -203,13 +205,13 @@ def test_a_rerank_with_the_segment_cache_reads_each_segment_once_and_ranks_as_wi
     plain = RankedQueue(redis_client, QueueKeys(namespace))
     ids = fill(cached, 1000)  # 4 segments of 250
     read: list[int] = []
-    real = RankedQueue._read_segments
+    real = SegmentReader.read
 
-    def spy(self: RankedQueue, seqs: list[int], widths: dict[int, int], dtype: np.dtype, *args: Any) -> list:
+    def spy(self: SegmentReader, seqs: list[int], widths: dict[int, int], dtype: np.dtype, *args: Any) -> list:
         read.extend(seqs)
         return real(self, seqs, widths, dtype, *args)
 
-    monkeypatch.setattr(RankedQueue, "_read_segments", spy)
+    monkeypatch.setattr(SegmentReader, "read", spy)
     assert cached.rerank(first_column, version=1) == 1000 and sorted(read) == [1, 2, 3, 4]
     # Rows die (labeled; all of segment 2: freed), a lease, and a new segment since.
     for i in ids[250:500] + ids[7:9]:
@@ -219,7 +221,7 @@ def test_a_rerank_with_the_segment_cache_reads_each_segment_once_and_ranks_as_wi
     read.clear()
     n = cached.rerank(lambda i, X: -first_column(i, X), version=2)
     assert read == [5]  # only the new segment's rows; the others' dead rows were read afresh
-    assert cached.last_rerank["cached_segments"] == 3.0 and sorted(cached._cache) == [1, 3, 4, 5]  # 2 was freed: dropped
+    assert cached.last_rerank["cached_segments"] == 3.0 and sorted(cached.segment_cache.seqs()) == [1, 3, 4, 5]  # 2 was freed: dropped
     with_cache = cached.ranking()
     assert n == len(with_cache) == 1000 - 252 - 1 + 50 and ids[8] not in dict(with_cache) and ids[300] not in dict(with_cache)
     assert plain.rerank(first_column, version=3) == n  # the same queue, read without a cache: the same items
@@ -243,7 +245,7 @@ def test_the_segment_cache_keeps_to_its_budget(redis_client: redis.Redis, namesp
     queue = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=one + one // 2)
     fill(queue, 1000)
     queue.rerank(first_column, version=1)
-    assert len(queue._cache) == 1 and queue._cache_used == one
+    assert len(queue.segment_cache) == 1 and queue.segment_cache.used == one
     assert queue.rerank(lambda i, X: -first_column(i, X), version=2) == 1000
     assert [i for i, _ in queue.ranking()][:2] == ["i0", "i1"]
 
@@ -270,4 +272,5 @@ def test_the_segment_cache_rereads_a_segment_number_that_names_other_rows(redis_
     ranking = dict(queue.ranking())
     assert set(ranking) == set(ids[:500]) | set(fresh)  # no ghost of the lost rows, every new one
     assert ranking["c3"] == pytest.approx(-float(feats(1, start=3)[0, 0]))
-    assert 3 not in queue._cache or queue._cache[3][1].ids.tobytes().startswith(b"c0")
+    held = queue.segment_cache.peek(3)
+    assert held is None or held.ids.tobytes().startswith(b"c0")

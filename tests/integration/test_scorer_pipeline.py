@@ -15,7 +15,7 @@ from activestream.scorer.strategies import Strategy
 from activestream.scorer.uncertainty import margin
 from activestream.streams.bus import CommitAborted
 from activestream.streams.memory import InMemoryBus
-from activestream.streams.topics import Topics
+from activestream.streams.topics import SCORER_GROUP, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +34,22 @@ def test_offsets_follow_the_writes(redis_client: redis.Redis, namespace: str) ->
     bus, topics, queue, scorer, _ = make(redis_client, namespace, n, commit_interval=0.0)
     for _ in range(MAX_INFLIGHT):
         assert scorer.score_items(0.0) == 100
-    assert bus.lag(topics.items, "scorer") == n  # all sent, none confirmed: nothing committed
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == n  # all sent, none confirmed: nothing committed
     assert scorer.score_items(0.0) == 100  # one too many in flight: the oldest is confirmed first
-    assert queue.depth() >= 100 and bus.lag(topics.items, "scorer") == n - 100
+    assert queue.depth() >= 100 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == n - 100
     scorer.flush()
-    assert queue.depth() == n - 100 and bus.lag(topics.items, "scorer") == 100
+    assert queue.depth() == n - 100 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 100
     assert scorer.run(burst=True, timeout=0.0) == 100
-    assert queue.depth() == n and bus.lag(topics.items, "scorer") == 0
+    assert queue.depth() == n and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
 
 
 def test_commits_wait_for_the_interval(redis_client: redis.Redis, namespace: str) -> None:
     bus, topics, queue, scorer, _ = make(redis_client, namespace, 100 * (MAX_INFLIGHT + 1), commit_interval=3600.0)
     for _ in range(MAX_INFLIGHT + 1):
         scorer.score_items(0.0)
-    assert queue.depth() >= 100 and bus.lag(topics.items, "scorer") == 100 * (MAX_INFLIGHT + 1)  # confirmed, commit deferred
+    assert queue.depth() >= 100 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 100 * (MAX_INFLIGHT + 1)  # confirmed, commit deferred
     scorer.flush()
-    assert bus.lag(topics.items, "scorer") == 0
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
 
 
 def test_a_failed_write_commits_nothing_from_there_on(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +66,7 @@ def test_a_failed_write_commits_nothing_from_there_on(redis_client: redis.Redis,
         for _ in range(4):
             scorer.score_items(0.0)  # batch 1 is confirmed and committed, then confirming batch 2 fails
     scorer.flush()  # e.g. on close: batch 3 (if it was sent) must not commit past batch 2
-    assert bus.lag(topics.items, "scorer") == 200  # batches 2 and 3 are redelivered
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == 200  # batches 2 and 3 are redelivered
     with pytest.raises(RuntimeError, match="restart the scorer"):
         scorer.score_items(0.0)  # it consumed past batch 2: carrying on would commit past it
 
@@ -91,7 +91,7 @@ def test_an_interrupt_while_abandoning_commits_nothing_after_the_failure(
         for _ in range(5):
             scorer.score_items(0.0)
     scorer.close()  # flushes: only batch 1 is known to be written
-    assert bus.lag(topics.items, "scorer") == 300
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == 300
 
 
 def test_new_model_reranks_after_the_writes_in_flight(redis_client: redis.Redis, namespace: str) -> None:
@@ -117,7 +117,7 @@ def test_a_failed_commit_is_not_retried_without_its_dead_letters(
     bus.publish(topics.items, b"not an item", key=b"bad")  # batch 2: a dead letter
     assert scorer.score_items(0.0) == 100
     scorer.flush()
-    assert bus.lag(topics.items, "scorer") == 1
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == 1
 
     def aborted(*a: object, **k: object) -> None:
         raise RuntimeError("transaction aborted")
@@ -128,7 +128,7 @@ def test_a_failed_commit_is_not_retried_without_its_dead_letters(
         scorer.flush()  # the dead letter and its offset go out together, or not at all
     monkeypatch.undo()
     scorer.close()  # must not commit the offset without the dead letter
-    assert bus.lag(topics.items, "scorer") == 1 and not bus.messages(topics.dead_letters)
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == 1 and not bus.messages(topics.dead_letters)
 
 
 def test_a_rolled_back_commit_reads_again_from_the_committed_offsets(
@@ -166,7 +166,7 @@ def test_a_rolled_back_commit_reads_again_from_the_committed_offsets(
         assert not missing, f"offsets committed past {sorted(missing)} without their dead letters"
     scorer.close()
     assert scorer.rewinds == 1 and len(calls) > 3
-    assert bus.lag(topics.items, "scorer") == 0
+    assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
     assert sorted(dead_letter_ids()) == sorted(bad_at.values())  # each once: none lost, none twice
     assert queue.depth() == 900
     # The batches read twice are counted once: counters move when offsets commit.
@@ -183,7 +183,7 @@ def test_an_item_the_model_overflows_on_is_a_dead_letter_not_a_stuck_stream(redi
     assert not np.isfinite(model.predict_proba_many(huge[None, :])).all()
     scorer.swap(model, 1)
     assert scorer.run(burst=True, timeout=0.0) == 100
-    assert queue.depth() == 99 and bus.lag(topics.items, "scorer") == 0
+    assert queue.depth() == 99 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
     (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
     assert (dl.item_id, dl.field) == ("huge", "features") and "non-finite probabilities" in dl.reason
 
@@ -272,7 +272,7 @@ def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_s
     bus.publish(topics.models, _model_version(2, X, 0.0), MODEL_KEY)  # accepts every item
     scorer.run(burst=True, timeout=0.0)  # swap (its flush's commit is rolled back), then i0..i199 again
     scorer.close()
-    assert aborted and scorer.rewinds == 1 and bus.lag(topics.items, "scorer") == 0
+    assert aborted and scorer.rewinds == 1 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
     queued, auto = _queued_and_auto_labeled(bus, topics, queue)
     assert queued == {f"i{i}" for i in range(100)}
     assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))  # only the items never queued
@@ -288,7 +288,7 @@ def test_an_item_queued_before_a_restart_is_not_auto_labeled_after_it(redis_clie
     bus, topics, queue, first, X = make(redis_client, namespace, 200, commit_interval=3600.0)
     assert first.score_items(0.0) == 100  # no model: i0..i99 queued at random scores
     first._finish_write()  # written to Redis; the crash comes before the commit
-    assert queue.depth() == 100 and bus.lag(topics.items, "scorer") == 200
+    assert queue.depth() == 100 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 200
     bus.publish(topics.models, _model_version(1, X, 0.0), MODEL_KEY)
     restarted = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100)
     restarted.poll_models(to_end=True)

@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from activestream.rankedqueue.queue import crc64
-from activestream.schemas import RAW_ITEM_MAGIC, DecodeError, Item, decode_item, decode_items
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from activestream.rankedqueue.dump import crc64
+from activestream.schemas import RAW_ITEM_MAGIC, DecodeError, Item, decode_item, decode_items
 
 _POLY = 0x95AC9329AC4BC9B5
 
@@ -157,11 +158,11 @@ def test_uniform_raw_batches_decode_as_one_by_one(batch: list[bytes], n_features
 
 
 def test_a_batch_of_one_size_takes_the_one_matrix_path() -> None:
-    from activestream.schemas import records
+    from activestream.schemas import batch as batch_decoder  # (records.py was split; the batch decoder is schemas.batch)
 
     X = np.arange(12, dtype=np.float32).reshape(4, 3)
     batch = [Item(f"id-{i}", x).encode(raw=True) for i, x in enumerate(X)]
-    uniform = records._decode_uniform_raw(batch, 3)
+    uniform = batch_decoder._decode_uniform_raw(batch, 3)
     assert uniform is not None and uniform.ids == ["id-0", "id-1", "id-2", "id-3"] and uniform.features.tolist() == X.tolist()
-    assert records._decode_uniform_raw(batch, 4) is None  # wrong length: the general path words the error
-    assert records._decode_uniform_raw(batch[:2] + [Item("id-10", X[2]).encode(raw=True)], 3) is None  # sizes differ
+    assert batch_decoder._decode_uniform_raw(batch, 4) is None  # wrong length: the general path words the error
+    assert batch_decoder._decode_uniform_raw(batch[:2] + [Item("id-10", X[2]).encode(raw=True)], 3) is None  # sizes differ

@@ -1,0 +1,203 @@
+"""What both sides of the ranked queue share: the client, the keys, the scripts, the clock and the reads.
+
+The writer side (:mod:`rankedqueue.writer`, the scorer's) and the lease side
+(:mod:`rankedqueue.leases`, labeling's) both build on :class:`QueueBase`, as arq's enqueue
+side and worker share its ``jobs`` module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import redis
+
+from activestream.rankedqueue.keys import (
+    CLEAR_BATCH,
+    DEFAULT_FEATURE_DTYPE,
+    META_FEATURE_DTYPE,
+    META_RANKED_VERSION,
+    QueueKeys,
+)
+from activestream.rankedqueue.scripts import Scripts
+
+logger = logging.getLogger(__name__)
+
+
+def glob_literal(text: str) -> str:
+    """``text`` as a Redis glob pattern that matches only itself (``*?[]\\`` escaped)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def members(raw: Any) -> list[str]:
+    """Sorted-set members as returned by redis-py (bytes) -> str (its stubs type replies loosely)."""
+    return [m.decode() for m in raw]
+
+
+def scored(raw: Any) -> list[tuple[str, float]]:
+    """``(member, score)`` pairs of a ``WITHSCORES`` reply -> ``[(str, float)]``."""
+    return [(m.decode(), float(sc)) for m, sc in raw]
+
+
+class QueueBase:
+    """A connection to one queue namespace: its keys, its scripts, its clock and its read-only views.
+
+    Parameters
+    ----------
+    client : a redis-py client (``decode_responses=False``).
+    keys : the key names (namespace) to use.
+    """
+
+    def __init__(self, client: redis.Redis, keys: QueueKeys | None = None) -> None:
+        self.r = client
+        self.k = keys or QueueKeys()
+        self.scripts = Scripts(client)
+
+    # ----------------------------------------------------------------- clock
+    def now(self) -> float:
+        """The queue's clock: Redis's time, in UNIX seconds (one round trip).
+
+        Lease expiries, passes and enqueue times are written by one host and compared by
+        another (labeling API, dispatchers, scorers). Each host's own clock would let a
+        host running ahead expire the others' leases early; the one Redis is the clock they
+        share. Every ``now`` left out of this class's methods is this one.
+        """
+        sec, usec = self.r.time()
+        return float(sec) + usec / 1e6
+
+    # ----------------------------------------------------------------- meta
+    def set_meta(self, **fields: Any) -> None:
+        self.r.hset(self.k.meta, mapping={k: str(v) for k, v in fields.items()})
+
+    def get_meta(self, name: str) -> str | None:
+        v: Any = self.r.hget(self.k.meta, name)
+        return v.decode() if v is not None else None
+
+    def get_meta_fields(self, *names: str) -> dict[str, str | None]:
+        """Several meta fields in one round trip (``None`` for unset ones)."""
+        values: list[Any] = self.r.hmget(self.k.meta, list(names))
+        return {n: v.decode() if v is not None else None for n, v in zip(names, values, strict=True)}
+
+    def agree_meta(self, name: str, value: str) -> str:
+        """Set ``name`` to ``value`` unless it is set already; the value it holds either way."""
+        pipe = self.r.pipeline()
+        pipe.hsetnx(self.k.meta, name, value)
+        pipe.hget(self.k.meta, name)
+        _, held = pipe.execute()
+        return held.decode()  # type: ignore[no-any-return]
+
+    def ranked_version(self) -> int:
+        """Model version whose scores the whole queue was last re-ranked with (0: none yet)."""
+        return int(self.get_meta(META_RANKED_VERSION) or 0)
+
+    def _read_dtype(self) -> np.dtype:
+        """The dtype the namespace stores its feature rows in (little-endian)."""
+        return np.dtype(self.get_meta(META_FEATURE_DTYPE) or DEFAULT_FEATURE_DTYPE).newbyteorder("<")
+
+    # ----------------------------------------------------------------- items
+    def features_of(self, ids: Sequence[str]) -> list[np.ndarray | None]:
+        """Stored features (float32) of ``ids``; ``None`` for unknown, labeled or dropped items."""
+        if not ids:
+            return []
+        raw = self.scripts.features(keys=[self.k.featloc, self.k.segment_width, self.k.meta], args=[self.k.segment_prefix, *ids])
+        dtype = np.dtype(raw[0].decode()).newbyteorder("<")
+        return [np.frombuffer(b, dtype=dtype).astype(np.float32) if b is not None else None for b in raw[1:]]
+
+    def metadata_of(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        raw = self.r.hmget(self.k.metadata, list(ids))
+        return [json.loads(b) if b else {} for b in raw]
+
+    def pending_ids(self) -> list[str]:
+        """Every pending item id (any order)."""
+        return members(self.r.zrange(self.k.pending, 0, -1))
+
+    def top(self, n: int, offset: int = 0) -> list[tuple[str, float]]:
+        """The ``n`` highest-scored pending items after skipping ``offset``, best first (read-only)."""
+        return scored(self.r.zrevrange(self.k.pending, offset, offset + n - 1, withscores=True))
+
+    def members_at(self, ranks: Sequence[int]) -> list[str]:
+        """Pending ids at the given ranks (0 = best; one round trip; ranks past the end are left out).
+
+        A seeded caller gets a reproducible sample of the queue, e.g. the reference set of
+        density weighting (``ZRANDMEMBER`` would not be reproducible).
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for r in ranks:
+            pipe.zrevrange(self.k.pending, int(r), int(r))
+        return [m for reply in pipe.execute() for m in members(reply)]
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+        """Up to ``n`` pending items drawn uniformly by ``rng`` (reproducible): ``(ids, (m, n_features) float32)``."""
+        depth = self.depth()
+        ranks: list[int] = rng.choice(depth, size=min(depth, n), replace=False).tolist() if depth else []
+        ids = self.members_at(ranks)
+        rows = [(i, f) for i, f in zip(ids, self.features_of(ids), strict=True) if f is not None]
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return [i for i, _ in rows], np.vstack([f for _, f in rows])
+
+    def score_of(self, item_id: str) -> float | None:
+        return self.r.zscore(self.k.pending, item_id)  # type: ignore[return-value]
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """Every pending item with its score, best first."""
+        return scored(self.r.zrevrange(self.k.pending, 0, -1, withscores=True))
+
+    def is_labeled(self, item_id: str) -> bool:
+        return bool(self.r.sismember(self.k.labeled, item_id))
+
+    # ----------------------------------------------------------------- counts
+    def depth(self) -> int:
+        """Items in the pending sorted set (not counting leases that ran out but are not yet returned)."""
+        return int(self.r.zcard(self.k.pending))
+
+    def n_waiting(self, now: float | None = None) -> int:
+        """Items waiting for a labeler: pending ones, and leased ones whose lease has run out.
+
+        Read-only (for gauges): an expired lease is returned to the pending set only by the
+        next lease or ``expire_leases``, which may be a while when labelers are idle.
+        """
+        now = self.now() if now is None else now
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zcard(self.k.pending)
+        pipe.zcount(self.k.leased, "-inf", now)
+        pending, expired = pipe.execute()
+        return int(pending) + int(expired)
+
+    def n_scored(self) -> int:
+        """Items waiting with a score of 0 or more: all but the ones the live model could not score (-1)."""
+        return int(self.r.zcount(self.k.pending, 0, "+inf"))
+
+    def n_leased(self, now: float | None = None) -> int:
+        """Items out with labelers: leases that have not run out at ``now``."""
+        return int(self.r.zcount(self.k.leased, f"({self.now() if now is None else now}", "+inf"))
+
+    def n_leased_by(self, owner: str) -> int:
+        """Items currently leased to ``owner``."""
+        return int(self.r.scard(self.k.owned(owner)))
+
+    def n_labeled(self) -> int:
+        return int(self.r.scard(self.k.labeled))
+
+    def oldest_age(self, now: float | None = None) -> float:
+        """Seconds since the oldest unlabeled item was enqueued (0 when empty)."""
+        now = self.now() if now is None else now
+        first = scored(self.r.zrange(self.k.segment_time, 0, 0, withscores=True))
+        return max(0.0, now - first[0][1]) if first else 0.0
+
+    # ----------------------------------------------------------------- admin
+    def clear(self) -> None:
+        """Delete every key of this namespace."""
+        keys = list(self.r.scan_iter(match=glob_literal(f"{self.k.prefix}:{self.k.namespace}:") + "*", count=CLEAR_BATCH))
+        for lo in range(0, len(keys), CLEAR_BATCH):
+            self.r.unlink(*keys[lo : lo + CLEAR_BATCH])
+        self._forget_namespace()
+        logger.debug("cleared queue namespace %s (%d keys)", self.k.namespace, len(keys))
+
+    def _forget_namespace(self) -> None:
+        """Drop what this client remembers of the namespace's contents (after :meth:`clear`); subclasses extend it."""

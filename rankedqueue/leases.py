@@ -1,0 +1,168 @@
+"""The lease side of the ranked queue: what labeling calls.
+
+A labeler (or a dispatcher, for a labeler group) claims the best pending items for a
+while (a lease, which expires back into the queue at the score the item had), then labels
+the item (it leaves for good), skips it (back in the queue, dropped after ``max_skips``
+labelers passed) or returns it untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from activestream.rankedqueue.base import QueueBase
+from activestream.rankedqueue.keys import EXPIRE_BATCH, TOP_FOR_PAGE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Leased:
+    """An item handed to a labeler.
+
+    Parameters
+    ----------
+    id : item id.
+    score : its score when leased.
+    features : (n_features,) float32.
+    expires_at : UNIX time the lease ends.
+    metadata : the item's metadata.
+    control : picked uniformly at random (the random-control slice).
+    """
+
+    id: str
+    score: float
+    features: np.ndarray | None
+    expires_at: float
+    metadata: dict[str, Any]
+    control: bool = False  # picked uniformly at random (the random-control slice)
+
+
+class QueueLeases(QueueBase):
+    """Leases of one queue namespace: claim, skip, label, return, expire, and who holds what."""
+
+    # ----------------------------------------------------------------- choosing
+    def top_for(self, labeler_id: str, n: int, offset: int = 0, *, passed_since: float | None = None) -> list[tuple[str, float]]:
+        """The best ``n`` pending items from rank ``offset`` on that ``labeler_id`` has not skipped.
+
+        Reads on past the ones they skipped, so a labeler who skipped the head of the queue
+        still gets items while others are pending. With ``passed_since`` (for a labeler
+        group: the dispatcher), it leaves out only what one of the group passed on since then:
+        the group gets the item again later, so another of its labelers may label it or skip it.
+        """
+        out: list[tuple[str, float]] = []
+        while len(out) < n:
+            page = max(n - len(out), TOP_FOR_PAGE)
+            cands = self.top(page, offset)
+            offset += len(cands)
+            skipped = self.passed_on(labeler_id, [c for c, _ in cands], passed_since)
+            out += [c for c, s in zip(cands, skipped, strict=True) if not s]
+            if len(cands) < page:  # the end of the queue
+                break
+        return out[:n]
+
+    def passed_on(self, labeler_id: str, ids: Sequence[str], passed_since: float | None = None) -> list[bool]:
+        """Whether ``labeler_id`` skipped each of ``ids`` (for a labeler group, ``passed_since``: passed on since then)."""
+        if passed_since is None:
+            return self.skipped_by(labeler_id, ids)
+        when = self.r.zmscore(self.k.passed(labeler_id), list(ids)) if ids else []
+        return [w is not None and w >= passed_since for w in when]
+
+    def forget_passed(self, holder: str, before: float) -> None:
+        """Drop the records of what ``holder``'s labelers passed on before ``before`` (see :meth:`top_for`)."""
+        self.r.zremrangebyscore(self.k.passed(holder), "-inf", f"({before}")
+
+    def skipped_by(self, labeler_id: str, ids: Sequence[str]) -> list[bool]:
+        if not ids:
+            return []
+        return [bool(v) for v in self.r.smismember(self.k.skipped_by(labeler_id), list(ids))]
+
+    # ----------------------------------------------------------------- leases
+    def claim(
+        self, ids: Sequence[str], labeler_id: str, ttl: float, now: float | None = None, *, control: bool = False, max_held: int | None = None
+    ) -> list[tuple[str, float]]:
+        """Atomically lease those of ``ids`` still pending; returns ``(id, score)`` claimed.
+
+        ``control`` records them as random-control picks of ``labeler_id`` (see :meth:`control_holder`).
+        ``max_held`` stops claiming once ``labeler_id`` holds that many leases, checked in the
+        same script: two dispatchers of one labeler group cannot overshoot it together.
+        """
+        if not ids:
+            return []
+        now = self.now() if now is None else now
+        keys = [self.k.pending, self.k.leased, self.k.lease_owner, self.k.last_score, self.k.owned(labeler_id), self.k.control]
+        cap = -1 if max_held is None else max_held
+        flat = self.scripts.claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", cap, *ids])
+        return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def unclaim(self, item_id: str, holder: str) -> bool:
+        """Hand back ``holder``'s lease of ``item_id`` untouched (no skip counted). False if it is not theirs."""
+        keys = [self.k.leased, self.k.pending, self.k.lease_owner, self.k.last_score, self.k.control]
+        return bool(self.scripts.hand_back(keys=keys, args=[item_id, holder, self.k.owned_prefix]))
+
+    def expire_leases(self, now: float | None = None) -> int:
+        """Return every item whose lease has run out to the queue at its old score."""
+        now = self.now() if now is None else now
+        keys = [self.k.leased, self.k.pending, self.k.lease_owner, self.k.last_score]
+        total = 0
+        while True:  # bounded batches keep each script call short
+            n = int(self.scripts.expire(keys=keys, args=[now, self.k.owned_prefix, EXPIRE_BATCH]))
+            total += n
+            if n < EXPIRE_BATCH:
+                return total
+
+    def lease_expiry(self, item_id: str) -> float | None:
+        return self.r.zscore(self.k.leased, item_id)  # type: ignore[return-value]
+
+    def lease_holder(self, item_id: str, now: float | None = None) -> str | None:
+        """Who holds the item's lease, if it is leased and the lease has not run out at ``now``."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zscore(self.k.leased, item_id)
+        pipe.hget(self.k.lease_owner, item_id)
+        expiry, owner = pipe.execute()
+        if expiry is None or owner is None or expiry <= (self.now() if now is None else now):
+            return None
+        return owner.decode()  # type: ignore[no-any-return]
+
+    def control_holder(self, item_id: str) -> str | None:
+        """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
+        holder = self.r.hget(self.k.control, item_id)
+        return holder.decode() if holder is not None else None  # type: ignore[union-attr]
+
+    # ----------------------------------------------------------------- answers
+    def is_label_id_known(self, label_id: str) -> bool:
+        return bool(self.r.sismember(self.k.label_ids, label_id))
+
+    def mark_labeled(self, item_id: str, label_id: str) -> bool:
+        """Take the item out of the queue for good. False if ``label_id`` was seen before."""
+        k = self.k
+        keys = [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.dropped]
+        return bool(self.scripts.mark_labeled(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix,
+                                                               k.skipped_by_prefix]))
+
+    def skip(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None, now: float | None = None) -> int:
+        """Hand a leased item back (or pass on a pending one).
+
+        ``holder`` is who must hold the lease of a leased item (default ``labeler_id``). A
+        different holder, e.g. the dispatcher's lease for a labeler group, records when
+        (``now``) one of its labelers passed on the item: see ``passed_since`` of :meth:`top_for`.
+
+        Returns its skip count (each labeler counts once, so a retry changes nothing), 0 if
+        it was dropped, -1 if unknown, -2 if it is leased to another labeler (left as it is).
+        """
+        k = self.k
+        holder = labeler_id if holder is None else holder
+        now = self.now() if now is None else now
+        keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.passed(holder)]
+        n = int(self.scripts.skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now,
+                                                   k.skippers_prefix, k.skipped_by_prefix]))
+        if n == 0:
+            logger.debug("item %s dropped after %d skips", item_id, max_skips)
+        return n

@@ -1,0 +1,75 @@
+"""The queue's Lua scripts, loaded from ``lua/*.lua`` (package data).
+
+Like arq's ``ArqRedis.enqueue_job``, every write is a small server-side script so it is
+atomic and idempotent. Some scripts share helper functions: those live in ``fn_*.lua``
+fragments, and :data:`COMPOSITION` says which fragments go (in order) before a script's own
+file, so each script's full source is a plain concatenation, as Redis runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from importlib.resources import files
+
+import redis
+from redis.commands.core import Script
+
+logger = logging.getLogger(__name__)
+
+# script -> the fragments defined before its own text (a fragment may call only those listed before it)
+COMPOSITION: dict[str, tuple[str, ...]] = {
+    "add": (),
+    "features": (),
+    "claim": (),
+    "expire": ("fn_release_owner", "fn_hand_back"),
+    "return": ("fn_release_owner", "fn_hand_back"),
+    "mark_labeled": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
+    "skip": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
+    "rerank_begin": (),
+    "rerank_swap": (),
+    "rerank_abort": (),
+}
+
+
+def _read(name: str) -> str:
+    return (files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def script_source(name: str) -> str:
+    """The full Lua source of script ``name``: its fragments, then its own file.
+
+    Parameters
+    ----------
+    name : a key of :data:`COMPOSITION` (a file stem in ``lua/``).
+
+    Returns
+    -------
+    The text sent to ``EVAL`` / ``SCRIPT LOAD``.
+    """
+    return "\n".join(_read(part) for part in (*COMPOSITION[name], name))
+
+
+class Scripts:
+    """Every queue script registered on one client (``EVALSHA``, loaded again after ``NOSCRIPT``).
+
+    Parameters
+    ----------
+    client : the redis-py client the scripts run on.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        def reg(name: str) -> Script:
+            return client.register_script(script_source(name))
+
+        self.add = reg("add")  # sent with EVAL by the writer (see QueueWriter.add_nowait): its .script is the text
+        self.features = reg("features")
+        self.claim = reg("claim")
+        self.expire = reg("expire")
+        self.hand_back = reg("return")
+        self.mark_labeled = reg("mark_labeled")
+        self.skip = reg("skip")
+        self.rerank_begin = reg("rerank_begin")
+        self.rerank_swap = reg("rerank_swap")
+        self.rerank_abort = reg("rerank_abort")
