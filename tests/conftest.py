@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from activestream.redis_server import LocalRedis
+from activestream.devstack.redis_server import LocalRedis
 from tests.availability import program, unavailable
 
 pytest_plugins = ["tests.kafka_fixtures"]
@@ -68,17 +68,27 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+def redis_client(redis_url: str, namespace: str) -> Iterator[redis.Redis]:
+    """A client of the test Redis.
+
+    It never flushes the database: ``REDIS_URL`` may name a Redis that holds other data.
+    Each test works in its own random ``namespace`` (names derived from it included),
+    whose keys are deleted afterwards.
+    """
     client = redis.Redis.from_url(redis_url)
     try:
         client.ping()
     except redis.ConnectionError as exc:
         unavailable(f"Redis at {redis_url} does not answer: {exc}")
-    client.flushdb()
     yield client
     client.close()
+    with redis.Redis.from_url(redis_url) as cleaner:  # (a test may leave replies unread on its client)
+        keys = list(cleaner.scan_iter(match=f"*{namespace}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            cleaner.delete(*keys[start : start + 1000])
 
 
 @pytest.fixture
 def namespace() -> str:
+    """A fresh queue namespace (campaign) for one test."""
     return f"t{uuid.uuid4().hex[:8]}"

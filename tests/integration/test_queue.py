@@ -165,13 +165,13 @@ def test_an_item_that_leaves_takes_its_skip_records_with_it(queue: RankedQueue) 
     assert queue.mark_labeled("i1", "L-late") and r.sismember(k.labeled, "i1") and not r.sismember(k.dropped, "i1")
 
 
-def test_clear_deletes_its_own_namespace_only(redis_client: redis.Redis) -> None:
+def test_clear_deletes_its_own_namespace_only(redis_client: redis.Redis, namespace: str) -> None:
     # A namespace with ':' would own another's keys ("camp" would clear "camp:eu"), one with glob
     # characters would not match itself: both are refused.
     for bad in ("camp:eu", "camp[1]", "a*", ""):
         with pytest.raises(ValueError, match="namespace"):
             QueueKeys(bad)
-    mine, other = RankedQueue(redis_client, QueueKeys("camp")), RankedQueue(redis_client, QueueKeys("camp-eu"))
+    mine, other = RankedQueue(redis_client, QueueKeys(namespace)), RankedQueue(redis_client, QueueKeys(f"{namespace}-eu"))
     for q in (mine, other):
         q.clear()
         q.add(["a"], np.array([0.5]), feats(1))
