@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -10,9 +11,11 @@ from typing import Any
 
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
 
+log = logging.getLogger(__name__)
+
 ENV_PREFIX = "ACTIVESTREAM_"
 # ACTIVESTREAM_KAFKA_* names that are not librdkafka settings: the broker address (a field)
-# and the local broker's jar directory (activestream.local_kafka.LIBS_ENV).
+# and the local broker's jar directory (activestream.devstack.local_kafka.LIBS_ENV).
 NOT_KAFKA_CONFIG = (ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "KAFKA_LIBS")
 
 

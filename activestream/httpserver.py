@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
 
 
 class Health:
@@ -23,6 +26,7 @@ class Health:
         self.facts: dict[str, Any] = {}
 
     def tick(self, **facts: Any) -> None:
+        """The loop is alive: healthy again, with ``facts`` (model version, ...) added to ``/healthz``."""
         self.last_tick = time.monotonic()
         self.problem = None
         self.facts.update(facts)
@@ -32,6 +36,7 @@ class Health:
         self.problem = problem
 
     def status(self) -> tuple[int, dict[str, Any]]:
+        """``(HTTP status, body)`` of ``/healthz``: 200 while ticked within ``stale_after`` and not down, else 503."""
         age = time.monotonic() - self.last_tick
         ok = age < self.stale_after and self.problem is None
         extra = {"problem": self.problem} if self.problem is not None else {}

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from activestream.datasets import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
 from activestream.schemas import DecodeError as SchemaError
 from activestream.schemas import Item, b64_features
+from activestream.tables import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def read_items(
     ``exclude`` names columns that are not features (each must exist, or a typo would send a
     label as a feature); ``id_column`` may be absent (ids are then ``None``) unless ``id_required``.
     Ids are read as text (``001`` stays ``001``). A table's features are the columns ``simulate``
-    takes (:func:`activestream.datasets.feature_columns`). A JSONL line that is not a JSON object,
+    takes (:func:`activestream.tables.feature_columns`). A JSONL line that is not a JSON object,
     and a row whose id is null or empty, is passed to ``on_error`` as ``"FILE:LINE: reason"``
     (CSV and Parquet: ``"FILE: row N: reason"``) and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
     scorer, which dead-letters a bad item with its id, field and reason.

@@ -25,9 +25,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activestream.redis_server import redis_url  # noqa: E402
-from activestream.report import labels_to_target  # noqa: E402
-from activestream.simulate import SimConfig, simulate, split  # noqa: E402
+from activestream.devstack.redis_server import redis_url  # noqa: E402
+from activestream.simulation.campaign import SimConfig, split  # noqa: E402
+from activestream.simulation.curves import labels_to_target  # noqa: E402
+from activestream.simulation.engine import simulate  # noqa: E402
 from benchmarks.suites import SUITES  # noqa: E402
 
 

@@ -1,17 +1,17 @@
 """The peers' own active-learning query strategies, run under our simulator's protocol.
 
-Everything but the choice of each batch is taken from ``activestream.simulate``, so a
+Everything but the choice of each batch is taken from ``activestream.simulation``, so a
 peer's learning curve is comparable point by point with ours:
 
-- the train/test split: :func:`activestream.simulate.split` (the test split is never offered);
+- the train/test split: :func:`activestream.simulation.campaign.split` (the test split is never offered);
 - the seed labels: the top ``init`` pool items of our cold-start order,
   ``scorer.strategies.random_scores([str(i) for i in train], seed, 0)``, highest first;
 - the model: standardization + ``LogisticRegression(C=1.0)`` (our ``Trainer``), here
   ``make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))`` refit
   from scratch on every label after each batch;
-- the metric: :func:`activestream.simulate.score` of index-coded predictions mapped with
-  :func:`activestream.simulate.predict_idx`, and the full-data score of
-  :func:`activestream.simulate.full_data_score`;
+- the metric: :func:`activestream.simulation.campaign.score` of index-coded predictions mapped with
+  :func:`activestream.simulation.campaign.predict_idx`, and the full-data score of
+  :func:`activestream.simulation.campaign.full_data_score`;
 - until the labels hold two classes no model exists: like our scorer, every peer then takes
   the next items of the cold-start order, and the score is that of the majority label.
 
@@ -57,15 +57,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from activestream.scorer.strategies import random_scores
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from activestream.datasets import Dataset
-from activestream.report import Curve
-from activestream.simulate import full_data_score, predict_idx, score, split
+from activestream.scorer.strategies import random_scores
+from activestream.simulation.campaign import full_data_score, predict_idx, score, split
+from activestream.simulation.curves import Curve
+from activestream.simulation.datasets import Dataset
 
 MODAL = {
     "modal_margin": "margin_sampling",

@@ -10,8 +10,8 @@ writes one JSON file::
      "meta": {...}}
 
 ``labels_to_95`` / ``labels_to_99`` are read off the seed-averaged curve against 95% / 99%
-of the mean full-data score (``activestream.report.labels_to_target``); ``auc`` is
-``activestream.report.auc`` of that curve.
+of the mean full-data score (``activestream.simulation.curves.labels_to_target``); ``auc`` is
+``activestream.simulation.curves.auc`` of that curve.
 
 Needs the peers' libraries (``benchmarks/requirements-peers.txt``), e.g.::
 
@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np  # noqa: E402
 
-from activestream.report import auc, labels_to_target, mean_curve  # noqa: E402
+from activestream.simulation.curves import auc, labels_to_target, mean_curve  # noqa: E402
 from benchmarks.peers import CONTROL, MULTILABEL_PEERS, NAMES, PeerRun, run_peer_detailed  # noqa: E402
 from benchmarks.suites import SUITES  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Learning curves of our strategies on the benchmark suites, next to random and the peers.
 
-Runs :func:`activestream.simulate.simulate` (the real scorer, queue, labeling service and
+Runs :func:`activestream.simulation.engine.simulate` (the real scorer, queue, labeling service and
 retrainer) for each suite and strategy with the suite's protocol, then joins the peers'
 own implementations measured by ``benchmarks/run_peers.py`` (``results/peers.json``).
 
@@ -24,11 +24,12 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from activestream.scorer.strategies import DEFAULT_EXPLORE  # noqa: E402
 
-from activestream.redis_server import redis_url  # noqa: E402
-from activestream.report import Curve, auc, labels_to_target  # noqa: E402
-from activestream.simulate import SimConfig, simulate  # noqa: E402
+from activestream.devstack.redis_server import redis_url  # noqa: E402
+from activestream.scorer.strategies import DEFAULT_EXPLORE  # noqa: E402
+from activestream.simulation.campaign import SimConfig  # noqa: E402
+from activestream.simulation.curves import Curve, auc, labels_to_target  # noqa: E402
+from activestream.simulation.engine import simulate  # noqa: E402
 from benchmarks.suites import SUITES  # noqa: E402
 
 

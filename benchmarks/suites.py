@@ -1,13 +1,13 @@
 """Benchmark datasets: bundled scikit-learn sets and fixed synthetic ones, each with a label budget.
 
-Every loader returns an :class:`activestream.datasets.Dataset` built with
-:func:`activestream.datasets.from_arrays`, so our simulator and the peers' harness
+Every loader returns an :class:`activestream.simulation.datasets.Dataset` built with
+:func:`activestream.simulation.datasets.from_arrays`, so our simulator and the peers' harness
 (``benchmarks/peers.py``) see exactly the same features and index-coded labels.
 
 The recommended budget of a suite is the label count at which *random* sampling
 (our ``random`` strategy, LR head, 20 seed labels, batches of 10, test share 0.3)
 reaches 99% of the full-data score on the seed-averaged learning curve, over the
-suite's seeds (0-29), measured with ``activestream.simulate.simulate`` by
+suite's seeds (0-29), measured with ``activestream.simulation.engine.simulate`` by
 ``benchmarks/measure_budgets.py`` (raw numbers in ``benchmarks/results/budgets.json``).
 A strategy that beats random reaches the same target with fewer labels, so the
 budget is where the comparison ends.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from activestream.datasets import Dataset, from_arrays
+from activestream.simulation.datasets import Dataset, from_arrays
 
 SYNTHETIC10_SEED = 20240610
 MULTILABEL_SEED = 20240611
@@ -90,7 +90,7 @@ class Suite:
     name : key used on the command line and in result files.
     load : builds the dataset.
     budget : labels per campaign (seed labels included), see the module docstring.
-    metric : metric of :func:`activestream.simulate.score` used for this set.
+    metric : metric of :func:`activestream.simulation.campaign.score` used for this set.
     random_labels_to_99 : labels random sampling needed to reach 99% of the full-data score
         (``None``: not reached within the pool).
     init, batch, test_size : seed labels, labels per round, held-out share.

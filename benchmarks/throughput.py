@@ -4,15 +4,19 @@ One command runs every figure and writes one JSON object::
 
     activestream bench throughput --json benchmarks/results/throughput.json
 
+(the same as ``python -m benchmarks.throughput --json ...`` from the repository root, which
+``activestream bench throughput`` runs).
+
 It uses ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set, else starts a local
-Apache Kafka (KRaft, :class:`activestream.local_kafka.LocalKafka`; only for the ``scorer``
-and ``label`` sections) and a redis-server (:class:`activestream.redis_server.LocalRedis`).
+Apache Kafka (KRaft, :class:`activestream.devstack.local_kafka.LocalKafka`; only for the ``scorer``
+and ``label`` sections) and a redis-server (:class:`activestream.devstack.redis_server.LocalRedis`).
 With an external Redis its CPU time and ``used_memory`` are server-wide (the report's
 ``env.redis_external`` says so). The scorer and retrainer processes it starts get none of
 the caller's ``ACTIVESTREAM_*`` settings (only the harness's own; with an external Kafka
 also its ``ACTIVESTREAM_KAFKA_*`` client settings). Every figure sits next to the
-reference it is compared with, measured in the same run (``DESIGN.md``: compare ratios
-measured together; the development machine is shared and noisy):
+reference it is compared with, measured in the same run (compare ratios measured together:
+the development machine is shared and noisy; see ``benchmarks/results/NOTES.md``, "Throughput
+and latency"):
 
 1. **scorer**: items/s of ``activestream scorer`` processes (the production path:
    transactional Kafka bus, ONNX, the Redis queue; not ``--burst``, which would exit on
@@ -60,6 +64,8 @@ from typing import Any
 
 import numpy as np
 import redis
+
+from activestream.config import ENV_PREFIX, NOT_KAFKA_CONFIG, Settings
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.export import to_onnx
 from activestream.retrainer.trainer import LinearHeads, Trainer
@@ -68,9 +74,7 @@ from activestream.schemas import Item, Label, ModelVersion, decode_model_version
 from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.uncertainty import margin
 from activestream.streams.topics import MODEL_KEY, Topics
-
-from activestream.config import ENV_PREFIX, NOT_KAFKA_CONFIG, Settings
-from activestream.services import stop_processes
+from activestream.supervisor import stop_processes
 from benchmarks import profiling
 from benchmarks.consume_only import machine_cpu
 
@@ -187,7 +191,7 @@ def services(kafka_needed: bool = True) -> Iterator[Services]:
         elif bootstrap:
             started["kafka"] = f"external {bootstrap}"
         else:
-            from activestream.local_kafka import KAFKA_VERSION, LocalKafka
+            from activestream.devstack.local_kafka import KAFKA_VERSION, LocalKafka
 
             kafka = LocalKafka().start(timeout=180)
             bootstrap = kafka.bootstrap_servers
@@ -197,7 +201,7 @@ def services(kafka_needed: bool = True) -> Iterator[Services]:
         if url:
             started["redis"] = "external REDIS_URL"
         else:
-            from activestream.redis_server import LocalRedis
+            from activestream.devstack.redis_server import LocalRedis
 
             local_redis = LocalRedis().start()
             url = local_redis.url
@@ -254,7 +258,9 @@ def _cli(*args: str) -> list[str]:
 
 def _delete_topics(bus: Any, prefix: str) -> None:
     with contextlib.suppress(Exception):
-        admin = bus._admin()
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(dict(bus.base_config))  # (the bus's own client settings: SASL/TLS included)
         names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
         for fut in admin.delete_topics(names, operation_timeout=30).values():
             with contextlib.suppress(Exception):
@@ -1051,12 +1057,33 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from activestream.bench import add_throughput_arguments
+def add_throughput_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the throughput benchmark (``activestream bench throughput`` passes them on)."""
+    p.add_argument("--json", default=None, help="write the report here (one JSON object)")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the whole suite (~2 min); the report says \"quick\": true and gives no target verdicts")
+    p.add_argument("--sections", default=None, help="comma-separated subset of memory,scorer,rerank,label (default: all; Kafka starts only for scorer and label)")
+    p.add_argument("--items", type=int, default=None, help="items per scorer throughput run (default 400000)")
+    p.add_argument("--batch-size", type=int, default=None, help="scorer micro-batch (default 1000, the service default)")
+    p.add_argument("--label-samples", type=int, default=None, help="labels timed per training-set size (default 25)")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="sample each scorer process with py-spy while it fills the queue: raw stacks (flamegraph input) to DIR, "
+                        "its top functions in the report")
 
-    ap = argparse.ArgumentParser(prog="python benchmarks/throughput.py", description=__doc__.splitlines()[0])
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line (``python -m benchmarks.throughput``, or ``activestream bench throughput``)."""
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.throughput",
+        description="Throughput and latency at scale, each figure beside its reference measured in the same run. "
+        "Uses KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else starts a local Kafka and redis-server.",
+    )
     add_throughput_arguments(ap)
-    return run_cli(ap.parse_args(argv))
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and run the benchmark; its exit status."""
+    return run_cli(build_parser().parse_args(argv))
 
 
 def run_cli(args: argparse.Namespace) -> int:

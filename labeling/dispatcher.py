@@ -18,8 +18,9 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from activestream.labeling.metrics import DispatcherMetrics
 from activestream.labeling.service import ControlPicker, control_flagged
 from activestream.rankedqueue import RankedQueue
 from activestream.schemas import DecodeError, QueueEntry, decode_label, decode_skip
@@ -28,10 +29,6 @@ from activestream.streams.topics import DISPATCHER_GROUP, LABELERS_GROUP, Topics
 
 log = logging.getLogger(__name__)
 
-DISPATCHED = "activestream_dispatched"  # _total added by prometheus-client
-ACKED = "activestream_dispatch_acked"
-SKIPPED = "activestream_dispatch_skipped"
-OUTSTANDING = "activestream_dispatch_outstanding"
 
 
 def consumer_group(topic_prefix: str, labeler_group: str) -> str:
@@ -84,11 +81,7 @@ class Dispatcher:
         self.max_skips = max_skips
         self.control = ControlPicker(queue, explore, np.random.default_rng(seed))
         self._labels = bus.consumer([topics.labels, topics.skips], group or topics.group(DISPATCHER_GROUP, labeler_group))
-        reg = registry or CollectorRegistry()
-        self.dispatched = Counter(DISPATCHED, "Items sent to the queue topic", registry=reg)
-        self.acked = Counter(ACKED, "Dispatched items acknowledged by a label", registry=reg)
-        self.skipped = Counter(SKIPPED, "Dispatched items a labeler passed on", registry=reg)
-        self.outstanding = Gauge(OUTSTANDING, "Items out with labelers", registry=reg)
+        self.metrics = DispatcherMetrics.create(registry or CollectorRegistry())
 
     def acknowledge(self, timeout: float = 0.1) -> int:
         """Mark items labeled (idempotent by label id) or skipped, from the labels and skips topics. Returns records read."""
@@ -102,7 +95,7 @@ class Dispatcher:
             except DecodeError:
                 continue  # the retrainer dead-letters bad labels; nothing to acknowledge here
             if self.queue.mark_labeled(label.item_id, label.label_id):
-                self.acked.inc()
+                self.metrics.acked.inc()
         self._labels.commit(msgs)
         return len(msgs)
 
@@ -115,7 +108,7 @@ class Dispatcher:
         # Only while the group holds the lease: a stale skip (the lease expired and someone else
         # has the item) changes nothing (-2); a retried one counts once (the queue's rule).
         if self.queue.skip(skip.item_id, skip.labeler_id, self.max_skips, holder=self.owner) >= 0:
-            self.skipped.inc()
+            self.metrics.skipped.inc()
 
     def dispatch(self, now: float | None = None) -> int:
         """Top up the labelers to ``max_outstanding``. Returns items sent."""
@@ -123,7 +116,7 @@ class Dispatcher:
         self.queue.expire_leases(now)
         room = self.max_outstanding - self.queue.n_leased_by(self.owner)
         if room <= 0:
-            self.outstanding.set(self.max_outstanding - room)
+            self.metrics.outstanding.set(self.max_outstanding - room)
             return 0
         # What the group passed on comes back after ack_timeout: other work first.
         passed_since = now - self.ack_timeout
@@ -140,8 +133,8 @@ class Dispatcher:
                 entry = QueueEntry(item_id, score, version, feats, now + self.ack_timeout, control_flagged(md, j < len(control)))
                 self.bus.publish(self.topics.queue, entry.encode(), key=item_id.encode())
             self.bus.flush()
-            self.dispatched.inc(len(claimed))
-        self.outstanding.set(self.queue.n_leased_by(self.owner))
+            self.metrics.dispatched.inc(len(claimed))
+        self.metrics.outstanding.set(self.queue.n_leased_by(self.owner))
         return len(claimed)
 
     def step(self, timeout: float = 0.1) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from activestream.retrainer.calibration import calibrate_threshold
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from activestream.retrainer.trainer import LinearHeads
 from onnx import TensorProto, helper, numpy_helper
+
+from activestream.retrainer.trainer import LinearHeads
 
 OPSET = 18
 INPUT = "features"

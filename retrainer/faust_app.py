@@ -1,7 +1,9 @@
 """The retrainer as a faust-streaming app (``activestream retrainer --engine faust``).
 
-Same behaviour as the confluent-kafka loop in :func:`activestream.services.cmd_retrainer`,
-on the same pure core, :class:`retrainer.service.Retrainer`:
+Same behaviour as the confluent-kafka loop of ``activestream retrainer`` (the top layer's
+``activestream.commands.retrainer``), on the same pure core, :class:`retrainer.service.Retrainer`.
+The top layer builds the bus, the core and the ``/metrics`` + ``/healthz`` server and hands
+them to :func:`run_faust_retrainer`; this module knows nothing of the settings or the CLI.
 
 1. start-up (before the Faust worker): the core loads the newest model version from the
    models topic and :meth:`~retrainer.service.Retrainer.rebuild` folds the whole labels log
@@ -9,7 +11,7 @@ on the same pure core, :class:`retrainer.service.Retrainer`:
    restart is exactly the log -- no Faust table, no changelog recovery (faust #651 cannot
    hang us);
 2. an agent on the labels topic takes micro-batches (``stream.take_events``) in the
-   consumer group ``{prefix}-retrainer`` and folds them; the group resumes at its committed
+   consumer group ``{prefix}.retrainer`` and folds them; the group resumes at its committed
    offset, and the records between that offset and the rebuilt end are folded twice, which
    the training set ignores (duplicates are dropped by label id);
 3. a timer retrains when ``Retrainer.due()`` (``retrain_every`` new labels, or
@@ -18,25 +20,28 @@ on the same pure core, :class:`retrainer.service.Retrainer`:
 Every call into the core (folds, which may publish dead letters, and retrains, which
 fit, export, validate and publish) runs on one worker thread: the event loop never blocks
 on scikit-learn or on a Kafka flush, and the core is never used from two threads at once.
-Model versions and dead letters are published through :class:`streams.kafka.KafkaBus`.
+Model versions and dead letters are published through the core's bus (a :class:`streams.kafka.KafkaBus`).
 Offsets are committed by Faust after a batch was folded (at-least-once; redelivery changes
 nothing).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from activestream.config import Settings
+from activestream.streams.topics import RETRAINER_GROUP, Topics
+
+if TYPE_CHECKING:
+    from activestream.retrainer.service import Retrainer
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,31 @@ def _faust() -> Any:
     return faust
 
 
-def app_id(settings: Settings) -> str:
+@dataclass(frozen=True)
+class FaustBroker:
+    """Where and how the Faust app connects.
+
+    Parameters
+    ----------
+    bootstrap_servers : ``host:port[,host:port...]``.
+    topic_prefix : the stack's topic prefix (the app id, and so the agent's consumer group, is named after it).
+    kafka_config : the librdkafka security settings the other services use (see :func:`broker_credentials`).
+    """
+
+    bootstrap_servers: str
+    topic_prefix: str
+    kafka_config: Mapping[str, str] = field(default_factory=dict)
+
+
+class Health(Protocol):
+    """The ``/healthz`` facts the app ticks (the top layer's ``activestream.httpserver.Health``)."""
+
+    def tick(self, **facts: Any) -> None: ...
+
+
+def app_id(broker: FaustBroker) -> str:
     """The Faust app id, which is also the Kafka consumer group of the agent."""
-    return f"{settings.topic_prefix}-retrainer"
+    return Topics(broker.topic_prefix).group(RETRAINER_GROUP)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -106,15 +133,14 @@ class FaustRetrainer:
 
     Parameters
     ----------
-    settings : the service settings (bootstrap servers, prefix, retrain policy, ...).
+    broker : where the app connects.
     core : the retrainer core, already rebuilt from the labels log.
     health : the ``/healthz`` facts, ticked by the timer.
     max_messages : stop the worker after the agent consumed this many label messages.
     """
 
-    def __init__(self, settings: Settings, core: Any, health: Any, *, max_messages: int | None = None) -> None:
+    def __init__(self, broker: FaustBroker, core: Retrainer, health: Health, *, max_messages: int | None = None) -> None:
         faust = _faust()
-        assert settings.kafka_bootstrap_servers
         self.core = core
         self.health = health
         self.max_messages = max_messages
@@ -124,12 +150,12 @@ class FaustRetrainer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrainer-core")
         self._datadir = tempfile.TemporaryDirectory(prefix="activestream-faust-")
         options: dict[str, Any] = {}
-        credentials = broker_credentials(settings.kafka_config)
+        credentials = broker_credentials(broker.kafka_config)
         if credentials is not None:
             options["broker_credentials"] = credentials
         self.app = faust.App(
-            app_id(settings),
-            broker=broker_urls(settings.kafka_bootstrap_servers),
+            app_id(broker),
+            broker=broker_urls(broker.bootstrap_servers),
             store="memory://",  # no tables: the training set is rebuilt from the labels log
             datadir=self._datadir.name,
             autodiscover=False,
@@ -160,7 +186,7 @@ class FaustRetrainer:
         if self.core.due():
             self.core.retrain()
 
-    async def _in_core_thread(self, fn: Any, *args: Any) -> None:
+    async def _in_core_thread(self, fn: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # ------------------------------------------------------------------ faust
@@ -207,8 +233,9 @@ class FaustRetrainer:
         return code
 
 
-class _EarlyStop:
-    """SIGTERM / SIGINT before the Faust worker installs its own handlers (during the rebuild)."""
+class EarlyStop:
+    """SIGTERM / SIGINT before the Faust worker installs its own handlers (while the top layer
+    connects and the core rebuilds): install it first, :meth:`restore` it after the run."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -218,51 +245,51 @@ class _EarlyStop:
         self.requested = True
 
     def restore(self) -> None:
+        """Put back the handlers that were there before."""
         for s, h in self._old.items():
             signal.signal(s, h)
 
 
-def run_faust_retrainer(settings: Settings, args: argparse.Namespace) -> int:
+def require_faust() -> None:
+    """Exit with one ``error:`` line naming what to install when faust-streaming (or its lz4 codec) is missing.
+
+    Called by the top layer before any broker work.
+    """
+    _faust()
+
+
+def run_faust_retrainer(core: Retrainer, health: Health, broker: FaustBroker, early: EarlyStop, *, burst: bool = False,
+                        max_messages: int | None = None) -> int:
     """``activestream retrainer --engine faust``: rebuild from the labels log, then run the Faust app.
 
-    ``--burst``: the rebuild already drains the labels log to its end, so the worker is not
-    started: retrain if any label is unused, print, exit (as the confluent engine does).
-    ``--max-messages N``: stop after the agent consumed N label messages after the rebuild.
+    Parameters
+    ----------
+    core : the retrainer core on its bus (the caller closes the bus afterwards).
+    health : the ``/healthz`` facts of the already-serving metrics server.
+    broker : where the Faust app connects.
+    early : installed by the caller before it connected; a signal caught during the
+        rebuild skips the worker. Restored here before the worker starts (and on return).
+    burst : the rebuild already drains the labels log to its end, so the worker is not
+        started: retrain if any label is unused, print, exit (as the confluent engine does).
+    max_messages : stop after the agent consumed this many label messages after the rebuild.
+
+    Returns
+    -------
+    The exit code of the Faust worker (0 with ``burst``).
     """
-    _faust()  # fail early, before any broker work, when faust-streaming is missing
-    from activestream.streams.topics import Topics
-    from prometheus_client import CollectorRegistry
-
-    from activestream.httpserver import Health, serve
-    from activestream.services import make_bus, make_retrainer
-
-    early = _EarlyStop()
-    bus = make_bus(settings)
     try:
-        topics = Topics(settings.topic_prefix)
-        bus.ensure_topics(topics.all())
-        registry = CollectorRegistry()
-        core = make_retrainer(bus, topics, settings, registry)
-        health = Health("retrainer")
-        server = serve(registry, health, settings.metrics_port or 0, host=getattr(settings, "metrics_host", None) or "127.0.0.1")
-        print(f"retrainer: metrics on http://127.0.0.1:{server.server_port}/metrics and /healthz", flush=True)
         core.rebuild()
-        # The core's group-less start-up reader is not used again: close it so librdkafka
-        # stops prefetching the labels topic into memory (the agent reads from now on).
-        reader = getattr(core, "_labels", None)
-        if reader is not None:
-            reader.close()
+        core.close_labels_reader()  # the agent reads new labels from here on
         print(f"retrainer: {len(core.training)} labels rebuilt from the log, model v{core.version}", flush=True)
         health.tick(model_version=core.version, training_set=len(core.training), last_error=core.last_error, engine="faust")
         code = 0
-        if args.burst:
+        if burst:
             if core.unused:  # drained by the rebuild: whatever is new goes into a version now
                 core.retrain()
         elif not early.requested:
             early.restore()
-            code = FaustRetrainer(settings, core, health, max_messages=args.max_messages).run()
+            code = FaustRetrainer(broker, core, health, max_messages=max_messages).run()
         print(f"retrainer: {len(core.training)} labels, model v{core.version}", flush=True)
         return code
     finally:
         early.restore()
-        bus.close()

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
+from prometheus_client import CollectorRegistry
+
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation
 from activestream.retrainer.export import PROBABILITIES, to_onnx
@@ -31,7 +33,6 @@ from activestream.schemas import (
 )
 from activestream.streams.bus import Bus, Consumer, Message
 from activestream.streams.topics import MODEL_KEY, Topics
-from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,12 @@ class Retrainer:
             return False
         self._fold(label)
         return True
+
+    def close_labels_reader(self) -> None:
+        """Close the group-less labels reader: called by an engine that reads new labels
+        another way once :meth:`rebuild` is done (the faust agent), so the idle reader does
+        not keep prefetching the labels log."""
+        self._labels.close()
 
     def rebuild(self, timeout: float = 120.0) -> int:
         """Fold the labels log up to its current end (start-up); returns messages read.

@@ -2,10 +2,10 @@
 
 The broker comes from, in order:
 
-1. ``KAFKA_BOOTSTRAP_SERVERS`` (CI starts one with ``python -m activestream.local_kafka``);
+1. ``KAFKA_BOOTSTRAP_SERVERS`` (CI starts one with ``python -m activestream.devstack.local_kafka``);
 2. testcontainers' ``KafkaContainer``, only when testcontainers is installed and a
    Docker engine answers (image from ``ACTIVESTREAM_KAFKA_IMAGE`` when set);
-3. :class:`activestream.local_kafka.LocalKafka` (Kafka 3.9.1 jars via Maven; needs java).
+3. :class:`activestream.devstack.local_kafka.LocalKafka` (Kafka 3.9.1 jars via Maven; needs java).
 
 None possible: the tests skip, or fail with ``ACTIVESTREAM_REQUIRE_SERVICES=1``.
 Enabled from ``tests/conftest.py`` with ``pytest_plugins = ["tests.kafka_fixtures"]``.
@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from activestream.streams.topics import Topics
 
+from activestream.streams.topics import Topics
 from tests.availability import unavailable
 
 
@@ -87,7 +87,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if shutil.which("java") is None:
         reasons.append("no KAFKA_BOOTSTRAP_SERVERS, no Docker, and java is not on PATH for LocalKafka")
     else:
-        from activestream.local_kafka import LocalKafka
+        from activestream.devstack.local_kafka import LocalKafka
 
         try:
             kafka = LocalKafka().start()

@@ -22,7 +22,6 @@ import time
 
 from activestream.schemas import Item
 from activestream.streams.topics import MODEL_KEY, Topics
-
 from benchmarks.throughput import Synthetic, _bus, _cli, _env, _prefix, _produce_held, fit_version, services
 
 

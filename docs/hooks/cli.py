@@ -15,8 +15,8 @@ MARKER = "<!-- generated: cli -->"
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of subcommands
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             for name, sub in action.choices.items():
                 yield f"{prefix} {name}", sub
                 yield from _commands(sub, f"{prefix} {name}")

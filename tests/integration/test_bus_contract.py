@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from activestream.streams.bus import Consumer, Message
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
@@ -267,8 +268,9 @@ def test_read_to_end_returns_on_a_topic_written_in_transactions(kafka_bus: tuple
 def test_a_groupless_reader_reads_partitions_added_later(kafka_bus: tuple[Any, Topics], kafka_bus_factory: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # The retrainer's labels reader runs for weeks: labels on a partition added meanwhile must reach it.
-    from activestream.streams import kafka_consumer as kafka_module
     from confluent_kafka.admin import NewPartitions
+
+    from activestream.streams import kafka_consumer as kafka_module
 
     monkeypatch.setattr(kafka_module, "PARTITION_CHECK_SECONDS", 0.5)
     bus, topics = kafka_bus

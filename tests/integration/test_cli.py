@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from activestream.scorer.strategies import DEFAULT_STRATEGY
 from sklearn.datasets import make_classification, make_multilabel_classification
 
 from activestream.cli import main
+from activestream.scorer.strategies import DEFAULT_STRATEGY
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_simulate_refuses_bad_files_and_options_before_running(tmp_path: Path, c
     assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
     assert "missing labels" in capsys.readouterr().err
     np.savez(npz, X=X > 0, y=np.column_stack([y, 1 - y]).astype(bool))  # booleans are 0/1
-    from activestream.datasets import load
+    from activestream.simulation.datasets import load
 
     assert load(npz, ["y"]).task == "multilabel"
     np.savez(npz, X=X, y=np.column_stack([y, 2 * y]))
@@ -162,7 +162,7 @@ def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from activestream.datasets import DatasetError, load
+    from activestream.simulation.datasets import DatasetError, load
 
     X, y = make_classification(n_samples=60, n_features=3, n_informative=2, n_redundant=0, random_state=0)
     labels = np.where(y == 1, "cat", "dog").astype(object)
@@ -187,6 +187,7 @@ def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
 
 def test_queue_info_and_clear(redis_url: str, namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
     import redis
+
     from activestream.rankedqueue import QueueKeys, RankedQueue
 
     queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))

@@ -39,7 +39,7 @@ def test_a_budget_below_init_names_both_flags(command: str, good_csv: Path, tmp_
 
 
 def test_an_unreachable_redis_is_one_line_naming_the_flag(good_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from activestream.redis_server import free_port
+    from activestream.devstack.redis_server import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     args = ["simulate", "--data", str(good_csv), "--label-column", "label", "--budget", "30", "--seeds", "1", "--no-progress",
@@ -63,17 +63,17 @@ def test_a_bad_redis_url_in_the_environment_names_redis_url(good_csv: Path, tmp_
 @pytest.fixture
 def produce(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, list[Any]]]:
     """``activestream produce ARGS`` on an in-memory bus: its exit status and the items it published."""
+    from activestream.commands import produce as produce_command
     from activestream.streams.memory import InMemoryBus
     from activestream.streams.topics import Topics
-
-    from activestream import services
+    from activestream.wiring import settings_from
 
     bus = InMemoryBus()
 
     def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Any, Any, Topics]:
-        return services.settings_from(args), bus, Topics()
+        return settings_from(args), bus, Topics()
 
-    monkeypatch.setattr(services, "connect", connect)
+    monkeypatch.setattr(produce_command, "connect", connect)
 
     def run(*argv: str) -> tuple[int, list[Any]]:
         return main(["produce", "--no-progress", *argv]), bus.messages(Topics().items)
@@ -162,7 +162,7 @@ def test_an_explicit_id_or_exclude_column_that_is_absent_is_one_line(good_csv: P
 
 def test_produce_keeps_id_text_skips_rows_without_one_and_counts_repeated_ids(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from activestream.services import _answers
+    from activestream.commands.label import read_answers
 
     items = tmp_path / "items.csv"
     items.write_text("id,a,label\n001,1.5,cat\n001,2.5,cat\n,3.5,dog\n002,4.5,dog\n")
@@ -173,7 +173,7 @@ def test_produce_keeps_id_text_skips_rows_without_one_and_counts_repeated_ids(tm
     assert f"warning: {items}: 1 row(s) repeat an earlier id; the queue keeps one item per id" in err
     answers = tmp_path / "answers.csv"
     answers.write_text("id,label\n001,cat\n002,dog\n")
-    assert set(_answers(str(answers), "id", "label")) == {m.key.decode() for m in published}  # a labeler's answers now match
+    assert set(read_answers(str(answers), "id", "label")) == {m.key.decode() for m in published}  # a labeler's answers now match
 
 
 @pytest.mark.parametrize("name", ["out.png", "OUT.PNG"])

@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from sklearn.datasets import load_digits
+
+from activestream.devstack.redis_server import free_port
+from activestream.labeling.factory import FALCUN_CANDIDATES, make_label_service
 from activestream.labeling.selection import falcun as select_falcun
 from activestream.labeling.service import LabelService
 from activestream.rankedqueue import QueueKeys, RankedQueue
@@ -28,10 +32,6 @@ from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.strategies import Strategy
 from activestream.scorer.uncertainty import margin
 from activestream.streams.topics import MODEL_KEY, Topics
-from sklearn.datasets import load_digits
-
-from activestream.redis_server import free_port
-from activestream.simulate import FALCUN_CANDIDATES, make_label_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

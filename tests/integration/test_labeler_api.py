@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+
 from activestream.labeling.api import serve
 from activestream.labeling.auth import LabelerTokens, parse_tokens
 from activestream.labeling.service import InvalidLabel, LabelService
@@ -243,7 +244,7 @@ def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_nex
     turn("bob", t0 + 61)  # after ack_timeout the group gets it again: a second labeler passes on it too
     assert shown[-1] == ("bob", "hard") and queue.score_of("hard") is None and queue.depth() == 1  # dropped (max_skips 2)
     turn("bob", t0 + 62)
-    assert shown[-1] == ("bob", "next") and queue.depth() == 0 and dispatcher.skipped._value.get() == 2  # type: ignore[attr-defined]
+    assert shown[-1] == ("bob", "next") and queue.depth() == 0 and dispatcher.metrics.skipped._value.get() == 2  # type: ignore[attr-defined]
 
 
 def test_random_control_and_representative_picks_skip_what_the_labeler_passed_on(redis_client: redis.Redis, namespace: str) -> None:

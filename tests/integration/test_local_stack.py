@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from activestream.redis_server import free_port
+from activestream.devstack.redis_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
+
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.schemas import MAX_DEAD_LETTER_PAYLOAD, Item, decode_dead_letter
 from activestream.scorer.service import Scorer
@@ -129,8 +130,9 @@ def test_a_huge_junk_record_is_a_dead_letter_and_the_stream_goes_on(kafka_bus_fa
 def test_a_dead_letter_the_broker_refuses_for_good_stops_the_scorer(kafka_bus_factory: Any, redis_client: redis.Redis, namespace: str) -> None:
     # Not a rebalance: reading the batch again would fail the same way, forever, while the
     # scorer looked busy. It must stop (and say why) instead.
-    from activestream.streams.bus import CommitAborted
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from activestream.streams.bus import CommitAborted
 
     topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
     bus = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"scorer-{uuid.uuid4().hex[:8]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import redis
+
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.export import to_onnx
 from activestream.retrainer.trainer import Trainer

@@ -235,14 +235,14 @@ def test_the_labeling_page_is_published_on_this_host_only(compose: dict[str, Any
 
 def _exposed_metrics() -> set[str]:
     """Every series name the services expose on /metrics, from their own registries."""
+    from prometheus_client import CollectorRegistry
+
     from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.metrics import LabelingMetrics
     from activestream.retrainer.metrics import RetrainerMetrics
     from activestream.scorer.metrics import ScorerMetrics
     from activestream.streams.memory import InMemoryBus
     from activestream.streams.topics import Topics
-    from prometheus_client import CollectorRegistry
-
-    from activestream.services import _queue_gauges
 
     class Idle:  # what the labeler API's gauges read at scrape time
         def n_waiting(self) -> int:
@@ -252,7 +252,8 @@ def _exposed_metrics() -> set[str]:
 
     # A family with labels has no sample before its first label value: name its series by type.
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-    registries = [_queue_gauges(Idle())]
+    registries = [CollectorRegistry()]
+    LabelingMetrics.create(registries[0], Idle())
     for build in (ScorerMetrics.create, RetrainerMetrics.create, lambda reg: Dispatcher(Idle(), InMemoryBus(), Topics("m"), registry=reg)):  # type: ignore[arg-type]
         registries.append(CollectorRegistry())
         build(registries[-1])

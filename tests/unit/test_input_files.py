@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activestream.datasets import DatasetError, load
+from activestream.simulation.datasets import DatasetError, load
 
 
 def iris_like(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

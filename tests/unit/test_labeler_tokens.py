@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from activestream.labeling.auth import TokenFileError, load_tokens, parse_tokens
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from activestream import local_kafka
-from activestream.local_kafka import LOG4J_PROPERTIES, POM_XML, kafka_libs, random_cluster_id, server_properties
+from activestream.devstack import local_kafka
+from activestream.devstack.local_kafka import LOG4J_PROPERTIES, POM_XML, kafka_libs, random_cluster_id, server_properties
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
 

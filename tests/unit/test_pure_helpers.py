@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from activestream.config import Settings
+from activestream.devstack.local_kafka import LIBS_ENV
 from activestream.retrainer.calibration import calibrate_threshold
 from activestream.retrainer.training_set import TrainingSet, in_holdout
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from activestream.schemas import Label
 from activestream.scorer.autoaccept import accepted
-
-from activestream.config import Settings
-from activestream.local_kafka import LIBS_ENV
-from activestream.report import auc, hours_saved, labels_to_target, mean_curve, savings
+from activestream.simulation.curves import auc, hours_saved, labels_to_target, mean_curve, savings
 
 
 def test_check_outputs() -> None:
@@ -135,7 +135,7 @@ def test_a_bad_setting_stops_a_service_with_one_line(monkeypatch: pytest.MonkeyP
     import argparse
     import re
 
-    from activestream.services import settings_from
+    from activestream.wiring import settings_from
 
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -151,7 +151,7 @@ def test_a_bad_flag_value_stops_a_service_with_one_line_naming_the_flag(flags: d
     import argparse
     import re
 
-    from activestream.services import settings_from
+    from activestream.wiring import settings_from
 
     with pytest.raises(SystemExit, match=re.escape(message)):
         settings_from(argparse.Namespace(**flags))
@@ -185,7 +185,7 @@ def test_produce_reads_rows_and_names_the_file_and_line_of_a_bad_one(tmp_path) -
 
 
 def test_the_summary_says_which_side_missed_the_target(capsys: pytest.CaptureFixture[str]) -> None:
-    from activestream.cli import _print_summary
+    from activestream.simulation.summary import print_summary
 
     def report(ours: int | None, random: int | None, **extra: object) -> dict:
         entry = {"labels_to_target": None, "per_seed_labels_to_target": [], "auc": 0.5, "score_at_budget": 0.9}
@@ -194,18 +194,18 @@ def test_the_summary_says_which_side_missed_the_target(capsys: pytest.CaptureFix
                 "comparison": {"ours": {"labels_to_target": ours, "random_labels_to_target": random, "label_savings": None,
                                         "annotation_hours_saved": None, "score_at_budget": 0.9, "random_score_at_budget": 0.8, **extra}}}
 
-    _print_summary(report(None, 40), 30.0)
+    print_summary(report(None, 40), 30.0)
     assert "ours did not reach the target within the budget, random did in 40 labels" in capsys.readouterr().out
-    _print_summary(report(60, None, label_savings_at_least=0.4, annotation_hours_saved_at_least=1 / 3, random_labels_spent=100), 30.0)
+    print_summary(report(60, None, label_savings_at_least=0.4, annotation_hours_saved_at_least=1 / 3, random_labels_spent=100), 30.0)
     assert "label savings at least 40.0% and annotation hours saved at least 0.33" in capsys.readouterr().out
-    _print_summary(report(None, None), 30.0)
+    print_summary(report(None, None), 30.0)
     assert "neither reached the target" in capsys.readouterr().out
 
 
 def test_macro_f1_leaves_out_classes_neither_in_the_split_nor_predicted() -> None:
     from types import SimpleNamespace
 
-    from activestream.simulate import score
+    from activestream.simulation.campaign import score
 
     three = SimpleNamespace(task="multiclass", classes=(0, 1, 2))
     y = np.array([0, 1, 0, 1])  # class 2 is not in this test split
@@ -229,7 +229,7 @@ def test_benchmark_summary_flags_a_default_that_missed_the_target() -> None:
 
 
 def test_up_backs_off_a_service_that_keeps_exiting_and_forgives_one_that_ran() -> None:
-    from activestream.services import RESTART_MAX_DELAY, RESTART_RESET_SECONDS, restart_delay
+    from activestream.supervisor import RESTART_MAX_DELAY, RESTART_RESET_SECONDS, restart_delay
 
     delays = [restart_delay(None, 0.5)]
     for _ in range(7):

@@ -7,6 +7,7 @@ import json
 import jsonschema
 import numpy as np
 import pytest
+
 from activestream.schemas import (
     SCHEMA_NAMES,
     DeadLetter,

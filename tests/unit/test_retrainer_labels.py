@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from activestream.retrainer.service import Retrainer
 from activestream.schemas import Item, Label, decode_dead_letter, decode_model_version
 from activestream.streams.memory import InMemoryBus
@@ -73,11 +74,11 @@ def test_an_item_of_another_length_stays_out_of_the_stop_set_and_versions_stay_c
 
 
 def test_the_service_retrainer_trains_the_committee_a_committee_strategy_scores_with() -> None:
-    from activestream.scorer.strategies import ENSEMBLE_MEMBERS
     from prometheus_client import CollectorRegistry
 
     from activestream.config import Settings
-    from activestream.services import make_retrainer
+    from activestream.scorer.strategies import ENSEMBLE_MEMBERS
+    from activestream.wiring import make_retrainer
 
     bus, topics = InMemoryBus(), Topics("c")
     for strategy, members in (("bald", ENSEMBLE_MEMBERS), ("vote_entropy", ENSEMBLE_MEMBERS), ("margin", 1)):

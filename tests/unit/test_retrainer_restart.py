@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from activestream.retrainer.service import Retrainer
 from activestream.schemas import Item, Label, decode_model_version
 from activestream.streams.memory import InMemoryBus

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from activestream.labeling.selection import k_center_greedy, top_k, weighted_kmeans
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.stopping import StopRules, VersionRecord, cohen_kappa, evaluate

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from activestream.scorer.strategies import NAMES, Strategy, random_scores
 
 

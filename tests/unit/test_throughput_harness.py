@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from activestream.retrainer.training_set import in_holdout
 
+from activestream.retrainer.training_set import in_holdout
 from benchmarks import throughput as tp
 
 
@@ -26,10 +26,8 @@ def test_sections_are_checked_before_anything_runs() -> None:
 
 
 def _args(**over: Any) -> argparse.Namespace:
-    from activestream.bench import add_throughput_arguments
-
     ap = argparse.ArgumentParser()
-    add_throughput_arguments(ap)
+    tp.add_throughput_arguments(ap)
     return argparse.Namespace(**{**vars(ap.parse_args([])), **over})
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+
 from activestream.retrainer.export import to_onnx
 from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
 from activestream.scorer.model import OnnxClassifier
-from sklearn.datasets import load_breast_cancer, load_digits
 
 
 def test_multiclass_export_matches_reference() -> None:

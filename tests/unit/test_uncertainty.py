@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from activestream.scorer import uncertainty as u
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
+from activestream.scorer import uncertainty as u
 
 P = np.array(
     [

@@ -1,4 +1,4 @@
-"""Replay a labeled dataset through the real scorer, queue and retrainer with a simulated labeler.
+"""One simulated labeling campaign through the real scorer, queue, labeling service and retrainer.
 
 Each (strategy, seed) campaign gets its own in-process bus and Redis namespace; the
 labels are hidden behind a simulated labeler that leases the top of the queue,
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,18 +20,18 @@ import redis
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold, train_test_split
 
-from activestream.datasets import Dataset
-from activestream.labeling.service import LabelService, top_k
+from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
-from activestream.report import Curve, auc, hours_saved, labels_to_target, mean_curve, savings
 from activestream.retrainer.calibration import calibrate_threshold
 from activestream.retrainer.service import Retrainer
 from activestream.retrainer.stopping import StopRules
 from activestream.retrainer.trainer import NotEnoughClasses, Trainer
 from activestream.schemas import Item
 from activestream.scorer.autoaccept import accepted
-from activestream.scorer.service import LiveModel, Scorer
+from activestream.scorer.service import Scorer
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
+from activestream.simulation.curves import Curve
+from activestream.simulation.datasets import Dataset
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
 
@@ -95,6 +94,8 @@ class SimConfig:
 
 @dataclass
 class CampaignResult:
+    """What one (strategy, seed) campaign measured: its learning curve, the full-data score, auto-accept and stop-rule figures."""
+
     strategy: str
     seed: int
     curve: Curve
@@ -180,7 +181,20 @@ def run_campaign(
     *,
     on_round: Callable[[], None] | None = None,
 ) -> CampaignResult:
-    """Run one simulated labeling campaign through the real services."""
+    """Run one simulated labeling campaign through the real services.
+
+    Parameters
+    ----------
+    ds : the labeled dataset; its labels are only revealed to the simulated labeler.
+    strategy, seed : the strategy under test and the seed of its split, seed labels and draws.
+    cfg : budget, batch, metric, ...
+    redis_client : the Redis the campaign's queue lives in (its own namespace, cleared after).
+    on_round : called after every labeled batch (a progress bar).
+
+    Returns
+    -------
+    The learning curve on the held-out split, and the figures measured along the way.
+    """
     t0 = time.perf_counter()
     train, test = split(ds, seed, cfg.test_size)
     full = full_data_score(ds, train, test, cfg.metric)
@@ -250,78 +264,6 @@ def run_campaign(
         queue.clear()
 
 
-FALCUN_CANDIDATES = 100  # queue-head candidates per leased item for ``+falcun``
-FALCUN_MAX_CANDIDATES = 10_000  # its cost grows with candidates x k: cap it for big leases
-DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representativeness (``+density``)
-
-
-def make_label_service(
-    strategy: Strategy, queue: RankedQueue, bus: Any, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None,
-    cold_start: str = "random", entropy: int | None = None,
-) -> LabelService:
-    """A labeling service whose leased batches follow the strategy's batch mode.
-
-    For ``+falcun`` it follows the models topic on ``bus`` itself: FALCUN needs the live
-    model's probabilities of the candidates, which the queue does not keep. Its draws are
-    seeded by the strategy's seed and ``entropy``: give each labeler process its own (the
-    labeler API does) so replicas and restarts do not repeat each other's batches.
-    """
-    from activestream.labeling import selection
-
-    opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
-    if strategy.batch_mode == "top":
-        return LabelService(queue, bus, topics, **opts)
-    prefilter = 10
-    if strategy.batch_mode == "density":
-        rng = np.random.default_rng((strategy.seed, 7))
-
-        def dense(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
-            # A fresh uniform sample of the queue per lease: representativeness of what is pending now.
-            _, R = queue.sample(DENSITY_REFERENCE, rng)
-            return selection.density_weighted(scores, X, k, reference=R, prefilter=prefilter, seed=strategy.seed)
-
-        return LabelService(queue, bus, topics, select_batch=dense, oversample=prefilter, **opts)
-    if strategy.batch_mode == "falcun":
-        live = LiveModel(bus, topics)
-        live.refresh(to_end=True)  # a labeler API started after the first model must not lease blind
-        draws = np.random.default_rng(strategy.seed if entropy is None else [strategy.seed, entropy])
-
-        def sampled(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
-            if int(queue.get_meta("model_version") or 0) > live.version:
-                live.refresh(2.0)  # the scorer already ranks by a newer version: catch up first
-            top = top_k(ids, scores, X, k)
-            cur = live.live
-            if cur is None:  # before a model the scores are the cold-start order
-                return top
-            if cur.model.n_features not in (None, X.shape[1]):
-                log.warning("model v%d expects %s features, queued items have %d: leasing the top %d", cur.version, cur.model.n_features, X.shape[1], k)
-                return top
-            try:
-                P = cur.model.predict_proba_many(X)
-            except Exception:  # a lease must not fail on a model the scorer would also reject
-                log.exception("model v%d could not score the candidates: leasing the top %d", cur.version, k)
-                return top
-            # The strategy's own scores under this version, scaled to [0, 1] over the candidates
-            # (FALCUN's uncertainty is 1 - margin; Li & Guo's multi-label score is unbounded).
-            u = strategy.score(P, ids, task=cur.task, version=cur.version, label_cardinality=cur.label_cardinality)
-            ok = np.flatnonzero(np.isfinite(P).all(axis=1) & np.isfinite(u))
-            if len(ok) == 0:
-                return top
-            # Candidates the model cannot score (features it overflows on; the scorer ranks them last) sit out.
-            P, u = P[ok], u[ok]
-            picks = selection.falcun(u / u.max() if u.max() > 0 else u, P, k, seed=int(draws.integers(2**63)))
-            return [int(ok[i]) for i in picks]
-
-        return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, max_candidates=FALCUN_MAX_CANDIDATES,
-                            on_close=live.close, **opts)
-    fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
-
-    def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
-        return fn(scores, X, k, seed=strategy.seed, prefilter=prefilter)
-
-    return LabelService(queue, bus, topics, select_batch=select, oversample=prefilter, **opts)
-
-
 def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: RankedQueue, cfg: SimConfig) -> dict[str, Any]:
     """Calibrate on out-of-fold predictions over the labeled set; apply to the unlabeled pool."""
     ids = sorted(retrainer.training.items, key=int)
@@ -363,131 +305,3 @@ def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: Ranke
     return {"threshold": t, "share": share, "realized_precision": realized, "n_unlabeled": len(pool_ids),
             "deployed": {**deployed, "share": d_share, "realized_precision": d_realized}}
 
-
-# --------------------------------------------------------------------------- many campaigns
-
-
-def _worker(args: tuple[Dataset, str, int, SimConfig, str]) -> CampaignResult:
-    ds, strategy, seed, cfg, url = args
-    logging.getLogger("activestream").setLevel(logging.WARNING)
-    return run_campaign(ds, strategy, seed, cfg, redis.Redis.from_url(url))
-
-
-def simulate(ds: Dataset, cfg: SimConfig, redis_url: str, *, progress: bool = True) -> dict[str, Any]:
-    """Run every (strategy, seed) campaign and build the report.
-
-    Returns
-    -------
-    ``{"dataset", "metric", "full_data_score", "target", "config", "strategies": {NAME: {...}}, "comparison"}``.
-    """
-    jobs = [(ds, s, seed, cfg, redis_url) for s in cfg.strategies for seed in cfg.seeds]
-    results: list[CampaignResult] = []
-    bar = _bar(len(jobs) * _rounds(cfg), progress)
-    if cfg.workers > 1:
-        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
-            for res in pool.imap_unordered(_worker, jobs):
-                results.append(res)
-                bar.update(_rounds(cfg))
-    else:
-        client = redis.Redis.from_url(redis_url)
-        for _, s, seed, _, _ in jobs:
-            results.append(run_campaign(ds, s, seed, cfg, client, on_round=lambda: bar.update(1)))
-    bar.close()
-    return build_report(ds, cfg, results)
-
-
-def _rounds(cfg: SimConfig) -> int:
-    return 1 + int(np.ceil((cfg.budget - cfg.init) / cfg.batch))
-
-
-def _bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, disable=not enabled, unit="round", desc="simulating", leave=False)
-
-
-def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult]) -> dict[str, Any]:
-    """The JSON report: curves averaged over seeds, labels to target, AUC, savings vs random."""
-    by_seed_full = {r.seed: r.full_data_score for r in results}
-    full = float(np.mean(list(by_seed_full.values())))
-    target = cfg.target_fraction * full
-    strategies: dict[str, Any] = {}
-    for name in cfg.strategies:
-        runs = sorted((r for r in results if r.strategy == name), key=lambda r: r.seed)
-        curve = mean_curve([r.curve for r in runs])
-        per_seed_targets = [labels_to_target(r.curve, cfg.target_fraction * r.full_data_score) for r in runs]
-        entry: dict[str, Any] = {
-            "curve": [[x, round(y, 6)] for x, y in curve],
-            "per_seed": [[[x, round(y, 6)] for x, y in r.curve] for r in runs],
-            "seeds": [r.seed for r in runs],
-            "labels_to_target": labels_to_target(curve, target),
-            "per_seed_labels_to_target": per_seed_targets,
-            "auc": auc(curve),
-            "final_score": curve[-1][1] if curve else None,
-            "score_at_budget": curve[-1][1] if curve else None,
-            "wall_seconds": float(sum(r.seconds for r in runs)),
-        }
-        entry["stop_rules"] = [r.stop for r in runs]
-        aa = [r.auto_accept for r in runs if r.auto_accept]
-        if aa:
-            dep = [a["deployed"] for a in aa]
-            entry["auto_accept"] = {
-                "target_precision": cfg.auto_accept_precision,
-                # An estimate: a threshold calibrated on 5-fold out-of-fold predictions over all
-                # the labeled items (not only the random-control ones), applied to the live model.
-                # The mean counts a seed without a threshold as 0 (see "shares").
-                "method": "5-fold out-of-fold predictions over all labeled items",
-                **_over_seeds(aa),
-                # As deployed: the retrainer's own threshold, from random-control labels only
-                # (it needs at least 100 of them, so short campaigns have none).
-                "deployed": {**_over_seeds(dep), "n_control": [d["n_control"] for d in dep]},
-            }
-        strategies[name] = entry
-    comparison: dict[str, Any] = {}
-    if RANDOM in strategies:
-        base = strategies[RANDOM]["labels_to_target"]
-        for name, entry in strategies.items():
-            if name == RANDOM:
-                continue
-            comparison[name] = {
-                "labels_to_target": entry["labels_to_target"],
-                "random_labels_to_target": base,
-                "label_savings": savings(entry["labels_to_target"], base),
-                "annotation_hours_saved": hours_saved(entry["labels_to_target"], base, cfg.seconds_per_label),
-                "score_at_budget": entry["score_at_budget"],
-                "random_score_at_budget": strategies[RANDOM]["score_at_budget"],
-            }
-            spent = strategies[RANDOM]["curve"][-1][0] if strategies[RANDOM]["curve"] else None
-            if base is None and entry["labels_to_target"] is not None and spent:
-                # Random did not reach the target within the labels it was given: it needs more
-                # than those, so the savings are at least what that many would give.
-                comparison[name]["label_savings_at_least"] = savings(entry["labels_to_target"], spent)
-                comparison[name]["annotation_hours_saved_at_least"] = hours_saved(entry["labels_to_target"], spent, cfg.seconds_per_label)
-                comparison[name]["random_labels_spent"] = spent
-    return {
-        "dataset": ds.name,
-        "task": ds.task,
-        "n_items": len(ds.X),
-        "n_features": int(ds.X.shape[1]),
-        "metric": cfg.metric,
-        "full_data_score": full,
-        "target": target,
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        "strategies": strategies,
-        "comparison": comparison,
-    }
-
-
-def _over_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One auto-accept figure's seeds (``threshold``, ``share``, ``realized_precision`` each) side by side, and their means."""
-    return {
-        "share": _mean_or_none([r["share"] for r in per_seed]),
-        "shares": [r["share"] for r in per_seed],
-        "thresholds": [r["threshold"] for r in per_seed],
-        "realized_precision": _mean_or_none([r["realized_precision"] for r in per_seed]),
-    }
-
-
-def _mean_or_none(vals: Sequence[float | None]) -> float | None:
-    keep = [v for v in vals if v is not None]
-    return float(np.mean(keep)) if keep else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import redis
+
+log = logging.getLogger(__name__)
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@
 a temp log dir and runs ``kafka.Kafka`` as a child process on free loopback ports.
 Used by ``activestream up``, the test fixtures, and ``.ci/run``::
 
-    python -m activestream.local_kafka [--port N] [--data-dir DIR] [--env-file FILE]
+    python -m activestream.devstack.local_kafka [--port N] [--data-dir DIR] [--env-file FILE]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import atexit
 import base64
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+log = logging.getLogger(__name__)
+
 KAFKA_VERSION = "3.9.1"
 SLF4J_VERSION = "1.7.36"
 DEFAULT_CACHE = Path.home() / ".cache" / "activestream" / f"kafka-{KAFKA_VERSION}" / "libs"
@@ -41,7 +44,7 @@ POM_XML = """\
 <?xml version="1.0" encoding="UTF-8"?>
 <!--
   Jars for a single-node Apache Kafka 3.9.1 (KRaft) without Docker or a tarball.
-  Used by activestream.local_kafka:
+  Used by activestream.devstack.local_kafka:
     mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=<cache>/libs
   3.9.x, not 4.x: aiokafka/faust have had incompatibilities with Kafka 4.
   slf4j-reload4j: Kafka 3.9 logs through slf4j and needs a binding on the classpath.
@@ -78,7 +81,7 @@ POM_XML = """\
 # Kept identical to deploy/kafka/log4j.properties (checked by the same unit test).
 LOG4J_PROPERTIES = """\
 # Quiet broker logging for local/CI brokers: warnings and errors only, to stderr
-# (activestream.local_kafka shows the stderr tail when the broker fails to start).
+# (activestream.devstack.local_kafka shows the stderr tail when the broker fails to start).
 log4j.rootLogger=WARN, stderr
 
 log4j.appender.stderr=org.apache.log4j.ConsoleAppender
@@ -306,7 +309,7 @@ class LocalKafka:
             except _PortTaken:
                 # free_port() can race with another process; pick new ports and retry.
                 if attempt == attempts - 1:
-                    raise RuntimeError(f"Kafka could not bind its ports; log tail:\n{self._log_tail()}") from None
+                    raise RuntimeError(f"Kafka could not bind its ports; log tail:\n{self.log_tail()}") from None
                 self.port, self.controller_port = free_port(), free_port()
         self.startup_seconds = time.monotonic() - t0
         return self
@@ -339,7 +342,7 @@ class LocalKafka:
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                rc, tail = self.proc.returncode, self._log_tail()
+                rc, tail = self.proc.returncode, self.log_tail()
                 self._kill()
                 if "Address already in use" in tail or "BindException" in tail:
                     raise _PortTaken()
@@ -350,12 +353,13 @@ class LocalKafka:
                     if admin.list_topics(timeout=1.0).brokers:
                         return
             if time.monotonic() > deadline:
-                tail = self._log_tail()
+                tail = self.log_tail()
                 self.stop()
                 raise RuntimeError(f"Kafka did not answer on {self.bootstrap_servers} in time; log tail:\n{tail}")
             time.sleep(0.05)
 
-    def _log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the broker's log (stdout and stderr), ``""`` before any."""
         if self._log is None or not self._log.exists():
             return ""
         return _tail(self._log.read_text(errors="replace"), lines)
@@ -406,7 +410,7 @@ def _listening(port: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Start a broker, print ``KAFKA_BOOTSTRAP_SERVERS=...``, run until SIGINT/SIGTERM."""
-    ap = argparse.ArgumentParser(prog="python -m activestream.local_kafka", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m activestream.devstack.local_kafka", description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=None, help="PLAINTEXT port (default: a free one)")
     ap.add_argument("--data-dir", default=None, help="keep the broker's data here across runs (default: a temp dir)")
     ap.add_argument("--env-file", default=None, help="also write KAFKA_BOOTSTRAP_SERVERS=... to this file once ready")
@@ -433,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp.replace(args.env_file)
         while not stop.wait(1.0):
             if not kafka.running:
-                print(f"error: Kafka exited; log tail:\n{kafka._log_tail()}", file=sys.stderr)
+                print(f"error: Kafka exited; log tail:\n{kafka.log_tail()}", file=sys.stderr)
                 return 1
         return 0
     finally:

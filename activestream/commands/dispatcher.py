@@ -1,0 +1,47 @@
+"""``activestream dispatcher``: move top-ranked items to the queue topic, for labelers that consume a topic."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from activestream.commands import options
+from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``dispatcher`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("dispatcher", help="move top-ranked items to the queue topic for labelers that consume a topic")
+    options.add_connection(p)
+    options.add_loop(p)
+    p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
+    p.add_argument("--max-outstanding", type=options.count, default=100, help="most items out with labelers at once")
+    p.add_argument("--ack-timeout", type=options.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the dispatcher until SIGTERM / SIGINT (or ``--burst``).
+
+    Returns
+    -------
+    0; a bad setting exits with one ``error:`` line.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from activestream.labeling.dispatcher import Dispatcher, consumer_group
+
+    stop = Stop()
+    s, bus, topics = connect(args)
+    registry = CollectorRegistry()
+    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
+                   group=consumer_group(s.topic_prefix, args.labeler_group),
+                   ack_timeout=args.ack_timeout, registry=registry, max_skips=s.max_skips, explore=s.explore)
+    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
+    try:
+        run_loop(lambda: d.step(0.5), health, stop, burst=args.burst, max_messages=None)
+    finally:
+        bus.close()
+    return 0

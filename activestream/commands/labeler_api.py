@@ -1,0 +1,82 @@
+"""``activestream labeler-api``: the HTTP API for labelers and UIs (lease top-k, submit labels, skip)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import uuid
+
+from activestream.commands import options
+from activestream.wiring import Stop, connect, make_queue, serve_metrics
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``labeler-api`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("labeler-api", help="HTTP API for labelers and UIs: lease top-k, submit labels, skip")
+    options.add_connection(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=options.port, default=8080)
+    options.add_metrics_port(p)
+    p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the labeler API until SIGTERM / SIGINT; ``/healthz`` says whether it reaches its Redis.
+
+    Returns
+    -------
+    0; a bad setting, token file or taken port exits with one ``error:`` line.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from activestream.labeling.api import serve
+    from activestream.labeling.auth import TokenFile, TokenFileError
+    from activestream.labeling.factory import make_label_service
+    from activestream.labeling.metrics import LabelingMetrics
+    from activestream.scorer.strategies import Strategy
+
+    stop = Stop()
+    s, bus, topics = connect(args)
+    try:
+        tokens = TokenFile(s.labeler_tokens) if s.labeler_tokens else None  # (read again when the file changes)
+    except TokenFileError as exc:
+        bus.close()
+        raise SystemExit(f"error: ACTIVESTREAM_LABELER_TOKENS: {exc}") from None
+    if tokens is None:
+        log.warning("labeler API without ACTIVESTREAM_LABELER_TOKENS: it takes the labeler id each request names")
+    # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
+    # A request waits at most 30 s for Redis (then 500), instead of holding the API forever.
+    queue = make_queue(s, socket_timeout=30.0)
+    service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels,
+                                 cold_start=s.cold_start, entropy=uuid.uuid4().int)
+    service.lease_ttl = s.lease_ttl
+    service.max_skips = s.max_skips
+    try:
+        server = serve(service, args.port, args.host, tokens)
+    except OSError as exc:  # e.g. the port is taken
+        service.close()
+        bus.close()
+        raise SystemExit(f"error: labeler API on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    access = f"{len(tokens)} labeler token(s)" if tokens is not None else "no tokens"
+    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status; {access})", flush=True)
+    registry = CollectorRegistry()
+    LabelingMetrics.create(registry, service.queue)
+    health = serve_metrics("labeler-api", registry, s.metrics_port, s.metrics_host)
+    probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
+    try:
+        while not stop():
+            try:
+                probe.ping()
+                health.tick()
+            except Exception as exc:  # noqa: BLE001 - any failure to reach Redis makes the API unhealthy
+                health.down(f"redis: {type(exc).__name__}: {exc}")
+            time.sleep(0.5)
+    finally:
+        server.shutdown()
+        service.close()
+        bus.close()
+    return 0

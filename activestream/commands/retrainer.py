@@ -1,0 +1,93 @@
+"""``activestream retrainer``: retrain on the labels topic and publish validated model versions.
+
+Two engines on the same core (:class:`activestream.retrainer.service.Retrainer`): a
+confluent-kafka loop (``--engine confluent``) or a faust-streaming app (``--engine faust``,
+:mod:`activestream.retrainer.faust_app`), to which this module hands the bus's core and
+the metrics server it built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from activestream.commands import options
+from activestream.wiring import Stop, connect, make_bus, make_retrainer, run_loop, serve_metrics, settings_from
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``retrainer`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("retrainer", help="retrain on the labels topic and publish validated model versions")
+    options.add_connection(p)
+    options.add_loop(p)
+    p.add_argument("--engine", choices=("confluent", "faust"), default="confluent", help="confluent-kafka loop or a faust-streaming app")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Rebuild the training set from the labels log, then retrain as labels arrive, until stopped.
+
+    Returns
+    -------
+    The exit code (0, or the Faust worker's); a bad setting exits with one ``error:`` line.
+    """
+    if args.engine == "faust":
+        return run_faust(args)
+    from prometheus_client import CollectorRegistry
+
+
+    stop = Stop()
+    s, bus, topics = connect(args)
+    registry = CollectorRegistry()
+    rt = make_retrainer(bus, topics, s, registry)
+    health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
+    rt.rebuild()
+    print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
+    try:
+        def step() -> int:
+            n = rt.step(0.5)
+            health.tick(model_version=rt.version, training_set=len(rt.training), last_error=rt.last_error)
+            return n
+
+        run_loop(step, health, stop, burst=args.burst, max_messages=args.max_messages)
+        if args.burst and rt.unused:  # drained: whatever is new goes into a version now
+            rt.retrain()
+        print(f"retrainer: {len(rt.training)} labels, model v{rt.version}", flush=True)
+    finally:
+        bus.close()
+    return 0
+
+
+def run_faust(args: argparse.Namespace) -> int:
+    """``--engine faust``: build the bus, the core and the metrics server, then run the Faust app on them.
+
+    Returns
+    -------
+    The Faust worker's exit code (0 with ``--burst``).
+    """
+    from activestream.retrainer.faust_app import EarlyStop, FaustBroker, require_faust, run_faust_retrainer
+
+    s = settings_from(args)
+    require_faust()  # fail early, before any broker work, when faust-streaming is missing
+    from prometheus_client import CollectorRegistry
+
+    from activestream.streams.topics import Topics
+
+    early = EarlyStop()  # a signal while connecting and rebuilding: exit instead of starting the worker
+    try:
+        bus = make_bus(s)
+        try:
+            topics = Topics(s.topic_prefix)
+            bus.ensure_topics(topics.all())
+            registry = CollectorRegistry()
+            core = make_retrainer(bus, topics, s, registry)
+            health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
+            assert s.kafka_bootstrap_servers  # (make_bus refused to start without one)
+            broker = FaustBroker(s.kafka_bootstrap_servers, s.topic_prefix, dict(s.kafka_config))
+            return run_faust_retrainer(core, health, broker, early, burst=args.burst, max_messages=args.max_messages)
+        finally:
+            bus.close()
+    finally:
+        early.restore()

@@ -1,0 +1,63 @@
+"""``activestream scorer``: score the items topic into the Redis queue; hot-swap models and re-rank."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from activestream.commands import options
+from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``scorer`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("scorer", help="score the items topic into the Redis queue; hot-swap models and re-rank")
+    options.add_connection(p)
+    options.add_loop(p)
+    p.add_argument("--strategy", default=None, help="scoring strategy (default: ACTIVESTREAM_STRATEGY or margin+kcenter)")
+    p.add_argument("--batch-size", type=int, default=None, help="items per micro-batch")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the scorer until SIGTERM / SIGINT (or ``--burst`` / ``--max-messages``).
+
+    Returns
+    -------
+    0; a bad setting exits with one ``error:`` line.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from activestream.httpserver import periodic
+    from activestream.scorer.service import Scorer
+    from activestream.scorer.strategies import Strategy
+    from activestream.streams.topics import SCORER_GROUP
+
+    stop = Stop()
+    s, bus, topics = connect(args, transactional_name="scorer")
+    registry = CollectorRegistry()
+    # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
+    try:
+        scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
+                        n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
+                        registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
+    except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
+        bus.close()
+        raise SystemExit(f"error: scorer: {exc}") from None
+    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
+    scorer.poll_models(to_end=True)  # start on the newest model, if there is one
+
+    def gauges() -> None:
+        scorer.refresh_gauges()
+        scorer.metrics.consumer_lag.labels(topic=topics.items).set(scorer.lag())
+        health.tick(model_version=scorer.model_version, dead_letters=scorer.dead_letters)
+
+    try:
+        n = run_loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges))
+        print(f"scorer: consumed {n} item messages; model v{scorer.model_version}", flush=True)
+    finally:
+        scorer.close()
+        bus.close()
+    return 0

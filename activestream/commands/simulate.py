@@ -1,0 +1,148 @@
+"""``activestream simulate``: estimate label savings on the user's own labeled dataset.
+
+Also the run both ``simulate`` and ``demo`` share: check the options, run every campaign,
+print the summary, write the report and its plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from activestream.commands import options
+from activestream.scorer.strategies import DEFAULT_STRATEGY, NAMES, RANDOM
+
+if TYPE_CHECKING:
+    from activestream.simulation.campaign import SimConfig
+    from activestream.simulation.datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``simulate`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("simulate", help="estimate label savings on your own labeled dataset")
+    p.add_argument("--data", required=True, help="CSV (plain, .gz, .bz2, .zst, .lz4), Parquet or NPZ file")
+    p.add_argument("--label-column", action="append", required=True,
+                   help="label column; repeat it, or give a shared prefix, for multi-label 0/1 columns")
+    p.add_argument("--strategy", action="append", type=options.strategy_name,
+                   help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness, +falcun for FALCUN (default: {DEFAULT_STRATEGY} and random)")
+    p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
+                   help="default: accuracy (multi-class), micro_f1 (multi-label)")
+    p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
+    p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
+    options.add_simulation(p, budget=300, report="reports/simulate.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load ``--data``, compare the strategies on it and write the report.
+
+    Returns
+    -------
+    0, or 2 with one ``error:`` line for a file, column or option that cannot be used.
+    """
+    from activestream.simulation.campaign import single_row_classes
+    from activestream.simulation.datasets import DatasetError, load
+
+    try:
+        # --id-column's default ("id") may be absent; a column the user named must exist.
+        ds = load(args.data, args.label_column, exclude=args.exclude or (), id_column=args.id_column or "id",
+                  id_required=args.id_column is not None)
+    except DatasetError as exc:
+        return fail(str(exc))
+    lone = single_row_classes(ds)
+    if lone and len(lone) == len(ds.classes):
+        return fail(f"{args.data}: column {args.label_column[0]!r}: every row has a class of its own ({len(lone)} classes): "
+                    "nothing to learn or test (an id column?)")
+    if lone:
+        shown = ", ".join(str(c) for c in lone[:5]) + (", ..." if len(lone) > 5 else "")  # (str: no np.str_('...') reprs)
+        log.warning("%s: column %r: %d class(es) with a single row (%s) stay in the labeling pool (never in the test split)",
+                    args.data, args.label_column[0], len(lone), shown)
+    problem = writable(Path(args.report))
+    if problem:
+        return fail(problem)
+    strategies = list(dict.fromkeys(args.strategy or [DEFAULT_STRATEGY, RANDOM]))  # a repeat would run twice and merge its seeds
+    if args.metric is None:
+        args.metric = "micro_f1" if ds.task == "multilabel" else "accuracy"
+    return run_simulation(ds, args, strategies, Path(args.report))
+
+
+def fail(problem: str) -> int:
+    """Print ``problem`` as the one ``error:`` line of a refused command; its exit status (2: usage or data error)."""
+    print(f"error: {problem}", file=sys.stderr)
+    return 2
+
+
+def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
+    """The campaign settings from the ``demo`` / ``simulate`` options (``ValueError`` on a bad combination)."""
+    from activestream.simulation.campaign import SimConfig
+
+    return SimConfig(
+        budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
+        strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
+        workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
+    )
+
+
+def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str], report_path: Path) -> int:
+    """Check the options, run every campaign, print the summary and write the report and its plot.
+
+    Parameters
+    ----------
+    ds : the labeled dataset.
+    args : the ``demo`` / ``simulate`` options.
+    strategies : the strategies to compare (``random`` is the control).
+    report_path : the JSON report; the PNG plot goes beside it.
+
+    Returns
+    -------
+    0, or 2 with one ``error:`` line.
+    """
+    from activestream.devstack.redis_server import RedisUnavailable, redis_url
+    from activestream.simulation.campaign import check_split
+    from activestream.simulation.engine import simulate
+    from activestream.simulation.plot import plot_report
+    from activestream.simulation.summary import print_summary, print_table
+
+    try:
+        cfg = sim_config(args, strategies)
+        check_split(ds, cfg)
+    except ValueError as exc:
+        return fail(str(exc))
+    t0 = time.perf_counter()
+    print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}")
+    try:
+        with redis_url(args.redis_url) as url:
+            report = simulate(ds, cfg, url, progress=not args.no_progress)
+    except (ValueError, RedisUnavailable) as exc:  # ValueError: what the data allows only shows in a campaign
+        return fail(str(exc))
+    report["wall_seconds"] = time.perf_counter() - t0
+    print_table(report)
+    print_summary(report, cfg.seconds_per_label)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2))
+    png = plot_report(report, report_path.with_suffix(".png"))
+    print(f"\nreport: {report_path}  plot: {png}  ({report['wall_seconds']:.1f} s)")
+    return 0
+
+
+def writable(report: Path) -> str | None:
+    """Why ``report`` cannot be written (checked before a long run), or ``None``."""
+    if report.suffix.lower() == ".png":  # the plot goes to report.with_suffix(".png"): the report itself
+        return f"--report {report}: the plot would be written over it; give a .json path"
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--report {report}: {exc.strerror or exc}"
+    target = report if report.exists() else report.parent
+    if report.is_dir() or not os.access(target, os.W_OK):
+        return f"--report {report}: not writable"
+    return None

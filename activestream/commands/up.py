@@ -1,0 +1,85 @@
+"""``activestream up``: a local stack without Docker: Kafka (KRaft), Redis and the services; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from activestream.commands import options
+from activestream.supervisor import Supervised, start_services, stop_processes, supervise
+from activestream.wiring import Stop
+
+if TYPE_CHECKING:
+    from activestream.devstack.local_kafka import LocalKafka
+    from activestream.devstack.redis_server import LocalRedis
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("scorer", "retrainer", "dispatcher")
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``up`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("up", help="local stack without Docker: Kafka (KRaft), Redis and the services; Ctrl-C stops all")
+    p.add_argument("--state-dir", default=".activestream", help="logs and Redis AOF (default: %(default)s)")
+    p.add_argument("--kafka-port", type=options.port, default=None)
+    p.add_argument("--redis-port", type=options.port, default=None)
+    p.add_argument("--metrics-base-port", type=options.port, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
+    p.add_argument("--without", action="append", default=[], choices=SERVICES, help="do not start this service")
+    p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS and REDIS_URL here once up")
+    p.add_argument("--no-restart", action="store_true", help="stop the whole stack when a service exits (default: start it again, backing off)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start Kafka (KRaft, Maven Central jars), Redis (AOF) and the services; stop them all on Ctrl-C.
+
+    A service that exits is started again (after 1 s, doubling to 30 s while it keeps
+    exiting), as Compose's ``restart: unless-stopped`` does; ``--no-restart`` stops the
+    stack instead. ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL``, when set, are used instead
+    of starting a broker / a redis-server.
+
+    Returns
+    -------
+    0 when stopped by a signal, 1 when a service exited under ``--no-restart``.
+    """
+    from activestream.devstack.redis_server import LocalRedis
+
+    stop = Stop()
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    kafka: LocalKafka | None = None
+    redis_server: LocalRedis | None = None
+    services: list[Supervised] = []
+    try:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            from activestream.devstack.local_kafka import LocalKafka
+
+            print("starting Apache Kafka (KRaft) ...", flush=True)
+            kafka = LocalKafka(port=args.kafka_port).start()
+            bootstrap = kafka.bootstrap_servers
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_server = LocalRedis(args.redis_port, appendonly=True, data_dir=str(state / "redis")).start()
+            redis_url = redis_server.url
+        base = args.metrics_base_port
+        ports = {name: base + i for i, name in enumerate(SERVICES) if name not in args.without}
+        services = start_services(ports, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
+        print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
+        for name, port in ports.items():
+            print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
+        if args.env_file:
+            Path(args.env_file).write_text(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}\n")
+        print("stack is up; Ctrl-C stops it", flush=True)
+        return supervise(services, stop, restart=not args.no_restart)
+    finally:
+        stop_processes([svc.proc for svc in services])
+        if redis_server is not None:
+            redis_server.stop()
+        if kafka is not None:
+            kafka.stop()
+        print("stack stopped", flush=True)

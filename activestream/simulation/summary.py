@@ -1,0 +1,100 @@
+"""A simulation report as text: the learning-curve table and the savings summary ``demo`` and ``simulate`` print."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def print_table(report: dict[str, Any], every: int = 5) -> None:
+    """Print the mean learning curve of every strategy, one row every ``every`` label counts (and the last).
+
+    Parameters
+    ----------
+    report : a report of :func:`activestream.simulation.engine.simulate`.
+    every : show one label count in this many.
+    """
+    names = list(report["strategies"])
+    curves = {n: dict((x, y) for x, y in report["strategies"][n]["curve"]) for n in names}
+    xs = sorted({x for c in curves.values() for x in c})
+    shown = [x for i, x in enumerate(xs) if i % every == 0 or x == xs[-1]]
+    head = f"{'labels':>7} | " + " | ".join(f"{n:>16}" for n in names)
+    print(f"\nLearning curve ({report['metric']} on the held-out test split, mean over seeds)")
+    print(head)
+    print("-" * len(head))
+    for x in shown:
+        print(f"{x:>7} | " + " | ".join(f"{curves[n].get(x, float('nan')):>16.4f}" for n in names))
+
+
+def print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
+    """Print the target, each strategy's labels to target and AUC, and its savings against random.
+
+    Parameters
+    ----------
+    report : a report of :func:`activestream.simulation.engine.simulate`.
+    seconds_per_label : the labeling time the hours saved are counted at.
+    """
+    print(f"\nfull-data {report['metric']}: {report['full_data_score']:.4f}; target (95%): {report['target']:.4f}")
+    budget = report.get("config", {}).get("budget")
+    spent = [e["curve"][-1][0] for e in report["strategies"].values() if e.get("curve")]
+    if budget is not None and spent and max(spent) < budget:
+        print(f"note: the unlabeled pool ran out at {max(spent)} labels, below the budget of {budget}: "
+              "'score at budget' is the score with every training item labeled")
+    for name, e in report["strategies"].items():
+        print(f"  {name:>16}: labels to target {e['labels_to_target']} (per seed {e['per_seed_labels_to_target']}), "
+              f"AUC {e['auc']:.4f}, score at budget {e['score_at_budget']:.4f}")
+        if e.get("stop_rules"):
+            print(f"  {'':>16}  stop rule that fired first, per seed: {_first_stops(e['stop_rules'])}")
+    for name, c in report["comparison"].items():
+        sv = c["label_savings"]
+        hs = c["annotation_hours_saved"]
+        if sv is not None:
+            saved = f"label savings {100 * sv:.1f}%; annotation hours saved {f'{hs:.2f}' if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
+        elif c.get("label_savings_at_least") is not None:
+            saved = (f"label savings at least {100 * c['label_savings_at_least']:.1f}% and annotation hours saved at least "
+                     f"{c['annotation_hours_saved_at_least']:.2f} at {seconds_per_label:g} s/label (random did not reach the target "
+                     f"in {c['random_labels_spent']} labels; {name} needed {c['labels_to_target']})")
+        elif c["random_labels_to_target"] is not None:
+            saved = f"label savings n/a: {name} did not reach the target within the budget, random did in {c['random_labels_to_target']} labels"
+        else:
+            saved = "label savings n/a: neither reached the target within the budget"
+        print(f"\n{name} vs random: {saved}; score at budget {c['score_at_budget']:.4f} vs {c['random_score_at_budget']:.4f}")
+        aa = report["strategies"][name].get("auto_accept")
+        if aa:
+            print(_auto_accept_lines(aa))
+
+
+def _first_stops(per_seed: list[dict[str, Any]]) -> str:
+    """``"stable_predictions at 230 labels, budget at 400 labels"``: each seed's first stop rule."""
+    out = []
+    for st in per_seed:
+        first = st.get("first")
+        out.append(f"{first} at {int(st['fired'][first]['n_labels'])} labels" if first else "none")
+    return ", ".join(out)
+
+
+def _pct(v: float | None) -> str:
+    return f"{100 * v:.1f}%" if v is not None else "n/a"
+
+
+def _auto_accept_lines(aa: dict[str, Any]) -> str:
+    """The auto-accept figures: as the deployed system would apply it, then the estimate from all labeled items."""
+    if aa["share"] is None:
+        return "auto-accept: n/a (no item was left unlabeled)"
+    dep = aa["deployed"]
+    thresholds = [t for t in dep["thresholds"] if t is not None]
+    n_control = ", ".join(str(n) for n in dep["n_control"])
+    deployed = (f"{_pct(dep['share'])} of the still-unlabeled items (threshold in {len(thresholds)} of {len(dep['thresholds'])} seeds, "
+                f"from {n_control} random-control labels; it needs at least 100)")
+    if dep["realized_precision"] is not None:
+        deployed += f", realized precision {dep['realized_precision']:.3f}"
+    none = sum(t is None for t in aa["thresholds"])
+    rp = aa["realized_precision"]
+    estimate = (f"{_pct(aa['share'])} (per seed {', '.join(_pct(v) for v in aa['shares'])}"
+                + (f"; no threshold reached the target in {none} of {len(aa['thresholds'])} seeds" if none else "")
+                + (f"; realized precision {rp:.3f}" if rp is not None else "") + ")")
+    return (f"auto-accept at >= {aa['target_precision']:.0%} precision, as deployed: {deployed}\n"
+            f"auto-accept estimated from all labeled items (5-fold out-of-fold): {estimate}")
+

@@ -1,0 +1,134 @@
+"""A process supervisor for the local stack (``activestream up``): start services, restart them with back-off.
+
+A service that exits is started again after :data:`RESTART_FIRST_DELAY`, doubled for each
+exit in a row up to :data:`RESTART_MAX_DELAY` (Compose's ``restart: unless-stopped`` backs
+off the same way); one that ran for :data:`RESTART_RESET_SECONDS` counts as healthy and
+starts the next count from the beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+RESTART_RESET_SECONDS = 60.0
+
+
+def restart_delay(previous: float | None, ran_for: float) -> float:
+    """Seconds to wait before starting again a service that ran ``ran_for`` seconds and exited.
+
+    Parameters
+    ----------
+    previous : the delay before its last start (``None``: it never was restarted).
+    ran_for : how long its last run lasted.
+
+    Returns
+    -------
+    :data:`RESTART_FIRST_DELAY` after a healthy run, else twice ``previous`` up to :data:`RESTART_MAX_DELAY`.
+    """
+    if previous is None or ran_for >= RESTART_RESET_SECONDS:
+        return RESTART_FIRST_DELAY
+    return min(2 * previous, RESTART_MAX_DELAY)
+
+
+class Supervised:
+    """One service of the local stack: its process, started again whenever it exits.
+
+    Parameters
+    ----------
+    name : the service's name in messages.
+    argv : its command line.
+    env : its environment.
+    log_path : its stdout and stderr are appended here.
+    """
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.name, self.argv, self.env, self.log_path = name, argv, dict(env), log_path
+        self.restarts = 0
+        self.delay: float | None = None
+        self.proc: subprocess.Popen[bytes]  # (set by start)
+        self.started = 0.0
+        self.start_at: float | None = None  # when to start it again; None while it runs
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (its log file is appended to)."""
+        with self.log_path.open("ab") as logf:  # the child keeps its own handle
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT)
+        self.started, self.start_at = time.monotonic(), None
+
+    def check(self, *, restart: bool) -> str | None:
+        """Start the service again if it exited and its delay is over; say what happened, if anything."""
+        now = time.monotonic()
+        if self.start_at is not None:
+            if now >= self.start_at:
+                self.restarts += 1
+                self.start()
+                return f"{self.name} started again (restart {self.restarts})"
+            return None
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if not restart:
+            return f"{self.name} exited with code {code}"
+        self.delay = restart_delay(self.delay, now - self.started)
+        self.start_at = now + self.delay
+        return f"{self.name} exited with code {code} after {now - self.started:.0f} s; starting it again in {self.delay:.0f} s"
+
+
+def start_services(ports: Mapping[str, int], env: Mapping[str, str], state: Path) -> list[Supervised]:
+    """Start ``activestream <name> --metrics-port <port>`` for each service, logging to ``state/<name>.log``.
+
+    Parameters
+    ----------
+    ports : service name (``scorer``, ``retrainer``, ``dispatcher``) -> its metrics port.
+    env : the services' environment (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ...).
+    state : the directory of the logs.
+
+    Returns
+    -------
+    The running services, in the order of ``ports``.
+    """
+    exe = [sys.executable, "-m", "activestream.cli"]
+    return [Supervised(name, [*exe, name, "--metrics-port", str(port)], env, state / f"{name}.log") for name, port in ports.items()]
+
+
+def supervise(services: Sequence[Supervised], stop: Callable[[], bool], *, restart: bool, poll: float = 0.5) -> int:
+    """Watch ``services`` until ``stop()``, restarting (``restart``) or giving up on one that exits.
+
+    Each event (an exit, a restart) is printed with the service's log path.
+
+    Returns
+    -------
+    0 when stopped, 1 when a service exited and ``restart`` is off.
+    """
+    while not stop():
+        for svc in services:
+            event = svc.check(restart=restart)
+            if event is not None:
+                print(f"{event} (log: {svc.log_path})", flush=True)
+                if not restart:
+                    return 1
+        time.sleep(poll)
+    return 0
+
+
+def stop_processes(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM every child, then give each ``timeout`` seconds before SIGKILL (and reap it)."""
+    for c in children:
+        if c.poll() is None:
+            c.terminate()
+    for c in children:
+        try:
+            c.wait(timeout)
+        except subprocess.TimeoutExpired:
+            c.kill()
+            c.wait()

@@ -1,0 +1,234 @@
+"""Wiring for the service commands: settings, the bus, the queue, the retrainer core, metrics and the loop.
+
+Every factory returns the port type its callers use (:class:`activestream.streams.bus.Bus`,
+:class:`activestream.rankedqueue.RankedQueue`, ...). Heavy modules (confluent-kafka,
+redis, scikit-learn) are imported on first use, so ``activestream --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from activestream.config import Settings
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from activestream.httpserver import Health
+    from activestream.rankedqueue import RankedQueue
+    from activestream.retrainer.service import Retrainer
+    from activestream.streams.bus import Bus
+    from activestream.streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+#: The flags a service command may give that override a setting of the same name.
+SETTING_FLAGS = ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")
+
+
+class Stop:
+    """Set by SIGTERM / SIGINT; loops poll it and exit cleanly (offsets committed, consumers closed)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings for a service: the environment, overridden by the command's flags.
+
+    Parameters
+    ----------
+    args : the parsed command line; flags it lacks (or leaves ``None``) do not override.
+
+    Returns
+    -------
+    The checked settings.
+
+    Raises
+    ------
+    SystemExit
+        With one ``error:`` line naming the setting (or flag) when a value is bad.
+    """
+    from activestream.rankedqueue import QueueKeys
+    from activestream.scorer.strategies import Strategy
+
+    over = {k: getattr(args, k, None) for k in SETTING_FLAGS}
+    try:
+        s = Settings.from_env(**over)
+        Strategy(s.strategy)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if s.cold_start not in ("random", "representative"):
+        raise SystemExit(f"error: setting ACTIVESTREAM_COLD_START={s.cold_start!r}: expected 'random' or 'representative'")
+    try:
+        QueueKeys(s.namespace)
+    except ValueError as exc:
+        raise SystemExit(f"error: setting ACTIVESTREAM_NAMESPACE (or --namespace): {exc}") from None
+    return s
+
+
+def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Bus:
+    """The Kafka bus for a service process (services need a broker: see ``activestream up``).
+
+    Parameters
+    ----------
+    settings : the broker address, librdkafka pass-through settings, partitions, replicas.
+    transactional_name : gives the bus a transactional id unique to this process, so a
+        batch's dead letters and its offsets commit together (``None``: not transactional).
+
+    Returns
+    -------
+    A :class:`activestream.streams.kafka.KafkaBus`.
+
+    Raises
+    ------
+    SystemExit
+        When no broker is configured.
+    """
+    if not settings.kafka_bootstrap_servers:
+        raise SystemExit("error: set KAFKA_BOOTSTRAP_SERVERS (or --kafka-bootstrap-servers), or start a local stack with `activestream up`")
+    from activestream.streams.kafka import KafkaBus
+
+    return KafkaBus(
+        settings.kafka_bootstrap_servers,
+        config=dict(settings.kafka_config),
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+        transactional_id=f"{settings.topic_prefix}-{transactional_name}-{os.getpid()}-{uuid.uuid4().hex[:8]}" if transactional_name else None,
+    )
+
+
+def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Settings, Bus, Topics]:
+    """Settings, the Kafka bus and the topic names for a service, with every topic created.
+
+    Parameters
+    ----------
+    args : the parsed command line (see :func:`settings_from`).
+    transactional_name : see :func:`make_bus`.
+
+    Returns
+    -------
+    ``(settings, bus, topics)``; the caller closes the bus.
+    """
+    from activestream.streams.topics import Topics
+
+    s = settings_from(args)
+    bus = make_bus(s, transactional_name=transactional_name)
+    topics = Topics(s.topic_prefix)
+    bus.ensure_topics(topics.all())
+    return s, bus, topics
+
+
+def make_queue(settings: Settings, *, socket_timeout: float | None = None, segment_cache: bool = False) -> RankedQueue:
+    """The Redis ranked queue of the settings' namespace.
+
+    Parameters
+    ----------
+    settings : ``redis_url``, ``namespace`` and ``rerank_cache_mb``.
+    socket_timeout : bounds each Redis call (``None``: wait as long as it takes).
+    segment_cache : keep the feature segments a re-rank reads for the next one, up to
+        ``settings.rerank_cache_mb`` (the scorer's queue: it re-ranks).
+
+    Raises
+    ------
+    SystemExit
+        When no Redis is configured.
+    """
+    import redis
+
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+
+    if not settings.redis_url:
+        raise SystemExit("error: set REDIS_URL (or --redis-url), or start a local stack with `activestream up`")
+    cache = settings.rerank_cache_mb * 2**20 if segment_cache else 0
+    return RankedQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout), QueueKeys(settings.namespace),
+                       segment_cache_bytes=cache)
+
+
+def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorRegistry) -> Retrainer:
+    """The retrainer service's core from the settings (both engines).
+
+    A committee strategy (``bald``, ``vote_entropy``) gets the ensemble it needs: with one
+    head its scores would be plain entropy.
+
+    Parameters
+    ----------
+    bus, topics : where labels come from and model versions go.
+    s : the retrain policy (``retrain_every``, ``holdout_fraction``, ...) and the strategy.
+    registry : the process's metrics registry.
+    """
+    from activestream.retrainer.service import Retrainer
+    from activestream.scorer.strategies import ENSEMBLE_MEMBERS, Strategy
+
+    return Retrainer(
+        bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
+        holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
+        n_members=ENSEMBLE_MEMBERS if Strategy(s.strategy, s.seed).needs_members else 1, n_features=s.n_features,
+    )
+
+
+def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, host: str = "127.0.0.1") -> Health:
+    """Serve ``/metrics`` and ``/healthz`` on a daemon thread and say where.
+
+    Parameters
+    ----------
+    service : the name ``/healthz`` reports (and the line printed starts with).
+    registry : the metrics to serve.
+    port : ``None`` or 0: any free port.
+    host : the address to listen on.
+
+    Returns
+    -------
+    The health facts the service's loop ticks.
+    """
+    from activestream.httpserver import Health, serve
+
+    health = Health(service)
+    server = serve(registry, health, port or 0, host)
+    print(f"{service}: metrics on http://{host}:{server.server_port}/metrics and /healthz", flush=True)
+    return health
+
+
+def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool, max_messages: int | None,
+             every: Callable[[], None] | None = None) -> int:
+    """Call ``step`` until stopped, ticking ``health`` after each call.
+
+    Parameters
+    ----------
+    step : one unit of work; returns the messages it consumed.
+    health : ticked with the running total (``processed``).
+    stop : checked before each step.
+    burst : return at the first step that consumed nothing (drained).
+    max_messages : return once this many were consumed (``None``: no limit).
+    every : called after each step (gauges; wrap it in :func:`activestream.httpserver.periodic`).
+
+    Returns
+    -------
+    The messages consumed in all.
+    """
+    total = 0
+    while not stop():
+        n = step()
+        total += n
+        health.tick(processed=total)
+        if every is not None:
+            every()
+        if burst and n == 0:
+            break
+        if max_messages is not None and total >= max_messages:
+            break
+    return total

@@ -1,0 +1,82 @@
+"""Labeling metrics (the labeler API's and the dispatcher's), built into an injected
+``CollectorRegistry`` (never the global one), as the scorer's and retrainer's are.
+
+The labeler API's gauges read the queue's state from Redis at scrape time: it has no loop
+of its own that could set them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+PENDING_ITEMS = "activestream_labeler_api_pending_items"
+LEASED_ITEMS = "activestream_labeler_api_leased_items"
+LABELED_ITEMS = "activestream_labeler_api_labeled_items"
+DISPATCHED = "activestream_dispatched_total"
+DISPATCH_ACKED = "activestream_dispatch_acked_total"
+DISPATCH_SKIPPED = "activestream_dispatch_skipped_total"
+DISPATCH_OUTSTANDING = "activestream_dispatch_outstanding"
+
+
+class QueueCounts(Protocol):
+    """What the gauges read: the counts of a :class:`activestream.rankedqueue.RankedQueue`."""
+
+    def n_waiting(self) -> int: ...
+
+    def n_leased(self) -> int: ...
+
+    def n_labeled(self) -> int: ...
+
+
+def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
+    return lambda: float(fn())
+
+
+@dataclass(frozen=True)
+class LabelingMetrics:
+    pending_items: Gauge
+    leased_items: Gauge
+    labeled_items: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, queue: QueueCounts) -> LabelingMetrics:
+        """Register the gauges in ``registry``, each reading ``queue`` when scraped.
+
+        Parameters
+        ----------
+        registry : the labeler API's own registry (served on its ``/metrics``).
+        queue : the queue the API leases from.
+
+        Returns
+        -------
+        The gauges, already bound to ``queue``.
+        """
+        pending = Gauge(PENDING_ITEMS, "items waiting in the queue (expired leases included)", registry=registry)
+        leased = Gauge(LEASED_ITEMS, "items out with labelers", registry=registry)
+        labeled = Gauge(LABELED_ITEMS, "items labeled so far", registry=registry)
+        pending.set_function(_as_float(queue.n_waiting))
+        leased.set_function(_as_float(queue.n_leased))
+        labeled.set_function(_as_float(queue.n_labeled))
+        return cls(pending_items=pending, leased_items=leased, labeled_items=labeled)
+
+
+@dataclass(frozen=True)
+class DispatcherMetrics:
+    dispatched: Counter
+    acked: Counter
+    skipped: Counter
+    outstanding: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> DispatcherMetrics:
+        """Register the dispatcher's counters and gauge in ``registry`` (its process's own)."""
+        return cls(
+            dispatched=Counter(DISPATCHED.removesuffix("_total"), "Items sent to the queue topic", registry=registry),
+            acked=Counter(DISPATCH_ACKED.removesuffix("_total"), "Dispatched items acknowledged by a label", registry=registry),
+            skipped=Counter(DISPATCH_SKIPPED.removesuffix("_total"), "Dispatched items a labeler passed on", registry=registry),
+            outstanding=Gauge(DISPATCH_OUTSTANDING, "Items out with labelers", registry=registry),
+        )
