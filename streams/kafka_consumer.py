@@ -6,13 +6,10 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from activestream.streams.bus import Message
 from activestream.streams.kafka_client import REBALANCE_ERRORS, TRANSIENT_ERRORS, confluent, error_codes, watermarks
-
-if TYPE_CHECKING:
-    from activestream.streams.kafka import KafkaBus
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +19,15 @@ _setattr = object.__setattr__
 # How often a group-less reader (the retrainer's labels log, every model reader) looks for
 # partitions added to its topics: one metadata request each time.
 PARTITION_CHECK_SECONDS = 10.0
+
+
+class Cluster(Protocol):
+    """What a consumer needs of its bus (a :class:`activestream.streams.kafka.KafkaBus`)."""
+
+    base_config: dict[str, Any]
+    client_id: str
+
+    def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]: ...
 
 
 class ValueBatch:
@@ -61,7 +67,7 @@ class KafkaConsumer:
     ``PARTITION_CHECK_SECONDS`` and reads them from their first record.
     """
 
-    def __init__(self, bus: KafkaBus, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
+    def __init__(self, bus: Cluster, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
         ck = confluent()
         self._ck = ck
         self.topics = topics
