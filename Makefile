@@ -44,7 +44,7 @@ lint: $(STAMP)
 	cd $(LINT_TREE) && $(BIN)/lint-imports $(CURDIR)/pyproject.toml --no-cache
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Local distributed stack without Docker: Kafka (KRaft) + Redis + scorer, retrainer, dispatcher.
 up: $(STAMP)
