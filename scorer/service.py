@@ -13,6 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
+from activestream.rankedqueue.keys import META_STOP
 from activestream.schemas import DeadLetter, DecodeError, Label, decode_items
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys
 from activestream.scorer.budget import VariableUncertainty
@@ -21,7 +22,7 @@ from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
-from activestream.scorer.versions import label_cardinality, load_model_version, newest_model_version
+from activestream.scorer.versions import label_cardinality, load_model_version, newest_model_version, stop_signal
 from activestream.streams.bus import Bus, CommitAborted, Message, Record
 from activestream.streams.topics import SCORER_GROUP, Topics
 
@@ -158,6 +159,8 @@ class Scorer:
         self.router.auto_threshold = float(threshold) if threshold is not None else None
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
+        if self.model_version == newest.version:  # (the labeling page's stop banner)
+            self.queue.set_meta(**{META_STOP: json.dumps(stop_signal(newest.version, newest.metrics))})
         return True
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:
