@@ -90,6 +90,7 @@ class Retrainer:
         stop_set_size: int = 1000,
         n_members: int = 1,
         n_features: int | None = None,
+        namespace: str = "default",
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -98,7 +99,7 @@ class Retrainer:
         self.retrain_interval = retrain_interval
         self.tolerance = tolerance
         self.min_holdout = min_holdout
-        self.metrics = RetrainerMetrics.create(registry or CollectorRegistry())
+        self.metrics = RetrainerMetrics.create(registry or CollectorRegistry(), namespace)
         self.training = TrainingSet(holdout_fraction)
         self._full_refit_every = full_refit_every
         self._C = C

@@ -104,7 +104,7 @@ class Scorer:
                                  "use another ACTIVESTREAM_NAMESPACE, or leave ACTIVESTREAM_N_FEATURES unset")
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
-        self.metrics = ScorerMetrics.create(registry or CollectorRegistry())
+        self.metrics = ScorerMetrics.create(registry or CollectorRegistry(), queue.k.namespace)
         self._items = bus.consumer([topics.items], group or topics.group(SCORER_GROUP))
         # Group-less: every scorer sees every model version, from the first.
         self._models = bus.consumer([topics.models], None)

@@ -354,10 +354,13 @@ def test_the_live_versions_stop_signal_is_kept_with_the_queue(redis_client: redi
     # (the labeling page's stop banner reads it from GET /status)
     import json
 
+    from prometheus_client import CollectorRegistry
+
     from activestream.schemas import ModelVersion
     from activestream.streams.topics import MODEL_KEY
 
-    bus, topics, queue, scorer, X = make(redis_client, namespace, 50)
+    registry = CollectorRegistry()
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 50, registry=registry)
     blob = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
     fired = {"stop": 1.0, "stop_stable_predictions_version": 3.0, "stop_stable_predictions_n_labels": 505.0,
              "stop_budget_version": 5.0, "stop_budget_n_labels": 900.0}
@@ -366,4 +369,6 @@ def test_the_live_versions_stop_signal_is_kept_with_the_queue(redis_client: redi
     assert json.loads(queue.get_meta("stop") or "null") == {
         "version": 5, "should_stop": True, "first": "stable_predictions",
         "fired": {"stable_predictions": {"version": 3.0, "n_labels": 505.0}, "budget": {"version": 5.0, "n_labels": 900.0}}}
+    # (every metric carries the campaign: the queue's namespace)
+    assert registry.get_sample_value("activestream_scorer_model_version", {"namespace": namespace}) == 5.0
     scorer.close()
