@@ -367,7 +367,7 @@ class Retrainer:
             score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items)
-        for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
+        for name in ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed", "kappa_previous"):
             if facts[name] is not None:
                 metrics[name] = float(facts[name])
         metrics["n_control"] = float(facts["n_control"])
