@@ -34,7 +34,8 @@ def _id_text(value: object) -> str | None:
 
 
 def _table_rows(
-    path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool, on_error: Callable[[str], None] | None
+    path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool, on_error: Callable[[str], None] | None,
+    on_feature_names: Callable[[list[str]], None] | None = None,
 ) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
     table = read_table(path, text_columns=[id_column] if id_column else [])  # ids as text: "001" stays "001"
     require_columns(path, table.column_names, "--exclude", exclude)
@@ -43,6 +44,8 @@ def _table_rows(
     names = feature_columns(path, table, {*exclude, *([id_column] if id_column else [])})
     if not names:
         raise DatasetError(f"{path}: no numeric feature column")
+    if on_feature_names is not None:
+        on_feature_names(list(names))
     X = feature_matrix(table, names).astype(np.float32)
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
     for i in range(len(X)):
@@ -90,9 +93,11 @@ def _jsonl_rows(
 
 def read_items(
     path: str | Path, *, id_column: str | None = "id", id_required: bool = False, exclude: Sequence[str] = (),
-    on_error: Callable[[str], None] | None = None,
+    on_error: Callable[[str], None] | None = None, on_feature_names: Callable[[list[str]], None] | None = None,
 ) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
     """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file.
+
+    A table's feature column names (its header) go to ``on_feature_names`` once it is read, before its first row.
 
     ``exclude`` names columns that are not features (each must exist, or a typo would send a
     label as a feature); ``id_column`` may be absent (ids are then ``None``) unless ``id_required``.
@@ -114,7 +119,7 @@ def read_items(
         return _jsonl_rows(p, id_column, id_required, on_error)
     if not p.name.lower().endswith(TABLE_SUFFIXES):  # (a .json array or an .npz is not CSV)
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
-    return _table_rows(p, id_column, exclude, id_required, on_error)
+    return _table_rows(p, id_column, exclude, id_required, on_error, on_feature_names)
 
 
 def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bool = False) -> bytes:

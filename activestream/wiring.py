@@ -177,7 +177,7 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
     return Retrainer(
         bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
         holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
-        n_members=ENSEMBLE_MEMBERS if Strategy(s.strategy, s.seed).needs_members else 1, n_features=s.n_features,
+        n_members=ENSEMBLE_MEMBERS if Strategy(s.strategy, s.seed).needs_members else 1, n_features=s.n_features, namespace=s.namespace,
     )
 
 

@@ -5,7 +5,8 @@
                                         -> {"accepted": true | false (duplicate label id)}
     POST /skip    {"item_id", "labeler_id"} -> {"skips": n}  (0: dropped, -1: unknown; each
                                         labeler counts once; an item leased to someone else: 409)
-    GET  /status                        -> queue depth, leased, labeled, model version, classes, task
+    GET  /status                        -> queue depth, leased, labeled, model version, classes, task,
+                                           feature names, the live version's stop signal
     GET  /                              -> a labeling page (HTML) that uses the routes above
 
 With a tokens file (:mod:`labeling.auth`) every route but ``GET /status`` and the page
@@ -33,6 +34,7 @@ from urllib.parse import parse_qs, urlparse
 
 from activestream.labeling.auth import LabelerTokens, TokenFile
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
+from activestream.rankedqueue.keys import META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
 
 log = logging.getLogger(__name__)
@@ -153,20 +155,37 @@ def handle(
     if method == "GET" and path == "/status":
         q = service.queue
         # (an expired lease counts as pending, whether or not anyone leased since)
-        meta = q.get_meta_fields("model_version", "classes", "task")
+        meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP)
         return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
-                "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass"}
+                "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
     raise NotFound(f"no route {method} {path}")
 
 
-def meta_classes(raw: str | None) -> list[Any]:
-    """The live model's classes from the queue's meta: ``[]`` when unset or not a JSON list (not a 500 for every page)."""
+def meta_classes(raw: str | None, field: str = "classes") -> list[Any]:
+    """The live model's classes (or another list) from the queue's meta: ``[]`` when unset or not a JSON list (not a 500 for every page)."""
     try:
         classes = json.loads(raw or "[]")
     except ValueError:
-        log.warning("queue meta 'classes' is not JSON (%.80r): taken as no classes", raw)
+        log.warning("queue meta %r is not JSON (%.80r): taken as empty", field, raw)
         return []
     return classes if isinstance(classes, list) else []
+
+
+def page_facts(meta: dict[str, str | None]) -> dict[str, Any]:
+    """What the labeling page shows beside the counts, from the queue's meta.
+
+    ``feature_names`` : the features' names (``[]``: unknown); ``stop`` : the live model version's stop
+    signal (:func:`activestream.scorer.versions.stop_signal`; ``None`` before any).
+    """
+    names = meta_classes(meta.get(META_FEATURE_NAMES), META_FEATURE_NAMES)
+    try:
+        stop = json.loads(meta.get(META_STOP) or "null")
+    except ValueError:
+        log.warning("queue meta %r is not JSON: taken as no stop signal", META_STOP)
+        stop = None
+    if not (isinstance(stop, dict) and isinstance(stop.get("fired"), dict)):
+        stop = None
+    return {"feature_names": [str(n) for n in names], "stop": stop}
 
 
 # The labeling page served at / (labeling/ui.html; it calls the routes above from the browser).

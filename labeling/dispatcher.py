@@ -81,7 +81,7 @@ class Dispatcher:
         self.max_skips = max_skips
         self.control = ControlPicker(queue, explore, np.random.default_rng(seed))
         self._labels = bus.consumer([topics.labels, topics.skips], group or topics.group(DISPATCHER_GROUP, labeler_group))
-        self.metrics = DispatcherMetrics.create(registry or CollectorRegistry())
+        self.metrics = DispatcherMetrics.create(registry or CollectorRegistry(), queue.k.namespace)
 
     def acknowledge(self, timeout: float = 0.1) -> int:
         """Mark items labeled (idempotent by label id) or skipped, from the labels and skips topics. Returns records read."""

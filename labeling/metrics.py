@@ -13,6 +13,8 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from activestream.streams.metric_labels import NAMESPACE_LABEL, in_namespace
+
 PENDING_ITEMS = "activestream_labeler_api_pending_items"
 LEASED_ITEMS = "activestream_labeler_api_leased_items"
 LABELED_ITEMS = "activestream_labeler_api_labeled_items"
@@ -43,21 +45,23 @@ class LabelingMetrics:
     labeled_items: Gauge
 
     @classmethod
-    def create(cls, registry: CollectorRegistry, queue: QueueCounts) -> LabelingMetrics:
+    def create(cls, registry: CollectorRegistry, queue: QueueCounts, namespace: str = "default") -> LabelingMetrics:
         """Register the gauges in ``registry``, each reading ``queue`` when scraped.
 
         Parameters
         ----------
         registry : the labeler API's own registry (served on its ``/metrics``).
         queue : the queue the API leases from.
+        namespace : its campaign (every gauge's ``namespace`` label).
 
         Returns
         -------
         The gauges, already bound to ``queue``.
         """
-        pending = Gauge(PENDING_ITEMS, "items waiting in the queue (expired leases included)", registry=registry)
-        leased = Gauge(LEASED_ITEMS, "items out with labelers", registry=registry)
-        labeled = Gauge(LABELED_ITEMS, "items labeled so far", registry=registry)
+        ns = [NAMESPACE_LABEL]
+        pending = in_namespace(Gauge(PENDING_ITEMS, "items waiting in the queue (expired leases included)", ns, registry=registry), namespace)
+        leased = in_namespace(Gauge(LEASED_ITEMS, "items out with labelers", ns, registry=registry), namespace)
+        labeled = in_namespace(Gauge(LABELED_ITEMS, "items labeled so far", ns, registry=registry), namespace)
         pending.set_function(_as_float(queue.n_waiting))
         leased.set_function(_as_float(queue.n_leased))
         labeled.set_function(_as_float(queue.n_labeled))
@@ -72,11 +76,12 @@ class DispatcherMetrics:
     outstanding: Gauge
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> DispatcherMetrics:
-        """Register the dispatcher's counters and gauge in ``registry`` (its process's own)."""
+    def create(cls, registry: CollectorRegistry, namespace: str = "default") -> DispatcherMetrics:
+        """Register the dispatcher's counters and gauge in ``registry`` (its process's own), labelled with its ``namespace``."""
+        ns = [NAMESPACE_LABEL]
         return cls(
-            dispatched=Counter(DISPATCHED.removesuffix("_total"), "Items sent to the queue topic", registry=registry),
-            acked=Counter(DISPATCH_ACKED.removesuffix("_total"), "Dispatched items acknowledged by a label", registry=registry),
-            skipped=Counter(DISPATCH_SKIPPED.removesuffix("_total"), "Dispatched items a labeler passed on", registry=registry),
-            outstanding=Gauge(DISPATCH_OUTSTANDING, "Items out with labelers", registry=registry),
+            dispatched=in_namespace(Counter(DISPATCHED.removesuffix("_total"), "Items sent to the queue topic", ns, registry=registry), namespace),
+            acked=in_namespace(Counter(DISPATCH_ACKED.removesuffix("_total"), "Dispatched items acknowledged by a label", ns, registry=registry), namespace),
+            skipped=in_namespace(Counter(DISPATCH_SKIPPED.removesuffix("_total"), "Dispatched items a labeler passed on", ns, registry=registry), namespace),
+            outstanding=in_namespace(Gauge(DISPATCH_OUTSTANDING, "Items out with labelers", ns, registry=registry), namespace),
         )

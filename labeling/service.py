@@ -315,8 +315,14 @@ class LabelService:
         self._check_holder(item_id, labeler_id, now)
         if features is None:
             (features,) = self.queue.features_of([item_id])
-            if features is None:
-                raise UnknownItem(f"item {item_id!r}: not in the queue (already labeled, dropped or never scored) and no features given")
+        if features is None:
+            # A correction: a new label (its own id) for the item of this labeler's last label. It
+            # takes that label's features and control flag; the retrainer keeps the newest label of an item.
+            last = self.last_label(labeler_id)
+            if last is None or last.item_id != item_id:
+                raise UnknownItem(f"item {item_id!r}: not in the queue (already labeled, dropped or never scored) and no features given "
+                                  f"(only the labeler's last label can be corrected)")
+            features, control = last.features, last.control
         record = Label(
             item_id=item_id,
             label_id=label_id,
@@ -349,7 +355,19 @@ class LabelService:
         # The label id was new when it went out: accepted, even if a dispatcher reading the
         # labels topic marked the item first (mark_labeled then finds the id known).
         self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
+        self.queue.remember_label(labeler_id, payload)
         return True
+
+    def last_label(self, labeler_id: str) -> Label | None:
+        """The last label ``labeler_id`` had accepted here (the one they may correct), or ``None``."""
+        payload = self.queue.last_label(labeler_id)
+        if payload is None:
+            return None
+        try:
+            return decode_label(payload)
+        except DecodeError:  # (written by this code: only a schema change would make it unreadable)
+            log.warning("labeler %r: last label unreadable: no correction possible", labeler_id)
+            return None
 
     def _check_holder(self, item_id: str, labeler_id: str, now: float) -> None:
         holder = self.queue.lease_holder(item_id, now)

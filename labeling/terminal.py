@@ -13,7 +13,7 @@ Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | Non
 
 
 def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> str | int | None:
-    """Ask a person on the terminal; an empty answer skips the item."""
+    """Ask a person on the terminal; an empty answer skips the item. End of input (Ctrl-D) raises ``EOFError``."""
     shown = ", ".join(f"{v:.3g}" for v in (features or [])[:12])
     print(f"\nitem {item_id}  metadata={metadata}  features=[{shown}{', ...' if features and len(features) > 12 else ''}]")
     text = input("label (empty = skip): ").strip()
@@ -34,7 +34,10 @@ def label_from_topic(
     idle_timeout: float | None = None,
     seconds_per_label: float = 0.0,
 ) -> int:
-    """Label queue-topic entries with ``answer`` until ``max_items`` or ``idle_timeout`` s without work.
+    """Label queue-topic entries with ``answer`` until ``max_items``, ``idle_timeout`` s without work or the end of input.
+
+    ``answer`` ends the session by raising ``EOFError`` (or ``KeyboardInterrupt``): the entry it was
+    shown is not committed (the dispatcher hands it out again when its lease runs out).
 
     Returns labels published. Each queue message is committed after its label is flushed.
     """
@@ -58,7 +61,11 @@ def label_from_topic(
                 consumer.commit(msgs)
                 continue
             feats = entry.features.tolist() if entry.features is not None else None
-            value = answer(entry.id, feats, entry.metadata)
+            try:  # (the control flag is hidden from the labeler: knowing it would bias the unbiased sample)
+                value = answer(entry.id, feats, {k: v for k, v in entry.metadata.items() if k != "control"})
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C: the item goes back uncommitted, to be labeled later
+                print()
+                break
             if value is not None:
                 label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds_per_label, features=entry.features,
                               control=entry.metadata.get("control") is True)  # (the dispatcher's random-control picks)

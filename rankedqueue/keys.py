@@ -29,6 +29,8 @@ META_SEGSEQ = "segseq"  # the last segment number handed out
 META_N_FEATURES = "n_features"  # the feature width every scorer enforces (first one wins)
 META_RANKED_VERSION = "ranked_version"  # model version of the last bulk re-rank
 META_COLD_START_LABELS = "cold_start_labels"  # labels there were at the first re-rank
+META_FEATURE_NAMES = "feature_names"  # JSON list: the features' names (a CSV header, ACTIVESTREAM_FEATURE_NAMES), for the labeling page
+META_STOP = "stop"  # JSON: the live model version's stop signal (which rules fired, when), for the labeling page
 
 # --------------------------------------------------------------------------- batch sizes
 
@@ -158,6 +160,11 @@ class QueueKeys:
     def label_ids(self) -> str:
         """SET of accepted label ids (idempotent submit)."""
         return self._k("label_ids")
+
+    @property
+    def last_label(self) -> str:
+        """HASH labeler id -> the encoded label.v1 of their last accepted label (what a correction of it reuses)."""
+        return self._k("last_label")
 
     @property
     def skips(self) -> str:

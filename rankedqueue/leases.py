@@ -146,6 +146,14 @@ class QueueLeases(QueueBase):
         return bool(self.scripts.mark_labeled(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix,
                                                                k.skipped_by_prefix]))
 
+    def remember_label(self, labeler_id: str, payload: bytes) -> None:
+        """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses."""
+        self.r.hset(self.k.last_label, labeler_id, payload)
+
+    def last_label(self, labeler_id: str) -> bytes | None:
+        """The encoded label.v1 :meth:`remember_label` kept for ``labeler_id`` (``None``: none yet)."""
+        return self.r.hget(self.k.last_label, labeler_id)  # type: ignore[return-value]
+
     def skip(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None, now: float | None = None) -> int:
         """Hand a leased item back (or pass on a pending one).
 

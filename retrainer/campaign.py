@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.calibration import Calibration, calibrate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
 
@@ -99,11 +99,15 @@ class CampaignMonitor:
     def control_accuracy(self) -> float | None:
         return float(np.mean(self.control_correct)) if self.control_correct else None
 
+    def auto_accept_calibration(self) -> Calibration:
+        """The auto-accept threshold from the control labels: the lowest confidence whose precision lower
+        bound (Clopper-Pearson, 95%) reaches the target, or none and how many more control labels it needs."""
+        return calibrate(np.array(self.control_conf, dtype=np.float64), np.array(self.control_correct, dtype=bool),
+                         target_precision=self.target_precision)
+
     def auto_accept_threshold(self) -> float | None:
-        """Lowest confidence whose control-labeled predictions reach the target precision."""
-        if not self.control_conf:
-            return None
-        return calibrate_threshold(np.array(self.control_conf), np.array(self.control_correct), target_precision=self.target_precision)
+        """:meth:`auto_accept_calibration`'s threshold (``None``: no auto-accept)."""
+        return self.auto_accept_calibration().threshold
 
     def on_version(
         self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = (),
@@ -131,10 +135,14 @@ class CampaignMonitor:
         self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
         self.status = evaluate(self.history, self.rules, n_labels)
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
+        calibration = self.auto_accept_calibration()
         facts: dict[str, Any] = {
             "control_accuracy": self.control_accuracy,
             "n_control": len(self.control_correct),
-            "auto_accept_threshold": self.auto_accept_threshold(),
+            "auto_accept_threshold": calibration.threshold,
+            # The precision bound the threshold keeps, or how many more control labels one needs at least.
+            "auto_accept_precision_lower_bound": calibration.lower_bound,
+            "auto_accept_labels_needed": calibration.more_labels_needed,
             "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
             "stop": self.status.as_dict(),
         }

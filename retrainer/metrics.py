@@ -1,10 +1,12 @@
-"""Retrainer metrics, built into an injected ``CollectorRegistry``."""
+"""Retrainer metrics, built into an injected ``CollectorRegistry``, each labelled with the campaign's ``namespace``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from activestream.streams.metric_labels import NAMESPACE_LABEL, Namespaced, in_namespace
 
 LABELS_RECEIVED = "activestream_labels_received_total"
 LABELS_DUPLICATE = "activestream_labels_duplicate_total"
@@ -21,18 +23,23 @@ class RetrainerMetrics:
     labels_duplicate: Counter
     retrain_duration: Histogram
     model_version: Gauge
-    models_rejected: Counter
+    models_rejected: Namespaced[Counter]
     training_set_size: Gauge
-    dead_letters: Counter
+    dead_letters: Namespaced[Counter]
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> RetrainerMetrics:
+    def create(cls, registry: CollectorRegistry, namespace: str = "default") -> RetrainerMetrics:
+        """Register the retrainer's metrics in ``registry``, labelled with the campaign's ``namespace``."""
+        ns = [NAMESPACE_LABEL]
+        buckets = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
         return cls(
-            labels_received=Counter(LABELS_RECEIVED.removesuffix("_total"), "Labels accepted into the training set", registry=registry),
-            labels_duplicate=Counter(LABELS_DUPLICATE.removesuffix("_total"), "Labels ignored as duplicates (same label id)", registry=registry),
-            retrain_duration=Histogram(RETRAIN_DURATION, "Seconds from retrain start to publish", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=registry),
-            model_version=Gauge(MODEL_VERSION, "Newest published model version", registry=registry),
-            models_rejected=Counter(MODELS_REJECTED.removesuffix("_total"), "Candidates that failed validation", ["reason"], registry=registry),
-            training_set_size=Gauge(TRAINING_SET_SIZE, "Labeled items in the training set", registry=registry),
-            dead_letters=Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected label messages", ["reason"], registry=registry),
+            labels_received=in_namespace(Counter(LABELS_RECEIVED.removesuffix("_total"), "Labels accepted into the training set", ns, registry=registry), namespace),
+            labels_duplicate=in_namespace(Counter(LABELS_DUPLICATE.removesuffix("_total"), "Labels ignored as duplicates (same label id)", ns, registry=registry),
+                                          namespace),
+            retrain_duration=in_namespace(Histogram(RETRAIN_DURATION, "Seconds from retrain start to publish", ns, buckets=buckets, registry=registry), namespace),
+            model_version=in_namespace(Gauge(MODEL_VERSION, "Newest published model version", ns, registry=registry), namespace),
+            models_rejected=Namespaced(Counter(MODELS_REJECTED.removesuffix("_total"), "Candidates that failed validation", [*ns, "reason"], registry=registry),
+                                       namespace),
+            training_set_size=in_namespace(Gauge(TRAINING_SET_SIZE, "Labeled items in the training set", ns, registry=registry), namespace),
+            dead_letters=Namespaced(Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected label messages", [*ns, "reason"], registry=registry), namespace),
         )

@@ -90,6 +90,7 @@ class Retrainer:
         stop_set_size: int = 1000,
         n_members: int = 1,
         n_features: int | None = None,
+        namespace: str = "default",
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -98,7 +99,7 @@ class Retrainer:
         self.retrain_interval = retrain_interval
         self.tolerance = tolerance
         self.min_holdout = min_holdout
-        self.metrics = RetrainerMetrics.create(registry or CollectorRegistry())
+        self.metrics = RetrainerMetrics.create(registry or CollectorRegistry(), namespace)
         self.training = TrainingSet(holdout_fraction)
         self._full_refit_every = full_refit_every
         self._C = C
@@ -366,7 +367,7 @@ class Retrainer:
             score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items)
-        for name in ("control_accuracy", "auto_accept_threshold", "kappa_previous"):
+        for name in ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed", "kappa_previous"):
             if facts[name] is not None:
                 metrics[name] = float(facts[name])
         metrics["n_control"] = float(facts["n_control"])

@@ -1,10 +1,16 @@
-"""Scorer metrics, built into an injected ``CollectorRegistry`` (never the global one)."""
+"""Scorer metrics, built into an injected ``CollectorRegistry`` (never the global one).
+
+Every metric carries the campaign's ``namespace`` label, bound at creation
+(:mod:`activestream.streams.metric_labels`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from activestream.streams.metric_labels import NAMESPACE_LABEL, M, Namespaced, in_namespace
 
 ITEMS_SCORED = "activestream_items_scored_total"
 ITEMS_ENQUEUED = "activestream_items_enqueued_total"
@@ -31,32 +37,38 @@ class ScorerMetrics:
     oldest_pending_age: Gauge
     model_version: Gauge
     rerank_seconds: Histogram
-    dead_letters: Counter
-    consumer_lag: Gauge
+    dead_letters: Namespaced[Counter]
+    consumer_lag: Namespaced[Gauge]
     commit_rewinds: Counter
     items_auto_accepted: Counter
     items_over_budget: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> ScorerMetrics:
+    def create(cls, registry: CollectorRegistry, namespace: str = "default") -> ScorerMetrics:
+        """Register the scorer's metrics in ``registry``, labelled with the campaign's ``namespace``."""
         buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+        ns = [NAMESPACE_LABEL]
+
+        def one(metric: M) -> M:
+            return in_namespace(metric, namespace)
+
         return cls(
-            items_scored=Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored for the queue (not auto-accepted, not over budget)", registry=registry),
-            items_enqueued=Counter(ITEMS_ENQUEUED.removesuffix("_total"), "Items newly added to the queue", registry=registry),
-            scoring_latency=Histogram(SCORING_LATENCY, "Seconds to score one micro-batch end to end", buckets=buckets, registry=registry),
-            queue_depth=Gauge(QUEUE_DEPTH, "Items waiting in the queue", registry=registry),
-            leased=Gauge(LEASED, "Items leased to labelers", registry=registry),
-            oldest_pending_age=Gauge(OLDEST_PENDING_AGE, "Age of the oldest unlabeled item", registry=registry),
-            model_version=Gauge(MODEL_VERSION, "Model version the scorer serves", registry=registry),
-            rerank_seconds=Histogram(RERANK_SECONDS, "Seconds to re-rank the queue after a new model", registry=registry),
-            dead_letters=Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected messages", ["source", "reason"], registry=registry),
-            consumer_lag=Gauge(CONSUMER_LAG, "Messages not yet consumed", ["topic"], registry=registry),
-            commit_rewinds=Counter(COMMIT_REWINDS.removesuffix("_total"),
-                                   "Rolled-back commits (e.g. a rebalance during a transaction) after which the scorer read again from its committed offsets",
-                                   registry=registry),
+            items_scored=one(Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored for the queue (not auto-accepted, not over budget)", ns, registry=registry)),
+            items_enqueued=one(Counter(ITEMS_ENQUEUED.removesuffix("_total"), "Items newly added to the queue", ns, registry=registry)),
+            scoring_latency=one(Histogram(SCORING_LATENCY, "Seconds to score one micro-batch end to end", ns, buckets=buckets, registry=registry)),
+            queue_depth=one(Gauge(QUEUE_DEPTH, "Items waiting in the queue", ns, registry=registry)),
+            leased=one(Gauge(LEASED, "Items leased to labelers", ns, registry=registry)),
+            oldest_pending_age=one(Gauge(OLDEST_PENDING_AGE, "Age of the oldest unlabeled item", ns, registry=registry)),
+            model_version=one(Gauge(MODEL_VERSION, "Model version the scorer serves", ns, registry=registry)),
+            rerank_seconds=one(Histogram(RERANK_SECONDS, "Seconds to re-rank the queue after a new model", ns, registry=registry)),
+            dead_letters=Namespaced(Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected messages", [*ns, "source", "reason"], registry=registry), namespace),
+            consumer_lag=Namespaced(Gauge(CONSUMER_LAG, "Messages not yet consumed", [*ns, "topic"], registry=registry), namespace),
+            commit_rewinds=one(Counter(COMMIT_REWINDS.removesuffix("_total"),
+                                       "Rolled-back commits (e.g. a rebalance during a transaction) after which the scorer read again from its committed offsets",
+                                       ns, registry=registry)),
             # With items_scored, the share auto-accepted and the share the stream budget turned away.
-            items_auto_accepted=Counter(ITEMS_AUTO_ACCEPTED.removesuffix("_total"),
-                                        "Items whose prediction was confident enough to need no human (sent to the autolabels topic)", registry=registry),
-            items_over_budget=Counter(ITEMS_OVER_BUDGET.removesuffix("_total"),
-                                      "Items neither queued nor auto-labeled: over the stream budget (ACTIVESTREAM_LABELS_PER_HOUR)", registry=registry),
+            items_auto_accepted=one(Counter(ITEMS_AUTO_ACCEPTED.removesuffix("_total"),
+                                            "Items whose prediction was confident enough to need no human (sent to the autolabels topic)", ns, registry=registry)),
+            items_over_budget=one(Counter(ITEMS_OVER_BUDGET.removesuffix("_total"),
+                                          "Items neither queued nor auto-labeled: over the stream budget (ACTIVESTREAM_LABELS_PER_HOUR)", ns, registry=registry)),
         )

@@ -13,6 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
+from activestream.rankedqueue.keys import META_STOP
 from activestream.schemas import DeadLetter, DecodeError, Label, decode_items
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys
 from activestream.scorer.budget import VariableUncertainty
@@ -21,7 +22,7 @@ from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
-from activestream.scorer.versions import label_cardinality, load_model_version, newest_model_version
+from activestream.scorer.versions import label_cardinality, load_model_version, newest_model_version, stop_signal
 from activestream.streams.bus import Bus, CommitAborted, Message, Record
 from activestream.streams.topics import SCORER_GROUP, Topics
 
@@ -103,7 +104,7 @@ class Scorer:
                                  "use another ACTIVESTREAM_NAMESPACE, or leave ACTIVESTREAM_N_FEATURES unset")
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
-        self.metrics = ScorerMetrics.create(registry or CollectorRegistry())
+        self.metrics = ScorerMetrics.create(registry or CollectorRegistry(), queue.k.namespace)
         self._items = bus.consumer([topics.items], group or topics.group(SCORER_GROUP))
         # Group-less: every scorer sees every model version, from the first.
         self._models = bus.consumer([topics.models], None)
@@ -158,6 +159,8 @@ class Scorer:
         self.router.auto_threshold = float(threshold) if threshold is not None else None
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
+        if self.model_version == newest.version:  # (the labeling page's stop banner)
+            self.queue.set_meta(**{META_STOP: json.dumps(stop_signal(newest.version, newest.metrics))})
         return True
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,24 @@ def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVers
         if mv.version > above and (newest is None or mv.version > newest.version):
             newest = mv
     return newest, bad
+
+
+def stop_signal(version: int, metrics: Mapping[str, float]) -> dict[str, object]:
+    """A version's stop rules as the labeling page shows them (the retrainer publishes them as metrics).
+
+    ``{"version", "should_stop", "first", "fired": {rule: {"version", "n_labels"}}}``; ``first`` is
+    the rule that fired at the fewest labels (``None`` when none did).
+
+    >>> stop_signal(7, {"stop": 1.0, "stop_budget_version": 7.0, "stop_budget_n_labels": 400.0})["first"]
+    'budget'
+    """
+    fired: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
+        if m:
+            fired.setdefault(m.group(1), {})[m.group(2)] = float(value)
+    first = min(fired, key=lambda r: (fired[r].get("n_labels", float("inf")), r)) if fired else None
+    return {"version": version, "should_stop": bool(fired) or bool(metrics.get("stop")), "first": first, "fired": fired}
 
 
 def label_cardinality(mv: ModelVersion) -> float | None:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     access = f"{len(tokens)} labeler token(s)" if tokens is not None else "no tokens"
     print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status; {access})", flush=True)
     registry = CollectorRegistry()
-    LabelingMetrics.create(registry, service.queue)
+    LabelingMetrics.create(registry, service.queue, service.queue.k.namespace)
     health = serve_metrics("labeler-api", registry, s.metrics_port, s.metrics_host)
     probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
     try:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from activestream.commands import options
 from activestream.wiring import connect
+
+if TYPE_CHECKING:
+    from activestream.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.
-        rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip)
+        rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip,
+                          on_feature_names=lambda names: store_feature_names(s, names))
         for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
             iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
             if iid in seen:
@@ -71,3 +77,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {args.file}: {repeated} row(s) repeat an earlier id; the queue keeps one item per id", file=sys.stderr)
     print(f"produced {n} items to {topics.items}" + (f"; skipped {len(skipped)} row(s)" if skipped else ""), flush=True)
     return 1 if skipped else 0
+
+
+def store_feature_names(settings: Settings, names: list[str]) -> None:
+    """Keep a table's feature names (its header) with the namespace's queue: the labeling page shows features by name.
+
+    Without a Redis (``produce`` itself needs only the broker) or when it cannot be reached, a warning: the items still go out.
+    """
+    if not settings.redis_url:
+        log.info("no REDIS_URL: the feature names are not stored (the labeling page shows features by position)")
+        return
+    import redis
+
+    from activestream.rankedqueue.keys import META_FEATURE_NAMES
+    from activestream.wiring import make_queue
+
+    try:
+        make_queue(settings, socket_timeout=5.0).set_meta(**{META_FEATURE_NAMES: json.dumps(names)})
+    except redis.RedisError as exc:
+        log.warning("feature names not stored in namespace %r (%s): the labeling page shows features by position", settings.namespace, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 from activestream.commands import options
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from activestream.httpserver import periodic
+    from activestream.rankedqueue.keys import META_FEATURE_NAMES
     from activestream.scorer.service import Scorer
     from activestream.scorer.strategies import Strategy
     from activestream.streams.topics import SCORER_GROUP
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
+    if scorer.feature_names:  # (the labeling page shows the features by name)
+        scorer.queue.set_meta(**{META_FEATURE_NAMES: json.dumps(scorer.feature_names)})
     health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     scorer.poll_models(to_end=True)  # start on the newest model, if there is one
 

@@ -283,8 +283,10 @@ def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: Ranke
         correct[te] = [heads.classes[a] == yv[j] for a, j in zip(p.argmax(axis=1), te, strict=True)]
         covered[te] = True
     t = calibrate_threshold(conf[covered], correct[covered], target_precision=cfg.auto_accept_precision)
-    # What the deployed system would do: the retrainer's threshold, from random-control labels only.
-    deployed = {"threshold": retrainer.campaign.auto_accept_threshold(), "n_control": len(retrainer.campaign.control_correct)}
+    # What the deployed system would do: the retrainer's threshold, from random-control labels only
+    # (the same rule: the precision's 95% lower bound must reach the target; else how many more labels it needs).
+    live = retrainer.campaign.auto_accept_calibration()
+    deployed = {"threshold": live.threshold, "n_control": live.n_labels, "labels_needed": live.more_labels_needed}
     pool_ids, Xp = [], []
     for chunk_ids, chunk_X in queue.iter_pending():
         pool_ids += chunk_ids

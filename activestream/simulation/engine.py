@@ -84,14 +84,15 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
             dep = [a["deployed"] for a in aa]
             entry["auto_accept"] = {
                 "target_precision": cfg.auto_accept_precision,
-                # An estimate: a threshold calibrated on 5-fold out-of-fold predictions over all
-                # the labeled items (not only the random-control ones), applied to the live model.
+                # An estimate: a threshold calibrated (the lowest confidence whose precision's one-sided
+                # 95% Clopper-Pearson lower bound reaches the target) on 5-fold out-of-fold predictions
+                # over all the labeled items (not only the random-control ones), applied to the live model.
                 # The mean counts a seed without a threshold as 0 (see "shares").
                 "method": "5-fold out-of-fold predictions over all labeled items",
                 **_over_seeds(aa),
-                # As deployed: the retrainer's own threshold, from random-control labels only
-                # (it needs at least 100 of them, so short campaigns have none).
-                "deployed": {**_over_seeds(dep), "n_control": [d["n_control"] for d in dep]},
+                # As deployed: the retrainer's own threshold, from random-control labels only (the
+                # same rule; a 0.99 target needs at least 299 of them, so short campaigns have none).
+                "deployed": {**_over_seeds(dep), "n_control": [d["n_control"] for d in dep], "labels_needed": [d["labels_needed"] for d in dep]},
             }
         strategies[name] = entry
     comparison: dict[str, Any] = {}

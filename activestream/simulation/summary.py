@@ -86,8 +86,11 @@ def _auto_accept_lines(aa: dict[str, Any]) -> str:
     dep = aa["deployed"]
     thresholds = [t for t in dep["thresholds"] if t is not None]
     n_control = ", ".join(str(n) for n in dep["n_control"])
+    needed = [n for t, n in zip(dep["thresholds"], dep.get("labels_needed") or [0] * len(dep["thresholds"]), strict=True) if t is None]
     deployed = (f"{_pct(dep['share'])} of the still-unlabeled items (threshold in {len(thresholds)} of {len(dep['thresholds'])} seeds, "
-                f"from {n_control} random-control labels; it needs at least 100)")
+                f"from {n_control} random-control labels"
+                + (f"; without one, at least {', '.join(str(n) for n in needed)} more needed for the precision's 95% lower bound to reach the target"
+                   if needed else "") + ")")
     if dep["realized_precision"] is not None:
         deployed += f", realized precision {dep['realized_precision']:.3f}"
     none = sum(t is None for t in aa["thresholds"])

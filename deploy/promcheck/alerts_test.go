@@ -9,8 +9,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +238,71 @@ func TestQueueStale(t *testing.T) {
 	}
 	expect(t, "two days", eval(t, "ActivestreamQueueStale", age("s1", 172_800), age("s2", 172_800)), "{}=172800")
 	expect(t, "an hour", eval(t, "ActivestreamQueueStale", age("s1", 3600)), "")
+}
+
+// Two campaigns (namespaces) on one Prometheus, each scorer on its own retrainer's newest
+// version: no alert fires. Compared across campaigns, v7 > v3 would fire.
+func TestTwoCampaignsAreComparedWithinTheirNamespace(t *testing.T) {
+	version := func(name, ns, instance string, v float64) series {
+		return gauge(v, "__name__", name, "namespace", ns, "instance", instance)
+	}
+	a := []series{version("activestream_retrainer_model_version", "a", "ra", 3), version("activestream_scorer_model_version", "a", "sa1", 3),
+		version("activestream_scorer_model_version", "a", "sa2", 3)}
+	b := []series{version("activestream_retrainer_model_version", "b", "rb", 7), version("activestream_scorer_model_version", "b", "sb", 7)}
+	expect(t, "each on its newest", eval(t, "ActivestreamScorerBehindNewestModel", append(slices.Clone(a), b...)...), "")
+	behind := append(slices.Clone(a), b[0], version("activestream_scorer_model_version", "b", "sb", 6))
+	expect(t, "b's scorer behind", eval(t, "ActivestreamScorerBehindNewestModel", behind...), `{namespace="b"}=7`)
+	// 2 rejected in each campaign: 4 in all, but no campaign over 3.
+	rejected := func(ns string) series {
+		return series{labels: []string{"__name__", "activestream_models_rejected_total", "namespace", ns, "instance", "r" + ns, "reason", "held-out"},
+			from: window, value: perMinute(1, 2.0/60, 90*time.Minute)}
+	}
+	expect(t, "2 + 2 in two campaigns", eval(t, "ActivestreamModelsRejected", rejected("a"), rejected("b")), "")
+	lag := func(ns string) series {
+		return gauge(60_000, "__name__", "activestream_consumer_lag", "namespace", ns, "instance", "s"+ns, "topic", "activestream.items")
+	}
+	expect(t, "60k in each campaign", eval(t, "ActivestreamItemsPilingUp", lag("a"), lag("b")), "")
+	dead := series{labels: []string{"__name__", "activestream_dead_letters_total", "namespace", "b", "instance", "sb", "source", "items", "reason", "features"},
+		from: window, value: perMinute(5, 2, 30*time.Minute)}
+	expect(t, "dead letters in b", eval(t, "ActivestreamDeadLetters", dead), `{namespace="b"}=0.0333333`)
+}
+
+// The services' own /metrics text (written by tests/unit/test_compose.py from their registries,
+// one file per target, in $PROMCHECK_EXPOSITION), held constant for two hours: no alert fires.
+func TestTheServicesOwnSeriesRaiseNoAlert(t *testing.T) {
+	dir := os.Getenv("PROMCHECK_EXPOSITION")
+	if dir == "" {
+		t.Skip("PROMCHECK_EXPOSITION not set (tests/unit/test_compose.py sets it)")
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.prom"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no *.prom files in %s (%v)", dir, err)
+	}
+	ss := allUp()
+	sample := regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+	label := regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+	for _, f := range files {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(text), "\n") {
+			m := sample.FindStringSubmatch(line)
+			if m == nil || strings.HasPrefix(line, "#") {
+				continue
+			}
+			v, err := strconv.ParseFloat(m[3], 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", f, line, err)
+			}
+			l := []string{"__name__", m[1], "instance", filepath.Base(f)}
+			for _, kv := range label.FindAllStringSubmatch(m[2], -1) {
+				l = append(l, kv[1], kv[2])
+			}
+			ss = append(ss, gauge(v, l...))
+		}
+	}
+	for alert := range rules(t) {
+		expect(t, alert, eval(t, alert, ss...), "")
+	}
 }

@@ -1,12 +1,19 @@
 // The labeling page in a real Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
 // what the fake DOM of ../integration/labeling_page_runner.mjs cannot show, e.g. that the
 // page's Content-Security-Policy lets its own script and style run and blocks nothing else.
-// Usage: node labeling_page.mjs BASE_URL TOKEN CHROMIUM ; prints what it saw as JSON.
+// Usage: node labeling_page.mjs BASE_URL TOKEN CHROMIUM [--work] ; prints what it saw as JSON.
+//        --work: a labeler at work on feature-only items: the features table, the stop banner,
+//        a typed answer then 40 answers by keyboard, their own count and rate, a correction of
+//        the last answer, and "/" to type again.
 import { chromium } from "playwright-core";
 
-const [base, token, executablePath] = process.argv.slice(2);
+const [base, token, executablePath, mode] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
 try {
+  if (mode === "--work") {
+    console.log(JSON.stringify(await work(await browser.newPage())));
+    process.exit(0);
+  }
   const page = await browser.newPage();
   const console_ = [];
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") console_.push(m.text()); });
@@ -40,4 +47,56 @@ try {
   console.log(JSON.stringify(seen));
 } finally {
   await browser.close();
+}
+
+async function work(page) {
+  const errors = [];
+  page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await page.goto(base + "/");
+  const shown = () => page.evaluate(() => document.getElementById("item-id").textContent.replace(/^item /, ""));
+  const moved = (from) => page.waitForFunction((id) => { const t = document.getElementById("item-id").textContent; return t && t !== "item " + id; }, from);
+  const focused = () => page.evaluate(() => (document.activeElement ? document.activeElement.id || document.activeElement.tagName : null));
+  await page.fill("#token", token);
+  await page.click("#start");
+  await page.waitForFunction(() => document.getElementById("item-id").textContent !== "");
+  const seen = { first: await shown(), answered: [] };
+  seen.features = await page.evaluate(() => [...document.querySelectorAll("#features tr")].map((r) => [...r.children].map((c) => c.tagName + ":" + c.textContent)));
+  seen.stop = await page.evaluate(() => { const b = document.getElementById("stop"); return b.hidden ? null : b.textContent; });
+  // A typed answer: click into the box, type, Enter. Focus leaves the box with it.
+  await page.click("#answer");
+  await page.keyboard.type("2");
+  await page.keyboard.press("Enter");
+  await moved(seen.first);
+  seen.answered.push([seen.first, "2"]);
+  seen.focusAfterTyped = await focused();
+  // 40 answers by keyboard, each once its item is on screen, as a labeler reads and presses.
+  const t0 = Date.now();
+  for (let j = 0; j < 40; j++) {
+    const id = await shown();
+    const key = String((j % 3) + 1);
+    await page.keyboard.press(key);
+    await moved(id);
+    seen.answered.push([id, key]);
+  }
+  seen.keyboardSeconds = (Date.now() - t0) / 1000;
+  seen.answerValue = await page.inputValue("#answer");
+  seen.mine = await page.textContent("#mine");
+  // Correct the last answer: "u" shows its item again, a class labels it anew, the item on screen comes back.
+  const onScreen = await shown();
+  await page.keyboard.press("u");
+  await moved(onScreen);
+  seen.correcting = { item: await shown(), note: await page.textContent("#correcting") };
+  await page.keyboard.press("3");
+  await page.waitForFunction((id) => document.getElementById("item-id").textContent === "item " + id, onScreen);
+  seen.afterCorrection = { item: await shown(), message: await page.textContent("#message"), note: await page.isHidden("#correcting") };
+  seen.mineAfter = await page.textContent("#mine");
+  // "/" opens the box for typing (without typing the "/"), Escape leaves it.
+  await page.keyboard.press("/");
+  seen.focusAfterSlash = await focused();
+  seen.valueAfterSlash = await page.inputValue("#answer");
+  await page.keyboard.press("Escape");
+  seen.focusAfterEscape = await focused();
+  seen.errors = errors;
+  return seen;
 }

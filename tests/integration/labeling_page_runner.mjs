@@ -34,6 +34,8 @@ class El {
     return e;
   }
   click() { this.dispatch("click"); }
+  focus() { document.activeElement = this; }
+  blur() { if (document.activeElement === this) document.activeElement = body; }
   find(pred) { return [this, ...this.children.flatMap((c) => c.find(pred))].filter(pred); }
 }
 
@@ -46,6 +48,8 @@ for (const m of html.matchAll(/<(\w+)[^>]*\sid="([^"]+)"([^>]*)>/g)) {
 }
 const body = new El("body");
 const document = {
+  activeElement: body,
+  body,
   getElementById: (id) => byId[id] || null,
   createElement: (tag) => new El(tag),
   listeners: {},

@@ -124,10 +124,13 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "Learning curve" in out and "label savings" in out
     assert rep["dataset"] == "sklearn digits" and DEFAULT_STRATEGY in rep["comparison"]
-    # Auto-accept as the deployed system would apply it (a threshold from >= 100 control labels: none in 60 labels),
-    # and apart from it the estimate from all labeled items, per seed.
+    # Auto-accept as the deployed system would apply it (the precision's 95% lower bound must reach 0.99: at
+    # least 299 control labels, none in 60 labels, and it says how many more), and apart from it the estimate
+    # from all labeled items, per seed, under the same rule.
     aa = rep["strategies"][DEFAULT_STRATEGY]["auto_accept"]
     assert aa["deployed"]["thresholds"] == [None] and aa["deployed"]["share"] == 0.0 and aa["deployed"]["n_control"][0] < 100
+    assert 299 - aa["deployed"]["n_control"][0] <= aa["deployed"]["labels_needed"][0] <= 299  # (all right: exactly 299 - n)
+    assert f"at least {aa['deployed']['labels_needed'][0]} more needed" in out
     assert len(aa["shares"]) == 1 and "as deployed: 0.0%" in out and "estimated from all labeled items" in out
     # The budget is a stop rule too: some rule fired by the end of every campaign, and the summary says which.
     (stop,) = rep["strategies"][DEFAULT_STRATEGY]["stop_rules"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,26 @@ def test_a_test_size_too_small_to_split_names_the_flag(good_csv: Path, tmp_path:
     assert main(["simulate", "--data", str(good_csv), "--label-column", "label", "--test-size", "0.01", "--report", str(tmp_path / "r.json")]) == 2
     err = one_error_line(capsys)
     assert err.startswith("error: --test-size 0.01 cannot split the 100 rows of good.csv: ") and "number of classes = 2" in err
+
+
+def test_produce_keeps_the_csv_header_as_the_namespaces_feature_names(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
+                                                                      redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (the labeling page shows a feature-only item's features by these names)
+    import json
+
+    import redis
+
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+
+    path = tmp_path / "seg.csv"
+    path.write_text("id,hue-mean,intensity-mean,label\n" + "".join(f"r{i},{i},{-i},{i % 2}\n" for i in range(5)))
+    namespace = f"names-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", namespace)
+    code, items = produce(str(path), "--exclude", "label")
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    try:
+        assert code == 0 and len(items) == 5
+        assert json.loads(queue.get_meta("feature_names") or "null") == ["hue-mean", "intensity-mean"]
+    finally:
+        queue.clear()

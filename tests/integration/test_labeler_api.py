@@ -84,7 +84,7 @@ def test_lease_submit_skip_status(api) -> None:
     assert code == 400 and "field 'labels': this campaign's answers come as 'label'" in reply["error"]
     assert len(bus.messages(topics.labels)) == 1 and queue.n_leased() == 1  # b is still ann's to label
     assert call(f"{base}/skip", {"item_id": "b", "labeler_id": "ann"})[1] == {"skips": 1}
-    assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 1, "model_version": 0, "classes": [], "task": "multiclass"}
+    assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 1, "model_version": 0, "classes": [], "task": "multiclass", "feature_names": [], "stop": None}
 
 
 def test_only_the_lease_holder_labels_or_skips_a_leased_item(api) -> None:
@@ -213,7 +213,7 @@ def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, na
         assert len(call(f"{base}/lease?k=1&labeler=ann")[1]["items"]) == 1
         assert call(f"{base}/status")[1]["leased"] == 1
         time.sleep(0.5)
-        assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 0, "model_version": 0, "classes": [], "task": "multiclass"}
+        assert call(f"{base}/status")[1] == {"pending": 2, "leased": 0, "labeled": 0, "model_version": 0, "classes": [], "task": "multiclass", "feature_names": [], "stop": None}
 
 
 def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_next(redis_client: redis.Redis, namespace: str) -> None:
@@ -544,11 +544,11 @@ def test_the_page_comes_with_a_content_security_policy(api) -> None:
 
 
 @pytest.mark.parametrize("classes", ["not json", '{"a": 1}', "3"])
-def test_status_survives_classes_that_are_not_a_list(api, classes: str) -> None:
+def test_status_survives_meta_that_is_not_a_list(api, classes: str) -> None:
     # (the labeling page reads /status before each item: a 500 there stops every labeler)
     base, _bus, _topics, queue = api
-    queue.set_meta(model_version=2, classes=classes, task="multiclass")
-    assert call(f"{base}/status") == (200, {"pending": 3, "leased": 0, "labeled": 0, "model_version": 2, "classes": [], "task": "multiclass"})
+    queue.set_meta(model_version=2, classes=classes, task="multiclass", feature_names=classes, stop=classes)
+    assert call(f"{base}/status") == (200, {"pending": 3, "leased": 0, "labeled": 0, "model_version": 2, "classes": [], "task": "multiclass", "feature_names": [], "stop": None})
 
 
 def test_the_labeling_page_in_a_real_browser(redis_client: redis.Redis, namespace: str, node: str, chromium: str) -> None:
@@ -570,3 +570,97 @@ def test_the_labeling_page_in_a_real_browser(redis_client: redis.Redis, namespac
     labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
     assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("i0", "ann", 1), ("i2", "ann", 2)]
     assert queue.skipped_by("ann", ["i1"]) == [True] and seen["session"] == "ann-0123456789abcdef"
+
+
+def test_the_labeling_page_at_work_in_a_real_browser(redis_client: redis.Redis, namespace: str, chromium: str, node: str) -> None:
+    # A labeler at work on feature-only items (Chromium): the features by name in a table, the
+    # stop banner, a typed answer and then 40 answers by keyboard (all land: the focus left the
+    # text box), their own count and rate, a correction of the last answer that supersedes it
+    # in the training set, and "/" to type again.
+    from activestream.retrainer.training_set import TrainingSet
+    from activestream.scorer.versions import stop_signal
+
+    bus, topics = InMemoryBus(), Topics("work")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    n = 50
+    X = np.column_stack([np.arange(n), np.full(n, 0.123456), np.full(n, -2.5)]).astype(np.float32)
+    queue.add([f"w{j:02d}" for j in range(n)], np.linspace(0.9, 0.1, n), X)
+    stop = stop_signal(4, {"stop": 1.0, "stop_stable_predictions_version": 4.0, "stop_stable_predictions_n_labels": 505.0})
+    queue.set_meta(model_version=4, ranked_version=4, classes=json.dumps([0, 1, 2]), task="multiclass",
+                   feature_names=json.dumps(["region-centroid-col", "intensity-mean", "hue-mean"]), stop=json.dumps(stop))
+    with serving(LabelService(queue, bus, topics), parse_tokens("ann-0123456789abcdef ann\n")) as base:
+        assert call(f"{base}/status")[1]["feature_names"] == ["region-centroid-col", "intensity-mean", "hue-mean"]
+        seen = run_script(node, str(Path(__file__).parents[1] / "browser" / "labeling_page.mjs"), base, "ann-0123456789abcdef", chromium, "--work",
+                          timeout=180)
+    assert seen["errors"] == []
+    assert seen["features"] == [["TH:region-centroid-col", "TD:0", "TH:intensity-mean", "TD:0.1235", "TH:hue-mean", "TD:-2.5"]]
+    assert "stable predictions rule fired at 505 labels (model v4)" in seen["stop"]
+    assert seen["focusAfterTyped"] != "answer" and seen["answerValue"] == ""  # (no number typed into the box)
+    labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    want = [(item, int(key) - (j > 0)) for j, (item, key) in enumerate(seen["answered"])]  # (typed "2"; then key k is class k - 1)
+    assert len(want) == 41 and len({item for item, _ in want}) == 41
+    assert [(lab.item_id, lab.label) for lab in labels[:41]] == want  # every keyboard answer landed, on its item
+    assert seen["mine"].startswith("you: 41 this session · ") and seen["mine"].endswith("/min")
+    # The correction: the last answered item again, labeled anew (its own label id); the item on screen comes back.
+    last_item, last_key = seen["answered"][-1]
+    assert seen["correcting"]["item"] == last_item and f"({int(last_key) - 1})" in seen["correcting"]["note"]
+    assert seen["afterCorrection"]["item"] not in {item for item, _ in seen["answered"]} and seen["afterCorrection"]["note"]
+    assert f"item {last_item} is now 2" in seen["afterCorrection"]["message"] and seen["mineAfter"].startswith("you: 41 ")
+    (fix,) = labels[41:]
+    assert (fix.item_id, fix.label, fix.labeler_id) == (last_item, 2, "ann") and fix.label_id != labels[40].label_id
+    assert np.array_equal(fix.features, labels[40].features)
+    training = TrainingSet()
+    assert [training.add(lab) for lab in labels][-1] == "updated"
+    assert len(training) == 41 and training.items[last_item].label == 2  # the latest label of the item wins
+    assert queue.n_labeled() == 41
+    assert seen["focusAfterSlash"] == "answer" and seen["valueAfterSlash"] == "" and seen["focusAfterEscape"] != "answer"
+
+
+def test_a_correction_supersedes_the_last_label_and_keeps_its_control_flag(redis_client: redis.Redis, namespace: str) -> None:
+    # "Correct the last answer" is a new label (its own id) for the same item by the same labeler:
+    # it takes the first label's features and control flag (the control record went with the
+    # label), and only the labeler's own last label can be corrected.
+    bus, topics = InMemoryBus(), Topics("fix")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
+    queue.set_meta(ranked_version=1)
+    service = LabelService(queue, bus, topics, explore=1.0)
+    (first,) = service.lease(1, "ann")
+    assert first.control
+    assert service.submit(first.id, labeler_id="ann", label=1, label_id="L1")
+    with serving(service) as base:
+        assert call(f"{base}/labels", {"item_id": first.id, "label": 0, "labeler_id": "bob"})[0] == 400  # (not bob's last label)
+        assert call(f"{base}/labels", {"item_id": first.id, "label": 0, "labeler_id": "ann", "label_id": "L2"}) == (200, {"accepted": True})
+        assert call(f"{base}/labels", {"item_id": first.id, "label": 0, "labeler_id": "ann", "label_id": "L2"}) == (200, {"accepted": False})
+    one, fix = (decode_label(m.value) for m in bus.messages(topics.labels))
+    assert (fix.item_id, fix.label_id, fix.label, fix.control) == (first.id, "L2", 0, True) and one.control
+    assert np.array_equal(fix.features, one.features) and queue.n_labeled() == 1 and queue.n_waiting() == 1
+
+
+def test_the_terminal_labeler_hides_the_control_flag_and_ends_cleanly_on_end_of_input(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.terminal import label_from_topic, prompt_answer
+
+    bus, topics = InMemoryBus(), Topics("tty")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32), [{"src": "cam"}, {"src": "cam"}])
+    queue.set_meta(ranked_version=1)
+    assert Dispatcher(queue, bus, topics, max_outstanding=5, explore=1.0, seed=0).dispatch() == 2
+    assert all(decode_queue_entry(m.value).metadata.get("control") for m in bus.messages(topics.queue))
+    typed = iter(["1"])
+
+    def keyboard(prompt: str) -> str:  # one answer, then end of input (what Ctrl-D gives input())
+        print(prompt)
+        answer = next(typed, None)
+        if answer is None:
+            raise EOFError
+        return answer
+
+    monkeypatch.setattr("builtins.input", keyboard)
+    assert label_from_topic(bus, topics, prompt_answer, labeler_id="ann", idle_timeout=0.5) == 1  # no traceback: it returns
+    out = capsys.readouterr().out
+    assert out.count("metadata={'src': 'cam'}") == 2 and "control" not in out
+    (lab,) = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    assert lab.label == 1 and lab.control  # (the flag still makes it a control label)

@@ -348,3 +348,27 @@ def test_a_scorer_refuses_a_feature_count_its_namespace_holds_items_of_another_w
         Scorer(bus, queue, topics, n_features=5)
     assert queue.get_meta("n_features") is None  # not recorded by the scorer refused
     assert Scorer(bus, queue, topics, n_features=8).n_features == 8 and queue.get_meta("n_features") == "8"
+
+
+def test_the_live_versions_stop_signal_is_kept_with_the_queue(redis_client: redis.Redis, namespace: str) -> None:
+    # (the labeling page's stop banner reads it from GET /status)
+    import json
+
+    from prometheus_client import CollectorRegistry
+
+    from activestream.schemas import ModelVersion
+    from activestream.streams.topics import MODEL_KEY
+
+    registry = CollectorRegistry()
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 50, registry=registry)
+    blob = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
+    fired = {"stop": 1.0, "stop_stable_predictions_version": 3.0, "stop_stable_predictions_n_labels": 505.0,
+             "stop_budget_version": 5.0, "stop_budget_n_labels": 900.0}
+    bus.publish(topics.models, ModelVersion(version=5, onnx=blob, sha256=ModelVersion.digest(blob), classes=(0, 1), metrics=fired).encode(), MODEL_KEY)
+    assert scorer.poll_models(0.0)
+    assert json.loads(queue.get_meta("stop") or "null") == {
+        "version": 5, "should_stop": True, "first": "stable_predictions",
+        "fired": {"stable_predictions": {"version": 3.0, "n_labels": 505.0}, "budget": {"version": 5.0, "n_labels": 900.0}}}
+    # (every metric carries the campaign: the queue's namespace)
+    assert registry.get_sample_value("activestream_scorer_model_version", {"namespace": namespace}) == 5.0
+    scorer.close()

@@ -12,6 +12,7 @@ parsers, ``deploy/promcheck``, which needs Go), and Grafana's data source and da
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -239,12 +240,15 @@ def _exposed_metrics() -> set[str]:
 
     from activestream.labeling.dispatcher import Dispatcher
     from activestream.labeling.metrics import LabelingMetrics
+    from activestream.rankedqueue import QueueKeys
     from activestream.retrainer.metrics import RetrainerMetrics
     from activestream.scorer.metrics import ScorerMetrics
     from activestream.streams.memory import InMemoryBus
     from activestream.streams.topics import Topics
 
     class Idle:  # what the labeler API's gauges read at scrape time
+        k = QueueKeys("m")
+
         def n_waiting(self) -> int:
             return 0
 
@@ -295,6 +299,79 @@ def test_alerts_and_dashboard_parse_with_prometheus_own_parsers(go: str) -> None
     assert out.returncode == 0 and out.stdout.count("OK") == 2, out.stdout + out.stderr
     out = subprocess.run([go, "test", "."], cwd=ROOT / "deploy" / "promcheck", capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _aggregations(expr: str) -> list[tuple[str, list[str]]]:
+    """``(operator, its by-labels)`` of each aggregation in a PromQL expression."""
+    found = re.findall(r"\b(sum|max|min|avg|count)\s*(?:by\s*\(([^)]*)\))?\s*\(", expr)
+    return [(op, [x.strip() for x in by.split(",") if x.strip()]) for op, by in found]
+
+
+def test_the_dashboard_and_every_alert_compare_within_one_namespace() -> None:
+    # Two campaigns on one Prometheus: a sum, max or min across namespaces mixes them up (a
+    # scorer of campaign a "behind" the retrainer of campaign b).
+    import json
+
+    import yaml
+
+    rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    exprs = [(r["alert"], r["expr"]) for r in rules if "activestream_" in r["expr"]]
+    targets = [(p["title"], t["expr"]) for p in json.loads(DASHBOARD.read_text())["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 5 and len(targets) >= 15
+    for what, expr in exprs + targets:
+        aggs = _aggregations(expr)
+        assert aggs and all("namespace" in by for _, by in aggs), (what, expr)
+        if len(aggs) > 1 and re.search(r"\)\s*(>|-)\s*(min|max)", expr):  # (a comparison of two services' figures)
+            assert "on (namespace)" in expr, (what, expr)
+    for title, expr in targets:  # (the dashboard's campaign picker)
+        assert all(f'{m}{{namespace=~"$namespace"}}' in expr for m in re.findall(r"\b(activestream_[a-z_]+)", expr)), (title, expr)
+
+
+def test_two_campaigns_on_one_prometheus_raise_no_alert(go: str, tmp_path: Path) -> None:
+    # Two campaigns' services, each with its own registry (as each process has), every metric
+    # labelled with its namespace; each scorer serves its own retrainer's newest version (v3 and
+    # v7), with some dead letters and rejections long ago. Their /metrics text, held constant
+    # for two hours, is evaluated against every alert by Prometheus's PromQL engine
+    # (deploy/promcheck: TestTheServicesOwnSeriesRaiseNoAlert): none fires.
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from activestream.labeling.metrics import DispatcherMetrics, LabelingMetrics
+    from activestream.rankedqueue import QueueKeys
+    from activestream.retrainer.metrics import RetrainerMetrics
+    from activestream.scorer.metrics import ScorerMetrics
+
+    class Queue:
+        def n_waiting(self) -> int:
+            return 5
+
+        n_leased = n_labeled = n_waiting
+
+    targets: dict[str, CollectorRegistry] = {}
+    for namespace, version in (("campaign-a", 3), ("campaign-b", 7)):
+        QueueKeys(namespace)  # (a valid namespace)
+        for scorer_no in (1, 2):
+            targets[f"{namespace}-scorer{scorer_no}"] = registry = CollectorRegistry()
+            scorer = ScorerMetrics.create(registry, namespace)
+            scorer.model_version.set(version)
+            scorer.items_scored.inc(1000)
+            scorer.dead_letters.labels(source="items", reason="features").inc(2)
+            scorer.consumer_lag.labels(topic=f"{namespace}.items").set(30_000)  # (its partitions: 60k in all, under the alert's 100k)
+            scorer.oldest_pending_age.set(3600)
+        targets[f"{namespace}-retrainer"] = registry = CollectorRegistry()
+        retrainer = RetrainerMetrics.create(registry, namespace)
+        retrainer.model_version.set(version)
+        retrainer.models_rejected.labels(reason="held-out").inc(3)
+        targets[f"{namespace}-labeler-api"] = registry = CollectorRegistry()
+        LabelingMetrics.create(registry, Queue(), namespace)
+        DispatcherMetrics.create(registry, namespace).dispatched.inc(10)
+    for name, registry in targets.items():
+        text = generate_latest(registry).decode()
+        samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert samples and all(re.search(r'\bnamespace="campaign-[ab]"', line) for line in samples), name
+        (tmp_path / f"{name}.prom").write_text(text)
+    out = subprocess.run([go, "test", "-count=1", "-run", "TestTheServicesOwnSeriesRaiseNoAlert", "-v", "."], cwd=ROOT / "deploy" / "promcheck",
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "PROMCHECK_EXPOSITION": str(tmp_path)})
+    assert out.returncode == 0 and "--- PASS: TestTheServicesOwnSeriesRaiseNoAlert" in out.stdout, out.stdout + out.stderr
 
 
 def test_grafana_shows_the_dashboard_from_the_compose_prometheus(compose: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from activestream.config import Settings
 from activestream.devstack.local_kafka import LIBS_ENV
-from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.calibration import calibrate, calibrate_threshold, labels_needed, precision_lower_bound
 from activestream.retrainer.training_set import TrainingSet, in_holdout
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from activestream.schemas import Label
@@ -32,22 +32,47 @@ def test_holdout_accuracy_and_regression_gate() -> None:
     assert no_regression(float("nan"), 0.9, 0.01)
 
 
-def test_calibrate_threshold_hand_computed() -> None:
-    conf = np.array([0.99, 0.98, 0.97, 0.96, 0.90, 0.80])
-    correct = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
-    # precision of top-j: 1, 1, 1, .75, .8, .667 -> target 1.0 with support >= 2 -> top 3 -> t = 0.97
-    assert calibrate_threshold(conf, correct, target_precision=1.0, min_support=2) == 0.97
-    assert calibrate_threshold(conf, correct, target_precision=0.8, min_support=5) == 0.90
-    assert calibrate_threshold(conf, correct, target_precision=0.99) is None  # needs 100 items by default
+def test_the_auto_accept_threshold_keeps_a_precision_lower_bound() -> None:
+    # All n correct: the one-sided 95% Clopper-Pearson bound is 0.05 ** (1 / n): 59 reach 0.95
+    # (exp(ln 0.05 / 59) = 0.95049), 58 do not (0.94966).
+    conf = np.linspace(0.99, 0.60, 59)
+    c = calibrate(conf, np.ones(59, dtype=bool), target_precision=0.95)
+    assert (c.threshold, c.n_accepted, c.more_labels_needed) == (pytest.approx(0.60), 59, 0)
+    assert c.lower_bound == pytest.approx(0.05 ** (1 / 59)) == pytest.approx(0.950493, abs=1e-6)
+    c = calibrate(conf[:58], np.ones(58, dtype=bool), target_precision=0.95)
+    assert (c.threshold, c.lower_bound, c.more_labels_needed) == (None, None, 1)
+    assert calibrate_threshold(conf[:58], np.ones(58, dtype=bool), target_precision=0.95) is None
+    # The campaign: 113 control labels for a 0.99 target. Even all right, their bound is
+    # 0.05 ** (1 / 113) = 0.9738: no auto-accept, and it needs 299 - 113 = 186 more (ln 0.05 / ln 0.99 = 298.07).
+    c = calibrate(np.linspace(0.999, 0.9, 113), np.ones(113, dtype=bool), target_precision=0.99)
+    assert (c.threshold, c.more_labels_needed) == (None, 186) and labels_needed(0.99) == 299 and labels_needed(0.95) == 59
     mask = accepted(np.array([[0.98, 0.02], [0.6, 0.4]]), 0.97)
     assert mask.tolist() == [True, False]
     assert not accepted(np.array([[0.99, 0.01]]), None).any()
 
 
+def test_the_bound_with_an_error_and_the_lowest_threshold_that_keeps_it() -> None:
+    # k of k + 1 right: the bound x solves P(Beta(k, 2) <= x) = (k + 1) x^k - k x^(k + 1) = 0.05.
+    for k, x in ((9, 0.6058367), (59, 0.9233600), (91, 0.9494736), (92, 0.9500060)):
+        assert float(precision_lower_bound(np.array([k]), np.array([k + 1]))[0]) == pytest.approx(x, abs=1e-7)
+    # With one error, 92 right reach 0.95 (0.950006, solving the polynomial by bisection) and 91 do not (0.949474).
+    assert labels_needed(0.95, errors=1) == 92
+    # 59 right on top, one wrong (59 of 60: 0.92336), then 30 right: 89 of 90 stay below 0.95: the threshold is the 59th's.
+    conf = np.r_[np.linspace(0.99, 0.90, 59), 0.80, np.linspace(0.70, 0.60, 30)]
+    ok = np.r_[np.ones(59, dtype=bool), False, np.ones(30, dtype=bool)]
+    c = calibrate(conf, ok, target_precision=0.95)
+    assert (c.threshold, c.n_accepted) == (pytest.approx(0.90), 59)
+    # 33 right after the wrong one: 92 of 93 reach it, and the threshold goes below the error.
+    conf2, ok2 = np.r_[conf, 0.59, 0.58, 0.57], np.r_[ok, True, True, True]
+    c = calibrate(conf2, ok2, target_precision=0.95)
+    assert (c.threshold, c.n_accepted, c.lower_bound) == (pytest.approx(0.57), 93, pytest.approx(0.9500060, abs=1e-7))
+
+
 def test_calibrate_never_cuts_inside_a_tie() -> None:
-    conf = np.array([0.9, 0.9, 0.9])
-    correct = np.array([True, True, False])
-    assert calibrate_threshold(conf, correct, target_precision=1.0, min_support=1) is None
+    # The wrong item ties the 59 right ones: "confidence >= t" cannot keep the 59 without it.
+    ok = np.r_[np.ones(59, dtype=bool), False]
+    assert calibrate(np.full(60, 0.99), ok, target_precision=0.95).threshold is None
+    assert calibrate(np.r_[np.full(59, 0.99), 0.98], ok, target_precision=0.95).threshold == 0.99
 
 
 def test_report_maths() -> None:

@@ -11,8 +11,10 @@ from activestream.streams.topics import Topics
 
 
 def test_a_label_of_the_other_type_takes_the_campaigns_or_is_a_dead_letter() -> None:
-    bus, topics = InMemoryBus(), Topics("t")
-    r = Retrainer(bus, topics, task="multiclass", retrain_every=10**9)
+    from prometheus_client import CollectorRegistry
+
+    bus, topics, registry = InMemoryBus(), Topics("t"), CollectorRegistry()
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=10**9, registry=registry, namespace="camp")
     x = np.zeros(3, dtype=np.float32)
     labels = (Label("a", "L1", "ann", label=1, features=x), Label("b", "L2", "bob", label="1", features=x),
               Label("c", "L3", "ann", label=0, features=x), Label("d", "L4", "bob", label="cat", features=x))
@@ -23,6 +25,9 @@ def test_a_label_of_the_other_type_takes_the_campaigns_or_is_a_dead_letter() -> 
     assert {k: v.label for k, v in r.training.items.items()} == {"a": 1, "b": 1, "c": 0}
     (dl,) = [decode_dead_letter(m.value) for m in bus.messages(topics.dead_letters)]
     assert (dl.item_id, dl.field) == ("d", "label") and "labels are integers" in dl.reason
+    # (every metric carries the campaign, its reason-labelled ones too)
+    assert registry.get_sample_value("activestream_labels_received_total", {"namespace": "camp"}) == 3
+    assert registry.get_sample_value("activestream_retrainer_dead_letters_total", {"namespace": "camp", "reason": dl.reason_code}) == 1
 
 
 def test_a_label_set_mixing_types_is_a_dead_letter() -> None:

@@ -34,6 +34,8 @@ def test_a_restart_does_not_rescore_control_labels_with_a_model_trained_on_them(
     first.ingest(0.0)
     before = first.retrain()
     assert before is not None and before.metrics["n_control"] == 400
+    # Noisy labels: no threshold keeps 0.99 precision's lower bound; the version says how many more control labels it needs.
+    assert "auto_accept_threshold" not in before.metrics and before.metrics["auto_accept_labels_needed"] >= 1
     assert len(bus.messages(topics.control)) == 400  # each first observation is logged once
 
     time.sleep(0.01)
