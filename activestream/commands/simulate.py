@@ -109,6 +109,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     from activestream.simulation.campaign import check_split
     from activestream.simulation.engine import simulate
     from activestream.simulation.plot import plot_report
+    from activestream.simulation.recommend import recommend
     from activestream.simulation.summary import print_summary, print_table
 
     try:
@@ -127,6 +128,8 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     report["wall_seconds"] = time.perf_counter() - t0
     print_table(report)
     print_summary(report, cfg.seconds_per_label)
+    report["recommendation"] = recommend(report["strategies"], default=DEFAULT_STRATEGY)
+    print(f"\n{report['recommendation']['line']}")
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report, indent=2))
     png = plot_report(report, report_path.with_suffix(".png"))

@@ -51,6 +51,9 @@ def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: 
         assert len(entry["per_seed"]) == 2
         assert {"labels_to_target", "auc", "final_score"} <= set(entry)
         assert all(0.0 <= s <= 1.0 for _, s in entry["curve"])
+    rec = rep["recommendation"]  # one arm to deploy: the best, or the default when the lead is within the seeds' noise
+    assert rec["deploy"] == (rec["best"] if rec["significant"] else DEFAULT_STRATEGY)
+    assert {rec["best"], rec["runner_up"]} == {DEFAULT_STRATEGY, "random"} and rec["lead"] is not None
 
 
 def test_simulate_multilabel_by_prefix_from_parquet(tmp_path: Path, redis_url: str) -> None:
@@ -72,6 +75,8 @@ def test_simulate_npz_with_explicit_strategies(tmp_path: Path, redis_url: str) -
                "--strategy", "entropy", "--strategy", "least_confidence", "--strategy", "margin+density", "--strategy", "margin+falcun", "--strategy", "random"], redis_url, tmp_path)
     assert set(rep["strategies"]) == {"entropy", "least_confidence", "margin+density", "margin+falcun", "random"}
     assert set(rep["comparison"]) == {"entropy", "least_confidence", "margin+density", "margin+falcun"}
+    # one seed: no lead can be told from noise; the default is not among the arms, so the best is kept
+    assert rep["recommendation"]["lead"] is None and not rep["recommendation"]["significant"]
 
 
 def test_simulate_reports_bad_files_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
