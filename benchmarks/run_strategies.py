@@ -30,8 +30,7 @@ from activestream.scorer.strategies import DEFAULT_EXPLORE  # noqa: E402
 from activestream.simulation.campaign import SimConfig  # noqa: E402
 from activestream.simulation.curves import Curve, auc, labels_to_target  # noqa: E402
 from activestream.simulation.engine import simulate  # noqa: E402
-# the paired per-seed AUC difference is the product's maths (simulate's recommendation uses it too)
-from activestream.simulation.recommend import paired_difference  # noqa: E402
+from activestream.simulation.recommend import paired_difference  # noqa: E402 - the product's maths (simulate recommends with it)
 from benchmarks.suites import SUITES  # noqa: E402
 
 

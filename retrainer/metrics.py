@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LABELS_RECEIVED = "activestream_labels_received_total"
+LABELS_BY_SOURCE = "activestream_labels_received_by_source_total"
 LABELS_DUPLICATE = "activestream_labels_duplicate_total"
 RETRAIN_DURATION = "activestream_retrain_duration_seconds"
 MODEL_VERSION = "activestream_retrainer_model_version"
@@ -18,6 +19,7 @@ DEAD_LETTERS = "activestream_retrainer_dead_letters_total"
 @dataclass(frozen=True)
 class RetrainerMetrics:
     labels_received: Counter
+    labels_by_source: Counter
     labels_duplicate: Counter
     retrain_duration: Histogram
     model_version: Gauge
@@ -29,6 +31,9 @@ class RetrainerMetrics:
     def create(cls, registry: CollectorRegistry) -> RetrainerMetrics:
         return cls(
             labels_received=Counter(LABELS_RECEIVED.removesuffix("_total"), "Labels accepted into the training set", registry=registry),
+            labels_by_source=Counter(LABELS_BY_SOURCE.removesuffix("_total"),
+                                     "Labels accepted into the training set, by source (human, baseline: imported, simulated)", ["source"],
+                                     registry=registry),
             labels_duplicate=Counter(LABELS_DUPLICATE.removesuffix("_total"), "Labels ignored as duplicates (same label id)", registry=registry),
             retrain_duration=Histogram(RETRAIN_DURATION, "Seconds from retrain start to publish", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=registry),
             model_version=Gauge(MODEL_VERSION, "Newest published model version", registry=registry),

@@ -1,0 +1,238 @@
+"""Labeled rows of a baseline file (CSV, CSV.gz, Parquet, JSONL) for ``activestream import-labels``.
+
+Each row gives an item id, its label (one column) or label set (several 0/1 columns, a shared
+prefix, or a list column, as ``simulate`` takes them), its features (the other numeric
+columns, by name) and its metadata (the other columns). A row that cannot be used is reported
+as ``FILE: row N: reason`` and skipped; the others still go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activestream.producer import JSONL_SUFFIXES
+from activestream.tables import TABLE_SUFFIXES, DatasetError, check_unique_columns, is_numeric, read_table, require_columns
+
+log = logging.getLogger(__name__)
+
+LabelValue = str | int
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    """One usable row.
+
+    Parameters
+    ----------
+    row : 1-based row number in the file (JSONL: its line).
+    item_id : the item.
+    label : its class (multi-class), else ``None``.
+    labels : its label set (multi-label), else ``None``.
+    features : (n_features,) float32, in the order of the file's ``feature_names``.
+    metadata : the row's other columns (JSON values).
+    """
+
+    row: int
+    item_id: str
+    label: LabelValue | None
+    labels: tuple[LabelValue, ...] | None
+    features: np.ndarray
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BaselineFile:
+    """A baseline file's layout and rows (read lazily, once)."""
+
+    path: Path
+    feature_names: tuple[str, ...]
+    label_columns: tuple[str, ...]
+    multilabel: bool
+    rows: Iterator[BaselineRow]
+
+
+def label_id_for(item_id: str, label: LabelValue | None, labels: Sequence[LabelValue] | None) -> str:
+    """The deterministic label id of an imported label: the same row imported twice is the same label.
+
+    >>> label_id_for("a", 1, None) == label_id_for("a", 1, None) != label_id_for("a", 2, None)
+    True
+    """
+    answer: Any = sorted(labels, key=str) if labels is not None else label
+    digest = hashlib.sha256(json.dumps([item_id, answer], sort_keys=True).encode()).hexdigest()
+    return f"import:{digest[:32]}"
+
+
+def class_value(v: Any) -> LabelValue | None:
+    """A label cell as a class: ints stay ints, integral floats become ints, text stays text; ``None`` when missing."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else str(v)
+    text = str(v)
+    return text if text.strip() else None
+
+
+def _json_value(v: Any) -> Any:
+    """A metadata cell as a JSON value (dates and decimals as text)."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    return str(v)
+
+
+def read_baseline(
+    path: str | Path, *, id_column: str, label_columns: Sequence[str], exclude: Sequence[str] = (),
+    feature_names: Sequence[str] | None = None, on_error: Callable[[str], None],
+) -> BaselineFile:
+    """Open a baseline file and check its columns; its rows are read as they are iterated.
+
+    Parameters
+    ----------
+    path : CSV (plain or compressed), Parquet, or JSONL (one flat JSON object per line).
+    id_column : the item id column (must exist).
+    label_columns : one column, several 0/1 columns, or a prefix shared by several (multi-label).
+    exclude : columns that are neither features nor metadata.
+    feature_names : the feature columns in the campaign's order (``ACTIVESTREAM_FEATURE_NAMES``);
+        ``None``: every other numeric column, in file order.
+    on_error : given ``"FILE: row N: reason"`` for each row skipped.
+
+    Raises
+    ------
+    DatasetError
+        One line naming the file and the column: no such file, another format, a column missing.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file")
+    name = p.name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        columns, numeric, records = _jsonl_records(p, on_error)
+    elif name.endswith(TABLE_SUFFIXES):
+        table = read_table(p, text_columns=[id_column])
+        columns = list(table.column_names)
+        numeric = {c for c in columns if is_numeric(table.column(c).type)}
+        records = ((i + 1, r) for i, r in enumerate(table.to_pylist()))
+    else:
+        raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
+    require_columns(p, columns, "--id-column", [id_column])
+    require_columns(p, columns, "--exclude", exclude)
+    chosen = _label_columns(p, columns, label_columns)
+    skip = {id_column, *chosen, *exclude}
+    if feature_names is not None:
+        require_columns(p, columns, "feature (ACTIVESTREAM_FEATURE_NAMES)", feature_names)
+        features = list(feature_names)
+    else:
+        features = [c for c in columns if c in numeric and c not in skip]
+    if not features:
+        raise DatasetError(f"{p}: no numeric feature column besides the id and label column(s)")
+    meta_cols = [c for c in columns if c not in skip and c not in features]
+    multilabel = len(chosen) > 1
+    rows = _rows(p, records, id_column, chosen, features, meta_cols, on_error)
+    return BaselineFile(p, tuple(features), tuple(chosen), multilabel, rows)
+
+
+def _label_columns(p: Path, columns: Sequence[str], label_columns: Sequence[str]) -> list[str]:
+    """The label columns: each name exactly, else every column it prefixes (``simulate``'s rule)."""
+    chosen: list[str] = []
+    for lc in label_columns:
+        if lc in columns:
+            chosen.append(lc)
+            continue
+        pref = [c for c in columns if c.startswith(lc)]
+        if not pref:
+            require_columns(p, columns, "--label-column", [lc])  # (raises, with the closest names)
+        chosen += pref
+    return list(dict.fromkeys(chosen))
+
+
+def _jsonl_records(p: Path, on_error: Callable[[str], None]) -> tuple[list[str], set[str], Iterator[tuple[int, dict[str, Any]]]]:
+    """A JSONL file's objects (a bad line is reported and skipped), its columns in order of first use, the numeric ones."""
+    good: list[tuple[int, dict[str, Any]]] = []
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                on_error(f"{p}: row {lineno}: not a JSON object ({exc})")
+                continue
+            if not isinstance(obj, dict):
+                on_error(f"{p}: row {lineno}: expected a JSON object, got {type(obj).__name__}")
+                continue
+            good.append((lineno, obj))
+    columns = list(dict.fromkeys(k for _, obj in good for k in obj))
+    check_unique_columns(p, columns)
+    numeric = {c for c in columns
+               if all(isinstance(obj.get(c), int | float) or obj.get(c) is None for _, obj in good)
+               and any(isinstance(obj.get(c), int | float) for _, obj in good)}
+    return columns, numeric, iter(good)
+
+
+def _rows(
+    p: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str, chosen: Sequence[str], features: Sequence[str],
+    meta_cols: Sequence[str], on_error: Callable[[str], None],
+) -> Iterator[BaselineRow]:
+    for row_no, rec in records:
+        try:
+            yield _row(row_no, rec, id_column, chosen, features, meta_cols)
+        except ValueError as exc:
+            on_error(f"{p}: row {row_no}: {exc}")
+
+
+def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str], features: Sequence[str],
+         meta_cols: Sequence[str]) -> BaselineRow:
+    """One row, or ``ValueError`` naming the item (when it has an id) and the column."""
+    raw_id = rec.get(id_column)
+    item_id = None if raw_id is None or isinstance(raw_id, dict | list | bool) else str(raw_id)
+    if not item_id or not item_id.strip():
+        raise ValueError(f"column {id_column!r}: no item id")
+    where = f"item {item_id!r}: column"
+    label: LabelValue | None = None
+    labels: tuple[LabelValue, ...] | None = None
+    if len(chosen) > 1:  # several 0/1 columns: the label set is the names of the ones set
+        picked = []
+        for c in chosen:
+            v = rec.get(c)
+            if v not in (0, 1) or isinstance(v, float) and math.isnan(v):
+                raise ValueError(f"{where} {c!r}: a multi-label column must hold 0 or 1, got {v!r}")
+            if v == 1:
+                picked.append(c)
+        labels = tuple(picked)
+    elif isinstance(rec.get(chosen[0]), list | tuple):  # a list column: the label set itself
+        values = [class_value(v) for v in rec[chosen[0]]]
+        if any(v is None for v in values):
+            raise ValueError(f"{where} {chosen[0]!r}: a missing value inside the label list")
+        labels = tuple(v for v in values if v is not None)
+    else:
+        label = class_value(rec.get(chosen[0]))
+        if label is None:
+            raise ValueError(f"{where} {chosen[0]!r}: no label")
+    vec = np.empty(len(features), dtype=np.float32)
+    for j, c in enumerate(features):
+        v = rec.get(c)
+        if isinstance(v, bool):
+            v = int(v)
+        if not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"{where} {c!r}: feature is not a finite number ({v!r})")
+        vec[j] = v
+    metadata = {c: _json_value(rec[c]) for c in meta_cols if rec.get(c) is not None}
+    return BaselineRow(row_no, item_id, label, labels, vec, metadata)
