@@ -12,19 +12,27 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from activestream.producer import JSONL_SUFFIXES
+from activestream.schemas import Item, Label
 from activestream.tables import TABLE_SUFFIXES, DatasetError, check_unique_columns, is_numeric, read_table, require_columns
+
+if TYPE_CHECKING:
+    from activestream.rankedqueue import RankedQueue
+    from activestream.streams.bus import Bus
+    from activestream.streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
 LabelValue = str | int
+BASELINE_SOURCE = "baseline"  # the labels' source, and the default labeler id
+BATCH = 500  # rows per round trip to Redis and flush of the bus
 
 
 @dataclass(frozen=True)
@@ -236,3 +244,82 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str]
         vec[j] = v
     metadata = {c: _json_value(rec[c]) for c in meta_cols if rec.get(c) is not None}
     return BaselineRow(row_no, item_id, label, labels, vec, metadata)
+
+
+def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multilabel: bool, path: str) -> None:
+    """Refuse a file whose shape the campaign cannot take: another feature width, or the other kind of answer.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file and what differs.
+    """
+    from activestream.rankedqueue.keys import META_N_FEATURES
+
+    held = queue.get_meta(META_N_FEATURES)
+    if held is not None and int(held) != len(feature_names):
+        raise DatasetError(f"{path}: {len(feature_names)} feature column(s) ({', '.join(feature_names[:8])}"
+                           f"{', ...' if len(feature_names) > 8 else ''}), but this campaign's items have {held} features; "
+                           "leave the other columns out with --exclude")
+    field = "labels" if multilabel else "label"
+    agreed = queue.agree_meta("label_field", field)
+    if agreed != field:
+        raise DatasetError(f"{path}: this campaign's answers come as {agreed!r}, the file gives {field!r}")
+    queue.agree_meta("feature_names", ",".join(feature_names))  # (for export --with-features; the first names win)
+
+
+def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, *, labeler_id: str = BASELINE_SOURCE,
+                control: bool = False, batch: int = BATCH) -> dict[str, int]:
+    """Import labeled rows into a campaign (``activestream import-labels``).
+
+    Each row's label goes to the labels topic (``source: baseline``, a label id derived from
+    the item id and the answer, the row's features), its item leaves the queue whatever holds
+    it, and an item the queue never met is produced to the items topic after its label.
+
+    Parameters
+    ----------
+    rows : the file's usable rows.
+    bus, topics, queue : the campaign.
+    labeler_id : who the labels are from.
+    control : the rows are a uniform random sample of the pool (control labels).
+    batch : rows per round trip.
+
+    Returns
+    -------
+    Counts: ``imported`` (labels sent), ``already`` (label ids the queue had: imported
+    before), ``produced`` (new items).
+    """
+    counts = {"imported": 0, "produced": 0, "already": 0}
+    chunk: list[BaselineRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= batch:
+            _import_batch(chunk, bus, topics, queue, labeler_id, control, counts)
+            chunk = []
+    if chunk:
+        _import_batch(chunk, bus, topics, queue, labeler_id, control, counts)
+    return counts
+
+
+def _import_batch(rows: list[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, labeler_id: str, control: bool,
+                  counts: dict[str, int]) -> None:
+    """Publish a batch's labels, take their items out of the queue, then produce the items the queue never met."""
+    known = queue.known([r.item_id for r in rows])
+    labels = [Label(item_id=r.item_id, label_id=label_id_for(r.item_id, r.label, r.labels), labeler_id=labeler_id, label=r.label,
+                    labels=r.labels, features=r.features, source=BASELINE_SOURCE, control=control) for r in rows]
+    fresh = [lab for lab in labels if not queue.is_label_id_known(lab.label_id)]  # (imported before: not sent again)
+    counts["already"] += len(labels) - len(fresh)
+    for lab in fresh:
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+    bus.flush()
+    # Marked labeled once the label is out and before any item is produced: a crash in between
+    # re-sends the same label id (the retrainer counts it once), and a scorer never queues an
+    # item the queue holds as labeled.
+    for lab in fresh:
+        queue.mark_labeled(lab.item_id, lab.label_id)
+    counts["imported"] += len(fresh)
+    new = [r for r, k in zip(rows, known, strict=True) if not k]
+    for r in new:
+        bus.publish(topics.items, Item(r.item_id, r.features, r.metadata).encode(binary=True), key=r.item_id.encode())
+    bus.flush()
+    counts["produced"] += len(new)
