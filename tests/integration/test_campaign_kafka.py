@@ -1,0 +1,121 @@
+"""A campaign start to finish on real Kafka and Redis, driven through the CLI and the labeler HTTP API only.
+
+Baseline labels in (import-labels), items in (produce), a simulated labeler over the HTTP
+API, the labeled dataset out (export), checked against what the topics hold.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sklearn.datasets import make_classification
+
+from activestream.devstack.redis_server import free_port
+from activestream.schemas import decode_label
+from tests.integration.test_distributed import Stack, stack, wait_for  # noqa: F401 - the stack fixture
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+N_ITEMS, N_BASELINE, N_HUMAN, N_FEATURES = 5000, 100, 400, 12
+
+
+def http(port: int, method: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def answering(port: int) -> bool:
+    try:
+        http(port, "GET", "/status")
+    except OSError:
+        return False
+    return True
+
+
+def topic_labels(bus: object, topic: str) -> list:
+    reader = bus.consumer([topic], None)  # type: ignore[attr-defined]
+    try:
+        return [decode_label(m.value) for m in reader.read_to_end(30.0)]
+    finally:
+        reader.close()
+
+
+def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Callable[..., object], tmp_path: Path) -> None:
+    X, y = make_classification(n_samples=N_ITEMS, n_features=N_FEATURES, n_informative=8, n_classes=3, class_sep=2.0, random_state=0)
+    ids = [f"doc{i}" for i in range(N_ITEMS)]
+    names = [f"x{j}" for j in range(N_FEATURES)]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": i, "features": [float(v) for v in x], "metadata": {"text": f"text of {i}"}}) + "\n"
+                             for i, x in zip(ids, X, strict=True)))
+    sample = sorted(np.random.default_rng(0).choice(N_ITEMS, N_BASELINE, replace=False).tolist())
+    baseline = tmp_path / "baseline.csv"
+    baseline.write_text("id," + ",".join(names) + ",label,text\n" + "".join(
+        f"{ids[i]}," + ",".join(f"{v:.9g}" for v in X[i]) + f",{int(y[i])},text of {ids[i]}\n" for i in sample))
+    port = free_port()
+    try:
+        stack.start("scorer", "--batch-size", "500")
+        stack.start("retrainer")
+        stack.start("labeler-api", "--port", str(port))
+        out = stack.run("import-labels", str(baseline), "--label-column", "label", "--random-sample")
+        assert f"imported {N_BASELINE} label(s)" in out and f"{N_BASELINE} new item(s) produced" in out, out
+        assert "produced 5000 items" in stack.run("produce", str(items), "--no-progress")
+        # The baseline's items were produced twice (by the import, then with the rest): the queue has them as labeled.
+        wait_for(lambda: stack.queue.depth() == N_ITEMS - N_BASELINE, 120, what=f"{N_ITEMS - N_BASELINE} items in the queue")
+        wait_for(lambda: answering(port), 60, what="the labeler API")
+
+        # A simulated labeler: lease 10, answer them with the truth, over HTTP.
+        done = 0
+        while done < N_HUMAN:
+            leased = http(port, "GET", "/lease?k=10&labeler=sim")["items"]
+            assert leased, "the queue ran dry"
+            for entry in leased[: N_HUMAN - done]:
+                i = int(entry["id"][3:])
+                assert http(port, "POST", "/labels", {"item_id": entry["id"], "label": int(y[i]), "labeler_id": "sim", "seconds": 3})["accepted"]
+                done += 1
+
+        # Importing the same file again changes nothing: no label sent, the queue as it was.
+        depth, labeled = stack.queue.depth(), stack.queue.n_labeled()
+        again = stack.run("import-labels", str(baseline), "--label-column", "label", "--random-sample")
+        assert "imported 0 label(s)" in again and f"{N_BASELINE} already imported" in again and "0 new item(s)" in again, again
+        assert (stack.queue.depth(), stack.queue.n_labeled()) == (depth, labeled) == (depth, N_BASELINE + N_HUMAN)
+
+        bus = kafka_bus_factory(prefix=stack.prefix)
+        labels = topic_labels(bus, stack.topics.labels)
+        autos = topic_labels(bus, stack.topics.auto_labels)
+        assert len(labels) == N_BASELINE + N_HUMAN  # (the second import sent nothing)
+        assert sum(lab.source == "baseline" and lab.control for lab in labels) == N_BASELINE
+
+        out_file = tmp_path / "labeled.parquet"
+        printed = stack.run("export", "--out", str(out_file), "--with-features")
+        rows = pq.read_table(out_file).to_pylist()
+        expected_ids = {lab.item_id for lab in labels} | {lab.item_id for lab in autos}
+        assert len(rows) == len(expected_ids) == N_BASELINE + N_HUMAN + len({lab.item_id for lab in autos})
+        assert {r["item_id"] for r in rows} == expected_ids
+        by_source: dict[str, int] = {}
+        for r in rows:
+            by_source[r["source"]] = by_source.get(r["source"], 0) + 1
+        assert by_source.get("baseline") == N_BASELINE and by_source.get("human") == N_HUMAN, by_source
+        assert f"exported {len(rows)} item(s)" in printed
+        for r in rows:
+            i = int(r["item_id"][3:])
+            assert r["text"] == f"text of {r['item_id']}"  # the item's metadata, joined from the items topic
+            assert r["label"] == (int(y[i]) if r["source"] != "auto" else r["label"])
+            assert np.allclose([r[n] for n in names], X[i], atol=1e-5)  # the features, under the names import-labels recorded
+        human = [r for r in rows if r["source"] == "human"]
+        assert all(r["labeler_ids"] == ["sim"] and r["seconds"] == 3.0 for r in human)
+        assert any(r["model_version"] for r in human)  # ranked by a model once the retrainer had published one
+        assert all(r["control"] for r in rows if r["source"] == "baseline")
+        csv_file = tmp_path / "labeled.csv"
+        stack.run("export", "--out", str(csv_file))
+        assert len(csv_file.read_text().splitlines()) == len(rows) + 1
+    except AssertionError:
+        print(stack.logs())
+        raise
