@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,18 @@ from sklearn.datasets import make_classification
 
 from activestream.devstack.redis_server import free_port
 from activestream.schemas import decode_label
-from tests.integration.test_distributed import Stack, stack, wait_for  # noqa: F401 - the stack fixture
+from tests.integration.test_distributed import Stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 N_ITEMS, N_BASELINE, N_HUMAN, N_FEATURES = 5000, 100, 400, 12
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(kafka_bootstrap, redis_url, tmp_path)
+    yield s
+    s.stop()
 
 
 def http(port: int, method: str, path: str, body: dict | None = None) -> dict:
