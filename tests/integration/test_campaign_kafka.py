@@ -18,11 +18,12 @@ from sklearn.datasets import make_classification
 
 from activestream.devstack.redis_server import free_port
 from activestream.schemas import decode_label
-from tests.integration.test_distributed import Stack, wait_for
+from tests.integration.test_distributed import Stack, read_models, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 N_ITEMS, N_BASELINE, N_HUMAN, N_FEATURES = 5000, 100, 400, 12
+N_SAMPLE2, N_LATER = 150, 1000  # a second random sample, imported while a model is live; items produced after it
 
 
 @pytest.fixture
@@ -56,16 +57,25 @@ def topic_labels(bus: object, topic: str) -> list:
 
 
 def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Callable[..., object], tmp_path: Path) -> None:
-    X, y = make_classification(n_samples=N_ITEMS, n_features=N_FEATURES, n_informative=8, n_classes=3, class_sep=2.0, random_state=0)
-    ids = [f"doc{i}" for i in range(N_ITEMS)]
+    X, y = make_classification(n_samples=N_ITEMS + N_LATER, n_features=N_FEATURES, n_informative=8, n_classes=3, class_sep=3.0, flip_y=0.0,
+                               random_state=0)
+    ids = [f"doc{i}" for i in range(N_ITEMS + N_LATER)]
     names = [f"x{j}" for j in range(N_FEATURES)]
-    items = tmp_path / "items.jsonl"
-    items.write_text("".join(json.dumps({"id": i, "features": [float(v) for v in x], "metadata": {"text": f"text of {i}"}}) + "\n"
-                             for i, x in zip(ids, X, strict=True)))
-    sample = sorted(np.random.default_rng(0).choice(N_ITEMS, N_BASELINE, replace=False).tolist())
-    baseline = tmp_path / "baseline.csv"
-    baseline.write_text("id," + ",".join(names) + ",label,text\n" + "".join(
-        f"{ids[i]}," + ",".join(f"{v:.9g}" for v in X[i]) + f",{int(y[i])},text of {ids[i]}\n" for i in sample))
+
+    def write_items(path: Path, rows: range) -> Path:
+        path.write_text("".join(json.dumps({"id": ids[i], "features": [float(v) for v in X[i]], "metadata": {"text": f"text of {ids[i]}"}}) + "\n"
+                                for i in rows))
+        return path
+
+    def write_baseline(path: Path, rows: list[int]) -> Path:
+        path.write_text("id," + ",".join(names) + ",label,text\n" + "".join(
+            f"{ids[i]}," + ",".join(f"{v:.9g}" for v in X[i]) + f",{int(y[i])},text of {ids[i]}\n" for i in rows))
+        return path
+
+    items = write_items(tmp_path / "items.jsonl", range(N_ITEMS))
+    rng = np.random.default_rng(0)
+    sample = sorted(rng.choice(N_ITEMS, N_BASELINE, replace=False).tolist())
+    baseline = write_baseline(tmp_path / "baseline.csv", sample)
     port = free_port()
     try:
         stack.start("scorer", "--batch-size", "500")
@@ -123,6 +133,40 @@ def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Ca
         csv_file = tmp_path / "labeled.csv"
         stack.run("export", "--out", str(csv_file))
         assert len(csv_file.read_text().splitlines()) == len(rows) + 1
+
+        # A second random sample, imported while a model is live: the retrainer scores each label
+        # before training on it, so 150 control labels calibrate auto-accept (it needs 100).
+        labeled = {lab.item_id for lab in labels}
+        pool = [i for i in range(N_ITEMS) if ids[i] not in labeled]
+        sample2 = write_baseline(tmp_path / "sample2.csv", sorted(rng.choice(pool, N_SAMPLE2, replace=False).tolist()))
+        assert f"imported {N_SAMPLE2} label(s)" in stack.run("import-labels", str(sample2), "--label-column", "label", "--random-sample")
+
+        def calibrated() -> int | None:
+            mv = [m for m in read_models(bus, stack.topics) if m.metrics.get("auto_accept_threshold") is not None]
+            return max(m.version for m in mv) if mv else None
+
+        try:
+            version = wait_for(calibrated, 120, what="a model version with an auto-accept threshold")
+        except AssertionError:
+            print("newest version's metrics:", max(read_models(bus, stack.topics), key=lambda m: m.version).metrics)
+            raise
+        wait_for(lambda: int(stack.queue.get_meta("model_version") or 0) >= version, 60, what="the scorer on it")
+        before = stack.queue.depth()
+        assert f"produced {N_LATER} items" in stack.run("produce", str(write_items(tmp_path / "later.jsonl", range(N_ITEMS, N_ITEMS + N_LATER))),
+                                                       "--no-progress")
+        wait_for(lambda: stack.queue.depth() + len(topic_labels(bus, stack.topics.auto_labels)) == before + N_LATER, 120,
+                 what="the later items queued or auto-accepted")
+        autos = topic_labels(bus, stack.topics.auto_labels)
+        assert autos and all(lab.source == "auto" for lab in autos)
+        stack.run("export", "--out", str(out_file))
+        rows = pq.read_table(out_file).to_pylist()
+        n_auto = len({lab.item_id for lab in autos})
+        assert len(rows) == N_BASELINE + N_HUMAN + N_SAMPLE2 + n_auto
+        auto_rows = [r for r in rows if r["source"] == "auto"]
+        assert len(auto_rows) == n_auto and all(r["model_version"] is not None and r["text"] for r in auto_rows)
+        precision = np.mean([r["label"] == int(y[int(r["item_id"][3:])]) for r in auto_rows])
+        print(f"auto-accepted {n_auto} of {N_LATER} later items at version {version}; realized precision {precision:.3f}")
+        assert precision >= 0.95
     except AssertionError:
         print(stack.logs())
         raise
