@@ -136,8 +136,10 @@ def read_baseline(
     elif name.endswith(TABLE_SUFFIXES):
         table = read_table(p, text_columns=[id_column])
         columns = list(table.column_names)
-        numeric = {c for c in columns if is_numeric(table.column(c).type)}
-        records = ((i + 1, r) for i, r in enumerate(table.to_pylist()))
+        rows_ = table.to_pylist()
+        # A text column whose cells are mostly numbers is a feature with a few bad cells (each row's problem), not metadata.
+        numeric = {c for c in columns if is_numeric(table.column(c).type) or _mostly_numbers(r.get(c) for r in rows_)}
+        records = iter(list(enumerate(rows_, start=1)))
     else:
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
     require_columns(p, columns, "--id-column", [id_column])
@@ -189,10 +191,26 @@ def _jsonl_records(p: Path, on_error: Callable[[str], None]) -> tuple[list[str],
             good.append((lineno, obj))
     columns = list(dict.fromkeys(k for _, obj in good for k in obj))
     check_unique_columns(p, columns)
-    numeric = {c for c in columns
-               if all(isinstance(obj.get(c), int | float) or obj.get(c) is None for _, obj in good)
-               and any(isinstance(obj.get(c), int | float) for _, obj in good)}
+    numeric = {c for c in columns if _mostly_numbers(obj.get(c) for _, obj in good)}
     return columns, numeric, iter(good)
+
+
+def _number(v: Any) -> float | None:
+    """A cell as a number: ints, floats, booleans (0/1) and text that reads as a number; else ``None``."""
+    if isinstance(v, bool | int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _mostly_numbers(values: Iterable[Any]) -> bool:
+    """Whether more than half of the present cells are numbers."""
+    present = [v for v in values if v is not None and v != ""]
+    return bool(present) and sum(_number(v) is not None for v in present) * 2 > len(present)
 
 
 def _rows(
@@ -237,11 +255,10 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str]
     vec = np.empty(len(features), dtype=np.float32)
     for j, c in enumerate(features):
         v = rec.get(c)
-        if isinstance(v, bool):
-            v = int(v)
-        if not isinstance(v, int | float) or not math.isfinite(v):
+        number = _number(v)
+        if number is None or not math.isfinite(number):
             raise ValueError(f"{where} {c!r}: feature is not a finite number ({v!r})")
-        vec[j] = v
+        vec[j] = number
     metadata = {c: _json_value(rec[c]) for c in meta_cols if rec.get(c) is not None}
     return BaselineRow(row_no, item_id, label, labels, vec, metadata)
 

@@ -120,3 +120,30 @@ def test_a_random_sample_imported_while_a_model_is_live_calibrates_as_control_la
     # Each was scored by the live model before it trained on them: 40 (confidence, correct) pairs.
     assert len(c.retrainer.campaign.control_correct) == 40 and c.retrainer.published[-1].metrics["n_control"] == 40
     assert c.retrainer.published[-1].metrics["n_labels_baseline"] == 40 and c.retrainer.published[-1].metrics["n_labels_human"] == 60
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_import_labels_and_export_refuse_bad_input_in_one_line_before_connecting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import main
+
+    missing = tmp_path / "nope.csv"
+    assert main(["import-labels", str(missing), "--label-column", "label"]) == 2
+    assert _one_error_line(capsys) == f"error: {missing}: no such file"
+    path = tmp_path / "b.csv"
+    path.write_text("id,f0,label\na,1,x\n")
+    assert main(["import-labels", str(path), "--label-column", "lable"]) == 2
+    assert _one_error_line(capsys) == f"error: {path}: --label-column 'lable': no such column (did you mean 'label'?)"
+    assert main(["import-labels", str(path), "--label-column", "label", "--id-column", "key"]) == 2
+    assert _one_error_line(capsys) == f"error: {path}: --id-column 'key': no such column (columns: id, f0, label)"
+    assert main(["export", "--out", str(tmp_path / "out.xlsx")]) == 2
+    assert _one_error_line(capsys) == f"error: --out {tmp_path / 'out.xlsx'}: unsupported format .xlsx; use .parquet, .csv, .jsonl"
+    for command in ("import-labels", "export"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert f"usage: activestream {command}" in capsys.readouterr().out

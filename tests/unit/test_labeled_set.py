@@ -38,6 +38,20 @@ def test_csv_gz_rows_features_metadata_and_bad_rows(tmp_path: Path) -> None:
                       f"{p}: row 4: item 'd': column 'label': no label"]
 
 
+def test_a_word_in_a_feature_column_is_a_bad_row_not_a_feature_dropped(tmp_path: Path) -> None:
+    # Arrow reads the column as text because of one cell: it must stay a feature (a lost feature
+    # would send labels of another width than the campaign's items), and that row is the problem.
+    for name, text in (("b.csv", "id,f0,f1,label\na,1,2,x\nb,oops,3,y\nc,4,5,x\n"),
+                       ("b.jsonl", '{"id": "a", "f0": 1, "f1": 2, "label": "x"}\n{"id": "b", "f0": "oops", "f1": 3, "label": "y"}\n'
+                                   '{"id": "c", "f0": 4, "f1": 5, "label": "x"}\n')):
+        p = tmp_path / name
+        p.write_text(text)
+        b, errors = _read(p, ["label"])
+        rows = list(b.rows)  # type: ignore[attr-defined]
+        assert b.feature_names == ("f0", "f1") and [r.item_id for r in rows] == ["a", "c"]  # type: ignore[attr-defined]
+        assert errors == [f"{p}: row 2: item 'b': column 'f0': feature is not a finite number ('oops')"]
+
+
 def test_multilabel_by_prefix_from_parquet_and_by_list_column(tmp_path: Path) -> None:
     p = tmp_path / "m.parquet"
     pq.write_table(pa.table({"id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0], "tag_a": [1, 0, 2], "tag_b": [1, 1, 0]}), p)
