@@ -8,6 +8,7 @@ as ``FILE: row N: reason`` and skipped; the others still go.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from activestream.producer import JSONL_SUFFIXES
-from activestream.schemas import Item, Label
+from activestream.schemas import Item, Label, coerce_label_value, label_kinds
 from activestream.tables import TABLE_SUFFIXES, DatasetError, check_unique_columns, is_numeric, read_table, require_columns
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multil
 
 
 def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, *, labeler_id: str = BASELINE_SOURCE,
-                control: bool = False, batch: int = BATCH) -> dict[str, int]:
+                control: bool = False, batch: int = BATCH, path: str = "", on_error: Callable[[str], None] | None = None) -> dict[str, int]:
     """Import labeled rows into a campaign (``activestream import-labels``).
 
     Each row's label goes to the labels topic (``source: baseline``, a label id derived from
@@ -300,6 +301,9 @@ def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: Ra
     labeler_id : who the labels are from.
     control : the rows are a uniform random sample of the pool (control labels).
     batch : rows per round trip.
+    path, on_error : a row whose label this campaign cannot take (a class of the other type:
+        ``"cat"`` where labels are integers) is given to ``on_error`` as ``"FILE: row N: reason"``
+        and skipped (without ``on_error``: ``ValueError``).
 
     Returns
     -------
@@ -308,7 +312,15 @@ def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: Ra
     """
     counts = {"imported": 0, "produced": 0, "already": 0}
     chunk: list[BaselineRow] = []
+    kind: list[str] = []  # the campaign's label type, once known
     for row in rows:
+        try:
+            row = _campaign_typed(row, queue, kind)
+        except ValueError as exc:
+            if on_error is None:
+                raise
+            on_error(f"{path}: row {row.row}: {exc}")
+            continue
         chunk.append(row)
         if len(chunk) >= batch:
             _import_batch(chunk, bus, topics, queue, labeler_id, control, counts)
@@ -316,6 +328,30 @@ def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: Ra
     if chunk:
         _import_batch(chunk, bus, topics, queue, labeler_id, control, counts)
     return counts
+
+
+def _campaign_typed(row: BaselineRow, queue: RankedQueue, kind: list[str]) -> BaselineRow:
+    """``row`` with its label(s) as the campaign's type (integers or strings; the first label fixes it), else ``ValueError``.
+
+    ``3`` and ``"3"`` are the same class (as the labeling service takes them); ``"cat"`` in an
+    integer campaign would be dead-lettered by the retrainer, so it is refused here.
+    """
+    values = list(row.labels) if row.labels is not None else [row.label]
+    column = "labels" if row.labels is not None else "label"
+    kinds = label_kinds(values)  # type: ignore[arg-type]
+    if len(kinds) > 1:
+        raise ValueError(f"item {row.item_id!r}: {column}: mixes integers and strings ({values!r})")
+    if not kinds:
+        return row
+    if not kind:
+        kind.append(queue.agree_meta("label_kind", next(iter(kinds))))
+    if kinds == {kind[0]}:
+        return row
+    coerced = [coerce_label_value(v, kind[0]) for v in values]  # type: ignore[arg-type]
+    if any(c is None for c in coerced):
+        raise ValueError(f"item {row.item_id!r}: {column}: this campaign's labels are {kind[0]}; got {values!r}")
+    done = tuple(c for c in coerced if c is not None)
+    return dataclasses.replace(row, labels=done) if row.labels is not None else dataclasses.replace(row, label=done[0])
 
 
 def _import_batch(rows: list[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, labeler_id: str, control: bool,

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     try:
         check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
-        counts = import_rows(baseline.rows, bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample)
+        counts = import_rows(baseline.rows, bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,
+                             on_error=skip)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

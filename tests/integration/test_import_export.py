@@ -147,3 +147,19 @@ def test_import_labels_and_export_refuse_bad_input_in_one_line_before_connecting
             main([command, "--help"])
         assert exc.value.code == 0
         assert f"usage: activestream {command}" in capsys.readouterr().out
+
+
+def test_a_label_of_the_other_type_is_a_bad_row_and_a_convertible_one_is_converted(
+    redis_client: redis.Redis, namespace: str, tmp_path: Path
+) -> None:
+    c = Campaign(redis_client, namespace)
+    c.queue.add(["q"], np.array([0.5]), np.ones((1, 2), dtype=np.float32))
+    assert c.labeling.submit("q", labeler_id="ann", label=3)  # the campaign's labels are integers
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"id": "a", "f0": 1, "f1": 2, "label": "4"}\n{"id": "b", "f0": 1, "f1": 2, "label": "cat"}\n')
+    errors: list[str] = []
+    b = read_baseline(path, id_column="id", label_columns=["label"], on_error=errors.append)
+    counts = import_rows(b.rows, c.bus, c.topics, c.queue, path=str(path), on_error=errors.append)
+    assert counts["imported"] == 1 and errors == [f"{path}: row 2: item 'b': label: this campaign's labels are integers; got ['cat']"]
+    c.retrainer.run(burst=True, timeout=0.0)
+    assert c.retrainer.training.items["a"].label == 4 and not c.bus.messages(c.topics.dead_letters)
