@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 
 from activestream.baseline import check_campaign, import_rows, read_baseline
 from activestream.labeled_set import build_rows
+from activestream.labeling.dispatcher import Dispatcher
 from activestream.labeling.service import LabelService
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.service import Retrainer
@@ -67,14 +68,19 @@ def test_import_takes_items_out_of_the_queue_produces_new_ones_and_a_second_impo
         c.bus.publish(c.topics.items, Item(str(i), X[i], {"doc": f"item {i}"}).encode(binary=True), key=str(i).encode())
     assert c.scorer.run(burst=True, timeout=0.0) == 200 and c.queue.depth() == 200
     leased = [e.id for e in c.labeling.lease(5, "ann")]
-    # The file: 20 produced items (the 5 leased to ann among them) and 10 the queue never met.
-    ids = leased + [str(i) for i in range(100, 115)] + [f"new{i}" for i in range(10)]
+    dispatcher = Dispatcher(c.queue, c.bus, c.topics, max_outstanding=5)
+    assert dispatcher.dispatch() == 5 and c.queue.n_leased_by(dispatcher.owner) == 5
+    dispatched = [m.key.decode() for m in c.bus.messages(c.topics.queue)]  # type: ignore[union-attr]
+    # The file: 20 produced items (the 5 leased to ann and the 5 the dispatcher holds among them) and 10 the queue never met.
+    held = leased + dispatched
+    ids = held + [str(i) for i in range(100, 200) if str(i) not in held][:10] + [f"new{i}" for i in range(10)]
     rows = [int(i) if i.isdigit() else 1500 + int(i[3:]) for i in ids]
     path = tmp_path / "baseline.csv"
     write_csv(path, X[rows], y[rows], ids)
 
     assert c.import_file(path) == {"imported": 30, "produced": 10, "already": 0}
-    assert all(c.queue.lease_holder(i) is None and c.queue.is_labeled(i) for i in leased)  # out of the queue, whoever held it
+    assert all(c.queue.lease_holder(i) is None and c.queue.is_labeled(i) for i in leased + dispatched)  # out of the queue, whoever held it
+    assert c.queue.n_leased_by(dispatcher.owner) == 0 and c.queue.n_leased_by("ann") == 0
     first = c.snapshot()
     assert first[0] == 30 and first[2] == 200 - 20 and first[3] == 30  # the 10 new items were not queued: labeled already
     new_items = [decode_item(m.value) for m in c.bus.messages(c.topics.items)[200:]]
