@@ -37,6 +37,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
     p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
     p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
+    p.add_argument("--export-labels", default=None, metavar="DIR",
+                   help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does")
     options.add_simulation(p, budget=300, report="reports/simulate.json")
     p.set_defaults(func=run)
 
@@ -88,6 +90,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
+        export_dir=getattr(args, "export_labels", None),
     )
 
 
