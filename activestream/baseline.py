@@ -115,7 +115,8 @@ def read_baseline(
 
     Parameters
     ----------
-    path : CSV (plain or compressed), Parquet, or JSONL (one flat JSON object per line).
+    path : CSV (plain or compressed), Parquet, or JSONL (one flat JSON object per line, or the
+        items topic's layout: a ``features`` list and a ``metadata`` object, as ``produce`` reads).
     id_column : the item id column (must exist).
     label_columns : one column, several 0/1 columns, or a prefix shared by several (multi-label).
     exclude : columns that are neither features nor metadata.
@@ -133,7 +134,7 @@ def read_baseline(
         raise DatasetError(f"{p}: no such file")
     name = p.name.lower()
     if name.endswith(JSONL_SUFFIXES):
-        columns, numeric, records = _jsonl_records(p, on_error)
+        columns, numeric, meta_only, records = _jsonl_records(p, on_error, feature_names)
     elif name.endswith(TABLE_SUFFIXES):
         table = read_table(p, text_columns=[id_column])
         columns = list(table.column_names)
@@ -141,6 +142,7 @@ def read_baseline(
         # A text column whose cells are mostly numbers is a feature with a few bad cells (each row's problem), not metadata.
         numeric = {c for c in columns if is_numeric(table.column(c).type) or _mostly_numbers(r.get(c) for r in rows_)}
         records = iter(list(enumerate(rows_, start=1)))
+        meta_only = set()
     else:
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
     require_columns(p, columns, "--id-column", [id_column])
@@ -151,7 +153,7 @@ def read_baseline(
         require_columns(p, columns, "feature (ACTIVESTREAM_FEATURE_NAMES)", feature_names)
         features = list(feature_names)
     else:
-        features = [c for c in columns if c in numeric and c not in skip]
+        features = [c for c in columns if c in numeric and c not in skip and c not in meta_only]
     if not features:
         raise DatasetError(f"{p}: no numeric feature column besides the id and label column(s)")
     meta_cols = [c for c in columns if c not in skip and c not in features]
@@ -174,9 +176,31 @@ def _label_columns(p: Path, columns: Sequence[str], label_columns: Sequence[str]
     return list(dict.fromkeys(chosen))
 
 
-def _jsonl_records(p: Path, on_error: Callable[[str], None]) -> tuple[list[str], set[str], Iterator[tuple[int, dict[str, Any]]]]:
-    """A JSONL file's objects (a bad line is reported and skipped), its columns in order of first use, the numeric ones."""
+def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_only: set[str]) -> dict[str, Any]:
+    """An object in the items topic's JSON layout (``features`` a list, ``metadata`` an object) as a flat row.
+
+    The list's values are named by ``feature_names`` when they are as many, else ``feature_0``,
+    ``feature_1``, ...; the metadata's keys are added to ``meta_only`` (never features).
+    """
+    features, metadata = obj.get("features"), obj.get("metadata")
+    if not isinstance(features, list):
+        return obj
+    names = feature_names if feature_names is not None and len(feature_names) == len(features) else [f"feature_{j}" for j in range(len(features))]
+    flat = {k: v for k, v in obj.items() if k not in ("features", "metadata", "schema")}
+    flat.update(zip(names, features, strict=True))
+    if isinstance(metadata, dict):
+        meta_only.update(metadata)
+        flat.update({k: v for k, v in metadata.items() if k not in flat})
+    return flat
+
+
+def _jsonl_records(
+    p: Path, on_error: Callable[[str], None], feature_names: Sequence[str] | None
+) -> tuple[list[str], set[str], set[str], Iterator[tuple[int, dict[str, Any]]]]:
+    """A JSONL file's objects (a bad line is reported and skipped): its columns in order of first use, the numeric ones,
+    the metadata-only ones (items-layout ``metadata``), the rows."""
     good: list[tuple[int, dict[str, Any]]] = []
+    meta_only: set[str] = set()
     with p.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -189,11 +213,11 @@ def _jsonl_records(p: Path, on_error: Callable[[str], None]) -> tuple[list[str],
             if not isinstance(obj, dict):
                 on_error(f"{p}: row {lineno}: expected a JSON object, got {type(obj).__name__}")
                 continue
-            good.append((lineno, obj))
+            good.append((lineno, _flat_item(obj, feature_names, meta_only)))
     columns = list(dict.fromkeys(k for _, obj in good for k in obj))
     check_unique_columns(p, columns)
-    numeric = {c for c in columns if _mostly_numbers(obj.get(c) for _, obj in good)}
-    return columns, numeric, iter(good)
+    numeric = {c for c in columns if c not in meta_only and _mostly_numbers(obj.get(c) for _, obj in good)}
+    return columns, numeric, meta_only, iter(good)
 
 
 def _number(v: Any) -> float | None:

@@ -74,6 +74,19 @@ def test_jsonl_bad_lines_are_reported_and_the_rest_read(tmp_path: Path) -> None:
     assert len(errors) == 2 and errors[0].startswith(f"{p}: row 2: not a JSON object") and errors[1] == f"{p}: row 3: expected a JSON object, got list"
 
 
+def test_jsonl_in_the_items_layout_takes_the_features_list_and_the_metadata(tmp_path: Path) -> None:
+    p = tmp_path / "items.jsonl"
+    p.write_text('{"schema": "item.v1", "id": "a", "features": [1, 2.5], "metadata": {"text": "doc a", "year": 2020}, "label": "x"}\n'
+                 '{"id": "b", "features": [1, null], "label": "y"}\n')
+    b, errors = _read(p, ["label"])
+    rows = list(b.rows)  # type: ignore[attr-defined]
+    assert b.feature_names == ("feature_0", "feature_1")  # type: ignore[attr-defined]  (a numeric metadata key is no feature)
+    assert [(r.item_id, r.label, r.features.tolist(), r.metadata) for r in rows] == [("a", "x", [1.0, 2.5], {"text": "doc a", "year": 2020})]
+    assert errors == [f"{p}: row 2: item 'b': column 'feature_1': feature is not a finite number (None)"]
+    b, _ = _read(p, ["label"], feature_names=["u", "v"])  # named by ACTIVESTREAM_FEATURE_NAMES
+    assert b.feature_names == ("u", "v") and next(iter(b.rows)).features.tolist() == [1.0, 2.5]  # type: ignore[attr-defined]
+
+
 def test_missing_file_and_missing_columns_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"nope.csv: no such file"):
         _read(tmp_path / "nope.csv", ["label"])
