@@ -14,6 +14,8 @@ from activestream.commands import (
     bench,
     demo,
     dispatcher,
+    export,
+    import_labels,
     label,
     labeler_api,
     produce,
@@ -26,7 +28,7 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, label, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, import_labels, export, label, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

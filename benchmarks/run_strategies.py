@@ -30,6 +30,7 @@ from activestream.scorer.strategies import DEFAULT_EXPLORE  # noqa: E402
 from activestream.simulation.campaign import SimConfig  # noqa: E402
 from activestream.simulation.curves import Curve, auc, labels_to_target  # noqa: E402
 from activestream.simulation.engine import simulate  # noqa: E402
+from activestream.simulation.recommend import paired_difference  # noqa: E402 - the product's maths (simulate recommends with it)
 from benchmarks.suites import SUITES  # noqa: E402
 
 
@@ -88,22 +89,6 @@ def run_suite(name: str, strategies: list[str], seeds: int | None, workers: int,
             "wall_seconds": e["wall_seconds"],
         }
     return out
-
-
-def paired_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float] | None:
-    """Per-seed AUC of ``ours`` minus ``theirs`` (result entries with ``per_seed`` curves, same split
-    and seed labels per seed): mean and standard error; ``None`` unless both ran the same seeds.
-
-    How much of a gap between two strategies is the seeds' noise: each seed's curves share
-    the split and seed labels, so their difference is much less noisy than either AUC.
-    """
-    ours_seeds = ours.get("seeds", list(range(len(ours["per_seed"]))))  # older results: seeds 0..n-1 in order
-    theirs_seeds = theirs.get("seeds", list(range(len(theirs["per_seed"]))))
-    if ours_seeds != theirs_seeds or len(ours_seeds) < 2:
-        return None
-    ours, theirs = ours["per_seed"], theirs["per_seed"]
-    d = np.array([auc(_pairs(a)) - auc(_pairs(b)) for a, b in zip(ours, theirs, strict=True)])
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
 
 
 def _pairs(curve: list[Any]) -> Curve:

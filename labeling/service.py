@@ -333,6 +333,7 @@ class LabelService:
             features=features,
             source=source,
             control=control,
+            model_version=self.queue.ranked_version() or None,  # (0: no model had ranked the queue; for the export)
         )
         payload = record.encode()
         try:  # refuse now what the retrainer would dead-letter, while the item is still queued

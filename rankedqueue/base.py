@@ -151,6 +151,20 @@ class QueueBase:
     def is_labeled(self, item_id: str) -> bool:
         return bool(self.r.sismember(self.k.labeled, item_id))
 
+    def known(self, ids: Sequence[str]) -> list[bool]:
+        """Whether the queue has met each of ``ids``: pending, leased, labeled or dropped (one round trip).
+
+        An item produced but not scored yet is not known here (it is still on the items topic).
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for item_id in ids:
+            pipe.zscore(self.k.pending, item_id)
+            pipe.zscore(self.k.leased, item_id)
+            pipe.sismember(self.k.labeled, item_id)
+            pipe.sismember(self.k.dropped, item_id)
+        replies = pipe.execute()
+        return [any(r not in (None, 0, False) for r in replies[4 * i : 4 * i + 4]) for i in range(len(ids))]
+
     # ----------------------------------------------------------------- counts
     def depth(self) -> int:
         """Items in the pending sorted set (not counting leases that ran out but are not yet returned)."""

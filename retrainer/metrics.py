@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from activestream.streams.metric_labels import NAMESPACE_LABEL, Namespaced, in_namespace
 
 LABELS_RECEIVED = "activestream_labels_received_total"
+LABELS_BY_SOURCE = "activestream_labels_received_by_source_total"
 LABELS_DUPLICATE = "activestream_labels_duplicate_total"
 RETRAIN_DURATION = "activestream_retrain_duration_seconds"
 MODEL_VERSION = "activestream_retrainer_model_version"
@@ -20,6 +21,7 @@ DEAD_LETTERS = "activestream_retrainer_dead_letters_total"
 @dataclass(frozen=True)
 class RetrainerMetrics:
     labels_received: Counter
+    labels_by_source: Namespaced[Counter]
     labels_duplicate: Counter
     retrain_duration: Histogram
     model_version: Gauge
@@ -34,6 +36,9 @@ class RetrainerMetrics:
         buckets = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
         return cls(
             labels_received=in_namespace(Counter(LABELS_RECEIVED.removesuffix("_total"), "Labels accepted into the training set", ns, registry=registry), namespace),
+            labels_by_source=Namespaced(Counter(LABELS_BY_SOURCE.removesuffix("_total"),
+                                                "Labels accepted into the training set, by source (human, baseline: imported, simulated)",
+                                                [*ns, "source"], registry=registry), namespace),
             labels_duplicate=in_namespace(Counter(LABELS_DUPLICATE.removesuffix("_total"), "Labels ignored as duplicates (same label id)", ns, registry=registry),
                                           namespace),
             retrain_duration=in_namespace(Histogram(RETRAIN_DURATION, "Seconds from retrain start to publish", ns, buckets=buckets, registry=registry), namespace),

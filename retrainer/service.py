@@ -248,6 +248,7 @@ class Retrainer:
             self.metrics.labels_duplicate.inc()
             return
         self.metrics.labels_received.inc()
+        self.metrics.labels_by_source.labels(source=label.source).inc()  # (imported baseline labels apart from the campaign's)
         self.metrics.training_set_size.set(len(self.training))
         self._unused += 1
         if self._first_unused_at is None:
@@ -337,6 +338,7 @@ class Retrainer:
         X_check = X[: min(len(X), 256)]
         problem = check_outputs(_predict(sess, X_check), len(X_check), len(heads.classes), task)
         metrics: dict[str, float] = {"n_train": float(len(train)), "n_holdout": float(len(hold))}
+        metrics.update({f"n_labels_{source}": float(n) for source, n in self.training.count_by_source().items()})
         if task == "multilabel":  # the scorer's multi-label strategy weighs atypical label counts
             metrics["label_cardinality"] = float(np.mean([len(labels) for labels in y]))  # type: ignore[arg-type]
         if problem is None and hold:

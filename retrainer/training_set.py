@@ -40,6 +40,13 @@ class TrainingSet:
         self.items[label.item_id] = label
         return status
 
+    def count_by_source(self) -> dict[str, int]:
+        """Items by the source of their label in use (``human``, ``baseline``, ...): imported labels cost nothing now."""
+        out: dict[str, int] = {}
+        for lab in self.items.values():
+            out[lab.source] = out.get(lab.source, 0) + 1
+        return out
+
     def __len__(self) -> int:
         return len(self.items)
 

@@ -33,6 +33,10 @@ class Label:
     label_id : idempotence key: a second submit with the same id changes nothing.
     features : (n_features,) float32 vector, attached by the labeling service so the
         retrainer can rebuild its training set from the labels topic alone.
+    source : ``human``, ``auto`` (auto-accepted by the scorer), ``baseline`` (imported), ``simulated``.
+    control : the item was a uniform random pick (random-control slice, or a random-sample import).
+    model_version : the model version that ranked (or auto-accepted) the item, when known.
+    confidence, threshold : auto-labels: the model's probability of the label and the threshold it passed.
     """
 
     item_id: str
@@ -45,6 +49,9 @@ class Label:
     source: str = "human"
     ts: float = dataclasses.field(default_factory=time.time)
     control: bool = False
+    model_version: int | None = None
+    confidence: float | None = None
+    threshold: float | None = None
 
     def encode(self) -> bytes:
         """JSON bytes; the features, if any, go as base64 float32 (``features_b64``)."""
@@ -63,6 +70,12 @@ class Label:
             obj["label"] = self.label
         if self.control:
             obj["control"] = True
+        if self.model_version is not None:
+            obj["model_version"] = int(self.model_version)
+        for name in ("confidence", "threshold"):
+            value = getattr(self, name)
+            if value is not None:
+                obj[name] = float(value)
         if self.features is not None:
             vec = np.asarray(self.features, dtype="<f4")
             obj["features_b64"] = base64.b64encode(vec.tobytes()).decode()
@@ -110,6 +123,15 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         features = feature_vector(item_id, obj["features"], None)
     if features is not None and features.size == 0:
         raise DecodeError(item_id, "features", "empty")
+    version = obj.get("model_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise DecodeError(item_id, "model_version", "expected an integer >= 0")
+    shares = {}
+    for name in ("confidence", "threshold"):
+        v = obj.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0):
+            raise DecodeError(item_id, name, "expected a number in [0, 1]")
+        shares[name] = float(v) if v is not None else None
     return Label(
         item_id=item_id,
         label_id=label_id,
@@ -121,4 +143,7 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         source=str(obj.get("source", "human")),
         ts=float(obj.get("ts", time.time())),
         control=bool(obj.get("control", False)),
+        model_version=version,
+        confidence=shares["confidence"],
+        threshold=shares["threshold"],
     )

@@ -37,6 +37,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
     p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
     p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
+    p.add_argument("--export-labels", default=None, metavar="DIR",
+                   help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does")
     options.add_simulation(p, budget=300, report="reports/simulate.json")
     p.set_defaults(func=run)
 
@@ -88,6 +90,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
+        export_dir=getattr(args, "export_labels", None),
     )
 
 
@@ -109,6 +112,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     from activestream.simulation.campaign import check_split
     from activestream.simulation.engine import simulate
     from activestream.simulation.plot import plot_report
+    from activestream.simulation.recommend import recommend
     from activestream.simulation.summary import print_summary, print_table
 
     try:
@@ -127,6 +131,8 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     report["wall_seconds"] = time.perf_counter() - t0
     print_table(report)
     print_summary(report, cfg.seconds_per_label)
+    report["recommendation"] = recommend(report["strategies"], default=DEFAULT_STRATEGY)
+    print(f"\n{report['recommendation']['line']}")
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report, indent=2))
     png = plot_report(report, report_path.with_suffix(".png"))

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import redis
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold, train_test_split
 
+from activestream.labeled_set import build_rows, write_rows
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.calibration import calibrate_threshold
@@ -62,6 +64,8 @@ class SimConfig:
         first model on, the seed labels are the queue's random order for every strategy).
     curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
     cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
+    export_dir : write each campaign's labeled dataset there (``{strategy}-seed{seed}.parquet``,
+        as ``activestream export`` writes it); ``None``: not written.
     """
 
     budget: int = 300
@@ -79,6 +83,7 @@ class SimConfig:
     explore: float = DEFAULT_EXPLORE
     curriculum_labels: int | None = None
     cold_start: str = "random"
+    export_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -254,6 +259,9 @@ def run_campaign(
                                 stop=retrainer.campaign.status.as_dict())
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg)
+        if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it
+            rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0)
+            write_rows(rows, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet")
         return result
     finally:
         # Give back the scorer's writer connection and the selector's model reader: a process

@@ -42,8 +42,15 @@ def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: 
     X, y = make_classification(n_samples=600, n_features=8, weights=[0.93], random_state=0)
     path = tmp_path / "rare.csv.gz"
     write_csv(path, X, {"target": np.where(y == 1, "rare", "common")})
-    rep = run(["simulate", "--data", str(path), "--label-column", "target", "--budget", "60", "--batch", "10", "--init", "5", "--seeds", "2"],
-              redis_url, tmp_path)
+    rep = run(["simulate", "--data", str(path), "--label-column", "target", "--budget", "60", "--batch", "10", "--init", "5", "--seeds", "2",
+               "--export-labels", str(tmp_path / "labeled")], redis_url, tmp_path)
+    # Each embedded campaign's labeled dataset, as `activestream export` writes it: its 60 labels, one row per item.
+    exported = sorted(p.name for p in (tmp_path / "labeled").iterdir())
+    assert exported == sorted(f"{s.replace('+', '_')}-seed{seed}.parquet" for s in (DEFAULT_STRATEGY, "random") for seed in (0, 1))
+    for name in exported:
+        rows = pq.read_table(tmp_path / "labeled" / name).to_pylist()
+        assert sum(r["source"] == "simulated" for r in rows) == 60 and len({r["item_id"] for r in rows}) == len(rows)
+        assert all(r["label"] in ("rare", "common") and r["labeler_ids"] == ["simulated-labeler"] for r in rows)
     assert rep["dataset"] == "rare.csv.gz" and rep["metric"] == "accuracy" and 0.8 < rep["full_data_score"] <= 1.0
     for name in (DEFAULT_STRATEGY, "random"):
         entry = rep["strategies"][name]
@@ -51,6 +58,9 @@ def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: 
         assert len(entry["per_seed"]) == 2
         assert {"labels_to_target", "auc", "final_score"} <= set(entry)
         assert all(0.0 <= s <= 1.0 for _, s in entry["curve"])
+    rec = rep["recommendation"]  # one arm to deploy: the best, or the default when the lead is within the seeds' noise
+    assert rec["deploy"] == (rec["best"] if rec["significant"] else DEFAULT_STRATEGY)
+    assert {rec["best"], rec["runner_up"]} == {DEFAULT_STRATEGY, "random"} and rec["lead"] is not None
 
 
 def test_simulate_multilabel_by_prefix_from_parquet(tmp_path: Path, redis_url: str) -> None:
@@ -72,6 +82,8 @@ def test_simulate_npz_with_explicit_strategies(tmp_path: Path, redis_url: str) -
                "--strategy", "entropy", "--strategy", "least_confidence", "--strategy", "margin+density", "--strategy", "margin+falcun", "--strategy", "random"], redis_url, tmp_path)
     assert set(rep["strategies"]) == {"entropy", "least_confidence", "margin+density", "margin+falcun", "random"}
     assert set(rep["comparison"]) == {"entropy", "least_confidence", "margin+density", "margin+falcun"}
+    # one seed: no lead can be told from noise; the default is not among the arms, so the best is kept
+    assert rep["recommendation"]["lead"] is None and not rep["recommendation"]["significant"]
 
 
 def test_simulate_reports_bad_files_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,63 @@
+"""``activestream export --out FILE``: the campaign's labeled dataset, one row per labeled or auto-accepted item.
+
+Read from the labels, autolabels and items topics to their current end (see
+:mod:`activestream.labeled_set` for the rules); written as Parquet, CSV or JSONL by the
+suffix of ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from activestream.commands import options
+from activestream.wiring import connect, make_queue
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: options.Subparsers) -> None:
+    """Register ``export`` on the ``activestream`` parser's subcommands."""
+    p = subparsers.add_parser("export", help="write the labeled dataset (one row per labeled or auto-accepted item) to Parquet / CSV / JSONL")
+    options.add_connection(p)
+    p.add_argument("--out", required=True, help="output file: .parquet, .csv (list columns as JSON text) or .jsonl")
+    p.add_argument("--with-features", action="store_true",
+                   help="add the features as columns, named by ACTIVESTREAM_FEATURE_NAMES, else the names import-labels recorded, "
+                        "else feature_0, feature_1, ...")
+    p.add_argument("--timeout", type=options.positive_seconds, default=60.0, help="seconds to wait for each topic's end (default %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the export.
+
+    Returns
+    -------
+    0, or 2 with one ``error:`` line (an unsupported suffix, an unwritable path).
+    """
+    from activestream.labeled_set import FORMATS, build_rows, write_rows
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FORMATS:
+        print(f"error: --out {out}: unsupported format {out.suffix or '(none)'}; use {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    s, bus, topics = connect(args)
+    try:
+        names = s.feature_names.split(",") if s.feature_names else None
+        if names is None and args.with_features and s.redis_url:
+            recorded = make_queue(s).get_meta("feature_names")
+            names = recorded.split(",") if recorded else None
+        rows, counts = build_rows(bus, topics, with_features=args.with_features, feature_names=names, timeout=args.timeout)
+    finally:
+        bus.close()
+    try:
+        write_rows(rows, out)
+    except (OSError, ValueError) as exc:
+        print(f"error: --out {out}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    by_source = ", ".join(f"{counts[k]} {k}" for k in ("human", "baseline", "auto", "simulated") if counts[k])
+    left_out = f"; {counts['undecodable']} undecodable record(s) left out" if counts["undecodable"] else ""
+    print(f"exported {len(rows)} item(s) ({by_source or 'none'}) to {out}{left_out}", flush=True)
+    return 0

@@ -1,0 +1,239 @@
+"""The labeled dataset a campaign produced: one row per labeled or auto-accepted item (``activestream export``).
+
+Folded from the labels topic (human and imported baseline labels), the autolabels topic (items
+the scorer accepted without a human) and the items topic (each item's metadata, and features
+an answer lacks). Rules, per item:
+
+- each labeler's latest label counts (a label updated by the same labeler supersedes the
+  earlier one); a label id met twice counts once;
+- the final label is the majority of those labelers' answers, ties going to the latest; every
+  answer is kept in ``all_labels``; a human or baseline label is final over an auto-label;
+- among auto-labels, the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from activestream.schemas import DecodeError, Label, decode_item, decode_label
+
+if TYPE_CHECKING:
+    from activestream.streams.bus import Bus, Message
+    from activestream.streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+FORMATS = (".parquet", ".csv", ".jsonl")
+#: The export's own columns; a metadata key of the same name goes under ``metadata.<key>``.
+COLUMNS = ("item_id", "label", "all_labels", "majority_votes", "source", "labeler_ids", "seconds", "label_ids", "labeled_at", "times",
+           "model_version", "control", "auto_confidence", "auto_threshold")
+
+
+@dataclass
+class ItemLabels:
+    """What the topics say about one item: each labeler's latest label, and the latest auto-label."""
+
+    by_labeler: dict[str, Label] = field(default_factory=dict)
+    auto: Label | None = None
+
+
+def _answer(lab: Label) -> Any:
+    return list(lab.labels) if lab.labels is not None else lab.label
+
+
+def _auto_version(lab: Label) -> int | None:
+    """An auto-label's model version: its field, else the scorer's labeler id ``auto:v{N}``."""
+    if lab.model_version is not None:
+        return lab.model_version
+    tail = lab.labeler_id.rpartition(":v")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def fold(labels: Iterable[Label]) -> dict[str, ItemLabels]:
+    """Every item's labels, in topic order (the labels topic, then the autolabels topic).
+
+    Parameters
+    ----------
+    labels : decoded label records; ``source == "auto"`` marks an auto-label.
+
+    Returns
+    -------
+    Item id -> :class:`ItemLabels`, in the order items were first met.
+    """
+    out: dict[str, ItemLabels] = {}
+    seen: set[str] = set()
+    for lab in labels:
+        if lab.label_id in seen:  # a redelivery or a second import: counted once
+            continue
+        seen.add(lab.label_id)
+        entry = out.setdefault(lab.item_id, ItemLabels())
+        if lab.source == AUTO:
+            if entry.auto is None or lab.ts >= entry.auto.ts:
+                entry.auto = lab
+        else:
+            earlier = entry.by_labeler.get(lab.labeler_id)
+            if earlier is None or lab.ts >= earlier.ts:  # an update by the same labeler supersedes
+                entry.by_labeler[lab.labeler_id] = lab
+    return out
+
+
+def row_of(item_id: str, entry: ItemLabels) -> dict[str, Any]:
+    """One export row (without metadata and features) from an item's labels."""
+    humans = sorted(entry.by_labeler.values(), key=lambda lab: lab.ts)
+    if humans:
+        votes = Counter(json.dumps(_answer(lab), sort_keys=True) for lab in humans)
+        top = max(votes.values())
+        final = next(lab for lab in reversed(humans) if votes[json.dumps(_answer(lab), sort_keys=True)] == top)  # ties: the latest
+        return {
+            "item_id": item_id, "label": _answer(final), "all_labels": [_answer(lab) for lab in humans], "majority_votes": top,
+            "source": final.source, "labeler_ids": [lab.labeler_id for lab in humans],
+            "seconds": float(sum(lab.seconds for lab in humans)), "label_ids": [lab.label_id for lab in humans],
+            "labeled_at": final.ts, "times": [lab.ts for lab in humans], "model_version": final.model_version,
+            "control": any(lab.control for lab in humans), "auto_confidence": None, "auto_threshold": None,
+        }
+    auto = entry.auto
+    assert auto is not None
+    return {
+        "item_id": item_id, "label": _answer(auto), "all_labels": [_answer(auto)], "majority_votes": 1, "source": AUTO,
+        "labeler_ids": [auto.labeler_id], "seconds": 0.0, "label_ids": [auto.label_id], "labeled_at": auto.ts, "times": [auto.ts],
+        "model_version": _auto_version(auto), "control": False, "auto_confidence": auto.confidence, "auto_threshold": auto.threshold,
+    }
+
+
+def final_features(entry: ItemLabels) -> np.ndarray | None:
+    """The features the final answer carried (a label's, else the auto-label's)."""
+    for lab in sorted(entry.by_labeler.values(), key=lambda lab: -lab.ts):
+        if lab.features is not None:
+            return lab.features
+    return entry.auto.features if entry.auto is not None else None
+
+
+def decode_all(messages: Iterable[Message], counts: Counter[str]) -> Iterable[Label]:
+    """Decode label records; one that cannot be decoded is counted and left out (the retrainer dead-letters it)."""
+    for m in messages:
+        try:
+            yield decode_label(m.value, key=m.key.decode(errors="replace") if m.key is not None else None)
+        except DecodeError as exc:
+            counts["undecodable"] += 1
+            log.warning("%s: offset %d left out: %s", m.topic, m.offset, exc)
+
+
+def read_items(messages: Iterable[Message], wanted: set[str]) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+    """The metadata and features of the ``wanted`` items on the items topic (the first copy of each with metadata wins)."""
+    out: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+    for m in messages:
+        key = m.key.decode(errors="replace") if m.key is not None else None
+        if key is not None and (key not in wanted or (key in out and out[key][0])):
+            continue
+        try:
+            item = decode_item(m.value, key=key)
+        except DecodeError:
+            continue  # (the scorer dead-lettered it)
+        if item.id in wanted and (item.id not in out or (item.metadata and not out[item.id][0])):
+            out[item.id] = (item.metadata, item.features)
+    return out
+
+
+def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: Sequence[str] | None = None,
+               timeout: float = 60.0) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Read the three topics to their current end and build the export's rows.
+
+    Parameters
+    ----------
+    bus, topics : where the campaign runs (in-process or Kafka).
+    with_features : add each item's features as columns.
+    feature_names : their names (``None``: ``feature_0``, ``feature_1``, ...).
+    timeout : seconds to wait for each topic's end.
+
+    Returns
+    -------
+    ``(rows, counts)``: one dict per labeled or auto-accepted item; counts of rows by source
+    and of records left out (``undecodable``).
+    """
+    counts: Counter[str] = Counter()
+    per_item = fold([*decode_all(_read(bus, topics.labels, timeout), counts), *decode_all(_read(bus, topics.auto_labels, timeout), counts)])
+    items = read_items(_read(bus, topics.items, timeout), set(per_item))
+    rows = []
+    for item_id, entry in per_item.items():
+        row = row_of(item_id, entry)
+        counts[row["source"]] += 1
+        metadata, item_features = items.get(item_id, ({}, None))
+        for key, value in metadata.items():
+            row[key if key not in COLUMNS else f"metadata.{key}"] = value
+        if with_features:
+            vec = final_features(entry)
+            vec = vec if vec is not None else item_features
+            if vec is not None:
+                names = feature_names if feature_names is not None and len(feature_names) == len(vec) else [f"feature_{j}" for j in range(len(vec))]
+                row.update({name: float(v) for name, v in zip(names, vec, strict=True)})
+        rows.append(row)
+    return rows, counts
+
+
+def _read(bus: Bus, topic: str, timeout: float) -> list[Message]:
+    reader = bus.consumer([topic], None)  # group-less, from the beginning
+    try:
+        return reader.read_to_end(timeout)
+    finally:
+        reader.close()
+
+
+def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
+    """Write the rows as Parquet (list columns as lists), CSV (list columns as JSON text) or JSONL, by ``out``'s suffix.
+
+    Raises
+    ------
+    ValueError
+        For another suffix.
+    """
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"--out {out}: unsupported format {suffix or '(none)'}; use {', '.join(FORMATS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".jsonl":
+        with out.open("w") as fh:
+            for row in rows:
+                fh.write(json.dumps(row) + "\n")
+        return
+    import pyarrow as pa
+
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or list(COLUMNS)
+    if suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        flat = [{c: json.dumps(row[c]) if isinstance(row.get(c), list | dict) else row.get(c) for c in columns} for row in rows]
+        schema = _schema(flat, columns)
+        pacsv.write_csv(pa.Table.from_pylist(flat, schema=schema), out)
+        return
+    import pyarrow.parquet as pq
+
+    full = [{c: row.get(c) for c in columns} for row in rows]
+    schema = _schema(full, columns)  # (first: it turns a mixed-type column's values into text)
+    pq.write_table(pa.Table.from_pylist(full, schema=schema), out)
+
+
+def _schema(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    """An Arrow schema for the rows; a column whose values mix types (metadata) goes as JSON-ish text."""
+    import pyarrow as pa
+
+    fields = []
+    for c in columns:
+        values = [row.get(c) for row in rows if row.get(c) is not None]
+        try:
+            typ = pa.array(values).type if values else pa.null()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            typ = pa.string()
+            for row in rows:
+                if row.get(c) is not None and not isinstance(row[c], str):
+                    row[c] = json.dumps(row[c])
+        fields.append(pa.field(c, typ))
+    return pa.schema(fields)

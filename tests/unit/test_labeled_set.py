@@ -1,0 +1,169 @@
+"""Baseline files (import-labels) and the labeled-set export: reading, label ids, folding, writing (pure)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from activestream.baseline import label_id_for, read_baseline
+from activestream.labeled_set import build_rows, fold, row_of, write_rows
+from activestream.schemas import Label
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
+from activestream.tables import DatasetError
+
+
+def _read(path: Path, labels: list[str], **kw: object) -> tuple[object, list[str]]:
+    errors: list[str] = []
+    b = read_baseline(path, id_column="id", label_columns=labels, on_error=errors.append, **kw)  # type: ignore[arg-type]
+    return b, errors
+
+
+def test_csv_gz_rows_features_metadata_and_bad_rows(tmp_path: Path) -> None:
+    p = tmp_path / "b.csv.gz"
+    p.write_bytes(gzip.compress(b"id,f0,f1,label,text\na,1,2,cat,hello\nb,3,,dog,x\n,1,1,cat,y\nd,1,1,,z\n007,0.5,1,dog,w\n"))
+    b, errors = _read(p, ["label"])
+    rows = list(b.rows)  # type: ignore[attr-defined]
+    assert b.feature_names == ("f0", "f1") and not b.multilabel  # type: ignore[attr-defined]
+    assert [(r.row, r.item_id, r.label, r.metadata) for r in rows] == [(1, "a", "cat", {"text": "hello"}), (5, "007", "dog", {"text": "w"})]
+    assert rows[0].features.tolist() == [1.0, 2.0] and rows[0].features.dtype == np.float32
+    assert errors == [f"{p}: row 2: item 'b': column 'f1': feature is not a finite number (None)",
+                      f"{p}: row 3: column 'id': no item id",
+                      f"{p}: row 4: item 'd': column 'label': no label"]
+
+
+def test_a_word_in_a_feature_column_is_a_bad_row_not_a_feature_dropped(tmp_path: Path) -> None:
+    # Arrow reads the column as text because of one cell: it must stay a feature (a lost feature
+    # would send labels of another width than the campaign's items), and that row is the problem.
+    for name, text in (("b.csv", "id,f0,f1,label\na,1,2,x\nb,oops,3,y\nc,4,5,x\n"),
+                       ("b.jsonl", '{"id": "a", "f0": 1, "f1": 2, "label": "x"}\n{"id": "b", "f0": "oops", "f1": 3, "label": "y"}\n'
+                                   '{"id": "c", "f0": 4, "f1": 5, "label": "x"}\n')):
+        p = tmp_path / name
+        p.write_text(text)
+        b, errors = _read(p, ["label"])
+        rows = list(b.rows)  # type: ignore[attr-defined]
+        assert b.feature_names == ("f0", "f1") and [r.item_id for r in rows] == ["a", "c"]  # type: ignore[attr-defined]
+        assert errors == [f"{p}: row 2: item 'b': column 'f0': feature is not a finite number ('oops')"]
+
+
+def test_multilabel_by_prefix_from_parquet_and_by_list_column(tmp_path: Path) -> None:
+    p = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0], "tag_a": [1, 0, 2], "tag_b": [1, 1, 0]}), p)
+    b, errors = _read(p, ["tag_"])
+    rows = list(b.rows)  # type: ignore[attr-defined]
+    assert b.multilabel and [(r.item_id, r.labels) for r in rows] == [("a", ("tag_a", "tag_b")), ("b", ("tag_b",))]  # type: ignore[attr-defined]
+    assert errors == [f"{p}: row 3: item 'c': column 'tag_a': a multi-label column must hold 0 or 1, got 2"]
+    q = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"id": ["a"], "x": [1.0], "tags": [["x", "y"]]}), q)
+    b, errors = _read(q, ["tags"])
+    assert [r.labels for r in b.rows] == [("x", "y")] and not errors  # type: ignore[attr-defined]
+
+
+def test_jsonl_bad_lines_are_reported_and_the_rest_read(tmp_path: Path) -> None:
+    p = tmp_path / "b.jsonl"
+    p.write_text('{"id": "a", "f0": 1, "f1": 2.5, "label": 3, "doc": "text a"}\nnot json\n[1]\n{"id": 4, "f0": 0, "f1": 1, "label": 1.0}\n')
+    b, errors = _read(p, ["label"])
+    rows = list(b.rows)  # type: ignore[attr-defined]
+    assert [(r.item_id, r.label, r.features.tolist(), r.metadata) for r in rows] == [("a", 3, [1.0, 2.5], {"doc": "text a"}), ("4", 1, [0.0, 1.0], {})]
+    assert len(errors) == 2 and errors[0].startswith(f"{p}: row 2: not a JSON object") and errors[1] == f"{p}: row 3: expected a JSON object, got list"
+
+
+def test_jsonl_in_the_items_layout_takes_the_features_list_and_the_metadata(tmp_path: Path) -> None:
+    p = tmp_path / "items.jsonl"
+    p.write_text('{"schema": "item.v1", "id": "a", "features": [1, 2.5], "metadata": {"text": "doc a", "year": 2020}, "label": "x"}\n'
+                 '{"id": "b", "features": [1, null], "label": "y"}\n')
+    b, errors = _read(p, ["label"])
+    rows = list(b.rows)  # type: ignore[attr-defined]
+    assert b.feature_names == ("feature_0", "feature_1")  # type: ignore[attr-defined]  (a numeric metadata key is no feature)
+    assert [(r.item_id, r.label, r.features.tolist(), r.metadata) for r in rows] == [("a", "x", [1.0, 2.5], {"text": "doc a", "year": 2020})]
+    assert errors == [f"{p}: row 2: item 'b': column 'feature_1': feature is not a finite number (None)"]
+    b, _ = _read(p, ["label"], feature_names=["u", "v"])  # named by ACTIVESTREAM_FEATURE_NAMES
+    assert b.feature_names == ("u", "v") and next(iter(b.rows)).features.tolist() == [1.0, 2.5]  # type: ignore[attr-defined]
+
+
+def test_missing_file_and_missing_columns_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"nope.csv: no such file"):
+        _read(tmp_path / "nope.csv", ["label"])
+    p = tmp_path / "b.csv"
+    p.write_text("id,f0,label\na,1,x\n")
+    with pytest.raises(DatasetError, match=r"--label-column 'lable': no such column \(did you mean 'label'\?\)"):
+        _read(p, ["lable"])
+    (tmp_path / "noid.csv").write_text("key,f0,label\na,1,x\n")
+    with pytest.raises(DatasetError, match=r"--id-column 'id': no such column"):
+        _read(tmp_path / "noid.csv", ["label"])
+
+
+def test_feature_names_setting_orders_the_features(tmp_path: Path) -> None:
+    p = tmp_path / "b.csv"
+    p.write_text("id,f0,f1,label\na,1,2,x\n")
+    b, _ = _read(p, ["label"], feature_names=["f1", "f0"])
+    assert [r.features.tolist() for r in b.rows] == [[2.0, 1.0]]  # type: ignore[attr-defined]
+    with pytest.raises(DatasetError, match="'f9': no such column"):
+        _read(p, ["label"], feature_names=["f9"])
+
+
+def test_label_ids_are_deterministic_by_item_and_answer() -> None:
+    assert label_id_for("a", 1, None) == label_id_for("a", 1, None)
+    assert len({label_id_for("a", 1, None), label_id_for("a", "1", None), label_id_for("b", 1, None), label_id_for("a", None, ["1"])}) == 4
+    assert label_id_for("a", None, ["x", "y"]) == label_id_for("a", None, ["y", "x"])  # a set: order does not matter
+
+
+def _lab(item: str, lid: str, who: str, label: object, ts: float, source: str = "human", **kw: object) -> Label:
+    return Label(item, lid, who, label=label, ts=ts, source=source, features=np.array([1.0, 2.0], dtype=np.float32), **kw)  # type: ignore[arg-type]
+
+
+def test_fold_majority_updates_and_human_over_auto() -> None:
+    labels = [
+        _lab("a", "1", "ann", "cat", 1.0), _lab("a", "2", "bob", "dog", 2.0), _lab("a", "3", "cy", "dog", 3.0),
+        _lab("a", "2", "bob", "dog", 2.0),  # a redelivery: once
+        _lab("b", "4", "ann", "cat", 1.0), _lab("b", "5", "ann", "dog", 2.0),  # ann corrects herself: the later supersedes
+        _lab("c", "6", "baseline", "cat", 1.0, source="baseline", control=True),
+        _lab("c", "auto:c:v3", "auto:v3", "dog", 5.0, source="auto"),  # a human (baseline) label is final over auto
+        _lab("d", "auto:d:v2", "auto:v2", "cat", 1.0, source="auto"), _lab("d", "auto:d:v4", "auto:v4", "dog", 2.0, source="auto",
+                                                                          confidence=0.995, threshold=0.99),
+        _lab("e", "7", "ann", "cat", 1.0), _lab("e", "8", "bob", "dog", 2.0),  # a tie: the latest
+    ]
+    rows = {item: row_of(item, entry) for item, entry in fold(labels).items()}
+    assert list(rows) == ["a", "b", "c", "d", "e"]
+    a = rows["a"]
+    assert (a["label"], a["all_labels"], a["majority_votes"], a["labeler_ids"], a["label_ids"]) == ("dog", ["cat", "dog", "dog"], 2,
+                                                                                                      ["ann", "bob", "cy"], ["1", "2", "3"])
+    assert (rows["b"]["label"], rows["b"]["all_labels"]) == ("dog", ["dog"])
+    assert (rows["c"]["label"], rows["c"]["source"], rows["c"]["control"]) == ("cat", "baseline", True)
+    d = rows["d"]
+    assert (d["label"], d["source"], d["model_version"], d["auto_confidence"], d["auto_threshold"]) == ("dog", "auto", 4, 0.995, 0.99)
+    assert rows["e"]["label"] == "dog" and rows["e"]["majority_votes"] == 1
+
+
+def test_build_rows_joins_metadata_and_features_and_writes_every_format(tmp_path: Path) -> None:
+    from activestream.schemas import Item
+
+    bus, topics = InMemoryBus(), Topics("t")
+    bus.publish(topics.items, Item("a", np.array([1.0, 2.0], dtype=np.float32), {"text": "doc a", "label": "not ours"}).encode(binary=True), key=b"a")
+    bus.publish(topics.items, Item("z", np.array([0.0, 0.0], dtype=np.float32), {"text": "never labeled"}).encode(), key=b"z")
+    bus.publish(topics.labels, _lab("a", "1", "ann", 3, 1.0, model_version=2).encode(), key=b"a")
+    bus.publish(topics.labels, b"{broken", key=b"q")
+    bus.publish(topics.auto_labels, _lab("b", "auto:b:v2", "auto:v2", 5, 1.0, source="auto").encode(), key=b"b")
+    rows, counts = build_rows(bus, topics, with_features=True, feature_names=["x0", "x1"], timeout=1.0)
+    assert [r["item_id"] for r in rows] == ["a", "b"] and counts["human"] == 1 and counts["auto"] == 1 and counts["undecodable"] == 1
+    assert rows[0]["text"] == "doc a" and rows[0]["metadata.label"] == "not ours" and rows[0]["label"] == 3 and rows[0]["model_version"] == 2
+    assert rows[0]["x0"] == 1.0 and rows[1]["x1"] == 2.0 and "text" not in rows[1]
+    for suffix in (".parquet", ".csv", ".jsonl"):
+        out = tmp_path / f"out{suffix}"
+        write_rows(rows, out)
+        if suffix == ".parquet":
+            back = pq.read_table(out).to_pylist()
+            assert back[0]["all_labels"] == [3] and back[0]["labeler_ids"] == ["ann"] and back[1]["text"] is None
+        elif suffix == ".csv":
+            lines = out.read_text().splitlines()
+            assert len(lines) == 3 and '"[""ann""]"' in lines[1]
+        else:
+            assert [json.loads(line)["item_id"] for line in out.read_text().splitlines()] == ["a", "b"]
+    with pytest.raises(ValueError, match="unsupported format .txt"):
+        write_rows(rows, tmp_path / "out.txt")

@@ -1,0 +1,55 @@
+"""simulate's recommendation: the best AUC when its paired lead over the runner-up is beyond the seeds' noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from activestream.simulation.recommend import NO_DIFFERENCE, paired_difference, per_seed_auc, recommend
+
+
+def _entry(finals: list[float], seeds: list[int] | None = None) -> dict[str, object]:
+    """An arm whose seed i runs from 0.5 at 0 labels to finals[i] at 10 (AUC = (0.5 + final) / 2)."""
+    per_seed = [[[0, 0.5], [10, f]] for f in finals]
+    return {"per_seed": per_seed, "seeds": seeds if seeds is not None else list(range(len(finals))),
+            "auc": float(np.mean([(0.5 + f) / 2 for f in finals]))}
+
+
+def test_per_seed_auc_is_the_trapezoid_mean_score() -> None:
+    assert per_seed_auc(_entry([0.9, 0.7])) == pytest.approx([0.7, 0.6])
+
+
+def test_paired_difference_by_hand() -> None:
+    # per-seed AUC differences: (0.9-0.6)/2 = 0.15, (0.8-0.6)/2 = 0.10 -> mean 0.125, sd 0.03536, se 0.025
+    d = paired_difference(_entry([0.9, 0.8]), _entry([0.6, 0.6]))
+    assert d is not None
+    assert d["mean"] == pytest.approx(0.125) and d["se"] == pytest.approx(0.025)
+
+
+def test_paired_difference_needs_the_same_seeds_at_least_two() -> None:
+    assert paired_difference(_entry([0.9, 0.8]), _entry([0.6, 0.6], seeds=[0, 2])) is None
+    assert paired_difference(_entry([0.9]), _entry([0.6])) is None
+
+
+def test_a_lead_beyond_the_noise_is_recommended() -> None:
+    # The lead 0.125 is 5 standard errors: deploy the best arm, whatever the default.
+    rec = recommend({"random": _entry([0.6, 0.6]), "margin": _entry([0.9, 0.8]), "entropy": _entry([0.55, 0.5])}, default="random")
+    assert rec["deploy"] == "margin" and rec["significant"] and rec["runner_up"] == "random"
+    assert rec["line"].startswith("recommendation: deploy margin")
+
+
+def test_a_lead_within_the_noise_keeps_the_default() -> None:
+    # Seeds disagree: +0.15 then -0.10 (mean +0.025, se 0.125): not significant.
+    rec = recommend({"margin": _entry([0.9, 0.4]), "random": _entry([0.6, 0.6])}, default="random")
+    assert rec["best"] == "margin" and not rec["significant"] and rec["deploy"] == "random"
+    assert NO_DIFFERENCE in rec["line"]
+
+
+def test_one_seed_cannot_show_a_significant_lead() -> None:
+    rec = recommend({"margin": _entry([0.9]), "random": _entry([0.6])}, default="random")
+    assert rec["deploy"] == "random" and rec["lead"] is None and NO_DIFFERENCE in rec["line"]
+
+
+def test_the_default_absent_falls_back_to_the_best() -> None:
+    rec = recommend({"a": _entry([0.9, 0.4]), "b": _entry([0.6, 0.6])}, default="margin+kcenter")
+    assert rec["deploy"] == "a" and not rec["significant"]
