@@ -88,6 +88,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
+        estimator=args.estimator or os.environ.get("ACTIVESTREAM_ESTIMATOR") or None,
     )
 
 
@@ -118,7 +119,8 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
         return fail(str(exc))
     t0 = time.perf_counter()
     print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
-          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}")
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
+          f"estimator {cfg.estimator or 'logistic regression (default)'}")
     try:
         with redis_url(args.redis_url) as url:
             report = simulate(ds, cfg, url, progress=not args.no_progress)
