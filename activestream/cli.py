@@ -17,6 +17,7 @@ from activestream.commands import (
     label,
     labeler_api,
     produce,
+    publish_model,
     queue,
     retrainer,
     scorer,
@@ -26,7 +27,7 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, label, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, label, publish_model, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

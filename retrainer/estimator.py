@@ -256,8 +256,8 @@ def estimator_to_onnx(fitted: FittedEstimator) -> bytes:
         )
     except (RuntimeError, NotImplementedError, ValueError, TypeError, KeyError) as exc:  # skl2onnx's MissingShapeCalculator is a RuntimeError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EstimatorError(f"cannot export {type(est).__name__} to ONNX: {first} (skl2onnx converts scikit-learn's classifiers; "
-                             "onnxmltools LightGBM and XGBoost: pip install onnxmltools)") from None
+        raise EstimatorError(f"cannot export {type(est).__name__} to ONNX: {first} (skl2onnx has converters for most scikit-learn classifiers; "
+                             "LightGBM and XGBoost need onnxmltools: pip install onnxmltools)") from None
     outs = {o.name: o for o in onx.graph.output}
     if PROBABILITIES not in outs or outs[PROBABILITIES].type.tensor_type.elem_type != 1:  # 1: FLOAT
         raise EstimatorError(f"cannot export {type(est).__name__} to ONNX: no float '{PROBABILITIES}' tensor among its outputs {list(outs)}")
