@@ -35,7 +35,8 @@ class EstimatorError(ValueError):
 
 
 def load_factory(spec: str) -> EstimatorFactory:
-    """The factory ``spec`` names (``"sklearn.ensemble:RandomForestClassifier"``, ``"mypkg.models:make"``).
+    """The factory ``spec`` names (``"sklearn.ensemble:RandomForestClassifier"``, ``"mypkg.models:make"``),
+    or a scikit-learn classifier by its class name alone (``"RandomForestClassifier"``).
 
     Raises
     ------
@@ -44,8 +45,11 @@ def load_factory(spec: str) -> EstimatorFactory:
         callable, or what it returns has no ``fit`` / ``predict_proba``.
     """
     module_name, sep, attr = spec.partition(":")
+    if not sep and spec.isidentifier():
+        module_name, sep, attr = _sklearn_classifier(spec).partition(":")
     if not sep or not module_name or not attr:
-        raise EstimatorError(f"estimator {spec!r}: expected module:callable, e.g. sklearn.ensemble:RandomForestClassifier")
+        raise EstimatorError(f"estimator {spec!r}: expected module:callable (e.g. sklearn.ensemble:RandomForestClassifier) "
+                             "or a scikit-learn classifier's name")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -63,6 +67,16 @@ def load_factory(spec: str) -> EstimatorFactory:
         raise EstimatorError(f"estimator {spec!r}: what it returns ({type(est).__name__}) has no {' or '.join(missing)}: "
                              "give a scikit-learn-compatible classifier")
     return factory  # type: ignore[return-value]
+
+
+def _sklearn_classifier(name: str) -> str:
+    """``module:Name`` of scikit-learn's classifier called ``name`` (``""``: none is)."""
+    from sklearn.utils.discovery import all_estimators
+
+    for found, cls in all_estimators(type_filter="classifier"):
+        if found == name:
+            return f"{cls.__module__}:{name}"
+    return ""
 
 
 def warm_startable(est: Any) -> bool:

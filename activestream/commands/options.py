@@ -100,7 +100,8 @@ def add_loop(p: argparse.ArgumentParser) -> None:
 def add_estimator(p: argparse.ArgumentParser, *, repeatable: bool = False) -> None:
     """``--estimator module:callable``: the classifier the retrainer fits (``simulate`` and ``demo``: repeatable, each is compared)."""
     p.add_argument("--estimator", default=None, metavar="MODULE:CALLABLE", action="append" if repeatable else "store",
-                   help="factory of any scikit-learn-compatible classifier, e.g. sklearn.ensemble:HistGradientBoostingClassifier "
+                   help="factory of any scikit-learn-compatible classifier, e.g. mypkg.models:make_model, or a scikit-learn "
+                        "classifier's name (HistGradientBoostingClassifier) "
                         f"{'(repeatable: every strategy runs with each) ' if repeatable else ''}"
                         "(default: ACTIVESTREAM_ESTIMATOR, else a standardized logistic regression)")
 

@@ -85,7 +85,7 @@ def test_warm_start_only_where_it_continues_the_last_fit(digits: tuple[np.ndarra
 
 
 @pytest.mark.parametrize(("spec", "reason"), [
-    ("RandomForestClassifier", "expected module:callable"),
+    ("RandomForest", "expected module:callable (e.g. sklearn.ensemble:RandomForestClassifier) or a scikit-learn classifier's name"),
     ("sklearn.nope:Thing", "cannot import 'sklearn.nope'"),
     ("sklearn.ensemble:NoSuchForest", "'sklearn.ensemble' has no 'NoSuchForest'"),
     ("sklearn.ensemble:__doc__", "is not callable"),
@@ -95,6 +95,12 @@ def test_a_bad_estimator_spec_is_one_line_naming_it(spec: str, reason: str) -> N
     with pytest.raises(EstimatorError, match="estimator") as err:
         load_factory(spec)
     assert reason in str(err.value) and spec in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_scikit_learn_classifier_by_its_name_alone() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    assert load_factory("HistGradientBoostingClassifier") is HistGradientBoostingClassifier
 
 
 def test_an_estimator_without_a_converter_says_what_to_install(digits: tuple[np.ndarray, np.ndarray]) -> None:
