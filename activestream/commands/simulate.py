@@ -181,7 +181,7 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
     print("\nAUC per estimator and strategy (mean over seeds):")
     for spec, report in reports.items():
         aucs = ", ".join(f"{name} {entry['auc']:.4f}" for name, entry in report["strategies"].items())
-        print(f"  {spec}: {aucs} (full-data {report['metric']} {report['full_data_score']:.4f})")
+        print(f"  {spec}: {aucs} (full-data {report['metric']} {report['full_data_score']:.4f}; {report['wall_seconds']:.0f} s)")
     combined = {"dataset": ds.name, "estimators": list(reports), "by_estimator": reports, "wall_seconds": time.perf_counter() - t0}
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(combined, indent=2))
