@@ -105,6 +105,7 @@ class Retrainer:
         self._estimator = estimator
         self.resume = resume
         self.holding: int | None = None  # the user version held: no own version goes over it
+        self._own_sha: str | None = None  # of the version this process published last (while it is the newest)
         self._labels = bus.consumer([topics.labels], None)
         self._unused = 0
         self._first_unused_at: float | None = None
@@ -184,8 +185,12 @@ class Retrainer:
                 mv = decode_model_version(m.value)
             except DecodeError:
                 continue
-            if mv.version <= self.version:
+            # A user's version numbered like the one this process just published (both took the next
+            # number at once) counts as newer: scorers may serve either, and publish-model renumbers it.
+            clash = mv.version == self.version and self._own_sha is not None and mv.sha256 != self._own_sha and mv.source == "user"
+            if mv.version < self.version or (mv.version == self.version and not clash):
                 continue  # own versions, and those read at start
+            self._own_sha = None
             n += 1
             self.version = mv.version
             self.metrics.model_version.set(self.version)
@@ -450,6 +455,7 @@ class Retrainer:
         self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
         self.bus.flush()
         self.version = version
+        self._own_sha = mv.sha256
         self._live, self._live_classes, self._live_published_at = sess, heads.classes, mv.created_at
         self.published.append(mv)
         self.last_error = None

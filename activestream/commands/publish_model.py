@@ -219,10 +219,18 @@ def _run(args: argparse.Namespace) -> int:
         metrics, said = holdout_gate(path, model, live, newest.version if newest else 0, training.split()[1], classes=classes,
                                      live_classes=tuple(newest.classes) if newest else (), task=task, tolerance=s.tolerance, force=args.force)
         version = (newest.version if newest is not None else 0) + 1
-        mv = ModelVersion(version=version, onnx=data, sha256=ModelVersion.digest(data), classes=classes, task=task,  # type: ignore[arg-type]
-                          metrics=metrics, n_labels=len(training), source="user")
-        bus.publish(topics.models, mv.encode(), key=MODEL_KEY)
-        bus.flush()
+        for _ in range(3):
+            mv = ModelVersion(version=version, onnx=data, sha256=ModelVersion.digest(data), classes=classes, task=task,  # type: ignore[arg-type]
+                              metrics=metrics, n_labels=len(training), source="user")
+            bus.publish(topics.models, mv.encode(), key=MODEL_KEY)
+            bus.flush()
+            # A retrainer may have taken the same number at the same moment: scorers would serve
+            # whichever they read first. Then publish again above it.
+            clash = newest_other(_read_log(bus, topics.models), version, mv.sha256, mv.created_at)
+            if clash is None:
+                break
+            log.warning("model v%d was also published by the %s: publishing again as v%d", version, clash.source, clash.version + 1)
+            version = clash.version + 1
     finally:
         bus.close()
     print(f"published {path} as model v{version} (source: user; {len(classes)} {'labels' if task == 'multilabel' else 'classes'}, "
@@ -230,6 +238,21 @@ def _run(args: argparse.Namespace) -> int:
     print(f"every scorer serves v{version} next; the retrainer holds its own versions (its log, /healthz and "
           "activestream_retrainer_holding_user_version say so) until restarted with `activestream retrainer --resume`")
     return 0
+
+
+def newest_other(msgs: list[Message], version: int, sha256: str, created_at: float) -> ModelVersion | None:
+    """The newest version numbered ``version`` or above that is not the one just published, or ``None``."""
+    from activestream.schemas import DecodeError, decode_model_version
+
+    other: ModelVersion | None = None
+    for m in msgs:
+        try:
+            mv = decode_model_version(m.value)
+        except DecodeError:
+            continue
+        if mv.version >= version and not (mv.sha256 == sha256 and mv.created_at == created_at) and (other is None or mv.version > other.version):
+            other = mv
+    return other
 
 
 def _read_log(bus: Bus, topic: str) -> list[Message]:

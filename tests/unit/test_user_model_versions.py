@@ -168,3 +168,21 @@ def test_classes_follow_the_campaigns_label_kind() -> None:
         parse_classes(["cat", "dog"], None, "integers")
     with pytest.raises(ModelRefused, match="--classes: no model version is published yet"):
         parse_classes(None, None, None)
+
+
+def test_a_user_version_that_took_the_retrainers_number_at_the_same_moment_still_holds_it() -> None:
+    from activestream.commands.publish_model import newest_other
+
+    bus, topics = InMemoryBus(), Topics("clash")
+    rt = Retrainer(bus, topics, task="multiclass", retrain_every=10, holdout_fraction=0.0)
+    feed(bus, topics, labels(30))
+    rt.run(burst=True, timeout=0.0)
+    assert rt.version == 1
+    user = publish_user(bus, topics, 1, np.eye(4, 2))  # both read v0 as the newest and took v1
+    rt.watch_models()
+    assert rt.holding == 1
+    # publish-model sees the other v1 and publishes again above it.
+    msgs = bus.messages(topics.models)
+    other = newest_other(msgs, 1, user.sha256, user.created_at)
+    assert other is not None and other.source == "retrainer" and other.version == 1
+    assert newest_other([m for m in msgs if decode_model_version(m.value).source == "user"], 1, user.sha256, user.created_at) is None
