@@ -19,6 +19,7 @@ from activestream.commands import (
     label,
     labeler_api,
     produce,
+    publish_model,
     queue,
     retrainer,
     scorer,
@@ -28,7 +29,7 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, import_labels, export, label, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, import_labels, export, label, publish_model, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

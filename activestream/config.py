@@ -34,6 +34,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "explore": ((lambda v: 0 <= v <= 1), "a share in [0, 1]"),
     "curriculum_labels": ((lambda v: v >= 0), "an integer >= 0 (0: off)"),
     "auto_accept": ((lambda v: v in (0, 1)), "0 or 1"),
+    "retrainer_resume": ((lambda v: v in (0, 1)), "0 or 1"),
     "labels_per_hour": ((lambda v: math.isfinite(v) and v >= 0), "a finite number >= 0 (0: admit every item)"),
     "lease_ttl": ((lambda v: math.isfinite(v) and v > 0), "a finite number of seconds > 0"),
     "max_skips": _at_least(1),
@@ -90,6 +91,8 @@ class Settings:
     full_refit_every: int = 10
     holdout_fraction: float = 0.1
     tolerance: float = 0.05
+    estimator: str | None = None  # module:callable returning a scikit-learn classifier (None: logistic regression)
+    retrainer_resume: int = 0  # 1: the retrainer publishes over a user's model version (publish-model) instead of holding
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     kafka_config: Mapping[str, str] = field(default_factory=dict)

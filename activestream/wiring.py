@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The flags a service command may give that override a setting of the same name.
-SETTING_FLAGS = ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")
+SETTING_FLAGS = ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port", "estimator",
+                 "retrainer_resume")
 
 
 class Stop:
@@ -171,13 +172,26 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
     s : the retrain policy (``retrain_every``, ``holdout_fraction``, ...) and the strategy.
     registry : the process's metrics registry.
     """
+    from activestream.retrainer.estimator import EstimatorError, load_factory
     from activestream.retrainer.service import Retrainer
     from activestream.scorer.strategies import ENSEMBLE_MEMBERS, Strategy
 
+    committee = Strategy(s.strategy, s.seed).needs_members
+    factory = None
+    if s.estimator:
+        try:
+            factory = load_factory(s.estimator)
+        except EstimatorError as exc:
+            raise SystemExit(f"error: setting ACTIVESTREAM_ESTIMATOR (or --estimator): {exc}") from None
+        if committee:
+            log.warning("strategy %s scores a committee; --estimator %s is one model: it is scored on its probabilities alone",
+                        s.strategy, s.estimator)
+        log.info("retrainer estimator: %s", s.estimator)
     return Retrainer(
         bus, topics, retrain_every=s.retrain_every, retrain_interval=s.retrain_interval, full_refit_every=s.full_refit_every,
         holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
-        n_members=ENSEMBLE_MEMBERS if Strategy(s.strategy, s.seed).needs_members else 1, n_features=s.n_features, namespace=s.namespace,
+        n_members=ENSEMBLE_MEMBERS if committee and factory is None else 1, n_features=s.n_features, namespace=s.namespace,
+        estimator=factory, resume=bool(s.retrainer_resume),
     )
 
 

@@ -14,12 +14,21 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from activestream.retrainer.estimator import FittedEstimator, estimator_to_onnx
 from activestream.retrainer.trainer import LinearHeads
 
 OPSET = 18
 INPUT = "features"
 PROBABILITIES = "probabilities"
 MEMBER_PROBABILITIES = "member_probabilities"
+
+
+def model_to_onnx(model: LinearHeads | FittedEstimator) -> bytes:
+    """ONNX bytes of either model the retrainer fits: the default heads (by hand, below) or a user's
+    estimator (skl2onnx, :func:`activestream.retrainer.estimator.estimator_to_onnx`); both give ``probabilities``."""
+    if isinstance(model, FittedEstimator):
+        return estimator_to_onnx(model)
+    return to_onnx(model)
 
 
 def to_onnx(heads: LinearHeads) -> bytes:

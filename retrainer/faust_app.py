@@ -179,10 +179,12 @@ class FaustRetrainer:
     def _fold_batch(self, batch: list[tuple[bytes | None, bytes]]) -> None:
         for key, value in batch:
             self.core.fold_payload(value, key)
+        self.core.watch_models()  # a user's version published meanwhile: hold before retraining
         if self.core.due():  # retrain_every reached: do not wait for the timer
             self.core.retrain()
 
     def _retrain_if_due(self) -> None:
+        self.core.watch_models()
         if self.core.due():
             self.core.retrain()
 
@@ -207,7 +209,7 @@ class FaustRetrainer:
 
     def _tick_health(self) -> None:
         self.health.tick(model_version=self.core.version, training_set=len(self.core.training), last_error=self.core.last_error,
-                         processed=self.consumed, engine="faust")
+                         holding_user_version=self.core.holding, processed=self.consumed, engine="faust")
 
     def request_stop(self) -> None:
         """Stop the worker from inside the event loop, as SIGTERM would (idempotent)."""
@@ -284,7 +286,7 @@ def run_faust_retrainer(core: Retrainer, health: Health, broker: FaustBroker, ea
         health.tick(model_version=core.version, training_set=len(core.training), last_error=core.last_error, engine="faust")
         code = 0
         if burst:
-            if core.unused:  # drained by the rebuild: whatever is new goes into a version now
+            if core.unused and core.holding is None:  # drained by the rebuild: whatever is new goes into a version now
                 core.retrain()
         elif not early.requested:
             early.restore()

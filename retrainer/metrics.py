@@ -16,6 +16,7 @@ MODEL_VERSION = "activestream_retrainer_model_version"
 MODELS_REJECTED = "activestream_models_rejected_total"
 TRAINING_SET_SIZE = "activestream_training_set_size"
 DEAD_LETTERS = "activestream_retrainer_dead_letters_total"
+HOLDING_USER_VERSION = "activestream_retrainer_holding_user_version"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class RetrainerMetrics:
     models_rejected: Namespaced[Counter]
     training_set_size: Gauge
     dead_letters: Namespaced[Counter]
+    holding_user_version: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> RetrainerMetrics:
@@ -42,9 +44,11 @@ class RetrainerMetrics:
             labels_duplicate=in_namespace(Counter(LABELS_DUPLICATE.removesuffix("_total"), "Labels ignored as duplicates (same label id)", ns, registry=registry),
                                           namespace),
             retrain_duration=in_namespace(Histogram(RETRAIN_DURATION, "Seconds from retrain start to publish", ns, buckets=buckets, registry=registry), namespace),
-            model_version=in_namespace(Gauge(MODEL_VERSION, "Newest published model version", ns, registry=registry), namespace),
+            model_version=in_namespace(Gauge(MODEL_VERSION, "Newest published model version (its own or a user's)", ns, registry=registry), namespace),
             models_rejected=Namespaced(Counter(MODELS_REJECTED.removesuffix("_total"), "Candidates that failed validation", [*ns, "reason"], registry=registry),
                                        namespace),
             training_set_size=in_namespace(Gauge(TRAINING_SET_SIZE, "Labeled items in the training set", ns, registry=registry), namespace),
             dead_letters=Namespaced(Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected label messages", [*ns, "reason"], registry=registry), namespace),
+            holding_user_version=in_namespace(Gauge(HOLDING_USER_VERSION, "The user model version (publish-model) the retrainer holds for, "
+                                                    "publishing none of its own until --resume (0: not holding)", ns, registry=registry), namespace),
         )

@@ -14,10 +14,13 @@ from prometheus_client import CollectorRegistry
 
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation
-from activestream.retrainer.export import PROBABILITIES, to_onnx
+from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
+from activestream.retrainer.export import model_to_onnx
 from activestream.retrainer.metrics import RetrainerMetrics
+from activestream.retrainer.onnx_run import predict as _predict  # (the names the core always used)
+from activestream.retrainer.onnx_run import session as _session
 from activestream.retrainer.stopping import StopRules
-from activestream.retrainer.trainer import NotEnoughClasses, Trainer
+from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
 from activestream.retrainer.training_set import TrainingSet, arrays
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from activestream.schemas import (
@@ -35,18 +38,6 @@ from activestream.streams.bus import Bus, Consumer, Message
 from activestream.streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger(__name__)
-
-
-def _session(onnx_bytes: bytes) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def _predict(sess: ort.InferenceSession, X: np.ndarray) -> np.ndarray:
-    name = sess.get_inputs()[0].name
-    return np.asarray(sess.run([PROBABILITIES], {name: np.ascontiguousarray(X, dtype=np.float32)})[0], dtype=np.float64)
 
 
 class Retrainer:
@@ -69,6 +60,11 @@ class Retrainer:
     n_features : feature vector length every label must have; ``None`` takes the first
         accepted label's (a label of another length is dead-lettered, like an item the
         scorer refuses).
+    estimator : a factory of the classifier to fit (``--estimator``); ``None``: the default
+        standardized logistic regression heads.
+    resume : when the newest version at start is a user's (``publish-model``), publish own
+        versions over it; else (the default) hold until started with ``--resume``. A user version
+        published while running always holds.
     """
 
     def __init__(
@@ -91,6 +87,8 @@ class Retrainer:
         n_members: int = 1,
         n_features: int | None = None,
         namespace: str = "default",
+        estimator: EstimatorFactory | None = None,
+        resume: bool = False,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -104,7 +102,11 @@ class Retrainer:
         self._full_refit_every = full_refit_every
         self._C = C
         self._n_members = n_members
-        self._trainer: Trainer | None = None
+        self._trainer: Trainer | EstimatorTrainer | None = None
+        self._estimator = estimator
+        self.resume = resume
+        self.holding: int | None = None  # the user version held: no own version goes over it
+        self._own_sha: str | None = None  # of the version this process published last (while it is the newest)
         self._labels = bus.consumer([topics.labels], None)
         self._unused = 0
         self._first_unused_at: float | None = None
@@ -124,6 +126,8 @@ class Retrainer:
         self.n_features = n_features  # else fixed by the first label
         self._load_latest_version()
         self._load_control_log()
+        # Group-less, from the start: versions published by others (a user) while this one runs.
+        self._models = bus.consumer([topics.models], None)
 
     def _read_log(self, topic: str, timeout: float) -> list[Message]:
         """Every record of ``topic`` now in the log (a group-less reader, closed after)."""
@@ -146,11 +150,58 @@ class Retrainer:
             self.version = newest.version
             self._latest_digest = newest.label_ids_digest
             self.campaign.restore(newest.metrics)
-            if newest.onnx is not None:
-                self._live = _session(newest.onnx)
-                self._live_classes = newest.classes
-                self._live_published_at = newest.created_at
+            self._take_live(newest)
             self.metrics.model_version.set(self.version)
+            if newest.source == "user":
+                if self.resume:
+                    log.warning("resuming over user model v%d (--resume): own versions from v%d on, once they pass the "
+                                "no-regression check against it", newest.version, newest.version + 1)
+                else:
+                    self._hold(newest.version)
+
+    def _take_live(self, mv: ModelVersion) -> None:
+        """Make ``mv`` the live model new candidates are checked against (kept as it is when it cannot be opened)."""
+        if mv.onnx is None:
+            return
+        try:
+            sess = _session(mv.onnx)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors have no common base; a user model may be anything
+            log.error("model v%d cannot be opened here (%s): candidates are checked against the previous one", mv.version, exc)
+            return
+        self._live, self._live_classes, self._live_published_at = sess, mv.classes, mv.created_at
+
+    def _hold(self, version: int) -> None:
+        self.holding = version
+        self.metrics.holding_user_version.set(version)
+        self.last_error = f"holding: user model v{version} is live; no own version goes over it until `activestream retrainer --resume`"
+        log.warning("user model v%d is live: holding (labels are still read and kept, no version is published) "
+                    "until restarted with `activestream retrainer --resume` or ACTIVESTREAM_RETRAINER_RESUME=1", version)
+
+    def watch_models(self, timeout: float = 0.0) -> int:
+        """Take in versions published by others since the last call: the version number moves up to
+        theirs (own versions never go below a user's), and a user's version is held. Returns how many."""
+        n = 0
+        for m in self._models.consume(1000, timeout):
+            try:
+                mv = decode_model_version(m.value)
+            except DecodeError:
+                continue
+            # A user's version numbered like the one this process just published (both took the next
+            # number at once) counts as newer: scorers may serve either, and publish-model renumbers it.
+            clash = mv.version == self.version and self._own_sha is not None and mv.sha256 != self._own_sha and mv.source == "user"
+            if mv.version < self.version or (mv.version == self.version and not clash):
+                continue  # own versions, and those read at start
+            self._own_sha = None
+            n += 1
+            self.version = mv.version
+            self.metrics.model_version.set(self.version)
+            self._latest_digest = mv.label_ids_digest
+            self._take_live(mv)
+            if mv.source == "user":
+                self._hold(mv.version)
+            else:
+                log.info("model v%d published by another retrainer", mv.version)
+        return n
 
     def _load_control_log(self) -> None:
         for m in self._read_log(self.topics.control, 60.0):
@@ -310,30 +361,48 @@ class Retrainer:
 
     def due(self) -> bool:
         """A retrain is due after ``retrain_every`` new labels or ``retrain_interval`` seconds."""
-        if self._unused == 0:
+        if self._unused == 0 or self.holding is not None:
             return False
         if self._unused >= self.retrain_every:
             return True
         return self._first_unused_at is not None and time.monotonic() - self._first_unused_at >= self.retrain_interval
 
-    def retrain(self) -> ModelVersion | None:
-        """Fit, export, validate and publish a new version; ``None`` when it cannot or must not go live."""
-        t0 = time.perf_counter()
-        self._unused, self._first_unused_at = 0, None
-        train, hold = self.training.split()
-        task = self.task if self.task != "auto" else "multiclass"
-        if self._trainer is None:
-            self._trainer = Trainer(task=task, C=self._C, full_refit_every=self._full_refit_every, n_members=self._n_members)
-        X, y = arrays(train, task)
+    def _fit_export(self, X: np.ndarray, y: list[object], n_train: int) -> tuple[LinearHeads | FittedEstimator, bytes] | None:
+        """The fitted candidate and its ONNX bytes, or ``None`` (saying why in ``last_error``)."""
+        assert self._trainer is not None
         try:
-            if len(train) < 2:
-                raise NotEnoughClasses(f"{len(train)} training label(s) so far")
+            if n_train < 2:
+                raise NotEnoughClasses(f"{n_train} training label(s) so far")
             heads = self._trainer.fit(X, y)
         except NotEnoughClasses as exc:
             self.last_error = str(exc)
             log.info("not retraining yet: %s", exc)
             return None
-        onnx_bytes = to_onnx(heads)
+        try:
+            return heads, model_to_onnx(heads)
+        except EstimatorError as exc:
+            self.last_error = str(exc)
+            self.metrics.models_rejected.labels(reason="export").inc()
+            log.error("candidate not exported: %s", exc)
+            return None
+
+    def retrain(self) -> ModelVersion | None:
+        """Fit, export, validate and publish a new version; ``None`` when it cannot or must not go live."""
+        t0 = time.perf_counter()
+        if self.holding is not None:  # a user's version is live: keep its labels for later, publish nothing
+            log.info("holding for user model v%d: not retraining on %d labels", self.holding, len(self.training))
+            return None
+        self._unused, self._first_unused_at = 0, None
+        train, hold = self.training.split()
+        task = self.task if self.task != "auto" else "multiclass"
+        if self._trainer is None:
+            self._trainer = make_trainer(task, self._estimator, C=self._C, full_refit_every=self._full_refit_every,
+                                         n_members=self._n_members)
+        X, y = arrays(train, task)
+        fitted = self._fit_export(X, y, len(train))
+        if fitted is None:
+            return None
+        heads, onnx_bytes = fitted
         sess = _session(onnx_bytes)
         X_check = X[: min(len(X), 256)]
         problem = check_outputs(_predict(sess, X_check), len(X_check), len(heads.classes), task)
@@ -389,6 +458,7 @@ class Retrainer:
         self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
         self.bus.flush()
         self.version = version
+        self._own_sha = mv.sha256
         self._live, self._live_classes, self._live_published_at = sess, heads.classes, mv.created_at
         self.published.append(mv)
         self.last_error = None
@@ -403,7 +473,8 @@ class Retrainer:
 
     # ------------------------------------------------------------------ loop
     def step(self, timeout: float = 0.1) -> int:
-        """Ingest waiting labels and retrain when due. Returns label messages consumed."""
+        """Take in others' versions, ingest waiting labels and retrain when due. Returns label messages consumed."""
+        self.watch_models()
         n = self.ingest(timeout)
         if self.due():
             self.retrain()
@@ -425,7 +496,7 @@ class Retrainer:
             n = self.step(timeout)
             total += n
             if burst and n == 0:
-                if self._unused:
+                if self._unused and self.holding is None:
                     self.retrain()
                 break
             if max_messages is not None and total >= max_messages:

@@ -15,6 +15,8 @@ from activestream.schemas.errors import DecodeError
 from activestream.schemas.fields import LabelValue
 
 MODEL_VERSION_SCHEMA = "model_version.v1"
+#: Who published a version: the retrainer, or a user (``activestream publish-model``).
+SOURCES = ("retrainer", "user")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class ModelVersion:
     classes : class labels in the order of the model's probability columns.
     task : ``"multiclass"`` or ``"multilabel"``.
     metrics : validation figures (held-out score, n_labels, ...).
+    source : ``"retrainer"`` (trained by the retrainer) or ``"user"`` (published with
+        ``activestream publish-model``: the retrainer holds its own versions until resumed).
     """
 
     version: int
@@ -41,6 +45,7 @@ class ModelVersion:
     n_labels: int = 0
     label_ids_digest: str = ""
     created_at: float = dataclasses.field(default_factory=time.time)
+    source: str = "retrainer"
 
     @staticmethod
     def digest(onnx: bytes) -> str:
@@ -59,6 +64,7 @@ class ModelVersion:
             "n_labels": self.n_labels,
             "label_ids_digest": self.label_ids_digest,
             "created_at": self.created_at,
+            "source": self.source,
         }
         if self.onnx is not None:
             obj["onnx_b64"] = base64.b64encode(self.onnx).decode()
@@ -93,6 +99,9 @@ def decode_model_version(payload: bytes | str) -> ModelVersion:
     task = obj.get("task", "multiclass")
     if task not in ("multiclass", "multilabel"):
         raise DecodeError(vid, "task", f"unknown task {task!r}")
+    source = obj.get("source", "retrainer")  # (records written before the field: the retrainer's)
+    if source not in SOURCES:
+        raise DecodeError(vid, "source", f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     return ModelVersion(
         version=version,
         onnx=onnx,
@@ -104,4 +113,5 @@ def decode_model_version(payload: bytes | str) -> ModelVersion:
         n_labels=int(obj.get("n_labels", 0)),
         label_ids_digest=str(obj.get("label_ids_digest", "")),
         created_at=float(obj.get("created_at", 0.0)),
+        source=source,
     )

@@ -20,7 +20,8 @@ def load_model_version(mv: ModelVersion) -> OnnxClassifier:
         data = Path(mv.artifact_uri.removeprefix("file://")).read_bytes()
         if ModelVersion.digest(data) != mv.sha256:
             raise ValueError(f"model v{mv.version}: artifact sha256 does not match")
-    kind = "sigmoid" if mv.task == "multilabel" else "probabilities"
+    # The retrainer's graphs give probabilities; a user's (publish-model) may give logits instead.
+    kind = "sigmoid" if mv.task == "multilabel" else ("auto" if mv.source == "user" else "probabilities")
     return OnnxClassifier(data, output_kind=kind)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from activestream.streams.bus import CommitAborted, Consumer, Message, Record
-from activestream.streams.kafka_client import REBALANCE_ERRORS, confluent, default_topic_config, error_codes, watermarks
+from activestream.streams.kafka_client import MAX_MODEL_BYTES, REBALANCE_ERRORS, confluent, default_topic_config, error_codes, watermarks
 from activestream.streams.kafka_consumer import KafkaConsumer, ValueBatch
 
 __all__ = ["KafkaBus", "KafkaConsumer", "ValueBatch", "default_topic_config", "watermarks"]
@@ -72,6 +72,8 @@ class KafkaBus:
                 "compression.type": "lz4",
                 # Same key -> partition mapping as Java clients (Kafka Streams, Connect, aiokafka).
                 "partitioner": "murmur2_random",
+                # Model versions may be large (see default_topic_config); the broker limits other topics.
+                "message.max.bytes": MAX_MODEL_BYTES + 4096,
                 **self.base_config,
             }
         )
@@ -120,7 +122,7 @@ class KafkaBus:
             ck = confluent()
             self._txn_producer = ck.Producer(
                 {"transactional.id": self.transactional_id, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                 "compression.type": "lz4", "partitioner": "murmur2_random",
+                 "compression.type": "lz4", "partitioner": "murmur2_random", "message.max.bytes": MAX_MODEL_BYTES + 4096,
                  # Our transactions last milliseconds. A process killed inside one leaves it open
                  # (each process has its own transactional id, so no successor fences it), and
                  # read_committed readers of its topics stall behind it until the broker aborts

@@ -52,6 +52,11 @@ def watermarks(client: Any, tp: Any, timeout: float) -> tuple[int, int]:
             time.sleep(0.1)
 
 
+#: Largest model version record (base64 ONNX bytes and all) the models topic and the producers take:
+#: below librdkafka's consumer fetch.max.bytes (50 MiB), so a consumer fetches one whole.
+MAX_MODEL_BYTES = 32 * 2**20
+
+
 def default_topic_config(topic: str) -> dict[str, str]:
     """Per-topic settings ``ensure_topics`` creates a topic with.
 
@@ -61,7 +66,11 @@ def default_topic_config(topic: str) -> dict[str, str]:
     id, read back by a restarted retrainer) is compacted for the same reason. ``*.labels`` keeps every record:
     the retrainer rebuilds its training set from that log, and labels are paid for.
     """
-    if topic.endswith((".models", ".control")):
+    if topic.endswith(".models"):
+        # A tree ensemble's ONNX graph (a user's --estimator, publish-model) passes the broker's
+        # 1 MB default record size: the models topic takes records up to MAX_MODEL_BYTES.
+        return {"cleanup.policy": "compact", "max.message.bytes": str(MAX_MODEL_BYTES)}
+    if topic.endswith(".control"):
         return {"cleanup.policy": "compact"}
     if topic.endswith(".labels"):
         return {"retention.ms": "-1"}

@@ -7,7 +7,7 @@ Every module has ``add_parser(subparsers) -> None``, which registers the command
 - ``demo``, ``simulate``: offline simulation (:mod:`activestream.simulation`);
 - ``scorer``, ``retrainer``, ``dispatcher``, ``labeler-api``: the distributed services,
   wired by :mod:`activestream.wiring`;
-- ``queue``, ``produce``, ``label``: operating a stack;
+- ``queue``, ``produce``, ``label``, ``publish-model``: operating a stack;
 - ``up``: a local stack without Docker (:mod:`activestream.supervisor`, :mod:`activestream.devstack`);
 - ``bench``: the repository's benchmarks, run as a child process.
 

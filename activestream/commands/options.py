@@ -97,6 +97,15 @@ def add_loop(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-messages", type=count, default=None, help="exit after this many messages")
 
 
+def add_estimator(p: argparse.ArgumentParser, *, repeatable: bool = False) -> None:
+    """``--estimator module:callable``: the classifier the retrainer fits (``simulate`` and ``demo``: repeatable, each is compared)."""
+    p.add_argument("--estimator", default=None, metavar="MODULE:CALLABLE", action="append" if repeatable else "store",
+                   help="factory of any scikit-learn-compatible classifier, e.g. mypkg.models:make_model, or a scikit-learn "
+                        "classifier's name (HistGradientBoostingClassifier) "
+                        f"{'(repeatable: every strategy runs with each) ' if repeatable else ''}"
+                        "(default: ACTIVESTREAM_ESTIMATOR, else a standardized logistic regression)")
+
+
 # --------------------------------------------------------------------------- demo / simulate
 
 
@@ -114,6 +123,7 @@ def add_simulation(p: argparse.ArgumentParser, *, budget: int, report: str) -> N
                    help="easy-to-hard schedule over this many labels (default and 0: off, as ACTIVESTREAM_CURRICULUM_LABELS)")
     p.add_argument("--cold-start", choices=("random", "representative"), default="random",
                    help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
+    add_estimator(p, repeatable=True)
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
     p.add_argument("--report", default=report, help="JSON report path; a PNG plot is written beside it (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

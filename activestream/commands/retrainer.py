@@ -23,6 +23,10 @@ def add_parser(subparsers: options.Subparsers) -> None:
     options.add_connection(p)
     options.add_loop(p)
     p.add_argument("--engine", choices=("confluent", "faust"), default="confluent", help="confluent-kafka loop or a faust-streaming app")
+    options.add_estimator(p)
+    p.add_argument("--resume", dest="retrainer_resume", action="store_const", const=1, default=None,
+                   help="publish own versions over a user's model version (publish-model) instead of holding "
+                        "(default: ACTIVESTREAM_RETRAINER_RESUME or hold)")
     p.set_defaults(func=run)
 
 
@@ -37,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
         return run_faust(args)
     from prometheus_client import CollectorRegistry
 
-
     stop = Stop()
     s, bus, topics = connect(args)
     registry = CollectorRegistry()
@@ -45,14 +48,16 @@ def run(args: argparse.Namespace) -> int:
     health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
     rt.rebuild()
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
+    if rt.holding is not None:
+        print(f"retrainer: holding for user model v{rt.holding}: no own version until restarted with --resume", flush=True)
     try:
         def step() -> int:
             n = rt.step(0.5)
-            health.tick(model_version=rt.version, training_set=len(rt.training), last_error=rt.last_error)
+            health.tick(model_version=rt.version, training_set=len(rt.training), last_error=rt.last_error, holding_user_version=rt.holding)
             return n
 
         run_loop(step, health, stop, burst=args.burst, max_messages=args.max_messages)
-        if args.burst and rt.unused:  # drained: whatever is new goes into a version now
+        if args.burst and rt.unused and rt.holding is None:  # drained: whatever is new goes into a version now
             rt.retrain()
         print(f"retrainer: {len(rt.training)} labels, model v{rt.version}", flush=True)
     finally:

@@ -7,13 +7,14 @@ print the summary, write the report and its plot.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from activestream.commands import options
 from activestream.scorer.strategies import DEFAULT_STRATEGY, NAMES, RANDOM
@@ -91,7 +92,14 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
         export_dir=getattr(args, "export_labels", None),
+        estimator=estimators(args)[0],
     )
+
+
+def estimators(args: argparse.Namespace) -> list[str | None]:
+    """The ``--estimator`` specs in the order given (default: ``ACTIVESTREAM_ESTIMATOR``, else ``None``: logistic regression)."""
+    given = getattr(args, "estimator", None) or [os.environ.get("ACTIVESTREAM_ESTIMATOR") or None]
+    return list(dict.fromkeys(given))  # a repeat would run twice
 
 
 def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str], report_path: Path) -> int:
@@ -118,11 +126,15 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     try:
         cfg = sim_config(args, strategies)
         check_split(ds, cfg)
+        configs = [dataclasses.replace(cfg, estimator=spec) for spec in estimators(args)]  # (each spec is checked here)
     except ValueError as exc:
         return fail(str(exc))
+    if len(configs) > 1:
+        return run_estimators(ds, args, configs, report_path)
     t0 = time.perf_counter()
     print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
-          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}")
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
+          f"estimator {cfg.estimator or 'logistic regression (default)'}")
     try:
         with redis_url(args.redis_url) as url:
             report = simulate(ds, cfg, url, progress=not args.no_progress)
@@ -137,6 +149,49 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     report_path.write_text(json.dumps(report, indent=2))
     png = plot_report(report, report_path.with_suffix(".png"))
     print(f"\nreport: {report_path}  plot: {png}  ({report['wall_seconds']:.1f} s)")
+    return 0
+
+
+def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfig], report_path: Path) -> int:
+    """Several ``--estimator``: every strategy with each, one after the other; one table and summary each.
+
+    The report holds each estimator's report under ``by_estimator`` (keyed by its spec), and a
+    plot per estimator beside it (``<report>.<Estimator>.png``).
+    """
+    from activestream.devstack.redis_server import RedisUnavailable, redis_url
+    from activestream.simulation.engine import simulate
+    from activestream.simulation.plot import plot_report
+    from activestream.simulation.summary import print_summary, print_table
+
+    t0 = time.perf_counter()
+    cfg = configs[0]
+    print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
+          f"estimators {', '.join(str(c.estimator) for c in configs)}")
+    reports: dict[str, Any] = {}
+    pngs = []
+    try:
+        with redis_url(args.redis_url) as url:
+            for c in configs:
+                spec = str(c.estimator)
+                print(f"\n=== estimator {spec}")
+                t1 = time.perf_counter()
+                report = simulate(ds, c, url, progress=not args.no_progress)
+                report["wall_seconds"] = time.perf_counter() - t1
+                print_table(report)
+                print_summary(report, c.seconds_per_label)
+                reports[spec] = report
+                pngs.append(plot_report(report, report_path.with_suffix(f".{spec.rpartition(':')[2]}.png")))
+    except (ValueError, RedisUnavailable) as exc:
+        return fail(str(exc))
+    print("\nAUC per estimator and strategy (mean over seeds):")
+    for spec, report in reports.items():
+        aucs = ", ".join(f"{name} {entry['auc']:.4f}" for name, entry in report["strategies"].items())
+        print(f"  {spec}: {aucs} (full-data {report['metric']} {report['full_data_score']:.4f}; {report['wall_seconds']:.0f} s)")
+    combined = {"dataset": ds.name, "estimators": list(reports), "by_estimator": reports, "wall_seconds": time.perf_counter() - t0}
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(combined, indent=2))
+    print(f"\nreport: {report_path}  plots: {', '.join(str(p) for p in pngs)}  ({combined['wall_seconds']:.1f} s)")
     return 0
 
 

@@ -25,9 +25,10 @@ from activestream.labeled_set import build_rows, write_rows
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.estimator import EstimatorFactory, load_factory, make_trainer
 from activestream.retrainer.service import Retrainer
 from activestream.retrainer.stopping import StopRules
-from activestream.retrainer.trainer import NotEnoughClasses, Trainer
+from activestream.retrainer.trainer import NotEnoughClasses
 from activestream.schemas import Item
 from activestream.scorer.autoaccept import accepted
 from activestream.scorer.service import Scorer
@@ -66,6 +67,8 @@ class SimConfig:
     cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
     export_dir : write each campaign's labeled dataset there (``{strategy}-seed{seed}.parquet``,
         as ``activestream export`` writes it); ``None``: not written.
+    estimator : ``module:callable`` of the classifier the retrainer fits (``None``: its default),
+        also for the full-data score and the auto-accept calibration: the model the campaign runs.
     """
 
     budget: int = 300
@@ -84,6 +87,7 @@ class SimConfig:
     curriculum_labels: int | None = None
     cold_start: str = "random"
     export_dir: str | None = None
+    estimator: str | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -95,6 +99,12 @@ class SimConfig:
                 raise ValueError(f"{flag} {value}: must be at least 1")
         if self.budget < self.init:  # the seed labels alone would overspend the budget
             raise ValueError(f"--budget {self.budget} is below --init {self.init}")
+        if self.estimator is not None:
+            load_factory(self.estimator)  # raises EstimatorError (a ValueError) naming the spec
+            committee = [s for s in self.strategies if Strategy(s).needs_members]
+            if committee:
+                raise ValueError(f"--strategy {committee[0]} scores a committee of heads; --estimator {self.estimator} is one model: "
+                                 "choose another strategy or drop --estimator")
 
 
 @dataclass
@@ -137,9 +147,9 @@ def predict_idx(ds: Dataset, probas: np.ndarray, model_classes: Sequence[object]
     return cols[probas.argmax(axis=1)]  # type: ignore[no-any-return]
 
 
-def full_data_score(ds: Dataset, train: np.ndarray, test: np.ndarray, metric: str) -> float:
-    """The same model trained on every training label, scored on the test split."""
-    heads = Trainer(task=ds.task, full_refit_every=1, max_iter=1000).fit(ds.X[train], ds.label_values(train))
+def full_data_score(ds: Dataset, train: np.ndarray, test: np.ndarray, metric: str, factory: EstimatorFactory | None = None) -> float:
+    """The same model (the default heads, or ``factory``'s estimator) trained on every training label, scored on the test split."""
+    heads = make_trainer(ds.task, factory, full_refit_every=1, max_iter=1000).fit(ds.X[train], ds.label_values(train))
     return score(ds, metric, ds.y[test], predict_idx(ds, heads.predict_proba(ds.X[test]), heads.classes))
 
 
@@ -200,9 +210,21 @@ def run_campaign(
     -------
     The learning curve on the held-out split, and the figures measured along the way.
     """
+    if cfg.estimator is None:
+        return _run_campaign(ds, strategy, seed, cfg, redis_client, None, on_round)
+    # One thread for the estimator's OpenMP loops (histogram gradient boosting): campaigns run in
+    # parallel processes, and a pool per process on shared cores made each fit ten times slower.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _run_campaign(ds, strategy, seed, cfg, redis_client, load_factory(cfg.estimator), on_round)
+
+
+def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_client: redis.Redis, factory: EstimatorFactory | None,
+                  on_round: Callable[[], None] | None) -> CampaignResult:
     t0 = time.perf_counter()
     train, test = split(ds, seed, cfg.test_size)
-    full = full_data_score(ds, train, test, cfg.metric)
+    full = full_data_score(ds, train, test, cfg.metric, factory)
     bus = InMemoryBus()
     topics = Topics()
     queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim-{strategy}-{seed}-{id(bus)}"))
@@ -210,7 +232,8 @@ def run_campaign(
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
-                          n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget))
+                          n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
+                          estimator=factory)
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start
@@ -258,7 +281,7 @@ def run_campaign(
         result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
                                 stop=retrainer.campaign.status.as_dict())
         if ds.task == "multiclass" and scorer.model is not None:
-            result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg)
+            result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it
             rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0)
             write_rows(rows, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet")
@@ -272,7 +295,8 @@ def run_campaign(
         queue.clear()
 
 
-def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: RankedQueue, cfg: SimConfig) -> dict[str, Any]:
+def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: RankedQueue, cfg: SimConfig,
+                 factory: EstimatorFactory | None) -> dict[str, Any]:
     """Calibrate on out-of-fold predictions over the labeled set; apply to the unlabeled pool."""
     ids = sorted(retrainer.training.items, key=int)
     idx = np.array([int(i) for i in ids])
@@ -283,7 +307,7 @@ def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: Ranke
     folds = KFold(min(5, len(idx)), shuffle=True, random_state=0).split(X) if len(idx) >= 2 else []  # a tiny budget: no calibration
     for tr, te in folds:
         try:
-            heads = Trainer(task="multiclass", full_refit_every=1).fit(X[tr], [yv[j] for j in tr])
+            heads = make_trainer("multiclass", factory, full_refit_every=1).fit(X[tr], [yv[j] for j in tr])
         except NotEnoughClasses:
             continue
         p = heads.predict_proba(X[te])

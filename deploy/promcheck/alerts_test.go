@@ -186,15 +186,18 @@ func TestServiceDownAndMissing(t *testing.T) {
 	expect(t, "retrainer gone 10 min ago", eval(t, "ActivestreamServiceMissing", gone...), `{job="retrainer"}=1`)
 }
 
-func TestScorerBehindNewestModel(t *testing.T) {
-	retrainer := gauge(3, "__name__", "activestream_retrainer_model_version", "instance", "r")
+func TestScorerNotOnNewestModel(t *testing.T) {
+	retrainer := func(v float64) series { return gauge(v, "__name__", "activestream_retrainer_model_version", "instance", "r") }
 	scorer := func(instance string, v float64) series {
 		return gauge(v, "__name__", "activestream_scorer_model_version", "instance", instance)
 	}
-	expect(t, "both on v3", eval(t, "ActivestreamScorerBehindNewestModel", retrainer, scorer("s1", 3), scorer("s2", 3)), "")
-	expect(t, "one on v2", eval(t, "ActivestreamScorerBehindNewestModel", retrainer, scorer("s1", 3), scorer("s2", 2)), "{}=3")
-	expect(t, "one without a model", eval(t, "ActivestreamScorerBehindNewestModel", retrainer, scorer("s1", 3), scorer("s2", 0)), "{}=3")
-	expect(t, "no model yet", eval(t, "ActivestreamScorerBehindNewestModel", gauge(0, "__name__", "activestream_retrainer_model_version"), scorer("s1", 0)), "")
+	const alert = "ActivestreamScorerNotOnNewestModel"
+	expect(t, "both on v3", eval(t, alert, retrainer(3), scorer("s1", 3), scorer("s2", 3)), "")
+	expect(t, "one on v2", eval(t, alert, retrainer(3), scorer("s1", 3), scorer("s2", 2)), `{__name__="activestream_scorer_model_version", instance="s2"}=2`)
+	expect(t, "one without a model", eval(t, alert, retrainer(3), scorer("s1", 3), scorer("s2", 0)), `{__name__="activestream_scorer_model_version", instance="s2"}=0`)
+	expect(t, "no model yet", eval(t, alert, retrainer(0), scorer("s1", 0)), "")
+	// A user's v50 served while the newest published is v19: ahead is as wrong as behind.
+	expect(t, "one ahead", eval(t, alert, retrainer(19), scorer("s1", 50), scorer("s2", 19)), `{__name__="activestream_scorer_model_version", instance="s1"}=50`)
 }
 
 func TestItemsPilingUp(t *testing.T) {
@@ -249,9 +252,10 @@ func TestTwoCampaignsAreComparedWithinTheirNamespace(t *testing.T) {
 	a := []series{version("activestream_retrainer_model_version", "a", "ra", 3), version("activestream_scorer_model_version", "a", "sa1", 3),
 		version("activestream_scorer_model_version", "a", "sa2", 3)}
 	b := []series{version("activestream_retrainer_model_version", "b", "rb", 7), version("activestream_scorer_model_version", "b", "sb", 7)}
-	expect(t, "each on its newest", eval(t, "ActivestreamScorerBehindNewestModel", append(slices.Clone(a), b...)...), "")
+	expect(t, "each on its newest", eval(t, "ActivestreamScorerNotOnNewestModel", append(slices.Clone(a), b...)...), "")
 	behind := append(slices.Clone(a), b[0], version("activestream_scorer_model_version", "b", "sb", 6))
-	expect(t, "b's scorer behind", eval(t, "ActivestreamScorerBehindNewestModel", behind...), `{namespace="b"}=7`)
+	expect(t, "b's scorer behind", eval(t, "ActivestreamScorerNotOnNewestModel", behind...),
+		`{__name__="activestream_scorer_model_version", instance="sb", namespace="b"}=6`)
 	// 2 rejected in each campaign: 4 in all, but no campaign over 3.
 	rejected := func(ns string) series {
 		return series{labels: []string{"__name__", "activestream_models_rejected_total", "namespace", ns, "instance", "r" + ns, "reason", "held-out"},

@@ -55,6 +55,13 @@ DESCRIPTIONS: dict[str, str] = {
     "full_refit_every": "every N-th version is fitted from scratch instead of warm-started",
     "holdout_fraction": "share of labeled items kept to check a new version does not regress",
     "tolerance": "largest held-out accuracy drop a new version may have",
+    "estimator": "the retrainer's classifier: `module:callable` returning any scikit-learn-compatible classifier "
+    "(e.g. `sklearn.ensemble:HistGradientBoostingClassifier`), exported with skl2onnx (LightGBM / XGBoost: with "
+    "onnxmltools installed); warm-started when its `warm_start` continues a fit, else refitted (unset: the standardized "
+    "logistic regression). `simulate` and `demo` read it too",
+    "retrainer_resume": "`1`: at start, the retrainer publishes its own versions over a user's model version "
+    "(`publish-model`), as `activestream retrainer --resume` does; `0` (default): it holds, says so in its log, `/healthz` "
+    "and `activestream_retrainer_holding_user_version`",
     "metrics_port": "port of `/metrics` and `/healthz` (unset: any free port, printed at start)",
     "metrics_host": "address `/metrics` and `/healthz` listen on (`0.0.0.0` in containers)",
     "kafka_config": "passed to librdkafka as `<key>` (`_` becomes `.`), e.g. SASL/TLS settings: "

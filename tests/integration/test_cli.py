@@ -221,3 +221,33 @@ def test_queue_info_and_clear(redis_url: str, namespace: str, capsys: pytest.Cap
     assert main(["queue", "clear", "--yes", "--redis-url", redis_url, "--namespace", namespace]) == 0
     assert "3 pending, 1 leased" in capsys.readouterr().out
     assert queue.depth() == 0 and queue.get_meta("n_features") is None and queue.stored_widths() == []
+
+
+def test_simulate_runs_each_estimator_and_reports_each(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = make_classification(n_samples=400, n_features=8, n_informative=5, n_classes=3, random_state=0)
+    path = tmp_path / "three.csv"
+    write_csv(path, X, {"label": y})
+    report = tmp_path / "report.json"
+    code = main(["simulate", "--data", str(path), "--label-column", "label", "--budget", "60", "--seeds", "1", "--estimator", "MLPClassifier",
+                 "--estimator", "sklearn.ensemble:RandomForestClassifier", "--report", str(report), "--redis-url", redis_url,
+                 "--no-progress", "--workers", "1"])
+    assert code == 0
+    rep = json.loads(report.read_text())
+    assert rep["estimators"] == ["MLPClassifier", "sklearn.ensemble:RandomForestClassifier"]
+    for spec, sub in rep["by_estimator"].items():
+        assert sub["config"]["estimator"] == spec
+        assert set(sub["strategies"]) == {DEFAULT_STRATEGY, "random"} and sub["strategies"][DEFAULT_STRATEGY]["curve"][-1][0] == 60
+        assert report.with_suffix(f".{spec.rpartition(':')[2]}.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "=== estimator MLPClassifier" in out and "=== estimator sklearn.ensemble:RandomForestClassifier" in out
+
+
+def test_simulate_refuses_an_estimator_it_cannot_load_or_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    path = tmp_path / "d.csv"
+    write_csv(path, X, {"label": y})
+    base = ["simulate", "--data", str(path), "--label-column", "label", "--report", str(tmp_path / "r.json")]
+    assert main([*base, "--estimator", "sklearn.nope:Thing"]) == 2
+    assert capsys.readouterr().err.strip() == "error: estimator 'sklearn.nope:Thing': cannot import 'sklearn.nope': No module named 'sklearn.nope'"
+    assert main([*base, "--estimator", "RandomForestClassifier", "--strategy", "bald"]) == 2
+    assert "--strategy bald scores a committee of heads; --estimator RandomForestClassifier is one model" in capsys.readouterr().err
