@@ -81,8 +81,8 @@ def test_the_retrainer_holds_for_a_user_version_until_resumed(caplog: pytest.Log
         rt.run(burst=True, timeout=0.0)
     assert rt.holding == 50 and rt.version == 50
     assert "user model v50 is live: holding" in caplog.text
-    assert registry.get_sample_value("activestream_retrainer_holding_user_version") == 50
-    assert registry.get_sample_value("activestream_retrainer_model_version") == 50
+    assert registry.get_sample_value("activestream_retrainer_holding_user_version", {"namespace": "default"}) == 50
+    assert registry.get_sample_value("activestream_retrainer_model_version", {"namespace": "default"}) == 50
     assert rt.retrain() is None and "holding: user model v50" in str(rt.last_error)
     assert len(rt.training) == 60  # labels are still read and kept
     assert max(v.version for v in versions(bus, topics) if v.source == "retrainer") == own  # nothing over v50
