@@ -49,6 +49,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "LabelRequest": {
         "type": "object", "required": ["item_id"],
         "description": "exactly one of label or labels; labeler_id is required without tokens (with tokens it is the token's)",
+        "oneOf": [{"required": ["label"], "not": {"required": ["labels"]}}, {"required": ["labels"], "not": {"required": ["label"]}}],
         "properties": {
             "item_id": _ID,
             "labeler_id": {"type": "string", "minLength": 1, "description": "not dispatch:*, auto or baseline (reserved)"},
