@@ -89,13 +89,17 @@ def _body(ref: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": _json(ref)}}
 
 
-LEASE = {"summary": "Lease the top k items to the labeler", "parameters": [
+# A bearer token where the API has a tokens file; none where it has not.
+_TOKEN: dict[str, Any] = {"security": [{}, {"bearer": []}]}
+
+
+LEASE = {"summary": "Lease the top k items to the labeler", **_TOKEN, "parameters": [
     {"name": "k", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}},
     {"name": "labeler", "in": "query", "required": False, "description": "required without tokens; with tokens, the token's",
      "schema": {"type": "string", "minLength": 1}},
 ]}
-LABELS = {"summary": "Submit a label (idempotent by label_id)", **_body("LabelRequest")}
-SKIP = {"summary": "Pass on a leased item", **_body("SkipRequest")}
+LABELS = {"summary": "Submit a label (idempotent by label_id)", **_TOKEN, **_body("LabelRequest")}
+SKIP = {"summary": "Pass on a leased item", **_TOKEN, **_body("SkipRequest")}
 STATUS = {"summary": "Queue counts and the live model (open: no token needed)"}
 PAGE: dict[int | str, dict[str, Any]] = {200: {"description": "the labeling page", "content": {"text/html": {"schema": {"type": "string"}}}}}
 
@@ -110,6 +114,8 @@ def document_of(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 for op in path.values():  # (the routes take no FastAPI-validated input: no 422 is ever answered)
                     op.get("responses", {}).pop("422", None)
             doc.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
+            doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
+                                                               "description": "a token of the API's tokens file (ACTIVESTREAM_LABELER_TOKENS)"}}
             app.openapi_schema = doc
         return app.openapi_schema
 

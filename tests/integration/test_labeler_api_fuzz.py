@@ -57,6 +57,20 @@ def _checks() -> list[Any]:
     return [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
 
 
+def run_cases(cases: Any, examples: int, send: Any) -> Any:
+    """Draw up to ``examples`` cases from ``cases`` (a Hypothesis strategy) and ``send`` each; the last one."""
+    last: list[Any] = []
+
+    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(case=cases)
+    def run(case: Any) -> None:
+        last[:] = [case]
+        send(case)
+
+    run()
+    return last[0]
+
+
 def fuzz(base: str, examples: int, headers: dict[str, str] | None = None) -> tuple[dict[str, Counter[int]], list[dict[str, Any]]]:
     """Send ``examples`` positive and ``examples`` negative generated requests to each route of the live document.
 
@@ -72,32 +86,25 @@ def fuzz(base: str, examples: int, headers: dict[str, str] | None = None) -> tup
     statuses: dict[str, Counter[int]] = defaultdict(Counter)
     posts: list[dict[str, Any]] = []
     session = requests.Session()
+
+    def send(case: Any, route: str) -> None:
+        response = case.call(base_url=base, session=session, headers=headers, timeout=30)
+        statuses[route][response.status_code] += 1
+        if case.method.upper() == "POST" and response.status_code == 200:
+            posts.append({"route": route, "body": case.body, "reply": response.json()})
+        case.validate_response(response, checks=checks, headers=headers)
+
     for result in schema.get_all_operations():
         operation = result.ok()
         route = f"{operation.method.upper()} {operation.path}"
-        last: list[Any] = []
         has_inputs = bool(operation.definition.raw.get("parameters")) or "requestBody" in operation.definition.raw
         # (a route without inputs has nothing to break: no negative requests)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_inputs else (GenerationMode.POSITIVE,):
-
-            @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-                      suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def send(case: Any) -> None:
-                last[:] = [case]
-                response = case.call(base_url=base, session=session, headers=headers, timeout=30)
-                statuses[route][response.status_code] += 1
-                if operation.method.upper() == "POST" and response.status_code == 200:
-                    posts.append({"route": route, "body": case.body, "reply": response.json()})
-                case.validate_response(response, checks=checks, headers=headers)
-
-            send()
-            # A route without inputs (GET /status, the page) has one request to generate: it is sent as often.
-            for _ in range(0 if has_inputs else 2 * examples - sum(statuses[route].values())):
-                case = last[0]
-                response = case.call(base_url=base, session=session, headers=headers, timeout=30)
-                statuses[route][response.status_code] += 1
-                case.validate_response(response, checks=checks, headers=headers)
+            cases = operation.as_strategy(generation_mode=mode)
+            last = run_cases(cases, examples, lambda case, route=route: send(case, route))
+        # A route without inputs (GET /status, the page) has one request to generate: it is sent as often.
+        for _ in range(0 if has_inputs else 2 * examples - sum(statuses[route].values())):
+            send(last, route)
     return statuses, posts
 
 
@@ -172,3 +179,20 @@ def test_the_api_fuzzed_over_kafka(queue: RankedQueue, kafka_bus_factory: Any) -
     tally = assert_nothing_lost(queue, labels, posts)
     report("kafka", statuses, tally)
     assert not any(code >= 500 for c in statuses.values() for code in c), statuses
+
+
+def test_openapi_json_is_a_valid_openapi_3_document_open_to_anyone(queue: RankedQueue) -> None:
+    from openapi_spec_validator import validate
+
+    server = serve(LabelService(queue, InMemoryBus(), Topics("doc")), 0, tokens=parse_tokens(f"{TOKEN} ann\n"))
+    try:
+        reply = requests.get(f"http://127.0.0.1:{server.server_port}/openapi.json", timeout=10)  # (no token: it holds no data)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    doc = reply.json()
+    validate(doc)  # raises OpenAPIValidationError naming what is wrong
+    assert doc["openapi"].startswith("3.") and set(doc["paths"]) == {"/lease", "/labels", "/skip", "/status", "/"}
+    assert doc["paths"]["/labels"]["post"]["responses"]["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert not any("422" in op["responses"] for path in doc["paths"].values() for op in path.values())  # (the API never answers 422)
