@@ -182,7 +182,8 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
         except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
             if routes.outage(exc):
                 log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
-                return _error(routes.Unavailable(f"backend: Redis unavailable ({type(exc).__name__}); nothing changed, retry later"))
+                return _error(routes.Unavailable(f"backend: Redis unavailable ({type(exc).__name__}); retry later "
+                                                     "(a label resent with the same label_id is taken once)"))
             log.exception("%s %s failed", request.method, request.url.path)  # the details stay in the server's log
             return _json(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
         return Response(data, 200, media_type="application/json")
