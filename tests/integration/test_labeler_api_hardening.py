@@ -142,3 +142,18 @@ def test_lone_surrogates_in_ids_are_400s_naming_the_field_never_500s(api) -> Non
     code, reply, _ = call(f"{base}/labels", {"item_id": "a", "labels": ["ok", "\udfff"], "labeler_id": "ann"})
     assert code == 400 and "field 'labels[1]': not valid Unicode text" in reply["error"]
     assert call(f"{base}/labels", {"item_id": "a", "label": 1, "labeler_id": "ann"})[:2] == (200, {"accepted": True})
+
+
+def test_other_methods_are_a_json_405_and_run_no_route(api) -> None:
+    import http.client
+
+    base, bus, topics, queue = api
+    for method in ("HEAD", "OPTIONS", "DELETE", "PATCH", "PUT"):
+        conn = http.client.HTTPConnection(base.removeprefix("http://").split(":")[0], int(base.rsplit(":", 1)[1]), timeout=10)
+        conn.request(method, "/lease?k=3&labeler=ann")
+        reply = conn.getresponse()
+        body = reply.read()
+        assert reply.status == 405, method
+        assert method == "HEAD" or json.loads(body)["error"].startswith(f"{method}: not supported")
+        conn.close()
+    assert queue.n_leased() == 0 and not bus.messages(topics.labels)
