@@ -169,7 +169,7 @@ def test_the_api_fuzzed_over_kafka(queue: RankedQueue, kafka_bus_factory: Any) -
     bus.ensure_topics(topics.all())
     server = serve(LabelService(queue, bus, topics, max_skips=3, lease_ttl=0.2), 0)
     try:
-        statuses, posts = fuzz(f"http://127.0.0.1:{server.server_port}", max(20, EXAMPLES // 5))
+        statuses, posts = fuzz(f"http://127.0.0.1:{server.server_port}", EXAMPLES)
     finally:
         server.shutdown()
         server.server_close()
