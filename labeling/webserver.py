@@ -41,6 +41,16 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol whose own 400s (a request it cannot parse) are ``{"error": ...}``, as the app's are."""
 
     _head = b""
+    _eof = False
+
+    def eof_received(self) -> bool:
+        # A client that half-closes after its request (shutdown(SHUT_WR), as netcat-style
+        # scripts do) still gets its answer: uvicorn would close at once, dropping a reply
+        # computed on a worker thread. The connection closes once no answer is pending.
+        self._eof = True
+        if not self.pipeline and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
+        return True
 
     def data_received(self, data: bytes) -> None:
         # The bytes of the request being parsed, so a refusal can name the header at fault.
@@ -49,7 +59,10 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._head = b""
+        more = bool(self.pipeline)  # (a pipelined request starts next)
         super().on_response_complete()
+        if self._eof and not more and not self.transport.is_closing():
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         exc = sys.exc_info()[1]  # (called while the parser's HttpParserError is being handled)

@@ -157,3 +157,20 @@ def test_other_methods_are_a_json_405_and_run_no_route(api) -> None:
         assert method == "HEAD" or json.loads(body)["error"].startswith(f"{method}: not supported")
         conn.close()
     assert queue.n_leased() == 0 and not bus.messages(topics.labels)
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(api) -> None:
+    # (netcat-style clients shut their side down after sending; uvicorn alone would drop a reply
+    # computed on a worker thread. The http.server API answered them, as this one does.)
+    import socket
+
+    base, bus, topics, queue = api
+    port = int(base.rsplit(":", 1)[1])
+    for request, expected in ((b"GET /status HTTP/1.1\r\n\r\n", b'"pending": 3'), (b"GET /lease?k=%00&labeler=a HTTP/1.1\r\n\r\n", b"query 'k'"),
+                              (b"GET /status HTTP/1.1\r\n\r\nGET /lease?k=1&labeler=ann HTTP/1.1\r\n\r\n", b'"id": "a"')):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(request)
+            s.shutdown(socket.SHUT_WR)
+            reply = b"".join(iter(lambda: s.recv(65536), b""))  # (and the server closes: no 30 s keep-alive wait)
+        assert expected in reply, reply
+    assert queue.lease_holder("a") == "ann"
