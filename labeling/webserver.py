@@ -43,7 +43,7 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     _head = b""
     _eof = False
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> bool:  # type: ignore[override]  # (asyncio: a true value keeps the transport open)
         # A client that half-closes after its request (shutdown(SHUT_WR), as netcat-style
         # scripts do) still gets its answer: uvicorn would close at once, dropping a reply
         # computed on a worker thread. The connection closes once no answer is pending.
