@@ -1,16 +1,24 @@
-"""``/metrics`` (Prometheus) and ``/healthz`` for every service, on a daemon thread."""
+"""``/metrics`` (Prometheus) and ``/healthz`` for every service: a Starlette app on uvicorn, on a daemon thread.
+
+The same framework and server as the labeler API (:mod:`activestream.labeling.webserver`);
+the exposition is ``prometheus_client``'s own ``generate_latest``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from activestream.labeling.webserver import ThreadedServer
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +51,26 @@ class Health:
         return (200 if ok else 503), {"service": self.service, "ok": ok, "last_tick_seconds_ago": round(age, 3), **extra, **self.facts}
 
 
-def serve(registry: CollectorRegistry, health: Health, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Start serving on ``host:port`` (0 = any free port; read ``server.server_port``)."""
+def create_app(registry: CollectorRegistry, health: Health) -> Starlette:
+    """``/metrics`` (``prometheus_client``'s exposition of ``registry``; 503 when a gauge cannot be read) and ``/healthz``."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.startswith("/metrics"):
-                try:
-                    body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
-                except Exception as exc:  # noqa: BLE001 - e.g. a gauge reading an unreachable Redis
-                    body, ctype, code = f"metrics unavailable: {type(exc).__name__}: {exc}\n".encode(), "text/plain", 503
-            elif self.path.startswith("/healthz"):
-                code, payload = health.status()
-                body, ctype = json.dumps(payload).encode(), "application/json"
-            else:
-                body, ctype, code = b"not found\n", "text/plain", 404
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def metrics(request: Request) -> Response:
+        try:
+            return Response(generate_latest(registry), 200, media_type=CONTENT_TYPE_LATEST)
+        except Exception as exc:  # noqa: BLE001 - e.g. a gauge reading an unreachable Redis
+            return PlainTextResponse(f"metrics unavailable: {type(exc).__name__}: {exc}\n", 503)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet access log
-            return
+    def healthz(request: Request) -> Response:
+        code, payload = health.status()
+        return Response(json.dumps(payload).encode(), code, media_type="application/json")  # (as before: NaN facts pass)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-    return server
+    # (sync endpoints run on Starlette's thread pool: a gauge reading Redis blocks no other request)
+    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+
+
+def serve(registry: CollectorRegistry, health: Health, port: int, host: str = "127.0.0.1") -> ThreadedServer:
+    """Start serving on ``host:port`` (0 = any free port; read ``server.server_port``) with uvicorn on a daemon thread."""
+    return ThreadedServer(create_app(registry, health), port, host, name="metrics-http")
 
 
 def periodic(interval: float, fn: Callable[[], None]) -> Callable[[], None]:

@@ -1,4 +1,4 @@
-"""A small JSON HTTP API for labelers and labeling UIs: lease, submit, skip, status.
+"""The labeler HTTP API (FastAPI on uvicorn): lease, submit, skip, status, the labeling page, its OpenAPI document.
 
     GET  /lease?k=10&labeler=ann       -> {"items": [queue_entry.v1, ...]}
     POST /labels  {"item_id", "label" | "labels", "labeler_id", "seconds", "label_id"}
@@ -8,15 +8,17 @@
     GET  /status                        -> queue depth, leased, labeled, model version, classes, task,
                                            feature names, the live version's stop signal
     GET  /                              -> a labeling page (HTML) that uses the routes above
+    GET  /openapi.json                  -> this API's OpenAPI 3.1 document
 
-With a tokens file (:mod:`labeling.auth`) every route but ``GET /status`` and the page
-(``GET /``, which holds no data) needs ``Authorization: Bearer <token>``, and the labeler is the token's: ``labeler`` /
-``labeler_id`` may be left out, and naming another labeler is refused.
+With a tokens file (:mod:`labeling.auth`) every route but ``GET /status``, the page and the
+OpenAPI document (which hold no data) needs ``Authorization: Bearer <token>``, and the labeler
+is the token's: ``labeler`` / ``labeler_id`` may be left out, and naming another labeler is refused.
 
 Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 401 without a known
 token, 403 for a request naming another labeler than its token's, 404 for an unknown route,
 405 for another method, 409 for a label or skip of an item another labeler holds, 413 for a
-body over 1 MiB, 500 (details in the server's log).
+body over 1 MiB, 429 after too many failed token checks, 503 while Redis cannot be reached,
+500 (details in the server's log). What each route checks is :mod:`labeling.routes`.
 """
 
 from __future__ import annotations
@@ -25,168 +27,26 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-from activestream.labeling.auth import LabelerTokens, TokenFile
-from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
-from activestream.rankedqueue.keys import META_FEATURE_NAMES, META_STOP
-from activestream.schemas import QueueEntry
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from activestream.labeling import openapi, routes
+from activestream.labeling.auth import FailureLimiter, LabelerTokens, TokenFile
+from activestream.labeling.routes import BadRequest, TooLarge, TooManyFailures, Unauthorized, meta_classes
+from activestream.labeling.service import LabelService
+from activestream.labeling.webserver import ThreadedServer, content_length_problem
+
+__all__ = ["MAX_BODY_BYTES", "PAGE", "PAGE_HEADERS", "create_app", "meta_classes", "serve"]
 
 log = logging.getLogger(__name__)
-
-
-class BadRequest(ValueError):
-    """A request the API refuses, with the reason (HTTP 400)."""
-
-
-class NotFound(BadRequest):
-    """No such route (HTTP 404)."""
-
-
-class TooLarge(BadRequest):
-    """A body over :data:`MAX_BODY_BYTES` (HTTP 413)."""
-
-
-class Conflict(BadRequest):
-    """The item's lease is another labeler's (HTTP 409)."""
-
-
-class Unauthorized(BadRequest):
-    """No known bearer token, where the API has tokens (HTTP 401)."""
-
-
-class Forbidden(BadRequest):
-    """A request naming another labeler than its token's (HTTP 403)."""
-
-
-# The HTTP status of each refusal; any other BadRequest is a 400.
-_STATUS: dict[type[BadRequest], int] = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413}
-
-
-def _labeler(given: str | None, caller: str | None, where: str) -> str:
-    """The labeler a request acts for: its token's (``caller``) if the API has tokens, else the one it names.
-
-    ``where`` names the field in errors, e.g. ``"item 'a': field 'labeler_id'"``.
-    """
-    if caller is None:
-        if not given:
-            raise BadRequest(f"{where}: missing")
-        return given
-    if given not in (None, "", caller):
-        raise Forbidden(f"{where}: {given!r} is not the labeler of this request's token")
-    return caller
-
-
-def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str | None, required: bool = True) -> Any:
-    v = body.get(name)
-    if v is None:
-        if required:
-            raise BadRequest(f"item {item!r}: field {name!r}: missing")
-        return None
-    if isinstance(v, bool) or not isinstance(v, kinds):
-        raise BadRequest(f"item {item!r}: field {name!r}: expected {' or '.join(k.__name__ for k in kinds)}")
-    return v
-
-
-def _caller(tokens: LabelerTokens | TokenFile | None, method: str, path: str, authorization: str | None) -> str | None:
-    """The labeler of the request's token (``None`` when the API has no tokens or for ``GET /status``). Raises :class:`Unauthorized`."""
-    if tokens is None or (method == "GET" and path == "/status"):
-        return None
-    caller = tokens.labeler(authorization)
-    if caller is None:
-        raise Unauthorized("header 'Authorization': expected 'Bearer <token>' with a token of this API's tokens file")
-    return caller
-
-
-def handle(
-    service: LabelService, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any], caller: str | None = None
-) -> dict[str, Any]:
-    """Route one request (pure of HTTP, so it is easy to test). Raises :class:`BadRequest`.
-
-    ``caller`` : the labeler of the request's token, when the API has tokens.
-    """
-    if method == "GET" and path == "/lease":
-        try:
-            k = int(query.get("k", ["10"])[0])
-        except ValueError:
-            raise BadRequest("query 'k': expected an integer") from None
-        if not 1 <= k <= 1000:
-            raise BadRequest(f"query 'k': expected 1 <= k <= 1000, got {k}")
-        labeler = _labeler(query.get("labeler", [""])[0], caller, "query 'labeler'")
-        version = int(service.queue.get_meta("model_version") or 0)
-        items = [
-            json.loads(QueueEntry(e.id, e.score, version, e.features, e.expires_at, control_flagged(e.metadata, e.control)).encode())
-            for e in service.lease(k, labeler)
-        ]
-        return {"items": items}
-    if method == "POST" and path == "/labels":
-        item = _field(body, "item_id", (str, int), None)
-        item = str(item)
-        labeler = _labeler(_field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
-        label = _field(body, "label", (str, int), item, required=False)
-        labels = _field(body, "labels", (list,), item, required=False)
-        if (label is None) == (labels is None):
-            raise BadRequest(f"item {item!r}: field 'label': give exactly one of 'label' or 'labels'")
-        seconds = _field(body, "seconds", (int, float), item, required=False) or 0.0
-        try:
-            seconds = float(seconds)
-        except OverflowError:
-            raise BadRequest(f"item {item!r}: field 'seconds': too large") from None
-        label_id = _field(body, "label_id", (str,), item, required=False)
-        try:
-            ok = service.submit(item, labeler_id=labeler, label=label, labels=labels, seconds=seconds, label_id=label_id)
-        except LeasedToAnother as exc:
-            raise Conflict(str(exc)) from None
-        except (UnknownItem, InvalidLabel) as exc:
-            raise BadRequest(str(exc.args[0]) if exc.args else str(exc)) from None  # (a KeyError's str() adds quotes)
-        return {"accepted": ok}
-    if method == "POST" and path == "/skip":
-        item = str(_field(body, "item_id", (str, int), None))
-        labeler = _labeler(_field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
-        skips = service.skip(item, labeler)
-        if skips == -2:
-            raise Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
-        return {"skips": skips}
-    if method == "GET" and path == "/status":
-        q = service.queue
-        # (an expired lease counts as pending, whether or not anyone leased since)
-        meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP)
-        return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
-                "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
-    raise NotFound(f"no route {method} {path}")
-
-
-def meta_classes(raw: str | None, field: str = "classes") -> list[Any]:
-    """The live model's classes (or another list) from the queue's meta: ``[]`` when unset or not a JSON list (not a 500 for every page)."""
-    try:
-        classes = json.loads(raw or "[]")
-    except ValueError:
-        log.warning("queue meta %r is not JSON (%.80r): taken as empty", field, raw)
-        return []
-    return classes if isinstance(classes, list) else []
-
-
-def page_facts(meta: dict[str, str | None]) -> dict[str, Any]:
-    """What the labeling page shows beside the counts, from the queue's meta.
-
-    ``feature_names`` : the features' names (``[]``: unknown); ``stop`` : the live model version's stop
-    signal (:func:`activestream.scorer.versions.stop_signal`; ``None`` before any).
-    """
-    names = meta_classes(meta.get(META_FEATURE_NAMES), META_FEATURE_NAMES)
-    try:
-        stop = json.loads(meta.get(META_STOP) or "null")
-    except ValueError:
-        log.warning("queue meta %r is not JSON: taken as no stop signal", META_STOP)
-        stop = None
-    if not (isinstance(stop, dict) and isinstance(stop.get("fired"), dict)):
-        stop = None
-    return {"feature_names": [str(n) for n in names], "stop": stop}
-
 
 # The labeling page served at / (labeling/ui.html; it calls the routes above from the browser).
 PAGE = files(__package__).joinpath("ui.html").read_bytes()
@@ -214,22 +74,39 @@ PAGE_HEADERS = _page_headers(PAGE)
 
 # Request bodies are small JSON objects (one label); anything larger is refused unread.
 MAX_BODY_BYTES = 1 << 20
-# A client that sends or reads nothing for this long is dropped (it holds one thread, no lock).
-CLIENT_TIMEOUT_SECONDS = 30.0
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
+def _json(code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    # (json.dumps' ASCII escapes: any text, lone surrogates in an echoed id included, encodes)
+    return Response(json.dumps(payload).encode(), code, headers, media_type="application/json")
+
+
+def _error(exc: BadRequest) -> Response:
+    code = routes.STATUS.get(type(exc), 400)
+    headers: dict[str, str] = {}
+    if code in (401, 413, 429):
+        headers["Connection"] = "close"  # the body was not read
+    if code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="activestream"'
+    if isinstance(exc, TooManyFailures | routes.Unavailable):
+        headers["Retry-After"] = str(max(1, math.ceil(getattr(exc, "retry_after", 1.0))))
+    return _json(code, {"error": str(exc)}, headers)
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
     """The request's JSON object. Raises :class:`BadRequest` (or :class:`TooLarge`) saying what is wrong."""
-    raw_length = handler.headers.get("Content-Length") or "0"
-    try:
-        length = int(raw_length)
-    except ValueError:
-        raise BadRequest(f"header 'Content-Length': not an integer ({raw_length[:40]!r})") from None
-    if length < 0:
-        raise BadRequest("header 'Content-Length': negative")
-    if length > MAX_BODY_BYTES:
-        raise TooLarge(f"body: {length} bytes, the limit is {MAX_BODY_BYTES}")
-    raw = handler.rfile.read(length)
+    raw_length = request.headers.get("content-length")
+    if raw_length is not None:
+        problem = content_length_problem(raw_length)
+        if problem is not None:
+            raise BadRequest(problem)
+        if int(raw_length) > MAX_BODY_BYTES:
+            raise TooLarge(f"body: {int(raw_length)} bytes, the limit is {MAX_BODY_BYTES}")
+    raw = b""
+    async for chunk in request.stream():  # (a chunked body has no Content-Length: counted as it comes)
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise TooLarge(f"body: over {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES}")
     try:
         body = json.loads(raw.decode("utf-8") if raw else "{}")
     except UnicodeDecodeError:
@@ -241,67 +118,121 @@ def _read_body(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
     return body
 
 
-def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: LabelerTokens | TokenFile | None = None) -> ThreadingHTTPServer:
-    """Serve the API on a daemon thread (port 0 = any free port); with ``tokens``, only to their holders."""
+class TokenGate:
+    """Who a request comes from: the labeler of its bearer token, with failed checks rate-limited per client address."""
+
+    def __init__(self, tokens: LabelerTokens | TokenFile | None, failures: FailureLimiter) -> None:
+        self.tokens, self.failures = tokens, failures
+
+    def __call__(self, request: Request) -> str | None:
+        """The labeler of the request's token (``None`` when the API has no tokens).
+
+        Raises :class:`Unauthorized`, or :class:`TooManyFailures` (its token unchecked).
+        """
+        if self.tokens is None:
+            return None
+        client = request.client.host if request.client else "unknown"
+        wait = self.failures.wait(client)
+        if wait > 0:
+            raise TooManyFailures(f"header 'Authorization': too many failed token checks from {client}; retry in {math.ceil(wait)} s", wait)
+        authorization = request.headers.get("authorization")
+        caller = self.tokens.labeler(authorization)
+        if caller is None:
+            if authorization:  # (a request without one guesses nothing: the page's first call, a probe)
+                self.failures.failed(client)
+            raise Unauthorized("header 'Authorization': expected 'Bearer <token>' with a token of this API's tokens file")
+        return caller
+
+
+class _NoSniff:
+    """ASGI middleware: every answer carries ``X-Content-Type-Options: nosniff``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_nosniff(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        await self.app(scope, receive, send_nosniff if scope["type"] == "http" else send)
+
+
+def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None = None, limiter: FailureLimiter | None = None) -> FastAPI:
+    """The API as an ASGI app over ``service``; with ``tokens``, only for their holders.
+
+    ``limiter`` : the rate limit on failed token checks (default :class:`FailureLimiter`'s).
+    """
     lock = threading.Lock()  # one labeling service, many request threads
+    caller_of = TokenGate(tokens, limiter or FailureLimiter())
+    app = FastAPI(title="activestream labeler API", version="1", description=openapi.DESCRIPTION, docs_url=None, redoc_url=None)
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = CLIENT_TIMEOUT_SECONDS
+    def locked(work: Callable[[], dict[str, Any]]) -> bytes:
+        with lock:  # the answer is computed under the lock and encoded and sent after it: a slow client holds no one up
+            payload = work()
+        return json.dumps(payload).encode()
 
-        def _reply(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            self._send(code, json.dumps(payload).encode(), "application/json", headers)
+    async def answer(request: Request, work: Callable[[str | None, dict[str, Any]], dict[str, Any]], open_: bool = False) -> Response:
+        try:
+            caller = None if open_ else caller_of(request)  # before the body: a stranger's is not read
+            body = await _read_body(request) if request.method == "POST" else {}
+            data = await run_in_threadpool(locked, lambda: work(caller, body))
+        except BadRequest as exc:
+            return _error(exc)
+        except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
+            if routes.outage(exc):
+                log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
+                return _error(routes.Unavailable(f"backend: Redis unavailable ({type(exc).__name__}); retry later "
+                                                     "(a label resent with the same label_id is taken once)"))
+            log.exception("%s %s failed", request.method, request.url.path)  # the details stay in the server's log
+            return _json(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
+        return Response(data, 200, media_type="application/json")
 
-        def _send(self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", content_type)
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    @app.get("/lease", responses=openapi.responses("LeaseReply", 400, 401, 403, 429, 503), openapi_extra=openapi.LEASE)
+    async def lease(request: Request) -> Response:
+        q = request.query_params
+        return await answer(request, lambda caller, _: routes.lease(service, q.get("k"), q.get("labeler"), caller))
 
-        def _dispatch(self, method: str) -> None:
-            url = urlparse(self.path)
-            if method == "GET" and url.path in ("/", "/index.html"):  # (the page holds no data: no token needed)
-                self._send(200, PAGE, "text/html; charset=utf-8", PAGE_HEADERS)
-                return
-            try:
-                # Before the body: a stranger's is not read. Only GET /status is open (POST /status would read one, for a 404).
-                caller = _caller(tokens, method, url.path, self.headers.get("Authorization"))
-                body = _read_body(self) if method == "POST" else {}
-                with lock:  # the answer is computed under the lock and sent after it: a slow client holds no one up
-                    payload = handle(service, method, url.path, parse_qs(url.query), body, caller)
-            except BadRequest as exc:
-                code = _STATUS.get(type(exc), 400)
-                if code in (401, 413):
-                    self.close_connection = True  # the body was not read
-                extra = {"WWW-Authenticate": 'Bearer realm="activestream"'} if code == 401 else None
-                self._reply(code, {"error": str(exc)}, extra)
-                return
-            except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
-                log.exception("%s %s failed", method, url.path)  # the details stay in the server's log
-                self._reply(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
-                return
-            self._reply(200, payload)
+    @app.post("/labels", responses=openapi.responses("LabelReply", 400, 401, 403, 409, 413, 429, 503), openapi_extra=openapi.LABELS)
+    async def labels(request: Request) -> Response:
+        return await answer(request, lambda caller, body: routes.label(service, body, caller))
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            self._dispatch("GET")
+    @app.post("/skip", responses=openapi.responses("SkipReply", 400, 401, 403, 409, 413, 429, 503), openapi_extra=openapi.SKIP)
+    async def skip(request: Request) -> Response:
+        return await answer(request, lambda caller, body: routes.skip(service, body, caller))
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server naming
-            self._dispatch("POST")
+    @app.get("/status", responses=openapi.responses("Status", 503), openapi_extra=openapi.STATUS)
+    async def status(request: Request) -> Response:
+        return await answer(request, lambda caller, body: routes.status(service), open_=True)
 
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            # http.server's own errors (unsupported method, malformed request line) as JSON too
-            self.close_connection = True
-            try:
-                self._reply(405 if code == 501 else code, {"error": f"{self.command or 'request'}: {message or 'not supported'}"})
-            except OSError:
-                pass
+    @app.get("/", responses=openapi.PAGE, openapi_extra={"summary": "The labeling page (HTML; no token needed: it holds no data)"})
+    @app.get("/index.html", include_in_schema=False)
+    async def page() -> Response:
+        return Response(PAGE, 200, PAGE_HEADERS, media_type="text/html; charset=utf-8")
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            return
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        method, path = request.method, request.url.path
+        if method not in ("GET", "POST"):  # (HEAD included, as before: no route runs for it)
+            return _json(405, {"error": f"{method}: not supported (the API takes GET and POST)"})
+        try:  # as before: only the open routes answer a stranger (another method on /status is no read-only count)
+            caller_of(request)
+        except BadRequest as refusal:
+            return _error(refusal)
+        return _json(404, {"error": f"no route {method} {path}"})
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="labeler-api", daemon=True).start()
-    return server
+    async def failed(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _json(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
+
+    app.add_exception_handler(StarletteHTTPException, not_routed)
+    app.add_exception_handler(Exception, failed)
+    app.openapi = openapi.document_of(app)  # type: ignore[method-assign]
+    app.add_middleware(_NoSniff)
+    return app
+
+
+def serve(service: LabelService, port: int, host: str = "127.0.0.1", tokens: LabelerTokens | TokenFile | None = None,
+          limiter: FailureLimiter | None = None) -> ThreadedServer:
+    """Serve the API on a daemon thread (port 0 = any free port); with ``tokens``, only to their holders."""
+    return ThreadedServer(create_app(service, tokens, limiter), port, host, name="labeler-api")

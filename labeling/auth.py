@@ -16,12 +16,18 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
 # Shorter tokens could be guessed by a client trying them against the API.
 MIN_TOKEN_CHARS = 16
+# Labeler ids activestream's own components write under: no client or token may act as a
+# dispatcher's group (and label or skip what it was handed), the scorer's auto-accept or a baseline.
+RESERVED_LABELERS = ("auto", "baseline")
+RESERVED_LABELER_PREFIX = "dispatch:"
 
 
 class TokenFileError(ValueError):
@@ -73,6 +79,8 @@ def parse_tokens(text: str, source: str = "tokens file") -> LabelerTokens:
             raise TokenFileError(f"{source}, line {n}: token has characters other than printable ASCII (labeler {labeler!r})")
         if len(token) < MIN_TOKEN_CHARS:
             raise TokenFileError(f"{source}, line {n}: token shorter than {MIN_TOKEN_CHARS} characters (labeler {labeler!r})")
+        if labeler in RESERVED_LABELERS or labeler.startswith(RESERVED_LABELER_PREFIX):
+            raise TokenFileError(f"{source}, line {n}: labeler id {labeler!r} is reserved for activestream's own components")
         if token in tokens:
             raise TokenFileError(f"{source}, line {n}: the token of labeler {labeler!r} is already given to {tokens[token]!r}")
         tokens[token] = labeler
@@ -140,3 +148,44 @@ class TokenFile:
     def labeler(self, authorization: str | None) -> str | None:
         """As :meth:`LabelerTokens.labeler`, with the file as it is now."""
         return self._current().labeler(authorization)
+
+
+class FailureLimiter:
+    """Rate limit on failed token checks, per client address (a token bucket of failures).
+
+    Each client address may fail ``burst`` checks at once, then one every ``1 / per_second``
+    seconds. Over that, :meth:`wait` says how long the client must wait, and the API refuses
+    its requests (429) without checking their token at all: a guess made then tells nothing,
+    right or wrong. A labeler who mistypes a token a few times is not held up.
+
+    Parameters
+    ----------
+    burst : failures allowed at once.
+    per_second : failures allowed per second after the burst.
+    max_clients : addresses remembered (the least recently failing are forgotten first).
+    clock : seconds, monotonic.
+    """
+
+    def __init__(self, burst: int = 10, per_second: float = 1.0, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.per_second, self.max_clients, self.clock = float(burst), per_second, max_clients, clock
+        self._lock = threading.Lock()
+        self._debt: OrderedDict[str, tuple[float, float]] = OrderedDict()  # address -> (failures owed, when)
+
+    def _owed(self, client: str, now: float) -> float:
+        owed, when = self._debt.get(client, (0.0, now))
+        return max(0.0, owed - (now - when) * self.per_second)
+
+    def wait(self, client: str) -> float:
+        """Seconds ``client`` must wait before its token is checked again (0: check it now)."""
+        with self._lock:
+            return max(0.0, (self._owed(client, self.clock()) + 1 - self.burst) / self.per_second)
+
+    def failed(self, client: str) -> None:
+        """Count a failed token check of ``client``."""
+        with self._lock:
+            now = self.clock()
+            self._debt[client] = (self._owed(client, now) + 1, now)
+            self._debt.move_to_end(client)
+            while len(self._debt) > self.max_clients:
+                self._debt.popitem(last=False)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if tokens is None:
         log.warning("labeler API without ACTIVESTREAM_LABELER_TOKENS: it takes the labeler id each request names")
     # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
-    # A request waits at most 30 s for Redis (then 500), instead of holding the API forever.
+    # A request waits at most 30 s for Redis (then 503), instead of holding the API forever.
     queue = make_queue(s, socket_timeout=30.0)
     service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=s.explore, curriculum_labels=s.curriculum_labels,
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int)
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         bus.close()
         raise SystemExit(f"error: labeler API on {args.host}:{args.port}: {exc.strerror or exc}") from None
     access = f"{len(tokens)} labeler token(s)" if tokens is not None else "no tokens"
-    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status; {access})", flush=True)
+    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status, "
+          f"GET /openapi.json; {access})", flush=True)
     registry = CollectorRegistry()
     LabelingMetrics.create(registry, service.queue, service.queue.k.namespace)
     health = serve_metrics("labeler-api", registry, s.metrics_port, s.metrics_host)

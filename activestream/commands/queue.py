@@ -40,7 +40,7 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
     ``n_features``, ``feature_dtype``, ``stored_widths``, ``model_version``, ``ranked_version``,
     ``task``, ``classes``, ``label_kind``.
     """
-    from activestream.labeling.api import meta_classes
+    from activestream.labeling.routes import meta_classes
 
     meta = queue.get_meta_fields("n_features", "feature_dtype", "model_version", "ranked_version", "classes", "task", "label_kind")
     return {

@@ -89,3 +89,27 @@ def test_a_tokens_file_replaced_with_one_of_the_same_size_and_mtime_is_read_agai
     os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.replace(new, path)
     assert tokens.labeler("Bearer ann-0123456789abcdef") is None and tokens.labeler("Bearer bob-0123456789abcdef") == "bob"
+
+
+@pytest.mark.parametrize("labeler", ["auto", "baseline", "dispatch:default"])
+def test_a_tokens_file_cannot_give_a_reserved_labeler_id(labeler: str) -> None:
+    with pytest.raises(TokenFileError, match=f"line 2: labeler id '{labeler}' is reserved"):
+        parse_tokens(f"ann-0123456789abcdef ann\nx-0123456789abcdefgh {labeler}\n", "tokens.txt")
+
+
+def test_failed_token_checks_are_limited_per_client_and_recover_at_the_rate() -> None:
+    from activestream.labeling.auth import FailureLimiter
+
+    now = [0.0]
+    limiter = FailureLimiter(burst=3, per_second=0.5, max_clients=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.wait("1.2.3.4") == 0
+        limiter.failed("1.2.3.4")
+    assert limiter.wait("1.2.3.4") == pytest.approx(2.0) and limiter.wait("5.6.7.8") == 0  # another client is not held up
+    now[0] = 2.0
+    assert limiter.wait("1.2.3.4") == 0  # one more check after 1 / per_second
+    limiter.failed("1.2.3.4")
+    assert limiter.wait("1.2.3.4") == pytest.approx(2.0)
+    limiter.failed("a")
+    limiter.failed("b")  # (max_clients 2: the least recently failing is forgotten)
+    assert limiter.wait("1.2.3.4") == 0
