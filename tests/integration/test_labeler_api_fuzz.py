@@ -111,7 +111,10 @@ def fuzz(base: str, examples: int, headers: dict[str, str] | None = None) -> tup
 def assert_nothing_lost(queue: RankedQueue, labels: list[Any], posts: list[dict[str, Any]]) -> dict[str, int]:
     """Every item queued before is queued, labeled once, or dropped by a skip that said so; one label per accepted one. Returns the tally."""
     per_item = Counter(lab.item_id for lab in labels)
-    assert all(n == 1 for n in per_item.values()), per_item  # no label twice
+    # One labeler per item: later labels of an item are its labeler's corrections of the last answer
+    # (each with a new label id); nobody else labels an item once it has left the queue.
+    labelers = {item: {lab.labeler_id for lab in labels if lab.item_id == item} for item in per_item}
+    assert all(len(who) == 1 for who in labelers.values()), labelers
     accepted = sum(1 for p in posts if p["route"] == "POST /labels" and p["reply"]["accepted"])
     assert len(labels) == accepted, (len(labels), accepted)  # each accepted label published once, nothing else
     dropped = {str(p["body"]["item_id"]) for p in posts if p["route"] == "POST /skip" and p["reply"]["skips"] == 0}
