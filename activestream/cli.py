@@ -15,6 +15,7 @@ from activestream.commands import (
     demo,
     dispatcher,
     label,
+    label_studio,
     labeler_api,
     produce,
     queue,
@@ -26,7 +27,7 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, label, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, label_studio, queue, produce, label, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "tolerance": ((lambda v: 0 <= v <= 1), "an accuracy drop in [0, 1]"),
     "metrics_port": ((lambda v: 0 <= v <= 65535), "a port in [0, 65535] (0: any free port)"),
     "rerank_cache_mb": _at_least(0),
+    "label_studio_project": _at_least(1),
+    "label_studio_top_n": _at_least(1),
 }
 
 
@@ -90,6 +92,11 @@ class Settings:
     full_refit_every: int = 10
     holdout_fraction: float = 0.1
     tolerance: float = 0.05
+    label_studio_url: str | None = None  # the Label Studio server the connector drives (activestream label-studio)
+    label_studio_token: str | None = None  # its API token (Account & Settings; a legacy token or a personal access token)
+    label_studio_project: int | None = None  # the project id (None: --create-project makes one)
+    label_studio_top_n: int = 100  # items of the ranked queue kept as Label Studio tasks
+    label_studio_webhook_url: str | None = None  # the URL Label Studio calls on each annotation (None: polling only)
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     kafka_config: Mapping[str, str] = field(default_factory=dict)

@@ -102,6 +102,16 @@ def ensure_webhook(client: Any, project: int, url: str, secret: str) -> int:
     return int(hook.id)
 
 
+def live_classes(bus: Bus, topics: Topics) -> tuple[tuple[Any, ...], str]:
+    """The newest model version's classes and task on the models topic (``((), "multiclass")`` before any)."""
+    consumer = bus.consumer([topics.models], None)
+    try:
+        newest, _ = newest_model_version(consumer.read_to_end(30.0), 0)
+    finally:
+        consumer.close()
+    return (tuple(newest.classes), newest.task) if newest is not None else ((), "multiclass")
+
+
 def as_dict(obj: Any) -> dict[str, Any]:
     """An SDK model (pydantic) or a plain dict as a dict."""
     if isinstance(obj, dict):
