@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
-WEBHOOK_SECRET_HEADER = "X-Activestream-Secret"
+WEBHOOK_SECRET_HEADER = "X-Activestream-Secret"  # noqa: S105 - a header name, not a secret
 CANCELLED = "cancelled"  # the digest recorded for a skip
 
 
@@ -81,6 +81,12 @@ def load_client(url: str, token: str, *, http: Any = None, timeout: float = 30.0
     if http is not None:
         return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout, httpx_client=http)
     return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout)
+
+
+def find_project(client: Any, title: str) -> int | None:
+    """The id of the project titled ``title`` (the oldest, if several), or ``None``."""
+    found = sorted(int(p.id) for p in client.projects.list() if p.title == title)
+    return found[0] if found else None
 
 
 def create_project(client: Any, title: str, label_config: str, version: int = 0) -> int:
@@ -233,6 +239,9 @@ class LabelStudioConnector:
         changed = self._recover_creating()
         tasks = self.exported()
         owned = q.leased_by(self.owner)
+        for item in [i for i in owned if i not in tasks]:  # its task's creation failed (Label Studio down): export it again
+            q.unclaim(item, self.owner)
+        owned = [i for i in owned if i in tasks]
         q.renew(owned, self.owner, self.lease_ttl, now)
         controls = [i for i in owned if q.control_holder(i) == self.owner]
         ranked = [(i, s) for i, s in zip(owned, q.lease_scores(owned), strict=True) if i not in set(controls) and s is not None]

@@ -24,7 +24,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     options.add_metrics_port(p)
     p.add_argument("--url", default=None, help="Label Studio's URL (default: ACTIVESTREAM_LABEL_STUDIO_URL)")
     p.add_argument("--project", type=options.count, default=None, help="the project id (default: ACTIVESTREAM_LABEL_STUDIO_PROJECT)")
-    p.add_argument("--create-project", metavar="TITLE", default=None, help="create a project with this title (its id is printed)")
+    p.add_argument("--create-project", metavar="TITLE", default=None,
+                   help="create a project with this title, or connect the one of that title (its id is printed)")
     p.add_argument("--label-config", metavar="FILE", default=None,
                    help="with --create-project: your own labeling config (XML with a <Choices> control); "
                    "default: one generated from the live model's classes and task")
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
     """
     from prometheus_client import CollectorRegistry
 
-    from activestream.labeling.label_studio import LabelStudioConnector, create_project, ensure_webhook, live_classes, load_client
+    from activestream.labeling.label_studio import (
+        LabelStudioConnector,
+        create_project,
+        ensure_webhook,
+        find_project,
+        live_classes,
+        load_client,
+    )
     from activestream.labeling.label_studio_config import labeling_config
     from activestream.labeling.label_studio_webhook import serve_webhook
     from activestream.labeling.service import LabelService
@@ -79,12 +87,16 @@ def run(args: argparse.Namespace) -> int:
     conn = None
     try:
         project = args.project or s.label_studio_project
-        if args.create_project:
+        found = find_project(client, args.create_project) if args.create_project and not project else None
+        if found is not None:
+            project = found
+            print(f"label-studio: project {project} is titled {args.create_project!r}: connecting it", flush=True)
+        elif args.create_project and not project:
             if args.label_config:
                 config = Path(args.label_config).read_text(encoding="utf-8")
             else:
                 classes, task = live_classes(bus, topics)
-                if args.classes:
+                if args.classes and args.classes.strip():
                     classes, task = tuple(c.strip() for c in args.classes.split(",") if c.strip()), args.task or "multiclass"
                 try:
                     config = labeling_config(classes, task, data_field=args.data_field, data_type=args.data_type)

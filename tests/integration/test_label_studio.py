@@ -198,3 +198,48 @@ def test_the_webhook_brings_annotations_without_polling(campaign: dict[str, Any]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_label_studio_restart_loses_and_duplicates_nothing(campaign: dict[str, Any], label_studio: LabelStudioServer) -> None:
+    if label_studio.proc is None:
+        pytest.skip("Label Studio given by ACTIVESTREAM_TEST_LABEL_STUDIO: this test restarts its own")
+    conn, who, bus, topics = campaign["conn"], campaign["annotator"], campaign["bus"], campaign["topics"]
+    conn.sync()
+    done = [who.answer(t["id"], "cat") for t in (who.next(), who.next()) if t is not None]
+    label_studio.stop()  # (before the connector has read those two)
+    with pytest.raises(httpx.TransportError):
+        conn.sync()
+    label_studio.start()
+    conn.poll()
+    conn.sync()
+    task = who.next()
+    assert task is not None
+    done.append(who.answer(task["id"], "dog"))
+    conn.poll()
+    conn.poll()
+    labels = labels_of(bus, topics)
+    assert sorted(lab.label_id for lab in labels) == sorted(f"labelstudio:{campaign['project']}:{a['id']}" for a in done)
+
+
+def test_control_picks_are_served_first_and_their_labels_say_so(campaign: dict[str, Any]) -> None:
+    queue, bus, topics, client, project = campaign["queue"], campaign["bus"], campaign["topics"], campaign["client"], campaign["project"]
+    conn = LabelStudioConnector(client, project, queue, LabelService(queue, bus, topics), bus, topics, top_n=10, grace=0.0, explore=0.5, seed=1)
+    try:
+        conn.sync()
+        controls = {i for i in queue.leased_by(conn.owner) if queue.control_holder(i) == conn.owner}
+        assert len(controls) == 5
+        who = campaign["annotator"]
+        served = []
+        for _ in range(6):
+            task = who.next()
+            assert task is not None
+            served.append(task["data"][ITEM_ID_FIELD])
+            assert task["data"].get("activestream_control", False) == (served[-1] in controls)
+            who.answer(task["id"], "cat")
+        assert set(served[:5]) == controls  # (the random-control share is served before the ranked items)
+        conn.poll()
+        labels = {lab.item_id: lab for lab in labels_of(bus, topics)}
+        assert sorted(labels) == sorted(served)
+        assert all(labels[i].control == (i in controls) for i in served)
+    finally:
+        conn.close()
