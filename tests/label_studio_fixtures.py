@@ -53,12 +53,14 @@ class LabelStudioServer:
 
     def start(self) -> LabelStudioServer:
         self._log = log = open(self.data_dir / "label-studio.log", "ab")  # noqa: SIM115 - closed by stop()
-        env = {**os.environ, "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": ""}
+        env = {**os.environ, "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
+               # (the connector's webhook receiver listens on the loopback, which Label Studio refuses by default)
+               "USE_DEFAULT_BANNED_SUBNETS": "false"}
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [str(self.venv / "bin" / "label-studio"), "start", "--no-browser", "--data-dir", str(self.data_dir / "data"),
              "--port", str(self.port), "--host", self.url, "--internal-host", "127.0.0.1",
-             "--username", self.email, "--password", self.password, "--user-token", self.token, "--enable-legacy-api-token"],
+             f"--username={self.email}", f"--password={self.password}", f"--user-token={self.token}", "--enable-legacy-api-token"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         while time.monotonic() - t0 < START_TIMEOUT:
