@@ -20,7 +20,7 @@ or a re-poll changes nothing and an updated answer supersedes the earlier label.
 
 What the connector needs to survive a restart lives in Redis beside the queue (under
 ``QueueKeys.connector(owner)``): item -> task, the answers seen per annotation, the items whose
-task was being created, and the poll cursor. Label Studio's SDK (``label-studio-sdk``) is
+task was being created, the predictions to delete, and the poll cursor. Label Studio's SDK (``label-studio-sdk``) is
 imported lazily.
 """
 
@@ -190,7 +190,7 @@ class LabelStudioConnector:
         self.metrics = LabelStudioMetrics.create(registry or CollectorRegistry())
         base = queue.k.connector(self.owner)
         self._tasks_key, self._answers_key = f"{base}:tasks", f"{base}:answers"
-        self._creating_key, self._cursor_key = f"{base}:creating", f"{base}:cursor"
+        self._creating_key, self._cursor_key, self._stale_key = f"{base}:creating", f"{base}:cursor", f"{base}:stale"
         self._models = bus.consumer([topics.models], None)
         self.classes: tuple[Any, ...] = ()
         self.task_kind = "multiclass"
@@ -318,7 +318,6 @@ class LabelStudioConnector:
         """Give every exported task a prediction of ``version`` scored by its rank; then move the project to ``version``."""
         tasks = self.exported()
         name = model_version_name(version)
-        old: list[int] = []
         n = 0
         for item, s in scores.items():
             ex = tasks.get(item)
@@ -331,8 +330,10 @@ class LabelStudioConnector:
             pid = ex.prediction if ex.prediction is not None else self._our_prediction(ex.task, name)
             if ex.version == version and pid is not None:
                 self.client.predictions.update(pid, score=target)
-            else:  # a new version: a new prediction first, the old one goes once the project follows
-                old += self._our_predictions(ex.task, exclude=name)
+            else:  # a new version (or a task adopted after a crash): a new prediction first, the old ones go once the project follows
+                stale = self._our_predictions(ex.task)
+                if stale:  # (kept in Redis: a crash before they are deleted leaves them for the next sync)
+                    self.queue.r.sadd(self._stale_key, *stale)
                 pid = int(self.client.predictions.create(task=ex.task, model_version=name, score=target, result=[]).id)
             ex.prediction, ex.version, ex.score, ex.control = pid, version, target, item in controls
             self._save(item, ex)
@@ -340,14 +341,14 @@ class LabelStudioConnector:
         if self._project_version != name:
             self.client.projects.update(self.project, model_version=name)
             self._project_version = name
-        for pid in old:
-            self._delete_prediction(pid)
+        for raw in self.queue.r.smembers(self._stale_key):  # type: ignore[union-attr]
+            self._delete_prediction(int(raw))
+            self.queue.r.srem(self._stale_key, raw)
         self.metrics.rescored.inc(n)
         return n
 
-    def _our_predictions(self, task: int, *, exclude: str | None = None) -> list[int]:
-        return [int(p.id) for p in self.client.predictions.list(task=task)
-                if str(p.model_version or "").startswith("activestream-v") and p.model_version != exclude]
+    def _our_predictions(self, task: int) -> list[int]:
+        return [int(p.id) for p in self.client.predictions.list(task=task) if str(p.model_version or "").startswith("activestream-v")]
 
     def _our_prediction(self, task: int, name: str) -> int | None:
         found = [int(p.id) for p in self.client.predictions.list(task=task) if p.model_version == name]
