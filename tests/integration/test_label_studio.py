@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import redis
 
-from activestream.labeling.label_studio import LabelStudioConnector, create_project, ensure_webhook, load_client
+from activestream.labeling.label_studio import LabelStudioConnector, create_project, ensure_webhook, find_project, load_client
 from activestream.labeling.label_studio_config import ITEM_ID_FIELD, labeling_config, model_version_name
 from activestream.labeling.label_studio_webhook import serve_webhook
 from activestream.labeling.service import LabelService
@@ -245,3 +245,16 @@ def test_control_picks_are_served_first_and_their_labels_say_so(campaign: dict[s
         assert all(labels[i].control == (i in controls) for i in served)
     finally:
         conn.close()
+
+
+def test_created_projects_sample_by_uncertainty_and_are_found_by_title(label_studio: LabelStudioServer) -> None:
+    with httpx.Client(timeout=30) as http:
+        client = load_client(label_studio.url, label_studio.token, http=http)
+        title = f"tags {time.time_ns()}"
+        project = create_project(client, title, labeling_config(["a", "b", "c"], "multilabel", data_field="text"))
+        try:
+            got = client.projects.get(project)
+            assert got.sampling == "Uncertainty sampling" and 'choice="multiple"' in got.label_config
+            assert find_project(client, title) == project and find_project(client, title + " (no such)") is None
+        finally:
+            client.projects.delete(project)
