@@ -8,6 +8,7 @@ annotated is lost.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,8 +22,8 @@ import numpy as np
 import pytest
 import redis
 
-from activestream.labeling.label_studio import create_project, load_client
-from activestream.labeling.label_studio_config import ITEM_ID_FIELD, labeling_config
+from activestream.labeling.label_studio import load_client
+from activestream.labeling.label_studio_config import ITEM_ID_FIELD
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.training_set import TrainingSet
 from activestream.schemas import decode_label
@@ -55,21 +56,30 @@ def test_connector_killed_mid_sync_and_restarted_loses_and_duplicates_nothing(
     queue.rerank(lambda batch, _X: np.array([1.0 - int(i[1:]) / n for i in batch]), version=1)
     with httpx.Client(timeout=30) as http:
         client = load_client(label_studio.url, label_studio.token, http=http)
-        project = create_project(client, f"restart {namespace}", labeling_config(("cat", "dog"), "multiclass", data_field="text"), version=1)
-        who = Annotator(label_studio, project)
+        title = f"restart {namespace}"
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bus.bootstrap_servers, "REDIS_URL": redis_url,
                "ACTIVESTREAM_LABEL_STUDIO_URL": label_studio.url, "ACTIVESTREAM_LABEL_STUDIO_TOKEN": label_studio.token,
                "ACTIVESTREAM_EXPLORE": "0"}
-        args = [sys.executable, "-m", "activestream.cli", "-v", "label-studio", "--project", str(project), "--namespace", namespace,
+        # Every run as a team would start it: the first creates the project, the others find it by its title.
+        args = [sys.executable, "-m", "activestream.cli", "-v", "label-studio", "--create-project", title, "--classes", "cat,dog",
+                "--data-field", "text", "--namespace", namespace,
                 "--topic-prefix", topics.prefix, "--top-n", "15", "--sync-every", "0.1", "--poll-every", "0.3", "--grace", "0"]
         rng = np.random.default_rng(11)
         annotated: dict[int, str] = {}  # annotation id -> item
+        project = 0
         try:
             for round_ in range(8):
                 with open(tmp_path / f"connector-{round_}.log", "wb") as log:
                     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
                     try:
                         started(tmp_path / f"connector-{round_}.log")
+                        if round_ == 0:
+                            found = re.search(rb"created project (\d+)", (tmp_path / "connector-0.log").read_bytes())
+                            assert found, "the first run creates the project"
+                            project = int(found.group(1))
+                            who = Annotator(label_studio, project)
+                        else:
+                            assert f"project {project} is titled".encode() in (tmp_path / f"connector-{round_}.log").read_bytes()
                         time.sleep(float(rng.uniform(0.0, 1.0)))  # (a sync or a poll in flight)
                         for _ in range(2):
                             task = who.next()
@@ -96,7 +106,8 @@ def test_connector_killed_mid_sync_and_restarted_loses_and_duplicates_nothing(
                     proc.send_signal(signal.SIGTERM)
                     assert proc.wait(30) == 0
         finally:
-            client.projects.delete(project)
+            if project:
+                client.projects.delete(project)
     assert len(annotated) == 16
     assert not [i for i, c in Counter(tasks).items() if c > 1], "an item got two Label Studio tasks"
     labels = [decode_label(m.value) for m in bus.consumer([topics.labels], None).read_to_end(30.0)]
