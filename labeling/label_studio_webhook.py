@@ -16,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from activestream.labeling.label_studio import WEBHOOK_SECRET_HEADER
+from activestream.labeling.label_studio_project import WEBHOOK_SECRET_HEADER
 
 log = logging.getLogger(__name__)
 

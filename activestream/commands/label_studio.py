@@ -57,15 +57,9 @@ def run(args: argparse.Namespace) -> int:
     """
     from prometheus_client import CollectorRegistry
 
-    from activestream.labeling.label_studio import (
-        LabelStudioConnector,
-        create_project,
-        ensure_webhook,
-        find_project,
-        live_classes,
-        load_client,
-    )
+    from activestream.labeling.label_studio import LabelStudioConnector
     from activestream.labeling.label_studio_config import labeling_config
+    from activestream.labeling.label_studio_project import create_project, ensure_webhook, find_project, live_classes, load_client
     from activestream.labeling.label_studio_webhook import serve_webhook
     from activestream.labeling.service import LabelService
 

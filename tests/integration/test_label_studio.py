@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import redis
 
-from activestream.labeling.label_studio import LabelStudioConnector, create_project, ensure_webhook, find_project, load_client
+from activestream.labeling.label_studio import LabelStudioConnector
 from activestream.labeling.label_studio_config import ITEM_ID_FIELD, labeling_config, model_version_name
+from activestream.labeling.label_studio_project import create_project, ensure_webhook, find_project, load_client
 from activestream.labeling.label_studio_webhook import serve_webhook
 from activestream.labeling.service import LabelService
 from activestream.rankedqueue import QueueKeys, RankedQueue

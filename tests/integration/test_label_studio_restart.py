@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import redis
 
-from activestream.labeling.label_studio import load_client
 from activestream.labeling.label_studio_config import ITEM_ID_FIELD
+from activestream.labeling.label_studio_project import load_client
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.training_set import TrainingSet
 from activestream.schemas import decode_label
