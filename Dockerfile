@@ -18,7 +18,8 @@ COPY scorer ./scorer
 COPY retrainer ./retrainer
 COPY schemas ./schemas
 COPY labeling ./labeling
-RUN pip install ".[faust]"
+# label-studio-sdk without its dependencies: the labelstudio extra lists what it needs (pyproject.toml says why)
+RUN pip install ".[faust,labelstudio]" && pip install --no-deps "label-studio-sdk>=2.1,<2.2"
 
 RUN useradd --create-home --uid 10001 activestream
 USER activestream

@@ -14,7 +14,8 @@ LINT_TREE := build/lint
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[test,dev,faust]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[test,dev,faust,labelstudio]'
+	$(BIN)/pip install -q --no-deps 'label-studio-sdk>=2.1,<2.2'  # (why --no-deps: pyproject's labelstudio extra)
 	touch $(STAMP)
 
 install: $(STAMP)

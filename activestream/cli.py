@@ -17,6 +17,7 @@ from activestream.commands import (
     export,
     import_labels,
     label,
+    label_studio,
     labeler_api,
     produce,
     publish_model,
@@ -29,7 +30,7 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, queue, produce, import_labels, export, label, publish_model, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, label_studio, queue, produce, import_labels, export, label, publish_model, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

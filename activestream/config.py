@@ -45,6 +45,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "tolerance": ((lambda v: 0 <= v <= 1), "an accuracy drop in [0, 1]"),
     "metrics_port": ((lambda v: 0 <= v <= 65535), "a port in [0, 65535] (0: any free port)"),
     "rerank_cache_mb": _at_least(0),
+    "label_studio_project": _at_least(1),
+    "label_studio_top_n": _at_least(1),
 }
 
 
@@ -93,6 +95,11 @@ class Settings:
     tolerance: float = 0.05
     estimator: str | None = None  # module:callable returning a scikit-learn classifier (None: logistic regression)
     retrainer_resume: int = 0  # 1: the retrainer publishes over a user's model version (publish-model) instead of holding
+    label_studio_url: str | None = None  # the Label Studio server the connector drives (activestream label-studio)
+    label_studio_token: str | None = None  # its API token (Account & Settings; a legacy token or a personal access token)
+    label_studio_project: int | None = None  # the project id (None: --create-project makes one)
+    label_studio_top_n: int = 100  # items of the ranked queue kept as Label Studio tasks
+    label_studio_webhook_url: str | None = None  # the URL Label Studio calls on each annotation (None: polling only)
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     kafka_config: Mapping[str, str] = field(default_factory=dict)

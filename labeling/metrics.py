@@ -85,3 +85,35 @@ class DispatcherMetrics:
             skipped=in_namespace(Counter(DISPATCH_SKIPPED.removesuffix("_total"), "Dispatched items a labeler passed on", ns, registry=registry), namespace),
             outstanding=in_namespace(Gauge(DISPATCH_OUTSTANDING, "Items out with labelers", ns, registry=registry), namespace),
         )
+
+
+LS_TASKS_CREATED = "activestream_labelstudio_tasks_created_total"
+LS_TASKS_RESCORED = "activestream_labelstudio_tasks_rescored_total"
+LS_TASKS_DELETED = "activestream_labelstudio_tasks_deleted_total"
+LS_ANNOTATIONS = "activestream_labelstudio_annotations_total"
+LS_OPEN_TASKS = "activestream_labelstudio_open_tasks"
+LS_ERRORS = "activestream_labelstudio_sync_errors_total"
+
+
+@dataclass(frozen=True)
+class LabelStudioMetrics:
+    created: Counter
+    rescored: Counter
+    deleted: Counter
+    annotations: Counter
+    open_tasks: Gauge
+    errors: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> LabelStudioMetrics:
+        """Register the Label Studio connector's counters and gauge in ``registry`` (its process's own)."""
+        return cls(
+            created=Counter(LS_TASKS_CREATED.removesuffix("_total"), "Label Studio tasks created from the ranked queue", registry=registry),
+            rescored=Counter(LS_TASKS_RESCORED.removesuffix("_total"), "Task predictions given a new score or model version",
+                             registry=registry),
+            deleted=Counter(LS_TASKS_DELETED.removesuffix("_total"), "Tasks deleted after their item left the top", registry=registry),
+            annotations=Counter(LS_ANNOTATIONS.removesuffix("_total"), "Annotations read, by outcome (labeled, superseded, skipped, "
+                                "duplicate, refused, empty)", ["outcome"], registry=registry),
+            open_tasks=Gauge(LS_OPEN_TASKS, "Items leased to the Label Studio project", registry=registry),
+            errors=Counter(LS_ERRORS.removesuffix("_total"), "Sync rounds that failed (Label Studio or Redis unreachable)", registry=registry),
+        )

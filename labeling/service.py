@@ -281,8 +281,13 @@ class LabelService:
         label_id: str | None = None,
         features: np.ndarray | None = None,
         source: str = "human",
+        holder: str | None = None,
     ) -> bool:
         """Accept a label. Returns ``False`` (and changes nothing) for a label id already accepted.
+
+        ``holder`` is whose lease the label comes through (default ``labeler_id``): a
+        connector to a labeling tool leases items under its own name (``labelstudio:<project>``)
+        and submits its labelers' answers through that lease.
 
         The label is published (with the item's features, so the retrainer needs no
         other store) before the item leaves the queue: a crash in between leaves the
@@ -309,10 +314,11 @@ class LabelService:
             return False
         # A control label is one for an item this labeler was leased as a random-control pick:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
-        control = self.queue.control_holder(item_id) == labeler_id
+        holder = labeler_id if holder is None else holder
+        control = self.queue.control_holder(item_id) == holder
         now = self.queue.now()
         self.queue.expire_leases(now)
-        self._check_holder(item_id, labeler_id, now)
+        self._check_holder(item_id, holder, now)
         if features is None:
             (features,) = self.queue.features_of([item_id])
         if features is None:
@@ -343,13 +349,13 @@ class LabelService:
         # A pending item is leased to this labeler while its label goes out: a dispatcher or
         # another API process cannot lease it in between (mark_labeled would end their lease
         # and the item would be labeled twice). A label refused from here on hands it back.
-        claimed = bool(self.queue.claim([item_id], labeler_id, self.lease_ttl, now))
+        claimed = bool(self.queue.claim([item_id], holder, self.lease_ttl, now))
         try:
-            self._check_holder(item_id, labeler_id, now)  # (lost a race for it: nothing changed)
+            self._check_holder(item_id, holder, now)  # (lost a race for it: nothing changed)
             self._check_campaign_shape(item_id, label, labels)  # (the campaign's first label fixes its shape)
         except (LeasedToAnother, InvalidLabel):
             if claimed:
-                self.queue.unclaim(item_id, labeler_id)
+                self.queue.unclaim(item_id, holder)
             raise
         self.bus.publish(self.topics.labels, payload, key=item_id.encode())
         self.bus.flush()

@@ -198,6 +198,10 @@ class QueueKeys:
         """Prefix of the ``owned`` sets, for scripts that find the owner at run time."""
         return self._k("owned:")
 
+    def connector(self, name: str) -> str:
+        """Prefix of the keys a labeling-tool connector keeps its own state under (``labelstudio:<project>``)."""
+        return self._k(f"connector:{name}")
+
     @property
     def dropped(self) -> str:
         """SET of items that left the queue unlabeled (skipped too often)."""

@@ -100,6 +100,27 @@ class QueueLeases(QueueBase):
         flat = self.scripts.claim(keys=keys, args=[now + ttl, labeler_id, "1" if control else "0", cap, *ids])
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
+    def renew(self, ids: Sequence[str], holder: str, ttl: float, now: float | None = None) -> int:
+        """Extend to ``now + ttl`` the leases of ``ids`` that ``holder`` still holds; returns how many.
+
+        For a holder that keeps items out for long (a labeling tool's open tasks): a lease that
+        ran out, or went to someone else, is left as it is.
+        """
+        if not ids:
+            return 0
+        now = self.now() if now is None else now
+        return int(self.scripts.renew(keys=[self.k.leased, self.k.lease_owner], args=[now + ttl, holder, *ids]))
+
+    def leased_by(self, owner: str) -> list[str]:
+        """The items leased to ``owner`` (any order)."""
+        return sorted(m.decode() for m in self.r.smembers(self.k.owned(owner)))  # type: ignore[union-attr]
+
+    def lease_scores(self, ids: Sequence[str]) -> list[float | None]:
+        """The scores leased ``ids`` return to the queue with (the live model's, after a re-rank); ``None`` if unknown."""
+        if not ids:
+            return []
+        return [float(v) if v is not None else None for v in self.r.hmget(self.k.last_score, list(ids))]
+
     def unclaim(self, item_id: str, holder: str) -> bool:
         """Hand back ``holder``'s lease of ``item_id`` untouched (no skip counted). False if it is not theirs."""
         keys = [self.k.leased, self.k.pending, self.k.lease_owner, self.k.last_score, self.k.control]

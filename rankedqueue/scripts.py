@@ -22,6 +22,7 @@ COMPOSITION: dict[str, tuple[str, ...]] = {
     "add": (),
     "features": (),
     "claim": (),
+    "renew": (),
     "expire": ("fn_release_owner", "fn_hand_back"),
     "return": ("fn_release_owner", "fn_hand_back"),
     "mark_labeled": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
@@ -66,6 +67,7 @@ class Scripts:
         self.add = reg("add")  # sent with EVAL by the writer (see QueueWriter.add_nowait): its .script is the text
         self.features = reg("features")
         self.claim = reg("claim")
+        self.renew = reg("renew")
         self.expire = reg("expire")
         self.hand_back = reg("return")
         self.mark_labeled = reg("mark_labeled")

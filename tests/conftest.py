@@ -18,7 +18,7 @@ import redis
 from activestream.devstack.redis_server import LocalRedis
 from tests.availability import program, unavailable
 
-pytest_plugins = ["tests.kafka_fixtures"]
+pytest_plugins = ["tests.kafka_fixtures", "tests.label_studio_fixtures"]
 
 
 @pytest.fixture(scope="session")

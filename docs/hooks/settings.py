@@ -63,6 +63,14 @@ DESCRIPTIONS: dict[str, str] = {
     "(`publish-model`), as `activestream retrainer --resume` does; `0` (default): it holds, says so in its log, `/healthz` "
     "and `activestream_retrainer_holding_user_version`",
     "metrics_port": "port of `/metrics` and `/healthz` (unset: any free port, printed at start)",
+    "label_studio_url": "`activestream label-studio`: the Label Studio server it connects the namespace to, e.g. `http://127.0.0.1:8080`",
+    "label_studio_token": "`activestream label-studio`: an API token of a Label Studio user who may manage the project "
+    "(a legacy token or a personal access token)",
+    "label_studio_project": "`activestream label-studio`: the project id (unset: `--create-project` creates one and prints its id)",
+    "label_studio_top_n": "`activestream label-studio`: how many of the ranked queue's best items are Label Studio tasks at once "
+    "(leased to `labelstudio:<project>`)",
+    "label_studio_webhook_url": "`activestream label-studio`: the URL Label Studio posts annotations to (the connector's "
+    "`--webhook-port`, as Label Studio reaches it); unset: polling only",
     "metrics_host": "address `/metrics` and `/healthz` listen on (`0.0.0.0` in containers)",
     "kafka_config": "passed to librdkafka as `<key>` (`_` becomes `.`), e.g. SASL/TLS settings: "
     "`ACTIVESTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL`",

@@ -30,6 +30,9 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "activestream.json"
 DOCKERFILE = ROOT / "Dockerfile"
 
 APP_SERVICES = {"scorer": 2, "retrainer": 1, "dispatcher": 1, "labeler-api": 1}  # service -> replicas
+# Started only with `docker compose --profile label-studio up`: the connector (an app service) and Label Studio.
+PROFILE_SERVICES = {"label-studio": 1}
+PROFILE_OTHERS = {"labelstudio-server"}
 METRICS_PORT = "9310"
 
 
@@ -124,8 +127,10 @@ def test_compose_config_is_valid() -> None:
 
 def test_services_and_replicas(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "prometheus", "grafana", *APP_SERVICES}
-    for name, replicas in APP_SERVICES.items():
+    assert set(services) == {"kafka", "redis", "prometheus", "grafana", *APP_SERVICES, *PROFILE_SERVICES, *PROFILE_OTHERS}
+    for name in (*PROFILE_SERVICES, *PROFILE_OTHERS):
+        assert services[name]["profiles"] == ["label-studio"], name
+    for name, replicas in (APP_SERVICES | PROFILE_SERVICES).items():
         svc = services[name]
         assert svc.get("deploy", {}).get("replicas", 1) == replicas, name
         assert svc["build"], name
@@ -141,7 +146,7 @@ def test_services_reach_kafka_and_redis(compose: dict[str, Any]) -> None:
     kafka_env = env(services["kafka"])
     advertised = listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"])
     internal = advertised[kafka_env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
-    for name in APP_SERVICES:
+    for name in (*APP_SERVICES, *PROFILE_SERVICES):
         svc = services[name]
         e = env(svc)
         assert e["KAFKA_BOOTSTRAP_SERVERS"] == f"kafka:{internal[1]}" and internal[0] == "kafka", name
@@ -209,13 +214,13 @@ def test_prometheus_scrapes_every_service(compose: dict[str, Any], prometheus: d
             targets.setdefault(job["job_name"], set()).update(sd["names"])
         for sc in job.get("static_configs", []):
             targets.setdefault(job["job_name"], set()).update(t.rsplit(":", 1)[0] for t in sc["targets"])
-    assert targets == {name: {name} for name in APP_SERVICES}
+    assert targets == {name: {name} for name in (*APP_SERVICES, *PROFILE_SERVICES)}
 
 
 def test_dockerfile_installs_the_faust_extra() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert 'pip install ".[faust]"' in text
+    assert 'pip install ".[faust,labelstudio]"' in text and "label-studio-sdk" in text
     assert re.search(r'^ENTRYPOINT \["activestream"\]', text, re.M)
     assert not re.search(r"openjdk|default-jre|temurin", text, re.I), "the image needs no Java"
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

@@ -1,0 +1,91 @@
+"""Label Studio's side of the connector: the SDK client, projects, webhooks, and what the SDK returns.
+
+Label Studio's SDK (``label-studio-sdk``) is imported lazily, with an error that says what to install.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from activestream.labeling.label_studio_config import model_version_name
+from activestream.scorer.versions import newest_model_version
+from activestream.streams.bus import Bus
+from activestream.streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+WEBHOOK_SECRET_HEADER = "X-Activestream-Secret"  # noqa: S105 - a header name, not a secret
+
+
+def load_client(url: str, token: str, *, http: Any = None, timeout: float = 30.0) -> Any:
+    """A ``label_studio_sdk.LabelStudio`` client for ``url`` with API ``token`` (legacy or personal access token).
+
+    ``http`` is an ``httpx.Client`` the caller owns and closes (``None``: the SDK's own).
+
+    Raises
+    ------
+    ImportError
+        When ``label-studio-sdk`` is not installed, saying what to install.
+    """
+    try:
+        from label_studio_sdk import LabelStudio
+    except ImportError as exc:
+        raise ImportError("the Label Studio connector needs the label-studio-sdk package: "
+                          "pip install 'activestream[labelstudio]' (or: pip install label-studio-sdk)") from exc
+    if http is not None:
+        return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout, httpx_client=http)
+    return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout)
+
+
+def find_project(client: Any, title: str) -> int | None:
+    """The id of the project titled ``title`` (the oldest, if several), or ``None``."""
+    found = sorted(int(p.id) for p in client.projects.list() if p.title == title)
+    return found[0] if found else None
+
+
+def create_project(client: Any, title: str, label_config: str, version: int = 0) -> int:
+    """Create a Label Studio project that serves tasks by uncertainty; returns its id."""
+    project = client.projects.create(title=title, label_config=label_config, sampling=UNCERTAINTY_SAMPLING,
+                                     model_version=model_version_name(version), show_skip_button=True)
+    return int(project.id)
+
+
+def ensure_webhook(client: Any, project: int, url: str, secret: str) -> int:
+    """Register (or refresh) the project's webhook to ``url`` for created and updated annotations; returns its id."""
+    for hook in client.webhooks.list(project=str(project)):
+        if hook.url == url:
+            client.webhooks.update(hook.id, url=url, project=project, actions=list(WEBHOOK_ACTIONS), send_payload=True, is_active=True,
+                                   headers={WEBHOOK_SECRET_HEADER: secret})
+            return int(hook.id)
+    hook = client.webhooks.create(url=url, project=project, actions=list(WEBHOOK_ACTIONS), send_payload=True, is_active=True,
+                                  headers={WEBHOOK_SECRET_HEADER: secret})
+    return int(hook.id)
+
+
+def live_classes(bus: Bus, topics: Topics) -> tuple[tuple[Any, ...], str]:
+    """The newest model version's classes and task on the models topic (``((), "multiclass")`` before any)."""
+    consumer = bus.consumer([topics.models], None)
+    try:
+        newest, _ = newest_model_version(consumer.read_to_end(30.0), 0)
+    finally:
+        consumer.close()
+    return (tuple(newest.classes), newest.task) if newest is not None else ((), "multiclass")
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """An SDK model (pydantic) or a plain dict as a dict."""
+    if isinstance(obj, dict):
+        return obj
+    return obj.dict() if hasattr(obj, "dict") else dict(obj)
+
+
+def utc_stamp(value: Any) -> str | None:
+    """A time as Label Studio's Data Manager filters take it (``2026-01-31T12:00:00.000000Z``), or ``None``."""
+    if value is None:
+        return None
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

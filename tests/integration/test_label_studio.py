@@ -1,0 +1,261 @@
+"""The Label Studio connector against a real Label Studio (its PyPI package, SQLite), over real Redis.
+
+A labeler works as in Label Studio's own front end: ``GET /api/projects/{id}/next`` for the
+next task, ``POST /api/tasks/{id}/annotations/`` to answer or skip it. The in-process bus
+stands for Kafka here; ``test_label_studio_restart.py`` runs the connector as a process over
+real Kafka and SIGKILLs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import redis
+
+from activestream.labeling.label_studio import LabelStudioConnector
+from activestream.labeling.label_studio_config import ITEM_ID_FIELD, labeling_config, model_version_name
+from activestream.labeling.label_studio_project import create_project, ensure_webhook, find_project, load_client
+from activestream.labeling.label_studio_webhook import serve_webhook
+from activestream.labeling.service import LabelService
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.schemas import Label, decode_label
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
+from tests.label_studio_fixtures import LabelStudioServer
+
+pytestmark = pytest.mark.integration
+
+CLASSES = ("cat", "dog")
+
+
+class Annotator:
+    """A labeler using Label Studio's REST API as its front end does."""
+
+    def __init__(self, server: LabelStudioServer, project: int) -> None:
+        self.base, self.token, self.project = server.url, server.token, project
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        req = urllib.request.Request(self.base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    def next(self) -> dict[str, Any] | None:
+        try:
+            return self.call("GET", f"/api/projects/{self.project}/next")  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # no task left
+                return None
+            raise
+
+    def answer(self, task: int, choice: str, lead_time: float = 2.5) -> dict[str, Any]:
+        body = {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}],
+                "lead_time": lead_time}
+        return self.call("POST", f"/api/tasks/{task}/annotations/", body)  # type: ignore[no-any-return]
+
+    def skip(self, task: int) -> dict[str, Any]:
+        return self.call("POST", f"/api/tasks/{task}/annotations/", {"result": [], "was_cancelled": True})  # type: ignore[no-any-return]
+
+    def update(self, annotation: int, choice: str) -> dict[str, Any]:
+        body = {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}]}
+        return self.call("PATCH", f"/api/annotations/{annotation}/", body)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def campaign(redis_client: redis.Redis, namespace: str, label_studio: LabelStudioServer) -> Iterator[dict[str, Any]]:
+    """60 ranked items (model v1, distinct scores), a Label Studio project for them, and a connector."""
+    rng = np.random.default_rng(7)
+    n = 60
+    ids = [f"it{i:03d}" for i in range(n)]
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    queue.add(ids, np.zeros(n), X, [{"text": f"text of {i}"} for i in ids])
+    v1 = rng.permutation(n) / n
+    queue.rerank(lambda batch, _X: np.array([v1[int(i[2:])] for i in batch]), version=1)
+    bus, topics = InMemoryBus(), Topics(namespace)
+    http = httpx.Client(timeout=30)
+    client = load_client(label_studio.url, label_studio.token, http=http)
+    project = create_project(client, f"activestream {namespace}", labeling_config(CLASSES, "multiclass", data_field="text"), version=1)
+    service = LabelService(queue, bus, topics)
+    conn = LabelStudioConnector(client, project, queue, service, bus, topics, top_n=30, grace=0.0, names=["a", "b", "c", "d"])
+    conn.ensure_uncertainty_sampling()
+    try:
+        yield {"queue": queue, "bus": bus, "topics": topics, "client": client, "project": project, "conn": conn, "X": X,
+               "annotator": Annotator(label_studio, project), "email": label_studio.email}
+    finally:
+        conn.close()
+        client.projects.delete(project)
+        http.close()
+
+
+def labels_of(bus: InMemoryBus, topics: Topics) -> list[Label]:
+    return [decode_label(m.value) for m in bus.messages(topics.labels)]
+
+
+def test_label_studio_serves_activestream_top_and_each_annotation_is_one_label(campaign: dict[str, Any]) -> None:
+    queue, conn, who, bus, topics = campaign["queue"], campaign["conn"], campaign["annotator"], campaign["bus"], campaign["topics"]
+    top = [i for i, _ in queue.top(20)]
+    assert conn.sync() == 30
+    assert queue.n_leased_by(conn.owner) == 30  # leased: the labeler API and the dispatcher no longer hand them out
+    served, answers = [], {}
+    for k in range(20):
+        task = who.next()
+        assert task is not None
+        item = task["data"][ITEM_ID_FIELD]
+        served.append(item)
+        assert task["data"]["text"] == f"text of {item}"
+        assert task["data"]["features"] == dict(zip("abcd", campaign["X"][int(item[2:])].tolist(), strict=True))
+        answers[item] = who.answer(task["id"], CLASSES[k % 2])
+        conn.poll()
+        conn.sync()  # (the item leaves the queue; the next of the ranking takes its place)
+    assert served == top  # Label Studio's first 20 tasks are activestream's top 20, in its order
+    labels = labels_of(bus, topics)
+    assert [lab.item_id for lab in labels] == served  # each annotation reached the labels topic exactly once
+    assert len({lab.label_id for lab in labels}) == 20
+    for k, lab in enumerate(labels):
+        assert lab.label == CLASSES[k % 2] and lab.labeler_id == campaign["email"] and lab.seconds == 2.5
+        assert lab.label_id == f"labelstudio:{campaign['project']}:{answers[lab.item_id]['id']}"
+        np.testing.assert_array_equal(lab.features, campaign["X"][int(lab.item_id[2:])])
+        assert queue.is_labeled(lab.item_id)
+    # A re-poll from the start, and a redelivered annotation, change nothing.
+    queue.r.delete(conn._cursor_key)
+    assert conn.poll() >= 20
+    ann = answers[served[0]]
+    assert conn.on_annotation(ann, None) == "duplicate"
+    assert len(labels_of(bus, topics)) == 20
+    # An updated annotation supersedes the earlier label (a new label id, same item).
+    first = answers[served[0]]
+    who.update(first["id"], "dog" if labels[0].label == "cat" else "cat")
+    conn.poll()
+    later = labels_of(bus, topics)
+    assert len(later) == 21 and later[-1].item_id == served[0] and later[-1].label != labels[0].label
+    assert later[-1].label_id == f"labelstudio:{campaign['project']}:{first['id']}:r1"
+    # A skipped task goes back to the queue as that labeler's skip.
+    task = who.next()
+    assert task is not None
+    item = task["data"][ITEM_ID_FIELD]
+    who.skip(task["id"])
+    assert conn.poll() >= 1
+    assert queue.score_of(item) is not None and queue.skipped_by(campaign["email"], [item]) == [True]
+    assert len(labels_of(bus, topics)) == 21
+
+
+def test_a_new_model_version_reorders_label_studio_and_outranked_tasks_leave(campaign: dict[str, Any]) -> None:
+    queue, conn, who, client, project = campaign["queue"], campaign["conn"], campaign["annotator"], campaign["client"], campaign["project"]
+    conn.top_n = 10
+    v1_top = [i for i, _ in queue.top(10)]
+    conn.sync()
+    assert sorted(queue.leased_by(conn.owner)) == sorted(v1_top)
+    # Model v2 ranks the other way round: the old top leaves, the new top is served.
+    scores = dict(queue.ranking()) | dict(zip(queue.leased_by(conn.owner), queue.lease_scores(queue.leased_by(conn.owner)), strict=True))
+    queue.rerank(lambda batch, _X: np.array([1.0 - scores[i] for i in batch]), version=2)
+    conn.sync()
+    assert client.projects.get(project).model_version == model_version_name(2)
+    v2_top = [i for i, _ in sorted(((i, 1.0 - s) for i, s in scores.items()), key=lambda p: (p[1], p[0]), reverse=True)[:10]]
+    assert set(queue.leased_by(conn.owner)) == set(v2_top)
+    preds = [p for t in client.tasks.list(project=project, fields="all") for p in (t.predictions or [])]
+    assert {p["model_version"] if isinstance(p, dict) else p.model_version for p in preds} == {model_version_name(2)}
+    conn.sync()  # (grace 0: the outranked tasks, unserved since the last sync, are deleted now)
+    assert sorted(t.data[ITEM_ID_FIELD] for t in client.tasks.list(project=project)) == sorted(v2_top)
+    # An item labeled elsewhere (auto-accepted) leaves Label Studio's queue.
+    queue.mark_labeled(v2_top[0], "auto-1")
+    conn.sync()
+    served = []
+    for _ in range(9):
+        task = who.next()
+        assert task is not None
+        served.append(task["data"][ITEM_ID_FIELD])
+        who.answer(task["id"], "cat")
+    assert served == v2_top[1:]
+
+
+def test_the_webhook_brings_annotations_without_polling(campaign: dict[str, Any]) -> None:
+    conn, who, client, project = campaign["conn"], campaign["annotator"], campaign["client"], campaign["project"]
+    server = serve_webhook(conn.events, "s3cret")
+    try:
+        ensure_webhook(client, project, f"http://127.0.0.1:{server.server_port}/webhook", "s3cret")
+        conn.sync()
+        task = who.next()
+        assert task is not None
+        who.answer(task["id"], "dog")
+        deadline = time.monotonic() + 30
+        n = 0
+        while n == 0 and time.monotonic() < deadline:
+            n = conn.drain_events()
+            time.sleep(0.1)
+        labels = labels_of(campaign["bus"], campaign["topics"])
+        assert [lab.item_id for lab in labels] == [task["data"][ITEM_ID_FIELD]] and labels[0].label == "dog"
+        assert conn.poll() >= 1  # the poll sees it too, and changes nothing
+        assert len(labels_of(campaign["bus"], campaign["topics"])) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_label_studio_restart_loses_and_duplicates_nothing(campaign: dict[str, Any], label_studio: LabelStudioServer) -> None:
+    if label_studio.proc is None:
+        pytest.skip("Label Studio given by ACTIVESTREAM_TEST_LABEL_STUDIO: this test restarts its own")
+    conn, who, bus, topics = campaign["conn"], campaign["annotator"], campaign["bus"], campaign["topics"]
+    conn.sync()
+    done = [who.answer(t["id"], "cat") for t in (who.next(), who.next()) if t is not None]
+    label_studio.stop()  # (before the connector has read those two)
+    try:
+        with pytest.raises(httpx.TransportError):
+            conn.poll()
+    finally:
+        label_studio.start()
+    conn.poll()
+    conn.sync()
+    task = who.next()
+    assert task is not None
+    done.append(who.answer(task["id"], "dog"))
+    conn.poll()
+    conn.poll()
+    labels = labels_of(bus, topics)
+    assert sorted(lab.label_id for lab in labels) == sorted(f"labelstudio:{campaign['project']}:{a['id']}" for a in done)
+
+
+def test_control_picks_are_served_first_and_their_labels_say_so(campaign: dict[str, Any]) -> None:
+    queue, bus, topics, client, project = campaign["queue"], campaign["bus"], campaign["topics"], campaign["client"], campaign["project"]
+    conn = LabelStudioConnector(client, project, queue, LabelService(queue, bus, topics), bus, topics, top_n=10, grace=0.0, explore=0.5, seed=1)
+    try:
+        conn.sync()
+        controls = {i for i in queue.leased_by(conn.owner) if queue.control_holder(i) == conn.owner}
+        assert len(controls) == 5
+        who = campaign["annotator"]
+        served = []
+        for _ in range(6):
+            task = who.next()
+            assert task is not None
+            served.append(task["data"][ITEM_ID_FIELD])
+            assert task["data"].get("activestream_control", False) == (served[-1] in controls)
+            who.answer(task["id"], "cat")
+        assert set(served[:5]) == controls  # (the random-control share is served before the ranked items)
+        conn.poll()
+        labels = {lab.item_id: lab for lab in labels_of(bus, topics)}
+        assert sorted(labels) == sorted(served)
+        assert all(labels[i].control == (i in controls) for i in served)
+    finally:
+        conn.close()
+
+
+def test_created_projects_sample_by_uncertainty_and_are_found_by_title(label_studio: LabelStudioServer) -> None:
+    with httpx.Client(timeout=30) as http:
+        client = load_client(label_studio.url, label_studio.token, http=http)
+        title = f"tags {time.time_ns()}"
+        project = create_project(client, title, labeling_config(["a", "b", "c"], "multilabel", data_field="text"))
+        try:
+            got = client.projects.get(project)
+            assert got.sampling == "Uncertainty sampling" and 'choice="multiple"' in got.label_config
+            assert find_project(client, title) == project and find_project(client, title + " (no such)") is None
+        finally:
+            client.projects.delete(project)

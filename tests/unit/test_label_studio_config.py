@@ -1,0 +1,62 @@
+"""The Label Studio connector's pure pieces: scores, labeling configs, task data, answers, label ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from activestream.labeling.label_studio_config import (
+    CONTROL_LS_SCORE,
+    Answer,
+    answer_from_result,
+    choices_control,
+    features_from_data,
+    label_id,
+    labeling_config,
+    ls_score,
+    task_data,
+)
+
+
+def test_label_studio_serves_activestream_order() -> None:
+    # Label Studio serves the lowest prediction score first: sorting by ls_score is activestream's order.
+    scores = np.array([0.2, 0.9, -1.0, 0.5, 3.0])
+    served = sorted(range(len(scores)), key=lambda i: ls_score(float(scores[i])))
+    assert served == list(np.argsort(-scores, kind="stable"))
+    assert ls_score(0.0, control=True) == CONTROL_LS_SCORE < ls_score(1e6)
+
+
+def test_generated_configs_are_single_or_multiple_choice() -> None:
+    multi = labeling_config([0, 1, 2], "multiclass", data_field="text")
+    assert choices_control(multi) == ("label", False) and '<Choice value="2"/>' in multi and 'value="$text"' in multi
+    assert choices_control(labeling_config(["a", "b"], "multilabel")) == ("label", True)
+    assert "$features" in labeling_config(["a"], "multiclass")
+    assert "<Image " in labeling_config(["a"], "multiclass", data_field="img", data_type="image")
+    with pytest.raises(ValueError, match="at least one class"):
+        labeling_config([], "multiclass")
+    with pytest.raises(ValueError, match="no <Choices"):
+        choices_control('<View><Text name="t" value="$t"/></View>')
+
+
+def test_answers_map_back_to_the_model_classes() -> None:
+    result = [{"from_name": "other", "value": {"choices": ["x"]}}, {"from_name": "label", "value": {"choices": ["3"]}}]
+    assert answer_from_result(result, "label", False, [1, 3]) == Answer(label=3)
+    assert answer_from_result(result, "label", False, ["a"]) == Answer(label="3")
+    many = [{"from_name": "label", "value": {"choices": ["a", "b", "a"]}}]
+    assert answer_from_result(many, "label", True, ["a", "b"]) == Answer(labels=("a", "b"))
+    assert answer_from_result([], "label", False) is None
+    assert Answer(label="a").digest() != Answer(label="b").digest() and Answer(label="a").digest() == Answer(label="a").digest()
+
+
+def test_task_data_keeps_metadata_features_and_id() -> None:
+    x = np.array([0.1, -2.5, 3.25], dtype=np.float32)
+    data = task_data("i1", {"text": "hi", "control": True}, x, ["a", "b", "c"], control=False)
+    assert data == {"text": "hi", "activestream_id": "i1", "features": {"a": float(x[0]), "b": -2.5, "c": 3.25}}
+    np.testing.assert_array_equal(features_from_data(data), x)  # exactly the float32 vector back
+    assert task_data("i2", {}, x, None, control=True)["features"].keys() == {"f0", "f1", "f2"}
+    assert task_data("i2", {}, None, None, control=True)["activestream_control"] is True
+
+
+def test_label_ids_are_derived_from_the_annotation_and_its_revision() -> None:
+    assert label_id(4, 17, 0) == "labelstudio:4:17"
+    assert label_id(4, 17, 2) == "labelstudio:4:17:r2"
