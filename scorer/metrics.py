@@ -19,6 +19,8 @@ CONSUMER_LAG = "activestream_consumer_lag"
 COMMIT_REWINDS = "activestream_scorer_commit_rewinds_total"
 ITEMS_AUTO_ACCEPTED = "activestream_items_auto_accepted_total"
 ITEMS_OVER_BUDGET = "activestream_items_over_budget_total"
+ITEMS_READ = "activestream_items_read_total"
+ITEMS_DUPLICATE = "activestream_items_duplicate_total"
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,15 @@ class ScorerMetrics:
     commit_rewinds: Counter
     items_auto_accepted: Counter
     items_over_budget: Counter
+    items_read: Counter
+    items_duplicate: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ScorerMetrics:
         buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
         return cls(
-            items_scored=Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored for the queue (not auto-accepted, not over budget)", registry=registry),
+            items_scored=Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored and newly queued (not a duplicate, not auto-accepted, not over budget)",
+                                 registry=registry),
             items_enqueued=Counter(ITEMS_ENQUEUED.removesuffix("_total"), "Items newly added to the queue", registry=registry),
             scoring_latency=Histogram(SCORING_LATENCY, "Seconds to score one micro-batch end to end", buckets=buckets, registry=registry),
             queue_depth=Gauge(QUEUE_DEPTH, "Items waiting in the queue", registry=registry),
@@ -59,4 +64,9 @@ class ScorerMetrics:
                                         "Items whose prediction was confident enough to need no human (sent to the autolabels topic)", registry=registry),
             items_over_budget=Counter(ITEMS_OVER_BUDGET.removesuffix("_total"),
                                       "Items neither queued nor auto-labeled: over the stream budget (ACTIVESTREAM_LABELS_PER_HOUR)", registry=registry),
+            # Each record read counts once: read = scored + duplicate + auto_accepted + over_budget + dead_letters{source=<items topic>}.
+            items_read=Counter(ITEMS_READ.removesuffix("_total"), "Item records read and committed (each counted in exactly one outcome)", registry=registry),
+            items_duplicate=Counter(ITEMS_DUPLICATE.removesuffix("_total"),
+                                    "Item records whose id was already taken (earlier in their batch, or by the queue: pending, leased, labeled or dropped)",
+                                    registry=registry),
         )
