@@ -129,5 +129,5 @@ def check(name: str, payload: bytes) -> None:
     try:
         DECODERS[name](payload)
     except DecodeError as err:
-        if err.unexpected:
+        if getattr(err, "unexpected", False):
             raise AssertionError(f"{name}: the safety net caught what no check foresaw: {err}") from err
