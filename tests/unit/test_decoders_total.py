@@ -220,3 +220,19 @@ def test_bad_field_types_are_decode_errors_naming_the_field(decoder: Any, payloa
 def test_a_dead_letter_of_an_unreadable_id_still_has_a_key() -> None:
     dl = DeadLetter("items", "bad", b"x", item_id="ps-\ud800")
     assert dl.key == b"ps-\\ud800" and decode_dead_letter(dl.encode()).item_id == "ps-\\ud800"
+
+
+def test_a_batch_the_fast_paths_fail_on_is_decoded_one_payload_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from activestream.schemas import batch
+
+    payloads = [Item(f"i{i}", np.full(3, i, np.float32)).encode(raw=True) for i in range(5)] + [DEEP, b'{"id":"j","features":[1,2,3]}']
+    want = decode_items(payloads, keys=[f"k{i}" for i in range(7)])
+
+    def broken(*args: object) -> None:
+        raise IndexError("a fast path's bug")
+
+    monkeypatch.setattr(batch, "_decode_items", broken)
+    got = decode_items(payloads, keys=[f"k{i}" for i in range(7)])
+    assert got.ids == want.ids == [f"i{i}" for i in range(5)] + ["j"] and got.index == want.index
+    assert np.array_equal(got.features, want.features)
+    assert [(p, e.item_id, e.reason) for p, e in got.errors] == [(p, e.item_id, e.reason) for p, e in want.errors] == [(5, "k5", want.errors[0][1].reason)]
