@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from activestream.schemas import DecodeError, finite_number, integer, load_object, required_text
+
 
 @dataclass(frozen=True)
 class ControlObservation:
@@ -34,11 +36,20 @@ class ControlObservation:
         return json.dumps(asdict(self)).encode()
 
     @classmethod
-    def decode(cls, payload: bytes) -> ControlObservation:
-        """Raises ``ValueError`` (naming the field) for a record this module did not write."""
+    def decode(cls, payload: bytes | str) -> ControlObservation:
+        """Read one record back; :class:`DecodeError` (a ``ValueError``) names the label, the field and the reason.
+
+        It is the only exception raised, for any payload (a record this module did not write).
+        """
         try:
-            obj = json.loads(payload)
-            out = cls(str(obj["label_id"]), float(obj["confidence"]), bool(obj["correct"]), int(obj["version"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"control observation: {exc!r}") from None
-        return out
+            obj = load_object(payload)
+            label_id = required_text(obj, None, "label_id")
+            confidence = finite_number(obj, label_id, "confidence", None, minimum=0.0)
+            correct = obj.get("correct")
+            if not isinstance(correct, bool):
+                raise DecodeError(label_id, "correct", "expected true or false")
+            return cls(label_id, confidence, correct, integer(obj, label_id, "version", None, minimum=0))
+        except DecodeError:
+            raise
+        except Exception as exc:  # the safety net, as every decoder of activestream.schemas has
+            raise DecodeError.from_unexpected(None, exc) from exc

@@ -34,6 +34,7 @@ from activestream.schemas import (
     decode_model_version,
     label_kinds,
 )
+from activestream.schemas.errors import show
 from activestream.streams.bus import Bus, Consumer, Message
 from activestream.streams.topics import MODEL_KEY, Topics
 
@@ -232,7 +233,18 @@ class Retrainer:
         except DecodeError as err:
             self._dead_letter(value, err)
             return False
-        self._fold(label)
+        observed: list[ControlObservation] = []
+        try:  # (no I/O in _fold: an exception there is this label's doing, not an outage's)
+            rejected = self._fold(label, observed)
+        except Exception as exc:  # a label that passed decoding must still never stop the retrainer
+            log.exception("training on label %r failed", label.label_id)
+            rejected = (value, DecodeError(label.item_id, None, f"training on it failed: {type(exc).__name__}: {show(str(exc))}"))
+        for obs in observed:
+            self.bus.publish(self.topics.control, obs.encode(), key=obs.label_id.encode())
+            self.bus.flush()
+        if rejected is not None:
+            self._dead_letter(*rejected)
+            return False
         return True
 
     def close_labels_reader(self) -> None:
@@ -261,23 +273,24 @@ class Retrainer:
             self._unused, self._first_unused_at = 0, None
         return len(msgs)
 
-    def _fold(self, label: Label) -> None:
+    def _fold(self, label: Label, observed: list[ControlObservation]) -> tuple[bytes, DecodeError] | None:
+        """Fold a decoded label in; the dead letter to send if it does not fit the campaign.
+
+        Control observations to publish are appended to ``observed`` (the caller publishes: no I/O here).
+        """
         size = label.features.size if label.features is not None else 0
         if self.n_features is not None and size != self.n_features:
-            self._dead_letter(label.encode(), DecodeError(label.item_id, "features", f"expected {self.n_features} values, got {size}"))
-            return
+            return label.encode(), DecodeError(label.item_id, "features", f"expected {self.n_features} values, got {size}")
         if self.task == "auto":
             self.task = "multilabel" if label.labels is not None else "multiclass"
         if (label.labels is not None) != (self.task == "multilabel"):
             want = "'labels' (a label set)" if self.task == "multilabel" else "'label' (one class)"
-            self._dead_letter(label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}"))
-            return
+            return label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}")
         values = label.labels if label.labels is not None else (label.label,)
         kinds = label_kinds(values)  # type: ignore[arg-type]
         field = "labels" if label.labels is not None else "label"
         if len(kinds) > 1:
-            self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"mixes integers and strings: {values!r}"))
-            return
+            return label.encode(), DecodeError(label.item_id, field, f"mixes integers and strings: {values!r}")
         if self._label_kind is None and kinds:
             self._label_kind = kinds.pop()
         elif self._label_kind is not None and kinds and kinds != {self._label_kind}:
@@ -286,26 +299,26 @@ class Retrainer:
             want = self._label_kind
             coerced = [coerce_label_value(v, want) for v in values]  # type: ignore[arg-type]
             if any(c is None for c in coerced):
-                self._dead_letter(label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}"))
-                return
+                return label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}")
             done = [c for c in coerced if c is not None]
             label = dataclasses.replace(label, labels=tuple(done)) if label.labels is not None else dataclasses.replace(label, label=done[0])
         if self.n_features is None:
             self.n_features = size
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
-            self._observe_control(label)
+            self._observe_control(label, observed)
         status = self.training.add(label)
         if status == "duplicate":
             self.metrics.labels_duplicate.inc()
-            return
+            return None
         self.metrics.labels_received.inc()
         self.metrics.labels_by_source.labels(source=label.source).inc()  # (imported baseline labels apart from the campaign's)
         self.metrics.training_set_size.set(len(self.training))
         self._unused += 1
         if self._first_unused_at is None:
             self._first_unused_at = time.monotonic()
+        return None
 
-    def _observe_control(self, label: Label) -> None:
+    def _observe_control(self, label: Label, observed: list[ControlObservation]) -> None:
         """Calibration data: how the live model did on a control label it has not trained on.
 
         The first observation of each label is logged (``topics.control``); a replay after a
@@ -325,8 +338,7 @@ class Retrainer:
             return
         obs = ControlObservation(label.label_id, pair[0], pair[1], self.version)
         self._observed[label.label_id] = obs
-        self.bus.publish(self.topics.control, obs.encode(), key=label.label_id.encode())
-        self.bus.flush()
+        observed.append(obs)
 
     def _dead_lettered_labels(self, timeout: float) -> set[bytes]:
         """Digests of the label payloads the dead-letters topic holds already."""

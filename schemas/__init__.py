@@ -6,6 +6,11 @@ has a module of its own (``item``, ``queue_entry``, ``label``, ``skip``, ``model
 ``wire_raw``, the batch decoder in ``batch``. ``decode_*`` validates by hand rather than
 with ``jsonschema`` because it runs once per streamed message and must name the item, the
 field and the reason (:class:`DecodeError`) when it rejects one.
+
+Every ``decode_*`` is total: for any bytes it returns a record or raises
+:class:`DecodeError`, never another exception (a safety net turns an error no check
+foresaw into one, flagged ``unexpected``); ``tests/unit/test_decoders_total.py`` and the
+fuzzer ``tests/fuzz/fuzz_decoders.py`` hold them to it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,20 @@ from importlib import resources
 from typing import Any
 
 from activestream.schemas.batch import decode_items
+from activestream.schemas.codec import load_object
 from activestream.schemas.dead_letter import DEAD_LETTER_SCHEMA, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, decode_dead_letter
 from activestream.schemas.errors import DecodeError
-from activestream.schemas.fields import coerce_label_value, int_label, label_kinds
+from activestream.schemas.fields import (
+    MAX_ID_CHARS,
+    coerce_label_value,
+    finite_number,
+    int_label,
+    integer,
+    is_text,
+    label_kinds,
+    read_id,
+    required_text,
+)
 from activestream.schemas.item import ITEM_SCHEMA, Item, decode_item
 from activestream.schemas.label import LABEL_SCHEMA, Label, decode_label
 from activestream.schemas.model_version import MODEL_VERSION_SCHEMA, ModelVersion, decode_model_version
@@ -37,6 +53,7 @@ def json_schema(name: str) -> dict[str, Any]:
 
 __all__ = [
     "MAX_DEAD_LETTER_PAYLOAD",
+    "MAX_ID_CHARS",
     "RAW_ITEM_MAGIC",
     "SCHEMA_NAMES",
     "DeadLetter",
@@ -55,7 +72,13 @@ __all__ = [
     "coerce_label_value",
     "decode_items",
     "decode_skip",
+    "finite_number",
     "int_label",
+    "integer",
+    "is_text",
+    "load_object",
+    "read_id",
+    "required_text",
     "json_schema",
     "label_kinds",
 ]

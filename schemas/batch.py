@@ -10,6 +10,7 @@ values and every rejection are what ``decode_item`` gives one payload at a time.
 from __future__ import annotations
 
 import binascii
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from activestream.schemas.errors import DecodeError
 from activestream.schemas.item import Item, decode_item
 from activestream.schemas.wire_b64 import CANONICAL_HEAD, CANONICAL_MID, CANONICAL_TAIL
 from activestream.schemas.wire_raw import RAW_ITEM_MAGIC, split_raw
+
+log = logging.getLogger(__name__)
 
 
 def _split_fast(payload: bytes | str) -> tuple[str, bytes] | None:
@@ -160,7 +163,45 @@ def decode_items(
         rejects items of any other length (``features``: "expected ... values, got ...").
     feature_names : order used to turn named-field records into vectors.
     keys : (n,) message keys, naming items whose payload has no readable id.
+
+    It raises nothing, for any payloads: should a fast path fail where no check foresaw,
+    the batch is decoded again one payload at a time (:func:`decode_item` is total).
     """
+    try:
+        return _decode_items(payloads, n_features, feature_names, keys)
+    except Exception:  # the safety net: one bad message must never stop the stream
+        log.exception("decoding a batch of %d items failed; decoding them one at a time", len(payloads))
+        return _decode_each(payloads, n_features, feature_names, keys)
+
+
+def _decode_each(
+    payloads: Sequence[bytes | str], n_features: int | None, feature_names: Sequence[str] | None, keys: Sequence[str | None] | None,
+) -> ItemBatch:
+    """:func:`decode_items` the plain way: :func:`decode_item` on each payload (the first valid one fixes the length)."""
+    items: list[Item] = []
+    index: list[int] = []
+    errors: list[tuple[int, DecodeError]] = []
+    d = n_features
+    for pos, p in enumerate(payloads):
+        try:
+            key = keys[pos] if keys is not None else None
+        except Exception:  # (a key that cannot be read names nothing)
+            key = None
+        try:
+            item = decode_item(p, n_features=d, feature_names=feature_names, key=key)
+        except DecodeError as err:
+            errors.append((pos, err))
+            continue
+        d = item.features.size
+        items.append(item)
+        index.append(pos)
+    X = np.vstack([it.features for it in items]).astype(np.float32) if items else np.zeros((0, d or 0), dtype=np.float32)
+    return ItemBatch([it.id for it in items], X, [it.metadata for it in items], index, errors)
+
+
+def _decode_items(
+    payloads: Sequence[bytes | str], n_features: int | None, feature_names: Sequence[str] | None, keys: Sequence[str | None] | None,
+) -> ItemBatch:
     uniform = _decode_uniform_raw(payloads, n_features)
     if uniform is not None:
         return uniform

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import json
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 from activestream.schemas.codec import dump_object, load_object
 from activestream.schemas.errors import DecodeError
+from activestream.schemas.fields import finite_number, is_text
 
 DEAD_LETTER_SCHEMA = "dead_letter.v1"
 
@@ -48,7 +50,8 @@ class DeadLetter:
     @property
     def key(self) -> bytes | None:
         """Record key on the dead-letter topic: the item id, when there is one."""
-        return self.item_id.encode() if self.item_id else None
+        # (an id read from a rejected message may be anything: a lone surrogate is escaped)
+        return self.item_id.encode(errors="backslashreplace") if self.item_id else None
 
     @property
     def reason_code(self) -> str:
@@ -87,18 +90,44 @@ class DeadLetter:
         )
 
 
+def _text(obj: dict[str, Any], name: str) -> str | None:
+    """A text field of a dead letter, or ``None``; a lone surrogate in it is shown escaped (``\\ud800``)."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DecodeError(None, name, f"expected a string, got {type(value).__name__}")
+    return value if is_text(value) else value.encode(errors="backslashreplace").decode()
+
+
 def decode_dead_letter(payload: bytes | str) -> DeadLetter:
-    """Decode one dead letter (leniently: it is read by people and tests, not validated)."""
-    obj = load_object(payload)
-    if "payload_b64" in obj:
-        raw = base64.b64decode(obj["payload_b64"])
-    else:
-        raw = str(obj.get("payload", "")).encode()
-    return DeadLetter(
-        source=str(obj.get("source")),
-        reason=str(obj.get("reason")),
-        payload=raw,
-        item_id=obj.get("item_id"),
-        field=obj.get("field"),
-        ts=float(obj.get("ts", 0.0)),
-    )
+    """Decode one dead letter (leniently: it is read by people and tools, so only its types are checked).
+
+    Raises
+    ------
+    DecodeError
+        Naming the field and the reason; the only exception raised, for any payload.
+    """
+    try:
+        obj = load_object(payload)
+        item_id = _text(obj, "item_id")
+        if "payload_b64" in obj:
+            text = _text(obj, "payload_b64") or ""
+            try:
+                raw = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise DecodeError(item_id, "payload_b64", "not valid base64") from None
+        else:
+            raw = (_text(obj, "payload") or "").encode()
+        return DeadLetter(
+            source=str(_text(obj, "source")),
+            reason=str(_text(obj, "reason")),
+            payload=raw,
+            item_id=item_id,
+            field=_text(obj, "field"),
+            ts=finite_number(obj, item_id, "ts", 0.0),
+        )
+    except DecodeError:
+        raise
+    except Exception as exc:  # the safety net (see decode_item)
+        raise DecodeError.from_unexpected(None, exc) from exc

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import reprlib
+
+# Values shown in reasons are cut short: a reason must stay readable (and cheap to build)
+# whatever the value is, e.g. a 4,000-digit number or a list nested 900 levels deep.
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 2, 60, 60, 40
+
+
+def show(value: object) -> str:
+    """A short ``repr`` of ``value`` for a reason (nesting, long text and long numbers cut)."""
+    return _SHOW.repr(value)
+
 
 class DecodeError(ValueError):
     """A message that does not fit its contract.
@@ -11,7 +23,15 @@ class DecodeError(ValueError):
     item_id : the id of the offending item, or ``None`` when it has none.
     field : the offending field (dotted path), or ``None`` for the whole message.
     reason : what is wrong, in words.
+
+    Attributes
+    ----------
+    unexpected : ``True`` when a decoder's safety net raised it for an error no check of
+        the decoder foresaw (the reason names the exception). The stream goes on either way;
+        the property tests and the fuzzer fail on it, so each such input gets its own check.
     """
+
+    unexpected = False
 
     def __init__(self, item_id: str | None, field: str | None, reason: str) -> None:
         self.item_id = item_id
@@ -20,3 +40,10 @@ class DecodeError(ValueError):
         where = f"item {item_id!r}" if item_id is not None else "item <no id>"
         what = f"field {field!r}" if field is not None else "message"
         super().__init__(f"{where}: {what}: {reason}")
+
+    @classmethod
+    def from_unexpected(cls, item_id: str | None, exc: BaseException) -> DecodeError:
+        """The error for ``exc``, raised by a decoder where no check expected one."""
+        err = cls(item_id, None, f"could not be decoded ({type(exc).__name__}: {show(str(exc))})")
+        err.unexpected = True
+        return err

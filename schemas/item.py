@@ -12,7 +12,7 @@ import numpy as np
 
 from activestream.schemas.codec import dump_object, load_object
 from activestream.schemas.errors import DecodeError
-from activestream.schemas.fields import read_id
+from activestream.schemas.fields import metadata, read_id
 from activestream.schemas.wire_b64 import b64_features
 from activestream.schemas.wire_json import feature_vector
 from activestream.schemas.wire_raw import RAW_ITEM_MAGIC, encode_raw_item, split_raw
@@ -57,8 +57,8 @@ class Item:
         return dump_object(obj)
 
 
-def _checked_item(item_id: str, vec: np.ndarray, n_features: int | None, metadata: Any) -> Item:
-    """The item after the checks every layout shares: length, finiteness, metadata type."""
+def _checked_item(item_id: str, vec: np.ndarray, n_features: int | None, md: dict[str, Any]) -> Item:
+    """The item after the checks every layout shares: length, finiteness."""
     if vec.size == 0:
         raise DecodeError(item_id, "features", "empty")
     if n_features is not None and vec.size != n_features:
@@ -67,9 +67,7 @@ def _checked_item(item_id: str, vec: np.ndarray, n_features: int | None, metadat
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({vec[pos]})")
-    if not isinstance(metadata, dict):
-        raise DecodeError(item_id, "metadata", "expected a JSON object")
-    return Item(item_id, vec, metadata)
+    return Item(item_id, vec, md)
 
 
 def decode_item(
@@ -91,8 +89,18 @@ def decode_item(
     Raises
     ------
     DecodeError
-        Naming the item, the field and the reason.
+        Naming the item, the field and the reason; it is the only exception raised, for any
+        payload (an error no check foresaw is raised as one with ``unexpected`` set).
     """
+    try:
+        return _decode_item(payload, n_features, feature_names, key)
+    except DecodeError:
+        raise
+    except Exception as exc:  # the safety net: one bad message must never stop a stream
+        raise DecodeError.from_unexpected(key, exc) from exc
+
+
+def _decode_item(payload: bytes | str, n_features: int | None, feature_names: Sequence[str] | None, key: str | None) -> Item:
     if isinstance(payload, bytes) and payload.startswith(RAW_ITEM_MAGIC):
         item_id, raw = split_raw(payload, key)
         return _checked_item(item_id, np.frombuffer(raw, dtype="<f4").astype(np.float32), n_features, {})
@@ -107,4 +115,4 @@ def decode_item(
         vec = feature_vector(item_id, obj["features"], feature_names)
     else:
         raise DecodeError(item_id, "features", "missing")
-    return _checked_item(item_id, vec, n_features, obj.get("metadata") or {})
+    return _checked_item(item_id, vec, n_features, metadata(item_id, obj.get("metadata")))

@@ -12,7 +12,7 @@ import numpy as np
 
 from activestream.schemas.codec import dump_object
 from activestream.schemas.errors import DecodeError
-from activestream.schemas.fields import LabelValue, about_item, required_text
+from activestream.schemas.fields import LabelValue, about_item, finite_number, label_value, optional_text, required_text
 from activestream.schemas.wire_b64 import b64_features
 from activestream.schemas.wire_json import feature_vector
 
@@ -82,21 +82,23 @@ class Label:
         return dump_object(obj)
 
 
-def _label_value(item_id: str, fieldname: str, v: Any) -> LabelValue:
-    """``v`` if it is a class (a string or an integer, not a bool), else :class:`DecodeError`."""
-    if isinstance(v, bool) or not isinstance(v, str | int):
-        raise DecodeError(item_id, fieldname, f"expected a string or integer class, got {v!r}")
-    return v
-
-
 def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
     """Decode and validate one label message.
 
     Raises
     ------
     DecodeError
-        Naming the item, the field and the reason.
+        Naming the item, the field and the reason; the only exception raised, for any payload.
     """
+    try:
+        return _decode_label(payload, key)
+    except DecodeError:
+        raise
+    except Exception as exc:  # the safety net (see decode_item)
+        raise DecodeError.from_unexpected(key, exc) from exc
+
+
+def _decode_label(payload: bytes | str, key: str | None) -> Label:
     obj, item_id = about_item(payload, key)
     label_id = required_text(obj, item_id, "label_id")
     labeler = required_text(obj, item_id, "labeler_id")
@@ -106,14 +108,15 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         raw = obj["labels"]
         if not isinstance(raw, list):
             raise DecodeError(item_id, "labels", "expected a list")
-        labels = tuple(_label_value(item_id, f"labels[{i}]", v) for i, v in enumerate(raw))
+        labels = tuple(label_value(item_id, f"labels[{i}]", v) for i, v in enumerate(raw))
     elif "label" in obj:
-        label = _label_value(item_id, "label", obj["label"])
+        label = label_value(item_id, "label", obj["label"])
     else:
         raise DecodeError(item_id, "label", "missing (give 'label' or 'labels')")
-    seconds = obj.get("seconds", 0.0)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise DecodeError(item_id, "seconds", "expected a non-negative number")
+    seconds = finite_number(obj, item_id, "seconds", 0.0, minimum=0.0)
+    control = obj.get("control", False)
+    if not isinstance(control, bool):
+        raise DecodeError(item_id, "control", "expected true or false")
     features = None
     if "features_b64" in obj:
         features = b64_features(item_id, obj["features_b64"])
@@ -138,11 +141,11 @@ def decode_label(payload: bytes | str, *, key: str | None = None) -> Label:
         labeler_id=labeler,
         label=label,
         labels=labels,
-        seconds=float(seconds),
+        seconds=seconds,
         features=features,
-        source=str(obj.get("source", "human")),
-        ts=float(obj.get("ts", time.time())),
-        control=bool(obj.get("control", False)),
+        source=optional_text(obj, item_id, "source", None) or "human",
+        ts=finite_number(obj, item_id, "ts", time.time()),
+        control=control,
         model_version=version,
         confidence=shares["confidence"],
         threshold=shares["threshold"],

@@ -10,7 +10,7 @@ import numpy as np
 
 from activestream.schemas.codec import dump_object, load_object
 from activestream.schemas.errors import DecodeError
-from activestream.schemas.fields import read_id
+from activestream.schemas.fields import finite_number, integer, metadata, read_id
 from activestream.schemas.wire_json import feature_vector
 
 QUEUE_ENTRY_SCHEMA = "queue_entry.v1"
@@ -54,17 +54,17 @@ class QueueEntry:
 
 
 def decode_queue_entry(payload: bytes | str) -> QueueEntry:
-    """Decode and validate one queue entry; :class:`DecodeError` names the item, the field and the reason."""
-    obj = load_object(payload)
-    item_id = read_id(obj)
-    score = obj.get("score")
-    if isinstance(score, bool) or not isinstance(score, int | float):
-        raise DecodeError(item_id, "score", "expected a number")
-    version = obj.get("model_version", 0)
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise DecodeError(item_id, "model_version", "expected an integer")
-    feats = obj.get("features")
-    vec = feature_vector(item_id, feats, None) if feats is not None else None
-    return QueueEntry(
-        item_id, float(score), version, vec, obj.get("lease_expires_at"), obj.get("metadata") or {}
-    )
+    """Decode and validate one queue entry; :class:`DecodeError` (only) names the item, the field and the reason."""
+    try:
+        obj = load_object(payload)
+        item_id = read_id(obj)
+        score = finite_number(obj, item_id, "score", None)
+        version = integer(obj, item_id, "model_version", 0, minimum=0)
+        feats = obj.get("features")
+        vec = feature_vector(item_id, feats, None) if feats is not None else None
+        expires = finite_number(obj, item_id, "lease_expires_at", 0.0) if obj.get("lease_expires_at") is not None else None
+        return QueueEntry(item_id, score, version, vec, expires, metadata(item_id, obj.get("metadata")))
+    except DecodeError:
+        raise
+    except Exception as exc:  # the safety net (see decode_item)
+        raise DecodeError.from_unexpected(None, exc) from exc

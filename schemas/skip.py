@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from activestream.schemas.codec import dump_object
 from activestream.schemas.errors import DecodeError
-from activestream.schemas.fields import about_item, required_text
+from activestream.schemas.fields import about_item, finite_number, required_text
 
 SKIP_SCHEMA = "skip.v1"
 
@@ -33,10 +33,11 @@ class Skip:
 
 
 def decode_skip(payload: bytes | str, *, key: str | None = None) -> Skip:
-    """Decode and validate one skip record; :class:`DecodeError` names the item, the field and the reason."""
-    obj, item_id = about_item(payload, key)
-    labeler = required_text(obj, item_id, "labeler_id")
-    ts = obj.get("ts", time.time())
-    if isinstance(ts, bool) or not isinstance(ts, int | float):
-        raise DecodeError(item_id, "ts", "expected a number")
-    return Skip(item_id, labeler, float(ts))
+    """Decode and validate one skip record; :class:`DecodeError` (only) names the item, the field and the reason."""
+    try:
+        obj, item_id = about_item(payload, key)
+        return Skip(item_id, required_text(obj, item_id, "labeler_id"), finite_number(obj, item_id, "ts", time.time()))
+    except DecodeError:
+        raise
+    except Exception as exc:  # the safety net (see decode_item)
+        raise DecodeError.from_unexpected(key, exc) from exc

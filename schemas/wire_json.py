@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from activestream.schemas.errors import DecodeError
+from activestream.schemas.errors import DecodeError, show
 
 
 def feature_vector(item_id: str, raw: Any, feature_names: Sequence[str] | None) -> np.ndarray:
@@ -40,7 +40,7 @@ def feature_vector(item_id: str, raw: Any, feature_names: Sequence[str] | None) 
         raise DecodeError(item_id, "features", f"expected a list of numbers, got {type(raw).__name__}")
     for pos, v in enumerate(raw):
         if isinstance(v, bool) or not isinstance(v, int | float) or v is None:
-            raise DecodeError(item_id, f"features[{pos}]", f"not a number ({v!r})")
+            raise DecodeError(item_id, f"features[{pos}]", f"not a number ({show(v)})")
         if isinstance(v, float) and not math.isfinite(v):
             raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({v})")
     # Features are float32: 1e39 or a 400-digit integer is valid JSON but no finite float32

@@ -29,16 +29,21 @@ class BatchCounts:
     """What micro-batches add to the scorer's counters: applied when their offsets commit.
 
     A batch whose commit is rolled back is read and counted again; counting it at scoring
-    time would count it twice.
+    time would count it twice. Each record read counts in exactly one outcome:
+    ``read == scored + duplicate + auto_accepted + refused + len(dead)``.
     """
 
-    scored: int = 0
+    read: int = 0  # item records read
+    scored: int = 0  # newly queued
+    duplicate: int = 0  # an id already taken: earlier in the batch, or by the queue
     auto_accepted: int = 0
-    refused: int = 0
+    refused: int = 0  # over the stream budget
     dead: list[tuple[str, str]] = field(default_factory=list)  # (source, reason code) per dead letter
 
     def add(self, other: BatchCounts) -> None:
+        self.read += other.read
         self.scored += other.scored
+        self.duplicate += other.duplicate
         self.auto_accepted += other.auto_accepted
         self.refused += other.refused
         self.dead += other.dead
@@ -54,3 +59,22 @@ class InflightBatch:
     msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
     counts: BatchCounts
     t0: float
+
+
+def confirmed_auto_labels(w: InflightBatch) -> list[Record]:
+    """The auto-labels of a confirmed batch, less those of items the queue already had (``w.counts`` follows).
+
+    Such an item was queued by an earlier record of its id, or by an earlier read of the
+    batch whose commit did not happen (rolled back, or a crash) under a model that did not
+    accept it: the queue's first write wins, so it stays queued and its record counts as a
+    duplicate, as any record of an id the queue had does.
+    """
+    if not w.auto:
+        return []
+    assert w.pending is not None
+    known = w.pending.known
+    if not any(known):
+        return list(w.auto.values())
+    w.counts.auto_accepted -= sum(known)
+    w.counts.duplicate += sum(known)
+    return [record for record, queued in zip(w.auto.values(), known, strict=True) if not queued]

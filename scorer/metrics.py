@@ -25,6 +25,8 @@ CONSUMER_LAG = "activestream_consumer_lag"
 COMMIT_REWINDS = "activestream_scorer_commit_rewinds_total"
 ITEMS_AUTO_ACCEPTED = "activestream_items_auto_accepted_total"
 ITEMS_OVER_BUDGET = "activestream_items_over_budget_total"
+ITEMS_READ = "activestream_items_read_total"
+ITEMS_DUPLICATE = "activestream_items_duplicate_total"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class ScorerMetrics:
     commit_rewinds: Counter
     items_auto_accepted: Counter
     items_over_budget: Counter
+    items_read: Counter
+    items_duplicate: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> ScorerMetrics:
@@ -53,7 +57,7 @@ class ScorerMetrics:
             return in_namespace(metric, namespace)
 
         return cls(
-            items_scored=one(Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored for the queue (not auto-accepted, not over budget)", ns, registry=registry)),
+            items_scored=one(Counter(ITEMS_SCORED.removesuffix("_total"), "Items scored and newly queued (not a duplicate, not auto-accepted, not over budget)", ns, registry=registry)),
             items_enqueued=one(Counter(ITEMS_ENQUEUED.removesuffix("_total"), "Items newly added to the queue", ns, registry=registry)),
             scoring_latency=one(Histogram(SCORING_LATENCY, "Seconds to score one micro-batch end to end", ns, buckets=buckets, registry=registry)),
             queue_depth=one(Gauge(QUEUE_DEPTH, "Items waiting in the queue", ns, registry=registry)),
@@ -71,4 +75,10 @@ class ScorerMetrics:
                                             "Items whose prediction was confident enough to need no human (sent to the autolabels topic)", ns, registry=registry)),
             items_over_budget=one(Counter(ITEMS_OVER_BUDGET.removesuffix("_total"),
                                           "Items neither queued nor auto-labeled: over the stream budget (ACTIVESTREAM_LABELS_PER_HOUR)", ns, registry=registry)),
+            # Each record read counts once: read = scored + duplicate + auto_accepted + over_budget + dead_letters{source=<items topic>}.
+            items_read=one(Counter(ITEMS_READ.removesuffix("_total"), "Item records read and committed (each counted in exactly one outcome)", ns,
+                                   registry=registry)),
+            items_duplicate=one(Counter(ITEMS_DUPLICATE.removesuffix("_total"),
+                                        "Item records whose id was already taken (earlier in their batch, or by the queue: pending, leased, labeled or dropped)",
+                                        ns, registry=registry)),
         )

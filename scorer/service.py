@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_STOP
-from activestream.schemas import DeadLetter, DecodeError, Label, decode_items
-from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys
+from activestream.schemas import DeadLetter, DecodeError, decode_items
+from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics
 from activestream.scorer.model import OnnxClassifier
+from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_of_each_id, plan_batch, plan_each
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
@@ -258,23 +259,16 @@ class Scorer:
                                           for i, item_id in zip(batch.index, batch.ids, strict=True)], key=lambda e: e[0])
                 batch.ids, batch.features, batch.metadata, batch.index = [], batch.features[:0], [], []
         ids, X, metas, index = batch.ids, batch.features, batch.metadata, batch.index
+        counts = BatchCounts(read=len(values))
         if len(set(ids)) < len(ids):  # the same id twice in one batch: the first wins, like the queue
-            keep = sorted({item_id: j for j, item_id in reversed(list(enumerate(ids)))}.values())
+            keep = first_of_each_id(ids)
+            counts.duplicate += len(ids) - len(keep)
             ids, X, metas, index = [ids[j] for j in keep], X[keep], [metas[j] for j in keep], [index[j] for j in keep]
-        scores, probas = self.score_and_probas(X, ids) if ids else (np.zeros(0), None)
-        bad = ~np.isfinite(scores) if probas is None else ~(np.isfinite(scores) & np.isfinite(probas).all(axis=1))
-        if bad.any():  # finite features the model still overflows on (e.g. 3e38): one item must not stop the stream
-            reason = f"model v{self.model_version} gives non-finite probabilities for these values (too large for float32 arithmetic?)"
-            errors = sorted(errors + [(index[j], DecodeError(ids[j], "features", reason)) for j in np.flatnonzero(bad)], key=lambda e: e[0])
-            ok = np.flatnonzero(~bad)
-            ids, X, metas, scores = [ids[j] for j in ok], X[ok], [metas[j] for j in ok], scores[ok]
-            probas = probas[ok] if probas is not None else None
-        counts = BatchCounts()
+        plan = self._plan_guarded(ids, X, metas, index, t0)
+        counts.add(plan.counts)
+        errors = sorted(errors + plan.errors, key=lambda e: e[0])
         dead = [self._dead_letter(message_at(i), err, counts) for i, err in errors]
-        auto: dict[str, Record] = {}
-        if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
-            ids, X, metas, scores, auto = self._route(ids, X, metas, scores, probas, t0, counts)
-        counts.scored = len(ids)
+        ids, X, metas, scores, auto = plan.ids, plan.X, plan.metas, plan.scores, plan.auto
         # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
         # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
         # queued when it finishes a batch instead of idling for the round trip; the oldest
@@ -292,24 +286,19 @@ class Scorer:
         self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0))
         return len(values)
 
-    def _route(
-        self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], scores: np.ndarray, probas: np.ndarray, now: float,
-        counts: BatchCounts,
-    ) -> tuple[list[str], np.ndarray, list[dict[str, object]], np.ndarray, dict[str, Record]]:
-        """Keep what goes to the queue; auto-labels become records (by item id) that commit with the offsets."""
-        if self.labels_per_hour:
-            self.router.observe_arrivals(len(ids), now, self.labels_per_hour)
-        routes = self.router.route(probas, self.task)
-        self.router.update(probas, routes, self.task)
-        records: dict[str, Record] = {}
-        for j in np.flatnonzero(routes.auto):
-            label = Label(ids[j], f"auto:{ids[j]}:v{self.model_version}", f"auto:v{self.model_version}",
-                          label=self.classes[int(probas[j].argmax())], features=X[j], source="auto")  # type: ignore[arg-type]
-            records[ids[j]] = Record(self.topics.auto_labels, label.encode(), ids[j].encode())
-        counts.auto_accepted += int(routes.auto.sum())
-        counts.refused += int(routes.refused.sum())
-        keep = np.flatnonzero(routes.queue)
-        return [ids[j] for j in keep], X[keep], [metas[j] for j in keep], scores[keep], records
+    def _plan_guarded(self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], index: list[int], now: float) -> Planned:
+        """:func:`plan_batch`; should it raise (not for an outage), the items are planned one at a time and those that fail are dead letters."""
+        live = LiveFacts(self.model_version, self.task, self.classes, self.topics.auto_labels, self.labels_per_hour)
+        def plan(ids: list[str], X: np.ndarray, metas: list[dict[str, object]], index: list[int]) -> Planned:
+            return plan_batch(ids, X, metas, index, score=self.score_and_probas, router=self.router, live=live, now=now)
+
+        try:
+            return plan(ids, X, metas, index)
+        except OUTAGES:
+            raise
+        except Exception as exc:
+            log.warning("scoring a batch of %d items failed (%s: %s); scoring them one at a time", len(ids), type(exc).__name__, exc)
+        return plan_each(ids, index, X.shape[1], lambda j: plan([ids[j]], X[j : j + 1], [metas[j]], [index[j]]))
 
     def _finish_write(self) -> None:
         while self._inflight:
@@ -324,30 +313,18 @@ class Scorer:
             raise
         self._inflight.popleft()
         self.metrics.items_enqueued.inc(added)  # (a fact about Redis, whatever becomes of the offsets)
-        records = w.dead + self._auto_labels(w)
+        # An id the queue already had makes its record a duplicate, whoever queued it: an earlier
+        # record of that id, or this record's own earlier read whose commit did not happen (a
+        # crash, a rollback), which was not counted. So each record read counts once.
+        w.counts.duplicate += w.counts.scored - added
+        w.counts.scored = added
+        records = w.dead + confirmed_auto_labels(w)
         self._uncounted.add(w.counts)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
         if records or time.monotonic() - self._last_commit >= self.commit_interval:
             self._commit(records)
         self.metrics.scoring_latency.observe(time.perf_counter() - w.t0)
-
-    def _auto_labels(self, w: InflightBatch) -> list[Record]:
-        """The auto-labels of a confirmed batch, less those of items the queue already had.
-
-        Such an item was queued by an earlier read of the batch whose commit did not happen
-        (rolled back, or a crash) under a model that did not accept it: the queue's first
-        write wins, so it stays queued and counts as scored, not auto-accepted.
-        """
-        if not w.auto:
-            return []
-        assert w.pending is not None
-        known = w.pending.known
-        if not any(known):
-            return list(w.auto.values())
-        w.counts.auto_accepted -= sum(known)
-        w.counts.scored += sum(known)
-        return [record for record, queued in zip(w.auto.values(), known, strict=True) if not queued]
 
     def _abandon_inflight(self) -> None:
         # A write failed: from here on nothing may commit, or offsets would move past the
@@ -390,7 +367,9 @@ class Scorer:
         self._last_commit = time.monotonic()
 
     def _count(self, c: BatchCounts) -> None:
+        self.metrics.items_read.inc(c.read)
         self.metrics.items_scored.inc(c.scored)
+        self.metrics.items_duplicate.inc(c.duplicate)
         self.metrics.items_auto_accepted.inc(c.auto_accepted)
         self.metrics.items_over_budget.inc(c.refused)
         self.auto_accepted += c.auto_accepted
