@@ -6,6 +6,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -90,18 +91,39 @@ def decode_model_version(payload: bytes | str) -> ModelVersion:
     classes = obj.get("classes")
     if not isinstance(classes, list) or not classes:
         raise DecodeError(vid, "classes", "expected a non-empty list")
+    if not all(isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool)) for c in classes):
+        raise DecodeError(vid, "classes", "expected strings or integers")
     task = obj.get("task", "multiclass")
     if task not in ("multiclass", "multilabel"):
-        raise DecodeError(vid, "task", f"unknown task {task!r}")
+        raise DecodeError(vid, "task", f"unknown task {str(task)[:50]!r}")
+    metrics = obj.get("metrics") or {}
+    if not isinstance(metrics, dict) or not all(_is_number(v) for v in metrics.values()):
+        raise DecodeError(vid, "metrics", "expected an object of finite numbers")
+    uri = obj.get("artifact_uri")
+    if uri is not None and not isinstance(uri, str):
+        raise DecodeError(vid, "artifact_uri", "expected a string")
+    n_labels = obj.get("n_labels", 0)
+    if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 0:
+        raise DecodeError(vid, "n_labels", "expected an integer >= 0")
+    digest = obj.get("label_ids_digest", "")
+    if not isinstance(digest, str):
+        raise DecodeError(vid, "label_ids_digest", "expected a string")
+    created_at = obj.get("created_at", 0.0)
+    if not _is_number(created_at):
+        raise DecodeError(vid, "created_at", "expected a finite number")
     return ModelVersion(
         version=version,
         onnx=onnx,
         sha256=sha,
         classes=tuple(classes),
         task=task,
-        metrics=dict(obj.get("metrics") or {}),
-        artifact_uri=obj.get("artifact_uri"),
-        n_labels=int(obj.get("n_labels", 0)),
-        label_ids_digest=str(obj.get("label_ids_digest", "")),
-        created_at=float(obj.get("created_at", 0.0)),
+        metrics={str(k): float(v) for k, v in metrics.items()},
+        artifact_uri=uri,
+        n_labels=n_labels,
+        label_ids_digest=digest,
+        created_at=float(created_at),
     )
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)

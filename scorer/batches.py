@@ -54,3 +54,20 @@ class InflightBatch:
     msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
     counts: BatchCounts
     t0: float
+
+    def auto_labels(self) -> list[Record]:
+        """The auto-labels of this confirmed batch, less those of items the queue already had.
+
+        Such an item was queued by an earlier read of the batch whose commit did not happen
+        (rolled back, or a crash) under a model that did not accept it: the queue's first
+        write wins, so it stays queued and counts as scored, not auto-accepted.
+        """
+        if not self.auto:
+            return []
+        assert self.pending is not None
+        known = self.pending.known
+        if not any(known):
+            return list(self.auto.values())
+        self.counts.auto_accepted -= sum(known)
+        self.counts.scored += sum(known)
+        return [record for record, queued in zip(self.auto.values(), known, strict=True) if not queued]

@@ -19,6 +19,8 @@ CONSUMER_LAG = "activestream_consumer_lag"
 COMMIT_REWINDS = "activestream_scorer_commit_rewinds_total"
 ITEMS_AUTO_ACCEPTED = "activestream_items_auto_accepted_total"
 ITEMS_OVER_BUDGET = "activestream_items_over_budget_total"
+SCORER_PAUSED = "activestream_scorer_paused"
+SCORER_PAUSES = "activestream_scorer_pauses_total"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class ScorerMetrics:
     commit_rewinds: Counter
     items_auto_accepted: Counter
     items_over_budget: Counter
+    paused: Gauge
+    pauses: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ScorerMetrics:
@@ -59,4 +63,8 @@ class ScorerMetrics:
                                         "Items whose prediction was confident enough to need no human (sent to the autolabels topic)", registry=registry),
             items_over_budget=Counter(ITEMS_OVER_BUDGET.removesuffix("_total"),
                                       "Items neither queued nor auto-labeled: over the stream budget (ACTIVESTREAM_LABELS_PER_HOUR)", registry=registry),
+            # Back-pressure: 1 while the scorer waits for Redis (unreachable, or full at maxmemory) instead of consuming.
+            paused=Gauge(SCORER_PAUSED, "1 while scoring waits for Redis (unreachable or at maxmemory); 0 while it consumes", registry=registry),
+            pauses=Counter(SCORER_PAUSES.removesuffix("_total"), "Times scoring paused for Redis, by reason "
+                           "(redis_unreachable, redis_maxmemory, redis_read_only)", ["reason"], registry=registry),
         )

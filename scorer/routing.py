@@ -7,13 +7,16 @@ managers), so a redelivered batch is decided the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from activestream.schemas import Label
 from activestream.scorer.autoaccept import accepted
 from activestream.scorer.budget import VariableUncertainty, admission_rate
 from activestream.scorer.uncertainty import multilabel_mean_entropy
+from activestream.streams.bus import Record
 
 
 def confidence(probas: np.ndarray, task: str = "multiclass") -> np.ndarray:
@@ -85,3 +88,18 @@ class Router:
             return
         candidates = ~routes.auto
         self.budget.update(confidence(probas, task)[candidates], routes.queue[candidates])
+
+
+def auto_label_records(
+    ids: Sequence[str], X: np.ndarray, probas: np.ndarray, auto: np.ndarray, classes: Sequence[object], version: int, topic: str,
+) -> dict[str, Record]:
+    """Item id -> its auto-label record (to ``topic``), for the items ``auto : (n,)`` marks.
+
+    ``X : (n, d)`` features and ``probas : (n, k)`` of the batch; the label is the top class of ``classes``.
+    """
+    records: dict[str, Record] = {}
+    for j in np.flatnonzero(auto):
+        label = Label(ids[j], f"auto:{ids[j]}:v{version}", f"auto:v{version}",
+                      label=classes[int(probas[j].argmax())], features=X[j], source="auto")  # type: ignore[arg-type]
+        records[ids[j]] = Record(topic, label.encode(), ids[j].encode())
+    return records

@@ -35,6 +35,8 @@ class KafkaBus:
     transactional_id : when set, :meth:`publish_and_commit` runs as one Kafka transaction
         (records + consumer offsets): a crash can neither lose nor duplicate the records a
         batch produced. Must be unique per running process.
+    instance_id : this process's slot (``ACTIVESTREAM_INSTANCE_ID``): its group consumers join
+        as static members (``group.instance.id``), see :class:`KafkaConsumer`.
 
     Notes
     -----
@@ -51,9 +53,11 @@ class KafkaBus:
         replication_factor: int = 1,
         client_id: str = "activestream",
         transactional_id: str | None = None,
+        instance_id: str | None = None,
     ) -> None:
         ck = confluent()
         self.transactional_id = transactional_id
+        self.instance_id = instance_id
         self._txn_producer: Any = None
         self.bootstrap_servers = bootstrap_servers
         self.partitions = partitions

@@ -20,12 +20,20 @@ _setattr = object.__setattr__
 # partitions added to its topics: one metadata request each time.
 PARTITION_CHECK_SECONDS = 10.0
 
+# Static members (group.instance.id): the broker keeps a member's partitions this long after it
+# last heard from it. A restarted member rejoining with the same id gets them back at once, with
+# no rebalance; one that stays down for longer loses them to the others. It exceeds the
+# supervisor's first restart delay (1 s) plus a service's start-up (~3 s), and stays within the
+# broker's default group.min.session.timeout.ms (6 s).
+STATIC_SESSION_TIMEOUT_MS = 10_000
+
 
 class Cluster(Protocol):
     """What a consumer needs of its bus (a :class:`activestream.streams.kafka.KafkaBus`)."""
 
     base_config: dict[str, Any]
     client_id: str
+    instance_id: str | None
 
     def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]: ...
 
@@ -65,6 +73,12 @@ class KafkaConsumer:
     beginning (or the end with ``from_beginning=False``): no group join, so it reads
     at once, and it never commits. It looks for partitions added to its topics every
     ``PARTITION_CHECK_SECONDS`` and reads them from their first record.
+
+    A group member of a bus with an ``instance_id`` is a static member: a restart of its
+    process (same id) resumes its partitions at once instead of after the session timeout
+    and a rebalance; ``session.timeout.ms`` is then :data:`STATIC_SESSION_TIMEOUT_MS` unless
+    the bus's config sets it. Two live consumers of one group must not share an id (the
+    broker fences the older one).
     """
 
     def __init__(self, bus: Cluster, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
@@ -83,6 +97,8 @@ class KafkaConsumer:
             # scorer): the queue drains long before the next fetch. Measured on a scorer-like
             # loop (3 us of work per record): 120k records/s at 1000 ms, 275k at 20 ms.
             "fetch.queue.backoff.ms": 20,
+            **({"group.instance.id": bus.instance_id, "session.timeout.ms": STATIC_SESSION_TIMEOUT_MS,
+                "heartbeat.interval.ms": STATIC_SESSION_TIMEOUT_MS // 5} if group is not None and bus.instance_id else {}),
             **bus.base_config,
             # group-less readers still need some group.id for librdkafka; a unique one never collides.
             "group.id": group if group is not None else f"{bus.client_id}-reader-{uuid.uuid4().hex}",

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from activestream.httpserver import periodic
     from activestream.scorer.service import Scorer
     from activestream.scorer.strategies import Strategy
+    from activestream.scorer.versions import ArtifactStore
     from activestream.streams.topics import SCORER_GROUP
 
     stop = Stop()
@@ -42,12 +43,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
                         n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
-                        registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
+                        registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
+                        artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb))
     except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
     health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
-    scorer.poll_models(to_end=True)  # start on the newest model, if there is one
+    # Start on the newest model, if there is one (Redis away: the first steps load it once it is back).
+    scorer.pause.run(lambda: int(scorer.poll_models(to_end=True)), scorer.recover)
 
     def gauges() -> None:
         scorer.refresh_gauges()
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         health.tick(model_version=scorer.model_version, dead_letters=scorer.dead_letters)
 
     try:
-        n = run_loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges))
+        n = run_loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges),
+                     problem=lambda: scorer.pause.reason)
         print(f"scorer: consumed {n} item messages; model v{scorer.model_version}", flush=True)
     finally:
         scorer.close()
