@@ -104,8 +104,7 @@ class Scorer:
         self.feature_names = list(feature_names) if feature_names else None
         self.metrics = ScorerMetrics.create(registry or CollectorRegistry())
         self._items = bus.consumer([topics.items], group or topics.group(SCORER_GROUP))
-        # Group-less: every scorer sees every model version, from the first.
-        self._models = bus.consumer([topics.models], None)
+        self._models = bus.consumer([topics.models], None)  # group-less: every scorer sees every model version
         self.model: OnnxClassifier | None = None
         self.model_version = 0
         self.task = "multiclass"
@@ -278,10 +277,9 @@ class Scorer:
         if ids and probas is not None and (self.router.auto_threshold is not None or self.router.budget is not None):
             ids, X, metas, scores, auto = self._route(ids, X, metas, scores, probas, t0, counts)
         counts.scored = len(ids)
-        # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
-        # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
-        # queued when it finishes a batch instead of idling for the round trip; the oldest
-        # are confirmed (and committed per the policy) first, in order.
+        # Pipelined: earlier batches' writes ran in Redis while this one was decoded and scored. Up to
+        # MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one queued when it finishes a batch
+        # instead of idling for the round trip; the oldest are confirmed (and committed per the policy) first.
         while len(self._inflight) >= MAX_INFLIGHT:
             self._finish_oldest()
         if self.rewinds != rewinds:  # a commit failed and the consumer went back: this batch comes again
@@ -293,6 +291,8 @@ class Scorer:
         # crash, under a model that did not accept it) stays queued and is not auto-labeled too.
         pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto)) if ids or auto else None
         self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0))
+        if self.pause.reason is not None:  # paused for Redis: this batch probes it, confirmed before another is read
+            self._finish_write()
         return len(values)
 
     def _route(
