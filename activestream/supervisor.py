@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 RESTART_FIRST_DELAY = 1.0
 RESTART_MAX_DELAY = 30.0
-RESTART_RESET_SECONDS = 60.0
+# As Docker's restart policies: a run of 10 s resets the back-off. A service killed after it
+# ran that long (an OOM kill, an operator's kill -9) is back after RESTART_FIRST_DELAY, not
+# after a delay grown by earlier, unrelated exits; a crash loop (exits within seconds) still backs off.
+RESTART_RESET_SECONDS = 10.0
 
 
 def restart_delay(previous: float | None, ran_for: float) -> float:
