@@ -7,7 +7,15 @@ it was handling is valid, only Redis is away (refused, timed out, loading its AO
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
 import redis
+from prometheus_client import Counter, Gauge
+
+log = logging.getLogger(__name__)
 
 #: Reasons a service reports (``/healthz``, the pause metric's label).
 UNREACHABLE = "redis_unreachable"
@@ -63,3 +71,54 @@ class Backoff:
     def reset(self) -> None:
         """A success: the next failure waits ``first`` again."""
         self.failures = 0
+
+
+class RedisPause:
+    """Runs a service's step; a Redis outage in it pauses (recover, then a bounded back-off wait) instead of raising.
+
+    Parameters
+    ----------
+    paused : a gauge set to 1 while paused, 0 once a step succeeds again (optional).
+    pauses : a counter of pauses, with a ``reason`` label (optional).
+    backoff : the waits between tries.
+    what : what pauses, for the log.
+
+    Attributes
+    ----------
+    reason : why the last step waited (``None``: it did not); ``/healthz`` shows it.
+    """
+
+    def __init__(self, paused: Gauge | None = None, pauses: Counter | None = None, backoff: Backoff | None = None,
+                 what: str = "scoring") -> None:
+        self.paused, self.pauses = paused, pauses
+        self.backoff = backoff or Backoff()
+        self.what = what
+        self.reason: str | None = None
+
+    def run(self, step: Callable[[], int], recover: Callable[[], None]) -> int:
+        """``step()``, or 0 after an outage (``recover()`` called, back-off waited); other errors raise."""
+        try:
+            n = step()
+        except Exception as exc:
+            outage = redis_outage(exc)
+            if outage is None:
+                raise
+            code, message = outage
+            if self.reason is None:
+                log.warning("%s paused: %s", self.what, message)
+                if self.pauses is not None:
+                    self.pauses.labels(reason=code).inc()
+            self.reason = message
+            if self.paused is not None:
+                self.paused.set(1)
+            with contextlib.suppress(Exception):  # (Redis is away: recover drops what it cannot confirm)
+                recover()
+            time.sleep(self.backoff.next())
+            return 0
+        if self.reason is not None:
+            log.info("Redis takes writes again: %s resumes", self.what)
+            self.reason = None
+            if self.paused is not None:
+                self.paused.set(0)
+        self.backoff.reset()
+        return n

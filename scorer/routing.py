@@ -98,7 +98,7 @@ def auto_label_records(
     ``X : (n, d)`` features and ``probas : (n, k)`` of the batch; the label is the top class of ``classes``.
     """
     records: dict[str, Record] = {}
-    for j in np.flatnonzero(auto):
+    for j in map(int, np.flatnonzero(auto)):
         label = Label(ids[j], f"auto:{ids[j]}:v{version}", f"auto:v{version}",
                       label=classes[int(probas[j].argmax())], features=X[j], source="auto")  # type: ignore[arg-type]
         records[ids[j]] = Record(topic, label.encode(), ids[j].encode())

@@ -13,13 +13,12 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.outage import redis_outage
+from activestream.rankedqueue.outage import RedisPause, redis_outage
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics
 from activestream.scorer.model import OnnxClassifier
-from activestream.scorer.pause import RedisPause
 from activestream.scorer.routing import Router, auto_label_records
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
@@ -130,7 +129,7 @@ class Scorer:
         self.auto_accepted = self.refused = 0
         self.artifacts = artifacts or ArtifactStore()
         self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
-        self.pause = RedisPause(self.metrics)  # .reason: why the last step waited for Redis (None: it did not)
+        self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
 
     def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
         """Load the newest model version waiting on the models topic; re-rank if one was loaded.

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from activestream.labeling.dispatcher import Dispatcher, consumer_group
+    from activestream.rankedqueue.outage import RedisPause
 
     stop = Stop()
     s, bus, topics = connect(args)
@@ -40,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
                    group=consumer_group(s.topic_prefix, args.labeler_group),
                    ack_timeout=args.ack_timeout, registry=registry, max_skips=s.max_skips, explore=s.explore)
     health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
+    pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:
-        run_loop(lambda: d.step(0.5), health, stop, burst=args.burst, max_messages=None)
+        run_loop(lambda: pause.run(lambda: d.step(0.5), d.recover), health, stop, burst=args.burst, max_messages=None,
+                 problem=lambda: pause.reason)
     finally:
         bus.close()
     return 0

@@ -235,3 +235,11 @@ func TestQueueStale(t *testing.T) {
 	expect(t, "two days", eval(t, "ActivestreamQueueStale", age("s1", 172_800), age("s2", 172_800)), "{}=172800")
 	expect(t, "an hour", eval(t, "ActivestreamQueueStale", age("s1", 3600)), "")
 }
+
+func TestScorerPaused(t *testing.T) {
+	paused := func(instance string, v float64) series {
+		return gauge(v, "__name__", "activestream_scorer_paused", "instance", instance)
+	}
+	expect(t, "one paused", eval(t, "ActivestreamScorerPaused", paused("s1", 1), paused("s2", 0)), `{instance="s1"}=1`)
+	expect(t, "none paused", eval(t, "ActivestreamScorerPaused", paused("s1", 0), paused("s2", 0)), "")
+}

@@ -68,7 +68,7 @@ def test_a_killed_scorer_scores_again_within_seconds(kafka_bootstrap: str, redis
             killed = time.monotonic()
             time.sleep(0.3)  # writes the dead scorer had sent land
             before = queue.depth()
-            wait_for(lambda: queue.depth() > before, f"scoring did not resume after kill {k}", up_log, proc, timeout=60)
+            wait_for(lambda before=before: queue.depth() > before, f"scoring did not resume after kill {k}", up_log, proc, timeout=60)
             recoveries.append(time.monotonic() - killed)
             assert f"scorer started again (restart {k})" in up_log.read_text()
         print(f"scorer recovery after SIGKILL (s): {[round(r, 2) for r in recoveries]}, median {statistics.median(recoveries):.2f}")

@@ -154,3 +154,34 @@ def test_outages_are_told_from_real_errors() -> None:
     assert redis_outage(redis.ResponseError(script))[0] == FULL  # type: ignore[index]
     assert redis_outage(redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")) is None
     assert redis_outage(ValueError("bad")) is None
+
+
+def test_the_dispatcher_waits_out_a_redis_restart_and_acknowledges_every_label(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.rankedqueue.outage import RedisPause
+    from activestream.schemas import Label
+
+    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    port = server.port
+    bus, topics = InMemoryBus(), Topics("d")
+    queue = RankedQueue(redis.Redis.from_url(server.url, socket_timeout=2), QueueKeys("dispatch"))
+    X = np.random.default_rng(0).standard_normal((20, N_FEATURES)).astype(np.float32)
+    queue.add([f"i{i}" for i in range(20)], np.linspace(0, 1, 20), X)
+    d = Dispatcher(queue, bus, topics, max_outstanding=20)
+    pause = RedisPause(what="dispatching")
+    try:
+        assert pause.run(lambda: d.step(0.0), d.recover) == 20  # all 20 out with the labelers
+        server.stop()
+        for i in range(20):
+            bus.publish(topics.labels, Label(f"i{i}", f"l{i}", "ann", label=1, features=X[i]).encode())
+        for _ in range(3):
+            assert pause.run(lambda: d.step(0.0), d.recover) == 0  # waits; does not exit, does not drop the labels
+        assert pause.reason is not None and "Redis unreachable" in pause.reason
+        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        deadline = time.monotonic() + 30
+        while queue.n_leased_by(d.owner) > 0:
+            assert time.monotonic() < deadline, "labels were not acknowledged after Redis came back"
+            pause.run(lambda: d.step(0.0), d.recover)
+        assert pause.reason is None and d.metrics.acked._value.get() == 20  # noqa: SLF001 - every label, once
+    finally:
+        server.stop()
