@@ -11,9 +11,10 @@ import argparse
 import logging
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from activestream.config import Settings
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from activestream.streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The flags a service command may give that override a setting of the same name.
 SETTING_FLAGS = ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port")
@@ -214,6 +217,29 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     server = serve(registry, health, port or 0, host)
     print(f"{service}: metrics on http://{host}:{server.server_port}/metrics and /healthz", flush=True)
     return health
+
+
+def through_redis_outages(fn: Callable[[], T], what: str, stop: Stop) -> T:
+    """``fn()``, called again (bounded back-off) while Redis is away or full, e.g. a service's start-up.
+
+    Raises
+    ------
+    Exception
+        What ``fn`` raised when it is no Redis outage, or when ``stop`` was requested meanwhile.
+    """
+    from activestream.rankedqueue.outage import Backoff, redis_outage
+
+    backoff = Backoff()
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            outage = redis_outage(exc)
+            if outage is None or stop():
+                raise
+            wait = backoff.next()
+            log.warning("%s: %s; trying again in %.1f s", what, outage[1], wait)
+            time.sleep(wait)
 
 
 def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool, max_messages: int | None,

@@ -229,8 +229,21 @@ class KafkaBus:
             time.sleep(0.05)
 
     def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]:
-        """Partition ids of ``topic``; raises ``RuntimeError`` when it does not exist."""
-        md = self._admin().list_topics(topic, timeout=timeout).topics.get(topic)
+        """Partition ids of ``topic``; raises ``RuntimeError`` when it does not exist.
+
+        A broker that cannot be reached (restarting) is asked again until ``timeout``.
+        """
+        ck = confluent()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                md = self._admin().list_topics(topic, timeout=max(0.5, deadline - time.monotonic())).topics.get(topic)
+                break
+            except ck.KafkaException as exc:
+                err = exc.args[0]
+                if time.monotonic() > deadline or not (err.retriable() or err.code() in (ck.KafkaError._TRANSPORT, ck.KafkaError._TIMED_OUT)):  # noqa: SLF001 - librdkafka's public names
+                    raise
+                time.sleep(0.5)
         if md is None or md.error is not None or not md.partitions:
             why = md.error.str() if md is not None and md.error is not None else "no such topic"
             raise RuntimeError(f"Kafka topic {topic!r} is not available ({why}); call ensure_topics first")

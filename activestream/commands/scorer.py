@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics
+from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics, through_redis_outages
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,13 @@ def run(args: argparse.Namespace) -> int:
     s, bus, topics = connect(args, transactional_name="scorer")
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
-    try:
-        scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
-                        n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
-                        registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
-                        artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb))
+    queue = make_queue(s, segment_cache=True)
+    try:  # (it checks the namespace's feature width in Redis: a Redis away at start-up is waited for)
+        scorer = through_redis_outages(lambda: Scorer(
+            bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
+            n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
+            registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
+            artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb)), "scorer start-up", stop)
     except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
@@ -54,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
     def gauges() -> None:
         scorer.refresh_gauges()
-        scorer.metrics.consumer_lag.labels(topic=topics.items).set(scorer.lag())
+        try:
+            scorer.metrics.consumer_lag.labels(topic=topics.items).set(scorer.lag())
+        except Exception as exc:  # noqa: BLE001 - the broker away (restarting): the gauge waits, scoring does not stop
+            log.warning("consumer lag not read: %s", exc)
         health.tick(model_version=scorer.model_version, dead_letters=scorer.dead_letters)
 
     try:
