@@ -79,7 +79,7 @@ def bad_records(n: int, n_features: int, seed: int = 0) -> list[tuple[str, bytes
     x = np.random.default_rng(seed).standard_normal(n_features).astype(np.float32)
     good: dict[str, Callable[[int], bytes]] = {
         "items": lambda i: Item(f"fz{i}", x).encode(),
-        "labels": lambda i: Label(f"fz{i}", f"fzl{i}", "fuzzer", label=1, features=x).encode(),
+        "labels": lambda i: Label(f"fz{i}", f"fzl{i}", "fuzzer", label=1, features=x, ts=1.7e9).encode(),
     }
     check: dict[str, Callable[[bytes], bool]] = {"items": lambda v: _item_is_bad(v, n_features), "labels": _label_is_bad}
     out: list[tuple[str, bytes]] = []
