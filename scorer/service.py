@@ -167,7 +167,7 @@ class Scorer:
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:
         """Make ``model`` live and re-rank every pending item with it. Returns items re-ranked."""
-        mismatch = self._feature_mismatch(model)
+        mismatch = self._feature_mismatch(model, self.n_features or self._queue_n_features())
         if mismatch is not None:
             log.error("model v%s %s: not loaded", version, mismatch)
             return 0
@@ -180,9 +180,8 @@ class Scorer:
         self.queue.set_meta(model_version=version, classes=json.dumps(list(self.classes), default=str), task=task)
         return self.rerank()
 
-    def _feature_mismatch(self, model: OnnxClassifier, known: int | None = None) -> str | None:
-        """Why ``model`` cannot score these items (its input length is not theirs, ``known`` if given), or ``None``."""
-        known = known or self.n_features or self._queue_n_features()
+    def _feature_mismatch(self, model: OnnxClassifier, known: int | None) -> str | None:
+        """Why ``model`` cannot score items of ``known`` features (its input length is another), or ``None``."""
         if model.n_features is not None and known is not None and model.n_features != known:
             return f"expects {model.n_features} features, items have {known}"
         return None

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from activestream.streams.bus import Message
-from activestream.streams.kafka_client import REBALANCE_ERRORS, TRANSIENT_ERRORS, confluent, error_codes, watermarks
+from activestream.streams.kafka_client import COORDINATOR_ERRORS, REBALANCE_ERRORS, TRANSIENT_ERRORS, confluent, error_codes, watermarks
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,8 @@ _setattr = object.__setattr__
 # How often a group-less reader (the retrainer's labels log, every model reader) looks for
 # partitions added to its topics: one metadata request each time.
 PARTITION_CHECK_SECONDS = 10.0
+# How long a commit is retried while the group coordinator loads or moves (a broker restart).
+COMMIT_RETRY_SECONDS = 60.0
 
 # Static members (group.instance.id): the broker keeps a member's partitions this long after it
 # last heard from it. A restarted member rejoining with the same id gets them back at once, with
@@ -91,6 +93,7 @@ class KafkaConsumer:
         self._committed: dict[tuple[str, int], int] = {}
         self._rebalance_codes = error_codes(REBALANCE_ERRORS)
         self._transient_codes = error_codes(TRANSIENT_ERRORS)
+        self._coordinator_codes = error_codes(COORDINATOR_ERRORS)
         conf: dict[str, Any] = {
             # librdkafka (>= 2.4) waits this long before fetching again once its local queue
             # is full; its 1000 ms default starves any consumer slower than the broker (every
@@ -228,14 +231,20 @@ class KafkaConsumer:
         tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in nxt.items() if o > self._committed.get((t, p), -1)]
         if not tps:
             return
-        try:
-            done = self._c.commit(offsets=tps, asynchronous=False)
-        except self._ck.KafkaException as exc:
-            err = exc.args[0]
-            if err.code() in self._rebalance_codes:
-                log.warning("Kafka commit for group %s dropped (%s); the records will be redelivered", self.group, err.str())
-                return
-            raise
+        deadline = time.monotonic() + COMMIT_RETRY_SECONDS
+        while True:
+            try:
+                done = self._c.commit(offsets=tps, asynchronous=False)
+                break
+            except self._ck.KafkaException as exc:
+                err = exc.args[0]
+                if err.code() in self._rebalance_codes:
+                    log.warning("Kafka commit for group %s dropped (%s); the records will be redelivered", self.group, err.str())
+                    return
+                if err.code() not in self._coordinator_codes or err.fatal() or time.monotonic() > deadline:
+                    raise
+                log.warning("Kafka commit for group %s: %s; trying again", self.group, err.str())
+                time.sleep(0.5)
         failed = [tp for tp in done or [] if tp.error is not None]
         if failed:
             raise self._ck.KafkaException(failed[0].error)
