@@ -95,25 +95,22 @@ class RedisPause:
         self.what = what
         self.reason: str | None = None
 
-    def run(self, step: Callable[[], int], recover: Callable[[], None]) -> int:
-        """``step()``, or 0 after an outage (``recover()`` called, back-off waited); other errors raise."""
+    def run(self, step: Callable[[], int], recover: Callable[[], None], probe: Callable[[], object] | None = None) -> int:
+        """``step()``, or 0 after an outage (``recover()`` called, back-off waited); other errors raise.
+
+        While paused, a step that did nothing (0: no record came, so Redis was maybe not asked)
+        ends the pause only when ``probe()`` (e.g. a PING) succeeds; without a probe, any step that
+        does not raise ends it.
+        """
         try:
             n = step()
+            if self.reason is not None and n == 0 and probe is not None:
+                probe()
         except Exception as exc:
             outage = redis_outage(exc)
             if outage is None:
                 raise
-            code, message = outage
-            if self.reason is None:
-                log.warning("%s paused: %s", self.what, message)
-                if self.pauses is not None:
-                    self.pauses.labels(reason=code).inc()
-            self.reason = message
-            if self.paused is not None:
-                self.paused.set(1)
-            with contextlib.suppress(Exception):  # (Redis is away: recover drops what it cannot confirm)
-                recover()
-            time.sleep(self.backoff.next())
+            self._pause(*outage, recover)
             return 0
         if self.reason is not None:
             log.info("Redis takes writes again: %s resumes", self.what)
@@ -122,3 +119,15 @@ class RedisPause:
                 self.paused.set(0)
         self.backoff.reset()
         return n
+
+    def _pause(self, code: str, message: str, recover: Callable[[], None]) -> None:
+        if self.reason is None:
+            log.warning("%s paused: %s", self.what, message)
+            if self.pauses is not None:
+                self.pauses.labels(reason=code).inc()
+        self.reason = message
+        if self.paused is not None:
+            self.paused.set(1)
+        with contextlib.suppress(Exception):  # (Redis is away: recover drops what it cannot confirm)
+            recover()
+        time.sleep(self.backoff.next())

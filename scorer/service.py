@@ -470,7 +470,7 @@ class Scorer:
             return self.score_items(max(0.0, min(MODEL_POLL_SECONDS, deadline - time.monotonic())))
 
         while True:
-            n = self.pause.run(once, self.recover)
+            n = self.pause.run(once, self.recover, self.queue.r.ping)
             if n or time.monotonic() >= deadline or self.pause.reason is not None:
                 return n
 
