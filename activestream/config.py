@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
 
@@ -47,6 +50,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "rerank_cache_mb": _at_least(0),
     "label_studio_project": _at_least(1),
     "label_studio_top_n": _at_least(1),
+    "model_artifact_max_mb": _at_least(1),
 }
 
 
@@ -102,6 +106,10 @@ class Settings:
     label_studio_webhook_url: str | None = None  # the URL Label Studio calls on each annotation (None: polling only)
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
+    instance_id: str | None = None  # this process's slot (static Kafka group membership); '{hostname}' is expanded
+    redis_password_file: str | None = None  # a file holding the Redis password (a compose secret), put into redis_url
+    model_artifact_dir: str | None = None  # directories model artifact_uri may point under (None: artifacts refused)
+    model_artifact_max_mb: int = 256
     kafka_config: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -128,13 +136,39 @@ class Settings:
             if k.startswith(ENV_PREFIX + "KAFKA_") and k not in NOT_KAFKA_CONFIG
         }
         values["kafka_config"] = kafka
+        if values.get("instance_id"):
+            values["instance_id"] = values["instance_id"].replace("{hostname}", socket.gethostname())
         base = cls(**values)
         given = {k: v for k, v in overrides.items() if v is not None}
         for name, value in given.items():  # (the services' flags: --batch-size, --metrics-port, ...)
             problem = out_of_range(name, value)
             if problem:
                 raise ValueError(f"--{name.replace('_', '-')} {value}: expected {problem}")
-        return replace(base, **given)
+        out = replace(base, **given)
+        if out.redis_password_file:  # (the URL may come from --redis-url too)
+            out = replace(out, redis_url=with_password(out.redis_url, out.redis_password_file))
+        return out
+
+
+def with_password(url: str | None, password_file: str) -> str | None:
+    """``url`` with the password read from ``password_file`` (a URL that names a password keeps it).
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be read, naming the setting.
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password:
+        return url
+    try:
+        password = Path(password_file).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"setting {ENV_PREFIX}REDIS_PASSWORD_FILE={password_file}: {exc.strerror}") from None
+    user = quote(parts.username or "", safe="")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"))
 
 
 def _coerce(name: str, typ: Any, raw: str) -> Any:

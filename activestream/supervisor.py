@@ -4,11 +4,17 @@ A service that exits is started again after :data:`RESTART_FIRST_DELAY`, doubled
 exit in a row up to :data:`RESTART_MAX_DELAY` (Compose's ``restart: unless-stopped`` backs
 off the same way); one that ran for :data:`RESTART_RESET_SECONDS` counts as healthy and
 starts the next count from the beginning.
+
+Each service gets ``ACTIVESTREAM_INSTANCE_ID`` (its slot: host, name, replica 0), the same on
+every restart: its Kafka consumers rejoin their group as the same static member and resume
+their partitions at once (:data:`activestream.streams.kafka_consumer.STATIC_SESSION_TIMEOUT_MS`
+is fitted to :data:`RESTART_FIRST_DELAY`).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +25,10 @@ log = logging.getLogger(__name__)
 
 RESTART_FIRST_DELAY = 1.0
 RESTART_MAX_DELAY = 30.0
-RESTART_RESET_SECONDS = 60.0
+# As Docker's restart policies: a run of 10 s resets the back-off. A service killed after it
+# ran that long (an OOM kill, an operator's kill -9) is back after RESTART_FIRST_DELAY, not
+# after a delay grown by earlier, unrelated exits; a crash loop (exits within seconds) still backs off.
+RESTART_RESET_SECONDS = 10.0
 
 
 def restart_delay(previous: float | None, ran_for: float) -> float:
@@ -98,7 +107,13 @@ def start_services(ports: Mapping[str, int], env: Mapping[str, str], state: Path
     The running services, in the order of ``ports``.
     """
     exe = [sys.executable, "-m", "activestream.cli"]
-    return [Supervised(name, [*exe, name, "--metrics-port", str(port)], env, state / f"{name}.log") for name, port in ports.items()]
+    return [Supervised(name, [*exe, name, "--metrics-port", str(port)], {**env, "ACTIVESTREAM_INSTANCE_ID": instance_id(name)},
+                       state / f"{name}.log") for name, port in ports.items()]
+
+
+def instance_id(name: str, replica: int = 0) -> str:
+    """The stable slot id of replica ``replica`` of service ``name`` on this host (``ACTIVESTREAM_INSTANCE_ID``)."""
+    return f"{socket.gethostname()}-{name}-{replica}"
 
 
 def supervise(services: Sequence[Supervised], stop: Callable[[], bool], *, restart: bool, poll: float = 0.5) -> int:

@@ -11,9 +11,10 @@ import argparse
 import logging
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from activestream.config import Settings
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from activestream.streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The flags a service command may give that override a setting of the same name.
 SETTING_FLAGS = ("redis_url", "kafka_bootstrap_servers", "topic_prefix", "namespace", "strategy", "batch_size", "metrics_port", "estimator",
@@ -109,8 +112,21 @@ def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Bu
         config=dict(settings.kafka_config),
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
-        transactional_id=f"{settings.topic_prefix}-{transactional_name}-{os.getpid()}-{uuid.uuid4().hex[:8]}" if transactional_name else None,
+        transactional_id=transactional_id(settings, transactional_name) if transactional_name else None,
+        instance_id=settings.instance_id,
     )
+
+
+def transactional_id(settings: Settings, name: str) -> str:
+    """The producer's transactional id: stable per process slot (``instance_id``), else unique per process.
+
+    A stable one lets a restarted service fence its killed predecessor and abort its open
+    transaction at once; a unique one leaves that transaction (and the offsets it holds,
+    which the restarted consumer waits for) until the broker's transaction timeout.
+    """
+    if settings.instance_id:
+        return f"{settings.topic_prefix}-{name}-{settings.instance_id}"
+    return f"{settings.topic_prefix}-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Settings, Bus, Topics]:
@@ -217,8 +233,31 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     return health
 
 
+def through_redis_outages(fn: Callable[[], T], what: str, stop: Stop) -> T:
+    """``fn()``, called again (bounded back-off) while Redis is away or full, e.g. a service's start-up.
+
+    Raises
+    ------
+    Exception
+        What ``fn`` raised when it is no Redis outage, or when ``stop`` was requested meanwhile.
+    """
+    from activestream.rankedqueue.outage import Backoff, redis_outage
+
+    backoff = Backoff()
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            outage = redis_outage(exc)
+            if outage is None or stop():
+                raise
+            wait = backoff.next()
+            log.warning("%s: %s; trying again in %.1f s", what, outage[1], wait)
+            time.sleep(wait)
+
+
 def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool, max_messages: int | None,
-             every: Callable[[], None] | None = None) -> int:
+             every: Callable[[], None] | None = None, problem: Callable[[], str | None] | None = None) -> int:
     """Call ``step`` until stopped, ticking ``health`` after each call.
 
     Parameters
@@ -229,6 +268,8 @@ def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool
     burst : return at the first step that consumed nothing (drained).
     max_messages : return once this many were consumed (``None``: no limit).
     every : called after each step (gauges; wrap it in :func:`activestream.httpserver.periodic`).
+    problem : why the service cannot do its work now (e.g. it waits for Redis), else ``None``;
+        ``/healthz`` answers 503 with it instead of being ticked.
 
     Returns
     -------
@@ -238,9 +279,13 @@ def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool
     while not stop():
         n = step()
         total += n
-        health.tick(processed=total)
         if every is not None:
             every()
+        why = problem() if problem is not None else None
+        if why is None:
+            health.tick(processed=total)
+        else:
+            health.down(why)
         if burst and n == 0:
             break
         if max_messages is not None and total >= max_messages:

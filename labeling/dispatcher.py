@@ -140,6 +140,10 @@ class Dispatcher:
     def step(self, timeout: float = 0.1) -> int:
         return self.acknowledge(timeout) + self.dispatch()
 
+    def recover(self) -> None:
+        """After a Redis outage: read again from the committed offsets what was consumed but not acknowledged."""
+        self._labels.rewind()
+
     def run(self, *, burst: bool = False, should_stop: Callable[[], bool] | None = None, timeout: float = 0.2) -> None:
         """Dispatch until stopped; ``burst=True`` returns once nothing moved."""
         while not (should_stop is not None and should_stop()):

@@ -27,6 +27,8 @@ ITEMS_AUTO_ACCEPTED = "activestream_items_auto_accepted_total"
 ITEMS_OVER_BUDGET = "activestream_items_over_budget_total"
 ITEMS_READ = "activestream_items_read_total"
 ITEMS_DUPLICATE = "activestream_items_duplicate_total"
+SCORER_PAUSED = "activestream_scorer_paused"
+SCORER_PAUSES = "activestream_scorer_pauses_total"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ScorerMetrics:
     items_over_budget: Counter
     items_read: Counter
     items_duplicate: Counter
+    paused: Gauge
+    pauses: Namespaced[Counter]
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> ScorerMetrics:
@@ -81,4 +85,8 @@ class ScorerMetrics:
             items_duplicate=one(Counter(ITEMS_DUPLICATE.removesuffix("_total"),
                                         "Item records whose id was already taken (earlier in their batch, or by the queue: pending, leased, labeled or dropped)",
                                         ns, registry=registry)),
+            # Back-pressure: 1 while the scorer waits for Redis (unreachable, or full at maxmemory) instead of consuming.
+            paused=one(Gauge(SCORER_PAUSED, "1 while scoring waits for Redis (unreachable or at maxmemory); 0 while it consumes", ns, registry=registry)),
+            pauses=Namespaced(Counter(SCORER_PAUSES.removesuffix("_total"), "Times scoring paused for Redis, by reason "
+                                      "(redis_unreachable, redis_maxmemory, redis_read_only)", [*ns, "reason"], registry=registry), namespace),
         )

@@ -85,3 +85,4 @@ class Router:
             return
         candidates = ~routes.auto
         self.budget.update(confidence(probas, task)[candidates], routes.queue[candidates])
+

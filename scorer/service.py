@@ -14,7 +14,9 @@ from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_STOP
-from activestream.schemas import DeadLetter, DecodeError, decode_items
+from activestream.rankedqueue.outage import RedisPause, redis_outage
+from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
+from activestream.scorer import versions
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics
@@ -23,7 +25,7 @@ from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_of_e
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
-from activestream.scorer.versions import label_cardinality, load_model_version, newest_model_version, stop_signal
+from activestream.scorer.versions import ArtifactStore, label_cardinality, load_model_version, newest_model_version
 from activestream.streams.bus import Bus, CommitAborted, Message, Record
 from activestream.streams.topics import SCORER_GROUP, Topics
 
@@ -40,7 +42,6 @@ MAX_INFLIGHT = 3
 COMMIT_INTERVAL_SECONDS = 0.2
 # onnxruntime threads for a re-rank (a whole queue at once, in ~8,000-row blocks).
 RERANK_THREADS = 2
-
 
 
 class Scorer:
@@ -69,6 +70,11 @@ class Scorer:
         committed only after the queue writes of every batch they cover succeeded; a batch
         with dead letters commits at once (with them, atomically on a transactional bus),
         and an idle stream, :meth:`flush` and :meth:`close` commit everything written.
+    artifacts : where a model version's ``artifact_uri`` may be read (default: nowhere).
+
+    A Redis outage (unreachable, or full at ``maxmemory``) is no verdict on the records:
+    :meth:`step` drops the writes in flight, goes back to the committed offsets and pauses
+    (``pause.reason`` says why; bounded back-off) until Redis takes writes again.
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class Scorer:
         auto_accept: bool = True,
         labels_per_hour: float | None = None,
         rerank_threads: int = RERANK_THREADS,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.bus = bus
         self.queue = queue
@@ -94,21 +101,12 @@ class Scorer:
         self.strategy = strategy or Strategy()
         self.batch_size = batch_size
         if n_features is not None:
-            # Recorded for the namespace (a scorer without the setting enforces it too); a
-            # namespace already holding items of another width would mix widths in one queue.
-            # Items written with no width recorded (a scorer given n_features did not record
-            # it before, nor does RankedQueue.add) are judged by the rows they stored.
-            stored = queue.stored_widths() if self._queue_n_features() is None else []
-            held = " or ".join(map(str, stored)) if stored and n_features not in stored else queue.ensure_n_features(n_features)
-            if held != n_features:
-                raise ValueError(f"n_features={n_features}, but this queue namespace holds items of {held} features (fixed by its first items): "
-                                 "use another ACTIVESTREAM_NAMESPACE, or leave ACTIVESTREAM_N_FEATURES unset")
+            versions.check_width(queue, n_features)
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
         self.metrics = ScorerMetrics.create(registry or CollectorRegistry(), queue.k.namespace)
         self._items = bus.consumer([topics.items], group or topics.group(SCORER_GROUP))
-        # Group-less: every scorer sees every model version, from the first.
-        self._models = bus.consumer([topics.models], None)
+        self._models = bus.consumer([topics.models], None)  # group-less: every scorer sees every model version
         self.model: OnnxClassifier | None = None
         self.model_version = 0
         self.task = "multiclass"
@@ -131,42 +129,50 @@ class Scorer:
         self.auto_accept = auto_accept
         self.labels_per_hour = labels_per_hour
         self.router = Router(budget=VariableUncertainty(budget=1.0) if labels_per_hour else None)
-        self.auto_accepted = 0
-        self.refused = 0
+        self.auto_accepted = self.refused = 0
+        self.artifacts = artifacts or ArtifactStore()
+        self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
+        self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
 
-    # ------------------------------------------------------------------ models
     def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
         """Load the newest model version waiting on the models topic; re-rank if one was loaded.
 
-        ``to_end=True`` (at start-up) reads the whole models log as it stands first.
+        ``to_end=True`` (at start-up) reads the whole models log as it stands first. A Redis
+        outage raises (the version is tried again on the next call), never dead-letters it.
         """
         msgs = self._models.read_to_end(max(timeout, 30.0)) if to_end else self._models.consume(1000, timeout)
         newest, bad = newest_model_version(msgs, self.model_version)
         for m, err in bad:
-            self.bus.publish_and_commit(None, [self._dead_letter(m, err)], [])
+            self.bus.publish_and_commit(None, [self._dead_letter_raw(m.topic, m.value, err)], [])
+        if self._next_model is not None and (newest is None or newest.version <= self._next_model.version):
+            newest = self._next_model  # consumed before an outage stopped its swap: try it again
         if newest is None:
             return False
+        self._next_model = newest
+        known = self.n_features or self._queue_n_features()
         try:
-            model = load_model_version(newest)
-            mismatch = self._feature_mismatch(model)
+            model = load_model_version(newest, self.artifacts)
+            mismatch = self._feature_mismatch(model, known)
             if mismatch is not None:  # refused before anything of it (auto-accept threshold, cardinality) applies
                 raise ValueError(mismatch)
         except Exception as exc:  # a broken model must not stop scoring
             log.error("model v%s rejected: %s", newest.version, exc)
-            rejected = DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
+            rejected = exc if isinstance(exc, DecodeError) else DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
             self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], rejected)], [])
+            self._next_model = None
             return False
         threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
         self.router.auto_threshold = float(threshold) if threshold is not None else None
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
         if self.model_version == newest.version:  # (the labeling page's stop banner)
-            self.queue.set_meta(**{META_STOP: json.dumps(stop_signal(newest.version, newest.metrics))})
+            self.queue.set_meta(**{META_STOP: json.dumps(versions.stop_signal(newest.version, newest.metrics))})
+        self._next_model = None
         return True
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:
         """Make ``model`` live and re-rank every pending item with it. Returns items re-ranked."""
-        mismatch = self._feature_mismatch(model)
+        mismatch = self._feature_mismatch(model, self.n_features or self._queue_n_features())
         if mismatch is not None:
             log.error("model v%s %s: not loaded", version, mismatch)
             return 0
@@ -179,9 +185,8 @@ class Scorer:
         self.queue.set_meta(model_version=version, classes=json.dumps(list(self.classes), default=str), task=task)
         return self.rerank()
 
-    def _feature_mismatch(self, model: OnnxClassifier) -> str | None:
-        """Why ``model`` cannot score these items (its input length is not theirs), or ``None``."""
-        known = self.n_features or self._queue_n_features()
+    def _feature_mismatch(self, model: OnnxClassifier, known: int | None) -> str | None:
+        """Why ``model`` cannot score items of ``known`` features (its input length is another), or ``None``."""
         if model.n_features is not None and known is not None and model.n_features != known:
             return f"expects {model.n_features} features, items have {known}"
         return None
@@ -228,7 +233,6 @@ class Scorer:
         return score_and_probas(X, ids, model or self.model, self.strategy, task=self.task, version=self.model_version,
                                 label_cardinality=self.label_cardinality)
 
-    # ------------------------------------------------------------------ items
     def _queue_n_features(self) -> int | None:
         v = self.queue.get_meta("n_features")
         return int(v) if v is not None else None
@@ -267,7 +271,7 @@ class Scorer:
         plan = self._plan_guarded(ids, X, metas, index, t0)
         counts.add(plan.counts)
         errors = sorted(errors + plan.errors, key=lambda e: e[0])
-        dead = [self._dead_letter(message_at(i), err, counts) for i, err in errors]
+        dead = [self._dead_letter_raw(self.topics.items, message_at(i).value, err, counts) for i, err in errors]
         ids, X, metas, scores, auto = plan.ids, plan.X, plan.metas, plan.scores, plan.auto
         # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
         # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
@@ -284,6 +288,8 @@ class Scorer:
         # crash, under a model that did not accept it) stays queued and is not auto-labeled too.
         pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto)) if ids or auto else None
         self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0))
+        if self.pause.reason is not None:  # paused for Redis: this batch probes it, confirmed before another is read
+            self._finish_write()
         return len(values)
 
     def _plan_guarded(self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], index: list[int], now: float) -> Planned:
@@ -402,9 +408,6 @@ class Scorer:
         self._finish_write()
         self._commit([])
 
-    def _dead_letter(self, m: Message, err: DecodeError, counts: BatchCounts | None = None) -> Record:
-        return self._dead_letter_raw(m.topic, m.value, err, counts)
-
     def _dead_letter_raw(self, source: str, payload: bytes, err: DecodeError, counts: BatchCounts | None = None) -> Record:
         """The dead-letter record; it is counted in ``counts`` (its batch's, counted at commit) or at once."""
         dl = DeadLetter.from_error(source, payload, err)
@@ -426,40 +429,55 @@ class Scorer:
             self._items.close()
             self._models.close()
 
-    # ------------------------------------------------------------------ loop
     def lag(self) -> int:
         """Item records after this scorer's position on its partitions (the consumer-lag gauge)."""
         return self._items.lag()
 
     def refresh_gauges(self) -> None:
-        self.metrics.queue_depth.set(self.queue.n_waiting())  # (leases that ran out count as waiting)
-        self.metrics.leased.set(self.queue.n_leased())
-        self.metrics.oldest_pending_age.set(self.queue.oldest_age())
+        try:
+            self.metrics.queue_depth.set(self.queue.n_waiting())  # (leases that ran out count as waiting)
+            self.metrics.leased.set(self.queue.n_leased())
+            self.metrics.oldest_pending_age.set(self.queue.oldest_age())
+        except Exception as exc:
+            if redis_outage(exc) is None:
+                raise  # (an outage leaves the gauges as they were: the next step pauses)
+
+    def recover(self) -> None:
+        """After a Redis outage: drop what is in flight or uncommitted; read again from the committed offsets."""
+        self._uncommitted.clear()
+        self._uncounted = BatchCounts()
+        self._drop_inflight()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.disconnect()  # type: ignore[attr-defined]  # (a half-read reply must not be read as the next one)
+            self.queue.release_writer(self._writer)
+            self._writer = None
+        self._write_failed = True  # until the rewind is done: past the dropped batches, nothing may commit
+        self._items.rewind()  # (a broker away too raises: only a restart is safe then)
+        self._write_failed = False
+        self._last_commit = time.monotonic()
 
     def step(self, timeout: float = 0.1) -> int:
         """Check for a new model, then score one micro-batch. Returns items consumed.
 
-        While no item arrives the models topic is checked every ``MODEL_POLL_SECONDS``,
-        so a new version goes live that fast on an idle stream too (a long ``timeout``
-        no longer delays it).
+        While no item arrives the models topic is checked every ``MODEL_POLL_SECONDS``, so a new
+        version goes live that fast on an idle stream too. A Redis outage: 0 after a wait (:class:`RedisPause`).
         """
         deadline = time.monotonic() + timeout
-        while True:
+
+        def once() -> int:
             self.poll_models(0.0)
             if self._rerank_due and time.monotonic() - self._rerank_tried >= 1.0:
                 self.rerank()
-            n = self.score_items(max(0.0, min(MODEL_POLL_SECONDS, deadline - time.monotonic())))
-            if n or time.monotonic() >= deadline:
+            return self.score_items(max(0.0, min(MODEL_POLL_SECONDS, deadline - time.monotonic())))
+
+        while True:
+            n = self.pause.run(once, self.recover, self.queue.r.ping)
+            if n or time.monotonic() >= deadline or self.pause.reason is not None:
                 return n
 
-    def run(
-        self,
-        *,
-        burst: bool = False,
-        max_messages: int | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        timeout: float = 0.2,
-    ) -> int:
+    def run(self, *, burst: bool = False, max_messages: int | None = None, should_stop: Callable[[], bool] | None = None,
+            timeout: float = 0.2) -> int:
         """Score until stopped; ``burst=True`` drains what is there and returns (arq's ``burst``)."""
         total = 0
         last_gauges = 0.0

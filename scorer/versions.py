@@ -1,25 +1,114 @@
-"""Model versions off the wire: pick the newest from the models topic and open its ONNX bytes."""
+"""Model versions off the wire: pick the newest from the models topic and open its ONNX bytes.
+
+A version carries its ONNX bytes inline (``onnx_b64``) or names them by ``artifact_uri``.
+The scorer reads an ``artifact_uri`` only from a configured store (:class:`ArtifactStore`:
+directories, off by default), only a regular file, within a size limit and a time limit: a
+record on the models topic must not make the scorer read any local path (a FIFO would block it).
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+from activestream.rankedqueue import RankedQueue
 from activestream.schemas import DecodeError, ModelVersion, decode_model_version
 from activestream.scorer.model import OnnxClassifier
 from activestream.streams.bus import Message
 
+#: Largest model artifact read by default (ACTIVESTREAM_MODEL_ARTIFACT_MAX_MB).
+ARTIFACT_MAX_BYTES = 256 * 2**20
+#: Longest an artifact read may take.
+ARTIFACT_READ_SECONDS = 10.0
+_CHUNK = 1 << 20
 
-def load_model_version(mv: ModelVersion) -> OnnxClassifier:
-    """Open a model version's ONNX bytes (inline or from its artifact path)."""
+
+@dataclass(frozen=True)
+class ArtifactStore:
+    """Where model artifacts may be read from.
+
+    Parameters
+    ----------
+    dirs : directories an ``artifact_uri`` (``file://`` URI or absolute path) must lie under,
+        after symlinks are resolved; empty: artifacts are refused (versions must carry their bytes).
+    max_bytes : largest artifact read.
+    timeout : seconds an artifact read may take.
+    """
+
+    dirs: tuple[str, ...] = ()
+    max_bytes: int = ARTIFACT_MAX_BYTES
+    timeout: float = ARTIFACT_READ_SECONDS
+
+    @classmethod
+    def from_setting(cls, dirs: str | None, max_mb: int | None = None) -> ArtifactStore:
+        """From ``ACTIVESTREAM_MODEL_ARTIFACT_DIR`` (``os.pathsep``-separated) and ``..._MAX_MB``."""
+        found = tuple(os.path.realpath(d) for d in (dirs or "").split(os.pathsep) if d.strip())
+        return cls(found, max_bytes=max_mb * 2**20 if max_mb is not None else ARTIFACT_MAX_BYTES)
+
+    def read(self, uri: str, vid: str) -> bytes:
+        """The bytes of the regular file ``uri`` names; a :class:`DecodeError` (field ``artifact_uri``) says why not."""
+        def refuse(reason: str) -> DecodeError:
+            return DecodeError(vid, "artifact_uri", reason)
+
+        if not self.dirs:
+            raise refuse("reading model artifacts is off (set ACTIVESTREAM_MODEL_ARTIFACT_DIR, or publish versions with onnx_b64)")
+        parts = urlsplit(uri)
+        if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
+            raise refuse(f"scheme {parts.scheme!r} is not allowed (only file:// under ACTIVESTREAM_MODEL_ARTIFACT_DIR)")
+        path = os.path.realpath(unquote(parts.path))
+        if not os.path.isabs(unquote(parts.path)) or not any(os.path.commonpath([path, d]) == d for d in self.dirs):
+            raise refuse("not under ACTIVESTREAM_MODEL_ARTIFACT_DIR")
+        deadline = time.monotonic() + self.timeout
+        try:
+            # O_NONBLOCK: opening a FIFO with no writer returns at once instead of blocking the scorer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise refuse(f"cannot open: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise refuse("not a regular file")
+            if st.st_size > self.max_bytes:
+                raise refuse(f"{st.st_size} bytes, over the {self.max_bytes}-byte limit (ACTIVESTREAM_MODEL_ARTIFACT_MAX_MB)")
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := os.read(fd, _CHUNK):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise refuse(f"over the {self.max_bytes}-byte limit (ACTIVESTREAM_MODEL_ARTIFACT_MAX_MB)")
+                if time.monotonic() > deadline:
+                    raise refuse(f"reading took over {self.timeout:.0f} s")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise refuse(f"cannot read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def load_model_version(mv: ModelVersion, store: ArtifactStore | None = None) -> OnnxClassifier:
+    """Open a model version's ONNX bytes (inline, or from ``store``).
+
+    Raises
+    ------
+    DecodeError
+        The artifact may not or cannot be read (field ``artifact_uri``), or its sha256 differs.
+    Exception
+        Whatever onnxruntime raises on bytes that are no usable model.
+    """
     data = mv.onnx
     if data is None:
-        assert mv.artifact_uri is not None
-        data = Path(mv.artifact_uri.removeprefix("file://")).read_bytes()
+        vid = f"model v{mv.version}"
+        if mv.artifact_uri is None:
+            raise DecodeError(vid, "onnx_b64", "missing (give 'onnx_b64' or 'artifact_uri')")
+        data = (store or ArtifactStore()).read(mv.artifact_uri, vid)
         if ModelVersion.digest(data) != mv.sha256:
-            raise ValueError(f"model v{mv.version}: artifact sha256 does not match")
+            raise DecodeError(vid, "sha256", "does not match the artifact's bytes")
     # The retrainer's graphs give probabilities; a user's (publish-model) may give logits instead.
     kind = "sigmoid" if mv.task == "multilabel" else ("auto" if mv.source == "user" else "probabilities")
     return OnnxClassifier(data, output_kind=kind)
@@ -35,6 +124,9 @@ def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVers
             mv = decode_model_version(m.value)
         except DecodeError as err:
             bad.append((m, err))
+            continue
+        except (ValueError, TypeError, RecursionError) as exc:  # (the decoder should raise DecodeError only; never stop on one record)
+            bad.append((m, DecodeError(None, None, f"undecodable model version ({type(exc).__name__}: {exc})"[:500])))
             continue
         if mv.version > above and (newest is None or mv.version > newest.version):
             newest = mv
@@ -57,6 +149,21 @@ def stop_signal(version: int, metrics: Mapping[str, float]) -> dict[str, object]
             fired.setdefault(m.group(1), {})[m.group(2)] = float(value)
     first = min(fired, key=lambda r: (fired[r].get("n_labels", float("inf")), r)) if fired else None
     return {"version": version, "should_stop": bool(fired) or bool(metrics.get("stop")), "first": first, "fired": fired}
+
+
+def check_width(queue: RankedQueue, n_features: int) -> None:
+    """Record ``n_features`` for the queue's namespace; ``ValueError`` if it holds items of another width.
+
+    A scorer without the setting enforces the recorded width too; a namespace already holding
+    items of another width would mix widths in one queue. Items written with no width recorded
+    (a scorer given n_features did not record it before, nor does RankedQueue.add) are judged
+    by the rows they stored.
+    """
+    stored = queue.stored_widths() if queue.get_meta("n_features") is None else []
+    held = " or ".join(map(str, stored)) if stored and n_features not in stored else queue.ensure_n_features(n_features)
+    if held != n_features:
+        raise ValueError(f"n_features={n_features}, but this queue namespace holds items of {held} features (fixed by its first items): "
+                         "use another ACTIVESTREAM_NAMESPACE, or leave ACTIVESTREAM_N_FEATURES unset")
 
 
 def label_cardinality(mv: ModelVersion) -> float | None:

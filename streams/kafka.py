@@ -35,6 +35,8 @@ class KafkaBus:
     transactional_id : when set, :meth:`publish_and_commit` runs as one Kafka transaction
         (records + consumer offsets): a crash can neither lose nor duplicate the records a
         batch produced. Must be unique per running process.
+    instance_id : this process's slot (``ACTIVESTREAM_INSTANCE_ID``): its group consumers join
+        as static members (``group.instance.id``), see :class:`KafkaConsumer`.
 
     Notes
     -----
@@ -51,9 +53,11 @@ class KafkaBus:
         replication_factor: int = 1,
         client_id: str = "activestream",
         transactional_id: str | None = None,
+        instance_id: str | None = None,
     ) -> None:
         ck = confluent()
         self.transactional_id = transactional_id
+        self.instance_id = instance_id
         self._txn_producer: Any = None
         self.bootstrap_servers = bootstrap_servers
         self.partitions = partitions
@@ -227,8 +231,21 @@ class KafkaBus:
             time.sleep(0.05)
 
     def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]:
-        """Partition ids of ``topic``; raises ``RuntimeError`` when it does not exist."""
-        md = self._admin().list_topics(topic, timeout=timeout).topics.get(topic)
+        """Partition ids of ``topic``; raises ``RuntimeError`` when it does not exist.
+
+        A broker that cannot be reached (restarting) is asked again until ``timeout``.
+        """
+        ck = confluent()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                md = self._admin().list_topics(topic, timeout=max(0.5, deadline - time.monotonic())).topics.get(topic)
+                break
+            except ck.KafkaException as exc:
+                err = exc.args[0]
+                if time.monotonic() > deadline or not (err.retriable() or err.code() in (ck.KafkaError._TRANSPORT, ck.KafkaError._TIMED_OUT)):  # noqa: SLF001 - librdkafka's public names
+                    raise
+                time.sleep(0.5)
         if md is None or md.error is not None or not md.partitions:
             why = md.error.str() if md is not None and md.error is not None else "no such topic"
             raise RuntimeError(f"Kafka topic {topic!r} is not available ({why}); call ensure_topics first")

@@ -12,6 +12,9 @@ from typing import Any
 REBALANCE_ERRORS = ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "_ASSIGNMENT_LOST")
 # Consumer errors that are reported but recovered from by librdkafka itself.
 TRANSIENT_ERRORS = ("_MAX_POLL_EXCEEDED", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT")
+# Commit errors of a group coordinator that is moving or loading (a broker restart): the same commit succeeds later.
+COORDINATOR_ERRORS = ("COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR", "REQUEST_TIMED_OUT", "_TRANSPORT",
+                      "_TIMED_OUT", "_WAIT_COORD")
 
 
 def confluent() -> Any:
@@ -33,7 +36,8 @@ def error_codes(names: Sequence[str]) -> frozenset[int]:
 
 # Right after a topic is created, a partition's leader can still answer "not leader" for
 # a moment even though the metadata already names it: retry those until the timeout.
-_WATERMARK_RETRY = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART", "_TIMED_OUT", "_TRANSPORT")
+# (_UNKNOWN_PARTITION: the client has no metadata for it yet, e.g. while the broker restarts)
+_WATERMARK_RETRY = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART", "_TIMED_OUT", "_TRANSPORT", "_UNKNOWN_PARTITION")
 
 
 def watermarks(client: Any, tp: Any, timeout: float) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from activestream.streams.bus import Message
-from activestream.streams.kafka_client import REBALANCE_ERRORS, TRANSIENT_ERRORS, confluent, error_codes, watermarks
+from activestream.streams.kafka_client import COORDINATOR_ERRORS, REBALANCE_ERRORS, TRANSIENT_ERRORS, confluent, error_codes, watermarks
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,15 @@ _setattr = object.__setattr__
 # How often a group-less reader (the retrainer's labels log, every model reader) looks for
 # partitions added to its topics: one metadata request each time.
 PARTITION_CHECK_SECONDS = 10.0
+# How long a commit is retried while the group coordinator loads or moves (a broker restart).
+COMMIT_RETRY_SECONDS = 60.0
+
+# Static members (group.instance.id): the broker keeps a member's partitions this long after it
+# last heard from it. A restarted member rejoining with the same id gets them back at once, with
+# no rebalance; one that stays down for longer loses them to the others. It exceeds the
+# supervisor's first restart delay (1 s) plus a service's start-up (~3 s), and stays within the
+# broker's default group.min.session.timeout.ms (6 s).
+STATIC_SESSION_TIMEOUT_MS = 10_000
 
 
 class Cluster(Protocol):
@@ -26,6 +35,7 @@ class Cluster(Protocol):
 
     base_config: dict[str, Any]
     client_id: str
+    instance_id: str | None
 
     def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]: ...
 
@@ -65,6 +75,12 @@ class KafkaConsumer:
     beginning (or the end with ``from_beginning=False``): no group join, so it reads
     at once, and it never commits. It looks for partitions added to its topics every
     ``PARTITION_CHECK_SECONDS`` and reads them from their first record.
+
+    A group member of a bus with an ``instance_id`` is a static member: a restart of its
+    process (same id) resumes its partitions at once instead of after the session timeout
+    and a rebalance; ``session.timeout.ms`` is then :data:`STATIC_SESSION_TIMEOUT_MS` unless
+    the bus's config sets it. Two live consumers of one group must not share an id (the
+    broker fences the older one).
     """
 
     def __init__(self, bus: Cluster, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
@@ -77,12 +93,15 @@ class KafkaConsumer:
         self._committed: dict[tuple[str, int], int] = {}
         self._rebalance_codes = error_codes(REBALANCE_ERRORS)
         self._transient_codes = error_codes(TRANSIENT_ERRORS)
+        self._coordinator_codes = error_codes(COORDINATOR_ERRORS)
         conf: dict[str, Any] = {
             # librdkafka (>= 2.4) waits this long before fetching again once its local queue
             # is full; its 1000 ms default starves any consumer slower than the broker (every
             # scorer): the queue drains long before the next fetch. Measured on a scorer-like
             # loop (3 us of work per record): 120k records/s at 1000 ms, 275k at 20 ms.
             "fetch.queue.backoff.ms": 20,
+            **({"group.instance.id": bus.instance_id, "session.timeout.ms": STATIC_SESSION_TIMEOUT_MS,
+                "heartbeat.interval.ms": STATIC_SESSION_TIMEOUT_MS // 5} if group is not None and bus.instance_id else {}),
             **bus.base_config,
             # group-less readers still need some group.id for librdkafka; a unique one never collides.
             "group.id": group if group is not None else f"{bus.client_id}-reader-{uuid.uuid4().hex}",
@@ -212,14 +231,20 @@ class KafkaConsumer:
         tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in nxt.items() if o > self._committed.get((t, p), -1)]
         if not tps:
             return
-        try:
-            done = self._c.commit(offsets=tps, asynchronous=False)
-        except self._ck.KafkaException as exc:
-            err = exc.args[0]
-            if err.code() in self._rebalance_codes:
-                log.warning("Kafka commit for group %s dropped (%s); the records will be redelivered", self.group, err.str())
-                return
-            raise
+        deadline = time.monotonic() + COMMIT_RETRY_SECONDS
+        while True:
+            try:
+                done = self._c.commit(offsets=tps, asynchronous=False)
+                break
+            except self._ck.KafkaException as exc:
+                err = exc.args[0]
+                if err.code() in self._rebalance_codes:
+                    log.warning("Kafka commit for group %s dropped (%s); the records will be redelivered", self.group, err.str())
+                    return
+                if err.code() not in self._coordinator_codes or err.fatal() or time.monotonic() > deadline:
+                    raise
+                log.warning("Kafka commit for group %s: %s; trying again", self.group, err.str())
+                time.sleep(0.5)
         failed = [tp for tp in done or [] if tp.error is not None]
         if failed:
             raise self._ck.KafkaException(failed[0].error)

@@ -21,7 +21,7 @@ from activestream.commands import options
 log = logging.getLogger(__name__)
 
 #: The benchmark modules ``bench`` runs, by subcommand.
-BENCHMARKS = {"throughput": "benchmarks.throughput"}
+BENCHMARKS = {"throughput": "benchmarks.throughput", "faults": "benchmarks.faults"}
 
 
 def add_parser(subparsers: options.Subparsers) -> None:
@@ -42,6 +42,15 @@ def add_parser(subparsers: options.Subparsers) -> None:
         add_help=False,  # --help goes to the benchmark, which knows its options
     )
     t.set_defaults(func=run, pass_through=True)
+    f = bench.add_parser(
+        "faults",
+        help="the local stack under SIGKILLs, a Redis and a broker restart, fuzzed records and API requests: losses, 5xx, recovery",
+        description="Starts its own Kafka, Redis and services; kills and restarts them while items stream and a labeler labels, "
+        "injects fuzzed records and requests, and counts items and labels lost, exits, dead letters, 5xx and recovery times. "
+        "Options: see `python -m benchmarks.faults --help`.",
+        add_help=False,
+    )
+    f.set_defaults(func=run, pass_through=True)
 
 
 def checkout() -> Path | None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics
+from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics, through_redis_outages
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,20 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from activestream.labeling.dispatcher import Dispatcher, consumer_group
+    from activestream.rankedqueue.outage import RedisPause
 
     stop = Stop()
     s, bus, topics = connect(args)
     registry = CollectorRegistry()
-    d = Dispatcher(make_queue(s), bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
-                   group=consumer_group(s.topic_prefix, args.labeler_group),
-                   ack_timeout=args.ack_timeout, registry=registry, max_skips=s.max_skips, explore=s.explore)
+    queue = make_queue(s)
+    d = through_redis_outages(lambda: Dispatcher(queue, bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
+                                                 group=consumer_group(s.topic_prefix, args.labeler_group), ack_timeout=args.ack_timeout,
+                                                 registry=registry, max_skips=s.max_skips, explore=s.explore), "dispatcher start-up", stop)
     health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
+    pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:
-        run_loop(lambda: d.step(0.5), health, stop, burst=args.burst, max_messages=None)
+        run_loop(lambda: pause.run(lambda: d.step(0.5), d.recover), health, stop, burst=args.burst, max_messages=None,
+                 problem=lambda: pause.reason)
     finally:
         bus.close()
     return 0

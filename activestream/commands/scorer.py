@@ -7,7 +7,7 @@ import json
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics
+from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics, through_redis_outages
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +35,40 @@ def run(args: argparse.Namespace) -> int:
     from activestream.rankedqueue.keys import META_FEATURE_NAMES
     from activestream.scorer.service import Scorer
     from activestream.scorer.strategies import Strategy
+    from activestream.scorer.versions import ArtifactStore
     from activestream.streams.topics import SCORER_GROUP
 
     stop = Stop()
     s, bus, topics = connect(args, transactional_name="scorer")
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
-    try:
-        scorer = Scorer(bus, make_queue(s, segment_cache=True), topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
-                        n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
-                        registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour)
+    queue = make_queue(s, segment_cache=True)
+    try:  # (it checks the namespace's feature width in Redis: a Redis away at start-up is waited for)
+        scorer = through_redis_outages(lambda: Scorer(
+            bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
+            n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
+            registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
+            artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb)), "scorer start-up", stop)
     except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
     if scorer.feature_names:  # (the labeling page shows the features by name)
         scorer.queue.set_meta(**{META_FEATURE_NAMES: json.dumps(scorer.feature_names)})
     health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
-    scorer.poll_models(to_end=True)  # start on the newest model, if there is one
+    # Start on the newest model, if there is one (Redis away: the first steps load it once it is back).
+    scorer.pause.run(lambda: int(scorer.poll_models(to_end=True)), scorer.recover)
 
     def gauges() -> None:
         scorer.refresh_gauges()
-        scorer.metrics.consumer_lag.labels(topic=topics.items).set(scorer.lag())
+        try:
+            scorer.metrics.consumer_lag.labels(topic=topics.items).set(scorer.lag())
+        except Exception as exc:  # noqa: BLE001 - the broker away (restarting): the gauge waits, scoring does not stop
+            log.warning("consumer lag not read: %s", exc)
         health.tick(model_version=scorer.model_version, dead_letters=scorer.dead_letters)
 
     try:
-        n = run_loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges))
+        n = run_loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges),
+                     problem=lambda: scorer.pause.reason)
         print(f"scorer: consumed {n} item messages; model v{scorer.model_version}", flush=True)
     finally:
         scorer.close()

@@ -187,7 +187,9 @@ func TestServiceDownAndMissing(t *testing.T) {
 }
 
 func TestScorerNotOnNewestModel(t *testing.T) {
-	retrainer := func(v float64) series { return gauge(v, "__name__", "activestream_retrainer_model_version", "instance", "r") }
+	retrainer := func(v float64) series {
+		return gauge(v, "__name__", "activestream_retrainer_model_version", "instance", "r")
+	}
 	scorer := func(instance string, v float64) series {
 		return gauge(v, "__name__", "activestream_scorer_model_version", "instance", instance)
 	}
@@ -309,4 +311,12 @@ func TestTheServicesOwnSeriesRaiseNoAlert(t *testing.T) {
 	for alert := range rules(t) {
 		expect(t, alert, eval(t, alert, ss...), "")
 	}
+}
+
+func TestScorerPaused(t *testing.T) {
+	paused := func(instance string, v float64) series {
+		return gauge(v, "__name__", "activestream_scorer_paused", "instance", instance)
+	}
+	expect(t, "one paused", eval(t, "ActivestreamScorerPaused", paused("s1", 1), paused("s2", 0)), `{instance="s1"}=1`)
+	expect(t, "none paused", eval(t, "ActivestreamScorerPaused", paused("s1", 0), paused("s2", 0)), "")
 }

@@ -196,9 +196,73 @@ def test_kafka_is_single_node_kraft(compose: dict[str, Any]) -> None:
 def test_redis_keeps_an_append_only_file(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     assert re.fullmatch(r"redis:7(\.[\w.-]+)?(-alpine)?", redis["image"])
-    cmd = [str(c) for c in redis["command"]] if isinstance(redis["command"], list) else redis["command"].split()
+    cmd = redis_command(redis)
     assert cmd[cmd.index("--appendonly") + 1] == "yes"
     assert mounts(redis)["/data"] in compose["volumes"]
+
+
+def redis_command(redis: dict[str, Any]) -> list[str]:
+    """The redis-server command line, also when a shell (``sh -c "... && exec redis-server ..."``) starts it."""
+    cmd = [str(c) for c in redis["command"]] if isinstance(redis["command"], list) else redis["command"].split()
+    if cmd[:2] == ["sh", "-c"]:
+        cmd = cmd[2].split("exec ", 1)[1].split()
+    assert cmd[0] == "redis-server"
+    return cmd
+
+
+def host_ports(service: dict[str, Any]) -> list[str]:
+    """``host_ip:published:target`` of each published port (no host_ip: every interface)."""
+    out = []
+    for p in service.get("ports") or []:
+        if isinstance(p, dict):
+            out.append(f"{p.get('host_ip', '')}:{p['published']}:{p['target']}")
+        else:
+            parts = str(p).split(":")
+            out.append(":".join(parts) if len(parts) == 3 else ":" + ":".join(parts if len(parts) == 2 else [parts[0], parts[0]]))
+    return out
+
+
+def test_nothing_is_published_beyond_this_hosts_loopback(compose: dict[str, Any]) -> None:
+    """The issue's trigger: Kafka (9094), Redis (6379) and Prometheus (9090) were published on every interface, unauthenticated."""
+    published = {name: host_ports(svc) for name, svc in compose["services"].items() if svc.get("ports")}
+    assert {"kafka", "redis", "prometheus"} <= set(published)
+    for name, ports in published.items():
+        for p in ports:
+            assert p.startswith("127.0.0.1:"), f"{name} publishes {p} beyond this host's loopback"
+    assert [p.split(":")[1] for p in published["kafka"]] == ["9094"]
+    assert [p.split(":")[1] for p in published["redis"]] == ["6379"]
+    assert [p.split(":")[1] for p in published["prometheus"]] == ["9090"]
+
+
+def test_redis_wants_the_password_of_a_compose_secret(compose: dict[str, Any], tmp_path: Path) -> None:
+    from activestream.config import Settings
+
+    services = compose["services"]
+    secret = compose["secrets"]["redis_password"]
+    assert Path(secret["file"]).parts[:3] == (".", "deploy", "secrets") or Path(secret["file"]).parts[:2] == ("deploy", "secrets")
+    assert "deploy/secrets/" in (ROOT / ".gitignore").read_text()  # never committed
+    redis = services["redis"]
+    assert "redis_password" in redis["secrets"]
+    shell = " ".join(str(c) for c in redis["command"])
+    assert "requirepass" in shell and "/run/secrets/redis_password" in shell
+    assert "/run/secrets/redis_password" not in " ".join(redis_command(redis))  # read from a file, not on the command line
+    health = " ".join(str(t) for t in redis["healthcheck"]["test"])
+    assert "REDISCLI_AUTH" in health and "/run/secrets/redis_password" in health and "PONG" in health
+    password = tmp_path / "redis_password"
+    password.write_text("0123abcd\n")
+    for name in APP_SERVICES:
+        svc, e = services[name], env(services[name])
+        assert "redis_password" in svc["secrets"], name
+        assert e["ACTIVESTREAM_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password", name
+        # Every service's REDIS_URL carries the secret's password once the settings are read.
+        given = {k: v for k, v in e.items() if "${" not in v}  # (compose interpolates the rest from the host)
+        url = Settings.from_env({**given, "ACTIVESTREAM_REDIS_PASSWORD_FILE": str(password)}).redis_url
+        assert url == e["REDIS_URL"].replace("redis://", "redis://:0123abcd@"), name
+
+
+def test_services_are_static_group_members_per_container(compose: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        assert env(compose["services"][name])["ACTIVESTREAM_INSTANCE_ID"] == "{hostname}", name
 
 
 def test_prometheus_scrapes_every_service(compose: dict[str, Any], prometheus: dict[str, Any]) -> None:

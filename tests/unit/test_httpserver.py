@@ -46,3 +46,34 @@ def test_healthz_says_what_is_down_and_metrics_that_cannot_be_read_are_a_503() -
     finally:
         server.shutdown()
         server.server_close()
+
+
+
+def test_a_service_waiting_for_redis_answers_503_with_the_reason_and_200_once_it_resumes() -> None:
+    import signal
+
+    from activestream.wiring import Stop, run_loop
+
+    health = Health("scorer")
+    server = serve(CollectorRegistry(), health, 0)
+    url = f"http://127.0.0.1:{server.server_port}/healthz"
+    stop = Stop()
+    seen: list[tuple[int, dict]] = []  # /healthz as each step starts
+    problems = ["Redis unreachable: ConnectionError: Error 111 connecting", None, None]
+
+    def step() -> int:
+        code, body = get(url)
+        seen.append((code, json.loads(body)))
+        stop.requested = len(seen) == 3
+        return 0
+
+    try:
+        run_loop(step, health, stop, burst=False, max_messages=None, problem=lambda: problems[len(seen) - 1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert seen[0][0] == 200
+    assert seen[1][0] == 503 and seen[1][1]["problem"].startswith("Redis unreachable")  # paused: says why
+    assert seen[2][0] == 200 and "problem" not in seen[2][1]  # resumed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -322,3 +324,29 @@ def test_py_spy_stacks_add_up_by_function() -> None:
     assert total == {"<module> (activestream/cli.py)": 1.0, "run (scorer/service.py)": 1.0, "score_items (scorer/service.py)": 1.0,
                      "consume (streams/kafka.py)": 0.6, "run (onnxruntime/session.py)": 0.3}
     assert summarize("")["self"] == [] and summarize("")["samples"] == 0
+
+
+def test_redis_password_file_goes_into_redis_url(tmp_path: Path) -> None:
+    secret = tmp_path / "redis_password"
+    secret.write_text("s3cr/et:@\n")
+    env = {"REDIS_URL": "redis://redis:6379/0", "ACTIVESTREAM_REDIS_PASSWORD_FILE": str(secret)}
+    s = Settings.from_env(env)
+    assert s.redis_url == "redis://:s3cr%2Fet%3A%40@redis:6379/0"
+    import redis
+
+    assert redis.Redis.from_url(s.redis_url).connection_pool.connection_kwargs["password"] == "s3cr/et:@"
+    assert Settings.from_env(env, redis_url="redis://u:given@h:1/0").redis_url == "redis://u:given@h:1/0"  # a URL's own password wins
+    with pytest.raises(ValueError, match="ACTIVESTREAM_REDIS_PASSWORD_FILE"):
+        Settings.from_env({**env, "ACTIVESTREAM_REDIS_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_instance_id_expands_the_hostname_and_makes_consumers_static_members() -> None:
+    import socket
+
+    from activestream.wiring import transactional_id
+
+    s = Settings.from_env({"ACTIVESTREAM_INSTANCE_ID": "scorer-{hostname}"})
+    assert s.instance_id == f"scorer-{socket.gethostname()}"
+    assert transactional_id(s, "scorer") == transactional_id(s, "scorer") == f"activestream-scorer-{s.instance_id}"  # stable across restarts
+    unset = Settings.from_env({})
+    assert transactional_id(unset, "scorer") != transactional_id(unset, "scorer")  # unique per process without a slot

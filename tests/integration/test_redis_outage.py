@@ -1,0 +1,187 @@
+"""A Redis outage is no verdict: the scorer pauses (back-off, /healthz says why) and resumes, losing and rejecting nothing.
+
+Real redis-servers started per test on a port of its own (stopped and started again on that
+port, with AOF), the in-memory bus for the stream.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import redis
+
+from activestream.devstack.redis_server import LocalRedis
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.rankedqueue.outage import FULL, UNREACHABLE, redis_outage
+from activestream.retrainer.export import to_onnx
+from activestream.retrainer.trainer import Trainer
+from activestream.schemas import Item, ModelVersion
+from activestream.scorer.service import Scorer
+from activestream.scorer.strategies import Strategy
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import SCORER_GROUP, Topics
+
+pytestmark = pytest.mark.integration
+
+N_FEATURES = 8
+
+
+def model_version(v: int = 1) -> bytes:
+    X = np.random.default_rng(v).standard_normal((60, N_FEATURES)).astype(np.float32)
+    blob = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
+    return ModelVersion(version=v, onnx=blob, sha256=ModelVersion.digest(blob), classes=(0, 1)).encode()
+
+
+def publish_items(bus: InMemoryBus, topics: Topics, start: int, n: int, width: int = N_FEATURES) -> None:
+    X = np.random.default_rng(start).standard_normal((n, width)).astype(np.float32)
+    for i in range(n):
+        bus.publish(topics.items, Item(f"i{start + i}", X[i]).encode(binary=True), key=f"i{start + i}".encode())
+
+
+def scorer_on(server: LocalRedis, bus: InMemoryBus, topics: Topics) -> tuple[Scorer, RankedQueue]:
+    # socket_timeout: a call to a Redis that stopped answering fails instead of hanging
+    queue = RankedQueue(redis.Redis.from_url(server.url, socket_timeout=2), QueueKeys("outage"))
+    return Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=50, commit_interval=0.0), queue
+
+
+def steps_until(scorer: Scorer, cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        scorer.step(0.1)
+
+
+def test_a_redis_restart_pauses_the_scorer_and_never_rejects_a_valid_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The issue's trigger: Redis killed and restarted; the scorer dead-lettered the newest valid model ("Connection refused")."""
+    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    port = server.port
+    bus, topics = InMemoryBus(), Topics("o")
+    scorer, queue = scorer_on(server, bus, topics)
+    try:
+        publish_items(bus, topics, 0, 100)
+        server.stop()  # before the scorer ever asked Redis for the namespace's width
+        bus.publish(topics.models, model_version(1))
+        publish_items(bus, topics, 100, 100)
+        for _ in range(4):
+            assert scorer.step(0.1) == 0  # paused: nothing consumed, nothing judged
+        assert scorer.pause.reason is not None and "Redis unreachable" in scorer.pause.reason
+        assert scorer.metrics.paused._value.get() == 1  # noqa: SLF001 - the gauge's value
+        assert scorer.dead_letters == 0 and not bus.messages(topics.dead_letters)
+        assert scorer.model_version == 0
+
+        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0 and scorer.model_version == 1)
+        scorer.flush()
+        assert scorer.pause.reason is None and scorer.metrics.paused._value.get() == 0  # noqa: SLF001
+        assert scorer.dead_letters == 0 and not bus.messages(topics.dead_letters)
+        assert queue.depth() == 200  # every item, none lost or refused
+        assert queue.ranked_version() == 1
+    finally:
+        scorer.close()
+        server.stop()
+
+
+def test_a_redis_outage_mid_stream_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Writes in flight when Redis dies are dropped and read again from the committed offsets after it is back."""
+    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    port = server.port
+    bus, topics = InMemoryBus(), Topics("m")
+    scorer, queue = scorer_on(server, bus, topics)
+    try:
+        publish_items(bus, topics, 0, 500)
+        for _ in range(4):
+            scorer.step(0.0)  # some batches written, some in flight
+        server.stop()
+        publish_items(bus, topics, 500, 200)
+        for _ in range(3):
+            scorer.step(0.0)
+        assert scorer.pause.reason is not None
+        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0)
+        scorer.flush()
+        assert queue.depth() == 700 and scorer.dead_letters == 0
+        assert scorer.metrics.pauses.labels(reason=UNREACHABLE)._value.get() == 1  # noqa: SLF001 - one pause, however long
+    finally:
+        scorer.close()
+        server.stop()
+
+
+def test_redis_at_maxmemory_pauses_the_scorer_with_back_pressure_and_it_resumes(redis_client: redis.Redis) -> None:
+    """Redis full (maxmemory, noeviction): OOM replies pause consumption instead of crash-looping; freed memory resumes it."""
+    server = LocalRedis().start()
+    bus, topics = InMemoryBus(), Topics("f")
+    scorer, queue = scorer_on(server, bus, topics)
+    admin = redis.Redis.from_url(server.url)
+    try:
+        publish_items(bus, topics, 0, 100, width=64)
+        steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0)
+        scorer.flush()
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", str(used + 200_000))  # room for a few more batches, not for 3,000 items
+        publish_items(bus, topics, 100, 3000, width=64)
+        deadline = time.monotonic() + 30
+        while scorer.pause.reason is None:
+            assert time.monotonic() < deadline, "the scorer never paused"
+            scorer.step(0.0)
+        assert FULL in scorer.pause.reason
+        lag = bus.lag(topics.items, topics.group(SCORER_GROUP))
+        assert lag > 0 and scorer.dead_letters == 0
+        for _ in range(3):
+            assert scorer.step(0.0) == 0  # still full: consumption stays paused, the lag does not move
+        assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == lag
+        assert scorer.metrics.pauses.labels(reason=FULL)._value.get() == 1  # noqa: SLF001
+        assert scorer.metrics.paused._value.get() == 1  # noqa: SLF001
+
+        admin.config_set("maxmemory", "0")  # memory freed (labelers drained the queue, or the operator raised the limit)
+        steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0)
+        scorer.flush()
+        assert scorer.pause.reason is None and scorer.metrics.paused._value.get() == 0  # noqa: SLF001
+        assert queue.depth() == 3100 and scorer.dead_letters == 0
+    finally:
+        scorer.close()
+        admin.close()
+        server.stop()
+
+
+def test_outages_are_told_from_real_errors() -> None:
+    assert redis_outage(redis.ConnectionError("Connection refused")) is not None
+    assert redis_outage(redis.TimeoutError("Timeout reading from socket")) is not None
+    assert redis_outage(redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))[0] == FULL  # type: ignore[index]
+    script = "Error running script (call to f_1): @user_script:1: @user_script: 1: -OOM command not allowed when used memory > 'maxmemory'."
+    assert redis_outage(redis.ResponseError(script))[0] == FULL  # type: ignore[index]
+    assert redis_outage(redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")) is None
+    assert redis_outage(ValueError("bad")) is None
+
+
+def test_the_dispatcher_waits_out_a_redis_restart_and_acknowledges_every_label(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.rankedqueue.outage import RedisPause
+    from activestream.schemas import Label
+
+    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    port = server.port
+    bus, topics = InMemoryBus(), Topics("d")
+    queue = RankedQueue(redis.Redis.from_url(server.url, socket_timeout=2), QueueKeys("dispatch"))
+    X = np.random.default_rng(0).standard_normal((20, N_FEATURES)).astype(np.float32)
+    queue.add([f"i{i}" for i in range(20)], np.linspace(0, 1, 20), X)
+    d = Dispatcher(queue, bus, topics, max_outstanding=20)
+    pause = RedisPause(what="dispatching")
+    try:
+        assert pause.run(lambda: d.step(0.0), d.recover) == 20  # all 20 out with the labelers
+        server.stop()
+        for i in range(20):
+            bus.publish(topics.labels, Label(f"i{i}", f"l{i}", "ann", label=1, features=X[i]).encode())
+        for _ in range(3):
+            assert pause.run(lambda: d.step(0.0), d.recover) == 0  # waits; does not exit, does not drop the labels
+        assert pause.reason is not None and "Redis unreachable" in pause.reason
+        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        deadline = time.monotonic() + 30
+        while queue.n_leased_by(d.owner) > 0:
+            assert time.monotonic() < deadline, "labels were not acknowledged after Redis came back"
+            pause.run(lambda: d.step(0.0), d.recover)
+        assert pause.reason is None and d.metrics.acked._value.get() == 20  # noqa: SLF001 - every label, once
+    finally:
+        server.stop()
