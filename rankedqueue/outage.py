@@ -15,6 +15,8 @@ from collections.abc import Callable
 import redis
 from prometheus_client import Counter, Gauge
 
+from activestream.streams.metric_labels import Namespaced
+
 log = logging.getLogger(__name__)
 
 #: Reasons a service reports (``/healthz``, the pause metric's label).
@@ -88,7 +90,7 @@ class RedisPause:
     reason : why the last step waited (``None``: it did not); ``/healthz`` shows it.
     """
 
-    def __init__(self, paused: Gauge | None = None, pauses: Counter | None = None, backoff: Backoff | None = None,
+    def __init__(self, paused: Gauge | None = None, pauses: Counter | Namespaced[Counter] | None = None, backoff: Backoff | None = None,
                  what: str = "scoring") -> None:
         self.paused, self.pauses = paused, pauses
         self.backoff = backoff or Backoff()
