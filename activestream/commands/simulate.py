@@ -155,12 +155,14 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
 def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfig], report_path: Path) -> int:
     """Several ``--estimator``: every strategy with each, one after the other; one table and summary each.
 
-    The report holds each estimator's report under ``by_estimator`` (keyed by its spec), and a
-    plot per estimator beside it (``<report>.<Estimator>.png``).
+    The report holds each estimator's report under ``by_estimator`` (keyed by its spec), the
+    ``recommendation`` over every strategy x estimator arm (``"margin @ RandomForestClassifier"``),
+    and a plot per estimator beside it (``<report>.<Estimator>.png``).
     """
     from activestream.devstack.redis_server import RedisUnavailable, redis_url
     from activestream.simulation.engine import simulate
     from activestream.simulation.plot import plot_report
+    from activestream.simulation.recommend import arm_name, arms_across, recommend
     from activestream.simulation.summary import print_summary, print_table
 
     t0 = time.perf_counter()
@@ -189,6 +191,9 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
         aucs = ", ".join(f"{name} {entry['auc']:.4f}" for name, entry in report["strategies"].items())
         print(f"  {spec}: {aucs} (full-data {report['metric']} {report['full_data_score']:.4f}; {report['wall_seconds']:.0f} s)")
     combined = {"dataset": ds.name, "estimators": list(reports), "by_estimator": reports, "wall_seconds": time.perf_counter() - t0}
+    # The arms are every strategy x estimator pair; the default is the default strategy with the first estimator given.
+    combined["recommendation"] = recommend(arms_across(reports), default=arm_name(DEFAULT_STRATEGY, next(iter(reports)), list(reports)))
+    print(f"\n{combined['recommendation']['line']}")
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(combined, indent=2))
     print(f"\nreport: {report_path}  plots: {', '.join(str(p) for p in pngs)}  ({combined['wall_seconds']:.1f} s)")

@@ -97,3 +97,31 @@ def recommend(arms: Mapping[str, Mapping[str, Any]], default: str, *, z: float =
         line = f"recommendation: {NO_DIFFERENCE} ({keep}; {why})"
     return {"deploy": best if significant else keep, "significant": significant, "best": best, "runner_up": runner,
             "lead": lead, "line": line}
+
+
+def estimator_name(spec: str, specs: Sequence[str]) -> str:
+    """The short name of an ``--estimator`` spec (the callable's), or the whole spec when two specs share it."""
+    short = spec.rpartition(":")[2]
+    return short if sum(s.rpartition(":")[2] == short for s in specs) == 1 else spec
+
+
+def arm_name(strategy: str, spec: str, specs: Sequence[str]) -> str:
+    """An arm of several estimators: ``"margin+kcenter @ RandomForestClassifier"``."""
+    return f"{strategy} @ {estimator_name(spec, specs)}"
+
+
+def arms_across(by_estimator: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Every (strategy, estimator) pair of a several-estimator ``simulate`` report as one arm.
+
+    Parameters
+    ----------
+    by_estimator : estimator spec -> that estimator's report (``strategies``: name -> entry).
+        Each ran the same seeds, hence the same splits and first labels, so the arms pair per seed.
+
+    Returns
+    -------
+    arm name (:func:`arm_name`) -> report entry, in the order estimator then strategy.
+    """
+    specs = list(by_estimator)
+    return {arm_name(strategy, spec, specs): entry
+            for spec, report in by_estimator.items() for strategy, entry in report["strategies"].items()}

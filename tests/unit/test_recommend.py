@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activestream.simulation.recommend import NO_DIFFERENCE, paired_difference, per_seed_auc, recommend
+from activestream.simulation.recommend import NO_DIFFERENCE, arm_name, arms_across, paired_difference, per_seed_auc, recommend
 
 
 def _entry(finals: list[float], seeds: list[int] | None = None) -> dict[str, object]:
@@ -53,3 +53,25 @@ def test_one_seed_cannot_show_a_significant_lead() -> None:
 def test_the_default_absent_falls_back_to_the_best() -> None:
     rec = recommend({"a": _entry([0.9, 0.4]), "b": _entry([0.6, 0.6])}, default="margin+kcenter")
     assert rec["deploy"] == "a" and not rec["significant"]
+
+
+def test_arms_across_estimators_pair_each_strategy_with_each_estimator() -> None:
+    # The forest's margin leads the logistic margin by 0.125 ± 0.025 (5 se): deployed, named with both.
+    lr, rf = "sklearn.linear_model:LogisticRegression", "sklearn.ensemble:RandomForestClassifier"
+    by_estimator = {lr: {"strategies": {"margin": _entry([0.6, 0.6]), "random": _entry([0.5, 0.55])}},
+                    rf: {"strategies": {"margin": _entry([0.9, 0.8]), "random": _entry([0.55, 0.5])}}}
+    arms = arms_across(by_estimator)
+    assert list(arms) == ["margin @ LogisticRegression", "random @ LogisticRegression", "margin @ RandomForestClassifier",
+                          "random @ RandomForestClassifier"]
+    rec = recommend(arms, default=arm_name("margin", lr, list(by_estimator)))
+    assert rec["deploy"] == "margin @ RandomForestClassifier" and rec["significant"] and rec["runner_up"] == "margin @ LogisticRegression"
+    assert rec["line"].startswith("recommendation: deploy margin @ RandomForestClassifier: AUC")
+    # The same strategies within the noise across estimators: the default arm is kept.
+    by_estimator[rf]["strategies"]["margin"] = _entry([0.9, 0.4])
+    rec = recommend(arms_across(by_estimator), default=arm_name("margin", lr, list(by_estimator)))
+    assert rec["deploy"] == "margin @ LogisticRegression" and not rec["significant"] and NO_DIFFERENCE in rec["line"]
+
+
+def test_an_estimator_name_shared_by_two_specs_stays_whole() -> None:
+    specs = ["a.mod:Forest", "b.mod:Forest", "sklearn.svm:SVC"]
+    assert [arm_name("margin", s, specs) for s in specs] == ["margin @ a.mod:Forest", "margin @ b.mod:Forest", "margin @ SVC"]
