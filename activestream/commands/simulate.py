@@ -190,7 +190,7 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
     for spec, report in reports.items():
         aucs = ", ".join(f"{name} {entry['auc']:.4f}" for name, entry in report["strategies"].items())
         print(f"  {spec}: {aucs} (full-data {report['metric']} {report['full_data_score']:.4f}; {report['wall_seconds']:.0f} s)")
-    combined = {"dataset": ds.name, "estimators": list(reports), "by_estimator": reports, "wall_seconds": time.perf_counter() - t0}
+    combined: dict[str, Any] = {"dataset": ds.name, "estimators": list(reports), "by_estimator": reports, "wall_seconds": time.perf_counter() - t0}
     # The arms are every strategy x estimator pair; the default is the default strategy with the first estimator given.
     combined["recommendation"] = recommend(arms_across(reports), default=arm_name(DEFAULT_STRATEGY, next(iter(reports)), list(reports)))
     print(f"\n{combined['recommendation']['line']}")

@@ -240,6 +240,11 @@ def test_simulate_runs_each_estimator_and_reports_each(tmp_path: Path, redis_url
         assert report.with_suffix(f".{spec.rpartition(':')[2]}.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "=== estimator MLPClassifier" in out and "=== estimator sklearn.ensemble:RandomForestClassifier" in out
+    # The recommendation compares the four strategy x estimator arms; one seed cannot show a lead: the default arm stays.
+    rec = rep["recommendation"]
+    arms = {f"{s} @ {e}" for s in (DEFAULT_STRATEGY, "random") for e in ("MLPClassifier", "RandomForestClassifier")}
+    assert {rec["best"], rec["runner_up"]} <= arms and rec["deploy"] == f"{DEFAULT_STRATEGY} @ MLPClassifier" and not rec["significant"]
+    assert rec["line"] in out
 
 
 def test_simulate_refuses_an_estimator_it_cannot_load_or_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
