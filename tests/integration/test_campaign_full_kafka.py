@@ -1,9 +1,10 @@
 """Issue 19's acceptance campaign in one flow on real Kafka and Redis, through the CLI and the labeler HTTP API only.
 
-Import 100 random-sample baseline labels, produce 5,000 items, a simulated labeler labels 400 more
-over ``POST /labels`` while the retrainer fits ``HistGradientBoostingClassifier`` (``--estimator``);
-``publish-model`` puts a skl2onnx random forest live part-way (the last 100 labels arrive while the
-retrainer holds: nothing overwrites it), ``export`` gives exactly 500 human and baseline rows plus
+Import 100 random-sample baseline labels, produce 5,000 items (the last 1,000 once a version with an
+auto-accept threshold is live), a simulated labeler labels 400 more over ``POST /labels`` while the
+retrainer fits ``HistGradientBoostingClassifier`` (``--estimator``);
+``publish-model`` puts a skl2onnx random forest live (the retrainer holds, and still after a restart:
+nothing overwrites it), ``export`` gives exactly 500 human and baseline rows plus
 one per auto-accepted item, with metadata, matching the topics; ``--resume`` then lets the retrainer
 publish over the user's version.
 """
@@ -29,23 +30,27 @@ from tests.integration.test_user_models import HGB, random_forest_onnx
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 N_ITEMS, N_BASELINE, N_HUMAN, N_FEATURES = 5000, 100, 400, 12
-N_BEFORE = 300  # human labels before publish-model; the other 100 come while the retrainer holds
+N_LATER = 1000  # of the 5,000 items, produced once a calibrated version is live: some are auto-accepted
 N_RF = 1000  # rows the stream never has, to train the user's forest on
 
 
 def test_campaign_import_estimator_publish_hold_export_resume(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, kafka_bus_factory: Callable[..., object]
 ) -> None:
-    X, y = make_classification(n_samples=N_ITEMS + N_RF, n_features=N_FEATURES, n_informative=8, n_classes=3, class_sep=3.0, flip_y=0.0,
+    X, y = make_classification(n_samples=N_ITEMS + N_RF, n_features=N_FEATURES, n_informative=8, n_classes=3, n_clusters_per_class=1, class_sep=6.0, flip_y=0.0,
                                random_state=0)
     X = X.astype(np.float32)
     ids = [f"doc{i}" for i in range(N_ITEMS)]
     names = [f"x{j}" for j in range(N_FEATURES)]
-    items = tmp_path / "items.jsonl"
-    items.write_text("".join(json.dumps({"id": ids[i], "features": [float(v) for v in X[i]], "metadata": {"text": f"text of {ids[i]}"}}) + "\n"
-                             for i in range(N_ITEMS)))
+
+    def write_items(path: Path, rows: range) -> Path:
+        path.write_text("".join(json.dumps({"id": ids[i], "features": [float(v) for v in X[i]], "metadata": {"text": f"text of {ids[i]}"}}) + "\n"
+                                for i in rows))
+        return path
+
     rng = np.random.default_rng(0)
-    sample = sorted(rng.choice(N_ITEMS, N_BASELINE, replace=False).tolist())
+    # (drawn from the items produced first: the later ones arrive unlabeled, to be queued or auto-accepted)
+    sample = sorted(rng.choice(N_ITEMS - N_LATER, N_BASELINE, replace=False).tolist())
     baseline = tmp_path / "baseline.csv"
     baseline.write_text("id," + ",".join(names) + ",label,text\n" + "".join(
         f"{ids[i]}," + ",".join(f"{v:.9g}" for v in X[i]) + f",{int(y[i])},text of {ids[i]}\n" for i in sample))
@@ -58,11 +63,14 @@ def test_campaign_import_estimator_publish_hold_export_resume(
     try:
         stack.start("scorer", "--batch-size", "500")
         retrainer = stack.start("retrainer", "--estimator", HGB, "--metrics-port", str(metrics_port))
-        stack.start("labeler-api", "--port", str(port))
+        # Every lease a random-control pick: auto-accept's 0.99 precision bound needs about 300 control labels, each
+        # scored by the live model before it trains on it (Clopper-Pearson: 0.05 ** (1 / 299) = 0.99).
+        stack.start("labeler-api", "--port", str(port), ACTIVESTREAM_EXPLORE="1")
         out = stack.run("import-labels", str(baseline), "--label-column", "label", "--random-sample")
         assert f"imported {N_BASELINE} label(s)" in out and f"{N_BASELINE} new item(s) produced" in out, out
-        assert f"produced {N_ITEMS} items" in stack.run("produce", str(items), "--no-progress")
-        wait_for(lambda: stack.queue.depth() == N_ITEMS - N_BASELINE, 120, what=f"{N_ITEMS - N_BASELINE} items in the queue")
+        n_first = N_ITEMS - N_LATER
+        assert f"produced {n_first} items" in stack.run("produce", str(write_items(tmp_path / "items.jsonl", range(n_first))), "--no-progress")
+        wait_for(lambda: stack.queue.depth() == n_first - N_BASELINE, 120, what=f"{n_first - N_BASELINE} items in the queue")
         wait_for(lambda: answering(port), 60, what="the labeler API")
 
         def label_over_http(n: int, first: int) -> None:
@@ -78,14 +86,23 @@ def test_campaign_import_estimator_publish_hold_export_resume(
                     done += 1
 
         # 1. The retrainer fits the user's estimator on baseline + human labels; the scorer serves it.
-        label_over_http(N_BEFORE, 0)
+        label_over_http(N_HUMAN, 0)
         bus = kafka_bus_factory(prefix=stack.prefix)
-        n_before = N_BASELINE + N_BEFORE
-        wait_for(lambda: any(m.n_labels == n_before for m in read_models(bus, stack.topics)), 180,
-                 what=f"a version trained on {n_before} labels")
+        wait_for(lambda: any(m.n_labels == N_BASELINE + N_HUMAN for m in read_models(bus, stack.topics)), 180,
+                 what=f"a version trained on {N_BASELINE + N_HUMAN} labels")
         own = max(read_models(bus, stack.topics), key=lambda m: m.version)
         assert own.source == "retrainer" and own.onnx is not None
         wait_for(lambda: stack.queue.get_meta("model_version") == str(own.version), 60, what=f"scorer on v{own.version}")
+        threshold = own.metrics.get("auto_accept_threshold")
+        print(f"v{own.version}: {own.metrics.get('n_control')} control labels, auto-accept threshold {threshold}")
+        assert threshold is not None, json.dumps(own.metrics)
+
+        # The rest of the 5,000 items, while the calibrated version is live: each is queued or auto-accepted.
+        before = stack.queue.depth()
+        assert f"produced {N_LATER} items" in stack.run("produce", str(write_items(tmp_path / "later.jsonl", range(n_first, N_ITEMS))),
+                                                       "--no-progress")
+        wait_for(lambda: stack.queue.depth() + len(topic_labels(bus, stack.topics.auto_labels)) == before + N_LATER, 120,
+                 what="the later items queued or auto-accepted")
 
         # 2. publish-model: a skl2onnx random forest goes live as a user version.
         rf_path = tmp_path / "rf.onnx"
@@ -96,15 +113,20 @@ def test_campaign_import_estimator_publish_hold_export_resume(
         print(out.strip())
         wait_for(lambda: stack.queue.get_meta("model_version") == str(user_version), 60, what=f"scorer on the user's v{user_version}")
 
-        # 3. The retrainer holds (its log, /healthz); the last 100 labels publish nothing over the user's version.
+        # 3. The retrainer holds (its log, /healthz), and a restart without --resume (the issue's overwrite) publishes nothing over it.
         wait_for(lambda: healthz(metrics_port).get("holding_user_version") == user_version, 60, what="/healthz holding_user_version")
         log = next(tmp_path.glob("retrainer-*.log")).read_text()
         assert f"user model v{user_version} is live: holding" in log and "activestream retrainer --resume" in log
-        label_over_http(N_HUMAN - N_BEFORE, N_BEFORE)
-        wait_for(lambda: healthz(metrics_port).get("training_set") == N_BASELINE + N_HUMAN, 60, what="the retrainer kept the last labels")
+        retrainer.send_signal(signal.SIGTERM)
+        assert retrainer.wait(60) == 0
+        metrics_port = free_port()
+        retrainer = stack.start("retrainer", "--estimator", HGB, "--metrics-port", str(metrics_port), name="restarted")
+        wait_for(lambda: healthz(metrics_port).get("holding_user_version") == user_version, 90, what="the restarted retrainer holding")
+        wait_for(lambda: healthz(metrics_port).get("training_set") == N_BASELINE + N_HUMAN, 60, what="the restarted retrainer's labels")
         time.sleep(5)  # retrain intervals (1 s) and more: still nothing over the user's version
         assert max(m.version for m in read_models(bus, stack.topics)) == user_version
         assert stack.queue.get_meta("model_version") == str(user_version)
+        assert f"user model v{user_version} is live: holding" in next(tmp_path.glob("restarted-*.log")).read_text()
 
         # 4. export: exactly 500 human and baseline rows plus one per auto-accepted item, with metadata, as on the topics.
         labels = topic_labels(bus, stack.topics.labels)
@@ -124,11 +146,13 @@ def test_campaign_import_estimator_publish_hold_export_resume(
             assert r["text"] == f"text of {r['item_id']}"  # the item's metadata
             if r["source"] != "auto":
                 assert r["label"] == int(y[int(r["item_id"][3:])])
+        assert n_auto > 0 and all(r["model_version"] == own.version for r in rows if r["source"] == "auto")
         human = [r for r in rows if r["source"] == "human"]
         assert all(r["labeler_ids"] == ["sim"] and r["seconds"] == 3.0 for r in human)
-        by_forest = sum(r["model_version"] == user_version for r in human)
-        assert by_forest > 0  # items the user's forest had ranked
-        print(f"exported {len(rows)} rows: {by_source}; {by_forest} human rows ranked by the user's v{user_version}")
+        assert sum(r["control"] for r in human) == N_HUMAN - sum(r["model_version"] is None for r in human)  # all control picks once ranked
+        precision = np.mean([r["label"] == int(y[int(r["item_id"][3:])]) for r in rows if r["source"] == "auto"])
+        assert precision >= 0.95
+        print(f"exported {len(rows)} rows: {by_source}; auto-accepted at threshold {threshold:.3f}, realized precision {precision:.3f}")
 
         # 5. --resume: the retrainer's versions go on above the user's; the scorer serves them.
         retrainer.send_signal(signal.SIGTERM)
