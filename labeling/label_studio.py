@@ -186,11 +186,16 @@ class LabelStudioConnector:
         n_control = self.control.count(len(new)) if version > 0 and new else 0
         picks = self.control.pick(n_control, self.owner, self.lease_ttl, now, passed_since=passed_since) if n_control else []
         new = new[: len(new) - len(picks)]
-        q.r.sadd(self._creating_key, *new) if new else None  # (before the claim: a crash after it still finds them)
+        # Recorded before their tasks are created (and before the claim): a crash in between leaves them
+        # to _recover_creating, which adopts a task created for them, so none gets a second. Control picks
+        # too: they are claimed by pick() already, and a crash after their import would otherwise export
+        # them again as leases without a task.
+        creating = new + [i for i, _ in picks]
+        q.r.sadd(self._creating_key, *creating) if creating else None
         claimed = q.claim(new, self.owner, self.lease_ttl, now)
         changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version)
-        if new:
-            q.r.srem(self._creating_key, *new)
+        if creating:
+            q.r.srem(self._creating_key, *creating)
         scores = dict(best) | {i: s for i, s in picks}
         changed += self._rescore({i: scores.get(i, 0.0) for i in keep | {i for i, _ in picks} | set(controls)}, set(controls) | {i for i, _ in picks},
                                  version)

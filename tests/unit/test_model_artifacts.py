@@ -126,7 +126,7 @@ def test_a_model_record_with_bad_field_types_is_a_decode_error(fields: dict[str,
     """The issue's trigger: bad field types in a model record raised uncaught errors (ValueError, TypeError)."""
     with pytest.raises(DecodeError) as info:
         decode_model_version(record(**fields))
-    assert info.value.field == field
+    assert info.value.field == field or info.value.field.startswith((f"{field}.", f"{field}["))  # (the decoder may name the element)
 
 
 def test_a_well_typed_model_record_decodes() -> None:
