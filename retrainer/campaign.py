@@ -147,3 +147,13 @@ class CampaignMonitor:
             "stop": self.status.as_dict(),
         }
         return facts
+
+    def version_metrics(self, facts: Mapping[str, Any]) -> dict[str, float]:
+        """What a version's record carries of the campaign: :meth:`on_version`'s ``facts`` that are known,
+        the control count, the stop signal, and which stop rules fired when (a restart reads them back)."""
+        names = ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed", "kappa_previous")
+        metrics = {name: float(facts[name]) for name in names if facts[name] is not None}
+        metrics["n_control"] = float(facts["n_control"])
+        metrics["stop"] = float(self.status.should_stop)
+        metrics.update(self.fired_metrics(self.status))
+        return metrics

@@ -16,6 +16,7 @@ from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
+from activestream.retrainer.logs import dead_lettered_labels, read_log
 from activestream.retrainer.metrics import RetrainerMetrics
 from activestream.retrainer.onnx_run import predict as _predict  # (the names the core always used)
 from activestream.retrainer.onnx_run import session as _session
@@ -29,13 +30,12 @@ from activestream.schemas import (
     Label,
     ModelVersion,
     coerce_label_value,
-    decode_dead_letter,
     decode_label,
     decode_model_version,
     label_kinds,
 )
 from activestream.schemas.errors import show
-from activestream.streams.bus import Bus, Consumer, Message
+from activestream.streams.bus import Bus, Consumer
 from activestream.streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger(__name__)
@@ -130,17 +130,9 @@ class Retrainer:
         # Group-less, from the start: versions published by others (a user) while this one runs.
         self._models = bus.consumer([topics.models], None)
 
-    def _read_log(self, topic: str, timeout: float) -> list[Message]:
-        """Every record of ``topic`` now in the log (a group-less reader, closed after)."""
-        reader = self.bus.consumer([topic], None)
-        try:
-            return reader.read_to_end(timeout)
-        finally:
-            reader.close()
-
     def _load_latest_version(self) -> None:
         newest: ModelVersion | None = None
-        for m in self._read_log(self.topics.models, 60.0):
+        for m in read_log(self.bus, self.topics.models, 60.0):
             try:
                 mv = decode_model_version(m.value)
             except DecodeError:
@@ -205,7 +197,7 @@ class Retrainer:
         return n
 
     def _load_control_log(self) -> None:
-        for m in self._read_log(self.topics.control, 60.0):
+        for m in read_log(self.bus, self.topics.control, 60.0):
             try:
                 obs = ControlObservation.decode(m.value)
             except ValueError as exc:
@@ -262,7 +254,7 @@ class Retrainer:
         trained on exactly these labels, no retrain is due.
         """
         msgs = self._labels.read_to_end(timeout)
-        self._dead_before = self._dead_lettered_labels(timeout)
+        self._dead_before = dead_lettered_labels(self.bus, self.topics, timeout)
         self._replaying = True
         try:
             for m in msgs:
@@ -339,18 +331,6 @@ class Retrainer:
         obs = ControlObservation(label.label_id, pair[0], pair[1], self.version)
         self._observed[label.label_id] = obs
         observed.append(obs)
-
-    def _dead_lettered_labels(self, timeout: float) -> set[bytes]:
-        """Digests of the label payloads the dead-letters topic holds already."""
-        seen = set()
-        for m in self._read_log(self.topics.dead_letters, timeout):
-            try:
-                dl = decode_dead_letter(m.value)
-            except DecodeError:
-                continue
-            if dl.source == self.topics.labels:
-                seen.add(hashlib.sha256(dl.payload).digest())
-        return seen
 
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
         if self._replaying:
@@ -438,11 +418,7 @@ class Retrainer:
             log.warning("candidate rejected: %s", problem)
             return None
         version = self.version + 1  # taken only once the version is published
-        if self._stop_items is not None:
-            self.campaign.add_stop_items([m.value for m in self._stop_items.consume(self.campaign.stop_set_size, 0.0)], n_features=X.shape[1])
-            if len(self.campaign.stop_set) >= self.campaign.stop_set_size:
-                self._stop_items.close()  # full: stop prefetching the items topic
-                self._stop_items = None
+        self._fill_stop_set(X.shape[1])
         score: float | None
         if "holdout_accuracy" in metrics:
             score, score_items = metrics["holdout_accuracy"], len(hold)
@@ -450,12 +426,7 @@ class Retrainer:
             score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items)
-        for name in ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed", "kappa_previous"):
-            if facts[name] is not None:
-                metrics[name] = float(facts[name])
-        metrics["n_control"] = float(facts["n_control"])
-        metrics["stop"] = float(self.campaign.status.should_stop)
-        metrics.update(self.campaign.fired_metrics(self.campaign.status))  # which rules, when: a restart reads them back
+        metrics.update(self.campaign.version_metrics(facts))
         metrics["train_seconds"] = time.perf_counter() - t0
         mv = ModelVersion(
             version=version,
@@ -478,6 +449,13 @@ class Retrainer:
         self.metrics.retrain_duration.observe(time.perf_counter() - t0)
         log.info("published model v%d (%d labels, %.3fs)", self.version, len(self.training), time.perf_counter() - t0)
         return mv
+
+    def _fill_stop_set(self, n_features: int) -> None:
+        if self._stop_items is not None:
+            self.campaign.add_stop_items([m.value for m in self._stop_items.consume(self.campaign.stop_set_size, 0.0)], n_features=n_features)
+            if len(self.campaign.stop_set) >= self.campaign.stop_set_size:
+                self._stop_items.close()  # full: stop prefetching the items topic
+                self._stop_items = None
 
     def _live_accuracy(self, Xh: np.ndarray, yh: list[object], task: str) -> float:
         assert self._live is not None

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from activestream.commands import options
+from activestream.retrainer.logs import read_log
 
 if TYPE_CHECKING:
     from activestream.rankedqueue import RankedQueue
     from activestream.schemas import Label, ModelVersion
     from activestream.scorer.model import OnnxClassifier
-    from activestream.streams.bus import Bus, Message
+    from activestream.streams.bus import Message
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
     s, bus, topics = connect(args)
     try:
         newest: ModelVersion | None = None
-        for m in _read_log(bus, topics.models):
+        for m in read_log(bus, topics.models, 60.0):
             try:
                 mv = decode_model_version(m.value)
             except DecodeError:
@@ -203,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
         classes = parse_classes(args.classes, newest, meta["label_kind"])
         width = int(meta["n_features"]) if meta["n_features"] else s.n_features
         training = TrainingSet(s.holdout_fraction)
-        for m in _read_log(bus, topics.labels):
+        for m in read_log(bus, topics.labels, 60.0):
             try:
                 label = decode_label(m.value)
             except DecodeError:
@@ -226,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
             bus.flush()
             # A retrainer may have taken the same number at the same moment: scorers would serve
             # whichever they read first. Then publish again above it.
-            clash = newest_other(_read_log(bus, topics.models), version, mv.sha256, mv.created_at)
+            clash = newest_other(read_log(bus, topics.models, 60.0), version, mv.sha256, mv.created_at)
             if clash is None:
                 break
             log.warning("model v%d was also published by the %s: publishing again as v%d", version, clash.source, clash.version + 1)
@@ -253,14 +254,6 @@ def newest_other(msgs: list[Message], version: int, sha256: str, created_at: flo
         if mv.version >= version and not (mv.sha256 == sha256 and mv.created_at == created_at) and (other is None or mv.version > other.version):
             other = mv
     return other
-
-
-def _read_log(bus: Bus, topic: str) -> list[Message]:
-    reader = bus.consumer([topic], None)
-    try:
-        return reader.read_to_end(60.0)
-    finally:
-        reader.close()
 
 
 def _sample(queue: RankedQueue, n: int) -> tuple[list[str], np.ndarray]:

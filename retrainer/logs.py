@@ -1,0 +1,31 @@
+"""Reading a topic's log to its end: what a restarted retrainer reads back (versions, dead letters)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from activestream.schemas import DecodeError, decode_dead_letter
+from activestream.streams.bus import Bus, Message
+from activestream.streams.topics import Topics
+
+
+def read_log(bus: Bus, topic: str, timeout: float) -> list[Message]:
+    """Every record of ``topic`` now in the log (a group-less reader, closed after)."""
+    reader = bus.consumer([topic], None)
+    try:
+        return reader.read_to_end(timeout)
+    finally:
+        reader.close()
+
+
+def dead_lettered_labels(bus: Bus, topics: Topics, timeout: float) -> set[bytes]:
+    """SHA-256 digests of the label payloads the dead-letters topic holds already."""
+    seen = set()
+    for m in read_log(bus, topics.dead_letters, timeout):
+        try:
+            dl = decode_dead_letter(m.value)
+        except DecodeError:
+            continue
+        if dl.source == topics.labels:
+            seen.add(hashlib.sha256(dl.payload).digest())
+    return seen
