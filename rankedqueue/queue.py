@@ -27,14 +27,5 @@ class RankedQueue(QueueWriter, QueueLeases):
 
     Parameters
     ----------
-    client : a redis-py client (``decode_responses=False``).
-    keys : the key names (namespace) to use.
-    feature_dtype : ``"float32"`` (default) or ``"float16"``: how stored features are kept.
-        float16 halves their memory (values are rounded to ~3 significant digits and
-        clipped to +-65504); the first writer fixes it for the namespace, and every reader
-        gets float32 back either way.
-    segment_cache_bytes : keep up to this many bytes of the feature segments a
-        :meth:`rerank` reads, so the next one reads only new segments and which rows died
-        (a segment's rows never change; a copy is used only while the segment's token
-        matches, so a segment number that names other rows is read afresh). 0: off.
+    client, keys, feature_dtype, segment_cache_bytes : as for :class:`QueueWriter`.
     """

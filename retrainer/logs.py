@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from activestream.schemas import DecodeError, decode_dead_letter
+from activestream.schemas import DecodeError, ModelVersion, decode_dead_letter, decode_model_version
 from activestream.streams.bus import Bus, Message
 from activestream.streams.topics import Topics
 
@@ -29,3 +29,16 @@ def dead_lettered_labels(bus: Bus, topics: Topics, timeout: float) -> set[bytes]
         if dl.source == topics.labels:
             seen.add(hashlib.sha256(dl.payload).digest())
     return seen
+
+
+def newest_version(bus: Bus, topics: Topics, timeout: float = 60.0) -> ModelVersion | None:
+    """The newest model version on the models topic (records that are no model version are passed over)."""
+    newest: ModelVersion | None = None
+    for m in read_log(bus, topics.models, timeout):
+        try:
+            mv = decode_model_version(m.value)
+        except DecodeError:
+            continue
+        if newest is None or mv.version > newest.version:
+            newest = mv
+    return newest

@@ -16,7 +16,7 @@ from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
-from activestream.retrainer.logs import dead_lettered_labels, read_log
+from activestream.retrainer.logs import dead_lettered_labels, newest_version, read_log
 from activestream.retrainer.metrics import RetrainerMetrics
 from activestream.retrainer.onnx_run import predict as _predict  # (the names the core always used)
 from activestream.retrainer.onnx_run import session as _session
@@ -131,14 +131,7 @@ class Retrainer:
         self._models = bus.consumer([topics.models], None)
 
     def _load_latest_version(self) -> None:
-        newest: ModelVersion | None = None
-        for m in read_log(self.bus, self.topics.models, 60.0):
-            try:
-                mv = decode_model_version(m.value)
-            except DecodeError:
-                continue
-            if newest is None or mv.version > newest.version:
-                newest = mv
+        newest = newest_version(self.bus, self.topics)
         if newest is not None:
             self.version = newest.version
             self._latest_digest = newest.label_ids_digest

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from activestream.commands import options
-from activestream.retrainer.logs import read_log
+from activestream.retrainer.logs import newest_version, read_log
 
 if TYPE_CHECKING:
     from activestream.rankedqueue import RankedQueue
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from activestream.retrainer.training_set import TrainingSet
-    from activestream.schemas import DecodeError, ModelVersion, decode_label, decode_model_version
+    from activestream.schemas import DecodeError, ModelVersion, decode_label
     from activestream.scorer.versions import load_model_version
     from activestream.streams.topics import MODEL_KEY
     from activestream.wiring import connect, make_queue, settings_from
@@ -190,14 +190,7 @@ def _run(args: argparse.Namespace) -> int:
     queue = make_queue(s, socket_timeout=30.0)
     s, bus, topics = connect(args)
     try:
-        newest: ModelVersion | None = None
-        for m in read_log(bus, topics.models, 60.0):
-            try:
-                mv = decode_model_version(m.value)
-            except DecodeError:
-                continue
-            if newest is None or mv.version > newest.version:
-                newest = mv
+        newest = newest_version(bus, topics)
         task = args.task or (newest.task if newest is not None else "multiclass")
         data, model = open_model(path, task)
         meta = queue.get_meta_fields("n_features", "label_kind")
