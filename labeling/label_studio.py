@@ -59,6 +59,9 @@ from activestream.streams.topics import Topics
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"  # the digest recorded for a skip
+# How long a restarted connector looks for the tasks of an import it was killed in (Label Studio
+# may still be creating them) before exporting those items afresh.
+IMPORT_SETTLE_SECONDS = 10.0
 
 
 @dataclass
@@ -231,9 +234,15 @@ class LabelStudioConnector:
         """Items whose task was being created when the connector stopped: adopt the task Label Studio has (dropping duplicates)."""
         pending = [m.decode() for m in self.queue.r.smembers(self._creating_key)]  # type: ignore[union-attr]
         tasks = self.exported()
+        # An import the connector was killed in may still be running in Label Studio: look again for a
+        # while before concluding it created nothing (the item is then exported afresh).
+        deadline = time.monotonic() + (IMPORT_SETTLE_SECONDS if pending else 0.0)
         for item in pending:
             if item not in tasks:
                 found = self._find_tasks(item)
+                while not found and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    found = self._find_tasks(item)
                 if found:
                     for extra in found[1:]:
                         self.client.tasks.delete(str(extra))
