@@ -220,7 +220,10 @@ def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 
 def scrape(port: int, name: str, timeout: float = 30.0) -> float | None:
-    """The value of an unlabeled series on a service's ``/metrics`` (``None``: the service does not answer)."""
+    """The value of series ``name`` on a service's ``/metrics`` (``None``: the service does not answer).
+
+    The series is unlabeled or labeled only with the campaign (``{namespace="..."}``: every metric carries it).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -232,8 +235,8 @@ def scrape(port: int, name: str, timeout: float = 30.0) -> float | None:
             time.sleep(1)
             continue
         for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
+            if line.startswith((name + " ", name + "{namespace=")):
+                return float(line.rsplit(" ", 1)[1])
         time.sleep(1)
     return None
 
