@@ -362,6 +362,9 @@ def tally(args: argparse.Namespace, stack: Stack, topics: Topics, queue: RankedQ
         "broker_restarts": 1,
         "bad_records_injected": len(bad),
         "bad_records_dead_lettered": len(dead_lettered),
+        # The fuzzer repeats payloads (its triggers, a field dropped or mistyped): the dead letters are matched
+        # to distinct (topic, payload) pairs, and the retrainer dead-letters a repeated bad label once.
+        "bad_records_distinct": len(injected),
         "http_requests": sum(http_codes.values()),
         "http_status_counts": {str(k): v for k, v in sorted(http_codes.items())},
         "http_5xx_non_503": sum(v for k, v in http_codes.items() if k >= 500 and k != 503),
