@@ -91,17 +91,6 @@ DESCRIPTIONS: dict[str, str] = {
 ENV_NAMES: dict[str, str] = {
     "redis_url": "`REDIS_URL` or `ACTIVESTREAM_REDIS_URL`",
     "kafka_bootstrap_servers": "`KAFKA_BOOTSTRAP_SERVERS` or `ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS`",
-    "instance_id": "this process's slot, stable across its restarts and unique among its replicas (`activestream up` sets "
-    "`scorer-0`, ...; compose `{hostname}`, expanded to the container's): consumers join their group as a static member "
-    "(`group.instance.id`), so a restarted service gets its partitions back at once instead of after a rebalance, and "
-    "a transactional producer fences its killed predecessor at once (unset: dynamic membership)",
-    "redis_password_file": "a file holding the Redis password (e.g. a compose secret at `/run/secrets/redis_password`); "
-    "it goes into `REDIS_URL` unless that already names one",
-    "model_artifact_dir": "directories (`:`-separated) under which a model version's `artifact_uri` (`file://` or an "
-    "absolute path, symlinks resolved, regular files only) may be read (unset: versions must carry their ONNX bytes "
-    "inline, and one naming an artifact is dead-lettered)",
-    "model_artifact_max_mb": "largest model artifact the scorer reads from `ACTIVESTREAM_MODEL_ARTIFACT_DIR` "
-    "(reads also stop after 10 s)",
     "kafka_config": "`ACTIVESTREAM_KAFKA_<KEY>`",
 }
 
