@@ -38,6 +38,9 @@ DESCRIPTIONS: dict[str, str] = {
     "curriculum_labels": "easy-to-hard schedule length for the labeler API (unset or 0: off)",
     "cold_start": "first labels before any model: `random` or `representative`",
     "auto_accept": "`0`: the scorer queues every item instead of routing confident ones to the `autolabels` topic",
+    "auto_accept_precision": "the precision auto-accepted items must keep: the retrainer sets the threshold at the lowest "
+    "confidence whose 95% Clopper-Pearson lower bound on the control labels reaches it (0.99 needs ~300 right control "
+    "labels above the threshold; 0.97 ~100)",
     "labels_per_hour": "stream budget: the scorer admits only as many items as labelers can label (unset or 0: off; "
     "see the campaign controls)",
     "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (a segment "
