@@ -7,10 +7,12 @@
                                         labeler counts once; an item leased to someone else: 409)
     GET  /status                        -> queue depth, leased, labeled, model version, classes, task,
                                            feature names, the live version's stop signal
+    GET  /campaign                      -> the live version's estimates (with intervals), stop rules, auto-accept
+                                           state and the queue depth (:mod:`labeling.campaign`)
     GET  /                              -> a labeling page (HTML) that uses the routes above
     GET  /openapi.json                  -> this API's OpenAPI 3.1 document
 
-With a tokens file (:mod:`labeling.auth`) every route but ``GET /status``, the page and the
+With a tokens file (:mod:`labeling.auth`) every route but ``GET /status``, ``GET /campaign``, the page and the
 OpenAPI document (which hold no data) needs ``Authorization: Bearer <token>``, and the labeler
 is the token's: ``labeler`` / ``labeler_id`` may be left out, and naming another labeler is refused.
 
@@ -30,7 +32,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
 
@@ -40,6 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activestream.labeling import openapi, routes
 from activestream.labeling.auth import FailureLimiter, LabelerTokens, TokenFile
+from activestream.labeling.campaign import Campaign
 from activestream.labeling.routes import BadRequest, TooLarge, TooManyFailures, Unauthorized, meta_classes
 from activestream.labeling.service import LabelService
 from activestream.labeling.webserver import ThreadedServer, content_length_problem
@@ -159,6 +162,21 @@ class _NoSniff:
         await self.app(scope, receive, send_nosniff if scope["type"] == "http" else send)
 
 
+Answer = Callable[..., Awaitable[Response]]
+
+
+def _open_routes(app: FastAPI, service: LabelService, answer: Answer) -> None:
+    """The read-only routes anyone may call (they hold counts and the campaign's figures, no item)."""
+
+    @app.get("/status", responses=openapi.responses("Status", 503), openapi_extra=openapi.STATUS)
+    async def status(request: Request) -> Response:
+        return await answer(request, lambda caller, body: routes.status(service), open_=True)
+
+    @app.get("/campaign", response_model=Campaign, responses=openapi.responses("Campaign", 503), openapi_extra=openapi.CAMPAIGN)
+    async def campaign(request: Request) -> Response:
+        return await answer(request, lambda caller, body: routes.campaign(service), open_=True)
+
+
 def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None = None, limiter: FailureLimiter | None = None) -> FastAPI:
     """The API as an ASGI app over ``service``; with ``tokens``, only for their holders.
 
@@ -202,9 +220,7 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
     async def skip(request: Request) -> Response:
         return await answer(request, lambda caller, body: routes.skip(service, body, caller))
 
-    @app.get("/status", responses=openapi.responses("Status", 503), openapi_extra=openapi.STATUS)
-    async def status(request: Request) -> Response:
-        return await answer(request, lambda caller, body: routes.status(service), open_=True)
+    _open_routes(app, service, answer)
 
     @app.get("/", responses=openapi.PAGE, openapi_extra={"summary": "The labeling page (HTML; no token needed: it holds no data)"})
     @app.get("/index.html", include_in_schema=False)

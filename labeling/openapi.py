@@ -20,7 +20,7 @@ from activestream.labeling.routes import MAX_LABEL_SECONDS
 
 DESCRIPTION = (
     "Lease the items a label would teach the model most, submit labels, skip. With a tokens file, every route but "
-    "`GET /status`, the page and this document needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"...\"}` "
+    "`GET /status`, `GET /campaign`, the page and this document needs `Authorization: Bearer <token>`. Errors are `{\"error\": \"...\"}` "
     "naming the item, the field and the reason. Reference: docs/http-api.md."
 )
 
@@ -103,6 +103,7 @@ LEASE = {"summary": "Lease the top k items to the labeler", **_TOKEN, "parameter
 LABELS = {"summary": "Submit a label (idempotent by label_id)", **_TOKEN, **_body("LabelRequest")}
 SKIP = {"summary": "Pass on a leased item", **_TOKEN, **_body("SkipRequest")}
 STATUS = {"summary": "Queue counts and the live model (open: no token needed)"}
+CAMPAIGN = {"summary": "The campaign's payoff: live estimates with intervals, stop rules, auto-accept state, queue depth (open: no token needed)"}
 PAGE: dict[int | str, dict[str, Any]] = {200: {"description": "the labeling page", "content": {"text/html": {"schema": {"type": "string"}}}}}
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import redis
 
 from activestream.labeling.auth import RESERVED_LABELER_PREFIX, RESERVED_LABELERS
+from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
-from activestream.rankedqueue.keys import META_FEATURE_NAMES, META_STOP
+from activestream.rankedqueue.keys import META_CAMPAIGN, META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,15 @@ def status(service: LabelService) -> dict[str, Any]:
     meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP)
     return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
             "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
+
+
+def campaign(service: LabelService) -> dict[str, Any]:
+    """``GET /campaign``: the live version's estimates, stop rules and auto-accept state, and the queue's counts."""
+    q = service.queue
+    meta = q.get_meta_fields("model_version", META_CAMPAIGN)
+    counts = QueueCounts(pending=q.n_waiting(), leased=q.n_leased(), labeled=q.n_labeled())
+    view: Campaign = campaign_view(q.k.namespace, int(meta["model_version"] or 0), read_record(meta[META_CAMPAIGN]), counts)
+    return view.model_dump(mode="json")
 
 
 def meta_classes(raw: str | None, field: str = "classes") -> list[Any]:

@@ -13,7 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.keys import META_STOP
+from activestream.rankedqueue.keys import META_CAMPAIGN, META_STOP
 from activestream.rankedqueue.outage import RedisPause, redis_outage
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
@@ -166,7 +166,8 @@ class Scorer:
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
         if self.model_version == newest.version:  # (the labeling page's stop banner)
-            self.queue.set_meta(**{META_STOP: json.dumps(versions.stop_signal(newest.version, newest.metrics))})
+            self.queue.set_meta(**{META_STOP: json.dumps(versions.stop_signal(newest.version, newest.metrics)),
+                                   META_CAMPAIGN: json.dumps(versions.campaign_record(newest))})
         self._next_model = None
         return True
 

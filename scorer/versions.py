@@ -151,6 +151,11 @@ def stop_signal(version: int, metrics: Mapping[str, float]) -> dict[str, object]
     return {"version": version, "should_stop": bool(fired) or bool(metrics.get("stop")), "first": first, "fired": fired}
 
 
+def campaign_record(mv: ModelVersion) -> dict[str, object]:
+    """What ``GET /campaign`` reads of the live version: ``{"version", "n_labels", "created_at", "metrics"}``."""
+    return {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "metrics": dict(mv.metrics)}
+
+
 def check_width(queue: RankedQueue, n_features: int) -> None:
     """Record ``n_features`` for the queue's namespace; ``ValueError`` if it holds items of another width.
 

@@ -551,6 +551,61 @@ def test_status_survives_meta_that_is_not_a_list(api, classes: str) -> None:
     assert call(f"{base}/status") == (200, {"pending": 3, "leased": 0, "labeled": 0, "model_version": 2, "classes": [], "task": "multiclass", "feature_names": [], "stop": None})
 
 
+def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api) -> None:
+    # GET /campaign (open, like /status): the live version's estimates, stop rules and auto-accept state.
+    from activestream.schemas import ModelVersion
+    from activestream.scorer.versions import campaign_record
+
+    base, _bus, _topics, queue = api
+    code, body = call(f"{base}/campaign")
+    assert code == 200 and body["namespace"] == queue.k.namespace and body["model_version"] == 0 and body["record_version"] is None
+    assert body["estimates"]["available"] is False and body["estimates"]["note"] == "not enough control labels yet"
+    assert body["stop"] == {"fired": False, "first": None, "rules": {}, "note": "labeling may go on; it is a signal, not a lock"}
+    assert body["auto_accept"]["on"] is False and body["queue"] == {"pending": 3, "leased": 0, "labeled": 0}
+    # A version with too few control labels for estimates, no auto-accept yet: what is missing, and how many more.
+    early = {"n_control": 40.0, "control_accuracy": 0.8, "est_control_labels_needed": 60.0, "auto_accept_labels_needed": 259.0, "stop": 0.0}
+    mv = ModelVersion(version=2, onnx=b"x", sha256=ModelVersion.digest(b"x"), classes=(0, 1), metrics=early, n_labels=120)
+    queue.set_meta(model_version=2, campaign=json.dumps(campaign_record(mv)))
+    est, aa = call(f"{base}/campaign")[1]["estimates"], call(f"{base}/campaign")[1]["auto_accept"]
+    assert est["available"] is False and est["control_labels_needed"] == 60 and est["n_control"] == 40 and est["accuracy"] is None
+    assert aa["on"] is False and aa["threshold"] is None and aa["labels_needed"] == 259
+    # The est_* figures (CONTRACT20) with their intervals, a fired rule, auto-accept on and audited.
+    figures = {"n_control": 300.0, "control_accuracy": 0.93, "stop": 1.0, "stop_stable_predictions_version": 4.0,
+               "stop_stable_predictions_n_labels": 505.0, "auto_accept_threshold": 0.97, "auto_accept_precision_lower_bound": 0.991,
+               "auto_accept_labels_needed": 0.0, "auto_accept_threshold_class_1": 0.95, "auto_accept_paused": 0.0, "audit_n": 40.0,
+               "audit_correct": 40.0, "audit_precision_lower_bound": 0.928, "est_curve_a": 0.95, "est_curve_b": 0.6, "est_curve_c": 0.5,
+               "est_hours_spent": 0.42, "est_budget": 1000.0}
+    for figure, (e, lo, hi) in {"accuracy": (0.93, 0.9, 0.95), "random_labels": (1400, 900, 2100), "labels_saved": (895, 395, 1595),
+                                "savings_share": (0.64, 0.44, 0.76), "hours_saved": (0.75, 0.33, 1.33), "accuracy_at_budget": (0.94, 0.92, 0.96)}.items():
+        figures |= {f"est_{figure}": e, f"est_{figure}_low": lo, f"est_{figure}_high": hi}
+    mv = ModelVersion(version=6, onnx=b"x", sha256=ModelVersion.digest(b"x"), classes=(0, 1), metrics=figures, n_labels=505)
+    queue.set_meta(model_version=6, campaign=json.dumps(campaign_record(mv)))
+    code, body = call(f"{base}/campaign")
+    assert code == 200 and (body["model_version"], body["record_version"], body["n_labels"]) == (6, 6, 505)
+    est = body["estimates"]
+    assert est["available"] is True and est["note"] is None and est["accuracy"] == {"estimate": 0.93, "low": 0.9, "high": 0.95}
+    assert est["labels_saved"] == {"estimate": 895, "low": 395, "high": 1595} and est["hours_spent"] == 0.42 and est["budget"] == 1000
+    assert est["curve"] == {"a": 0.95, "b": 0.6, "c": 0.5} and est["accuracy_at_budget"]["low"] == 0.92
+    assert body["stop"]["fired"] is True and body["stop"]["rules"] == {"stable_predictions": {"version": 4, "n_labels": 505}}
+    assert body["auto_accept"] == {"on": True, "threshold": 0.97, "precision_lower_bound": 0.991, "labels_needed": 0, "paused": False,
+                                   "class_thresholds": {"1": 0.95}, "audit": {"n": 40, "correct": 40, "precision_lower_bound": 0.928}}
+    queue.set_meta(campaign="not json")  # (read as no record: not a 500)
+    assert call(f"{base}/campaign")[1]["estimates"]["available"] is False
+
+
+def test_the_openapi_document_describes_the_campaign_reply(api) -> None:
+    base = api[0]
+    doc = call(f"{base}/openapi.json")[1]
+    op = doc["paths"]["/campaign"]["get"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Campaign"}
+    assert "503" in op["responses"] and "security" not in op
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["Campaign"]["required"]) == {"namespace", "model_version", "estimates", "stop", "auto_accept", "queue"}
+    assert {"accuracy", "labels_saved", "hours_saved", "control_labels_needed", "curve"} <= set(schemas["Estimates"]["properties"])
+    assert {"threshold", "precision_lower_bound", "labels_needed", "paused", "audit"} <= set(schemas["AutoAccept"]["properties"])
+    assert {"estimate", "low", "high"} == set(schemas["Interval"]["properties"])
+
+
 def test_the_labeling_page_in_a_real_browser(redis_client: redis.Redis, namespace: str, node: str, chromium: str) -> None:
     # Chromium, not a fake DOM: the page's Content-Security-Policy must let its own script and
     # style run (nothing in the console) while producer metadata stays text.

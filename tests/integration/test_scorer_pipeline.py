@@ -375,4 +375,7 @@ def test_the_live_versions_stop_signal_is_kept_with_the_queue(redis_client: redi
         "fired": {"stable_predictions": {"version": 3.0, "n_labels": 505.0}, "budget": {"version": 5.0, "n_labels": 900.0}}}
     # (every metric carries the campaign: the queue's namespace)
     assert registry.get_sample_value("activestream_scorer_model_version", {"namespace": namespace}) == 5.0
+    # (and GET /campaign reads the live version's whole record from it)
+    record = json.loads(queue.get_meta("campaign") or "null")
+    assert (record["version"], record["metrics"]) == (5, fired)
     scorer.close()

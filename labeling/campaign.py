@@ -1,0 +1,172 @@
+"""``GET /campaign``: whether labeling pays off and whether it is done, from the live model version's record.
+
+The scorer keeps the live version's record in the queue's meta (``META_CAMPAIGN``, next to the
+stop signal ``/status`` shows); this module turns its ``metrics`` (names in
+:mod:`activestream.schemas.campaign`) into the reply, typed so the OpenAPI document describes
+it. ``activestream report`` shows the same view per version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from activestream.schemas.campaign import (
+    AUTO_ACCEPT_FIGURES,
+    ESTIMATE_FIGURES,
+    NOT_ENOUGH,
+    class_thresholds,
+    curve_of,
+    fired_rules,
+    first_rule,
+    has_estimates,
+    interval,
+)
+
+log = logging.getLogger(__name__)
+
+STOP_NOTE = "labeling may go on; it is a signal, not a lock"
+
+
+class Interval(BaseModel):
+    """An estimate with its 95% interval (a bound is null when the record gives none)."""
+
+    estimate: float
+    low: float | None = None
+    high: float | None = None
+
+
+class Curve(BaseModel):
+    """The random-sampling learning curve fitted to the control labels: ``acc(n) = a - b * n^(-c)``."""
+
+    a: float
+    b: float
+    c: float
+
+
+class Estimates(BaseModel):
+    """The live estimates from the random-control labels (null: not known)."""
+
+    available: bool = Field(description="false: too few control labels to estimate (see note)")
+    note: str | None = Field(None, description="why the estimates are missing")
+    control_labels_needed: int | None = Field(None, description="how many more control labels the estimates need")
+    n_control: int | None = Field(None, description="random-control labels scored so far")
+    control_accuracy: float | None = Field(None, description="the live model's accuracy on the control labels (point estimate)")
+    accuracy: Interval | None = None
+    random_labels: Interval | None = Field(None, description="labels random sampling would need to reach the estimated accuracy")
+    labels_saved: Interval | None = None
+    savings_share: Interval | None = None
+    hours_spent: float | None = Field(None, description="annotation hours spent (the labels' seconds)")
+    hours_saved: Interval | None = None
+    budget: float | None = Field(None, description="ACTIVESTREAM_BUDGET, when set")
+    accuracy_at_budget: Interval | None = None
+    curve: Curve | None = None
+
+
+class FiredRule(BaseModel):
+    version: int = Field(description="the model version the rule first fired at")
+    n_labels: int = Field(description="labels used at that version")
+
+
+class Stop(BaseModel):
+    """The stop rules: a signal that more labels may add little, not a lock."""
+
+    fired: bool
+    first: str | None = Field(None, description="the rule that fired at the fewest labels")
+    rules: dict[str, FiredRule] = Field(default_factory=dict)
+    note: str = STOP_NOTE
+
+
+class Audit(BaseModel):
+    """Hidden audit items among the auto-accepted ones, answered by labelers."""
+
+    n: int
+    correct: int | None = None
+    precision_lower_bound: float | None = None
+
+
+class AutoAccept(BaseModel):
+    """The auto-accept rule as the live version calibrated it."""
+
+    on: bool = Field(description="a threshold is set and auto-accept is not paused")
+    threshold: float | None = None
+    precision_lower_bound: float | None = Field(None, description="one-sided 95% lower bound on precision above the threshold")
+    labels_needed: int | None = Field(None, description="control labels still needed before any threshold reaches the target")
+    paused: bool | None = Field(None, description="audited precision fell below the target (null: not reported)")
+    class_thresholds: dict[str, float] = Field(default_factory=dict)
+    audit: Audit | None = None
+
+
+class QueueCounts(BaseModel):
+    pending: int = Field(ge=0, description="queue depth: items waiting (expired leases included)")
+    leased: int = Field(ge=0)
+    labeled: int = Field(ge=0)
+
+
+class Campaign(BaseModel):
+    """``GET /campaign``: the campaign's payoff and stop signal, from the live model version's record."""
+
+    namespace: str
+    model_version: int = Field(ge=0, description="the live model version (0: none yet)")
+    record_version: int | None = Field(None, description="the version whose record the figures come from (null: none read yet)")
+    n_labels: int | None = Field(None, description="labels that version was trained on")
+    estimates: Estimates
+    stop: Stop
+    auto_accept: AutoAccept
+    queue: QueueCounts
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def estimates_of(metrics: Mapping[str, float]) -> Estimates:
+    """The live estimates of a record's ``metrics``; with none, the note says why."""
+    figures: dict[str, Any] = {f: interval(metrics, f) for f in ESTIMATE_FIGURES}
+    curve = curve_of(metrics)
+    available = has_estimates(metrics)
+    return Estimates(
+        available=available, note=None if available else NOT_ENOUGH, control_labels_needed=_int(metrics.get("est_control_labels_needed")),
+        n_control=_int(metrics.get("n_control")), control_accuracy=metrics.get("control_accuracy"), hours_spent=metrics.get("est_hours_spent"),
+        budget=metrics.get("est_budget"), curve=Curve(a=curve[0], b=curve[1], c=curve[2]) if curve else None, **figures)
+
+
+def stop_of(metrics: Mapping[str, float]) -> Stop:
+    """The stop rules of a record's ``metrics``."""
+    fired = fired_rules(metrics)
+    rules = {r: FiredRule(version=at.get("version", 0), n_labels=at.get("n_labels", 0)) for r, at in fired.items()}
+    return Stop(fired=bool(fired) or bool(metrics.get("stop")), first=first_rule(fired), rules=rules)
+
+
+def auto_accept_of(metrics: Mapping[str, float]) -> AutoAccept:
+    """The auto-accept state of a record's ``metrics``."""
+    got = {name: metrics.get(key) for name, key in AUTO_ACCEPT_FIGURES.items()}
+    paused = None if got["paused"] is None else bool(got["paused"])
+    audit = None if got["audit_n"] is None else Audit(n=int(got["audit_n"]), correct=_int(got["audit_correct"]),
+                                                      precision_lower_bound=got["audit_precision_lower_bound"])
+    return AutoAccept(on=got["threshold"] is not None and not paused, threshold=got["threshold"], precision_lower_bound=got["precision_lower_bound"],
+                      labels_needed=_int(got["labels_needed"]), paused=paused, class_thresholds=class_thresholds(metrics), audit=audit)
+
+
+def read_record(raw: str | None) -> dict[str, Any] | None:
+    """The live version's record from the queue's meta (``None`` when unset or unreadable: not a 500)."""
+    try:
+        record = json.loads(raw or "null")
+    except ValueError:
+        log.warning("queue meta 'campaign' is not JSON: taken as no record")
+        return None
+    if not (isinstance(record, dict) and isinstance(record.get("metrics"), dict)):
+        return None
+    return record
+
+
+def campaign_view(namespace: str, live_version: int, record: Mapping[str, Any] | None, queue: QueueCounts) -> Campaign:
+    """The reply of ``GET /campaign`` from the live version's ``record`` (:func:`read_record`)."""
+    metrics = {str(k): float(v) for k, v in (record or {}).get("metrics", {}).items() if isinstance(v, int | float)}
+    return Campaign(namespace=namespace, model_version=live_version, record_version=_int(record.get("version")) if record else None,
+                    n_labels=_int(record.get("n_labels")) if record else None, estimates=estimates_of(metrics), stop=stop_of(metrics),
+                    auto_accept=auto_accept_of(metrics), queue=queue)

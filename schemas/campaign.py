@@ -1,0 +1,109 @@
+"""The campaign figures a model-version record carries in ``metrics``, read back by name.
+
+The retrainer publishes them with each version (``retrainer/campaign.py``); the labeler API
+(``GET /campaign``), ``activestream report`` and the retrainer's Prometheus gauges read them
+here, so every view spells the keys the same way. An absent key is a figure not known (too
+few control labels), never zero.
+
+- Live estimates: ``est_<figure>`` with ``est_<figure>_low`` / ``est_<figure>_high`` (95%
+  interval) for each of :data:`ESTIMATE_FIGURES`; ``est_hours_spent``, ``est_budget``,
+  ``est_control_labels_needed``; the fitted random learning curve ``est_curve_a/b/c``:
+  ``acc(n) = a - b * n ** (-c)`` (:func:`random_curve`).
+- Stop rules: ``stop`` (0/1) and ``stop_<rule>_version`` / ``stop_<rule>_n_labels`` per fired rule.
+- Auto-accept: ``auto_accept_threshold``, ``auto_accept_precision_lower_bound``,
+  ``auto_accept_labels_needed``, ``auto_accept_threshold_class_<class>``, ``auto_accept_paused``,
+  ``audit_n``, ``audit_correct``, ``audit_precision_lower_bound``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+#: The estimated figures with an interval (``est_<figure>``, ``_low``, ``_high``), as the gauge's ``figure`` label names them.
+ESTIMATE_FIGURES = ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget")
+#: A gauge's ``bound`` label: the estimate and its 95% interval.
+BOUNDS = ("estimate", "low", "high")
+#: Auto-accept figures of a record, by the name the gauge's ``figure`` label gives them.
+AUTO_ACCEPT_FIGURES = {"threshold": "auto_accept_threshold", "precision_lower_bound": "auto_accept_precision_lower_bound",
+                       "labels_needed": "auto_accept_labels_needed", "paused": "auto_accept_paused", "audit_n": "audit_n",
+                       "audit_correct": "audit_correct", "audit_precision_lower_bound": "audit_precision_lower_bound"}
+NOT_ENOUGH = "not enough control labels yet"
+
+_FIRED = re.compile(r"stop_(.+)_(version|n_labels)")
+_CLASS_THRESHOLD = "auto_accept_threshold_class_"
+
+
+def estimate_key(figure: str, bound: str = "estimate") -> str:
+    """The record key of ``figure``'s ``bound``: ``est_accuracy``, ``est_accuracy_low``, ...
+
+    >>> estimate_key("hours_saved", "high")
+    'est_hours_saved_high'
+    """
+    return f"est_{figure}" + ("" if bound == "estimate" else f"_{bound}")
+
+
+def interval(metrics: Mapping[str, float], figure: str) -> dict[str, float | None] | None:
+    """``{"estimate", "low", "high"}`` of ``figure`` (a bound may be ``None``), or ``None`` when the estimate is absent."""
+    if estimate_key(figure) not in metrics:
+        return None
+    return {bound: _num(metrics.get(estimate_key(figure, bound))) for bound in BOUNDS}
+
+
+def has_estimates(metrics: Mapping[str, float]) -> bool:
+    """Whether the record carries the live estimates (``est_accuracy``)."""
+    return estimate_key("accuracy") in metrics
+
+
+def fired_rules(metrics: Mapping[str, float]) -> dict[str, dict[str, int]]:
+    """The stop rules that fired: ``{rule: {"version", "n_labels"}}`` (where each first fired).
+
+    >>> fired_rules({"stop": 1.0, "stop_budget_version": 7.0, "stop_budget_n_labels": 400.0})
+    {'budget': {'version': 7, 'n_labels': 400}}
+    """
+    fired: dict[str, dict[str, int]] = {}
+    for key, value in metrics.items():
+        m = _FIRED.fullmatch(key)
+        if m:
+            fired.setdefault(m.group(1), {})[m.group(2)] = int(value)
+    return fired
+
+
+def first_rule(fired: Mapping[str, Mapping[str, int]]) -> str | None:
+    """The rule that fired at the fewest labels (ties by name), or ``None``."""
+    return min(fired, key=lambda r: (fired[r].get("n_labels", 2**62), r)) if fired else None
+
+
+def class_thresholds(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The per-class auto-accept thresholds: ``{class: threshold}`` (classes with enough control labels)."""
+    return {k[len(_CLASS_THRESHOLD):]: float(v) for k, v in metrics.items() if k.startswith(_CLASS_THRESHOLD)}
+
+
+def random_curve(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    """The random-sampling learning curve fitted to the control labels: ``acc(n) = a - b * n ** (-c)``.
+
+    Parameters
+    ----------
+    n : (m,) label counts (> 0).
+    a, b, c : ``est_curve_a``, ``est_curve_b``, ``est_curve_c`` of a version record.
+
+    Returns
+    -------
+    (m,) estimated accuracy of a model trained on ``n`` randomly sampled labels.
+
+    >>> [round(float(v), 3) for v in random_curve(np.array([1.0, 100.0]), 0.9, 0.5, 0.5)]
+    [0.4, 0.85]
+    """
+    return a - b * np.power(np.asarray(n, dtype=np.float64), -c)
+
+
+def curve_of(metrics: Mapping[str, float]) -> tuple[float, float, float] | None:
+    """``(a, b, c)`` of the fitted random curve, or ``None`` when the record has none."""
+    keys = ("est_curve_a", "est_curve_b", "est_curve_c")
+    return (float(metrics[keys[0]]), float(metrics[keys[1]]), float(metrics[keys[2]])) if all(k in metrics for k in keys) else None
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None else float(value)
