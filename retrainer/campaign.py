@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import numpy as np
 from activestream.retrainer.calibration import Calibration, calibrate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
+
+log = logging.getLogger(__name__)
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (n, d) -> (n, k) probabilities
 
@@ -45,6 +48,7 @@ class CampaignMonitor:
     class_codes: dict[object, int] = field(default_factory=dict)  # class value -> code, fixed when first seen
     status: CampaignStatus = field(default_factory=CampaignStatus)
     earlier: dict[str, dict[str, float]] = field(default_factory=dict)  # rules fired before a restart (see restore)
+    announced: set[str] = field(default_factory=set)  # rules whose firing was logged (once per rule)
     _frozen: np.ndarray | None = None
 
     def restore(self, metrics: Mapping[str, float]) -> None:
@@ -58,6 +62,7 @@ class CampaignMonitor:
             if m:
                 self.earlier.setdefault(m.group(1), {})[m.group(2)] = float(value)
         self.status.fired.update(self.earlier)
+        self.announced |= set(self.earlier)  # (logged when they fired, before the restart)
 
     @staticmethod
     def fired_metrics(status: CampaignStatus) -> dict[str, float]:
@@ -135,6 +140,7 @@ class CampaignMonitor:
         self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
         self.status = evaluate(self.history, self.rules, n_labels)
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
+        self.announce()
         calibration = self.auto_accept_calibration()
         facts: dict[str, Any] = {
             "control_accuracy": self.control_accuracy,
@@ -147,6 +153,16 @@ class CampaignMonitor:
             "stop": self.status.as_dict(),
         }
         return facts
+
+    def announce(self) -> list[str]:
+        """Log each stop rule the first time it fires (a signal, not a lock); returns the rules newly logged."""
+        new = [rule for rule in self.status.fired if rule not in self.announced]
+        for rule in new:
+            at = self.status.fired[rule]
+            log.warning("stop rule %s fired at model v%d with %d labels: more labels may add little (labeling may go on; "
+                        "it is a signal, not a lock)", rule, int(at.get("version", 0)), int(at.get("n_labels", 0)))
+            self.announced.add(rule)
+        return new
 
     def version_metrics(self, facts: Mapping[str, Any]) -> dict[str, float]:
         """What a version's record carries of the campaign: :meth:`on_version`'s ``facts`` that are known,

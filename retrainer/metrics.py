@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from activestream.schemas.campaign import AUTO_ACCEPT_FIGURES, BOUNDS, ESTIMATE_FIGURES, estimate_key, fired_rules
 from activestream.streams.metric_labels import NAMESPACE_LABEL, Namespaced, in_namespace
 
 LABELS_RECEIVED = "activestream_labels_received_total"
@@ -17,6 +19,67 @@ MODELS_REJECTED = "activestream_models_rejected_total"
 TRAINING_SET_SIZE = "activestream_training_set_size"
 DEAD_LETTERS = "activestream_retrainer_dead_letters_total"
 HOLDING_USER_VERSION = "activestream_retrainer_holding_user_version"
+CAMPAIGN_ESTIMATE = "activestream_campaign_estimate"
+CAMPAIGN_HOURS_SPENT = "activestream_campaign_hours_spent"
+CAMPAIGN_STOP = "activestream_campaign_stop"
+CAMPAIGN_STOP_FIRED_LABELS = "activestream_campaign_stop_fired_labels"
+CAMPAIGN_AUTO_ACCEPT = "activestream_campaign_auto_accept"
+CAMPAIGN_CONTROL_LABELS = "activestream_campaign_control_labels"
+
+
+@dataclass(frozen=True)
+class CampaignGauges:
+    """The newest version's campaign figures (:mod:`activestream.schemas.campaign`), as gauges; a figure
+    the version does not carry (too few control labels) has no series rather than a stale or zero one."""
+
+    estimate: Gauge
+    hours_spent: Gauge
+    stop: Gauge
+    stop_fired_labels: Gauge
+    auto_accept: Gauge
+    control_labels: Gauge
+    namespace: str
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, namespace: str) -> CampaignGauges:
+        ns = [NAMESPACE_LABEL]
+        return cls(
+            estimate=Gauge(CAMPAIGN_ESTIMATE, "Live estimate from the random-control labels, with its 95% interval (bound=low/high)",
+                           [*ns, "figure", "bound"], registry=registry),
+            hours_spent=Gauge(CAMPAIGN_HOURS_SPENT, "Annotation hours spent (the labels' seconds)", ns, registry=registry),
+            stop=Gauge(CAMPAIGN_STOP, "1 once a stop rule fired (a signal that more labels may add little, not a lock)", ns, registry=registry),
+            stop_fired_labels=Gauge(CAMPAIGN_STOP_FIRED_LABELS, "Labels used when each fired stop rule first fired", [*ns, "rule"], registry=registry),
+            auto_accept=Gauge(CAMPAIGN_AUTO_ACCEPT, "Auto-accept state of the newest version (threshold, precision_lower_bound, labels_needed, "
+                              "paused, audit_n, audit_correct, audit_precision_lower_bound)", [*ns, "figure"], registry=registry),
+            control_labels=Gauge(CAMPAIGN_CONTROL_LABELS, "Random-control labels scored (state=scored), and how many more the estimates "
+                                 "need (state=needed)", [*ns, "state"], registry=registry),
+            namespace=namespace,
+        )
+
+    def show(self, metrics: Mapping[str, float]) -> None:
+        """Set every gauge from a version record's ``metrics``; remove the series of figures it does not carry."""
+
+        def put(gauge: Gauge, value: float | None, *labels: str) -> None:
+            if value is not None:
+                gauge.labels(self.namespace, *labels).set(float(value))
+            else:
+                try:
+                    gauge.remove(self.namespace, *labels)
+                except KeyError:
+                    pass
+
+        for figure in ESTIMATE_FIGURES:
+            for bound in BOUNDS:
+                put(self.estimate, metrics.get(estimate_key(figure, bound)), figure, bound)
+        put(self.hours_spent, metrics.get("est_hours_spent"))
+        put(self.stop, float(bool(metrics.get("stop"))))
+        fired = fired_rules(metrics)
+        for rule, at in fired.items():
+            put(self.stop_fired_labels, float(at.get("n_labels", 0)), rule)
+        for figure, key in AUTO_ACCEPT_FIGURES.items():
+            put(self.auto_accept, metrics.get(key), figure)
+        put(self.control_labels, metrics.get("n_control"), "scored")
+        put(self.control_labels, metrics.get("est_control_labels_needed"), "needed")
 
 
 @dataclass(frozen=True)
@@ -30,6 +93,7 @@ class RetrainerMetrics:
     training_set_size: Gauge
     dead_letters: Namespaced[Counter]
     holding_user_version: Gauge
+    campaign: CampaignGauges
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> RetrainerMetrics:
@@ -51,4 +115,5 @@ class RetrainerMetrics:
             dead_letters=Namespaced(Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected label messages", [*ns, "reason"], registry=registry), namespace),
             holding_user_version=in_namespace(Gauge(HOLDING_USER_VERSION, "The user model version (publish-model) the retrainer holds for, "
                                                     "publishing none of its own until --resume (0: not holding)", ns, registry=registry), namespace),
+            campaign=CampaignGauges.create(registry, namespace),
         )

@@ -136,6 +136,7 @@ class Retrainer:
             self.version = newest.version
             self._latest_digest = newest.label_ids_digest
             self.campaign.restore(newest.metrics)
+            self.metrics.campaign.show(newest.metrics)
             self._take_live(newest)
             self.metrics.model_version.set(self.version)
             if newest.source == "user":
@@ -439,6 +440,7 @@ class Retrainer:
         self.published.append(mv)
         self.last_error = None
         self.metrics.model_version.set(self.version)
+        self.metrics.campaign.show(mv.metrics)
         self.metrics.retrain_duration.observe(time.perf_counter() - t0)
         log.info("published model v%d (%d labels, %.3fs)", self.version, len(self.training), time.perf_counter() - t0)
         return mv
