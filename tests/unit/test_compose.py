@@ -392,8 +392,10 @@ def test_the_dashboard_and_every_alert_compare_within_one_namespace() -> None:
         assert aggs and all("namespace" in by for _, by in aggs), (what, expr)
         if len(aggs) > 1 and re.search(r"\)\s*(>|-)\s*(min|max)", expr):  # (a comparison of two services' figures)
             assert "on (namespace)" in expr, (what, expr)
-    for title, expr in targets:  # (the dashboard's campaign picker)
-        assert all(f'{m}{{namespace=~"$namespace"}}' in expr for m in re.findall(r"\b(activestream_[a-z_]+)", expr)), (title, expr)
+    for title, expr in targets:  # (the dashboard's campaign picker; a panel may pick a figure too: {namespace=~"$namespace", figure="..."})
+        metrics = re.findall(r"\b(activestream_[a-z_]+)", expr)
+        assert all(re.search(re.escape(f'{m}{{namespace=~"$namespace"') + r"[,}]", expr) for m in metrics), (title, expr)
+        assert expr.count("activestream_") == sum(expr.count(f'{m}{{namespace=~"$namespace"') for m in set(metrics)), (title, expr)
 
 
 def test_two_campaigns_on_one_prometheus_raise_no_alert(go: str, tmp_path: Path) -> None:
@@ -403,6 +405,7 @@ def test_two_campaigns_on_one_prometheus_raise_no_alert(go: str, tmp_path: Path)
     # for two hours, is evaluated against every alert by Prometheus's PromQL engine
     # (deploy/promcheck: TestTheServicesOwnSeriesRaiseNoAlert): none fires.
     from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
 
     from activestream.labeling.metrics import DispatcherMetrics, LabelingMetrics
     from activestream.rankedqueue import QueueKeys
@@ -430,6 +433,11 @@ def test_two_campaigns_on_one_prometheus_raise_no_alert(go: str, tmp_path: Path)
         retrainer = RetrainerMetrics.create(registry, namespace)
         retrainer.model_version.set(version)
         retrainer.models_rejected.labels(reason="held-out").inc(3)
+        # Each campaign's figures: one told to stop (v3), one not; auto-accept on in both, not paused.
+        retrainer.campaign.show({"stop": float(version == 3), **({"stop_stable_predictions_version": 3.0, "stop_stable_predictions_n_labels": 505.0}
+                                                                 if version == 3 else {}),
+                                 "auto_accept_threshold": 0.97, "auto_accept_precision_lower_bound": 0.991, "auto_accept_paused": 0.0,
+                                 "n_control": 200.0, "est_accuracy": 0.9, "est_accuracy_low": 0.85, "est_accuracy_high": 0.94, "est_hours_spent": 1.5})
         targets[f"{namespace}-labeler-api"] = registry = CollectorRegistry()
         LabelingMetrics.create(registry, Queue(), namespace)
         DispatcherMetrics.create(registry, namespace).dispatched.inc(10)
@@ -437,6 +445,13 @@ def test_two_campaigns_on_one_prometheus_raise_no_alert(go: str, tmp_path: Path)
         text = generate_latest(registry).decode()
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]
         assert samples and all(re.search(r'\bnamespace="campaign-[ab]"', line) for line in samples), name
+        if name.endswith("-retrainer"):  # (the payoff figures too, each labelled with its campaign)
+            ns = name.removesuffix("-retrainer")
+            got = {(smp.name, tuple(sorted(smp.labels.items()))): smp.value for fam in text_string_to_metric_families(text) for smp in fam.samples}
+            for series, labels, value in (("activestream_campaign_stop", {}, float(ns == "campaign-a")), ("activestream_campaign_hours_spent", {}, 1.5),
+                                          ("activestream_campaign_auto_accept", {"figure": "paused"}, 0.0),
+                                          ("activestream_campaign_estimate", {"figure": "accuracy", "bound": "low"}, 0.85)):
+                assert got[(series, tuple(sorted({"namespace": ns, **labels}.items())))] == value, (name, series)
         (tmp_path / f"{name}.prom").write_text(text)
     out = subprocess.run([go, "test", "-count=1", "-run", "TestTheServicesOwnSeriesRaiseNoAlert", "-v", "."], cwd=ROOT / "deploy" / "promcheck",
                          capture_output=True, text=True, timeout=600, env={**os.environ, "PROMCHECK_EXPOSITION": str(tmp_path)})
@@ -469,6 +484,30 @@ def test_grafana_shows_the_dashboard_from_the_compose_prometheus(compose: dict[s
     for what in ("activestream_items_auto_accepted_total", "activestream_queue_depth", "activestream_oldest_pending_age_seconds",
                  "activestream_scorer_model_version", "activestream_consumer_lag"):  # throughput, queue depth and age, model lag
         assert what in shown, what
+
+
+def test_the_dashboard_has_a_payoff_row_over_the_campaign_gauges() -> None:
+    # Issue 20: whether labeling pays off or is done, where operators look: the live estimates with
+    # their intervals, hours spent and saved, the stop signal, the auto-accept state.
+    import json
+
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    rows = [p for p in panels if p["type"] == "row"]
+    (payoff,) = [r for r in rows if r["title"] == "Payoff"]
+    below = [p for p in panels if p["type"] != "row" and p["gridPos"]["y"] > payoff["gridPos"]["y"]
+             and not any(payoff["gridPos"]["y"] < r["gridPos"]["y"] < p["gridPos"]["y"] for r in rows)]
+    exprs = " ".join(t["expr"] for p in below for t in p["targets"])
+    for figure in ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget"):
+        assert f'activestream_campaign_estimate{{namespace=~"$namespace", figure="{figure}"' in exprs, figure
+    assert "by (namespace, bound)" in exprs  # (the estimate with its interval, per campaign)
+    for what in ("activestream_campaign_hours_spent", "activestream_campaign_stop{", "activestream_campaign_stop_fired_labels",
+                 "activestream_campaign_auto_accept", "activestream_campaign_control_labels"):
+        assert what in exprs, what
+    for figure in ("threshold", "precision_lower_bound", "labels_needed", "paused", "audit_precision_lower_bound"):
+        assert figure in exprs, figure
+    exposed = _exposed_metrics()
+    assert {"activestream_campaign_estimate", "activestream_campaign_hours_spent", "activestream_campaign_stop",
+            "activestream_campaign_auto_accept"} <= exposed
 
 
 def test_an_exited_container_is_alerted_with_the_replicas_compose_runs(compose: dict[str, Any]) -> None:
