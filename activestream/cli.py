@@ -22,6 +22,7 @@ from activestream.commands import (
     produce,
     publish_model,
     queue,
+    report,
     retrainer,
     scorer,
     simulate,
@@ -30,7 +31,7 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, label_studio, queue, produce, import_labels, export, label, publish_model, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, label_studio, queue, produce, import_labels, export, report, label, publish_model, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

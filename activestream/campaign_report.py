@@ -1,0 +1,185 @@
+"""The campaign report (``activestream report``): the learning curve by version, the fitted random curve, the
+stop markers, hours spent and saved, the auto-accept share and audited precision.
+
+Built from the model versions the retrainer published (their ``metrics``, named in
+:mod:`activestream.schemas.campaign`) and the counts of the items, labels and autolabels topics;
+pure functions here, the topics are read by :mod:`activestream.commands.report`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta
+
+from activestream.labeling.campaign import STOP_NOTE, auto_accept_of, estimates_of, stop_of
+from activestream.schemas import ModelVersion
+from activestream.schemas.campaign import NOT_ENOUGH, curve_of, interval, random_curve
+
+log = logging.getLogger(__name__)
+
+FORMULA = "acc(n) = a - b * n^(-c)"
+
+
+@dataclass(frozen=True)
+class TopicCounts:
+    """What the report counts on the campaign's topics."""
+
+    items: int  # distinct item ids on the items topic
+    auto_accepted: int  # distinct item ids on the autolabels topic
+    human_labels: int  # labels of source human (corrections included)
+    human_seconds: float  # their seconds, summed
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The two-sided exact (Clopper-Pearson) ``level`` interval of a proportion ``k / n`` (``n > 0``).
+
+    >>> [round(v, 3) for v in clopper_pearson(9, 10)]
+    [0.555, 0.997]
+    """
+    alpha = 1.0 - level
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def version_point(mv: ModelVersion) -> dict[str, Any]:
+    """One version on the learning curve: its labels, its accuracy on the control labels and a 95% interval.
+
+    The interval is the retrainer's ``est_accuracy`` one when the record has it (``"interval": "estimate"``),
+    else Clopper-Pearson on ``control_accuracy`` over ``n_control`` labels (``"control"``), else none.
+    """
+    m = mv.metrics
+    acc = interval(m, "accuracy")
+    source = "estimate" if acc is not None else None
+    n_control = int(m.get("n_control", 0))
+    if acc is None and "control_accuracy" in m and n_control > 0:
+        low, high = clopper_pearson(round(m["control_accuracy"] * n_control), n_control)
+        acc, source = {"estimate": float(m["control_accuracy"]), "low": low, "high": high}, "control"
+    return {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "n_control": n_control,
+            "accuracy": acc, "interval": source, "stop": bool(m.get("stop"))}
+
+
+def build_report(namespace: str, versions: Sequence[ModelVersion], counts: TopicCounts) -> dict[str, Any]:
+    """The report as a JSON-able dict (``report --json`` prints it): ``versions`` oldest first, ``live`` the newest's figures."""
+    own = sorted({mv.version: mv for mv in versions if mv.source == "retrainer"}.values(), key=lambda mv: mv.version)
+    newest = own[-1] if own else None
+    metrics = newest.metrics if newest else {}
+    estimates = estimates_of(metrics).model_dump(mode="json")
+    stop = stop_of(metrics).model_dump(mode="json")
+    auto = auto_accept_of(metrics).model_dump(mode="json")
+    curve = curve_of(metrics)
+    audit = auto["audit"]
+    audited = audit["correct"] / audit["n"] if audit and audit["n"] and audit["correct"] is not None else None
+    spent = estimates["hours_spent"] if estimates["hours_spent"] is not None else counts.human_seconds / 3600.0
+    return {
+        "namespace": namespace,
+        "model_version": newest.version if newest else 0,
+        "n_labels": newest.n_labels if newest else 0,
+        "versions": [version_point(mv) for mv in own],
+        "estimates": estimates,
+        "random_curve": None if curve is None else {"a": curve[0], "b": curve[1], "c": curve[2], "formula": FORMULA},
+        "stop": stop,
+        "hours": {"spent": spent, "spent_from": "estimate" if estimates["hours_spent"] is not None else "labels topic",
+                  "saved": estimates["hours_saved"]},
+        "auto_accept": {**auto, "items": counts.items, "auto_accepted": counts.auto_accepted,
+                        "share": counts.auto_accepted / counts.items if counts.items else None, "audited_precision": audited},
+        "human_labels": counts.human_labels,
+    }
+
+
+def _iv(v: dict[str, Any] | None, fmt: str = "{:.3f}") -> str:
+    if v is None:
+        return NOT_ENOUGH
+    bounds = "" if v.get("low") is None or v.get("high") is None else f" [{fmt.format(v['low'])}, {fmt.format(v['high'])}]"
+    return fmt.format(v["estimate"]) + bounds
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The report for a terminal."""
+    est, stop, aa, hours = report["estimates"], report["stop"], report["auto_accept"], report["hours"]
+    lines = [f"campaign {report['namespace']}: model v{report['model_version']}, {report['n_labels']} labels "
+             f"({report['human_labels']} human)", "", "learning curve (accuracy on the random-control labels, 95% interval):"]
+    if not report["versions"]:
+        lines.append("  no model version yet")
+    for p in report["versions"]:
+        marks = [r for r, at in stop["rules"].items() if at["version"] == p["version"]]
+        mark = f"   <- stop: {', '.join(marks)}" if marks else ""
+        lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {_iv(p['accuracy'])}  ({p['n_control']} control){mark}")
+    lines.append("")
+    if est["available"]:
+        lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
+                  f"random sampling would need:  {_iv(est['random_labels'], '{:.0f}')} labels",
+                  f"labels saved:                {_iv(est['labels_saved'], '{:.0f}')} (share {_iv(est['savings_share'])})"]
+        if est["budget"] is not None:
+            lines.append(f"accuracy at budget {est['budget']:.0f}:    {_iv(est['accuracy_at_budget'])}")
+        curve = report["random_curve"]
+        if curve:
+            lines.append(f"random curve: {curve['formula']}, a={curve['a']:.4g} b={curve['b']:.4g} c={curve['c']:.4g}")
+    else:
+        more = f" ({est['control_labels_needed']} more needed)" if est["control_labels_needed"] is not None else ""
+        lines.append(f"estimates: {NOT_ENOUGH}{more}")
+    lines.append(f"hours spent: {hours['spent']:.2f} · saved: {_iv(hours['saved'], '{:.2f}')}")
+    if stop["fired"]:
+        at = stop["rules"].get(stop["first"] or "", {})
+        lines.append(f"stop: {stop['first']} fired at v{at.get('version')} with {at.get('n_labels')} labels"
+                     + (f" (also {', '.join(r for r in stop['rules'] if r != stop['first'])})" if len(stop["rules"]) > 1 else "")
+                     + f"; {STOP_NOTE}")
+    else:
+        lines.append("stop: no rule fired")
+    share = "n/a" if aa["share"] is None else f"{aa['share']:.1%}"
+    state = ("paused" if aa["paused"] else f"threshold {aa['threshold']:.4f}, precision >= {aa['precision_lower_bound']:.4f}"
+             if aa["threshold"] is not None and aa["precision_lower_bound"] is not None else
+             f"off ({aa['labels_needed']} more control labels needed)" if aa["labels_needed"] is not None else "off")
+    lines.append(f"auto-accept: {state}; {aa['auto_accepted']} of {aa['items']} items auto-accepted ({share})")
+    audit = aa["audit"]
+    if audit:
+        measured = "n/a" if aa["audited_precision"] is None else f"{aa['audited_precision']:.4f}"
+        bound = "" if audit["precision_lower_bound"] is None else f", lower bound {audit['precision_lower_bound']:.4f}"
+        lines.append(f"audit: {audit['correct']} of {audit['n']} audited right (precision {measured}{bound})")
+    else:
+        lines.append("audit: no audited items yet")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: str | Path) -> Path:
+    """Draw the learning curve by version with its intervals, the fitted random curve and the stop markers (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    pts = [p for p in report["versions"] if p["accuracy"] is not None]
+    if pts:
+        xs = np.array([p["n_labels"] for p in pts], dtype=float)
+        ys = np.array([p["accuracy"]["estimate"] for p in pts])
+        lo = np.array([p["accuracy"]["low"] if p["accuracy"]["low"] is not None else np.nan for p in pts])
+        hi = np.array([p["accuracy"]["high"] if p["accuracy"]["high"] is not None else np.nan for p in pts])
+        (line,) = ax.plot(xs, ys, marker="o", markersize=3, label="live model (control labels)")
+        ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color(), label="95% interval")
+    curve = report["random_curve"]
+    if curve:
+        top = max([p["n_labels"] for p in report["versions"]] + [report["estimates"]["random_labels"]["estimate"]
+                                                                  if report["estimates"]["random_labels"] else 0])
+        n = np.linspace(1.0, max(top, 2.0) * 1.1, 200)
+        ax.plot(n, random_curve(n, curve["a"], curve["b"], curve["c"]), color="grey", linestyle="--", linewidth=1,
+                label=f"random sampling (fitted: {curve['formula']})")
+    for rule, at in report["stop"]["rules"].items():
+        ax.axvline(at["n_labels"], color="black", linestyle=":", linewidth=1, label=f"stop: {rule} (v{at['version']})")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{report['namespace']}: learning curve by model version")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
