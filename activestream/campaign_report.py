@@ -167,9 +167,15 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     if curve:
         top = max([p["n_labels"] for p in report["versions"]] + [report["estimates"]["random_labels"]["estimate"]
                                                                   if report["estimates"]["random_labels"] else 0])
-        n = np.linspace(1.0, max(top, 2.0) * 1.1, 200)
+        first = min([p["n_labels"] for p in report["versions"] if p["n_labels"] > 0] or [10])
+        n = np.linspace(max(1.0, first / 2), max(top, 2.0) * 1.1, 200)  # (from near the first version: the curve's start would squash the axis)
         ax.plot(n, random_curve(n, curve["a"], curve["b"], curve["c"]), color="grey", linestyle="--", linewidth=1,
                 label=f"random sampling (fitted: {curve['formula']})")
+        need, acc = report["estimates"]["random_labels"], report["estimates"]["accuracy"]
+        if need and acc:  # the savings: the labels used and those random sampling would need for the same accuracy
+            ax.hlines(acc["estimate"], report["n_labels"], need["estimate"], color="grey", linewidth=1)
+            ax.plot([need["estimate"]], [acc["estimate"]], marker="s", color="grey", linestyle="none",
+                    label=f"random would need {need['estimate']:.0f} labels")
     for rule, at in report["stop"]["rules"].items():
         ax.axvline(at["n_labels"], color="black", linestyle=":", linewidth=1, label=f"stop: {rule} (v{at['version']})")
     ax.set_xlabel("labels")

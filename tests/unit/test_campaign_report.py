@@ -1,0 +1,136 @@
+"""Where people look (issue 20): the stop rule's log line, the campaign gauges, ``activestream report``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from activestream.campaign_report import TopicCounts, build_report, clopper_pearson, plot, render_text
+from activestream.commands.report import read_campaign
+from activestream.retrainer.campaign import CampaignMonitor
+from activestream.retrainer.metrics import RetrainerMetrics
+from activestream.retrainer.stopping import StopRules
+from activestream.schemas import Item, Label, ModelVersion
+from activestream.schemas.campaign import random_curve
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import MODEL_KEY, Topics
+
+ONNX = b"not read here"
+
+
+def version(v: int, n_labels: int, **metrics: float) -> ModelVersion:
+    return ModelVersion(version=v, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=(0, 1), metrics=metrics, n_labels=n_labels)
+
+
+ESTIMATES = {"est_accuracy": 0.93, "est_accuracy_low": 0.9, "est_accuracy_high": 0.95, "est_random_labels": 1400.0, "est_random_labels_low": 900.0,
+             "est_random_labels_high": 2100.0, "est_labels_saved": 895.0, "est_labels_saved_low": 395.0, "est_labels_saved_high": 1595.0,
+             "est_savings_share": 0.64, "est_savings_share_low": 0.44, "est_savings_share_high": 0.76, "est_hours_spent": 0.42,
+             "est_hours_saved": 0.75, "est_hours_saved_low": 0.33, "est_hours_saved_high": 1.33, "est_curve_a": 0.95, "est_curve_b": 0.6,
+             "est_curve_c": 0.5}
+
+
+def test_a_stop_rule_is_logged_once_when_it_first_fires_and_not_again_after_a_restart(caplog: pytest.LogCaptureFixture) -> None:
+    mon = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None, budget=30))
+    caplog.set_level(logging.INFO, logger="activestream.retrainer.campaign")
+    mon.on_version(1, 20, lambda X: np.zeros((len(X), 2)), None)
+    assert not [r for r in caplog.records if "stop rule" in r.getMessage()]
+    for v, n in ((2, 30), (3, 40), (4, 50)):
+        mon.on_version(v, n, lambda X: np.zeros((len(X), 2)), None)
+    (line,) = [r.getMessage() for r in caplog.records if "stop rule" in r.getMessage()]
+    assert line.startswith("stop rule budget fired at model v2 with 30 labels") and "it is a signal, not a lock" in line
+    # A restarted retrainer reads the fired rule back from the newest version: not logged again.
+    caplog.clear()
+    again = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None, budget=30))
+    again.restore(mon.version_metrics(mon.on_version(5, 60, lambda X: np.zeros((len(X), 2)), None)))
+    again.on_version(6, 70, lambda X: np.zeros((len(X), 2)), None)
+    assert not [r for r in caplog.records if "stop rule" in r.getMessage()]
+
+
+def test_the_campaign_gauges_follow_the_newest_record_and_drop_figures_it_lacks() -> None:
+    registry = CollectorRegistry()
+    gauges = RetrainerMetrics.create(registry, "camp-a").campaign
+    gauges.show({**ESTIMATES, "stop": 1.0, "stop_plateau_version": 7.0, "stop_plateau_n_labels": 640.0, "auto_accept_threshold": 0.97,
+                 "auto_accept_paused": 1.0, "n_control": 300.0})
+    value = registry.get_sample_value
+    assert value("activestream_campaign_estimate", {"namespace": "camp-a", "figure": "accuracy", "bound": "low"}) == 0.9
+    assert value("activestream_campaign_estimate", {"namespace": "camp-a", "figure": "labels_saved", "bound": "estimate"}) == 895.0
+    assert value("activestream_campaign_hours_spent", {"namespace": "camp-a"}) == 0.42
+    assert value("activestream_campaign_stop", {"namespace": "camp-a"}) == 1.0
+    assert value("activestream_campaign_stop_fired_labels", {"namespace": "camp-a", "rule": "plateau"}) == 640.0
+    assert value("activestream_campaign_auto_accept", {"namespace": "camp-a", "figure": "paused"}) == 1.0
+    # A version without estimates (a user's, or too few control labels): no stale figure stays.
+    gauges.show({"stop": 0.0, "est_control_labels_needed": 60.0})
+    assert value("activestream_campaign_estimate", {"namespace": "camp-a", "figure": "accuracy", "bound": "low"}) is None
+    assert value("activestream_campaign_hours_spent", {"namespace": "camp-a"}) is None
+    assert value("activestream_campaign_auto_accept", {"namespace": "camp-a", "figure": "threshold"}) is None
+    assert value("activestream_campaign_control_labels", {"namespace": "camp-a", "state": "needed"}) == 60.0
+
+
+def test_clopper_pearson_matches_hand_computed_bounds() -> None:
+    low, high = clopper_pearson(10, 10)
+    assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 10))  # (k = n: the lower bound solves p^n = alpha / 2)
+    low, high = clopper_pearson(0, 20)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 20))
+
+
+def test_the_report_without_estimates_says_so_and_shows_the_control_curve() -> None:
+    versions = [version(1, 50, n_control=10.0, control_accuracy=0.7, est_control_labels_needed=90.0, auto_accept_labels_needed=300.0),
+                version(2, 100, n_control=20.0, control_accuracy=0.8, est_control_labels_needed=80.0, auto_accept_labels_needed=280.0)]
+    report = build_report("camp", versions, TopicCounts(items=1000, auto_accepted=0, human_labels=100, human_seconds=360.0))
+    assert [p["version"] for p in report["versions"]] == [1, 2] and report["versions"][1]["interval"] == "control"
+    acc = report["versions"][1]["accuracy"]
+    assert acc["estimate"] == 0.8 and (acc["low"], acc["high"]) == pytest.approx(clopper_pearson(16, 20))
+    assert report["estimates"]["available"] is False and report["estimates"]["control_labels_needed"] == 80
+    assert report["random_curve"] is None and report["hours"] == {"spent": 0.1, "spent_from": "labels topic", "saved": None}
+    text = render_text(report)
+    assert "estimates: not enough control labels yet (80 more needed)" in text and "stop: no rule fired" in text
+    assert "auto-accept: off (280 more control labels needed); 0 of 1000 items auto-accepted (0.0%)" in text
+
+
+def test_the_report_with_estimates_stop_markers_and_audit(tmp_path: Path) -> None:
+    fired = {"stop": 1.0, "stop_stable_predictions_version": 3.0, "stop_stable_predictions_n_labels": 505.0}
+    versions = [version(1, 200, n_control=40.0, control_accuracy=0.85), version(3, 505, **ESTIMATES, **fired, n_control=120.0),
+                version(4, 700, **ESTIMATES, **fired, n_control=160.0, auto_accept_threshold=0.97, auto_accept_precision_lower_bound=0.991,
+                        auto_accept_paused=0.0, audit_n=50.0, audit_correct=49.0, audit_precision_lower_bound=0.91),
+                ModelVersion(version=5, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=(0, 1), source="user")]  # (not the campaign's)
+    report = build_report("camp", versions, TopicCounts(items=4000, auto_accepted=1000, human_labels=700, human_seconds=2100.0))
+    assert report["model_version"] == 4 and [p["interval"] for p in report["versions"]] == ["control", "estimate", "estimate"]
+    assert report["random_curve"] == {"a": 0.95, "b": 0.6, "c": 0.5, "formula": "acc(n) = a - b * n^(-c)"}
+    assert report["stop"]["rules"] == {"stable_predictions": {"version": 3, "n_labels": 505}}
+    assert report["hours"]["spent"] == 0.42 and report["hours"]["saved"] == {"estimate": 0.75, "low": 0.33, "high": 1.33}
+    aa = report["auto_accept"]
+    assert (aa["share"], aa["audited_precision"], aa["threshold"]) == (0.25, 0.98, 0.97)
+    json.dumps(report)  # (--json)
+    text = render_text(report)
+    assert "v3        505 labels  0.930 [0.900, 0.950]  (120 control)   <- stop: stable_predictions" in text
+    assert "labels saved:                895 [395, 1595] (share 0.640 [0.440, 0.760])" in text
+    assert "stop: stable_predictions fired at v3 with 505 labels; labeling may go on; it is a signal, not a lock" in text
+    assert "1000 of 4000 items auto-accepted (25.0%)" in text and "49 of 50 audited right (precision 0.9800, lower bound 0.9100)" in text
+    out = plot(report, tmp_path / "curve.png")
+    header = out.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", header[16:24]) == (880, 550)
+    assert random_curve(np.array([505.0]), 0.95, 0.6, 0.5)[0] == pytest.approx(0.95 - 0.6 / 505**0.5)
+
+
+def test_report_reads_the_campaigns_topics() -> None:
+    bus, topics = InMemoryBus(), Topics("rep")
+    for v in (1, 2):
+        bus.publish(topics.models, version(v, 100 * v, n_control=10.0 * v, control_accuracy=0.8).encode(), MODEL_KEY)
+    bus.publish(topics.models, b"{not json", MODEL_KEY)  # (left out: the scorer dead-letters it)
+    for i in range(10):
+        item = Item(f"i{i}", np.zeros(2, dtype=np.float32))
+        bus.publish(topics.items, item.encode(), item.id.encode() if i % 2 else None)
+    bus.publish(topics.items, Item("i0", np.zeros(2, dtype=np.float32)).encode(), b"i0")  # (a repeat counts once)
+    for i in range(3):
+        bus.publish(topics.auto_labels, Label(f"i{i}", f"a{i}", "auto", label=1, source="auto").encode())
+    bus.publish(topics.labels, Label("i5", "h1", "ann", label=0, seconds=30.0).encode())
+    bus.publish(topics.labels, Label("i6", "b1", "import", label=0, seconds=99.0, source="baseline").encode())
+    versions, counts = read_campaign(bus, topics, 1.0)
+    assert [mv.version for mv in versions] == [1, 2]
+    assert counts == TopicCounts(items=10, auto_accepted=3, human_labels=1, human_seconds=30.0)
