@@ -60,6 +60,62 @@ def topic_labels(bus: object, topic: str) -> list:
         reader.close()
 
 
+def where_people_look(stack: Stack, bus: object, api_port: int, metrics_port: int, *, n_items: int, n_auto: int) -> None:
+    """Issue 20: ``GET /campaign``, ``report --json`` and the retrainer's ``/metrics`` show the stop rule, the
+    auto-accept state and (when the record carries them) the live estimates, each of this campaign (namespace)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    newest = wait_for(lambda: max((m for m in read_models(bus, stack.topics) if m.source == "retrainer"), key=lambda m: m.version, default=None),
+                      30, what="a published version")
+    wait_for(lambda: int(stack.queue.get_meta("model_version") or 0) == newest.version, 60, what=f"the scorer on v{newest.version}")
+    m = newest.metrics
+    print(f"newest version v{newest.version}: {newest.n_labels} labels; campaign figures:",
+          {k: v for k, v in m.items() if k.startswith(("stop", "auto_accept", "audit", "est_", "n_control"))})
+    campaign = http(api_port, "GET", "/campaign")
+    report = json.loads(stack.run("report", "--json", "--timeout", "30"))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()  # noqa: S310 - loopback
+    gauges = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return gauges.get((name, tuple(sorted({"namespace": stack.namespace, **labels}.items()))))
+
+    assert campaign["namespace"] == report["namespace"] == stack.namespace
+    assert campaign["record_version"] == campaign["model_version"] == report["model_version"] == newest.version
+    assert campaign["n_labels"] == report["n_labels"] == newest.n_labels and campaign["queue"]["pending"] == stack.queue.depth()
+    # The stop rule: the stable-predictions rule fires on this data well before the ~900 labels used.
+    assert m.get("stop") == 1.0, "no stop rule fired"
+    rules = [k.removeprefix("stop_").removesuffix("_version") for k in m if k.startswith("stop_") and k.endswith("_version")]
+    fired = {rule: {"version": int(m[f"stop_{rule}_version"]), "n_labels": int(m[f"stop_{rule}_n_labels"])} for rule in rules}
+    assert campaign["stop"]["fired"] is True and campaign["stop"]["rules"] == report["stop"]["rules"] == fired
+    assert campaign["stop"]["note"] == "labeling may go on; it is a signal, not a lock"
+    assert gauge("activestream_campaign_stop") == 1.0
+    assert {rule: gauge("activestream_campaign_stop_fired_labels", rule=rule) for rule in fired} == {r: at["n_labels"] for r, at in fired.items()}
+    # The auto-accept state: a threshold (the later items were auto-accepted), its precision bound, the share.
+    threshold = m["auto_accept_threshold"]
+    assert campaign["auto_accept"]["threshold"] == report["auto_accept"]["threshold"] == threshold
+    assert campaign["auto_accept"]["precision_lower_bound"] == m["auto_accept_precision_lower_bound"] >= 0.97
+    assert gauge("activestream_campaign_auto_accept", figure="threshold") == threshold
+    assert gauge("activestream_campaign_auto_accept", figure="precision_lower_bound") == m["auto_accept_precision_lower_bound"]
+    assert report["auto_accept"]["auto_accepted"] == n_auto and report["auto_accept"]["items"] == n_items
+    assert report["auto_accept"]["share"] == pytest.approx(n_auto / n_items)
+    if "auto_accept_paused" in m:  # (i20aa's key; shown when present)
+        assert campaign["auto_accept"]["paused"] == bool(m["auto_accept_paused"]) == bool(gauge("activestream_campaign_auto_accept", figure="paused"))
+    # The live estimates (CONTRACT20 est_*), when this version carries them; else what is missing.
+    if "est_accuracy" in m:
+        acc = {"estimate": m["est_accuracy"], "low": m.get("est_accuracy_low"), "high": m.get("est_accuracy_high")}
+        assert campaign["estimates"]["available"] is True and campaign["estimates"]["accuracy"] == report["estimates"]["accuracy"] == acc
+        assert gauge("activestream_campaign_estimate", figure="accuracy", bound="estimate") == m["est_accuracy"]
+        if "est_hours_spent" in m:
+            assert gauge("activestream_campaign_hours_spent") == m["est_hours_spent"] == report["hours"]["spent"]
+    else:
+        assert campaign["estimates"]["available"] is False and campaign["estimates"]["note"] == "not enough control labels yet"
+        assert report["estimates"]["note"] == "not enough control labels yet"
+        assert gauge("activestream_campaign_estimate", figure="accuracy", bound="estimate") is None
+    # Every campaign series carries this campaign's namespace and no other.
+    campaign_series = [key for key in gauges if key[0].startswith("activestream_campaign_")]
+    assert campaign_series and all(dict(labels)["namespace"] == stack.namespace for _, labels in campaign_series)
+
+
 def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Callable[..., object], tmp_path: Path) -> None:
     X, y = make_classification(n_samples=N_ITEMS + N_LATER, n_features=N_FEATURES, n_informative=8, n_classes=3, class_sep=3.0, flip_y=0.0,
                                random_state=0)
@@ -82,8 +138,9 @@ def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Ca
     baseline = write_baseline(tmp_path / "baseline.csv", sample)
     port = free_port()
     try:
+        retrainer_metrics = free_port()
         stack.start("scorer", "--batch-size", "500")
-        stack.start("retrainer")
+        stack.start("retrainer", "--metrics-port", str(retrainer_metrics))
         stack.start("labeler-api", "--port", str(port))
         # Two bad rows among the 100: each reported as FILE: row N: reason, skipped; the rest imported, exit 1.
         with baseline.open("a") as fh:
@@ -184,6 +241,7 @@ def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Ca
         precision = np.mean([r["label"] == int(y[int(r["item_id"][3:])]) for r in auto_rows])
         print(f"auto-accepted {n_auto} of {N_LATER} later items at version {version}; realized precision {precision:.3f}")
         assert precision >= 0.95
+        where_people_look(stack, bus, port, retrainer_metrics, n_items=N_ITEMS + N_LATER, n_auto=n_auto)
     except AssertionError:
         print(stack.logs())
         raise
