@@ -1,12 +1,14 @@
 """A campaign start to finish on real Kafka and Redis, driven through the CLI and the labeler HTTP API only.
 
 Baseline labels in (import-labels), items in (produce), a simulated labeler over the HTTP
-API, the labeled dataset out (export), checked against what the topics hold.
+API, the labeled dataset out (export), checked against what the topics hold; then where people
+look (issue 20): ``GET /campaign``, ``report --json`` and the retrainer's ``/metrics``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import urllib.request
@@ -90,6 +92,9 @@ def where_people_look(stack: Stack, bus: object, api_port: int, metrics_port: in
     assert campaign["stop"]["note"] == "labeling may go on; it is a signal, not a lock"
     assert gauge("activestream_campaign_stop") == 1.0
     assert {rule: gauge("activestream_campaign_stop_fired_labels", rule=rule) for rule in fired} == {r: at["n_labels"] for r, at in fired.items()}
+    logs = "".join(p.read_text() for p in stack.tmp.glob("retrainer-*.log"))  # (the retrainer logs each rule once, when it first fires)
+    for rule, at in fired.items():
+        assert logs.count(f"stop rule {rule} fired at model v{at['version']} with {at['n_labels']} labels") == 1, rule
     # The auto-accept state: a threshold (the later items were auto-accepted), its precision bound, the share.
     threshold = m["auto_accept_threshold"]
     assert campaign["auto_accept"]["threshold"] == report["auto_accept"]["threshold"] == threshold
@@ -110,7 +115,8 @@ def where_people_look(stack: Stack, bus: object, api_port: int, metrics_port: in
     else:
         assert campaign["estimates"]["available"] is False and campaign["estimates"]["note"] == "not enough control labels yet"
         assert report["estimates"]["note"] == "not enough control labels yet"
-        assert gauge("activestream_campaign_estimate", figure="accuracy", bound="estimate") is None
+        unknown = gauge("activestream_campaign_estimate", figure="accuracy", bound="estimate")
+        assert unknown is None or math.isnan(unknown)  # (no series, or NaN: not known)
     # Every campaign series carries this campaign's namespace and no other.
     campaign_series = [key for key in gauges if key[0].startswith("activestream_campaign_")]
     assert campaign_series and all(dict(labels)["namespace"] == stack.namespace for _, labels in campaign_series)
