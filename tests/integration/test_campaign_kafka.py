@@ -74,7 +74,10 @@ def where_people_look(stack: Stack, bus: object, api_port: int, metrics_port: in
     print(f"newest version v{newest.version}: {newest.n_labels} labels; campaign figures:",
           {k: v for k, v in m.items() if k.startswith(("stop", "auto_accept", "audit", "est_", "n_control"))})
     campaign = http(api_port, "GET", "/campaign")
-    report = json.loads(stack.run("report", "--json", "--timeout", "30"))
+    png = stack.tmp / "curve.png"
+    report = json.loads(stack.run("report", "--json", "--plot", str(png), "--timeout", "30"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p["version"] for p in report["versions"]][-1] == newest.version and all(p["accuracy"] for p in report["versions"][-3:])
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()  # noqa: S310 - loopback
     gauges = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
