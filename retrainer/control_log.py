@@ -25,12 +25,14 @@ class ControlObservation:
     confidence : the live model's top probability for the item.
     correct : whether its top class was the label.
     version : the live model version.
+    predicted : the class it predicted (per-class auto-accept thresholds); ``None`` in records logged before it was.
     """
 
     label_id: str
     confidence: float
     correct: bool
     version: int
+    predicted: int | str | None = None
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -48,7 +50,10 @@ class ControlObservation:
             correct = obj.get("correct")
             if not isinstance(correct, bool):
                 raise DecodeError(label_id, "correct", "expected true or false")
-            return cls(label_id, confidence, correct, integer(obj, label_id, "version", None, minimum=0))
+            predicted = obj.get("predicted")
+            if predicted is not None and (isinstance(predicted, bool) or not isinstance(predicted, int | str)):
+                raise DecodeError(label_id, "predicted", "expected a class (an integer or a string)")
+            return cls(label_id, confidence, correct, integer(obj, label_id, "version", None, minimum=0), predicted)
         except DecodeError:
             raise
         except Exception as exc:  # the safety net, as every decoder of activestream.schemas has

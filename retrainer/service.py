@@ -291,6 +291,8 @@ class Retrainer:
             self.n_features = size
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label, observed)
+        if label.audit and label.label_id not in self.training.label_ids:  # (a blind answer on an auto-accepted item)
+            self.campaign.record_audit(label.audited_label == label.label)
         status = self.training.add(label)
         if status == "duplicate":
             self.metrics.labels_duplicate.inc()
@@ -313,7 +315,7 @@ class Retrainer:
         """
         seen = self._observed.get(label.label_id)
         if seen is not None:
-            self.campaign.record_control(seen.confidence, seen.correct)
+            self.campaign.record_control(seen.confidence, seen.correct, seen.predicted)
             return
         live = self._live
         if live is None or (self._replaying and label.ts <= self._live_published_at):
@@ -321,7 +323,7 @@ class Retrainer:
         pair = self.campaign.observe_control(label, lambda X: _predict(live, X), self._live_classes)
         if pair is None:
             return
-        obs = ControlObservation(label.label_id, pair[0], pair[1], self.version)
+        obs = ControlObservation(label.label_id, pair[0], pair[1], self.version, pair[2])  # type: ignore[arg-type]
         self._observed[label.label_id] = obs
         observed.append(obs)
 
@@ -420,6 +422,7 @@ class Retrainer:
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items)
         metrics.update(self.campaign.version_metrics(facts))
+        metrics.update(self.campaign.auto_accept_metrics())
         metrics["train_seconds"] = time.perf_counter() - t0
         mv = ModelVersion(
             version=version,

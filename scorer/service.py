@@ -17,11 +17,13 @@ from activestream.rankedqueue.keys import META_STOP
 from activestream.rankedqueue.outage import RedisPause, redis_outage
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
+from activestream.scorer.autoaccept import thresholds
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics
 from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_of_each_id, plan_batch, plan_each
+from activestream.scorer.rerank_accept import rerank_accept
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
@@ -152,7 +154,7 @@ class Scorer:
         known = self.n_features or self._queue_n_features()
         try:
             model = load_model_version(newest, self.artifacts)
-            mismatch = self._feature_mismatch(model, known)
+            mismatch = versions.feature_mismatch(model, known)
             if mismatch is not None:  # refused before anything of it (auto-accept threshold, cardinality) applies
                 raise ValueError(mismatch)
         except Exception as exc:  # a broken model must not stop scoring
@@ -161,8 +163,8 @@ class Scorer:
             self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], rejected)], [])
             self._next_model = None
             return False
-        threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
-        self.router.auto_threshold = float(threshold) if threshold is not None else None
+        self.router.auto_threshold = thresholds(newest.metrics, newest.classes) if self.auto_accept else None
+        self.metrics.auto_accept_paused.set(float(bool(newest.metrics.get("auto_accept_paused"))))
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
         if self.model_version == newest.version:  # (the labeling page's stop banner)
@@ -172,7 +174,7 @@ class Scorer:
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:
         """Make ``model`` live and re-rank every pending item with it. Returns items re-ranked."""
-        mismatch = self._feature_mismatch(model, self.n_features or self._queue_n_features())
+        mismatch = versions.feature_mismatch(model, self.n_features or self._queue_n_features())
         if mismatch is not None:
             log.error("model v%s %s: not loaded", version, mismatch)
             return 0
@@ -184,12 +186,6 @@ class Scorer:
         # (the labeling page shows the live model's classes as answer buttons)
         self.queue.set_meta(model_version=version, classes=json.dumps(list(self.classes), default=str), task=task)
         return self.rerank()
-
-    def _feature_mismatch(self, model: OnnxClassifier, known: int | None) -> str | None:
-        """Why ``model`` cannot score items of ``known`` features (its input length is another), or ``None``."""
-        if model.n_features is not None and known is not None and model.n_features != known:
-            return f"expects {model.n_features} features, items have {known}"
-        return None
 
     def rerank(self) -> int:
         """Re-score every pending item with the live model and swap the new ranking in.
@@ -210,11 +206,16 @@ class Scorer:
         model = self._rerank_model[1]
         # The width the model reads: its input's, else (a symbolic input width) the namespace's.
         width = self.model.n_features or self.n_features or self._queue_n_features()
+        live = LiveFacts(self.model_version, self.task, self.classes, self.topics.auto_labels, self.labels_per_hour)
+        accept = rerank_accept(self.bus, self.queue, self.router.auto_threshold, live)  # (sure of an item: it leaves the queue)
         def scores(ids: Sequence[str], X: np.ndarray) -> np.ndarray:
             return rerank_scores(X, ids, model, self.strategy, width=width, task=self.task, version=self.model_version,
-                                 label_cardinality=self.label_cardinality)
+                                 label_cardinality=self.label_cardinality, on_probas=accept)
 
         n = self.queue.rerank(scores, version=self.model_version)
+        if accept is not None and accept.published:
+            self.metrics.items_auto_accepted_at_rerank.inc(accept.taken)
+            log.info("re-rank with model v%d auto-accepted %d pending items (%d taken from the queue)", self.model_version, accept.published, accept.taken)
         self._rerank_due = n is None
         self._rerank_tried = time.monotonic()
         if n is None:
