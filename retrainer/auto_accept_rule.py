@@ -58,6 +58,14 @@ class ClassCalibration:
         """class -> its own threshold."""
         return {c: cal.threshold for c, cal in self.per_class.items() if cal.threshold is not None}
 
+    def metrics(self) -> dict[str, float]:
+        """As a model version publishes them: ``auto_accept_threshold`` (the pooled one, when there is one) and
+        ``auto_accept_threshold_class_<class>`` per class with its own."""
+        out = {f"auto_accept_threshold_class_{c}": float(t) for c, t in self.thresholds().items()}
+        if self.pooled.threshold is not None:
+            out["auto_accept_threshold"] = float(self.pooled.threshold)
+        return out
+
 
 def calibrate_classes(
     confidence: np.ndarray, correct: np.ndarray, predicted: Sequence[object | None], *, target_precision: float = 0.99,

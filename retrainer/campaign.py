@@ -128,7 +128,7 @@ class CampaignMonitor:
     def auto_accept_metrics(self) -> dict[str, float]:
         """The version's per-class thresholds (``auto_accept_threshold_class_<class>``) and the audit's state
         (``audit_n``, ``audit_correct``, ``audit_precision_lower_bound``, ``auto_accept_paused``)."""
-        out = {f"auto_accept_threshold_class_{c}": float(t) for c, t in self.class_calibration().thresholds().items()}
+        out = {k: v for k, v in self.class_calibration().metrics().items() if k != "auto_accept_threshold"}
         state = audit_state(self.audit_outcomes, self.auto_accept_paused, self.target_precision)
         if state.paused != self.auto_accept_paused:
             log.warning("auto-accept %s: audited precision %d of %d (95%% bounds %.4f-%.4f) against the target %.4f",
