@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from activestream.rankedqueue import RankedQueue
+from activestream.rankedqueue.outage import redis_outage
 from activestream.streams.metric_labels import NAMESPACE_LABEL, M, Namespaced, in_namespace
 
 ITEMS_SCORED = "activestream_items_scored_total"
@@ -99,3 +101,14 @@ class ScorerMetrics:
                                                       "Pending items a new version was sure of at its re-rank, taken from the queue "
                                                       "(their auto-labels published first)", ns, registry=registry)),
         )
+
+
+def refresh_queue_gauges(metrics: ScorerMetrics, queue: RankedQueue) -> None:
+    """Set the queue's gauges (depth, leased, oldest pending age); a Redis outage leaves them as they were (the next step pauses)."""
+    try:
+        metrics.queue_depth.set(queue.n_waiting())  # (leases that ran out count as waiting)
+        metrics.leased.set(queue.n_leased())
+        metrics.oldest_pending_age.set(queue.oldest_age())
+    except Exception as exc:
+        if redis_outage(exc) is None:
+            raise

@@ -49,6 +49,7 @@ class Router:
     """
 
     auto_threshold: Threshold = None
+    shadow_threshold: Threshold = None  # the live version's thresholds were auto-accept not paused (audits go on)
     budget: VariableUncertainty | None = None
     arrival_rate: float = 0.0  # items/s, exponentially weighted over batches
     last_batch_at: float | None = None

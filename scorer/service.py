@@ -14,13 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_STOP
-from activestream.rankedqueue.outage import RedisPause, redis_outage
+from activestream.rankedqueue.outage import RedisPause
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
+from activestream.scorer.audit import AUDIT_SHARE, send_audits
 from activestream.scorer.autoaccept import thresholds
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
-from activestream.scorer.metrics import ScorerMetrics
+from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges
 from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_of_each_id, plan_batch, plan_each
 from activestream.scorer.rerank_accept import rerank_accept
@@ -73,6 +74,7 @@ class Scorer:
         with dead letters commits at once (with them, atomically on a transactional bus),
         and an idle stream, :meth:`flush` and :meth:`close` commit everything written.
     artifacts : where a model version's ``artifact_uri`` may be read (default: nowhere).
+    audit_share : share of auto-accepted items also sent to labelers blind (:mod:`activestream.scorer.audit`).
 
     A Redis outage (unreachable, or full at ``maxmemory``) is no verdict on the records:
     :meth:`step` drops the writes in flight, goes back to the committed offsets and pauses
@@ -96,6 +98,7 @@ class Scorer:
         labels_per_hour: float | None = None,
         rerank_threads: int = RERANK_THREADS,
         artifacts: ArtifactStore | None = None,
+        audit_share: float = AUDIT_SHARE,
     ) -> None:
         self.bus = bus
         self.queue = queue
@@ -132,7 +135,7 @@ class Scorer:
         self.labels_per_hour = labels_per_hour
         self.router = Router(budget=VariableUncertainty(budget=1.0) if labels_per_hour else None)
         self.auto_accepted = self.refused = 0
-        self.artifacts = artifacts or ArtifactStore()
+        self.artifacts, self.audit_share = artifacts or ArtifactStore(), audit_share
         self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
         self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
 
@@ -164,6 +167,7 @@ class Scorer:
             self._next_model = None
             return False
         self.router.auto_threshold = thresholds(newest.metrics, newest.classes) if self.auto_accept else None
+        self.router.shadow_threshold = thresholds({**newest.metrics, "auto_accept_paused": 0.0}, newest.classes) if self.auto_accept else None
         self.metrics.auto_accept_paused.set(float(bool(newest.metrics.get("auto_accept_paused"))))
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
@@ -207,15 +211,13 @@ class Scorer:
         # The width the model reads: its input's, else (a symbolic input width) the namespace's.
         width = self.model.n_features or self.n_features or self._queue_n_features()
         live = LiveFacts(self.model_version, self.task, self.classes, self.topics.auto_labels, self.labels_per_hour)
-        accept = rerank_accept(self.bus, self.queue, self.router.auto_threshold, live)  # (sure of an item: it leaves the queue)
+        accept = rerank_accept(self.bus, self.queue, self.router.auto_threshold, self.router.shadow_threshold, live, self.audit_share,
+                               self.metrics.items_auto_accepted_at_rerank)  # (sure of an item: it leaves the queue)
         def scores(ids: Sequence[str], X: np.ndarray) -> np.ndarray:
             return rerank_scores(X, ids, model, self.strategy, width=width, task=self.task, version=self.model_version,
                                  label_cardinality=self.label_cardinality, on_probas=accept)
 
         n = self.queue.rerank(scores, version=self.model_version)
-        if accept is not None and accept.published:
-            self.metrics.items_auto_accepted_at_rerank.inc(accept.taken)
-            log.info("re-rank with model v%d auto-accepted %d pending items (%d taken from the queue)", self.model_version, accept.published, accept.taken)
         self._rerank_due = n is None
         self._rerank_tried = time.monotonic()
         if n is None:
@@ -369,6 +371,7 @@ class Scorer:
                 self._write_failed = True
                 raise
             self._uncommitted.clear()
+            send_audits(self.queue, dead, self.topics.auto_labels, self.audit_share)  # (committed: the auto-labels went out)
         self._count(self._uncounted)
         self._uncounted = BatchCounts()
         self._last_commit = time.monotonic()
@@ -435,13 +438,7 @@ class Scorer:
         return self._items.lag()
 
     def refresh_gauges(self) -> None:
-        try:
-            self.metrics.queue_depth.set(self.queue.n_waiting())  # (leases that ran out count as waiting)
-            self.metrics.leased.set(self.queue.n_leased())
-            self.metrics.oldest_pending_age.set(self.queue.oldest_age())
-        except Exception as exc:
-            if redis_outage(exc) is None:
-                raise  # (an outage leaves the gauges as they were: the next step pauses)
+        refresh_queue_gauges(self.metrics, self.queue)
 
     def recover(self) -> None:
         """After a Redis outage: drop what is in flight or uncommitted; read again from the committed offsets."""
