@@ -10,9 +10,12 @@ published once, keyed by label id, to a compacted topic, and read back on start-
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 
+from activestream.retrainer.logs import read_log
 from activestream.schemas import DecodeError, finite_number, integer, load_object, required_text
+from activestream.streams.bus import Bus
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,16 @@ class ControlObservation:
             raise
         except Exception as exc:  # the safety net, as every decoder of activestream.schemas has
             raise DecodeError.from_unexpected(None, exc) from exc
+
+
+def load_control_log(bus: Bus, topic: str, timeout: float = 60.0) -> dict[str, ControlObservation]:
+    """Every first observation in the control log, by label id (a record that is not one is skipped, with a warning)."""
+    out: dict[str, ControlObservation] = {}
+    for m in read_log(bus, topic, timeout):
+        try:
+            obs = ControlObservation.decode(m.value)
+        except ValueError as exc:
+            logging.getLogger(__name__).warning("control log: skipped a record: %s", exc)
+            continue
+        out[obs.label_id] = obs
+    return out
