@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import redis
 
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.auto_accept import record_audits
@@ -46,8 +47,12 @@ def send_audits(queue: RankedQueue, records: Sequence[Record], topic: str, share
     picked = [lab for lab in picked if lab.features is not None and lab.label is not None]
     if not picked:
         return 0
-    record_audits(queue, {lab.item_id: (lab.label, int(lab.model_version or 0)) for lab in picked})
-    X = np.vstack([lab.features for lab in picked if lab.features is not None])
-    added = queue.add([lab.item_id for lab in picked], np.zeros(len(picked)), X)
+    try:
+        record_audits(queue, {lab.item_id: (lab.label, int(lab.model_version or 0)) for lab in picked})
+        X = np.vstack([lab.features for lab in picked if lab.features is not None])
+        added = queue.add([lab.item_id for lab in picked], np.zeros(len(picked)), X)
+    except redis.RedisError as exc:  # (their batch is committed: an outage costs these audits, a sample, nothing else)
+        log.warning("audit: %d auto-accepted item(s) not sent to labelers (%s: %s)", len(picked), type(exc).__name__, exc)
+        return 0
     log.info("audit: %d auto-accepted item(s) sent to labelers blind (%d new in the queue)", len(picked), added)
     return len(picked)
