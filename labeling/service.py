@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from activestream.rankedqueue import Leased, RankedQueue
+from activestream.rankedqueue.auto_accept import audit_of, audit_pending, forget_audit
 from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -186,6 +187,7 @@ class LabelService:
         # the first model's ranking, so a lease during that re-rank still counts as cold.)
         cold = self.queue.ranked_version() == 0
         out = [] if cold else self._leased(self.control.pick(self.control.count(k), labeler_id, self.lease_ttl, now), now, control=True)
+        out += [] if cold else self._claim(audit_pending(self.queue, k - len(out)), labeler_id, now)  # (audits: served as any item)
         if cold and self.cold_start == "representative" and k > 0:
             out += self._lease_representative(k, labeler_id, now)
         offset = 0 if cold else self._curriculum_offset(k)
@@ -316,6 +318,7 @@ class LabelService:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
         holder = labeler_id if holder is None else holder
         control = self.queue.control_holder(item_id) == holder
+        audited = audit_of(self.queue, item_id)  # (an auto-accepted item answered blind: recorded by the scorer, never by the client)
         now = self.queue.now()
         self.queue.expire_leases(now)
         self._check_holder(item_id, holder, now)
@@ -339,6 +342,8 @@ class LabelService:
             features=features,
             source=source,
             control=control,
+            audit=audited is not None,
+            audited_label=audited[0] if audited is not None else None,  # type: ignore[arg-type]
             model_version=self.queue.ranked_version() or None,  # (0: no model had ranked the queue; for the export)
         )
         payload = record.encode()
@@ -362,6 +367,8 @@ class LabelService:
         # The label id was new when it went out: accepted, even if a dispatcher reading the
         # labels topic marked the item first (mark_labeled then finds the id known).
         self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
+        if audited is not None:
+            forget_audit(self.queue, item_id)
         self.queue.remember_label(labeler_id, payload)
         return True
 

@@ -204,6 +204,11 @@ class QueueKeys:
         return self._k(f"connector:{name}")
 
     @property
+    def audit(self) -> str:
+        """HASH item id -> JSON ``{"label", "version"}``: auto-accepted items sent to labelers blind (the audit)."""
+        return self._k("audit")
+
+    @property
     def dropped(self) -> str:
         """SET of items that left the queue unlabeled (skipped too often)."""
         return self._k("dropped")

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from activestream.retrainer.calibration import Calibration, calibrate
+from activestream.retrainer.auto_accept_rule import ClassCalibration, audit_state, calibrate_classes
+from activestream.retrainer.calibration import Calibration
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
 
@@ -43,6 +44,9 @@ class CampaignMonitor:
     stop_set_size: int = 1000
     control_conf: list[float] = field(default_factory=list)
     control_correct: list[bool] = field(default_factory=list)
+    control_pred: list[object | None] = field(default_factory=list)  # the class predicted (None: not logged)
+    audit_outcomes: list[bool] = field(default_factory=list)  # per audit answer: was the auto-label right
+    auto_accept_paused: bool = False
     stop_set: list[np.ndarray] = field(default_factory=list)
     history: list[VersionRecord] = field(default_factory=list)
     class_codes: dict[object, int] = field(default_factory=dict)  # class value -> code, fixed when first seen
@@ -57,6 +61,7 @@ class CampaignMonitor:
         A restarted retrainer starts a new history (the rules replay it), so without this a
         campaign that was told to stop would be told to go on.
         """
+        self.auto_accept_paused = bool(metrics.get("auto_accept_paused", 0.0))
         for key, value in metrics.items():
             m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
             if m:
@@ -83,32 +88,59 @@ class CampaignMonitor:
             except DecodeError:
                 continue
 
-    def observe_control(self, label: Label, predict: Predict | None, classes: Sequence[object]) -> tuple[float, bool] | None:
+    def observe_control(self, label: Label, predict: Predict | None, classes: Sequence[object]) -> tuple[float, bool, object] | None:
         """Score a control label with the live model before training on it (multi-class only).
 
-        Returns the ``(confidence, correct)`` pair recorded, or ``None`` (no model yet).
+        Returns the ``(confidence, correct, predicted class)`` recorded, or ``None`` (no model yet).
         """
         if predict is None or label.features is None or label.label is None or not classes:
             return None
         p = predict(label.features[None, :])[0]
-        pair = (float(p.max()), bool(classes[int(p.argmax())] == label.label))
-        self.record_control(*pair)
-        return pair
+        predicted = classes[int(p.argmax())]
+        seen = (float(p.max()), bool(predicted == label.label), predicted)
+        self.record_control(*seen)
+        return seen
 
-    def record_control(self, confidence: float, correct: bool) -> None:
+    def record_control(self, confidence: float, correct: bool, predicted: object | None = None) -> None:
         """Add one control observation made earlier (e.g. read back from the control log)."""
         self.control_conf.append(confidence)
         self.control_correct.append(correct)
+        self.control_pred.append(predicted)
+
+    def record_audit(self, correct: bool) -> None:
+        """Add one audit answer: whether the auto-accepted label was what the labeler answered blind."""
+        self.audit_outcomes.append(correct)
 
     @property
     def control_accuracy(self) -> float | None:
         return float(np.mean(self.control_correct)) if self.control_correct else None
 
+    def class_calibration(self) -> ClassCalibration:
+        """Per-class thresholds where a class's control labels reach the target, and the pooled one of the
+        other classes (see :mod:`activestream.retrainer.auto_accept_rule`)."""
+        return calibrate_classes(np.array(self.control_conf, dtype=np.float64), np.array(self.control_correct, dtype=bool),
+                                 self.control_pred, target_precision=self.target_precision)
+
     def auto_accept_calibration(self) -> Calibration:
-        """The auto-accept threshold from the control labels: the lowest confidence whose precision lower
-        bound (Clopper-Pearson, 95%) reaches the target, or none and how many more control labels it needs."""
-        return calibrate(np.array(self.control_conf, dtype=np.float64), np.array(self.control_correct, dtype=bool),
-                         target_precision=self.target_precision)
+        """The auto-accept threshold of the classes without their own (all classes when none has one): the lowest
+        confidence whose precision lower bound (Clopper-Pearson, 95%) reaches the target, or none and how many more
+        control labels it needs."""
+        return self.class_calibration().pooled
+
+    def auto_accept_metrics(self) -> dict[str, float]:
+        """The version's per-class thresholds (``auto_accept_threshold_class_<class>``) and the audit's state
+        (``audit_n``, ``audit_correct``, ``audit_precision_lower_bound``, ``auto_accept_paused``)."""
+        out = {k: v for k, v in self.class_calibration().metrics().items() if k != "auto_accept_threshold"}
+        state = audit_state(self.audit_outcomes, self.auto_accept_paused, self.target_precision)
+        if state.paused != self.auto_accept_paused:
+            log.warning("auto-accept %s: audited precision %d of %d (95%% bounds %.4f-%.4f) against the target %.4f",
+                        "paused" if state.paused else "resumed", state.correct, state.n, state.lower_bound or 0.0, state.upper_bound,
+                        self.target_precision)
+        self.auto_accept_paused = state.paused
+        out.update({"audit_n": float(state.n), "audit_correct": float(state.correct), "auto_accept_paused": float(state.paused)})
+        if state.lower_bound is not None:
+            out["audit_precision_lower_bound"] = state.lower_bound
+        return out
 
     def auto_accept_threshold(self) -> float | None:
         """:meth:`auto_accept_calibration`'s threshold (``None``: no auto-accept)."""

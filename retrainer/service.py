@@ -13,13 +13,14 @@ import onnxruntime as ort
 from prometheus_client import CollectorRegistry
 
 from activestream.retrainer.campaign import CampaignMonitor
-from activestream.retrainer.control_log import ControlObservation
+from activestream.retrainer.control_log import ControlObservation, load_control_log
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
-from activestream.retrainer.logs import dead_lettered_labels, newest_version, read_log
+from activestream.retrainer.logs import dead_lettered_labels, newest_version
 from activestream.retrainer.metrics import RetrainerMetrics
 from activestream.retrainer.onnx_run import predict as _predict  # (the names the core always used)
 from activestream.retrainer.onnx_run import session as _session
+from activestream.retrainer.oof_control import score_out_of_fold
 from activestream.retrainer.stopping import StopRules
 from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
 from activestream.retrainer.training_set import TrainingSet, arrays
@@ -123,10 +124,11 @@ class Retrainer:
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._live_published_at = 0.0  # when the live version was published (see _fold)
         self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
+        self._unscored: dict[str, Label] = {}  # control labels that came before any model (see oof_control)
         self._label_kind: str | None = None  # "integers" or "strings", fixed by the first label
         self.n_features = n_features  # else fixed by the first label
         self._load_latest_version()
-        self._load_control_log()
+        self._observed.update(load_control_log(self.bus, self.topics.control))
         # Group-less, from the start: versions published by others (a user) while this one runs.
         self._models = bus.consumer([topics.models], None)
 
@@ -189,15 +191,6 @@ class Retrainer:
             else:
                 log.info("model v%d published by another retrainer", mv.version)
         return n
-
-    def _load_control_log(self) -> None:
-        for m in read_log(self.bus, self.topics.control, 60.0):
-            try:
-                obs = ControlObservation.decode(m.value)
-            except ValueError as exc:
-                log.warning("control log: skipped a record: %s", exc)
-                continue
-            self._observed[obs.label_id] = obs
 
     # ------------------------------------------------------------------ labels
     def ingest(self, timeout: float = 0.1, max_messages: int = 10_000) -> int:
@@ -292,6 +285,8 @@ class Retrainer:
             self.n_features = size
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label, observed)
+        if label.audit and label.label_id not in self.training.label_ids:  # (a blind answer on an auto-accepted item)
+            self.campaign.record_audit(label.audited_label == label.label)
         status = self.training.add(label)
         if status == "duplicate":
             self.metrics.labels_duplicate.inc()
@@ -314,17 +309,29 @@ class Retrainer:
         """
         seen = self._observed.get(label.label_id)
         if seen is not None:
-            self.campaign.record_control(seen.confidence, seen.correct)
+            self.campaign.record_control(seen.confidence, seen.correct, seen.predicted)
             return
         live = self._live
+        if live is None and self.version == 0:  # (no model yet: scored out of fold at the first retrain)
+            self._unscored[label.label_id] = label
         if live is None or (self._replaying and label.ts <= self._live_published_at):
             return
         pair = self.campaign.observe_control(label, lambda X: _predict(live, X), self._live_classes)
         if pair is None:
             return
-        obs = ControlObservation(label.label_id, pair[0], pair[1], self.version)
+        obs = ControlObservation(label.label_id, pair[0], pair[1], self.version, pair[2])  # type: ignore[arg-type]
         self._observed[label.label_id] = obs
         observed.append(obs)
+
+    def _score_unscored(self, train: list[Label]) -> None:
+        """The control labels no model could score, out of fold (:mod:`activestream.retrainer.oof_control`); logged as first observations."""
+        pending = [lab for lid, lab in self._unscored.items() if lid not in self._observed and lab.label_id in self.training.label_ids]
+        self._unscored.clear()
+        for obs in score_out_of_fold(pending, train, self._estimator) if self.task == "multiclass" else []:
+            self.campaign.record_control(obs.confidence, obs.correct, obs.predicted)
+            self._observed[obs.label_id] = obs
+            self.bus.publish(self.topics.control, obs.encode(), key=obs.label_id.encode())
+        self.bus.flush()
 
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
         if self._replaying:
@@ -418,9 +425,11 @@ class Retrainer:
             score, score_items = metrics["holdout_accuracy"], len(hold)
         else:
             score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
+        self._score_unscored(train)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items)
         metrics.update(self.campaign.version_metrics(facts))
+        metrics.update(self.campaign.auto_accept_metrics())
         metrics["train_seconds"] = time.perf_counter() - t0
         mv = ModelVersion(
             version=version,

@@ -37,6 +37,8 @@ class Label:
     control : the item was a uniform random pick (random-control slice, or a random-sample import).
     model_version : the model version that ranked (or auto-accepted) the item, when known.
     confidence, threshold : auto-labels: the model's probability of the label and the threshold it passed.
+    audit : the item was auto-accepted and sent to a labeler blind (an audit): the labeling service sets it,
+        never the labeler; the retrainer compares ``label`` with ``audited_label``, the auto-label's class.
     """
 
     item_id: str
@@ -52,6 +54,8 @@ class Label:
     model_version: int | None = None
     confidence: float | None = None
     threshold: float | None = None
+    audit: bool = False
+    audited_label: LabelValue | None = None
 
     def encode(self) -> bytes:
         """JSON bytes; the features, if any, go as base64 float32 (``features_b64``)."""
@@ -70,6 +74,9 @@ class Label:
             obj["label"] = self.label
         if self.control:
             obj["control"] = True
+        if self.audit:
+            obj["audit"] = True
+            obj["audited_label"] = self.audited_label
         if self.model_version is not None:
             obj["model_version"] = int(self.model_version)
         for name in ("confidence", "threshold"):
@@ -117,6 +124,10 @@ def _decode_label(payload: bytes | str, key: str | None) -> Label:
     control = obj.get("control", False)
     if not isinstance(control, bool):
         raise DecodeError(item_id, "control", "expected true or false")
+    audit = obj.get("audit", False)
+    if not isinstance(audit, bool):
+        raise DecodeError(item_id, "audit", "expected true or false")
+    audited = label_value(item_id, "audited_label", obj["audited_label"]) if audit and obj.get("audited_label") is not None else None
     features = None
     if "features_b64" in obj:
         features = b64_features(item_id, obj["features_b64"])
@@ -149,4 +160,6 @@ def _decode_label(payload: bytes | str, key: str | None) -> Label:
         model_version=version,
         confidence=shares["confidence"],
         threshold=shares["threshold"],
+        audit=audit,
+        audited_label=audited,
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from activestream.rankedqueue import RankedQueue
+from activestream.rankedqueue.outage import redis_outage
 from activestream.streams.metric_labels import NAMESPACE_LABEL, M, Namespaced, in_namespace
 
 ITEMS_SCORED = "activestream_items_scored_total"
@@ -29,6 +31,8 @@ ITEMS_READ = "activestream_items_read_total"
 ITEMS_DUPLICATE = "activestream_items_duplicate_total"
 SCORER_PAUSED = "activestream_scorer_paused"
 SCORER_PAUSES = "activestream_scorer_pauses_total"
+AUTO_ACCEPT_PAUSED = "activestream_auto_accept_paused"
+ITEMS_AUTO_ACCEPTED_AT_RERANK = "activestream_items_auto_accepted_at_rerank_total"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class ScorerMetrics:
     items_duplicate: Counter
     paused: Gauge
     pauses: Namespaced[Counter]
+    auto_accept_paused: Gauge
+    items_auto_accepted_at_rerank: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> ScorerMetrics:
@@ -89,4 +95,20 @@ class ScorerMetrics:
             paused=one(Gauge(SCORER_PAUSED, "1 while scoring waits for Redis (unreachable or at maxmemory); 0 while it consumes", ns, registry=registry)),
             pauses=Namespaced(Counter(SCORER_PAUSES.removesuffix("_total"), "Times scoring paused for Redis, by reason "
                                       "(redis_unreachable, redis_maxmemory, redis_read_only)", [*ns, "reason"], registry=registry), namespace),
+            auto_accept_paused=one(Gauge(AUTO_ACCEPT_PAUSED, "1 while the live version pauses auto-accept (audited precision below the target)",
+                                         ns, registry=registry)),
+            items_auto_accepted_at_rerank=one(Counter(ITEMS_AUTO_ACCEPTED_AT_RERANK.removesuffix("_total"),
+                                                      "Pending items a new version was sure of at its re-rank, taken from the queue "
+                                                      "(their auto-labels published first)", ns, registry=registry)),
         )
+
+
+def refresh_queue_gauges(metrics: ScorerMetrics, queue: RankedQueue) -> None:
+    """Set the queue's gauges (depth, leased, oldest pending age); a Redis outage leaves them as they were (the next step pauses)."""
+    try:
+        metrics.queue_depth.set(queue.n_waiting())  # (leases that ran out count as waiting)
+        metrics.leased.set(queue.n_leased())
+        metrics.oldest_pending_age.set(queue.oldest_age())
+    except Exception as exc:
+        if redis_outage(exc) is None:
+            raise

@@ -19,6 +19,7 @@ import redis
 
 from activestream.schemas import DecodeError, Label
 from activestream.schemas.errors import show
+from activestream.scorer.autoaccept import item_thresholds
 from activestream.scorer.batches import BatchCounts
 from activestream.scorer.routing import Router
 from activestream.streams.bus import Record
@@ -104,6 +105,17 @@ class LiveFacts:
     labels_per_hour: float | None
 
 
+def auto_label_record(item_id: str, x: np.ndarray, p: np.ndarray, threshold: float, live: LiveFacts) -> Record:
+    """The auto-labels record of an item the live version accepts (``x : (n_features,)``, ``p : (k,)``).
+
+    Its label id, ``auto:{item}:v{version}``, is the same however often it is made: a record sent
+    again after a crash is the same label (consumers keep one per label id, the export one per item).
+    """
+    label = Label(item_id, f"auto:{item_id}:v{live.version}", f"auto:v{live.version}", label=live.classes[int(p.argmax())],  # type: ignore[arg-type]
+                  features=x, source="auto", model_version=live.version, confidence=min(1.0, float(p.max())), threshold=threshold)
+    return Record(live.auto_labels_topic, label.encode(), item_id.encode())
+
+
 def plan_batch(
     ids: list[str], X: np.ndarray, metas: list[dict[str, Any]], index: list[int], *, score: ScoreFn, router: Router, live: LiveFacts,
     now: float,
@@ -134,11 +146,9 @@ def plan_batch(
             router.observe_arrivals(len(ids), now, live.labels_per_hour)
         routes = router.route(probas, live.task)
         router.update(probas, routes, live.task)
+        passed = item_thresholds(probas, router.auto_threshold)
         for j in np.flatnonzero(routes.auto):
-            label = Label(ids[j], f"auto:{ids[j]}:v{live.version}", f"auto:v{live.version}",
-                          label=live.classes[int(probas[j].argmax())], features=X[j], source="auto",  # type: ignore[arg-type]
-                          model_version=live.version, confidence=min(1.0, float(probas[j].max())), threshold=router.auto_threshold)
-            auto[ids[j]] = Record(live.auto_labels_topic, label.encode(), ids[j].encode())
+            auto[ids[j]] = auto_label_record(ids[j], X[j], probas[j], float(passed[j]), live)
         counts.auto_accepted += int(routes.auto.sum())
         counts.refused += int(routes.refused.sum())
         keep = np.flatnonzero(routes.queue)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from activestream.scorer.autoaccept import accepted
+from activestream.scorer.autoaccept import Threshold, accepted
 from activestream.scorer.budget import VariableUncertainty, admission_rate
 from activestream.scorer.uncertainty import multilabel_mean_entropy
 
@@ -42,12 +42,14 @@ class Router:
 
     Parameters
     ----------
-    auto_threshold : confidence at or above which a multi-class prediction needs no human
+    auto_threshold : confidence at or above which a multi-class prediction needs no human (one for all classes,
+        or ``(k,)`` one per output column: :func:`activestream.scorer.autoaccept.thresholds`)
         (calibrated by the retrainer to the target precision; ``None`` = never).
     budget : stream budget manager; ``None`` admits every other item to the queue.
     """
 
-    auto_threshold: float | None = None
+    auto_threshold: Threshold = None
+    shadow_threshold: Threshold = None  # the live version's thresholds were auto-accept not paused (audits go on)
     budget: VariableUncertainty | None = None
     arrival_rate: float = 0.0  # items/s, exponentially weighted over batches
     last_batch_at: float | None = None

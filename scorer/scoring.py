@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def score_and_probas(
 
 def rerank_scores(
     X: np.ndarray, ids: Sequence[str], model: OnnxClassifier, strategy: Strategy, *, width: int | None, task: str, version: int,
-    label_cardinality: float | None,
+    label_cardinality: float | None, on_probas: Callable[[Sequence[str], np.ndarray, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """:func:`score_and_probas` for a re-rank: an item the model cannot score goes last.
 
@@ -59,6 +59,7 @@ def rerank_scores(
     ----------
     X : (n, n_cols) pending rows of one stored width.
     ids : (n,) their item ids.
+    on_probas : called with ``(ids, X, probas (n, k))`` of the rows the model scored (re-rank auto-accept).
 
     Returns
     -------
@@ -68,8 +69,11 @@ def rerank_scores(
         log.warning("model v%d reads %d features; %d pending item(s) have %d (e.g. %s): ranked last", version, width, len(X),
                     X.shape[1], ids[0] if len(ids) else "?")
         return np.full(len(X), -1.0)
-    scores = score_and_probas(X, ids, model, strategy, task=task, version=version, label_cardinality=label_cardinality)[0]
+    scores, probas = score_and_probas(X, ids, model, strategy, task=task, version=version, label_cardinality=label_cardinality)
     bad = ~np.isfinite(scores)
+    if on_probas is not None and probas is not None:
+        ok = np.flatnonzero(~bad & np.isfinite(probas).all(axis=1)).tolist()
+        on_probas([ids[j] for j in ok], X[ok], probas[ok])
     if bad.any():
         first = ids[int(np.flatnonzero(bad)[0])]
         log.warning("model v%d gives %d pending item(s) non-finite scores (e.g. %s): ranked last", version, int(bad.sum()), first)

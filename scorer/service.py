@@ -14,14 +14,17 @@ from prometheus_client import CollectorRegistry
 
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN, META_STOP
-from activestream.rankedqueue.outage import RedisPause, redis_outage
+from activestream.rankedqueue.outage import RedisPause
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
+from activestream.scorer.audit import AUDIT_SHARE, send_audits
+from activestream.scorer.autoaccept import thresholds
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
-from activestream.scorer.metrics import ScorerMetrics
+from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges
 from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_of_each_id, plan_batch, plan_each
+from activestream.scorer.rerank_accept import rerank_accept
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
@@ -71,6 +74,7 @@ class Scorer:
         with dead letters commits at once (with them, atomically on a transactional bus),
         and an idle stream, :meth:`flush` and :meth:`close` commit everything written.
     artifacts : where a model version's ``artifact_uri`` may be read (default: nowhere).
+    audit_share : share of auto-accepted items also sent to labelers blind (:mod:`activestream.scorer.audit`).
 
     A Redis outage (unreachable, or full at ``maxmemory``) is no verdict on the records:
     :meth:`step` drops the writes in flight, goes back to the committed offsets and pauses
@@ -94,6 +98,7 @@ class Scorer:
         labels_per_hour: float | None = None,
         rerank_threads: int = RERANK_THREADS,
         artifacts: ArtifactStore | None = None,
+        audit_share: float = AUDIT_SHARE,
     ) -> None:
         self.bus = bus
         self.queue = queue
@@ -130,7 +135,7 @@ class Scorer:
         self.labels_per_hour = labels_per_hour
         self.router = Router(budget=VariableUncertainty(budget=1.0) if labels_per_hour else None)
         self.auto_accepted = self.refused = 0
-        self.artifacts = artifacts or ArtifactStore()
+        self.artifacts, self.audit_share = artifacts or ArtifactStore(), audit_share
         self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
         self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
 
@@ -152,7 +157,7 @@ class Scorer:
         known = self.n_features or self._queue_n_features()
         try:
             model = load_model_version(newest, self.artifacts)
-            mismatch = self._feature_mismatch(model, known)
+            mismatch = versions.feature_mismatch(model, known)
             if mismatch is not None:  # refused before anything of it (auto-accept threshold, cardinality) applies
                 raise ValueError(mismatch)
         except Exception as exc:  # a broken model must not stop scoring
@@ -161,8 +166,9 @@ class Scorer:
             self.bus.publish_and_commit(None, [self._dead_letter_raw(self.topics.models, newest.encode()[:4096], rejected)], [])
             self._next_model = None
             return False
-        threshold = newest.metrics.get("auto_accept_threshold") if self.auto_accept else None
-        self.router.auto_threshold = float(threshold) if threshold is not None else None
+        self.router.auto_threshold = thresholds(newest.metrics, newest.classes) if self.auto_accept else None
+        self.router.shadow_threshold = thresholds({**newest.metrics, "auto_accept_paused": 0.0}, newest.classes) if self.auto_accept else None
+        self.metrics.auto_accept_paused.set(float(bool(newest.metrics.get("auto_accept_paused"))))
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
         if self.model_version == newest.version:  # (the labeling page's stop banner)
@@ -173,7 +179,7 @@ class Scorer:
 
     def swap(self, model: OnnxClassifier, version: int, task: str = "multiclass", classes: Sequence[object] = ()) -> int:
         """Make ``model`` live and re-rank every pending item with it. Returns items re-ranked."""
-        mismatch = self._feature_mismatch(model, self.n_features or self._queue_n_features())
+        mismatch = versions.feature_mismatch(model, self.n_features or self._queue_n_features())
         if mismatch is not None:
             log.error("model v%s %s: not loaded", version, mismatch)
             return 0
@@ -185,12 +191,6 @@ class Scorer:
         # (the labeling page shows the live model's classes as answer buttons)
         self.queue.set_meta(model_version=version, classes=json.dumps(list(self.classes), default=str), task=task)
         return self.rerank()
-
-    def _feature_mismatch(self, model: OnnxClassifier, known: int | None) -> str | None:
-        """Why ``model`` cannot score items of ``known`` features (its input length is another), or ``None``."""
-        if model.n_features is not None and known is not None and model.n_features != known:
-            return f"expects {model.n_features} features, items have {known}"
-        return None
 
     def rerank(self) -> int:
         """Re-score every pending item with the live model and swap the new ranking in.
@@ -211,9 +211,12 @@ class Scorer:
         model = self._rerank_model[1]
         # The width the model reads: its input's, else (a symbolic input width) the namespace's.
         width = self.model.n_features or self.n_features or self._queue_n_features()
+        live = LiveFacts(self.model_version, self.task, self.classes, self.topics.auto_labels, self.labels_per_hour)
+        accept = rerank_accept(self.bus, self.queue, self.router.auto_threshold, self.router.shadow_threshold, live, self.audit_share,
+                               self.metrics.items_auto_accepted_at_rerank)  # (sure of an item: it leaves the queue)
         def scores(ids: Sequence[str], X: np.ndarray) -> np.ndarray:
             return rerank_scores(X, ids, model, self.strategy, width=width, task=self.task, version=self.model_version,
-                                 label_cardinality=self.label_cardinality)
+                                 label_cardinality=self.label_cardinality, on_probas=accept)
 
         n = self.queue.rerank(scores, version=self.model_version)
         self._rerank_due = n is None
@@ -369,6 +372,7 @@ class Scorer:
                 self._write_failed = True
                 raise
             self._uncommitted.clear()
+            send_audits(self.queue, dead, self.topics.auto_labels, self.audit_share)  # (committed: the auto-labels went out)
         self._count(self._uncounted)
         self._uncounted = BatchCounts()
         self._last_commit = time.monotonic()
@@ -435,13 +439,7 @@ class Scorer:
         return self._items.lag()
 
     def refresh_gauges(self) -> None:
-        try:
-            self.metrics.queue_depth.set(self.queue.n_waiting())  # (leases that ran out count as waiting)
-            self.metrics.leased.set(self.queue.n_leased())
-            self.metrics.oldest_pending_age.set(self.queue.oldest_age())
-        except Exception as exc:
-            if redis_outage(exc) is None:
-                raise  # (an outage leaves the gauges as they were: the next step pauses)
+        refresh_queue_gauges(self.metrics, self.queue)
 
     def recover(self) -> None:
         """After a Redis outage: drop what is in flight or uncommitted; read again from the committed offsets."""

@@ -114,6 +114,13 @@ def load_model_version(mv: ModelVersion, store: ArtifactStore | None = None) -> 
     return OnnxClassifier(data, output_kind=kind)
 
 
+def feature_mismatch(model: OnnxClassifier, known: int | None) -> str | None:
+    """Why ``model`` cannot score items of ``known`` features (its input length is another), or ``None``."""
+    if model.n_features is not None and known is not None and model.n_features != known:
+        return f"expects {model.n_features} features, items have {known}"
+    return None
+
+
 def newest_model_version(msgs: Sequence[Message], above: int) -> tuple[ModelVersion | None, list[tuple[Message, DecodeError]]]:
     """The newest model version among ``msgs`` that is newer than version ``above`` (else ``None``),
     and the messages that are not model versions, with why."""

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     if args.random_sample and not int(queue.get_meta("model_version") or 0):
         print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "
-              "(a random sample imported while a model is live is scored by it first)", file=sys.stderr)
+              "as the live model scores them; the first retrain scores them out of fold instead", file=sys.stderr)
     try:
         check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
         counts = import_rows(baseline.rows, bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
             n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
             registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
-            artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb)), "scorer start-up", stop)
+            artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb), audit_share=s.audit_share),
+            "scorer start-up", stop)
     except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None

@@ -24,13 +24,13 @@ from sklearn.model_selection import KFold, train_test_split
 from activestream.labeled_set import build_rows, write_rows
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
-from activestream.retrainer.calibration import calibrate_threshold
+from activestream.retrainer.auto_accept_rule import calibrate_classes
 from activestream.retrainer.estimator import EstimatorFactory, load_factory, make_trainer
 from activestream.retrainer.service import Retrainer
 from activestream.retrainer.stopping import StopRules
 from activestream.retrainer.trainer import NotEnoughClasses
-from activestream.schemas import Item
-from activestream.scorer.autoaccept import accepted
+from activestream.schemas import Item, decode_label
+from activestream.scorer.autoaccept import accepted, thresholds
 from activestream.scorer.service import Scorer
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY, ENSEMBLE_MEMBERS, RANDOM, Strategy
 from activestream.simulation.curves import Curve
@@ -119,6 +119,8 @@ class CampaignResult:
     auto_accept: dict[str, Any] = field(default_factory=dict)
     dead_letters: int = 0
     stop: dict[str, Any] = field(default_factory=dict)
+    # Per model version that auto-accepted items at its re-rank: {"version", "n", "correct"} against the ground truth.
+    auto_by_version: list[dict[str, int]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -233,7 +235,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
-                          estimator=factory)
+                          estimator=factory, auto_accept_precision=cfg.auto_accept_precision)
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start
@@ -282,6 +284,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
                                 stop=retrainer.campaign.status.as_dict())
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
+        result.auto_by_version = _auto_by_version(ds, bus, topics)
         if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it
             rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0)
             write_rows(rows, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet")
@@ -303,6 +306,7 @@ def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: Ranke
     X, yv = ds.X[idx], ds.label_values(idx)
     conf = np.zeros(len(idx))
     correct = np.zeros(len(idx), dtype=bool)
+    predicted: list[object | None] = [None] * len(idx)
     covered = np.zeros(len(idx), dtype=bool)
     folds = KFold(min(5, len(idx)), shuffle=True, random_state=0).split(X) if len(idx) >= 2 else []  # a tiny budget: no calibration
     for tr, te in folds:
@@ -313,29 +317,49 @@ def _auto_accept(ds: Dataset, retrainer: Retrainer, scorer: Scorer, queue: Ranke
         p = heads.predict_proba(X[te])
         conf[te] = p.max(axis=1)
         correct[te] = [heads.classes[a] == yv[j] for a, j in zip(p.argmax(axis=1), te, strict=True)]
+        for a, j in zip(p.argmax(axis=1), te, strict=True):
+            predicted[j] = heads.classes[a]
         covered[te] = True
-    t = calibrate_threshold(conf[covered], correct[covered], target_precision=cfg.auto_accept_precision)
+    # The live rule (retrainer.auto_accept_rule): per-class thresholds where a class's labels reach the
+    # 95% lower bound, the other classes pooled; applied as the scorer applies a version's thresholds.
+    cal = calibrate_classes(conf[covered], correct[covered], [q for q, c in zip(predicted, covered, strict=True) if c],
+                            target_precision=cfg.auto_accept_precision)
+    t = thresholds(cal.metrics(), scorer.classes)
+    offline = {"threshold": cal.pooled.threshold, "class_thresholds": {str(c): v for c, v in cal.thresholds().items()}}
     # What the deployed system would do: the retrainer's threshold, from random-control labels only
     # (the same rule: the precision's 95% lower bound must reach the target; else how many more labels it needs).
     live = retrainer.campaign.auto_accept_calibration()
-    deployed = {"threshold": live.threshold, "n_control": live.n_labels, "labels_needed": live.more_labels_needed}
+    deployed = {"threshold": live.threshold, "n_control": live.n_labels, "labels_needed": live.more_labels_needed,
+                "class_thresholds": {str(c): v for c, v in retrainer.campaign.class_calibration().thresholds().items()}}
     pool_ids, Xp = [], []
     for chunk_ids, chunk_X in queue.iter_pending():
         pool_ids += chunk_ids
         Xp.append(chunk_X)
     if not pool_ids or scorer.model is None:  # nothing left unlabeled: no share to speak of
-        return {"threshold": t, "share": None, "realized_precision": None, "n_unlabeled": 0,
+        return {**offline, "share": None, "realized_precision": None, "n_unlabeled": 0,
                 "deployed": {**deployed, "share": None, "realized_precision": None}}
     probas = scorer.model.predict_proba_many(np.vstack(Xp))
     pred = predict_idx(ds, probas, scorer.classes)
     truth = ds.y[np.array([int(i) for i in pool_ids])]
 
-    def applied(threshold: float | None) -> tuple[float, float | None]:
+    def applied(threshold: float | np.ndarray | None) -> tuple[float, float | None]:
         mask = accepted(probas, threshold)
         return float(mask.mean()), float((pred[mask] == truth[mask]).mean()) if mask.any() else None
 
     share, realized = applied(t)
-    d_share, d_realized = applied(deployed["threshold"])
-    return {"threshold": t, "share": share, "realized_precision": realized, "n_unlabeled": len(pool_ids),
+    d_share, d_realized = applied(scorer.router.auto_threshold)  # (the live version's, as the scorer applies them)
+    return {**offline, "share": share, "realized_precision": realized, "n_unlabeled": len(pool_ids),
             "deployed": {**deployed, "share": d_share, "realized_precision": d_realized}}
 
+
+
+def _auto_by_version(ds: Dataset, bus: InMemoryBus, topics: Topics) -> list[dict[str, int]]:
+    """The auto-labels each model version published (at its re-ranks), checked against the ground truth."""
+    by: dict[int, list[int]] = {}
+    for m in bus.messages(topics.auto_labels):
+        lab = decode_label(m.value)
+        truth = ds.label_values([int(lab.item_id)])[0]
+        n_ok = by.setdefault(int(lab.model_version or 0), [0, 0])
+        n_ok[0] += 1
+        n_ok[1] += int(lab.label == truth)
+    return [{"version": v, "n": n, "correct": k} for v, (n, k) in sorted(by.items())]

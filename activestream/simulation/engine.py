@@ -93,6 +93,9 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
                 # As deployed: the retrainer's own threshold, from random-control labels only (the
                 # same rule; a 0.99 target needs at least 299 of them, so short campaigns have none).
                 "deployed": {**_over_seeds(dep), "n_control": [d["n_control"] for d in dep], "labels_needed": [d["labels_needed"] for d in dep]},
+                # Live, as the scorer does it: each version's re-rank moved the pending items it was sure of to the
+                # auto-labels ({"version", "n", "correct"} per version, against the ground truth), per seed.
+                "at_rerank": [r.auto_by_version for r in runs],
             }
         strategies[name] = entry
     comparison: dict[str, Any] = {}
@@ -136,6 +139,7 @@ def _over_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "share": _mean_or_none([r["share"] for r in per_seed]),
         "shares": [r["share"] for r in per_seed],
         "thresholds": [r["threshold"] for r in per_seed],
+        "class_thresholds": [r.get("class_thresholds") or {} for r in per_seed],
         "realized_precision": _mean_or_none([r["realized_precision"] for r in per_seed]),
     }
 

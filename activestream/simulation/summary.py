@@ -84,9 +84,11 @@ def _auto_accept_lines(aa: dict[str, Any]) -> str:
     if aa["share"] is None:
         return "auto-accept: n/a (no item was left unlabeled)"
     dep = aa["deployed"]
-    thresholds = [t for t in dep["thresholds"] if t is not None]
+    per_class = dep.get("class_thresholds") or [{}] * len(dep["thresholds"])
+    thresholds = [t for t, c in zip(dep["thresholds"], per_class, strict=True) if t is not None or c]
     n_control = ", ".join(str(n) for n in dep["n_control"])
-    needed = [n for t, n in zip(dep["thresholds"], dep.get("labels_needed") or [0] * len(dep["thresholds"]), strict=True) if t is None]
+    needed = [n for t, n, c in zip(dep["thresholds"], dep.get("labels_needed") or [0] * len(dep["thresholds"]), per_class, strict=True)
+              if t is None and not c]
     deployed = (f"{_pct(dep['share'])} of the still-unlabeled items (threshold in {len(thresholds)} of {len(dep['thresholds'])} seeds, "
                 f"from {n_control} random-control labels"
                 + (f"; without one, at least {', '.join(str(n) for n in needed)} more needed for the precision's 95% lower bound to reach the target"
@@ -98,6 +100,13 @@ def _auto_accept_lines(aa: dict[str, Any]) -> str:
     estimate = (f"{_pct(aa['share'])} (per seed {', '.join(_pct(v) for v in aa['shares'])}"
                 + (f"; no threshold reached the target in {none} of {len(aa['thresholds'])} seeds" if none else "")
                 + (f"; realized precision {rp:.3f}" if rp is not None else "") + ")")
+    pairs = [v for seed in aa.get("at_rerank") or [] for v in seed]
+    live = ""
+    if pairs:
+        n, ok = sum(v["n"] for v in pairs), sum(v["correct"] for v in pairs)
+        met = sum(v["correct"] / v["n"] >= aa["target_precision"] for v in pairs)
+        live = (f"\nauto-accepted at re-ranks: {n} items, realized precision {ok / n:.3f}; "
+                f"at or above the target in {met} of {len(pairs)} (seed, version) pairs")
     return (f"auto-accept at >= {aa['target_precision']:.0%} precision, as deployed: {deployed}\n"
-            f"auto-accept estimated from all labeled items (5-fold out-of-fold): {estimate}")
+            f"auto-accept estimated from all labeled items (5-fold out-of-fold): {estimate}{live}")
 

@@ -320,3 +320,11 @@ func TestScorerPaused(t *testing.T) {
 	expect(t, "one paused", eval(t, "ActivestreamScorerPaused", paused("s1", 1), paused("s2", 0)), `{instance="s1"}=1`)
 	expect(t, "none paused", eval(t, "ActivestreamScorerPaused", paused("s1", 0), paused("s2", 0)), "")
 }
+
+func TestAutoAcceptPaused(t *testing.T) {
+	paused := func(namespace, instance string, v float64) series {
+		return gauge(v, "__name__", "activestream_auto_accept_paused", "namespace", namespace, "instance", instance)
+	}
+	expect(t, "one campaign paused", eval(t, "ActivestreamAutoAcceptPaused", paused("a", "s1", 1), paused("b", "s2", 0)), `{namespace="a"}=1`)
+	expect(t, "none paused", eval(t, "ActivestreamAutoAcceptPaused", paused("a", "s1", 0), paused("b", "s2", 0)), "")
+}

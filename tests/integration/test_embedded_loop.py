@@ -357,7 +357,8 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
     autos = [decode_label(m.value) for m in loop.bus.messages(loop.topics.auto_labels)]
     conf = heads.predict_proba(X[600:800]).max(axis=1)
     assert len(autos) == int((conf >= 0.95).sum()) > 0
-    assert loop.queue.depth() == 200 - len(autos)  # the rest went to humans
+    audits = loop.queue.r.hlen(loop.queue.k.audit)  # (the audited share of the auto-labeled: queued too, for labelers blind)
+    assert 0 < audits < len(autos) / 10 and loop.queue.depth() == 200 - len(autos) + audits  # the rest went to humans
     assert all(a.source == "auto" and a.label == heads.classes[int(heads.predict_proba(X[int(a.item_id)][None]).argmax())] for a in autos)
 
     # A labels-per-hour budget far below the arrival rate admits only a small share.
@@ -368,7 +369,7 @@ def test_auto_accept_and_stream_budget_route_items(redis_client: redis.Redis, na
     budgeted.scorer.poll_models()
     budgeted.produce(X[:1500])
     budgeted.scorer.run(burst=True, timeout=0.0)
-    admitted = budgeted.queue.depth()
+    admitted = budgeted.queue.depth() - budgeted.queue.r.hlen(budgeted.queue.k.audit)  # (less the audits: see above)
     assert budgeted.scorer.refused > 0 and admitted + budgeted.scorer.refused + budgeted.scorer.auto_accepted == 1500
     m = budgeted.scorer.metrics
     assert (m.items_over_budget._value.get(), m.items_auto_accepted._value.get()) == (budgeted.scorer.refused, budgeted.scorer.auto_accepted)

@@ -257,10 +257,11 @@ def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_s
 ) -> None:
     # The queue writes are not part of the transaction that commits the offsets. A batch queued
     # under a model without auto-accept, rolled back, then read again after a model whose
-    # threshold accepts it went live, must not be auto-labeled too: the queue's first write wins.
+    # threshold accepts it went live, must not be auto-labeled twice: the queue's first write wins (the
+    # new version's re-rank auto-labels the items it queued; the second read finds them taken).
     from activestream.streams.topics import MODEL_KEY
 
-    bus, topics, queue, scorer, X = make(redis_client, namespace, 200, commit_interval=3600.0)
+    bus, topics, queue, scorer, X = make(redis_client, namespace, 200, commit_interval=3600.0, audit_share=0.0)
     bus.publish(topics.models, _model_version(1, X, None), MODEL_KEY)
     scorer.poll_models(0.0)
     assert scorer.score_items(0.0) == 100  # i0..i99 queued by v1, offsets not committed yet
@@ -278,8 +279,8 @@ def test_an_item_queued_before_a_rolled_back_commit_is_not_auto_labeled_on_the_s
     scorer.close()
     assert aborted and scorer.rewinds == 1 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
     queued, auto = _queued_and_auto_labeled(bus, topics, queue)
-    assert queued == {f"i{i}" for i in range(100)}
-    assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))  # only the items never queued
+    assert queued == set() and scorer.metrics.items_auto_accepted_at_rerank._value.get() == 100
+    assert sorted(auto) == sorted(f"i{i}" for i in range(200))  # each once: i0..i99 at the re-rank, the others on the stream
     # (counted once, though read twice: the queued ones as duplicates, their first read was not counted)
     assert scorer.auto_accepted == 100 and scorer.metrics.items_duplicate._value.get() == 100
     assert scorer.metrics.items_auto_accepted._value.get() == 100 and scorer.metrics.items_read._value.get() == 200
@@ -295,13 +296,13 @@ def test_an_item_queued_before_a_restart_is_not_auto_labeled_after_it(redis_clie
     first._finish_write()  # written to Redis; the crash comes before the commit
     assert queue.depth() == 100 and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 200
     bus.publish(topics.models, _model_version(1, X, 0.0), MODEL_KEY)
-    restarted = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100)
+    restarted = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100, audit_share=0.0)
     restarted.poll_models(to_end=True)
     restarted.run(burst=True, timeout=0.0)
     restarted.close()
     queued, auto = _queued_and_auto_labeled(bus, topics, queue)
-    assert queued == {f"i{i}" for i in range(100)}
-    assert sorted(auto) == sorted(f"i{i}" for i in range(100, 200))
+    assert queued == set()  # the queued ones auto-labeled at the new version's re-rank; their records again are duplicates
+    assert sorted(auto) == sorted(f"i{i}" for i in range(200))
     assert restarted.auto_accepted == 100
 
 

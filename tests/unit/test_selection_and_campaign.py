@@ -117,8 +117,10 @@ def test_campaign_monitor_calibrates_on_control_labels() -> None:
         x = np.array([float(i), 0.0], dtype=np.float32)
         mon.observe_control(Label(str(i), f"L{i}", "a", label="a" if i >= 20 else "b", features=x, control=True), predict, ("a", "b"))
     assert mon.control_accuracy == pytest.approx(0.9)
-    t = mon.auto_accept_threshold()
-    assert t is not None and t <= predict(np.array([[20.0, 0.0]]))[0, 0] + 1e-9
+    # Every prediction is "a": its control labels give it a threshold of its own; no other class is left to pool.
+    t = mon.class_calibration().thresholds()["a"]
+    assert t <= predict(np.array([[20.0, 0.0]]))[0, 0] + 1e-9
+    assert mon.auto_accept_threshold() is None and mon.auto_accept_metrics()["auto_accept_threshold_class_a"] == t
     facts = mon.on_version(1, 200, predict, 0.9)
     assert facts["n_control"] == 200 and facts["kappa_previous"] is None
     facts = mon.on_version(2, 210, predict, 0.9)

@@ -1,0 +1,79 @@
+"""Auto-accepted items in the queue: taken out at a re-rank, or kept as hidden audit items.
+
+One script of its own (``lua/take_auto.lua`` after the ``fn_kill_row`` fragment): an item still
+waiting leaves the queue for good, as a labeled one does (its id is tombstoned, so a later record
+of it is a duplicate); a leased one stays with its labeler. The scorer publishes the auto-labels
+first and takes the items out after, so a crash between the two leaves an item queued *and*
+auto-labeled (a human may label it too; a human label is final over an auto-label), never lost.
+
+Audit items: a share of the auto-accepted items is queued for labelers anyway, recorded in the
+``audit`` hash with the auto-label's class. Leases serve waiting audit items first (:func:`audit_pending`);
+the labeler sees an ordinary item (nothing in its metadata says audit); the labeling service flags the
+label (``audit``, ``audited_label``: :func:`audit_of`) and the retrainer counts the answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
+
+from activestream.rankedqueue.base import QueueBase
+
+TAKE_CHUNK = 2000
+
+
+@cache
+def _source() -> str:
+    lua = files("activestream.rankedqueue") / "lua"
+    return "\n".join((lua / f"{name}.lua").read_text(encoding="utf-8") for name in ("fn_kill_row", "take_auto"))
+
+
+def take_auto_accepted(queue: QueueBase, ids: Sequence[str]) -> list[str]:
+    """Take ``ids`` out of ``queue`` where they still wait (pending, not leased); returns those taken.
+
+    Idempotent: an id taken, labeled or dropped already is left as it is.
+    """
+    k = queue.k
+    script = queue.r.register_script(_source())
+    keys = [k.pending, k.featloc, k.metadata, k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed,
+            k.control, k.audit]
+    taken: list[str] = []
+    for lo in range(0, len(ids), TAKE_CHUNK):
+        got = script(keys=keys, args=[k.segment_prefix, *ids[lo : lo + TAKE_CHUNK]])
+        taken += [g.decode() if isinstance(g, bytes) else str(g) for g in got]
+    return taken
+
+
+def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]]) -> None:
+    """Record ``item id -> (auto-accepted class, model version)`` as audit items (before they are queued)."""
+    if audits:
+        queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": c, "version": v}) for i, (c, v) in audits.items()})
+
+
+def audit_of(queue: QueueBase, item_id: str) -> tuple[object, int] | None:
+    """``(auto-accepted class, model version)`` when ``item_id`` is an audit item, else ``None``."""
+    raw = queue.r.hget(queue.k.audit, item_id)
+    if raw is None:
+        return None
+    obj = json.loads(raw)  # type: ignore[arg-type]
+    return obj["label"], int(obj["version"])
+
+
+def audit_pending(queue: QueueBase, n: int) -> list[str]:
+    """Up to ``n`` audit items still waiting (pending, not leased)."""
+    if n <= 0:
+        return []
+    ids = [i.decode() for i in queue.r.hkeys(queue.k.audit)]  # type: ignore[union-attr]
+    if not ids:
+        return []
+    pipe = queue.r.pipeline(transaction=False)
+    for i in ids:
+        pipe.zscore(queue.k.pending, i)
+    return [i for i, score in zip(ids, pipe.execute(), strict=True) if score is not None][:n]
+
+
+def forget_audit(queue: QueueBase, item_id: str) -> None:
+    """The audit item was answered: no longer one."""
+    queue.r.hdel(queue.k.audit, item_id)

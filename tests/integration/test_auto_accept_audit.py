@@ -1,0 +1,185 @@
+"""Auto-accept's audit and re-rank auto-accept through the real scorer, queue (Redis), labeling service and retrainer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+from sklearn.datasets import load_digits
+
+from activestream.labeling.factory import make_label_service
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.retrainer.export import to_onnx
+from activestream.retrainer.logs import read_log
+from activestream.retrainer.service import Retrainer
+from activestream.retrainer.trainer import Trainer
+from activestream.schemas import Item, ModelVersion, decode_label
+from activestream.scorer.service import Scorer
+from activestream.scorer.strategies import Strategy
+from activestream.streams.bus import Bus
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import MODEL_KEY, Topics
+
+
+@pytest.fixture
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    d = load_digits()
+    return d.data.astype(np.float32), d.target
+
+
+def _produce(bus: InMemoryBus, topics: Topics, X: np.ndarray, start: int) -> None:
+    for j, x in enumerate(X):
+        bus.publish(topics.items, Item(str(start + j), x).encode(binary=True), key=str(start + j).encode())
+
+
+def _version(v: int, heads: object, **metrics: float) -> bytes:
+    blob = to_onnx(heads)  # type: ignore[arg-type]
+    return ModelVersion(v, blob, ModelVersion.digest(blob), heads.classes, metrics=metrics).encode()  # type: ignore[attr-defined]
+
+
+def _autos(bus: InMemoryBus, topics: Topics) -> list[str]:
+    return [decode_label(m.value).item_id for m in bus.messages(topics.auto_labels)]
+
+
+def _audit_flow(buses: tuple[Bus, Bus, Bus], topics: Topics, redis_client: redis.Redis, namespace: str,
+                digits: tuple[np.ndarray, np.ndarray], caplog: pytest.LogCaptureFixture, *, wait: float = 0.0) -> None:
+    """Scorer, labeling service and retrainer, each on its own bus (``buses``), as separate services are."""
+    X, y = digits
+    scorer_bus, labeling_bus, retrainer_bus = buses
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    registry = CollectorRegistry()
+    scorer = Scorer(scorer_bus, queue, topics, strategy=Strategy("margin"), batch_size=100, audit_share=0.3, registry=registry,
+                    group=f"{topics.prefix}.scorer")
+    labeling = make_label_service(Strategy("margin"), queue, labeling_bus, topics)
+    retrainer = Retrainer(retrainer_bus, topics, task="multiclass", auto_accept_precision=0.95, retrain_every=1)
+
+    def autos() -> list[str]:
+        return [decode_label(m.value).item_id for m in read_log(scorer_bus, topics.auto_labels, 10.0)]
+
+    def poll_until(version: int) -> None:
+        deadline = time.monotonic() + 30
+        while scorer.model_version < version:
+            scorer.poll_models(0.5 if wait else 0.0)
+            assert time.monotonic() < deadline, f"model v{version} never reached the scorer"
+
+    def score_all(n: int) -> None:
+        deadline = time.monotonic() + 60
+        got = 0
+        while got < n:
+            got += scorer.score_items(0.5 if wait else 0.0)
+            assert time.monotonic() < deadline, f"{got} of {n} items scored"
+        scorer.flush()
+
+    try:
+        heads = Trainer().fit(X[:600], list(y[:600]))
+        scorer_bus.publish(topics.models, _version(1, heads, auto_accept_threshold=0.9), key=MODEL_KEY)
+        scorer_bus.flush()
+        poll_until(1)
+        _produce(scorer_bus, topics, X[600:800], 600)
+        score_all(200)
+        auto = autos()
+        audits = {i.decode(): None for i in redis_client.hkeys(queue.k.audit)}  # type: ignore[union-attr]
+        assert len(auto) > 50 and 0 < len(audits) < len(auto) and set(audits) <= set(auto)
+        # Served first, as ordinary items: nothing a labeler sees says audit.
+        leased = labeling.lease(len(audits), "ann")
+        assert {e.id for e in leased} == set(audits)
+        assert all("audit" not in e.metadata and not e.control for e in leased)
+        pred = dict(zip(map(str, range(600, 800)), heads.predict_proba(X[600:800]).argmax(axis=1), strict=True))
+        wrong = [e.id for e in leased][:8]
+        for item_id in wrong:  # the labeler disagrees with the auto-label
+            assert labeling.submit(item_id, labeler_id="ann", label=int(heads.classes[pred[item_id]] + 1) % 10)
+        labels = [decode_label(m.value) for m in read_log(retrainer_bus, topics.labels, 10.0)]
+        assert len(labels) == len(wrong) and all(lab.audit and lab.audited_label == heads.classes[pred[lab.item_id]] for lab in labels)
+        assert redis_client.hlen(queue.k.audit) == len(audits) - len(wrong)  # answered: no longer audits
+        deadline = time.monotonic() + 60
+        while len(retrainer.training) < len(wrong) or retrainer.version < 1:
+            retrainer.watch_models(0.5 if wait else 0.0)  # (v1, published by another: its next is v2)
+            retrainer.ingest(0.5 if wait else 0.0)
+            assert time.monotonic() < deadline, "the retrainer never got the labels"
+        mv = retrainer.retrain()
+        assert mv is not None and mv.version == 2
+        assert (mv.metrics["audit_n"], mv.metrics["audit_correct"], mv.metrics["auto_accept_paused"]) == (8.0, 0.0, 1.0)
+        assert "auto-accept paused: audited precision 0 of 8" in caplog.text
+        # The scorer follows: the gauge, and nothing auto-accepted while paused, even by a version with a threshold.
+        poll_until(mv.version)
+        assert registry.get_sample_value("activestream_auto_accept_paused", {"namespace": namespace}) == 1.0
+        scorer_bus.publish(topics.models, _version(mv.version + 1, heads, auto_accept_threshold=0.9, auto_accept_paused=1.0), key=MODEL_KEY)
+        scorer_bus.flush()
+        poll_until(mv.version + 1)
+        assert scorer.router.auto_threshold is None and scorer.router.shadow_threshold == 0.9
+        before = len(autos())
+        _produce(scorer_bus, topics, X[800:900], 800)
+        score_all(100)
+        assert len(autos()) == before
+        # Resumed (a version whose audit bound is met again): auto-accept is back.
+        scorer_bus.publish(topics.models, _version(mv.version + 2, heads, auto_accept_threshold=0.9, auto_accept_paused=0.0), key=MODEL_KEY)
+        scorer_bus.flush()
+        poll_until(mv.version + 2)
+        assert registry.get_sample_value("activestream_auto_accept_paused", {"namespace": namespace}) == 0.0
+        assert len(autos()) > before  # (the pending ones it is sure of, at its re-rank)
+    finally:
+        scorer.close()
+        labeling.close()
+
+
+def test_audited_items_reach_labelers_blind_and_wrong_answers_pause_auto_accept(
+    redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = InMemoryBus()
+    _audit_flow((bus, bus, bus), Topics("audit"), redis_client, namespace, digits, caplog)
+
+
+@pytest.mark.kafka
+def test_the_audit_across_services_over_kafka(
+    kafka_bus_factory: Any, redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    topics = Topics(prefix=f"a{uuid.uuid4().hex[:10]}")
+    scorer_bus = kafka_bus_factory(prefix=topics.prefix, transactional_id=f"scorer-{uuid.uuid4().hex[:8]}")
+    scorer_bus.ensure_topics(topics.all())
+    buses = (scorer_bus, kafka_bus_factory(prefix=topics.prefix), kafka_bus_factory(prefix=topics.prefix))
+    _audit_flow(buses, topics, redis_client, namespace, digits, caplog, wait=1.0)
+
+
+def test_a_new_version_moves_the_pending_items_it_is_sure_of_to_the_auto_labels(
+    redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = digits
+    bus, topics = InMemoryBus(), Topics("rerank")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=200, audit_share=0.0)
+    labeling = make_label_service(Strategy("margin"), queue, bus, topics)
+    try:
+        weak = Trainer().fit(X[:40], list(y[:40]))
+        bus.publish(topics.models, _version(1, weak), key=MODEL_KEY)  # no threshold: everything queued
+        scorer.poll_models(0.0)
+        _produce(bus, topics, X[600:1000], 600)
+        scorer.run(burst=True, timeout=0.0)
+        assert queue.depth() == 400 and not _autos(bus, topics)
+        held = {e.id for e in labeling.lease(5, "ann")}  # leased: stays with the labeler whatever the model says
+        strong = Trainer().fit(X[:600], list(y[:600]))
+        bus.publish(topics.models, _version(2, strong, auto_accept_threshold=0.9), key=MODEL_KEY)
+        scorer.poll_models(0.0)
+        conf = strong.predict_proba(X[600:1000]).max(axis=1)
+        sure = {str(600 + j) for j in np.flatnonzero(conf >= 0.9)} - held
+        autos = _autos(bus, topics)
+        assert len(autos) >= len(sure) > 100 and sure <= set(autos)
+        assert set(queue.pending_ids()) == {str(i) for i in range(600, 1000)} - set(autos) - held
+        assert scorer.metrics.items_auto_accepted_at_rerank._value.get() == len(sure)
+        # An auto-label published for a leased item (the labeler answers it) is all the crash window can leave:
+        # the same label id again, never an item gone from both.
+        assert len(set(autos)) == len(autos)
+        labels = [decode_label(m.value) for m in bus.messages(topics.auto_labels)]
+        assert all(lab.label_id == f"auto:{lab.item_id}:v2" and lab.threshold == 0.9 for lab in labels)
+        # A later record of an auto-accepted id is a duplicate, not queued again.
+        again = int(min(sure, key=int))
+        _produce(bus, topics, X[again : again + 1], again)
+        scorer.run(burst=True, timeout=0.0)
+        assert str(again) not in set(queue.pending_ids()) and scorer.metrics.items_duplicate._value.get() == 1
+    finally:
+        scorer.close()
+        labeling.close()
