@@ -177,9 +177,10 @@ def test_a_client_that_does_not_read_its_reply_holds_no_one_up(redis_client: red
         with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10) as stuck:
             stuck.sendall(b"GET /lease?k=1000&labeler=slow HTTP/1.1\r\n\r\n")  # and never reads the reply
             time.sleep(1.0)
-            t0 = time.monotonic()
+            # A server held up by the stuck reply never answers: call's 10 s timeout fails the test (no
+            # tighter wall-clock bound: under CI load a free server has taken 5.9 s).
             code, status = call(f"{base}/status")
-            assert code == 200 and status["leased"] == n and time.monotonic() - t0 < 5
+            assert code == 200 and status["leased"] == n
 
 
 def test_a_label_is_accepted_even_when_a_dispatcher_acknowledges_it_first(redis_client: redis.Redis, namespace: str) -> None:
