@@ -29,6 +29,10 @@ ITEMS_READ = "activestream_items_read_total"
 ITEMS_DUPLICATE = "activestream_items_duplicate_total"
 SCORER_PAUSED = "activestream_scorer_paused"
 SCORER_PAUSES = "activestream_scorer_pauses_total"
+POOL_EVICTIONS = "activestream_pool_evictions_total"
+POOL_REJECTIONS = "activestream_pool_rejections_total"
+POOL_AGE_EVICTIONS = "activestream_pool_age_evictions_total"
+RESERVOIR_REPLACEMENTS = "activestream_reservoir_replacements_total"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class ScorerMetrics:
     items_duplicate: Counter
     paused: Gauge
     pauses: Namespaced[Counter]
+    pool_evictions: Counter
+    pool_rejections: Counter
+    pool_age_evictions: Counter
+    reservoir_replacements: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> ScorerMetrics:
@@ -89,4 +97,14 @@ class ScorerMetrics:
             paused=one(Gauge(SCORER_PAUSED, "1 while scoring waits for Redis (unreachable or at maxmemory); 0 while it consumes", ns, registry=registry)),
             pauses=Namespaced(Counter(SCORER_PAUSES.removesuffix("_total"), "Times scoring paused for Redis, by reason "
                                       "(redis_unreachable, redis_maxmemory, redis_read_only)", [*ns, "reason"], registry=registry), namespace),
+            # The capped pool (ACTIVESTREAM_POOL_CAPACITY) and its random reservoir: what this scorer's writes did.
+            pool_evictions=one(Counter(POOL_EVICTIONS.removesuffix("_total"), "Pending items evicted from the full pool by a better-ranked one", ns,
+                                       registry=registry)),
+            pool_rejections=one(Counter(POOL_REJECTIONS.removesuffix("_total"),
+                                        "Items the full pool did not take (they did not outrank its lowest pending item; counted at commit)", ns,
+                                        registry=registry)),
+            pool_age_evictions=one(Counter(POOL_AGE_EVICTIONS.removesuffix("_total"), "Pending items evicted for being older than ACTIVESTREAM_POOL_MAX_AGE",
+                                           ns, registry=registry)),
+            reservoir_replacements=one(Counter(RESERVOIR_REPLACEMENTS.removesuffix("_total"), "Random-reservoir members replaced by a newcomer", ns,
+                                               registry=registry)),
         )
