@@ -285,7 +285,7 @@ class QueueWriter(QueueBase):
         k = self.k
         cutoff = (self.now() if now is None else now) - max_age
         keys = [k.pending, k.featloc, k.segment_live, k.segment_time, k.segment_width, k.metadata, k.rerank_lock, k.rerank_removed,
-                k.skips, k.pool_stats]
+                k.skips, k.pool_stats, k.meta]
         total, offset = 0, 0
         while True:  # bounded batches of segments keep each script call short
             evicted, seen, still = self.scripts.evict_old(keys=keys, args=[cutoff, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix,

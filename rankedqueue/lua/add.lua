@@ -15,7 +15,7 @@
 local now, prefix, rb, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local rows, has_md, scores = ARGV[5], ARGV[6] == '1', ARGV[9]
 local cap, R, ukeys = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
-local P = {pending = KEYS[1], featloc = KEYS[2], seg_live = KEYS[4], seg_time = KEYS[5], seg_width = KEYS[6], seg_prefix = prefix,
+local P = {pending = KEYS[1], featloc = KEYS[2], meta = KEYS[3], seg_live = KEYS[4], seg_time = KEYS[5], seg_width = KEYS[6], seg_prefix = prefix,
            lock = KEYS[8], removed = KEYS[9], metadata = KEYS[7], skips = KEYS[10], skippers_prefix = ARGV[13], skipped_by_prefix = ARGV[14]}
 local dtype = redis.call('HGET', KEYS[3], 'feature_dtype')
 if not dtype then
