@@ -7,10 +7,15 @@ import threading
 import numpy as np
 import pytest
 import redis
+from prometheus_client import CollectorRegistry
 
 from activestream.labeling.service import ControlPicker
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.pool import PoolLimits
+from activestream.schemas import Item
+from activestream.scorer.service import Scorer
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +192,46 @@ def test_a_rerank_of_a_capped_compacted_pool_keeps_exactly_its_items(redis_clien
     for i, s in after.items():  # the re-rank read every survivor's own row
         assert s == pytest.approx(1.0 - int(i[1:]) / n, abs=1e-6)  # (rows are float32)
     assert q.thresholds().pool == pytest.approx(min(after.values()))
+
+
+def total_calls(client: redis.Redis) -> int:
+    return sum(int(v["calls"]) for k, v in client.info("commandstats").items() if k != "cmdstat_info")
+
+
+def test_the_scorer_sends_redis_nothing_for_items_below_its_threshold(redis_client: redis.Redis, namespace: str) -> None:
+    from activestream.scorer.admission import Admission
+    from activestream.scorer.batches import BatchCounts
+    from activestream.scorer.metrics import ScorerMetrics
+
+    q = capped(redis_client, namespace, 10)
+    q.add([f"a{j}" for j in range(10)], np.linspace(0.5, 0.9, 10), feats(10))
+    adm = Admission(q, ScorerMetrics.create(CollectorRegistry(), namespace))
+    adm.refresh()
+    assert adm.thresholds.pool == pytest.approx(0.5)
+    counts = BatchCounts(scored=100)
+    before = total_calls(redis_client)
+    ids, scores, X, metas = adm.filter([f"b{j}" for j in range(100)], np.linspace(0.0, 0.6, 100), feats(100), [{}] * 100, counts)
+    assert total_calls(redis_client) == before  # (a second's refresh has not come due)
+    assert len(ids) == len(X) == len(metas) == 17 and (scores > 0.5).all()
+    assert (counts.streamed, counts.rejected, counts.scored) == (100, 83, 17)
+
+
+def test_scorer_counts_add_up_with_the_pool(redis_client: redis.Redis, namespace: str) -> None:
+    bus, topics = InMemoryBus(), Topics("p")
+    n = 1500
+    X = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    for i in range(n):
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    for i in range(0, 300, 3):  # ids sent again: taken (duplicates) or decided afresh
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    q = capped(redis_client, namespace, 200, 20)
+    scorer = Scorer(bus, q, topics, batch_size=50, n_features=8)
+    scorer.run(burst=True, timeout=0.0)
+    scorer.close()
+    m, st = scorer.metrics, q.pool_stats()
+    read, scored, dup = m.items_read._value.get(), m.items_scored._value.get(), m.items_duplicate._value.get()
+    rejected = m.pool_rejections._value.get()
+    assert read == n + 100 == scored + dup + rejected  # every record in exactly one outcome
+    assert st["streamed"] == read and st["rejected"] == rejected  # (no id twice in one batch here)
+    assert q.depth() == 200 and st["evicted"] == scored - 200 and m.pool_evictions._value.get() == st["evicted"]
+    assert st["reservoir"] == 20 and m.reservoir_replacements._value.get() == st["reservoir_replaced"] > 0
