@@ -4,15 +4,15 @@
 -- its metadata and skip records go with it (nothing of it stays behind).
 -- P: a table of key names: pending, featloc, meta, seg_live, seg_time, seg_width, seg_prefix, lock, removed,
 --    metadata, skips, skippers_prefix, skipped_by_prefix; no_compact = true leaves segments as they are.
--- Once at most three quarters of a segment's rows (of 4 or more) live, they are copied into a new
--- segment and the old one is freed, so the rows of evicted items hold at most a third more memory
--- than the live ones (each eviction copies at most 3 rows, amortized).
+-- Once at most seven eighths of a segment's rows (of 4 or more) live, they are copied into a new
+-- segment and the old one is freed, so the rows of evicted items hold at most a seventh more memory
+-- than the live ones (each eviction copies at most 7 rows, amortized).
 local function compact(P, seq)
   local live = tonumber(redis.call('HGET', P.seg_live, seq) or '0')
   local blob = redis.call('GET', P.seg_prefix .. seq .. ':i')
   if live == 0 or not blob then return end
   local n = struct.unpack('<I4', blob, 1)
-  if n < 4 or live * 4 > n * 3 then return end
+  if n < 4 or live * 8 > n * 7 then return end
   local rb = tonumber(redis.call('HGET', P.seg_width, seq))
   local rows = redis.call('GET', P.seg_prefix .. seq .. ':f')
   local dead = redis.call('GET', P.seg_prefix .. seq .. ':d') or ''
