@@ -58,10 +58,13 @@ def produce_stream(bootstrap: str, topic: str, n: int, data: Any) -> tuple[Any, 
     return p, rate
 
 
-def bench_pool(sv: Any, cfg: Any, data: Any, mv: ModelVersion, log: Callable[[str], None]) -> dict[str, Any]:
-    """The pool section: see the module doc. Keys as issue 21 names them."""
-    from benchmarks.throughput import _bus, _cli, _delete_topics, _env, consume_only
+def bench_pool(sv: Any, cfg: Any, data: Any, mv: ModelVersion, log: Callable[[str], None], *, tools: dict[str, Callable[..., Any]]) -> dict[str, Any]:
+    """The pool section: see the module doc. Keys as issue 21 names them.
 
+    ``tools``: the throughput harness's helpers ``bus``, ``cli``, ``delete_topics``, ``env``, ``consume_only``
+    (passed in: this module must not import the harness, which imports it).
+    """
+    _bus, _cli, _delete_topics, _env, consume_only = (tools[k] for k in ("bus", "cli", "delete_topics", "env", "consume_only"))
     n, cap = cfg.pool_items, cfg.pool_capacity
     prefix = f"bp{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix)

@@ -887,7 +887,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
             "scorer": lambda: bench_scorer(sv, cfg, data, mv, log),
             "rerank": lambda: bench_rerank(sv, cfg, data, log),
             "label": lambda: bench_label_to_live(sv, cfg, data, log),
-            "pool": lambda: bench_pool(sv, cfg, data, mv, log),
+            "pool": lambda: bench_pool(sv, cfg, data, mv, log, tools={"bus": _bus, "cli": _cli, "delete_topics": _delete_topics, "env": _env,
+                                                                      "consume_only": consume_only}),
         }
         for name in cfg.sections:
             log(f"[{name}]")
