@@ -74,7 +74,7 @@ def test_the_cap_holds_with_two_scorers_writing_at_once(stack: Stack, kafka_bus_
         assert_pool_exact(stack.queue, n)
         assert st_identity(stack.queue, n)
     except AssertionError:
-        print(stack.logs())
+        print(stack.logs(), stack.queue.pool_stats(), stack.queue.depth())
         raise
 
 
@@ -87,13 +87,13 @@ def st_identity(q: RankedQueue, n: int) -> bool:
 def test_a_scorer_sigkilled_mid_batch_and_restarted_leaves_the_cap_and_counts_exact(
     stack: Stack, kafka_bus_factory: Callable[..., object]
 ) -> None:
-    n = 3000
+    n = 20_000
     bus = kafka_bus_factory(prefix=stack.prefix, partitions=2)
     bus.ensure_topics(stack.topics.all())  # type: ignore[attr-defined]
     publish(bus, stack, n)
     try:
         p = stack.start("scorer", "--batch-size", "25")
-        wait_for(lambda: stack.queue.pool_stats()["streamed"] >= 600, 90, interval=0.02, what="scorer mid-stream")
+        wait_for(lambda: stack.queue.pool_stats()["streamed"] >= 1000, 90, interval=0.01, what="scorer mid-stream")
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert stack.queue.pool_stats()["streamed"] < n, "the scorer finished before it was killed: nothing tested"
@@ -103,5 +103,5 @@ def test_a_scorer_sigkilled_mid_batch_and_restarted_leaves_the_cap_and_counts_ex
         time.sleep(2.0)  # let any redelivered tail settle
         assert_pool_exact(stack.queue, n)
     except AssertionError:
-        print(stack.logs())
+        print(stack.logs(), stack.queue.pool_stats(), stack.queue.depth())
         raise
