@@ -50,6 +50,9 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "tolerance": ((lambda v: 0 <= v <= 1), "an accuracy drop in [0, 1]"),
     "metrics_port": ((lambda v: 0 <= v <= 65535), "a port in [0, 65535] (0: any free port)"),
     "rerank_cache_mb": _at_least(0),
+    "pool_capacity": _at_least(0),
+    "pool_max_age": ((lambda v: math.isfinite(v) and v >= 0), "a finite number of seconds >= 0 (0: off)"),
+    "reservoir_share": ((lambda v: 0 <= v < 1), "a share of the pool capacity in [0, 1)"),
     "label_studio_project": _at_least(1),
     "label_studio_top_n": _at_least(1),
     "model_artifact_max_mb": _at_least(1),
@@ -93,6 +96,9 @@ class Settings:
     audit_share: float = 0.02  # share of auto-accepted items also sent to labelers blind (the audit)
     labels_per_hour: float | None = None  # stream budget for queue admission (None: admit all)
     rerank_cache_mb: int = 1024  # the scorer's copy of the queue's feature segments for re-ranks (0: off)
+    pool_capacity: int = 1_000_000  # most pending items per namespace (0: no cap)
+    pool_max_age: float = 0.0  # seconds after which a pending item is evicted (0: off)
+    reservoir_share: float = 0.1  # the random reservoir's size, as a share of pool_capacity
     lease_ttl: float = 300.0
     max_skips: int = 3
     labeler_tokens: str | None = None  # labeler API: a file of '<token> <labeler id>' lines (None: any labeler id is taken)

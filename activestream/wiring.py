@@ -155,7 +155,8 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None, segme
 
     Parameters
     ----------
-    settings : ``redis_url``, ``namespace`` and ``rerank_cache_mb``.
+    settings : ``redis_url``, ``namespace``, ``rerank_cache_mb`` and the pool's limits (``pool_capacity``,
+        ``reservoir_share``, ``pool_max_age``).
     socket_timeout : bounds each Redis call (``None``: wait as long as it takes).
     segment_cache : keep the feature segments a re-rank reads for the next one, up to
         ``settings.rerank_cache_mb`` (the scorer's queue: it re-ranks).
@@ -168,12 +169,13 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None, segme
     import redis
 
     from activestream.rankedqueue import QueueKeys, RankedQueue
+    from activestream.rankedqueue.pool import PoolLimits
 
     if not settings.redis_url:
         raise SystemExit("error: set REDIS_URL (or --redis-url), or start a local stack with `activestream up`")
     cache = settings.rerank_cache_mb * 2**20 if segment_cache else 0
     return RankedQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout), QueueKeys(settings.namespace),
-                       segment_cache_bytes=cache)
+                       segment_cache_bytes=cache, pool=PoolLimits.of(settings.pool_capacity, settings.reservoir_share, settings.pool_max_age))
 
 
 def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorRegistry) -> Retrainer:

@@ -77,6 +77,7 @@ from activestream.streams.topics import MODEL_KEY, Topics
 from activestream.supervisor import stop_processes
 from benchmarks import profiling
 from benchmarks.consume_only import machine_cpu
+from benchmarks.pool_stream import bench_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
@@ -87,7 +88,13 @@ TARGETS = {
     "rerank_1m_vs_reference": "<= 2 x the in-memory reference",
     "label_to_live_p99_s": "<= 2 s with 10k labels",
     "two_scorers_speedup": ">= 1.7 x one scorer",
+    "pool_scorer_steady_vs_consume_only": ">= 0.5 x the consume-only ceiling, the pool full (section pool)",
+    "pool_peak_vs_memory_bound": "<= 1: Redis used_memory after the pool filled <= 1.15 x capacity x bytes per item + the memory before",
 }
+
+
+SECTIONS = ("memory", "scorer", "rerank", "label", "pool")
+DEFAULT_SECTIONS = SECTIONS[:4]  # pool (20M items by default) only when asked for
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,11 @@ class BenchConfig:
     label_samples: int = 25
     label_pending: int = 100_000
     memory_items: int = 100_000
+    pool_items: int = 20_000_000  # items streamed through the capped pool (section pool)
+    pool_capacity: int = 1_000_000
+    pool_timeout: float = 7200.0
     seed: int = 0
-    sections: tuple[str, ...] = ("memory", "scorer", "rerank", "label")
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
     profile_dir: str | None = None  # py-spy each scorer process while it fills the queue (raw stacks here)
     quick: bool = False  # the smoke-test sizes: the report's full-size keys hold them, and no target gets a verdict
 
@@ -144,14 +154,13 @@ def fit_version(X: np.ndarray, y: np.ndarray, version: int) -> tuple[ModelVersio
 # --------------------------------------------------------------------------- services
 
 
-SECTIONS = ("memory", "scorer", "rerank", "label")
-KAFKA_SECTIONS = frozenset({"scorer", "label"})  # the others need only Redis
+KAFKA_SECTIONS = frozenset({"scorer", "label", "pool"})  # the others need only Redis
 
 
 def parse_sections(text: str | None) -> tuple[str, ...]:
-    """``--sections`` as a tuple (all of :data:`SECTIONS` for ``None``); ``ValueError`` names any unknown one."""
+    """``--sections`` as a tuple (:data:`DEFAULT_SECTIONS` for ``None``); ``ValueError`` names any unknown one."""
     if text is None:
-        return SECTIONS
+        return DEFAULT_SECTIONS
     names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     unknown = [s for s in names if s not in SECTIONS]
     if unknown or not names:
@@ -878,6 +887,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
             "scorer": lambda: bench_scorer(sv, cfg, data, mv, log),
             "rerank": lambda: bench_rerank(sv, cfg, data, log),
             "label": lambda: bench_label_to_live(sv, cfg, data, log),
+            "pool": lambda: bench_pool(sv, cfg, data, mv, log, tools={"bus": _bus, "cli": _cli, "delete_topics": _delete_topics, "env": _env,
+                                                                      "consume_only": consume_only}),
         }
         for name in cfg.sections:
             log(f"[{name}]")
@@ -957,7 +968,18 @@ def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
     if mem:
         h["redis_bytes_per_pending_item"] = mem["float32"]["bytes_per_item"]
         h["redis_bytes_per_pending_item_float16"] = mem["float16"]["bytes_per_item"]
+    pl = _done(sec.get("pool"))
+    if pl:  # (the scorer and memory sections' figures of the same names come first when they ran)
+        for key in ("pool_capacity", "pool_items_streamed", "redis_used_memory_peak_after_full_bytes", "redis_bytes_per_pending_item",
+                    "scorer_steady_items_per_s", "consume_only_items_per_s", "machine_cpu_us_per_item_scorer",
+                    "machine_cpu_us_per_item_consume_only"):
+            h.setdefault(key, pl.get(key))
+        h["pool_scorer_steady_vs_consume_only"] = pl.get("scorer_vs_consume_only")
+        bound = pl.get("memory_bound_bytes")
+        h["pool_peak_vs_memory_bound"] = pl["redis_used_memory_peak_after_full_bytes"] / bound if bound else None
     checks = {
+        "pool_scorer_steady_vs_consume_only": (h.get("pool_scorer_steady_vs_consume_only"), lambda v: v >= 0.5),
+        "pool_peak_vs_memory_bound": (h.get("pool_peak_vs_memory_bound"), lambda v: v <= 1.0),
         "scorer_items_per_s": (h.get("scorer_items_per_s"), lambda v: v >= 100_000),
         "scorer_vs_consume_only": (h.get("scorer_vs_consume_only"), lambda v: v >= 0.5),
         "rerank_1m_vs_reference": (h.get("rerank_1m_vs_reference"), lambda v: v <= 2.0),
@@ -1065,6 +1087,8 @@ def add_throughput_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, default=None, help="items per scorer throughput run (default 400000)")
     p.add_argument("--batch-size", type=int, default=None, help="scorer micro-batch (default 1000, the service default)")
     p.add_argument("--label-samples", type=int, default=None, help="labels timed per training-set size (default 25)")
+    p.add_argument("--pool-items", type=int, default=None, help="items streamed through the capped pool, section pool (default 20000000)")
+    p.add_argument("--pool-capacity", type=int, default=None, help="the pool's capacity, section pool (default 1000000)")
     p.add_argument("--profile", default=None, metavar="DIR",
                    help="sample each scorer process with py-spy while it fills the queue: raw stacks (flamegraph input) to DIR, "
                         "its top functions in the report")
@@ -1100,6 +1124,10 @@ def run_cli(args: argparse.Namespace) -> int:
         over["batch_size"] = args.batch_size
     if args.label_samples:
         over["label_samples"] = args.label_samples
+    if args.pool_items:
+        over["pool_items"] = args.pool_items
+    if args.pool_capacity:
+        over["pool_capacity"] = args.pool_capacity
     if args.profile:
         if profiling.py_spy() is None:
             print("--profile needs py-spy: pip install py-spy (the project's dev extra has it)", file=sys.stderr)

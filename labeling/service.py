@@ -39,11 +39,14 @@ class LeasedToAnother(ValueError):
 
 
 class ControlPicker:
-    """The random-control slice: a share of leased items drawn uniformly from the whole queue.
+    """The random-control slice: a share of leased items drawn uniformly from the stream.
 
-    They are an unbiased sample of what waits: the retrainer scores their labels with the
+    They are an unbiased sample of the stream: the retrainer scores their labels with the
     live model before training on them (live accuracy, the auto-accept calibration set). Used
     by the labeler API's leases and by the dispatcher's, so topic labelers get the slice too.
+    They are drawn from the random reservoir (a uniform sample of every item streamed, not of
+    the capped pool's survivors; see :mod:`activestream.rankedqueue.pool`), or from the pending
+    items when the namespace has no reservoir.
 
     Parameters
     ----------
@@ -71,22 +74,29 @@ class ControlPicker:
     def pick(
         self, n: int, holder: str, ttl: float, now: float, *, max_held: int | None = None, passed_since: float | None = None
     ) -> list[tuple[str, float]]:
-        """Lease up to ``n`` uniformly drawn pending items to ``holder`` as control picks.
+        """Lease up to ``n`` uniformly drawn items (reservoir members, else pending items) to ``holder`` as control picks.
 
         Never one it passed on (for a labeler group, ``passed_since``: since then; see
-        :meth:`activestream.rankedqueue.RankedQueue.top_for`).
+        :meth:`activestream.rankedqueue.RankedQueue.top_for`). A reservoir member the queue
+        does not hold (the pool did not take it, or evicted it) is taken into it first.
         """
         out: list[tuple[str, float]] = []
-        for _ in range(n * 3):  # (a draw may hit an item just leased by someone else, or one passed on)
+        for _ in range(n * 5):  # (a draw may hit an item leased or labeled already, or one passed on)
             if len(out) >= n:
                 break
-            depth = self.queue.depth()
-            if depth == 0:
-                break
-            picked = self.queue.top(1, int(self._rng.integers(depth)))
-            if not picked or self.queue.passed_on(holder, [picked[0][0]], passed_since)[0]:
+            size = self.queue.reservoir_size()
+            if size:
+                drawn = self.queue.reservoir_ids([int(self._rng.integers(size))])
+            else:
+                depth = self.queue.depth()
+                if depth == 0:
+                    break
+                drawn = [i for i, _ in self.queue.top(1, int(self._rng.integers(depth)))]
+            if not drawn or self.queue.passed_on(holder, drawn, passed_since)[0]:
                 continue
-            out += self.queue.claim([picked[0][0]], holder, ttl, now, control=True, max_held=max_held)
+            if size:
+                self.queue.promote(drawn)
+            out += self.queue.claim(drawn, holder, ttl, now, control=True, max_held=max_held)
         return out
 
 

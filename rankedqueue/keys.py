@@ -52,6 +52,17 @@ PARALLEL_SORT_MIN = 100_000
 TOP_FOR_PAGE = 64
 # Keys per SCAN page and per UNLINK when clearing a namespace.
 CLEAR_BATCH = 1000
+# Old segments evicted per age-eviction script call (bounds how long one call blocks Redis).
+AGE_EVICT_SEGMENTS = 64
+
+# --------------------------------------------------------------------------- fields of the ``pool_stats`` hash
+
+POOL_EVICTED = "evicted"  # pending items evicted by a better one (the pool was full)
+POOL_REJECTED = "rejected"  # new items that did not outrank the lowest pending one of a full pool
+POOL_AGE_EVICTED = "age_evicted"  # pending items evicted for being older than the max age
+POOL_RESERVOIR_REPLACED = "reservoir_replaced"  # reservoir members replaced by a newcomer
+POOL_STREAMED = "streamed"  # items offered to the pool (counted by the scorers as their offsets commit)
+POOL_STATS = (POOL_STREAMED, POOL_EVICTED, POOL_REJECTED, POOL_AGE_EVICTED, POOL_RESERVOIR_REPLACED)
 
 
 @dataclass(frozen=True)
@@ -232,6 +243,25 @@ class QueueKeys:
     def rerank_lock(self) -> str:
         """STRING: token of the one bulk re-rank running on this queue (with a TTL)."""
         return self._k("rerank:lock")
+
+    @property
+    def reservoir(self) -> str:
+        """ZSET item id -> its sampling key in [0, 1): the random reservoir, the members with the smallest keys.
+
+        A uniform sample of every item streamed (see :mod:`activestream.rankedqueue.pool`), kept
+        apart from the pool (rows in :attr:`reservoir_rows`): the random-control picks are drawn from it.
+        """
+        return self._k("reservoir")
+
+    @property
+    def reservoir_rows(self) -> str:
+        """HASH item id -> a reservoir member's score (<f8), row length (<u4), row and metadata JSON."""
+        return self._k("reservoir_rows")
+
+    @property
+    def pool_stats(self) -> str:
+        """HASH of the pool's counters (fields ``POOL_*``): streamed, evicted, rejected, age-evicted, reservoir replacements."""
+        return self._k("pool_stats")
 
     @property
     def rerank_removed(self) -> str:

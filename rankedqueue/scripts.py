@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 # script -> the fragments defined before its own text (a fragment may call only those listed before it)
 COMPOSITION: dict[str, tuple[str, ...]] = {
-    "add": (),
+    "add": ("fn_kill_row", "fn_forget_skips", "fn_evict"),
+    "evict_old": ("fn_kill_row", "fn_forget_skips", "fn_evict"),
     "features": (),
     "claim": (),
     "renew": (),
@@ -65,6 +66,7 @@ class Scripts:
             return client.register_script(script_source(name))
 
         self.add = reg("add")  # sent with EVAL by the writer (see QueueWriter.add_nowait): its .script is the text
+        self.evict_old = reg("evict_old")
         self.features = reg("features")
         self.claim = reg("claim")
         self.renew = reg("renew")

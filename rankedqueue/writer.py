@@ -28,15 +28,20 @@ from activestream.rankedqueue.base import QueueBase, members
 from activestream.rankedqueue.dump import argsort_best_first, zset_dump
 from activestream.rankedqueue.keys import (
     ADD_CHUNK,
+    AGE_EVICT_SEGMENTS,
     DEFAULT_FEATURE_DTYPE,
     FEATURE_DTYPES,
     FLOAT16_MAX,
     MAX_ID_BYTES,
     META_FEATURE_DTYPE,
     META_N_FEATURES,
+    POOL_REJECTED,
+    POOL_STATS,
+    POOL_STREAMED,
     ZADD_CHUNK,
     QueueKeys,
 )
+from activestream.rankedqueue.pool import PoolLimits, Thresholds, sampling_keys, unpack_member
 from activestream.rankedqueue.segments import PackedIds, ScoreFn, SegmentCache, SegmentReader, score_segments
 
 logger = logging.getLogger(__name__)
@@ -49,16 +54,25 @@ class PendingAdd:
     ----------
     known : after :meth:`result`, one flag per id of ``add_nowait``'s ``check``: whether the
         queue had already taken that id (pending, leased, labeled or dropped) when the check ran.
+    evicted, rejected, replaced : after :meth:`result`, pending items the capped pool evicted for
+        these items, new items it did not take (they did not outrank its lowest one), and
+        reservoir members they replaced.
+    thresholds : after :meth:`result`, what an item had to beat when the last script ran
+        (``None``: no script ran).
     """
 
-    def __init__(self, client: redis.Redis, conn: Any, n_calls: int, *, release: bool = True, n_checked: int = 0) -> None:
+    def __init__(self, client: redis.Redis, conn: Any, n_calls: int, *, release: bool = True, n_checked: int = 0,
+                 has_reservoir: bool = False) -> None:
         self._client = client
         self._conn = conn
         self._n_calls = n_calls  # script replies to read (the calls and their rows are not kept)
         self._release = release  # False: the caller's own connection (see QueueWriter.writer), kept open
         self._n_checked = n_checked  # ids in the HMGET sent before the scripts (0: none sent)
+        self._has_reservoir = has_reservoir
         self._added: int | None = None if conn is not None else 0
         self.known: list[bool] = []
+        self.evicted = self.rejected = self.replaced = 0
+        self.thresholds: Thresholds | None = None
 
     def result(self) -> int:
         """Wait for Redis; the number of items newly added. Raises what the scripts raised."""
@@ -71,9 +85,15 @@ class PendingAdd:
                 self.known = [loc is not None for loc in conn.read_response()]  # '' (a tombstone) is known too
             for _ in range(self._n_calls):
                 try:
-                    added += int(conn.read_response())
+                    reply = conn.read_response()
                 except redis.ResponseError as exc:
                     error = error or exc
+                    continue
+                added += int(reply[0])
+                self.evicted += int(reply[1])
+                self.rejected += int(reply[2])
+                self.replaced += int(reply[5])
+                self.thresholds = Thresholds.parse(reply[3], reply[4], self._has_reservoir)
         except BaseException:
             conn.disconnect()  # (a shared writer reconnects on its next command)
             raise
@@ -102,10 +122,12 @@ class QueueWriter(QueueBase):
         :meth:`rerank` reads, so the next one reads only new segments and which rows died
         (a segment's rows never change; a copy is used only while the segment's token
         matches, so a segment number that names other rows is read afresh). 0: off.
+    pool : the capped pool's limits (capacity, reservoir, max age; default: no cap, no reservoir).
     """
 
     def __init__(
         self, client: redis.Redis, keys: QueueKeys | None = None, *, feature_dtype: str | None = None, segment_cache_bytes: int = 0,
+        pool: PoolLimits | None = None,
     ) -> None:
         if feature_dtype is not None and feature_dtype not in FEATURE_DTYPES:
             raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
@@ -115,6 +137,7 @@ class QueueWriter(QueueBase):
         self.segment_cache = SegmentCache(segment_cache_bytes)
         self._reader = SegmentReader(client, self.k)
         self.last_rerank: dict[str, float] = {}  # phase timings of this client's last bulk re-rank
+        self.pool = pool or PoolLimits()
 
     @property
     def segment_cache_bytes(self) -> int:
@@ -198,12 +221,16 @@ class QueueWriter(QueueBase):
             if not shared:
                 pool.release(conn)
             raise
-        return PendingAdd(self.r, conn, len(calls), release=not shared, n_checked=len(check))
+        return PendingAdd(self.r, conn, len(calls), release=not shared, n_checked=len(check), has_reservoir=self.pool.reservoir > 0)
 
     def _add_calls(
         self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray, metadata: Sequence[dict[str, Any]] | None, now: float | None,
+        *, capped: bool = True,
     ) -> list[tuple[list[str], list[Any]]]:
-        """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``ADD_CHUNK`` items (one segment each)."""
+        """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``ADD_CHUNK`` items (one segment each).
+
+        ``capped=False``: past the pool's cap and the reservoir (a reservoir member taken into the pool).
+        """
         n = len(ids)
         sc = np.ascontiguousarray(scores, dtype="<f8").reshape(-1)
         if len(sc) != n or not np.isfinite(sc).all():
@@ -217,7 +244,12 @@ class QueueWriter(QueueBase):
         md_args: list[str] | None = None
         if metadata is not None and any(metadata):
             md_args = [json.dumps(md) if md else "" for md in metadata]
-        keys = [self.k.pending, self.k.featloc, self.k.meta, self.k.segment_live, self.k.segment_time, self.k.segment_width, self.k.metadata]
+        k = self.k
+        keys = [k.pending, k.featloc, k.meta, k.segment_live, k.segment_time, k.segment_width, k.metadata, k.rerank_lock, k.rerank_removed,
+                k.skips, k.reservoir, k.reservoir_rows, k.pool_stats]
+        cap = self.pool.capacity if capped and self.pool.capacity is not None else -1
+        res = self.pool.reservoir if capped else 0
+        ukeys = sampling_keys(ids).astype("<f8") if res else None
         raw_ids = [i.encode() for i in ids]
         lens = np.fromiter(map(len, raw_ids), dtype=np.int64, count=n)
         if lens.max() > MAX_ID_BYTES:
@@ -227,12 +259,82 @@ class QueueWriter(QueueBase):
         for lo in range(0, n, ADD_CHUNK):
             hi = min(n, lo + ADD_CHUNK)
             blob = (hi - lo).to_bytes(4, "little") + lens16[lo:hi].tobytes() + b"".join(raw_ids[lo:hi])
-            args: list[Any] = ["" if now is None else now, self.k.segment_prefix, rb, hi - lo, rows[lo:hi].tobytes(), "1" if md_args else "0",
-                               dtype.name, blob, sc[lo:hi].tobytes(), *raw_ids[lo:hi]]
+            args: list[Any] = ["" if now is None else now, k.segment_prefix, rb, hi - lo, rows[lo:hi].tobytes(), "1" if md_args else "0",
+                               dtype.name, blob, sc[lo:hi].tobytes(), cap, res, ukeys[lo:hi].tobytes() if ukeys is not None else "",
+                               k.skippers_prefix, k.skipped_by_prefix, *raw_ids[lo:hi]]
             if md_args:
                 args += md_args[lo:hi]
             calls.append((keys, args))
         return calls
+
+    # ----------------------------------------------------------------- the capped pool (see rankedqueue.pool)
+    def thresholds(self) -> Thresholds:
+        """What an item must beat now to enter the pool or the reservoir (one round trip)."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zcard(self.k.pending)
+        pipe.zrange(self.k.pending, 0, 0, withscores=True)
+        pipe.zcard(self.k.reservoir)
+        pipe.zrange(self.k.reservoir, -1, -1, withscores=True)
+        depth, low, n_res, top = pipe.execute()
+        cap, res = self.pool.capacity, self.pool.reservoir
+        pool = "" if cap is None or depth < cap else (str(low[0][1]) if low else "inf")
+        return Thresholds.parse(pool, str(top[0][1]) if res and n_res >= res and top else "", res > 0)
+
+    def evict_older_than(self, max_age: float, now: float | None = None) -> int:
+        """Evict the pending items enqueued more than ``max_age`` seconds before ``now`` (leased ones stay); how many."""
+        k = self.k
+        cutoff = (self.now() if now is None else now) - max_age
+        keys = [k.pending, k.featloc, k.segment_live, k.segment_time, k.segment_width, k.metadata, k.rerank_lock, k.rerank_removed,
+                k.skips, k.pool_stats, k.meta]
+        total, offset = 0, 0
+        while True:  # bounded batches of segments keep each script call short
+            evicted, seen, still = self.scripts.evict_old(keys=keys, args=[cutoff, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix,
+                                                                           offset, AGE_EVICT_SEGMENTS])
+            total += int(evicted)
+            offset += int(still)  # (segments still holding a leased row are passed over)
+            if int(seen) < AGE_EVICT_SEGMENTS:
+                return total
+
+    def count_streamed(self, streamed: int, rejected: int) -> None:
+        """Add to the pool's counters what a scorer's committed batches brought (streamed) and turned away before Redis."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hincrby(self.k.pool_stats, POOL_STREAMED, streamed)
+        pipe.hincrby(self.k.pool_stats, POOL_REJECTED, rejected)
+        pipe.execute()
+
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's counters (:data:`POOL_STATS`), with the reservoir's size."""
+        raw = self.r.hmget(self.k.pool_stats, list(POOL_STATS))
+        out = {name: int(v or 0) for name, v in zip(POOL_STATS, raw, strict=True)}
+        out["reservoir"] = int(self.r.zcard(self.k.reservoir))
+        return out
+
+    def reservoir_size(self) -> int:
+        """Members of the random reservoir (0: none, or no reservoir)."""
+        return int(self.r.zcard(self.k.reservoir))
+
+    def reservoir_ids(self, ranks: Sequence[int]) -> list[str]:
+        """Reservoir members at the given ranks of its sampling keys (a seeded caller draws reproducibly)."""
+        pipe = self.r.pipeline(transaction=False)
+        for r in ranks:
+            pipe.zrange(self.k.reservoir, int(r), int(r))
+        return [m for reply in pipe.execute() for m in members(reply)]
+
+    def promote(self, ids: Sequence[str]) -> int:
+        """Take reservoir members into the queue as pending items (past the cap: a control pick leases them at once).
+
+        Ids the queue already knows (pending, leased, labeled, dropped) and non-members change
+        nothing. Returns how many were added.
+        """
+        raw: list[Any] = self.r.hmget(self.k.reservoir_rows, list(ids)) if ids else []
+        got = [(i, unpack_member(v)) for i, v in zip(ids, raw, strict=True) if v is not None]
+        if not got:
+            return 0
+        dtype = self._read_dtype()
+        X = np.vstack([np.frombuffer(row, dtype=dtype).astype(np.float32) for _, (_, row, _) in got])
+        mds = [json.loads(md) if md else {} for _, (_, _, md) in got]
+        calls = self._add_calls([i for i, _ in got], np.array([sc for _, (sc, _, _) in got]), X, mds, None, capped=False)
+        return sum(int(self.scripts.add(keys=kk, args=aa)[0]) for kk, aa in calls)
 
     def writer(self) -> Any:
         """A connection of its own for :meth:`add_nowait` (give it back with :meth:`release_writer`)."""

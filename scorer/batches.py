@@ -30,7 +30,7 @@ class BatchCounts:
 
     A batch whose commit is rolled back is read and counted again; counting it at scoring
     time would count it twice. Each record read counts in exactly one outcome:
-    ``read == scored + duplicate + auto_accepted + refused + len(dead)``.
+    ``read == scored + duplicate + auto_accepted + refused + rejected + len(dead)``.
     """
 
     read: int = 0  # item records read
@@ -38,6 +38,8 @@ class BatchCounts:
     duplicate: int = 0  # an id already taken: earlier in the batch, or by the queue
     auto_accepted: int = 0
     refused: int = 0  # over the stream budget
+    rejected: int = 0  # not taken by the full capped pool (by the scorer's threshold or by Redis)
+    streamed: int = 0  # offered to the capped pool (what the reservoir samples)
     dead: list[tuple[str, str]] = field(default_factory=list)  # (source, reason code) per dead letter
 
     def add(self, other: BatchCounts) -> None:
@@ -46,6 +48,8 @@ class BatchCounts:
         self.duplicate += other.duplicate
         self.auto_accepted += other.auto_accepted
         self.refused += other.refused
+        self.rejected += other.rejected
+        self.streamed += other.streamed
         self.dead += other.dead
 
 

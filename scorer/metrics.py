@@ -33,6 +33,10 @@ SCORER_PAUSED = "activestream_scorer_paused"
 SCORER_PAUSES = "activestream_scorer_pauses_total"
 AUTO_ACCEPT_PAUSED = "activestream_auto_accept_paused"
 ITEMS_AUTO_ACCEPTED_AT_RERANK = "activestream_items_auto_accepted_at_rerank_total"
+POOL_EVICTIONS = "activestream_pool_evictions_total"
+POOL_REJECTIONS = "activestream_pool_rejections_total"
+POOL_AGE_EVICTIONS = "activestream_pool_age_evictions_total"
+RESERVOIR_REPLACEMENTS = "activestream_reservoir_replacements_total"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class ScorerMetrics:
     pauses: Namespaced[Counter]
     auto_accept_paused: Gauge
     items_auto_accepted_at_rerank: Counter
+    pool_evictions: Counter
+    pool_rejections: Counter
+    pool_age_evictions: Counter
+    reservoir_replacements: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> ScorerMetrics:
@@ -100,6 +108,16 @@ class ScorerMetrics:
             items_auto_accepted_at_rerank=one(Counter(ITEMS_AUTO_ACCEPTED_AT_RERANK.removesuffix("_total"),
                                                       "Pending items a new version was sure of at its re-rank, taken from the queue "
                                                       "(their auto-labels published first)", ns, registry=registry)),
+            # The capped pool (ACTIVESTREAM_POOL_CAPACITY) and its random reservoir: what this scorer's writes did.
+            pool_evictions=one(Counter(POOL_EVICTIONS.removesuffix("_total"), "Pending items evicted from the full pool by a better-ranked one", ns,
+                                       registry=registry)),
+            pool_rejections=one(Counter(POOL_REJECTIONS.removesuffix("_total"),
+                                        "Items the full pool did not take (they did not outrank its lowest pending item; counted at commit)", ns,
+                                        registry=registry)),
+            pool_age_evictions=one(Counter(POOL_AGE_EVICTIONS.removesuffix("_total"), "Pending items evicted for being older than ACTIVESTREAM_POOL_MAX_AGE",
+                                           ns, registry=registry)),
+            reservoir_replacements=one(Counter(RESERVOIR_REPLACEMENTS.removesuffix("_total"), "Random-reservoir members replaced by a newcomer", ns,
+                                               registry=registry)),
         )
 
 

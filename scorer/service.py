@@ -19,6 +19,7 @@ from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_i
 from activestream.scorer import versions
 from activestream.scorer.audit import AUDIT_SHARE, send_audits
 from activestream.scorer.autoaccept import thresholds
+from activestream.scorer.admission import Admission
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges
@@ -60,19 +61,16 @@ class Scorer:
     n_features : expected feature dimension (else taken from the model or the first item).
     feature_names : order for named-field items.
     registry : Prometheus registry for this process's metrics.
-    group : consumer group shared by all scorer processes (they split the partitions);
-        ``None``: ``{prefix}.scorer``.
-    auto_accept : route items the live model is confident enough about (its version's
-        ``auto_accept_threshold``, calibrated on random-control labels) to the auto-labels
-        topic instead of the queue (unless the queue already has the item: the first write wins).
+    group : consumer group shared by all scorer processes (they split the partitions); ``None``: ``{prefix}.scorer``.
+    auto_accept : route items the live model is confident enough about (its version's ``auto_accept_threshold``, calibrated
+        on random-control labels) to the auto-labels topic instead of the queue (unless the queue already has the item).
     labels_per_hour : stream budget: admit to the queue only as many items as labelers can
         label (variable uncertainty over the measured arrival rate); ``None`` admits all.
     rerank_threads : onnxruntime threads of the session a re-rank scores the whole queue in
         (the live session keeps one, which suits micro-batches).
-    commit_interval : seconds between offset commits while items stream in. Offsets are
-        committed only after the queue writes of every batch they cover succeeded; a batch
-        with dead letters commits at once (with them, atomically on a transactional bus),
-        and an idle stream, :meth:`flush` and :meth:`close` commit everything written.
+    commit_interval : seconds between offset commits while items stream in. Offsets are committed only after the queue writes
+        of every batch they cover succeeded; a batch with dead letters commits at once (with them, atomically on a
+        transactional bus), and an idle stream, :meth:`flush` and :meth:`close` commit everything written.
     artifacts : where a model version's ``artifact_uri`` may be read (default: nowhere).
     audit_share : share of auto-accepted items also sent to labelers blind (:mod:`activestream.scorer.audit`).
 
@@ -138,6 +136,7 @@ class Scorer:
         self.artifacts, self.audit_share = artifacts or ArtifactStore(), audit_share
         self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
         self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
+        self.admission = Admission(queue, self.metrics)  # the capped pool: only items that can enter it go to Redis
 
     def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
         """Load the newest model version waiting on the models topic; re-rank if one was loaded.
@@ -219,12 +218,12 @@ class Scorer:
                                  label_cardinality=self.label_cardinality, on_probas=accept)
 
         n = self.queue.rerank(scores, version=self.model_version)
-        self._rerank_due = n is None
-        self._rerank_tried = time.monotonic()
+        self._rerank_due, self._rerank_tried = n is None, time.monotonic()
         if n is None:
             log.info("another scorer is re-ranking the queue; model v%d will re-rank it later if still needed", self.model_version)
             return 0
         self.metrics.rerank_seconds.observe(time.perf_counter() - t0)
+        self.admission.refresh()
         log.info("re-ranked %d pending items with model v%d in %.3fs", n, self.model_version, time.perf_counter() - t0)
         return n
 
@@ -277,6 +276,7 @@ class Scorer:
         errors = sorted(errors + plan.errors, key=lambda e: e[0])
         dead = [self._dead_letter_raw(self.topics.items, message_at(i).value, err, counts) for i, err in errors]
         ids, X, metas, scores, auto = plan.ids, plan.X, plan.metas, plan.scores, plan.auto
+        ids, scores, X, metas = self.admission.filter(ids, scores, X, metas, counts)
         # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
         # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
         # queued when it finishes a batch instead of idling for the round trip; the oldest
@@ -322,6 +322,7 @@ class Scorer:
             self._abandon_inflight()
             raise
         self._inflight.popleft()
+        self.admission.confirmed(w.pending, w.counts)
         self.metrics.items_enqueued.inc(added)  # (a fact about Redis, whatever becomes of the offsets)
         # An id the queue already had makes its record a duplicate, whoever queued it: an earlier
         # record of that id, or this record's own earlier read whose commit did not happen (a
@@ -383,11 +384,11 @@ class Scorer:
         self.metrics.items_duplicate.inc(c.duplicate)
         self.metrics.items_auto_accepted.inc(c.auto_accepted)
         self.metrics.items_over_budget.inc(c.refused)
-        self.auto_accepted += c.auto_accepted
-        self.refused += c.refused
+        self.auto_accepted, self.refused = self.auto_accepted + c.auto_accepted, self.refused + c.refused
         for source, reason in c.dead:
             self.metrics.dead_letters.labels(source=source, reason=reason).inc()
         self.dead_letters += len(c.dead)
+        self.admission.committed(c)
 
     def _rewind(self, exc: CommitAborted) -> None:
         # The transaction was rolled back because the group rebalanced under it: none of its

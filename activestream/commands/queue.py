@@ -38,7 +38,8 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
     -------
     A JSON-ready dict: ``namespace``, ``pending``, ``leased``, ``labeled``, ``oldest_pending_age_s``,
     ``n_features``, ``feature_dtype``, ``stored_widths``, ``model_version``, ``ranked_version``,
-    ``task``, ``classes``, ``label_kind``.
+    ``task``, ``classes``, ``label_kind``, and ``pool``: the capped pool's counters (items streamed, evicted,
+    rejected at admission, evicted for age, reservoir replacements) and the reservoir's size.
     """
     from activestream.labeling.routes import meta_classes
 
@@ -57,6 +58,7 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
         "task": meta["task"],
         "classes": meta_classes(meta["classes"]),
         "label_kind": meta["label_kind"],
+        "pool": queue.pool_stats(),
     }
 
 

@@ -41,6 +41,10 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--export-labels", default=None, metavar="DIR",
                    help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does")
     options.add_simulation(p, budget=300, report="reports/simulate.json")
+    p.add_argument("--stream", action="store_true",
+                   help="replay the training split as a stream in file order, a slice before each round (default: all queued first)")
+    p.add_argument("--pool-capacity", type=options.count, default=None, metavar="N",
+                   help="cap the queue's pool at N pending items, with a random reservoir of N/10 (default: no cap)")
     p.set_defaults(func=run)
 
 
@@ -92,7 +96,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
         export_dir=getattr(args, "export_labels", None),
-        estimator=estimators(args)[0],
+        estimator=estimators(args)[0], stream=getattr(args, "stream", False), pool_capacity=getattr(args, "pool_capacity", None),
     )
 
 

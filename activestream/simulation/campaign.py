@@ -25,6 +25,7 @@ from activestream.labeled_set import build_rows, write_rows
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.auto_accept_rule import calibrate_classes
+from activestream.rankedqueue.pool import PoolLimits
 from activestream.retrainer.estimator import EstimatorFactory, load_factory, make_trainer
 from activestream.retrainer.service import Retrainer
 from activestream.retrainer.stopping import StopRules
@@ -69,6 +70,10 @@ class SimConfig:
         as ``activestream export`` writes it); ``None``: not written.
     estimator : ``module:callable`` of the classifier the retrainer fits (``None``: its default),
         also for the full-data score and the auto-accept calibration: the model the campaign runs.
+    stream : replay the training split as a stream in arrival order (file order), a slice before
+        each round, instead of queueing all of it before the first label.
+    pool_capacity : cap the queue's pool at this many pending items (``None``: no cap), with a
+        random reservoir of a tenth of it (see :mod:`activestream.rankedqueue.pool`).
     """
 
     budget: int = 300
@@ -88,6 +93,8 @@ class SimConfig:
     cold_start: str = "random"
     export_dir: str | None = None
     estimator: str | None = None
+    stream: bool = False
+    pool_capacity: int | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -229,7 +236,8 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     full = full_data_score(ds, train, test, cfg.metric, factory)
     bus = InMemoryBus()
     topics = Topics()
-    queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim-{strategy}-{seed}-{id(bus)}"))
+    pool = PoolLimits.of(cfg.pool_capacity or 0, 0.1, 0.0)
+    queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim-{strategy}-{seed}-{id(bus)}"), pool=pool)
     queue.clear()
     scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
     strat = Strategy(strategy, seed)
@@ -241,10 +249,21 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     cold_start = "random" if strategy == RANDOM else cfg.cold_start
     labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics, explore=explore, curriculum_labels=cfg.curriculum_labels,
                                   cold_start=cold_start)
+    # As a stream: the training split in arrival order, one slice per round (the first before the seed labels).
+    rounds = 1 + -(-(cfg.budget - cfg.init) // cfg.batch)
+    slices = np.array_split(np.sort(train), rounds) if cfg.stream else [np.asarray(train)]
+    fed = 0
+
+    def feed() -> None:
+        nonlocal fed
+        if fed < len(slices):
+            for i in slices[fed]:
+                bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
+            fed += 1
+            scorer.run(burst=True, timeout=0.0)
+
     try:
-        for i in train:
-            bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
-        scorer.run(burst=True, timeout=0.0)
+        feed()
 
         def evaluate() -> float:
             if scorer.model is None:  # no model yet: what a user would get is the majority label
@@ -277,6 +296,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             spent += len(leased)
             retrainer.run(burst=True, timeout=0.0)
             scorer.poll_models(0.0)
+            feed()
             curve.append((spent, evaluate()))
             if on_round is not None:
                 on_round()

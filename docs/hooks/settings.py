@@ -50,6 +50,14 @@ DESCRIPTIONS: dict[str, str] = {
     "never changes; each carries a token checked on every use, so a Redis rollback or a cleared queue is read afresh) "
     "up to this many MiB, held between re-ranks, so the next re-rank after a model update reads only which rows died; "
     "1M items of 128 float32 take ~540 MiB (0: off, every re-rank reads every segment)",
+    "pool_capacity": "most pending items a namespace keeps (its pool; 0: no cap). When it is full, a new item enters "
+    "only if it outranks the lowest pending item, which is evicted (its row freed, its id forgotten, so it is decided afresh "
+    "if sent again); the scorer keeps the threshold and sends Redis nothing for an item below it. At ~700 bytes per pending "
+    "item of 128 float32, the default 1,000,000 takes ~0.7 GB",
+    "pool_max_age": "seconds after which a pending item is evicted, for drifting streams (0: off); leased items stay",
+    "reservoir_share": "size of the random reservoir, as a share of `ACTIVESTREAM_POOL_CAPACITY`: a uniform sample of "
+    "every item streamed (bottom-k on a hash of the id, so order and scorer do not matter), kept beside the pool; the "
+    "random-control picks are drawn from it (0: none, control picks are drawn from the pending items)",
     "lease_ttl": "seconds before a leased, unlabeled item returns to the queue (timed by Redis's clock, as are passes "
     "and enqueue times, so hosts whose clocks disagree still agree on who holds what)",
     "max_skips": "an item skipped by this many different labelers leaves the queue",

@@ -256,3 +256,15 @@ def test_simulate_refuses_an_estimator_it_cannot_load_or_pair(tmp_path: Path, ca
     assert capsys.readouterr().err.strip() == "error: estimator 'sklearn.nope:Thing': cannot import 'sklearn.nope': No module named 'sklearn.nope'"
     assert main([*base, "--estimator", "RandomForestClassifier", "--strategy", "bald"]) == 2
     assert "--strategy bald scores a committee of heads; --estimator RandomForestClassifier is one model" in capsys.readouterr().err
+
+
+def test_simulate_a_stream_through_a_capped_pool(tmp_path: Path, redis_url: str) -> None:
+    X, y = make_classification(n_samples=600, n_features=8, random_state=1)
+    path = tmp_path / "stream.csv"
+    write_csv(path, X, {"y": y})
+    rep = run(["simulate", "--data", str(path), "--label-column", "y", "--budget", "40", "--seeds", "1", "--strategy", "margin",
+               "--stream", "--pool-capacity", "40"], redis_url, tmp_path)
+    assert rep["config"]["stream"] is True and rep["config"]["pool_capacity"] == 40
+    entry = rep["strategies"]["margin"]
+    assert [x for x, _ in entry["curve"]] == [20, 30, 40]  # every round found items to label in the capped pool
+    assert all(0.5 <= s <= 1.0 for _, s in entry["curve"])

@@ -16,7 +16,7 @@ from benchmarks import throughput as tp
 
 
 def test_sections_are_checked_before_anything_runs() -> None:
-    assert tp.parse_sections(None) == tp.SECTIONS
+    assert tp.parse_sections(None) == tp.DEFAULT_SECTIONS == ("memory", "scorer", "rerank", "label")  # pool only when asked for
     assert tp.parse_sections(" memory, rerank,memory ") == ("memory", "rerank")
     with pytest.raises(ValueError, match="Rerank") as err:
         tp.parse_sections("memory,Rerank")

@@ -1,0 +1,87 @@
+"""The capped pool and the random reservoir: what bounds a namespace's memory on an unbounded stream.
+
+The pool holds at most ``capacity`` pending items. When it is full, a new item enters only if it
+outranks the lowest pending item, which is evicted: its row freed, its id forgotten (so the same
+id sent again is decided afresh). Beside it, the *reservoir* keeps a uniform sample of every item
+streamed: each item gets a sampling key, a hash of its id uniform in [0, 1), and the reservoir
+keeps the ``reservoir`` items with the smallest keys (bottom-k sampling: Efraimidis & Spirakis'
+A-Res with equal weights, which samples uniformly as Vitter's Algorithm R does). The key depends
+on the id only, so the sample does not depend on the order items arrive in nor on which scorer
+scored them, and a redelivered batch changes nothing. The reservoir keeps each member's row (the
+random-control picks are drawn from it, see :meth:`QueueWriter.promote`).
+
+Admission and eviction run in the enqueue script (``lua/add.lua``); each call answers with the
+thresholds an item must pass (:class:`Thresholds`), which the scorer keeps, so an item that can
+enter neither costs no Redis work (:mod:`activestream.scorer.admission`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLING_SEED = b"activestream-reservoir-1"  # the hash key: fixed, so every scorer draws the same key for an id
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How much one namespace keeps.
+
+    Parameters
+    ----------
+    capacity : most pending items (``None``: no cap).
+    reservoir : members of the random reservoir (0: none).
+    max_age : seconds after which a pending item is evicted (``None``: never).
+    """
+
+    capacity: int | None = None
+    reservoir: int = 0
+    max_age: float | None = None
+
+    @classmethod
+    def of(cls, capacity: int, reservoir_share: float, max_age: float) -> PoolLimits:
+        """From the settings: ``capacity`` 0 is no cap, ``max_age`` 0 is none; the reservoir is ``reservoir_share`` of the capacity."""
+        return cls(capacity or None, round(capacity * reservoir_share) if capacity else 0, max_age or None)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What an item must beat to be worth sending: a score above ``pool`` or a sampling key below ``reservoir``."""
+
+    pool: float = -math.inf  # the lowest pending score of a full pool (-inf: not full)
+    reservoir: float = math.inf  # the largest sampling key of a full reservoir (inf: not full; 0 without one)
+
+    @classmethod
+    def parse(cls, pool: bytes | str, reservoir: bytes | str, has_reservoir: bool) -> Thresholds:
+        """From the enqueue script's reply ('' where not full)."""
+        p = float(pool) if pool not in (b"", "") else -math.inf
+        r = (float(reservoir) if reservoir not in (b"", "") else math.inf) if has_reservoir else 0.0
+        return cls(p, r)
+
+    def wanted(self, scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``(n,)`` bool: which items could enter the pool or the reservoir (``scores``, ``keys`` : (n,))."""
+        return (np.asarray(scores) > self.pool) | (np.asarray(keys) < self.reservoir)  # type: ignore[no-any-return]
+
+
+def sampling_keys(ids: Sequence[str]) -> np.ndarray:
+    """Each id's reservoir sampling key: a keyed BLAKE2b hash of it, uniform in [0, 1).
+
+    Returns
+    -------
+    (n,) float64.
+    """
+    out = np.empty(len(ids), dtype=np.float64)
+    for j, item_id in enumerate(ids):
+        h = int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8, key=SAMPLING_SEED).digest(), "little")
+        out[j] = (h >> 11) * 2.0**-53  # the top 53 bits: exact in a double, < 1
+    return out
+
+
+def unpack_member(raw: bytes) -> tuple[float, bytes, bytes]:
+    """A reservoir member's stored value -> ``(score, row bytes, metadata JSON or b"")``."""
+    score, rb = float(np.frombuffer(raw, dtype="<f8", count=1)[0]), int.from_bytes(raw[8:12], "little")
+    return score, raw[12 : 12 + rb], raw[12 + rb :]

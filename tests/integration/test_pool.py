@@ -1,0 +1,237 @@
+"""The capped pool and the random reservoir against a real redis-server (rankedqueue.pool, lua/add.lua)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from activestream.labeling.service import ControlPicker
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.rankedqueue.pool import PoolLimits
+from activestream.schemas import Item
+from activestream.scorer.service import Scorer
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+def capped(client: redis.Redis, namespace: str, capacity: int, reservoir: int = 0, max_age: float | None = None) -> RankedQueue:
+    return RankedQueue(client, QueueKeys(namespace), pool=PoolLimits(capacity, reservoir, max_age))
+
+
+def feats(n: int, d: int = 3) -> np.ndarray:
+    return np.arange(n * d, dtype=np.float32).reshape(n, d)
+
+
+def stored_rows(q: RankedQueue) -> int:
+    """Rows whose segment is still stored, dead ones included."""
+    return sum(int.from_bytes((q.r.get(q.k.segment_ids(s.decode())) or bytes(4))[:4], "little") for s in q.r.hkeys(q.k.segment_live))
+
+
+def test_full_pool_takes_only_what_outranks_its_lowest_and_forgets_the_evicted(redis_client: redis.Redis, namespace: str) -> None:
+    q = capped(redis_client, namespace, 5)
+    assert q.add(list("abcde"), np.array([0.1, 0.2, 0.3, 0.4, 0.5]), feats(5), [{"m": i} for i in range(5)]) == 5
+    assert q.skip("a", "ann", max_skips=3) == 1  # a skip record, which must go with the item
+    assert q.add(["low"], np.array([0.05]), feats(1)) == 0  # below the lowest: rejected, not remembered
+    assert q.known(["low"]) == [False] and q.r.hget(q.k.featloc, "low") is None
+    assert q.add(["y"], np.array([0.35]), feats(1), [{"m": 9}]) == 1
+    assert q.depth() == 5
+    assert sorted(i for i, _ in q.ranking()) == ["b", "c", "d", "e", "y"]
+    # the evicted item leaves nothing behind: no featloc (not even a tombstone), metadata, skip records
+    assert q.r.hget(q.k.featloc, "a") is None and q.metadata_of(["a"]) == [{}] and q.features_of(["a"]) == [None]
+    assert q.r.hget(q.k.skips, "a") is None and not q.r.exists(q.k.skippers_prefix + "a") and q.skipped_by("ann", ["a"]) == [False]
+    assert q.pool_stats()["evicted"] == 1
+    # an equal score does not outrank (the lowest is now 0.2)
+    assert q.add(["tie"], np.array([0.2]), feats(1)) == 0
+    # the evicted id sent again is decided afresh: with a better score it enters
+    assert q.add(["a"], np.array([0.9]), feats(1)) == 1
+    assert q.score_of("a") == pytest.approx(0.9) and "b" not in dict(q.ranking())
+    np.testing.assert_array_equal(q.features_of(["a"])[0], [0, 1, 2])
+    # a redelivered batch changes nothing
+    before = (q.ranking(), q.pool_stats())
+    assert q.add(["a", "y", "low"], np.array([0.9, 0.35, 0.05]), feats(3)) == 0
+    assert q.ranking() == before[0] and q.pool_stats()["evicted"] == before[1]["evicted"]
+    assert q.thresholds().pool == pytest.approx(0.3)
+
+
+def test_within_one_batch_the_best_win_and_rows_of_the_pushed_out_are_not_stored(redis_client: redis.Redis, namespace: str) -> None:
+    q = capped(redis_client, namespace, 3)
+    conn = q.writer()
+    try:
+        p = q.add_nowait([f"i{j}" for j in range(10)], np.arange(10) / 10, feats(10), conn=conn)
+        assert p.result() == 3
+    finally:
+        q.release_writer(conn)
+    assert sorted(i for i, _ in q.ranking()) == ["i7", "i8", "i9"]
+    assert p.rejected == 7 and p.evicted == 0 and p.thresholds is not None and p.thresholds.pool == pytest.approx(0.7)
+    assert q.r.hlen(q.k.featloc) == 3 and stored_rows(q) == 3
+
+
+def test_a_segment_mostly_evicted_is_compacted_and_its_rows_freed(redis_client: redis.Redis, namespace: str) -> None:
+    q = capped(redis_client, namespace, 20)
+    q.add([f"o{j}" for j in range(20)], np.arange(20) / 100, feats(20), [{"j": j} for j in range(20)])
+    for j in range(2):  # 2 of its 20 rows evicted: 18 live, more than seven eighths
+        q.add([f"n{j}"], np.array([0.5 + j / 100]), feats(1))
+    assert stored_rows(q) == 20 + 2
+    q.add(["n2"], np.array([0.9]), feats(1))  # 17 of 20 live: copied into a segment of their own
+    assert stored_rows(q) == 17 + 3 and q.depth() == 20
+    for j in range(3, 20):  # the survivors keep their rows, metadata and scores
+        np.testing.assert_array_equal(q.features_of([f"o{j}"])[0], feats(20)[j])
+        assert q.metadata_of([f"o{j}"]) == [{"j": j}] and q.score_of(f"o{j}") == pytest.approx(j / 100)
+    assert q.oldest_age() > 0 and len(q.stored_widths()) == 1
+
+
+def test_cap_holds_with_two_writers_at_once(redis_url: str, namespace: str) -> None:
+    cap, n_batches, batch = 1000, 20, 500
+    rng = np.random.default_rng(7)
+    scores = {w: rng.random((n_batches, batch)) for w in range(2)}
+    errors: list[BaseException] = []
+    rejected = [0, 0]  # (Redis counts rejections only as a scorer's offsets commit: see Admission)
+
+    def write(w: int) -> None:
+        try:
+            q = capped(redis.Redis.from_url(redis_url), namespace, cap)
+            for b in range(n_batches):
+                ids = [f"w{w}-{b}-{j}" for j in range(batch)]
+                p = q.add_nowait(ids, scores[w][b], np.full((batch, 4), w, dtype=np.float32), [{"w": w}] * batch)
+                p.result()
+                rejected[w] += p.rejected
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    q = capped(redis.Redis.from_url(redis_url), namespace, cap)
+    all_scores = np.sort(np.concatenate([scores[0].ravel(), scores[1].ravel()]))[::-1]
+    got = np.sort([s for _, s in q.ranking()])[::-1]
+    assert q.depth() == cap
+    np.testing.assert_allclose(got, all_scores[:cap])  # exactly the best `cap` of the 20,000
+    # nothing per item outgrows the pool: locations, metadata and live rows are the pending items'
+    assert q.r.hlen(q.k.featloc) == cap and q.r.hlen(q.k.metadata) == cap
+    assert sum(int(v) for v in q.r.hvals(q.k.segment_live)) == cap
+    st = q.pool_stats()
+    assert st["evicted"] + sum(rejected) == 2 * n_batches * batch - cap
+
+
+def test_max_age_evicts_old_pending_items_but_not_leased_ones(redis_client: redis.Redis, namespace: str) -> None:
+    q = capped(redis_client, namespace, 100, max_age=50.0)
+    now = q.now()
+    q.add(["old1", "old2", "old3"], np.array([0.9, 0.8, 0.7]), feats(3), now=now - 100)
+    q.add(["new"], np.array([0.1]), feats(1), now=now)
+    assert q.claim(["old2"], "ann", 300.0) == [("old2", pytest.approx(0.8))]
+    assert q.evict_older_than(50.0, now=now) == 2
+    assert sorted(i for i, _ in q.ranking()) == ["new"] and q.lease_holder("old2") == "ann"
+    assert q.r.hget(q.k.featloc, "old1") is None and q.pool_stats()["age_evicted"] == 2
+    assert q.evict_older_than(50.0, now=now) == 0  # the leased one's segment is passed over, not evicted
+    assert q.add(["old1"], np.array([0.5]), feats(1)) == 1  # decided afresh
+
+
+def stream(q: RankedQueue, n: int, batch: int, order: np.ndarray) -> None:
+    """Items ``s<i>`` whose score grows with their position ``i`` (drift: the pool keeps only late ones), sent in ``order``."""
+    for lo in range(0, n, batch):
+        pos = order[lo : lo + batch]
+        q.add([f"s{i}" for i in pos], pos / n, np.repeat(pos[:, None], 2, axis=1).astype(np.float32))
+
+
+def test_reservoir_is_a_uniform_sample_of_the_stream_not_of_the_survivors(redis_url: str, namespace: str) -> None:
+    n, cap, res = 20_000, 2000, 1000
+    q = capped(redis.Redis.from_url(redis_url), namespace, cap, res)
+    stream(q, n, 1000, np.arange(n))
+    members = [m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)]
+    assert len(members) == res and q.depth() == cap
+    pos = np.array([int(m[1:]) for m in members])
+    # Uniform over the stream: chi-square over 10 equal position bins (expected 100 each). The sampling keys
+    # are a fixed keyed hash of the ids, so this is deterministic; the bound is the 0.1% critical value of
+    # chi-square with 9 degrees of freedom (27.88). The pool by contrast holds only the last 10% (drift).
+    counts = np.bincount(pos * 10 // n, minlength=10)
+    chi2 = float(((counts - res / 10) ** 2 / (res / 10)).sum())
+    assert chi2 < 27.88, counts
+    assert min(int(i[1:]) for i, _ in q.ranking()) >= n - cap
+    st = q.pool_stats()
+    assert st["reservoir"] == res and st["reservoir_replaced"] > 0
+    # order and writer do not matter: the same items sent shuffled, into another namespace, give the same sample
+    q2 = capped(redis.Redis.from_url(redis_url), namespace + "b", cap, res)
+    stream(q2, n, 700, np.random.default_rng(3).permutation(n))
+    assert sorted(m.decode() for m in q2.r.zrange(q2.k.reservoir, 0, -1)) == sorted(members)
+    q2.clear()
+
+
+def test_control_picks_come_from_the_reservoir_evicted_members_included(redis_client: redis.Redis, namespace: str) -> None:
+    n, cap, res = 2000, 100, 50
+    q = capped(redis_client, namespace, cap, res)
+    stream(q, n, 500, np.arange(n))
+    members = {m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)}
+    picker = ControlPicker(q, 1.0, np.random.default_rng(0))
+    got = picker.pick(20, "ann", 300.0, q.now())
+    assert len(got) == 20 and {i for i, _ in got} <= members
+    assert any(int(i[1:]) < n - cap for i, _ in got)  # items the pool had evicted (or never took)
+    for i, s in got:  # leased with their row, score and metadata from the reservoir
+        assert q.lease_holder(i) == "ann" and q.control_holder(i) == "ann"
+        np.testing.assert_array_equal(q.features_of([i])[0], [int(i[1:])] * 2)
+        assert s == pytest.approx(int(i[1:]) / n)
+
+
+def test_a_rerank_of_a_capped_compacted_pool_keeps_exactly_its_items(redis_client: redis.Redis, namespace: str) -> None:
+    n, cap = 3000, 50
+    q = capped(redis_client, namespace, cap)
+    stream(q, n, 250, np.random.default_rng(1).permutation(n))
+    before = {i for i, _ in q.ranking()}
+    assert q.depth() == cap and stored_rows(q) <= 8 * cap // 7 + 3 * 250  # compaction kept the dead rows few
+    assert q.rerank(lambda ids, X: 1.0 - X[:, 0] / n, version=1) == cap
+    after = dict(q.ranking())
+    assert set(after) == before
+    for i, s in after.items():  # the re-rank read every survivor's own row
+        assert s == pytest.approx(1.0 - int(i[1:]) / n, abs=1e-6)  # (rows are float32)
+    assert q.thresholds().pool == pytest.approx(min(after.values()))
+
+
+def total_calls(client: redis.Redis) -> int:
+    return sum(int(v["calls"]) for k, v in client.info("commandstats").items() if k != "cmdstat_info")
+
+
+def test_the_scorer_sends_redis_nothing_for_items_below_its_threshold(redis_client: redis.Redis, namespace: str) -> None:
+    from activestream.scorer.admission import Admission
+    from activestream.scorer.batches import BatchCounts
+    from activestream.scorer.metrics import ScorerMetrics
+
+    q = capped(redis_client, namespace, 10)
+    q.add([f"a{j}" for j in range(10)], np.linspace(0.5, 0.9, 10), feats(10))
+    adm = Admission(q, ScorerMetrics.create(CollectorRegistry(), namespace))
+    adm.refresh()
+    assert adm.thresholds.pool == pytest.approx(0.5)
+    counts = BatchCounts(scored=100)
+    before = total_calls(redis_client)
+    ids, scores, X, metas = adm.filter([f"b{j}" for j in range(100)], np.linspace(0.0, 0.6, 100), feats(100), [{}] * 100, counts)
+    assert total_calls(redis_client) == before  # (a second's refresh has not come due)
+    assert len(ids) == len(X) == len(metas) == 17 and (scores > 0.5).all()
+    assert (counts.streamed, counts.rejected, counts.scored) == (100, 83, 17)
+
+
+def test_scorer_counts_add_up_with_the_pool(redis_client: redis.Redis, namespace: str) -> None:
+    bus, topics = InMemoryBus(), Topics("p")
+    n = 1500
+    X = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    for i in range(n):
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    for i in range(0, 300, 3):  # ids sent again: taken (duplicates) or decided afresh
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    q = capped(redis_client, namespace, 200, 20)
+    scorer = Scorer(bus, q, topics, batch_size=50, n_features=8)
+    scorer.run(burst=True, timeout=0.0)
+    scorer.close()
+    m, st = scorer.metrics, q.pool_stats()
+    read, scored, dup = m.items_read._value.get(), m.items_scored._value.get(), m.items_duplicate._value.get()
+    rejected = m.pool_rejections._value.get()
+    assert read == n + 100 == scored + dup + rejected  # every record in exactly one outcome
+    assert st["streamed"] == read and st["rejected"] == rejected  # (no id twice in one batch here)
+    assert q.depth() == 200 and st["evicted"] == scored - 200 and m.pool_evictions._value.get() == st["evicted"]
+    assert st["reservoir"] == 20 and m.reservoir_replacements._value.get() == st["reservoir_replaced"] > 0

@@ -1,0 +1,107 @@
+"""The capped pool with scorer processes on a real Kafka broker and a real Redis: two at once, and one SIGKILLed mid-batch."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from activestream.devstack.redis_server import free_port
+from activestream.rankedqueue import RankedQueue
+from activestream.schemas import Item
+from tests.integration.test_distributed import Stack, healthz, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+CAP = 300
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(kafka_bootstrap, redis_url, tmp_path, ACTIVESTREAM_POOL_CAPACITY=str(CAP), ACTIVESTREAM_RESERVOIR_SHARE="0.1")
+    yield s
+    s.stop()
+
+
+def publish(bus: object, stack: Stack, n: int, d: int = 8) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    for i in range(n):
+        bus.publish(stack.topics.items, Item(f"s{i}", X[i]).encode(binary=True), key=f"s{i}".encode())  # type: ignore[attr-defined]
+    bus.flush()  # type: ignore[attr-defined]
+
+
+def settled(q: RankedQueue, n: int) -> bool:
+    """Every record streamed was counted (the scorers commit what they wrote) and the pool is at its cap."""
+    return q.pool_stats()["streamed"] >= n and q.depth() == CAP
+
+
+def assert_pool_exact(q: RankedQueue, n: int) -> None:
+    st = q.pool_stats()
+    assert st["streamed"] == n, st  # each record counted once (counted as its offset commits)
+    assert q.depth() == CAP and q.n_leased() == 0
+    # nothing per item is left of what the pool turned away or evicted
+    assert q.r.hlen(q.k.featloc) == CAP
+    assert sum(int(v) for v in q.r.hvals(q.k.segment_live)) == CAP
+    assert q.r.zcard(q.k.reservoir) == q.r.hlen(q.k.reservoir_rows) == round(0.1 * CAP)
+    assert st["evicted"] > 0 and st["rejected"] > 0
+
+
+def test_the_cap_holds_with_two_scorers_writing_at_once(stack: Stack, kafka_bus_factory: Callable[..., object]) -> None:
+    n = 4000
+    bus = kafka_bus_factory(prefix=stack.prefix, partitions=2)
+    bus.ensure_topics(stack.topics.all())  # type: ignore[attr-defined]
+    ports = [free_port(), free_port()]
+    for port in ports:
+        stack.start("scorer", "--batch-size", "50", "--metrics-port", str(port))
+    try:
+        wait_for(lambda: all(healthz(p).get("ok") for p in ports), 60, 0.5, what="both scorers healthy")
+        time.sleep(3.0)  # both members joined the group before the items arrive
+        publish(bus, stack, n)
+        depth_seen = []
+
+        def watch() -> bool:
+            depth_seen.append(stack.queue.depth())
+            return settled(stack.queue, n)
+
+        wait_for(watch, 90, 0.02, what="every record counted")
+        time.sleep(1.0)
+        assert max(depth_seen) <= CAP, max(depth_seen)  # never over the cap while both wrote
+        assert_pool_exact(stack.queue, n)
+        assert st_identity(stack.queue, n)
+    except AssertionError:
+        print(stack.logs(), stack.queue.pool_stats(), stack.queue.depth())
+        raise
+
+
+def st_identity(q: RankedQueue, n: int) -> bool:
+    """Without a crash every record is pending, evicted or rejected exactly once."""
+    st = q.pool_stats()
+    return bool(q.depth() + st["evicted"] + st["rejected"] == n)
+
+
+def test_a_scorer_sigkilled_mid_batch_and_restarted_leaves_the_cap_and_counts_exact(
+    stack: Stack, kafka_bus_factory: Callable[..., object]
+) -> None:
+    n = 20_000
+    bus = kafka_bus_factory(prefix=stack.prefix, partitions=2)
+    bus.ensure_topics(stack.topics.all())  # type: ignore[attr-defined]
+    publish(bus, stack, n)
+    try:
+        p = stack.start("scorer", "--batch-size", "25")
+        wait_for(lambda: stack.queue.pool_stats()["streamed"] >= 1000, 90, interval=0.01, what="scorer mid-stream")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert stack.queue.pool_stats()["streamed"] < n, "the scorer finished before it was killed: nothing tested"
+        assert stack.queue.depth() <= CAP
+        stack.start("scorer", "--batch-size", "25")
+        wait_for(lambda: settled(stack.queue, n), 120, what="every record counted")
+        time.sleep(2.0)  # let any redelivered tail settle
+        assert_pool_exact(stack.queue, n)
+    except AssertionError:
+        print(stack.logs(), stack.queue.pool_stats(), stack.queue.depth())
+        raise

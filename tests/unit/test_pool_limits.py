@@ -1,0 +1,41 @@
+"""Pure parts of the capped pool: limits from the settings, thresholds, sampling keys."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from activestream.config import Settings
+from activestream.rankedqueue.pool import PoolLimits, Thresholds, sampling_keys
+
+
+def test_limits_from_the_settings() -> None:
+    s = Settings()
+    assert (s.pool_capacity, s.pool_max_age, s.reservoir_share) == (1_000_000, 0.0, 0.1)
+    assert PoolLimits.of(s.pool_capacity, s.reservoir_share, s.pool_max_age) == PoolLimits(1_000_000, 100_000, None)
+    assert PoolLimits.of(0, 0.5, 30.0) == PoolLimits(None, 0, 30.0)  # 0: no cap, and no reservoir without one
+
+
+@pytest.mark.parametrize(("name", "raw"), [("POOL_CAPACITY", "-1"), ("POOL_MAX_AGE", "-5"), ("RESERVOIR_SHARE", "1"), ("POOL_MAX_AGE", "inf")])
+def test_out_of_range_settings_are_refused(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=f"ACTIVESTREAM_{name}"):
+        Settings.from_env({f"ACTIVESTREAM_{name}": raw})
+
+
+def test_thresholds_keep_what_beats_either() -> None:
+    t = Thresholds.parse(b"0.5", b"0.25", True)
+    scores, keys = np.array([0.4, 0.6, 0.5, 0.1]), np.array([0.9, 0.9, 0.9, 0.2])
+    assert t.wanted(scores, keys).tolist() == [False, True, False, True]  # an equal score does not outrank
+    assert Thresholds.parse(b"", b"", True) == Thresholds(-math.inf, math.inf)  # nothing full: send everything
+    assert Thresholds.parse(b"0.5", b"", False).reservoir == 0.0  # no reservoir: keys never pass
+
+
+def test_sampling_keys_are_stable_and_uniform() -> None:
+    ids = [f"item-{i}" for i in range(100_000)]
+    u = sampling_keys(ids)
+    assert ((u >= 0) & (u < 1)).all() and sampling_keys(ids[:3]).tolist() == u[:3].tolist()
+    # deciles of 100,000 keys: each within 3% of 10,000 (the binomial sd is 95)
+    counts = np.bincount((u * 10).astype(int), minlength=10)
+    assert np.abs(counts - 10_000).max() < 300, counts
