@@ -17,9 +17,9 @@ from activestream.rankedqueue.keys import META_CAMPAIGN, META_STOP
 from activestream.rankedqueue.outage import RedisPause
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
+from activestream.scorer.admission import Admission
 from activestream.scorer.audit import AUDIT_SHARE, send_audits
 from activestream.scorer.autoaccept import thresholds
-from activestream.scorer.admission import Admission
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges

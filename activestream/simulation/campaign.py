@@ -24,8 +24,8 @@ from sklearn.model_selection import KFold, train_test_split
 from activestream.labeled_set import build_rows, write_rows
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
-from activestream.retrainer.auto_accept_rule import calibrate_classes
 from activestream.rankedqueue.pool import PoolLimits
+from activestream.retrainer.auto_accept_rule import calibrate_classes
 from activestream.retrainer.estimator import EstimatorFactory, load_factory, make_trainer
 from activestream.retrainer.service import Retrainer
 from activestream.retrainer.stopping import StopRules
