@@ -1,6 +1,6 @@
 """Auto-accepted items in the queue: taken out at a re-rank, or kept as hidden audit items.
 
-One script of its own (``lua/take_auto.lua`` after the ``fn_kill_row`` fragment): an item still
+One script of its own (``lua/take_auto.lua`` after the ``fn_kill_row`` and ``fn_forget_skips`` fragments): an item still
 waiting leaves the queue for good, as a labeled one does (its id is tombstoned, so a later record
 of it is a duplicate); a leased one stays with its labeler. The scorer publishes the auto-labels
 first and takes the items out after, so a crash between the two leaves an item queued *and*
@@ -15,6 +15,7 @@ label (``audit``, ``audited_label``: :func:`audit_of`) and the retrainer counts 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
@@ -22,12 +23,13 @@ from importlib.resources import files
 from activestream.rankedqueue.base import QueueBase
 
 TAKE_CHUNK = 2000
+AUDIT_SETTLE_S = 60.0  # an audit entry neither waiting nor leased after this long is gone (see audit_pending)
 
 
 @cache
 def _source() -> str:
     lua = files("activestream.rankedqueue") / "lua"
-    return "\n".join((lua / f"{name}.lua").read_text(encoding="utf-8") for name in ("fn_kill_row", "take_auto"))
+    return "\n".join((lua / f"{name}.lua").read_text(encoding="utf-8") for name in ("fn_kill_row", "fn_forget_skips", "take_auto"))
 
 
 def take_auto_accepted(queue: QueueBase, ids: Sequence[str]) -> list[str]:
@@ -38,10 +40,10 @@ def take_auto_accepted(queue: QueueBase, ids: Sequence[str]) -> list[str]:
     k = queue.k
     script = queue.r.register_script(_source())
     keys = [k.pending, k.featloc, k.metadata, k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed,
-            k.control, k.audit]
+            k.control, k.audit, k.skips]
     taken: list[str] = []
     for lo in range(0, len(ids), TAKE_CHUNK):
-        got = script(keys=keys, args=[k.segment_prefix, *ids[lo : lo + TAKE_CHUNK]])
+        got = script(keys=keys, args=[k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix, *ids[lo : lo + TAKE_CHUNK]])
         taken += [g.decode() if isinstance(g, bytes) else str(g) for g in got]
     return taken
 
@@ -49,7 +51,8 @@ def take_auto_accepted(queue: QueueBase, ids: Sequence[str]) -> list[str]:
 def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]]) -> None:
     """Record ``item id -> (auto-accepted class, model version)`` as audit items (before they are queued)."""
     if audits:
-        queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": c, "version": v}) for i, (c, v) in audits.items()})
+        now = time.time()
+        queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": c, "version": v, "at": now}) for i, (c, v) in audits.items()})
 
 
 def audit_of(queue: QueueBase, item_id: str) -> tuple[object, int] | None:
@@ -65,13 +68,25 @@ def audit_pending(queue: QueueBase, n: int) -> list[str]:
     """Up to ``n`` audit items still waiting (pending, not leased)."""
     if n <= 0:
         return []
-    ids = [i.decode() for i in queue.r.hkeys(queue.k.audit)]  # type: ignore[union-attr]
+    entries = {i.decode(): v for i, v in queue.r.hgetall(queue.k.audit).items()}  # type: ignore[union-attr]
+    ids = list(entries)
     if not ids:
         return []
     pipe = queue.r.pipeline(transaction=False)
     for i in ids:
         pipe.zscore(queue.k.pending, i)
-    return [i for i, score in zip(ids, pipe.execute(), strict=True) if score is not None][:n]
+        pipe.zscore(queue.k.leased, i)
+    got = pipe.execute()
+    pending = [i for i, score in zip(ids, got[0::2], strict=True) if score is not None]
+    # Neither waiting nor leased: evicted from the capped pool, aged out or labeled by a path that does not
+    # answer audits (the dispatcher, Label Studio): no longer an audit, so the hash stays as small as the queue.
+    # (Recorded a minute ago at least: an audit is recorded just before its item is queued.)
+    settled = time.time() - AUDIT_SETTLE_S
+    gone = [i for i, p, lease in zip(ids, got[0::2], got[1::2], strict=True)
+            if p is None and lease is None and json.loads(entries[i]).get("at", 0.0) < settled]
+    if gone:
+        queue.r.hdel(queue.k.audit, *gone)
+    return pending[:n]
 
 
 def forget_audit(queue: QueueBase, item_id: str) -> None:
