@@ -92,7 +92,7 @@ class Audit(BaseModel):
 class AutoAccept(BaseModel):
     """The auto-accept rule as the live version calibrated it."""
 
-    on: bool = Field(description="a threshold is set and auto-accept is not paused")
+    on: bool = Field(description="a threshold (pooled or of a class) is set and auto-accept is not paused")
     threshold: float | None = None
     precision_lower_bound: float | None = Field(None, description="one-sided 95% lower bound on precision above the threshold")
     labels_needed: int | None = Field(None, description="control labels still needed before any threshold reaches the target")
@@ -148,8 +148,10 @@ def auto_accept_of(metrics: Mapping[str, float]) -> AutoAccept:
     paused = None if got["paused"] is None else bool(got["paused"])
     audit = None if got["audit_n"] is None else Audit(n=int(got["audit_n"]), correct=_int(got["audit_correct"]),
                                                       precision_lower_bound=got["audit_precision_lower_bound"])
-    return AutoAccept(on=got["threshold"] is not None and not paused, threshold=got["threshold"], precision_lower_bound=got["precision_lower_bound"],
-                      labels_needed=_int(got["labels_needed"]), paused=paused, class_thresholds=class_thresholds(metrics), audit=audit)
+    per_class = class_thresholds(metrics)  # (a class with its own threshold is auto-accepted without the pooled one)
+    return AutoAccept(on=(got["threshold"] is not None or bool(per_class)) and not paused, threshold=got["threshold"],
+                      precision_lower_bound=got["precision_lower_bound"], labels_needed=_int(got["labels_needed"]), paused=paused,
+                      class_thresholds=per_class, audit=audit)
 
 
 def read_record(raw: str | None) -> dict[str, Any] | None:

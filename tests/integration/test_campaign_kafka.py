@@ -100,11 +100,17 @@ def where_people_look(stack: Stack, bus: object, api_port: int, metrics_port: in
     for rule, at in fired.items():
         assert logs.count(f"stop rule {rule} fired at model v{at['version']} with {at['n_labels']} labels") == 1, rule
     # The auto-accept state: a threshold (the later items were auto-accepted), its precision bound, the share.
-    threshold = m["auto_accept_threshold"]
+    # (Pooled, or per class: when every class has its own threshold, no pooled one is left.)
+    per_class = {k.removeprefix("auto_accept_threshold_class_"): v for k, v in m.items() if k.startswith("auto_accept_threshold_class_")}
+    threshold = m.get("auto_accept_threshold")
+    assert threshold is not None or per_class, "no auto-accept threshold"
     assert campaign["auto_accept"]["threshold"] == report["auto_accept"]["threshold"] == threshold
-    assert campaign["auto_accept"]["precision_lower_bound"] == m["auto_accept_precision_lower_bound"] >= 0.97
-    assert gauge("activestream_campaign_auto_accept", figure="threshold") == threshold
-    assert gauge("activestream_campaign_auto_accept", figure="precision_lower_bound") == m["auto_accept_precision_lower_bound"]
+    assert campaign["auto_accept"]["class_thresholds"] == report["auto_accept"]["class_thresholds"] == per_class
+    assert campaign["auto_accept"]["on"] is not bool(m.get("auto_accept_paused"))
+    if threshold is not None:
+        assert campaign["auto_accept"]["precision_lower_bound"] == m["auto_accept_precision_lower_bound"] >= 0.97
+        assert gauge("activestream_campaign_auto_accept", figure="threshold") == threshold
+        assert gauge("activestream_campaign_auto_accept", figure="precision_lower_bound") == m["auto_accept_precision_lower_bound"]
     assert report["auto_accept"]["auto_accepted"] == n_auto and report["auto_accept"]["items"] == n_items
     assert report["auto_accept"]["share"] == pytest.approx(n_auto / n_items)
     if "auto_accept_paused" in m:  # (i20aa's key; shown when present)
