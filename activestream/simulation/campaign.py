@@ -22,6 +22,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold, train_test_split
 
 from activestream.labeled_set import build_rows, write_rows
+from activestream.labeling.bandit import read_state as read_bandit_state
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.retrainer.calibration import calibrate_threshold
@@ -119,6 +120,7 @@ class CampaignResult:
     auto_accept: dict[str, Any] = field(default_factory=dict)
     dead_letters: int = 0
     stop: dict[str, Any] = field(default_factory=dict)
+    bandit: dict[str, float] = field(default_factory=dict)  # the strategy bandit's final state (albl only)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -279,7 +281,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             if on_round is not None:
                 on_round()
         result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
-                                stop=retrainer.campaign.status.as_dict())
+                                stop=retrainer.campaign.status.as_dict(), bandit=read_bandit_state(queue))
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it
