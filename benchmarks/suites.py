@@ -140,9 +140,11 @@ SUITES: dict[str, Suite] = {
     "breast_cancer": Suite("breast_cancer", breast_cancer, budget=90, random_labels_to_99=90),
     "synthetic10": Suite("synthetic10", synthetic10, budget=1690, random_labels_to_99=1690),
     "multilabel8": Suite("multilabel8", multilabel8, budget=780, metric="micro_f1", random_labels_to_99=780, task="multilabel"),
-    # High-dimensional suites (issue 23), budgets measured like the others but over 5 seeds (0-4), not 30: see below.
-    "digits784": Suite("digits784", digits784, budget=1000, random_labels_to_99=None),
-    "docstrings": Suite("docstrings", docstrings, budget=1000, random_labels_to_99=None),
+    # High-dimensional suites (issue 23). Budgets CHOSEN, not measured: random's full-pool runs that
+    # measure one (measure_budgets.py) did not fit in the time on the shared machine; random_labels_to_99
+    # stays unknown. At 400 labels on docstrings (3 seeds) random reached 0.8076 of a 0.8906 full-data accuracy.
+    "digits784": Suite("digits784", digits784, budget=300, random_labels_to_99=None),
+    "docstrings": Suite("docstrings", docstrings, budget=400, random_labels_to_99=None),
 }
 
 MULTICLASS = tuple(name for name, s in SUITES.items() if s.task == "multiclass")
