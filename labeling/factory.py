@@ -16,7 +16,7 @@ from activestream.labeling.bandit import ArmSelector, BanditSelector
 from activestream.labeling.live_model import LiveModel
 from activestream.labeling.service import LabelService, top_k
 from activestream.rankedqueue import RankedQueue
-from activestream.scorer.strategies import BANDIT, BANDIT_ARMS, DIVERSITY_AUTO_FEATURES, RANDOM, Strategy
+from activestream.scorer.strategies import BANDIT, BANDIT_ARMS, RANDOM, Strategy
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
 
@@ -100,7 +100,7 @@ def _selector(strategy: Strategy, queue: RankedQueue, live: LiveModel, draws: np
 
     def in_space(X: np.ndarray) -> tuple[np.ndarray, bool]:
         """Where distances are measured: (the rows, whether to standardize them)."""
-        if space == "features" or (space == "auto" and X.shape[1] <= DIVERSITY_AUTO_FEATURES):
+        if space == "features":
             return X, True
         P = _probas(live, queue, X)
         return (X, True) if P is None or not np.isfinite(P).all() else (P, False)

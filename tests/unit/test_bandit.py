@@ -20,7 +20,7 @@ def test_albl_is_a_strategy_scored_by_margin() -> None:
 
 
 def test_diversity_space_suffix() -> None:
-    assert Strategy("margin+kcenter").diversity_space == "auto"
+    assert Strategy("margin+kcenter").diversity_space == "features"
     s = Strategy("margin+kcenter@proba")
     assert (s.batch_mode, s.diversity_space, s.score_name) == ("kcenter", "proba", "margin")
     assert Strategy("margin+density@features").batch_mode == "density"
