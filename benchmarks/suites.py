@@ -81,6 +81,20 @@ def multilabel8() -> Dataset:
     return from_arrays("synthetic multi-label 8", X, Y)
 
 
+def digits784() -> Dataset:
+    """Digits upsampled to 28x28 with seeded shifts and noise: 1,797 items, 784 features, 10 classes (see the product loader)."""
+    from activestream.simulation.datasets import digits784 as load_digits784
+
+    return load_digits784()
+
+
+def docstrings() -> Dataset:
+    """Docstrings of six installed packages labeled by package, TF-IDF + truncated SVD to 100 dimensions (see the product loader)."""
+    from activestream.simulation.datasets import docstrings as load_docstrings
+
+    return load_docstrings()
+
+
 @dataclass(frozen=True)
 class Suite:
     """A benchmark dataset and the protocol it is run with.
@@ -126,6 +140,11 @@ SUITES: dict[str, Suite] = {
     "breast_cancer": Suite("breast_cancer", breast_cancer, budget=90, random_labels_to_99=90),
     "synthetic10": Suite("synthetic10", synthetic10, budget=1690, random_labels_to_99=1690),
     "multilabel8": Suite("multilabel8", multilabel8, budget=780, metric="micro_f1", random_labels_to_99=780, task="multilabel"),
+    # High-dimensional suites (issue 23). Budgets CHOSEN, not measured: random's full-pool runs that
+    # measure one (measure_budgets.py) did not fit in the time on the shared machine; random_labels_to_99
+    # stays unknown. At 400 labels on docstrings (3 seeds) random reached 0.8076 of a 0.8906 full-data accuracy.
+    "digits784": Suite("digits784", digits784, budget=300, random_labels_to_99=None),
+    "docstrings": Suite("docstrings", docstrings, budget=400, random_labels_to_99=None),
 }
 
 MULTICLASS = tuple(name for name, s in SUITES.items() if s.task == "multiclass")

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from activestream.labeling import selection
+from activestream.labeling.bandit import ArmSelector, BanditSelector
 from activestream.labeling.live_model import LiveModel
 from activestream.labeling.service import LabelService, top_k
 from activestream.rankedqueue import RankedQueue
-from activestream.scorer.strategies import Strategy
+from activestream.scorer.strategies import BANDIT, BANDIT_ARMS, RANDOM, Strategy
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
 
@@ -32,8 +33,9 @@ def make_label_service(
 ) -> LabelService:
     """A labeling service whose leased batches follow the strategy's batch mode.
 
-    For ``+falcun`` it follows the models topic on ``bus`` itself: FALCUN needs the live
-    model's probabilities of the candidates, which the queue does not keep. Its draws are
+    For every batch mode but ``top`` it follows the models topic on ``bus`` itself: FALCUN,
+    diversity in probability space and the strategy bandit (``albl``) need the live model's
+    probabilities of the candidates, which the queue does not keep. Its draws are
     seeded by the strategy's seed and ``entropy``: give each labeler process its own (the
     labeler API does) so replicas and restarts do not repeat each other's batches.
 
@@ -53,37 +55,74 @@ def make_label_service(
     The service; :meth:`LabelService.close` releases what it follows.
     """
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
-    if strategy.batch_mode == "top":
+    mode = strategy.batch_mode
+    if mode == "top":
         return LabelService(queue, bus, topics, **opts)
+    live = LiveModel(bus, topics)
+    live.refresh(to_end=True)  # a labeler API started after the first model must not lease blind
+    draws = np.random.default_rng(strategy.seed if entropy is None else [strategy.seed, entropy])
+    if mode == BANDIT:
+        arms: dict[str, ArmSelector | None] = {}
+        for arm in BANDIT_ARMS:
+            s = Strategy(arm, strategy.seed)
+            arms[arm] = None if s.score_name == RANDOM else _selector(s, queue, live, draws)[0]
+        bandit = BanditSelector(arms, live, queue, seed=strategy.seed if entropy is None else hash((strategy.seed, entropy)) % 2**32)
+        return LabelService(queue, bus, topics, select_batch=bandit, oversample=FALCUN_CANDIDATES, max_candidates=FALCUN_MAX_CANDIDATES,
+                            on_close=live.close, plan_random=bandit.random_picks, on_label=bandit.observe, **opts)
+    select, oversample = _selector(strategy, queue, live, draws)
+    return LabelService(queue, bus, topics, select_batch=select, oversample=oversample,
+                        max_candidates=FALCUN_MAX_CANDIDATES if mode == "falcun" else None, on_close=live.close, **opts)
+
+
+def _probas(live: LiveModel, queue: RankedQueue, X: np.ndarray) -> np.ndarray | None:
+    """The live model's (m, n_outputs) probabilities of ``X``, or ``None`` (no model yet, another width, a failure: logged)."""
+    if int(queue.get_meta("model_version") or 0) > live.version:
+        live.refresh(2.0)  # the scorer already ranks by a newer version: catch up first
+    cur = live.live
+    if cur is None:
+        return None
+    if cur.model.n_features not in (None, X.shape[1]):
+        log.warning("model v%d expects %s features, queued items have %d: selecting without it", cur.version, cur.model.n_features, X.shape[1])
+        return None
+    try:
+        return cur.model.predict_proba_many(X)
+    except Exception:  # a lease must not fail on a model the scorer would also reject
+        log.exception("model v%d could not score the candidates", cur.version)
+        return None
+
+
+def _selector(strategy: Strategy, queue: RankedQueue, live: LiveModel, draws: np.random.Generator) -> tuple[ArmSelector, int]:
+    """The batch selector of a ``+kmeans`` / ``+kcenter`` / ``+density`` / ``+falcun`` strategy (or ``top``) and its oversampling."""
+    mode, space = strategy.batch_mode, strategy.diversity_space
     prefilter = 10
-    if strategy.batch_mode == "density":
+    if mode == "top":
+        return top_k, 1
+
+    def in_space(X: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Where distances are measured: (the rows, whether to standardize them)."""
+        if space == "features":
+            return X, True
+        P = _probas(live, queue, X)
+        return (X, True) if P is None or not np.isfinite(P).all() else (P, False)
+
+    if mode == "density":
         rng = np.random.default_rng((strategy.seed, 7))
 
         def dense(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
             # A fresh uniform sample of the queue per lease: representativeness of what is pending now.
             _, R = queue.sample(DENSITY_REFERENCE, rng)
-            return selection.density_weighted(scores, X, k, reference=R, prefilter=prefilter, seed=strategy.seed)
+            Z, std = in_space(np.vstack([X, R]) if len(R) else X)
+            return selection.density_weighted(scores, Z[: len(X)], k, reference=Z[len(X):], prefilter=prefilter, seed=strategy.seed,
+                                              standardize=std)
 
-        return LabelService(queue, bus, topics, select_batch=dense, oversample=prefilter, **opts)
-    if strategy.batch_mode == "falcun":
-        live = LiveModel(bus, topics)
-        live.refresh(to_end=True)  # a labeler API started after the first model must not lease blind
-        draws = np.random.default_rng(strategy.seed if entropy is None else [strategy.seed, entropy])
+        return dense, prefilter
+    if mode == "falcun":
 
         def sampled(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
-            if int(queue.get_meta("model_version") or 0) > live.version:
-                live.refresh(2.0)  # the scorer already ranks by a newer version: catch up first
             top = top_k(ids, scores, X, k)
+            P = _probas(live, queue, X)
             cur = live.live
-            if cur is None:  # before a model the scores are the cold-start order
-                return top
-            if cur.model.n_features not in (None, X.shape[1]):
-                log.warning("model v%d expects %s features, queued items have %d: leasing the top %d", cur.version, cur.model.n_features, X.shape[1], k)
-                return top
-            try:
-                P = cur.model.predict_proba_many(X)
-            except Exception:  # a lease must not fail on a model the scorer would also reject
-                log.exception("model v%d could not score the candidates: leasing the top %d", cur.version, k)
+            if P is None or cur is None:  # before a model the scores are the cold-start order
                 return top
             # The strategy's own scores under this version, scaled to [0, 1] over the candidates
             # (FALCUN's uncertainty is 1 - margin; Li & Guo's multi-label score is unbounded).
@@ -96,11 +135,11 @@ def make_label_service(
             picks = selection.falcun(u / u.max() if u.max() > 0 else u, P, k, seed=int(draws.integers(2**63)))
             return [int(ok[i]) for i in picks]
 
-        return LabelService(queue, bus, topics, select_batch=sampled, oversample=FALCUN_CANDIDATES, max_candidates=FALCUN_MAX_CANDIDATES,
-                            on_close=live.close, **opts)
-    fn = selection.weighted_kmeans if strategy.batch_mode == "kmeans" else selection.k_center_greedy
+        return sampled, FALCUN_CANDIDATES
+    fn = selection.weighted_kmeans if mode == "kmeans" else selection.k_center_greedy
 
     def select(ids: list[str], scores: np.ndarray, X: np.ndarray, k: int) -> list[int]:
-        return fn(scores, X, k, seed=strategy.seed, prefilter=prefilter)
+        Z, std = in_space(X)
+        return fn(scores, Z, k, seed=strategy.seed, prefilter=prefilter, standardize=std)
 
-    return LabelService(queue, bus, topics, select_batch=select, oversample=prefilter, **opts)
+    return select, prefilter

@@ -47,7 +47,7 @@ class LiveModel:
                 except Exception as exc:  # the scorer rejects (and reports) it too
                     log.error("model v%s not loaded: %s", newest.version, exc)
                 else:
-                    self.live = LiveVersion(model, newest.version, newest.task, label_cardinality(newest))
+                    self.live = LiveVersion(model, newest.version, newest.task, label_cardinality(newest), tuple(newest.classes))
             return self.version
 
     def close(self) -> None:

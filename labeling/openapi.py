@@ -47,7 +47,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                               "labeled": {"type": "integer", "minimum": 0}, "model_version": {"type": "integer", "minimum": 0},
                               "classes": {"type": "array"}, "task": {"type": "string", "enum": ["multiclass", "multilabel"]},
                               "feature_names": {"type": "array", "items": {"type": "string"}, "description": "the features' names ([]: unknown)"},
-                              "stop": {"type": ["object", "null"], "description": "the live model version's stop signal (null before any)"}}},
+                              "stop": {"type": ["object", "null"], "description": "the live model version's stop signal (null before any)"},
+                              "strategy_bandit": {"type": "object", "additionalProperties": {"type": "number"},
+                                                  "description": "with strategy albl: each arm's probability (strategy_weight_<arm>), "
+                                                                 "batches chosen (strategy_picks_<arm>) and summed reward (strategy_reward_<arm>)"}}},
     "LabelRequest": {
         "type": "object", "required": ["item_id"],
         "description": "exactly one of label or labels; labeler_id is required without tokens (with tokens it is the token's)",

@@ -15,9 +15,10 @@ from typing import Any
 import redis
 
 from activestream.labeling.auth import RESERVED_LABELER_PREFIX, RESERVED_LABELERS
+from activestream.labeling.bandit import parse_state
 from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
-from activestream.rankedqueue.keys import META_CAMPAIGN, META_FEATURE_NAMES, META_STOP
+from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
 
 log = logging.getLogger(__name__)
@@ -192,9 +193,12 @@ def status(service: LabelService) -> dict[str, Any]:
     """``GET /status``: the queue's counts and the live model."""
     q = service.queue
     # (an expired lease counts as pending, whether or not anyone leased since)
-    meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP)
-    return {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
-            "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
+    meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP, META_BANDIT)
+    out = {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
+           "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
+    if meta[META_BANDIT]:  # the strategy bandit's arms (strategy albl)
+        out["strategy_bandit"] = parse_state(meta[META_BANDIT])
+    return out
 
 
 def campaign(service: LabelService) -> dict[str, Any]:

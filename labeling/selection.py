@@ -26,14 +26,19 @@ def _best(scores: np.ndarray, k: int, prefilter: int) -> np.ndarray:
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[: min(len(scores), prefilter * k)]
 
 
-def _candidates(scores: np.ndarray, X: np.ndarray, k: int, prefilter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``prefilter * k`` best candidates: ``(indices (c,), standardized X (c, d), positive weights (c,))``."""
+def _candidates(scores: np.ndarray, X: np.ndarray, k: int, prefilter: int, standardize: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``prefilter * k`` best candidates: ``(indices (c,), standardized X (c, d), positive weights (c,))``.
+
+    ``standardize=False`` keeps ``X`` as it is (probability vectors: a rare class's column
+    must not be blown up to the others' scale).
+    """
     s = np.asarray(scores, dtype=np.float64)
     cand = _best(s, k, prefilter)
-    return cand, _standardize(X[cand]), s[cand] - s[cand].min() + 1e-6
+    Z = _standardize(X[cand]) if standardize else np.asarray(X, dtype=np.float64)[cand]
+    return cand, Z, s[cand] - s[cand].min() + 1e-6
 
 
-def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10) -> list[int]:
+def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10, standardize: bool = True) -> list[int]:
     """Diverse mini-batch selection (Zhdanov, 2019): cluster the ``prefilter * k`` best candidates
     into ``k`` clusters weighted by score and take the candidate nearest each centroid.
 
@@ -43,6 +48,7 @@ def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
     X : (m, n_features) their features (or embeddings).
     k : batch size.
     prefilter : candidates considered per batch slot.
+    standardize : standardize ``X``'s columns first (features); ``False`` for probability vectors.
 
     Returns
     -------
@@ -52,7 +58,7 @@ def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
 
     if len(scores) <= k:
         return list(range(len(scores)))
-    cand, Z, w = _candidates(scores, X, k, prefilter)
+    cand, Z, w = _candidates(scores, X, k, prefilter, standardize)
     n_clusters = min(k, len(np.unique(Z, axis=0)))  # copies cannot make more clusters than distinct rows
     km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed, max_iter=50).fit(Z, sample_weight=w)
     chosen: list[int] = []
@@ -70,15 +76,18 @@ def weighted_kmeans(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
     return chosen
 
 
-def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10) -> list[int]:
+def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0, prefilter: int = 10, standardize: bool = True) -> list[int]:
     """Greedy k-center over the ``prefilter * k`` best candidates, starting from the best one.
 
     Each next pick is the candidate farthest from those already picked, with distances
     weighted by score so informative outliers are preferred over uninformative ones.
+    ``X`` : (m, d) features (standardized here) or, with ``standardize=False``, the live
+    model's (m, n_classes) probabilities: with many features, raw distances are dominated
+    by outliers and noise (see docs/benchmarks.md, issue 23).
     """
     if len(scores) <= k:
         return list(range(len(scores)))
-    cand, Z, w = _candidates(scores, X, k, prefilter)
+    cand, Z, w = _candidates(scores, X, k, prefilter, standardize)
     w = w / w.max()
     chosen = [0]
     dmin = ((Z - Z[0]) ** 2).sum(axis=1)
@@ -92,7 +101,8 @@ def k_center_greedy(scores: np.ndarray, X: np.ndarray, k: int, *, seed: int = 0,
 
 
 def density_weighted(
-    scores: np.ndarray, X: np.ndarray, k: int, *, reference: np.ndarray, beta: float = 1.0, prefilter: int = 10, seed: int = 0
+    scores: np.ndarray, X: np.ndarray, k: int, *, reference: np.ndarray, beta: float = 1.0, prefilter: int = 10, seed: int = 0,
+    standardize: bool = True,
 ) -> list[int]:
     """Information density (Settles & Craven, 2008): informativeness times representativeness.
 
@@ -108,6 +118,8 @@ def density_weighted(
     reference : (r, n_features) features of a uniform sample of the pending items; it
         also fixes the standardization and the RBF width (median squared distance).
     beta : weight of representativeness (0 = plain scores).
+    standardize : standardize by the reference's columns (features); ``False`` for probability
+        vectors (``X`` and ``reference`` then both hold the live model's probabilities).
 
     Returns
     -------
@@ -122,7 +134,7 @@ def density_weighted(
     R = np.asarray(reference, dtype=np.float64)
     if len(R) < 2:  # nothing to measure density against: plain scores
         return [int(c) for c in cand[:k]]
-    mu, sd = R.mean(axis=0), R.std(axis=0)
+    mu, sd = (R.mean(axis=0), R.std(axis=0)) if standardize else (np.zeros(R.shape[1]), np.ones(R.shape[1]))
     sd[sd < 1e-12] = 1.0
     Zc, Zr = (np.asarray(X, dtype=np.float64)[cand] - mu) / sd, (R - mu) / sd
     d2 = (Zc**2).sum(axis=1)[:, None] - 2.0 * Zc @ Zr.T + (Zr**2).sum(axis=1)[None, :]  # (c, r)

@@ -144,6 +144,10 @@ class LabelService:
     max_candidates : cap on the candidates fetched for ``select_batch`` per lease (the cost
         of a selector can grow with their number times ``k``).
     on_close : releases what ``select_batch`` holds (e.g. a consumer of the models topic).
+    plan_random : called with ``k`` before each ranked lease: how many of the ``k`` to lease as
+        random-control picks at least (a strategy bandit's ``random`` arm takes the whole batch).
+    on_label : called with ``(features, answer, control)`` for each accepted label (the
+        bandit's reward); its errors are logged, never raised to the labeler.
     """
 
     def __init__(
@@ -162,6 +166,8 @@ class LabelService:
         seed: int = 0,
         max_candidates: int | None = None,
         on_close: Callable[[], None] | None = None,
+        plan_random: Callable[[int], int] | None = None,
+        on_label: Callable[[np.ndarray | None, object, bool], None] | None = None,
     ) -> None:
         self.queue = queue
         self.bus = bus
@@ -179,6 +185,8 @@ class LabelService:
         self.control = ControlPicker(queue, explore, self._rng)
         self.max_candidates = max_candidates
         self._on_close = on_close
+        self._plan_random = plan_random
+        self._on_label = on_label
 
     def close(self) -> None:
         """Release what the batch selector holds."""
@@ -196,7 +204,12 @@ class LabelService:
         # (ranked_version, not model_version: it is set by the same atomic swap that installs
         # the first model's ranking, so a lease during that re-rank still counts as cold.)
         cold = self.queue.ranked_version() == 0
-        out = [] if cold else self._leased(self.control.pick(self.control.count(k), labeler_id, self.lease_ttl, now), now, control=True)
+        n_control = 0
+        if not cold:
+            n_control = self.control.count(k)
+            if self._plan_random is not None:
+                n_control = max(n_control, min(k, self._plan_random(k)))
+        out = [] if cold else self._leased(self.control.pick(n_control, labeler_id, self.lease_ttl, now), now, control=True)
         out += [] if cold else self._claim(audit_pending(self.queue, k - len(out)), labeler_id, now)  # (audits: served as any item)
         if cold and self.cold_start == "representative" and k > 0:
             out += self._lease_representative(k, labeler_id, now)
@@ -380,6 +393,11 @@ class LabelService:
         if audited is not None:
             forget_audit(self.queue, item_id)
         self.queue.remember_label(labeler_id, payload)
+        if self._on_label is not None:
+            try:
+                self._on_label(features, label if label is not None else list(labels or ()), control)
+            except Exception:  # the label is accepted; a learner's failure must not turn it into an error
+                log.exception("item %r: the label hook failed", item_id)
         return True
 
     def last_label(self, labeler_id: str) -> Label | None:

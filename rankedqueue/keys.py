@@ -32,6 +32,7 @@ META_COLD_START_LABELS = "cold_start_labels"  # labels there were at the first r
 META_FEATURE_NAMES = "feature_names"  # JSON list: the features' names (a CSV header, ACTIVESTREAM_FEATURE_NAMES), for the labeling page
 META_STOP = "stop"  # JSON: the live model version's stop signal (which rules fired, when), for the labeling page
 META_CAMPAIGN = "campaign"  # JSON: the live model version's record (version, n_labels, metrics) for GET /campaign
+META_BANDIT = "bandit_state"  # JSON: the strategy bandit's arm weights, picks and rewards (strategy albl), for /status and simulate
 
 # --------------------------------------------------------------------------- batch sizes
 

@@ -77,6 +77,16 @@ ENSEMBLE_MEMBERS = 5  # heads trained for a committee strategy
 
 
 BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
+# Where +kmeans / +kcenter / +density measure distances: the standardized features (default), or
+# the live model's probability vectors with an "@proba" suffix (e.g. margin+kcenter@proba).
+# Measured on the 784-pixel and the 100-dimensional text suites (docs/benchmarks.md): probabilities
+# tied on the first (2 seeds) and lost 0.043 AUC on the second (3 seeds), so features stay the default.
+DIVERSITY_SPACES = ("features", "proba")
+# A bandit over whole strategies (Active Learning by Learning, Hsu & Lin 2015): each leased batch
+# is chosen by one of BANDIT_ARMS, rewarded from the random-control labels (labeling/bandit.py).
+# Its items are scored by margin (the arms' shared base); the random arm leases control picks.
+BANDIT = "albl"
+BANDIT_ARMS = ("margin", "margin+kcenter", "margin+falcun", "random")
 
 
 @dataclass(frozen=True)
@@ -96,15 +106,27 @@ class Strategy:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        base, _, batch = self.name.partition("+")
+        if self.name == BANDIT:
+            return
+        base, _, rest = self.name.partition("+")
+        batch, _, space = rest.partition("@")
         if base not in NAMES:
-            raise ValueError(f"unknown strategy {self.name!r}; choose one of {', '.join(NAMES)} (optionally +{'/+'.join(BATCH_MODES[1:])})")
+            raise ValueError(f"unknown strategy {self.name!r}; choose one of {', '.join(NAMES)} (optionally +{'/+'.join(BATCH_MODES[1:])}), "
+                             f"or {BANDIT}")
         if batch and batch not in BATCH_MODES:
             raise ValueError(f"unknown batch mode {batch!r} in {self.name!r}; choose one of {', '.join(BATCH_MODES)}")
+        if space and (space not in DIVERSITY_SPACES or batch not in ("kmeans", "kcenter", "density")):
+            raise ValueError(f"unknown diversity space {space!r} in {self.name!r}: +kmeans, +kcenter or +density take "
+                             f"@{' or @'.join(DIVERSITY_SPACES)}")
 
     @property
     def score_name(self) -> str:
-        return self.name.partition("+")[0]
+        return "margin" if self.name == BANDIT else self.name.partition("+")[0]
+
+    @property
+    def diversity_space(self) -> str:
+        """Where a diverse batch measures distances (see :data:`DIVERSITY_SPACES`)."""
+        return self.name.partition("@")[2] or "features"
 
     @property
     def needs_members(self) -> bool:
@@ -113,7 +135,9 @@ class Strategy:
 
     @property
     def batch_mode(self) -> str:
-        return self.name.partition("+")[2] or "top"
+        if self.name == BANDIT:
+            return BANDIT
+        return self.name.partition("+")[2].partition("@")[0] or "top"
 
     def score(
         self,

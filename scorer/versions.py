@@ -192,3 +192,4 @@ class LiveVersion:
     version: int
     task: str
     label_cardinality: float | None
+    classes: tuple[object, ...] = ()  # the probability columns' classes (multi-class) or labels (multi-label)

@@ -22,6 +22,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold, train_test_split
 
 from activestream.labeled_set import build_rows, write_rows
+from activestream.labeling.bandit import read_state as read_bandit_state
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.pool import PoolLimits
@@ -128,6 +129,7 @@ class CampaignResult:
     stop: dict[str, Any] = field(default_factory=dict)
     # Per model version that auto-accepted items at its re-rank: {"version", "n", "correct"} against the ground truth.
     auto_by_version: list[dict[str, int]] = field(default_factory=list)
+    bandit: dict[str, float] = field(default_factory=dict)  # the strategy bandit's final state (albl only)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -301,7 +303,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             if on_round is not None:
                 on_round()
         result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
-                                stop=retrainer.campaign.status.as_dict())
+                                stop=retrainer.campaign.status.as_dict(), bandit=read_bandit_state(queue))
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         result.auto_by_version = _auto_by_version(ds, bus, topics)

@@ -17,7 +17,7 @@ from activestream.tables import TABLE_SUFFIXES, DatasetError, feature_columns, f
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["TABLE_SUFFIXES", "Dataset", "DatasetError", "digits", "from_arrays", "load"]
+__all__ = ["TABLE_SUFFIXES", "Dataset", "DatasetError", "digits", "digits784", "docstrings", "from_arrays", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,91 @@ def digits() -> Dataset:
 
     d = load_digits()
     return from_arrays("sklearn digits", d.data, d.target)
+
+
+DIGITS784_SEED = 20261206
+DOCSTRING_PACKAGES = ("numpy", "scipy", "sklearn", "matplotlib", "redis", "onnx")
+
+
+def digits784(seed: int = DIGITS784_SEED) -> Dataset:
+    """An image-like 784-feature set built from scikit-learn's bundled digits (no download).
+
+    No labeled set of 400+ features ships inside the installed packages (Olivetti faces,
+    MNIST and scikit-image's samples are downloaded or unlabeled), so each 8x8 digit is
+    upsampled to 28x28 (bilinear, ``scipy.ndimage.zoom``), shifted by up to 2 pixels either
+    way and given Gaussian pixel noise (sd 0.5 on a 0-16 scale), all drawn from ``seed``:
+    1,797 items, 784 features, 10 classes. As with real images, most pixels are correlated
+    and a raw-feature distance is dominated by position and noise, not by the class.
+
+    Returns
+    -------
+    The dataset (X: (1797, 784) float32).
+    """
+    from scipy import ndimage
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    rng = np.random.default_rng(seed)
+    imgs = d.images.astype(np.float64)
+    big = np.stack([ndimage.zoom(im, 3.5, order=1) for im in imgs])  # (n, 28, 28)
+    shifts = rng.integers(-2, 3, size=(len(big), 2))
+    big = np.stack([np.roll(im, tuple(s), axis=(0, 1)) for im, s in zip(big, shifts, strict=True)])
+    big += rng.normal(0.0, 0.5, size=big.shape)
+    return from_arrays("digits 28x28 (upsampled)", big.reshape(len(big), -1), d.target)
+
+
+def _docstrings_of(package: str) -> list[str]:
+    """Docstrings (200+ characters) of the functions and classes in ``package``'s installed sources, read with ``ast`` (nothing imported)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError(f"docstrings: package {package!r} is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    out: list[str] = []
+    for f in sorted(root.rglob("*.py")):
+        if "tests" in f.relative_to(root).parts:
+            continue
+        try:
+            tree = ast.parse(f.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) >= 200:
+                    out.append(doc)
+    return list(dict.fromkeys(out))  # (re-exported copies once)
+
+
+def docstrings(packages: Sequence[str] = DOCSTRING_PACKAGES, *, per_package: int = 500, dims: int = 100, seed: int = 0) -> Dataset:
+    """A text set embedded locally: docstrings of installed packages, labeled by package.
+
+    Up to ``per_package`` docstrings of 200+ characters per package (a seeded sample), TF-IDF
+    (words, 1-2 grams, sublinear tf, min_df 2) then truncated SVD to ``dims`` dimensions (LSA).
+    The items depend on the installed versions (the numbers in ``benchmarks/suites.py`` say
+    which). With the default packages: 6 classes, about 3,000 items.
+
+    Returns
+    -------
+    The dataset (X: (n, dims) float32, classes: the package names).
+    """
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    labels: list[str] = []
+    for pkg in packages:
+        docs = _docstrings_of(pkg)
+        if len(docs) > per_package:
+            docs = [docs[i] for i in sorted(rng.choice(len(docs), per_package, replace=False))]
+        texts += docs
+        labels += [pkg] * len(docs)
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, max_features=50_000).fit_transform(texts)
+    X = TruncatedSVD(n_components=dims, random_state=seed).fit_transform(tfidf)
+    return from_arrays("package docstrings (TF-IDF + SVD)", X, np.array(labels))
 
 
 def load(

@@ -79,6 +79,8 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
             "wall_seconds": float(sum(r.seconds for r in runs)),
         }
         entry["stop_rules"] = [r.stop for r in runs]
+        if any(r.bandit for r in runs):  # the strategy bandit (albl): each campaign's final arm weights, picks and rewards
+            entry["bandit"] = [r.bandit for r in runs]
         aa = [r.auto_accept for r in runs if r.auto_accept]
         if aa:
             dep = [a["deployed"] for a in aa]

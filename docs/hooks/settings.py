@@ -24,7 +24,7 @@ DESCRIPTIONS: dict[str, str] = {
     "or glob characters `*?[]\\`",
     "partitions": "partitions of the topics the services create",
     "replication_factor": "replication factor of the topics the services create",
-    "strategy": "scoring strategy and batch mode (`bald` / `vote_entropy`: the retrainer trains a 5-head committee)",
+    "strategy": "scoring strategy and batch mode (`bald` / `vote_entropy`: the retrainer trains a 5-head committee; `albl`: the strategy bandit)",
     "seed": "seed of the strategy's random parts (random scores, the control slice, batch sampling)",
     "batch_size": "scorer micro-batch",
     "n_features": "feature vector length, recorded for the namespace (in Redis); unset: the first valid item ever queued "
