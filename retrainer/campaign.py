@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from activestream.retrainer.calibration import Calibration, calibrate
+from activestream.retrainer.estimates import EstimateConfig, Labeled, estimate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
 
@@ -33,11 +34,15 @@ class CampaignMonitor:
     rules : stop rules.
     target_precision : precision the auto-accept threshold is calibrated to.
     stop_set_size : items of the items topic kept to compare consecutive versions.
+    budget : the campaign's label budget (``ACTIVESTREAM_BUDGET``), for the accuracy-at-budget estimate.
+    estimates : how the live estimates are made (:mod:`retrainer.estimates`).
     """
 
     rules: StopRules = field(default_factory=StopRules)
     target_precision: float = 0.99
     stop_set_size: int = 1000
+    budget: int | None = None
+    estimates: EstimateConfig = field(default_factory=EstimateConfig)
     control_conf: list[float] = field(default_factory=list)
     control_correct: list[bool] = field(default_factory=list)
     stop_set: list[np.ndarray] = field(default_factory=list)
@@ -111,7 +116,7 @@ class CampaignMonitor:
 
     def on_version(
         self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = (),
-        score_items: int | None = None,
+        score_items: int | None = None, labeled: Labeled | None = None,
     ) -> dict[str, Any]:
         """Record a published version; returns the facts to publish with it.
 
@@ -120,6 +125,7 @@ class CampaignMonitor:
         as classes, not output positions (a new class shifts the positions of the others).
         ``score_items`` is how many labeled items ``score`` was estimated on (see
         :class:`retrainer.stopping.StopRules` ``min_score_items``).
+        ``labeled`` is the training set the live estimates (``est_*``) are made from (``None``: none).
         """
         if self._frozen is None and self.stop_set:
             self._frozen = np.vstack(self.stop_set)
@@ -145,6 +151,8 @@ class CampaignMonitor:
             "auto_accept_labels_needed": calibration.more_labels_needed,
             "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
             "stop": self.status.as_dict(),
+            "estimates": {} if labeled is None else estimate(labeled.X, labeled.y, labeled.control, labeled.seconds, n_labels,
+                                                            labeled.fit, budget=self.budget, cfg=self.estimates),
         }
         return facts
 
@@ -156,4 +164,5 @@ class CampaignMonitor:
         metrics["n_control"] = float(facts["n_control"])
         metrics["stop"] = float(self.status.should_stop)
         metrics.update(self.fired_metrics(self.status))
+        metrics.update(facts.get("estimates", {}))
         return metrics

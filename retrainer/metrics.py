@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,6 +19,10 @@ MODELS_REJECTED = "activestream_models_rejected_total"
 TRAINING_SET_SIZE = "activestream_training_set_size"
 DEAD_LETTERS = "activestream_retrainer_dead_letters_total"
 HOLDING_USER_VERSION = "activestream_retrainer_holding_user_version"
+CAMPAIGN_ESTIMATE = "activestream_campaign_estimate"
+CAMPAIGN_HOURS_SPENT = "activestream_campaign_hours_spent"
+ESTIMATE_FIGURES = ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget")
+ESTIMATE_BOUNDS = {"estimate": "", "low": "_low", "high": "_high"}  # bound label -> metric-key suffix
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,15 @@ class RetrainerMetrics:
     training_set_size: Gauge
     dead_letters: Namespaced[Counter]
     holding_user_version: Gauge
+    campaign_estimate: Namespaced[Gauge]
+    campaign_hours_spent: Gauge
+
+    def set_estimates(self, metrics: Mapping[str, float]) -> None:
+        """Set the estimate gauges from a version's ``est_*`` metrics; a figure not known (too few control labels) is NaN."""
+        for figure in ESTIMATE_FIGURES:
+            for bound, suffix in ESTIMATE_BOUNDS.items():
+                self.campaign_estimate.labels(figure=figure, bound=bound).set(metrics.get(f"est_{figure}{suffix}", math.nan))
+        self.campaign_hours_spent.set(metrics.get("est_hours_spent", math.nan))
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> RetrainerMetrics:
@@ -51,4 +66,10 @@ class RetrainerMetrics:
             dead_letters=Namespaced(Counter(DEAD_LETTERS.removesuffix("_total"), "Rejected label messages", [*ns, "reason"], registry=registry), namespace),
             holding_user_version=in_namespace(Gauge(HOLDING_USER_VERSION, "The user model version (publish-model) the retrainer holds for, "
                                                     "publishing none of its own until --resume (0: not holding)", ns, registry=registry), namespace),
+            campaign_estimate=Namespaced(Gauge(CAMPAIGN_ESTIMATE, "Live campaign estimate from the random-control labels (figure: accuracy, "
+                                               "random_labels, labels_saved, savings_share, hours_saved, accuracy_at_budget; bound: estimate, "
+                                               "low, high of the 95% interval); NaN: too few control labels", [*ns, "figure", "bound"],
+                                               registry=registry), namespace),
+            campaign_hours_spent=in_namespace(Gauge(CAMPAIGN_HOURS_SPENT, "Annotation hours spent (sum of the labels' seconds)", ns,
+                                                    registry=registry), namespace),
         )

@@ -41,6 +41,9 @@ DESCRIPTIONS: dict[str, str] = {
     "auto_accept_precision": "the precision auto-accepted items must keep: the retrainer sets the threshold at the lowest "
     "confidence whose 95% Clopper-Pearson lower bound on the control labels reaches it (0.99 needs ~300 right control "
     "labels above the threshold; 0.97 ~100)",
+    "budget": "the campaign's label budget: with each model version the retrainer estimates the accuracy random sampling "
+    "would reach with this many labels (`est_accuracy_at_budget` with its 95% interval, beside the live `est_accuracy`; "
+    "see the campaign estimates); unset: not estimated",
     "labels_per_hour": "stream budget: the scorer admits only as many items as labelers can label (unset or 0: off; "
     "see the campaign controls)",
     "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (a segment "

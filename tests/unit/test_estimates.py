@@ -1,0 +1,91 @@
+"""The live estimates' maths (retrainer/estimates.py): intervals, the random curve, the too-few-labels path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from activestream.retrainer.estimates import (
+    EstimateConfig,
+    estimate,
+    fit_power_law,
+    labels_for,
+    power_law,
+    random_curve_points,
+    trainer_fit,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_covers_a_bernoulli_rate_at_its_level() -> None:
+    # 4,000 samples of 100 Bernoulli(0.9) draws, seed 0: the 95% interval must hold p in 93-97% of them
+    # (the binomial sd of a 95% share over 4,000 samples is 0.34 points; Wilson's own error at n=100 is ~1 point).
+    rng = np.random.default_rng(0)
+    for p, n in ((0.9, 100), (0.75, 40), (0.97, 300)):
+        k = rng.binomial(n, p, size=4000)
+        inside = [lo <= p <= hi for lo, hi in (wilson_interval(int(x), n) for x in k)]
+        assert 0.93 <= np.mean(inside) <= 0.975, (p, n, np.mean(inside))
+
+
+def test_wilson_interval_edges() -> None:
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    lo, hi = wilson_interval(50, 50)
+    assert hi == 1.0 and 0.92 < lo < 0.94  # 50 of 50 right: the low bound is 0.929
+    lo, hi = wilson_interval(0, 50)
+    assert lo == 0.0 and 0.06 < hi < 0.08
+
+
+@pytest.mark.parametrize(("a", "b", "c"), [(0.95, 0.8, 0.5), (0.8, 1.5, 0.9), (0.99, 0.5, 0.3)])
+def test_a_known_power_law_is_recovered(a: float, b: float, c: float) -> None:
+    n = np.geomspace(10, 400, 8)
+    rng = np.random.default_rng(1)
+    acc = power_law(n, a, b, c) + rng.normal(scale=0.002, size=len(n))
+    (fa, fb, fc), cov = fit_power_law(n, acc, np.full(len(n), 0.002))
+    assert abs(fa - a) < 0.02 and abs(fb - b) / b < 0.25 and abs(fc - c) < 0.1
+    # Inverting recovers the label count where the true curve reaches an accuracy (within 15%).
+    target = float(power_law(1000, a, b, c))
+    assert abs(float(labels_for(target, fa, fb, fc)) - 1000) / 1000 < 0.15
+    assert np.all(np.isfinite(np.diag(cov)))
+
+
+def test_labels_for_is_the_inverse_of_the_curve_and_capped_beyond_the_asymptote() -> None:
+    n = np.array([5.0, 50.0, 5000.0])
+    assert np.allclose(labels_for(power_law(n, 0.9, 0.7, 0.6), 0.9, 0.7, 0.6), n)
+    assert labels_for(0.95, 0.9, 0.7, 0.6, cap=1e5) == 1e5  # above the asymptote: random sampling never gets there
+    assert labels_for(0.0, 0.9, 0.7, 0.6) == 1.0
+
+
+def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    X = rng.normal(size=(n, 5)) + 1.2 * np.eye(3, 5)[y]
+    return X.astype(np.float32), y
+
+
+def test_too_few_control_labels_give_no_estimate_but_how_many_more() -> None:
+    X, y = _blobs(200, 0)
+    control = np.zeros(200, dtype=bool)
+    control[:25] = True
+    out = estimate(X, y, control, np.full(200, 30.0), 200, trainer_fit(), budget=500)
+    assert out == {"est_hours_spent": 200 * 30 / 3600, "est_budget": 500.0, "est_control_labels_needed": 15.0}
+    control[:] = False
+    control[np.flatnonzero(y == 0)[:60]] = True  # enough of them, but one class: nothing to learn a curve from
+    assert estimate(X, y, control, np.zeros(200), 200, trainer_fit())["est_control_labels_needed"] >= 1
+
+
+def test_random_curve_rises_and_estimates_hold_together() -> None:
+    X, y = _blobs(600, 2)
+    control = np.zeros(600, dtype=bool)
+    control[:200] = True  # a random sample of the pool (the rows are in random order)
+    cfg = EstimateConfig()
+    sizes, acc, se = random_curve_points(X[:200], y[:200], trainer_fit(), cfg, np.random.default_rng(0))
+    assert sizes[0] < sizes[-1] <= 160 and acc[-1] > acc[0] and np.all(se >= 0.01)
+    out = estimate(X, y, control, np.full(600, 20.0), 600, trainer_fit(), budget=1000, cfg=cfg)
+    for fig in ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget"):
+        assert out[f"est_{fig}_low"] <= out[f"est_{fig}"] <= out[f"est_{fig}_high"], fig
+    # Every label here is a random pick: the campaign is random sampling, its savings about none (the point
+    # estimate within 0.5 of 0; the interval contains 0).
+    assert abs(out["est_savings_share"]) < 0.5 and out["est_savings_share_low"] < 0 < out["est_savings_share_high"]
+    assert out["est_hours_saved"] == pytest.approx(out["est_labels_saved"] * 20 / 3600)
+    # The estimate is reproducible (seeded folds, subsets, draws).
+    assert estimate(X, y, control, np.full(600, 20.0), 600, trainer_fit(), budget=1000, cfg=cfg) == out
