@@ -24,7 +24,7 @@ Random sampling's learning curve (``est_curve_a``, ``_b``, ``_c``)
     trained on a random subset of the control labels is what random sampling would have trained on:
     for each of K folds and each of ``n_sizes`` subset sizes (geometric, up to the fold's training side),
     the campaign's model is fitted on a random subset and scored on the held-out fold; the mean score
-    per size is one point, weighted by its standard error.
+    per size is one point, weighted by its standard error across the runs.
 
 Labels random sampling needs (``est_random_labels``), savings, hours
     The curve inverted at ``est_accuracy``: ``n* = (b / (a - acc)) ** (1 / c)`` (capped at
@@ -32,12 +32,12 @@ Labels random sampling needs (``est_random_labels``), savings, hours
     ``est_labels_saved = n* - n_labels``, ``est_savings_share = 1 - n_labels / n*``,
     ``est_hours_saved = est_labels_saved * median(seconds) / 3600``. Intervals: the accuracy's
     uncertainty (draws from its Jeffreys posterior ``Beta(k + 1/2, n - k + 1/2)``) and the curve's
-    (draws from the fit's asymptotic normal ``N(params, cov)``) are propagated through the inversion by
-    Monte Carlo; the 2.5% and 97.5% quantiles are the bounds. No model is refitted for it.
+    (a bootstrap: the curve refitted to its (fold, repeat) runs resampled with replacement) are propagated
+    through the inversion by Monte Carlo; the 2.5% and 97.5% quantiles are the bounds. No model is refitted for it.
 
 Accuracy at the budget (``est_accuracy_at_budget``)
     Random sampling's accuracy with ``budget`` labels (``ACTIVESTREAM_BUDGET``): the curve at the budget,
-    its interval from the curve draws. Compare it with ``est_accuracy`` to see what the campaign gained.
+    its interval from the bootstrap curves. Compare it with ``est_accuracy`` to see what the campaign gained.
 
 Too few control labels (fewer than ``min_control``, or one class): none of these, and
 ``est_control_labels_needed`` says how many more. Cost per version: ``n_folds`` fits on all labels and
@@ -80,6 +80,7 @@ class EstimateConfig:
     max_curve_labels : the learning curve uses at most this many control labels (a random subset): bounds its cost.
     confidence : two-sided level of every interval.
     draws : Monte Carlo draws of the propagated intervals.
+    curve_draws : bootstrap refits of the curve (each a least-squares fit of 3 parameters, no model refit).
     max_random_labels : cap of the labels random sampling needs (where the curve never reaches the accuracy).
     seed : of the folds, subsets and draws (the estimates of one training set are reproducible).
     """
@@ -87,10 +88,11 @@ class EstimateConfig:
     min_control: int = 40
     n_folds: int = 5
     n_sizes: int = 8
-    repeats: int = 1
+    repeats: int = 2
     max_curve_labels: int = 500
     confidence: float = 0.95
     draws: int = 2000
+    curve_draws: int = 100
     max_random_labels: float = 1e6
     seed: int = 0
 
@@ -171,8 +173,8 @@ def cross_fitted_hits(X: np.ndarray, y: np.ndarray, control: np.ndarray, fit: Fi
     return hits
 
 
-def random_curve_points(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random sampling's learning curve measured on the control labels alone.
 
     Parameters
@@ -181,22 +183,36 @@ def random_curve_points(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateC
 
     Returns
     -------
-    sizes : (s,) training subset sizes; acc : (s,) mean held-out accuracy; se : (s,) its standard error.
+    sizes : (s,) training subset sizes (geometric, up to a fold's training side).
+    scores : (n_folds * repeats, s) held-out accuracy of each (fold, repeat) run at each size.
     """
     folds = _folds(len(yc), cfg.n_folds, rng)
     largest = len(yc) - max(len(f) for f in folds)
     smallest = min(largest, max(5, len(np.unique(yc))))
     sizes = np.unique(np.geomspace(smallest, largest, cfg.n_sizes).round().astype(int))
-    scores: dict[int, list[float]] = {int(s): [] for s in sizes}
-    for fold in folds:
+    scores = np.zeros((len(folds) * cfg.repeats, len(sizes)))
+    for f, fold in enumerate(folds):
         train = np.setdiff1d(np.arange(len(yc)), fold)
-        for s in sizes:
-            for _ in range(cfg.repeats):
+        for r in range(cfg.repeats):
+            for j, s in enumerate(sizes):
                 sub = rng.choice(train, size=int(s), replace=False)
-                scores[int(s)].append(float(np.mean(fit(Xc[sub], yc[sub])(Xc[fold]) == yc[fold])))
-    acc = np.array([np.mean(scores[int(s)]) for s in sizes])
-    se = np.array([np.std(scores[int(s)], ddof=1) / np.sqrt(len(scores[int(s)])) if len(scores[int(s)]) > 1 else 0.05 for s in sizes])
-    return sizes.astype(np.float64), acc, np.maximum(se, 0.01)  # (a floor: a size whose folds agree by chance is no certainty)
+                scores[f * cfg.repeats + r, j] = np.mean(fit(Xc[sub], yc[sub])(Xc[fold]) == yc[fold])
+    return sizes.astype(np.float64), scores
+
+
+def curve_fit_scores(sizes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """:func:`fit_power_law` to the mean of ``scores`` (runs, s) per size, weighted by its standard error (floor 0.01:
+    a size whose runs agree by chance is no certainty). Returns (3,) ``a, b, c``."""
+    se = scores.std(axis=0, ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.full(len(sizes), 0.05)
+    return fit_power_law(sizes, scores.mean(axis=0), np.maximum(se, 0.01))[0]
+
+
+def random_curve_points(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`random_curve_scores` as points: sizes (s,), mean accuracy (s,), standard error (s,)."""
+    sizes, scores = random_curve_scores(Xc, yc, fit, cfg, rng)
+    se = scores.std(axis=0, ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.full(len(sizes), 0.05)
+    return sizes, scores.mean(axis=0), np.maximum(se, 0.01)
 
 
 def _bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -265,17 +281,18 @@ def estimate(
     cidx = np.flatnonzero(control)
     if n_control > cfg.max_curve_labels:
         cidx = rng.choice(cidx, size=cfg.max_curve_labels, replace=False)
-    sizes, curve_acc, se = random_curve_points(X[cidx], y[cidx], fit, cfg, rng)
+    sizes, scores = random_curve_scores(X[cidx], y[cidx], fit, cfg, rng)
     if len(sizes) < 3:
         out["est_control_labels_needed"] = float(cfg.min_control)
         return out
-    (a, b, c), cov = fit_power_law(sizes, curve_acc, se)
+    a, b, c = curve_fit_scores(sizes, scores)
     out.update(est_curve_a=float(a), est_curve_b=float(b), est_curve_c=float(c))
-    # Monte Carlo draws of the accuracy (Jeffreys posterior) and of the curve (the fit's normal).
+    # Draws of the accuracy (its Jeffreys posterior) and of the curve (refitted to (fold, repeat) runs resampled
+    # with replacement: a bootstrap over the curve's runs, no model refitted).
     acc_draws = rng.beta(k + 0.5, n_control - k + 0.5, cfg.draws)
-    cov = np.where(np.isfinite(cov), cov, 0.0)
-    draws = rng.multivariate_normal([a, b, c], cov, cfg.draws, method="eigh")
-    da, db, dc = np.clip(draws[:, 0], 0.0, 1.0), np.clip(draws[:, 1], 0.0, None), np.clip(draws[:, 2], 0.01, 3.0)
+    boot = np.array([curve_fit_scores(sizes, scores[rng.integers(0, len(scores), len(scores))]) for _ in range(cfg.curve_draws)])
+    pick = rng.integers(0, cfg.curve_draws, cfg.draws)
+    da, db, dc = boot[pick, 0], boot[pick, 1], boot[pick, 2]
     cap = cfg.max_random_labels
     point = float(labels_for(acc, a, b, c, cap))
     need = labels_for(acc_draws, da, db, dc, cap)

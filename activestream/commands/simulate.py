@@ -121,7 +121,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     from activestream.simulation.engine import simulate
     from activestream.simulation.plot import plot_report
     from activestream.simulation.recommend import recommend
-    from activestream.simulation.summary import print_summary, print_table
+    from activestream.simulation.summary import print_estimates, print_summary, print_table
 
     try:
         cfg = sim_config(args, strategies)
@@ -143,6 +143,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     report["wall_seconds"] = time.perf_counter() - t0
     print_table(report)
     print_summary(report, cfg.seconds_per_label)
+    print_estimates(report)
     report["recommendation"] = recommend(report["strategies"], default=DEFAULT_STRATEGY)
     print(f"\n{report['recommendation']['line']}")
     report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -119,6 +119,8 @@ class CampaignResult:
     auto_accept: dict[str, Any] = field(default_factory=dict)
     dead_letters: int = 0
     stop: dict[str, Any] = field(default_factory=dict)
+    # Per published version: its number, labels, control labels, test score and live estimates (est_*).
+    versions: list[dict[str, float]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -233,7 +235,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
-                          estimator=factory)
+                          estimator=factory, budget=cfg.budget)
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start
@@ -257,6 +259,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             return score(ds, cfg.metric, ds.y[test], predict_idx(ds, probas, scorer.classes))
 
         curve: Curve = []
+        versions: list[dict[str, float]] = []
         spent = 0
         while spent < cfg.budget:
             k = cfg.init if spent == 0 else min(cfg.batch, cfg.budget - spent)
@@ -273,13 +276,18 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
                     labeling.submit(entry.id, labeler_id="simulated-labeler", label=answer, seconds=cfg.seconds_per_label,
                                     source="simulated")
             spent += len(leased)
+            published = len(retrainer.published)
             retrainer.run(burst=True, timeout=0.0)
             scorer.poll_models(0.0)
             curve.append((spent, evaluate()))
+            if len(retrainer.published) > published:  # the live estimates of this version beside its test score
+                mv = retrainer.published[-1]
+                versions.append({"version": mv.version, "n_labels": mv.n_labels, "n_control": mv.metrics.get("n_control", 0.0),
+                                 "test_score": curve[-1][1], **{k: v for k, v in mv.metrics.items() if k.startswith("est_")}})
             if on_round is not None:
                 on_round()
         result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
-                                stop=retrainer.campaign.status.as_dict())
+                                stop=retrainer.campaign.status.as_dict(), versions=versions)
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it

