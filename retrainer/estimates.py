@@ -8,7 +8,12 @@ Accuracy (``est_accuracy``, ``_low``, ``_high``)
     refitted on every *other* label (ranked picks and the other folds), so each control label is
     scored by a model that never trained on it and that saw all but ``1/K`` of the control labels.
     The prequential ``control_accuracy`` (each control label scored by the version live when it
-    arrived) lags behind a model that is still learning; this one does not. The 95% interval is
+    arrived) lags behind a model that is still learning; this one does not. Control labels are drawn from the
+    items still *pending*: the accuracy is the one on the items awaiting labels. Where the whole pool is known
+    and a campaign labels a good share of it (a simulation: ranked picks take the hard items out, and what is
+    left is easier than the test split), ``pool`` makes it the pool's accuracy: the ranked picks' share of the
+    pool at their own cross-fitted accuracy (known items: no sampling error), the rest at the control labels'.
+    The 95% interval is
     **Wilson**'s score interval on the pooled out-of-fold hits: its coverage stays close to the nominal
     level for n >= 40 and p near 1, where the Wald interval undercovers and Clopper-Pearson's
     exact interval overcovers (is wider than needed: Brown, Cai & DasGupta 2001, "Interval estimation
@@ -240,6 +245,7 @@ def estimate(
     fit: Fit,
     *,
     budget: int | None = None,
+    pool: int | None = None,
     cfg: EstimateConfig | None = None,
 ) -> dict[str, float]:
     """The ``est_*`` figures of one model version (see the module docstring; keys absent = not known).
@@ -253,6 +259,8 @@ def estimate(
     n_labels : labels the version was trained with (the campaign's count).
     fit : fits the campaign's model: ``fit(X, y)(Z) -> (m,) codes``.
     budget : ``ACTIVESTREAM_BUDGET`` (``None``: no accuracy at a budget).
+    pool : items in the campaign's whole pool (labeled and pending), when known and not much larger than the
+        labels (a simulation): the accuracy is then the pool's (see "Accuracy" above); ``None``: the pending items'.
     cfg : how (default :class:`EstimateConfig`).
 
     Returns
@@ -273,11 +281,18 @@ def estimate(
         return out
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    hits = cross_fitted_hits(X, y, control, fit, cfg.n_folds, rng)
+    w, acc_ranked = 0.0, 0.0  # share of the pool that is ranked picks, and the model's cross-fitted accuracy on them
+    if pool is not None and pool > len(y):
+        every = cross_fitted_hits(X, y, np.ones(len(y), dtype=bool), fit, cfg.n_folds, rng)
+        hits = every[control]
+        if (~control).any():
+            w, acc_ranked = float((~control).sum()) / pool, float(every[~control].mean())
+    else:
+        hits = cross_fitted_hits(X, y, control, fit, cfg.n_folds, rng)
     k = int(hits.sum())
-    acc = k / n_control
     low, high = wilson_interval(k, n_control, cfg.confidence)
-    out.update(est_accuracy=acc, est_accuracy_low=low, est_accuracy_high=high)
+    acc = w * acc_ranked + (1 - w) * k / n_control
+    out.update(est_accuracy=acc, est_accuracy_low=w * acc_ranked + (1 - w) * low, est_accuracy_high=w * acc_ranked + (1 - w) * high)
     cidx = np.flatnonzero(control)
     if n_control > cfg.max_curve_labels:
         cidx = rng.choice(cidx, size=cfg.max_curve_labels, replace=False)
@@ -289,7 +304,7 @@ def estimate(
     out.update(est_curve_a=float(a), est_curve_b=float(b), est_curve_c=float(c))
     # Draws of the accuracy (its Jeffreys posterior) and of the curve (refitted to (fold, repeat) runs resampled
     # with replacement: a bootstrap over the curve's runs, no model refitted).
-    acc_draws = rng.beta(k + 0.5, n_control - k + 0.5, cfg.draws)
+    acc_draws = w * acc_ranked + (1 - w) * rng.beta(k + 0.5, n_control - k + 0.5, cfg.draws)
     boot = np.array([curve_fit_scores(sizes, scores[rng.integers(0, len(scores), len(scores))]) for _ in range(cfg.curve_draws)])
     pick = rng.integers(0, cfg.curve_draws, cfg.draws)
     da, db, dc = boot[pick, 0], boot[pick, 1], boot[pick, 2]
