@@ -13,7 +13,7 @@ Accuracy (``est_accuracy``, ``_low``, ``_high``)
     and a campaign labels a good share of it (a simulation: ranked picks take the hard items out, and what is
     left is easier than the test split), ``pool`` makes it the pool's accuracy: the ranked picks' share of the
     pool at their own cross-fitted accuracy (known items: no sampling error), the rest at the control labels'.
-    The 95% interval is
+    The random curve below is then scored the same way. The 95% interval is
     **Wilson**'s score interval on the pooled out-of-fold hits: its coverage stays close to the nominal
     level for n >= 40 and p near 1, where the Wald interval undercovers and Clopper-Pearson's
     exact interval overcovers (is wider than needed: Brown, Cai & DasGupta 2001, "Interval estimation
@@ -178,13 +178,15 @@ def cross_fitted_hits(X: np.ndarray, y: np.ndarray, control: np.ndarray, fit: Fi
     return hits
 
 
-def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig, rng: np.random.Generator,
+                        ranked: tuple[np.ndarray, np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Random sampling's learning curve measured on the control labels alone.
 
     Parameters
     ----------
     Xc : (m, d) control features; yc : (m,) their class codes.
+    ranked : ``(X (r, d), y (r,), w)``: score each model on the ranked picks too (never in its training subset),
+        weighted ``w`` against the held-out fold's ``1 - w`` (the pool's accuracy, as in :func:`estimate`).
 
     Returns
     -------
@@ -201,7 +203,11 @@ def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateC
         for r in range(cfg.repeats):
             for j, s in enumerate(sizes):
                 sub = rng.choice(train, size=int(s), replace=False)
-                scores[f * cfg.repeats + r, j] = np.mean(fit(Xc[sub], yc[sub])(Xc[fold]) == yc[fold])
+                model = fit(Xc[sub], yc[sub])
+                scores[f * cfg.repeats + r, j] = np.mean(model(Xc[fold]) == yc[fold])
+                if ranked is not None:
+                    Xr, yr, w = ranked
+                    scores[f * cfg.repeats + r, j] = w * np.mean(model(Xr) == yr) + (1 - w) * scores[f * cfg.repeats + r, j]
     return sizes.astype(np.float64), scores
 
 
@@ -296,7 +302,7 @@ def estimate(
     cidx = np.flatnonzero(control)
     if n_control > cfg.max_curve_labels:
         cidx = rng.choice(cidx, size=cfg.max_curve_labels, replace=False)
-    sizes, scores = random_curve_scores(X[cidx], y[cidx], fit, cfg, rng)
+    sizes, scores = random_curve_scores(X[cidx], y[cidx], fit, cfg, rng, (X[~control], y[~control], w) if w > 0 else None)
     if len(sizes) < 3:
         out["est_control_labels_needed"] = float(cfg.min_control)
         return out
