@@ -90,3 +90,33 @@ def test_random_curve_rises_and_estimates_hold_together() -> None:
     assert out["est_hours_saved"] == pytest.approx(out["est_labels_saved"] * 20 / 3600)
     # The estimate is reproducible (seeded folds, subsets, draws).
     assert estimate(X, y, control, np.full(600, 20.0), 600, trainer_fit(), budget=1000, cfg=cfg) == out
+
+
+def test_with_the_pool_known_the_accuracy_weighs_the_ranked_picks_by_their_share() -> None:
+    X, y = _blobs(400, 4)
+    control = np.zeros(400, dtype=bool)
+    control[::4] = True  # 100 control labels, 300 "ranked" ones
+    fit = trainer_fit()
+    pending = estimate(X, y, control, np.zeros(400), 400, fit, cfg=EstimateConfig(draws=200, curve_draws=20))
+    pooled = estimate(X, y, control, np.zeros(400), 400, fit, pool=600, cfg=EstimateConfig(draws=200, curve_draws=20))
+    # Half the pool is ranked picks, known exactly: the interval is half as wide as the control labels' alone.
+    width = pooled["est_accuracy_high"] - pooled["est_accuracy_low"]
+    assert width == pytest.approx(0.5 * (pending["est_accuracy_high"] - pending["est_accuracy_low"]), rel=0.35)
+    assert pooled["est_accuracy_low"] <= pooled["est_accuracy"] <= pooled["est_accuracy_high"]
+
+
+def test_estimates_beside_the_truth() -> None:
+    from activestream.simulation.estimates import beside_truth, random_labels_to, validation_summary
+
+    random_curve = [(20, 0.5), (40, 0.7), (60, 0.8), (80, 0.85)]
+    assert random_labels_to(random_curve, 0.75) == pytest.approx(50.0)
+    assert random_labels_to(random_curve, 0.9) is None
+    v = {"version": 3, "n_labels": 40, "n_control": 120, "test_score": 0.8, "est_accuracy": 0.78, "est_accuracy_low": 0.7,
+         "est_accuracy_high": 0.85, "est_savings_share": 0.5}
+    (row,) = beside_truth([v], random_curve)
+    assert row["accuracy_inside"] and row["measured_random_labels"] == 60 and row["measured_savings_share"] == pytest.approx(1 / 3)
+    assert row["savings_error"] == pytest.approx(0.5 - 1 / 3)
+    (miss,) = beside_truth([{**v, "test_score": 0.9, "n_control": 90}], random_curve)
+    assert not miss["accuracy_inside"] and miss["measured_savings_share"] is None and miss["measured_savings_share_at_least"] == 0.5
+    summary = validation_summary([row, miss], min_control=100)  # the second has too few control labels to be judged
+    assert summary["versions"] == 1 and summary["coverage"] == 1.0 and summary["savings_compared"] == 1

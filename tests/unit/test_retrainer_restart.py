@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -34,6 +35,7 @@ def test_a_restart_does_not_rescore_control_labels_with_a_model_trained_on_them(
     v1 = first.retrain()
     # No control label yet: no estimate, and how many more it needs.
     assert v1 is not None and v1.metrics["est_control_labels_needed"] == 40 and "est_accuracy" not in v1.metrics
+    assert math.isnan(registry.get_sample_value("activestream_campaign_estimate", {"namespace": "r", "figure": "accuracy", "bound": "low"}) or 0.0)
     publish(bus, topics, labels(rng, w, 400, 1000, control=True))  # scored by v1, then trained on by v2
     first.ingest(0.0)
     before = first.retrain()
