@@ -121,6 +121,7 @@ class CampaignResult:
     stop: dict[str, Any] = field(default_factory=dict)
     # Per published version: its number, labels, control labels, test score and live estimates (est_*).
     versions: list[dict[str, float]] = field(default_factory=list)
+    n_test: int = 0  # items in the test split
 
 
 # --------------------------------------------------------------------------- scoring
@@ -288,7 +289,8 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             if on_round is not None:
                 on_round()
         result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
-                                stop=retrainer.campaign.status.as_dict(), versions=versions)
+                                stop=retrainer.campaign.status.as_dict(), versions=versions,
+                                n_test=len(test))
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it

@@ -118,5 +118,8 @@ def test_estimates_beside_the_truth() -> None:
     assert row["savings_error"] == pytest.approx(0.5 - 1 / 3)
     (miss,) = beside_truth([{**v, "test_score": 0.9, "n_control": 90}], random_curve)
     assert not miss["accuracy_inside"] and miss["measured_savings_share"] is None and miss["measured_savings_share_at_least"] == 0.5
+    # A test split of 100 items is itself off by ~0.08 (95%) at 0.78: 0.9 is outside even so, 0.86 inside.
+    widened = beside_truth([{**v, "test_score": 0.86}, {**v, "test_score": 0.9}], random_curve, n_test=100)
+    assert [r["accuracy_inside"] for r in widened] == [False, False] and [r["accuracy_inside_widened"] for r in widened] == [True, False]
     summary = validation_summary([row, miss], min_control=100)  # the second has too few control labels to be judged
     assert summary["versions"] == 1 and summary["coverage"] == 1.0 and summary["savings_compared"] == 1
