@@ -81,7 +81,7 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
         }
         entry["stop_rules"] = [r.stop for r in runs]
         random_curve = mean_curve([r.curve for r in results if r.strategy == RANDOM])
-        if any("est_accuracy" in v for r in runs for v in r.versions):
+        if any(k.startswith("est_") for r in runs for v in r.versions for k in v):  # (multi-class campaigns)
             # The retrainer's live estimates at each version beside the truth (test split, measured random curve).
             per_seed = [beside_truth(r.versions, random_curve, r.n_test) for r in runs]
             entry["estimates"] = {"per_seed": per_seed, "validation": validation_summary([v for s in per_seed for v in s], min_control=100)}

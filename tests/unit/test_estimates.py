@@ -123,3 +123,21 @@ def test_estimates_beside_the_truth() -> None:
     assert [r["accuracy_inside"] for r in widened] == [False, False] and [r["accuracy_inside_widened"] for r in widened] == [True, False]
     summary = validation_summary([row, miss], min_control=100)  # the second has too few control labels to be judged
     assert summary["versions"] == 1 and summary["coverage"] == 1.0 and summary["savings_compared"] == 1
+
+
+def test_simulate_prints_the_estimates_beside_the_truth_or_why_there_are_none(capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.simulation.summary import print_estimates
+
+    row = {"n_labels": 300, "n_control": 120, "test_score": 0.95, "est_accuracy": 0.94, "est_accuracy_low": 0.9, "est_accuracy_high": 0.97,
+           "est_savings_share": 0.4, "est_savings_share_low": -0.2, "est_savings_share_high": 0.8, "measured_savings_share": 0.5}
+    report = {"strategies": {
+        "margin": {"seeds": [0], "estimates": {"per_seed": [[row]], "validation": {"coverage": 1.0, "versions": 1}}},
+        "entropy": {"seeds": [0], "estimates": {"per_seed": [[{"n_labels": 60, "est_control_labels_needed": 36.0}]],
+                                                "validation": {"coverage": None, "versions": 0}}},
+        "random": {"seeds": [0]},
+    }}
+    print_estimates(report)
+    out = capsys.readouterr().out
+    assert "    300     120 |   0.940 [0.900, 0.970]   0.950 |    0.40 [-0.20,  0.80]      0.50" in out
+    assert "Live estimates of entropy (seed 0): none, too few random-control labels (36 more needed)" in out
+    assert "Live estimates of random" not in out
