@@ -149,14 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results/estimates.json")
     p.add_argument("--no-timing", action="store_true")
-    p.add_argument("--rejudge", metavar="JSON", help="judge the versions of a saved run again (no campaign is run)")
+    p.add_argument("--rejudge", metavar="JSON[,JSON]", help="judge the versions of saved runs again, together (no campaign is run)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     results: dict[str, Any] = {"suites": []}
     if args.rejudge:
-        saved = json.loads(Path(args.rejudge).read_text())
-        results = {**saved, "suites": [judge({"n_test": len(SUITES[r["suite"]].load().X) - r["pool"], **r, **PROTOCOL[r["suite"]]})
-                                       for r in saved["suites"]]}
+        saved = [json.loads(Path(f).read_text()) for f in args.rejudge.split(",")]  # (runs of some suites each)
+        results = {k: v for s in saved for k, v in s.items() if k != "suites"}
+        results["suites"] = [judge({"n_test": len(SUITES[r["suite"]].load().X) - r["pool"], **r, **PROTOCOL[r["suite"]]})
+                             for s in saved for r in s["suites"]]
         args.no_timing = True
     else:
         run_all(args, results)
@@ -172,6 +173,7 @@ def run_all(args: argparse.Namespace, results: dict[str, Any]) -> None:
             results["suites"].append(res)
             print(f"{name}: coverage {res['validation_100']}; savings at budget abs errors {res['savings_at_budget_abs_error']} "
                   f"({res['wall_seconds']:.0f} s)", flush=True)
+            Path(args.out).write_text(json.dumps(results, indent=1, default=float))  # (each suite as soon as it is done)
     if not args.no_timing:
         results["timing_seconds_per_version"] = timing()
 

@@ -42,7 +42,6 @@ class CampaignMonitor:
     target_precision: float = 0.99
     stop_set_size: int = 1000
     budget: int | None = None
-    pool_size: int | None = None  # items in the whole pool, when known (a simulation; see retrainer.estimates.estimate)
     estimates: EstimateConfig = field(default_factory=EstimateConfig)
     control_conf: list[float] = field(default_factory=list)
     control_correct: list[bool] = field(default_factory=list)
@@ -153,7 +152,7 @@ class CampaignMonitor:
             "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
             "stop": self.status.as_dict(),
             "estimates": {} if labeled is None else estimate(labeled.X, labeled.y, labeled.control, labeled.seconds, n_labels,
-                                                            labeled.fit, budget=self.budget, pool=self.pool_size, cfg=self.estimates),
+                                                            labeled.fit, budget=self.budget, cfg=self.estimates),
         }
         return facts
 

@@ -9,12 +9,11 @@ Accuracy (``est_accuracy``, ``_low``, ``_high``)
     scored by a model that never trained on it and that saw all but ``1/K`` of the control labels.
     The prequential ``control_accuracy`` (each control label scored by the version live when it
     arrived) lags behind a model that is still learning; this one does not. Control labels are drawn from the
-    items still *pending*: the accuracy is the one on the items awaiting labels. Where the whole pool is known
-    and a campaign labels a good share of it (a simulation: ranked picks take the hard items out, and what is
-    left is easier than the test split), ``pool`` makes it the pool's accuracy: the ranked picks' share of the
-    pool at their own cross-fitted accuracy (known items: no sampling error), the rest at the control labels'.
-    The random curve below is then scored the same way. The 95% interval is
-    **Wilson**'s score interval on the pooled out-of-fold hits: its coverage stays close to the nominal
+    items still *pending*: it is the accuracy on the items awaiting labels. (Where a campaign labels a good share
+    of a small pool, as on the benchmark suites, the ranked picks take hard items out and what is left is easier
+    than the population; weighing the ranked picks in at their own cross-fitted accuracy was tried: the test
+    score fell inside its interval at 3 of 15 digits versions past 100 control labels, see docs/benchmarks.md.)
+    The 95% interval is **Wilson**'s score interval on the pooled out-of-fold hits: its coverage stays close to the nominal
     level for n >= 40 and p near 1, where the Wald interval undercovers and Clopper-Pearson's
     exact interval overcovers (is wider than needed: Brown, Cai & DasGupta 2001, "Interval estimation
     for a binomial proportion", Statistical Science 16(2)). (Auto-accept keeps Clopper-Pearson: there
@@ -178,15 +177,13 @@ def cross_fitted_hits(X: np.ndarray, y: np.ndarray, control: np.ndarray, fit: Fi
     return hits
 
 
-def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig, rng: np.random.Generator,
-                        ranked: tuple[np.ndarray, np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateConfig,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random sampling's learning curve measured on the control labels alone.
 
     Parameters
     ----------
     Xc : (m, d) control features; yc : (m,) their class codes.
-    ranked : ``(X (r, d), y (r,), w)``: score each model on the ranked picks too (never in its training subset),
-        weighted ``w`` against the held-out fold's ``1 - w`` (the pool's accuracy, as in :func:`estimate`).
 
     Returns
     -------
@@ -203,11 +200,7 @@ def random_curve_scores(Xc: np.ndarray, yc: np.ndarray, fit: Fit, cfg: EstimateC
         for r in range(cfg.repeats):
             for j, s in enumerate(sizes):
                 sub = rng.choice(train, size=int(s), replace=False)
-                model = fit(Xc[sub], yc[sub])
-                scores[f * cfg.repeats + r, j] = np.mean(model(Xc[fold]) == yc[fold])
-                if ranked is not None:
-                    Xr, yr, w = ranked
-                    scores[f * cfg.repeats + r, j] = w * np.mean(model(Xr) == yr) + (1 - w) * scores[f * cfg.repeats + r, j]
+                scores[f * cfg.repeats + r, j] = np.mean(fit(Xc[sub], yc[sub])(Xc[fold]) == yc[fold])
     return sizes.astype(np.float64), scores
 
 
@@ -251,7 +244,6 @@ def estimate(
     fit: Fit,
     *,
     budget: int | None = None,
-    pool: int | None = None,
     cfg: EstimateConfig | None = None,
 ) -> dict[str, float]:
     """The ``est_*`` figures of one model version (see the module docstring; keys absent = not known).
@@ -265,8 +257,6 @@ def estimate(
     n_labels : labels the version was trained with (the campaign's count).
     fit : fits the campaign's model: ``fit(X, y)(Z) -> (m,) codes``.
     budget : ``ACTIVESTREAM_BUDGET`` (``None``: no accuracy at a budget).
-    pool : items in the campaign's whole pool (labeled and pending), when known and not much larger than the
-        labels (a simulation): the accuracy is then the pool's (see "Accuracy" above); ``None``: the pending items'.
     cfg : how (default :class:`EstimateConfig`).
 
     Returns
@@ -287,22 +277,15 @@ def estimate(
         return out
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    w, acc_ranked = 0.0, 0.0  # share of the pool that is ranked picks, and the model's cross-fitted accuracy on them
-    if pool is not None and pool > len(y):
-        every = cross_fitted_hits(X, y, np.ones(len(y), dtype=bool), fit, cfg.n_folds, rng)
-        hits = every[control]
-        if (~control).any():
-            w, acc_ranked = float((~control).sum()) / pool, float(every[~control].mean())
-    else:
-        hits = cross_fitted_hits(X, y, control, fit, cfg.n_folds, rng)
+    hits = cross_fitted_hits(X, y, control, fit, cfg.n_folds, rng)
     k = int(hits.sum())
+    acc = k / n_control
     low, high = wilson_interval(k, n_control, cfg.confidence)
-    acc = w * acc_ranked + (1 - w) * k / n_control
-    out.update(est_accuracy=acc, est_accuracy_low=w * acc_ranked + (1 - w) * low, est_accuracy_high=w * acc_ranked + (1 - w) * high)
+    out.update(est_accuracy=acc, est_accuracy_low=low, est_accuracy_high=high)
     cidx = np.flatnonzero(control)
     if n_control > cfg.max_curve_labels:
         cidx = rng.choice(cidx, size=cfg.max_curve_labels, replace=False)
-    sizes, scores = random_curve_scores(X[cidx], y[cidx], fit, cfg, rng, (X[~control], y[~control], w) if w > 0 else None)
+    sizes, scores = random_curve_scores(X[cidx], y[cidx], fit, cfg, rng)
     if len(sizes) < 3:
         out["est_control_labels_needed"] = float(cfg.min_control)
         return out
@@ -310,7 +293,7 @@ def estimate(
     out.update(est_curve_a=float(a), est_curve_b=float(b), est_curve_c=float(c))
     # Draws of the accuracy (its Jeffreys posterior) and of the curve (refitted to (fold, repeat) runs resampled
     # with replacement: a bootstrap over the curve's runs, no model refitted).
-    acc_draws = w * acc_ranked + (1 - w) * rng.beta(k + 0.5, n_control - k + 0.5, cfg.draws)
+    acc_draws = rng.beta(k + 0.5, n_control - k + 0.5, cfg.draws)
     boot = np.array([curve_fit_scores(sizes, scores[rng.integers(0, len(scores), len(scores))]) for _ in range(cfg.curve_draws)])
     pick = rng.integers(0, cfg.curve_draws, cfg.draws)
     da, db, dc = boot[pick, 0], boot[pick, 1], boot[pick, 2]

@@ -237,7 +237,6 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
                           estimator=factory, budget=cfg.budget)
-    retrainer.campaign.pool_size = len(train)  # a small pool: the live accuracy estimate is the pool's, as the test split's is
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start

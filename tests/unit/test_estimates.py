@@ -92,19 +92,6 @@ def test_random_curve_rises_and_estimates_hold_together() -> None:
     assert estimate(X, y, control, np.full(600, 20.0), 600, trainer_fit(), budget=1000, cfg=cfg) == out
 
 
-def test_with_the_pool_known_the_accuracy_weighs_the_ranked_picks_by_their_share() -> None:
-    X, y = _blobs(400, 4)
-    control = np.zeros(400, dtype=bool)
-    control[::4] = True  # 100 control labels, 300 "ranked" ones
-    fit = trainer_fit()
-    pending = estimate(X, y, control, np.zeros(400), 400, fit, cfg=EstimateConfig(draws=200, curve_draws=20))
-    pooled = estimate(X, y, control, np.zeros(400), 400, fit, pool=600, cfg=EstimateConfig(draws=200, curve_draws=20))
-    # Half the pool is ranked picks, known exactly: the interval is half as wide as the control labels' alone.
-    width = pooled["est_accuracy_high"] - pooled["est_accuracy_low"]
-    assert width == pytest.approx(0.5 * (pending["est_accuracy_high"] - pending["est_accuracy_low"]), rel=0.35)
-    assert pooled["est_accuracy_low"] <= pooled["est_accuracy"] <= pooled["est_accuracy_high"]
-
-
 def test_estimates_beside_the_truth() -> None:
     from activestream.simulation.estimates import beside_truth, random_labels_to, validation_summary
 
