@@ -129,8 +129,8 @@ def timing(sizes: tuple[int, ...] = (100, 500, 2000), repeat: int = 2) -> dict[s
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| suite | seeds | run, budget | explore | versions >= 100 control | coverage of the 95% accuracy interval (widened by the test split's noise) | savings at budget: est. / measured "
-             "(per seed) | abs. error | random acc. at budget: est. / measured |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| suite | seeds | run, budget | explore | versions | coverage (widened) | savings at budget: est. / meas. "
+             "| error | random acc. at budget: est. / meas. |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results["suites"]:
         v = r["validation_100"]
         fmt = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
