@@ -39,6 +39,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "auto_accept": ((lambda v: v in (0, 1)), "0 or 1"),
     "auto_accept_precision": ((lambda v: 0 < v < 1), "a precision in (0, 1)"),
     "audit_share": ((lambda v: 0 <= v <= 1), "a share in [0, 1]"),
+    "budget": _at_least(1),
     "retrainer_resume": ((lambda v: v in (0, 1)), "0 or 1"),
     "labels_per_hour": ((lambda v: math.isfinite(v) and v >= 0), "a finite number >= 0 (0: admit every item)"),
     "lease_ttl": ((lambda v: math.isfinite(v) and v > 0), "a finite number of seconds > 0"),
@@ -94,6 +95,7 @@ class Settings:
     auto_accept: int = 1  # 0 turns off routing confident items to the auto-labels topic
     auto_accept_precision: float = 0.99  # the precision auto-accepted items keep (its 95% lower bound on control labels)
     audit_share: float = 0.02  # share of auto-accepted items also sent to labelers blind (the audit)
+    budget: int | None = None  # the campaign's label budget: the retrainer estimates random sampling's accuracy at it
     labels_per_hour: float | None = None  # stream budget for queue admission (None: admit all)
     rerank_cache_mb: int = 1024  # the scorer's copy of the queue's feature segments for re-ranks (0: off)
     pool_capacity: int = 1_000_000  # most pending items per namespace (0: no cap)

@@ -210,6 +210,7 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
         holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
         n_members=ENSEMBLE_MEMBERS if committee and factory is None else 1, n_features=s.n_features, namespace=s.namespace,
         estimator=factory, resume=bool(s.retrainer_resume), auto_accept_precision=s.auto_accept_precision,
+        budget=s.budget,
     )
 
 

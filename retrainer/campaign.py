@@ -20,6 +20,8 @@ import numpy as np
 
 from activestream.retrainer.auto_accept_rule import ClassCalibration, audit_state, calibrate_classes
 from activestream.retrainer.calibration import Calibration
+from activestream.retrainer.estimate_runner import EstimateRunner
+from activestream.retrainer.estimates import EstimateConfig, Labeled, estimate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
 
@@ -37,11 +39,17 @@ class CampaignMonitor:
     rules : stop rules.
     target_precision : precision the auto-accept threshold is calibrated to.
     stop_set_size : items of the items topic kept to compare consecutive versions.
+    budget : the campaign's label budget (``ACTIVESTREAM_BUDGET``), for the accuracy-at-budget estimate.
+    estimates : how the live estimates are made (:mod:`retrainer.estimates`).
+    estimate_runner : where they are computed (a background thread by default: :mod:`retrainer.estimate_runner`).
     """
 
     rules: StopRules = field(default_factory=StopRules)
     target_precision: float = 0.99
     stop_set_size: int = 1000
+    budget: int | None = None
+    estimates: EstimateConfig = field(default_factory=EstimateConfig)
+    estimate_runner: EstimateRunner = field(default_factory=EstimateRunner)
     control_conf: list[float] = field(default_factory=list)
     control_correct: list[bool] = field(default_factory=list)
     control_pred: list[object | None] = field(default_factory=list)  # the class predicted (None: not logged)
@@ -148,7 +156,7 @@ class CampaignMonitor:
 
     def on_version(
         self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = (),
-        score_items: int | None = None,
+        score_items: int | None = None, labeled: Labeled | None = None,
     ) -> dict[str, Any]:
         """Record a published version; returns the facts to publish with it.
 
@@ -157,6 +165,7 @@ class CampaignMonitor:
         as classes, not output positions (a new class shifts the positions of the others).
         ``score_items`` is how many labeled items ``score`` was estimated on (see
         :class:`retrainer.stopping.StopRules` ``min_score_items``).
+        ``labeled`` is the training set the live estimates (``est_*``) are made from (``None``: none).
         """
         if self._frozen is None and self.stop_set:
             self._frozen = np.vstack(self.stop_set)
@@ -183,8 +192,20 @@ class CampaignMonitor:
             "auto_accept_labels_needed": calibration.more_labels_needed,
             "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
             "stop": self.status.as_dict(),
+            "estimates": {} if labeled is None else self._estimates(version, n_labels, labeled),
         }
         return facts
+
+    def _estimates(self, version: int, n_labels: int, labeled: Labeled) -> dict[str, float]:
+        """The version's ``est_*`` figures: its own cheap ones, the newest finished estimate (see :class:`EstimateRunner`)."""
+        cheap = {"est_hours_spent": float(np.sum(labeled.seconds) / 3600.0)}
+        if self.budget is not None:
+            cheap["est_budget"] = float(self.budget)
+        n_control = int(np.sum(labeled.control))
+        if n_control < self.estimates.min_control:
+            return {**cheap, "est_control_labels_needed": float(max(self.estimates.min_control - n_control, 1))}
+        return self.estimate_runner.on_version(version, n_labels, lambda: estimate(
+            labeled.X, labeled.y, labeled.control, labeled.seconds, n_labels, labeled.fit, budget=self.budget, cfg=self.estimates), cheap)
 
     def announce(self) -> list[str]:
         """Log each stop rule the first time it fires (a signal, not a lock); returns the rules newly logged."""
@@ -204,4 +225,5 @@ class CampaignMonitor:
         metrics["n_control"] = float(facts["n_control"])
         metrics["stop"] = float(self.status.should_stop)
         metrics.update(self.fired_metrics(self.status))
+        metrics.update(facts.get("estimates", {}))
         return metrics

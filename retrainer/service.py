@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation, load_control_log
+from activestream.retrainer.estimate_runner import EstimateRunner
+from activestream.retrainer.estimates import Labeled, trainer_fit
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
 from activestream.retrainer.logs import dead_lettered_labels, newest_version
@@ -64,6 +66,8 @@ class Retrainer:
         scorer refuses).
     estimator : a factory of the classifier to fit (``--estimator``); ``None``: the default
         standardized logistic regression heads.
+    estimates : where the live estimates run: ``background`` (a thread: versions never wait for them),
+        ``inline`` or ``off`` (:class:`~activestream.retrainer.estimate_runner.EstimateRunner`).
     resume : when the newest version at start is a user's (``publish-model``), publish own
         versions over it; else (the default) hold until started with ``--resume``. A user version
         published while running always holds.
@@ -91,6 +95,8 @@ class Retrainer:
         namespace: str = "default",
         estimator: EstimatorFactory | None = None,
         resume: bool = False,
+        budget: int | None = None,
+        estimates: str = "background",
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -117,7 +123,8 @@ class Retrainer:
         self._live_classes: tuple[object, ...] = ()
         self.published: list[ModelVersion] = []
         self.last_error: str | None = None
-        self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size)
+        self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size, budget=budget,
+                                        estimate_runner=EstimateRunner(estimates))
         self._replaying = False
         self._dead_before: set[bytes] = set()  # digests of label payloads dead-lettered before this start (see rebuild)
         self._latest_digest = ""
@@ -427,7 +434,7 @@ class Retrainer:
             score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
         self._score_unscored(train)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
-                                         score_items=score_items)
+                                         score_items=score_items, labeled=self._labeled(task))
         metrics.update(self.campaign.version_metrics(facts))
         metrics.update(self.campaign.auto_accept_metrics())
         metrics["train_seconds"] = time.perf_counter() - t0
@@ -453,6 +460,16 @@ class Retrainer:
         self.metrics.retrain_duration.observe(time.perf_counter() - t0)
         log.info("published model v%d (%d labels, %.3fs)", self.version, len(self.training), time.perf_counter() - t0)
         return mv
+
+    def _labeled(self, task: str) -> Labeled | None:
+        """Every label in use, for the live estimates (multi-class campaigns: control labels are scored as one class)."""
+        if task != "multiclass":
+            return None
+        labels = list(self.training.items.values())
+        X, values = arrays(labels, task)
+        _, codes = np.unique(np.array(values, dtype=object).astype(str), return_inverse=True)
+        return Labeled(X, codes, np.array([lab.control for lab in labels]), np.array([lab.seconds for lab in labels]),
+                       trainer_fit(self._estimator, self._C))
 
     def _fill_stop_set(self, n_features: int) -> None:
         if self._stop_items is not None:

@@ -41,6 +41,9 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--export-labels", default=None, metavar="DIR",
                    help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does")
     options.add_simulation(p, budget=300, report="reports/simulate.json")
+    p.add_argument("--live-estimates", action="store_true",
+                   help="compute the retrainer's live estimates at every model version and show them beside the truth "
+                        "(~100 model fits a version: slower)")
     p.add_argument("--stream", action="store_true",
                    help="replay the training split as a stream in file order, a slice before each round (default: all queued first)")
     p.add_argument("--pool-capacity", type=options.count, default=None, metavar="N",
@@ -97,6 +100,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
         export_dir=getattr(args, "export_labels", None),
         estimator=estimators(args)[0], stream=getattr(args, "stream", False), pool_capacity=getattr(args, "pool_capacity", None),
+        live_estimates=getattr(args, "live_estimates", False),
     )
 
 
@@ -125,7 +129,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     from activestream.simulation.engine import simulate
     from activestream.simulation.plot import plot_report
     from activestream.simulation.recommend import recommend
-    from activestream.simulation.summary import print_summary, print_table
+    from activestream.simulation.summary import print_estimates, print_summary, print_table
 
     try:
         cfg = sim_config(args, strategies)
@@ -147,6 +151,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
     report["wall_seconds"] = time.perf_counter() - t0
     print_table(report)
     print_summary(report, cfg.seconds_per_label)
+    print_estimates(report)
     report["recommendation"] = recommend(report["strategies"], default=DEFAULT_STRATEGY)
     print(f"\n{report['recommendation']['line']}")
     report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,8 @@ class SimConfig:
         each round, instead of queueing all of it before the first label.
     pool_capacity : cap the queue's pool at this many pending items (``None``: no cap), with a
         random reservoir of a tenth of it (see :mod:`activestream.rankedqueue.pool`).
+    live_estimates : compute the retrainer's live estimates (``est_*``) at every version, to set them
+        beside the truth (costly: ~100 model fits a version); off, versions carry none.
     """
 
     budget: int = 300
@@ -96,6 +98,7 @@ class SimConfig:
     estimator: str | None = None
     stream: bool = False
     pool_capacity: int | None = None
+    live_estimates: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -130,6 +133,9 @@ class CampaignResult:
     # Per model version that auto-accepted items at its re-rank: {"version", "n", "correct"} against the ground truth.
     auto_by_version: list[dict[str, int]] = field(default_factory=list)
     bandit: dict[str, float] = field(default_factory=dict)  # the strategy bandit's final state (albl only)
+    # Per published version: its number, labels, control labels, test score and live estimates (est_*).
+    versions: list[dict[str, float]] = field(default_factory=list)
+    n_test: int = 0  # items in the test split
 
 
 # --------------------------------------------------------------------------- scoring
@@ -245,7 +251,8 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
-                          estimator=factory, auto_accept_precision=cfg.auto_accept_precision)
+                          estimator=factory, auto_accept_precision=cfg.auto_accept_precision, budget=cfg.budget,
+                          estimates="inline" if cfg.live_estimates else "off")
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start
@@ -280,6 +287,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             return score(ds, cfg.metric, ds.y[test], predict_idx(ds, probas, scorer.classes))
 
         curve: Curve = []
+        versions: list[dict[str, float]] = []
         spent = 0
         while spent < cfg.budget:
             k = cfg.init if spent == 0 else min(cfg.batch, cfg.budget - spent)
@@ -296,14 +304,20 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
                     labeling.submit(entry.id, labeler_id="simulated-labeler", label=answer, seconds=cfg.seconds_per_label,
                                     source="simulated")
             spent += len(leased)
+            published = len(retrainer.published)
             retrainer.run(burst=True, timeout=0.0)
             scorer.poll_models(0.0)
             feed()
             curve.append((spent, evaluate()))
+            if len(retrainer.published) > published:  # the live estimates of this version beside its test score
+                mv = retrainer.published[-1]
+                versions.append({"version": mv.version, "n_labels": mv.n_labels, "n_control": mv.metrics.get("n_control", 0.0),
+                                 "test_score": curve[-1][1], **{k: v for k, v in mv.metrics.items() if k.startswith("est_")}})
             if on_round is not None:
                 on_round()
         result = CampaignResult(strategy, seed, curve, full, time.perf_counter() - t0, dead_letters=scorer.dead_letters,
-                                stop=retrainer.campaign.status.as_dict(), bandit=read_bandit_state(queue))
+                                stop=retrainer.campaign.status.as_dict(), bandit=read_bandit_state(queue), versions=versions,
+                                n_test=len(test))
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         result.auto_by_version = _auto_by_version(ds, bus, topics)

@@ -15,6 +15,7 @@ from activestream.scorer.strategies import RANDOM
 from activestream.simulation.campaign import CampaignResult, SimConfig, run_campaign
 from activestream.simulation.curves import auc, hours_saved, labels_to_target, mean_curve, savings
 from activestream.simulation.datasets import Dataset
+from activestream.simulation.estimates import beside_truth, validation_summary
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ def build_report(ds: Dataset, cfg: SimConfig, results: Sequence[CampaignResult])
         entry["stop_rules"] = [r.stop for r in runs]
         if any(r.bandit for r in runs):  # the strategy bandit (albl): each campaign's final arm weights, picks and rewards
             entry["bandit"] = [r.bandit for r in runs]
+        random_curve = mean_curve([r.curve for r in results if r.strategy == RANDOM])
+        if any(k.startswith("est_") for r in runs for v in r.versions for k in v):  # (multi-class campaigns)
+            # The retrainer's live estimates at each version beside the truth (test split, measured random curve).
+            per_seed = [beside_truth(r.versions, random_curve, r.n_test) for r in runs]
+            entry["estimates"] = {"per_seed": per_seed, "validation": validation_summary([v for s in per_seed for v in s], min_control=100)}
         aa = [r.auto_accept for r in runs if r.auto_accept]
         if aa:
             dep = [a["deployed"] for a in aa]

@@ -110,3 +110,38 @@ def _auto_accept_lines(aa: dict[str, Any]) -> str:
     return (f"auto-accept at >= {aa['target_precision']:.0%} precision, as deployed: {deployed}\n"
             f"auto-accept estimated from all labeled items (5-fold out-of-fold): {estimate}{live}")
 
+
+
+def print_estimates(report: dict[str, Any], every: int = 5) -> None:
+    """Print, for the first seed of each strategy, the retrainer's live estimates beside the truth, one version in ``every``.
+
+    Parameters
+    ----------
+    report : a report of :func:`activestream.simulation.engine.simulate` (strategies with ``estimates``).
+    every : show one version in this many (and the last).
+    """
+    for name, e in report["strategies"].items():
+        est = e.get("estimates")
+        if not est:
+            continue
+        rows = [r for r in est["per_seed"][0] if "est_accuracy" in r]
+        if not rows:
+            more = est["per_seed"][0][-1].get("est_control_labels_needed") if est["per_seed"][0] else None
+            print(f"\nLive estimates of {name} (seed {e['seeds'][0]}): none, too few random-control labels"
+                  f"{f' ({more:.0f} more needed)' if more is not None else ''}")
+            continue
+        print(f"\nLive estimates of {name} (seed {e['seeds'][0]}) beside the truth: accuracy on the control labels [95%] vs the test split; "
+              "savings share vs random [95%] vs the measured random curve")
+        print(f"{'labels':>7} {'control':>7} | {'est. accuracy':>22} {'test':>7} | {'est. savings':>22} {'measured':>9}")
+        for i, r in enumerate(rows):
+            if i % every and i != len(rows) - 1:
+                continue
+            measured = r.get("measured_savings_share")
+            shown = f"{measured:>9.2f}" if measured is not None else (f"{'>=' + format(r['measured_savings_share_at_least'], '.2f'):>9}"
+                                                                     if "measured_savings_share_at_least" in r else f"{'n/a':>9}")
+            print(f"{int(r['n_labels']):>7} {int(r['n_control']):>7} | {r['est_accuracy']:>7.3f} [{r['est_accuracy_low']:.3f}, "
+                  f"{r['est_accuracy_high']:.3f}] {r['test_score']:>7.3f} | {r['est_savings_share']:>7.2f} [{r['est_savings_share_low']:>5.2f}, "
+                  f"{r['est_savings_share_high']:>5.2f}] {shown}")
+        v = est["validation"]
+        if v["coverage"] is not None:
+            print(f"  all seeds, versions with >= 100 control labels: test score inside the 95% interval at {100 * v['coverage']:.0f}% of {v['versions']}")

@@ -44,6 +44,9 @@ DESCRIPTIONS: dict[str, str] = {
     "audit_share": "share of auto-accepted items the scorer also sends to labelers as hidden audit items (0: no audit); "
     "when their answers put the audited precision's 95% upper bound under `ACTIVESTREAM_AUTO_ACCEPT_PRECISION`, auto-accept "
     "pauses until the lower bound reaches it again",
+    "budget": "the campaign's label budget: with each model version the retrainer estimates the accuracy random sampling "
+    "would reach with this many labels (`est_accuracy_at_budget` with its 95% interval, beside the live `est_accuracy`; "
+    "see the campaign estimates); unset: not estimated",
     "labels_per_hour": "stream budget: the scorer admits only as many items as labelers can label (unset or 0: off; "
     "see the campaign controls)",
     "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (a segment "

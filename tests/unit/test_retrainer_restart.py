@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
+from prometheus_client import CollectorRegistry
 
 from activestream.retrainer.service import Retrainer
 from activestream.schemas import Item, Label, decode_model_version
@@ -26,14 +28,29 @@ def publish(bus: InMemoryBus, topics: Topics, batch: list[Label]) -> None:
 def test_a_restart_does_not_rescore_control_labels_with_a_model_trained_on_them() -> None:
     rng, w = np.random.default_rng(0), np.random.default_rng(1).normal(size=40)
     bus, topics = InMemoryBus(), Topics("r")
-    first = Retrainer(bus, topics, task="multiclass", retrain_every=10**9, holdout_fraction=0.0)
+    registry = CollectorRegistry()
+    first = Retrainer(bus, topics, task="multiclass", retrain_every=10**9, holdout_fraction=0.0, registry=registry, namespace="r", budget=1000,
+                    estimates="inline")  # (inline: each version carries its own; services run them in the background)
     publish(bus, topics, labels(rng, w, 60, 0, control=False))
     first.ingest(0.0)
-    first.retrain()  # v1
+    v1 = first.retrain()
+    # No control label yet: no estimate, and how many more it needs.
+    assert v1 is not None and v1.metrics["est_control_labels_needed"] == 40 and "est_accuracy" not in v1.metrics
+    unknown = registry.get_sample_value("activestream_campaign_estimate", {"namespace": "r", "figure": "accuracy", "bound": "low"})
+    assert unknown is None or math.isnan(unknown)  # (no series, or NaN: not known)
     publish(bus, topics, labels(rng, w, 400, 1000, control=True))  # scored by v1, then trained on by v2
     first.ingest(0.0)
     before = first.retrain()
     assert before is not None and before.metrics["n_control"] == 400
+    # The live estimates (issue 20's names), each inside its interval, and the gauges that show them.
+    m = before.metrics
+    for fig in ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget"):
+        assert m[f"est_{fig}_low"] <= m[f"est_{fig}"] <= m[f"est_{fig}_high"], fig
+        got = registry.get_sample_value("activestream_campaign_estimate", {"namespace": "r", "figure": fig, "bound": "estimate"})
+        assert got == m[f"est_{fig}"], fig
+    assert 0.5 < m["est_accuracy"] < 1.0 and m["est_budget"] == 1000 and "est_control_labels_needed" not in m
+    assert m["est_labels_saved"] == m["est_random_labels"] - 460
+    assert {"est_curve_a", "est_curve_b", "est_curve_c", "est_hours_spent"} <= m.keys()
     # Noisy labels: no threshold keeps 0.99 precision's lower bound; the version says how many more control labels it needs.
     assert "auto_accept_threshold" not in before.metrics and before.metrics["auto_accept_labels_needed"] >= 1
     assert len(bus.messages(topics.control)) == 400  # each first observation is logged once
