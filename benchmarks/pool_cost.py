@@ -95,7 +95,7 @@ def main() -> None:
             results["suites"][name]["meets_target_at_20"] = at20["ratio_to_uncapped"] <= MAX_RATIO_AT_20
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results, indent=1))
-    print(f"\n| suite | uncapped labels to 99% | 20%: labels (ratio) | 5%: labels (ratio) | AUC uncapped / 20% / 5% |")
+    print("\n| suite | uncapped labels to 99% | 20%: labels (ratio) | 5%: labels (ratio) | AUC uncapped / 20% / 5% |")
     for name, r in results["suites"].items():
         c = r["capacities"]
         cells = [f"{c[k]['labels_to_99']} ({c[k]['ratio_to_uncapped']:.2f})" for k in ("20%", "5%")]
