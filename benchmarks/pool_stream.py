@@ -26,6 +26,7 @@ from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.schemas import Item, ModelVersion
 from activestream.streams.topics import MODEL_KEY, Topics
 from activestream.supervisor import stop_processes
+from benchmarks import profiling
 from benchmarks.consume_only import machine_cpu
 
 CHUNK = 50_000  # items generated and produced at a time
@@ -84,6 +85,8 @@ def bench_pool(sv: Any, cfg: Any, data: Any, mv: ModelVersion, log: Callable[[st
         busy = co.get("machine_cpu_busy_fraction")
         out["machine_cpu_us_per_item_consume_only"] = (busy * os.cpu_count() * 1e6 / co["items_per_s"]  # type: ignore[operator]
                                                        if busy is not None and co.get("items_per_s") else None)
+        cores = co.get("process_cpu_cores")
+        out["consume_only_process_cpu_us_per_item"] = cores * 1e6 / co["items_per_s"] if cores is not None and co.get("items_per_s") else None
         log(f"  consume-only: {out['consume_only_items_per_s']} items/s, {out['machine_cpu_us_per_item_consume_only']} us machine CPU per item")
         base_mem = int(q.r.info("memory")["used_memory"])
         env = _env(sv, prefix, pool_capacity=str(cap))
@@ -95,13 +98,27 @@ def bench_pool(sv: Any, cfg: Any, data: Any, mv: ModelVersion, log: Callable[[st
                 proc = subprocess.Popen(_cli("scorer", "--batch-size", str(cfg.batch_size)), env=env, stdout=fh, stderr=subprocess.STDOUT)
             t0 = time.perf_counter()
             deadline = time.monotonic() + cfg.pool_timeout
+            at_full: dict[str, Any] | None = None  # Redis's commandstats once the pool is full, and the streamed count then
+            spy = None
             while time.monotonic() < deadline and proc.poll() is None:
                 st = q.pool_stats()
                 samples.append((time.perf_counter() - t0, st["streamed"], int(q.r.info("memory")["used_memory"]), q.depth(), machine_cpu()[0],
                                 process_cpu(proc.pid), redis_cpu(q.r)))
+                if at_full is None and samples[-1][3] >= cap:
+                    at_full = {"streamed": st["streamed"], "stats": q.r.info("commandstats")}
+                    if cfg.profile_dir:  # where the scorer's time goes with the pool full
+                        Path(cfg.profile_dir).mkdir(parents=True, exist_ok=True)
+                        spy = profiling.start(proc.pid, Path(cfg.profile_dir) / "pool-scorer.txt")
                 if st["streamed"] >= n:
                     break
                 time.sleep(0.5)
+            if at_full is not None:
+                out["redis_commands_per_item_after_full"] = command_costs(at_full["stats"], q.r.info("commandstats"),
+                                                                          q.pool_stats()["streamed"] - at_full["streamed"])
+            if spy is not None:
+                problem = profiling.stop(spy)
+                raw = Path(cfg.profile_dir) / "pool-scorer.txt"
+                out["scorer_profile_after_full"] = {"error": problem} if problem else profiling.summarize(raw.read_text())
             stop_processes([proc], timeout=60)
             tail = logf.read_text(errors="replace")[-2000:]
         st = q.pool_stats()
@@ -146,6 +163,20 @@ def process_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) * JIFFY_US / 1e6
+
+
+def command_costs(before: dict[str, Any], after: dict[str, Any], items: int) -> dict[str, Any]:
+    """Redis's work per streamed item between two ``INFO commandstats``: calls and microseconds per item, by command.
+
+    Commands a script runs count under their own names (and under ``evalsha``/``fcall`` too).
+    """
+    out: dict[str, Any] = {}
+    for name, a in after.items():
+        b = before.get(name, {"calls": 0, "usec": 0})
+        calls, usec = a["calls"] - b["calls"], a["usec"] - b["usec"]
+        if calls and items:
+            out[name.removeprefix("cmdstat_")] = {"calls_per_item": calls / items, "us_per_item": usec / items, "us_per_call": usec / calls}
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["us_per_item"]))
 
 
 def redis_cpu(client: redis.Redis) -> float:

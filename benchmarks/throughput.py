@@ -67,6 +67,7 @@ import redis
 
 from activestream.config import ENV_PREFIX, NOT_KAFKA_CONFIG, Settings
 from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.rankedqueue.pool import PoolLimits
 from activestream.retrainer.export import to_onnx
 from activestream.retrainer.trainer import LinearHeads, Trainer
 from activestream.retrainer.training_set import TrainingSet, in_holdout
@@ -107,6 +108,9 @@ class BenchConfig:
     batch_size: int = 1000
     rerank_sizes: tuple[int, ...] = (100_000, 1_000_000)
     rerank_repeats: int = 3  # the first fills the scorer's segment cache, as after a scorer start
+    # > 0: each re-rank size is the capacity of a capped pool streamed (1 + this) x its size items first,
+    # so the re-rank runs on a full pool after evictions and compaction (0: an uncapped queue of that size).
+    rerank_overfill: float = 0.0
     label_sizes: tuple[int, ...] = (1000, 10_000)
     label_samples: int = 25
     label_pending: int = 100_000
@@ -517,19 +521,23 @@ def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[
     models = [fit_version(X_train[: 500 * (v + 1)], y_train[: 500 * (v + 1)], v + 1) for v in range(cfg.rerank_repeats + 1)]
     for n in cfg.rerank_sizes:
         ns = _prefix(f"r{n}")
-        q = RankedQueue(client, QueueKeys(ns), segment_cache_bytes=Settings().rerank_cache_mb * 2**20)  # as the scorer service has it
+        streamed = int(n * (1 + cfg.rerank_overfill))
+        pool = PoolLimits.of(n, Settings().reservoir_share, 0.0) if cfg.rerank_overfill > 0 else None
+        q = RankedQueue(client, QueueKeys(ns), segment_cache_bytes=Settings().rerank_cache_mb * 2**20, pool=pool)  # as the scorer service has it
         q.clear()
-        X = data.X(n)
-        ids = [f"item-{i:07d}" for i in range(n)]
+        X = data.X(streamed)
+        ids = [f"item-{i:07d}" for i in range(streamed)]
         live0 = OnnxClassifier(models[0][0].onnx or b"", output_kind="probabilities")
         t0 = time.perf_counter()
-        for lo in range(0, n, cfg.batch_size):  # as the scorer writes them: one segment per micro-batch
+        for lo in range(0, streamed, cfg.batch_size):  # as the scorer writes them: one segment per micro-batch
             q.add(ids[lo : lo + cfg.batch_size], margin(live0.predict_proba_many(X[lo : lo + cfg.batch_size])), X[lo : lo + cfg.batch_size])
-        fill = n / (time.perf_counter() - t0)
+        fill = streamed / (time.perf_counter() - t0)
+        pool_after_fill = {"pool_stats": q.pool_stats(), "depth": q.depth()} if pool else None
         # Some leased and some labeled items: the re-rank must keep them out of the queue.
         leased = [i for i, _ in q.top(100)]
         q.claim(leased, "bench-labeler", ttl=3600)
-        labeled = [i for i in ids[:: max(1, n // 200)] if i not in set(leased)][:100]
+        pending = [i for i, _ in q.ranking()] if pool else ids  # a capped pool has evicted some ids
+        labeled = [i for i in pending[:: max(1, n // 200)] if i not in set(leased)][:100]
         for i in labeled:
             q.mark_labeled(i, f"L-{i}")
         scorer = Scorer(InMemoryBus(), q, Topics(ns), strategy=Strategy("margin"), n_features=cfg.n_features)
@@ -545,7 +553,7 @@ def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[
         # the later ones read only what changed, as every model update after it does.
         res: dict[str, Any] = {"seconds": min(times), "all_seconds": times, "first_seconds": times[0], "phases": phases[int(np.argmin(times))],
                                "first_phases": phases[0], "ranked": ranked,
-                               "fill_items_per_s": fill, "check": check}
+                               "fill_items_per_s": fill, "check": check, "streamed": streamed, "capped_pool": pool_after_fill}
         log(f"  re-rank {n:,}: {min(times):.3f}s (runs {', '.join(f'{t:.3f}' for t in times)}; the first fills the segment cache); "
             f"check {'ok' if check['ok'] else check}")
         if n <= 200_000:  # the naive path for context: pipelined redis-py ZADD XX of every score
@@ -554,7 +562,7 @@ def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[
                 q.rescore(chunk_ids, scorer.score(chunk_X, chunk_ids))
             res["naive_zadd_xx_seconds"] = time.perf_counter() - t0
         q.clear()
-        res["reference"] = reference(X, X_train[:1500], y_train[:1500])
+        res["reference"] = reference(X[:n], X_train[:1500], y_train[:1500])  # the same number of rows as the pool
         ref = res["reference"]
         pinned = ref.get("modal_pinned_sklearn") or {}
         log(f"  reference {n:,}: {ref['seconds']:.3f}s ({ref['impl']}, scikit-learn {ref['sklearn']}); "
@@ -949,6 +957,7 @@ def headline(sec: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
             h["rerank_reference_modal_pinned_sklearn_1m_s"] = pinned["seconds"]
             h["rerank_1m_vs_modal_pinned_sklearn"] = h["rerank_1m_s"] / pinned["seconds"]
         h["rerank_sizes"] = [int(small), int(big)]
+        h["rerank_capped_pool"] = rr[big].get("capped_pool")  # None: an uncapped queue of that size
     lb = _done(sec.get("label"))
     label_failures = 0
     if lb:
@@ -1089,6 +1098,9 @@ def add_throughput_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-samples", type=int, default=None, help="labels timed per training-set size (default 25)")
     p.add_argument("--pool-items", type=int, default=None, help="items streamed through the capped pool, section pool (default 20000000)")
     p.add_argument("--pool-capacity", type=int, default=None, help="the pool's capacity, section pool (default 1000000)")
+    p.add_argument("--rerank-overfill", type=float, default=None, metavar="SHARE",
+                   help="section rerank: cap the pool at each size and stream (1 + SHARE) x that many items into it first, "
+                        "so the re-rank runs on a full pool after evictions and compaction (default: an uncapped queue)")
     p.add_argument("--profile", default=None, metavar="DIR",
                    help="sample each scorer process with py-spy while it fills the queue: raw stacks (flamegraph input) to DIR, "
                         "its top functions in the report")
@@ -1128,6 +1140,8 @@ def run_cli(args: argparse.Namespace) -> int:
         over["pool_items"] = args.pool_items
     if args.pool_capacity:
         over["pool_capacity"] = args.pool_capacity
+    if args.rerank_overfill:
+        over["rerank_overfill"] = args.rerank_overfill
     if args.profile:
         if profiling.py_spy() is None:
             print("--profile needs py-spy: pip install py-spy (the project's dev extra has it)", file=sys.stderr)

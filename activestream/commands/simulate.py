@@ -48,6 +48,9 @@ def add_parser(subparsers: options.Subparsers) -> None:
                    help="replay the training split as a stream in file order, a slice before each round (default: all queued first)")
     p.add_argument("--pool-capacity", type=options.count, default=None, metavar="N",
                    help="cap the queue's pool at N pending items, with a random reservoir of N/10 (default: no cap)")
+    p.add_argument("--target", type=options.open_share, default=0.95, metavar="SHARE",
+                   help="labels to target = first label count whose score reaches SHARE of the full-data score "
+                        "(default %(default)s; the benchmarks use 0.99)")
     p.set_defaults(func=run)
 
 
@@ -101,6 +104,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         export_dir=getattr(args, "export_labels", None),
         estimator=estimators(args)[0], stream=getattr(args, "stream", False), pool_capacity=getattr(args, "pool_capacity", None),
         live_estimates=getattr(args, "live_estimates", False),
+        target_fraction=getattr(args, "target", 0.95),
     )
 
 

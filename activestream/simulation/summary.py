@@ -36,7 +36,7 @@ def print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
     report : a report of :func:`activestream.simulation.engine.simulate`.
     seconds_per_label : the labeling time the hours saved are counted at.
     """
-    print(f"\nfull-data {report['metric']}: {report['full_data_score']:.4f}; target (95%): {report['target']:.4f}")
+    print(f"\nfull-data {report['metric']}: {report['full_data_score']:.4f}; target ({report.get('config', {}).get('target_fraction', 0.95):.0%}): {report['target']:.4f}")
     budget = report.get("config", {}).get("budget")
     spent = [e["curve"][-1][0] for e in report["strategies"].values() if e.get("curve")]
     if budget is not None and spent and max(spent) < budget:

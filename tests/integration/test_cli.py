@@ -263,8 +263,9 @@ def test_simulate_a_stream_through_a_capped_pool(tmp_path: Path, redis_url: str)
     path = tmp_path / "stream.csv"
     write_csv(path, X, {"y": y})
     rep = run(["simulate", "--data", str(path), "--label-column", "y", "--budget", "40", "--seeds", "1", "--strategy", "margin",
-               "--stream", "--pool-capacity", "40"], redis_url, tmp_path)
+               "--stream", "--pool-capacity", "40", "--target", "0.99"], redis_url, tmp_path)
     assert rep["config"]["stream"] is True and rep["config"]["pool_capacity"] == 40
+    assert rep["target"] == pytest.approx(0.99 * rep["full_data_score"])  # the benchmarks' target, not the 95% default
     entry = rep["strategies"]["margin"]
     assert [x for x, _ in entry["curve"]] == [20, 30, 40]  # every round found items to label in the capped pool
     assert all(0.5 <= s <= 1.0 for _, s in entry["curve"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 import pytest
 
 from activestream.config import Settings
-from activestream.rankedqueue.pool import PoolLimits, Thresholds, sampling_keys
+from activestream.rankedqueue.pool import SAMPLING_SEED, PoolLimits, Thresholds, sampling_keys
 
 
 def test_limits_from_the_settings() -> None:
@@ -39,3 +40,11 @@ def test_sampling_keys_are_stable_and_uniform() -> None:
     # deciles of 100,000 keys: each within 3% of 10,000 (the binomial sd is 95)
     counts = np.bincount((u * 10).astype(int), minlength=10)
     assert np.abs(counts - 10_000).max() < 300, counts
+
+
+def test_sampling_keys_are_the_keyed_blake2b_of_the_id() -> None:
+    # Reservoirs already in Redis hold keys computed this way: a faster computation must give the same ones.
+    ids = ["item-1", "é-2", "x" * 300]
+    want = [(int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, key=SAMPLING_SEED).digest(), "little") >> 11) * 2.0**-53 for i in ids]
+    assert sampling_keys(ids).tolist() == want
+    assert sampling_keys([]).shape == (0,)
