@@ -116,6 +116,7 @@ def where_people_look(stack: Stack, bus: object, api_port: int, metrics_port: in
     if "auto_accept_paused" in m:  # (i20aa's key; shown when present)
         assert campaign["auto_accept"]["paused"] == bool(m["auto_accept_paused"]) == bool(gauge("activestream_campaign_auto_accept", figure="paused"))
     # The live estimates (CONTRACT20 est_*), when this version carries them; else what is missing.
+    assert "est_accuracy" in m, "no live estimates"  # (the test labels on until a version carries them)
     if "est_accuracy" in m:
         acc = {"estimate": m["est_accuracy"], "low": m.get("est_accuracy_low"), "high": m.get("est_accuracy_high")}
         assert campaign["estimates"]["available"] is True and campaign["estimates"]["accuracy"] == report["estimates"]["accuracy"] == acc
@@ -261,6 +262,20 @@ def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Ca
         precision = np.mean([r["label"] == int(y[int(r["item_id"][3:])]) for r in auto_rows])
         print(f"auto-accepted {n_auto} items (the later {N_LATER} and, at re-ranks, pending ones) from version {version}; realized precision {precision:.3f}")
         assert precision >= 0.95
+        # The live estimates run in a background thread, between versions (they refit the model ~100 times):
+        # the newest version carries the newest finished one. Label on (10 at a time) until one does.
+        extra = iter(sorted(set(range(N_ITEMS)) - {int(r["item_id"][3:]) for r in rows}))
+
+        def estimates_published() -> bool:
+            newest = max((m for m in read_models(bus, stack.topics) if m.source == "retrainer"), key=lambda m: m.version)
+            if "est_accuracy" in newest.metrics:
+                return True
+            more = write_baseline(tmp_path / f"more-v{newest.version}.csv", [next(extra) for _ in range(10)])
+            stack.run("import-labels", str(more), "--label-column", "label", "--random-sample")
+            return False
+
+        wait_for(estimates_published, 240, interval=10, what="a version carrying the live estimates")
+        n_auto = len({lab.item_id for lab in topic_labels(bus, stack.topics.auto_labels)})
         where_people_look(stack, bus, port, retrainer_metrics, n_items=N_ITEMS + N_LATER, n_auto=n_auto)
     except AssertionError:
         print(stack.logs())
