@@ -137,7 +137,8 @@ def test_redis_at_maxmemory_pauses_the_scorer_with_back_pressure_and_it_resumes(
         for _ in range(3):
             assert scorer.step(0.0) == 0  # still full: consumption stays paused, the lag does not move
         assert bus.lag(topics.items, topics.group(SCORER_GROUP)) == lag
-        assert scorer.metrics.pauses.labels(reason=FULL)._value.get() == 1  # noqa: SLF001
+        # (A batch of ids the queue holds may go through between two refusals: a pause, a resumption, a pause.)
+        assert scorer.metrics.pauses.labels(reason=FULL)._value.get() >= 1  # noqa: SLF001
         assert scorer.metrics.paused._value.get() == 1  # noqa: SLF001
 
         admin.config_set("maxmemory", "0")  # memory freed (labelers drained the queue, or the operator raised the limit)
