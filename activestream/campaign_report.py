@@ -149,12 +149,9 @@ def render_text(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: str | Path) -> Path:
     """Draw the learning curve by version with its intervals, the fitted random curve and the stop markers (PNG)."""
-    import matplotlib
+    from activestream.simulation.plot import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = new_figure()
     pts = [p for p in report["versions"] if p["accuracy"] is not None]
     if pts:
         xs = np.array([p["n_labels"] for p in pts], dtype=float)
@@ -178,14 +175,4 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
                     label=f"random would need {need['estimate']:.0f} labels")
     for rule, at in report["stop"]["rules"].items():
         ax.axvline(at["n_labels"], color="black", linestyle=":", linewidth=1, label=f"stop: {rule} (v{at['version']})")
-    ax.set_xlabel("labels")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{report['namespace']}: learning curve by model version")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, ax, path, xlabel="labels", ylabel="accuracy", title=f"{report['namespace']}: learning curve by model version")

@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 
 # script -> the fragments defined before its own text (a fragment may call only those listed before it)
 COMPOSITION: dict[str, tuple[str, ...]] = {
-    "add": ("fn_kill_row", "fn_forget_skips", "fn_evict"),
-    "evict_old": ("fn_kill_row", "fn_forget_skips", "fn_evict"),
+    "add": ("fn_segment_ids", "fn_kill_row", "fn_forget_skips", "fn_evict"),
+    "evict_old": ("fn_segment_ids", "fn_kill_row", "fn_forget_skips", "fn_evict"),
     "features": (),
     "claim": (),
     "renew": (),
@@ -29,7 +29,7 @@ COMPOSITION: dict[str, tuple[str, ...]] = {
     "mark_labeled": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
     "skip": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
     "rerank_begin": (),
-    "rerank_swap": (),
+    "rerank_swap": ("fn_segment_ids",),
     "rerank_abort": (),
 }
 

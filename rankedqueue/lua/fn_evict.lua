@@ -1,4 +1,4 @@
--- Fragment: defines evict() and lowest_pending() of the capped pool (runs after fn_kill_row and fn_forget_skips).
+-- Fragment: defines evict() and lowest_pending() of the capped pool (runs after fn_segment_ids, fn_kill_row and fn_forget_skips).
 -- evict() takes a pending item out to make room: its row dies as with kill_row(), but its featloc
 -- entry is deleted, not left as a tombstone, so the same id sent again later is decided afresh;
 -- its metadata and skip records go with it (nothing of it stays behind).
@@ -11,23 +11,21 @@ local function compact(P, seq)
   local live = tonumber(redis.call('HGET', P.seg_live, seq) or '0')
   local blob = redis.call('GET', P.seg_prefix .. seq .. ':i')
   if live == 0 or not blob then return end
-  local n = struct.unpack('<I4', blob, 1)
+  local all = segment_ids(blob)
+  local n = #all
   if n < 4 or live * 8 > n * 7 then return end
   local rb = tonumber(redis.call('HGET', P.seg_width, seq))
   local rows = redis.call('GET', P.seg_prefix .. seq .. ':f')
   local dead = redis.call('GET', P.seg_prefix .. seq .. ':d') or ''
   local new = redis.call('HINCRBY', P.meta, 'segseq', 1)
-  local parts, lens, ids, k, pos = {}, {}, {}, 0, 5 + 2 * n
-  for i = 1, n do
-    local len = struct.unpack('<H', blob, 3 + 2 * i)
-    local id = string.sub(blob, pos, pos + len - 1)
-    pos = pos + len
+  local parts, lens, ids, k = {}, {}, {}, 0
+  for i, id in ipairs(all) do
     local r = i - 1
     local byte = string.byte(dead, math.floor(r / 8) + 1) or 0
     if math.floor(byte / 2 ^ (7 - r % 8)) % 2 == 0 then  -- (SETBIT 0 is the first byte's MSB)
       k = k + 1
       parts[k] = string.sub(rows, r * rb + 1, (r + 1) * rb)
-      lens[k] = struct.pack('<H', len)
+      lens[k] = struct.pack('<H', #id)
       ids[k] = id
       redis.call('HSET', P.featloc, id, new .. ':' .. (k - 1))
     end

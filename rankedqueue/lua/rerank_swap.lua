@@ -1,5 +1,5 @@
 -- Ends a bulk re-rank: reconciles the RESTOREd ranking with what changed meanwhile and swaps it in.
--- Returns the pending count after the swap, or -1 if the lock was lost.
+-- Returns the pending count after the swap, or -1 if the lock was lost. Runs after the fragment fn_segment_ids.
 -- KEYS: rerank_lock, tmp, pending, leased, rerank_removed, seg_width, meta, old, last_score, labeled
 -- ARGV: token, segseq at the snapshot, seg_prefix, version ('' for none)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then redis.call('DEL', KEYS[2]); return -1 end
@@ -19,12 +19,7 @@ for _, seq in ipairs(redis.call('HKEYS', KEYS[6])) do
   if tonumber(seq) > snap then
     local blob = redis.call('GET', ARGV[3] .. seq .. ':i')
     if blob then
-      local n = struct.unpack('<I4', blob, 1)
-      local pos = 5 + 2 * n
-      for i = 1, n do
-        local len = struct.unpack('<H', blob, 3 + 2 * i)
-        local id = string.sub(blob, pos, pos + len - 1)
-        pos = pos + len
+      for _, id in ipairs(segment_ids(blob)) do
         local s = redis.call('ZSCORE', KEYS[3], id)
         if s then
           redis.call('ZADD', KEYS[2], s, id)
