@@ -120,6 +120,10 @@ def print_estimates(report: dict[str, Any], every: int = 5) -> None:
     report : a report of :func:`activestream.simulation.engine.simulate` (strategies with ``estimates``).
     every : show one version in this many (and the last).
     """
+    if not report.get("config", {}).get("live_estimates"):
+        print("\nLive estimates: not computed (simulate --live-estimates computes the retrainer's at every model version, "
+              "beside the truth; ~100 model fits a version)")
+        return
     for name, e in report["strategies"].items():
         est = e.get("estimates")
         if not est:

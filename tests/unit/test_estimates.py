@@ -117,7 +117,7 @@ def test_simulate_prints_the_estimates_beside_the_truth_or_why_there_are_none(ca
 
     row = {"n_labels": 300, "n_control": 120, "test_score": 0.95, "est_accuracy": 0.94, "est_accuracy_low": 0.9, "est_accuracy_high": 0.97,
            "est_savings_share": 0.4, "est_savings_share_low": -0.2, "est_savings_share_high": 0.8, "measured_savings_share": 0.5}
-    report = {"strategies": {
+    report = {"config": {"live_estimates": True}, "strategies": {
         "margin": {"seeds": [0], "estimates": {"per_seed": [[row]], "validation": {"coverage": 1.0, "versions": 1}}},
         "entropy": {"seeds": [0], "estimates": {"per_seed": [[{"n_labels": 60, "est_control_labels_needed": 36.0}]],
                                                 "validation": {"coverage": None, "versions": 0}}},
@@ -128,6 +128,8 @@ def test_simulate_prints_the_estimates_beside_the_truth_or_why_there_are_none(ca
     assert "    300     120 |   0.940 [0.900, 0.970]   0.950 |    0.40 [-0.20,  0.80]      0.50" in out
     assert "Live estimates of entropy (seed 0): none, too few random-control labels (36 more needed)" in out
     assert "Live estimates of random" not in out
+    print_estimates({**report, "config": {"live_estimates": False}})  # (simulate without --live-estimates)
+    assert capsys.readouterr().out.strip().startswith("Live estimates: not computed (simulate --live-estimates")
 
 
 def test_background_estimates_never_hold_a_version_back() -> None:
