@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time
@@ -18,6 +17,7 @@ from activestream.retrainer.estimate_runner import EstimateRunner
 from activestream.retrainer.estimates import Labeled, trainer_fit
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
+from activestream.retrainer.label_fit import fit_to_campaign
 from activestream.retrainer.logs import dead_lettered_labels, newest_version
 from activestream.retrainer.metrics import RetrainerMetrics
 from activestream.retrainer.onnx_run import predict as _predict  # (the names the core always used)
@@ -32,10 +32,8 @@ from activestream.schemas import (
     DecodeError,
     Label,
     ModelVersion,
-    coerce_label_value,
     decode_label,
     decode_model_version,
-    label_kinds,
 )
 from activestream.schemas.errors import show
 from activestream.streams.bus import Bus, Consumer
@@ -264,32 +262,12 @@ class Retrainer:
 
         Control observations to publish are appended to ``observed`` (the caller publishes: no I/O here).
         """
-        size = label.features.size if label.features is not None else 0
-        if self.n_features is not None and size != self.n_features:
-            return label.encode(), DecodeError(label.item_id, "features", f"expected {self.n_features} values, got {size}")
-        if self.task == "auto":
-            self.task = "multilabel" if label.labels is not None else "multiclass"
-        if (label.labels is not None) != (self.task == "multilabel"):
-            want = "'labels' (a label set)" if self.task == "multilabel" else "'label' (one class)"
-            return label.encode(), DecodeError(label.item_id, "labels" if self.task == "multilabel" else "label", f"this campaign is {self.task}: give {want}")
-        values = label.labels if label.labels is not None else (label.label,)
-        kinds = label_kinds(values)  # type: ignore[arg-type]
-        field = "labels" if label.labels is not None else "label"
-        if len(kinds) > 1:
-            return label.encode(), DecodeError(label.item_id, field, f"mixes integers and strings: {values!r}")
-        if self._label_kind is None and kinds:
-            self._label_kind = kinds.pop()
-        elif self._label_kind is not None and kinds and kinds != {self._label_kind}:
-            # 1 and "1" would become two classes (a terminal labeler sends ints, a UI may send
-            # strings): take the campaign's type when the value converts, else refuse it.
-            want = self._label_kind
-            coerced = [coerce_label_value(v, want) for v in values]  # type: ignore[arg-type]
-            if any(c is None for c in coerced):
-                return label.encode(), DecodeError(label.item_id, field, f"this campaign's labels are {want}; got {values!r}")
-            done = [c for c in coerced if c is not None]
-            label = dataclasses.replace(label, labels=tuple(done)) if label.labels is not None else dataclasses.replace(label, label=done[0])
+        fitted, self.task, self._label_kind = fit_to_campaign(label, self.n_features, self.task, self._label_kind)
+        if isinstance(fitted, DecodeError):
+            return label.encode(), fitted
+        label = fitted
         if self.n_features is None:
-            self.n_features = size
+            self.n_features = label.features.size if label.features is not None else 0
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label, observed)
         if label.audit and label.label_id not in self.training.label_ids:  # (a blind answer on an auto-accepted item)
