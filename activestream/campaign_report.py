@@ -123,7 +123,7 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"random curve: {curve['formula']}, a={curve['a']:.4g} b={curve['b']:.4g} c={curve['c']:.4g}")
     else:
         more = f" ({est['control_labels_needed']} more needed)" if est["control_labels_needed"] is not None else ""
-        lines.append(f"estimates: {NOT_ENOUGH}{more}")
+        lines.append(f"estimates: {est['note'] or NOT_ENOUGH}{more}")
     lines.append(f"hours spent: {hours['spent']:.2f} · saved: {_iv(hours['saved'], '{:.2f}')}")
     if stop["fired"]:
         at = stop["rules"].get(stop["first"] or "", {})

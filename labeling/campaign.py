@@ -18,13 +18,13 @@ from pydantic import BaseModel, Field
 from activestream.schemas.campaign import (
     AUTO_ACCEPT_FIGURES,
     ESTIMATE_FIGURES,
-    NOT_ENOUGH,
     class_thresholds,
     curve_of,
     fired_rules,
     first_rule,
     has_estimates,
     interval,
+    missing_note,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class Estimates(BaseModel):
     budget: float | None = Field(None, description="ACTIVESTREAM_BUDGET, when set")
     accuracy_at_budget: Interval | None = None
     curve: Curve | None = None
+    as_of_version: int | None = Field(None, description="the model version whose training set the figures were estimated on "
+                                      "(they run in the background: an earlier version than the live one)")
+    as_of_labels: int | None = Field(None, description="labels in that training set")
 
 
 class FiredRule(BaseModel):
@@ -130,9 +133,10 @@ def estimates_of(metrics: Mapping[str, float]) -> Estimates:
     curve = curve_of(metrics)
     available = has_estimates(metrics)
     return Estimates(
-        available=available, note=None if available else NOT_ENOUGH, control_labels_needed=_int(metrics.get("est_control_labels_needed")),
+        available=available, note=None if available else missing_note(metrics), control_labels_needed=_int(metrics.get("est_control_labels_needed")),
         n_control=_int(metrics.get("n_control")), control_accuracy=metrics.get("control_accuracy"), hours_spent=metrics.get("est_hours_spent"),
-        budget=metrics.get("est_budget"), curve=Curve(a=curve[0], b=curve[1], c=curve[2]) if curve else None, **figures)
+        budget=metrics.get("est_budget"), curve=Curve(a=curve[0], b=curve[1], c=curve[2]) if curve else None,
+        as_of_version=_int(metrics.get("est_version")), as_of_labels=_int(metrics.get("est_n_labels")), **figures)
 
 
 def stop_of(metrics: Mapping[str, float]) -> Stop:

@@ -31,6 +31,17 @@ AUTO_ACCEPT_FIGURES = {"threshold": "auto_accept_threshold", "precision_lower_bo
                        "labels_needed": "auto_accept_labels_needed", "paused": "auto_accept_paused", "audit_n": "audit_n",
                        "audit_correct": "audit_correct", "audit_precision_lower_bound": "audit_precision_lower_bound"}
 NOT_ENOUGH = "not enough control labels yet"
+ESTIMATING = "the first estimate is still running (in the retrainer's background: a later version carries it)"
+
+
+
+def missing_note(metrics: Mapping[str, float]) -> str:
+    """Why a record carries no estimates: too few control labels, or (enough, and the version's own figures
+    there) the first estimate still running in the background."""
+    if "est_hours_spent" in metrics and "est_control_labels_needed" not in metrics:
+        return ESTIMATING
+    return NOT_ENOUGH
+
 
 _FIRED = re.compile(r"stop_(.+)_(version|n_labels)")
 _CLASS_THRESHOLD = "auto_accept_threshold_class_"

@@ -134,3 +134,16 @@ def test_report_reads_the_campaigns_topics() -> None:
     versions, counts = read_campaign(bus, topics, 1.0)
     assert [mv.version for mv in versions] == [1, 2]
     assert counts == TopicCounts(items=10, auto_accepted=3, human_labels=1, human_seconds=30.0)
+
+
+def test_missing_estimates_say_why_and_present_ones_say_which_training_set() -> None:
+    from activestream.labeling.campaign import estimates_of
+    from activestream.schemas.campaign import ESTIMATING, NOT_ENOUGH
+
+    assert estimates_of({}).note == NOT_ENOUGH  # (no model yet)
+    assert estimates_of({"est_hours_spent": 0.1, "est_control_labels_needed": 12.0}).note == NOT_ENOUGH
+    running = estimates_of({"est_hours_spent": 0.1, "n_control": 150.0})  # enough labels, the background estimate not done
+    assert running.available is False and running.note == ESTIMATING
+    done = estimates_of({"est_hours_spent": 0.2, "est_accuracy": 0.9, "est_accuracy_low": 0.8, "est_accuracy_high": 0.95,
+                         "est_version": 3.0, "est_n_labels": 150.0})
+    assert done.available and done.note is None and (done.as_of_version, done.as_of_labels) == (3, 150)
