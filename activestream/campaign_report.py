@@ -51,11 +51,13 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 def version_point(mv: ModelVersion) -> dict[str, Any]:
     """One version on the learning curve: its labels, its accuracy on the control labels and a 95% interval.
 
-    The interval is the retrainer's ``est_accuracy`` one when the record has it (``"interval": "estimate"``),
-    else Clopper-Pearson on ``control_accuracy`` over ``n_control`` labels (``"control"``), else none.
+    The interval is the retrainer's ``est_accuracy`` one when the record has it for its own training set
+    (``est_version`` is this version, or absent: ``"interval": "estimate"``), else Clopper-Pearson on ``control_accuracy`` over ``n_control`` labels (``"control"``), else none.
     """
     m = mv.metrics
-    acc = interval(m, "accuracy")
+    # (An estimate made in the background on an earlier version's training set is that version's point, not this one's.)
+    own = int(m.get("est_version", mv.version)) == mv.version
+    acc = interval(m, "accuracy") if own else None
     source = "estimate" if acc is not None else None
     n_control = int(m.get("n_control", 0))
     if acc is None and "control_accuracy" in m and n_control > 0:

@@ -147,3 +147,14 @@ def test_missing_estimates_say_why_and_present_ones_say_which_training_set() -> 
     done = estimates_of({"est_hours_spent": 0.2, "est_accuracy": 0.9, "est_accuracy_low": 0.8, "est_accuracy_high": 0.95,
                          "est_version": 3.0, "est_n_labels": 150.0})
     assert done.available and done.note is None and (done.as_of_version, done.as_of_labels) == (3, 150)
+
+
+def test_a_background_estimate_is_not_drawn_as_a_later_versions_point() -> None:
+    from activestream.campaign_report import version_point
+    from activestream.schemas import ModelVersion
+
+    est = {"est_accuracy": 0.7, "est_accuracy_low": 0.6, "est_accuracy_high": 0.8, "est_version": 1.0, "control_accuracy": 0.9, "n_control": 100.0}
+    own = version_point(ModelVersion(version=1, onnx=None, sha256="", classes=[0, 1], n_labels=80, metrics=est))
+    later = version_point(ModelVersion(version=5, onnx=None, sha256="", classes=[0, 1], n_labels=300, metrics=est))
+    assert own["interval"] == "estimate" and own["accuracy"]["estimate"] == 0.7
+    assert later["interval"] == "control" and later["accuracy"]["estimate"] == 0.9
