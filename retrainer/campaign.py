@@ -21,7 +21,7 @@ import numpy as np
 from activestream.retrainer.auto_accept_rule import ClassCalibration, audit_state, calibrate_classes
 from activestream.retrainer.calibration import Calibration
 from activestream.retrainer.estimate_runner import EstimateRunner
-from activestream.retrainer.estimates import EstimateConfig, Labeled, estimate
+from activestream.retrainer.estimates import EstimateConfig, Labeled, cheap_figures, control_labels_needed, estimate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
 
@@ -198,12 +198,10 @@ class CampaignMonitor:
 
     def _estimates(self, version: int, n_labels: int, labeled: Labeled) -> dict[str, float]:
         """The version's ``est_*`` figures: its own cheap ones, the newest finished estimate (see :class:`EstimateRunner`)."""
-        cheap = {"est_hours_spent": float(np.sum(labeled.seconds) / 3600.0)}
-        if self.budget is not None:
-            cheap["est_budget"] = float(self.budget)
-        n_control = int(np.sum(labeled.control))
-        if n_control < self.estimates.min_control:
-            return {**cheap, "est_control_labels_needed": float(max(self.estimates.min_control - n_control, 1))}
+        cheap = cheap_figures(labeled.seconds, self.budget)
+        needed = control_labels_needed(labeled.y, labeled.control, self.estimates)
+        if needed is not None:  # (too few: nothing to run, in the background or not)
+            return {**cheap, "est_control_labels_needed": needed}
         return self.estimate_runner.on_version(version, n_labels, lambda: estimate(
             labeled.X, labeled.y, labeled.control, labeled.seconds, n_labels, labeled.fit, budget=self.budget, cfg=self.estimates), cheap)
 

@@ -235,6 +235,25 @@ class Labeled:
     fit: Fit
 
 
+def cheap_figures(seconds: np.ndarray, budget: int | None) -> dict[str, float]:
+    """The figures a version has of its own, without fitting anything: hours spent (``seconds``: (n,) per label), the budget."""
+    out = {"est_hours_spent": float(np.sum(seconds) / 3600.0)}
+    if budget is not None:
+        out["est_budget"] = float(budget)
+    return out
+
+
+def control_labels_needed(y: np.ndarray, control: np.ndarray, cfg: EstimateConfig) -> float | None:
+    """How many more control labels an estimate needs (``y``, ``control``: (n,) codes and flags), or ``None``: enough.
+
+    Fewer than ``cfg.min_control``, or a single class among them, is too few (at least one more is needed).
+    """
+    n_control = int(np.sum(control))
+    if n_control < cfg.min_control or len(np.unique(np.asarray(y)[np.asarray(control, dtype=bool)])) < 2:
+        return float(max(cfg.min_control - n_control, 1))
+    return None
+
+
 def estimate(
     X: np.ndarray,
     y: np.ndarray,
@@ -268,13 +287,12 @@ def estimate(
     y = np.asarray(y)
     control = np.asarray(control, dtype=bool)
     seconds = np.asarray(seconds, dtype=np.float64)
-    out: dict[str, float] = {"est_hours_spent": float(seconds.sum() / 3600.0)}
-    if budget is not None:
-        out["est_budget"] = float(budget)
-    n_control = int(control.sum())
-    if n_control < cfg.min_control or len(np.unique(y[control])) < 2:
-        out["est_control_labels_needed"] = float(max(cfg.min_control - n_control, 1))
+    out = cheap_figures(seconds, budget)
+    needed = control_labels_needed(y, control, cfg)
+    if needed is not None:
+        out["est_control_labels_needed"] = needed
         return out
+    n_control = int(control.sum())
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     hits = cross_fitted_hits(X, y, control, fit, cfg.n_folds, rng)
