@@ -76,6 +76,15 @@ class Stack:
         self.procs.append(p)
         return p
 
+    def start_scorers(self, n: int) -> list[int]:
+        """Start ``n`` scorers (micro-batches of 50, a metrics port each); their ports once all are healthy and in the group."""
+        ports = [free_port() for _ in range(n)]
+        for port in ports:
+            self.start("scorer", "--batch-size", "50", "--metrics-port", str(port))
+        wait_for(lambda: all(healthz(p).get("ok") for p in ports), 60, 0.5, what=f"{n} scorers healthy")
+        time.sleep(3.0)  # every member joined the group before the items arrive
+        return ports
+
     def run(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run([sys.executable, "-m", "activestream.cli", *args], env=self.env, capture_output=True, timeout=timeout)
         assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
@@ -305,12 +314,8 @@ def test_two_scorers_share_partitions_and_converge(
     X, y = digits
     bus = kafka_bus_factory(prefix=stack.prefix, partitions=2)
     bus.ensure_topics(stack.topics.all())
-    ports = [free_port(), free_port()]
-    for port in ports:
-        stack.start("scorer", "--batch-size", "50", "--metrics-port", str(port))
     try:
-        wait_for(lambda: all(healthz(p).get("ok") for p in ports), 60, 0.5, what="both scorers healthy")
-        time.sleep(3.0)  # both members joined the group before the items arrive
+        ports = stack.start_scorers(2)
         for i in range(1000):
             bus.publish(stack.topics.items, Item(f"s{i}", X[i]).encode(binary=True), key=f"s{i}".encode())
         bus.flush()

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activestream.devstack.redis_server import free_port
 from activestream.rankedqueue import RankedQueue
 from activestream.schemas import Item
-from tests.integration.test_distributed import Stack, healthz, wait_for
+from tests.integration.test_distributed import Stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -55,12 +54,8 @@ def test_the_cap_holds_with_two_scorers_writing_at_once(stack: Stack, kafka_bus_
     n = 4000
     bus = kafka_bus_factory(prefix=stack.prefix, partitions=2)
     bus.ensure_topics(stack.topics.all())  # type: ignore[attr-defined]
-    ports = [free_port(), free_port()]
-    for port in ports:
-        stack.start("scorer", "--batch-size", "50", "--metrics-port", str(port))
     try:
-        wait_for(lambda: all(healthz(p).get("ok") for p in ports), 60, 0.5, what="both scorers healthy")
-        time.sleep(3.0)  # both members joined the group before the items arrive
+        stack.start_scorers(2)
         publish(bus, stack, n)
         depth_seen = []
 
