@@ -1,11 +1,13 @@
 -- Enqueues one batch as one segment, through the capped pool and the random reservoir.
 -- Ids already known (pending, leased, labeled, dropped) change nothing in the pool. With a capacity, a
--- full pool takes a new item only if it outranks the lowest pending item, which is evicted (evict()).
+-- full pool takes a new item only if it outranks the lowest pending item, which is evicted (evict_many()).
 -- Independently, an item enters the reservoir (bounded by its size) if its sampling key is among the
 -- smallest seen: its score, row and metadata are kept there, the member with the largest key leaves.
+-- Both are decided for the whole batch at once (one command per key, not one per item): the outcome is
+-- what taking its items one at a time would give, but for ties and the order of what a batch pushes out.
 -- Returns {added, evicted, rejected, pool threshold ('' if not full), reservoir threshold ('' if not full),
 --          reservoir members replaced}.
--- Runs after the fragments fn_kill_row, fn_forget_skips, fn_evict (joined by scripts.py).
+-- Runs after the fragments fn_segment_ids, fn_forget_skips, fn_evict (joined by scripts.py).
 -- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata, rerank_lock, rerank_removed, skips,
 --       reservoir, reservoir_rows, pool_stats
 -- ARGV: now ('': Redis's time), seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
@@ -29,75 +31,116 @@ local function md_of(i)
   return ARGV[first_id + n + i - 1]
 end
 local evicted, rejected, replaced = 0, 0, 0
+local depth = cap >= 0 and redis.call('ZCARD', KEYS[1]) or 0
 -- Leases handed back may have left more than the capacity pending: the lowest go first.
-if cap >= 0 then
-  while redis.call('ZCARD', KEYS[1]) > cap do
-    evict(P, (lowest_pending(P)))
-    evicted = evicted + 1
-  end
+if depth > cap and cap >= 0 then
+  evict_many(P, redis.call('ZRANGE', KEYS[1], 0, depth - cap - 1))
+  evicted, depth = depth - cap, cap
 end
--- Decide: the first time an id comes (a duplicate within the batch too) it is admitted or not; an item
--- admitted by this call and evicted again by a later one of it is only taken out of the pending set.
-local seen, is_new, order = {}, {}, {}
+-- The first time an id comes in this batch counts (a duplicate within it changes nothing).
+local seen, cand, cids = {}, {}, {}
 for i = 1, n do
   local id = ARGV[first_id + i - 1]
   if not seen[id] then
     seen[id] = true
-    local s = struct.unpack('<d', scores, 8 * i - 7)
-    if R > 0 and redis.call('ZSCORE', KEYS[11], id) == false then
+    cand[#cand + 1] = i
+    cids[#cids + 1] = id
+  end
+end
+local function score(i) return (struct.unpack('<d', scores, 8 * i - 7)) end
+-- The reservoir keeps the R smallest sampling keys of all it was offered: of its members and this
+-- batch's new ids, the largest keys beyond R leave (on a tie, the newcomer), whatever the order.
+if R > 0 and #cids > 0 then
+  local member = call_concat('ZMSCORE', KEYS[11], cids)
+  local size = redis.call('ZCARD', KEYS[11])
+  local top = size >= R and tonumber(redis.call('ZRANGE', KEYS[11], -1, -1, 'WITHSCORES')[2]) or math.huge
+  local new = {}
+  for k, i in ipairs(cand) do
+    if not member[k] then
       local u = struct.unpack('<d', ukeys, 8 * i - 7)
-      local full = redis.call('ZCARD', KEYS[11]) >= R
-      if not full or u < tonumber(redis.call('ZRANGE', KEYS[11], -1, -1, 'WITHSCORES')[2]) then
-        redis.call('ZADD', KEYS[11], u, id)
-        redis.call('HSET', KEYS[12], id, struct.pack('<dI4', s, rb) .. string.sub(rows, (i - 1) * rb + 1, i * rb) .. md_of(i))
-        if full then
-          redis.call('HDEL', KEYS[12], redis.call('ZPOPMAX', KEYS[11])[1])
-          replaced = replaced + 1
-        end
-      end
+      if u < top then new[#new + 1] = {u, i} end
     end
-    if redis.call('HEXISTS', KEYS[2], id) == 0 then
-      local ok = cap < 0 or redis.call('ZCARD', KEYS[1]) < cap
-      if not ok then
-        local low, low_s = lowest_pending(P)
-        if low and s > low_s then
-          if is_new[low] then  -- (it did not enter after all: counted as rejected)
-            redis.call('ZREM', KEYS[1], low)
-            is_new[low] = nil
-            rejected = rejected + 1
-          else
-            evict(P, low)
-            evicted = evicted + 1
-          end
-          ok = true
-        end
-      end
-      if ok then
-        redis.call('ZADD', KEYS[1], s, id)
-        is_new[id] = i
-        order[#order + 1] = id
+  end
+  local excess = size + #new - R
+  if excess > 0 and #new > 0 then
+    table.sort(new, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    local k = math.min(size, excess)
+    local olds = k > 0 and redis.call('ZRANGE', KEYS[11], -k, -1, 'WITHSCORES') or {}  -- (ascending)
+    local a, b, out = #olds / 2, #new, {}
+    for _ = 1, math.min(excess, a + b) do
+      if b >= 1 and (a < 1 or new[b][1] >= tonumber(olds[2 * a])) then
+        b = b - 1
       else
-        rejected = rejected + 1
+        out[#out + 1] = olds[2 * a - 1]
+        a = a - 1
       end
     end
+    for j = #new, b + 1, -1 do new[j] = nil end
+    call_chunks('ZREM', KEYS[11], out)
+    call_chunks('HDEL', KEYS[12], out)
+    replaced = #out
+  end
+  local zargs, rows_ = {}, {}
+  for j, e in ipairs(new) do
+    local i, id = e[2], ARGV[first_id + e[2] - 1]
+    zargs[2 * j - 1], zargs[2 * j] = e[1], id
+    rows_[2 * j - 1], rows_[2 * j] = id, struct.pack('<dI4', score(i), rb) .. string.sub(rows, (i - 1) * rb + 1, i * rb) .. md_of(i)
+  end
+  call_chunks('ZADD', KEYS[11], zargs)
+  call_chunks('HSET', KEYS[12], rows_)
+end
+-- The pool: ids it has never taken (or has forgotten) are new. Without a cap all enter; with one,
+-- the pool keeps the `cap` best of its pending items and the new ones (an equal score does not
+-- outrank a pending item), whatever their order: the best new ones fill what room there is, the
+-- rest, best first, each push out the lowest pending item left while they outrank it.
+local locs = #cids > 0 and call_concat('HMGET', KEYS[2], cids) or {}
+local new = {}
+for k, i in ipairs(cand) do
+  if not locs[k] then new[#new + 1] = {score(i), i} end
+end
+local enter = #new
+if cap >= 0 and #new > cap - depth then
+  table.sort(new, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  local free = cap - depth
+  local m = #new - free  -- those that must outrank a pending item
+  local k = math.min(m, depth)
+  local lows = k > 0 and redis.call('ZRANGE', KEYS[1], 0, k - 1, 'WITHSCORES') or {}
+  local j, out = 0, {}
+  while j < k and new[free + j + 1][1] > tonumber(lows[2 * j + 2]) do
+    j = j + 1
+    out[j] = lows[2 * j - 1]
+  end
+  evict_many(P, out)
+  evicted = evicted + j
+  rejected = rejected + m - j
+  enter = free + j
+end
+local is_new, order, zargs = {}, {}, {}
+for j = 1, enter do is_new[new[j][2]] = true end
+for _, i in ipairs(cand) do  -- (in arrival order: the segment's rows)
+  if is_new[i] then
+    order[#order + 1] = i
+    zargs[2 * #order - 1], zargs[2 * #order] = score(i), ARGV[first_id + i - 1]
   end
 end
--- Write the rows of what was admitted and stayed, as one segment.
-local added, parts, lens, ids = 0, {}, {}, {}
-local seq = nil
-for _, id in ipairs(order) do
-  local i = is_new[id]
-  if i then
-    if not seq then seq = redis.call('HINCRBY', KEYS[3], 'segseq', 1) end
-    redis.call('HSET', KEYS[2], id, seq .. ':' .. added)
-    added = added + 1
-    parts[added] = string.sub(rows, (i - 1) * rb + 1, i * rb)
-    lens[added] = struct.pack('<H', #id)
-    ids[added] = id
-    local md = md_of(i)
-    if md ~= '' then redis.call('HSET', KEYS[7], id, md) end
+call_chunks('ZADD', KEYS[1], zargs)
+-- Write the rows of what was admitted, as one segment.
+local added, parts, lens, ids, fl, mds = #order, {}, {}, {}, {}, {}
+local seq = added > 0 and redis.call('HINCRBY', KEYS[3], 'segseq', 1) or nil
+for r, i in ipairs(order) do
+  local id = ARGV[first_id + i - 1]
+  parts[r] = string.sub(rows, (i - 1) * rb + 1, i * rb)
+  lens[r] = struct.pack('<H', #id)
+  ids[r] = id
+  fl[2 * r - 1], fl[2 * r] = id, seq .. ':' .. (r - 1)
+  local md = md_of(i)
+  if md ~= '' then
+    mds[#mds + 1] = id
+    mds[#mds + 1] = md
   end
 end
+call_chunks('HSET', KEYS[2], fl)
+call_chunks('HSET', KEYS[7], mds)
 if evicted > 0 then redis.call('HINCRBY', KEYS[13], 'evicted', evicted) end
 if replaced > 0 then redis.call('HINCRBY', KEYS[13], 'reservoir_replaced', replaced) end
 if added > 0 then

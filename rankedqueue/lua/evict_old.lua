@@ -1,6 +1,6 @@
 -- Evicts the pending items of segments enqueued before a cutoff (the pool's max age); leased ones stay.
 -- Returns {evicted, segments looked at, of them still holding a live (leased) row}.
--- Runs after the fragments fn_segment_ids, fn_kill_row, fn_forget_skips, fn_evict (joined by scripts.py).
+-- Runs after the fragments fn_segment_ids, fn_forget_skips, fn_evict (joined by scripts.py).
 -- KEYS: pending, featloc, seg_live, seg_time, seg_width, metadata, rerank_lock, rerank_removed, skips, pool_stats, meta
 -- ARGV: cutoff (UNIX s), seg_prefix, skippers_prefix, skipped_by_prefix, offset (old segments to pass over:
 --       those still live after an earlier call), most segments to look at
@@ -12,13 +12,14 @@ local evicted, still = 0, 0
 for _, seq in ipairs(segs) do
   local blob = redis.call('GET', ARGV[2] .. seq .. ':i')
   if blob then
-    for i, id in ipairs(segment_ids(blob)) do
+    local ids, out = segment_ids(blob), {}
+    local pending, locs = call_concat('ZMSCORE', KEYS[1], ids), call_concat('HMGET', KEYS[2], ids)
+    for i, id in ipairs(ids) do
       -- only this segment's own pending row (an id evicted and admitted again has a newer one)
-      if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[2], id) == seq .. ':' .. (i - 1) then
-        evict(P, id)
-        evicted = evicted + 1
-      end
+      if pending[i] and locs[i] == seq .. ':' .. (i - 1) then out[#out + 1] = id end
     end
+    evict_many(P, out)
+    evicted = evicted + #out
   end
   if redis.call('HEXISTS', KEYS[3], seq) == 1 then still = still + 1 end
 end

@@ -1,62 +1,141 @@
--- Fragment: defines evict() and lowest_pending() of the capped pool (runs after fn_segment_ids, fn_kill_row and fn_forget_skips).
--- evict() takes a pending item out to make room: its row dies as with kill_row(), but its featloc
--- entry is deleted, not left as a tombstone, so the same id sent again later is decided afresh;
--- its metadata and skip records go with it (nothing of it stays behind).
+-- Fragment: defines call_chunks(), call_concat() and evict_many() of the capped pool (runs after fn_segment_ids and fn_forget_skips).
+-- evict_many() takes pending items out to make room: their rows die (as with kill_row()), their featloc
+-- entries are deleted, not left as tombstones, so the same ids sent again later are decided afresh;
+-- their metadata and skip records go with them (nothing of them stays behind). It works a batch at
+-- a time: one command per key (per segment for the rows), not one per item, which is what a full
+-- pool pays for each item it admits.
 -- P: a table of key names: pending, featloc, meta, seg_live, seg_time, seg_width, seg_prefix, lock, removed,
 --    metadata, skips, skippers_prefix, skipped_by_prefix; no_compact = true leaves segments as they are.
 -- Once at most seven eighths of a segment's rows (of 4 or more) live, they are copied into a new
 -- segment and the old one is freed, so the rows of evicted items hold at most a seventh more memory
 -- than the live ones (each eviction copies at most 7 rows, amortized).
-local function compact(P, seq)
-  local live = tonumber(redis.call('HGET', P.seg_live, seq) or '0')
-  local blob = redis.call('GET', P.seg_prefix .. seq .. ':i')
-  if live == 0 or not blob then return end
-  local all = segment_ids(blob)
-  local n = #all
-  if n < 4 or live * 8 > n * 7 then return end
-  local rb = tonumber(redis.call('HGET', P.seg_width, seq))
-  local rows = redis.call('GET', P.seg_prefix .. seq .. ':f')
-  local dead = redis.call('GET', P.seg_prefix .. seq .. ':d') or ''
-  local new = redis.call('HINCRBY', P.meta, 'segseq', 1)
-  local parts, lens, ids, k = {}, {}, {}, 0
-  for i, id in ipairs(all) do
-    local r = i - 1
-    local byte = string.byte(dead, math.floor(r / 8) + 1) or 0
-    if math.floor(byte / 2 ^ (7 - r % 8)) % 2 == 0 then  -- (SETBIT 0 is the first byte's MSB)
-      k = k + 1
-      parts[k] = string.sub(rows, r * rb + 1, (r + 1) * rb)
-      lens[k] = struct.pack('<H', #id)
-      ids[k] = id
-      redis.call('HSET', P.featloc, id, new .. ':' .. (k - 1))
-    end
+
+local CALL_CHUNK = 1000  -- arguments per command (Lua's unpack() has a limit; even, for field-value pairs)
+
+-- Runs cmd key list... in chunks of CALL_CHUNK list elements (for commands taking many members or pairs).
+local function call_chunks(cmd, key, list)
+  for lo = 1, #list, CALL_CHUNK do
+    redis.call(cmd, key, unpack(list, lo, math.min(#list, lo + CALL_CHUNK - 1)))
   end
-  local t = redis.call('TIME')
+end
+
+-- Like call_chunks() for commands answering one value per member (HMGET, ZMSCORE): the replies, concatenated.
+local function call_concat(cmd, key, list)
+  local out = {}
+  for lo = 1, #list, CALL_CHUNK do
+    for _, v in ipairs(redis.call(cmd, key, unpack(list, lo, math.min(#list, lo + CALL_CHUNK - 1)))) do out[#out + 1] = v end
+  end
+  return out
+end
+
+local ROW_NAMES = {}  -- row number -> its decimal string, made once per script call (number formatting is slow in Lua)
+local function row_name(k)
+  local s = ROW_NAMES[k]
+  if not s then
+    s = tostring(k)
+    ROW_NAMES[k] = s
+  end
+  return s
+end
+
+local function drop_segment(P, seq)
   local p = P.seg_prefix
-  redis.call('SET', p .. new .. ':f', table.concat(parts))
-  redis.call('SET', p .. new .. ':i', struct.pack('<I4', k) .. table.concat(lens) .. table.concat(ids))
-  redis.call('SET', p .. new .. ':t', t[1] .. '.' .. t[2])
-  redis.call('HSET', P.seg_live, new, k)
-  redis.call('HSET', P.seg_width, new, rb)
-  redis.call('ZADD', P.seg_time, redis.call('ZSCORE', P.seg_time, seq), new)  -- (its items keep their age)
   redis.call('DEL', p .. seq .. ':f', p .. seq .. ':i', p .. seq .. ':d', p .. seq .. ':t')
   redis.call('HDEL', P.seg_live, seq)
   redis.call('HDEL', P.seg_width, seq)
   redis.call('ZREM', P.seg_time, seq)
 end
 
-local function evict(P, id)
-  local loc = redis.call('HGET', P.featloc, id)
-  redis.call('ZREM', P.pending, id)
-  kill_row(P.featloc, P.seg_live, P.seg_time, P.seg_width, P.seg_prefix, P.lock, P.removed, id)
-  redis.call('HDEL', P.featloc, id)
-  redis.call('HDEL', P.metadata, id)
-  forget_skips(P.skips, P.skippers_prefix, P.skipped_by_prefix, id)
-  if loc and loc ~= '' and not P.no_compact then compact(P, string.sub(loc, 1, string.find(loc, ':', 1, true) - 1)) end
+-- Compacts segment seq if at most seven eighths of its rows live (live: its live count, just read).
+-- The row count is the index blob's first 4 bytes: the blob is read and parsed only to compact.
+-- Runs of live rows are copied whole (rows, id lengths, ids); each live id gets its new location.
+local function compact(P, seq, live)
+  local p = P.seg_prefix
+  local head = redis.call('GETRANGE', p .. seq .. ':i', 0, 3)
+  if #head < 4 then return end
+  local n = struct.unpack('<I4', head)
+  if n < 4 or live * 8 > n * 7 then return end
+  local blob = redis.call('GET', p .. seq .. ':i')
+  local rb = tonumber(redis.call('HGET', P.seg_width, seq))
+  local rows = redis.call('GET', p .. seq .. ':f')
+  local dead = redis.call('GET', p .. seq .. ':d') or ''
+  local new = redis.call('HINCRBY', P.meta, 'segseq', 1)
+  local parts, lens, ids, locs, k = {}, {}, {}, {}, 0
+  local pos, run, run_pos, byte = 5 + 2 * n, nil, nil, 0  -- (pos: where row r's id starts in the blob; byte: r's dead bits on)
+  local function flush(stop)  -- the live rows run .. stop - 1, whose ids start at run_pos and end before pos
+    parts[#parts + 1] = string.sub(rows, run * rb + 1, stop * rb)
+    lens[#lens + 1] = string.sub(blob, 5 + 2 * run, 4 + 2 * stop)
+    ids[#ids + 1] = string.sub(blob, run_pos, pos - 1)
+    run = nil
+  end
+  local at = new .. ':'
+  for r = 0, n - 1 do
+    if r % 8 == 0 then byte = string.byte(dead, r / 8 + 1) or 0 end
+    local is_dead = byte >= 128  -- (SETBIT 0 is the first byte's MSB: shifted out to the left, row by row)
+    byte = (byte % 128) * 2
+    local lo, hi = string.byte(blob, 5 + 2 * r, 6 + 2 * r)
+    local len = lo + 256 * hi
+    if not is_dead then
+      if not run then run, run_pos = r, pos end
+      locs[2 * k + 1], locs[2 * k + 2] = string.sub(blob, pos, pos + len - 1), at .. row_name(k)
+      k = k + 1
+    elseif run then
+      flush(r)
+    end
+    pos = pos + len
+  end
+  if run then flush(n) end
+  call_chunks('HSET', P.featloc, locs)
+  local t = redis.call('TIME')
+  redis.call('SET', p .. new .. ':f', table.concat(parts))
+  redis.call('SET', p .. new .. ':i', struct.pack('<I4', k) .. table.concat(lens) .. table.concat(ids))
+  redis.call('SET', p .. new .. ':t', t[1] .. '.' .. t[2])
+  redis.call('HSET', P.seg_live, new, k)
+  redis.call('HSET', P.seg_width, new, rb)
+  redis.call('ZADD', P.seg_time, redis.call('ZSCORE', P.seg_time, seq), new)  -- (its items keep their age)
+  drop_segment(P, seq)
 end
 
--- The lowest pending item: id, score (nil when none is pending).
-local function lowest_pending(P)
-  local low = redis.call('ZRANGE', P.pending, 0, 0, 'WITHSCORES')
-  if low[1] then return low[1], tonumber(low[2]) end
-  return nil, nil
+-- Evicts the pending items ids (distinct). Returns nothing.
+local function evict_many(P, ids)
+  if #ids == 0 then return end
+  local locs = call_concat('HMGET', P.featloc, ids)
+  local skipped = call_concat('HMGET', P.skips, ids)  -- (an item has skippers iff it has a skip count: skip.lua writes both)
+  call_chunks('ZREM', P.pending, ids)
+  call_chunks('HDEL', P.featloc, ids)
+  call_chunks('HDEL', P.metadata, ids)
+  if redis.call('EXISTS', P.lock) == 1 then call_chunks('SADD', P.removed, ids) end  -- (a running re-rank leaves them out)
+  for k, id in ipairs(ids) do
+    if skipped[k] then forget_skips(P.skips, P.skippers_prefix, P.skipped_by_prefix, id) end
+  end
+  -- Their rows die, grouped by segment: the live count once, the dead bits in one BITFIELD.
+  local rows, order = {}, {}
+  for k = 1, #ids do
+    local loc = locs[k]
+    if loc and loc ~= '' then
+      local sep = string.find(loc, ':', 1, true)
+      local seq = string.sub(loc, 1, sep - 1)
+      local r = rows[seq]
+      if not r then
+        r = {}
+        rows[seq] = r
+        order[#order + 1] = seq
+      end
+      r[#r + 1] = string.sub(loc, sep + 1)
+    end
+  end
+  for _, seq in ipairs(order) do
+    local r = rows[seq]
+    local live = redis.call('HINCRBY', P.seg_live, seq, -#r)
+    if live <= 0 then
+      drop_segment(P, seq)
+    else
+      local ops = {}
+      for j, row in ipairs(r) do ops[4 * j - 3], ops[4 * j - 2], ops[4 * j - 1], ops[4 * j] = 'SET', 'u1', row, 1 end
+      for lo = 1, #ops, 4 * 250 do  -- (bit <row> set, as SETBIT <row> 1)
+        redis.call('BITFIELD', P.seg_prefix .. seq .. ':d', unpack(ops, lo, math.min(#ops, lo + 4 * 250 - 1)))
+      end
+      if not P.no_compact then compact(P, seq, live) end
+    end
+  end
 end
