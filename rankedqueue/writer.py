@@ -182,7 +182,7 @@ class QueueWriter(QueueBase):
 
     def add_nowait(
         self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray, metadata: Sequence[dict[str, Any]] | None = None, *,
-        now: float | None = None, conn: Any | None = None, check: Sequence[str] = (),
+        now: float | None = None, conn: Any | None = None, check: Sequence[str] = (), sampling: np.ndarray | None = None,
     ) -> PendingAdd:
         """Send :meth:`add`'s writes and return at once; ``.result()`` waits for Redis.
 
@@ -198,11 +198,14 @@ class QueueWriter(QueueBase):
         ``check`` : ids (none of them in ``ids``) to look up in the same round trip, just
         before these writes and after every earlier one on ``conn``; ``.known`` tells,
         after ``.result()``, which of them the queue had already taken.
+
+        ``sampling`` : (n,) the ids' reservoir sampling keys (:func:`~activestream.rankedqueue.pool.sampling_keys`),
+        when the caller has them already (the scorer's admission filter does); else computed here.
         """
         n = len(ids)
         if n == 0 and not check:
             return PendingAdd(self.r, None, 0)
-        calls = self._add_calls(ids, scores, features, metadata, now) if n else []
+        calls = self._add_calls(ids, scores, features, metadata, now, sampling=sampling) if n else []
         pool = self.r.connection_pool
         shared = conn is not None
         if conn is None:
@@ -225,7 +228,7 @@ class QueueWriter(QueueBase):
 
     def _add_calls(
         self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray, metadata: Sequence[dict[str, Any]] | None, now: float | None,
-        *, capped: bool = True,
+        *, capped: bool = True, sampling: np.ndarray | None = None,
     ) -> list[tuple[list[str], list[Any]]]:
         """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``ADD_CHUNK`` items (one segment each).
 
@@ -249,7 +252,11 @@ class QueueWriter(QueueBase):
                 k.skips, k.reservoir, k.reservoir_rows, k.pool_stats]
         cap = self.pool.capacity if capped and self.pool.capacity is not None else -1
         res = self.pool.reservoir if capped else 0
-        ukeys = sampling_keys(ids).astype("<f8") if res else None
+        ukeys = None
+        if res:
+            ukeys = np.ascontiguousarray(sampling if sampling is not None else sampling_keys(ids), dtype="<f8")
+            if len(ukeys) != n:
+                raise ValueError(f"add() got {len(ukeys)} sampling keys for {n} items")
         raw_ids = [i.encode() for i in ids]
         lens = np.fromiter(map(len, raw_ids), dtype=np.int64, count=n)
         if lens.max() > MAX_ID_BYTES:

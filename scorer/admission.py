@@ -43,6 +43,7 @@ class Admission:
         self.thresholds = Thresholds(reservoir=np.inf if queue.pool.reservoir else 0.0)  # unknown yet: send everything
         self._read_at = -np.inf  # monotonic time of the last threshold update
         self._aged_at = -np.inf
+        self.kept_keys: np.ndarray | None = None  # sampling keys of what the last filter() kept (None: not computed)
 
     def filter(self, ids: list[str], scores: np.ndarray, X: np.ndarray, metas: list[dict[str, object]],
                counts: BatchCounts) -> tuple[list[str], np.ndarray, np.ndarray, list[dict[str, object]]]:
@@ -57,22 +58,27 @@ class Admission:
 
         Returns
         -------
-        ``(ids, scores, X, metas)`` of the ``m <= n`` items kept.
+        ``(ids, scores, X, metas)`` of the ``m <= n`` items kept; ``kept_keys`` then holds their (m,)
+        sampling keys (with a reservoir), for :meth:`QueueWriter.add_nowait`.
         """
+        self.kept_keys = None
         if not self.active:
             return ids, scores, X, metas
         self._housekeeping()
         counts.streamed += len(ids)
         if not ids:
             return ids, scores, X, metas
-        keys = sampling_keys(ids) if self.queue.pool.reservoir else np.ones(len(ids))
+        sampled = self.queue.pool.reservoir > 0
+        keys = sampling_keys(ids) if sampled else np.ones(len(ids))
         keep = self.thresholds.wanted(scores, keys)
         dropped = int(len(ids) - keep.sum())
         if dropped == 0:
+            self.kept_keys = keys if sampled else None
             return ids, scores, X, metas
         counts.rejected += dropped
         counts.scored -= dropped
         idx = np.flatnonzero(keep)
+        self.kept_keys = keys[idx] if sampled else None  # (the enqueue script needs them: not hashed twice)
         return [ids[j] for j in idx], scores[idx], X[idx], [metas[j] for j in idx]
 
     def confirmed(self, pending: PendingAdd | None, counts: BatchCounts) -> None:

@@ -290,7 +290,8 @@ class Scorer:
         # The auto-accepted ids are looked up in the queue in the same round trip, after every
         # earlier write: one this batch's first read queued (before a rolled-back commit or a
         # crash, under a model that did not accept it) stays queued and is not auto-labeled too.
-        pending = self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto)) if ids or auto else None
+        pending = (self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto), sampling=self.admission.kept_keys)
+                   if ids or auto else None)
         self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0))
         if self.pause.reason is not None:  # paused for Redis: this batch probes it, confirmed before another is read
             self._finish_write()

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from activestream.labeling.service import ControlPicker
 from activestream.rankedqueue import QueueKeys, RankedQueue
-from activestream.rankedqueue.pool import PoolLimits
+from activestream.rankedqueue.pool import PoolLimits, sampling_keys
 from activestream.schemas import Item
 from activestream.scorer.service import Scorer
 from activestream.streams.memory import InMemoryBus
@@ -120,6 +120,41 @@ def test_cap_holds_with_two_writers_at_once(redis_url: str, namespace: str) -> N
     assert sum(int(v) for v in q.r.hvals(q.k.segment_live)) == cap
     st = q.pool_stats()
     assert st["evicted"] + sum(rejected) == 2 * n_batches * batch - cap
+
+
+def test_a_full_pool_decides_a_batch_with_commands_per_key_not_per_item(redis_client: redis.Redis, namespace: str) -> None:
+    # The enqueue script used to run some twenty commands per item a full pool took (the lowest pending
+    # item, then the eviction's HGETs, SETBIT, HDELs, SMEMBERS... and a GET of a whole segment index to
+    # learn its row count): the cost of the pool was Redis's, per item. Now a batch costs commands per key
+    # and per segment touched, and decides the same: the best `cap` of everything sent, the reservoir the
+    # smallest sampling keys of every id offered, the survivors' rows intact through compaction.
+    cap, res, batch = 2000, 200, 500
+    q = capped(redis_client, namespace, cap, res)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((cap + batch, 4)).astype(np.float32)
+    ids = [f"x{j}" for j in range(cap + batch)]
+    scores = np.concatenate([rng.uniform(0.0, 0.5, cap), rng.uniform(0.5, 1.0, batch)])
+    for lo in range(0, cap, batch):  # full: four segments of 500
+        q.add(ids[lo : lo + batch], scores[lo : lo + batch], X[lo : lo + batch])
+    before = total_calls(redis_client)
+    conn = q.writer()
+    try:
+        p = q.add_nowait(ids[cap:], scores[cap:], X[cap:], conn=conn)
+        assert p.result() == batch
+    finally:
+        q.release_writer(conn)
+    calls = total_calls(redis_client) - before - 1  # (the EVAL itself)
+    assert calls < batch // 2, calls  # (14,182 before, 119 now)
+    assert (p.evicted, p.rejected) == (batch, 0) and q.pool_stats()["evicted"] == batch
+    best = np.argsort(-scores, kind="stable")[:cap]
+    assert {i for i, _ in q.ranking()} == {ids[j] for j in best}
+    got = q.features_of([ids[j] for j in best])
+    for j, row in zip(best, got, strict=True):  # (the four old segments lost a quarter of their rows each: compacted)
+        np.testing.assert_array_equal(row, X[j])
+    assert stored_rows(q) == cap and q.r.hlen(q.k.featloc) == cap
+    keys = sampling_keys(ids)
+    assert {m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)} == {ids[j] for j in np.argsort(keys)[:res]}
+    assert q.r.hlen(q.k.reservoir_rows) == res
 
 
 def test_max_age_evicts_old_pending_items_but_not_leased_ones(redis_client: redis.Redis, namespace: str) -> None:
