@@ -157,6 +157,45 @@ def test_a_full_pool_decides_a_batch_with_commands_per_key_not_per_item(redis_cl
     assert q.r.hlen(q.k.reservoir_rows) == res
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batches_decide_as_the_best_cap_of_everything_sent(redis_client: redis.Redis, namespace: str, seed: int) -> None:
+    # Random batches with ids sent again (pending: nothing changes; evicted: decided afresh) and twice in
+    # one batch (the first counts), against a reference model: after each batch the pool is the best `cap`
+    # of its pending items and the batch's new ids, the counts say who left, and the reservoir is the
+    # smallest sampling keys of every id ever offered. (Continuous random scores: no ties.)
+    rng = np.random.default_rng(seed)
+    cap, res = int(rng.integers(5, 60)), int(rng.integers(1, 30))
+    q = capped(redis_client, namespace, cap, res)
+    pending: dict[str, float] = {}
+    rows: dict[str, np.ndarray] = {}
+    offered: set[str] = set()
+    fresh = 0
+    for _ in range(60):
+        ids = []
+        for _ in range(int(rng.integers(1, 40))):
+            again = fresh > 0 and rng.random() < 0.3
+            ids.append(f"i{int(rng.integers(0, fresh))}" if again else f"i{fresh}")
+            fresh += 0 if again else 1
+        s, X = rng.random(len(ids)), rng.standard_normal((len(ids), 3)).astype(np.float32)
+        p = q.add_nowait(ids, s, X)
+        p.result()
+        first: dict[str, int] = {}
+        for j, i in enumerate(ids):
+            first.setdefault(i, j)
+        offered |= set(first)
+        new = {i: float(s[j]) for i, j in first.items() if i not in pending}
+        keep = dict(sorted({**pending, **new}.items(), key=lambda kv: -kv[1])[:cap])
+        assert (p.evicted, p.rejected) == (len(set(pending) - set(keep)), len(set(new) - set(keep)))
+        rows.update({i: X[first[i]] for i in set(new) & set(keep)})
+        pending = keep
+        assert dict(q.ranking()).keys() == pending.keys()
+    for i, row in zip(pending, q.features_of(list(pending)), strict=True):
+        np.testing.assert_array_equal(row, rows[i])
+    ordered = sorted(offered)
+    assert {m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)} == {ordered[j] for j in np.argsort(sampling_keys(ordered))[:res]}
+    assert sum(int(v) for v in q.r.hvals(q.k.segment_live)) == q.r.hlen(q.k.featloc) == len(pending)
+
+
 def test_max_age_evicts_old_pending_items_but_not_leased_ones(redis_client: redis.Redis, namespace: str) -> None:
     q = capped(redis_client, namespace, 100, max_age=50.0)
     now = q.now()
