@@ -179,7 +179,7 @@ class CampaignMonitor:
                 codes = np.array([self.class_codes.setdefault(c, len(self.class_codes)) for c in classes])
                 preds = codes[preds]
         self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
-        self.status = evaluate(self.history, self.rules, n_labels)
+        self.status = evaluate(self.history, self.rules, n_labels, known_kappas=self.status.kappas)  # (the history only grows)
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
         self.announce()
         calibration = self.auto_accept_calibration()
