@@ -12,7 +12,9 @@ which goes first (A B, then B A), so machine load hits both alike:
 - modAL margin: :func:`benchmarks.peers.run_peer_detailed` (``modal_margin``; on the multi-label
   suite ``modal_ml_min_confidence``, modAL's multi-label loop) on the same split, seed labels and budget.
 
-Both times are whole calls, each including its full-data fit (the reference score). The peers
+Both times are whole calls, each including its full-data fit (the reference score). Our campaign
+fits with one BLAS thread (``run_campaign`` sets it); the peer's loop gets the same limit unless
+``--peer-threads 0`` (its libraries' default, as a user would run it). The peers
 need ``benchmarks/requirements-peers.txt`` (``.venv-bench``). ``--rows N`` adds a pool-scaling
 campaign on a synthetic10-like set of N rows (``--rows-budget`` labels). Prints a table and
 writes JSON: per suite the median seconds per campaign of each, their ratio (median of the
@@ -22,6 +24,7 @@ per-pair ratios) and the load average.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np  # noqa: E402
 import redis  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from activestream.devstack.redis_server import redis_url  # noqa: E402
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY  # noqa: E402
@@ -60,7 +64,7 @@ def big_pool(rows: int) -> Dataset:
     return from_arrays(f"synthetic 10-class, {rows} rows", X, y)
 
 
-def time_pair(ds: Dataset, suite: Suite, budget: int, seed: int, client: redis.Redis, ours_first: bool) -> dict[str, Any]:
+def time_pair(ds: Dataset, suite: Suite, budget: int, seed: int, client: redis.Redis, ours_first: bool, peer_threads: int | None = 1) -> dict[str, Any]:
     """One campaign of ours and one of the peer on ``seed``, in the given order; seconds of each whole call."""
     cfg = SimConfig(budget=budget, batch=suite.batch, init=suite.init, seeds=(seed,), strategies=(DEFAULT_STRATEGY,), metric=suite.metric,
                     test_size=suite.test_size, target_fraction=0.99, workers=1, explore=DEFAULT_EXPLORE)
@@ -75,7 +79,8 @@ def time_pair(ds: Dataset, suite: Suite, budget: int, seed: int, client: redis.R
 
     def theirs() -> None:
         t = time.perf_counter()
-        r = run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric)
+        with threadpool_limits(limits=peer_threads) if peer_threads else contextlib.nullcontext():
+            r = run_peer_detailed(ds, peer, seed, budget, suite.batch, suite.init, suite.test_size, suite.metric)
         out["peer_s"] = time.perf_counter() - t
         out["peer_loop_s"] = r.seconds  # without its full-data fit
         out["peer_final"] = r.curve[-1][1]
@@ -98,8 +103,10 @@ def summarize(name: str, budget: int, pool: int, peer: str, pairs: list[dict[str
     }
 
 
-def run(suites: list[str], seeds: int, budget: int | None, rows: int | None, rows_budget: int, rows_seeds: int) -> dict[str, Any]:
+def run(suites: list[str], seeds: int, budget: int | None, rows: int | None, rows_budget: int, rows_seeds: int,
+        peer_threads: int | None = 1) -> dict[str, Any]:
     report: dict[str, Any] = {"suites": {}, "meta": {"strategy": DEFAULT_STRATEGY, "explore": DEFAULT_EXPLORE, "seeds": seeds,
+                                                     "peer_blas_threads": peer_threads or "default",
                                                      "python": platform.python_version(), "cpus": os.cpu_count()}}
     with redis_url() as url:
         client = redis.Redis.from_url(url)
@@ -111,7 +118,7 @@ def run(suites: list[str], seeds: int, budget: int | None, rows: int | None, row
         for name, ds, suite, b, n in jobs:
             pairs = []
             for seed in range(n):
-                p = time_pair(ds, suite, b, seed, client, ours_first=seed % 2 == 0)
+                p = time_pair(ds, suite, b, seed, client, ours_first=seed % 2 == 0, peer_threads=peer_threads)
                 pairs.append(p)
                 print(f"  {name:18s} seed {seed}: ours {p['ours_s']:7.2f} s  {peer_for(ds.task)} {p['peer_s']:7.2f} s  "
                       f"ratio {p['ratio']:.2f}  load {p['load_before']:.2f}", file=sys.stderr, flush=True)
@@ -134,13 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=None, help="also a pool of this many rows (synthetic10-like)")
     ap.add_argument("--rows-budget", type=int, default=300)
     ap.add_argument("--rows-seeds", type=int, default=1)
+    ap.add_argument("--peer-threads", type=int, default=1,
+                    help="BLAS/OpenMP threads of the peer's loop (ours runs with one); 0: the library's default, as a user runs it")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/simulate_speed.json"))
     args = ap.parse_args(argv)
     suites = [s for s in args.suites.split(",") if s]
     for s in suites:
         if s not in SUITES:
             ap.error(f"--suites: unknown {s!r} ({', '.join(SUITES)})")
-    report = run(suites, args.seeds, args.budget, args.rows, args.rows_budget, args.rows_seeds)
+    report = run(suites, args.seeds, args.budget, args.rows, args.rows_budget, args.rows_seeds, args.peer_threads or None)
     print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta
+from scipy.special import betaincinv
 
 CONFIDENCE_LEVEL = 0.95
 
@@ -39,7 +39,10 @@ def precision_lower_bound(correct: np.ndarray, n: np.ndarray, level: float = CON
     k = np.asarray(correct, dtype=np.float64)
     total = np.asarray(n, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        bound = beta.ppf(1.0 - level, k, total - k + 1.0)
+        # The Beta quantile by the special function itself: the numbers of scipy.stats.beta.ppf (checked
+        # equal for every k < 2,000 and up to 100 errors), without its argument checks, which took 0.2 ms a
+        # call and 3 s of a simulated 700-label campaign (thousands of bounds per version).
+        bound = betaincinv(k, total - k + 1.0, 1.0 - level)
     return np.where(k > 0, np.nan_to_num(bound, nan=0.0), 0.0)
 
 
