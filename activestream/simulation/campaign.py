@@ -249,7 +249,9 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     pool = PoolLimits.of(cfg.pool_capacity or 0, 0.1, 0.0)
     queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim-{strategy}-{seed}-{id(bus)}"), pool=pool)
     queue.clear()
-    scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
+    # One onnxruntime thread for the re-ranks too (as for the fits): the live session re-ranks, where a
+    # second, threaded session per version cost ~8% of a docstrings campaign and gave nothing on its pool.
+    scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000, rerank_threads=1)
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
