@@ -62,6 +62,9 @@ class CampaignMonitor:
     earlier: dict[str, dict[str, float]] = field(default_factory=dict)  # rules fired before a restart (see restore)
     announced: set[str] = field(default_factory=set)  # rules whose firing was logged (once per rule)
     _frozen: np.ndarray | None = None
+    # The last class calibration and the (control count, target) it was made for: the control lists only
+    # grow (record_control), and a version asks for it three times (threshold, metrics, facts).
+    _calibrated: tuple[tuple[int, float], ClassCalibration] | None = None
 
     def restore(self, metrics: Mapping[str, float]) -> None:
         """Take back the rules that had fired, from the newest published version's ``metrics``.
@@ -126,8 +129,12 @@ class CampaignMonitor:
     def class_calibration(self) -> ClassCalibration:
         """Per-class thresholds where a class's control labels reach the target, and the pooled one of the
         other classes (see :mod:`activestream.retrainer.auto_accept_rule`)."""
-        return calibrate_classes(np.array(self.control_conf, dtype=np.float64), np.array(self.control_correct, dtype=bool),
-                                 self.control_pred, target_precision=self.target_precision)
+        key = (len(self.control_conf), self.target_precision)
+        if self._calibrated is None or self._calibrated[0] != key:
+            cal = calibrate_classes(np.array(self.control_conf, dtype=np.float64), np.array(self.control_correct, dtype=bool),
+                                    self.control_pred, target_precision=self.target_precision)
+            self._calibrated = (key, cal)
+        return self._calibrated[1]
 
     def auto_accept_calibration(self) -> Calibration:
         """The auto-accept threshold of the classes without their own (all classes when none has one): the lowest
@@ -179,7 +186,7 @@ class CampaignMonitor:
                 codes = np.array([self.class_codes.setdefault(c, len(self.class_codes)) for c in classes])
                 preds = codes[preds]
         self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
-        self.status = evaluate(self.history, self.rules, n_labels)
+        self.status = evaluate(self.history, self.rules, n_labels, known_kappas=self.status.kappas)  # (the history only grows)
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
         self.announce()
         calibration = self.auto_accept_calibration()

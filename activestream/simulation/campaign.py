@@ -227,14 +227,16 @@ def run_campaign(
     -------
     The learning curve on the held-out split, and the figures measured along the way.
     """
-    if cfg.estimator is None:
-        return _run_campaign(ds, strategy, seed, cfg, redis_client, None, on_round)
-    # One thread for the estimator's OpenMP loops (histogram gradient boosting): campaigns run in
-    # parallel processes, and a pool per process on shared cores made each fit ten times slower.
+    # One BLAS/OpenMP thread for the campaign's fits: a campaign fits hundreds of small models (a few
+    # hundred labels), where a second thread costs more than it gives (a breast-cancer fit of 90 rows:
+    # 17-40 ms with two OpenBLAS threads on a loaded 2-core machine, 6-10 ms with one), campaigns run
+    # in parallel processes, and for an estimator's OpenMP loops (histogram gradient boosting) a pool
+    # per process on shared cores made each fit ten times slower.
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return _run_campaign(ds, strategy, seed, cfg, redis_client, load_factory(cfg.estimator), on_round)
+        factory = None if cfg.estimator is None else load_factory(cfg.estimator)
+        return _run_campaign(ds, strategy, seed, cfg, redis_client, factory, on_round)
 
 
 def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_client: redis.Redis, factory: EstimatorFactory | None,
@@ -247,7 +249,9 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     pool = PoolLimits.of(cfg.pool_capacity or 0, 0.1, 0.0)
     queue = RankedQueue(redis_client, QueueKeys(namespace=f"sim-{strategy}-{seed}-{id(bus)}"), pool=pool)
     queue.clear()
-    scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000)
+    # One onnxruntime thread for the re-ranks too (as for the fits): the live session re-ranks, where a
+    # second, threaded session per version cost ~8% of a docstrings campaign and gave nothing on its pool.
+    scorer = Scorer(bus, queue, topics, strategy=Strategy(strategy, seed), batch_size=2000, rerank_threads=1)
     strat = Strategy(strategy, seed)
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),

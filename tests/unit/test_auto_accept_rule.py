@@ -102,3 +102,28 @@ def test_control_observation_and_label_carry_the_new_fields() -> None:
     assert b"audit" not in Label("i1", "L1", "ann", label="cat").encode()
     with pytest.raises(ValueError, match="audit"):
         decode_label(b'{"item_id": "i", "label_id": "L", "labeler_id": "a", "label": 1, "audit": "yes"}')
+
+
+def test_precision_lower_bound_is_the_clopper_pearson_beta_quantile() -> None:
+    # Computed with the special function (speed, issue 23): the same numbers as scipy.stats' Beta quantile.
+    from scipy.stats import beta
+
+    from activestream.retrainer.calibration import precision_lower_bound
+
+    k = np.arange(0, 600, dtype=np.float64)
+    for errors in (0, 1, 7, 150):
+        n = k + errors
+        expected = np.where(k > 0, np.nan_to_num(beta.ppf(1.0 - 0.95, k, n - k + 1.0), nan=0.0), 0.0)
+        assert np.array_equal(precision_lower_bound(k, n), expected)
+
+
+def test_class_calibration_follows_each_new_control_label() -> None:
+    # The monitor keeps its calibration between control labels (speed, issue 23): never a stale one.
+    mon = CampaignMonitor(target_precision=0.95)
+    for _ in range(58):
+        mon.record_control(0.99, True, "a")
+    assert mon.auto_accept_calibration().more_labels_needed == 1 and not mon.class_calibration().thresholds()
+    mon.record_control(0.99, True, "a")  # the 59th: 0.05 ** (1 / 59) >= 0.95
+    assert mon.class_calibration().thresholds() == {"a": 0.99}
+    mon.target_precision = 0.99  # a new target is a new calibration too
+    assert not mon.class_calibration().thresholds()

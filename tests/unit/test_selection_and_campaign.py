@@ -53,6 +53,29 @@ def test_cohen_kappa_hand_computed() -> None:
         cohen_kappa(np.array([1]), np.array([1, 2]))
 
 
+def test_cohen_kappa_agrees_with_scikit_learn() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        k = int(rng.integers(2, 6))
+        a = rng.integers(0, k, int(rng.integers(2, 60)))
+        b = np.where(rng.random(len(a)) < 0.7, a, rng.integers(0, k, len(a)))
+        if len(np.union1d(a, b)) > 1:
+            assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+        assert cohen_kappa(a.astype(str), b.astype(str)) == pytest.approx(cohen_kappa(a, b), abs=1e-12)  # any sortable values
+
+
+def test_stop_rules_reuse_known_kappas_as_if_recomputed() -> None:
+    # The campaign monitor passes the kappas of its last replay: the same status as a full replay.
+    rng = np.random.default_rng(0)
+    hist = [VersionRecord(v, 10 * v, rng.integers(0, 3, 40) if v % 3 else np.ones(40, dtype=int), None) for v in range(1, 12)]
+    rules = StopRules(kappa=0.5, window=2)
+    earlier = evaluate(hist[:7], rules, 70)
+    full, reused = evaluate(hist, rules, 110), evaluate(hist, rules, 110, known_kappas=earlier.kappas)
+    assert reused.kappas == full.kappas and reused.fired == full.fired and len(full.kappas) == 10
+
+
 def test_stop_rules_fire_in_order() -> None:
     same = np.array([0, 1, 2, 1, 0])
     hist = [
