@@ -31,8 +31,10 @@ Random sampling's learning curve (``est_curve_a``, ``_b``, ``_c``)
     per size is one point, weighted by its standard error across the runs.
 
 Labels random sampling needs (``est_random_labels``), savings, hours
-    The curve inverted at ``est_accuracy``: ``n* = (b / (a - acc)) ** (1 / c)`` (capped at
-    ``max_random_labels`` where ``acc >= a``: random sampling never gets there by the curve).
+    The curve inverted at the accuracy: ``n* = (b / (a - acc)) ** (1 / c)`` (capped at
+    ``max_random_labels`` where ``acc >= a``: random sampling never gets there by the curve). The point
+    estimate is the median of ``n*`` over the draws below (not ``n*`` at the point accuracy and curve: near
+    the asymptote that jumps to the cap on a hair of accuracy).
     ``est_labels_saved = n* - n_labels``, ``est_savings_share = 1 - n_labels / n*``,
     ``est_hours_saved = est_labels_saved * median(seconds) / 3600``. Intervals: the accuracy's
     uncertainty (draws from its Jeffreys posterior ``Beta(k + 1/2, n - k + 1/2)``) and the curve's
@@ -243,6 +245,31 @@ def cheap_figures(seconds: np.ndarray, budget: int | None) -> dict[str, float]:
     return out
 
 
+def walked_sample(keys: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """The labels of the control walk's uniform sample: every label whose sampling key is at most the walk's frontier.
+
+    The control picks walk the stream in the order of the items' sampling keys (a uniform hash of the id,
+    :meth:`activestream.rankedqueue.RankedQueue.control_walk`), each pick the item of smallest key not
+    labeled yet; so every item with a key up to the largest key of a control pick (the frontier) has a label,
+    from the walk or from the strategy (ranked picks and seed labels alike): a uniform sample of the stream.
+    The control picks alone are not: they are what the strategy left.
+
+    Parameters
+    ----------
+    keys : (n,) each label's item sampling key, in [0, 1).
+    control : (n,) bool, the control picks.
+
+    Returns
+    -------
+    (n,) bool: ``control``, and every label at or below the frontier (none without a control pick).
+    """
+    keys = np.asarray(keys, dtype=np.float64)
+    control = np.asarray(control, dtype=bool)
+    if not control.any():
+        return control.copy()
+    return control | (keys <= keys[control].max())  # type: ignore[no-any-return]
+
+
 def control_labels_needed(y: np.ndarray, control: np.ndarray, cfg: EstimateConfig) -> float | None:
     """How many more control labels an estimate needs (``y``, ``control``: (n,) codes and flags), or ``None``: enough.
 
@@ -299,7 +326,7 @@ def estimate(
     k = int(hits.sum())
     acc = k / n_control
     low, high = wilson_interval(k, n_control, cfg.confidence)
-    out.update(est_accuracy=acc, est_accuracy_low=low, est_accuracy_high=high)
+    out.update(est_accuracy=acc, est_accuracy_low=low, est_accuracy_high=high, est_sample_size=float(n_control))
     cidx = np.flatnonzero(control)
     if n_control > cfg.max_curve_labels:
         cidx = rng.choice(cidx, size=cfg.max_curve_labels, replace=False)
@@ -316,8 +343,10 @@ def estimate(
     pick = rng.integers(0, cfg.curve_draws, cfg.draws)
     da, db, dc = boot[pick, 0], boot[pick, 1], boot[pick, 2]
     cap = cfg.max_random_labels
-    point = float(labels_for(acc, a, b, c, cap))
     need = labels_for(acc_draws, da, db, dc, cap)
+    # The point is the draws' median, not the curve inverted at the point accuracy: near the asymptote that inversion
+    # jumps to the cap (savings share 1.0) on a hair of accuracy, where most draws of the two say far less.
+    point = float(np.median(need))
     median_s = float(np.median(seconds)) if len(seconds) else 0.0
 
     def put(figure: str, value: float, values: np.ndarray) -> None:
