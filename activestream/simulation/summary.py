@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from activestream.scorer.strategies import RANDOM
+
 log = logging.getLogger(__name__)
 
 
@@ -126,7 +128,7 @@ def print_estimates(report: dict[str, Any], every: int = 5) -> None:
         return
     for name, e in report["strategies"].items():
         est = e.get("estimates")
-        if not est:
+        if not est or name == RANDOM:  # (random has no control slice: its own labels are the measured random curve)
             continue
         per_seed = [[r for r in rows if "est_accuracy" in r] for rows in est["per_seed"]]
         # Every version of the first seed (one in ``every``); with one version a seed or so (demo), every seed's.
