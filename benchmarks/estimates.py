@@ -129,8 +129,8 @@ def timing(sizes: tuple[int, ...] = (100, 500, 2000), repeat: int = 2) -> dict[s
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| suite | seeds | run, budget | explore | versions | coverage (widened) | savings at budget: est. / meas. "
-             "| error | random acc. at budget: est. / meas. |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| suite | seeds | run, budget | explore | versions | coverage (widened) | bias | savings at budget: est. / meas. "
+             "| error | savings in interval | random acc. at budget: est. / meas. |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["suites"]:
         v = r["validation_100"]
         fmt = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
@@ -139,7 +139,11 @@ def markdown(results: dict[str, Any]) -> str:
         err = ", ".join(f"{e:.2f}" for e in r["savings_at_budget_abs_error"]) or "—"
         acc = "; ".join(f"{fmt(b['est_accuracy_at_budget'])} / {fmt(b['measured_random_at_budget'])}" for b in r["at_budget"])
         cov = "—" if v["coverage"] is None else f"{100 * v['coverage']:.0f}% ({100 * v['coverage_widened_by_test_noise']:.0f}%)"
-        lines.append(f"| {r['suite']} | {r['seeds']} | {r['run']}, {r['budget']} | {r['explore']} | {v['versions']} | {cov} | {sav} | {err} | {acc} |")
+        bias = "—" if v.get("accuracy_bias") is None else f"{v['accuracy_bias']:+.3f}"
+        w = r["validation_40"]  # (the savings are compared at every version with >= 40 control labels)
+        inside = "—" if w.get("savings_inside") is None else f"{100 * w['savings_inside']:.0f}% of {w['savings_compared']}"
+        lines.append(f"| {r['suite']} | {r['seeds']} | {r['run']}, {r['budget']} | {r['explore']} | {v['versions']} | {cov} | {bias} | {sav} "
+                     f"| {err} | {inside} | {acc} |")
     return "\n".join(lines)
 
 
