@@ -111,6 +111,9 @@ def test_estimates_beside_the_truth() -> None:
     assert [r["accuracy_inside"] for r in widened] == [False, False] and [r["accuracy_inside_widened"] for r in widened] == [True, False]
     summary = validation_summary([row, miss], min_control=100)  # the second has too few control labels to be judged
     assert summary["versions"] == 1 and summary["coverage"] == 1.0 and summary["savings_compared"] == 1
+    assert summary["accuracy_bias"] == pytest.approx(-0.02) and summary["savings_inside"] is None  # (no savings interval given)
+    bounded = {**row, "est_savings_share_low": 0.2, "est_savings_share_high": 0.3}  # the measured 1/3 lies above it
+    assert validation_summary([row, bounded], min_control=100)["savings_inside"] == 0.0
 
 
 def test_simulate_prints_the_estimates_beside_the_truth_or_why_there_are_none(capsys: pytest.CaptureFixture[str]) -> None:
