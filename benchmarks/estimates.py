@@ -129,18 +129,24 @@ def timing(sizes: tuple[int, ...] = (100, 500, 2000), repeat: int = 2) -> dict[s
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| suite | seeds | run, budget | explore | versions | coverage (widened) | savings at budget: est. / meas. "
-             "| error | random acc. at budget: est. / meas. |", "|---|---|---|---|---|---|---|---|---|"]
+    """Two tables (lines under 160 characters): the accuracy's coverage, then the savings and random's accuracy at the budget."""
+    fmt = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
+    cov_lines = ["| suite | seeds | run, budget | explore | versions | coverage (widened) | bias |", "|---|---|---|---|---|---|---|"]
+    sav_lines = ["| suite | savings at budget: est. / meas. | error | savings in interval | random acc. at budget: est. / meas. |",
+                 "|---|---|---|---|---|"]
     for r in results["suites"]:
         v = r["validation_100"]
-        fmt = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
         sav = "; ".join(f"{fmt(b['est_savings_share'])} / {fmt(b['measured_savings_share']) if b['measured_savings_share'] is not None else '>=' + fmt(b['measured_savings_share_at_least'])}"
                         for b in r["at_budget"])
         err = ", ".join(f"{e:.2f}" for e in r["savings_at_budget_abs_error"]) or "—"
         acc = "; ".join(f"{fmt(b['est_accuracy_at_budget'])} / {fmt(b['measured_random_at_budget'])}" for b in r["at_budget"])
         cov = "—" if v["coverage"] is None else f"{100 * v['coverage']:.0f}% ({100 * v['coverage_widened_by_test_noise']:.0f}%)"
-        lines.append(f"| {r['suite']} | {r['seeds']} | {r['run']}, {r['budget']} | {r['explore']} | {v['versions']} | {cov} | {sav} | {err} | {acc} |")
-    return "\n".join(lines)
+        bias = "—" if v.get("accuracy_bias") is None else f"{v['accuracy_bias']:+.3f}"
+        w = r["validation_40"]  # (the savings are compared at every version with >= 40 control labels)
+        inside = "—" if w.get("savings_inside") is None else f"{100 * w['savings_inside']:.0f}% of {w['savings_compared']}"
+        cov_lines.append(f"| {r['suite']} | {r['seeds']} | {r['run']}, {r['budget']} | {r['explore']} | {v['versions']} | {cov} | {bias} |")
+        sav_lines.append(f"| {r['suite']} | {sav} | {err} | {inside} | {acc} |")
+    return "\n".join(cov_lines) + "\n\n" + "\n".join(sav_lines)
 
 
 def main(argv: list[str] | None = None) -> int:

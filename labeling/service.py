@@ -39,14 +39,21 @@ class LeasedToAnother(ValueError):
 
 
 class ControlPicker:
-    """The random-control slice: a share of leased items drawn uniformly from the stream.
+    """The random-control slice: a share of leased items that completes a uniform sample of the stream.
 
-    They are an unbiased sample of the stream: the retrainer scores their labels with the
-    live model before training on them (live accuracy, the auto-accept calibration set). Used
-    by the labeler API's leases and by the dispatcher's, so topic labelers get the slice too.
-    They are drawn from the random reservoir (a uniform sample of every item streamed, not of
-    the capped pool's survivors; see :mod:`activestream.rankedqueue.pool`), or from the pending
-    items when the namespace has no reservoir.
+    The picks walk the items in the order of their sampling key (a uniform hash of the id,
+    :func:`activestream.rankedqueue.pool.sampling_keys`): each pick is the item of smallest key
+    not labeled yet (:meth:`activestream.rankedqueue.RankedQueue.control_walk`). So every item
+    whose key is below the walk's frontier is labeled, by the walk or already by the strategy:
+    those labels are a uniform sample of the stream, whatever the strategy took out of the pool
+    (the live estimates use them all, see :func:`activestream.retrainer.estimates.walked_sample`).
+    Items drawn uniformly from those still *pending* were not: on a pool the strategy has
+    labeled a good share of, they are the easy remainder (docs/benchmarks.md, live estimates).
+    The retrainer scores the walk's own picks with the live model before training on them (live
+    accuracy, the auto-accept calibration set). Used by the labeler API's leases and by the
+    dispatcher's, so topic labelers get the slice too. With a capped pool the walk runs over
+    the random reservoir (a uniform sample of every item streamed, not of the pool's survivors;
+    see :mod:`activestream.rankedqueue.pool`).
 
     Parameters
     ----------
@@ -74,29 +81,26 @@ class ControlPicker:
     def pick(
         self, n: int, holder: str, ttl: float, now: float, *, max_held: int | None = None, passed_since: float | None = None
     ) -> list[tuple[str, float]]:
-        """Lease up to ``n`` uniformly drawn items (reservoir members, else pending items) to ``holder`` as control picks.
+        """Lease to ``holder`` as control picks the next ``n`` items of the control walk (smallest sampling key first).
 
         Never one it passed on (for a labeler group, ``passed_since``: since then; see
         :meth:`activestream.rankedqueue.RankedQueue.top_for`). A reservoir member the queue
         does not hold (the pool did not take it, or evicted it) is taken into it first.
         """
         out: list[tuple[str, float]] = []
-        for _ in range(n * 5):  # (a draw may hit an item leased or labeled already, or one passed on)
-            if len(out) >= n:
+        for _ in range(3):  # (another labeler may claim a walked item first)
+            want = n - len(out)
+            if want <= 0:
                 break
-            size = self.queue.reservoir_size()
-            if size:
-                drawn = self.queue.reservoir_ids([int(self._rng.integers(size))])
-            else:
-                depth = self.queue.depth()
-                if depth == 0:
-                    break
-                drawn = [i for i, _ in self.queue.top(1, int(self._rng.integers(depth)))]
-            if not drawn or self.queue.passed_on(holder, drawn, passed_since)[0]:
-                continue
-            if size:
-                self.queue.promote(drawn)
-            out += self.queue.claim(drawn, holder, ttl, now, control=True, max_held=max_held)
+            walked = self.queue.control_walk(want * 5, self._rng)  # (room for items this labeler passed on)
+            if not walked:
+                break
+            fresh = [i for i, p in zip(walked, self.queue.passed_on(holder, walked, passed_since), strict=True) if not p][:want]
+            if not fresh:
+                break
+            if self.queue.reservoir_size():
+                self.queue.promote(fresh)
+            out += self.queue.claim(fresh, holder, ttl, now, control=True, max_held=max_held)
         return out
 
 

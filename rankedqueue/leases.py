@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from activestream.rankedqueue.base import QueueBase
+from activestream.rankedqueue.base import QueueBase, members
 from activestream.rankedqueue.keys import EXPIRE_BATCH, TOP_FOR_PAGE
+from activestream.rankedqueue.pool import sampling_keys
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,43 @@ class QueueLeases(QueueBase):
             if len(cands) < page:  # the end of the queue
                 break
         return out[:n]
+
+    def control_walk(self, limit: int, rng: np.random.Generator, *, chunk: int = 256, max_pending_scan: int = 200_000) -> list[str]:
+        """Up to ``limit`` ids the random-control walk takes next: the items of smallest sampling key not labeled yet.
+
+        The sampling key (:func:`activestream.rankedqueue.pool.sampling_keys`) is a uniform hash of the id,
+        so the items with the smallest keys are a uniform sample of the stream whatever the strategy picked.
+        Walking them in key order and labeling each one not labeled yet keeps that sample complete: the
+        ones the strategy labeled count as observed (see :func:`activestream.retrainer.estimates.walked_sample`).
+        With a reservoir the walk runs over its members (they stay in it once labeled); a returned member
+        may be missing from the queue (take it in with :meth:`promote`). Without one, over the pending
+        items (every one hashed: past ``max_pending_scan`` pending items, a uniform draw of them by ``rng`` instead).
+        Leased, labeled and dropped items are passed over.
+        """
+        if limit <= 0:
+            return []
+        if not self.r.exists(self.k.reservoir):
+            depth = int(self.r.zcard(self.k.pending))
+            if depth > max_pending_scan:
+                ranks = rng.choice(depth, size=min(limit, depth), replace=False)
+                return self.members_at([int(r) for r in ranks])
+            ids = members(self.r.zrange(self.k.pending, 0, -1))
+            return [ids[j] for j in np.argsort(sampling_keys(ids), kind="stable")[:limit]]
+        out: list[str] = []
+        start = 0
+        while len(out) < limit:
+            ids = members(self.r.zrange(self.k.reservoir, start, start + chunk - 1))
+            if not ids:
+                break
+            start += chunk
+            pipe = self.r.pipeline(transaction=False)
+            for item_id in ids:
+                pipe.zscore(self.k.leased, item_id)
+                pipe.sismember(self.k.labeled, item_id)
+                pipe.sismember(self.k.dropped, item_id)
+            flags = pipe.execute()
+            out += [i for j, i in enumerate(ids) if not any(flags[3 * j : 3 * j + 3])][: limit - len(out)]
+        return out
 
     def passed_on(self, labeler_id: str, ids: Sequence[str], passed_since: float | None = None) -> list[bool]:
         """Whether ``labeler_id`` skipped each of ``ids`` (for a labeler group, ``passed_since``: passed on since then)."""

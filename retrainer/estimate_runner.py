@@ -34,9 +34,11 @@ class EstimateRunner:
         ``off``: only the cheap figures (a simulation that does not look at the estimates).
     min_interval : background: seconds at least between the starts of two estimates, so a busy
         campaign does not keep a core refitting models (the figures move slowly).
+    every : inline: estimate only the versions whose label count reaches the next multiple of ``every``
+        (the others carry the cheap figures only; ``None``: every version). ``demo`` estimates its last one.
     """
 
-    def __init__(self, mode: str = "background", min_interval: float = 30.0) -> None:
+    def __init__(self, mode: str = "background", min_interval: float = 30.0, every: int | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"estimate mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -46,12 +48,18 @@ class EstimateRunner:
         self._latest: dict[str, float] = {}
         self.min_interval = min_interval
         self._started_at = -math.inf
+        self.every = every
+        self._done_step = 0  # inline with ``every``: the multiple of it the last estimate reached
 
     def on_version(self, version: int, n_labels: int, run: Run, cheap: dict[str, float]) -> dict[str, float]:
         """The ``est_*`` figures version ``version`` publishes; starts an estimate of its training set when none runs."""
         if self.mode == "off":
             return dict(cheap)
         if self.mode == "inline":
+            if self.every:
+                if n_labels // self.every <= self._done_step:
+                    return dict(cheap)
+                self._done_step = n_labels // self.every
             self._latest = {**run(), "est_version": float(version), "est_n_labels": float(n_labels)}
             return {**self._latest, **cheap}
         if self._running is not None and not self._running.is_alive():

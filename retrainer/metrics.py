@@ -52,7 +52,7 @@ class CampaignGauges:
             auto_accept=Gauge(CAMPAIGN_AUTO_ACCEPT, "Auto-accept state of the newest version (threshold, precision_lower_bound, labels_needed, "
                               "paused, audit_n, audit_correct, audit_precision_lower_bound)", [*ns, "figure"], registry=registry),
             control_labels=Gauge(CAMPAIGN_CONTROL_LABELS, "Random-control labels scored (state=scored), and how many more the estimates "
-                                 "need (state=needed)", [*ns, "state"], registry=registry),
+                                 "need (state=needed), and the control walk's sample the estimates use (state=sample)", [*ns, "state"], registry=registry),
             namespace=namespace,
         )
 
@@ -80,6 +80,7 @@ class CampaignGauges:
             put(self.auto_accept, metrics.get(key), figure)
         put(self.control_labels, metrics.get("n_control"), "scored")
         put(self.control_labels, metrics.get("est_control_labels_needed"), "needed")
+        put(self.control_labels, metrics.get("est_sample_size"), "sample")  # (the control walk's sample: its picks and the labels below it)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import numpy as np
 import onnxruntime as ort
 from prometheus_client import CollectorRegistry
 
+from activestream.rankedqueue.pool import sampling_keys
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation, load_control_log
 from activestream.retrainer.estimate_runner import EstimateRunner
-from activestream.retrainer.estimates import Labeled, trainer_fit
+from activestream.retrainer.estimates import Labeled, trainer_fit, walked_sample
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
 from activestream.retrainer.label_fit import fit_to_campaign
@@ -66,6 +67,7 @@ class Retrainer:
         standardized logistic regression heads.
     estimates : where the live estimates run: ``background`` (a thread: versions never wait for them),
         ``inline`` or ``off`` (:class:`~activestream.retrainer.estimate_runner.EstimateRunner`).
+    estimates_every : inline: estimate a version only when its labels reach the next multiple of this (``None``: every version).
     resume : when the newest version at start is a user's (``publish-model``), publish own
         versions over it; else (the default) hold until started with ``--resume``. A user version
         published while running always holds.
@@ -95,6 +97,7 @@ class Retrainer:
         resume: bool = False,
         budget: int | None = None,
         estimates: str = "background",
+        estimates_every: int | None = None,
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -122,7 +125,7 @@ class Retrainer:
         self.published: list[ModelVersion] = []
         self.last_error: str | None = None
         self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size, budget=budget,
-                                        estimate_runner=EstimateRunner(estimates))
+                                        estimate_runner=EstimateRunner(estimates, every=estimates_every))
         self._replaying = False
         self._dead_before: set[bytes] = set()  # digests of label payloads dead-lettered before this start (see rebuild)
         self._latest_digest = ""
@@ -446,7 +449,9 @@ class Retrainer:
         labels = list(self.training.items.values())
         X, values = arrays(labels, task)
         _, codes = np.unique(np.array(values, dtype=object).astype(str), return_inverse=True)
-        return Labeled(X, codes, np.array([lab.control for lab in labels]), np.array([lab.seconds for lab in labels]),
+        # The control walk's whole sample, the strategy's labels below its frontier with the walk's own picks.
+        sample = walked_sample(sampling_keys([lab.item_id for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
+        return Labeled(X, codes, sample, np.array([lab.seconds for lab in labels]),
                        trainer_fit(self._estimator, self._C))
 
     def _fill_stop_set(self, n_features: int) -> None:

@@ -21,7 +21,7 @@ def add_parser(subparsers: options.Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the digits campaigns and print the learning curves and the label savings.
+    """Run the digits campaigns and print the learning curves, the label savings and the last version's live estimates.
 
     Returns
     -------
@@ -32,4 +32,7 @@ def run(args: argparse.Namespace) -> int:
     problem = writable(Path(args.report))
     if problem:
         return fail(problem)
+    # The live estimates of each campaign's last version only, beside its truth: at every version
+    # (simulate --live-estimates) they would make the demo minutes long.
+    args.live_estimates, args.live_estimates_every = True, args.budget
     return run_simulation(digits(), args, [DEFAULT_STRATEGY, RANDOM], Path(args.report))

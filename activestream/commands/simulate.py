@@ -103,7 +103,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
         export_dir=getattr(args, "export_labels", None),
         estimator=estimators(args)[0], stream=getattr(args, "stream", False), pool_capacity=getattr(args, "pool_capacity", None),
-        live_estimates=getattr(args, "live_estimates", False),
+        live_estimates=getattr(args, "live_estimates", False), live_estimates_every=getattr(args, "live_estimates_every", None),
         target_fraction=getattr(args, "target", 0.95),
     )
 

@@ -77,6 +77,7 @@ class SimConfig:
         random reservoir of a tenth of it (see :mod:`activestream.rankedqueue.pool`).
     live_estimates : compute the retrainer's live estimates (``est_*``) at every version, to set them
         beside the truth (costly: ~100 model fits a version); off, versions carry none.
+    live_estimates_every : with ``live_estimates``, only at the versions whose labels reach the next multiple of this.
     """
 
     budget: int = 300
@@ -99,6 +100,7 @@ class SimConfig:
     stream: bool = False
     pool_capacity: int | None = None
     live_estimates: bool = False
+    live_estimates_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -256,7 +258,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
     retrainer = Retrainer(bus, topics, task=ds.task, retrain_every=cfg.batch, holdout_fraction=cfg.holdout_fraction,
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
                           estimator=factory, auto_accept_precision=cfg.auto_accept_precision, budget=cfg.budget,
-                          estimates="inline" if cfg.live_estimates else "off")
+                          estimates="inline" if cfg.live_estimates else "off", estimates_every=cfg.live_estimates_every)
     explore = 0.0 if strategy == RANDOM else cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start

@@ -86,14 +86,21 @@ def validation_summary(rows: Sequence[dict[str, Any]], min_control: int = 100) -
 
     Returns
     -------
-    ``{"versions", "coverage", "savings_error_mean_abs", "savings_error_max_abs", "savings_within_0.15", "savings_compared"}``
-    (``None`` where nothing was compared).
+    ``{"versions", "coverage", "accuracy_bias", "savings_error_mean_abs", "savings_error_max_abs", "savings_within_0.15",
+    "savings_compared", "savings_inside"}`` (``None`` where nothing was compared): ``accuracy_bias`` the mean of
+    ``est_accuracy - test_score``, ``savings_inside`` the share of compared versions whose measured savings share lies
+    in the estimate's 95% interval.
     """
     judged = [r for r in rows if "accuracy_inside" in r and r.get("n_control", 0) >= min_control]
-    errs = np.array([r["savings_error"] for r in rows if r.get("savings_error") is not None and r.get("n_control", 0) >= min_control])
+    compared = [r for r in rows if r.get("savings_error") is not None and r.get("n_control", 0) >= min_control]
+    errs = np.array([r["savings_error"] for r in compared])
+    with_bounds = [r for r in compared if "est_savings_share_low" in r]
     return {
         "versions": len(judged),
         "coverage": float(np.mean([r["accuracy_inside"] for r in judged])) if judged else None,
+        "accuracy_bias": float(np.mean([r["est_accuracy"] - r["test_score"] for r in judged])) if judged else None,
+        "savings_inside": (float(np.mean([r["est_savings_share_low"] <= r["measured_savings_share"] <= r["est_savings_share_high"]
+                                          for r in with_bounds])) if with_bounds else None),
         "coverage_widened_by_test_noise": (float(np.mean([r["accuracy_inside_widened"] for r in judged]))
                                            if judged and all("accuracy_inside_widened" in r for r in judged) else None),
         "savings_compared": len(errs),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from activestream.scorer.strategies import RANDOM
+
 log = logging.getLogger(__name__)
 
 
@@ -126,26 +128,33 @@ def print_estimates(report: dict[str, Any], every: int = 5) -> None:
         return
     for name, e in report["strategies"].items():
         est = e.get("estimates")
-        if not est:
+        if not est or name == RANDOM:  # (random has no control slice: its own labels are the measured random curve)
             continue
-        rows = [r for r in est["per_seed"][0] if "est_accuracy" in r]
-        if not rows:
-            more = est["per_seed"][0][-1].get("est_control_labels_needed") if est["per_seed"][0] else None
+        per_seed = [[r for r in rows if "est_accuracy" in r] for rows in est["per_seed"]]
+        # Every version of the first seed (one in ``every``); with one version a seed or so (demo), every seed's.
+        shown_seeds = range(len(per_seed)) if all(len(rows) <= 2 for rows in per_seed) else range(1)
+        if not any(per_seed[s] for s in shown_seeds):
+            last = est["per_seed"][0][-1] if est["per_seed"] and est["per_seed"][0] else {}
+            more = last.get("est_control_labels_needed")
             print(f"\nLive estimates of {name} (seed {e['seeds'][0]}): none, too few random-control labels"
                   f"{f' ({more:.0f} more needed)' if more is not None else ''}")
             continue
-        print(f"\nLive estimates of {name} (seed {e['seeds'][0]}) beside the truth: accuracy on the control labels [95%] vs the test split; "
+        seeds_said = f"seed {e['seeds'][0]}" if len(shown_seeds) == 1 else "each seed"
+        print(f"\nLive estimates of {name} ({seeds_said}) beside the truth: accuracy on the control sample [95%] vs the test split; "
               "savings share vs random [95%] vs the measured random curve")
-        print(f"{'labels':>7} {'control':>7} | {'est. accuracy':>22} {'test':>7} | {'est. savings':>22} {'measured':>9}")
-        for i, r in enumerate(rows):
-            if i % every and i != len(rows) - 1:
-                continue
-            measured = r.get("measured_savings_share")
-            shown = f"{measured:>9.2f}" if measured is not None else (f"{'>=' + format(r['measured_savings_share_at_least'], '.2f'):>9}"
-                                                                     if "measured_savings_share_at_least" in r else f"{'n/a':>9}")
-            print(f"{int(r['n_labels']):>7} {int(r['n_control']):>7} | {r['est_accuracy']:>7.3f} [{r['est_accuracy_low']:.3f}, "
-                  f"{r['est_accuracy_high']:.3f}] {r['test_score']:>7.3f} | {r['est_savings_share']:>7.2f} [{r['est_savings_share_low']:>5.2f}, "
-                  f"{r['est_savings_share_high']:>5.2f}] {shown}")
+        print(f"{'seed':>4} {'labels':>7} {'sample':>7} | {'est. accuracy':>22} {'test':>7} | {'est. savings':>22} {'measured':>9}")
+        for s in shown_seeds:
+            rows = per_seed[s]
+            for i, r in enumerate(rows):
+                if i % every and i != len(rows) - 1:
+                    continue
+                measured = r.get("measured_savings_share")
+                shown = f"{measured:>9.2f}" if measured is not None else (f"{'>=' + format(r['measured_savings_share_at_least'], '.2f'):>9}"
+                                                                         if "measured_savings_share_at_least" in r else f"{'n/a':>9}")
+                sample = r.get("est_sample_size", r["n_control"])
+                print(f"{e['seeds'][s]:>4} {int(r['n_labels']):>7} {int(sample):>7} | {r['est_accuracy']:>7.3f} [{r['est_accuracy_low']:.3f}, "
+                      f"{r['est_accuracy_high']:.3f}] {r['test_score']:>7.3f} | {r['est_savings_share']:>7.2f} "
+                      f"[{r['est_savings_share_low']:>5.2f}, {r['est_savings_share_high']:>5.2f}] {shown}")
         v = est["validation"]
         if v["coverage"] is not None:
             print(f"  all seeds, versions with >= 100 control labels: test score inside the 95% interval at {100 * v['coverage']:.0f}% of {v['versions']}")

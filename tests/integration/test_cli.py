@@ -147,6 +147,10 @@ def test_demo_small(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixtur
     # The budget is a stop rule too: some rule fired by the end of every campaign, and the summary says which.
     (stop,) = rep["strategies"][DEFAULT_STRATEGY]["stop_rules"]
     assert stop["should_stop"] and stop["fired"]["budget"]["n_labels"] == 60 and "stop rule that fired first, per seed:" in out
+    # The live estimates of the last version are computed (60 labels: too few for any, and it says how many more).
+    assert "Live estimates: not computed" not in out and "Live estimates of random" not in out
+    assert f"Live estimates of {DEFAULT_STRATEGY} (seed 0): none, too few random-control labels (" in out
+    assert "est_control_labels_needed" in rep["strategies"][DEFAULT_STRATEGY]["estimates"]["per_seed"][0][-1]
 
 
 def test_a_budget_beyond_the_pool_is_said_to_be_capped(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:

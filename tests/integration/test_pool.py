@@ -309,3 +309,20 @@ def test_scorer_counts_add_up_with_the_pool(redis_client: redis.Redis, namespace
     assert st["streamed"] == read and st["rejected"] == rejected  # (no id twice in one batch here)
     assert q.depth() == 200 and st["evicted"] == scored - 200 and m.pool_evictions._value.get() == st["evicted"]
     assert st["reservoir"] == 20 and m.reservoir_replacements._value.get() == st["reservoir_replaced"] > 0
+
+
+def test_control_picks_walk_the_reservoir_in_key_order_past_labeled_members(redis_client: redis.Redis, namespace: str) -> None:
+    n, cap, res = 2000, 100, 50
+    q = capped(redis_client, namespace, cap, res)
+    stream(q, n, 500, np.arange(n))
+    by_key = [m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)]
+    for j, item in enumerate(by_key[:6]):  # the strategy labeled some of the smallest keys (promoted, leased, labeled)
+        if j % 2 == 0:
+            q.promote([item])
+            assert q.claim([item], "ranked", 300.0)
+            q.mark_labeled(item, f"l{j}")
+    picker = ControlPicker(q, 1.0, np.random.default_rng(0))
+    got = [i for i, _ in picker.pick(5, "ann", 300.0, q.now())]
+    assert got == [by_key[1], by_key[3], by_key[5], by_key[6], by_key[7]]  # the labeled members stay in the reservoir, passed over
+    assert [m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)] == by_key
+    assert [i for i, _ in picker.pick(2, "bob", 300.0, q.now())] == by_key[8:10]  # (leased ones are passed over too)

@@ -13,6 +13,7 @@ from activestream.retrainer.estimates import (
     power_law,
     random_curve_points,
     trainer_fit,
+    walked_sample,
     wilson_interval,
 )
 
@@ -110,6 +111,9 @@ def test_estimates_beside_the_truth() -> None:
     assert [r["accuracy_inside"] for r in widened] == [False, False] and [r["accuracy_inside_widened"] for r in widened] == [True, False]
     summary = validation_summary([row, miss], min_control=100)  # the second has too few control labels to be judged
     assert summary["versions"] == 1 and summary["coverage"] == 1.0 and summary["savings_compared"] == 1
+    assert summary["accuracy_bias"] == pytest.approx(-0.02) and summary["savings_inside"] is None  # (no savings interval given)
+    bounded = {**row, "est_savings_share_low": 0.2, "est_savings_share_high": 0.3}  # the measured 1/3 lies above it
+    assert validation_summary([row, bounded], min_control=100)["savings_inside"] == 0.0
 
 
 def test_simulate_prints_the_estimates_beside_the_truth_or_why_there_are_none(capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,3 +165,27 @@ def test_background_estimates_never_hold_a_version_back() -> None:
     assert throttled.on_version(2, 60, slow, {}) == {"est_accuracy": 0.5, "est_version": 1.0, "est_n_labels": 50.0}
     assert throttled._running is None  # noqa: SLF001 - (no second estimate within the interval)
     assert EstimateRunner("off").on_version(1, 10, slow, {"est_hours_spent": 0.5}) == {"est_hours_spent": 0.5}
+
+
+def test_the_walked_sample_is_every_label_up_to_the_frontier_of_the_control_picks() -> None:
+    keys = np.array([0.05, 0.4, 0.1, 0.3, 0.9, 0.2])
+    control = np.array([False, False, True, False, False, True])  # the frontier: 0.2
+    np.testing.assert_array_equal(walked_sample(keys, control), [True, False, True, False, False, True])
+    np.testing.assert_array_equal(walked_sample(keys, np.zeros(6, dtype=bool)), np.zeros(6, dtype=bool))  # no walk: no sample
+
+
+def test_inline_estimates_every_n_labels_run_at_each_next_multiple_only() -> None:
+    runs: list[int] = []
+
+    def run() -> dict[str, float]:
+        runs.append(1)
+        return {"est_accuracy": 0.9}
+
+    from activestream.retrainer.estimate_runner import EstimateRunner
+
+    runner = EstimateRunner("inline", every=100)
+    assert runner.on_version(1, 90, run, {"est_hours_spent": 0.1}) == {"est_hours_spent": 0.1}
+    assert runner.on_version(2, 105, run, {}) == {"est_accuracy": 0.9, "est_version": 2.0, "est_n_labels": 105.0}
+    assert runner.on_version(3, 150, run, {}) == {}  # (no stale figures beside a later version's truth)
+    assert runner.on_version(4, 200, run, {})["est_version"] == 4.0
+    assert len(runs) == 2
