@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 FALCUN_CANDIDATES = 100  # queue-head candidates per leased item for ``+falcun``
 FALCUN_MAX_CANDIDATES = 10_000  # its cost grows with candidates x k: cap it for big leases
+PROJECTION_DIM = 32  # dimensions of the ``@proj`` / ``@pca`` diversity spaces
 DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representativeness (``+density``)
 
 
@@ -102,6 +103,10 @@ def _selector(strategy: Strategy, queue: RankedQueue, live: LiveModel, draws: np
         """Where distances are measured: (the rows, whether to standardize them)."""
         if space == "features":
             return X, True
+        if space == "proj":  # the same seeded matrix for every batch of the campaign
+            return selection.random_projection(X, PROJECTION_DIM, seed=strategy.seed), False
+        if space == "pca":
+            return selection.pca_projection(X, PROJECTION_DIM), False
         P = _probas(live, queue, X)
         return (X, True) if P is None or not np.isfinite(P).all() else (P, False)
 

@@ -81,7 +81,7 @@ BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
 # the live model's probability vectors with an "@proba" suffix (e.g. margin+kcenter@proba).
 # Measured on the 784-pixel and the 100-dimensional text suites (docs/benchmarks.md): probabilities
 # tied on the first (2 seeds) and lost 0.043 AUC on the second (3 seeds), so features stay the default.
-DIVERSITY_SPACES = ("features", "proba")
+DIVERSITY_SPACES = ("features", "proba", "proj", "pca")
 # A bandit over whole strategies (Active Learning by Learning, Hsu & Lin 2015): each leased batch
 # is chosen by one of BANDIT_ARMS, rewarded from the random-control labels (labeling/bandit.py).
 # Its items are scored by margin (the arms' shared base); the random arm leases control picks.
