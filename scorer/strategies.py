@@ -77,10 +77,13 @@ ENSEMBLE_MEMBERS = 5  # heads trained for a committee strategy
 
 
 BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
-# Where +kmeans / +kcenter / +density measure distances: the standardized features (default), or
-# the live model's probability vectors with an "@proba" suffix (e.g. margin+kcenter@proba).
-# Measured on the 784-pixel and the 100-dimensional text suites (docs/benchmarks.md): probabilities
-# tied on the first (2 seeds) and lost 0.043 AUC on the second (3 seeds), so features stay the default.
+# Where +kmeans / +kcenter / +density measure distances: the standardized features (default), the
+# live model's probability vectors ("@proba", e.g. margin+kcenter@proba), a fixed seeded Gaussian
+# random projection of the standardized features to 32 dimensions ("@proj"), or the candidates' 32
+# leading principal components ("@pca"). Measured at 30 seeds, paired per seed (docs/benchmarks.md):
+# @proj - features = +0.0013 +- 0.0022 AUC on the 784-pixel suite, +0.0003 +- 0.0020 on the
+# 100-dimensional text suite, -0.0001 +- 0.0005 on digits (64); @pca ties too; @proba lost 0.043 on
+# text. No space beats features anywhere, so features stay the default at every feature count.
 DIVERSITY_SPACES = ("features", "proba", "proj", "pca")
 # A bandit over whole strategies (Active Learning by Learning, Hsu & Lin 2015): each leased batch
 # is chosen by one of BANDIT_ARMS, rewarded from the random-control labels (labeling/bandit.py).
