@@ -94,13 +94,14 @@ def _probas(live: LiveModel, queue: RankedQueue, X: np.ndarray) -> np.ndarray | 
 
 def _selector(strategy: Strategy, queue: RankedQueue, live: LiveModel, draws: np.random.Generator) -> tuple[ArmSelector, int]:
     """The batch selector of a ``+kmeans`` / ``+kcenter`` / ``+density`` / ``+falcun`` strategy (or ``top``) and its oversampling."""
-    mode, space = strategy.batch_mode, strategy.diversity_space
+    mode = strategy.batch_mode
     prefilter = 10
     if mode == "top":
         return top_k, 1
 
     def in_space(X: np.ndarray) -> tuple[np.ndarray, bool]:
         """Where distances are measured: (the rows, whether to standardize them)."""
+        space = strategy.space_for(X.shape[1])
         if space == "features":
             return X, True
         if space == "proj":  # the same seeded matrix for every batch of the campaign

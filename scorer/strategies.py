@@ -85,6 +85,10 @@ BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
 # 100-dimensional text suite, -0.0001 +- 0.0005 on digits (64); @pca ties too; @proba lost 0.043 on
 # text. No space beats features anywhere, so features stay the default at every feature count.
 DIVERSITY_SPACES = ("features", "proba", "proj", "pca")
+# +density without a suffix measures representativeness in @proj from this many features on: at 15
+# seeds density@proj - density = +0.0125 +- 0.0036 AUC on the 784-pixel suite and +0.0112 +- 0.0044
+# on the 100-dimensional text suite (docs/benchmarks.md); +kmeans and +kcenter gained nothing there.
+DENSITY_PROJ_MIN_FEATURES = 100
 # A bandit over whole strategies (Active Learning by Learning, Hsu & Lin 2015): each leased batch
 # is chosen by one of BANDIT_ARMS, rewarded from the random-control labels (labeling/bandit.py).
 # Its items are scored by margin (the arms' shared base); the random arm leases control picks.
@@ -130,6 +134,17 @@ class Strategy:
     def diversity_space(self) -> str:
         """Where a diverse batch measures distances (see :data:`DIVERSITY_SPACES`)."""
         return self.name.partition("@")[2] or "features"
+
+    def space_for(self, n_features: int) -> str:
+        """The diversity space for items of ``n_features`` features: the named one, else the default.
+
+        The default is ``features``, except ``proj`` for ``+density`` from
+        :data:`DENSITY_PROJ_MIN_FEATURES` features on (measured, see above).
+        """
+        named = self.name.partition("@")[2]
+        if named:
+            return named
+        return "proj" if self.batch_mode == "density" and n_features >= DENSITY_PROJ_MIN_FEATURES else "features"
 
     @property
     def needs_members(self) -> bool:

@@ -30,3 +30,24 @@ def test_kcenter_batches_are_chosen_in_the_named_space(space: str, redis_client:
         assert svc.select_batch(ids, scores, X, 10) == expected
     finally:
         svc.close()
+
+
+@pytest.mark.parametrize(("n_features", "space"), [(300, "proj"), (40, "features")])
+def test_density_measures_in_the_projection_from_many_features_on(n_features: int, space: str, redis_client: redis.Redis, namespace: str) -> None:
+    rng = np.random.default_rng(1)
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    pool = rng.normal(size=(300, n_features)).astype(np.float32)
+    queue.add([f"q{j}" for j in range(300)], rng.uniform(size=300), pool)
+    X, ids = pool[:100].astype(np.float64), [f"q{j}" for j in range(100)]
+    scores = np.linspace(1.0, 0.5, 100)
+    _, R = queue.sample(500, np.random.default_rng((5, 7)))  # the service's reference draw for seed 5
+    both = np.vstack([X, R])
+    Z = selection.random_projection(both, PROJECTION_DIM, seed=5) if space == "proj" else both
+    expected = selection.density_weighted(scores, Z[:100], 10, reference=Z[100:], standardize=space == "features")
+    if space == "proj":
+        assert expected != selection.density_weighted(scores, X, 10, reference=R)  # (else the spaces look alike)
+    svc = make_label_service(Strategy("margin+density", 5), queue, InMemoryBus(), Topics(namespace))
+    try:
+        assert svc.select_batch(ids, scores, X, 10) == expected
+    finally:
+        svc.close()

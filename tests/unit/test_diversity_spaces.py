@@ -58,3 +58,13 @@ def test_proj_and_pca_space_suffixes() -> None:
     assert Strategy("margin+kmeans@proj").batch_mode == "kmeans"
     with pytest.raises(ValueError, match="diversity space"):
         Strategy("margin+falcun@proj")
+
+
+def test_density_defaults_to_the_projection_from_many_features_on() -> None:
+    from activestream.scorer.strategies import DENSITY_PROJ_MIN_FEATURES as n
+
+    assert Strategy("margin+density").space_for(n) == "proj"
+    assert Strategy("margin+density").space_for(n - 1) == "features"
+    assert Strategy("margin+density@features").space_for(784) == "features"  # a named space wins
+    assert Strategy("margin+kcenter").space_for(784) == "features"  # k-center and k-means gained nothing from it
+    assert Strategy("margin+kmeans@pca").space_for(784) == "pca"
