@@ -83,7 +83,7 @@ BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
 # leading principal components ("@pca"). Measured at 30 seeds, paired per seed (docs/benchmarks.md):
 # @proj - features = +0.0013 +- 0.0022 AUC on the 784-pixel suite, +0.0003 +- 0.0020 on the
 # 100-dimensional text suite, -0.0001 +- 0.0005 on digits (64); @pca ties too; @proba lost 0.043 on
-# text. No space beats features anywhere, so features stay the default at every feature count.
+# text. So +kcenter and +kmeans keep the features at every feature count (+density: see below).
 DIVERSITY_SPACES = ("features", "proba", "proj", "pca")
 # +density without a suffix measures representativeness in @proj from this many features on: at 15
 # seeds density@proj - density = +0.0125 +- 0.0036 AUC on the 784-pixel suite and +0.0112 +- 0.0044
@@ -132,7 +132,7 @@ class Strategy:
 
     @property
     def diversity_space(self) -> str:
-        """Where a diverse batch measures distances (see :data:`DIVERSITY_SPACES`)."""
+        """The space named after ``@`` (``features`` when none is; :meth:`space_for` gives the one used)."""
         return self.name.partition("@")[2] or "features"
 
     def space_for(self, n_features: int) -> str:
