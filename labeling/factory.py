@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 FALCUN_CANDIDATES = 100  # queue-head candidates per leased item for ``+falcun``
 FALCUN_MAX_CANDIDATES = 10_000  # its cost grows with candidates x k: cap it for big leases
+PROJECTION_DIM = 32  # dimensions of the ``@proj`` / ``@pca`` diversity spaces
 DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representativeness (``+density``)
 
 
@@ -93,15 +94,20 @@ def _probas(live: LiveModel, queue: RankedQueue, X: np.ndarray) -> np.ndarray | 
 
 def _selector(strategy: Strategy, queue: RankedQueue, live: LiveModel, draws: np.random.Generator) -> tuple[ArmSelector, int]:
     """The batch selector of a ``+kmeans`` / ``+kcenter`` / ``+density`` / ``+falcun`` strategy (or ``top``) and its oversampling."""
-    mode, space = strategy.batch_mode, strategy.diversity_space
+    mode = strategy.batch_mode
     prefilter = 10
     if mode == "top":
         return top_k, 1
 
     def in_space(X: np.ndarray) -> tuple[np.ndarray, bool]:
         """Where distances are measured: (the rows, whether to standardize them)."""
+        space = strategy.space_for(X.shape[1])
         if space == "features":
             return X, True
+        if space == "proj":  # the same seeded matrix for every batch of the campaign
+            return selection.random_projection(X, PROJECTION_DIM, seed=strategy.seed), False
+        if space == "pca":
+            return selection.pca_projection(X, PROJECTION_DIM), False
         P = _probas(live, queue, X)
         return (X, True) if P is None or not np.isfinite(P).all() else (P, False)
 

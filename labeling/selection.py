@@ -21,6 +21,48 @@ def _standardize(X: np.ndarray) -> np.ndarray:
     return (X - X.mean(axis=0)) / sd  # type: ignore[no-any-return]
 
 
+def random_projection(X: np.ndarray, dim: int = 32, *, seed: int = 0) -> np.ndarray:
+    """Standardized rows mapped to ``dim`` dimensions by a fixed seeded Gaussian matrix (Johnson-Lindenstrauss).
+
+    The matrix depends only on ``(seed, n_features, dim)``, so every batch of a campaign is
+    projected alike; columns are standardized over the given rows first (as for ``features``).
+
+    Parameters
+    ----------
+    X : (m, n_features) features.
+    dim : target dimensions; with ``n_features <= dim`` the standardized ``X`` is returned as is.
+    seed : seed of the projection matrix (the strategy's seed).
+
+    Returns
+    -------
+    (m, min(dim, n_features)) float64 rows; squared distances are preserved in expectation.
+    """
+    Z = _standardize(X)
+    if Z.shape[1] <= dim:
+        return Z
+    R = np.random.default_rng([seed, Z.shape[1], dim]).standard_normal((Z.shape[1], dim)) / np.sqrt(dim)
+    return Z @ R  # type: ignore[no-any-return]
+
+
+def pca_projection(X: np.ndarray, dim: int = 32) -> np.ndarray:
+    """Standardized rows on their own ``dim`` leading principal components (of these rows).
+
+    Parameters
+    ----------
+    X : (m, n_features) features.
+    dim : components kept (at most ``min(m, n_features)``).
+
+    Returns
+    -------
+    (m, min(dim, m, n_features)) float64 scores on the components.
+    """
+    Z = _standardize(X)
+    Zc = Z - Z.mean(axis=0)
+    U, S, _ = np.linalg.svd(Zc, full_matrices=False)
+    r = min(dim, len(S))
+    return U[:, :r] * S[:r]  # type: ignore[no-any-return]
+
+
 def _best(scores: np.ndarray, k: int, prefilter: int) -> np.ndarray:
     """Indices ``(c,)`` of the ``prefilter * k`` best-scored candidates, best first."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[: min(len(scores), prefilter * k)]

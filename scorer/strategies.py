@@ -77,11 +77,19 @@ ENSEMBLE_MEMBERS = 5  # heads trained for a committee strategy
 
 
 BATCH_MODES = ("top", "kmeans", "kcenter", "density", "falcun")
-# Where +kmeans / +kcenter / +density measure distances: the standardized features (default), or
-# the live model's probability vectors with an "@proba" suffix (e.g. margin+kcenter@proba).
-# Measured on the 784-pixel and the 100-dimensional text suites (docs/benchmarks.md): probabilities
-# tied on the first (2 seeds) and lost 0.043 AUC on the second (3 seeds), so features stay the default.
-DIVERSITY_SPACES = ("features", "proba")
+# Where +kmeans / +kcenter / +density measure distances: the standardized features (default), the
+# live model's probability vectors ("@proba", e.g. margin+kcenter@proba), a fixed seeded Gaussian
+# random projection of the standardized features to 32 dimensions ("@proj"), or the candidates' 32
+# leading principal components ("@pca"). Measured at 30 seeds, paired per seed (docs/benchmarks.md):
+# @proj - features = +0.0013 +- 0.0022 AUC on the 784-pixel suite, +0.0003 +- 0.0020 on the
+# 100-dimensional text suite, -0.0001 +- 0.0005 on digits (64); @pca ties too; @proba lost 0.043 on
+# text. So +kcenter and +kmeans keep the features at every feature count (+density: see below).
+DIVERSITY_SPACES = ("features", "proba", "proj", "pca")
+# +density without a suffix measures representativeness in @proj from this many features on: at 30
+# seeds density@proj - density@features = +0.0105 +- 0.0028 AUC on the 784-pixel suite and
+# +0.0111 +- 0.0038 on the 100-dimensional text suite (docs/benchmarks.md); +0.0020 +- 0.0010 on
+# digits (64 features, 15 seeds). +kmeans and +kcenter gained nothing from it.
+DENSITY_PROJ_MIN_FEATURES = 100
 # A bandit over whole strategies (Active Learning by Learning, Hsu & Lin 2015): each leased batch
 # is chosen by one of BANDIT_ARMS, rewarded from the random-control labels (labeling/bandit.py).
 # Its items are scored by margin (the arms' shared base); the random arm leases control picks.
@@ -125,8 +133,19 @@ class Strategy:
 
     @property
     def diversity_space(self) -> str:
-        """Where a diverse batch measures distances (see :data:`DIVERSITY_SPACES`)."""
+        """The space named after ``@`` (``features`` when none is; :meth:`space_for` gives the one used)."""
         return self.name.partition("@")[2] or "features"
+
+    def space_for(self, n_features: int) -> str:
+        """The diversity space for items of ``n_features`` features: the named one, else the default.
+
+        The default is ``features``, except ``proj`` for ``+density`` from
+        :data:`DENSITY_PROJ_MIN_FEATURES` features on (measured, see above).
+        """
+        named = self.name.partition("@")[2]
+        if named:
+            return named
+        return "proj" if self.batch_mode == "density" and n_features >= DENSITY_PROJ_MIN_FEATURES else "features"
 
     @property
     def needs_members(self) -> bool:
