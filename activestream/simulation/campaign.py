@@ -67,8 +67,8 @@ class SimConfig:
     explore : share of each leased batch drawn at random (the random-control slice; from the
         first model on, the seed labels are the queue's random order for every strategy).
     explore_adaptive : the control share follows the live estimates (:class:`ControlShare`, the services'
-        ``ACTIVESTREAM_EXPLORE_ADAPTIVE``) instead of ``explore``; it needs ``live_estimates`` (without them
-        the share stays at its high level).
+        ``ACTIVESTREAM_EXPLORE_ADAPTIVE``) instead of ``explore``; ``None``: the fixed ``explore``. It needs
+        ``live_estimates`` (refused without: the share would stay at its high level).
     curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
     cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
     export_dir : write each campaign's labeled dataset there (``{strategy}-seed{seed}.parquet``,
@@ -115,6 +115,8 @@ class SimConfig:
         for flag, value in (("--init", self.init), ("--batch", self.batch)):
             if value < 1:
                 raise ValueError(f"{flag} {value}: must be at least 1")
+        if self.explore_adaptive is not None and not self.live_estimates:  # (without them the share would stay high)
+            raise ValueError("--explore-adaptive steers by the live estimates: add --live-estimates")
         if self.budget < self.init:  # the seed labels alone would overspend the budget
             raise ValueError(f"--budget {self.budget} is below --init {self.init}")
         if self.estimator is not None:

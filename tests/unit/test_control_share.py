@@ -66,3 +66,20 @@ def test_settings_choose_the_fixed_share_or_the_rule_and_simulate_has_the_same_d
         Settings.from_env({"ACTIVESTREAM_EXPLORE_LOW": "0"})
     with pytest.raises(ValueError, match="low must be in"):
         explore_of(Settings.from_env({"ACTIVESTREAM_EXPLORE_ADAPTIVE": "1", "ACTIVESTREAM_EXPLORE_LOW": "0.5"}))
+
+
+def test_simulate_takes_the_rule_from_its_flag_and_refuses_it_without_the_live_estimates() -> None:
+    import argparse
+
+    from activestream.commands import simulate
+
+    parser = argparse.ArgumentParser()
+    simulate.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["simulate", "--data", "d.csv", "--label-column", "y", "--explore-adaptive", "--live-estimates"])
+    args.metric = "accuracy"  # (the command resolves it from the data)
+    assert simulate.sim_config(args, ["margin"]).explore_adaptive == ControlShare()
+    args = parser.parse_args(["simulate", "--data", "d.csv", "--label-column", "y", "--no-explore-adaptive"])
+    args.metric = "accuracy"
+    assert simulate.sim_config(args, ["margin"]).explore_adaptive is None
+    with pytest.raises(ValueError, match="add --live-estimates"):
+        SimConfig(explore_adaptive=ControlShare())
