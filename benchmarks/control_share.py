@@ -82,8 +82,8 @@ def run_suite(name: str, seeds: int, budget: int | None, every: int, rule: Contr
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["| suite | budget | seeds | AUC fixed | AUC adaptive | diff (adaptive - fixed) +- s.e. | labels to 99%: fixed / adaptive "
-             "| control labels: fixed / adaptive | versions with estimates / narrow / all |",
+    lines = ["| suite | budget | seeds | AUC fixed | AUC adaptive | diff +- s.e. | to 99%: fixed / adapt. "
+             "| control: fixed / adapt. | versions: estimates / narrow / all |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results.values():
         f, a = r["fixed"], r["adaptive"]
