@@ -75,16 +75,20 @@ class ControlPicker:
         self._rng = rng
         self._credit = 0.0
         self._estimates: dict[str, Any] | None = None  # the newest live version's figures with an accuracy estimate
+        self._estimates_version = 0  # ... and that version
 
     def count(self, k: int) -> int:
         """How many of ``k`` items to lease are control picks (the share: fixed, or :func:`control_share` of the live version's estimates)."""
         share = self.explore
         if isinstance(share, ControlShare):  # (one meta read per lease: the live version's record, as GET /campaign reads it)
             record = read_record(self.queue.get_meta(META_CAMPAIGN))
-            if record and accuracy_width(record["metrics"]) is not None:
-                self._estimates = record["metrics"]
-            # The newest estimate seen steers: a version may carry none of its own (``simulate
-            # --live-estimates-every`` estimates every n-th only; the services carry the newest).
+            version = record.get("version") if record else None
+            if not isinstance(version, int) or version < self._estimates_version:
+                self._estimates, self._estimates_version = None, 0  # (no record, or an older version: the campaign started afresh)
+            if record and isinstance(version, int) and accuracy_width(record["metrics"]) is not None:
+                self._estimates, self._estimates_version = record["metrics"], version
+            # The newest estimate seen steers: a version may carry none of its own (``SimConfig.live_estimates_every``
+            # estimates every n-th only; the services' versions carry the newest).
             share = control_share(share, self._estimates)
         # Credit carries over between leases, so small batches still get their exact share.
         self._credit += k * share

@@ -39,6 +39,10 @@ def test_the_control_count_follows_the_newest_estimate_and_keeps_its_credit(redi
     assert picker.count(20) == 1
     publish(q, 4, WIDE)  # the interval widened again (0.18): back to the high share
     assert picker.count(10) == 2
+    publish(q, 5, NARROW)
+    assert picker.count(20) == 1
+    publish(q, 1, {"est_hours_spent": 0.0})  # a new campaign in the namespace (its first version): the old estimate is gone
+    assert picker.count(10) == 2
 
 
 def test_a_fixed_share_ignores_the_estimates(redis_client: redis.Redis, namespace: str) -> None:
