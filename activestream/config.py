@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from activestream.labeling.control_share import DEFAULT_ADAPTIVE, DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_WIDTH
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "batch_size": _at_least(1),
     "n_features": _at_least(1),
     "explore": ((lambda v: 0 <= v <= 1), "a share in [0, 1]"),
+    "explore_adaptive": ((lambda v: v in (0, 1)), "0 or 1"),
+    "explore_high": ((lambda v: 0 < v <= 1), "a share in (0, 1]"),
+    "explore_low": ((lambda v: 0 < v <= 1), "a share in (0, 1] (0 would stop the live estimates updating)"),
+    "explore_width": ((lambda v: 0 < v <= 1), "an interval width in (0, 1]"),
     "curriculum_labels": ((lambda v: v >= 0), "an integer >= 0 (0: off)"),
     "auto_accept": ((lambda v: v in (0, 1)), "0 or 1"),
     "auto_accept_precision": ((lambda v: 0 < v < 1), "a precision in (0, 1)"),
@@ -90,6 +95,10 @@ class Settings:
     n_features: int | None = None
     feature_names: str | None = None  # comma-separated order of named-field item features
     explore: float = DEFAULT_EXPLORE
+    explore_adaptive: int = int(DEFAULT_ADAPTIVE)  # 1: the control share follows the live estimates (labeling/control_share.py)
+    explore_high: float = DEFAULT_HIGH  # adaptive: the share while the estimates are missing or too uncertain
+    explore_low: float = DEFAULT_LOW  # adaptive: the share once the accuracy interval is narrower than explore_width
+    explore_width: float = DEFAULT_WIDTH  # adaptive: the widest 95% accuracy interval the estimates steer with
     curriculum_labels: int | None = None
     cold_start: str = "random"  # or "representative": first labels from k-means centroids of the queue
     auto_accept: int = 1  # 0 turns off routing confident items to the auto-labels topic

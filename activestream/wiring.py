@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from activestream.config import Settings
+from activestream.labeling.control_share import ControlShare, Explore
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -148,6 +149,16 @@ def connect(args: argparse.Namespace, *, transactional_name: str | None = None) 
     topics = Topics(s.topic_prefix)
     bus.ensure_topics(topics.all())
     return s, bus, topics
+
+
+def explore_of(settings: Settings) -> Explore:
+    """The control share the labeling side leases with: ``explore`` (fixed), or the adaptive rule (``explore_adaptive=1``).
+
+    ``ValueError`` when the adaptive parameters do not fit together (``explore_low`` above ``explore_high``).
+    """
+    if not settings.explore_adaptive:
+        return settings.explore
+    return ControlShare(high=settings.explore_high, low=settings.explore_low, width=settings.explore_width)
 
 
 def make_queue(settings: Settings, *, socket_timeout: float | None = None, segment_cache: bool = False) -> RankedQueue:

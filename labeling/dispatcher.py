@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from activestream.labeling.control_share import Explore
 from activestream.labeling.metrics import DispatcherMetrics
 from activestream.labeling.service import ControlPicker, control_flagged
 from activestream.rankedqueue import RankedQueue
@@ -69,7 +70,7 @@ class Dispatcher:
         registry: CollectorRegistry | None = None,
         group: str | None = None,
         max_skips: int = 3,
-        explore: float = 0.0,
+        explore: Explore = 0.0,
         seed: int | None = None,
     ) -> None:
         self.queue = queue

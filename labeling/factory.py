@@ -13,6 +13,7 @@ import numpy as np
 
 from activestream.labeling import selection
 from activestream.labeling.bandit import ArmSelector, BanditSelector
+from activestream.labeling.control_share import Explore
 from activestream.labeling.live_model import LiveModel
 from activestream.labeling.service import LabelService, top_k
 from activestream.rankedqueue import RankedQueue
@@ -29,7 +30,7 @@ DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representati
 
 
 def make_label_service(
-    strategy: Strategy, queue: RankedQueue, bus: Bus, topics: Topics, *, explore: float = 0.0, curriculum_labels: int | None = None,
+    strategy: Strategy, queue: RankedQueue, bus: Bus, topics: Topics, *, explore: Explore = 0.0, curriculum_labels: int | None = None,
     cold_start: str = "random", entropy: int | None = None,
 ) -> LabelService:
     """A labeling service whose leased batches follow the strategy's batch mode.

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from activestream.labeling.control_share import Explore
 from activestream.labeling.label_studio_config import (
     ITEM_ID_FIELD,
     answer_from_result,
@@ -105,7 +106,7 @@ class LabelStudioConnector:
 
     def __init__(self, client: Any, project: int, queue: RankedQueue, service: LabelService, bus: Bus, topics: Topics, *,
                  top_n: int = 100, lease_ttl: float = 3600.0, grace: float = 600.0, names: list[str] | None = None,
-                 explore: float = 0.0, seed: int | None = None, registry: CollectorRegistry | None = None) -> None:
+                 explore: Explore = 0.0, seed: int | None = None, registry: CollectorRegistry | None = None) -> None:
         if top_n < 1:
             raise ValueError(f"top_n must be at least 1, got {top_n}")
         self.client = client

@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from activestream.labeling.campaign import read_record
+from activestream.labeling.control_share import ControlShare, Explore, accuracy_width, control_share
 from activestream.rankedqueue import Leased, RankedQueue
 from activestream.rankedqueue.auto_accept import audit_of, audit_pending, forget_audit
+from activestream.rankedqueue.keys import META_CAMPAIGN
 from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -58,22 +61,37 @@ class ControlPicker:
     Parameters
     ----------
     queue : the ranked queue.
-    explore : share of leased items drawn at random, in [0, 1].
+    explore : share of leased items drawn at random, in [0, 1], or the adaptive rule
+        (:class:`activestream.labeling.control_share.ControlShare`: a share set per lease by the
+        live version's estimates, which the scorer keeps in the queue's meta).
     rng : the draws' generator (seeded: reproducible campaigns).
     """
 
-    def __init__(self, queue: RankedQueue, explore: float, rng: np.random.Generator) -> None:
-        if not 0.0 <= explore <= 1.0:
+    def __init__(self, queue: RankedQueue, explore: Explore, rng: np.random.Generator) -> None:
+        if not isinstance(explore, ControlShare) and not 0.0 <= explore <= 1.0:
             raise ValueError(f"explore must be in [0, 1], got {explore}")
         self.queue = queue
         self.explore = explore
         self._rng = rng
         self._credit = 0.0
+        self._estimates: dict[str, Any] | None = None  # the newest live version's figures with an accuracy estimate
+        self._estimates_version = 0  # ... and that version
 
     def count(self, k: int) -> int:
-        """How many of ``k`` items to lease are control picks."""
+        """How many of ``k`` items to lease are control picks (the share: fixed, or :func:`control_share` of the live version's estimates)."""
+        share = self.explore
+        if isinstance(share, ControlShare):  # (one meta read per lease: the live version's record, as GET /campaign reads it)
+            record = read_record(self.queue.get_meta(META_CAMPAIGN))
+            version = record.get("version") if record else None
+            if not isinstance(version, int) or version < self._estimates_version:
+                self._estimates, self._estimates_version = None, 0  # (no record, or an older version: the campaign started afresh)
+            if record and isinstance(version, int) and accuracy_width(record["metrics"]) is not None:
+                self._estimates, self._estimates_version = record["metrics"], version
+            # The newest estimate seen steers: a version may carry none of its own (``SimConfig.live_estimates_every``
+            # estimates every n-th only; the services' versions carry the newest).
+            share = control_share(share, self._estimates)
         # Credit carries over between leases, so small batches still get their exact share.
-        self._credit += k * self.explore
+        self._credit += k * share
         n = min(k, int(self._credit))
         self._credit -= n
         return n
@@ -164,7 +182,7 @@ class LabelService:
         max_skips: int = 3,
         select_batch: BatchSelector = top_k,
         oversample: int = 1,
-        explore: float = 0.0,
+        explore: Explore = 0.0,
         curriculum_labels: int | None = None,
         cold_start: str = "random",
         seed: int = 0,

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_queue, run_loop, serve_metrics, through_redis_outages
+from activestream.wiring import Stop, connect, explore_of, make_queue, run_loop, serve_metrics, through_redis_outages
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     queue = make_queue(s)
     d = through_redis_outages(lambda: Dispatcher(queue, bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                                                  group=consumer_group(s.topic_prefix, args.labeler_group), ack_timeout=args.ack_timeout,
-                                                 registry=registry, max_skips=s.max_skips, explore=s.explore), "dispatcher start-up", stop)
+                                                 registry=registry, max_skips=s.max_skips, explore=explore_of(s)), "dispatcher start-up", stop)
     health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:

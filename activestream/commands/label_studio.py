@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_queue, serve_metrics
+from activestream.wiring import Stop, connect, explore_of, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         registry = CollectorRegistry()
         names = [f.strip() for f in s.feature_names.split(",")] if s.feature_names else None
         conn = LabelStudioConnector(client, project, queue, service, bus, topics, top_n=args.top_n or s.label_studio_top_n, lease_ttl=args.lease_ttl,
-                                    grace=args.grace, names=names, explore=s.explore, registry=registry)
+                                    grace=args.grace, names=names, explore=explore_of(s), registry=registry)
         conn.ensure_uncertainty_sampling()
         hook_url = args.webhook_url or s.label_studio_webhook_url
         if hook_url:

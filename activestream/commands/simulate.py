@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from activestream.commands import options
+from activestream.labeling.control_share import DEFAULT_ADAPTIVE, ControlShare
 from activestream.scorer.strategies import DEFAULT_STRATEGY, NAMES, RANDOM
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--live-estimates", action="store_true",
                    help="compute the retrainer's live estimates at every model version and show them beside the truth "
                         "(~100 model fits a version: slower)")
+    p.add_argument("--explore-adaptive", action=argparse.BooleanOptionalAction, default=DEFAULT_ADAPTIVE,
+                   help="the control share follows the live estimates instead of --explore (ACTIVESTREAM_EXPLORE_ADAPTIVE's rule, "
+                        "its default parameters; needs --live-estimates, see docs/benchmarks.md) (default: %(default)s)")
     p.add_argument("--stream", action="store_true",
                    help="replay the training split as a stream in file order, a slice before each round (default: all queued first)")
     p.add_argument("--pool-capacity", type=options.count, default=None, metavar="N",
@@ -103,6 +107,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         workers=args.workers, test_size=args.test_size, explore=args.explore, curriculum_labels=args.curriculum_labels, cold_start=args.cold_start,
         export_dir=getattr(args, "export_labels", None),
         estimator=estimators(args)[0], stream=getattr(args, "stream", False), pool_capacity=getattr(args, "pool_capacity", None),
+        explore_adaptive=ControlShare() if getattr(args, "explore_adaptive", DEFAULT_ADAPTIVE) else None,
         live_estimates=getattr(args, "live_estimates", False), live_estimates_every=getattr(args, "live_estimates_every", None),
         target_fraction=getattr(args, "target", 0.95),
     )

@@ -23,6 +23,7 @@ from sklearn.model_selection import KFold, train_test_split
 
 from activestream.labeled_set import build_rows, write_rows
 from activestream.labeling.bandit import read_state as read_bandit_state
+from activestream.labeling.control_share import DEFAULT_ADAPTIVE, ControlShare, Explore
 from activestream.labeling.factory import make_label_service
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.pool import PoolLimits
@@ -65,6 +66,9 @@ class SimConfig:
     workers : campaigns run in parallel processes (1 = in this process).
     explore : share of each leased batch drawn at random (the random-control slice; from the
         first model on, the seed labels are the queue's random order for every strategy).
+    explore_adaptive : the control share follows the live estimates (:class:`ControlShare`, the services'
+        ``ACTIVESTREAM_EXPLORE_ADAPTIVE``) instead of ``explore``; ``None``: the fixed ``explore``. It needs
+        ``live_estimates`` (refused without: the share would stay at its high level).
     curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
     cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
     export_dir : write each campaign's labeled dataset there (``{strategy}-seed{seed}.parquet``,
@@ -93,6 +97,7 @@ class SimConfig:
     auto_accept_precision: float = 0.99
     workers: int = 1
     explore: float = DEFAULT_EXPLORE
+    explore_adaptive: ControlShare | None = ControlShare() if DEFAULT_ADAPTIVE else None
     curriculum_labels: int | None = None
     cold_start: str = "random"
     export_dir: str | None = None
@@ -110,6 +115,8 @@ class SimConfig:
         for flag, value in (("--init", self.init), ("--batch", self.batch)):
             if value < 1:
                 raise ValueError(f"{flag} {value}: must be at least 1")
+        if self.explore_adaptive is not None and not self.live_estimates:  # (without them the share would stay high)
+            raise ValueError("--explore-adaptive steers by the live estimates: add --live-estimates")
         if self.budget < self.init:  # the seed labels alone would overspend the budget
             raise ValueError(f"--budget {self.budget} is below --init {self.init}")
         if self.estimator is not None:
@@ -259,7 +266,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
                           estimator=factory, auto_accept_precision=cfg.auto_accept_precision, budget=cfg.budget,
                           estimates="inline" if cfg.live_estimates else "off", estimates_every=cfg.live_estimates_every)
-    explore = 0.0 if strategy == RANDOM else cfg.explore
+    explore: Explore = 0.0 if strategy == RANDOM else cfg.explore_adaptive or cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start
     labeling = make_label_service(Strategy(strategy, seed), queue, bus, topics, explore=explore, curriculum_labels=cfg.curriculum_labels,

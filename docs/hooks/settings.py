@@ -34,7 +34,16 @@ DESCRIPTIONS: dict[str, str] = {
     "model cannot read (another width), rather than failing",
     "feature_names": "comma-separated field order for items whose `features` is a named-field record "
     "(`{\"age\": 41, ...}`); without it such items are dead letters",
-    "explore": "random-control share of leased batches and of what the dispatcher sends",
+    "explore": "random-control share of leased batches and of what the dispatcher sends (the fixed share: with "
+    "`ACTIVESTREAM_EXPLORE_ADAPTIVE=0`)",
+    "explore_adaptive": "`1`: the control share follows the live estimates instead of `ACTIVESTREAM_EXPLORE`: "
+    "`ACTIVESTREAM_EXPLORE_HIGH` while the live version has no accuracy estimate or its 95% interval is wider than "
+    "`ACTIVESTREAM_EXPLORE_WIDTH`, else `ACTIVESTREAM_EXPLORE_LOW` (the labeler API, the dispatcher, the Label Studio "
+    "connector; `simulate --explore-adaptive`). Its AUC cost against a fixed 10% is measured in the benchmarks",
+    "explore_high": "adaptive control share: the share while the live estimates are missing or too uncertain",
+    "explore_low": "adaptive control share: the share once they are certain enough; never 0, so the estimates keep updating",
+    "explore_width": "adaptive control share: the widest 95% interval of the estimated accuracy (high minus low bound) "
+    "the estimates steer with",
     "curriculum_labels": "easy-to-hard schedule length for the labeler API (unset or 0: off)",
     "cold_start": "first labels before any model: `random` or `representative`",
     "auto_accept": "`0`: the scorer queues every item instead of routing confident ones to the `autolabels` topic",
