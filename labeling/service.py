@@ -13,8 +13,9 @@ import numpy as np
 from activestream.labeling.campaign import read_record
 from activestream.labeling.control_share import ControlShare, Explore, accuracy_width, control_share
 from activestream.rankedqueue import Leased, RankedQueue
-from activestream.rankedqueue.auto_accept import audit_of, audit_pending, forget_audit
-from activestream.rankedqueue.keys import META_CAMPAIGN
+from activestream.rankedqueue.auto_accept import audit_pending
+from activestream.rankedqueue.keys import META_CAMPAIGN, META_LABEL_FIELD, META_LABEL_KIND
+from activestream.rankedqueue.leases import SubmitFacts
 from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -132,6 +133,13 @@ def control_flagged(metadata: dict[str, Any], control: bool) -> dict[str, Any]:
     if control:
         out["control"] = True
     return out
+
+
+def _refuse_other_holder(item_id: str, labeler_id: str, holder: str | None) -> None:
+    """Raise :class:`LeasedToAnother` when ``holder`` (whoever holds the item's lease now, ``None``: no one) is not ``labeler_id``."""
+    if holder is not None and holder != labeler_id:
+        raise LeasedToAnother(f"item {item_id!r}: field 'labeler_id': {labeler_id!r} does not hold its lease (another labeler does, "
+                              f"until it is labeled, skipped or runs out)")
 
 
 def top_k(ids: list[str], scores: np.ndarray, features: np.ndarray, k: int) -> list[int]:
@@ -270,25 +278,28 @@ class LabelService:
         return [Leased(cid, score, f, now + self.lease_ttl, md, control=control)
                 for (cid, score), f, md in zip(claimed, feats, metas, strict=True)]
 
-    def _check_campaign_shape(self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None) -> None:
+    def _check_campaign_shape(
+        self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None, facts: SubmitFacts
+    ) -> None:
         """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings.
 
         The first accepted label fixes both (kept with the queue). A value of the other type
         that converts (``"3"`` for 3) is accepted, and the retrainer converts it; one that
         does not (``"cat"`` where labels are integers) would be dead-lettered there, so it
-        is refused here, while the item is still queued.
+        is refused here, while the item is still queued. Once fixed, a shape never changes:
+        the one ``facts`` read stands (no round trip); until then it is agreed in Redis.
         """
         field = "labels" if labels is not None else "label"
         values = list(labels) if labels is not None else [label]
         kinds = label_kinds(values)  # type: ignore[arg-type]
         if len(kinds) > 1:
             raise InvalidLabel(f"item {item_id!r}: field 'labels': mixes integers and strings ({values!r})")
-        held = self.queue.agree_meta("label_field", field)
+        held = facts.label_field or self.queue.agree_meta(META_LABEL_FIELD, field)
         if held != field:
             raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's answers come as {held!r}")
         if kinds:
             kind = kinds.pop()
-            held = self.queue.agree_meta("label_kind", kind)
+            held = facts.label_kind or self.queue.agree_meta(META_LABEL_KIND, kind)
             # "3" in an integer campaign is the class 3 (the retrainer converts it); "cat" is refused.
             if held != kind and any(coerce_label_value(v, held) is None for v in values):  # type: ignore[arg-type]
                 raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's labels are {held}; got {values!r}")
@@ -357,16 +368,17 @@ class LabelService:
         if not math.isfinite(seconds) or seconds < 0:
             raise InvalidLabel(f"item {item_id!r}: field 'seconds': expected a non-negative finite number, got {seconds!r}")
         label_id = label_id or uuid.uuid4().hex
-        if self.queue.is_label_id_known(label_id):
+        facts = self.queue.submit_facts(item_id, label_id)  # (every read below until the claim, in one round trip)
+        if facts.label_id_known:
             return False
         # A control label is one for an item this labeler was leased as a random-control pick:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
         holder = labeler_id if holder is None else holder
-        control = self.queue.control_holder(item_id) == holder
-        audited = audit_of(self.queue, item_id)  # (an auto-accepted item answered blind: recorded by the scorer, never by the client)
-        now = self.queue.now()
-        self.queue.expire_leases(now)
-        self._check_holder(item_id, holder, now)
+        control = facts.control_holder == holder
+        audited = facts.audit  # (an auto-accepted item answered blind: recorded by the scorer, never by the client)
+        now = facts.now
+        _refuse_other_holder(item_id, holder, facts.lease_holder)
+        self.queue.expire_leases(now)  # (before the claim: an item whose lease ran out is claimable again)
         if features is None:
             (features,) = self.queue.features_of([item_id])
         if features is None:
@@ -389,7 +401,7 @@ class LabelService:
             control=control,
             audit=audited is not None,
             audited_label=audited[0] if audited is not None else None,  # type: ignore[arg-type]
-            model_version=self.queue.ranked_version() or None,  # (0: no model had ranked the queue; for the export)
+            model_version=facts.ranked_version or None,  # (0: no model had ranked the queue; for the export)
         )
         payload = record.encode()
         try:  # refuse now what the retrainer would dead-letter, while the item is still queued
@@ -402,7 +414,7 @@ class LabelService:
         claimed = bool(self.queue.claim([item_id], holder, self.lease_ttl, now))
         try:
             self._check_holder(item_id, holder, now)  # (lost a race for it: nothing changed)
-            self._check_campaign_shape(item_id, label, labels)  # (the campaign's first label fixes its shape)
+            self._check_campaign_shape(item_id, label, labels, facts)  # (the campaign's first label fixes its shape)
         except (LeasedToAnother, InvalidLabel):
             if claimed:
                 self.queue.unclaim(item_id, holder)
@@ -412,9 +424,7 @@ class LabelService:
         # The label id was new when it went out: accepted, even if a dispatcher reading the
         # labels topic marked the item first (mark_labeled then finds the id known).
         self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
-        if audited is not None:
-            forget_audit(self.queue, item_id)
-        self.queue.remember_label(labeler_id, payload)
+        self.queue.remember_label(labeler_id, payload, answered_audit=item_id if audited is not None else None)
         if self._on_label is not None:
             try:
                 self._on_label(features, label if label is not None else list(labels or ()), control)
@@ -434,10 +444,7 @@ class LabelService:
             return None
 
     def _check_holder(self, item_id: str, labeler_id: str, now: float) -> None:
-        holder = self.queue.lease_holder(item_id, now)
-        if holder is not None and holder != labeler_id:
-            raise LeasedToAnother(f"item {item_id!r}: field 'labeler_id': {labeler_id!r} does not hold its lease (another labeler does, "
-                                  f"until it is labeled, skipped or runs out)")
+        _refuse_other_holder(item_id, labeler_id, self.queue.lease_holder(item_id, now))
 
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).

@@ -58,9 +58,12 @@ def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]]) -> No
 def audit_of(queue: QueueBase, item_id: str) -> tuple[object, int] | None:
     """``(auto-accepted class, model version)`` when ``item_id`` is an audit item, else ``None``."""
     raw = queue.r.hget(queue.k.audit, item_id)
-    if raw is None:
-        return None
-    obj = json.loads(raw)  # type: ignore[arg-type]
+    return parse_audit(raw) if raw is not None else None  # type: ignore[arg-type]
+
+
+def parse_audit(raw: bytes | str) -> tuple[object, int]:
+    """An ``audit`` hash value -> ``(auto-accepted class, model version)``."""
+    obj = json.loads(raw)
     return obj["label"], int(obj["version"])
 
 

@@ -1,0 +1,69 @@
+"""Round trips to Redis per accepted label (issue 23: ``submit``'s latency is mostly waiting on Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import redis
+from redis.connection import Connection
+
+from activestream.labeling.service import LabelService, LeasedToAnother
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.streams.memory import InMemoryBus
+from activestream.streams.topics import Topics
+
+SUBMIT_ROUND_TRIPS = 7  # facts (1), features (1), expire (1), claim (1), holder after the claim (1), mark labeled (1), last label (1)
+
+
+class RoundTrips:
+    """Counts what redis-py sends: one ``send_packed_command`` per round trip (a pipeline sends all its commands in one)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
+    counter = RoundTrips()
+    send = Connection.send_packed_command
+
+    def counted(self: Connection, command: object, check_health: bool = True) -> None:
+        counter.n += 1
+        send(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    yield counter
+
+
+def _service(redis_client: redis.Redis, namespace: str, n: int) -> LabelService:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(n)], np.linspace(0.1, 0.9, n), np.random.default_rng(0).random((n, 4)).astype(np.float32))
+    return LabelService(queue, InMemoryBus(), Topics(namespace))
+
+
+def test_a_label_takes_a_fixed_few_round_trips(redis_client: redis.Redis, namespace: str, round_trips: RoundTrips) -> None:
+    service = _service(redis_client, namespace, 8)
+    leased = [x.id for x in service.lease(4, "alice")]
+    assert service.submit(leased[0], labeler_id="alice", label=1)  # (loads the scripts, fixes the campaign's shape)
+    for item_id in leased[1:]:
+        before = round_trips.n
+        assert service.submit(item_id, labeler_id="alice", label=0, label_id=f"l-{item_id}")
+        assert round_trips.n - before == SUBMIT_ROUND_TRIPS
+    before = round_trips.n
+    assert not service.submit(leased[1], labeler_id="alice", label=0, label_id=f"l-{leased[1]}")  # a retry: one round trip
+    assert round_trips.n - before == 1
+
+
+def test_the_checks_still_hold_with_the_facts_read_up_front(redis_client: redis.Redis, namespace: str) -> None:
+    service = _service(redis_client, namespace, 4)
+    (item,) = service.lease(1, "alice")
+    with pytest.raises(LeasedToAnother, match="'bob'"):
+        service.submit(item.id, labeler_id="bob", label=1)
+    assert service.queue.lease_holder(item.id) == "alice"
+    assert service.submit(item.id, labeler_id="alice", label=1)
+    (other,) = service.lease(1, "alice")
+    with pytest.raises(ValueError, match="this campaign's answers come as 'label'"):
+        service.submit(other.id, labeler_id="alice", labels=[1, 2])
+    assert service.queue.lease_holder(other.id) == "alice"  # (still leased: nothing changed)
