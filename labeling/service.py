@@ -368,7 +368,7 @@ class LabelService:
         if not math.isfinite(seconds) or seconds < 0:
             raise InvalidLabel(f"item {item_id!r}: field 'seconds': expected a non-negative finite number, got {seconds!r}")
         label_id = label_id or uuid.uuid4().hex
-        facts = self.queue.submit_facts(item_id, label_id)  # (every read below until the claim, in one round trip)
+        facts = self.queue.submit_facts(item_id, label_id, features=features is None)  # (every read until the claim: one round trip)
         if facts.label_id_known:
             return False
         # A control label is one for an item this labeler was leased as a random-control pick:
@@ -378,9 +378,8 @@ class LabelService:
         audited = facts.audit  # (an auto-accepted item answered blind: recorded by the scorer, never by the client)
         now = facts.now
         _refuse_other_holder(item_id, holder, facts.lease_holder)
-        self.queue.expire_leases(now)  # (before the claim: an item whose lease ran out is claimable again)
         if features is None:
-            (features,) = self.queue.features_of([item_id])
+            features = facts.features
         if features is None:
             # A correction: a new label (its own id) for the item of this labeler's last label. It
             # takes that label's features and control flag; the retrainer keeps the newest label of an item.
@@ -411,9 +410,10 @@ class LabelService:
         # A pending item is leased to this labeler while its label goes out: a dispatcher or
         # another API process cannot lease it in between (mark_labeled would end their lease
         # and the item would be labeled twice). A label refused from here on hands it back.
-        claimed = bool(self.queue.claim([item_id], holder, self.lease_ttl, now))
+        # (leases that ran out go back first: such an item is claimable again; then who holds it now)
+        claimed, holder_now = self.queue.claim_for_label(item_id, holder, self.lease_ttl, now)
         try:
-            self._check_holder(item_id, holder, now)  # (lost a race for it: nothing changed)
+            _refuse_other_holder(item_id, holder, holder_now)  # (lost a race for it: nothing changed)
             self._check_campaign_shape(item_id, label, labels, facts)  # (the campaign's first label fixes its shape)
         except (LeasedToAnother, InvalidLabel):
             if claimed:
@@ -423,8 +423,8 @@ class LabelService:
         self.bus.flush()
         # The label id was new when it went out: accepted, even if a dispatcher reading the
         # labels topic marked the item first (mark_labeled then finds the id known).
-        self.queue.mark_labeled(item_id, label_id)  # (which also forgets the control record)
-        self.queue.remember_label(labeler_id, payload, answered_audit=item_id if audited is not None else None)
+        # (mark labeled, which also forgets the control record; keep it as the labeler's last label; an audit answered)
+        self.queue.finish_label(item_id, label_id, labeler_id, payload, audit=audited is not None)
         if self._on_label is not None:
             try:
                 self._on_label(features, label if label is not None else list(labels or ()), control)
@@ -442,9 +442,6 @@ class LabelService:
         except DecodeError:  # (written by this code: only a schema change would make it unreadable)
             log.warning("labeler %r: last label unreadable: no correction possible", labeler_id)
             return None
-
-    def _check_holder(self, item_id: str, labeler_id: str, now: float) -> None:
-        _refuse_other_holder(item_id, labeler_id, self.queue.lease_holder(item_id, now))
 
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).

@@ -42,6 +42,12 @@ def scored(raw: Any) -> list[tuple[str, float]]:
     return [(m.decode(), float(sc)) for m, sc in raw]
 
 
+def decode_features(raw: Any) -> list[np.ndarray | None]:
+    """The ``features`` script's reply (the dtype, then one row or nil per id) -> (n_features,) float32 rows."""
+    dtype = np.dtype(raw[0].decode()).newbyteorder("<")
+    return [np.frombuffer(b, dtype=dtype).astype(np.float32) if b is not None else None for b in raw[1:]]
+
+
 class QueueBase:
     """A connection to one queue namespace: its keys, its scripts, its clock and its read-only views.
 
@@ -102,9 +108,10 @@ class QueueBase:
         """Stored features (float32) of ``ids``; ``None`` for unknown, labeled or dropped items."""
         if not ids:
             return []
-        raw = self.scripts.features(keys=[self.k.featloc, self.k.segment_width, self.k.meta], args=[self.k.segment_prefix, *ids])
-        dtype = np.dtype(raw[0].decode()).newbyteorder("<")
-        return [np.frombuffer(b, dtype=dtype).astype(np.float32) if b is not None else None for b in raw[1:]]
+        return decode_features(self.scripts.features(keys=self._features_keys(), args=[self.k.segment_prefix, *ids]))
+
+    def _features_keys(self) -> list[str]:
+        return [self.k.featloc, self.k.segment_width, self.k.meta]
 
     def metadata_of(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         if not ids:

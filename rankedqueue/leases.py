@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from redis.exceptions import NoScriptError
 
 from activestream.rankedqueue.auto_accept import parse_audit
-from activestream.rankedqueue.base import QueueBase, members
+from activestream.rankedqueue.base import QueueBase, decode_features, members
 from activestream.rankedqueue.keys import EXPIRE_BATCH, META_LABEL_FIELD, META_LABEL_KIND, META_RANKED_VERSION, TOP_FOR_PAGE
 from activestream.rankedqueue.pool import sampling_keys
+from activestream.rankedqueue.scripts import queue_script
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class SubmitFacts:
     lease_holder : who holds the item's lease at ``now`` (``None``: pending, unknown or run out).
     ranked_version : model version the queue was last re-ranked with (0: none yet).
     label_field, label_kind : the campaign's answer shape (``None`` until its first label fixes it).
+    features : the item's stored features, (n_features,) float32 (``None``: not in the queue, or not asked for).
     """
 
     now: float
@@ -68,6 +71,15 @@ class SubmitFacts:
     ranked_version: int
     label_field: str | None
     label_kind: str | None
+    features: np.ndarray | None
+
+
+def raise_unexpected(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies (``raise_on_error=False``), raising the first error but a missing script's (see :func:`queue_script`)."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+            raise reply
+    return replies
 
 
 class QueueLeases(QueueBase):
@@ -214,15 +226,18 @@ class QueueLeases(QueueBase):
             return None
         return owner.decode()  # type: ignore[no-any-return]
 
-    def submit_facts(self, item_id: str, label_id: str) -> SubmitFacts:
+    def submit_facts(self, item_id: str, label_id: str, *, features: bool = True) -> SubmitFacts:
         """The facts a label for ``item_id`` is checked against, read in one round trip (a non-transactional pipeline).
 
         The reads do not depend on each other: one round trip instead of one per read (each
         label's latency; issue 23). The lease holder is judged at the ``TIME`` read in the
         same pipeline, as :meth:`lease_holder` would after :meth:`expire_leases` at that time.
+        ``features``: read the item's stored features too.
         """
         k = self.k
         pipe = self.r.pipeline(transaction=False)
+        if features:
+            queue_script(pipe, self.scripts.features, self._features_keys(), [k.segment_prefix, item_id])
         pipe.time()
         pipe.sismember(k.label_ids, label_id)
         pipe.hget(k.control, item_id)
@@ -230,8 +245,13 @@ class QueueLeases(QueueBase):
         pipe.zscore(k.leased, item_id)
         pipe.hget(k.lease_owner, item_id)
         pipe.hmget(k.meta, [META_RANKED_VERSION, META_LABEL_FIELD, META_LABEL_KIND])
-        (sec, usec), known, control, audit, expiry, owner, (version, field, kind) = pipe.execute()
+        replies = pipe.execute(raise_on_error=False)
+        raise_unexpected(replies)
+        rows = replies.pop(0) if features else None
+        (sec, usec), known, control, audit, expiry, owner, (version, field, kind) = replies
         now = float(sec) + usec / 1e6
+        if isinstance(rows, NoScriptError):  # (a restarted Redis: the call loads the script)
+            rows = self.scripts.features(keys=self._features_keys(), args=[k.segment_prefix, item_id])
         return SubmitFacts(
             now=now,
             label_id_known=bool(known),
@@ -241,7 +261,33 @@ class QueueLeases(QueueBase):
             ranked_version=int(version or 0),
             label_field=field.decode() if field is not None else None,
             label_kind=kind.decode() if kind is not None else None,
+            features=decode_features(rows)[0] if rows is not None else None,
         )
+
+    def claim_for_label(self, item_id: str, holder: str, ttl: float, now: float) -> tuple[bool, str | None]:
+        """Return the leases run out at ``now``, lease ``item_id`` to ``holder`` if it is pending, then read who holds it.
+
+        :meth:`expire_leases`, :meth:`claim` and :meth:`lease_holder` in that order, in one
+        round trip. Returns ``(claimed, holder of its lease at now)``.
+        """
+        k = self.k
+        expire_keys = [k.leased, k.pending, k.lease_owner, k.last_score]
+        claim_keys = [k.pending, k.leased, k.lease_owner, k.last_score, k.owned(holder), k.control]
+        claim_args: list[str | int | float] = [now + ttl, holder, "0", -1, item_id]
+        pipe = self.r.pipeline(transaction=False)
+        queue_script(pipe, self.scripts.expire, expire_keys, [now, k.owned_prefix, EXPIRE_BATCH])
+        queue_script(pipe, self.scripts.claim, claim_keys, claim_args)
+        pipe.zscore(k.leased, item_id)
+        pipe.hget(k.lease_owner, item_id)
+        expired, flat, expiry, owner = raise_unexpected(pipe.execute(raise_on_error=False))
+        claimed = isinstance(flat, list) and bool(flat)
+        if isinstance(expired, NoScriptError) or isinstance(flat, NoScriptError) or int(expired) >= EXPIRE_BATCH:
+            # (a restarted Redis, or more leases ran out than one batch: the same three steps one by one; the
+            # script that did run is idempotent, or its claim is counted above)
+            self.expire_leases(now)
+            claimed = bool(self.claim([item_id], holder, ttl, now)) or claimed
+            return claimed, self.lease_holder(item_id, now)
+        return claimed, owner.decode() if expiry is not None and owner is not None and expiry > now else None
 
     def control_holder(self, item_id: str) -> str | None:
         """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
@@ -254,22 +300,31 @@ class QueueLeases(QueueBase):
 
     def mark_labeled(self, item_id: str, label_id: str) -> bool:
         """Take the item out of the queue for good. False if ``label_id`` was seen before."""
+        return bool(self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args(item_id, label_id)))
+
+    def _mark_labeled_keys(self) -> list[str]:
         k = self.k
-        keys = [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
+        return [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.dropped]
-        return bool(self.scripts.mark_labeled(keys=keys, args=[label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix,
-                                                               k.skipped_by_prefix]))
 
-    def remember_label(self, labeler_id: str, payload: bytes, *, answered_audit: str | None = None) -> None:
-        """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses.
+    def _mark_labeled_args(self, item_id: str, label_id: str) -> list[str | int | float]:
+        k = self.k
+        return [label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix]
 
-        ``answered_audit``: an audit item the label answered, no longer one (forgotten in the same round trip).
-        """
+    def finish_label(self, item_id: str, label_id: str, labeler_id: str, payload: bytes, *, audit: bool = False) -> None:
+        """:meth:`mark_labeled`, :meth:`remember_label` and (``audit``: the item was an audit item) forget its audit record, in one round trip."""
+        k = self.k
         pipe = self.r.pipeline(transaction=False)
-        pipe.hset(self.k.last_label, labeler_id, payload)
-        if answered_audit is not None:
-            pipe.hdel(self.k.audit, answered_audit)
-        pipe.execute()
+        queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(), self._mark_labeled_args(item_id, label_id))
+        pipe.hset(k.last_label, labeler_id, payload)
+        if audit:
+            pipe.hdel(k.audit, item_id)
+        if isinstance(raise_unexpected(pipe.execute(raise_on_error=False))[0], NoScriptError):  # (a restarted Redis: it did not run)
+            self.mark_labeled(item_id, label_id)
+
+    def remember_label(self, labeler_id: str, payload: bytes) -> None:
+        """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses."""
+        self.r.hset(self.k.last_label, labeler_id, payload)
 
     def last_label(self, labeler_id: str) -> bytes | None:
         """The encoded label.v1 :meth:`remember_label` kept for ``labeler_id`` (``None``: none yet)."""

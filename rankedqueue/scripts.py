@@ -13,6 +13,7 @@ from functools import cache
 from importlib.resources import files
 
 import redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 
 logger = logging.getLogger(__name__)
@@ -77,3 +78,14 @@ class Scripts:
         self.rerank_begin = reg("rerank_begin")
         self.rerank_swap = reg("rerank_swap")
         self.rerank_abort = reg("rerank_abort")
+
+
+def queue_script(pipe: Pipeline, script: Script, keys: list[str], args: list[str | int | float]) -> None:
+    """Queue ``script`` in ``pipe`` as a bare ``EVALSHA``.
+
+    redis-py's own way (calling the script on the pipeline) sends ``SCRIPT EXISTS`` first: one
+    more round trip per pipeline. A bare one instead replies :class:`redis.exceptions.NoScriptError`
+    (with ``pipe.execute(raise_on_error=False)``) when the server lacks the script (restarted or
+    flushed): it did not run, and the caller runs it again by calling the script, which loads it.
+    """
+    pipe.evalsha(script.sha, len(keys), *keys, *args)

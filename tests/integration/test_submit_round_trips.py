@@ -14,7 +14,7 @@ from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
 
-SUBMIT_ROUND_TRIPS = 7  # facts (1), features (1), expire (1), claim (1), holder after the claim (1), mark labeled (1), last label (1)
+SUBMIT_ROUND_TRIPS = 3  # facts with the features; expire, claim and holder after the claim; mark labeled with the last label
 
 
 class RoundTrips:
@@ -67,3 +67,21 @@ def test_the_checks_still_hold_with_the_facts_read_up_front(redis_client: redis.
     with pytest.raises(ValueError, match="this campaign's answers come as 'label'"):
         service.submit(other.id, labeler_id="alice", labels=[1, 2])
     assert service.queue.lease_holder(other.id) == "alice"  # (still leased: nothing changed)
+
+
+def test_a_label_for_an_item_whose_lease_ran_out_is_taken_and_claimed(redis_client: redis.Redis, namespace: str) -> None:
+    service = _service(redis_client, namespace, 4)
+    (item,) = service.queue.claim(["i3"], "bob", 1.0, now=service.queue.now() - 10.0)  # (bob's lease ran out 9 s ago)
+    assert item[0] == "i3" and service.queue.lease_holder("i3") is None
+    assert service.submit("i3", labeler_id="alice", label=1)
+    assert service.queue.is_labeled("i3") and service.queue.n_leased_by("bob") == 0
+
+
+def test_a_label_after_the_scripts_are_flushed_still_goes_through_every_step(redis_client: redis.Redis, namespace: str) -> None:
+    service = _service(redis_client, namespace, 4)
+    leased = [x.id for x in service.lease(2, "alice")]
+    assert service.submit(leased[0], labeler_id="alice", label=1)
+    redis_client.script_flush()  # (as a restarted Redis: the pipelined EVALSHAs get NOSCRIPT)
+    assert service.submit(leased[1], labeler_id="alice", label=0, label_id="l1")
+    assert service.queue.is_labeled(leased[1]) and service.queue.is_label_id_known("l1")
+    assert service.queue.n_leased_by("alice") == 0 and service.last_label("alice").label_id == "l1"  # type: ignore[union-attr]
