@@ -225,7 +225,10 @@ class LabelService:
 
     def lease(self, k: int, labeler_id: str, *, now: float | None = None) -> list[Leased]:
         """Lease up to ``k`` of the best pending items to ``labeler_id``."""
-        now = self.queue.now() if now is None else now
+        if now is None:
+            now, ranked = self.queue.now_and_ranked_version()  # (one round trip)
+        else:
+            ranked = self.queue.ranked_version()
         self.queue.expire_leases(now)
         # Before the first model the queue is in a seeded random order, not ranked: there is
         # nothing to explore against, select among or schedule, so a cold lease takes its head
@@ -233,7 +236,7 @@ class LabelService:
         # unbiased first labels, the seed labels the benchmark gives the peers too.
         # (ranked_version, not model_version: it is set by the same atomic swap that installs
         # the first model's ranking, so a lease during that re-rank still counts as cold.)
-        cold = self.queue.ranked_version() == 0
+        cold = ranked == 0
         n_control = 0
         if not cold:
             n_control = self.control.count(k)
@@ -273,8 +276,7 @@ class LabelService:
     def _leased(self, claimed: list[tuple[str, float]], now: float, *, control: bool = False) -> list[Leased]:
         # The server, not the client, records which leases are control picks (see submit).
         cids = [c for c, _ in claimed]
-        feats = self.queue.features_of(cids)
-        metas = self.queue.metadata_of(cids)
+        feats, metas = self.queue.features_and_metadata(cids)
         return [Leased(cid, score, f, now + self.lease_ttl, md, control=control)
                 for (cid, score), f, md in zip(claimed, feats, metas, strict=True)]
 

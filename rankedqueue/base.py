@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.exceptions import NoScriptError
 
 from activestream.rankedqueue.keys import (
     CLEAR_BATCH,
@@ -22,7 +23,7 @@ from activestream.rankedqueue.keys import (
     META_RANKED_VERSION,
     QueueKeys,
 )
-from activestream.rankedqueue.scripts import Scripts
+from activestream.rankedqueue.scripts import Scripts, queue_script, raise_unexpected
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,14 @@ class QueueBase:
         _, held = pipe.execute()
         return held.decode()  # type: ignore[no-any-return]
 
+    def now_and_ranked_version(self) -> tuple[float, int]:
+        """:meth:`now` and :meth:`ranked_version` in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.time()
+        pipe.hget(self.k.meta, META_RANKED_VERSION)
+        (sec, usec), version = pipe.execute()
+        return float(sec) + usec / 1e6, int(version or 0)
+
     def ranked_version(self) -> int:
         """Model version whose scores the whole queue was last re-ranked with (0: none yet)."""
         return int(self.get_meta(META_RANKED_VERSION) or 0)
@@ -112,6 +121,17 @@ class QueueBase:
 
     def _features_keys(self) -> list[str]:
         return [self.k.featloc, self.k.segment_width, self.k.meta]
+
+    def features_and_metadata(self, ids: Sequence[str]) -> tuple[list[np.ndarray | None], list[dict[str, Any]]]:
+        """:meth:`features_of` and :meth:`metadata_of` of ``ids`` in one round trip (what a lease hands out)."""
+        if not ids:
+            return [], []
+        pipe = self.r.pipeline(transaction=False)
+        queue_script(pipe, self.scripts.features, self._features_keys(), [self.k.segment_prefix, *ids])
+        pipe.hmget(self.k.metadata, list(ids))
+        rows, metas = raise_unexpected(pipe.execute(raise_on_error=False))
+        features = self.features_of(ids) if isinstance(rows, NoScriptError) else decode_features(rows)  # (a restarted Redis)
+        return features, [json.loads(b) if b else {} for b in metas]
 
     def metadata_of(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         if not ids:

@@ -20,7 +20,7 @@ from activestream.rankedqueue.auto_accept import parse_audit
 from activestream.rankedqueue.base import QueueBase, decode_features, members
 from activestream.rankedqueue.keys import EXPIRE_BATCH, META_LABEL_FIELD, META_LABEL_KIND, META_RANKED_VERSION, TOP_FOR_PAGE
 from activestream.rankedqueue.pool import sampling_keys
-from activestream.rankedqueue.scripts import queue_script
+from activestream.rankedqueue.scripts import queue_script, raise_unexpected
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,6 @@ class SubmitFacts:
     label_field: str | None
     label_kind: str | None
     features: np.ndarray | None
-
-
-def raise_unexpected(replies: list[Any]) -> list[Any]:
-    """A pipeline's replies (``raise_on_error=False``), raising the first error but a missing script's (see :func:`queue_script`)."""
-    for reply in replies:
-        if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
-            raise reply
-    return replies
 
 
 class QueueLeases(QueueBase):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +91,11 @@ def queue_script(pipe: Pipeline, script: Script, keys: list[str], args: list[str
     flushed): it did not run, and the caller runs it again by calling the script, which loads it.
     """
     pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+def raise_unexpected(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies (``raise_on_error=False``), raising the first error but a missing script's (see :func:`queue_script`)."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+            raise reply
+    return replies

@@ -15,6 +15,7 @@ from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
 
 SUBMIT_ROUND_TRIPS = 3  # facts with the features; expire, claim and holder after the claim; mark labeled with the last label
+LEASE_ROUND_TRIPS = 6  # clock with the ranked version; expire; top; skipped; claim; features with the metadata (+ audits once ranked)
 
 
 class RoundTrips:
@@ -85,3 +86,18 @@ def test_a_label_after_the_scripts_are_flushed_still_goes_through_every_step(red
     assert service.submit(leased[1], labeler_id="alice", label=0, label_id="l1")
     assert service.queue.is_labeled(leased[1]) and service.queue.is_label_id_known("l1")
     assert service.queue.n_leased_by("alice") == 0 and service.last_label("alice").label_id == "l1"  # type: ignore[union-attr]
+    redis_client.script_flush()
+    (item,) = service.lease(1, "carol")
+    assert item.features is not None and item.features.shape == (4,)
+
+
+@pytest.mark.parametrize("ranked", [False, True])
+def test_a_lease_takes_a_fixed_few_round_trips(redis_client: redis.Redis, namespace: str, round_trips: RoundTrips, ranked: bool) -> None:
+    service = _service(redis_client, namespace, 30)
+    if ranked:
+        service.queue.set_meta(ranked_version=1)
+    service.lease(2, "alice")  # (loads the scripts)
+    before = round_trips.n
+    leased = service.lease(10, "bob")
+    assert round_trips.n - before == LEASE_ROUND_TRIPS + ranked
+    assert len(leased) == 10 and all(x.features is not None and x.features.shape == (4,) for x in leased)
