@@ -9,7 +9,8 @@ auto-labeled (a human may label it too; a human label is final over an auto-labe
 Audit items: a share of the auto-accepted items is queued for labelers anyway, recorded in the
 ``audit`` hash with the auto-label's class. Leases serve waiting audit items first (:func:`audit_pending`);
 the labeler sees an ordinary item (nothing in its metadata says audit); the labeling service flags the
-label (``audit``, ``audited_label``: :func:`audit_of`) and the retrainer counts the answers.
+label (``audit``, ``audited_label``: :func:`audit_of`; ``QueueLeases.submit_facts`` reads it with the label's
+other facts, ``QueueLeases.finish_label`` forgets it once answered) and the retrainer counts the answers.
 """
 
 from __future__ import annotations
@@ -90,8 +91,3 @@ def audit_pending(queue: QueueBase, n: int) -> list[str]:
     if gone:
         queue.r.hdel(queue.k.audit, *gone)
     return pending[:n]
-
-
-def forget_audit(queue: QueueBase, item_id: str) -> None:
-    """The audit item was answered: no longer one."""
-    queue.r.hdel(queue.k.audit, item_id)
