@@ -9,7 +9,7 @@ auto-labeled (a human may label it too; a human label is final over an auto-labe
 Audit items: a share of the auto-accepted items is queued for labelers anyway, recorded in the
 ``audit`` hash with the auto-label's class. Leases serve waiting audit items first (:func:`audit_pending`);
 the labeler sees an ordinary item (nothing in its metadata says audit); the labeling service flags the
-label (``audit``, ``audited_label``: :func:`audit_of`; ``QueueLeases.submit_facts`` reads it with the label's
+label (``audit``, ``audited_label``: ``QueueLeases.submit_facts`` reads it, :func:`parse_audit`, with the label's
 other facts, ``QueueLeases.finish_label`` forgets it once answered) and the retrainer counts the answers.
 """
 
@@ -54,12 +54,6 @@ def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]]) -> No
     if audits:
         now = time.time()
         queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": c, "version": v, "at": now}) for i, (c, v) in audits.items()})
-
-
-def audit_of(queue: QueueBase, item_id: str) -> tuple[object, int] | None:
-    """``(auto-accepted class, model version)`` when ``item_id`` is an audit item, else ``None``."""
-    raw = queue.r.hget(queue.k.audit, item_id)
-    return parse_audit(raw) if raw is not None else None  # type: ignore[arg-type]
 
 
 def parse_audit(raw: bytes | str) -> tuple[object, int]:

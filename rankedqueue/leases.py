@@ -25,6 +25,13 @@ from activestream.rankedqueue.scripts import queue_script, raise_unexpected
 logger = logging.getLogger(__name__)
 
 
+def holder_at(expiry: float | None, owner: bytes | None, now: float) -> str | None:
+    """A lease's holder from its ``leased`` score and ``lease_owner`` entry: ``None`` when not leased or run out at ``now``."""
+    if expiry is None or owner is None or expiry <= now:
+        return None
+    return owner.decode()
+
+
 @dataclass(frozen=True)
 class Leased:
     """An item handed to a labeler.
@@ -214,9 +221,7 @@ class QueueLeases(QueueBase):
         pipe.zscore(self.k.leased, item_id)
         pipe.hget(self.k.lease_owner, item_id)
         expiry, owner = pipe.execute()
-        if expiry is None or owner is None or expiry <= (self.now() if now is None else now):
-            return None
-        return owner.decode()  # type: ignore[no-any-return]
+        return holder_at(expiry, owner, self.now() if now is None else now)
 
     def submit_facts(self, item_id: str, label_id: str, *, features: bool = True) -> SubmitFacts:
         """The facts a label for ``item_id`` is checked against, read in one round trip (a non-transactional pipeline).
@@ -249,7 +254,7 @@ class QueueLeases(QueueBase):
             label_id_known=bool(known),
             control_holder=control.decode() if control is not None else None,
             audit=parse_audit(audit) if audit is not None else None,
-            lease_holder=owner.decode() if expiry is not None and owner is not None and expiry > now else None,
+            lease_holder=holder_at(expiry, owner, now),
             ranked_version=int(version or 0),
             label_field=field.decode() if field is not None else None,
             label_kind=kind.decode() if kind is not None else None,
@@ -279,7 +284,7 @@ class QueueLeases(QueueBase):
             self.expire_leases(now)
             claimed = bool(self.claim([item_id], holder, ttl, now)) or claimed
             return claimed, self.lease_holder(item_id, now)
-        return claimed, owner.decode() if expiry is not None and owner is not None and expiry > now else None
+        return claimed, holder_at(expiry, owner, now)
 
     def control_holder(self, item_id: str) -> str | None:
         """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
