@@ -55,19 +55,20 @@ PROTOCOL: dict[str, dict[str, Any]] = {
 BATCH = 20  # labels per version (the suites' 10 would double the versions, and the estimates' cost, for little)
 
 
-def run_suite(name: str, seeds: int, client: redis.Redis) -> dict[str, Any]:
+def run_suite(name: str, seeds: int, client: redis.Redis, first_seed: int = 0) -> dict[str, Any]:
     suite, proto = SUITES[name], PROTOCOL[name]
+    seed_list = tuple(range(first_seed, first_seed + seeds))
     ds = suite.load()
     pool = len(split(ds, 0, suite.test_size)[0])
-    common = {"batch": BATCH, "init": suite.init, "seeds": tuple(range(seeds)), "metric": suite.metric, "test_size": suite.test_size}
+    common = {"batch": BATCH, "init": suite.init, "seeds": seed_list, "metric": suite.metric, "test_size": suite.test_size}
     active_cfg = SimConfig(budget=proto["run"], strategies=(DEFAULT_STRATEGY,), explore=proto["explore"], live_estimates=True, **common)
     random_cfg = SimConfig(budget=pool, strategies=(RANDOM,), **common)
     t0 = time.perf_counter()
-    randoms = [run_campaign(ds, RANDOM, s, random_cfg, client) for s in range(seeds)]
+    randoms = [run_campaign(ds, RANDOM, s, random_cfg, client) for s in seed_list]
     random_curve = mean_curve([r.curve for r in randoms])
-    actives = [run_campaign(ds, DEFAULT_STRATEGY, s, active_cfg, client) for s in range(seeds)]
+    actives = [run_campaign(ds, DEFAULT_STRATEGY, s, active_cfg, client) for s in seed_list]
     rows = [a.versions for a in actives]
-    res = {"suite": name, "strategy": DEFAULT_STRATEGY, "seeds": seeds, "pool": pool, "n_test": len(ds.X) - pool, "batch": BATCH, **proto,
+    res = {"suite": name, "strategy": DEFAULT_STRATEGY, "seeds": seeds, "seed_list": list(seed_list), "pool": pool, "n_test": len(ds.X) - pool, "batch": BATCH, **proto,
            "full_data_score": float(np.mean([a.full_data_score for a in actives])), "random_curve": random_curve, "versions": rows,
            "wall_seconds": time.perf_counter() - t0}
     return judge(res)
@@ -81,7 +82,7 @@ def judge(res: dict[str, Any]) -> dict[str, Any]:
             for seed_rows in res["versions"]]
     res = {**res, "versions": rows}
     at_budget = []
-    for seed, seed_rows in enumerate(rows):
+    for seed, seed_rows in zip(res.get("seed_list", range(len(rows))), rows, strict=True):
         last = next(r for r in seed_rows if r["n_labels"] >= budget)
         if "est_curve_a" in last:  # random's accuracy at the judged budget, from the version's curve
             last = {**last, "est_accuracy_at_budget": float(power_law(budget, last["est_curve_a"], last["est_curve_b"], last["est_curve_c"])),
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--suites", default=",".join(PROTOCOL))
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="run seeds first..first+seeds-1 (more seeds of a saved run: join them with --rejudge)")
     p.add_argument("--out", default="benchmarks/results/estimates.json")
     p.add_argument("--no-timing", action="store_true")
     p.add_argument("--rejudge", metavar="JSON[,JSON]", help="judge the versions of saved runs again, together (no campaign is run)")
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = [json.loads(Path(f).read_text()) for f in args.rejudge.split(",")]  # (runs of some suites each)
         results = {k: v for s in saved for k, v in s.items() if k != "suites"}
         results["suites"] = [judge({"n_test": len(SUITES[r["suite"]].load().X) - r["pool"], **r, **PROTOCOL[r["suite"]]})
-                             for s in saved for r in s["suites"]]
+                             for r in join_seeds([r for s in saved for r in s["suites"]])]
         args.no_timing = True
     else:
         run_all(args, results)
@@ -171,11 +173,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def join_seeds(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of the same suite over other seeds joined into one: their versions side by side, the measured random
+    curve averaged over all their seeds (weighted by each run's seed count)."""
+    joined: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        seeds = r.get("seed_list", list(range(r["seeds"])))
+        if r["suite"] not in joined:
+            joined[r["suite"]] = {**r, "seed_list": list(seeds)}
+            continue
+        j = joined[r["suite"]]
+        if set(seeds) & set(j["seed_list"]):
+            raise ValueError(f"{r['suite']}: seeds {sorted(set(seeds) & set(j['seed_list']))} are in two runs")
+        a, b = dict(tuple(p) for p in j["random_curve"]), dict(tuple(p) for p in r["random_curve"])
+        wa, wb = len(j["seed_list"]), len(seeds)
+        j["random_curve"] = [[n, (wa * a[n] + wb * b[n]) / (wa + wb)] for n in sorted(a.keys() & b.keys())]
+        j["versions"] = j["versions"] + r["versions"]
+        j["seed_list"] = j["seed_list"] + list(seeds)
+        j["seeds"] = len(j["seed_list"])
+        j["full_data_score"] = (wa * j["full_data_score"] + wb * r["full_data_score"]) / (wa + wb)
+        j["wall_seconds"] = j["wall_seconds"] + r["wall_seconds"]
+    return list(joined.values())
+
+
 def run_all(args: argparse.Namespace, results: dict[str, Any]) -> None:
     with redis_url(None) as url:
         client = redis.Redis.from_url(url)
         for name in args.suites.split(","):
-            res = run_suite(name, args.seeds, client)
+            res = run_suite(name, args.seeds, client, args.first_seed)
             results["suites"].append(res)
             print(f"{name}: coverage {res['validation_100']}; savings at budget abs errors {res['savings_at_budget_abs_error']} "
                   f"({res['wall_seconds']:.0f} s)", flush=True)
