@@ -18,6 +18,11 @@ revision (:func:`activestream.labeling.label_studio_config.label_id`), so a rede
 or a re-poll changes nothing and an updated answer supersedes the earlier label. A skipped
 (cancelled) task goes back to the queue as that user's skip.
 
+Random-control picks and hidden audit items (a share of the auto-accepted ones,
+:mod:`activestream.rankedqueue.auto_accept`) are served before the ranked tasks, as the labeler API
+serves them. A control task says so in its data (``activestream_control``); an audit task looks like
+any other, and its answer comes back through the labeling service, which flags it as an audit.
+
 What the connector needs to survive a restart lives in Redis beside the queue (under
 ``QueueKeys.connector(owner)``): item -> task, the answers seen per annotation, the items whose
 task was being created, the predictions to delete, and the poll cursor. The SDK client, projects
@@ -53,6 +58,7 @@ from activestream.labeling.label_studio_project import UNCERTAINTY_SAMPLING, as_
 from activestream.labeling.metrics import LabelStudioMetrics
 from activestream.labeling.service import ControlPicker, InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue import RankedQueue
+from activestream.rankedqueue.auto_accept import audit_pending, audits_among
 from activestream.scorer.versions import newest_model_version
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -73,7 +79,7 @@ class Exported:
     prediction: int | None = None  # our prediction's id (None: not known yet, or removed)
     version: int = 0  # the model version it was scored with
     score: float | None = None  # the prediction score set in Label Studio
-    control: bool = False
+    control: bool = False  # served first (a random-control pick or an audit item)
     left_at: float | None = None  # when the item left the exported top (None: still in it)
 
     def encode(self) -> str:
@@ -176,11 +182,12 @@ class LabelStudioConnector:
         owned = [i for i in owned if i in tasks]
         q.renew(owned, self.owner, self.lease_ttl, now)
         controls = [i for i in owned if q.control_holder(i) == self.owner]
-        ranked = [(i, s) for i, s in zip(owned, q.lease_scores(owned), strict=True) if i not in set(controls) and s is not None]
+        first = set(controls) | audits_among(q, owned)  # (held controls and audit items: served first)
+        ranked = [(i, s) for i, s in zip(owned, q.lease_scores(owned), strict=True) if i not in first and s is not None]
         passed_since = now - self.lease_ttl
         q.forget_passed(self.owner, before=passed_since)
         cands = q.top_for(self.owner, self.top_n, passed_since=passed_since)
-        best = sorted(ranked + cands, key=lambda p: (p[1], p[0]), reverse=True)[: max(0, self.top_n - len(controls))]
+        best = sorted(ranked + cands, key=lambda p: (p[1], p[0]), reverse=True)[: max(0, self.top_n - len(first))]
         keep = {i for i, _ in best}
         for i, _ in ranked:  # outranked since it was exported: back to the queue
             if i not in keep:
@@ -190,6 +197,9 @@ class LabelStudioConnector:
         n_control = self.control.count(len(new)) if version > 0 and new else 0
         picks = self.control.pick(n_control, self.owner, self.lease_ttl, now, passed_since=passed_since) if n_control else []
         new = new[: len(new) - len(picks)]
+        # Waiting audit items take the places of the lowest new ranked ones (the labeler API serves them first too).
+        audits = audit_pending(q, len(new))
+        new = [i for i in new[: len(new) - len(audits)] if i not in set(audits)] + audits
         # Recorded before their tasks are created (and before the claim): a crash in between leaves them
         # to _recover_creating, which adopts a task created for them, so none gets a second. Control picks
         # too: they are claimed by pick() already, and a crash after their import would otherwise export
@@ -197,26 +207,30 @@ class LabelStudioConnector:
         creating = new + [i for i, _ in picks]
         q.r.sadd(self._creating_key, *creating) if creating else None
         claimed = q.claim(new, self.owner, self.lease_ttl, now)
-        changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version)
+        first |= {i for i, _ in picks} | {i for i, _ in claimed if i in set(audits)}
+        changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version, first)
         if creating:
             q.r.srem(self._creating_key, *creating)
-        scores = dict(best) | {i: s for i, s in picks}
-        changed += self._rescore({i: scores.get(i, 0.0) for i in keep | {i for i, _ in picks} | set(controls)}, set(controls) | {i for i, _ in picks},
-                                 version)
+        scores = dict(best) | dict(claimed) | dict(picks)
+        # (the ranked ones still held and kept, and what was just claimed: the ranked ones cut for controls or audits have no task)
+        changed += self._rescore({i: scores.get(i, 0.0) for i in (held & keep) | {i for i, _ in claimed} | first}, first, version)
         changed += self._retire(now)
         self.metrics.open_tasks.set(len(q.leased_by(self.owner)))
         return changed
 
-    def _export(self, items: list[tuple[str, float, bool]], tasks: dict[str, Exported], version: int) -> int:
-        """Create tasks (each with its prediction) for newly leased items; reuse the task of one that came back."""
+    def _export(self, items: list[tuple[str, float, bool]], tasks: dict[str, Exported], version: int, first: set[str]) -> int:
+        """Create tasks (each with its prediction) for newly leased items; reuse the task of one that came back.
+
+        ``items``: (item, score, a control pick: says so in its data); those in ``first`` are served before the ranked ones.
+        """
         if not items:
             return 0
         ids = [i for i, _, _ in items]
         fresh = [(i, s, c) for i, s, c in items if i not in tasks]
-        for i, _, c in items:
+        for i, _, _c in items:
             if i in tasks:  # left the top, came back before its task was deleted
                 ex = tasks[i]
-                ex.left_at, ex.control, ex.score, ex.prediction = None, c, None, None
+                ex.left_at, ex.control, ex.score, ex.prediction = None, i in first, None, None
                 self._save(i, ex)
         if fresh:
             fids = [i for i, _, _ in fresh]
@@ -224,10 +238,10 @@ class LabelStudioConnector:
             feats = dict(zip(fids, self.queue.features_of(fids), strict=True))
             name = model_version_name(version)
             req = [{"data": task_data(i, metas[i], feats[i], self.names, control=c),
-                    "predictions": [{"model_version": name, "score": ls_score(s, control=c), "result": []}]} for i, s, c in fresh]
+                    "predictions": [{"model_version": name, "score": ls_score(s, control=i in first), "result": []}]} for i, s, c in fresh]
             res = self.client.projects.import_tasks(self.project, request=req, return_task_ids=True)
-            for (i, s, c), tid in zip(fresh, res.task_ids, strict=True):
-                self._save(i, Exported(task=int(tid), version=version, score=ls_score(s, control=c), control=c))
+            for (i, s, _c), tid in zip(fresh, res.task_ids, strict=True):
+                self._save(i, Exported(task=int(tid), version=version, score=ls_score(s, control=i in first), control=i in first))
             self.metrics.created.inc(len(fresh))
         return len(items)
 

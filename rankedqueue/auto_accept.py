@@ -62,6 +62,13 @@ def parse_audit(raw: bytes | str) -> tuple[object, int]:
     return obj["label"], int(obj["version"])
 
 
+def audits_among(queue: QueueBase, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` recorded as audit items (one round trip)."""
+    if not ids:
+        return set()
+    return {i for i, raw in zip(ids, queue.r.hmget(queue.k.audit, list(ids)), strict=True) if raw is not None}  # type: ignore[union-attr]
+
+
 def audit_pending(queue: QueueBase, n: int) -> list[str]:
     """Up to ``n`` audit items still waiting (pending, not leased)."""
     if n <= 0:
@@ -77,7 +84,7 @@ def audit_pending(queue: QueueBase, n: int) -> list[str]:
     got = pipe.execute()
     pending = [i for i, score in zip(ids, got[0::2], strict=True) if score is not None]
     # Neither waiting nor leased: evicted from the capped pool, aged out or labeled by a path that does not
-    # answer audits (the dispatcher, Label Studio): no longer an audit, so the hash stays as small as the queue.
+    # answer audits (the queue-topic dispatcher): no longer an audit, so the hash stays as small as the queue.
     # (Recorded a minute ago at least: an audit is recorded just before its item is queued.)
     settled = time.time() - AUDIT_SETTLE_S
     gone = [i for i, p, lease in zip(ids, got[0::2], got[1::2], strict=True)

@@ -259,3 +259,27 @@ def test_created_projects_sample_by_uncertainty_and_are_found_by_title(label_stu
             assert find_project(client, title) == project and find_project(client, title + " (no such)") is None
         finally:
             client.projects.delete(project)
+
+
+def test_audit_items_are_served_first_look_like_any_task_and_their_labels_are_audits(campaign: dict[str, Any]) -> None:
+    """Issue 20: a hidden audit item (an auto-accepted one queued for labelers) goes to Label Studio ahead of the ranked
+    tasks, says nothing of being an audit, and its answer comes back flagged with the auto-label it checks."""
+    queue, bus, topics, conn = campaign["queue"], campaign["bus"], campaign["topics"], campaign["conn"]
+    from activestream.rankedqueue.auto_accept import record_audits
+
+    record_audits(queue, {"audit-1": ("cat", 1)})  # (as the scorer does: recorded, then queued at score 0, below every ranked item)
+    queue.add(["audit-1"], np.zeros(1), np.ones((1, 4), dtype=np.float32), [{"text": "an auto-accepted item"}])
+    conn.sync()
+    assert "audit-1" in queue.leased_by(conn.owner)
+    who = campaign["annotator"]
+    task = who.next()
+    assert task is not None and task["data"][ITEM_ID_FIELD] == "audit-1"  # (served before the 30 ranked tasks)
+    assert "activestream_control" not in task["data"] and not any("audit" in k for k in task["data"])
+    conn.sync()  # a sync while it is open keeps it first and leased
+    assert "audit-1" in queue.leased_by(conn.owner)
+    who.answer(task["id"], "dog")
+    conn.poll()
+    (lab,) = [lab for lab in labels_of(bus, topics) if lab.item_id == "audit-1"]
+    assert lab.audit and lab.audited_label == "cat" and lab.label == "dog" and not lab.control
+    nxt = who.next()
+    assert nxt is not None and nxt["data"][ITEM_ID_FIELD] != "audit-1"
