@@ -10,10 +10,16 @@ Labels arriving on the labels topic acknowledge their items; a skip on the skips
 hands its item back at once and counts towards ``max_skips`` for that labeler; the group is
 sent other work first and gets the item again after ``ack_timeout``, so another of its
 labelers may label it or skip it too.
+
+Hidden audit items of auto-accept (:mod:`activestream.rankedqueue.auto_accept`) go out first after
+the control picks, as ordinary entries. Queue-topic labelers publish their labels themselves, so the
+dispatcher flags an answer to an audit item: it publishes a copy of the label with ``audit`` and the
+auto-label's class set (the same label id: the retrainer trains on it once and counts the audit once).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -24,7 +30,8 @@ from activestream.labeling.control_share import Explore
 from activestream.labeling.metrics import DispatcherMetrics
 from activestream.labeling.service import ControlPicker, control_flagged
 from activestream.rankedqueue import RankedQueue
-from activestream.schemas import DecodeError, QueueEntry, decode_label, decode_skip
+from activestream.rankedqueue.auto_accept import audit_pending, audit_records, forget_audits
+from activestream.schemas import DecodeError, Label, QueueEntry, decode_label, decode_skip
 from activestream.streams.bus import Bus
 from activestream.streams.topics import DISPATCHER_GROUP, LABELERS_GROUP, Topics
 
@@ -87,18 +94,33 @@ class Dispatcher:
     def acknowledge(self, timeout: float = 0.1) -> int:
         """Mark items labeled (idempotent by label id) or skipped, from the labels and skips topics. Returns records read."""
         msgs = self._labels.consume(1000, timeout)
+        labels: list[Label] = []
         for m in msgs:
             if m.topic == self.topics.skips:
                 self._skipped(m.value)
                 continue
             try:
-                label = decode_label(m.value)
+                labels.append(decode_label(m.value))
             except DecodeError:
                 continue  # the retrainer dead-letters bad labels; nothing to acknowledge here
+        self._flag_audits(labels)
+        for label in labels:
             if self.queue.mark_labeled(label.item_id, label.label_id):
                 self.metrics.acked.inc()
         self._labels.commit(msgs)
         return len(msgs)
+
+    def _flag_audits(self, labels: list[Label]) -> None:
+        """Publish a flagged copy of each unflagged answer to an audit item (before it is marked labeled: a crash in
+        between publishes it again, which the retrainer counts once); then those items are audits no longer."""
+        audits = audit_records(self.queue, [lab.item_id for lab in labels if not lab.audit])
+        answered = [lab for lab in labels if not lab.audit and lab.item_id in audits]
+        for lab in answered:
+            flagged = dataclasses.replace(lab, audit=True, audited_label=audits[lab.item_id][0])  # type: ignore[arg-type]
+            self.bus.publish(self.topics.labels, flagged.encode(), key=lab.item_id.encode())
+        if answered:
+            self.bus.flush()
+            forget_audits(self.queue, [lab.item_id for lab in answered])
 
     def _skipped(self, payload: bytes) -> None:
         try:
@@ -125,8 +147,12 @@ class Dispatcher:
         n_control = 0 if self.queue.ranked_version() == 0 else self.control.count(room)  # (no ranking yet: no control slice)
         # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
         control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding, passed_since=passed_since)
-        cands = [i for i, _ in self.queue.top_for(self.owner, room - len(control), passed_since=passed_since)] if room > len(control) else []
-        claimed = control + self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
+        # Then waiting audit items, sent as any item (the labelers' answers are flagged in acknowledge()).
+        waiting = audit_pending(self.queue, room - len(control))
+        audits = self.queue.claim(waiting, self.owner, self.ack_timeout, now, max_held=self.max_outstanding) if waiting else []
+        rest = room - len(control) - len(audits)
+        cands = [i for i, _ in self.queue.top_for(self.owner, rest, passed_since=passed_since)] if rest > 0 else []
+        claimed = control + audits + self.queue.claim(cands, self.owner, self.ack_timeout, now, max_held=self.max_outstanding)
         if claimed:
             ids = [i for i, _ in claimed]
             version = int(self.queue.get_meta("model_version") or 0)

@@ -58,7 +58,7 @@ from activestream.labeling.label_studio_project import UNCERTAINTY_SAMPLING, as_
 from activestream.labeling.metrics import LabelStudioMetrics
 from activestream.labeling.service import ControlPicker, InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.auto_accept import audit_pending, audits_among
+from activestream.rankedqueue.auto_accept import audit_pending, audit_records
 from activestream.scorer.versions import newest_model_version
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -182,7 +182,7 @@ class LabelStudioConnector:
         owned = [i for i in owned if i in tasks]
         q.renew(owned, self.owner, self.lease_ttl, now)
         controls = [i for i in owned if q.control_holder(i) == self.owner]
-        first = set(controls) | audits_among(q, owned)  # (held controls and audit items: served first)
+        first = set(controls) | set(audit_records(q, owned))  # (held controls and audit items: served first)
         ranked = [(i, s) for i, s in zip(owned, q.lease_scores(owned), strict=True) if i not in first and s is not None]
         passed_since = now - self.lease_ttl
         q.forget_passed(self.owner, before=passed_since)

@@ -10,7 +10,9 @@ Audit items: a share of the auto-accepted items is queued for labelers anyway, r
 ``audit`` hash with the auto-label's class. Leases serve waiting audit items first (:func:`audit_pending`);
 the labeler sees an ordinary item (nothing in its metadata says audit); the labeling service flags the
 label (``audit``, ``audited_label``: ``QueueLeases.submit_facts`` reads it, :func:`parse_audit`, with the label's
-other facts, ``QueueLeases.finish_label`` forgets it once answered) and the retrainer counts the answers.
+other facts, ``QueueLeases.finish_label`` forgets it once answered) and the retrainer counts the answers. Labels that
+come by the labels topic from queue-topic labelers are flagged by the dispatcher instead: it publishes a flagged copy
+(the same label id) of an answer to an audit item (``activestream.labeling.dispatcher``).
 """
 
 from __future__ import annotations
@@ -62,11 +64,18 @@ def parse_audit(raw: bytes | str) -> tuple[object, int]:
     return obj["label"], int(obj["version"])
 
 
-def audits_among(queue: QueueBase, ids: Sequence[str]) -> set[str]:
-    """Those of ``ids`` recorded as audit items (one round trip)."""
+def audit_records(queue: QueueBase, ids: Sequence[str]) -> dict[str, tuple[object, int]]:
+    """Those of ``ids`` recorded as audit items -> (auto-accepted class, model version) (one round trip)."""
     if not ids:
-        return set()
-    return {i for i, raw in zip(ids, queue.r.hmget(queue.k.audit, list(ids)), strict=True) if raw is not None}  # type: ignore[union-attr]
+        return {}
+    got = queue.r.hmget(queue.k.audit, list(ids))
+    return {i: parse_audit(raw) for i, raw in zip(ids, got, strict=True) if raw is not None}  # type: ignore[union-attr]
+
+
+def forget_audits(queue: QueueBase, ids: Sequence[str]) -> None:
+    """``ids`` are audit items no longer (answered)."""
+    if ids:
+        queue.r.hdel(queue.k.audit, *ids)
 
 
 def audit_pending(queue: QueueBase, n: int) -> list[str]:
@@ -83,8 +92,8 @@ def audit_pending(queue: QueueBase, n: int) -> list[str]:
         pipe.zscore(queue.k.leased, i)
     got = pipe.execute()
     pending = [i for i, score in zip(ids, got[0::2], strict=True) if score is not None]
-    # Neither waiting nor leased: evicted from the capped pool, aged out or labeled by a path that does not
-    # answer audits (the queue-topic dispatcher): no longer an audit, so the hash stays as small as the queue.
+    # Neither waiting nor leased: evicted from the capped pool, aged out, or labeled and its answer flagged
+    # already: no longer an audit, so the hash stays as small as the queue.
     # (Recorded a minute ago at least: an audit is recorded just before its item is queued.)
     settled = time.time() - AUDIT_SETTLE_S
     gone = [i for i, p, lease in zip(ids, got[0::2], got[1::2], strict=True)

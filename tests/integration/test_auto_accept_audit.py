@@ -183,3 +183,37 @@ def test_a_new_version_moves_the_pending_items_it_is_sure_of_to_the_auto_labels(
     finally:
         scorer.close()
         labeling.close()
+
+
+def test_queue_topic_labelers_get_audits_and_the_dispatcher_flags_their_answers(redis_client: redis.Redis, namespace: str) -> None:
+    """Issue 20: audits reach labelers who read the queue topic too; their labels come by the labels topic unflagged, so
+    the dispatcher publishes a flagged copy (same label id), and the retrainer trains once and counts the audit once."""
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.rankedqueue.auto_accept import record_audits
+    from activestream.schemas import Label, decode_queue_entry
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    bus, topics = InMemoryBus(), Topics(namespace)
+    rng = np.random.default_rng(3)
+    ids = [f"it{i}" for i in range(20)]
+    queue.add(ids, np.zeros(20), rng.normal(size=(20, 4)).astype(np.float32))
+    queue.rerank(lambda batch, _X: np.array([0.5 + int(i[2:]) / 100 for i in batch]), version=1)
+    record_audits(queue, {"audit-1": (3, 1)})  # (as the scorer does: recorded, then queued at score 0, below every ranked item)
+    queue.add(["audit-1"], np.zeros(1), np.ones((1, 4), dtype=np.float32))
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=5)
+    assert dispatcher.dispatch() == 5
+    entries = [decode_queue_entry(m.value) for m in bus.messages(topics.queue)]
+    assert entries[0].id == "audit-1" and not entries[0].metadata.get("control")  # first, and like any item
+    for e in entries:  # a queue-topic labeler publishes its own labels (wrong on the audit: 4, the auto-label said 3)
+        lab = Label(item_id=e.id, label_id=f"q-{e.id}", labeler_id="qt", label=4 if e.id == "audit-1" else 0, features=e.features)
+        bus.publish(topics.labels, lab.encode(), key=e.id.encode())
+    dispatcher.acknowledge(0.0)
+    flagged = [lab for lab in (decode_label(m.value) for m in bus.messages(topics.labels)) if lab.audit]
+    assert [(lab.item_id, lab.label_id, lab.audited_label, lab.label) for lab in flagged] == [("audit-1", "q-audit-1", 3, 4)]
+    assert redis_client.hlen(queue.k.audit) == 0 and queue.n_leased_by(dispatcher.owner) == 0
+    dispatcher.acknowledge(0.0)  # (its own flagged copy comes back: nothing more)
+    bus.publish(topics.labels, flagged[0].encode(), key=b"audit-1")  # (and a redelivered copy)
+    assert sum(decode_label(m.value).audit for m in bus.messages(topics.labels)) == 2
+    retrainer = Retrainer(bus, topics, task="multiclass", auto_accept_precision=0.95, retrain_every=1)
+    retrainer.ingest(0.0)
+    assert len(retrainer.training) == 5 and retrainer.campaign.audit_outcomes == [False]
