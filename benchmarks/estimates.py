@@ -186,8 +186,10 @@ def join_seeds(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if set(seeds) & set(j["seed_list"]):
             raise ValueError(f"{r['suite']}: seeds {sorted(set(seeds) & set(j['seed_list']))} are in two runs")
         a, b = dict(tuple(p) for p in j["random_curve"]), dict(tuple(p) for p in r["random_curve"])
+        if a.keys() != b.keys():
+            raise ValueError(f"{r['suite']}: the runs' random curves are measured at other label counts (another protocol?)")
         wa, wb = len(j["seed_list"]), len(seeds)
-        j["random_curve"] = [[n, (wa * a[n] + wb * b[n]) / (wa + wb)] for n in sorted(a.keys() & b.keys())]
+        j["random_curve"] = [[n, (wa * a[n] + wb * b[n]) / (wa + wb)] for n in sorted(a)]
         j["versions"] = j["versions"] + r["versions"]
         j["seed_list"] = j["seed_list"] + list(seeds)
         j["seeds"] = len(j["seed_list"])

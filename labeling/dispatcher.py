@@ -111,10 +111,12 @@ class Dispatcher:
         return len(msgs)
 
     def _flag_audits(self, labels: list[Label]) -> None:
-        """Publish a flagged copy of each unflagged answer to an audit item (before it is marked labeled: a crash in
-        between publishes it again, which the retrainer counts once); then those items are audits no longer."""
-        audits = audit_records(self.queue, [lab.item_id for lab in labels if not lab.audit])
-        answered = [lab for lab in labels if not lab.audit and lab.item_id in audits]
+        """Publish a flagged copy of the first unflagged human answer to each audit item (before it is marked labeled: a
+        crash in between publishes it again, which the retrainer counts once); then those items are audits no longer."""
+        humans = [lab for lab in labels if not lab.audit and lab.source == "human"]  # (not baseline imports nor simulated answers)
+        audits = audit_records(self.queue, [lab.item_id for lab in humans])
+        first = {lab.item_id: lab for lab in reversed(humans) if lab.item_id in audits}  # (an item's first answer in the batch)
+        answered = list(first.values())
         for lab in answered:
             flagged = dataclasses.replace(lab, audit=True, audited_label=audits[lab.item_id][0])  # type: ignore[arg-type]
             self.bus.publish(self.topics.labels, flagged.encode(), key=lab.item_id.encode())
@@ -148,7 +150,7 @@ class Dispatcher:
         # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
         control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding, passed_since=passed_since)
         # Then waiting audit items, sent as any item (the labelers' answers are flagged in acknowledge()).
-        waiting = audit_pending(self.queue, room - len(control))
+        waiting = audit_pending(self.queue, room - len(control), lambda ids: self.queue.passed_on(self.owner, ids, passed_since))
         audits = self.queue.claim(waiting, self.owner, self.ack_timeout, now, max_held=self.max_outstanding) if waiting else []
         rest = room - len(control) - len(audits)
         cands = [i for i, _ in self.queue.top_for(self.owner, rest, passed_since=passed_since)] if rest > 0 else []

@@ -198,8 +198,8 @@ class LabelStudioConnector:
         picks = self.control.pick(n_control, self.owner, self.lease_ttl, now, passed_since=passed_since) if n_control else []
         new = new[: len(new) - len(picks)]
         # Waiting audit items take the places of the lowest new ranked ones (the labeler API serves them first too).
-        audits = audit_pending(q, len(new))
-        new = [i for i in new[: len(new) - len(audits)] if i not in set(audits)] + audits
+        audits = audit_pending(q, len(new), lambda ids: q.passed_on(self.owner, ids, passed_since))
+        new = [i for i in new if i not in set(audits)][: len(new) - len(audits)] + audits
         # Recorded before their tasks are created (and before the claim): a crash in between leaves them
         # to _recover_creating, which adopts a task created for them, so none gets a second. Control picks
         # too: they are claimed by pick() already, and a crash after their import would otherwise export

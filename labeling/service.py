@@ -243,7 +243,8 @@ class LabelService:
             if self._plan_random is not None:
                 n_control = max(n_control, min(k, self._plan_random(k)))
         out = [] if cold else self._leased(self.control.pick(n_control, labeler_id, self.lease_ttl, now), now, control=True)
-        out += [] if cold else self._claim(audit_pending(self.queue, k - len(out)), labeler_id, now)  # (audits: served as any item)
+        out += [] if cold else self._claim(audit_pending(self.queue, k - len(out), lambda ids: self.queue.passed_on(labeler_id, ids)), labeler_id,
+                                              now)  # (audits: served as any item)
         if cold and self.cold_start == "representative" and k > 0:
             out += self._lease_representative(k, labeler_id, now)
         offset = 0 if cold else self._curriculum_offset(k)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib.resources import files
 
@@ -78,8 +78,9 @@ def forget_audits(queue: QueueBase, ids: Sequence[str]) -> None:
         queue.r.hdel(queue.k.audit, *ids)
 
 
-def audit_pending(queue: QueueBase, n: int) -> list[str]:
-    """Up to ``n`` audit items still waiting (pending, not leased)."""
+def audit_pending(queue: QueueBase, n: int, passed: Callable[[list[str]], list[bool]] | None = None) -> list[str]:
+    """Up to ``n`` audit items still waiting (pending, not leased); with ``passed`` (whether the holder passed on each
+    of a list of ids: a labeler's skips, a group's recent passes), not those it passed on, as ``top_for`` leaves them."""
     if n <= 0:
         return []
     entries = {i.decode(): v for i, v in queue.r.hgetall(queue.k.audit).items()}  # type: ignore[union-attr]
@@ -100,4 +101,6 @@ def audit_pending(queue: QueueBase, n: int) -> list[str]:
             if p is None and lease is None and json.loads(entries[i]).get("at", 0.0) < settled]
     if gone:
         queue.r.hdel(queue.k.audit, *gone)
+    if passed is not None and pending:
+        pending = [i for i, p in zip(pending, passed(pending), strict=True) if not p]
     return pending[:n]

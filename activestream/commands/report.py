@@ -91,6 +91,7 @@ def read_campaign(bus: Bus, topics: Topics, timeout: float) -> tuple[list[ModelV
             continue
     undecodable: Counter[str] = Counter()
     autos = {lab.item_id for lab in decode_all(read(topics.auto_labels), undecodable)}
-    humans = [lab for lab in decode_all(read(topics.labels), undecodable) if lab.source == "human"]
+    # (once per label id: a redelivery, or the dispatcher's flagged copy of an answer to an audit item, is the same label)
+    humans = list({lab.label_id: lab for lab in decode_all(read(topics.labels), undecodable) if lab.source == "human"}.values())
     return versions, TopicCounts(items=len(item_ids), auto_accepted=len(autos), human_labels=len(humans),
                                  human_seconds=float(sum(lab.seconds for lab in humans)))

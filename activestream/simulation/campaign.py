@@ -251,7 +251,8 @@ def run_campaign(
 @functools.cache
 def _thread_pools(estimator: str | None) -> ThreadpoolController:
     """The thread pools of the libraries loaded once ``estimator``'s factory is: found once per process and estimator
-    (a scan of the loaded libraries, ~14 ms: as long as a whole small campaign's fits)."""
+    (a scan of the loaded libraries, ~14 ms: a tenth of a small campaign). A library first loaded later, inside a fit, would
+    not be limited (scikit-learn's BLAS and OpenMP load with its modules, an estimator's with its factory)."""
     return ThreadpoolController()
 
 

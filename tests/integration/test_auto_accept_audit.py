@@ -217,3 +217,35 @@ def test_queue_topic_labelers_get_audits_and_the_dispatcher_flags_their_answers(
     retrainer = Retrainer(bus, topics, task="multiclass", auto_accept_precision=0.95, retrain_every=1)
     retrainer.ingest(0.0)
     assert len(retrainer.training) == 5 and retrainer.campaign.audit_outcomes == [False]
+
+
+def test_the_dispatcher_flags_one_answer_per_audit_item_and_a_skipped_one_waits(redis_client: redis.Redis, namespace: str) -> None:
+    """Two answers to one audit item in a batch (a correction): one flagged copy, the first; baseline labels are no
+    audit answers; an audit item the group passed on is not sent again at once (other work first, as for any item)."""
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.rankedqueue.auto_accept import record_audits
+    from activestream.schemas import Label, Skip, decode_queue_entry
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    bus, topics = InMemoryBus(), Topics(namespace)
+    ids = [f"it{i}" for i in range(20)]
+    queue.add(ids, np.zeros(20), np.random.default_rng(4).normal(size=(20, 4)).astype(np.float32))
+    queue.rerank(lambda batch, _X: np.array([0.5 + int(i[2:]) / 100 for i in batch]), version=1)
+    record_audits(queue, {"a1": (3, 1), "a2": (5, 1), "a3": (7, 1)})
+    queue.add(["a1", "a2", "a3"], np.zeros(3), np.ones((3, 4), dtype=np.float32))
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=3, ack_timeout=60.0)
+    assert dispatcher.dispatch() == 3
+    sent = [decode_queue_entry(m.value).id for m in bus.messages(topics.queue)]
+    assert sorted(sent) == ["a1", "a2", "a3"]
+    x = np.ones(4, dtype=np.float32)
+    for lab in (Label(item_id="a1", label_id="first", labeler_id="qt", label=3, features=x),
+                Label(item_id="a1", label_id="second", labeler_id="qt", label=4, features=x),  # (a correction)
+                Label(item_id="a2", label_id="imported", labeler_id="qt", label=5, features=x, source="baseline")):
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+    bus.publish(topics.skips, Skip(item_id="a3", labeler_id="qt").encode(), key=b"a3")
+    dispatcher.acknowledge(0.0)
+    flagged = [lab for lab in (decode_label(m.value) for m in bus.messages(topics.labels)) if lab.audit]
+    assert [(lab.item_id, lab.label_id, lab.audited_label) for lab in flagged] == [("a1", "first", 3)]
+    dispatcher.dispatch()  # a3 came back (skipped): the ranked items go out before it
+    resent = [decode_queue_entry(m.value).id for m in bus.messages(topics.queue)][3:]
+    assert resent and "a3" not in resent

@@ -275,8 +275,8 @@ def test_audit_items_are_served_first_look_like_any_task_and_their_labels_are_au
     task = who.next()
     assert task is not None and task["data"][ITEM_ID_FIELD] == "audit-1"  # (served before the 30 ranked tasks)
     assert "activestream_control" not in task["data"] and not any("audit" in k for k in task["data"])
-    conn.sync()  # a sync while it is open keeps it first and leased
-    assert "audit-1" in queue.leased_by(conn.owner)
+    assert conn.sync() == 0  # a sync while it is open keeps it (first, leased, its task untouched), and every ranked task
+    assert "audit-1" in queue.leased_by(conn.owner) and conn.exported()["audit-1"].control
     who.answer(task["id"], "dog")
     conn.poll()
     (lab,) = [lab for lab in labels_of(bus, topics) if lab.item_id == "audit-1"]

@@ -130,6 +130,8 @@ def test_report_reads_the_campaigns_topics() -> None:
     for i in range(3):
         bus.publish(topics.auto_labels, Label(f"i{i}", f"a{i}", "auto", label=1, source="auto").encode())
     bus.publish(topics.labels, Label("i5", "h1", "ann", label=0, seconds=30.0).encode())
+    # (the dispatcher's flagged copy of an answer to an audit item: the same label, counted once)
+    bus.publish(topics.labels, Label("i5", "h1", "ann", label=0, seconds=30.0, audit=True, audited_label=1).encode())
     bus.publish(topics.labels, Label("i6", "b1", "import", label=0, seconds=99.0, source="baseline").encode())
     versions, counts = read_campaign(bus, topics, 1.0)
     assert [mv.version for mv in versions] == [1, 2]
