@@ -198,8 +198,9 @@ class LabelStudioConnector:
         picks = self.control.pick(n_control, self.owner, self.lease_ttl, now, passed_since=passed_since) if n_control else []
         new = new[: len(new) - len(picks)]
         # Waiting audit items take the places of the lowest new ranked ones (the labeler API serves them first too).
-        audits = audit_pending(q, len(new), lambda ids: q.passed_on(self.owner, ids, passed_since))
-        new = [i for i in new if i not in set(audits)][: len(new) - len(audits)] + audits
+        waiting = audit_pending(q, len(new), lambda ids: q.passed_on(self.owner, ids, passed_since))
+        audits = set(waiting)
+        new = [i for i in new if i not in audits][: len(new) - len(audits)] + waiting
         # Recorded before their tasks are created (and before the claim): a crash in between leaves them
         # to _recover_creating, which adopts a task created for them, so none gets a second. Control picks
         # too: they are claimed by pick() already, and a crash after their import would otherwise export
@@ -207,7 +208,7 @@ class LabelStudioConnector:
         creating = new + [i for i, _ in picks]
         q.r.sadd(self._creating_key, *creating) if creating else None
         claimed = q.claim(new, self.owner, self.lease_ttl, now)
-        first |= {i for i, _ in picks} | {i for i, _ in claimed if i in set(audits)}
+        first |= {i for i, _ in picks} | {i for i, _ in claimed if i in audits}
         changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version, first)
         if creating:
             q.r.srem(self._creating_key, *creating)

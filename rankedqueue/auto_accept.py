@@ -99,8 +99,7 @@ def audit_pending(queue: QueueBase, n: int, passed: Callable[[list[str]], list[b
     settled = time.time() - AUDIT_SETTLE_S
     gone = [i for i, p, lease in zip(ids, got[0::2], got[1::2], strict=True)
             if p is None and lease is None and json.loads(entries[i]).get("at", 0.0) < settled]
-    if gone:
-        queue.r.hdel(queue.k.audit, *gone)
+    forget_audits(queue, gone)
     if passed is not None and pending:
         pending = [i for i, p in zip(pending, passed(pending), strict=True) if not p]
     return pending[:n]

@@ -132,7 +132,7 @@ class Retrainer:
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._live_published_at = 0.0  # when the live version was published (see _fold)
         self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
-        self._audited: set[str] = set()  # items whose audit answer was counted
+        self._audited: set[str] = set()  # items whose audit answer counted: the first (the dispatcher's flagged copy comes after)
         self._unscored: dict[str, Label] = {}  # control labels that came before any model (see oof_control)
         self._label_kind: str | None = None  # "integers" or "strings", fixed by the first label
         self.n_features = n_features  # else fixed by the first label
@@ -274,8 +274,7 @@ class Retrainer:
             self.n_features = label.features.size if label.features is not None else 0
         if label.control and self.task == "multiclass" and label.label_id not in self.training.label_ids:
             self._observe_control(label, observed)
-        # A blind answer on an auto-accepted item: the first one counts (the dispatcher's flagged copy of a label comes after it).
-        if label.audit and label.item_id not in self._audited:
+        if label.audit and label.item_id not in self._audited:  # (a blind answer on an auto-accepted item)
             self._audited.add(label.item_id)
             self.campaign.record_audit(label.audited_label == label.label)
         status = self.training.add(label)
