@@ -6,6 +6,7 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,18 @@ BatchSelector = Callable[[list[str], np.ndarray, np.ndarray, int], Sequence[int]
 
 COLD_STARTS = ("random", "representative")
 COLD_START_SAMPLE = 2000  # queue items clustered for a representative cold-start batch
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer for :meth:`LabelService.submit_many` (the arguments of :meth:`LabelService.submit` that vary per item)."""
+
+    item_id: str
+    label: str | int | None = None
+    labels: Sequence[str | int] | None = None
+    seconds: float = 0.0
+    label_id: str | None = None  # (None: a new one)
+    features: np.ndarray | None = None  # (None: the queue's)
 
 
 class UnknownItem(KeyError):
@@ -366,23 +379,117 @@ class LabelService:
             When another labeler (or labeler group) holds the item's lease and it has not run
             out: their work would be thrown away. A pending item takes anyone's label.
         """
-        if (label is None) == (labels is None):
+        answer = Answer(item_id, label=label, labels=labels, seconds=seconds, label_id=label_id, features=features)
+        outcome = self.submit_many([answer], labeler_id=labeler_id, source=source, holder=holder)[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def submit_many(
+        self, answers: Sequence[Answer], *, labeler_id: str, source: str = "human", holder: str | None = None
+    ) -> list[bool | InvalidLabel | UnknownItem | LeasedToAnother]:
+        """Accept a batch of one labeler's answers, as :meth:`submit` would one after the other, in a few round trips.
+
+        Returns per answer what :meth:`submit` returns (``True``: accepted, ``False``: a label id
+        already accepted) or the error it would raise (nothing of that answer changed). A batch
+        costs three round trips to Redis (the facts, the claims, the marks) where one answer at a
+        time cost three each (issue 23: a simulated campaign's labels). An item or label id
+        repeated in the batch, and a correction after the batch's first answer (it corrects the
+        answer before it), start a new run of round trips, so the order of the answers holds.
+        """
+        out: list[bool | InvalidLabel | UnknownItem | LeasedToAnother] = []
+        while len(out) < len(answers):
+            out += self._submit_run(answers[len(out):], labeler_id, source, labeler_id if holder is None else holder)
+        return out
+
+    def _next_run(self, answers: Sequence[Answer]) -> tuple[list[tuple[Answer, str]], list[SubmitFacts]]:
+        """The leading run of ``answers`` (at least one) decided together, with each one's label id and facts (see :meth:`submit_many`)."""
+        run: list[tuple[Answer, str]] = []  # (answer, its label id)
+        seen: set[str] = set()
+        for a in answers:
+            lid = a.label_id or uuid.uuid4().hex
+            if run and (a.item_id in seen or lid in seen):
+                break
+            seen.update((a.item_id, lid))
+            run.append((a, lid))
+        facts = self.queue.submit_facts([a.item_id for a, _ in run], [lid for _, lid in run], [a.features is None for a, _ in run])
+        for j, ((a, _), f) in enumerate(zip(run, facts, strict=True)):
+            if j and a.features is None and f.features is None and not f.label_id_known:  # a correction: of the answer before it
+                return run[:j], facts[:j]
+        return run, facts
+
+    def _submit_run(
+        self, answers: Sequence[Answer], labeler_id: str, source: str, holder: str
+    ) -> list[bool | InvalidLabel | UnknownItem | LeasedToAnother]:
+        """Decide the leading run of ``answers`` (:meth:`_next_run`); one outcome per answer of it."""
+        run, facts = self._next_run(answers)
+        outcome: list[bool | InvalidLabel | UnknownItem | LeasedToAnother] = []
+        ready: list[tuple[int, Label, bytes, SubmitFacts]] = []  # (index in run, record, its payload, facts): to claim
+        for j, ((a, lid), f) in enumerate(zip(run, facts, strict=True)):
+            try:
+                made = self._record(a, lid, f, labeler_id, source, holder)
+            except (InvalidLabel, UnknownItem, LeasedToAnother) as exc:
+                outcome.append(exc)
+                continue
+            outcome.append(made is not None)
+            if made is not None:
+                ready.append((j, *made, f))
+        if not ready:
+            return outcome
+        # A pending item is leased to this labeler while its label goes out: a dispatcher or
+        # another API process cannot lease it in between (mark_labeled would end their lease
+        # and the item would be labeled twice). A label refused from here on hands it back.
+        # (leases that ran out go back first: such an item is claimable again; then who holds it now)
+        claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now)
+        accepted: list[tuple[Label, bytes, SubmitFacts]] = []
+        for (j, record, payload, f), (claimed, holder_now) in zip(ready, claims, strict=True):
+            try:
+                _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
+                self._check_campaign_shape(record.item_id, record.label, record.labels, f)  # (the campaign's first label fixes its shape)
+            except (LeasedToAnother, InvalidLabel) as exc:
+                if claimed:
+                    self.queue.unclaim(record.item_id, holder)
+                outcome[j] = exc
+                continue
+            accepted.append((record, payload, f))
+        if accepted:
+            self._accept(accepted, labeler_id)
+        return outcome
+
+    def _accept(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str) -> None:
+        """Publish the claimed labels (record, payload, facts), then take their items out of the queue."""
+        for record, payload, _ in accepted:
+            self.bus.publish(self.topics.labels, payload, key=record.item_id.encode())
+        self.bus.flush()
+        # The label ids were new when they went out: accepted, even if a dispatcher reading the
+        # labels topic marked an item first (mark_labeled then finds the id known).
+        # (mark labeled, which also forgets the control record; keep the last as the labeler's last label; audits answered)
+        self.queue.finish_labels([(r.item_id, r.label_id, f.audit is not None) for r, _, f in accepted], labeler_id, accepted[-1][1])
+        if self._on_label is not None:
+            for record, _, _ in accepted:
+                try:
+                    self._on_label(record.features, record.label if record.label is not None else list(record.labels or ()), record.control)
+                except Exception:  # the label is accepted; a learner's failure must not turn it into an error
+                    log.exception("item %r: the label hook failed", record.item_id)
+
+    def _record(self, a: Answer, label_id: str, facts: SubmitFacts, labeler_id: str, source: str, holder: str) -> tuple[Label, bytes] | None:
+        """The label ``a`` makes and its payload, checked as the retrainer would check it; ``None`` for a label id already accepted.
+
+        Raises :class:`InvalidLabel`, :class:`UnknownItem` or :class:`LeasedToAnother` (see :meth:`submit`).
+        """
+        item_id = a.item_id
+        if (a.label is None) == (a.labels is None):
             raise InvalidLabel(f"item {item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
-        if not math.isfinite(seconds) or seconds < 0:
-            raise InvalidLabel(f"item {item_id!r}: field 'seconds': expected a non-negative finite number, got {seconds!r}")
-        label_id = label_id or uuid.uuid4().hex
-        facts = self.queue.submit_facts(item_id, label_id, features=features is None)  # (every read until the claim: one round trip)
+        if not math.isfinite(a.seconds) or a.seconds < 0:
+            raise InvalidLabel(f"item {item_id!r}: field 'seconds': expected a non-negative finite number, got {a.seconds!r}")
         if facts.label_id_known:
-            return False
+            return None
         # A control label is one for an item this labeler was leased as a random-control pick:
         # recorded at lease time, so a client can neither drop the flag nor set it on a ranked pick.
-        holder = labeler_id if holder is None else holder
         control = facts.control_holder == holder
         audited = facts.audit  # (an auto-accepted item answered blind: recorded by the scorer, never by the client)
-        now = facts.now
         _refuse_other_holder(item_id, holder, facts.lease_holder)
-        if features is None:
-            features = facts.features
+        features = a.features if a.features is not None else facts.features
         if features is None:
             # A correction: a new label (its own id) for the item of this labeler's last label. It
             # takes that label's features and control flag; the retrainer keeps the newest label of an item.
@@ -395,9 +502,9 @@ class LabelService:
             item_id=item_id,
             label_id=label_id,
             labeler_id=labeler_id,
-            label=label,
-            labels=tuple(labels) if labels is not None else None,
-            seconds=seconds,
+            label=a.label,
+            labels=tuple(a.labels) if a.labels is not None else None,
+            seconds=a.seconds,
             features=features,
             source=source,
             control=control,
@@ -410,30 +517,7 @@ class LabelService:
             decode_label(payload)
         except DecodeError as exc:
             raise InvalidLabel(str(exc)) from None
-        # A pending item is leased to this labeler while its label goes out: a dispatcher or
-        # another API process cannot lease it in between (mark_labeled would end their lease
-        # and the item would be labeled twice). A label refused from here on hands it back.
-        # (leases that ran out go back first: such an item is claimable again; then who holds it now)
-        claimed, holder_now = self.queue.claim_for_label(item_id, holder, self.lease_ttl, now)
-        try:
-            _refuse_other_holder(item_id, holder, holder_now)  # (lost a race for it: nothing changed)
-            self._check_campaign_shape(item_id, label, labels, facts)  # (the campaign's first label fixes its shape)
-        except (LeasedToAnother, InvalidLabel):
-            if claimed:
-                self.queue.unclaim(item_id, holder)
-            raise
-        self.bus.publish(self.topics.labels, payload, key=item_id.encode())
-        self.bus.flush()
-        # The label id was new when it went out: accepted, even if a dispatcher reading the
-        # labels topic marked the item first (mark_labeled then finds the id known).
-        # (mark labeled, which also forgets the control record; keep it as the labeler's last label; an audit answered)
-        self.queue.finish_label(item_id, label_id, labeler_id, payload, audit=audited is not None)
-        if self._on_label is not None:
-            try:
-                self._on_label(features, label if label is not None else list(labels or ()), control)
-            except Exception:  # the label is accepted; a learner's failure must not turn it into an error
-                log.exception("item %r: the label hook failed", item_id)
-        return True
+        return record, payload
 
     def last_label(self, labeler_id: str) -> Label | None:
         """The last label ``labeler_id`` had accepted here (the one they may correct), or ``None``."""

@@ -23,6 +23,7 @@ from activestream.rankedqueue.keys import (
     META_RANKED_VERSION,
     QueueKeys,
 )
+from activestream.rankedqueue.pool import SamplingKeyCache
 from activestream.rankedqueue.scripts import Scripts, queue_script, raise_unexpected
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class QueueBase:
         self.r = client
         self.k = keys or QueueKeys()
         self.scripts = Scripts(client)
+        self.sampling_keys = SamplingKeyCache()  # (the control walk hashes every pending item at every lease)
 
     # ----------------------------------------------------------------- clock
     def now(self) -> float:

@@ -19,7 +19,6 @@ from redis.exceptions import NoScriptError
 from activestream.rankedqueue.auto_accept import parse_audit
 from activestream.rankedqueue.base import QueueBase, decode_features, members
 from activestream.rankedqueue.keys import EXPIRE_BATCH, META_LABEL_FIELD, META_LABEL_KIND, META_RANKED_VERSION, TOP_FOR_PAGE
-from activestream.rankedqueue.pool import sampling_keys
 from activestream.rankedqueue.scripts import queue_script, raise_unexpected
 
 logger = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ class QueueLeases(QueueBase):
                 ranks = rng.choice(depth, size=min(limit, depth), replace=False)
                 return self.members_at([int(r) for r in ranks])
             ids = members(self.r.zrange(self.k.pending, 0, -1))
-            return [ids[j] for j in np.argsort(sampling_keys(ids), kind="stable")[:limit]]
+            return [ids[j] for j in np.argsort(self.sampling_keys(ids), kind="stable")[:limit]]
         out: list[str] = []
         start = 0
         while len(out) < limit:
@@ -223,68 +222,73 @@ class QueueLeases(QueueBase):
         expiry, owner = pipe.execute()
         return holder_at(expiry, owner, self.now() if now is None else now)
 
-    def submit_facts(self, item_id: str, label_id: str, *, features: bool = True) -> SubmitFacts:
-        """The facts a label for ``item_id`` is checked against, read in one round trip (a non-transactional pipeline).
+    def submit_facts(self, item_ids: Sequence[str], label_ids: Sequence[str], features: Sequence[bool]) -> list[SubmitFacts]:
+        """The facts each label (``item_ids[j]``, ``label_ids[j]``) is checked against, read in one round trip.
 
-        The reads do not depend on each other: one round trip instead of one per read (each
-        label's latency; issue 23). The lease holder is judged at the ``TIME`` read in the
-        same pipeline, as :meth:`lease_holder` would after :meth:`expire_leases` at that time.
-        ``features``: read the item's stored features too.
+        A non-transactional pipeline: the reads do not depend on each other, so a batch of
+        labels costs one round trip, not one per read and label (issue 23). Lease holders are
+        judged at the ``TIME`` read in the same pipeline, as :meth:`lease_holder` would after
+        :meth:`expire_leases` at that time. ``features[j]``: read the item's stored features too.
         """
         k = self.k
+        want = [i for i, f in zip(item_ids, features, strict=True) if f]
         pipe = self.r.pipeline(transaction=False)
-        if features:
-            queue_script(pipe, self.scripts.features, self._features_keys(), [k.segment_prefix, item_id])
+        if want:
+            queue_script(pipe, self.scripts.features, self._features_keys(), [k.segment_prefix, *want])
         pipe.time()
-        pipe.sismember(k.label_ids, label_id)
-        pipe.hget(k.control, item_id)
-        pipe.hget(k.audit, item_id)
-        pipe.zscore(k.leased, item_id)
-        pipe.hget(k.lease_owner, item_id)
         pipe.hmget(k.meta, [META_RANKED_VERSION, META_LABEL_FIELD, META_LABEL_KIND])
+        pipe.smismember(k.label_ids, list(label_ids))
+        pipe.hmget(k.control, list(item_ids))
+        pipe.hmget(k.audit, list(item_ids))
+        pipe.zmscore(k.leased, list(item_ids))
+        pipe.hmget(k.lease_owner, list(item_ids))
         replies = pipe.execute(raise_on_error=False)
         raise_unexpected(replies)
-        rows = replies.pop(0) if features else None
-        (sec, usec), known, control, audit, expiry, owner, (version, field, kind) = replies
+        rows = replies.pop(0) if want else None
+        (sec, usec), (version, field, kind), known, control, audit, expiry, owner = replies
         now = float(sec) + usec / 1e6
         if isinstance(rows, NoScriptError):  # (a restarted Redis: the call loads the script)
-            rows = self.scripts.features(keys=self._features_keys(), args=[k.segment_prefix, item_id])
-        return SubmitFacts(
-            now=now,
-            label_id_known=bool(known),
-            control_holder=control.decode() if control is not None else None,
-            audit=parse_audit(audit) if audit is not None else None,
-            lease_holder=holder_at(expiry, owner, now),
-            ranked_version=int(version or 0),
-            label_field=field.decode() if field is not None else None,
-            label_kind=kind.decode() if kind is not None else None,
-            features=decode_features(rows)[0] if rows is not None else None,
-        )
+            rows = self.scripts.features(keys=self._features_keys(), args=[k.segment_prefix, *want])
+        found = iter(decode_features(rows) if rows is not None else [])
+        return [
+            SubmitFacts(
+                now=now,
+                label_id_known=bool(known[j]),
+                control_holder=control[j].decode() if control[j] is not None else None,
+                audit=parse_audit(audit[j]) if audit[j] is not None else None,
+                lease_holder=holder_at(expiry[j], owner[j], now),
+                ranked_version=int(version or 0),
+                label_field=field.decode() if field is not None else None,
+                label_kind=kind.decode() if kind is not None else None,
+                features=next(found) if features[j] else None,
+            )
+            for j in range(len(item_ids))
+        ]
 
-    def claim_for_label(self, item_id: str, holder: str, ttl: float, now: float) -> tuple[bool, str | None]:
-        """Return the leases run out at ``now``, lease ``item_id`` to ``holder`` if it is pending, then read who holds it.
+    def claim_for_labels(self, item_ids: Sequence[str], holder: str, ttl: float, now: float) -> list[tuple[bool, str | None]]:
+        """Return the leases run out at ``now``, lease each of ``item_ids`` to ``holder`` if it is pending, then read who holds it.
 
         :meth:`expire_leases`, :meth:`claim` and :meth:`lease_holder` in that order, in one
-        round trip. Returns ``(claimed, holder of its lease at now)``.
+        round trip. Returns ``(claimed, holder of its lease at now)`` per item.
         """
         k = self.k
         expire_keys = [k.leased, k.pending, k.lease_owner, k.last_score]
         claim_keys = [k.pending, k.leased, k.lease_owner, k.last_score, k.owned(holder), k.control]
-        claim_args: list[str | int | float] = [now + ttl, holder, "0", -1, item_id]
         pipe = self.r.pipeline(transaction=False)
         queue_script(pipe, self.scripts.expire, expire_keys, [now, k.owned_prefix, EXPIRE_BATCH])
-        queue_script(pipe, self.scripts.claim, claim_keys, claim_args)
-        pipe.zscore(k.leased, item_id)
-        pipe.hget(k.lease_owner, item_id)
+        queue_script(pipe, self.scripts.claim, claim_keys, [now + ttl, holder, "0", -1, *item_ids])
+        pipe.zmscore(k.leased, list(item_ids))
+        pipe.hmget(k.lease_owner, list(item_ids))
         expired, flat, expiry, owner = raise_unexpected(pipe.execute(raise_on_error=False))
-        claimed = isinstance(flat, list) and bool(flat)
         if isinstance(expired, NoScriptError) or isinstance(flat, NoScriptError) or int(expired) >= EXPIRE_BATCH:
             # (a restarted Redis, or more leases ran out than one batch: the same three steps one by one; the
-            # script that did run is idempotent, or its claim is counted above)
+            # script that did run is idempotent, or its claims are counted here)
             self.expire_leases(now)
-            claimed = bool(self.claim([item_id], holder, ttl, now)) or claimed
-            return claimed, self.lease_holder(item_id, now)
-        return claimed, holder_at(expiry, owner, now)
+            again = {c for c, _ in self.claim(item_ids, holder, ttl, now)}
+            done = {flat[i].decode() for i in range(0, len(flat), 2)} if isinstance(flat, list) else set()
+            return [(i in again or i in done, self.lease_holder(i, now)) for i in item_ids]
+        claimed = {flat[i].decode() for i in range(0, len(flat), 2)}
+        return [(i in claimed, holder_at(e, o, now)) for i, e, o in zip(item_ids, expiry, owner, strict=True)]
 
     def control_holder(self, item_id: str) -> str | None:
         """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
@@ -308,16 +312,21 @@ class QueueLeases(QueueBase):
         k = self.k
         return [label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix]
 
-    def finish_label(self, item_id: str, label_id: str, labeler_id: str, payload: bytes, *, audit: bool = False) -> None:
-        """:meth:`mark_labeled`, :meth:`remember_label` and (``audit``: the item was an audit item) forget its audit record, in one round trip."""
+    def finish_labels(self, done: Sequence[tuple[str, str, bool]], labeler_id: str, last_payload: bytes) -> None:
+        """For each ``(item_id, label_id, audit)`` of ``done``: :meth:`mark_labeled`, and forget its audit record if it
+        was an audit item; keep ``last_payload`` as the labeler's last label (:meth:`remember_label`). One round trip."""
         k = self.k
         pipe = self.r.pipeline(transaction=False)
-        queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(), self._mark_labeled_args(item_id, label_id))
-        pipe.hset(k.last_label, labeler_id, payload)
-        if audit:
-            pipe.hdel(k.audit, item_id)
-        if isinstance(raise_unexpected(pipe.execute(raise_on_error=False))[0], NoScriptError):  # (a restarted Redis: it did not run)
-            self.mark_labeled(item_id, label_id)
+        for item_id, label_id, _ in done:
+            queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(), self._mark_labeled_args(item_id, label_id))
+        pipe.hset(k.last_label, labeler_id, last_payload)
+        audited = [item_id for item_id, _, audit in done if audit]
+        if audited:
+            pipe.hdel(k.audit, *audited)
+        replies = raise_unexpected(pipe.execute(raise_on_error=False))
+        for (item_id, label_id, _), reply in zip(done, replies, strict=False):
+            if isinstance(reply, NoScriptError):  # (a restarted Redis: it did not run)
+                self.mark_labeled(item_id, label_id)
 
     def remember_label(self, labeler_id: str, payload: bytes) -> None:
         """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses."""

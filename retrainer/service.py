@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 from prometheus_client import CollectorRegistry
 
-from activestream.rankedqueue.pool import sampling_keys
+from activestream.rankedqueue.pool import SamplingKeyCache
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.control_log import ControlObservation, load_control_log
 from activestream.retrainer.estimate_runner import EstimateRunner
@@ -28,14 +28,7 @@ from activestream.retrainer.stopping import StopRules
 from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
 from activestream.retrainer.training_set import TrainingSet, arrays
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
-from activestream.schemas import (
-    DeadLetter,
-    DecodeError,
-    Label,
-    ModelVersion,
-    decode_label,
-    decode_model_version,
-)
+from activestream.schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
 from activestream.schemas.errors import show
 from activestream.streams.bus import Bus, Consumer
 from activestream.streams.topics import MODEL_KEY, Topics
@@ -108,6 +101,7 @@ class Retrainer:
         self.min_holdout = min_holdout
         self.metrics = RetrainerMetrics.create(registry or CollectorRegistry(), namespace)
         self.training = TrainingSet(holdout_fraction)
+        self._sampling_keys = SamplingKeyCache()  # (of every label in use, at every version: each id hashed once)
         self._full_refit_every = full_refit_every
         self._C = C
         self._n_members = n_members
@@ -452,7 +446,7 @@ class Retrainer:
         X, values = arrays(labels, task)
         _, codes = np.unique(np.array(values, dtype=object).astype(str), return_inverse=True)
         # The control walk's whole sample, the strategy's labels below its frontier with the walk's own picks.
-        sample = walked_sample(sampling_keys([lab.item_id for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
+        sample = walked_sample(self._sampling_keys([lab.item_id for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
         return Labeled(X, codes, sample, np.array([lab.seconds for lab in labels]),
                        trainer_fit(self._estimator, self._C))
 

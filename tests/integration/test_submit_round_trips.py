@@ -9,8 +9,9 @@ import pytest
 import redis
 from redis.connection import Connection
 
-from activestream.labeling.service import LabelService, LeasedToAnother
+from activestream.labeling.service import Answer, InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.schemas import decode_label
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
 
@@ -101,3 +102,62 @@ def test_a_lease_takes_a_fixed_few_round_trips(redis_client: redis.Redis, namesp
     leased = service.lease(10, "bob")
     assert round_trips.n - before == LEASE_ROUND_TRIPS + ranked
     assert len(leased) == 10 and all(x.features is not None and x.features.shape == (4,) for x in leased)
+
+
+def test_a_batch_of_labels_takes_the_round_trips_of_one(redis_client: redis.Redis, namespace: str, round_trips: RoundTrips) -> None:
+    service = _service(redis_client, namespace, 12)
+    leased = [x.id for x in service.lease(11, "alice")]
+    assert service.submit(leased[0], labeler_id="alice", label=1)  # (loads the scripts, fixes the campaign's shape)
+    before = round_trips.n
+    outcomes = service.submit_many([Answer(i, label=j % 2, label_id=f"l-{i}") for j, i in enumerate(leased[1:])], labeler_id="alice")
+    assert outcomes == [True] * 10
+    assert round_trips.n - before == SUBMIT_ROUND_TRIPS
+    assert all(service.queue.is_labeled(i) for i in leased) and service.last_label("alice").label_id == f"l-{leased[-1]}"  # type: ignore[union-attr]
+
+
+def _outcomes(service: LabelService, answers: list[Answer], batched: bool) -> list[object]:
+    """Each answer's outcome (True/False, or the error's type and message), one :meth:`submit` at a time or in one batch."""
+    if batched:
+        return [(type(o).__name__, str(o)) if isinstance(o, Exception) else o for o in service.submit_many(answers, labeler_id="alice")]
+    out: list[object] = []
+    for a in answers:
+        try:
+            out.append(service.submit(a.item_id, labeler_id="alice", label=a.label, labels=a.labels, seconds=a.seconds, label_id=a.label_id))
+        except (InvalidLabel, UnknownItem, LeasedToAnother) as exc:
+            out.append((type(exc).__name__, str(exc)))
+    return out
+
+
+def test_a_batch_decides_each_answer_as_one_submit_after_another_would(redis_client: redis.Redis, namespace: str) -> None:
+    answers = [
+        Answer("i0", label=1, label_id="a"),
+        Answer("i9", label=0, label_id="z"),  # a correction of the labeler's last label before the batch: after another answer, refused
+        Answer("i1", label=0, label_id="a"),  # a label id repeated: a retry
+        Answer("i2", label=1, labels=[1], label_id="b"),  # both fields
+        Answer("i3", label=1, label_id="c"),  # bob holds it
+        Answer("i4", label=0, label_id="d", seconds=-1.0),  # negative seconds
+        Answer("i5", label=1, label_id="e"),
+        Answer("i5", label=0, label_id="f"),  # the same item again: a correction of the answer before it
+        Answer("i0", label=0, label_id="g"),  # a correction of an older answer: refused
+        Answer("i6", labels=[1], label_id="h"),  # the campaign's answers come as 'label'
+        Answer("i7", label=1, label_id="i"),
+        Answer("nowhere", label=1, label_id="j"),  # unknown
+        Answer("i8", label=0, label_id="k"),
+    ]
+    results = []
+    for batched in (False, True):
+        service = _service(redis_client, f"{namespace}-{batched}", 10)
+        service.queue.claim(["i3"], "bob", 60.0)
+        assert service.submit("i9", labeler_id="alice", label=1, label_id="y")
+        outcomes = _outcomes(service, answers, batched)
+        bus = service.bus
+        assert isinstance(bus, InMemoryBus)
+        published = [decode_label(m.value) for m in bus.consumer([service.topics.labels], None).consume(100, 0.0)]
+        state = [(i, service.queue.is_labeled(i), service.queue.lease_holder(i)) for i in (f"i{j}" for j in range(10))]
+        results.append((outcomes, [(p.item_id, p.label_id, p.label, p.labels) for p in published], state,
+                        service.last_label("alice").label_id))  # type: ignore[union-attr]
+        service.queue.clear()
+    one_by_one, batch = results
+    assert batch == one_by_one
+    assert [o[0] if isinstance(o, tuple) else o for o in one_by_one[0]] == [
+        True, "UnknownItem", False, "InvalidLabel", "LeasedToAnother", "InvalidLabel", True, True, "UnknownItem", "InvalidLabel", True, "UnknownItem", True]
