@@ -111,6 +111,7 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
             status.fired[name] = {"version": float(rec.version if rec else 0), "n_labels": float(n_labels)}
 
     streak = 0
+    scores: list[float] = []  # the trusted scores so far, oldest first
     for i, rec in enumerate(history):
         if i > 0:
             prev = history[i - 1].predictions
@@ -124,7 +125,8 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
             streak = streak + 1 if rules.kappa is not None and kap >= rules.kappa else 0
             if rules.kappa is not None and streak >= rules.window:
                 fire("stable_predictions", rec, rec.n_labels)
-        scores = [h.score for h in history[: i + 1] if h.score is not None and _trusted(h, rules)]
+        if rec.score is not None and _trusted(rec, rules):
+            scores.append(rec.score)
         if rules.target_score is not None and _trusted(rec, rules) and rec.score is not None and rec.score >= rules.target_score:
             fire("target_score", rec, rec.n_labels)
         if rules.min_gain is not None and len(scores) > rules.plateau_window:

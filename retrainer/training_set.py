@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 
@@ -30,33 +31,35 @@ class TrainingSet:
     holdout_fraction: float = 0.0
     items: dict[str, Label] = field(default_factory=dict)
     label_ids: set[str] = field(default_factory=set)
+    # Kept as labels come, so a version does not redo them for every item (a campaign publishes one per ten labels):
+    _train_ids: list[str] = field(default_factory=list)  # item ids outside the holdout, sorted
+    _hold_ids: list[str] = field(default_factory=list)  # item ids in it, sorted
+    _by_source: dict[str, int] = field(default_factory=dict)
 
     def add(self, label: Label) -> str:
         """Fold one label in. Returns ``"new"``, ``"updated"`` or ``"duplicate"``."""
         if label.label_id in self.label_ids:
             return "duplicate"
         self.label_ids.add(label.label_id)
-        status = "updated" if label.item_id in self.items else "new"
+        old = self.items.get(label.item_id)
+        if old is None:
+            bisect.insort(self._hold_ids if in_holdout(label.item_id, self.holdout_fraction) else self._train_ids, label.item_id)
+        else:
+            self._by_source[old.source] -= 1
+        self._by_source[label.source] = self._by_source.get(label.source, 0) + 1
         self.items[label.item_id] = label
-        return status
+        return "new" if old is None else "updated"
 
     def count_by_source(self) -> dict[str, int]:
         """Items by the source of their label in use (``human``, ``baseline``, ...): imported labels cost nothing now."""
-        out: dict[str, int] = {}
-        for lab in self.items.values():
-            out[lab.source] = out.get(lab.source, 0) + 1
-        return out
+        return {source: n for source, n in self._by_source.items() if n}
 
     def __len__(self) -> int:
         return len(self.items)
 
     def split(self) -> tuple[list[Label], list[Label]]:
         """``(train, holdout)`` label lists, in a stable (item id) order."""
-        train: list[Label] = []
-        hold: list[Label] = []
-        for item_id in sorted(self.items):
-            (hold if in_holdout(item_id, self.holdout_fraction) else train).append(self.items[item_id])
-        return train, hold
+        return [self.items[i] for i in self._train_ids], [self.items[i] for i in self._hold_ids]
 
     def digest(self) -> str:
         """sha256 over the sorted label ids in use: two sets with equal digests hold the same labels."""
@@ -70,7 +73,13 @@ def arrays(labels: list[Label], task: str) -> tuple[np.ndarray, list[object]]:
     """``(X : (n, n_features) float32, y)`` from labels; ``y`` holds classes or label sets."""
     if not labels:
         return np.zeros((0, 0), dtype=np.float32), []
-    X = np.vstack([lab.features for lab in labels]).astype(np.float32)  # type: ignore[misc]
+    rows = [lab.features for lab in labels]
+    width = len(rows[0])  # type: ignore[arg-type]
+    if all(len(r) == width for r in rows):  # type: ignore[arg-type]
+        # (one concatenate: vstack wraps each row first, a cost per label at every version)
+        X = np.concatenate(rows).astype(np.float32, copy=False).reshape(len(rows), width)  # type: ignore[arg-type]
+    else:
+        X = np.vstack(rows).astype(np.float32)  # type: ignore[arg-type]  # (raises, naming the shapes)
     if task == "multilabel":
         return X, [tuple(lab.labels or ()) for lab in labels]
     return X, [lab.label for lab in labels]

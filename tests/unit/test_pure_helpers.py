@@ -350,3 +350,23 @@ def test_instance_id_expands_the_hostname_and_makes_consumers_static_members() -
     assert transactional_id(s, "scorer") == transactional_id(s, "scorer") == f"activestream-scorer-{s.instance_id}"  # stable across restarts
     unset = Settings.from_env({})
     assert transactional_id(unset, "scorer") != transactional_id(unset, "scorer")  # unique per process without a slot
+
+
+def test_training_set_split_and_counts_match_a_fold_from_scratch() -> None:
+    rng = np.random.default_rng(0)
+    ts = TrainingSet(holdout_fraction=0.3)
+    f = np.zeros(2, dtype=np.float32)
+    for n in range(400):  # new items, new labels for old items (another source), repeated label ids
+        item = f"i{rng.integers(150)}"
+        label_id = f"L{rng.integers(n + 1)}"
+        ts.add(Label(item, label_id, "a", label=int(rng.integers(3)), features=f, source=str(rng.choice(["human", "baseline", "simulated"]))))
+        train, hold = ts.split()
+        ids = sorted(ts.items)
+        assert [lab.item_id for lab in train] == [i for i in ids if not in_holdout(i, 0.3)]
+        assert [lab.item_id for lab in hold] == [i for i in ids if in_holdout(i, 0.3)]
+        assert all(lab is ts.items[lab.item_id] for lab in train + hold)  # (the newest label of each item)
+        counts: dict[str, int] = {}
+        for lab in ts.items.values():
+            counts[lab.source] = counts.get(lab.source, 0) + 1
+        assert ts.count_by_source() == counts
+    assert 0 < len(hold) < len(train)
