@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,15 @@ def control_flagged(metadata: dict[str, Any], control: bool) -> dict[str, Any]:
     if control:
         out["control"] = True
     return out
+
+
+def _fields_error(a: Answer) -> InvalidLabel | None:
+    """What is wrong with an answer's fields alone (no round trip needed to tell), or ``None``."""
+    if (a.label is None) == (a.labels is None):
+        return InvalidLabel(f"item {a.item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
+    if not isinstance(a.seconds, numbers.Real) or not math.isfinite(a.seconds) or a.seconds < 0:
+        return InvalidLabel(f"item {a.item_id!r}: field 'seconds': expected a non-negative finite number, got {a.seconds!r}")
+    return None
 
 
 def _refuse_other_holder(item_id: str, labeler_id: str, holder: str | None) -> None:
@@ -391,76 +401,113 @@ class LabelService:
         """Accept a batch of one labeler's answers, as :meth:`submit` would one after the other, in a few round trips.
 
         Returns per answer what :meth:`submit` returns (``True``: accepted, ``False``: a label id
-        already accepted) or the error it would raise (nothing of that answer changed). A batch
-        costs three round trips to Redis (the facts, the claims, the marks) where one answer at a
-        time cost three each (issue 23: a simulated campaign's labels). An item or label id
-        repeated in the batch, and a correction after the batch's first answer (it corrects the
-        answer before it), start a new run of round trips, so the order of the answers holds.
+        already accepted) or the error it would raise (nothing of that answer changed). A run of
+        answers costs three round trips to Redis (the facts, the claims, the marks) where one answer
+        at a time cost three each (issue 23: a simulated campaign's labels); a campaign's first
+        labels, a correction and a label refused after its claim add one each. An item or label id
+        repeated in the batch, and a correction after an answer that may be taken (it corrects that
+        answer), start a new run, so the order of the answers holds.
         """
         out: list[bool | InvalidLabel | UnknownItem | LeasedToAnother] = []
         while len(out) < len(answers):
             out += self._submit_run(answers[len(out):], labeler_id, source, labeler_id if holder is None else holder)
         return out
 
-    def _next_run(self, answers: Sequence[Answer]) -> tuple[list[tuple[Answer, str]], list[SubmitFacts]]:
-        """The leading run of ``answers`` (at least one) decided together, with each one's label id and facts (see :meth:`submit_many`)."""
-        run: list[tuple[Answer, str]] = []  # (answer, its label id)
+    def _next_run(self, answers: Sequence[Answer]) -> list[tuple[Answer, str, InvalidLabel | SubmitFacts]]:
+        """The leading run of ``answers`` (at least one) decided together: each one's label id, and its facts, or the
+        error its fields alone make it (those checks need no round trip: such an answer reads nothing; see :meth:`submit_many`)."""
+        run: list[tuple[Answer, str, InvalidLabel | None]] = []  # (answer, its label id, its fields' error)
         seen: set[str] = set()
         for a in answers:
             lid = a.label_id or uuid.uuid4().hex
-            if run and (a.item_id in seen or lid in seen):
+            error = _fields_error(a)
+            if error is None:
+                if run and (a.item_id in seen or lid in seen):
+                    break
+                seen.update((a.item_id, lid))
+            run.append((a, lid, error))
+        read = [(a, lid) for a, lid, error in run if error is None]
+        facts = iter(self.queue.submit_facts([a.item_id for a, _ in read], [lid for _, lid in read], [a.features is None for a, _ in read])
+                     if read else [])
+        out: list[tuple[Answer, str, InvalidLabel | SubmitFacts]] = []
+        for a, lid, error in run:
+            f = error or next(facts)
+            if isinstance(f, SubmitFacts) and a.features is None and f.features is None and not f.label_id_known and any(
+                    isinstance(x, SubmitFacts) for _, _, x in out):  # a correction after an answer that may be taken: of that answer
                 break
-            seen.update((a.item_id, lid))
-            run.append((a, lid))
-        facts = self.queue.submit_facts([a.item_id for a, _ in run], [lid for _, lid in run], [a.features is None for a, _ in run])
-        for j, ((a, _), f) in enumerate(zip(run, facts, strict=True)):
-            if j and a.features is None and f.features is None and not f.label_id_known:  # a correction: of the answer before it
-                return run[:j], facts[:j]
-        return run, facts
+            out.append((a, lid, f))
+        return out
 
     def _submit_run(
         self, answers: Sequence[Answer], labeler_id: str, source: str, holder: str
     ) -> list[bool | InvalidLabel | UnknownItem | LeasedToAnother]:
-        """Decide the leading run of ``answers`` (:meth:`_next_run`); one outcome per answer of it."""
-        run, facts = self._next_run(answers)
+        """Decide the leading run of ``answers`` (:meth:`_next_run`); one outcome per answer of it.
+
+        An unexpected error (not one :meth:`submit` raises by design) is raised once the answers before it are
+        decided, as :meth:`submit` one after another would have; the answers after it are left as they were.
+        """
         outcome: list[bool | InvalidLabel | UnknownItem | LeasedToAnother] = []
         ready: list[tuple[int, Label, bytes, SubmitFacts]] = []  # (index in run, record, its payload, facts): to claim
-        for j, ((a, lid), f) in enumerate(zip(run, facts, strict=True)):
+        failure: Exception | None = None
+        for j, (a, lid, f) in enumerate(self._next_run(answers)):
             try:
-                made = self._record(a, lid, f, labeler_id, source, holder)
+                made = None if isinstance(f, InvalidLabel) else self._record(a, lid, f, labeler_id, source, holder)
             except (InvalidLabel, UnknownItem, LeasedToAnother) as exc:
                 outcome.append(exc)
                 continue
-            outcome.append(made is not None)
-            if made is not None:
+            except Exception as exc:  # (e.g. Redis gone while reading a correction's last label)
+                failure = exc
+                break
+            outcome.append(f if isinstance(f, InvalidLabel) else made is not None)
+            if made is not None and isinstance(f, SubmitFacts):
                 ready.append((j, *made, f))
-        if not ready:
-            return outcome
-        # A pending item is leased to this labeler while its label goes out: a dispatcher or
-        # another API process cannot lease it in between (mark_labeled would end their lease
-        # and the item would be labeled twice). A label refused from here on hands it back.
-        # (leases that ran out go back first: such an item is claimable again; then who holds it now)
-        claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now)
         accepted: list[tuple[Label, bytes, SubmitFacts]] = []
-        for (j, record, payload, f), (claimed, holder_now) in zip(ready, claims, strict=True):
-            try:
-                _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
-                self._check_campaign_shape(record.item_id, record.label, record.labels, f)  # (the campaign's first label fixes its shape)
-            except (LeasedToAnother, InvalidLabel) as exc:
-                if claimed:
-                    self.queue.unclaim(record.item_id, holder)
-                outcome[j] = exc
-                continue
-            accepted.append((record, payload, f))
+        try:
+            if ready:
+                # A pending item is leased to this labeler while its label goes out: a dispatcher or
+                # another API process cannot lease it in between (mark_labeled would end their lease
+                # and the item would be labeled twice). A label refused from here on hands it back.
+                # (leases that ran out go back first: such an item is claimable again; then who holds it now)
+                claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now)
+                for (j, record, payload, f), (claimed, holder_now) in zip(ready, claims, strict=True):
+                    try:
+                        _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
+                        self._check_campaign_shape(record.item_id, record.label, record.labels, f)  # (the campaign's first label fixes its shape)
+                    except (LeasedToAnother, InvalidLabel) as exc:
+                        if claimed:
+                            self.queue.unclaim(record.item_id, holder)
+                        outcome[j] = exc
+                        continue
+                    accepted.append((record, payload, f))
+        except Exception as exc:
+            failure = failure or exc
         if accepted:
             self._accept(accepted, labeler_id)
+        if failure is not None:
+            raise failure
         return outcome
 
     def _accept(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str) -> None:
-        """Publish the claimed labels (record, payload, facts), then take their items out of the queue."""
-        for record, payload, _ in accepted:
-            self.bus.publish(self.topics.labels, payload, key=record.item_id.encode())
+        """Publish the claimed labels (record, payload, facts), then take their items out of the queue.
+
+        When a publish fails, the labels before it are flushed and taken out (as one :meth:`submit` after
+        another would have), then the error is raised; a failed flush takes none out (their leases run out).
+        """
+        published = 0
+        try:
+            for record, payload, _ in accepted:
+                self.bus.publish(self.topics.labels, payload, key=record.item_id.encode())
+                published += 1
+        except Exception:
+            if published:
+                self.bus.flush()
+                self._finish(accepted[:published], labeler_id)
+            raise
         self.bus.flush()
+        self._finish(accepted, labeler_id)
+
+    def _finish(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str) -> None:
+        """Take the published labels' items out of the queue; then the label hook."""
         # The label ids were new when they went out: accepted, even if a dispatcher reading the
         # labels topic marked an item first (mark_labeled then finds the id known).
         # (mark labeled, which also forgets the control record; keep the last as the labeler's last label; audits answered)
@@ -473,15 +520,12 @@ class LabelService:
                     log.exception("item %r: the label hook failed", record.item_id)
 
     def _record(self, a: Answer, label_id: str, facts: SubmitFacts, labeler_id: str, source: str, holder: str) -> tuple[Label, bytes] | None:
-        """The label ``a`` makes and its payload, checked as the retrainer would check it; ``None`` for a label id already accepted.
+        """The label ``a`` (whose fields passed :func:`_fields_error`) makes and its payload, checked as the retrainer
+        would check it; ``None`` for a label id already accepted.
 
         Raises :class:`InvalidLabel`, :class:`UnknownItem` or :class:`LeasedToAnother` (see :meth:`submit`).
         """
         item_id = a.item_id
-        if (a.label is None) == (a.labels is None):
-            raise InvalidLabel(f"item {item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
-        if not math.isfinite(a.seconds) or a.seconds < 0:
-            raise InvalidLabel(f"item {item_id!r}: field 'seconds': expected a non-negative finite number, got {a.seconds!r}")
         if facts.label_id_known:
             return None
         # A control label is one for an item this labeler was leased as a random-control pick:

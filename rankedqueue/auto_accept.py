@@ -10,7 +10,7 @@ Audit items: a share of the auto-accepted items is queued for labelers anyway, r
 ``audit`` hash with the auto-label's class. Leases serve waiting audit items first (:func:`audit_pending`);
 the labeler sees an ordinary item (nothing in its metadata says audit); the labeling service flags the
 label (``audit``, ``audited_label``: ``QueueLeases.submit_facts`` reads it, :func:`parse_audit`, with the label's
-other facts, ``QueueLeases.finish_label`` forgets it once answered) and the retrainer counts the answers. Labels that
+other facts, ``QueueLeases.finish_labels`` forgets it once answered) and the retrainer counts the answers. Labels that
 come by the labels topic from queue-topic labelers are flagged by the dispatcher instead: it publishes a flagged copy
 (the same label id) of an answer to an audit item (``activestream.labeling.dispatcher``).
 """

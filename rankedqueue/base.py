@@ -63,7 +63,8 @@ class QueueBase:
         self.r = client
         self.k = keys or QueueKeys()
         self.scripts = Scripts(client)
-        self.sampling_keys = SamplingKeyCache()  # (the control walk hashes every pending item at every lease)
+        # (the control walk without a reservoir hashes every pending item at every lease: up to 200,000, see control_walk)
+        self.sampling_keys = SamplingKeyCache(400_000)
 
     # ----------------------------------------------------------------- clock
     def now(self) -> float:

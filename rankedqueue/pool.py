@@ -90,8 +90,8 @@ def sampling_keys(ids: Sequence[str]) -> np.ndarray:
 
 class SamplingKeyCache:
     """:func:`sampling_keys` for ids asked for again and again (the pending items at every control-walk lease, the
-    labels at every model version): each id hashed once, then looked up (a tenth of the time). Past ``limit`` ids
-    it starts afresh, so its memory stays bounded."""
+    labels at every model version): each id hashed once, then looked up (about a third of the time). Past ``limit``
+    ids it starts afresh, so its memory stays bounded; a call with more distinct ids than that hashes them all."""
 
     def __init__(self, limit: int = 1_000_000) -> None:
         self.limit = limit
@@ -99,11 +99,14 @@ class SamplingKeyCache:
 
     def __call__(self, ids: Sequence[str]) -> np.ndarray:
         """(n,) float64: the keys of ``ids``, as :func:`sampling_keys` gives them."""
+        distinct = dict.fromkeys(ids)
+        if len(distinct) > self.limit:
+            return sampling_keys(ids)
         keys = self._keys
-        new = [i for i in dict.fromkeys(ids) if i not in keys]
+        new = [i for i in distinct if i not in keys]
         if new and len(keys) + len(new) > self.limit:
             keys.clear()
-            new = list(dict.fromkeys(ids))
+            new = list(distinct)
         if new:
             keys.update(zip(new, sampling_keys(new).tolist(), strict=True))
         return np.fromiter((keys[i] for i in ids), dtype=np.float64, count=len(ids))

@@ -32,9 +32,22 @@ class TrainingSet:
     items: dict[str, Label] = field(default_factory=dict)
     label_ids: set[str] = field(default_factory=set)
     # Kept as labels come, so a version does not redo them for every item (a campaign publishes one per ten labels):
-    _train_ids: list[str] = field(default_factory=list)  # item ids outside the holdout, sorted
-    _hold_ids: list[str] = field(default_factory=list)  # item ids in it, sorted
-    _by_source: dict[str, int] = field(default_factory=dict)
+    _train_ids: list[str] = field(init=False, repr=False, compare=False)  # item ids outside the holdout, sorted
+    _hold_ids: list[str] = field(init=False, repr=False, compare=False)  # item ids in it, sorted
+    _by_source: dict[str, int] = field(init=False, repr=False, compare=False)
+    _split_fraction: float = field(init=False, repr=False, compare=False)  # the holdout fraction they were split by
+
+    def __post_init__(self) -> None:
+        self._index()
+
+    def _index(self) -> None:
+        """Build the kept lists and counts from ``items`` (at creation, and when ``holdout_fraction`` changed)."""
+        self._split_fraction = self.holdout_fraction
+        self._train_ids, self._hold_ids, self._by_source = [], [], {}
+        for item_id in sorted(self.items):
+            (self._hold_ids if in_holdout(item_id, self.holdout_fraction) else self._train_ids).append(item_id)
+            source = self.items[item_id].source
+            self._by_source[source] = self._by_source.get(source, 0) + 1
 
     def add(self, label: Label) -> str:
         """Fold one label in. Returns ``"new"``, ``"updated"`` or ``"duplicate"``."""
@@ -43,7 +56,7 @@ class TrainingSet:
         self.label_ids.add(label.label_id)
         old = self.items.get(label.item_id)
         if old is None:
-            bisect.insort(self._hold_ids if in_holdout(label.item_id, self.holdout_fraction) else self._train_ids, label.item_id)
+            bisect.insort(self._hold_ids if in_holdout(label.item_id, self._split_fraction) else self._train_ids, label.item_id)
         else:
             self._by_source[old.source] -= 1
         self._by_source[label.source] = self._by_source.get(label.source, 0) + 1
@@ -59,6 +72,8 @@ class TrainingSet:
 
     def split(self) -> tuple[list[Label], list[Label]]:
         """``(train, holdout)`` label lists, in a stable (item id) order."""
+        if self._split_fraction != self.holdout_fraction:
+            self._index()
         return [self.items[i] for i in self._train_ids], [self.items[i] for i in self._hold_ids]
 
     def digest(self) -> str:

@@ -161,3 +161,42 @@ def test_a_batch_decides_each_answer_as_one_submit_after_another_would(redis_cli
     assert batch == one_by_one
     assert [o[0] if isinstance(o, tuple) else o for o in one_by_one[0]] == [
         True, "UnknownItem", False, "InvalidLabel", "LeasedToAnother", "InvalidLabel", True, True, "UnknownItem", "InvalidLabel", True, "UnknownItem", True]
+
+
+def test_an_answer_whose_fields_are_wrong_is_refused_without_a_round_trip(redis_client: redis.Redis, namespace: str,
+                                                                          round_trips: RoundTrips) -> None:
+    service = _service(redis_client, namespace, 2)
+    before = round_trips.n
+    with pytest.raises(InvalidLabel, match="give exactly one"):
+        service.submit("i0", labeler_id="alice", label=1, labels=[1])
+    with pytest.raises(InvalidLabel, match="'seconds'"):
+        service.submit("i0", labeler_id="alice", label=1, seconds="soon")  # type: ignore[arg-type]
+    assert round_trips.n == before
+
+
+class RefusingBus(InMemoryBus):
+    """A bus whose broker refuses the label of one item."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if key == self.refused.encode():
+            raise BufferError(f"the broker refused {self.refused}")
+        super().publish(topic, value, key=key)
+
+
+def test_a_batch_stopped_by_an_error_keeps_the_answers_before_it(redis_client: redis.Redis, namespace: str) -> None:
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(6)], np.linspace(0.1, 0.9, 6), np.random.default_rng(0).random((6, 4)).astype(np.float32))
+    service = LabelService(queue, RefusingBus("i2"), Topics(namespace))
+    service.lease(6, "alice")
+    with pytest.raises(BufferError):  # a publish that fails: the labels before it went out and are taken
+        service.submit_many([Answer("i0", label=1, label_id="a"), Answer("i1", label=0, label_id="b"), Answer("i2", label=1, label_id="c")],
+                            labeler_id="alice")
+    assert queue.is_labeled("i0") and queue.is_labeled("i1") and not queue.is_labeled("i2")
+    assert service.last_label("alice").label_id == "b"  # type: ignore[union-attr]
+    with pytest.raises(TypeError):  # an error no check expects (labels that are not a sequence): the answer before it is taken
+        service.submit_many([Answer("i3", label=1, label_id="d"), Answer("i4", labels=5, label_id="e")], labeler_id="alice")  # type: ignore[arg-type]
+    assert queue.is_labeled("i3") and not queue.is_labeled("i4") and service.last_label("alice").label_id == "d"  # type: ignore[union-attr]

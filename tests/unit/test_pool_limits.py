@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from activestream.config import Settings
-from activestream.rankedqueue.pool import SAMPLING_SEED, PoolLimits, Thresholds, sampling_keys
+from activestream.rankedqueue.pool import SAMPLING_SEED, PoolLimits, SamplingKeyCache, Thresholds, sampling_keys
 
 
 def test_limits_from_the_settings() -> None:
@@ -48,3 +48,12 @@ def test_sampling_keys_are_the_keyed_blake2b_of_the_id() -> None:
     want = [(int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, key=SAMPLING_SEED).digest(), "little") >> 11) * 2.0**-53 for i in ids]
     assert sampling_keys(ids).tolist() == want
     assert sampling_keys([]).shape == (0,)
+
+
+def test_the_key_cache_gives_the_keys_of_sampling_keys_within_its_limit() -> None:
+    cache = SamplingKeyCache(limit=100)
+    rng = np.random.default_rng(0)
+    for n in (5, 60, 99, 150, 30, 101, 0, 80):  # (within, past and over the limit; ids repeated within and across calls)
+        ids = [f"x{j}" for j in rng.integers(0, 300, n)]
+        assert np.array_equal(cache(ids), sampling_keys(ids))
+        assert len(cache._keys) <= 100

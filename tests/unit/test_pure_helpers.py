@@ -370,3 +370,15 @@ def test_training_set_split_and_counts_match_a_fold_from_scratch() -> None:
             counts[lab.source] = counts.get(lab.source, 0) + 1
         assert ts.count_by_source() == counts
     assert 0 < len(hold) < len(train)
+
+
+def test_training_set_made_from_items_or_resplit_matches_a_fold_from_scratch() -> None:
+    f = np.zeros(2, dtype=np.float32)
+    labels = {f"i{j}": Label(f"i{j}", f"L{j}", "a", label=j % 2, features=f, source="baseline" if j % 3 else "human") for j in range(60)}
+    ts = TrainingSet(0.0, items=dict(labels))
+    assert [len(part) for part in ts.split()] == [60, 0] and ts.count_by_source() == {"human": 20, "baseline": 40}
+    ts.holdout_fraction = 0.5
+    train, hold = ts.split()
+    assert [lab.item_id for lab in hold] == [i for i in sorted(labels) if in_holdout(i, 0.5)] and len(train) + len(hold) == 60
+    ts.add(Label("new", "L-new", "a", label=1, features=f))
+    assert "new" in [lab.item_id for lab in ts.split()[in_holdout("new", 0.5)]]
