@@ -31,6 +31,14 @@ def holder_at(expiry: float | None, owner: bytes | None, now: float) -> str | No
     return owner.decode()
 
 
+def smallest(keys: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest of ``keys`` (n,), smallest first (ties: the first index first), in O(n)."""
+    if k >= len(keys):
+        return np.argsort(keys, kind="stable")
+    part = np.argpartition(keys, k - 1)[:k]
+    return part[np.lexsort((part, keys[part]))]
+
+
 @dataclass(frozen=True)
 class Leased:
     """An item handed to a labeler.
@@ -122,8 +130,8 @@ class QueueLeases(QueueBase):
             if depth > max_pending_scan:
                 ranks = rng.choice(depth, size=min(limit, depth), replace=False)
                 return self.members_at([int(r) for r in ranks])
-            ids = members(self.r.zrange(self.k.pending, 0, -1))
-            return [ids[j] for j in np.argsort(self.sampling_keys(ids), kind="stable")[:limit]]
+            raw: list[bytes] = self.r.zrange(self.k.pending, 0, -1)  # type: ignore[assignment]
+            return [raw[j].decode() for j in smallest(self.sampling_keys(raw), limit)]
         out: list[str] = []
         start = 0
         while len(out) < limit:

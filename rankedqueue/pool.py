@@ -21,11 +21,13 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
 SAMPLING_SEED = b"activestream-reservoir-1"  # the hash key: fixed, so every scorer draws the same key for an id
 _KEYED = hashlib.blake2b(digest_size=8, key=SAMPLING_SEED)  # (copied per id, never updated itself)
+Id = TypeVar("Id", str, bytes)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,11 @@ def sampling_keys(ids: Sequence[str]) -> np.ndarray:
     -------
     (n,) float64.
     """
+    return sampling_keys_of_bytes([item_id.encode() for item_id in ids])
+
+
+def sampling_keys_of_bytes(ids: Sequence[bytes]) -> np.ndarray:
+    """:func:`sampling_keys` of UTF-8 encoded ids (as Redis returns them: nothing to decode)."""
     if not ids:
         return np.empty(0, dtype=np.float64)
     # The scorer hashes every item it reads: copy the state after the key block instead of keying
@@ -82,34 +89,40 @@ def sampling_keys(ids: Sequence[str]) -> np.ndarray:
     digests = []
     for item_id in ids:
         h = _KEYED.copy()
-        h.update(item_id.encode())
+        h.update(item_id)
         digests.append(h.digest())
     u = np.frombuffer(b"".join(digests), dtype="<u8")
     return (u >> np.uint64(11)).astype(np.float64) * 2.0**-53  # the top 53 bits: exact in a double, < 1
 
 
-class SamplingKeyCache:
-    """:func:`sampling_keys` for ids asked for again and again (the pending items at every control-walk lease, the
-    labels at every model version): each id hashed once, then looked up (about a third of the time). Past ``limit``
-    ids it starts afresh, so its memory stays bounded; a call with more distinct ids than that hashes them all."""
+class SamplingKeyCache(Generic[Id]):
+    """:func:`sampling_keys` for ids (``str``, or ``bytes`` as Redis returns them) asked for again and again (the
+    pending items at every control-walk lease, the labels at every model version): each id hashed once, then looked
+    up (a few times faster). Past ``limit`` ids it starts afresh, so its memory stays bounded; a call with more
+    distinct ids than that hashes them all."""
 
     def __init__(self, limit: int = 1_000_000) -> None:
         self.limit = limit
-        self._keys: dict[str, float] = {}
+        self._keys: dict[Id, float] = {}
 
-    def __call__(self, ids: Sequence[str]) -> np.ndarray:
+    def __call__(self, ids: Sequence[Id]) -> np.ndarray:
         """(n,) float64: the keys of ``ids``, as :func:`sampling_keys` gives them."""
-        distinct = dict.fromkeys(ids)
-        if len(distinct) > self.limit:
-            return sampling_keys(ids)
+        if len(ids) > self.limit and len(set(ids)) > self.limit:
+            return _keys_of(ids)
         keys = self._keys
-        new = [i for i in distinct if i not in keys]
-        if new and len(keys) + len(new) > self.limit:
-            keys.clear()
-            new = list(distinct)
-        if new:
-            keys.update(zip(new, sampling_keys(new).tolist(), strict=True))
-        return np.fromiter((keys[i] for i in ids), dtype=np.float64, count=len(ids))
+        found = list(map(keys.get, ids))  # (the common case, every id known: no Python loop)
+        if None in found:
+            new = list(dict.fromkeys(i for i, v in zip(ids, found, strict=True) if v is None))
+            if len(keys) + len(new) > self.limit:
+                keys.clear()
+                new = list(dict.fromkeys(ids))
+            keys.update(zip(new, _keys_of(new).tolist(), strict=True))
+            found = list(map(keys.__getitem__, ids))
+        return np.array(found, dtype=np.float64)
+
+
+def _keys_of(ids: Sequence[str] | Sequence[bytes]) -> np.ndarray:
+    return sampling_keys_of_bytes([i if isinstance(i, bytes) else i.encode() for i in ids])
 
 
 def unpack_member(raw: bytes) -> tuple[float, bytes, bytes]:

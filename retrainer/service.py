@@ -101,7 +101,7 @@ class Retrainer:
         self.min_holdout = min_holdout
         self.metrics = RetrainerMetrics.create(registry or CollectorRegistry(), namespace)
         self.training = TrainingSet(holdout_fraction)
-        self._sampling_keys = SamplingKeyCache()  # (of every label in use, at every version: each id hashed once)
+        self._sampling_keys: SamplingKeyCache[str] = SamplingKeyCache()  # (of every label in use, at every version: each id hashed once)
         self._full_refit_every = full_refit_every
         self._C = C
         self._n_members = n_members

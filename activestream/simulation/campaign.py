@@ -291,7 +291,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
         nonlocal fed
         if fed < len(slices):
             for i in slices[fed]:
-                bus.publish(topics.items, Item(str(i), ds.X[i]).encode(binary=True), key=str(i).encode())
+                bus.publish(topics.items, Item(str(i), ds.X[i]).encode(raw=True), key=str(i).encode())  # (the layout fastest to write and read)
             fed += 1
             scorer.run(burst=True, timeout=0.0)
 
