@@ -7,7 +7,7 @@ import math
 import numbers
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -306,7 +306,7 @@ class LabelService:
 
     def _check_campaign_shape(
         self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None, facts: SubmitFacts
-    ) -> None:
+    ) -> SubmitFacts:
         """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings.
 
         The first accepted label fixes both (kept with the queue). A value of the other type
@@ -314,6 +314,7 @@ class LabelService:
         does not (``"cat"`` where labels are integers) would be dead-lettered there, so it
         is refused here, while the item is still queued. Once fixed, a shape never changes:
         the one ``facts`` read stands (no round trip); until then it is agreed in Redis.
+        Returns ``facts`` with the shape as it stands now (for the next label of a batch).
         """
         field = "labels" if labels is not None else "label"
         values = list(labels) if labels is not None else [label]
@@ -323,12 +324,14 @@ class LabelService:
         held = facts.label_field or self.queue.agree_meta(META_LABEL_FIELD, field)
         if held != field:
             raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's answers come as {held!r}")
-        if kinds:
-            kind = kinds.pop()
-            held = facts.label_kind or self.queue.agree_meta(META_LABEL_KIND, kind)
-            # "3" in an integer campaign is the class 3 (the retrainer converts it); "cat" is refused.
-            if held != kind and any(coerce_label_value(v, held) is None for v in values):  # type: ignore[arg-type]
-                raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's labels are {held}; got {values!r}")
+        if not kinds:
+            return replace(facts, label_field=held)
+        kind = kinds.pop()
+        held_kind = facts.label_kind or self.queue.agree_meta(META_LABEL_KIND, kind)
+        # "3" in an integer campaign is the class 3 (the retrainer converts it); "cat" is refused.
+        if held_kind != kind and any(coerce_label_value(v, held_kind) is None for v in values):  # type: ignore[arg-type]
+            raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's labels are {held_kind}; got {values!r}")
+        return replace(facts, label_field=held, label_kind=held_kind)
 
     def _lease_representative(self, n: int, labeler_id: str, now: float) -> list[Leased]:
         """Cold start: the ``n`` items nearest the k-means centroids of a seeded sample of the queue."""
@@ -404,7 +407,7 @@ class LabelService:
         already accepted) or the error it would raise (nothing of that answer changed). A run of
         answers costs three round trips to Redis (the facts, the claims, the marks) where one answer
         at a time cost three each (issue 23: a simulated campaign's labels); a campaign's first
-        labels, a correction and a label refused after its claim add one each. An item or label id
+        batch adds two (agreeing its answer shape), a correction and a label refused after its claim one each. An item or label id
         repeated in the batch, and a correction after an answer that may be taken (it corrects that
         answer), start a new run, so the order of the answers holds.
         """
@@ -469,10 +472,13 @@ class LabelService:
                 # and the item would be labeled twice). A label refused from here on hands it back.
                 # (leases that ran out go back first: such an item is claimable again; then who holds it now)
                 claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now)
+                shape = ready[0][3]  # (the campaign's shape as the last label checked left it: agreed once, not per label)
                 for (j, record, payload, f), (claimed, holder_now) in zip(ready, claims, strict=True):
                     try:
                         _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
-                        self._check_campaign_shape(record.item_id, record.label, record.labels, f)  # (the campaign's first label fixes its shape)
+                        # (the campaign's first label fixes its shape)
+                        shape = self._check_campaign_shape(record.item_id, record.label, record.labels,
+                                                           replace(f, label_field=shape.label_field, label_kind=shape.label_kind))
                     except (LeasedToAnother, InvalidLabel) as exc:
                         if claimed:
                             self.queue.unclaim(record.item_id, holder)

@@ -200,3 +200,15 @@ def test_a_batch_stopped_by_an_error_keeps_the_answers_before_it(redis_client: r
     with pytest.raises(TypeError):  # an error no check expects (labels that are not a sequence): the answer before it is taken
         service.submit_many([Answer("i3", label=1, label_id="d"), Answer("i4", labels=5, label_id="e")], labeler_id="alice")  # type: ignore[arg-type]
     assert queue.is_labeled("i3") and not queue.is_labeled("i4") and service.last_label("alice").label_id == "d"  # type: ignore[union-attr]
+
+
+def test_a_campaigns_first_batch_agrees_its_shape_once(redis_client: redis.Redis, namespace: str, round_trips: RoundTrips) -> None:
+    warm = _service(redis_client, f"{namespace}-warm", 1)  # (loads the scripts: they are the server's, not a namespace's)
+    assert warm.submit(warm.lease(1, "alice")[0].id, labeler_id="alice", label=1)
+    warm.queue.clear()
+    service = _service(redis_client, namespace, 12)
+    leased = [x.id for x in service.lease(10, "alice")]
+    before = round_trips.n
+    assert service.submit_many([Answer(i, label=1) for i in leased], labeler_id="alice") == [True] * 10
+    assert round_trips.n - before == SUBMIT_ROUND_TRIPS + 2  # (the answer field, then the label kind)
+    assert service.queue.get_meta("label_field") == "label" and service.queue.get_meta("label_kind") == "integers"
