@@ -406,10 +406,10 @@ class LabelService:
         Returns per answer what :meth:`submit` returns (``True``: accepted, ``False``: a label id
         already accepted) or the error it would raise (nothing of that answer changed). A run of
         answers costs three round trips to Redis (the facts, the claims, the marks) where one answer
-        at a time cost three each (issue 23: a simulated campaign's labels); a campaign's first
-        batch adds two (agreeing its answer shape), a correction and a label refused after its claim one each. An item or label id
-        repeated in the batch, and a correction after an answer that may be taken (it corrects that
-        answer), start a new run, so the order of the answers holds.
+        at a time cost three each (issue 23: a simulated campaign's labels); a campaign's first batch
+        adds two (agreeing its answer shape), a correction and a label refused after its claim one
+        each. An item or label id repeated in the batch, and a correction after an answer that may be
+        taken (it corrects that answer), start a new run, so the order of the answers holds.
         """
         out: list[bool | InvalidLabel | UnknownItem | LeasedToAnother] = []
         while len(out) < len(answers):
