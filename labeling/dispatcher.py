@@ -26,11 +26,11 @@ from collections.abc import Callable
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from activestream.labeling.control_picks import ControlPicker, control_flagged
 from activestream.labeling.control_share import Explore
 from activestream.labeling.metrics import DispatcherMetrics
-from activestream.labeling.service import ControlPicker, control_flagged
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.auto_accept import audit_pending, audit_records, forget_audits
+from activestream.rankedqueue.auto_accept import audit_records, forget_audits
 from activestream.schemas import DecodeError, Label, QueueEntry, decode_label, decode_skip
 from activestream.streams.bus import Bus
 from activestream.streams.topics import DISPATCHER_GROUP, LABELERS_GROUP, Topics
@@ -150,7 +150,7 @@ class Dispatcher:
         # (max_held: room may be stale, another dispatcher of the group may have claimed meanwhile)
         control = self.control.pick(n_control, self.owner, self.ack_timeout, now, max_held=self.max_outstanding, passed_since=passed_since)
         # Then waiting audit items, sent as any item (the labelers' answers are flagged in acknowledge()).
-        waiting = audit_pending(self.queue, room - len(control), lambda ids: self.queue.passed_on(self.owner, ids, passed_since))
+        waiting = self.queue.audits_waiting(room - len(control), self.owner, passed_since)
         audits = self.queue.claim(waiting, self.owner, self.ack_timeout, now, max_held=self.max_outstanding) if waiting else []
         rest = room - len(control) - len(audits)
         cands = [i for i, _ in self.queue.top_for(self.owner, rest, passed_since=passed_since)] if rest > 0 else []

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from activestream.labeling.control_picks import ControlPicker
 from activestream.labeling.control_share import Explore
 from activestream.labeling.label_studio_config import (
     ITEM_ID_FIELD,
@@ -56,9 +57,9 @@ from activestream.labeling.label_studio_config import (
 )
 from activestream.labeling.label_studio_project import UNCERTAINTY_SAMPLING, as_dict, utc_stamp
 from activestream.labeling.metrics import LabelStudioMetrics
-from activestream.labeling.service import ControlPicker, InvalidLabel, LabelService, LeasedToAnother, UnknownItem
+from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.auto_accept import audit_pending, audit_records
+from activestream.rankedqueue.auto_accept import audit_records
 from activestream.scorer.versions import newest_model_version
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -198,7 +199,7 @@ class LabelStudioConnector:
         picks = self.control.pick(n_control, self.owner, self.lease_ttl, now, passed_since=passed_since) if n_control else []
         new = new[: len(new) - len(picks)]
         # Waiting audit items take the places of the lowest new ranked ones (the labeler API serves them first too).
-        waiting = audit_pending(q, len(new), lambda ids: q.passed_on(self.owner, ids, passed_since))
+        waiting = q.audits_waiting(len(new), self.owner, passed_since)
         audits = set(waiting)
         new = [i for i in new if i not in audits][: len(new) - len(audits)] + waiting
         # Recorded before their tasks are created (and before the claim): a crash in between leaves them

@@ -17,7 +17,8 @@ import redis
 from activestream.labeling.auth import RESERVED_LABELER_PREFIX, RESERVED_LABELERS
 from activestream.labeling.bandit import parse_state
 from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
-from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem, control_flagged
+from activestream.labeling.control_picks import control_flagged
+from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
 

@@ -8,15 +8,13 @@ import numbers
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
-from activestream.labeling.campaign import read_record
-from activestream.labeling.control_share import ControlShare, Explore, accuracy_width, control_share
+from activestream.labeling.control_picks import ControlPicker
+from activestream.labeling.control_share import Explore
 from activestream.rankedqueue import Leased, RankedQueue
-from activestream.rankedqueue.auto_accept import audit_pending
-from activestream.rankedqueue.keys import META_CAMPAIGN, META_LABEL_FIELD, META_LABEL_KIND
+from activestream.rankedqueue.keys import META_LABEL_FIELD, META_LABEL_KIND
 from activestream.rankedqueue.leases import SubmitFacts
 from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
 from activestream.streams.bus import Bus
@@ -54,99 +52,6 @@ class InvalidLabel(ValueError):
 
 class LeasedToAnother(ValueError):
     """A label or skip for an item whose lease another labeler holds (nothing changes)."""
-
-
-class ControlPicker:
-    """The random-control slice: a share of leased items that completes a uniform sample of the stream.
-
-    The picks walk the items in the order of their sampling key (a uniform hash of the id,
-    :func:`activestream.rankedqueue.pool.sampling_keys`): each pick is the item of smallest key
-    not labeled yet (:meth:`activestream.rankedqueue.RankedQueue.control_walk`). So every item
-    whose key is below the walk's frontier is labeled, by the walk or already by the strategy:
-    those labels are a uniform sample of the stream, whatever the strategy took out of the pool
-    (the live estimates use them all, see :func:`activestream.retrainer.estimates.walked_sample`).
-    Items drawn uniformly from those still *pending* were not: on a pool the strategy has
-    labeled a good share of, they are the easy remainder (docs/benchmarks.md, live estimates).
-    The retrainer scores the walk's own picks with the live model before training on them (live
-    accuracy, the auto-accept calibration set). Used by the labeler API's leases and by the
-    dispatcher's, so topic labelers get the slice too. With a capped pool the walk runs over
-    the random reservoir (a uniform sample of every item streamed, not of the pool's survivors;
-    see :mod:`activestream.rankedqueue.pool`).
-
-    Parameters
-    ----------
-    queue : the ranked queue.
-    explore : share of leased items drawn at random, in [0, 1], or the adaptive rule
-        (:class:`activestream.labeling.control_share.ControlShare`: a share set per lease by the
-        live version's estimates, which the scorer keeps in the queue's meta).
-    rng : the draws' generator (seeded: reproducible campaigns).
-    """
-
-    def __init__(self, queue: RankedQueue, explore: Explore, rng: np.random.Generator) -> None:
-        if not isinstance(explore, ControlShare) and not 0.0 <= explore <= 1.0:
-            raise ValueError(f"explore must be in [0, 1], got {explore}")
-        self.queue = queue
-        self.explore = explore
-        self._rng = rng
-        self._credit = 0.0
-        self._estimates: dict[str, Any] | None = None  # the newest live version's figures with an accuracy estimate
-        self._estimates_version = 0  # ... and that version
-
-    def count(self, k: int) -> int:
-        """How many of ``k`` items to lease are control picks (the share: fixed, or :func:`control_share` of the live version's estimates)."""
-        share = self.explore
-        if isinstance(share, ControlShare):  # (one meta read per lease: the live version's record, as GET /campaign reads it)
-            record = read_record(self.queue.get_meta(META_CAMPAIGN))
-            version = record.get("version") if record else None
-            if not isinstance(version, int) or version < self._estimates_version:
-                self._estimates, self._estimates_version = None, 0  # (no record, or an older version: the campaign started afresh)
-            if record and isinstance(version, int) and accuracy_width(record["metrics"]) is not None:
-                self._estimates, self._estimates_version = record["metrics"], version
-            # The newest estimate seen steers: a version may carry none of its own (``SimConfig.live_estimates_every``
-            # estimates every n-th only; the services' versions carry the newest).
-            share = control_share(share, self._estimates)
-        # Credit carries over between leases, so small batches still get their exact share.
-        self._credit += k * share
-        n = min(k, int(self._credit))
-        self._credit -= n
-        return n
-
-    def pick(
-        self, n: int, holder: str, ttl: float, now: float, *, max_held: int | None = None, passed_since: float | None = None
-    ) -> list[tuple[str, float]]:
-        """Lease to ``holder`` as control picks the next ``n`` items of the control walk (smallest sampling key first).
-
-        Never one it passed on (for a labeler group, ``passed_since``: since then; see
-        :meth:`activestream.rankedqueue.RankedQueue.top_for`). A reservoir member the queue
-        does not hold (the pool did not take it, or evicted it) is taken into it first.
-        """
-        out: list[tuple[str, float]] = []
-        for _ in range(3):  # (another labeler may claim a walked item first)
-            want = n - len(out)
-            if want <= 0:
-                break
-            walked = self.queue.control_walk(want * 5, self._rng)  # (room for items this labeler passed on)
-            if not walked:
-                break
-            fresh = [i for i, p in zip(walked, self.queue.passed_on(holder, walked, passed_since), strict=True) if not p][:want]
-            if not fresh:
-                break
-            if self.queue.reservoir_size():
-                self.queue.promote(fresh)
-            out += self.queue.claim(fresh, holder, ttl, now, control=True, max_held=max_held)
-        return out
-
-
-def control_flagged(metadata: dict[str, Any], control: bool) -> dict[str, Any]:
-    """An item's metadata as a labeler sees it: ``"control": true`` on random-control picks only.
-
-    The producer's own ``control`` key is dropped: a labeler that copies the flag into its
-    label (the terminal labeler) must not turn a ranked pick into a control label.
-    """
-    out = {k: v for k, v in metadata.items() if k != "control"}
-    if control:
-        out["control"] = True
-    return out
 
 
 def _fields_error(a: Answer) -> InvalidLabel | None:
@@ -266,8 +171,7 @@ class LabelService:
             if self._plan_random is not None:
                 n_control = max(n_control, min(k, self._plan_random(k)))
         out = [] if cold else self._leased(self.control.pick(n_control, labeler_id, self.lease_ttl, now), now, control=True)
-        out += [] if cold else self._claim(audit_pending(self.queue, k - len(out), lambda ids: self.queue.passed_on(labeler_id, ids)), labeler_id,
-                                              now)  # (audits: served as any item)
+        out += [] if cold else self._claim(self.queue.audits_waiting(k - len(out), labeler_id), labeler_id, now)  # (audits: served as any item)
         if cold and self.cold_start == "representative" and k > 0:
             out += self._lease_representative(k, labeler_id, now)
         offset = 0 if cold else self._curriculum_offset(k)
@@ -453,16 +357,19 @@ class LabelService:
         ready: list[tuple[int, Label, bytes, SubmitFacts]] = []  # (index in run, record, its payload, facts): to claim
         failure: Exception | None = None
         for j, (a, lid, f) in enumerate(self._next_run(answers)):
+            if isinstance(f, InvalidLabel):  # (its fields alone: nothing was read for it)
+                outcome.append(f)
+                continue
             try:
-                made = None if isinstance(f, InvalidLabel) else self._record(a, lid, f, labeler_id, source, holder)
+                made = self._record(a, lid, f, labeler_id, source, holder)
             except (InvalidLabel, UnknownItem, LeasedToAnother) as exc:
                 outcome.append(exc)
                 continue
             except Exception as exc:  # (e.g. Redis gone while reading a correction's last label)
                 failure = exc
                 break
-            outcome.append(f if isinstance(f, InvalidLabel) else made is not None)
-            if made is not None and isinstance(f, SubmitFacts):
+            outcome.append(made is not None)
+            if made is not None:
                 ready.append((j, *made, f))
         accepted: list[tuple[Label, bytes, SubmitFacts]] = []
         try:
@@ -472,13 +379,12 @@ class LabelService:
                 # and the item would be labeled twice). A label refused from here on hands it back.
                 # (leases that ran out go back first: such an item is claimable again; then who holds it now)
                 claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now)
-                shape = ready[0][3]  # (the campaign's shape as the last label checked left it: agreed once, not per label)
+                # (the run's facts were read at once: its shape as the last label checked left it, agreed once, not per label)
+                shape = ready[0][3]
                 for (j, record, payload, f), (claimed, holder_now) in zip(ready, claims, strict=True):
                     try:
                         _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
-                        # (the campaign's first label fixes its shape)
-                        shape = self._check_campaign_shape(record.item_id, record.label, record.labels,
-                                                           replace(f, label_field=shape.label_field, label_kind=shape.label_kind))
+                        shape = self._check_campaign_shape(record.item_id, record.label, record.labels, shape)  # (the first label fixes it)
                     except (LeasedToAnother, InvalidLabel) as exc:
                         if claimed:
                             self.queue.unclaim(record.item_id, holder)

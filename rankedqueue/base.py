@@ -64,7 +64,7 @@ class QueueBase:
         self.k = keys or QueueKeys()
         self.scripts = Scripts(client)
         # (the control walk without a reservoir hashes every pending item at every lease: up to 200,000, see control_walk)
-        self.sampling_keys: SamplingKeyCache[bytes] = SamplingKeyCache(400_000)
+        self.sampling_keys = SamplingKeyCache(400_000)
 
     # ----------------------------------------------------------------- clock
     def now(self) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import NoScriptError
 
-from activestream.rankedqueue.auto_accept import parse_audit
+from activestream.rankedqueue.auto_accept import audit_pending, parse_audit
 from activestream.rankedqueue.base import QueueBase, decode_features, members
 from activestream.rankedqueue.keys import EXPIRE_BATCH, META_LABEL_FIELD, META_LABEL_KIND, META_RANKED_VERSION, TOP_FOR_PAGE
 from activestream.rankedqueue.scripts import queue_script, raise_unexpected
@@ -154,6 +154,11 @@ class QueueLeases(QueueBase):
             return self.skipped_by(labeler_id, ids)
         when = self.r.zmscore(self.k.passed(labeler_id), list(ids)) if ids else []
         return [w is not None and w >= passed_since for w in when]
+
+    def audits_waiting(self, n: int, holder: str, passed_since: float | None = None) -> list[str]:
+        """Up to ``n`` waiting audit items (:func:`~activestream.rankedqueue.auto_accept.audit_pending`) that ``holder``
+        did not pass on (``passed_since`` as in :meth:`passed_on`): they wait for it like any other item."""
+        return audit_pending(self, n, lambda ids: self.passed_on(holder, ids, passed_since))
 
     def forget_passed(self, holder: str, before: float) -> None:
         """Drop the records of what ``holder``'s labelers passed on before ``before`` (see :meth:`top_for`)."""

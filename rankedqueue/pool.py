@@ -21,13 +21,11 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import numpy as np
 
 SAMPLING_SEED = b"activestream-reservoir-1"  # the hash key: fixed, so every scorer draws the same key for an id
 _KEYED = hashlib.blake2b(digest_size=8, key=SAMPLING_SEED)  # (copied per id, never updated itself)
-Id = TypeVar("Id", str, bytes)
 
 
 @dataclass(frozen=True)
@@ -95,20 +93,20 @@ def sampling_keys_of_bytes(ids: Sequence[bytes]) -> np.ndarray:
     return (u >> np.uint64(11)).astype(np.float64) * 2.0**-53  # the top 53 bits: exact in a double, < 1
 
 
-class SamplingKeyCache(Generic[Id]):
-    """:func:`sampling_keys` for ids (``str``, or ``bytes`` as Redis returns them) asked for again and again (the
-    pending items at every control-walk lease, the labels at every model version): each id hashed once, then looked
-    up (a few times faster). Past ``limit`` ids it starts afresh, so its memory stays bounded; a call with more
-    distinct ids than that hashes them all."""
+class SamplingKeyCache:
+    """:func:`sampling_keys_of_bytes` for UTF-8 encoded ids asked for again and again (the pending items at every
+    control-walk lease, the labels at every model version): each id hashed once, then looked up (a few times
+    faster). Past ``limit`` ids it starts afresh, so its memory stays bounded; a call with more distinct ids than
+    that hashes them all."""
 
     def __init__(self, limit: int = 1_000_000) -> None:
         self.limit = limit
-        self._keys: dict[Id, float] = {}
+        self._keys: dict[bytes, float] = {}
 
-    def __call__(self, ids: Sequence[Id]) -> np.ndarray:
-        """(n,) float64: the keys of ``ids``, as :func:`sampling_keys` gives them."""
+    def __call__(self, ids: Sequence[bytes]) -> np.ndarray:
+        """(n,) float64: the keys of ``ids``, as :func:`sampling_keys_of_bytes` gives them."""
         if len(ids) > self.limit and len(set(ids)) > self.limit:
-            return _keys_of(ids)
+            return sampling_keys_of_bytes(ids)
         keys = self._keys
         found = list(map(keys.get, ids))  # (the common case, every id known: no Python loop)
         if None in found:
@@ -116,13 +114,9 @@ class SamplingKeyCache(Generic[Id]):
             if len(keys) + len(new) > self.limit:
                 keys.clear()
                 new = list(dict.fromkeys(ids))
-            keys.update(zip(new, _keys_of(new).tolist(), strict=True))
+            keys.update(zip(new, sampling_keys_of_bytes(new).tolist(), strict=True))
             found = list(map(keys.__getitem__, ids))
         return np.array(found, dtype=np.float64)
-
-
-def _keys_of(ids: Sequence[str] | Sequence[bytes]) -> np.ndarray:
-    return sampling_keys_of_bytes([i if isinstance(i, bytes) else i.encode() for i in ids])
 
 
 def unpack_member(raw: bytes) -> tuple[float, bytes, bytes]:

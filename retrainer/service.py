@@ -101,7 +101,7 @@ class Retrainer:
         self.min_holdout = min_holdout
         self.metrics = RetrainerMetrics.create(registry or CollectorRegistry(), namespace)
         self.training = TrainingSet(holdout_fraction)
-        self._sampling_keys: SamplingKeyCache[str] = SamplingKeyCache()  # (of every label in use, at every version: each id hashed once)
+        self._sampling_keys = SamplingKeyCache()  # (of every label in use, at every version: each id hashed once)
         self._full_refit_every = full_refit_every
         self._C = C
         self._n_members = n_members
@@ -446,7 +446,7 @@ class Retrainer:
         X, values = arrays(labels, task)
         _, codes = np.unique(np.array(values, dtype=object).astype(str), return_inverse=True)
         # The control walk's whole sample, the strategy's labels below its frontier with the walk's own picks.
-        sample = walked_sample(self._sampling_keys([lab.item_id for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
+        sample = walked_sample(self._sampling_keys([lab.item_id.encode() for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
         return Labeled(X, codes, sample, np.array([lab.seconds for lab in labels]),
                        trainer_fit(self._estimator, self._C))
 

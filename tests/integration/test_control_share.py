@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import redis
 
+from activestream.labeling.control_picks import ControlPicker
 from activestream.labeling.control_share import ControlShare
-from activestream.labeling.service import ControlPicker, LabelService
+from activestream.labeling.service import LabelService
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN, META_RANKED_VERSION
 from activestream.streams.memory import InMemoryBus

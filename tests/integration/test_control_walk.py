@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import redis
 
-from activestream.labeling.service import ControlPicker
+from activestream.labeling.control_picks import ControlPicker
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.pool import sampling_keys
 from activestream.retrainer.estimates import walked_sample

@@ -9,7 +9,7 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from activestream.labeling.service import ControlPicker
+from activestream.labeling.control_picks import ControlPicker
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.pool import PoolLimits, sampling_keys
 from activestream.schemas import Item
