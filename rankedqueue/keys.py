@@ -137,9 +137,9 @@ class QueueKeys:
         return f"{self.segment_prefix}{seq}:i"
 
     def segment_token(self, seq: int | str) -> str:
-        """STRING: the server time the segment was written at, what a re-rank's segment cache
-        checks its copy against (after a Redis rollback or a clear() a segment number can name
-        other rows). Freed with the segment."""
+        """STRING: the server time the segment was written or last compacted at, what a re-rank's
+        segment cache checks its copy against (after a Redis rollback or a clear() a segment
+        number can name other rows). Freed with the segment."""
         return f"{self.segment_prefix}{seq}:t"
 
     def segment_dead(self, seq: int | str) -> str:

@@ -68,6 +68,30 @@ class Thresholds:
         return (np.asarray(scores) > self.pool) | (np.asarray(keys) < self.reservoir)  # type: ignore[no-any-return]
 
 
+def best_first(ids: Sequence[str], scores: np.ndarray) -> np.ndarray:
+    """The order a capped pool stores a batch's rows in: each id's first occurrence, highest score first.
+
+    Evictions take the lowest-ranked items first, so a segment written best first loses its last
+    rows first, which compaction cuts off without moving a row (``lua/fn_evict.lua``).
+
+    Parameters
+    ----------
+    ids : (n,) item ids; an id sent again within the batch is left out (its first occurrence counts).
+    scores : (n,) float64.
+
+    Returns
+    -------
+    (m,) int64 indices into ``ids``, m <= n; equal scores keep their arrival order.
+    """
+    idx = np.arange(len(ids))
+    if len(set(ids)) < len(ids):
+        first: dict[str, int] = {}
+        for j, item_id in enumerate(ids):
+            first.setdefault(item_id, j)
+        idx = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    return idx[np.argsort(-scores[idx], kind="stable")]  # type: ignore[no-any-return]
+
+
 def sampling_keys(ids: Sequence[str]) -> np.ndarray:
     """Each id's reservoir sampling key: a keyed BLAKE2b hash of it, uniform in [0, 1).
 

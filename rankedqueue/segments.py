@@ -5,7 +5,9 @@ another (``seg:<n>:i``: uint32 count, uint16 lengths, the UTF-8 ids) and the ser
 was written at as a token (``seg:<n>:t``); ``featloc`` maps an id to ``"<n>:<row>"``. A
 re-rank reads a million rows with a thousand GETs instead of a million HGET fields; rows of
 labeled or dropped items are marked in a bitmap (``seg:<n>:d``) and a segment is freed with
-its last live row.
+its last live row. In a capped pool a segment whose rows are an eighth dead is compacted in
+place: its live rows close up (those before the first dead row stay where they are) and its
+token changes.
 """
 
 from __future__ import annotations
@@ -129,9 +131,9 @@ def cached_size(seg: Segment) -> int:
 class SegmentCache:
     """Segments a re-rank read, kept for the next one, up to ``budget`` bytes (0: off).
 
-    A segment's rows and ids never change; only which rows are dead does, and that is read
-    each time. A copy is used only while the segment's token (the server time it was written
-    at) matches: after a Redis rollback or a ``clear()`` a segment number can name other rows.
+    A copy is used only while the segment's token matches: the token changes when a full pool
+    compacts the segment in place, and after a Redis rollback or a ``clear()`` a segment number
+    can name other rows. Which rows are dead changes without it, and is read each time.
     """
 
     def __init__(self, budget: int = 0) -> None:
@@ -196,36 +198,37 @@ class SegmentReader:
         self.r = client
         self.k = keys
 
-    def read(self, seqs: list[int], widths: dict[int, int], dtype: np.dtype, dead: dict[int, bytes | None] | None = None) -> list[Segment]:
-        """The listed segments still stored, in order, in one pipelined round trip.
+    def read(self, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list[tuple[Segment, bytes | None]]:
+        """The listed segments still stored, in order, each with its token, in one round trip.
 
-        ``dead``: their dead-row bitmaps, when the caller has read them already (they are
-        not fetched again).
+        A segment's rows, ids, dead-row bitmap and token are read in one transaction: a
+        full pool compacts segments in place (``lua/fn_evict.lua``), and rows read apart
+        from their ids could belong to another version of the segment.
         """
-        per = 3 if dead is None else 2
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.r.pipeline(transaction=True)
         for seq in seqs:
             pipe.get(self.k.segment_features(seq))
             pipe.get(self.k.segment_ids(seq))
-            if dead is None:
-                pipe.get(self.k.segment_dead(seq))
+            pipe.get(self.k.segment_dead(seq))
+            pipe.get(self.k.segment_token(seq))
         raw = pipe.execute()
         out = []
         for j, seq in enumerate(seqs):
-            feat, ids, *bitmap = raw[per * j : per * j + per]
-            seg = parse_segment(seq, widths[seq], dtype, feat, ids, bitmap[0] if dead is None else dead[seq])
+            feat, ids, dead, token = raw[4 * j : 4 * j + 4]
+            seg = parse_segment(seq, widths[seq], dtype, feat, ids, dead)
             if seg is not None:
-                out.append(seg)
+                out.append((seg, token))
         return out
 
     def read_cached(self, cache: SegmentCache, seqs: list[int], widths: dict[int, int], dtype: np.dtype) -> list[Segment]:
-        """:meth:`read` through ``cache``: a cached segment costs its dead-row bitmap.
+        """:meth:`read` through ``cache``: a cached segment costs its token and dead-row bitmap.
 
-        Each segment's token is read with it; a segment without one (freed since the
-        snapshot, or written before tokens) is not cached.
+        A segment is read whole when its token (read with its bitmap, in one transaction)
+        is not the cached copy's; a segment without one (freed since the snapshot, or
+        written before tokens) is not cached.
         """
         k = self.k
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.r.pipeline(transaction=True)
         for q in seqs:
             pipe.get(k.segment_token(q))
             pipe.get(k.segment_dead(q))
@@ -233,9 +236,10 @@ class SegmentReader:
         tokens = {q: raw[2 * j] for j, q in enumerate(seqs)}
         dead = {q: raw[2 * j + 1] for j, q in enumerate(seqs)}
         hit = {q: seg for q in seqs if (seg := cache.lookup(q, tokens[q])) is not None}
-        fresh = {seg.seq: seg for seg in self.read([q for q in seqs if q not in hit], widths, dtype, dead)}
-        for seg in fresh.values():
-            cache.keep(seg, tokens[seg.seq])
+        fresh = {}
+        for seg, token in self.read([q for q in seqs if q not in hit], widths, dtype):
+            fresh[seg.seq] = seg
+            cache.keep(seg, token)
         out = []
         for q in seqs:  # in order; a segment freed since the snapshot is in neither
             if q in fresh:
@@ -260,7 +264,7 @@ class SegmentReader:
             return
 
         def read(group: list[int]) -> list[Segment]:
-            return self.read(group, widths, dtype) if cache is None else self.read_cached(cache, group, widths, dtype)
+            return [seg for seg, _ in self.read(group, widths, dtype)] if cache is None else self.read_cached(cache, group, widths, dtype)
 
         with ThreadPoolExecutor(1, thread_name_prefix="queue-read") as pool:
             fut = pool.submit(read, groups[0])

@@ -41,7 +41,7 @@ from activestream.rankedqueue.keys import (
     ZADD_CHUNK,
     QueueKeys,
 )
-from activestream.rankedqueue.pool import PoolLimits, Thresholds, sampling_keys, unpack_member
+from activestream.rankedqueue.pool import PoolLimits, Thresholds, best_first, sampling_keys, unpack_member
 from activestream.rankedqueue.segments import PackedIds, ScoreFn, SegmentCache, SegmentReader, score_segments
 
 logger = logging.getLogger(__name__)
@@ -238,6 +238,15 @@ class QueueWriter(QueueBase):
         sc = np.ascontiguousarray(scores, dtype="<f8").reshape(-1)
         if len(sc) != n or not np.isfinite(sc).all():
             raise ValueError("add() needs one finite score per item")
+        if capped and self.pool.capacity is not None and n > 1:  # rows best first: see pool.best_first
+            if (metadata is not None and len(metadata) != n) or (sampling is not None and len(sampling) != n):
+                got = f"{len(metadata)} metadata" if metadata is not None and len(metadata) != n else f"{len(sampling)} sampling keys"  # type: ignore[arg-type]
+                raise ValueError(f"add() got {n} items but {got}")
+            order = best_first(ids, sc)
+            ids, sc, features = [ids[j] for j in order], sc[order], np.asarray(features).reshape(n, -1)[order]
+            metadata = [metadata[j] for j in order] if metadata is not None else None
+            sampling = np.asarray(sampling)[order] if sampling is not None else None
+            n = len(order)
         dtype = self._write_dtype()
         feats = np.asarray(features, dtype=np.float32).reshape(n, -1)
         if dtype.itemsize == 2:  # float16: clip, or the cast would store inf

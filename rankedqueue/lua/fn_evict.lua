@@ -6,9 +6,8 @@
 -- pool pays for each item it admits.
 -- P: a table of key names: pending, featloc, meta, seg_live, seg_time, seg_width, seg_prefix, lock, removed,
 --    metadata, skips, skippers_prefix, skipped_by_prefix; no_compact = true leaves segments as they are.
--- Once at most seven eighths of a segment's rows (of 4 or more) live, they are copied into a new
--- segment and the old one is freed, so the rows of evicted items hold at most a seventh more memory
--- than the live ones (each eviction copies at most 7 rows, amortized).
+-- Once at most seven eighths of a segment's rows (of 4 or more) live, the segment is compacted in
+-- place (compact()), so the rows of evicted items hold at most a seventh more memory than the live ones.
 
 local CALL_CHUNK = 1000  -- arguments per command (Lua's unpack() has a limit; even, for field-value pairs)
 
@@ -46,30 +45,41 @@ local function drop_segment(P, seq)
   redis.call('ZREM', P.seg_time, seq)
 end
 
--- Compacts segment seq if at most seven eighths of its rows live (live: its live count, just read).
--- The row count is the index blob's first 4 bytes: the blob is read and parsed only to compact.
--- Runs of live rows are copied whole (rows, id lengths, ids); each live id gets its new location.
+-- Compacts segment seq in place if at most seven eighths of its rows live (live: its live count, just read).
+-- The rows before its first dead row stay where they are; the live rows after it close up behind them
+-- (runs of live rows copied whole: rows, id lengths, ids), and only those get a new location. The
+-- writer stores a capped pool's rows best first and evictions take the lowest-ranked items, so the
+-- dead rows are mostly a segment's last ones: compaction then moves no row at all, it only cuts
+-- the strings short. The row count is the index blob's first 4 bytes: the blob is read only to
+-- compact. The token changes (a re-rank's cached copy of the segment is stale); its age stays.
 local function compact(P, seq, live)
   local p = P.seg_prefix
   local head = redis.call('GETRANGE', p .. seq .. ':i', 0, 3)
   if #head < 4 then return end
   local n = struct.unpack('<I4', head)
   if n < 4 or live * 8 > n * 7 then return end
+  local first = redis.call('BITPOS', p .. seq .. ':d', 1)
+  if first < 0 or first >= n then return end
   local blob = redis.call('GET', p .. seq .. ':i')
   local rb = tonumber(redis.call('HGET', P.seg_width, seq))
   local rows = redis.call('GET', p .. seq .. ':f')
-  local dead = redis.call('GET', p .. seq .. ':d') or ''
-  local new = redis.call('HINCRBY', P.meta, 'segseq', 1)
-  local parts, lens, ids, locs, k = {}, {}, {}, {}, 0
-  local pos, run, run_pos, byte = 5 + 2 * n, nil, nil, 0  -- (pos: where row r's id starts in the blob; byte: r's dead bits on)
+  local dead = redis.call('GET', p .. seq .. ':d')
+  local pos = 5 + 2 * n  -- (where row r's id starts in the blob: first past the rows before the first dead one)
+  for r = 0, first - 1 do
+    local lo, hi = string.byte(blob, 5 + 2 * r, 6 + 2 * r)
+    pos = pos + lo + 256 * hi
+  end
+  local parts, lens, ids = {string.sub(rows, 1, first * rb)}, {string.sub(blob, 5, 4 + 2 * first)}, {string.sub(blob, 5 + 2 * n, pos - 1)}
+  local locs, k, run, run_pos = {}, first, nil, nil
   local function flush(stop)  -- the live rows run .. stop - 1, whose ids start at run_pos and end before pos
     parts[#parts + 1] = string.sub(rows, run * rb + 1, stop * rb)
     lens[#lens + 1] = string.sub(blob, 5 + 2 * run, 4 + 2 * stop)
     ids[#ids + 1] = string.sub(blob, run_pos, pos - 1)
     run = nil
   end
-  local at = new .. ':'
-  for r = 0, n - 1 do
+  local at = seq .. ':'
+  local byte = ((string.byte(dead, math.floor(first / 8) + 1) or 0) * 2 ^ (first % 8)) % 256  -- (row first's bit on)
+  for r = first, n - 1 do
     if r % 8 == 0 then byte = string.byte(dead, r / 8 + 1) or 0 end
     local is_dead = byte >= 128  -- (SETBIT 0 is the first byte's MSB: shifted out to the left, row by row)
     byte = (byte % 128) * 2
@@ -77,7 +87,7 @@ local function compact(P, seq, live)
     local len = lo + 256 * hi
     if not is_dead then
       if not run then run, run_pos = r, pos end
-      locs[2 * k + 1], locs[2 * k + 2] = string.sub(blob, pos, pos + len - 1), at .. row_name(k)
+      locs[2 * (k - first) + 1], locs[2 * (k - first) + 2] = string.sub(blob, pos, pos + len - 1), at .. row_name(k)
       k = k + 1
     elseif run then
       flush(r)
@@ -87,13 +97,10 @@ local function compact(P, seq, live)
   if run then flush(n) end
   call_chunks('HSET', P.featloc, locs)
   local t = redis.call('TIME')
-  redis.call('SET', p .. new .. ':f', table.concat(parts))
-  redis.call('SET', p .. new .. ':i', struct.pack('<I4', k) .. table.concat(lens) .. table.concat(ids))
-  redis.call('SET', p .. new .. ':t', t[1] .. '.' .. t[2])
-  redis.call('HSET', P.seg_live, new, k)
-  redis.call('HSET', P.seg_width, new, rb)
-  redis.call('ZADD', P.seg_time, redis.call('ZSCORE', P.seg_time, seq), new)  -- (its items keep their age)
-  drop_segment(P, seq)
+  redis.call('SET', p .. seq .. ':f', table.concat(parts))
+  redis.call('SET', p .. seq .. ':i', struct.pack('<I4', k) .. table.concat(lens) .. table.concat(ids))
+  redis.call('DEL', p .. seq .. ':d')
+  redis.call('SET', p .. seq .. ':t', t[1] .. '.' .. t[2] .. ':' .. k)  -- (never the token it had: fewer rows now)
 end
 
 -- Evicts the pending items ids (distinct). Returns nothing.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,6 +86,121 @@ def test_a_segment_mostly_evicted_is_compacted_and_its_rows_freed(redis_client: 
         np.testing.assert_array_equal(q.features_of([f"o{j}"])[0], feats(20)[j])
         assert q.metadata_of([f"o{j}"]) == [{"j": j}] and q.score_of(f"o{j}") == pytest.approx(j / 100)
     assert q.oldest_age() > 0 and len(q.stored_widths()) == 1
+
+
+def test_rows_are_stored_best_first_and_a_segment_losing_its_last_rows_is_cut_short_in_place(redis_client: redis.Redis, namespace: str) -> None:
+    # A full pool evicts its lowest-ranked items, so with each segment's rows stored best first its dead rows are
+    # its last ones: compaction cuts the strings short, keeps the segment (number, age) and moves no row.
+    q = capped(redis_client, namespace, 20)
+    scores = np.random.default_rng(3).permutation(20) / 100
+    q.add([f"o{j}" for j in range(20)], scores, feats(20), [{"j": j} for j in range(20)])
+    (seq,) = [s.decode() for s in q.r.hkeys(q.k.segment_live)]
+    locs = {f"o{j}": q.r.hget(q.k.featloc, f"o{j}").decode() for j in range(20)}  # type: ignore[union-attr]
+    assert [locs[f"o{j}"] for j in np.argsort(-scores)] == [f"{seq}:{r}" for r in range(20)]  # best first
+    token, age = q.r.get(q.k.segment_token(seq)), q.r.zscore(q.k.segment_time, seq)
+    q.add(["n0", "n1", "n2"], np.array([0.5, 0.6, 0.7]), feats(3))  # the three lowest go: 17 of 20 live, compacted
+    survivors = [f"o{j}" for j in range(20) if scores[j] >= 0.03]
+    assert seq in {s.decode() for s in q.r.hkeys(q.k.segment_live)} and stored_rows(q) == 17 + 3
+    assert q.r.get(q.k.segment_token(seq)) != token and q.r.zscore(q.k.segment_time, seq) == age
+    assert not q.r.exists(q.k.segment_dead(seq))
+    assert {i: q.r.hget(q.k.featloc, i).decode() for i in survivors} == {i: locs[i] for i in survivors}  # type: ignore[union-attr]
+    for i in survivors:
+        j = int(i[1:])
+        np.testing.assert_array_equal(q.features_of([i])[0], feats(20)[j])
+        assert q.metadata_of([i]) == [{"j": j}] and q.score_of(i) == pytest.approx(scores[j])
+
+
+def test_compaction_in_place_moves_the_live_rows_after_the_first_dead_one(redis_client: redis.Redis, namespace: str) -> None:
+    # Labels kill rows anywhere (and a re-rank reorders what evictions take): the live rows past the first dead
+    # one close up, get their new locations, and a re-rank (through its segment cache) reads exactly them.
+    q = capped(redis_client, namespace, 14)
+    q.segment_cache_bytes = 1 << 20
+    q.add([f"o{j}" for j in range(14)], np.linspace(0.9, 0.1, 14), feats(14))  # stored in this order (best first)
+    assert q.rerank(lambda ids, X: X[:, 0] / 100, version=1) == 14  # (cached) the ranking is now the reverse: o0 lowest
+    for j in (2, 5):
+        q.promote([f"o{j}"])
+        assert q.claim([f"o{j}"], "ann", 300.0)
+        q.mark_labeled(f"o{j}", f"l{j}")
+    q.add(["n0", "n1", "n2"], np.array([2.0, 2.1, 2.2]), feats(3))  # 2 free places; o0 (row 0) evicted: 11 of 14 live
+    live = [f"o{j}" for j in range(1, 14) if j not in (2, 5)]
+    (seq, _) = sorted((s.decode() for s in q.r.hkeys(q.k.segment_live)), key=int)
+    assert stored_rows(q) == 11 + 3 and q.r.hget(q.k.featloc, "o0") is None
+    assert [q.r.hget(q.k.featloc, i).decode() for i in live] == [f"{seq}:{r}" for r in range(11)]  # type: ignore[union-attr]
+    assert q.r.hget(q.k.featloc, "o2") == b""  # (a labeled item's tombstone stays)
+    for i in live:
+        np.testing.assert_array_equal(q.features_of([i])[0], feats(14)[int(i[1:])])
+    assert q.rerank(lambda ids, X: 1.0 - X[:, 0] / 100, version=2) == 14
+    got = dict(q.ranking())
+    assert set(got) == {*live, "n0", "n1", "n2"}
+    for i in live:
+        assert got[i] == pytest.approx(1.0 - feats(14)[int(i[1:])][0] / 100)
+
+
+def test_a_rerank_reads_each_segment_whole_while_a_full_pool_compacts_it(redis_url: str, namespace: str) -> None:
+    # Segments change in place under a running re-rank: every row it scores must be read with its own id (the
+    # features hold the id's number) and every item pending throughout must be in its ranking.
+    n, cap = 30_000, 2000
+    writer = capped(redis.Redis.from_url(redis_url), namespace, cap)
+    reader = capped(redis.Redis.from_url(redis_url), namespace, cap)
+    reader.segment_cache_bytes = 1 << 24
+    order = np.random.default_rng(4).permutation(n)
+    stream(writer, 4 * cap, 500, order[: 4 * cap])  # full, and compacting
+    done, errors, reranks = threading.Event(), [], [0]
+
+    def check(ids: Sequence[str], X: np.ndarray) -> np.ndarray:
+        nums = np.array([int(i[1:]) for i in ids], dtype=np.float32)
+        if not np.array_equal(X[:, 0], nums) or not np.array_equal(X[:, 1], nums):
+            errors.append(f"rows read with other ids: {[i for i, x in zip(ids, X[:, 0], strict=True) if x != int(i[1:])][:5]}")
+        return nums / n
+
+    def rerank_loop() -> None:
+        while not done.is_set():
+            try:
+                if reader.rerank(check, version=reranks[0] + 1) is not None:
+                    reranks[0] += 1
+            except Exception as exc:  # noqa: BLE001 (reported below)
+                errors.append(repr(exc))
+                return
+
+    t = threading.Thread(target=rerank_loop)
+    t.start()
+    try:
+        for lo in range(4 * cap, n, 500):
+            pos = order[lo : lo + 500]
+            writer.add([f"s{i}" for i in pos], np.random.default_rng(lo).random(len(pos)), np.repeat(pos[:, None], 2, axis=1).astype(np.float32))
+    finally:
+        done.set()
+        t.join()
+    assert not errors, errors[:3]
+    assert reranks[0] >= 2 and writer.depth() == cap
+    assert reader.rerank(check, version=10**6) == cap and not errors
+    for i, s in reader.ranking():
+        assert s == pytest.approx(int(i[1:]) / n)
+
+
+def test_a_segment_compacted_between_a_reranks_two_reads_is_read_as_it_is_now(redis_client: redis.Redis, namespace: str) -> None:
+    # A cached re-rank reads every segment's token and dead rows first, then the segments it has no copy of.
+    # A compaction in between moves rows: the dead rows read first no longer match them, and a live item
+    # taken for dead would leave the queue at the swap.
+    q = capped(redis_client, namespace, 15)
+    q.segment_cache_bytes = 1 << 20
+    q.add([f"o{j}" for j in range(15)], np.linspace(0.9, 0.1, 15), feats(15))  # segment 1, best first: row j is o<j>
+    q.promote(["o3"])
+    assert q.claim(["o3"], "ann", 300.0)
+    q.mark_labeled("o3", "l3")  # row 3 dead
+    q.add(["n0"], np.array([0.95]), feats(1))  # full again
+    read = q._reader.read
+    calls = []
+
+    def compact_first(*args: Any, **kwargs: Any) -> Any:
+        if not calls:  # o14 (the lowest) is evicted: 13 of 15 rows live, the rows past row 3 move up
+            assert q.add(["n1"], np.array([2.0]), feats(1)) == 1 and q.r.hget(q.k.featloc, "o4") == b"1:3"
+        calls.append(1)
+        return read(*args, **kwargs)
+
+    q._reader.read = compact_first  # type: ignore[method-assign]
+    assert q.rerank(lambda ids, X: X[:, 0] / 100, version=1) == 15
+    assert calls and {i for i, _ in q.ranking()} == {*(f"o{j}" for j in range(14) if j != 3), "n0", "n1"}
 
 
 def test_cap_holds_with_two_writers_at_once(redis_url: str, namespace: str) -> None:
