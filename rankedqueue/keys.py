@@ -118,8 +118,9 @@ class QueueKeys:
     def featloc(self) -> str:
         """HASH item id -> ``"<segment>:<row>"`` where its features are stored.
 
-        Set once, when the item is first enqueued; an empty string (a tombstone) once it
-        is labeled or dropped. An id found here is never enqueued again.
+        Set when the item is enqueued, rewritten when a compaction moves its row; deleted
+        when a full pool evicts it (the id is forgotten); an empty string (a tombstone) once
+        it is labeled or dropped: an id with a tombstone is never enqueued again.
         """
         return self._k("featloc")
 
@@ -143,7 +144,8 @@ class QueueKeys:
         return f"{self.segment_prefix}{seq}:t"
 
     def segment_dead(self, seq: int | str) -> str:
-        """STRING bitmap: bit ``row`` set once that row's item is labeled or dropped."""
+        """STRING bitmap: bit ``row`` set once that row's item is labeled, dropped, auto-accepted or evicted (a
+        compaction cuts the dead rows out and their bits with them)."""
         return f"{self.segment_prefix}{seq}:d"
 
     @property

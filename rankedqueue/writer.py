@@ -120,8 +120,8 @@ class QueueWriter(QueueBase):
         gets float32 back either way.
     segment_cache_bytes : keep up to this many bytes of the feature segments a
         :meth:`rerank` reads, so the next one reads only new segments and which rows died
-        (a segment's rows never change; a copy is used only while the segment's token
-        matches, so a segment number that names other rows is read afresh). 0: off.
+        (a copy is used only while the segment's token matches: a segment compacted in place
+        by a full pool, or a segment number that names other rows, is read afresh). 0: off.
     pool : the capped pool's limits (capacity, reservoir, max age; default: no cap, no reservoir).
     """
 
@@ -238,10 +238,11 @@ class QueueWriter(QueueBase):
         sc = np.ascontiguousarray(scores, dtype="<f8").reshape(-1)
         if len(sc) != n or not np.isfinite(sc).all():
             raise ValueError("add() needs one finite score per item")
+        if metadata is not None and len(metadata) != n:
+            raise ValueError(f"add() got {len(metadata)} metadata objects for {n} items")
+        if sampling is not None and len(sampling) != n:
+            raise ValueError(f"add() got {len(sampling)} sampling keys for {n} items")
         if capped and self.pool.capacity is not None and n > 1:  # rows best first: see pool.best_first
-            if (metadata is not None and len(metadata) != n) or (sampling is not None and len(sampling) != n):
-                got = f"{len(metadata)} metadata" if metadata is not None and len(metadata) != n else f"{len(sampling)} sampling keys"  # type: ignore[arg-type]
-                raise ValueError(f"add() got {n} items but {got}")
             order = best_first(ids, sc)
             ids, sc, features = [ids[j] for j in order], sc[order], np.asarray(features).reshape(n, -1)[order]
             metadata = [metadata[j] for j in order] if metadata is not None else None

@@ -58,9 +58,10 @@ DESCRIPTIONS: dict[str, str] = {
     "see the campaign estimates); unset: not estimated",
     "labels_per_hour": "stream budget: the scorer admits only as many items as labelers can label (unset or 0: off; "
     "see the campaign controls)",
-    "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (a segment "
-    "never changes; each carries a token checked on every use, so a Redis rollback or a cleared queue is read afresh) "
-    "up to this many MiB, held between re-ranks, so the next re-rank after a model update reads only which rows died; "
+    "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (each carries a "
+    "token checked on every use, so a segment a full pool compacted, a Redis rollback or a cleared queue is read afresh) "
+    "up to this many MiB, held between re-ranks, so the next re-rank after a model update reads only which rows died "
+    "and the segments written or compacted since; "
     "1M items of 128 float32 take ~540 MiB (0: off, every re-rank reads every segment)",
     "pool_capacity": "most pending items a namespace keeps (its pool; 0: no cap). When it is full, a new item enters "
     "only if it outranks the lowest pending item, which is evicted (its row freed, its id forgotten, so it is decided afresh "

@@ -46,24 +46,32 @@ local function drop_segment(P, seq)
 end
 
 -- Compacts segment seq in place if at most seven eighths of its rows live (live: its live count, just read).
--- The rows before its first dead row stay where they are; the live rows after it close up behind them
--- (runs of live rows copied whole: rows, id lengths, ids), and only those get a new location. The
--- writer stores a capped pool's rows best first and evictions take the lowest-ranked items, so the
--- dead rows are mostly a segment's last ones: compaction then moves no row at all, it only cuts
--- the strings short. The row count is the index blob's first 4 bytes: the blob is read only to
--- compact. The token changes (a re-rank's cached copy of the segment is stale); its age stays.
+-- The writer stores a capped pool's rows best first and evictions take the lowest-ranked items, so dead
+-- rows gather at a segment's end: if cutting off its dead last rows is enough (at most an eighth of the
+-- rows left are dead: a labeled row near its front, say), that is all it does. Otherwise the rows before
+-- its first dead row stay where they are and the live rows after it close up behind them (runs of live
+-- rows copied whole: rows, id lengths, ids); only those get a new location. The row count is the index
+-- blob's first 4 bytes: the blob is read only to compact. The token changes (a re-rank's cached copy of
+-- the segment is stale); its number and age stay.
 local function compact(P, seq, live)
   local p = P.seg_prefix
   local head = redis.call('GETRANGE', p .. seq .. ':i', 0, 3)
   if #head < 4 then return end
   local n = struct.unpack('<I4', head)
   if n < 4 or live * 8 > n * 7 then return end
-  local first = redis.call('BITPOS', p .. seq .. ':d', 1)
+  local dead = redis.call('GET', p .. seq .. ':d') or ''
+  local last = n  -- rows last .. n - 1 are dead
+  while last > 0 do
+    local b = string.byte(dead, math.floor((last - 1) / 8) + 1) or 0
+    if math.floor(b / 2 ^ (7 - (last - 1) % 8)) % 2 == 0 then break end  -- (SETBIT 0 is the first byte's MSB)
+    last = last - 1
+  end
+  local first = last  -- rows before first stay where they are
+  if live * 8 <= last * 7 then first = redis.call('BITPOS', p .. seq .. ':d', 1) end
   if first < 0 or first >= n then return end
   local blob = redis.call('GET', p .. seq .. ':i')
   local rb = tonumber(redis.call('HGET', P.seg_width, seq))
   local rows = redis.call('GET', p .. seq .. ':f')
-  local dead = redis.call('GET', p .. seq .. ':d')
   local pos = 5 + 2 * n  -- (where row r's id starts in the blob: first past the rows before the first dead one)
   for r = 0, first - 1 do
     local lo, hi = string.byte(blob, 5 + 2 * r, 6 + 2 * r)
@@ -99,7 +107,14 @@ local function compact(P, seq, live)
   local t = redis.call('TIME')
   redis.call('SET', p .. seq .. ':f', table.concat(parts))
   redis.call('SET', p .. seq .. ':i', struct.pack('<I4', k) .. table.concat(lens) .. table.concat(ids))
-  redis.call('DEL', p .. seq .. ':d')
+  if first < last or live == last then
+    redis.call('DEL', p .. seq .. ':d')  -- (no dead row left)
+  else  -- the dead rows before the cut keep their bits; those past it go
+    local keep = math.ceil(last / 8)
+    local b = string.byte(dead, keep) or 0
+    if last % 8 > 0 then b = b - b % 2 ^ (8 - last % 8) end
+    redis.call('SET', p .. seq .. ':d', string.sub(dead, 1, keep - 1) .. string.char(b))
+  end
   redis.call('SET', p .. seq .. ':t', t[1] .. '.' .. t[2] .. ':' .. k)  -- (never the token it had: fewer rows now)
 end
 

@@ -80,7 +80,7 @@ def test_a_segment_mostly_evicted_is_compacted_and_its_rows_freed(redis_client: 
     for j in range(2):  # 2 of its 20 rows evicted: 18 live, more than seven eighths
         q.add([f"n{j}"], np.array([0.5 + j / 100]), feats(1))
     assert stored_rows(q) == 20 + 2
-    q.add(["n2"], np.array([0.9]), feats(1))  # 17 of 20 live: copied into a segment of their own
+    q.add(["n2"], np.array([0.9]), feats(1))  # 17 of 20 live: compacted (the dead rows cut off)
     assert stored_rows(q) == 17 + 3 and q.depth() == 20
     for j in range(3, 20):  # the survivors keep their rows, metadata and scores
         np.testing.assert_array_equal(q.features_of([f"o{j}"])[0], feats(20)[j])
@@ -108,6 +108,27 @@ def test_rows_are_stored_best_first_and_a_segment_losing_its_last_rows_is_cut_sh
         j = int(i[1:])
         np.testing.assert_array_equal(q.features_of([i])[0], feats(20)[j])
         assert q.metadata_of([i]) == [{"j": j}] and q.score_of(i) == pytest.approx(scores[j])
+
+
+def test_a_segment_with_a_labeled_row_near_its_front_is_only_cut_short(redis_client: redis.Redis, namespace: str) -> None:
+    # Labelers take the top items, a best-first segment's first rows: when cutting off the evicted last rows leaves at
+    # most an eighth of the rest dead, nothing moves; the labeled row's dead bit stays, those cut off go.
+    q = capped(redis_client, namespace, 16)
+    q.add([f"o{j}" for j in range(16)], np.linspace(0.9, 0.1, 16), feats(16))  # row j is o<j>
+    q.promote(["o0"])
+    assert q.claim(["o0"], "ann", 300.0)
+    q.mark_labeled("o0", "l0")
+    q.add(["n0"], np.array([0.95]), feats(1))  # full again
+    q.add(["n1", "n2"], np.array([2.0, 2.1]), feats(2))  # o15 and o14 evicted: 13 of 16 live
+    seg = q.k.segment_ids(1)
+    assert int.from_bytes(q.r.get(seg)[:4], "little") == 14 and stored_rows(q) == 14 + 1 + 2  # type: ignore[index]
+    assert [q.r.hget(q.k.featloc, f"o{j}") for j in range(1, 14)] == [f"1:{j}".encode() for j in range(1, 14)]
+    assert q.r.get(q.k.segment_dead(1)) == bytes([0b10000000, 0])  # row 0 dead, nothing past row 13
+    assert q.rerank(lambda ids, X: X[:, 0] / 100, version=1) == 16
+    got = dict(q.ranking())
+    assert set(got) == {*(f"o{j}" for j in range(1, 14)), "n0", "n1", "n2"}
+    for j in range(1, 14):
+        assert got[f"o{j}"] == pytest.approx(feats(16)[j][0] / 100)
 
 
 def test_compaction_in_place_moves_the_live_rows_after_the_first_dead_one(redis_client: redis.Redis, namespace: str) -> None:
@@ -185,22 +206,23 @@ def test_a_segment_compacted_between_a_reranks_two_reads_is_read_as_it_is_now(re
     q = capped(redis_client, namespace, 15)
     q.segment_cache_bytes = 1 << 20
     q.add([f"o{j}" for j in range(15)], np.linspace(0.9, 0.1, 15), feats(15))  # segment 1, best first: row j is o<j>
-    q.promote(["o3"])
-    assert q.claim(["o3"], "ann", 300.0)
-    q.mark_labeled("o3", "l3")  # row 3 dead
-    q.add(["n0"], np.array([0.95]), feats(1))  # full again
+    for j in (3, 4):  # rows 3 and 4 dead
+        q.promote([f"o{j}"])
+        assert q.claim([f"o{j}"], "ann", 300.0)
+        q.mark_labeled(f"o{j}", f"l{j}")
+    q.add(["n0", "n00"], np.array([0.95, 0.96]), feats(2))  # full again
     read = q._reader.read
     calls = []
 
     def compact_first(*args: Any, **kwargs: Any) -> Any:
-        if not calls:  # o14 (the lowest) is evicted: 13 of 15 rows live, the rows past row 3 move up
-            assert q.add(["n1"], np.array([2.0]), feats(1)) == 1 and q.r.hget(q.k.featloc, "o4") == b"1:3"
+        if not calls:  # o14 (the lowest) is evicted: 12 of 15 rows live, the rows past row 4 move up two
+            assert q.add(["n1"], np.array([2.0]), feats(1)) == 1 and q.r.hget(q.k.featloc, "o5") == b"1:3"
         calls.append(1)
         return read(*args, **kwargs)
 
     q._reader.read = compact_first  # type: ignore[method-assign]
     assert q.rerank(lambda ids, X: X[:, 0] / 100, version=1) == 15
-    assert calls and {i for i, _ in q.ranking()} == {*(f"o{j}" for j in range(14) if j != 3), "n0", "n1"}
+    assert calls and {i for i, _ in q.ranking()} == {*(f"o{j}" for j in range(14) if j not in (3, 4)), "n0", "n00", "n1"}
 
 
 def test_cap_holds_with_two_writers_at_once(redis_url: str, namespace: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from activestream.config import Settings
 from activestream.rankedqueue.leases import smallest
-from activestream.rankedqueue.pool import SAMPLING_SEED, PoolLimits, SamplingKeyCache, Thresholds, sampling_keys
+from activestream.rankedqueue.pool import SAMPLING_SEED, PoolLimits, SamplingKeyCache, Thresholds, best_first, sampling_keys
 
 
 def test_limits_from_the_settings() -> None:
@@ -65,3 +65,12 @@ def test_smallest_takes_the_first_keys_of_a_stable_sort() -> None:
     for n, k in [(10, 3), (100, 100), (100, 150), (1000, 1), (1000, 256)]:
         keys = rng.random(n)
         assert list(smallest(keys, k)) == list(np.argsort(keys, kind="stable")[:k])
+
+
+def test_best_first_keeps_each_ids_first_occurrence_highest_score_first_ties_in_arrival_order() -> None:
+    ids = ["a", "b", "c", "a", "d", "b", "e"]
+    scores = np.array([0.2, 0.9, 0.5, 0.99, 0.5, 0.1, 0.7])
+    order = best_first(ids, scores)
+    assert [ids[j] for j in order] == ["b", "e", "c", "d", "a"]  # a and b again (3, 5) are left out; c before d (a tie)
+    assert order.tolist() == [1, 6, 2, 4, 0]
+    assert best_first([], np.zeros(0)).tolist() == []
