@@ -68,6 +68,11 @@ class Thresholds:
         return (np.asarray(scores) > self.pool) | (np.asarray(keys) < self.reservoir)  # type: ignore[no-any-return]
 
 
+def first_of_each_id(ids: Sequence[str]) -> list[int]:
+    """Positions of the first occurrence of each id, in order (a later one is a duplicate: the queue's first write wins)."""
+    return sorted({item_id: j for j, item_id in reversed(list(enumerate(ids)))}.values())
+
+
 def best_first(ids: Sequence[str], scores: np.ndarray) -> np.ndarray:
     """The order a capped pool stores a batch's rows in: each id's first occurrence, highest score first.
 
@@ -83,12 +88,7 @@ def best_first(ids: Sequence[str], scores: np.ndarray) -> np.ndarray:
     -------
     (m,) int64 indices into ``ids``, m <= n; equal scores keep their arrival order.
     """
-    idx = np.arange(len(ids))
-    if len(set(ids)) < len(ids):
-        first: dict[str, int] = {}
-        for j, item_id in enumerate(ids):
-            first.setdefault(item_id, j)
-        idx = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    idx = np.arange(len(ids)) if len(set(ids)) == len(ids) else np.array(first_of_each_id(ids), dtype=np.int64)
     return idx[np.argsort(-scores[idx], kind="stable")]  # type: ignore[no-any-return]
 
 

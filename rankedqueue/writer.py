@@ -265,8 +265,6 @@ class QueueWriter(QueueBase):
         ukeys = None
         if res:
             ukeys = np.ascontiguousarray(sampling if sampling is not None else sampling_keys(ids), dtype="<f8")
-            if len(ukeys) != n:
-                raise ValueError(f"add() got {len(ukeys)} sampling keys for {n} items")
         raw_ids = [i.encode() for i in ids]
         lens = np.fromiter(map(len, raw_ids), dtype=np.int64, count=n)
         if lens.max() > MAX_ID_BYTES:

@@ -89,11 +89,6 @@ def plan_each(ids: Sequence[str], index: Sequence[int], width: int, plan_one: Ca
     )
 
 
-def first_of_each_id(ids: Sequence[str]) -> list[int]:
-    """Positions of the first occurrence of each id, in order (a later one is a duplicate, as in the queue)."""
-    return sorted({item_id: j for j, item_id in reversed(list(enumerate(ids)))}.values())
-
-
 @dataclass(frozen=True)
 class LiveFacts:
     """What routing a batch reads of the live model and the scorer's settings."""

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN, META_STOP
 from activestream.rankedqueue.outage import RedisPause
+from activestream.rankedqueue.pool import first_of_each_id
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
 from activestream.scorer.admission import Admission
@@ -24,7 +25,7 @@ from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys,
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges
 from activestream.scorer.model import OnnxClassifier
-from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_of_each_id, plan_batch, plan_each
+from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, plan_batch, plan_each
 from activestream.scorer.rerank_accept import rerank_accept
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas

@@ -465,3 +465,13 @@ def test_control_picks_walk_the_reservoir_in_key_order_past_labeled_members(redi
     assert got == [by_key[1], by_key[3], by_key[5], by_key[6], by_key[7]]  # the labeled members stay in the reservoir, passed over
     assert [m.decode() for m in q.r.zrange(q.k.reservoir, 0, -1)] == by_key
     assert [i for i, _ in picker.pick(2, "bob", 300.0, q.now())] == by_key[8:10]  # (leased ones are passed over too)
+
+
+def test_add_names_a_length_that_does_not_match_the_items_capped_or_not(redis_client: redis.Redis, namespace: str) -> None:
+    for q in (RankedQueue(redis_client, QueueKeys(namespace)), capped(redis_client, namespace + "c", 5, 2)):
+        with pytest.raises(ValueError, match="add\\(\\) got 3 metadata objects for 2 items"):
+            q.add(["a", "b"], np.array([0.1, 0.2]), feats(2), [{}, {}, {}])
+        with pytest.raises(ValueError, match="add\\(\\) got 1 sampling keys for 2 items"):
+            q.add_nowait(["a", "b"], np.array([0.1, 0.2]), feats(2), sampling=np.array([0.5]))
+        assert q.depth() == 0
+    capped(redis_client, namespace + "c", 5, 2).clear()
