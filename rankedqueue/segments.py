@@ -250,7 +250,7 @@ class SegmentReader:
         return out
 
     def stream(self, widths: dict[int, int], dtype: np.dtype, *, cache: SegmentCache | None = None) -> Iterator[Segment]:
-        """Every listed segment in order, read ahead on a second connection while the caller works.
+        """Every listed segment in order, read ahead on a second connection while the caller works (when there is more than one fetch).
 
         Parameters
         ----------
@@ -266,6 +266,9 @@ class SegmentReader:
         def read(group: list[int]) -> list[Segment]:
             return [seg for seg, _ in self.read(group, widths, dtype)] if cache is None else self.read_cached(cache, group, widths, dtype)
 
+        if len(groups) == 1:  # nothing to read ahead of: no thread (its start costs more than a small pool's read)
+            yield from read(groups[0])
+            return
         with ThreadPoolExecutor(1, thread_name_prefix="queue-read") as pool:
             fut = pool.submit(read, groups[0])
             for nxt in [*groups[1:], None]:

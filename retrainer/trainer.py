@@ -1,4 +1,4 @@
-"""Fitting linear heads with scikit-learn, warm-started between versions.
+"""Fitting linear heads (scikit-learn's logistic regression objective), warm-started between versions.
 
 The fitted model is kept as plain arrays (:class:`LinearHeads`) so exporting it to
 ONNX and checking it are pure functions of numbers, not of estimator objects.
@@ -6,14 +6,13 @@ ONNX and checking it are pure functions of numbers, not of estimator objects.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+
+from activestream.retrainer.logistic import fit_binomial, fit_softmax
 
 LabelValue = str | int
 
@@ -77,6 +76,10 @@ def _standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Trainer:
     """Fits :class:`LinearHeads` on the current training set, warm-starting from the last fit.
 
+    Each head is ``LogisticRegression(C=C, max_iter=max_iter)``'s solution, found by
+    :mod:`~activestream.retrainer.logistic` (the same objective and optimizer, without the
+    estimator's per-fit set-up); warm starts begin from the head's last solution.
+
     Parameters
     ----------
     task : ``"multiclass"`` or ``"multilabel"``.
@@ -98,16 +101,15 @@ class Trainer:
         self.full_refit_every = full_refit_every
         self.max_iter = max_iter
         self.n_fits = 0
-        self._models: dict[object, LogisticRegression] = {}
+        # Each head's last solution (weights, then intercepts), where the next warm start begins.
+        self._coefs: dict[object, np.ndarray] = {}
         self._classes: tuple[LabelValue, ...] = ()
         self._est_classes: dict[int, tuple[LabelValue, ...]] = {}
 
-    def _estimator(self, key: object, warm: bool) -> LogisticRegression:
-        est = self._models.get(key) if warm else None
-        if est is None:
-            est = LogisticRegression(C=self.C, max_iter=self.max_iter, warm_start=True)
-            self._models[key] = est
-        return est
+    def _start(self, key: object, warm: bool, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Where head ``key``'s fit starts: its last solution when warm (and of the same shape), else zeros."""
+        last = self._coefs.get(key) if warm else None
+        return last if last is not None and last.shape == shape else None
 
     def fit(self, X: np.ndarray, y: Sequence[Any]) -> LinearHeads:
         """Fit on all of ``X : (n, n_features)`` with labels ``y`` (classes, or label sets).
@@ -125,25 +127,23 @@ class Trainer:
         Ws: list[np.ndarray] = []
         bs: list[np.ndarray] = []
         classes: tuple[LabelValue, ...] = ()
-        with warnings.catch_warnings():
-            # A capped iteration count is deliberate: warm starts finish the job next time.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            for member in range(self.n_members):
-                idx = np.arange(len(Z)) if member == 0 else rng.integers(0, len(Z), len(Z))
-                ym = [y[i] for i in idx]
-                if self.task == "multilabel":
-                    W, b, names = self._fit_multilabel(Z[idx], ym, full, member)  # type: ignore[arg-type]
-                    if member and names != classes:  # a resample missed a label: realign on the full label set
-                        W, b = _align(W, b, names, classes)
+        # (A capped iteration count is deliberate: warm starts finish the job next time.)
+        for member in range(self.n_members):
+            idx = np.arange(len(Z)) if member == 0 else rng.integers(0, len(Z), len(Z))
+            ym = [y[i] for i in idx]
+            if self.task == "multilabel":
+                W, b, names = self._fit_multilabel(Z[idx], ym, full, member)  # type: ignore[arg-type]
+                if member and names != classes:  # a resample missed a label: realign on the full label set
+                    W, b = _align(W, b, names, classes)
+            else:
+                if member and len(set(ym)) < len(classes):  # a resample lost a class: reuse member 0
+                    W, b = Ws[0], bs[0]
                 else:
-                    if member and len(set(ym)) < len(classes):  # a resample lost a class: reuse member 0
-                        W, b = Ws[0], bs[0]
-                    else:
-                        W, b, names = self._fit_multiclass(Z[idx], ym, full, member)  # type: ignore[arg-type]
-                if member == 0:
-                    classes = names
-                Ws.append(W)
-                bs.append(b)
+                    W, b, names = self._fit_multiclass(Z[idx], ym, full, member)  # type: ignore[arg-type]
+            if member == 0:
+                classes = names
+            Ws.append(W)
+            bs.append(b)
         self.n_fits += 1
         return LinearHeads(mean, scale, np.stack(Ws), np.stack(bs), classes, self.task)
 
@@ -151,20 +151,23 @@ class Trainer:
         classes = sort_classes(y)
         if len(classes) < 2:
             raise NotEnoughClasses(f"labels hold a single class ({classes[0]!r}) so far" if classes else "no labels yet")
-        # Warm-start only an estimator last fitted on exactly these classes (sklearn needs the same shape).
+        # Warm-start only from a fit on exactly these classes (the same heads in the same order).
         warm = not full and self._est_classes.get(member) == classes
         self._est_classes[member] = classes
         if member == 0:
             self._classes = classes
         index = {c: i for i, c in enumerate(classes)}
         yi = np.array([index[v.item() if isinstance(v, np.generic) else v] for v in y])
-        est = self._estimator(("mc", member), warm)
-        est.fit(Z, yi)
-        if len(classes) == 2:  # sklearn keeps one row for binary problems
-            W = np.stack([np.zeros(Z.shape[1]), est.coef_[0]], axis=1)
-            b = np.array([0.0, est.intercept_[0]])
+        key = ("mc", member)
+        if len(classes) == 2:  # one logit for two classes, as scikit-learn fits them
+            coef, _ = fit_binomial(Z, yi, C=self.C, start=self._start(key, warm, (Z.shape[1] + 1,)), max_iter=self.max_iter)
+            W = np.stack([np.zeros(Z.shape[1]), coef[:-1]], axis=1)
+            b = np.array([0.0, coef[-1]])
         else:
-            W, b = est.coef_.T.copy(), est.intercept_.copy()
+            coef, _ = fit_softmax(Z, yi, len(classes), C=self.C, start=self._start(key, warm, (Z.shape[1] + 1, len(classes))),
+                                  max_iter=self.max_iter)
+            W, b = coef[:-1].copy(), coef[-1].copy()
+        self._coefs[key] = coef
         return W, b, classes
 
     def _fit_multilabel(
@@ -183,9 +186,10 @@ class Trainer:
                 p = np.clip(col.mean(), 0.02, 0.98)
                 b[j] = np.log(p / (1 - p))
                 continue
-            est = self._estimator(("ml", name, member), not full)
-            est.fit(Z, col)
-            W[:, j], b[j] = est.coef_[0], est.intercept_[0]
+            key = ("ml", name, member)
+            coef, _ = fit_binomial(Z, col, C=self.C, start=self._start(key, not full, (Z.shape[1] + 1,)), max_iter=self.max_iter)
+            self._coefs[key] = coef
+            W[:, j], b[j] = coef[:-1], coef[-1]
         return W, b, names
 
 
