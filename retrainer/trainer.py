@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from activestream.retrainer.logistic import fit_binomial, fit_softmax
+from activestream.retrainer.logistic import fit_binomial, fit_binomial_heads, fit_softmax
 
 LabelValue = str | int
 
@@ -176,20 +176,29 @@ class Trainer:
         names = sort_classes([v for row in y for v in row])
         if not names:
             raise NotEnoughClasses("no positive label in any label set yet")
-        rows = [{v.item() if isinstance(v, np.generic) else v for v in row} for row in y]
-        Y = np.array([[name in row for name in names] for row in rows], dtype=np.int64)
+        index = {name: j for j, name in enumerate(names)}
+        Y = np.zeros((len(y), len(names)), dtype=np.int64)
+        for i, row in enumerate(y):
+            Y[i, [index[v.item() if isinstance(v, np.generic) else v] for v in row]] = 1
         W = np.zeros((Z.shape[1], len(names)))
         b = np.zeros(len(names))
-        for j, name in enumerate(names):
+        fitted = []
+        for j in range(len(names)):
             col = Y[:, j]
             if col.min() == col.max():  # one class seen for this label: a constant head
                 p = np.clip(col.mean(), 0.02, 0.98)
                 b[j] = np.log(p / (1 - p))
-                continue
-            key = ("ml", name, member)
-            coef, _ = fit_binomial(Z, col, C=self.C, start=self._start(key, not full, (Z.shape[1] + 1,)), max_iter=self.max_iter)
-            self._coefs[key] = coef
-            W[:, j], b[j] = coef[:-1], coef[-1]
+            else:
+                fitted.append(j)
+        if fitted:  # the other heads in one optimization, each from its own last solution when warm
+            keys = [("ml", names[j], member) for j in fitted]
+            starts = [self._start(key, not full, (Z.shape[1] + 1,)) for key in keys]
+            start = None if all(s is None for s in starts) else np.stack(
+                [s if s is not None else np.zeros(Z.shape[1] + 1) for s in starts], axis=1)
+            coef, _ = fit_binomial_heads(Z, Y[:, fitted], C=self.C, start=start, max_iter=self.max_iter)
+            for key, j, c in zip(keys, fitted, coef.T, strict=True):
+                self._coefs[key] = c.copy()
+                W[:, j], b[j] = c[:-1], c[-1]
         return W, b, names
 
 
