@@ -314,32 +314,35 @@ class QueueLeases(QueueBase):
 
     def mark_labeled(self, item_id: str, label_id: str) -> bool:
         """Take the item out of the queue for good. False if ``label_id`` was seen before."""
-        return bool(self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args(item_id, label_id)))
+        return bool(self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args([(item_id, label_id)]))[0])
 
     def _mark_labeled_keys(self) -> list[str]:
         k = self.k
         return [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.dropped]
 
-    def _mark_labeled_args(self, item_id: str, label_id: str) -> list[str | int | float]:
+    def _mark_labeled_args(self, pairs: Sequence[tuple[str, str]]) -> list[str | int | float]:
+        """The script's arguments for ``(item_id, label_id)`` pairs: the key prefixes, then each label id and item id."""
         k = self.k
-        return [label_id, item_id, k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix]
+        return [k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix,
+                *(x for item_id, label_id in pairs for x in (label_id, item_id))]
 
     def finish_labels(self, done: Sequence[tuple[str, str, bool]], labeler_id: str, last_payload: bytes) -> None:
-        """For each ``(item_id, label_id, audit)`` of ``done``: :meth:`mark_labeled`, and forget its audit record if it
-        was an audit item; keep ``last_payload`` as the labeler's last label (:meth:`remember_label`). One round trip."""
+        """For each ``(item_id, label_id, audit)`` of ``done``: :meth:`mark_labeled` (all in one script call), and forget
+        its audit record if it was an audit item; keep ``last_payload`` as the labeler's last label
+        (:meth:`remember_label`). One round trip."""
         k = self.k
+        pairs = [(item_id, label_id) for item_id, label_id, _ in done]
         pipe = self.r.pipeline(transaction=False)
-        for item_id, label_id, _ in done:
-            queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(), self._mark_labeled_args(item_id, label_id))
+        if pairs:
+            queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(), self._mark_labeled_args(pairs))
         pipe.hset(k.last_label, labeler_id, last_payload)
         audited = [item_id for item_id, _, audit in done if audit]
         if audited:
             pipe.hdel(k.audit, *audited)
         replies = raise_unexpected(pipe.execute(raise_on_error=False))
-        for (item_id, label_id, _), reply in zip(done, replies, strict=False):
-            if isinstance(reply, NoScriptError):  # (a restarted Redis: it did not run)
-                self.mark_labeled(item_id, label_id)
+        if pairs and isinstance(replies[0], NoScriptError):  # (a restarted Redis: it did not run)
+            self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args(pairs))
 
     def remember_label(self, labeler_id: str, payload: bytes) -> None:
         """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses."""
