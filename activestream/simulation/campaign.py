@@ -159,6 +159,10 @@ def score(ds: Dataset, metric: str, y_true_idx: np.ndarray, pred_idx: np.ndarray
         if np.ndim(y_true_idx) == 1:  # (what accuracy_score computes, without its ~1 ms of input checks at every version)
             return float(np.mean(np.asarray(y_true_idx) == np.asarray(pred_idx)))
         return float(accuracy_score(y_true_idx, pred_idx))
+    if metric == "micro_f1" and np.ndim(y_true_idx) == 2 and np.shape(y_true_idx)[1] > 1:  # (f1_score's micro average of 0/1 label matrices, without its ~3 ms of checks)
+        t, p = np.asarray(y_true_idx) != 0, np.asarray(pred_idx) != 0
+        tp, wrong = int(np.count_nonzero(t & p)), int(np.count_nonzero(t != p))
+        return 1.0 if 2 * tp + wrong == 0 else 2 * tp / (2 * tp + wrong)
     average = "macro" if metric == "macro_f1" else "micro"
     # A class (or label) neither in the test split nor predicted has no F1: it is left out of the
     # average (zero_division=nan) rather than counted as 0, which capped a perfect model's

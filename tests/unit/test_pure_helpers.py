@@ -243,6 +243,23 @@ def test_macro_f1_leaves_out_classes_neither_in_the_split_nor_predicted() -> Non
     assert score(labels, "macro_f1", Y, Y) == 1.0 and score(labels, "micro_f1", Y, Y) == 1.0
 
 
+def test_micro_f1_of_label_matrices_is_scikit_learns() -> None:
+    """The campaign's own micro-F1 of 0/1 label matrices (no f1_score checks at every version) gives f1_score's value."""
+    from sklearn.metrics import f1_score
+
+    from activestream.simulation.campaign import score
+
+    rng = np.random.default_rng(0)
+    for case in range(500):
+        n, k = int(rng.integers(1, 30)), int(rng.integers(1, 6))
+        Y = (rng.random((n, k)) < rng.random() * rng.random()).astype(np.int64)
+        P = np.zeros_like(Y) if case % 5 == 0 else (rng.random((n, k)) < rng.random()).astype(np.int64)
+        if case % 7 == 0:
+            Y = np.zeros_like(Y)
+        want = float(f1_score(Y, P, average="micro", zero_division=np.nan))
+        assert score(None, "micro_f1", Y, P) == pytest.approx(1.0 if np.isnan(want) else want, abs=1e-12)  # type: ignore[arg-type]
+
+
 def test_benchmark_summary_flags_a_default_that_missed_the_target() -> None:
     from benchmarks.run_strategies import markdown, summarize
 
