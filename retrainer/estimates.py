@@ -231,13 +231,22 @@ def _bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Labeled:
-    """What :func:`estimate` reads of a training set (see there): ``X`` (n, d), ``y`` (n,) codes, ``control`` (n,) bool, ``seconds`` (n,)."""
+    """What :func:`estimate` reads of a training set (see there): ``X`` (n, d), ``y`` (n,) codes, ``control`` (n,) bool, ``seconds`` (n,).
 
-    X: np.ndarray
+    ``rows`` builds ``X`` when it is read: most versions have too few control labels to estimate, or
+    a finished estimate to reuse, and stacking every label's features for nothing grew with the labels.
+    """
+
+    rows: Callable[[], np.ndarray]
     y: np.ndarray
     control: np.ndarray
     seconds: np.ndarray
     fit: Fit
+
+    @property
+    def X(self) -> np.ndarray:
+        """(n, d) the labels' features."""
+        return self.rows()
 
 
 def cheap_figures(seconds: np.ndarray, budget: int | None) -> dict[str, float]:

@@ -443,11 +443,10 @@ class Retrainer:
         if task != "multiclass":
             return None
         labels = list(self.training.items.values())
-        X, values = arrays(labels, task)
-        _, codes = np.unique(np.array(values, dtype=object).astype(str), return_inverse=True)
+        _, codes = np.unique(np.array([lab.label for lab in labels], dtype=object).astype(str), return_inverse=True)
         # The control walk's whole sample, the strategy's labels below its frontier with the walk's own picks.
         sample = walked_sample(self._sampling_keys([lab.item_id.encode() for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
-        return Labeled(X, codes, sample, np.array([lab.seconds for lab in labels]),
+        return Labeled(lambda: arrays(labels, task)[0], codes, sample, np.array([lab.seconds for lab in labels]),
                        trainer_fit(self._estimator, self._C))
 
     def _fill_stop_set(self, n_features: int) -> None:

@@ -78,10 +78,9 @@ class TrainingSet:
 
     def digest(self) -> str:
         """sha256 over the sorted label ids in use: two sets with equal digests hold the same labels."""
-        h = hashlib.sha256()
-        for lab in sorted(x.label_id for x in self.items.values()):
-            h.update(lab.encode() + b"\n")
-        return h.hexdigest()
+        ids = sorted(x.label_id for x in self.items.values())
+        # (one update of the joined ids: the same bytes, so the same digest, as one update per id)
+        return hashlib.sha256("".join(f"{lab}\n" for lab in ids).encode()).hexdigest()
 
 
 def arrays(labels: list[Label], task: str) -> tuple[np.ndarray, list[object]]:
@@ -90,7 +89,7 @@ def arrays(labels: list[Label], task: str) -> tuple[np.ndarray, list[object]]:
         return np.zeros((0, 0), dtype=np.float32), []
     rows = [lab.features for lab in labels]
     width = len(rows[0])  # type: ignore[arg-type]
-    if all(len(r) == width for r in rows):  # type: ignore[arg-type]
+    if (np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)) == width).all():  # type: ignore[arg-type]
         # (one concatenate: vstack wraps each row first, a cost per label at every version)
         X = np.concatenate(rows).astype(np.float32, copy=False).reshape(len(rows), width)  # type: ignore[arg-type]
     else:
