@@ -49,7 +49,8 @@ def _binomial_loss_grad(w: np.ndarray, Z1: np.ndarray, y: np.ndarray, l2: float)
     raw = Z1 @ w
     loss = float((np.logaddexp(0.0, raw) - y * raw).sum() / n)
     loss += 0.5 * l2 * float(np.dot(w[:-1], w[:-1]))
-    g = (1.0 / (1.0 + np.exp(-raw)) - y) / n
+    with np.errstate(over="ignore"):  # (exp(-raw) of a logit below -709 is inf: the sigmoid is 0, as it should be)
+        g = (1.0 / (1.0 + np.exp(-raw)) - y) / n
     grad = Z1.T @ g
     grad[:-1] += l2 * w[:-1]
     return loss, grad
@@ -63,7 +64,8 @@ def _binomial_heads_loss_grad(w: np.ndarray, Z1: np.ndarray, Y: np.ndarray, l2: 
     loss = float((np.logaddexp(0.0, raw) - Y * raw).sum() / n)
     W = Wb[:-1]
     loss += 0.5 * l2 * float(np.dot(W.ravel(), W.ravel()))
-    g = (1.0 / (1.0 + np.exp(-raw)) - Y) / n
+    with np.errstate(over="ignore"):  # (see _binomial_loss_grad)
+        g = (1.0 / (1.0 + np.exp(-raw)) - Y) / n
     grad = Z1.T @ g
     grad[:-1] += l2 * W
     return loss, grad.ravel()

@@ -84,3 +84,15 @@ def test_trainer_multilabel_heads_match_per_head_fits() -> None:
     for j in range(3):
         est = LogisticRegression(C=1.0, max_iter=1000, tol=1e-8).fit(Z, Y[:, j])
         np.testing.assert_allclose(heads.W[0, :, j], est.coef_[0], atol=5e-3)
+
+
+def test_extreme_logits_fit_without_overflow_warnings() -> None:
+    """Heavy-tailed features and a weak penalty drive logits past exp's range: the sigmoid saturates, no RuntimeWarning."""
+    rng = np.random.default_rng(15)
+    X = rng.standard_cauchy((120, 6))
+    y = X[:, 0] + 0.01 * rng.normal(size=120) > np.median(X[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        heads = Trainer(C=100.0).fit(X, ["a" if v else "b" for v in y])
+        Trainer(task="multilabel", C=100.0).fit(X, [["a"] if v else ["b"] for v in y])
+    assert np.isfinite(heads.W).all() and np.isfinite(heads.b).all()
