@@ -8,16 +8,19 @@ import onnxruntime as ort
 from activestream.retrainer.export import PROBABILITIES
 
 
-def session(onnx_bytes: bytes) -> ort.InferenceSession:
-    """A one-thread session for the retrainer's checks (a few hundred rows per candidate version).
+def session(onnx_bytes: bytes, *, optimize: bool = True) -> ort.InferenceSession:
+    """A one-thread session.
 
-    Without graph optimizations: they cost more than they save on so few rows (a linear head's
-    session is made in 0.26 ms instead of 0.59, measured on digits; a campaign makes one per version).
+    ``optimize=False`` for a candidate version's checks (a few hundred rows): graph optimizations cost
+    more than they save there (a linear head's session is made in 0.26 ms instead of 0.59, measured on
+    digits; a campaign makes one per version). A live model's session (a user's version too) keeps them,
+    as the scorer's does.
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
 
 

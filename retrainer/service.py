@@ -380,7 +380,7 @@ class Retrainer:
         if fitted is None:
             return None
         heads, onnx_bytes = fitted
-        sess = _session(onnx_bytes)
+        sess = _session(onnx_bytes, optimize=False)  # (a candidate's checks; it becomes the retrainer's live session too)
         X_check = X[: min(len(X), 256)]
         problem = check_outputs(_predict(sess, X_check), len(X_check), len(heads.classes), task)
         metrics: dict[str, float] = {"n_train": float(len(train)), "n_holdout": float(len(hold))}

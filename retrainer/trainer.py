@@ -76,9 +76,11 @@ def _standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Trainer:
     """Fits :class:`LinearHeads` on the current training set, warm-starting from the last fit.
 
-    Each head is ``LogisticRegression(C=C, max_iter=max_iter)``'s solution, found by
+    A multi-class head is ``LogisticRegression(C=C, max_iter=max_iter)``'s solution, found by
     :mod:`~activestream.retrainer.logistic` (the same objective and optimizer, without the
-    estimator's per-fit set-up); warm starts begin from the head's last solution.
+    estimator's per-fit set-up); a multi-label model's heads (one binary regression per label)
+    are fitted together in one optimization, each to the optimizer's tolerance. Warm starts
+    begin from each head's last solution.
 
     Parameters
     ----------
