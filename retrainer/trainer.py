@@ -179,9 +179,10 @@ class Trainer:
         if not names:
             raise NotEnoughClasses("no positive label in any label set yet")
         index = {name: j for j, name in enumerate(names)}
+        at = [(i, index[v.item() if isinstance(v, np.generic) else v]) for i, row in enumerate(y) for v in row]
         Y = np.zeros((len(y), len(names)), dtype=np.int64)
-        for i, row in enumerate(y):
-            Y[i, [index[v.item() if isinstance(v, np.generic) else v] for v in row]] = 1
+        if at:
+            Y[tuple(np.array(at).T)] = 1  # (one assignment: row by row it was 1 ms a version)
         W = np.zeros((Z.shape[1], len(names)))
         b = np.zeros(len(names))
         fitted = []
