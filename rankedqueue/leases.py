@@ -125,8 +125,11 @@ class QueueLeases(QueueBase):
         """
         if limit <= 0:
             return []
-        if not self.r.exists(self.k.reservoir):
-            depth = int(self.r.zcard(self.k.pending))
+        pipe = self.r.pipeline(transaction=False)  # (one round trip for both: the pending depth matters only without a reservoir)
+        pipe.exists(self.k.reservoir)
+        pipe.zcard(self.k.pending)
+        has_reservoir, depth = pipe.execute()
+        if not has_reservoir:
             if depth > max_pending_scan:
                 ranks = rng.choice(depth, size=min(limit, depth), replace=False)
                 return self.members_at([int(r) for r in ranks])
