@@ -17,6 +17,9 @@ with warm starts most of them converge in a few iterations, so that set-up was m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy.optimize import minimize
 
@@ -71,6 +74,12 @@ def _binomial_heads_loss_grad(w: np.ndarray, Z1: np.ndarray, Y: np.ndarray, l2: 
     return loss, grad.ravel()
 
 
+def _lbfgs(loss_grad: Callable[..., tuple[float, np.ndarray]], w0: np.ndarray, args: tuple[Any, ...], max_iter: int, tol: float) -> tuple[np.ndarray, int]:
+    """Minimize ``loss_grad`` from ``w0`` with scikit-learn's L-BFGS-B options; the solution and the iterations taken."""
+    res = minimize(loss_grad, w0, args=args, method="L-BFGS-B", jac=True, options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": _FTOL})
+    return res.x, min(int(res.nit), max_iter)
+
+
 def _with_ones(Z: np.ndarray) -> np.ndarray:
     """``Z : (n, d) -> (n, d + 1)``: a column of ones for the intercept; checks the values are finite."""
     Z = np.asarray(Z, dtype=np.float64)
@@ -100,9 +109,8 @@ def fit_softmax(
     """
     Z1 = _with_ones(Z)
     w0 = np.zeros(Z1.shape[1] * n_classes) if start is None else np.array(start, dtype=np.float64).ravel()
-    res = minimize(_softmax_loss_grad, w0, args=(Z1, np.asarray(y, dtype=np.intp), 1.0 / (C * len(Z1))), method="L-BFGS-B", jac=True,
-                   options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": _FTOL})
-    return res.x.reshape(Z1.shape[1], n_classes), min(int(res.nit), max_iter)
+    w, n_iter = _lbfgs(_softmax_loss_grad, w0, (Z1, np.asarray(y, dtype=np.intp), 1.0 / (C * len(Z1))), max_iter, tol)
+    return w.reshape(Z1.shape[1], n_classes), n_iter
 
 
 def fit_binomial(
@@ -124,9 +132,7 @@ def fit_binomial(
     """
     Z1 = _with_ones(Z)
     w0 = np.zeros(Z1.shape[1]) if start is None else np.array(start, dtype=np.float64)
-    res = minimize(_binomial_loss_grad, w0, args=(Z1, np.asarray(y, dtype=np.float64), 1.0 / (C * len(Z1))), method="L-BFGS-B", jac=True,
-                   options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": _FTOL})
-    return res.x, min(int(res.nit), max_iter)
+    return _lbfgs(_binomial_loss_grad, w0, (Z1, np.asarray(y, dtype=np.float64), 1.0 / (C * len(Z1))), max_iter, tol)
 
 
 def fit_binomial_heads(
@@ -156,6 +162,5 @@ def fit_binomial_heads(
     Y = np.asarray(Y, dtype=np.float64)
     m = Y.shape[1]
     w0 = np.zeros(Z1.shape[1] * m) if start is None else np.array(start, dtype=np.float64).ravel()
-    res = minimize(_binomial_heads_loss_grad, w0, args=(Z1, Y, 1.0 / (C * len(Z1))), method="L-BFGS-B", jac=True,
-                   options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": _FTOL})
-    return res.x.reshape(Z1.shape[1], m), min(int(res.nit), max_iter)
+    w, n_iter = _lbfgs(_binomial_heads_loss_grad, w0, (Z1, Y, 1.0 / (C * len(Z1))), max_iter, tol)
+    return w.reshape(Z1.shape[1], m), n_iter

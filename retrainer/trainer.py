@@ -21,9 +21,14 @@ class NotEnoughClasses(ValueError):
     """The labels seen so far hold fewer than two classes: nothing to separate yet."""
 
 
+def _plain(v: Any) -> Any:
+    """A numpy scalar made plain Python (labels compare and hash as the classes they name)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def sort_classes(values: Sequence[LabelValue]) -> tuple[LabelValue, ...]:
     """Distinct labels (numpy scalars made plain Python) in a stable order, also for mixed str/int labels."""
-    plain = {v.item() if isinstance(v, np.generic) else v for v in values}
+    plain = {_plain(v) for v in values}
     return tuple(sorted(plain, key=lambda v: (isinstance(v, str), v)))
 
 
@@ -129,7 +134,6 @@ class Trainer:
         Ws: list[np.ndarray] = []
         bs: list[np.ndarray] = []
         classes: tuple[LabelValue, ...] = ()
-        # (A capped iteration count is deliberate: warm starts finish the job next time.)
         for member in range(self.n_members):
             idx = np.arange(len(Z)) if member == 0 else rng.integers(0, len(Z), len(Z))
             ym = [y[i] for i in idx]
@@ -159,7 +163,7 @@ class Trainer:
         if member == 0:
             self._classes = classes
         index = {c: i for i, c in enumerate(classes)}
-        yi = np.array([index[v.item() if isinstance(v, np.generic) else v] for v in y])
+        yi = np.array([index[_plain(v)] for v in y])
         key = ("mc", member)
         if len(classes) == 2:  # one logit for two classes, as scikit-learn fits them
             coef, _ = fit_binomial(Z, yi, C=self.C, start=self._start(key, warm, (Z.shape[1] + 1,)), max_iter=self.max_iter)
@@ -179,7 +183,7 @@ class Trainer:
         if not names:
             raise NotEnoughClasses("no positive label in any label set yet")
         index = {name: j for j, name in enumerate(names)}
-        at = [(i, index[v.item() if isinstance(v, np.generic) else v]) for i, row in enumerate(y) for v in row]
+        at = [(i, index[_plain(v)]) for i, row in enumerate(y) for v in row]
         Y = np.zeros((len(y), len(names)), dtype=np.int64)
         if at:
             Y[tuple(np.array(at).T)] = 1  # (one assignment: row by row it was 1 ms a version)
