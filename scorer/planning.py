@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from activestream.rankedqueue.pool import first_of_each_id
 from activestream.schemas import DecodeError, Label
 from activestream.schemas.errors import show
 from activestream.scorer.autoaccept import item_thresholds
@@ -87,6 +88,19 @@ def plan_each(ids: Sequence[str], index: Sequence[int], width: int, plan_one: Ca
         sorted(errors, key=lambda e: e[0]),
         counts,
     )
+
+
+def first_writes(
+    ids: list[str], X: np.ndarray, metas: list[dict[str, Any]], index: list[int]
+) -> tuple[list[str], np.ndarray, list[dict[str, Any]], list[int], int]:
+    """A decoded batch with each id's first occurrence only (the queue's first write wins), and how many were left out.
+
+    ``X : (n, d)`` rows, ``metas`` and ``index`` (the records' positions) go with ``ids``.
+    """
+    if len(set(ids)) == len(ids):
+        return ids, X, metas, index, 0
+    keep = first_of_each_id(ids)
+    return [ids[j] for j in keep], X[keep], [metas[j] for j in keep], [index[j] for j in keep], len(ids) - len(keep)
 
 
 @dataclass(frozen=True)

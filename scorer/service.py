@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN, META_STOP
 from activestream.rankedqueue.outage import RedisPause
-from activestream.rankedqueue.pool import first_of_each_id
 from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
 from activestream.scorer import versions
 from activestream.scorer.admission import Admission
@@ -25,7 +24,7 @@ from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys,
 from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges
 from activestream.scorer.model import OnnxClassifier
-from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, plan_batch, plan_each
+from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_writes, plan_batch, plan_each
 from activestream.scorer.rerank_accept import rerank_accept
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
@@ -266,12 +265,8 @@ class Scorer:
                 errors = sorted(errors + [(i, DecodeError(item_id, "features", f"expected {self.n_features} values, got {got}"))
                                           for i, item_id in zip(batch.index, batch.ids, strict=True)], key=lambda e: e[0])
                 batch.ids, batch.features, batch.metadata, batch.index = [], batch.features[:0], [], []
-        ids, X, metas, index = batch.ids, batch.features, batch.metadata, batch.index
-        counts = BatchCounts(read=len(values))
-        if len(set(ids)) < len(ids):  # the same id twice in one batch: the first wins, like the queue
-            keep = first_of_each_id(ids)
-            counts.duplicate += len(ids) - len(keep)
-            ids, X, metas, index = [ids[j] for j in keep], X[keep], [metas[j] for j in keep], [index[j] for j in keep]
+        ids, X, metas, index, repeated = first_writes(batch.ids, batch.features, batch.metadata, batch.index)  # (an id twice: the first wins)
+        counts = BatchCounts(read=len(values), duplicate=repeated)
         plan = self._plan_guarded(ids, X, metas, index, t0)
         counts.add(plan.counts)
         errors = sorted(errors + plan.errors, key=lambda e: e[0])
