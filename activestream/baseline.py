@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,17 @@ import numpy as np
 
 from activestream.producer import JSONL_SUFFIXES
 from activestream.schemas import Item, Label, coerce_label_value, label_kinds
-from activestream.tables import TABLE_SUFFIXES, DatasetError, check_unique_columns, is_numeric, read_table, require_columns
+from activestream.tables import (
+    TABLE_SUFFIXES,
+    DatasetError,
+    check_unique_columns,
+    is_numeric,
+    mostly_numbers,
+    number,
+    read_table,
+    require_columns,
+    width_mismatch,
+)
 
 if TYPE_CHECKING:
     from activestream.rankedqueue import RankedQueue
@@ -134,13 +145,13 @@ def read_baseline(
         raise DatasetError(f"{p}: no such file")
     name = p.name.lower()
     if name.endswith(JSONL_SUFFIXES):
-        columns, numeric, meta_only, records = _jsonl_records(p, on_error, feature_names)
+        columns, numeric, meta_only, records = _jsonl_records(p, id_column, on_error, feature_names)
     elif name.endswith(TABLE_SUFFIXES):
         table = read_table(p, text_columns=[id_column])
         columns = list(table.column_names)
         rows_ = table.to_pylist()
         # A text column whose cells are mostly numbers is a feature with a few bad cells (each row's problem), not metadata.
-        numeric = {c for c in columns if is_numeric(table.column(c).type) or _mostly_numbers(r.get(c) for r in rows_)}
+        numeric = {c for c in columns if is_numeric(table.column(c).type) or mostly_numbers(r.get(c) for r in rows_)}
         records = iter(list(enumerate(rows_, start=1)))
         meta_only = set()
     else:
@@ -176,16 +187,18 @@ def _label_columns(p: Path, columns: Sequence[str], label_columns: Sequence[str]
     return list(dict.fromkeys(chosen))
 
 
-def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_only: set[str]) -> dict[str, Any]:
+def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_only: set[str], from_list: set[str]) -> dict[str, Any]:
     """An object in the items topic's JSON layout (``features`` a list, ``metadata`` an object) as a flat row.
 
     The list's values are named by ``feature_names`` when they are as many, else ``feature_0``,
-    ``feature_1``, ...; the metadata's keys are added to ``meta_only`` (never features).
+    ``feature_1``, ...; those names are added to ``from_list`` (features, whatever their cells hold), the
+    metadata's keys to ``meta_only`` (never features).
     """
     features, metadata = obj.get("features"), obj.get("metadata")
     if not isinstance(features, list):
         return obj
     names = feature_names if feature_names is not None and len(feature_names) == len(features) else [f"feature_{j}" for j in range(len(features))]
+    from_list.update(names)
     flat = {k: v for k, v in obj.items() if k not in ("features", "metadata", "schema")}
     flat.update(zip(names, features, strict=True))
     if isinstance(metadata, dict):
@@ -195,12 +208,15 @@ def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_on
 
 
 def _jsonl_records(
-    p: Path, on_error: Callable[[str], None], feature_names: Sequence[str] | None
+    p: Path, id_column: str, on_error: Callable[[str], None], feature_names: Sequence[str] | None
 ) -> tuple[list[str], set[str], set[str], Iterator[tuple[int, dict[str, Any]]]]:
     """A JSONL file's objects (a bad line is reported and skipped): its columns in order of first use, the numeric ones,
-    the metadata-only ones (items-layout ``metadata``), the rows."""
-    good: list[tuple[int, dict[str, Any]]] = []
-    meta_only: set[str] = set()
+    the metadata-only ones (items-layout ``metadata``), the rows.
+
+    In the items layout every value of the ``features`` list is a feature (a bad one is its row's problem), and
+    the list's length is the file's most common one: a row with another is reported and skipped.
+    """
+    objs: list[tuple[int, dict[str, Any]]] = []
     with p.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -213,29 +229,23 @@ def _jsonl_records(
             if not isinstance(obj, dict):
                 on_error(f"{p}: row {lineno}: expected a JSON object, got {type(obj).__name__}")
                 continue
-            good.append((lineno, _flat_item(obj, feature_names, meta_only)))
+            objs.append((lineno, obj))
+    widths = Counter(len(o["features"]) for _, o in objs if isinstance(o.get("features"), list))
+    width = widths.most_common(1)[0][0] if widths else None
+    good: list[tuple[int, dict[str, Any]]] = []
+    meta_only: set[str] = set()
+    from_list: set[str] = set()
+    for lineno, obj in objs:
+        features = obj.get("features")
+        if isinstance(features, list) and len(features) != width:
+            about = f"item {str(obj[id_column])!r}: " if isinstance(obj.get(id_column), str | int) else ""
+            on_error(f"{p}: row {lineno}: {about}field 'features': {len(features)} values, where the file's other rows have {width}")
+            continue
+        good.append((lineno, _flat_item(obj, feature_names, meta_only, from_list)))
     columns = list(dict.fromkeys(k for _, obj in good for k in obj))
     check_unique_columns(p, columns)
-    numeric = {c for c in columns if c not in meta_only and _mostly_numbers(obj.get(c) for _, obj in good)}
+    numeric = from_list | {c for c in columns if c not in meta_only and mostly_numbers(obj.get(c) for _, obj in good)}
     return columns, numeric, meta_only, iter(good)
-
-
-def _number(v: Any) -> float | None:
-    """A cell as a number: ints, floats, booleans (0/1) and text that reads as a number; else ``None``."""
-    if isinstance(v, bool | int | float):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
-
-
-def _mostly_numbers(values: Iterable[Any]) -> bool:
-    """Whether more than half of the present cells are numbers."""
-    present = [v for v in values if v is not None and v != ""]
-    return bool(present) and sum(_number(v) is not None for v in present) * 2 > len(present)
 
 
 def _rows(
@@ -280,10 +290,10 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str]
     vec = np.empty(len(features), dtype=np.float32)
     for j, c in enumerate(features):
         v = rec.get(c)
-        number = _number(v)
-        if number is None or not math.isfinite(number):
+        value = number(v)
+        if value is None or not math.isfinite(value):
             raise ValueError(f"{where} {c!r}: feature is not a finite number ({v!r})")
-        vec[j] = number
+        vec[j] = value
     metadata = {c: _json_value(rec[c]) for c in meta_cols if rec.get(c) is not None}
     return BaselineRow(row_no, item_id, label, labels, vec, metadata)
 
@@ -300,14 +310,12 @@ def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multil
 
     held = queue.get_meta(META_N_FEATURES)
     if held is not None and int(held) != len(feature_names):
-        raise DatasetError(f"{path}: {len(feature_names)} feature column(s) ({', '.join(feature_names[:8])}"
-                           f"{', ...' if len(feature_names) > 8 else ''}), but this campaign's items have {held} features; "
-                           "leave the other columns out with --exclude")
+        raise DatasetError(f"{path}: {width_mismatch(feature_names, int(held), queue.feature_names())}")
     field = "labels" if multilabel else "label"
     agreed = queue.agree_meta("label_field", field)
     if agreed != field:
         raise DatasetError(f"{path}: this campaign's answers come as {agreed!r}, the file gives {field!r}")
-    queue.agree_meta("feature_names", ",".join(feature_names))  # (for export --with-features; the first names win)
+    queue.record_feature_names(feature_names, first_wins=True)  # (for export --with-features and the labeling page)
 
 
 def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, *, labeler_id: str = BASELINE_SOURCE,

@@ -12,8 +12,17 @@ from typing import Any
 import numpy as np
 
 from activestream.schemas import DecodeError as SchemaError
-from activestream.schemas import Item, b64_features
-from activestream.tables import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, read_table, require_columns
+from activestream.schemas import Item, b64_features, decode_item
+from activestream.tables import (
+    TABLE_SUFFIXES,
+    DatasetError,
+    bad_cell,
+    feature_columns,
+    feature_matrix,
+    read_table,
+    require_columns,
+    width_mismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +44,8 @@ def _id_text(value: object) -> str | None:
 
 def _table_rows(
     path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool, on_error: Callable[[str], None] | None,
-    on_feature_names: Callable[[list[str]], None] | None = None,
-) -> Iterator[tuple[str | None, np.ndarray, dict[str, Any]]]:
+    on_feature_names: Callable[[list[str]], None] | None = None, n_features: int | None = None, known: Sequence[str] | None = None,
+) -> Iterator[tuple[int, str | None, np.ndarray, dict[str, Any]]]:
     table = read_table(path, text_columns=[id_column] if id_column else [])  # ids as text: "001" stays "001"
     require_columns(path, table.column_names, "--exclude", exclude)
     if id_required and id_column:
@@ -44,25 +53,34 @@ def _table_rows(
     names = feature_columns(path, table, {*exclude, *([id_column] if id_column else [])})
     if not names:
         raise DatasetError(f"{path}: no numeric feature column")
+    if n_features is not None and len(names) != n_features:  # (every row would be dead-lettered: refuse the file at once)
+        raise DatasetError(f"{path}: {width_mismatch(names, n_features, known)}")
     if on_feature_names is not None:
         on_feature_names(list(names))
     X = feature_matrix(table, names).astype(np.float32)
+    finite = np.asarray(np.isfinite(X).all(axis=1))
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
     for i in range(len(X)):
         item_id = _id_text(ids[i]) if ids is not None else None
         if ids is not None and item_id is None:  # (a row, not a line: blank lines and quoted line breaks do not count)
             _report(f"{path}: row {i + 1}: no id in column {id_column!r}", on_error)
             continue
-        yield item_id, X[i], {}
+        if not finite[i]:  # (the scorer would dead-letter it: say so here, where the file is)
+            about = f"item {item_id!r}: " if item_id is not None else ""
+            _report(f"{path}: row {i + 1}: {about}{bad_cell(table, names, X[i], i)}", on_error)
+            continue
+        yield i, item_id, X[i], {}
 
 
 def _jsonl_rows(
     path: Path, id_column: str | None, id_required: bool, on_error: Callable[[str], None] | None
-) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+) -> Iterator[tuple[int, str | None, Any, dict[str, Any]]]:
+    index = -1  # the row's place among the file's non-blank lines (its row-number id)
     with path.open("rb") as fh:  # decoded line by line: one bad byte costs its line, not the run
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
+            index += 1
             try:
                 try:
                     line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # (a BOM may open the file)
@@ -88,38 +106,56 @@ def _jsonl_rows(
             except ValueError as exc:
                 _report(f"{path}:{lineno}: {exc}", on_error)
                 continue
-            yield item_id, features, obj.get("metadata") or {}
+            yield index, item_id, features, obj.get("metadata") or {}
 
 
 def read_items(
     path: str | Path, *, id_column: str | None = "id", id_required: bool = False, exclude: Sequence[str] = (),
     on_error: Callable[[str], None] | None = None, on_feature_names: Callable[[list[str]], None] | None = None,
+    id_prefix: str | None = None, n_features: int | None = None, known: Sequence[str] | None = None,
 ) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
     """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file.
 
     A table's feature column names (its header) go to ``on_feature_names`` once it is read, before its first row.
 
     ``exclude`` names columns that are not features (each must exist, or a typo would send a
-    label as a feature); ``id_column`` may be absent (ids are then ``None``) unless ``id_required``.
-    Ids are read as text (``001`` stays ``001``). A table's features are the columns ``simulate``
-    takes (:func:`activestream.tables.feature_columns`). A JSONL line that is not a JSON object,
-    and a row whose id is null or empty, is passed to ``on_error`` as ``"FILE:LINE: reason"``
-    (CSV and Parquet: ``"FILE: row N: reason"``) and skipped (without ``on_error``: ``ValueError``). What a row holds is checked by the
-    scorer, which dead-letters a bad item with its id, field and reason.
+    label as a feature); ``id_column`` may be absent (ids are then ``None``, or ``id_prefix`` and the
+    row's 0-based place in the file: the same id for the same row however many rows before it are refused)
+    unless ``id_required``. Ids are read as text (``001`` stays ``001``). A table's features are the columns
+    ``simulate`` takes (:func:`activestream.tables.feature_columns`); ``n_features`` (the campaign's width)
+    refuses a table with another number of them (naming the columns by the campaign's names, ``known``). A JSONL line that is not a JSON object, a row whose id is
+    null or empty, and a table row with a missing or non-numeric feature cell is passed to ``on_error`` as
+    ``"FILE:LINE: reason"`` (CSV and Parquet: ``"FILE: row N: item 'x': column 'c': reason"``) and skipped
+    (without ``on_error``: ``ValueError``). The rest of a JSONL item is checked by the scorer's decoder (see
+    :func:`checked_payload`).
 
     Raises
     ------
     DatasetError
-        (a ``ValueError``) naming the file: another extension, or a table that cannot be read.
+        (a ``ValueError``) naming the file: another extension, a table that cannot be read or does not have ``n_features`` feature columns.
     """
     p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file")
     if p.name.lower().endswith(JSONL_SUFFIXES):
         if exclude:  # (harmless: nothing else in a JSONL item is a feature)
             log.warning("%s: --exclude ignored: a JSONL item's features are its 'features' field", p)
-        return _jsonl_rows(p, id_column, id_required, on_error)
-    if not p.name.lower().endswith(TABLE_SUFFIXES):  # (a .json array or an .npz is not CSV)
+        rows = _jsonl_rows(p, id_column, id_required, on_error)
+    elif p.name.lower().endswith(TABLE_SUFFIXES):
+        rows = _table_rows(p, id_column, exclude, id_required, on_error, on_feature_names, n_features, known)
+    else:  # (a .json array or an .npz is not CSV)
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
-    return _table_rows(p, id_column, exclude, id_required, on_error, on_feature_names)
+    return ((item_id if item_id is not None or id_prefix is None else f"{id_prefix}{i}", feats, md) for i, item_id, feats, md in rows)
+
+
+def checked_payload(payload: bytes, item_id: str, n_features: int | None, feature_names: Sequence[str] | None) -> tuple[str | None, int | None]:
+    """What the scorer's decoder would refuse in an items-topic ``payload`` (``"item 'x': field 'f': reason"``, ``None``: nothing),
+    and the feature width rows are held to from then on (``n_features``, else this payload's when it is good)."""
+    try:
+        item = decode_item(payload, n_features=n_features, feature_names=feature_names, key=item_id)
+    except SchemaError as exc:
+        return str(exc), n_features
+    return None, n_features if n_features is not None else int(item.features.size)
 
 
 def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bool = False) -> bytes:

@@ -39,7 +39,7 @@ def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
     Raises
     ------
     DatasetError
-        Naming the file: empty, ragged, not really CSV / Parquet, or a column name repeated.
+        Naming the file: empty, a header without rows, ragged, not really CSV / Parquet, or a column name repeated.
     """
     import pyarrow as pa
 
@@ -59,6 +59,8 @@ def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"{p}: cannot be read: {exc}") from None
     check_unique_columns(p, table.column_names)
+    if table.num_rows == 0:  # (before its columns are judged: a header alone types every column as null)
+        raise DatasetError(f"{p}: no rows (a header only)")
     return table
 
 
@@ -107,18 +109,44 @@ def is_numeric(typ: pa.DataType) -> bool:
     return bool(pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ))
 
 
+def number(v: object) -> float | None:
+    """A cell as a number: ints, floats, booleans (0/1) and text that reads as a number; else ``None``."""
+    if isinstance(v, bool | int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def mostly_numbers(values: Iterable[object]) -> bool:
+    """Whether more than half of the present cells are numbers: a feature with a few bad cells, not a text column."""
+    present = [v for v in values if v is not None and v != ""]
+    return bool(present) and sum(number(v) is not None for v in present) * 2 > len(present)
+
+
+def _is_text(typ: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
+
+
 def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str]:
     """The feature columns of ``table``: every numeric or boolean column not in ``skip`` (labels, id, excluded).
 
-    ``simulate`` and ``produce`` both choose features here, so a model trained in one sees
-    the columns the other sends; one warning names the columns left out.
+    A text column whose cells are mostly numbers is a feature too (a number column with a few bad cells, such as
+    ``high`` among magnesium values: each such row is then refused on its own, naming the cell, instead of the
+    column vanishing for one typo). ``simulate``, ``produce`` and ``import-labels`` choose features by this rule,
+    so a model trained in one sees the columns the others send; one warning names the columns left out.
     """
     names, left_out = [], []
     for c in table.column_names:
         if c in skip:
             continue
         typ = table.column(c).type
-        if is_numeric(typ):
+        if is_numeric(typ) or (_is_text(typ) and mostly_numbers(table.column(c).to_pylist())):
             names.append(c)
         else:
             left_out.append(f"{c!r} ({typ})")
@@ -128,10 +156,42 @@ def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str
 
 
 def feature_matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
-    """(n, len(names)) float64 of those columns; booleans are 0/1 and a missing value is NaN."""
+    """(n, len(names)) float64 of those columns; booleans are 0/1; a missing value, or a text cell that is not a number, is NaN."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    # safe=False: an int64 above 2**53 (a nanosecond timestamp, a hash) rounds, as numpy's conversion does
-    return np.column_stack([np.asarray(pc.cast(table.column(c), pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
-                            for c in names])
+    def column(c: str) -> np.ndarray:
+        col = table.column(c)
+        if _is_text(col.type):  # (a number column with a few bad cells: see feature_columns)
+            return np.array([np.nan if (x := number(v)) is None else x for v in col.to_pylist()], dtype=np.float64)
+        # safe=False: an int64 above 2**53 (a nanosecond timestamp, a hash) rounds, as numpy's conversion does
+        return np.asarray(pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    return np.column_stack([column(c) for c in names])
+
+
+def bad_cell(table: pa.Table, names: Sequence[str], row: np.ndarray, i: int) -> str:
+    """What is wrong with row ``i`` (0-based) of ``table``, whose feature vector ``row`` holds a NaN or an infinity:
+    ``"column 'magnesium': not a finite number ('high')"`` for its first such column."""
+    j = int(np.flatnonzero(~np.isfinite(row))[0])
+    raw = table.column(names[j])[i].as_py()
+    return f"column {names[j]!r}: {'no value' if raw is None or raw == '' else f'not a finite number ({raw!r})'}"
+
+
+def names_shown(names: Sequence[str], first: int = 8) -> str:
+    """``a, b, c, ...``: the first ``first`` of ``names``, for a message."""
+    return ", ".join(names[:first]) + (", ..." if len(names) > first else "")
+
+
+def width_mismatch(columns: Sequence[str], held: int, known: Sequence[str] | None = None) -> str:
+    """Why a file's feature columns are not the campaign's ``held`` features, and what to do: which columns to leave
+    out, or which it lacks (by name when the campaign's names, ``known``, are recorded)."""
+    said = f"{len(columns)} feature column(s) ({names_shown(columns)}), but this campaign's items have {held} features; "
+    if known is not None and len(known) == held:
+        extra, missing = [c for c in columns if c not in known], [c for c in known if c not in columns]
+        parts = ([f"leave out {names_shown(extra)} with --exclude"] if extra else []) + ([f"the file lacks {names_shown(missing)}"] if missing else [])
+        if parts:
+            return said + " and ".join(parts)
+    if len(columns) > held:
+        return said + f"leave the {len(columns) - held} column(s) that are not features out with --exclude"
+    return said + f"the file lacks {held - len(columns)} of them"

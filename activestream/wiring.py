@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -187,6 +188,15 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None, segme
     cache = settings.rerank_cache_mb * 2**20 if segment_cache else 0
     return RankedQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout), QueueKeys(settings.namespace),
                        segment_cache_bytes=cache, pool=PoolLimits.of(settings.pool_capacity, settings.reservoir_share, settings.pool_max_age))
+
+
+def note_new_namespace(queue: RankedQueue, file: str) -> None:
+    """On stderr, when ``queue``'s namespace holds no campaign yet while others in its Redis do: a new namespace beside
+    existing ones is often a typo of one (``--namespace typo``), and what goes into it trains no model they have."""
+    others = queue.other_namespaces()
+    if others:
+        print(f"note: {file}: namespace {queue.k.namespace!r} holds no campaign yet (this Redis holds {', '.join(map(repr, others))}): "
+              "its items start a new one; set ACTIVESTREAM_NAMESPACE (or --namespace) to add to another", file=sys.stderr)
 
 
 def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorRegistry) -> Retrainer:

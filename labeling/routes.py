@@ -19,6 +19,7 @@ from activestream.labeling.bandit import parse_state
 from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
 from activestream.labeling.control_picks import control_flagged
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
+from activestream.rankedqueue.base import parse_feature_names
 from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
 
@@ -227,7 +228,7 @@ def page_facts(meta: dict[str, str | None]) -> dict[str, Any]:
     ``feature_names`` : the features' names (``[]``: unknown); ``stop`` : the live model version's stop
     signal (:func:`activestream.scorer.versions.stop_signal`; ``None`` before any).
     """
-    names = meta_classes(meta.get(META_FEATURE_NAMES), META_FEATURE_NAMES)
+    names = parse_feature_names(meta.get(META_FEATURE_NAMES)) or []
     try:
         stop = json.loads(meta.get(META_STOP) or "null")
     except ValueError:
@@ -235,4 +236,4 @@ def page_facts(meta: dict[str, str | None]) -> dict[str, Any]:
         stop = None
     if not (isinstance(stop, dict) and isinstance(stop.get("fired"), dict)):
         stop = None
-    return {"feature_names": [str(n) for n in names], "stop": stop}
+    return {"feature_names": names, "stop": stop}

@@ -20,6 +20,7 @@ from activestream.rankedqueue.keys import (
     CLEAR_BATCH,
     DEFAULT_FEATURE_DTYPE,
     META_FEATURE_DTYPE,
+    META_FEATURE_NAMES,
     META_RANKED_VERSION,
     QueueKeys,
 )
@@ -98,6 +99,33 @@ class QueueBase:
         pipe.hget(self.k.meta, name)
         _, held = pipe.execute()
         return held.decode()  # type: ignore[no-any-return]
+
+    def other_namespaces(self, limit: int = 5) -> list[str] | None:
+        """``None`` when this namespace holds a campaign (its meta hash exists); else up to ``limit`` namespaces of
+        this Redis that do (a new namespace beside others is often a typo of one: commands say so)."""
+        if self.r.exists(self.k.meta):
+            return None
+        found: list[str] = []
+        head = f"{self.k.prefix}:"
+        for key in self.r.scan_iter(match=glob_literal(head) + "*:meta", count=CLEAR_BATCH):
+            name = key.decode()[len(head):-len(":meta")]
+            if ":" not in name and name not in found:
+                found.append(name)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def feature_names(self) -> list[str] | None:
+        """The names of the campaign's features (a table's header, ``ACTIVESTREAM_FEATURE_NAMES``), ``None`` when none is recorded."""
+        return parse_feature_names(self.get_meta(META_FEATURE_NAMES))
+
+    def record_feature_names(self, names: Sequence[str], *, first_wins: bool = False) -> list[str] | None:
+        """Record the features' names (``first_wins``: unless some are already); the names held afterwards."""
+        value = json.dumps([str(n) for n in names])
+        if first_wins:
+            return parse_feature_names(self.agree_meta(META_FEATURE_NAMES, value))
+        self.set_meta(**{META_FEATURE_NAMES: value})
+        return list(names)
 
     def now_and_ranked_version(self) -> tuple[float, int]:
         """:meth:`now` and :meth:`ranked_version` in one round trip."""
@@ -245,3 +273,17 @@ class QueueBase:
 
     def _forget_namespace(self) -> None:
         """Drop what this client remembers of the namespace's contents (after :meth:`clear`); subclasses extend it."""
+
+
+def parse_feature_names(raw: str | None) -> list[str] | None:
+    """Recorded feature names, a JSON list (``None``: none recorded, or not a JSON list: a warning)."""
+    if not raw:
+        return None
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = None
+    if not isinstance(names, list):
+        logger.warning("queue meta 'feature_names' is not a JSON list (%.80r): features are shown by position", raw)
+        return None
+    return [str(n) for n in names]

@@ -24,7 +24,7 @@ def add_parser(subparsers: options.Subparsers) -> None:
     options.add_connection(p)
     p.add_argument("--out", required=True, help="output file: .parquet, .csv (list columns as JSON text) or .jsonl")
     p.add_argument("--with-features", action="store_true",
-                   help="add the features as columns, named by ACTIVESTREAM_FEATURE_NAMES, else the names import-labels recorded, "
+                   help="add the features as columns, named by ACTIVESTREAM_FEATURE_NAMES, else the header produce or import-labels recorded, "
                         "else feature_0, feature_1, ...")
     p.add_argument("--timeout", type=options.positive_seconds, default=60.0, help="seconds to wait for each topic's end (default %(default)s)")
     p.set_defaults(func=run)
@@ -45,10 +45,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     s, bus, topics = connect(args)
     try:
-        names = s.feature_names.split(",") if s.feature_names else None
+        names = [n.strip() for n in s.feature_names.split(",")] if s.feature_names else None
         if names is None and args.with_features and s.redis_url:
-            recorded = make_queue(s).get_meta("feature_names")
-            names = recorded.split(",") if recorded else None
+            names = make_queue(s).feature_names()  # (the header produce or import-labels read)
         rows, counts = build_rows(bus, topics, with_features=args.with_features, feature_names=names, timeout=args.timeout)
     finally:
         bus.close()

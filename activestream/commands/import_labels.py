@@ -16,7 +16,7 @@ import logging
 import sys
 
 from activestream.commands import options
-from activestream.wiring import connect, make_queue, settings_from
+from activestream.wiring import connect, make_queue, note_new_namespace, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     s, bus, topics = connect(args)
     queue = make_queue(s)
+    note_new_namespace(queue, args.file)
     counts: dict[str, int] = {}
     if args.random_sample and not int(queue.get_meta("model_version") or 0):
         print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from activestream.wiring import connect
 
 if TYPE_CHECKING:
     from activestream.config import Settings
+    from activestream.rankedqueue import RankedQueue
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,19 @@ def add_parser(subparsers: options.Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Publish every row of ``args.file`` to the items topic, keyed by its id.
 
-    A malformed line or a row without an id is reported on stderr and skipped; the rest
-    still goes out.
+    A row the scorer would refuse (a missing or non-numeric feature, another number of features than the
+    campaign's, a malformed line, no id) is reported on stderr as ``FILE: row N: item 'x': field or column:
+    reason`` and skipped; the rest still goes out. The campaign's width and feature names are read from its
+    Redis when ``REDIS_URL`` is set (else the file's first good row sets the width).
 
     Returns
     -------
-    0; 1 when rows were skipped; 2 (one ``error:`` line) when the file cannot be read.
+    0; 1 when rows were skipped; 2 (one ``error:`` line) when the file cannot be read or cannot be the campaign's.
     """
+    import numpy as np
     from tqdm import tqdm
 
-    from activestream.producer import encode_row, read_items
+    from activestream.producer import checked_payload, encode_row, read_items
 
     s, bus, topics = connect(args)
     n = 0
@@ -52,20 +55,28 @@ def run(args: argparse.Namespace) -> int:
     seen: set[str] = set()
     repeated = 0
 
-    def skip(problem: str) -> None:  # a malformed line or a row without an id is reported and skipped; the rest still goes out
+    def skip(problem: str) -> None:  # a row the scorer would refuse is reported and skipped; the rest still goes out
         print(f"skipped {problem}", file=sys.stderr)
         skipped.append(problem)
 
+    names = [f.strip() for f in s.feature_names.split(",")] if s.feature_names else None
+    width, known, queue = campaign_width(s, args.file)
     try:
         # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.
         rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip,
-                          on_feature_names=lambda names: store_feature_names(s, names))
-        for row_no, (item_id, feats, md) in enumerate(tqdm(rows, unit="item", disable=args.no_progress, desc="producing")):
-            iid = item_id if item_id is not None else f"{args.id_prefix}{row_no}"
+                          on_feature_names=lambda header: store_feature_names(queue, header), id_prefix=args.id_prefix, n_features=width, known=known)
+        for item_id, feats, md in tqdm(rows, unit="item", disable=args.no_progress, desc="producing"):
+            iid = str(item_id)
+            payload = encode_row(iid, feats, md, raw=args.raw)
+            if not isinstance(feats, np.ndarray):  # (a JSONL item: checked by the scorer's own decoder, as the scorer will)
+                problem, width = checked_payload(payload, iid, width, names)
+                if problem:
+                    skip(f"{args.file}: {problem}")
+                    continue
             if iid in seen:
                 repeated += 1
             seen.add(iid)
-            bus.publish(topics.items, encode_row(iid, feats, md, raw=args.raw), key=iid.encode())
+            bus.publish(topics.items, payload, key=iid.encode())
             n += 1
         bus.flush()
     except (ValueError, OSError) as exc:
@@ -79,20 +90,40 @@ def run(args: argparse.Namespace) -> int:
     return 1 if skipped else 0
 
 
-def store_feature_names(settings: Settings, names: list[str]) -> None:
-    """Keep a table's feature names (its header) with the namespace's queue: the labeling page shows features by name.
+def campaign_width(settings: Settings, file: str) -> tuple[int | None, list[str] | None, RankedQueue | None]:
+    """The campaign's feature width (``None``: not fixed yet, or no Redis to ask), its features' names (``None``: none
+    recorded) and its queue (``None`` without a Redis).
 
-    Without a Redis (``produce`` itself needs only the broker) or when it cannot be reached, a warning: the items still go out.
+    ``produce`` itself needs only the broker: without ``REDIS_URL``, or when that Redis cannot be reached (a warning),
+    rows are checked against the file's first good row instead, and the feature names are not stored.
     """
+    width = int(settings.n_features) if settings.n_features else None
     if not settings.redis_url:
-        log.info("no REDIS_URL: the feature names are not stored (the labeling page shows features by position)")
+        log.info("no REDIS_URL: rows are checked against the file itself, and the feature names are not stored")
+        return width, None, None
+    import redis
+
+    from activestream.rankedqueue.keys import META_N_FEATURES
+    from activestream.wiring import make_queue, note_new_namespace
+
+    queue = make_queue(settings, socket_timeout=5.0)
+    try:
+        held, known = queue.get_meta(META_N_FEATURES), queue.feature_names()
+        note_new_namespace(queue, file)
+    except redis.RedisError as exc:
+        log.warning("Redis of namespace %r not reachable (%s): rows are checked against the file itself, and the feature names are not "
+                    "stored (the labeling page shows features by position)", settings.namespace, exc)
+        return width, None, None
+    return (int(held) if held is not None else width), known, queue
+
+
+def store_feature_names(queue: RankedQueue | None, names: list[str]) -> None:
+    """Keep a table's feature names (its header) with the namespace's queue: the labeling page and ``export`` show features by name."""
+    if queue is None:
         return
     import redis
 
-    from activestream.rankedqueue.keys import META_FEATURE_NAMES
-    from activestream.wiring import make_queue
-
     try:
-        make_queue(settings, socket_timeout=5.0).set_meta(**{META_FEATURE_NAMES: json.dumps(names)})
+        queue.record_feature_names(names)
     except redis.RedisError as exc:
-        log.warning("feature names not stored in namespace %r (%s): the labeling page shows features by position", settings.namespace, exc)
+        log.warning("feature names not stored in namespace %r (%s): the labeling page shows features by position", queue.k.namespace, exc)

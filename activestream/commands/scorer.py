@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from activestream.commands import options
@@ -32,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from activestream.httpserver import periodic
-    from activestream.rankedqueue.keys import META_FEATURE_NAMES
     from activestream.scorer.service import Scorer
     from activestream.scorer.strategies import Strategy
     from activestream.scorer.versions import ArtifactStore
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
     if scorer.feature_names:  # (the labeling page shows the features by name)
-        scorer.queue.set_meta(**{META_FEATURE_NAMES: json.dumps(scorer.feature_names)})
+        scorer.queue.record_feature_names(scorer.feature_names)
     health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
     # Start on the newest model, if there is one (Redis away: the first steps load it once it is back).
     scorer.pause.run(lambda: int(scorer.poll_models(to_end=True)), scorer.recover)

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from activestream.tables import TABLE_SUFFIXES, DatasetError, feature_columns, feature_matrix, is_numeric, read_table, require_columns
+from activestream.tables import (
+    TABLE_SUFFIXES,
+    DatasetError,
+    bad_cell,
+    feature_columns,
+    feature_matrix,
+    is_numeric,
+    read_table,
+    require_columns,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -235,7 +244,13 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
         raise DatasetError(f"{p}: {ykey!r} must be (n,) classes or (n, n_labels) 0/1, got shape {y.shape}")
     if y.ndim == 1 and np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
         raise DatasetError(f"{p}: {ykey!r}: has missing labels (NaN)")
-    return _finish(from_arrays(p.name, _impute(p, X.astype(np.float32), [f"X[:, {j}]" for j in range(X.shape[1])]), y))
+    X = X.astype(np.float32)
+    ok = np.isfinite(X).all(axis=1)
+    if not ok.all():
+        first = int(np.flatnonzero(~ok)[0])
+        _warn_left_out(p, int((~ok).sum()), f"row {first + 1}: X[{first}, {int(np.flatnonzero(~np.isfinite(X[first]))[0])}] is not a finite number")
+        X, y = X[ok], y[ok]
+    return _finish(from_arrays(p.name, X, y))
 
 
 def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude: Sequence[str] = ()) -> Dataset:
@@ -258,7 +273,14 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     names = feature_columns(p, table, {*chosen, *exclude})
     if not names:
         raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
-    X = _impute(p, feature_matrix(table, names).astype(np.float32), names)
+    X = feature_matrix(table, names).astype(np.float32)
+    ok = np.isfinite(X).all(axis=1)
+    if not ok.all():  # (what produce refuses too: the estimate covers the rows a campaign would take)
+        first = int(np.flatnonzero(~ok)[0])
+        _warn_left_out(p, int((~ok).sum()), f"row {first + 1}: {bad_cell(table, names, X[first], first)}")
+        import pyarrow as pa
+
+        table, X = table.filter(pa.array(ok)), X[ok]
     if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
         return _finish(Dataset(p.name, X, Y, label_names, "multilabel"))
@@ -319,17 +341,9 @@ def _binary_column(p: Path, arr: pa.ChunkedArray, name: str) -> np.ndarray:
     return values
 
 
-def _impute(p: Path, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    bad = ~np.isfinite(X)
-    if bad.any():
-        for j in (int(v) for v in np.flatnonzero(bad.any(axis=0))):
-            col = X[:, j]
-            ok = np.isfinite(col)
-            if not ok.any():
-                raise DatasetError(f"{p}: column {names[j]!r}: no finite value")
-            log.warning("%s: column %r: %d missing/non-finite values replaced by the median", p, names[j], int((~ok).sum()))
-            col[~ok] = np.median(col[ok])
-    return X
+def _warn_left_out(p: Path, n: int, first: str) -> None:
+    log.warning("%s: %d row(s) left out: a feature is missing or not a finite number (first: %s); produce refuses such rows too, "
+                "so the estimate covers the rows a campaign would take", p, n, first)
 
 
 def _finish(ds: Dataset) -> Dataset:

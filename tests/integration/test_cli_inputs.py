@@ -224,3 +224,50 @@ def test_produce_keeps_the_csv_header_as_the_namespaces_feature_names(tmp_path: 
         assert json.loads(queue.get_meta("feature_names") or "null") == ["hue-mean", "intensity-mean"]
     finally:
         queue.clear()
+
+
+def test_produce_refuses_the_rows_the_scorer_would_and_the_files_the_campaign_cannot_take(
+    tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]], redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The user sees each refused row where they ran produce (not in the scorer's log), and a file of another width than the
+    campaign's is one error line before anything is sent; a namespace beside others' campaigns gets a note (a typo?)."""
+    import redis
+
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+
+    namespace = f"prod-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", namespace)
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    other = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(f"{namespace}-other"))
+    try:
+        other.set_meta(n_features=3)
+        bad = tmp_path / "bad.csv"
+        bad.write_text("id,a,magnesium,c\nw1,1,2,3\nw2,1,high,3\nw3,1,,3\nw4,4,5,6\n")
+        code, items = produce(str(bad))
+        out = capsys.readouterr()
+        assert code == 1 and [m.key for m in items] == [b"w1", b"w4"]
+        assert f"skipped {bad}: row 2: item 'w2': column 'magnesium': not a finite number ('high')" in out.err
+        assert f"skipped {bad}: row 3: item 'w3': column 'magnesium': no value" in out.err
+        assert f"note: {bad}: namespace '{namespace}' holds no campaign yet" in out.err and f"'{namespace}-other'" in out.err
+        assert "produced 2 items" in out.out and "skipped 2 row(s)" in out.out
+        assert queue.feature_names() == ["a", "magnesium", "c"]
+
+        queue.set_meta(n_features=3)  # the campaign's width, as the scorer fixes it
+        fewer = tmp_path / "fewer.csv"
+        fewer.write_text("id,a,c\nw5,1,3\n")
+        code, items = produce(str(fewer))
+        assert code == 2 and len(items) == 2  # nothing more sent
+        assert one_error_line(capsys) == (f"error: {fewer}: 2 feature column(s) (a, c), but this campaign's items have 3 features; "
+                                          "the file lacks magnesium")
+        jsonl = tmp_path / "items.jsonl"
+        jsonl.write_text('{"id": "j1", "features": [1, 2, 3]}\n{"id": "j2", "features": [1, 2]}\n{"id": "j3", "features": [1, "x", 3]}\n')
+        code, items = produce(str(jsonl))
+        err = capsys.readouterr().err
+        assert code == 1 and [m.key for m in items][2:] == [b"j1"]
+        assert f"skipped {jsonl}: item 'j2': field 'features': expected 3 values, got 2" in err and f"skipped {jsonl}: item 'j3': field 'features" in err
+        assert "holds no campaign yet" not in err  # (it holds one now)
+    finally:
+        queue.clear()
+        other.clear()

@@ -259,3 +259,75 @@ def test_produce_sends_a_jsonl_items_features_b64(tmp_path: Path) -> None:
     rows = list(read_items(path, on_error=problems.append))
     assert [r[0] for r in rows] == ["a"] and np.array_equal(rows[0][1], x)  # (was sent as "features": null)
     assert problems == [f"{path}:2: field 'features_b64': not valid base64"]
+
+
+def test_a_number_column_with_a_bad_cell_stays_a_feature_and_the_row_is_refused_by_name(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One typo (``high`` among magnesium values) or an empty cell costs its row, named, in produce and simulate alike:
+    not the whole column (the campaign would then get one feature fewer than the model) and not a silent median."""
+    from activestream.producer import read_items
+
+    X, y = iris_like(40)
+    cells = [[f"{v:.4f}" for v in row] for row in X]
+    cells[4][1], cells[9][2] = "high", ""
+    path = tmp_path / "typo.csv"
+    path.write_text("id,a,magnesium,c,label\n" + "".join(f"w{i},{','.join(r)},{k}\n" for i, (r, k) in enumerate(zip(cells, y, strict=True))))
+    problems: list[str] = []
+    rows = list(read_items(path, exclude=["label"], on_error=problems.append))
+    assert problems == [f"{path}: row 5: item 'w4': column 'magnesium': not a finite number ('high')",
+                        f"{path}: row 10: item 'w9': column 'c': no value"]
+    assert [r[0] for r in rows] == [f"w{i}" for i in range(40) if i not in (4, 9)] and all(r[1].shape == (3,) for r in rows)
+    ds = load(path, ["label"])
+    assert ds.X.shape == (38, 3)  # the same rows, the same three features
+    assert np.array_equal(ds.X, np.array([r[1] for r in rows]))
+    assert any("2 row(s) left out" in m and "row 5: column 'magnesium': not a finite number ('high')" in m for m in caplog.messages)
+
+
+def test_row_number_ids_stay_the_rows_places_when_rows_before_them_are_refused(tmp_path: Path) -> None:
+    from activestream.producer import read_items
+
+    path = tmp_path / "noid.csv"
+    path.write_text("a,b\n1,2\nx,3\n4,5\n6,7\n")
+    problems: list[str] = []
+    assert [r[0] for r in read_items(path, on_error=problems.append, id_prefix="row-")] == ["row-0", "row-2", "row-3"]
+    assert problems == [f"{path}: row 2: column 'a': not a finite number ('x')"]
+    jsonl = tmp_path / "noid.jsonl"
+    jsonl.write_text('{"features": [1]}\nnot json\n\n{"features": [2]}\n')
+    assert [r[0] for r in read_items(jsonl, on_error=problems.append, id_prefix="row-")] == ["row-0", "row-2"]
+
+
+def test_produce_refuses_a_table_of_another_width_than_the_campaign_and_says_which_columns(tmp_path: Path) -> None:
+    from activestream.producer import read_items
+    from activestream.tables import width_mismatch
+
+    path = tmp_path / "fewer.csv"
+    path.write_text("id,a,b\nx,1,2\n")
+    with pytest.raises(DatasetError, match=r"fewer\.csv: 2 feature column\(s\) \(a, b\), but this campaign's items have 3 features; "
+                                           r"the file lacks 1 of them"):
+        list(read_items(path, n_features=3))
+    assert width_mismatch(["a", "b"], 3, ["a", "b", "c"]).endswith("the file lacks c")
+    assert width_mismatch(["a", "b", "label", "c"], 3, ["a", "b", "c"]).endswith("leave out label with --exclude")
+    assert width_mismatch(["a", "b", "label", "c"], 3).endswith("leave the 1 column(s) that are not features out with --exclude")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_missing_file_and_a_header_without_rows_are_one_line_each(tmp_path: Path, suffix: str) -> None:
+    from activestream.producer import read_items
+
+    with pytest.raises(DatasetError, match=rf"nofile{suffix}: no such file"):
+        list(read_items(tmp_path / f"nofile{suffix}"))
+    header = tmp_path / "header_only.csv"
+    header.write_text("id,a,b,label\n")
+    with pytest.raises(DatasetError, match=r"header_only\.csv: no rows \(a header only\)"):
+        list(read_items(header))
+    with pytest.raises(DatasetError, match=r"header_only\.csv: no rows \(a header only\)"):
+        load(header, ["label"])
+
+
+def test_produce_checks_a_jsonl_item_with_the_scorers_decoder() -> None:
+    from activestream.producer import checked_payload, encode_row
+
+    good, short, bad = (encode_row(i, f, {}) for i, f in (("a", [1.0, 2.0, 3.0]), ("b", [1.0, 2.0]), ("c", [1.0, "x", 3.0])))
+    assert checked_payload(good, "a", None, None) == (None, 3)  # the first good row sets the width
+    assert checked_payload(short, "b", 3, None) == ("item 'b': field 'features': expected 3 values, got 2", 3)
+    problem, width = checked_payload(bad, "c", 3, None)
+    assert problem is not None and problem.startswith("item 'c': field 'features") and width == 3

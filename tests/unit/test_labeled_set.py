@@ -87,6 +87,19 @@ def test_jsonl_in_the_items_layout_takes_the_features_list_and_the_metadata(tmp_
     assert b.feature_names == ("u", "v") and next(iter(b.rows)).features.tolist() == [1.0, 2.5]  # type: ignore[attr-defined]
 
 
+def test_jsonl_items_layout_a_bad_cell_or_a_short_list_costs_its_row_only(tmp_path: Path) -> None:
+    """Every value of a ``features`` list is a feature, however few rows the file has; a list of another length than the
+    file's others is that row's problem, named, not a feature count that refuses the whole file."""
+    p = tmp_path / "two.jsonl"
+    p.write_text('{"id": "a", "features": [1, 2, 3], "label": "x"}\n{"id": "b", "features": [1, "x", 3], "label": "y"}\n'
+                 '{"id": "c", "features": [1, 2], "label": "y"}\n')
+    b, errors = _read(p, ["label"])
+    assert b.feature_names == ("feature_0", "feature_1", "feature_2")  # type: ignore[attr-defined]
+    assert [r.item_id for r in b.rows] == ["a"]  # type: ignore[attr-defined]
+    assert errors == [f"{p}: row 3: item 'c': field 'features': 2 values, where the file's other rows have 3",
+                      f"{p}: row 2: item 'b': column 'feature_1': feature is not a finite number ('x')"]
+
+
 def test_missing_file_and_missing_columns_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"nope.csv: no such file"):
         _read(tmp_path / "nope.csv", ["label"])
