@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from activestream.producer import JSONL_SUFFIXES
-from activestream.schemas import Item, Label, coerce_label_value, label_kinds
+from activestream.schemas import Item, Label, coerce_label_value, label_kinds, not_a_class
 from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
@@ -319,7 +319,8 @@ def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multil
 
 
 def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, *, labeler_id: str = BASELINE_SOURCE,
-                control: bool = False, batch: int = BATCH, path: str = "", on_error: Callable[[str], None] | None = None) -> dict[str, int]:
+                control: bool = False, batch: int = BATCH, path: str = "", on_error: Callable[[str], None] | None = None,
+                classes: Sequence[LabelValue] | None = None) -> dict[str, int]:
     """Import labeled rows into a campaign (``activestream import-labels``).
 
     Each row's label goes to the labels topic (``source: baseline``, a label id derived from
@@ -334,8 +335,9 @@ def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: Ra
     control : the rows are a uniform random sample of the pool (control labels).
     batch : rows per round trip.
     path, on_error : a row whose label this campaign cannot take (a class of the other type:
-        ``"cat"`` where labels are integers) is given to ``on_error`` as ``"FILE: row N: reason"``
-        and skipped (without ``on_error``: ``ValueError``).
+        ``"cat"`` where labels are integers, one outside ``classes``) is given to ``on_error`` as
+        ``"FILE: row N: reason"`` and skipped (without ``on_error``: ``ValueError``).
+    classes : the campaign's declared classes (``ACTIVESTREAM_CLASSES``; ``None``: any label).
 
     Returns
     -------
@@ -347,7 +349,7 @@ def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: Ra
     kind: list[str] = []  # the campaign's label type, once known
     for row in rows:
         try:
-            row = _campaign_typed(row, queue, kind)
+            row = _campaign_typed(row, queue, kind, classes)
         except ValueError as exc:
             if on_error is None:
                 raise
@@ -362,17 +364,21 @@ def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: Ra
     return counts
 
 
-def _campaign_typed(row: BaselineRow, queue: RankedQueue, kind: list[str]) -> BaselineRow:
+def _campaign_typed(row: BaselineRow, queue: RankedQueue, kind: list[str], classes: Sequence[LabelValue] | None) -> BaselineRow:
     """``row`` with its label(s) as the campaign's type (integers or strings; the first label fixes it), else ``ValueError``.
 
     ``3`` and ``"3"`` are the same class (as the labeling service takes them); ``"cat"`` in an
-    integer campaign would be dead-lettered by the retrainer, so it is refused here.
+    integer campaign, or a label outside the declared ``classes``, would be dead-lettered by the
+    retrainer, so it is refused here.
     """
     values = list(row.labels) if row.labels is not None else [row.label]
     column = "labels" if row.labels is not None else "label"
     kinds = label_kinds(values)  # type: ignore[arg-type]
     if len(kinds) > 1:
         raise ValueError(f"item {row.item_id!r}: {column}: mixes integers and strings ({values!r})")
+    outside = not_a_class(values, classes) if classes is not None else None  # type: ignore[arg-type]
+    if outside is not None:
+        raise ValueError(f"item {row.item_id!r}: {column}: {outside}")
     if not kinds:
         return row
     if not kind:

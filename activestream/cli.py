@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from activestream.commands import (
@@ -42,11 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     The parser; each subcommand's namespace has ``func``, its ``run``.
     """
     parser = argparse.ArgumentParser(prog="activestream", description="Streaming active learning: rank, label, retrain, prove the savings.")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level (default: warnings and errors only)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
+    for subparser in sub.choices.values():  # (an error about its flags shows its own usage)
+        subparser.set_defaults(subparser=subparser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("activestream")
+    except PackageNotFoundError:  # (run from a checkout that is not installed)
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,15 +70,25 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns
     -------
-    The subcommand's exit status.
+    The subcommand's exit status; 2 when it refused with one ``error:`` line (``SystemExit`` with a message);
+    1 when the reader of its output went away (``activestream report | head``), without a traceback.
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "pass_through", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra and not getattr(args, "pass_through", False):  # (the subcommand's usage: that is where the flag was given)
+        args.subparser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # a command's one-line refusal: the same status as the ones it returns
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
+    except BrokenPipeError:  # the reader left (a pipe into head): stop quietly (Python's own recipe, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from activestream.labeling.control_share import DEFAULT_ADAPTIVE, DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_WIDTH
+from activestream.schemas import parse_classes
 from activestream.scorer.strategies import DEFAULT_EXPLORE, DEFAULT_STRATEGY
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Settings:
     auto_accept: int = 1  # 0 turns off routing confident items to the auto-labels topic
     auto_accept_precision: float = 0.99  # the precision auto-accepted items keep (its 95% lower bound on control labels)
     audit_share: float = 0.02  # share of auto-accepted items also sent to labelers blind (the audit)
+    classes: str | None = None  # the campaign's classes, comma-separated: a label outside them is refused (None: any label)
     budget: int | None = None  # the campaign's label budget: the retrainer estimates random sampling's accuracy at it
     labels_per_hour: float | None = None  # stream budget for queue admission (None: admit all)
     rerank_cache_mb: int = 1024  # the scorer's copy of the queue's feature segments for re-ranks (0: off)
@@ -151,6 +153,11 @@ class Settings:
                 problem = out_of_range(f.name, values[f.name])
                 if problem:
                     raise ValueError(f"setting {ENV_PREFIX + f.name.upper()}={raw}: expected {problem}")
+                if f.name == "classes":
+                    try:
+                        parse_classes(raw)
+                    except ValueError as exc:
+                        raise ValueError(f"setting {ENV_PREFIX}CLASSES={raw!r}: {exc}") from None
         kafka = {
             k[len(ENV_PREFIX + "KAFKA_") :].lower().replace("_", "."): v
             for k, v in env.items()
@@ -169,6 +176,11 @@ class Settings:
         if out.redis_password_file:  # (the URL may come from --redis-url too)
             out = replace(out, redis_url=with_password(out.redis_url, out.redis_password_file))
         return out
+
+
+def declared_classes(settings: Settings) -> tuple[str | int, ...] | None:
+    """The campaign's declared classes (``ACTIVESTREAM_CLASSES``), ``None`` when any label goes."""
+    return parse_classes(settings.classes) if settings.classes else None
 
 
 def with_password(url: str | None, password_file: str) -> str | None:

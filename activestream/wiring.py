@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from activestream.config import Settings
+from activestream.config import Settings, declared_classes
 from activestream.labeling.control_share import ControlShare, Explore
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
         holdout_fraction=s.holdout_fraction, tolerance=s.tolerance, registry=registry,
         n_members=ENSEMBLE_MEMBERS if committee and factory is None else 1, n_features=s.n_features, namespace=s.namespace,
         estimator=factory, resume=bool(s.retrainer_resume), auto_accept_precision=s.auto_accept_precision,
-        budget=s.budget,
+        budget=s.budget, classes=declared_classes(s),
     )
 
 

@@ -7,6 +7,7 @@ simulated campaign leases exactly as a deployed labeler would.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ DENSITY_REFERENCE = 500  # queue items sampled per lease to measure representati
 
 def make_label_service(
     strategy: Strategy, queue: RankedQueue, bus: Bus, topics: Topics, *, explore: Explore = 0.0, curriculum_labels: int | None = None,
-    cold_start: str = "random", entropy: int | None = None,
+    cold_start: str = "random", entropy: int | None = None, classes: Sequence[str | int] | None = None,
 ) -> LabelService:
     """A labeling service whose leased batches follow the strategy's batch mode.
 
@@ -51,12 +52,14 @@ def make_label_service(
     curriculum_labels : easy-to-hard schedule length in labels (``None``: off).
     cold_start : ``"random"`` or ``"representative"`` first labels (see ``LabelService``).
     entropy : extra seed material for ``+falcun`` draws (one per labeler process).
+    classes : the campaign's declared classes (``ACTIVESTREAM_CLASSES``; ``None``: any answer).
 
     Returns
     -------
     The service; :meth:`LabelService.close` releases what it follows.
     """
-    opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed}
+    opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed,
+                            "classes": classes}
     mode = strategy.batch_mode
     if mode == "top":
         return LabelService(queue, bus, topics, **opts)

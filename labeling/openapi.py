@@ -45,7 +45,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Status": {"type": "object", "required": ["pending", "leased", "labeled", "model_version", "classes", "task"], "additionalProperties": False,
                "properties": {"pending": {"type": "integer", "minimum": 0}, "leased": {"type": "integer", "minimum": 0},
                               "labeled": {"type": "integer", "minimum": 0}, "model_version": {"type": "integer", "minimum": 0},
-                              "classes": {"type": "array"}, "task": {"type": "string", "enum": ["multiclass", "multilabel"]},
+                              "classes": {"type": "array", "description": "the answers the page offers: the declared classes (ACTIVESTREAM_CLASSES), else the live model's"}, "task": {"type": "string", "enum": ["multiclass", "multilabel"]},
                               "feature_names": {"type": "array", "items": {"type": "string"}, "description": "the features' names ([]: unknown)"},
                               "stop": {"type": ["object", "null"], "description": "the live model version's stop signal (null before any)"},
                               "strategy_bandit": {"type": "object", "additionalProperties": {"type": "number"},

@@ -192,12 +192,12 @@ def skip(service: LabelService, body: dict[str, Any], caller: str | None) -> dic
 
 
 def status(service: LabelService) -> dict[str, Any]:
-    """``GET /status``: the queue's counts and the live model."""
+    """``GET /status``: the queue's counts and the live model (``classes``: the declared ones when there are, else the model's)."""
     q = service.queue
     # (an expired lease counts as pending, whether or not anyone leased since)
     meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP, META_BANDIT)
     out = {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
-           "classes": meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
+           "classes": list(service.classes) if service.classes is not None else meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
     if meta[META_BANDIT]:  # the strategy bandit's arms (strategy albl)
         out["strategy_bandit"] = parse_state(meta[META_BANDIT])
     return out

@@ -16,7 +16,7 @@ from activestream.labeling.control_share import Explore
 from activestream.rankedqueue import Leased, RankedQueue
 from activestream.rankedqueue.keys import META_LABEL_FIELD, META_LABEL_KIND
 from activestream.rankedqueue.leases import SubmitFacts
-from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds
+from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds, not_a_class
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # (ids, scores (m,), features (m, d), k) -> indices of the k to lease
 BatchSelector = Callable[[list[str], np.ndarray, np.ndarray, int], Sequence[int]]
-
 
 COLD_STARTS = ("random", "representative")
 COLD_START_SAMPLE = 2000  # queue items clustered for a representative cold-start batch
@@ -54,10 +53,13 @@ class LeasedToAnother(ValueError):
     """A label or skip for an item whose lease another labeler holds (nothing changes)."""
 
 
-def _fields_error(a: Answer) -> InvalidLabel | None:
-    """What is wrong with an answer's fields alone (no round trip needed to tell), or ``None``."""
+def _fields_error(a: Answer, classes: Sequence[str | int] | None) -> InvalidLabel | None:
+    """What is wrong with an answer's fields alone (no round trip needed to tell; ``classes``: the declared ones), or ``None``."""
     if (a.label is None) == (a.labels is None):
         return InvalidLabel(f"item {a.item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
+    outside = not_a_class(list(a.labels) if a.labels is not None else [a.label], classes) if classes is not None else None  # type: ignore[list-item]
+    if outside is not None:
+        return InvalidLabel(f"item {a.item_id!r}: field {'labels' if a.labels is not None else 'label'!r}: {outside}")
     if not isinstance(a.seconds, numbers.Real) or not math.isfinite(a.seconds) or a.seconds < 0:
         return InvalidLabel(f"item {a.item_id!r}: field 'seconds': expected a non-negative finite number, got {a.seconds!r}")
     return None
@@ -106,6 +108,7 @@ class LabelService:
         random-control picks at least (a strategy bandit's ``random`` arm takes the whole batch).
     on_label : called with ``(features, answer, control)`` for each accepted label (the
         bandit's reward); its errors are logged, never raised to the labeler.
+    classes : the declared classes (``ACTIVESTREAM_CLASSES``): any other answer is refused; ``None``: any.
     """
 
     def __init__(
@@ -126,12 +129,11 @@ class LabelService:
         on_close: Callable[[], None] | None = None,
         plan_random: Callable[[int], int] | None = None,
         on_label: Callable[[np.ndarray | None, object, bool], None] | None = None,
+        classes: Sequence[str | int] | None = None,
     ) -> None:
-        self.queue = queue
-        self.bus = bus
-        self.topics = topics
-        self.lease_ttl = lease_ttl
-        self.max_skips = max_skips
+        self.queue, self.bus, self.topics = queue, bus, topics
+        self.classes = tuple(classes) if classes is not None else None
+        self.lease_ttl, self.max_skips = lease_ttl, max_skips
         self.select_batch = select_batch
         self.oversample = max(1, oversample)
         self.curriculum_labels = curriculum_labels
@@ -327,7 +329,7 @@ class LabelService:
         seen: set[str] = set()
         for a in answers:
             lid = a.label_id or uuid.uuid4().hex
-            error = _fields_error(a)
+            error = _fields_error(a, self.classes)
             if error is None:
                 if run and (a.item_id in seen or lid in seen):
                     break

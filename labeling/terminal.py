@@ -2,25 +2,92 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from activestream.schemas import DecodeError, Label, Skip, decode_queue_entry, int_label
+from activestream.schemas import DecodeError, Label, Skip, decode_queue_entry, int_label, not_a_class
+from activestream.schemas.fields import LabelValue
 from activestream.streams.bus import Bus
 from activestream.streams.topics import LABELERS_GROUP, Topics
 
 Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | None"]
 
+SHOWN_FEATURES = 40  # features printed per item (name=value); the rest is counted
 
-def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> str | int | None:
-    """Ask a person on the terminal; an empty answer skips the item. End of input (Ctrl-D) raises ``EOFError``."""
-    shown = ", ".join(f"{v:.3g}" for v in (features or [])[:12])
-    print(f"\nitem {item_id}  metadata={metadata}  features=[{shown}{', ...' if features and len(features) > 12 else ''}]")
-    text = input("label (empty = skip): ").strip()
-    if not text:
+
+class TerminalPrompt:
+    """Ask a person on the terminal for each item's label (an :data:`Answer`); an empty answer skips the item.
+
+    Shows the item's metadata (without the hidden control flag), its features by name, and the classes to
+    choose from. With ``declared`` classes (``ACTIVESTREAM_CLASSES``) any other answer is refused and asked
+    again; without, an answer that is not one of the classes seen so far (the live model's, and this
+    session's answers) must be typed twice: a typo such as ``Barolo`` for ``barolo`` would otherwise
+    become a class of its own. End of input (Ctrl-D) raises ``EOFError``.
+
+    Parameters
+    ----------
+    classes : the classes to offer (the declared ones, else the live model's; ``()``: none known yet).
+    declared : whether ``classes`` are the campaign's declared classes (refuse others) or only the ones seen.
+    feature_names : the features' names, in order (``None``: shown by position).
+    ask, say : read an answer after a prompt / print a line (``input`` and ``print``; tests give their own).
+    """
+
+    def __init__(self, classes: Sequence[LabelValue] = (), *, declared: bool = False, feature_names: Sequence[str] | None = None,
+                 ask: Callable[[str], str] | None = None, say: Callable[[str], None] = print) -> None:
+        self.classes = list(classes)
+        self.declared = declared
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        self.ask = ask or (lambda text: input(text))  # (input looked up at each call: tests replace it)
+        self.say = say
+
+    def __call__(self, item_id: str, features: list[float] | None, metadata: dict[str, object]) -> LabelValue | None:
+        self.say("")
+        self.say(f"item {item_id}" + (f"  metadata={metadata}" if metadata else ""))
+        if features:
+            self.say(f"  {self._features(features)}")
+        if self.classes:
+            self.say(f"  classes: {', '.join(str(c) for c in self.classes)}")
+        while True:
+            value = _typed(self.ask("label (empty = skip): "))
+            if value is None:
+                return None
+            problem = not_a_class([value], self.classes) if self.classes else None
+            if problem is None:
+                return value
+            if self.declared:
+                self.say(f"  {problem}: type one of them")
+                continue
+            again = _typed(self.ask(f"  {value!r} is a new class (classes so far: {', '.join(str(c) for c in self.classes)}); "
+                                    "type it again to add it, or give another answer: "))
+            if again == value:
+                self.classes.append(value)
+                return value
+            if again is None:
+                return None
+            if not_a_class([again], self.classes) is None:
+                return again
+            self.say(f"  {again!r} is not {value!r} either: asked again")
+
+    def _features(self, features: list[float]) -> str:
+        names = self.feature_names if self.feature_names is not None and len(self.feature_names) == len(features) else None
+        shown = [f"{names[j] if names else j}={v:.4g}" for j, v in enumerate(features[:SHOWN_FEATURES])]
+        more = len(features) - SHOWN_FEATURES
+        return "  ".join(shown) + (f"  (+{more} more)" if more > 0 else "")
+
+
+def _typed(text: str) -> LabelValue | None:
+    """A typed answer: ``None`` when empty (a skip), an integer when it is one, else the text (stripped)."""
+    t = text.strip()
+    if not t:
         return None
-    number = int_label(text)
-    return number if number is not None else text
+    number = int_label(t)
+    return number if number is not None else t
+
+
+def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> LabelValue | None:
+    """:class:`TerminalPrompt` with no classes known: ask on the terminal; an empty answer skips the item."""
+    return TerminalPrompt()(item_id, features, metadata)
 
 
 def label_from_topic(
@@ -32,12 +99,15 @@ def label_from_topic(
     group: str | None = None,
     max_items: int | None = None,
     idle_timeout: float | None = None,
-    seconds_per_label: float = 0.0,
+    seconds_per_label: float | None = None,
 ) -> int:
     """Label queue-topic entries with ``answer`` until ``max_items``, ``idle_timeout`` s without work or the end of input.
 
     ``answer`` ends the session by raising ``EOFError`` (or ``KeyboardInterrupt``): the entry it was
     shown is not committed (the dispatcher hands it out again when its lease runs out).
+
+    Each label reports ``seconds_per_label`` as its labeling time (annotation hours), else (``None``) the
+    seconds ``answer`` took: what a person at the terminal spent on the item.
 
     Returns labels published. Each queue message is committed after its label is flushed.
     """
@@ -61,13 +131,15 @@ def label_from_topic(
                 consumer.commit(msgs)
                 continue
             feats = entry.features.tolist() if entry.features is not None else None
+            started = time.monotonic()
             try:  # (the control flag is hidden from the labeler: knowing it would bias the unbiased sample)
                 value = answer(entry.id, feats, {k: v for k, v in entry.metadata.items() if k != "control"})
             except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C: the item goes back uncommitted, to be labeled later
                 print()
                 break
             if value is not None:
-                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds_per_label, features=entry.features,
+                seconds = seconds_per_label if seconds_per_label is not None else time.monotonic() - started
+                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds, features=entry.features,
                               control=entry.metadata.get("control") is True)  # (the dispatcher's random-control picks)
                 bus.publish(topics.labels, label.encode(), key=entry.id.encode())
                 done += 1

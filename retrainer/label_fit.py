@@ -1,13 +1,17 @@
-"""Whether a decoded label fits its campaign: feature width, task (one class or a label set), label type (pure)."""
+"""Whether a decoded label fits its campaign: feature width, task (one class or a label set), label type, declared classes (pure)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from activestream.schemas import DecodeError, Label, coerce_label_value, label_kinds
+from activestream.schemas import DecodeError, Label, coerce_label_value, label_kinds, not_a_class
+from activestream.schemas.fields import LabelValue
 
 
-def fit_to_campaign(label: Label, n_features: int | None, task: str, label_kind: str | None) -> tuple[Label | DecodeError, str, str | None]:
+def fit_to_campaign(
+    label: Label, n_features: int | None, task: str, label_kind: str | None, classes: Sequence[LabelValue] | None = None
+) -> tuple[Label | DecodeError, str, str | None]:
     """Check ``label`` against what the campaign has fixed so far.
 
     Parameters
@@ -16,6 +20,7 @@ def fit_to_campaign(label: Label, n_features: int | None, task: str, label_kind:
     n_features : the campaign's feature width (``None``: not fixed yet; the caller fixes it).
     task : ``auto`` (the first label fixes it), ``multiclass`` or ``multilabel``.
     label_kind : ``integers`` or ``strings`` (``None``: the first label with a value fixes it).
+    classes : the campaign's declared classes (``ACTIVESTREAM_CLASSES``); ``None``: any label.
 
     Returns
     -------
@@ -36,6 +41,9 @@ def fit_to_campaign(label: Label, n_features: int | None, task: str, label_kind:
     field = "labels" if label.labels is not None else "label"
     if len(kinds) > 1:
         return DecodeError(label.item_id, field, f"mixes integers and strings: {values!r}"), task, label_kind
+    problem = not_a_class(values, classes) if classes is not None else None  # type: ignore[arg-type]
+    if problem is not None:
+        return DecodeError(label.item_id, field, problem), task, label_kind
     if label_kind is None and kinds:
         label_kind = kinds.pop()
     elif label_kind is not None and kinds and kinds != {label_kind}:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -30,6 +30,7 @@ from activestream.retrainer.training_set import TrainingSet, arrays
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
 from activestream.schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
 from activestream.schemas.errors import show
+from activestream.schemas.fields import LabelValue
 from activestream.streams.bus import Bus, Consumer
 from activestream.streams.topics import MODEL_KEY, Topics
 
@@ -61,6 +62,7 @@ class Retrainer:
     estimates : where the live estimates run: ``background`` (a thread: versions never wait for them),
         ``inline`` or ``off`` (:class:`~activestream.retrainer.estimate_runner.EstimateRunner`).
     estimates_every : inline: estimate a version only when its labels reach the next multiple of this (``None``: every version).
+    classes : the campaign's declared classes (``ACTIVESTREAM_CLASSES``): a label outside them is dead-lettered; ``None``: any.
     resume : when the newest version at start is a user's (``publish-model``), publish own
         versions over it; else (the default) hold until started with ``--resume``. A user version
         published while running always holds.
@@ -91,10 +93,12 @@ class Retrainer:
         budget: int | None = None,
         estimates: str = "background",
         estimates_every: int | None = None,
+        classes: Sequence[LabelValue] | None = None,
     ) -> None:
         self.bus = bus
         self.topics = topics
         self.task = task
+        self.classes = classes  # (declared: a label outside them is dead-lettered)
         self.retrain_every = retrain_every
         self.retrain_interval = retrain_interval
         self.tolerance = tolerance
@@ -260,7 +264,7 @@ class Retrainer:
 
         Control observations to publish are appended to ``observed`` (the caller publishes: no I/O here).
         """
-        fitted, self.task, self._label_kind = fit_to_campaign(label, self.n_features, self.task, self._label_kind)
+        fitted, self.task, self._label_kind = fit_to_campaign(label, self.n_features, self.task, self._label_kind, self.classes)
         if isinstance(fitted, DecodeError):
             return label.encode(), fitted
         label = fitted

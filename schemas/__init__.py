@@ -31,6 +31,8 @@ from activestream.schemas.fields import (
     integer,
     is_text,
     label_kinds,
+    not_a_class,
+    parse_classes,
     read_id,
     required_text,
 )
@@ -81,4 +83,6 @@ __all__ = [
     "required_text",
     "json_schema",
     "label_kinds",
+    "not_a_class",
+    "parse_classes",
 ]

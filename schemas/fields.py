@@ -188,3 +188,39 @@ def int_label(text: str) -> int | None:
     t = text.strip()
     digits = t[1:] if t.startswith("-") else t
     return int(t) if digits.isdecimal() and len(digits) <= 4000 else None
+
+
+def parse_classes(text: str) -> tuple[LabelValue, ...]:
+    """A campaign's declared classes from ``"barbera, barolo, grignolino"`` (or ``"0,1,2"``: integers when every one is).
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: no class, an empty one (``a,,b``), one given twice.
+    """
+    names = [t.strip() for t in text.split(",")]
+    if not any(names):
+        raise ValueError("no class given (comma-separated, e.g. 'cat,dog')")
+    if not all(names):
+        raise ValueError(f"an empty class in {text!r}")
+    numbers = [int_label(n) for n in names]
+    classes: tuple[LabelValue, ...] = tuple(n for n in numbers if n is not None) if None not in numbers else tuple(names)
+    repeated = sorted({str(c) for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise ValueError(f"class {repeated[0]!r} given twice")
+    return classes
+
+
+def not_a_class(values: Sequence[LabelValue], classes: Sequence[LabelValue]) -> str | None:
+    """Why ``values`` (one label, or a label set) are not all of the declared ``classes``, or ``None`` when they are.
+
+    A value is compared as the classes' type (``"3"`` is the class 3, as the retrainer converts it);
+    ``"Barolo"`` is not ``"barolo"``.
+    """
+    kind = "integers" if all(isinstance(c, int) for c in classes) else "strings"
+    known = set(classes)
+    for v in values:
+        if coerce_label_value(v, kind) not in known:
+            shown = ", ".join(str(c) for c in classes[:20]) + (", ..." if len(classes) > 20 else "")
+            return f"{v!r} is not one of this campaign's classes ({shown}; ACTIVESTREAM_CLASSES)"
+    return None

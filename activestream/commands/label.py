@@ -11,7 +11,10 @@ from activestream.commands import options
 from activestream.wiring import connect
 
 if TYPE_CHECKING:
+    from activestream.config import Settings
     from activestream.labeling.terminal import Answer
+    from activestream.streams.bus import Bus
+    from activestream.streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +23,15 @@ def add_parser(subparsers: options.Subparsers) -> None:
     """Register ``label`` on the ``activestream`` parser's subcommands."""
     p = subparsers.add_parser("label", help="label items from the queue topic in the terminal (or from an answers file)")
     options.add_connection(p)
-    p.add_argument("--labeler-id", default=os.environ.get("USER", "labeler"))
+    p.add_argument("--labeler-id", default=os.environ.get("USER", "labeler"), help="who the labels are from (default: $USER, else %(default)s)")
     p.add_argument("--group", default="labelers", help="consumer group of the labelers")
-    p.add_argument("--max-items", type=options.count, default=None)
+    p.add_argument("--max-items", type=options.count, default=None, help="stop after this many labels (a skipped item does not count)")
     p.add_argument("--idle-timeout", type=options.seconds, default=None, help="exit after this many seconds without work")
-    p.add_argument("--seconds-per-label", type=options.seconds, default=0.0)
+    p.add_argument("--seconds-per-label", type=options.seconds, default=None,
+                   help="the labeling time each label reports (annotation hours in the report); default: the time the answer took")
     p.add_argument("--answers", default=None, help="CSV with the true labels: label automatically (a simulated labeler)")
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--id-column", default="id", help="with --answers: its item id column (default: %(default)s)")
+    p.add_argument("--label-column", default="label", help="with --answers: its label column (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -38,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
     -------
     0; an unreadable ``--answers`` file exits with one ``error:`` line.
     """
-    from activestream.labeling.terminal import label_from_topic, prompt_answer
+    from activestream.labeling.terminal import label_from_topic
 
     s, bus, topics = connect(args)
-    answer: Answer = prompt_answer
-    if args.answers:
-        answer = answers_from(read_answers(args.answers, args.id_column, args.label_column))
+    try:
+        answer: Answer = answers_from(read_answers(args.answers, args.id_column, args.label_column)) if args.answers else terminal_prompt(s, bus, topics)
+    except BaseException:
+        bus.close()
+        raise
     try:
         n = label_from_topic(bus, topics, answer, labeler_id=args.labeler_id, group=args.group, max_items=args.max_items,
                              idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label)
@@ -51,6 +57,29 @@ def run(args: argparse.Namespace) -> int:
         bus.close()
     print(f"published {n} labels to {topics.labels}", flush=True)
     return 0
+
+
+def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
+    """The terminal prompt with what it can show: the declared classes (``ACTIVESTREAM_CLASSES``), else the live model's (the
+    models topic); the features' names (``ACTIVESTREAM_FEATURE_NAMES``, else the campaign's recorded header when ``REDIS_URL``
+    is set)."""
+    from activestream.config import declared_classes
+    from activestream.labeling.label_studio_project import live_classes
+    from activestream.labeling.terminal import TerminalPrompt
+
+    declared = declared_classes(s)
+    names = [n.strip() for n in s.feature_names.split(",")] if s.feature_names else None
+    if names is None and s.redis_url:
+        import redis
+
+        from activestream.wiring import make_queue
+
+        try:
+            names = make_queue(s, socket_timeout=5.0).feature_names()
+        except redis.RedisError as exc:
+            log.warning("features shown by position: the campaign's feature names could not be read (%s)", exc)
+    classes = declared if declared is not None else live_classes(bus, topics)[0]
+    return TerminalPrompt(classes, declared=declared is not None, feature_names=names)
 
 
 def answers_from(truth: dict[str, str | int]) -> Answer:
@@ -78,6 +107,8 @@ def read_answers(path: str, id_column: str, label_column: str) -> dict[str, str 
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    if not os.path.exists(path):
+        raise SystemExit(f"error: --answers {path}: no such file")
     try:
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={id_column: pa.string()}))
     except (pa.ArrowException, OSError) as exc:

@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 from activestream.commands import options
+from activestream.config import declared_classes
 from activestream.wiring import Stop, connect, explore_of, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--label-config", metavar="FILE", default=None,
                    help="with --create-project: your own labeling config (XML with a <Choices> control); "
                    "default: one generated from the live model's classes and task")
-    p.add_argument("--classes", default=None, help="with --create-project before any model: comma-separated classes")
+    p.add_argument("--classes", default=None, help="with --create-project: comma-separated classes (default: ACTIVESTREAM_CLASSES, else the live model's)")
     p.add_argument("--task", choices=("multiclass", "multilabel"), default=None, help="with --classes: one choice or several (default multiclass)")
     p.add_argument("--data-field", default=None, help="the item metadata field the generated config shows (default: the features as a table)")
     p.add_argument("--data-type", choices=("text", "image"), default="text", help="how --data-field is shown (default %(default)s)")
@@ -90,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
                 config = Path(args.label_config).read_text(encoding="utf-8")
             else:
                 classes, task = live_classes(bus, topics)
-                if args.classes and args.classes.strip():
-                    classes, task = tuple(c.strip() for c in args.classes.split(",") if c.strip()), args.task or "multiclass"
+                given = args.classes if args.classes and args.classes.strip() else s.classes  # (--classes, else ACTIVESTREAM_CLASSES)
+                if given:
+                    classes, task = tuple(c.strip() for c in given.split(",") if c.strip()), args.task or task or "multiclass"
                 try:
                     config = labeling_config(classes, task, data_field=args.data_field, data_type=args.data_type)
                 except ValueError as exc:
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if not project:
             raise SystemExit("error: set ACTIVESTREAM_LABEL_STUDIO_PROJECT (or --project), or give --create-project TITLE")
         queue = make_queue(s, socket_timeout=30.0)
-        service = LabelService(queue, bus, topics, lease_ttl=s.lease_ttl, max_skips=s.max_skips)
+        service = LabelService(queue, bus, topics, lease_ttl=s.lease_ttl, max_skips=s.max_skips, classes=declared_classes(s))
         registry = CollectorRegistry()
         names = [f.strip() for f in s.feature_names.split(",")] if s.feature_names else None
         conn = LabelStudioConnector(client, project, queue, service, bus, topics, top_n=args.top_n or s.label_studio_top_n, lease_ttl=args.lease_ttl,

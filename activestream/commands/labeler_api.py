@@ -8,6 +8,7 @@ import time
 import uuid
 
 from activestream.commands import options
+from activestream.config import declared_classes
 from activestream.wiring import Stop, connect, explore_of, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     # A request waits at most 30 s for Redis (then 503), instead of holding the API forever.
     queue = make_queue(s, socket_timeout=30.0)
     service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=explore_of(s), curriculum_labels=s.curriculum_labels,
-                                 cold_start=s.cold_start, entropy=uuid.uuid4().int)
+                                 cold_start=s.cold_start, entropy=uuid.uuid4().int, classes=declared_classes(s))
     service.lease_ttl = s.lease_ttl
     service.max_skips = s.max_skips
     try:

@@ -53,6 +53,12 @@ DESCRIPTIONS: dict[str, str] = {
     "audit_share": "share of auto-accepted items the scorer also sends to labelers as hidden audit items (0: no audit); "
     "when their answers put the audited precision's 95% upper bound under `ACTIVESTREAM_AUTO_ACCEPT_PRECISION`, auto-accept "
     "pauses until the lower bound reaches it again",
+    "classes": "the campaign's classes, comma-separated (`barbera,barolo,grignolino`; integers when every one is: `0,1,2`): "
+    "the labeler API, the labeling page, the terminal labeler, `import-labels` and the Label Studio connector refuse any "
+    "other answer, naming the item and the classes, and the retrainer dead-letters one that reaches the labels topic "
+    "another way; the page and the terminal show them before the first model. Unset: any label is taken, and the "
+    "terminal labeler asks to type a class it has not seen before again (a typo such as `Barolo` for `barolo` "
+    "would become a class of its own)",
     "budget": "the campaign's label budget: with each model version the retrainer estimates the accuracy random sampling "
     "would reach with this many labels (`est_accuracy_at_budget` with its 95% interval, beside the live `est_accuracy`; "
     "see the campaign estimates); unset: not estimated",

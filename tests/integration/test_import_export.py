@@ -169,3 +169,26 @@ def test_a_label_of_the_other_type_is_a_bad_row_and_a_convertible_one_is_convert
     assert counts["imported"] == 1 and errors == [f"{path}: row 2: item 'b': label: this campaign's labels are integers; got ['cat']"]
     c.retrainer.run(burst=True, timeout=0.0)
     assert c.retrainer.training.items["a"].label == 4 and not c.bus.messages(c.topics.dead_letters)
+
+
+def test_declared_classes_make_an_unknown_label_a_bad_row_at_import_and_a_dead_letter_at_the_retrainer(
+    tmp_path: Path, redis_client: redis.Redis, namespace: str
+) -> None:
+    """ACTIVESTREAM_CLASSES: import-labels names the row; a label that reaches the topic another way is dead-lettered."""
+    from activestream.schemas import Label, decode_dead_letter
+
+    c = Campaign(redis_client, namespace)
+    path = tmp_path / "wine.csv"
+    path.write_text("id,f0,f1,label\nw1,1,2,barolo\nw2,3,4,merlot\nw3,5,6,barbera\n")
+    errors: list[str] = []
+    b = read_baseline(path, id_column="id", label_columns=["label"], on_error=errors.append)
+    counts = import_rows(b.rows, c.bus, c.topics, c.queue, path=str(path), on_error=errors.append, classes=("barbera", "barolo"))
+    assert counts["imported"] == 2 and errors == [
+        f"{path}: row 2: item 'w2': label: 'merlot' is not one of this campaign's classes (barbera, barolo; ACTIVESTREAM_CLASSES)"]
+    retrainer = Retrainer(c.bus, c.topics, retrain_every=10, holdout_fraction=0.0, classes=("barbera", "barolo"))
+    stray = Label("w9", "L9", "ann", label="Barolo", features=np.zeros(2, dtype=np.float32))
+    c.bus.publish(c.topics.labels, stray.encode(), key=b"w9")
+    retrainer.run(burst=True, timeout=0.0)
+    assert len(retrainer.training) == 2  # the two imported labels, not the stray one
+    (dead,) = [decode_dead_letter(m.value) for m in c.bus.messages(c.topics.dead_letters)]
+    assert dead.item_id == "w9" and "'Barolo' is not one of this campaign's classes" in dead.reason

@@ -720,3 +720,40 @@ def test_the_terminal_labeler_hides_the_control_flag_and_ends_cleanly_on_end_of_
     assert out.count("metadata={'src': 'cam'}") == 2 and "control" not in out
     (lab,) = [decode_label(m.value) for m in bus.messages(topics.labels)]
     assert lab.label == 1 and lab.control  # (the flag still makes it a control label)
+
+
+def test_declared_classes_refuse_any_other_answer_and_are_what_the_page_offers(redis_client: redis.Redis, namespace: str) -> None:
+    """ACTIVESTREAM_CLASSES: 'merlot', 'Barolo' or ' barbera' in a barbera/barolo/grignolino campaign is a 400 naming the
+    item, the field and the classes, and nothing is published; the page offers the declared classes before any model."""
+    bus, topics = InMemoryBus(), Topics("cls")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32), [{}, {}])
+    with serving(LabelService(queue, bus, topics, classes=("barbera", "barolo", "grignolino"))) as base:
+        assert call(f"{base}/status")[1]["classes"] == ["barbera", "barolo", "grignolino"]
+        call(f"{base}/lease?k=2&labeler=ann")
+        for wrong in ("merlot", "Barolo"):
+            code, reply = call(f"{base}/labels", {"item_id": "a", "label": wrong, "labeler_id": "ann"})
+            assert code == 400 and reply["error"] == (f"item 'a': field 'label': {wrong!r} is not one of this campaign's classes "
+                                                      "(barbera, barolo, grignolino; ACTIVESTREAM_CLASSES)"), reply
+        assert bus.messages(topics.labels) == [] and queue.n_leased() == 2  # nothing accepted, the lease still ann's
+        assert call(f"{base}/labels", {"item_id": "a", "label": "barolo", "labeler_id": "ann"}) == (200, {"accepted": True})
+        assert [decode_label(m.value).label for m in bus.messages(topics.labels)] == ["barolo"]
+
+
+def test_the_terminal_labeler_shows_classes_and_feature_names_and_asks_again_for_an_unknown_class() -> None:
+    from activestream.labeling.terminal import TerminalPrompt
+
+    def prompt(answers: list[str], **kw: object) -> tuple[TerminalPrompt, list[str]]:
+        typed, said = iter(answers), []
+        return TerminalPrompt(ask=lambda p: (said.append(p), next(typed))[1], say=said.append, **kw), said  # type: ignore[arg-type]
+
+    declared, said = prompt(["merlot", " barolo "], classes=("barbera", "barolo"), declared=True, feature_names=["alcohol", "hue"])
+    assert declared("w1", [13.2, 1.05], {"src": "lab"}) == "barolo"
+    assert "item w1  metadata={'src': 'lab'}" in said and "  alcohol=13.2  hue=1.05" in said and "  classes: barbera, barolo" in said
+    assert any("'merlot' is not one of this campaign's classes" in line for line in said)
+    # Undeclared: a class not seen before is typed twice (a typo is caught), then it is one of the classes.
+    open_, said = prompt(["Barolo", "barolo", "merlot", "merlot", "merlot"], classes=("barbera", "barolo"))
+    assert open_("w2", [1.0] * 50, {}) == "barolo"  # the second answer, a known class, wins
+    assert any("'Barolo' is a new class" in line for line in said) and any("(+10 more)" in line for line in said)
+    assert open_("w3", None, {}) == "merlot" and open_("w4", None, {}) == "merlot"  # typed twice, then known
+    assert open_.classes == ["barbera", "barolo", "merlot"]

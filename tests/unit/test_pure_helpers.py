@@ -399,3 +399,30 @@ def test_training_set_made_from_items_or_resplit_matches_a_fold_from_scratch() -
     assert [lab.item_id for lab in hold] == [i for i in sorted(labels) if in_holdout(i, 0.5)] and len(train) + len(hold) == 60
     ts.add(Label("new", "L-new", "a", label=1, features=f))
     assert "new" in [lab.item_id for lab in ts.split()[in_holdout("new", 0.5)]]
+
+
+def test_declared_classes_parse_and_refuse_what_is_not_one_of_them() -> None:
+    from activestream.retrainer.label_fit import fit_to_campaign
+    from activestream.schemas import Label, not_a_class, parse_classes
+
+    assert parse_classes(" barbera, barolo ,grignolino") == ("barbera", "barolo", "grignolino")
+    assert parse_classes("0, 1,2") == (0, 1, 2)  # integers when every one is
+    for bad, why in (("", "no class given"), ("a,,b", "an empty class"), ("a,b,a", "class 'a' given twice"), ("1,01", "class '1' given twice")):
+        with pytest.raises(ValueError, match=why):
+            parse_classes(bad)
+    assert not_a_class(["1", 2], (0, 1, 2)) is None  # "1" is the class 1, as the retrainer converts it
+    assert not_a_class(["Barolo"], ("barolo",)) == "'Barolo' is not one of this campaign's classes (barolo; ACTIVESTREAM_CLASSES)"
+    lab = Label("w1", "L1", "ann", label="merlot", features=np.zeros(2, dtype=np.float32))
+    refused, _, _ = fit_to_campaign(lab, 2, "multiclass", None, ("barbera", "barolo"))
+    assert str(refused) == "item 'w1': field 'label': 'merlot' is not one of this campaign's classes (barbera, barolo; ACTIVESTREAM_CLASSES)"
+    kept, _, _ = fit_to_campaign(lab, 2, "multiclass", None, None)
+    assert kept == lab
+
+
+def test_a_bad_classes_setting_is_one_line_naming_it() -> None:
+    from activestream.config import Settings, declared_classes
+
+    with pytest.raises(ValueError, match=r"setting ACTIVESTREAM_CLASSES='a,,b': an empty class in 'a,,b'"):
+        Settings.from_env({"ACTIVESTREAM_CLASSES": "a,,b"})
+    assert declared_classes(Settings.from_env({"ACTIVESTREAM_CLASSES": "cat, dog"})) == ("cat", "dog")
+    assert declared_classes(Settings.from_env({})) is None
