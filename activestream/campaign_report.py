@@ -19,7 +19,7 @@ from scipy.stats import beta
 
 from activestream.labeling.campaign import STOP_NOTE, auto_accept_of, estimates_of, stop_of
 from activestream.schemas import ModelVersion
-from activestream.schemas.campaign import NOT_ENOUGH, curve_of, interval, random_curve
+from activestream.schemas.campaign import ESTIMATING, NOT_ENOUGH, curve_of, interval, random_curve
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     """The report as a JSON-able dict (``report --json`` prints it): ``versions`` oldest first, ``live`` the newest's figures."""
     own = sorted({mv.version: mv for mv in versions if mv.source == "retrainer"}.values(), key=lambda mv: mv.version)
     newest = own[-1] if own else None
+    live = max(versions, key=lambda mv: mv.version, default=None)  # (a user's, from publish-model, may be newer than the retrainer's)
     metrics = newest.metrics if newest else {}
     estimates = estimates_of(metrics).model_dump(mode="json")
     stop = stop_of(metrics).model_dump(mode="json")
@@ -78,10 +79,13 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     curve = curve_of(metrics)
     audit = auto["audit"]
     audited = audit["correct"] / audit["n"] if audit and audit["n"] and audit["correct"] is not None else None
+    if live is not None and live.source != "retrainer" and live.version > (newest.version if newest else 0) and estimates["note"] == ESTIMATING:
+        estimates["note"] = "none while a published model is live: the retrainer holds, and no later version of its own will carry one"
     spent = estimates["hours_spent"] if estimates["hours_spent"] is not None else counts.human_seconds / 3600.0
     return {
         "namespace": namespace,
         "model_version": newest.version if newest else 0,
+        "live": {"version": live.version, "source": live.source} if live is not None else None,
         "n_labels": newest.n_labels if newest else 0,
         "versions": [version_point(mv) for mv in own],
         "estimates": estimates,
@@ -106,7 +110,12 @@ def render_text(report: dict[str, Any]) -> str:
     """The report for a terminal."""
     est, stop, aa, hours = report["estimates"], report["stop"], report["auto_accept"], report["hours"]
     lines = [f"campaign {report['namespace']}: model v{report['model_version']}, {report['n_labels']} labels "
-             f"({report['human_labels']} human)", "", "learning curve (accuracy on the random-control labels, 95% interval):"]
+             f"({report['human_labels']} human)"]
+    live = report.get("live")
+    if live and live["source"] != "retrainer" and live["version"] > report["model_version"]:
+        lines.append(f"live model: v{live['version']}, published by a user (publish-model); the retrainer holds while it is live (start it "
+                     f"with --resume to publish over it): the figures below are of its newest version, v{report['model_version']}")
+    lines += ["", "learning curve (accuracy on the random-control labels, 95% interval):"]
     if not report["versions"]:
         lines.append("  no model version yet")
     for p in report["versions"]:

@@ -222,7 +222,8 @@ def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
 
 
 def _schema(rows: list[dict[str, Any]], columns: list[str]) -> Any:
-    """An Arrow schema for the rows; a column whose values mix types (metadata) goes as JSON-ish text."""
+    """An Arrow schema for the rows; a column whose values mix types (metadata) goes as JSON-ish text, and a list column whose
+    elements do (the answers ``1`` and ``"barolo"``) stays a list, of text."""
     import pyarrow as pa
 
     fields = []
@@ -232,6 +233,13 @@ def _schema(rows: list[dict[str, Any]], columns: list[str]) -> Any:
             typ = pa.array(values).type if values else pa.null()
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             typ = pa.string()
+            if all(isinstance(v, list) for v in values):
+                typ = pa.list_(pa.string())
+                for row in rows:
+                    if isinstance(row.get(c), list):
+                        row[c] = [x if isinstance(x, str) else json.dumps(x) for x in row[c]]
+                fields.append(pa.field(c, typ))
+                continue
             for row in rows:
                 if row.get(c) is not None and not isinstance(row[c], str):
                     row[c] = json.dumps(row[c])

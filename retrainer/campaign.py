@@ -61,6 +61,7 @@ class CampaignMonitor:
     status: CampaignStatus = field(default_factory=CampaignStatus)
     earlier: dict[str, dict[str, float]] = field(default_factory=dict)  # rules fired before a restart (see restore)
     announced: set[str] = field(default_factory=set)  # rules whose firing was logged (once per rule)
+    log_stops: bool = True  # (False in simulate: its summary reports each seed's first stop instead)
     _frozen: np.ndarray | None = None
     # The last class calibration and the (control count, target) it was made for: the control lists only
     # grow (record_control), and a version asks for it three times (threshold, metrics, facts).
@@ -217,8 +218,10 @@ class CampaignMonitor:
         new = [rule for rule in self.status.fired if rule not in self.announced]
         for rule in new:
             at = self.status.fired[rule]
-            log.warning("stop rule %s fired at model v%d with %d labels: more labels may add little (labeling may go on; "
-                        "it is a signal, not a lock)", rule, int(at.get("version", 0)), int(at.get("n_labels", 0)))
+            if self.log_stops:
+                log.warning("stop rule %s fired at model v%d with %d labels: %s (labeling may go on; it is a signal, not a lock)", rule,
+                            int(at.get("version", 0)), int(at.get("n_labels", 0)),
+                            "the label budget is spent" if rule == "budget" else "more labels may add little")
             self.announced.add(rule)
         return new
 

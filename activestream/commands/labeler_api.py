@@ -18,8 +18,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     """Register ``labeler-api`` on the ``activestream`` parser's subcommands."""
     p = subparsers.add_parser("labeler-api", help="HTTP API for labelers and UIs: lease top-k, submit labels, skip")
     options.add_connection(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=options.port, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 for other machines)")
+    p.add_argument("--port", type=options.port, default=8080, help="port of the API and the labeling page (default: %(default)s; 0: any free one)")
     options.add_metrics_port(p)
     p.add_argument("--strategy", default=None, help="its batch mode (+kmeans/+kcenter/+density/+falcun) shapes leased batches")
     p.set_defaults(func=run)

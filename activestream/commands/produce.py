@@ -21,14 +21,14 @@ def add_parser(subparsers: options.Subparsers) -> None:
     """Register ``produce`` on the ``activestream`` parser's subcommands."""
     p = subparsers.add_parser("produce", help="push a CSV / CSV.gz / JSONL / Parquet file to the items topic")
     options.add_connection(p)
-    p.add_argument("file")
+    p.add_argument("file", help="the items: CSV, CSV.gz, Parquet or JSONL (the items topic's JSON layout)")
     p.add_argument("--id-column", default=None, help="item id column (default: id; row number when absent, and an error when given and absent)")
     p.add_argument("--id-prefix", default="row-", help="prefix of row-number ids")
     p.add_argument("--exclude", action="append", help="columns that are not features (repeatable), e.g. the label")
     p.add_argument("--raw", action="store_true",
                    help="write float vectors without metadata in the raw binary layout (fastest for the scorer to decode; "
                         "the default is JSON with base64 features, which other consumers of the topic can read)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

@@ -88,13 +88,14 @@ def open_model(path: Path, task: str) -> tuple[bytes, OnnxClassifier]:
 
 
 def check_model(path: Path, model: OnnxClassifier, *, classes: tuple[object, ...], task: str, width: int | None, namespace: str,
-                sample_ids: list[str], sample: np.ndarray) -> int | None:
+                sample_ids: list[str], sample: np.ndarray, classes_from: str = "--classes") -> int | None:
     """The width, output and NaN checks; returns the model's input width (``None``: it does not say).
 
     Parameters
     ----------
     width : the namespace's feature count (``None``: unknown yet).
     sample_ids, sample : (n, n_features) pending rows of the queue (or labeled ones) the model is run on.
+    classes_from : where ``classes`` came from, for a message (``--classes``, or the live version).
     """
     from activestream.retrainer.validate import check_outputs
 
@@ -113,7 +114,9 @@ def check_model(path: Path, model: OnnxClassifier, *, classes: tuple[object, ...
         raise ModelRefused(f"{path}: running it on {len(sample)} rows of namespace {namespace!r} ({sample.shape[1]} features) failed: "
                            f"{_first_line(exc)}") from None
     if probas.shape[1] != len(classes):
-        raise ModelRefused(f"{path}: field 'outputs': the probability output has {probas.shape[1]} columns; --classes gives {len(classes)}")
+        shown = ", ".join(map(str, classes[:20])) + (", ..." if len(classes) > 20 else "")
+        raise ModelRefused(f"{path}: field 'outputs': the probability output has {probas.shape[1]} columns; {classes_from} gives {len(classes)} "
+                           f"classes ({shown})" + ("" if classes_from == "--classes" else ": give the model's own with --classes, in its output's order"))
     bad = ~np.isfinite(probas).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -208,7 +211,8 @@ def _run(args: argparse.Namespace) -> int:
         if not ids and len(training):  # nothing pending: the labeled rows
             labeled = list(training.items.values())[: args.sample]
             ids, X = [lab.item_id for lab in labeled], np.vstack([lab.features for lab in labeled]).astype(np.float32)  # type: ignore[misc]
-        n_in = check_model(path, model, classes=classes, task=task, width=width, namespace=s.namespace, sample_ids=ids, sample=X)
+        n_in = check_model(path, model, classes=classes, task=task, width=width, namespace=s.namespace, sample_ids=ids, sample=X,
+                           classes_from="--classes" if args.classes else f"the live model v{newest.version if newest else 0}")
         live = load_model_version(newest) if newest is not None else None
         metrics, said = holdout_gate(path, model, live, newest.version if newest else 0, training.split()[1], classes=classes,
                                      live_classes=tuple(newest.classes) if newest else (), task=task, tolerance=s.tolerance, force=args.force)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from activestream.commands import options
 from activestream.labeling.control_share import DEFAULT_ADAPTIVE, ControlShare
-from activestream.scorer.strategies import DEFAULT_STRATEGY, NAMES, RANDOM
+from activestream.scorer.strategies import BANDIT, DEFAULT_STRATEGY, DIVERSITY_SPACES, NAMES, RANDOM
 
 if TYPE_CHECKING:
     from activestream.simulation.campaign import SimConfig
@@ -34,7 +34,9 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--label-column", action="append", required=True,
                    help="label column; repeat it, or give a shared prefix, for multi-label 0/1 columns")
     p.add_argument("--strategy", action="append", type=options.strategy_name,
-                   help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness, +falcun for FALCUN (default: {DEFAULT_STRATEGY} and random)")
+                   help=f"repeatable: {', '.join(NAMES)}, optionally +kmeans or +kcenter for diverse batches, +density for representativeness, "
+                        f"+falcun for FALCUN (the first three in a space: @{', @'.join(DIVERSITY_SPACES)}); or {BANDIT}, the strategy bandit "
+                        f"(default: {DEFAULT_STRATEGY} and random)")
     p.add_argument("--metric", choices=("accuracy", "macro_f1", "micro_f1"), default=None,
                    help="default: accuracy (multi-class), micro_f1 (multi-label)")
     p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
@@ -150,7 +152,7 @@ def run_simulation(ds: Dataset, args: argparse.Namespace, strategies: list[str],
         return run_estimators(ds, args, configs, report_path)
     t0 = time.perf_counter()
     print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
-          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
           f"estimator {cfg.estimator or 'logistic regression (default)'}")
     try:
         with redis_url(args.redis_url) as url:
@@ -186,7 +188,7 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
     t0 = time.perf_counter()
     cfg = configs[0]
     print(f"{ds.name}: {len(ds.X)} items, {ds.X.shape[1]} features, {len(ds.classes)} {'labels' if ds.task == 'multilabel' else 'classes'}; "
-          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seeds; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
+          f"strategies {', '.join(cfg.strategies)}; {len(cfg.seeds)} seed{'s' * (len(cfg.seeds) != 1)}; budget {cfg.budget}, batch {cfg.batch}, init {cfg.init}; "
           f"estimators {', '.join(str(c.estimator) for c in configs)}")
     reports: dict[str, Any] = {}
     pngs = []

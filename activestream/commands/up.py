@@ -25,8 +25,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     """Register ``up`` on the ``activestream`` parser's subcommands."""
     p = subparsers.add_parser("up", help="local stack without Docker: Kafka (KRaft), Redis and the services; Ctrl-C stops all")
     p.add_argument("--state-dir", default=".activestream", help="logs and Redis AOF (default: %(default)s)")
-    p.add_argument("--kafka-port", type=options.port, default=None)
-    p.add_argument("--redis-port", type=options.port, default=None)
+    p.add_argument("--kafka-port", type=options.port, default=None, help="the local broker's client port (default: a free one)")
+    p.add_argument("--redis-port", type=options.port, default=None, help="the local Redis's port (default: a free one)")
     p.add_argument("--metrics-base-port", type=options.port, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
     p.add_argument("--without", action="append", default=[], choices=SERVICES, help="do not start this service")
     p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS and REDIS_URL here once up")

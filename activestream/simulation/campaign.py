@@ -281,6 +281,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
                           n_members=ENSEMBLE_MEMBERS if strat.needs_members else 1, stop_rules=StopRules(budget=cfg.budget),
                           estimator=factory, auto_accept_precision=cfg.auto_accept_precision, budget=cfg.budget,
                           estimates="inline" if cfg.live_estimates else "off", estimates_every=cfg.live_estimates_every)
+    retrainer.campaign.log_stops = False  # (the summary reports each seed's first stop rule)
     explore: Explore = 0.0 if strategy == RANDOM else cfg.explore_adaptive or cfg.explore
     # The random baseline stays random from its first label.
     cold_start = "random" if strategy == RANDOM else cfg.cold_start

@@ -10,17 +10,18 @@ from activestream.scorer.strategies import RANDOM
 log = logging.getLogger(__name__)
 
 
-def print_table(report: dict[str, Any], every: int = 5) -> None:
+def print_table(report: dict[str, Any], every: int | None = None) -> None:
     """Print the mean learning curve of every strategy, one row every ``every`` label counts (and the last).
 
     Parameters
     ----------
     report : a report of :func:`activestream.simulation.engine.simulate`.
-    every : show one label count in this many.
+    every : show one label count in this many (``None``: about ten rows, whatever the budget).
     """
     names = list(report["strategies"])
     curves = {n: dict((x, y) for x, y in report["strategies"][n]["curve"]) for n in names}
     xs = sorted({x for c in curves.values() for x in c})
+    every = every or max(1, -(-len(xs) // 10))
     shown = [x for i, x in enumerate(xs) if i % every == 0 or x == xs[-1]]
     head = f"{'labels':>7} | " + " | ".join(f"{n:>16}" for n in names)
     print(f"\nLearning curve ({report['metric']} on the held-out test split, mean over seeds)")
@@ -143,18 +144,23 @@ def print_estimates(report: dict[str, Any], every: int = 5) -> None:
         print(f"\nLive estimates of {name} ({seeds_said}) beside the truth: accuracy on the control sample [95%] vs the test split; "
               "savings share vs random [95%] vs the measured random curve")
         print(f"{'seed':>4} {'labels':>7} {'sample':>7} | {'est. accuracy':>22} {'test':>7} | {'est. savings':>22} {'measured':>9}")
+        not_hit = False
         for s in shown_seeds:
             rows = per_seed[s]
             for i, r in enumerate(rows):
                 if i % every and i != len(rows) - 1:
                     continue
-                measured = r.get("measured_savings_share")
-                shown = f"{measured:>9.2f}" if measured is not None else (f"{'>=' + format(r['measured_savings_share_at_least'], '.2f'):>9}"
-                                                                         if "measured_savings_share_at_least" in r else f"{'n/a':>9}")
+                measured, at_least = r.get("measured_savings_share"), r.get("measured_savings_share_at_least")
+                if measured is None and at_least is not None and at_least <= 0:  # (a bound of >= 0.00 says nothing: say why)
+                    not_hit = True
+                shown = (f"{measured:>9.2f}" if measured is not None else f"{'not hit':>9}" if at_least is not None and at_least <= 0
+                         else f"{'>=' + format(at_least, '.2f'):>9}" if at_least is not None else f"{'n/a':>9}")
                 sample = r.get("est_sample_size", r["n_control"])
                 print(f"{e['seeds'][s]:>4} {int(r['n_labels']):>7} {int(sample):>7} | {r['est_accuracy']:>7.3f} [{r['est_accuracy_low']:.3f}, "
                       f"{r['est_accuracy_high']:.3f}] {r['test_score']:>7.3f} | {r['est_savings_share']:>7.2f} "
                       f"[{r['est_savings_share_low']:>5.2f}, {r['est_savings_share_high']:>5.2f}] {shown}")
+        if not_hit:
+            print("  not hit: the measured random curve never reached that test score within its labels, so no measured savings to compare")
         v = est["validation"]
         if v["coverage"] is not None:
             print(f"  all seeds, versions with >= 100 control labels: test score inside the 95% interval at {100 * v['coverage']:.0f}% of {v['versions']}")

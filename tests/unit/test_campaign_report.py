@@ -112,6 +112,8 @@ def test_the_report_with_estimates_stop_markers_and_audit(tmp_path: Path) -> Non
     assert "labels saved:                895 [395, 1595] (share 0.640 [0.440, 0.760])" in text
     assert "stop: stable_predictions fired at v3 with 505 labels; labeling may go on; it is a signal, not a lock" in text
     assert "1000 of 4000 items auto-accepted (25.0%)" in text and "49 of 50 audited right (precision 0.9800, lower bound 0.9100)" in text
+    assert report["live"] == {"version": 5, "source": "user"}  # the user's model is the one live: said, not hidden
+    assert "live model: v5, published by a user (publish-model); the retrainer holds while it is live" in text
     out = plot(report, tmp_path / "curve.png")
     header = out.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", header[16:24]) == (880, 550)
@@ -149,6 +151,11 @@ def test_missing_estimates_say_why_and_present_ones_say_which_training_set() -> 
     done = estimates_of({"est_hours_spent": 0.2, "est_accuracy": 0.9, "est_accuracy_low": 0.8, "est_accuracy_high": 0.95,
                          "est_version": 3.0, "est_n_labels": 150.0})
     assert done.available and done.note is None and (done.as_of_version, done.as_of_labels) == (3, 150)
+    # While a user's model is live the retrainer holds: no later version of its own will carry the estimate.
+    held = build_report("camp", [version(2, 300, est_hours_spent=0.1, n_control=150.0),
+                                 ModelVersion(version=3, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=(0, 1), source="user")],
+                        TopicCounts(items=10, auto_accepted=0, human_labels=300, human_seconds=0.0))
+    assert held["estimates"]["note"].startswith("none while a published model is live")
 
 
 def test_a_background_estimate_is_not_drawn_as_a_later_versions_point() -> None:

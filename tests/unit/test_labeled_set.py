@@ -180,3 +180,7 @@ def test_build_rows_joins_metadata_and_features_and_writes_every_format(tmp_path
             assert [json.loads(line)["item_id"] for line in out.read_text().splitlines()] == ["a", "b"]
     with pytest.raises(ValueError, match="unsupported format .txt"):
         write_rows(rows, tmp_path / "out.txt")
+    # Answers of both types (a terminal's 1 beside a page's "barolo") keep Parquet's list column a list, of text.
+    mixed = [{"item_id": "a", "all_labels": [1, "barolo"]}, {"item_id": "b", "all_labels": ["barolo"]}]
+    write_rows(mixed, tmp_path / "mixed.parquet")
+    assert [r["all_labels"] for r in pq.read_table(tmp_path / "mixed.parquet").to_pylist()] == [["1", "barolo"], ["barolo"]]

@@ -145,8 +145,11 @@ def test_publish_model_checks_name_the_file_and_the_field(tmp_path: Path) -> Non
 
     path = write(tmp_path, linear_onnx(np.eye(4, 3)))
     _, three = open_model(path, "multiclass")
-    with pytest.raises(ModelRefused, match="the probability output has 3 columns; --classes gives 2"):
+    with pytest.raises(ModelRefused, match=r"the probability output has 3 columns; --classes gives 2 classes \(0, 1\)$"):
         check_model(path, three, classes=(0, 1), task="multiclass", width=4, namespace="ns", sample_ids=ids, sample=sample)
+    with pytest.raises(ModelRefused, match=r"3 columns; the live model v4 gives 2 classes \(0, 1\): give the model's own with --classes"):
+        check_model(path, three, classes=(0, 1), task="multiclass", width=4, namespace="ns", sample_ids=ids, sample=sample,
+                    classes_from="the live model v4")
 
     path = write(tmp_path, linear_onnx(np.eye(4, 2), op="NaN"))
     _, nan = open_model(path, "multiclass")
