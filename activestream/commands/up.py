@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--redis-port", type=options.port, default=None, help="the local Redis's port (default: a free one)")
     p.add_argument("--metrics-base-port", type=options.port, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
     p.add_argument("--without", action="append", default=[], choices=SERVICES, help="do not start this service")
-    p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS and REDIS_URL here once up")
+    p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS, REDIS_URL and the ACTIVESTREAM_* settings the "
+                   "services got (secrets left out) here once up: every command that sources it works on the same campaign")
     p.add_argument("--no-restart", action="store_true", help="stop the whole stack when a service exits (default: start it again, backing off)")
     p.set_defaults(func=run)
 
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         for name, port in ports.items():
             print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
         if args.env_file:
-            Path(args.env_file).write_text(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}\n")
+            Path(args.env_file).write_text(env_file_text(bootstrap, redis_url, os.environ))
         print("stack is up; Ctrl-C stops it", flush=True)
         return supervise(services, stop, restart=not args.no_restart)
     finally:
@@ -83,3 +86,15 @@ def run(args: argparse.Namespace) -> int:
         if kafka is not None:
             kafka.stop()
         print("stack stopped", flush=True)
+
+
+SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY")  # settings never written to the env file (the services got them from the environment)
+
+
+def env_file_text(bootstrap: str, redis_url: str, environ: Mapping[str, str]) -> str:
+    """The ``--env-file``: the stack's addresses and the campaign's ``ACTIVESTREAM_*`` settings (namespace, classes, ...),
+    so that the commands run from another shell (``labeler-api``, ``label``, ``produce``) take what the services took;
+    secrets (a token, a password) are left out. Values are shell-quoted (the file is sourced)."""
+    settings = {k: v for k, v in sorted(environ.items()) if k.startswith("ACTIVESTREAM_") and not any(w in k for w in SECRET_WORDS)}
+    lines = [f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(bootstrap)}", f"REDIS_URL={shlex.quote(redis_url)}"]
+    return "\n".join([*lines, *(f"{k}={shlex.quote(v)}" for k, v in settings.items())]) + "\n"

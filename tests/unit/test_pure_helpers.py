@@ -426,3 +426,13 @@ def test_a_bad_classes_setting_is_one_line_naming_it() -> None:
         Settings.from_env({"ACTIVESTREAM_CLASSES": "a,,b"})
     assert declared_classes(Settings.from_env({"ACTIVESTREAM_CLASSES": "cat, dog"})) == ("cat", "dog")
     assert declared_classes(Settings.from_env({})) is None
+
+
+def test_ups_env_file_carries_the_campaigns_settings_and_leaves_secrets_out() -> None:
+    from activestream.commands.up import env_file_text
+
+    text = env_file_text("127.0.0.1:9094", "redis://127.0.0.1:6390/0", {
+        "ACTIVESTREAM_CLASSES": "barbera,barolo", "ACTIVESTREAM_NAMESPACE": "wine 2026", "ACTIVESTREAM_LABEL_STUDIO_TOKEN": "s3cret",
+        "ACTIVESTREAM_KAFKA_SASL_PASSWORD": "pw", "HOME": "/root"})
+    assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9094", "REDIS_URL=redis://127.0.0.1:6390/0",
+                                 "ACTIVESTREAM_CLASSES=barbera,barolo", "ACTIVESTREAM_NAMESPACE='wine 2026'"]  # (quoted: the file is sourced)
