@@ -109,8 +109,8 @@ def _iv(v: dict[str, Any] | None, fmt: str = "{:.3f}") -> str:
 def render_text(report: dict[str, Any]) -> str:
     """The report for a terminal."""
     est, stop, aa, hours = report["estimates"], report["stop"], report["auto_accept"], report["hours"]
-    lines = [f"campaign {report['namespace']}: model v{report['model_version']}, {report['n_labels']} labels "
-             f"({report['human_labels']} human)"]
+    lines = [f"campaign {report['namespace']}: model v{report['model_version']} trained on {report['n_labels']} labeled items; "
+             f"{report['human_labels']} human answers (corrections included)"]
     live = report.get("live")
     if live and live["source"] != "retrainer" and live["version"] > report["model_version"]:
         lines.append(f"live model: v{live['version']}, published by a user (publish-model); the retrainer holds while it is live (start it "

@@ -190,13 +190,27 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None, segme
                        segment_cache_bytes=cache, pool=PoolLimits.of(settings.pool_capacity, settings.reservoir_share, settings.pool_max_age))
 
 
-def note_new_namespace(queue: RankedQueue, file: str) -> None:
+def note_new_namespace(queue: RankedQueue, what: str) -> None:
     """On stderr, when ``queue``'s namespace holds no campaign yet while others in its Redis do: a new namespace beside
     existing ones is often a typo of one (``--namespace typo``), and what goes into it trains no model they have."""
     others = queue.other_namespaces()
     if others:
-        print(f"note: {file}: namespace {queue.k.namespace!r} holds no campaign yet (this Redis holds {', '.join(map(repr, others))}): "
-              "its items start a new one; set ACTIVESTREAM_NAMESPACE (or --namespace) to add to another", file=sys.stderr)
+        print(f"note: {what}: namespace {queue.k.namespace!r} holds no campaign yet (this Redis holds {', '.join(map(repr, others))}): "
+              "is that the one you meant? ACTIVESTREAM_NAMESPACE (or --namespace) names it", file=sys.stderr)
+
+
+def campaign_classes(settings: Settings, queue: RankedQueue) -> tuple[str | int, ...] | None:
+    """The campaign's declared classes: ``ACTIVESTREAM_CLASSES`` when set (then recorded with the queue, so the campaign's
+    processes started without the setting check them too; a warning when that changes what was recorded), else the
+    recorded ones (``None``: any answer goes)."""
+    declared = declared_classes(settings)
+    if declared is None:
+        return queue.declared_classes()
+    before = queue.record_declared_classes(declared)
+    if before is not None and before != declared:
+        log.warning("ACTIVESTREAM_CLASSES changes namespace %r's declared classes from %s to %s", queue.k.namespace,
+                    ",".join(map(str, before)), ",".join(map(str, declared)))
+    return declared
 
 
 def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorRegistry) -> Retrainer:

@@ -19,8 +19,8 @@ from activestream.labeling.bandit import parse_state
 from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
 from activestream.labeling.control_picks import control_flagged
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
-from activestream.rankedqueue.base import parse_feature_names
-from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_FEATURE_NAMES, META_STOP
+from activestream.rankedqueue.base import parse_declared, parse_feature_names
+from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_DECLARED_CLASSES, META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
 
 log = logging.getLogger(__name__)
@@ -118,17 +118,18 @@ def labeler_of(given: str | None, caller: str | None, where: str) -> str:
 def field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str | None, required: bool = True) -> Any:
     """``body[name]`` if of one of ``kinds`` (``None`` if absent and not ``required``); strings must be UTF-8 text."""
     v = body.get(name)
+    about = f"item {item!r}" if item is not None else "request"  # (the item id itself is what is wrong)
     if v is None:
         if required:
-            raise BadRequest(f"item {item!r}: field {name!r}: missing")
+            raise BadRequest(f"{about}: field {name!r}: missing" + ("" if body else " (the request body is empty)"))
         return None
     if isinstance(v, bool) or not isinstance(v, kinds):
-        raise BadRequest(f"item {item!r}: field {name!r}: expected {' or '.join(k.__name__ for k in kinds)}")
+        raise BadRequest(f"{about}: field {name!r}: expected {' or '.join(k.__name__ for k in kinds)}")
     values = v if isinstance(v, list) else [v]
     for j, x in enumerate(values):
         problem = text_problem(x) if isinstance(x, str) else None
         if problem is not None:
-            raise BadRequest(f"item {item!r}: field {name + (f'[{j}]' if isinstance(v, list) else '')!r}: {problem}")
+            raise BadRequest(f"{about}: field {name + (f'[{j}]' if isinstance(v, list) else '')!r}: {problem}")
     return v
 
 
@@ -195,9 +196,10 @@ def status(service: LabelService) -> dict[str, Any]:
     """``GET /status``: the queue's counts and the live model (``classes``: the declared ones when there are, else the model's)."""
     q = service.queue
     # (an expired lease counts as pending, whether or not anyone leased since)
-    meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP, META_BANDIT)
+    meta = q.get_meta_fields("model_version", "classes", "task", META_FEATURE_NAMES, META_STOP, META_BANDIT, META_DECLARED_CLASSES)
+    declared = service.classes if service.classes is not None else parse_declared(meta[META_DECLARED_CLASSES])
     out = {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
-           "classes": list(service.classes) if service.classes is not None else meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
+           "classes": list(declared) if declared is not None else meta_classes(meta["classes"]), "task": meta["task"] or "multiclass", **page_facts(meta)}
     if meta[META_BANDIT]:  # the strategy bandit's arms (strategy albl)
         out["strategy_bandit"] = parse_state(meta[META_BANDIT])
     return out

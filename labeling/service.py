@@ -213,7 +213,7 @@ class LabelService:
     def _check_campaign_shape(
         self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None, facts: SubmitFacts
     ) -> SubmitFacts:
-        """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings.
+        """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings, of its declared classes if any.
 
         The first accepted label fixes both (kept with the queue). A value of the other type
         that converts (``"3"`` for 3) is accepted, and the retrainer converts it; one that
@@ -227,6 +227,8 @@ class LabelService:
         kinds = label_kinds(values)  # type: ignore[arg-type]
         if len(kinds) > 1:
             raise InvalidLabel(f"item {item_id!r}: field 'labels': mixes integers and strings ({values!r})")
+        if self.classes is None and facts.declared_classes and (outside := not_a_class(values, facts.declared_classes)):  # type: ignore[arg-type]
+            raise InvalidLabel(f"item {item_id!r}: field {field!r}: {outside}")  # (as recorded by another service of the campaign)
         held = facts.label_field or self.queue.agree_meta(META_LABEL_FIELD, field)
         if held != field:
             raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's answers come as {held!r}")
@@ -453,8 +455,8 @@ class LabelService:
             # takes that label's features and control flag; the retrainer keeps the newest label of an item.
             last = self.last_label(labeler_id)
             if last is None or last.item_id != item_id:
-                raise UnknownItem(f"item {item_id!r}: not in the queue (already labeled, dropped or never scored) and no features given "
-                                  f"(only the labeler's last label can be corrected)")
+                raise UnknownItem(f"item {item_id!r}: not in the queue (already labeled, dropped or never scored), and not the item of "
+                                  f"this labeler's last label (the one label a new one corrects)")
             features, control = last.features, last.control
         record = Label(
             item_id=item_id,

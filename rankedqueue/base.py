@@ -19,6 +19,7 @@ from redis.exceptions import NoScriptError
 from activestream.rankedqueue.keys import (
     CLEAR_BATCH,
     DEFAULT_FEATURE_DTYPE,
+    META_DECLARED_CLASSES,
     META_FEATURE_DTYPE,
     META_FEATURE_NAMES,
     META_RANKED_VERSION,
@@ -114,6 +115,19 @@ class QueueBase:
                 if len(found) >= limit:
                     break
         return found
+
+    def declared_classes(self) -> tuple[str | int, ...] | None:
+        """The campaign's declared classes as recorded (:meth:`record_declared_classes`), ``None`` when none are."""
+        return parse_declared(self.get_meta(META_DECLARED_CLASSES))
+
+    def record_declared_classes(self, classes: Sequence[str | int]) -> tuple[str | int, ...] | None:
+        """Record the campaign's declared classes (``ACTIVESTREAM_CLASSES``) for every process of the campaign, also the ones
+        started without the setting; returns the ones recorded before (``None``: none), so a caller can say they changed."""
+        pipe = self.r.pipeline()
+        pipe.hget(self.k.meta, META_DECLARED_CLASSES)
+        pipe.hset(self.k.meta, META_DECLARED_CLASSES, json.dumps(list(classes)))
+        before, _ = pipe.execute()
+        return parse_declared(before.decode() if before is not None else None)
 
     def feature_names(self) -> list[str] | None:
         """The names of the campaign's features (a table's header, ``ACTIVESTREAM_FEATURE_NAMES``), ``None`` when none is recorded."""
@@ -287,3 +301,14 @@ def parse_feature_names(raw: str | None) -> list[str] | None:
         logger.warning("queue meta 'feature_names' is not a JSON list (%.80r): features are shown by position", raw)
         return None
     return [str(n) for n in names]
+
+
+def parse_declared(raw: str | None) -> tuple[str | int, ...] | None:
+    """Recorded declared classes, a JSON list of strings or integers (``None``: none recorded, or not such a list)."""
+    try:
+        classes = json.loads(raw) if raw else None
+    except ValueError:
+        classes = None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str | int) and not isinstance(c, bool) for c in classes):
+        return None
+    return tuple(classes)

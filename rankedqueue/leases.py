@@ -17,8 +17,15 @@ import numpy as np
 from redis.exceptions import NoScriptError
 
 from activestream.rankedqueue.auto_accept import audit_pending, parse_audit
-from activestream.rankedqueue.base import QueueBase, decode_features, members
-from activestream.rankedqueue.keys import EXPIRE_BATCH, META_LABEL_FIELD, META_LABEL_KIND, META_RANKED_VERSION, TOP_FOR_PAGE
+from activestream.rankedqueue.base import QueueBase, decode_features, members, parse_declared
+from activestream.rankedqueue.keys import (
+    EXPIRE_BATCH,
+    META_DECLARED_CLASSES,
+    META_LABEL_FIELD,
+    META_LABEL_KIND,
+    META_RANKED_VERSION,
+    TOP_FOR_PAGE,
+)
 from activestream.rankedqueue.scripts import queue_script, raise_unexpected
 
 logger = logging.getLogger(__name__)
@@ -75,6 +82,7 @@ class SubmitFacts:
     ranked_version : model version the queue was last re-ranked with (0: none yet).
     label_field, label_kind : the campaign's answer shape (``None`` until its first label fixes it).
     features : the item's stored features, (n_features,) float32 (``None``: not in the queue, or not asked for).
+    declared_classes : the campaign's declared classes as recorded (``None``: none).
     """
 
     now: float
@@ -86,6 +94,7 @@ class SubmitFacts:
     label_field: str | None
     label_kind: str | None
     features: np.ndarray | None
+    declared_classes: tuple[str | int, ...] | None = None
 
 
 class QueueLeases(QueueBase):
@@ -252,7 +261,7 @@ class QueueLeases(QueueBase):
         if want:
             queue_script(pipe, self.scripts.features, self._features_keys(), [k.segment_prefix, *want])
         pipe.time()
-        pipe.hmget(k.meta, [META_RANKED_VERSION, META_LABEL_FIELD, META_LABEL_KIND])
+        pipe.hmget(k.meta, [META_RANKED_VERSION, META_LABEL_FIELD, META_LABEL_KIND, META_DECLARED_CLASSES])
         pipe.smismember(k.label_ids, list(label_ids))
         pipe.hmget(k.control, list(item_ids))
         pipe.hmget(k.audit, list(item_ids))
@@ -261,7 +270,8 @@ class QueueLeases(QueueBase):
         replies = pipe.execute(raise_on_error=False)
         raise_unexpected(replies)
         rows = replies.pop(0) if want else None
-        (sec, usec), (version, field, kind), known, control, audit, expiry, owner = replies
+        (sec, usec), (version, field, kind, declared), known, control, audit, expiry, owner = replies
+        classes = parse_declared(declared.decode() if declared is not None else None)
         now = float(sec) + usec / 1e6
         if isinstance(rows, NoScriptError):  # (a restarted Redis: the call loads the script)
             rows = self.scripts.features(keys=self._features_keys(), args=[k.segment_prefix, *want])
@@ -277,6 +287,7 @@ class QueueLeases(QueueBase):
                 label_field=field.decode() if field is not None else None,
                 label_kind=kind.decode() if kind is not None else None,
                 features=next(found) if features[j] else None,
+                declared_classes=classes,
             )
             for j in range(len(item_ids))
         ]

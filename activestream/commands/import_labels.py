@@ -16,8 +16,7 @@ import logging
 import sys
 
 from activestream.commands import options
-from activestream.config import declared_classes
-from activestream.wiring import connect, make_queue, note_new_namespace, settings_from
+from activestream.wiring import campaign_classes, connect, make_queue, note_new_namespace, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
         counts = import_rows(baseline.rows, bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,
-                             on_error=skip, classes=declared_classes(s))
+                             on_error=skip, classes=campaign_classes(s, queue))
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -60,24 +60,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
-    """The terminal prompt with what it can show: the declared classes (``ACTIVESTREAM_CLASSES``), else the live model's (the
-    models topic); the features' names (``ACTIVESTREAM_FEATURE_NAMES``, else the campaign's recorded header when ``REDIS_URL``
-    is set)."""
+    """The terminal prompt with what it can show: the declared classes (``ACTIVESTREAM_CLASSES``, else the ones the campaign
+    recorded when ``REDIS_URL`` is set), else the live model's (the models topic); the features' names
+    (``ACTIVESTREAM_FEATURE_NAMES``, else the campaign's recorded header)."""
     from activestream.config import declared_classes
     from activestream.labeling.label_studio_project import live_classes
     from activestream.labeling.terminal import TerminalPrompt
 
     declared = declared_classes(s)
     names = [n.strip() for n in s.feature_names.split(",")] if s.feature_names else None
-    if names is None and s.redis_url:
+    if s.redis_url and (declared is None or names is None):  # (what the campaign recorded: its classes, its header)
         import redis
 
         from activestream.wiring import make_queue
 
         try:
-            names = make_queue(s, socket_timeout=5.0).feature_names()
+            queue = make_queue(s, socket_timeout=5.0)
+            declared = declared if declared is not None else queue.declared_classes()
+            names = names if names is not None else queue.feature_names()
         except redis.RedisError as exc:
-            log.warning("features shown by position: the campaign's feature names could not be read (%s)", exc)
+            log.warning("the campaign's recorded classes and feature names could not be read (%s)", exc)
     classes = declared if declared is not None else live_classes(bus, topics)[0]
     return TerminalPrompt(classes, declared=declared is not None, feature_names=names)
 

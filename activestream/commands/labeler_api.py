@@ -9,7 +9,7 @@ import uuid
 
 from activestream.commands import options
 from activestream.config import declared_classes
-from activestream.wiring import Stop, connect, explore_of, make_queue, serve_metrics
+from activestream.wiring import Stop, campaign_classes, connect, explore_of, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
     # A request waits at most 30 s for Redis (then 503), instead of holding the API forever.
     queue = make_queue(s, socket_timeout=30.0)
+    campaign_classes(s, queue)  # (recorded: the campaign's other labeling paths check them too; without the setting, submit reads them)
     service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=explore_of(s), curriculum_labels=s.curriculum_labels,
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int, classes=declared_classes(s))
     service.lease_ttl = s.lease_ttl
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         bus.close()
         raise SystemExit(f"error: labeler API on {args.host}:{args.port}: {exc.strerror or exc}") from None
     access = f"{len(tokens)} labeler token(s)" if tokens is not None else "no tokens"
-    print(f"labeler API on http://{args.host}:{server.server_port} (GET /lease, POST /labels, POST /skip, GET /status, "
-          f"GET /openapi.json; {access})", flush=True)
+    print(f"labeler API on http://{args.host}:{server.server_port} (the labeling page: GET /; GET /lease, POST /labels, POST /skip, "
+          f"GET /status, GET /campaign, GET /openapi.json; {access})", flush=True)
     registry = CollectorRegistry()
     LabelingMetrics.create(registry, service.queue, service.queue.k.namespace)
     health = serve_metrics("labeler-api", registry, s.metrics_port, s.metrics_host)

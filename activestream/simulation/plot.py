@@ -27,7 +27,10 @@ def save_figure(fig: Any, ax: Any, path: str | Path, *, xlabel: str, ylabel: str
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # (nothing to plot yet, e.g. a report before the first model: no empty legend box)
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "nothing to plot yet", transform=ax.transAxes, ha="center", va="center", color="gray")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -738,6 +738,13 @@ def test_declared_classes_refuse_any_other_answer_and_are_what_the_page_offers(r
         assert bus.messages(topics.labels) == [] and queue.n_leased() == 2  # nothing accepted, the lease still ann's
         assert call(f"{base}/labels", {"item_id": "a", "label": "barolo", "labeler_id": "ann"}) == (200, {"accepted": True})
         assert [decode_label(m.value).label for m in bus.messages(topics.labels)] == ["barolo"]
+    # A labeler API started without the setting checks the classes the campaign recorded (another service was started with it).
+    assert queue.record_declared_classes(("barbera", "barolo", "grignolino")) is None
+    with serving(LabelService(queue, bus, topics)) as base:
+        assert call(f"{base}/status")[1]["classes"] == ["barbera", "barolo", "grignolino"]
+        code, reply = call(f"{base}/labels", {"item_id": "b", "label": "merlot", "labeler_id": "ann"})
+        assert code == 400 and "'merlot' is not one of this campaign's classes" in reply["error"]
+        assert len(bus.messages(topics.labels)) == 1 and queue.n_labeled() == 1  # refused before the item was claimed
 
 
 def test_the_terminal_labeler_shows_classes_and_feature_names_and_asks_again_for_an_unknown_class() -> None:
