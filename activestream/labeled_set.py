@@ -13,6 +13,7 @@ an answer lacks). Rules, per item:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -157,10 +158,17 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
     Returns
     -------
     ``(rows, counts)``: one dict per labeled or auto-accepted item; counts of rows by source
-    and of records left out (``undecodable``).
+    and of records left out (``undecodable``; ``refused``: labels the retrainer dead-lettered, which it
+    never trained on, e.g. a class outside the declared ones).
     """
+    from activestream.retrainer.logs import dead_lettered_labels
+
     counts: Counter[str] = Counter()
-    per_item = fold([*decode_all(_read(bus, topics.labels, timeout), counts), *decode_all(_read(bus, topics.auto_labels, timeout), counts)])
+    refused = dead_lettered_labels(bus, topics, timeout)  # (digests of the label records the retrainer refused)
+    read = _read(bus, topics.labels, timeout)
+    labels = [m for m in read if hashlib.sha256(m.value).digest() not in refused] if refused else read
+    counts["refused"] = len(read) - len(labels)
+    per_item = fold([*decode_all(labels, counts), *decode_all(_read(bus, topics.auto_labels, timeout), counts)])
     items = read_items(_read(bus, topics.items, timeout), set(per_item))
     rows = []
     for item_id, entry in per_item.items():

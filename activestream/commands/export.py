@@ -58,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     by_source = ", ".join(f"{counts[k]} {k}" for k in ("human", "baseline", "auto", "simulated") if counts[k])
     left_out = f"; {counts['undecodable']} undecodable record(s) left out" if counts["undecodable"] else ""
+    left_out += f"; {counts['refused']} label(s) the retrainer refused left out (see the dead-letters topic)" if counts["refused"] else ""
     print(f"exported {len(rows)} item(s) ({by_source or 'none'}) to {out}{left_out}", flush=True)
     return 0

@@ -192,3 +192,5 @@ def test_declared_classes_make_an_unknown_label_a_bad_row_at_import_and_a_dead_l
     assert len(retrainer.training) == 2  # the two imported labels, not the stray one
     (dead,) = [decode_dead_letter(m.value) for m in c.bus.messages(c.topics.dead_letters)]
     assert dead.item_id == "w9" and "'Barolo' is not one of this campaign's classes" in dead.reason
+    rows, counts = build_rows(c.bus, c.topics, with_features=False, timeout=1.0)
+    assert sorted(r["item_id"] for r in rows) == ["w1", "w3"] and counts["refused"] == 1  # (what the model never trained on)
