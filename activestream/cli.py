@@ -86,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             print(exc.code, file=sys.stderr)
             return 2
         raise
-    except BrokenPipeError:  # the reader left (a pipe into head): stop quietly (Python's own recipe, "Note on SIGPIPE")
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    except BrokenPipeError:
+        try:  # (another pipe than stdout broke: that is an error of its own)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader of stdout left (a pipe into head): stop quietly (Python's recipe, "Note on SIGPIPE")
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -178,6 +178,11 @@ class Settings:
         return out
 
 
+def feature_name_list(settings: Settings) -> list[str] | None:
+    """``ACTIVESTREAM_FEATURE_NAMES`` as a list (``None``: unset)."""
+    return [n.strip() for n in settings.feature_names.split(",")] if settings.feature_names else None
+
+
 def declared_classes(settings: Settings) -> tuple[str | int, ...] | None:
     """The campaign's declared classes (``ACTIVESTREAM_CLASSES``), ``None`` when any label goes."""
     return parse_classes(settings.classes) if settings.classes else None

@@ -166,7 +166,7 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
     counts: Counter[str] = Counter()
     refused = dead_lettered_labels(bus, topics, timeout)  # (digests of the label records the retrainer refused)
     read = _read(bus, topics.labels, timeout)
-    labels = [m for m in read if hashlib.sha256(m.value).digest() not in refused] if refused else read
+    labels = [m for m in read if not _refused(m, refused)] if refused else read
     counts["refused"] = len(read) - len(labels)
     per_item = fold([*decode_all(labels, counts), *decode_all(_read(bus, topics.auto_labels, timeout), counts)])
     items = read_items(_read(bus, topics.items, timeout), set(per_item))
@@ -185,6 +185,18 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
                 row.update({name: float(v) for name, v in zip(names, vec, strict=True)})
         rows.append(row)
     return rows, counts
+
+
+def _refused(m: Message, refused: set[bytes]) -> bool:
+    """Whether the retrainer dead-lettered label record ``m`` (``refused``: the dead letters' payload digests): its bytes as
+    read, or (a dead letter of an earlier version, which wrote the label encoded again) as re-encoded."""
+    if hashlib.sha256(m.value).digest() in refused:
+        return True
+    try:
+        again = decode_label(m.value, key=m.key.decode(errors="replace") if m.key is not None else None).encode()
+    except DecodeError:
+        return False
+    return hashlib.sha256(again).digest() in refused
 
 
 def _read(bus: Bus, topic: str, timeout: float) -> list[Message]:

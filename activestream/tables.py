@@ -127,6 +127,14 @@ def mostly_numbers(values: Iterable[object]) -> bool:
     return bool(present) and sum(number(v) is not None for v in present) * 2 > len(present)
 
 
+def _number_column_with_bad_cells(values: list[object]) -> bool:
+    """A text column that is a number column with a few bad cells (mostly numbers, at least one not): CSV typing made it
+    text because of them. One of numbers only was text on purpose (Parquet: a zip code, an account number)."""
+    present = [v for v in values if v is not None and v != ""]
+    numbers = sum(number(v) is not None for v in present)
+    return numbers * 2 > len(present) and numbers < len(present)
+
+
 def _is_text(typ: pa.DataType) -> bool:
     import pyarrow as pa
 
@@ -136,9 +144,9 @@ def _is_text(typ: pa.DataType) -> bool:
 def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str]:
     """The feature columns of ``table``: every numeric or boolean column not in ``skip`` (labels, id, excluded).
 
-    A text column whose cells are mostly numbers is a feature too (a number column with a few bad cells, such as
-    ``high`` among magnesium values: each such row is then refused on its own, naming the cell, instead of the
-    column vanishing for one typo). ``simulate``, ``produce`` and ``import-labels`` choose features by this rule,
+    A text column whose cells are mostly, but not all, numbers is a feature too (a number column with a few bad cells,
+    such as ``high`` among magnesium values: each such row is then refused on its own, naming the cell, instead of
+    the column vanishing for one typo; a text column of numbers only was typed so on purpose and is left out). ``simulate``, ``produce`` and ``import-labels`` choose features by this rule,
     so a model trained in one sees the columns the others send; one warning names the columns left out.
     """
     names, left_out = [], []
@@ -146,7 +154,7 @@ def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str
         if c in skip:
             continue
         typ = table.column(c).type
-        if is_numeric(typ) or (_is_text(typ) and mostly_numbers(table.column(c).to_pylist())):
+        if is_numeric(typ) or (_is_text(typ) and _number_column_with_bad_cells(table.column(c).to_pylist())):
             names.append(c)
         else:
             left_out.append(f"{c!r} ({typ})")

@@ -49,7 +49,7 @@ class TerminalPrompt:
         if self.classes:
             self.say(f"  classes: {', '.join(str(c) for c in self.classes)}")
         while True:
-            value = _typed(self.ask("label (empty = skip): "))
+            value = self._value(self.ask("label (empty = skip): "))
             if value is None:
                 return None
             problem = not_a_class([value], self.classes) if self.classes else None
@@ -58,7 +58,7 @@ class TerminalPrompt:
             if self.declared:
                 self.say(f"  {problem}: type one of them")
                 continue
-            again = _typed(self.ask(f"  {value!r} is a new class (classes so far: {', '.join(str(c) for c in self.classes)}); "
+            again = self._value(self.ask(f"  {value!r} is a new class (classes so far: {', '.join(str(c) for c in self.classes)}); "
                                     "type it again to add it, or give another answer: "))
             if again == value:
                 self.classes.append(value)
@@ -68,6 +68,11 @@ class TerminalPrompt:
             if not_a_class([again], self.classes) is None:
                 return again
             self.say(f"  {again!r} is not {value!r} either: asked again")
+
+    def _value(self, text: str) -> LabelValue | None:
+        """A typed answer: a class's own text when it is one (``01`` of the classes ``01, 02`` stays text), else :func:`_typed`."""
+        t = text.strip()
+        return t if t and any(isinstance(c, str) and c == t for c in self.classes) else _typed(t)
 
     def _features(self, features: list[float]) -> str:
         names = self.feature_names if self.feature_names is not None and len(self.feature_names) == len(features) else None

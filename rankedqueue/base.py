@@ -290,13 +290,14 @@ class QueueBase:
 
 
 def parse_feature_names(raw: str | None) -> list[str] | None:
-    """Recorded feature names, a JSON list (``None``: none recorded, or not a JSON list: a warning)."""
+    """Recorded feature names: a JSON list, or the comma-joined text ``import-labels`` wrote before (``None``: none
+    recorded, or neither: a warning)."""
     if not raw:
         return None
     try:
         names = json.loads(raw)
     except ValueError:
-        names = None
+        names = [n.strip() for n in raw.split(",")] if "," in raw else None
     if not isinstance(names, list):
         logger.warning("queue meta 'feature_names' is not a JSON list (%.80r): features are shown by position", raw)
         return None

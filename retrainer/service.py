@@ -224,12 +224,12 @@ class Retrainer:
             rejected = self._fold(label, observed)
         except Exception as exc:  # a label that passed decoding must still never stop the retrainer
             log.exception("training on label %r failed", label.label_id)
-            rejected = (value, DecodeError(label.item_id, None, f"training on it failed: {type(exc).__name__}: {show(str(exc))}"))
+            rejected = DecodeError(label.item_id, None, f"training on it failed: {type(exc).__name__}: {show(str(exc))}")
         for obs in observed:
             self.bus.publish(self.topics.control, obs.encode(), key=obs.label_id.encode())
             self.bus.flush()
-        if rejected is not None:
-            self._dead_letter(*rejected)
+        if rejected is not None:  # (the bytes as read, not the label encoded again: export and a restart match them)
+            self._dead_letter(value, rejected)
             return False
         return True
 
@@ -259,14 +259,14 @@ class Retrainer:
             self._unused, self._first_unused_at = 0, None
         return len(msgs)
 
-    def _fold(self, label: Label, observed: list[ControlObservation]) -> tuple[bytes, DecodeError] | None:
-        """Fold a decoded label in; the dead letter to send if it does not fit the campaign.
+    def _fold(self, label: Label, observed: list[ControlObservation]) -> DecodeError | None:
+        """Fold a decoded label in; why it does not fit the campaign (its dead letter's reason), else ``None``.
 
         Control observations to publish are appended to ``observed`` (the caller publishes: no I/O here).
         """
         fitted, self.task, self._label_kind = fit_to_campaign(label, self.n_features, self.task, self._label_kind, self.classes)
         if isinstance(fitted, DecodeError):
-            return label.encode(), fitted
+            return fitted
         label = fitted
         if self.n_features is None:
             self.n_features = label.features.size if label.features is not None else 0

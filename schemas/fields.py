@@ -220,7 +220,8 @@ def not_a_class(values: Sequence[LabelValue], classes: Sequence[LabelValue]) -> 
     kind = "integers" if all(isinstance(c, int) for c in classes) else "strings"
     known = set(classes)
     for v in values:
-        if coerce_label_value(v, kind) not in known:
+        # (a value of no label type, e.g. a null or a float in a request's list, is no class: it is not coerced)
+        if isinstance(v, bool) or not isinstance(v, str | int) or coerce_label_value(v, kind) not in known:
             shown = ", ".join(str(c) for c in classes[:20]) + (", ..." if len(classes) > 20 else "")
             return f"{v!r} is not one of this campaign's classes ({shown}; ACTIVESTREAM_CLASSES)"
     return None

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from activestream.commands import options
+from activestream.config import feature_name_list
 from activestream.wiring import connect, make_queue
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     s, bus, topics = connect(args)
     try:
-        names = [n.strip() for n in s.feature_names.split(",")] if s.feature_names else None
+        names = feature_name_list(s)
         if names is None and args.with_features and s.redis_url:
             names = make_queue(s).feature_names()  # (the header produce or import-labels read)
         rows, counts = build_rows(bus, topics, with_features=args.with_features, feature_names=names, timeout=args.timeout)

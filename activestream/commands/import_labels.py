@@ -16,6 +16,7 @@ import logging
 import sys
 
 from activestream.commands import options
+from activestream.config import feature_name_list
 from activestream.wiring import campaign_classes, connect, make_queue, note_new_namespace, settings_from
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         skipped.append(problem)
 
     s = settings_from(args)
-    names = s.feature_names.split(",") if s.feature_names else None
+    names = feature_name_list(s)
     try:  # the file and its columns are checked before anything connects
         baseline = read_baseline(args.file, id_column=args.id_column, label_columns=args.label_column, exclude=args.exclude or (),
                                  feature_names=names, on_error=skip)

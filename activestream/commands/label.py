@@ -63,12 +63,12 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
     """The terminal prompt with what it can show: the declared classes (``ACTIVESTREAM_CLASSES``, else the ones the campaign
     recorded when ``REDIS_URL`` is set), else the live model's (the models topic); the features' names
     (``ACTIVESTREAM_FEATURE_NAMES``, else the campaign's recorded header)."""
-    from activestream.config import declared_classes
+    from activestream.config import declared_classes, feature_name_list
     from activestream.labeling.label_studio_project import live_classes
     from activestream.labeling.terminal import TerminalPrompt
 
     declared = declared_classes(s)
-    names = [n.strip() for n in s.feature_names.split(",")] if s.feature_names else None
+    names = feature_name_list(s)
     if s.redis_url and (declared is None or names is None):  # (what the campaign recorded: its classes, its header)
         import redis
 

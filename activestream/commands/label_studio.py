@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from activestream.commands import options
-from activestream.config import declared_classes
+from activestream.config import declared_classes, feature_name_list
 from activestream.wiring import Stop, campaign_classes, connect, explore_of, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         campaign_classes(s, queue)  # (recorded, as the labeler API does)
         service = LabelService(queue, bus, topics, lease_ttl=s.lease_ttl, max_skips=s.max_skips, classes=declared_classes(s))
         registry = CollectorRegistry()
-        names = [f.strip() for f in s.feature_names.split(",")] if s.feature_names else None
+        names = feature_name_list(s)
         conn = LabelStudioConnector(client, project, queue, service, bus, topics, top_n=args.top_n or s.label_studio_top_n, lease_ttl=args.lease_ttl,
                                     grace=args.grace, names=names, explore=explore_of(s), registry=registry)
         conn.ensure_uncertainty_sampling()

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from activestream.commands import options
+from activestream.config import feature_name_list
 from activestream.wiring import connect
 
 if TYPE_CHECKING:
@@ -44,10 +45,9 @@ def run(args: argparse.Namespace) -> int:
     -------
     0; 1 when rows were skipped; 2 (one ``error:`` line) when the file cannot be read or cannot be the campaign's.
     """
-    import numpy as np
     from tqdm import tqdm
 
-    from activestream.producer import checked_payload, encode_row, read_items
+    from activestream.producer import JSONL_SUFFIXES, checked_payload, encode_row, read_items
 
     s, bus, topics = connect(args)
     n = 0
@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {problem}", file=sys.stderr)
         skipped.append(problem)
 
-    names = [f.strip() for f in s.feature_names.split(",")] if s.feature_names else None
+    names = feature_name_list(s)
     width, known, queue = campaign_width(s, args.file)
+    jsonl = args.file.lower().endswith(JSONL_SUFFIXES)
     try:
         # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.
         rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip,
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         for item_id, feats, md in tqdm(rows, unit="item", disable=args.no_progress, desc="producing"):
             iid = str(item_id)
             payload = encode_row(iid, feats, md, raw=args.raw)
-            if not isinstance(feats, np.ndarray):  # (a JSONL item: checked by the scorer's own decoder, as the scorer will)
+            if jsonl:  # (a JSONL item, features_b64 ones too: checked by the scorer's own decoder, as the scorer will)
                 problem, width = checked_payload(payload, iid, width, names)
                 if problem:
                     skip(f"{args.file}: {problem}")

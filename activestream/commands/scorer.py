@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from activestream.commands import options
+from activestream.config import feature_name_list
 from activestream.wiring import Stop, campaign_classes, connect, make_queue, run_loop, serve_metrics, through_redis_outages
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # (it checks the namespace's feature width in Redis: a Redis away at start-up is waited for)
         scorer = through_redis_outages(lambda: Scorer(
             bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
-            n_features=s.n_features, feature_names=[f.strip() for f in s.feature_names.split(",")] if s.feature_names else None,
+            n_features=s.n_features, feature_names=feature_name_list(s),
             registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
             artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb), audit_share=s.audit_share),
             "scorer start-up", stop)

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         for name, port in ports.items():
             print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
         if args.env_file:
-            Path(args.env_file).write_text(env_file_text(bootstrap, redis_url, os.environ))
+            with os.fdopen(os.open(args.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:  # (REDIS_URL may hold a password)
+                fh.write(env_file_text(bootstrap, redis_url, os.environ))
         print("stack is up; Ctrl-C stops it", flush=True)
         return supervise(services, stop, restart=not args.no_restart)
     finally:
@@ -88,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
         print("stack stopped", flush=True)
 
 
-SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY")  # settings never written to the env file (the services got them from the environment)
+# Settings never written to the env file (the services got them from the environment): secrets, and Kafka's
+# security settings (SASL, SSL), which may hold one.
+SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY", "CREDENTIAL", "SASL", "SSL", "OAUTH")
 
 
 def env_file_text(bootstrap: str, redis_url: str, environ: Mapping[str, str]) -> str:

@@ -55,8 +55,9 @@ DESCRIPTIONS: dict[str, str] = {
     "pauses until the lower bound reaches it again",
     "classes": "the campaign's classes, comma-separated (`barbera,barolo,grignolino`; integers when every one is: `0,1,2`): "
     "the labeler API, the labeling page, the terminal labeler, `import-labels` and the Label Studio connector refuse any "
-    "other answer, naming the item and the classes, and the retrainer dead-letters one that reaches the labels topic "
-    "another way; the page and the terminal show them before the first model. Unset: any label is taken, and the "
+    "other answer, naming the item and the classes, and a retrainer with the setting dead-letters one that reaches the labels "
+    "topic another way; recorded in Redis for the campaign's processes started without it; the page and the terminal show them "
+    "before the first model. Unset: any label is taken, and the "
     "terminal labeler asks to type a class it has not seen before again (a typo such as `Barolo` for `barolo` "
     "would become a class of its own)",
     "budget": "the campaign's label budget: with each model version the retrainer estimates the accuracy random sampling "

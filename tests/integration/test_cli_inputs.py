@@ -232,6 +232,9 @@ def test_produce_refuses_the_rows_the_scorer_would_and_the_files_the_campaign_ca
 ) -> None:
     """The user sees each refused row where they ran produce (not in the scorer's log), and a file of another width than the
     campaign's is one error line before anything is sent; a namespace beside others' campaigns gets a note (a typo?)."""
+    import base64
+
+    import numpy as np
     import redis
 
     from activestream.rankedqueue import QueueKeys, RankedQueue
@@ -262,11 +265,14 @@ def test_produce_refuses_the_rows_the_scorer_would_and_the_files_the_campaign_ca
         assert one_error_line(capsys) == (f"error: {fewer}: 2 feature column(s) (a, c), but this campaign's items have 3 features; "
                                           "the file lacks magnesium")
         jsonl = tmp_path / "items.jsonl"
-        jsonl.write_text('{"id": "j1", "features": [1, 2, 3]}\n{"id": "j2", "features": [1, 2]}\n{"id": "j3", "features": [1, "x", 3]}\n')
+        nan_b64 = base64.b64encode(np.array([1, np.nan, 3], dtype="<f4").tobytes()).decode()
+        jsonl.write_text('{"id": "j1", "features": [1, 2, 3]}\n{"id": "j2", "features": [1, 2]}\n{"id": "j3", "features": [1, "x", 3]}\n'
+                         f'{{"id": "j4", "features_b64": "{nan_b64}"}}\n')
         code, items = produce(str(jsonl))
         err = capsys.readouterr().err
         assert code == 1 and [m.key for m in items][2:] == [b"j1"]
         assert f"skipped {jsonl}: item 'j2': field 'features': expected 3 values, got 2" in err and f"skipped {jsonl}: item 'j3': field 'features" in err
+        assert f"skipped {jsonl}: item 'j4': field 'features" in err
         assert "holds no campaign yet" not in err  # (it holds one now)
     finally:
         queue.clear()

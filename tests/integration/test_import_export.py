@@ -188,9 +188,12 @@ def test_declared_classes_make_an_unknown_label_a_bad_row_at_import_and_a_dead_l
     retrainer = Retrainer(c.bus, c.topics, retrain_every=10, holdout_fraction=0.0, classes=("barbera", "barolo"))
     stray = Label("w9", "L9", "ann", label="Barolo", features=np.zeros(2, dtype=np.float32))
     c.bus.publish(c.topics.labels, stray.encode(), key=b"w9")
+    # One from another tool: no ts, features as a list (encoded again it would be other bytes).
+    c.bus.publish(c.topics.labels, b'{"schema": "label.v1", "item_id": "w8", "label_id": "L8", "labeler_id": "ann", "label": "merlot", '
+                                   b'"features": [0, 0]}', key=b"w8")
     retrainer.run(burst=True, timeout=0.0)
-    assert len(retrainer.training) == 2  # the two imported labels, not the stray one
-    (dead,) = [decode_dead_letter(m.value) for m in c.bus.messages(c.topics.dead_letters)]
-    assert dead.item_id == "w9" and "'Barolo' is not one of this campaign's classes" in dead.reason
+    assert len(retrainer.training) == 2  # the two imported labels, not the stray ones
+    dead = [decode_dead_letter(m.value) for m in c.bus.messages(c.topics.dead_letters)]
+    assert [d.item_id for d in dead] == ["w9", "w8"] and "'Barolo' is not one of this campaign's classes" in dead[0].reason
     rows, counts = build_rows(c.bus, c.topics, with_features=False, timeout=1.0)
-    assert sorted(r["item_id"] for r in rows) == ["w1", "w3"] and counts["refused"] == 1  # (what the model never trained on)
+    assert sorted(r["item_id"] for r in rows) == ["w1", "w3"] and counts["refused"] == 2  # (what the model never trained on)

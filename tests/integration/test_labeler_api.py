@@ -738,6 +738,9 @@ def test_declared_classes_refuse_any_other_answer_and_are_what_the_page_offers(r
         assert bus.messages(topics.labels) == [] and queue.n_leased() == 2  # nothing accepted, the lease still ann's
         assert call(f"{base}/labels", {"item_id": "a", "label": "barolo", "labeler_id": "ann"}) == (200, {"accepted": True})
         assert [decode_label(m.value).label for m in bus.messages(topics.labels)] == ["barolo"]
+    with serving(LabelService(queue, bus, topics, classes=(0, 1, 2))) as base:
+        code, reply = call(f"{base}/labels", {"item_id": "b", "labels": [None], "labeler_id": "ann"})  # (not a 500)
+        assert code == 400 and "None is not one of this campaign's classes" in reply["error"]
     # A labeler API started without the setting checks the classes the campaign recorded (another service was started with it).
     assert queue.record_declared_classes(("barbera", "barolo", "grignolino")) is None
     with serving(LabelService(queue, bus, topics)) as base:
@@ -754,6 +757,8 @@ def test_the_terminal_labeler_shows_classes_and_feature_names_and_asks_again_for
         typed, said = iter(answers), []
         return TerminalPrompt(ask=lambda p: (said.append(p), next(typed))[1], say=said.append, **kw), said  # type: ignore[arg-type]
 
+    codes, _ = prompt(["01"], classes=("01", "02"), declared=True)
+    assert codes("c1", None, {}) == "01"  # (a class's own text, not the integer 1)
     declared, said = prompt(["merlot", " barolo "], classes=("barbera", "barolo"), declared=True, feature_names=["alcohol", "hue"])
     assert declared("w1", [13.2, 1.05], {"src": "lab"}) == "barolo"
     assert "item w1  metadata={'src': 'lab'}" in said and "  alcohol=13.2  hue=1.05" in said and "  classes: barbera, barolo" in said

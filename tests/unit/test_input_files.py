@@ -280,6 +280,13 @@ def test_a_number_column_with_a_bad_cell_stays_a_feature_and_the_row_is_refused_
     assert ds.X.shape == (38, 3)  # the same rows, the same three features
     assert np.array_equal(ds.X, np.array([r[1] for r in rows]))
     assert any("2 row(s) left out" in m and "row 5: column 'magnesium': not a finite number ('high')" in m for m in caplog.messages)
+    # A Parquet text column of numbers only (a zip code) was typed so on purpose: left out, as before.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    zips = tmp_path / "zips.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0], "zip": ["02134", "10001"]}), zips)
+    assert [r[1].tolist() for r in read_items(zips)] == [[1.0], [2.0]]
 
 
 def test_row_number_ids_stay_the_rows_places_when_rows_before_them_are_refused(tmp_path: Path) -> None:

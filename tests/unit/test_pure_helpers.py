@@ -412,6 +412,8 @@ def test_declared_classes_parse_and_refuse_what_is_not_one_of_them() -> None:
             parse_classes(bad)
     assert not_a_class(["1", 2], (0, 1, 2)) is None  # "1" is the class 1, as the retrainer converts it
     assert not_a_class(["Barolo"], ("barolo",)) == "'Barolo' is not one of this campaign's classes (barolo; ACTIVESTREAM_CLASSES)"
+    for junk in (None, 1.5, {}, True):  # (a request's list may hold anything: no class, never an exception)
+        assert not_a_class([junk], (0, 1, 2)) == f"{junk!r} is not one of this campaign's classes (0, 1, 2; ACTIVESTREAM_CLASSES)"
     lab = Label("w1", "L1", "ann", label="merlot", features=np.zeros(2, dtype=np.float32))
     refused, _, _ = fit_to_campaign(lab, 2, "multiclass", None, ("barbera", "barolo"))
     assert str(refused) == "item 'w1': field 'label': 'merlot' is not one of this campaign's classes (barbera, barolo; ACTIVESTREAM_CLASSES)"
