@@ -127,12 +127,19 @@ def mostly_numbers(values: Iterable[object]) -> bool:
     return bool(present) and sum(number(v) is not None for v in present) * 2 > len(present)
 
 
-def _number_column_with_bad_cells(values: list[object]) -> bool:
+def _number_column_with_bad_cells(column: pa.ChunkedArray) -> bool:
     """A text column that is a number column with a few bad cells (mostly numbers, at least one not): CSV typing made it
     text because of them. One of numbers only was text on purpose (Parquet: a zip code, an account number)."""
-    present = [v for v in values if v is not None and v != ""]
-    numbers = sum(number(v) is not None for v in present)
-    return numbers * 2 > len(present) and numbers < len(present)
+
+    def counts(values: list[object]) -> tuple[int, int]:
+        present = [v for v in values if v is not None and v != ""]
+        return sum(number(v) is not None for v in present), len(present)
+
+    numbers, present = counts(column.slice(0, 1000).to_pylist())  # (a text column, the usual case, is told by its head)
+    if numbers * 2 <= present:
+        return False
+    numbers, present = counts(column.to_pylist())
+    return numbers * 2 > present and numbers < present
 
 
 def _is_text(typ: pa.DataType) -> bool:
@@ -154,7 +161,7 @@ def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str
         if c in skip:
             continue
         typ = table.column(c).type
-        if is_numeric(typ) or (_is_text(typ) and _number_column_with_bad_cells(table.column(c).to_pylist())):
+        if is_numeric(typ) or (_is_text(typ) and _number_column_with_bad_cells(table.column(c))):
             names.append(c)
         else:
             left_out.append(f"{c!r} ({typ})")
