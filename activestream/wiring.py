@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -190,19 +189,25 @@ def make_queue(settings: Settings, *, socket_timeout: float | None = None, segme
                        segment_cache_bytes=cache, pool=PoolLimits.of(settings.pool_capacity, settings.reservoir_share, settings.pool_max_age))
 
 
-def note_new_namespace(queue: RankedQueue, what: str) -> None:
-    """On stderr, when ``queue``'s namespace holds no campaign yet while others in its Redis do: a new namespace beside
-    existing ones is often a typo of one (``--namespace typo``), and what goes into it trains no model they have."""
+def new_namespace_note(queue: RankedQueue, what: str) -> str | None:
+    """A note for stderr when ``queue``'s namespace holds no campaign yet while others in its Redis do (a new namespace
+    beside existing ones is often a typo of one: ``--namespace typo``, and what goes into it trains no model they have);
+    ``None`` otherwise. Read it before writing to the namespace; print it after the command's own errors."""
     others = queue.other_namespaces()
-    if others:
-        print(f"note: {what}: namespace {queue.k.namespace!r} holds no campaign yet (this Redis holds {', '.join(map(repr, others))}): "
-              "is that the one you meant? ACTIVESTREAM_NAMESPACE (or --namespace) names it", file=sys.stderr)
+    if not others:
+        return None
+    return (f"note: {what}: namespace {queue.k.namespace!r} holds no campaign yet (this Redis holds {', '.join(map(repr, others))}): "
+            "is that the one you meant? ACTIVESTREAM_NAMESPACE (or --namespace) names it")
 
 
-def campaign_classes(settings: Settings, queue: RankedQueue) -> tuple[str | int, ...] | None:
-    """The campaign's declared classes: ``ACTIVESTREAM_CLASSES`` when set (then recorded with the queue, so the campaign's
-    processes started without the setting check them too; a warning when that changes what was recorded), else the
-    recorded ones (``None``: any answer goes)."""
+def join_campaign(settings: Settings, queue: RankedQueue) -> tuple[str | int, ...] | None:
+    """What a service does with its namespace at start: mark it as holding a campaign (see :func:`new_namespace_note`),
+    and return the campaign's declared classes: ``ACTIVESTREAM_CLASSES`` when set (then recorded with the queue, so the
+    campaign's processes started without the setting check them too; a warning when that changes what was recorded),
+    else the recorded ones (``None``: any answer goes)."""
+    from activestream.rankedqueue.keys import META_STARTED_AT
+
+    queue.agree_meta(META_STARTED_AT, f"{time.time():.3f}")
     declared = declared_classes(settings)
     if declared is None:
         return queue.declared_classes()

@@ -31,6 +31,7 @@ META_RANKED_VERSION = "ranked_version"  # model version of the last bulk re-rank
 META_COLD_START_LABELS = "cold_start_labels"  # labels there were at the first re-rank
 META_LABEL_FIELD = "label_field"  # "label" or "labels": fixed by the campaign's first accepted label
 META_LABEL_KIND = "label_kind"  # "integers" or "strings": fixed by the first accepted label with a value
+META_STARTED_AT = "started_at"  # when a service first worked on the namespace (UNIX s): it holds a campaign from then on
 META_DECLARED_CLASSES = "declared_classes"  # JSON list: ACTIVESTREAM_CLASSES of the last service started with it (every labeling path checks it)
 META_FEATURE_NAMES = "feature_names"  # JSON list: the features' names (a CSV header, ACTIVESTREAM_FEATURE_NAMES), for the labeling page
 META_STOP = "stop"  # JSON: the live model version's stop signal (which rules fired, when), for the labeling page

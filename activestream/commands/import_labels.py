@@ -17,7 +17,7 @@ import sys
 
 from activestream.commands import options
 from activestream.config import feature_name_list
-from activestream.wiring import campaign_classes, connect, make_queue, note_new_namespace, settings_from
+from activestream.wiring import connect, join_campaign, make_queue, new_namespace_note, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     s, bus, topics = connect(args)
     queue = make_queue(s)
-    note_new_namespace(queue, args.file)
+    note = new_namespace_note(queue, args.file)
     counts: dict[str, int] = {}
     if args.random_sample and not int(queue.get_meta("model_version") or 0):
         print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
         counts = import_rows(baseline.rows, bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,
-                             on_error=skip, classes=campaign_classes(s, queue))
+                             on_error=skip, classes=join_campaign(s, queue))
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -83,4 +83,6 @@ def run(args: argparse.Namespace) -> int:
           f"{' (control: a random sample)' if args.random_sample else ''}; {counts['already']} already imported; "
           f"{counts['produced']} new item(s) produced to {topics.items}"
           + (f"; skipped {len(skipped)} row(s)" if skipped else ""), flush=True)
+    if note:  # (last: the file's own problems come first)
+        print(note, file=sys.stderr)
     return 1 if skipped else 0

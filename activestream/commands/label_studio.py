@@ -9,7 +9,7 @@ from pathlib import Path
 
 from activestream.commands import options
 from activestream.config import declared_classes, feature_name_list
-from activestream.wiring import Stop, campaign_classes, connect, explore_of, make_queue, serve_metrics
+from activestream.wiring import Stop, connect, explore_of, join_campaign, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if not project:
             raise SystemExit("error: set ACTIVESTREAM_LABEL_STUDIO_PROJECT (or --project), or give --create-project TITLE")
         queue = make_queue(s, socket_timeout=30.0)
-        campaign_classes(s, queue)  # (recorded, as the labeler API does)
+        join_campaign(s, queue)  # (recorded, as the labeler API does)
         service = LabelService(queue, bus, topics, lease_ttl=s.lease_ttl, max_skips=s.max_skips, classes=declared_classes(s))
         registry = CollectorRegistry()
         names = feature_name_list(s)

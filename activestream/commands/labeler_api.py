@@ -9,7 +9,7 @@ import uuid
 
 from activestream.commands import options
 from activestream.config import declared_classes
-from activestream.wiring import Stop, campaign_classes, connect, explore_of, make_queue, serve_metrics
+from activestream.wiring import Stop, connect, explore_of, join_campaign, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
     # A request waits at most 30 s for Redis (then 503), instead of holding the API forever.
     queue = make_queue(s, socket_timeout=30.0)
-    campaign_classes(s, queue)  # (recorded: the campaign's other labeling paths check them too; without the setting, submit reads them)
+    join_campaign(s, queue)  # (recorded: the campaign's other labeling paths check them too; without the setting, submit reads them)
     service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=explore_of(s), curriculum_labels=s.curriculum_labels,
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int, classes=declared_classes(s))
     service.lease_ttl = s.lease_ttl

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         skipped.append(problem)
 
     names = feature_name_list(s)
-    width, known, queue = campaign_width(s, args.file)
+    width, known, queue, note = campaign_width(s, args.file)
     jsonl = args.file.lower().endswith(JSONL_SUFFIXES)
     try:
         # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.
@@ -85,15 +85,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     finally:
         bus.close()
+    if note and n:
+        print(note, file=sys.stderr)
     if repeated:  # the queue is keyed by id: a repeat is taken for a redelivery of the first
         print(f"warning: {args.file}: {repeated} row(s) repeat an earlier id; the queue keeps one item per id", file=sys.stderr)
     print(f"produced {n} items to {topics.items}" + (f"; skipped {len(skipped)} row(s)" if skipped else ""), flush=True)
     return 1 if skipped else 0
 
 
-def campaign_width(settings: Settings, file: str) -> tuple[int | None, list[str] | None, RankedQueue | None]:
+def campaign_width(settings: Settings, file: str) -> tuple[int | None, list[str] | None, RankedQueue | None, str | None]:
     """The campaign's feature width (``None``: not fixed yet, or no Redis to ask), its features' names (``None``: none
-    recorded) and its queue (``None`` without a Redis).
+    recorded), its queue (``None`` without a Redis) and a note when the namespace is new beside others (a typo?).
 
     ``produce`` itself needs only the broker: without ``REDIS_URL``, or when that Redis cannot be reached (a warning),
     rows are checked against the file's first good row instead, and the feature names are not stored.
@@ -101,21 +103,21 @@ def campaign_width(settings: Settings, file: str) -> tuple[int | None, list[str]
     width = int(settings.n_features) if settings.n_features else None
     if not settings.redis_url:
         log.info("no REDIS_URL: rows are checked against the file itself, and the feature names are not stored")
-        return width, None, None
+        return width, None, None, None
     import redis
 
     from activestream.rankedqueue.keys import META_N_FEATURES
-    from activestream.wiring import make_queue, note_new_namespace
+    from activestream.wiring import make_queue, new_namespace_note
 
     queue = make_queue(settings, socket_timeout=5.0)
     try:
         held, known = queue.get_meta(META_N_FEATURES), queue.feature_names()
-        note_new_namespace(queue, file)
+        note = new_namespace_note(queue, file)
     except redis.RedisError as exc:
         log.warning("Redis of namespace %r not reachable (%s): rows are checked against the file itself, and the feature names are not "
                     "stored (the labeling page shows features by position)", settings.namespace, exc)
-        return width, None, None
-    return (int(held) if held is not None else width), known, queue
+        return width, None, None, None
+    return (int(held) if held is not None else width), known, queue, note
 
 
 def store_feature_names(queue: RankedQueue | None, names: list[str]) -> None:

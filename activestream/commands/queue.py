@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from activestream.commands import options
-from activestream.wiring import make_queue, note_new_namespace, settings_from
+from activestream.wiring import make_queue, new_namespace_note, settings_from
 
 if TYPE_CHECKING:
     from activestream.rankedqueue import RankedQueue
@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     s = settings_from(args)
     queue = make_queue(s, socket_timeout=30.0)
     if args.action == "info":
-        note_new_namespace(queue, "queue info")  # (all zeros for a namespace that holds nothing: a typo?)
+        note = new_namespace_note(queue, "queue info")  # (all zeros for a namespace that holds nothing: a typo?)
         print(json.dumps(queue_info(queue), indent=2))
+        if note:
+            print(note, file=sys.stderr)
         return 0
     info = queue_info(queue)
     if not args.yes:

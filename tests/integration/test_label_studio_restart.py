@@ -82,7 +82,10 @@ def test_connector_killed_mid_sync_and_restarted_loses_and_duplicates_nothing(
                             assert f"project {project} is titled".encode() in (tmp_path / f"connector-{round_}.log").read_bytes()
                         time.sleep(float(rng.uniform(0.0, 1.0)))  # (a sync or a poll in flight)
                         for _ in range(2):
-                            task = who.next()
+                            task, wait = who.next(), time.monotonic() + 20
+                            while task is None and time.monotonic() < wait:  # (under load the restarted connector's first sync comes later)
+                                time.sleep(0.2)
+                                task = who.next()
                             if task is not None:
                                 annotated[who.answer(task["id"], "cat" if round_ % 2 else "dog")["id"]] = task["data"][ITEM_ID_FIELD]
                         time.sleep(float(rng.uniform(0.0, 0.5)))
