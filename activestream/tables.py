@@ -98,7 +98,7 @@ def require_columns(p: Path, columns: Sequence[str], flag: str, names: Iterable[
         if name in columns:
             continue
         close = [c for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6) for c in by_lower[m]]
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"columns: {', '.join(columns[:20])}"
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"columns: {names_shown(columns, 20)}"
         raise DatasetError(f"{p}: {flag} {name!r}: no such column ({hint})")
 
 

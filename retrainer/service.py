@@ -169,7 +169,6 @@ class Retrainer:
     def _hold(self, version: int) -> None:
         self.holding = version
         self.metrics.holding_user_version.set(version)
-        self.last_error = f"holding: user model v{version} is live; no own version goes over it until `activestream retrainer --resume`"
         log.warning("user model v%d is live: holding (labels are still read and kept, no version is published) "
                     "until restarted with `activestream retrainer --resume` or ACTIVESTREAM_RETRAINER_RESUME=1", version)
 

@@ -125,5 +125,5 @@ def add_simulation(p: argparse.ArgumentParser, *, budget: int, report: str) -> N
                    help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
     add_estimator(p, repeatable=True)
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
-    p.add_argument("--report", default=report, help="JSON report path; a PNG plot is written beside it (default %(default)s)")
+    p.add_argument("--report", default=report, help="JSON report path; the learning-curve plot is written beside it, the same name with .png (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

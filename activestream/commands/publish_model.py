@@ -180,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from activestream.config import declared_classes
     from activestream.retrainer.training_set import TrainingSet
-    from activestream.schemas import DecodeError, ModelVersion, decode_label
+    from activestream.schemas import DecodeError, ModelVersion, decode_label, not_a_class
     from activestream.scorer.versions import load_model_version
     from activestream.streams.topics import MODEL_KEY
     from activestream.wiring import connect, make_queue, settings_from
@@ -198,6 +199,10 @@ def _run(args: argparse.Namespace) -> int:
         data, model = open_model(path, task)
         meta = queue.get_meta_fields("n_features", "label_kind")
         classes = parse_classes(args.classes, newest, meta["label_kind"])
+        declared = declared_classes(s) or queue.declared_classes()
+        outside = not_a_class(list(classes), declared) if declared is not None else None  # type: ignore[arg-type]
+        if outside is not None:  # (a model that predicts a class no labeler may give)
+            raise ModelRefused(f"--classes {' '.join(map(str, classes))}: {outside}")
         width = int(meta["n_features"]) if meta["n_features"] else s.n_features
         training = TrainingSet(s.holdout_fraction)
         for m in read_log(bus, topics.labels, 60.0):

@@ -42,7 +42,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
     p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
     p.add_argument("--export-labels", default=None, metavar="DIR",
-                   help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does")
+                   help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does "
+                        "(with several --estimator: DIR/<Estimator>/...)")
     options.add_simulation(p, budget=300, report="reports/simulate.json")
     p.add_argument("--live-estimates", action="store_true",
                    help="compute the retrainer's live estimates at every model version and show them beside the truth "
@@ -177,7 +178,8 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
 
     The report holds each estimator's report under ``by_estimator`` (keyed by its spec), the
     ``recommendation`` over every strategy x estimator arm (``"margin @ RandomForestClassifier"``),
-    and a plot per estimator beside it (``<report>.<Estimator>.png``).
+    and a plot per estimator beside it (``<report>.<Estimator>.png``); ``--export-labels DIR`` writes each estimator's
+    campaigns under ``DIR/<Estimator>/``.
     """
     from activestream.devstack.redis_server import RedisUnavailable, redis_url
     from activestream.simulation.engine import simulate
@@ -196,6 +198,8 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
         with redis_url(args.redis_url) as url:
             for c in configs:
                 spec = str(c.estimator)
+                if c.export_dir:  # (one folder per estimator: the campaigns of each write the same file names)
+                    c = dataclasses.replace(c, export_dir=str(Path(c.export_dir) / spec.rpartition(":")[2]))
                 print(f"\n=== estimator {spec}")
                 t1 = time.perf_counter()
                 report = simulate(ds, c, url, progress=not args.no_progress)

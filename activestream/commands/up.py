@@ -26,7 +26,8 @@ SERVICES = ("scorer", "retrainer", "dispatcher")
 def add_parser(subparsers: options.Subparsers) -> None:
     """Register ``up`` on the ``activestream`` parser's subcommands."""
     p = subparsers.add_parser("up", help="local stack without Docker: Kafka (KRaft), Redis and the services; Ctrl-C stops all")
-    p.add_argument("--state-dir", default=".activestream", help="logs and Redis AOF (default: %(default)s)")
+    p.add_argument("--state-dir", default=".activestream", help="logs, Kafka's topics and Redis's AOF: a stack started again on it goes on "
+                   "where it stopped (default: %(default)s)")
     p.add_argument("--kafka-port", type=options.port, default=None, help="the local broker's client port (default: a free one)")
     p.add_argument("--redis-port", type=options.port, default=None, help="the local Redis's port (default: a free one)")
     p.add_argument("--metrics-base-port", type=options.port, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             from activestream.devstack.local_kafka import LocalKafka
 
             print("starting Apache Kafka (KRaft) ...", flush=True)
-            kafka = LocalKafka(port=args.kafka_port).start()
+            kafka = LocalKafka(port=args.kafka_port, data_dir=state / "kafka").start()  # (kept, as Redis's AOF is: a restart goes on)
             bootstrap = kafka.bootstrap_servers
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:

@@ -264,7 +264,7 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         else:
             pref = [c for c in cols if c.startswith(lc)]
             if not pref:
-                raise DatasetError(f"{p}: column {lc!r}: not found (columns: {', '.join(cols[:20])})")
+                require_columns(p, cols, "--label-column", [lc])  # (raises, with the closest names)
             chosen += pref
     for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
         missing = table.column(c).null_count

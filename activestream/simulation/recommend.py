@@ -94,7 +94,8 @@ def recommend(arms: Mapping[str, Mapping[str, Any]], default: str, *, z: float =
     else:
         why = ("fewer than 2 common seeds" if lead is None
                else f"{best} leads {runner} by {lead['mean']:+.4f} ± {lead['se']:.4f}, within {z:g} standard errors")
-        line = f"recommendation: {NO_DIFFERENCE} ({keep}; {why})"
+        keeping = f"{NO_DIFFERENCE} ({keep}" if keep == default else f"no significant difference: keep {keep}, the best of those run (the default, {default}, was not run"
+        line = f"recommendation: {keeping}; {why})"
     return {"deploy": best if significant else keep, "significant": significant, "best": best, "runner_up": runner,
             "lead": lead, "line": line}
 

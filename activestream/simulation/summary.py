@@ -46,7 +46,9 @@ def print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
         print(f"note: the unlabeled pool ran out at {max(spent)} labels, below the budget of {budget}: "
               "'score at budget' is the score with every training item labeled")
     for name, e in report["strategies"].items():
-        print(f"  {name:>16}: labels to target {e['labels_to_target']} (per seed {e['per_seed_labels_to_target']}), "
+        per_seed = ", ".join("not reached" if n is None else str(n) for n in e["per_seed_labels_to_target"])
+        reached = "not reached within the budget" if e["labels_to_target"] is None else e["labels_to_target"]
+        print(f"  {name:>16}: labels to target {reached} (per seed [{per_seed}]), "
               f"AUC {e['auc']:.4f}, score at budget {e['score_at_budget']:.4f}")
         if e.get("stop_rules"):
             print(f"  {'':>16}  stop rule that fired first, per seed: {_first_stops(e['stop_rules'])}")

@@ -90,7 +90,7 @@ def test_simulate_reports_bad_files_clearly(tmp_path: Path, capsys: pytest.Captu
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")
     assert main(["simulate", "--data", str(path), "--label-column", "label"]) == 2
-    assert "column 'label': not found" in capsys.readouterr().err
+    assert "--label-column 'label': no such column (columns: a, b)" in capsys.readouterr().err
     assert main(["simulate", "--data", str(tmp_path / "missing.csv"), "--label-column", "y"]) == 2
     assert "no such file" in capsys.readouterr().err
 

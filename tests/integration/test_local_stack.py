@@ -91,3 +91,26 @@ def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp
     assert code == 0
     assert "stack stopped" in up_log.read_text()
     assert all(health(base + i) == {} for i in range(3))  # every service is gone
+
+
+def test_a_local_broker_on_a_data_dir_keeps_its_topics_across_a_restart(tmp_path: Path) -> None:
+    """What `up --state-dir` relies on: started again on its folder (new ports), the broker still has the topics."""
+    from activestream.devstack.local_kafka import LocalKafka
+    from activestream.streams.kafka import KafkaBus
+    from activestream.streams.topics import Topics
+
+    topics = Topics("kept")
+    with LocalKafka(data_dir=tmp_path / "kafka") as kafka:
+        bus = KafkaBus(kafka.bootstrap_servers)
+        bus.ensure_topics([topics.items])
+        bus.publish(topics.items, b"item 1", key=b"1")
+        bus.flush()
+        bus.close()
+    with LocalKafka(data_dir=tmp_path / "kafka") as kafka:
+        bus = KafkaBus(kafka.bootstrap_servers)
+        reader = bus.consumer([topics.items], None)
+        try:
+            assert [m.value for m in reader.read_to_end(30.0)] == [b"item 1"]
+        finally:
+            reader.close()
+            bus.close()

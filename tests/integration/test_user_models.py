@@ -85,6 +85,12 @@ def test_an_estimator_retrains_then_a_published_user_model_holds_until_resume(
         assert out.stderr.strip() == (f"error: {narrow}: field 'inputs': the model takes 10 features; namespace {stack.namespace!r} "
                                       "holds 64 (activestream queue info: n_features)")
 
+        # ... and classes the campaign did not declare (declared by another service: recorded with the queue).
+        stack.queue.record_declared_classes(tuple(range(10)))
+        wrong = subprocess.run([sys.executable, "-m", "activestream.cli", "publish-model", str(narrow), "--classes", *map(str, range(9)), "11"],
+                               env=stack.env, capture_output=True, text=True, timeout=120)
+        assert wrong.returncode == 2 and "11 is not one of this campaign's classes (0, 1, 2" in wrong.stderr, wrong.stdout + wrong.stderr
+
         # 3. A skl2onnx random forest (trained on rows the stream never had) goes live as a user version.
         rf_path = tmp_path / "rf.onnx"
         rf_path.write_bytes(random_forest_onnx(X[1000:], y[1000:]))

@@ -338,3 +338,11 @@ def test_produce_checks_a_jsonl_item_with_the_scorers_decoder() -> None:
     assert checked_payload(short, "b", 3, None) == ("item 'b': field 'features': expected 3 values, got 2", 3)
     problem, width = checked_payload(bad, "c", 3, None)
     assert problem is not None and problem.startswith("item 'c': field 'features") and width == 3
+
+
+def test_a_mistyped_label_column_names_the_closest_one_among_many(tmp_path: Path) -> None:
+    """Among 31 columns, 'lable' points at 'label' (the list of the first 20 left it out)."""
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"f{j}" for j in range(30)) + ",label\n" + "".join(",".join(["1"] * 30) + f",{i % 2}\n" for i in range(30)))
+    with pytest.raises(DatasetError, match=r"--label-column 'lable': no such column \(did you mean 'label'\?\)"):
+        load(path, ["lable"])

@@ -75,3 +75,11 @@ def test_arms_across_estimators_pair_each_strategy_with_each_estimator() -> None
 def test_an_estimator_name_shared_by_two_specs_stays_whole() -> None:
     specs = ["a.mod:Forest", "b.mod:Forest", "sklearn.svm:SVC"]
     assert [arm_name("margin", s, specs) for s in specs] == ["margin @ a.mod:Forest", "margin @ b.mod:Forest", "margin @ SVC"]
+
+
+def test_without_the_default_among_the_arms_the_one_kept_is_not_called_the_default() -> None:
+    arms = {"margin": _entry([0.80, 0.81]), "entropy": _entry([0.805, 0.80])}
+    rec = recommend(arms, default="margin+kcenter")
+    assert rec["deploy"] == "margin" and not rec["significant"]
+    assert "keep margin, the best of those run (the default, margin+kcenter, was not run" in rec["line"] and NO_DIFFERENCE not in rec["line"]
+    assert f"{NO_DIFFERENCE} (margin;" in recommend(arms, default="margin")["line"]
