@@ -53,13 +53,10 @@ class LeasedToAnother(ValueError):
     """A label or skip for an item whose lease another labeler holds (nothing changes)."""
 
 
-def _fields_error(a: Answer, classes: Sequence[str | int] | None) -> InvalidLabel | None:
-    """What is wrong with an answer's fields alone (no round trip needed to tell; ``classes``: the declared ones), or ``None``."""
+def _fields_error(a: Answer) -> InvalidLabel | None:
+    """What is wrong with an answer's fields alone (no round trip needed to tell), or ``None``."""
     if (a.label is None) == (a.labels is None):
         return InvalidLabel(f"item {a.item_id!r}: field 'label': give exactly one of 'label' or 'labels'")
-    outside = not_a_class(list(a.labels) if a.labels is not None else [a.label], classes) if classes is not None else None  # type: ignore[list-item]
-    if outside is not None:
-        return InvalidLabel(f"item {a.item_id!r}: field {'labels' if a.labels is not None else 'label'!r}: {outside}")
     if not isinstance(a.seconds, numbers.Real) or not math.isfinite(a.seconds) or a.seconds < 0:
         return InvalidLabel(f"item {a.item_id!r}: field 'seconds': expected a non-negative finite number, got {a.seconds!r}")
     return None
@@ -213,7 +210,7 @@ class LabelService:
     def _check_campaign_shape(
         self, item_id: str, label: str | int | None, labels: Sequence[str | int] | None, facts: SubmitFacts
     ) -> SubmitFacts:
-        """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings, of its declared classes if any.
+        """One campaign takes one kind of answer: ``label`` or ``labels``, integers or strings.
 
         The first accepted label fixes both (kept with the queue). A value of the other type
         that converts (``"3"`` for 3) is accepted, and the retrainer converts it; one that
@@ -227,8 +224,6 @@ class LabelService:
         kinds = label_kinds(values)  # type: ignore[arg-type]
         if len(kinds) > 1:
             raise InvalidLabel(f"item {item_id!r}: field 'labels': mixes integers and strings ({values!r})")
-        if self.classes is None and facts.declared_classes and (outside := not_a_class(values, facts.declared_classes)):  # type: ignore[arg-type]
-            raise InvalidLabel(f"item {item_id!r}: field {field!r}: {outside}")  # (as recorded by another service of the campaign)
         held = facts.label_field or self.queue.agree_meta(META_LABEL_FIELD, field)
         if held != field:
             raise InvalidLabel(f"item {item_id!r}: field {field!r}: this campaign's answers come as {held!r}")
@@ -331,7 +326,7 @@ class LabelService:
         seen: set[str] = set()
         for a in answers:
             lid = a.label_id or uuid.uuid4().hex
-            error = _fields_error(a, self.classes)
+            error = _fields_error(a)
             if error is None:
                 if run and (a.item_id in seen or lid in seen):
                     break
@@ -343,6 +338,10 @@ class LabelService:
         out: list[tuple[Answer, str, InvalidLabel | SubmitFacts]] = []
         for a, lid, error in run:
             f = error or next(facts)
+            if isinstance(f, SubmitFacts):  # (the declared classes: this service's, else as another service of the campaign recorded them)
+                classes = self.classes if self.classes is not None else f.declared_classes
+                if classes and (outside := not_a_class(list(a.labels) if a.labels is not None else [a.label], classes)):  # type: ignore[list-item]
+                    f = InvalidLabel(f"item {a.item_id!r}: field {'labels' if a.labels is not None else 'label'!r}: {outside}")
             if isinstance(f, SubmitFacts) and a.features is None and f.features is None and not f.label_id_known and any(
                     isinstance(x, SubmitFacts) for _, _, x in out):  # a correction after an answer that may be taken: of that answer
                 break
@@ -361,7 +360,7 @@ class LabelService:
         ready: list[tuple[int, Label, bytes, SubmitFacts]] = []  # (index in run, record, its payload, facts): to claim
         failure: Exception | None = None
         for j, (a, lid, f) in enumerate(self._next_run(answers)):
-            if isinstance(f, InvalidLabel):  # (its fields alone: nothing was read for it)
+            if isinstance(f, InvalidLabel):  # (its fields, or a class outside the declared ones: nothing is claimed for it)
                 outcome.append(f)
                 continue
             try:
