@@ -123,8 +123,9 @@ def read_items(
     row's 0-based place in the file: the same id for the same row however many rows before it are refused)
     unless ``id_required``. Ids are read as text (``001`` stays ``001``). A table's features are the columns
     ``simulate`` takes (:func:`activestream.tables.feature_columns`); ``n_features`` (the campaign's width)
-    refuses a table with another number of them (naming the columns by the campaign's names, ``known``). A JSONL line that is not a JSON object, a row whose id is
-    null or empty, and a table row with a missing or non-numeric feature cell is passed to ``on_error`` as
+    refuses a table with another number of them (naming the columns by the campaign's names, ``known``). A JSONL
+    line that is not a JSON object, a row whose id is null or empty, and a table row with a missing or non-numeric
+    feature cell is passed to ``on_error`` as
     ``"FILE:LINE: reason"`` (CSV and Parquet: ``"FILE: row N: item 'x': column 'c': reason"``) and skipped
     (without ``on_error``: ``ValueError``). The rest of a JSONL item is checked by the scorer's decoder (see
     :func:`checked_payload`).
@@ -132,7 +133,8 @@ def read_items(
     Raises
     ------
     DatasetError
-        (a ``ValueError``) naming the file: another extension, a table that cannot be read or does not have ``n_features`` feature columns.
+        (a ``ValueError``) naming the file: another extension, a table that cannot be read or does not have
+        ``n_features`` feature columns.
     """
     p = Path(path)
     if not p.exists():

@@ -121,24 +121,24 @@ def number(v: object) -> float | None:
     return None
 
 
+def _number_counts(values: Iterable[object]) -> tuple[int, int]:
+    """How many of the present (not null, not empty) cells are numbers, and how many are present."""
+    present = [v for v in values if v is not None and v != ""]
+    return sum(number(v) is not None for v in present), len(present)
+
+
 def mostly_numbers(values: Iterable[object]) -> bool:
     """Whether more than half of the present cells are numbers: a feature with a few bad cells, not a text column."""
-    present = [v for v in values if v is not None and v != ""]
-    return bool(present) and sum(number(v) is not None for v in present) * 2 > len(present)
+    numbers, present = _number_counts(values)
+    return numbers * 2 > present
 
 
 def _number_column_with_bad_cells(column: pa.ChunkedArray) -> bool:
     """A text column that is a number column with a few bad cells (mostly numbers, at least one not): CSV typing made it
     text because of them. One of numbers only was text on purpose (Parquet: a zip code, an account number)."""
-
-    def counts(values: list[object]) -> tuple[int, int]:
-        present = [v for v in values if v is not None and v != ""]
-        return sum(number(v) is not None for v in present), len(present)
-
-    numbers, present = counts(column.slice(0, 1000).to_pylist())  # (a text column, the usual case, is told by its head)
-    if numbers * 2 <= present:
+    if not mostly_numbers(column.slice(0, 1000).to_pylist()):  # (a text column, the usual case, is told by its head)
         return False
-    numbers, present = counts(column.to_pylist())
+    numbers, present = _number_counts(column.to_pylist())
     return numbers * 2 > present and numbers < present
 
 
@@ -153,8 +153,9 @@ def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str
 
     A text column whose cells are mostly, but not all, numbers is a feature too (a number column with a few bad cells,
     such as ``high`` among magnesium values: each such row is then refused on its own, naming the cell, instead of
-    the column vanishing for one typo; a text column of numbers only was typed so on purpose and is left out). ``simulate``, ``produce`` and ``import-labels`` choose features by this rule,
-    so a model trained in one sees the columns the others send; one warning names the columns left out.
+    the column vanishing for one typo; a text column of numbers only was typed so on purpose and is left out).
+    ``simulate`` and ``produce`` both choose features here, so a model trained in one sees the columns the other
+    sends; one warning names the columns left out.
     """
     names, left_out = [], []
     for c in table.column_names:
