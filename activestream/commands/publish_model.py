@@ -98,6 +98,7 @@ def check_model(path: Path, model: OnnxClassifier, *, classes: tuple[object, ...
     classes_from : where ``classes`` came from, for a message (``--classes``, or the live version).
     """
     from activestream.retrainer.validate import check_outputs
+    from activestream.tables import names_shown
 
     n_in = model.n_features
     if width is not None and n_in is not None and n_in != width:
@@ -114,9 +115,8 @@ def check_model(path: Path, model: OnnxClassifier, *, classes: tuple[object, ...
         raise ModelRefused(f"{path}: running it on {len(sample)} rows of namespace {namespace!r} ({sample.shape[1]} features) failed: "
                            f"{_first_line(exc)}") from None
     if probas.shape[1] != len(classes):
-        shown = ", ".join(map(str, classes[:20])) + (", ..." if len(classes) > 20 else "")
         raise ModelRefused(f"{path}: field 'outputs': the probability output has {probas.shape[1]} columns; {classes_from} gives {len(classes)} "
-                           f"classes ({shown})" + ("" if classes_from == "--classes" else ": give the model's own with --classes, in its output's order"))
+                           f"classes ({names_shown([str(c) for c in classes], 20)})" + ("" if classes_from == "--classes" else ": give the model's own with --classes, in its output's order"))
     bad = ~np.isfinite(probas).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -245,12 +245,8 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
     if y.ndim == 1 and np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
         raise DatasetError(f"{p}: {ykey!r}: has missing labels (NaN)")
     X = X.astype(np.float32)
-    ok = np.isfinite(X).all(axis=1)
-    if not ok.all():
-        first = int(np.flatnonzero(~ok)[0])
-        _warn_left_out(p, int((~ok).sum()), f"row {first + 1}: X[{first}, {int(np.flatnonzero(~np.isfinite(X[first]))[0])}] is not a finite number")
-        X, y = X[ok], y[ok]
-    return _finish(from_arrays(p.name, X, y))
+    ok = _finite_rows(p, X, lambda i: f"X[{i}, {int(np.flatnonzero(~np.isfinite(X[i]))[0])}] is not a finite number")
+    return _finish(from_arrays(p.name, X[ok], y[ok]))
 
 
 def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude: Sequence[str] = ()) -> Dataset:
@@ -274,10 +270,8 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     if not names:
         raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
     X = feature_matrix(table, names).astype(np.float32)
-    ok = np.isfinite(X).all(axis=1)
-    if not ok.all():  # (what produce refuses too: the estimate covers the rows a campaign would take)
-        first = int(np.flatnonzero(~ok)[0])
-        _warn_left_out(p, int((~ok).sum()), f"row {first + 1}: {bad_cell(table, names, X[first], first)}")
+    ok = _finite_rows(p, X, lambda i: bad_cell(table, names, X[i], i))
+    if not ok.all():
         import pyarrow as pa
 
         table, X = table.filter(pa.array(ok)), X[ok]
@@ -341,9 +335,16 @@ def _binary_column(p: Path, arr: pa.ChunkedArray, name: str) -> np.ndarray:
     return values
 
 
-def _warn_left_out(p: Path, n: int, first: str) -> None:
-    log.warning("%s: %d row(s) left out: a feature is missing or not a finite number (first: %s); produce refuses such rows too, "
-                "so the estimate covers the rows a campaign would take", p, n, first)
+def _finite_rows(p: Path, X: np.ndarray, why: Callable[[int], str]) -> np.ndarray:
+    """(n,) bool: the rows of ``X`` (n, d) whose features are all finite. The others are left out, with one warning that
+    counts them and says, by ``why(i)``, what is wrong with the first: ``produce`` refuses such rows too, so the
+    estimate covers the rows a campaign would take."""
+    ok: np.ndarray = np.isfinite(X).all(axis=1)
+    if not ok.all():
+        first = int(np.flatnonzero(~ok)[0])
+        log.warning("%s: %d row(s) left out: a feature is missing or not a finite number (first: row %d: %s); produce refuses such "
+                    "rows too, so the estimate covers the rows a campaign would take", p, int((~ok).sum()), first + 1, why(first))
+    return ok
 
 
 def _finish(ds: Dataset) -> Dataset:

@@ -153,9 +153,9 @@ def print_estimates(report: dict[str, Any], every: int = 5) -> None:
                 if i % every and i != len(rows) - 1:
                     continue
                 measured, at_least = r.get("measured_savings_share"), r.get("measured_savings_share_at_least")
-                if measured is None and at_least is not None and at_least <= 0:  # (a bound of >= 0.00 says nothing: say why)
-                    not_hit = True
-                shown = (f"{measured:>9.2f}" if measured is not None else f"{'not hit':>9}" if at_least is not None and at_least <= 0
+                missed = measured is None and at_least is not None and at_least <= 0  # (a bound of >= 0.00 says nothing: say why)
+                not_hit |= missed
+                shown = (f"{measured:>9.2f}" if measured is not None else f"{'not hit':>9}" if missed
                          else f"{'>=' + format(at_least, '.2f'):>9}" if at_least is not None else f"{'n/a':>9}")
                 sample = r.get("est_sample_size", r["n_control"])
                 print(f"{e['seeds'][s]:>4} {int(r['n_labels']):>7} {int(sample):>7} | {r['est_accuracy']:>7.3f} [{r['est_accuracy_low']:.3f}, "
