@@ -1,7 +1,9 @@
 """Dispatcher: feeds labelers who consume a topic from the top of the Redis queue.
 
 It keeps at most ``max_outstanding`` items leased to the labeler group at once, so
-what they see was ranked by a recent model; an item not labeled within
+what they see was ranked by a recent model, and (given ``readers``) only while someone is in
+the consumer group the labelers read the queue topic with: a stack whose labelers all use the
+page or Label Studio does not have the top of its queue held for a topic nobody reads; an item not labeled within
 ``ack_timeout`` returns to the queue (its lease expires) and is dispatched again.
 Once a model has ranked the queue, an ``explore`` share of what it sends is drawn uniformly
 from the whole queue, flagged ``"control": true`` in the entry's metadata (the labeler copies
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -63,6 +66,8 @@ class Dispatcher:
     explore : share of dispatched items drawn uniformly at random as control picks (see module doc).
     seed : seed of those draws (None: fresh entropy, so dispatchers of one group draw differently).
     group : its consumer group on the labels and skips topics; ``None``: ``{prefix}.dispatcher.{labeler_group}``.
+    readers : the consumer group of the labelers reading the queue topic (``activestream label --group``): items
+        are sent only while it has members, checked every ``readers_every`` seconds; ``None``: always.
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class Dispatcher:
         max_skips: int = 3,
         explore: Explore = 0.0,
         seed: int | None = None,
+        readers: str | None = None,
+        readers_every: float = 2.0,
     ) -> None:
         self.queue = queue
         self.bus = bus
@@ -90,6 +97,29 @@ class Dispatcher:
         self.control = ControlPicker(queue, explore, np.random.default_rng(seed))
         self._labels = bus.consumer([topics.labels, topics.skips], group or topics.group(DISPATCHER_GROUP, labeler_group))
         self.metrics = DispatcherMetrics.create(registry or CollectorRegistry(), queue.k.namespace)
+        self.readers, self.readers_every = readers, readers_every
+        self._readers_seen: tuple[float, int] | None = None  # (when checked, members then)
+        self.metrics.readers.set(-1)
+
+    def n_readers(self) -> int | None:
+        """Members of the labelers' consumer group (checked at most every ``readers_every`` s); ``None`` if not watched."""
+        if self.readers is None:
+            return None
+        t = time.monotonic()
+        if self._readers_seen is None or t - self._readers_seen[0] >= self.readers_every:
+            try:
+                n = self.bus.group_members(self.readers)
+            except Exception as exc:  # noqa: BLE001 - not allowed to describe groups (ACLs), broker busy: dispatch as if watched by one
+                if self._readers_seen is None or self._readers_seen[1] != -1:
+                    log.warning("could not read the members of the consumer group %r (%s: %s); dispatching regardless", self.readers,
+                                type(exc).__name__, exc)
+                n = -1
+            if self._readers_seen is not None and (n > 0) != (self._readers_seen[1] > 0):
+                log.info("%s in the queue topic's group %r: %s", f"{n} labeler(s)" if n else "no labeler", self.readers,
+                         "dispatching" if n else "nothing more is sent until one joins")
+            self._readers_seen = (t, n)
+            self.metrics.readers.set(n)
+        return self._readers_seen[1]
 
     def acknowledge(self, timeout: float = 0.1) -> int:
         """Mark items labeled (idempotent by label id) or skipped, from the labels and skips topics. Returns records read."""
@@ -140,6 +170,8 @@ class Dispatcher:
         now = self.queue.now() if now is None else now
         self.queue.expire_leases(now)
         room = self.max_outstanding - self.queue.n_leased_by(self.owner)
+        if room > 0 and self.n_readers() == 0:  # (nobody reads the queue topic: leave the top to the page and Label Studio)
+            room = 0
         if room <= 0:
             self.metrics.outstanding.set(self.max_outstanding - room)
             return 0

@@ -22,6 +22,7 @@ DISPATCHED = "activestream_dispatched_total"
 DISPATCH_ACKED = "activestream_dispatch_acked_total"
 DISPATCH_SKIPPED = "activestream_dispatch_skipped_total"
 DISPATCH_OUTSTANDING = "activestream_dispatch_outstanding"
+DISPATCH_READERS = "activestream_dispatch_readers"
 
 
 class QueueCounts(Protocol):
@@ -74,6 +75,7 @@ class DispatcherMetrics:
     acked: Counter
     skipped: Counter
     outstanding: Gauge
+    readers: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "default") -> DispatcherMetrics:
@@ -84,6 +86,8 @@ class DispatcherMetrics:
             acked=in_namespace(Counter(DISPATCH_ACKED.removesuffix("_total"), "Dispatched items acknowledged by a label", ns, registry=registry), namespace),
             skipped=in_namespace(Counter(DISPATCH_SKIPPED.removesuffix("_total"), "Dispatched items a labeler passed on", ns, registry=registry), namespace),
             outstanding=in_namespace(Gauge(DISPATCH_OUTSTANDING, "Items out with labelers", ns, registry=registry), namespace),
+            readers=in_namespace(Gauge(DISPATCH_READERS, "Labelers reading the queue topic (members of their consumer group; -1: not checked)", ns,
+                                       registry=registry), namespace),
         )
 
 

@@ -158,6 +158,13 @@ class Bus(Protocol):
         """Records of ``topic`` not yet committed by ``group`` (ops gauges and tests)."""
         ...
 
+    def group_members(self, group: str) -> int:
+        """Consumers in ``group`` now (0 for a group nobody has joined, or all have left).
+
+        Called by the dispatcher to send work only while labelers read the queue topic.
+        """
+        ...
+
     def messages(self, topic: str) -> list[Message]:
         """Every record of ``topic`` now in the log (reports, tests)."""
         ...

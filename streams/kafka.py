@@ -270,6 +270,11 @@ class KafkaBus:
         finally:
             probe.close()
 
+    def group_members(self, group: str, timeout: float = 10.0) -> int:
+        """Members of the consumer group ``group`` now (0: empty, dead or never joined)."""
+        fut = self._admin().describe_consumer_groups([group], request_timeout=timeout)[group]
+        return len(fut.result().members or [])
+
     def messages(self, topic: str, timeout: float = 10.0) -> list[Message]:
         """Every record of ``topic`` now in the log (for tests and reports)."""
         reader = self.consumer([topic], None)

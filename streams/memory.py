@@ -28,6 +28,7 @@ class InMemoryBus:
         self.partitions = partitions
         self._logs: dict[str, list[list[Message]]] = {}
         self._committed: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._members: dict[str, int] = defaultdict(int)  # group -> consumers open in it
         self._cond = threading.Condition(threading.RLock())
 
     # -- shared with InMemoryConsumer: one lock, the logs and the committed offsets
@@ -92,6 +93,14 @@ class InMemoryBus:
         with self._cond:
             return [m for part in self._log(topic) for m in part]
 
+    def group_members(self, group: str) -> int:
+        with self._cond:
+            return self._members[group]
+
+    def join(self, group: str, delta: int) -> None:
+        """A consumer of ``group`` opened (+1) or closed (-1). Call with :attr:`cond` held."""
+        self._members[group] += delta
+
     def lag(self, topic: str, group: str) -> int:
         """Records not yet committed by ``group``."""
         with self._cond:
@@ -133,7 +142,10 @@ class InMemoryConsumer:
         self._group = group
         self._from_beginning = from_beginning
         self._pos: dict[tuple[str, int], int] = {}
+        self._open = group is not None
         with bus.cond:
+            if group is not None:
+                bus.join(group, 1)
             for t in topics:
                 for p in range(len(bus.partition_log(t))):
                     self._pos[(t, p)] = self._start(t, p)
@@ -193,4 +205,7 @@ class InMemoryConsumer:
                 self._bus.store_offset(self._group, m.topic, m.partition, m.offset + 1)
 
     def close(self) -> None:
-        return None
+        with self._bus.cond:
+            if self._open and self._group is not None:
+                self._bus.join(self._group, -1)
+            self._open = False

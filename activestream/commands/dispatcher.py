@@ -18,6 +18,10 @@ def add_parser(subparsers: options.Subparsers) -> None:
     options.add_loop(p)
     p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
     p.add_argument("--max-outstanding", type=options.count, default=100, help="most items out with labelers at once")
+    p.add_argument("--readers-group", default=None,
+                   help="the consumer group the labelers read the queue topic with (activestream label --group; default: the labeler group's name):"
+                        " items are sent only while it has members")
+    p.add_argument("--always-dispatch", action="store_true", help="send items whether or not anyone reads the queue topic")
     p.add_argument("--ack-timeout", type=options.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue")
     p.set_defaults(func=run)
 
@@ -41,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     through_redis_outages(lambda: join_campaign(s, queue), "dispatcher start-up", stop)  # (the namespace holds a campaign from now on)
     d = through_redis_outages(lambda: Dispatcher(queue, bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                                                  group=consumer_group(s.topic_prefix, args.labeler_group), ack_timeout=args.ack_timeout,
-                                                 registry=registry, max_skips=s.max_skips, explore=explore_of(s)), "dispatcher start-up", stop)
+                                                 registry=registry, max_skips=s.max_skips, explore=explore_of(s),
+                                                 readers=None if args.always_dispatch else (args.readers_group or args.labeler_group)),
+                                      "dispatcher start-up", stop)
     health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:

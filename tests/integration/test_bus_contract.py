@@ -361,3 +361,24 @@ def test_a_transaction_on_a_stale_group_generation_rolls_back_and_the_next_one_w
         c1.close()
         if c2 is not None:
             c2.close()
+
+
+def test_group_members_counts_the_consumers_in_a_group(bus: Any, topic: str) -> None:
+    """What the dispatcher asks before it sends work: is anyone reading the queue topic in the labelers' group?"""
+    g = group()
+    assert bus.group_members(g) == 0  # (a group nobody joined)
+    publish(bus, topic, 2)
+    a = bus.consumer([topic], g)
+    try:
+        drain(a, 2)  # (a Kafka consumer joins its group on its first polls)
+        deadline = time.monotonic() + WAIT
+        while bus.group_members(g) != 1 and time.monotonic() < deadline:
+            a.consume(1, 0.2)
+        assert bus.group_members(g) == 1
+        assert bus.group_members(group()) == 0
+    finally:
+        a.close()
+    deadline = time.monotonic() + WAIT
+    while bus.group_members(g) != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert bus.group_members(g) == 0  # (a consumer that closes leaves its group)

@@ -301,6 +301,25 @@ def test_two_dispatchers_of_one_group_keep_to_max_outstanding_together(
     assert len(bus.messages(topics.queue)) == 3 and queue.r.scard(queue.k.owned("dispatch:labelers")) == 3
 
 
+def test_the_dispatcher_sends_work_only_while_labelers_read_the_queue_topic(redis_client: redis.Redis, namespace: str) -> None:
+    # A stack whose labelers all use the page (or Label Studio) must not have its queue's top
+    # held for a topic nobody reads: the dispatcher waits for a member of the readers' group.
+    from activestream.labeling.dispatcher import Dispatcher
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
+    bus, topics = InMemoryBus(), Topics("rd")
+    d = Dispatcher(queue, bus, topics, max_outstanding=3, readers="labelers", readers_every=0.0)
+    assert d.dispatch() == 0 and queue.n_leased_by(d.owner) == 0 and d.metrics.readers._value.get() == 0  # noqa: SLF001
+    assert LabelService(queue, bus, topics).lease(1, "ann")[0].id == "i9"  # the page gets the top
+    reader = bus.consumer([topics.queue], "labelers")
+    assert d.dispatch() == 3 and d.metrics.readers._value.get() == 1  # noqa: SLF001
+    reader.close()
+    queue.expire_leases(now=time.time() + 10_000)
+    assert d.dispatch(time.time() + 10_000) == 0  # it left: nothing more is sent
+    assert Dispatcher(queue, bus, topics, max_outstanding=3).dispatch() == 3  # (readers=None: always)
+
+
 def test_the_curriculum_starts_after_the_cold_start(redis_client: redis.Redis, namespace: str) -> None:
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     ids = [f"i{j}" for j in range(30)]
