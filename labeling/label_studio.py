@@ -55,7 +55,14 @@ from activestream.labeling.label_studio_config import (
     model_version_name,
     task_data,
 )
-from activestream.labeling.label_studio_project import UNCERTAINTY_SAMPLING, as_dict, utc_stamp
+from activestream.labeling.label_studio_project import (
+    UNCERTAINTY_SAMPLING,
+    as_dict,
+    delete_prediction,
+    find_tasks,
+    our_predictions,
+    utc_stamp,
+)
 from activestream.labeling.metrics import LabelStudioMetrics
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue import RankedQueue
@@ -256,10 +263,10 @@ class LabelStudioConnector:
         deadline = time.monotonic() + (IMPORT_SETTLE_SECONDS if pending else 0.0)
         for item in pending:
             if item not in tasks:
-                found = self._find_tasks(item)
+                found = find_tasks(self.client, self.project, item)
                 while not found and time.monotonic() < deadline:
                     time.sleep(0.5)
-                    found = self._find_tasks(item)
+                    found = find_tasks(self.client, self.project, item)
                 if found:
                     for extra in found[1:]:
                         self.client.tasks.delete(str(extra))
@@ -267,11 +274,6 @@ class LabelStudioConnector:
                     log.info("item %s: adopted task %d created before a restart", item, found[0])
             self.queue.r.srem(self._creating_key, item)
         return len(pending)
-
-    def _find_tasks(self, item_id: str) -> list[int]:
-        query = json.dumps({"filters": {"conjunction": "and", "items": [
-            {"filter": f"filter:tasks:data.{ITEM_ID_FIELD}", "operator": "equal", "type": "String", "value": item_id}]}})
-        return sorted(int(t.id) for t in self.client.tasks.list(project=self.project, query=query, fields="task_only"))
 
     def _rescore(self, scores: dict[str, float], controls: set[str], version: int) -> int:
         """Give every exported task a prediction of ``version`` scored by its rank; then move the project to ``version``."""
@@ -286,11 +288,11 @@ class LabelStudioConnector:
             target = ls_score(s, control=item in controls)
             if ex.version == version and ex.score == target:
                 continue
-            pid = ex.prediction if ex.prediction is not None else self._our_prediction(ex.task, name)
+            pid = ex.prediction if ex.prediction is not None else next(iter(our_predictions(self.client, ex.task, name)), None)
             if ex.version == version and pid is not None:
                 self.client.predictions.update(pid, score=target)
             else:  # a new version (or a task adopted after a crash): a new prediction first, the old ones go once the project follows
-                stale = self._our_predictions(ex.task)
+                stale = our_predictions(self.client, ex.task)
                 if stale:  # (kept in Redis: a crash before they are deleted leaves them for the next sync)
                     self.queue.r.sadd(self._stale_key, *stale)
                 pid = int(self.client.predictions.create(task=ex.task, model_version=name, score=target, result=[]).id)
@@ -301,23 +303,10 @@ class LabelStudioConnector:
             self.client.projects.update(self.project, model_version=name)
             self._project_version = name
         for raw in self.queue.r.smembers(self._stale_key):  # type: ignore[union-attr]
-            self._delete_prediction(int(raw))
+            delete_prediction(self.client, int(raw))
             self.queue.r.srem(self._stale_key, raw)
         self.metrics.rescored.inc(n)
         return n
-
-    def _our_predictions(self, task: int) -> list[int]:
-        return [int(p.id) for p in self.client.predictions.list(task=task) if str(p.model_version or "").startswith("activestream-v")]
-
-    def _our_prediction(self, task: int, name: str) -> int | None:
-        found = [int(p.id) for p in self.client.predictions.list(task=task) if p.model_version == name]
-        return found[0] if found else None
-
-    def _delete_prediction(self, pid: int) -> None:
-        try:
-            self.client.predictions.delete(pid)
-        except Exception as exc:  # noqa: BLE001 - already gone is fine
-            log.debug("prediction %d not deleted: %s", pid, exc)
 
     def _retire(self, now: float) -> int:
         """Tasks whose item is no longer held: unserved at once, deleted after ``grace`` unless someone works on them."""
@@ -327,8 +316,8 @@ class LabelStudioConnector:
             if item in held:
                 continue
             if ex.left_at is None:
-                for pid in self._our_predictions(ex.task):
-                    self._delete_prediction(pid)
+                for pid in our_predictions(self.client, ex.task):
+                    delete_prediction(self.client, pid)
                 ex.left_at, ex.prediction, ex.score = now, None, None
                 self._save(item, ex)
                 n += 1
@@ -369,12 +358,11 @@ class LabelStudioConnector:
             self._record(ann_id, seen, CANCELLED)
             return self._count("skipped")
         answer = answer_from_result(ann.get("result") or [], self.from_name, self.multiple, self.classes)
-        if answer is None:
-            log.warning("annotation %d (item %s): no choice in control %r: not a label", ann_id, item, self.from_name)
-            return self._count("empty")
-        digest = answer.digest()
+        digest = answer.digest() if answer is not None else "empty"
         if seen is not None and seen["digest"] == digest:
             return self._count("duplicate")
+        if answer is None:
+            return self._refuse(ann_id, seen, item, labeler, f"no choice in control {self.from_name!r}: not a label", "empty")
         revision = 0 if seen is None else int(seen["revision"]) + 1
         feats = self.queue.features_of([item])[0]
         if feats is None:
@@ -383,7 +371,9 @@ class LabelStudioConnector:
             accepted = self.service.submit(item, labeler_id=labeler, label=answer.label, labels=answer.labels,
                                            seconds=float(ann.get("lead_time") or 0.0), label_id=label_id(self.project, ann_id, revision),
                                            features=feats, holder=self.owner)
-        except (LeasedToAnother, InvalidLabel, UnknownItem) as exc:
+        except InvalidLabel as exc:
+            return self._refuse(ann_id, seen, item, labeler, str(exc), "refused", digest)
+        except (LeasedToAnother, UnknownItem) as exc:
             log.warning("annotation %d (item %s) not taken: %s", ann_id, item, exc)
             self._record(ann_id, seen, digest)
             return self._count("refused")
@@ -392,6 +382,16 @@ class LabelStudioConnector:
         if not accepted:
             return self._count("duplicate")
         return self._count("labeled" if revision == 0 else "superseded")
+
+    def _refuse(self, ann_id: int, seen: dict[str, Any] | None, item: str, labeler: str, why: str, outcome: str,
+                digest: str = "empty") -> str:
+        """An answer that is not a label: said once; the item goes back to the queue (Label Studio shows its task as done,
+        so it would hold a place among the tasks for good) and gets a new task when it is exported again."""
+        log.warning("annotation %d by %s (item %s) refused: %s; the item goes back to the queue", ann_id, labeler, item, why)
+        self._record(ann_id, seen, digest)
+        self.queue.unclaim(item, self.owner)
+        self.queue.r.hdel(self._tasks_key, item)
+        return self._count(outcome)
 
     def _record(self, ann_id: int, seen: dict[str, Any] | None, digest: str) -> None:
         revision = -1 if seen is None else int(seen["revision"])

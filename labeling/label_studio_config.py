@@ -155,7 +155,7 @@ class Answer:
 
 
 def answer_from_result(result: Sequence[dict[str, Any]], from_name: str, multiple: bool, classes: Sequence[Any] = ()) -> Answer | None:
-    """The answer an annotation's ``result`` gives in control ``from_name`` (``None``: no choice made).
+    """The answer an annotation's ``result`` gives in control ``from_name`` (``None``: no choice made, one class asked).
 
     A choice that names one of ``classes`` becomes that class (``"3"`` -> ``3`` when classes are
     integers); any other stays a string (the labeling service then checks it against the campaign).
@@ -168,11 +168,9 @@ def answer_from_result(result: Sequence[dict[str, Any]], from_name: str, multipl
         value = r.get("value") or {}
         for c in value.get("choices") or []:
             picked.append(by_text.get(str(c), str(c)))
-    if not picked:
-        return None
-    if multiple:
+    if multiple:  # (no choice in a multi-label project: no tag applies, an answer too)
         return Answer(labels=tuple(dict.fromkeys(picked)))
-    return Answer(label=picked[0])
+    return Answer(label=picked[0]) if picked else None
 
 
 def label_id(project: int, annotation: int, revision: int) -> str:

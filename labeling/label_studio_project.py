@@ -5,11 +5,14 @@ Label Studio's SDK (``label-studio-sdk``) is imported lazily, with an error that
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from activestream.labeling.label_studio_config import model_version_name
+from activestream.labeling.label_studio_config import ITEM_ID_FIELD, model_version_name
 from activestream.scorer.versions import newest_model_version
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
@@ -39,6 +42,44 @@ def load_client(url: str, token: str, *, http: Any = None, timeout: float = 30.0
     if http is not None:
         return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout, httpx_client=http)
     return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout)
+
+
+def api_problem(exc: BaseException, url: str, project: int | None = None) -> str | None:
+    """One line saying what a refused start-up call means (a wrong token, no such project), or ``None`` if it is not one.
+
+    The SDK's ``ApiError`` prints the response's headers (a session cookie among them): never shown.
+    """
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        return None
+    body = getattr(exc, "body", None)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    why = f"{status}{': ' + str(detail) if detail else ''}"
+    if status in (401, 403):
+        return f"Label Studio at {url} refused the token ({why}): check ACTIVESTREAM_LABEL_STUDIO_TOKEN (Account & Settings > Access Token)"
+    if status == 404 and project is not None:
+        return f"Label Studio at {url} has no project {project} ({why}): check ACTIVESTREAM_LABEL_STUDIO_PROJECT (or --project)"
+    return f"Label Studio at {url} answered {why}"
+
+
+def wait_for_server(client: Any, url: str, should_stop: Callable[[], bool], sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Ask Label Studio who the token belongs to until it answers (backing off while it is unreachable).
+
+    Returns False if ``should_stop()`` came first; a refused token raises (see :func:`api_problem`).
+    """
+    backoff = 1.0
+    while not should_stop():
+        try:
+            client.users.whoami()
+            return True
+        except Exception as exc:  # noqa: BLE001 - unreachable (connection refused, timeout, 5xx): wait; refused: raise
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and status < 500:
+                raise
+            log.warning("Label Studio at %s not reachable (%s: %s); trying again in %.0f s", url, type(exc).__name__, exc, backoff)
+            sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+    return False
 
 
 def find_project(client: Any, title: str) -> int | None:
@@ -74,6 +115,27 @@ def live_classes(bus: Bus, topics: Topics) -> tuple[tuple[Any, ...], str]:
     finally:
         consumer.close()
     return (tuple(newest.classes), newest.task) if newest is not None else ((), "multiclass")
+
+
+def find_tasks(client: Any, project: int, item_id: str) -> list[int]:
+    """The ids of ``project``'s tasks holding item ``item_id``, ascending."""
+    query = json.dumps({"filters": {"conjunction": "and", "items": [
+        {"filter": f"filter:tasks:data.{ITEM_ID_FIELD}", "operator": "equal", "type": "String", "value": item_id}]}})
+    return sorted(int(t.id) for t in client.tasks.list(project=project, query=query, fields="task_only"))
+
+
+def our_predictions(client: Any, task: int, name: str | None = None) -> list[int]:
+    """The ids of the connector's predictions on ``task`` (those of model version ``name`` only, if given)."""
+    return [int(p.id) for p in client.predictions.list(task=task)
+            if (p.model_version == name if name is not None else str(p.model_version or "").startswith("activestream-v"))]
+
+
+def delete_prediction(client: Any, pid: int) -> None:
+    """Delete prediction ``pid`` (one already gone is fine)."""
+    try:
+        client.predictions.delete(pid)
+    except Exception as exc:  # noqa: BLE001 - already gone is fine
+        log.debug("prediction %d not deleted: %s", pid, exc)
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -6,9 +6,12 @@ import argparse
 import logging
 import secrets
 from pathlib import Path
+from typing import Any
 
 from activestream.commands import options
-from activestream.config import declared_classes, feature_name_list
+from activestream.config import Settings, declared_classes, feature_name_list
+from activestream.streams.bus import Bus
+from activestream.streams.topics import Topics
 from activestream.wiring import Stop, connect, explore_of, join_campaign, make_queue, serve_metrics
 
 log = logging.getLogger(__name__)
@@ -49,18 +52,45 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def resolve_project(args: argparse.Namespace, s: Settings, client: Any, bus: Bus, topics: Topics, url: str, project: int | None) -> int | None:
+    """The project to connect: ``project`` if given, else the one titled ``--create-project`` (created if none is)."""
+    from activestream.labeling.label_studio_config import labeling_config
+    from activestream.labeling.label_studio_project import create_project, find_project, live_classes
+
+    found = find_project(client, args.create_project) if args.create_project and not project else None
+    if found is not None:
+        project = found
+        print(f"label-studio: project {project} is titled {args.create_project!r}: connecting it", flush=True)
+    elif args.create_project and not project:
+        if args.label_config:
+            config = Path(args.label_config).read_text(encoding="utf-8")
+        else:
+            classes, task = live_classes(bus, topics)
+            given = args.classes if args.classes and args.classes.strip() else s.classes  # (--classes, else ACTIVESTREAM_CLASSES)
+            if given:
+                classes, task = tuple(c.strip() for c in given.split(",") if c.strip()), args.task or task or "multiclass"
+            try:
+                config = labeling_config(classes, task, data_field=args.data_field, data_type=args.data_type)
+            except ValueError as exc:
+                raise SystemExit(f"error: --create-project: {exc}") from None
+        project = create_project(client, args.create_project, config)
+        print(f"label-studio: created project {project}: {url.rstrip('/')}/projects/{project} "
+              f"(next time: --project {project} or ACTIVESTREAM_LABEL_STUDIO_PROJECT={project})", flush=True)
+    return project
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the connector until SIGTERM / SIGINT (or ``--burst``).
 
     Returns
     -------
-    0; a missing setting, SDK or project exits with one ``error:`` line.
+    0; a missing setting, SDK or project, or a refused token, exits with one ``error:`` line (an unreachable
+    Label Studio is waited for, at start as later).
     """
     from prometheus_client import CollectorRegistry
 
     from activestream.labeling.label_studio import LabelStudioConnector
-    from activestream.labeling.label_studio_config import labeling_config
-    from activestream.labeling.label_studio_project import create_project, ensure_webhook, find_project, live_classes, load_client
+    from activestream.labeling.label_studio_project import api_problem, ensure_webhook, load_client, wait_for_server
     from activestream.labeling.label_studio_webhook import serve_webhook
     from activestream.labeling.service import LabelService
 
@@ -80,27 +110,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {exc}") from None
     webhook = None
     conn = None
+    project = args.project or s.label_studio_project
     try:
-        project = args.project or s.label_studio_project
-        found = find_project(client, args.create_project) if args.create_project and not project else None
-        if found is not None:
-            project = found
-            print(f"label-studio: project {project} is titled {args.create_project!r}: connecting it", flush=True)
-        elif args.create_project and not project:
-            if args.label_config:
-                config = Path(args.label_config).read_text(encoding="utf-8")
-            else:
-                classes, task = live_classes(bus, topics)
-                given = args.classes if args.classes and args.classes.strip() else s.classes  # (--classes, else ACTIVESTREAM_CLASSES)
-                if given:
-                    classes, task = tuple(c.strip() for c in given.split(",") if c.strip()), args.task or task or "multiclass"
-                try:
-                    config = labeling_config(classes, task, data_field=args.data_field, data_type=args.data_type)
-                except ValueError as exc:
-                    raise SystemExit(f"error: --create-project: {exc}") from None
-            project = create_project(client, args.create_project, config)
-            print(f"label-studio: created project {project}: {url.rstrip('/')}/projects/{project} "
-                  f"(next time: --project {project} or ACTIVESTREAM_LABEL_STUDIO_PROJECT={project})", flush=True)
+        if not wait_for_server(client, url, stop):
+            return 0
+        project = resolve_project(args, s, client, bus, topics, url, project)
         if not project:
             raise SystemExit("error: set ACTIVESTREAM_LABEL_STUDIO_PROJECT (or --project), or give --create-project TITLE")
         queue = make_queue(s, socket_timeout=30.0)
@@ -126,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
             health.tick(processed=total[0], project=project)
 
         conn.run(should_stop=stop, sync_every=args.sync_every, poll_every=args.poll_every, on_tick=tick, on_error=health.down, burst=args.burst)
+    except Exception as exc:
+        problem = api_problem(exc, url, project or None)
+        if problem is None:
+            raise
+        raise SystemExit(f"error: {problem}") from None
     finally:
         if webhook is not None:
             webhook.shutdown()

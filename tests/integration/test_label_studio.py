@@ -283,3 +283,56 @@ def test_audit_items_are_served_first_look_like_any_task_and_their_labels_are_au
     assert lab.audit and lab.audited_label == "cat" and lab.label == "dog" and not lab.control
     nxt = who.next()
     assert nxt is not None and nxt["data"][ITEM_ID_FIELD] != "audit-1"
+
+
+def test_a_refused_answer_sends_its_item_back_to_the_queue_once(campaign: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    # Label Studio shows an annotated task as done: were the item kept leased, it would hold one of the
+    # project's places for good and no labeler would see it again.
+    queue, conn, who, bus, topics = campaign["queue"], campaign["conn"], campaign["annotator"], campaign["bus"], campaign["topics"]
+    conn.service = LabelService(queue, bus, topics, classes=CLASSES)  # (declared: "merlot" is not one of them)
+    conn.sync()
+    task = who.next()
+    assert task is not None
+    item = task["data"][ITEM_ID_FIELD]
+    with caplog.at_level("WARNING", logger="activestream.labeling.label_studio"):
+        who.answer(task["id"], "merlot")
+        conn.poll()
+        queue.r.delete(conn._cursor_key)
+        conn.poll()  # (read again: said once)
+    said = [r.getMessage() for r in caplog.records if item in r.getMessage()]
+    assert len(said) == 1 and "refused" in said[0] and "merlot" in said[0] and campaign["email"] in said[0], said
+    assert labels_of(bus, topics) == []
+    assert item not in queue.leased_by(conn.owner) and queue.score_of(item) is not None  # pending again
+    assert item not in conn.exported()
+    conn.sync()  # still among the top: exported again, as a new task a labeler is served
+    assert item in queue.leased_by(conn.owner) and conn.exported()[item].task != task["id"]
+    again = who.next()
+    assert again is not None and again["data"][ITEM_ID_FIELD] == item
+    who.answer(again["id"], "cat")
+    conn.poll()
+    assert [(lab.item_id, lab.label) for lab in labels_of(bus, topics)] == [(item, "cat")]
+
+
+def test_start_up_waits_for_label_studio_and_names_a_refused_token_or_project(label_studio: LabelStudioServer,
+                                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from activestream.labeling.label_studio_project import api_problem, wait_for_server
+
+    with httpx.Client(timeout=30) as http:
+        assert wait_for_server(load_client(label_studio.url, label_studio.token, http=http), label_studio.url, lambda: False)
+        with pytest.raises(Exception) as refused:
+            wait_for_server(load_client(label_studio.url, "not-a-token", http=http), label_studio.url, lambda: False)
+        line = api_problem(refused.value, label_studio.url)
+        assert line is not None and line.startswith(f"Label Studio at {label_studio.url} refused the token (401")
+        assert "sessionid" not in line and "ACTIVESTREAM_LABEL_STUDIO_TOKEN" in line
+        client = load_client(label_studio.url, label_studio.token, http=http)
+        with pytest.raises(Exception) as missing:
+            client.projects.get(987654)
+        assert api_problem(missing.value, label_studio.url, 987654) == (
+            f"Label Studio at {label_studio.url} has no project 987654 (404: No Project matches the given query.): "
+            "check ACTIVESTREAM_LABEL_STUDIO_PROJECT (or --project)")
+    # Unreachable: it waits (backing off, naming the address) until told to stop.
+    down = "http://127.0.0.1:1"
+    waits: list[float] = []
+    with httpx.Client(timeout=2) as http, caplog.at_level("WARNING"):
+        assert not wait_for_server(load_client(down, "t", http=http), down, lambda: len(waits) >= 3, sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0] and f"Label Studio at {down} not reachable" in caplog.text

@@ -45,6 +45,7 @@ def test_answers_map_back_to_the_model_classes() -> None:
     many = [{"from_name": "label", "value": {"choices": ["a", "b", "a"]}}]
     assert answer_from_result(many, "label", True, ["a", "b"]) == Answer(labels=("a", "b"))
     assert answer_from_result([], "label", False) is None
+    assert answer_from_result([], "label", True) == Answer(labels=())  # (multi-label, no tag chosen: none applies)
     assert Answer(label="a").digest() != Answer(label="b").digest() and Answer(label="a").digest() == Answer(label="a").digest()
 
 
