@@ -28,6 +28,7 @@ from activestream.tables import (
     DatasetError,
     check_unique_columns,
     is_numeric,
+    json_value,
     mostly_numbers,
     number,
     read_table,
@@ -103,19 +104,6 @@ def class_value(v: Any) -> LabelValue | None:
         return int(v) if v.is_integer() else str(v)
     text = str(v)
     return text if text.strip() else None
-
-
-def _json_value(v: Any) -> Any:
-    """A metadata cell as a JSON value (dates and decimals as text)."""
-    if v is None or isinstance(v, bool | int | str):
-        return v
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    return str(v)
 
 
 def read_baseline(
@@ -294,7 +282,7 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str]
         if value is None or not math.isfinite(value):
             raise ValueError(f"{where} {c!r}: feature is not a finite number ({v!r})")
         vec[j] = value
-    metadata = {c: _json_value(rec[c]) for c in meta_cols if rec.get(c) is not None}
+    metadata = {c: json_value(rec[c]) for c in meta_cols if rec.get(c) is not None}
     return BaselineRow(row_no, item_id, label, labels, vec, metadata)
 
 

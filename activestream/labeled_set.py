@@ -41,10 +41,12 @@ COLUMNS = ("item_id", "label", "all_labels", "majority_votes", "source", "labele
 
 @dataclass
 class ItemLabels:
-    """What the topics say about one item: each labeler's latest label, and the latest auto-label."""
+    """What the topics say about one item: each labeler's latest label, the latest auto-label, and the seconds of
+    every human label of it (a corrected answer's too: the time was spent)."""
 
     by_labeler: dict[str, Label] = field(default_factory=dict)
     auto: Label | None = None
+    seconds: float = 0.0
 
 
 def _answer(lab: Label) -> Any:
@@ -81,6 +83,7 @@ def fold(labels: Iterable[Label]) -> dict[str, ItemLabels]:
             if entry.auto is None or lab.ts >= entry.auto.ts:
                 entry.auto = lab
         else:
+            entry.seconds += lab.seconds
             earlier = entry.by_labeler.get(lab.labeler_id)
             if earlier is None or lab.ts >= earlier.ts:  # an update by the same labeler supersedes
                 entry.by_labeler[lab.labeler_id] = lab
@@ -97,7 +100,7 @@ def row_of(item_id: str, entry: ItemLabels) -> dict[str, Any]:
         return {
             "item_id": item_id, "label": _answer(final), "all_labels": [_answer(lab) for lab in humans], "majority_votes": top,
             "source": final.source, "labeler_ids": [lab.labeler_id for lab in humans],
-            "seconds": float(sum(lab.seconds for lab in humans)), "label_ids": [lab.label_id for lab in humans],
+            "seconds": float(entry.seconds), "label_ids": [lab.label_id for lab in humans],
             "labeled_at": final.ts, "times": [lab.ts for lab in humans], "model_version": final.model_version,
             "control": any(lab.control for lab in humans), "auto_confidence": None, "auto_threshold": None,
         }

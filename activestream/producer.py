@@ -19,6 +19,7 @@ from activestream.tables import (
     bad_cell,
     feature_columns,
     feature_matrix,
+    json_value,
     read_table,
     require_columns,
     width_mismatch,
@@ -59,6 +60,8 @@ def _table_rows(
         on_feature_names(list(names))
     X = feature_matrix(table, names).astype(np.float32)
     finite = np.asarray(np.isfinite(X).all(axis=1))
+    # The other columns (text: a ticket's body, a URL) go with each item as its metadata, which labelers see.
+    meta = {c: table.column(c).to_pylist() for c in table.column_names if c not in names and c not in exclude and c != id_column}
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
     for i in range(len(X)):
         item_id = _id_text(ids[i]) if ids is not None else None
@@ -69,7 +72,7 @@ def _table_rows(
             about = f"item {item_id!r}: " if item_id is not None else ""
             _report(f"{path}: row {i + 1}: {about}{bad_cell(table, names, X[i], i)}", on_error)
             continue
-        yield i, item_id, X[i], {}
+        yield i, item_id, X[i], {c: json_value(v[i]) for c, v in meta.items() if v[i] is not None}
 
 
 def _jsonl_rows(

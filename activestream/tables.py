@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -169,6 +170,19 @@ def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str
     if left_out:
         log.warning("%s: column(s) %s are not numeric: left out of the features", p, ", ".join(left_out))
     return names
+
+
+def json_value(v: object) -> object:
+    """A metadata cell as a JSON value (dates and decimals as text, a non-finite float as null)."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, list | tuple):
+        return [json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): json_value(x) for k, x in v.items()}
+    return str(v)
 
 
 def feature_matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:

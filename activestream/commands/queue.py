@@ -38,7 +38,7 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
     -------
     A JSON-ready dict: ``namespace``, ``pending``, ``leased``, ``labeled``, ``oldest_pending_age_s``,
     ``n_features``, ``feature_dtype``, ``stored_widths``, ``model_version``, ``ranked_version``,
-    ``task``, ``classes``, ``label_kind``, and ``pool``: the capped pool's counters (items streamed, evicted,
+    ``task``, ``classes`` (the live model's), ``declared_classes``, ``label_kind``, and ``pool``: the capped pool's counters (items streamed, evicted,
     rejected at admission, evicted for age, reservoir replacements) and the reservoir's size.
     """
     from activestream.labeling.routes import meta_classes
@@ -56,7 +56,8 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
         "model_version": int(meta["model_version"] or 0),
         "ranked_version": int(meta["ranked_version"] or 0),
         "task": meta["task"],
-        "classes": meta_classes(meta["classes"]),
+        "classes": meta_classes(meta["classes"]),  # (the live model's)
+        "declared_classes": list(queue.declared_classes() or []),  # (ACTIVESTREAM_CLASSES, as recorded; [] when none are)
         "label_kind": meta["label_kind"],
         "pool": queue.pool_stats(),
     }

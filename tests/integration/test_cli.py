@@ -217,9 +217,13 @@ def test_queue_info_and_clear(redis_url: str, namespace: str, capsys: pytest.Cap
     queue.set_meta(model_version=2, classes=json.dumps(["x", "y"]), task="multiclass")
     assert main(["queue", "info", "--redis-url", redis_url, "--namespace", namespace]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert {k: info[k] for k in ("namespace", "pending", "leased", "labeled", "n_features", "stored_widths", "model_version", "classes")} == {
+    assert {k: info[k] for k in ("namespace", "pending", "leased", "labeled", "n_features", "stored_widths", "model_version", "classes",
+                                 "declared_classes")} == {
         "namespace": namespace, "pending": 3, "leased": 1, "labeled": 0, "n_features": 3, "stored_widths": [3, 5], "model_version": 2,
-        "classes": ["x", "y"]}
+        "classes": ["x", "y"], "declared_classes": []}
+    queue.record_declared_classes(["x", "y", "z"])
+    assert main(["queue", "info", "--redis-url", redis_url, "--namespace", namespace]) == 0
+    assert json.loads(capsys.readouterr().out)["declared_classes"] == ["x", "y", "z"]
     assert main(["queue", "clear", "--redis-url", redis_url, "--namespace", namespace]) == 2  # not without --yes
     assert "add --yes" in capsys.readouterr().err and queue.depth() == 3
     assert main(["queue", "clear", "--yes", "--redis-url", redis_url, "--namespace", namespace]) == 0

@@ -91,6 +91,9 @@ def test_simulate_and_produce_take_the_same_feature_columns_and_name_the_ones_le
     assert ds.X.shape == (40, 3) and np.array_equal(produced, ds.X)  # a, flag (a bool is a feature in both), c
     left_out = f"{path}: column(s) 'txt' (string) are not numeric: left out of the features"
     assert caplog.messages.count(left_out) == 2  # once for each
+    # produce sends such a column with each item as its metadata (the labelers see it; Label Studio's --data-field);
+    # an excluded column goes nowhere, and the id is the item's id.
+    assert [md for _, _, md in read_items(path, exclude=["label"])][:2] == [{"txt": "note 0"}, {"txt": "note 1"}]
 
 
 @pytest.mark.parametrize(

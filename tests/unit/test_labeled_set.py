@@ -128,7 +128,8 @@ def test_label_ids_are_deterministic_by_item_and_answer() -> None:
 
 
 def _lab(item: str, lid: str, who: str, label: object, ts: float, source: str = "human", **kw: object) -> Label:
-    return Label(item, lid, who, label=label, ts=ts, source=source, features=np.array([1.0, 2.0], dtype=np.float32), **kw)  # type: ignore[arg-type]
+    return Label(item, lid, who, label=label, ts=ts, source=source, features=np.array([1.0, 2.0], dtype=np.float32),
+                 seconds=2.5 if source == "human" else 0.0, **kw)  # type: ignore[arg-type]
 
 
 def test_fold_majority_updates_and_human_over_auto() -> None:
@@ -148,6 +149,7 @@ def test_fold_majority_updates_and_human_over_auto() -> None:
     assert (a["label"], a["all_labels"], a["majority_votes"], a["labeler_ids"], a["label_ids"]) == ("dog", ["cat", "dog", "dog"], 2,
                                                                                                       ["ann", "bob", "cy"], ["1", "2", "3"])
     assert (rows["b"]["label"], rows["b"]["all_labels"]) == ("dog", ["dog"])
+    assert rows["b"]["seconds"] == 2 * 2.5  # (the corrected answer's time was spent too)
     assert (rows["c"]["label"], rows["c"]["source"], rows["c"]["control"]) == ("cat", "baseline", True)
     d = rows["d"]
     assert (d["label"], d["source"], d["model_version"], d["auto_confidence"], d["auto_threshold"]) == ("dog", "auto", 4, 0.995, 0.99)
