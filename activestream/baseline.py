@@ -35,6 +35,9 @@ from activestream.tables import (
     require_columns,
     width_mismatch,
 )
+from activestream.tables import (
+    label_columns as label_columns_of,
+)
 
 if TYPE_CHECKING:
     from activestream.rankedqueue import RankedQueue
@@ -140,13 +143,14 @@ def read_baseline(
         rows_ = table.to_pylist()
         # A text column whose cells are mostly numbers is a feature with a few bad cells (each row's problem), not metadata.
         numeric = {c for c in columns if is_numeric(table.column(c).type) or mostly_numbers(r.get(c) for r in rows_)}
-        records = iter(list(enumerate(rows_, start=1)))
+        records = list(enumerate(rows_, start=1))
         meta_only = set()
     else:
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
     require_columns(p, columns, "--id-column", [id_column])
     require_columns(p, columns, "--exclude", exclude)
-    chosen = _label_columns(p, columns, label_columns)
+    classes = label_columns_of(p, columns, label_columns)  # (column -> class name: a prefix's columns less the prefix)
+    chosen = list(classes)
     skip = {id_column, *chosen, *exclude}
     if feature_names is not None:
         require_columns(p, columns, "feature (ACTIVESTREAM_FEATURE_NAMES)", feature_names)
@@ -156,23 +160,10 @@ def read_baseline(
     if not features:
         raise DatasetError(f"{p}: no numeric feature column besides the id and label column(s)")
     meta_cols = [c for c in columns if c not in skip and c not in features]
-    multilabel = len(chosen) > 1
-    rows = _rows(p, records, id_column, chosen, features, meta_cols, on_error)
+    # Several 0/1 columns, or one list column (a list in any row: the label set itself), make a multi-label file.
+    multilabel = len(chosen) > 1 or any(isinstance(rec.get(chosen[0]), list | tuple) for _, rec in records)
+    rows = _rows(p, iter(records), id_column, classes, features, meta_cols, on_error)
     return BaselineFile(p, tuple(features), tuple(chosen), multilabel, rows)
-
-
-def _label_columns(p: Path, columns: Sequence[str], label_columns: Sequence[str]) -> list[str]:
-    """The label columns: each name exactly, else every column it prefixes (``simulate``'s rule)."""
-    chosen: list[str] = []
-    for lc in label_columns:
-        if lc in columns:
-            chosen.append(lc)
-            continue
-        pref = [c for c in columns if c.startswith(lc)]
-        if not pref:
-            require_columns(p, columns, "--label-column", [lc])  # (raises, with the closest names)
-        chosen += pref
-    return list(dict.fromkeys(chosen))
 
 
 def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_only: set[str], from_list: set[str]) -> dict[str, Any]:
@@ -197,7 +188,7 @@ def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_on
 
 def _jsonl_records(
     p: Path, id_column: str, on_error: Callable[[str], None], feature_names: Sequence[str] | None
-) -> tuple[list[str], set[str], set[str], Iterator[tuple[int, dict[str, Any]]]]:
+) -> tuple[list[str], set[str], set[str], list[tuple[int, dict[str, Any]]]]:
     """A JSONL file's objects (a bad line is reported and skipped): its columns in order of first use, the numeric ones,
     the metadata-only ones (items-layout ``metadata``), the rows.
 
@@ -233,11 +224,11 @@ def _jsonl_records(
     columns = list(dict.fromkeys(k for _, obj in good for k in obj))
     check_unique_columns(p, columns)
     numeric = from_list | {c for c in columns if c not in meta_only and mostly_numbers(obj.get(c) for _, obj in good)}
-    return columns, numeric, meta_only, iter(good)
+    return columns, numeric, meta_only, good
 
 
 def _rows(
-    p: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str, chosen: Sequence[str], features: Sequence[str],
+    p: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str, chosen: dict[str, str], features: Sequence[str],
     meta_cols: Sequence[str], on_error: Callable[[str], None],
 ) -> Iterator[BaselineRow]:
     for row_no, rec in records:
@@ -247,14 +238,15 @@ def _rows(
             on_error(f"{p}: row {row_no}: {exc}")
 
 
-def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str], features: Sequence[str],
+def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: dict[str, str], features: Sequence[str],
          meta_cols: Sequence[str]) -> BaselineRow:
-    """One row, or ``ValueError`` naming the item (when it has an id) and the column."""
+    """One row, or ``ValueError`` naming the item (when it has an id) and the column (``chosen``: label column -> class name)."""
     raw_id = rec.get(id_column)
     item_id = None if raw_id is None or isinstance(raw_id, dict | list | bool) else str(raw_id)
     if not item_id or not item_id.strip():
         raise ValueError(f"column {id_column!r}: no item id")
     where = f"item {item_id!r}: column"
+    first = next(iter(chosen))
     label: LabelValue | None = None
     labels: tuple[LabelValue, ...] | None = None
     if len(chosen) > 1:  # several 0/1 columns: the label set is the names of the ones set
@@ -264,17 +256,17 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: Sequence[str]
             if v not in (0, 1) or isinstance(v, float) and math.isnan(v):
                 raise ValueError(f"{where} {c!r}: a multi-label column must hold 0 or 1, got {v!r}")
             if v == 1:
-                picked.append(c)
+                picked.append(chosen[c])
         labels = tuple(picked)
-    elif isinstance(rec.get(chosen[0]), list | tuple):  # a list column: the label set itself
-        values = [class_value(v) for v in rec[chosen[0]]]
+    elif isinstance(rec.get(first), list | tuple):  # a list column: the label set itself
+        values = [class_value(v) for v in rec[first]]
         if any(v is None for v in values):
-            raise ValueError(f"{where} {chosen[0]!r}: a missing value inside the label list")
+            raise ValueError(f"{where} {first!r}: a missing value inside the label list")
         labels = tuple(v for v in values if v is not None)
     else:
-        label = class_value(rec.get(chosen[0]))
+        label = class_value(rec.get(first))
         if label is None:
-            raise ValueError(f"{where} {chosen[0]!r}: no label")
+            raise ValueError(f"{where} {first!r}: no label")
     vec = np.empty(len(features), dtype=np.float32)
     for j, c in enumerate(features):
         v = rec.get(c)

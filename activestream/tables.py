@@ -103,6 +103,29 @@ def require_columns(p: Path, columns: Sequence[str], flag: str, names: Iterable[
         raise DatasetError(f"{p}: {flag} {name!r}: no such column ({hint})")
 
 
+def label_columns(p: Path, columns: Sequence[str], given: Sequence[str]) -> dict[str, str]:
+    """The label columns ``--label-column`` names, each with its class name (``simulate``'s and ``import-labels``' rule).
+
+    Each name is a column exactly, else a prefix of several 0/1 columns whose classes are the rest of their names
+    (``--label-column tag_`` over ``tag_cat``, ``tag_dog``: ``cat``, ``dog``).
+
+    Returns
+    -------
+    Column -> class name, in the file's order for a prefix.
+    """
+    chosen: dict[str, str] = {}
+    for lc in given:
+        if lc in columns:
+            chosen.setdefault(lc, lc)
+            continue
+        pref = [c for c in columns if c.startswith(lc)]
+        if not pref:
+            require_columns(p, columns, "--label-column", [lc])  # (raises, with the closest names)
+        for c in pref:
+            chosen.setdefault(c, c[len(lc):])
+    return chosen
+
+
 def is_numeric(typ: pa.DataType) -> bool:
     """Whether an Arrow column type is integer, floating point or boolean (a 0/1 feature)."""
     import pyarrow as pa

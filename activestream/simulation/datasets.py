@@ -22,6 +22,9 @@ from activestream.tables import (
     read_table,
     require_columns,
 )
+from activestream.tables import (
+    label_columns as label_columns_of,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -253,15 +256,8 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     cols = table.column_names
     if not label_columns:
         raise DatasetError(f"{p}: give --label-column")
-    chosen: list[str] = []
-    for lc in label_columns:
-        if lc in cols:
-            chosen.append(lc)
-        else:
-            pref = [c for c in cols if c.startswith(lc)]
-            if not pref:
-                require_columns(p, cols, "--label-column", [lc])  # (raises, with the closest names)
-            chosen += pref
+    classes = label_columns_of(p, cols, label_columns)  # (column -> class name: a prefix's columns less the prefix)
+    chosen = list(classes)
     for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
         missing = table.column(c).null_count
         if missing:
@@ -290,7 +286,7 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         return _finish(from_arrays(p.name, X, y))
     Y = np.column_stack([_binary_column(p, table.column(c), c) for c in chosen])
     ds = from_arrays(p.name, X, Y)
-    return _finish(Dataset(ds.name, ds.X, ds.y, tuple(chosen), "multilabel"))
+    return _finish(Dataset(ds.name, ds.X, ds.y, tuple(classes.values()), "multilabel"))
 
 
 def _is_list(typ: pa.DataType) -> bool:
@@ -354,5 +350,5 @@ def _finish(ds: Dataset) -> Dataset:
         raise DatasetError(f"{ds.name}: the label column holds a single class")
     if ds.task == "multilabel" and not ds.y.any():  # no label to learn: the retrainer would wait for one forever
         names = ", ".join(repr(c) for c in ds.classes)
-        raise DatasetError(f"{ds.name}: multi-label columns {names}: every value is 0 (no row has a label)")
+        raise DatasetError(f"{ds.name}: multi-label classes {names}: every value is 0 (no row has a label)")
     return ds

@@ -195,7 +195,7 @@ def test_multilabel_columns_that_are_all_zero_are_refused_when_loaded(tmp_path: 
     X, _ = iris_like()
     path = tmp_path / "zeros.csv"
     path.write_text("f0,f1,tag_a,tag_b\n" + "".join(f"{a:.4f},{b:.4f},0,0\n" for a, b, _ in X))
-    with pytest.raises(DatasetError, match=r"zeros\.csv: multi-label columns 'tag_a', 'tag_b': every value is 0"):
+    with pytest.raises(DatasetError, match=r"zeros\.csv: multi-label classes 'a', 'b': every value is 0"):
         load(path, ["tag_"])  # (was: "no positive label in any label set yet", after the campaigns had started)
 
 

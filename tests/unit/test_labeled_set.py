@@ -57,12 +57,17 @@ def test_multilabel_by_prefix_from_parquet_and_by_list_column(tmp_path: Path) ->
     pq.write_table(pa.table({"id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0], "tag_a": [1, 0, 2], "tag_b": [1, 1, 0]}), p)
     b, errors = _read(p, ["tag_"])
     rows = list(b.rows)  # type: ignore[attr-defined]
-    assert b.multilabel and [(r.item_id, r.labels) for r in rows] == [("a", ("tag_a", "tag_b")), ("b", ("tag_b",))]  # type: ignore[attr-defined]
+    # (a prefix's columns are classes by the rest of their names, as in simulate)
+    assert b.multilabel and [(r.item_id, r.labels) for r in rows] == [("a", ("a", "b")), ("b", ("b",))]  # type: ignore[attr-defined]
     assert errors == [f"{p}: row 3: item 'c': column 'tag_a': a multi-label column must hold 0 or 1, got 2"]
     q = tmp_path / "l.parquet"
     pq.write_table(pa.table({"id": ["a"], "x": [1.0], "tags": [["x", "y"]]}), q)
     b, errors = _read(q, ["tags"])
-    assert [r.labels for r in b.rows] == [("x", "y")] and not errors  # type: ignore[attr-defined]
+    assert [r.labels for r in b.rows] == [("x", "y")] and not errors and b.multilabel  # type: ignore[attr-defined]
+    j = tmp_path / "l.jsonl"  # (one list column is a multi-label file in JSONL too)
+    j.write_text('{"id": "a", "x": 1.0, "tags": ["x"]}\n{"id": "b", "x": 2.0, "tags": []}\n')
+    b, errors = _read(j, ["tags"])
+    assert [r.labels for r in b.rows] == [("x",), ()] and not errors and b.multilabel  # type: ignore[attr-defined]
 
 
 def test_jsonl_bad_lines_are_reported_and_the_rest_read(tmp_path: Path) -> None:
