@@ -79,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         args.subparser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from redis.exceptions import ConnectionError as RedisDown
+
     try:
         return int(args.func(args) or 0)
+    except RedisDown as exc:  # (a command run against a Redis that is not there; the services wait theirs out)
+        print(f"error: Redis unreachable: {exc} (REDIS_URL / --redis-url)", file=sys.stderr)
+        return 2
     except SystemExit as exc:
         if isinstance(exc.code, str):  # a command's one-line refusal: the same status as the ones it returns
             print(exc.code, file=sys.stderr)

@@ -178,6 +178,26 @@ class Settings:
         return out
 
 
+# ACTIVESTREAM_* names read by the test suite and the benchmarks, not by the product (never "unknown").
+HARNESS_PREFIXES = (ENV_PREFIX + "TEST_", ENV_PREFIX + "FUZZ_", ENV_PREFIX + "REQUIRE_SERVICES", ENV_PREFIX + "SKIP_BROWSER")
+
+
+def unknown_settings(env: Mapping[str, str] | None = None) -> list[str]:
+    """One line for each ``ACTIVESTREAM_*`` variable of ``env`` that no service reads (a typo is otherwise silently
+    ignored), naming the closest known setting. ``ACTIVESTREAM_KAFKA_*`` names pass through to librdkafka."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = [ENV_PREFIX + f.name.upper() for f in fields(Settings) if f.name != "kafka_config"]
+    out = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith((ENV_PREFIX + "KAFKA_", *HARNESS_PREFIXES)):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        out.append(f"setting {name} is not one activestream reads: ignored" + (f" (did you mean {close[0]}?)" if close else ""))
+    return out
+
+
 def feature_name_list(settings: Settings) -> list[str] | None:
     """``ACTIVESTREAM_FEATURE_NAMES`` as a list (``None``: unset)."""
     return [n.strip() for n in settings.feature_names.split(",")] if settings.feature_names else None

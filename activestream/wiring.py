@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from activestream.config import Settings, declared_classes
+from activestream.config import Settings, declared_classes, unknown_settings
 from activestream.labeling.control_share import ControlShare, Explore
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     from activestream.scorer.strategies import Strategy
 
     over = {k: getattr(args, k, None) for k in SETTING_FLAGS}
+    for line in unknown_settings():
+        log.warning("%s", line)
     try:
         s = Settings.from_env(**over)
         Strategy(s.strategy)

@@ -122,7 +122,8 @@ class Retrainer:
         self._live_classes: tuple[object, ...] = ()
         self.published: list[ModelVersion] = []
         self.last_error: str | None = None
-        self.campaign = CampaignMonitor(stop_rules or StopRules(), auto_accept_precision, stop_set_size, budget=budget,
+        rules = stop_rules or StopRules(budget=budget)  # (the budget is a stop rule too, as in simulate)
+        self.campaign = CampaignMonitor(rules, auto_accept_precision, stop_set_size, budget=budget,
                                         estimate_runner=EstimateRunner(estimates, every=estimates_every))
         self._replaying = False
         self._dead_before: set[bytes] = set()  # digests of label payloads dead-lettered before this start (see rebuild)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from activestream.commands import options
 from activestream.supervisor import Supervised, start_services, stop_processes, supervise
-from activestream.wiring import Stop
+from activestream.wiring import Stop, settings_from
 
 if TYPE_CHECKING:
     from activestream.devstack.local_kafka import LocalKafka
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from activestream.devstack.redis_server import LocalRedis
 
+    settings_from(args)  # (a bad ACTIVESTREAM_* setting: one error: line here, not a service restarting on it in a log)
     stop = Stop()
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)

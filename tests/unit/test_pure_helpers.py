@@ -438,3 +438,31 @@ def test_ups_env_file_carries_the_campaigns_settings_and_leaves_secrets_out() ->
         "ACTIVESTREAM_KAFKA_SASL_PASSWORD": "pw", "HOME": "/root"})
     assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9094", "REDIS_URL=redis://127.0.0.1:6390/0",
                                  "ACTIVESTREAM_CLASSES=barbera,barolo", "ACTIVESTREAM_NAMESPACE='wine 2026'"]  # (quoted: the file is sourced)
+
+
+def test_up_refuses_a_bad_setting_before_it_starts_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import main
+
+    monkeypatch.setenv("ACTIVESTREAM_EXPLORE", "1.5")
+    assert main(["up", "--state-dir", str(tmp_path / "state")]) == 2
+    assert capsys.readouterr().err.strip() == "error: setting ACTIVESTREAM_EXPLORE=1.5: expected a share in [0, 1]"
+    assert not (tmp_path / "state").exists()  # (no broker, no Redis, no service restarting on it in a log)
+
+
+def test_a_misspelt_setting_is_named_with_the_one_meant() -> None:
+    from activestream.config import unknown_settings
+
+    env = {"ACTIVESTREAM_BUGDET": "50", "ACTIVESTREAM_BUDGET": "50", "ACTIVESTREAM_KAFKA_SASL_USERNAME": "u",
+           "ACTIVESTREAM_REQUIRE_SERVICES": "1", "ACTIVESTREAM_NONSENSE_THING": "x", "PATH": "/bin"}
+    assert unknown_settings(env) == [
+        "setting ACTIVESTREAM_BUGDET is not one activestream reads: ignored (did you mean ACTIVESTREAM_BUDGET?)",
+        "setting ACTIVESTREAM_NONSENSE_THING is not one activestream reads: ignored"]
+
+
+def test_a_command_against_a_redis_that_is_not_there_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import main
+
+    assert main(["queue", "info", "--redis-url", "redis://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Redis unreachable: ") and "127.0.0.1:1" in err and "Traceback" not in err

@@ -111,3 +111,15 @@ def test_integer_labels_in_any_script_are_integers_and_superscripts_are_not() ->
     assert [int_label(t) for t in ("3", " -2 ", "\uff13", "\u0663")] == [3, -2, 3, 3]  # ASCII, fullwidth, Arabic-Indic
     assert [int_label(t) for t in ("\u00b2", "cat", "", "-", "--5", "1" * 4001)] == [None] * 6
     assert coerce_label_value("\uff13", "integers") == 3 and coerce_label_value("\u00b2", "integers") is None
+
+
+def test_the_budget_setting_is_a_stop_rule_of_the_services_as_of_simulate() -> None:
+    bus, topics = InMemoryBus(), Topics("b")
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=4, holdout_fraction=0.0, budget=8)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        lab = Label(str(i), f"L{i}", "ann", label=i % 2, features=rng.normal(size=3).astype(np.float32))
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+        r.step(0.0)
+    fired = [decode_model_version(m.value).metrics.get("stop_budget_n_labels") for m in bus.messages(topics.models)]
+    assert fired[0] is None and fired[-1] == 8  # (not before the budget; from the version at 8 labels on)
