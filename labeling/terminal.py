@@ -11,7 +11,9 @@ from activestream.schemas.fields import LabelValue
 from activestream.streams.bus import Bus
 from activestream.streams.topics import LABELERS_GROUP, Topics
 
-Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | None"]
+# An item's answer: a class, a label set (a multi-label campaign; ``()``: no tag applies), or ``None`` to skip it.
+Answer = Callable[[str, list[float] | None, dict[str, object]], "str | int | tuple[str | int, ...] | None"]
+NONE_APPLY = "-"  # typed in a multi-label campaign: no tag applies (an empty answer skips)
 
 SHOWN_FEATURES = 40  # features printed per item (name=value); the rest is counted
 
@@ -23,31 +25,36 @@ class TerminalPrompt:
     choose from. With ``declared`` classes (``ACTIVESTREAM_CLASSES``) any other answer is refused and asked
     again; without, an answer that is not one of the classes seen so far (the live model's, and this
     session's answers) must be typed twice: a typo such as ``Barolo`` for ``barolo`` would otherwise
-    become a class of its own. End of input (Ctrl-D) raises ``EOFError``.
+    become a class of its own. In a ``multilabel`` campaign the answer is a comma-separated set of tags
+    (``-``: none applies), each held to the same rule. End of input (Ctrl-D) raises ``EOFError``.
 
     Parameters
     ----------
     classes : the classes to offer (the declared ones, else the live model's; ``()``: none known yet).
     declared : whether ``classes`` are the campaign's declared classes (refuse others) or only the ones seen.
     feature_names : the features' names, in order (``None``: shown by position).
+    multilabel : answers are tag sets (the campaign's model, or its first labels, are multi-label).
     ask, say : read an answer after a prompt / print a line (``input`` and ``print``; tests give their own).
     """
 
     def __init__(self, classes: Sequence[LabelValue] = (), *, declared: bool = False, feature_names: Sequence[str] | None = None,
-                 ask: Callable[[str], str] | None = None, say: Callable[[str], None] = print) -> None:
+                 multilabel: bool = False, ask: Callable[[str], str] | None = None, say: Callable[[str], None] = print) -> None:
         self.classes = list(classes)
+        self.multilabel = multilabel
         self.declared = declared
         self.feature_names = list(feature_names) if feature_names is not None else None
         self.ask = ask or (lambda text: input(text))  # (input looked up at each call: tests replace it)
         self.say = say
 
-    def __call__(self, item_id: str, features: list[float] | None, metadata: dict[str, object]) -> LabelValue | None:
+    def __call__(self, item_id: str, features: list[float] | None, metadata: dict[str, object]) -> LabelValue | tuple[LabelValue, ...] | None:
         self.say("")
         self.say(f"item {item_id}" + (f"  metadata={metadata}" if metadata else ""))
         if features:
             self.say(f"  {self._features(features)}")
         if self.classes:
-            self.say(f"  classes: {', '.join(str(c) for c in self.classes)}")
+            self.say(f"  {'tags' if self.multilabel else 'classes'}: {', '.join(str(c) for c in self.classes)}")
+        if self.multilabel:
+            return self._tags()
         while True:
             value = self._value(self.ask("label (empty = skip): "))
             if value is None:
@@ -68,6 +75,27 @@ class TerminalPrompt:
             if not_a_class([again], self.classes) is None:
                 return again
             self.say(f"  {again!r} is not {value!r} either: asked again")
+
+    def _tags(self) -> tuple[LabelValue, ...] | None:
+        """A multi-label answer: comma-separated tags, ``-`` for none; new tags (undeclared) are confirmed by typing the answer again."""
+        while True:
+            text = self.ask(f"tags, comma-separated ({NONE_APPLY} = none apply, empty = skip): ").strip()
+            if not text:
+                return None
+            tags = () if text == NONE_APPLY else tuple(dict.fromkeys(v for v in (self._value(t) for t in text.split(",")) if v is not None))
+            if not tags and text != NONE_APPLY:
+                continue
+            problem = not_a_class(list(tags), self.classes) if tags and (self.classes or self.declared) else None
+            if problem is None:
+                return tags
+            if self.declared:
+                self.say(f"  {problem}: type them from the tags above")
+                continue
+            new = [t for t in tags if not_a_class([t], self.classes) is not None]
+            if self.ask(f"  {', '.join(repr(t) for t in new)}: new tag(s) (tags so far: {', '.join(str(c) for c in self.classes)}); "
+                        "type the same answer again to add them (anything else: asked again): ").strip() == text:
+                self.classes += new
+                return tags
 
     def _value(self, text: str) -> LabelValue | None:
         """A typed answer: a class's own text when it is one (``01`` of the classes ``01, 02`` stays text), else :func:`_typed`."""
@@ -144,7 +172,8 @@ def label_from_topic(
                 break
             if value is not None:
                 seconds = seconds_per_label if seconds_per_label is not None else time.monotonic() - started
-                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=value, seconds=seconds, features=entry.features,
+                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=None if isinstance(value, tuple) else value,
+                              labels=value if isinstance(value, tuple) else None, seconds=seconds, features=entry.features,
                               control=entry.metadata.get("control") is True)  # (the dispatcher's random-control picks)
                 bus.publish(topics.labels, label.encode(), key=entry.id.encode())
                 done += 1

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from activestream.commands import options
+from activestream.tables import DatasetError, label_columns
 from activestream.wiring import connect
 
 if TYPE_CHECKING:
@@ -66,10 +69,12 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
     from activestream.config import declared_classes, feature_name_list
     from activestream.labeling.label_studio_project import live_classes
     from activestream.labeling.terminal import TerminalPrompt
+    from activestream.rankedqueue.keys import META_LABEL_FIELD
 
     declared = declared_classes(s)
     names = feature_name_list(s)
-    if s.redis_url and (declared is None or names is None):  # (what the campaign recorded: its classes, its header)
+    field = None
+    if s.redis_url:  # (what the campaign recorded: its classes, its header, its answers' shape)
         import redis
 
         from activestream.wiring import make_queue
@@ -78,23 +83,26 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
             queue = make_queue(s, socket_timeout=5.0)
             declared = declared if declared is not None else queue.declared_classes()
             names = names if names is not None else queue.feature_names()
+            field = queue.get_meta(META_LABEL_FIELD)
         except redis.RedisError as exc:
-            log.warning("the campaign's recorded classes and feature names could not be read (%s)", exc)
-    classes = declared if declared is not None else live_classes(bus, topics)[0]
-    return TerminalPrompt(classes, declared=declared is not None, feature_names=names)
+            log.warning("the campaign's recorded classes, feature names and answer shape could not be read (%s)", exc)
+    live, task = live_classes(bus, topics)
+    classes = declared if declared is not None else live
+    return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=task == "multilabel" or field == "labels")
 
 
-def answers_from(truth: dict[str, str | int]) -> Answer:
+def answers_from(truth: dict[str, str | int | tuple[str | int, ...]]) -> Answer:
     """A simulated labeler: answers each item with its label in ``truth`` (an unknown item is skipped)."""
 
-    def answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> str | int | None:
+    def answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> str | int | tuple[str | int, ...] | None:
         return truth.get(item_id)
 
     return answer
 
 
-def read_answers(path: str, id_column: str, label_column: str) -> dict[str, str | int]:
-    """Item id -> label from a CSV; ids are read as text (``001`` stays ``001``).
+def read_answers(path: str, id_column: str, label_column: str) -> dict[str, str | int | tuple[str | int, ...]]:
+    """Item id -> label from a CSV; ids are read as text (``001`` stays ``001``). A multi-label answer is a
+    prefix of 0/1 columns (``tag_``: classes by the rest of their names) or a column of JSON lists.
 
     Parameters
     ----------
@@ -115,10 +123,30 @@ def read_answers(path: str, id_column: str, label_column: str) -> dict[str, str 
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={id_column: pa.string()}))
     except (pa.ArrowException, OSError) as exc:
         raise SystemExit(f"error: --answers {path}: cannot be read: {exc}") from None
-    for col in (id_column, label_column):
-        if col not in table.column_names:
-            raise SystemExit(f"error: --answers {path}: column {col!r}: not found (columns: {', '.join(table.column_names[:20])})")
+    cols = table.column_names
+    if id_column not in cols:
+        raise SystemExit(f"error: --answers {path}: column {id_column!r}: not found (columns: {', '.join(cols[:20])})")
+    try:
+        chosen = label_columns(Path(path), cols, [label_column])  # (a prefix of 0/1 columns: a multi-label answer)
+    except DatasetError as exc:
+        raise SystemExit(f"error: --answers {exc}") from None
+    ids = table.column(id_column).to_pylist()
+    if len(chosen) > 1 or label_column not in cols:
+        flags = [table.column(c).to_pylist() for c in chosen]
+        return {i: tuple(name for name, f in zip(chosen.values(), row, strict=True) if f == 1) for i, *row in zip(ids, *flags, strict=True)}
     labels = table.column(label_column).to_pylist()
     if any(isinstance(v, float) for v in labels):
         raise SystemExit(f"error: --answers {path}: column {label_column!r}: labels must be integers or strings, not floats")
-    return dict(zip(table.column(id_column).to_pylist(), labels, strict=True))
+    return dict(zip(ids, [_label_set(v) for v in labels], strict=True))
+
+
+def _label_set(value: str | int) -> str | int | tuple[str | int, ...]:
+    """An answers-file cell: a JSON list (``["cat", "owl"]``, as ``export`` writes a label set in CSV) is a label set."""
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, list) and all(isinstance(v, str | int) and not isinstance(v, bool) for v in parsed):
+            return tuple(parsed)
+    return value

@@ -788,3 +788,29 @@ def test_the_terminal_labeler_shows_classes_and_feature_names_and_asks_again_for
     assert any("'Barolo' is a new class" in line for line in said) and any("(+10 more)" in line for line in said)
     assert open_("w3", None, {}) == "merlot" and open_("w4", None, {}) == "merlot"  # typed twice, then known
     assert open_.classes == ["barbera", "barolo", "merlot"]
+
+
+def test_the_terminal_labeler_takes_tag_sets_in_a_multilabel_campaign_and_publishes_them_as_labels(redis_client: redis.Redis,
+                                                                                                    namespace: str) -> None:
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.terminal import TerminalPrompt, label_from_topic
+
+    typed, said = iter(["cat, owl", "zebra", "cat, dog", "-", "", "owl,owl"]), []
+    ask = TerminalPrompt(("cat", "dog", "owl"), declared=True, multilabel=True, ask=lambda p: (said.append(p), next(typed))[1],
+                         say=said.append)
+    assert ask("a", None, {}) == ("cat", "owl")
+    assert ask("b", None, {}) == ("cat", "dog")  # ('zebra' refused: asked again)
+    assert any("'zebra' is not one of this campaign's classes" in line for line in said) and "  tags: cat, dog, owl" in said
+    assert ask("c", None, {}) == () and ask("d", None, {}) is None and ask("e", None, {}) == ("owl",)  # none apply; skip; once
+    again = iter(["cat, fox", "cat, fox"])
+    undeclared = TerminalPrompt(("cat",), multilabel=True, ask=lambda p: next(again))
+    assert undeclared("f", None, {}) == ("cat", "fox") and undeclared.classes == ["cat", "fox"]  # a new tag typed twice
+    # What it publishes is a label set the labeling service and the retrainer take as such.
+    bus, topics = InMemoryBus(), Topics("tags")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["i0", "i1"], np.array([0.2, 0.9]), np.ones((2, 3), dtype=np.float32))
+    Dispatcher(queue, bus, topics, max_outstanding=5).dispatch()
+    answers = iter([("cat", "owl"), ()])
+    assert label_from_topic(bus, topics, lambda *a: next(answers), labeler_id="ann", max_items=2, idle_timeout=0.5) == 2
+    assert [(lab.label, lab.labels) for lab in (decode_label(m.value) for m in bus.messages(topics.labels))] == [
+        (None, ("cat", "owl")), (None, ())]

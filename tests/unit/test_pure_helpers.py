@@ -466,3 +466,16 @@ def test_a_command_against_a_redis_that_is_not_there_is_one_line(capsys: pytest.
     assert main(["queue", "info", "--redis-url", "redis://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Redis unreachable: ") and "127.0.0.1:1" in err and "Traceback" not in err
+
+
+def test_an_answers_file_gives_label_sets_by_prefix_or_json_lists(tmp_path: Path) -> None:
+    from activestream.commands.label import read_answers
+
+    flags = tmp_path / "flags.csv"
+    flags.write_text("id,tag_cat,tag_owl,x\n1,1,1,0.5\n2,0,0,0.1\n")
+    assert read_answers(str(flags), "id", "tag_") == {"1": ("cat", "owl"), "2": ()}
+    lists = tmp_path / "export.csv"  # (export writes a label set as a JSON list in CSV)
+    lists.write_text('item_id,label\na,"[""cat"", ""owl""]"\nb,[]\nc,dog\n')
+    assert read_answers(str(lists), "item_id", "label") == {"a": ("cat", "owl"), "b": (), "c": "dog"}
+    with pytest.raises(SystemExit, match=r"--label-column 'lbl': no such column \(did you mean 'label'\?\)"):
+        read_answers(str(lists), "item_id", "lbl")
