@@ -19,7 +19,7 @@ from scipy.stats import beta
 
 from activestream.labeling.campaign import STOP_NOTE, auto_accept_of, estimates_of, stop_of
 from activestream.schemas import ModelVersion
-from activestream.schemas.campaign import ESTIMATING, NOT_ENOUGH, curve_of, interval, random_curve
+from activestream.schemas.campaign import ESTIMATING, MULTICLASS_ONLY, NOT_ENOUGH, curve_of, interval, random_curve
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,9 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     }
 
 
-def _iv(v: dict[str, Any] | None, fmt: str = "{:.3f}") -> str:
+def _iv(v: dict[str, Any] | None, fmt: str = "{:.3f}", missing: str = NOT_ENOUGH) -> str:
     if v is None:
-        return NOT_ENOUGH
+        return missing
     bounds = "" if v.get("low") is None or v.get("high") is None else f" [{fmt.format(v['low'])}, {fmt.format(v['high'])}]"
     return fmt.format(v["estimate"]) + bounds
 
@@ -109,6 +109,7 @@ def _iv(v: dict[str, Any] | None, fmt: str = "{:.3f}") -> str:
 def render_text(report: dict[str, Any]) -> str:
     """The report for a terminal."""
     est, stop, aa, hours = report["estimates"], report["stop"], report["auto_accept"], report["hours"]
+    missing = "n/a (multi-label)" if est["note"] == MULTICLASS_ONLY else NOT_ENOUGH  # (what an unknown figure says)
     lines = [f"campaign {report['namespace']}: model v{report['model_version']} trained on {report['n_labels']} labeled items; "
              f"{report['human_labels']} human answers (corrections included)"]
     live = report.get("live")
@@ -121,7 +122,8 @@ def render_text(report: dict[str, Any]) -> str:
     for p in report["versions"]:
         marks = [r for r, at in stop["rules"].items() if at["version"] == p["version"]]
         mark = f"   <- stop: {', '.join(marks)}" if marks else ""
-        lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {_iv(p['accuracy'])}  ({p['n_control']} control){mark}")
+        accuracy = _iv(p["accuracy"], missing=missing)
+        lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {accuracy}  ({p['n_control']} control){mark}")
     lines.append("")
     if est["available"]:
         lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
@@ -135,7 +137,7 @@ def render_text(report: dict[str, Any]) -> str:
     else:
         more = f" ({est['control_labels_needed']} more needed)" if est["control_labels_needed"] is not None else ""
         lines.append(f"estimates: {est['note'] or NOT_ENOUGH}{more}")
-    lines.append(f"hours spent: {hours['spent']:.2f} · saved: {_iv(hours['saved'], '{:.2f}')}")
+    lines.append(f"hours spent: {hours['spent']:.2f} · saved: {_iv(hours['saved'], '{:.2f}', missing)}")
     if stop["fired"]:
         at = stop["rules"].get(stop["first"] or "", {})
         lines.append(f"stop: {stop['first']} fired at v{at.get('version')} with {at.get('n_labels')} labels"
@@ -146,7 +148,8 @@ def render_text(report: dict[str, Any]) -> str:
     share = "n/a" if aa["share"] is None else f"{aa['share']:.1%}"
     state = ("paused" if aa["paused"] else f"threshold {aa['threshold']:.4f}, precision >= {aa['precision_lower_bound']:.4f}"
              if aa["threshold"] is not None and aa["precision_lower_bound"] is not None else
-             f"off ({aa['labels_needed']} more control labels needed)" if aa["labels_needed"] is not None else "off")
+             f"off ({aa['labels_needed']} more control labels needed)" if aa["labels_needed"] is not None else
+             "off (multi-class campaigns only)" if est["note"] == MULTICLASS_ONLY else "off")
     lines.append(f"auto-accept: {state}; {aa['auto_accepted']} of {aa['items']} items auto-accepted ({share})")
     audit = aa["audit"]
     if audit:

@@ -164,7 +164,7 @@ class CampaignMonitor:
 
     def on_version(
         self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = (),
-        score_items: int | None = None, labeled: Labeled | None = None,
+        score_items: int | None = None, labeled: Labeled | None = None, seconds: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Record a published version; returns the facts to publish with it.
 
@@ -173,7 +173,8 @@ class CampaignMonitor:
         as classes, not output positions (a new class shifts the positions of the others).
         ``score_items`` is how many labeled items ``score`` was estimated on (see
         :class:`retrainer.stopping.StopRules` ``min_score_items``).
-        ``labeled`` is the training set the live estimates (``est_*``) are made from (``None``: none).
+        ``labeled`` is the training set the live estimates (``est_*``) are made from (``None``: none; a multi-label
+        campaign's version then carries its hours spent, from the labels' ``seconds``, and says it has no estimates).
         """
         if self._frozen is None and self.stop_set:
             self._frozen = np.vstack(self.stop_set)
@@ -191,16 +192,21 @@ class CampaignMonitor:
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
         self.announce()
         calibration = self.auto_accept_calibration()
+        multilabel = task == "multilabel"  # (no control scoring: no estimates, no auto-accept, nothing "needed" for them)
+        if labeled is not None:
+            estimates = self._estimates(version, n_labels, labeled)
+        else:
+            estimates = {"est_multiclass_only": 1.0, **cheap_figures(seconds, self.budget)} if multilabel and seconds is not None else {}
         facts: dict[str, Any] = {
             "control_accuracy": self.control_accuracy,
             "n_control": len(self.control_correct),
             "auto_accept_threshold": calibration.threshold,
             # The precision bound the threshold keeps, or how many more control labels one needs at least.
             "auto_accept_precision_lower_bound": calibration.lower_bound,
-            "auto_accept_labels_needed": calibration.more_labels_needed,
+            "auto_accept_labels_needed": None if multilabel else calibration.more_labels_needed,
             "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
             "stop": self.status.as_dict(),
-            "estimates": {} if labeled is None else self._estimates(version, n_labels, labeled),
+            "estimates": estimates,
         }
         return facts
 

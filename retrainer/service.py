@@ -415,7 +415,8 @@ class Retrainer:
             score, score_items = self.campaign.control_accuracy, len(self.campaign.control_correct)
         self._score_unscored(train)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
-                                         score_items=score_items, labeled=self._labeled(task))
+                                         score_items=score_items, labeled=self._labeled(task),
+                                         seconds=None if task == "multiclass" else np.array([lab.seconds for lab in self.training.items.values()]))
         metrics.update(self.campaign.version_metrics(facts))
         metrics.update(self.campaign.auto_accept_metrics())
         metrics["train_seconds"] = time.perf_counter() - t0

@@ -7,7 +7,7 @@ few control labels), never zero.
 
 - Live estimates: ``est_<figure>`` with ``est_<figure>_low`` / ``est_<figure>_high`` (95%
   interval) for each of :data:`ESTIMATE_FIGURES`; ``est_hours_spent``, ``est_budget``,
-  ``est_control_labels_needed``; the fitted random learning curve ``est_curve_a/b/c``:
+  ``est_control_labels_needed``, ``est_multiclass_only`` (1: a multi-label campaign, which has none); the fitted random learning curve ``est_curve_a/b/c``:
   ``acc(n) = a - b * n ** (-c)`` (:func:`random_curve`).
 - Stop rules: ``stop`` (0/1) and ``stop_<rule>_version`` / ``stop_<rule>_n_labels`` per fired rule.
 - Auto-accept: ``auto_accept_threshold``, ``auto_accept_precision_lower_bound``,
@@ -32,12 +32,15 @@ AUTO_ACCEPT_FIGURES = {"threshold": "auto_accept_threshold", "precision_lower_bo
                        "audit_correct": "audit_correct", "audit_precision_lower_bound": "audit_precision_lower_bound"}
 NOT_ENOUGH = "not enough control labels yet"
 ESTIMATING = "the first estimate is still running (in the retrainer's background: a later version carries it)"
+MULTICLASS_ONLY = "live estimates and auto-accept are made for multi-class campaigns only (this one is multi-label)"
 
 
 
 def missing_note(metrics: Mapping[str, float]) -> str:
     """Why a record carries no estimates: too few control labels, or (enough, and the version's own figures
-    there) the first estimate still running in the background."""
+    there) the first estimate still running in the background; none for a multi-label campaign."""
+    if metrics.get("est_multiclass_only"):
+        return MULTICLASS_ONLY
     if "est_hours_spent" in metrics and "est_control_labels_needed" not in metrics:
         return ESTIMATING
     return NOT_ENOUGH

@@ -167,3 +167,24 @@ def test_a_background_estimate_is_not_drawn_as_a_later_versions_point() -> None:
     later = version_point(ModelVersion(version=5, onnx=None, sha256="", classes=[0, 1], n_labels=300, metrics=est))
     assert own["interval"] == "estimate" and own["accuracy"]["estimate"] == 0.7
     assert later["interval"] == "control" and later["accuracy"]["estimate"] == 0.9
+
+
+def test_a_multilabel_campaign_says_it_has_no_estimates_nor_auto_accept_instead_of_counting_labels_needed() -> None:
+    # (it said "not enough control labels yet" and "59 more control labels needed" at every version, for ever)
+    mon = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None, budget=30), budget=30)
+    facts = mon.on_version(1, 40, lambda X: np.zeros((len(X), 3)), None, task="multilabel", seconds=np.full(40, 90.0))
+    metrics = mon.version_metrics(facts)
+    assert metrics["est_multiclass_only"] == 1.0 and metrics["est_hours_spent"] == 1.0 and metrics["est_budget"] == 30.0
+    assert "auto_accept_labels_needed" not in metrics and metrics["stop_budget_n_labels"] == 40
+    mv = ModelVersion(version=1, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=("cat", "owl"), task="multilabel",
+                      metrics=metrics, n_labels=40)
+    report = build_report("tags", [mv], TopicCounts(items=100, auto_accepted=0, human_labels=40, human_seconds=3600.0))
+    assert report["estimates"]["note"].startswith("live estimates and auto-accept are made for multi-class campaigns only")
+    assert report["estimates"]["budget"] == 30.0
+    text = render_text(report)
+    assert "v1         40 labels  n/a (multi-label)" in text and "auto-accept: off (multi-class campaigns only)" in text
+    assert "hours spent: 1.00 · saved: n/a (multi-label)" in text
+    assert "more control labels needed" not in text and "not enough control labels" not in text
+    # (a multi-class campaign with too few control labels still counts what it needs)
+    mc = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None))
+    assert mc.version_metrics(mc.on_version(1, 40, lambda X: np.zeros((len(X), 2)), None))["auto_accept_labels_needed"] > 0
