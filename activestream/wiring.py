@@ -76,9 +76,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log.warning("%s", line)
     try:
         s = Settings.from_env(**over)
-        Strategy(s.strategy)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
+    try:
+        Strategy(s.strategy)
+    except ValueError as exc:
+        raise SystemExit(f"error: setting ACTIVESTREAM_STRATEGY (or --strategy): {exc}") from None
     if s.cold_start not in ("random", "representative"):
         raise SystemExit(f"error: setting ACTIVESTREAM_COLD_START={s.cold_start!r}: expected 'random' or 'representative'")
     try:

@@ -116,16 +116,20 @@ class Strategy:
     def __post_init__(self) -> None:
         if self.name == BANDIT:
             return
-        base, _, rest = self.name.partition("+")
+        base, plus, rest = self.name.partition("+")
         batch, _, space = rest.partition("@")
         if base not in NAMES:
             raise ValueError(f"unknown strategy {self.name!r}; choose one of {', '.join(NAMES)} (optionally +{'/+'.join(BATCH_MODES[1:])}), "
                              f"or {BANDIT}")
-        if batch and batch not in BATCH_MODES:
-            raise ValueError(f"unknown batch mode {batch!r} in {self.name!r}; choose one of {', '.join(BATCH_MODES)}")
-        if space and (space not in DIVERSITY_SPACES or batch not in ("kmeans", "kcenter", "density")):
+        if plus and batch not in BATCH_MODES[1:]:  # ("margin+" or "margin+top": "margin" is the top of the ranking)
+            raise ValueError(f"unknown batch mode {batch!r} in {self.name!r}; choose one of +{', +'.join(BATCH_MODES[1:])} "
+                             f"(or none: {base}, the top of the ranking)")
+        if space and space not in DIVERSITY_SPACES:
             raise ValueError(f"unknown diversity space {space!r} in {self.name!r}: +kmeans, +kcenter or +density take "
                              f"@{' or @'.join(DIVERSITY_SPACES)}")
+        if space and batch not in ("kmeans", "kcenter", "density"):
+            raise ValueError(f"diversity space @{space} in {self.name!r}: only +kmeans, +kcenter or +density take one "
+                             f"(+{batch} does not)")
 
     @property
     def score_name(self) -> str:

@@ -73,3 +73,30 @@ def test_kcenter_in_probability_space_ignores_pixel_outliers() -> None:
     assert 3 in k_center_greedy(s, X, 2, prefilter=10)
     picked = k_center_greedy(s, P, 2, prefilter=10, standardize=False)
     assert sorted(np.array(picked) // 10) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("margin+top", "unknown batch mode 'top' in 'margin+top'; choose one of +kmeans, +kcenter, +density, +falcun (or none: margin"),
+        ("margin+", "unknown batch mode '' in 'margin+'"),
+        ("margin+falcun@proba", "diversity space @proba in 'margin+falcun@proba': only +kmeans, +kcenter or +density take one"),
+        ("margin+kcenter@nope", "unknown diversity space 'nope' in 'margin+kcenter@nope'"),
+    ],
+)
+def test_a_strategy_name_that_is_not_one_says_which_part_is_wrong(name: str, message: str) -> None:
+    # ("margin+top" and "margin+" ran as arms of their own beside "margin"; "@proba" on +falcun was called unknown)
+    with pytest.raises(ValueError) as refused:
+        Strategy(name)
+    assert str(refused.value).startswith(message)
+
+
+def test_a_bad_strategy_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from activestream.wiring import settings_from
+
+    monkeypatch.setenv("ACTIVESTREAM_STRATEGY", "margn")
+    with pytest.raises(SystemExit) as refused:
+        settings_from(argparse.Namespace())
+    assert str(refused.value.code).startswith("error: setting ACTIVESTREAM_STRATEGY (or --strategy): unknown strategy 'margn'")
