@@ -27,8 +27,10 @@ from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
     check_unique_columns,
+    export_bookkeeping,
     is_numeric,
     json_value,
+    label_set,
     mostly_numbers,
     number,
     read_table,
@@ -151,7 +153,7 @@ def read_baseline(
     require_columns(p, columns, "--exclude", exclude)
     classes = label_columns_of(p, columns, label_columns)  # (column -> class name: a prefix's columns less the prefix)
     chosen = list(classes)
-    skip = {id_column, *chosen, *exclude}
+    skip = {id_column, *chosen, *exclude, *export_bookkeeping(p, columns, {id_column, *chosen})}
     if feature_names is not None:
         require_columns(p, columns, "feature (ACTIVESTREAM_FEATURE_NAMES)", feature_names)
         features = list(feature_names)
@@ -161,7 +163,7 @@ def read_baseline(
         raise DatasetError(f"{p}: no numeric feature column besides the id and label column(s)")
     meta_cols = [c for c in columns if c not in skip and c not in features]
     # Several 0/1 columns, or one list column (a list in any row: the label set itself), make a multi-label file.
-    multilabel = len(chosen) > 1 or any(isinstance(rec.get(chosen[0]), list | tuple) for _, rec in records)
+    multilabel = len(chosen) > 1 or any(label_set(rec.get(chosen[0])) is not None for _, rec in records)
     rows = _rows(p, iter(records), id_column, classes, features, meta_cols, on_error)
     return BaselineFile(p, tuple(features), tuple(chosen), multilabel, rows)
 
@@ -258,8 +260,8 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: dict[str, str
             if v == 1:
                 picked.append(chosen[c])
         labels = tuple(picked)
-    elif isinstance(rec.get(first), list | tuple):  # a list column: the label set itself
-        values = [class_value(v) for v in rec[first]]
+    elif (cell := label_set(rec.get(first))) is not None:  # a list column (or JSON lists, as export writes CSV): the label set itself
+        values = [class_value(v) for v in cell]
         if any(v is None for v in values):
             raise ValueError(f"{where} {first!r}: a missing value inside the label list")
         labels = tuple(v for v in values if v is not None)

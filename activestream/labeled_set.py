@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from activestream.schemas import DecodeError, Label, decode_item, decode_label
+from activestream.tables import EXPORT_COLUMNS
 
 if TYPE_CHECKING:
     from activestream.streams.bus import Bus, Message
@@ -35,8 +36,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 FORMATS = (".parquet", ".csv", ".jsonl")
 #: The export's own columns; a metadata key of the same name goes under ``metadata.<key>``.
-COLUMNS = ("item_id", "label", "all_labels", "majority_votes", "source", "labeler_ids", "seconds", "label_ids", "labeled_at", "times",
-           "model_version", "control", "auto_confidence", "auto_threshold")
+COLUMNS = EXPORT_COLUMNS
 
 
 @dataclass

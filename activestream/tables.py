@@ -7,6 +7,7 @@ datasets), so a model trained in one sees the columns the other sends.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import math
 from collections import Counter
@@ -103,6 +104,36 @@ def require_columns(p: Path, columns: Sequence[str], flag: str, names: Iterable[
         raise DatasetError(f"{p}: {flag} {name!r}: no such column ({hint})")
 
 
+#: The columns ``activestream export`` writes of its own (besides the metadata and the features).
+EXPORT_COLUMNS = ("item_id", "label", "all_labels", "majority_votes", "source", "labeler_ids", "seconds", "label_ids", "labeled_at",
+                  "times", "model_version", "control", "auto_confidence", "auto_threshold")
+
+
+def export_bookkeeping(p: Path, columns: Sequence[str], keep: Collection[str]) -> list[str]:
+    """The export's own columns in ``columns`` (less ``keep``: the id and label columns chosen) when the file is an
+    ``activestream export`` (it has ``label_ids`` and ``labeler_ids``): who labeled when, not features of the items."""
+    if not {"label_ids", "labeler_ids"} <= set(columns):
+        return []
+    out = [c for c in EXPORT_COLUMNS if c in columns and c not in keep]
+    log.info("%s: an activestream export: its own columns %s are not features", p, ", ".join(out))
+    return out
+
+
+def label_set(value: object) -> tuple[object, ...] | None:
+    """A label cell that holds a label set: a list, or a JSON list as text (``export`` writes a set so in CSV);
+    ``None`` for any other cell."""
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        if isinstance(parsed, list) and all(isinstance(v, str | int) and not isinstance(v, bool) for v in parsed):
+            return tuple(parsed)
+    return None
+
+
 def label_columns(p: Path, columns: Sequence[str], given: Sequence[str]) -> dict[str, str]:
     """The label columns ``--label-column`` names, each with its class name (``simulate``'s and ``import-labels``' rule).
 
@@ -166,7 +197,7 @@ def _number_column_with_bad_cells(column: pa.ChunkedArray) -> bool:
     return numbers * 2 > present and numbers < present
 
 
-def _is_text(typ: pa.DataType) -> bool:
+def is_text(typ: pa.DataType) -> bool:
     import pyarrow as pa
 
     return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ))
@@ -186,7 +217,7 @@ def feature_columns(p: Path, table: pa.Table, skip: Collection[str]) -> list[str
         if c in skip:
             continue
         typ = table.column(c).type
-        if is_numeric(typ) or (_is_text(typ) and _number_column_with_bad_cells(table.column(c))):
+        if is_numeric(typ) or (is_text(typ) and _number_column_with_bad_cells(table.column(c))):
             names.append(c)
         else:
             left_out.append(f"{c!r} ({typ})")
@@ -215,7 +246,7 @@ def feature_matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
 
     def column(c: str) -> np.ndarray:
         col = table.column(c)
-        if _is_text(col.type):  # (a number column with a few bad cells: see feature_columns)
+        if is_text(col.type):  # (a number column with a few bad cells: see feature_columns)
             return np.array([np.nan if (x := number(v)) is None else x for v in col.to_pylist()], dtype=np.float64)
         # safe=False: an int64 above 2**53 (a nanosecond timestamp, a hash) rounds, as numpy's conversion does
         return np.asarray(pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -16,9 +16,12 @@ from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
     bad_cell,
+    export_bookkeeping,
     feature_columns,
     feature_matrix,
     is_numeric,
+    is_text,
+    label_set,
     read_table,
     require_columns,
 )
@@ -258,6 +261,7 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         raise DatasetError(f"{p}: give --label-column")
     classes = label_columns_of(p, cols, label_columns)  # (column -> class name: a prefix's columns less the prefix)
     chosen = list(classes)
+    exclude = [*exclude, *export_bookkeeping(p, cols, chosen)]
     for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
         missing = table.column(c).null_count
         if missing:
@@ -271,6 +275,11 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         import pyarrow as pa
 
         table, X = table.filter(pa.array(ok)), X[ok]
+    sets = [label_set(v) for v in table.column(chosen[0]).to_pylist()] if len(chosen) == 1 and is_text(table.column(chosen[0]).type) else []
+    if sets and all(v is not None for v in sets):  # (JSON lists as text, as export writes label sets in CSV)
+        import pyarrow as pa
+
+        table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(v) for v in sets if v is not None]))
     if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
         return _finish(Dataset(p.name, X, Y, label_names, "multilabel"))

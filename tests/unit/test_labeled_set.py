@@ -191,3 +191,28 @@ def test_build_rows_joins_metadata_and_features_and_writes_every_format(tmp_path
     mixed = [{"item_id": "a", "all_labels": [1, "barolo"]}, {"item_id": "b", "all_labels": ["barolo"]}]
     write_rows(mixed, tmp_path / "mixed.parquet")
     assert [r["all_labels"] for r in pq.read_table(tmp_path / "mixed.parquet").to_pylist()] == [["1", "barolo"], ["barolo"]]
+
+
+def test_an_exported_csv_of_tag_sets_reads_back_into_simulate_and_import_labels(tmp_path: Path) -> None:
+    # (export wrote the sets as JSON text, read back as one class per distinct text, and its own columns
+    # (seconds, model_version, majority_votes, ...) became features: 17 instead of 12, rows dropped)
+    from activestream.simulation.datasets import load
+
+    rng = np.random.default_rng(0)
+    tags = ["cat", "dog", "owl"]
+    rows = []
+    for i in range(40):
+        labels = [t for t in tags if rng.random() < 0.4] or ["cat"]
+        x = rng.normal(size=2)
+        rows.append(row_of(f"i{i}", fold([Label(f"i{i}", f"L{i}", "ann", labels=tuple(labels), ts=1.0, seconds=3.0,
+                                                features=x.astype(np.float32))])[f"i{i}"]) | {"f0": x[0], "f1": x[1]})
+    rows[0]["model_version"] = None  # (a baseline row: no version)
+    out = tmp_path / "export.csv"
+    write_rows(rows, out)
+    ds = load(out, ["label"], id_column="item_id")
+    assert ds.task == "multilabel" and ds.classes == ("cat", "dog", "owl") and ds.X.shape == (40, 2)
+    errors: list[str] = []
+    back = read_baseline(out, id_column="item_id", label_columns=["label"], on_error=errors.append)
+    got = list(back.rows)
+    assert back.multilabel and back.feature_names == ("f0", "f1") and not errors
+    assert [r.labels for r in got[:3]] == [tuple(r["label"]) for r in rows[:3]] and got[0].metadata == {}
