@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from activestream.config import Settings, declared_classes, unknown_settings
@@ -82,6 +84,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         Strategy(s.strategy)
     except ValueError as exc:
         raise SystemExit(f"error: setting ACTIVESTREAM_STRATEGY (or --strategy): {exc}") from None
+    s = own_topics(s, over.get("topic_prefix") is not None or bool(os.environ.get("ACTIVESTREAM_TOPIC_PREFIX")))
     if s.cold_start not in ("random", "representative"):
         raise SystemExit(f"error: setting ACTIVESTREAM_COLD_START={s.cold_start!r}: expected 'random' or 'representative'")
     try:
@@ -89,6 +92,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except ValueError as exc:
         raise SystemExit(f"error: setting ACTIVESTREAM_NAMESPACE (or --namespace): {exc}") from None
     return s
+
+
+TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what a Kafka topic name may hold (its prefix, here)
+
+
+def own_topics(s: Settings, prefix_given: bool) -> Settings:
+    """A campaign's own topics: without a topic prefix of its own (``ACTIVESTREAM_TOPIC_PREFIX``, ``--topic-prefix``),
+    a namespace other than the default one names its topics and consumer groups (``camp-b.items``, ``camp-b.scorer``),
+    so a second campaign started with only its namespace does not read the first one's items and labels."""
+    default = Settings()
+    if prefix_given or s.namespace == default.namespace or s.topic_prefix != default.topic_prefix:
+        return s
+    if not TOPIC_SAFE.fullmatch(s.namespace):
+        log.warning("namespace %r cannot name Kafka topics: it shares the topics %s.* with every campaign that does not set its own "
+                    "ACTIVESTREAM_TOPIC_PREFIX", s.namespace, s.topic_prefix)
+        return s
+    return replace(s, topic_prefix=s.namespace)
 
 
 def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Bus:

@@ -19,7 +19,8 @@ DESCRIPTIONS: dict[str, str] = {
     "redis_url": "the Redis holding the queue; services: required; `simulate` / `demo`: `REDIS_URL` if set, "
     "else a local redis-server they start",
     "kafka_bootstrap_servers": "Kafka for the distributed mode; services: required; `simulate` / `demo`: an in-process bus",
-    "topic_prefix": "topic names are `{prefix}.items`, `{prefix}.labels`, ...",
+    "topic_prefix": "topic names are `{prefix}.items`, `{prefix}.labels`, ..., consumer groups `{prefix}.scorer`, ...; unset: "
+    "the namespace, so each campaign has its own (`activestream` for the default namespace, or one that cannot name a topic)",
     "namespace": "Redis key namespace (one per campaign); no `:` (one namespace's keys would sit inside another's) "
     "or glob characters `*?[]\\`",
     "partitions": "partitions of the topics the services create",

@@ -479,3 +479,28 @@ def test_an_answers_file_gives_label_sets_by_prefix_or_json_lists(tmp_path: Path
     assert read_answers(str(lists), "item_id", "label") == {"a": ("cat", "owl"), "b": (), "c": "dog"}
     with pytest.raises(SystemExit, match=r"--label-column 'lbl': no such column \(did you mean 'label'\?\)"):
         read_answers(str(lists), "item_id", "lbl")
+
+
+def test_a_campaign_started_with_only_its_namespace_gets_its_own_topics(monkeypatch: pytest.MonkeyPatch,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # (a second campaign with only ACTIVESTREAM_NAMESPACE set read half of the first one's items: one topic prefix, one group)
+    import argparse
+
+    from activestream.wiring import settings_from
+
+    monkeypatch.delenv("ACTIVESTREAM_TOPIC_PREFIX", raising=False)
+    monkeypatch.delenv("ACTIVESTREAM_NAMESPACE", raising=False)
+    assert settings_from(argparse.Namespace()).topic_prefix == "activestream"  # (the default campaign keeps the default topics)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", "camp-b")
+    assert settings_from(argparse.Namespace()).topic_prefix == "camp-b"
+    assert settings_from(argparse.Namespace(namespace="camp-c")).topic_prefix == "camp-c"  # (--namespace too: produce --namespace)
+    assert settings_from(argparse.Namespace(topic_prefix="shared")).topic_prefix == "shared"  # (a prefix given is kept)
+    monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "")  # (compose's empty default: unset)
+    assert settings_from(argparse.Namespace()).topic_prefix == "camp-b"
+    monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "activestream")
+    assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
+    monkeypatch.delenv("ACTIVESTREAM_TOPIC_PREFIX")
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", "camp b/é")
+    with caplog.at_level("WARNING"):
+        assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
+    assert "namespace 'camp b/é' cannot name Kafka topics" in caplog.text
