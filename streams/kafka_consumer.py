@@ -291,14 +291,20 @@ class KafkaConsumer:
         asking the broker instead queues behind the consumer's own long-poll fetches on
         the same connection and blocked the caller ~0.5 s per partition (a scorer spent
         two thirds of its time there). The broker is asked only for a partition with no
-        fetch and no position yet.
+        fetch and no position yet. Such a partition (a consumer just started or assigned) counts from
+        its group's committed offset, where it will read from: counting from the low watermark made a
+        restarted scorer report every record ever written as unread until its first fetch.
         """
         total = 0
-        for tp in self._c.position(self._c.assignment()):
+        positions = self._c.position(self._c.assignment())
+        unknown = [tp for tp in positions if tp.offset < 0]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in self._c.committed(unknown, timeout=timeout)} if unknown else {}
+        for tp in positions:
             low, high = self._c.get_watermark_offsets(tp, cached=True)
             if high < 0 or (tp.offset < 0 and low < 0):
                 low, high = watermarks(self._c, tp, timeout)
-            total += high - (tp.offset if tp.offset >= 0 else low)
+            at = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            total += high - (at if at >= 0 else low)
         return total
 
     def read_to_end(self, timeout: float = 10.0) -> list[Message]:

@@ -382,3 +382,21 @@ def test_group_members_counts_the_consumers_in_a_group(bus: Any, topic: str) -> 
     while bus.group_members(g) != 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert bus.group_members(g) == 0  # (a consumer that closes leaves its group)
+
+
+def test_a_restarted_members_lag_counts_from_its_groups_committed_offsets(bus: Any, topic: str) -> None:
+    # (a restarted Kafka scorer with nothing new to read reported every record ever written as unread, firing
+    # ActivestreamItemsPilingUp on a healthy, idle stack: its position was unknown until a first fetch)
+    g = group()
+    publish(bus, topic, 5)
+    a = bus.consumer([topic], g)
+    a.commit(drain(a, 5))
+    a.close()
+    b = bus.consumer([topic], g)
+    try:
+        nothing_more(b, 3.0)  # (joined and assigned, nothing to fetch)
+        assert b.lag() == 0
+        publish(bus, topic, 2, start=5)
+        assert b.lag() in (0, 2)  # (0 once fetched: the watermark a fetch brings)
+    finally:
+        b.close()
