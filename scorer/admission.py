@@ -103,10 +103,18 @@ class Admission:
             self.queue.count_streamed(counts.streamed, counts.rejected)
             self.metrics.pool_rejections.inc(counts.rejected)
 
+    def idle(self) -> None:
+        """A poll brought no items: pending items still age out (``ACTIVESTREAM_POOL_MAX_AGE`` holds on a quiet stream)."""
+        if self.active:
+            self._evict_aged(time.monotonic())
+
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if now - self._read_at >= REFRESH_SECONDS:
             self.refresh()
+        self._evict_aged(now)
+
+    def _evict_aged(self, now: float) -> None:
         max_age = self.queue.pool.max_age
         if max_age is not None and now - self._aged_at >= AGE_EVICT_SECONDS:
             self._aged_at = now

@@ -251,6 +251,7 @@ class Scorer:
         values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
         if not values:
             self.flush()
+            self.admission.idle()
             return 0
         rewinds = self.rewinds
         t0 = time.perf_counter()
