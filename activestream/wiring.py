@@ -186,6 +186,12 @@ def explore_of(settings: Settings) -> Explore:
     return ControlShare(high=settings.explore_high, low=settings.explore_low, width=settings.explore_width)
 
 
+# The longest one Redis call of a service may take before Redis counts as unreachable (the service pauses, /healthz
+# says why): a Redis that hangs (stopped, swapping) is an outage as one that refuses connections is. Far above any call
+# of ours (a whole-pool re-rank's swap of 1,000,000 items takes about a second).
+REDIS_TIMEOUT = 30.0
+
+
 def make_queue(settings: Settings, *, socket_timeout: float | None = None, segment_cache: bool = False) -> RankedQueue:
     """The Redis ranked queue of the settings' namespace.
 

@@ -6,7 +6,17 @@ import argparse
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, explore_of, join_campaign, make_queue, run_loop, serve_metrics, through_redis_outages
+from activestream.wiring import (
+    REDIS_TIMEOUT,
+    Stop,
+    connect,
+    explore_of,
+    join_campaign,
+    make_queue,
+    run_loop,
+    serve_metrics,
+    through_redis_outages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     stop = Stop()
     s, bus, topics = connect(args)
     registry = CollectorRegistry()
-    queue = make_queue(s)
+    queue = make_queue(s, socket_timeout=REDIS_TIMEOUT)  # (a hung Redis: paused, not blocked)
     through_redis_outages(lambda: join_campaign(s, queue), "dispatcher start-up", stop)  # (the namespace holds a campaign from now on)
     d = through_redis_outages(lambda: Dispatcher(queue, bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                                                  group=consumer_group(s.topic_prefix, args.labeler_group), ack_timeout=args.ack_timeout,

@@ -7,7 +7,7 @@ import logging
 
 from activestream.commands import options
 from activestream.config import feature_name_list
-from activestream.wiring import Stop, connect, join_campaign, make_queue, run_loop, serve_metrics, through_redis_outages
+from activestream.wiring import REDIS_TIMEOUT, Stop, connect, join_campaign, make_queue, run_loop, serve_metrics, through_redis_outages
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     s, bus, topics = connect(args, transactional_name="scorer")
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
-    queue = make_queue(s, segment_cache=True)
+    queue = make_queue(s, socket_timeout=REDIS_TIMEOUT, segment_cache=True)  # (a hung Redis pauses the scorer, as a refused one does)
     try:  # (it checks the namespace's feature width in Redis: a Redis away at start-up is waited for)
         scorer = through_redis_outages(lambda: Scorer(
             bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,

@@ -191,3 +191,40 @@ def test_the_dispatcher_waits_out_a_redis_restart_and_acknowledges_every_label(t
         assert pause.reason is None and d.metrics.acked._value.get() == 20  # noqa: SLF001 - every label, once
     finally:
         server.stop()
+
+
+def test_a_hung_redis_pauses_the_scorer_as_a_refusing_one_does() -> None:
+    """A Redis that stops answering (SIGSTOP: swapping, a stuck host) is an outage: the services' queue bounds each call
+    (the scorer's and the dispatcher's had no timeout and blocked, /healthz saying all was well)."""
+    import os
+    import signal
+
+    from activestream.config import Settings
+    from activestream.wiring import REDIS_TIMEOUT, make_queue
+
+    assert REDIS_TIMEOUT <= 60
+    server = LocalRedis().start()
+    bus, topics = InMemoryBus(), Topics("hung")
+    queue = make_queue(Settings(redis_url=server.url, namespace="hung"), socket_timeout=1.0)
+    assert queue.r.connection_pool.connection_kwargs["socket_timeout"] == 1.0
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=50, commit_interval=0.0)
+    assert server.proc is not None
+    try:
+        publish_items(bus, topics, 0, 100)
+        steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0)
+        scorer.flush()
+        assert queue.depth() == 100
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        publish_items(bus, topics, 100, 50)
+        t0 = time.monotonic()
+        for _ in range(3):
+            scorer.step(0.0)
+        assert scorer.pause.reason is not None and "Timeout" in scorer.pause.reason and time.monotonic() - t0 < 20
+        os.kill(server.proc.pid, signal.SIGCONT)
+        steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0)
+        scorer.flush()
+        assert queue.depth() == 150 and scorer.pause.reason is None
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        scorer.close()
+        server.stop()
