@@ -35,13 +35,14 @@ def outcomes(scorer: Scorer) -> dict[str, float]:
         "duplicate": m.items_duplicate._value.get(),
         "auto_accepted": m.items_auto_accepted._value.get(),
         "over_budget": m.items_over_budget._value.get(),
+        "pool_rejected": m.pool_rejections._value.get(),
         "dead_lettered": m.dead_letters.labels(source=scorer.topics.items, reason="message")._value.get()
         + sum(m.dead_letters.labels(source=scorer.topics.items, reason=r)._value.get() for r in ("id", "features", "features_b64")),
     }
 
 
 def add_up(c: dict[str, float]) -> bool:
-    return c["read"] == c["scored"] + c["duplicate"] + c["auto_accepted"] + c["over_budget"] + c["dead_lettered"]
+    return c["read"] == c["scored"] + c["duplicate"] + c["auto_accepted"] + c["over_budget"] + c["pool_rejected"] + c["dead_lettered"]
 
 
 def mixed_stream(bus: InMemoryBus, topics: Topics, X: np.ndarray) -> int:
@@ -82,7 +83,7 @@ def test_every_record_read_is_counted_in_exactly_one_outcome(redis_client: redis
     scorer.close()
     c = outcomes(scorer)
     assert c["read"] == n and add_up(c), c
-    assert all(c[k] > 0 for k in c), c  # the stream has every outcome
+    assert all(c[k] > 0 for k in c if k != "pool_rejected"), c  # the stream has every outcome (no cap here)
     assert c["duplicate"] >= 9  # (at least the 9 later copies of "dup")
     audits = queue.r.hlen(queue.k.audit)  # auto-accepted items queued as audits too (ACTIVESTREAM_AUDIT_SHARE): not scored ones
     assert audits > 0 and c["scored"] == queue.depth() - audits == scorer.metrics.items_enqueued._value.get()
@@ -124,3 +125,22 @@ def test_the_counts_add_up_across_a_rolled_back_commit(redis_client: redis.Redis
     assert c["read"] == n and add_up(c), c
     assert scorer.queue.depth() == 400 + 1 == scorer.metrics.items_enqueued._value.get()  # every distinct valid id, "dup" included
     assert c["scored"] < 401 and c["scored"] + c["duplicate"] > 401  # some queued on the read rolled back
+
+
+def test_the_counts_add_up_with_a_full_pool_turning_items_away(redis_client: redis.Redis, namespace: str) -> None:
+    # (with ACTIVESTREAM_POOL_CAPACITY the items the full pool did not take were in no outcome of the documented sum)
+    from activestream.rankedqueue.pool import PoolLimits
+
+    bus, topics = InMemoryBus(), Topics("p")
+    X = np.random.default_rng(0).standard_normal((400, 8)).astype(np.float32)
+    n = mixed_stream(bus, topics, X)
+    blob = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
+    bus.publish(topics.models, ModelVersion(1, blob, ModelVersion.digest(blob), (0, 1)).encode(), key=MODEL_KEY)
+    queue = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(50, 0, None))
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=50, n_features=8)
+    scorer.poll_models(to_end=True)
+    assert scorer.run(burst=True, timeout=0.0) == n
+    scorer.close()
+    c = outcomes(scorer)
+    assert c["read"] == n and add_up(c), c
+    assert c["pool_rejected"] > 0 and queue.depth() == 50
