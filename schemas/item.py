@@ -109,6 +109,11 @@ def _decode_item(payload: bytes | str, n_features: int | None, feature_names: Se
         item_id = read_id(obj)
     except DecodeError as exc:
         raise DecodeError(key, exc.field, exc.reason) from None
+    schema = obj.get("schema")
+    if schema is not None and schema != ITEM_SCHEMA:  # (a producer of another version of the contract: said, not guessed at)
+        raise DecodeError(item_id, "schema", f"expected {ITEM_SCHEMA!r} (or none), got {str(schema)[:64]!r}")
+    if "features_b64" in obj and "features" in obj:
+        raise DecodeError(item_id, "features", "give either features or features_b64, not both")
     if "features_b64" in obj:
         vec = b64_features(item_id, obj["features_b64"])
     elif "features" in obj:

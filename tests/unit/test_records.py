@@ -67,6 +67,10 @@ def test_named_field_item() -> None:
         (b'{"id": "x", "features": [1, 2, 1' + b"0" * 400 + b']}', "x", "features[2]", "an integer of 401 digits"),
         (b'{"id": "x"}', "x", "features", "missing"),
         (b'{"id": "x", "features_b64": "!!"}', "x", "features_b64", "not valid base64"),
+        # (the contract's "schema" const and its oneOf features / features_b64: both were accepted)
+        (b'{"schema": "item.v9", "id": "x", "features": [1, 2, 3]}', "x", "schema", "expected 'item.v1' (or none), got 'item.v9'"),
+        (b'{"id": "x", "features": [1, 2, 3], "features_b64": "AACAPwAAAEAAAEBA"}', "x", "features",
+         "give either features or features_b64, not both"),
     ],
 )
 def test_bad_items_name_item_field_reason(payload: bytes, item_id: str | None, field: str | None, reason: str) -> None:
