@@ -16,7 +16,7 @@ from activestream.wiring import Stop, settings_from
 
 if TYPE_CHECKING:
     from activestream.devstack.local_kafka import LocalKafka
-    from activestream.devstack.redis_server import LocalRedis
+    from activestream.devstack.redis_server import LocalRedis, free_port
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
                    "where it stopped (default: %(default)s)")
     p.add_argument("--kafka-port", type=options.port, default=None, help="the local broker's client port (default: a free one)")
     p.add_argument("--redis-port", type=options.port, default=None, help="the local Redis's port (default: a free one)")
-    p.add_argument("--metrics-base-port", type=options.port, default=9310, help="scorer, retrainer, dispatcher get this port and the next two")
+    p.add_argument("--metrics-base-port", type=options.port, default=None,
+                   help="scorer, retrainer, dispatcher get this port and the next two (default: free ones, printed)")
     p.add_argument("--without", action="append", default=[], choices=SERVICES, help="do not start this service")
     p.add_argument("--env-file", default=None, help="write KAFKA_BOOTSTRAP_SERVERS, REDIS_URL and the ACTIVESTREAM_* settings the "
                    "services got (secrets left out) here once up: every command that sources it works on the same campaign")
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
             redis_server = LocalRedis(args.redis_port, appendonly=True, data_dir=str(state / "redis")).start()
             redis_url = redis_server.url
         base = args.metrics_base_port
-        ports = {name: base + i for i, name in enumerate(SERVICES) if name not in args.without}
+        names = [name for name in SERVICES if name not in args.without]
+        # (fixed ports made a second stack on one host crash-loop its services on "address already in use")
+        ports = {name: base + SERVICES.index(name) for name in names} if base else {name: free_port() for name in names}
         services = start_services(ports, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
         print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
         for name, port in ports.items():
