@@ -13,6 +13,7 @@ import sys
 
 from activestream.commands import (
     bench,
+    dead_letters,
     demo,
     dispatcher,
     export,
@@ -32,7 +33,8 @@ from activestream.commands import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, label_studio, queue, produce, import_labels, export, report, label, publish_model, up, bench)
+COMMANDS = (demo, simulate, scorer, retrainer, dispatcher, labeler_api, label_studio, queue, produce, import_labels, export, report, label, publish_model,
+            dead_letters, up, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

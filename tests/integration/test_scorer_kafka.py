@@ -151,3 +151,25 @@ def test_a_dead_letter_the_broker_refuses_for_good_stops_the_scorer(kafka_bus_fa
         assert scorer.rewinds == 0
     finally:
         scorer.close()
+
+
+def test_dead_letters_command_shows_each_refused_item_and_counts_reasons(kafka_bus: tuple[Any, Topics], kafka_bootstrap: str,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # (the ActivestreamDeadLetters alert says "see the dead-letter topic": no command read it, and the no-Docker stack has no Kafka scripts)
+    from activestream.cli import main
+    from activestream.schemas import DeadLetter
+
+    bus, topics = kafka_bus
+    bus.ensure_topics([topics.dead_letters])
+    for i, (field, reason) in enumerate([("features", "expected 4 values, got 6"), ("id", "missing"), ("features", "expected 4 values, got 6")]):
+        bus.publish(topics.dead_letters, DeadLetter(topics.items, reason, b'{"id": "w%d"}' % i, f"w{i}", field, ts=1_700_000_000.0 + i).encode())
+    bus.flush()
+    argv = ["dead-letters", "--kafka-bootstrap-servers", kafka_bootstrap, "--topic-prefix", topics.prefix]
+    assert main([*argv, "--last", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"3 dead letter(s) on {topics.dead_letters}")
+    assert f"{topics.items}  item 'w2'  field 'features': expected 4 values, got 6" in out and "item 'w0'" not in out
+    assert f"        2  {topics.items}  field 'features': expected 4 values, got 6" in out
+    assert main([*argv, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["item_id"], r["field"]) for r in rows] == [("w0", "features"), ("w1", "id"), ("w2", "features")]
