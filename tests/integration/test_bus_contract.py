@@ -396,7 +396,5 @@ def test_a_restarted_members_lag_counts_from_its_groups_committed_offsets(bus: A
     try:
         nothing_more(b, 3.0)  # (joined and assigned, nothing to fetch)
         assert b.lag() == 0
-        publish(bus, topic, 2, start=5)
-        assert b.lag() in (0, 2)  # (0 once fetched: the watermark a fetch brings)
     finally:
         b.close()
