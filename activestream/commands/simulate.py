@@ -42,8 +42,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--id-column", default=None, help="row id column, left out of the features (default: id, when present)")
     p.add_argument("--exclude", action="append", help="other columns that are not features (repeatable)")
     p.add_argument("--export-labels", default=None, metavar="DIR",
-                   help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet, as `activestream export` does "
-                        "(with several --estimator: DIR/<Estimator>/...)")
+                   help="write each campaign's labeled dataset to DIR/<strategy>-seed<N>.parquet ('+' written '_'), as `activestream "
+                        "export` does, under the file's ids (--id-column) (with several --estimator: DIR/<Estimator>/...)")
     options.add_simulation(p, budget=300, report="reports/simulate.json")
     p.add_argument("--live-estimates", action="store_true",
                    help="compute the retrainer's live estimates at every model version and show them beside the truth "

@@ -263,6 +263,14 @@ def _thread_pools(estimator: str | None) -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def _export_labels(ds: Dataset, bus: InMemoryBus, topics: Topics, path: Path) -> None:
+    """The embedded campaign's labeled dataset, as ``activestream export`` writes it, under the file's own item ids."""
+    rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0)
+    if ds.ids is not None:  # (the campaign names items by row number)
+        rows = [{**r, "item_id": ds.ids[int(r["item_id"])]} for r in rows]
+    write_rows(rows, path)
+
+
 def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_client: redis.Redis, factory: EstimatorFactory | None,
                   on_round: Callable[[], None] | None) -> CampaignResult:
     t0 = time.perf_counter()
@@ -348,9 +356,8 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
         if ds.task == "multiclass" and scorer.model is not None:
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         result.auto_by_version = _auto_by_version(ds, bus, topics)
-        if cfg.export_dir is not None:  # the embedded campaign's labeled dataset, as `activestream export` writes it
-            rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0)
-            write_rows(rows, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet")
+        if cfg.export_dir is not None:
+            _export_labels(ds, bus, topics, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet")
         return result
     finally:
         # Give back the scorer's writer connection and the selector's model reader: a process

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import zipfile
@@ -48,6 +49,8 @@ class Dataset:
     y : (n,) class indices into ``classes`` (multi-class) or (n, n_labels) 0/1 (multi-label).
     classes : class values (multi-class) or label names (multi-label).
     task : ``"multiclass"`` or ``"multilabel"``.
+    ids : (n,) the rows' ids from the file's id column (``None``: none; a campaign names its items by row number
+        and ``simulate --export-labels`` writes these ids back).
     """
 
     name: str
@@ -55,6 +58,7 @@ class Dataset:
     y: np.ndarray
     classes: tuple[object, ...]
     task: str = "multiclass"
+    ids: tuple[str, ...] | None = None
 
     def label_values(self, idx: Sequence[int] | np.ndarray) -> list[object]:
         """What a labeler would answer for rows ``idx``: a class, or a tuple of label names."""
@@ -209,7 +213,7 @@ def load(
     require_columns(p, table.column_names, "--exclude", exclude)
     if id_required and id_column is not None:
         require_columns(p, table.column_names, "--id-column", [id_column])
-    return _from_table(p, table, label_columns, [*exclude, *([id_column] if id_column else [])])
+    return _from_table(p, table, label_columns, [*exclude, *([id_column] if id_column else [])], id_column=id_column)
 
 
 def _npz_array(p: Path, data: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
@@ -255,7 +259,7 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
     return _finish(from_arrays(p.name, X[ok], y[ok]))
 
 
-def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude: Sequence[str] = ()) -> Dataset:
+def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude: Sequence[str] = (), id_column: str | None = None) -> Dataset:
     cols = table.column_names
     if not label_columns:
         raise DatasetError(f"{p}: give --label-column")
@@ -275,6 +279,12 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         import pyarrow as pa
 
         table, X = table.filter(pa.array(ok)), X[ok]
+    raw_ids = table.column(id_column).to_pylist() if id_column is not None and id_column in table.column_names else None
+    ids = tuple(str(v) for v in raw_ids) if raw_ids is not None and None not in raw_ids else None
+
+    def done(ds: Dataset) -> Dataset:
+        return _finish(dataclasses.replace(ds, ids=ids))
+
     sets = [label_set(v) for v in table.column(chosen[0]).to_pylist()] if len(chosen) == 1 and is_text(table.column(chosen[0]).type) else []
     if sets and all(v is not None for v in sets):  # (JSON lists as text, as export writes label sets in CSV)
         import pyarrow as pa
@@ -282,7 +292,7 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(v) for v in sets if v is not None]))
     if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
-        return _finish(Dataset(p.name, X, Y, label_names, "multilabel"))
+        return done(Dataset(p.name, X, Y, label_names, "multilabel"))
     if len(chosen) == 1:
         y = table.column(chosen[0]).to_numpy(zero_copy_only=False)
         if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
@@ -292,10 +302,10 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
             y = y.astype(np.int64)
         else:
             y = y.astype(str)
-        return _finish(from_arrays(p.name, X, y))
+        return done(from_arrays(p.name, X, y))
     Y = np.column_stack([_binary_column(p, table.column(c), c) for c in chosen])
     ds = from_arrays(p.name, X, Y)
-    return _finish(Dataset(ds.name, ds.X, ds.y, tuple(classes.values()), "multilabel"))
+    return done(Dataset(ds.name, ds.X, ds.y, tuple(classes.values()), "multilabel"))
 
 
 def _is_list(typ: pa.DataType) -> bool:

@@ -41,7 +41,7 @@ def run(args: list[str], redis_url: str, tmp_path: Path) -> dict:
 def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: str) -> None:
     X, y = make_classification(n_samples=600, n_features=8, weights=[0.93], random_state=0)
     path = tmp_path / "rare.csv.gz"
-    write_csv(path, X, {"target": np.where(y == 1, "rare", "common")})
+    write_csv(path, X, {"target": np.where(y == 1, "rare", "common"), "id": np.array([f"X{i}" for i in range(len(X))])})
     rep = run(["simulate", "--data", str(path), "--label-column", "target", "--budget", "60", "--batch", "10", "--init", "5", "--seeds", "2",
                "--export-labels", str(tmp_path / "labeled")], redis_url, tmp_path)
     # Each embedded campaign's labeled dataset, as `activestream export` writes it: its 60 labels, one row per item.
@@ -51,6 +51,8 @@ def test_simulate_cold_start_on_a_7_percent_minority(tmp_path: Path, redis_url: 
         rows = pq.read_table(tmp_path / "labeled" / name).to_pylist()
         assert sum(r["source"] == "simulated" for r in rows) == 60 and len({r["item_id"] for r in rows}) == len(rows)
         assert all(r["label"] in ("rare", "common") and r["labeler_ids"] == ["simulated-labeler"] for r in rows)
+        truth = dict(zip([f"X{i}" for i in range(len(X))], np.where(y == 1, "rare", "common"), strict=True))
+        assert all(truth[r["item_id"]] == r["label"] for r in rows)  # (the file's ids: it joins back to the data)
     assert rep["dataset"] == "rare.csv.gz" and rep["metric"] == "accuracy" and 0.8 < rep["full_data_score"] <= 1.0
     for name in (DEFAULT_STRATEGY, "random"):
         entry = rep["strategies"][name]
