@@ -462,7 +462,7 @@ class LabelService:
             label_id=label_id,
             labeler_id=labeler_id,
             label=a.label,
-            labels=tuple(a.labels) if a.labels is not None else None,
+            labels=tuple(dict.fromkeys(a.labels)) if a.labels is not None else None,  # (a tag given twice is one tag)
             seconds=a.seconds,
             features=features,
             source=source,

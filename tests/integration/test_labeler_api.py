@@ -814,3 +814,12 @@ def test_the_terminal_labeler_takes_tag_sets_in_a_multilabel_campaign_and_publis
     assert label_from_topic(bus, topics, lambda *a: next(answers), labeler_id="ann", max_items=2, idle_timeout=0.5) == 2
     assert [(lab.label, lab.labels) for lab in (decode_label(m.value) for m in bus.messages(topics.labels))] == [
         (None, ("cat", "owl")), (None, ())]
+
+
+def test_a_tag_given_twice_is_one_tag(redis_client: redis.Redis, namespace: str) -> None:
+    # (POST /labels {"labels": ["cat", "cat"]} was published and exported as two tags)
+    bus, topics = InMemoryBus(), Topics("dup")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.5]), np.ones((1, 3), dtype=np.float32))
+    assert LabelService(queue, bus, topics).submit("a", labeler_id="ann", labels=["cat", "owl", "cat"])
+    assert [decode_label(m.value).labels for m in bus.messages(topics.labels)] == [("cat", "owl")]
