@@ -123,6 +123,9 @@ def add_simulation(p: argparse.ArgumentParser, *, budget: int, report: str) -> N
                    help="easy-to-hard schedule over this many labels (default and 0: off, as ACTIVESTREAM_CURRICULUM_LABELS)")
     p.add_argument("--cold-start", choices=("random", "representative"), default="random",
                    help="first labels before any model: the seeded random order, or k-means centroids of the queue (default: %(default)s)")
+    p.add_argument("--auto-accept-precision", type=open_share, default=0.99,
+                   help="precision auto-accepted predictions keep (their 95%% lower bound), as ACTIVESTREAM_AUTO_ACCEPT_PRECISION "
+                        "(default %(default)s)")
     add_estimator(p, repeatable=True)
     p.add_argument("--redis-url", default=None, help="use this Redis (default: REDIS_URL, else a local redis-server)")
     p.add_argument("--report", default=report, help="JSON report path; the learning-curve plot is written beside it, the same name with .png (default %(default)s)")

@@ -112,7 +112,7 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
         estimator=estimators(args)[0], stream=getattr(args, "stream", False), pool_capacity=getattr(args, "pool_capacity", None),
         explore_adaptive=ControlShare() if getattr(args, "explore_adaptive", DEFAULT_ADAPTIVE) else None,
         live_estimates=getattr(args, "live_estimates", False), live_estimates_every=getattr(args, "live_estimates_every", None),
-        target_fraction=getattr(args, "target", 0.95),
+        target_fraction=getattr(args, "target", 0.95), auto_accept_precision=getattr(args, "auto_accept_precision", 0.99),
     )
 
 

@@ -100,7 +100,8 @@ def _auto_accept_lines(aa: dict[str, Any]) -> str:
                    if needed else "") + ")")
     if dep["realized_precision"] is not None:
         deployed += f", realized precision {dep['realized_precision']:.3f}"
-    none = sum(t is None for t in aa["thresholds"])
+    per_class_est = aa.get("class_thresholds") or [{}] * len(aa["thresholds"])
+    none = sum(t is None and not c for t, c in zip(aa["thresholds"], per_class_est, strict=True))  # (a class's own threshold auto-accepts too)
     rp = aa["realized_precision"]
     estimate = (f"{_pct(aa['share'])} (per seed {', '.join(_pct(v) for v in aa['shares'])}"
                 + (f"; no threshold reached the target in {none} of {len(aa['thresholds'])} seeds" if none else "")

@@ -504,3 +504,15 @@ def test_a_campaign_started_with_only_its_namespace_gets_its_own_topics(monkeypa
     with caplog.at_level("WARNING"):
         assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
     assert "namespace 'camp b/é' cannot name Kafka topics" in caplog.text
+
+
+def test_auto_accept_by_class_thresholds_is_not_called_no_threshold() -> None:
+    # (100% auto-accepted by the classes' own thresholds was printed beside "no threshold reached the target in 2 of 2 seeds")
+    from activestream.simulation.summary import _auto_accept_lines
+
+    deployed = {"share": 0.0, "thresholds": [None, None], "n_control": [13, 13], "labels_needed": [16, 16], "realized_precision": None,
+                "class_thresholds": [{}, {}]}
+    aa = {"share": 1.0, "shares": [1.0, 1.0], "thresholds": [None, None], "class_thresholds": [{"0": 0.61, "1": 0.54}, {}],
+          "realized_precision": 0.996, "target_precision": 0.9, "deployed": deployed}
+    text = _auto_accept_lines(aa)
+    assert "no threshold reached the target in 1 of 2 seeds" in text and "at least 16, 16 more needed" in text
