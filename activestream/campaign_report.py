@@ -150,7 +150,8 @@ def render_text(report: dict[str, Any]) -> str:
              if aa["threshold"] is not None and aa["precision_lower_bound"] is not None else
              f"off ({aa['labels_needed']} more control labels needed)" if aa["labels_needed"] is not None else
              "off (multi-class campaigns only)" if est["note"] == MULTICLASS_ONLY else "off")
-    lines.append(f"auto-accept: {state}; {aa['auto_accepted']} of {aa['items']} items auto-accepted ({share})")
+    target = f" (target precision {aa['target']:.2f})" if aa.get("target") is not None else ""
+    lines.append(f"auto-accept{target}: {state}; {aa['auto_accepted']} of {aa['items']} items auto-accepted ({share})")
     audit = aa["audit"]
     if audit:
         measured = "n/a" if aa["audited_precision"] is None else f"{aa['audited_precision']:.4f}"

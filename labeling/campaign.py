@@ -96,6 +96,7 @@ class AutoAccept(BaseModel):
     """The auto-accept rule as the live version calibrated it."""
 
     on: bool = Field(description="a threshold (pooled or of a class) is set and auto-accept is not paused")
+    target: float | None = Field(None, description="the precision auto-accepted items keep (ACTIVESTREAM_AUTO_ACCEPT_PRECISION)")
     threshold: float | None = None
     precision_lower_bound: float | None = Field(None, description="one-sided 95% lower bound on precision above the threshold")
     labels_needed: int | None = Field(None, description="control labels still needed before any threshold reaches the target")
@@ -121,6 +122,8 @@ class Campaign(BaseModel):
     stop: Stop
     auto_accept: AutoAccept
     queue: QueueCounts
+    labeling: dict[str, Any] = Field(default_factory=dict, description="the settings this labeler API leases by (strategy, explore, "
+                                     "curriculum_labels, cold_start, declared classes)")
 
 
 def _int(value: float | None) -> int | None:
@@ -153,7 +156,7 @@ def auto_accept_of(metrics: Mapping[str, float]) -> AutoAccept:
     audit = None if got["audit_n"] is None else Audit(n=int(got["audit_n"]), correct=_int(got["audit_correct"]),
                                                       precision_lower_bound=got["audit_precision_lower_bound"])
     per_class = class_thresholds(metrics)  # (a class with its own threshold is auto-accepted without the pooled one)
-    return AutoAccept(on=(got["threshold"] is not None or bool(per_class)) and not paused, threshold=got["threshold"],
+    return AutoAccept(on=(got["threshold"] is not None or bool(per_class)) and not paused, target=got["target"], threshold=got["threshold"],
                       precision_lower_bound=got["precision_lower_bound"], labels_needed=_int(got["labels_needed"]), paused=paused,
                       class_thresholds=per_class, audit=audit)
 

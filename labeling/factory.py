@@ -60,6 +60,13 @@ def make_label_service(
     """
     opts: dict[str, Any] = {"explore": explore, "curriculum_labels": curriculum_labels, "cold_start": cold_start, "seed": strategy.seed,
                             "classes": classes}
+    svc = _service(strategy, queue, bus, topics, opts, entropy)
+    svc.settings = {"strategy": strategy.name, "explore": explore if isinstance(explore, float | int) else "adaptive",
+                    "curriculum_labels": curriculum_labels or 0, "cold_start": cold_start, "classes": list(classes) if classes else None}
+    return svc
+
+
+def _service(strategy: Strategy, queue: RankedQueue, bus: Bus, topics: Topics, opts: dict[str, Any], entropy: int | None) -> LabelService:
     mode = strategy.batch_mode
     if mode == "top":
         return LabelService(queue, bus, topics, **opts)

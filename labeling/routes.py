@@ -211,6 +211,7 @@ def campaign(service: LabelService) -> dict[str, Any]:
     meta = q.get_meta_fields("model_version", META_CAMPAIGN)
     counts = QueueCounts(pending=q.n_waiting(), leased=q.n_leased(), labeled=q.n_labeled())
     view: Campaign = campaign_view(q.k.namespace, int(meta["model_version"] or 0), read_record(meta[META_CAMPAIGN]), counts)
+    view.labeling = dict(service.settings)
     return view.model_dump(mode="json")
 
 

@@ -144,6 +144,7 @@ class LabelService:
         self._on_close = on_close
         self._plan_random = plan_random
         self._on_label = on_label
+        self.settings: dict[str, object] = {}  # what it leases by, as GET /campaign shows it (set by make_label_service)
 
     def close(self) -> None:
         """Release what the batch selector holds."""

@@ -237,6 +237,8 @@ class CampaignMonitor:
         names = ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed", "kappa_previous")
         metrics = {name: float(facts[name]) for name in names if facts[name] is not None}
         metrics["n_control"] = float(facts["n_control"])
+        if facts.get("auto_accept_labels_needed") is not None or facts["auto_accept_threshold"] is not None:  # (multi-class: the rule applies)
+            metrics["auto_accept_target"] = float(self.target_precision)
         metrics["stop"] = float(self.status.should_stop)
         metrics.update(self.fired_metrics(self.status))
         metrics.update(facts.get("estimates", {}))

@@ -10,7 +10,7 @@ few control labels), never zero.
   ``est_control_labels_needed``, ``est_multiclass_only`` (1: a multi-label campaign, which has none); the fitted random learning curve ``est_curve_a/b/c``:
   ``acc(n) = a - b * n ** (-c)`` (:func:`random_curve`).
 - Stop rules: ``stop`` (0/1) and ``stop_<rule>_version`` / ``stop_<rule>_n_labels`` per fired rule.
-- Auto-accept: ``auto_accept_threshold``, ``auto_accept_precision_lower_bound``,
+- Auto-accept: ``auto_accept_target`` (the precision it keeps), ``auto_accept_threshold``, ``auto_accept_precision_lower_bound``,
   ``auto_accept_labels_needed``, ``auto_accept_threshold_class_<class>``, ``auto_accept_paused``,
   ``audit_n``, ``audit_correct``, ``audit_precision_lower_bound``.
 """
@@ -27,7 +27,7 @@ ESTIMATE_FIGURES = ("accuracy", "random_labels", "labels_saved", "savings_share"
 #: A gauge's ``bound`` label: the estimate and its 95% interval.
 BOUNDS = ("estimate", "low", "high")
 #: Auto-accept figures of a record, by the name the gauge's ``figure`` label gives them.
-AUTO_ACCEPT_FIGURES = {"threshold": "auto_accept_threshold", "precision_lower_bound": "auto_accept_precision_lower_bound",
+AUTO_ACCEPT_FIGURES = {"target": "auto_accept_target", "threshold": "auto_accept_threshold", "precision_lower_bound": "auto_accept_precision_lower_bound",
                        "labels_needed": "auto_accept_labels_needed", "paused": "auto_accept_paused", "audit_n": "audit_n",
                        "audit_correct": "audit_correct", "audit_precision_lower_bound": "audit_precision_lower_bound"}
 NOT_ENOUGH = "not enough control labels yet"

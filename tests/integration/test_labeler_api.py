@@ -594,7 +594,7 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
                "stop_stable_predictions_n_labels": 505.0, "auto_accept_threshold": 0.97, "auto_accept_precision_lower_bound": 0.991,
                "auto_accept_labels_needed": 0.0, "auto_accept_threshold_class_1": 0.95, "auto_accept_paused": 0.0, "audit_n": 40.0,
                "audit_correct": 40.0, "audit_precision_lower_bound": 0.928, "est_curve_a": 0.95, "est_curve_b": 0.6, "est_curve_c": 0.5,
-               "est_hours_spent": 0.42, "est_budget": 1000.0}
+               "est_hours_spent": 0.42, "est_budget": 1000.0, "auto_accept_target": 0.99}
     for figure, (e, lo, hi) in {"accuracy": (0.93, 0.9, 0.95), "random_labels": (1400, 900, 2100), "labels_saved": (895, 395, 1595),
                                 "savings_share": (0.64, 0.44, 0.76), "hours_saved": (0.75, 0.33, 1.33), "accuracy_at_budget": (0.94, 0.92, 0.96)}.items():
         figures |= {f"est_{figure}": e, f"est_{figure}_low": lo, f"est_{figure}_high": hi}
@@ -607,8 +607,10 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
     assert est["labels_saved"] == {"estimate": 895, "low": 395, "high": 1595} and est["hours_spent"] == 0.42 and est["budget"] == 1000
     assert est["curve"] == {"a": 0.95, "b": 0.6, "c": 0.5} and est["accuracy_at_budget"]["low"] == 0.92
     assert body["stop"]["fired"] is True and body["stop"]["rules"] == {"stable_predictions": {"version": 4, "n_labels": 505}}
-    assert body["auto_accept"] == {"on": True, "threshold": 0.97, "precision_lower_bound": 0.991, "labels_needed": 0, "paused": False,
-                                   "class_thresholds": {"1": 0.95}, "audit": {"n": 40, "correct": 40, "precision_lower_bound": 0.928}}
+    assert body["auto_accept"] == {"on": True, "target": 0.99, "threshold": 0.97, "precision_lower_bound": 0.991, "labels_needed": 0,
+                                   "paused": False, "class_thresholds": {"1": 0.95},
+                                   "audit": {"n": 40, "correct": 40, "precision_lower_bound": 0.928}}
+    assert body["labeling"] == {}  # (a service not built for a strategy: see the test below)
     queue.set_meta(campaign="not json")  # (read as no record: not a 500)
     assert call(f"{base}/campaign")[1]["estimates"]["available"] is False
 
@@ -823,3 +825,14 @@ def test_a_tag_given_twice_is_one_tag(redis_client: redis.Redis, namespace: str)
     queue.add(["a"], np.array([0.5]), np.ones((1, 3), dtype=np.float32))
     assert LabelService(queue, bus, topics).submit("a", labeler_id="ann", labels=["cat", "owl", "cat"])
     assert [decode_label(m.value).labels for m in bus.messages(topics.labels)] == [("cat", "owl")]
+
+
+def test_campaign_shows_the_settings_the_labeler_api_leases_by(redis_client: redis.Redis, namespace: str) -> None:
+    from activestream.labeling.factory import make_label_service
+    from activestream.labeling.routes import campaign
+    from activestream.scorer.strategies import Strategy
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    svc = make_label_service(Strategy("margin"), queue, InMemoryBus(), Topics("set"), explore=0.2, curriculum_labels=30, classes=("a", "b"))
+    assert campaign(svc)["labeling"] == {"strategy": "margin", "explore": 0.2, "curriculum_labels": 30, "cold_start": "random",
+                                         "classes": ["a", "b"]}

@@ -187,4 +187,9 @@ def test_a_multilabel_campaign_says_it_has_no_estimates_nor_auto_accept_instead_
     assert "more control labels needed" not in text and "not enough control labels" not in text
     # (a multi-class campaign with too few control labels still counts what it needs)
     mc = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None))
-    assert mc.version_metrics(mc.on_version(1, 40, lambda X: np.zeros((len(X), 2)), None))["auto_accept_labels_needed"] > 0
+    mc_metrics = mc.version_metrics(mc.on_version(1, 40, lambda X: np.zeros((len(X), 2)), None))
+    assert mc_metrics["auto_accept_labels_needed"] > 0 and mc_metrics["auto_accept_target"] == 0.99  # (report and /campaign show it)
+    assert "auto_accept_target" not in metrics
+    mv = ModelVersion(version=1, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=(0, 1), metrics=mc_metrics, n_labels=40)
+    shown = render_text(build_report("mc", [mv], TopicCounts(items=100, auto_accepted=0, human_labels=40, human_seconds=0.0)))
+    assert "auto-accept (target precision 0.99): off (" in shown
