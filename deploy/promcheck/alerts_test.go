@@ -186,6 +186,24 @@ func TestServiceDownAndMissing(t *testing.T) {
 	expect(t, "retrainer gone 10 min ago", eval(t, "ActivestreamServiceMissing", gone...), `{job="retrainer"}=1`)
 }
 
+func TestCampaignServiceGone(t *testing.T) {
+	// Two campaigns on one Prometheus; camp-b's only scorer exited 10 minutes ago (its series stopped), camp-a's run.
+	version := func(name, instance, namespace string, until time.Duration) series {
+		return series{labels: []string{"__name__", name, "instance", instance, "namespace", namespace}, from: window, until: until, value: constant(3)}
+	}
+	const alert = "ActivestreamCampaignServiceGone"
+	running := []series{version("activestream_scorer_model_version", "s1", "camp-a", 0), version("activestream_scorer_model_version", "s2", "camp-b", 0),
+		version("activestream_retrainer_model_version", "r1", "camp-a", 0), version("activestream_retrainer_model_version", "r2", "camp-b", 0)}
+	expect(t, "both running", eval(t, alert, running...), "")
+	scorerGone := append(without(running, "s2"), version("activestream_scorer_model_version", "s2", "camp-b", 10*time.Minute))
+	expect(t, "camp-b's scorer gone", eval(t, alert, scorerGone...), `{namespace="camp-b", service="scorer"}=3`)
+	retrainerGone := append(without(running, "r1"), version("activestream_retrainer_model_version", "r1", "camp-a", 10*time.Minute))
+	expect(t, "camp-a's retrainer gone", eval(t, alert, retrainerGone...), `{namespace="camp-a", service="retrainer"}=3`)
+	// A scorer replaced by another of its campaign (a new instance): the campaign still has one.
+	replaced := append(scorerGone, version("activestream_scorer_model_version", "s3", "camp-b", 0))
+	expect(t, "camp-b's scorer replaced", eval(t, alert, replaced...), "")
+}
+
 func TestScorerNotOnNewestModel(t *testing.T) {
 	retrainer := func(v float64) series {
 		return gauge(v, "__name__", "activestream_retrainer_model_version", "instance", "r")
