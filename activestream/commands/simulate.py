@@ -104,6 +104,9 @@ def sim_config(args: argparse.Namespace, strategies: list[str]) -> SimConfig:
     """The campaign settings from the ``demo`` / ``simulate`` options (``ValueError`` on a bad combination)."""
     from activestream.simulation.campaign import SimConfig
 
+    if args.curriculum_labels and args.curriculum_labels > args.budget:
+        log.warning("--curriculum-labels %d is more than --budget %d: the easy-to-hard schedule ends before it reaches the hard items",
+                    args.curriculum_labels, args.budget)
     return SimConfig(
         budget=args.budget, batch=args.batch, init=args.init, seeds=tuple(range(args.seeds)),
         strategies=tuple(strategies), metric=args.metric, seconds_per_label=args.seconds_per_label,
