@@ -16,7 +16,7 @@ from activestream.labeling.control_share import Explore
 from activestream.rankedqueue import Leased, RankedQueue
 from activestream.rankedqueue.keys import META_LABEL_FIELD, META_LABEL_KIND
 from activestream.rankedqueue.leases import SubmitFacts
-from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, label_kinds, not_a_class
+from activestream.schemas import DecodeError, Label, coerce_label_value, decode_label, distinct_labels, label_kinds, not_a_class
 from activestream.streams.bus import Bus
 from activestream.streams.topics import Topics
 
@@ -463,7 +463,7 @@ class LabelService:
             label_id=label_id,
             labeler_id=labeler_id,
             label=a.label,
-            labels=tuple(dict.fromkeys(a.labels)) if a.labels is not None else None,  # (a tag given twice is one tag)
+            labels=distinct_labels(a.labels) if a.labels is not None else None,  # (a tag given twice is one tag)
             seconds=a.seconds,
             features=features,
             source=source,

@@ -118,7 +118,7 @@ def _typed(text: str) -> LabelValue | None:
     return number if number is not None else t
 
 
-def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> LabelValue | None:
+def prompt_answer(item_id: str, features: list[float] | None, metadata: dict[str, object]) -> LabelValue | tuple[LabelValue, ...] | None:
     """:class:`TerminalPrompt` with no classes known: ask on the terminal; an empty answer skips the item."""
     return TerminalPrompt()(item_id, features, metadata)
 

@@ -26,6 +26,7 @@ from activestream.schemas.errors import DecodeError
 from activestream.schemas.fields import (
     MAX_ID_CHARS,
     coerce_label_value,
+    distinct_labels,
     finite_number,
     int_label,
     integer,
@@ -83,6 +84,7 @@ __all__ = [
     "required_text",
     "json_schema",
     "label_kinds",
+    "distinct_labels",
     "not_a_class",
     "parse_classes",
 ]

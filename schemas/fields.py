@@ -225,3 +225,9 @@ def not_a_class(values: Sequence[LabelValue], classes: Sequence[LabelValue]) -> 
             shown = ", ".join(str(c) for c in classes[:20]) + (", ..." if len(classes) > 20 else "")
             return f"{v!r} is not one of this campaign's classes ({shown}; ACTIVESTREAM_CLASSES)"
     return None
+
+
+def distinct_labels(values: Sequence[object]) -> tuple[object, ...]:
+    """A label set's ``values`` without repeats, in order (a set holding values that cannot be hashed is returned as it is:
+    the label's checks refuse it)."""
+    return tuple(dict.fromkeys(values)) if all(isinstance(v, str | int | float) for v in values) else tuple(values)
