@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from activestream.schemas.codec import load_object
 from activestream.schemas.errors import DecodeError, show
 
 LabelValue = str | int
+_T = TypeVar("_T")
 
 MAX_ID_CHARS = 512
 # Integers that every consumer can hold (ONNX int64 class labels, Redis, numpy).
@@ -227,7 +228,7 @@ def not_a_class(values: Sequence[LabelValue], classes: Sequence[LabelValue]) -> 
     return None
 
 
-def distinct_labels(values: Sequence[object]) -> tuple[object, ...]:
+def distinct_labels(values: Sequence[_T]) -> tuple[_T, ...]:
     """A label set's ``values`` without repeats, in order (a set holding values that cannot be hashed is returned as it is:
     the label's checks refuse it)."""
     return tuple(dict.fromkeys(values)) if all(isinstance(v, str | int | float) for v in values) else tuple(values)
