@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from activestream.commands import options
-from activestream.tables import DatasetError, label_columns
+from activestream.tables import DatasetError, label_columns, label_set
 from activestream.wiring import connect
 
 if TYPE_CHECKING:
@@ -137,16 +136,5 @@ def read_answers(path: str, id_column: str, label_column: str) -> dict[str, str 
     labels = table.column(label_column).to_pylist()
     if any(isinstance(v, float) for v in labels):
         raise SystemExit(f"error: --answers {path}: column {label_column!r}: labels must be integers or strings, not floats")
-    return dict(zip(ids, [_label_set(v) for v in labels], strict=True))
-
-
-def _label_set(value: str | int) -> str | int | tuple[str | int, ...]:
-    """An answers-file cell: a JSON list (``["cat", "owl"]``, as ``export`` writes a label set in CSV) is a label set."""
-    if isinstance(value, str) and value.startswith("["):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return value
-        if isinstance(parsed, list) and all(isinstance(v, str | int) and not isinstance(v, bool) for v in parsed):
-            return tuple(parsed)
-    return value
+    sets = [label_set(v) for v in labels]  # (a JSON list, as export writes a label set in CSV: a label set)
+    return {i: v if s is None else s for i, v, s in zip(ids, labels, sets, strict=True)}  # type: ignore[misc]
