@@ -16,7 +16,7 @@ from activestream.wiring import Stop, settings_from
 
 if TYPE_CHECKING:
     from activestream.devstack.local_kafka import LocalKafka
-    from activestream.devstack.redis_server import LocalRedis, free_port
+    from activestream.devstack.redis_server import LocalRedis
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     -------
     0 when stopped by a signal, 1 when a service exited under ``--no-restart``.
     """
-    from activestream.devstack.redis_server import LocalRedis
+    from activestream.devstack.redis_server import LocalRedis, free_port
 
     settings_from(args)  # (a bad ACTIVESTREAM_* setting: one error: line here, not a service restarting on it in a log)
     stop = Stop()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -59,21 +61,29 @@ def wait_for(cond, what: str, log: Path, proc: subprocess.Popen, timeout: float 
         time.sleep(0.5)
 
 
+def printed_ports(log: Path) -> dict[str, int]:
+    """The metrics port of each service, as `up` prints it ("scorer: http://127.0.0.1:PORT/metrics ...")."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+): http://127\.0\.0\.1:(\d+)/metrics", log.read_text(), re.MULTILINE)}
+
+
 def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
-    base = three_free_ports()  # the services take this port and the next two
+    # (no --metrics-base-port: free ports, printed; fixed ones made a second stack on a host crash-loop)
     env_file = tmp_path / "stack.env"
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_TOPIC_PREFIX": f"up{base}"}
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
+           "ACTIVESTREAM_TOPIC_PREFIX": f"up{uuid.uuid4().hex[:8]}"}
     with (tmp_path / "up.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(tmp_path / "state"), "--env-file", str(env_file),
-             "--metrics-base-port", str(base)],
+            [sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(tmp_path / "state"), "--env-file", str(env_file)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     up_log = tmp_path / "up.log"
     try:
-        wait_for(lambda: env_file.exists() and all(health(base + i).get("ok") for i in range(3)), "the stack never came up", up_log, proc)
+        wait_for(lambda: env_file.exists() and len(printed_ports(up_log)) == 3, "the stack never printed its ports", up_log, proc)
+        ports = printed_ports(up_log)
+        base = ports["scorer"]
+        wait_for(lambda: all(health(p).get("ok") for p in ports.values()), "the stack never came up", up_log, proc)
         assert f"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}" in env_file.read_text()
-        assert {health(base + i)["service"] for i in range(3)} == {"scorer", "retrainer", "dispatcher"}
+        assert {name: health(p)["service"] for name, p in ports.items()} == {"scorer": "scorer", "retrainer": "retrainer", "dispatcher": "dispatcher"}
 
         # A service that dies is started again (Compose's restart: unless-stopped); the others keep running.
         before = children_of(proc.pid)
@@ -90,7 +100,7 @@ def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp
         code = proc.wait(60)
     assert code == 0
     assert "stack stopped" in up_log.read_text()
-    assert all(health(base + i) == {} for i in range(3))  # every service is gone
+    assert all(health(p) == {} for p in ports.values())  # every service is gone
 
 
 def test_a_local_broker_on_a_data_dir_keeps_its_topics_across_a_restart(tmp_path: Path) -> None:
