@@ -74,7 +74,7 @@ class Stack:
                "ACTIVESTREAM_N_FEATURES": str(N_FEATURES), "ACTIVESTREAM_BATCH_SIZE": "200",
                "ACTIVESTREAM_RETRAIN_EVERY": "25", "ACTIVESTREAM_RETRAIN_INTERVAL": "5"}
         exe = [sys.executable, "-m", "activestream.cli"]
-        argv = {"scorer": ["scorer"], "retrainer": ["retrainer", "--engine", "confluent"], "dispatcher": ["dispatcher", "--readers-group", Topics(prefix).group(LABELERS_GROUP)],
+        argv = {"scorer": ["scorer"], "retrainer": ["retrainer", "--engine", "confluent"], "dispatcher": ["dispatcher"],
                 "labeler-api": ["labeler-api", "--host", "127.0.0.1", "--port", str(self.api_port)]}
         self.services = {
             name: Supervised(name, [*exe, *argv[name], "--metrics-port", str(ports[name])],

@@ -163,6 +163,9 @@ def label_from_topic(
                 print(f"skipping a bad queue entry: {err}")
                 consumer.commit(msgs)
                 continue
+            if entry.lease_expires_at is not None and entry.lease_expires_at < time.time():  # (its lease ran out: the item went back to
+                consumer.commit(msgs)  # the queue and is sent again when it is among the top; an entry read late is not worked on)
+                continue
             feats = entry.features.tolist() if entry.features is not None else None
             started = time.monotonic()
             try:  # (the control flag is hidden from the labeler: knowing it would bias the unbiased sample)

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from activestream.commands import options
+from activestream.streams.topics import LABELERS_GROUP, Topics
 from activestream.wiring import (
     REDIS_TIMEOUT,
     Stop,
@@ -29,11 +30,19 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
     p.add_argument("--max-outstanding", type=options.count, default=100, help="most items out with labelers at once")
     p.add_argument("--readers-group", default=None,
-                   help="the consumer group the labelers read the queue topic with (activestream label --group; default: the labeler group's name):"
-                        " items are sent only while it has members")
+                   help="the consumer group the labelers read the queue topic with (activestream label --group; default: <topic prefix>.labelers, "
+                        "as activestream label's, for the default --labeler-group, else that group's name): items are sent only while it has members")
     p.add_argument("--always-dispatch", action="store_true", help="send items whether or not anyone reads the queue topic")
     p.add_argument("--ack-timeout", type=options.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue")
     p.set_defaults(func=run)
+
+
+def readers_group(args: argparse.Namespace, topics: Topics) -> str:
+    """The consumer group whose members the dispatcher waits for: ``--readers-group``, else the campaign's own labelers'
+    group (``activestream label``'s default) for the default labeler group, else the labeler group's name."""
+    if args.readers_group:
+        return str(args.readers_group)
+    return topics.group(LABELERS_GROUP) if args.labeler_group == LABELERS_GROUP else str(args.labeler_group)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     d = through_redis_outages(lambda: Dispatcher(queue, bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                                                  group=consumer_group(s.topic_prefix, args.labeler_group), ack_timeout=args.ack_timeout,
                                                  registry=registry, max_skips=s.max_skips, explore=explore_of(s),
-                                                 readers=None if args.always_dispatch else (args.readers_group or args.labeler_group)),
+                                                 readers=None if args.always_dispatch else readers_group(args, topics)),
                                       "dispatcher start-up", stop)
     health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
     pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why

@@ -26,7 +26,8 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p = subparsers.add_parser("label", help="label items from the queue topic in the terminal (or from an answers file)")
     options.add_connection(p)
     p.add_argument("--labeler-id", default=os.environ.get("USER", "labeler"), help="who the labels are from (default: $USER, else %(default)s)")
-    p.add_argument("--group", default="labelers", help="consumer group of the labelers")
+    p.add_argument("--group", default=None,
+                   help="consumer group of the labelers (default: <topic prefix>.labelers, the one the dispatcher waits for)")
     p.add_argument("--max-items", type=options.count, default=None, help="stop after this many labels (a skipped item does not count)")
     p.add_argument("--idle-timeout", type=options.seconds, default=None, help="exit after this many seconds without work")
     p.add_argument("--seconds-per-label", type=options.seconds, default=None,

@@ -836,3 +836,25 @@ def test_campaign_shows_the_settings_the_labeler_api_leases_by(redis_client: red
     svc = make_label_service(Strategy("margin"), queue, InMemoryBus(), Topics("set"), explore=0.2, curriculum_labels=30, classes=("a", "b"))
     assert campaign(svc)["labeling"] == {"strategy": "margin", "explore": 0.2, "curriculum_labels": 30, "cold_start": "random",
                                          "classes": ["a", "b"]}
+
+
+def test_a_queue_entry_read_after_its_lease_ran_out_is_passed_over(redis_client: redis.Redis, namespace: str) -> None:
+    # (a labeler joining late, or a new group reading from the start, labeled items that had gone back to the queue)
+    import argparse
+
+    from activestream.commands.dispatcher import readers_group
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.labeling.terminal import label_from_topic
+
+    bus, topics = InMemoryBus(), Topics("stale")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b"], np.array([0.2, 0.9]), np.ones((2, 3), dtype=np.float32))
+    assert Dispatcher(queue, bus, topics, max_outstanding=5, ack_timeout=0.05).dispatch() == 2
+    time.sleep(0.2)
+    assert label_from_topic(bus, topics, lambda *a: 1, labeler_id="ann", max_items=2, idle_timeout=0.5) == 0
+    assert bus.messages(topics.labels) == []
+    # Each campaign's dispatcher waits for its own labelers' group, the one `activestream label` joins by default.
+    args = argparse.Namespace(readers_group=None, labeler_group="labelers")
+    assert readers_group(args, topics) == "stale.labelers" == topics.group("labelers")
+    assert readers_group(argparse.Namespace(readers_group=None, labeler_group="team-b"), topics) == "team-b"
+    assert readers_group(argparse.Namespace(readers_group="mine", labeler_group="labelers"), topics) == "mine"
