@@ -131,8 +131,13 @@ def read_answers(path: str, id_column: str, label_column: str) -> dict[str, str 
     except DatasetError as exc:
         raise SystemExit(f"error: --answers {exc}") from None
     ids = table.column(id_column).to_pylist()
-    if len(chosen) > 1 or label_column not in cols:
+    if label_column not in cols and len(chosen) == 1:  # (one column that only starts with the name: a typo, not a tag set)
+        raise SystemExit(f"error: --answers {path}: column {label_column!r}: not found (did you mean {next(iter(chosen))!r}?)")
+    if len(chosen) > 1:
         flags = [table.column(c).to_pylist() for c in chosen]
+        for c, values in zip(chosen, flags, strict=True):
+            if any(v not in (0, 1) for v in values):
+                raise SystemExit(f"error: --answers {path}: tag column {c!r}: must hold only 0/1")
         return {i: tuple(name for name, f in zip(chosen.values(), row, strict=True) if f == 1) for i, *row in zip(ids, *flags, strict=True)}
     labels = table.column(label_column).to_pylist()
     if any(isinstance(v, float) for v in labels):

@@ -1,0 +1,117 @@
+"""The CLI's settings and inputs as a user meets them: a bad or misspelt setting, an unreachable Redis, a campaign's own
+topics, answers files, simulate's auto-accept lines (no services: pure logic, or a port nothing listens on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_up_refuses_a_bad_setting_before_it_starts_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import main
+
+    monkeypatch.setenv("ACTIVESTREAM_EXPLORE", "1.5")
+    assert main(["up", "--state-dir", str(tmp_path / "state")]) == 2
+    assert capsys.readouterr().err.strip() == "error: setting ACTIVESTREAM_EXPLORE=1.5: expected a share in [0, 1]"
+    assert not (tmp_path / "state").exists()  # (no broker, no Redis, no service restarting on it in a log)
+
+
+def test_a_misspelt_setting_is_named_with_the_one_meant() -> None:
+    from activestream.config import unknown_settings
+
+    env = {"ACTIVESTREAM_BUGDET": "50", "ACTIVESTREAM_BUDGET": "50", "ACTIVESTREAM_KAFKA_SASL_USERNAME": "u",
+           "ACTIVESTREAM_REQUIRE_SERVICES": "1", "ACTIVESTREAM_NONSENSE_THING": "x", "PATH": "/bin"}
+    assert unknown_settings(env) == [
+        "setting ACTIVESTREAM_BUGDET is not one activestream reads: ignored (did you mean ACTIVESTREAM_BUDGET?)",
+        "setting ACTIVESTREAM_NONSENSE_THING is not one activestream reads: ignored"]
+
+
+def test_a_command_against_a_redis_that_is_not_there_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from activestream.cli import main
+
+    assert main(["queue", "info", "--redis-url", "redis://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Redis unreachable: ") and "127.0.0.1:1" in err and "Traceback" not in err
+
+
+def test_an_answers_file_gives_label_sets_by_prefix_or_json_lists(tmp_path: Path) -> None:
+    from activestream.commands.label import read_answers
+
+    flags = tmp_path / "flags.csv"
+    flags.write_text("id,tag_cat,tag_owl,x\n1,1,1,0.5\n2,0,0,0.1\n")
+    assert read_answers(str(flags), "id", "tag_") == {"1": ("cat", "owl"), "2": ()}
+    lists = tmp_path / "export.csv"  # (export writes a label set as a JSON list in CSV)
+    lists.write_text('item_id,label\na,"[""cat"", ""owl""]"\nb,[]\nc,dog\n')
+    assert read_answers(str(lists), "item_id", "label") == {"a": ("cat", "owl"), "b": (), "c": "dog"}
+    with pytest.raises(SystemExit, match=r"--label-column 'lbl': no such column \(did you mean 'label'\?\)"):
+        read_answers(str(lists), "item_id", "lbl")
+    one = tmp_path / "one.csv"  # (the default --label-column "label" over a file whose column is "labels": a typo, not tags)
+    one.write_text("id,labels\na,cat\nb,dog\n")
+    with pytest.raises(SystemExit, match=r"column 'label': not found \(did you mean 'labels'\?\)"):
+        read_answers(str(one), "id", "label")
+    flags.write_text("id,tag_cat,tag_owl\n1,1,2\n")
+    with pytest.raises(SystemExit, match=r"tag column 'tag_owl': must hold only 0/1"):
+        read_answers(str(flags), "id", "tag_")
+
+
+def test_a_campaign_started_with_only_its_namespace_gets_its_own_topics(monkeypatch: pytest.MonkeyPatch,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # (a second campaign with only ACTIVESTREAM_NAMESPACE set read half of the first one's items: one topic prefix, one group)
+    import argparse
+
+    from activestream.wiring import settings_from
+
+    monkeypatch.delenv("ACTIVESTREAM_TOPIC_PREFIX", raising=False)
+    monkeypatch.delenv("ACTIVESTREAM_NAMESPACE", raising=False)
+    assert settings_from(argparse.Namespace()).topic_prefix == "activestream"  # (the default campaign keeps the default topics)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", "camp-b")
+    assert settings_from(argparse.Namespace()).topic_prefix == "camp-b"
+    assert settings_from(argparse.Namespace(namespace="camp-c")).topic_prefix == "camp-c"  # (--namespace too: produce --namespace)
+    assert settings_from(argparse.Namespace(topic_prefix="shared")).topic_prefix == "shared"  # (a prefix given is kept)
+    monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "")  # (compose's empty default: unset)
+    assert settings_from(argparse.Namespace()).topic_prefix == "camp-b"
+    monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "activestream")
+    assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
+    monkeypatch.delenv("ACTIVESTREAM_TOPIC_PREFIX")
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", "camp b/é")
+    with caplog.at_level("WARNING"):
+        assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
+    assert "namespace 'camp b/é' cannot name Kafka topics" in caplog.text
+
+
+def test_auto_accept_by_class_thresholds_is_not_called_no_threshold() -> None:
+    # (100% auto-accepted by the classes' own thresholds was printed beside "no threshold reached the target in 2 of 2 seeds")
+    from activestream.simulation.summary import _auto_accept_lines
+
+    deployed = {"share": 0.0, "thresholds": [None, None], "n_control": [13, 13], "labels_needed": [16, 16], "realized_precision": None,
+                "class_thresholds": [{}, {}]}
+    aa = {"share": 1.0, "shares": [1.0, 1.0], "thresholds": [None, None], "class_thresholds": [{"0": 0.61, "1": 0.54}, {}],
+          "realized_precision": 0.996, "target_precision": 0.9, "deployed": deployed}
+    text = _auto_accept_lines(aa)
+    assert "no threshold reached the target in 1 of 2 seeds" in text and "at least 16, 16 more needed" in text
+
+
+@pytest.mark.parametrize("command", ["scorer", "dispatcher"])
+def test_the_scorer_and_the_dispatcher_bound_their_redis_calls(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (a Redis that hangs, not one that refuses, blocked them while /healthz said all was well; the outage test checks the pause)
+    import importlib
+
+    from activestream.cli import main
+    from activestream.streams.memory import InMemoryBus
+    from activestream.streams.topics import Topics
+    from activestream.wiring import REDIS_TIMEOUT, settings_from
+
+    module = importlib.import_module(f"activestream.commands.{command}")
+    asked: dict[str, object] = {}
+
+    def make_queue(settings: object, **kw: object) -> None:
+        asked.update(kw)
+        raise SystemExit("error: (stopped by the test)")
+
+    monkeypatch.setattr(module, "connect", lambda args, **kw: (settings_from(args), InMemoryBus(), Topics()))
+    monkeypatch.setattr(module, "make_queue", make_queue)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert main([command]) == 2
+    assert asked["socket_timeout"] == REDIS_TIMEOUT
