@@ -164,7 +164,7 @@ class CampaignMonitor:
 
     def on_version(
         self, version: int, n_labels: int, predict: Predict, score: float | None, task: str = "multiclass", classes: Sequence[object] = (),
-        score_items: int | None = None, labeled: Labeled | None = None, seconds: np.ndarray | None = None,
+        score_items: int | None = None, labeled: Labeled | None = None, seconds: np.ndarray | None = None, spent: int | None = None,
     ) -> dict[str, Any]:
         """Record a published version; returns the facts to publish with it.
 
@@ -173,6 +173,7 @@ class CampaignMonitor:
         as classes, not output positions (a new class shifts the positions of the others).
         ``score_items`` is how many labeled items ``score`` was estimated on (see
         :class:`retrainer.stopping.StopRules` ``min_score_items``).
+        ``spent`` is how many of the ``n_labels`` the campaign paid for (the budget rule's count; ``None``: all).
         ``labeled`` is the training set the live estimates (``est_*``) are made from (``None``: none; a multi-label
         campaign's version then carries its hours spent, from the labels' ``seconds``, and says it has no estimates).
         """
@@ -187,8 +188,8 @@ class CampaignMonitor:
             if classes:
                 codes = np.array([self.class_codes.setdefault(c, len(self.class_codes)) for c in classes])
                 preds = codes[preds]
-        self.history.append(VersionRecord(version, n_labels, preds, score, score_items))
-        self.status = evaluate(self.history, self.rules, n_labels, known_kappas=self.status.kappas)  # (the history only grows)
+        self.history.append(VersionRecord(version, n_labels, preds, score, score_items, spent))
+        self.status = evaluate(self.history, self.rules, n_labels if spent is None else spent, known_kappas=self.status.kappas)  # (grows only)
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
         self.announce()
         calibration = self.auto_accept_calibration()

@@ -28,7 +28,7 @@ from activestream.retrainer.stopping import StopRules
 from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
 from activestream.retrainer.training_set import TrainingSet, arrays
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
-from activestream.schemas import DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
+from activestream.schemas import FREE_SOURCES, DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
 from activestream.schemas.errors import show
 from activestream.schemas.fields import LabelValue
 from activestream.streams.bus import Bus, Consumer
@@ -416,7 +416,8 @@ class Retrainer:
         self._score_unscored(train)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items, labeled=self._labeled(task),
-                                         seconds=None if task == "multiclass" else np.array([lab.seconds for lab in self.training.items.values()]))
+                                         seconds=None if task == "multiclass" else np.array([lab.seconds for lab in self.training.items.values()]),
+                                         spent=sum(lab.source not in FREE_SOURCES for lab in self.training.items.values()))
         metrics.update(self.campaign.version_metrics(facts))
         metrics.update(self.campaign.auto_accept_metrics())
         metrics["train_seconds"] = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 
 Four rules, each reporting whether (and at which version / label count) it fired:
 
-- **budget**: the labels spent reached the budget;
+- **budget**: the labels spent (the labelers'; an imported baseline and auto-accepted items cost nothing) reached the budget;
 - **stable predictions** (Bloodgood & Vijay-Shanker, 2009): Cohen's kappa between the
   predictions of consecutive versions on a fixed stop set stays >= ``kappa`` for
   ``window`` versions in a row;
@@ -81,6 +81,7 @@ class VersionRecord:
     predictions: np.ndarray  # (n_stop,) hard predictions on the stop set
     score: float | None = None  # estimated score (held-out / control labels), if known
     score_items: int | None = None  # how many labeled items it was estimated on (None: unknown, taken as enough)
+    spent: int | None = None  # labels the campaign paid for (its labelers'; not imported or auto-accepted ones); None: n_labels
 
 
 @dataclass
@@ -140,7 +141,8 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
             recent = scores[-(rules.plateau_window + 1) :]
             if max(recent[1:]) - recent[0] < rules.min_gain:
                 fire("plateau", rec, rec.n_labels)
-        if rules.budget is not None and rec.n_labels >= rules.budget:
+        paid = rec.n_labels if rec.spent is None else rec.spent
+        if rules.budget is not None and paid >= rules.budget:
             fire("budget", rec, rec.n_labels)
     if rules.budget is not None and labels_spent >= rules.budget:
         fire("budget", history[-1] if history else None, labels_spent)

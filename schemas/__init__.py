@@ -38,7 +38,7 @@ from activestream.schemas.fields import (
     required_text,
 )
 from activestream.schemas.item import ITEM_SCHEMA, Item, decode_item
-from activestream.schemas.label import LABEL_SCHEMA, Label, decode_label
+from activestream.schemas.label import FREE_SOURCES, LABEL_SCHEMA, Label, decode_label
 from activestream.schemas.model_version import MODEL_VERSION_SCHEMA, ModelVersion, decode_model_version
 from activestream.schemas.queue_entry import QUEUE_ENTRY_SCHEMA, QueueEntry, decode_queue_entry
 from activestream.schemas.skip import SKIP_SCHEMA, Skip, decode_skip
@@ -55,6 +55,7 @@ def json_schema(name: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "FREE_SOURCES",
     "MAX_DEAD_LETTER_PAYLOAD",
     "MAX_ID_CHARS",
     "RAW_ITEM_MAGIC",

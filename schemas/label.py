@@ -17,6 +17,8 @@ from activestream.schemas.wire_b64 import b64_features
 from activestream.schemas.wire_json import feature_vector
 
 LABEL_SCHEMA = "label.v1"
+#: Label sources that cost the campaign no labeling (an imported baseline, auto-accepted predictions): the budget counts the others.
+FREE_SOURCES = ("baseline", "auto")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ DESCRIPTIONS: dict[str, str] = {
     "would become a class of its own)",
     "budget": "the campaign's label budget: with each model version the retrainer estimates the accuracy random sampling "
     "would reach with this many labels (`est_accuracy_at_budget` with its 95% interval, beside the live `est_accuracy`; "
-    "see the campaign estimates); unset: not estimated",
+    "see the campaign estimates), and the budget stop rule, which fires when the labelers' labels reach it (an imported "
+    "baseline and auto-accepted items cost nothing; a signal, not a lock); unset: neither",
     "labels_per_hour": "stream budget: the scorer admits only as many items as labelers can label (unset or 0: off; "
     "see the campaign controls)",
     "rerank_cache_mb": "per scorer process: it keeps the queue's feature segments it read for a re-rank (each carries a "

@@ -123,3 +123,21 @@ def test_the_budget_setting_is_a_stop_rule_of_the_services_as_of_simulate() -> N
         r.step(0.0)
     fired = [decode_model_version(m.value).metrics.get("stop_budget_n_labels") for m in bus.messages(topics.models)]
     assert fired[0] is None and fired[-1] == 8  # (not before the budget; from the version at 8 labels on)
+
+
+def test_an_imported_baseline_does_not_spend_the_budget() -> None:
+    # (100 baseline labels fired "the label budget is spent" at a budget of 50 with no labeler's answer yet)
+    bus, topics = InMemoryBus(), Topics("bb")
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=10, holdout_fraction=0.0, budget=50)
+    rng = np.random.default_rng(1)
+    for i in range(100):
+        lab = Label(f"b{i}", f"B{i}", "import", label=i % 2, features=rng.normal(size=3).astype(np.float32), source="baseline")
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+    r.step(0.0)
+    assert r.version >= 1 and "stop_budget_n_labels" not in decode_model_version(bus.messages(topics.models)[-1].value).metrics
+    for i in range(50):
+        lab = Label(f"h{i}", f"H{i}", "ann", label=i % 2, features=rng.normal(size=3).astype(np.float32))
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+        r.step(0.0)
+    fired = decode_model_version(bus.messages(topics.models)[-1].value).metrics
+    assert fired["stop_budget_n_labels"] == 150  # (fired at the version with 50 labelers' answers: 150 labels in its training set)
