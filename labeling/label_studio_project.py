@@ -118,10 +118,12 @@ def live_classes(bus: Bus, topics: Topics) -> tuple[tuple[Any, ...], str]:
 
 
 def find_tasks(client: Any, project: int, item_id: str) -> list[int]:
-    """The ids of ``project``'s tasks holding item ``item_id``, ascending."""
+    """The ids of ``project``'s tasks holding item ``item_id`` that nobody has annotated yet, ascending (an annotated one, e.g.
+    whose answer was refused, is done in Label Studio's eyes: no labeler is served it again)."""
     query = json.dumps({"filters": {"conjunction": "and", "items": [
         {"filter": f"filter:tasks:data.{ITEM_ID_FIELD}", "operator": "equal", "type": "String", "value": item_id}]}})
-    return sorted(int(t.id) for t in client.tasks.list(project=project, query=query, fields="task_only"))
+    tasks = client.tasks.list(project=project, query=query, fields="task_only")
+    return sorted(int(t.id) for t in tasks if not (getattr(t, "total_annotations", 0) or getattr(t, "is_labeled", False)))
 
 
 def our_predictions(client: Any, task: int, name: str | None = None) -> list[int]:

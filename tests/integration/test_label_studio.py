@@ -304,6 +304,10 @@ def test_a_refused_answer_sends_its_item_back_to_the_queue_once(campaign: dict[s
     assert labels_of(bus, topics) == []
     assert item not in queue.leased_by(conn.owner) and queue.score_of(item) is not None  # pending again
     assert item not in conn.exported()
+    # A connector that crashed while exporting it again looks for its task: the refused one is done, not adopted.
+    queue.r.sadd(conn._creating_key, item)
+    conn._recover_creating()
+    assert item not in conn.exported()
     conn.sync()  # still among the top: exported again, as a new task a labeler is served
     assert item in queue.leased_by(conn.owner) and conn.exported()[item].task != task["id"]
     again = who.next()
