@@ -170,10 +170,8 @@ class Dispatcher:
         now = self.queue.now() if now is None else now
         self.queue.expire_leases(now)
         room = self.max_outstanding - self.queue.n_leased_by(self.owner)
-        if room > 0 and self.n_readers() == 0:  # (nobody reads the queue topic: leave the top to the page and Label Studio)
-            room = 0
-        if room <= 0:
-            self.metrics.outstanding.set(self.max_outstanding - room)
+        if room <= 0 or self.n_readers() == 0:  # (full; or nobody reads the queue topic: leave the top to the page and Label Studio)
+            self.metrics.outstanding.set(self.max_outstanding - room)  # (what is out: the leases held)
             return 0
         # What the group passed on comes back after ack_timeout: other work first.
         passed_since = now - self.ack_timeout

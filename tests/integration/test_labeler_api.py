@@ -311,6 +311,7 @@ def test_the_dispatcher_sends_work_only_while_labelers_read_the_queue_topic(redi
     bus, topics = InMemoryBus(), Topics("rd")
     d = Dispatcher(queue, bus, topics, max_outstanding=3, readers="labelers", readers_every=0.0)
     assert d.dispatch() == 0 and queue.n_leased_by(d.owner) == 0 and d.metrics.readers._value.get() == 0  # noqa: SLF001
+    assert d.metrics.outstanding._value.get() == 0  # noqa: SLF001 - (nothing is out: it said 3, its maximum)
     assert LabelService(queue, bus, topics).lease(1, "ann")[0].id == "i9"  # the page gets the top
     reader = bus.consumer([topics.queue], "labelers")
     assert d.dispatch() == 3 and d.metrics.readers._value.get() == 1  # noqa: SLF001
