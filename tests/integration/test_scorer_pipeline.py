@@ -384,14 +384,16 @@ def test_the_live_versions_stop_signal_is_kept_with_the_queue(redis_client: redi
     scorer.close()
 
 
-def test_pending_items_age_out_while_no_new_items_arrive(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("capacity", [1000, None])  # (without a capacity the max age was not applied at all)
+def test_pending_items_age_out_while_no_new_items_arrive(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch,
+                                                         capacity: int | None) -> None:
     # (ACTIVESTREAM_POOL_MAX_AGE evicted only when a batch came: 119,880 items stayed pending past their age on a quiet stream)
     from activestream.rankedqueue.pool import PoolLimits
     from activestream.scorer import admission
 
     monkeypatch.setattr(admission, "AGE_EVICT_SECONDS", 0.0)
     bus, topics = InMemoryBus(), Topics("age")
-    queue = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(1000, 0, 0.5))
+    queue = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(capacity, 0, 0.5))
     X = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
     for i in range(20):
         bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
