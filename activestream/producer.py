@@ -43,6 +43,10 @@ def _id_text(value: object) -> str | None:
     return text if text and text.strip() else None
 
 
+# Column names that usually hold the answer: shown to labelers as metadata, they would label by it.
+ANSWER_NAMES = frozenset({"label", "labels", "target", "class", "y", "answer", "category", "tag", "tags"})
+
+
 def _table_rows(
     path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool, on_error: Callable[[str], None] | None,
     on_feature_names: Callable[[list[str]], None] | None = None, n_features: int | None = None, known: Sequence[str] | None = None,
@@ -62,6 +66,10 @@ def _table_rows(
     finite = np.asarray(np.isfinite(X).all(axis=1))
     # The other columns (text: a ticket's body, a URL) go with each item as its metadata, which labelers see.
     meta = {c: table.column(c).to_pylist() for c in table.column_names if c not in names and c not in exclude and c != id_column}
+    if meta:
+        answer_like = [c for c in meta if c.strip().lower() in ANSWER_NAMES]
+        log.warning("%s: column(s) %s go with each item as its metadata, which labelers see%s", path, ", ".join(map(repr, meta)),
+                    f" ({', '.join(map(repr, answer_like))}: the answer? --exclude it)" if answer_like else " (--exclude one to send it nowhere)")
     ids = table.column(id_column).to_pylist() if id_column and id_column in table.column_names else None
     for i in range(len(X)):
         item_id = _id_text(ids[i]) if ids is not None else None

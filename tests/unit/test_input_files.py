@@ -94,6 +94,11 @@ def test_simulate_and_produce_take_the_same_feature_columns_and_name_the_ones_le
     # produce sends such a column with each item as its metadata (the labelers see it; Label Studio's --data-field);
     # an excluded column goes nowhere, and the id is the item's id.
     assert [md for _, _, md in read_items(path, exclude=["label"])][:2] == [{"txt": "note 0"}, {"txt": "note 1"}]
+    assert f"{path}: column(s) 'txt' go with each item as its metadata, which labelers see (--exclude one to send it nowhere)" in caplog.messages
+    text_labels = tmp_path / "text_labels.csv"  # (a text answer column not excluded: labelers would label by it)
+    text_labels.write_text("a,label\n1,cat\n2,dog\n")
+    list(read_items(text_labels))
+    assert f"{text_labels}: column(s) 'label' go with each item as its metadata, which labelers see ('label': the answer? --exclude it)" in caplog.messages
 
 
 @pytest.mark.parametrize(
