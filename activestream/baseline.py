@@ -163,7 +163,8 @@ def read_baseline(
         raise DatasetError(f"{p}: no numeric feature column besides the id and label column(s)")
     meta_cols = [c for c in columns if c not in skip and c not in features]
     # Several 0/1 columns, or one list column (a list in any row: the label set itself), make a multi-label file.
-    multilabel = len(chosen) > 1 or any(label_set(rec.get(chosen[0])) is not None for _, rec in records)
+    cells = [rec.get(chosen[0]) for _, rec in records if rec.get(chosen[0]) is not None]  # (simulate's rule: every label cell a set)
+    multilabel = len(chosen) > 1 or (bool(cells) and all(label_set(v) is not None for v in cells))
     rows = _rows(p, iter(records), id_column, classes, features, meta_cols, on_error)
     return BaselineFile(p, tuple(features), tuple(chosen), multilabel, rows)
 
@@ -264,7 +265,7 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: dict[str, str
         values = [class_value(v) for v in cell]
         if any(v is None for v in values):
             raise ValueError(f"{where} {first!r}: a missing value inside the label list")
-        labels = tuple(v for v in values if v is not None)
+        labels = tuple(dict.fromkeys(v for v in values if v is not None))  # (a tag given twice is one tag)
     else:
         label = class_value(rec.get(first))
         if label is None:

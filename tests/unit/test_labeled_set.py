@@ -216,3 +216,17 @@ def test_an_exported_csv_of_tag_sets_reads_back_into_simulate_and_import_labels(
     got = list(back.rows)
     assert back.multilabel and back.feature_names == ("f0", "f1") and not errors
     assert [r.labels for r in got[:3]] == [tuple(r["label"]) for r in rows[:3]] and got[0].metadata == {}
+
+
+def test_label_lists_as_text_that_mix_types_or_repeat_a_tag(tmp_path: Path) -> None:
+    from activestream.simulation.datasets import load
+
+    rng = np.random.default_rng(0)
+    mixed = tmp_path / "mixed.csv"  # (a raw pyarrow ArrowInvalid traceback before)
+    mixed.write_text("f0,f1,label\n" + "".join(f'{rng.normal():.3f},{rng.normal():.3f},"{["[1]", "[""cat""]"][i % 2]}"\n' for i in range(30)))
+    with pytest.raises(DatasetError, match=r"column 'label': label lists mix numbers and text"):
+        load(mixed, ["label"])
+    twice = tmp_path / "twice.csv"
+    twice.write_text('id,f0,label\na,1.0,"[""cat"", ""cat"", ""owl""]"\nb,2.0,"[""owl""]"\n')
+    b, errors = _read(twice, ["label"])
+    assert [r.labels for r in b.rows] == [("cat", "owl"), ("owl",)] and b.multilabel and not errors  # type: ignore[attr-defined]
