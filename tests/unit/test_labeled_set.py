@@ -223,7 +223,8 @@ def test_label_lists_as_text_that_mix_types_or_repeat_a_tag(tmp_path: Path) -> N
 
     rng = np.random.default_rng(0)
     mixed = tmp_path / "mixed.csv"  # (a raw pyarrow ArrowInvalid traceback before)
-    mixed.write_text("f0,f1,label\n" + "".join(f'{rng.normal():.3f},{rng.normal():.3f},"{["[1]", "[""cat""]"][i % 2]}"\n' for i in range(30)))
+    cells = ['"[1]"', '"[""cat""]"']  # (CSV-quoted JSON lists: [1] and ["cat"])
+    mixed.write_text("f0,f1,label\n" + "".join(f"{rng.normal():.3f},{rng.normal():.3f},{cells[i % 2]}\n" for i in range(30)))
     with pytest.raises(DatasetError, match=r"column 'label': label lists mix numbers and text"):
         load(mixed, ["label"])
     twice = tmp_path / "twice.csv"
