@@ -297,14 +297,16 @@ class KafkaConsumer:
         """
         total = 0
         positions = self._c.position(self._c.assignment())
-        unknown = [tp for tp in positions if tp.offset < 0]
-        committed = {(tp.topic, tp.partition): tp.offset for tp in self._c.committed(unknown, timeout=timeout)} if unknown else {}
+        ask = [tp for tp in positions if tp.offset < 0 and (tp.topic, tp.partition) not in self._committed]
+        for tp in self._c.committed(ask, timeout=timeout) if ask else []:  # (asked once: kept, as this consumer's commits are)
+            if tp.offset >= 0:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
         for tp in positions:
             low, high = self._c.get_watermark_offsets(tp, cached=True)
             if high < 0 or (tp.offset < 0 and low < 0):
                 low, high = watermarks(self._c, tp, timeout)
-            at = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
-            total += high - (at if at >= 0 else low)
+            at = tp.offset if tp.offset >= 0 else self._committed.get((tp.topic, tp.partition), -1)
+            total += high - max(at, low)  # (a committed offset the retention has passed counts from the log's start)
         return total
 
     def read_to_end(self, timeout: float = 10.0) -> list[Message]:
