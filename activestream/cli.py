@@ -81,12 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         args.subparser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from redis.exceptions import AuthenticationError, AuthorizationError
     from redis.exceptions import ConnectionError as RedisDown
+    from redis.exceptions import TimeoutError as RedisHung
 
     try:
         return int(args.func(args) or 0)
-    except RedisDown as exc:  # (a command run against a Redis that is not there; the services wait theirs out)
-        print(f"error: Redis unreachable: {exc} (REDIS_URL / --redis-url)", file=sys.stderr)
+    except (AuthenticationError, AuthorizationError) as exc:  # (a ConnectionError too: not "unreachable")
+        print(f"error: Redis refused the credentials: {exc} (the password in REDIS_URL, or ACTIVESTREAM_REDIS_PASSWORD_FILE)", file=sys.stderr)
+        return 2
+    except (RedisDown, RedisHung) as exc:  # (a command run against a Redis that is not there; the services wait theirs out)
+        print(f"error: Redis unreachable: {type(exc).__name__}: {exc} (REDIS_URL / --redis-url)", file=sys.stderr)
         return 2
     except SystemExit as exc:
         if isinstance(exc.code, str):  # a command's one-line refusal: the same status as the ones it returns

@@ -277,3 +277,19 @@ def test_produce_refuses_the_rows_the_scorer_would_and_the_files_the_campaign_ca
     finally:
         queue.clear()
         other.clear()
+
+
+def test_a_wrong_redis_password_is_said_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    # (it was "Redis unreachable", as a Redis that is not there)
+    import redis
+
+    from activestream.devstack.redis_server import LocalRedis
+
+    server = LocalRedis().start()
+    try:
+        redis.Redis.from_url(server.url).config_set("requirepass", "right")
+        assert main(["queue", "info", "--redis-url", f"redis://:wrong@127.0.0.1:{server.port}/0"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: Redis refused the credentials: ") and "Traceback" not in err
+    finally:
+        server.stop()
