@@ -104,10 +104,15 @@ def own_topics(s: Settings, prefix_given: bool) -> Settings:
     default = Settings()
     if prefix_given or s.namespace == default.namespace or s.topic_prefix != default.topic_prefix:
         return s
+    if s.namespace == default.topic_prefix:  # ("activestream": the default namespace's topics already)
+        log.warning("namespace %r names the default campaign's topics (%s.*): set ACTIVESTREAM_TOPIC_PREFIX for topics of its own",
+                    s.namespace, s.topic_prefix)
+        return s
     if not TOPIC_SAFE.fullmatch(s.namespace):
         log.warning("namespace %r cannot name Kafka topics: it shares the topics %s.* with every campaign that does not set its own "
                     "ACTIVESTREAM_TOPIC_PREFIX", s.namespace, s.topic_prefix)
         return s
+    log.info("namespace %r: topics %s.* (ACTIVESTREAM_TOPIC_PREFIX unset: the namespace's own)", s.namespace, s.namespace)
     return replace(s, topic_prefix=s.namespace)
 
 
@@ -236,9 +241,18 @@ def join_campaign(settings: Settings, queue: RankedQueue) -> tuple[str | int, ..
     and return the campaign's declared classes: ``ACTIVESTREAM_CLASSES`` when set (then recorded with the queue, so the
     campaign's processes started without the setting check them too; a warning when that changes what was recorded),
     else the recorded ones (``None``: any answer goes)."""
-    from activestream.rankedqueue.keys import META_STARTED_AT
+    from activestream.rankedqueue.keys import META_STARTED_AT, META_TOPIC_PREFIX
 
+    earlier = queue.get_meta_fields(META_STARTED_AT, META_TOPIC_PREFIX)
     queue.agree_meta(META_STARTED_AT, f"{time.time():.3f}")
+    held = queue.agree_meta(META_TOPIC_PREFIX, settings.topic_prefix)  # (the campaign's topics: its first process's)
+    if held != settings.topic_prefix:
+        log.warning("namespace %r's campaign runs on the topics %s.* (recorded with its queue); this process uses %s.*: set "
+                    "ACTIVESTREAM_TOPIC_PREFIX=%s to join it", queue.k.namespace, held, settings.topic_prefix, held)
+    elif earlier[META_STARTED_AT] and not earlier[META_TOPIC_PREFIX] and settings.topic_prefix == settings.namespace != "default":
+        log.warning("namespace %r holds a campaign started before its topics were recorded: if it ran on activestream.* (the "
+                    "default for every namespace before ACTIVESTREAM_TOPIC_PREFIX defaulted to the namespace), set "
+                    "ACTIVESTREAM_TOPIC_PREFIX=activestream; this process uses %s.*", queue.k.namespace, settings.topic_prefix)
     declared = declared_classes(settings)
     if declared is None:
         return queue.declared_classes()

@@ -76,7 +76,8 @@ def add_connection(p: argparse.ArgumentParser) -> None:
     """``--kafka-bootstrap-servers``, ``--redis-url``, ``--topic-prefix``, ``--namespace``: where a service connects."""
     p.add_argument("--kafka-bootstrap-servers", default=None, help="default: KAFKA_BOOTSTRAP_SERVERS")
     p.add_argument("--redis-url", default=None, help="default: REDIS_URL")
-    p.add_argument("--topic-prefix", default=None, help="default: ACTIVESTREAM_TOPIC_PREFIX or 'activestream'")
+    p.add_argument("--topic-prefix", default=None,
+                   help="default: ACTIVESTREAM_TOPIC_PREFIX, else the namespace (the default namespace's: 'activestream')")
     add_namespace(p)
 
 

@@ -293,3 +293,29 @@ def test_a_wrong_redis_password_is_said_as_such(capsys: pytest.CaptureFixture[st
         assert err.startswith("error: Redis refused the credentials: ") and "Traceback" not in err
     finally:
         server.stop()
+
+
+def test_a_process_on_other_topics_than_its_campaigns_is_told_which(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    # (a campaign that ran on activestream.* before the prefix defaulted to the namespace, or a process started with
+    # another ACTIVESTREAM_TOPIC_PREFIX, would read topics nobody writes: said at its start)
+    import redis
+
+    from activestream.config import Settings
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+    from activestream.wiring import join_campaign
+
+    namespace = f"topics-{uuid.uuid4().hex[:8]}"
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    try:
+        queue.set_meta(started_at="1.0")  # (a campaign started before its topics were recorded)
+        with caplog.at_level("WARNING"):
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)
+        assert f"namespace '{namespace}' holds a campaign started before its topics were recorded" in caplog.text
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)  # (recorded now: quiet)
+            assert caplog.text == ""
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix="other"), queue)
+        assert f"runs on the topics {namespace}.* (recorded with its queue); this process uses other.*" in caplog.text
+    finally:
+        queue.clear()

@@ -79,6 +79,10 @@ def test_a_campaign_started_with_only_its_namespace_gets_its_own_topics(monkeypa
     with caplog.at_level("WARNING"):
         assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
     assert "namespace 'camp b/é' cannot name Kafka topics" in caplog.text
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", "activestream")
+    with caplog.at_level("WARNING"):
+        assert settings_from(argparse.Namespace()).topic_prefix == "activestream"
+    assert "namespace 'activestream' names the default campaign's topics" in caplog.text
 
 
 def test_auto_accept_by_class_thresholds_is_not_called_no_threshold() -> None:
