@@ -245,14 +245,18 @@ def join_campaign(settings: Settings, queue: RankedQueue) -> tuple[str | int, ..
 
     earlier = queue.get_meta_fields(META_STARTED_AT, META_TOPIC_PREFIX)
     queue.agree_meta(META_STARTED_AT, f"{time.time():.3f}")
-    held = queue.agree_meta(META_TOPIC_PREFIX, settings.topic_prefix)  # (the campaign's topics: its first process's)
-    if held != settings.topic_prefix:
-        log.warning("namespace %r's campaign runs on the topics %s.* (recorded with its queue); this process uses %s.*: set "
-                    "ACTIVESTREAM_TOPIC_PREFIX=%s to join it", queue.k.namespace, held, settings.topic_prefix, held)
-    elif earlier[META_STARTED_AT] and not earlier[META_TOPIC_PREFIX] and settings.topic_prefix == settings.namespace != "default":
+    derived = settings.topic_prefix == settings.namespace != "default"  # (the namespace's own topics: see own_topics)
+    if earlier[META_STARTED_AT] and not earlier[META_TOPIC_PREFIX] and derived:
+        # A campaign started before its topics were recorded may have run on activestream.* (every namespace's default
+        # then): nothing is recorded until a process names its topics (ACTIVESTREAM_TOPIC_PREFIX), so the advice holds.
         log.warning("namespace %r holds a campaign started before its topics were recorded: if it ran on activestream.* (the "
                     "default for every namespace before ACTIVESTREAM_TOPIC_PREFIX defaulted to the namespace), set "
                     "ACTIVESTREAM_TOPIC_PREFIX=activestream; this process uses %s.*", queue.k.namespace, settings.topic_prefix)
+    else:
+        held = queue.agree_meta(META_TOPIC_PREFIX, settings.topic_prefix)  # (the campaign's topics: its first process's)
+        if held != settings.topic_prefix:
+            log.warning("the campaign of namespace %r runs on the topics %s.* (recorded with its queue); this process uses %s.*: set "
+                        "ACTIVESTREAM_TOPIC_PREFIX=%s to join it", queue.k.namespace, held, settings.topic_prefix, held)
     declared = declared_classes(settings)
     if declared is None:
         return queue.declared_classes()

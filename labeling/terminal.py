@@ -133,6 +133,7 @@ def label_from_topic(
     max_items: int | None = None,
     idle_timeout: float | None = None,
     seconds_per_label: float | None = None,
+    now: Callable[[], float] | None = None,
 ) -> int:
     """Label queue-topic entries with ``answer`` until ``max_items``, ``idle_timeout`` s without work or the end of input.
 
@@ -141,6 +142,10 @@ def label_from_topic(
 
     Each label reports ``seconds_per_label`` as its labeling time (annotation hours), else (``None``) the
     seconds ``answer`` took: what a person at the terminal spent on the item.
+
+    ``now`` is the queue's clock (Redis's, that leases are set by): with it, an entry whose lease ran out before it was
+    read is passed over (its item went back to the queue); ``None``: every entry is shown (the labeler's own clock may
+    run ahead of Redis's).
 
     Returns labels published. Each queue message is committed after its label is flushed.
     """
@@ -163,8 +168,9 @@ def label_from_topic(
                 print(f"skipping a bad queue entry: {err}")
                 consumer.commit(msgs)
                 continue
-            if entry.lease_expires_at is not None and entry.lease_expires_at < time.time():  # (its lease ran out: the item went back to
-                consumer.commit(msgs)  # the queue and is sent again when it is among the top; an entry read late is not worked on)
+            if now is not None and entry.lease_expires_at is not None and entry.lease_expires_at < now():  # (its lease ran out: the item
+                print(f"passed over item {entry.id}: its lease ran out before it was read (it is back in the queue)")  # went back)
+                consumer.commit(msgs)
                 continue
             feats = entry.features.tolist() if entry.features is not None else None
             started = time.monotonic()

@@ -35,6 +35,11 @@ class Topics:
     def name(self, short: str) -> str:
         return f"{self.prefix}.{short}"
 
+    def labelers_group(self, labeler_group: str = LABELERS_GROUP) -> str:
+        """The consumer group a labeler group's members read the queue topic in (``activestream label``; the dispatcher
+        of that labeler group waits for its members): ``{prefix}.labelers``, or ``{prefix}.labelers.{labeler_group}``."""
+        return self.group(LABELERS_GROUP) if labeler_group == LABELERS_GROUP else self.group(LABELERS_GROUP, labeler_group)
+
     def group(self, role: str, *qualifiers: str) -> str:
         """The consumer group id of ``role`` (e.g. ``SCORER_GROUP``): ``{prefix}.{role}[.{qualifier}...]``."""
         return ".".join((self.prefix, role, *qualifiers))

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from activestream.commands import options
-from activestream.streams.topics import LABELERS_GROUP, Topics
+from activestream.streams.topics import Topics
 from activestream.wiring import (
     REDIS_TIMEOUT,
     Stop,
@@ -30,19 +30,17 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
     p.add_argument("--max-outstanding", type=options.count, default=100, help="most items out with labelers at once")
     p.add_argument("--readers-group", default=None,
-                   help="the consumer group the labelers read the queue topic with (activestream label --group; default: <topic prefix>.labelers, "
-                        "as activestream label's, for the default --labeler-group, else that group's name): items are sent only while it has members")
+                   help="the consumer group the labelers read the queue topic with (default: <topic prefix>.labelers[.<labeler group>], the one "
+                        "activestream label --labeler-group joins): items are sent only while it has members")
     p.add_argument("--always-dispatch", action="store_true", help="send items whether or not anyone reads the queue topic")
     p.add_argument("--ack-timeout", type=options.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue")
     p.set_defaults(func=run)
 
 
 def readers_group(args: argparse.Namespace, topics: Topics) -> str:
-    """The consumer group whose members the dispatcher waits for: ``--readers-group``, else the campaign's own labelers'
-    group (``activestream label``'s default) for the default labeler group, else the labeler group's name."""
-    if args.readers_group:
-        return str(args.readers_group)
-    return topics.group(LABELERS_GROUP) if args.labeler_group == LABELERS_GROUP else str(args.labeler_group)
+    """The consumer group whose members the dispatcher waits for: ``--readers-group``, else the one ``activestream label
+    --labeler-group`` of the same labeler group reads in (:meth:`Topics.labelers_group`: the campaign's own)."""
+    return str(args.readers_group) if args.readers_group else topics.labelers_group(args.labeler_group)
 
 
 def run(args: argparse.Namespace) -> int:

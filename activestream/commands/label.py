@@ -13,6 +13,8 @@ from activestream.tables import DatasetError, label_columns, label_set
 from activestream.wiring import connect
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from activestream.config import Settings
     from activestream.labeling.terminal import Answer
     from activestream.streams.bus import Bus
@@ -26,8 +28,11 @@ def add_parser(subparsers: options.Subparsers) -> None:
     p = subparsers.add_parser("label", help="label items from the queue topic in the terminal (or from an answers file)")
     options.add_connection(p)
     p.add_argument("--labeler-id", default=os.environ.get("USER", "labeler"), help="who the labels are from (default: $USER, else %(default)s)")
+    p.add_argument("--labeler-group", default="labelers",
+                   help="the dispatcher's labeler group these labelers belong to (its --labeler-group; default %(default)s)")
     p.add_argument("--group", default=None,
-                   help="consumer group of the labelers (default: <topic prefix>.labelers, the one the dispatcher waits for)")
+                   help="consumer group of the labelers (default: <topic prefix>.labelers[.<labeler group>], the one that group's dispatcher "
+                        "waits for)")
     p.add_argument("--max-items", type=options.count, default=None, help="stop after this many labels (a skipped item does not count)")
     p.add_argument("--idle-timeout", type=options.seconds, default=None, help="exit after this many seconds without work")
     p.add_argument("--seconds-per-label", type=options.seconds, default=None,
@@ -54,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
         bus.close()
         raise
     try:
-        n = label_from_topic(bus, topics, answer, labeler_id=args.labeler_id, group=args.group, max_items=args.max_items,
-                             idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label)
+        n = label_from_topic(bus, topics, answer, labeler_id=args.labeler_id, group=args.group or topics.labelers_group(args.labeler_group),
+                             max_items=args.max_items,
+                             idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label, now=queue_clock(s))
     finally:
         bus.close()
     print(f"published {n} labels to {topics.labels}", flush=True)
@@ -89,6 +95,23 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
     live, task = live_classes(bus, topics)
     classes = declared if declared is not None else live
     return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=task == "multilabel" or field == "labels")
+
+
+def queue_clock(s: Settings) -> Callable[[], float] | None:
+    """The campaign queue's clock (Redis's: the one leases run out by) when ``REDIS_URL`` reaches it, else ``None``."""
+    if not s.redis_url:
+        return None
+    import redis
+
+    from activestream.wiring import make_queue
+
+    queue = make_queue(s, socket_timeout=5.0)
+    try:
+        queue.now()
+    except redis.RedisError as exc:
+        log.warning("the campaign's Redis could not be read (%s): queue entries are shown whether or not their lease ran out", exc)
+        return None
+    return queue.now
 
 
 def answers_from(truth: dict[str, str | int | tuple[str | int, ...]]) -> Answer:

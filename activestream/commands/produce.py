@@ -106,17 +106,22 @@ def campaign_width(settings: Settings, file: str) -> tuple[int | None, list[str]
         return width, None, None, None
     import redis
 
-    from activestream.rankedqueue.keys import META_N_FEATURES
+    from activestream.rankedqueue.keys import META_N_FEATURES, META_TOPIC_PREFIX
     from activestream.wiring import make_queue, new_namespace_note
 
     queue = make_queue(settings, socket_timeout=5.0)
     try:
-        held, known = queue.get_meta(META_N_FEATURES), queue.feature_names()
+        meta = queue.get_meta_fields(META_N_FEATURES, META_TOPIC_PREFIX)
+        held, known = meta[META_N_FEATURES], queue.feature_names()
         note = new_namespace_note(queue, file)
     except redis.RedisError as exc:
         log.warning("Redis of namespace %r not reachable (%s): rows are checked against the file itself, and the feature names are not "
                     "stored (the labeling page shows features by position)", settings.namespace, exc)
         return width, None, None, None
+    topics = meta[META_TOPIC_PREFIX]
+    if topics is not None and topics != settings.topic_prefix:  # (the items would go where no scorer of the campaign reads)
+        raise SystemExit(f"error: the campaign of namespace {settings.namespace!r} runs on the topics {topics}.* (recorded with its queue); "
+                         f"these items would go to {settings.topic_prefix}.items: set ACTIVESTREAM_TOPIC_PREFIX={topics} (or --topic-prefix)")
     return (int(held) if held is not None else width), known, queue, note
 
 

@@ -311,11 +311,36 @@ def test_a_process_on_other_topics_than_its_campaigns_is_told_which(redis_url: s
         with caplog.at_level("WARNING"):
             join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)
         assert f"namespace '{namespace}' holds a campaign started before its topics were recorded" in caplog.text
+        assert queue.get_meta("topic_prefix") is None  # (not recorded on a guess: the advice given holds)
         caplog.clear()
-        with caplog.at_level("WARNING"):
-            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)  # (recorded now: quiet)
-            assert caplog.text == ""
-            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix="other"), queue)
-        assert f"runs on the topics {namespace}.* (recorded with its queue); this process uses other.*" in caplog.text
+        with caplog.at_level("WARNING"):  # the user follows it: those topics are the campaign's from now on
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix="activestream"), queue)
+            assert caplog.text == "" and queue.get_meta("topic_prefix") == "activestream"
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)
+        assert f"runs on the topics activestream.* (recorded with its queue); this process uses {namespace}.*" in caplog.text
+    finally:
+        queue.clear()
+
+
+def test_produce_refuses_to_send_a_campaigns_items_to_other_topics_than_its_own(tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]],
+                                                                              redis_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import redis
+
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+
+    namespace = f"route-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", namespace)
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    try:
+        queue.set_meta(topic_prefix="elsewhere")  # (its scorers read elsewhere.items)
+        path = tmp_path / "items.csv"
+        path.write_text("id,a,b\nr1,1,2\n")
+        code, items = produce(str(path))
+        assert code == 2 and items == []
+        assert capsys.readouterr().err.strip() == (f"error: the campaign of namespace '{namespace}' runs on the topics elsewhere.* (recorded with its "
+                                                   f"queue); these items would go to {namespace}.items: set ACTIVESTREAM_TOPIC_PREFIX=elsewhere "
+                                                   "(or --topic-prefix)")
     finally:
         queue.clear()
