@@ -91,6 +91,9 @@ class KafkaConsumer:
         self._from_beginning = from_beginning
         self._closed = False
         self._committed: dict[tuple[str, int], int] = {}
+        # lag(): the group's committed offsets of partitions not read from yet, asked once per assignment
+        self._lag_assigned: frozenset[tuple[str, int]] = frozenset()
+        self._lag_committed: dict[tuple[str, int], int] = {}
         self._rebalance_codes = error_codes(REBALANCE_ERRORS)
         self._transient_codes = error_codes(TRANSIENT_ERRORS)
         self._coordinator_codes = error_codes(COORDINATOR_ERRORS)
@@ -297,15 +300,18 @@ class KafkaConsumer:
         """
         total = 0
         positions = self._c.position(self._c.assignment())
-        ask = [tp for tp in positions if tp.offset < 0 and (tp.topic, tp.partition) not in self._committed]
-        for tp in self._c.committed(ask, timeout=timeout) if ask else []:  # (asked once: kept, as this consumer's commits are)
-            if tp.offset >= 0:
-                self._committed[(tp.topic, tp.partition)] = tp.offset
+        assigned = frozenset((tp.topic, tp.partition) for tp in positions)
+        if assigned != self._lag_assigned:  # (a rebalance: another member may have moved the offsets meanwhile)
+            self._lag_assigned, self._lag_committed = assigned, {}
+        ask = [tp for tp in positions if tp.offset < 0 and (tp.topic, tp.partition) not in self._lag_committed]
+        for tp in self._c.committed(ask, timeout=timeout) if ask else []:  # (asked once per assignment: -1 for none)
+            self._lag_committed[(tp.topic, tp.partition)] = tp.offset
         for tp in positions:
             low, high = self._c.get_watermark_offsets(tp, cached=True)
             if high < 0 or (tp.offset < 0 and low < 0):
                 low, high = watermarks(self._c, tp, timeout)
-            at = tp.offset if tp.offset >= 0 else self._committed.get((tp.topic, tp.partition), -1)
+            key = (tp.topic, tp.partition)
+            at = tp.offset if tp.offset >= 0 else max(self._lag_committed.get(key, -1), self._committed.get(key, -1))
             total += high - max(at, low)  # (a committed offset the retention has passed counts from the log's start)
         return total
 

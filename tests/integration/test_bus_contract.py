@@ -398,3 +398,29 @@ def test_a_restarted_members_lag_counts_from_its_groups_committed_offsets(bus: A
         assert b.lag() == 0
     finally:
         b.close()
+
+
+@pytest.mark.kafka
+def test_an_idle_consumers_lag_asks_the_broker_for_committed_offsets_once_per_assignment(kafka_bus: tuple[Any, Topics]) -> None:
+    # (an idle scorer asked at every gauge tick, a round trip queued behind its own long-poll fetches)
+    bus, topics = kafka_bus
+    bus.ensure_topics([topics.items])
+    c = bus.consumer([topics.items], group())
+    try:
+        nothing_more(c, 3.0)
+        real, asked = c._c, []  # noqa: SLF001 - counting the broker round trips of the confluent consumer
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def committed(self, *a: Any, **kw: Any) -> Any:
+                asked.append(1)
+                return real.committed(*a, **kw)
+
+        c._c = Counting()  # noqa: SLF001
+        assert [c.lag() for _ in range(4)] == [0, 0, 0, 0]
+        assert len(asked) <= 1
+    finally:
+        c._c = real  # noqa: SLF001
+        c.close()
