@@ -31,6 +31,7 @@ from activestream.tables import (
     is_numeric,
     json_value,
     label_set,
+    label_sets,
     mostly_numbers,
     number,
     read_table,
@@ -163,8 +164,8 @@ def read_baseline(
         raise DatasetError(f"{p}: no numeric feature column besides the id and label column(s)")
     meta_cols = [c for c in columns if c not in skip and c not in features]
     # Several 0/1 columns, or one list column (a list in any row: the label set itself), make a multi-label file.
-    cells = [rec.get(chosen[0]) for _, rec in records if rec.get(chosen[0]) is not None]  # (simulate's rule: every label cell a set)
-    multilabel = len(chosen) > 1 or (bool(cells) and all(label_set(v) is not None for v in cells))
+    # (simulate's rule: every label cell a set, or none; a mix is refused)
+    multilabel = len(chosen) > 1 or label_sets(p, chosen[0], [rec.get(chosen[0]) for _, rec in records]) is not None
     rows = _rows(p, iter(records), id_column, classes, features, meta_cols, on_error)
     return BaselineFile(p, tuple(features), tuple(chosen), multilabel, rows)
 

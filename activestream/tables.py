@@ -134,6 +134,19 @@ def label_set(value: object) -> tuple[object, ...] | None:
     return None
 
 
+def label_sets(p: Path, column: str, cells: Sequence[object]) -> list[tuple[object, ...]] | None:
+    """A label column's cells as label sets when every (non-null) one is a set (:func:`label_set`), ``None`` when none
+    is; a column mixing sets and single labels is refused (one file, one answer shape)."""
+    sets = [label_set(v) for v in cells if v is not None]
+    n_sets = sum(v is not None for v in sets)
+    if n_sets == 0:
+        return None
+    if n_sets < len(sets):
+        raise DatasetError(f"{p}: column {column!r}: {n_sets} cell(s) are label lists and {len(sets) - n_sets} single labels; "
+                           "give every row one or the other")
+    return [v for v in sets if v is not None]
+
+
 def label_columns(p: Path, columns: Sequence[str], given: Sequence[str]) -> dict[str, str]:
     """The label columns ``--label-column`` names, each with its class name (``simulate``'s and ``import-labels``' rule).
 

@@ -22,7 +22,7 @@ from activestream.tables import (
     feature_matrix,
     is_numeric,
     is_text,
-    label_set,
+    label_sets,
     read_table,
     require_columns,
 )
@@ -285,13 +285,14 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     def done(ds: Dataset) -> Dataset:
         return _finish(dataclasses.replace(ds, ids=ids))
 
-    sets = [label_set(v) for v in table.column(chosen[0]).to_pylist()] if len(chosen) == 1 and is_text(table.column(chosen[0]).type) else []
-    if sets and all(v is not None for v in sets):  # (JSON lists as text, as export writes label sets in CSV)
+    text = len(chosen) == 1 and is_text(table.column(chosen[0]).type)
+    sets = label_sets(p, chosen[0], table.column(chosen[0]).to_pylist()) if text else None  # (JSON lists, as export writes CSV)
+    if sets is not None:
         import pyarrow as pa
 
-        if len({type(x) for v in sets if v is not None for x in v}) > 1:
+        if len({type(x) for v in sets for x in v}) > 1:
             raise DatasetError(f"{p}: column {chosen[0]!r}: label lists mix numbers and text; give every label as one or the other")
-        table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(dict.fromkeys(v)) for v in sets if v is not None]))
+        table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(dict.fromkeys(v)) for v in sets]))
     if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
         return done(Dataset(p.name, X, Y, label_names, "multilabel"))

@@ -231,3 +231,16 @@ def test_label_lists_as_text_that_mix_types_or_repeat_a_tag(tmp_path: Path) -> N
     twice.write_text('id,f0,label\na,1.0,"[""cat"", ""cat"", ""owl""]"\nb,2.0,"[""owl""]"\n')
     b, errors = _read(twice, ["label"])
     assert [r.labels for r in b.rows] == [("cat", "owl"), ("owl",)] and b.multilabel and not errors  # type: ignore[attr-defined]
+
+
+def test_a_label_column_mixing_lists_and_single_labels_is_refused_by_both_readers(tmp_path: Path) -> None:
+    # (import-labels took it as single-label and then published the list rows as label sets, fixing the wrong answer shape)
+    from activestream.simulation.datasets import load
+
+    onebad = tmp_path / "onebad.csv"
+    onebad.write_text("id,f0,label\n" + "".join(f'r{i},{i}.0,"[""cat"", ""owl""]"\n' for i in range(25)) + "rx,9.0,dog\n")
+    message = r"column 'label': 25 cell\(s\) are label lists and 1 single labels; give every row one or the other"
+    with pytest.raises(DatasetError, match=message):
+        load(onebad, ["label"])
+    with pytest.raises(DatasetError, match=message):
+        _read(onebad, ["label"])
