@@ -205,6 +205,7 @@ class CampaignMonitor:
             # The precision bound the threshold keeps, or how many more control labels one needs at least.
             "auto_accept_precision_lower_bound": calibration.lower_bound,
             "auto_accept_labels_needed": None if multilabel else calibration.more_labels_needed,
+            "auto_accept_target": None if multilabel else self.target_precision,  # (the precision the rule keeps, shown with it)
             "kappa_previous": self.status.kappas[-1] if self.status.kappas else None,
             "stop": self.status.as_dict(),
             "estimates": estimates,
@@ -235,11 +236,10 @@ class CampaignMonitor:
     def version_metrics(self, facts: Mapping[str, Any]) -> dict[str, float]:
         """What a version's record carries of the campaign: :meth:`on_version`'s ``facts`` that are known,
         the control count, the stop signal, and which stop rules fired when (a restart reads them back)."""
-        names = ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed", "kappa_previous")
+        names = ("control_accuracy", "auto_accept_threshold", "auto_accept_precision_lower_bound", "auto_accept_labels_needed",
+                 "auto_accept_target", "kappa_previous")
         metrics = {name: float(facts[name]) for name in names if facts[name] is not None}
         metrics["n_control"] = float(facts["n_control"])
-        if facts.get("auto_accept_labels_needed") is not None or facts["auto_accept_threshold"] is not None:  # (multi-class: the rule applies)
-            metrics["auto_accept_target"] = float(self.target_precision)
         metrics["stop"] = float(self.status.should_stop)
         metrics.update(self.fired_metrics(self.status))
         metrics.update(facts.get("estimates", {}))

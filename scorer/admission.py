@@ -40,7 +40,6 @@ class Admission:
         self.queue = queue
         self.metrics = metrics
         self.active = queue.pool.capacity is not None or queue.pool.reservoir > 0
-        self.aging = queue.pool.max_age is not None  # (ACTIVESTREAM_POOL_MAX_AGE holds without a capacity too)
         self.thresholds = Thresholds(reservoir=np.inf if queue.pool.reservoir else 0.0)  # unknown yet: send everything
         self._read_at = -np.inf  # monotonic time of the last threshold update
         self._aged_at = -np.inf
@@ -64,8 +63,7 @@ class Admission:
         """
         self.kept_keys = None
         if not self.active:
-            if self.aging:
-                self._evict_aged(time.monotonic())
+            self._evict_aged(time.monotonic())  # (ACTIVESTREAM_POOL_MAX_AGE holds without a capacity too)
             return ids, scores, X, metas
         self._housekeeping()
         counts.streamed += len(ids)
@@ -108,8 +106,7 @@ class Admission:
 
     def idle(self) -> None:
         """A poll brought no items: pending items still age out (``ACTIVESTREAM_POOL_MAX_AGE`` holds on a quiet stream)."""
-        if self.active or self.aging:
-            self._evict_aged(time.monotonic())
+        self._evict_aged(time.monotonic())
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
