@@ -13,10 +13,10 @@ from activestream.tables import DatasetError, label_columns, label_set
 from activestream.wiring import connect
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from activestream.config import Settings
     from activestream.labeling.terminal import Answer
+    from activestream.rankedqueue import RankedQueue
     from activestream.streams.bus import Bus
     from activestream.streams.topics import Topics
 
@@ -53,52 +53,26 @@ def run(args: argparse.Namespace) -> int:
     from activestream.labeling.terminal import label_from_topic
 
     s, bus, topics = connect(args)
+    queue = campaign_queue(s)
     try:
-        answer: Answer = answers_from(read_answers(args.answers, args.id_column, args.label_column)) if args.answers else terminal_prompt(s, bus, topics)
+        answer: Answer = (answers_from(read_answers(args.answers, args.id_column, args.label_column)) if args.answers
+                          else terminal_prompt(s, bus, topics, queue))
     except BaseException:
         bus.close()
         raise
     try:
         n = label_from_topic(bus, topics, answer, labeler_id=args.labeler_id, group=args.group or topics.labelers_group(args.labeler_group),
-                             max_items=args.max_items,
-                             idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label, now=queue_clock(s))
+                             max_items=args.max_items, idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label,
+                             now=queue.now if queue is not None else None)
     finally:
         bus.close()
     print(f"published {n} labels to {topics.labels}", flush=True)
     return 0
 
 
-def terminal_prompt(s: Settings, bus: Bus, topics: Topics) -> Answer:
-    """The terminal prompt with what it can show: the declared classes (``ACTIVESTREAM_CLASSES``, else the ones the campaign
-    recorded when ``REDIS_URL`` is set), else the live model's (the models topic); the features' names
-    (``ACTIVESTREAM_FEATURE_NAMES``, else the campaign's recorded header)."""
-    from activestream.config import declared_classes, feature_name_list
-    from activestream.labeling.label_studio_project import live_classes
-    from activestream.labeling.terminal import TerminalPrompt
-    from activestream.rankedqueue.keys import META_LABEL_FIELD
-
-    declared = declared_classes(s)
-    names = feature_name_list(s)
-    field = None
-    if s.redis_url:  # (what the campaign recorded: its classes, its header, its answers' shape)
-        import redis
-
-        from activestream.wiring import make_queue
-
-        try:
-            queue = make_queue(s, socket_timeout=5.0)
-            declared = declared if declared is not None else queue.declared_classes()
-            names = names if names is not None else queue.feature_names()
-            field = queue.get_meta(META_LABEL_FIELD)
-        except redis.RedisError as exc:
-            log.warning("the campaign's recorded classes, feature names and answer shape could not be read (%s)", exc)
-    live, task = live_classes(bus, topics)
-    classes = declared if declared is not None else live
-    return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=task == "multilabel" or field == "labels")
-
-
-def queue_clock(s: Settings) -> Callable[[], float] | None:
-    """The campaign queue's clock (Redis's: the one leases run out by) when ``REDIS_URL`` reaches it, else ``None``."""
+def campaign_queue(s: Settings) -> RankedQueue | None:
+    """The campaign's queue when ``REDIS_URL`` reaches it (its recorded classes, header and answer shape; its clock, Redis's,
+    which leases run out by), else ``None`` (a warning when it is set but cannot be read)."""
     if not s.redis_url:
         return None
     import redis
@@ -109,9 +83,36 @@ def queue_clock(s: Settings) -> Callable[[], float] | None:
     try:
         queue.now()
     except redis.RedisError as exc:
-        log.warning("the campaign's Redis could not be read (%s): queue entries are shown whether or not their lease ran out", exc)
+        log.warning("the campaign's Redis could not be read (%s): no recorded classes, feature names or answer shape; queue entries "
+                    "are shown whether or not their lease ran out", exc)
         return None
-    return queue.now
+    return queue
+
+
+def terminal_prompt(s: Settings, bus: Bus, topics: Topics, queue: RankedQueue | None = None) -> Answer:
+    """The terminal prompt with what it can show: the declared classes (``ACTIVESTREAM_CLASSES``, else the ones the campaign
+    recorded with ``queue``), else the live model's (the models topic); the features' names (``ACTIVESTREAM_FEATURE_NAMES``,
+    else the campaign's recorded header)."""
+    from activestream.config import declared_classes, feature_name_list
+    from activestream.labeling.label_studio_project import live_classes
+    from activestream.labeling.terminal import TerminalPrompt
+    from activestream.rankedqueue.keys import META_LABEL_FIELD
+
+    declared = declared_classes(s)
+    names = feature_name_list(s)
+    field = None
+    if queue is not None:  # (what the campaign recorded: its classes, its header, its answers' shape)
+        import redis
+
+        try:
+            declared = declared if declared is not None else queue.declared_classes()
+            names = names if names is not None else queue.feature_names()
+            field = queue.get_meta(META_LABEL_FIELD)
+        except redis.RedisError as exc:
+            log.warning("the campaign's recorded classes, feature names and answer shape could not be read (%s)", exc)
+    live, task = live_classes(bus, topics)
+    classes = declared if declared is not None else live
+    return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=task == "multilabel" or field == "labels")
 
 
 def answers_from(truth: dict[str, str | int | tuple[str | int, ...]]) -> Answer:

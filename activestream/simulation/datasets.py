@@ -292,7 +292,7 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
 
         if len({type(x) for v in sets for x in v}) > 1:
             raise DatasetError(f"{p}: column {chosen[0]!r}: label lists mix numbers and text; give every label as one or the other")
-        table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(dict.fromkeys(v)) for v in sets]))
+        table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(v) for v in sets]))
     if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
         return done(Dataset(p.name, X, Y, label_names, "multilabel"))
