@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 AUTO = "auto"
 FORMATS = (".parquet", ".csv", ".jsonl")
-#: The export's own columns; a metadata key of the same name goes under ``metadata.<key>``.
-COLUMNS = EXPORT_COLUMNS
 
 
 @dataclass
@@ -179,7 +177,7 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
         counts[row["source"]] += 1
         metadata, item_features = items.get(item_id, ({}, None))
         for key, value in metadata.items():
-            row[key if key not in COLUMNS else f"metadata.{key}"] = value
+            row[key if key not in EXPORT_COLUMNS else f"metadata.{key}"] = value  # (a key of the export's own: metadata.<key>)
         if with_features:
             vec = final_features(entry)
             vec = vec if vec is not None else item_features
@@ -229,7 +227,7 @@ def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
         return
     import pyarrow as pa
 
-    columns = list(dict.fromkeys(k for row in rows for k in row)) or list(COLUMNS)
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or list(EXPORT_COLUMNS)
     if suffix == ".csv":
         import pyarrow.csv as pacsv
 
