@@ -22,6 +22,7 @@ from sklearn.datasets import make_classification
 
 from activestream.devstack.redis_server import free_port
 from activestream.rankedqueue.auto_accept import audit_pending
+from activestream.rankedqueue.keys import META_STARTED_AT
 from activestream.schemas import decode_label
 from tests.integration.test_distributed import Stack, read_models, wait_for
 
@@ -159,6 +160,8 @@ def test_baseline_labels_campaign_and_export(stack: Stack, kafka_bus_factory: Ca
         stack.start("scorer", "--batch-size", "500")
         stack.start("retrainer", "--metrics-port", str(retrainer_metrics))
         stack.start("labeler-api", "--port", str(port))
+        # (the services mark the namespace as a campaign's when they start: before that, import-labels notes a new namespace)
+        wait_for(lambda: stack.queue.get_meta_fields(META_STARTED_AT)[META_STARTED_AT] is not None, 60, what="the services joining the campaign")
         # Two bad rows among the 100: each reported as FILE: row N: reason, skipped; the rest imported, exit 1.
         with baseline.open("a") as fh:
             fh.write("bad1," + ",".join(["1"] * N_FEATURES) + ",,no label\n")
