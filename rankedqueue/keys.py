@@ -67,7 +67,7 @@ POOL_EVICTED = "evicted"  # pending items evicted by a better one (the pool was 
 POOL_REJECTED = "rejected"  # new items that did not outrank the lowest pending one of a full pool
 POOL_AGE_EVICTED = "age_evicted"  # pending items evicted for being older than the max age
 POOL_RESERVOIR_REPLACED = "reservoir_replaced"  # reservoir members replaced by a newcomer
-POOL_STREAMED = "streamed"  # items offered to the pool (counted by the scorers as their offsets commit)
+POOL_STREAMED = "streamed"  # items offered to the pool (counted by the scorers before their offsets commit: see pool_offsets)
 POOL_STATS = (POOL_STREAMED, POOL_EVICTED, POOL_REJECTED, POOL_AGE_EVICTED, POOL_RESERVOIR_REPLACED)
 
 
@@ -270,6 +270,15 @@ class QueueKeys:
     def pool_stats(self) -> str:
         """HASH of the pool's counters (fields ``POOL_*``): streamed, evicted, rejected, age-evicted, reservoir replacements."""
         return self._k("pool_stats")
+
+    @property
+    def pool_offsets(self) -> str:
+        """HASH ``topic:partition`` -> the highest offset of an items topic whose records :attr:`pool_stats` counts.
+
+        The scorers count a batch here before its offsets commit to Kafka; a record read again (a crash between the
+        two, a rolled-back commit) at or below its partition's mark is not counted again.
+        """
+        return self._k("pool_offsets")
 
     @property
     def rerank_removed(self) -> str:

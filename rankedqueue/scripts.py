@@ -34,6 +34,7 @@ COMPOSITION: dict[str, tuple[str, ...]] = {
     "rerank_begin": (),
     "rerank_swap": ("fn_segment_ids",),
     "rerank_abort": (),
+    "count_streamed": (),
 }
 
 
@@ -80,6 +81,7 @@ class Scripts:
         self.rerank_begin = reg("rerank_begin")
         self.rerank_swap = reg("rerank_swap")
         self.rerank_abort = reg("rerank_abort")
+        self.count_streamed = reg("count_streamed")
 
 
 def queue_script(pipe: Pipeline, script: Script, keys: list[str], args: list[str | int | float]) -> None:

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,9 +35,7 @@ from activestream.rankedqueue.keys import (
     MAX_ID_BYTES,
     META_FEATURE_DTYPE,
     META_N_FEATURES,
-    POOL_REJECTED,
     POOL_STATS,
-    POOL_STREAMED,
     ZADD_CHUNK,
     QueueKeys,
 )
@@ -310,12 +308,23 @@ class QueueWriter(QueueBase):
             if int(seen) < AGE_EVICT_SEGMENTS:
                 return total
 
-    def count_streamed(self, streamed: int, rejected: int) -> None:
-        """Add to the pool's counters what a scorer's committed batches brought (streamed) and turned away before Redis."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hincrby(self.k.pool_stats, POOL_STREAMED, streamed)
-        pipe.hincrby(self.k.pool_stats, POOL_REJECTED, rejected)
-        pipe.execute()
+    def count_streamed(self, streamed: int, rejected: int, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Add to the pool's counters what a scorer's batches brought (streamed) and turned away before Redis, and mark
+        how far they go in the items topic (``offsets``: (topic, partition) -> the highest offset among them): called
+        before their offsets commit, so that a crash in between cannot lose the counts (see :attr:`QueueKeys.pool_offsets`)."""
+        args: list[str | int] = [streamed, rejected]
+        for (topic, partition), offset in offsets.items():
+            args += [f"{topic}:{partition}", offset]
+        self.scripts.count_streamed(keys=[self.k.pool_stats, self.k.pool_offsets], args=args)
+
+    def counted_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the highest offset the pool's counters count (see :meth:`count_streamed`)."""
+        out = {}
+        for field_, offset in self.r.hgetall(self.k.pool_offsets).items():
+            name = field_.decode() if isinstance(field_, bytes) else field_
+            topic, _, partition = name.rpartition(":")
+            out[(topic, int(partition))] = int(offset)
+        return out
 
     def pool_stats(self) -> dict[str, int]:
         """The pool's counters (:data:`POOL_STATS`), with the reservoir's size."""

@@ -99,9 +99,8 @@ class Admission:
             self.thresholds, self._read_at = self.queue.thresholds(), time.monotonic()
 
     def committed(self, counts: BatchCounts) -> None:
-        """Committed batches' counts: into the pool's counters in Redis (``queue info``) and the metrics."""
-        if self.active and (counts.streamed or counts.rejected):
-            self.queue.count_streamed(counts.streamed, counts.rejected)
+        """Committed batches' counts: into the metrics (the pool's counters in Redis: :class:`~activestream.scorer.pool_counts.PoolCounts`)."""
+        if self.active and counts.rejected:
             self.metrics.pool_rejections.inc(counts.rejected)
 
     def idle(self) -> None:

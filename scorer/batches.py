@@ -63,6 +63,7 @@ class InflightBatch:
     msgs: list[Message]  # what commits the batch: all its messages, or the last one per partition
     counts: BatchCounts
     t0: float
+    counted: bool = True  # False: records the pool's counters hold already (read again: see scorer.pool_counts)
 
 
 def confirmed_auto_labels(w: InflightBatch) -> list[Record]:

@@ -25,12 +25,13 @@ from activestream.scorer.budget import VariableUncertainty
 from activestream.scorer.metrics import ScorerMetrics, refresh_queue_gauges
 from activestream.scorer.model import OnnxClassifier
 from activestream.scorer.planning import OUTAGES, LiveFacts, Planned, first_writes, plan_batch, plan_each
+from activestream.scorer.pool_counts import PoolCounts
 from activestream.scorer.rerank_accept import rerank_accept
 from activestream.scorer.routing import Router
 from activestream.scorer.scoring import rerank_scores, score_and_probas
 from activestream.scorer.strategies import Strategy
 from activestream.scorer.versions import ArtifactStore, label_cardinality, load_model_version, newest_model_version
-from activestream.streams.bus import Bus, CommitAborted, Message, Record
+from activestream.streams.bus import Bus, Columns, CommitAborted, Message, Record
 from activestream.streams.topics import SCORER_GROUP, Topics
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Scorer:
         self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
         self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
         self.admission = Admission(queue, self.metrics)  # the capped pool: only items that can enter it go to Redis
+        self.pool_counts = PoolCounts(queue, self.admission.active)  # its counters: each record once, crash or not
 
     def poll_models(self, timeout: float = 0.0, *, to_end: bool = False) -> bool:
         """Load the newest model version waiting on the models topic; re-rank if one was loaded.
@@ -248,11 +250,19 @@ class Scorer:
         if self._write_failed:
             raise RuntimeError("a queue write or commit failed earlier; restart the scorer (everything after the last commit is redelivered)")
         vb = self._items.consume_values(self.batch_size, timeout)  # columns: the Kafka adapter builds no Message per record
-        values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
-        if not values:
+        if not vb.values:
             self.flush()
             self.admission.idle()
             return 0
+        rewinds = self.rewinds
+        for part, counted in self.pool_counts.split(vb, self._items.assignments):
+            if self.rewinds == rewinds:  # (a rewind while the first part was written: everything comes again)
+                self._score_batch(part, counted)
+        return len(vb.values)
+
+    def _score_batch(self, vb: Columns, counted: bool) -> None:
+        """Decode, score and plan one consumed batch, and send its queue write (``counted``: see :class:`PoolCounts`)."""
+        values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
         rewinds = self.rewinds
         t0 = time.perf_counter()
         if self.n_features is None:
@@ -281,7 +291,7 @@ class Scorer:
         while len(self._inflight) >= MAX_INFLIGHT:
             self._finish_oldest()
         if self.rewinds != rewinds:  # a commit failed and the consumer went back: this batch comes again
-            return len(values)
+            return
         if (ids or auto) and self._writer is None:
             self._writer = self.queue.writer()
         # The auto-accepted ids are looked up in the queue in the same round trip, after every
@@ -289,10 +299,9 @@ class Scorer:
         # crash, under a model that did not accept it) stays queued and is not auto-labeled too.
         pending = (self.queue.add_nowait(ids, scores, X, metas, conn=self._writer, check=list(auto), sampling=self.admission.kept_keys)
                    if ids or auto else None)
-        self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0))
+        self._inflight.append(InflightBatch(pending, dead, auto, commit_msgs, counts, t0, counted))
         if self.pause.reason is not None:  # paused for Redis: this batch probes it, confirmed before another is read
             self._finish_write()
-        return len(values)
 
     def _plan_guarded(self, ids: list[str], X: np.ndarray, metas: list[dict[str, object]], index: list[int], now: float) -> Planned:
         """:func:`plan_batch`; should it raise (not for an outage), the items are planned one at a time and those that fail are dead letters."""
@@ -329,6 +338,7 @@ class Scorer:
         w.counts.scored = added
         records = w.dead + confirmed_auto_labels(w)
         self._uncounted.add(w.counts)
+        self.pool_counts.confirmed(w.counts.streamed, w.counts.rejected, w.msgs, w.counted)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
         if records or time.monotonic() - self._last_commit >= self.commit_interval:
@@ -357,6 +367,7 @@ class Scorer:
             return
         # The queue writes are idempotent and done; dead letters and offsets move together.
         if self._uncommitted or dead:
+            self.pool_counts.flush()  # (before the commit: a crash between the two must not lose the counts)
             try:
                 self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
             except CommitAborted as exc:
@@ -398,6 +409,8 @@ class Scorer:
         self._uncommitted.clear()
         self._uncounted = BatchCounts()
         self._drop_inflight()
+        self.pool_counts.drop()
+        self.pool_counts.forget_marks()  # (what was counted before the commit failed is read again)
         try:
             self._items.rewind()
         except BaseException:
@@ -445,6 +458,8 @@ class Scorer:
         self._uncommitted.clear()
         self._uncounted = BatchCounts()
         self._drop_inflight()
+        self.pool_counts.drop()
+        self.pool_counts.forget_marks()  # (a count sent as Redis went away may or may not have been applied)
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.disconnect()  # type: ignore[attr-defined]  # (a half-read reply must not be read as the next one)

@@ -77,6 +77,35 @@ class Columns(Protocol):
     def message(self, i: int) -> Message: ...
 
 
+class SelectedColumns:
+    """The records ``index`` of a consumed batch (:func:`select`), as a batch of their own."""
+
+    def __init__(self, batch: Columns, index: Sequence[int]) -> None:
+        self._batch, self._index = batch, list(index)
+        self.values = [batch.values[i] for i in self._index]
+        last: dict[tuple[str, int], Message] = {}
+        for i in self._index:
+            m = batch.message(i)
+            last[(m.topic, m.partition)] = m
+        self.last = list(last.values())
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def key(self, i: int) -> bytes | None:
+        return self._batch.key(self._index[i])
+
+    def message(self, i: int) -> Message:
+        return self._batch.message(self._index[i])
+
+
+def select(batch: Columns, index: Sequence[int]) -> Columns:
+    """The records ``index`` (positions in ``batch``, ascending) as a batch of their own: values, keys, messages and
+    the last record of each partition among them (what commits them). Builds a :class:`Message` per record: for the
+    rare batch that must be cut in two, not for the hot loop."""
+    return SelectedColumns(batch, index)
+
+
 class Consumer(Protocol):
     """A member of a consumer group (or a group-less reader)."""
 
@@ -102,6 +131,13 @@ class Consumer(Protocol):
 
     def commit(self, messages: Sequence[Message]) -> None:
         """Mark ``messages`` processed. Called only after their results were written."""
+        ...
+
+    @property
+    def assignments(self) -> int:
+        """How many times the group has handed this consumer its partitions (0 before the first time, or never for an
+        in-process bus, whose one member holds every partition from the start): a change means the partitions may
+        have been read and committed by another member meanwhile."""
         ...
 
     def rewind(self) -> None:

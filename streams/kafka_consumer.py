@@ -113,8 +113,9 @@ class KafkaConsumer:
             "enable.auto.offset.store": False,
         }
         self._c = ck.Consumer(conf)
+        self._assignments = 0
         if group is not None:
-            self._c.subscribe(topics)
+            self._c.subscribe(topics, on_assign=self._assigned)
         else:
             tps = [ck.TopicPartition(t, p, ck.OFFSET_BEGINNING) for t in topics for p in bus.partitions_of(t)]
             if not from_beginning:
@@ -125,6 +126,15 @@ class KafkaConsumer:
             self._c.assign(tps)
             self._held = {(tp.topic, tp.partition) for tp in tps}
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_SECONDS
+
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        # (librdkafka calls it from poll(), before the new partitions' first records are returned)
+        self._assignments += 1
+
+    @property
+    def assignments(self) -> int:
+        """See :attr:`activestream.streams.bus.Consumer.assignments`."""
+        return self._assignments
 
     def _take_new_partitions(self) -> None:
         """A group-less reader adds the partitions created on its topics since it started (all their records are new)."""

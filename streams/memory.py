@@ -190,6 +190,10 @@ class InMemoryConsumer:
         with self._bus.cond:
             return sum(len(part) - self._pos.get((t, p), 0) for t in self._topics for p, part in enumerate(self._bus.partition_log(t)))
 
+    @property
+    def assignments(self) -> int:
+        return 0  # (one member holds every partition from the start)
+
     def rewind(self) -> None:
         if self._group is None:
             return

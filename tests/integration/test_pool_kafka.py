@@ -35,13 +35,13 @@ def publish(bus: object, stack: Stack, n: int, d: int = 8) -> None:
 
 
 def settled(q: RankedQueue, n: int) -> bool:
-    """Every record streamed was counted (the scorers commit what they wrote) and the pool is at its cap."""
+    """Every record streamed was counted (the scorers count what they wrote before they commit it) and the pool is at its cap."""
     return q.pool_stats()["streamed"] >= n and q.depth() == CAP
 
 
 def assert_pool_exact(q: RankedQueue, n: int) -> None:
     st = q.pool_stats()
-    assert st["streamed"] == n, st  # each record counted once (counted as its offset commits)
+    assert st["streamed"] == n, st  # each record counted once (counted before its offset commits, not again when read again)
     assert q.depth() == CAP and q.n_leased() == 0
     # nothing per item is left of what the pool turned away or evicted
     assert q.r.hlen(q.k.featloc) == CAP
