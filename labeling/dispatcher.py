@@ -34,6 +34,9 @@ from activestream.labeling.control_share import Explore
 from activestream.labeling.metrics import DispatcherMetrics
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.auto_accept import audit_records, forget_audits
+from activestream.rankedqueue.base import parse_declared
+from activestream.rankedqueue.keys import META_DECLARED_CLASSES, META_LABEL_FIELD, META_LABEL_KIND, META_N_FEATURES
+from activestream.retrainer.label_fit import fit_to_campaign
 from activestream.schemas import DecodeError, Label, QueueEntry, decode_label, decode_skip
 from activestream.streams.bus import Bus
 from activestream.streams.topics import DISPATCHER_GROUP, LABELERS_GROUP, Topics
@@ -133,12 +136,33 @@ class Dispatcher:
                 labels.append(decode_label(m.value))
             except DecodeError:
                 continue  # the retrainer dead-letters bad labels; nothing to acknowledge here
+        labels = self._fitting(labels)
         self._flag_audits(labels)
         for label in labels:
             if self.queue.mark_labeled(label.item_id, label.label_id):
                 self.metrics.acked.inc()
         self._labels.commit(msgs)
         return len(msgs)
+
+    def _fitting(self, labels: list[Label]) -> list[Label]:
+        """``labels`` less those the retrainer will refuse (no features, another width, shape, type or an undeclared class),
+        checked as the retrainer does against what the queue holds of the campaign: such an item stays queued, for a label
+        it can take (a tool writing to the labels topic directly is checked by nobody else before)."""
+        if not labels:
+            return labels
+        meta = self.queue.get_meta_fields(META_N_FEATURES, META_LABEL_FIELD, META_LABEL_KIND, META_DECLARED_CLASSES)
+        width = int(w) if (w := meta[META_N_FEATURES]) else None
+        task = {"label": "multiclass", "labels": "multilabel"}.get(meta[META_LABEL_FIELD] or "", "auto")
+        classes = parse_declared(meta[META_DECLARED_CLASSES])
+        kept = []
+        for label in labels:
+            fit = (DecodeError(label.item_id, "features_b64", "missing: the retrainer needs the item's features") if label.features is None
+                   else fit_to_campaign(label, width, task, meta[META_LABEL_KIND], classes)[0])
+            if isinstance(fit, DecodeError):
+                log.warning("label %r not taken: %s (the retrainer dead-letters it; the item stays queued)", label.label_id, fit)
+            else:
+                kept.append(label)
+        return kept
 
     def _flag_audits(self, labels: list[Label]) -> None:
         """Publish a flagged copy of the first unflagged human answer to each audit item (before it is marked labeled: a

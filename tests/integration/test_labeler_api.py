@@ -205,6 +205,26 @@ def test_a_label_is_accepted_even_when_a_dispatcher_acknowledges_it_first(redis_
     assert len(bus.messages(topics.labels)) == 1
 
 
+def test_the_dispatcher_leaves_queued_an_item_whose_label_the_retrainer_will_refuse(redis_client: redis.Redis, namespace: str) -> None:
+    # A tool writing to the labels topic directly: a label the retrainer dead-letters (an undeclared class, no features,
+    # another width) took its item out of the queue all the same, so it could never be labeled again (a fault-day audit).
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.schemas import Label
+
+    bus, topics = InMemoryBus(), Topics("ext")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a", "b", "c", "d"], np.array([0.9, 0.8, 0.7, 0.6]), np.eye(4, dtype=np.float32))
+    queue.ensure_n_features(4)
+    queue.record_declared_classes((0, 1))
+    x = np.ones(4, dtype=np.float32)
+    for label in (Label("a", "La", "tool", label=12, features=x), Label("b", "Lb", "tool", label=1),
+                  Label("c", "Lc", "tool", label=1, features=np.ones(3, dtype=np.float32)), Label("d", "Ld", "tool", label=1, features=x)):
+        bus.publish(topics.labels, label.encode(), key=label.item_id.encode())
+    Dispatcher(queue, bus, topics).acknowledge(0.0)
+    assert [queue.is_labeled(i) for i in "abcd"] == [False, False, False, True]
+    assert queue.depth() == 3
+
+
 def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, namespace: str) -> None:
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
