@@ -19,7 +19,7 @@ is the token's: ``labeler`` / ``labeler_id`` may be left out, and naming another
 Errors are JSON ``{"error": "..."}``: 400 naming the item and the field, 401 without a known
 token, 403 for a request naming another labeler than its token's, 404 for an unknown route,
 405 for another method, 409 for a label or skip of an item another labeler holds, 413 for a
-body over 1 MiB, 429 after too many failed token checks, 503 while Redis cannot be reached,
+body over 1 MiB, 429 after too many failed token checks, 503 while Redis (or, for a label, the Kafka broker) cannot be reached,
 500 (details in the server's log). What each route checks is :mod:`labeling.routes`.
 """
 
@@ -46,6 +46,7 @@ from activestream.labeling.campaign import Campaign
 from activestream.labeling.routes import BadRequest, TooLarge, TooManyFailures, Unauthorized, meta_classes
 from activestream.labeling.service import LabelService
 from activestream.labeling.webserver import ThreadedServer, content_length_problem
+from activestream.streams.bus import BrokerUnavailable
 
 __all__ = ["MAX_BODY_BYTES", "PAGE", "PAGE_HEADERS", "create_app", "meta_classes", "serve"]
 
@@ -200,8 +201,9 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
             return _error(exc)
         except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
             if routes.outage(exc):
-                log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
-                return _error(routes.Unavailable(f"backend: Redis unavailable ({type(exc).__name__}); retry later "
+                backend = "Kafka" if isinstance(exc, BrokerUnavailable) else "Redis"
+                log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, backend, exc)
+                return _error(routes.Unavailable(f"backend: {backend} unavailable ({type(exc).__name__}); retry later "
                                                      "(a label resent with the same label_id is taken once)"))
             log.exception("%s %s failed", request.method, request.url.path)  # the details stay in the server's log
             return _json(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})

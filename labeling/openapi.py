@@ -73,7 +73,7 @@ _WHY = {400: "a bad request, naming the item, the field and the reason; nothing 
         401: "no known bearer token (the API has tokens)", 403: "the request names another labeler than its token's",
         409: "another labeler holds the item's lease", 413: "a body over 1 MiB (refused unread)",
         429: "too many failed token checks from this client lately; its token is not checked until Retry-After",
-        503: "Redis cannot be reached; retry later (a label resent with the same label_id is taken once)"}
+        503: "Redis (or, for a label, the Kafka broker) cannot be reached; retry later (a label resent with the same label_id is taken once)"}
 _RETRY = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _HEADERS = {401: {"WWW-Authenticate": {"description": "Bearer realm=\"activestream\"", "schema": {"type": "string"}}}, 429: _RETRY, 503: _RETRY}
 

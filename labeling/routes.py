@@ -22,6 +22,7 @@ from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAn
 from activestream.rankedqueue.base import parse_declared, parse_feature_names
 from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_DECLARED_CLASSES, META_FEATURE_NAMES, META_STOP
 from activestream.schemas import QueueEntry
+from activestream.streams.bus import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ OUTAGES: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutErro
 
 
 def outage(exc: BaseException) -> bool:
-    """Whether ``exc`` is a backend outage (503): Redis unreachable, loading, or at ``maxmemory``."""
-    if isinstance(exc, OUTAGES):
+    """Whether ``exc`` is a backend outage (503): Redis unreachable, loading, or at ``maxmemory``; the Kafka broker away."""
+    if isinstance(exc, (*OUTAGES, BrokerUnavailable)):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(("OOM", "LOADING", "MASTERDOWN", "READONLY"))
 

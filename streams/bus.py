@@ -43,6 +43,11 @@ class Record:
     key: bytes | None = None
 
 
+class BrokerUnavailable(RuntimeError):
+    """Published records were not delivered in time, or failed for a reason that passes (the broker away, a timeout):
+    the same publish later may succeed. A caller answering a client says so (HTTP 503), not "internal error"."""
+
+
 class CommitAborted(RuntimeError):
     """A transactional publish-and-commit failed: none of its records or offsets took effect.
 

@@ -14,8 +14,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from activestream.streams.bus import CommitAborted, Consumer, Message, Record
-from activestream.streams.kafka_client import MAX_MODEL_BYTES, REBALANCE_ERRORS, confluent, default_topic_config, error_codes, watermarks
+from activestream.streams.bus import BrokerUnavailable, CommitAborted, Consumer, Message, Record
+from activestream.streams.kafka_client import (
+    MAX_MODEL_BYTES,
+    REBALANCE_ERRORS,
+    TRANSIENT_ERRORS,
+    confluent,
+    default_topic_config,
+    error_codes,
+    watermarks,
+)
 from activestream.streams.kafka_consumer import KafkaConsumer, ValueBatch
 
 __all__ = ["KafkaBus", "KafkaConsumer", "ValueBatch", "default_topic_config", "watermarks"]
@@ -65,6 +73,8 @@ class KafkaBus:
         self.client_id = client_id
         self.base_config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "client.id": client_id, **(config or {})}
         self._errors: list[str] = []
+        self._errors_pass = True  # every delivery error since the last flush is one that passes (see BrokerUnavailable)
+        self._passing_codes = error_codes(("_MSG_TIMED_OUT", *TRANSIENT_ERRORS))
         self._errors_lock = threading.Lock()
         self._producer = ck.Producer(
             {
@@ -89,6 +99,7 @@ class KafkaBus:
         if err is not None:
             with self._errors_lock:
                 self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
+                self._errors_pass = self._errors_pass and (err.retriable() or err.code() in self._passing_codes)
 
     def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Queue one record; :meth:`flush` waits for it and reports failures.
@@ -108,17 +119,21 @@ class KafkaBus:
 
         Raises
         ------
+        BrokerUnavailable
+            If records remain after ``timeout``, or every delivery that failed since the last flush failed for a reason
+            that passes (a timeout, the broker away).
         RuntimeError
-            If any delivery failed since the last flush, or records remain after ``timeout``.
+            If a delivery failed for good (a record too large, a topic it may not write).
         """
         remaining = self._producer.flush(timeout)
         with self._errors_lock:
             errors, self._errors = self._errors, []
+            passing, self._errors_pass = self._errors_pass, True
         if errors:
             shown = "; ".join(errors[:5])
-            raise RuntimeError(f"{len(errors)} Kafka deliveries failed: {shown}")
+            raise (BrokerUnavailable if passing else RuntimeError)(f"{len(errors)} Kafka deliveries failed: {shown}")
         if remaining:
-            raise RuntimeError(f"{remaining} Kafka records still undelivered after {timeout}s")
+            raise BrokerUnavailable(f"{remaining} Kafka records still undelivered after {timeout}s (is the broker reachable?)")
 
     # -- transactions
     def _txn(self) -> Any:

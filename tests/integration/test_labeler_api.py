@@ -225,6 +225,25 @@ def test_the_dispatcher_leaves_queued_an_item_whose_label_the_retrainer_will_ref
     assert queue.depth() == 3
 
 
+def test_a_label_the_broker_does_not_take_in_time_is_a_503_to_retry_not_an_internal_error(redis_client: redis.Redis, namespace: str) -> None:
+    from activestream.streams.bus import BrokerUnavailable
+
+    class AwayBroker(InMemoryBus):
+        def flush(self, timeout: float = 30.0) -> None:
+            raise BrokerUnavailable("1 Kafka records still undelivered after 30.0s (is the broker reachable?)")
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.9]), np.eye(1, dtype=np.float32))
+    with serving(LabelService(queue, AwayBroker(), Topics("away"))) as base:
+        req = urllib.request.Request(f"{base}/labels", json.dumps({"item_id": "a", "labeler_id": "ann", "label": 1, "label_id": "L1"}).encode(),
+                                     {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 503 and err.value.headers["Retry-After"] == "1"
+        assert json.loads(err.value.read())["error"].startswith("backend: Kafka unavailable (BrokerUnavailable); retry later")
+    assert not queue.is_labeled("a")
+
+
 def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, namespace: str) -> None:
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
