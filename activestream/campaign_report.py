@@ -82,6 +82,10 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     if live is not None and live.source != "retrainer" and live.version > (newest.version if newest else 0) and estimates["note"] == ESTIMATING:
         estimates["note"] = "none while a published model is live: the retrainer holds, and no later version of its own will carry one"
     spent = estimates["hours_spent"] if estimates["hours_spent"] is not None else counts.human_seconds / 3600.0
+    need = estimates["random_labels"]
+    # Random sampling's fitted curve reaches the estimated accuracy only past every item streamed (or never: the
+    # estimate's cap): the figures would read as labels saved that no stream of this size holds. Said as a bound.
+    estimates["random_beyond_items"] = bool(need and counts.items and need["estimate"] >= counts.items)
     return {
         "namespace": namespace,
         "model_version": newest.version if newest else 0,
@@ -96,6 +100,7 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
         "auto_accept": {**auto, "items": counts.items, "auto_accepted": counts.auto_accepted,
                         "share": counts.auto_accepted / counts.items if counts.items else None, "audited_precision": audited},
         "human_labels": counts.human_labels,
+        "items": counts.items,
     }
 
 
@@ -116,7 +121,8 @@ def render_text(report: dict[str, Any]) -> str:
     if live and live["source"] != "retrainer" and live["version"] > report["model_version"]:
         lines.append(f"live model: v{live['version']}, published by a user (publish-model); the retrainer holds while it is live (start it "
                      f"with --resume to publish over it): the figures below are of its newest version, v{report['model_version']}")
-    lines += ["", "learning curve (accuracy on the random-control labels, 95% interval):"]
+    lines += ["", "learning curve (accuracy on the random-control labels, 95% interval; a version without a live estimate of its own "
+              "shows the running accuracy of every control label so far, each scored by the version live when it came):"]
     if not report["versions"]:
         lines.append("  no model version yet")
     for p in report["versions"]:
@@ -125,7 +131,13 @@ def render_text(report: dict[str, Any]) -> str:
         accuracy = _iv(p["accuracy"], missing=missing)
         lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {accuracy}  ({p['n_control']} control){mark}")
     lines.append("")
-    if est["available"]:
+    beyond = est["available"] and est.get("random_beyond_items")
+    if beyond:
+        items, n = report["items"], report["n_labels"]
+        lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
+                  f"random sampling would need:  more than the {items} items streamed (its fitted curve reaches this accuracy only past them)",
+                  f"labels saved:                at least {items - n} (every item streamed, less the {n} labeled), if random sampling reached it at all"]
+    elif est["available"]:
         lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
                   f"random sampling would need:  {_iv(est['random_labels'], '{:.0f}')} labels",
                   f"labels saved:                {_iv(est['labels_saved'], '{:.0f}')} (share {_iv(est['savings_share'])})"]
@@ -137,7 +149,8 @@ def render_text(report: dict[str, Any]) -> str:
     else:
         more = f" ({est['control_labels_needed']} more needed)" if est["control_labels_needed"] is not None else ""
         lines.append(f"estimates: {est['note'] or NOT_ENOUGH}{more}")
-    lines.append(f"hours spent: {hours['spent']:.2f} · saved: {_iv(hours['saved'], '{:.2f}', missing)}")
+    saved = "see labels saved (beyond the stream)" if beyond else _iv(hours["saved"], "{:.2f}", missing)
+    lines.append(f"hours spent: {hours['spent']:.2f} · saved: {saved}")
     if stop["fired"]:
         at = stop["rules"].get(stop["first"] or "", {})
         lines.append(f"stop: {stop['first']} fired at v{at.get('version')} with {at.get('n_labels')} labels"
@@ -177,14 +190,16 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color(), label="95% interval")
     curve = report["random_curve"]
     if curve:
-        top = max([p["n_labels"] for p in report["versions"]] + [report["estimates"]["random_labels"]["estimate"]
-                                                                  if report["estimates"]["random_labels"] else 0])
+        need_ = report["estimates"]["random_labels"]
+        top = max([p["n_labels"] for p in report["versions"]] + [need_["estimate"] if need_ else 0])
+        if report["estimates"].get("random_beyond_items"):
+            top = max([p["n_labels"] for p in report["versions"]] + [report["items"]])  # (not out to a cap of a million)
         first = min([p["n_labels"] for p in report["versions"] if p["n_labels"] > 0] or [10])
         n = np.linspace(max(1.0, first / 2), max(top, 2.0) * 1.1, 200)  # (from near the first version: the curve's start would squash the axis)
         ax.plot(n, random_curve(n, curve["a"], curve["b"], curve["c"]), color="grey", linestyle="--", linewidth=1,
                 label=f"random sampling (fitted: {curve['formula']})")
         need, acc = report["estimates"]["random_labels"], report["estimates"]["accuracy"]
-        if need and acc:  # the savings: the labels used and those random sampling would need for the same accuracy
+        if need and acc and not report["estimates"].get("random_beyond_items"):  # the savings: the labels used and random's for the same accuracy
             ax.hlines(acc["estimate"], report["n_labels"], need["estimate"], color="grey", linewidth=1)
             ax.plot([need["estimate"]], [acc["estimate"]], marker="s", color="grey", linestyle="none",
                     label=f"random would need {need['estimate']:.0f} labels")

@@ -39,7 +39,7 @@ Labels random sampling needs (``est_random_labels``), savings, hours
     estimate is the median of ``n*`` over the draws below (not ``n*`` at the point accuracy and curve: near
     the asymptote that jumps to the cap on a hair of accuracy).
     ``est_labels_saved = n* - n_labels``, ``est_savings_share = 1 - n_labels / n*``,
-    ``est_hours_saved = est_labels_saved * median(seconds) / 3600``. Intervals: the accuracy's
+    ``est_hours_saved = est_labels_saved * median(seconds) / 3600`` (the median over labels that took time: not imports). Intervals: the accuracy's
     uncertainty (draws from its Jeffreys posterior ``Beta(k + 1/2, n - k + 1/2)``) and the curve's
     (a bootstrap: the curve refitted to its (fold, repeat) runs resampled with replacement) are propagated
     through the inversion by Monte Carlo; the 2.5% and 97.5% quantiles are the bounds. No model is refitted for it.
@@ -257,7 +257,7 @@ def cheap_figures(seconds: np.ndarray, budget: int | None) -> dict[str, float]:
     return out
 
 
-def walked_sample(keys: np.ndarray, control: np.ndarray) -> np.ndarray:
+def walked_sample(keys: np.ndarray, control: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
     """The labels of the control walk's uniform sample: every label whose sampling key is at most the walk's frontier.
 
     The control picks walk the stream in the order of the items' sampling keys (a uniform hash of the id,
@@ -266,20 +266,27 @@ def walked_sample(keys: np.ndarray, control: np.ndarray) -> np.ndarray:
     from the walk or from the strategy (ranked picks and seed labels alike): a uniform sample of the stream.
     The control picks alone are not: they are what the strategy left.
 
+    Labels ``drawn`` at random apart from the walk (``import-labels --random-sample``) are a uniform sample of
+    their own: they join the sample, but their keys do not move the frontier (spread over [0, 1), they would put
+    it near 1 and every strategy-picked label with it: the live estimates then scored the strategy's hard picks).
+    Membership depends only on the keys and on draws made without looking at the items, so the union is uniform too.
+
     Parameters
     ----------
     keys : (n,) each label's item sampling key, in [0, 1).
-    control : (n,) bool, the control picks.
+    control : (n,) bool, the control picks (the walk's, and ``drawn`` ones).
+    drawn : (n,) bool, the labels drawn at random apart from the walk (``None``: none).
 
     Returns
     -------
-    (n,) bool: ``control``, and every label at or below the frontier (none without a control pick).
+    (n,) bool: ``control``, and every label at or below the frontier of the walk's own picks.
     """
     keys = np.asarray(keys, dtype=np.float64)
     control = np.asarray(control, dtype=bool)
-    if not control.any():
+    walk = control & ~np.asarray(drawn, dtype=bool) if drawn is not None else control
+    if not walk.any():
         return control.copy()
-    return control | (keys <= keys[control].max())  # type: ignore[no-any-return]
+    return control | (keys <= keys[walk].max())  # type: ignore[no-any-return]
 
 
 def control_labels_needed(y: np.ndarray, control: np.ndarray, cfg: EstimateConfig) -> float | None:
@@ -359,7 +366,9 @@ def estimate(
     # The point is the draws' median, not the curve inverted at the point accuracy: near the asymptote that inversion
     # jumps to the cap (savings share 1.0) on a hair of accuracy, where most draws of the two say far less.
     point = float(np.median(need))
-    median_s = float(np.median(seconds)) if len(seconds) else 0.0
+    timed = np.asarray(seconds, dtype=np.float64)
+    timed = timed[timed > 0]  # (imported and auto-accepted labels took no one's time: 0 s, they made a median of 0 hours)
+    median_s = float(np.median(timed)) if len(timed) else 0.0
 
     def put(figure: str, value: float, values: np.ndarray) -> None:
         lo, hi = _bounds(values, cfg.confidence)

@@ -451,7 +451,8 @@ class Retrainer:
         labels = list(self.training.items.values())
         _, codes = np.unique(np.array([lab.label for lab in labels], dtype=object).astype(str), return_inverse=True)
         # The control walk's whole sample, the strategy's labels below its frontier with the walk's own picks.
-        sample = walked_sample(self._sampling_keys([lab.item_id.encode() for lab in labels]), np.array([lab.control for lab in labels], dtype=bool))
+        sample = walked_sample(self._sampling_keys([lab.item_id.encode() for lab in labels]), np.array([lab.control for lab in labels], dtype=bool),
+                               drawn=np.array([lab.source == "baseline" for lab in labels], dtype=bool))  # (a random-sample import)
         return Labeled(lambda: arrays(labels, task)[0], codes, sample, np.array([lab.seconds for lab in labels]),
                        trainer_fit(self._estimator, self._C))
 

@@ -193,3 +193,17 @@ def test_a_multilabel_campaign_says_it_has_no_estimates_nor_auto_accept_instead_
     mv = ModelVersion(version=1, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=(0, 1), metrics=mc_metrics, n_labels=40)
     shown = render_text(build_report("mc", [mv], TopicCounts(items=100, auto_accepted=0, human_labels=40, human_seconds=0.0)))
     assert "auto-accept (target precision 0.99): off (" in shown
+
+
+def test_random_sampling_needing_more_than_the_items_streamed_is_said_as_a_bound_not_as_labels_saved(tmp_path: Path) -> None:
+    # A new-user audit: "random sampling would need: 133904 [45868, 454435] labels, labels saved: 132780, hours saved: 110.65"
+    # for 9,105 items streamed (and 1,000,000, the estimate's cap, on another campaign; the plot's x axis went out to it).
+    beyond = {**ESTIMATES, "est_random_labels": 133904.0, "est_random_labels_low": 45868.0, "est_random_labels_high": 454435.0,
+              "est_labels_saved": 132780.0}
+    report = build_report("camp", [version(1, 1124, **beyond)], TopicCounts(items=9105, auto_accepted=0, human_labels=1024, human_seconds=5120.0))
+    text = render_text(report)
+    assert "random sampling would need:  more than the 9105 items streamed" in text and "at least 7981" in text
+    assert "133904" not in text and "132780" not in text and "saved: see labels saved (beyond the stream)" in text
+    assert report["estimates"]["random_beyond_items"] is True and plot(report, tmp_path / "c.png").exists()
+    within = build_report("camp", [version(1, 505, **ESTIMATES)], TopicCounts(items=9105, auto_accepted=0, human_labels=405, human_seconds=2025.0))
+    assert "random sampling would need:  1400 [900, 2100] labels" in render_text(within) and not within["estimates"]["random_beyond_items"]

@@ -172,6 +172,12 @@ def test_the_walked_sample_is_every_label_up_to_the_frontier_of_the_control_pick
     control = np.array([False, False, True, False, False, True])  # the frontier: 0.2
     np.testing.assert_array_equal(walked_sample(keys, control), [True, False, True, False, False, True])
     np.testing.assert_array_equal(walked_sample(keys, np.zeros(6, dtype=bool)), np.zeros(6, dtype=bool))  # no walk: no sample
+    # A random-sample import (key 0.9) is in the sample without moving the frontier: it put every label below 0.9 in
+    # the sample, the strategy's hard picks too (a new-user audit: estimated accuracy 0.80 for a model at 0.99).
+    drawn = np.array([False, False, False, False, True, False])
+    imported = control | drawn
+    np.testing.assert_array_equal(walked_sample(keys, imported, drawn), [True, False, True, False, True, True])
+    np.testing.assert_array_equal(walked_sample(keys, drawn, drawn), drawn)  # only imports: they are the sample
 
 
 def test_inline_estimates_every_n_labels_run_at_each_next_multiple_only() -> None:
