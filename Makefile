@@ -49,7 +49,7 @@ docs: $(STAMP)
 
 # Local distributed stack without Docker: Kafka (KRaft) + Redis + scorer, retrainer, dispatcher.
 up: $(STAMP)
-	$(BIN)/activestream up
+	$(BIN)/activestream up --env-file .activestream/env  # (the README sources it in another shell)
 
 bench: $(STAMP)
 	$(BIN)/activestream bench throughput --json benchmarks/results/throughput.json

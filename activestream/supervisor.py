@@ -48,6 +48,21 @@ def restart_delay(previous: float | None, ran_for: float) -> float:
     return min(2 * previous, RESTART_MAX_DELAY)
 
 
+# The exit status of a command that refused with one "error:" line (a setting, a flag, credentials: activestream.cli.main).
+REFUSED = 2
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log file (its last 4 KiB), or a note that there is none."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 4096))
+            lines = [line for line in fh.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1].strip() if lines else "(its log is empty)"
+
+
 class Supervised:
     """One service of the local stack: its process, started again whenever it exits.
 
@@ -66,6 +81,7 @@ class Supervised:
         self.proc: subprocess.Popen[bytes]  # (set by start)
         self.started = 0.0
         self.start_at: float | None = None  # when to start it again; None while it runs
+        self.refused = False  # it exited with REFUSED: started again, it would refuse again
         self.start()
 
     def start(self) -> None:
@@ -86,6 +102,9 @@ class Supervised:
         code = self.proc.poll()
         if code is None:
             return None
+        if code == REFUSED:
+            self.refused = True
+            return f"{self.name} refused to start (exit code {code}): {last_line(self.log_path)}"
         if not restart:
             return f"{self.name} exited with code {code}"
         self.delay = restart_delay(self.delay, now - self.started)
@@ -123,13 +142,17 @@ def supervise(services: Sequence[Supervised], stop: Callable[[], bool], *, resta
 
     Returns
     -------
-    0 when stopped, 1 when a service exited and ``restart`` is off.
+    0 when stopped, 1 when a service exited and ``restart`` is off, :data:`REFUSED` when one refused to start (a
+    setting, a flag: started again it would refuse again, so the stack stops, saying why).
     """
     while not stop():
         for svc in services:
             event = svc.check(restart=restart)
             if event is not None:
                 print(f"{event} (log: {svc.log_path})", flush=True)
+                if svc.refused:
+                    print("stopping the stack: fix that and start it again", flush=True)
+                    return REFUSED
                 if not restart:
                     return 1
         time.sleep(poll)

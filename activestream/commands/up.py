@@ -49,11 +49,18 @@ def run(args: argparse.Namespace) -> int:
 
     Returns
     -------
-    0 when stopped by a signal, 1 when a service exited under ``--no-restart``.
+    0 when stopped by a signal, 1 when a service exited under ``--no-restart``, 2 when one refused to start (the stack stops).
     """
     from activestream.devstack.redis_server import LocalRedis, free_port
 
-    settings_from(args)  # (a bad ACTIVESTREAM_* setting: one error: line here, not a service restarting on it in a log)
+    s = settings_from(args)  # (a bad ACTIVESTREAM_* setting: one error: line here, not a service restarting on it in a log)
+    if s.estimator and "retrainer" not in args.without:  # (what the retrainer will fit: resolved only by it otherwise)
+        from activestream.retrainer.estimator import EstimatorError, load_factory
+
+        try:
+            load_factory(s.estimator)
+        except EstimatorError as exc:
+            raise SystemExit(f"error: setting ACTIVESTREAM_ESTIMATOR: {exc}") from None
     stop = Stop()
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)

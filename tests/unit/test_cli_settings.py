@@ -18,6 +18,37 @@ def test_up_refuses_a_bad_setting_before_it_starts_anything(tmp_path: Path, monk
     assert not (tmp_path / "state").exists()  # (no broker, no Redis, no service restarting on it in a log)
 
 
+def test_up_refuses_an_estimator_the_retrainer_cannot_fit_before_it_starts_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (it said "stack is up", then the retrainer exited with code 2 and was started again every few seconds, for good)
+    from activestream.cli import main
+
+    monkeypatch.setenv("ACTIVESTREAM_ESTIMATOR", "sklearn.svm:SVC")
+    assert main(["up", "--state-dir", str(tmp_path / "state")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: setting ACTIVESTREAM_ESTIMATOR: estimator 'sklearn.svm:SVC'") and "predict_proba" in err, err
+    assert not (tmp_path / "state").exists()
+
+
+def test_the_stack_stops_saying_why_when_a_service_refuses_to_start_instead_of_starting_it_again(tmp_path: Path,
+                                                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from activestream.supervisor import REFUSED, Supervised, stop_processes, supervise
+
+    refuses = Supervised("retrainer", [sys.executable, "-c", "import sys; print('error: setting ACTIVESTREAM_X: bad'); sys.exit(2)"], {},
+                         tmp_path / "retrainer.log")
+    runs = Supervised("scorer", [sys.executable, "-c", "import time; time.sleep(60)"], {}, tmp_path / "scorer.log")
+    try:
+        assert supervise([runs, refuses], lambda: False, restart=True, poll=0.05) == REFUSED
+    finally:
+        stop_processes([runs.proc, refuses.proc])
+    out = capsys.readouterr().out
+    assert "retrainer refused to start (exit code 2): error: setting ACTIVESTREAM_X: bad" in out and "stopping the stack" in out
+    assert refuses.restarts == 0
+
+
 def test_a_misspelt_setting_is_named_with_the_one_meant() -> None:
     from activestream.config import unknown_settings
 
