@@ -32,6 +32,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
@@ -178,6 +179,30 @@ def _open_routes(app: FastAPI, service: LabelService, answer: Answer) -> None:
         return await answer(request, lambda caller, body: routes.campaign(service), open_=True)
 
 
+# After a backend outage, requests are answered 503 at once for this long before the next one tries the backend again:
+# with a hung Redis each try waits out the API's Redis timeout, and requests go one at a time (one labeling service).
+OUTAGE_HOLD_SECONDS = 1.0  # (the Retry-After of a 503)
+
+
+class OutageHold:
+    """Entered around each request's work, under the service's lock: after a backend outage it answers 503 at once for
+    :data:`OUTAGE_HOLD_SECONDS` (noted before the lock is let go, so the next request in line does not try again)."""
+
+    def __init__(self) -> None:
+        self.until = 0.0  # (monotonic) a backend counts as away until then
+        self.answer = ""
+
+    def __enter__(self) -> None:
+        if time.monotonic() < self.until:  # (a hung Redis: each request queued behind the lock would wait its timeout out)
+            raise routes.Unavailable(self.answer)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and routes.outage(exc):
+            backend = "Kafka" if isinstance(exc, BrokerUnavailable) else "Redis"
+            self.until = time.monotonic() + OUTAGE_HOLD_SECONDS
+            self.answer = f"backend: {backend} unavailable ({type(exc).__name__}); retry later (a label resent with the same label_id is taken once)"
+
+
 def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None = None, limiter: FailureLimiter | None = None) -> FastAPI:
     """The API as an ASGI app over ``service``; with ``tokens``, only for their holders.
 
@@ -187,8 +212,10 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
     caller_of = TokenGate(tokens, limiter or FailureLimiter())
     app = FastAPI(title="activestream labeler API", version="1", description=openapi.DESCRIPTION, docs_url=None, redoc_url=None)
 
+    outage = OutageHold()
+
     def locked(work: Callable[[], dict[str, Any]]) -> bytes:
-        with lock:  # the answer is computed under the lock and encoded and sent after it: a slow client holds no one up
+        with lock, outage:  # the answer is computed under the lock and encoded and sent after it: a slow client holds no one up
             payload = work()
         return json.dumps(payload).encode()
 
@@ -201,10 +228,8 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
             return _error(exc)
         except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
             if routes.outage(exc):
-                backend = "Kafka" if isinstance(exc, BrokerUnavailable) else "Redis"
-                log.warning("%s %s: %s unavailable: %s", request.method, request.url.path, backend, exc)
-                return _error(routes.Unavailable(f"backend: {backend} unavailable ({type(exc).__name__}); retry later "
-                                                     "(a label resent with the same label_id is taken once)"))
+                log.warning("%s %s: %s: %s", request.method, request.url.path, outage.answer.split(";")[0], exc)
+                return _error(routes.Unavailable(outage.answer))
             log.exception("%s %s failed", request.method, request.url.path)  # the details stay in the server's log
             return _json(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
         return Response(data, 200, media_type="application/json")

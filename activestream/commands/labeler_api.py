@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if tokens is None:
         log.warning("labeler API without ACTIVESTREAM_LABELER_TOKENS: it takes the labeler id each request names")
     # entropy: each labeler process draws its own sampled batches (+falcun), restarts included
-    # A request waits at most 30 s for Redis (then 503), instead of holding the API forever.
-    queue = make_queue(s, socket_timeout=30.0)
+    # A request waits at most 5 s for Redis (then 503: its calls are small), instead of holding the API forever; the
+    # requests queued behind it meanwhile are answered 503 at once (labeling.api.OUTAGE_HOLD_SECONDS).
+    queue = make_queue(s, socket_timeout=5.0)
     join_campaign(s, queue)  # (recorded: the campaign's other labeling paths check them too; without the setting, submit reads them)
     service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=explore_of(s), curriculum_labels=s.curriculum_labels,
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int, classes=declared_classes(s))

@@ -115,9 +115,40 @@ def test_a_redis_outage_is_a_503_and_the_api_serves_on_when_it_is_back(tmp_path)
                 assert code == 503 and reply["error"].startswith("backend: Redis unavailable") and headers["Retry-After"] == "1", (path, reply)
             assert not bus.messages(topics.labels)
             server_redis.start()  # (same port, same append-only file: the queue as it was)
+            time.sleep(float(headers["Retry-After"]))  # (as a client does: within it, the API answers 503 without trying Redis)
             code, reply, _ = call(f"{base}/lease?k=2&labeler=ann")
             assert code == 200 and [i["id"] for i in reply["items"]] == ["a", "b"]
         finally:
+            api.shutdown()
+            api.server_close()
+    finally:
+        server_redis.stop()
+
+
+def test_requests_queued_behind_a_hung_redis_are_answered_503_at_once_not_each_after_the_timeout(tmp_path) -> None:
+    # A fault-day audit: with Redis SIGSTOPped, every request waited the API's 30 s Redis timeout in turn (one labeling
+    # service, one request at a time): a labeler with a 10 s timeout never saw a 503, only its own timeouts.
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    server_redis = LocalRedis().start()
+    try:
+        queue = RankedQueue(redis.Redis.from_url(server_redis.url, socket_timeout=3), QueueKeys("hung"))
+        queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
+        api = serve(LabelService(queue, InMemoryBus(), Topics("hung")), 0)
+        base = f"http://127.0.0.1:{api.server_port}"
+        try:
+            os.kill(server_redis.proc.pid, signal.SIGSTOP)
+            with ThreadPoolExecutor(4) as pool:  # (each client waits at most 10 s: 4 requests x 3 s one after the other would not fit)
+                replies = list(pool.map(lambda i: call(f"{base}/lease?k=1&labeler=l{i}"), range(4)))
+            assert [code for code, _, _ in replies] == [503] * 4, replies
+            assert all(reply["error"].startswith("backend: Redis unavailable (TimeoutError)") for _, reply, _ in replies)
+            os.kill(server_redis.proc.pid, signal.SIGCONT)
+            time.sleep(float(replies[-1][2]["Retry-After"]) + 0.1)
+            assert call(f"{base}/lease?k=1&labeler=ann")[0] == 200
+        finally:
+            os.kill(server_redis.proc.pid, signal.SIGCONT)
             api.shutdown()
             api.server_close()
     finally:
