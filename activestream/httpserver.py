@@ -26,12 +26,21 @@ log = logging.getLogger(__name__)
 class Health:
     """Liveness facts a service updates from its loop; ``/healthz`` is 200 while the loop ticks."""
 
-    def __init__(self, service: str, stale_after: float = 60.0) -> None:
+    def __init__(self, service: str, stale_after: float = 60.0, stuck_after: float | None = None) -> None:
         self.service = service
         self.stale_after = stale_after
+        self.stuck_after = stuck_after  # a step running longer is reported at once (None: not watched)
         self.last_tick = time.monotonic()
         self.problem: str | None = None
         self.facts: dict[str, Any] = {}
+        self.step_began: float | None = None  # (monotonic) while a step of the loop runs
+
+    def begin_step(self) -> None:
+        """A step of the loop starts (see ``stuck_after``)."""
+        self.step_began = time.monotonic()
+
+    def end_step(self) -> None:
+        self.step_began = None
 
     def tick(self, **facts: Any) -> None:
         """The loop is alive: healthy again, with ``facts`` (model version, ...) added to ``/healthz``."""
@@ -45,9 +54,15 @@ class Health:
 
     def status(self) -> tuple[int, dict[str, Any]]:
         """``(HTTP status, body)`` of ``/healthz``: 200 while ticked within ``stale_after`` and not down, else 503."""
-        age = time.monotonic() - self.last_tick
-        ok = age < self.stale_after and self.problem is None
-        extra = {"problem": self.problem} if self.problem is not None else {}
+        now = time.monotonic()
+        age = now - self.last_tick
+        problem = self.problem
+        began = self.step_began
+        if problem is None and self.stuck_after is not None and began is not None and now - began >= self.stuck_after:
+            # (a backend that does not answer holds a call up to its timeout, and the loop's own report comes after it)
+            problem = f"one step of the loop has run for {now - began:.0f} s: waiting for Redis or Kafka? (see the service's log)"
+        ok = age < self.stale_after and problem is None
+        extra = {"problem": problem} if problem is not None else {}
         return (200 if ok else 503), {"service": self.service, "ok": ok, "last_tick_seconds_ago": round(age, 3), **extra, **self.facts}
 
 

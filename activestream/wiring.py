@@ -195,6 +195,9 @@ def explore_of(settings: Settings) -> Explore:
 # says why): a Redis that hangs (stopped, swapping) is an outage as one that refuses connections is. Far above any call
 # of ours (a whole-pool re-rank's swap of 1,000,000 items takes about a second).
 REDIS_TIMEOUT = 30.0
+# How long one step of the scorer's or the dispatcher's loop may run before /healthz says so (their steps take well under
+# a second, a whole-pool re-rank a few): a hung Redis shows there at once, not after REDIS_TIMEOUT (and the pause's probe).
+STEP_STUCK_SECONDS = 15.0
 
 
 def make_queue(settings: Settings, *, socket_timeout: float | None = None, segment_cache: bool = False) -> RankedQueue:
@@ -303,7 +306,8 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
     )
 
 
-def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, host: str = "127.0.0.1") -> Health:
+def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, host: str = "127.0.0.1", *,
+                  stuck_after: float | None = None) -> Health:
     """Serve ``/metrics`` and ``/healthz`` on a daemon thread and say where.
 
     Parameters
@@ -312,6 +316,8 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     registry : the metrics to serve.
     port : ``None`` or 0: any free port.
     host : the address to listen on.
+    stuck_after : ``/healthz`` answers 503 while one step of :func:`run_loop` has run this long (``None``: not watched;
+        a service whose steps are short, so that a hung backend shows at once, not after its calls' timeouts).
 
     Returns
     -------
@@ -319,7 +325,7 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     """
     from activestream.httpserver import Health, serve
 
-    health = Health(service)
+    health = Health(service, stuck_after=stuck_after)
     server = serve(registry, health, port or 0, host)
     print(f"{service}: metrics on http://{host}:{server.server_port}/metrics and /healthz", flush=True)
     return health
@@ -369,10 +375,12 @@ def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool
     """
     total = 0
     while not stop():
+        health.begin_step()
         n = step()
         total += n
         if every is not None:
             every()
+        health.end_step()
         why = problem() if problem is not None else None
         if why is None:
             health.tick(processed=total)

@@ -9,6 +9,7 @@ from activestream.commands import options
 from activestream.streams.topics import Topics
 from activestream.wiring import (
     REDIS_TIMEOUT,
+    STEP_STUCK_SECONDS,
     Stop,
     connect,
     explore_of,
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                                                  registry=registry, max_skips=s.max_skips, explore=explore_of(s),
                                                  readers=None if args.always_dispatch else readers_group(args, topics)),
                                       "dispatcher start-up", stop)
-    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host)
+    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
     pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:
         run_loop(lambda: pause.run(lambda: d.step(0.5), d.recover), health, stop, burst=args.burst, max_messages=None,

@@ -7,7 +7,17 @@ import logging
 
 from activestream.commands import options
 from activestream.config import feature_name_list
-from activestream.wiring import REDIS_TIMEOUT, Stop, connect, join_campaign, make_queue, run_loop, serve_metrics, through_redis_outages
+from activestream.wiring import (
+    REDIS_TIMEOUT,
+    STEP_STUCK_SECONDS,
+    Stop,
+    connect,
+    join_campaign,
+    make_queue,
+    run_loop,
+    serve_metrics,
+    through_redis_outages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if scorer.feature_names:  # (the labeling page shows the features by name)
         scorer.queue.record_feature_names(scorer.feature_names)
     through_redis_outages(lambda: join_campaign(s, scorer.queue), "scorer start-up", stop)  # (it holds a campaign; ACTIVESTREAM_CLASSES recorded)
-    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host)
+    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
     # Start on the newest model, if there is one (Redis away: the first steps load it once it is back).
     scorer.pause.run(lambda: int(scorer.poll_models(to_end=True)), scorer.recover)
 

@@ -77,3 +77,32 @@ def test_a_service_waiting_for_redis_answers_503_with_the_reason_and_200_once_it
     assert seen[0][0] == 200
     assert seen[1][0] == 503 and seen[1][1]["problem"].startswith("Redis unreachable")  # paused: says why
     assert seen[2][0] == 200 and "problem" not in seen[2][1]  # resumed
+
+
+def test_healthz_says_so_while_one_step_of_the_loop_runs_past_stuck_after() -> None:
+    # (a fault-day audit: with Redis SIGSTOPped the scorer's /healthz said ok for a minute and more: a step held in a
+    # Redis call up to its 30 s timeout, the pause's probe another, and the loop reported only after them)
+    import threading
+    import time
+
+    from activestream.wiring import run_loop
+
+    health = Health("scorer", stuck_after=0.2)
+    seen: list[tuple[int, dict]] = []
+
+    def step() -> int:
+        time.sleep(0.5)  # (a call that waits for a backend)
+        return 1
+
+    def watch() -> None:
+        time.sleep(0.35)
+        seen.append(health.status())
+
+    t = threading.Thread(target=watch)
+    t.start()
+    run_loop(step, health, lambda: False, burst=False, max_messages=1)  # type: ignore[arg-type]
+    t.join()
+    code, body = seen[0]
+    assert code == 503 and body["problem"].startswith("one step of the loop has run for 0 s: waiting for Redis or Kafka?"), body
+    assert health.status()[0] == 200  # (the step ended)
+    assert Health("retrainer").status()[0] == 200  # (not watched by default)
