@@ -33,7 +33,14 @@ def dead_lettered_labels(bus: Bus, topics: Topics, timeout: float) -> set[bytes]
 
 def newest_version(bus: Bus, topics: Topics, timeout: float = 60.0) -> ModelVersion | None:
     """The newest model version on the models topic (records that are no model version are passed over)."""
+    return newest_versions(bus, topics, timeout)[0]
+
+
+def newest_versions(bus: Bus, topics: Topics, timeout: float = 60.0) -> tuple[ModelVersion | None, ModelVersion | None]:
+    """``(newest, newest of the retrainer's own)`` on the models topic: a user's version (``publish-model``) carries none
+    of the campaign's records (stop rules fired, auto-accept paused), so a restarted retrainer takes those from its own."""
     newest: ModelVersion | None = None
+    own: ModelVersion | None = None
     for m in read_log(bus, topics.models, timeout):
         try:
             mv = decode_model_version(m.value)
@@ -41,4 +48,6 @@ def newest_version(bus: Bus, topics: Topics, timeout: float = 60.0) -> ModelVers
             continue
         if newest is None or mv.version > newest.version:
             newest = mv
-    return newest
+        if mv.source == "retrainer" and (own is None or mv.version > own.version):
+            own = mv
+    return newest, own

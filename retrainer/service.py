@@ -19,7 +19,7 @@ from activestream.retrainer.estimates import Labeled, trainer_fit, walked_sample
 from activestream.retrainer.estimator import EstimatorError, EstimatorFactory, EstimatorTrainer, FittedEstimator, make_trainer
 from activestream.retrainer.export import model_to_onnx
 from activestream.retrainer.label_fit import fit_to_campaign
-from activestream.retrainer.logs import dead_lettered_labels, newest_version
+from activestream.retrainer.logs import dead_lettered_labels, newest_versions
 from activestream.retrainer.metrics import RetrainerMetrics
 from activestream.retrainer.onnx_run import predict as _predict  # (the names the core always used)
 from activestream.retrainer.onnx_run import session as _session
@@ -141,12 +141,13 @@ class Retrainer:
         self._models = bus.consumer([topics.models], None)
 
     def _load_latest_version(self) -> None:
-        newest = newest_version(self.bus, self.topics)
+        newest, own = newest_versions(self.bus, self.topics)
         if newest is not None:
             self.version = newest.version
             self._latest_digest = newest.label_ids_digest
-            self.campaign.restore(newest.metrics)
-            self.metrics.campaign.show(newest.metrics)
+            campaign = own.metrics if own is not None else {}  # (a user's version has no stop rules or auto-accept record)
+            self.campaign.restore(campaign)
+            self.metrics.campaign.show(campaign)
             self._take_live(newest)
             self.metrics.model_version.set(self.version)
             if newest.source == "user":

@@ -93,3 +93,32 @@ def test_a_stop_rule_that_fired_still_holds_after_a_restart() -> None:
     assert again.version == 3 and again.campaign.status.fired["stable_predictions"] == {"version": 2.0, "n_labels": 20.0}
     newest = decode_model_version(bus.messages(topics.models)[-1].value)
     assert newest.metrics["stop"] == 1.0 and newest.metrics["stop_stable_predictions_n_labels"] == 20.0
+
+
+def test_a_user_version_published_over_the_campaign_keeps_its_fired_stop_rules_across_a_resume() -> None:
+    # (a docs audit: after publish-model and a restart with --resume, stable_predictions fired again at a later version
+    # and was logged twice; the retrainer read the campaign's record back from the user's version, which has none)
+    import dataclasses
+
+    from activestream.retrainer.stopping import StopRules
+    from activestream.streams.topics import MODEL_KEY
+
+    bus, topics = InMemoryBus(), Topics("stopuser")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    rules = StopRules(kappa=-1.0, window=1, min_gain=None)
+
+    def label(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            bus.publish(topics.labels, Label(str(i), f"L{i}", "ann", label=int(y[i]), features=X[i]).encode())
+
+    first = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules)
+    for lo in (0, 10):
+        label(lo, lo + 10)
+        first.run(burst=True, timeout=0.0)
+    own = decode_model_version(bus.messages(topics.models)[-1].value)
+    user = dataclasses.replace(own, version=3, source="user", metrics={"holdout_accuracy": 0.9})
+    bus.publish(topics.models, user.encode(), key=MODEL_KEY)
+    again = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules, resume=True)
+    assert again.version == 3 and again.campaign.status.fired["stable_predictions"] == {"version": 2.0, "n_labels": 20.0}
