@@ -98,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
             print(exc.code, file=sys.stderr)
             return 2
         raise
+    except Exception as exc:
+        if type(exc).__name__ != "KafkaException":  # (confluent-kafka's, not imported for every command to catch it)
+            raise
+        # A broker away (a command run against it; a service's start): one line, status 1 (a failure that may pass:
+        # `up` starts a service again on it), not a traceback.
+        err = exc.args[0] if exc.args else exc
+        text = err.str() if hasattr(err, "str") else str(err)
+        print(f"error: Kafka: {text} (KAFKA_BOOTSTRAP_SERVERS / --kafka-bootstrap-servers)", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         try:  # (another pipe than stdout broke: that is an error of its own)
             sys.stdout.flush()

@@ -14,7 +14,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -116,6 +116,23 @@ def own_topics(s: Settings, prefix_given: bool) -> Settings:
     return replace(s, topic_prefix=s.namespace)
 
 
+def kafka_config_problem(config: Mapping[str, str]) -> str | None:
+    """Why librdkafka refuses the pass-through settings (``ACTIVESTREAM_KAFKA_*``: a misspelt property, a bad value),
+    or ``None``; a client is made and dropped, nothing is connected to (it fails on the first use otherwise, in a
+    traceback, and a stack started on it restarts its services on it for good)."""
+    if not config:
+        return None
+    from activestream.streams.kafka_client import confluent
+
+    ck = confluent()
+    try:
+        ck.Producer({"bootstrap.servers": "127.0.0.1:9", **config})
+    except ck.KafkaException as exc:
+        names = ", ".join(f"ACTIVESTREAM_KAFKA_{k.upper().replace('.', '_')}" for k in config)
+        return f"a Kafka client setting ({names}): {exc.args[0].str()}"
+    return None
+
+
 def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Bus:
     """The Kafka bus for a service process (services need a broker: see ``activestream up``).
 
@@ -138,6 +155,9 @@ def make_bus(settings: Settings, *, transactional_name: str | None = None) -> Bu
         raise SystemExit("error: set KAFKA_BOOTSTRAP_SERVERS (or --kafka-bootstrap-servers), or start a local stack with `activestream up`")
     from activestream.streams.kafka import KafkaBus
 
+    problem = kafka_config_problem(settings.kafka_config)
+    if problem is not None:
+        raise SystemExit(f"error: {problem}")
     return KafkaBus(
         settings.kafka_bootstrap_servers,
         config=dict(settings.kafka_config),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from activestream.commands import options
 from activestream.supervisor import Supervised, start_services, stop_processes, supervise
-from activestream.wiring import Stop, settings_from
+from activestream.wiring import Stop, kafka_config_problem, settings_from
 
 if TYPE_CHECKING:
     from activestream.devstack.local_kafka import LocalKafka
@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from activestream.devstack.redis_server import LocalRedis, free_port
 
     s = settings_from(args)  # (a bad ACTIVESTREAM_* setting: one error: line here, not a service restarting on it in a log)
+    kafka_problem = kafka_config_problem(s.kafka_config)
+    if kafka_problem is not None:
+        raise SystemExit(f"error: {kafka_problem}")
     if s.estimator and "retrainer" not in args.without:  # (what the retrainer will fit: resolved only by it otherwise)
         from activestream.retrainer.estimator import EstimatorError, load_factory
 

@@ -150,3 +150,18 @@ def test_the_scorer_and_the_dispatcher_bound_their_redis_calls(command: str, mon
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     assert main([command]) == 2
     assert asked["socket_timeout"] == REDIS_TIMEOUT
+
+
+def test_a_misspelt_kafka_client_setting_is_one_line_and_up_refuses_it_before_it_starts_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (a docs audit: a traceback from librdkafka, and `up` said "stack is up" and then restarted its services on it)
+    from activestream.cli import main
+
+    monkeypatch.setenv("ACTIVESTREAM_KAFKA_SECURITY_PROTOCAL", "SASL_SSL")
+    want = 'error: a Kafka client setting (ACTIVESTREAM_KAFKA_SECURITY_PROTOCAL): No such configuration property: "security.protocal"'
+    assert main(["up", "--state-dir", str(tmp_path / "state")]) == 2
+    assert capsys.readouterr().err.strip() == want and not (tmp_path / "state").exists()
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    assert main(["dead-letters"]) == 2
+    assert capsys.readouterr().err.strip().endswith(want)
