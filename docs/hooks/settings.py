@@ -131,7 +131,13 @@ ENV_NAMES: dict[str, str] = {
 }
 
 
+# Defaults the field's own value does not tell (worked out from other settings when the variable is unset).
+DERIVED_DEFAULTS = {"topic_prefix": "(the namespace)"}
+
+
 def _default(f: dataclasses.Field) -> str:
+    if f.name in DERIVED_DEFAULTS:
+        return DERIVED_DEFAULTS[f.name]
     if f.default_factory is not dataclasses.MISSING:  # kafka_config: an empty mapping
         return "(none)"
     return "(unset)" if f.default is None else f"`{f.default}`"
