@@ -112,11 +112,14 @@ class Dispatcher:
         if self._readers_seen is None or t - self._readers_seen[0] >= self.readers_every:
             try:
                 n = self.bus.group_members(self.readers)
-            except Exception as exc:  # noqa: BLE001 - not allowed to describe groups (ACLs), broker busy: dispatch as if watched by one
-                if self._readers_seen is None or self._readers_seen[1] != -1:
-                    log.warning("could not read the members of the consumer group %r (%s: %s); dispatching regardless", self.readers,
-                                type(exc).__name__, exc)
-                n = -1
+            except Exception as exc:  # noqa: BLE001 - not allowed to describe groups (ACLs), broker away
+                # Not allowed: dispatch as if watched (-1), for good. A broker away or slow: what was last seen stands,
+                # none before it (the top of the queue is not sent to a topic nobody may read; a broker blip did).
+                denied = "AUTHORIZATION" in str(exc).upper()
+                n = -1 if denied else (self._readers_seen[1] if self._readers_seen is not None else 0)
+                if self._readers_seen is None or self._readers_seen[1] != n:
+                    log.warning("could not read the members of the consumer group %r (%s: %s); %s", self.readers, type(exc).__name__, exc,
+                                "dispatching regardless" if denied else f"taking {n} member(s) until it can")
             if self._readers_seen is not None and (n > 0) != (self._readers_seen[1] > 0):
                 log.info("%s in the queue topic's group %r: %s", f"{n} labeler(s)" if n else "no labeler", self.readers,
                          "dispatching" if n else "nothing more is sent until one joins")

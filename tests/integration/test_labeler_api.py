@@ -360,6 +360,27 @@ def test_the_dispatcher_sends_work_only_while_labelers_read_the_queue_topic(redi
     assert Dispatcher(queue, bus, topics, max_outstanding=3).dispatch() == 3  # (readers=None: always)
 
 
+def test_a_broker_that_cannot_say_who_reads_the_queue_topic_gets_nothing_sent_but_one_that_may_not_say_does(
+    redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (a fault-day audit: after a broker blip the describe call timed out and the dispatcher sent the queue's top 100 to
+    # a topic nobody read, "dispatching regardless", held from the page for the ack timeout)
+    from activestream.labeling.dispatcher import Dispatcher
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
+    bus, topics = InMemoryBus(), Topics("blip")
+    d = Dispatcher(queue, bus, topics, max_outstanding=3, readers="labelers", readers_every=0.0)
+    errors = iter([RuntimeError("KafkaError{code=_TIMED_OUT}"), RuntimeError("KafkaError{code=GROUP_AUTHORIZATION_FAILED}")])
+
+    def describe(group: str) -> int:
+        raise next(errors)
+
+    monkeypatch.setattr(bus, "group_members", describe, raising=False)
+    assert d.dispatch() == 0 and d.metrics.readers._value.get() == 0  # noqa: SLF001 - (a timeout: nobody known to read)
+    assert d.dispatch() == 3 and d.metrics.readers._value.get() == -1  # noqa: SLF001 - (not allowed to ask: as if watched)
+
+
 def test_the_curriculum_starts_after_the_cold_start(redis_client: redis.Redis, namespace: str) -> None:
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     ids = [f"i{j}" for j in range(30)]
