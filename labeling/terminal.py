@@ -183,7 +183,8 @@ def label_from_topic(
                 seconds = seconds_per_label if seconds_per_label is not None else time.monotonic() - started
                 label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=None if isinstance(value, tuple) else value,
                               labels=value if isinstance(value, tuple) else None, seconds=seconds, features=entry.features,
-                              control=entry.metadata.get("control") is True)  # (the dispatcher's random-control picks)
+                              control=entry.metadata.get("control") is True,  # (the dispatcher's random-control picks)
+                              model_version=entry.model_version or None)  # (the version that ranked it: for the export; 0: none had)
                 bus.publish(topics.labels, label.encode(), key=entry.id.encode())
                 done += 1
             else:  # passed on: the dispatcher hands it back and counts the skip

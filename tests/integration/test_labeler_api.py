@@ -405,7 +405,7 @@ def test_topic_labelers_get_the_random_control_slice_and_their_labels_say_so(red
     dispatcher = Dispatcher(queue, bus, topics, max_outstanding=10, explore=0.3, seed=0)
     assert dispatcher.dispatch() == 10  # cold (nothing ranked yet): no control slice
     queue.expire_leases(now=time.time() + 10_000)
-    queue.set_meta(ranked_version=1)
+    queue.set_meta(ranked_version=1, model_version=1)
     assert dispatcher.dispatch(time.time() + 10_000) == 10
     entries = [decode_queue_entry(m.value) for m in bus.messages(topics.queue)]
     assert [e.metadata.get("control", False) for e in entries].count(True) == 3 and not any(e.metadata for e in entries[:10])
@@ -415,6 +415,8 @@ def test_topic_labelers_get_the_random_control_slice_and_their_labels_say_so(red
     labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
     controls = {e.id for e in entries[10:] if e.metadata.get("control")}
     assert {lab.item_id for lab in labels if lab.control} == controls
+    # the version that ranked each item goes with its label (the export's model_version; it was empty for the terminal's)
+    assert {lab.model_version for lab in labels[:10]} == {None} and {lab.model_version for lab in labels[10:]} == {1}
 
 
 def test_a_producers_control_key_does_not_make_a_control_label(redis_client: redis.Redis, namespace: str) -> None:
