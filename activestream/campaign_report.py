@@ -131,6 +131,8 @@ def render_text(report: dict[str, Any]) -> str:
         accuracy = _iv(p["accuracy"], missing=missing)
         lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {accuracy}  ({p['n_control']} control){mark}")
     lines.append("")
+    if est["available"] and est.get("as_of_version") is not None:  # (estimates run every so many labels, not at every version)
+        lines.append(f"live estimates as of v{est['as_of_version']} ({est['as_of_labels']} labels):")
     beyond = est["available"] and est.get("random_beyond_items")
     if beyond:
         items, n = report["items"], report["n_labels"]
