@@ -146,7 +146,7 @@ def read_items(messages: Iterable[Message], wanted: set[str]) -> dict[str, tuple
 
 
 def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: Sequence[str] | None = None,
-               timeout: float = 60.0) -> tuple[list[dict[str, Any]], Counter[str]]:
+               timeout: float = 60.0, holdout_fraction: float = 0.0) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Read the three topics to their current end and build the export's rows.
 
     Parameters
@@ -155,6 +155,9 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
     with_features : add each item's features as columns.
     feature_names : their names (``None``: ``feature_0``, ``feature_1``, ...).
     timeout : seconds to wait for each topic's end.
+    holdout_fraction : the retrainer's (``ACTIVESTREAM_HOLDOUT_FRACTION``): the ``held_out`` column says which items it keeps
+        out of training for its no-regression check (a model of your own trained on them, then ``publish-model``, is
+        checked on labels it saw, and the retrainer's later versions must beat that inflated score).
 
     Returns
     -------
@@ -163,6 +166,7 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
     never trained on, e.g. a class outside the declared ones).
     """
     from activestream.retrainer.logs import dead_lettered_labels
+    from activestream.retrainer.training_set import in_holdout
 
     counts: Counter[str] = Counter()
     refused = dead_lettered_labels(bus, topics, timeout)  # (digests of the label records the retrainer refused)
@@ -174,6 +178,7 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
     rows = []
     for item_id, entry in per_item.items():
         row = row_of(item_id, entry)
+        row["held_out"] = in_holdout(item_id, holdout_fraction)
         counts[row["source"]] += 1
         metadata, item_features = items.get(item_id, ({}, None))
         for key, value in metadata.items():

@@ -106,7 +106,7 @@ def require_columns(p: Path, columns: Sequence[str], flag: str, names: Iterable[
 
 #: The columns ``activestream export`` writes of its own (besides the metadata and the features).
 EXPORT_COLUMNS = ("item_id", "label", "all_labels", "majority_votes", "source", "labeler_ids", "seconds", "label_ids", "labeled_at",
-                  "times", "model_version", "control", "auto_confidence", "auto_threshold")
+                  "times", "model_version", "control", "auto_confidence", "auto_threshold", "held_out")
 
 
 def export_bookkeeping(p: Path, columns: Sequence[str], keep: Collection[str]) -> list[str]:

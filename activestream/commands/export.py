@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         names = feature_name_list(s)
         if names is None and args.with_features and s.redis_url:
             names = make_queue(s).feature_names()  # (the header produce or import-labels read)
-        rows, counts = build_rows(bus, topics, with_features=args.with_features, feature_names=names, timeout=args.timeout)
+        rows, counts = build_rows(bus, topics, with_features=args.with_features, feature_names=names, timeout=args.timeout,
+                                  holdout_fraction=s.holdout_fraction)
     finally:
         bus.close()
     try:

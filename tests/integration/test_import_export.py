@@ -104,6 +104,12 @@ def test_import_takes_items_out_of_the_queue_produces_new_ones_and_a_second_impo
     assert by_id[leased[0]]["doc"] == f"item {leased[0]}" and by_id["new3"]["note"] == "row new3" and by_id["new3"]["px5"] == float(X[1503, 5])
     human = [r for r in rows_out if r["source"] == "human"]
     assert all(r["labeler_ids"] == ["bob"] and r["seconds"] == 4.0 and r["model_version"] == c.queue.ranked_version() for r in human)
+    # held_out: the items the retrainer keeps out of training (by id), for a model of one's own trained on the export
+    from activestream.retrainer.training_set import in_holdout
+
+    held = build_rows(c.bus, c.topics, with_features=False, timeout=1.0, holdout_fraction=0.5)[0]
+    assert {r["held_out"] for r in held} == {True, False} and all(r["held_out"] == in_holdout(r["item_id"], 0.5) for r in held)
+    assert not any(r["held_out"] for r in rows_out)  # (no hold-out: none)
 
 
 def test_a_random_sample_imported_while_a_model_is_live_calibrates_as_control_labels(
