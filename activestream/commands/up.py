@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     stop = Stop()
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    earlier = read_ports(state / PORTS_FILE)  # (a stack started again keeps its addresses: shells and services that hold them go on)
     kafka: LocalKafka | None = None
     redis_server: LocalRedis | None = None
     services: list[Supervised] = []
@@ -76,16 +79,17 @@ def run(args: argparse.Namespace) -> int:
             from activestream.devstack.local_kafka import LocalKafka
 
             print("starting Apache Kafka (KRaft) ...", flush=True)
-            kafka = LocalKafka(port=args.kafka_port, data_dir=state / "kafka").start()  # (kept, as Redis's AOF is: a restart goes on)
+            kafka = LocalKafka(port=args.kafka_port or reusable(earlier.get("kafka")), data_dir=state / "kafka").start()  # (kept, as Redis's AOF is: a restart goes on)
             bootstrap = kafka.bootstrap_servers
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
-            redis_server = LocalRedis(args.redis_port, appendonly=True, data_dir=str(state / "redis")).start()
+            redis_server = LocalRedis(args.redis_port or reusable(earlier.get("redis")), appendonly=True, data_dir=str(state / "redis")).start()
             redis_url = redis_server.url
         base = args.metrics_base_port
         names = [name for name in SERVICES if name not in args.without]
         # (fixed ports made a second stack on one host crash-loop its services on "address already in use")
         ports = {name: base + SERVICES.index(name) for name in names} if base else {name: free_port() for name in names}
+        write_ports(state / PORTS_FILE, {"kafka": kafka.port if kafka else None, "redis": redis_server.port if redis_server else None})
         services = start_services(ports, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
         print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
         for name, port in ports.items():
@@ -102,6 +106,34 @@ def run(args: argparse.Namespace) -> int:
         if kafka is not None:
             kafka.stop()
         print("stack stopped", flush=True)
+
+
+PORTS_FILE = "ports.json"
+
+
+def read_ports(path: Path) -> dict[str, int]:
+    """The broker's and Redis's ports a stack on this state dir had (``{}``: none recorded, or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+
+def write_ports(path: Path, ports: Mapping[str, int | None]) -> None:
+    path.write_text(json.dumps({k: v for k, v in ports.items() if v is not None}), encoding="utf-8")
+
+
+def reusable(port: int | None) -> int | None:
+    """``port`` if nothing listens on it now (the stack's last one, taken again), else ``None`` (a free one is picked)."""
+    if port is None:
+        return None
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
 
 
 # Settings never written to the env file (the services got them from the environment): secrets, and Kafka's

@@ -103,6 +103,29 @@ def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp
     assert all(health(p) == {} for p in ports.values())  # every service is gone
 
 
+def test_up_started_again_on_its_state_dir_keeps_its_addresses(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # (audits: a restarted stack moved Redis and the broker to new ports; a labeler API started from the old env file
+    # answered 503 "Redis unavailable" for good, and every shell had to source the env file again)
+    env_file = tmp_path / "stack.env"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, ACTIVESTREAM_TOPIC_PREFIX=f"up{uuid.uuid4().hex[:8]}")
+    urls = []
+    for run in range(2):
+        up_log = tmp_path / f"up{run}.log"
+        env_file.unlink(missing_ok=True)
+        with up_log.open("wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(tmp_path / "state"), "--env-file",
+                                     str(env_file), "--without", "retrainer", "--without", "dispatcher", "--without", "scorer"],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: env_file.exists(), "the stack never wrote its env file", up_log, proc)
+            urls.append(re.search(r"REDIS_URL=(\S+)", env_file.read_text())[1])  # type: ignore[index]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0
+    assert urls[0] == urls[1], urls
+
+
 def test_a_local_broker_on_a_data_dir_keeps_its_topics_across_a_restart(tmp_path: Path) -> None:
     """What `up --state-dir` relies on: started again on its folder (new ports), the broker still has the topics."""
     from activestream.devstack.local_kafka import LocalKafka
