@@ -247,6 +247,10 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
     async def skip(request: Request) -> Response:
         return await answer(request, lambda caller, body: routes.skip(service, body, caller))
 
+    @app.post("/return", responses=openapi.responses("ReturnReply", 400, 401, 403, 409, 413, 429, 503), openapi_extra=openapi.RETURN)
+    async def give_back(request: Request) -> Response:
+        return await answer(request, lambda caller, body: routes.give_back(service, body, caller))
+
     _open_routes(app, service, answer)
 
     @app.get("/", responses=openapi.PAGE, openapi_extra={"summary": "The labeling page (HTML; no token needed: it holds no data)"})

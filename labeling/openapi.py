@@ -42,6 +42,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "SkipReply": {"type": "object", "required": ["skips"], "additionalProperties": False,
                   "properties": {"skips": {"type": "integer", "minimum": -1,
                                            "description": "labelers who passed on the item; 0: dropped; -1: unknown item"}}},
+    "ReturnReply": {"type": "object", "required": ["returned"], "additionalProperties": False,
+                    "properties": {"returned": {"type": "boolean", "description": "false: it was not leased (run out, labeled or unknown)"}}},
     "Status": {"type": "object", "required": ["pending", "leased", "labeled", "model_version", "classes", "task"], "additionalProperties": False,
                "properties": {"pending": {"type": "integer", "minimum": 0}, "leased": {"type": "integer", "minimum": 0},
                               "labeled": {"type": "integer", "minimum": 0}, "model_version": {"type": "integer", "minimum": 0},
@@ -105,6 +107,7 @@ LEASE = {"summary": "Lease the top k items to the labeler", **_TOKEN, "parameter
 ]}
 LABELS = {"summary": "Submit a label (idempotent by label_id)", **_TOKEN, **_body("LabelRequest")}
 SKIP = {"summary": "Pass on a leased item", **_TOKEN, **_body("SkipRequest")}
+RETURN = {"summary": "Hand a leased item back untouched (no skip counted)", **_TOKEN, **_body("SkipRequest")}
 STATUS = {"summary": "Queue counts and the live model (open: no token needed)"}
 CAMPAIGN = {"summary": "The campaign's payoff: live estimates with intervals, stop rules, auto-accept state, queue depth (open: no token needed)"}
 PAGE: dict[int | str, dict[str, Any]] = {200: {"description": "the labeling page", "content": {"text/html": {"schema": {"type": "string"}}}}}

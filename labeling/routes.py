@@ -193,6 +193,16 @@ def skip(service: LabelService, body: dict[str, Any], caller: str | None) -> dic
     return {"skips": skips}
 
 
+def give_back(service: LabelService, body: dict[str, Any], caller: str | None) -> dict[str, Any]:
+    """``POST /return``: hand a leased item back untouched (no skip counted); whether it was the labeler's."""
+    item = _item(body)
+    labeler = labeler_of(field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
+    returned = service.give_back(item, labeler)
+    if returned is None:
+        raise Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
+    return {"returned": returned}
+
+
 def status(service: LabelService) -> dict[str, Any]:
     """``GET /status``: the queue's counts and the live model (``classes``: the declared ones when there are, else the model's)."""
     q = service.queue

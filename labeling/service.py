@@ -490,6 +490,17 @@ class LabelService:
             log.warning("labeler %r: last label unreadable: no correction possible", labeler_id)
             return None
 
+    def give_back(self, item_id: str, labeler_id: str) -> bool | None:
+        """Hand a leased item back untouched: pending again at once, for anyone, this labeler included (no skip counted).
+
+        Returns ``True`` when it was this labeler's, ``False`` when it was not leased (a lease that ran out, an item
+        labeled or unknown: nothing changes), ``None`` when another labeler holds it (nothing changes).
+        """
+        self.queue.expire_leases()
+        if self.queue.unclaim(item_id, labeler_id):
+            return True
+        return None if self.queue.lease_holder(item_id) not in (None, labeler_id) else False
+
     def skip(self, item_id: str, labeler_id: str) -> int:
         """Hand a leased item back (not offered to this labeler again).
 

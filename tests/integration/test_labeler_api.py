@@ -244,6 +244,21 @@ def test_a_label_the_broker_does_not_take_in_time_is_a_503_to_retry_not_an_inter
     assert not queue.is_labeled("a")
 
 
+def test_a_labeler_hands_a_leased_item_back_untouched(api) -> None:  # type: ignore[no-untyped-def]
+    # (a fault-day audit: the only way to give back a lease was /skip, which counts towards ACTIVESTREAM_MAX_SKIPS and
+    # keeps the item from that labeler; a labeler stopping for the day kept their items out until their leases ran out)
+    base, bus, topics, queue = api
+    (a,) = call(f"{base}/lease?k=1&labeler=ann")[1]["items"]
+    code, reply = call(f"{base}/return", {"item_id": a["id"], "labeler_id": "bob"})
+    assert code == 409 and "another labeler does" in reply["error"]
+    assert call(f"{base}/return", {"item_id": a["id"], "labeler_id": "ann"}) == (200, {"returned": True})
+    assert queue.n_leased() == 0 and not queue.r.hlen(queue.k.skips)  # pending again, no skip counted
+    assert call(f"{base}/lease?k=1&labeler=ann")[1]["items"][0]["id"] == a["id"]  # (offered to ann again: the top)
+    assert call(f"{base}/return", {"item_id": "nope", "labeler_id": "ann"}) == (200, {"returned": False})
+    code, reply = call(f"{base}/return", {"labeler_id": "ann"})
+    assert code == 400 and "item_id" in reply["error"]
+
+
 def test_status_counts_an_expired_lease_as_pending(redis_client: redis.Redis, namespace: str) -> None:
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     queue.add(["a", "b"], np.array([0.9, 0.5]), np.eye(2, dtype=np.float32))
