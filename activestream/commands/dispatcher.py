@@ -29,12 +29,12 @@ def add_parser(subparsers: options.Subparsers) -> None:
     options.add_connection(p)
     options.add_loop(p)
     p.add_argument("--labeler-group", default="labelers", help="who the dispatched items are leased to")
-    p.add_argument("--max-outstanding", type=options.count, default=100, help="most items out with labelers at once")
+    p.add_argument("--max-outstanding", type=options.count, default=100, help="most items out with labelers at once (default: %(default)s)")
     p.add_argument("--readers-group", default=None,
                    help="the consumer group the labelers read the queue topic with (default: <topic prefix>.labelers[.<labeler group>], the one "
                         "activestream label --labeler-group joins): items are sent only while it has members")
     p.add_argument("--always-dispatch", action="store_true", help="send items whether or not anyone reads the queue topic")
-    p.add_argument("--ack-timeout", type=options.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue")
+    p.add_argument("--ack-timeout", type=options.positive_seconds, default=300.0, help="seconds before an unlabeled item returns to the queue (default: %(default)s)")
     p.set_defaults(func=run)
 
 
