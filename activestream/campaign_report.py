@@ -135,7 +135,7 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"live estimates as of v{est['as_of_version']} ({est['as_of_labels']} labels):")
     beyond = est["available"] and est.get("random_beyond_items")
     if beyond:
-        items, n = report["items"], report["n_labels"]
+        items, n = report["items"], est.get("as_of_labels") or report["n_labels"]  # (the labels the estimate was made with)
         lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
                   f"random sampling would need:  more than the {items} items streamed (its fitted curve reaches this accuracy only past them)",
                   f"labels saved:                at least {items - n} (every item streamed, less the {n} labeled), if random sampling reached it at all"]

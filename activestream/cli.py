@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns
     -------
-    The subcommand's exit status; 2 when it refused with one ``error:`` line (``SystemExit`` with a message);
-    1 when the reader of its output went away (``activestream report | head``), without a traceback.
+    The subcommand's exit status; 2 when it refused with one ``error:`` line (``SystemExit`` with a message, Redis's
+    credentials refused); 1, with one ``error:`` line, when Redis or the Kafka broker cannot be reached (it may pass),
+    or when the reader of its output went away (``activestream report | head``), without a traceback.
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (RedisDown, RedisHung) as exc:  # (a command run against a Redis that is not there; the services wait theirs out)
         print(f"error: Redis unreachable: {type(exc).__name__}: {exc} (REDIS_URL / --redis-url)", file=sys.stderr)
-        return 2
+        return 1  # (a failure that may pass, not a refusal: `up` starts a service that met it again)
     except SystemExit as exc:
         if isinstance(exc.code, str):  # a command's one-line refusal: the same status as the ones it returns
             print(exc.code, file=sys.stderr)

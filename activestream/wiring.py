@@ -396,11 +396,13 @@ def run_loop(step: Callable[[], int], health: Health, stop: Stop, *, burst: bool
     total = 0
     while not stop():
         health.begin_step()
-        n = step()
-        total += n
-        if every is not None:
-            every()
-        health.end_step()
+        try:
+            n = step()
+            total += n
+            if every is not None:
+                every()
+        finally:
+            health.end_step()
         why = problem() if problem is not None else None
         if why is None:
             health.tick(processed=total)

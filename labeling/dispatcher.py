@@ -157,14 +157,21 @@ class Dispatcher:
         width = int(w) if (w := meta[META_N_FEATURES]) else None
         task = {"label": "multiclass", "labels": "multilabel"}.get(meta[META_LABEL_FIELD] or "", "auto")
         classes = parse_declared(meta[META_DECLARED_CLASSES])
+        kind = meta[META_LABEL_KIND]
         kept = []
         for label in labels:
-            fit = (DecodeError(label.item_id, "features_b64", "missing: the retrainer needs the item's features") if label.features is None
-                   else fit_to_campaign(label, width, task, meta[META_LABEL_KIND], classes)[0])
+            if label.features is None:
+                fit: Label | DecodeError = DecodeError(label.item_id, "features_b64", "missing: the retrainer needs the item's features")
+            else:  # (the first label fixes the answer's shape and type for the next ones, as in the retrainer)
+                fit, task, kind = fit_to_campaign(label, width, task, kind, classes)
             if isinstance(fit, DecodeError):
                 log.warning("label %r not taken: %s (the retrainer dead-letters it; the item stays queued)", label.label_id, fit)
             else:
                 kept.append(label)
+        if kept and meta[META_LABEL_FIELD] is None and task != "auto":  # (labels that came another way fix them for every path)
+            self.queue.agree_meta(META_LABEL_FIELD, "labels" if task == "multilabel" else "label")
+        if kept and meta[META_LABEL_KIND] is None and kind is not None:
+            self.queue.agree_meta(META_LABEL_KIND, kind)
         return kept
 
     def _flag_audits(self, labels: list[Label]) -> None:

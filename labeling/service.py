@@ -131,6 +131,7 @@ class LabelService:
         self.queue, self.bus, self.topics = queue, bus, topics
         self.classes = tuple(classes) if classes is not None else None
         self.lease_ttl, self.max_skips = lease_ttl, max_skips
+        self.flush_timeout = 30.0  # the longest a submit waits for the broker to take its labels (the API's is shorter)
         self.select_batch = select_batch
         self.oversample = max(1, oversample)
         self.curriculum_labels = curriculum_labels
@@ -416,10 +417,10 @@ class LabelService:
                 published += 1
         except Exception:
             if published:
-                self.bus.flush()
+                self.bus.flush(self.flush_timeout)
                 self._finish(accepted[:published], labeler_id)
             raise
-        self.bus.flush()
+        self.bus.flush(self.flush_timeout)
         self._finish(accepted, labeler_id)
 
     def _finish(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str) -> None:

@@ -308,14 +308,25 @@ class QueueWriter(QueueBase):
             if int(seen) < AGE_EVICT_SEGMENTS:
                 return total
 
-    def count_streamed(self, streamed: int, rejected: int, offsets: Mapping[tuple[str, int], int]) -> None:
+    def count_streamed(self, streamed: int, rejected: int, offsets: Mapping[tuple[str, int], tuple[int, int]]) -> bool:
         """Add to the pool's counters what a scorer's batches brought (streamed) and turned away before Redis, and mark
-        how far they go in the items topic (``offsets``: (topic, partition) -> the highest offset among them): called
-        before their offsets commit, so that a crash in between cannot lose the counts (see :attr:`QueueKeys.pool_offsets`)."""
+        how far they go in the items topic: called before their offsets commit, so that a crash in between cannot lose
+        the counts (see :attr:`QueueKeys.pool_offsets`).
+
+        Parameters
+        ----------
+        streamed, rejected : the batches' counts.
+        offsets : (topic, partition) -> (the mark the scorer expects there, -1 for none; the highest offset among the batches).
+
+        Returns
+        -------
+        Whether they were counted: not when a partition's mark is past the one expected (another scorer counted its
+        records meanwhile, after a rebalance): nothing changes then, and the caller reads again from its committed offsets.
+        """
         args: list[str | int] = [streamed, rejected]
-        for (topic, partition), offset in offsets.items():
-            args += [f"{topic}:{partition}", offset]
-        self.scripts.count_streamed(keys=[self.k.pool_stats, self.k.pool_offsets], args=args)
+        for (topic, partition), (expected, upto) in offsets.items():
+            args += [f"{topic}:{partition}", expected, upto]
+        return bool(self.scripts.count_streamed(keys=[self.k.pool_stats, self.k.pool_offsets], args=args))
 
     def counted_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> the highest offset the pool's counters count (see :meth:`count_streamed`)."""

@@ -31,6 +31,7 @@ class PoolCounts:
         self.queue = queue
         self.active = active
         self._marks: dict[Partition, int] | None = None  # Redis's marks not yet read past (None: read them again)
+        self._expected: dict[Partition, int] = {}  # the mark each partition has in Redis as this scorer knows it (-1: none)
         self._assignments = -1
         self._streamed = self._rejected = 0
         self._upto: dict[Partition, int] = {}  # the highest offset confirmed per partition, not yet counted
@@ -53,6 +54,8 @@ class PoolCounts:
             return [(batch, True)]
         if self._marks is None or assignments != self._assignments:
             self._marks, self._assignments = self.queue.counted_offsets(), assignments
+            # (a partition with counts waiting keeps the mark it expects: one another scorer moved since must refuse them)
+            self._expected = {**self._marks, **{key: self._expected.get(key, -1) for key in self._upto}}
         marks = self._marks
         if not marks or not any((m.topic, m.partition) in marks for m in batch.last):
             return [(batch, True)]
@@ -82,11 +85,23 @@ class PoolCounts:
             self._streamed += streamed
             self._rejected += rejected
 
-    def flush(self) -> None:
-        """Count in Redis what was confirmed since the last flush: call it before committing those batches' offsets."""
-        if self.active and self._upto:
-            self.queue.count_streamed(self._streamed, self._rejected, self._upto)
+    def flush(self) -> bool:
+        """Count in Redis what was confirmed since the last flush: call it before committing those batches' offsets.
+
+        Returns ``False`` when another scorer counted one of their partitions meanwhile (it moved to it in a rebalance,
+        and it read the records again): nothing was counted, and the caller must not commit but read again from its
+        committed offsets (the marks are read again first)."""
+        if not (self.active and self._upto):
+            self.drop()
+            return True
+        offsets = {key: (self._expected.get(key, -1), upto) for key, upto in self._upto.items()}
+        counted = self.queue.count_streamed(self._streamed, self._rejected, offsets)
+        if counted:
+            self._expected.update(self._upto)
+        else:
+            self.forget_marks()
         self.drop()
+        return counted
 
     def drop(self) -> None:
         """Forget what waits to be counted (its records come again: a rewind, an outage)."""

@@ -367,7 +367,10 @@ class Scorer:
             return
         # The queue writes are idempotent and done; dead letters and offsets move together.
         if self._uncommitted or dead:
-            self.pool_counts.flush()  # (before the commit: a crash between the two must not lose the counts)
+            if not self.pool_counts.flush():  # (before the commit: a crash between the two must not lose the counts)
+                self._rewind(CommitAborted("another scorer counted some of these records first (a rebalance moved their partition)",
+                                           rolled_back=True, group_moved=True))
+                return
             try:
                 self.bus.publish_and_commit(self._items, dead, list(self._uncommitted.values()))
             except CommitAborted as exc:

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     service = make_label_service(Strategy(s.strategy, s.seed), queue, bus, topics, explore=explore_of(s), curriculum_labels=s.curriculum_labels,
                                  cold_start=s.cold_start, entropy=uuid.uuid4().int, classes=declared_classes(s))
     service.lease_ttl = s.lease_ttl
+    service.flush_timeout = 5.0  # (a broker away: a 503 within 5 s, as for Redis, not every request held 30 s behind one label)
     service.max_skips = s.max_skips
     try:
         server = serve(service, args.port, args.host, tokens)

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
     if scorer.feature_names:  # (the labeling page shows the features by name)
-        scorer.queue.record_feature_names(scorer.feature_names)
+        names = scorer.feature_names
+        through_redis_outages(lambda: scorer.queue.record_feature_names(names), "scorer start-up", stop)
     through_redis_outages(lambda: join_campaign(s, scorer.queue), "scorer start-up", stop)  # (it holds a campaign; ACTIVESTREAM_CLASSES recorded)
     health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
     # Start on the newest model, if there is one (Redis away: the first steps load it once it is back).

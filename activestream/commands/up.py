@@ -129,6 +129,7 @@ def reusable(port: int | None) -> int | None:
     if port is None:
         return None
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as Redis and the broker bind: a port in TIME_WAIT is free to them)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -263,9 +263,9 @@ def _thread_pools(estimator: str | None) -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _export_labels(ds: Dataset, bus: InMemoryBus, topics: Topics, path: Path) -> None:
+def _export_labels(ds: Dataset, bus: InMemoryBus, topics: Topics, path: Path, holdout_fraction: float) -> None:
     """The embedded campaign's labeled dataset, as ``activestream export`` writes it, under the file's own item ids."""
-    rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0)
+    rows, _ = build_rows(bus, topics, with_features=False, timeout=0.0, holdout_fraction=holdout_fraction)
     if ds.ids is not None:  # (the campaign names items by row number)
         rows = [{**r, "item_id": ds.ids[int(r["item_id"])]} for r in rows]
     write_rows(rows, path)
@@ -357,7 +357,7 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
             result.auto_accept = _auto_accept(ds, retrainer, scorer, queue, cfg, factory)
         result.auto_by_version = _auto_by_version(ds, bus, topics)
         if cfg.export_dir is not None:
-            _export_labels(ds, bus, topics, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet")
+            _export_labels(ds, bus, topics, Path(cfg.export_dir) / f"{strategy.replace('+', '_')}-seed{seed}.parquet", cfg.holdout_fraction)
         return result
     finally:
         # Give back the scorer's writer connection and the selector's model reader: a process

@@ -213,16 +213,17 @@ def test_the_dispatcher_leaves_queued_an_item_whose_label_the_retrainer_will_ref
 
     bus, topics = InMemoryBus(), Topics("ext")
     queue = RankedQueue(redis_client, QueueKeys(namespace))
-    queue.add(["a", "b", "c", "d"], np.array([0.9, 0.8, 0.7, 0.6]), np.eye(4, dtype=np.float32))
+    queue.add(["a", "b", "c", "d", "e"], np.array([0.9, 0.8, 0.7, 0.6, 0.5]), np.eye(5, 4, dtype=np.float32))
     queue.ensure_n_features(4)
     queue.record_declared_classes((0, 1))
     x = np.ones(4, dtype=np.float32)
     for label in (Label("a", "La", "tool", label=12, features=x), Label("b", "Lb", "tool", label=1),
-                  Label("c", "Lc", "tool", label=1, features=np.ones(3, dtype=np.float32)), Label("d", "Ld", "tool", label=1, features=x)):
+                  Label("c", "Lc", "tool", label=1, features=np.ones(3, dtype=np.float32)), Label("d", "Ld", "tool", label=1, features=x),
+                  Label("e", "Le", "tool", labels=(1,), features=x)):  # (d fixed the campaign's answers as one class each)
         bus.publish(topics.labels, label.encode(), key=label.item_id.encode())
     Dispatcher(queue, bus, topics).acknowledge(0.0)
-    assert [queue.is_labeled(i) for i in "abcd"] == [False, False, False, True]
-    assert queue.depth() == 3
+    assert [queue.is_labeled(i) for i in "abcde"] == [False, False, False, True, False]
+    assert queue.depth() == 4 and queue.get_meta_fields("label_field", "label_kind") == {"label_field": "label", "label_kind": "integers"}
 
 
 def test_a_label_the_broker_does_not_take_in_time_is_a_503_to_retry_not_an_internal_error(redis_client: redis.Redis, namespace: str) -> None:

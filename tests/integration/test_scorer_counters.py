@@ -202,3 +202,29 @@ def test_the_pool_counters_count_each_record_once_across_a_crash_at_the_commit(
     assert queue.depth() + st["evicted"] + st["rejected"] == n, (queue.depth(), st)  # (the pool only gets better: a record read again is turned away again)
     assert queue.counted_offsets() == {(topics.items, 0): bus.committed(topics.group(SCORER_GROUP), topics.items, 0) - 1,
                                        (topics.items, 1): bus.committed(topics.group(SCORER_GROUP), topics.items, 1) - 1}
+
+
+def test_a_scorer_whose_partition_another_counted_first_counts_nothing_and_reads_again(redis_client: redis.Redis, namespace: str) -> None:
+    # A rebalance moves a partition while its old owner holds counts it has not flushed: the new owner reads the same
+    # records from the committed offsets and counts them first (a review of the marks: both counted them).
+    from activestream.rankedqueue.pool import PoolLimits
+
+    bus, topics = InMemoryBus(partitions=2), Topics("moved")
+    n = 300
+    X = np.random.default_rng(1).standard_normal((n, 8)).astype(np.float32)
+    for i in range(n):
+        bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    queue = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(50, 10, None))
+    old = Scorer(bus, queue, topics, batch_size=64, n_features=8, commit_interval=1e9)  # (holds its counts: no commit yet)
+    for _ in range(3):
+        old.score_items(0.0)
+    old._finish_write()  # noqa: SLF001 - (its writes confirmed, its counts waiting)
+    new = Scorer(bus, queue, topics, batch_size=100, n_features=8, commit_interval=0.0)
+    new.run(burst=True, timeout=0.0)
+    new.close()
+    assert queue.pool_stats()["streamed"] == n
+    old.flush()  # its counts would count those records a second time
+    assert old.rewinds == 1 and queue.pool_stats()["streamed"] == n
+    old.run(burst=True, timeout=0.0)
+    old.close()
+    assert queue.pool_stats()["streamed"] == n and bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0
