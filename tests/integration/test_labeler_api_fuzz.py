@@ -156,7 +156,7 @@ def test_the_api_fuzzed_from_its_openapi_document(queue: RankedQueue, with_token
         server.server_close()
     tally = assert_nothing_lost(queue, [decode_label(m.value) for m in bus.messages(topics.labels)], posts)
     report("open" if tokens is None else "tokens", statuses, tally)
-    assert set(statuses) == {"GET /lease", "POST /labels", "POST /skip", "GET /status", "GET /campaign", "GET /"}
+    assert set(statuses) == {"GET /lease", "POST /labels", "POST /skip", "POST /return", "GET /status", "GET /campaign", "GET /"}
     assert all(sum(c.values()) >= EXAMPLES for c in statuses.values()), statuses
     assert not any(code >= 500 for c in statuses.values() for code in c), statuses
     assert statuses["GET /lease"][200] > 0 and statuses["POST /skip"][200] > 0  # (the fuzzer got past validation too)
@@ -196,6 +196,6 @@ def test_openapi_json_is_a_valid_openapi_3_document_open_to_anyone(queue: Ranked
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
     doc = reply.json()
     validate(doc)  # raises OpenAPIValidationError naming what is wrong
-    assert doc["openapi"].startswith("3.") and set(doc["paths"]) == {"/lease", "/labels", "/skip", "/status", "/campaign", "/"}
+    assert doc["openapi"].startswith("3.") and set(doc["paths"]) == {"/lease", "/labels", "/skip", "/return", "/status", "/campaign", "/"}
     assert doc["paths"]["/labels"]["post"]["responses"]["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert not any("422" in op["responses"] for path in doc["paths"].values() for op in path.values())  # (the API never answers 422)

@@ -66,32 +66,41 @@ def test_a_restart_does_not_rescore_control_labels_with_a_model_trained_on_them(
     assert len(bus.messages(topics.control)) == 430
 
 
-def test_a_stop_rule_that_fired_still_holds_after_a_restart() -> None:
-    from activestream.retrainer.stopping import StopRules
+class StopCampaign:
+    """Labels of a 40-item stream, and a retrainer whose stop rule fires at its second version (20 labels)."""
 
-    bus, topics = InMemoryBus(), Topics("stop")
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(40, 3)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(int)
-    for i in range(20):
-        bus.publish(topics.items, Item(str(i), X[i]).encode())
-    rules = StopRules(kappa=-1.0, window=1, min_gain=None)  # fires at the second version, whatever the predictions
+    def __init__(self, prefix: str) -> None:
+        from activestream.retrainer.stopping import StopRules
 
-    def label(lo: int, hi: int) -> None:
+        self.bus, self.topics = InMemoryBus(), Topics(prefix)
+        rng = np.random.default_rng(3)
+        self.X = rng.normal(size=(40, 3)).astype(np.float32)
+        self.y = (self.X[:, 0] > 0).astype(int)
+        for i in range(20):
+            self.bus.publish(self.topics.items, Item(str(i), self.X[i]).encode())
+        self.rules = StopRules(kappa=-1.0, window=1, min_gain=None)  # fires at the second version, whatever the predictions
+        self.first = self.retrainer()
+        for lo in (0, 10):
+            self.label(lo, lo + 10)
+            self.first.run(burst=True, timeout=0.0)
+        assert self.first.version == 2 and self.first.campaign.status.fired["stable_predictions"]["n_labels"] == 20
+
+    def retrainer(self, **kw: object) -> Retrainer:
+        return Retrainer(self.bus, self.topics, task="multiclass", retrain_every=10, stop_rules=self.rules, **kw)  # type: ignore[arg-type]
+
+    def label(self, lo: int, hi: int) -> None:
         for i in range(lo, hi):
-            bus.publish(topics.labels, Label(str(i), f"L{i}", "ann", label=int(y[i]), features=X[i]).encode())
+            self.bus.publish(self.topics.labels, Label(str(i), f"L{i}", "ann", label=int(self.y[i]), features=self.X[i]).encode())
 
-    first = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules)
-    for lo in (0, 10):
-        label(lo, lo + 10)
-        first.run(burst=True, timeout=0.0)
-    assert first.version == 2 and first.campaign.status.fired["stable_predictions"]["n_labels"] == 20
-    again = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules)
+
+def test_a_stop_rule_that_fired_still_holds_after_a_restart() -> None:
+    c = StopCampaign("stop")
+    again = c.retrainer()
     again.rebuild(0.0)
-    label(20, 30)
+    c.label(20, 30)
     again.run(burst=True, timeout=0.0)  # its first version: no previous one in its own history to compare with
     assert again.version == 3 and again.campaign.status.fired["stable_predictions"] == {"version": 2.0, "n_labels": 20.0}
-    newest = decode_model_version(bus.messages(topics.models)[-1].value)
+    newest = decode_model_version(c.bus.messages(c.topics.models)[-1].value)
     assert newest.metrics["stop"] == 1.0 and newest.metrics["stop_stable_predictions_n_labels"] == 20.0
 
 
@@ -100,25 +109,11 @@ def test_a_user_version_published_over_the_campaign_keeps_its_fired_stop_rules_a
     # and was logged twice; the retrainer read the campaign's record back from the user's version, which has none)
     import dataclasses
 
-    from activestream.retrainer.stopping import StopRules
     from activestream.streams.topics import MODEL_KEY
 
-    bus, topics = InMemoryBus(), Topics("stopuser")
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(40, 3)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(int)
-    rules = StopRules(kappa=-1.0, window=1, min_gain=None)
-
-    def label(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            bus.publish(topics.labels, Label(str(i), f"L{i}", "ann", label=int(y[i]), features=X[i]).encode())
-
-    first = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules)
-    for lo in (0, 10):
-        label(lo, lo + 10)
-        first.run(burst=True, timeout=0.0)
-    own = decode_model_version(bus.messages(topics.models)[-1].value)
+    c = StopCampaign("stopuser")
+    own = decode_model_version(c.bus.messages(c.topics.models)[-1].value)
     user = dataclasses.replace(own, version=3, source="user", metrics={"holdout_accuracy": 0.9})
-    bus.publish(topics.models, user.encode(), key=MODEL_KEY)
-    again = Retrainer(bus, topics, task="multiclass", retrain_every=10, stop_rules=rules, resume=True)
+    c.bus.publish(c.topics.models, user.encode(), key=MODEL_KEY)
+    again = c.retrainer(resume=True)
     assert again.version == 3 and again.campaign.status.fired["stable_predictions"] == {"version": 2.0, "n_labels": 20.0}
