@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from activestream.httpserver import Health
     from activestream.rankedqueue import RankedQueue
+    from activestream.retrainer.estimator import EstimatorFactory
     from activestream.retrainer.service import Retrainer
     from activestream.streams.bus import Bus
     from activestream.streams.topics import Topics
@@ -290,6 +291,19 @@ def join_campaign(settings: Settings, queue: RankedQueue) -> tuple[str | int, ..
     return declared
 
 
+def estimator_factory(s: Settings, named: str) -> EstimatorFactory | None:
+    """The retrainer's estimator from ``s.estimator`` (``None``: the default heads); a spec that cannot be one (no such
+    module or callable, no ``predict_proba``) is one ``error:`` line naming the setting as ``named``."""
+    if not s.estimator:
+        return None
+    from activestream.retrainer.estimator import EstimatorError, load_factory
+
+    try:
+        return load_factory(s.estimator)
+    except EstimatorError as exc:
+        raise SystemExit(f"error: setting {named}: {exc}") from None
+
+
 def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorRegistry) -> Retrainer:
     """The retrainer service's core from the settings (both engines).
 
@@ -302,17 +316,12 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
     s : the retrain policy (``retrain_every``, ``holdout_fraction``, ...) and the strategy.
     registry : the process's metrics registry.
     """
-    from activestream.retrainer.estimator import EstimatorError, load_factory
     from activestream.retrainer.service import Retrainer
     from activestream.scorer.strategies import ENSEMBLE_MEMBERS, Strategy
 
     committee = Strategy(s.strategy, s.seed).needs_members
-    factory = None
-    if s.estimator:
-        try:
-            factory = load_factory(s.estimator)
-        except EstimatorError as exc:
-            raise SystemExit(f"error: setting ACTIVESTREAM_ESTIMATOR (or --estimator): {exc}") from None
+    factory = estimator_factory(s, "ACTIVESTREAM_ESTIMATOR (or --estimator)")
+    if factory is not None:
         if committee:
             log.warning("strategy %s scores a committee; --estimator %s is one model: it is scored on its probabilities alone",
                         s.strategy, s.estimator)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from activestream.commands import options
 from activestream.supervisor import Supervised, start_services, stop_processes, supervise
-from activestream.wiring import Stop, kafka_config_problem, settings_from
+from activestream.wiring import Stop, estimator_factory, kafka_config_problem, settings_from
 
 if TYPE_CHECKING:
     from activestream.devstack.local_kafka import LocalKafka
@@ -59,13 +59,8 @@ def run(args: argparse.Namespace) -> int:
     kafka_problem = kafka_config_problem(s.kafka_config)
     if kafka_problem is not None:
         raise SystemExit(f"error: {kafka_problem}")
-    if s.estimator and "retrainer" not in args.without:  # (what the retrainer will fit: resolved only by it otherwise)
-        from activestream.retrainer.estimator import EstimatorError, load_factory
-
-        try:
-            load_factory(s.estimator)
-        except EstimatorError as exc:
-            raise SystemExit(f"error: setting ACTIVESTREAM_ESTIMATOR: {exc}") from None
+    if "retrainer" not in args.without:  # (what the retrainer will fit: resolved only by it otherwise)
+        estimator_factory(s, "ACTIVESTREAM_ESTIMATOR")
     stop = Stop()
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
