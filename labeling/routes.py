@@ -183,23 +183,31 @@ def label(service: LabelService, body: dict[str, Any], caller: str | None) -> di
     return {"accepted": ok}
 
 
+def _lease_request(body: dict[str, Any], caller: str | None) -> tuple[str, str]:
+    """``(item, labeler)`` of a request about a labeler's lease (``POST /skip``, ``POST /return``)."""
+    item = _item(body)
+    return item, labeler_of(field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
+
+
+def _held_by_another(item: str, labeler: str) -> Conflict:
+    return Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
+
+
 def skip(service: LabelService, body: dict[str, Any], caller: str | None) -> dict[str, Any]:
     """``POST /skip``: hand a leased item back; its skip count (0: dropped, -1: unknown)."""
-    item = _item(body)
-    labeler = labeler_of(field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
+    item, labeler = _lease_request(body, caller)
     skips = service.skip(item, labeler)
     if skips == -2:
-        raise Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
+        raise _held_by_another(item, labeler)
     return {"skips": skips}
 
 
 def give_back(service: LabelService, body: dict[str, Any], caller: str | None) -> dict[str, Any]:
     """``POST /return``: hand a leased item back untouched (no skip counted); whether it was the labeler's."""
-    item = _item(body)
-    labeler = labeler_of(field(body, "labeler_id", (str,), item, required=caller is None), caller, f"item {item!r}: field 'labeler_id'")
+    item, labeler = _lease_request(body, caller)
     returned = service.give_back(item, labeler)
     if returned is None:
-        raise Conflict(f"item {item!r}: field 'labeler_id': {labeler!r} does not hold its lease (another labeler does)")
+        raise _held_by_another(item, labeler)
     return {"returned": returned}
 
 
