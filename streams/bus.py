@@ -82,33 +82,32 @@ class Columns(Protocol):
     def message(self, i: int) -> Message: ...
 
 
-class SelectedColumns:
-    """The records ``index`` of a consumed batch (:func:`select`), as a batch of their own."""
+class MessageColumns:
+    """A batch of whole :class:`Message` records as a :class:`Columns` (the in-memory bus's, and :func:`select`'s)."""
 
-    def __init__(self, batch: Columns, index: Sequence[int]) -> None:
-        self._batch, self._index = batch, list(index)
-        self.values = [batch.values[i] for i in self._index]
+    def __init__(self, msgs: list[Message]) -> None:
+        self.msgs = msgs
+        self.values = [m.value for m in msgs]
         last: dict[tuple[str, int], Message] = {}
-        for i in self._index:
-            m = batch.message(i)
+        for m in msgs:
             last[(m.topic, m.partition)] = m
         self.last = list(last.values())
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self.msgs)
 
     def key(self, i: int) -> bytes | None:
-        return self._batch.key(self._index[i])
+        return self.msgs[i].key
 
     def message(self, i: int) -> Message:
-        return self._batch.message(self._index[i])
+        return self.msgs[i]
 
 
 def select(batch: Columns, index: Sequence[int]) -> Columns:
     """The records ``index`` (positions in ``batch``, ascending) as a batch of their own: values, keys, messages and
     the last record of each partition among them (what commits them). Builds a :class:`Message` per record: for the
     rare batch that must be cut in two, not for the hot loop."""
-    return SelectedColumns(batch, index)
+    return MessageColumns([batch.message(i) for i in index])
 
 
 class Consumer(Protocol):

@@ -13,7 +13,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 
-from activestream.streams.bus import Consumer, Message, Record
+from activestream.streams.bus import Consumer, Message, MessageColumns, Record
 
 
 class InMemoryBus:
@@ -108,27 +108,6 @@ class InMemoryBus:
                 len(part) - self._committed[(group, topic, p)]
                 for p, part in enumerate(self._log(topic))
             )
-
-
-class MessageColumns:
-    """:meth:`InMemoryConsumer.consume_values`' batch: see :class:`activestream.streams.bus.Columns`."""
-
-    def __init__(self, msgs: list[Message]) -> None:
-        self.msgs = msgs
-        self.values = [m.value for m in msgs]
-        last: dict[tuple[str, int], Message] = {}
-        for m in msgs:
-            last[(m.topic, m.partition)] = m
-        self.last = list(last.values())
-
-    def __len__(self) -> int:
-        return len(self.msgs)
-
-    def key(self, i: int) -> bytes | None:
-        return self.msgs[i].key
-
-    def message(self, i: int) -> Message:
-        return self.msgs[i]
 
 
 class InMemoryConsumer:
