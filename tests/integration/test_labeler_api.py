@@ -342,14 +342,19 @@ def test_a_label_holds_its_item_while_it_goes_out(redis_client: redis.Redis, nam
     assert raced == [[]] and queue.n_leased_by("dispatch:labelers") == 0 and queue.is_labeled("a")
 
 
+def ten_ranked_items(redis_client: redis.Redis, namespace: str, prefix: str) -> tuple[RankedQueue, InMemoryBus, Topics]:
+    """A queue of ten items i0..i9 (i9 on top) and an in-memory bus, for the dispatcher's tests."""
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
+    return queue, InMemoryBus(), Topics(prefix)
+
+
 def test_two_dispatchers_of_one_group_keep_to_max_outstanding_together(
     redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from activestream.labeling.dispatcher import Dispatcher
 
-    queue = RankedQueue(redis_client, QueueKeys(namespace))
-    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
-    bus, topics = InMemoryBus(), Topics("d")
+    queue, bus, topics = ten_ranked_items(redis_client, namespace, "d")
     first, second = (Dispatcher(queue, bus, topics, max_outstanding=3) for _ in range(2))
     monkeypatch.setattr(queue, "n_leased_by", lambda owner: 0)  # both read the room before either claims
     assert first.dispatch() + second.dispatch() == 3
@@ -361,9 +366,7 @@ def test_the_dispatcher_sends_work_only_while_labelers_read_the_queue_topic(redi
     # held for a topic nobody reads: the dispatcher waits for a member of the readers' group.
     from activestream.labeling.dispatcher import Dispatcher
 
-    queue = RankedQueue(redis_client, QueueKeys(namespace))
-    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
-    bus, topics = InMemoryBus(), Topics("rd")
+    queue, bus, topics = ten_ranked_items(redis_client, namespace, "rd")
     d = Dispatcher(queue, bus, topics, max_outstanding=3, readers="labelers", readers_every=0.0)
     assert d.dispatch() == 0 and queue.n_leased_by(d.owner) == 0 and d.metrics.readers._value.get() == 0  # noqa: SLF001
     assert d.metrics.outstanding._value.get() == 0  # noqa: SLF001 - (nothing is out: it said 3, its maximum)
@@ -383,9 +386,7 @@ def test_a_broker_that_cannot_say_who_reads_the_queue_topic_gets_nothing_sent_bu
     # a topic nobody read, "dispatching regardless", held from the page for the ack timeout)
     from activestream.labeling.dispatcher import Dispatcher
 
-    queue = RankedQueue(redis_client, QueueKeys(namespace))
-    queue.add([f"i{j}" for j in range(10)], np.linspace(0.1, 1.0, 10), np.ones((10, 3), dtype=np.float32))
-    bus, topics = InMemoryBus(), Topics("blip")
+    queue, bus, topics = ten_ranked_items(redis_client, namespace, "blip")
     d = Dispatcher(queue, bus, topics, max_outstanding=3, readers="labelers", readers_every=0.0)
     errors = iter([RuntimeError("KafkaError{code=_TIMED_OUT}"), RuntimeError("KafkaError{code=GROUP_AUTHORIZATION_FAILED}")])
 
