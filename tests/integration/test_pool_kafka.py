@@ -26,11 +26,12 @@ def stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Stac
     s.stop()
 
 
-def publish(bus: object, stack: Stack, n: int, d: int = 8) -> None:
-    rng = np.random.default_rng(0)
+def publish(bus: object, stack: Stack, n: int, d: int = 8, start: int = 0) -> None:
+    """Publish items ``s{start}`` .. ``s{start + n - 1}`` with random features."""
+    rng = np.random.default_rng(start)
     X = rng.normal(size=(n, d)).astype(np.float32)
     for i in range(n):
-        bus.publish(stack.topics.items, Item(f"s{i}", X[i]).encode(binary=True), key=f"s{i}".encode())  # type: ignore[attr-defined]
+        bus.publish(stack.topics.items, Item(f"s{start + i}", X[i]).encode(binary=True), key=f"s{start + i}".encode())  # type: ignore[attr-defined]
     bus.flush()  # type: ignore[attr-defined]
 
 
@@ -82,17 +83,25 @@ def st_identity(q: RankedQueue, n: int) -> bool:
 def test_a_scorer_sigkilled_mid_batch_and_restarted_leaves_the_cap_and_counts_exact(
     stack: Stack, kafka_bus_factory: Callable[..., object]
 ) -> None:
-    n = 20_000
+    chunk = 100_000  # a second or more of work: the counters move at each commit (every 0.2 s), not per batch
     bus = kafka_bus_factory(prefix=stack.prefix, partitions=2)
     bus.ensure_topics(stack.topics.all())  # type: ignore[attr-defined]
-    publish(bus, stack, n)
+    n = 0
     try:
-        p = stack.start("scorer", "--batch-size", "25")
-        wait_for(lambda: stack.queue.pool_stats()["streamed"] >= 1000, 90, interval=0.01, what="scorer mid-stream")
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        assert stack.queue.pool_stats()["streamed"] < n, "the scorer finished before it was killed: nothing tested"
-        assert stack.queue.depth() <= CAP
+        # Kill at the first commit into a chunk. Should a fast machine have worked through the whole chunk by then, the
+        # kill did not land mid-stream: publish another chunk and kill the next scorer in it (a few tries at most).
+        for _ in range(4):
+            publish(bus, stack, chunk, start=n)
+            n += chunk
+            p = stack.start("scorer", "--batch-size", "25")
+            before = n - chunk
+            wait_for(lambda before=before: stack.queue.pool_stats()["streamed"] > before, 90, interval=0.005, what="scorer mid-stream")
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            assert stack.queue.depth() <= CAP
+            if stack.queue.pool_stats()["streamed"] < n:
+                break
+        assert stack.queue.pool_stats()["streamed"] < n, "every scorer finished before it was killed: nothing tested"
         stack.start("scorer", "--batch-size", "25")
         wait_for(lambda: settled(stack.queue, n), 120, what="every record counted")
         time.sleep(2.0)  # let any redelivered tail settle
