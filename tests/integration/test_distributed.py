@@ -209,7 +209,7 @@ def test_scorer_sigkill_loses_and_duplicates_nothing(
     stack: Stack, kafka_bus_factory: Callable[..., object], digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     X, y = digits
-    n_good, bad_every = 1500, 50
+    n_good, bad_every = 15_000, 500  # (enough that the scorer is still at it when the kill lands, on a fast machine too)
     bus = kafka_bus_factory(prefix=stack.prefix)
     bus.ensure_topics(stack.topics.all())
     good: list[str] = []
@@ -225,7 +225,7 @@ def test_scorer_sigkill_loses_and_duplicates_nothing(
     bus.flush()
     try:
         p = stack.start("scorer", "--batch-size", "25")
-        wait_for(lambda: stack.queue.depth() >= 300, 90, interval=0.05, what="scorer mid-stream")
+        wait_for(lambda: stack.queue.depth() >= 300, 90, interval=0.01, what="scorer mid-stream")
         p.send_signal(signal.SIGKILL)
         p.wait()
         mid = stack.queue.depth()
