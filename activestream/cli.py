@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
+from typing import TextIO
 
 from activestream.commands import (
     bench,
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     from redis.exceptions import TimeoutError as RedisHung
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # (here, not at exit: a reader that left must meet the handler below)
+        return code
     except (AuthenticationError, AuthorizationError) as exc:  # (a ConnectionError too: not "unreachable")
         print(f"error: Redis refused the credentials: {exc} (the password in REDIS_URL, or ACTIVESTREAM_REDIS_PASSWORD_FILE)", file=sys.stderr)
         return 2
@@ -99,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             print(exc.code, file=sys.stderr)
             return 2
         raise
+    except BrokenPipeError:  # (before Exception, which would take it)
+        if not _reader_left(sys.stdout):  # (another pipe than stdout broke: that is an error of its own)
+            raise
+        # The reader of stdout left (a pipe into head): stop quietly (Python's recipe, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         if type(exc).__name__ != "KafkaException":  # (confluent-kafka's, not imported for every command to catch it)
             raise
@@ -108,13 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         text = err.str() if hasattr(err, "str") else str(err)
         print(f"error: Kafka: {text} (KAFKA_BOOTSTRAP_SERVERS / --kafka-bootstrap-servers)", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        try:  # (another pipe than stdout broke: that is an error of its own)
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader of stdout left (a pipe into head): stop quietly (Python's recipe, "Note on SIGPIPE")
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
-        raise
+
+
+def _reader_left(stream: TextIO) -> bool:
+    """Whether ``stream`` is a pipe whose reader closed it (the kernel flags its write end with an error)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # (no file descriptor: a test's capture, a closed stream)
+        return False
 
 
 if __name__ == "__main__":

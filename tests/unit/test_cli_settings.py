@@ -3,6 +3,9 @@ topics, answers files, simulate's auto-accept lines (no services: pure logic, or
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,28 @@ def test_a_misspelt_kafka_client_setting_is_one_line_and_up_refuses_it_before_it
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
     assert main(["dead-letters"]) == 2
     assert capsys.readouterr().err.strip().endswith(want)
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+def test_a_reader_that_left_the_pipe_ends_the_command_quietly(buffered: bool) -> None:
+    # (`activestream dead-letters | head` printed a traceback: the handler for a reader that left came after `except
+    # Exception`, which took the error first; and with stdout buffered, a short output met the closed pipe only at
+    # Python's flush at exit, after main() returned: "Exception ignored ... BrokenPipeError", status 120)
+    child = (
+        "import argparse, sys\n"
+        "import activestream.cli as cli\n"
+        "def build_parser():\n"
+        "    p = argparse.ArgumentParser(); p.add_argument('-v', '--verbose', action='store_true')\n"
+        "    p.set_defaults(func=lambda args: print('a line of output\\n' * 10))\n"
+        "    return p\n"
+        "cli.build_parser = build_parser\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    read, write = os.pipe()
+    os.close(read)  # (the reader is gone before the command writes)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({} if buffered else {"PYTHONUNBUFFERED": "1"})
+        done = subprocess.run([sys.executable, "-c", child], stdout=write, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert done.stderr.decode() == "" and done.returncode == 1
