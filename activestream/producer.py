@@ -175,8 +175,18 @@ def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bo
     """One items-topic payload; float vectors go binary (fast to decode), other shapes as given.
 
     ``raw=True`` writes float vectors without metadata in the raw layout
-    (:data:`schemas.records.RAW_ITEM_MAGIC`), the fastest to decode.
+    (:data:`schemas.records.RAW_ITEM_MAGIC`), the fastest to decode: a table's rows, and a JSONL line's list of numbers.
     """
+    if raw and not metadata and isinstance(features, list) and features and _all_numbers(features):
+        with np.errstate(over="ignore"):  # (past float32's range: infinite, and left as given below)
+            vector = np.asarray(features, dtype=np.float32)
+        if np.isfinite(vector).all():  # (else as given: the scorer's decoder names the bad value)
+            features = vector
     if isinstance(features, np.ndarray):
         return Item(item_id, features, metadata).encode(binary=True, raw=raw and not metadata)
     return json.dumps({"schema": "item.v1", "id": item_id, "features": features, "metadata": metadata}).encode()
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    """Whether every value is an int or a float (not a bool, not a number's text: JSON's own types, as the scorer reads them)."""
+    return all(type(v) in (int, float) for v in values) and all(abs(v) < 1e39 for v in values if type(v) is int)

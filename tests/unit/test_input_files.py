@@ -354,3 +354,18 @@ def test_a_mistyped_label_column_names_the_closest_one_among_many(tmp_path: Path
     path.write_text(",".join(f"f{j}" for j in range(30)) + ",label\n" + "".join(",".join(["1"] * 30) + f",{i % 2}\n" for i in range(30)))
     with pytest.raises(DatasetError, match=r"--label-column 'lable': no such column \(did you mean 'label'\?\)"):
         load(path, ["lable"])
+
+
+def test_produce_raw_sends_a_jsonl_lines_numbers_in_the_raw_layout() -> None:
+    # (--raw of a JSONL file sent JSON: its features are a list, not the array a table's row is)
+    from activestream.producer import encode_row
+    from activestream.schemas import RAW_ITEM_MAGIC, decode_item
+
+    payload = encode_row("a", [1, 2.5, -3.0], {}, raw=True)
+    assert payload.startswith(RAW_ITEM_MAGIC)
+    item = decode_item(payload)
+    assert item.id == "a" and item.features.tolist() == [1.0, 2.5, -3.0]
+    # what the scorer would refuse, or the raw layout cannot carry, goes as given (the check names the bad value)
+    for features, metadata in (([1.0, "2", 3.0], {}), ([1.0, True], {}), ([1.0, 1e39], {}), ([1, 10**400], {}), ([], {}), ([1.0, 2.0], {"t": "x"})):
+        assert not encode_row("b", features, metadata, raw=True).startswith(RAW_ITEM_MAGIC), features
+    assert not encode_row("c", [1.0, 2.0], {}).startswith(RAW_ITEM_MAGIC)  # (not asked for: JSON, as other consumers read)
