@@ -19,7 +19,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from activestream.schemas.batch import decode_items
+from activestream.schemas.batch import ItemBatch, decode_items
 from activestream.schemas.codec import load_object
 from activestream.schemas.dead_letter import DEAD_LETTER_SCHEMA, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, decode_dead_letter
 from activestream.schemas.errors import DecodeError
@@ -43,6 +43,7 @@ from activestream.schemas.model_version import MODEL_VERSION_SCHEMA, ModelVersio
 from activestream.schemas.queue_entry import QUEUE_ENTRY_SCHEMA, QueueEntry, decode_queue_entry
 from activestream.schemas.skip import SKIP_SCHEMA, Skip, decode_skip
 from activestream.schemas.wire_b64 import b64_features
+from activestream.schemas.wire_json import NO_FEATURE_NAMES
 from activestream.schemas.wire_raw import RAW_ITEM_MAGIC
 
 SCHEMA_NAMES = (ITEM_SCHEMA, QUEUE_ENTRY_SCHEMA, LABEL_SCHEMA, MODEL_VERSION_SCHEMA, DEAD_LETTER_SCHEMA, SKIP_SCHEMA)
@@ -58,11 +59,13 @@ __all__ = [
     "FREE_SOURCES",
     "MAX_DEAD_LETTER_PAYLOAD",
     "MAX_ID_CHARS",
+    "NO_FEATURE_NAMES",
     "RAW_ITEM_MAGIC",
     "SCHEMA_NAMES",
     "DeadLetter",
     "DecodeError",
     "Item",
+    "ItemBatch",
     "Label",
     "ModelVersion",
     "QueueEntry",

@@ -10,6 +10,8 @@ import numpy as np
 
 from activestream.schemas.errors import DecodeError, show
 
+NO_FEATURE_NAMES = "named fields given, but the campaign has no feature names (ACTIVESTREAM_FEATURE_NAMES, or a table's header given to produce)"
+
 
 def feature_vector(item_id: str, raw: Any, feature_names: Sequence[str] | None) -> np.ndarray:
     """A ``features`` field as a (n_features,) float32 vector.
@@ -29,7 +31,7 @@ def feature_vector(item_id: str, raw: Any, feature_names: Sequence[str] | None) 
     if isinstance(raw, dict):
         names = list(feature_names or ())
         if feature_names is None:
-            raise DecodeError(item_id, "features", "named fields given but no feature_names configured")
+            raise DecodeError(item_id, "features", NO_FEATURE_NAMES)
         values = []
         for name in feature_names:
             if name not in raw:

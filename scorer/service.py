@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN, META_STOP
 from activestream.rankedqueue.outage import RedisPause
-from activestream.schemas import DeadLetter, DecodeError, ModelVersion, decode_items
+from activestream.schemas import NO_FEATURE_NAMES, DeadLetter, DecodeError, ItemBatch, ModelVersion, decode_items
 from activestream.scorer import versions
 from activestream.scorer.admission import Admission
 from activestream.scorer.audit import AUDIT_SHARE, send_audits
@@ -260,6 +260,15 @@ class Scorer:
                 self._score_batch(part, counted)
         return len(vb.values)
 
+    def _decode(self, values: Sequence[bytes], keys: MessageKeys) -> ItemBatch:
+        """The batch's items; named-field ones met without names first read the names the campaign recorded since."""
+        batch = decode_items(values, n_features=self.n_features, feature_names=self.feature_names, keys=keys)
+        if self.feature_names is None and any(err.reason == NO_FEATURE_NAMES for _, err in batch.errors):
+            self.feature_names = self.queue.feature_names()  # (a table's header given to produce after this scorer started)
+            if self.feature_names is not None:
+                batch = decode_items(values, n_features=self.n_features, feature_names=self.feature_names, keys=keys)
+        return batch
+
     def _score_batch(self, vb: Columns, counted: bool) -> None:
         """Decode, score and plan one consumed batch, and send its queue write (``counted``: see :class:`PoolCounts`)."""
         values, commit_msgs, message_at, key_at = vb.values, vb.last, vb.message, vb.key
@@ -267,7 +276,7 @@ class Scorer:
         t0 = time.perf_counter()
         if self.n_features is None:
             self.n_features = self._queue_n_features()
-        batch = decode_items(values, n_features=self.n_features, feature_names=self.feature_names, keys=MessageKeys(key_at, len(values)))
+        batch = self._decode(values, MessageKeys(key_at, len(values)))
         errors = batch.errors
         if self.n_features is None and batch.ids:  # the first items ever: they fix the dimension
             self.n_features = self.queue.ensure_n_features(batch.features.shape[1])

@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {problem}", file=sys.stderr)
         skipped.append(problem)
 
-    names = feature_name_list(s)
     width, known, queue, note = campaign_width(s, args.file)
+    names = feature_name_list(s) or known  # (a named-field JSONL item: the order the scorer reads it in, see Scorer._decode)
     jsonl = args.file.lower().endswith(JSONL_SUFFIXES)
     try:
         # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.

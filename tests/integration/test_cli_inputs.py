@@ -222,6 +222,28 @@ def test_produce_keeps_the_csv_header_as_the_namespaces_feature_names(tmp_path: 
     try:
         assert code == 0 and len(items) == 5
         assert json.loads(queue.get_meta("feature_names") or "null") == ["hue-mean", "intensity-mean"]
+
+        # Named-field JSONL items of the same campaign are read by those names, by produce's check and by a scorer
+        # started without ACTIVESTREAM_FEATURE_NAMES (both asked their own setting only: the scorer dead-lettered them).
+        named = tmp_path / "named.jsonl"
+        named.write_text("".join(json.dumps({"id": f"n{i}", "features": {"intensity-mean": -i, "hue-mean": i}}) + "\n" for i in range(3))
+                         + json.dumps({"id": "n3", "features": {"hue-mean": 3}}) + "\n")
+        code, items = produce(str(named))
+        assert code == 1 and len(items) == 5 + 3, [m.key for m in items]  # (n3 lacks a feature: skipped, named)
+        from activestream.schemas import decode_item
+        from activestream.scorer.service import Scorer
+        from activestream.streams.memory import InMemoryBus
+        from activestream.streams.topics import Topics
+
+        bus, topics = InMemoryBus(), Topics()
+        for m in items[5:]:
+            bus.publish(topics.items, m.value, key=m.key)
+        scorer = Scorer(bus, queue, topics, batch_size=10, commit_interval=0.0)
+        scorer.run(burst=True, timeout=0.0)
+        scorer.close()
+        assert scorer.dead_letters == 0 and scorer.feature_names == ["hue-mean", "intensity-mean"]
+        assert decode_item(items[6].value, feature_names=scorer.feature_names).features.tolist() == [1.0, -1.0]
+        assert queue.features_of(["n2"])[0].tolist() == [2.0, -2.0]
     finally:
         queue.clear()
 
