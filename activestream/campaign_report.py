@@ -73,7 +73,7 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     newest = own[-1] if own else None
     live = max(versions, key=lambda mv: mv.version, default=None)  # (a user's, from publish-model, may be newer than the retrainer's)
     metrics = newest.metrics if newest else {}
-    estimates = estimates_of(metrics).model_dump(mode="json")
+    estimates = estimates_of(metrics, counts.items).model_dump(mode="json")
     stop = stop_of(metrics).model_dump(mode="json")
     auto = auto_accept_of(metrics).model_dump(mode="json")
     curve = curve_of(metrics)
@@ -82,10 +82,6 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     if live is not None and live.source != "retrainer" and live.version > (newest.version if newest else 0) and estimates["note"] == ESTIMATING:
         estimates["note"] = "none while a published model is live: the retrainer holds, and no later version of its own will carry one"
     spent = estimates["hours_spent"] if estimates["hours_spent"] is not None else counts.human_seconds / 3600.0
-    need = estimates["random_labels"]
-    # Random sampling's fitted curve reaches the estimated accuracy only past every item streamed (or never: the
-    # estimate's cap): the figures would read as labels saved that no stream of this size holds. Said as a bound.
-    estimates["random_beyond_items"] = bool(need and counts.items and need["estimate"] >= counts.items)
     return {
         "namespace": namespace,
         "model_version": newest.version if newest else 0,

@@ -68,6 +68,9 @@ class Estimates(BaseModel):
     as_of_version: int | None = Field(None, description="the model version whose training set the figures were estimated on "
                                       "(they run in the background: an earlier version than the live one)")
     as_of_labels: int | None = Field(None, description="labels in that training set")
+    random_beyond_items: bool | None = Field(None, description="random sampling's fitted curve reaches the estimated accuracy only past "
+                                             "every item streamed (or never): labels_saved is then a bound, at least the items streamed "
+                                             "less the labels used (null: the items streamed are not counted, no pool cap)")
 
 
 class FiredRule(BaseModel):
@@ -109,6 +112,8 @@ class QueueCounts(BaseModel):
     pending: int = Field(ge=0, description="queue depth: items waiting (expired leases included)")
     leased: int = Field(ge=0)
     labeled: int = Field(ge=0)
+    streamed: int | None = Field(None, ge=0, description="items the scorers read from the items topic, each once (null: not counted, "
+                                 "no pool cap)")
 
 
 class Campaign(BaseModel):
@@ -130,12 +135,16 @@ def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def estimates_of(metrics: Mapping[str, float]) -> Estimates:
-    """The live estimates of a record's ``metrics``; with none, the note says why."""
+def estimates_of(metrics: Mapping[str, float], items: int | None = None) -> Estimates:
+    """The live estimates of a record's ``metrics``; with none, the note says why (``items``: the items streamed, when counted)."""
     figures: dict[str, Any] = {f: interval(metrics, f) for f in ESTIMATE_FIGURES}
     curve = curve_of(metrics)
     available = has_estimates(metrics)
-    return Estimates(
+    need = figures["random_labels"]
+    # Random sampling's fitted curve reaches the estimated accuracy only past every item streamed (or never: the
+    # estimate's cap): the figures would read as labels saved that no stream of this size holds. Said as a bound.
+    beyond = None if not items else bool(need and need["estimate"] >= items)
+    return Estimates(random_beyond_items=beyond,
         available=available, note=None if available else missing_note(metrics), control_labels_needed=_int(metrics.get("est_control_labels_needed")),
         n_control=_int(metrics.get("n_control")), control_accuracy=metrics.get("control_accuracy"), hours_spent=metrics.get("est_hours_spent"),
         budget=metrics.get("est_budget"), curve=Curve(a=curve[0], b=curve[1], c=curve[2]) if curve else None,
@@ -177,5 +186,5 @@ def campaign_view(namespace: str, live_version: int, record: Mapping[str, Any] |
     """The reply of ``GET /campaign`` from the live version's ``record`` (:func:`read_record`)."""
     metrics = {str(k): float(v) for k, v in (record or {}).get("metrics", {}).items() if isinstance(v, int | float)}
     return Campaign(namespace=namespace, model_version=live_version, record_version=_int(record.get("version")) if record else None,
-                    n_labels=_int(record.get("n_labels")) if record else None, estimates=estimates_of(metrics), stop=stop_of(metrics),
-                    auto_accept=auto_accept_of(metrics), queue=queue)
+                    n_labels=_int(record.get("n_labels")) if record else None, estimates=estimates_of(metrics, queue.streamed),
+                    stop=stop_of(metrics), auto_accept=auto_accept_of(metrics), queue=queue)

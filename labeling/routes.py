@@ -228,7 +228,7 @@ def campaign(service: LabelService) -> dict[str, Any]:
     """``GET /campaign``: the live version's estimates, stop rules and auto-accept state, and the queue's counts."""
     q = service.queue
     meta = q.get_meta_fields("model_version", META_CAMPAIGN)
-    counts = QueueCounts(pending=q.n_waiting(), leased=q.n_leased(), labeled=q.n_labeled())
+    counts = QueueCounts(pending=q.n_waiting(), leased=q.n_leased(), labeled=q.n_labeled(), streamed=q.items_streamed())
     view: Campaign = campaign_view(q.k.namespace, int(meta["model_version"] or 0), read_record(meta[META_CAMPAIGN]), counts)
     view.labeling = dict(service.settings)
     return view.model_dump(mode="json")

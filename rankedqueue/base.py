@@ -23,6 +23,7 @@ from activestream.rankedqueue.keys import (
     META_FEATURE_DTYPE,
     META_FEATURE_NAMES,
     META_RANKED_VERSION,
+    POOL_STREAMED,
     QueueKeys,
 )
 from activestream.rankedqueue.pool import SamplingKeyCache
@@ -132,6 +133,11 @@ class QueueBase:
     def feature_names(self) -> list[str] | None:
         """The names of the campaign's features (a table's header, ``ACTIVESTREAM_FEATURE_NAMES``), ``None`` when none is recorded."""
         return parse_feature_names(self.get_meta(META_FEATURE_NAMES))
+
+    def items_streamed(self) -> int | None:
+        """Items the scorers read from the items topic, each once (``None``: not counted, the scorers keep no pool counters)."""
+        raw = self.r.hget(self.k.pool_stats, POOL_STREAMED)
+        return None if raw is None else int(raw)
 
     def record_feature_names(self, names: Sequence[str], *, first_wins: bool = False) -> list[str] | None:
         """Record the features' names (``first_wins``: unless some are already); the names held afterwards."""

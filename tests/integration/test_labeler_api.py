@@ -661,7 +661,7 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
     assert code == 200 and body["namespace"] == queue.k.namespace and body["model_version"] == 0 and body["record_version"] is None
     assert body["estimates"]["available"] is False and body["estimates"]["note"] == "not enough control labels yet"
     assert body["stop"] == {"fired": False, "first": None, "rules": {}, "note": "labeling may go on; it is a signal, not a lock"}
-    assert body["auto_accept"]["on"] is False and body["queue"] == {"pending": 3, "leased": 0, "labeled": 0}
+    assert body["auto_accept"]["on"] is False and body["queue"] == {"pending": 3, "leased": 0, "labeled": 0, "streamed": None}
     # A version with too few control labels for estimates, no auto-accept yet: what is missing, and how many more.
     early = {"n_control": 40.0, "control_accuracy": 0.8, "est_control_labels_needed": 60.0, "auto_accept_labels_needed": 259.0, "stop": 0.0}
     mv = ModelVersion(version=2, onnx=b"x", sha256=ModelVersion.digest(b"x"), classes=(0, 1), metrics=early, n_labels=120)
@@ -691,6 +691,12 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
                                    "paused": False, "class_thresholds": {"1": 0.95},
                                    "audit": {"n": 40, "correct": 40, "precision_lower_bound": 0.928}}
     assert body["labeling"] == {}  # (a service not built for a strategy: see the test below)
+    assert est["random_beyond_items"] is None  # (no scorer has counted the items streamed)
+    # Random sampling's fitted curve reaching the accuracy only past every item streamed: the savings are a bound (as in report).
+    for streamed, beyond in ((5000, False), (1000, True)):
+        queue.r.hset(queue.k.pool_stats, "streamed", streamed)
+        body = call(f"{base}/campaign")[1]
+        assert body["queue"]["streamed"] == streamed and body["estimates"]["random_beyond_items"] is beyond, body["estimates"]["random_labels"]
     queue.set_meta(campaign="not json")  # (read as no record: not a 500)
     assert call(f"{base}/campaign")[1]["estimates"]["available"] is False
 
