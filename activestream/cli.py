@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     The subcommand's exit status; 2 when it refused with one ``error:`` line (``SystemExit`` with a message, Redis's
-    credentials refused); 1, with one ``error:`` line, when Redis or the Kafka broker cannot be reached (it may pass),
+    or Kafka's credentials or rights refused); 1, with one ``error:`` line, when Redis or the Kafka broker cannot be reached (it may pass),
     or when the reader of its output went away (``activestream report | head``), without a traceback.
     """
     parser = build_parser()
@@ -112,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if type(exc).__name__ != "KafkaException":  # (confluent-kafka's, not imported for every command to catch it)
             raise
+        from activestream.streams.kafka_client import PERMANENT_ERRORS, error_codes
         # A broker away (a command run against it; a service's start): one line, status 1 (a failure that may pass:
         # `up` starts a service again on it), not a traceback.
         err = exc.args[0] if exc.args else exc
         text = err.str() if hasattr(err, "str") else str(err)
+        if hasattr(err, "code") and err.code() in error_codes(PERMANENT_ERRORS):  # (credentials or rights: starting again won't do)
+            print(f"error: Kafka refused: {text} (the ACTIVESTREAM_KAFKA_SASL_* / SSL_* settings, or the principal's ACLs)", file=sys.stderr)
+            return 2
         print(f"error: Kafka: {text} (KAFKA_BOOTSTRAP_SERVERS / --kafka-bootstrap-servers)", file=sys.stderr)
         return 1
 

@@ -15,6 +15,11 @@ TRANSIENT_ERRORS = ("_MAX_POLL_EXCEEDED", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_T
 # Commit errors of a group coordinator that is moving or loading (a broker restart): the same commit succeeds later.
 COORDINATOR_ERRORS = ("COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR", "REQUEST_TIMED_OUT", "_TRANSPORT",
                       "_TIMED_OUT", "_WAIT_COORD")
+# Errors that starting again does not mend (credentials or rights refused, a TLS setup the broker rejects): a service that
+# meets one exits as refused (status 2), so `up` stops the stack saying why instead of restarting it forever.
+PERMANENT_ERRORS = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "UNSUPPORTED_SASL_MECHANISM", "ILLEGAL_SASL_STATE",
+                    "TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED",
+                    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", "_SSL")
 
 
 def confluent() -> Any:

@@ -193,3 +193,34 @@ def test_a_reader_that_left_the_pipe_ends_the_command_quietly(buffered: bool) ->
     finally:
         os.close(write)
     assert done.stderr.decode() == "" and done.returncode == 1
+
+
+@pytest.mark.parametrize(("code", "status", "line"), [
+    ("_TRANSPORT", 1, "error: Kafka: Local: Broker transport failure (KAFKA_BOOTSTRAP_SERVERS / --kafka-bootstrap-servers)"),
+    ("SASL_AUTHENTICATION_FAILED", 2, "error: Kafka refused: Broker: SASL Authentication failed "
+                                      "(the ACTIVESTREAM_KAFKA_SASL_* / SSL_* settings, or the principal's ACLs)"),
+    ("TOPIC_AUTHORIZATION_FAILED", 2, "error: Kafka refused: Broker: Topic authorization failed "
+                                      "(the ACTIVESTREAM_KAFKA_SASL_* / SSL_* settings, or the principal's ACLs)"),
+])
+def test_a_kafka_error_is_one_line_and_a_refusal_is_status_2(code: str, status: int, line: str, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # (a broker away may pass: status 1, and `up` starts the service again; credentials or rights refused would be refused
+    # again: status 2, and `up` stops the stack saying why instead of restarting the service forever)
+    import argparse
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    import activestream.cli as cli
+
+    def fails(args: argparse.Namespace) -> int:
+        raise KafkaException(KafkaError(getattr(KafkaError, code)))
+
+    def build_parser() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser()
+        p.add_argument("-v", "--verbose", action="store_true")
+        p.set_defaults(func=fails)
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", build_parser)
+    assert cli.main([]) == status
+    assert capsys.readouterr().err.strip() == line
