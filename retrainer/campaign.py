@@ -78,6 +78,9 @@ class CampaignMonitor:
             m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
             if m:
                 self.earlier.setdefault(m.group(1), {})[m.group(2)] = float(value)
+        budget = self.rules.budget  # (the budget rule is judged on the budget set now: raised or taken off since, it has not fired)
+        if "budget" in self.earlier and (budget is None or self.earlier["budget"].get("n_labels", 0.0) < budget):
+            del self.earlier["budget"]
         self.status.fired.update(self.earlier)
         self.announced |= set(self.earlier)  # (logged when they fired, before the restart)
 

@@ -50,6 +50,18 @@ def test_a_stop_rule_is_logged_once_when_it_first_fires_and_not_again_after_a_re
     again.restore(mon.version_metrics(mon.on_version(5, 60, lambda X: np.zeros((len(X), 2)), None)))
     again.on_version(6, 70, lambda X: np.zeros((len(X), 2)), None)
     assert not [r for r in caplog.records if "stop rule" in r.getMessage()]
+    assert again.status.fired["budget"] == {"version": 2, "n_labels": 30}  # (when it first fired, before the restart)
+
+    # Restarted with the budget raised (or taken off): the rule fired at 30 labels no longer holds; it fires anew at the new budget.
+    published = mon.version_metrics(mon.on_version(7, 80, lambda X: np.zeros((len(X), 2)), None))
+    for budget in (100, None):
+        raised = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None, budget=budget))
+        raised.restore(published)
+        raised.on_version(8, 90, lambda X: np.zeros((len(X), 2)), None)
+        assert "budget" not in raised.status.fired and not raised.version_metrics(raised.on_version(9, 95, lambda X: np.zeros((len(X), 2)), None)).get("stop")
+    raised.rules = StopRules(kappa=None, min_gain=None, budget=100)
+    raised.on_version(10, 100, lambda X: np.zeros((len(X), 2)), None)
+    assert raised.status.fired["budget"] == {"version": 10, "n_labels": 100}
 
 
 def test_the_campaign_gauges_follow_the_newest_record_and_drop_figures_it_lacks() -> None:
