@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # (before Exception, which would take it)
         if not _reader_left(sys.stdout):  # (another pipe than stdout broke: that is an error of its own)
             raise
-        # The reader of stdout left (a pipe into head): stop quietly (Python's recipe, "Note on SIGPIPE").
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 1
     except Exception as exc:
         if type(exc).__name__ != "KafkaException":  # (confluent-kafka's, not imported for every command to catch it)
@@ -122,14 +121,24 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"error: Kafka: {text} (KAFKA_BOOTSTRAP_SERVERS / --kafka-bootstrap-servers)", file=sys.stderr)
         return 1
+    finally:  # (what a refusal printed before its error line meets a reader that left here, not at exit)
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout left (a pipe into head): stop quietly (Python's recipe, "Note on SIGPIPE")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _reader_left(stream: TextIO) -> bool:
-    """Whether ``stream`` is a pipe whose reader closed it (the kernel flags its write end with an error)."""
+    """Whether ``stream`` is a pipe or socket whose reader closed it (the kernel flags its end with an error or a hang-up)."""
     try:
         poller = select.poll()
         poller.register(stream.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poller.poll(0))
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
     except (OSError, ValueError, AttributeError):  # (no file descriptor: a test's capture, a closed stream)
         return False
 

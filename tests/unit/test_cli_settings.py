@@ -195,6 +195,23 @@ def test_a_reader_that_left_the_pipe_ends_the_command_quietly(buffered: bool) ->
     assert done.stderr.decode() == "" and done.returncode == 1
 
 
+def test_another_pipe_that_broke_is_not_taken_for_stdouts_reader_leaving() -> None:
+    child = (
+        "import argparse, sys\n"
+        "import activestream.cli as cli\n"
+        "def fails(args):\n"
+        "    raise BrokenPipeError(32, 'a pipe to a child process broke')\n"
+        "def build_parser():\n"
+        "    p = argparse.ArgumentParser(); p.add_argument('-v', '--verbose', action='store_true')\n"
+        "    p.set_defaults(func=fails)\n"
+        "    return p\n"
+        "cli.build_parser = build_parser\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
+    assert done.returncode == 1 and "BrokenPipeError: [Errno 32] a pipe to a child process broke" in done.stderr.decode()
+
+
 @pytest.mark.parametrize(("code", "status", "line"), [
     ("_TRANSPORT", 1, "error: Kafka: Local: Broker transport failure (KAFKA_BOOTSTRAP_SERVERS / --kafka-bootstrap-servers)"),
     ("SASL_AUTHENTICATION_FAILED", 2, "error: Kafka refused: Broker: SASL Authentication failed "
