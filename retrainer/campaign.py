@@ -78,8 +78,11 @@ class CampaignMonitor:
             m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
             if m:
                 self.earlier.setdefault(m.group(1), {})[m.group(2)] = float(value)
-        budget = self.rules.budget  # (the budget rule is judged on the budget set now: raised or taken off since, it has not fired)
-        if "budget" in self.earlier and (budget is None or self.earlier["budget"].get("n_labels", 0.0) < budget):
+        # The budget rule is judged on the budget set now: raised or taken off since it fired, it has not fired (it
+        # fires anew once the paid labels reach the new one; lowered, at the next version).
+        budget, judged = self.rules.budget, metrics.get("est_budget")  # (the budget the newest version was published under)
+        if "budget" in self.earlier and (budget is None or (float(judged) != budget if judged is not None else
+                                                             self.earlier["budget"].get("n_labels", 0.0) < budget)):
             del self.earlier["budget"]
         self.status.fired.update(self.earlier)
         self.announced |= set(self.earlier)  # (logged when they fired, before the restart)
@@ -245,5 +248,7 @@ class CampaignMonitor:
         metrics["n_control"] = float(facts["n_control"])
         metrics["stop"] = float(self.status.should_stop)
         metrics.update(self.fired_metrics(self.status))
+        if self.budget is not None:  # (every version: a restart judges a budget rule that fired against the budget set then)
+            metrics["est_budget"] = float(self.budget)
         metrics.update(facts.get("estimates", {}))
         return metrics

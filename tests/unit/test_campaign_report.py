@@ -64,6 +64,22 @@ def test_a_stop_rule_is_logged_once_when_it_first_fires_and_not_again_after_a_re
     assert raised.status.fired["budget"] == {"version": 10, "n_labels": 100}
 
 
+def test_a_budget_raised_after_it_fired_on_paid_labels_among_free_ones_no_longer_fires() -> None:
+    # (the rule counts the paid labels, `spent`, and records the version's total: 100 paid of 600 with 500 imported.
+    # Compared with that total, a budget raised to 300 looked spent: the campaign was still told to stop)
+    def version(mon: CampaignMonitor, v: int, n_labels: int, spent: int) -> dict[str, float]:
+        return mon.version_metrics(mon.on_version(v, n_labels, lambda X: np.zeros((len(X), 2)), None, seconds=np.full(n_labels, 3.0), spent=spent))
+
+    mon = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None, budget=100), budget=100)
+    published = version(mon, 2, 600, 100)
+    assert mon.status.fired["budget"] == {"version": 2, "n_labels": 600} and published["est_budget"] == 100
+    for budget in (100, 300):
+        again = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None, budget=budget), budget=budget)
+        again.restore(published)
+        assert ("budget" in again.status.fired) is (budget == 100)
+        assert bool(version(again, 3, 620, 120)["stop"]) is (budget == 100)
+
+
 def test_the_campaign_gauges_follow_the_newest_record_and_drop_figures_it_lacks() -> None:
     registry = CollectorRegistry()
     gauges = RetrainerMetrics.create(registry, "camp-a").campaign
