@@ -70,7 +70,7 @@ class Estimates(BaseModel):
     as_of_labels: int | None = Field(None, description="labels in that training set")
     random_beyond_items: bool | None = Field(None, description="random sampling's fitted curve reaches the estimated accuracy only past "
                                              "every item streamed (or never): labels_saved is then a bound, at least the items streamed "
-                                             "less the labels used (null: the items streamed are not counted, no pool cap)")
+                                             "less the labels used (null: no estimate, or the items streamed are not counted)")
 
 
 class FiredRule(BaseModel):
@@ -112,8 +112,8 @@ class QueueCounts(BaseModel):
     pending: int = Field(ge=0, description="queue depth: items waiting (expired leases included)")
     leased: int = Field(ge=0)
     labeled: int = Field(ge=0)
-    streamed: int | None = Field(None, ge=0, description="items the scorers read from the items topic, each once (null: not counted, "
-                                 "no pool cap)")
+    streamed: int | None = Field(None, ge=0, description="item records the scorers read from the items topic, each once, dead letters "
+                                 "and auto-accepted ones too (null: not counted, no pool cap)")
 
 
 class Campaign(BaseModel):
@@ -143,7 +143,7 @@ def estimates_of(metrics: Mapping[str, float], items: int | None = None) -> Esti
     need = figures["random_labels"]
     # Random sampling's fitted curve reaches the estimated accuracy only past every item streamed (or never: the
     # estimate's cap): the figures would read as labels saved that no stream of this size holds. Said as a bound.
-    beyond = None if not items else bool(need and need["estimate"] >= items)
+    beyond = None if items is None or need is None else bool(items and need["estimate"] >= items)
     return Estimates(random_beyond_items=beyond,
         available=available, note=None if available else missing_note(metrics), control_labels_needed=_int(metrics.get("est_control_labels_needed")),
         n_control=_int(metrics.get("n_control")), control_accuracy=metrics.get("control_accuracy"), hours_spent=metrics.get("est_hours_spent"),

@@ -23,7 +23,7 @@ from activestream.rankedqueue.keys import (
     META_FEATURE_DTYPE,
     META_FEATURE_NAMES,
     META_RANKED_VERSION,
-    POOL_STREAMED,
+    POOL_READ,
     QueueKeys,
 )
 from activestream.rankedqueue.pool import SamplingKeyCache
@@ -135,8 +135,8 @@ class QueueBase:
         return parse_feature_names(self.get_meta(META_FEATURE_NAMES))
 
     def items_streamed(self) -> int | None:
-        """Items the scorers read from the items topic, each once (``None``: not counted, the scorers keep no pool counters)."""
-        raw = self.r.hget(self.k.pool_stats, POOL_STREAMED)
+        """Item records the scorers read from the items topic, each once (``None``: not counted, the scorers keep no pool counters)."""
+        raw = self.r.hget(self.k.pool_stats, POOL_READ)
         return None if raw is None else int(raw)
 
     def record_feature_names(self, names: Sequence[str], *, first_wins: bool = False) -> list[str] | None:

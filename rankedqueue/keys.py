@@ -68,7 +68,8 @@ POOL_REJECTED = "rejected"  # new items that did not outrank the lowest pending 
 POOL_AGE_EVICTED = "age_evicted"  # pending items evicted for being older than the max age
 POOL_RESERVOIR_REPLACED = "reservoir_replaced"  # reservoir members replaced by a newcomer
 POOL_STREAMED = "streamed"  # items offered to the pool (counted by the scorers before their offsets commit: see pool_offsets)
-POOL_STATS = (POOL_STREAMED, POOL_EVICTED, POOL_REJECTED, POOL_AGE_EVICTED, POOL_RESERVOIR_REPLACED)
+POOL_READ = "read"  # item records the scorers read, whatever became of them (dead letters, auto-accepted ... too), each once
+POOL_STATS = (POOL_READ, POOL_STREAMED, POOL_EVICTED, POOL_REJECTED, POOL_AGE_EVICTED, POOL_RESERVOIR_REPLACED)
 
 
 @dataclass(frozen=True)

@@ -308,14 +308,14 @@ class QueueWriter(QueueBase):
             if int(seen) < AGE_EVICT_SEGMENTS:
                 return total
 
-    def count_streamed(self, streamed: int, rejected: int, offsets: Mapping[tuple[str, int], tuple[int, int]]) -> bool:
+    def count_streamed(self, streamed: int, rejected: int, read: int, offsets: Mapping[tuple[str, int], tuple[int, int]]) -> bool:
         """Add to the pool's counters what a scorer's batches brought (streamed) and turned away before Redis, and mark
         how far they go in the items topic: called before their offsets commit, so that a crash in between cannot lose
         the counts (see :attr:`QueueKeys.pool_offsets`).
 
         Parameters
         ----------
-        streamed, rejected : the batches' counts.
+        streamed, rejected, read : the batches' counts (``read``: every item record, whatever became of it).
         offsets : (topic, partition) -> (the mark the scorer expects there, -1 for none; the highest offset among the batches).
 
         Returns
@@ -323,7 +323,7 @@ class QueueWriter(QueueBase):
         Whether they were counted: not when a partition's mark is past the one expected (another scorer counted its
         records meanwhile, after a rebalance): nothing changes then, and the caller reads again from its committed offsets.
         """
-        args: list[str | int] = [streamed, rejected]
+        args: list[str | int] = [streamed, rejected, read]
         for (topic, partition), (expected, upto) in offsets.items():
             args += [f"{topic}:{partition}", expected, upto]
         return bool(self.scripts.count_streamed(keys=[self.k.pool_stats, self.k.pool_offsets], args=args))

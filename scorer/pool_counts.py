@@ -1,4 +1,4 @@
-"""The capped pool's counters in Redis (``streamed``, ``rejected``) count each item record once, crash or not.
+"""The capped pool's counters in Redis (``read``, ``streamed``, ``rejected``) count each item record once, crash or not.
 
 A scorer counts its batches in Redis *before* their offsets commit to Kafka, and marks there how far each
 partition was counted (:meth:`QueueWriter.count_streamed`). A crash between the two (or a rolled-back
@@ -33,7 +33,7 @@ class PoolCounts:
         self._marks: dict[Partition, int] | None = None  # Redis's marks not yet read past (None: read them again)
         self._expected: dict[Partition, int] = {}  # the mark each partition has in Redis as this scorer knows it (-1: none)
         self._assignments = -1
-        self._streamed = self._rejected = 0
+        self._streamed = self._rejected = self._read = 0
         self._upto: dict[Partition, int] = {}  # the highest offset confirmed per partition, not yet counted
 
     def forget_marks(self) -> None:
@@ -74,7 +74,7 @@ class PoolCounts:
             return [(batch, False)]
         return [(select(batch, again), False), (select(batch, new), True)]
 
-    def confirmed(self, streamed: int, rejected: int, msgs: Sequence[Message], counted: bool) -> None:
+    def confirmed(self, streamed: int, rejected: int, read: int, msgs: Sequence[Message], counted: bool) -> None:
         """A batch's write is confirmed: its counts (unless ``counted`` is false: held already) wait for the next :meth:`flush`."""
         if not self.active:
             return
@@ -84,6 +84,7 @@ class PoolCounts:
         if counted:
             self._streamed += streamed
             self._rejected += rejected
+            self._read += read
 
     def flush(self) -> bool:
         """Count in Redis what was confirmed since the last flush: call it before committing those batches' offsets.
@@ -95,7 +96,7 @@ class PoolCounts:
             self.drop()
             return True
         offsets = {key: (self._expected.get(key, -1), upto) for key, upto in self._upto.items()}
-        counted = self.queue.count_streamed(self._streamed, self._rejected, offsets)
+        counted = self.queue.count_streamed(self._streamed, self._rejected, self._read, offsets)
         if counted:
             self._expected.update(self._upto)
         else:
@@ -105,5 +106,5 @@ class PoolCounts:
 
     def drop(self) -> None:
         """Forget what waits to be counted (its records come again: a rewind, an outage)."""
-        self._streamed = self._rejected = 0
+        self._streamed = self._rejected = self._read = 0
         self._upto = {}

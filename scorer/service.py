@@ -347,7 +347,7 @@ class Scorer:
         w.counts.scored = added
         records = w.dead + confirmed_auto_labels(w)
         self._uncounted.add(w.counts)
-        self.pool_counts.confirmed(w.counts.streamed, w.counts.rejected, w.msgs, w.counted)
+        self.pool_counts.confirmed(w.counts.streamed, w.counts.rejected, w.counts.read, w.msgs, w.counted)
         for m in w.msgs:  # in order: the last one per partition carries its highest offset
             self._uncommitted[(m.topic, m.partition)] = m
         if records or time.monotonic() - self._last_commit >= self.commit_interval:

@@ -38,7 +38,7 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
     -------
     A JSON-ready dict: ``namespace``, ``pending``, ``leased``, ``labeled``, ``oldest_pending_age_s``,
     ``n_features``, ``feature_dtype``, ``stored_widths``, ``model_version``, ``ranked_version``,
-    ``task``, ``classes`` (the live model's), ``declared_classes``, ``label_kind``, and ``pool``: the capped pool's counters (items streamed, evicted,
+    ``task``, ``classes`` (the live model's), ``declared_classes``, ``label_kind``, and ``pool``: the capped pool's counters (item records read, items streamed, evicted,
     rejected at admission, evicted for age, reservoir replacements) and the reservoir's size.
     """
     from activestream.labeling.routes import meta_classes

@@ -694,7 +694,7 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
     assert est["random_beyond_items"] is None  # (no scorer has counted the items streamed)
     # Random sampling's fitted curve reaching the accuracy only past every item streamed: the savings are a bound (as in report).
     for streamed, beyond in ((5000, False), (1000, True)):
-        queue.r.hset(queue.k.pool_stats, "streamed", streamed)
+        queue.r.hset(queue.k.pool_stats, "read", streamed)
         body = call(f"{base}/campaign")[1]
         assert body["queue"]["streamed"] == streamed and body["estimates"]["random_beyond_items"] is beyond, body["estimates"]["random_labels"]
     queue.set_meta(campaign="not json")  # (read as no record: not a 500)

@@ -437,6 +437,7 @@ def test_scorer_counts_add_up_with_the_pool(redis_client: redis.Redis, namespace
         bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
     for i in range(0, 300, 3):  # ids sent again: taken (duplicates) or decided afresh
         bus.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())
+    bus.publish(topics.items, b'{"id": "bad", "features": [1, 2]}', key=b"bad")  # (a dead letter: read, never offered to the pool)
     q = capped(redis_client, namespace, 200, 20)
     scorer = Scorer(bus, q, topics, batch_size=50, n_features=8)
     scorer.run(burst=True, timeout=0.0)
@@ -444,8 +445,8 @@ def test_scorer_counts_add_up_with_the_pool(redis_client: redis.Redis, namespace
     m, st = scorer.metrics, q.pool_stats()
     read, scored, dup = m.items_read._value.get(), m.items_scored._value.get(), m.items_duplicate._value.get()
     rejected = m.pool_rejections._value.get()
-    assert read == n + 100 == scored + dup + rejected  # every record in exactly one outcome
-    assert st["streamed"] == read and st["rejected"] == rejected  # (no id twice in one batch here)
+    assert read == n + 100 + 1 == scored + dup + rejected + scorer.dead_letters  # every record in exactly one outcome
+    assert st["read"] == read and st["streamed"] == read - 1 and st["rejected"] == rejected  # (no id twice in one batch here)
     assert q.depth() == 200 and st["evicted"] == scored - 200 and m.pool_evictions._value.get() == st["evicted"]
     assert st["reservoir"] == 20 and m.reservoir_replacements._value.get() == st["reservoir_replaced"] > 0
 

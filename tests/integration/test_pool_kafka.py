@@ -42,7 +42,7 @@ def settled(q: RankedQueue, n: int) -> bool:
 
 def assert_pool_exact(q: RankedQueue, n: int) -> None:
     st = q.pool_stats()
-    assert st["streamed"] == n, st  # each record counted once (counted before its offset commits, not again when read again)
+    assert st["streamed"] == st["read"] == n, st  # each record counted once (counted before its offset commits, not again when read again)
     assert q.depth() == CAP and q.n_leased() == 0
     # nothing per item is left of what the pool turned away or evicted
     assert q.r.hlen(q.k.featloc) == CAP
