@@ -26,6 +26,7 @@ from activestream.schemas import Item, Label, coerce_label_value, label_kinds, n
 from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
+    campaign_order,
     check_unique_columns,
     export_bookkeeping,
     is_numeric,
@@ -282,8 +283,13 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: dict[str, str
     return BaselineRow(row_no, item_id, label, labels, vec, metadata)
 
 
-def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multilabel: bool, path: str) -> None:
+def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multilabel: bool, path: str) -> list[int] | None:
     """Refuse a file whose shape the campaign cannot take: another feature width, or the other kind of answer.
+
+    Returns
+    -------
+    Where each of the campaign's recorded features is among the file's ``feature_names`` when they are the same names
+    in another order (:func:`in_order` puts the rows in the campaign's order), else ``None``.
 
     Raises
     ------
@@ -299,7 +305,14 @@ def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multil
     agreed = queue.agree_meta("label_field", field)
     if agreed != field:
         raise DatasetError(f"{path}: this campaign's answers come as {agreed!r}, the file gives {field!r}")
-    queue.record_feature_names(feature_names, first_wins=True)  # (for export --with-features and the labeling page)
+    recorded = queue.record_feature_names(feature_names, first_wins=True)  # (for export --with-features and the labeling page)
+    return campaign_order(feature_names, recorded)
+
+
+def in_order(rows: Iterable[BaselineRow], order: list[int] | None) -> Iterator[BaselineRow]:
+    """``rows`` with their features put in the campaign's ``order`` (:func:`check_campaign`; ``None``: as they are)."""
+    for r in rows:
+        yield r if order is None else dataclasses.replace(r, features=r.features[order])
 
 
 def import_rows(rows: Iterable[BaselineRow], bus: Bus, topics: Topics, queue: RankedQueue, *, labeler_id: str = BASELINE_SOURCE,

@@ -17,9 +17,11 @@ from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
     bad_cell,
+    campaign_order,
     feature_columns,
     feature_matrix,
     json_value,
+    names_shown,
     read_table,
     require_columns,
     width_mismatch,
@@ -60,6 +62,10 @@ def _table_rows(
         raise DatasetError(f"{path}: no numeric feature column")
     if n_features is not None and len(names) != n_features:  # (every row would be dead-lettered: refuse the file at once)
         raise DatasetError(f"{path}: {width_mismatch(names, n_features, known)}")
+    order = campaign_order(names, known)
+    if order is not None:  # (the campaign's columns in another order: each row's vector is put in the campaign's)
+        log.info("%s: feature columns put in the campaign's order (%s)", path, names_shown(known or []))
+        names = [names[j] for j in order]
     if on_feature_names is not None:
         on_feature_names(list(names))
     X = feature_matrix(table, names).astype(np.float32)

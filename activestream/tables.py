@@ -280,6 +280,20 @@ def names_shown(names: Sequence[str], first: int = 8) -> str:
     return ", ".join(names[:first]) + (", ..." if len(names) > first else "")
 
 
+def campaign_order(columns: Sequence[str], known: Sequence[str] | None) -> list[int] | None:
+    """Where each of the campaign's features (``known``: its recorded names) is among a file's feature ``columns``, when
+    they are the same names in another order (the file's vectors are put in the campaign's order by name, as the
+    scorer and the model read them); ``None`` when they are in its order already, or are not the same names.
+
+    >>> campaign_order(["b", "a", "c"], ["a", "b", "c"])
+    [1, 0, 2]
+    """
+    if not known or list(columns) == list(known) or sorted(columns) != sorted(known) or len(set(known)) != len(known):
+        return None
+    at = {name: j for j, name in enumerate(columns)}
+    return [at[name] for name in known]
+
+
 def width_mismatch(columns: Sequence[str], held: int, known: Sequence[str] | None = None) -> str:
     """Why a file's feature columns are not the campaign's ``held`` features, and what to do: which columns to leave
     out, or which it lacks (by name when the campaign's names, ``known``, are recorded)."""

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     0; 1 when rows were skipped (each reported as ``FILE: row N: reason``); 2 (one ``error:``
     line) when the file, a column or the campaign refuses the whole file.
     """
-    from activestream.baseline import check_campaign, import_rows, read_baseline
+    from activestream.baseline import check_campaign, import_rows, in_order, read_baseline
     from activestream.tables import DatasetError
 
     skipped: list[str] = []
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "
               "as the live model scores them; the first retrain scores them out of fold instead", file=sys.stderr)
     try:
-        check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
-        counts = import_rows(baseline.rows, bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,
+        order = check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
+        counts = import_rows(in_order(baseline.rows, order), bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,
                              on_error=skip, classes=join_campaign(s, queue))
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,6 +132,6 @@ def store_feature_names(queue: RankedQueue | None, names: list[str]) -> None:
     import redis
 
     try:
-        queue.record_feature_names(names)
+        queue.record_feature_names(names, first_wins=True)  # (the campaign's order is its first table's: a later one is put in it)
     except redis.RedisError as exc:
         log.warning("feature names not stored in namespace %r (%s): the labeling page shows features by position", queue.k.namespace, exc)

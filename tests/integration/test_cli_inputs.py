@@ -244,6 +244,13 @@ def test_produce_keeps_the_csv_header_as_the_namespaces_feature_names(tmp_path: 
         assert scorer.dead_letters == 0 and scorer.feature_names == ["hue-mean", "intensity-mean"]
         assert decode_item(items[6].value, feature_names=scorer.feature_names).features.tolist() == [1.0, -1.0]
         assert queue.features_of(["n2"])[0].tolist() == [2.0, -2.0]
+
+        # A later table with the same columns in another order: its vectors in the campaign's order, its header not recorded.
+        flipped = tmp_path / "flipped.csv"
+        flipped.write_text("intensity-mean,id,hue-mean\n" + "".join(f"{-i},f{i},{i}\n" for i in range(1, 3)))
+        code, items = produce(str(flipped))
+        assert code == 0 and decode_item(items[-1].value).features.tolist() == [2.0, -2.0]
+        assert json.loads(queue.get_meta("feature_names") or "null") == ["hue-mean", "intensity-mean"]
     finally:
         queue.clear()
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 from sklearn.datasets import load_digits
 
-from activestream.baseline import check_campaign, import_rows, read_baseline
+from activestream.baseline import check_campaign, import_rows, in_order, read_baseline
 from activestream.labeled_set import build_rows
 from activestream.labeling.dispatcher import Dispatcher
 from activestream.labeling.service import LabelService
@@ -37,8 +37,8 @@ class Campaign:
         errors: list[str] = []
         b = read_baseline(path, id_column="id", label_columns=["label"], on_error=errors.append)
         assert not errors
-        check_campaign(self.queue, b.feature_names, multilabel=b.multilabel, path=str(path))
-        return import_rows(b.rows, self.bus, self.topics, self.queue, control=control)
+        order = check_campaign(self.queue, b.feature_names, multilabel=b.multilabel, path=str(path))  # (as import-labels does)
+        return import_rows(in_order(b.rows, order), self.bus, self.topics, self.queue, control=control)
 
     def snapshot(self) -> tuple[object, ...]:
         self.scorer.run(burst=True, timeout=0.0)
@@ -57,6 +57,26 @@ def write_csv(path: Path, X: np.ndarray, y: np.ndarray, ids: list[str]) -> None:
 def digits() -> tuple[np.ndarray, np.ndarray]:
     d = load_digits()
     return d.data.astype(np.float32), d.target
+
+
+def test_a_file_with_the_campaigns_columns_in_another_order_is_read_by_name(
+    redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    # (the vectors went as the file's columns came: a second export with its columns reordered swapped the features)
+    X, y = digits
+    c = Campaign(redis_client, namespace)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    write_csv(first, X[:30], y[:30], [str(i) for i in range(30)])
+    c.import_file(first)
+    flipped = list(reversed(range(X.shape[1])))
+    second.write_text("label,id," + ",".join(f"px{j}" for j in flipped) + "\n"
+                      + "".join(f"{int(y[i])},{i}," + ",".join(f"{X[i, j]:g}" for j in flipped) + "\n" for i in range(30, 60)))
+    c.import_file(second)
+    labels = {lab.item_id: lab for lab in (decode_label(m.value) for m in c.bus.messages(c.topics.labels))}
+    items = {it.id: it for it in (decode_item(m.value) for m in c.bus.messages(c.topics.items))}
+    for i in (0, 30, 59):
+        assert labels[str(i)].features.tolist() == X[i].tolist() == items[str(i)].features.tolist()
+    assert c.queue.feature_names() == [f"px{j}" for j in range(X.shape[1])]
 
 
 def test_import_takes_items_out_of_the_queue_produces_new_ones_and_a_second_import_changes_nothing(
