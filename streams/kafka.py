@@ -17,6 +17,7 @@ from typing import Any
 from activestream.streams.bus import BrokerUnavailable, CommitAborted, Consumer, Message, Record
 from activestream.streams.kafka_client import (
     MAX_MODEL_BYTES,
+    PERMANENT_ERRORS,
     REBALANCE_ERRORS,
     TRANSIENT_ERRORS,
     confluent,
@@ -92,6 +93,8 @@ class KafkaBus:
             }
         )
         self._admin_client: Any = None
+        self._permanent_codes = error_codes(PERMANENT_ERRORS)
+        self.refusal: Any = None  # the last refusal the admin client met (credentials, ACLs: a KafkaError), see ensure_topics
 
     # -- producer side
     def _on_delivery(self, err: Any, msg: Any) -> None:
@@ -207,8 +210,33 @@ class KafkaBus:
     # -- admin side
     def _admin(self) -> Any:
         if self._admin_client is None:
-            self._admin_client = confluent().admin.AdminClient(dict(self.base_config))
+            self._admin_client = confluent().admin.AdminClient({**self.base_config, "error_cb": self._on_admin_error})
         return self._admin_client
+
+    def _on_admin_error(self, err: Any) -> None:
+        # librdkafka reports a refused SASL login as an error event; the request itself only ends in a transport failure.
+        if err.code() in self._permanent_codes:
+            self.refusal = err
+
+    def _metadata(self, timeout: float) -> Any:
+        """The cluster's metadata; a refusal (SASL credentials, TLS) raises at once as the ``KafkaException`` it is.
+
+        Asked in tries of 1, 2, 4, ... s up to ``timeout``: a refused login only shows as a transport failure of the
+        request, and as an error event served between tries (one long try would wait out ``timeout`` first).
+        """
+        ck = confluent()
+        admin, deadline, step = self._admin(), time.monotonic() + timeout, 1.0
+        self.refusal = None  # (one met on an earlier call, since mended, is not this call's)
+        while True:
+            try:
+                return admin.list_topics(timeout=max(0.1, min(step, deadline - time.monotonic())))
+            except ck.KafkaException:
+                admin.poll(0)  # (serves the error events: _on_admin_error)
+                if self.refusal is not None:
+                    raise ck.KafkaException(self.refusal) from None
+                if time.monotonic() >= deadline:
+                    raise
+                step *= 2
 
     def ensure_topics(self, topics: Sequence[str], timeout: float = 30.0) -> None:
         """Create the topics that do not exist yet and wait until they have leaders.
@@ -220,7 +248,7 @@ class KafkaBus:
         if not wanted:
             return
         admin = self._admin()
-        existing = admin.list_topics(timeout=timeout).topics
+        existing = self._metadata(timeout).topics
         missing = [t for t in wanted if t not in existing]
         if missing:
             new = [ck.admin.NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor, config=default_topic_config(t)) for t in missing]
@@ -228,6 +256,8 @@ class KafkaBus:
                 try:
                     fut.result()
                 except ck.KafkaException as exc:
+                    if exc.args[0].code() in self._permanent_codes:  # (a principal without the right to create it)
+                        raise
                     if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
                         raise RuntimeError(f"cannot create Kafka topic {topic}: {exc.args[0].str()}") from exc
         self._wait_for_leaders(wanted, timeout)
