@@ -165,6 +165,41 @@ def parse_classes(given: list[str] | None, newest: ModelVersion | None, label_ki
         raise ModelRefused(f"--classes {' '.join(given)}: this campaign's labels are integers") from None
 
 
+# ONNX-ML classifier operators (skl2onnx's export of any scikit-learn classifier ends in one, or in a ZipMap) name their
+# classes in their output's column order.
+CLASS_LABELS = ("classlabels_strings", "classlabels_ints", "classlabels_int64s")
+
+
+def onnx_class_labels(data: bytes) -> tuple[object, ...] | None:
+    """The classes an ONNX classifier names, in its probability output's order (``None``: it names none, e.g. a bare MLP)."""
+    import onnx
+    from onnx import helper
+
+    for node in onnx.load_from_string(data).graph.node:
+        for attr in node.attribute:
+            if attr.name in CLASS_LABELS and (values := helper.get_attribute_value(attr)):
+                return tuple(v.decode() if isinstance(v, bytes) else int(v) for v in values)
+    return None
+
+
+def in_model_order(classes: tuple[object, ...], labels: tuple[object, ...] | None, *, given: bool) -> tuple[object, ...]:
+    """``classes`` (``--classes``, or the newest version's when not ``given``) checked against the model's own ``labels``.
+
+    The same classes in another order than the model's: given, refused (each column would be read as another class);
+    taken from the newest version, the model's order instead. Other labels (a model trained on codes) are not compared.
+
+    >>> in_model_order(("b", "a"), ("a", "b"), given=False)
+    ('a', 'b')
+    """
+    if labels is None or [str(c) for c in classes] == [str(c) for c in labels] or sorted(map(str, classes)) != sorted(map(str, labels)):
+        return classes
+    if given:
+        raise ModelRefused(f"--classes {' '.join(map(str, classes))}: the model's output columns are {', '.join(map(str, labels))} (the class "
+                           "labels it names): give them in that order, or leave --classes out")
+    by_name = {str(c): c for c in classes}
+    return tuple(by_name[str(label)] for label in labels)
+
+
 def run(args: argparse.Namespace) -> int:
     """Check ``MODEL.onnx`` against the namespace and publish it as the next model version (``source: user``).
 
@@ -199,6 +234,8 @@ def _run(args: argparse.Namespace) -> int:
         data, model = open_model(path, task)
         meta = queue.get_meta_fields("n_features", "label_kind")
         classes = parse_classes(args.classes, newest, meta["label_kind"])
+        if task == "multiclass":
+            classes = in_model_order(classes, onnx_class_labels(data), given=bool(args.classes))
         declared = declared_classes(s) or queue.declared_classes()
         outside = not_a_class(list(classes), declared) if declared is not None else None  # type: ignore[arg-type]
         if outside is not None:  # (a model that predicts a class no labeler may give)

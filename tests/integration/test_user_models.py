@@ -94,6 +94,10 @@ def test_an_estimator_retrains_then_a_published_user_model_holds_until_resume(
         # 3. A skl2onnx random forest (trained on rows the stream never had) goes live as a user version.
         rf_path = tmp_path / "rf.onnx"
         rf_path.write_bytes(random_forest_onnx(X[1000:], y[1000:]))
+        # (its classes given in another order than its own output columns: each column would be read as another class)
+        flipped = subprocess.run([sys.executable, "-m", "activestream.cli", "publish-model", str(rf_path), "--classes", *map(str, range(9, -1, -1))],
+                                 env=stack.env, capture_output=True, text=True, timeout=120)
+        assert flipped.returncode == 2 and "the model's output columns are 0, 1, 2, 3" in flipped.stderr, flipped.stdout + flipped.stderr
         out = stack.run("publish-model", str(rf_path))
         user_version = own.version + 1
         assert f"as model v{user_version} (source: user; 10 classes, 64 features" in out and "held-out accuracy" in out, out

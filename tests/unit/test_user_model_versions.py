@@ -189,3 +189,33 @@ def test_a_user_version_that_took_the_retrainers_number_at_the_same_moment_still
     other = newest_other(msgs, 1, user.sha256, user.created_at)
     assert other is not None and other.source == "retrainer" and other.version == 1
     assert newest_other([m for m in msgs if decode_model_version(m.value).source == "user"], 1, user.sha256, user.created_at) is None
+
+
+def test_the_classes_of_a_published_model_follow_its_own_output_order() -> None:
+    # (a model of scikit-learn orders its classes sorted; given in the campaign's declared order, barolo grignolino
+    # barbera, each probability column was read as another class: the model went live and nothing caught it)
+    from skl2onnx import to_onnx as sk_to_onnx
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    from activestream.commands.publish_model import ModelRefused, in_model_order, onnx_class_labels
+
+    X, y = load_wine(return_X_y=True)
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
+    names = np.array(["barolo", "grignolino", "barbera"])[y]
+    fitted = LogisticRegression(max_iter=2000).fit(X.astype(np.float32), names)
+    blob = sk_to_onnx(fitted, X[:1].astype(np.float32), options={id(fitted): {"zipmap": False}}).SerializeToString()
+    assert onnx_class_labels(blob) == ("barbera", "barolo", "grignolino")
+    with pytest.raises(ModelRefused, match=r"--classes barolo grignolino barbera: the model's output columns are barbera, barolo, grignolino"):
+        in_model_order(("barolo", "grignolino", "barbera"), onnx_class_labels(blob), given=True)
+    assert in_model_order(("barolo", "grignolino", "barbera"), onnx_class_labels(blob), given=False) == ("barbera", "barolo", "grignolino")
+    assert in_model_order(("barbera", "barolo", "grignolino"), onnx_class_labels(blob), given=True) == ("barbera", "barolo", "grignolino")
+    # integer classes; a model trained on codes of the campaign's classes is not compared; a model naming none
+    coded = LogisticRegression(max_iter=2000).fit(X.astype(np.float32), y)
+    codes = onnx_class_labels(sk_to_onnx(coded, X[:1].astype(np.float32), options={id(coded): {"zipmap": False}}).SerializeToString())
+    assert codes == (0, 1, 2) and in_model_order(("barolo", "grignolino", "barbera"), codes, given=True) == ("barolo", "grignolino", "barbera")
+    assert in_model_order((2, 0, 1), codes, given=False) == (0, 1, 2)
+    from activestream.retrainer.export import to_onnx
+    from activestream.retrainer.trainer import Trainer
+
+    assert onnx_class_labels(to_onnx(Trainer().fit(X[:40, :4], list(np.arange(40) % 2)))) is None  # (the retrainer's own)
