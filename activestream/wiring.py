@@ -260,11 +260,12 @@ def new_namespace_note(queue: RankedQueue, what: str) -> str | None:
             "is that the one you meant? ACTIVESTREAM_NAMESPACE (or --namespace) names it")
 
 
-def join_campaign(settings: Settings, queue: RankedQueue) -> tuple[str | int, ...] | None:
+def join_campaign(settings: Settings, queue: RankedQueue, *, redeclare: bool = True) -> tuple[str | int, ...] | None:
     """What a service does with its namespace at start: mark it as holding a campaign (see :func:`new_namespace_note`),
     and return the campaign's declared classes: ``ACTIVESTREAM_CLASSES`` when set (then recorded with the queue, so the
     campaign's processes started without the setting check them too; a warning when that changes what was recorded),
-    else the recorded ones (``None``: any answer goes)."""
+    else the recorded ones (``None``: any answer goes). ``redeclare=False`` (a one-off command, e.g. ``import-labels`` run
+    with another campaign's env file sourced): a setting that differs from the recorded classes is refused, one line."""
     from activestream.rankedqueue.keys import META_STARTED_AT, META_TOPIC_PREFIX
 
     earlier = queue.get_meta_fields(META_STARTED_AT, META_TOPIC_PREFIX)
@@ -284,6 +285,11 @@ def join_campaign(settings: Settings, queue: RankedQueue) -> tuple[str | int, ..
     declared = declared_classes(settings)
     if declared is None:
         return queue.declared_classes()
+    recorded = queue.declared_classes()
+    if not redeclare and recorded is not None and recorded != declared:
+        raise SystemExit(f"error: ACTIVESTREAM_CLASSES={','.join(map(str, declared))} differs from the classes namespace {queue.k.namespace!r} "
+                         f"declared ({','.join(map(str, recorded))}): unset it to use the namespace's (another campaign's env file "
+                         "sourced?), or restart the campaign's services with the new classes to change them")
     before = queue.record_declared_classes(declared)
     if before is not None and before != declared:
         log.warning("ACTIVESTREAM_CLASSES changes namespace %r's declared classes from %s to %s", queue.k.namespace,

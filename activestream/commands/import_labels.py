@@ -67,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
     queue = make_queue(s)
     note = new_namespace_note(queue, args.file)
     counts: dict[str, int] = {}
-    if args.random_sample and not int(queue.get_meta("model_version") or 0):
-        print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "
-              "as the live model scores them; the first retrain scores them out of fold instead", file=sys.stderr)
     try:
+        classes = join_campaign(s, queue, redeclare=False)  # (before anything is written: another campaign's classes are refused)
+        if args.random_sample and not baseline.multilabel and not int(queue.get_meta("model_version") or 0):
+            print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "
+                  "as the live model scores them; the first retrain scores them out of fold instead", file=sys.stderr)
         order = check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
         counts = import_rows(in_order(baseline.rows, order), bus, topics, queue, labeler_id=args.labeler_id, control=args.random_sample, path=args.file,
-                             on_error=skip, classes=join_campaign(s, queue))
+                             on_error=skip, classes=classes)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

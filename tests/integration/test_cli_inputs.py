@@ -373,3 +373,38 @@ def test_produce_refuses_to_send_a_campaigns_items_to_other_topics_than_its_own(
                                                    "(or --topic-prefix)")
     finally:
         queue.clear()
+
+
+def test_import_labels_under_another_campaigns_classes_is_refused_not_redeclared(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (with the env file of another campaign sourced, import-labels redeclared this namespace's classes to that
+    # campaign's, with a warning, and then refused every row as "not one of this campaign's classes")
+    import redis
+
+    from activestream.commands import import_labels as command
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+    from activestream.streams.memory import InMemoryBus
+    from activestream.streams.topics import Topics
+    from activestream.wiring import settings_from
+
+    bus = InMemoryBus()
+    monkeypatch.setattr(command, "connect", lambda args, **_: (settings_from(args), bus, Topics("pets")))
+    namespace = f"pets-{uuid.uuid4().hex[:8]}"
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    queue.record_declared_classes(("cat", "dog"))
+    path = tmp_path / "pets.csv"
+    path.write_text("id,f0,f1,label\np1,1,2,cat\np2,3,4,dog\n")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", namespace)
+    try:
+        monkeypatch.setenv("ACTIVESTREAM_CLASSES", "barolo,barbera")
+        assert main(["import-labels", str(path), "--label-column", "label"]) == 2
+        err = one_error_line(capsys)
+        assert err.startswith("error: ACTIVESTREAM_CLASSES=barolo,barbera differs from the classes namespace") and "(cat,dog)" in err, err
+        assert queue.declared_classes() == ("cat", "dog") and bus.messages(Topics("pets").labels) == []
+        monkeypatch.delenv("ACTIVESTREAM_CLASSES")  # (the namespace's own are used)
+        assert main(["import-labels", str(path), "--label-column", "label"]) == 0
+        assert "imported 2 label(s)" in capsys.readouterr().out
+    finally:
+        queue.clear()
