@@ -3,7 +3,8 @@
 An *arm* is anything ``simulate`` compares under the same splits and seed labels: a strategy,
 an estimator, or a pair of both. Each seed's curves of two arms share the split and the first
 labels, so the per-seed difference of their AUCs is much less noisy than either AUC: the lead
-of the best arm counts when the mean of those differences exceeds ``z`` standard errors.
+of the best arm counts when the mean of those differences exceeds ``z`` standard errors, or Student's t critical
+value for the seeds' degrees of freedom when that is larger (few seeds: 12.7 for 2, 4.3 for 3, 2.1 for 20).
 The benchmark (``benchmarks/run_strategies.py``) reports the same paired difference.
 """
 
@@ -44,14 +45,27 @@ def paired_difference(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> dic
 
     Returns
     -------
-    ``{"mean": ..., "se": ...}``, or ``None`` unless both ran the same seeds, at least two.
+    ``{"mean": ..., "se": ..., "n": seeds}``, or ``None`` unless both ran the same seeds, at least two.
     """
     ours_seeds = list(ours.get("seeds", range(len(ours["per_seed"]))))
     theirs_seeds = list(theirs.get("seeds", range(len(theirs["per_seed"]))))
     if ours_seeds != theirs_seeds or len(ours_seeds) < 2:
         return None
     d = per_seed_auc(ours) - per_seed_auc(theirs)
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))), "n": len(d)}
+
+
+def critical(n: int, z: float = 2.0) -> float:
+    """Standard errors a paired mean over ``n`` seeds must exceed: ``z``, or the two-sided 95% t quantile when larger.
+
+    On 2 seeds the standard error is estimated from one degree of freedom: 2 of them is no bound at all.
+
+    >>> round(critical(2), 1), round(critical(3), 1), critical(100)
+    (12.7, 4.3, 2.0)
+    """
+    from scipy.stats import t
+
+    return max(z, float(t.ppf(0.975, n - 1)))
 
 
 def recommend(arms: Mapping[str, Mapping[str, Any]], default: str, *, z: float = Z_SIGNIFICANT) -> dict[str, Any]:
@@ -86,14 +100,16 @@ def recommend(arms: Mapping[str, Mapping[str, Any]], default: str, *, z: float =
                 "line": f"recommendation: deploy {best} (the only arm compared)"}
     runner = ranked[1]
     lead = paired_difference(arms[best], arms[runner])
-    significant = lead is not None and lead["mean"] > z * lead["se"] and lead["mean"] > 0
+    bound = critical(int(lead["n"]), z) if lead is not None else z
+    significant = lead is not None and lead["mean"] > bound * lead["se"] and lead["mean"] > 0
     if significant:
         assert lead is not None
         line = (f"recommendation: deploy {best}: AUC {float(arms[best]['auc']):.4f}, ahead of {runner} by "
                 f"{lead['mean']:+.4f} ± {lead['se']:.4f} (paired over {len(arms[best]['per_seed'])} seeds)")
     else:
         why = ("fewer than 2 common seeds" if lead is None
-               else f"{best} leads {runner} by {lead['mean']:+.4f} ± {lead['se']:.4f}, within {z:g} standard errors")
+               else f"{best} leads {runner} by {lead['mean']:+.4f} ± {lead['se']:.4f}, within {bound:.3g} standard errors"
+               + (f" (the bound for {int(lead['n'])} seeds: more seeds tell more)" if bound > z else ""))
         keeping = f"{NO_DIFFERENCE} ({keep}" if keep == default else f"no significant difference: keep {keep}, the best of those run (the default, {default}, was not run"
         line = f"recommendation: {keeping}; {why})"
     return {"deploy": best if significant else keep, "significant": significant, "best": best, "runner_up": runner,

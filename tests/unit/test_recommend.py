@@ -32,10 +32,17 @@ def test_paired_difference_needs_the_same_seeds_at_least_two() -> None:
 
 
 def test_a_lead_beyond_the_noise_is_recommended() -> None:
-    # The lead 0.125 is 5 standard errors: deploy the best arm, whatever the default.
-    rec = recommend({"random": _entry([0.6, 0.6]), "margin": _entry([0.9, 0.8]), "entropy": _entry([0.55, 0.5])}, default="random")
+    # The lead 0.131 is 11 standard errors over 4 seeds (the bound: t = 3.18 for 3 degrees of freedom): deploy it.
+    rec = recommend({"random": _entry([0.6] * 4), "margin": _entry([0.9, 0.8, 0.85, 0.9]), "entropy": _entry([0.55, 0.5, 0.5, 0.5])}, default="random")
     assert rec["deploy"] == "margin" and rec["significant"] and rec["runner_up"] == "random"
     assert rec["line"].startswith("recommendation: deploy margin")
+
+
+def test_two_seeds_cannot_show_a_lead_their_one_degree_of_freedom_cannot_bound() -> None:
+    # (0.125 was 5 standard errors on 2 seeds, and deployed on a "2 se" rule; on one degree of freedom the bound is 12.7)
+    rec = recommend({"random": _entry([0.6, 0.6]), "margin": _entry([0.9, 0.8])}, default="random")
+    assert rec["deploy"] == "random" and not rec["significant"] and rec["lead"]["n"] == 2
+    assert "within 12.7 standard errors (the bound for 2 seeds: more seeds tell more)" in rec["line"]
 
 
 def test_a_lead_within_the_noise_keeps_the_default() -> None:
@@ -56,10 +63,10 @@ def test_the_default_absent_falls_back_to_the_best() -> None:
 
 
 def test_arms_across_estimators_pair_each_strategy_with_each_estimator() -> None:
-    # The forest's margin leads the logistic margin by 0.125 ± 0.025 (5 se): deployed, named with both.
+    # The forest's margin leads the logistic margin by 0.131 ± 0.012 over 4 seeds: deployed, named with both.
     lr, rf = "sklearn.linear_model:LogisticRegression", "sklearn.ensemble:RandomForestClassifier"
-    by_estimator = {lr: {"strategies": {"margin": _entry([0.6, 0.6]), "random": _entry([0.5, 0.55])}},
-                    rf: {"strategies": {"margin": _entry([0.9, 0.8]), "random": _entry([0.55, 0.5])}}}
+    by_estimator = {lr: {"strategies": {"margin": _entry([0.6] * 4), "random": _entry([0.5, 0.55, 0.5, 0.55])}},
+                    rf: {"strategies": {"margin": _entry([0.9, 0.8, 0.85, 0.9]), "random": _entry([0.55, 0.5, 0.55, 0.5])}}}
     arms = arms_across(by_estimator)
     assert list(arms) == ["margin @ LogisticRegression", "random @ LogisticRegression", "margin @ RandomForestClassifier",
                           "random @ RandomForestClassifier"]
@@ -67,7 +74,7 @@ def test_arms_across_estimators_pair_each_strategy_with_each_estimator() -> None
     assert rec["deploy"] == "margin @ RandomForestClassifier" and rec["significant"] and rec["runner_up"] == "margin @ LogisticRegression"
     assert rec["line"].startswith("recommendation: deploy margin @ RandomForestClassifier: AUC")
     # The same strategies within the noise across estimators: the default arm is kept.
-    by_estimator[rf]["strategies"]["margin"] = _entry([0.9, 0.4])
+    by_estimator[rf]["strategies"]["margin"] = _entry([0.9, 0.4, 0.9, 0.4])
     rec = recommend(arms_across(by_estimator), default=arm_name("margin", lr, list(by_estimator)))
     assert rec["deploy"] == "margin @ LogisticRegression" and not rec["significant"] and NO_DIFFERENCE in rec["line"]
 
