@@ -19,7 +19,7 @@ from scipy.stats import beta
 
 from activestream.labeling.campaign import STOP_NOTE, auto_accept_of, estimates_of, stop_of
 from activestream.schemas import ModelVersion
-from activestream.schemas.campaign import ESTIMATING, MULTICLASS_ONLY, NOT_ENOUGH, curve_of, interval, random_curve
+from activestream.schemas.campaign import ESTIMATING, MULTICLASS_ONLY, NOT_ENOUGH, USER_MODEL_LIVE, curve_of, interval, random_curve
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
     audit = auto["audit"]
     audited = audit["correct"] / audit["n"] if audit and audit["n"] and audit["correct"] is not None else None
     if live is not None and live.source != "retrainer" and live.version > (newest.version if newest else 0) and estimates["note"] == ESTIMATING:
-        estimates["note"] = "none while a published model is live: the retrainer holds, and no later version of its own will carry one"
+        estimates["note"] = USER_MODEL_LIVE
     spent = estimates["hours_spent"] if estimates["hours_spent"] is not None else counts.human_seconds / 3600.0
     return {
         "namespace": namespace,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from activestream.schemas.campaign import (
     AUTO_ACCEPT_FIGURES,
     ESTIMATE_FIGURES,
+    USER_MODEL_LIVE,
     class_thresholds,
     curve_of,
     fired_rules,
@@ -185,6 +186,9 @@ def read_record(raw: str | None) -> dict[str, Any] | None:
 def campaign_view(namespace: str, live_version: int, record: Mapping[str, Any] | None, queue: QueueCounts) -> Campaign:
     """The reply of ``GET /campaign`` from the live version's ``record`` (:func:`read_record`)."""
     metrics = {str(k): float(v) for k, v in (record or {}).get("metrics", {}).items() if isinstance(v, int | float)}
+    estimates = estimates_of(metrics, queue.streamed)
+    if record is not None and record.get("source", "retrainer") != "retrainer" and not estimates.available:
+        estimates.note = USER_MODEL_LIVE  # (a version of publish-model carries none: not "too few control labels")
     return Campaign(namespace=namespace, model_version=live_version, record_version=_int(record.get("version")) if record else None,
-                    n_labels=_int(record.get("n_labels")) if record else None, estimates=estimates_of(metrics, queue.streamed),
+                    n_labels=_int(record.get("n_labels")) if record else None, estimates=estimates,
                     stop=stop_of(metrics), auto_accept=auto_accept_of(metrics), queue=queue)

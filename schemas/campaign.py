@@ -32,6 +32,7 @@ AUTO_ACCEPT_FIGURES = {"target": "auto_accept_target", "threshold": "auto_accept
                        "audit_correct": "audit_correct", "audit_precision_lower_bound": "audit_precision_lower_bound"}
 NOT_ENOUGH = "not enough control labels yet"
 ESTIMATING = "the first estimate is still running (in the retrainer's background: a later version carries it)"
+USER_MODEL_LIVE = "none while a published model is live: the retrainer holds, and no later version of its own will carry one"
 MULTICLASS_ONLY = "live estimates and auto-accept are made for multi-class campaigns only (this one is multi-label)"
 
 

@@ -159,8 +159,8 @@ def stop_signal(version: int, metrics: Mapping[str, float]) -> dict[str, object]
 
 
 def campaign_record(mv: ModelVersion) -> dict[str, object]:
-    """What ``GET /campaign`` reads of the live version: ``{"version", "n_labels", "created_at", "metrics"}``."""
-    return {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "metrics": dict(mv.metrics)}
+    """What ``GET /campaign`` reads of the live version: ``{"version", "n_labels", "created_at", "source", "metrics"}``."""
+    return {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "source": mv.source, "metrics": dict(mv.metrics)}
 
 
 def check_width(queue: RankedQueue, n_features: int) -> None:

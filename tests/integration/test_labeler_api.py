@@ -697,6 +697,11 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
         queue.r.hset(queue.k.pool_stats, "read", streamed)
         body = call(f"{base}/campaign")[1]
         assert body["queue"]["streamed"] == streamed and body["estimates"]["random_beyond_items"] is beyond, body["estimates"]["random_labels"]
+    # A model of publish-model live: it carries no campaign figures, and that is why (not "too few control labels").
+    user = ModelVersion(version=7, onnx=b"x", sha256=ModelVersion.digest(b"x"), classes=(0, 1), metrics={"holdout_accuracy": 0.9}, source="user")
+    queue.set_meta(model_version=7, campaign=json.dumps(campaign_record(user)))
+    est = call(f"{base}/campaign")[1]["estimates"]
+    assert est["available"] is False and est["note"].startswith("none while a published model is live"), est
     queue.set_meta(campaign="not json")  # (read as no record: not a 500)
     assert call(f"{base}/campaign")[1]["estimates"]["available"] is False
 
