@@ -42,9 +42,9 @@ def feature_vector(item_id: str, raw: Any, feature_names: Sequence[str] | None) 
         raise DecodeError(item_id, "features", f"expected a list of numbers, got {type(raw).__name__}")
     for pos, v in enumerate(raw):
         if isinstance(v, bool) or not isinstance(v, int | float) or v is None:
-            raise DecodeError(item_id, f"features[{pos}]", f"not a number ({show(v)})")
+            raise DecodeError(item_id, _field(names, pos), f"not a number ({show(v)})")
         if isinstance(v, float) and not math.isfinite(v):
-            raise DecodeError(item_id, f"features[{pos}]", f"not a finite number ({v})")
+            raise DecodeError(item_id, _field(names, pos), f"not a finite number ({v})")
     # Features are float32: 1e39 or a 400-digit integer is valid JSON but no finite float32
     # (checked on the whole vector: a per-value range check would slow every JSON item).
     try:
@@ -57,9 +57,13 @@ def feature_vector(item_id: str, raw: Any, feature_names: Sequence[str] | None) 
         pos = int(overflow[0])
         v = raw[pos]
         shown = f"{v:.3e}" if _fits_float(v) else f"an integer of {len(str(abs(v)))} digits"
-        field = f"features.{names[pos]}" if names is not None else f"features[{pos}]"
-        raise DecodeError(item_id, field, f"not a finite float32 number ({shown})")
+        raise DecodeError(item_id, _field(names, pos), f"not a finite float32 number ({shown})")
     return out
+
+
+def _field(names: list[str] | None, pos: int) -> str:
+    """The field of the ``pos``-th value: by name in a named-field record, else by position."""
+    return f"features.{names[pos]}" if names is not None else f"features[{pos}]"
 
 
 def _fits_float(v: float) -> bool:

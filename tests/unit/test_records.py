@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import numpy as np
@@ -52,6 +53,11 @@ def test_named_field_item() -> None:
     np.testing.assert_array_equal(item.features, [1, 2])
     with pytest.raises(DecodeError, match=r"item '7': field 'features.c': missing"):
         decode_item(payload, feature_names=["a", "c"])
+    # a bad value is named by its name, not by its place in the configured order (features[1] named nothing the user wrote)
+    for value, reason in (('"high"', "not a number ('high')"), ("1e39", "not a finite float32 number (1.000e+39)")):
+        bad = b'{"id": 8, "features": {"hue": ' + value.encode() + b', "a": 1}}'
+        with pytest.raises(DecodeError, match=re.escape(f"item '8': field 'features.hue': {reason}")):
+            decode_item(bad, feature_names=["a", "hue"])
 
 
 @pytest.mark.parametrize(
