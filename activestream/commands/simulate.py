@@ -188,7 +188,7 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
     from activestream.simulation.engine import simulate
     from activestream.simulation.plot import plot_report
     from activestream.simulation.recommend import arm_name, arms_across, recommend
-    from activestream.simulation.summary import print_summary, print_table
+    from activestream.simulation.summary import print_estimates, print_summary, print_table
 
     t0 = time.perf_counter()
     cfg = configs[0]
@@ -209,6 +209,7 @@ def run_estimators(ds: Dataset, args: argparse.Namespace, configs: list[SimConfi
                 report["wall_seconds"] = time.perf_counter() - t1
                 print_table(report)
                 print_summary(report, c.seconds_per_label)
+                print_estimates(report)
                 reports[spec] = report
                 pngs.append(plot_report(report, report_path.with_suffix(f".{spec.rpartition(':')[2]}.png")))
     except (ValueError, RedisUnavailable) as exc:

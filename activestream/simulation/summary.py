@@ -126,6 +126,9 @@ def print_estimates(report: dict[str, Any], every: int = 5) -> None:
     report : a report of :func:`activestream.simulation.engine.simulate` (strategies with ``estimates``).
     every : show one version in this many (and the last).
     """
+    if report.get("task") == "multilabel":  # (the retrainer makes none for a multi-label campaign: no flag would change that)
+        print("\nLive estimates: none for a multi-label campaign (the retrainer makes them for multi-class campaigns only)")
+        return
     if not report.get("config", {}).get("live_estimates"):
         print("\nLive estimates: not computed (simulate --live-estimates computes the retrainer's at every model version, "
               "beside the truth; ~100 model fits a version)")

@@ -134,6 +134,9 @@ def test_simulate_prints_the_estimates_beside_the_truth_or_why_there_are_none(ca
     assert "Live estimates of random" not in out
     print_estimates({**report, "config": {"live_estimates": False}})  # (simulate without --live-estimates)
     assert capsys.readouterr().out.strip().startswith("Live estimates: not computed (simulate --live-estimates")
+    for flag in (True, False):  # (a multi-label campaign gets none: "too few control labels" and the flag's hint misled)
+        print_estimates({**report, "task": "multilabel", "config": {"live_estimates": flag}})
+        assert capsys.readouterr().out.strip() == "Live estimates: none for a multi-label campaign (the retrainer makes them for multi-class campaigns only)"
 
 
 def test_background_estimates_never_hold_a_version_back() -> None:
