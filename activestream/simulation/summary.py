@@ -55,7 +55,11 @@ def print_summary(report: dict[str, Any], seconds_per_label: float) -> None:
     for name, c in report["comparison"].items():
         sv = c["label_savings"]
         hs = c["annotation_hours_saved"]
-        if sv is not None:
+        first = report["strategies"][name]["curve"][0][0] if report["strategies"][name].get("curve") else None
+        if sv is not None and c["labels_to_target"] == c["random_labels_to_target"] == first:
+            saved = (f"label savings n/a: the {first} seed labels alone reach the target, so no strategy can save any "
+                     "(raise --target, or lower --init)")
+        elif sv is not None:
             saved = f"label savings {100 * sv:.1f}%; annotation hours saved {f'{hs:.2f}' if hs is not None else 'n/a'} at {seconds_per_label:g} s/label"
         elif c.get("label_savings_at_least") is not None:
             saved = (f"label savings at least {100 * c['label_savings_at_least']:.1f}% and annotation hours saved at least "

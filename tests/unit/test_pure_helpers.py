@@ -227,6 +227,11 @@ def test_the_summary_says_which_side_missed_the_target(capsys: pytest.CaptureFix
     assert "label savings at least 40.0% and annotation hours saved at least 0.33" in capsys.readouterr().out
     print_summary(report(None, None), 30.0)
     assert "neither reached the target" in capsys.readouterr().out
+    # (both at the first point of the curve, the seed labels: "label savings 0.0%" said nothing of the strategies)
+    easy = report(20, 20, label_savings=0.0, annotation_hours_saved=0.0)
+    easy["strategies"]["ours"]["curve"] = [[20, 0.93], [30, 0.95]]
+    print_summary(easy, 30.0)
+    assert "label savings n/a: the 20 seed labels alone reach the target, so no strategy can save any (raise --target, or lower --init)" in capsys.readouterr().out
 
 
 def test_macro_f1_leaves_out_classes_neither_in_the_split_nor_predicted() -> None:
