@@ -175,16 +175,20 @@ def _flat_item(obj: dict[str, Any], feature_names: Sequence[str] | None, meta_on
     """An object in the items topic's JSON layout (``features`` a list, ``metadata`` an object) as a flat row.
 
     The list's values are named by ``feature_names`` when they are as many, else ``feature_0``,
-    ``feature_1``, ...; those names are added to ``from_list`` (features, whatever their cells hold), the
-    metadata's keys to ``meta_only`` (never features).
+    ``feature_1``, ...; a named-field record (``{"alcohol": 13.2, ...}``) names its own. Those names are added to
+    ``from_list`` (features, whatever their cells hold), the metadata's keys to ``meta_only`` (never features).
     """
     features, metadata = obj.get("features"), obj.get("metadata")
-    if not isinstance(features, list):
+    if isinstance(features, dict):  # (the named-field records produce sends: each name a column)
+        named = {str(k): v for k, v in features.items()}
+    elif isinstance(features, list):
+        names = feature_names if feature_names is not None and len(feature_names) == len(features) else [f"feature_{j}" for j in range(len(features))]
+        named = dict(zip(names, features, strict=True))
+    else:
         return obj
-    names = feature_names if feature_names is not None and len(feature_names) == len(features) else [f"feature_{j}" for j in range(len(features))]
-    from_list.update(names)
+    from_list.update(named)
     flat = {k: v for k, v in obj.items() if k not in ("features", "metadata", "schema")}
-    flat.update(zip(names, features, strict=True))
+    flat.update(named)
     if isinstance(metadata, dict):
         meta_only.update(metadata)
         flat.update({k: v for k, v in metadata.items() if k not in flat})
