@@ -237,6 +237,10 @@ class Dispatcher:
         """After a Redis outage: read again from the committed offsets what was consumed but not acknowledged."""
         self._labels.rewind()
 
+    def trouble(self) -> str | None:
+        """The broker away, as its labels consumer last met it (``/healthz``), else ``None``."""
+        return self._labels.trouble()
+
     def run(self, *, burst: bool = False, should_stop: Callable[[], bool] | None = None, timeout: float = 0.2) -> None:
         """Dispatch until stopped; ``burst=True`` returns once nothing moved."""
         while not (should_stop is not None and should_stop()):

@@ -234,6 +234,10 @@ class Retrainer:
             return False
         return True
 
+    def trouble(self) -> str | None:
+        """The broker away, as the labels reader last met it (``/healthz``), else ``None``."""
+        return self._labels.trouble()
+
     def close_labels_reader(self) -> None:
         """Close the group-less labels reader: called by an engine that reads new labels
         another way once :meth:`rebuild` is done (the faust agent), so the idle reader does

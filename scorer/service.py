@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05
+IDLE_PING_SECONDS = 2.0  # an idle scorer asks Redis this often whether it is there (a PING), so an outage pauses it
 # Micro-batch writes sent to Redis but not yet confirmed. They share one connection, so Redis
 # runs them in the order sent (the first write of an id wins, as with one in flight).
 MAX_INFLIGHT = 3
@@ -123,6 +124,7 @@ class Scorer:
         self._rerank_model: tuple[OnnxClassifier, OnnxClassifier] | None = None  # (live model, its re-rank session)
         self.commit_interval = commit_interval
         self._inflight: deque[InflightBatch] = deque()  # oldest first
+        self._asked_redis = time.monotonic()  # when a step last had Redis answer (see IDLE_PING_SECONDS)
         self._write_failed = False  # set for good by a failed queue write or commit (see _abandon_inflight)
         self.rewinds = 0  # rolled-back commits recovered from by reading again (see _rewind)
         self._uncounted = BatchCounts()  # of the batches written but not yet committed
@@ -462,6 +464,11 @@ class Scorer:
         """Item records after this scorer's position on its partitions (the consumer-lag gauge)."""
         return self._items.lag()
 
+    def trouble(self) -> str | None:
+        """Why it cannot score now (``/healthz``): Redis away (paused), or the broker away (its lag gauge, read from the
+        last fetch, would say nothing is unread); ``None`` when neither."""
+        return self.pause.reason or self._items.trouble()
+
     def refresh_gauges(self) -> None:
         refresh_queue_gauges(self.metrics, self.queue)
 
@@ -494,7 +501,15 @@ class Scorer:
             self.poll_models(0.0)
             if self._rerank_due and time.monotonic() - self._rerank_tried >= 1.0:
                 self.rerank()
-            return self.score_items(max(0.0, min(MODEL_POLL_SECONDS, deadline - time.monotonic())))
+            n = self.score_items(max(0.0, min(MODEL_POLL_SECONDS, deadline - time.monotonic())))
+            now = time.monotonic()
+            if n == 0 and now - self._asked_redis >= IDLE_PING_SECONDS:
+                # An idle stream asks Redis nothing: a Redis away went unseen (/healthz ok, the queue gauges frozen).
+                self.queue.r.ping()
+                self._asked_redis = now
+            elif n:
+                self._asked_redis = now
+            return n
 
         while True:
             n = self.pause.run(once, self.recover, self.queue.r.ping)

@@ -144,6 +144,11 @@ class Consumer(Protocol):
         have been read and committed by another member meanwhile."""
         ...
 
+    def trouble(self) -> str | None:
+        """What the broker last failed with, if within the last seconds (a broker away: the service's ``/healthz`` says so;
+        an idle consumer otherwise looks healthy), else ``None``."""
+        ...
+
     def rewind(self) -> None:
         """Go back to the group's committed offsets: what was read since comes again.
 

@@ -21,6 +21,9 @@ _setattr = object.__setattr__
 PARTITION_CHECK_SECONDS = 10.0
 # How long a commit is retried while the group coordinator loads or moves (a broker restart).
 COMMIT_RETRY_SECONDS = 60.0
+# A transient error (the broker away) counts as trouble this long after consume last met one: librdkafka reports a
+# dead broker again at each reconnect attempt (backing off up to 10 s), and nothing once it answers again.
+TROUBLE_SECONDS = 15.0
 
 # Static members (group.instance.id): the broker keeps a member's partitions this long after it
 # last heard from it. A restarted member rejoining with the same id gets them back at once, with
@@ -96,6 +99,7 @@ class KafkaConsumer:
         self._lag_committed: dict[tuple[str, int], int] = {}
         self._rebalance_codes = error_codes(REBALANCE_ERRORS)
         self._transient_codes = error_codes(TRANSIENT_ERRORS)
+        self._trouble: tuple[float, str] | None = None  # (monotonic, text) of the last transient error consume met
         self._coordinator_codes = error_codes(COORDINATOR_ERRORS)
         conf: dict[str, Any] = {
             # librdkafka (>= 2.4) waits this long before fetching again once its local queue
@@ -111,6 +115,8 @@ class KafkaConsumer:
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            # A broker away is reported here, served by consume (not as a consumed error): see trouble().
+            "error_cb": self._on_error,
         }
         self._c = ck.Consumer(conf)
         self._assignments = 0
@@ -135,6 +141,16 @@ class KafkaConsumer:
     def assignments(self) -> int:
         """See :attr:`activestream.streams.bus.Consumer.assignments`."""
         return self._assignments
+
+    def _on_error(self, err: Any) -> None:
+        # (librdkafka's client-level errors: a broker that cannot be reached, every broker down; it retries by itself)
+        self._trouble = (time.monotonic(), err.str())
+
+    def trouble(self) -> str | None:
+        """See :meth:`activestream.streams.bus.Consumer.trouble`."""
+        if self._trouble is None or time.monotonic() - self._trouble[0] > TROUBLE_SECONDS:
+            return None
+        return f"Kafka: {self._trouble[1]} ({time.monotonic() - self._trouble[0]:.0f} s ago)"
 
     def _take_new_partitions(self) -> None:
         """A group-less reader adds the partitions created on its topics since it started (all their records are new)."""

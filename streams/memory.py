@@ -173,6 +173,9 @@ class InMemoryConsumer:
     def assignments(self) -> int:
         return 0  # (one member holds every partition from the start)
 
+    def trouble(self) -> str | None:
+        return None  # (no broker to be away)
+
     def rewind(self) -> None:
         if self._group is None:
             return

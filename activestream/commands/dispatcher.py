@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:
         run_loop(lambda: pause.run(lambda: d.step(0.5), d.recover), health, stop, burst=args.burst, max_messages=None,
-                 problem=lambda: pause.reason)
+                 problem=lambda: pause.reason or d.trouble())
     finally:
         bus.close()
     return 0

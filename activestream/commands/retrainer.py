@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             health.tick(model_version=rt.version, training_set=len(rt.training), last_error=rt.last_error, holding_user_version=rt.holding)
             return n
 
-        run_loop(step, health, stop, burst=args.burst, max_messages=args.max_messages)
+        run_loop(step, health, stop, burst=args.burst, max_messages=args.max_messages, problem=rt.trouble)
         if args.burst and rt.unused and rt.holding is None:  # drained: whatever is new goes into a version now
             rt.retrain()
         print(f"retrainer: {len(rt.training)} labels, model v{rt.version}", flush=True)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         n = run_loop(lambda: scorer.step(0.5), health, stop, burst=args.burst, max_messages=args.max_messages, every=periodic(1.0, gauges),
-                     problem=lambda: scorer.pause.reason)
+                     problem=scorer.trouble)
         print(f"scorer: consumed {n} item messages; model v{scorer.model_version}", flush=True)
     finally:
         scorer.close()

@@ -83,6 +83,32 @@ def test_a_redis_restart_pauses_the_scorer_and_never_rejects_a_valid_model(tmp_p
         server.stop()
 
 
+def test_an_idle_scorer_sees_redis_go_and_come_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # (an ops fault day: with no item flowing the scorer asked Redis nothing, so a dead Redis went unseen: /healthz ok,
+    # the paused gauge 0, the queue gauges frozen; now it asks (a PING) every IDLE_PING_SECONDS)
+    from activestream.scorer.service import IDLE_PING_SECONDS
+
+    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    port = server.port
+    bus, topics = InMemoryBus(), Topics("idle")
+    scorer, queue = scorer_on(server, bus, topics)
+    try:
+        publish_items(bus, topics, 0, 50)
+        steps_until(scorer, lambda: queue.depth() == 50)
+        server.stop()
+        deadline = time.monotonic() + IDLE_PING_SECONDS + 10
+        while scorer.trouble() is None and time.monotonic() < deadline:
+            scorer.step(0.2)
+        assert scorer.trouble() is not None and "Redis unreachable" in scorer.trouble(), scorer.trouble()
+        assert scorer.metrics.paused._value.get() == 1  # noqa: SLF001 - the gauge's value (ActivestreamScorerPaused)
+        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        steps_until(scorer, lambda: scorer.trouble() is None)
+        assert scorer.metrics.paused._value.get() == 0 and queue.depth() == 50  # noqa: SLF001
+    finally:
+        scorer.close()
+        server.stop()
+
+
 def test_a_redis_outage_mid_stream_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Writes in flight when Redis dies are dropped and read again from the committed offsets after it is back."""
     server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
