@@ -65,18 +65,28 @@ def run(args: argparse.Namespace) -> int:
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
     earlier = read_ports(state / PORTS_FILE)  # (a stack started again keeps its addresses: shells and services that hold them go on)
+    left = still_running(earlier)
+    if left:  # (an `up` killed with -9 leaves its broker and Redis running: a second broker on the folder failed on its lock)
+        raise SystemExit(f"error: the broker and Redis of an earlier stack on {state} still run ({', '.join(f'{n} pid {p}' for n, p in left.items())}): "
+                         f"an `up` stopped with Ctrl-C or SIGTERM stops them; after a kill -9 of it, stop them first (kill {' '.join(map(str, left.values()))}, "
+                         "and its services: pkill -f 'activestream.cli')")
     kafka: LocalKafka | None = None
     redis_server: LocalRedis | None = None
     services: list[Supervised] = []
     try:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        # (a shell that sourced this stack's env file holds the addresses of its own broker and Redis, down now: not
+        # external ones to use instead of starting them)
+        bootstrap = external(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), f"127.0.0.1:{earlier.get('kafka')}")
+        redis_url = external(os.environ.get("REDIS_URL"), f"redis://127.0.0.1:{earlier.get('redis')}/0")
+        for name, value in (("KAFKA_BOOTSTRAP_SERVERS", bootstrap), ("REDIS_URL", redis_url)):
+            if value:
+                print(f"using {name}={value.rpartition('@')[2]} from the environment (not starting one)", flush=True)
         if not bootstrap:
             from activestream.devstack.local_kafka import LocalKafka
 
             print("starting Apache Kafka (KRaft) ...", flush=True)
             kafka = LocalKafka(port=args.kafka_port or reusable(earlier.get("kafka")), data_dir=state / "kafka").start()  # (kept, as Redis's AOF is: a restart goes on)
             bootstrap = kafka.bootstrap_servers
-        redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             redis_server = LocalRedis(args.redis_port or reusable(earlier.get("redis")), appendonly=True, data_dir=str(state / "redis")).start()
             redis_url = redis_server.url
@@ -84,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         names = [name for name in SERVICES if name not in args.without]
         # (fixed ports made a second stack on one host crash-loop its services on "address already in use")
         ports = {name: base + SERVICES.index(name) for name in names} if base else {name: free_port() for name in names}
-        write_ports(state / PORTS_FILE, {"kafka": kafka.port if kafka else None, "redis": redis_server.port if redis_server else None})
+        write_ports(state / PORTS_FILE, {"kafka": kafka.port if kafka else earlier.get("kafka"),  # (one not started here: its record kept)
+                                         "redis": redis_server.port if redis_server else earlier.get("redis"),
+                                         "kafka_pid": kafka.proc.pid if kafka and kafka.proc else None,
+                                         "redis_pid": redis_server.proc.pid if redis_server and redis_server.proc else None})
         services = start_services(ports, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
         print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
         for name, port in ports.items():
@@ -104,6 +117,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 PORTS_FILE = "ports.json"
+
+
+def still_running(recorded: Mapping[str, int]) -> dict[str, int]:
+    """The broker and Redis processes ``recorded`` in the state dir that still run (``{name: pid}``): those of an earlier stack
+    whose ``up`` was killed without stopping them (a pid taken since by another program is told by its command line)."""
+    out = {}
+    for name, program in (("kafka", "java"), ("redis", "redis-server")):
+        pid = recorded.get(f"{name}_pid")
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+        except OSError:
+            continue
+        if program.encode() in cmdline:
+            out[name] = int(pid)  # type: ignore[arg-type]
+    return out
+
+
+def external(value: str | None, own: str) -> str | None:
+    """``value`` (an address from the environment) unless it is ``own``, the stack's own broker or Redis as the state dir
+    recorded it (``None``: start one)."""
+    return None if not value or value == own else value
 
 
 def read_ports(path: Path) -> dict[str, int]:

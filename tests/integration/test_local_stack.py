@@ -126,6 +126,46 @@ def test_up_started_again_on_its_state_dir_keeps_its_addresses(kafka_bootstrap: 
     assert urls[0] == urls[1], urls
 
 
+def test_up_after_a_kill_9_names_what_still_runs_and_a_sourced_env_file_starts_its_own_redis(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # (an ops fault day: after `kill -9` of up, the next up crashed with a traceback on the broker's folder lock while the
+    # old broker and Redis ran on; and up started from a shell that sourced the stack's env file took that file's Redis
+    # (down) for an external one: it started none, and wiped the recorded ports)
+    env_file, state = tmp_path / "stack.env", tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, ACTIVESTREAM_TOPIC_PREFIX=f"up{uuid.uuid4().hex[:8]}")
+    argv = [sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(state), "--env-file", str(env_file),
+            "--without", "retrainer", "--without", "dispatcher", "--without", "scorer"]
+    up_log = tmp_path / "up0.log"
+    with up_log.open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_for(lambda: env_file.exists(), "the stack never wrote its env file", up_log, proc)
+    url = re.search(r"REDIS_URL=(\S+)", env_file.read_text())[1]  # type: ignore[index]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    redis_pid = json.loads((state / "ports.json").read_text())["redis_pid"]
+    try:
+        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 2 and "Traceback" not in again.stderr, again.stdout + again.stderr
+        assert f"error: the broker and Redis of an earlier stack on {state} still run (redis pid {redis_pid})" in again.stderr, again.stderr
+    finally:
+        os.kill(redis_pid, signal.SIGKILL)
+    time.sleep(0.5)
+    sourced = {**env, "REDIS_URL": url}  # (`set -a; . stack.env`: the stack's own Redis, down now)
+    up_log = tmp_path / "up1.log"
+    env_file.unlink()
+    with up_log.open("wb") as log:
+        proc = subprocess.Popen(argv, env=sourced, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: env_file.exists(), "the stack never wrote its env file", up_log, proc)
+        assert re.search(r"REDIS_URL=(\S+)", env_file.read_text())[1] == url  # type: ignore[index]
+        out = up_log.read_text()
+        assert "using REDIS_URL" not in out and f"using KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap} from the environment" in out, out
+        assert json.loads((state / "ports.json").read_text())["redis"] == int(url.rsplit(":", 1)[1].split("/")[0])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+
+
 def test_a_local_broker_on_a_data_dir_keeps_its_topics_across_a_restart(tmp_path: Path) -> None:
     """What `up --state-dir` relies on: started again on its folder (new ports), the broker still has the topics."""
     from activestream.devstack.local_kafka import LocalKafka
