@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05
+# The reasons (DeadLetter.reason_code: the field, or the whole message) an item record is dead-lettered for.
+ITEM_REASONS = ("message", "id", "schema", "features", "features_b64", "metadata")
 IDLE_PING_SECONDS = 2.0  # an idle scorer asks Redis this often whether it is there (a PING), so an outage pauses it
 # Micro-batch writes sent to Redis but not yet confirmed. They share one connection, so Redis
 # runs them in the order sent (the first write of an id wins, as with one in flight).
@@ -110,6 +112,8 @@ class Scorer:
         self.n_features = n_features
         self.feature_names = list(feature_names) if feature_names else None
         self.metrics = ScorerMetrics.create(registry or CollectorRegistry(), queue.k.namespace)
+        for reason in ITEM_REASONS:  # (at 0 from the start: a series born at N is no rate, and a burst went unalerted)
+            self.metrics.dead_letters.labels(source=topics.items, reason=reason)
         self._items = bus.consumer([topics.items], group or topics.group(SCORER_GROUP))
         self._models = bus.consumer([topics.models], None)  # group-less: every scorer sees every model version
         self.model: OnnxClassifier | None = None

@@ -241,6 +241,19 @@ func TestDeadLetters(t *testing.T) {
 	expect(t, "both", eval(t, "ActivestreamDeadLetters", scorer, retrainer), "{}=0.05")
 	expect(t, "none for an hour", eval(t, "ActivestreamDeadLetters", flat), "")
 	expect(t, "no series", eval(t, "ActivestreamDeadLetters"), "")
+	// A burst (8 bad records at once, 3 minutes ago) on the scorer's series, there at 0 from its start: it shows. A series
+	// born at 8 (created on first use, as before) has no rate: the burst went unalerted.
+	burst := func(before float64) series {
+		return series{labels: scorer.labels, from: window, value: func(ago time.Duration) float64 {
+			if ago >= 3*time.Minute {
+				return before
+			}
+			return before + 8
+		}}
+	}
+	expect(t, "a burst on a series at 0", eval(t, "ActivestreamDeadLetters", burst(0)), "{}=0.0266667")
+	born := series{labels: scorer.labels, from: 3 * time.Minute, value: constant(8)}
+	expect(t, "a series born at 8", eval(t, "ActivestreamDeadLetters", born), "")
 }
 
 func TestModelsRejected(t *testing.T) {
