@@ -7,12 +7,14 @@ of its own that could set them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from activestream.rankedqueue.outage import redis_outage
 from activestream.streams.metric_labels import NAMESPACE_LABEL, in_namespace
 
 PENDING_ITEMS = "activestream_labeler_api_pending_items"
@@ -36,7 +38,18 @@ class QueueCounts(Protocol):
 
 
 def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
-    return lambda: float(fn())
+    """``fn`` read at each scrape; NaN (unknown) while Redis is away, so ``/metrics`` still answers: a 503 there made
+    Prometheus call a live labeler API down (``ActivestreamServiceDown``) and dropped its every series."""
+
+    def read() -> float:
+        try:
+            return float(fn())
+        except Exception as exc:
+            if redis_outage(exc) is None:
+                raise
+            return math.nan
+
+    return read
 
 
 @dataclass(frozen=True)

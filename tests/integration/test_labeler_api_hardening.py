@@ -114,6 +114,14 @@ def test_a_redis_outage_is_a_503_and_the_api_serves_on_when_it_is_back(tmp_path)
                 code, reply, headers = call(base + path, body)
                 assert code == 503 and reply["error"].startswith("backend: Redis unavailable") and headers["Retry-After"] == "1", (path, reply)
             assert not bus.messages(topics.labels)
+            # Its /metrics still answers, the queue's gauges unknown (NaN): a 503 there made Prometheus call the API down.
+            from prometheus_client import CollectorRegistry, generate_latest
+
+            from activestream.labeling.metrics import LabelingMetrics
+
+            registry = CollectorRegistry()
+            LabelingMetrics.create(registry, queue, "outage")
+            assert 'activestream_labeler_api_pending_items{namespace="outage"} NaN' in generate_latest(registry).decode()
             server_redis.start()  # (same port, same append-only file: the queue as it was)
             time.sleep(float(headers["Retry-After"]))  # (as a client does: within it, the API answers 503 without trying Redis)
             code, reply, _ = call(f"{base}/lease?k=2&labeler=ann")
