@@ -115,7 +115,7 @@ class RedisPause:
             self._pause(*outage, recover)
             return 0
         if self.reason is not None:
-            log.info("Redis takes writes again: %s resumes", self.what)
+            log.warning("Redis takes writes again: %s resumes", self.what)  # (as loud as the pause: services log warnings only)
             self.reason = None
             if self.paused is not None:
                 self.paused.set(0)

@@ -55,10 +55,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(letters)} dead letter(s) on {topics.dead_letters}" + (f" ({unreadable} unreadable)" if unreadable else ""))
     for d in shown:
         when = datetime.fromtimestamp(d.ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"  {when}  {d.source}  item {d.item_id!r}  field {d.field!r}: {d.reason}")
-    by_reason = Counter((d.source, d.field, d.reason) for d in letters)
-    if by_reason:
-        print("by reason (most frequent first):")
-        for (source, field, reason), n in by_reason.most_common(20):
-            print(f"  {n:>7d}  {source}  field {field!r}: {reason}")
+        print(f"  {when}  {d.source}  item {d.item_id!r}  {_where(d.field)}: {d.reason}")
+    # By source and field (a value's index left out): each bad value's reason differs ("got 3", "got 4", "('a0')", ...).
+    groups: dict[tuple[str, str], Counter[str]] = {}
+    for d in letters:
+        groups.setdefault((d.source, d.reason_code), Counter())[d.reason] += 1
+    if groups:
+        print("by field (most frequent first; the commonest reason shown):")
+        for (source, code), reasons in sorted(groups.items(), key=lambda kv: -kv[1].total())[:20]:
+            reason, _ = reasons.most_common(1)[0]
+            others = f" (and {len(reasons) - 1} other reason(s))" if len(reasons) > 1 else ""
+            print(f"  {reasons.total():>7d}  {source}  {_where(None if code == 'message' else code)}: {reason}{others}")
     return 0
+
+
+def _where(field: str | None) -> str:
+    """``field 'features[2]'``, or the whole record's (a dead letter with no field: not JSON, too large, ...)."""
+    return "the whole record" if field is None else f"field {field!r}"
