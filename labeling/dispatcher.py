@@ -141,8 +141,10 @@ class Dispatcher:
                 continue  # the retrainer dead-letters bad labels; nothing to acknowledge here
         labels = self._fitting(labels)
         self._flag_audits(labels)
-        for label in labels:
-            if self.queue.mark_labeled(label.item_id, label.label_id):
+        held = self.queue.held_by(self.owner, [label.item_id for label in labels])
+        for label, ours in zip(labels, held, strict=True):
+            # (counted when the item was out with this dispatcher's labelers: a label from the API marks an item as well)
+            if self.queue.mark_labeled(label.item_id, label.label_id) and ours:
                 self.metrics.acked.inc()
         self._labels.commit(msgs)
         return len(msgs)

@@ -214,6 +214,10 @@ class QueueLeases(QueueBase):
         """The items leased to ``owner`` (any order)."""
         return sorted(m.decode() for m in self.r.smembers(self.k.owned(owner)))  # type: ignore[union-attr]
 
+    def held_by(self, owner: str, ids: Sequence[str]) -> list[bool]:
+        """Whether each of ``ids`` is leased to ``owner`` now (one round trip)."""
+        return [bool(x) for x in self.r.smismember(self.k.owned(owner), list(ids))] if ids else []  # type: ignore[union-attr]
+
     def lease_scores(self, ids: Sequence[str]) -> list[float | None]:
         """The scores leased ``ids`` return to the queue with (the live model's, after a re-rank); ``None`` if unknown."""
         if not ids:

@@ -20,7 +20,7 @@ from activestream.labeling.api import serve
 from activestream.labeling.auth import LabelerTokens, parse_tokens
 from activestream.labeling.service import InvalidLabel, LabelService
 from activestream.rankedqueue import QueueKeys, RankedQueue
-from activestream.schemas import decode_label, decode_queue_entry
+from activestream.schemas import Label, decode_label, decode_queue_entry
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import Topics
 
@@ -359,6 +359,23 @@ def test_two_dispatchers_of_one_group_keep_to_max_outstanding_together(
     monkeypatch.setattr(queue, "n_leased_by", lambda owner: 0)  # both read the room before either claims
     assert first.dispatch() + second.dispatch() == 3
     assert len(bus.messages(topics.queue)) == 3 and queue.r.scard(queue.k.owned("dispatch:labelers")) == 3
+
+
+def test_the_dispatcher_counts_as_acknowledged_only_the_labels_of_items_it_sent(redis_client: redis.Redis, namespace: str) -> None:
+    # (an ops audit: activestream_dispatch_acked_total grew with labels given through the API, nothing dispatched: the
+    # dispatcher's mark_labeled had beaten the API's own to an item the API had leased)
+    from activestream.labeling.dispatcher import Dispatcher
+
+    queue, bus, topics = ten_ranked_items(redis_client, namespace, "ack")
+    d = Dispatcher(queue, bus, topics, max_outstanding=2)
+    assert d.dispatch() == 2
+    sent = [m.key.decode() for m in bus.messages(topics.queue)]  # type: ignore[union-attr]
+    api = [e.id for e in LabelService(queue, bus, topics).lease(3, "ann")]
+    for item in sent + api:  # (labels on the topic, as a queue-topic labeler and the API write them; none marked yet)
+        lab = Label(item, f"L-{item}", "someone", label=1, features=np.ones(3, dtype=np.float32))
+        bus.publish(topics.labels, lab.encode(), key=item.encode())
+    d.acknowledge(0.0)
+    assert d.metrics.acked._value.get() == 2 and queue.n_labeled() == 5  # noqa: SLF001 - the two it sent, of five marked
 
 
 def test_the_dispatcher_sends_work_only_while_labelers_read_the_queue_topic(redis_client: redis.Redis, namespace: str) -> None:
