@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     repeated = 0
 
     def skip(problem: str) -> None:  # a row the scorer would refuse is reported and skipped; the rest still goes out
-        print(f"skipped {problem}", file=sys.stderr)
+        tqdm.write(f"skipped {problem}", file=sys.stderr)  # (on a line of its own, not glued to the progress bar)
         skipped.append(problem)
 
     width, known, queue, note = campaign_width(s, args.file)
