@@ -366,8 +366,9 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     return health
 
 
-def through_redis_outages(fn: Callable[[], T], what: str, stop: Stop) -> T:
-    """``fn()``, called again (bounded back-off) while Redis is away or full, e.g. a service's start-up.
+def through_redis_outages(fn: Callable[[], T], what: str, stop: Stop, health: Health | None = None) -> T:
+    """``fn()``, called again (bounded back-off) while Redis is away or full, e.g. a service's start-up (``health``: its
+    ``/healthz`` says why it waits).
 
     Raises
     ------
@@ -386,6 +387,8 @@ def through_redis_outages(fn: Callable[[], T], what: str, stop: Stop) -> T:
                 raise
             wait = backoff.next()
             log.warning("%s: %s; trying again in %.1f s", what, outage[1], wait)
+            if health is not None:
+                health.down(f"{what}: {outage[1]}")
             time.sleep(wait)
 
 

@@ -52,21 +52,22 @@ def run(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
     queue = make_queue(s, socket_timeout=REDIS_TIMEOUT, segment_cache=True)  # (a hung Redis pauses the scorer, as a refused one does)
+    # (served first: a scorer started while Redis is away answers /metrics and /healthz, 503 with the reason, while it waits)
+    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
     try:  # (it checks the namespace's feature width in Redis: a Redis away at start-up is waited for)
         scorer = through_redis_outages(lambda: Scorer(
             bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,
             n_features=s.n_features, feature_names=feature_name_list(s),
             registry=registry, group=f"{s.topic_prefix}.{SCORER_GROUP}", auto_accept=bool(s.auto_accept), labels_per_hour=s.labels_per_hour,
             artifacts=ArtifactStore.from_setting(s.model_artifact_dir, s.model_artifact_max_mb), audit_share=s.audit_share),
-            "scorer start-up", stop)
+            "scorer start-up", stop, health)
     except ValueError as exc:  # e.g. ACTIVESTREAM_N_FEATURES against what the namespace holds
         bus.close()
         raise SystemExit(f"error: scorer: {exc}") from None
     if scorer.feature_names:  # (the labeling page shows the features by name)
         names = scorer.feature_names
-        through_redis_outages(lambda: scorer.queue.record_feature_names(names), "scorer start-up", stop)
-    through_redis_outages(lambda: join_campaign(s, scorer.queue), "scorer start-up", stop)  # (it holds a campaign; ACTIVESTREAM_CLASSES recorded)
-    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
+        through_redis_outages(lambda: scorer.queue.record_feature_names(names), "scorer start-up", stop, health)
+    through_redis_outages(lambda: join_campaign(s, scorer.queue), "scorer start-up", stop, health)  # (it holds a campaign; ACTIVESTREAM_CLASSES recorded)
     # Start on the newest model, if there is one (Redis away: the first steps load it once it is back).
     scorer.pause.run(lambda: int(scorer.poll_models(to_end=True)), scorer.recover)
 

@@ -1,4 +1,5 @@
-"""A broker that goes away under an idle scorer: its ``/healthz`` problem says so (a real broker, SIGKILLed).
+"""A backend away, as ops sees it: a broker that goes away under an idle scorer (a real broker, SIGKILLed), and a scorer
+started while its Redis is away; ``/healthz`` says so.
 
 (An ops fault day: with the broker dead every service's ``/healthz`` said ok, and the consumer-lag gauge, read from
 the last fetch's cached watermarks, said 0: nothing unread. librdkafka reports the broker away to an error callback
@@ -7,13 +8,20 @@ only, never as a consumed error.)
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import redis
 
 from activestream.devstack.local_kafka import LocalKafka
+from activestream.devstack.redis_server import free_port
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.scorer.service import Scorer
 from activestream.streams.kafka import KafkaBus
@@ -41,3 +49,29 @@ def test_an_idle_scorer_says_the_broker_is_away(redis_client: redis.Redis, names
         assert trouble is not None and trouble.startswith("Kafka: ") and "Connect to" in trouble, trouble
     finally:
         kafka.stop()
+
+
+def test_a_scorer_started_while_redis_is_away_answers_healthz_with_the_reason(kafka_bootstrap: str) -> None:
+    # (an ops audit: it served neither /metrics nor /healthz until Redis was back: "connection refused", so Prometheus
+    # said the service was down, not that it waited for Redis)
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+           "ACTIVESTREAM_NAMESPACE": "waits-for-redis"}
+    proc = subprocess.Popen([sys.executable, "-m", "activestream.cli", "scorer", "--metrics-port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, seen = time.monotonic() + 60, None
+        while time.monotonic() < deadline and seen is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3)  # noqa: S310 - loopback
+            except urllib.error.HTTPError as exc:
+                seen = (exc.code, json.loads(exc.read()))
+                continue
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert seen is not None and seen[0] == 503, seen
+        assert seen[1]["problem"].startswith("scorer start-up: Redis unreachable"), seen
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
