@@ -189,6 +189,7 @@ def campaign_view(namespace: str, live_version: int, record: Mapping[str, Any] |
     estimates = estimates_of(metrics, queue.streamed)
     if record is not None and record.get("source", "retrainer") != "retrainer" and not estimates.available:
         estimates.note = USER_MODEL_LIVE  # (a version of publish-model carries none: not "too few control labels")
-    return Campaign(namespace=namespace, model_version=live_version, record_version=_int(record.get("version")) if record else None,
+    return Campaign(namespace=namespace, model_version=live_version,
+                    record_version=_int(record.get("figures_of", record.get("version"))) if record else None,
                     n_labels=_int(record.get("n_labels")) if record else None, estimates=estimates,
                     stop=stop_of(metrics), auto_accept=auto_accept_of(metrics), queue=queue)

@@ -178,9 +178,10 @@ class Scorer:
         self.metrics.auto_accept_paused.set(float(bool(newest.metrics.get("auto_accept_paused"))))
         self.label_cardinality = label_cardinality(newest)
         self.swap(model, newest.version, newest.task, newest.classes)
-        if self.model_version == newest.version:  # (the labeling page's stop banner)
-            self.queue.set_meta(**{META_STOP: json.dumps(versions.stop_signal(newest.version, newest.metrics)),
-                                   META_CAMPAIGN: json.dumps(versions.campaign_record(newest))})
+        if self.model_version == newest.version:  # (the labeling page's stop banner; a user's version keeps the campaign's figures)
+            record = versions.campaign_record(newest, self.queue.get_meta(META_CAMPAIGN))
+            self.queue.set_meta(**{META_STOP: json.dumps(versions.stop_signal(newest.version, record["metrics"])),  # type: ignore[arg-type]
+                                   META_CAMPAIGN: json.dumps(record)})
         self._next_model = None
         return True
 

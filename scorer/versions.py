@@ -8,6 +8,7 @@ record on the models topic must not make the scorer read any local path (a FIFO 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -158,9 +159,24 @@ def stop_signal(version: int, metrics: Mapping[str, float]) -> dict[str, object]
     return {"version": version, "should_stop": bool(fired) or bool(metrics.get("stop")), "first": first, "fired": fired}
 
 
-def campaign_record(mv: ModelVersion) -> dict[str, object]:
-    """What ``GET /campaign`` reads of the live version: ``{"version", "n_labels", "created_at", "source", "metrics"}``."""
-    return {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "source": mv.source, "metrics": dict(mv.metrics)}
+def campaign_record(mv: ModelVersion, earlier: str | None = None) -> dict[str, object]:
+    """What ``GET /campaign`` reads of the live version: ``{"version", "n_labels", "created_at", "source", "metrics"}``.
+
+    A version of ``publish-model`` carries no campaign figures of its own: it keeps those of ``earlier`` (the record it
+    replaces, JSON: the retrainer's newest version's, or what an earlier user version kept), with ``figures_of``
+    naming that version and ``n_labels`` its labels, as ``activestream report`` shows them.
+    """
+    record: dict[str, object] = {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "source": mv.source,
+                                 "metrics": dict(mv.metrics)}
+    if mv.source == "retrainer" or not earlier:
+        return record
+    try:
+        prev = json.loads(earlier)
+    except ValueError:
+        return record
+    if not (isinstance(prev, dict) and isinstance(prev.get("metrics"), dict) and isinstance(prev.get("version"), int)):
+        return record
+    return {**record, "metrics": prev["metrics"], "n_labels": prev.get("n_labels"), "figures_of": prev.get("figures_of", prev["version"])}
 
 
 def check_width(queue: RankedQueue, n_features: int) -> None:

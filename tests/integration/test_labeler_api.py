@@ -719,6 +719,12 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
     queue.set_meta(model_version=7, campaign=json.dumps(campaign_record(user)))
     est = call(f"{base}/campaign")[1]["estimates"]
     assert est["available"] is False and est["note"].startswith("none while a published model is live"), est
+    # As the scorer records it, over the retrainer's v6: the campaign's figures and stop rules stay, said to be v6's
+    # (they vanished: "not enough control labels", the stop rule that had fired no longer shown; report kept them).
+    queue.set_meta(campaign=json.dumps(campaign_record(user, json.dumps(campaign_record(mv)))))
+    body = call(f"{base}/campaign")[1]
+    assert (body["model_version"], body["record_version"], body["n_labels"]) == (7, 6, 505)
+    assert body["estimates"]["available"] is True and body["stop"]["rules"] == {"stable_predictions": {"version": 4, "n_labels": 505}}
     queue.set_meta(campaign="not json")  # (read as no record: not a 500)
     assert call(f"{base}/campaign")[1]["estimates"]["available"] is False
 

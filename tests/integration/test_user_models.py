@@ -7,6 +7,7 @@ holds (its log, ``/healthz``, its metric) and publishes nothing over it until ``
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -102,6 +103,8 @@ def test_an_estimator_retrains_then_a_published_user_model_holds_until_resume(
         user_version = own.version + 1
         assert f"as model v{user_version} (source: user; 10 classes, 64 features" in out and "held-out accuracy" in out, out
         wait_for(lambda: stack.queue.get_meta("model_version") == str(user_version), 60, what=f"scorer on the user's v{user_version}")
+        record = json.loads(stack.queue.get_meta("campaign") or "{}")  # (GET /campaign: the campaign's figures stay, said to be v{own}'s)
+        assert record["version"] == user_version and record["figures_of"] == own.version and record["source"] == "user", record
         rf = OnnxClassifier(rf_path.read_bytes())
 
         def ranked_by_the_forest() -> bool:
