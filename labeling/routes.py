@@ -12,8 +12,6 @@ import logging
 import math
 from typing import Any
 
-import redis
-
 from activestream.labeling.auth import RESERVED_LABELER_PREFIX, RESERVED_LABELERS
 from activestream.labeling.bandit import parse_state
 from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
@@ -21,6 +19,7 @@ from activestream.labeling.control_picks import control_flagged
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue.base import parse_declared, parse_feature_names
 from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_DECLARED_CLASSES, META_FEATURE_NAMES, META_STOP
+from activestream.rankedqueue.outage import redis_outage
 from activestream.schemas import QueueEntry
 from activestream.streams.bus import BrokerUnavailable
 
@@ -71,15 +70,10 @@ class Unavailable(BadRequest):
 STATUS: dict[type[BadRequest], int] = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413,
                                        TooManyFailures: 429, Unavailable: 503}
 
-# Redis failures that mean "not reachable now" (a retry later succeeds), not "this request is bad".
-OUTAGES: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
-
-
 def outage(exc: BaseException) -> bool:
-    """Whether ``exc`` is a backend outage (503): Redis unreachable, loading, or at ``maxmemory``; the Kafka broker away."""
-    if isinstance(exc, (*OUTAGES, BrokerUnavailable)):
-        return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("OOM", "LOADING", "MASTERDOWN", "READONLY"))
+    """Whether ``exc`` is a backend outage (503): Redis away or unable to take writes (:func:`redis_outage`, the services'
+    own rule), or the Kafka broker away; a retry later succeeds, the request is not bad."""
+    return isinstance(exc, BrokerUnavailable) or redis_outage(exc) is not None
 
 
 def text_problem(value: str) -> str | None:
