@@ -8,8 +8,6 @@ it. ``activestream report`` shows the same view per version.
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +25,6 @@ from activestream.schemas.campaign import (
     interval,
     missing_note,
 )
-
-log = logging.getLogger(__name__)
 
 STOP_NOTE = "labeling may go on; it is a signal, not a lock"
 
@@ -171,20 +167,8 @@ def auto_accept_of(metrics: Mapping[str, float]) -> AutoAccept:
                       class_thresholds=per_class, audit=audit)
 
 
-def read_record(raw: str | None) -> dict[str, Any] | None:
-    """The live version's record from the queue's meta (``None`` when unset or unreadable: not a 500)."""
-    try:
-        record = json.loads(raw or "null")
-    except ValueError:
-        log.warning("queue meta 'campaign' is not JSON: taken as no record")
-        return None
-    if not (isinstance(record, dict) and isinstance(record.get("metrics"), dict)):
-        return None
-    return record
-
-
 def campaign_view(namespace: str, live_version: int, record: Mapping[str, Any] | None, queue: QueueCounts) -> Campaign:
-    """The reply of ``GET /campaign`` from the live version's ``record`` (:func:`read_record`)."""
+    """The reply of ``GET /campaign`` from the live version's ``record`` (:func:`activestream.schemas.campaign.read_record`)."""
     metrics = {str(k): float(v) for k, v in (record or {}).get("metrics", {}).items() if isinstance(v, int | float)}
     estimates = estimates_of(metrics, queue.streamed)
     if record is not None and record.get("source", "retrainer") != "retrainer" and not estimates.available:

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from activestream.labeling.campaign import read_record
 from activestream.labeling.control_share import ControlShare, Explore, accuracy_width, control_share
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN
+from activestream.schemas.campaign import read_record
 
 
 class ControlPicker:

@@ -14,13 +14,14 @@ from typing import Any
 
 from activestream.labeling.auth import RESERVED_LABELER_PREFIX, RESERVED_LABELERS
 from activestream.labeling.bandit import parse_state
-from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view, read_record
+from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view
 from activestream.labeling.control_picks import control_flagged
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue.base import parse_declared, parse_feature_names
 from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_DECLARED_CLASSES, META_FEATURE_NAMES, META_STOP
 from activestream.rankedqueue.outage import redis_outage
 from activestream.schemas import QueueEntry
+from activestream.schemas.campaign import read_record
 from activestream.streams.bus import BrokerUnavailable
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,15 @@ few control labels), never zero.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: The estimated figures with an interval (``est_<figure>``, ``_low``, ``_high``), as the gauge's ``figure`` label names them.
 ESTIMATE_FIGURES = ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget")
@@ -122,3 +127,18 @@ def curve_of(metrics: Mapping[str, float]) -> tuple[float, float, float] | None:
 
 def _num(value: float | None) -> float | None:
     return None if value is None else float(value)
+
+
+def read_record(raw: str | None) -> dict[str, Any] | None:
+    """The live version's record from the queue's meta (``None`` when unset or unreadable: not a 500).
+
+    The scorer writes it (``scorer.versions.campaign_record``) and reads it back for a user's version; ``GET /campaign``
+    and the control picks read it."""
+    try:
+        record = json.loads(raw or "null")
+    except ValueError:
+        log.warning("queue meta 'campaign' is not JSON: taken as no record")
+        return None
+    if not (isinstance(record, dict) and isinstance(record.get("metrics"), dict)):
+        return None
+    return record

@@ -8,7 +8,6 @@ record on the models topic must not make the scorer read any local path (a FIFO 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -19,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from activestream.rankedqueue import RankedQueue
 from activestream.schemas import DecodeError, ModelVersion, decode_model_version
+from activestream.schemas.campaign import read_record
 from activestream.scorer.model import OnnxClassifier
 from activestream.streams.bus import Message
 
@@ -168,13 +168,8 @@ def campaign_record(mv: ModelVersion, earlier: str | None = None) -> dict[str, o
     """
     record: dict[str, object] = {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "source": mv.source,
                                  "metrics": dict(mv.metrics)}
-    if mv.source == "retrainer" or not earlier:
-        return record
-    try:
-        prev = json.loads(earlier)
-    except ValueError:
-        return record
-    if not (isinstance(prev, dict) and isinstance(prev.get("metrics"), dict) and isinstance(prev.get("version"), int)):
+    prev = read_record(earlier) if mv.source != "retrainer" else None
+    if prev is None or not isinstance(prev.get("version"), int):
         return record
     return {**record, "metrics": prev["metrics"], "n_labels": prev.get("n_labels"), "figures_of": prev.get("figures_of", prev["version"])}
 
