@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -13,6 +14,7 @@ import numpy as np
 
 from activestream.schemas import DecodeError as SchemaError
 from activestream.schemas import Item, b64_features, decode_item
+from activestream.schemas.wire_json import feature_vector
 from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
@@ -183,16 +185,11 @@ def encode_row(item_id: str, features: Any, metadata: dict[str, Any], *, raw: bo
     ``raw=True`` writes float vectors without metadata in the raw layout
     (:data:`schemas.records.RAW_ITEM_MAGIC`), the fastest to decode: a table's rows, and a JSONL line's list of numbers.
     """
-    if raw and not metadata and isinstance(features, list) and features and _all_numbers(features):
-        with np.errstate(over="ignore"):  # (past float32's range: infinite, and left as given below)
-            vector = np.asarray(features, dtype=np.float32)
-        if np.isfinite(vector).all():  # (else as given: the scorer's decoder names the bad value)
-            features = vector
+    if raw and not metadata and isinstance(features, list) and features:
+        # Numbers the scorer's decoder takes (its own check): the raw layout; else as given, for that check to name the bad value.
+        with contextlib.suppress(SchemaError):
+            features = feature_vector(item_id, features, None)
     if isinstance(features, np.ndarray):
         return Item(item_id, features, metadata).encode(binary=True, raw=raw and not metadata)
     return json.dumps({"schema": "item.v1", "id": item_id, "features": features, "metadata": metadata}).encode()
 
-
-def _all_numbers(values: list[Any]) -> bool:
-    """Whether every value is an int or a float (not a bool, not a number's text: JSON's own types, as the scorer reads them)."""
-    return all(type(v) in (int, float) for v in values) and all(abs(v) < 1e39 for v in values if type(v) is int)
