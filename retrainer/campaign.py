@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from activestream.retrainer.estimate_runner import EstimateRunner
 from activestream.retrainer.estimates import EstimateConfig, Labeled, cheap_figures, control_labels_needed, estimate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
+from activestream.schemas.campaign import fired_rules
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,8 @@ class CampaignMonitor:
         campaign that was told to stop would be told to go on.
         """
         self.auto_accept_paused = bool(metrics.get("auto_accept_paused", 0.0))
-        for key, value in metrics.items():
-            m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
-            if m:
-                self.earlier.setdefault(m.group(1), {})[m.group(2)] = float(value)
+        for rule, at in fired_rules(metrics).items():
+            self.earlier.setdefault(rule, {}).update({k: float(v) for k, v in at.items()})
         # The budget rule is judged on the budget set now: raised or taken off since it fired, it has not fired (it
         # fires anew once the paid labels reach the new one; lowered, at the next version).
         budget, judged = self.rules.budget, metrics.get("est_budget")  # (the budget the newest version was published under)

@@ -9,7 +9,6 @@ record on the models topic must not make the scorer read any local path (a FIFO 
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from activestream.rankedqueue import RankedQueue
 from activestream.schemas import DecodeError, ModelVersion, decode_model_version
-from activestream.schemas.campaign import read_record
+from activestream.schemas.campaign import fired_rules, first_rule, read_record
 from activestream.scorer.model import OnnxClassifier
 from activestream.streams.bus import Message
 
@@ -150,12 +149,9 @@ def stop_signal(version: int, metrics: Mapping[str, float]) -> dict[str, object]
     >>> stop_signal(7, {"stop": 1.0, "stop_budget_version": 7.0, "stop_budget_n_labels": 400.0})["first"]
     'budget'
     """
-    fired: dict[str, dict[str, float]] = {}
-    for key, value in metrics.items():
-        m = re.fullmatch(r"stop_(.+)_(version|n_labels)", key)
-        if m:
-            fired.setdefault(m.group(1), {})[m.group(2)] = float(value)
-    first = min(fired, key=lambda r: (fired[r].get("n_labels", float("inf")), r)) if fired else None
+    rules = fired_rules(metrics)
+    fired = {rule: {k: float(v) for k, v in at.items()} for rule, at in rules.items()}  # (floats, as the page has read them)
+    first = first_rule(rules)
     return {"version": version, "should_stop": bool(fired) or bool(metrics.get("stop")), "first": first, "fired": fired}
 
 
