@@ -78,12 +78,18 @@ class CampaignMonitor:
             self.earlier.setdefault(rule, {}).update({k: float(v) for k, v in at.items()})
         # The budget rule is judged on the budget set now: raised or taken off since it fired, it has not fired (it
         # fires anew once the paid labels reach the new one; lowered, at the next version).
-        budget, judged = self.rules.budget, metrics.get("est_budget")  # (the budget the newest version was published under)
-        if "budget" in self.earlier and (budget is None or (float(judged) != budget if judged is not None else
-                                                             self.earlier["budget"].get("n_labels", 0.0) < budget)):
+        if "budget" in self.earlier and not self._same_budget(metrics.get("est_budget"), self.earlier["budget"].get("n_labels", 0.0)):
             del self.earlier["budget"]
         self.status.fired.update(self.earlier)
         self.announced |= set(self.earlier)  # (logged when they fired, before the restart)
+
+    def _same_budget(self, judged: float | None, fired_at: float) -> bool:
+        """Whether the budget set now is the one a fired budget rule was judged under: ``judged``, the budget the newest
+        version was published under (older versions did not record it: then whether its labels, ``fired_at``, reach it)."""
+        budget = self.rules.budget
+        if budget is None:
+            return False
+        return float(judged) == budget if judged is not None else fired_at >= budget
 
     @staticmethod
     def fired_metrics(status: CampaignStatus) -> dict[str, float]:
