@@ -7,6 +7,7 @@ port, with AOF), the in-memory bus for the stream.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,11 @@ def publish_items(bus: InMemoryBus, topics: Topics, start: int, n: int, width: i
         bus.publish(topics.items, Item(f"i{start + i}", X[i]).encode(binary=True), key=f"i{start + i}".encode())
 
 
+def redis_in(tmp_path: Path, port: int | None = None) -> LocalRedis:
+    """A redis-server with its append-only file in ``tmp_path``: started again on the same ``port``, the data as it was."""
+    return LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+
+
 def scorer_on(server: LocalRedis, bus: InMemoryBus, topics: Topics) -> tuple[Scorer, RankedQueue]:
     # socket_timeout: a call to a Redis that stopped answering fails instead of hanging
     queue = RankedQueue(redis.Redis.from_url(server.url, socket_timeout=2), QueueKeys("outage"))
@@ -55,7 +61,7 @@ def steps_until(scorer: Scorer, cond, timeout: float = 30.0) -> None:  # type: i
 
 def test_a_redis_restart_pauses_the_scorer_and_never_rejects_a_valid_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The issue's trigger: Redis killed and restarted; the scorer dead-lettered the newest valid model ("Connection refused")."""
-    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    server = redis_in(tmp_path)
     port = server.port
     bus, topics = InMemoryBus(), Topics("o")
     scorer, queue = scorer_on(server, bus, topics)
@@ -71,7 +77,7 @@ def test_a_redis_restart_pauses_the_scorer_and_never_rejects_a_valid_model(tmp_p
         assert scorer.dead_letters == 0 and not bus.messages(topics.dead_letters)
         assert scorer.model_version == 0
 
-        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        server = redis_in(tmp_path, port)
         steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0 and scorer.model_version == 1)
         scorer.flush()
         assert scorer.pause.reason is None and scorer.metrics.paused._value.get() == 0  # noqa: SLF001
@@ -88,7 +94,7 @@ def test_an_idle_scorer_sees_redis_go_and_come_back(tmp_path) -> None:  # type: 
     # the paused gauge 0, the queue gauges frozen; now it asks (a PING) every IDLE_PING_SECONDS)
     from activestream.scorer.service import IDLE_PING_SECONDS
 
-    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    server = redis_in(tmp_path)
     port = server.port
     bus, topics = InMemoryBus(), Topics("idle")
     scorer, queue = scorer_on(server, bus, topics)
@@ -101,7 +107,7 @@ def test_an_idle_scorer_sees_redis_go_and_come_back(tmp_path) -> None:  # type: 
             scorer.step(0.2)
         assert scorer.trouble() is not None and "Redis unreachable" in scorer.trouble(), scorer.trouble()
         assert scorer.metrics.paused._value.get() == 1  # noqa: SLF001 - the gauge's value (ActivestreamScorerPaused)
-        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        server = redis_in(tmp_path, port)
         steps_until(scorer, lambda: scorer.trouble() is None)
         assert scorer.metrics.paused._value.get() == 0 and queue.depth() == 50  # noqa: SLF001
     finally:
@@ -111,7 +117,7 @@ def test_an_idle_scorer_sees_redis_go_and_come_back(tmp_path) -> None:  # type: 
 
 def test_a_redis_outage_mid_stream_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Writes in flight when Redis dies are dropped and read again from the committed offsets after it is back."""
-    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    server = redis_in(tmp_path)
     port = server.port
     bus, topics = InMemoryBus(), Topics("m")
     scorer, queue = scorer_on(server, bus, topics)
@@ -124,7 +130,7 @@ def test_a_redis_outage_mid_stream_loses_nothing(tmp_path) -> None:  # type: ign
         for _ in range(3):
             scorer.step(0.0)
         assert scorer.pause.reason is not None
-        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        server = redis_in(tmp_path, port)
         steps_until(scorer, lambda: bus.lag(topics.items, topics.group(SCORER_GROUP)) == 0)
         scorer.flush()
         assert queue.depth() == 700 and scorer.dead_letters == 0
@@ -193,7 +199,7 @@ def test_the_dispatcher_waits_out_a_redis_restart_and_acknowledges_every_label(t
     from activestream.rankedqueue.outage import RedisPause
     from activestream.schemas import Label
 
-    server = LocalRedis(appendonly=True, data_dir=str(tmp_path / "redis")).start()
+    server = redis_in(tmp_path)
     port = server.port
     bus, topics = InMemoryBus(), Topics("d")
     queue = RankedQueue(redis.Redis.from_url(server.url, socket_timeout=2), QueueKeys("dispatch"))
@@ -209,7 +215,7 @@ def test_the_dispatcher_waits_out_a_redis_restart_and_acknowledges_every_label(t
         for _ in range(3):
             assert pause.run(lambda: d.step(0.0), d.recover) == 0  # waits; does not exit, does not drop the labels
         assert pause.reason is not None and "Redis unreachable" in pause.reason
-        server = LocalRedis(port, appendonly=True, data_dir=str(tmp_path / "redis")).start()
+        server = redis_in(tmp_path, port)
         deadline = time.monotonic() + 30
         while queue.n_leased_by(d.owner) > 0:
             assert time.monotonic() < deadline, "labels were not acknowledged after Redis came back"
