@@ -26,8 +26,11 @@ from activestream.streams.kafka_client import (
     watermarks,
 )
 from activestream.streams.kafka_consumer import KafkaConsumer, ValueBatch
+from activestream.streams.kafka_logs import kafka_logger
 
 __all__ = ["KafkaBus", "KafkaConsumer", "ValueBatch", "default_topic_config", "watermarks"]
+
+LOG_SERVE_SECONDS = 1.0  # how often serve_logs polls the producers and the admin client
 
 
 class KafkaBus:
@@ -72,7 +75,10 @@ class KafkaBus:
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.client_id = client_id
-        self.base_config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "client.id": client_id, **(config or {})}
+        # (every client logs through one Python logger that holds back repeats: see streams.kafka_logs)
+        self.base_config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "client.id": client_id, "logger": kafka_logger(),
+                                            **(config or {})}
+        self._next_log_serve = 0.0
         self._errors: list[str] = []
         self._errors_pass = True  # every delivery error since the last flush is one that passes (see BrokerUnavailable)
         self._passing_codes = error_codes(("_MSG_TIMED_OUT", *TRANSIENT_ERRORS))
@@ -206,6 +212,22 @@ class KafkaBus:
             raise CommitAborted(f"Kafka transaction failed ({err.str()}); restart to get the batch again", rolled_back=False) from exc
         if group_consumer is not None:
             group_consumer.mark_committed(offsets)
+
+    def serve_logs(self) -> None:
+        """Serve the log lines the producers and the admin client queued (at most once a second; consumers serve their own).
+
+        A producer with records in flight is left alone: its delivery reports are for ``flush`` to serve (its lines
+        wait until then).
+        """
+        now = time.monotonic()
+        if now < self._next_log_serve:
+            return
+        self._next_log_serve = now + LOG_SERVE_SECONDS
+        for producer in (self._producer, self._txn_producer):
+            if producer is not None and len(producer) == 0:
+                producer.poll(0)
+        if self._admin_client is not None:
+            self._admin_client.poll(0)
 
     # -- admin side
     def _admin(self) -> Any:

@@ -42,6 +42,8 @@ class Cluster(Protocol):
 
     def partitions_of(self, topic: str, timeout: float = 10.0) -> list[int]: ...
 
+    def serve_logs(self) -> None: ...
+
 
 class ValueBatch:
     """A consumed batch as columns (:meth:`KafkaConsumer.consume_values`); see :class:`activestream.streams.bus.Columns`.
@@ -89,6 +91,7 @@ class KafkaConsumer:
     def __init__(self, bus: Cluster, topics: list[str], group: str | None, *, from_beginning: bool = True) -> None:
         ck = confluent()
         self._ck = ck
+        self._serve_logs = bus.serve_logs  # (its producers' and admin client's log lines: see streams.kafka_logs)
         self.topics = topics
         self.group = group
         self._from_beginning = from_beginning
@@ -193,6 +196,7 @@ class KafkaConsumer:
     def _poll(self, max_messages: int, timeout: float) -> list[Any]:
         if max_messages <= 0 or self._closed:
             return []
+        self._serve_logs()
         if self.group is None and time.monotonic() >= self._next_partition_check:
             self._take_new_partitions()
         deadline = time.monotonic() + timeout

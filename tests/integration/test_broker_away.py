@@ -25,12 +25,15 @@ from activestream.devstack.redis_server import free_port
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.scorer.service import Scorer
 from activestream.streams.kafka import KafkaBus
+from activestream.streams.kafka_logs import LOGGER_NAME
 from activestream.streams.topics import Topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 
-def test_an_idle_scorer_says_the_broker_is_away(redis_client: redis.Redis, namespace: str) -> None:
+def test_an_idle_scorer_says_the_broker_is_away_in_a_few_log_lines(
+        redis_client: redis.Redis, namespace: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    # (an ops audit: librdkafka's own log callback wrote each failed reconnect to stderr, about 20 lines a second)
     kafka = LocalKafka().start()
     try:
         bus, topics = KafkaBus(kafka.bootstrap_servers), Topics("away")
@@ -40,6 +43,8 @@ def test_an_idle_scorer_says_the_broker_is_away(redis_client: redis.Redis, names
             scorer.step(0.2)
         assert scorer.trouble() is None
         assert kafka.proc is not None
+        capfd.readouterr()
+        caplog.clear()
         kafka.proc.send_signal(signal.SIGKILL)
         kafka.proc.wait()
         deadline = time.monotonic() + 30
@@ -47,6 +52,13 @@ def test_an_idle_scorer_says_the_broker_is_away(redis_client: redis.Redis, names
             scorer.step(0.5)
         trouble = scorer.trouble()
         assert trouble is not None and trouble.startswith("Kafka: ") and "Connect to" in trouble, trouble
+        away = time.monotonic()
+        while time.monotonic() - away < 10:
+            scorer.step(0.5)
+        stderr = capfd.readouterr().err
+        assert "%3|" not in stderr, stderr[:2000]  # (librdkafka's own format: nothing bypasses Python logging)
+        refused = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME and "Connection refused" in r.getMessage()]
+        assert 0 < len(refused) <= 4, refused  # (each kind of line at most once a minute: the broker's and the bootstrap's)
     finally:
         kafka.stop()
 
