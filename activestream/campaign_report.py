@@ -30,7 +30,7 @@ FORMULA = "acc(n) = a - b * n^(-c)"
 class TopicCounts:
     """What the report counts on the campaign's topics."""
 
-    items: int  # distinct item ids on the items topic
+    items: int  # distinct item ids on the items topic, less those every record of which the scorers dead-lettered
     auto_accepted: int  # distinct item ids on the autolabels topic
     human_labels: int  # labels of source human (corrections included)
     human_seconds: float  # their seconds, summed

@@ -1,7 +1,7 @@
 """``activestream report [--json] [--plot FILE.png]``: whether the campaign pays off and whether it is done.
 
 Reads the campaign's topics to their current end: the model versions the retrainer published
-(their campaign figures), the items and autolabels topics (the auto-accept share) and the
+(their campaign figures), the items, dead-letters and autolabels topics (the auto-accept share) and the
 labels topic (hours spent, where the versions do not say). What is shown is
 :mod:`activestream.campaign_report`.
 """
@@ -68,7 +68,7 @@ def read_campaign(bus: Bus, topics: Topics, timeout: float) -> tuple[list[ModelV
     """The published model versions (undecodable ones left out: the scorer dead-letters them) and the topic counts."""
     from activestream.campaign_report import TopicCounts
     from activestream.labeled_set import decode_all
-    from activestream.schemas import DecodeError, decode_item, decode_model_version
+    from activestream.schemas import DecodeError, decode_dead_letter, decode_item, decode_model_version
 
     def read(topic: str) -> list[Message]:
         reader = bus.consumer([topic], None)  # group-less, from the beginning
@@ -83,15 +83,25 @@ def read_campaign(bus: Bus, topics: Topics, timeout: float) -> tuple[list[ModelV
             versions.append(decode_model_version(m.value))
         except DecodeError:
             continue
-    item_ids: set[str] = set()
+    records: Counter[str] = Counter()  # item id -> its records on the items topic
     for m in read(topics.items):
         try:  # (the key is the item id; an unkeyed record names it in its body)
-            item_ids.add(m.key.decode(errors="replace") if m.key is not None else decode_item(m.value).id)
+            records[m.key.decode(errors="replace") if m.key is not None else decode_item(m.value).id] += 1
         except DecodeError:
             continue
+    dead: Counter[str] = Counter()  # item id -> the scorers' dead letters of its records
+    for m in read(topics.dead_letters):
+        try:
+            letter = decode_dead_letter(m.value)
+        except DecodeError:
+            continue
+        if letter.source == topics.items and letter.item_id is not None:
+            dead[letter.item_id] += 1
+    # (an item every record of which was dead-lettered never reached a model: it is not in the share's denominator)
+    items = sum(1 for item_id, n in records.items() if n > dead[item_id])
     undecodable: Counter[str] = Counter()
     autos = {lab.item_id for lab in decode_all(read(topics.auto_labels), undecodable)}
     # (once per label id: a redelivery, or the dispatcher's flagged copy of an answer to an audit item, is the same label)
     humans = list({lab.label_id: lab for lab in decode_all(read(topics.labels), undecodable) if lab.source == "human"}.values())
-    return versions, TopicCounts(items=len(item_ids), auto_accepted=len(autos), human_labels=len(humans),
+    return versions, TopicCounts(items=items, auto_accepted=len(autos), human_labels=len(humans),
                                  human_seconds=float(sum(lab.seconds for lab in humans)))

@@ -16,7 +16,7 @@ from activestream.commands.report import read_campaign
 from activestream.retrainer.campaign import CampaignMonitor
 from activestream.retrainer.metrics import RetrainerMetrics
 from activestream.retrainer.stopping import StopRules
-from activestream.schemas import Item, Label, ModelVersion
+from activestream.schemas import DeadLetter, Item, Label, ModelVersion
 from activestream.schemas.campaign import random_curve
 from activestream.streams.memory import InMemoryBus
 from activestream.streams.topics import MODEL_KEY, Topics
@@ -163,9 +163,18 @@ def test_report_reads_the_campaigns_topics() -> None:
     # (the dispatcher's flagged copy of an answer to an audit item: the same label, counted once)
     bus.publish(topics.labels, Label("i5", "h1", "ann", label=0, seconds=30.0, audit=True, audited_label=1).encode())
     bus.publish(topics.labels, Label("i6", "b1", "import", label=0, seconds=99.0, source="baseline").encode())
+    # (an item whose only record the scorer dead-lettered never reached a model: not in the share's denominator; one
+    # sent again mended is; a dead letter of another topic is not an item's)
+    bad = b'{"id": "bad", "features": ["x"]}'
+    bus.publish(topics.items, bad, b"bad")
+    bus.publish(topics.dead_letters, DeadLetter(topics.items, "features: not a number", bad, item_id="bad").encode(), b"bad")
+    bus.publish(topics.items, bad.replace(b"mended", b"bad"), b"mended")
+    bus.publish(topics.dead_letters, DeadLetter(topics.items, "features: not a number", bad, item_id="mended").encode(), b"mended")
+    bus.publish(topics.items, Item("mended", np.zeros(2, dtype=np.float32)).encode(), b"mended")
+    bus.publish(topics.dead_letters, DeadLetter(topics.labels, "label: unknown class", b"{}", item_id="i1").encode(), b"i1")
     versions, counts = read_campaign(bus, topics, 1.0)
     assert [mv.version for mv in versions] == [1, 2]
-    assert counts == TopicCounts(items=10, auto_accepted=3, human_labels=1, human_seconds=30.0)
+    assert counts == TopicCounts(items=11, auto_accepted=3, human_labels=1, human_seconds=30.0)
 
 
 def test_missing_estimates_say_why_and_present_ones_say_which_training_set() -> None:
