@@ -252,10 +252,12 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
         raise DatasetError(f"{p}: {ykey!r} is 2-D, so multi-label: it must hold only 0/1")
     if y.ndim not in (1, 2):
         raise DatasetError(f"{p}: {ykey!r} must be (n,) classes or (n, n_labels) 0/1, got shape {y.shape}")
-    if y.ndim == 1 and np.issubdtype(y.dtype, np.floating) and np.isnan(y).any():
-        raise DatasetError(f"{p}: {ykey!r}: has missing labels (NaN)")
+    unlabeled = np.zeros(len(y), dtype=bool)
+    if y.ndim == 1 and np.issubdtype(y.dtype, np.floating):
+        unlabeled = _without_label(p, [ykey], np.isnan(y))
     X = X.astype(np.float32)
-    ok = _finite_rows(p, X, lambda i: f"X[{i}, {int(np.flatnonzero(~np.isfinite(X[i]))[0])}] is not a finite number")
+    ok = _finite_rows(p, np.where(unlabeled[:, None], 0.0, X), lambda i: f"X[{i}, {int(np.flatnonzero(~np.isfinite(X[i]))[0])}] is not a finite number")
+    ok &= ~unlabeled
     return _finish(from_arrays(p.name, X[ok], y[ok]))
 
 
@@ -266,15 +268,13 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     classes = label_columns_of(p, cols, label_columns)  # (column -> class name: a prefix's columns less the prefix)
     chosen = list(classes)
     exclude = [*exclude, *export_bookkeeping(p, cols, chosen)]
-    for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
-        missing = table.column(c).null_count
-        if missing:
-            raise DatasetError(f"{p}: column {c!r}: {missing} missing label(s); drop those rows or fill them in")
+    unlabeled = _unlabeled_rows(p, table, chosen)
     names = feature_columns(p, table, {*chosen, *exclude})
     if not names:
         raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
     X = feature_matrix(table, names).astype(np.float32)
-    ok = _finite_rows(p, X, lambda i: bad_cell(table, names, X[i], i))
+    # (the rows left out for want of a label are not counted again for their features)
+    ok = _finite_rows(p, np.where(unlabeled[:, None], 0.0, X), lambda i: bad_cell(table, names, X[i], i)) & ~unlabeled
     if not ok.all():
         import pyarrow as pa
 
@@ -351,6 +351,28 @@ def _binary_column(p: Path, arr: pa.ChunkedArray, name: str) -> np.ndarray:
     if len(bad):
         raise DatasetError(f"{p}: multi-label column {name!r}: must hold only 0/1 (found {arr[int(bad[0])].as_py()!r})")
     return values
+
+
+def _unlabeled_rows(p: Path, table: pa.Table, chosen: Sequence[str]) -> np.ndarray:
+    """(n,) bool: the rows with no value in a label column (empty, null or NaN). They are left out with one warning
+    (a campaign's file often holds rows still to label: the replay needs the truth of every row it uses); none labeled
+    is an error (see :func:`_without_label`)."""
+    import pyarrow.compute as pc
+
+    unlabeled = np.zeros(table.num_rows, dtype=bool)
+    for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
+        unlabeled |= np.asarray(pc.is_null(table.column(c), nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
+    return _without_label(p, chosen, unlabeled)
+
+
+def _without_label(p: Path, chosen: Sequence[str], unlabeled: np.ndarray) -> np.ndarray:
+    """``unlabeled`` (n,) bool, once warned of (or refused: no row labeled)."""
+    if unlabeled.all():
+        raise DatasetError(f"{p}: column(s) {', '.join(map(repr, chosen))}: no row has a label")
+    if unlabeled.any():
+        log.warning("%s: %d row(s) without a label left out (first: row %d): the replay needs the truth of every row it uses",
+                    p, int(unlabeled.sum()), int(np.flatnonzero(unlabeled)[0]) + 1)
+    return unlabeled
 
 
 def _finite_rows(p: Path, X: np.ndarray, why: Callable[[int], str]) -> np.ndarray:

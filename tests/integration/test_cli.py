@@ -104,9 +104,12 @@ def test_simulate_refuses_bad_files_and_options_before_running(tmp_path: Path, c
     assert "ragged.csv: cannot be read" in capsys.readouterr().err
     X, y = make_classification(n_samples=100, n_features=4, random_state=0)
     npz = tmp_path / "bad.npz"
-    np.savez(npz, X=X, y=np.where(y == 1, np.nan, 0.0))
+    np.savez(npz, X=X, y=np.where(y == 1, np.nan, 0.0))  # (every row of one class unlabeled: one class left)
     assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
-    assert "missing labels" in capsys.readouterr().err
+    assert "the label column holds a single class" in capsys.readouterr().err
+    np.savez(npz, X=X, y=np.full(len(y), np.nan))
+    assert main(["simulate", "--data", str(npz), "--label-column", "y"]) == 2
+    assert "'y': no row has a label" in capsys.readouterr().err
     np.savez(npz, X=X > 0, y=np.column_stack([y, 1 - y]).astype(bool))  # booleans are 0/1
     from activestream.simulation.datasets import load
 
@@ -179,7 +182,8 @@ def test_label_refuses_options_that_would_make_every_label_a_dead_letter(capsys:
         assert bad[0] in capsys.readouterr().err
 
 
-def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
+def test_rows_without_a_label_are_left_out_not_made_a_class(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # (a campaign's file often holds rows still to label: simulate replays the labeled ones, saying how many it left out)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -190,17 +194,21 @@ def test_missing_labels_are_refused_not_made_a_class(tmp_path: Path) -> None:
     labels[[3, 7, 11]] = ""  # blank cells
     csv = tmp_path / "blank.csv"
     write_csv(csv, X, {"label": labels})
-    with pytest.raises(DatasetError, match=r"column 'label': 3 missing label"):
-        load(csv, ["label"])
+    ds = load(csv, ["label"])
+    assert len(ds.X) == 57 and ds.classes == ("cat", "dog")
+    assert np.allclose(ds.X, np.delete(X, [3, 7, 11], axis=0).astype(np.float32))
+    assert "blank.csv: 3 row(s) without a label left out (first: row 4)" in caplog.text
     labels[[3, 7, 11]] = "NA"
     write_csv(csv, X, {"label": labels})
-    with pytest.raises(DatasetError, match=r"column 'label': 3 missing label"):
-        load(csv, ["label"])
+    assert load(csv, ["label"]).classes == ("cat", "dog") and len(load(csv, ["label"]).X) == 57
     # A categorical Parquet column: to_numpy() would fill its nulls with a class.
     cats = pa.array(["a", "b", None] * 20).dictionary_encode()
     pq.write_table(pa.table({"f0": X[:, 0], "f1": X[:, 1], "label": cats}), tmp_path / "cat.parquet")
-    with pytest.raises(DatasetError, match=r"column 'label': 20 missing label"):
-        load(tmp_path / "cat.parquet", ["label"])
+    ds = load(tmp_path / "cat.parquet", ["label"])
+    assert len(ds.X) == 40 and ds.classes == ("a", "b")
+    pq.write_table(pa.table({"f0": X[:, 0], "label": pa.array([None] * 60, pa.string())}), tmp_path / "none.parquet")
+    with pytest.raises(DatasetError, match=r"column\(s\) 'label': no row has a label"):
+        load(tmp_path / "none.parquet", ["label"])
     labels[[3, 7, 11]] = "cat"
     write_csv(csv, X, {"label": labels})
     assert load(csv, ["label"]).classes == ("cat", "dog")
