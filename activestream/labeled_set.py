@@ -188,9 +188,17 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
             vec = vec if vec is not None else item_features
             if vec is not None:
                 names = feature_names if feature_names is not None and len(feature_names) == len(vec) else [f"feature_{j}" for j in range(len(vec))]
-                row.update({name: float(v) for name, v in zip(names, vec, strict=True)})
+                row.update(zip(names, as_written(vec), strict=True))
         rows.append(row)
     return rows, counts
+
+
+def as_written(vec: np.ndarray) -> list[float]:
+    """(d,) features as Python floats; float32 ones (as items travel) by their shortest decimal, the value a producer
+    wrote (``0.1``, not float32's widened ``0.10000000149011612``)."""
+    if vec.dtype == np.float32:
+        return vec.astype(str).astype(np.float64).tolist()  # type: ignore[no-any-return]
+    return np.asarray(vec, dtype=np.float64).tolist()  # type: ignore[no-any-return]
 
 
 def _refused(m: Message, refused: set[bytes]) -> bool:

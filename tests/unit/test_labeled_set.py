@@ -132,8 +132,9 @@ def test_label_ids_are_deterministic_by_item_and_answer() -> None:
     assert label_id_for("a", None, ["x", "y"]) == label_id_for("a", None, ["y", "x"])  # a set: order does not matter
 
 
-def _lab(item: str, lid: str, who: str, label: object, ts: float, source: str = "human", **kw: object) -> Label:
-    return Label(item, lid, who, label=label, ts=ts, source=source, features=np.array([1.0, 2.0], dtype=np.float32),
+def _lab(item: str, lid: str, who: str, label: object, ts: float, source: str = "human", features: tuple[float, ...] = (1.0, 2.0),
+         **kw: object) -> Label:
+    return Label(item, lid, who, label=label, ts=ts, source=source, features=np.array(features, dtype=np.float32),
                  seconds=2.5 if source == "human" else 0.0, **kw)  # type: ignore[arg-type]
 
 
@@ -165,15 +166,16 @@ def test_build_rows_joins_metadata_and_features_and_writes_every_format(tmp_path
     from activestream.schemas import Item
 
     bus, topics = InMemoryBus(), Topics("t")
-    bus.publish(topics.items, Item("a", np.array([1.0, 2.0], dtype=np.float32), {"text": "doc a", "label": "not ours"}).encode(binary=True), key=b"a")
+    bus.publish(topics.items, Item("a", np.array([0.1, 2.0], dtype=np.float32), {"text": "doc a", "label": "not ours"}).encode(binary=True), key=b"a")
     bus.publish(topics.items, Item("z", np.array([0.0, 0.0], dtype=np.float32), {"text": "never labeled"}).encode(), key=b"z")
-    bus.publish(topics.labels, _lab("a", "1", "ann", 3, 1.0, model_version=2).encode(), key=b"a")
+    bus.publish(topics.labels, _lab("a", "1", "ann", 3, 1.0, features=(0.1, 2.0), model_version=2).encode(), key=b"a")
     bus.publish(topics.labels, b"{broken", key=b"q")
     bus.publish(topics.auto_labels, _lab("b", "auto:b:v2", "auto:v2", 5, 1.0, source="auto").encode(), key=b"b")
     rows, counts = build_rows(bus, topics, with_features=True, feature_names=["x0", "x1"], timeout=1.0)
     assert [r["item_id"] for r in rows] == ["a", "b"] and counts["human"] == 1 and counts["auto"] == 1 and counts["undecodable"] == 1
     assert rows[0]["text"] == "doc a" and rows[0]["metadata.label"] == "not ours" and rows[0]["label"] == 3 and rows[0]["model_version"] == 2
-    assert rows[0]["x0"] == 1.0 and rows[1]["x1"] == 2.0 and "text" not in rows[1]
+    # (as the producer wrote them: 0.1, not float32's 0.10000000149011612)
+    assert rows[0]["x0"] == 0.1 and rows[1]["x1"] == 2.0 and "text" not in rows[1]
     for suffix in (".parquet", ".csv", ".jsonl"):
         out = tmp_path / f"out{suffix}"
         write_rows(rows, out)
