@@ -231,7 +231,8 @@ def _bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Labeled:
-    """What :func:`estimate` reads of a training set (see there): ``X`` (n, d), ``y`` (n,) codes, ``control`` (n,) bool, ``seconds`` (n,).
+    """What :func:`estimate` reads of a training set (see there): ``X`` (n, d), ``y`` (n,) codes, ``control`` (n,) bool, ``seconds``
+    (m,) of every answer folded in (superseded ones too: m >= n).
 
     ``rows`` builds ``X`` when it is read: most versions have too few control labels to estimate, or
     a finished estimate to reuse, and stacking every label's features for nothing grew with the labels.
@@ -250,7 +251,7 @@ class Labeled:
 
 
 def cheap_figures(seconds: np.ndarray, budget: int | None) -> dict[str, float]:
-    """The figures a version has of its own, without fitting anything: hours spent (``seconds``: (n,) per label), the budget."""
+    """The figures a version has of its own, without fitting anything: hours spent (``seconds``: (m,) per answer), the budget."""
     out = {"est_hours_spent": float(np.sum(seconds) / 3600.0)}
     if budget is not None:
         out["est_budget"] = float(budget)
@@ -318,7 +319,8 @@ def estimate(
     X : (n, d) features of every label in the training set.
     y : (n,) their class codes (integers).
     control : (n,) bool, which are random-control labels.
-    seconds : (n,) labeling seconds of each label.
+    seconds : (m,) labeling seconds of every answer folded in (superseded ones too): the hours spent, and their median the
+        seconds a label takes.
     n_labels : labels the version was trained with (the campaign's count).
     fit : fits the campaign's model: ``fit(X, y)(Z) -> (m,) codes``.
     budget : ``ACTIVESTREAM_BUDGET`` (``None``: no accuracy at a budget).

@@ -421,7 +421,7 @@ class Retrainer:
         self._score_unscored(train)
         facts = self.campaign.on_version(version, len(self.training), lambda Z: _predict(sess, Z), score, task, heads.classes,
                                          score_items=score_items, labeled=self._labeled(task),
-                                         seconds=None if task == "multiclass" else np.array([lab.seconds for lab in self.training.items.values()]),
+                                         seconds=None if task == "multiclass" else np.array(self.training.answer_seconds),
                                          spent=sum(lab.source not in FREE_SOURCES for lab in self.training.items.values()))
         metrics.update(self.campaign.version_metrics(facts))
         metrics.update(self.campaign.auto_accept_metrics())
@@ -458,7 +458,7 @@ class Retrainer:
         # The control walk's whole sample, the strategy's labels below its frontier with the walk's own picks.
         sample = walked_sample(self._sampling_keys([lab.item_id.encode() for lab in labels]), np.array([lab.control for lab in labels], dtype=bool),
                                drawn=np.array([lab.source == "baseline" for lab in labels], dtype=bool))  # (a random-sample import)
-        return Labeled(lambda: arrays(labels, task)[0], codes, sample, np.array([lab.seconds for lab in labels]),
+        return Labeled(lambda: arrays(labels, task)[0], codes, sample, np.array(self.training.answer_seconds),
                        trainer_fit(self._estimator, self._C))
 
     def _fill_stop_set(self, n_features: int) -> None:

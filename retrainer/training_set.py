@@ -31,6 +31,8 @@ class TrainingSet:
     holdout_fraction: float = 0.0
     items: dict[str, Label] = field(default_factory=dict)
     label_ids: set[str] = field(default_factory=set)
+    # Seconds of every label folded in, superseded ones too (a corrected answer, another labeler's): the hours spent.
+    answer_seconds: list[float] = field(default_factory=list)
     # Kept as labels come, so a version does not redo them for every item (a campaign publishes one per ten labels):
     _train_ids: list[str] = field(init=False, repr=False, compare=False)  # item ids outside the holdout, sorted
     _hold_ids: list[str] = field(init=False, repr=False, compare=False)  # item ids in it, sorted
@@ -54,6 +56,7 @@ class TrainingSet:
         if label.label_id in self.label_ids:
             return "duplicate"
         self.label_ids.add(label.label_id)
+        self.answer_seconds.append(label.seconds)
         old = self.items.get(label.item_id)
         if old is None:
             bisect.insort(self._hold_ids if in_holdout(label.item_id, self._split_fraction) else self._train_ids, label.item_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from activestream.retrainer.service import Retrainer
 from activestream.schemas import Item, Label, decode_dead_letter, decode_model_version
@@ -141,3 +142,20 @@ def test_an_imported_baseline_does_not_spend_the_budget() -> None:
         r.step(0.0)
     fired = decode_model_version(bus.messages(topics.models)[-1].value).metrics
     assert fired["stop_budget_n_labels"] == 150  # (fired at the version with 50 labelers' answers: 150 labels in its training set)
+
+
+def test_hours_spent_count_every_answer_a_corrected_one_and_each_labelers() -> None:
+    # (a docs audit: ann's 4 s answer, corrected without seconds, left 0 s spent: only each item's answer in use counted,
+    # while export and report sum every answer's time)
+    bus, topics = InMemoryBus(), Topics("hours")
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=1, holdout_fraction=0.0)
+    rng = np.random.default_rng(2)
+    answers = [Label("a", "L1", "ann", label=0, seconds=4.0), Label("a", "L2", "ann", label=1, seconds=0.0),  # her correction
+               Label("b", "L3", "ann", label=0, seconds=6.0), Label("b", "L4", "bob", label=0, seconds=8.0),  # two labelers
+               Label("b", "L4", "bob", label=0, seconds=8.0)]  # (a redelivery: once)
+    for lab in answers:
+        lab = Label(lab.item_id, lab.label_id, lab.labeler_id, label=lab.label, seconds=lab.seconds, features=rng.normal(size=3).astype(np.float32))
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+    r.step(0.0)
+    metrics = decode_model_version(bus.messages(topics.models)[-1].value).metrics
+    assert metrics["est_hours_spent"] * 3600 == pytest.approx(18.0)
