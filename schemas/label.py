@@ -6,17 +6,20 @@ import base64
 import dataclasses
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from activestream.schemas.codec import dump_object
-from activestream.schemas.errors import DecodeError
+from activestream.schemas.errors import DecodeError, show
 from activestream.schemas.fields import LabelValue, about_item, finite_number, label_value, optional_text, required_text
 from activestream.schemas.wire_b64 import b64_features
 from activestream.schemas.wire_json import feature_vector
 
 LABEL_SCHEMA = "label.v1"
+#: Who gave a label: a labeler, a simulation's oracle, the auto-accept rule, an import (label.v1.schema.json's enum).
+SOURCES = ("human", "simulated", "auto", "baseline")
 #: Label sources that cost the campaign no labeling (an imported baseline, auto-accepted predictions): the budget counts the others.
 FREE_SOURCES = ("baseline", "auto")
 
@@ -156,7 +159,7 @@ def _decode_label(payload: bytes | str, key: str | None) -> Label:
         labels=labels,
         seconds=seconds,
         features=features,
-        source=optional_text(obj, item_id, "source", None) or "human",
+        source=_source(obj, item_id),
         ts=finite_number(obj, item_id, "ts", time.time()),
         control=control,
         model_version=version,
@@ -165,3 +168,11 @@ def _decode_label(payload: bytes | str, key: str | None) -> Label:
         audit=audit,
         audited_label=audited,
     )
+
+
+def _source(obj: Mapping[str, Any], item_id: str | None) -> str:
+    """The ``source`` field, one of :data:`SOURCES` (``human`` when absent)."""
+    source = optional_text(obj, item_id, "source", None) or "human"
+    if source not in SOURCES:
+        raise DecodeError(item_id, "source", f"unknown source {show(source)}; expected one of {', '.join(SOURCES)}")
+    return source

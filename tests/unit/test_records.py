@@ -24,6 +24,7 @@ from activestream.schemas import (
     decode_queue_entry,
     json_schema,
 )
+from activestream.schemas.label import SOURCES
 
 
 def validate(payload: bytes, name: str) -> None:
@@ -104,6 +105,23 @@ def test_label_round_trip_single_and_multi() -> None:
     multi = Label("i2", "L2", "ann", labels=("cat", "dog"))
     validate(multi.encode(), "label.v1")
     assert decode_label(multi.encode()).labels == ("cat", "dog")
+
+
+def test_every_field_a_label_writes_is_in_its_schema() -> None:
+    # (a docs audit: audit answers wrote "audit" and "audited_label", which the contract page did not list)
+    full = Label("i1", "L1", "ann", label="cat", seconds=2.0, features=np.array([1.0], dtype=np.float32), source="auto", control=True,
+                 model_version=3, confidence=0.99, threshold=0.95, audit=True, audited_label="dog")
+    written = json.loads(full.encode())
+    validate(full.encode(), "label.v1")
+    assert set(written) <= set(json_schema("label.v1")["properties"]), set(written) - set(json_schema("label.v1")["properties"])
+    assert decode_label(full.encode()).audited_label == "dog"
+
+
+def test_a_label_source_is_one_the_contract_lists() -> None:
+    assert json_schema("label.v1")["properties"]["source"]["enum"] == list(SOURCES)
+    with pytest.raises(DecodeError, match="field 'source': unknown source 'crowd'; expected one of human, simulated, auto, baseline"):
+        decode_label(b'{"item_id": "a", "labeler_id": "x", "label_id": "l", "label": 1, "source": "crowd"}')
+    assert decode_label(b'{"item_id": "a", "labeler_id": "x", "label_id": "l", "label": 1}').source == "human"
 
 
 def test_bad_label() -> None:
