@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
