@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from activestream.commands import options
+from activestream.config import ENV_PREFIX
 from activestream.supervisor import Supervised, start_services, stop_processes, supervise
 from activestream.wiring import Stop, estimator_factory, kafka_config_problem, settings_from
 
@@ -76,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # (a shell that sourced this stack's env file holds the addresses of its own broker and Redis, down now: not
         # external ones to use instead of starting them)
-        bootstrap = external(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), f"127.0.0.1:{earlier.get('kafka')}")
-        redis_url = external(os.environ.get("REDIS_URL"), f"redis://127.0.0.1:{earlier.get('redis')}/0")
+        bootstrap = external(address_setting("KAFKA_BOOTSTRAP_SERVERS"), f"127.0.0.1:{earlier.get('kafka')}")
+        redis_url = external(address_setting("REDIS_URL"), f"redis://127.0.0.1:{earlier.get('redis')}/0")
         for name, value in (("KAFKA_BOOTSTRAP_SERVERS", bootstrap), ("REDIS_URL", redis_url)):
             if value:
                 print(f"using {name}={value.rpartition('@')[2]} from the environment (not starting one)", flush=True)
@@ -132,6 +133,13 @@ def still_running(recorded: Mapping[str, int]) -> dict[str, int]:
         if program.encode() in cmdline:
             out[name] = int(pid)  # type: ignore[arg-type]
     return out
+
+
+def address_setting(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The broker's or Redis's address as the services read it (:meth:`activestream.config.Settings.from_env`):
+    ``ACTIVESTREAM_<name>`` first, then ``<name>``."""
+    env = os.environ if env is None else env
+    return env.get(ENV_PREFIX + name) or env.get(name) or None
 
 
 def external(value: str | None, own: str) -> str | None:

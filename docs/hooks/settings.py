@@ -109,7 +109,7 @@ DESCRIPTIONS: dict[str, str] = {
     "`--webhook-port`, as Label Studio reaches it); unset: polling only",
     "metrics_host": "address `/metrics` and `/healthz` listen on (`0.0.0.0` in containers)",
     "instance_id": "this process's slot, stable across its restarts and unique among its replicas (`activestream up` sets "
-    "`scorer-0`, ...; compose `{hostname}`, expanded to the container's): consumers join their group as a static member "
+    "`<host>-scorer-0`, ...: the host's name, the service, the replica; compose `{hostname}`, expanded to the container's): consumers join their group as a static member "
     "(`group.instance.id`), so a restarted service gets its partitions back at once instead of after a rebalance, and "
     "a transactional producer fences its killed predecessor at once (unset: dynamic membership)",
     "redis_password_file": "a file holding the Redis password (e.g. a compose secret at `/run/secrets/redis_password`); "

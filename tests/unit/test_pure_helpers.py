@@ -444,3 +444,17 @@ def test_ups_env_file_carries_the_campaigns_settings_and_leaves_secrets_out() ->
     assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9094", "REDIS_URL=redis://127.0.0.1:6390/0",
                                  "ACTIVESTREAM_CLASSES=barbera,barolo", "ACTIVESTREAM_NAMESPACE='wine 2026'"]  # (quoted: the file is sourced)
 
+
+
+def test_up_reads_the_brokers_and_rediss_address_as_the_services_do() -> None:
+    # (a docs audit: up looked only at REDIS_URL, so with ACTIVESTREAM_REDIS_URL set it started its own Redis while the
+    # services it started, and the env file's readers, used the other)
+    from activestream.commands.up import address_setting
+    from activestream.config import Settings
+
+    for env in ({"ACTIVESTREAM_REDIS_URL": "redis://a:1/0", "REDIS_URL": "redis://b:2/0"}, {"REDIS_URL": "redis://b:2/0"},
+                {"ACTIVESTREAM_REDIS_URL": "redis://a:1/0"}):
+        assert address_setting("REDIS_URL", env) == Settings.from_env(env).redis_url
+    env = {"ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS": "k1:9092", "KAFKA_BOOTSTRAP_SERVERS": "k2:9092"}
+    assert address_setting("KAFKA_BOOTSTRAP_SERVERS", env) == Settings.from_env(env).kafka_bootstrap_servers == "k1:9092"
+    assert address_setting("REDIS_URL", {}) is None
