@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from activestream.schemas import DecodeError, Label, decode_item, decode_label
+from activestream.schemas.wire_json import as_written
 from activestream.tables import EXPORT_COLUMNS
 
 if TYPE_CHECKING:
@@ -191,14 +192,6 @@ def build_rows(bus: Bus, topics: Topics, *, with_features: bool, feature_names: 
                 row.update(zip(names, as_written(vec), strict=True))
         rows.append(row)
     return rows, counts
-
-
-def as_written(vec: np.ndarray) -> list[float]:
-    """(d,) features as Python floats; float32 ones (as items travel) by their shortest decimal, the value a producer
-    wrote (``0.1``, not float32's widened ``0.10000000149011612``)."""
-    if vec.dtype == np.float32:
-        return vec.astype(str).astype(np.float64).tolist()  # type: ignore[no-any-return]
-    return np.asarray(vec, dtype=np.float64).tolist()  # type: ignore[no-any-return]
 
 
 def _refused(m: Message, refused: set[bytes]) -> bool:

@@ -25,9 +25,18 @@ log = logging.getLogger(__name__)
 # Shorter tokens could be guessed by a client trying them against the API.
 MIN_TOKEN_CHARS = 16
 # Labeler ids activestream's own components write under: no client or token may act as a
-# dispatcher's group (and label or skip what it was handed), the scorer's auto-accept or a baseline.
+# dispatcher's group or a Label Studio connector (and label or skip what it was handed), the scorer's
+# auto-accept or a baseline.
 RESERVED_LABELERS = ("auto", "baseline")
-RESERVED_LABELER_PREFIX = "dispatch:"
+RESERVED_LABELER_PREFIXES = ("dispatch:", "labelstudio:")
+
+
+def reserved_problem(labeler: str) -> str | None:
+    """Why ``labeler`` may not be a labeler's id (one of activestream's own components'), or ``None``."""
+    if labeler in RESERVED_LABELERS or labeler.startswith(RESERVED_LABELER_PREFIXES):
+        return (f"{labeler!r} is reserved for activestream's own components "
+                f"({', '.join(p + '*' for p in RESERVED_LABELER_PREFIXES)}, {', '.join(RESERVED_LABELERS)})")
+    return None
 
 
 class TokenFileError(ValueError):
@@ -79,8 +88,9 @@ def parse_tokens(text: str, source: str = "tokens file") -> LabelerTokens:
             raise TokenFileError(f"{source}, line {n}: token has characters other than printable ASCII (labeler {labeler!r})")
         if len(token) < MIN_TOKEN_CHARS:
             raise TokenFileError(f"{source}, line {n}: token shorter than {MIN_TOKEN_CHARS} characters (labeler {labeler!r})")
-        if labeler in RESERVED_LABELERS or labeler.startswith(RESERVED_LABELER_PREFIX):
-            raise TokenFileError(f"{source}, line {n}: labeler id {labeler!r} is reserved for activestream's own components")
+        reserved = reserved_problem(labeler)
+        if reserved is not None:
+            raise TokenFileError(f"{source}, line {n}: labeler id {reserved}")
         if token in tokens:
             raise TokenFileError(f"{source}, line {n}: the token of labeler {labeler!r} is already given to {tokens[token]!r}")
         tokens[token] = labeler

@@ -20,8 +20,8 @@ or a re-poll changes nothing and an updated answer supersedes the earlier label.
 
 Random-control picks and hidden audit items (a share of the auto-accepted ones,
 :mod:`activestream.rankedqueue.auto_accept`) are served before the ranked tasks, as the labeler API
-serves them. A control task says so in its data (``activestream_control``); an audit task looks like
-any other, and its answer comes back through the labeling service, which flags it as an audit.
+serves them. Neither says so in its data (a labeler who could tell them apart would label them differently); the
+labeling service flags their answers (``control``, ``audit``).
 
 What the connector needs to survive a restart lives in Redis beside the queue (under
 ``QueueKeys.connector(owner)``): item -> task, the answers seen per annotation, the items whose
@@ -46,19 +46,24 @@ from activestream.labeling.control_picks import ControlPicker
 from activestream.labeling.control_share import Explore
 from activestream.labeling.label_studio_config import (
     ITEM_ID_FIELD,
+    SeveralChoices,
     answer_from_result,
+    choice_problems,
+    choice_values,
     choices_control,
     features_from_data,
     label_id,
     labeling_config,
     ls_score,
     model_version_name,
+    shown_fields,
     task_data,
 )
 from activestream.labeling.label_studio_project import (
     UNCERTAINTY_SAMPLING,
     as_dict,
     delete_prediction,
+    error_text,
     find_tasks,
     our_predictions,
     utc_stamp,
@@ -144,7 +149,13 @@ class LabelStudioConnector:
         self.events: stdqueue.SimpleQueue[dict[str, Any]] = stdqueue.SimpleQueue()  # webhook payloads
         self._users: dict[int, str] = {}
         self._project_version: str | None = None
-        self.from_name, self.multiple = choices_control(self._project().label_config)
+        config = self._project().label_config
+        self.from_name, self.multiple = choices_control(config)
+        self.shown = shown_fields(config)
+        classes = service.classes if service.classes is not None else self.classes
+        for problem in choice_problems(choice_values(config, self.from_name), classes) if classes and not self.multiple else []:
+            log.warning("Label Studio project %d: %s (its <Choices name=%r>; the campaign's classes: %s)", self.project, problem,
+                        self.from_name, ", ".join(map(str, classes)))
 
     # ----------------------------------------------------------------- set-up
     def _project(self) -> Any:
@@ -217,7 +228,15 @@ class LabelStudioConnector:
         q.r.sadd(self._creating_key, *creating) if creating else None
         claimed = q.claim(new, self.owner, self.lease_ttl, now)
         first |= {i for i, _ in picks} | {i for i, _ in claimed if i in audits}
-        changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version, first)
+        try:
+            changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version, first)
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and status < 500:  # (refused: nothing created) the items go back at once, not in an hour
+                for i in [i for i, _ in claimed] + [i for i, _ in picks]:
+                    q.unclaim(i, self.owner)
+                q.r.srem(self._creating_key, *creating) if creating else None
+            raise
         if creating:
             q.r.srem(self._creating_key, *creating)
         scores = dict(best) | dict(claimed) | dict(picks)
@@ -246,7 +265,8 @@ class LabelStudioConnector:
             metas = dict(zip(ids, self.queue.metadata_of(ids), strict=True))
             feats = dict(zip(fids, self.queue.features_of(fids), strict=True))
             name = model_version_name(version)
-            req = [{"data": task_data(i, metas[i], feats[i], self.names, control=c),
+            names = self.names or self.queue.feature_names()  # (the names produce recorded: a CSV's header)
+            req = [{"data": task_data(i, metas[i], feats[i], names, self.shown),
                     "predictions": [{"model_version": name, "score": ls_score(s, control=i in first), "result": []}]} for i, s, c in fresh]
             res = self.client.projects.import_tasks(self.project, request=req, return_task_ids=True)
             for (i, s, _c), tid in zip(fresh, res.task_ids, strict=True):
@@ -288,14 +308,19 @@ class LabelStudioConnector:
             target = ls_score(s, control=item in controls)
             if ex.version == version and ex.score == target:
                 continue
-            pid = ex.prediction if ex.prediction is not None else next(iter(our_predictions(self.client, ex.task, name)), None)
-            if ex.version == version and pid is not None:
-                self.client.predictions.update(pid, score=target)
-            else:  # a new version (or a task adopted after a crash): a new prediction first, the old ones go once the project follows
-                stale = our_predictions(self.client, ex.task)
-                if stale:  # (kept in Redis: a crash before they are deleted leaves them for the next sync)
-                    self.queue.r.sadd(self._stale_key, *stale)
-                pid = int(self.client.predictions.create(task=ex.task, model_version=name, score=target, result=[]).id)
+            try:
+                pid = ex.prediction if ex.prediction is not None else next(iter(our_predictions(self.client, ex.task, name)), None)
+                if ex.version == version and pid is not None:
+                    self.client.predictions.update(pid, score=target)
+                else:  # a new version (or a task adopted after a crash): a new prediction first, the old ones go once the project follows
+                    stale = our_predictions(self.client, ex.task)
+                    if stale:  # (kept in Redis: a crash before they are deleted leaves them for the next sync)
+                        self.queue.r.sadd(self._stale_key, *stale)
+                    pid = int(self.client.predictions.create(task=ex.task, model_version=name, score=target, result=[]).id)
+            except Exception as exc:
+                if self._deleted_in_label_studio(item, ex, exc):
+                    continue
+                raise
             ex.prediction, ex.version, ex.score, ex.control = pid, version, target, item in controls
             self._save(item, ex)
             n += 1
@@ -315,21 +340,47 @@ class LabelStudioConnector:
         for item, ex in self.exported().items():
             if item in held:
                 continue
-            if ex.left_at is None:
-                for pid in our_predictions(self.client, ex.task):
-                    delete_prediction(self.client, pid)
-                ex.left_at, ex.prediction, ex.score = now, None, None
-                self._save(item, ex)
-                n += 1
-            elif now - ex.left_at >= self.grace:
-                task = as_dict(self.client.tasks.get(str(ex.task)))
-                working = task.get("drafts") or [a for a in task.get("annotations") or [] if not as_dict(a).get("was_cancelled")]
-                if not working:
-                    self.client.tasks.delete(str(ex.task))
-                    self.metrics.deleted.inc()
-                self.queue.r.hdel(self._tasks_key, item)
-                n += 1
+            try:
+                n += self._retire_one(item, ex, now)
+            except Exception as exc:
+                if not self._deleted_in_label_studio(item, ex, exc):
+                    raise
         return n
+
+    def _retire_one(self, item: str, ex: Exported, now: float) -> int:
+        if ex.left_at is None:
+            for pid in our_predictions(self.client, ex.task):
+                delete_prediction(self.client, pid)
+            ex.left_at, ex.prediction, ex.score = now, None, None
+            self._save(item, ex)
+            return 1
+        if now - ex.left_at >= self.grace:
+            task = as_dict(self.client.tasks.get(str(ex.task)))
+            working = task.get("drafts") or [a for a in task.get("annotations") or [] if not as_dict(a).get("was_cancelled")]
+            if not working:
+                self.client.tasks.delete(str(ex.task))
+                self.metrics.deleted.inc()
+            self.queue.r.hdel(self._tasks_key, item)
+            return 1
+        return 0
+
+    def _deleted_in_label_studio(self, item: str, ex: Exported, exc: Exception) -> bool:
+        """Whether ``exc``, an error of a call about ``item``'s task, came of the task having been deleted in Label Studio
+        (its Data Manager): the connector then forgets the task and hands the item back to the queue (a new task is
+        created for it while it ranks high). ``False`` for any other error (Label Studio down: the sync retries)."""
+        if not isinstance(getattr(exc, "status_code", None), int):
+            return False
+        try:
+            self.client.tasks.get(str(ex.task))
+            return False
+        except Exception as probe:  # noqa: BLE001 - only a 404 says the task is gone
+            if getattr(probe, "status_code", None) != 404:
+                return False
+        log.warning("task %d (item %s) was deleted in Label Studio: the connector forgets it, the item goes back to the queue",
+                    ex.task, item)
+        self.queue.unclaim(item, self.owner)
+        self.queue.r.hdel(self._tasks_key, item)
+        return True
 
     # ----------------------------------------------------------------- Label Studio -> labels topic
     def on_annotation(self, ann: dict[str, Any], data: dict[str, Any] | None = None) -> str:
@@ -357,7 +408,12 @@ class LabelStudioConnector:
             self.queue.skip(item, labeler, self.service.max_skips, holder=self.owner)
             self._record(ann_id, seen, CANCELLED)
             return self._count("skipped")
-        answer = answer_from_result(ann.get("result") or [], self.from_name, self.multiple, self.classes)
+        try:
+            answer = answer_from_result(ann.get("result") or [], self.from_name, self.multiple, self.classes)
+        except SeveralChoices as exc:
+            if seen is not None and seen["digest"] == exc.digest:
+                return self._count("duplicate")
+            return self._refuse(ann_id, seen, item, labeler, str(exc), "refused", exc.digest)
         digest = answer.digest() if answer is not None else "empty"
         if seen is not None and seen["digest"] == digest:
             return self._count("duplicate")
@@ -480,9 +536,9 @@ class LabelStudioConnector:
                     on_tick(n)
             except Exception as exc:  # noqa: BLE001 - Label Studio (or Redis) down: say so, retry
                 self.metrics.errors.inc()
-                log.warning("Label Studio sync failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, backoff)
+                log.warning("Label Studio sync failed (%s); retrying in %.0f s", error_text(exc), backoff)
                 if on_error is not None:
-                    on_error(f"{type(exc).__name__}: {exc}")
+                    on_error(error_text(exc))
                 if burst:
                     raise
                 time.sleep(backoff)

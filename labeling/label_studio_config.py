@@ -18,11 +18,12 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from activestream.schemas.wire_json import as_written
+
 log = logging.getLogger(__name__)
 
 ITEM_ID_FIELD = "activestream_id"  # task data key holding the item id
 FEATURES_FIELD = "features"  # task data key holding {feature name: value}
-CONTROL_FIELD = "activestream_control"  # task data key: true on random-control picks
 # Label Studio serves the LOWEST prediction score first (next_task.py orders by predictions__score
 # ascending), so a task's score is minus activestream's; control picks go before every ranked item.
 CONTROL_LS_SCORE = -1e9
@@ -56,10 +57,13 @@ def feature_names(n: int, names: Sequence[str] | None) -> list[str]:
     return [f"f{i}" for i in range(n)]
 
 
-def task_data(item_id: str, metadata: dict[str, Any], features: np.ndarray | None, names: Sequence[str] | None, *,
-              control: bool = False) -> dict[str, Any]:
+def task_data(item_id: str, metadata: dict[str, Any], features: np.ndarray | None, names: Sequence[str] | None,
+              shown: Sequence[str] = ()) -> dict[str, Any]:
     """A Label Studio task's ``data``: the item's metadata (``text``, ``image``, ...) at the top level,
     its features under their names in ``features``, and its id in ``activestream_id``.
+
+    Nothing says whether the item is a random-control pick or an audit (a labeler who could tell would label those
+    differently, and the estimates they feed would lean).
 
     Parameters
     ----------
@@ -67,17 +71,51 @@ def task_data(item_id: str, metadata: dict[str, Any], features: np.ndarray | Non
     metadata : the item's metadata as the producer sent it.
     features : (n_features,) float32, or ``None``.
     names : feature names (see :func:`feature_names`).
-    control : a random-control pick (``activestream_control: true``).
+    shown : the data fields the labeling config shows (:func:`shown_fields`): Label Studio refuses a whole import
+        with a task that lacks one, so an item without it gets an empty one (and a warning).
     """
-    data = {k: v for k, v in metadata.items() if k not in (ITEM_ID_FIELD, FEATURES_FIELD, CONTROL_FIELD, "control")}
+    data = {k: v for k, v in metadata.items() if k not in (ITEM_ID_FIELD, FEATURES_FIELD, "control")}
     data[ITEM_ID_FIELD] = item_id
     if features is not None:
         vec = np.asarray(features, dtype=np.float32)
-        # float(float32) is exact in float64 and in JSON: the label carries the same vector back
-        data[FEATURES_FIELD] = {n: float(v) for n, v in zip(feature_names(len(vec), names), vec.tolist(), strict=True)}
-    if control:
-        data[CONTROL_FIELD] = True
+        # (each value's shortest decimal: read back as float32 it is the same value, so the label carries the same vector)
+        data[FEATURES_FIELD] = dict(zip(feature_names(len(vec), names), as_written(vec), strict=True))
+    missing = [f for f in shown if f not in data]
+    if missing:
+        log.warning("item %s has no metadata field %s, which the labeling config shows: exported with an empty one",
+                    item_id, ", ".join(map(repr, missing)))
+        data.update(dict.fromkeys(missing, ""))
     return data
+
+
+def shown_fields(config: str) -> list[str]:
+    """The task data fields a labeling config shows (its ``value="$field"`` attributes), ``features`` aside."""
+    try:
+        root = ET.fromstring(config)  # noqa: S314 - the project's own config, read from Label Studio or the user
+    except ET.ParseError:
+        return []
+    fields = (el.get("value", "") for el in root.iter())
+    return list(dict.fromkeys(v[1:] for v in fields if v.startswith("$") and v[1:] and v[1:] != FEATURES_FIELD))
+
+
+def choice_values(config: str, name: str) -> list[str]:
+    """The values of the ``<Choice>`` options of control ``name`` in a labeling config."""
+    root = ET.fromstring(config)  # noqa: S314 - the project's own config
+    for el in root.iter("Choices"):
+        if el.get("name") == name:
+            return [str(c.get("value")) for c in el.iter("Choice") if c.get("value") is not None]
+    return []
+
+
+def choice_problems(choices: Sequence[str], classes: Sequence[Any]) -> list[str]:
+    """What is wrong between a config's choices and the campaign's classes: one line each (``[]``: they agree).
+
+    >>> choice_problems(["Barolo", "barbera"], ["barolo", "barbera"])
+    ["choice 'Barolo' is not a class (its answers will be refused)", "class 'barolo' is not a choice (labelers cannot give it)"]
+    """
+    names = {str(c) for c in classes}
+    return ([f"choice {c!r} is not a class (its answers will be refused)" for c in choices if c not in names]
+            + [f"class {str(c)!r} is not a choice (labelers cannot give it)" for c in classes if str(c) not in set(choices)])
 
 
 def features_from_data(data: dict[str, Any]) -> np.ndarray | None:
@@ -154,11 +192,25 @@ class Answer:
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
+class SeveralChoices(ValueError):
+    """Several choices in a single-choice control: which one is the label is not known (refused, not the first taken)."""
+
+    def __init__(self, picked: Sequence[str | int], from_name: str) -> None:
+        super().__init__(f"several choices ({', '.join(map(repr, picked))}) in the single-choice control {from_name!r}: "
+                         "one class per item")
+        self.digest = Answer(labels=tuple(picked)).digest()
+
+
 def answer_from_result(result: Sequence[dict[str, Any]], from_name: str, multiple: bool, classes: Sequence[Any] = ()) -> Answer | None:
     """The answer an annotation's ``result`` gives in control ``from_name`` (``None``: no choice made, one class asked).
 
     A choice that names one of ``classes`` becomes that class (``"3"`` -> ``3`` when classes are
     integers); any other stays a string (the labeling service then checks it against the campaign).
+
+    Raises
+    ------
+    SeveralChoices
+        Two different choices where one class is asked.
     """
     by_text = {str(c): c for c in classes}
     picked: list[str | int] = []
@@ -170,6 +222,8 @@ def answer_from_result(result: Sequence[dict[str, Any]], from_name: str, multipl
             picked.append(by_text.get(str(c), str(c)))
     if multiple:  # (no choice in a multi-label project: no tag applies, an answer too)
         return Answer(labels=tuple(dict.fromkeys(picked)))
+    if len(set(picked)) > 1:
+        raise SeveralChoices(list(dict.fromkeys(picked)), from_name)
     return Answer(label=picked[0]) if picked else None
 
 

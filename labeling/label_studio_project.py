@@ -54,12 +54,24 @@ def api_problem(exc: BaseException, url: str, project: int | None = None) -> str
         return None
     body = getattr(exc, "body", None)
     detail = body.get("detail") if isinstance(body, dict) else None
-    why = f"{status}{': ' + str(detail) if detail else ''}"
+    errors = body.get("validation_errors") if isinstance(body, dict) else None
+    why = f"{status}{': ' + str(detail) if detail else ''}{' ' + json.dumps(errors)[:500] if errors else ''}"
     if status in (401, 403):
         return f"Label Studio at {url} refused the token ({why}): check ACTIVESTREAM_LABEL_STUDIO_TOKEN (Account & Settings > Access Token)"
     if status == 404 and project is not None:
         return f"Label Studio at {url} has no project {project} ({why}): check ACTIVESTREAM_LABEL_STUDIO_PROJECT (or --project)"
     return f"Label Studio at {url} answered {why}"
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as one short line: for the SDK's ``ApiError``, Label Studio's status and answer (its own text holds the
+    response's headers, a session cookie among them); else the type and message."""
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        return f"{type(exc).__name__}: {exc}"
+    body = getattr(exc, "body", None)
+    text = json.dumps(body) if isinstance(body, dict | list) else str(body or "")
+    return f"Label Studio answered {status}: {text[:500]}"
 
 
 def wait_for_server(client: Any, url: str, should_stop: Callable[[], bool], sleep: Callable[[float], None] = time.sleep) -> bool:
@@ -99,7 +111,7 @@ def ensure_webhook(client: Any, project: int, url: str, secret: str) -> int:
     """Register (or refresh) the project's webhook to ``url`` for created and updated annotations; returns its id."""
     for hook in client.webhooks.list(project=str(project)):
         if hook.url == url:
-            client.webhooks.update(hook.id, url=url, project=project, actions=list(WEBHOOK_ACTIONS), send_payload=True, is_active=True,
+            client.webhooks.update(hook.id, url=url, actions=list(WEBHOOK_ACTIONS), send_payload=True, is_active=True,
                                    headers={WEBHOOK_SECRET_HEADER: secret})
             return int(hook.id)
     hook = client.webhooks.create(url=url, project=project, actions=list(WEBHOOK_ACTIONS), send_payload=True, is_active=True,

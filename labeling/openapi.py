@@ -59,7 +59,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "oneOf": [{"required": ["label"], "not": {"required": ["labels"]}}, {"required": ["labels"], "not": {"required": ["label"]}}],
         "properties": {
             "item_id": _ID,
-            "labeler_id": {"type": "string", "minLength": 1, "description": "not dispatch:*, auto or baseline (reserved)"},
+            "labeler_id": {"type": "string", "minLength": 1, "description": "not dispatch:*, labelstudio:*, auto or baseline (reserved)"},
             "label": _LABEL,
             "labels": {"type": "array", "items": _LABEL},
             "seconds": {"type": "number", "minimum": 0, "maximum": MAX_LABEL_SECONDS, "description": "time spent labeling"},

@@ -12,7 +12,7 @@ import logging
 import math
 from typing import Any
 
-from activestream.labeling.auth import RESERVED_LABELER_PREFIX, RESERVED_LABELERS
+from activestream.labeling.auth import reserved_problem
 from activestream.labeling.bandit import parse_state
 from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view
 from activestream.labeling.control_picks import control_flagged
@@ -91,9 +91,9 @@ def check_labeler(labeler: str, where: str) -> str:
     problem = text_problem(labeler)
     if problem is not None:
         raise BadRequest(f"{where}: {problem}")
-    if labeler in RESERVED_LABELERS or labeler.startswith(RESERVED_LABELER_PREFIX):
-        raise BadRequest(f"{where}: {labeler!r} is reserved for activestream's own components "
-                         f"({RESERVED_LABELER_PREFIX}*, {', '.join(RESERVED_LABELERS)})")
+    reserved = reserved_problem(labeler)
+    if reserved is not None:
+        raise BadRequest(f"{where}: {reserved}")
     return labeler
 
 

@@ -72,3 +72,15 @@ def _fits_float(v: float) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def as_written(vec: np.ndarray) -> list[float]:
+    """(d,) features as Python floats; float32 ones (as items travel) by their shortest decimal, the value a producer
+    wrote (``0.1``, not float32's widened ``0.10000000149011612``). Read back as float32, each is the same float32.
+
+    >>> as_written(np.array([0.1, 2.5], dtype=np.float32))
+    [0.1, 2.5]
+    """
+    if vec.dtype == np.float32:
+        return vec.astype(str).astype(np.float64).tolist()  # type: ignore[no-any-return]
+    return np.asarray(vec, dtype=np.float64).tolist()  # type: ignore[no-any-return]

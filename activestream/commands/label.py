@@ -50,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
     -------
     0; an unreadable ``--answers`` file exits with one ``error:`` line.
     """
+    from activestream.labeling.auth import reserved_problem
     from activestream.labeling.terminal import label_from_topic
 
+    reserved = reserved_problem(args.labeler_id)
+    if reserved is not None:
+        raise SystemExit(f"error: --labeler-id {reserved}")
     s, bus, topics = connect(args)
     queue = campaign_queue(s)
     try:

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         conn = LabelStudioConnector(client, project, queue, service, bus, topics, top_n=args.top_n or s.label_studio_top_n, lease_ttl=args.lease_ttl,
                                     grace=args.grace, names=names, explore=explore_of(s), registry=registry)
         conn.ensure_uncertainty_sampling()
-        hook_url = args.webhook_url or s.label_studio_webhook_url
+        hook_url = webhook_path(args.webhook_url or s.label_studio_webhook_url)
         if hook_url:
             secret = secrets.token_urlsafe(24)
             webhook = serve_webhook(conn.events, secret, args.webhook_port, args.webhook_host)
@@ -154,3 +154,18 @@ def run(args: argparse.Namespace) -> int:
         http.close()
         bus.close()
     return 0
+
+
+def webhook_path(url: str | None) -> str | None:
+    """The URL Label Studio posts annotations to: ``url``, with the receiver's ``/webhook`` path when it names none
+    (a bare ``http://host:port`` had Label Studio post to ``/``, which the receiver does not serve).
+
+    >>> webhook_path("http://connector:8092"), webhook_path("http://proxy/ls-hook")
+    ('http://connector:8092/webhook', 'http://proxy/ls-hook')
+    """
+    if not url:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/webhook")) if parts.path in ("", "/") else url

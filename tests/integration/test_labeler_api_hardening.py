@@ -65,7 +65,7 @@ def test_seconds_are_bounded_to_a_day(api, seconds: float) -> None:
     assert call(f"{base}/labels", {"item_id": "a", "label": 1, "labeler_id": "ann", "seconds": 86_400})[:2] == (200, {"accepted": True})
 
 
-@pytest.mark.parametrize("labeler", ["dispatch:default", "dispatch:", "auto", "baseline"])
+@pytest.mark.parametrize("labeler", ["dispatch:default", "dispatch:", "auto", "baseline", "labelstudio:2"])
 def test_reserved_labeler_ids_are_refused_from_clients(api, labeler: str) -> None:
     base, bus, topics, queue = api
     code, reply, _ = call(f"{base}/lease?k=1&labeler={urllib.request.quote(labeler)}")

@@ -241,3 +241,12 @@ def test_a_kafka_error_is_one_line_and_a_refusal_is_status_2(code: str, status: 
     monkeypatch.setattr(cli, "build_parser", build_parser)
     assert cli.main([]) == status
     assert capsys.readouterr().err.strip() == line
+
+
+@pytest.mark.parametrize("labeler", ["auto", "baseline", "dispatch:default", "labelstudio:2"])
+def test_the_terminal_labeler_refuses_a_reserved_labeler_id(labeler: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # (a labeler audit: `label --labeler-id baseline` published labels the export showed as imported ones)
+    from activestream.cli import main
+
+    assert main(["label", "--labeler-id", labeler]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: --labeler-id {labeler!r} is reserved for activestream's own components")

@@ -8,12 +8,16 @@ import pytest
 from activestream.labeling.label_studio_config import (
     CONTROL_LS_SCORE,
     Answer,
+    SeveralChoices,
     answer_from_result,
+    choice_problems,
+    choice_values,
     choices_control,
     features_from_data,
     label_id,
     labeling_config,
     ls_score,
+    shown_fields,
     task_data,
 )
 
@@ -49,13 +53,35 @@ def test_answers_map_back_to_the_model_classes() -> None:
     assert Answer(label="a").digest() != Answer(label="b").digest() and Answer(label="a").digest() == Answer(label="a").digest()
 
 
-def test_task_data_keeps_metadata_features_and_id() -> None:
-    x = np.array([0.1, -2.5, 3.25], dtype=np.float32)
-    data = task_data("i1", {"text": "hi", "control": True}, x, ["a", "b", "c"], control=False)
-    assert data == {"text": "hi", "activestream_id": "i1", "features": {"a": float(x[0]), "b": -2.5, "c": 3.25}}
+def test_task_data_keeps_metadata_features_and_id(caplog: pytest.LogCaptureFixture) -> None:
+    x = np.array([0.1, -2.5, 3.25, 11.84], dtype=np.float32)
+    data = task_data("i1", {"text": "hi", "control": True}, x, ["a", "b", "c", "d"])
+    # (the values as written, not float32 widened: 11.84, not 11.84000015258789; nothing says control)
+    assert data == {"text": "hi", "activestream_id": "i1", "features": {"a": 0.1, "b": -2.5, "c": 3.25, "d": 11.84}}
     np.testing.assert_array_equal(features_from_data(data), x)  # exactly the float32 vector back
-    assert task_data("i2", {}, x, None, control=True)["features"].keys() == {"f0", "f1", "f2"}
-    assert task_data("i2", {}, None, None, control=True)["activestream_control"] is True
+    assert task_data("i2", {}, x, None)["features"].keys() == {"f0", "f1", "f2", "f3"}
+    # A field the labeling config shows that an item lacks: an empty one (Label Studio refuses a whole import without it).
+    assert task_data("i3", {"title": "t"}, None, None, ["note", "title"]) == {"title": "t", "note": "", "activestream_id": "i3"}
+    assert "item i3 has no metadata field 'note', which the labeling config shows" in caplog.text
+
+
+def test_a_configs_shown_fields_and_choices_against_the_classes() -> None:
+    config = ('<View><Text name="t" value="$note"/><Header value="$title"/><Choices name="label" toName="t" choice="single">'
+              '<Choice value="Barolo"/><Choice value="barbera"/></Choices></View>')
+    assert shown_fields(config) == ["note", "title"] and shown_fields(labeling_config(["a"], "multiclass")) == []
+    assert choice_values(config, "label") == ["Barolo", "barbera"]
+    assert choice_problems(["Barolo", "barbera"], ["barolo", "barbera"]) == [
+        "choice 'Barolo' is not a class (its answers will be refused)", "class 'barolo' is not a choice (labelers cannot give it)"]
+    assert choice_problems(["1", "2"], [1, 2]) == []
+
+
+def test_several_choices_where_one_class_is_asked_are_refused_not_the_first_taken() -> None:
+    # (a labeler audit: ["barolo", "barbera"] in a single-choice project became "barolo")
+    two = [{"from_name": "label", "value": {"choices": ["barolo", "barbera"]}}]
+    with pytest.raises(SeveralChoices, match=r"several choices \('barolo', 'barbera'\) in the single-choice control 'label'"):
+        answer_from_result(two, "label", False, ["barolo", "barbera"])
+    same = [{"from_name": "label", "value": {"choices": ["barolo", "barolo"]}}]
+    assert answer_from_result(same, "label", False, ["barolo"]) == Answer(label="barolo")
 
 
 def test_label_ids_are_derived_from_the_annotation_and_its_revision() -> None:

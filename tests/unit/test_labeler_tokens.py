@@ -91,7 +91,7 @@ def test_a_tokens_file_replaced_with_one_of_the_same_size_and_mtime_is_read_agai
     assert tokens.labeler("Bearer ann-0123456789abcdef") is None and tokens.labeler("Bearer bob-0123456789abcdef") == "bob"
 
 
-@pytest.mark.parametrize("labeler", ["auto", "baseline", "dispatch:default"])
+@pytest.mark.parametrize("labeler", ["auto", "baseline", "dispatch:default", "labelstudio:2"])
 def test_a_tokens_file_cannot_give_a_reserved_labeler_id(labeler: str) -> None:
     with pytest.raises(TokenFileError, match=f"line 2: labeler id '{labeler}' is reserved"):
         parse_tokens(f"ann-0123456789abcdef ann\nx-0123456789abcdefgh {labeler}\n", "tokens.txt")
