@@ -52,6 +52,13 @@ def _answer(lab: Label) -> Any:
     return list(lab.labels) if lab.labels is not None else lab.label
 
 
+def _vote(lab: Label) -> str:
+    """What a labeler's answer votes for: a label set whatever the order its labels were given in."""
+    if lab.labels is not None:
+        return json.dumps(sorted({json.dumps(v) for v in lab.labels}))
+    return json.dumps(lab.label)
+
+
 def _auto_version(lab: Label) -> int | None:
     """An auto-label's model version: its field, else the scorer's labeler id ``auto:v{N}``."""
     if lab.model_version is not None:
@@ -93,9 +100,9 @@ def row_of(item_id: str, entry: ItemLabels) -> dict[str, Any]:
     """One export row (without metadata and features) from an item's labels."""
     humans = sorted(entry.by_labeler.values(), key=lambda lab: lab.ts)
     if humans:
-        votes = Counter(json.dumps(_answer(lab), sort_keys=True) for lab in humans)
+        votes = Counter(_vote(lab) for lab in humans)
         top = max(votes.values())
-        final = next(lab for lab in reversed(humans) if votes[json.dumps(_answer(lab), sort_keys=True)] == top)  # ties: the latest
+        final = next(lab for lab in reversed(humans) if votes[_vote(lab)] == top)  # ties: the latest
         return {
             "item_id": item_id, "label": _answer(final), "all_labels": [_answer(lab) for lab in humans], "majority_votes": top,
             "source": final.source, "labeler_ids": [lab.labeler_id for lab in humans],

@@ -246,3 +246,12 @@ def test_a_label_column_mixing_lists_and_single_labels_is_refused_by_both_reader
         load(onebad, ["label"])
     with pytest.raises(DatasetError, match=message):
         _read(onebad, ["label"])
+
+
+def test_a_majority_of_label_sets_does_not_depend_on_the_order_the_tags_were_given_in() -> None:
+    # (a multi-label audit: ("cat", "owl"), ("owl", "cat") and ("dog",) gave ["dog"] with 1 vote)
+    answers = [Label("a", "1", "ann", labels=("cat", "owl"), ts=1.0), Label("a", "2", "bob", labels=("owl", "cat"), ts=2.0),
+               Label("a", "3", "cy", labels=("dog",), ts=3.0)]
+    entry = fold(answers)["a"]
+    row = row_of("a", entry)
+    assert row["majority_votes"] == 2 and sorted(row["label"]) == ["cat", "owl"]
