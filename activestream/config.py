@@ -60,6 +60,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "pool_capacity": _at_least(0),
     "pool_max_age": ((lambda v: math.isfinite(v) and v >= 0), "a finite number of seconds >= 0 (0: off)"),
     "reservoir_share": ((lambda v: 0 <= v < 1), "a share of the pool capacity in [0, 1)"),
+    "task": ((lambda v: v in ("multiclass", "multilabel")), "multiclass or multilabel"),
     "label_studio_project": _at_least(1),
     "label_studio_top_n": _at_least(1),
     "model_artifact_max_mb": _at_least(1),
@@ -106,6 +107,7 @@ class Settings:
     auto_accept_precision: float = 0.99  # the precision auto-accepted items keep (its 95% lower bound on control labels)
     audit_share: float = 0.02  # share of auto-accepted items also sent to labelers blind (the audit)
     classes: str | None = None  # the campaign's classes, comma-separated: a label outside them is refused (None: any label)
+    task: str | None = None  # multiclass or multilabel: the campaign's answers, before its first (None: its first answer decides)
     budget: int | None = None  # the campaign's label budget: the retrainer estimates random sampling's accuracy at it
     labels_per_hour: float | None = None  # stream budget for queue admission (None: admit all)
     rerank_cache_mb: int = 1024  # the scorer's copy of the queue's feature segments for re-ranks (0: off)

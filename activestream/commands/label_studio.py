@@ -68,7 +68,7 @@ def resolve_project(args: argparse.Namespace, s: Settings, client: Any, bus: Bus
             classes, task = live_classes(bus, topics)
             given = args.classes if args.classes and args.classes.strip() else s.classes  # (--classes, else ACTIVESTREAM_CLASSES)
             if given:
-                classes, task = tuple(c.strip() for c in given.split(",") if c.strip()), args.task or task or "multiclass"
+                classes, task = tuple(c.strip() for c in given.split(",") if c.strip()), args.task or s.task or task or "multiclass"
             try:
                 config = labeling_config(classes, task, data_field=args.data_field, data_type=args.data_type)
             except ValueError as exc:

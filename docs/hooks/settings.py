@@ -54,6 +54,10 @@ DESCRIPTIONS: dict[str, str] = {
     "audit_share": "share of auto-accepted items the scorer also sends to labelers as hidden audit items (0: no audit); "
     "when their answers put the audited precision's 95% upper bound under `ACTIVESTREAM_AUTO_ACCEPT_PRECISION`, auto-accept "
     "pauses until the lower bound reaches it again",
+    "task": "`multiclass` (one class per item) or `multilabel` (a set of labels per item), declared before the campaign's "
+    "first answer: recorded with the queue at start (as the classes are), so the labeling page, the terminal labeler and "
+    "the labeler API ask for sets from the first item on; unset, the campaign's first answer decides (a service started "
+    "with a task other than the one recorded refuses to start)",
     "classes": "the campaign's classes, comma-separated (`barbera,barolo,grignolino`; integers when every one is: `0,1,2`): "
     "the labeler API, the labeling page, the terminal labeler, `import-labels` and the Label Studio connector refuse any "
     "other answer, naming the item and the classes, and a retrainer with the setting dead-letters one that reaches the labels "

@@ -408,3 +408,35 @@ def test_import_labels_under_another_campaigns_classes_is_refused_not_redeclared
         assert "imported 2 label(s)" in capsys.readouterr().out
     finally:
         queue.clear()
+
+
+def test_a_declared_multilabel_task_is_asked_for_from_the_first_answer(redis_url: str) -> None:
+    # (a multi-label audit: nothing could say a campaign was multi-label before its first answer, so the page offered one
+    # class per item, and its first single answer made the campaign multi-class for good)
+    import redis
+
+    from activestream.config import Settings
+    from activestream.labeling.routes import status
+    from activestream.labeling.service import InvalidLabel, LabelService
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+    from activestream.streams.memory import InMemoryBus
+    from activestream.streams.topics import Topics
+    from activestream.wiring import join_campaign
+
+    namespace = f"tags-{uuid.uuid4().hex[:8]}"
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    try:
+        with pytest.raises(ValueError, match="setting ACTIVESTREAM_TASK=tags: expected multiclass or multilabel"):
+            Settings.from_env({"ACTIVESTREAM_TASK": "tags"})
+        join_campaign(Settings(redis_url=redis_url, namespace=namespace, task="multilabel", classes="cat,dog,owl"), queue)
+        queue.add(["a", "b"], np.array([0.9, 0.8]), np.zeros((2, 2), dtype=np.float32))
+        service = LabelService(queue, InMemoryBus(), Topics(namespace))
+        assert status(service)["task"] == "multilabel"  # (the page shows tags to pick, before any model)
+        with pytest.raises(InvalidLabel, match="answers come as 'labels'"):
+            service.submit("a", labeler_id="ann", label="cat")
+        assert service.submit("a", labeler_id="ann", labels=("cat", "owl"))
+        join_campaign(Settings(redis_url=redis_url, namespace=namespace), queue)  # (unset: the recorded task holds)
+        with pytest.raises(SystemExit, match=f"ACTIVESTREAM_TASK=multiclass, but namespace '{namespace}' holds label sets already"):
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, task="multiclass"), queue)
+    finally:
+        queue.clear()
