@@ -28,6 +28,7 @@ from activestream.tables import (
     DatasetError,
     campaign_order,
     check_unique_columns,
+    columns_named,
     export_bookkeeping,
     is_numeric,
     json_value,
@@ -37,6 +38,7 @@ from activestream.tables import (
     number,
     read_table,
     require_columns,
+    tag_columns,
     width_mismatch,
 )
 from activestream.tables import (
@@ -152,7 +154,7 @@ def read_baseline(
     else:
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
     require_columns(p, columns, "--id-column", [id_column])
-    require_columns(p, columns, "--exclude", exclude)
+    exclude = list(columns_named(p, columns, exclude, "--exclude"))  # (a prefix too: --exclude tag_)
     classes = label_columns_of(p, columns, label_columns)  # (column -> class name: a prefix's columns less the prefix)
     chosen = list(classes)
     skip = {id_column, *chosen, *exclude, *export_bookkeeping(p, columns, {id_column, *chosen})}
@@ -166,7 +168,7 @@ def read_baseline(
     meta_cols = [c for c in columns if c not in skip and c not in features]
     # Several 0/1 columns, or one list column (a list in any row: the label set itself), make a multi-label file.
     # (simulate's rule: every label cell a set, or none; a mix is refused)
-    multilabel = len(chosen) > 1 or label_sets(p, chosen[0], [rec.get(chosen[0]) for _, rec in records]) is not None
+    multilabel = tag_columns(classes) or label_sets(p, chosen[0], [rec.get(chosen[0]) for _, rec in records]) is not None
     rows = _rows(p, iter(records), id_column, classes, features, meta_cols, on_error)
     return BaselineFile(p, tuple(features), tuple(chosen), multilabel, rows)
 
@@ -258,13 +260,14 @@ def _row(row_no: int, rec: dict[str, Any], id_column: str, chosen: dict[str, str
     first = next(iter(chosen))
     label: LabelValue | None = None
     labels: tuple[LabelValue, ...] | None = None
-    if len(chosen) > 1:  # several 0/1 columns: the label set is the names of the ones set
+    if tag_columns(chosen):  # 0/1 tag columns: the label set is the names of the ones set
         picked = []
         for c in chosen:
             v = rec.get(c)
-            if v not in (0, 1) or isinstance(v, float) and math.isnan(v):
+            flag = number(v)  # (text too: a column with one bad cell reads as text, and its "0" and "1.0" are still flags)
+            if flag not in (0.0, 1.0):
                 raise ValueError(f"{where} {c!r}: a multi-label column must hold 0 or 1, got {v!r}")
-            if v == 1:
+            if flag == 1.0:
                 picked.append(chosen[c])
         labels = tuple(picked)
     elif (cell := label_set(rec.get(first))) is not None:  # a list column (or JSON lists, as export writes CSV): the label set itself

@@ -20,6 +20,7 @@ from activestream.tables import (
     DatasetError,
     bad_cell,
     campaign_order,
+    columns_named,
     feature_columns,
     feature_matrix,
     json_value,
@@ -56,7 +57,7 @@ def _table_rows(
     on_feature_names: Callable[[list[str]], None] | None = None, n_features: int | None = None, known: Sequence[str] | None = None,
 ) -> Iterator[tuple[int, str | None, np.ndarray, dict[str, Any]]]:
     table = read_table(path, text_columns=[id_column] if id_column else [])  # ids as text: "001" stays "001"
-    require_columns(path, table.column_names, "--exclude", exclude)
+    exclude = list(columns_named(path, table.column_names, exclude, "--exclude"))  # (a prefix too: --exclude tag_)
     if id_required and id_column:
         require_columns(path, table.column_names, "--id-column", [id_column])
     names = feature_columns(path, table, {*exclude, *([id_column] if id_column else [])})

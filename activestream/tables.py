@@ -11,7 +11,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -157,6 +157,17 @@ def label_columns(p: Path, columns: Sequence[str], given: Sequence[str]) -> dict
     -------
     Column -> class name, in the file's order for a prefix.
     """
+    return columns_named(p, columns, given, "--label-column")
+
+
+def columns_named(p: Path, columns: Sequence[str], given: Sequence[str], option: str) -> dict[str, str]:
+    """The columns ``option`` names: each name a column exactly, else a prefix of columns (``--exclude tag_``); one that
+    is neither is a :class:`DatasetError` with the closest names.
+
+    Returns
+    -------
+    Column -> its name less the prefix (itself, when named exactly), in the order given, a prefix's in the file's order.
+    """
     chosen: dict[str, str] = {}
     for lc in given:
         if lc in columns:
@@ -164,10 +175,16 @@ def label_columns(p: Path, columns: Sequence[str], given: Sequence[str]) -> dict
             continue
         pref = [c for c in columns if c.startswith(lc)]
         if not pref:
-            require_columns(p, columns, "--label-column", [lc])  # (raises, with the closest names)
+            require_columns(p, columns, option, [lc])  # (raises, with the closest names)
         for c in pref:
             chosen.setdefault(c, c[len(lc):])
     return chosen
+
+
+def tag_columns(chosen: Mapping[str, str]) -> bool:
+    """Whether :func:`label_columns`' ``chosen`` are 0/1 tag columns (several, or one a prefix named: ``--label-column
+    tag_`` over only ``tag_even`` is the tag ``even``), not one column of classes."""
+    return len(chosen) > 1 or any(column != name for column, name in chosen.items())
 
 
 def is_numeric(typ: pa.DataType) -> bool:

@@ -17,6 +17,7 @@ from activestream.tables import (
     TABLE_SUFFIXES,
     DatasetError,
     bad_cell,
+    columns_named,
     export_bookkeeping,
     feature_columns,
     feature_matrix,
@@ -25,6 +26,7 @@ from activestream.tables import (
     label_sets,
     read_table,
     require_columns,
+    tag_columns,
 )
 from activestream.tables import (
     label_columns as label_columns_of,
@@ -210,7 +212,7 @@ def load(
     if not p.name.lower().endswith(TABLE_SUFFIXES):
         raise DatasetError(f"{p}: unknown format (use {', '.join(TABLE_SUFFIXES)} or .npz)")
     table = read_table(p)
-    require_columns(p, table.column_names, "--exclude", exclude)
+    exclude = list(columns_named(p, table.column_names, exclude, "--exclude"))  # (a prefix too: --exclude tag_)
     if id_required and id_column is not None:
         require_columns(p, table.column_names, "--id-column", [id_column])
     return _from_table(p, table, label_columns, [*exclude, *([id_column] if id_column else [])], id_column=id_column)
@@ -285,7 +287,8 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     def done(ds: Dataset) -> Dataset:
         return _finish(dataclasses.replace(ds, ids=ids))
 
-    text = len(chosen) == 1 and is_text(table.column(chosen[0]).type)
+    single = not tag_columns(classes)  # (one column of classes, or of label lists; else 0/1 tag columns)
+    text = single and is_text(table.column(chosen[0]).type)
     sets = label_sets(p, chosen[0], table.column(chosen[0]).to_pylist()) if text else None  # (JSON lists, as export writes CSV)
     if sets is not None:
         import pyarrow as pa
@@ -293,10 +296,10 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
         if len({type(x) for v in sets for x in v}) > 1:
             raise DatasetError(f"{p}: column {chosen[0]!r}: label lists mix numbers and text; give every label as one or the other")
         table = table.set_column(table.column_names.index(chosen[0]), chosen[0], pa.array([list(v) for v in sets]))
-    if len(chosen) == 1 and _is_list(table.column(chosen[0]).type):
+    if single and _is_list(table.column(chosen[0]).type):
         Y, label_names = _label_lists(p, table.column(chosen[0]), chosen[0])
         return done(Dataset(p.name, X, Y, label_names, "multilabel"))
-    if len(chosen) == 1:
+    if single:
         y = table.column(chosen[0]).to_numpy(zero_copy_only=False)
         if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
             raise DatasetError(f"{p}: column {chosen[0]!r}: has missing labels")

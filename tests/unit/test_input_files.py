@@ -367,3 +367,27 @@ def test_produce_raw_sends_a_jsonl_lines_numbers_in_the_raw_layout() -> None:
     for features, metadata in (([1.0, "2", 3.0], {}), ([1.0, True], {}), ([1.0, 1e39], {}), ([1, 10**400], {}), ([], {}), ([1.0, 2.0], {"t": "x"})):
         assert not encode_row("b", features, metadata, raw=True).startswith(RAW_ITEM_MAGIC), features
     assert not encode_row("c", [1.0, 2.0], {}).startswith(RAW_ITEM_MAGIC)  # (not asked for: JSON, as other consumers read)
+
+
+def test_a_prefix_over_one_column_is_one_tag_not_a_class_column(tmp_path: Path) -> None:
+    # (a multi-label audit: --label-column tag_ over only tag_even gave a 2-class task of 0 and 1)
+    from activestream.simulation.datasets import load
+
+    p = tmp_path / "one.csv"
+    p.write_text("x,tag_even\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    ds = load(p, ["tag_"])
+    assert ds.task == "multilabel" and ds.classes == ("even",) and ds.y.shape == (40, 1)
+    assert load(p, ["tag_even"]).task == "multiclass"  # (the column named exactly: its values are the classes)
+
+
+def test_exclude_takes_a_prefix_as_label_column_does(tmp_path: Path) -> None:
+    # (a multi-label audit: `produce --exclude tag_` was refused, and without it the 0/1 truth columns went as features)
+    from activestream.producer import read_items
+    from activestream.simulation.datasets import DatasetError
+
+    p = tmp_path / "tags.csv"
+    p.write_text("id,x,y,tag_cat,tag_dog\na,1,2,1,0\nb,3,4,0,1\n")
+    rows = list(read_items(p, exclude=["tag_"]))
+    assert [(r[0], list(r[1])) for r in rows] == [("a", [1.0, 2.0]), ("b", [3.0, 4.0])] and rows[0][2] == {}
+    with pytest.raises(DatasetError, match="--exclude 'zz_': no such column"):
+        list(read_items(p, exclude=["zz_"]))

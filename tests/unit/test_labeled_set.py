@@ -60,6 +60,17 @@ def test_multilabel_by_prefix_from_parquet_and_by_list_column(tmp_path: Path) ->
     # (a prefix's columns are classes by the rest of their names, as in simulate)
     assert b.multilabel and [(r.item_id, r.labels) for r in rows] == [("a", ("a", "b")), ("b", ("b",))]  # type: ignore[attr-defined]
     assert errors == [f"{p}: row 3: item 'c': column 'tag_a': a multi-label column must hold 0 or 1, got 2"]
+    # (a multi-label audit: one bad cell made the column text, and its good "1.0" and "0" cells were refused too)
+    t = tmp_path / "t.csv"
+    t.write_text("id,x,tag_cat,tag_dog\nn1,1,2,0\nn2,2,yes,1\nn3,3,1.0,0\nn4,4,0,1\n")
+    b, errors = _read(t, ["tag_"])
+    assert [(r.item_id, r.labels) for r in b.rows] == [("n3", ("cat",)), ("n4", ("dog",))]  # type: ignore[attr-defined]
+    assert [e.split(": ", 2)[1] for e in errors] == ["row 1", "row 2"]
+    # (a prefix over a single column is one tag, not a 0/1 class column)
+    one = tmp_path / "one.csv"
+    one.write_text("id,x,tag_even\na,1,1\nb,2,0\n")
+    b, errors = _read(one, ["tag_"])
+    assert b.multilabel and [r.labels for r in b.rows] == [("even",), ()] and not errors  # type: ignore[attr-defined]
     q = tmp_path / "l.parquet"
     pq.write_table(pa.table({"id": ["a"], "x": [1.0], "tags": [["x", "y"]]}), q)
     b, errors = _read(q, ["tags"])
