@@ -63,8 +63,13 @@ def version_point(mv: ModelVersion) -> dict[str, Any]:
     if acc is None and "control_accuracy" in m and n_control > 0:
         low, high = clopper_pearson(round(m["control_accuracy"] * n_control), n_control)
         acc, source = {"estimate": float(m["control_accuracy"]), "low": low, "high": high}, "control"
+    n_holdout = int(m.get("n_holdout", 0))
+    if acc is None and "holdout_accuracy" in m and n_holdout > 0:
+        # (a multi-label campaign scores no control label: its one quality figure is the hold-out's, the mean per-label
+        # accuracy, shown without an interval: its errors are not one count over items)
+        acc, source = {"estimate": float(m["holdout_accuracy"]), "low": None, "high": None}, "holdout"
     return {"version": mv.version, "n_labels": mv.n_labels, "created_at": mv.created_at, "n_control": n_control,
-            "accuracy": acc, "interval": source, "stop": bool(m.get("stop"))}
+            "n_holdout": n_holdout, "accuracy": acc, "interval": source, "stop": bool(m.get("stop"))}
 
 
 def build_report(namespace: str, versions: Sequence[ModelVersion], counts: TopicCounts) -> dict[str, Any]:
@@ -118,14 +123,17 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"live model: v{live['version']}, published by a user (publish-model); the retrainer holds while it is live (start it "
                      f"with --resume to publish over it): the figures below are of its newest version, v{report['model_version']}")
     lines += ["", "learning curve (accuracy on the random-control labels, 95% interval; a version without a live estimate of its own "
-              "shows the running accuracy of every control label so far, each scored by the version live when it came):"]
+              "shows the running accuracy of every control label so far, each scored by the version live when it came; one without "
+              "either, its hold-out score):"]
     if not report["versions"]:
         lines.append("  no model version yet")
     for p in report["versions"]:
         marks = [r for r, at in stop["rules"].items() if at["version"] == p["version"]]
         mark = f"   <- stop: {', '.join(marks)}" if marks else ""
         accuracy = _iv(p["accuracy"], missing=missing)
-        lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {accuracy}  ({p['n_control']} control){mark}")
+        scored = (f"hold-out of {p['n_holdout']}{', mean per-label accuracy' if est['note'] == MULTICLASS_ONLY else ''}"
+                  if p["interval"] == "holdout" else f"{p['n_control']} control")
+        lines.append(f"  v{p['version']:<4d} {p['n_labels']:>7d} labels  {accuracy}  ({scored}){mark}")
     lines.append("")
     if est["available"] and est.get("as_of_version") is not None:  # (estimates run every so many labels, not at every version)
         lines.append(f"live estimates as of v{est['as_of_version']} ({est['as_of_labels']} labels):")

@@ -222,6 +222,12 @@ def test_a_multilabel_campaign_says_it_has_no_estimates_nor_auto_accept_instead_
     assert "v1         40 labels  n/a (multi-label)" in text and "auto-accept: off (multi-class campaigns only)" in text
     assert "hours spent: 1.00 · saved: n/a (multi-label)" in text
     assert "more control labels needed" not in text and "not enough control labels" not in text
+    # (a multi-label audit: no quality figure at all, for the whole campaign; the versions carry their hold-out score)
+    scored = ModelVersion(version=2, onnx=ONNX, sha256=ModelVersion.digest(ONNX), classes=("cat", "owl"), task="multilabel",
+                          metrics={**metrics, "holdout_accuracy": 0.76, "n_holdout": 10.0}, n_labels=50)
+    report = build_report("tags", [mv, scored], TopicCounts(items=100, auto_accepted=0, human_labels=50, human_seconds=3600.0))
+    assert report["versions"][1]["accuracy"] == {"estimate": 0.76, "low": None, "high": None} and report["versions"][1]["interval"] == "holdout"
+    assert "v2         50 labels  0.760  (hold-out of 10, mean per-label accuracy)" in render_text(report)
     # (a multi-class campaign with too few control labels still counts what it needs)
     mc = CampaignMonitor(rules=StopRules(kappa=None, min_gain=None))
     mc_metrics = mc.version_metrics(mc.on_version(1, 40, lambda X: np.zeros((len(X), 2)), None))
