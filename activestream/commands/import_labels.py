@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     try:
         classes = join_campaign(s, queue, redeclare=False)  # (before anything is written: another campaign's classes are refused)
-        if args.random_sample and not baseline.multilabel and not int(queue.get_meta("model_version") or 0):
+        if args.random_sample and baseline.multilabel:
+            print(f"note: {args.file}: a multi-label campaign makes no live estimates nor auto-accept calibration: --random-sample "
+                  "only flags these labels as control ones (they train the model as any label does)", file=sys.stderr)
+        elif args.random_sample and not int(queue.get_meta("model_version") or 0):
             print(f"note: {args.file}: no model is live yet: these control labels train the first model and cannot calibrate it "
                   "as the live model scores them; the first retrain scores them out of fold instead", file=sys.stderr)
         order = check_campaign(queue, baseline.feature_names, multilabel=baseline.multilabel, path=args.file)
