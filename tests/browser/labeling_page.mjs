@@ -5,6 +5,8 @@
 //        --work: a labeler at work on feature-only items: the features table, the stop banner,
 //        a typed answer then 40 answers by keyboard, their own count and rate, a correction of
 //        the last answer, and "/" to type again.
+//        --tags: a multi-label campaign: keys pick tags and Enter sends them, an empty Enter sends nothing,
+//        a clicked tag then Enter, and 0 for none of these.
 import { chromium } from "playwright-core";
 
 const [base, token, executablePath, mode] = process.argv.slice(2);
@@ -12,6 +14,10 @@ const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] }
 try {
   if (mode === "--work") {
     console.log(JSON.stringify(await work(await browser.newPage())));
+    process.exit(0);
+  }
+  if (mode === "--tags") {
+    console.log(JSON.stringify(await tags(await browser.newPage())));
     process.exit(0);
   }
   const page = await browser.newPage();
@@ -97,6 +103,39 @@ async function work(page) {
   seen.valueAfterSlash = await page.inputValue("#answer");
   await page.keyboard.press("Escape");
   seen.focusAfterEscape = await focused();
+  seen.errors = errors;
+  return seen;
+}
+
+async function tags(page) {
+  const errors = [];
+  page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await page.goto(base + "/");
+  const shown = () => page.evaluate(() => document.getElementById("item-id").textContent.replace(/^item /, ""));
+  const moved = (from) => page.waitForFunction((id) => { const t = document.getElementById("item-id").textContent; return t && t !== "item " + id; }, from);
+  await page.fill("#token", token);
+  await page.click("#start");
+  await page.waitForFunction(() => document.getElementById("item-id").textContent !== "");
+  const seen = { buttons: await page.evaluate(() => [...document.querySelectorAll("#classes button")].map((b) => b.textContent)), answered: [] };
+  let id = await shown();
+  await page.keyboard.press("1");
+  await page.keyboard.press("3");
+  await page.keyboard.press("Enter");
+  await moved(id);
+  seen.answered.push(id);
+  id = await shown();
+  await page.keyboard.press("Enter"); // (nothing picked: nothing sent)
+  await page.waitForFunction(() => document.getElementById("message").textContent.includes("none of these"));
+  seen.emptyEnter = { item: await shown(), message: await page.textContent("#message") };
+  await page.click("#classes button:nth-child(2)"); // (the mouse picks; the focused button must not be clicked again by Enter)
+  await page.keyboard.press("Enter");
+  await moved(id);
+  seen.answered.push(id);
+  id = await shown();
+  await page.keyboard.press("0");
+  await moved(id);
+  seen.answered.push(id);
   seen.errors = errors;
   return seen;
 }

@@ -586,7 +586,8 @@ def test_the_labeling_page_without_tokens_and_with_a_multilabel_model(redis_clie
     queue.set_meta(model_version=1, ranked_version=1, classes=json.dumps(["sky", "sea", "sand"]), task="multilabel")
     with serving(LabelService(queue, bus, topics)) as base:
         seen = run_script(node, str(PAGE_RUNNER), base, "--name", "bob")
-    assert seen["shown"] == ["x", "y"] and seen["on"] == ["on", "", "on"]  # (the first class toggled three times)
+    # (the first class toggled three times; then the "none of these" button and the keys hint)
+    assert seen["shown"] == ["x", "y"] and seen["on"] == ["on", "", "on", "", ""]
     (lab,) = [decode_label(m.value) for m in bus.messages(topics.labels)]
     assert (lab.item_id, lab.labeler_id, lab.label, lab.labels) == ("x", "bob", None, ("sky", "sand"))
     assert queue.lease_holder("y") == "bob" and seen["stored"] == {"activestream.labeler": "bob"} and seen["session"] == {"activestream.token": ""}
@@ -761,6 +762,22 @@ def test_the_labeling_page_in_a_real_browser(redis_client: redis.Redis, namespac
     labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
     assert [(lab.item_id, lab.labeler_id, lab.label) for lab in labels] == [("i0", "ann", 1), ("i2", "ann", 2)]
     assert queue.skipped_by("ann", ["i1"]) == [True] and seen["session"] == "ann-0123456789abcdef"
+
+
+def test_the_labeling_page_sends_label_sets_on_purpose_in_a_real_browser(redis_client: redis.Redis, namespace: str, chromium: str,
+                                                                          node: str) -> None:
+    # (a multi-label audit: an empty Submit sent "none of these applies", and no key sent a set)
+    bus, topics = InMemoryBus(), Topics("tags")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add([f"t{j}" for j in range(5)], np.linspace(0.9, 0.5, 5), np.eye(5, dtype=np.float32))
+    queue.set_meta(model_version=2, ranked_version=2, classes=json.dumps(["cat", "dog", "owl"]), task="multilabel")
+    with serving(LabelService(queue, bus, topics), parse_tokens("ann-0123456789abcdef ann\n")) as base:
+        seen = run_script(node, str(Path(__file__).parents[1] / "browser" / "labeling_page.mjs"), base, "ann-0123456789abcdef", chromium, "--tags",
+                          timeout=120)
+    assert seen["errors"] == [] and seen["buttons"] == ["[1] cat", "[2] dog", "[3] owl", "[0] none of these"]
+    assert seen["emptyEnter"]["item"] == seen["answered"][1] and "or press 0: none of these" in seen["emptyEnter"]["message"]
+    labels = [decode_label(m.value) for m in bus.messages(topics.labels)]
+    assert [(lab.item_id, lab.labels) for lab in labels] == list(zip(seen["answered"], [("cat", "owl"), ("dog",), ()], strict=True))
 
 
 def test_the_labeling_page_at_work_in_a_real_browser(redis_client: redis.Redis, namespace: str, chromium: str, node: str) -> None:
