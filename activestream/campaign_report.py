@@ -106,10 +106,14 @@ def build_report(namespace: str, versions: Sequence[ModelVersion], counts: Topic
 
 
 def _iv(v: dict[str, Any] | None, fmt: str = "{:.3f}", missing: str = NOT_ENOUGH) -> str:
+    """An estimate and its interval; a value ``None`` beside given ones is one random sampling's curve never reaches
+    (:func:`activestream.schemas.campaign.beyond_curve`)."""
     if v is None:
         return missing
-    bounds = "" if v.get("low") is None or v.get("high") is None else f" [{fmt.format(v['low'])}, {fmt.format(v['high'])}]"
-    return fmt.format(v["estimate"]) + bounds
+    if v.get("low") is None and v.get("high") is None:
+        return fmt.format(v["estimate"]) if v["estimate"] is not None else "never (by random sampling's fitted curve)"
+    low, high = (fmt.format(v[b]) if v.get(b) is not None else "no bound" for b in ("low", "high"))
+    return (fmt.format(v["estimate"]) if v["estimate"] is not None else "never") + f" [{low}, {high}]"
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -197,7 +201,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     curve = report["random_curve"]
     if curve:
         need_ = report["estimates"]["random_labels"]
-        top = max([p["n_labels"] for p in report["versions"]] + [need_["estimate"] if need_ else 0])
+        top = max([p["n_labels"] for p in report["versions"]] + [need_["estimate"] if need_ and need_["estimate"] is not None else 0])
         if report["estimates"].get("random_beyond_items"):
             top = max([p["n_labels"] for p in report["versions"]] + [report["items"]])  # (not out to a cap of a million)
         first = min([p["n_labels"] for p in report["versions"] if p["n_labels"] > 0] or [10])
@@ -205,7 +209,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         ax.plot(n, random_curve(n, curve["a"], curve["b"], curve["c"]), color="grey", linestyle="--", linewidth=1,
                 label=f"random sampling (fitted: {curve['formula']})")
         need, acc = report["estimates"]["random_labels"], report["estimates"]["accuracy"]
-        if need and acc and not report["estimates"].get("random_beyond_items"):  # the savings: the labels used and random's for the same accuracy
+        if need and need["estimate"] is not None and acc and not report["estimates"].get("random_beyond_items"):  # the savings: the labels used and random's for the same accuracy
             ax.hlines(acc["estimate"], report["n_labels"], need["estimate"], color="grey", linewidth=1)
             ax.plot([need["estimate"]], [acc["estimate"]], marker="s", color="grey", linestyle="none",
                     label=f"random would need {need['estimate']:.0f} labels")

@@ -30,9 +30,11 @@ STOP_NOTE = "labeling may go on; it is a signal, not a lock"
 
 
 class Interval(BaseModel):
-    """An estimate with its 95% interval (a bound is null when the record gives none)."""
+    """An estimate with its 95% interval. A bound is null when the record gives none; for ``random_labels``, ``labels_saved``
+    and ``hours_saved`` a null (the estimate or a bound) also stands where random sampling's fitted curve never reaches
+    the accuracy: no count of labels, no bound."""
 
-    estimate: float
+    estimate: float | None
     low: float | None = None
     high: float | None = None
 
@@ -140,7 +142,7 @@ def estimates_of(metrics: Mapping[str, float], items: int | None = None) -> Esti
     need = figures["random_labels"]
     # Random sampling's fitted curve reaches the estimated accuracy only past every item streamed (or never: the
     # estimate's cap): the figures would read as labels saved that no stream of this size holds. Said as a bound.
-    beyond = None if items is None or need is None else bool(items and need["estimate"] >= items)
+    beyond = None if items is None or need is None else bool(items and (need["estimate"] is None or need["estimate"] >= items))
     return Estimates(random_beyond_items=beyond,
         available=available, note=None if available else missing_note(metrics), control_labels_needed=_int(metrics.get("est_control_labels_needed")),
         n_control=_int(metrics.get("n_control")), control_accuracy=metrics.get("control_accuracy"), hours_spent=metrics.get("est_hours_spent"),

@@ -67,6 +67,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.stats import norm
 
 from activestream.retrainer.estimator import EstimatorFactory, make_trainer
+from activestream.schemas.campaign import RANDOM_LABELS_CAP
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class EstimateConfig:
     confidence: float = 0.95
     draws: int = 2000
     curve_draws: int = 100
-    max_random_labels: float = 1e6
+    max_random_labels: float = RANDOM_LABELS_CAP
     seed: int = 0
 
 
@@ -147,7 +148,7 @@ def fit_power_law(n: np.ndarray, acc: np.ndarray, sigma: np.ndarray | None = Non
 
 
 def labels_for(acc: np.ndarray | float, a: np.ndarray | float, b: np.ndarray | float, c: np.ndarray | float,
-               cap: float = 1e6) -> np.ndarray:
+               cap: float = RANDOM_LABELS_CAP) -> np.ndarray:
     """Labels the curve ``a - b n^-c`` needs to reach ``acc`` (broadcast), in ``[1, cap]``; ``cap`` where ``acc >= a``."""
     acc, a, b, c = (np.asarray(v, dtype=np.float64) for v in (acc, a, b, c))
     gap = a - acc

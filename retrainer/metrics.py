@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from activestream.schemas.campaign import AUTO_ACCEPT_FIGURES, BOUNDS, ESTIMATE_FIGURES, estimate_key, fired_rules
+from activestream.schemas.campaign import AUTO_ACCEPT_FIGURES, BOUNDS, ESTIMATE_FIGURES, beyond_curve, estimate_key, fired_rules
 from activestream.streams.metric_labels import NAMESPACE_LABEL, Namespaced, in_namespace
 
 LABELS_RECEIVED = "activestream_labels_received_total"
@@ -69,8 +70,9 @@ class CampaignGauges:
                     pass
 
         for figure in ESTIMATE_FIGURES:
-            for bound in BOUNDS:
-                put(self.estimate, metrics.get(estimate_key(figure, bound)), figure, bound)
+            for bound in BOUNDS:  # (+Inf where random's fitted curve never reaches the accuracy: no count of labels)
+                value = math.inf if beyond_curve(metrics, figure, bound) else metrics.get(estimate_key(figure, bound))
+                put(self.estimate, value, figure, bound)
         put(self.hours_spent, metrics.get("est_hours_spent"))
         put(self.stop, float(bool(metrics.get("stop"))))
         fired = fired_rules(metrics)

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 ESTIMATE_FIGURES = ("accuracy", "random_labels", "labels_saved", "savings_share", "hours_saved", "accuracy_at_budget")
 #: A gauge's ``bound`` label: the estimate and its 95% interval.
 BOUNDS = ("estimate", "low", "high")
+#: The labels random sampling needs where its fitted curve never reaches the accuracy (the retrainer's estimates put this
+#: stand-in there: see :func:`beyond_curve`), and the figures that grow with those labels.
+RANDOM_LABELS_CAP = 1e6
+CAPPED_FIGURES = ("random_labels", "labels_saved", "hours_saved")
 #: Auto-accept figures of a record, by the name the gauge's ``figure`` label gives them.
 AUTO_ACCEPT_FIGURES = {"target": "auto_accept_target", "threshold": "auto_accept_threshold", "precision_lower_bound": "auto_accept_precision_lower_bound",
                        "labels_needed": "auto_accept_labels_needed", "paused": "auto_accept_paused", "audit_n": "audit_n",
@@ -66,10 +70,23 @@ def estimate_key(figure: str, bound: str = "estimate") -> str:
 
 
 def interval(metrics: Mapping[str, float], figure: str) -> dict[str, float | None] | None:
-    """``{"estimate", "low", "high"}`` of ``figure`` (a bound may be ``None``), or ``None`` when the estimate is absent."""
+    """``{"estimate", "low", "high"}`` of ``figure``, or ``None`` when the estimate is absent.
+
+    A value is ``None`` when the record gives none, or where it stands for "never" (:func:`beyond_curve`): no number.
+    """
     if estimate_key(figure) not in metrics:
         return None
-    return {bound: _num(metrics.get(estimate_key(figure, bound))) for bound in BOUNDS}
+    return {bound: None if beyond_curve(metrics, figure, bound) else _num(metrics.get(estimate_key(figure, bound))) for bound in BOUNDS}
+
+
+def beyond_curve(metrics: Mapping[str, float], figure: str, bound: str = "estimate") -> bool:
+    """Whether ``figure``'s ``bound`` rests on random sampling's fitted curve never reaching the accuracy: the estimate
+    then holds :data:`RANDOM_LABELS_CAP` labels (and the labels and hours saved from it), a stand-in, not a count.
+    Views show it as no bound (JSON ``null``, a gauge's ``+Inf``, "never")."""
+    if figure not in CAPPED_FIGURES:
+        return False
+    need = metrics.get(estimate_key("random_labels", bound))
+    return need is not None and need >= RANDOM_LABELS_CAP
 
 
 def has_estimates(metrics: Mapping[str, float]) -> bool:

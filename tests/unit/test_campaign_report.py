@@ -251,3 +251,27 @@ def test_random_sampling_needing_more_than_the_items_streamed_is_said_as_a_bound
     assert report["estimates"]["random_beyond_items"] is True and plot(report, tmp_path / "c.png").exists()
     within = build_report("camp", [version(1, 505, **ESTIMATES)], TopicCounts(items=9105, auto_accepted=0, human_labels=405, human_seconds=2025.0))
     assert "random sampling would need:  1400 [900, 2100] labels" in render_text(within) and not within["estimates"]["random_beyond_items"]
+
+
+def test_random_sampling_that_never_reaches_the_accuracy_is_no_bound_not_a_million_labels(tmp_path: Path) -> None:
+    # (two audits: `random sampling would need: 19 [6, 1000000] labels`, `hours saved: -0.03 [-0.04, 833.29]`: the cap of the
+    # estimate, shown as a count in the text, the JSON, GET /campaign and the gauges)
+    from activestream.labeling.campaign import estimates_of
+
+    capped = {**ESTIMATES, "est_random_labels": 19.0, "est_random_labels_low": 6.0, "est_random_labels_high": 1e6,
+              "est_labels_saved": -33.0, "est_labels_saved_low": -46.0, "est_labels_saved_high": 999_948.0,
+              "est_hours_saved": -0.03, "est_hours_saved_low": -0.04, "est_hours_saved_high": 833.29}
+    report = build_report("camp", [version(1, 52, **capped)], TopicCounts(items=0, auto_accepted=0, human_labels=52, human_seconds=60.0))
+    est = report["estimates"]
+    assert est["random_labels"] == {"estimate": 19.0, "low": 6.0, "high": None} and est["labels_saved"]["high"] is None
+    assert est["hours_saved"]["high"] is None and est["accuracy"]["high"] == 0.95  # (only the figures random's labels make)
+    text = render_text(report)
+    assert "random sampling would need:  19 [6, no bound] labels" in text and "1000000" not in text and "833.29" not in text
+    never = estimates_of({**capped, "est_random_labels": 1e6, "est_labels_saved": 999_948.0}, items=9105)
+    assert never.random_labels is not None and never.random_labels.estimate is None and never.random_beyond_items
+    registry = CollectorRegistry()
+    RetrainerMetrics.create(registry, "camp-b").campaign.show(capped)
+    value = registry.get_sample_value
+    assert value("activestream_campaign_estimate", {"namespace": "camp-b", "figure": "random_labels", "bound": "high"}) == float("inf")
+    assert value("activestream_campaign_estimate", {"namespace": "camp-b", "figure": "hours_saved", "bound": "low"}) == -0.04
+    assert plot(report, tmp_path / "c.png").exists()
