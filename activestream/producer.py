@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ ANSWER_NAMES = frozenset({"label", "labels", "target", "class", "y", "answer", "
 def _table_rows(
     path: Path, id_column: str | None, exclude: Sequence[str], id_required: bool, on_error: Callable[[str], None] | None,
     on_feature_names: Callable[[list[str]], None] | None = None, n_features: int | None = None, known: Sequence[str] | None = None,
-) -> Iterator[tuple[int, str | None, np.ndarray, dict[str, Any]]]:
+) -> Iterator[tuple[int, str | None, np.ndarray, dict[str, Any], str]]:
     table = read_table(path, text_columns=[id_column] if id_column else [])  # ids as text: "001" stays "001"
     exclude = list(columns_named(path, table.column_names, exclude, "--exclude"))  # (a prefix too: --exclude tag_)
     if id_required and id_column:
@@ -71,7 +71,8 @@ def _table_rows(
         names = [names[j] for j in order]
     if on_feature_names is not None:
         on_feature_names(list(names))
-    X = feature_matrix(table, names).astype(np.float32)
+    with np.errstate(over="ignore"):  # (a value past float32's range becomes inf: its row is reported below, with the cell)
+        X = feature_matrix(table, names).astype(np.float32)
     finite = np.asarray(np.isfinite(X).all(axis=1))
     # The other columns (text: a ticket's body, a URL) go with each item as its metadata, which labelers see.
     meta = {c: table.column(c).to_pylist() for c in table.column_names if c not in names and c not in exclude and c != id_column}
@@ -89,13 +90,16 @@ def _table_rows(
             about = f"item {item_id!r}: " if item_id is not None else ""
             _report(f"{path}: row {i + 1}: {about}{bad_cell(table, names, X[i], i)}", on_error)
             continue
-        yield i, item_id, X[i], {c: json_value(v[i]) for c, v in meta.items() if v[i] is not None}
+        yield i, item_id, X[i], {c: json_value(v[i]) for c, v in meta.items() if v[i] is not None}, f"{path}: row {i + 1}"
 
 
 def _jsonl_rows(
     path: Path, id_column: str | None, id_required: bool, on_error: Callable[[str], None] | None
-) -> Iterator[tuple[int, str | None, Any, dict[str, Any]]]:
+) -> Iterator[tuple[int, str | None, Any, dict[str, Any], str]]:
     index = -1  # the row's place among the file's non-blank lines (its row-number id)
+    # (the file's first item says whether its items carry ids: after one that does, a line without is refused, not
+    # given a row-number id that another file's row may hold too: a misspelt "ID" key hid a producer's bug so)
+    ids_given: bool | None = None
     with path.open("rb") as fh:  # decoded line by line: one bad byte costs its line, not the run
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -110,13 +114,16 @@ def _jsonl_rows(
                 if not isinstance(obj, dict):
                     raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
                 item_id = None
-                if id_column and (id_column in obj or id_required):  # (no such field at all: a row-number id)
+                if ids_given is None:
+                    ids_given = bool(id_column) and id_column in obj
+                if id_column and (id_column in obj or id_required or ids_given):  # (no such field in any: row-number ids)
                     value = obj.get(id_column)
                     if isinstance(value, dict | list | bool):
                         raise ValueError(f"field {id_column!r}: expected a string or a number, got {type(value).__name__}")
                     item_id = _id_text(value)
                     if item_id is None:
-                        raise ValueError(f"no id in field {id_column!r}")
+                        raise ValueError(f"no id in field {id_column!r}" if id_column in obj else f"no field {id_column!r}" + (
+                            "" if id_required else " (the file's first item has one: every item needs its id)"))
                 features = obj.get("features")
                 if features is None and "features_b64" in obj:  # (the items topic's other layout: base64 float32)
                     features = b64_features(str(item_id), obj["features_b64"])
@@ -126,15 +133,16 @@ def _jsonl_rows(
             except ValueError as exc:
                 _report(f"{path}:{lineno}: {exc}", on_error)
                 continue
-            yield index, item_id, features, obj.get("metadata") or {}
+            yield index, item_id, features, obj.get("metadata") or {}, f"{path}:{lineno}"
 
 
 def read_items(
     path: str | Path, *, id_column: str | None = "id", id_required: bool = False, exclude: Sequence[str] = (),
     on_error: Callable[[str], None] | None = None, on_feature_names: Callable[[list[str]], None] | None = None,
-    id_prefix: str | None = None, n_features: int | None = None, known: Sequence[str] | None = None,
-) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
-    """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file.
+    id_prefix: str | None = None, n_features: int | None = None, known: Sequence[str] | None = None, where: bool = False,
+) -> Iterator[Any]:
+    """Yield ``(id or None, features, metadata)`` per row of a CSV, CSV.gz, Parquet or JSONL file (``where``: and where
+    the row is, ``"FILE:LINE"`` or ``"FILE: row N"``, for a later check to name).
 
     A table's feature column names (its header) go to ``on_feature_names`` once it is read, before its first row.
 
@@ -167,7 +175,23 @@ def read_items(
         rows = _table_rows(p, id_column, exclude, id_required, on_error, on_feature_names, n_features, known)
     else:  # (a .json array or an .npz is not CSV)
         raise DatasetError(f"{p}: unsupported file type; use {', '.join((*TABLE_SUFFIXES, *JSONL_SUFFIXES))}")
-    return ((item_id if item_id is not None or id_prefix is None else f"{id_prefix}{i}", feats, md) for i, item_id, feats, md in rows)
+    return _with_ids(p, rows, id_prefix, id_column, where)
+
+
+def _with_ids(path: Path, rows: Iterable[tuple[int, str | None, Any, dict[str, Any], str]], id_prefix: str | None, id_column: str | None,
+              where: bool) -> Iterator[Any]:
+    """``rows`` with row-number ids (``id_prefix`` and the row's place) where they have none: said once, as another
+    file without ids reuses them (the campaign keeps the first item of an id)."""
+    told = False
+    for i, item_id, feats, md, at in rows:
+        if item_id is None and id_prefix is not None:
+            if not told:
+                log.warning("%s: no %r column or field: the items' ids are their rows' places (%s0, %s1, ...); another file without ids "
+                            "reuses them, and the campaign keeps the first item of an id: give each file its own --id-prefix, or ids",
+                            path, id_column, id_prefix, id_prefix)
+                told = True
+            item_id = f"{id_prefix}{i}"
+        yield (item_id, feats, md, at) if where else (item_id, feats, md)
 
 
 def checked_payload(payload: bytes, item_id: str, n_features: int | None, feature_names: Sequence[str] | None) -> tuple[str | None, int | None]:

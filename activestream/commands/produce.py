@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[str] = []
     seen: set[str] = set()
     repeated = 0
+    met = 0  # items whose id the campaign met before (queued, labeled or dropped): they change nothing
 
     def skip(problem: str) -> None:  # a row the scorer would refuse is reported and skipped; the rest still goes out
         tqdm.write(f"skipped {problem}", file=sys.stderr)  # (on a line of its own, not glued to the progress bar)
@@ -65,20 +66,33 @@ def run(args: argparse.Namespace) -> int:
     try:
         # --id-column's default ("id") may be absent (row-number ids); a column the user named must exist.
         rows = read_items(args.file, id_column=args.id_column or "id", id_required=args.id_column is not None, exclude=args.exclude or (), on_error=skip,
-                          on_feature_names=lambda header: store_feature_names(queue, header), id_prefix=args.id_prefix, n_features=width, known=known)
-        for item_id, feats, md in tqdm(rows, unit="item", disable=args.no_progress, desc="producing"):
+                          on_feature_names=lambda header: store_feature_names(queue, header), id_prefix=args.id_prefix, n_features=width, known=known,
+                          where=True)
+        batch: list[tuple[str, bytes]] = []  # (asked of the campaign before they go out: a scorer may take them at once)
+
+        def send() -> int:
+            met_ = met_before(queue, [iid for iid, _ in batch])
+            for iid, payload in batch:
+                bus.publish(topics.items, payload, key=iid.encode())
+            batch.clear()
+            return met_
+
+        for item_id, feats, md, at in tqdm(rows, unit="item", disable=args.no_progress, desc="producing"):
             iid = str(item_id)
             payload = encode_row(iid, feats, md, raw=args.raw)
             if jsonl:  # (a JSONL item, features_b64 ones too: checked by the scorer's own decoder, as the scorer will)
                 problem, width = checked_payload(payload, iid, width, names)
                 if problem:
-                    skip(f"{args.file}: {problem}")
+                    skip(f"{at}: {problem}")
                     continue
             if iid in seen:
                 repeated += 1
             seen.add(iid)
-            bus.publish(topics.items, payload, key=iid.encode())
+            batch.append((iid, payload))
+            if len(batch) >= KNOWN_BATCH:
+                met += send()
             n += 1
+        met += send()
         bus.flush()
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -89,8 +103,26 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     if repeated:  # the queue is keyed by id: a repeat is taken for a redelivery of the first
         print(f"warning: {args.file}: {repeated} row(s) repeat an earlier id; the queue keeps one item per id", file=sys.stderr)
+    if met:
+        print(f"warning: {args.file}: {met} item(s) have ids the campaign met before (queued, labeled or dropped): the scorer keeps "
+              "the first item of an id, so these change nothing", file=sys.stderr)
     print(f"produced {n} items to {topics.items}" + (f"; skipped {len(skipped)} row(s)" if skipped else ""), flush=True)
     return 1 if skipped else 0
+
+
+KNOWN_BATCH = 1000  # ids asked of the campaign's Redis at once (one round trip)
+
+
+def met_before(queue: RankedQueue | None, ids: list[str]) -> int:
+    """How many of ``ids`` the campaign's queue met before (0 without a Redis to ask, or when it cannot be reached)."""
+    if queue is None or not ids:
+        return 0
+    import redis
+
+    try:
+        return sum(queue.known(ids))
+    except redis.RedisError:
+        return 0
 
 
 def campaign_width(settings: Settings, file: str) -> tuple[int | None, list[str] | None, RankedQueue | None, str | None]:

@@ -440,3 +440,33 @@ def test_a_declared_multilabel_task_is_asked_for_from_the_first_answer(redis_url
             join_campaign(Settings(redis_url=redis_url, namespace=namespace, task="multiclass"), queue)
     finally:
         queue.clear()
+
+
+def test_produce_says_when_ids_were_met_before_and_where_a_jsonl_item_is_refused(
+        tmp_path: Path, produce: Callable[..., tuple[int, list[Any]]], redis_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    # (a producer audit: a second file without ids reused row-0.. and its items vanished, "produced 5 items", exit 0; a
+    # JSONL item the check refused was named without its line)
+    import redis
+
+    from activestream.rankedqueue import QueueKeys, RankedQueue
+
+    namespace = f"met-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ACTIVESTREAM_NAMESPACE", namespace)
+    queue = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(namespace))
+    try:
+        queue.add(["row-0", "row-1", "row-2"], np.array([0.5, 0.4, 0.3]), np.zeros((3, 2), dtype=np.float32))  # (the first file's, scored)
+        second = tmp_path / "noid2.csv"
+        second.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(5)))
+        code, items = produce(str(second))
+        assert code == 0 and len(items) == 5
+        err = capsys.readouterr().err
+        assert f"warning: {second}: 3 item(s) have ids the campaign met before (queued, labeled or dropped)" in err
+        assert "no 'id' column or field: the items' ids are their rows' places (row-0, row-1, ...)" in caplog.text
+        bad = tmp_path / "items.jsonl"
+        bad.write_text('{"id": "j1", "features": [1, 2]}\n\n{"id": "j-short", "features": [1]}\n')
+        code, _ = produce(str(bad))
+        assert code == 1 and f"skipped {bad}:3: item 'j-short': field 'features'" in capsys.readouterr().err
+    finally:
+        queue.clear()

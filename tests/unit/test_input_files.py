@@ -178,12 +178,20 @@ def test_produce_reads_ids_as_text_and_reports_a_row_without_one(tmp_path: Path)
              '{"features": [4]}', '{"id": 5, "features": [5]}', '{"id": [6], "features": [6]}']
     jsonl.write_text("\n".join(lines) + "\n")
     problems.clear()
-    assert [r[0] for r in read_items(jsonl, on_error=problems.append)] == ["001", None, "5"]  # no "id" field: a row-number id
+    # (a line without the field, after a first item with one, is refused: a labeler audit's misspelt "ID" got a row id)
+    assert [r[0] for r in read_items(jsonl, on_error=problems.append)] == ["001", "5"]
     assert problems == [f"{jsonl}:2: no id in field 'id'", f"{jsonl}:3: no id in field 'id'",
+                        f"{jsonl}:4: no field 'id' (the file's first item has one: every item needs its id)",
                         f"{jsonl}:6: field 'id': expected a string or a number, got list"]
+    # A file whose first item has no id field: row-number ids (None here: no --id-prefix), the others' own.
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"features": [1]}\n{"id": "b", "features": [2]}\n{"features": [3]}\n')
+    assert [r[0] for r in read_items(mixed)] == [None, "b", None]
+    assert [(r[0], r[3]) for r in read_items(mixed, id_prefix="row-", where=True)] == [("row-0", f"{mixed}:1"), ("b", f"{mixed}:2"),
+                                                                                       ("row-2", f"{mixed}:3")]
     problems.clear()
     assert [r[0] for r in read_items(jsonl, id_column="id", id_required=True, on_error=problems.append)] == ["001", "5"]
-    assert f"{jsonl}:4: no id in field 'id'" in problems  # a field the user named must be there
+    assert f"{jsonl}:4: no field 'id'" in problems  # a field the user named must be there
 
 
 def test_a_jsonl_line_that_is_not_utf8_is_reported_and_skipped(tmp_path: Path) -> None:
@@ -391,3 +399,17 @@ def test_exclude_takes_a_prefix_as_label_column_does(tmp_path: Path) -> None:
     assert [(r[0], list(r[1])) for r in rows] == [("a", [1.0, 2.0]), ("b", [3.0, 4.0])] and rows[0][2] == {}
     with pytest.raises(DatasetError, match="--exclude 'zz_': no such column"):
         list(read_items(p, exclude=["zz_"]))
+
+
+def test_a_value_past_float32_is_reported_with_its_row_without_a_numpy_warning(tmp_path: Path) -> None:
+    import warnings
+
+    from activestream.producer import read_items
+
+    p = tmp_path / "big.csv"
+    p.write_text("id,a\nx,1e39\ny,2\n")
+    problems: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (it printed "RuntimeWarning: overflow encountered in cast" before the message)
+        assert [r[0] for r in read_items(p, on_error=problems.append)] == ["y"]
+    assert len(problems) == 1 and problems[0].startswith(f"{p}: row 1: item 'x': column 'a'"), problems
