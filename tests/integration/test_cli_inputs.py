@@ -300,8 +300,8 @@ def test_produce_refuses_the_rows_the_scorer_would_and_the_files_the_campaign_ca
         code, items = produce(str(jsonl))
         err = capsys.readouterr().err
         assert code == 1 and [m.key for m in items][2:] == [b"j1"]
-        assert f"skipped {jsonl}: item 'j2': field 'features': expected 3 values, got 2" in err and f"skipped {jsonl}: item 'j3': field 'features" in err
-        assert f"skipped {jsonl}: item 'j4': field 'features" in err
+        assert f"skipped {jsonl}:2: item 'j2': field 'features': expected 3 values, got 2" in err and f"skipped {jsonl}:3: item 'j3': field 'features" in err
+        assert f"skipped {jsonl}:4: item 'j4': field 'features" in err
         assert "holds no campaign yet" not in err  # (it holds one now)
     finally:
         queue.clear()
