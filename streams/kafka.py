@@ -83,6 +83,7 @@ class KafkaBus:
         self._errors_pass = True  # every delivery error since the last flush is one that passes (see BrokerUnavailable)
         self._passing_codes = error_codes(("_MSG_TIMED_OUT", *TRANSIENT_ERRORS))
         self._errors_lock = threading.Lock()
+        self._polling = threading.Lock()  # held while serve_logs polls the producers
         self._producer = ck.Producer(
             {
                 # Idempotent + acks=all: retries never duplicate or reorder a partition's records.
@@ -135,6 +136,8 @@ class KafkaBus:
             If a delivery failed for good (a record too large, a topic it may not write).
         """
         remaining = self._producer.flush(timeout)
+        with self._polling:  # (a report another thread's poll took off the queue has had its callback run: no failure missed)
+            pass
         with self._errors_lock:
             errors, self._errors = self._errors, []
             passing, self._errors_pass = self._errors_pass, True
@@ -216,16 +219,17 @@ class KafkaBus:
     def serve_logs(self) -> None:
         """Serve the log lines the producers and the admin client queued (at most once a second; consumers serve their own).
 
-        A producer with records in flight is left alone: its delivery reports are for ``flush`` to serve (its lines
-        wait until then).
+        Delivery reports come out with them (their callbacks record a failure for :meth:`flush` to raise). A producer's
+        length counts its queued log lines too, so it is no sign of records in flight.
         """
         now = time.monotonic()
         if now < self._next_log_serve:
             return
         self._next_log_serve = now + LOG_SERVE_SECONDS
-        for producer in (self._producer, self._txn_producer):
-            if producer is not None and len(producer) == 0:
-                producer.poll(0)
+        with self._polling:  # (delivery reports it serves are in flush's errors before flush reads them: see flush)
+            for producer in (self._producer, self._txn_producer):
+                if producer is not None:
+                    producer.poll(0)
         if self._admin_client is not None:
             self._admin_client.poll(0)
 
