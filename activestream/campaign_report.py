@@ -64,7 +64,7 @@ def version_point(mv: ModelVersion) -> dict[str, Any]:
         low, high = clopper_pearson(round(m["control_accuracy"] * n_control), n_control)
         acc, source = {"estimate": float(m["control_accuracy"]), "low": low, "high": high}, "control"
     n_holdout = int(m.get("n_holdout", 0))
-    if acc is None and "holdout_accuracy" in m and n_holdout > 0:
+    if acc is None and mv.task == "multilabel" and "holdout_accuracy" in m and n_holdout > 0:
         # (a multi-label campaign scores no control label: its one quality figure is the hold-out's, the mean per-label
         # accuracy, shown without an interval: its errors are not one count over items)
         acc, source = {"estimate": float(m["holdout_accuracy"]), "low": None, "high": None}, "holdout"
@@ -190,7 +190,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     from activestream.simulation.plot import new_figure, save_figure
 
     fig, ax = new_figure()
-    pts = [p for p in report["versions"] if p["accuracy"] is not None]
+    pts = [p for p in report["versions"] if p["accuracy"] is not None and p["interval"] != "holdout"]
     if pts:
         xs = np.array([p["n_labels"] for p in pts], dtype=float)
         ys = np.array([p["accuracy"]["estimate"] for p in pts])
@@ -198,6 +198,10 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         hi = np.array([p["accuracy"]["high"] if p["accuracy"]["high"] is not None else np.nan for p in pts])
         (line,) = ax.plot(xs, ys, marker="o", markersize=3, label="live model (control labels)")
         ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color(), label="95% interval")
+    held = [p for p in report["versions"] if p["interval"] == "holdout"]
+    if held:  # (a multi-label campaign's hold-out score: its own series, no interval)
+        ax.plot([p["n_labels"] for p in held], [p["accuracy"]["estimate"] for p in held], marker="s", markersize=3,
+                label="live model (hold-out, mean per-label accuracy)")
     curve = report["random_curve"]
     if curve:
         need_ = report["estimates"]["random_labels"]

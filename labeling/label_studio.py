@@ -65,6 +65,7 @@ from activestream.labeling.label_studio_project import (
     delete_prediction,
     error_text,
     find_tasks,
+    import_tasks,
     our_predictions,
     utc_stamp,
 )
@@ -228,15 +229,10 @@ class LabelStudioConnector:
         q.r.sadd(self._creating_key, *creating) if creating else None
         claimed = q.claim(new, self.owner, self.lease_ttl, now)
         first |= {i for i, _ in picks} | {i for i, _ in claimed if i in audits}
-        try:
-            changed += self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version, first)
-        except Exception as exc:
-            status = getattr(exc, "status_code", None)
-            if isinstance(status, int) and status < 500:  # (refused: nothing created) the items go back at once, not in an hour
-                for i in [i for i, _ in claimed] + [i for i, _ in picks]:
-                    q.unclaim(i, self.owner)
-                q.r.srem(self._creating_key, *creating) if creating else None
-            raise
+        refused = self._export([(i, s, False) for i, s in claimed] + [(i, s, True) for i, s in picks], tasks, version, first, now)
+        changed += len(claimed) + len(picks) - len(refused)
+        claimed, picks = [(i, s) for i, s in claimed if i not in refused], [(i, s) for i, s in picks if i not in refused]
+        first -= refused
         if creating:
             q.r.srem(self._creating_key, *creating)
         scores = dict(best) | dict(claimed) | dict(picks)
@@ -246,13 +242,16 @@ class LabelStudioConnector:
         self.metrics.open_tasks.set(len(q.leased_by(self.owner)))
         return changed
 
-    def _export(self, items: list[tuple[str, float, bool]], tasks: dict[str, Exported], version: int, first: set[str]) -> int:
+    def _export(self, items: list[tuple[str, float, bool]], tasks: dict[str, Exported], version: int, first: set[str],
+                now: float) -> set[str]:
         """Create tasks (each with its prediction) for newly leased items; reuse the task of one that came back.
 
-        ``items``: (item, score, a control pick: says so in its data); those in ``first`` are served before the ranked ones.
+        ``items``: (item, score, a control pick); those in ``first`` are served before the ranked ones. Returns the items
+        whose task Label Studio refused (:func:`import_tasks`): handed back to the queue, not offered to the project again
+        for ``lease_ttl``.
         """
         if not items:
-            return 0
+            return set()
         ids = [i for i, _, _ in items]
         fresh = [(i, s, c) for i, s, c in items if i not in tasks]
         for i, _, _c in items:
@@ -268,11 +267,20 @@ class LabelStudioConnector:
             names = self.names or self.queue.feature_names()  # (the names produce recorded: a CSV's header)
             req = [{"data": task_data(i, metas[i], feats[i], names, self.shown),
                     "predictions": [{"model_version": name, "score": ls_score(s, control=i in first), "result": []}]} for i, s, c in fresh]
-            res = self.client.projects.import_tasks(self.project, request=req, return_task_ids=True)
-            for (i, s, _c), tid in zip(fresh, res.task_ids, strict=True):
-                self._save(i, Exported(task=int(tid), version=version, score=ls_score(s, control=i in first), control=i in first))
-            self.metrics.created.inc(len(fresh))
-        return len(items)
+            created, refusals = import_tasks(self.client, self.project, fids, req)
+            for i, why in refusals.items():
+                log.warning("item %s: Label Studio refused its task (%s): it goes back to the queue, not offered to the project for "
+                            "%.0f s", i, why, self.lease_ttl)
+            for i, s, _c in fresh:
+                if i in created:
+                    self._save(i, Exported(task=created[i], version=version, score=ls_score(s, control=i in first), control=i in first))
+            self.metrics.created.inc(len(created))
+            refused = {i for i in fids if i not in created}
+            for i in refused:
+                self.queue.unclaim(i, self.owner)
+            self.queue.mark_passed(self.owner, sorted(refused), now)
+            return refused
+        return set()
 
     def _recover_creating(self) -> int:
         """Items whose task was being created when the connector stopped: adopt the task Label Studio has (dropping duplicates)."""
@@ -310,9 +318,9 @@ class LabelStudioConnector:
                 continue
             try:
                 pid = ex.prediction if ex.prediction is not None else next(iter(our_predictions(self.client, ex.task, name)), None)
-                if ex.version == version and pid is not None:
-                    self.client.predictions.update(pid, score=target)
-                else:  # a new version (or a task adopted after a crash): a new prediction first, the old ones go once the project follows
+                # Same version: the score moves (a prediction deleted in Label Studio, "Delete predictions", gets a new one).
+                rescored = ex.version == version and pid is not None and self._rescored(pid, target)
+                if not rescored:  # a new version (or a task adopted after a crash): a new prediction first, the old ones go once the project follows
                     stale = our_predictions(self.client, ex.task)
                     if stale:  # (kept in Redis: a crash before they are deleted leaves them for the next sync)
                         self.queue.r.sadd(self._stale_key, *stale)
@@ -363,6 +371,16 @@ class LabelStudioConnector:
             self.queue.r.hdel(self._tasks_key, item)
             return 1
         return 0
+
+    def _rescored(self, pid: int, score: float) -> bool:
+        """Set prediction ``pid``'s score; ``False`` when Label Studio has no such prediction any more (a 404)."""
+        try:
+            self.client.predictions.update(pid, score=score)
+        except Exception as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return False
+            raise
+        return True
 
     def _deleted_in_label_studio(self, item: str, ex: Exported, exc: Exception) -> bool:
         """Whether ``exc``, an error of a call about ``item``'s task, came of the task having been deleted in Label Studio
@@ -420,12 +438,16 @@ class LabelStudioConnector:
         if answer is None:
             return self._refuse(ann_id, seen, item, labeler, f"no choice in control {self.from_name!r}: not a label", "empty")
         revision = 0 if seen is None else int(seen["revision"]) + 1
+        # Label Studio's lead time adds up over an annotation's sessions: a revision took what it adds (its earlier
+        # revisions' labels carry the rest), so hours spent count each second once.
+        lead = float(ann.get("lead_time") or 0.0)
+        seconds = max(0.0, lead - float(seen.get("lead", 0.0))) if seen is not None else lead
         feats = self.queue.features_of([item])[0]
         if feats is None:
             feats = features_from_data(data)
         try:
             accepted = self.service.submit(item, labeler_id=labeler, label=answer.label, labels=answer.labels,
-                                           seconds=float(ann.get("lead_time") or 0.0), label_id=label_id(self.project, ann_id, revision),
+                                           seconds=seconds, label_id=label_id(self.project, ann_id, revision),
                                            features=feats, holder=self.owner)
         except InvalidLabel as exc:
             return self._refuse(ann_id, seen, item, labeler, str(exc), "refused", digest)
@@ -433,7 +455,7 @@ class LabelStudioConnector:
             log.warning("annotation %d (item %s) not taken: %s", ann_id, item, exc)
             self._record(ann_id, seen, digest)
             return self._count("refused")
-        self._record(ann_id, seen, digest)
+        self._record(ann_id, seen, digest, lead)
         self.queue.r.hdel(self._tasks_key, item)  # the task is done: it stays in Label Studio with its annotation
         if not accepted:
             return self._count("duplicate")
@@ -449,11 +471,13 @@ class LabelStudioConnector:
         self.queue.r.hdel(self._tasks_key, item)
         return self._count(outcome)
 
-    def _record(self, ann_id: int, seen: dict[str, Any] | None, digest: str) -> None:
+    def _record(self, ann_id: int, seen: dict[str, Any] | None, digest: str, lead: float | None = None) -> None:
+        """What the connector keeps of an annotation: its revision, its answer's digest, the lead time its labels spent."""
         revision = -1 if seen is None else int(seen["revision"])
         if seen is None or seen["digest"] != digest:
             revision += 1
-        self.queue.r.hset(self._answers_key, str(ann_id), json.dumps({"revision": revision, "digest": digest}))
+        spent = lead if lead is not None else float(seen.get("lead", 0.0)) if seen is not None else 0.0
+        self.queue.r.hset(self._answers_key, str(ann_id), json.dumps({"revision": revision, "digest": digest, "lead": spent}))
 
     def _count(self, outcome: str) -> str:
         self.metrics.annotations.labels(outcome=outcome).inc()

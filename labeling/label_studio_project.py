@@ -138,6 +138,34 @@ def find_tasks(client: Any, project: int, item_id: str) -> list[int]:
     return sorted(int(t.id) for t in tasks if not (getattr(t, "total_annotations", 0) or getattr(t, "is_labeled", False)))
 
 
+def import_tasks(client: Any, project: int, ids: list[str], req: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, str]]:
+    """Import the tasks ``req`` of items ``ids`` into ``project``.
+
+    Label Studio takes or refuses an import whole: a refused one (400, 422) is imported again task by task, so one task it
+    will not take costs that item only (one stalled every export before). Another error (it is down) raises.
+
+    Returns
+    -------
+    created : item -> its new task's id.
+    refused : item -> why Label Studio refused its task.
+    """
+    try:
+        res = client.projects.import_tasks(project, request=req, return_task_ids=True)
+        return {i: int(t) for i, t in zip(ids, res.task_ids, strict=True)}, {}
+    except Exception as exc:
+        if getattr(exc, "status_code", None) not in (400, 422):
+            raise
+        if len(req) == 1:
+            return {}, {ids[0]: error_text(exc)}
+    created: dict[str, int] = {}
+    refused: dict[str, str] = {}
+    for i, one in zip(ids, req, strict=True):
+        got, why = import_tasks(client, project, [i], [one])
+        created |= got
+        refused |= why
+    return created, refused
+
+
 def our_predictions(client: Any, task: int, name: str | None = None) -> list[int]:
     """The ids of the connector's predictions on ``task`` (those of model version ``name`` only, if given)."""
     return [int(p.id) for p in client.predictions.list(task=task)

@@ -172,6 +172,11 @@ class QueueLeases(QueueBase):
         did not pass on (``passed_since`` as in :meth:`passed_on`): they wait for it like any other item."""
         return audit_pending(self, n, lambda ids: self.passed_on(holder, ids, passed_since))
 
+    def mark_passed(self, holder: str, ids: Sequence[str], now: float) -> None:
+        """Record that ``holder`` passed on ``ids`` at ``now`` (:meth:`top_for`'s ``passed_since`` leaves them out)."""
+        if ids:
+            self.r.zadd(self.k.passed(holder), dict.fromkeys(ids, now))
+
     def forget_passed(self, holder: str, before: float) -> None:
         """Drop the records of what ``holder``'s labelers passed on before ``before`` (see :meth:`top_for`)."""
         self.r.zremrangebyscore(self.k.passed(holder), "-inf", f"({before}")

@@ -9,6 +9,7 @@ labels topic (hours spent, where the versions do not say). What is shown is
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -83,25 +84,30 @@ def read_campaign(bus: Bus, topics: Topics, timeout: float) -> tuple[list[ModelV
             versions.append(decode_model_version(m.value))
         except DecodeError:
             continue
-    records: Counter[str] = Counter()  # item id -> its records on the items topic
+    records: dict[str, set[bytes]] = {}  # item id -> its records on the items topic (digests of their bytes)
     for m in read(topics.items):
         try:  # (the key is the item id; an unkeyed record names it in its body)
-            records[m.key.decode(errors="replace") if m.key is not None else decode_item(m.value).id] += 1
+            records.setdefault(m.key.decode(errors="replace") if m.key is not None else decode_item(m.value).id, set()).add(_digest(m.value))
         except DecodeError:
             continue
-    dead: Counter[str] = Counter()  # item id -> the scorers' dead letters of its records
+    dead: dict[str, set[bytes]] = {}  # item id -> the records of it the scorers dead-lettered (each once, however often)
     for m in read(topics.dead_letters):
         try:
             letter = decode_dead_letter(m.value)
         except DecodeError:
             continue
         if letter.source == topics.items and letter.item_id is not None:
-            dead[letter.item_id] += 1
+            dead.setdefault(letter.item_id, set()).add(_digest(letter.payload))
     # (an item every record of which was dead-lettered never reached a model: it is not in the share's denominator)
-    items = sum(1 for item_id, n in records.items() if n > dead[item_id])
+    items = sum(1 for item_id, values in records.items() if values - dead.get(item_id, set()))
     undecodable: Counter[str] = Counter()
     autos = {lab.item_id for lab in decode_all(read(topics.auto_labels), undecodable)}
     # (once per label id: a redelivery, or the dispatcher's flagged copy of an answer to an audit item, is the same label)
     humans = list({lab.label_id: lab for lab in decode_all(read(topics.labels), undecodable) if lab.source == "human"}.values())
     return versions, TopicCounts(items=items, auto_accepted=len(autos), human_labels=len(humans),
                                  human_seconds=float(sum(lab.seconds for lab in humans)))
+
+
+def _digest(value: bytes) -> bytes:
+    """A record's bytes as 16 (the items topic may hold millions of records)."""
+    return hashlib.blake2b(value, digest_size=16).digest()

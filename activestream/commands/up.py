@@ -99,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
                                          "redis": redis_server.port if redis_server else earlier.get("redis"),
                                          "kafka_pid": kafka.proc.pid if kafka and kafka.proc else None,
                                          "redis_pid": redis_server.proc.pid if redis_server and redis_server.proc else None})
-        services = start_services(ports, {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}, state)
+        # (both names: a service reads ACTIVESTREAM_* first, and one in this environment may be a stopped stack's address)
+        addresses = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}
+        services = start_services(ports, {**os.environ, **addresses, **{ENV_PREFIX + k: v for k, v in addresses.items()}}, state)
         print(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nREDIS_URL={redis_url}", flush=True)
         for name, port in ports.items():
             print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
@@ -139,7 +141,10 @@ def address_setting(name: str, env: Mapping[str, str] | None = None) -> str | No
     """The broker's or Redis's address as the services read it (:meth:`activestream.config.Settings.from_env`):
     ``ACTIVESTREAM_<name>`` first, then ``<name>``."""
     env = os.environ if env is None else env
-    return env.get(ENV_PREFIX + name) or env.get(name) or None
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None:
+        raw = env.get(name)
+    return raw or None  # (set but empty: unset, as the services read it)
 
 
 def external(value: str | None, own: str) -> str | None:
@@ -183,6 +188,8 @@ def env_file_text(bootstrap: str, redis_url: str, environ: Mapping[str, str]) ->
     """The ``--env-file``: the stack's addresses and the campaign's ``ACTIVESTREAM_*`` settings (namespace, classes, ...),
     so that the commands run from another shell (``labeler-api``, ``label``, ``produce``) take what the services took;
     secrets (a token, a password) are left out. Values are shell-quoted (the file is sourced)."""
-    settings = {k: v for k, v in sorted(environ.items()) if k.startswith("ACTIVESTREAM_") and not any(w in k for w in SECRET_WORDS)}
+    addresses = {ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "REDIS_URL"}  # (the two lines above say them: not a stale copy)
+    settings = {k: v for k, v in sorted(environ.items())
+                if k.startswith(ENV_PREFIX) and k not in addresses and not any(w in k for w in SECRET_WORDS)}
     lines = [f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(bootstrap)}", f"REDIS_URL={shlex.quote(redis_url)}"]
     return "\n".join([*lines, *(f"{k}={shlex.quote(v)}" for k, v in settings.items())]) + "\n"

@@ -364,7 +364,10 @@ def _unlabeled_rows(p: Path, table: pa.Table, chosen: Sequence[str]) -> np.ndarr
 
     unlabeled = np.zeros(table.num_rows, dtype=bool)
     for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
-        unlabeled |= np.asarray(pc.is_null(table.column(c), nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
+        col = table.column(c)
+        unlabeled |= np.asarray(pc.is_null(col, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
+        if is_text(col.type):  # (an empty string, as Parquet keeps a blank cell: no class named "")
+            unlabeled |= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), False).to_numpy(zero_copy_only=False), dtype=bool)
     return _without_label(p, chosen, unlabeled)
 
 

@@ -66,8 +66,10 @@ class Annotator:
     def skip(self, task: int) -> dict[str, Any]:
         return self.call("POST", f"/api/tasks/{task}/annotations/", {"result": [], "was_cancelled": True})  # type: ignore[no-any-return]
 
-    def update(self, annotation: int, choice: str) -> dict[str, Any]:
-        body = {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}]}
+    def update(self, annotation: int, choice: str, lead_time: float | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}]}
+        if lead_time is not None:  # (Label Studio's front end sends the annotation's whole lead time, its sessions added up)
+            body["lead_time"] = lead_time
         return self.call("PATCH", f"/api/annotations/{annotation}/", body)  # type: ignore[no-any-return]
 
 
@@ -135,10 +137,11 @@ def test_label_studio_serves_activestream_top_and_each_annotation_is_one_label(c
     assert len(labels_of(bus, topics)) == 20
     # An updated annotation supersedes the earlier label (a new label id, same item).
     first = answers[served[0]]
-    who.update(first["id"], "dog" if labels[0].label == "cat" else "cat")
+    who.update(first["id"], "dog" if labels[0].label == "cat" else "cat", lead_time=4.0)
     conn.poll()
     later = labels_of(bus, topics)
     assert len(later) == 21 and later[-1].item_id == served[0] and later[-1].label != labels[0].label
+    assert later[-1].seconds == 1.5  # (the 1.5 s the edit added to the 2.5 s the first label carries: hours count each once)
     assert later[-1].label_id == f"labelstudio:{campaign['project']}:{first['id']}:r1"
     # A skipped task goes back to the queue as that labeler's skip.
     task = who.next()

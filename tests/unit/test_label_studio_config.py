@@ -87,3 +87,39 @@ def test_several_choices_where_one_class_is_asked_are_refused_not_the_first_take
 def test_label_ids_are_derived_from_the_annotation_and_its_revision() -> None:
     assert label_id(4, 17, 0) == "labelstudio:4:17"
     assert label_id(4, 17, 2) == "labelstudio:4:17:r2"
+
+
+def test_one_task_label_studio_refuses_costs_its_item_only() -> None:
+    # (a review: one item whose task Label Studio refused made every import fail, whole, at every sync; a fake client: the
+    # import's all-or-nothing rule is what is tested, not Label Studio)
+    from types import SimpleNamespace
+
+    from activestream.labeling.label_studio_project import import_tasks
+
+    class Refused(Exception):
+        status_code = 400
+        body = {"validation_errors": {"data": ["bad task"]}}
+
+    calls: list[list[str]] = []
+
+    def import_(project: int, request: list[dict[str, object]], return_task_ids: bool) -> SimpleNamespace:
+        ids = [str(t["data"]["activestream_id"]) for t in request]  # type: ignore[index]
+        calls.append(ids)
+        if "bad" in ids:
+            raise Refused()
+        return SimpleNamespace(task_ids=[100 + len(calls) * 10 + k for k in range(len(ids))])
+
+    client = SimpleNamespace(projects=SimpleNamespace(import_tasks=import_))
+    ids = ["a", "bad", "c"]
+    created, refused = import_tasks(client, 7, ids, [{"data": {"activestream_id": i}} for i in ids])
+    assert sorted(created) == ["a", "c"] and list(refused) == ["bad"] and "Label Studio answered 400" in refused["bad"]
+    assert calls == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
+
+    class Down(Exception):
+        status_code = 503
+
+    def down(project: int, request: list[dict[str, object]], return_task_ids: bool) -> SimpleNamespace:
+        raise Down()
+
+    with pytest.raises(Down):  # (Label Studio away: the sync retries, the items keep their leases)
+        import_tasks(SimpleNamespace(projects=SimpleNamespace(import_tasks=down)), 7, ids, [{"data": {}}] * 3)

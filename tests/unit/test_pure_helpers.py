@@ -458,3 +458,10 @@ def test_up_reads_the_brokers_and_rediss_address_as_the_services_do() -> None:
     env = {"ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS": "k1:9092", "KAFKA_BOOTSTRAP_SERVERS": "k2:9092"}
     assert address_setting("KAFKA_BOOTSTRAP_SERVERS", env) == Settings.from_env(env).kafka_bootstrap_servers == "k1:9092"
     assert address_setting("REDIS_URL", {}) is None
+    empty = {"ACTIVESTREAM_REDIS_URL": "", "REDIS_URL": "redis://b:2/0"}
+    assert address_setting("REDIS_URL", empty) is None is Settings.from_env(empty).redis_url  # (set but empty: no Redis, for both)
+    # The env file says the stack's addresses once: not also a stale ACTIVESTREAM_REDIS_URL of the environment.
+    from activestream.commands.up import env_file_text
+
+    text = env_file_text("k:1", "redis://new:2/0", {"ACTIVESTREAM_REDIS_URL": "redis://old:1/0", "ACTIVESTREAM_NAMESPACE": "n"})
+    assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=k:1", "REDIS_URL=redis://new:2/0", "ACTIVESTREAM_NAMESPACE=n"]
