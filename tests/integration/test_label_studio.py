@@ -198,6 +198,15 @@ def test_a_task_deleted_in_label_studio_is_forgotten_and_the_sync_goes_on(campai
     assert len(tasks) == 5 and tasks[gone_item] != gone.task  # (still top-ranked: a new task of it)
     assert conn.exported()[gone_item].task == tasks[gone_item] and sorted(queue.leased_by(conn.owner)) == sorted(tasks)
     assert conn.sync() == 0
+    # A prediction deleted there ("Delete predictions"): the next re-score of the same version makes it anew.
+    item, ex = next(iter(conn.exported().items()))
+    assert ex.prediction is not None
+    client.predictions.delete(ex.prediction)
+    scores = dict(queue.ranking()) | dict(zip(queue.leased_by(conn.owner), queue.lease_scores(queue.leased_by(conn.owner)), strict=True))
+    queue.rerank(lambda batch, _X: np.array([scores[i] + 0.001 for i in batch]), version=2)  # (same version, other scores)
+    conn.sync()
+    again = conn.exported()[item].prediction
+    assert again is not None and again != ex.prediction and [int(p.id) for p in client.predictions.list(task=ex.task)] == [again]
 
 
 def test_an_item_without_the_field_the_config_shows_gets_an_empty_one_and_the_import_goes_on(
