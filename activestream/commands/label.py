@@ -116,7 +116,8 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics, queue: RankedQueue | 
             log.warning("the campaign's recorded classes, feature names and answer shape could not be read (%s)", exc)
     live, task = live_classes(bus, topics)
     classes = declared if declared is not None else live
-    return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=task == "multilabel" or field == "labels")
+    multilabel = task == "multilabel" or field == "labels" or (field is None and s.task == "multilabel")  # (recorded, else declared)
+    return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=multilabel)
 
 
 def answers_from(truth: dict[str, str | int | tuple[str | int, ...]]) -> Answer:
