@@ -55,17 +55,23 @@ try {
   await browser.close();
 }
 
-async function work(page) {
+// The page opened and signed in, its errors collected; what a labeler's script reads of it.
+async function signedIn(page) {
   const errors = [];
   page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   await page.goto(base + "/");
   const shown = () => page.evaluate(() => document.getElementById("item-id").textContent.replace(/^item /, ""));
   const moved = (from) => page.waitForFunction((id) => { const t = document.getElementById("item-id").textContent; return t && t !== "item " + id; }, from);
-  const focused = () => page.evaluate(() => (document.activeElement ? document.activeElement.id || document.activeElement.tagName : null));
   await page.fill("#token", token);
   await page.click("#start");
   await page.waitForFunction(() => document.getElementById("item-id").textContent !== "");
+  return { errors, shown, moved };
+}
+
+async function work(page) {
+  const { errors, shown, moved } = await signedIn(page);
+  const focused = () => page.evaluate(() => (document.activeElement ? document.activeElement.id || document.activeElement.tagName : null));
   const seen = { first: await shown(), answered: [] };
   seen.features = await page.evaluate(() => [...document.querySelectorAll("#features tr")].map((r) => [...r.children].map((c) => c.tagName + ":" + c.textContent)));
   seen.stop = await page.evaluate(() => { const b = document.getElementById("stop"); return b.hidden ? null : b.textContent; });
@@ -108,15 +114,7 @@ async function work(page) {
 }
 
 async function tags(page) {
-  const errors = [];
-  page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  await page.goto(base + "/");
-  const shown = () => page.evaluate(() => document.getElementById("item-id").textContent.replace(/^item /, ""));
-  const moved = (from) => page.waitForFunction((id) => { const t = document.getElementById("item-id").textContent; return t && t !== "item " + id; }, from);
-  await page.fill("#token", token);
-  await page.click("#start");
-  await page.waitForFunction(() => document.getElementById("item-id").textContent !== "");
+  const { errors, shown, moved } = await signedIn(page);
   const seen = { buttons: await page.evaluate(() => [...document.querySelectorAll("#classes button")].map((b) => b.textContent)), answered: [] };
   let id = await shown();
   await page.keyboard.press("1");
