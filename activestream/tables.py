@@ -176,9 +176,11 @@ def columns_named(p: Path, columns: Sequence[str], given: Sequence[str], option:
         pref = [c for c in columns if c.startswith(lc)]
         if not pref:
             require_columns(p, columns, option, [lc])  # (raises, with the closest names)
-        # (said: a typo that is a prefix, --exclude label over label_id and labeler, would drop those columns unseen)
-        log.log(logging.WARNING if option == "--exclude" else logging.INFO, "%s: %s %r: no column of that name: taken as the prefix of %s",
-                p, option, lc, ", ".join(pref))
+        # (said: a typo that is a prefix, --exclude label over label_id and labeler, would drop those columns unseen; a
+        # prefix that ends a name's part, tag_, is meant so)
+        loud = option == "--exclude" and not lc.endswith(("_", "-", ".", ":", "/"))
+        shown = ", ".join(pref[:5]) + (f" and {len(pref) - 5} more" if len(pref) > 5 else "")
+        log.log(logging.WARNING if loud else logging.INFO, "%s: %s %r: no column of that name: taken as the prefix of %s", p, option, lc, shown)
         for c in pref:
             chosen.setdefault(c, c[len(lc):])
     return chosen

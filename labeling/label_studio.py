@@ -267,7 +267,12 @@ class LabelStudioConnector:
             names = self.names or self.queue.feature_names()  # (the names produce recorded: a CSV's header)
             req = [{"data": task_data(i, metas[i], feats[i], names, self.shown),
                     "predictions": [{"model_version": name, "score": ls_score(s, control=i in first), "result": []}]} for i, s, c in fresh]
-            created, refusals = import_tasks(self.client, self.project, fids, req)
+            try:
+                created, refusals = import_tasks(self.client, self.project, fids, req)
+            except Exception as exc:
+                if getattr(exc, "status_code", None) in (400, 422):  # (the project refused them all: its config may have changed)
+                    self.shown = shown_fields(self._project().label_config)
+                raise
             for i, why in refusals.items():
                 log.warning("item %s: Label Studio refused its task (%s): it goes back to the queue, not offered to the project for "
                             "%.0f s", i, why, self.lease_ttl)
@@ -476,7 +481,8 @@ class LabelStudioConnector:
         revision = -1 if seen is None else int(seen["revision"])
         if seen is None or seen["digest"] != digest:
             revision += 1
-        spent = lead if lead is not None else float(seen.get("lead", 0.0)) if seen is not None else 0.0
+        before = float(seen.get("lead", 0.0)) if seen is not None else 0.0
+        spent = before if lead is None else max(lead, before)  # (a stale redelivery does not take back what was counted)
         self.queue.r.hset(self._answers_key, str(ann_id), json.dumps({"revision": revision, "digest": digest, "lead": spent}))
 
     def _count(self, outcome: str) -> str:

@@ -157,12 +157,15 @@ def import_tasks(client: Any, project: int, ids: list[str], req: list[dict[str, 
             raise
         if len(req) == 1:
             return {}, {ids[0]: error_text(exc)}
+        whole = exc
     created: dict[str, int] = {}
     refused: dict[str, str] = {}
     for i, one in zip(ids, req, strict=True):
         got, why = import_tasks(client, project, [i], [one])
         created |= got
         refused |= why
+    if not created:  # (every task refused: the project's, e.g. a config changed to show a field no item has; raised as it came)
+        raise whole
     return created, refused
 
 

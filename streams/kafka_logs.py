@@ -55,6 +55,11 @@ class RepeatFilter(logging.Filter):
         self._kinds: dict[tuple[int, str], list[float]] = {}  # kind -> [time it last passed, repeats held back since]
         self._lock = threading.Lock()  # (clients of several threads log through one filter)
 
+    def forget(self) -> None:
+        """Forget every line passed (the next of each kind passes again)."""
+        with self._lock:
+            self._kinds.clear()
+
     def filter(self, record: logging.LogRecord) -> bool:
         kind, now = (record.levelno, line_kind(record.getMessage())), self._clock()
         with self._lock:
@@ -77,3 +82,10 @@ def kafka_logger() -> logging.Logger:
     if not any(isinstance(f, RepeatFilter) for f in logger.filters):
         logger.addFilter(RepeatFilter())
     return logger
+
+
+def forget_kafka_lines() -> None:
+    """Let the next line of each kind through again (tests that count lines, each from a fresh start)."""
+    for f in kafka_logger().filters:
+        if isinstance(f, RepeatFilter):
+            f.forget()

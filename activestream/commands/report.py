@@ -109,5 +109,8 @@ def read_campaign(bus: Bus, topics: Topics, timeout: float) -> tuple[list[ModelV
 
 
 def _digest(value: bytes) -> bytes:
-    """A record's bytes as 16 (the items topic may hold millions of records)."""
-    return hashlib.blake2b(value, digest_size=16).digest()
+    """A record's bytes as 16 (the items topic may hold millions of records), of the part a dead letter keeps of it
+    (its first ``MAX_DEAD_LETTER_PAYLOAD`` bytes: a longer record and its dead letter's payload are told apart by no more)."""
+    from activestream.schemas import MAX_DEAD_LETTER_PAYLOAD
+
+    return hashlib.blake2b(value[:MAX_DEAD_LETTER_PAYLOAD], digest_size=16).digest()

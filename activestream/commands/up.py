@@ -188,8 +188,10 @@ def env_file_text(bootstrap: str, redis_url: str, environ: Mapping[str, str]) ->
     """The ``--env-file``: the stack's addresses and the campaign's ``ACTIVESTREAM_*`` settings (namespace, classes, ...),
     so that the commands run from another shell (``labeler-api``, ``label``, ``produce``) take what the services took;
     secrets (a token, a password) are left out. Values are shell-quoted (the file is sourced)."""
-    addresses = {ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "REDIS_URL"}  # (the two lines above say them: not a stale copy)
+    addresses = {ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "REDIS_URL"}  # (the lines above say them: not a stale copy)
     settings = {k: v for k, v in sorted(environ.items())
                 if k.startswith(ENV_PREFIX) and k not in addresses and not any(w in k for w in SECRET_WORDS)}
-    lines = [f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(bootstrap)}", f"REDIS_URL={shlex.quote(redis_url)}"]
+    # (both names: a shell with a stale ACTIVESTREAM_REDIS_URL exported would read it first, as the services do)
+    lines = [f"{prefix}{name}={shlex.quote(value)}" for prefix in ("", ENV_PREFIX)
+             for name, value in (("KAFKA_BOOTSTRAP_SERVERS", bootstrap), ("REDIS_URL", redis_url))]
     return "\n".join([*lines, *(f"{k}={shlex.quote(v)}" for k, v in settings.items())]) + "\n"

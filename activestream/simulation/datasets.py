@@ -360,12 +360,15 @@ def _unlabeled_rows(p: Path, table: pa.Table, chosen: Sequence[str]) -> np.ndarr
     """(n,) bool: the rows with no value in a label column (empty, null or NaN). They are left out with one warning
     (a campaign's file often holds rows still to label: the replay needs the truth of every row it uses); none labeled
     is an error (see :func:`_without_label`)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     unlabeled = np.zeros(table.num_rows, dtype=bool)
     for c in chosen:  # (checked on the Arrow column: a categorical's to_numpy() fills its nulls with a class)
         col = table.column(c)
         unlabeled |= np.asarray(pc.is_null(col, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
+        if pa.types.is_dictionary(col.type) and is_text(col.type.value_type):  # (a pandas categorical, saved to Parquet)
+            col = col.cast(col.type.value_type)
         if is_text(col.type):  # (an empty string, as Parquet keeps a blank cell: no class named "")
             unlabeled |= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), False).to_numpy(zero_copy_only=False), dtype=bool)
     return _without_label(p, chosen, unlabeled)

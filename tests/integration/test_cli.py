@@ -209,6 +209,9 @@ def test_rows_without_a_label_are_left_out_not_made_a_class(tmp_path: Path, capl
     pq.write_table(pa.table({"f0": X[:, 0], "f1": X[:, 1], "label": ["a", "b", " "] * 20}), tmp_path / "blank.parquet")
     ds = load(tmp_path / "blank.parquet", ["label"])  # (a blank string, as Parquet keeps an empty cell: no class named "")
     assert len(ds.X) == 40 and ds.classes == ("a", "b")
+    cats = pa.array(["a", "b", ""] * 20).dictionary_encode()  # (a pandas categorical with a blank)
+    pq.write_table(pa.table({"f0": X[:, 0], "f1": X[:, 1], "label": cats}), tmp_path / "blankcat.parquet")
+    assert load(tmp_path / "blankcat.parquet", ["label"]).classes == ("a", "b")
     pq.write_table(pa.table({"f0": X[:, 0], "label": pa.array([None] * 60, pa.string())}), tmp_path / "none.parquet")
     with pytest.raises(DatasetError, match=r"column\(s\) 'label': no row has a label"):
         load(tmp_path / "none.parquet", ["label"])

@@ -174,6 +174,9 @@ def test_report_reads_the_campaigns_topics() -> None:
         bus.publish(topics.dead_letters, DeadLetter(topics.items, "features: not a number", mended, item_id="mended").encode(), b"mended")
     bus.publish(topics.items, Item("mended", np.zeros(2, dtype=np.float32)).encode(), b"mended")
     bus.publish(topics.dead_letters, DeadLetter(topics.labels, "label: unknown class", b"{}", item_id="i1").encode(), b"i1")
+    huge = b'{"id": "huge", "features": ["' + b"x" * 400_000 + b'"]}'  # (its dead letter keeps the first 256 KiB only)
+    bus.publish(topics.items, huge, b"huge")
+    bus.publish(topics.dead_letters, DeadLetter(topics.items, "features: not a number", huge, item_id="huge").encode(), b"huge")
     versions, counts = read_campaign(bus, topics, 1.0)
     assert [mv.version for mv in versions] == [1, 2]
     assert counts == TopicCounts(items=11, auto_accepted=3, human_labels=1, human_seconds=30.0)

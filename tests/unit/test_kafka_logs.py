@@ -44,3 +44,5 @@ def test_other_lines_and_other_levels_pass_at_once() -> None:
     assert f.filter(_record(REFUSED.format(ms=0), logging.WARNING))
     assert f.filter(_record("FAIL [activestream#producer-1] 127.0.0.1:9092/1: Disconnected (after 9626ms in state UP)"))
     assert not f.filter(_record(REFUSED.format(ms=5)))
+    f.forget()
+    assert f.filter(_record(REFUSED.format(ms=5)))

@@ -115,6 +115,13 @@ def test_one_task_label_studio_refuses_costs_its_item_only() -> None:
     assert sorted(created) == ["a", "c"] and list(refused) == ["bad"] and "Label Studio answered 400" in refused["bad"]
     assert calls == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
 
+    # Every task refused (the project's doing, e.g. its config changed to show a field no item has): raised as it came,
+    # not each item parked as if it were its own fault.
+    calls.clear()
+    with pytest.raises(Refused):
+        import_tasks(client, 7, ["bad", "bad"], [{"data": {"activestream_id": "bad"}}] * 2)
+    assert calls == [["bad", "bad"], ["bad"], ["bad"]]
+
     class Down(Exception):
         status_code = 503
 

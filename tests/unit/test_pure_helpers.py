@@ -442,6 +442,7 @@ def test_ups_env_file_carries_the_campaigns_settings_and_leaves_secrets_out() ->
         "ACTIVESTREAM_CLASSES": "barbera,barolo", "ACTIVESTREAM_NAMESPACE": "wine 2026", "ACTIVESTREAM_LABEL_STUDIO_TOKEN": "s3cret",
         "ACTIVESTREAM_KAFKA_SASL_PASSWORD": "pw", "HOME": "/root"})
     assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9094", "REDIS_URL=redis://127.0.0.1:6390/0",
+                                 "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9094", "ACTIVESTREAM_REDIS_URL=redis://127.0.0.1:6390/0",
                                  "ACTIVESTREAM_CLASSES=barbera,barolo", "ACTIVESTREAM_NAMESPACE='wine 2026'"]  # (quoted: the file is sourced)
 
 
@@ -464,4 +465,5 @@ def test_up_reads_the_brokers_and_rediss_address_as_the_services_do() -> None:
     from activestream.commands.up import env_file_text
 
     text = env_file_text("k:1", "redis://new:2/0", {"ACTIVESTREAM_REDIS_URL": "redis://old:1/0", "ACTIVESTREAM_NAMESPACE": "n"})
-    assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=k:1", "REDIS_URL=redis://new:2/0", "ACTIVESTREAM_NAMESPACE=n"]
+    assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=k:1", "REDIS_URL=redis://new:2/0", "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS=k:1",
+                                 "ACTIVESTREAM_REDIS_URL=redis://new:2/0", "ACTIVESTREAM_NAMESPACE=n"]
