@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,8 +55,12 @@ def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
             import pyarrow.csv as pacsv
 
             opts = pacsv.ConvertOptions(strings_can_be_null=False, column_types={c: pa.string() for c in text_columns})
-            with pa.input_stream(str(p), compression=_CSV_COMPRESSION.get(p.suffix.lower())) as stream:
-                table = pacsv.read_csv(stream, convert_options=opts)
+            table, ragged = _read_csv(p, opts, threads=True)
+            if ragged:  # (read again on one thread: only then does Arrow know each bad row's line)
+                _, ragged = _read_csv(p, opts, threads=False)
+                first = ragged[0]
+                raise DatasetError(f"{p}: line {first.number}: {first.actual_columns} fields where the header has {first.expected_columns} "
+                                   f"({first.text[:60]!r}; {len(ragged)} such line(s)): the file is refused, mend or drop them")
             table = _nulls_in_strings(table, keep=text_columns, tokens=opts.null_values)
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"{p}: cannot be read: {exc}") from None
@@ -64,6 +68,24 @@ def read_table(p: Path, *, text_columns: Sequence[str] = ()) -> pa.Table:
     if table.num_rows == 0:  # (before its columns are judged: a header alone types every column as null)
         raise DatasetError(f"{p}: no rows (a header only)")
     return table
+
+
+def _read_csv(p: Path, opts: Any, *, threads: bool) -> tuple[pa.Table, list[Any]]:
+    """A CSV's table without its ragged rows (another number of fields than the header's), and those rows (Arrow's
+    ``InvalidRow``: line ``number`` known when read on one thread)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    ragged: list[Any] = []
+
+    def keep(row: Any) -> str:
+        ragged.append(row)
+        return "skip"
+
+    with pa.input_stream(str(p), compression=_CSV_COMPRESSION.get(p.suffix.lower())) as stream:
+        table = pacsv.read_csv(stream, read_options=pacsv.ReadOptions(use_threads=threads), convert_options=opts,
+                               parse_options=pacsv.ParseOptions(invalid_row_handler=keep))
+    return table, ragged
 
 
 def _nulls_in_strings(table: pa.Table, keep: Collection[str], tokens: Sequence[str]) -> pa.Table:

@@ -101,7 +101,7 @@ def test_simulate_refuses_bad_files_and_options_before_running(tmp_path: Path, c
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b,label\n1,2,x\n3\n")
     assert main(["simulate", "--data", str(ragged), "--label-column", "label"]) == 2
-    assert "ragged.csv: cannot be read" in capsys.readouterr().err
+    assert "ragged.csv: line 3: 1 fields where the header has 3" in capsys.readouterr().err
     X, y = make_classification(n_samples=100, n_features=4, random_state=0)
     npz = tmp_path / "bad.npz"
     np.savez(npz, X=X, y=np.where(y == 1, np.nan, 0.0))  # (every row of one class unlabeled: one class left)

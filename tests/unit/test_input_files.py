@@ -105,7 +105,8 @@ def test_simulate_and_produce_take_the_same_feature_columns_and_name_the_ones_le
     ("name", "content", "reason"),
     [
         ("empty.csv", "", "cannot be read: Empty CSV file"),
-        ("ragged.csv", "a,b\n1,2\n3\n", "cannot be read: CSV parse error"),
+        # (an ops audit: "cannot be read: CSV parse error: Expected 66 columns, got 40: bad5,0.0,..." named no line)
+        ("ragged.csv", "a,b\n1,2\n3\n1,2,3\n", "line 3: 1 fields where the header has 2 ('3'; 2 such line(s)): the file is refused"),
         ("items.npz", "a,b\n1,2\n", "unsupported file type; use .csv, .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, .parquet, .pq, .jsonl, .ndjson"),
         ("items.json", '{"id": 1}', "unsupported file type; use .csv, .csv.gz, .csv.bz2, .csv.zst, .csv.lz4, .parquet, .pq, .jsonl, .ndjson"),
         ("fake.parquet", "a,b\n1,2\n", "cannot be read: "),
