@@ -122,7 +122,9 @@ class ScorerMetrics:
 
 
 def refresh_queue_gauges(metrics: ScorerMetrics, queue: RankedQueue) -> None:
-    """Set the queue's gauges (depth, leased, oldest pending age); a Redis outage leaves them as they were (the next step pauses)."""
+    """Set the queue's gauges (depth, leased, oldest pending age); during a Redis outage they read NaN, not known (the next
+    step pauses; ``activestream_scorer_paused`` says why), as the labeler API's do: a frozen age would look like a queue
+    that is fine (an ops audit)."""
     try:
         metrics.queue_depth.set(queue.n_waiting())  # (leases that ran out count as waiting)
         metrics.leased.set(queue.n_leased())
@@ -130,3 +132,5 @@ def refresh_queue_gauges(metrics: ScorerMetrics, queue: RankedQueue) -> None:
     except Exception as exc:
         if redis_outage(exc) is None:
             raise
+        for gauge in (metrics.queue_depth, metrics.leased, metrics.oldest_pending_age):
+            gauge.set(float("nan"))

@@ -6,6 +6,7 @@ port, with AOF), the in-memory bus for the stream.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -107,9 +108,13 @@ def test_an_idle_scorer_sees_redis_go_and_come_back(tmp_path) -> None:  # type: 
             scorer.step(0.2)
         assert scorer.trouble() is not None and "Redis unreachable" in scorer.trouble(), scorer.trouble()
         assert scorer.metrics.paused._value.get() == 1  # noqa: SLF001 - the gauge's value (ActivestreamScorerPaused)
+        # (an ops audit: the queue gauges stayed at their last values, a frozen age that looked fine: now not known)
+        scorer.refresh_gauges()
+        assert math.isnan(scorer.metrics.queue_depth._value.get()) and math.isnan(scorer.metrics.oldest_pending_age._value.get())  # noqa: SLF001
         server = redis_in(tmp_path, port)
         steps_until(scorer, lambda: scorer.trouble() is None)
-        assert scorer.metrics.paused._value.get() == 0 and queue.depth() == 50  # noqa: SLF001
+        scorer.refresh_gauges()
+        assert scorer.metrics.paused._value.get() == 0 and queue.depth() == 50 == scorer.metrics.queue_depth._value.get()  # noqa: SLF001
     finally:
         scorer.close()
         server.stop()
