@@ -31,10 +31,14 @@ from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_
 from activestream.schemas import FREE_SOURCES, DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
 from activestream.schemas.errors import show
 from activestream.schemas.fields import LabelValue
-from activestream.streams.bus import Bus, Consumer
+from activestream.streams.bus import BrokerUnavailable, Bus, Consumer
 from activestream.streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 30.0  # seconds a new version waits for the broker's acknowledgement before the loop goes on
+UNDELIVERED_WAIT = 2.0  # seconds each later step waits for it
+BROKER_TROUBLE_SECONDS = 15.0  # a publish the broker did not take counts as trouble this long (as a consumer's, streams.kafka_consumer)
 
 
 class Retrainer:
@@ -122,6 +126,9 @@ class Retrainer:
         self._live_classes: tuple[object, ...] = ()
         self.published: list[ModelVersion] = []
         self.last_error: str | None = None
+        # A version published but not acknowledged yet (the broker away): delivered, or sent again, before anything else.
+        self._undelivered: tuple[ModelVersion, ort.InferenceSession, tuple[object, ...], float] | None = None
+        self._broker_trouble: tuple[float, str] | None = None  # (monotonic, text) of the last publish the broker did not take
         rules = stop_rules or StopRules(budget=budget)  # (the budget is a stop rule too, as in simulate)
         self.campaign = CampaignMonitor(rules, auto_accept_precision, stop_set_size, budget=budget,
                                         estimate_runner=EstimateRunner(estimates, every=estimates_every))
@@ -235,7 +242,11 @@ class Retrainer:
         return True
 
     def trouble(self) -> str | None:
-        """The broker away, as the labels reader last met it (``/healthz``), else ``None``."""
+        """The broker away, as the labels reader last met it or a publish it did not take (``/healthz``), else ``None``."""
+        if self._undelivered is not None and self._broker_trouble is not None:
+            return self._broker_trouble[1]
+        if self._broker_trouble is not None and time.monotonic() - self._broker_trouble[0] < BROKER_TROUBLE_SECONDS:
+            return self._broker_trouble[1]
         return self._labels.trouble()
 
     def close_labels_reader(self) -> None:
@@ -375,6 +386,8 @@ class Retrainer:
     def retrain(self) -> ModelVersion | None:
         """Fit, export, validate and publish a new version; ``None`` when it cannot or must not go live."""
         t0 = time.perf_counter()
+        if self._undelivered is not None:  # (the last version first: its number is not reused, see _deliver)
+            return self._deliver(UNDELIVERED_WAIT)
         if self.holding is not None:  # a user's version is live: keep its labels for later, publish nothing
             log.info("holding for user model v%d: not retraining on %d labels", self.holding, len(self.training))
             return None
@@ -437,10 +450,33 @@ class Retrainer:
             label_ids_digest=self.training.digest(),
         )
         self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
-        self.bus.flush()
-        self.version = version
+        self._undelivered = (mv, sess, heads.classes, t0)
+        return self._deliver(PUBLISH_TIMEOUT)
+
+    def _deliver(self, timeout: float) -> ModelVersion | None:
+        """Wait up to ``timeout`` for the version published last to be acknowledged, then make it this process's live one.
+
+        With the broker away it stays undelivered (``None``): :meth:`step` tries again before anything else, and
+        :meth:`trouble` says so (``/healthz``); a record the client gave up on goes again. The version number is not
+        reused meanwhile (a second version of the same number could follow the first once the broker is back).
+        """
+        assert self._undelivered is not None
+        mv, sess, classes, t0 = self._undelivered
+        try:
+            self.bus.flush(timeout)
+        except BrokerUnavailable as exc:
+            if exc.lost:  # (the client gave up on it: published again; a copy delivered after all is the same version)
+                self.bus.publish(self.topics.models, mv.encode(), key=MODEL_KEY)
+            if self._broker_trouble is None:
+                log.warning("model v%d not delivered yet (%s): the retrainer waits for the broker before it trains again", mv.version, exc)
+            self._broker_trouble = (time.monotonic(), f"Kafka: model v{mv.version} not delivered yet ({exc})")
+            return None
+        if self._broker_trouble is not None:
+            log.warning("model v%d delivered: the broker takes records again", mv.version)
+        self._undelivered, self._broker_trouble = None, None
+        self.version = mv.version
         self._own_sha = mv.sha256
-        self._live, self._live_classes, self._live_published_at = sess, heads.classes, mv.created_at
+        self._live, self._live_classes, self._live_published_at = sess, classes, mv.created_at
         self.published.append(mv)
         self.last_error = None
         self.metrics.model_version.set(self.version)
@@ -474,11 +510,24 @@ class Retrainer:
 
     # ------------------------------------------------------------------ loop
     def step(self, timeout: float = 0.1) -> int:
-        """Take in others' versions, ingest waiting labels and retrain when due. Returns label messages consumed."""
-        self.watch_models()
-        n = self.ingest(timeout)
-        if self.due():
-            self.retrain()
+        """Take in others' versions, ingest waiting labels and retrain when due. Returns label messages consumed.
+
+        A version the broker has not acknowledged is delivered first (nothing else until it is). A control observation
+        or dead letter the broker does not take in time stays queued in the client (delivered once it is back): said
+        in :meth:`trouble`, and the loop goes on.
+        """
+        if self._undelivered is not None and self._deliver(UNDELIVERED_WAIT) is None:
+            return 0
+        try:
+            self.watch_models()
+            n = self.ingest(timeout)
+            if self.due():
+                self.retrain()
+        except BrokerUnavailable as exc:
+            if self._broker_trouble is None:
+                log.warning("Kafka did not take the retrainer's records in time (%s): they stay queued; going on", exc)
+            self._broker_trouble = (time.monotonic(), f"Kafka: {exc}")
+            return 0
         return n
 
     def run(

@@ -45,7 +45,15 @@ class Record:
 
 class BrokerUnavailable(RuntimeError):
     """Published records were not delivered in time, or failed for a reason that passes (the broker away, a timeout):
-    the same publish later may succeed. A caller answering a client says so (HTTP 503), not "internal error"."""
+    the same publish later may succeed. A caller answering a client says so (HTTP 503), not "internal error".
+
+    ``lost``: some records failed (the client gave up on them: publish them again to have them); else they are still
+    queued, and a later flush may deliver them.
+    """
+
+    def __init__(self, message: str, *, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
 
 
 class CommitAborted(RuntimeError):

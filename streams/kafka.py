@@ -143,7 +143,8 @@ class KafkaBus:
             passing, self._errors_pass = self._errors_pass, True
         if errors:
             shown = "; ".join(errors[:5])
-            raise (BrokerUnavailable if passing else RuntimeError)(f"{len(errors)} Kafka deliveries failed: {shown}")
+            message = f"{len(errors)} Kafka deliveries failed: {shown}"
+            raise BrokerUnavailable(message, lost=True) if passing else RuntimeError(message)
         if remaining:
             raise BrokerUnavailable(f"{remaining} Kafka records still undelivered after {timeout}s (is the broker reachable?)")
 

@@ -9,6 +9,7 @@ the metrics server it built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 
 from activestream.commands import options
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
         if args.burst and rt.unused and rt.holding is None:  # drained: whatever is new goes into a version now
             rt.retrain()
         print(f"retrainer: {len(rt.training)} labels, model v{rt.version}", flush=True)
-    finally:
-        bus.close()
+    except BaseException:
+        with contextlib.suppress(Exception):  # (the error that stopped it is the one to see, not the same outage's at close)
+            bus.close()
+        raise
+    bus.close()
     return 0
 
 

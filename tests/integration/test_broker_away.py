@@ -88,3 +88,47 @@ def test_a_scorer_started_while_redis_is_away_answers_healthz_with_the_reason(ka
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_a_retrainer_whose_version_the_broker_does_not_take_waits_and_delivers_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (an ops fault day: a broker stalled during a model publish; the flush's BrokerUnavailable went uncaught, the
+    # retrainer exited with a double traceback and its version was dropped; /healthz said 200 meanwhile)
+    import numpy as np
+
+    from activestream.retrainer import service as retrainer_service
+    from activestream.retrainer.service import Retrainer
+    from activestream.schemas import Label, decode_model_version
+
+    monkeypatch.setattr(retrainer_service, "PUBLISH_TIMEOUT", 2.0, raising=False)
+    kafka = LocalKafka().start()
+    try:
+        bus, topics = KafkaBus(kafka.bootstrap_servers), Topics("stall")
+        bus.ensure_topics(topics.all())
+        rt = Retrainer(bus, topics, task="multiclass", retrain_every=1000, retrain_interval=3600.0, holdout_fraction=0.0)
+        rng = np.random.default_rng(0)
+        for i in range(20):
+            lab = Label(f"i{i}", f"L{i}", "ann", label=i % 2, features=rng.normal(size=3).astype(np.float32))
+            bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+        bus.flush()
+        deadline = time.monotonic() + 30
+        while len(rt.training) < 20 and time.monotonic() < deadline:
+            rt.step(0.2)
+        assert rt.retrain() is not None and rt.version == 1
+        assert kafka.proc is not None
+        kafka.proc.send_signal(signal.SIGSTOP)  # (a stalled broker: connections open, nothing answered)
+        try:
+            assert rt.retrain() is None and rt.version == 1  # (not delivered in 2 s: pending, not raised)
+            trouble = rt.trouble()
+            assert trouble is not None and trouble.startswith("Kafka: model v2 not delivered yet"), trouble
+            assert rt.step(0.1) == 0 and rt.retrain() is None and rt.version == 1  # (no v3 over an undelivered v2)
+        finally:
+            kafka.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while rt.version < 2 and time.monotonic() < deadline:
+            rt.step(0.2)
+        assert rt.version == 2 and rt.trouble() is None
+        versions = [decode_model_version(m.value).version for m in bus.messages(topics.models)]
+        assert sorted(set(versions)) == [1, 2], versions
+        bus.close()
+    finally:
+        kafka.stop()
