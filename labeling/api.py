@@ -48,10 +48,15 @@ from activestream.labeling.routes import BadRequest, TooLarge, TooManyFailures, 
 from activestream.labeling.service import LabelService
 from activestream.labeling.webserver import ThreadedServer, content_length_problem
 from activestream.streams.bus import BrokerUnavailable
+from activestream.streams.kafka_logs import RepeatFilter
 
 __all__ = ["MAX_BODY_BYTES", "PAGE", "PAGE_HEADERS", "create_app", "meta_classes", "serve"]
 
 log = logging.getLogger(__name__)
+# A request refused for a backend outage: each kind of line once a minute with the count it held back (an ops audit: one
+# labeler retrying through a 75 s Redis outage wrote 57 lines; every labeler adds as many).
+outage_log = logging.getLogger(__name__ + ".outage")
+outage_log.addFilter(RepeatFilter())
 
 # The labeling page served at / (labeling/ui.html; it calls the routes above from the browser).
 PAGE = files(__package__).joinpath("ui.html").read_bytes()
@@ -228,7 +233,7 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
             return _error(exc)
         except Exception as exc:  # a reply, not a dropped connection; the server keeps serving
             if routes.outage(exc):
-                log.warning("%s %s: %s: %s", request.method, request.url.path, outage.answer.split(";")[0], exc)
+                outage_log.warning("%s %s: %s: %s", request.method, request.url.path, outage.answer.split(";")[0], exc)
                 return _error(routes.Unavailable(outage.answer))
             log.exception("%s %s failed", request.method, request.url.path)  # the details stay in the server's log
             return _json(500, {"error": f"internal error ({type(exc).__name__}); see the labeler-api log"})
