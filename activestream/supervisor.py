@@ -135,10 +135,12 @@ def instance_id(name: str, replica: int = 0) -> str:
     return f"{socket.gethostname()}-{name}-{replica}"
 
 
-def supervise(services: Sequence[Supervised], stop: Callable[[], bool], *, restart: bool, poll: float = 0.5) -> int:
+def supervise(services: Sequence[Supervised], stop: Callable[[], bool], *, restart: bool, poll: float = 0.5,
+              backends: Callable[[], str | None] | None = None) -> int:
     """Watch ``services`` until ``stop()``, restarting (``restart``) or giving up on one that exits.
 
-    Each event (an exit, a restart) is printed with the service's log path.
+    Each event (an exit, a restart) is printed with the service's log path; so is what ``backends`` (the stack's own
+    broker and Redis, see ``activestream up``) says when one of them exited.
 
     Returns
     -------
@@ -146,6 +148,9 @@ def supervise(services: Sequence[Supervised], stop: Callable[[], bool], *, resta
     setting, a flag: started again it would refuse again, so the stack stops, saying why).
     """
     while not stop():
+        said = backends() if backends is not None else None
+        if said is not None:
+            print(said, flush=True)
         for svc in services:
             event = svc.check(restart=restart)
             if event is not None:

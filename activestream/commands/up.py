@@ -8,7 +8,7 @@ import logging
 import os
 import shlex
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             with os.fdopen(os.open(args.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:  # (REDIS_URL may hold a password)
                 fh.write(env_file_text(bootstrap, redis_url, os.environ))
         print("stack is up; Ctrl-C stops it", flush=True)
-        return supervise(services, stop, restart=not args.no_restart)
+        return supervise(services, stop, restart=not args.no_restart, backends=backends_watch(redis_server, kafka))
     finally:
         stop_processes([svc.proc for svc in services])
         if redis_server is not None:
@@ -120,6 +120,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 PORTS_FILE = "ports.json"
+
+
+def backends_watch(redis_server: LocalRedis | None, kafka: LocalKafka | None) -> Callable[[], str | None]:
+    """What ``up`` says of its own Redis and broker as it supervises (an ops audit: a Redis killed under ``up`` went
+    unsaid, and nothing came back until a person restarted the stack): a Redis that exited is started again on its
+    port (its append-only file keeps the data; the services wait for it and go on); a broker that exited is said once
+    (stop the stack and start it again)."""
+    told: set[str] = set()
+
+    def check() -> str | None:
+        if redis_server is not None and redis_server.proc is not None and "redis" not in told:
+            code = redis_server.proc.poll()
+            if code is not None:
+                try:
+                    redis_server.start()
+                except Exception as exc:  # noqa: BLE001 - said, once: the services keep saying Redis is away
+                    told.add("redis")
+                    return f"redis-server exited with code {code} and could not be started again ({exc}): stop the stack and start it again"
+                return f"redis-server exited with code {code}: started again on port {redis_server.port} (its append-only file keeps the data)"
+        if kafka is not None and kafka.proc is not None and "kafka" not in told and (code := kafka.proc.poll()) is not None:
+            told.add("kafka")
+            return f"the Kafka broker exited with code {code}: the services wait for it; stop the stack (Ctrl-C) and start it again"
+        return None
+
+    return check
 
 
 def still_running(recorded: Mapping[str, int]) -> dict[str, int]:

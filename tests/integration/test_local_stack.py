@@ -187,3 +187,31 @@ def test_a_local_broker_on_a_data_dir_keeps_its_topics_across_a_restart(tmp_path
         finally:
             reader.close()
             bus.close()
+
+
+def test_up_starts_its_redis_again_when_it_dies(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # (an ops fault day: a redis-server SIGKILLed under `up` went unsaid, and nothing came back until a person restarted the
+    # stack; its services said Redis was away for good)
+    import redis
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "ACTIVESTREAM_TOPIC_PREFIX": f"up{uuid.uuid4().hex[:8]}"}
+    env.pop("REDIS_URL", None)
+    env.pop("ACTIVESTREAM_REDIS_URL", None)
+    env_file = tmp_path / "stack.env"
+    up_log = tmp_path / "up.log"
+    with up_log.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(tmp_path / "state"), "--env-file", str(env_file),
+                                 "--without", "scorer", "--without", "retrainer", "--without", "dispatcher"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: env_file.exists() and "stack is up" in up_log.read_text(), "the stack never came up", up_log, proc)
+        ports = json.loads((tmp_path / "state" / "ports.json").read_text())
+        client = redis.Redis(port=ports["redis"])
+        client.set("kept", "yes")
+        time.sleep(1.5)  # (the append-only file is written every second)
+        os.kill(ports["redis_pid"], signal.SIGKILL)
+        wait_for(lambda: "redis-server exited with code -9: started again on port" in up_log.read_text(), "Redis was not started again",
+                 up_log, proc)
+        assert client.get("kept") == b"yes"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
