@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "ACTIVESTREAM_"
 # ACTIVESTREAM_KAFKA_* names that are not librdkafka settings: the broker address (a field)
 # and the local broker's jar directory (activestream.devstack.local_kafka.LIBS_ENV).
+UNPREFIXED = ("redis_url", "kafka_bootstrap_servers")  # (settings also read as REDIS_URL, KAFKA_BOOTSTRAP_SERVERS)
 NOT_KAFKA_CONFIG = (ENV_PREFIX + "KAFKA_BOOTSTRAP_SERVERS", ENV_PREFIX + "KAFKA_LIBS")
 
 
@@ -65,6 +66,15 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "label_studio_top_n": _at_least(1),
     "model_artifact_max_mb": _at_least(1),
 }
+
+
+def setting_text(env: Mapping[str, str], name: str) -> str | None:
+    """Setting ``name``'s text in ``env``: ``ACTIVESTREAM_<NAME>``, else (``redis_url``, ``kafka_bootstrap_servers``) the
+    name without the prefix; ``None`` when unset or empty (an empty setting is an unset one)."""
+    raw = env.get(ENV_PREFIX + name.upper())
+    if raw is None and name in UNPREFIXED:
+        raw = env.get(name.upper())
+    return raw or None
 
 
 def out_of_range(name: str, value: Any) -> str | None:
@@ -145,12 +155,8 @@ class Settings:
         for f in fields(cls):
             if f.name == "kafka_config":
                 continue
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None and f.name == "redis_url":
-                raw = env.get("REDIS_URL")
-            if raw is None and f.name == "kafka_bootstrap_servers":
-                raw = env.get("KAFKA_BOOTSTRAP_SERVERS")
-            if raw is not None and raw != "":
+            raw = setting_text(env, f.name)
+            if raw is not None:
                 values[f.name] = _coerce(f.name, f.type, raw)
                 problem = out_of_range(f.name, values[f.name])
                 if problem:

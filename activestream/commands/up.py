@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from activestream.commands import options
-from activestream.config import ENV_PREFIX
+from activestream.config import ENV_PREFIX, setting_text
 from activestream.supervisor import Supervised, start_services, stop_processes, supervise
 from activestream.wiring import Stop, estimator_factory, kafka_config_problem, settings_from
 
@@ -165,11 +165,7 @@ def still_running(recorded: Mapping[str, int]) -> dict[str, int]:
 def address_setting(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """The broker's or Redis's address as the services read it (:meth:`activestream.config.Settings.from_env`):
     ``ACTIVESTREAM_<name>`` first, then ``<name>``."""
-    env = os.environ if env is None else env
-    raw = env.get(ENV_PREFIX + name)
-    if raw is None:
-        raw = env.get(name)
-    return raw or None  # (set but empty: unset, as the services read it)
+    return setting_text(os.environ if env is None else env, name.lower())
 
 
 def external(value: str | None, own: str) -> str | None:
