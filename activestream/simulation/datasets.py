@@ -258,8 +258,7 @@ def _load_npz(p: Path, label_columns: Sequence[str]) -> Dataset:
     if y.ndim == 1 and np.issubdtype(y.dtype, np.floating):
         unlabeled = _without_label(p, [ykey], np.isnan(y))
     X = X.astype(np.float32)
-    ok = _finite_rows(p, np.where(unlabeled[:, None], 0.0, X), lambda i: f"X[{i}, {int(np.flatnonzero(~np.isfinite(X[i]))[0])}] is not a finite number")
-    ok &= ~unlabeled
+    ok = _finite_rows(p, X, lambda i: f"X[{i}, {int(np.flatnonzero(~np.isfinite(X[i]))[0])}] is not a finite number", unlabeled)
     return _finish(from_arrays(p.name, X[ok], y[ok]))
 
 
@@ -275,8 +274,7 @@ def _from_table(p: Path, table: pa.Table, label_columns: Sequence[str], exclude:
     if not names:
         raise DatasetError(f"{p}: no numeric feature column besides the label column(s)")
     X = feature_matrix(table, names).astype(np.float32)
-    # (the rows left out for want of a label are not counted again for their features)
-    ok = _finite_rows(p, np.where(unlabeled[:, None], 0.0, X), lambda i: bad_cell(table, names, X[i], i)) & ~unlabeled
+    ok = _finite_rows(p, X, lambda i: bad_cell(table, names, X[i], i), unlabeled)
     if not ok.all():
         import pyarrow as pa
 
@@ -384,16 +382,18 @@ def _without_label(p: Path, chosen: Sequence[str], unlabeled: np.ndarray) -> np.
     return unlabeled
 
 
-def _finite_rows(p: Path, X: np.ndarray, why: Callable[[int], str]) -> np.ndarray:
-    """(n,) bool: the rows of ``X`` (n, d) whose features are all finite. The others are left out, with one warning that
-    counts them and says, by ``why(i)``, what is wrong with the first: ``produce`` refuses such rows too, so the
-    estimate covers the rows a campaign would take."""
-    ok: np.ndarray = np.isfinite(X).all(axis=1)
-    if not ok.all():
-        first = int(np.flatnonzero(~ok)[0])
+def _finite_rows(p: Path, X: np.ndarray, why: Callable[[int], str], unlabeled: np.ndarray) -> np.ndarray:
+    """(n,) bool: the rows of ``X`` (n, d) that have a label (``unlabeled``: (n,) bool, those left out already, see
+    :func:`_without_label`) and whose features are all finite. The labeled ones with a feature that is not are left out
+    too, with one warning that counts them and says, by ``why(i)``, what is wrong with the first: ``produce`` refuses
+    such rows too, so the estimate covers the rows a campaign would take."""
+    finite: np.ndarray = np.isfinite(X).all(axis=1)
+    bad = ~finite & ~unlabeled
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
         log.warning("%s: %d row(s) left out: a feature is missing or not a finite number (first: row %d: %s); produce refuses such "
-                    "rows too, so the estimate covers the rows a campaign would take", p, int((~ok).sum()), first + 1, why(first))
-    return ok
+                    "rows too, so the estimate covers the rows a campaign would take", p, int(bad.sum()), first + 1, why(first))
+    return finite & ~unlabeled
 
 
 def _finish(ds: Dataset) -> Dataset:
