@@ -303,12 +303,12 @@ def check_campaign(queue: RankedQueue, feature_names: tuple[str, ...], *, multil
     DatasetError
         Naming the file and what differs.
     """
-    from activestream.rankedqueue.keys import META_N_FEATURES
+    from activestream.rankedqueue.keys import ANSWER_FIELDS, META_N_FEATURES
 
     held = queue.get_meta(META_N_FEATURES)
     if held is not None and int(held) != len(feature_names):
         raise DatasetError(f"{path}: {width_mismatch(feature_names, int(held), queue.feature_names())}")
-    field = "labels" if multilabel else "label"
+    field = ANSWER_FIELDS["multilabel" if multilabel else "multiclass"]
     agreed = queue.agree_meta("label_field", field)
     if agreed != field:
         raise DatasetError(f"{path}: this campaign's answers come as {agreed!r}, the file gives {field!r}")

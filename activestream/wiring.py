@@ -266,7 +266,7 @@ def join_campaign(settings: Settings, queue: RankedQueue, *, redeclare: bool = T
     campaign's processes started without the setting check them too; a warning when that changes what was recorded),
     else the recorded ones (``None``: any answer goes). ``redeclare=False`` (a one-off command, e.g. ``import-labels`` run
     with another campaign's env file sourced): a setting that differs from the recorded classes is refused, one line."""
-    from activestream.rankedqueue.keys import META_LABEL_FIELD, META_STARTED_AT, META_TOPIC_PREFIX
+    from activestream.rankedqueue.keys import ANSWER_FIELDS, META_LABEL_FIELD, META_STARTED_AT, META_TOPIC_PREFIX, task_of_field
 
     earlier = queue.get_meta_fields(META_STARTED_AT, META_TOPIC_PREFIX)
     queue.agree_meta(META_STARTED_AT, f"{time.time():.3f}")
@@ -283,12 +283,13 @@ def join_campaign(settings: Settings, queue: RankedQueue, *, redeclare: bool = T
             log.warning("the campaign of namespace %r runs on the topics %s.* (recorded with its queue); this process uses %s.*: set "
                         "ACTIVESTREAM_TOPIC_PREFIX=%s to join it", queue.k.namespace, held, settings.topic_prefix, held)
     if settings.task:  # (the answer field a first label would record: every front end asks for that shape from the start)
-        field = "labels" if settings.task == "multilabel" else "label"
+        field = ANSWER_FIELDS[settings.task]
         held = queue.agree_meta(META_LABEL_FIELD, field)
         if held != field:
+            held_task = task_of_field(held)
             raise SystemExit(f"error: ACTIVESTREAM_TASK={settings.task}, but namespace {queue.k.namespace!r} holds "
-                             f"{'label sets' if held == 'labels' else 'single-class answers'} already (its task is "
-                             f"{'multilabel' if held == 'labels' else 'multiclass'}): unset it, or use another namespace")
+                             f"{'label sets' if held_task == 'multilabel' else 'single-class answers'} already (its task is "
+                             f"{held_task}): unset it, or use another namespace")
     declared = declared_classes(settings)
     if declared is None:
         return queue.declared_classes()

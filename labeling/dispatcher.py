@@ -35,7 +35,14 @@ from activestream.labeling.metrics import DispatcherMetrics
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.auto_accept import audit_records, forget_audits
 from activestream.rankedqueue.base import parse_declared
-from activestream.rankedqueue.keys import META_DECLARED_CLASSES, META_LABEL_FIELD, META_LABEL_KIND, META_N_FEATURES
+from activestream.rankedqueue.keys import (
+    ANSWER_FIELDS,
+    META_DECLARED_CLASSES,
+    META_LABEL_FIELD,
+    META_LABEL_KIND,
+    META_N_FEATURES,
+    task_of_field,
+)
 from activestream.retrainer.label_fit import fit_to_campaign
 from activestream.schemas import DecodeError, Label, QueueEntry, decode_label, decode_skip
 from activestream.streams.bus import Bus
@@ -157,7 +164,7 @@ class Dispatcher:
             return labels
         meta = self.queue.get_meta_fields(META_N_FEATURES, META_LABEL_FIELD, META_LABEL_KIND, META_DECLARED_CLASSES)
         width = int(w) if (w := meta[META_N_FEATURES]) else None
-        task = {"label": "multiclass", "labels": "multilabel"}.get(meta[META_LABEL_FIELD] or "", "auto")
+        task = task_of_field(meta[META_LABEL_FIELD]) or "auto"
         classes = parse_declared(meta[META_DECLARED_CLASSES])
         kind = meta[META_LABEL_KIND]
         kept = []
@@ -171,7 +178,7 @@ class Dispatcher:
             else:
                 kept.append(label)
         if kept and meta[META_LABEL_FIELD] is None and task != "auto":  # (labels that came another way fix them for every path)
-            self.queue.agree_meta(META_LABEL_FIELD, "labels" if task == "multilabel" else "label")
+            self.queue.agree_meta(META_LABEL_FIELD, ANSWER_FIELDS[task])
         if kept and meta[META_LABEL_KIND] is None and kind is not None:
             self.queue.agree_meta(META_LABEL_KIND, kind)
         return kept

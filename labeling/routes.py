@@ -18,7 +18,15 @@ from activestream.labeling.campaign import Campaign, QueueCounts, campaign_view
 from activestream.labeling.control_picks import control_flagged
 from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue.base import parse_declared, parse_feature_names
-from activestream.rankedqueue.keys import META_BANDIT, META_CAMPAIGN, META_DECLARED_CLASSES, META_FEATURE_NAMES, META_LABEL_FIELD, META_STOP
+from activestream.rankedqueue.keys import (
+    META_BANDIT,
+    META_CAMPAIGN,
+    META_DECLARED_CLASSES,
+    META_FEATURE_NAMES,
+    META_LABEL_FIELD,
+    META_STOP,
+    task_of_field,
+)
 from activestream.rankedqueue.outage import redis_outage
 from activestream.schemas import QueueEntry
 from activestream.schemas.campaign import read_record
@@ -214,7 +222,7 @@ def status(service: LabelService) -> dict[str, Any]:
                              META_LABEL_FIELD)
     declared = service.classes if service.classes is not None else parse_declared(meta[META_DECLARED_CLASSES])
     # (the live model's task; before any, the shape the campaign's answers hold: ACTIVESTREAM_TASK, an import, a first label)
-    task = meta["task"] or {"labels": "multilabel"}.get(meta[META_LABEL_FIELD] or "", "multiclass")
+    task = meta["task"] or task_of_field(meta[META_LABEL_FIELD]) or "multiclass"
     out = {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
            "classes": list(declared) if declared is not None else meta_classes(meta["classes"]), "task": task, **page_facts(meta)}
     if meta[META_BANDIT]:  # the strategy bandit's arms (strategy albl)

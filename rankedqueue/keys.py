@@ -30,6 +30,13 @@ META_N_FEATURES = "n_features"  # the feature width every scorer enforces (first
 META_RANKED_VERSION = "ranked_version"  # model version of the last bulk re-rank
 META_COLD_START_LABELS = "cold_start_labels"  # labels there were at the first re-rank
 META_LABEL_FIELD = "label_field"  # "label" or "labels": fixed by the campaign's first accepted label
+#: The label field (META_LABEL_FIELD) a task's answers come in.
+ANSWER_FIELDS = {"multiclass": "label", "multilabel": "labels"}
+
+
+def task_of_field(field: str | None) -> str | None:
+    """The task whose answers come in label field ``field`` (:data:`ANSWER_FIELDS`); ``None`` when none is recorded."""
+    return {f: task for task, f in ANSWER_FIELDS.items()}.get(field or "")
 META_TOPIC_PREFIX = "topic_prefix"  # the campaign's topics (ACTIVESTREAM_TOPIC_PREFIX), as its first process used them
 META_LABEL_KIND = "label_kind"  # "integers" or "strings": fixed by the first accepted label with a value
 META_STARTED_AT = "started_at"  # when a service first worked on the namespace (UNIX s): it holds a campaign from then on

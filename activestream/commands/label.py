@@ -100,7 +100,7 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics, queue: RankedQueue | 
     from activestream.config import declared_classes, feature_name_list
     from activestream.labeling.label_studio_project import live_classes
     from activestream.labeling.terminal import TerminalPrompt
-    from activestream.rankedqueue.keys import META_LABEL_FIELD
+    from activestream.rankedqueue.keys import META_LABEL_FIELD, task_of_field
 
     declared = declared_classes(s)
     names = feature_name_list(s)
@@ -116,7 +116,7 @@ def terminal_prompt(s: Settings, bus: Bus, topics: Topics, queue: RankedQueue | 
             log.warning("the campaign's recorded classes, feature names and answer shape could not be read (%s)", exc)
     live, task = live_classes(bus, topics)
     classes = declared if declared is not None else live
-    multilabel = task == "multilabel" or field == "labels" or (field is None and s.task == "multilabel")  # (recorded, else declared)
+    multilabel = "multilabel" in (task, task_of_field(field) or s.task)  # (the live model's; else the recorded answers', else declared)
     return TerminalPrompt(classes, declared=declared is not None, feature_names=names, multilabel=multilabel)
 
 
