@@ -60,6 +60,7 @@ from activestream.labeling.label_studio_config import (
     task_data,
 )
 from activestream.labeling.label_studio_project import (
+    REFUSED_STATUSES,
     UNCERTAINTY_SAMPLING,
     as_dict,
     delete_prediction,
@@ -67,6 +68,7 @@ from activestream.labeling.label_studio_project import (
     find_tasks,
     import_tasks,
     our_predictions,
+    status_of,
     utc_stamp,
 )
 from activestream.labeling.metrics import LabelStudioMetrics
@@ -270,7 +272,7 @@ class LabelStudioConnector:
             try:
                 created, refusals = import_tasks(self.client, self.project, fids, req)
             except Exception as exc:
-                if getattr(exc, "status_code", None) in (400, 422):  # (the project refused them all: its config may have changed)
+                if status_of(exc) in REFUSED_STATUSES:  # (the project refused them all: its config may have changed)
                     self.shown = shown_fields(self._project().label_config)
                 raise
             for i, why in refusals.items():
@@ -280,7 +282,7 @@ class LabelStudioConnector:
                 if i in created:
                     self._save(i, Exported(task=created[i], version=version, score=ls_score(s, control=i in first), control=i in first))
             self.metrics.created.inc(len(created))
-            refused = {i for i in fids if i not in created}
+            refused = set(refusals)  # (import_tasks answers for each item: created, or refused)
             for i in refused:
                 self.queue.unclaim(i, self.owner)
             self.queue.mark_passed(self.owner, sorted(refused), now)
@@ -382,7 +384,7 @@ class LabelStudioConnector:
         try:
             self.client.predictions.update(pid, score=score)
         except Exception as exc:
-            if getattr(exc, "status_code", None) == 404:
+            if status_of(exc) == 404:
                 return False
             raise
         return True
@@ -391,13 +393,13 @@ class LabelStudioConnector:
         """Whether ``exc``, an error of a call about ``item``'s task, came of the task having been deleted in Label Studio
         (its Data Manager): the connector then forgets the task and hands the item back to the queue (a new task is
         created for it while it ranks high). ``False`` for any other error (Label Studio down: the sync retries)."""
-        if not isinstance(getattr(exc, "status_code", None), int):
+        if status_of(exc) is None:
             return False
         try:
             self.client.tasks.get(str(ex.task))
             return False
         except Exception as probe:  # noqa: BLE001 - only a 404 says the task is gone
-            if getattr(probe, "status_code", None) != 404:
+            if status_of(probe) != 404:
                 return False
         log.warning("task %d (item %s) was deleted in Label Studio: the connector forgets it, the item goes back to the queue",
                     ex.task, item)

@@ -44,13 +44,24 @@ def load_client(url: str, token: str, *, http: Any = None, timeout: float = 30.0
     return LabelStudio(base_url=url.rstrip("/"), api_key=token, timeout=timeout)
 
 
+#: What Label Studio answers a request it will not take (a task it refuses, an invalid body): not an outage.
+REFUSED_STATUSES = (400, 422)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an error the SDK raised for Label Studio's answer (its ``ApiError``); ``None`` for any other
+    error (Label Studio unreachable)."""
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
 def api_problem(exc: BaseException, url: str, project: int | None = None) -> str | None:
     """One line saying what a refused start-up call means (a wrong token, no such project), or ``None`` if it is not one.
 
     The SDK's ``ApiError`` prints the response's headers (a session cookie among them): never shown.
     """
-    status = getattr(exc, "status_code", None)
-    if not isinstance(status, int):
+    status = status_of(exc)
+    if status is None:
         return None
     body = getattr(exc, "body", None)
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -66,8 +77,8 @@ def api_problem(exc: BaseException, url: str, project: int | None = None) -> str
 def error_text(exc: BaseException) -> str:
     """An error as one short line: for the SDK's ``ApiError``, Label Studio's status and answer (its own text holds the
     response's headers, a session cookie among them); else the type and message."""
-    status = getattr(exc, "status_code", None)
-    if not isinstance(status, int):
+    status = status_of(exc)
+    if status is None:
         return f"{type(exc).__name__}: {exc}"
     body = getattr(exc, "body", None)
     text = json.dumps(body) if isinstance(body, dict | list) else str(body or "")
@@ -85,8 +96,8 @@ def wait_for_server(client: Any, url: str, should_stop: Callable[[], bool], slee
             client.users.whoami()
             return True
         except Exception as exc:  # noqa: BLE001 - unreachable (connection refused, timeout, 5xx): wait; refused: raise
-            status = getattr(exc, "status_code", None)
-            if isinstance(status, int) and status < 500:
+            status = status_of(exc)
+            if status is not None and status < 500:
                 raise
             log.warning("Label Studio at %s not reachable (%s: %s); trying again in %.0f s", url, type(exc).__name__, exc, backoff)
             sleep(backoff)
@@ -153,7 +164,7 @@ def import_tasks(client: Any, project: int, ids: list[str], req: list[dict[str, 
         res = client.projects.import_tasks(project, request=req, return_task_ids=True)
         return {i: int(t) for i, t in zip(ids, res.task_ids, strict=True)}, {}
     except Exception as exc:
-        if getattr(exc, "status_code", None) not in (400, 422):
+        if status_of(exc) not in REFUSED_STATUSES:
             raise
         if len(req) == 1:
             return {}, {ids[0]: error_text(exc)}
