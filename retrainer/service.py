@@ -31,14 +31,13 @@ from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_
 from activestream.schemas import FREE_SOURCES, DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
 from activestream.schemas.errors import show
 from activestream.schemas.fields import LabelValue
-from activestream.streams.bus import BrokerUnavailable, Bus, Consumer
+from activestream.streams.bus import TROUBLE_SECONDS, BrokerUnavailable, Bus, Consumer
 from activestream.streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 30.0  # seconds a new version waits for the broker's acknowledgement before the loop goes on
 UNDELIVERED_WAIT = 2.0  # seconds each later step waits for it
-BROKER_TROUBLE_SECONDS = 15.0  # a publish the broker did not take counts as trouble this long (as a consumer's, streams.kafka_consumer)
 
 
 class Retrainer:
@@ -245,7 +244,7 @@ class Retrainer:
         """The broker away, as the labels reader last met it or a publish it did not take (``/healthz``), else ``None``."""
         if self._undelivered is not None and self._broker_trouble is not None:
             return self._broker_trouble[1]
-        if self._broker_trouble is not None and time.monotonic() - self._broker_trouble[0] < BROKER_TROUBLE_SECONDS:
+        if self._broker_trouble is not None and time.monotonic() - self._broker_trouble[0] < TROUBLE_SECONDS:
             return self._broker_trouble[1]
         return self._labels.trouble()
 

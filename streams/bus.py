@@ -43,6 +43,12 @@ class Record:
     key: bytes | None = None
 
 
+# A broker error (the broker away) counts as trouble this long after it was last met (Consumer.trouble, a service's
+# /healthz): librdkafka reports a dead broker again at each reconnect attempt (backing off up to 10 s), and nothing once
+# it answers again.
+TROUBLE_SECONDS = 15.0
+
+
 class BrokerUnavailable(RuntimeError):
     """Published records were not delivered in time, or failed for a reason that passes (the broker away, a timeout):
     the same publish later may succeed. A caller answering a client says so (HTTP 503), not "internal error".

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from activestream.streams.bus import Message
+from activestream.streams.bus import TROUBLE_SECONDS, Message
 from activestream.streams.kafka_client import COORDINATOR_ERRORS, REBALANCE_ERRORS, TRANSIENT_ERRORS, confluent, error_codes, watermarks
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,6 @@ _setattr = object.__setattr__
 PARTITION_CHECK_SECONDS = 10.0
 # How long a commit is retried while the group coordinator loads or moves (a broker restart).
 COMMIT_RETRY_SECONDS = 60.0
-# A transient error (the broker away) counts as trouble this long after consume last met one: librdkafka reports a
-# dead broker again at each reconnect attempt (backing off up to 10 s), and nothing once it answers again.
-TROUBLE_SECONDS = 15.0
 
 # Static members (group.instance.id): the broker keeps a member's partitions this long after it
 # last heard from it. A restarted member rejoining with the same id gets them back at once, with
