@@ -32,30 +32,26 @@ class PoolCounts:
         self.active = active
         self._marks: dict[Partition, int] | None = None  # Redis's marks not yet read past (None: read them again)
         self._expected: dict[Partition, int] = {}  # the mark each partition has in Redis as this scorer knows it (-1: none)
-        self._assignments = -1
         self._streamed = self._rejected = self._read = 0
         self._upto: dict[Partition, int] = {}  # the highest offset confirmed per partition, not yet counted
 
     def forget_marks(self) -> None:
-        """Read the marks from Redis again before the next batch (after a rewind or an outage: records come again)."""
+        """Read the marks from Redis again before the next batch (records come again from the committed offsets)."""
         self._marks = None
 
-    def split(self, batch: Columns, assignments: int) -> list[tuple[Columns, bool]]:
+    def split(self, batch: Columns) -> list[tuple[Columns, bool]]:
         """``batch`` as ``(part, counted)`` pieces, in order: the records the counters hold already (``counted=False``)
         apart from the others. One piece, the batch itself, unless it reads again what was counted.
 
-        Parameters
-        ----------
-        batch : a consumed batch.
-        assignments : the consumer's :attr:`~activestream.streams.bus.Consumer.assignments` (a change: the marks are read again,
-            another scorer may have counted meanwhile).
+        The caller drops what waits to be counted and calls :meth:`forget_marks` whenever the records come again
+        from the committed offsets: after a rewind, an outage, or the group handing out the partitions again
+        (another scorer may have counted them meanwhile).
         """
         if not self.active:
             return [(batch, True)]
-        if self._marks is None or assignments != self._assignments:
-            self._marks, self._assignments = self.queue.counted_offsets(), assignments
-            # (a partition with counts waiting keeps the mark it expects: one another scorer moved since must refuse them)
-            self._expected = {**self._marks, **{key: self._expected.get(key, -1) for key in self._upto}}
+        if self._marks is None:
+            self._marks = self.queue.counted_offsets()
+            self._expected = dict(self._marks)
         marks = self._marks
         if not marks or not any((m.topic, m.partition) in marks for m in batch.last):
             return [(batch, True)]

@@ -134,6 +134,7 @@ class Scorer:
         self._uncounted = BatchCounts()  # of the batches written but not yet committed
         self._writer: object | None = None  # the one Redis connection every queue write goes out on, in order
         self._uncommitted: dict[tuple[str, int], Message] = {}
+        self._assignments = 0  # the consumer's assignments when it last read (see _reassigned)
         self._last_commit = time.monotonic()
         # Auto-accept (threshold from each model version) and the stream budget, if any.
         self.auto_accept = auto_accept
@@ -257,12 +258,14 @@ class Scorer:
         if self._write_failed:
             raise RuntimeError("a queue write or commit failed earlier; restart the scorer (everything after the last commit is redelivered)")
         vb = self._items.consume_values(self.batch_size, timeout)  # columns: the Kafka adapter builds no Message per record
+        if self._items.assignments != self._assignments and self._reassigned():
+            return len(vb.values)  # (it may hold records read before the handover: it comes again)
         if not vb.values:
             self.flush()
             self.admission.idle()
             return 0
         rewinds = self.rewinds
-        for part, counted in self.pool_counts.split(vb, self._items.assignments):
+        for part, counted in self.pool_counts.split(vb):
             if self.rewinds == rewinds:  # (a rewind while the first part was written: everything comes again)
                 self._score_batch(part, counted)
         return len(vb.values)
@@ -421,22 +424,39 @@ class Scorer:
     def _rewind(self, exc: CommitAborted) -> None:
         # The transaction was rolled back because the group rebalanced under it: none of its
         # dead letters, auto-labels or offsets took effect. Everything read since the last
-        # commit is read again: forget what waits to be committed, let the writes in flight
-        # finish without committing them (they are idempotent and will be redone), and send
-        # the consumer back to the committed offsets. score_items drops the batch it holds.
+        # commit is read again. score_items drops the batch it holds.
         log.warning("scorer commit rolled back (%s); reading again from the last committed offsets", exc)
+        self._read_again()
+        self.rewinds += 1
+        self.metrics.commit_rewinds.inc()
+
+    def _reassigned(self) -> bool:
+        # The group handed the consumer its partitions again (a member joined or left): it went back to the
+        # committed offset of each partition it kept, and another member reads the ones it lost. What was read
+        # since the last commit comes again, so counting its first reading too would count it twice (the pool's
+        # counters let it through: their mark in Redis is this scorer's own). Forget it all and read again from
+        # the committed offsets, which also drops a batch that mixed records from before and after the handover.
+        # Returns whether it read again (not at the first assignment: nothing was read before it).
+        first, self._assignments = self._assignments == 0, self._items.assignments
+        if first:
+            return False
+        log.info("scorer's partitions handed out again; reading again from the last committed offsets")
+        self._read_again()
+        return True
+
+    def _read_again(self) -> None:
+        """Forget what waits to be committed, let the writes in flight finish without committing them (they are
+        idempotent and will be redone) and send the consumer back to the committed offsets."""
         self._uncommitted.clear()
         self._uncounted = BatchCounts()
         self._drop_inflight()
         self.pool_counts.drop()
-        self.pool_counts.forget_marks()  # (what was counted before the commit failed is read again)
+        self.pool_counts.forget_marks()  # (another scorer may have counted meanwhile; or what was counted before a failed commit comes again)
         try:
             self._items.rewind()
         except BaseException:
-            self._write_failed = True  # still past the rolled-back batch: only a restart is safe
+            self._write_failed = True  # still past the dropped batches: only a restart is safe
             raise
-        self.rewinds += 1
-        self.metrics.commit_rewinds.inc()
         self._last_commit = time.monotonic()
 
     def flush(self) -> None:

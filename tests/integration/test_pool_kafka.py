@@ -1,17 +1,23 @@
-"""The capped pool with scorer processes on a real Kafka broker and a real Redis: two at once, and one SIGKILLed mid-batch."""
+"""The capped pool with scorers on a real Kafka broker and a real Redis: two at once, a rebalance between a batch's write
+and its count, and one SIGKILLed mid-batch."""
 
 from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 
-from activestream.rankedqueue import RankedQueue
+from activestream.rankedqueue import QueueKeys, RankedQueue
+from activestream.rankedqueue.pool import PoolLimits
 from activestream.schemas import Item
+from activestream.scorer.service import Scorer
+from activestream.streams.topics import Topics
 from tests.integration.test_distributed import Stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -109,3 +115,53 @@ def test_a_scorer_sigkilled_mid_batch_and_restarted_leaves_the_cap_and_counts_ex
     except AssertionError:
         print(stack.logs(), stack.queue.pool_stats(), stack.queue.depth())
         raise
+
+
+def test_a_rebalance_between_a_batch_write_and_its_count_counts_each_record_once(
+    kafka_bus_factory: Callable[..., object], redis_client: redis.Redis, namespace: str
+) -> None:
+    # (seen once in CI: 4,050 of 4,000 records counted. A scorer's batches are counted in Redis at its next commit; a
+    # rebalance before it sent its consumer back to the committed offsets of the partitions it kept, and the records
+    # read again were counted again, their first reading's counts still waiting.)
+    n = 600
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}")
+    bus_a, bus_b = (kafka_bus_factory(prefix=f"{topics.prefix}-{who}", partitions=2) for who in "ab")
+    bus_a.ensure_topics(topics.all())  # type: ignore[attr-defined]
+    X = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    for i in range(n):  # (keyed: both partitions get items)
+        bus_a.publish(topics.items, Item(f"i{i}", X[i]).encode(binary=True), key=f"i{i}".encode())  # type: ignore[attr-defined]
+    bus_a.flush()  # type: ignore[attr-defined]
+
+    def scorer(bus: object) -> Scorer:  # (no timed commit: only an idle read, a flush or close counts and commits)
+        queue = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(100, 0, None))
+        return Scorer(bus, queue, topics, batch_size=50, n_features=8, commit_interval=3600.0)  # type: ignore[arg-type]
+
+    a = scorer(bus_a)
+    b: Scorer | None = None
+    try:
+        read = 0
+        deadline = time.monotonic() + 30
+        while read < 200:  # both partitions' records, written and not counted
+            assert time.monotonic() < deadline, f"the first scorer read {read} records"
+            read += a.score_items(5.0)
+        assert a.queue.pool_stats()["read"] == 0
+        b = scorer(bus_b)
+        b.score_items(0.5)  # joins: the group hands the partitions out again when the first scorer reads next
+        deadline = time.monotonic() + 60
+        while a._items.assignments < 2:  # (in one read: revoked, assigned again, records from the committed offsets)
+            assert time.monotonic() < deadline, "the group never handed out the partitions again"
+            a.score_items(5.0)
+        deadline = time.monotonic() + 60
+        while a.queue.pool_stats()["read"] < n or a.score_items(0.2) + b.score_items(0.2) > 0:
+            assert time.monotonic() < deadline, a.queue.pool_stats()
+            a.score_items(0.2)
+            b.score_items(0.2)
+        a.close()
+        b.close()
+        st = a.queue.pool_stats()
+        assert st["read"] == st["streamed"] == n, st
+        assert a.queue.depth() == 100  # (not depth + evicted + rejected == n: a record read again may be decided again)
+    finally:
+        a.close()
+        if b is not None:
+            b.close()

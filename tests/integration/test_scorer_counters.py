@@ -189,7 +189,7 @@ def test_the_pool_counters_count_each_record_once_across_a_crash_at_the_commit(
     # (batches of another size: its first batch holds records counted before and new ones, which must be told apart)
     second = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100, n_features=8, commit_interval=0.0)
     split = []
-    monkeypatch.setattr(second.pool_counts, "split", lambda batch, a, real=second.pool_counts.split: split.append(real(batch, a)) or split[-1])
+    monkeypatch.setattr(second.pool_counts, "split", lambda batch, real=second.pool_counts.split: split.append(real(batch)) or split[-1])
     second.poll_models(to_end=True)
     second.run(burst=True, timeout=0.0)
     second.close()
