@@ -444,16 +444,22 @@ class Scorer:
         self._read_again()
         return True
 
-    def _read_again(self) -> None:
+    def _read_again(self, drop_writer: bool = False) -> None:
         """Forget what waits to be committed, let the writes in flight finish without committing them (they are
-        idempotent and will be redone) and send the consumer back to the committed offsets."""
+        idempotent and will be redone) and send the consumer back to the committed offsets (``drop_writer``: and
+        close the queue-write connection, whose half-read reply must not be read as the next one)."""
         self._uncommitted.clear()
         self._uncounted = BatchCounts()
         self._drop_inflight()
         self.pool_counts.drop()
         self.pool_counts.forget_marks()  # (another scorer may have counted meanwhile; or what was counted before a failed commit comes again)
+        if drop_writer and self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.disconnect()  # type: ignore[attr-defined]
+            self.queue.release_writer(self._writer)
+            self._writer = None
         try:
-            self._items.rewind()
+            self._items.rewind()  # (a broker away too raises: only a restart is safe then)
         except BaseException:
             self._write_failed = True  # still past the dropped batches: only a restart is safe
             raise
@@ -499,20 +505,8 @@ class Scorer:
 
     def recover(self) -> None:
         """After a Redis outage: drop what is in flight or uncommitted; read again from the committed offsets."""
-        self._uncommitted.clear()
-        self._uncounted = BatchCounts()
-        self._drop_inflight()
-        self.pool_counts.drop()
-        self.pool_counts.forget_marks()  # (a count sent as Redis went away may or may not have been applied)
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.disconnect()  # type: ignore[attr-defined]  # (a half-read reply must not be read as the next one)
-            self.queue.release_writer(self._writer)
-            self._writer = None
-        self._write_failed = True  # until the rewind is done: past the dropped batches, nothing may commit
-        self._items.rewind()  # (a broker away too raises: only a restart is safe then)
-        self._write_failed = False
-        self._last_commit = time.monotonic()
+        self._read_again(drop_writer=True)  # (a count sent as Redis went away may or may not have been applied: read the marks again)
+        self._write_failed = False  # (the writes that failed were dropped: they come again)
 
     def step(self, timeout: float = 0.1) -> int:
         """Check for a new model, then score one micro-batch. Returns items consumed.
