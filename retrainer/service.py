@@ -28,7 +28,16 @@ from activestream.retrainer.stopping import StopRules
 from activestream.retrainer.trainer import LinearHeads, NotEnoughClasses, Trainer
 from activestream.retrainer.training_set import TrainingSet, arrays
 from activestream.retrainer.validate import check_outputs, holdout_accuracy, no_regression
-from activestream.schemas import FREE_SOURCES, DeadLetter, DecodeError, Label, ModelVersion, decode_label, decode_model_version
+from activestream.schemas import (
+    FREE_SOURCES,
+    MAX_DEAD_LETTER_PAYLOAD,
+    DeadLetter,
+    DecodeError,
+    Label,
+    ModelVersion,
+    decode_label,
+    decode_model_version,
+)
 from activestream.schemas.errors import show
 from activestream.schemas.fields import LabelValue
 from activestream.streams.bus import TROUBLE_SECONDS, BrokerUnavailable, Bus, Consumer
@@ -132,7 +141,7 @@ class Retrainer:
         self.campaign = CampaignMonitor(rules, auto_accept_precision, stop_set_size, budget=budget,
                                         estimate_runner=EstimateRunner(estimates, every=estimates_every))
         self._replaying = False
-        self._dead_before: set[bytes] = set()  # digests of label payloads dead-lettered before this start (see rebuild)
+        self._dead_lettered: set[bytes] = set()  # digests of the label payloads dead-lettered (see _dead_letter)
         self._latest_digest = ""
         self._stop_items: Consumer | None = bus.consumer([topics.items], None)
         self._live_published_at = 0.0  # when the live version was published (see _fold)
@@ -263,7 +272,7 @@ class Retrainer:
         trained on exactly these labels, no retrain is due.
         """
         msgs = self._labels.read_to_end(timeout)
-        self._dead_before = dead_lettered_labels(self.bus, self.topics, timeout)
+        self._dead_lettered |= dead_lettered_labels(self.bus, self.topics, timeout)
         self._replaying = True
         try:
             for m in msgs:
@@ -337,12 +346,13 @@ class Retrainer:
         self.bus.flush()
 
     def _dead_letter(self, payload: bytes, err: DecodeError) -> None:
-        if self._replaying:
-            digest = hashlib.sha256(payload).digest()
-            if digest in self._dead_before:
-                log.info("bad label met again while rebuilding (dead-lettered when first read): %s", err)
-                return
-            self._dead_before.add(digest)  # one dead letter per bad payload
+        # One dead letter per bad payload: the log is read again by a rebuild after a restart, by the faust engine's
+        # agent after its rebuild (from the group's committed offset), and in a batch a rebalance redelivers.
+        digest = hashlib.sha256(payload[:MAX_DEAD_LETTER_PAYLOAD]).digest()  # (what a dead letter keeps of it)
+        if digest in self._dead_lettered:
+            log.info("bad label met again (dead-lettered when first read): %s", err)
+            return
+        self._dead_lettered.add(digest)
         dl = DeadLetter.from_error(self.topics.labels, payload, err)
         log.warning("dead letter from %s: %s", self.topics.labels, err)
         self.bus.publish(self.topics.dead_letters, dl.encode(), key=dl.key)
