@@ -204,8 +204,10 @@ class Dispatcher:
             log.warning("ignored a bad skip record: %s", err)
             return
         # Only while the group holds the lease: a stale skip (the lease expired and someone else
-        # has the item) changes nothing (-2); a retried one counts once (the queue's rule).
-        if self.queue.skip(skip.item_id, skip.labeler_id, self.max_skips, holder=self.owner) >= 0:
+        # has the item) changes nothing (-2); a retried one (read again after an outage or a
+        # rebalance) counts once, in the queue and here.
+        n, changed = self.queue.skip_outcome(skip.item_id, skip.labeler_id, self.max_skips, holder=self.owner)
+        if n >= 0 and changed:
             self.metrics.skipped.inc()
 
     def dispatch(self, now: float | None = None) -> int:

@@ -385,13 +385,18 @@ class QueueLeases(QueueBase):
         Returns its skip count (each labeler counts once, so a retry changes nothing), 0 if
         it was dropped, -1 if unknown, -2 if it is leased to another labeler (left as it is).
         """
+        return self.skip_outcome(item_id, labeler_id, max_skips, holder=holder, now=now)[0]
+
+    def skip_outcome(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None,
+                     now: float | None = None) -> tuple[int, bool]:
+        """:meth:`skip`'s count, and whether the call changed anything (``False`` for a retried skip: a record read again)."""
         k = self.k
         holder = labeler_id if holder is None else holder
         now = self.now() if now is None else now
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.passed(holder)]
-        n = int(self.scripts.skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now,
-                                                   k.skippers_prefix, k.skipped_by_prefix]))
-        if n == 0:
+        n, changed = self.scripts.skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now,
+                                                        k.skippers_prefix, k.skipped_by_prefix])
+        if int(n) == 0:
             logger.debug("item %s dropped after %d skips", item_id, max_skips)
-        return n
+        return int(n), bool(changed)

@@ -1,5 +1,6 @@
 -- A labeler passes on an item: hands a lease back or counts a skip on a pending item, dropping it at max_skips.
--- Returns the skip count, 0 if dropped, -1 if unknown, -2 if leased to someone else.
+-- Returns {the skip count, 0 if dropped, -1 if unknown, -2 if leased to someone else; 1 if the call changed anything,
+-- 0 for a retried skip (a record read again) of a pending item: nothing, not even the time its group passed on it}.
 -- Runs after the fragments fn_release_owner, fn_kill_row, fn_forget_skips (joined by scripts.py).
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
 --       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, passed (holder)
@@ -10,11 +11,14 @@
 -- records when its labeler passed on the item, so the group gets other work first.
 local id = ARGV[1]
 local leased = redis.call('ZSCORE', KEYS[1], id)
-if leased and redis.call('HGET', KEYS[3], id) ~= ARGV[6] then return -2 end
-if ARGV[6] ~= ARGV[5] and (leased or redis.call('ZSCORE', KEYS[2], id)) then redis.call('ZADD', KEYS[16], ARGV[7], id) end
+if leased and redis.call('HGET', KEYS[3], id) ~= ARGV[6] then return {-2, 0} end
 local s = redis.call('HGET', KEYS[4], id)
 if not s then s = redis.call('ZSCORE', KEYS[2], id) end
-if not s then return -1 end
+if not s then return {-1, 0} end
+if not leased and redis.call('SISMEMBER', KEYS[6], id) == 1 then
+  return {tonumber(redis.call('HGET', KEYS[5], id) or '0'), 0}
+end
+if ARGV[6] ~= ARGV[5] then redis.call('ZADD', KEYS[16], ARGV[7], id) end
 if leased then
   redis.call('ZREM', KEYS[1], id)
   release_owner(KEYS[3], ARGV[3], id)
@@ -35,7 +39,7 @@ if n >= tonumber(ARGV[2]) then
   redis.call('HDEL', KEYS[9], id)
   redis.call('HDEL', KEYS[15], id)
   forget_skips(KEYS[5], ARGV[8], ARGV[9], id)
-  return 0
+  return {0, 1}
 end
 redis.call('ZADD', KEYS[2], s, id)
-return n
+return {n, 1}

@@ -230,6 +230,49 @@ def test_the_dispatcher_waits_out_a_redis_restart_and_acknowledges_every_label(t
         server.stop()
 
 
+def test_skips_read_again_after_a_redis_outage_mid_batch_count_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # (an audit: the batch read again after the outage counted its first half's skips twice on the dispatcher's
+    # metric, 15 for 10, and recorded the group's pass on them again, as if it had happened then)
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.rankedqueue.outage import RedisPause
+    from activestream.schemas import Skip
+
+    server = redis_in(tmp_path)
+    port = server.port
+    bus, topics = InMemoryBus(), Topics("s")
+    n = 10
+    queue = RankedQueue(redis.Redis.from_url(server.url, socket_timeout=2), QueueKeys("skips"))
+    queue.add([f"i{k}" for k in range(n)], np.linspace(1, 0, n), np.eye(n, N_FEATURES, dtype=np.float32))
+    d = Dispatcher(queue, bus, topics, max_outstanding=n)
+    pause = RedisPause(what="dispatching")
+    real, calls = queue.skip_outcome, [0]
+
+    def skip_outcome(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        if calls[0] == n // 2 + 1:  # Redis goes away half-way through the batch (a real stop of the server)
+            server.stop()
+        return real(*args, **kwargs)
+
+    try:
+        assert d.dispatch() == n
+        for k in range(n):  # the labeler passes on every item
+            bus.publish(topics.skips, Skip(f"i{k}", "ann").encode(), key=f"i{k}".encode())
+        queue.skip_outcome = skip_outcome  # type: ignore[method-assign]
+        assert pause.run(lambda: d.acknowledge(0.0), d.recover) == 0 and pause.reason is not None
+        server = redis_in(tmp_path, port)
+        passed = queue.r.zrange(queue.k.passed(d.owner), 0, -1, withscores=True)
+        assert len(passed) == n // 2
+        deadline = time.monotonic() + 30
+        while pause.run(lambda: d.acknowledge(0.0), d.recover) or pause.reason is not None:
+            assert time.monotonic() < deadline, pause.reason
+        assert sorted(int(v) for v in queue.r.hvals(queue.k.skips)) == [1] * n  # (the queue counts each labeler once)
+        assert d.metrics.skipped._value.get() == n  # noqa: SLF001
+        again = dict(queue.r.zrange(queue.k.passed(d.owner), 0, -1, withscores=True))
+        assert len(again) == n and all(again[item] == when for item, when in passed)  # the first passes keep their time
+    finally:
+        server.stop()
+
+
 def test_a_hung_redis_pauses_the_scorer_as_a_refusing_one_does() -> None:
     """A Redis that stops answering (SIGSTOP: swapping, a stuck host) is an outage: the services' queue bounds each call
     (the scorer's and the dispatcher's had no timeout and blocked, /healthz saying all was well)."""
