@@ -51,6 +51,10 @@ from activestream.streams.topics import DISPATCHER_GROUP, LABELERS_GROUP, Topics
 log = logging.getLogger(__name__)
 
 
+def dispatch_owner(labeler_group: str) -> str:
+    """The lease owner a dispatcher holds its labeler group's items as (``dispatch:<labeler group>``)."""
+    return f"dispatch:{labeler_group}"
+
 
 def consumer_group(topic_prefix: str, labeler_group: str) -> str:
     """The Kafka consumer group of the dispatchers serving ``labeler_group``.
@@ -100,7 +104,7 @@ class Dispatcher:
         self.queue = queue
         self.bus = bus
         self.topics = topics
-        self.owner = f"dispatch:{labeler_group}"
+        self.owner = dispatch_owner(labeler_group)
         self.max_outstanding = max_outstanding
         self.ack_timeout = ack_timeout
         self.max_skips = max_skips

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from activestream.schemas import DecodeError, Label, Skip, decode_queue_entry, int_label, not_a_class
 from activestream.schemas.fields import LabelValue
-from activestream.streams.bus import Bus
+from activestream.streams.bus import Bus, Message
 from activestream.streams.topics import LABELERS_GROUP, Topics
 
 # An item's answer: a class, a label set (a multi-label campaign; ``()``: no tag applies), or ``None`` to skip it.
@@ -133,7 +133,7 @@ def label_from_topic(
     max_items: int | None = None,
     idle_timeout: float | None = None,
     seconds_per_label: float | None = None,
-    now: Callable[[], float] | None = None,
+    still_leased: Callable[[str], bool] | None = None,
 ) -> int:
     """Label queue-topic entries with ``answer`` until ``max_items``, ``idle_timeout`` s without work or the end of input.
 
@@ -143,11 +143,13 @@ def label_from_topic(
     Each label reports ``seconds_per_label`` as its labeling time (annotation hours), else (``None``) the
     seconds ``answer`` took: what a person at the terminal spent on the item.
 
-    ``now`` is the queue's clock (Redis's, that leases are set by): with it, an entry whose lease ran out before it was
-    read is passed over (its item went back to the queue); ``None``: every entry is shown (the labeler's own clock may
-    run ahead of Redis's).
+    ``still_leased(item_id)`` says whether the item is leased to the labelers' group now (the queue's answer, by Redis's
+    clock): with it, an entry whose item is not is passed over (its lease ran out and it went back to the queue, or it was
+    labeled when this entry was shown before); ``None``: every entry is shown.
 
-    Returns labels published. Each queue message is committed after its label is flushed.
+    Returns labels published. Each queue message is committed after its label is flushed. A label's id is derived from
+    its queue entry, so an entry shown again (its commit did not happen: a crash, or an answer slower than the
+    consumer's ``max.poll.interval.ms``) and answered again gives the same label, counted once downstream.
     """
     consumer = bus.consumer([topics.queue], group or topics.group(LABELERS_GROUP))
     done = 0
@@ -168,8 +170,9 @@ def label_from_topic(
                 print(f"skipping a bad queue entry: {err}")
                 consumer.commit(msgs)
                 continue
-            if now is not None and entry.lease_expires_at is not None and entry.lease_expires_at < now():  # (its lease ran out: the item
-                print(f"passed over item {entry.id}: its lease ran out before it was read (it is back in the queue)")  # went back)
+            if still_leased is not None and not still_leased(entry.id):
+                print(f"passed over item {entry.id}: it is no longer leased to this labeler group (its lease ran out and it went "
+                      "back to the queue, or it was labeled already)")
                 consumer.commit(msgs)
                 continue
             feats = entry.features.tolist() if entry.features is not None else None
@@ -181,7 +184,7 @@ def label_from_topic(
                 break
             if value is not None:
                 seconds = seconds_per_label if seconds_per_label is not None else time.monotonic() - started
-                label = Label(entry.id, uuid.uuid4().hex, labeler_id, label=None if isinstance(value, tuple) else value,
+                label = Label(entry.id, entry_label_id(m, entry.lease_expires_at), labeler_id, label=None if isinstance(value, tuple) else value,
                               labels=value if isinstance(value, tuple) else None, seconds=seconds, features=entry.features,
                               control=entry.metadata.get("control") is True,  # (the dispatcher's random-control picks)
                               model_version=entry.model_version or None)  # (the version that ranked it: for the export; 0: none had)
@@ -194,3 +197,9 @@ def label_from_topic(
     finally:
         consumer.close()
     return done
+
+
+def entry_label_id(m: Message, lease_expires_at: float | None) -> str:
+    """The label id of an answer to the queue entry ``m``: the same each time the entry is read (its record's place, and
+    its lease's end, which a topic created again under the same name would not repeat with the same offset)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"activestream:queue-entry/{m.topic}/{m.partition}/{m.offset}/{lease_expires_at!r}").hex

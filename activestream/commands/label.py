@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,11 +68,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         n = label_from_topic(bus, topics, answer, labeler_id=args.labeler_id, group=args.group or topics.labelers_group(args.labeler_group),
                              max_items=args.max_items, idle_timeout=args.idle_timeout, seconds_per_label=args.seconds_per_label,
-                             now=queue.now if queue is not None else None)
+                             still_leased=still_leased_to(queue, args.labeler_group) if queue is not None else None)
     finally:
         bus.close()
     print(f"published {n} labels to {topics.labels}", flush=True)
     return 0
+
+
+def still_leased_to(queue: RankedQueue, labeler_group: str) -> Callable[[str], bool]:
+    """Whether an item is leased to the dispatcher of ``labeler_group`` now (by Redis's clock)."""
+    from activestream.labeling.dispatcher import dispatch_owner
+
+    owner = dispatch_owner(labeler_group)
+    return lambda item_id: queue.lease_holder(item_id) == owner
 
 
 def campaign_queue(s: Settings) -> RankedQueue | None:
