@@ -58,7 +58,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "tolerance": ((lambda v: 0 <= v <= 1), "an accuracy drop in [0, 1]"),
     "metrics_port": ((lambda v: 0 <= v <= 65535), "a port in [0, 65535] (0: any free port)"),
     "rerank_cache_mb": _at_least(0),
-    "pool_capacity": _at_least(0),
+    "pool_capacity": ((lambda v: v >= 0), "an integer >= 0 (0: no cap)"),
     "pool_max_age": ((lambda v: math.isfinite(v) and v >= 0), "a finite number of seconds >= 0 (0: off)"),
     "reservoir_share": ((lambda v: 0 <= v < 1), "a share of the pool capacity in [0, 1)"),
     "task": ((lambda v: v in ("multiclass", "multilabel")), "multiclass or multilabel"),

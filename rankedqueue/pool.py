@@ -45,8 +45,10 @@ class PoolLimits:
 
     @classmethod
     def of(cls, capacity: int, reservoir_share: float, max_age: float) -> PoolLimits:
-        """From the settings: ``capacity`` 0 is no cap, ``max_age`` 0 is none; the reservoir is ``reservoir_share`` of the capacity."""
-        return cls(capacity or None, round(capacity * reservoir_share) if capacity else 0, max_age or None)
+        """From the settings: ``capacity`` 0 is no cap, ``max_age`` 0 is none; the reservoir is ``reservoir_share`` of the capacity,
+        at least one member when the share is above 0 (a share that rounded to none left the control picks to the pending items)."""
+        reservoir = max(1, round(capacity * reservoir_share)) if capacity and reservoir_share > 0 else 0
+        return cls(capacity or None, reservoir, max_age or None)
 
 
 @dataclass(frozen=True)

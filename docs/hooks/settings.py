@@ -83,7 +83,8 @@ DESCRIPTIONS: dict[str, str] = {
     "pool_max_age": "seconds after which a pending item is evicted, for drifting streams (0: off); leased items stay",
     "reservoir_share": "size of the random reservoir, as a share of `ACTIVESTREAM_POOL_CAPACITY`: a uniform sample of "
     "every item streamed (bottom-k on a hash of the id, so order and scorer do not matter), kept beside the pool; the "
-    "random-control picks are drawn from it (0: none, control picks are drawn from the pending items)",
+    "random-control picks are drawn from it (at least one member when above 0; 0: none, control picks are drawn from the "
+    "pending items)",
     "lease_ttl": "seconds before a leased, unlabeled item returns to the queue (timed by Redis's clock, as are passes "
     "and enqueue times, so hosts whose clocks disagree still agree on who holds what)",
     "max_skips": "an item skipped by this many different labelers leaves the queue",

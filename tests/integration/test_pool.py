@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -476,3 +477,18 @@ def test_add_names_a_length_that_does_not_match_the_items_capped_or_not(redis_cl
             q.add_nowait(["a", "b"], np.array([0.1, 0.2]), feats(2), sampling=np.array([0.5]))
         assert q.depth() == 0
     capped(redis_client, namespace + "c", 5, 2).clear()
+
+
+def test_a_label_for_an_item_evicted_after_its_lease_ran_out_says_so(redis_client: redis.Redis, namespace: str) -> None:
+    # (an audit: such a label was refused as "already labeled, dropped or never scored", which it was none of)
+    from activestream.labeling.service import LabelService, UnknownItem
+
+    q = capped(redis_client, namespace, 2)
+    q.add(["a", "b"], np.array([0.9, 0.8]), feats(2))
+    service = LabelService(q, InMemoryBus(), Topics(namespace), lease_ttl=0.05)
+    (leased,) = service.lease(1, "bob")
+    time.sleep(0.2)  # the lease runs out: the item is pending again, and the lowest when better ones arrive
+    q.expire_leases()
+    assert q.add(["c", "d"], np.array([0.95, 0.97]), feats(2)) == 2 and q.depth() == 2
+    with pytest.raises(UnknownItem, match="evicted from the capped pool after its lease ran out: answer within ACTIVESTREAM_LEASE_TTL"):
+        service.submit(leased.id, labeler_id="bob", label=1)

@@ -18,12 +18,19 @@ def test_limits_from_the_settings() -> None:
     assert (s.pool_capacity, s.pool_max_age, s.reservoir_share) == (1_000_000, 0.0, 0.1)
     assert PoolLimits.of(s.pool_capacity, s.reservoir_share, s.pool_max_age) == PoolLimits(1_000_000, 100_000, None)
     assert PoolLimits.of(0, 0.5, 30.0) == PoolLimits(None, 0, 30.0)  # 0: no cap, and no reservoir without one
+    # (an audit: a share that rounded to no member, 0.1 of 4 or 0.001 of 500, silently left the control to the pending items)
+    assert [PoolLimits.of(c, share, 0).reservoir for c, share in [(4, 0.1), (500, 0.001), (25, 0.1), (500, 0.0)]] == [1, 1, 2, 0]
 
 
 @pytest.mark.parametrize(("name", "raw"), [("POOL_CAPACITY", "-1"), ("POOL_MAX_AGE", "-5"), ("RESERVOIR_SHARE", "1"), ("POOL_MAX_AGE", "inf")])
 def test_out_of_range_settings_are_refused(name: str, raw: str) -> None:
     with pytest.raises(ValueError, match=f"ACTIVESTREAM_{name}"):
         Settings.from_env({f"ACTIVESTREAM_{name}": raw})
+
+
+def test_a_negative_capacity_is_told_what_zero_means() -> None:
+    with pytest.raises(ValueError, match=r"ACTIVESTREAM_POOL_CAPACITY=-1: expected an integer >= 0 \(0: no cap\)"):
+        Settings.from_env({"ACTIVESTREAM_POOL_CAPACITY": "-1"})
 
 
 def test_thresholds_keep_what_beats_either() -> None:
