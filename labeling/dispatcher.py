@@ -120,6 +120,8 @@ class Dispatcher:
         if self.readers is None:
             return None
         t = time.monotonic()
+        if self._readers_seen is not None and self.trouble() is not None:
+            return self._readers_seen[1]  # (the broker away: asking would hold the loop, leases and acks, for its timeout)
         if self._readers_seen is None or t - self._readers_seen[0] >= self.readers_every:
             try:
                 n = self.bus.group_members(self.readers)

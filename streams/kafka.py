@@ -9,6 +9,8 @@ closes without committing leaves its records to the next member of its group
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -281,7 +283,9 @@ class KafkaBus:
             new = [ck.admin.NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor, config=default_topic_config(t)) for t in missing]
             for topic, fut in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).items():
                 try:
-                    fut.result()
+                    fut.result(timeout=timeout)
+                except concurrent.futures.TimeoutError as exc:
+                    raise RuntimeError(f"cannot create Kafka topic {topic}: no answer from the broker in {timeout:g} s") from exc
                 except ck.KafkaException as exc:
                     if exc.args[0].code() in self._permanent_codes:  # (a principal without the right to create it)
                         raise
@@ -345,7 +349,8 @@ class KafkaBus:
     def group_members(self, group: str, timeout: float = 10.0) -> int:
         """Members of the consumer group ``group`` now (0: empty, dead or never joined)."""
         fut = self._admin().describe_consumer_groups([group], request_timeout=timeout)[group]
-        return len(fut.result().members or [])
+        # (bounded here too: with the broker away the future waited for it, and the dispatcher's loop with it)
+        return len(fut.result(timeout=timeout).members or [])
 
     def messages(self, topic: str, timeout: float = 10.0) -> list[Message]:
         """Every record of ``topic`` now in the log (for tests and reports)."""

@@ -132,3 +132,32 @@ def test_a_retrainer_whose_version_the_broker_does_not_take_waits_and_delivers_i
         bus.close()
     finally:
         kafka.stop()
+
+
+def test_a_dispatcher_watching_its_readers_keeps_stepping_with_the_broker_away(redis_client: redis.Redis, namespace: str) -> None:
+    # (an ops restart day: with the broker SIGKILLed the dispatcher's loop hung in describe_consumer_groups' future,
+    # which had no timeout: its /healthz tick grew past a minute, leases expired by no one)
+    from activestream.labeling.dispatcher import Dispatcher
+
+    kafka = LocalKafka().start()
+    try:
+        bus, topics = KafkaBus(kafka.bootstrap_servers), Topics("readers")
+        bus.ensure_topics(topics.all())
+        d = Dispatcher(RankedQueue(redis_client, QueueKeys(namespace)), bus, topics, readers=topics.labelers_group(), readers_every=0.0)
+        d.step(0.1)
+        assert d.n_readers() == 0
+        assert kafka.proc is not None
+        kafka.proc.send_signal(signal.SIGKILL)
+        kafka.proc.wait()
+        deadline = time.monotonic() + 60
+        while d.trouble() is None:  # (the first steps may each wait out one request's timeout: 10 s)
+            assert time.monotonic() < deadline, "the dispatcher never met the broker away"
+            d.step(0.5)
+        for _ in range(5):
+            t0 = time.monotonic()
+            d.step(0.1)
+            assert time.monotonic() - t0 < 3.0  # (each step waited 10 s for the group's members before)
+        assert d.n_readers() == 0  # (what was last seen stands)
+        bus.close()
+    finally:
+        kafka.stop()
