@@ -10,7 +10,6 @@ closes without committing leaves its records to the next member of its group
 from __future__ import annotations
 
 import concurrent.futures
-
 import threading
 import time
 from collections.abc import Mapping, Sequence
