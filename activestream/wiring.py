@@ -54,6 +54,12 @@ class Stop:
     def __call__(self) -> bool:
         return self.requested
 
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when a stop is requested meanwhile."""
+        end = time.monotonic() + seconds
+        while not self.requested and (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.2, left))
+
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings for a service: the environment, overridden by the command's flags.
@@ -181,13 +187,16 @@ def transactional_id(settings: Settings, name: str) -> str:
     return f"{settings.topic_prefix}-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def connect(args: argparse.Namespace, *, transactional_name: str | None = None) -> tuple[Settings, Bus, Topics]:
+def connect(args: argparse.Namespace | Settings, *, transactional_name: str | None = None, health: Health | None = None,
+            stop: Stop | None = None) -> tuple[Settings, Bus, Topics]:
     """Settings, the Kafka bus and the topic names for a service, with every topic created.
 
     Parameters
     ----------
-    args : the parsed command line (see :func:`settings_from`).
+    args : the parsed command line (see :func:`settings_from`), or the settings read from it.
     transactional_name : see :func:`make_bus`.
+    health, stop : a service's: a broker that cannot be reached is waited for (bounded back-off, ``/healthz`` says why)
+        until ``stop``; without them (a command) it raises.
 
     Returns
     -------
@@ -195,11 +204,56 @@ def connect(args: argparse.Namespace, *, transactional_name: str | None = None) 
     """
     from activestream.streams.topics import Topics
 
-    s = settings_from(args)
+    s = args if isinstance(args, Settings) else settings_from(args)
     bus = make_bus(s, transactional_name=transactional_name)
     topics = Topics(s.topic_prefix)
-    bus.ensure_topics(topics.all())
+    try:
+        if stop is None:
+            bus.ensure_topics(topics.all())
+        else:
+            through_broker_outages(lambda: bus.ensure_topics(topics.all()), stop, health)
+    except BaseException:
+        bus.close()
+        raise
     return s, bus, topics
+
+
+def broker_away(exc: BaseException) -> str | None:
+    """Why ``exc`` says the Kafka broker cannot be reached now (it may come), else ``None`` (a refusal, or no broker error)."""
+    from activestream.streams.kafka_client import PERMANENT_ERRORS, TRANSIENT_ERRORS, error_codes
+
+    err = exc.args[0] if type(exc).__name__ == "KafkaException" and exc.args else None
+    if err is None or not hasattr(err, "code"):
+        return None
+    if err.code() in error_codes(PERMANENT_ERRORS) or err.code() not in error_codes(TRANSIENT_ERRORS):
+        return None
+    return str(err.str())
+
+
+def through_broker_outages(fn: Callable[[], T], stop: Stop, health: Health | None = None) -> T:
+    """``fn()``, called again (bounded back-off, at most 30 s apart) while the Kafka broker cannot be reached: a service
+    started before its broker (Compose, a restart day) waits for it, ``/healthz`` answering 503 with the reason.
+
+    Raises
+    ------
+    Exception
+        What ``fn`` raised when it is no broker away (a refusal: credentials, rights), or when ``stop`` was requested.
+    """
+    from activestream.rankedqueue.outage import Backoff
+
+    backoff = Backoff(first=1.0, most=30.0)
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            why = broker_away(exc)
+            if why is None or stop():
+                raise
+            wait = backoff.next()
+            log.warning("Kafka unreachable at start-up (%s; KAFKA_BOOTSTRAP_SERVERS); trying again in %.0f s", why, wait)
+            if health is not None:
+                health.down(f"waiting for Kafka: {why}")
+            stop.wait(wait)
 
 
 def explore_of(settings: Settings) -> Explore:
@@ -369,7 +423,11 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     from activestream.httpserver import Health, serve
 
     health = Health(service, stuck_after=stuck_after)
-    server = serve(registry, health, port or 0, host)
+    try:
+        server = serve(registry, health, port or 0, host)
+    except OSError as exc:  # (the port taken, e.g. by a service an earlier stack left running: a refusal, not a crash to retry)
+        raise SystemExit(f"error: {service}: cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
+                         f"(ACTIVESTREAM_METRICS_PORT / --metrics-port)") from None
     print(f"{service}: metrics on http://{host}:{server.server_port}/metrics and /healthz", flush=True)
     return health
 

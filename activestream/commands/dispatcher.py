@@ -17,6 +17,7 @@ from activestream.wiring import (
     make_queue,
     run_loop,
     serve_metrics,
+    settings_from,
     through_redis_outages,
 )
 
@@ -57,16 +58,18 @@ def run(args: argparse.Namespace) -> int:
     from activestream.rankedqueue.outage import RedisPause
 
     stop = Stop()
-    s, bus, topics = connect(args)
+    s = settings_from(args)
     registry = CollectorRegistry()
+    # (served first: a dispatcher started while Kafka or Redis is away answers /healthz, 503 with the reason, while it waits)
+    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
+    s, bus, topics = connect(s, health=health, stop=stop)
     queue = make_queue(s, socket_timeout=REDIS_TIMEOUT)  # (a hung Redis: paused, not blocked)
-    through_redis_outages(lambda: join_campaign(s, queue), "dispatcher start-up", stop)  # (the namespace holds a campaign from now on)
+    through_redis_outages(lambda: join_campaign(s, queue), "dispatcher start-up", stop, health)  # (the namespace holds a campaign from now on)
     d = through_redis_outages(lambda: Dispatcher(queue, bus, topics, labeler_group=args.labeler_group, max_outstanding=args.max_outstanding,
                                                  group=consumer_group(s.topic_prefix, args.labeler_group), ack_timeout=args.ack_timeout,
                                                  registry=registry, max_skips=s.max_skips, explore=explore_of(s),
                                                  readers=None if args.always_dispatch else readers_group(args, topics)),
-                                      "dispatcher start-up", stop)
-    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
+                                      "dispatcher start-up", stop, health)
     pause = RedisPause(what="dispatching")  # a Redis outage: wait (bounded back-off), /healthz says why
     try:
         run_loop(lambda: pause.run(lambda: d.step(0.5), d.recover), health, stop, burst=args.burst, max_messages=None,

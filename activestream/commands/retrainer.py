@@ -43,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     stop = Stop()
-    s, bus, topics = connect(args)
+    s = settings_from(args)
     registry = CollectorRegistry()
-    rt = make_retrainer(bus, topics, s, registry)
+    # (served first: a retrainer started while Kafka is away answers /healthz, 503 with the reason, while it waits)
     health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
+    s, bus, topics = connect(s, health=health, stop=stop)
+    rt = make_retrainer(bus, topics, s, registry)
     rt.rebuild()
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
     if rt.holding is not None:

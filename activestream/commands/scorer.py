@@ -16,6 +16,7 @@ from activestream.wiring import (
     make_queue,
     run_loop,
     serve_metrics,
+    settings_from,
     through_redis_outages,
 )
 
@@ -48,12 +49,13 @@ def run(args: argparse.Namespace) -> int:
     from activestream.streams.topics import SCORER_GROUP
 
     stop = Stop()
-    s, bus, topics = connect(args, transactional_name="scorer")
+    s = settings_from(args)
     registry = CollectorRegistry()
+    # (served first: a scorer started while Kafka or Redis is away answers /metrics and /healthz, 503 with the reason, while it waits)
+    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
+    s, bus, topics = connect(s, transactional_name="scorer", health=health, stop=stop)
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
     queue = make_queue(s, socket_timeout=REDIS_TIMEOUT, segment_cache=True)  # (a hung Redis pauses the scorer, as a refused one does)
-    # (served first: a scorer started while Redis is away answers /metrics and /healthz, 503 with the reason, while it waits)
-    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
     try:  # (it checks the namespace's feature width in Redis: a Redis away at start-up is waited for)
         scorer = through_redis_outages(lambda: Scorer(
             bus, queue, topics, strategy=Strategy(s.strategy, s.seed), batch_size=s.batch_size,

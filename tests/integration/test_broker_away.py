@@ -161,3 +161,68 @@ def test_a_dispatcher_watching_its_readers_keeps_stepping_with_the_broker_away(r
         bus.close()
     finally:
         kafka.stop()
+
+
+def healthz(port: int) -> tuple[int, dict[str, object]] | None:
+    """``/healthz``'s status and body, ``None`` while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as r:  # noqa: S310 - loopback
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("service", ["scorer", "retrainer", "dispatcher"])
+def test_a_service_started_before_its_broker_waits_for_it_and_says_so(service: str, redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # (an ops restart day: a service started while the broker was away served no /healthz for ~30 s, then exited with
+    # "error: Kafka: ... (KAFKA_BOOTSTRAP_SERVERS ...)", a setting that was right, and was started again in a loop)
+    kafka_port, port = free_port(), free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "REDIS_URL": redis_url,
+           "ACTIVESTREAM_NAMESPACE": f"early-{service}", "ACTIVESTREAM_TOPIC_PREFIX": f"early-{service}"}
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "activestream.cli", service, "--metrics-port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    kafka = None
+    try:
+        deadline, seen = time.monotonic() + 60, None
+        while time.monotonic() < deadline and (seen is None or seen[0] != 503):
+            assert proc.poll() is None, log.read_text()
+            seen = healthz(port)
+            time.sleep(0.3)
+        assert seen is not None and seen[0] == 503 and str(seen[1]["problem"]).startswith("waiting for Kafka: "), seen
+        kafka = LocalKafka(kafka_port).start()
+        deadline = time.monotonic() + 90
+        while (seen := healthz(port)) is None or seen[0] != 200:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, (seen, log.read_text()[-3000:])
+            time.sleep(0.5)
+        assert KafkaBus(kafka.bootstrap_servers).partitions_of(f"early-{service}.items")  # (its topics were created)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        if kafka is not None:
+            kafka.stop()
+
+
+def test_a_taken_metrics_port_is_one_error_line_and_a_refusal(kafka_bootstrap: str, redis_url: str) -> None:
+    # (an ops restart day: a traceback ending in "OSError: [Errno 98] Address already in use", naming neither the port
+    # nor the setting, and `up` starting the service again every 30 s for ever)
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_NAMESPACE": "taken"}
+    try:
+        p = subprocess.run([sys.executable, "-m", "activestream.cli", "retrainer", "--metrics-port", str(port)], env=env,
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        taken.close()
+    assert p.returncode == 2, p.stderr  # (a refusal: `up` stops the stack saying why instead of restarting it)
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (f"error: retrainer: cannot serve /metrics on 127.0.0.1:{port}: Address already in use "
+                                                 "(ACTIVESTREAM_METRICS_PORT / --metrics-port)"), p.stderr
