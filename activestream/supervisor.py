@@ -88,6 +88,8 @@ class Supervised:
         """Start the process (its log file is appended to)."""
         with self.log_path.open("ab") as logf:  # the child keeps its own handle
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT)
+        # (beside its log: a supervisor killed with -9 leaves its services running, and the next one names them)
+        self.log_path.with_suffix(".pid").write_text(str(self.proc.pid), encoding="utf-8")
         self.started, self.start_at = time.monotonic(), None
 
     def check(self, *, restart: bool) -> str | None:

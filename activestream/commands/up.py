@@ -66,11 +66,10 @@ def run(args: argparse.Namespace) -> int:
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
     earlier = read_ports(state / PORTS_FILE)  # (a stack started again keeps its addresses: shells and services that hold them go on)
-    left = still_running(earlier)
-    if left:  # (an `up` killed with -9 leaves its broker and Redis running: a second broker on the folder failed on its lock)
-        raise SystemExit(f"error: the broker and Redis of an earlier stack on {state} still run ({', '.join(f'{n} pid {p}' for n, p in left.items())}): "
-                         f"an `up` stopped with Ctrl-C or SIGTERM stops them; after a kill -9 of it, stop them first (kill {' '.join(map(str, left.values()))}, "
-                         "and its services: pkill -f 'activestream.cli')")
+    left = still_running(earlier, state)
+    if left:  # (an `up` killed with -9 leaves its broker, Redis and services running: a second broker on the folder failed on its lock)
+        raise SystemExit(f"error: processes of an earlier stack on {state} still run ({', '.join(f'{n} pid {p}' for n, p in left.items())}): "
+                         f"an `up` stopped with Ctrl-C or SIGTERM stops them; after a kill -9 of it, stop them first: kill {' '.join(map(str, left.values()))}")
     kafka: LocalKafka | None = None
     redis_server: LocalRedis | None = None
     services: list[Supervised] = []
@@ -147,17 +146,24 @@ def backends_watch(redis_server: LocalRedis | None, kafka: LocalKafka | None) ->
     return check
 
 
-def still_running(recorded: Mapping[str, int]) -> dict[str, int]:
-    """The broker and Redis processes ``recorded`` in the state dir that still run (``{name: pid}``): those of an earlier stack
-    whose ``up`` was killed without stopping them (a pid taken since by another program is told by its command line)."""
+def still_running(recorded: Mapping[str, int], state: Path) -> dict[str, int]:
+    """The broker, Redis and service processes of an earlier stack on ``state`` that still run (``{name: pid}``): those
+    of one whose ``up`` was killed without stopping them. The broker's and Redis's pids are ``recorded`` in its ports file,
+    each service's in ``<name>.pid`` beside its log; a pid taken since by another program is told by its command line."""
+    wanted: list[tuple[str, int | None, list[bytes]]] = [("kafka", recorded.get("kafka_pid"), [b"java"]),
+                                                         ("redis", recorded.get("redis_pid"), [b"redis-server"])]
+    for name in SERVICES:
+        try:
+            wanted.append((name, int((state / f"{name}.pid").read_text(encoding="utf-8")), [b"activestream.cli", name.encode()]))
+        except (OSError, ValueError):
+            continue
     out = {}
-    for name, program in (("kafka", "java"), ("redis", "redis-server")):
-        pid = recorded.get(f"{name}_pid")
+    for name, pid, marks in wanted:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
         except OSError:
             continue
-        if program.encode() in cmdline:
+        if all(mark in cmdline for mark in marks):
             out[name] = int(pid)  # type: ignore[arg-type]
     return out
 

@@ -136,19 +136,28 @@ def test_up_after_a_kill_9_names_what_still_runs_and_a_sourced_env_file_starts_i
     argv = [sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(state), "--env-file", str(env_file),
             "--without", "retrainer", "--without", "dispatcher", "--without", "scorer"]
     up_log = tmp_path / "up0.log"
-    with up_log.open("wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_for(lambda: env_file.exists(), "the stack never wrote its env file", up_log, proc)
+    with up_log.open("wb") as log:  # (with a scorer: the services of a killed up run on too, and were not named)
+        proc = subprocess.Popen(argv[:-2], env=env, stdout=log, stderr=subprocess.STDOUT)  # (argv ends with --without scorer)
+    try:
+        wait_for(lambda: env_file.exists() and (state / "scorer.pid").exists(), "the stack never wrote its env file", up_log, proc)
+    except BaseException:
+        proc.send_signal(signal.SIGINT)  # (it stops what it started)
+        proc.wait(60)
+        raise
     url = re.search(r"REDIS_URL=(\S+)", env_file.read_text())[1]  # type: ignore[index]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     redis_pid = json.loads((state / "ports.json").read_text())["redis_pid"]
+    scorer_pid = int((state / "scorer.pid").read_text())
     try:
         again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 2 and "Traceback" not in again.stderr, again.stdout + again.stderr
-        assert f"error: the broker and Redis of an earlier stack on {state} still run (redis pid {redis_pid})" in again.stderr, again.stderr
+        assert again.stderr.strip() == (f"error: processes of an earlier stack on {state} still run (redis pid {redis_pid}, scorer pid {scorer_pid}): "
+                                        f"an `up` stopped with Ctrl-C or SIGTERM stops them; after a kill -9 of it, stop them first: "
+                                        f"kill {redis_pid} {scorer_pid}"), again.stderr
     finally:
-        os.kill(redis_pid, signal.SIGKILL)
+        for pid in (redis_pid, scorer_pid):
+            os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     sourced = {**env, "REDIS_URL": url}  # (`set -a; . stack.env`: the stack's own Redis, down now)
     up_log = tmp_path / "up1.log"
