@@ -8,6 +8,7 @@ it. ``activestream report`` shows the same view per version.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,8 +69,9 @@ class Estimates(BaseModel):
                                       "(they run in the background: an earlier version than the live one)")
     as_of_labels: int | None = Field(None, description="labels in that training set")
     random_beyond_items: bool | None = Field(None, description="random sampling's fitted curve reaches the estimated accuracy only past "
-                                             "every item streamed (or never): labels_saved is then a bound, at least the items streamed "
-                                             "less the labels used (null: no estimate, or the items streamed are not counted)")
+                                             "every item streamed (or never): labels_saved, savings_share and hours_saved then hold no "
+                                             "estimate, only a low bound: the items streamed less the labels used (null: no estimate, or "
+                                             "the items streamed are not counted)")
 
 
 class FiredRule(BaseModel):
@@ -143,11 +145,28 @@ def estimates_of(metrics: Mapping[str, float], items: int | None = None) -> Esti
     # Random sampling's fitted curve reaches the estimated accuracy only past every item streamed (or never: the
     # estimate's cap): the figures would read as labels saved that no stream of this size holds. Said as a bound.
     beyond = None if items is None or need is None else bool(items and (need["estimate"] is None or need["estimate"] >= items))
+    n = metrics.get("est_n_labels")
+    if beyond and items and n is not None:  # (the bound, as report says it: no estimate, the low end only)
+        figures.update(beyond_items_bounds(metrics, items, int(n)))
     return Estimates(random_beyond_items=beyond,
         available=available, note=None if available else missing_note(metrics), control_labels_needed=_int(metrics.get("est_control_labels_needed")),
         n_control=_int(metrics.get("n_control")), control_accuracy=metrics.get("control_accuracy"), hours_spent=metrics.get("est_hours_spent"),
         budget=metrics.get("est_budget"), curve=Curve(a=curve[0], b=curve[1], c=curve[2]) if curve else None,
         as_of_version=_int(metrics.get("est_version")), as_of_labels=_int(metrics.get("est_n_labels")), **figures)
+
+
+def beyond_items_bounds(metrics: Mapping[str, float], items: int, n_labels: int) -> dict[str, dict[str, float | None]]:
+    """``labels_saved``, ``savings_share`` and ``hours_saved`` where random sampling would need more than the ``items``
+    streamed: no estimate, at least what labeling every item would have saved (``n_labels`` used). Hours at the record's
+    own seconds per label (its hours saved over its labels saved), when it gives both."""
+    saved = max(0, items - n_labels)
+    per_label = None
+    hours, labels = metrics.get("est_hours_saved"), metrics.get("est_labels_saved")
+    if hours is not None and labels and math.isfinite(hours) and math.isfinite(labels):
+        per_label = hours / labels
+    return {"labels_saved": {"estimate": None, "low": float(saved), "high": None},
+            "savings_share": {"estimate": None, "low": saved / items, "high": None},
+            "hours_saved": {"estimate": None, "low": saved * per_label if per_label is not None else None, "high": None}}
 
 
 def stop_of(metrics: Mapping[str, float]) -> Stop:

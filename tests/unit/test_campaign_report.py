@@ -284,3 +284,21 @@ def test_random_sampling_that_never_reaches_the_accuracy_is_no_bound_not_a_milli
     assert value("activestream_campaign_estimate", {"namespace": "camp-b", "figure": "random_labels", "bound": "high"}) == float("inf")
     assert value("activestream_campaign_estimate", {"namespace": "camp-b", "figure": "hours_saved", "bound": "low"}) == -0.04
     assert plot(report, tmp_path / "c.png").exists()
+
+
+def test_past_every_item_streamed_the_savings_are_the_bound_report_says_not_the_curves_estimate() -> None:
+    # (an ops restart day: GET /campaign gave labels_saved 9204 and hours_saved 15.34 h where report said "at least 8279
+    # (every item streamed, less the 1018 labeled)": random's fitted curve reached the accuracy only past the 9,297 items)
+    from activestream.labeling.campaign import estimates_of
+
+    metrics = {**ESTIMATES, "est_n_labels": 1018.0, "est_random_labels": 10222.0, "est_random_labels_low": 4000.0,
+               "est_random_labels_high": 362556.0, "est_labels_saved": 9204.0, "est_labels_saved_low": 2982.0,
+               "est_labels_saved_high": 361538.0, "est_hours_saved": 15.34, "est_hours_saved_low": 4.97, "est_hours_saved_high": 602.6}
+    est = estimates_of(metrics, items=9297)
+    assert est.random_beyond_items and est.labels_saved is not None and est.hours_saved is not None and est.savings_share is not None
+    assert (est.labels_saved.estimate, est.labels_saved.low, est.labels_saved.high) == (None, 8279.0, None)
+    assert est.hours_saved.estimate is None and est.hours_saved.low == pytest.approx(8279 * 15.34 / 9204)
+    assert est.savings_share.low == pytest.approx(8279 / 9297) and est.savings_share.estimate is None
+    assert est.random_labels is not None and est.random_labels.estimate == 10222.0  # (random's own figure stands: more than the items)
+    within = estimates_of(metrics, items=20_000)
+    assert not within.random_beyond_items and within.labels_saved is not None and within.labels_saved.estimate == 9204.0
