@@ -72,16 +72,29 @@ def run(args: argparse.Namespace) -> int:
     LabelingMetrics.create(registry, service.queue, service.queue.k.namespace)
     health = serve_metrics("labeler-api", registry, s.metrics_port, s.metrics_host)
     probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
+    # ... and its broker, which every label goes to: a reader at the end of the models topic, whose polls meet a broker away
+    # (an ops restart day: /healthz said ok while every label was a 503 "backend: Kafka unavailable")
+    watch = bus.consumer([topics.models], None, from_beginning=False)
     try:
         while not stop():
             try:
                 probe.ping()
-                health.tick()
+                problem = None
             except Exception as exc:  # noqa: BLE001 - any failure to reach Redis makes the API unhealthy
-                health.down(f"redis: {type(exc).__name__}: {exc}")
+                problem = f"redis: {type(exc).__name__}: {exc}"
+            try:
+                watch.consume(1, 0.0)
+                problem = problem or watch.trouble()
+            except Exception as exc:  # noqa: BLE001 - a Kafka error the reader raises: unhealthy too
+                problem = problem or f"Kafka: {type(exc).__name__}: {exc}"
+            if problem is None:
+                health.tick()
+            else:
+                health.down(problem)
             time.sleep(0.5)
     finally:
         server.shutdown()
+        watch.close()
         service.close()
         bus.close()
     return 0

@@ -226,3 +226,31 @@ def test_a_taken_metrics_port_is_one_error_line_and_a_refusal(kafka_bootstrap: s
     assert "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1] == (f"error: retrainer: cannot serve /metrics on 127.0.0.1:{port}: Address already in use "
                                                  "(ACTIVESTREAM_METRICS_PORT / --metrics-port)"), p.stderr
+
+
+def test_the_labeler_apis_healthz_says_when_its_broker_is_away(redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # (an ops restart day: its /healthz said ok, 200, while every label was a 503 "backend: Kafka unavailable")
+    kafka = LocalKafka().start()
+    port, api_port = free_port(), free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "REDIS_URL": redis_url, "ACTIVESTREAM_NAMESPACE": "api-away"}
+    log = tmp_path / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "activestream.cli", "labeler-api", "--port", str(api_port), "--metrics-port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while (seen := healthz(port)) is None or seen[0] != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, (seen, log.read_text())
+            time.sleep(0.3)
+        assert kafka.proc is not None
+        kafka.proc.send_signal(signal.SIGKILL)
+        kafka.proc.wait()
+        deadline = time.monotonic() + 60
+        while (seen := healthz(port)) is None or seen[0] != 503:
+            assert proc.poll() is None and time.monotonic() < deadline, (seen, log.read_text())
+            time.sleep(0.5)
+        assert str(seen[1]["problem"]).startswith("Kafka: "), seen
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        kafka.stop()
