@@ -54,12 +54,6 @@ class Stop:
     def __call__(self) -> bool:
         return self.requested
 
-    def wait(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less when a stop is requested meanwhile."""
-        end = time.monotonic() + seconds
-        while not self.requested and (left := end - time.monotonic()) > 0:
-            time.sleep(min(0.2, left))
-
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings for a service: the environment, overridden by the command's flags.
@@ -188,7 +182,7 @@ def transactional_id(settings: Settings, name: str) -> str:
 
 
 def connect(args: argparse.Namespace | Settings, *, transactional_name: str | None = None, health: Health | None = None,
-            stop: Stop | None = None) -> tuple[Settings, Bus, Topics]:
+            stop: Callable[[], bool] | None = None) -> tuple[Settings, Bus, Topics]:
     """Settings, the Kafka bus and the topic names for a service, with every topic created.
 
     Parameters
@@ -210,12 +204,16 @@ def connect(args: argparse.Namespace | Settings, *, transactional_name: str | No
     try:
         if stop is None:
             bus.ensure_topics(topics.all())
-        else:
-            through_broker_outages(lambda: bus.ensure_topics(topics.all()), stop, health)
+        elif not through_broker_outages(lambda: bus.ensure_topics(topics.all(), timeout=BROKER_TRY_SECONDS), stop, health):
+            raise SystemExit(0)  # (stopped while it waited: a clean exit, no broker error)
     except BaseException:
         bus.close()
         raise
     return s, bus, topics
+
+
+# One try of a service's start-up against its broker (it is tried again while the broker is away: see through_broker_outages).
+BROKER_TRY_SECONDS = 5.0
 
 
 def broker_away(exc: BaseException) -> str | None:
@@ -230,30 +228,40 @@ def broker_away(exc: BaseException) -> str | None:
     return str(err.str())
 
 
-def through_broker_outages(fn: Callable[[], T], stop: Stop, health: Health | None = None) -> T:
-    """``fn()``, called again (bounded back-off, at most 30 s apart) while the Kafka broker cannot be reached: a service
-    started before its broker (Compose, a restart day) waits for it, ``/healthz`` answering 503 with the reason.
+def through_broker_outages(fn: Callable[[], object], stop: Callable[[], bool], health: Health | None = None) -> bool:
+    """Call ``fn()`` (one short try) again, 1 s doubling to 30 s apart, while the Kafka broker cannot be reached: a
+    service started before its broker (Compose, a restart day) waits for it, ``/healthz`` answering 503 with the reason
+    from the start. Returns ``True`` once ``fn`` returned, ``False`` when ``stop`` was requested meanwhile.
 
     Raises
     ------
     Exception
-        What ``fn`` raised when it is no broker away (a refusal: credentials, rights), or when ``stop`` was requested.
+        What ``fn`` raised when it is no broker away (a refusal: credentials, rights).
     """
     from activestream.rankedqueue.outage import Backoff
 
     backoff = Backoff(first=1.0, most=30.0)
-    while True:
+    if health is not None:
+        health.down("waiting for Kafka: connecting")
+    while not stop():
         try:
-            return fn()
+            fn()
         except Exception as exc:
             why = broker_away(exc)
-            if why is None or stop():
+            if why is None:
                 raise
             wait = backoff.next()
             log.warning("Kafka unreachable at start-up (%s; KAFKA_BOOTSTRAP_SERVERS); trying again in %.0f s", why, wait)
             if health is not None:
                 health.down(f"waiting for Kafka: {why}")
-            stop.wait(wait)
+            end = time.monotonic() + wait
+            while not stop() and time.monotonic() < end:  # (a stop cuts the wait short)
+                time.sleep(0.2)
+            continue
+        if health is not None:
+            health.tick()
+        return True
+    return False
 
 
 def explore_of(settings: Settings) -> Explore:

@@ -228,8 +228,8 @@ class Bus(Protocol):
         """Every record of ``topic`` now in the log (reports, tests)."""
         ...
 
-    def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create the topics that do not exist yet."""
+    def ensure_topics(self, topics: Sequence[str], timeout: float = 30.0) -> None:
+        """Create the topics that do not exist yet (a broker's: trying for at most about ``timeout`` seconds)."""
         ...
 
     def close(self) -> None:

@@ -74,7 +74,7 @@ class InMemoryBus:
             if consumer is not None:
                 consumer.commit(messages)
 
-    def ensure_topics(self, topics: Sequence[str]) -> None:
+    def ensure_topics(self, topics: Sequence[str], timeout: float = 30.0) -> None:
         with self._cond:
             for t in topics:
                 self._log(t)

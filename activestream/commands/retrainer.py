@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_bus, make_retrainer, run_loop, serve_metrics, settings_from
+from activestream.wiring import Stop, connect, make_retrainer, run_loop, serve_metrics, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +84,14 @@ def run_faust(args: argparse.Namespace) -> int:
     require_faust()  # fail early, before any broker work, when faust-streaming is missing
     from prometheus_client import CollectorRegistry
 
-    from activestream.streams.topics import Topics
-
     early = EarlyStop()  # a signal while connecting and rebuilding: exit instead of starting the worker
     try:
-        bus = make_bus(s)
+        registry = CollectorRegistry()
+        # (served first: started while Kafka is away, it answers /healthz, 503 with the reason, while it waits)
+        health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
+        s, bus, topics = connect(s, health=health, stop=lambda: early.requested)
         try:
-            topics = Topics(s.topic_prefix)
-            bus.ensure_topics(topics.all())
-            registry = CollectorRegistry()
             core = make_retrainer(bus, topics, s, registry)
-            health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
             assert s.kafka_bootstrap_servers  # (make_bus refused to start without one)
             broker = FaustBroker(s.kafka_bootstrap_servers, s.topic_prefix, dict(s.kafka_config))
             return run_faust_retrainer(core, health, broker, early, burst=args.burst, max_messages=args.max_messages)
