@@ -219,7 +219,7 @@ def test_a_service_stopped_while_it_waits_for_its_broker_exits_cleanly(redis_url
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
-        while (seen := healthz(port)) is None:
+        while healthz(port) is None:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         time.sleep(2.0)
