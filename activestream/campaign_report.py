@@ -146,7 +146,8 @@ def render_text(report: dict[str, Any]) -> str:
         items, n = report["items"], est.get("as_of_labels") or report["n_labels"]  # (the labels the estimate was made with)
         lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
                   f"random sampling would need:  more than the {items} items streamed (its fitted curve reaches this accuracy only past them)",
-                  f"labels saved:                at least {items - n} (every item streamed, less the {n} labeled), if random sampling reached it at all"]
+                  f"labels saved:                at least {max(0, items - n)} (every item streamed, less the {n} labeled), if random sampling "
+                  "reached it at all"]
     elif est["available"]:
         lines += [f"estimated accuracy:          {_iv(est['accuracy'])}",
                   f"random sampling would need:  {_iv(est['random_labels'], '{:.0f}')} labels",

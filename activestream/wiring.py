@@ -435,7 +435,7 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
         server = serve(registry, health, port or 0, host)
     except OSError as exc:  # (the port taken, e.g. by a service an earlier stack left running: a refusal, not a crash to retry)
         raise SystemExit(f"error: {service}: cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
-                         f"(ACTIVESTREAM_METRICS_PORT / --metrics-port)") from None
+                         f"(ACTIVESTREAM_METRICS_PORT / --metrics-port, ACTIVESTREAM_METRICS_HOST)") from None
     print(f"{service}: metrics on http://{host}:{server.server_port}/metrics and /healthz", flush=True)
     return health
 

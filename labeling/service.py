@@ -456,9 +456,10 @@ class LabelService:
             # takes that label's features and control flag; the retrainer keeps the newest label of an item.
             last = self.last_label(labeler_id)
             if last is None or last.item_id != item_id:
-                raise UnknownItem(f"item {item_id!r}: field 'item_id': not in the queue (already labeled, dropped, never scored, or evicted from the "
-                                  f"capped pool after its lease ran out: answer within ACTIVESTREAM_LEASE_TTL), and not the item of "
-                                  f"this labeler's last label (the one label a new one corrects)")
+                causes = ("already labeled, dropped, never scored, or evicted from the capped pool after its lease ran out: answer "
+                          "within ACTIVESTREAM_LEASE_TTL" if self.queue.pool.capacity is not None else "already labeled, dropped or never scored")
+                raise UnknownItem(f"item {item_id!r}: field 'item_id': not in the queue ({causes}), and not the item of this labeler's "
+                                  f"last label (the one label a new one corrects)")
             features, control = last.features, last.control
         record = Label(
             item_id=item_id,

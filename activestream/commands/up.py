@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         return supervise(services, stop, restart=not args.no_restart, backends=backends_watch(redis_server, kafka))
     finally:
         stop_processes([svc.proc for svc in services])
+        for svc in services:  # (stopped: nothing of theirs runs on)
+            svc.log_path.with_suffix(".pid").unlink(missing_ok=True)
         if redis_server is not None:
             redis_server.stop()
         if kafka is not None:
@@ -150,13 +152,7 @@ def still_running(recorded: Mapping[str, int], state: Path) -> dict[str, int]:
     """The broker, Redis and service processes of an earlier stack on ``state`` that still run (``{name: pid}``): those
     of one whose ``up`` was killed without stopping them. The broker's and Redis's pids are ``recorded`` in its ports file,
     each service's in ``<name>.pid`` beside its log; a pid taken since by another program is told by its command line."""
-    wanted: list[tuple[str, int | None, list[bytes]]] = [("kafka", recorded.get("kafka_pid"), [b"java"]),
-                                                         ("redis", recorded.get("redis_pid"), [b"redis-server"])]
-    for name in SERVICES:
-        try:
-            wanted.append((name, int((state / f"{name}.pid").read_text(encoding="utf-8")), [b"activestream.cli", name.encode()]))
-        except (OSError, ValueError):
-            continue
+    wanted = [("kafka", recorded.get("kafka_pid"), [b"java"]), ("redis", recorded.get("redis_pid"), [b"redis-server"])]
     out = {}
     for name, pid, marks in wanted:
         try:
@@ -165,6 +161,13 @@ def still_running(recorded: Mapping[str, int], state: Path) -> dict[str, int]:
             continue
         if all(mark in cmdline for mark in marks):
             out[name] = int(pid)  # type: ignore[arg-type]
+    for name in SERVICES:  # (told by where it writes: its log in this state dir, not another stack's service of that name)
+        try:
+            pid = int((state / f"{name}.pid").read_text(encoding="utf-8"))
+            if os.readlink(f"/proc/{pid}/fd/1") == str((state / f"{name}.log").resolve()):
+                out[name] = pid
+        except (OSError, ValueError):
+            continue
     return out
 
 

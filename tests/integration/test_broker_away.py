@@ -251,7 +251,7 @@ def test_a_taken_metrics_port_is_one_error_line_and_a_refusal(kafka_bootstrap: s
     assert p.returncode == 2, p.stderr  # (a refusal: `up` stops the stack saying why instead of restarting it)
     assert "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1] == (f"error: retrainer: cannot serve /metrics on 127.0.0.1:{port}: Address already in use "
-                                                 "(ACTIVESTREAM_METRICS_PORT / --metrics-port)"), p.stderr
+                                                 "(ACTIVESTREAM_METRICS_PORT / --metrics-port, ACTIVESTREAM_METRICS_HOST)"), p.stderr
 
 
 def test_the_labeler_apis_healthz_says_when_its_broker_is_away(redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -112,7 +112,7 @@ def test_only_the_lease_holder_labels_or_skips_a_leased_item(api) -> None:
         ({"label": 1, "labeler_id": "x"}, "field 'item_id': missing"),
         ({"item_id": "c", "labeler_id": "x"}, "item 'c': field 'label'"),
         ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": "slow"}, "item 'c': field 'seconds'"),
-        ({"item_id": "zz", "label": 1, "labeler_id": "x"}, "item 'zz': field 'item_id': not in the queue"),
+        ({"item_id": "zz", "label": 1, "labeler_id": "x"}, "item 'zz': field 'item_id': not in the queue (already labeled, dropped or never scored)"),
         # Labels the retrainer would dead-letter are refused while the item is still queued.
         ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": -1}, "item 'c': field 'seconds'"),
         ({"item_id": "c", "label": 1, "labeler_id": "x", "seconds": float("nan")}, "item 'c': field 'seconds'"),
