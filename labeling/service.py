@@ -53,6 +53,10 @@ class LeasedToAnother(ValueError):
     """A label or skip for an item whose lease another labeler holds (nothing changes)."""
 
 
+class BeingSubmitted(LeasedToAnother):
+    """A label for an item another label of which is being published at this moment (another API replica): a 409, retry."""
+
+
 def _fields_error(a: Answer) -> InvalidLabel | None:
     """What is wrong with an answer's fields alone (no round trip needed to tell), or ``None``."""
     if (a.label is None) == (a.labels is None):
@@ -377,17 +381,25 @@ class LabelService:
             if made is not None:
                 ready.append((j, *made, f))
         accepted: list[tuple[Label, bytes, SubmitFacts]] = []
+        held: list[tuple[str, str]] = []  # (item id, label id) held while published (see claim_for_labels)
         try:
             if ready:
                 # A pending item is leased to this labeler while its label goes out: a dispatcher or
                 # another API process cannot lease it in between (mark_labeled would end their lease
                 # and the item would be labeled twice). A label refused from here on hands it back.
                 # (leases that ran out go back first: such an item is claimable again; then who holds it now)
-                claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now)
+                # (and held while its label goes out: two labels of one item sent at once, e.g. a retry on another API replica,
+                # were both accepted; the second now waits for the first, and its retry finds it accepted or refused)
+                claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now,
+                                                     [r.label_id for _, r, _, _ in ready])
+                held += [(r.item_id, r.label_id) for (_, r, _, _), (_, _, h) in zip(ready, claims, strict=True) if h]
                 # (the run's facts were read at once: its shape as the last label checked left it, agreed once, not per label)
                 shape = ready[0][3]
-                for (j, record, payload, f), (claimed, holder_now) in zip(ready, claims, strict=True):
+                for (j, record, payload, f), (claimed, holder_now, mine) in zip(ready, claims, strict=True):
                     try:
+                        if not mine:
+                            raise BeingSubmitted(f"item {record.item_id!r}: field 'item_id': another label of this item is being "
+                                                 f"submitted at this moment; send this one again in a second")
                         _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
                         shape = self._check_campaign_shape(record.item_id, record.label, record.labels, shape)  # (the first label fixes it)
                     except (LeasedToAnother, InvalidLabel) as exc:
@@ -398,14 +410,21 @@ class LabelService:
                     accepted.append((record, payload, f))
         except Exception as exc:
             failure = failure or exc
-        if accepted:
-            self._accept(accepted, labeler_id)
+        released = False
+        try:
+            if accepted:
+                self._accept(accepted, labeler_id, held)  # (the holds end with the marks: a retry finds its label id accepted)
+                released = True
+        finally:
+            if not released:
+                self.queue.release_submissions(held)
         if failure is not None:
             raise failure
         return outcome
 
-    def _accept(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str) -> None:
-        """Publish the claimed labels (record, payload, facts), then take their items out of the queue.
+    def _accept(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str, held: Sequence[tuple[str, str]] = ()) -> None:
+        """Publish the claimed labels (record, payload, facts), then take their items out of the queue and end the
+        ``held`` (item, label id) holds.
 
         When a publish fails, the labels before it are flushed and taken out (as one :meth:`submit` after
         another would have), then the error is raised; a failed flush takes none out (their leases run out).
@@ -421,14 +440,14 @@ class LabelService:
                 self._finish(accepted[:published], labeler_id)
             raise
         self.bus.flush(self.flush_timeout)
-        self._finish(accepted, labeler_id)
+        self._finish(accepted, labeler_id, held)
 
-    def _finish(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str) -> None:
-        """Take the published labels' items out of the queue; then the label hook."""
+    def _finish(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str, held: Sequence[tuple[str, str]] = ()) -> None:
+        """Take the published labels' items out of the queue (and end the ``held`` holds); then the label hook."""
         # The label ids were new when they went out: accepted, even if a dispatcher reading the
         # labels topic marked an item first (mark_labeled then finds the id known).
         # (mark labeled, which also forgets the control record; keep the last as the labeler's last label; audits answered)
-        self.queue.finish_labels([(r.item_id, r.label_id, f.audit is not None) for r, _, f in accepted], labeler_id, accepted[-1][1])
+        self.queue.finish_labels([(r.item_id, r.label_id, f.audit is not None) for r, _, f in accepted], labeler_id, accepted[-1][1], held)
         if self._on_label is not None:
             for record, _, _ in accepted:
                 try:

@@ -52,6 +52,8 @@ META_BANDIT = "bandit_state"  # JSON: the strategy bandit's arm weights, picks a
 ADD_CHUNK = 5000
 # Leases returned per expire script call: keeps each call short.
 EXPIRE_BATCH = 5000
+# The longest a label being published holds its item (QueueKeys.submitting): a process killed meanwhile frees it then.
+SUBMIT_HOLD_MS = 60_000
 # Members per ZADD of a client-side bulk write (rescore, the re-rank's fallback without RESTORE).
 ZADD_CHUNK = 10_000
 # A bulk re-rank scores segments one by one, small ones gathered up to this many rows
@@ -110,6 +112,11 @@ class QueueKeys:
     def lease_owner(self) -> str:
         """HASH item id -> labeler id holding the lease."""
         return self._k("lease_owner")
+
+    def submitting(self, item_id: str) -> str:
+        """STRING: the label id of the label being published for ``item_id`` right now (a hold of a minute at most): two
+        labels for one item sent at once (a retry on another API replica) go out one at a time."""
+        return self._k(f"submitting:{item_id}")
 
     @property
     def control(self) -> str:

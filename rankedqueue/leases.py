@@ -24,6 +24,7 @@ from activestream.rankedqueue.keys import (
     META_LABEL_FIELD,
     META_LABEL_KIND,
     META_RANKED_VERSION,
+    SUBMIT_HOLD_MS,
     TOP_FOR_PAGE,
 )
 from activestream.rankedqueue.scripts import queue_script, raise_unexpected
@@ -301,11 +302,16 @@ class QueueLeases(QueueBase):
             for j in range(len(item_ids))
         ]
 
-    def claim_for_labels(self, item_ids: Sequence[str], holder: str, ttl: float, now: float) -> list[tuple[bool, str | None]]:
-        """Return the leases run out at ``now``, lease each of ``item_ids`` to ``holder`` if it is pending, then read who holds it.
+    def claim_for_labels(self, item_ids: Sequence[str], holder: str, ttl: float, now: float,
+                         label_ids: Sequence[str]) -> list[tuple[bool, str | None, bool]]:
+        """Return the leases run out at ``now``, lease each of ``item_ids`` to ``holder`` if it is pending, read who holds
+        it, and hold it for its label ``label_ids`` while that is published (:meth:`QueueKeys.submitting`; end the holds with
+        :meth:`release_submissions`).
 
-        :meth:`expire_leases`, :meth:`claim` and :meth:`lease_holder` in that order, in one
-        round trip. Returns ``(claimed, holder of its lease at now)`` per item.
+        :meth:`expire_leases`, :meth:`claim`, :meth:`lease_holder` and the holds in that order, in one round trip.
+        Returns ``(claimed, holder of its lease at now, held)`` per item: not held when another label of it is being
+        published (another API replica, at the same moment), or when its label id was accepted meanwhile (a twin sent
+        at the same moment went first).
         """
         k = self.k
         expire_keys = [k.leased, k.pending, k.lease_owner, k.last_score]
@@ -315,16 +321,28 @@ class QueueLeases(QueueBase):
         queue_script(pipe, self.scripts.claim, claim_keys, [now + ttl, holder, "0", -1, *item_ids])
         pipe.zmscore(k.leased, list(item_ids))
         pipe.hmget(k.lease_owner, list(item_ids))
-        expired, flat, expiry, owner = raise_unexpected(pipe.execute(raise_on_error=False))
+        for item_id, label_id in zip(item_ids, label_ids, strict=True):
+            pipe.set(k.submitting(item_id), label_id, nx=True, px=SUBMIT_HOLD_MS)
+        pipe.smismember(k.label_ids, list(label_ids))  # (after the holds: one that waited for its twin finds it accepted)
+        replies = raise_unexpected(pipe.execute(raise_on_error=False))
+        expired, flat, expiry, owner = replies[:4]
+        # held: not when another label of the item goes out now, nor when this label id was accepted since its facts were read
+        held = [bool(x) and not known for x, known in zip(replies[4:-1], replies[-1], strict=True)]
+        self.release_submissions([(i, lid) for i, lid, x, h in zip(item_ids, label_ids, replies[4:-1], held, strict=True) if x and not h])
         if isinstance(expired, NoScriptError) or isinstance(flat, NoScriptError) or int(expired) >= EXPIRE_BATCH:
             # (a restarted Redis, or more leases ran out than one batch: the same three steps one by one; the
             # script that did run is idempotent, or its claims are counted here)
             self.expire_leases(now)
             again = {c for c, _ in self.claim(item_ids, holder, ttl, now)}
             done = {flat[i].decode() for i in range(0, len(flat), 2)} if isinstance(flat, list) else set()
-            return [(i in again or i in done, self.lease_holder(i, now)) for i in item_ids]
+            return [(i in again or i in done, self.lease_holder(i, now), h) for i, h in zip(item_ids, held, strict=True)]
         claimed = {flat[i].decode() for i in range(0, len(flat), 2)}
-        return [(i in claimed, holder_at(e, o, now)) for i, e, o in zip(item_ids, expiry, owner, strict=True)]
+        return [(i in claimed, holder_at(e, o, now), h) for i, e, o, h in zip(item_ids, expiry, owner, held, strict=True)]
+
+    def release_submissions(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """End the holds :meth:`claim_for_labels` took for ``(item_id, label_id)`` pairs (published, or refused)."""
+        if pairs:
+            self.scripts.release_submit(keys=[self.k.submitting(i) for i, _ in pairs], args=[lid for _, lid in pairs])
 
     def control_holder(self, item_id: str) -> str | None:
         """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
@@ -350,10 +368,11 @@ class QueueLeases(QueueBase):
         return [k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix,
                 *(x for item_id, label_id in pairs for x in (label_id, item_id))]
 
-    def finish_labels(self, done: Sequence[tuple[str, str, bool]], labeler_id: str, last_payload: bytes) -> None:
+    def finish_labels(self, done: Sequence[tuple[str, str, bool]], labeler_id: str, last_payload: bytes,
+                      release: Sequence[tuple[str, str]] = ()) -> None:
         """For each ``(item_id, label_id, audit)`` of ``done``: :meth:`mark_labeled` (all in one script call), and forget
         its audit record if it was an audit item; keep ``last_payload`` as the labeler's last label
-        (:meth:`remember_label`). One round trip."""
+        (:meth:`remember_label`); then end the holds ``release`` (:meth:`release_submissions`). One round trip."""
         k = self.k
         pairs = [(item_id, label_id) for item_id, label_id, _ in done]
         pipe = self.r.pipeline(transaction=False)
@@ -363,9 +382,13 @@ class QueueLeases(QueueBase):
         audited = [item_id for item_id, _, audit in done if audit]
         if audited:
             pipe.hdel(k.audit, *audited)
+        if release:
+            queue_script(pipe, self.scripts.release_submit, [k.submitting(i) for i, _ in release], [lid for _, lid in release])
         replies = raise_unexpected(pipe.execute(raise_on_error=False))
         if pairs and isinstance(replies[0], NoScriptError):  # (a restarted Redis: it did not run)
             self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args(pairs))
+        if release and isinstance(replies[-1], NoScriptError):
+            self.release_submissions(release)
 
     def remember_label(self, labeler_id: str, payload: bytes) -> None:
         """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses."""

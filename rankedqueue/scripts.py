@@ -35,6 +35,7 @@ COMPOSITION: dict[str, tuple[str, ...]] = {
     "rerank_swap": ("fn_segment_ids",),
     "rerank_abort": (),
     "count_streamed": (),
+    "release_submit": (),
 }
 
 
@@ -82,6 +83,7 @@ class Scripts:
         self.rerank_swap = reg("rerank_swap")
         self.rerank_abort = reg("rerank_abort")
         self.count_streamed = reg("count_streamed")
+        self.release_submit = reg("release_submit")
 
 
 def queue_script(pipe: Pipeline, script: Script, keys: list[str], args: list[str | int | float]) -> None:
