@@ -221,7 +221,8 @@ class Dispatcher:
         now = self.queue.now() if now is None else now
         self.queue.expire_leases(now)
         room = self.max_outstanding - self.queue.n_leased_by(self.owner)
-        if room <= 0 or self.n_readers() == 0:  # (full; or nobody reads the queue topic: leave the top to the page and Label Studio)
+        readers = self.n_readers()  # (asked when full too: its gauge went stale while the leases held were at the most)
+        if room <= 0 or readers == 0:  # (full; or nobody reads the queue topic: leave the top to the page and Label Studio)
             self.metrics.outstanding.set(self.max_outstanding - room)  # (what is out: the leases held)
             return 0
         # What the group passed on comes back after ack_timeout: other work first.

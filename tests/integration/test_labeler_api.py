@@ -401,6 +401,8 @@ def test_the_dispatcher_sends_work_only_while_labelers_read_the_queue_topic(redi
     reader = bus.consumer([topics.queue], "labelers")
     assert d.dispatch() == 3 and d.metrics.readers._value.get() == 1  # noqa: SLF001
     reader.close()
+    # (a concurrency audit: while the leases held were at their most the group was not asked again: the gauge said 1 for minutes)
+    assert d.dispatch() == 0 and d.metrics.readers._value.get() == 0  # noqa: SLF001
     queue.expire_leases(now=time.time() + 10_000)
     assert d.dispatch(time.time() + 10_000) == 0  # it left: nothing more is sent
     assert Dispatcher(queue, bus, topics, max_outstanding=3).dispatch() == 3  # (readers=None: always)
