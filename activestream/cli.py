@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     from redis.exceptions import ConnectionError as RedisDown
     from redis.exceptions import TimeoutError as RedisHung
 
+    from activestream.streams.bus import TopicRefused
+
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # (here, not at exit: a reader that left must meet the handler below)
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             print(exc.code, file=sys.stderr)
             return 2
         raise
+    except TopicRefused as exc:  # (a campaign whose topics the broker will not create: starting again would not mend it)
+        print(f"error: {exc} (ACTIVESTREAM_NAMESPACE / ACTIVESTREAM_TOPIC_PREFIX name the topics)", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # (before Exception, which would take it)
         if not _reader_left(sys.stdout):  # (another pipe than stdout broke: that is an error of its own)
             raise

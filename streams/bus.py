@@ -62,6 +62,11 @@ class BrokerUnavailable(RuntimeError):
         self.lost = lost
 
 
+class TopicRefused(RuntimeError):
+    """The broker refuses to create a topic for good (a name that collides with another's, as ``a.b`` and ``a_b`` do,
+    or a policy): starting again would be refused again; the message names the topic and the broker's reason."""
+
+
 class CommitAborted(RuntimeError):
     """A transactional publish-and-commit failed: none of its records or offsets took effect.
 

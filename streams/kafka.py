@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from activestream.streams.bus import BrokerUnavailable, CommitAborted, Consumer, Message, Record
+from activestream.streams.bus import BrokerUnavailable, CommitAborted, Consumer, Message, Record, TopicRefused
 from activestream.streams.kafka_client import (
     MAX_MODEL_BYTES,
     PERMANENT_ERRORS,
@@ -288,7 +288,10 @@ class KafkaBus:
                 except ck.KafkaException as exc:
                     if exc.args[0].code() in self._permanent_codes:  # (a principal without the right to create it)
                         raise
-                    if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                    code = exc.args[0].code()
+                    if code in (ck.KafkaError.TOPIC_EXCEPTION, ck.KafkaError.POLICY_VIOLATION, ck.KafkaError.INVALID_REPLICATION_FACTOR):
+                        raise TopicRefused(f"cannot create Kafka topic {topic}: {exc.args[0].str()}") from None
+                    if code != ck.KafkaError.TOPIC_ALREADY_EXISTS:
                         raise RuntimeError(f"cannot create Kafka topic {topic}: {exc.args[0].str()}") from exc
         self._wait_for_leaders(wanted, timeout)
 
