@@ -340,10 +340,19 @@ def join_campaign(settings: Settings, queue: RankedQueue, *, redeclare: bool = T
                     "default for every namespace before ACTIVESTREAM_TOPIC_PREFIX defaulted to the namespace), set "
                     "ACTIVESTREAM_TOPIC_PREFIX=activestream; this process uses %s.*", queue.k.namespace, settings.topic_prefix)
     else:
+        # Two campaigns on one set of topics read each other's items and labels, and publish models to each other (a
+        # multi-campaign audit: another namespace's 2-class models served to a 3-class campaign), and a process of a
+        # campaign on other topics than its campaign's publishes labels nothing of the campaign reads: both refused.
+        owners = queue.namespaces_on_topics(settings.topic_prefix)
+        if owners:
+            raise SystemExit(f"error: the topics {settings.topic_prefix}.* are the campaign of namespace {owners[0]!r} (recorded with its "
+                             f"queue): set ACTIVESTREAM_TOPIC_PREFIX (or --topic-prefix) to topics of namespace {queue.k.namespace!r}'s own, "
+                             f"or ACTIVESTREAM_NAMESPACE={owners[0]} to join that campaign")
         held = queue.agree_meta(META_TOPIC_PREFIX, settings.topic_prefix)  # (the campaign's topics: its first process's)
         if held != settings.topic_prefix:
-            log.warning("the campaign of namespace %r runs on the topics %s.* (recorded with its queue); this process uses %s.*: set "
-                        "ACTIVESTREAM_TOPIC_PREFIX=%s to join it", queue.k.namespace, held, settings.topic_prefix, held)
+            raise SystemExit(f"error: the campaign of namespace {queue.k.namespace!r} runs on the topics {held}.* (recorded with its "
+                             f"queue); this process would use {settings.topic_prefix}.*: set ACTIVESTREAM_TOPIC_PREFIX={held} (or "
+                             f"--topic-prefix) to join it, or use another namespace")
     if settings.task:  # (the answer field a first label would record: every front end asks for that shape from the start)
         field = ANSWER_FIELDS[settings.task]
         held = queue.agree_meta(META_LABEL_FIELD, field)

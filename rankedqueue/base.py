@@ -117,6 +117,18 @@ class QueueBase:
                     break
         return found
 
+    def namespaces_on_topics(self, topic_prefix: str) -> list[str]:
+        """The other namespaces of this Redis whose campaign runs on the Kafka topics ``topic_prefix``.* (recorded with their
+        queue): a second campaign on them would read the first one's items and labels and publish models to it."""
+        from activestream.rankedqueue.keys import META_TOPIC_PREFIX
+
+        head, found = f"{self.k.prefix}:", []
+        for key in self.r.scan_iter(match=glob_literal(head) + "*:meta", count=CLEAR_BATCH):
+            name = key.decode()[len(head):-len(":meta")]
+            if ":" not in name and name != self.k.namespace and self.r.hget(key, META_TOPIC_PREFIX) == topic_prefix.encode():
+                found.append(name)
+        return sorted(found)
+
     def declared_classes(self) -> tuple[str | int, ...] | None:
         """The campaign's declared classes as recorded (:meth:`record_declared_classes`), ``None`` when none are."""
         return parse_declared(self.get_meta(META_DECLARED_CLASSES))

@@ -345,8 +345,19 @@ def test_a_process_on_other_topics_than_its_campaigns_is_told_which(redis_url: s
         with caplog.at_level("WARNING"):  # the user follows it: those topics are the campaign's from now on
             join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix="activestream"), queue)
             assert caplog.text == "" and queue.get_meta("topic_prefix") == "activestream"
+        # (a multi-campaign audit: this was a warning, and a label the process took went to topics nothing of the campaign read)
+        with pytest.raises(SystemExit, match=f"error: the campaign of namespace '{namespace}' runs on the topics activestream.\\* "
+                                             f"\\(recorded with its queue\\); this process would use {namespace}.\\*: set "
+                                             "ACTIVESTREAM_TOPIC_PREFIX=activestream"):
             join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)
-        assert f"runs on the topics activestream.* (recorded with its queue); this process uses {namespace}.*" in caplog.text
+        # Another namespace on those topics would mix the two campaigns: refused, naming the owner.
+        other = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(f"{namespace}-b"))
+        try:
+            with pytest.raises(SystemExit, match=f"error: the topics activestream.\\* are the campaign of namespace '{namespace}'"):
+                join_campaign(Settings(redis_url=redis_url, namespace=f"{namespace}-b", topic_prefix="activestream"), other)
+            assert other.get_meta("topic_prefix") is None
+        finally:
+            other.clear()
     finally:
         queue.clear()
 
