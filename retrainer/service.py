@@ -40,13 +40,17 @@ from activestream.schemas import (
 )
 from activestream.schemas.errors import show
 from activestream.schemas.fields import LabelValue
-from activestream.streams.bus import TROUBLE_SECONDS, BrokerUnavailable, Bus, Consumer
+from activestream.streams.bus import TROUBLE_SECONDS, BrokerUnavailable, Bus, Consumer, Message
 from activestream.streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 30.0  # seconds a new version waits for the broker's acknowledgement before the loop goes on
 UNDELIVERED_WAIT = 2.0  # seconds each later step waits for it
+
+
+class WidthConflict(ValueError):
+    """The feature width a retrainer was given is not its campaign's (see :meth:`Retrainer.rebuild`): a refusal."""
 
 
 class Retrainer:
@@ -272,6 +276,7 @@ class Retrainer:
         trained on exactly these labels, no retrain is due.
         """
         msgs = self._labels.read_to_end(timeout)
+        self._check_width(msgs)
         self._dead_lettered |= dead_lettered_labels(self.bus, self.topics, timeout)
         self._replaying = True
         try:
@@ -282,6 +287,24 @@ class Retrainer:
         if self._latest_digest and self.training.digest() == self._latest_digest:
             self._unused, self._first_unused_at = 0, None
         return len(msgs)
+
+    def _check_width(self, msgs: Sequence[Message]) -> None:
+        """Refuse a feature width set for the campaign (``ACTIVESTREAM_N_FEATURES``) that its labels log's first label
+        with features does not have: every label would be dead-lettered, and ``export`` leaves out what the retrainer
+        refused (a multi-campaign audit: a retrainer started for 20 s with another campaign's width emptied its export)."""
+        if self.n_features is None:
+            return
+        for m in msgs:
+            try:
+                label = decode_label(m.value)
+            except DecodeError:
+                continue
+            if label.features is not None:
+                if label.features.size != self.n_features:
+                    raise WidthConflict(f"n_features={self.n_features}, but the labels log holds labels of {label.features.size} "
+                                        f"features (the first: item {label.item_id!r}): unset ACTIVESTREAM_N_FEATURES, or use the "
+                                        "campaign's own settings")
+                return
 
     def _fold(self, label: Label, observed: list[ControlObservation]) -> DecodeError | None:
         """Fold a decoded label in; why it does not fit the campaign (its dead letter's reason), else ``None``.

@@ -49,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
     s, bus, topics = connect(s, health=health, stop=stop)
     rt = make_retrainer(bus, topics, s, registry)
-    rt.rebuild()
+    from activestream.retrainer.service import WidthConflict
+
+    try:
+        rt.rebuild()
+    except WidthConflict as exc:
+        bus.close()
+        raise SystemExit(f"error: retrainer: {exc}") from None
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
     if rt.holding is not None:
         print(f"retrainer: holding for user model v{rt.holding}: no own version until restarted with --resume", flush=True)
@@ -79,6 +85,7 @@ def run_faust(args: argparse.Namespace) -> int:
     The Faust worker's exit code (0 with ``--burst``).
     """
     from activestream.retrainer.faust_app import EarlyStop, FaustBroker, require_faust, run_faust_retrainer
+    from activestream.retrainer.service import WidthConflict
 
     s = settings_from(args)
     require_faust()  # fail early, before any broker work, when faust-streaming is missing
@@ -94,7 +101,10 @@ def run_faust(args: argparse.Namespace) -> int:
             core = make_retrainer(bus, topics, s, registry)
             assert s.kafka_bootstrap_servers  # (make_bus refused to start without one)
             broker = FaustBroker(s.kafka_bootstrap_servers, s.topic_prefix, dict(s.kafka_config))
-            return run_faust_retrainer(core, health, broker, early, burst=args.burst, max_messages=args.max_messages)
+            try:
+                return run_faust_retrainer(core, health, broker, early, burst=args.burst, max_messages=args.max_messages)
+            except WidthConflict as exc:
+                raise SystemExit(f"error: retrainer: {exc}") from None
         finally:
             bus.close()
     finally:

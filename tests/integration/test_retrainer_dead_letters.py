@@ -87,3 +87,26 @@ def test_retrainer_dead_letters_each_bad_label_once(
     dead = [decode_dead_letter(m.value) for m in read_all(bus, topics.dead_letters)]  # type: ignore[attr-defined]
     assert sorted(d.item_id for d in dead) == ["b0", "b1", "b2"], log.read_text()[-3000:]
     assert seen in (-1.0, n_bad), (seen, log.read_text()[-3000:])  # (-1: it stopped before its /metrics was read)
+
+
+def test_a_retrainer_given_another_feature_width_than_its_labels_refuses_to_start(
+    kafka_bootstrap: str, redis_url: str, kafka_bus_factory: Callable[..., object]
+) -> None:
+    # (a multi-campaign audit: started for 20 s with ACTIVESTREAM_N_FEATURES=5 on a campaign of 13 features, it
+    # dead-lettered every label, and `export`, which leaves out what the retrainer refused, exported none of them)
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    topics = Topics(prefix)
+    bus = kafka_bus_factory(prefix=prefix, partitions=2)
+    bus.ensure_topics(topics.all())  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        lab = Label(f"w{i}", f"W{i}", "ann", label=i % 2, features=rng.standard_normal(13).astype(np.float32))
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())  # type: ignore[attr-defined]
+    bus.flush()  # type: ignore[attr-defined]
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_TOPIC_PREFIX": prefix,
+           "ACTIVESTREAM_NAMESPACE": prefix, "ACTIVESTREAM_N_FEATURES": "5"}
+    p = subprocess.run([sys.executable, "-m", "activestream.cli", "retrainer", "--burst"], env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == ("error: retrainer: n_features=5, but the labels log holds labels of 13 features (the "
+                                                 "first: item 'w0'): unset ACTIVESTREAM_N_FEATURES, or use the campaign's own settings")
+    assert read_all(bus, topics.dead_letters, wait=1.0) == []  # nothing refused: export keeps every label
