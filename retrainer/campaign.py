@@ -63,9 +63,10 @@ class CampaignMonitor:
     announced: set[str] = field(default_factory=set)  # rules whose firing was logged (once per rule)
     log_stops: bool = True  # (False in simulate: its summary reports each seed's first stop instead)
     _frozen: np.ndarray | None = None
-    # The last class calibration and the (control count, target) it was made for: the control lists only
-    # grow (record_control), and a version asks for it three times (threshold, metrics, facts).
+    # The last class calibration and the (control count, target) it was made for: the control lists grow, or an entry
+    # is replaced (a corrected answer: record_control drops it then), and a version asks for it three times.
     _calibrated: tuple[tuple[int, float], ClassCalibration] | None = None
+    _control_at: dict[str, int] = field(default_factory=dict)  # item id -> its place in the control lists
 
     def restore(self, metrics: Mapping[str, float]) -> None:
         """Take back the rules that had fired, from the newest published version's ``metrics``.
@@ -120,14 +121,22 @@ class CampaignMonitor:
         p = predict(label.features[None, :])[0]
         predicted = classes[int(p.argmax())]
         seen = (float(p.max()), bool(predicted == label.label), predicted)
-        self.record_control(*seen)
+        self.record_control(*seen, item_id=label.item_id)
         return seen
 
-    def record_control(self, confidence: float, correct: bool, predicted: object | None = None) -> None:
-        """Add one control observation made earlier (e.g. read back from the control log)."""
-        self.control_conf.append(confidence)
-        self.control_correct.append(correct)
-        self.control_pred.append(predicted)
+    def record_control(self, confidence: float, correct: bool, predicted: object | None = None, item_id: str | None = None) -> None:
+        """Add one control observation made earlier (e.g. read back from the control log); one of an ``item_id`` observed
+        before (a corrected answer) takes that one's place: each control pick counts once, as its newest answer."""
+        at = self._control_at.get(item_id) if item_id is not None else None
+        if at is None:
+            if item_id is not None:
+                self._control_at[item_id] = len(self.control_conf)
+            self.control_conf.append(confidence)
+            self.control_correct.append(correct)
+            self.control_pred.append(predicted)
+            return
+        self.control_conf[at], self.control_correct[at], self.control_pred[at] = confidence, correct, predicted
+        self._calibrated = None  # (same count, other outcomes)
 
     def record_audit(self, correct: bool) -> None:
         """Add one audit answer: whether the auto-accepted label was what the labeler answered blind."""

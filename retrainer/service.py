@@ -151,7 +151,8 @@ class Retrainer:
         self._live_published_at = 0.0  # when the live version was published (see _fold)
         self._observed: dict[str, ControlObservation] = {}  # label id -> first observation (control log)
         self._audited: set[str] = set()  # items whose audit answer counted: the first (the dispatcher's flagged copy comes after)
-        self._unscored: dict[str, Label] = {}  # control labels that came before any model (see oof_control)
+        self._unscored: dict[str, Label] = {}  # item id -> its control label that came before any model (see oof_control)
+        self._control_of_item: dict[str, ControlObservation] = {}  # item id -> its first control observation (corrections reuse it)
         self._label_kind: str | None = None  # "integers" or "strings", fixed by the first label
         self.n_features = n_features  # else fixed by the first label
         self._load_latest_version()
@@ -344,11 +345,21 @@ class Retrainer:
         """
         seen = self._observed.get(label.label_id)
         if seen is not None:
-            self.campaign.record_control(seen.confidence, seen.correct, seen.predicted)
+            self.campaign.record_control(seen.confidence, seen.correct, seen.predicted, item_id=label.item_id)
+            self._control_of_item.setdefault(label.item_id, seen)
+            return
+        first = self._control_of_item.get(label.item_id)
+        if first is not None and first.predicted is not None:
+            # A corrected answer to a control pick: the pick counts once, as its newest answer, judged against what the
+            # model predicted before it trained on the item (the first observation's: the live one may have since).
+            obs = ControlObservation(label.label_id, first.confidence, bool(first.predicted == label.label), first.version, first.predicted)
+            self.campaign.record_control(obs.confidence, obs.correct, obs.predicted, item_id=label.item_id)
+            self._observed[label.label_id] = obs
+            observed.append(obs)
             return
         live = self._live
-        if live is None and self.version == 0:  # (no model yet: scored out of fold at the first retrain)
-            self._unscored[label.label_id] = label
+        if live is None and self.version == 0:  # (no model yet: scored out of fold at the first retrain; the newest answer)
+            self._unscored[label.item_id] = label
         if live is None or (self._replaying and label.ts <= self._live_published_at):
             return
         pair = self.campaign.observe_control(label, lambda X: _predict(live, X), self._live_classes)
@@ -356,15 +367,18 @@ class Retrainer:
             return
         obs = ControlObservation(label.label_id, pair[0], pair[1], self.version, pair[2])  # type: ignore[arg-type]
         self._observed[label.label_id] = obs
+        self._control_of_item[label.item_id] = obs
         observed.append(obs)
 
     def _score_unscored(self, train: list[Label]) -> None:
         """The control labels no model could score, out of fold (:mod:`activestream.retrainer.oof_control`); logged as first observations."""
-        pending = [lab for lid, lab in self._unscored.items() if lid not in self._observed and lab.label_id in self.training.label_ids]
+        pending = [lab for lab in self._unscored.values() if lab.label_id not in self._observed and lab.label_id in self.training.label_ids]
         self._unscored.clear()
+        item_of = {lab.label_id: lab.item_id for lab in pending}
         for obs in score_out_of_fold(pending, train, self._estimator) if self.task == "multiclass" else []:
-            self.campaign.record_control(obs.confidence, obs.correct, obs.predicted)
+            self.campaign.record_control(obs.confidence, obs.correct, obs.predicted, item_id=item_of[obs.label_id])
             self._observed[obs.label_id] = obs
+            self._control_of_item[item_of[obs.label_id]] = obs
             self.bus.publish(self.topics.control, obs.encode(), key=obs.label_id.encode())
         self.bus.flush()
 

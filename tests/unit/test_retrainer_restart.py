@@ -117,3 +117,31 @@ def test_a_user_version_published_over_the_campaign_keeps_its_fired_stop_rules_a
     c.bus.publish(c.topics.models, user.encode(), key=MODEL_KEY)
     again = c.retrainer(resume=True)
     assert again.version == 3 and again.campaign.status.fired["stable_predictions"] == {"version": 2.0, "n_labels": 20.0}
+
+
+def test_a_corrected_control_answer_counts_once_as_the_newest_and_after_a_restart_too() -> None:
+    # (a concurrency audit: a labeler's correction of a control pick was a second control observation, charging the
+    # model a miss for the labeler's own mistake: n_control 176 for 170 control items)
+    import dataclasses
+
+    rng, w = np.random.default_rng(0), np.random.default_rng(1).normal(size=40)
+    bus, topics = InMemoryBus(), Topics("c")
+    first = Retrainer(bus, topics, task="multiclass", retrain_every=10**9, holdout_fraction=0.0)
+    publish(bus, topics, labels(rng, w, 60, 0, control=False))
+    first.ingest(0.0)
+    assert first.retrain() is not None
+    picks = labels(rng, w, 10, 500, control=True)
+    publish(bus, topics, picks)
+    first.ingest(0.0)
+    assert len(first.campaign.control_correct) == 10
+    # Three answers corrected (a new label id, the other class; the control flag comes with a correction)
+    fixed = [dataclasses.replace(lab, label_id=f"fix-{lab.label_id}", label=1 - int(lab.label)) for lab in picks[:3]]  # type: ignore[arg-type]
+    publish(bus, topics, fixed)
+    first.ingest(0.0)
+    c = first.campaign
+    assert len(c.control_correct) == 10 and len(bus.messages(topics.control)) == 13
+    for j, lab in enumerate(fixed):  # judged against what the model predicted before training on the item
+        assert c.control_correct[j] == (c.control_pred[j] == lab.label)
+    restarted = Retrainer(bus, topics, task="multiclass", retrain_every=10**9, holdout_fraction=0.0)
+    restarted.rebuild(5.0)
+    assert restarted.campaign.control_correct == c.control_correct and restarted.campaign.control_pred == c.control_pred
