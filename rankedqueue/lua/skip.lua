@@ -1,6 +1,7 @@
 -- A labeler passes on an item: hands a lease back or counts a skip on a pending item, dropping it at max_skips.
 -- Returns {the skip count, 0 if dropped, -1 if unknown, -2 if leased to someone else; 1 if the call changed anything,
 -- 0 for a retried skip (a record read again) of a pending item: nothing, not even the time its group passed on it}.
+-- (A skip record read again after the group leased the item anew, more than its ack timeout later, is taken as a new pass.)
 -- Runs after the fragments fn_release_owner, fn_kill_row, fn_forget_skips (joined by scripts.py).
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
 --       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, passed (holder)
