@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,23 +41,26 @@ def metric(port: int, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{") or line.startswith(name + " "))
 
 
+def labels_log(kafka_bus_factory: Callable[..., object], labels: list[Label]) -> tuple[str, Topics, Any]:
+    """A fresh campaign's topic prefix, its topics and a bus, with ``labels`` on its labels topic."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    topics = Topics(prefix)
+    bus: Any = kafka_bus_factory(prefix=prefix, partitions=2)
+    bus.ensure_topics(topics.all())
+    for lab in labels:
+        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())
+    bus.flush()
+    return prefix, topics, bus
+
+
 @pytest.mark.parametrize("engine", ["confluent", "faust"])
 def test_retrainer_dead_letters_each_bad_label_once(
     engine: str, kafka_bootstrap: str, redis_url: str, kafka_bus_factory: Callable[..., object], tmp_path: Path
 ) -> None:
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    topics = Topics(prefix)
-    bus = kafka_bus_factory(prefix=prefix, partitions=2)
-    bus.ensure_topics(topics.all())  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
     n_good, n_bad = 8, 3
-    for i in range(n_good):
-        lab = Label(f"i{i}", f"L{i}", "ann", label=i % 2, features=rng.standard_normal(4).astype(np.float32))
-        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())  # type: ignore[attr-defined]
-    for i in range(n_bad):  # no features: the retrainer dead-letters them
-        lab = Label(f"b{i}", f"B{i}", "ann", label=0)
-        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())  # type: ignore[attr-defined]
-    bus.flush()  # type: ignore[attr-defined]
+    good = [Label(f"i{i}", f"L{i}", "ann", label=i % 2, features=rng.standard_normal(4).astype(np.float32)) for i in range(n_good)]
+    prefix, topics, bus = labels_log(kafka_bus_factory, good + [Label(f"b{i}", f"B{i}", "ann", label=0) for i in range(n_bad)])  # (no features: dead letters)
     total = n_good + n_bad
 
     port = free_port()
@@ -94,15 +98,9 @@ def test_a_retrainer_given_another_feature_width_than_its_labels_refuses_to_star
 ) -> None:
     # (a multi-campaign audit: started for 20 s with ACTIVESTREAM_N_FEATURES=5 on a campaign of 13 features, it
     # dead-lettered every label, and `export`, which leaves out what the retrainer refused, exported none of them)
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    topics = Topics(prefix)
-    bus = kafka_bus_factory(prefix=prefix, partitions=2)
-    bus.ensure_topics(topics.all())  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
-    for i in range(3):
-        lab = Label(f"w{i}", f"W{i}", "ann", label=i % 2, features=rng.standard_normal(13).astype(np.float32))
-        bus.publish(topics.labels, lab.encode(), key=lab.item_id.encode())  # type: ignore[attr-defined]
-    bus.flush()  # type: ignore[attr-defined]
+    prefix, topics, bus = labels_log(kafka_bus_factory, [Label(f"w{i}", f"W{i}", "ann", label=i % 2, features=rng.standard_normal(13).astype(np.float32))
+                                                         for i in range(3)])
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_TOPIC_PREFIX": prefix,
            "ACTIVESTREAM_NAMESPACE": prefix, "ACTIVESTREAM_N_FEATURES": "5"}
     p = subprocess.run([sys.executable, "-m", "activestream.cli", "retrainer", "--burst"], env=env, capture_output=True, text=True, timeout=180)
