@@ -106,12 +106,12 @@ def own_topics(s: Settings, prefix_given: bool) -> Settings:
     if prefix_given or s.namespace == default.namespace or s.topic_prefix != default.topic_prefix:
         return s
     if s.namespace == default.topic_prefix:  # ("activestream": the default namespace's topics already)
-        log.warning("namespace %r names the default campaign's topics (%s.*): set ACTIVESTREAM_TOPIC_PREFIX for topics of its own",
-                    s.namespace, s.topic_prefix)
+        log.warning("namespace %r names the default campaign's topics (%s.*; its services are refused while the default namespace's "
+                    "campaign holds them): set ACTIVESTREAM_TOPIC_PREFIX for topics of its own", s.namespace, s.topic_prefix)
         return s
     if not TOPIC_SAFE.fullmatch(s.namespace):
-        log.warning("namespace %r cannot name Kafka topics: it shares the topics %s.* with every campaign that does not set its own "
-                    "ACTIVESTREAM_TOPIC_PREFIX", s.namespace, s.topic_prefix)
+        log.warning("namespace %r cannot name Kafka topics: it takes the topics %s.* (its services are refused while another "
+                    "namespace's campaign holds them): set ACTIVESTREAM_TOPIC_PREFIX", s.namespace, s.topic_prefix)
         return s
     log.info("namespace %r: topics %s.* (ACTIVESTREAM_TOPIC_PREFIX unset: the namespace's own)", s.namespace, s.namespace)
     return replace(s, topic_prefix=s.namespace)
@@ -338,13 +338,14 @@ def join_campaign(settings: Settings, queue: RankedQueue, *, redeclare: bool = T
         # then): nothing is recorded until a process names its topics (ACTIVESTREAM_TOPIC_PREFIX), so the advice holds.
         log.warning("namespace %r holds a campaign started before its topics were recorded: if it ran on activestream.* (the "
                     "default for every namespace before ACTIVESTREAM_TOPIC_PREFIX defaulted to the namespace), set "
-                    "ACTIVESTREAM_TOPIC_PREFIX=activestream; this process uses %s.*", queue.k.namespace, settings.topic_prefix)
+                    "ACTIVESTREAM_TOPIC_PREFIX=activestream (refused while another namespace's campaign holds those topics: two "
+                    "campaigns on one set of topics mix); this process uses %s.*", queue.k.namespace, settings.topic_prefix)
     else:
         # Two campaigns on one set of topics read each other's items and labels, and publish models to each other (a
         # multi-campaign audit: another namespace's 2-class models served to a 3-class campaign), and a process of a
         # campaign on other topics than its campaign's publishes labels nothing of the campaign reads: both refused.
-        owners = queue.namespaces_on_topics(settings.topic_prefix)
-        if owners:
+        owners = queue.namespaces_on_topics(settings.topic_prefix) if earlier[META_TOPIC_PREFIX] != settings.topic_prefix else []
+        if owners:  # (a namespace new to those topics: one that recorded them already is not locked out of its own)
             raise SystemExit(f"error: the topics {settings.topic_prefix}.* are the campaign of namespace {owners[0]!r} (recorded with its "
                              f"queue): set ACTIVESTREAM_TOPIC_PREFIX (or --topic-prefix) to topics of namespace {queue.k.namespace!r}'s own, "
                              f"or ACTIVESTREAM_NAMESPACE={owners[0]} to join that campaign")

@@ -72,7 +72,7 @@ from activestream.labeling.label_studio_project import (
     utc_stamp,
 )
 from activestream.labeling.metrics import LabelStudioMetrics
-from activestream.labeling.service import BeingSubmitted, InvalidLabel, LabelService, LeasedToAnother, UnknownItem
+from activestream.labeling.service import InvalidLabel, LabelService, LeasedToAnother, UnknownItem
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.auto_accept import audit_records
 from activestream.scorer.versions import newest_model_version
@@ -455,12 +455,9 @@ class LabelStudioConnector:
         try:
             accepted = self.service.submit(item, labeler_id=labeler, label=answer.label, labels=answer.labels,
                                            seconds=seconds, label_id=label_id(self.project, ann_id, revision),
-                                           features=feats, holder=self.owner)
+                                           features=feats, holder=self.owner, hold=False)  # (its one submitter: never waits)
         except InvalidLabel as exc:
             return self._refuse(ann_id, seen, item, labeler, str(exc), "refused", digest)
-        except BeingSubmitted as exc:  # (another label of the item goes out at this moment: read again at the next sync)
-            log.info("annotation %d (item %s) deferred: %s", ann_id, item, exc)
-            return "deferred"
         except (LeasedToAnother, UnknownItem) as exc:
             log.warning("annotation %d (item %s) not taken: %s", ann_id, item, exc)
             self._record(ann_id, seen, digest)

@@ -278,12 +278,15 @@ class LabelService:
         features: np.ndarray | None = None,
         source: str = "human",
         holder: str | None = None,
+        hold: bool = True,
     ) -> bool:
         """Accept a label. Returns ``False`` (and changes nothing) for a label id already accepted.
 
         ``holder`` is whose lease the label comes through (default ``labeler_id``): a
         connector to a labeling tool leases items under its own name (``labelstudio:<project>``)
-        and submits its labelers' answers through that lease.
+        and submits its labelers' answers through that lease. ``hold``: hold the item while its label
+        is published, against a twin sent to another API replica at once (see :class:`BeingSubmitted`);
+        a connector that is the one submitter of its leased items passes ``False`` and never waits.
 
         The label is published (with the item's features, so the retrainer needs no
         other store) before the item leaves the queue: a crash in between leaves the
@@ -302,13 +305,13 @@ class LabelService:
             out: their work would be thrown away. A pending item takes anyone's label.
         """
         answer = Answer(item_id, label=label, labels=labels, seconds=seconds, label_id=label_id, features=features)
-        outcome = self.submit_many([answer], labeler_id=labeler_id, source=source, holder=holder)[0]
+        outcome = self.submit_many([answer], labeler_id=labeler_id, source=source, holder=holder, hold=hold)[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
     def submit_many(
-        self, answers: Sequence[Answer], *, labeler_id: str, source: str = "human", holder: str | None = None
+        self, answers: Sequence[Answer], *, labeler_id: str, source: str = "human", holder: str | None = None, hold: bool = True
     ) -> list[bool | InvalidLabel | UnknownItem | LeasedToAnother]:
         """Accept a batch of one labeler's answers, as :meth:`submit` would one after the other, in a few round trips.
 
@@ -322,7 +325,7 @@ class LabelService:
         """
         out: list[bool | InvalidLabel | UnknownItem | LeasedToAnother] = []
         while len(out) < len(answers):
-            out += self._submit_run(answers[len(out):], labeler_id, source, labeler_id if holder is None else holder)
+            out += self._submit_run(answers[len(out):], labeler_id, source, labeler_id if holder is None else holder, hold)
         return out
 
     def _next_run(self, answers: Sequence[Answer]) -> list[tuple[Answer, str, InvalidLabel | SubmitFacts]]:
@@ -355,7 +358,7 @@ class LabelService:
         return out
 
     def _submit_run(
-        self, answers: Sequence[Answer], labeler_id: str, source: str, holder: str
+        self, answers: Sequence[Answer], labeler_id: str, source: str, holder: str, hold: bool = True
     ) -> list[bool | InvalidLabel | UnknownItem | LeasedToAnother]:
         """Decide the leading run of ``answers`` (:meth:`_next_run`); one outcome per answer of it.
 
@@ -391,7 +394,7 @@ class LabelService:
                 # (and held while its label goes out: two labels of one item sent at once, e.g. a retry on another API replica,
                 # were both accepted; the second now waits for the first, and its retry finds it accepted or refused)
                 claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now,
-                                                     [r.label_id for _, r, _, _ in ready])
+                                                     [r.label_id for _, r, _, _ in ready] if hold else None)
                 held += [(r.item_id, r.label_id) for (_, r, _, _), (_, _, h) in zip(ready, claims, strict=True) if h]
                 # (the run's facts were read at once: its shape as the last label checked left it, agreed once, not per label)
                 shape = ready[0][3]
@@ -417,10 +420,20 @@ class LabelService:
                 released = True
         finally:
             if not released:
-                self.queue.release_submissions(held)
+                self._end_holds(held)
         if failure is not None:
             raise failure
         return outcome
+
+    def _end_holds(self, held: Sequence[tuple[str, str]]) -> None:
+        """End the ``(item, label id)`` holds of labels not published (refused, or a failure under way: that failure is the
+        one to raise, so one here is logged; the holds run out within a minute)."""
+        if not held:
+            return
+        try:
+            self.queue.release_submissions(held)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("holds of %d label(s) not ended (%s: %s); they run out within a minute", len(held), type(exc).__name__, exc)
 
     def _accept(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str, held: Sequence[tuple[str, str]] = ()) -> None:
         """Publish the claimed labels (record, payload, facts), then take their items out of the queue and end the

@@ -64,7 +64,7 @@ class CampaignMonitor:
     log_stops: bool = True  # (False in simulate: its summary reports each seed's first stop instead)
     _frozen: np.ndarray | None = None
     # The last class calibration and the (control count, target) it was made for: the control lists grow, or an entry
-    # is replaced (a corrected answer: record_control drops it then), and a version asks for it three times.
+    # is overwritten (a corrected answer: record_control forgets the calibration then), and a version asks for it three times.
     _calibrated: tuple[tuple[int, float], ClassCalibration] | None = None
     _control_at: dict[str, int] = field(default_factory=dict)  # item id -> its place in the control lists
 

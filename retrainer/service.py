@@ -277,8 +277,8 @@ class Retrainer:
         trained on exactly these labels, no retrain is due.
         """
         msgs = self._labels.read_to_end(timeout)
-        self._check_width(msgs)
         self._dead_lettered |= dead_lettered_labels(self.bus, self.topics, timeout)
+        self._check_width(msgs)
         self._replaying = True
         try:
             for m in msgs:
@@ -290,22 +290,31 @@ class Retrainer:
         return len(msgs)
 
     def _check_width(self, msgs: Sequence[Message]) -> None:
-        """Refuse a feature width set for the campaign (``ACTIVESTREAM_N_FEATURES``) that its labels log's first label
-        with features does not have: every label would be dead-lettered, and ``export`` leaves out what the retrainer
-        refused (a multi-campaign audit: a retrainer started for 20 s with another campaign's width emptied its export)."""
+        """Refuse a feature width set for the campaign (``ACTIVESTREAM_N_FEATURES``) that none of its labels log's labels has
+        (those dead-lettered before aside: a stray label of another campaign): every label would be dead-lettered, and
+        ``export`` leaves out what the retrainer refused (a multi-campaign audit: a retrainer started for 20 s with another
+        campaign's width emptied its export)."""
         if self.n_features is None:
             return
+        widths: dict[int, int] = {}
+        first: dict[int, str] = {}
         for m in msgs:
+            if hashlib.sha256(m.value[:MAX_DEAD_LETTER_PAYLOAD]).digest() in self._dead_lettered:
+                continue
             try:
                 label = decode_label(m.value)
             except DecodeError:
                 continue
             if label.features is not None:
-                if label.features.size != self.n_features:
-                    raise WidthConflict(f"n_features={self.n_features}, but the labels log holds labels of {label.features.size} "
-                                        f"features (the first: item {label.item_id!r}): unset ACTIVESTREAM_N_FEATURES, or use the "
-                                        "campaign's own settings")
-                return
+                if label.features.size == self.n_features:
+                    return
+                widths[label.features.size] = widths.get(label.features.size, 0) + 1
+                first.setdefault(label.features.size, label.item_id)
+        if widths:
+            common = max(widths, key=lambda w: widths[w])
+            raise WidthConflict(f"n_features={self.n_features}, but none of the labels log's labels has that width ({widths[common]} "
+                                f"have {common} features, the first: item {first[common]!r}): unset ACTIVESTREAM_N_FEATURES, or use "
+                                "the campaign's own settings")
 
     def _fold(self, label: Label, observed: list[ControlObservation]) -> DecodeError | None:
         """Fold a decoded label in; why it does not fit the campaign (its dead letter's reason), else ``None``.

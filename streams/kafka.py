@@ -289,7 +289,7 @@ class KafkaBus:
                     if exc.args[0].code() in self._permanent_codes:  # (a principal without the right to create it)
                         raise
                     code = exc.args[0].code()
-                    if code in (ck.KafkaError.TOPIC_EXCEPTION, ck.KafkaError.POLICY_VIOLATION, ck.KafkaError.INVALID_REPLICATION_FACTOR):
+                    if code in (ck.KafkaError.TOPIC_EXCEPTION, ck.KafkaError.POLICY_VIOLATION):  # (not a replication factor: brokers may be registering)
                         raise TopicRefused(f"cannot create Kafka topic {topic}: {exc.args[0].str()}") from None
                     if code != ck.KafkaError.TOPIC_ALREADY_EXISTS:
                         raise RuntimeError(f"cannot create Kafka topic {topic}: {exc.args[0].str()}") from exc

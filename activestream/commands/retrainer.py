@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         rt.rebuild()
     except WidthConflict as exc:
-        bus.close()
+        with contextlib.suppress(Exception):  # (the refusal is what to say)
+            bus.close()
         raise SystemExit(f"error: retrainer: {exc}") from None
     print(f"retrainer: {len(rt.training)} labels rebuilt from the log, model v{rt.version}", flush=True)
     if rt.holding is not None:

@@ -151,7 +151,8 @@ def backends_watch(redis_server: LocalRedis | None, kafka: LocalKafka | None) ->
 def still_running(recorded: Mapping[str, int], state: Path) -> dict[str, int]:
     """The broker, Redis and service processes of an earlier stack on ``state`` that still run (``{name: pid}``): those
     of one whose ``up`` was killed without stopping them. The broker's and Redis's pids are ``recorded`` in its ports file,
-    each service's in ``<name>.pid`` beside its log; a pid taken since by another program is told by its command line."""
+    each service's in ``<name>.pid`` beside its log; a pid taken since by another program is told by its command line
+    (the broker, Redis) or by where its stdout writes (a service: its log in this state dir)."""
     wanted = [("kafka", recorded.get("kafka_pid"), [b"java"]), ("redis", recorded.get("redis_pid"), [b"redis-server"])]
     out = {}
     for name, pid, marks in wanted:

@@ -342,19 +342,21 @@ def test_a_process_on_other_topics_than_its_campaigns_is_told_which(redis_url: s
         assert f"namespace '{namespace}' holds a campaign started before its topics were recorded" in caplog.text
         assert queue.get_meta("topic_prefix") is None  # (not recorded on a guess: the advice given holds)
         caplog.clear()
+        old = f"old-{namespace}"  # (the topics it ran on: activestream.* in the advice; its own here, on a Redis other tests share)
         with caplog.at_level("WARNING"):  # the user follows it: those topics are the campaign's from now on
-            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix="activestream"), queue)
-            assert caplog.text == "" and queue.get_meta("topic_prefix") == "activestream"
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=old), queue)
+            assert caplog.text == "" and queue.get_meta("topic_prefix") == old
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=old), queue)  # (its own again: fine)
         # (a multi-campaign audit: this was a warning, and a label the process took went to topics nothing of the campaign read)
-        with pytest.raises(SystemExit, match=f"error: the campaign of namespace '{namespace}' runs on the topics activestream.\\* "
+        with pytest.raises(SystemExit, match=f"error: the campaign of namespace '{namespace}' runs on the topics {old}.\\* "
                                              f"\\(recorded with its queue\\); this process would use {namespace}.\\*: set "
-                                             "ACTIVESTREAM_TOPIC_PREFIX=activestream"):
+                                             f"ACTIVESTREAM_TOPIC_PREFIX={old}"):
             join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)
-        # Another namespace on those topics would mix the two campaigns: refused, naming the owner.
+        # Another namespace new to those topics would mix the two campaigns: refused, naming the owner.
         other = RankedQueue(redis.Redis.from_url(redis_url), QueueKeys(f"{namespace}-b"))
         try:
-            with pytest.raises(SystemExit, match=f"error: the topics activestream.\\* are the campaign of namespace '{namespace}'"):
-                join_campaign(Settings(redis_url=redis_url, namespace=f"{namespace}-b", topic_prefix="activestream"), other)
+            with pytest.raises(SystemExit, match=f"error: the topics {old}.\\* are the campaign of namespace '{namespace}'"):
+                join_campaign(Settings(redis_url=redis_url, namespace=f"{namespace}-b", topic_prefix=old), other)
             assert other.get_meta("topic_prefix") is None
         finally:
             other.clear()
@@ -439,16 +441,16 @@ def test_a_declared_multilabel_task_is_asked_for_from_the_first_answer(redis_url
     try:
         with pytest.raises(ValueError, match="setting ACTIVESTREAM_TASK=tags: expected multiclass or multilabel"):
             Settings.from_env({"ACTIVESTREAM_TASK": "tags"})
-        join_campaign(Settings(redis_url=redis_url, namespace=namespace, task="multilabel", classes="cat,dog,owl"), queue)
+        join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace, task="multilabel", classes="cat,dog,owl"), queue)
         queue.add(["a", "b"], np.array([0.9, 0.8]), np.zeros((2, 2), dtype=np.float32))
         service = LabelService(queue, InMemoryBus(), Topics(namespace))
         assert status(service)["task"] == "multilabel"  # (the page shows tags to pick, before any model)
         with pytest.raises(InvalidLabel, match="answers come as 'labels'"):
             service.submit("a", labeler_id="ann", label="cat")
         assert service.submit("a", labeler_id="ann", labels=("cat", "owl"))
-        join_campaign(Settings(redis_url=redis_url, namespace=namespace), queue)  # (unset: the recorded task holds)
+        join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace), queue)  # (unset: the recorded task holds)
         with pytest.raises(SystemExit, match=f"ACTIVESTREAM_TASK=multiclass, but namespace '{namespace}' holds label sets already"):
-            join_campaign(Settings(redis_url=redis_url, namespace=namespace, task="multiclass"), queue)
+            join_campaign(Settings(redis_url=redis_url, namespace=namespace, topic_prefix=namespace, task="multiclass"), queue)
     finally:
         queue.clear()
 

@@ -70,8 +70,9 @@ def printed_ports(log: Path) -> dict[str, int]:
 def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
     # (no --metrics-base-port: free ports, printed; fixed ones made a second stack on a host crash-loop)
     env_file = tmp_path / "stack.env"
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
-           "ACTIVESTREAM_TOPIC_PREFIX": f"up{uuid.uuid4().hex[:8]}"}
+    tag = f"up{uuid.uuid4().hex[:8]}"  # (a campaign of its own on the Redis the tests share: one per set of topics)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_NAMESPACE": tag,
+           "ACTIVESTREAM_TOPIC_PREFIX": tag}
     with (tmp_path / "up.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "activestream.cli", "up", "--state-dir", str(tmp_path / "state"), "--env-file", str(env_file)],
