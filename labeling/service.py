@@ -384,7 +384,8 @@ class LabelService:
             if made is not None:
                 ready.append((j, *made, f))
         accepted: list[tuple[Label, bytes, SubmitFacts]] = []
-        held: list[tuple[str, str]] = []  # (item id, label id) held while published (see claim_for_labels)
+        held: list[tuple[str, str]] = []  # (item id, this request's token) held while published (see claim_for_labels)
+        token = uuid.uuid4().hex
         try:
             if ready:
                 # A pending item is leased to this labeler while its label goes out: a dispatcher or
@@ -393,9 +394,8 @@ class LabelService:
                 # (leases that ran out go back first: such an item is claimable again; then who holds it now)
                 # (and held while its label goes out: two labels of one item sent at once, e.g. a retry on another API replica,
                 # were both accepted; the second now waits for the first, and its retry finds it accepted or refused)
-                claims = self.queue.claim_for_labels([r.item_id for _, r, _, _ in ready], holder, self.lease_ttl, ready[0][3].now,
-                                                     [r.label_id for _, r, _, _ in ready] if hold else None)
-                held += [(r.item_id, r.label_id) for (_, r, _, _), (_, _, h) in zip(ready, claims, strict=True) if h]
+                claims = self._claim_for_labels([r for _, r, _, _ in ready], holder, ready[0][3].now, token if hold else None)
+                held += [(r.item_id, token) for (_, r, _, _), (_, _, h) in zip(ready, claims, strict=True) if h and hold]
                 # (the run's facts were read at once: its shape as the last label checked left it, agreed once, not per label)
                 shape = ready[0][3]
                 for (j, record, payload, f), (claimed, holder_now, mine) in zip(ready, claims, strict=True):
@@ -425,8 +425,19 @@ class LabelService:
             raise failure
         return outcome
 
+    def _claim_for_labels(self, records: Sequence[Label], holder: str, now: float, token: str | None) -> list[tuple[bool, str | None, bool]]:
+        """:meth:`RankedQueue.claim_for_labels` for the labels ``records`` (``token``: hold them, see :class:`BeingSubmitted`;
+        ``None``: no holds). Should it fail after the holds were taken, the ones this request's ``token`` holds are ended."""
+        try:
+            return self.queue.claim_for_labels([r.item_id for r in records], holder, self.lease_ttl, now,
+                                               [r.label_id for r in records] if token is not None else None, token or "")
+        except Exception:
+            if token is not None:
+                self._end_holds([(r.item_id, token) for r in records])
+            raise
+
     def _end_holds(self, held: Sequence[tuple[str, str]]) -> None:
-        """End the ``(item, label id)`` holds of labels not published (refused, or a failure under way: that failure is the
+        """End the ``(item, token)`` holds of labels not published (refused, or a failure under way: that failure is the
         one to raise, so one here is logged; the holds run out within a minute)."""
         if not held:
             return
@@ -437,7 +448,7 @@ class LabelService:
 
     def _accept(self, accepted: list[tuple[Label, bytes, SubmitFacts]], labeler_id: str, held: Sequence[tuple[str, str]] = ()) -> None:
         """Publish the claimed labels (record, payload, facts), then take their items out of the queue and end the
-        ``held`` (item, label id) holds.
+        ``held`` (item, token) holds.
 
         When a publish fails, the labels before it are flushed and taken out (as one :meth:`submit` after
         another would have), then the error is raised; a failed flush takes none out (their leases run out).

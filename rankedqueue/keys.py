@@ -114,7 +114,7 @@ class QueueKeys:
         return self._k("lease_owner")
 
     def submitting(self, item_id: str) -> str:
-        """STRING: the label id of the label being published for ``item_id`` right now (a hold of a minute at most): two
+        """STRING: the token of the request publishing a label of ``item_id`` right now (a hold of a minute at most): two
         labels for one item sent at once (a retry on another API replica) go out one at a time."""
         return self._k(f"submitting:{item_id}")
 

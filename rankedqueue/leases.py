@@ -303,10 +303,10 @@ class QueueLeases(QueueBase):
         ]
 
     def claim_for_labels(self, item_ids: Sequence[str], holder: str, ttl: float, now: float,
-                         label_ids: Sequence[str] | None = None) -> list[tuple[bool, str | None, bool]]:
+                         label_ids: Sequence[str] | None = None, token: str = "") -> list[tuple[bool, str | None, bool]]:
         """Return the leases run out at ``now``, lease each of ``item_ids`` to ``holder`` if it is pending, read who holds
-        it, and hold it for its label ``label_ids`` while that is published (:meth:`QueueKeys.submitting`; end the holds with
-        :meth:`release_submissions`).
+        it, and hold it for its label ``label_ids`` while that is published (:meth:`QueueKeys.submitting`; the hold holds
+        ``token``, the request's own, so that only it ends them: :meth:`release_submissions` with ``(item id, token)``).
 
         :meth:`expire_leases`, :meth:`claim`, :meth:`lease_holder` and the holds in that order, in one round trip.
         Returns ``(claimed, holder of its lease at now, held)`` per item: not held when another label of it is being
@@ -321,8 +321,8 @@ class QueueLeases(QueueBase):
         queue_script(pipe, self.scripts.claim, claim_keys, [now + ttl, holder, "0", -1, *item_ids])
         pipe.zmscore(k.leased, list(item_ids))
         pipe.hmget(k.lease_owner, list(item_ids))
-        for item_id, label_id in zip(item_ids, label_ids or (), strict=False):
-            pipe.set(k.submitting(item_id), label_id, nx=True, px=SUBMIT_HOLD_MS)
+        for item_id in item_ids if label_ids is not None else ():
+            pipe.set(k.submitting(item_id), token, nx=True, px=SUBMIT_HOLD_MS)
         if label_ids is not None:
             pipe.smismember(k.label_ids, list(label_ids))  # (after the holds: one that waited for its twin finds it accepted)
         replies = raise_unexpected(pipe.execute(raise_on_error=False))
@@ -331,7 +331,7 @@ class QueueLeases(QueueBase):
         if label_ids is not None:
             # held: not when another label of the item goes out now, nor when this label id was accepted since its facts were read
             held = [bool(x) and not known for x, known in zip(replies[4:-1], replies[-1], strict=True)]
-            self.release_submissions([(i, lid) for i, lid, x, h in zip(item_ids, label_ids, replies[4:-1], held, strict=True) if x and not h])
+            self.release_submissions([(i, token) for i, x, h in zip(item_ids, replies[4:-1], held, strict=True) if x and not h])
         if isinstance(expired, NoScriptError) or isinstance(flat, NoScriptError) or int(expired) >= EXPIRE_BATCH:
             # (a restarted Redis, or more leases ran out than one batch: the same three steps one by one; the
             # script that did run is idempotent, or its claims are counted here)
@@ -343,7 +343,8 @@ class QueueLeases(QueueBase):
         return [(i in claimed, holder_at(e, o, now), h) for i, e, o, h in zip(item_ids, expiry, owner, held, strict=True)]
 
     def release_submissions(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """End the holds :meth:`claim_for_labels` took for ``(item_id, label_id)`` pairs (published, or refused)."""
+        """End the holds :meth:`claim_for_labels` took for ``(item_id, token)`` pairs (published, or refused): each one
+        that still holds its token (one that ran out and was taken since is the taker's)."""
         if pairs:
             self.scripts.release_submit(keys=[self.k.submitting(i) for i, _ in pairs], args=[lid for _, lid in pairs])
 

@@ -1021,10 +1021,13 @@ def test_two_labels_of_one_item_sent_at_once_to_two_replicas_go_out_one_at_a_tim
     a, b = (LabelService(RankedQueue(redis_client, QueueKeys(namespace)), bus, topics) for _ in range(2))
     # One replica's label of an item is going out (held as claim_for_labels holds it): the other's waits.
     now = queue.now()
-    assert queue.claim_for_labels(["i0"], "ann", 300.0, now, ["lab-a"]) == [(True, "ann", True)]
+    assert queue.claim_for_labels(["i0"], "ann", 300.0, now, ["lab-a"], "request-a") == [(True, "ann", True)]
     with pytest.raises(BeingSubmitted, match="item 'i0': field 'item_id': another label of this item is being submitted"):
         b.submit("i0", labeler_id="ann", label=1, label_id="lab-b")
-    queue.release_submissions([("i0", "lab-a")])
+    queue.release_submissions([("i0", "lab-b")])  # (not its token: the hold stays)
+    with pytest.raises(BeingSubmitted):
+        b.submit("i0", labeler_id="ann", label=1, label_id="lab-b")
+    queue.release_submissions([("i0", "request-a")])
     assert b.submit("i0", labeler_id="ann", label=1, label_id="lab-b") is True  # (sent again: taken)
     # The same label sent to both at once, round after round: one accepted, the other refused or a 409 to retry.
     outcomes: list[list[object]] = []
