@@ -26,12 +26,12 @@ log = logging.getLogger(__name__)
 class Health:
     """Liveness facts a service updates from its loop; ``/healthz`` is 200 while the loop ticks."""
 
-    def __init__(self, service: str, stale_after: float = 60.0, stuck_after: float | None = None) -> None:
+    def __init__(self, service: str, stale_after: float = 60.0, stuck_after: float | None = None, problem: str | None = None) -> None:
         self.service = service
         self.stale_after = stale_after
         self.stuck_after = stuck_after  # a step running longer is reported at once (None: not watched)
         self.last_tick = time.monotonic()
-        self.problem: str | None = None
+        self.problem: str | None = problem  # (a service served before it can work says why from its first answer)
         self.facts: dict[str, Any] = {}
         self.step_began: float | None = None  # (monotonic) while a step of the loop runs
 

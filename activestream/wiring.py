@@ -214,6 +214,8 @@ def connect(args: argparse.Namespace | Settings, *, transactional_name: str | No
 
 # One try of a service's start-up against its broker (it is tried again while the broker is away: see through_broker_outages).
 BROKER_TRY_SECONDS = 5.0
+# What a service's /healthz says (503) from its first answer until it reached its broker.
+CONNECTING = "waiting for Kafka: connecting"
 
 
 def broker_away(exc: BaseException) -> str | None:
@@ -242,7 +244,7 @@ def through_broker_outages(fn: Callable[[], object], stop: Callable[[], bool], h
 
     backoff = Backoff(first=1.0, most=30.0)
     if health is not None:
-        health.down("waiting for Kafka: connecting")
+        health.down(CONNECTING)
     while not stop():
         try:
             fn()
@@ -422,7 +424,7 @@ def make_retrainer(bus: Bus, topics: Topics, s: Settings, registry: CollectorReg
 
 
 def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, host: str = "127.0.0.1", *,
-                  stuck_after: float | None = None) -> Health:
+                  stuck_after: float | None = None, problem: str | None = None) -> Health:
     """Serve ``/metrics`` and ``/healthz`` on a daemon thread and say where.
 
     Parameters
@@ -433,6 +435,7 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     host : the address to listen on.
     stuck_after : ``/healthz`` answers 503 while one step of :func:`run_loop` has run this long (``None``: not watched;
         a service whose steps are short, so that a hung backend shows at once, not after its calls' timeouts).
+    problem : what ``/healthz`` says (503) until the service first ticks, e.g. that it is still connecting (``None``: 200).
 
     Returns
     -------
@@ -440,7 +443,7 @@ def serve_metrics(service: str, registry: CollectorRegistry, port: int | None, h
     """
     from activestream.httpserver import Health, serve
 
-    health = Health(service, stuck_after=stuck_after)
+    health = Health(service, stuck_after=stuck_after, problem=problem)
     try:
         server = serve(registry, health, port or 0, host)
     except OSError as exc:  # (the port taken, e.g. by a service an earlier stack left running: a refusal, not a crash to retry)

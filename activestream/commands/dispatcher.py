@@ -8,6 +8,7 @@ import logging
 from activestream.commands import options
 from activestream.streams.topics import Topics
 from activestream.wiring import (
+    CONNECTING,
     REDIS_TIMEOUT,
     STEP_STUCK_SECONDS,
     Stop,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     s = settings_from(args)
     registry = CollectorRegistry()
     # (served first: a dispatcher started while Kafka or Redis is away answers /healthz, 503 with the reason, while it waits)
-    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
+    health = serve_metrics("dispatcher", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS, problem=CONNECTING)
     s, bus, topics = connect(s, health=health, stop=stop)
     queue = make_queue(s, socket_timeout=REDIS_TIMEOUT)  # (a hung Redis: paused, not blocked)
     through_redis_outages(lambda: join_campaign(s, queue), "dispatcher start-up", stop, health)  # (the namespace holds a campaign from now on)

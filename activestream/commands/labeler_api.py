@@ -68,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
     access = f"{len(tokens)} labeler token(s)" if tokens is not None else "no tokens"
     print(f"labeler API on http://{args.host}:{server.server_port} (the labeling page: GET /; GET /lease, POST /labels, POST /skip, "
           f"GET /status, GET /campaign, GET /openapi.json; {access})", flush=True)
+    # /healthz says whether the API can reach its broker, which every label goes to: a reader at the end of the models topic,
+    # whose polls meet a broker away (an ops restart day: /healthz said ok while every label was a 503 "backend: Kafka
+    # unavailable"); made before /healthz is served (it asks the broker where the end is)
+    watch = bus.consumer([topics.models], None, from_beginning=False)
     registry = CollectorRegistry()
     LabelingMetrics.create(registry, service.queue, service.queue.k.namespace)
     health = serve_metrics("labeler-api", registry, s.metrics_port, s.metrics_host)
-    probe = make_queue(s, socket_timeout=2.0).r  # /healthz says whether the API can reach its Redis
-    # ... and its broker, which every label goes to: a reader at the end of the models topic, whose polls meet a broker away
-    # (an ops restart day: /healthz said ok while every label was a 503 "backend: Kafka unavailable")
-    watch = bus.consumer([topics.models], None, from_beginning=False)
+    probe = make_queue(s, socket_timeout=2.0).r  # ... and its Redis
     try:
         while not stop():
             try:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from activestream.commands import options
-from activestream.wiring import Stop, connect, make_retrainer, run_loop, serve_metrics, settings_from
+from activestream.wiring import CONNECTING, Stop, connect, make_retrainer, run_loop, serve_metrics, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     s = settings_from(args)
     registry = CollectorRegistry()
     # (served first: a retrainer started while Kafka is away answers /healthz, 503 with the reason, while it waits)
-    health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
+    health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host, problem=CONNECTING)
     s, bus, topics = connect(s, health=health, stop=stop)
     rt = make_retrainer(bus, topics, s, registry)
     from activestream.retrainer.service import WidthConflict
@@ -96,7 +96,7 @@ def run_faust(args: argparse.Namespace) -> int:
     try:
         registry = CollectorRegistry()
         # (served first: started while Kafka is away, it answers /healthz, 503 with the reason, while it waits)
-        health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host)
+        health = serve_metrics("retrainer", registry, s.metrics_port, s.metrics_host, problem=CONNECTING)
         s, bus, topics = connect(s, health=health, stop=lambda: early.requested)
         try:
             core = make_retrainer(bus, topics, s, registry)

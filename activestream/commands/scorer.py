@@ -8,6 +8,7 @@ import logging
 from activestream.commands import options
 from activestream.config import feature_name_list
 from activestream.wiring import (
+    CONNECTING,
     REDIS_TIMEOUT,
     STEP_STUCK_SECONDS,
     Stop,
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     s = settings_from(args)
     registry = CollectorRegistry()
     # (served first: a scorer started while Kafka or Redis is away answers /metrics and /healthz, 503 with the reason, while it waits)
-    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS)
+    health = serve_metrics("scorer", registry, s.metrics_port, s.metrics_host, stuck_after=STEP_STUCK_SECONDS, problem=CONNECTING)
     s, bus, topics = connect(s, transactional_name="scorer", health=health, stop=stop)
     # Groups are named under the topic prefix, so separate stacks on one broker never rebalance each other.
     queue = make_queue(s, socket_timeout=REDIS_TIMEOUT, segment_cache=True)  # (a hung Redis pauses the scorer, as a refused one does)
