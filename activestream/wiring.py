@@ -232,8 +232,8 @@ def broker_away(exc: BaseException) -> str | None:
 
 def through_broker_outages(fn: Callable[[], object], stop: Callable[[], bool], health: Health | None = None) -> bool:
     """Call ``fn()`` (one short try) again, 1 s doubling to 30 s apart, while the Kafka broker cannot be reached: a
-    service started before its broker (Compose, a restart day) waits for it, ``/healthz`` answering 503 with the reason
-    from the start. Returns ``True`` once ``fn`` returned, ``False`` when ``stop`` was requested meanwhile.
+    service started before its broker (Compose, a restart day) waits for it, ``/healthz`` answering 503 with the reason.
+    Returns ``True`` once ``fn`` returned, ``False`` when ``stop`` was requested meanwhile.
 
     Raises
     ------
@@ -243,9 +243,7 @@ def through_broker_outages(fn: Callable[[], object], stop: Callable[[], bool], h
     from activestream.rankedqueue.outage import Backoff
 
     backoff = Backoff(first=1.0, most=30.0)
-    if health is not None:
-        health.down(CONNECTING)
-    while not stop():
+    while not stop():  # (``health`` says CONNECTING from its first answer: see serve_metrics' ``problem``)
         try:
             fn()
         except Exception as exc:
