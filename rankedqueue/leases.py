@@ -346,7 +346,11 @@ class QueueLeases(QueueBase):
         """End the holds :meth:`claim_for_labels` took for ``(item_id, token)`` pairs (published, or refused): each one
         that still holds its token (one that ran out and was taken since is the taker's)."""
         if pairs:
-            self.scripts.release_submit(keys=[self.k.submitting(i) for i, _ in pairs], args=[lid for _, lid in pairs])
+            self.scripts.release_submit(*self._release_keys_args(pairs))
+
+    def _release_keys_args(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[str | int | float]]:
+        """``release_submit.lua``'s keys and args for ``(item_id, token)`` pairs."""
+        return [self.k.submitting(i) for i, _ in pairs], [token for _, token in pairs]
 
     def control_holder(self, item_id: str) -> str | None:
         """The labeler ``item_id`` was last leased to as a control pick (``None`` if it was not one)."""
@@ -387,7 +391,8 @@ class QueueLeases(QueueBase):
         if audited:
             pipe.hdel(k.audit, *audited)
         if release:
-            queue_script(pipe, self.scripts.release_submit, [k.submitting(i) for i, _ in release], [lid for _, lid in release])
+            keys, tokens = self._release_keys_args(release)
+            queue_script(pipe, self.scripts.release_submit, keys, tokens)
         replies = raise_unexpected(pipe.execute(raise_on_error=False))
         if pairs and isinstance(replies[0], NoScriptError):  # (a restarted Redis: it did not run)
             self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args(pairs))
