@@ -100,7 +100,7 @@ def test_a_retrainer_given_another_feature_width_than_its_labels_refuses_to_star
     # dead-lettered every label, and `export`, which leaves out what the retrainer refused, exported none of them)
     rng = np.random.default_rng(0)
     prefix, topics, bus = labels_log(kafka_bus_factory, [Label(f"w{i}", f"W{i}", "ann", label=i % 2, features=rng.standard_normal(13).astype(np.float32))
-                                                         for i in range(3)])
+                                                         for i in range(3)], partitions=1)  # (in order: w0 the first)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_TOPIC_PREFIX": prefix,
            "ACTIVESTREAM_NAMESPACE": prefix, "ACTIVESTREAM_N_FEATURES": "5"}
     p = subprocess.run([sys.executable, "-m", "activestream.cli", "retrainer", "--burst"], env=env, capture_output=True, text=True, timeout=180)
