@@ -113,6 +113,7 @@ class QueueCounts(BaseModel):
     pending: int = Field(ge=0, description="queue depth: items waiting (expired leases included)")
     leased: int = Field(ge=0)
     labeled: int = Field(ge=0)
+    dropped: int = Field(0, ge=0, description="items that left the queue unlabeled: max_skips labelers passed on each")
     streamed: int | None = Field(None, ge=0, description="item records the scorers read from the items topic, each once, dead letters "
                                  "and auto-accepted ones too (null: not counted, no pool cap)")
 

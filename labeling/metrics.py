@@ -20,6 +20,7 @@ from activestream.streams.metric_labels import NAMESPACE_LABEL, in_namespace
 PENDING_ITEMS = "activestream_labeler_api_pending_items"
 LEASED_ITEMS = "activestream_labeler_api_leased_items"
 LABELED_ITEMS = "activestream_labeler_api_labeled_items"
+DROPPED_ITEMS = "activestream_labeler_api_dropped_items"
 DISPATCHED = "activestream_dispatched_total"
 DISPATCH_ACKED = "activestream_dispatch_acked_total"
 DISPATCH_SKIPPED = "activestream_dispatch_skipped_total"
@@ -35,6 +36,8 @@ class QueueCounts(Protocol):
     def n_leased(self) -> int: ...
 
     def n_labeled(self) -> int: ...
+
+    def n_dropped(self) -> int: ...
 
 
 def _as_float(fn: Callable[[], int]) -> Callable[[], float]:
@@ -57,6 +60,7 @@ class LabelingMetrics:
     pending_items: Gauge
     leased_items: Gauge
     labeled_items: Gauge
+    dropped_items: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, queue: QueueCounts, namespace: str = "default") -> LabelingMetrics:
@@ -76,10 +80,13 @@ class LabelingMetrics:
         pending = in_namespace(Gauge(PENDING_ITEMS, "items waiting in the queue (expired leases included)", ns, registry=registry), namespace)
         leased = in_namespace(Gauge(LEASED_ITEMS, "items out with labelers", ns, registry=registry), namespace)
         labeled = in_namespace(Gauge(LABELED_ITEMS, "items labeled so far", ns, registry=registry), namespace)
+        dropped = in_namespace(Gauge(DROPPED_ITEMS, "items that left the queue unlabeled, skipped by max_skips labelers", ns, registry=registry),
+                               namespace)
         pending.set_function(_as_float(queue.n_waiting))
         leased.set_function(_as_float(queue.n_leased))
         labeled.set_function(_as_float(queue.n_labeled))
-        return cls(pending_items=pending, leased_items=leased, labeled_items=labeled)
+        dropped.set_function(_as_float(queue.n_dropped))
+        return cls(pending_items=pending, leased_items=leased, labeled_items=labeled, dropped_items=dropped)
 
 
 @dataclass(frozen=True)

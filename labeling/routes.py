@@ -223,7 +223,7 @@ def status(service: LabelService) -> dict[str, Any]:
     declared = service.classes if service.classes is not None else parse_declared(meta[META_DECLARED_CLASSES])
     # (the live model's task; before any, the shape the campaign's answers hold: ACTIVESTREAM_TASK, an import, a first label)
     task = meta["task"] or task_of_field(meta[META_LABEL_FIELD]) or "multiclass"
-    out = {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "model_version": int(meta["model_version"] or 0),
+    out = {"pending": q.n_waiting(), "leased": q.n_leased(), "labeled": q.n_labeled(), "dropped": q.n_dropped(), "model_version": int(meta["model_version"] or 0),
            "classes": list(declared) if declared is not None else meta_classes(meta["classes"]), "task": task, **page_facts(meta)}
     if meta[META_BANDIT]:  # the strategy bandit's arms (strategy albl)
         out["strategy_bandit"] = parse_state(meta[META_BANDIT])
@@ -234,7 +234,8 @@ def campaign(service: LabelService) -> dict[str, Any]:
     """``GET /campaign``: the live version's estimates, stop rules and auto-accept state, and the queue's counts."""
     q = service.queue
     meta = q.get_meta_fields("model_version", META_CAMPAIGN)
-    counts = QueueCounts(pending=q.n_waiting(), leased=q.n_leased(), labeled=q.n_labeled(), streamed=q.items_streamed())
+    counts = QueueCounts(pending=q.n_waiting(), leased=q.n_leased(), labeled=q.n_labeled(), dropped=q.n_dropped(),
+                         streamed=q.items_streamed())
     view: Campaign = campaign_view(q.k.namespace, int(meta["model_version"] or 0), read_record(meta[META_CAMPAIGN]), counts)
     view.labeling = dict(service.settings)
     return view.model_dump(mode="json")

@@ -288,6 +288,10 @@ class QueueBase:
     def n_labeled(self) -> int:
         return int(self.r.scard(self.k.labeled))
 
+    def n_dropped(self) -> int:
+        """Items that left the queue unlabeled after ``max_skips`` labelers passed on them."""
+        return int(self.r.scard(self.k.dropped))
+
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds since the oldest unlabeled item was enqueued (0 when empty)."""
         now = self.now() if now is None else now

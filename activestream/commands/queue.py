@@ -36,7 +36,7 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
 
     Returns
     -------
-    A JSON-ready dict: ``namespace``, ``pending``, ``leased``, ``labeled``, ``oldest_pending_age_s``,
+    A JSON-ready dict: ``namespace``, ``pending``, ``leased``, ``labeled``, ``dropped`` (skipped too often), ``oldest_pending_age_s``,
     ``n_features``, ``feature_dtype``, ``stored_widths``, ``model_version``, ``ranked_version``,
     ``task``, ``classes`` (the live model's), ``declared_classes``, ``label_kind``, and ``pool``: the capped pool's counters (item records read, items streamed, evicted,
     rejected at admission, evicted for age, reservoir replacements) and the reservoir's size.
@@ -49,6 +49,7 @@ def queue_info(queue: RankedQueue) -> dict[str, Any]:
         "pending": queue.depth(),
         "leased": queue.n_leased(),
         "labeled": queue.n_labeled(),
+        "dropped": queue.n_dropped(),
         "oldest_pending_age_s": round(queue.oldest_age(), 3),
         "n_features": int(meta["n_features"]) if meta["n_features"] else None,
         "feature_dtype": meta["feature_dtype"],
