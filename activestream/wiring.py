@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from activestream.config import Settings, declared_classes, unknown_settings
 from activestream.labeling.control_share import ControlShare, Explore
+from activestream.streams.topics import prefix_problem
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -86,6 +87,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except ValueError as exc:
         raise SystemExit(f"error: setting ACTIVESTREAM_STRATEGY (or --strategy): {exc}") from None
     s = own_topics(s, over.get("topic_prefix") is not None or bool(os.environ.get("ACTIVESTREAM_TOPIC_PREFIX")))
+    problem = prefix_problem(s.topic_prefix)
+    if problem:
+        raise SystemExit(f"error: topic prefix {s.topic_prefix!r} (ACTIVESTREAM_TOPIC_PREFIX or --topic-prefix; unset, the namespace's): "
+                         f"{problem}: choose another")
     if s.cold_start not in ("random", "representative"):
         raise SystemExit(f"error: setting ACTIVESTREAM_COLD_START={s.cold_start!r}: expected 'random' or 'representative'")
     try:

@@ -22,6 +22,20 @@ RETRAINER_GROUP = "retrainer"  # the faust retrainer (the plain one reads the la
 DISPATCHER_GROUP = "dispatcher"  # qualified by the labeler group it serves
 LABELERS_GROUP = "labelers"  # labelers reading the queue topic; also the default labeler group's name
 
+QUALIFIED_GROUPS = (DISPATCHER_GROUP, LABELERS_GROUP)  # roles whose groups take a labeler group after them
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be a campaign's topic prefix, else ``None``: one whose last part is a role that takes a
+    qualifier (``team.dispatcher``) would name its own groups (``team.dispatcher.scorer``) as the groups of prefix
+    ``team``'s dispatcher for a labeler group called ``scorer``: two campaigns' consumers in one group."""
+    head, _, last = prefix.rpartition(".")
+    if head and last in QUALIFIED_GROUPS:
+        return (f"it ends in '.{last}', so its consumer groups ({prefix}.scorer, ...) could be those of campaign {head!r}'s "
+                f"{last} groups ({head}.{last}.<labeler group>)")
+    return None
+
+
 # The models topic is keyed by this constant so compaction keeps the newest version.
 MODEL_KEY = b"model"
 

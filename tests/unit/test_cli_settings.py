@@ -119,6 +119,31 @@ def test_a_campaign_started_with_only_its_namespace_gets_its_own_topics(monkeypa
     assert "namespace 'activestream' names the default campaign's topics" in caplog.text
 
 
+@pytest.mark.parametrize(("env", "flags"), [({"ACTIVESTREAM_NAMESPACE": "team.dispatcher"}, {}),
+                                            ({"ACTIVESTREAM_TOPIC_PREFIX": "team.labelers"}, {}), ({}, {"topic_prefix": "team.dispatcher"})])
+def test_a_topic_prefix_that_names_another_campaigns_groups_is_refused(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                                      flags: dict[str, str]) -> None:
+    # (a multi-campaign audit: the groups of prefix 'team.dispatcher' (team.dispatcher.scorer, ...) are those of campaign
+    # 'team''s dispatcher for a labeler group 'scorer': two campaigns' consumers would share partitions and offsets)
+    import argparse
+
+    from activestream.wiring import settings_from
+
+    for name in ("ACTIVESTREAM_TOPIC_PREFIX", "ACTIVESTREAM_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exc:
+        settings_from(argparse.Namespace(**flags))
+    prefix = next(iter({**env, **flags}.values()))
+    assert str(exc.value).startswith(f"error: topic prefix {prefix!r} (ACTIVESTREAM_TOPIC_PREFIX or --topic-prefix; unset, the namespace's): ")
+    assert f"could be those of campaign 'team''s {prefix.rpartition('.')[2]} groups" in str(exc.value)
+    monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "team.dispatchers")  # (only the roles themselves)
+    assert settings_from(argparse.Namespace()).topic_prefix == "team.dispatchers"
+    monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "dispatcher")  # (a last part with nothing before it names no other prefix's group)
+    assert settings_from(argparse.Namespace()).topic_prefix == "dispatcher"
+
+
 def test_auto_accept_by_class_thresholds_is_not_called_no_threshold() -> None:
     # (100% auto-accepted by the classes' own thresholds was printed beside "no threshold reached the target in 2 of 2 seeds")
     from activestream.simulation.summary import _auto_accept_lines
