@@ -1029,6 +1029,22 @@ def test_a_queue_entry_read_after_its_lease_ran_out_is_passed_over(redis_client:
     assert readers_group(argparse.Namespace(readers_group="mine", labeler_group="labelers"), topics) == "mine"
 
 
+def test_a_label_that_waits_for_anothers_hold_never_hands_the_item_back(redis_client: redis.Redis, namespace: str) -> None:
+    # (a review: two requests' pipelines interleaving, the one whose claim leased the pending item can lose the hold to
+    # the other, which publishes; the loser handed the item back to the queue, where a third labeler could lease it
+    # while the winner's label went out)
+    from activestream.labeling.service import BeingSubmitted
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["i0"], np.array([0.5]), np.ones((1, 3), dtype=np.float32))
+    service = LabelService(RankedQueue(redis_client, QueueKeys(namespace)), InMemoryBus(), Topics("held"))
+    assert redis_client.set(queue.k.submitting("i0"), "the-winner", nx=True, px=60_000)  # (the other request's hold, taken first)
+    with pytest.raises(BeingSubmitted):
+        service.submit("i0", labeler_id="ann", label=1, label_id="the-loser")
+    assert queue.lease_holder("i0", queue.now()) == "ann" and queue.depth() == 0  # (still out while the winner publishes)
+    assert redis_client.get(queue.k.submitting("i0")) == b"the-winner"
+
+
 def test_two_labels_of_one_item_sent_at_once_to_two_replicas_go_out_one_at_a_time(redis_client: redis.Redis, namespace: str) -> None:
     # (a concurrency audit: a retry sent to the other API replica at the same moment was accepted twice in 5 of 6 tries,
     # and one labeler's two labels of a held item both accepted: the label id was recorded only after the publish)
