@@ -321,7 +321,7 @@ def _exposed_metrics() -> set[str]:
         def n_waiting(self) -> int:
             return 0
 
-        n_leased = n_labeled = n_waiting
+        n_leased = n_labeled = n_dropped = n_waiting
 
     # A family with labels has no sample before its first label value: name its series by type.
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
@@ -416,7 +416,7 @@ def test_two_campaigns_on_one_prometheus_raise_no_alert(go: str, tmp_path: Path)
         def n_waiting(self) -> int:
             return 5
 
-        n_leased = n_labeled = n_waiting
+        n_leased = n_labeled = n_dropped = n_waiting
 
     targets: dict[str, CollectorRegistry] = {}
     for namespace, version in (("campaign-a", 3), ("campaign-b", 7)):
