@@ -35,17 +35,18 @@ class PoolCounts:
         self._streamed = self._rejected = self._read = 0
         self._upto: dict[Partition, int] = {}  # the highest offset confirmed per partition, not yet counted
 
-    def forget_marks(self) -> None:
-        """Read the marks from Redis again before the next batch (records come again from the committed offsets)."""
+    def read_again(self) -> None:
+        """Forget what waits to be counted and read the marks from Redis again before the next batch: the records come
+        again from the committed offsets (a rewind, an outage, the group handing out the partitions again; another
+        scorer may have counted them meanwhile, or what was counted before a failed commit comes again)."""
+        self._drop()
         self._marks = None
 
     def split(self, batch: Columns) -> list[tuple[Columns, bool]]:
         """``batch`` as ``(part, counted)`` pieces, in order: the records the counters hold already (``counted=False``)
         apart from the others. One piece, the batch itself, unless it reads again what was counted.
 
-        The caller drops what waits to be counted and calls :meth:`forget_marks` whenever the records come again
-        from the committed offsets: after a rewind, an outage, or the group handing out the partitions again
-        (another scorer may have counted them meanwhile).
+        The caller calls :meth:`read_again` whenever the records come again from the committed offsets.
         """
         if not self.active:
             return [(batch, True)]
@@ -89,18 +90,18 @@ class PoolCounts:
         and it read the records again): nothing was counted, and the caller must not commit but read again from its
         committed offsets (the marks are read again first)."""
         if not (self.active and self._upto):
-            self.drop()
+            self._drop()
             return True
         offsets = {key: (self._expected.get(key, -1), upto) for key, upto in self._upto.items()}
         counted = self.queue.count_streamed(self._streamed, self._rejected, self._read, offsets)
         if counted:
             self._expected.update(self._upto)
+            self._drop()
         else:
-            self.forget_marks()
-        self.drop()
+            self.read_again()
         return counted
 
-    def drop(self) -> None:
-        """Forget what waits to be counted (its records come again: a rewind, an outage)."""
+    def _drop(self) -> None:
+        """Forget what waits to be counted (counted, or its records come again)."""
         self._streamed = self._rejected = self._read = 0
         self._upto = {}

@@ -451,8 +451,7 @@ class Scorer:
         self._uncommitted.clear()
         self._uncounted = BatchCounts()
         self._drop_inflight()
-        self.pool_counts.drop()
-        self.pool_counts.forget_marks()  # (another scorer may have counted meanwhile; or what was counted before a failed commit comes again)
+        self.pool_counts.read_again()
         if drop_writer and self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.disconnect()  # type: ignore[attr-defined]
