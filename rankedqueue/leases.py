@@ -365,39 +365,44 @@ class QueueLeases(QueueBase):
         """Take the item out of the queue for good. False if ``label_id`` was seen before."""
         return bool(self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args([(item_id, label_id)]))[0])
 
-    def _mark_labeled_keys(self) -> list[str]:
+    def _mark_labeled_keys(self, release: Sequence[tuple[str, str]] = ()) -> list[str]:
+        """The script's keys (``release``: the ``(item_id, token)`` holds it ends after the marks)."""
         k = self.k
         return [k.label_ids, k.pending, k.leased, k.lease_owner, k.last_score, k.labeled, k.featloc, k.metadata, k.skips,
-                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.dropped]
+                k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.dropped,
+                *(k.submitting(i) for i, _ in release)]
 
-    def _mark_labeled_args(self, pairs: Sequence[tuple[str, str]]) -> list[str | int | float]:
-        """The script's arguments for ``(item_id, label_id)`` pairs: the key prefixes, then each label id and item id."""
+    def _mark_labeled_args(self, pairs: Sequence[tuple[str, str]], release: Sequence[tuple[str, str]] = ()) -> list[str | int | float]:
+        """The script's arguments for ``(item_id, label_id)`` pairs: the key prefixes, the holds' tokens, then each label
+        id and item id."""
         k = self.k
-        return [k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix,
+        return [k.owned_prefix, k.segment_prefix, k.skippers_prefix, k.skipped_by_prefix, len(release), *(t for _, t in release),
                 *(x for item_id, label_id in pairs for x in (label_id, item_id))]
 
     def finish_labels(self, done: Sequence[tuple[str, str, bool]], labeler_id: str, last_payload: bytes,
                       release: Sequence[tuple[str, str]] = ()) -> None:
         """For each ``(item_id, label_id, audit)`` of ``done``: :meth:`mark_labeled` (all in one script call), and forget
         its audit record if it was an audit item; keep ``last_payload`` as the labeler's last label
-        (:meth:`remember_label`); then end the holds ``release`` (:meth:`release_submissions`). One round trip."""
+        (:meth:`remember_label`); then end the holds ``release`` (:meth:`release_submissions`), in the marks' script call
+        (a hold never ends before its marks). One round trip."""
         k = self.k
         pairs = [(item_id, label_id) for item_id, label_id, _ in done]
         pipe = self.r.pipeline(transaction=False)
         if pairs:
-            queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(), self._mark_labeled_args(pairs))
+            queue_script(pipe, self.scripts.mark_labeled, self._mark_labeled_keys(release), self._mark_labeled_args(pairs, release))
+        elif release:
+            keys, tokens = self._release_keys_args(release)
+            queue_script(pipe, self.scripts.release_submit, keys, tokens)
         pipe.hset(k.last_label, labeler_id, last_payload)
         audited = [item_id for item_id, _, audit in done if audit]
         if audited:
             pipe.hdel(k.audit, *audited)
-        if release:
-            keys, tokens = self._release_keys_args(release)
-            queue_script(pipe, self.scripts.release_submit, keys, tokens)
         replies = raise_unexpected(pipe.execute(raise_on_error=False))
-        if pairs and isinstance(replies[0], NoScriptError):  # (a restarted Redis: it did not run)
-            self.scripts.mark_labeled(keys=self._mark_labeled_keys(), args=self._mark_labeled_args(pairs))
-        if release and isinstance(replies[-1], NoScriptError):
-            self.release_submissions(release)
+        if isinstance(replies[0], NoScriptError):  # (a restarted Redis: it did not run)
+            if pairs:
+                self.scripts.mark_labeled(keys=self._mark_labeled_keys(release), args=self._mark_labeled_args(pairs, release))
+            else:
+                self.release_submissions(release)
 
     def remember_label(self, labeler_id: str, payload: bytes) -> None:
         """Keep ``payload`` (an encoded label.v1) as ``labeler_id``'s last accepted label: what a correction reuses."""

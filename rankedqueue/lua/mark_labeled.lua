@@ -1,11 +1,15 @@
 -- Takes labeled items out of the queue for good (idempotent by label id): per (label id, item id) pair, 1, or 0 for a
--- label id seen before. Several pairs in one call: a batch of labels costs one script call, not one each.
+-- label id seen before. Several pairs in one call: a batch of labels costs one script call, not one each. Then ends the
+-- holds of the labels just published (see QueueKeys.submitting) in the same call: a hold never ends before its marks,
+-- even when the call is run again after a NOSCRIPT (a twin sent meanwhile would find the item unheld, its label unknown).
 -- Runs after the fragments fn_release_owner, fn_kill_row, fn_forget_skips (joined by scripts.py).
 -- KEYS: label_ids, pending, leased, lease_owner, last_score, labeled, featloc, metadata, skips,
---       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, dropped
--- ARGV: owned_prefix, seg_prefix, skippers_prefix, skipped_by_prefix, then label_id, item_id pairs
+--       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, dropped, then the holds' submitting keys
+-- ARGV: owned_prefix, seg_prefix, skippers_prefix, skipped_by_prefix, the number of holds h, their h tokens (in the
+--       order of their keys), then label_id, item_id pairs
+local h = tonumber(ARGV[5])
 local out = {}
-for j = 5, #ARGV, 2 do
+for j = 6 + h, #ARGV, 2 do
   if redis.call('SADD', KEYS[1], ARGV[j]) == 0 then
     out[#out + 1] = 0
   else
@@ -22,5 +26,8 @@ for j = 5, #ARGV, 2 do
     forget_skips(KEYS[9], ARGV[3], ARGV[4], id)
     out[#out + 1] = 1
   end
+end
+for i = 1, h do  -- (each hold that still holds its request's token: see release_submit.lua)
+  if redis.call('GET', KEYS[16 + i]) == ARGV[5 + i] then redis.call('DEL', KEYS[16 + i]) end
 end
 return out

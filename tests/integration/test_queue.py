@@ -194,3 +194,31 @@ def test_writes_on_a_writer_run_in_order_on_a_server_without_the_script(redis_cl
     finally:
         queue.release_writer(w)
     assert queue.pending_ids() == ["a"] and second.known == [True]
+
+
+def test_a_labels_hold_ends_only_once_its_item_is_marked_even_when_redis_lost_the_scripts(redis_client: redis.Redis,
+                                                                                        namespace: str) -> None:
+    # (a review: after a Redis restart the marks' EVALSHA met NOSCRIPT and was run again after the pipeline, whose
+    # release of the hold had run: for that moment a twin of the label found the item unheld and its label id unknown)
+    from activestream.rankedqueue.scripts import script_source
+
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.5]), feats(1))
+    now = queue.now()
+    assert queue.claim_for_labels(["a"], "ann", 60.0, now, ["L1"], "tok") == [(True, "ann", True)]
+    redis_client.script_flush()  # (a restarted Redis) ...
+    redis_client.script_load(script_source("release_submit"))  # ... where another request's release loaded its script again
+    seen_at_mark: list[bytes | None] = []
+    mark = queue.scripts.mark_labeled
+
+    class Watched:  # (the marks' script, noting whether the hold is still there each time it is called again)
+        sha = mark.sha
+
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            seen_at_mark.append(redis_client.get(queue.k.submitting("a")))
+            return mark(*args, **kwargs)
+
+    queue.scripts.mark_labeled = Watched()  # type: ignore[assignment]
+    queue.finish_labels([("a", "L1", False)], "ann", b"{}", release=[("a", "tok")])
+    assert seen_at_mark == [b"tok"]  # (the hold was still in place when the marks went in)
+    assert redis_client.get(queue.k.submitting("a")) is None and queue.is_label_id_known("L1") and queue.n_labeled() == 1
