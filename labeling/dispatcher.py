@@ -211,8 +211,9 @@ class Dispatcher:
             return
         # Only while the group holds the lease: a stale skip (the lease expired and someone else
         # has the item) changes nothing (-2); a retried one (read again after an outage or a
-        # rebalance) counts once, in the queue and here, unless the group leased the item anew meanwhile.
-        n, changed = self.queue.skip_outcome(skip.item_id, skip.labeler_id, self.max_skips, holder=self.owner)
+        # rebalance) counts once, in the queue and here, also when the group leased the item anew
+        # meanwhile (the skip names the lease it passed on).
+        n, changed = self.queue.skip_outcome(skip.item_id, skip.labeler_id, self.max_skips, holder=self.owner, lease=skip.lease_expires_at)
         if n >= 0 and changed:
             self.metrics.skipped.inc()
 

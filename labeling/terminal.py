@@ -191,7 +191,7 @@ def label_from_topic(
                 bus.publish(topics.labels, label.encode(), key=entry.id.encode())
                 done += 1
             else:  # passed on: the dispatcher hands it back and counts the skip
-                bus.publish(topics.skips, Skip(entry.id, labeler_id).encode(), key=entry.id.encode())
+                bus.publish(topics.skips, Skip(entry.id, labeler_id, lease_expires_at=entry.lease_expires_at).encode(), key=entry.id.encode())
             bus.flush()
             consumer.commit(msgs)
     finally:

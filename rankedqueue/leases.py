@@ -425,15 +425,19 @@ class QueueLeases(QueueBase):
         return self.skip_outcome(item_id, labeler_id, max_skips, holder=holder, now=now)[0]
 
     def skip_outcome(self, item_id: str, labeler_id: str, max_skips: int, *, holder: str | None = None,
-                     now: float | None = None) -> tuple[int, bool]:
-        """:meth:`skip`'s count, and whether the call changed anything (``False`` for a retried skip: a record read again)."""
+                     now: float | None = None, lease: float | None = None) -> tuple[int, bool]:
+        """:meth:`skip`'s count, and whether the call changed anything (``False`` for a retried skip: a record read again).
+
+        ``lease`` : the end of the lease the labeler passed on (a queue entry's ``lease_expires_at``): while ``holder``
+        holds a later lease of the item, the skip changes nothing (a skip record read again after the group leased the
+        item anew). ``None``: any lease of ``holder``'s."""
         k = self.k
         holder = labeler_id if holder is None else holder
         now = self.now() if now is None else now
         keys = [k.leased, k.pending, k.lease_owner, k.last_score, k.skips, k.skipped_by(labeler_id), k.dropped, k.featloc, k.metadata,
                 k.segment_live, k.segment_time, k.segment_width, k.rerank_lock, k.rerank_removed, k.control, k.passed(holder)]
         n, changed = self.scripts.skip(keys=keys, args=[item_id, max_skips, k.owned_prefix, k.segment_prefix, labeler_id, holder, now,
-                                                        k.skippers_prefix, k.skipped_by_prefix])
+                                                        k.skippers_prefix, k.skipped_by_prefix, "" if lease is None else lease])
         if int(n) == 0:
             logger.debug("item %s dropped after %d skips", item_id, max_skips)
         return int(n), bool(changed)

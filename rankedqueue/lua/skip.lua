@@ -1,11 +1,12 @@
 -- A labeler passes on an item: hands a lease back or counts a skip on a pending item, dropping it at max_skips.
 -- Returns {the skip count, 0 if dropped, -1 if unknown, -2 if leased to someone else; 1 if the call changed anything,
 -- 0 for a retried skip (a record read again) of a pending item: nothing, not even the time its group passed on it}.
--- (A skip record read again after the group leased the item anew, more than its ack timeout later, is taken as a new pass.)
+-- A skip naming the lease it passed on (ARGV[10], its end; '' for any) while the holder holds another lease of the item
+-- (a skip record read again after the group leased the item anew, more than its ack timeout later) changes nothing.
 -- Runs after the fragments fn_release_owner, fn_kill_row, fn_forget_skips (joined by scripts.py).
 -- KEYS: leased, pending, lease_owner, last_score, skips, skipped_by, dropped, featloc, metadata,
 --       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, passed (holder)
--- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id, holder, now, skippers_prefix, skipped_by_prefix
+-- ARGV: item_id, max_skips, owned_prefix, seg_prefix, labeler_id, holder, now, skippers_prefix, skipped_by_prefix, lease
 -- Only the lease holder hands a leased item back (-2 for anyone else); a pending item may be
 -- skipped by anyone it could be offered to. Each labeler counts once towards max_skips, so a
 -- retried skip changes nothing. A holder other than the labeler (the dispatcher's group lease)
@@ -13,6 +14,9 @@
 local id = ARGV[1]
 local leased = redis.call('ZSCORE', KEYS[1], id)
 if leased and redis.call('HGET', KEYS[3], id) ~= ARGV[6] then return {-2, 0} end
+if leased and ARGV[10] ~= '' and tonumber(leased) ~= tonumber(ARGV[10]) then
+  return {tonumber(redis.call('HGET', KEYS[5], id) or '0'), 0}
+end
 local s = redis.call('HGET', KEYS[4], id)
 if not s then s = redis.call('ZSCORE', KEYS[2], id) end
 if not s then return {-1, 0} end

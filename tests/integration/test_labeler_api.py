@@ -335,6 +335,39 @@ def test_a_terminal_labelers_skip_hands_the_item_back_and_the_group_gets_the_nex
     assert shown[-1] == ("bob", "next") and queue.depth() == 0 and dispatcher.metrics.skipped._value.get() == 2  # type: ignore[attr-defined]
 
 
+def test_a_skip_read_again_after_the_group_leased_the_item_anew_changes_nothing(redis_client: redis.Redis, namespace: str) -> None:
+    # (a review: a skip record the dispatcher read again after an outage or a rebalance, once the group had leased the
+    # item anew (more than --ack-timeout later), handed the new lease back and counted a second pass on the metric)
+    from activestream.labeling.dispatcher import Dispatcher
+    from activestream.schemas import Skip
+
+    bus, topics = InMemoryBus(), Topics("skip-again")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    queue.add(["a"], np.array([0.9]), np.eye(1, 3, dtype=np.float32))
+    dispatcher = Dispatcher(queue, bus, topics, max_outstanding=1, max_skips=3, ack_timeout=60.0)
+    t0 = queue.now()
+    assert dispatcher.dispatch(t0) == 1
+    (first,) = [decode_queue_entry(m.value) for m in bus.messages(topics.queue)]
+    skip = Skip("a", "ann", lease_expires_at=first.lease_expires_at).encode()
+    bus.publish(topics.skips, skip, key=b"a")
+    dispatcher.acknowledge(0.0)
+    assert queue.n_leased() == 0 and dispatcher.metrics.skipped._value.get() == 1  # noqa: SLF001
+    assert dispatcher.dispatch(t0 + 61) == 1  # (after ack_timeout the group gets it again)
+    bus.publish(topics.skips, skip, key=b"a")  # the same record, read again
+    dispatcher.acknowledge(0.0)
+    assert queue.lease_holder("a", t0 + 62) == dispatcher.owner and dispatcher.metrics.skipped._value.get() == 1  # noqa: SLF001
+    assert int(queue.r.hget(queue.k.skips, "a") or 0) == 1
+    # A skip of the new lease is taken; one naming no lease (another labeler tool's) is taken as before.
+    (_, again) = [decode_queue_entry(m.value) for m in bus.messages(topics.queue)]
+    bus.publish(topics.skips, Skip("a", "bob", lease_expires_at=again.lease_expires_at).encode(), key=b"a")
+    dispatcher.acknowledge(0.0)
+    assert queue.n_leased() == 0 and dispatcher.metrics.skipped._value.get() == 2  # noqa: SLF001
+    assert dispatcher.dispatch(t0 + 130) == 1
+    bus.publish(topics.skips, Skip("a", "cy").encode(), key=b"a")
+    dispatcher.acknowledge(0.0)
+    assert queue.score_of("a") is None and dispatcher.metrics.skipped._value.get() == 3  # noqa: SLF001 - dropped at max_skips 3
+
+
 def test_random_control_and_representative_picks_skip_what_the_labeler_passed_on(redis_client: redis.Redis, namespace: str) -> None:
     queue = RankedQueue(redis_client, QueueKeys(namespace))
     ids = [f"i{j}" for j in range(6)]
