@@ -51,11 +51,15 @@ def take_auto_accepted(queue: QueueBase, ids: Sequence[str]) -> list[str]:
     return taken
 
 
-def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]]) -> None:
-    """Record ``item id -> (auto-accepted class, model version)`` as audit items (before they are queued)."""
+def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]], *, published: bool = True) -> None:
+    """Record ``item id -> (auto-accepted class, model version)`` as audit items (before they are queued).
+
+    ``published``: their auto-labels went out (``False``: picked while the audit pauses auto-accept, by the class the
+    version would have auto-accepted; nothing was published)."""
     if audits:
         now = time.time()
-        queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": c, "version": v, "at": now}) for i, (c, v) in audits.items()})
+        queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": c, "version": v, "at": now, "published": published})
+                                             for i, (c, v) in audits.items()})
 
 
 def parse_audit(raw: bytes | str) -> tuple[object, int]:
@@ -70,6 +74,15 @@ def audit_records(queue: QueueBase, ids: Sequence[str]) -> dict[str, tuple[objec
         return {}
     got = queue.r.hmget(queue.k.audit, list(ids))
     return {i: parse_audit(raw) for i, raw in zip(ids, got, strict=True) if raw is not None}  # type: ignore[union-attr]
+
+
+def published_audits(queue: QueueBase, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` recorded as audit items whose auto-label went out (one round trip; a record without the flag,
+    written before it existed, counts as published)."""
+    if not ids:
+        return set()
+    got = queue.r.hmget(queue.k.audit, list(ids))
+    return {i for i, raw in zip(ids, got, strict=True) if raw is not None and json.loads(raw).get("published", True)}  # type: ignore[arg-type]
 
 
 def forget_audits(queue: QueueBase, ids: Sequence[str]) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.auto_accept import record_audits, take_auto_accepted
+from activestream.rankedqueue.auto_accept import published_audits, record_audits, take_auto_accepted
 from activestream.scorer.audit import audit_pick
 from activestream.scorer.autoaccept import Threshold, accepted, item_thresholds
 from activestream.scorer.planning import LiveFacts, auto_label_record
@@ -67,8 +67,16 @@ class RerankAccept:
             return
         passed = item_thresholds(probas, threshold)
         rows = np.flatnonzero(mask).tolist()
+        # Audit items whose auto-label went out already (from the stream, or at an earlier re-rank) wait in the queue for a
+        # labeler's answer: not published again (one more record per version they wait) nor recorded afresh (the answer is
+        # checked against the auto-label that went out).
+        out = published_audits(self.queue, [ids[j] for j in rows if audit_pick(ids[j], self.audit_share)])
+        rows = [j for j in rows if ids[j] not in out]
+        if not rows:
+            return
         audits = {ids[j]: (self.live.classes[int(probas[j].argmax())], self.live.version) for j in rows if audit_pick(ids[j], self.audit_share)}
-        record_audits(self.queue, audits)  # (they stay queued: take_auto_accepted leaves audit items)
+        # (they stay queued: take_auto_accepted leaves audit items)
+        record_audits(self.queue, audits, published=self.threshold is not None)
         if self.threshold is None:  # paused: the audits only
             return
         records = [auto_label_record(ids[j], X[j], probas[j], float(passed[j]), self.live) for j in rows]

@@ -249,3 +249,35 @@ def test_the_dispatcher_flags_one_answer_per_audit_item_and_a_skipped_one_waits(
     dispatcher.dispatch()  # a3 came back (skipped): the ranked items go out before it
     resent = [decode_queue_entry(m.value).id for m in bus.messages(topics.queue)][3:]
     assert resent and "a3" not in resent
+
+
+def test_an_audit_item_waiting_in_the_queue_is_auto_labeled_once_not_at_every_re_rank(
+    redis_client: redis.Redis, namespace: str, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """An audit item stays queued until a labeler answers it; each new version's re-rank is sure of it again. Its
+    auto-label went out once (when it was auto-accepted): a re-rank publishes no other record of it (each waiting audit
+    got one more ``auto:<item>:v<N>`` per version, an item waiting 17 versions 17 records) and keeps its audit record
+    (the auto-label the labeler's answer is checked against is the one that went out)."""
+    X, y = digits
+    bus, topics = InMemoryBus(), Topics("audit-once")
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=200, audit_share=0.3)
+    try:
+        heads = Trainer().fit(X[:600], list(y[:600]))
+        bus.publish(topics.models, _version(1, heads, auto_accept_threshold=0.9), key=MODEL_KEY)
+        scorer.poll_models(0.0)
+        _produce(bus, topics, X[600:1000], 600)
+        scorer.run(burst=True, timeout=0.0)
+        audits = {i.decode(): v for i, v in redis_client.hgetall(queue.k.audit).items()}  # type: ignore[union-attr]
+        assert len(audits) > 10 and set(audits) <= set(queue.pending_ids())
+        before = _autos(bus, topics)
+        assert len(before) == len(set(before))  # (one auto-label per item so far)
+        for v in (2, 3):  # new versions, as sure of those items: they re-rank the queue
+            bus.publish(topics.models, _version(v, heads, auto_accept_threshold=0.9), key=MODEL_KEY)
+            scorer.poll_models(0.0)
+        autos = _autos(bus, topics)
+        assert len(autos) == len(set(autos)), f"{len(autos) - len(set(autos))} auto-labels published again for waiting audit items"
+        assert {i.decode(): v for i, v in redis_client.hgetall(queue.k.audit).items()} == audits  # type: ignore[union-attr]
+        assert set(audits) <= set(queue.pending_ids())  # (still waiting for a labeler)
+    finally:
+        scorer.close()
