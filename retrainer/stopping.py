@@ -7,7 +7,8 @@ Four rules, each reporting whether (and at which version / label count) it fired
   predictions of consecutive versions on a fixed stop set stays >= ``kappa`` for
   ``window`` versions in a row;
 - **plateau**: the estimated score improved by less than ``min_gain`` over the last
-  ``window`` versions;
+  ``window`` versions, and did not fall over them by more than its noise (:func:`fell`: a score
+  that falls, e.g. on a stream whose concept drifted, is no plateau: more labels may help);
 - **target**: the estimated score reached ``target_score``.
 
 The last two read a score estimated on labeled items the version did not train on
@@ -19,6 +20,7 @@ labels while test accuracy still rose from 0.906 to 0.965.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -100,6 +102,16 @@ class CampaignStatus:
         return {"should_stop": self.should_stop, "first": first, "fired": self.fired, "last_kappa": self.kappas[-1] if self.kappas else None}
 
 
+def fell(first: float, last: float, n_items: int | None, min_gain: float) -> bool:
+    """Whether an estimated accuracy went from ``first`` to ``last`` by more than its noise: two binomial standard
+    errors of ``last`` on ``n_items`` labels (``None``: unknown, then ``min_gain``), and at least ``min_gain``.
+
+    A stream whose concept drifted took a campaign's control accuracy from 0.95 to 0.66 in a few versions, and the
+    plateau rule, which asked only that the score had not risen, said more labels would add little."""
+    noise = 2.0 * math.sqrt(max(last * (1.0 - last), 0.0) / n_items) if n_items else 0.0
+    return first - last > max(noise, min_gain)
+
+
 def _trusted(rec: VersionRecord, rules: StopRules) -> bool:
     """Whether ``rec`` has a score estimated on enough items for the score rules."""
     return rec.score is not None and (rec.score_items is None or rec.score_items >= rules.min_score_items)
@@ -120,6 +132,7 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
 
     streak = 0
     scores: list[float] = []  # the trusted scores so far, oldest first
+    items: list[int | None] = []  # and the labels each was estimated on
     for i, rec in enumerate(history):
         if i > 0:
             prev = history[i - 1].predictions
@@ -135,11 +148,12 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
                 fire("stable_predictions", rec, rec.n_labels)
         if rec.score is not None and _trusted(rec, rules):
             scores.append(rec.score)
+            items.append(rec.score_items)
         if rules.target_score is not None and _trusted(rec, rules) and rec.score is not None and rec.score >= rules.target_score:
             fire("target_score", rec, rec.n_labels)
         if rules.min_gain is not None and len(scores) > rules.plateau_window:
             recent = scores[-(rules.plateau_window + 1) :]
-            if max(recent[1:]) - recent[0] < rules.min_gain:
+            if max(recent[1:]) - recent[0] < rules.min_gain and not fell(recent[0], recent[-1], items[-1], rules.min_gain):
                 fire("plateau", rec, rec.n_labels)
         paid = rec.n_labels if rec.spent is None else rec.spent
         if rules.budget is not None and paid >= rules.budget:

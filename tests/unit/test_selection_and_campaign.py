@@ -243,3 +243,17 @@ def test_falcun_is_greedy_on_uncertainty_plus_normalized_distance_for_a_large_ga
         chosen.append(int(np.argmax(rel)))
     assert falcun(u, P, 6, gamma=1e5, seed=0) == chosen
     assert len(set(falcun(np.zeros(60), np.zeros((60, 4)), 6, seed=0))) == 6  # nothing relevant: uniform, still distinct
+
+
+def test_a_falling_score_is_no_plateau() -> None:
+    # (a drifting stream: control accuracy fell from 0.95 to 0.66 and the plateau fired, "more labels may add little")
+    from activestream.retrainer.stopping import fell
+
+    preds = np.array([0, 1])
+    rules = StopRules(kappa=None, min_gain=0.002, plateau_window=5)
+    drift = [VersionRecord(v, 100 * v, preds, s, score_items=150) for v, s in enumerate([0.95, 0.95, 0.75, 0.71, 0.69, 0.69, 0.66], 1)]
+    assert "plateau" not in evaluate(drift, rules, 700).fired
+    # A score that wavers within its noise on a flat curve is still a plateau (150 labels: 2 SE of 0.90 is 0.049).
+    flat = [VersionRecord(v, 100 * v, preds, s, score_items=150) for v, s in enumerate([0.90, 0.90, 0.89, 0.90, 0.88, 0.87, 0.89], 1)]
+    assert evaluate(flat, rules, 700).fired["plateau"]["n_labels"] == 600
+    assert fell(0.95, 0.66, 150, 0.002) and not fell(0.90, 0.87, 150, 0.002) and fell(0.90, 0.89, None, 0.002)
