@@ -368,7 +368,14 @@ class QueueWriter(QueueBase):
         dtype = self._read_dtype()
         X = np.vstack([np.frombuffer(row, dtype=dtype).astype(np.float32) for _, (_, row, _) in got])
         mds = [json.loads(md) if md else {} for _, (_, _, md) in got]
-        calls = self._add_calls([i for i, _ in got], np.array([sc for _, (sc, _, _) in got]), X, mds, None, capped=False)
+        return self.add_past_cap([i for i, _ in got], np.array([sc for _, (sc, _, _) in got]), X, mds)
+
+    def add_past_cap(self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray,
+                     metadata: Sequence[dict[str, Any]] | None = None) -> int:
+        """:meth:`add` past the capped pool's cap and the reservoir: items a lease takes at once (a reservoir member as a
+        control pick, an audit item), which the pool must not refuse for their score. The next enqueue evicts the lowest
+        pending items down to the cap again. Returns how many were added."""
+        calls = self._add_calls(list(ids), scores, features, metadata, None, capped=False)
         return sum(int(self.scripts.add(keys=kk, args=aa)[0]) for kk, aa in calls)
 
     def writer(self) -> Any:

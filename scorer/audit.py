@@ -2,8 +2,8 @@
 
 Which items: those whose id hashes below ``share`` (:func:`audit_pick`), so a redelivered record
 is picked again (or not) the same way. After a micro-batch's auto-labels are committed, the picked
-ones are recorded in the queue's ``audit`` hash (with the auto-label's class and version) and then
-queued as ordinary items (:func:`send_audits`); leases serve waiting audit items first, the labeling
+ones are recorded in the queue's ``audit`` hash (with the auto-label's class and version, their rows and metadata) and
+then queued as ordinary items past a full pool's cap (:func:`send_audits`); leases serve waiting audit items first, the labeling
 service flags their labels, and the retrainer's audited precision decides whether auto-accept pauses
 (``retrainer.auto_accept_rule``). A crash between the commit and the queue write loses that audit
 (it is a sample) but never the item: its auto-label went out with the commit.
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import redis
@@ -41,18 +42,35 @@ def audit_pick(item_id: str, share: float) -> bool:
     return h < share * 2**64
 
 
-def send_audits(queue: RankedQueue, records: Sequence[Record], topic: str, share: float) -> int:
-    """Queue the audited share of the auto-labels among ``records`` (those on ``topic``), recorded as audits first."""
+# Metadata kept for audit picks not yet sent, at most (auto-labels a queued item turned out to have are never sent).
+MAX_KEPT_METAS = 100_000
+
+
+def keep_audit_metas(kept: dict[str, dict[str, Any]], metas: Mapping[str, dict[str, Any]], share: float) -> None:
+    """Keep in ``kept`` the metadata of the auto-accepted items among ``metas`` that the audit will pick (what their
+    labelers see: an image's URL, say; the auto-label record carries only the features)."""
+    if len(kept) > MAX_KEPT_METAS:
+        kept.clear()
+    kept.update({i: md for i, md in metas.items() if audit_pick(i, share)})
+
+
+def send_audits(queue: RankedQueue, records: Sequence[Record], topic: str, share: float,
+                metas: dict[str, dict[str, Any]] | None = None) -> int:
+    """Queue the audited share of the auto-labels among ``records`` (those on ``topic``), recorded as audits first.
+
+    They enter the queue past a full pool's cap (their score, 0, outranks nothing), with their metadata from ``metas``
+    (taken out of it); at most :data:`~activestream.rankedqueue.auto_accept.AUDIT_MAX_WAITING` wait at once."""
     picked = [decode_label(r.value) for r in records if r.topic == topic and r.key is not None and audit_pick(r.key.decode(), share)]
     picked = [lab for lab in picked if lab.features is not None and lab.label is not None]
+    mds = {lab.item_id: (metas or {}).pop(lab.item_id, {}) for lab in picked}
     if not picked:
         return 0
     try:
-        record_audits(queue, {lab.item_id: (lab.label, int(lab.model_version or 0)) for lab in picked})
-        X = np.vstack([lab.features for lab in picked if lab.features is not None])
-        added = queue.add([lab.item_id for lab in picked], np.zeros(len(picked)), X)
+        rows = {lab.item_id: (lab.features, mds[lab.item_id]) for lab in picked if lab.features is not None}
+        ids = record_audits(queue, {lab.item_id: (lab.label, int(lab.model_version or 0)) for lab in picked}, rows)
+        added = queue.add_past_cap(ids, np.zeros(len(ids)), np.vstack([rows[i][0] for i in ids]), [mds[i] for i in ids]) if ids else 0
     except redis.RedisError as exc:  # (their batch is committed: an outage costs these audits, a sample, nothing else)
         log.warning("audit: %d auto-accepted item(s) not sent to labelers (%s: %s)", len(picked), type(exc).__name__, exc)
         return 0
-    log.info("audit: %d auto-accepted item(s) sent to labelers blind (%d new in the queue)", len(picked), added)
-    return len(picked)
+    log.info("audit: %d auto-accepted item(s) sent to labelers blind (%d new in the queue)", len(ids), added)
+    return len(ids)

@@ -11,7 +11,7 @@ every item behind it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class Planned:
     ----------
     ids, X, metas, scores : (m,) ids, (m, n_features) rows, metadata and scores of the items for the queue.
     auto : item id -> auto-label record of each auto-accepted item.
+    auto_metas : item id -> metadata of each auto-accepted item that has any (what an audit of it shows a labeler).
     errors : ``(position, DecodeError)`` of each item scoring failed for (a dead letter each).
     counts : auto-accepted, over budget, and ``scored`` = ``m`` until the write tells which were new.
     """
@@ -51,6 +52,7 @@ class Planned:
     auto: dict[str, Record]
     errors: list[tuple[int, DecodeError]]
     counts: BatchCounts
+    auto_metas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def scoring_failed(item_id: str, exc: BaseException) -> DecodeError:
@@ -150,6 +152,7 @@ def plan_batch(
         ids, X, metas, scores = [ids[j] for j in ok], X[ok], [metas[j] for j in ok], scores[ok]
         probas = probas[ok] if probas is not None else None
     auto: dict[str, Record] = {}
+    auto_metas: dict[str, dict[str, Any]] = {}
     if ids and probas is not None and (router.auto_threshold is not None or router.budget is not None):
         if live.labels_per_hour:
             router.observe_arrivals(len(ids), now, live.labels_per_hour)
@@ -158,9 +161,11 @@ def plan_batch(
         passed = item_thresholds(probas, router.auto_threshold)
         for j in np.flatnonzero(routes.auto):
             auto[ids[j]] = auto_label_record(ids[j], X[j], probas[j], float(passed[j]), live)
+            if metas[j]:
+                auto_metas[ids[j]] = metas[j]
         counts.auto_accepted += int(routes.auto.sum())
         counts.refused += int(routes.refused.sum())
         keep = np.flatnonzero(routes.queue)
         ids, X, metas, scores = [ids[j] for j in keep], X[keep], [metas[j] for j in keep], scores[keep]
     counts.scored = len(ids)
-    return Planned(ids, X, metas, scores, auto, errors, counts)
+    return Planned(ids, X, metas, scores, auto, errors, counts, auto_metas)

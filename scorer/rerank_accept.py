@@ -74,9 +74,11 @@ class RerankAccept:
         rows = [j for j in rows if ids[j] not in out]
         if not rows:
             return
-        audits = {ids[j]: (self.live.classes[int(probas[j].argmax())], self.live.version) for j in rows if audit_pick(ids[j], self.audit_share)}
-        # (they stay queued: take_auto_accepted leaves audit items)
-        record_audits(self.queue, audits, published=self.threshold is not None)
+        picks = [j for j in rows if audit_pick(ids[j], self.audit_share)]
+        metas = self.queue.metadata_of([ids[j] for j in picks]) if picks else []
+        # (they stay queued: take_auto_accepted leaves audit items; their rows to queue them again should the pool evict them)
+        audits = set(record_audits(self.queue, {ids[j]: (self.live.classes[int(probas[j].argmax())], self.live.version) for j in picks},
+                                   {ids[j]: (X[j], md) for j, md in zip(picks, metas, strict=True)}, published=self.threshold is not None))
         if self.threshold is None:  # paused: the audits only
             return
         records = [auto_label_record(ids[j], X[j], probas[j], float(passed[j]), self.live) for j in rows]

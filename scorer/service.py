@@ -8,6 +8,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -18,7 +19,7 @@ from activestream.rankedqueue.outage import RedisPause
 from activestream.schemas import NO_FEATURE_NAMES, DeadLetter, DecodeError, ItemBatch, ModelVersion, decode_items
 from activestream.scorer import versions
 from activestream.scorer.admission import Admission
-from activestream.scorer.audit import AUDIT_SHARE, send_audits
+from activestream.scorer.audit import AUDIT_SHARE, keep_audit_metas, send_audits
 from activestream.scorer.autoaccept import thresholds
 from activestream.scorer.batches import BatchCounts, InflightBatch, MessageKeys, confirmed_auto_labels
 from activestream.scorer.budget import VariableUncertainty
@@ -142,6 +143,7 @@ class Scorer:
         self.router = Router(budget=VariableUncertainty(budget=1.0) if labels_per_hour else None)
         self.auto_accepted = self.refused = 0
         self.artifacts, self.audit_share = artifacts or ArtifactStore(), audit_share
+        self._audit_metas: dict[str, dict[str, Any]] = {}  # auto-accepted audit picks' metadata, until their audit is sent
         self._next_model: ModelVersion | None = None  # the newest version read, until it is live or dead-lettered
         self.pause = RedisPause(self.metrics.paused, self.metrics.pauses)  # .reason: why the last step waited for Redis (None: it did not)
         self.admission = Admission(queue, self.metrics)  # the capped pool: only items that can enter it go to Redis
@@ -302,6 +304,7 @@ class Scorer:
         errors = sorted(errors + plan.errors, key=lambda e: e[0])
         dead = [self._dead_letter_raw(self.topics.items, message_at(i).value, err, counts) for i, err in errors]
         ids, X, metas, scores, auto = plan.ids, plan.X, plan.metas, plan.scores, plan.auto
+        keep_audit_metas(self._audit_metas, plan.auto_metas, self.audit_share)
         ids, scores, X, metas = self.admission.filter(ids, scores, X, metas, counts)
         # Pipelined: earlier batches' writes ran in Redis while this one was decoded and
         # scored. Up to MAX_INFLIGHT stay sent but unconfirmed, so Redis has the next one
@@ -404,7 +407,7 @@ class Scorer:
                 self._write_failed = True
                 raise
             self._uncommitted.clear()
-            send_audits(self.queue, dead, self.topics.auto_labels, self.audit_share)  # (committed: the auto-labels went out)
+            send_audits(self.queue, dead, self.topics.auto_labels, self.audit_share, self._audit_metas)  # (committed: the auto-labels went out)
         self._count(self._uncounted)
         self._uncounted = BatchCounts()
         self._last_commit = time.monotonic()
@@ -452,6 +455,7 @@ class Scorer:
         self._uncounted = BatchCounts()
         self._drop_inflight()
         self.pool_counts.read_again()
+        self._audit_metas.clear()  # (their records come again)
         if drop_writer and self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.disconnect()  # type: ignore[attr-defined]

@@ -281,3 +281,55 @@ def test_an_audit_item_waiting_in_the_queue_is_auto_labeled_once_not_at_every_re
         assert set(audits) <= set(queue.pending_ids())  # (still waiting for a labeler)
     finally:
         scorer.close()
+
+
+def test_audits_reach_labelers_with_their_metadata_from_a_full_capped_pool(redis_client: redis.Redis, namespace: str,
+                                                                         digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """A drift audit: on a full capped pool (an endless stream's normal state) every audit from the stream was queued at
+    score 0, which outranks nothing, and one picked at a re-rank (a sure, low score) was the first the pool evicted: no
+    audit reached a labeler, and a drift could never pause auto-accept. Stream audits also came without their metadata
+    (an image's URL: all a labeler looks at)."""
+    from activestream.rankedqueue.pool import PoolLimits
+
+    X, y = digits
+    bus, topics = InMemoryBus(), Topics("audit-full")
+    queue = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(100, 0, None))
+    scorer = Scorer(bus, queue, topics, strategy=Strategy("margin"), batch_size=100, audit_share=0.3)
+    rng = np.random.default_rng(0)
+    try:
+        bus.publish(topics.models, _version(1, Trainer().fit(X[:600], list(y[:600])), auto_accept_threshold=0.9), key=MODEL_KEY)
+        scorer.poll_models(0.0)
+        # The stream fills the pool with items the model is unsure of, then brings digits it is sure of.
+        queue.add([f"u{i}" for i in range(100)], rng.uniform(0.3, 0.9, 100), rng.normal(8, 4, size=(100, 64)).astype(np.float32))
+        for j in range(600, 900):
+            bus.publish(topics.items, Item(str(j), X[j], {"url": f"img/{j}.png"}).encode(), key=str(j).encode())
+        scorer.run(burst=True, timeout=0.0)
+        audits = {i.decode() for i in redis_client.hkeys(queue.k.audit)}  # type: ignore[union-attr]
+        assert len(audits) > 10 and audits <= set(_autos(bus, topics))
+        # More unsure items push the lowest pending items out, the audit items first (score 0) ...
+        queue.add([f"v{i}" for i in range(200)], rng.uniform(0.3, 0.9, 200), rng.normal(8, 4, size=(200, 64)).astype(np.float32))
+        assert not audits & set(queue.pending_ids()) and queue.depth() == 100
+        # ... and yet every one is served to a labeler, first, with its features and metadata.
+        service = make_label_service(Strategy("margin"), queue, bus, topics)
+        batch = service.lease(len(audits) + 5, "ann")
+        assert {e.id for e in batch[: len(audits)]} == audits  # (served first)
+        for e in batch[: len(audits)]:
+            assert e.metadata == {"url": f"img/{e.id}.png"} and np.allclose(e.features, X[int(e.id)])
+    finally:
+        scorer.close()
+
+
+def test_audit_items_waiting_at_once_are_bounded(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (audit items now enter a full pool past its cap and come back after an eviction: on a fast stream auto-accept would
+    # pile them up faster than labelers answer, each with its row; nothing may grow with the stream)
+    from activestream.rankedqueue import auto_accept
+
+    monkeypatch.setattr(auto_accept, "AUDIT_MAX_WAITING", 3)
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    rows = {f"a{i}": (np.full(4, i, np.float32), {}) for i in range(6)}
+    assert auto_accept.record_audits(queue, {f"a{i}": (1, 1) for i in range(2)}, rows) == ["a0", "a1"]
+    assert auto_accept.record_audits(queue, {f"a{i}": (2, 2) for i in range(1, 5)}, rows) == ["a1", "a2"]  # (a1 known: updated)
+    assert sorted(k.decode() for k in redis_client.hkeys(queue.k.audit)) == ["a0", "a1", "a2"]  # type: ignore[union-attr]
+    assert sorted(k.decode() for k in redis_client.hkeys(queue.k.audit_rows)) == ["a0", "a1", "a2"]  # type: ignore[union-attr]
+    auto_accept.forget_audits(queue, ["a0"])
+    assert not redis_client.hexists(queue.k.audit_rows, "a0") and auto_accept.record_audits(queue, {"a5": (1, 1)}, rows) == ["a5"]
