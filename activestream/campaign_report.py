@@ -169,6 +169,10 @@ def render_text(report: dict[str, Any]) -> str:
                      + f"; {STOP_NOTE}")
     else:
         lines.append("stop: no rule fired")
+    if stop.get("score_fell"):
+        f = stop["score_fell"]
+        lines.append(f"warning: the estimated score fell from {f['best']:.3f} (v{f['best_version']}) to {f['now']:.3f} (v{f['version']}), "
+                     "beyond its noise: has the stream drifted? Stop rules that fired before may no longer hold")
     share = "n/a" if aa["share"] is None else f"{aa['share']:.1%}"
     state = ("paused" if aa["paused"] else f"threshold {aa['threshold']:.4f}, precision >= {aa['precision_lower_bound']:.4f}"
              if aa["threshold"] is not None and aa["precision_lower_bound"] is not None else

@@ -25,6 +25,7 @@ from activestream.schemas.campaign import (
     has_estimates,
     interval,
     missing_note,
+    score_fell,
 )
 
 STOP_NOTE = "labeling may go on; it is a signal, not a lock"
@@ -79,12 +80,23 @@ class FiredRule(BaseModel):
     n_labels: int = Field(description="labels used at that version")
 
 
+class ScoreFell(BaseModel):
+    """The estimated score fell below its best by more than their noise (a drifted stream, say)."""
+
+    best: float = Field(description="the best estimated score of the versions before")
+    best_version: int = Field(description="the version that had it")
+    now: float = Field(description="this version's estimated score")
+    version: int
+
+
 class Stop(BaseModel):
     """The stop rules: a signal that more labels may add little, not a lock."""
 
     fired: bool
     first: str | None = Field(None, description="the rule that fired at the fewest labels")
     rules: dict[str, FiredRule] = Field(default_factory=dict)
+    score_fell: ScoreFell | None = Field(None, description="the estimated score fell below its best by more than their noise (two "
+                                         "standard errors): has the stream drifted? Rules that fired before may no longer hold")
     note: str = STOP_NOTE
 
 
@@ -174,7 +186,10 @@ def stop_of(metrics: Mapping[str, float]) -> Stop:
     """The stop rules of a record's ``metrics``."""
     fired = fired_rules(metrics)
     rules = {r: FiredRule(version=at.get("version", 0), n_labels=at.get("n_labels", 0)) for r, at in fired.items()}
-    return Stop(fired=bool(fired) or bool(metrics.get("stop")), first=first_rule(fired), rules=rules)
+    fall = score_fell(metrics)
+    return Stop(fired=bool(fired) or bool(metrics.get("stop")), first=first_rule(fired), rules=rules,
+                score_fell=ScoreFell(best=fall["best"], best_version=int(fall["best_version"]), now=fall["now"], version=int(fall["version"]))
+                if fall else None)
 
 
 def auto_accept_of(metrics: Mapping[str, float]) -> AutoAccept:

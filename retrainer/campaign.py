@@ -23,7 +23,7 @@ from activestream.retrainer.estimate_runner import EstimateRunner
 from activestream.retrainer.estimates import EstimateConfig, Labeled, cheap_figures, control_labels_needed, estimate
 from activestream.retrainer.stopping import CampaignStatus, StopRules, VersionRecord, evaluate
 from activestream.schemas import DecodeError, Label, decode_item
-from activestream.schemas.campaign import fired_rules
+from activestream.schemas.campaign import fired_rules, score_fell_metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class CampaignMonitor:
     status: CampaignStatus = field(default_factory=CampaignStatus)
     earlier: dict[str, dict[str, float]] = field(default_factory=dict)  # rules fired before a restart (see restore)
     announced: set[str] = field(default_factory=set)  # rules whose firing was logged (once per rule)
+    fall_announced: bool = False  # the score's current fall below its best was logged (once per fall)
     log_stops: bool = True  # (False in simulate: its summary reports each seed's first stop instead)
     _frozen: np.ndarray | None = None
     # The last class calibration and the (control count, target) it was made for: the control lists grow, or an entry
@@ -250,6 +251,12 @@ class CampaignMonitor:
                             int(at.get("version", 0)), int(at.get("n_labels", 0)),
                             "the label budget is spent" if rule == "budget" else "more labels may add little")
             self.announced.add(rule)
+        fall = self.status.score_fell
+        if fall is not None and not self.fall_announced and self.log_stops:
+            log.warning("the estimated score fell from %.3f (model v%d) to %.3f (v%d), beyond its noise: has the stream drifted? "
+                        "Stop rules that fired before it may no longer hold", fall["best"], int(fall["best_version"]), fall["now"],
+                        int(fall["version"]))
+        self.fall_announced = fall is not None
         return new
 
     def version_metrics(self, facts: Mapping[str, Any]) -> dict[str, float]:
@@ -261,6 +268,7 @@ class CampaignMonitor:
         metrics["n_control"] = float(facts["n_control"])
         metrics["stop"] = float(self.status.should_stop)
         metrics.update(self.fired_metrics(self.status))
+        metrics.update(score_fell_metrics(self.status.score_fell))
         if self.budget is not None:  # (every version: a restart judges a budget rule that fired against the budget set then)
             metrics["est_budget"] = float(self.budget)
         metrics.update(facts.get("estimates", {}))

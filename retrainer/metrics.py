@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from activestream.schemas.campaign import AUTO_ACCEPT_FIGURES, BOUNDS, ESTIMATE_FIGURES, beyond_curve, estimate_key, fired_rules
+from activestream.schemas.campaign import AUTO_ACCEPT_FIGURES, BOUNDS, ESTIMATE_FIGURES, beyond_curve, estimate_key, fired_rules, score_fell
 from activestream.streams.metric_labels import NAMESPACE_LABEL, Namespaced, in_namespace
 
 LABELS_RECEIVED = "activestream_labels_received_total"
@@ -26,6 +26,7 @@ CAMPAIGN_STOP = "activestream_campaign_stop"
 CAMPAIGN_STOP_FIRED_LABELS = "activestream_campaign_stop_fired_labels"
 CAMPAIGN_AUTO_ACCEPT = "activestream_campaign_auto_accept"
 CAMPAIGN_CONTROL_LABELS = "activestream_campaign_control_labels"
+CAMPAIGN_SCORE_FELL = "activestream_campaign_score_fell"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class CampaignGauges:
     stop_fired_labels: Gauge
     auto_accept: Gauge
     control_labels: Gauge
+    score_fell: Gauge
     namespace: str
 
     @classmethod
@@ -54,6 +56,8 @@ class CampaignGauges:
                               "paused, audit_n, audit_correct, audit_precision_lower_bound)", [*ns, "figure"], registry=registry),
             control_labels=Gauge(CAMPAIGN_CONTROL_LABELS, "Random-control labels scored (state=scored), and how many more the estimates "
                                  "need (state=needed), and the control walk's sample the estimates use (state=sample)", [*ns, "state"], registry=registry),
+            score_fell=Gauge(CAMPAIGN_SCORE_FELL, "1 while the newest version's estimated score is below the best before it by more "
+                             "than their noise (a drifted stream?)", ns, registry=registry),
             namespace=namespace,
         )
 
@@ -82,7 +86,8 @@ class CampaignGauges:
             put(self.auto_accept, metrics.get(key), figure)
         put(self.control_labels, metrics.get("n_control"), "scored")
         put(self.control_labels, metrics.get("est_control_labels_needed"), "needed")
-        put(self.control_labels, metrics.get("est_sample_size"), "sample")  # (the control walk's sample: its picks and the labels below it)
+        put(self.control_labels, metrics.get("est_sample_size"), "sample")
+        put(self.score_fell, float(score_fell(metrics) is not None))  # (the control walk's sample: its picks and the labels below it)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,9 @@ class CampaignStatus:
 
     fired: dict[str, dict[str, float]] = field(default_factory=dict)
     kappas: list[float] = field(default_factory=list)
+    # The newest trusted score fell below the best before it by more than its noise (:func:`fell`: a drifted stream,
+    # say): ``{"best", "best_version", "now", "version"}``, else ``None``. Rules fired before it may no longer hold.
+    score_fell: dict[str, float] | None = None
 
     @property
     def should_stop(self) -> bool:
@@ -99,17 +102,21 @@ class CampaignStatus:
 
     def as_dict(self) -> dict[str, object]:
         first = min(self.fired.items(), key=lambda kv: kv[1]["n_labels"])[0] if self.fired else None
-        return {"should_stop": self.should_stop, "first": first, "fired": self.fired, "last_kappa": self.kappas[-1] if self.kappas else None}
+        return {"should_stop": self.should_stop, "first": first, "fired": self.fired, "last_kappa": self.kappas[-1] if self.kappas else None,
+                "score_fell": self.score_fell}
 
 
-def fell(first: float, last: float, n_items: int | None, min_gain: float) -> bool:
-    """Whether an estimated accuracy went from ``first`` to ``last`` by more than its noise: two binomial standard
-    errors of ``last`` on ``n_items`` labels (``None``: unknown, then ``min_gain``), and at least ``min_gain``.
+def fell(first: float, last: float, n_items: int | None, min_gain: float, n_first: int | None = None) -> bool:
+    """Whether an estimated accuracy went from ``first`` (on ``n_first`` labels) to ``last`` (on ``n_items``) by more
+    than their noise: two binomial standard errors of the difference (of ``last`` alone when ``n_first`` is unknown; no
+    noise when ``n_items`` is: then ``min_gain``), and at least ``min_gain``.
 
     A stream whose concept drifted took a campaign's control accuracy from 0.95 to 0.66 in a few versions, and the
     plateau rule, which asked only that the score had not risen, said more labels would add little."""
-    noise = 2.0 * math.sqrt(max(last * (1.0 - last), 0.0) / n_items) if n_items else 0.0
-    return first - last > max(noise, min_gain)
+    var = max(last * (1.0 - last), 0.0) / n_items if n_items else 0.0
+    if n_items and n_first:
+        var += max(first * (1.0 - first), 0.0) / n_first
+    return first - last > max(2.0 * math.sqrt(var), min_gain)
 
 
 def _trusted(rec: VersionRecord, rules: StopRules) -> bool:
@@ -133,6 +140,7 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
     streak = 0
     scores: list[float] = []  # the trusted scores so far, oldest first
     items: list[int | None] = []  # and the labels each was estimated on
+    best: tuple[float, int, int | None] | None = None  # the best trusted score so far, its version and labels
     for i, rec in enumerate(history):
         if i > 0:
             prev = history[i - 1].predictions
@@ -149,11 +157,16 @@ def evaluate(history: Sequence[VersionRecord], rules: StopRules, labels_spent: i
         if rec.score is not None and _trusted(rec, rules):
             scores.append(rec.score)
             items.append(rec.score_items)
+            if best is None or rec.score > best[0]:
+                best = (rec.score, rec.version, rec.score_items)
+            down = fell(best[0], rec.score, rec.score_items, rules.min_gain or 0.0, best[2])
+            status.score_fell = {"best": best[0], "best_version": float(best[1]), "now": rec.score, "version": float(rec.version)} if down else None
         if rules.target_score is not None and _trusted(rec, rules) and rec.score is not None and rec.score >= rules.target_score:
             fire("target_score", rec, rec.n_labels)
         if rules.min_gain is not None and len(scores) > rules.plateau_window:
             recent = scores[-(rules.plateau_window + 1) :]
-            if max(recent[1:]) - recent[0] < rules.min_gain and not fell(recent[0], recent[-1], items[-1], rules.min_gain):
+            first_items = items[-(rules.plateau_window + 1)]
+            if max(recent[1:]) - recent[0] < rules.min_gain and not fell(recent[0], recent[-1], items[-1], rules.min_gain, first_items):
                 fire("plateau", rec, rec.n_labels)
         paid = rec.n_labels if rec.spent is None else rec.spent
         if rules.budget is not None and paid >= rules.budget:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -92,6 +93,21 @@ def beyond_curve(metrics: Mapping[str, float], figure: str, bound: str = "estima
 def has_estimates(metrics: Mapping[str, float]) -> bool:
     """Whether the record carries the live estimates (``est_accuracy``)."""
     return estimate_key("accuracy") in metrics
+
+
+SCORE_FELL_KEYS = {"best": "score_fell_best", "best_version": "score_fell_best_version", "now": "score_fell_now", "version": "score_fell_version"}
+
+
+def score_fell_metrics(fall: Mapping[str, float] | None) -> dict[str, float]:
+    """A version's record of its score's fall since the best score (:attr:`CampaignStatus.score_fell`; none: ``{}``)."""
+    return {SCORE_FELL_KEYS[k]: float(v) for k, v in fall.items()} if fall else {}
+
+
+def score_fell(metrics: Mapping[str, float]) -> dict[str, float] | None:
+    """:func:`score_fell_metrics` read back (``None``: the score did not fall beyond its noise)."""
+    if SCORE_FELL_KEYS["now"] not in metrics:
+        return None
+    return {k: float(metrics.get(key, math.nan)) for k, key in SCORE_FELL_KEYS.items()}
 
 
 def fired_rules(metrics: Mapping[str, float]) -> dict[str, dict[str, int]]:

@@ -302,3 +302,31 @@ def test_past_every_item_streamed_the_savings_are_the_bound_report_says_not_the_
     assert est.random_labels is not None and est.random_labels.estimate == 10222.0  # (random's own figure stands: more than the items)
     within = estimates_of(metrics, items=20_000)
     assert not within.random_beyond_items and within.labels_saved is not None and within.labels_saved.estimate == 9204.0
+
+
+def test_a_score_that_falls_beyond_its_noise_is_said_in_the_log_the_record_the_report_and_a_gauge(caplog: pytest.LogCaptureFixture) -> None:
+    # (a drift audit: control accuracy fell from 0.95 to 0.66 after the stream's concept drifted; a stop rule fired before
+    # stayed fired and nothing said the score had fallen)
+    from activestream.labeling.campaign import stop_of
+    from activestream.retrainer.metrics import CampaignGauges
+
+    mon = CampaignMonitor(rules=StopRules(kappa=None, min_gain=0.002, min_score_items=100))
+    caplog.set_level(logging.INFO, logger="activestream.retrainer.campaign")
+    flat = lambda X: np.zeros((len(X), 2))  # noqa: E731
+    for v, score in enumerate([0.90, 0.95, 0.94, 0.80, 0.66, 0.65], 1):
+        published = mon.version_metrics(mon.on_version(v, 100 * v, flat, score, score_items=150))
+    lines = [r.getMessage() for r in caplog.records if "fell" in r.getMessage()]
+    assert lines == ["the estimated score fell from 0.950 (model v2) to 0.800 (v4), beyond its noise: has the stream drifted? "
+                     "Stop rules that fired before it may no longer hold"]  # (once per fall: v5 and v6 are the same fall)
+    stop = stop_of(published)
+    assert stop.score_fell is not None and (stop.score_fell.best, stop.score_fell.best_version, stop.score_fell.now) == (0.95, 2, 0.65)
+    report = build_report("camp", [version(6, 600, **published)], TopicCounts(items=1000, auto_accepted=0, human_labels=600, human_seconds=0.0))
+    assert "warning: the estimated score fell from 0.950 (v2) to 0.650 (v6), beyond its noise: has the stream drifted?" in render_text(report)
+    registry = CollectorRegistry()
+    gauges = CampaignGauges.create(registry, "camp")
+    gauges.show(published)
+    assert registry.get_sample_value("activestream_campaign_score_fell", {"namespace": "camp"}) == 1.0
+    mon.on_version(7, 700, flat, 0.94, score_items=150)  # back within the noise of the best: no fall, said again if it comes back
+    assert mon.status.score_fell is None and not mon.fall_announced
+    gauges.show(mon.version_metrics(mon.on_version(8, 800, flat, 0.95, score_items=150)))
+    assert registry.get_sample_value("activestream_campaign_score_fell", {"namespace": "camp"}) == 0.0

@@ -253,7 +253,10 @@ def test_a_falling_score_is_no_plateau() -> None:
     rules = StopRules(kappa=None, min_gain=0.002, plateau_window=5)
     drift = [VersionRecord(v, 100 * v, preds, s, score_items=150) for v, s in enumerate([0.95, 0.95, 0.75, 0.71, 0.69, 0.69, 0.66], 1)]
     assert "plateau" not in evaluate(drift, rules, 700).fired
-    # A score that wavers within its noise on a flat curve is still a plateau (150 labels: 2 SE of 0.90 is 0.049).
+    # A score that wavers within its noise on a flat curve is still a plateau (150 labels each: 2 SE of the difference 0.069).
     flat = [VersionRecord(v, 100 * v, preds, s, score_items=150) for v, s in enumerate([0.90, 0.90, 0.89, 0.90, 0.88, 0.87, 0.89], 1)]
     assert evaluate(flat, rules, 700).fired["plateau"]["n_labels"] == 600
-    assert fell(0.95, 0.66, 150, 0.002) and not fell(0.90, 0.87, 150, 0.002) and fell(0.90, 0.89, None, 0.002)
+    assert fell(0.95, 0.66, 150, 0.002, 150) and not fell(0.90, 0.87, 150, 0.002, 150) and fell(0.90, 0.89, None, 0.002)
+    # The fall since the best score is said (a drifted stream; the rules fired before it may no longer hold), not a wave.
+    assert evaluate(drift, rules, 700).score_fell == {"best": 0.95, "best_version": 1.0, "now": 0.66, "version": 7.0}
+    assert evaluate(flat, rules, 700).score_fell is None
