@@ -84,7 +84,10 @@ DESCRIPTIONS: dict[str, str] = {
     "reservoir_share": "size of the random reservoir, as a share of `ACTIVESTREAM_POOL_CAPACITY`: a uniform sample of "
     "every item streamed (bottom-k on a hash of the id, so order and scorer do not matter), kept beside the pool; the "
     "random-control picks are drawn from it (at least one member when above 0; 0: none, control picks are drawn from the "
-    "pending items)",
+    "pending items). Its members are its control picks' candidates: a campaign wanting more control labels than the "
+    "reservoir holds (plus the members new items replace, fewer as the stream grows) runs out of them, and its live "
+    "estimates and auto-accept calibration stop moving: size it above the control labels you expect (the explore share "
+    "times the labels)",
     "lease_ttl": "seconds before a leased, unlabeled item returns to the queue (timed by Redis's clock, as are passes "
     "and enqueue times, so hosts whose clocks disagree still agree on who holds what)",
     "max_skips": "an item skipped by this many different labelers leaves the queue",
