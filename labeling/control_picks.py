@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,11 @@ from activestream.labeling.control_share import ControlShare, Explore, accuracy_
 from activestream.rankedqueue import RankedQueue
 from activestream.rankedqueue.keys import META_CAMPAIGN
 from activestream.schemas.campaign import read_record
+
+log = logging.getLogger(__name__)
+
+# How often, at most, a process says its control walk ran out (every lease asks for picks again).
+WALK_EMPTY_EVERY_S = 600.0
 
 
 class ControlPicker:
@@ -47,6 +54,7 @@ class ControlPicker:
         self._credit = 0.0
         self._estimates: dict[str, Any] | None = None  # the newest live version's figures with an accuracy estimate
         self._estimates_version = 0  # ... and that version
+        self._said_empty = -WALK_EMPTY_EVERY_S  # (monotonic time the walk's running out was last logged)
 
     def count(self, k: int) -> int:
         """How many of ``k`` items to lease are control picks (the share: fixed, or :func:`control_share` of the live version's estimates)."""
@@ -83,6 +91,7 @@ class ControlPicker:
                 break
             walked = self.queue.control_walk(want * 5, self._rng)  # (room for items this labeler passed on)
             if not walked:
+                self._walk_ran_out(want)
                 break
             fresh = [i for i, p in zip(walked, self.queue.passed_on(holder, walked, passed_since), strict=True) if not p][:want]
             if not fresh:
@@ -91,6 +100,17 @@ class ControlPicker:
                 self.queue.promote(fresh)
             out += self.queue.claim(fresh, holder, ttl, now, control=True, max_held=max_held)
         return out
+
+    def _walk_ran_out(self, want: int) -> None:
+        """Say (at most every :data:`WALK_EMPTY_EVERY_S`) that control picks were wanted and none is left to walk."""
+        if time.monotonic() - self._said_empty < WALK_EMPTY_EVERY_S:
+            return
+        self._said_empty = time.monotonic()
+        size = self.queue.reservoir_size()
+        where = (f"the random reservoir's {size} member(s) are labeled or out with labelers (raise ACTIVESTREAM_RESERVOIR_SHARE)"
+                 if size else "no pending item is left to walk")
+        log.warning("%d control pick(s) wanted, none left: %s; control labels, the live estimates and auto-accept's calibration "
+                    "wait for new items", want, where)
 
 
 def control_flagged(metadata: dict[str, Any], control: bool) -> dict[str, Any]:

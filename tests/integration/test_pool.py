@@ -492,3 +492,22 @@ def test_a_label_for_an_item_evicted_after_its_lease_ran_out_says_so(redis_clien
     assert q.add(["c", "d"], np.array([0.95, 0.97]), feats(2)) == 2 and q.depth() == 2
     with pytest.raises(UnknownItem, match="evicted from the capped pool after its lease ran out: answer within ACTIVESTREAM_LEASE_TTL"):
         service.submit(leased.id, labeler_id="bob", label=1)
+
+
+def test_a_control_walk_that_ran_out_says_so_once(redis_client: redis.Redis, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    # (a drift audit: a small pool's reservoir of 150 was all labeled at ~190 labels; control picks stopped and the live
+    # estimates froze, and nothing said why)
+    from activestream.labeling.control_picks import ControlPicker
+
+    q = capped(redis_client, namespace, 10, 2)
+    q.add([f"i{j}" for j in range(10)], np.linspace(0, 1, 10), np.eye(10, 3, dtype=np.float32))
+    picker = ControlPicker(q, 1.0, np.random.default_rng(0))
+    now = q.now()
+    assert len(picker.pick(2, "ann", 60.0, now)) == 2  # (the reservoir's two members)
+    for item in q.leased_by("ann"):
+        q.mark_labeled(item, f"L-{item}")
+    with caplog.at_level("WARNING", logger="activestream.labeling.control_picks"):
+        assert picker.pick(2, "bob", 60.0, now) == [] and picker.pick(1, "bob", 60.0, now) == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "activestream.labeling.control_picks"]
+    assert lines == ["2 control pick(s) wanted, none left: the random reservoir's 2 member(s) are labeled or out with labelers (raise "
+                     "ACTIVESTREAM_RESERVOIR_SHARE); control labels, the live estimates and auto-accept's calibration wait for new items"]
