@@ -40,6 +40,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from activestream.labeling import openapi, routes
 from activestream.labeling.auth import FailureLimiter, LabelerTokens, TokenFile
@@ -113,10 +114,13 @@ async def _read_body(request: Request) -> dict[str, Any]:
         if int(raw_length) > MAX_BODY_BYTES:
             raise TooLarge(f"body: {int(raw_length)} bytes, the limit is {MAX_BODY_BYTES}")
     raw = b""
-    async for chunk in request.stream():  # (a chunked body has no Content-Length: counted as it comes)
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise TooLarge(f"body: over {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES}")
+    try:
+        async for chunk in request.stream():  # (a chunked body has no Content-Length: counted as it comes)
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise TooLarge(f"body: over {MAX_BODY_BYTES} bytes, the limit is {MAX_BODY_BYTES}")
+    except ClientDisconnect:  # (gone, or closed by the server's request timeout: no one to answer, nothing to log)
+        raise BadRequest("body: the connection closed before the whole body came") from None
     try:
         body = json.loads(raw.decode("utf-8") if raw else "{}")
     except UnicodeDecodeError:

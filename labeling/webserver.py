@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 # A keep-alive connection idle this long is closed.
 IDLE_TIMEOUT_SECONDS = 30
+# A request's line and headers may take this many bytes at most (a 431 over it): httptools keeps every header it parses,
+# so without a limit one request of endless headers grows the process by as much as a client sends.
+MAX_HEAD_BYTES = 64 * 1024
+# A request must arrive whole (line, headers, body) within this many seconds of its first byte, or of the connection
+# opening: uvicorn's idle timeout runs only between requests, so a client that sends half a request (or nothing) would
+# hold its connection, and a file descriptor, for good.
+REQUEST_TIMEOUT_SECONDS = 30
 
 
 def content_length_problem(raw: str) -> str | None:
@@ -42,6 +49,55 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
 
     _head = b""
     _eof = False
+    _head_bytes = 0  # the current request's line and headers so far
+    _head_too_large = False
+    _request_timer: Any = None  # (asyncio.TimerHandle) closes a connection whose request does not arrive in time
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_request_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_request_timer()
+        super().connection_lost(exc)
+
+    def _start_request_timer(self) -> None:
+        self._cancel_request_timer()
+        self._request_timer = self.loop.call_later(REQUEST_TIMEOUT_SECONDS, self._request_timed_out)
+
+    def _cancel_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _request_timed_out(self) -> None:
+        self._request_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._request_timer is None:  # (a pipelined or keep-alive request: its own time from its first byte)
+            self._start_request_timer()
+
+    def _count_head(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise ValueError("request head too large")  # (httptools: a parser error, answered by send_400_response)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_message_complete(self) -> None:
+        self._cancel_request_timer()  # (the answer may take its time: the request is in)
+        super().on_message_complete()
 
     def eof_received(self) -> bool:  # type: ignore[override]  # (asyncio: a true value keeps the transport open)
         # A client that half-closes after its request (shutdown(SHUT_WR), as netcat-style
@@ -65,6 +121,13 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
+        self._cancel_request_timer()
+        if self._head_too_large:
+            body = json.dumps({"error": f"request: line and headers over {MAX_HEAD_BYTES} bytes"}).encode()
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                                 b"x-content-type-options: nosniff\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+            self.transport.close()
+            return
         exc = sys.exc_info()[1]  # (called while the parser's HttpParserError is being handled)
         reason = str(exc) if exc is not None else msg
         match = re.search(rb"(?im)^content-length:[ \t]*([^\r\n]*)", self._head)

@@ -213,3 +213,23 @@ def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(api) 
             reply = b"".join(iter(lambda: s.recv(65536), b""))  # (and the server closes: no 30 s keep-alive wait)
         assert expected in reply, reply
     assert queue.lease_holder("a") == "ann"
+
+
+def test_a_body_that_never_comes_whole_closes_the_connection_without_a_logged_failure(api, monkeypatch, caplog) -> None:
+    # A security audit: a POST whose body stopped halfway held its connection for good; closed by the request timeout,
+    # it then logged a ClientDisconnect traceback as a 500 per connection (a log flood for whoever opens them).
+    import logging
+    import socket
+
+    from activestream.labeling import webserver
+
+    monkeypatch.setattr(webserver, "REQUEST_TIMEOUT_SECONDS", 1.0, raising=False)
+    base, bus, topics, queue = api
+    port = int(base.rsplit(":", 1)[1])
+    with caplog.at_level(logging.INFO), socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        # (the server was started before the patch: a new connection reads the setting when it opens)
+        s.sendall(b"POST /labels HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        assert s.recv(100) == b""
+    time.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert not bus.messages(topics.labels) and queue.depth() == 3

@@ -106,3 +106,70 @@ def test_healthz_says_so_while_one_step_of_the_loop_runs_past_stuck_after() -> N
     assert code == 503 and body["problem"].startswith("one step of the loop has run for 0 s: waiting for Redis or Kafka?"), body
     assert health.status()[0] == 200  # (the step ended)
     assert Health("retrainer").status()[0] == 200  # (not watched by default)
+
+
+def _metrics_server():
+    registry = CollectorRegistry()
+    Gauge("up_items", "items", registry=registry).set(1)
+    server = serve(registry, Health("scorer"), 0)
+    return server, server.server_port
+
+
+def test_a_request_of_endless_headers_is_a_431_not_held_in_memory() -> None:
+    # A security audit: one request to /metrics (or the labeler API) with 200 MB of headers was taken whole, the
+    # process growing by as much (httptools keeps every header; uvicorn sets no limit), then answered 200.
+    import socket
+
+    from activestream.labeling import webserver
+
+    limit = getattr(webserver, "MAX_HEAD_BYTES", 64 * 1024)
+    server, port = _metrics_server()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            sent, refused = 0, False
+            try:
+                while sent < 20 * limit:
+                    s.sendall(b"X-%d: %s\r\n" % (sent, b"a" * 4000))
+                    sent += 4000
+            except OSError:
+                refused = True  # (the server answered and closed while we were still sending)
+            reply = s.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 431 "), (refused, reply[:200])
+            assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"] == f"request: line and headers over {limit} bytes"
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # (an ordinary request is served as before)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_connection_whose_request_never_arrives_whole_is_closed(monkeypatch) -> None:
+    # A security audit: connections that sent nothing, or half a request line and headers, stayed open for good
+    # (uvicorn's 30 s idle timeout runs only between requests): a client could hold every file descriptor.
+    import socket
+    import time
+
+    from activestream.labeling import webserver
+
+    monkeypatch.setattr(webserver, "REQUEST_TIMEOUT_SECONDS", 1.0, raising=False)
+    server, port = _metrics_server()
+    try:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        partial = socket.create_connection(("127.0.0.1", port), timeout=5)
+        partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        stalled_body = socket.create_connection(("127.0.0.1", port), timeout=5)
+        stalled_body.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(0.5)
+        partial.sendall(b"X-a: b\r\n")  # (trickling headers does not buy time)
+        t0 = time.monotonic()
+        for s in (silent, partial):
+            assert s.recv(100) == b"", "closed without an answer"
+            s.close()
+        while stalled_body.recv(4096):  # (this route answers without reading the body; the connection waits for the rest)
+            pass
+        stalled_body.close()
+        assert time.monotonic() - t0 < 5
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # (a whole request is answered; its connection then idles 30 s)
+    finally:
+        server.shutdown()
+        server.server_close()
