@@ -30,6 +30,7 @@ from activestream.rankedqueue.keys import (
 from activestream.rankedqueue.outage import redis_outage
 from activestream.schemas import QueueEntry
 from activestream.schemas.campaign import read_record
+from activestream.schemas.fields import MAX_ID_CHARS
 from activestream.streams.bus import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,11 @@ def outage(exc: BaseException) -> bool:
 
 
 def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be an id or a label (``None`` when it can): it must be UTF-8 text (Redis and Kafka carry bytes)."""
+    """Why ``value`` cannot be an id or a label (``None`` when it can): it must be UTF-8 text (Redis and Kafka carry bytes)
+    of at most :data:`MAX_ID_CHARS` characters, as item ids are (a label id or a labeler id is kept in Redis and on the
+    labels topic for good: a megabyte each would grow both by that much a label)."""
+    if len(value) > MAX_ID_CHARS:
+        return f"{len(value)} characters, over the limit of {MAX_ID_CHARS}"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -139,6 +144,8 @@ def field(body: dict[str, Any], name: str, kinds: tuple[type, ...], item: str | 
 
 def _item(body: dict[str, Any]) -> str:
     item = str(field(body, "item_id", (str, int), None))
+    if len(item) > MAX_ID_CHARS:  # (an integer's digits: no such item is ever queued; not echoed whole in the error)
+        raise BadRequest(f"request: field 'item_id': {len(item)} characters, over the limit of {MAX_ID_CHARS}")
     if not item:
         raise BadRequest("item '': field 'item_id': empty")
     return item

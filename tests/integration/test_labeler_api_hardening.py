@@ -233,3 +233,19 @@ def test_a_body_that_never_comes_whole_closes_the_connection_without_a_logged_fa
     time.sleep(0.2)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
     assert not bus.messages(topics.labels) and queue.depth() == 3
+
+
+@pytest.mark.parametrize("name", ["label_id", "labeler_id", "label"])
+def test_ids_and_labels_over_512_characters_are_refused_not_kept_for_good(api, name: str) -> None:
+    # A security audit: a label_id (or, without tokens, a labeler_id) of 1 MB was accepted: it stayed in Redis for good
+    # (the label_ids set; labeler ids name keys) and on the labels topic, which keeps every record; one per item.
+    base, bus, topics, queue = api
+    body: dict[str, Any] = {"item_id": "a", "label": 1, "labeler_id": "ann", name: "x" * 513}
+    code, reply, _ = call(f"{base}/labels", body)
+    assert code == 400 and f"field {name!r}: 513 characters, over the limit of 512" in reply["error"], reply
+    assert len(reply["error"]) < 300 and not bus.messages(topics.labels) and queue.depth() == 3
+    code, reply, _ = call(f"{base}/lease?k=1&labeler={'y' * 513}")
+    assert code == 400 and "query 'labeler': 513 characters, over the limit of 512" in reply["error"]
+    code, reply, _ = call(f"{base}/labels", {"item_id": 10**600, "label": 1, "labeler_id": "ann"})
+    assert code == 400 and len(reply["error"]) < 300
+    assert call(f"{base}/labels", {"item_id": "a", "label": 1, "labeler_id": "a" * 512, "label_id": "l" * 512})[:2] == (200, {"accepted": True})
