@@ -21,6 +21,9 @@ from activestream.labeling.label_studio_project import WEBHOOK_SECRET_HEADER
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 2**20  # a payload carries one annotation and its task: far less than this
+# A connection's reads (the request line, headers, body) each wait this long at most: http.server's threads would
+# otherwise wait for good on a client that sends nothing, one thread per connection.
+SOCKET_TIMEOUT_SECONDS = 30.0
 
 
 def serve_webhook(events: queue.SimpleQueue[dict[str, Any]], secret: str, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
@@ -37,12 +40,17 @@ def serve_webhook(events: queue.SimpleQueue[dict[str, Any]], secret: str, port: 
     """
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = SOCKET_TIMEOUT_SECONDS  # (StreamRequestHandler: set on the connection's socket)
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.split("?")[0] != "/webhook":
                 return self._reply(404, {"error": "not found"})
             if not hmac.compare_digest(self.headers.get(WEBHOOK_SECRET_HEADER, ""), secret):
                 return self._reply(401, {"error": f"missing or wrong {WEBHOOK_SECRET_HEADER} header"})
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if length <= 0 or length > MAX_BODY:
                 return self._reply(400, {"error": f"body: expected 1 to {MAX_BODY} bytes of JSON"})
             try:
@@ -67,5 +75,6 @@ def serve_webhook(events: queue.SimpleQueue[dict[str, Any]], secret: str, port: 
             return
 
     server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="labelstudio-webhook", daemon=True).start()
     return server
