@@ -57,7 +57,7 @@ def redis_url() -> Iterator[str]:
         yield url
         return
     try:
-        server = LocalRedis().start()
+        server = LocalRedis(admin=True).start()  # (test_queue_rerank sleeps it with DEBUG SLEEP)
     except RuntimeError as exc:
         unavailable(f"no Redis: {exc}")
         return

