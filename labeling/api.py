@@ -132,6 +132,24 @@ async def _read_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def cross_site(request: Request) -> str | None:
+    """Why a request that leases or labels comes from another site's page (a 403), or ``None``.
+
+    A page on any site can make its visitor's browser send a GET (an image) or a form-like POST (``text/plain``, no
+    preflight) to this API: without tokens it would lease the queue away or label and skip items under any name. Browsers
+    say where such a request comes from (``Sec-Fetch-Site``, ``Origin``); scripts and tools send neither.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:  # (a browser's own word; it holds behind a reverse proxy that rewrites Host, as Origin does not)
+        if site in ("same-origin", "none"):
+            return None
+        return f"header 'Sec-Fetch-Site': {site!r}: requests from another site's page are refused (use the labeling page served here)"
+    origin = request.headers.get("origin")  # (browsers before Sec-Fetch-Site)
+    if origin is not None and origin.partition("://")[2].rstrip("/").lower() != (request.headers.get("host") or "").lower():
+        return f"header 'Origin': {origin[:100]!r} is not this API's origin: requests from another site's page are refused"
+    return None
+
+
 class TokenGate:
     """Who a request comes from: the labeler of its bearer token, with failed checks rate-limited per client address."""
 
@@ -230,6 +248,8 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
 
     async def answer(request: Request, work: Callable[[str | None, dict[str, Any]], dict[str, Any]], open_: bool = False) -> Response:
         try:
+            if not open_ and (problem := cross_site(request)) is not None:
+                raise routes.Forbidden(problem)
             caller = None if open_ else caller_of(request)  # before the body: a stranger's is not read
             body = await _read_body(request) if request.method == "POST" else {}
             data = await run_in_threadpool(locked, lambda: work(caller, body))

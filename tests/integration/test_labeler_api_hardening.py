@@ -249,3 +249,37 @@ def test_ids_and_labels_over_512_characters_are_refused_not_kept_for_good(api, n
     code, reply, _ = call(f"{base}/labels", {"item_id": 10**600, "label": 1, "labeler_id": "ann"})
     assert code == 400 and len(reply["error"]) < 300
     assert call(f"{base}/labels", {"item_id": "a", "label": 1, "labeler_id": "a" * 512, "label_id": "l" * 512})[:2] == (200, {"accepted": True})
+
+
+def test_another_sites_page_cannot_lease_label_or_skip_through_a_visitors_browser(api) -> None:
+    # A security audit: without tokens (compose's default, on loopback), a page on any site could have its visitor's
+    # browser POST a label as text/plain (no preflight) under any labeler id, and it was published; an <img> pointing
+    # at /lease?k=1000 leased the queue away from the labelers for the lease's time.
+    base, bus, topics, queue = api
+    host = base.split("://")[1]
+
+    def send(path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, dict]:
+        req = urllib.request.Request(base + path, data=body, method="POST" if body is not None else "GET", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    label = json.dumps({"item_id": "a", "label": 1, "labeler_id": "ann"}).encode()
+    form = {"Content-Type": "text/plain;charset=UTF-8"}
+    for headers in ({**form, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"},
+                    {**form, "Origin": "https://evil.example"},  # (a browser before Sec-Fetch-Site)
+                    {**form, "Origin": "null", "Sec-Fetch-Site": "cross-site"}):  # (a sandboxed frame)
+        code, reply = send("/labels", label, headers)
+        assert code == 403 and "another site's page" in reply["error"], (headers, reply)
+        assert send("/skip", json.dumps({"item_id": "a", "labeler_id": "ann"}).encode(), headers)[0] == 403
+    code, reply = send("/lease?k=1000&labeler=x", None, {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"})
+    assert code == 403 and queue.n_leased() == 0 and not bus.messages(topics.labels)
+    assert send("/status", None, {"Sec-Fetch-Site": "cross-site"})[0] == 200  # (the open routes hold no item; no CORS: unread)
+    # The page served here (same origin), and scripts (no such headers), go on as before.
+    page = {"Content-Type": "application/json", "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}
+    assert send("/lease?k=1&labeler=ann", None, {"Sec-Fetch-Site": "same-origin"})[0] == 200
+    assert send("/labels", label, page) == (200, {"accepted": True})
+    assert send("/labels", json.dumps({"item_id": "b", "label": 1, "labeler_id": "bob"}).encode(), {"Origin": f"http://{host}"})[0] == 200
+    assert send("/labels", json.dumps({"item_id": "c", "label": 1, "labeler_id": "cy"}).encode(), {})[0] == 200
