@@ -37,6 +37,9 @@ from activestream.streams.topics import SCORER_GROUP, Topics
 
 log = logging.getLogger(__name__)
 
+# Pending rows a new model version is run on before it goes live (a model that cannot score them is rejected).
+PROBE_ROWS = 64
+
 # Longest a new model version waits on the models topic while the scorer idles for items.
 MODEL_POLL_SECONDS = 0.05
 # The reasons (DeadLetter.reason_code: the field, or the whole message) an item record is dead-lettered for.
@@ -165,11 +168,15 @@ class Scorer:
             return False
         self._next_model = newest
         known = self.n_features or self._queue_n_features()
+        probe = self._probe_rows()  # (read before the verdict: a Redis outage here is no verdict on the model)
         try:
             model = load_model_version(newest, self.artifacts)
             mismatch = versions.feature_mismatch(model, known)
             if mismatch is not None:  # refused before anything of it (auto-accept threshold, cardinality) applies
                 raise ValueError(mismatch)
+            failed = versions.run_problem(model, probe, known)
+            if failed is not None:  # (it would make the re-rank below raise: the scorer would exit, and again at each restart)
+                raise ValueError(failed)
         except Exception as exc:  # a broken model must not stop scoring
             log.error("model v%s rejected: %s", newest.version, exc)
             rejected = exc if isinstance(exc, DecodeError) else DecodeError(f"model v{newest.version}", "onnx_b64", str(exc))
@@ -247,6 +254,12 @@ class Scorer:
         """``(scores (n,), probas (n, k) or None before any model)``; ``model``: a session of the live model to run it in."""
         return score_and_probas(X, ids, model or self.model, self.strategy, task=self.task, version=self.model_version,
                                 label_cardinality=self.label_cardinality)
+
+    def _probe_rows(self, n: int = PROBE_ROWS) -> np.ndarray | None:
+        """Up to ``n`` rows of the queue's top pending items, a new model is tried on before it goes live (``None``: none)."""
+        ids = [item for item, _ in self.queue.top(n)]
+        rows = [f for f in self.queue.features_of(ids) if f is not None]
+        return np.stack(rows) if rows and len({len(r) for r in rows}) == 1 else None
 
     def _queue_n_features(self) -> int | None:
         v = self.queue.get_meta("n_features")

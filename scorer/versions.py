@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
+
 from activestream.rankedqueue import RankedQueue
 from activestream.schemas import DecodeError, ModelVersion, decode_model_version
 from activestream.schemas.campaign import fired_rules, first_rule, read_record
@@ -112,6 +114,28 @@ def load_model_version(mv: ModelVersion, store: ArtifactStore | None = None) -> 
     # The retrainer's graphs give probabilities; a user's (publish-model) may give logits instead.
     kind = "sigmoid" if mv.task == "multilabel" else ("auto" if mv.source == "user" else "probabilities")
     return OnnxClassifier(data, output_kind=kind)
+
+
+def run_problem(model: OnnxClassifier, rows: np.ndarray | None, known: int | None) -> str | None:
+    """Why ``model`` cannot score: running it on ``rows`` (pending items; else one row of zeros of the known width) raises,
+    or gives no probability row per input row; ``None`` when it can (or there is nothing to run it on).
+
+    A model version that loads but fails when run (a Reshape to a fixed shape, a bad operator attribute) would otherwise
+    make the scorer's re-rank raise and the scorer exit, at every restart too: one record on the models topic stopping
+    scoring for the campaign.
+    """
+    width = model.n_features or known
+    if rows is None or (width is not None and rows.shape[1] != width):
+        if width is None:
+            return None
+        rows = np.zeros((1, width), dtype=np.float32)
+    try:
+        probas = np.asarray(model.predict_proba_many(rows))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors share no base class
+        return f"running it on {len(rows)} pending row(s) failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    if probas.ndim != 2 or probas.shape[0] != len(rows) or probas.shape[1] == 0:
+        return f"it gave an output of shape {probas.shape} for {len(rows)} row(s): expected one probability row per row"
+    return None  # (NaN for some rows is no verdict on the model: those items are ranked last, as before)
 
 
 def feature_mismatch(model: OnnxClassifier, known: int | None) -> str | None:

@@ -148,3 +148,41 @@ def test_a_poison_record_on_kafka_is_a_dead_letter_and_the_partition_goes_on(
     finally:
         reader.close()
     assert [(d.item_id, "nested too deeply" in d.reason) for d in dead] == [("poison", True)]
+
+
+def _reshape_model(width: int) -> bytes:
+    """An ONNX model that loads, declares a probability output, and fails whenever it is run (Reshape to a fixed 5x2)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])
+    shape = numpy_helper.from_array(np.array([5, 2], dtype=np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Reshape", ["X", "shape"], ["probabilities"])], "g", [x], [y], initializer=[shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_model_version_that_fails_when_run_is_rejected_and_the_scorer_goes_on(redis_client: redis.Redis, namespace: str) -> None:
+    # A security audit: one such record on the models topic (anyone who may produce to it; a far-off version number
+    # too) made the scorer's re-rank raise: the scorer exited with status 1, and again at every restart (it reads the
+    # models topic to its end at start), so no item was scored any more.
+    from activestream.retrainer.export import to_onnx
+    from activestream.retrainer.trainer import Trainer
+
+    bus, topics = InMemoryBus(), Topics("p")
+    ids = publish_around(bus, topics, Item("also-valid", np.zeros(8, dtype=np.float32)).encode(binary=True), n=40)
+    queue = RankedQueue(redis_client, QueueKeys(namespace))
+    scorer = Scorer(bus, queue, topics, batch_size=30, n_features=8)
+    assert scorer.run(burst=True, timeout=0.0) == 41
+    blob = _reshape_model(8)
+    bus.publish(topics.models, ModelVersion(2**62, blob, ModelVersion.digest(blob), (0, 1)).encode(), key=MODEL_KEY)
+    assert scorer.poll_models() is False and scorer.model_version == 0
+    (dl,) = dead_letters(bus, topics)
+    assert dl.source == topics.models and "running it on" in dl.reason and "pending row(s) failed" in dl.reason, dl.reason
+    assert sorted(queue.pending_ids()) == sorted([*ids, "also-valid"])
+    X = np.random.default_rng(1).standard_normal((50, 8)).astype(np.float32)
+    good = to_onnx(Trainer().fit(X, list((X[:, 0] > 0).astype(int))))
+    bus.publish(topics.models, ModelVersion(3, good, ModelVersion.digest(good), (0, 1)).encode(), key=MODEL_KEY)
+    assert scorer.poll_models() is True and scorer.model_version == 3  # (a good version after it goes live as before)
+    scorer.close()
