@@ -15,6 +15,10 @@ def show(value: object) -> str:
     return _SHOW.repr(value)
 
 
+# The most characters of an item id an error message shows.
+SHOWN_ID_CHARS = 200
+
+
 class DecodeError(ValueError):
     """A message that does not fit its contract.
 
@@ -37,7 +41,9 @@ class DecodeError(ValueError):
         self.item_id = item_id
         self.field = field
         self.reason = reason
-        where = f"item {item_id!r}" if item_id is not None else "item <no id>"
+        # (an id is shown up to SHOWN_ID_CHARS: a producer's 1 MB record key would otherwise be a 1 MB log line per record)
+        shown = item_id if item_id is None or len(item_id) <= SHOWN_ID_CHARS else item_id[:SHOWN_ID_CHARS]
+        where = "item <no id>" if shown is None else f"item {shown!r}" + ("" if shown is item_id else f" (the first {SHOWN_ID_CHARS} of {len(item_id)} characters)")
         what = f"field {field!r}" if field is not None else "message"
         super().__init__(f"{where}: {what}: {reason}")
 

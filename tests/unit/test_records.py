@@ -197,3 +197,14 @@ def test_a_dead_letter_keeps_a_bounded_part_of_a_huge_message() -> None:
         assert len(out) < 400_000 and decode_dead_letter(out).payload == text_junk[:MAX_DEAD_LETTER_PAYLOAD]
     small = DeadLetter.from_error("t.items", b"{bad", DecodeError(None, None, "not valid JSON")).encode()
     assert "payload_bytes" not in json.loads(small) and decode_dead_letter(small).payload == b"{bad"
+
+
+def test_an_over_long_record_key_is_not_repeated_whole_in_the_error_and_the_log() -> None:
+    # A security audit: an item record keyed by 70,000 characters (Kafka takes keys up to its 1 MB record limit) was
+    # logged by the scorer as one 70,137-character warning line: one such line per hostile record.
+    from activestream.schemas import DecodeError
+
+    err = DecodeError("k" * 70_000, "id", "must be 1 to 512 characters")
+    assert len(str(err)) < 400 and "the first 200 of 70000 characters" in str(err)
+    assert err.item_id == "k" * 70_000  # (the dead letter still names the record's key)
+    assert str(DecodeError("short", "id", "x")) == "item 'short': field 'id': x"
