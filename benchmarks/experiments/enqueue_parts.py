@@ -36,7 +36,7 @@ VARIANTS["neither"] = VARIANTS["no HSETNX"].replace("redis.call('ZADD', KEYS[1],
 
 def main(batch: int = 1000, batches: int = 300, repeats: int = 2, binary: str | None = None) -> int:
     assert all(v != ADD for k, v in VARIANTS.items() if k != "current"), "the enqueue script changed: update the variants"
-    srv = LocalRedis(binary=binary).start()
+    srv = LocalRedis(binary=binary, admin=True).start()  # (CONFIG RESETSTAT)
     try:
         r = redis.Redis.from_url(srv.url)
         info = r.info("server")
