@@ -159,8 +159,12 @@ class TokenGate:
     def __call__(self, request: Request) -> str | None:
         """The labeler of the request's token (``None`` when the API has no tokens).
 
-        Raises :class:`Unauthorized`, or :class:`TooManyFailures` (its token unchecked).
+        Raises :class:`routes.Forbidden` for a request another site's page sent (:func:`cross_site`, before the
+        token), :class:`Unauthorized`, or :class:`TooManyFailures` (its token unchecked).
         """
+        problem = cross_site(request)
+        if problem is not None:
+            raise routes.Forbidden(problem)
         if self.tokens is None:
             return None
         client = request.client.host if request.client else "unknown"
@@ -248,8 +252,6 @@ def create_app(service: LabelService, tokens: LabelerTokens | TokenFile | None =
 
     async def answer(request: Request, work: Callable[[str | None, dict[str, Any]], dict[str, Any]], open_: bool = False) -> Response:
         try:
-            if not open_ and (problem := cross_site(request)) is not None:
-                raise routes.Forbidden(problem)
             caller = None if open_ else caller_of(request)  # before the body: a stranger's is not read
             body = await _read_body(request) if request.method == "POST" else {}
             data = await run_in_threadpool(locked, lambda: work(caller, body))

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: http://127.0.0.1:{port}/metrics  (log: {state / (name + '.log')})", flush=True)
         if args.env_file:
             with os.fdopen(os.open(args.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:  # (REDIS_URL may hold a password)
+                os.fchmod(fh.fileno(), 0o600)  # (an existing file keeps its mode through O_CREAT: the security audit)
                 fh.write(env_file_text(bootstrap, redis_url, os.environ))
         print("stack is up; Ctrl-C stops it", flush=True)
         return supervise(services, stop, restart=not args.no_restart, backends=backends_watch(redis_server, kafka))

@@ -745,7 +745,7 @@ def test_campaign_shows_what_is_missing_before_a_model_and_the_figures_after(api
     code, body = call(f"{base}/campaign")
     assert code == 200 and body["namespace"] == queue.k.namespace and body["model_version"] == 0 and body["record_version"] is None
     assert body["estimates"]["available"] is False and body["estimates"]["note"] == "not enough control labels yet"
-    assert body["stop"] == {"fired": False, "first": None, "rules": {}, "note": "labeling may go on; it is a signal, not a lock"}
+    assert body["stop"] == {"fired": False, "first": None, "rules": {}, "score_fell": None, "note": "labeling may go on; it is a signal, not a lock"}
     assert body["auto_accept"]["on"] is False and body["queue"] == {"pending": 3, "leased": 0, "labeled": 0, "dropped": 0, "streamed": None}
     # A version with too few control labels for estimates, no auto-accept yet: what is missing, and how many more.
     early = {"n_control": 40.0, "control_accuracy": 0.8, "est_control_labels_needed": 60.0, "auto_accept_labels_needed": 259.0, "stop": 0.0}

@@ -70,6 +70,8 @@ def printed_ports(log: Path) -> dict[str, int]:
 def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> None:
     # (no --metrics-base-port: free ports, printed; fixed ones made a second stack on a host crash-loop)
     env_file = tmp_path / "stack.env"
+    env_file.write_text("# an earlier stack's\n")
+    env_file.chmod(0o644)  # (an existing file kept its mode: world-readable, and REDIS_URL may hold a password)
     tag = f"up{uuid.uuid4().hex[:8]}"  # (a campaign of its own on the Redis the tests share: one per set of topics)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url, "ACTIVESTREAM_NAMESPACE": tag,
            "ACTIVESTREAM_TOPIC_PREFIX": tag}
@@ -80,7 +82,9 @@ def test_up_starts_and_stops_the_stack(kafka_bootstrap: str, redis_url: str, tmp
         )
     up_log = tmp_path / "up.log"
     try:
-        wait_for(lambda: env_file.exists() and len(printed_ports(up_log)) == 3, "the stack never printed its ports", up_log, proc)
+        wait_for(lambda: "KAFKA_BOOTSTRAP_SERVERS" in env_file.read_text() and len(printed_ports(up_log)) == 3, "the stack never printed its ports",
+                 up_log, proc)
+        assert env_file.stat().st_mode & 0o777 == 0o600
         ports = printed_ports(up_log)
         base = ports["scorer"]
         wait_for(lambda: all(health(p).get("ok") for p in ports.values()), "the stack never came up", up_log, proc)
