@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -44,6 +45,9 @@ from activestream.streams.bus import TROUBLE_SECONDS, BrokerUnavailable, Bus, Co
 from activestream.streams.topics import MODEL_KEY, Topics
 
 log = logging.getLogger(__name__)
+
+#: Model versions :attr:`Retrainer.published` keeps (the newest): what tests and ``simulate`` look at, not a history.
+PUBLISHED_KEPT = 4
 
 PUBLISH_TIMEOUT = 30.0  # seconds a new version waits for the broker's acknowledgement before the loop goes on
 UNDELIVERED_WAIT = 2.0  # seconds each later step waits for it
@@ -136,7 +140,10 @@ class Retrainer:
         self.version = 0
         self._live: ort.InferenceSession | None = None
         self._live_classes: tuple[object, ...] = ()
-        self.published: list[ModelVersion] = []
+        # The newest versions this process published (each holds its whole ONNX graph: a long-running retrainer publishes
+        # one every few labels, so all of them would grow its memory with the campaign's age); n_published counts them all.
+        self.published: deque[ModelVersion] = deque(maxlen=PUBLISHED_KEPT)
+        self.n_published = 0
         self.last_error: str | None = None
         # A version published but not acknowledged yet (the broker away): delivered, or sent again, before anything else.
         self._undelivered: tuple[ModelVersion, ort.InferenceSession, tuple[object, ...], float] | None = None
@@ -533,6 +540,7 @@ class Retrainer:
         self._own_sha = mv.sha256
         self._live, self._live_classes, self._live_published_at = sess, classes, mv.created_at
         self.published.append(mv)
+        self.n_published += 1
         self.last_error = None
         self.metrics.model_version.set(self.version)
         self.metrics.campaign.show(mv.metrics)

@@ -339,12 +339,12 @@ def _run_campaign(ds: Dataset, strategy: str, seed: int, cfg: SimConfig, redis_c
                 if isinstance(outcome, Exception):  # (as submit would raise it: the simulated labeler holds every lease)
                     raise outcome
             spent += len(leased)
-            published = len(retrainer.published)
+            published = retrainer.n_published
             retrainer.run(burst=True, timeout=0.0)
             scorer.poll_models(0.0)
             feed()
             curve.append((spent, evaluate()))
-            if len(retrainer.published) > published:  # the live estimates of this version beside its test score
+            if retrainer.n_published > published:  # the live estimates of this version beside its test score
                 mv = retrainer.published[-1]
                 versions.append({"version": mv.version, "n_labels": mv.n_labels, "n_control": mv.metrics.get("n_control", 0.0),
                                  "test_score": curve[-1][1], **{k: v for k, v in mv.metrics.items() if k.startswith("est_")}})

@@ -159,3 +159,21 @@ def test_hours_spent_count_every_answer_a_corrected_one_and_each_labelers() -> N
     r.step(0.0)
     metrics = decode_model_version(bus.messages(topics.models)[-1].value).metrics
     assert metrics["est_hours_spent"] * 3600 == pytest.approx(18.0)
+
+
+def test_a_long_running_retrainer_does_not_keep_every_version_it_published() -> None:
+    # Each ModelVersion holds its whole ONNX graph; a retrainer publishes one every few labels for as long as the campaign
+    # runs, so keeping them all grows its memory with the campaign's age (a soak: ~800 versions an hour).
+    bus, topics = InMemoryBus(), Topics("v")
+    r = Retrainer(bus, topics, task="multiclass", retrain_every=4, tolerance=1.0, estimates="off")
+    rng = np.random.default_rng(2)
+    for batch in range(30):
+        for j in range(4):
+            x = rng.normal(size=3).astype(np.float32)
+            lab = Label(f"{batch}-{j}", f"L{batch}-{j}", "ann", label=int(x[0] > 0), features=x)
+            bus.publish(topics.labels, lab.encode())
+        r.step(0.0)
+    versions = [decode_model_version(m.value).version for m in bus.messages(topics.models)]
+    assert len(versions) == r.version >= 25  # (every version is on the topic)
+    assert len(r.published) <= 4 and r.published[-1].version == r.version
+    assert r.n_published == r.version  # (simulate counts them)
