@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -210,6 +210,11 @@ class CampaignMonitor:
                 preds = codes[preds]
         self.history.append(VersionRecord(version, n_labels, preds, score, score_items, spent))
         self.status = evaluate(self.history, self.rules, n_labels if spent is None else spent, known_kappas=self.status.kappas)  # (grows only)
+        # Only the newest version's predictions are compared again (with the next one's): the kappas of the pairs before are
+        # in status.kappas. Kept, the stop set's predictions of every version (8 kB a version for 1,000 items) would grow
+        # the retrainer's memory by one such array every few labels, for as long as the campaign runs.
+        if len(self.history) > 1:
+            self.history[-2] = replace(self.history[-2], predictions=np.zeros(0, dtype=preds.dtype))  # (not a view: that holds it all)
         self.status.fired.update(self.earlier)  # a rule that fired before a restart fired then
         self.announce()
         calibration = self.auto_accept_calibration()

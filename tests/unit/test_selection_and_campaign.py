@@ -260,3 +260,23 @@ def test_a_falling_score_is_no_plateau() -> None:
     # The fall since the best score is said (a drifted stream; the rules fired before it may no longer hold), not a wave.
     assert evaluate(drift, rules, 700).score_fell == {"best": 0.95, "best_version": 1.0, "now": 0.66, "version": 7.0}
     assert evaluate(flat, rules, 700).score_fell is None
+
+
+def test_the_campaign_monitor_keeps_only_the_newest_versions_predictions() -> None:
+    # The retrainer publishes a version every few labels for as long as the campaign runs: each version's predictions on the
+    # stop set (1,000 items: 8 kB) kept in the history grew its memory with the campaign's age. The kappas stay the same.
+    rng = np.random.default_rng(3)
+    mon = CampaignMonitor(rules=StopRules(kappa=0.9, window=3, min_gain=None), stop_set_size=1000)
+    mon.add_stop_items([Item(str(i), rng.normal(size=2).astype(np.float32)).encode() for i in range(1000)])
+    flips = [rng.random(1000) < p for p in np.linspace(0.5, 0.0, 60)]  # the predictions settle down
+
+    def predict(flip: np.ndarray):
+        return lambda X: np.eye(2)[((X[:, 0] > 0) ^ flip).astype(int)]
+
+    for v, flip in enumerate(flips, start=1):
+        mon.on_version(v, 10 * v, predict(flip), None, classes=(0, 1))
+    kept = sum((rec.predictions if rec.predictions.base is None else rec.predictions.base).nbytes for rec in mon.history)  # (a view holds its base)
+    assert len(mon.history) == 60 and kept <= 2 * mon.history[-1].predictions.nbytes
+    full = [VersionRecord(v, 10 * v, ((np.vstack(mon.stop_set)[:, 0] > 0) ^ f).astype(int)) for v, f in enumerate(flips, start=1)]
+    again = evaluate(full, mon.rules, 600)
+    assert mon.status.kappas == pytest.approx(again.kappas) and mon.status.fired == again.fired
