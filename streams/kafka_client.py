@@ -64,10 +64,6 @@ def watermarks(client: Any, tp: Any, timeout: float) -> tuple[int, int]:
 #: Largest model version record (base64 ONNX bytes and all) the models topic and the producers take:
 #: below librdkafka's consumer fetch.max.bytes (50 MiB), so a consumer fetches one whole.
 MAX_MODEL_BYTES = 32 * 2**20
-#: How long the models topic's active segment stays open: the log cleaner compacts closed segments only, so with the broker's
-#: default (7 days, or 1 GiB) every version published that week stays on the topic and a restarted retrainer or scorer reads
-#: them all (a soak: ~1,150 versions an hour, each read and decoded at start). An hour keeps the topic to about an hour's versions.
-MODELS_SEGMENT_MS = 3_600_000
 
 
 def default_topic_config(topic: str) -> dict[str, str]:
@@ -82,7 +78,7 @@ def default_topic_config(topic: str) -> dict[str, str]:
     if topic.endswith(".models"):
         # A tree ensemble's ONNX graph (a user's --estimator, publish-model) passes the broker's
         # 1 MB default record size: the models topic takes records up to MAX_MODEL_BYTES.
-        return {"cleanup.policy": "compact", "max.message.bytes": str(MAX_MODEL_BYTES), "segment.ms": str(MODELS_SEGMENT_MS)}
+        return {"cleanup.policy": "compact", "max.message.bytes": str(MAX_MODEL_BYTES)}
     if topic.endswith(".control"):
         return {"cleanup.policy": "compact"}
     if topic.endswith(".labels"):

@@ -467,14 +467,3 @@ def test_up_reads_the_brokers_and_rediss_address_as_the_services_do() -> None:
     text = env_file_text("k:1", "redis://new:2/0", {"ACTIVESTREAM_REDIS_URL": "redis://old:1/0", "ACTIVESTREAM_NAMESPACE": "n"})
     assert text.splitlines() == ["KAFKA_BOOTSTRAP_SERVERS=k:1", "REDIS_URL=redis://new:2/0", "ACTIVESTREAM_KAFKA_BOOTSTRAP_SERVERS=k:1",
                                  "ACTIVESTREAM_REDIS_URL=redis://new:2/0", "ACTIVESTREAM_NAMESPACE=n"]
-
-
-def test_the_models_topic_closes_its_segments_so_compaction_keeps_only_the_newest_versions() -> None:
-    # Kafka compacts closed segments only: under the broker's defaults (a segment closes after 7 days or 1 GiB) the models
-    # topic kept every version a retrainer published that week (a soak: 624 versions in 40 minutes, 624 records on the topic,
-    # all read and decoded by each restarted retrainer and scorer). Its segments must close well before that.
-    from activestream.streams.kafka_client import default_topic_config
-
-    cfg = default_topic_config("camp.models")
-    assert cfg["cleanup.policy"] == "compact"
-    assert 0 < int(cfg.get("segment.ms", 7 * 24 * 3_600_000)) <= 24 * 3_600_000
