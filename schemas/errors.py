@@ -42,8 +42,12 @@ class DecodeError(ValueError):
         self.field = field
         self.reason = reason
         # (an id is shown up to SHOWN_ID_CHARS: a producer's 1 MB record key would otherwise be a 1 MB log line per record)
-        shown = item_id if item_id is None or len(item_id) <= SHOWN_ID_CHARS else item_id[:SHOWN_ID_CHARS]
-        where = "item <no id>" if shown is None else f"item {shown!r}" + ("" if shown is item_id else f" (the first {SHOWN_ID_CHARS} of {len(item_id)} characters)")
+        if item_id is None:
+            where = "item <no id>"
+        elif len(item_id) <= SHOWN_ID_CHARS:
+            where = f"item {item_id!r}"
+        else:
+            where = f"item {item_id[:SHOWN_ID_CHARS]!r} (the first {SHOWN_ID_CHARS} of {len(item_id)} characters)"
         what = f"field {field!r}" if field is not None else "message"
         super().__init__(f"{where}: {what}: {reason}")
 
