@@ -7,11 +7,10 @@ first and takes the items out after, so a crash between the two leaves an item q
 auto-labeled (a human may label it too; a human label is final over an auto-label), never lost.
 
 Audit items: a share of the auto-accepted items is queued for labelers anyway, recorded in the
-``audit`` hash with the auto-label's class, and their rows and metadata in ``audit_rows`` (at most
-:data:`AUDIT_MAX_WAITING` wait at once). They enter a full capped pool past its cap (their score, 0, would not
-outrank anything), and one the pool evicted meanwhile is taken into the queue again from its row when a lease
-asks for audits: the audit stays a sample of what was auto-accepted on an endless stream, whose pool is always
-full. Leases serve waiting audit items first (:func:`audit_pending`);
+``audit`` hash with the auto-label's class (at most :data:`AUDIT_MAX_WAITING` wait at once). They enter a full
+capped pool past its cap (their score, 0, would outrank nothing), and the pool never evicts them for their rank
+(``add.lua``; the age still does): the audit stays a sample of what was auto-accepted on an endless stream, whose
+pool is always full. Leases serve waiting audit items first (:func:`audit_pending`);
 the labeler sees an ordinary item (nothing in its metadata says audit); the labeling service flags the
 label (``audit``, ``audited_label``: ``QueueLeases.submit_facts`` reads it, :func:`parse_audit`, with the label's
 other facts, ``QueueLeases.finish_labels`` forgets it once answered) and the retrainer counts the answers. Labels that
@@ -23,25 +22,27 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-import numpy as np
-
 from activestream.rankedqueue.base import QueueBase
-from activestream.rankedqueue.pool import pack_member, unpack_member
 
 log = logging.getLogger(__name__)
 
 TAKE_CHUNK = 2000
 AUDIT_SETTLE_S = 60.0  # an audit entry neither waiting nor leased after this long is gone (see audit_pending)
 # Audit items waiting at once, at most: what auto-accept on a fast stream would otherwise pile up faster than labelers
-# answer (each holds a row); past it, new picks wait for room (the audit needs a sample, not every pick).
+# answer (each holds a place in the pool the pool cannot evict); past it, new picks wait for room (the audit needs a
+# sample, not every pick). A capped pool holds at most a tenth of its capacity of them (see audit_room).
 AUDIT_MAX_WAITING = 1000
+
+
+def audit_room(capacity: int | None) -> int:
+    """The most audit items that may wait at once in a pool of ``capacity`` (``None``: no cap)."""
+    return AUDIT_MAX_WAITING if capacity is None else max(1, min(AUDIT_MAX_WAITING, capacity // 10))
 
 
 @cache
@@ -66,13 +67,12 @@ def take_auto_accepted(queue: QueueBase, ids: Sequence[str]) -> list[str]:
     return taken
 
 
-def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]], rows: dict[str, tuple[np.ndarray, dict[str, Any]]] | None = None,
-                  *, published: bool = True) -> list[str]:
-    """Record ``item id -> (auto-accepted class, model version)`` as audit items (before they are queued), with
-    ``rows``: ``item id -> (features (n_features,), metadata)`` to queue them again from (see :func:`audit_pending`).
+def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]], *, published: bool = True,
+                  room: int = AUDIT_MAX_WAITING) -> list[str]:
+    """Record ``item id -> (auto-accepted class, model version)`` as audit items (before they are queued).
 
     ``published``: their auto-labels went out (``False``: picked while the audit pauses auto-accept, by the class the
-    version would have auto-accepted; nothing was published). At most :data:`AUDIT_MAX_WAITING` wait at once: the
+    version would have auto-accepted; nothing was published). At most ``room`` (:func:`audit_room`) wait at once: the
     ids recorded (those already recorded, and new ones while there is room)."""
     if not audits:
         return []
@@ -80,19 +80,14 @@ def record_audits(queue: QueueBase, audits: dict[str, tuple[object, int]], rows:
     pipe.hlen(queue.k.audit)
     pipe.hmget(queue.k.audit, list(audits))
     waiting, known = pipe.execute()
-    room = max(0, AUDIT_MAX_WAITING - int(waiting))
+    room = max(0, room - int(waiting))
     ids = [i for i, k in zip(audits, known, strict=True) if k is not None or (room := room - 1) >= 0]
     if len(ids) < len(audits):
         log.info("audit: %d pick(s) not recorded: %d audit items wait already (the most at once)", len(audits) - len(ids), waiting)
     if ids:
         now = time.time()
-        pipe = queue.r.pipeline(transaction=False)
-        pipe.hset(queue.k.audit, mapping={i: json.dumps({"label": audits[i][0], "version": audits[i][1], "at": now, "published": published})
-                                          for i in ids})
-        if rows:
-            pipe.hset(queue.k.audit_rows, mapping={i: pack_member(0.0, np.asarray(rows[i][0], dtype="<f4").tobytes(),
-                                                                  json.dumps(rows[i][1]).encode() if rows[i][1] else b"") for i in ids if i in rows})
-        pipe.execute()
+        queue.r.hset(queue.k.audit, mapping={i: json.dumps({"label": audits[i][0], "version": audits[i][1], "at": now, "published": published})
+                                             for i in ids})
     return ids
 
 
@@ -122,32 +117,12 @@ def published_audits(queue: QueueBase, ids: Sequence[str]) -> set[str]:
 def forget_audits(queue: QueueBase, ids: Sequence[str]) -> None:
     """``ids`` are audit items no longer (answered)."""
     if ids:
-        pipe = queue.r.pipeline(transaction=False)
-        pipe.hdel(queue.k.audit, *ids)
-        pipe.hdel(queue.k.audit_rows, *ids)
-        pipe.execute()
+        queue.r.hdel(queue.k.audit, *ids)
 
 
-def audit_rows(queue: QueueBase, ids: Sequence[str]) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    """The stored ``(features (n_features,) float32, metadata)`` of those of ``ids`` that have them."""
-    got = queue.r.hmget(queue.k.audit_rows, list(ids)) if ids else []
-    out = {}
-    for i, raw in zip(ids, got, strict=True):
-        if raw is not None:
-            _, row, md = unpack_member(raw)  # type: ignore[arg-type]
-            out[i] = (np.frombuffer(row, dtype="<f4").astype(np.float32), json.loads(md) if md else {})
-    return out
-
-
-def audit_pending(queue: QueueBase, n: int, passed: Callable[[list[str]], list[bool]] | None = None,
-                  requeue: Callable[[list[str], np.ndarray, np.ndarray, list[dict[str, Any]]], int] | None = None,
-                  max_age: float | None = None) -> list[str]:
+def audit_pending(queue: QueueBase, n: int, passed: Callable[[list[str]], list[bool]] | None = None) -> list[str]:
     """Up to ``n`` audit items still waiting (pending, not leased); with ``passed`` (whether the holder passed on each
-    of a list of ids: a labeler's skips, a group's recent passes), not those it passed on, as ``top_for`` leaves them.
-
-    ``requeue(ids, scores, features, metadata)`` adds items past the pool's cap: audit items neither waiting nor leased (the
-    capped pool evicted them) are queued again from their stored rows first, unless recorded more than ``max_age``
-    seconds ago (the pool's, a drifting stream's: the age evicts them as any item)."""
+    of a list of ids: a labeler's skips, a group's recent passes), not those it passed on, as ``top_for`` leaves them."""
     if n <= 0:
         return []
     entries = {i.decode(): v for i, v in queue.r.hgetall(queue.k.audit).items()}  # type: ignore[union-attr]
@@ -155,18 +130,10 @@ def audit_pending(queue: QueueBase, n: int, passed: Callable[[list[str]], list[b
     if not ids:
         return []
     got = _where(queue, ids)
-    young = time.time() - max_age if max_age else -math.inf
-    out = [i for i, p, lease in zip(ids, got[0::2], got[1::2], strict=True)
-           if p is None and lease is None and json.loads(entries[i]).get("at", 0.0) >= young]
-    if out and requeue is not None:
-        stored = audit_rows(queue, out)
-        if stored:
-            requeue(list(stored), np.zeros(len(stored)), np.vstack([x for x, _ in stored.values()]), [md for _, md in stored.values()])
-            got = _where(queue, ids)
     pending = [i for i, score in zip(ids, got[0::2], strict=True) if score is not None]
-    # Neither waiting nor leased (nor taken in again): labeled or dropped, its answer flagged already, aged out, or
-    # evicted without a stored row: no longer an audit, so the hash stays as small as the queue.
-    # (Recorded a minute ago at least: an audit is recorded just before its item is queued.)
+    # Neither waiting nor leased: aged out, dropped, or labeled and its answer flagged already: no longer an audit,
+    # so the hash stays as small as the queue. (Recorded a minute ago at least: an audit is recorded just before its
+    # item is queued.)
     settled = time.time() - AUDIT_SETTLE_S
     gone = [i for i, p, lease in zip(ids, got[0::2], got[1::2], strict=True)
             if p is None and lease is None and json.loads(entries[i]).get("at", 0.0) < settled]
@@ -177,9 +144,9 @@ def audit_pending(queue: QueueBase, n: int, passed: Callable[[list[str]], list[b
 
 
 def _where(queue: QueueBase, ids: Sequence[str]) -> list[Any]:
-    """Each of ``ids``' pending score and lease expiry, interleaved (``None`` where it is not)."""
+    """Each of ``ids``' pending score and lease expiry, interleaved (``None`` where it is not): two commands."""
     pipe = queue.r.pipeline(transaction=False)
-    for i in ids:
-        pipe.zscore(queue.k.pending, i)
-        pipe.zscore(queue.k.leased, i)
-    return pipe.execute()  # type: ignore[no-any-return]
+    pipe.zmscore(queue.k.pending, list(ids))
+    pipe.zmscore(queue.k.leased, list(ids))
+    pending, leased = pipe.execute()
+    return [x for pair in zip(pending, leased, strict=True) for x in pair]

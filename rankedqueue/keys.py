@@ -243,13 +243,6 @@ class QueueKeys:
         return self._k("audit")
 
     @property
-    def audit_rows(self) -> str:
-        """HASH item id -> an audit item's float32 row and metadata, packed as a reservoir member's (score, row length,
-        row, metadata JSON): what takes it into the queue again once the capped pool evicted it (see
-        :func:`activestream.rankedqueue.auto_accept.audit_pending`)."""
-        return self._k("audit_rows")
-
-    @property
     def dropped(self) -> str:
         """SET of items that left the queue unlabeled (skipped too often)."""
         return self._k("dropped")

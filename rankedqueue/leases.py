@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import NoScriptError
 
-from activestream.rankedqueue.auto_accept import parse_audit
+from activestream.rankedqueue.auto_accept import audit_pending, parse_audit
 from activestream.rankedqueue.base import QueueBase, decode_features, members, parse_declared
 from activestream.rankedqueue.keys import (
     EXPIRE_BATCH,
@@ -167,6 +167,11 @@ class QueueLeases(QueueBase):
             return self.skipped_by(labeler_id, ids)
         when = self.r.zmscore(self.k.passed(labeler_id), list(ids)) if ids else []
         return [w is not None and w >= passed_since for w in when]
+
+    def audits_waiting(self, n: int, holder: str, passed_since: float | None = None) -> list[str]:
+        """Up to ``n`` waiting audit items (:func:`~activestream.rankedqueue.auto_accept.audit_pending`) that ``holder``
+        did not pass on (``passed_since`` as in :meth:`passed_on`): they wait for it like any other item."""
+        return audit_pending(self, n, lambda ids: self.passed_on(holder, ids, passed_since))
 
     def mark_passed(self, holder: str, ids: Sequence[str], now: float) -> None:
         """Record that ``holder`` passed on ``ids`` at ``now`` (:meth:`top_for`'s ``passed_since`` leaves them out)."""
@@ -392,7 +397,6 @@ class QueueLeases(QueueBase):
         audited = [item_id for item_id, _, audit in done if audit]
         if audited:
             pipe.hdel(k.audit, *audited)
-            pipe.hdel(k.audit_rows, *audited)
         replies = raise_unexpected(pipe.execute(raise_on_error=False))
         if isinstance(replies[0], NoScriptError):  # (a restarted Redis: it did not run)
             if pairs:

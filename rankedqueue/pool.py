@@ -145,11 +145,6 @@ class SamplingKeyCache:
         return np.array(found, dtype=np.float64)
 
 
-def pack_member(score: float, row: bytes, metadata: bytes = b"") -> bytes:
-    """A reservoir member's stored value (what ``add.lua`` writes; :func:`unpack_member` reads it)."""
-    return np.array([score], dtype="<f8").tobytes() + len(row).to_bytes(4, "little") + row + metadata
-
-
 def unpack_member(raw: bytes) -> tuple[float, bytes, bytes]:
     """A reservoir member's stored value -> ``(score, row bytes, metadata JSON or b"")``."""
     score, rb = float(np.frombuffer(raw, dtype="<f8", count=1)[0]), int.from_bytes(raw[8:12], "little")

@@ -18,7 +18,6 @@ Every write is a Lua script (:mod:`rankedqueue.scripts`, ``lua/*.lua``), atomic 
 
 from __future__ import annotations
 
-from activestream.rankedqueue.auto_accept import audit_pending
 from activestream.rankedqueue.leases import QueueLeases
 from activestream.rankedqueue.writer import QueueWriter
 
@@ -30,9 +29,3 @@ class RankedQueue(QueueWriter, QueueLeases):
     ----------
     client, keys, feature_dtype, segment_cache_bytes : as for :class:`QueueWriter`.
     """
-
-    def audits_waiting(self, n: int, holder: str, passed_since: float | None = None) -> list[str]:
-        """Up to ``n`` waiting audit items (:func:`~activestream.rankedqueue.auto_accept.audit_pending`) that ``holder``
-        did not pass on (``passed_since`` as in :meth:`passed_on`): they wait for it like any other item. Those the
-        capped pool evicted are queued again past its cap first (a lease takes them at once)."""
-        return audit_pending(self, n, lambda ids: self.passed_on(holder, ids, passed_since), self.add_past_cap, self.pool.max_age)

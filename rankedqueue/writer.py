@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from activestream.rankedqueue.auto_accept import AUDIT_MAX_WAITING
 from activestream.rankedqueue.base import QueueBase, members
 from activestream.rankedqueue.dump import argsort_best_first, zset_dump
 from activestream.rankedqueue.keys import (
@@ -257,7 +258,7 @@ class QueueWriter(QueueBase):
             md_args = [json.dumps(md) if md else "" for md in metadata]
         k = self.k
         keys = [k.pending, k.featloc, k.meta, k.segment_live, k.segment_time, k.segment_width, k.metadata, k.rerank_lock, k.rerank_removed,
-                k.skips, k.reservoir, k.reservoir_rows, k.pool_stats]
+                k.skips, k.reservoir, k.reservoir_rows, k.pool_stats, k.audit]
         cap = self.pool.capacity if capped and self.pool.capacity is not None else -1
         res = self.pool.reservoir if capped else 0
         ukeys = None
@@ -282,15 +283,19 @@ class QueueWriter(QueueBase):
 
     # ----------------------------------------------------------------- the capped pool (see rankedqueue.pool)
     def thresholds(self) -> Thresholds:
-        """What an item must beat now to enter the pool or the reservoir (one round trip)."""
+        """What an item must beat now to enter the pool or the reservoir (one round trip): the lowest pending item that is
+        no audit item (those are never evicted for their rank: see ``add.lua``)."""
         pipe = self.r.pipeline(transaction=True)
         pipe.zcard(self.k.pending)
-        pipe.zrange(self.k.pending, 0, 0, withscores=True)
+        pipe.zrange(self.k.pending, 0, AUDIT_MAX_WAITING, withscores=True)
+        pipe.hkeys(self.k.audit)
         pipe.zcard(self.k.reservoir)
         pipe.zrange(self.k.reservoir, -1, -1, withscores=True)
-        depth, low, n_res, top = pipe.execute()
+        depth, lows, audits, n_res, top = pipe.execute()
+        held = set(audits)
+        low = next((score for member, score in lows if member not in held), lows[-1][1] if lows else None)
         cap, res = self.pool.capacity, self.pool.reservoir
-        pool = "" if cap is None or depth < cap else (str(low[0][1]) if low else "inf")
+        pool = "" if cap is None or depth < cap else (str(low) if low is not None else "inf")
         return Thresholds.parse(pool, str(top[0][1]) if res and n_res >= res and top else "", res > 0)
 
     def evict_older_than(self, max_age: float, now: float | None = None) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import redis
 
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.auto_accept import record_audits
+from activestream.rankedqueue.auto_accept import audit_room, record_audits
 from activestream.schemas import decode_label
 from activestream.streams.bus import Record
 
@@ -58,17 +58,18 @@ def send_audits(queue: RankedQueue, records: Sequence[Record], topic: str, share
                 metas: dict[str, dict[str, Any]] | None = None) -> int:
     """Queue the audited share of the auto-labels among ``records`` (those on ``topic``), recorded as audits first.
 
-    They enter the queue past a full pool's cap (their score, 0, outranks nothing), with their metadata from ``metas``
-    (taken out of it); at most :data:`~activestream.rankedqueue.auto_accept.AUDIT_MAX_WAITING` wait at once."""
+    They enter the queue past a full pool's cap (their score, 0, outranks nothing; the pool does not evict them for
+    it), with their metadata from ``metas`` (taken out of it); at most
+    :func:`~activestream.rankedqueue.auto_accept.audit_room` wait at once."""
     picked = [decode_label(r.value) for r in records if r.topic == topic and r.key is not None and audit_pick(r.key.decode(), share)]
     picked = [lab for lab in picked if lab.features is not None and lab.label is not None]
     mds = {lab.item_id: (metas or {}).pop(lab.item_id, {}) for lab in picked}
     if not picked:
         return 0
     try:
-        rows = {lab.item_id: (lab.features, mds[lab.item_id]) for lab in picked if lab.features is not None}
-        ids = record_audits(queue, {lab.item_id: (lab.label, int(lab.model_version or 0)) for lab in picked}, rows)
-        added = queue.add_past_cap(ids, np.zeros(len(ids)), np.vstack([rows[i][0] for i in ids]), [mds[i] for i in ids]) if ids else 0
+        feats = {lab.item_id: lab.features for lab in picked if lab.features is not None}
+        ids = record_audits(queue, {lab.item_id: (lab.label, int(lab.model_version or 0)) for lab in picked}, room=audit_room(queue.pool.capacity))
+        added = queue.add_past_cap(ids, np.zeros(len(ids)), np.vstack([feats[i] for i in ids]), [mds[i] for i in ids]) if ids else 0
     except redis.RedisError as exc:  # (their batch is committed: an outage costs these audits, a sample, nothing else)
         log.warning("audit: %d auto-accepted item(s) not sent to labelers (%s: %s)", len(picked), type(exc).__name__, exc)
         return 0

@@ -26,7 +26,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from activestream.rankedqueue import RankedQueue
-from activestream.rankedqueue.auto_accept import published_audits, record_audits, take_auto_accepted
+from activestream.rankedqueue.auto_accept import audit_room, published_audits, record_audits, take_auto_accepted
 from activestream.scorer.audit import audit_pick
 from activestream.scorer.autoaccept import Threshold, accepted, item_thresholds
 from activestream.scorer.planning import LiveFacts, auto_label_record
@@ -75,10 +75,9 @@ class RerankAccept:
         if not rows:
             return
         picks = [j for j in rows if audit_pick(ids[j], self.audit_share)]
-        metas = self.queue.metadata_of([ids[j] for j in picks]) if picks else []
-        # (they stay queued: take_auto_accepted leaves audit items; their rows to queue them again should the pool evict them)
+        # (they stay queued: take_auto_accepted leaves audit items, and the capped pool does not evict them for their rank)
         audits = set(record_audits(self.queue, {ids[j]: (self.live.classes[int(probas[j].argmax())], self.live.version) for j in picks},
-                                   {ids[j]: (X[j], md) for j, md in zip(picks, metas, strict=True)}, published=self.threshold is not None))
+                                   published=self.threshold is not None, room=audit_room(self.queue.pool.capacity)))
         if self.threshold is None:  # paused: the audits only
             return
         records = [auto_label_record(ids[j], X[j], probas[j], float(passed[j]), self.live) for j in rows]

@@ -5,11 +5,13 @@
 -- smallest seen: its score, row and metadata are kept there, the member with the largest key leaves.
 -- Both are decided for the whole batch at once (one command per key, not one per item): the outcome is
 -- what taking its items one at a time would give, but for ties and the order of what a batch pushes out.
+-- Audit items (in the audit hash) are never evicted for their rank: they wait for a labeler's answer (at most
+-- AUDIT_MAX_WAITING of them: rankedqueue.auto_accept), and the pool's threshold is its lowest other item.
 -- Returns {added, evicted, rejected, pool threshold ('' if not full), reservoir threshold ('' if not full),
 --          reservoir members replaced}.
 -- Runs after the fragments fn_segment_ids, fn_forget_skips, fn_evict (joined by scripts.py).
 -- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata, rerank_lock, rerank_removed, skips,
---       reservoir, reservoir_rows, pool_stats
+--       reservoir, reservoir_rows, pool_stats, audit
 -- ARGV: now ('': Redis's time), seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
 --       ids blob (uint32 n, n uint16 lengths, the ids), scores (n little-endian doubles),
 --       capacity (-1: none), reservoir size (0: none), sampling keys (n little-endian doubles, '' without a reservoir),
@@ -31,11 +33,33 @@ local function md_of(i)
   return ARGV[first_id + n + i - 1]
 end
 local evicted, rejected, replaced = 0, 0, 0
+-- The k lowest pending items that are no audit items, as ZRANGE WITHSCORES gives them (fewer if there are not k).
+local function lowest_evictable(k)
+  local out, start, page = {}, 0, math.max(k, 256)  -- (pages of 256 at least: the audit items, at score 0, come first)
+  while k > 0 and #out < 2 * k do
+    local got = redis.call('ZRANGE', KEYS[1], start, start + page - 1, 'WITHSCORES')
+    if #got == 0 then break end
+    local ids = {}
+    for j = 1, #got, 2 do ids[#ids + 1] = got[j] end
+    local audit = call_concat('HMGET', KEYS[14], ids)
+    for j, id in ipairs(ids) do
+      if not audit[j] and #out < 2 * k then
+        out[#out + 1] = id
+        out[#out + 1] = got[2 * j]
+      end
+    end
+    start = start + page
+  end
+  return out
+end
 local depth = cap >= 0 and redis.call('ZCARD', KEYS[1]) or 0
--- Leases handed back may have left more than the capacity pending: the lowest go first.
+-- Leases handed back (or audit items, which enter past the cap) may have left more than the capacity pending: the
+-- lowest others go first.
 if depth > cap and cap >= 0 then
-  evict_many(P, redis.call('ZRANGE', KEYS[1], 0, depth - cap - 1))
-  evicted, depth = depth - cap, cap
+  local lows, out = lowest_evictable(depth - cap), {}
+  for j = 1, #lows, 2 do out[#out + 1] = lows[j] end
+  evict_many(P, out)
+  evicted, depth = #out, depth - #out
 end
 -- The first time an id comes in this batch counts (a duplicate within it changes nothing).
 local seen, cand, cids = {}, {}, {}
@@ -101,10 +125,10 @@ end
 local enter = #new
 if cap >= 0 and #new > cap - depth then
   table.sort(new, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-  local free = cap - depth
+  local free = math.max(0, cap - depth)
   local m = #new - free  -- those that must outrank a pending item
-  local k = math.min(m, depth)
-  local lows = k > 0 and redis.call('ZRANGE', KEYS[1], 0, k - 1, 'WITHSCORES') or {}
+  local lows = lowest_evictable(math.min(m, depth))
+  local k = #lows / 2
   local j, out = 0, {}
   while j < k and new[free + j + 1][1] > tonumber(lows[2 * j + 2]) do
     j = j + 1
@@ -155,7 +179,7 @@ if added > 0 then
 end
 local pool_thr, res_thr = '', ''
 if cap >= 0 and redis.call('ZCARD', KEYS[1]) >= cap then
-  local low = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')  -- (as Redis prints it: exact, unlike tostring)
+  local low = lowest_evictable(1)  -- (as Redis prints it: exact, unlike tostring)
   pool_thr = low[2] or 'inf'
 end
 if R > 0 and redis.call('ZCARD', KEYS[11]) >= R then res_thr = redis.call('ZRANGE', KEYS[11], -1, -1, 'WITHSCORES')[2] end

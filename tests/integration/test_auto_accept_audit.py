@@ -288,7 +288,8 @@ def test_audits_reach_labelers_with_their_metadata_from_a_full_capped_pool(redis
     """A drift audit: on a full capped pool (an endless stream's normal state) every audit from the stream was queued at
     score 0, which outranks nothing, and one picked at a re-rank (a sure, low score) was the first the pool evicted: no
     audit reached a labeler, and a drift could never pause auto-accept. Stream audits also came without their metadata
-    (an image's URL: all a labeler looks at)."""
+    (an image's URL: all a labeler looks at). A review: items a labeler skipped must stay skipped (evicted and queued
+    again, an audit item lost its skips and came back to the same labeler)."""
     from activestream.rankedqueue.pool import PoolLimits
 
     X, y = digits
@@ -305,31 +306,37 @@ def test_audits_reach_labelers_with_their_metadata_from_a_full_capped_pool(redis
             bus.publish(topics.items, Item(str(j), X[j], {"url": f"img/{j}.png"}).encode(), key=str(j).encode())
         scorer.run(burst=True, timeout=0.0)
         audits = {i.decode() for i in redis_client.hkeys(queue.k.audit)}  # type: ignore[union-attr]
-        assert len(audits) > 10 and audits <= set(_autos(bus, topics))
-        # More unsure items push the lowest pending items out, the audit items first (score 0) ...
+        assert 1 <= len(audits) <= 10 and audits <= set(_autos(bus, topics))  # (a tenth of the capacity waits at most)
+        # More unsure items push the lowest pending items out, never an audit item (score 0), and the cap holds.
         queue.add([f"v{i}" for i in range(200)], rng.uniform(0.3, 0.9, 200), rng.normal(8, 4, size=(200, 64)).astype(np.float32))
-        assert not audits & set(queue.pending_ids()) and queue.depth() == 100
-        # ... and yet every one is served to a labeler, first, with its features and metadata.
+        assert audits <= set(queue.pending_ids()) and queue.depth() == 100
+        assert queue.thresholds().pool > 0.3  # (the pool's threshold is its lowest other item, not an audit's 0)
+        # Every one is served to a labeler, first, with its features and metadata.
         service = make_label_service(Strategy("margin"), queue, bus, topics)
         batch = service.lease(len(audits) + 5, "ann")
-        assert {e.id for e in batch[: len(audits)]} == audits  # (served first)
+        assert {e.id for e in batch[: len(audits)]} == audits
         for e in batch[: len(audits)]:
             assert e.metadata == {"url": f"img/{e.id}.png"} and np.allclose(e.features, X[int(e.id)])
+        # Skipped, an audit item stays skipped by that labeler through the evictions that follow.
+        first = batch[0].id
+        service.skip(first, "ann")
+        queue.add([f"w{i}" for i in range(100)], rng.uniform(0.3, 0.9, 100), rng.normal(8, 4, size=(100, 64)).astype(np.float32))
+        assert first in queue.pending_ids() and first not in {e.id for e in service.lease(len(audits) + 5, "ann")}
+        assert int(redis_client.hget(queue.k.skips, first) or 0) == 1
     finally:
         scorer.close()
 
 
-def test_audit_items_waiting_at_once_are_bounded(redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # (audit items now enter a full pool past its cap and come back after an eviction: on a fast stream auto-accept would
-    # pile them up faster than labelers answer, each with its row; nothing may grow with the stream)
+def test_audit_items_waiting_at_once_are_bounded(redis_client: redis.Redis, namespace: str) -> None:
+    # (audit items now enter a full pool past its cap and the pool does not evict them for their rank: on a fast stream
+    # auto-accept would pile them up faster than labelers answer; nothing may grow with the stream)
     from activestream.rankedqueue import auto_accept
 
-    monkeypatch.setattr(auto_accept, "AUDIT_MAX_WAITING", 3)
+    assert auto_accept.audit_room(None) == auto_accept.AUDIT_MAX_WAITING == auto_accept.audit_room(10**7)
+    assert auto_accept.audit_room(100) == 10 and auto_accept.audit_room(5) == 1
     queue = RankedQueue(redis_client, QueueKeys(namespace))
-    rows = {f"a{i}": (np.full(4, i, np.float32), {}) for i in range(6)}
-    assert auto_accept.record_audits(queue, {f"a{i}": (1, 1) for i in range(2)}, rows) == ["a0", "a1"]
-    assert auto_accept.record_audits(queue, {f"a{i}": (2, 2) for i in range(1, 5)}, rows) == ["a1", "a2"]  # (a1 known: updated)
+    assert auto_accept.record_audits(queue, {f"a{i}": (1, 1) for i in range(2)}, room=3) == ["a0", "a1"]
+    assert auto_accept.record_audits(queue, {f"a{i}": (2, 2) for i in range(1, 5)}, room=3) == ["a1", "a2"]  # (a1 known: updated)
     assert sorted(k.decode() for k in redis_client.hkeys(queue.k.audit)) == ["a0", "a1", "a2"]  # type: ignore[union-attr]
-    assert sorted(k.decode() for k in redis_client.hkeys(queue.k.audit_rows)) == ["a0", "a1", "a2"]  # type: ignore[union-attr]
     auto_accept.forget_audits(queue, ["a0"])
-    assert not redis_client.hexists(queue.k.audit_rows, "a0") and auto_accept.record_audits(queue, {"a5": (1, 1)}, rows) == ["a5"]
+    assert auto_accept.record_audits(queue, {"a5": (1, 1)}, room=3) == ["a5"]
