@@ -51,6 +51,8 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     _eof = False
     _head_bytes = 0  # the current request's line and headers so far
     _head_too_large = False
+    _in_head = True  # the current request's line and headers are not all in yet
+    _raw_head = 0  # bytes received while they were not (httptools keeps a header's value whole until its line ends)
     _request_timer: Any = None  # (asyncio.TimerHandle) closes a connection whose request does not arrive in time
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -95,8 +97,13 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         self._count_head(len(name) + len(value) + 4)
         super().on_header(name, value)
 
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
     def on_message_complete(self) -> None:
         self._cancel_request_timer()  # (the answer may take its time: the request is in)
+        self._in_head, self._raw_head = True, 0  # (the next request's head comes next)
         super().on_message_complete()
 
     def eof_received(self) -> bool:  # type: ignore[override]  # (asyncio: a true value keeps the transport open)
@@ -112,6 +119,12 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         # The bytes of the request being parsed, so a refusal can name the header at fault.
         self._head = (self._head + data)[-65536:]
         super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            # (counted raw too: one header whose line never ends reaches no on_header, and httptools keeps its value)
+            self._raw_head += len(data)
+            if self._raw_head > MAX_HEAD_BYTES:
+                self._head_too_large = True
+                self.send_400_response("request head too large")
 
     def on_response_complete(self) -> None:
         self._head = b""
