@@ -56,8 +56,8 @@ class CampaignGauges:
                               "paused, audit_n, audit_correct, audit_precision_lower_bound)", [*ns, "figure"], registry=registry),
             control_labels=Gauge(CAMPAIGN_CONTROL_LABELS, "Random-control labels scored (state=scored), and how many more the estimates "
                                  "need (state=needed), and the control walk's sample the estimates use (state=sample)", [*ns, "state"], registry=registry),
-            score_fell=Gauge(CAMPAIGN_SCORE_FELL, "1 while the newest version's estimated score is below the best before it by more "
-                             "than their noise (a drifted stream?)", ns, registry=registry),
+            score_fell=Gauge(CAMPAIGN_SCORE_FELL, "1 while the newest two versions' estimated score is below the best before them by more "
+                             "than three standard errors (a drifted stream?)", ns, registry=registry),
             namespace=namespace,
         )
 
@@ -86,8 +86,8 @@ class CampaignGauges:
             put(self.auto_accept, metrics.get(key), figure)
         put(self.control_labels, metrics.get("n_control"), "scored")
         put(self.control_labels, metrics.get("est_control_labels_needed"), "needed")
-        put(self.control_labels, metrics.get("est_sample_size"), "sample")
-        put(self.score_fell, float(score_fell(metrics) is not None))  # (the control walk's sample: its picks and the labels below it)
+        put(self.control_labels, metrics.get("est_sample_size"), "sample")  # (the control walk's sample: its picks and the labels below it)
+        put(self.score_fell, float(score_fell(metrics) is not None))
 
 
 @dataclass(frozen=True)

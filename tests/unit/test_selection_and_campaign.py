@@ -260,6 +260,10 @@ def test_a_falling_score_is_no_plateau() -> None:
     # The fall since the best score is said (a drifted stream; the rules fired before it may no longer hold), not a wave.
     assert evaluate(drift, rules, 700).score_fell == {"best": 0.95, "best_version": 1.0, "now": 0.66, "version": 7.0}
     assert evaluate(flat, rules, 700).score_fell is None
+    # A perfect score on a few labels, then a little less on many, is no fall (a review: 1.0 on 100 labels is not certain).
+    few_then_many = [VersionRecord(1, 200, preds, 1.0, score_items=100), VersionRecord(2, 2000, preds, 0.975, score_items=1000),
+                     VersionRecord(3, 2100, preds, 0.975, score_items=1000)]
+    assert evaluate(few_then_many, StopRules(kappa=None, min_gain=0.002, min_score_items=100), 2100).score_fell is None
 
 
 def test_the_campaign_monitor_keeps_only_the_newest_versions_predictions() -> None:
