@@ -406,7 +406,9 @@ class LabelService:
                         _refuse_other_holder(record.item_id, holder, holder_now)  # (lost a race for it: nothing changed)
                         shape = self._check_campaign_shape(record.item_id, record.label, record.labels, shape)  # (the first label fixes it)
                     except (LeasedToAnother, InvalidLabel) as exc:
-                        if claimed and mine:  # (not held: another request's label of it goes out now; that one keeps it)
+                        # (not held: another request holds it and may be publishing a label of it: never handed back then; if that
+                        # one is refused too, the item stays leased to this holder until a retry takes it or its lease runs out)
+                        if claimed and mine:
                             self.queue.unclaim(record.item_id, holder)
                         outcome[j] = exc
                         continue

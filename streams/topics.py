@@ -26,13 +26,16 @@ QUALIFIED_GROUPS = (DISPATCHER_GROUP, LABELERS_GROUP)  # roles whose groups take
 
 
 def prefix_problem(prefix: str) -> str | None:
-    """Why ``prefix`` cannot be a campaign's topic prefix, else ``None``: one whose last part is a role that takes a
-    qualifier (``team.dispatcher``) would name its own groups (``team.dispatcher.scorer``) as the groups of prefix
-    ``team``'s dispatcher for a labeler group called ``scorer``: two campaigns' consumers in one group."""
-    head, _, last = prefix.rpartition(".")
-    if head and last in QUALIFIED_GROUPS:
-        return (f"it ends in '.{last}', so its consumer groups ({prefix}.scorer, ...) could be those of campaign {head!r}'s "
-                f"{last} groups ({head}.{last}.<labeler group>)")
+    """Why ``prefix`` cannot be a campaign's topic prefix, else ``None``: one with a part (but its first) that is a role
+    taking a qualifier (``team.dispatcher``, ``team.labelers.x``) would name its own groups (``team.dispatcher.scorer``) as
+    the groups of prefix ``team``'s dispatcher or labelers for some labeler group (``scorer``, ``x.scorer``): two
+    campaigns' consumers in one group."""
+    parts = prefix.split(".")
+    for j in range(1, len(parts)):  # (a labeler group may hold dots: team.dispatcher.x.scorer is team's for group x.scorer)
+        if parts[j] in QUALIFIED_GROUPS:
+            head = ".".join(parts[:j])
+            return (f"its part '.{parts[j]}' makes its consumer groups ({prefix}.scorer, ...) those of campaign {head!r}'s "
+                    f"{parts[j]} groups for some labeler group ({head}.{parts[j]}.<labeler group>)")
     return None
 
 

@@ -120,7 +120,8 @@ def test_a_campaign_started_with_only_its_namespace_gets_its_own_topics(monkeypa
 
 
 @pytest.mark.parametrize(("env", "flags"), [({"ACTIVESTREAM_NAMESPACE": "team.dispatcher"}, {}),
-                                            ({"ACTIVESTREAM_TOPIC_PREFIX": "team.labelers"}, {}), ({}, {"topic_prefix": "team.dispatcher"})])
+                                            ({"ACTIVESTREAM_TOPIC_PREFIX": "team.labelers"}, {}), ({}, {"topic_prefix": "team.dispatcher"}),
+                                            ({"ACTIVESTREAM_TOPIC_PREFIX": "team.labelers.x"}, {})])
 def test_a_topic_prefix_that_names_another_campaigns_groups_is_refused(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
                                                                       flags: dict[str, str]) -> None:
     # (a multi-campaign audit: the groups of prefix 'team.dispatcher' (team.dispatcher.scorer, ...) are those of campaign
@@ -136,8 +137,9 @@ def test_a_topic_prefix_that_names_another_campaigns_groups_is_refused(monkeypat
     with pytest.raises(SystemExit) as exc:
         settings_from(argparse.Namespace(**flags))
     prefix = next(iter({**env, **flags}.values()))
+    role = prefix.split(".")[1]
     assert str(exc.value).startswith(f"error: topic prefix {prefix!r} (ACTIVESTREAM_TOPIC_PREFIX or --topic-prefix; unset, the namespace's): ")
-    assert f"could be those of campaign 'team''s {prefix.rpartition('.')[2]} groups" in str(exc.value)
+    assert f"those of campaign 'team''s {role} groups for some labeler group" in str(exc.value)
     monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "team.dispatchers")  # (only the roles themselves)
     assert settings_from(argparse.Namespace()).topic_prefix == "team.dispatchers"
     monkeypatch.setenv("ACTIVESTREAM_TOPIC_PREFIX", "dispatcher")  # (a last part with nothing before it names no other prefix's group)
