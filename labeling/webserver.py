@@ -53,6 +53,7 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     _head_too_large = False
     _in_head = True  # the current request's line and headers are not all in yet
     _raw_head = 0  # bytes received while they were not (httptools keeps a header's value whole until its line ends)
+    _heads_done = 0  # requests whose headers were all in (a chunk that completed one is no head still coming)
     _request_timer: Any = None  # (asyncio.TimerHandle) closes a connection whose request does not arrive in time
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -99,6 +100,7 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads_done += 1
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -118,8 +120,10 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         # The bytes of the request being parsed, so a refusal can name the header at fault.
         self._head = (self._head + data)[-65536:]
+        heads_done, in_head = self._heads_done, self._in_head
         super().data_received(data)
-        if self._in_head and not self.transport.is_closing():
+        # (a chunk that ended a body, or held a whole head, is no head still coming)
+        if in_head and self._in_head and self._heads_done == heads_done and not self.transport.is_closing():
             # (counted raw too: one header whose line never ends reaches no on_header, and httptools keeps its value)
             self._raw_head += len(data)
             if self._raw_head > MAX_HEAD_BYTES:

@@ -53,6 +53,9 @@ def decode_features(raw: Any) -> list[np.ndarray | None]:
     return [np.frombuffer(b, dtype=dtype).astype(np.float32) if b is not None else None for b in raw[1:]]
 
 
+# Namespaces other_namespaces compares a new one with, at most (a Redis of many campaigns: the scan stops there).
+MAX_NAMESPACES_LOOKED_AT = 10_000
+
 class QueueBase:
     """A connection to one queue namespace: its keys, its scripts, its clock and its read-only views.
 
@@ -104,18 +107,22 @@ class QueueBase:
 
     def other_namespaces(self, limit: int = 5) -> list[str] | None:
         """``None`` when this namespace holds a campaign (its meta hash exists); else up to ``limit`` namespaces of
-        this Redis that do (a new namespace beside others is often a typo of one: commands say so)."""
+        this Redis that do, the names closest to this one first (a new namespace beside others is often a typo of one:
+        commands say so; the first ``limit`` found could leave the one meant out)."""
+        import difflib
+
         if self.r.exists(self.k.meta):
             return None
-        found: list[str] = []
+        found: set[str] = set()
         head = f"{self.k.prefix}:"
         for key in self.r.scan_iter(match=glob_literal(head) + "*:meta", count=CLEAR_BATCH):
             name = key.decode()[len(head):-len(":meta")]
-            if ":" not in name and name not in found:
-                found.append(name)
-                if len(found) >= limit:
+            if ":" not in name:
+                found.add(name)
+                if len(found) >= MAX_NAMESPACES_LOOKED_AT:
                     break
-        return found
+        mine = self.k.namespace
+        return sorted(found, key=lambda n: (-difflib.SequenceMatcher(None, mine, n).ratio(), n))[:limit]
 
     def namespaces_on_topics(self, topic_prefix: str) -> list[str]:
         """The other namespaces of this Redis whose campaign runs on the Kafka topics ``topic_prefix``.* (recorded with their

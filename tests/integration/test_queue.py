@@ -222,3 +222,16 @@ def test_a_labels_hold_ends_only_once_its_item_is_marked_even_when_redis_lost_th
     queue.finish_labels([("a", "L1", False)], "ann", b"{}", release=[("a", "tok")])
     assert seen_at_mark == [b"tok"]  # (the hold was still in place when the marks went in)
     assert redis_client.get(queue.k.submitting("a")) is None and queue.is_label_id_known("L1") and queue.n_labeled() == 1
+
+
+def test_a_new_namespace_is_told_the_closest_names_among_many(redis_client: redis.Redis, namespace: str) -> None:
+    # (CI: with more than five campaigns in one Redis, the note named the first five the scan met, not the one meant)
+    others = [RankedQueue(redis_client, QueueKeys(f"campaign{j}-{namespace[::-1]}")) for j in range(8)]
+    others.append(RankedQueue(redis_client, QueueKeys(f"{namespace}-other")))
+    try:
+        for q in others:
+            q.set_meta(model_version=0)
+        assert RankedQueue(redis_client, QueueKeys(namespace)).other_namespaces(limit=1) == [f"{namespace}-other"]
+    finally:
+        for q in others:
+            q.clear()
