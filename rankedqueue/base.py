@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ def decode_features(raw: Any) -> list[np.ndarray | None]:
 
 # Namespaces other_namespaces compares a new one with, at most (a Redis of many campaigns: the scan stops there).
 MAX_NAMESPACES_LOOKED_AT = 10_000
+
 
 class QueueBase:
     """A connection to one queue namespace: its keys, its scripts, its clock and its read-only views.
@@ -114,13 +115,10 @@ class QueueBase:
         if self.r.exists(self.k.meta):
             return None
         found: set[str] = set()
-        head = f"{self.k.prefix}:"
-        for key in self.r.scan_iter(match=glob_literal(head) + "*:meta", count=CLEAR_BATCH):
-            name = key.decode()[len(head):-len(":meta")]
-            if ":" not in name:
-                found.add(name)
-                if len(found) >= MAX_NAMESPACES_LOOKED_AT:
-                    break
+        for name, _ in self._campaigns():
+            found.add(name)
+            if len(found) >= MAX_NAMESPACES_LOOKED_AT:
+                break
         mine = self.k.namespace
         return sorted(found, key=lambda n: (-difflib.SequenceMatcher(None, mine, n).ratio(), n))[:limit]
 
@@ -129,12 +127,16 @@ class QueueBase:
         queue): a second campaign on them would read the first one's items and labels and publish models to it."""
         from activestream.rankedqueue.keys import META_TOPIC_PREFIX
 
-        head, found = f"{self.k.prefix}:", []
+        return sorted(name for name, key in self._campaigns()
+                      if name != self.k.namespace and self.r.hget(key, META_TOPIC_PREFIX) == topic_prefix.encode())
+
+    def _campaigns(self) -> Iterator[tuple[str, bytes]]:
+        """``(namespace, its meta key)`` of each namespace of this Redis that holds a campaign (its meta hash exists)."""
+        head = f"{self.k.prefix}:"
         for key in self.r.scan_iter(match=glob_literal(head) + "*:meta", count=CLEAR_BATCH):
             name = key.decode()[len(head):-len(":meta")]
-            if ":" not in name and name != self.k.namespace and self.r.hget(key, META_TOPIC_PREFIX) == topic_prefix.encode():
-                found.append(name)
-        return sorted(found)
+            if ":" not in name:  # (a namespace's own meta, not a key of another kind ending so)
+                yield name, key
 
     def declared_classes(self) -> tuple[str | int, ...] | None:
         """The campaign's declared classes as recorded (:meth:`record_declared_classes`), ``None`` when none are."""

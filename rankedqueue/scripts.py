@@ -29,13 +29,13 @@ COMPOSITION: dict[str, tuple[str, ...]] = {
     "renew": (),
     "expire": ("fn_release_owner", "fn_hand_back"),
     "return": ("fn_release_owner", "fn_hand_back"),
-    "mark_labeled": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
+    "mark_labeled": ("fn_release_owner", "fn_kill_row", "fn_forget_skips", "fn_end_holds"),
     "skip": ("fn_release_owner", "fn_kill_row", "fn_forget_skips"),
     "rerank_begin": (),
     "rerank_swap": ("fn_segment_ids",),
     "rerank_abort": (),
     "count_streamed": (),
-    "release_submit": (),
+    "release_submit": ("fn_end_holds",),
 }
 
 

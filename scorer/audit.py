@@ -2,8 +2,8 @@
 
 Which items: those whose id hashes below ``share`` (:func:`audit_pick`), so a redelivered record
 is picked again (or not) the same way. After a micro-batch's auto-labels are committed, the picked
-ones are recorded in the queue's ``audit`` hash (with the auto-label's class and version, their rows and metadata) and
-then queued as ordinary items past a full pool's cap (:func:`send_audits`); leases serve waiting audit items first, the labeling
+ones are recorded in the queue's ``audit`` hash (with the auto-label's class and version) and then queued as ordinary
+items, with their metadata, past a full pool's cap, which does not evict them for their rank (:func:`send_audits`); leases serve waiting audit items first, the labeling
 service flags their labels, and the retrainer's audited precision decides whether auto-accept pauses
 (``retrainer.auto_accept_rule``). A crash between the commit and the queue write loses that audit
 (it is a sample) but never the item: its auto-label went out with the commit.

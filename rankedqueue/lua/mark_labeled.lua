@@ -2,7 +2,7 @@
 -- label id seen before. Several pairs in one call: a batch of labels costs one script call, not one each. Then ends the
 -- holds of the labels just published (see QueueKeys.submitting) in the same call: a hold never ends before its marks,
 -- even when the call is run again after a NOSCRIPT (a twin sent meanwhile would find the item unheld, its label unknown).
--- Runs after the fragments fn_release_owner, fn_kill_row, fn_forget_skips (joined by scripts.py).
+-- Runs after the fragments fn_release_owner, fn_kill_row, fn_forget_skips, fn_end_holds (joined by scripts.py).
 -- KEYS: label_ids, pending, leased, lease_owner, last_score, labeled, featloc, metadata, skips,
 --       seg_live, seg_time, seg_width, rerank_lock, rerank_removed, control, dropped, then the holds' submitting keys
 -- ARGV: owned_prefix, seg_prefix, skippers_prefix, skipped_by_prefix, the number of holds h, their h tokens (in the
@@ -27,7 +27,5 @@ for j = 6 + h, #ARGV, 2 do
     out[#out + 1] = 1
   end
 end
-for i = 1, h do  -- (each hold that still holds its request's token: see release_submit.lua)
-  if redis.call('GET', KEYS[16 + i]) == ARGV[5 + i] then redis.call('DEL', KEYS[16 + i]) end
-end
+end_holds(17, 6, h)
 return out

@@ -1,8 +1,4 @@
--- Ends the holds of labels being published (see QueueKeys.submitting): deletes each key that still holds its request's
--- token (a hold that ran out and was taken by another request stays that request's). Returns the holds ended.
+-- Ends the holds of labels being published (end_holds()). Returns the holds ended.
+-- Runs after the fragment fn_end_holds (joined by scripts.py).
 -- KEYS: submitting keys; ARGV: their tokens, in the same order.
-local n = 0
-for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i] then n = n + redis.call('DEL', key) end
-end
-return n
+return end_holds(1, 1, #KEYS)
