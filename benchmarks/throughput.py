@@ -529,7 +529,7 @@ def bench_rerank(sv: Services, cfg: BenchConfig, data: Synthetic, log: Callable[
         ids = [f"item-{i:07d}" for i in range(streamed)]
         live0 = OnnxClassifier(models[0][0].onnx or b"", output_kind="probabilities")
         t0 = time.perf_counter()
-        for lo in range(0, streamed, cfg.batch_size):  # as the scorer writes them: one segment per micro-batch
+        for lo in range(0, streamed, cfg.batch_size):  # as the scorer writes them: a call per micro-batch
             q.add(ids[lo : lo + cfg.batch_size], margin(live0.predict_proba_many(X[lo : lo + cfg.batch_size])), X[lo : lo + cfg.batch_size])
         fill = streamed / (time.perf_counter() - t0)
         pool_after_fill = {"pool_stats": q.pool_stats(), "depth": q.depth()} if pool else None

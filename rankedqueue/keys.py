@@ -50,6 +50,17 @@ META_BANDIT = "bandit_state"  # JSON: the strategy bandit's arm weights, picks a
 
 # Items per enqueue script call (one segment each): bounds how long one call blocks Redis.
 ADD_CHUNK = 5000
+# A segment grows by appends (admitted rows of later calls) and merges (the live rows of sparse segments) up to this
+# many rows: fewer, fuller segments, whatever the micro-batches' size (lua/fn_segment_write.lua).
+SEGMENT_ROWS = 2048
+# ... and this many bytes of rows: an append copies the segment's rows (an APPEND would leave up to as much again allocated).
+SEGMENT_BYTES = 256 * 1024
+# The newest segment takes appends for this long after its first write (an appended item's age counts from there);
+# with a pool max age, for at most a tenth of it.
+SEGMENT_OPEN_SECONDS = 5.0
+# Segments looked at for merging per enqueue script call (a cursor over them all); none with a pool max age, as a merged
+# segment's time is its oldest row's and the max age would evict its younger rows early.
+SEGMENT_MERGE_LOOK = 16
 # Leases returned per expire script call: keeps each call short.
 EXPIRE_BATCH = 5000
 # The longest a label being published holds its item (QueueKeys.submitting): a process killed meanwhile frees it then.

@@ -8,8 +8,8 @@ Storage, per namespace (key names in :mod:`rankedqueue.keys`):
 
 - ``pending`` (ZSET id -> score) is the queue; ``leased`` (ZSET id -> expiry) holds the
   items out with labelers.
-- Features live in *segments* (:mod:`rankedqueue.segments`): one per enqueue batch, with
-  ``featloc`` mapping an id to ``"<n>:<row>"``.
+- Features live in *segments* (:mod:`rankedqueue.segments`): the rows of one or more enqueue
+  calls (``lua/fn_segment_write.lua``), with ``featloc`` mapping an id to ``"<n>:<row>"``.
 - A bulk re-rank swaps in a new sorted set built client-side as a ``DUMP`` payload
   (:mod:`rankedqueue.dump`).
 
@@ -27,5 +27,5 @@ class RankedQueue(QueueWriter, QueueLeases):
 
     Parameters
     ----------
-    client, keys, feature_dtype, segment_cache_bytes : as for :class:`QueueWriter`.
+    client, keys, feature_dtype, segment_cache_bytes, pool, segment_rows : as for :class:`QueueWriter`.
     """

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 # script -> the fragments defined before its own text (a fragment may call only those listed before it)
 COMPOSITION: dict[str, tuple[str, ...]] = {
-    "add": ("fn_segment_ids", "fn_forget_skips", "fn_evict"),
+    "add": ("fn_segment_ids", "fn_forget_skips", "fn_evict", "fn_segment_write"),
     "evict_old": ("fn_segment_ids", "fn_forget_skips", "fn_evict"),
     "features": (),
     "claim": (),

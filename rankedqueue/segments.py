@@ -1,8 +1,10 @@
 """Feature-row storage: segments as read back from Redis, the reader, and a re-rank's segment cache.
 
-Each enqueue batch writes its new items' rows as one string (``seg:<n>:f``), their ids as
-another (``seg:<n>:i``: uint32 count, uint16 lengths, the UTF-8 ids) and the server time it
-was written at as a token (``seg:<n>:t``); ``featloc`` maps an id to ``"<n>:<row>"``. A
+A segment holds rows as one string (``seg:<n>:f``), their ids as another (``seg:<n>:i``:
+uint32 count, uint16 lengths, the UTF-8 ids) and a token that changes with every write
+(``seg:<n>:t``); ``featloc`` maps an id to ``"<n>:<row>"``. An enqueue call appends its
+admitted rows to the newest segment while it is open, else starts one, and moves the live rows
+of sparse segments into a merge segment (``lua/fn_segment_write.lua``). A
 re-rank reads a million rows with a thousand GETs instead of a million HGET fields; rows of
 labeled or dropped items are marked in a bitmap (``seg:<n>:d``) and a segment is freed with
 its last live row. In a capped pool a segment whose rows are an eighth dead is compacted in

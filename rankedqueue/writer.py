@@ -37,6 +37,10 @@ from activestream.rankedqueue.keys import (
     META_FEATURE_DTYPE,
     META_N_FEATURES,
     POOL_STATS,
+    SEGMENT_BYTES,
+    SEGMENT_MERGE_LOOK,
+    SEGMENT_OPEN_SECONDS,
+    SEGMENT_ROWS,
     ZADD_CHUNK,
     QueueKeys,
 )
@@ -122,11 +126,13 @@ class QueueWriter(QueueBase):
         (a copy is used only while the segment's token matches: a segment compacted in place
         by a full pool, or a segment number that names other rows, is read afresh). 0: off.
     pool : the capped pool's limits (capacity, reservoir, max age; default: no cap, no reservoir).
+    segment_rows : rows a segment grows to (and at most ``SEGMENT_BYTES`` of them) by taking later calls' rows and sparse
+        segments' live rows (``lua/fn_segment_write.lua``); 0: one segment per enqueue call, never merged (a known layout, for tests).
     """
 
     def __init__(
         self, client: redis.Redis, keys: QueueKeys | None = None, *, feature_dtype: str | None = None, segment_cache_bytes: int = 0,
-        pool: PoolLimits | None = None,
+        pool: PoolLimits | None = None, segment_rows: int = SEGMENT_ROWS,
     ) -> None:
         if feature_dtype is not None and feature_dtype not in FEATURE_DTYPES:
             raise ValueError(f"feature_dtype must be one of {FEATURE_DTYPES}, got {feature_dtype!r}")
@@ -137,6 +143,7 @@ class QueueWriter(QueueBase):
         self._reader = SegmentReader(client, self.k)
         self.last_rerank: dict[str, float] = {}  # phase timings of this client's last bulk re-rank
         self.pool = pool or PoolLimits()
+        self.segment_rows = segment_rows
 
     @property
     def segment_cache_bytes(self) -> int:
@@ -269,13 +276,17 @@ class QueueWriter(QueueBase):
         if lens.max() > MAX_ID_BYTES:
             raise ValueError("item ids longer than 65535 bytes cannot be queued")
         lens16 = lens.astype("<u2")
+        max_age = self.pool.max_age
+        open_s = SEGMENT_OPEN_SECONDS if max_age is None else min(SEGMENT_OPEN_SECONDS, max_age / 10)
+        merge_look = SEGMENT_MERGE_LOOK if max_age is None else 0
+        grow = min(self.segment_rows, SEGMENT_BYTES // rb)
         calls = []
         for lo in range(0, n, ADD_CHUNK):
             hi = min(n, lo + ADD_CHUNK)
             blob = (hi - lo).to_bytes(4, "little") + lens16[lo:hi].tobytes() + b"".join(raw_ids[lo:hi])
             args: list[Any] = ["" if now is None else now, k.segment_prefix, rb, hi - lo, rows[lo:hi].tobytes(), "1" if md_args else "0",
                                dtype.name, blob, sc[lo:hi].tobytes(), cap, res, ukeys[lo:hi].tobytes() if ukeys is not None else "",
-                               k.skippers_prefix, k.skipped_by_prefix, *raw_ids[lo:hi]]
+                               k.skippers_prefix, k.skipped_by_prefix, grow, open_s, merge_look, *raw_ids[lo:hi]]
             if md_args:
                 args += md_args[lo:hi]
             calls.append((keys, args))

@@ -9,13 +9,17 @@
 -- AUDIT_MAX_WAITING of them: rankedqueue.auto_accept), and the pool's threshold is its lowest other item.
 -- Returns {added, evicted, rejected, pool threshold ('' if not full), reservoir threshold ('' if not full),
 --          reservoir members replaced}.
--- Runs after the fragments fn_segment_ids, fn_forget_skips, fn_evict (joined by scripts.py).
+-- Runs after the fragments fn_segment_ids, fn_forget_skips, fn_evict, fn_segment_write (joined by scripts.py).
 -- KEYS: pending, featloc, meta, seg_live, seg_time, seg_width, metadata, rerank_lock, rerank_removed, skips,
 --       reservoir, reservoir_rows, pool_stats, audit
 -- ARGV: now ('': Redis's time), seg_prefix, row_bytes, n, rows (n * row_bytes), has_metadata ('0'/'1'), dtype,
 --       ids blob (uint32 n, n uint16 lengths, the ids), scores (n little-endian doubles),
 --       capacity (-1: none), reservoir size (0: none), sampling keys (n little-endian doubles, '' without a reservoir),
---       skippers_prefix, skipped_by_prefix, then n ids, then (if has_metadata) n JSON objects or ''
+--       skippers_prefix, skipped_by_prefix, rows a segment grows to by appends and merges (0: one segment per call),
+--       seconds an open segment takes appends for, segments looked at for merging (0: none), then n ids, then (if
+--       has_metadata) n JSON objects or ''
+-- Admitted rows are appended to the newest segment while it is open (see fn_segment_write); no segment grows nor merges
+-- while a bulk re-rank runs (rerank_swap.lua takes the rows of segments newer than its snapshot).
 local now, prefix, rb, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local rows, has_md, scores = ARGV[5], ARGV[6] == '1', ARGV[9]
 local cap, R, ukeys = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
@@ -27,7 +31,8 @@ if not dtype then
 elseif dtype ~= ARGV[7] then
   return redis.error_reply('queue stores features as ' .. dtype .. ', not ' .. ARGV[7])
 end
-local first_id = 15
+local grow, window, look = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local first_id = 18
 local function md_of(i)
   if not has_md then return '' end
   return ARGV[first_id + n + i - 1]
@@ -148,35 +153,33 @@ for _, i in ipairs(cand) do  -- (in arrival order: the segment's rows)
   end
 end
 call_chunks('ZADD', KEYS[1], zargs)
--- Write the rows of what was admitted, as one segment.
-local added, parts, lens, ids, fl, mds = #order, {}, {}, {}, {}, {}
-local seq = added > 0 and redis.call('HINCRBY', KEYS[3], 'segseq', 1) or nil
+-- Write the rows of what was admitted: appended to the newest segment while it is open, else as a new one.
+local added, W, mds = #order, {parts = {}, lens = {}, ids = {}}, {}
 for r, i in ipairs(order) do
   local id = ARGV[first_id + i - 1]
-  parts[r] = string.sub(rows, (i - 1) * rb + 1, i * rb)
-  lens[r] = struct.pack('<H', #id)
-  ids[r] = id
-  fl[2 * r - 1], fl[2 * r] = id, seq .. ':' .. (r - 1)
+  W.parts[r] = string.sub(rows, (i - 1) * rb + 1, i * rb)
+  W.lens[r] = struct.pack('<H', #id)
+  W.ids[r] = id
   local md = md_of(i)
   if md ~= '' then
     mds[#mds + 1] = id
     mds[#mds + 1] = md
   end
 end
-call_chunks('HSET', KEYS[2], fl)
 call_chunks('HSET', KEYS[7], mds)
 if evicted > 0 then redis.call('HINCRBY', KEYS[13], 'evicted', evicted) end
 if replaced > 0 then redis.call('HINCRBY', KEYS[13], 'reservoir_replaced', replaced) end
+local growing = grow > 0 and redis.call('EXISTS', P.lock) == 0
+local t = redis.call('TIME')
+local stamp = t[1] .. '.' .. t[2]
+if now == '' then now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end  -- (the queue's clock: Redis's)
+local last = redis.call('HGET', KEYS[3], 'segseq')
 if added > 0 then
-  redis.call('SET', prefix .. seq .. ':f', table.concat(parts))
-  redis.call('SET', prefix .. seq .. ':i', struct.pack('<I4', added) .. table.concat(lens) .. table.concat(ids))
-  redis.call('HSET', KEYS[4], seq, added)
-  redis.call('HSET', KEYS[6], seq, rb)
-  local t = redis.call('TIME')
-  redis.call('SET', prefix .. seq .. ':t', t[1] .. '.' .. t[2])
-  if now == '' then now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end  -- (the queue's clock: Redis's)
-  redis.call('ZADD', KEYS[5], now, seq)
+  local into, n = nil, nil
+  if growing then into, n = open_segment(P, last, added, rb, now, grow, window, false) end
+  last = tostring(write_rows(P, W, rb, now, stamp, into, n))
 end
+if growing and look > 0 then merge_sparse(P, rb, stamp, grow, look, last) end
 local pool_thr, res_thr = '', ''
 if cap >= 0 and redis.call('ZCARD', KEYS[1]) >= cap then
   local low = lowest_evictable(1)  -- (as Redis prints it: exact, unlike tostring)

@@ -115,6 +115,7 @@ def test_a_segment_with_a_labeled_row_near_its_front_is_only_cut_short(redis_cli
     # Labelers take the top items, a best-first segment's first rows: when cutting off the evicted last rows leaves at
     # most an eighth of the rest dead, nothing moves; the labeled row's dead bit stays, those cut off go.
     q = capped(redis_client, namespace, 16)
+    q.segment_rows = 0  # (one segment per call: segment 1 holds the o<j> alone)
     q.add([f"o{j}" for j in range(16)], np.linspace(0.9, 0.1, 16), feats(16))  # row j is o<j>
     q.promote(["o0"])
     assert q.claim(["o0"], "ann", 300.0)
@@ -136,7 +137,7 @@ def test_compaction_in_place_moves_the_live_rows_after_the_first_dead_one(redis_
     # Labels kill rows anywhere (and a re-rank reorders what evictions take): the live rows past the first dead
     # one close up, get their new locations, and a re-rank (through its segment cache) reads exactly them.
     q = capped(redis_client, namespace, 14)
-    q.segment_cache_bytes = 1 << 20
+    q.segment_cache_bytes, q.segment_rows = 1 << 20, 0  # (one segment per call: the o<j> alone in theirs)
     q.add([f"o{j}" for j in range(14)], np.linspace(0.9, 0.1, 14), feats(14))  # stored in this order (best first)
     assert q.rerank(lambda ids, X: X[:, 0] / 100, version=1) == 14  # (cached) the ranking is now the reverse: o0 lowest
     for j in (2, 5):

@@ -123,6 +123,7 @@ def test_rerank_of_an_empty_queue_and_a_failing_score(queue: RankedQueue) -> Non
 
 
 def test_segments_are_freed_with_their_last_row(queue: RankedQueue, redis_client: redis.Redis) -> None:
+    queue.segment_rows = 0  # (one segment per call: a known layout)
     ids = fill(queue, 20, batch=10)
     for i in ids[:10]:
         queue.mark_labeled(i, f"L-{i}")
@@ -201,9 +202,9 @@ def test_zset_dump_restores_exactly(redis_client: redis.Redis, namespace: str, l
 def test_a_rerank_with_the_segment_cache_reads_each_segment_once_and_ranks_as_without(
     redis_client: redis.Redis, namespace: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cached = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=1 << 20)
+    cached = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=1 << 20, segment_rows=0)
     plain = RankedQueue(redis_client, QueueKeys(namespace))
-    ids = fill(cached, 1000)  # 4 segments of 250
+    ids = fill(cached, 1000)  # 4 segments of 250 (segment_rows=0: one per call)
     read: list[int] = []
     real = SegmentReader.read
 
@@ -242,7 +243,7 @@ def test_the_segment_cache_forgets_a_cleared_queue(redis_client: redis.Redis, na
 
 def test_the_segment_cache_keeps_to_its_budget(redis_client: redis.Redis, namespace: str) -> None:
     one = 250 * 16 + (4 + 250 * 2 + sum(len(f"i{j}") for j in range(250))) + 2 * 250 * 8  # rows, the ids blob, row offsets and lengths
-    queue = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=one + one // 2)
+    queue = RankedQueue(redis_client, QueueKeys(namespace), segment_cache_bytes=one + one // 2, segment_rows=0)  # (4 segments of 250)
     fill(queue, 1000)
     queue.rerank(first_column, version=1)
     assert len(queue.segment_cache) == 1 and queue.segment_cache.used == one
@@ -252,8 +253,8 @@ def test_the_segment_cache_keeps_to_its_budget(redis_client: redis.Redis, namesp
 
 def test_the_segment_cache_rereads_a_segment_number_that_names_other_rows(redis_client: redis.Redis, namespace: str) -> None:
     k = QueueKeys(namespace)
-    queue = RankedQueue(redis_client, k, segment_cache_bytes=1 << 20)
-    ids = fill(queue, 1000)  # segments 1-4
+    queue = RankedQueue(redis_client, k, segment_cache_bytes=1 << 20, segment_rows=0)
+    ids = fill(queue, 1000)  # segments 1-4 (segment_rows=0: one per call)
     queue.rerank(first_column, version=1)
     # Redis rolls back (a crash with AOF every second, a failover): segments 3 and 4 are lost,
     # the segment counter goes back, and the next write takes number 3 again, other rows.
