@@ -176,7 +176,8 @@ if now == '' then now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end  -- (the queue
 local last = redis.call('HGET', KEYS[3], 'segseq')
 if added > 0 then
   local into, n = nil, nil
-  if growing then into, n = open_segment(P, last, added, rb, now, grow, window, false) end
+  -- (only a small call appends: a quarter of a segment or more makes one of its own, no copy of the open one's rows)
+  if growing and added * 4 < grow then into, n = open_segment(P, last, added, rb, now, grow, window, false) end
   last = tostring(write_rows(P, W, rb, now, stamp, into, n))
 end
 if growing and look > 0 then merge_sparse(P, rb, stamp, grow, look, last) end
