@@ -176,11 +176,16 @@ if now == '' then now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end  -- (the queue
 local last = redis.call('HGET', KEYS[3], 'segseq')
 if added > 0 then
   local into, n = nil, nil
-  -- (only a small call appends: a quarter of a segment or more makes one of its own, no copy of the open one's rows)
-  if growing and added * 4 < grow then into, n = open_segment(P, last, added, rb, now, grow, window, false) end
+  -- (only a small call appends: an eighth of a segment or more makes one of its own, stored best first, which keeps
+  -- compaction cheap: the evicted rows are its last ones)
+  if growing and added * 8 < grow then into, n = open_segment(P, last, added, rb, now, grow, window, false) end
   last = tostring(write_rows(P, W, rb, now, stamp, into, n))
 end
-if growing and look > 0 then merge_sparse(P, rb, stamp, grow, look, last) end
+-- Merges only while the segments hold fewer than an eighth of a segment's rows on average: that bounds their count by
+-- the pending items, and a pool whose segments are full enough pays no sweep.
+if growing and look > 0 and redis.call('HLEN', KEYS[6]) * grow > 8 * redis.call('ZCARD', KEYS[1]) then
+  merge_sparse(P, rb, stamp, grow, look, last)
+end
 local pool_thr, res_thr = '', ''
 if cap >= 0 and redis.call('ZCARD', KEYS[1]) >= cap then
   local low = lowest_evictable(1)  -- (as Redis prints it: exact, unlike tostring)
