@@ -67,11 +67,43 @@ def test_a_full_pool_fed_small_batches_while_labelers_take_the_top_keeps_few_seg
             np.testing.assert_allclose([got[i] for i in got], by_number(None, rows_of(np.array([int(i[1:]) for i in got]))))
     assert q.depth() == cap - 1  # (full, less the last label)
     check_rows(q)
-    # Segments holding at least an eighth of SEGMENT_ROWS live rows, plus the open one, the merge one and what the
-    # sweep has not reached yet: a bound that does not grow with the items streamed (one segment per batch: 1,500).
+    # Merges keep the segments' average above an eighth of SEGMENT_ROWS: at most about 8 x pending / SEGMENT_ROWS of them,
+    # plus a few the sweep has not reached yet: a bound that does not grow with the items streamed (one segment per batch: 1,500).
     assert max(segments) <= cap // (SEGMENT_ROWS // 8) + 8, segments
     # Rows stored per pending item: the dead ones a compaction leaves (an eighth at most) and the labeled ones.
     assert max(stored) <= 1.15, stored
+
+
+def test_sparse_segments_merge_and_every_moved_row_stays_its_items(redis_client: redis.Redis, namespace: str) -> None:
+    # Small segments (64 rows) so that evictions leave many sparse ones: their live rows move to merge segments, leased
+    # ones too, and a re-rank through its cache, the features read back and a lease's label all find each item's own row.
+    cap, batch = 400, 6
+    q = RankedQueue(redis_client, QueueKeys(namespace), pool=PoolLimits(cap), segment_cache_bytes=1 << 24, segment_rows=64)
+    rng = np.random.default_rng(1)
+    leased: list[str] = []
+    labeled: list[str] = []
+    for rnd in range(1500):
+        nums = np.arange(rnd * batch, (rnd + 1) * batch)
+        q.add(numbered(nums), rng.random(batch), rows_of(nums))
+        (top, _), = q.ranking()[-1:]
+        assert q.claim([top], "ann", 3600.0)
+        if rnd % 50 == 0:  # a lease held across merges, answered later
+            leased.append(top)
+        else:  # labeled now: a dead row, which no merge may move
+            q.mark_labeled(top, f"L-{top}")
+            labeled.append(top)
+        if rnd % 250 == 249:
+            assert q.rerank(by_number, version=rnd) == q.depth()
+            got = dict(q.ranking())
+            np.testing.assert_allclose([got[i] for i in got], by_number(None, rows_of(np.array([int(i[1:]) for i in got]))))
+            check_rows(q)
+    assert q.r.hget(q.k.meta, "mergeseq") is not None  # (merges happened)
+    assert q.r.hlen(q.k.segment_width) * 64 <= 8 * cap + 64 * 8  # (about 8 x pending / 64, and a few the sweep has not reached)
+    np.testing.assert_array_equal(np.stack(q.features_of(leased)), rows_of(np.array([int(i[1:]) for i in leased])))
+    for i in leased:
+        q.mark_labeled(i, f"L-{i}")
+    check_rows(q)
+    assert set(q.r.hmget(q.k.featloc, labeled)) == {b""}  # (their tombstones: never enqueued again)
 
 
 def test_rows_written_while_a_rerank_runs_go_to_a_new_segment_and_are_ranked(redis_client: redis.Redis, namespace: str) -> None:
