@@ -48,7 +48,7 @@ META_BANDIT = "bandit_state"  # JSON: the strategy bandit's arm weights, picks a
 
 # --------------------------------------------------------------------------- batch sizes
 
-# Items per enqueue script call (one segment each): bounds how long one call blocks Redis.
+# Items per enqueue script call: bounds how long one call blocks Redis.
 ADD_CHUNK = 5000
 # A segment grows by appends (admitted rows of later calls) and merges (the live rows of sparse segments) up to this
 # many rows: fewer, fuller segments, whatever the micro-batches' size (lua/fn_segment_write.lua).
@@ -260,7 +260,7 @@ class QueueKeys:
 
     @property
     def meta(self) -> str:
-        """HASH of queue facts: model_version, ranked_version, n_features, feature_dtype, segseq."""
+        """HASH of queue facts: model_version, ranked_version, n_features, feature_dtype, segseq, mergeseq and mergecursor (the merge segment and the merge sweep's place: lua/fn_segment_write.lua)."""
         return self._k("meta")
 
     @property

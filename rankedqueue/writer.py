@@ -236,9 +236,11 @@ class QueueWriter(QueueBase):
         self, ids: Sequence[str], scores: np.ndarray, features: np.ndarray, metadata: Sequence[dict[str, Any]] | None, now: float | None,
         *, capped: bool = True, sampling: np.ndarray | None = None,
     ) -> list[tuple[list[str], list[Any]]]:
-        """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``ADD_CHUNK`` items (one segment each).
+        """The enqueue script calls (keys, args) for :meth:`add_nowait`: one per ``ADD_CHUNK`` items.
 
-        ``capped=False``: past the pool's cap and the reservoir (a reservoir member taken into the pool).
+        ``capped=False``: past the pool's cap and the reservoir (a reservoir member taken into the pool, an audit item);
+        such calls neither append nor merge: they come from the labeling side, whose settings may lack the scorer's max
+        age, and a merge there would give young rows an old segment's time.
         """
         n = len(ids)
         sc = np.ascontiguousarray(scores, dtype="<f8").reshape(-1)
@@ -279,7 +281,7 @@ class QueueWriter(QueueBase):
         max_age = self.pool.max_age
         open_s = SEGMENT_OPEN_SECONDS if max_age is None else min(SEGMENT_OPEN_SECONDS, max_age / 10)
         merge_look = SEGMENT_MERGE_LOOK if max_age is None else 0
-        grow = min(self.segment_rows, SEGMENT_BYTES // rb)
+        grow = min(self.segment_rows, SEGMENT_BYTES // rb) if capped else 0
         calls = []
         for lo in range(0, n, ADD_CHUNK):
             hi = min(n, lo + ADD_CHUNK)
@@ -418,18 +420,23 @@ class QueueWriter(QueueBase):
 
     # ----------------------------------------------------------------- re-rank
     def iter_pending(self, chunk: int = 50_000) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Yield ``(ids, features (m, n_features) float32)`` for every pending item, in chunks."""
+        """Yield ``(ids, features (m, n_features) float32)`` for every pending item, in chunks, each item once.
+
+        It takes no lock: on a queue being written to, an item enqueued while it runs, or moved by a merge
+        (``lua/fn_segment_write.lua``) from a segment not read yet into one already read, may be left out.
+        """
         widths = self._segment_widths()
         dtype = self._read_dtype()
-        leased = set(members(self.r.zrange(self.k.leased, 0, -1)))
+        skip = set(members(self.r.zrange(self.k.leased, 0, -1)))  # leased, then every id yielded (a merge may move a row it read)
         ids: list[str] = []
         rows: list[np.ndarray] = []
         for seg in self._reader.stream(widths, dtype):
             keep = np.flatnonzero(seg.alive)
             seg_ids = list(PackedIds(seg.ids, seg.starts[keep], seg.lengths[keep]))
-            if leased:
-                mask = np.array([i not in leased for i in seg_ids], dtype=bool)
+            mask = np.array([i not in skip for i in seg_ids], dtype=bool)
+            if not mask.all():
                 keep, seg_ids = keep[mask], [i for i, m in zip(seg_ids, mask.tolist(), strict=True) if m]
+            skip.update(seg_ids)
             ids += seg_ids
             rows.append(seg.X[keep])
             while len(ids) >= chunk:

@@ -1,4 +1,4 @@
--- Enqueues one batch as one segment, through the capped pool and the random reservoir.
+-- Enqueues one batch through the capped pool and the random reservoir; its admitted rows go to a segment (fn_segment_write).
 -- Ids already known (pending, leased, labeled, dropped) change nothing in the pool. With a capacity, a
 -- full pool takes a new item only if it outranks the lowest pending item, which is evicted (evict_many()).
 -- Independently, an item enters the reservoir (bounded by its size) if its sampling key is among the
@@ -184,7 +184,7 @@ end
 -- Merges only while the segments hold fewer than an eighth of a segment's rows on average: that bounds their count by
 -- the pending items, and a pool whose segments are full enough pays no sweep.
 if growing and look > 0 and redis.call('HLEN', KEYS[6]) * grow > 8 * redis.call('ZCARD', KEYS[1]) then
-  merge_sparse(P, rb, stamp, grow, look, last)
+  merge_sparse(P, rb, stamp, grow, look, last, now)
 end
 local pool_thr, res_thr = '', ''
 if cap >= 0 and redis.call('ZCARD', KEYS[1]) >= cap then

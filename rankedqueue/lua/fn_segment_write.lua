@@ -23,7 +23,7 @@ local function write_rows(P, R, rb, t, stamp, into, n)
     redis.call('SET', p .. into .. ':i', struct.pack('<I4', n + k) .. string.sub(blob, 5, 4 + 2 * n) .. table.concat(R.lens)
                                           .. string.sub(blob, 5 + 2 * n) .. table.concat(R.ids))
     redis.call('HINCRBY', P.seg_live, into, k)
-    if tonumber(t) < tonumber(redis.call('ZSCORE', P.seg_time, into)) then redis.call('ZADD', P.seg_time, t, into) end
+    if tonumber(t) < tonumber(redis.call('ZSCORE', P.seg_time, into) or t) then redis.call('ZADD', P.seg_time, t, into) end
     redis.call('SET', p .. into .. ':t', stamp .. ':' .. (n + k) .. '+')  -- (a compaction's token never ends in '+')
   else
     seq, n = redis.call('HINCRBY', P.meta, 'segseq', 1), 0
@@ -75,10 +75,11 @@ local function take_live(P, R, seq)
   return t
 end
 
--- Looks at the next `look` segments (a cursor over seg_width, kept in meta 'mergecursor') and moves the live rows of the
--- sparse ones (fewer than grow / 8 live, of width rb, not the `busy` one) into the merge segment (meta 'mergeseq')
--- while it has room (grow rows), or into a new one. Returns the rows moved.
-local function merge_sparse(P, rb, stamp, grow, look, busy)
+-- Looks at the next segments (a cursor over seg_width, kept in meta 'mergecursor': about `look` of them, all of them while
+-- the hash is small, as HSCAN returns a small hash whole) and moves the live rows of at most `look` sparse ones (fewer
+-- than grow / 8 live, of width rb, not the `busy` one) into the merge segment (meta 'mergeseq') while it has room (grow
+-- rows), or into a new one; t: the time to give them if none of their segments has one. Returns the rows moved.
+local function merge_sparse(P, rb, stamp, grow, look, busy, t)
   local got = redis.call('HSCAN', P.seg_width, redis.call('HGET', P.meta, 'mergecursor') or '0', 'COUNT', look)
   redis.call('HSET', P.meta, 'mergecursor', got[1])
   local seqs = {}
@@ -91,16 +92,17 @@ local function merge_sparse(P, rb, stamp, grow, look, busy)
   local target = redis.call('HGET', P.meta, 'mergeseq')
   local into, n = open_segment(P, target, 0, rb, 0, grow, 0, true)
   if into and (grow - n) * 8 < grow then into, n = nil, nil end  -- (nearly full: a new one)
-  local R, oldest, room = {parts = {}, lens = {}, ids = {}}, nil, grow - (n or 0)
+  local R, oldest, room, taken = {parts = {}, lens = {}, ids = {}}, nil, grow - (n or 0), 0
   for j, seq in ipairs(seqs) do
     local m = tonumber(live[j] or '0')
-    if m > 0 and m * 8 < grow and m <= room - #R.ids and seq ~= target then
-      local t = take_live(P, R, seq)
-      if t and (not oldest or tonumber(t) < tonumber(oldest)) then oldest = t end
+    if taken < look and m > 0 and m * 8 < grow and m <= room - #R.ids and seq ~= target then
+      local ts = take_live(P, R, seq)
+      taken = taken + 1
+      if ts and (not oldest or tonumber(ts) < tonumber(oldest)) then oldest = ts end
     end
   end
   if #R.ids == 0 then return 0 end
-  local seq = write_rows(P, R, rb, oldest, stamp, into, n)
+  local seq = write_rows(P, R, rb, oldest or t, stamp, into, n)
   if seq ~= into then redis.call('HSET', P.meta, 'mergeseq', seq) end
   return #R.ids
 end

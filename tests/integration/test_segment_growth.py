@@ -153,3 +153,38 @@ def test_with_a_max_age_the_open_window_is_a_tenth_of_it_and_nothing_merges(redi
     assert q.evict_older_than(2.0, now=t0 + 2.05) == 2  # a and b (b at most a tenth of the max age early)
     assert q.evict_older_than(2.0, now=t0 + 2.6) == 1
     check_rows(q)
+
+
+def test_iter_pending_yields_each_item_once_while_merges_move_rows(redis_client: redis.Redis, namespace: str) -> None:
+    # (the reviewer's case: rows of segments already read moved into the merge segment, read later: 120 yielded twice)
+    k = QueueKeys(namespace)
+    layout, scorer = RankedQueue(redis_client, k, segment_rows=0), RankedQueue(redis_client, k)
+    for j in range(600):  # 600 one-row segments
+        layout.add([f"s{j}"], np.zeros(1), rows_of(np.array([j])))
+    scorer.add(["s10000"], np.zeros(1), rows_of(np.array([10_000])))  # a first merge: the merge segment exists
+    it = layout.iter_pending(chunk=1)
+    seen = list(next(it)[0])
+    for j in range(1, 60):  # enqueues (and merges) while the reader is part-way
+        scorer.add([f"s{10_000 + j}"], np.zeros(1), rows_of(np.array([10_000 + j])))
+    for ids, X in it:
+        seen += ids
+        np.testing.assert_array_equal(X, rows_of(np.array([int(i[1:]) for i in ids])))
+    assert len(seen) == len(set(seen))
+    assert {f"s{j}" for j in range(600)} <= set(seen)
+
+
+def test_a_write_past_the_cap_neither_appends_nor_merges(redis_client: redis.Redis, namespace: str) -> None:
+    # The labeling side promotes reservoir members and queues audit items past the cap; its settings may lack the
+    # scorer's max age, and a merge there gave young rows an old segment's time: the scorer then evicted them early.
+    k = QueueKeys(namespace)
+    scorer = RankedQueue(redis_client, k, pool=PoolLimits(100, 0, 60.0))
+    labeling = RankedQueue(redis_client, k, pool=PoolLimits(100))
+    t0 = scorer.now() - 100
+    scorer.add(["s0"], np.zeros(1), rows_of(np.array([0])), now=t0)  # 100 s old
+    scorer.add(["s1", "s2"], np.zeros(2), rows_of(np.array([1, 2])), now=t0 + 90)  # 10 s old
+    scorer.add(["s3"], np.zeros(1), rows_of(np.array([3])), now=t0 + 99)
+    labeling.add_past_cap(["s4"], np.zeros(1), rows_of(np.array([4])))  # (an audit item)
+    assert redis_client.hlen(k.segment_width) == 4
+    assert scorer.evict_older_than(60.0) == 1
+    assert sorted(i for i, _ in scorer.ranking()) == ["s1", "s2", "s3", "s4"]
+    check_rows(scorer)
