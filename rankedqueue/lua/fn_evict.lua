@@ -1,4 +1,5 @@
--- Fragment: defines call_chunks(), call_concat() and evict_many() of the capped pool (runs after fn_segment_ids and fn_forget_skips).
+-- Fragment: defines call_chunks(), call_concat(), segment_rows(), row_dead() and evict_many() of the capped pool (runs after
+-- fn_segment_ids and fn_forget_skips).
 -- evict_many() takes pending items out to make room: their rows die (as with kill_row()), their featloc
 -- entries are deleted, not left as tombstones, so the same ids sent again later are decided afresh;
 -- their metadata and skip records go with them (nothing of them stays behind). It works a batch at
@@ -37,6 +38,19 @@ local function row_name(k)
   return s
 end
 
+-- Rows segment seq holds, live or dead (its index blob's count), or nil if it is gone.
+local function segment_rows(P, seq)
+  local head = redis.call('GETRANGE', P.seg_prefix .. seq .. ':i', 0, 3)
+  if #head < 4 then return nil end
+  return (struct.unpack('<I4', head))
+end
+
+-- Whether row r (from 0) is marked in a segment's dead-row bitmap (its ':d' string, '' for none).
+local function row_dead(dead, r)
+  local b = string.byte(dead, math.floor(r / 8) + 1) or 0
+  return math.floor(b / 2 ^ (7 - r % 8)) % 2 == 1  -- (SETBIT 0 is the first byte's MSB)
+end
+
 local function drop_segment(P, seq)
   local p = P.seg_prefix
   redis.call('DEL', p .. seq .. ':f', p .. seq .. ':i', p .. seq .. ':d', p .. seq .. ':t')
@@ -55,17 +69,11 @@ end
 -- the segment is stale); its number and age stay.
 local function compact(P, seq, live)
   local p = P.seg_prefix
-  local head = redis.call('GETRANGE', p .. seq .. ':i', 0, 3)
-  if #head < 4 then return end
-  local n = struct.unpack('<I4', head)
-  if n < 4 or live * 8 > n * 7 then return end
+  local n = segment_rows(P, seq)
+  if not n or n < 4 or live * 8 > n * 7 then return end
   local dead = redis.call('GET', p .. seq .. ':d') or ''
   local last = n  -- rows last .. n - 1 are dead
-  while last > 0 do
-    local b = string.byte(dead, math.floor((last - 1) / 8) + 1) or 0
-    if math.floor(b / 2 ^ (7 - (last - 1) % 8)) % 2 == 0 then break end  -- (SETBIT 0 is the first byte's MSB)
-    last = last - 1
-  end
+  while last > 0 and row_dead(dead, last - 1) do last = last - 1 end
   local first = last  -- rows before first stay where they are
   if live * 8 <= last * 7 then first = redis.call('BITPOS', p .. seq .. ':d', 1) end
   if first < 0 or first >= n then return end

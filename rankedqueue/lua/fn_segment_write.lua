@@ -1,16 +1,10 @@
--- Fragment: defines the enqueue script's segment writes (runs after fn_evict, whose call_chunks() and drop_segment() it uses).
+-- Fragment: defines the enqueue script's segment writes (runs after fn_evict, whose call_chunks(), segment_rows(), row_dead()
+-- and drop_segment() it uses).
 -- write_rows() puts rows down: appended to an open segment, else as a new one. take_live() takes a sparse segment's live
 -- rows out of it, for write_rows() to put in a fuller one: without it, a pool whose labelers take the top and whose
 -- evictions take the bottom keeps a segment for every few mid-ranked items, and every segment costs its keys' memory and a
 -- re-rank's reads. A segment's time (seg_time) is that of its oldest row; its token (':t') changes with every write.
 -- R: the rows to write, as three lists: R.parts (the rows' bytes), R.lens (each id's length, uint16 LE), R.ids.
-
--- Rows a segment holds, live or dead (the index blob's count), or nil if it is gone.
-local function segment_rows(P, seq)
-  local head = redis.call('GETRANGE', P.seg_prefix .. seq .. ':i', 0, 3)
-  if #head < 4 then return nil end
-  return (struct.unpack('<I4', head))
-end
 
 -- Writes R (rows of rb bytes, enqueued at time t) at the end of segment `into`, which holds n rows, or in a new segment
 -- (into = nil); stamp: the server time, for the token. Returns the segment's number.
@@ -62,8 +56,7 @@ local function take_live(P, R, seq)
   for r = 0, n - 1 do
     local lo, hi = string.byte(blob, 5 + 2 * r, 6 + 2 * r)
     local len = lo + 256 * hi
-    local b = string.byte(dead, math.floor(r / 8) + 1) or 0
-    if math.floor(b / 2 ^ (7 - r % 8)) % 2 == 0 then  -- (SETBIT 0 is the first byte's MSB)
+    if not row_dead(dead, r) then
       R.parts[#R.parts + 1] = string.sub(rows, r * rb + 1, (r + 1) * rb)
       R.lens[#R.lens + 1] = string.sub(blob, 5 + 2 * r, 6 + 2 * r)
       R.ids[#R.ids + 1] = string.sub(blob, pos, pos + len - 1)

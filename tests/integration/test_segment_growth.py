@@ -14,6 +14,7 @@ import redis
 from activestream.rankedqueue import QueueKeys, RankedQueue
 from activestream.rankedqueue.keys import SEGMENT_OPEN_SECONDS, SEGMENT_ROWS
 from activestream.rankedqueue.pool import PoolLimits
+from tests.integration.test_pool import stored_rows
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +33,6 @@ def numbered(nums: np.ndarray) -> list[str]:
 def by_number(ids: object, X: np.ndarray) -> np.ndarray:
     """A re-rank's score, a function of the item's number read from its row, in [0, 1) as the stream's scores are."""
     return (X[:, 0].astype(np.float64) * 0.6180339887) % 1.0
-
-
-def stored_rows(q: RankedQueue) -> int:
-    """Rows whose segment is still stored, dead ones included."""
-    return sum(int.from_bytes((q.r.get(q.k.segment_ids(s.decode())) or bytes(4))[:4], "little") for s in q.r.hkeys(q.k.segment_live))
 
 
 def check_rows(q: RankedQueue) -> None:
